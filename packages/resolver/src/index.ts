@@ -1,0 +1,5 @@
+/**
+ * @mimi-discovery/resolver — not built yet: this package's public surface is empty until its issue
+ * lands (see the repository README's roadmap).
+ */
+export {};
