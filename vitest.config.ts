@@ -1,10 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
-  resolve: {
-    // Tests run against the TypeScript sources of every workspace package.
-    conditions: ['source'],
-  },
+  // Tests run against the TypeScript sources of every workspace package (the `source` export
+  // condition), so a test never sees a stale build.
+  resolve: { conditions: ['source', 'import', 'default'] },
+  ssr: { resolve: { conditions: ['source', 'import', 'default'], externalConditions: ['source'] } },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts', 'examples/**/*.test.ts'],
     testTimeout: 60_000,

@@ -45,3 +45,6 @@ export class DnssecError extends MimiError {}
 
 /** A zone's content that violates a rule the lookup depends on (e.g. no SOA at the origin). */
 export class ZoneError extends MimiError {}
+
+/** A domain name in presentation form that cannot be parsed (bad escape, label or name too long). */
+export class NameError extends MimiError {}

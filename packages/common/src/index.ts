@@ -12,6 +12,7 @@ export {
   SignedObjectError,
   DnssecError,
   ZoneError,
+  NameError,
 } from './errors.js';
 
 // records.ts
@@ -21,6 +22,7 @@ export {
   RR_TYPE_AUTHKEY,
   DNSSEC_ALGORITHM_ED25519,
   DS_DIGEST_SHA256,
+  record,
 } from './records.js';
 export type {
   KnownRRType,
@@ -47,6 +49,9 @@ export type {
   Message,
 } from './records.js';
 
+// bytes.ts
+export { compareBytes } from './bytes.js';
+
 // names.ts
 export {
   MAX_LABEL_OCTETS,
@@ -60,14 +65,176 @@ export {
   parentName,
   nameWireLength,
   compareNames,
+  parseLabels,
+  formatLabels,
+  formatLabel,
 } from './names.js';
 
 // csi.ts
+export {
+  MAX_CSI_INPUT_LENGTH,
+  MAX_E164_DIGITS,
+  DEFAULT_APEX,
+  parseCsi,
+  isCsi,
+  csiKind,
+  csiToName,
+  nameToCsi,
+  parseRange,
+  rangeOfZone,
+  csiInRange,
+  formatRange,
+} from './csi.js';
+export type { Csi, CsiKind, CsiErrorCode, Range } from './csi.js';
 
 // wire.ts
+export {
+  HEADER_OCTETS,
+  MAX_MESSAGE_OCTETS,
+  MAX_RECORDS_PER_MESSAGE,
+  MAX_COMPRESSION_POINTERS,
+  MAX_MAP_RDATA_OCTETS,
+  MAX_RDATA_OCTETS,
+  WIRE_ERROR_CODES,
+  typeToCode,
+  codeToType,
+  encodeName,
+  decodeName,
+  encodeRdata,
+  decodeRdata,
+  encodeRecord,
+  encodeMessage,
+  decodeMessage,
+} from './wire.js';
+export type { WireErrorCode } from './wire.js';
 
 // ed25519.ts, cbor.ts, signed.ts
+export {
+  ED25519_SECRET_KEY_OCTETS,
+  ED25519_PUBLIC_KEY_OCTETS,
+  ED25519_SIGNATURE_OCTETS,
+  MAX_CACHED_SIGNING_KEYS,
+  Ed25519Error,
+  portableEd25519,
+  nativeEd25519,
+  ed25519,
+  generateKeyPair,
+  keyPairFromSeed,
+  sign,
+  verify,
+} from './ed25519.js';
+export type { Ed25519KeyPair, Ed25519Backend } from './ed25519.js';
+export { MAX_SIGNED_OBJECT_OCTETS, MAX_CBOR_DEPTH, encodeCbor, decodeCbor } from './cbor.js';
+export type { CborValue, CborArray, CborMap } from './cbor.js';
+export {
+  SIGNING_CONTEXT,
+  SIGNED_OBJECT_VERSION,
+  SIGNING_LABELS,
+  MAX_CLOCK_SKEW_SECONDS,
+  MAX_CSI_OCTETS,
+  MAX_PROVIDER_OCTETS,
+  MAX_URI_OCTETS,
+  MAX_TAG_OCTETS,
+  MAX_MSPS_PER_MAPPING,
+  MAX_TAGS_PER_MSP,
+  signingInput,
+  createAttestation,
+  createMapping,
+  createRemoval,
+  createRevocation,
+  encodeAttestation,
+  decodeAttestation,
+  encodeMapping,
+  decodeMapping,
+  encodeRemoval,
+  decodeRemoval,
+  encodeRevocation,
+  decodeRevocation,
+  verifyAttestation,
+  verifyMapping,
+  verifyRemoval,
+  verifyRevocation,
+} from './signed.js';
+export type {
+  SigningLabel,
+  Attestation,
+  MspEntry,
+  Mapping,
+  Removal,
+  Revocation,
+  UnsignedAttestation,
+  UnsignedMapping,
+  UnsignedRemoval,
+  UnsignedRevocation,
+  AttestationFields,
+  MappingFields,
+  RemovalFields,
+  RevocationFields,
+  VerifyOptions,
+  VerifyFailure,
+  VerifyResult,
+} from './signed.js';
 
-// dnssec.ts, nsec.ts, nsec3.ts, trust-anchor.ts
+// dnssec.ts, nsec.ts, nsec3.ts, base32hex.ts, zone-signing.ts, presentation.ts, trust-anchor.ts
+export {
+  DNSKEY_FLAG_ZONE,
+  DNSKEY_FLAG_SEP,
+  DNSKEY_FLAG_REVOKE,
+  DNSKEY_PROTOCOL,
+  ZONE_KEY_FLAGS,
+  createZoneKey,
+  computeKeyTag,
+  dnskeyRecord,
+  computeDs,
+  dsRecord,
+  dsMatchesDnskey,
+  signRRset,
+  verifyRRset,
+  rrsigSignedData,
+} from './dnssec.js';
+export type {
+  ZoneKey,
+  CreateZoneKeyOptions,
+  SignatureValidity,
+  RrsetVerification,
+  RrsetVerificationFailure,
+} from './dnssec.js';
+export {
+  NXNAME_TYPE,
+  compactDenialForName,
+  compactDenialForType,
+  denialTtl,
+  immediateSuccessor,
+  sortTypes,
+} from './nsec.js';
+export {
+  NSEC3_HASH_SHA1,
+  NSEC3_FLAG_OPT_OUT,
+  NSEC3_PARAMETERS,
+  nsec3Hash,
+  buildNsec3Chain,
+} from './nsec3.js';
+export { encodeBase32Hex, decodeBase32Hex } from './base32hex.js';
+export { signZone } from './zone-signing.js';
+export type { SignZoneOptions } from './zone-signing.js';
+export {
+  formatRecord,
+  formatRdata,
+  formatZone,
+  presentationType,
+  absoluteName,
+  formatTime,
+} from './presentation.js';
+export {
+  createTrustAnchor,
+  formatTrustAnchor,
+  formatBindTrustAnchors,
+  parseTrustAnchor,
+} from './trust-anchor.js';
+export type { TrustAnchor, FormatTrustAnchorOptions } from './trust-anchor.js';
 
-// lookup.ts
+// zone.ts, lookup.ts
+export { createMemoryZone, namesBelowOrigin } from './zone.js';
+export type { ZoneNode, ZoneView, MemoryZone } from './zone.js';
+export { lookupZone, sameRRset } from './lookup.js';
+export type { LookupOutcome, LookupSections, LookupOptions, RRsetSigner } from './lookup.js';

@@ -207,6 +207,8 @@ export interface Edns {
   version: number;
   /** DNSSEC OK (RFC 3225). */
   dnssecOk: boolean;
+  /** Compact Answers OK (RFC 9824 §5: EDNS header flag bit 1): NXDOMAIN may be signalled. */
+  compactOk?: boolean;
   options: EdnsOption[];
 }
 
@@ -246,4 +248,18 @@ export interface Message {
   authorities: ResourceRecord[];
   additionals: ResourceRecord[];
   edns?: Edns;
+}
+
+/**
+ * Builds one record of class IN: `record('example.com', 'NS', 'ns1.example.com', 3600)`. The type
+ * parameter ties `data` to the record type, so a mismatch is a compile error.
+ */
+export function record<T extends ResourceRecord['type']>(
+  name: string,
+  type: T,
+  data: RecordOf<T>['data'],
+  ttl: number,
+): RecordOf<T> {
+  // The union cannot be narrowed by a generic `type`; the signature above ties data to type.
+  return { name, type, class: 'IN', ttl, data } as RecordOf<T>;
 }

@@ -1,0 +1,908 @@
+import { decodeCbor, encodeCbor, type CborMap } from './cbor.js';
+import {
+  ED25519_PUBLIC_KEY_OCTETS,
+  ED25519_SIGNATURE_OCTETS,
+  keyPairFromSeed,
+  sign,
+  verify,
+} from './ed25519.js';
+import { SignedObjectError } from './errors.js';
+
+/**
+ * The signed objects of design §4: Mapping (MAP RDATA), Attestation, Removal and Revocation.
+ * Each is a CBOR map in deterministic encoding (cbor.ts) whose `sig` is an Ed25519 signature
+ * (ed25519.ts) over `"MIMI-Discovery-v1/" || label || 0x00 || content`, where `content` is the
+ * deterministic CBOR of the object without `sig`. The label keeps a signature made for one
+ * purpose from passing for another, as MLS `SignWithLabel` (RFC 9420 §5.1.2) does.
+ *
+ * Worked example: a Removal `{v: 1, csi: "tel:+442079460018", key, seq: 1, iat}` is signed over
+ * `4d494d492d446973636f766572792d76312f` ("MIMI-Discovery-v1/") `72656d6f76616c` ("removal")
+ * `00` and the CBOR map of those five fields; the encoded Removal is that map with `sig` added.
+ * test/vectors/signed-objects.json holds complete examples from fixed keys.
+ *
+ * What this module checks, and what it leaves to the caller:
+ * - decoding is strict: exactly the fields of the type (`uri` is the only optional one), each
+ *   of its type and within the bounds below, `v` = 1; a failure names the field;
+ * - `csi` is only checked for shape (`tel:+…` or `mailto:…`, at most {@link MAX_CSI_OCTETS});
+ *   whether it is canonical is csi.ts's concern, and `options.csi` is compared as a string, so
+ *   the caller passes a canonical CSI;
+ * - verification checks signatures, labels, the CSI binding and validity times; it does not
+ *   check that a prover or CSIP key is authorized for the range (the caller holds the AUTHKEY
+ *   set and checks `att.prover` or `csip` against it), nor `seq` ordering, nor what a
+ *   Revocation's `before` revokes.
+ *
+ * Times are integer seconds since the epoch and always passed in (`now`); the module reads no
+ * clock.
+ */
+
+/** The context string that opens every signing input (design §4). */
+export const SIGNING_CONTEXT = 'MIMI-Discovery-v1/';
+/** The version every object carries in `v`. */
+export const SIGNED_OBJECT_VERSION = 1;
+/**
+ * How far a start time (`iat`, `nbf`) may lie ahead of `now` and still verify, for clocks that
+ * disagree a little. Expiry (`exp`) gets no such allowance: the signer chose it.
+ */
+export const MAX_CLOCK_SKEW_SECONDS = 300;
+/**
+ * Longest CSI in UTF-8 octets: `mailto:` (7) and an address of at most 256 octets, the path
+ * limit of RFC 5321 §4.5.3.1.3. A `tel:` CSI is far shorter (E.164: 15 digits).
+ */
+export const MAX_CSI_OCTETS = 263;
+/** Longest MSP `provider`: a domain name in presentation form (RFC 1035 §2.3.4). */
+export const MAX_PROVIDER_OCTETS = 253;
+/** Longest MSP `uri`. */
+export const MAX_URI_OCTETS = 512;
+/** Longest MSP tag. */
+export const MAX_TAG_OCTETS = 63;
+/** Most MSP entries in one Mapping. */
+export const MAX_MSPS_PER_MAPPING = 32;
+/** Most tags in one MSP entry. */
+export const MAX_TAGS_PER_MSP = 16;
+
+/** The signing labels (design §4), one per object type. */
+export const SIGNING_LABELS = Object.freeze([
+  'mapping',
+  'attestation',
+  'removal',
+  'revocation',
+] as const);
+/** A signing label. */
+export type SigningLabel = (typeof SIGNING_LABELS)[number];
+
+/** The ID prover's credential: the holder of `key` controls `csi` (design §4). */
+export interface Attestation {
+  readonly v: 1;
+  readonly csi: string;
+  /** The recipient's public key. */
+  readonly key: Uint8Array;
+  /** The prover's public key; the caller checks it is an AUTHKEY `prover` of the range. */
+  readonly prover: Uint8Array;
+  readonly nbf: number;
+  readonly exp: number;
+  /** The prover's signature under label `attestation`. */
+  readonly sig: Uint8Array;
+}
+
+/** One MSP that serves the CSI. */
+export interface MspEntry {
+  /** The MSP's domain. */
+  readonly provider: string;
+  readonly tags: readonly string[];
+  readonly uri?: string;
+}
+
+/** A signed mapping from a CSI to MSPs, the RDATA of a MAP record (design §4). */
+export interface Mapping {
+  readonly v: 1;
+  readonly csi: string;
+  /** May be empty. */
+  readonly msps: readonly MspEntry[];
+  /** The recipient's public key. */
+  readonly key: Uint8Array;
+  /** Grows per key. */
+  readonly seq: number;
+  readonly iat: number;
+  readonly exp: number;
+  /** The "new" bit. */
+  readonly new: boolean;
+  /** The attestation that binds `csi` to `key`, with its own signature. */
+  readonly att: Attestation;
+  /** The recipient's signature under label `mapping`. */
+  readonly sig: Uint8Array;
+}
+
+/** The recipient's withdrawal of its mappings up to `seq`. */
+export interface Removal {
+  readonly v: 1;
+  readonly csi: string;
+  readonly key: Uint8Array;
+  readonly seq: number;
+  readonly iat: number;
+  /** The recipient's signature under label `removal`. */
+  readonly sig: Uint8Array;
+}
+
+/** The CSI provider's revocation of mappings made before `before` (e.g. a recycled number). */
+export interface Revocation {
+  readonly v: 1;
+  readonly csi: string;
+  readonly before: number;
+  /** The CSIP's public key; the caller checks it is an AUTHKEY `csip` of the range. */
+  readonly csip: Uint8Array;
+  readonly iat: number;
+  /** The CSIP's signature under label `revocation`. */
+  readonly sig: Uint8Array;
+}
+
+/** An Attestation without its signature: what the prover signs. */
+export type UnsignedAttestation = Omit<Attestation, 'sig'>;
+/** A Mapping without its signature: what the recipient signs. */
+export type UnsignedMapping = Omit<Mapping, 'sig'>;
+/** A Removal without its signature. */
+export type UnsignedRemoval = Omit<Removal, 'sig'>;
+/** A Revocation without its signature. */
+export type UnsignedRevocation = Omit<Revocation, 'sig'>;
+
+/** Fields of {@link createAttestation}; `prover`, when given, must match the secret key. */
+export interface AttestationFields {
+  readonly csi: string;
+  readonly key: Uint8Array;
+  readonly nbf: number;
+  readonly exp: number;
+  readonly prover?: Uint8Array;
+}
+
+/** Fields of {@link createMapping}; `key`, when given, must match the secret key. */
+export interface MappingFields {
+  readonly csi: string;
+  readonly msps: readonly MspEntry[];
+  readonly seq: number;
+  readonly iat: number;
+  readonly exp: number;
+  readonly new: boolean;
+  readonly att: Attestation;
+  readonly key?: Uint8Array;
+}
+
+/** Fields of {@link createRemoval}; `key`, when given, must match the secret key. */
+export interface RemovalFields {
+  readonly csi: string;
+  readonly seq: number;
+  readonly iat: number;
+  readonly key?: Uint8Array;
+}
+
+/** Fields of {@link createRevocation}; `csip`, when given, must match the secret key. */
+export interface RevocationFields {
+  readonly csi: string;
+  readonly before: number;
+  readonly iat: number;
+  readonly csip?: Uint8Array;
+}
+
+/** Options of the verify functions. */
+export interface VerifyOptions {
+  /** The CSI the caller looked up, canonical; when given, the object must be for it. */
+  readonly csi?: string;
+  /** The current time in seconds since the epoch. */
+  readonly now: number;
+}
+
+/**
+ * Why a verification failed:
+ * - `malformed`: the bytes or object are not a well-formed object of the type;
+ * - `bad-signature`: a signature is not valid under its label;
+ * - `wrong-label`: a signature is valid, but under another label (made for another purpose);
+ * - `expired` / `not-yet-valid`: `now` is outside the validity times;
+ * - `csi-mismatch`: the object is for another CSI than expected, or a Mapping's attestation
+ *   binds another CSI or another key than the Mapping's.
+ */
+export type VerifyFailure =
+  'malformed' | 'bad-signature' | 'wrong-label' | 'expired' | 'not-yet-valid' | 'csi-mismatch';
+
+/** The outcome of a verification: the verified value, or why it failed. */
+export type VerifyResult<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly reason: VerifyFailure; readonly detail: string };
+
+type Failure = Extract<VerifyResult<never>, { ok: false }>;
+
+/**
+ * Whether an object arrives as bytes or from the program: bytes must hold exactly the fields
+ * of the type; an object may carry other properties (TypeScript allows them), which are ignored.
+ */
+type Strictness = 'exact' | 'lenient';
+
+const ATTESTATION_FIELDS = Object.freeze(['v', 'csi', 'key', 'prover', 'nbf', 'exp']);
+const MAPPING_FIELDS = Object.freeze([
+  'v',
+  'csi',
+  'msps',
+  'key',
+  'seq',
+  'iat',
+  'exp',
+  'new',
+  'att',
+]);
+const REMOVAL_FIELDS = Object.freeze(['v', 'csi', 'key', 'seq', 'iat']);
+const REVOCATION_FIELDS = Object.freeze(['v', 'csi', 'before', 'csip', 'iat']);
+const MSP_FIELDS = Object.freeze(['provider', 'tags']);
+const MSP_OPTIONAL_FIELDS = Object.freeze(['uri']);
+const NO_FIELDS: readonly string[] = Object.freeze([]);
+
+/** A map's entries by key, as read from CBOR or from a program's object. */
+type Fields = Readonly<Record<string, unknown>>;
+
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+// ---------------------------------------------------------------------------------------------
+// Signing input
+
+/**
+ * The bytes a signature covers: `SIGNING_CONTEXT || label || 0x00 || CBOR(object without sig)`.
+ * A `sig` property on `unsigned` is ignored. Throws {@link SignedObjectError} when `unsigned`
+ * is not a well-formed object of the label's type.
+ */
+export function signingInput(label: 'mapping', unsigned: UnsignedMapping): Uint8Array;
+export function signingInput(label: 'attestation', unsigned: UnsignedAttestation): Uint8Array;
+export function signingInput(label: 'removal', unsigned: UnsignedRemoval): Uint8Array;
+export function signingInput(label: 'revocation', unsigned: UnsignedRevocation): Uint8Array;
+export function signingInput(
+  label: SigningLabel,
+  unsigned: UnsignedMapping | UnsignedAttestation | UnsignedRemoval | UnsignedRevocation,
+): Uint8Array;
+export function signingInput(label: SigningLabel, unsigned: unknown): Uint8Array {
+  switch (label) {
+    case 'mapping':
+      return labelled(label, mappingContent(parseUnsignedMapping(unsigned, 'mapping')));
+    case 'attestation':
+      return labelled(label, attestationContent(parseUnsignedAttestation(unsigned, 'attestation')));
+    case 'removal':
+      return labelled(label, removalContent(parseUnsignedRemoval(unsigned, 'removal')));
+    case 'revocation':
+      return labelled(label, revocationContent(parseUnsignedRevocation(unsigned, 'revocation')));
+    default:
+      throw new SignedObjectError(
+        'ERR_SIGNED_OBJECT_LABEL',
+        `unknown signing label ${String(label)}`,
+      );
+  }
+}
+
+function labelled(label: SigningLabel, content: Uint8Array): Uint8Array {
+  const prefix = utf8.encode(`${SIGNING_CONTEXT}${label}\0`);
+  const out = new Uint8Array(prefix.length + content.length);
+  out.set(prefix, 0);
+  out.set(content, prefix.length);
+  return out;
+}
+
+function attestationContent(a: UnsignedAttestation): Uint8Array {
+  return encodeCbor(unsignedAttestationToCbor(a));
+}
+function mappingContent(m: UnsignedMapping): Uint8Array {
+  return encodeCbor(unsignedMappingToCbor(m));
+}
+function removalContent(r: UnsignedRemoval): Uint8Array {
+  return encodeCbor(unsignedRemovalToCbor(r));
+}
+function revocationContent(r: UnsignedRevocation): Uint8Array {
+  return encodeCbor(unsignedRevocationToCbor(r));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Create
+
+/**
+ * Creates and signs an Attestation with the prover's 32-octet seed; `prover` is derived from it.
+ * Throws {@link SignedObjectError}: `ERR_SIGNED_OBJECT_MALFORMED` for a field out of bounds,
+ * `ERR_SIGNED_OBJECT_KEY_MISMATCH` when `fields.prover` is not the seed's public key (and
+ * `Ed25519Error` for a seed that is not 32 octets).
+ */
+export function createAttestation(
+  fields: AttestationFields,
+  proverSecretKey: Uint8Array,
+): Attestation {
+  const prover = signerKey(proverSecretKey, fields.prover, 'attestation.prover');
+  const unsigned = parseUnsignedAttestation(
+    {
+      v: SIGNED_OBJECT_VERSION,
+      csi: fields.csi,
+      key: fields.key,
+      prover,
+      nbf: fields.nbf,
+      exp: fields.exp,
+    },
+    'attestation',
+  );
+  const sig = sign(labelled('attestation', attestationContent(unsigned)), proverSecretKey);
+  return checkedSize({ ...unsigned, sig }, attestationToCbor);
+}
+
+/**
+ * Creates and signs a Mapping with the recipient's 32-octet seed; `key` is derived from it.
+ * Throws {@link SignedObjectError}: `ERR_SIGNED_OBJECT_MALFORMED` for a field out of bounds,
+ * `ERR_SIGNED_OBJECT_KEY_MISMATCH` when `fields.key` is not the seed's public key,
+ * `ERR_SIGNED_OBJECT_BINDING_MISMATCH` when `att` is for another CSI or key, and
+ * `ERR_CBOR_TOO_LARGE` when the encoding would exceed `MAX_SIGNED_OBJECT_OCTETS`.
+ */
+export function createMapping(fields: MappingFields, recipientSecretKey: Uint8Array): Mapping {
+  const key = signerKey(recipientSecretKey, fields.key, 'mapping.key');
+  const unsigned = parseUnsignedMapping(
+    {
+      v: SIGNED_OBJECT_VERSION,
+      csi: fields.csi,
+      msps: fields.msps,
+      key,
+      seq: fields.seq,
+      iat: fields.iat,
+      exp: fields.exp,
+      new: fields.new,
+      att: fields.att,
+    },
+    'mapping',
+  );
+  if (unsigned.att.csi !== unsigned.csi || !equalBytes(unsigned.att.key, unsigned.key)) {
+    throw new SignedObjectError(
+      'ERR_SIGNED_OBJECT_BINDING_MISMATCH',
+      'mapping.att binds another CSI or key than the mapping',
+    );
+  }
+  const sig = sign(labelled('mapping', mappingContent(unsigned)), recipientSecretKey);
+  return checkedSize({ ...unsigned, sig }, mappingToCbor);
+}
+
+/**
+ * Creates and signs a Removal with the recipient's 32-octet seed; `key` is derived from it.
+ * Errors as {@link createAttestation}.
+ */
+export function createRemoval(fields: RemovalFields, recipientSecretKey: Uint8Array): Removal {
+  const key = signerKey(recipientSecretKey, fields.key, 'removal.key');
+  const unsigned = parseUnsignedRemoval(
+    { v: SIGNED_OBJECT_VERSION, csi: fields.csi, key, seq: fields.seq, iat: fields.iat },
+    'removal',
+  );
+  const sig = sign(labelled('removal', removalContent(unsigned)), recipientSecretKey);
+  return checkedSize({ ...unsigned, sig }, removalToCbor);
+}
+
+/**
+ * Creates and signs a Revocation with the CSIP's 32-octet seed; `csip` is derived from it.
+ * Errors as {@link createAttestation}.
+ */
+export function createRevocation(fields: RevocationFields, csipSecretKey: Uint8Array): Revocation {
+  const csip = signerKey(csipSecretKey, fields.csip, 'revocation.csip');
+  const unsigned = parseUnsignedRevocation(
+    { v: SIGNED_OBJECT_VERSION, csi: fields.csi, before: fields.before, csip, iat: fields.iat },
+    'revocation',
+  );
+  const sig = sign(labelled('revocation', revocationContent(unsigned)), csipSecretKey);
+  return checkedSize({ ...unsigned, sig }, revocationToCbor);
+}
+
+/** The public key of `secretKey`, which must equal `claimed` when that is given. */
+function signerKey(secretKey: Uint8Array, claimed: unknown, field: string): Uint8Array {
+  const { publicKey } = keyPairFromSeed(secretKey);
+  if (claimed !== undefined && !(claimed instanceof Uint8Array && equalBytes(claimed, publicKey))) {
+    throw new SignedObjectError(
+      'ERR_SIGNED_OBJECT_KEY_MISMATCH',
+      `${field} is not the public key of the secret key`,
+    );
+  }
+  return publicKey;
+}
+
+/** Returns `object` once its encoding is known to fit `MAX_SIGNED_OBJECT_OCTETS`. */
+function checkedSize<T>(object: T, toCbor: (object: T) => CborMap): T {
+  encodeCbor(toCbor(object));
+  return object;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encode and decode
+
+/** Encodes an Attestation; throws {@link SignedObjectError} if it is not well formed. */
+export function encodeAttestation(a: Attestation): Uint8Array {
+  return encodeCbor(attestationToCbor(parseAttestation(a, 'attestation', 'lenient')));
+}
+
+/** Decodes an Attestation strictly; throws {@link SignedObjectError} naming the faulty field. */
+export function decodeAttestation(bytes: Uint8Array): Attestation {
+  return parseAttestation(decodeCbor(bytes), 'attestation', 'exact');
+}
+
+/** Encodes a Mapping (MAP RDATA); throws {@link SignedObjectError} if it is not well formed. */
+export function encodeMapping(m: Mapping): Uint8Array {
+  return encodeCbor(mappingToCbor(parseMapping(m, 'mapping', 'lenient')));
+}
+
+/** Decodes a Mapping strictly; throws {@link SignedObjectError} naming the faulty field. */
+export function decodeMapping(bytes: Uint8Array): Mapping {
+  return parseMapping(decodeCbor(bytes), 'mapping', 'exact');
+}
+
+/** Encodes a Removal; throws {@link SignedObjectError} if it is not well formed. */
+export function encodeRemoval(r: Removal): Uint8Array {
+  return encodeCbor(removalToCbor(parseRemoval(r, 'removal', 'lenient')));
+}
+
+/** Decodes a Removal strictly; throws {@link SignedObjectError} naming the faulty field. */
+export function decodeRemoval(bytes: Uint8Array): Removal {
+  return parseRemoval(decodeCbor(bytes), 'removal', 'exact');
+}
+
+/** Encodes a Revocation; throws {@link SignedObjectError} if it is not well formed. */
+export function encodeRevocation(r: Revocation): Uint8Array {
+  return encodeCbor(revocationToCbor(parseRevocation(r, 'revocation', 'lenient')));
+}
+
+/** Decodes a Revocation strictly; throws {@link SignedObjectError} naming the faulty field. */
+export function decodeRevocation(bytes: Uint8Array): Revocation {
+  return parseRevocation(decodeCbor(bytes), 'revocation', 'exact');
+}
+
+function unsignedAttestationToCbor(a: UnsignedAttestation): CborMap {
+  return { v: a.v, csi: a.csi, key: a.key, prover: a.prover, nbf: a.nbf, exp: a.exp };
+}
+function attestationToCbor(a: Attestation): CborMap {
+  return { ...unsignedAttestationToCbor(a), sig: a.sig };
+}
+function mspToCbor(m: MspEntry): CborMap {
+  const entry = { provider: m.provider, tags: [...m.tags] };
+  return m.uri === undefined ? entry : { ...entry, uri: m.uri };
+}
+function unsignedMappingToCbor(m: UnsignedMapping): CborMap {
+  return {
+    v: m.v,
+    csi: m.csi,
+    msps: m.msps.map(mspToCbor),
+    key: m.key,
+    seq: m.seq,
+    iat: m.iat,
+    exp: m.exp,
+    new: m.new,
+    att: attestationToCbor(m.att),
+  };
+}
+function mappingToCbor(m: Mapping): CborMap {
+  return { ...unsignedMappingToCbor(m), sig: m.sig };
+}
+function unsignedRemovalToCbor(r: UnsignedRemoval): CborMap {
+  return { v: r.v, csi: r.csi, key: r.key, seq: r.seq, iat: r.iat };
+}
+function removalToCbor(r: Removal): CborMap {
+  return { ...unsignedRemovalToCbor(r), sig: r.sig };
+}
+function unsignedRevocationToCbor(r: UnsignedRevocation): CborMap {
+  return { v: r.v, csi: r.csi, before: r.before, csip: r.csip, iat: r.iat };
+}
+function revocationToCbor(r: Revocation): CborMap {
+  return { ...unsignedRevocationToCbor(r), sig: r.sig };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parse: from a decoded CBOR value or a program's object to a checked, freshly built object
+
+// Each type has three functions: `read…Fields` reads the fields (but `sig`) of a map whose key
+// set is already checked; `parseUnsigned…` reads a program's object without `sig` (a `sig` is
+// ignored); `parse…` reads a whole signed object, with exactly its fields when `strictness` is
+// exact. Nested maps (`att`, `msps` entries) are read with the same strictness.
+
+function readAttestationFields(r: Fields, path: string): UnsignedAttestation {
+  return {
+    v: readVersion(r, path),
+    csi: readCsi(r, path),
+    key: readKey(r, 'key', path),
+    prover: readKey(r, 'prover', path),
+    nbf: readUint(r, 'nbf', path),
+    exp: readUint(r, 'exp', path),
+  };
+}
+
+function parseUnsignedAttestation(value: unknown, path: string): UnsignedAttestation {
+  return readAttestationFields(readMap(value, path, ATTESTATION_FIELDS, 'lenient'), path);
+}
+
+function parseAttestation(value: unknown, path: string, strictness: Strictness): Attestation {
+  const r = readMap(value, path, [...ATTESTATION_FIELDS, 'sig'], strictness);
+  return { ...readAttestationFields(r, path), sig: readSig(r, path) };
+}
+
+function parseMsp(value: unknown, path: string, strictness: Strictness): MspEntry {
+  const r = readMap(value, path, MSP_FIELDS, strictness, MSP_OPTIONAL_FIELDS);
+  const tags = readArray(r, 'tags', path, MAX_TAGS_PER_MSP).map((tag, i) =>
+    readText(tag, `${path}.tags[${i}]`, MAX_TAG_OCTETS),
+  );
+  const entry = {
+    provider: readText(r['provider'], `${path}.provider`, MAX_PROVIDER_OCTETS),
+    tags,
+  };
+  return Object.hasOwn(r, 'uri') && (strictness === 'exact' || r['uri'] !== undefined)
+    ? { ...entry, uri: readText(r['uri'], `${path}.uri`, MAX_URI_OCTETS) }
+    : entry;
+}
+
+function readMappingFields(r: Fields, path: string, strictness: Strictness): UnsignedMapping {
+  return {
+    v: readVersion(r, path),
+    csi: readCsi(r, path),
+    msps: readArray(r, 'msps', path, MAX_MSPS_PER_MAPPING).map((msp, i) =>
+      parseMsp(msp, `${path}.msps[${i}]`, strictness),
+    ),
+    key: readKey(r, 'key', path),
+    seq: readUint(r, 'seq', path),
+    iat: readUint(r, 'iat', path),
+    exp: readUint(r, 'exp', path),
+    new: readBoolean(r, 'new', path),
+    att: parseAttestation(r['att'], `${path}.att`, strictness),
+  };
+}
+
+function parseUnsignedMapping(value: unknown, path: string): UnsignedMapping {
+  return readMappingFields(readMap(value, path, MAPPING_FIELDS, 'lenient'), path, 'lenient');
+}
+
+function parseMapping(value: unknown, path: string, strictness: Strictness): Mapping {
+  const r = readMap(value, path, [...MAPPING_FIELDS, 'sig'], strictness);
+  return { ...readMappingFields(r, path, strictness), sig: readSig(r, path) };
+}
+
+function readRemovalFields(r: Fields, path: string): UnsignedRemoval {
+  return {
+    v: readVersion(r, path),
+    csi: readCsi(r, path),
+    key: readKey(r, 'key', path),
+    seq: readUint(r, 'seq', path),
+    iat: readUint(r, 'iat', path),
+  };
+}
+
+function parseUnsignedRemoval(value: unknown, path: string): UnsignedRemoval {
+  return readRemovalFields(readMap(value, path, REMOVAL_FIELDS, 'lenient'), path);
+}
+
+function parseRemoval(value: unknown, path: string, strictness: Strictness): Removal {
+  const r = readMap(value, path, [...REMOVAL_FIELDS, 'sig'], strictness);
+  return { ...readRemovalFields(r, path), sig: readSig(r, path) };
+}
+
+function readRevocationFields(r: Fields, path: string): UnsignedRevocation {
+  return {
+    v: readVersion(r, path),
+    csi: readCsi(r, path),
+    before: readUint(r, 'before', path),
+    csip: readKey(r, 'csip', path),
+    iat: readUint(r, 'iat', path),
+  };
+}
+
+function parseUnsignedRevocation(value: unknown, path: string): UnsignedRevocation {
+  return readRevocationFields(readMap(value, path, REVOCATION_FIELDS, 'lenient'), path);
+}
+
+function parseRevocation(value: unknown, path: string, strictness: Strictness): Revocation {
+  const r = readMap(value, path, [...REVOCATION_FIELDS, 'sig'], strictness);
+  return { ...readRevocationFields(r, path), sig: readSig(r, path) };
+}
+
+function malformed(path: string, problem: string): never {
+  throw new SignedObjectError('ERR_SIGNED_OBJECT_MALFORMED', `${path} ${problem}`);
+}
+
+/**
+ * `value` as a map that has every key of `required` and, when `strictness` is exact, no key
+ * beyond `required` and `optional`.
+ */
+function readMap(
+  value: unknown,
+  path: string,
+  required: readonly string[],
+  strictness: Strictness,
+  optional: readonly string[] = NO_FIELDS,
+): Fields {
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    Array.isArray(value) ||
+    value instanceof Uint8Array
+  ) {
+    malformed(path, 'must be a map');
+  }
+  const record = value as Fields;
+  for (const key of required) {
+    if (!Object.hasOwn(record, key)) malformed(`${path}.${key}`, 'is missing');
+  }
+  if (strictness === 'exact') {
+    for (const key of Object.keys(record)) {
+      if (!required.includes(key) && !optional.includes(key)) {
+        malformed(`${path}.${key}`, 'is not a field of this object');
+      }
+    }
+  }
+  return record;
+}
+
+function readVersion(r: Fields, path: string): 1 {
+  if (r['v'] !== SIGNED_OBJECT_VERSION) malformed(`${path}.v`, `must be ${SIGNED_OBJECT_VERSION}`);
+  return SIGNED_OBJECT_VERSION;
+}
+
+/** A non-negative integer up to 2^53 - 1 (seconds, sequence numbers). */
+function readUint(r: Fields, key: string, path: string): number {
+  const value = r[key];
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    malformed(`${path}.${key}`, 'must be an integer from 0 to 2^53 - 1');
+  }
+  // -0 is an integer too; the encoding knows only 0.
+  return value === 0 ? 0 : value;
+}
+
+function readBoolean(r: Fields, key: string, path: string): boolean {
+  const value = r[key];
+  if (typeof value !== 'boolean') malformed(`${path}.${key}`, 'must be true or false');
+  return value;
+}
+
+function readBytes(value: unknown, path: string, octets: number): Uint8Array {
+  if (!(value instanceof Uint8Array) || value.length !== octets) {
+    malformed(path, `must be a byte string of ${octets} octets`);
+  }
+  return Uint8Array.from(value);
+}
+
+function readKey(r: Fields, key: string, path: string): Uint8Array {
+  return readBytes(r[key], `${path}.${key}`, ED25519_PUBLIC_KEY_OCTETS);
+}
+
+function readSig(r: Fields, path: string): Uint8Array {
+  return readBytes(r['sig'], `${path}.sig`, ED25519_SIGNATURE_OCTETS);
+}
+
+/** A non-empty text string of at most `maxOctets` octets of UTF-8. */
+function readText(value: unknown, path: string, maxOctets: number): string {
+  if (typeof value !== 'string') malformed(path, 'must be a text string');
+  const octets = utf8.encode(value);
+  // A string with a lone surrogate has no UTF-8 form: it would be signed as U+FFFD.
+  if (utf8Decoder.decode(octets) !== value) malformed(path, 'must be valid Unicode');
+  if (octets.length === 0 || octets.length > maxOctets) {
+    malformed(path, `must be 1 to ${maxOctets} octets of UTF-8`);
+  }
+  return value;
+}
+
+/** The shape of a canonical CSI; csi.ts decides whether it is canonical. */
+function readCsi(r: Fields, path: string): string {
+  const csi = readText(r['csi'], `${path}.csi`, MAX_CSI_OCTETS);
+  const shaped =
+    (csi.startsWith('tel:+') && csi.length > 5) || (csi.startsWith('mailto:') && csi.length > 7);
+  if (!shaped) malformed(`${path}.csi`, 'must start with "tel:+" or "mailto:"');
+  return csi;
+}
+
+function readArray(r: Fields, key: string, path: string, maxItems: number): readonly unknown[] {
+  const value = r[key];
+  if (!Array.isArray(value)) malformed(`${path}.${key}`, 'must be an array');
+  if (value.length > maxItems) malformed(`${path}.${key}`, `must have at most ${maxItems} items`);
+  return value as readonly unknown[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verify
+
+/**
+ * Verifies an Attestation (bytes or object). Checks, and reports the first failure in this
+ * order: well formed (`malformed`); `csi` equals `options.csi` when given (`csi-mismatch`); the
+ * signature by `prover` under label `attestation` (`bad-signature`, `wrong-label`);
+ * `nbf <= now + MAX_CLOCK_SKEW_SECONDS` (`not-yet-valid`); `now < exp` (`expired`).
+ * Does not check that `prover` is authorized for the range: the caller does, with the value.
+ * Never throws on any input; throws {@link SignedObjectError} `ERR_VERIFY_OPTIONS` when
+ * `options.now` is not a finite number (a fault of the caller).
+ */
+export function verifyAttestation(
+  input: Uint8Array | Attestation,
+  options: VerifyOptions,
+): VerifyResult<Attestation> {
+  checkOptions(options);
+  const parsed = parseInput(input, decodeAttestation, (v) =>
+    parseAttestation(v, 'attestation', 'lenient'),
+  );
+  if (!parsed.ok) return parsed;
+  const a = parsed.value;
+  return (
+    expectCsi(a.csi, options, 'attestation.csi') ??
+    checkSignature(
+      'attestation',
+      attestationContent(a),
+      a.sig,
+      a.prover,
+      'attestation.sig',
+      'prover',
+    ) ??
+    checkStart(a.nbf, options.now, 'attestation.nbf') ??
+    checkExpiry(a.exp, options.now, 'attestation.exp') ?? { ok: true, value: a }
+  );
+}
+
+/**
+ * Verifies a Mapping (bytes, e.g. MAP RDATA, or object). Checks, and reports the first failure
+ * in this order:
+ * 1. well formed (`malformed`);
+ * 2. `csi` equals `options.csi` when given; `att.csi` equals `csi`; `att.key` equals `key`
+ *    (all `csi-mismatch`: an attestation for another key does not bind this CSI to this key);
+ * 3. the attestation's signature by `att.prover` under label `attestation`, then the mapping's
+ *    signature by `key` under label `mapping` (`bad-signature`, `wrong-label`);
+ * 4. `iat <= now + MAX_CLOCK_SKEW_SECONDS`, `now < exp`, then the same for the attestation's
+ *    `nbf` and `exp` (`not-yet-valid`, `expired`).
+ * Does not check that `att.prover` is an authorized prover of the range: the caller does, with
+ * the value. Never throws on any input; throws {@link SignedObjectError} `ERR_VERIFY_OPTIONS`
+ * when `options.now` is not a finite number (a fault of the caller).
+ */
+export function verifyMapping(
+  input: Uint8Array | Mapping,
+  options: VerifyOptions,
+): VerifyResult<Mapping> {
+  checkOptions(options);
+  const parsed = parseInput(input, decodeMapping, (v) => parseMapping(v, 'mapping', 'lenient'));
+  if (!parsed.ok) return parsed;
+  const m = parsed.value;
+  const { now } = options;
+  return (
+    expectCsi(m.csi, options, 'mapping.csi') ??
+    checkBinding(m) ??
+    checkSignature(
+      'attestation',
+      attestationContent(m.att),
+      m.att.sig,
+      m.att.prover,
+      'mapping.att.sig',
+      'prover',
+    ) ??
+    checkSignature('mapping', mappingContent(m), m.sig, m.key, 'mapping.sig', 'key') ??
+    checkStart(m.iat, now, 'mapping.iat') ??
+    checkExpiry(m.exp, now, 'mapping.exp') ??
+    checkStart(m.att.nbf, now, 'mapping.att.nbf') ??
+    checkExpiry(m.att.exp, now, 'mapping.att.exp') ?? { ok: true, value: m }
+  );
+}
+
+/**
+ * Verifies a Removal (bytes or object): well formed; `csi` equals `options.csi` when given;
+ * the signature by `key` under label `removal`; `iat <= now + MAX_CLOCK_SKEW_SECONDS`. The first
+ * failure decides the reason. Whether `seq` covers a given mapping is the caller's check.
+ * Never throws on any input (`options` as {@link verifyMapping}).
+ */
+export function verifyRemoval(
+  input: Uint8Array | Removal,
+  options: VerifyOptions,
+): VerifyResult<Removal> {
+  checkOptions(options);
+  const parsed = parseInput(input, decodeRemoval, (v) => parseRemoval(v, 'removal', 'lenient'));
+  if (!parsed.ok) return parsed;
+  const r = parsed.value;
+  return (
+    expectCsi(r.csi, options, 'removal.csi') ??
+    checkSignature('removal', removalContent(r), r.sig, r.key, 'removal.sig', 'key') ??
+    checkStart(r.iat, options.now, 'removal.iat') ?? { ok: true, value: r }
+  );
+}
+
+/**
+ * Verifies a Revocation (bytes or object): well formed; `csi` equals `options.csi` when given;
+ * the signature by `csip` under label `revocation`; `iat <= now + MAX_CLOCK_SKEW_SECONDS`. The
+ * first failure decides the reason. Whether `csip` is an authorized CSIP of the range, and which
+ * mappings `before` revokes, are the caller's checks. Never throws on any input (`options` as
+ * {@link verifyMapping}).
+ */
+export function verifyRevocation(
+  input: Uint8Array | Revocation,
+  options: VerifyOptions,
+): VerifyResult<Revocation> {
+  checkOptions(options);
+  const parsed = parseInput(input, decodeRevocation, (v) =>
+    parseRevocation(v, 'revocation', 'lenient'),
+  );
+  if (!parsed.ok) return parsed;
+  const r = parsed.value;
+  return (
+    expectCsi(r.csi, options, 'revocation.csi') ??
+    checkSignature('revocation', revocationContent(r), r.sig, r.csip, 'revocation.sig', 'csip') ??
+    checkStart(r.iat, options.now, 'revocation.iat') ?? { ok: true, value: r }
+  );
+}
+
+function checkOptions(options: VerifyOptions): void {
+  const { now, csi } = (options ?? {}) as Partial<VerifyOptions>;
+  if (typeof now !== 'number' || !Number.isFinite(now)) {
+    throw new SignedObjectError(
+      'ERR_VERIFY_OPTIONS',
+      'options.now must be a finite number of seconds',
+    );
+  }
+  if (csi !== undefined && typeof csi !== 'string') {
+    throw new SignedObjectError('ERR_VERIFY_OPTIONS', 'options.csi must be a string when given');
+  }
+}
+
+/** Decodes bytes or checks an object; a malformed input is a failure, not an exception. */
+function parseInput<T>(
+  input: unknown,
+  decodeBytes: (bytes: Uint8Array) => T,
+  parseObject: (value: unknown) => T,
+): VerifyResult<T> {
+  try {
+    return {
+      ok: true,
+      value: input instanceof Uint8Array ? decodeBytes(input) : parseObject(input),
+    };
+  } catch (error) {
+    if (error instanceof SignedObjectError) return failure('malformed', error.message);
+    throw error;
+  }
+}
+
+/** A mapping's attestation must bind the mapping's CSI to the mapping's key. */
+function checkBinding(m: Mapping): Failure | undefined {
+  if (m.att.csi !== m.csi) {
+    return failure('csi-mismatch', 'mapping.att.csi differs from mapping.csi');
+  }
+  if (!equalBytes(m.att.key, m.key)) {
+    return failure(
+      'csi-mismatch',
+      'mapping.att.key differs from mapping.key: the attestation binds the CSI to another key',
+    );
+  }
+  return undefined;
+}
+
+function failure(reason: VerifyFailure, detail: string): Failure {
+  return { ok: false, reason, detail };
+}
+
+function expectCsi(csi: string, options: VerifyOptions, field: string): Failure | undefined {
+  return options.csi !== undefined && csi !== options.csi
+    ? failure('csi-mismatch', `${field} is not the CSI looked up`)
+    : undefined;
+}
+
+/**
+ * `bad-signature` unless `signature` is valid under `label`; `wrong-label` when it is valid
+ * under another label instead, i.e. it was made for another purpose.
+ */
+function checkSignature(
+  label: SigningLabel,
+  content: Uint8Array,
+  signature: Uint8Array,
+  publicKey: Uint8Array,
+  field: string,
+  keyField: string,
+): Failure | undefined {
+  if (verify(signature, labelled(label, content), publicKey)) return undefined;
+  const other = SIGNING_LABELS.find(
+    (l) => l !== label && verify(signature, labelled(l, content), publicKey),
+  );
+  return other === undefined
+    ? failure('bad-signature', `${field} is not a signature by ${keyField} under label "${label}"`)
+    : failure('wrong-label', `${field} was made under label "${other}", not "${label}"`);
+}
+
+function checkStart(start: number, now: number, field: string): Failure | undefined {
+  return start <= now + MAX_CLOCK_SKEW_SECONDS
+    ? undefined
+    : failure(
+        'not-yet-valid',
+        `${field} ${start} is after now (${now}) plus the allowed clock skew`,
+      );
+}
+
+function checkExpiry(exp: number, now: number, field: string): Failure | undefined {
+  return now < exp ? undefined : failure('expired', `${field} ${exp} is not after now (${now})`);
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

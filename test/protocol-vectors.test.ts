@@ -1,0 +1,262 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  createAttestation,
+  createMapping,
+  createMemoryZone,
+  createRemoval,
+  createRevocation,
+  createZoneKey,
+  csiToName,
+  dsRecord,
+  encodeAttestation,
+  encodeMapping,
+  encodeMessage,
+  encodeRdata,
+  encodeRemoval,
+  encodeRevocation,
+  formatRecord,
+  keyPairFromSeed,
+  lookupZone,
+  parseCsi,
+  parseRange,
+  signingInput,
+  signRRset,
+  signZone,
+  type Message,
+  type RecordOf,
+  type ResourceRecord,
+  record,
+} from '@mimi-discovery/common';
+
+// Generates §7 of docs/protocol.md from fixed keys and checks that the document matches.
+// To rewrite the section after an intended change: MIMI_REGENERATE_VECTORS=1 npx vitest run
+// test/protocol-vectors.test.ts
+const DOC = join(import.meta.dirname, '..', 'docs', 'protocol.md');
+const BEGIN = '<!-- vectors:begin -->';
+const END = '<!-- vectors:end -->';
+
+const seed = (byte: number): Uint8Array => new Uint8Array(32).fill(byte);
+const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+const T0 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+function block(lines: string[]): string {
+  return ['```', ...lines, '```'].join('\n');
+}
+
+/** Wraps long hex at 96 characters so the document stays readable. */
+function wrapped(label: string, value: string): string[] {
+  const chunks = value.match(/.{1,96}/g) ?? [''];
+  return [`${label}:`, ...chunks.map((c) => `  ${c}`)];
+}
+
+function generate(): string {
+  const recipient = keyPairFromSeed(seed(1));
+  const prover = keyPairFromSeed(seed(2));
+  const csip = keyPairFromSeed(seed(3));
+  const out: string[] = [];
+
+  out.push(
+    'Keys are Ed25519 seeds (RFC 8032 private keys) of 32 equal octets: recipient `01…01`,',
+    'prover `02…02`, CSIP `03…03`, zone key of `4.4.e164.mimi.arpa` `07…07`. Times: `T0` =',
+    `${T0} (2026-01-01T00:00:00Z). Byte strings are hex.`,
+    '',
+    '### 7.1 Names',
+    '',
+  );
+  const inputs = [
+    '+44 (0)20 7946 0018',
+    '0044 20 7946 0018',
+    'Alice@Example.COM',
+    'user@Bücher.de',
+  ];
+  const names: string[] = [];
+  for (const input of inputs) {
+    const csi = parseCsi(input);
+    names.push(`${JSON.stringify(input)} → ${csi}`, `  ${csiToName(csi)}`);
+  }
+  for (const range of ['+44', '+1', '@example.com', 'com']) {
+    names.push(`range ${range} → ${parseRange(range).zone}`);
+  }
+  out.push(block(names), '', '### 7.2 Signed objects', '');
+
+  const csi = parseCsi('+442079460018');
+  const att = createAttestation(
+    { csi, key: recipient.publicKey, nbf: T0, exp: T0 + 365 * 86_400 },
+    prover.secretKey,
+  );
+  const mapping = createMapping(
+    {
+      csi,
+      msps: [
+        { provider: 'chat.example', tags: ['primary'] },
+        { provider: 'msg.example', tags: [], uri: 'im:alice@msg.example' },
+      ],
+      seq: 1,
+      iat: T0,
+      exp: T0 + 30 * 86_400,
+      new: false,
+      att,
+    },
+    recipient.secretKey,
+  );
+  const removal = createRemoval({ csi, seq: 2, iat: T0 + 86_400 }, recipient.secretKey);
+  const revocation = createRevocation(
+    { csi, before: T0 + 86_400, iat: T0 + 86_400 },
+    csip.secretKey,
+  );
+  const { sig: attSig, ...attUnsigned } = att;
+  const { sig: mapSig, ...mapUnsigned } = mapping;
+  const { sig: remSig, ...remUnsigned } = removal;
+  const { sig: revSig, ...revUnsigned } = revocation;
+  const objects = [
+    [
+      'Attestation (prover 02…02, nbf T0, exp T0 + 365 days)',
+      signingInput('attestation', attUnsigned),
+      attSig,
+      encodeAttestation(att),
+    ],
+    [
+      'Mapping (recipient 01…01, seq 1, iat T0, exp T0 + 30 days, two MSPs)',
+      signingInput('mapping', mapUnsigned),
+      mapSig,
+      encodeMapping(mapping),
+    ],
+    [
+      'Removal (seq 2, iat T0 + 1 day)',
+      signingInput('removal', remUnsigned),
+      remSig,
+      encodeRemoval(removal),
+    ],
+    [
+      'Revocation (CSIP 03…03, before = iat = T0 + 1 day)',
+      signingInput('revocation', revUnsigned),
+      revSig,
+      encodeRevocation(revocation),
+    ],
+  ] as const;
+  for (const [title, input, sig, encoded] of objects) {
+    out.push(
+      `${title}, CSI \`${csi}\`:`,
+      '',
+      block([
+        ...wrapped('signing input', hex(input)),
+        ...wrapped('sig', hex(sig)),
+        ...wrapped('encoded', hex(encoded)),
+      ]),
+      '',
+    );
+  }
+
+  out.push('### 7.3 Records and DNSSEC', '');
+  const origin = '4.4.e164.mimi.arpa';
+  const zoneKey = createZoneKey(origin, { seed: seed(7) });
+  const mapName = csiToName(csi);
+  const validity = { inception: T0, expiration: T0 + 14 * 86_400 };
+  const rr = <T extends ResourceRecord['type']>(
+    name: string,
+    type: T,
+    data: RecordOf<T>['data'],
+    ttl = 3600,
+  ): ResourceRecord => record(name, type, data, ttl);
+  const records: ResourceRecord[] = [
+    rr(origin, 'SOA', {
+      mname: 'ns1.dp.example',
+      rname: 'hostmaster.dp.example',
+      serial: 1,
+      refresh: 3600,
+      retry: 600,
+      expire: 604800,
+      minimum: 300,
+    }),
+    rr(origin, 'NS', 'ns1.dp.example'),
+    rr(origin, 'AUTHKEY', {
+      role: 'prover',
+      algorithm: 15,
+      notAfter: T0 + 365 * 86_400,
+      publicKey: prover.publicKey,
+    }),
+    rr(mapName, 'MAP', encodeMapping(mapping), 300),
+    rr(mapName, 'MAPREF', 'msp-dp.example.com.email.mimi.arpa', 300),
+    rr('_dns.ns1.7.4.4.e164.mimi.arpa', 'SVCB', {
+      priority: 1,
+      target: 'ns1.7.4.4.e164.mimi.arpa',
+      params: { alpn: ['h2'], port: 8443, dohpath: '/dns-query{?dns}' },
+    }),
+  ];
+  // RFC 3597 generic lines (`\\# len hex`) already show the RDATA; others get it below.
+  const show = (r: ResourceRecord): string[] => {
+    const text = formatRecord(r);
+    return text.includes('\\#') ? [text] : [text, ...wrapped('  rdata', hex(encodeRdata(r)))];
+  };
+  const lines: string[] = [];
+  for (const r of [...records.slice(2, 3), ...records.slice(4)]) lines.push(...show(r));
+  lines.push(...show(dsRecord(zoneKey, 3600)));
+  lines.push(`key tag ${zoneKey.keyTag}`);
+  const mapRRset = records.filter((r) => r.type === 'MAP');
+  lines.push(...show(signRRset(mapRRset, zoneKey, validity)));
+  out.push(block(lines), '');
+
+  out.push('### 7.4 Lookup responses', '');
+  const zone = createMemoryZone(origin, signZone(origin, records, zoneKey, validity));
+  const sign = (rrset: readonly ResourceRecord[]): RecordOf<'RRSIG'> =>
+    signRRset([...rrset], zoneKey, validity);
+  const responses: string[] = [];
+  for (const [name, type] of [
+    [mapName, 'MAP'],
+    ['1.1.1.1.6.4.9.7.0.2.4.4.e164.mimi.arpa', 'MAP'],
+  ] as const) {
+    const outcome = lookupZone(zone, { name, type, class: 'IN' }, { dnssecOk: true, sign });
+    if (outcome.kind === 'refused') throw new Error('unexpected refusal');
+    const response: Message = {
+      id: 0,
+      flags: {
+        qr: true,
+        opcode: 0,
+        aa: true,
+        tc: false,
+        rd: false,
+        ra: false,
+        z: false,
+        ad: false,
+        cd: false,
+      },
+      rcode: 'NOERROR',
+      questions: [{ name, type, class: 'IN' }],
+      answers: outcome.answers,
+      authorities: outcome.authorities,
+      additionals: outcome.additionals,
+      edns: { udpPayloadSize: 1232, extendedRcode: 0, version: 0, dnssecOk: true, options: [] },
+    };
+    const sections = [outcome.answers, outcome.authorities, outcome.additionals].map((records) =>
+      records.map((r) => (r.type === 'RRSIG' ? `RRSIG(${r.data.typeCovered})` : r.type)).join(' '),
+    );
+    responses.push(
+      `${name} ${type} → ${outcome.kind}`,
+      `  answer: ${sections[0] || '-'}; authority: ${sections[1] || '-'}; additional: ${sections[2] || '-'}`,
+    );
+    responses.push(...wrapped('  message', hex(encodeMessage(response))), '');
+  }
+  out.push(block(responses.slice(0, -1)));
+  return out.join('\n');
+}
+
+describe('docs/protocol.md test vectors', () => {
+  it('match what the code produces from the fixed keys', () => {
+    const doc = readFileSync(DOC, 'utf8');
+    const start = doc.indexOf(BEGIN);
+    const end = doc.indexOf(END);
+    expect(start, 'vector markers in docs/protocol.md').toBeGreaterThan(0);
+    const current = doc.slice(start + BEGIN.length, end).trim();
+    const generated = generate();
+    if (process.env['MIMI_REGENERATE_VECTORS'] === '1') {
+      writeFileSync(
+        DOC,
+        `${doc.slice(0, start + BEGIN.length)}\n\n${generated}\n\n${doc.slice(end)}`,
+      );
+      return;
+    }
+    expect(current).toBe(generated);
+  });
+});
