@@ -238,3 +238,11 @@ export { createMemoryZone, namesBelowOrigin } from './zone.js';
 export type { ZoneNode, ZoneView, MemoryZone } from './zone.js';
 export { lookupZone, sameRRset } from './lookup.js';
 export type { LookupOutcome, LookupSections, LookupOptions, RRsetSigner } from './lookup.js';
+
+// log.ts
+export { createLogger, silentLogger, redactPair } from './log.js';
+export type { Logger, LogLevel, LogFields, LoggerOptions } from './log.js';
+
+// transports: dns-server.ts, dns-client.ts, tls.ts
+
+// zone-file.ts, config.ts, metrics.ts, admin.ts
