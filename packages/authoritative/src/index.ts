@@ -1,5 +1,124 @@
 /**
- * @mimi-discovery/authoritative — not built yet: this package's public surface is empty until its issue
- * lands (see the repository README's roadmap).
+ * @mimi-discovery/authoritative — a Discovery Provider: the zone store (LMDB by default, memory
+ * for ephemeral servers and tests), its signer, the answering path and zone export. This file is
+ * the package's whole public surface; each section belongs to one module.
  */
-export {};
+
+// store.ts
+export { StoreError } from './store.js';
+export type {
+  DiscoveryStore,
+  RRsetChange,
+  ApplyResult,
+  ZoneInit,
+  AuthkeyEntry,
+  ZoneInfo,
+  StoreErrorCode,
+} from './store.js';
+
+// zone-signer.ts, zone-changes.ts
+export {
+  DEFAULT_SIGNATURE_VALIDITY,
+  INCEPTION_BACKDATE_SECONDS,
+  DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
+  DEFAULT_SOA_TIMERS,
+  DEFAULT_APEX_TTL,
+} from './zone-signer.js';
+export type { SignatureValidityPolicy } from './zone-signer.js';
+export { MAX_CHANGES_PER_APPLY, MAX_RECORDS_PER_RRSET, CHANGEABLE_TYPES } from './zone-changes.js';
+
+// memory-store.ts, lmdb-store.ts
+export { createMemoryStore } from './memory-store.js';
+export type { MemoryStoreOptions } from './memory-store.js';
+export { openLmdbStore } from './lmdb-store.js';
+export type { LmdbStoreOptions } from './lmdb-store.js';
+
+// answer.ts
+export {
+  createAnswerer,
+  ONLINE_SIGNATURE_VALIDITY_SECONDS,
+  DENIAL_CACHE_ENTRIES,
+} from './answer.js';
+export type { AnswererOptions } from './answer.js';
+
+// zone-export.ts
+export { exportZone } from './zone-export.js';
+export type { ExportZoneOptions } from './zone-export.js';
+
+// registration
+export { REGISTRATION_ERRORS, RegistrationError } from './registration-error.js';
+export type { RegistrationErrorCode, RegistrationErrorOptions } from './registration-error.js';
+export {
+  MAX_MAP_TTL_SECONDS,
+  MAPREF_TTL_SECONDS,
+  ATTESTATION_VALIDITY_SECONDS,
+  MAX_MAPPINGS_PER_CSI,
+  MAX_MAP_RRSET_OCTETS,
+  MAX_MAPREFS_PER_CSI,
+  MAX_TOMBSTONES,
+  MAX_REPLAY_ENTRIES,
+  createRegistrar,
+} from './registration.js';
+export type {
+  Registrar,
+  RegistrarOptions,
+  RegistrarLimits,
+  ProveResult,
+  ConfirmResult,
+  PublishResult,
+  RevokeResult,
+} from './registration.js';
+export {
+  MAX_BODY_OCTETS,
+  HEADERS_TIMEOUT_MS,
+  BODY_TIMEOUT_MS,
+  MAX_HEADER_OCTETS,
+  startRegistrationApi,
+} from './registration-api.js';
+export type {
+  RegistrationApi,
+  RegistrationApiOptions,
+  RegistrationApiComponents,
+  Scheduler,
+} from './registration-api.js';
+export {
+  CHANNEL_TIMEOUT_MS,
+  ChannelError,
+  selectChannel,
+  createOutboxChannel,
+  createSmtpChannel,
+  createWebhookChannel,
+} from './channels.js';
+export type {
+  CodeChannel,
+  CodeChannels,
+  CodeMessage,
+  SmtpChannelOptions,
+  WebhookChannelOptions,
+} from './channels.js';
+export { CODE_TTL_SECONDS, CODE_DIGITS, MAX_PENDING_CODES, createCodeTable } from './codes.js';
+export type { CodeTable, CodeTableOptions, CodeCheck } from './codes.js';
+export {
+  SENDS_PER_CSI_PER_HOUR,
+  REQUESTS_PER_CLIENT_PER_MINUTE,
+  MAX_ATTEMPTS_PER_CODE,
+  MAX_RATE_LIMIT_KEYS,
+  createTokenBuckets,
+  clientKeyOf,
+} from './rate-limit.js';
+export type { TokenBuckets, TokenBucketOptions, TakeResult } from './rate-limit.js';
+
+// server.ts, delegation.ts
+export { startProvider, storeDirectory, RESIGN_INTERVAL_MS } from './server.js';
+export type { RunningProvider, ProviderComponents } from './server.js';
+export {
+  delegate,
+  undelegate,
+  listDelegations,
+  delegationChanges,
+  DelegationError,
+  DELEGATION_TTL,
+  MAX_NAMESERVERS_PER_DELEGATION,
+  DEFAULT_DOH_PATH_TEMPLATE,
+} from './delegation.js';
+export type { DelegationSpec, NameserverSpec } from './delegation.js';

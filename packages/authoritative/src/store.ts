@@ -1,9 +1,10 @@
-import type {
-  Ed25519KeyPair,
-  ResourceRecord,
-  RRType,
-  ZoneKey,
-  ZoneView,
+import {
+  MimiError,
+  type Ed25519KeyPair,
+  type ResourceRecord,
+  type RRType,
+  type ZoneKey,
+  type ZoneView,
 } from '@mimi-discovery/common';
 
 /**
@@ -13,14 +14,23 @@ import type {
  * (`memory-store.ts`, for ephemeral servers and tests). One shared test battery runs against both.
  *
  * Every write resolves only after it is durable (LMDB: its commit flushed to disk), applies
- * atomically, re-signs what it changed and increases the zone's SOA serial by at least one.
+ * atomically, re-signs what it changed and increases the zone's SOA serial by at least one. A
+ * write that fails rejects with a {@link StoreError} and changes nothing.
+ *
+ * Names given to the store may be in any case, with or without the trailing dot; the store keeps
+ * owner names in canonical form (RFC 4034 §6.2: lowercase, no trailing dot).
  */
 export interface DiscoveryStore {
   /** Origins of the zones this store holds, canonical (lowercase, no trailing dot). */
   listZones(): string[];
-  /** Creates a zone: SOA, NS, DNSKEY (a new combined zone key) and the apex AUTHKEY records. */
+  /**
+   * Creates a zone: SOA (serial 1), NS, DNSKEY (a new combined zone key) and the apex AUTHKEY
+   * records (this DP's prover key and `init.authkeys`), all signed. Rejects with
+   * `ERR_STORE_ZONE_EXISTS` when the store already holds the origin, `ERR_STORE_BAD_ZONE` for
+   * invalid settings.
+   */
   addZone(init: ZoneInit): Promise<ZoneInfo>;
-  /** Deletes a zone and its key. */
+  /** Deletes a zone and its key. Rejects with `ERR_STORE_NO_ZONE` when there is no such zone. */
   removeZone(origin: string): Promise<void>;
   /** The zone's settings and key facts, or undefined when the store has no such zone. */
   zoneInfo(origin: string): ZoneInfo | undefined;
@@ -32,22 +42,37 @@ export interface DiscoveryStore {
   zoneKey(origin: string): ZoneKey | undefined;
   /** The DP's prover key: signs attestations; listed as AUTHKEY `prover` at every apex. */
   proverKey(): Ed25519KeyPair;
-  /** The records of one RRset (no RRSIGs), empty when absent. */
+  /**
+   * The records of one RRset (no RRSIGs), empty when absent. Throws `ERR_STORE_NO_ZONE` for an
+   * unknown zone and `ERR_STORE_OUT_OF_ZONE` for a name outside it.
+   */
   readRRset(origin: string, name: string, type: RRType): ResourceRecord[];
-  /** Every record of the zone, RRSIGs included (for export and transfer). */
+  /**
+   * Every record of the zone, RRSIGs included (for export and transfer), in canonical order
+   * (RFC 4034 §6.1), each RRset followed by its RRSIG. Throws `ERR_STORE_NO_ZONE` for an
+   * unknown zone.
+   */
   readZone(origin: string): ResourceRecord[];
   /**
    * Applies changes to one zone atomically: each change replaces or deletes one RRset. Signs the
    * changed RRsets, bumps the SOA serial once, and resolves after the commit is durable.
    */
   apply(origin: string, changes: readonly RRsetChange[]): Promise<ApplyResult>;
-  /** Re-signs every RRset whose RRSIG expires before `before` (seconds); returns how many. */
-  resign(before: number): Promise<number>;
-  /** Flushes and closes; later calls fail. */
+  /**
+   * Re-signs every RRset whose RRSIG expires before `before` (seconds; default: now plus the
+   * store's refresh margin) and bumps the serial of each zone it touched; returns how many
+   * RRsets it re-signed.
+   */
+  resign(before?: number): Promise<number>;
+  /** Flushes and closes; later calls fail with `ERR_STORE_CLOSED`. */
   close(): Promise<void>;
 }
 
-/** One change to one RRset of a zone. */
+/**
+ * One change to one RRset of a zone. Allowed types: NS (the apex NS RRset, or a delegation), DS
+ * (at a delegation), A, AAAA and SVCB (glue, `_dns` endpoints), TXT, MAP, MAPREF and AUTHKEY (at
+ * the apex). SOA, DNSKEY, RRSIG, NSEC, NSEC3 and NSEC3PARAM are the store's own.
+ */
 export type RRsetChange =
   | { op: 'put'; name: string; type: RRType; records: ResourceRecord[] }
   | { op: 'delete'; name: string; type: RRType };
@@ -91,4 +116,34 @@ export interface ZoneInfo {
   keyTag: number;
   /** The zone's DNSKEY public key. */
   publicKey: Uint8Array;
+}
+
+/** Stable codes of {@link StoreError}. */
+export type StoreErrorCode =
+  /** No zone with that origin in this store. */
+  | 'ERR_STORE_NO_ZONE'
+  /** `addZone` for an origin the store already holds. */
+  | 'ERR_STORE_ZONE_EXISTS'
+  /** Invalid zone settings (`addZone`). */
+  | 'ERR_STORE_BAD_ZONE'
+  /** A name outside the zone it was given for. */
+  | 'ERR_STORE_OUT_OF_ZONE'
+  /** A change the store does not accept (type, owner, records, or the zone's structure). */
+  | 'ERR_STORE_BAD_CHANGE'
+  /** The store was closed. */
+  | 'ERR_STORE_CLOSED'
+  /** The data directory holds a different prover key than the one configured. */
+  | 'ERR_STORE_PROVER_KEY'
+  /** Stored data that does not decode (a damaged or foreign data directory). */
+  | 'ERR_STORE_CORRUPT'
+  /** The data directory cannot be opened or written. */
+  | 'ERR_STORE_IO';
+
+/** A fault of a {@link DiscoveryStore}: bad input (nothing was changed) or a storage failure. */
+export class StoreError extends MimiError {
+  declare readonly code: StoreErrorCode;
+
+  constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
 }

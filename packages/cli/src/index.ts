@@ -1,5 +1,13 @@
 /**
- * @mimi-discovery/cli — not built yet: this package's public surface is empty until its issue
- * lands (see the repository README's roadmap).
+ * @mimi-discovery/cli — the `mimi-discovery` command (bin: `dist/main.js`), and the same
+ * command line as a function for tests and embedding. This file is the package's whole public
+ * surface.
  */
-export {};
+
+// cli.ts, context.ts
+export { runCli } from './cli.js';
+export type { CliContext, CliResult } from './context.js';
+
+// errors.ts
+export { EXIT_CODES, CliError } from './errors.js';
+export type { ExitCode, CliErrorCode } from './errors.js';

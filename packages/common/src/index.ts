@@ -142,6 +142,7 @@ export {
   createMapping,
   createRemoval,
   createRevocation,
+  createMaprefRequest,
   encodeAttestation,
   decodeAttestation,
   encodeMapping,
@@ -150,10 +151,13 @@ export {
   decodeRemoval,
   encodeRevocation,
   decodeRevocation,
+  encodeMaprefRequest,
+  decodeMaprefRequest,
   verifyAttestation,
   verifyMapping,
   verifyRemoval,
   verifyRevocation,
+  verifyMaprefRequest,
 } from './signed.js';
 export type {
   SigningLabel,
@@ -162,14 +166,17 @@ export type {
   Mapping,
   Removal,
   Revocation,
+  MaprefRequest,
   UnsignedAttestation,
   UnsignedMapping,
   UnsignedRemoval,
   UnsignedRevocation,
+  UnsignedMaprefRequest,
   AttestationFields,
   MappingFields,
   RemovalFields,
   RevocationFields,
+  MaprefRequestFields,
   VerifyOptions,
   VerifyFailure,
   VerifyResult,
@@ -244,5 +251,115 @@ export { createLogger, silentLogger, redactPair } from './log.js';
 export type { Logger, LogLevel, LogFields, LoggerOptions } from './log.js';
 
 // transports: dns-server.ts, dns-client.ts, tls.ts
+export {
+  EDNS_UDP_PAYLOAD_OCTETS,
+  MIN_UDP_PAYLOAD_OCTETS,
+  respondError,
+  truncateForUdp,
+} from './respond.js';
+export type { QueryContext, QueryHandler } from './respond.js';
+export {
+  DEFAULT_UDP_MAX_PAYLOAD,
+  DEFAULT_UDP_MAX_IN_FLIGHT,
+  udpResponseLimit,
+} from './udp-server.js';
+export type { UdpListenerConfig } from './udp-server.js';
+export {
+  DEFAULT_TCP_IDLE_TIMEOUT_MS,
+  DEFAULT_TCP_MAX_CONNECTIONS,
+  DEFAULT_TCP_MAX_IN_FLIGHT,
+  TCP_MAX_UNSENT_OCTETS,
+} from './tcp-server.js';
+export type { TcpListenerConfig } from './tcp-server.js';
+export {
+  DEFAULT_DOH_PATH,
+  DEFAULT_DOH_MAX_BODY_OCTETS,
+  DEFAULT_DOH_REQUEST_TIMEOUT_MS,
+  DEFAULT_DOH_IDLE_TIMEOUT_MS,
+  DEFAULT_DOH_MAX_CONNECTIONS,
+  DOH_MAX_CONCURRENT_STREAMS,
+  dohCacheMaxAge,
+} from './doh-server.js';
+export type { DohListenerConfig } from './doh-server.js';
+export { DEFAULT_DNS_SERVER_HOST, startDnsServer } from './dns-server.js';
+export type { DnsServer, DnsServerConfig, DnsServerComponents } from './dns-server.js';
+export {
+  DNS_MESSAGE_MEDIA_TYPE,
+  DEFAULT_CLIENT_TIMEOUT_MS,
+  DEFAULT_DOH_CLIENT_CONNECTIONS,
+  DOH_CLIENT_STREAMS_PER_CONNECTION,
+  TRANSPORT_ERROR_CODES,
+  TransportError,
+  queryUdp,
+  queryTcp,
+  createDohClient,
+  buildQuery,
+} from './dns-client.js';
+export type {
+  TransportErrorCode,
+  ClientOptions,
+  UdpQueryOptions,
+  DohQueryOptions,
+  ServerAddress,
+  DohClient,
+  DohClientOptions,
+  BuildQueryOptions,
+} from './dns-client.js';
+export {
+  DEFAULT_CA_VALID_DAYS,
+  DEFAULT_SERVER_CERTIFICATE_VALID_DAYS,
+  DEFAULT_CA_COMMON_NAME,
+  createLocalCa,
+  issueServerCertificate,
+} from './tls.js';
+export type {
+  LocalCa,
+  LocalCaOptions,
+  ServerCertificate,
+  ServerCertificateOptions,
+} from './tls.js';
 
 // zone-file.ts, config.ts, metrics.ts, admin.ts
+export {
+  MAX_ZONE_FILE_RECORDS,
+  MAX_ZONE_FILE_LINE_CHARS,
+  ZONE_FILE_ERROR_CODES,
+  ZoneFileError,
+  parseZoneFile,
+  readZoneFile,
+} from './zone-file.js';
+export type {
+  ZoneFileErrorCode,
+  ZoneFileOptions,
+  ZoneFileReadOptions,
+  ZoneFileEntry,
+} from './zone-file.js';
+export {
+  CONFIG_ERROR_CODES,
+  ConfigError,
+  parseConfig,
+  parseConfigText,
+  readConfigFile,
+  logConfigSchema,
+  dpConfigSchema,
+} from './config.js';
+export type { ConfigErrorCode, ConfigIssue, DpConfig } from './config.js';
+export { METRICS_CONTENT_TYPE, createMetricsRegistry, metricsText } from './metrics.js';
+export type {
+  MetricOptions,
+  GaugeOptions,
+  HistogramOptions,
+  MetricsRegistryOptions,
+  MetricsRegistry,
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+} from './metrics.js';
+export { ADMIN_TIMEOUT_MS, ADMIN_HEALTH_TIMEOUT_MS, startAdminServer } from './admin.js';
+export type {
+  AdminServerOptions,
+  AdminServerComponents,
+  AdminServer,
+  HealthReport,
+} from './admin.js';

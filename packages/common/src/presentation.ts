@@ -18,8 +18,7 @@ import { encodeRdata, typeToCode } from './wire.js';
  * hashes in base32hex and an empty salt as `-`, RFC 5155 §3.3; SVCB as RFC 9460 §2.1). MAP,
  * MAPREF, AUTHKEY and types without a mnemonic use the RFC 3597 §5 generic form, type and RDATA
  * alike, since stock software knows nothing of the private types; the same goes for their names
- * inside RRSIG, NSEC and NSEC3 type fields. Parsing master files is left to a later change;
- * trust anchors have their own reader in `trust-anchor.ts`.
+ * inside RRSIG, NSEC and NSEC3 type fields. The reader of this format is `zone-file.ts`.
  */
 
 /** One record as a master-file line (without the newline). */

@@ -6,10 +6,12 @@ import {
   sign,
   verify,
 } from './ed25519.js';
-import { SignedObjectError } from './errors.js';
+import { NameError, SignedObjectError } from './errors.js';
+import { canonicalName, formatLabels, parseLabels } from './names.js';
 
 /**
- * The signed objects of design §4: Mapping (MAP RDATA), Attestation, Removal and Revocation.
+ * The signed objects of design §4: Mapping (MAP RDATA), Attestation, Removal and Revocation,
+ * and the MapRef request of the registration API (design §8.3).
  * Each is a CBOR map in deterministic encoding (cbor.ts) whose `sig` is an Ed25519 signature
  * (ed25519.ts) over `"MIMI-Discovery-v1/" || label || 0x00 || content`, where `content` is the
  * deterministic CBOR of the object without `sig`. The label keeps a signature made for one
@@ -60,12 +62,16 @@ export const MAX_MSPS_PER_MAPPING = 32;
 /** Most tags in one MSP entry. */
 export const MAX_TAGS_PER_MSP = 16;
 
-/** The signing labels (design §4), one per object type. */
+/**
+ * The signing labels (design §4), one per object type; `mapref` signs a {@link MaprefRequest}
+ * (design §8.3), which is sent to a registration API and never published.
+ */
 export const SIGNING_LABELS = Object.freeze([
   'mapping',
   'attestation',
   'removal',
   'revocation',
+  'mapref',
 ] as const);
 /** A signing label. */
 export type SigningLabel = (typeof SIGNING_LABELS)[number];
@@ -135,6 +141,27 @@ export interface Revocation {
   readonly sig: Uint8Array;
 }
 
+/**
+ * A recipient's request to a registration API to publish a MAPREF at its CSI name (design
+ * §8.3: "only on a request signed by an attested key for that CSI"). `target` is the domain
+ * name where more mappings for the CSI are published, in canonical form (lowercase, no
+ * trailing dot); `null` asks to withdraw the CSI's MAPREF records. The request is not
+ * published: `iat` ties it to the moment it was made, and {@link verifyMaprefRequest} accepts
+ * it only within {@link MAX_CLOCK_SKEW_SECONDS} of `now`, either side.
+ */
+export interface MaprefRequest {
+  readonly v: 1;
+  readonly csi: string;
+  readonly target: string | null;
+  /** The recipient's public key. */
+  readonly key: Uint8Array;
+  readonly iat: number;
+  /** The attestation that binds `csi` to `key`, with its own signature. */
+  readonly att: Attestation;
+  /** The recipient's signature under label `mapref`. */
+  readonly sig: Uint8Array;
+}
+
 /** An Attestation without its signature: what the prover signs. */
 export type UnsignedAttestation = Omit<Attestation, 'sig'>;
 /** A Mapping without its signature: what the recipient signs. */
@@ -143,6 +170,8 @@ export type UnsignedMapping = Omit<Mapping, 'sig'>;
 export type UnsignedRemoval = Omit<Removal, 'sig'>;
 /** A Revocation without its signature. */
 export type UnsignedRevocation = Omit<Revocation, 'sig'>;
+/** A MapRef request without its signature. */
+export type UnsignedMaprefRequest = Omit<MaprefRequest, 'sig'>;
 
 /** Fields of {@link createAttestation}; `prover`, when given, must match the secret key. */
 export interface AttestationFields {
@@ -179,6 +208,15 @@ export interface RevocationFields {
   readonly before: number;
   readonly iat: number;
   readonly csip?: Uint8Array;
+}
+
+/** Fields of {@link createMaprefRequest}; `key`, when given, must match the secret key. */
+export interface MaprefRequestFields {
+  readonly csi: string;
+  readonly target: string | null;
+  readonly iat: number;
+  readonly att: Attestation;
+  readonly key?: Uint8Array;
 }
 
 /** Options of the verify functions. */
@@ -228,6 +266,7 @@ const MAPPING_FIELDS = Object.freeze([
 ]);
 const REMOVAL_FIELDS = Object.freeze(['v', 'csi', 'key', 'seq', 'iat']);
 const REVOCATION_FIELDS = Object.freeze(['v', 'csi', 'before', 'csip', 'iat']);
+const MAPREF_REQUEST_FIELDS = Object.freeze(['v', 'csi', 'target', 'key', 'iat', 'att']);
 const MSP_FIELDS = Object.freeze(['provider', 'tags']);
 const MSP_OPTIONAL_FIELDS = Object.freeze(['uri']);
 const NO_FIELDS: readonly string[] = Object.freeze([]);
@@ -250,9 +289,15 @@ export function signingInput(label: 'mapping', unsigned: UnsignedMapping): Uint8
 export function signingInput(label: 'attestation', unsigned: UnsignedAttestation): Uint8Array;
 export function signingInput(label: 'removal', unsigned: UnsignedRemoval): Uint8Array;
 export function signingInput(label: 'revocation', unsigned: UnsignedRevocation): Uint8Array;
+export function signingInput(label: 'mapref', unsigned: UnsignedMaprefRequest): Uint8Array;
 export function signingInput(
   label: SigningLabel,
-  unsigned: UnsignedMapping | UnsignedAttestation | UnsignedRemoval | UnsignedRevocation,
+  unsigned:
+    | UnsignedMapping
+    | UnsignedAttestation
+    | UnsignedRemoval
+    | UnsignedRevocation
+    | UnsignedMaprefRequest,
 ): Uint8Array;
 export function signingInput(label: SigningLabel, unsigned: unknown): Uint8Array {
   switch (label) {
@@ -264,6 +309,8 @@ export function signingInput(label: SigningLabel, unsigned: unknown): Uint8Array
       return labelled(label, removalContent(parseUnsignedRemoval(unsigned, 'removal')));
     case 'revocation':
       return labelled(label, revocationContent(parseUnsignedRevocation(unsigned, 'revocation')));
+    case 'mapref':
+      return labelled(label, maprefContent(parseUnsignedMaprefRequest(unsigned, 'mapref')));
     default:
       throw new SignedObjectError(
         'ERR_SIGNED_OBJECT_LABEL',
@@ -291,6 +338,9 @@ function removalContent(r: UnsignedRemoval): Uint8Array {
 }
 function revocationContent(r: UnsignedRevocation): Uint8Array {
   return encodeCbor(unsignedRevocationToCbor(r));
+}
+function maprefContent(r: UnsignedMaprefRequest): Uint8Array {
+  return encodeCbor(unsignedMaprefToCbor(r));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -383,6 +433,37 @@ export function createRevocation(fields: RevocationFields, csipSecretKey: Uint8A
   return checkedSize({ ...unsigned, sig }, revocationToCbor);
 }
 
+/**
+ * Creates and signs a MapRef request with the recipient's 32-octet seed; `key` is derived from
+ * it. Errors as {@link createMapping}; a `target` that is not a domain name in canonical form
+ * is `ERR_SIGNED_OBJECT_MALFORMED`.
+ */
+export function createMaprefRequest(
+  fields: MaprefRequestFields,
+  recipientSecretKey: Uint8Array,
+): MaprefRequest {
+  const key = signerKey(recipientSecretKey, fields.key, 'mapref.key');
+  const unsigned = parseUnsignedMaprefRequest(
+    {
+      v: SIGNED_OBJECT_VERSION,
+      csi: fields.csi,
+      target: fields.target,
+      key,
+      iat: fields.iat,
+      att: fields.att,
+    },
+    'mapref',
+  );
+  if (unsigned.att.csi !== unsigned.csi || !equalBytes(unsigned.att.key, unsigned.key)) {
+    throw new SignedObjectError(
+      'ERR_SIGNED_OBJECT_BINDING_MISMATCH',
+      'mapref.att binds another CSI or key than the request',
+    );
+  }
+  const sig = sign(labelled('mapref', maprefContent(unsigned)), recipientSecretKey);
+  return checkedSize({ ...unsigned, sig }, maprefToCbor);
+}
+
 /** The public key of `secretKey`, which must equal `claimed` when that is given. */
 function signerKey(secretKey: Uint8Array, claimed: unknown, field: string): Uint8Array {
   const { publicKey } = keyPairFromSeed(secretKey);
@@ -444,6 +525,16 @@ export function decodeRevocation(bytes: Uint8Array): Revocation {
   return parseRevocation(decodeCbor(bytes), 'revocation', 'exact');
 }
 
+/** Encodes a MapRef request; throws {@link SignedObjectError} if it is not well formed. */
+export function encodeMaprefRequest(r: MaprefRequest): Uint8Array {
+  return encodeCbor(maprefToCbor(parseMaprefRequest(r, 'mapref', 'lenient')));
+}
+
+/** Decodes a MapRef request strictly; throws {@link SignedObjectError} naming the faulty field. */
+export function decodeMaprefRequest(bytes: Uint8Array): MaprefRequest {
+  return parseMaprefRequest(decodeCbor(bytes), 'mapref', 'exact');
+}
+
 function unsignedAttestationToCbor(a: UnsignedAttestation): CborMap {
   return { v: a.v, csi: a.csi, key: a.key, prover: a.prover, nbf: a.nbf, exp: a.exp };
 }
@@ -482,6 +573,19 @@ function unsignedRevocationToCbor(r: UnsignedRevocation): CborMap {
 function revocationToCbor(r: Revocation): CborMap {
   return { ...unsignedRevocationToCbor(r), sig: r.sig };
 }
+function unsignedMaprefToCbor(r: UnsignedMaprefRequest): CborMap {
+  return {
+    v: r.v,
+    csi: r.csi,
+    target: r.target,
+    key: r.key,
+    iat: r.iat,
+    att: attestationToCbor(r.att),
+  };
+}
+function maprefToCbor(r: MaprefRequest): CborMap {
+  return { ...unsignedMaprefToCbor(r), sig: r.sig };
+}
 
 // ---------------------------------------------------------------------------------------------
 // Parse: from a decoded CBOR value or a program's object to a checked, freshly built object
@@ -517,12 +621,27 @@ function parseMsp(value: unknown, path: string, strictness: Strictness): MspEntr
     readText(tag, `${path}.tags[${i}]`, MAX_TAG_OCTETS),
   );
   const entry = {
-    provider: readText(r['provider'], `${path}.provider`, MAX_PROVIDER_OCTETS),
+    provider: readProvider(r['provider'], `${path}.provider`),
     tags,
   };
   return Object.hasOwn(r, 'uri') && (strictness === 'exact' || r['uri'] !== undefined)
     ? { ...entry, uri: readText(r['uri'], `${path}.uri`, MAX_URI_OCTETS) }
     : entry;
+}
+
+/** An MSP's domain: lowercase LDH labels (RFC 1123 §2.1), at least two, A-labels for IDNs. */
+const PROVIDER_NAME =
+  /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+function readProvider(value: unknown, path: string): string {
+  const text = readText(value, path, MAX_PROVIDER_OCTETS);
+  if (!PROVIDER_NAME.test(text)) {
+    throw new SignedObjectError(
+      'ERR_SIGNED_OBJECT_MALFORMED',
+      `${path} must be a lowercase domain name of two or more labels`,
+    );
+  }
+  return text;
 }
 
 function readMappingFields(r: Fields, path: string, strictness: Strictness): UnsignedMapping {
@@ -586,6 +705,49 @@ function parseUnsignedRevocation(value: unknown, path: string): UnsignedRevocati
 function parseRevocation(value: unknown, path: string, strictness: Strictness): Revocation {
   const r = readMap(value, path, [...REVOCATION_FIELDS, 'sig'], strictness);
   return { ...readRevocationFields(r, path), sig: readSig(r, path) };
+}
+
+function readMaprefFields(r: Fields, path: string, strictness: Strictness): UnsignedMaprefRequest {
+  return {
+    v: readVersion(r, path),
+    csi: readCsi(r, path),
+    target: readTarget(r['target'], `${path}.target`),
+    key: readKey(r, 'key', path),
+    iat: readUint(r, 'iat', path),
+    att: parseAttestation(r['att'], `${path}.att`, strictness),
+  };
+}
+
+function parseUnsignedMaprefRequest(value: unknown, path: string): UnsignedMaprefRequest {
+  return readMaprefFields(readMap(value, path, MAPREF_REQUEST_FIELDS, 'lenient'), path, 'lenient');
+}
+
+function parseMaprefRequest(value: unknown, path: string, strictness: Strictness): MaprefRequest {
+  const r = readMap(value, path, [...MAPREF_REQUEST_FIELDS, 'sig'], strictness);
+  return { ...readMaprefFields(r, path, strictness), sig: readSig(r, path) };
+}
+
+/**
+ * A MapRef target: `null`, or a domain name other than the root in canonical presentation form
+ * (lowercase, no trailing dot, escapes normalized), so that one target has one spelling and is
+ * published in lowercase (docs/protocol.md §3).
+ */
+function readTarget(value: unknown, path: string): string | null {
+  if (value === null) return null;
+  if (typeof value !== 'string') malformed(path, 'must be a domain name or null');
+  let labels: Uint8Array[];
+  try {
+    labels = parseLabels(value);
+  } catch (error) {
+    if (error instanceof NameError) malformed(path, `is not a domain name: ${error.message}`);
+    throw error;
+  }
+  // Formatting the parsed labels escapes every octet outside printable ASCII, so a target
+  // with such an octet written as is differs from its canonical form and is refused.
+  if (labels.length === 0 || canonicalName(formatLabels(labels)) !== value) {
+    malformed(path, 'must be a domain name other than the root, lowercase, without trailing dot');
+  }
+  return value;
 }
 
 function malformed(path: string, problem: string): never {
@@ -813,6 +975,47 @@ export function verifyRevocation(
   );
 }
 
+/**
+ * Verifies a MapRef request (bytes or object). Checks, and reports the first failure in this
+ * order: well formed (`malformed`); `csi` equals `options.csi` when given, `att.csi` equals
+ * `csi` and `att.key` equals `key` (`csi-mismatch`); the attestation's signature by
+ * `att.prover`, then the request's signature by `key` under label `mapref` (`bad-signature`,
+ * `wrong-label`); `iat <= now + MAX_CLOCK_SKEW_SECONDS` (`not-yet-valid`) and
+ * `iat >= now - MAX_CLOCK_SKEW_SECONDS` (`expired`: a request is fresh or refused, which bounds
+ * the window in which a captured request can be replayed); then the attestation's `nbf` and
+ * `exp`. Does not check that `att.prover` is authorized for the range. Never throws on any
+ * input (`options` as {@link verifyMapping}).
+ */
+export function verifyMaprefRequest(
+  input: Uint8Array | MaprefRequest,
+  options: VerifyOptions,
+): VerifyResult<MaprefRequest> {
+  checkOptions(options);
+  const parsed = parseInput(input, decodeMaprefRequest, (v) =>
+    parseMaprefRequest(v, 'mapref', 'lenient'),
+  );
+  if (!parsed.ok) return parsed;
+  const r = parsed.value;
+  const { now } = options;
+  return (
+    expectCsi(r.csi, options, 'mapref.csi') ??
+    checkBinding(r, 'mapref') ??
+    checkSignature(
+      'attestation',
+      attestationContent(r.att),
+      r.att.sig,
+      r.att.prover,
+      'mapref.att.sig',
+      'prover',
+    ) ??
+    checkSignature('mapref', maprefContent(r), r.sig, r.key, 'mapref.sig', 'key') ??
+    checkStart(r.iat, now, 'mapref.iat') ??
+    checkFresh(r.iat, now, 'mapref.iat') ??
+    checkStart(r.att.nbf, now, 'mapref.att.nbf') ??
+    checkExpiry(r.att.exp, now, 'mapref.att.exp') ?? { ok: true, value: r }
+  );
+}
+
 function checkOptions(options: VerifyOptions): void {
   const { now, csi } = (options ?? {}) as Partial<VerifyOptions>;
   if (typeof now !== 'number' || !Number.isFinite(now)) {
@@ -843,15 +1046,18 @@ function parseInput<T>(
   }
 }
 
-/** A mapping's attestation must bind the mapping's CSI to the mapping's key. */
-function checkBinding(m: Mapping): Failure | undefined {
+/** A mapping's (or MapRef request's) attestation must bind its CSI to its key. */
+function checkBinding(
+  m: Pick<Mapping, 'csi' | 'key' | 'att'>,
+  path: 'mapping' | 'mapref' = 'mapping',
+): Failure | undefined {
   if (m.att.csi !== m.csi) {
-    return failure('csi-mismatch', 'mapping.att.csi differs from mapping.csi');
+    return failure('csi-mismatch', `${path}.att.csi differs from ${path}.csi`);
   }
   if (!equalBytes(m.att.key, m.key)) {
     return failure(
       'csi-mismatch',
-      'mapping.att.key differs from mapping.key: the attestation binds the CSI to another key',
+      `${path}.att.key differs from ${path}.key: the attestation binds the CSI to another key`,
     );
   }
   return undefined;
@@ -895,6 +1101,13 @@ function checkStart(start: number, now: number, field: string): Failure | undefi
         'not-yet-valid',
         `${field} ${start} is after now (${now}) plus the allowed clock skew`,
       );
+}
+
+/** A request's `iat` may lie at most MAX_CLOCK_SKEW_SECONDS in the past. */
+function checkFresh(iat: number, now: number, field: string): Failure | undefined {
+  return iat >= now - MAX_CLOCK_SKEW_SECONDS
+    ? undefined
+    : failure('expired', `${field} ${iat} is before now (${now}) minus the allowed clock skew`);
 }
 
 function checkExpiry(exp: number, now: number, field: string): Failure | undefined {

@@ -524,6 +524,16 @@ describe('strict decoding', () => {
       'mapping.msps[0].provider must be 1 to',
     ],
     [
+      'a provider that is not a domain name',
+      (m) => (m['msps'] = [{ provider: 'not a domain', tags: [] }]),
+      'mapping.msps[0].provider must be a lowercase domain name',
+    ],
+    [
+      'a provider in upper case',
+      (m) => (m['msps'] = [{ provider: 'Chat.Example', tags: [] }]),
+      'mapping.msps[0].provider must be a lowercase domain name',
+    ],
+    [
       'a long tag',
       (m) => (m['msps'] = [{ provider: 'p.example', tags: ['ok', longText] }]),
       'mapping.msps[0].tags[1] must be 1 to',

@@ -1,5 +1,6 @@
 /**
- * @mimi-discovery/root — not built yet: this package's public surface is empty until its issue
- * lands (see the repository README's roadmap).
+ * @mimi-discovery/root — the root directory: its zone of delegations, trust anchor and hints.
+ * The server itself is `startProvider` of @mimi-discovery/authoritative with `role: "root"`.
  */
-export {};
+export { rootTrustAnchor, formatRootHints, parseRootHints, RootError } from './root.js';
+export type { RootHints, RootServerHint } from './root.js';

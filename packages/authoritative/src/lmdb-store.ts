@@ -1,0 +1,511 @@
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  createZoneKey,
+  generateKeyPair,
+  isSubdomain,
+  keyPairFromSeed,
+  parentName,
+  type Ed25519KeyPair,
+  type ResourceRecord,
+  type RRType,
+  type ZoneKey,
+  type ZoneNode,
+  type ZoneView,
+} from '@mimi-discovery/common';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { belowRange, decodeNode, encodeNode, nodeKey, nodeName, zoneRange } from './node-codec.js';
+import {
+  StoreError,
+  type ApplyResult,
+  type DiscoveryStore,
+  type RRsetChange,
+  type ZoneInfo,
+  type ZoneInit,
+} from './store.js';
+import { normalizeChanges } from './zone-changes.js';
+import {
+  DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
+  initialZone,
+  checkProverSeed,
+  newZoneKey,
+  noZoneError,
+  nodeRecords,
+  ownerName,
+  ownerOrUndefined,
+  planApply,
+  planResign,
+  signatureValidityPolicy,
+  toZoneNode,
+  zoneOrigin,
+  zoneSigner,
+  type SignatureValidityPolicy,
+  type StoredNode,
+  type ZoneReader,
+  type ZoneWrites,
+} from './zone-signer.js';
+
+/**
+ * The embedded default {@link DiscoveryStore}: every zone's records in LMDB (design §9, as Knot
+ * DNS and PowerDNS keep theirs), one environment per data directory.
+ *
+ * Layout — one LMDB environment (`data.mdb`, `lock.mdb`) with three named tables:
+ * - `nodes` (binary keys and values): one entry per owner name of a zone holding all its RRsets
+ *   and their RRSIGs. The key is the zone origin and then the owner, both as labels from the root
+ *   down, so names sort in DNSSEC canonical order and every descendant of a name sorts right after
+ *   it: an empty non-terminal is found with one cursor step (`node-codec.ts` has the encoding).
+ * - `zones` (key: origin): the zone key's 32-octet Ed25519 seed.
+ * - `meta`: `format` (layout version, 1) and `prover` (the prover key's 32-octet seed).
+ * Secret seeds stay in the environment with the data they sign, so a zone and its key are created
+ * and deleted in one transaction; the data directory is made mode 0700 and both files 0600.
+ *
+ * Durability (design §9): `apply`, `addZone`, `removeZone` and `resign` resolve only after their
+ * commit is flushed to disk. lmdb-js commits on a writer thread; with `overlappingSync` (its
+ * default outside Windows) a write's promise resolves at commit, when the data is visible, and
+ * the flush (fdatasync) follows, overlapping the next commit. Each write therefore awaits its
+ * transaction and then `env.flushed`, which resolves once the last commit is on disk. On
+ * Windows, without overlapping sync, the commit itself is synchronous and `flushed` is the commit.
+ *
+ * Group commit: writes run as child transactions queued with lmdb-js, which puts every write
+ * queued in one event turn into one LMDB transaction and one flush. A burst of concurrent
+ * `apply` calls costs one fdatasync, not one each; a failing `apply` aborts only its own child
+ * transaction. Reads are synchronous `get`s and cursor steps on the main thread; lmdb-js renews
+ * the read snapshot only between event turns, so one synchronous `lookupZone` sees one snapshot.
+ */
+
+/** Options of {@link openLmdbStore}. */
+export interface LmdbStoreOptions {
+  /** Directory of the LMDB environment; created (mode 0700) when missing. */
+  dataDir: string;
+  /** Clock in seconds since the epoch; default the system clock. */
+  now?: () => number;
+  /** Signature lifetime and renewal margin; default 14 days, renewed 7 days before expiry. */
+  signatureValidity?: Partial<SignatureValidityPolicy>;
+  /**
+   * Seed of this DP's prover key (32 octets) for a new data directory. A directory keeps the key
+   * it was created with; opening it with a different seed fails with `ERR_STORE_PROVER_KEY`.
+   */
+  proverSeed?: Uint8Array;
+  /** Lifetime of the prover key's AUTHKEY entry in new zones; default 10 years. */
+  proverKeyLifetimeSeconds?: number;
+}
+
+/** Decoded nodes kept for reuse (see `#decoded`). */
+const DECODED_NODE_CACHE_ENTRIES = 4096;
+
+interface DecodedNode {
+  /** The stored bytes the entry was decoded from. */
+  raw: Buffer;
+  node: StoredNode;
+  view: ZoneNode;
+}
+
+/** Version of the layout above, kept in `meta` as `format`. */
+const FORMAT_VERSION = 1;
+/** Nodes examined per step of `resign`, so one step neither blocks long nor commits much. */
+const RESIGN_BATCH = 256;
+
+/**
+ * Opens (creating when needed) the LMDB store in `options.dataDir`. Rejects with `StoreError`:
+ * `ERR_STORE_IO` when the directory cannot be used, `ERR_STORE_CORRUPT` for a foreign layout,
+ * `ERR_STORE_PROVER_KEY` for a prover seed that differs from the stored one.
+ */
+export async function openLmdbStore(options: LmdbStoreOptions): Promise<DiscoveryStore> {
+  const policy = signatureValidityPolicy(options.signatureValidity);
+  checkProverSeed(options.proverSeed);
+  let tables: Tables;
+  try {
+    mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+    chmodSync(options.dataDir, 0o700);
+    const env = open({ path: options.dataDir, noSubdir: false, maxDbs: 4 });
+    for (const file of ['data.mdb', 'lock.mdb']) {
+      const path = join(options.dataDir, file);
+      if (existsSync(path)) chmodSync(path, 0o600);
+    }
+    tables = {
+      env,
+      nodes: env.openDB<Buffer, Buffer>({
+        name: 'nodes',
+        encoding: 'binary',
+        keyEncoding: 'binary',
+      }),
+      zones: env.openDB<Buffer, string>({ name: 'zones', encoding: 'binary' }),
+      meta: env.openDB<Buffer, string>({ name: 'meta', encoding: 'binary' }),
+    };
+  } catch (cause) {
+    throw new StoreError('ERR_STORE_IO', `cannot open the LMDB store in ${options.dataDir}`, {
+      cause,
+    });
+  }
+  const env = tables.env;
+  try {
+    const prover = await initialize(tables, options.proverSeed);
+    return new LmdbStore(tables, {
+      now: options.now ?? (() => Math.floor(Date.now() / 1000)),
+      policy,
+      prover,
+      proverLifetime: options.proverKeyLifetimeSeconds ?? DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
+    });
+  } catch (error) {
+    await env.close();
+    throw error;
+  }
+}
+
+interface Tables {
+  env: RootDatabase;
+  nodes: Database<Buffer, Buffer>;
+  zones: Database<Buffer, string>;
+  meta: Database<Buffer, string>;
+}
+
+interface Settings {
+  now: () => number;
+  policy: SignatureValidityPolicy;
+  prover: Ed25519KeyPair;
+  proverLifetime: number;
+}
+
+/** Checks the layout version and loads (or creates) the prover key. */
+async function initialize(
+  tables: Tables,
+  proverSeed: Uint8Array | undefined,
+): Promise<Ed25519KeyPair> {
+  const result = await tables.env.childTransaction(() => {
+    const format = tables.meta.get('format');
+    if (format === undefined) {
+      if (tables.zones.getKeysCount() > 0) return corrupt('zones without a format version');
+      tables.meta.putSync('format', Buffer.of(FORMAT_VERSION));
+    } else if (format.length !== 1 || format[0] !== FORMAT_VERSION) {
+      return corrupt(`layout version ${format.toString('hex')}, expected ${FORMAT_VERSION}`);
+    }
+    const stored = tables.meta.get('prover');
+    if (stored === undefined) {
+      const seed = proverSeed ?? generateKeyPair().secretKey;
+      tables.meta.putSync('prover', Buffer.from(seed));
+      return Uint8Array.from(seed);
+    }
+    if (proverSeed !== undefined && !Buffer.from(proverSeed).equals(stored)) {
+      return new StoreError(
+        'ERR_STORE_PROVER_KEY',
+        'the data directory holds a different prover key than the configured seed',
+      );
+    }
+    return Uint8Array.from(stored);
+  });
+  if (result instanceof StoreError) throw result;
+  await tables.env.flushed;
+  return keyPairFromSeed(result);
+}
+
+function corrupt(message: string): StoreError {
+  return new StoreError('ERR_STORE_CORRUPT', `not a store of this format: ${message}`);
+}
+
+class LmdbStore implements DiscoveryStore {
+  readonly #t: Tables;
+  readonly #s: Settings;
+  /** Zone keys by origin, derived once from their seeds. */
+  readonly #keys = new Map<string, ZoneKey>();
+  readonly #pending = new Set<Promise<unknown>>();
+  /** Decoded nodes by key (latin1), least recently used first. */
+  readonly #cache = new Map<string, DecodedNode>();
+  #closed = false;
+
+  constructor(tables: Tables, settings: Settings) {
+    this.#t = tables;
+    this.#s = settings;
+  }
+
+  listZones(): string[] {
+    this.#open();
+    return [...this.#t.zones.getKeys()].sort();
+  }
+
+  async addZone(init: ZoneInit): Promise<ZoneInfo> {
+    return this.#write(() => {
+      const origin = zoneOrigin(init.origin, 'ERR_STORE_BAD_ZONE');
+      if (this.#t.zones.get(origin) !== undefined) {
+        throw new StoreError('ERR_STORE_ZONE_EXISTS', `the store already holds zone ${origin}`);
+      }
+      const key = newZoneKey(origin, init.keySeed);
+      const now = this.#s.now();
+      const apex = initialZone(init, {
+        key,
+        proverPublicKey: this.#s.prover.publicKey,
+        proverNotAfter: Math.min(now + this.#s.proverLifetime, 2 ** 32 - 1),
+        sign: zoneSigner(key, now, this.#s.policy),
+      });
+      this.#t.zones.putSync(origin, Buffer.from(key.keyPair.secretKey));
+      this.#t.nodes.putSync(nodeKey(origin, origin), encodeNode(apex));
+      this.#keys.set(origin, key);
+      return { origin, serial: 1, keyTag: key.keyTag, publicKey: key.keyPair.publicKey };
+    });
+  }
+
+  async removeZone(origin: string): Promise<void> {
+    return this.#write(() => {
+      const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
+      if (this.#t.zones.get(apex) === undefined) throw noZoneError(apex);
+      for (const key of [...this.#t.nodes.getKeys(zoneRange(apex))]) this.#t.nodes.removeSync(key);
+      this.#t.zones.removeSync(apex);
+      this.#keys.delete(apex);
+    });
+  }
+
+  zoneInfo(origin: string): ZoneInfo | undefined {
+    this.#open();
+    const apex = ownerOrUndefined(origin);
+    const key = apex === undefined ? undefined : this.#key(apex);
+    if (apex === undefined || key === undefined) return undefined;
+    const soa = this.#node(apex, apex)?.get('SOA')?.records[0];
+    return {
+      origin: apex,
+      serial: soa?.type === 'SOA' ? soa.data.serial : 0,
+      keyTag: key.keyTag,
+      publicKey: key.keyPair.publicKey,
+    };
+  }
+
+  findZone(name: string): string | undefined {
+    this.#open();
+    for (let n = ownerOrUndefined(name); n !== undefined; n = parentName(n)) {
+      if (this.#t.zones.get(n) !== undefined) return n;
+    }
+    return undefined;
+  }
+
+  zoneView(origin: string): ZoneView | undefined {
+    this.#open();
+    const apex = ownerOrUndefined(origin);
+    if (apex === undefined || this.#t.zones.get(apex) === undefined) return undefined;
+    return {
+      origin: apex,
+      node: (name) => {
+        const owner = ownerOrUndefined(name);
+        if (owner === undefined || !isSubdomain(owner, apex)) return undefined;
+        return this.#decoded(apex, owner)?.view;
+      },
+      hasDescendants: (name) => {
+        const owner = ownerOrUndefined(name);
+        if (owner === undefined || !isSubdomain(owner, apex)) return false;
+        const range = belowRange(nodeKey(apex, owner));
+        for (const _ of this.#t.nodes.getKeys({ ...range, limit: 1 })) return true;
+        return false;
+      },
+    };
+  }
+
+  zoneKey(origin: string): ZoneKey | undefined {
+    this.#open();
+    const apex = ownerOrUndefined(origin);
+    return apex === undefined ? undefined : this.#key(apex);
+  }
+
+  proverKey(): Ed25519KeyPair {
+    this.#open();
+    return this.#s.prover;
+  }
+
+  readRRset(origin: string, name: string, type: RRType): ResourceRecord[] {
+    this.#open();
+    const apex = this.#existing(origin);
+    const owner = ownerName(name);
+    if (!isSubdomain(owner, apex)) {
+      throw new StoreError('ERR_STORE_OUT_OF_ZONE', `${owner} is not in zone ${apex}`);
+    }
+    return [...(this.#node(apex, owner)?.get(type)?.records ?? [])];
+  }
+
+  readZone(origin: string): ResourceRecord[] {
+    this.#open();
+    const apex = this.#existing(origin);
+    const out: ResourceRecord[] = [];
+    for (const { key, value } of this.#t.nodes.getRange(zoneRange(apex))) {
+      out.push(...nodeRecords(decodeNode(nodeName(apex, key), value)));
+    }
+    return out;
+  }
+
+  async apply(origin: string, changes: readonly RRsetChange[]): Promise<ApplyResult> {
+    this.#open();
+    const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
+    // Checks that need no data run before the transaction, so bad input never queues a write.
+    const normalized = normalizeChanges(apex, changes);
+    return this.#write(() => {
+      const key = this.#key(apex);
+      if (key === undefined) throw noZoneError(apex);
+      const plan = planApply(
+        this.#reader(apex),
+        normalized,
+        zoneSigner(key, this.#s.now(), this.#s.policy),
+      );
+      this.#commit(apex, plan.writes);
+      return { serial: plan.serial };
+    });
+  }
+
+  async resign(before?: number): Promise<number> {
+    this.#open();
+    const now = this.#s.now();
+    const limit = before ?? now + this.#s.policy.refreshBeforeSeconds;
+    let count = 0;
+    for (const apex of this.listZones()) {
+      const range = zoneRange(apex);
+      let start = range.start;
+      // Bounded: each step moves `start` past the keys it read, over a finite range.
+      for (let scanned = RESIGN_BATCH; scanned === RESIGN_BATCH;) {
+        const due: string[] = [];
+        let last: Buffer | undefined;
+        scanned = 0;
+        for (const { key, value } of this.#t.nodes.getRange({
+          start,
+          end: range.end,
+          limit: RESIGN_BATCH,
+        })) {
+          scanned += 1;
+          last = Buffer.from(key);
+          const name = nodeName(apex, key);
+          if (expiresBefore(decodeNode(name, value), limit)) due.push(name);
+        }
+        if (last !== undefined) start = Buffer.concat([last, Buffer.of(0)]);
+        if (due.length === 0) continue;
+        count += await this.#write(() => {
+          const key = this.#key(apex);
+          if (key === undefined) return 0;
+          const plan = planResign(
+            this.#reader(apex),
+            due,
+            limit,
+            zoneSigner(key, now, this.#s.policy),
+          );
+          this.#commit(apex, plan.writes);
+          return plan.count;
+        });
+      }
+    }
+    return count;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.allSettled([...this.#pending]);
+    await this.#t.env.flushed;
+    await this.#t.env.close();
+  }
+
+  #open(): void {
+    if (this.#closed) throw new StoreError('ERR_STORE_CLOSED', 'the store is closed');
+  }
+
+  /**
+   * Runs `action` in a child transaction of the next group commit and resolves after the commit
+   * is flushed. An exception in `action` aborts its child transaction only, and is rethrown.
+   */
+  #write<T>(action: () => T): Promise<T> {
+    this.#open();
+    const run = async (): Promise<T> => {
+      let failure: { error: unknown } | undefined;
+      let result: T;
+      try {
+        result = await this.#t.env.childTransaction(() => {
+          try {
+            return action();
+          } catch (error) {
+            failure = { error };
+            throw error;
+          }
+        });
+      } catch (cause) {
+        if (failure !== undefined) throw failure.error;
+        throw new StoreError('ERR_STORE_IO', 'the LMDB commit failed', { cause });
+      }
+      try {
+        await this.#t.env.flushed;
+      } catch (cause) {
+        throw new StoreError('ERR_STORE_IO', 'the LMDB flush failed', { cause });
+      }
+      return result;
+    };
+    const promise = run();
+    this.#pending.add(promise);
+    const forget = (): void => {
+      this.#pending.delete(promise);
+    };
+    promise.then(forget, forget);
+    return promise;
+  }
+
+  #commit(origin: string, writes: ZoneWrites): void {
+    for (const [name, node] of writes) {
+      const key = nodeKey(origin, name);
+      if (node === undefined) this.#t.nodes.removeSync(key);
+      else this.#t.nodes.putSync(key, encodeNode(node));
+    }
+  }
+
+  #reader(origin: string): ZoneReader {
+    return {
+      origin,
+      node: (name) => this.#node(origin, name),
+      namesBelow: (name) => {
+        const range = belowRange(nodeKey(origin, name));
+        return this.#t.nodes.getKeys(range).map((key) => nodeName(origin, key));
+      },
+    };
+  }
+
+  #node(origin: string, name: string): StoredNode | undefined {
+    return this.#decoded(origin, name)?.node;
+  }
+
+  /**
+   * A node read from LMDB, decoded once: the cache entry is reused only while the stored bytes
+   * are the same, so it can never be stale, and the costly part of a read (RDATA decoding) is
+   * skipped for the apex and other hot names.
+   */
+  #decoded(origin: string, name: string): DecodedNode | undefined {
+    const key = nodeKey(origin, name);
+    const value = this.#t.nodes.get(key);
+    const id = key.toString('latin1');
+    if (value === undefined) {
+      this.#cache.delete(id);
+      return undefined;
+    }
+    const cached = this.#cache.get(id);
+    if (cached !== undefined && cached.raw.equals(value)) return cached;
+    const node = decodeNode(name, value);
+    const entry: DecodedNode = { raw: value, node, view: toZoneNode(node) };
+    this.#cache.delete(id);
+    this.#cache.set(id, entry);
+    if (this.#cache.size > DECODED_NODE_CACHE_ENTRIES) {
+      const oldest = this.#cache.keys().next();
+      if (oldest.done !== true) this.#cache.delete(oldest.value);
+    }
+    return entry;
+  }
+
+  #key(origin: string): ZoneKey | undefined {
+    const seed = this.#t.zones.get(origin);
+    if (seed === undefined) return undefined;
+    const cached = this.#keys.get(origin);
+    if (cached !== undefined && Buffer.from(cached.keyPair.secretKey).equals(seed)) return cached;
+    const key = createZoneKey(origin, { seed: Uint8Array.from(seed) });
+    this.#keys.set(origin, key);
+    return key;
+  }
+
+  #existing(origin: string): string {
+    const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
+    if (this.#t.zones.get(apex) === undefined) throw noZoneError(apex);
+    return apex;
+  }
+}
+
+function expiresBefore(node: StoredNode, limit: number): boolean {
+  for (const rrset of node.values()) {
+    if (rrset.signature !== undefined && rrset.signature.data.expiration < limit) return true;
+  }
+  return false;
+}

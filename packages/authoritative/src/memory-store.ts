@@ -1,0 +1,277 @@
+import {
+  generateKeyPair,
+  isSubdomain,
+  keyPairFromSeed,
+  parentName,
+  type Ed25519KeyPair,
+  type ResourceRecord,
+  type RRType,
+  type ZoneKey,
+  type ZoneView,
+} from '@mimi-discovery/common';
+import {
+  StoreError,
+  type ApplyResult,
+  type DiscoveryStore,
+  type RRsetChange,
+  type ZoneInfo,
+  type ZoneInit,
+} from './store.js';
+import { nodeKey } from './node-codec.js';
+import { normalizeChanges } from './zone-changes.js';
+import {
+  DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
+  checkProverSeed,
+  initialZone,
+  newZoneKey,
+  noZoneError,
+  nodeRecords,
+  ownerName,
+  ownerOrUndefined,
+  planApply,
+  planResign,
+  signatureValidityPolicy,
+  toZoneNode,
+  zoneOrigin,
+  zoneSigner,
+  type SignatureValidityPolicy,
+  type StoredNode,
+  type ZoneReader,
+  type ZoneWrites,
+} from './zone-signer.js';
+
+/**
+ * A {@link DiscoveryStore} held in memory: for ephemeral servers and tests. Writes are atomic
+ * (computed in full, then applied in one synchronous step) and "durable" as soon as they are
+ * applied, which is all a process-lifetime store can promise.
+ *
+ * Each zone keeps its nodes in a map by owner name and, for every name with nodes below it, how
+ * many there are, so `hasDescendants` (empty non-terminals) is one map read. A delegation that
+ * appears or goes away scans the zone's names once; everything else touches only the names it
+ * changes and their ancestors.
+ */
+
+/** Options of {@link createMemoryStore}. */
+export interface MemoryStoreOptions {
+  /** Clock in seconds since the epoch; default the system clock. */
+  now?: () => number;
+  /** Signature lifetime and renewal margin; default 14 days, renewed 7 days before expiry. */
+  signatureValidity?: Partial<SignatureValidityPolicy>;
+  /** Seed of this DP's prover key (32 octets); a new random key otherwise. */
+  proverSeed?: Uint8Array;
+  /** Lifetime of the prover key's AUTHKEY entry in new zones; default 10 years. */
+  proverKeyLifetimeSeconds?: number;
+}
+
+interface MemoryZone {
+  readonly key: ZoneKey;
+  readonly nodes: Map<string, StoredNode>;
+  /** For each name with nodes strictly below it (at or below the origin), how many. */
+  readonly below: Map<string, number>;
+}
+
+/** Creates an empty memory store. */
+export function createMemoryStore(options: MemoryStoreOptions = {}): DiscoveryStore {
+  return new MemoryStore(options);
+}
+
+class MemoryStore implements DiscoveryStore {
+  readonly #zones = new Map<string, MemoryZone>();
+  readonly #now: () => number;
+  readonly #policy: SignatureValidityPolicy;
+  readonly #prover: Ed25519KeyPair;
+  readonly #proverLifetime: number;
+  #closed = false;
+
+  constructor(options: MemoryStoreOptions) {
+    this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
+    this.#policy = signatureValidityPolicy(options.signatureValidity);
+    checkProverSeed(options.proverSeed);
+    this.#prover =
+      options.proverSeed === undefined ? generateKeyPair() : keyPairFromSeed(options.proverSeed);
+    this.#proverLifetime = options.proverKeyLifetimeSeconds ?? DEFAULT_PROVER_KEY_LIFETIME_SECONDS;
+  }
+
+  listZones(): string[] {
+    this.#open();
+    return [...this.#zones.keys()].sort();
+  }
+
+  async addZone(init: ZoneInit): Promise<ZoneInfo> {
+    this.#open();
+    const origin = zoneOrigin(init.origin, 'ERR_STORE_BAD_ZONE');
+    if (this.#zones.has(origin)) {
+      throw new StoreError('ERR_STORE_ZONE_EXISTS', `the store already holds zone ${origin}`);
+    }
+    const key = newZoneKey(origin, init.keySeed);
+    const now = this.#now();
+    const apex = initialZone(init, {
+      key,
+      proverPublicKey: this.#prover.publicKey,
+      proverNotAfter: Math.min(now + this.#proverLifetime, 2 ** 32 - 1),
+      sign: zoneSigner(key, now, this.#policy),
+    });
+    this.#zones.set(origin, { key, nodes: new Map([[origin, apex]]), below: new Map() });
+    return this.#info(origin) as ZoneInfo;
+  }
+
+  async removeZone(origin: string): Promise<void> {
+    this.#open();
+    const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
+    if (!this.#zones.delete(apex)) throw noZoneError(apex);
+  }
+
+  zoneInfo(origin: string): ZoneInfo | undefined {
+    this.#open();
+    return this.#info(ownerOrUndefined(origin));
+  }
+
+  findZone(name: string): string | undefined {
+    this.#open();
+    for (let n = ownerOrUndefined(name); n !== undefined; n = parentName(n)) {
+      if (this.#zones.has(n)) return n;
+    }
+    return undefined;
+  }
+
+  zoneView(origin: string): ZoneView | undefined {
+    this.#open();
+    const apex = ownerOrUndefined(origin);
+    const zone = apex === undefined ? undefined : this.#zones.get(apex);
+    if (apex === undefined || zone === undefined) return undefined;
+    return {
+      origin: apex,
+      node: (name) => {
+        const node = zone.nodes.get(ownerName(name));
+        return node === undefined ? undefined : toZoneNode(node);
+      },
+      hasDescendants: (name) => (zone.below.get(ownerName(name)) ?? 0) > 0,
+    };
+  }
+
+  zoneKey(origin: string): ZoneKey | undefined {
+    this.#open();
+    const apex = ownerOrUndefined(origin);
+    return apex === undefined ? undefined : this.#zones.get(apex)?.key;
+  }
+
+  proverKey(): Ed25519KeyPair {
+    this.#open();
+    return this.#prover;
+  }
+
+  readRRset(origin: string, name: string, type: RRType): ResourceRecord[] {
+    this.#open();
+    const { zone, apex } = this.#zone(origin);
+    const owner = ownerName(name);
+    if (!isSubdomain(owner, apex)) {
+      throw new StoreError('ERR_STORE_OUT_OF_ZONE', `${owner} is not in zone ${apex}`);
+    }
+    return [...(zone.nodes.get(owner)?.get(type)?.records ?? [])];
+  }
+
+  readZone(origin: string): ResourceRecord[] {
+    this.#open();
+    const { zone } = this.#zone(origin);
+    return sortedNames(zone.nodes.keys()).flatMap((name) =>
+      nodeRecords(zone.nodes.get(name) as StoredNode),
+    );
+  }
+
+  async apply(origin: string, changes: readonly RRsetChange[]): Promise<ApplyResult> {
+    this.#open();
+    const { zone, apex } = this.#zone(origin);
+    const normalized = normalizeChanges(apex, changes);
+    const { writes, serial } = planApply(
+      reader(apex, zone),
+      normalized,
+      zoneSigner(zone.key, this.#now(), this.#policy),
+    );
+    commit(apex, zone, writes);
+    return { serial };
+  }
+
+  async resign(before?: number): Promise<number> {
+    this.#open();
+    const now = this.#now();
+    const limit = before ?? now + this.#policy.refreshBeforeSeconds;
+    let count = 0;
+    for (const [apex, zone] of this.#zones) {
+      const plan = planResign(
+        reader(apex, zone),
+        sortedNames(zone.nodes.keys()),
+        limit,
+        zoneSigner(zone.key, now, this.#policy),
+      );
+      commit(apex, zone, plan.writes);
+      count += plan.count;
+    }
+    return count;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#zones.clear();
+  }
+
+  #open(): void {
+    if (this.#closed) throw new StoreError('ERR_STORE_CLOSED', 'the store is closed');
+  }
+
+  #zone(origin: string): { zone: MemoryZone; apex: string } {
+    const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
+    const zone = this.#zones.get(apex);
+    if (zone === undefined) throw noZoneError(apex);
+    return { zone, apex };
+  }
+
+  #info(origin: string | undefined): ZoneInfo | undefined {
+    const zone = origin === undefined ? undefined : this.#zones.get(origin);
+    if (origin === undefined || zone === undefined) return undefined;
+    const soa = zone.nodes.get(origin)?.get('SOA')?.records[0];
+    return {
+      origin,
+      serial: soa?.type === 'SOA' ? soa.data.serial : 0,
+      keyTag: zone.key.keyTag,
+      publicKey: zone.key.keyPair.publicKey,
+    };
+  }
+}
+
+function reader(origin: string, zone: MemoryZone): ZoneReader {
+  return {
+    origin,
+    node: (name) => zone.nodes.get(name),
+    namesBelow: (name) => [...zone.nodes.keys()].filter((n) => n !== name && isSubdomain(n, name)),
+  };
+}
+
+/** Applies computed writes in one synchronous step, keeping the descendant counts. */
+function commit(origin: string, zone: MemoryZone, writes: ZoneWrites): void {
+  for (const [name, node] of writes) {
+    const existed = zone.nodes.has(name);
+    if (node === undefined) zone.nodes.delete(name);
+    else zone.nodes.set(name, node);
+    const delta = (node === undefined ? 0 : 1) - (existed ? 1 : 0);
+    if (delta === 0) continue;
+    for (let p = parentName(name); p !== undefined && isSubdomain(p, origin); p = parentName(p)) {
+      const count = (zone.below.get(p) ?? 0) + delta;
+      if (count > 0) zone.below.set(p, count);
+      else zone.below.delete(p);
+      if (p === origin) break;
+    }
+  }
+}
+
+/** Names in canonical order (RFC 4034 §6.1). */
+function sortedNames(names: Iterable<string>): string[] {
+  return [...names]
+    .map((name) => ({ name, key: nameSortKey(name) }))
+    .sort((a, b) => Buffer.compare(a.key, b.key))
+    .map((entry) => entry.name);
+}
+
+function nameSortKey(name: string): Buffer {
+  // The LMDB key of a name orders names canonically; reuse it with an empty origin.
+  return nodeKey('.', name);
+}

@@ -1,0 +1,471 @@
+import { STATUS_CODES, createServer as createHttpServer, type IncomingMessage } from 'node:http';
+import type { ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { isIPv6, type Socket } from 'node:net';
+import { silentLogger, type Logger } from '@mimi-discovery/common';
+import { clientKeyOf } from './rate-limit.js';
+import { RegistrationError, type RegistrationErrorCode } from './registration-error.js';
+import type { Registrar } from './registration.js';
+
+/**
+ * The registration API of a Discovery Provider over HTTPS (design §8): JSON in, JSON out, byte
+ * strings as base64url without padding.
+ *
+ * | route                  | body                        | success                                     |
+ * | ---------------------- | --------------------------- | ------------------------------------------- |
+ * | `POST /v1/prove`       | `{csi}` (as typed)          | 202 `{csi, expiresAt, channel}`             |
+ * | `POST /v1/confirm`     | `{csi, code, key}`          | 200 `{attestation, prover, nbf, exp}`       |
+ * | `POST /v1/mappings`    | `{mapping}` (CBOR Mapping)  | 201 `{zone, name, serial}`                  |
+ * | `POST /v1/maprefs`     | `{request}` (MapRef req.)   | 201 `{zone, name, serial}`                  |
+ * | `POST /v1/removals`    | `{removal}`                 | 200 `{zone, name, serial}`                  |
+ * | `POST /v1/revocations` | `{revocation}`              | 200 `{zone, name, serial, removed}`         |
+ *
+ * Errors: `{"error": {"code": "ERR_…", "message": "…", "detail"?: "…"}}` with the status of
+ * the code (registration-error.ts); a 429 carries `Retry-After`, a 405 `Allow`.
+ *
+ * The request is checked in this order: route (404), method (405), content type
+ * `application/json` (415), size (413, from `Content-Length` before reading, else while
+ * reading), JSON (400 `ERR_BAD_JSON`), fields (400 `ERR_BAD_REQUEST` naming the unknown,
+ * missing or ill-typed field), then the registrar.
+ *
+ * Slow clients: a connection must deliver its request headers within `headersTimeoutMs` and
+ * then its body within `bodyTimeoutMs`, or it gets a 408 and is closed. Each connection
+ * carries one request (`Connection: close`): registrations are rare, and one request per
+ * connection keeps these bounds simple.
+ *
+ * TLS: with `tls`, the API speaks HTTPS. Without it, plain HTTP, meant for local development
+ * or behind a TLS-terminating proxy on the same host (design R7: everything is encrypted in
+ * transit). Behind a proxy, every request seems to come from the proxy's address, so the
+ * per-client rate limit counts the proxy as one client.
+ *
+ * The client, for rate limiting, is the socket's remote address (IPv6 by /64). Logs never put
+ * the client address and a CSI on one line (design §10): request lines carry the route and
+ * the outcome only.
+ */
+
+/** Largest request body accepted, in octets. */
+export const MAX_BODY_OCTETS = 64 * 1024;
+/** Time allowed for a connection to deliver its request headers, in milliseconds. */
+export const HEADERS_TIMEOUT_MS = 10_000;
+/** Time allowed for the request body once the headers are in, in milliseconds. */
+export const BODY_TIMEOUT_MS = 10_000;
+/** Largest request header section, in octets. */
+export const MAX_HEADER_OCTETS = 16 * 1024;
+
+/** Schedules `fn` after `ms` milliseconds; returns a function that cancels it. */
+export type Scheduler = (ms: number, fn: () => void) => () => void;
+
+/** Where and how the API listens. */
+export interface RegistrationApiOptions {
+  /** Default `127.0.0.1`. */
+  readonly host?: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  /** PEM certificate chain and key: HTTPS. Without it: plain HTTP (see the module comment). */
+  readonly tls?: { readonly cert: string | Uint8Array; readonly key: string | Uint8Array };
+  readonly headersTimeoutMs?: number;
+  readonly bodyTimeoutMs?: number;
+  readonly maxBodyOctets?: number;
+}
+
+/** Components of the API. */
+export interface RegistrationApiComponents {
+  readonly log?: Logger;
+  /** Timers for the slow-client bounds; default `setTimeout`. */
+  readonly schedule?: Scheduler;
+}
+
+/** A running registration API. */
+export interface RegistrationApi {
+  /** `http://127.0.0.1:<port>` or `https://…`. */
+  readonly url: string;
+  readonly port: number;
+  /** Stops listening and closes every connection. */
+  close(): Promise<void>;
+}
+
+type FieldKind = 'string' | 'bytes';
+type Body = Readonly<Record<string, string | Uint8Array>>;
+
+interface Route {
+  readonly fields: Readonly<Record<string, FieldKind>>;
+  readonly status: number;
+  readonly handle: (body: Body, client: string) => Promise<Readonly<Record<string, unknown>>>;
+}
+
+const defaultSchedule: Scheduler = (ms, fn) => {
+  const timer = setTimeout(fn, ms);
+  timer.unref();
+  return () => clearTimeout(timer);
+};
+
+/** Starts the registration API; resolves once it listens. */
+export async function startRegistrationApi(
+  options: RegistrationApiOptions,
+  registrar: Registrar,
+  components: RegistrationApiComponents = {},
+): Promise<RegistrationApi> {
+  const log = components.log ?? silentLogger;
+  const schedule = components.schedule ?? defaultSchedule;
+  const host = options.host ?? '127.0.0.1';
+  const headersTimeout = options.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
+  const bodyTimeout = options.bodyTimeoutMs ?? BODY_TIMEOUT_MS;
+  const maxBody = options.maxBodyOctets ?? MAX_BODY_OCTETS;
+  const routes = createRoutes(registrar);
+
+  const serverOptions = {
+    maxHeaderSize: MAX_HEADER_OCTETS,
+    // Node's own bounds stay as a backstop behind the timers below.
+    headersTimeout: headersTimeout + 1000,
+    requestTimeout: headersTimeout + bodyTimeout + 5000,
+  };
+  const server = options.tls
+    ? createHttpsServer({
+        ...serverOptions,
+        cert: toPem(options.tls.cert),
+        key: toPem(options.tls.key),
+        handshakeTimeout: headersTimeout,
+      })
+    : createHttpServer(serverOptions);
+
+  /** Cancels the headers timer of each connection that has not sent a request yet. */
+  const waiting = new WeakMap<Socket, () => void>();
+  const cancels = new Set<() => void>();
+  const track = (ms: number, fn: () => void): (() => void) => {
+    const cancel = schedule(ms, () => {
+      cancels.delete(cancel);
+      fn();
+    });
+    const tracked = (): void => {
+      cancels.delete(tracked);
+      cancel();
+    };
+    cancels.add(tracked);
+    return tracked;
+  };
+
+  const onConnection = (socket: Socket): void => {
+    const cancel = track(headersTimeout, () => endSocket(socket, 'ERR_TIMEOUT'));
+    waiting.set(socket, cancel);
+    socket.once('close', cancel);
+  };
+  server.on(options.tls ? 'secureConnection' : 'connection', onConnection);
+
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    waiting.get(socket)?.();
+    if (error.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    endSocket(
+      socket,
+      error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? 'ERR_TIMEOUT'
+        : error.code === 'HPE_HEADER_OVERFLOW'
+          ? 'ERR_HEADERS_TOO_LARGE'
+          : 'ERR_BAD_REQUEST',
+    );
+  });
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    waiting.get(req.socket)?.();
+    void handle(req, res);
+  });
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const started = performance.now();
+    let outcome: { status: number; code?: string };
+    let cancelBody = (): void => undefined;
+    let timedOut = false;
+    try {
+      const route = routes.get(path);
+      if (route === undefined) throw new RegistrationError('ERR_ROUTE_NOT_FOUND');
+      if (req.method !== 'POST') {
+        throw new RegistrationError('ERR_METHOD_NOT_ALLOWED', `${path} accepts POST only`);
+      }
+      if (!isJson(req.headers['content-type'])) {
+        throw new RegistrationError('ERR_UNSUPPORTED_MEDIA_TYPE');
+      }
+      const declared = req.headers['content-length'];
+      if (declared !== undefined && Number(declared) > maxBody) {
+        throw new RegistrationError(
+          'ERR_BODY_TOO_LARGE',
+          `the request body is larger than ${maxBody} octets`,
+        );
+      }
+      cancelBody = track(bodyTimeout, () => {
+        timedOut = true;
+        // The response ends the exchange; the unread rest of the body is dropped with the socket.
+        if (!res.headersSent) send(res, errorBody(new RegistrationError('ERR_TIMEOUT')));
+        res.once('finish', () => req.socket.destroy());
+      });
+      const text = await readBody(req, maxBody);
+      cancelBody();
+      const body = parseBody(text, route.fields);
+      const client = clientKeyOf(req.socket.remoteAddress ?? 'unknown');
+      const result = await route.handle(body, client);
+      send(res, { status: route.status, json: result });
+      outcome = { status: route.status };
+    } catch (error) {
+      cancelBody();
+      const response = errorBody(timedOut ? new RegistrationError('ERR_TIMEOUT') : error);
+      if (response.status >= 500) log.error('request-failed', { route: path, error });
+      if (!res.headersSent && !res.destroyed) send(res, response);
+      outcome = { status: response.status, code: response.code };
+    }
+    log.info('request', {
+      route: path,
+      ...outcome,
+      ms: Math.round(performance.now() - started),
+    });
+  };
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : options.port;
+  const scheme = options.tls ? 'https' : 'http';
+  const url = `${scheme}://${isIPv6(host) ? `[${host}]` : host}:${port}`;
+  log.info('listening', { url });
+
+  return {
+    url,
+    port,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        for (const cancel of [...cancels]) cancel();
+        server.close((error) => (error ? reject(error) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** The routes, each with its fields and the registrar call. */
+function createRoutes(registrar: Registrar): ReadonlyMap<string, Route> {
+  const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
+  const bytes = (body: Body, field: string): Uint8Array => body[field] as Uint8Array;
+  const text = (body: Body, field: string): string => body[field] as string;
+  return new Map<string, Route>([
+    [
+      '/v1/prove',
+      {
+        fields: { csi: 'string' },
+        status: 202,
+        handle: async (body, client) => {
+          const r = await registrar.prove({ csi: text(body, 'csi') }, client);
+          return { csi: r.csi, expiresAt: r.expiresAt, channel: r.channel };
+        },
+      },
+    ],
+    [
+      '/v1/confirm',
+      {
+        fields: { csi: 'string', code: 'string', key: 'bytes' },
+        status: 200,
+        handle: async (body, client) => {
+          const r = await registrar.confirm(
+            { csi: text(body, 'csi'), code: text(body, 'code'), key: bytes(body, 'key') },
+            client,
+          );
+          return { attestation: b64(r.encoded), prover: b64(r.prover), nbf: r.nbf, exp: r.exp };
+        },
+      },
+    ],
+    [
+      '/v1/mappings',
+      {
+        fields: { mapping: 'bytes' },
+        status: 201,
+        handle: async (body, client) => ({
+          ...(await registrar.publishMapping(bytes(body, 'mapping'), client)),
+        }),
+      },
+    ],
+    [
+      '/v1/maprefs',
+      {
+        fields: { request: 'bytes' },
+        status: 201,
+        handle: async (body, client) => ({
+          ...(await registrar.publishMapref(bytes(body, 'request'), client)),
+        }),
+      },
+    ],
+    [
+      '/v1/removals',
+      {
+        fields: { removal: 'bytes' },
+        status: 200,
+        handle: async (body, client) => ({
+          ...(await registrar.remove(bytes(body, 'removal'), client)),
+        }),
+      },
+    ],
+    [
+      '/v1/revocations',
+      {
+        fields: { revocation: 'bytes' },
+        status: 200,
+        handle: async (body, client) => ({
+          ...(await registrar.revoke(bytes(body, 'revocation'), client)),
+        }),
+      },
+    ],
+  ]);
+}
+
+/** `application/json`, optionally with `charset=utf-8`. */
+function isJson(contentType: string | undefined): boolean {
+  if (contentType === undefined) return false;
+  const [type = '', ...params] = contentType.split(';').map((s) => s.trim().toLowerCase());
+  if (type !== 'application/json') return false;
+  return params.every((p) => !p.startsWith('charset=') || /^charset="?utf-8"?$/.test(p));
+}
+
+/** The body as text, refused once it grows past `max` octets. */
+async function readBody(req: IncomingMessage, max: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > max) {
+        throw new RegistrationError(
+          'ERR_BODY_TOO_LARGE',
+          `the request body is larger than ${max} octets`,
+        );
+      }
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (error instanceof RegistrationError) throw error;
+    // The client went away or broke the framing: a fault of the request, not of the server.
+    throw new RegistrationError('ERR_BAD_REQUEST', 'the request body was not received whole', {
+      cause: error,
+    });
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
+  } catch {
+    throw new RegistrationError('ERR_BAD_JSON', 'the request body is not valid UTF-8');
+  }
+}
+
+/** Parses the JSON body against the route's fields: exactly those, each of its kind. */
+function parseBody(text: string, fields: Readonly<Record<string, FieldKind>>): Body {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new RegistrationError('ERR_BAD_JSON', undefined, { cause: error });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new RegistrationError('ERR_BAD_REQUEST', 'the body must be a JSON object');
+  }
+  const input = value as Record<string, unknown>;
+  for (const key of Object.keys(input)) {
+    if (!Object.hasOwn(fields, key)) {
+      throw new RegistrationError('ERR_BAD_REQUEST', `unknown field "${key}"`, { detail: key });
+    }
+  }
+  const body: Record<string, string | Uint8Array> = {};
+  for (const [key, kind] of Object.entries(fields)) {
+    if (!Object.hasOwn(input, key)) {
+      throw new RegistrationError('ERR_BAD_REQUEST', `missing field "${key}"`, { detail: key });
+    }
+    const field = input[key];
+    if (typeof field !== 'string') {
+      throw new RegistrationError('ERR_BAD_REQUEST', `field "${key}" must be a string`, {
+        detail: key,
+      });
+    }
+    body[key] = kind === 'bytes' ? decodeBase64url(field, key) : field;
+  }
+  return body;
+}
+
+/** Strict base64url (RFC 4648 §5) without padding, non-empty, in its one canonical spelling. */
+function decodeBase64url(value: string, field: string): Uint8Array {
+  const bytes = /^[A-Za-z0-9_-]+$/.test(value) ? Buffer.from(value, 'base64url') : undefined;
+  if (bytes === undefined || bytes.length === 0 || bytes.toString('base64url') !== value) {
+    throw new RegistrationError(
+      'ERR_BAD_REQUEST',
+      `field "${field}" must be base64url without padding`,
+      { detail: field },
+    );
+  }
+  return new Uint8Array(bytes);
+}
+
+interface JsonResponse {
+  readonly status: number;
+  readonly json: unknown;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** The JSON error response for anything thrown while handling a request. */
+function errorBody(error: unknown): JsonResponse & { code: string } {
+  const e = error instanceof RegistrationError ? error : new RegistrationError('ERR_INTERNAL');
+  const headers: Record<string, string> = {};
+  if (e.retryAfter !== undefined) headers['retry-after'] = String(e.retryAfter);
+  if (e.code === 'ERR_METHOD_NOT_ALLOWED') headers['allow'] = 'POST';
+  return {
+    status: e.status,
+    code: e.code,
+    json: {
+      error: {
+        code: e.code,
+        message: e.message,
+        ...(e.detail === undefined ? {} : { detail: e.detail }),
+      },
+    },
+    headers,
+  };
+}
+
+const COMMON_HEADERS = Object.freeze({
+  'content-type': 'application/json; charset=utf-8',
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+  connection: 'close',
+});
+
+function send(res: ServerResponse, response: JsonResponse): void {
+  const body = JSON.stringify(response.json);
+  res.writeHead(response.status, {
+    ...COMMON_HEADERS,
+    ...response.headers,
+    'content-length': String(Buffer.byteLength(body)),
+  });
+  res.end(body);
+}
+
+/** Answers a connection that has no request object with an error, then closes it. */
+function endSocket(socket: Socket, code: RegistrationErrorCode): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(rawResponse(code), () => socket.destroy());
+}
+
+/** A whole HTTP/1.1 error response, for a socket that has no request object. */
+function rawResponse(code: RegistrationErrorCode): string {
+  const e = new RegistrationError(code);
+  const body = JSON.stringify({ error: { code: e.code, message: e.message } });
+  const headers = Object.entries({
+    ...COMMON_HEADERS,
+    'content-length': String(Buffer.byteLength(body)),
+  }).map(([k, v]) => `${k}: ${v}\r\n`);
+  return `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\n${headers.join('')}\r\n${body}`;
+}
+
+function toPem(value: string | Uint8Array): string | Buffer {
+  return typeof value === 'string' ? value : Buffer.from(value);
+}

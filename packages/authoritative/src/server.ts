@@ -1,0 +1,230 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  createLogger,
+  createMetricsRegistry,
+  startAdminServer,
+  startDnsServer,
+  type AdminServer,
+  type DnsServer,
+  type DnsServerConfig,
+  type DpConfig,
+  type Logger,
+  type Message,
+  type QueryHandler,
+} from '@mimi-discovery/common';
+import { createAnswerer } from './answer.js';
+import {
+  createOutboxChannel,
+  createSmtpChannel,
+  createWebhookChannel,
+  type CodeChannels,
+} from './channels.js';
+import { openLmdbStore } from './lmdb-store.js';
+import { createRegistrar } from './registration.js';
+import { startRegistrationApi, type RegistrationApi } from './registration-api.js';
+import type { DiscoveryStore } from './store.js';
+
+/**
+ * One running Discovery Provider (or the root directory, `role: "root"`): the LMDB store in
+ * `<dataDir>/store`, the DNS listeners (UDP, TCP, DoH) answering from it, the registration API
+ * (DPs only), the admin port, and the background re-signing of RRSIGs before they expire.
+ */
+export interface RunningProvider {
+  readonly config: DpConfig;
+  readonly store: DiscoveryStore;
+  readonly dns: DnsServer | undefined;
+  readonly api: RegistrationApi | undefined;
+  readonly admin: AdminServer | undefined;
+  /** Stops every listener and the re-signing, then closes the store. */
+  close(): Promise<void>;
+}
+
+/** What a provider uses besides its config. */
+export interface ProviderComponents {
+  /** Clock in seconds since the epoch; default the system clock. */
+  now?: () => number;
+  /** Default: JSON lines on stderr at the configured level. */
+  log?: Logger;
+  /** An already open store (tests); default `openLmdbStore` in `<dataDir>/store`. */
+  store?: DiscoveryStore;
+}
+
+/** How often the background task looks for signatures to renew. */
+export const RESIGN_INTERVAL_MS = 15 * 60 * 1000;
+
+/** The store directory inside a server's data directory. */
+export function storeDirectory(dataDir: string): string {
+  return join(dataDir, 'store');
+}
+
+/** Starts a Discovery Provider or the root directory from a parsed config (`dpConfigSchema`). */
+export async function startProvider(
+  config: DpConfig,
+  components: ProviderComponents = {},
+): Promise<RunningProvider> {
+  const now = components.now ?? (() => Math.floor(Date.now() / 1000));
+  const log = components.log ?? createLogger(`authoritative`, { level: config.log.level });
+  const day = 86_400;
+  const store =
+    components.store ??
+    (await openLmdbStore({
+      dataDir: storeDirectory(config.dataDir),
+      now,
+      signatureValidity: {
+        validitySeconds: config.signing.validityDays * day,
+        refreshBeforeSeconds: config.signing.refreshDays * day,
+      },
+    }));
+  const started: Array<{ close(): Promise<void> }> = [];
+  try {
+    const metrics = createMetricsRegistry('authoritative', { processMetrics: true });
+    const queries = metrics.counter<'transport' | 'rcode'>('queries_total', {
+      help: 'DNS queries answered, by transport and response code',
+      labelNames: ['transport', 'rcode'],
+    });
+    const latency = metrics.histogram<'transport'>('query_duration_seconds', {
+      help: 'Time to answer one DNS query',
+      labelNames: ['transport'],
+      buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
+    });
+    metrics.gauge('zones_count', {
+      help: 'Zones served from the store',
+      collect() {
+        this.set(store.listZones().length);
+      },
+    });
+    const answer = createAnswerer(store, { now, log: log.child('answer') });
+    const handler: QueryHandler = async (query, context) => {
+      const start = process.hrtime.bigint();
+      const response: Message = await answer(query, context);
+      queries.inc({ transport: context.transport, rcode: response.rcode });
+      latency.observe(
+        { transport: context.transport },
+        Number(process.hrtime.bigint() - start) / 1e9,
+      );
+      return response;
+    };
+
+    const tls = config.tls
+      ? { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
+      : undefined;
+    const { host, udp, tcp, doh, api, admin } = config.listen;
+    const dnsConfig: DnsServerConfig = {
+      host,
+      ...(udp !== null ? { udp: { port: udp } } : {}),
+      ...(tcp !== null ? { tcp: { port: tcp } } : {}),
+      ...(doh !== null && tls ? { doh: { port: doh, cert: tls.cert, key: tls.key } } : {}),
+    };
+    const anyDns = udp !== null || tcp !== null || doh !== null;
+    const dns = anyDns
+      ? await startDnsServer(dnsConfig, handler, { log: log.child('dns') })
+      : undefined;
+    if (dns) started.push(dns);
+
+    let registrationApi: RegistrationApi | undefined;
+    if (config.role === 'dp' && config.registration && api !== null) {
+      const registrar = createRegistrar({
+        store,
+        channels: channelsFrom(config),
+        now,
+        log: log.child('registration'),
+        apex: config.apex,
+        limits: {
+          codeTtlSeconds: config.registration.codeTtlSeconds,
+          maxAttemptsPerCode: config.registration.maxAttemptsPerCode,
+          sendsPerCsiPerHour: config.registration.sendsPerCsiPerHour,
+          requestsPerClientPerMinute: config.registration.requestsPerClientPerMinute,
+        },
+      });
+      registrationApi = await startRegistrationApi(
+        { host, port: api, ...(tls ? { tls } : {}) },
+        registrar,
+        { log: log.child('api') },
+      );
+      started.push(registrationApi);
+    }
+
+    const adminServer =
+      admin !== null
+        ? await startAdminServer(
+            { host, port: admin },
+            {
+              registry: metrics,
+              health: () => ({
+                ok: true,
+                detail: { role: config.role, zones: store.listZones().length },
+              }),
+              log: log.child('admin'),
+            },
+          )
+        : undefined;
+    if (adminServer) started.push(adminServer);
+
+    // RRSIGs are renewed well before they expire (design §5): a small pass every interval.
+    let resigning: Promise<unknown> = Promise.resolve();
+    const refreshSeconds = config.signing.refreshDays * day;
+    const timer = setInterval(() => {
+      resigning = store.resign(now() + refreshSeconds).catch((error: unknown) => {
+        log.error('resign-failed', { error });
+      });
+    }, RESIGN_INTERVAL_MS);
+    timer.unref();
+    await store.resign(now() + refreshSeconds);
+    log.info('started', {
+      role: config.role,
+      zones: store.listZones(),
+      udp: dns?.udp?.port,
+      tcp: dns?.tcp?.port,
+      doh: dns?.doh?.url,
+      api: registrationApi?.url,
+      admin: adminServer?.url,
+    });
+
+    return {
+      config,
+      store,
+      dns,
+      api: registrationApi,
+      admin: adminServer,
+      async close() {
+        clearInterval(timer);
+        await Promise.allSettled(started.map((s) => s.close()));
+        await resigning;
+        if (!components.store) await store.close();
+      },
+    };
+  } catch (error) {
+    await Promise.allSettled(started.map((s) => s.close()));
+    if (!components.store) await store.close();
+    throw error;
+  }
+}
+
+/** The code channels a DP config names (design §8): outbox, SMTP for email, webhook for SMS. */
+function channelsFrom(config: DpConfig): CodeChannels {
+  const c = config.registration?.channels;
+  const outbox = c?.outbox ? createOutboxChannel(c.outbox.path) : undefined;
+  const smtp = c?.smtp
+    ? createSmtpChannel({
+        host: c.smtp.host,
+        port: c.smtp.port,
+        from: c.smtp.from,
+        ...(c.smtp.secure !== undefined ? { secure: c.smtp.secure } : {}),
+        ...(c.smtp.user !== undefined && c.smtp.password !== undefined
+          ? { user: c.smtp.user, password: c.smtp.password }
+          : {}),
+      })
+    : undefined;
+  const webhook = c?.webhook
+    ? createWebhookChannel({
+        url: c.webhook.url,
+        ...(c.webhook.headers ? { headers: c.webhook.headers } : {}),
+      })
+    : undefined;
+  return {
+    ...(webhook ? { tel: webhook } : {}),
+    ...(smtp ? { mailto: smtp } : {}),
+    ...(outbox ? { fallback: outbox } : {}),
+  };
+}

@@ -1,0 +1,164 @@
+import {
+  encodeRdata,
+  isSubdomain,
+  typeToCode,
+  type ResourceRecord,
+  type RRType,
+} from '@mimi-discovery/common';
+import { StoreError, type RRsetChange } from './store.js';
+import { ownerName as storedName } from './zone-signer.js';
+
+/**
+ * Checks on the changes given to `DiscoveryStore.apply`, before anything is read or written:
+ * owners in the zone, allowed types, records that match their RRset and encode. The result is
+ * the normalized form every store applies: canonical owner names, duplicate records dropped and
+ * one TTL per RRset (the lowest, RFC 2181 §5.2).
+ *
+ * Worked example, zone `4.4.e164.mimi.arpa`: a put of MAP at `8.1…4.4.e164.mimi.arpa.` with two
+ * records of TTL 300 and 600 becomes one RRset of TTL 300 owned by `8.1…4.4.e164.mimi.arpa`; a
+ * put of SOA, a delete of RRSIG, or a MAP owned by `example.com` are refused with
+ * `ERR_STORE_BAD_CHANGE` or `ERR_STORE_OUT_OF_ZONE`.
+ */
+
+/** Changes one `apply` may carry; one transaction should stay short. */
+export const MAX_CHANGES_PER_APPLY = 1024;
+/** Records one RRset may hold. */
+export const MAX_RECORDS_PER_RRSET = 256;
+/** Largest TTL (RFC 2181 §8: a TTL is at most 2^31 - 1). */
+const MAX_TTL = 2 ** 31 - 1;
+
+/**
+ * Types a change may put or delete. SOA, DNSKEY and every DNSSEC record are the store's own;
+ * CNAME has no role in the discovery namespace (design §6) and would break the answers at its
+ * owner, so it is not accepted either.
+ */
+export const CHANGEABLE_TYPES: ReadonlySet<RRType> = new Set<RRType>([
+  'NS',
+  'DS',
+  'A',
+  'AAAA',
+  'TXT',
+  'SVCB',
+  'MAP',
+  'MAPREF',
+  'AUTHKEY',
+]);
+
+/** One change after {@link normalizeChanges}: canonical owner, records ready to store. */
+export type NormalizedChange =
+  | { op: 'put'; name: string; type: RRType; records: ResourceRecord[] }
+  | { op: 'delete'; name: string; type: RRType };
+
+/**
+ * Validates and normalizes the changes for zone `origin` (canonical). Throws `StoreError`
+ * (`ERR_STORE_BAD_CHANGE`, `ERR_STORE_OUT_OF_ZONE`) on the first bad change.
+ */
+export function normalizeChanges(
+  origin: string,
+  changes: readonly RRsetChange[],
+): NormalizedChange[] {
+  if (!Array.isArray(changes)) throw bad('changes must be an array');
+  if (changes.length > MAX_CHANGES_PER_APPLY) {
+    throw bad(`${changes.length} changes in one apply, over ${MAX_CHANGES_PER_APPLY}`);
+  }
+  const seen = new Set<string>();
+  return changes.map((change, index) => {
+    const normalized = normalizeChange(origin, change, index);
+    const id = `${normalized.name} ${normalized.type}`;
+    if (seen.has(id)) throw bad(`change ${index}: ${id} is changed twice in one apply`);
+    seen.add(id);
+    return normalized;
+  });
+}
+
+function normalizeChange(origin: string, change: RRsetChange, index: number): NormalizedChange {
+  if (typeof change !== 'object' || change === null) throw bad(`change ${index} is not an object`);
+  if (change.op !== 'put' && change.op !== 'delete') {
+    throw bad(`change ${index}: op must be 'put' or 'delete'`);
+  }
+  const name = ownerName(change.name, index);
+  if (!isSubdomain(name, origin)) {
+    throw new StoreError(
+      'ERR_STORE_OUT_OF_ZONE',
+      `change ${index}: ${name} is not in zone ${origin}`,
+    );
+  }
+  const type = change.type;
+  let known = false;
+  try {
+    known = typeof type === 'string' && typeToCode(type) >= 0;
+  } catch {
+    known = false;
+  }
+  if (!known || !CHANGEABLE_TYPES.has(type)) {
+    throw bad(`change ${index}: type ${String(type)} cannot be changed through apply`);
+  }
+  if (type === 'AUTHKEY' && name !== origin) {
+    throw bad(`change ${index}: AUTHKEY belongs at the zone apex ${origin}, not ${name}`);
+  }
+  if (type === 'DS' && name === origin) {
+    throw bad(`change ${index}: the DS of ${origin} belongs in its parent zone`);
+  }
+  if (change.op === 'delete') return { op: 'delete', name, type };
+  return { op: 'put', name, type, records: normalizeRecords(change.records, name, type, index) };
+}
+
+function ownerName(name: unknown, index: number): string {
+  if (typeof name !== 'string') throw bad(`change ${index}: name must be a string`);
+  try {
+    return storedName(name);
+  } catch (cause) {
+    throw bad(`change ${index}: ${JSON.stringify(name)} is not a domain name`, cause);
+  }
+}
+
+function normalizeRecords(
+  records: unknown,
+  name: string,
+  type: RRType,
+  index: number,
+): ResourceRecord[] {
+  if (!Array.isArray(records) || records.length === 0) {
+    throw bad(`change ${index}: a put needs at least one record (use delete to remove an RRset)`);
+  }
+  if (records.length > MAX_RECORDS_PER_RRSET) {
+    throw bad(`change ${index}: ${records.length} records, over ${MAX_RECORDS_PER_RRSET}`);
+  }
+  const out: ResourceRecord[] = [];
+  const rdatas = new Set<string>();
+  let ttl = MAX_TTL;
+  for (const rr of records as readonly ResourceRecord[]) {
+    if (typeof rr !== 'object' || rr === null)
+      throw bad(`change ${index}: a record is not an object`);
+    if (rr.type !== type)
+      throw bad(`change ${index}: a ${String(rr.type)} record in a ${type} RRset`);
+    if (typeof rr.name !== 'string' || ownerName(rr.name, index) !== name) {
+      throw bad(`change ${index}: record owner ${String(rr.name)} is not ${name}`);
+    }
+    if (rr.class !== 'IN') throw bad(`change ${index}: class ${String(rr.class)} is not IN`);
+    if (!Number.isInteger(rr.ttl) || rr.ttl < 0 || rr.ttl > MAX_TTL) {
+      throw bad(`change ${index}: TTL ${String(rr.ttl)} is not an integer in 0..${MAX_TTL}`);
+    }
+    let rdata: Uint8Array;
+    try {
+      rdata = encodeRdata(rr, { canonical: true });
+    } catch (cause) {
+      throw bad(`change ${index}: a ${type} record of ${name} does not encode`, cause);
+    }
+    ttl = Math.min(ttl, rr.ttl);
+    // RFC 2181 §5: an RRset holds each RDATA once (compared in canonical form, RFC 4034 §6.3).
+    const id = Buffer.from(rdata).toString('hex');
+    if (rdatas.has(id)) continue;
+    rdatas.add(id);
+    out.push({ ...rr, name });
+  }
+  return out.map((rr) => (rr.ttl === ttl ? rr : { ...rr, ttl }));
+}
+
+function bad(message: string, cause?: unknown): StoreError {
+  return new StoreError(
+    'ERR_STORE_BAD_CHANGE',
+    message,
+    cause === undefined ? undefined : { cause },
+  );
+}

@@ -1,0 +1,510 @@
+import {
+  DNSSEC_ALGORITHM_ED25519,
+  ED25519_PUBLIC_KEY_OCTETS,
+  canonicalName,
+  createZoneKey,
+  dnskeyRecord,
+  encodeRdata,
+  formatLabels,
+  isSubdomain,
+  parentName,
+  parseLabels,
+  record,
+  signRRset,
+  typeToCode,
+  type RecordOf,
+  type ResourceRecord,
+  type RRsetSigner,
+  type RRType,
+  type SignatureValidity,
+  type ZoneKey,
+  type ZoneNode,
+} from '@mimi-discovery/common';
+import type { NormalizedChange } from './zone-changes.js';
+import { StoreError, type AuthkeyEntry, type ZoneInit } from './store.js';
+
+/**
+ * The signer shared by every store: how a zone's nodes are created, changed and re-signed. A
+ * store supplies read access to its nodes (a {@link ZoneReader}); the functions here compute the
+ * nodes to write, signatures included, without writing anything, so a store can check
+ * everything first and then commit the whole result in one transaction.
+ *
+ * Signing rules (RFC 4035 §2.2): every RRset is signed except the NS RRset of a delegation and
+ * everything below a delegation (glue); the DS at a delegation is signed. Signatures run from an
+ * hour before now (clock skew, RFC 6781 §4.4.2) to `validitySeconds` after it.
+ *
+ * Worked example, zone `4.4.e164.mimi.arpa` at serial 7: an apply that puts NS and DS at
+ * `7.4.4.e164.mimi.arpa` and A at `ns1.7.4.4.e164.mimi.arpa` writes three nodes — the cut (NS
+ * unsigned, DS signed), the glue (unsigned) and the apex (SOA serial 8, re-signed).
+ */
+
+/** How long signatures live, and when they are renewed. */
+export interface SignatureValidityPolicy {
+  /** Seconds from now to the expiration of a new signature. */
+  validitySeconds: number;
+  /** A signature is renewed once fewer than this many seconds remain. */
+  refreshBeforeSeconds: number;
+}
+
+/** 14 days of validity, renewed in the second week (as common signer defaults). */
+export const DEFAULT_SIGNATURE_VALIDITY: Readonly<SignatureValidityPolicy> = Object.freeze({
+  validitySeconds: 14 * 86400,
+  refreshBeforeSeconds: 7 * 86400,
+});
+
+/** Inception is set this far in the past so validators with a slow clock accept new signatures. */
+export const INCEPTION_BACKDATE_SECONDS = 3600;
+
+/** Default lifetime of this DP's prover key in the AUTHKEY records of a new zone: 10 years. */
+export const DEFAULT_PROVER_KEY_LIFETIME_SECONDS = 10 * 365 * 86400;
+
+/** SOA timers of a new zone when `ZoneInit` leaves them out (RFC 1912 §2.2 ranges). */
+export const DEFAULT_SOA_TIMERS: Readonly<{
+  refresh: number;
+  retry: number;
+  expire: number;
+  minimum: number;
+}> = Object.freeze({ refresh: 3600, retry: 600, expire: 1209600, minimum: 300 });
+
+/** TTL of the apex records of a new zone when `ZoneInit.ttl` is left out. */
+export const DEFAULT_APEX_TTL = 3600;
+
+/** One RRset as a store keeps it: its records and, when it is authoritative, its RRSIG. */
+export interface StoredRRset {
+  readonly records: readonly ResourceRecord[];
+  readonly signature: RecordOf<'RRSIG'> | undefined;
+}
+
+/** The RRsets at one owner name, by type. A node without RRsets does not exist. */
+export type StoredNode = ReadonlyMap<RRType, StoredRRset>;
+
+/** Read access to one zone's nodes; names are canonical. */
+export interface ZoneReader {
+  /** The zone's origin, canonical. */
+  readonly origin: string;
+  node(name: string): StoredNode | undefined;
+  /** Owner names of the nodes strictly below `name`. */
+  namesBelow(name: string): Iterable<string>;
+}
+
+/** Nodes to write, by canonical owner name; `undefined` deletes the node. */
+export type ZoneWrites = Map<string, StoredNode | undefined>;
+
+/** Checks a validity policy, filling in defaults. Throws `StoreError` (`ERR_STORE_BAD_ZONE`). */
+export function signatureValidityPolicy(
+  policy: Partial<SignatureValidityPolicy> | undefined,
+): SignatureValidityPolicy {
+  const validitySeconds = policy?.validitySeconds ?? DEFAULT_SIGNATURE_VALIDITY.validitySeconds;
+  const refreshBeforeSeconds =
+    policy?.refreshBeforeSeconds ?? DEFAULT_SIGNATURE_VALIDITY.refreshBeforeSeconds;
+  if (
+    !Number.isSafeInteger(validitySeconds) ||
+    !Number.isSafeInteger(refreshBeforeSeconds) ||
+    validitySeconds <= 0 ||
+    validitySeconds >= 2 ** 31 - INCEPTION_BACKDATE_SECONDS ||
+    refreshBeforeSeconds < 0 ||
+    refreshBeforeSeconds >= validitySeconds
+  ) {
+    throw new StoreError(
+      'ERR_STORE_BAD_ZONE',
+      `signature validity ${validitySeconds}s with refresh ${refreshBeforeSeconds}s before expiry: ` +
+        'both must be whole seconds, refresh shorter than validity',
+    );
+  }
+  return { validitySeconds, refreshBeforeSeconds };
+}
+
+/** The window of signatures made at `now` (seconds). */
+export function validityAt(now: number, policy: SignatureValidityPolicy): SignatureValidity {
+  const at = Math.floor(now);
+  return {
+    inception: Math.max(0, at - INCEPTION_BACKDATE_SECONDS),
+    expiration: at + policy.validitySeconds,
+  };
+}
+
+/** A signer bound to a zone key and the validity of signatures made at `now`. */
+export function zoneSigner(
+  key: ZoneKey,
+  now: number,
+  policy: SignatureValidityPolicy,
+): RRsetSigner {
+  const validity = validityAt(now, policy);
+  return (rrset) => signRRset(rrset, key, validity);
+}
+
+/**
+ * The signing key of a new zone: from `seed` (32 octets) when given, else random. Throws
+ * `StoreError` (`ERR_STORE_BAD_ZONE`) for a seed of the wrong shape.
+ */
+export function newZoneKey(origin: string, seed: unknown): ZoneKey {
+  if (seed === undefined) return createZoneKey(origin);
+  if (!(seed instanceof Uint8Array) || seed.length !== 32) {
+    throw badZone('keySeed must be 32 octets');
+  }
+  return createZoneKey(origin, { seed });
+}
+
+/** Checks a configured prover seed: 32 octets. Throws `StoreError` (`ERR_STORE_PROVER_KEY`). */
+export function checkProverSeed(seed: unknown): void {
+  if (seed !== undefined && !(seed instanceof Uint8Array && seed.length === 32)) {
+    throw new StoreError('ERR_STORE_PROVER_KEY', 'proverSeed must be 32 octets (an Ed25519 seed)');
+  }
+}
+
+/** What {@link initialZone} needs besides the `ZoneInit`. */
+export interface InitialZoneContext {
+  key: ZoneKey;
+  /** This DP's prover public key, listed first in the apex AUTHKEY RRset. */
+  proverPublicKey: Uint8Array;
+  proverNotAfter: number;
+  sign: RRsetSigner;
+}
+
+/**
+ * The apex node of a new zone: SOA (serial 1), NS, DNSKEY and AUTHKEY, each signed. Throws
+ * `StoreError` (`ERR_STORE_BAD_ZONE`) for invalid settings.
+ */
+export function initialZone(init: ZoneInit, context: InitialZoneContext): StoredNode {
+  const origin = zoneOrigin(init.origin, 'ERR_STORE_BAD_ZONE');
+  const ttl = u32(init.ttl ?? DEFAULT_APEX_TTL, 'ttl', 2 ** 31 - 1);
+  if (!Array.isArray(init.nameservers) || init.nameservers.length === 0) {
+    throw badZone('a zone needs at least one nameserver');
+  }
+  const soa = record(
+    origin,
+    'SOA',
+    {
+      mname: validName(init.mname, 'mname'),
+      rname: validName(init.rname, 'rname'),
+      serial: 1,
+      refresh: u32(init.refresh ?? DEFAULT_SOA_TIMERS.refresh, 'refresh'),
+      retry: u32(init.retry ?? DEFAULT_SOA_TIMERS.retry, 'retry'),
+      expire: u32(init.expire ?? DEFAULT_SOA_TIMERS.expire, 'expire'),
+      minimum: u32(init.minimum ?? DEFAULT_SOA_TIMERS.minimum, 'minimum'),
+    },
+    ttl,
+  );
+  const ns = unique(
+    init.nameservers.map((n) => record(origin, 'NS', validName(n, 'nameserver'), ttl)),
+  );
+  const own: AuthkeyEntry = {
+    role: 'prover',
+    publicKey: context.proverPublicKey,
+    notAfter: context.proverNotAfter,
+  };
+  const authkeys = unique(
+    [own, ...(init.authkeys ?? [])].map((entry) => record(origin, 'AUTHKEY', authkey(entry), ttl)),
+  );
+  const node = new Map<RRType, StoredRRset>();
+  for (const rrset of [[soa], ns, [dnskeyRecord(context.key, ttl)], authkeys]) {
+    const first = rrset[0] as ResourceRecord;
+    node.set(first.type, { records: rrset, signature: context.sign(rrset) });
+  }
+  return node;
+}
+
+/**
+ * Applies normalized changes to a zone: the nodes to write, with changed RRsets signed (or left
+ * unsigned where RFC 4035 §2.2 says so), signatures added or dropped below a delegation that
+ * appeared or went away, and the SOA serial increased by one (RFC 1982 §3.1) and re-signed.
+ * Throws `StoreError` (`ERR_STORE_BAD_CHANGE`) when the result breaks the zone's structure: a DS
+ * without NS at its owner, or an apex without NS.
+ */
+export function planApply(
+  reader: ZoneReader,
+  changes: readonly NormalizedChange[],
+  sign: RRsetSigner,
+): { writes: ZoneWrites; serial: number } {
+  const zone = new Overlay(reader);
+  const cuts = new Set<string>();
+  for (const change of changes) {
+    const before = zone.node(change.name);
+    const next = new Map(before ?? []);
+    if (change.op === 'put')
+      next.set(change.type, { records: change.records, signature: undefined });
+    else next.delete(change.type);
+    zone.set(change.name, next);
+    if (
+      change.type === 'NS' &&
+      change.name !== zone.origin &&
+      (before?.has('NS') ?? false) !== next.has('NS')
+    ) {
+      cuts.add(change.name);
+    }
+  }
+  for (const change of changes) {
+    const node = zone.node(change.name);
+    if (node?.has('DS') === true && !node.has('NS')) {
+      throw new StoreError(
+        'ERR_STORE_BAD_CHANGE',
+        `DS at ${change.name} needs NS there: a DS belongs only at a delegation (RFC 4035 §2.4)`,
+      );
+    }
+  }
+  if (zone.node(zone.origin)?.has('NS') !== true) {
+    throw new StoreError(
+      'ERR_STORE_BAD_CHANGE',
+      `the apex of ${zone.origin} must keep its NS RRset`,
+    );
+  }
+  for (const change of changes) {
+    if (change.op === 'put') signRRsetAt(zone, change.name, change.type, sign, true);
+  }
+  // A delegation that appeared or went away changes what is authoritative at and below it.
+  for (const cut of cuts) {
+    for (const name of [cut, ...zone.namesBelow(cut)]) {
+      for (const type of zone.node(name)?.keys() ?? []) signRRsetAt(zone, name, type, sign, false);
+    }
+  }
+  const serial = bumpSerial(zone, sign);
+  return { writes: zone.writes, serial };
+}
+
+/**
+ * Re-signs, among the nodes `names`, every RRset whose RRSIG expires before `before` (and any
+ * authoritative RRset found without one); bumps and re-signs the SOA when anything changed.
+ * Returns the writes, how many RRsets were re-signed, and the new serial (undefined when
+ * nothing was due).
+ */
+export function planResign(
+  reader: ZoneReader,
+  names: Iterable<string>,
+  before: number,
+  sign: RRsetSigner,
+): { writes: ZoneWrites; count: number; serial: number | undefined } {
+  const zone = new Overlay(reader);
+  let count = 0;
+  for (const name of names) {
+    const node = zone.node(name);
+    if (node === undefined) continue;
+    for (const [type, rrset] of node) {
+      const due =
+        rrset.signature === undefined
+          ? isAuthoritative(zone, name, type)
+          : rrset.signature.data.expiration < before;
+      if (!due) continue;
+      count += 1;
+      // The serial bump below signs the SOA anyway.
+      if (type !== 'SOA' || name !== zone.origin) signRRsetAt(zone, name, type, sign, true);
+    }
+  }
+  if (count === 0) return { writes: zone.writes, count, serial: undefined };
+  return { writes: zone.writes, count, serial: bumpSerial(zone, sign) };
+}
+
+/**
+ * Whether the RRset `type` at `name` is authoritative data of the zone and so signed
+ * (RFC 4035 §2.2): not below a delegation, and at a delegation only the DS.
+ */
+export function isAuthoritative(reader: ZoneReader, name: string, type: RRType): boolean {
+  if (type === 'RRSIG') return false;
+  const origin = reader.origin;
+  for (
+    let p = parentName(name);
+    p !== undefined && p !== origin && isSubdomain(p, origin);
+    p = parentName(p)
+  ) {
+    if (reader.node(p)?.has('NS') === true) return false;
+  }
+  if (name !== origin && reader.node(name)?.has('NS') === true) return type === 'DS';
+  return true;
+}
+
+/** A stored node in the shape `lookupZone` reads. */
+export function toZoneNode(node: StoredNode): ZoneNode {
+  const rrsets = new Map<RRType, readonly ResourceRecord[]>();
+  const signatures = new Map<RRType, readonly RecordOf<'RRSIG'>[]>();
+  for (const [type, rrset] of node) {
+    rrsets.set(type, rrset.records);
+    if (rrset.signature !== undefined) signatures.set(type, [rrset.signature]);
+  }
+  return { rrsets, signatures };
+}
+
+/** The records of a node, types in code order, each RRset followed by its RRSIG. */
+export function nodeRecords(node: StoredNode): ResourceRecord[] {
+  const out: ResourceRecord[] = [];
+  const types = [...node.keys()].sort((a, b) => typeToCode(a) - typeToCode(b));
+  for (const type of types) {
+    const rrset = node.get(type) as StoredRRset;
+    out.push(...rrset.records);
+    if (rrset.signature !== undefined) out.push(rrset.signature);
+  }
+  return out;
+}
+
+/** Names that `formatLabels` writes unchanged: no escapes, no specials. */
+const PLAIN_NAME = /^[0-9a-z_*-]+(\.[0-9a-z_*-]+)*$/;
+
+/**
+ * The form in which the store keys names: canonical (RFC 4034 §6.2, lowercase, no trailing dot)
+ * with RFC 1035 escapes exactly as `formatLabels` writes them, so one name has one spelling
+ * (`a\@b` and `a@b` are the same name). Throws `NameError` for a malformed name.
+ */
+export function ownerName(name: string): string {
+  const canonical = canonicalName(name);
+  if (canonical === '.' || PLAIN_NAME.test(canonical)) return canonical;
+  return formatLabels(parseLabels(canonical));
+}
+
+/** {@link ownerName}, or undefined for a malformed name. */
+export function ownerOrUndefined(name: string): string | undefined {
+  try {
+    return ownerName(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The error for an origin the store does not hold. */
+export function noZoneError(origin: string): StoreError {
+  return new StoreError('ERR_STORE_NO_ZONE', `the store holds no zone ${origin}`);
+}
+
+/**
+ * The canonical origin of a zone. Throws `StoreError` with `code` when it is not a domain name.
+ */
+export function zoneOrigin(
+  origin: unknown,
+  code: 'ERR_STORE_BAD_ZONE' | 'ERR_STORE_NO_ZONE',
+): string {
+  if (typeof origin !== 'string') throw new StoreError(code, 'a zone origin must be a string');
+  try {
+    return ownerName(origin);
+  } catch (cause) {
+    throw new StoreError(code, `${JSON.stringify(origin)} is not a domain name`, { cause });
+  }
+}
+
+/** A reader that sees pending writes over a base reader. */
+class Overlay implements ZoneReader {
+  readonly writes: ZoneWrites = new Map();
+
+  constructor(private readonly base: ZoneReader) {}
+
+  get origin(): string {
+    return this.base.origin;
+  }
+
+  node(name: string): StoredNode | undefined {
+    return this.writes.has(name) ? this.writes.get(name) : this.base.node(name);
+  }
+
+  set(name: string, node: StoredNode): void {
+    this.writes.set(name, node.size > 0 ? node : undefined);
+  }
+
+  *namesBelow(name: string): Iterable<string> {
+    for (const below of this.base.namesBelow(name)) {
+      if (!this.writes.has(below)) yield below;
+    }
+    for (const [below, node] of this.writes) {
+      if (node !== undefined && below !== name && isSubdomain(below, name)) yield below;
+    }
+  }
+}
+
+/**
+ * Sets the signature of one RRset by the authoritative rule. With `force`, an authoritative
+ * RRset is signed anew even when it has a signature (its records changed, or it is due).
+ */
+function signRRsetAt(
+  zone: Overlay,
+  name: string,
+  type: RRType,
+  sign: RRsetSigner,
+  force: boolean,
+): void {
+  const node = zone.node(name);
+  const rrset = node?.get(type);
+  if (node === undefined || rrset === undefined) return;
+  const wanted = isAuthoritative(zone, name, type);
+  const has = rrset.signature !== undefined;
+  if (wanted === has && !force) return;
+  const signature = wanted ? sign(rrset.records) : undefined;
+  zone.set(name, new Map(node).set(type, { records: rrset.records, signature }));
+}
+
+function bumpSerial(zone: Overlay, sign: RRsetSigner): number {
+  const apex = zone.node(zone.origin);
+  const soa = apex?.get('SOA')?.records[0];
+  if (apex === undefined || soa === undefined || soa.type !== 'SOA') {
+    throw new StoreError('ERR_STORE_CORRUPT', `zone ${zone.origin} has no SOA at its apex`);
+  }
+  // RFC 1982 §3.1: serial + 1 modulo 2^32.
+  const serial = (soa.data.serial + 1) % 2 ** 32;
+  const records = [{ ...soa, data: { ...soa.data, serial } }];
+  zone.set(zone.origin, new Map(apex).set('SOA', { records, signature: sign(records) }));
+  return serial;
+}
+
+function authkey(entry: AuthkeyEntry): RecordOf<'AUTHKEY'>['data'] {
+  if (typeof entry !== 'object' || entry === null)
+    throw badZone('an AUTHKEY entry is not an object');
+  if (entry.role !== 'prover' && entry.role !== 'csip') {
+    throw badZone(`AUTHKEY role ${String(entry.role)} is neither prover nor csip`);
+  }
+  if (
+    !(entry.publicKey instanceof Uint8Array) ||
+    entry.publicKey.length !== ED25519_PUBLIC_KEY_OCTETS
+  ) {
+    throw badZone(`an AUTHKEY public key must be ${ED25519_PUBLIC_KEY_OCTETS} octets (Ed25519)`);
+  }
+  return {
+    role: entry.role,
+    algorithm: DNSSEC_ALGORITHM_ED25519,
+    notAfter: u32(entry.notAfter, 'AUTHKEY notAfter'),
+    publicKey: Uint8Array.from(entry.publicKey),
+  };
+}
+
+/** Records with each RDATA once, checked to encode. */
+function unique<T extends ResourceRecord>(records: T[]): T[] {
+  const seen = new Set<string>();
+  return records.filter((rr) => {
+    let rdata: Uint8Array;
+    try {
+      rdata = encodeRdata(rr, { canonical: true });
+    } catch (cause) {
+      throw new StoreError(
+        'ERR_STORE_BAD_ZONE',
+        `a ${rr.type} record of ${rr.name} does not encode`,
+        {
+          cause,
+        },
+      );
+    }
+    const id = Buffer.from(rdata).toString('hex');
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+}
+
+function validName(name: unknown, what: string): string {
+  if (typeof name !== 'string' || name === '') throw badZone(`${what} must be a domain name`);
+  try {
+    canonicalName(name);
+  } catch (cause) {
+    throw new StoreError(
+      'ERR_STORE_BAD_ZONE',
+      `${what} ${JSON.stringify(name)} is not a domain name`,
+      {
+        cause,
+      },
+    );
+  }
+  return name;
+}
+
+function u32(value: unknown, what: string, max = 2 ** 32 - 1): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > max) {
+    throw badZone(`${what} must be an integer in 0..${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+function badZone(message: string): StoreError {
+  return new StoreError('ERR_STORE_BAD_ZONE', message);
+}

@@ -1,0 +1,167 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { formatTime, formatZone, record } from '@mimi-discovery/common';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  createMemoryStore,
+  exportZone,
+  openLmdbStore,
+  type DiscoveryStore,
+  type RRsetChange,
+} from '../src/index.js';
+import {
+  CHILD,
+  NUMBER,
+  ORIGIN,
+  PROVER_SEED,
+  T0,
+  delegation,
+  expectStoreError,
+  putMap,
+  zoneInit,
+} from './store-battery.js';
+
+/**
+ * A zone exported for stock secondaries must load in them and validate: ldns-verify-zone
+ * (Debian ldnsutils) and named-checkzone (bind9-utils) read the file as NSD, Knot and BIND would.
+ */
+
+function onPath(tool: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
+}
+
+function run(tool: string, args: string[]): { status: number | null; output: string } {
+  const result = spawnSync(tool, args, { encoding: 'utf8' });
+  return { status: result.status, output: `${result.stdout}${result.stderr}` };
+}
+
+const LDNS = onPath('ldns-verify-zone');
+const CHECKZONE = onPath('named-checkzone');
+if (!LDNS) {
+  console.warn(
+    'ldns-verify-zone not installed (Debian package ldnsutils): skipping export validation',
+  );
+}
+if (!CHECKZONE) {
+  console.warn(
+    'named-checkzone not installed (Debian package bind9-utils): skipping the BIND load check',
+  );
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'mimi-export-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let counter = 0;
+
+const address = (name: string, ip: string): RRsetChange => ({
+  op: 'put',
+  name,
+  type: 'A',
+  records: [record(name, 'A', ip, 3600)],
+});
+
+/** A range zone with a MAP, a MAPREF, a signed delegation and an unsigned one. */
+async function populate(store: DiscoveryStore): Promise<void> {
+  await store.addZone(zoneInit());
+  const unsignedCut = `3.${ORIGIN}`;
+  await store.apply(ORIGIN, [
+    address(`ns1.${ORIGIN}`, '192.0.2.53'),
+    address(`ns2.${ORIGIN}`, '192.0.2.54'),
+    putMap(NUMBER, 1),
+    {
+      op: 'put',
+      name: `9.9.9.9.6.4.9.7.0.2.${ORIGIN}`,
+      type: 'MAPREF',
+      records: [record(`9.9.9.9.6.4.9.7.0.2.${ORIGIN}`, 'MAPREF', 'dp.msp.example', 300)],
+    },
+    ...delegation(CHILD),
+    {
+      op: 'put',
+      name: unsignedCut,
+      type: 'NS',
+      records: [record(unsignedCut, 'NS', `ns1.${unsignedCut}`, 3600)],
+    },
+    address(`ns1.${unsignedCut}`, '192.0.2.3'),
+  ]);
+  // A MAP that came and went leaves nothing behind.
+  await store.apply(ORIGIN, [putMap(`5.5.${ORIGIN}`)]);
+  await store.apply(ORIGIN, [{ op: 'delete', name: `5.5.${ORIGIN}`, type: 'MAP' }]);
+}
+
+const stores: Array<[string, () => Promise<DiscoveryStore>]> = [
+  ['memory store', async () => createMemoryStore({ now: () => T0, proverSeed: PROVER_SEED })],
+  [
+    'LMDB store',
+    async () =>
+      openLmdbStore({
+        dataDir: join(dir, `store-${++counter}`),
+        now: () => T0,
+        proverSeed: PROVER_SEED,
+      }),
+  ],
+];
+
+describe.each(stores)('exporting a zone of the %s', (_name, openStore) => {
+  it('signs the export with a standard NSEC3 chain that ldns-verify-zone and named-checkzone accept', async () => {
+    const store = await openStore();
+    await populate(store);
+    const text = exportZone(store, ORIGIN, { nsec3: true, now: T0 });
+    const file = join(dir, `nsec3-${++counter}.zone`);
+    writeFileSync(file, text);
+    expect(text.split('\n')[0]).toMatch(
+      new RegExp(`^${ORIGIN.replace(/\./g, '\\.')}\\. 3600 IN SOA .* 4 3600 600 1209600 300$`),
+    );
+    expect(text).toMatch(/ IN NSEC3PARAM 1 0 0 -\n/);
+    // The apex, its two nameservers, both cuts, and the MAP and MAPREF owners with the 12 empty
+    // non-terminals above them; not the glue below the cuts.
+    expect(text.match(/ IN NSEC3 /g)?.length).toBe(19);
+    expect(text).not.toContain('5.5.4.4');
+
+    if (LDNS) {
+      const { status, output } = run('ldns-verify-zone', ['-t', formatTime(T0), '-V', '3', file]);
+      expect(output, output).toContain('Zone is verified and complete');
+      expect(status).toBe(0);
+    }
+    if (CHECKZONE) {
+      const { status, output } = run('named-checkzone', ['-i', 'full', '-k', 'fail', ORIGIN, file]);
+      expect(output, output).toMatch(/loaded serial 4 \(DNSSEC signed\)\nOK/);
+      expect(status).toBe(0);
+    }
+    await store.close();
+  });
+
+  it.skipIf(!LDNS)(
+    'makes an export that ldns-verify-zone rejects once a record is changed',
+    async () => {
+      const store = await openStore();
+      await populate(store);
+      const text = exportZone(store, ORIGIN, { nsec3: true, now: T0 }).replace(
+        '192.0.2.53',
+        '192.0.2.99',
+      );
+      const file = join(dir, `tampered-${++counter}.zone`);
+      writeFileSync(file, text);
+      const { status, output } = run('ldns-verify-zone', ['-t', formatTime(T0), file]);
+      expect(output).not.toContain('Zone is verified and complete');
+      expect(status).not.toBe(0);
+      await store.close();
+    },
+  );
+
+  it('exports the zone as served, RRSIGs included, without NSEC3', async () => {
+    const store = await openStore();
+    await populate(store);
+    const text = exportZone(store, ORIGIN, { nsec3: false });
+    expect(text).toBe(formatZone(ORIGIN, store.readZone(ORIGIN)));
+    expect(text).not.toContain('NSEC3');
+    expect(text).toContain(' IN RRSIG TYPE65400 15 ');
+    await store.close();
+  });
+
+  it('refuses a zone the store does not hold', async () => {
+    const store = await openStore();
+    await expectStoreError(() => exportZone(store, ORIGIN, { nsec3: true }), 'ERR_STORE_NO_ZONE');
+    await store.close();
+  });
+});

@@ -1,0 +1,102 @@
+import { createZoneKey, record, type RecordOf } from '@mimi-discovery/common';
+import { describe, expect, it } from 'vitest';
+import { normalizeChanges } from '../src/zone-changes.js';
+import {
+  isAuthoritative,
+  planApply,
+  planResign,
+  zoneSigner,
+  DEFAULT_SIGNATURE_VALIDITY,
+  type StoredNode,
+  type ZoneReader,
+} from '../src/zone-signer.js';
+
+const ORIGIN = 'example';
+const T0 = 1767225600;
+const key = createZoneKey(ORIGIN, { seed: new Uint8Array(32).fill(7) });
+const sign = zoneSigner(key, T0, DEFAULT_SIGNATURE_VALIDITY);
+
+function zone(serial: number, extra: Record<string, StoredNode> = {}): ZoneReader {
+  const soa = record(
+    ORIGIN,
+    'SOA',
+    {
+      mname: 'ns.example',
+      rname: 'h.example',
+      serial,
+      refresh: 1,
+      retry: 1,
+      expire: 1,
+      minimum: 1,
+    },
+    60,
+  );
+  const nodes = new Map<string, StoredNode>([
+    [
+      ORIGIN,
+      new Map([
+        ['SOA', { records: [soa], signature: undefined }],
+        ['NS', { records: [record(ORIGIN, 'NS', 'ns.example', 60)], signature: undefined }],
+      ]),
+    ],
+    ...Object.entries(extra),
+  ]);
+  return {
+    origin: ORIGIN,
+    node: (name) => nodes.get(name),
+    namesBelow: (name) => [...nodes.keys()].filter((n) => n !== name && n.endsWith(`.${name}`)),
+  };
+}
+
+const soaSerial = (node: StoredNode | undefined): number =>
+  (node?.get('SOA')?.records[0] as RecordOf<'SOA'>).data.serial;
+
+describe('the zone signer', () => {
+  it('increases the serial by one, wrapping from 2^32 - 1 to 0 (RFC 1982 §3.1)', () => {
+    const change = normalizeChanges(ORIGIN, [
+      {
+        op: 'put',
+        name: 'a.example',
+        type: 'TXT',
+        records: [record('a.example', 'TXT', [Uint8Array.of(0x61)], 60)],
+      },
+    ]);
+    expect(planApply(zone(41), change, sign).serial).toBe(42);
+    const wrapped = planApply(zone(2 ** 32 - 1), change, sign);
+    expect(wrapped.serial).toBe(0);
+    expect(soaSerial(wrapped.writes.get(ORIGIN))).toBe(0);
+  });
+
+  it('treats the NS and everything below a delegation as not authoritative, but its DS as authoritative', () => {
+    const cut: StoredNode = new Map([
+      [
+        'NS',
+        { records: [record('sub.example', 'NS', 'ns.sub.example', 60)], signature: undefined },
+      ],
+    ]);
+    const reader = zone(1, { 'sub.example': cut });
+    expect(isAuthoritative(reader, 'sub.example', 'NS')).toBe(false);
+    expect(isAuthoritative(reader, 'sub.example', 'DS')).toBe(true);
+    expect(isAuthoritative(reader, 'ns.sub.example', 'A')).toBe(false);
+    expect(isAuthoritative(reader, 'deep.ns.sub.example', 'DS')).toBe(false);
+    expect(isAuthoritative(reader, ORIGIN, 'NS')).toBe(true);
+    expect(isAuthoritative(reader, 'other.example', 'MAP')).toBe(true);
+  });
+
+  it('signs an authoritative RRset found unsigned, and changes nothing when no signature is due', () => {
+    const signed = planApply(zone(5), [], sign);
+    const apex = signed.writes.get(ORIGIN) as StoredNode;
+    const reader: ZoneReader = { ...zone(6), node: (name) => (name === ORIGIN ? apex : undefined) };
+    const plan = planResign(reader, [ORIGIN], T0, sign);
+    // The NS was never signed in this hand-made zone: found and signed; the SOA is fresh.
+    expect(plan.count).toBe(1);
+    expect(plan.serial).toBe(7);
+    const none = planResign(
+      { ...reader, node: (name) => plan.writes.get(name) },
+      [ORIGIN],
+      T0,
+      sign,
+    );
+    expect(none).toEqual({ writes: new Map(), count: 0, serial: undefined });
+  });
+});

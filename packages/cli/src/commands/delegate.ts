@@ -1,0 +1,317 @@
+import { isSubdomain, parentName, type DsData } from '@mimi-discovery/common';
+import {
+  DEFAULT_DOH_PATH_TEMPLATE,
+  delegate,
+  listDelegations,
+  undelegate,
+  type DelegationSpec,
+  type DiscoveryStore,
+  type NameserverSpec,
+} from '@mimi-discovery/authoritative';
+import type { Command } from 'commander';
+import { loadConfig, selectZones, withStore, type LoadedConfig } from '../config-file.js';
+import type { CommandEnv } from '../context.js';
+import { dsJson, zoneDs, type DsJson } from '../ds-records.js';
+import { failure, usageError } from '../errors.js';
+import {
+  collect,
+  dsData,
+  isPublishableAddress,
+  nameserver,
+  rangeZone,
+  remotePort,
+  zoneOf,
+} from '../flag-values.js';
+import { formatTable } from '../table.js';
+
+/**
+ * `delegate`, `undelegate` and `delegations`: the delegations of a parent zone — the root's
+ * apex zone, or for a DP (sub-delegation) its zone that contains the range — made, removed and
+ * listed through `delegate`, `undelegate` and `listDelegations` of the authoritative package.
+ *
+ * The child's facts come from flags (`--ns NAME=ADDR`, `--ds "KEYTAG 15 2 HEX"`) or straight
+ * from the child's data directory (`--ns-from`, `--ds-from` with the child's config): its
+ * nameservers and their glue from its zone, its DoH port from its config, its DS from its key.
+ *
+ * A running parent server sees the change from its next query on: the LMDB store caches no
+ * zone data in memory, and LMDB readers in another process see each commit from their next
+ * read transaction (see packages/cli/README.md, "Running servers").
+ */
+
+interface DelegateFlags {
+  config?: string;
+  range: string;
+  ns: NameserverSpec[];
+  nsFrom?: string;
+  dohPort?: number;
+  dohPath?: string;
+  ds: DsData[];
+  dsFrom?: string;
+  json?: boolean;
+}
+
+interface UndelegateFlags {
+  config?: string;
+  range: string;
+  json?: boolean;
+}
+
+interface ListFlags {
+  config?: string;
+  zone?: string;
+  json?: boolean;
+}
+
+/** A delegation as JSON. */
+export interface DelegationJson {
+  parent: string;
+  zone: string;
+  nameservers: NameserverSpec[];
+  ds: DsJson[];
+}
+
+/** Adds `delegate`, `undelegate` and `delegations` to `program`. */
+export function registerDelegation(program: Command, env: CommandEnv): void {
+  program
+    .command('delegate')
+    .description(
+      "add or replace the delegation of a range in the parent's zone (NS, DS, glue, DoH)",
+    )
+    .option(
+      '--config <file>',
+      'config file of the parent (root or DP; default: $MIMI_DISCOVERY_CONFIG)',
+    )
+    .requiredOption('--range <range>', 'the range to delegate (+44, @example.com)')
+    .option(
+      '--ns <name=addr>',
+      'a nameserver of the child, NAME=ADDR[,ADDR] (NAME alone outside the parent zone); repeat for more',
+      collect(nameserver),
+      [],
+    )
+    .option('--ns-from <config>', "take the nameservers from the child's config and store")
+    .option('--doh-port <port>', 'DoH port of the --ns nameservers (default 443)', remotePort)
+    .option(
+      '--doh-path <path>',
+      `DoH path template of the --ns nameservers (default ${DEFAULT_DOH_PATH_TEMPLATE})`,
+    )
+    .option(
+      '--ds <rdata>',
+      'DS of the child, "KEYTAG 15 2 HEX" or a line of `ds`; repeat for more',
+      collect(dsData),
+      [],
+    )
+    .option('--ds-from <config>', "take the DS from the child's config and store")
+    .option('--json', 'print the delegation as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ mimi-discovery delegate --config ./net/root/config.json --range +44 \\
+      --ns-from ./net/dp44/config.json --ds-from ./net/dp44/config.json
+  $ mimi-discovery delegate --config ./net/root/config.json --range +44 \\
+      --ns ns1.4.4.e164.mimi.arpa=192.0.2.53 --doh-port 8444 --ds "53568 15 2 0a9022b4…"`,
+    )
+    .action(async (flags: DelegateFlags) => {
+      const parent = await loadConfig(flags.config, env);
+      const zone = rangeZone('--range', flags.range, parent.config.apex);
+      const spec = await delegationSpec(zone, flags, env);
+      const result = await withStore(parent.config, env, async (store) => {
+        const origin = parentZone(store, zone, parent);
+        const { serial } = await delegate(store, origin, spec);
+        const stored = listDelegations(store, origin).find((d) => d.zone === zone) ?? spec;
+        return { origin, serial, stored };
+      });
+      const json = { ...toJson(result.origin, result.stored), serial: result.serial };
+      if (flags.json === true) env.out(`${JSON.stringify(json, null, 2)}\n`);
+      else {
+        env.out(`delegated ${zone} from ${result.origin} (serial ${result.serial})\n`);
+        env.out(table([json]));
+      }
+    });
+
+  program
+    .command('undelegate')
+    .description("remove the delegation of a range from the parent's zone")
+    .option('--config <file>', 'config file of the parent (default: $MIMI_DISCOVERY_CONFIG)')
+    .requiredOption('--range <range>', 'the delegated range (+44, @example.com)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ mimi-discovery undelegate --config ./net/root/config.json --range +44`,
+    )
+    .action(async (flags: UndelegateFlags) => {
+      const parent = await loadConfig(flags.config, env);
+      const zone = rangeZone('--range', flags.range, parent.config.apex);
+      const result = await withStore(parent.config, env, async (store) => {
+        const origin = parentZone(store, zone, parent);
+        return { origin, ...(await undelegate(store, origin, zone)) };
+      });
+      if (flags.json === true) {
+        env.out(
+          `${JSON.stringify({ parent: result.origin, zone, serial: result.serial }, null, 2)}\n`,
+        );
+      } else
+        env.out(
+          `removed the delegation of ${zone} from ${result.origin} (serial ${result.serial})\n`,
+        );
+    });
+
+  program
+    .command('delegations')
+    .description("list the delegations in the store's zones")
+    .option('--config <file>', 'config file of the server (default: $MIMI_DISCOVERY_CONFIG)')
+    .option('--zone <zone>', 'only the delegations in this zone (a zone name or a range)')
+    .option('--json', 'print a JSON list of {parent, zone, nameservers, ds}')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ mimi-discovery delegations --config ./net/root/config.json
+  $ mimi-discovery delegations --config ./net/dp/config.json --zone +44 --json`,
+    )
+    .action(async (flags: ListFlags) => {
+      const { config } = await loadConfig(flags.config, env);
+      const zone = flags.zone === undefined ? undefined : zoneOf('--zone', flags.zone, config.apex);
+      const list = await withStore(config, env, (store) =>
+        selectZones(store, zone).flatMap((origin) =>
+          listDelegations(store, origin).map((d) => toJson(origin, d)),
+        ),
+      );
+      if (flags.json === true) env.out(`${JSON.stringify(list, null, 2)}\n`);
+      else if (list.length === 0) env.out('no delegations\n');
+      else env.out(table(list));
+    });
+}
+
+/** The zone of the parent's store that the delegation of `zone` goes into. */
+function parentZone(store: DiscoveryStore, zone: string, parent: LoadedConfig): string {
+  const above = parentName(zone);
+  const origin = above === undefined ? undefined : store.findZone(above);
+  if (origin === undefined) {
+    throw failure(
+      'ERR_CLI_NO_ZONE',
+      `no zone of ${parent.path} contains ${zone} (it holds ${store.listZones().join(', ') || 'none'})`,
+    );
+  }
+  return origin;
+}
+
+/** The delegation from the flags, with what `--ns-from` and `--ds-from` read from the child. */
+async function delegationSpec(
+  zone: string,
+  flags: DelegateFlags,
+  env: CommandEnv,
+): Promise<DelegationSpec> {
+  if (flags.ns.length === 0 && flags.nsFrom === undefined) {
+    throw usageError('ERR_USAGE', 'delegate needs --ns NAME=ADDR or --ns-from CHILD_CONFIG');
+  }
+  if (flags.ds.length === 0 && flags.dsFrom === undefined) {
+    throw usageError(
+      'ERR_USAGE',
+      'delegate needs --ds "KEYTAG 15 2 HEX" or --ds-from CHILD_CONFIG',
+    );
+  }
+  const doh =
+    flags.dohPort !== undefined || flags.dohPath !== undefined
+      ? { port: flags.dohPort ?? 443, path: flags.dohPath ?? DEFAULT_DOH_PATH_TEMPLATE }
+      : undefined;
+  const nameservers = flags.ns.map((ns) => (doh ? { ...ns, doh } : ns));
+  const ds = [...flags.ds];
+  if (flags.nsFrom !== undefined)
+    nameservers.push(...(await childNameservers(flags.nsFrom, zone, env)));
+  if (flags.dsFrom !== undefined) ds.push(...(await childDs(flags.dsFrom, zone, env)));
+  return { zone, nameservers, ds };
+}
+
+/**
+ * The nameservers of the child's zone: names from its apex NS RRset, addresses from its glue
+ * (else the config's listen address), DoH port from its config.
+ */
+async function childNameservers(
+  path: string,
+  zone: string,
+  env: CommandEnv,
+): Promise<NameserverSpec[]> {
+  const child = await loadConfig(path, env);
+  const { host, doh } = child.config.listen;
+  if (doh === 0) {
+    throw usageError(
+      'ERR_CLI_EPHEMERAL_PORT',
+      `${child.path} has listen.doh 0 (an ephemeral port), which cannot be published: set a fixed port or give --ns and --doh-port`,
+    );
+  }
+  if (doh === null) {
+    env.err(
+      `mimi-discovery: warning: ${child.path} serves no DoH; the delegation's _dns SVCB names port 443\n`,
+    );
+  }
+  return withStore(child.config, env, (store) => {
+    requireChildZone(store, zone, child);
+    return store.readRRset(zone, zone, 'NS').flatMap((rr) => {
+      if (rr.type !== 'NS') return [];
+      const name = rr.data.toLowerCase();
+      let addresses: string[] = [];
+      if (isSubdomain(name, zone)) {
+        addresses = [
+          ...store.readRRset(zone, name, 'A'),
+          ...store.readRRset(zone, name, 'AAAA'),
+        ].flatMap((a) => (a.type === 'A' || a.type === 'AAAA' ? [a.data] : []));
+      }
+      if (addresses.length === 0 && isPublishableAddress(host)) {
+        addresses = [host];
+      }
+      return [
+        {
+          name,
+          addresses,
+          ...(doh !== null ? { doh: { port: doh, path: DEFAULT_DOH_PATH_TEMPLATE } } : {}),
+        },
+      ];
+    });
+  });
+}
+
+async function childDs(path: string, zone: string, env: CommandEnv): Promise<DsData[]> {
+  const child = await loadConfig(path, env);
+  return withStore(child.config, env, (store) => {
+    requireChildZone(store, zone, child);
+    return zoneDs(store, zone);
+  });
+}
+
+function requireChildZone(store: DiscoveryStore, zone: string, child: LoadedConfig): void {
+  if (!store.listZones().includes(zone)) {
+    throw failure(
+      'ERR_CLI_NO_ZONE',
+      `the child ${child.path} holds no zone ${zone} (it holds ${store.listZones().join(', ') || 'none'})`,
+    );
+  }
+}
+
+function toJson(parent: string, d: DelegationSpec): DelegationJson {
+  return {
+    parent,
+    zone: d.zone,
+    nameservers: d.nameservers,
+    ds: d.ds.map((ds) => dsJson(d.zone, ds)),
+  };
+}
+
+function table(list: readonly DelegationJson[]): string {
+  const rows = [['ZONE', 'NAMESERVER', 'ADDRESSES', 'DOH', 'DS']];
+  for (const d of list) {
+    const ds = d.ds.map((x) => `${x.keyTag} ${x.algorithm} ${x.digestType}`).join(', ');
+    d.nameservers.forEach((ns, i) => {
+      rows.push([
+        i === 0 ? d.zone : '',
+        ns.name,
+        ns.addresses.join(',') || '-',
+        ns.doh ? `${ns.doh.port}${ns.doh.path ?? ''}` : '-',
+        i === 0 ? ds : '',
+      ]);
+    });
+  }
+  return formatTable(rows);
+}

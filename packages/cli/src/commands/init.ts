@@ -1,0 +1,377 @@
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { isIPv6 } from 'node:net';
+import { join, resolve } from 'node:path';
+import {
+  DEFAULT_APEX,
+  dpConfigSchema,
+  parseConfig,
+  record,
+  type DpConfig,
+} from '@mimi-discovery/common';
+import {
+  DEFAULT_DOH_PATH_TEMPLATE,
+  storeDirectory,
+  type DiscoveryStore,
+  type RRsetChange,
+} from '@mimi-discovery/authoritative';
+import { Option, type Command } from 'commander';
+import { openStore } from '../config-file.js';
+import type { CommandEnv } from '../context.js';
+import { dsJson, dsJsonLine, zoneDs, type DsJson } from '../ds-records.js';
+import { failure, usageError } from '../errors.js';
+import { writeNew } from '../files.js';
+import {
+  collect,
+  domainName,
+  ipAddress,
+  isPublishableAddress,
+  listenHost,
+  listenPort,
+  rangeZone,
+  text,
+} from '../flag-values.js';
+import { loadOrCreateCa, writeServerCertificate } from '../tls-material.js';
+
+/**
+ * `init root` and `init dp`: a new server in a new data directory, ready for `serve` —
+ *
+ * - `DIR/config.json`, valid under `dpConfigSchema`, with absolute paths;
+ * - the LMDB store in `DIR/store` with the server's zones: the apex zone for the root, one zone
+ *   per range for a DP; each with nameserver `ns1.<zone>`, its address as glue in the zone, and
+ *   its DoH endpoint as `_dns.ns1.<zone>` SVCB when the DoH port is fixed;
+ * - TLS when DoH or the registration API is served: the given certificate, or one issued by the
+ *   local CA in `--ca-dir` (created there when absent) for `localhost`, `127.0.0.1`, `::1`, the
+ *   glue address and the nameserver names, written to `DIR/server-cert.pem` and
+ *   `DIR/server-key.pem`.
+ *
+ * It prints each zone's key tag and DS, for `delegate` in the parent. An existing
+ * `DIR/config.json` or `DIR/store` is never overwritten (`ERR_CLI_EXISTS`). The config is
+ * written last, so a run that fails leaves no config behind that would claim a usable server.
+ */
+
+interface CommonFlags {
+  dir: string;
+  apex: string;
+  host: string;
+  address?: string;
+  udp?: number;
+  tcp?: number;
+  doh?: number;
+  admin?: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  caDir?: string;
+  json?: boolean;
+}
+
+interface DpFlags extends CommonFlags {
+  range: string[];
+  api?: number;
+  outbox?: string;
+}
+
+/** What `init` creates. */
+export interface InitSpec {
+  role: DpConfig['role'];
+  /** Absolute data directory. */
+  dir: string;
+  apex: string;
+  zones: string[];
+  host: string;
+  /** Glue address of the nameservers. */
+  address: string;
+  ports: {
+    udp: number | null;
+    tcp: number | null;
+    doh: number | null;
+    api: number | null;
+    admin: number | null;
+  };
+  tls: { cert: string; key: string } | { caDir: string } | undefined;
+  /** Absolute path of the development outbox (DPs). */
+  outbox?: string;
+}
+
+/** What `init` reports. */
+export interface InitReport {
+  role: DpConfig['role'];
+  config: string;
+  dataDir: string;
+  zones: Array<{ zone: string; nameserver: string; address: string; keyTag: number; ds: DsJson[] }>;
+  tls?: { cert: string; key: string; ca?: string; caCreated?: boolean };
+  outbox?: string;
+}
+
+/** Adds `init root` and `init dp` to `program`. */
+export function registerInit(program: Command, env: CommandEnv): Command {
+  const init = program
+    .command('init')
+    .description('create the data directory, config, store and TLS material of a new server');
+  init.addHelpText(
+    'after',
+    `
+Examples:
+  $ mimi-discovery init root --dir ./net/root --udp 5300 --tcp 5300 --doh 8443 --ca-dir ./net/ca
+  $ mimi-discovery init dp --dir ./net/dp44 --range +44 --udp 5301 --tcp 5301 --doh 8444 --api 8445 --ca-dir ./net/ca`,
+  );
+
+  const root = withServerFlags(
+    init
+      .command('root')
+      .description(
+        'create the root directory: its config, a store holding the apex zone, and TLS material',
+      ),
+  );
+  root.addHelpText(
+    'after',
+    `
+Examples:
+  $ mimi-discovery init root --dir ./net/root --udp 5300 --tcp 5300
+  $ mimi-discovery init root --dir ./net/root --apex mimi.test --udp 5300 --tcp 5300 --doh 8443 --ca-dir ./net/ca --json`,
+  );
+  root.action(async (flags: CommonFlags) => {
+    await initServer(specFrom('root', flags, [flags.apex], env), Boolean(flags.json), env);
+  });
+
+  const dp = withServerFlags(
+    init
+      .command('dp')
+      .description(
+        'create a Discovery Provider: its config, a store with one zone per range, and TLS material',
+      )
+      .option(
+        '--range <range>',
+        'a range to serve (+44, @example.com); repeat for more',
+        collect(text),
+        [],
+      )
+      .option('--api <port>', 'registration API port (HTTPS)', listenPort)
+      .option(
+        '--outbox <file>',
+        'file the one-time codes are appended to (default: DIR/outbox.jsonl)',
+      ),
+  );
+  dp.addHelpText(
+    'after',
+    `
+Examples:
+  $ mimi-discovery init dp --dir ./net/dp44 --range +44 --udp 5301 --tcp 5301
+  $ mimi-discovery init dp --dir ./net/dp --range +44 --range @example.com --doh 8444 --api 8445 --ca-dir ./net/ca`,
+  );
+  dp.action(async (flags: DpFlags) => {
+    if (flags.range.length === 0) {
+      throw usageError('ERR_USAGE', 'init dp needs at least one --range (e.g. --range +44)');
+    }
+    const zones = flags.range.map((r) => rangeZone('--range', r, flags.apex));
+    const spec = specFrom('dp', flags, [...new Set(zones)], env);
+    spec.ports.api = flags.api ?? null;
+    spec.outbox = resolve(env.cwd, flags.outbox ?? join(flags.dir, 'outbox.jsonl'));
+    await initServer(spec, Boolean(flags.json), env);
+  });
+  return init;
+}
+
+function withServerFlags(command: Command): Command {
+  return command
+    .requiredOption('--dir <dir>', 'data directory of the new server (created when missing)')
+    .option('--apex <name>', 'apex of the namespace', domainName, DEFAULT_APEX)
+    .option('--host <address>', 'address the listeners bind to', listenHost, '127.0.0.1')
+    .option(
+      '--address <ip>',
+      'address published as glue for the nameserver (default: --host when it is one IP, else 127.0.0.1)',
+      ipAddress,
+    )
+    .option('--udp <port>', 'plain DNS over UDP port (0: ephemeral)', listenPort)
+    .option('--tcp <port>', 'plain DNS over TCP port (0: ephemeral)', listenPort)
+    .option('--doh <port>', 'DNS over HTTPS port (needs TLS)', listenPort)
+    .option('--admin <port>', 'health and metrics port (plain HTTP)', listenPort)
+    .addOption(new Option('--tls-cert <file>', 'TLS certificate chain (PEM)').conflicts('caDir'))
+    .addOption(new Option('--tls-key <file>', 'TLS private key (PEM)').conflicts('caDir'))
+    .option(
+      '--ca-dir <dir>',
+      'local CA directory (ca.pem, ca-key.pem; created when absent) that issues the server certificate',
+    )
+    .option('--json', 'print the result as JSON');
+}
+
+function specFrom(
+  role: DpConfig['role'],
+  flags: CommonFlags,
+  zones: string[],
+  env: CommandEnv,
+): InitSpec {
+  const ports = {
+    udp: flags.udp ?? null,
+    tcp: flags.tcp ?? null,
+    doh: flags.doh ?? null,
+    api: null,
+    admin: flags.admin ?? null,
+  };
+  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
+    throw usageError('ERR_USAGE', '--tls-cert and --tls-key go together');
+  }
+  const tls =
+    flags.tlsCert !== undefined && flags.tlsKey !== undefined
+      ? { cert: resolve(env.cwd, flags.tlsCert), key: resolve(env.cwd, flags.tlsKey) }
+      : flags.caDir !== undefined
+        ? { caDir: resolve(env.cwd, flags.caDir) }
+        : undefined;
+  return {
+    role,
+    dir: resolve(env.cwd, flags.dir),
+    apex: flags.apex,
+    zones,
+    host: flags.host,
+    address: flags.address ?? (isPublishableAddress(flags.host) ? flags.host : '127.0.0.1'),
+    ports,
+    tls,
+  };
+}
+
+/** The nameserver `init` gives a zone. */
+export function nameserverOf(zone: string): string {
+  return `ns1.${zone}`;
+}
+
+/** Creates the server described by `spec` and prints the report. */
+export async function initServer(spec: InitSpec, json: boolean, env: CommandEnv): Promise<void> {
+  if ((spec.ports.doh !== null || spec.ports.api !== null) && spec.tls === undefined) {
+    throw usageError(
+      'ERR_USAGE',
+      `${spec.ports.doh !== null ? '--doh' : '--api'} needs TLS: give --tls-cert and --tls-key, or --ca-dir for a local CA`,
+    );
+  }
+  const configPath = join(spec.dir, 'config.json');
+  for (const path of [configPath, storeDirectory(spec.dir)]) {
+    if (existsSync(path)) {
+      throw failure('ERR_CLI_EXISTS', `${path} exists: refusing to overwrite a server's data`);
+    }
+  }
+  if (spec.tls !== undefined && 'cert' in spec.tls) {
+    for (const file of [spec.tls.cert, spec.tls.key]) {
+      if (!existsSync(file)) throw usageError('ERR_USAGE', `TLS file ${file} does not exist`);
+    }
+  }
+  // The config is checked before anything is created, with the paths it will hold.
+  const tlsPaths =
+    spec.tls === undefined
+      ? undefined
+      : 'cert' in spec.tls
+        ? spec.tls
+        : { cert: join(spec.dir, 'server-cert.pem'), key: join(spec.dir, 'server-key.pem') };
+  const raw = {
+    role: spec.role,
+    dataDir: spec.dir,
+    apex: spec.apex,
+    listen: {
+      host: spec.host,
+      udp: spec.ports.udp,
+      tcp: spec.ports.tcp,
+      doh: spec.ports.doh,
+      ...(spec.role === 'dp' ? { api: spec.ports.api } : {}),
+      admin: spec.ports.admin,
+    },
+    ...(tlsPaths ? { tls: tlsPaths } : {}),
+    ...(spec.role === 'dp' && spec.outbox !== undefined
+      ? { registration: { channels: { outbox: { path: spec.outbox } } } }
+      : {}),
+  };
+  const config = parseConfig(dpConfigSchema, raw, configPath);
+
+  await mkdir(spec.dir, { recursive: true });
+  const report: InitReport = {
+    role: spec.role,
+    config: configPath,
+    dataDir: spec.dir,
+    zones: [],
+    ...(spec.outbox !== undefined ? { outbox: spec.outbox } : {}),
+  };
+  const nameservers = spec.zones.map(nameserverOf);
+  if (spec.tls !== undefined && tlsPaths !== undefined) {
+    if ('caDir' in spec.tls) {
+      const ca = await loadOrCreateCa(spec.tls.caDir);
+      const ipAddresses = [...new Set(['127.0.0.1', '::1', spec.address])];
+      const written = await writeServerCertificate(ca.ca, spec.dir, {
+        hostnames: ['localhost', ...nameservers],
+        ipAddresses,
+      });
+      report.tls = { ...written, ca: ca.certPath, caCreated: ca.created };
+    } else {
+      report.tls = { ...tlsPaths };
+    }
+  }
+
+  const store = await openStore(config, env, { create: true });
+  try {
+    for (const zone of spec.zones) report.zones.push(await createZone(store, zone, spec));
+  } finally {
+    await store.close();
+  }
+  await writeNew(configPath, `${JSON.stringify(raw, null, 2)}\n`, 0o644);
+  print(report, json, env);
+}
+
+async function createZone(
+  store: DiscoveryStore,
+  zone: string,
+  spec: InitSpec,
+): Promise<InitReport['zones'][number]> {
+  const ns = nameserverOf(zone);
+  const info = await store.addZone({
+    origin: zone,
+    nameservers: [ns],
+    mname: ns,
+    rname: `hostmaster.${zone}`,
+  });
+  const type = isIPv6(spec.address) ? 'AAAA' : 'A';
+  const changes: RRsetChange[] = [
+    { op: 'put', name: ns, type, records: [record(ns, type, spec.address, 3600)] },
+  ];
+  if (spec.ports.doh !== null && spec.ports.doh !== 0) {
+    // RFC 9461: the zone publishes where its own nameserver speaks DoH.
+    const owner = `_dns.${ns}`;
+    const params = {
+      alpn: ['h2', 'http/1.1'],
+      port: spec.ports.doh,
+      dohpath: DEFAULT_DOH_PATH_TEMPLATE,
+    };
+    changes.push({
+      op: 'put',
+      name: owner,
+      type: 'SVCB',
+      records: [record(owner, 'SVCB', { priority: 1, target: ns, params }, 3600)],
+    });
+  }
+  await store.apply(zone, changes);
+  return {
+    zone,
+    nameserver: ns,
+    address: spec.address,
+    keyTag: info.keyTag,
+    ds: zoneDs(store, zone).map((ds) => dsJson(zone, ds)),
+  };
+}
+
+function print(report: InitReport, json: boolean, env: CommandEnv): void {
+  if (json) {
+    env.out(`${JSON.stringify(report, null, 2)}\n`);
+    return;
+  }
+  const what = report.role === 'root' ? 'the root directory' : 'a Discovery Provider';
+  const lines = [`created ${what} in ${report.dataDir}`, `  config  ${report.config}`];
+  if (report.tls) {
+    lines.push(`  tls     ${report.tls.cert}`);
+    if (report.tls.ca !== undefined) {
+      lines.push(`  ca      ${report.tls.ca}${report.tls.caCreated === true ? ' (created)' : ''}`);
+    }
+  }
+  if (report.outbox !== undefined) lines.push(`  outbox  ${report.outbox}`);
+  for (const z of report.zones) {
+    lines.push(`zone ${z.zone}: nameserver ${z.nameserver} (${z.address}), key tag ${z.keyTag}`);
+    for (const ds of z.ds) {
+      lines.push(`  ${dsJsonLine(ds)}`);
+    }
+  }
+  env.out(`${lines.join('\n')}\n`);
+}

@@ -1,0 +1,445 @@
+import { resolve } from 'node:path';
+import {
+  createMapping,
+  createMaprefRequest,
+  createRemoval,
+  decodeAttestation,
+  encodeMapping,
+  encodeMaprefRequest,
+  encodeRemoval,
+  generateKeyPair,
+  MimiError,
+  parseCsi,
+  type MspEntry,
+} from '@mimi-discovery/common';
+import { Option, type Command } from 'commander';
+import type { CommandEnv } from '../context.js';
+import { failure, parseFlag, usageError } from '../errors.js';
+import { collect, days, domainName, msp, mspUri, unsigned } from '../flag-values.js';
+import {
+  addAttestationToKeyFile,
+  readAttestationFile,
+  readKeyFile,
+  toBase64url,
+  writeAttestationFile,
+  writeNewKeyFile,
+  type AttestedCsi,
+  type KeyFile,
+} from '../key-file.js';
+import { createRegistrationClient, type RegistrationClient } from '../registration-client.js';
+
+/**
+ * `recipient …`: the recipient's side of registration (design §8) against a DP's API —
+ * `keygen` (a key file), `prove` (a one-time code goes to the CSI), `confirm` (the code and the
+ * public key get an attestation, kept in the key file), `publish` (a signed mapping, possibly
+ * listing no MSP: an "empty" mapping, R5), `mapref` (a signed MapRef request) and `remove` (a
+ * signed removal, R9). Signed objects are made here, with the key that never leaves the file.
+ */
+
+interface ApiFlags {
+  api: string;
+  ca?: string;
+  json?: boolean;
+}
+
+interface KeyFlags extends ApiFlags {
+  key: string;
+  attestation?: string;
+}
+
+interface ProveFlags extends ApiFlags {
+  csi: string;
+}
+
+interface ConfirmFlags extends KeyFlags {
+  csi: string;
+  code: string;
+}
+
+interface PublishFlags extends KeyFlags {
+  msp: MspEntry[];
+  uri: Array<{ provider: string; uri: string }>;
+  new?: boolean;
+  seq?: number;
+  ttlDays: number;
+}
+
+interface MaprefFlags extends KeyFlags {
+  target?: string;
+  withdraw?: boolean;
+}
+
+interface RemoveFlags extends KeyFlags {
+  seq?: number;
+}
+
+const DAY = 86_400;
+
+/** Adds `recipient` and its subcommands to `program`. */
+export function registerRecipient(program: Command, env: CommandEnv): Command {
+  const recipient = program
+    .command('recipient')
+    .description("a recipient's registration at a DP: key, proof of the CSI, mappings, removal");
+  recipient.addHelpText(
+    'after',
+    `
+Examples:
+  $ mimi-discovery recipient keygen --out alice.key
+  $ mimi-discovery recipient prove --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --csi "+44 20 7946 0018"
+  $ mimi-discovery recipient confirm --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --csi "+44 20 7946 0018" --code 123456 --key alice.key
+  $ mimi-discovery recipient publish --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --key alice.key --msp chat.example:primary
+  $ mimi-discovery recipient remove --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --key alice.key`,
+  );
+
+  recipient
+    .command('keygen')
+    .description('create a new recipient key file (Ed25519, mode 0600)')
+    .requiredOption('--out <file>', 'the key file to create (never overwritten)')
+    .option('--json', 'print {file, publicKey} as JSON')
+    .addHelpText('after', '\nExamples:\n  $ mimi-discovery recipient keygen --out alice.key')
+    .action(async (flags: { out: string; json?: boolean }) => {
+      const file = resolve(env.cwd, flags.out);
+      const keyPair = generateKeyPair();
+      await writeNewKeyFile(file, keyPair);
+      const publicKey = toBase64url(keyPair.publicKey);
+      if (flags.json === true) env.out(`${JSON.stringify({ file, publicKey }, null, 2)}\n`);
+      else env.out(`wrote a new key to ${file}\npublic key ${publicKey}\n`);
+    });
+
+  apiFlags(
+    recipient
+      .command('prove')
+      .description('ask the DP to send a one-time code to the CSI (SMS, email, or the dev outbox)')
+      .requiredOption('--csi <csi>', 'the phone number or email address, as typed'),
+  )
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ mimi-discovery recipient prove --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --csi alice@example.com',
+    )
+    .action(async (flags: ProveFlags) => {
+      const csi = parseFlag('--csi', flags.csi, parseCsi);
+      const response = await call(flags, env, (api) => api.post('/v1/prove', { csi }));
+      if (flags.json === true) env.out(`${JSON.stringify(response, null, 2)}\n`);
+      else {
+        const expires =
+          typeof response['expiresAt'] === 'number' ? iso(response['expiresAt']) : '?';
+        env.out(
+          `sent a code for ${String(response['csi'] ?? csi)} through ${String(response['channel'] ?? '?')}; it expires at ${expires}\n`,
+        );
+      }
+    });
+
+  keyFlags(
+    apiFlags(
+      recipient
+        .command('confirm')
+        .description('confirm the code with the public key; saves the attestation the DP returns')
+        .requiredOption('--csi <csi>', 'the CSI the code was sent to')
+        .requiredOption('--code <code>', 'the one-time code'),
+    ),
+    'where to save the attestation (default: in the key file)',
+  )
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ mimi-discovery recipient confirm --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --csi +442079460018 --code 123456 --key alice.key',
+    )
+    .action(async (flags: ConfirmFlags) => {
+      const csi = parseFlag('--csi', flags.csi, parseCsi);
+      const keyPath = resolve(env.cwd, flags.key);
+      const { keyPair } = await readKeyFile(keyPath);
+      const response = await call(flags, env, (api) =>
+        api.post('/v1/confirm', {
+          csi,
+          code: flags.code.trim(),
+          key: toBase64url(keyPair.publicKey),
+        }),
+      );
+      const encoded = bytesField(response, 'attestation');
+      let attestation;
+      try {
+        attestation = decodeAttestation(encoded);
+      } catch (error) {
+        throw failure(
+          'ERR_CLI_API_RESPONSE',
+          'the DP returned an attestation that does not decode',
+          error,
+        );
+      }
+      if (
+        attestation.csi !== csi ||
+        !Buffer.from(attestation.key).equals(Buffer.from(keyPair.publicKey))
+      ) {
+        throw failure(
+          'ERR_CLI_API_RESPONSE',
+          'the DP returned an attestation for another CSI or key',
+        );
+      }
+      const file = flags.attestation === undefined ? keyPath : resolve(env.cwd, flags.attestation);
+      if (flags.attestation === undefined)
+        await addAttestationToKeyFile(keyPath, keyPair, { csi, encoded });
+      else await writeAttestationFile(file, { csi, encoded });
+      const report = {
+        csi,
+        key: toBase64url(keyPair.publicKey),
+        prover: toBase64url(attestation.prover),
+        nbf: attestation.nbf,
+        exp: attestation.exp,
+        file,
+      };
+      if (flags.json === true) env.out(`${JSON.stringify(report, null, 2)}\n`);
+      else {
+        env.out(
+          `attested ${csi} for key ${report.key}\nprover ${report.prover}, valid until ${iso(report.exp)}\nsaved in ${file}\n`,
+        );
+      }
+    });
+
+  keyFlags(
+    apiFlags(
+      recipient
+        .command('publish')
+        .description(
+          'publish a signed mapping of the attested CSI to MSPs (none: an "empty" mapping)',
+        )
+        .option(
+          '--msp <provider[:tags]>',
+          'an MSP as PROVIDER[:TAG[,TAG]]; repeat for more, none for an empty mapping',
+          collect(msp),
+          [],
+        )
+        .option(
+          '--uri <provider=uri>',
+          'a URI for one of the MSPs, as PROVIDER=URI; repeatable',
+          collect(mspUri),
+          [],
+        )
+        .option('--new', 'set the "new" bit: de-list mappings of keys attested earlier')
+        .option(
+          '--seq <n>',
+          'sequence number, higher than any earlier of this key (default: now, in seconds)',
+          unsigned,
+        )
+        .option('--ttl-days <days>', 'lifetime of the mapping in days', days, 30),
+    ),
+    'the attestation file (default: the one in the key file)',
+  )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ mimi-discovery recipient publish --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --key alice.key \\
+      --msp chat.example:primary,work --msp msg.example --uri msg.example=im:alice@msg.example
+  $ mimi-discovery recipient publish --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --key alice.key   # empty mapping`,
+    )
+    .action(async (flags: PublishFlags) => {
+      const { keyPair, attested } = await keyAndAttestation(flags, env);
+      const msps = withUris(flags.msp, flags.uri);
+      const now = env.now();
+      const seq = flags.seq ?? now;
+      const mapping = signed('--msp', () =>
+        createMapping(
+          {
+            csi: attested.csi,
+            msps,
+            seq,
+            iat: now,
+            exp: now + flags.ttlDays * DAY,
+            new: flags.new === true,
+            att: attested.attestation,
+          },
+          keyPair.secretKey,
+        ),
+      );
+      const response = await call(flags, env, (api) =>
+        api.post('/v1/mappings', { mapping: toBase64url(encodeMapping(mapping)) }),
+      );
+      const report = { csi: attested.csi, seq, msps: msps.length, ...response };
+      if (flags.json === true) env.out(`${JSON.stringify(report, null, 2)}\n`);
+      else {
+        const what =
+          msps.length === 0
+            ? 'an empty mapping (no MSP)'
+            : `a mapping to ${msps.map((m) => m.provider).join(', ')}`;
+        env.out(`published ${what} for ${attested.csi}, seq ${seq}${placed(response)}\n`);
+      }
+    });
+
+  keyFlags(
+    apiFlags(
+      recipient
+        .command('mapref')
+        .description(
+          'point the CSI at another zone that publishes more mappings (MAPREF), or withdraw',
+        )
+        .addOption(
+          new Option('--target <name>', 'the domain name of the other mappings')
+            .argParser(domainName)
+            .conflicts('withdraw'),
+        )
+        .option('--withdraw', "withdraw the CSI's MAPREF records"),
+    ),
+    'the attestation file (default: the one in the key file)',
+  )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ mimi-discovery recipient mapref --api https://127.0.0.1:8445 --key alice.key --target 8.1.0.0.6.4.9.7.0.2.4.4.dp.msp.example
+  $ mimi-discovery recipient mapref --api https://127.0.0.1:8445 --key alice.key --withdraw`,
+    )
+    .action(async (flags: MaprefFlags) => {
+      if (flags.target === undefined && flags.withdraw !== true) {
+        throw usageError('ERR_USAGE', 'mapref needs --target NAME or --withdraw');
+      }
+      const { keyPair, attested } = await keyAndAttestation(flags, env);
+      const target = flags.target ?? null;
+      const request = signed('--target', () =>
+        createMaprefRequest(
+          { csi: attested.csi, target, iat: env.now(), att: attested.attestation },
+          keyPair.secretKey,
+        ),
+      );
+      const response = await call(flags, env, (api) =>
+        api.post('/v1/maprefs', { request: toBase64url(encodeMaprefRequest(request)) }),
+      );
+      const report = { csi: attested.csi, target, ...response };
+      if (flags.json === true) env.out(`${JSON.stringify(report, null, 2)}\n`);
+      else {
+        const what =
+          target === null ? 'withdrew the MAPREF records' : `published a MAPREF to ${target}`;
+        env.out(`${what} for ${attested.csi}${placed(response)}\n`);
+      }
+    });
+
+  keyFlags(
+    apiFlags(
+      recipient
+        .command('remove')
+        .description("remove this key's mappings of the attested CSI (a signed removal)")
+        .option(
+          '--seq <n>',
+          'remove mappings up to this sequence number (default: now, in seconds)',
+          unsigned,
+        ),
+    ),
+    'the attestation file (default: the one in the key file)',
+  )
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ mimi-discovery recipient remove --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --key alice.key',
+    )
+    .action(async (flags: RemoveFlags) => {
+      const { keyPair, attested } = await keyAndAttestation(flags, env);
+      const now = env.now();
+      const seq = flags.seq ?? now;
+      const removal = signed('--seq', () =>
+        createRemoval({ csi: attested.csi, seq, iat: now }, keyPair.secretKey),
+      );
+      const response = await call(flags, env, (api) =>
+        api.post('/v1/removals', { removal: toBase64url(encodeRemoval(removal)) }),
+      );
+      const report = { csi: attested.csi, seq, ...response };
+      if (flags.json === true) env.out(`${JSON.stringify(report, null, 2)}\n`);
+      else env.out(`removed the mappings of ${attested.csi} up to seq ${seq}${placed(response)}\n`);
+    });
+  return recipient;
+}
+
+function apiFlags(command: Command): Command {
+  return command
+    .requiredOption('--api <url>', "the DP's registration API (https://host:port)")
+    .option('--ca <file>', 'a CA certificate (PEM) to trust, e.g. a local CA')
+    .option('--json', 'print the result as JSON');
+}
+
+function keyFlags(command: Command, attestationHelp: string): Command {
+  return command
+    .requiredOption('--key <file>', 'the recipient key file (from recipient keygen)')
+    .option('--attestation <file>', attestationHelp);
+}
+
+async function call<T>(
+  flags: ApiFlags,
+  env: CommandEnv,
+  action: (api: RegistrationClient) => Promise<T>,
+): Promise<T> {
+  const api = await createRegistrationClient(
+    flags.api,
+    flags.ca === undefined ? undefined : resolve(env.cwd, flags.ca),
+  );
+  try {
+    return await action(api);
+  } finally {
+    await api.close();
+  }
+}
+
+async function keyAndAttestation(
+  flags: KeyFlags,
+  env: CommandEnv,
+): Promise<{ keyPair: KeyFile['keyPair']; attested: AttestedCsi }> {
+  const keyPath = resolve(env.cwd, flags.key);
+  const key = await readKeyFile(keyPath);
+  if (flags.attestation !== undefined) {
+    return {
+      keyPair: key.keyPair,
+      attested: await readAttestationFile(resolve(env.cwd, flags.attestation), key.keyPair),
+    };
+  }
+  if (key.attested === undefined) {
+    throw usageError(
+      'ERR_CLI_KEY_FILE',
+      `${keyPath} holds no attestation: run 'mimi-discovery recipient confirm' first, or give --attestation`,
+    );
+  }
+  return { keyPair: key.keyPair, attested: key.attested };
+}
+
+/** The MSPs with the URIs given for them; a URI for an MSP not listed is a usage error. */
+function withUris(
+  msps: readonly MspEntry[],
+  uris: ReadonlyArray<{ provider: string; uri: string }>,
+): MspEntry[] {
+  for (const { provider } of uris) {
+    if (!msps.some((m) => m.provider === provider)) {
+      throw usageError(
+        'ERR_USAGE',
+        `--uri ${provider}=…: ${provider} is not one of the --msp providers`,
+      );
+    }
+  }
+  return msps.map((m) => {
+    const uri = uris.find((u) => u.provider === m.provider)?.uri;
+    return uri === undefined ? m : { ...m, uri };
+  });
+}
+
+/** Runs a `create…` of a signed object; a field it refuses is a usage error (exit 1). */
+function signed<T>(flag: string, create: () => T): T {
+  try {
+    return create();
+  } catch (error) {
+    if (error instanceof MimiError)
+      throw usageError(error.code, `${flag}: ${error.message}`, error);
+    throw error;
+  }
+}
+
+function bytesField(response: Record<string, unknown>, field: string): Uint8Array {
+  const value = response[field];
+  if (typeof value !== 'string' || !/^[A-Za-z0-9_-]+$/.test(value)) {
+    throw failure('ERR_CLI_API_RESPONSE', `the DP's response has no base64url ${field}`);
+  }
+  return new Uint8Array(Buffer.from(value, 'base64url'));
+}
+
+function placed(response: Record<string, unknown>): string {
+  const { zone, serial } = response;
+  return typeof zone === 'string'
+    ? ` (zone ${zone}${typeof serial === 'number' ? `, serial ${serial}` : ''})`
+    : '';
+}
+
+function iso(seconds: number): string {
+  return new Date(seconds * 1000).toISOString();
+}

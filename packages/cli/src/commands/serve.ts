@@ -1,0 +1,93 @@
+import { existsSync } from 'node:fs';
+import { startProvider, storeDirectory, type RunningProvider } from '@mimi-discovery/authoritative';
+import type { Command } from 'commander';
+import { loadConfig } from '../config-file.js';
+import type { CommandEnv } from '../context.js';
+import { failure } from '../errors.js';
+
+/**
+ * `serve`: runs the root directory or a DP from its config (`startProvider`), prints one line
+ * per listener — `udp 127.0.0.1:5300`, `doh https://127.0.0.1:8443/dns-query`, … — or with
+ * `--json` one JSON object per line (`{"listener":"udp","host":"127.0.0.1","port":5300}`), and
+ * runs until SIGINT or SIGTERM (in-process: until the context's signal aborts), when it closes
+ * every listener and the store and ends with exit 0. Logs are JSON lines on stderr.
+ */
+
+interface ServeFlags {
+  config?: string;
+  json?: boolean;
+}
+
+/** One listener of a running server. */
+export interface ListenerJson {
+  listener: 'udp' | 'tcp' | 'doh' | 'api' | 'admin';
+  host: string;
+  port: number;
+  url?: string;
+}
+
+/** Adds `serve` to `program`. */
+export function registerServe(program: Command, env: CommandEnv): Command {
+  return program
+    .command('serve')
+    .description('run the root directory or a DP from its config until SIGINT or SIGTERM')
+    .option('--config <file>', 'config file of the server (default: $MIMI_DISCOVERY_CONFIG)')
+    .option('--json', 'print one JSON object per listener')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ mimi-discovery serve --config ./net/root/config.json
+  $ MIMI_DISCOVERY_CONFIG=./net/dp44/config.json mimi-discovery serve --json`,
+    )
+    .action(async (flags: ServeFlags) => {
+      const { config } = await loadConfig(flags.config, env);
+      if (!existsSync(storeDirectory(config.dataDir))) {
+        throw failure(
+          'ERR_CLI_NO_STORE',
+          `no store in ${config.dataDir}: create it with 'mimi-discovery init'`,
+        );
+      }
+      const stopped = stopSignal(env.signal);
+      const provider = await startProvider(config, env.log ? { log: env.log } : {});
+      try {
+        for (const l of listeners(provider)) {
+          env.out(
+            flags.json === true
+              ? `${JSON.stringify(l)}\n`
+              : `${l.listener.padEnd(5)} ${l.url ?? hostPort(l.host, l.port)}\n`,
+          );
+        }
+        await stopped;
+      } finally {
+        await provider.close();
+      }
+    });
+}
+
+/** The listeners of a running server, in a fixed order. */
+export function listeners(provider: RunningProvider): ListenerJson[] {
+  const out: ListenerJson[] = [];
+  const { dns, api, admin } = provider;
+  if (dns?.udp) out.push({ listener: 'udp', host: dns.udp.host, port: dns.udp.port });
+  if (dns?.tcp) out.push({ listener: 'tcp', host: dns.tcp.host, port: dns.tcp.port });
+  if (dns?.doh)
+    out.push({ listener: 'doh', host: dns.doh.host, port: dns.doh.port, url: dns.doh.url });
+  const host = provider.config.listen.host;
+  if (api) out.push({ listener: 'api', host, port: api.port, url: api.url });
+  if (admin) out.push({ listener: 'admin', host, port: admin.port, url: admin.url });
+  return out;
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Resolves when `signal` aborts; never without one. */
+function stopSignal(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal === undefined) return;
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}

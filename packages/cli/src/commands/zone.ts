@@ -1,0 +1,300 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import {
+  canonicalName,
+  csiToName,
+  decodeMapping,
+  isSubdomain,
+  parseCsi,
+  parseZoneFile,
+  type AuthkeyData,
+  type ResourceRecord,
+  type RRType,
+} from '@mimi-discovery/common';
+import {
+  exportZone,
+  MAX_CHANGES_PER_APPLY,
+  type DiscoveryStore,
+  type RRsetChange,
+} from '@mimi-discovery/authoritative';
+import type { Command } from 'commander';
+import { loadConfig, selectZones, withStore } from '../config-file.js';
+import type { CommandEnv } from '../context.js';
+import { failure } from '../errors.js';
+import { writeReplacing } from '../files.js';
+import { zoneOf } from '../flag-values.js';
+
+/**
+ * `zone export` and `zone import`: a zone of the store as an RFC 1035 master file, and the
+ * records of such a file taken back into a zone.
+ *
+ * Export signs the zone afresh with a full NSEC3 chain (`exportZone` with `nsec3`), the form
+ * stock secondaries (NSD, Knot, BIND) can serve; `--no-nsec3` writes the records exactly as
+ * served instead (RRSIGs included, no chain), a backup rather than something to serve. NSEC3
+ * hashes of phone numbers are cheap to reverse: export only to your own secondaries.
+ *
+ * Import takes what a zone carries beyond what the store makes itself:
+ * - delegations: NS and DS below the apex, A/AAAA glue and nameserver addresses, `_dns` SVCB;
+ * - MAP records (each must decode as a Mapping for the CSI of its owner name), MAPREF records;
+ * - AUTHKEY records at the apex, added to those the zone has (its own prover key stays).
+ * A delegation without DS, in the file or already in the zone, is refused (design §5: every
+ * delegation is signed) before anything is written. It skips, with a count and the reason, what the store makes and signs itself (SOA, DNSKEY,
+ * RRSIG, NSEC, NSEC3, NSEC3PARAM), the apex NS (set by `init`), and anything else. Records are
+ * grouped into RRsets, each replacing the zone's RRset of that name and type, and applied in
+ * batches of at most MAX_CHANGES_PER_APPLY RRsets with every RRset of one owner in one batch
+ * (so NS and DS of a cut arrive together); each batch is atomic and durable.
+ */
+
+interface ExportFlags {
+  config?: string;
+  zone: string;
+  out?: string;
+  nsec3: boolean;
+}
+
+interface ImportFlags {
+  config?: string;
+  zone: string;
+  file: string;
+  json?: boolean;
+}
+
+/** Records left out of an import, by type and reason. */
+export interface SkippedJson {
+  type: string;
+  count: number;
+  reason: string;
+}
+
+/** What `zone import` did. */
+export interface ImportReport {
+  zone: string;
+  rrsets: number;
+  records: number;
+  serial: number | undefined;
+  skipped: SkippedJson[];
+}
+
+/** Adds `zone export` and `zone import` to `program`. */
+export function registerZone(program: Command, env: CommandEnv): Command {
+  const zone = program
+    .command('zone')
+    .description('export a zone as a master file, or import delegations and mappings from one');
+  zone.addHelpText(
+    'after',
+    `
+Examples:
+  $ mimi-discovery zone export --config ./net/dp44/config.json --zone +44 --out 44.zone
+  $ mimi-discovery zone import --config ./net/dp44/config.json --zone +44 --file 44.zone`,
+  );
+
+  zone
+    .command('export')
+    .description(
+      'write a zone as an RFC 1035 master file, signed with an NSEC3 chain for stock secondaries',
+    )
+    .option('--config <file>', 'config file of the server (default: $MIMI_DISCOVERY_CONFIG)')
+    .requiredOption('--zone <zone>', 'the zone (a zone name or a range such as +44)')
+    .option('--out <file>', 'write to this file (replacing it) instead of stdout')
+    .option(
+      '--no-nsec3',
+      'the records as served (RRSIGs, no NSEC3 chain): a backup, not for secondaries',
+    )
+    .addHelpText(
+      'after',
+      `
+The NSEC3 chain makes the zone enumerable to whoever can query the servers that load it
+(hashes of phone numbers are cheap to reverse): export only to your own secondaries.
+
+Examples:
+  $ mimi-discovery zone export --config ./net/dp44/config.json --zone +44 --out 44.zone
+  $ ldns-verify-zone 44.zone`,
+    )
+    .action(async (flags: ExportFlags) => {
+      const { config } = await loadConfig(flags.config, env);
+      const origin = zoneOf('--zone', flags.zone, config.apex);
+      const text = await withStore(config, env, (store) => {
+        selectZones(store, origin);
+        return exportZone(store, origin, { nsec3: flags.nsec3, now: env.now() });
+      });
+      if (flags.out === undefined) env.out(text);
+      else {
+        const out = resolve(env.cwd, flags.out);
+        await writeReplacing(out, text, 0o644);
+        env.out(`wrote zone ${origin} to ${out}\n`);
+      }
+    });
+
+  zone
+    .command('import')
+    .description(
+      'import delegations, MAP, MAPREF and AUTHKEY records from a master file into a zone',
+    )
+    .option('--config <file>', 'config file of the server (default: $MIMI_DISCOVERY_CONFIG)')
+    .requiredOption('--zone <zone>', 'the zone (a zone name or a range such as +44)')
+    .requiredOption('--file <file>', 'the master file (relative names are relative to the zone)')
+    .option('--json', 'print {zone, rrsets, records, serial, skipped} as JSON')
+    .addHelpText(
+      'after',
+      `
+SOA, DNSKEY, RRSIG, NSEC, NSEC3 and NSEC3PARAM are skipped: the store keeps and signs its own.
+Each RRset in the file replaces the zone's RRset of the same name and type; AUTHKEY records are
+added to the zone's own.
+
+Examples:
+  $ mimi-discovery zone import --config ./net/root/config.json --zone mimi.arpa --file delegations.zone`,
+    )
+    .action(async (flags: ImportFlags) => {
+      const { config } = await loadConfig(flags.config, env);
+      const origin = zoneOf('--zone', flags.zone, config.apex);
+      const text = await readFile(resolve(env.cwd, flags.file), 'utf8');
+      const records = parseZoneFile(text, { origin, defaultTtl: 3600 });
+      const report = await withStore(config, env, async (store) => {
+        selectZones(store, origin);
+        return importRecords(store, origin, config.apex, records);
+      });
+      if (flags.json === true) env.out(`${JSON.stringify(report, null, 2)}\n`);
+      else {
+        env.out(
+          `imported ${report.rrsets} RRsets (${report.records} records) into ${report.zone}` +
+            `${report.serial !== undefined ? ` (serial ${report.serial})` : ''}\n`,
+        );
+        for (const s of report.skipped) env.out(`skipped ${s.count} ${s.type}: ${s.reason}\n`);
+      }
+    });
+  return zone;
+}
+
+const STORE_OWN: ReadonlySet<string> = new Set([
+  'SOA',
+  'DNSKEY',
+  'RRSIG',
+  'NSEC',
+  'NSEC3',
+  'NSEC3PARAM',
+]);
+
+/** Why a record is not imported, or undefined when it is. */
+function skipReason(rr: ResourceRecord, origin: string, apex: string): string | undefined {
+  const owner = canonicalName(rr.name);
+  if (STORE_OWN.has(rr.type)) return 'the store makes and signs these itself';
+  if (rr.class !== 'IN') return 'not class IN';
+  if (!isSubdomain(owner, origin)) return `outside zone ${origin}`;
+  const atApex = owner === origin;
+  switch (rr.type) {
+    case 'NS':
+      return atApex ? 'the apex NS is set by init' : undefined;
+    case 'DS':
+    case 'A':
+    case 'AAAA':
+    case 'MAPREF':
+      return atApex ? 'not a delegation, address, mapping or key' : undefined;
+    case 'SVCB':
+      return owner.startsWith('_dns.') ? undefined : 'SVCB is imported only at _dns.<nameserver>';
+    case 'AUTHKEY':
+      return atApex ? undefined : 'AUTHKEY belongs at the apex';
+    case 'MAP':
+      return mappingProblem(rr.data, owner, apex);
+    default:
+      return 'not a delegation, address, mapping or key';
+  }
+}
+
+/** Why MAP RDATA is not a mapping for its owner name, or undefined when it is. */
+function mappingProblem(data: Uint8Array, owner: string, apex: string): string | undefined {
+  try {
+    const mapping = decodeMapping(data);
+    if (csiToName(parseCsi(mapping.csi), apex) !== owner)
+      return 'MAP for another CSI than its name';
+    return undefined;
+  } catch {
+    return 'MAP RDATA that is not a mapping';
+  }
+}
+
+/** Imports `records` into the zone `origin` of `store` (see the module comment). */
+export async function importRecords(
+  store: DiscoveryStore,
+  origin: string,
+  apex: string,
+  records: readonly ResourceRecord[],
+): Promise<ImportReport> {
+  const skipped = new Map<string, SkippedJson>();
+  const rrsets = new Map<string, { name: string; type: RRType; records: ResourceRecord[] }>();
+  for (const rr of records) {
+    const reason = skipReason(rr, origin, apex);
+    if (reason !== undefined) {
+      const key = `${rr.type}\u0000${reason}`;
+      const entry = skipped.get(key) ?? { type: rr.type, count: 0, reason };
+      entry.count += 1;
+      skipped.set(key, entry);
+      continue;
+    }
+    const name = canonicalName(rr.name);
+    const key = `${name}\u0000${rr.type}`;
+    const rrset = rrsets.get(key) ?? { name, type: rr.type, records: [] };
+    rrset.records.push({ ...rr, name });
+    rrsets.set(key, rrset);
+  }
+
+  // Design §5: every delegation is signed. A cut in the file needs its DS in the file or in the
+  // zone already; the check runs before anything is written.
+  for (const rrset of rrsets.values()) {
+    if (rrset.type !== 'NS' || rrsets.has(`${rrset.name}\u0000DS`)) continue;
+    if (store.readRRset(origin, rrset.name, 'DS').length > 0) continue;
+    throw failure(
+      'ERR_DELEGATION_NO_DS',
+      `the delegation of ${rrset.name} has no DS in the file or the zone: every delegation is signed (design §5)`,
+    );
+  }
+
+  const byOwner = new Map<string, RRsetChange[]>();
+  for (const rrset of rrsets.values()) {
+    const records =
+      rrset.type === 'AUTHKEY' ? withZoneAuthkeys(store, origin, rrset.records) : rrset.records;
+    const list = byOwner.get(rrset.name) ?? [];
+    list.push({ op: 'put', name: rrset.name, type: rrset.type, records });
+    byOwner.set(rrset.name, list);
+  }
+  let serial: number | undefined;
+  let batch: RRsetChange[] = [];
+  const flush = async (): Promise<void> => {
+    if (batch.length === 0) return;
+    serial = (await store.apply(origin, batch)).serial;
+    batch = [];
+  };
+  for (const changes of byOwner.values()) {
+    if (batch.length + changes.length > MAX_CHANGES_PER_APPLY) await flush();
+    batch.push(...changes);
+  }
+  await flush();
+  return {
+    zone: origin,
+    rrsets: rrsets.size,
+    records: [...rrsets.values()].reduce((n, r) => n + r.records.length, 0),
+    serial,
+    skipped: [...skipped.values()],
+  };
+}
+
+/** The imported AUTHKEY records added to the zone's own, without duplicates. */
+function withZoneAuthkeys(
+  store: DiscoveryStore,
+  origin: string,
+  imported: readonly ResourceRecord[],
+): ResourceRecord[] {
+  const out: ResourceRecord[] = [];
+  const seen = new Set<string>();
+  for (const rr of [...store.readRRset(origin, origin, 'AUTHKEY'), ...imported]) {
+    if (rr.type !== 'AUTHKEY') continue;
+    const id = authkeyId(rr.data);
+    if (seen.has(id)) continue;
+    seen.add(id);
+    out.push(rr);
+  }
+  return out;
+}
+
+function authkeyId(data: AuthkeyData): string {
+  return `${data.role}/${data.algorithm}/${Buffer.from(data.publicKey).toString('hex')}`;
+}

@@ -1,0 +1,72 @@
+import type { Logger } from '@mimi-discovery/common';
+
+/**
+ * What a command runs with besides its flags: where relative paths start, the environment, the
+ * clock, where its output goes, and what stops a long-running command (`serve`). `runCli` fills
+ * in the defaults; tests give their own so a command runs in-process, quietly and on a fixed
+ * clock.
+ */
+export interface CliContext {
+  /** Where relative paths on the command line start; default `process.cwd()`. */
+  cwd?: string;
+  /** The environment (`MIMI_DISCOVERY_CONFIG`); default `process.env`. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Clock in seconds since the epoch; default the system clock. */
+  now?: () => number;
+  /** Receives stdout text as it is written (it is also collected in the result). */
+  stdout?: (text: string) => void;
+  /** Receives stderr text as it is written (it is also collected in the result). */
+  stderr?: (text: string) => void;
+  /** Stops `serve` when aborted; without it `serve` runs until the process ends. */
+  signal?: AbortSignal;
+  /** Logger of `serve`; default JSON lines on stderr at the config's `log.level`. */
+  log?: Logger;
+}
+
+/** The outcome of one command line. */
+export interface CliResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The context with its defaults, and the output of the command being run. */
+export interface CommandEnv {
+  readonly cwd: string;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly now: () => number;
+  readonly signal: AbortSignal | undefined;
+  readonly log: Logger | undefined;
+  /** Writes text to stdout. */
+  out(text: string): void;
+  /** Writes text to stderr. */
+  err(text: string): void;
+}
+
+/** Output collected for the result, passed on as it is written. */
+export interface CollectedOutput {
+  readonly env: CommandEnv;
+  result(exitCode: number): CliResult;
+}
+
+/** Fills in the defaults of `context` and collects what the command writes. */
+export function commandEnv(context: CliContext): CollectedOutput {
+  let stdout = '';
+  let stderr = '';
+  const env: CommandEnv = {
+    cwd: context.cwd ?? process.cwd(),
+    env: context.env ?? process.env,
+    now: context.now ?? (() => Math.floor(Date.now() / 1000)),
+    signal: context.signal,
+    log: context.log,
+    out(text) {
+      stdout += text;
+      context.stdout?.(text);
+    },
+    err(text) {
+      stderr += text;
+      context.stderr?.(text);
+    },
+  };
+  return { env, result: (exitCode) => ({ exitCode, stdout, stderr }) };
+}

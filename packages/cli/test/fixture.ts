@@ -1,0 +1,113 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '@mimi-discovery/common';
+import { runCli, type CliContext, type CliResult } from '../src/index.js';
+import type { ListenerJson } from '../src/commands/serve.js';
+
+// Shared by the CLI tests: a temporary directory per test file, the command line run
+// in-process with that directory as its working directory, fixed free ports on 127.0.0.1, and
+// `serve` started in-process until the test stops it.
+
+/** A temporary working directory and a way to run the command line in it. */
+export interface CliFixture {
+  readonly dir: string;
+  run(argv: readonly string[], context?: CliContext): Promise<CliResult>;
+  /** Runs and expects exit 0; returns stdout. */
+  ok(argv: readonly string[]): Promise<string>;
+  /** Runs with `--json` added and expects exit 0; returns the parsed stdout. */
+  json<T>(argv: readonly string[]): Promise<T>;
+  readJson<T>(path: string): T;
+  cleanup(): void;
+}
+
+export function createCliFixture(prefix: string): CliFixture {
+  const dir = mkdtempSync(join(tmpdir(), `mimi-cli-${prefix}-`));
+  const run = (argv: readonly string[], context: CliContext = {}): Promise<CliResult> =>
+    runCli(argv, { cwd: dir, env: {}, log: silentLogger, ...context });
+  const ok = async (argv: readonly string[]): Promise<string> => {
+    const result = await run(argv);
+    if (result.exitCode !== 0) {
+      throw new Error(
+        `mimi-discovery ${argv.join(' ')} exited ${result.exitCode}: ${result.stderr}`,
+      );
+    }
+    return result.stdout;
+  };
+  return {
+    dir,
+    run,
+    ok,
+    json: async <T>(argv: readonly string[]) => JSON.parse(await ok([...argv, '--json'])) as T,
+    readJson: <T>(path: string) => JSON.parse(readFileSync(join(dir, path), 'utf8')) as T,
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** A port free on 127.0.0.1 for both TCP and UDP at the time of the call. */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt += 1) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const address = server.address();
+        server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+      });
+    });
+    const udpFree = await new Promise<boolean>((resolve) => {
+      const socket = createSocket('udp4');
+      socket.once('error', () => resolve(false));
+      socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
+    });
+    if (udpFree) return port;
+  }
+  throw new Error('no free port on 127.0.0.1');
+}
+
+/** `serve` running in-process: its listeners, and how to stop it. */
+export interface Serving {
+  readonly listeners: readonly ListenerJson[];
+  listener(kind: ListenerJson['listener']): ListenerJson;
+  /** Aborts `serve` (as SIGTERM does in the bin) and returns its result. */
+  stop(): Promise<CliResult>;
+}
+
+/** Starts `serve --json --config <config>` and resolves once it has printed its listeners. */
+export async function serve(fixture: CliFixture, config: string): Promise<Serving> {
+  const stop = new AbortController();
+  let stdout = '';
+  let printed: () => void = () => undefined;
+  const firstOutput = new Promise<undefined>((resolve) => {
+    printed = () => resolve(undefined);
+  });
+  const running = fixture.run(['serve', '--json', '--config', config], {
+    signal: stop.signal,
+    stdout: (text) => {
+      stdout += text;
+      printed();
+    },
+  });
+  const early = await Promise.race([firstOutput, running]);
+  if (early !== undefined) throw new Error(`serve exited ${early.exitCode}: ${early.stderr}`);
+  // Every listener line is written in the same turn as the first.
+  await new Promise((resolve) => setImmediate(resolve));
+  const listeners = stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as ListenerJson);
+  return {
+    listeners,
+    listener(kind) {
+      const found = listeners.find((l) => l.listener === kind);
+      if (found === undefined) throw new Error(`serve has no ${kind} listener`);
+      return found;
+    },
+    async stop() {
+      stop.abort();
+      return running;
+    },
+  };
+}

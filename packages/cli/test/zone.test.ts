@@ -1,0 +1,303 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  createAttestation,
+  createMapping,
+  encodeMapping,
+  keyPairFromSeed,
+  parseZoneFile,
+  record,
+} from '@mimi-discovery/common';
+import { openLmdbStore, storeDirectory, type DiscoveryStore } from '@mimi-discovery/authoritative';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCliFixture } from './fixture.js';
+
+const cli = createCliFixture('zone');
+afterAll(() => cli.cleanup());
+
+const ZONE = '4.4.e164.mimi.arpa';
+const CSI = 'tel:+442079460018';
+const NUMBER_NAME = `8.1.0.0.6.4.9.7.0.2.${ZONE}`;
+const NOW = Math.floor(Date.now() / 1000);
+const seed = (byte: number): Uint8Array => new Uint8Array(32).fill(byte);
+
+const LDNS = spawnSync('sh', ['-c', 'command -v ldns-verify-zone']).status === 0;
+if (!LDNS) {
+  console.warn(
+    'ldns-verify-zone not installed (Debian package ldnsutils): skipping the export check',
+  );
+}
+
+async function withStore<T>(
+  dir: string,
+  action: (store: DiscoveryStore) => Promise<T>,
+): Promise<T> {
+  const store = await openLmdbStore({ dataDir: storeDirectory(join(cli.dir, dir)) });
+  try {
+    return await action(store);
+  } finally {
+    await store.close();
+  }
+}
+
+/** A signed mapping of CSI for recipient 01…01, attested by prover 02…02. */
+function mappingBytes(): Uint8Array {
+  const recipient = keyPairFromSeed(seed(1));
+  const att = createAttestation(
+    { csi: CSI, key: recipient.publicKey, nbf: NOW - 60, exp: NOW + 86_400 },
+    seed(2),
+  );
+  const mapping = createMapping(
+    {
+      csi: CSI,
+      msps: [{ provider: 'chat.example', tags: [] }],
+      seq: 1,
+      iat: NOW,
+      exp: NOW + 86_400,
+      new: false,
+      att,
+    },
+    recipient.secretKey,
+  );
+  return encodeMapping(mapping);
+}
+
+beforeAll(async () => {
+  await cli.ok(['init', 'dp', '--dir', 'a', '--range', '+44', '--udp', '0']);
+  await cli.ok(['init', 'dp', '--dir', 'b', '--range', '+44', '--udp', '0']);
+  const [ds] = JSON.parse(await cli.ok(['ds', '--config', 'a/config.json', '--json'])) as Array<{
+    keyTag: number;
+    digest: string;
+  }>;
+  await cli.ok([
+    'delegate',
+    '--config',
+    'a/config.json',
+    '--range',
+    '+447',
+    '--ns',
+    `ns1.7.${ZONE}=192.0.2.7`,
+    '--doh-port',
+    '8443',
+    '--ds',
+    `${ds?.keyTag} 15 2 ${ds?.digest}`,
+  ]);
+  await withStore('a', (store) =>
+    store.apply(ZONE, [
+      {
+        op: 'put',
+        name: NUMBER_NAME,
+        type: 'MAP',
+        records: [record(NUMBER_NAME, 'MAP', mappingBytes(), 300)],
+      },
+      {
+        op: 'put',
+        name: `note.${ZONE}`,
+        type: 'TXT',
+        records: [record(`note.${ZONE}`, 'TXT', [Buffer.from('hello')], 300)],
+      },
+    ]),
+  );
+});
+
+describe('zone export', () => {
+  it('writes the zone signed with an NSEC3 chain that a stock validator accepts', async () => {
+    const out = await cli.ok([
+      'zone',
+      'export',
+      '--config',
+      'a/config.json',
+      '--zone',
+      '+44',
+      '--out',
+      'a.zone',
+    ]);
+    expect(out).toBe(`wrote zone ${ZONE} to ${join(cli.dir, 'a.zone')}\n`);
+    const records = parseZoneFile(readFileSync(join(cli.dir, 'a.zone'), 'utf8'));
+    expect(records[0]?.type).toBe('SOA');
+    expect(records.some((r) => r.type === 'NSEC3PARAM')).toBe(true);
+    expect(records.some((r) => r.type === 'MAP' && r.name === NUMBER_NAME)).toBe(true);
+    if (!LDNS) return;
+    const verify = spawnSync('ldns-verify-zone', [join(cli.dir, 'a.zone')], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(`${verify.stdout}${verify.stderr}`).toContain('Zone is verified and complete');
+    expect(verify.status).toBe(0);
+  });
+
+  it('writes the records as served, without a chain, with --no-nsec3', async () => {
+    const text = await cli.ok([
+      'zone',
+      'export',
+      '--config',
+      'a/config.json',
+      '--zone',
+      ZONE,
+      '--no-nsec3',
+    ]);
+    const types = new Set(parseZoneFile(text).map((r) => r.type));
+    expect(types.has('RRSIG')).toBe(true);
+    expect(types.has('NSEC3')).toBe(false);
+  });
+});
+
+describe('zone import', () => {
+  it("imports the delegation, the mappings and the AUTHKEYs of a file, skipping the store's own records", async () => {
+    const report = JSON.parse(
+      await cli.ok([
+        'zone',
+        'import',
+        '--config',
+        'b/config.json',
+        '--zone',
+        '+44',
+        '--file',
+        'a.zone',
+        '--json',
+      ]),
+    ) as {
+      zone: string;
+      rrsets: number;
+      records: number;
+      serial: number;
+      skipped: Array<{ type: string; count: number; reason: string }>;
+    };
+    expect(report.zone).toBe(ZONE);
+    // NS, DS, glue A and _dns SVCB of the cut; the zone's own nameserver address; MAP; AUTHKEY.
+    expect(report.rrsets).toBe(7);
+    const skipped = Object.fromEntries(report.skipped.map((s) => [s.type, s]));
+    expect(skipped['SOA']).toMatchObject({
+      count: 1,
+      reason: 'the store makes and signs these itself',
+    });
+    expect(skipped['DNSKEY']?.count).toBe(1);
+    expect(skipped['NSEC3PARAM']?.count).toBe(1);
+    expect(skipped['RRSIG']?.count).toBeGreaterThan(5);
+    expect(skipped['NSEC3']?.count).toBeGreaterThan(3);
+    expect(skipped['NS']).toMatchObject({ count: 1, reason: 'the apex NS is set by init' });
+    expect(skipped['TXT']?.count).toBe(1);
+
+    const fromA = await cli.ok(['delegations', '--config', 'a/config.json', '--json']);
+    const fromB = await cli.ok(['delegations', '--config', 'b/config.json', '--json']);
+    expect(JSON.parse(fromB)).toEqual(JSON.parse(fromA));
+    expect(JSON.parse(fromB)).toHaveLength(1);
+
+    const [authkeysA, mapA] = await withStore('a', async (store) => [
+      store.readRRset(ZONE, ZONE, 'AUTHKEY'),
+      store.readRRset(ZONE, NUMBER_NAME, 'MAP'),
+    ]);
+    await withStore('b', async (store) => {
+      expect(store.readRRset(ZONE, NUMBER_NAME, 'MAP').map((r) => r.data)).toEqual(
+        mapA?.map((r) => r.data),
+      );
+      const keys = store
+        .readRRset(ZONE, ZONE, 'AUTHKEY')
+        .map((r) => r.type === 'AUTHKEY' && Buffer.from(r.data.publicKey).toString('hex'));
+      // B keeps its own prover key and gains A's.
+      expect(keys).toContain(Buffer.from(store.proverKey().publicKey).toString('hex'));
+      for (const rr of authkeysA ?? []) {
+        expect(keys).toContain(
+          rr.type === 'AUTHKEY' && Buffer.from(rr.data.publicKey).toString('hex'),
+        );
+      }
+      expect(keys).toHaveLength(2);
+    });
+  });
+
+  it('reports the skipped records in text', async () => {
+    const out = await cli.ok([
+      'zone',
+      'import',
+      '--config',
+      'b/config.json',
+      '--zone',
+      ZONE,
+      '--file',
+      'a.zone',
+    ]);
+    expect(out).toMatch(
+      /^imported 7 RRsets \(\d+ records\) into 4\.4\.e164\.mimi\.arpa \(serial \d+\)\n/,
+    );
+    expect(out).toContain('skipped 1 SOA: the store makes and signs these itself\n');
+  });
+
+  it('skips a MAP whose mapping is for another name', async () => {
+    const other = `9.9.9.9.6.4.9.7.0.2.${ZONE}`;
+    const hex = Buffer.from(mappingBytes()).toString('hex');
+    writeFileSync(
+      join(cli.dir, 'wrong.zone'),
+      `${other}. 300 IN TYPE65400 \\# ${hex.length / 2} ${hex}\n`,
+    );
+    const report = JSON.parse(
+      await cli.ok([
+        'zone',
+        'import',
+        '--config',
+        'b/config.json',
+        '--zone',
+        ZONE,
+        '--file',
+        'wrong.zone',
+        '--json',
+      ]),
+    ) as { rrsets: number; skipped: unknown[] };
+    expect(report.rrsets).toBe(0);
+    expect(report.skipped).toEqual([
+      { type: 'MAP', count: 1, reason: 'MAP for another CSI than its name' },
+    ]);
+  });
+
+  it('refuses a delegation without DS, writing nothing', async () => {
+    writeFileSync(
+      join(cli.dir, 'unsigned.zone'),
+      `3.${ZONE}. 3600 IN NS ns1.3.${ZONE}.\nns1.3.${ZONE}. 3600 IN A 192.0.2.3\n`,
+    );
+    const before = await cli.ok([
+      'zone',
+      'export',
+      '--config',
+      'b/config.json',
+      '--zone',
+      ZONE,
+      '--no-nsec3',
+    ]);
+    const result = await cli.run([
+      'zone',
+      'import',
+      '--config',
+      'b/config.json',
+      '--zone',
+      ZONE,
+      '--file',
+      'unsigned.zone',
+    ]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(
+      /delegation of 3\.4\.4\.e164\.mimi\.arpa has no DS .*\(ERR_DELEGATION_NO_DS\)\n$/,
+    );
+    expect(
+      await cli.ok(['zone', 'export', '--config', 'b/config.json', '--zone', ZONE, '--no-nsec3']),
+    ).toBe(before);
+  });
+
+  it('refuses a file that is not a master file, naming the line', async () => {
+    writeFileSync(
+      join(cli.dir, 'bad.zone'),
+      `ns1.${ZONE}. 300 IN A 192.0.2.1\nns2 IN A not-an-address\n`,
+    );
+    const result = await cli.run([
+      'zone',
+      'import',
+      '--config',
+      'b/config.json',
+      '--zone',
+      ZONE,
+      '--file',
+      'bad.zone',
+    ]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(/^mimi-discovery: line 2: .*\(ERR_ZONE_FILE_SYNTAX\)\n$/);
+  });
+});

@@ -1,0 +1,410 @@
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { DEFAULT_APEX } from './csi.js';
+import { MimiError } from './errors.js';
+import { canonicalName, parseLabels } from './names.js';
+
+/**
+ * The one way servers read configuration (design §10): JSON, checked against a zod schema that
+ * rejects unknown keys, defaults filled in, every problem reported with the path of its key:
+ *
+ * ```
+ * dp.json: listen.udp: expected a port number 0–65535; unknown key "listne" in the top level
+ * ```
+ *
+ * Schemas are built from `z.strictObject` so that a misspelt key is an error, not a silently
+ * ignored setting. This module also holds the schemas of the servers' config files.
+ */
+
+/** Every code a {@link ConfigError} can carry. */
+export const CONFIG_ERROR_CODES = Object.freeze([
+  /** Values that do not match the schema: unknown keys, wrong types, values out of range. */
+  'ERR_CONFIG_INVALID',
+  /** Text that is not JSON. */
+  'ERR_CONFIG_SYNTAX',
+  /** A config file that cannot be read. */
+  'ERR_CONFIG_READ',
+] as const);
+
+/** A code from {@link CONFIG_ERROR_CODES}. */
+export type ConfigErrorCode = (typeof CONFIG_ERROR_CODES)[number];
+
+/** One problem with a config: where (`listen.udp`, empty for the top level) and what. */
+export interface ConfigIssue {
+  /** The key path as written in messages: `listen.udp`, `webhook.headers["X-Key"]`, `list[0]`. */
+  path: string;
+  /** The problem, without the path: `expected a port number 0–65535`. */
+  message: string;
+  /** An unknown key, reported as `unknown key "x" in <path>` rather than `<path>: …`. */
+  unknownKey: boolean;
+}
+
+/** A config that cannot be used; the message lists every problem with its key path. */
+export class ConfigError extends MimiError {
+  /** The file or other origin of the config, when known. */
+  readonly source: string | undefined;
+  /** The problems, in the order of the schema (empty for a syntax or read error). */
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(
+    code: ConfigErrorCode,
+    message: string,
+    source: string | undefined,
+    issues: readonly ConfigIssue[] = [],
+    options?: { cause?: unknown },
+  ) {
+    super(code, source === undefined ? message : `${source}: ${message}`, options);
+    this.source = source;
+    this.issues = issues;
+  }
+}
+
+/**
+ * Checks a parsed config (`unknown`, e.g. from `JSON.parse`) against `schema` and returns it
+ * with defaults filled in. Throws {@link ConfigError} `ERR_CONFIG_INVALID` listing every
+ * problem: `listen.udp: expected a port number 0–65535; unknown key "listne" in the top level`,
+ * prefixed with `source` when given.
+ */
+export function parseConfig<T>(schema: z.ZodType<T>, raw: unknown, source?: string): T {
+  const result = schema.safeParse(raw, { error: fallbackMessage });
+  if (result.success) return result.data;
+  const issues = result.error.issues.map(toIssue);
+  return fail(issues, source);
+}
+
+function fail(issues: ConfigIssue[], source: string | undefined): never {
+  throw new ConfigError('ERR_CONFIG_INVALID', issues.map(describeIssue).join('; '), source, issues);
+}
+
+/** An issue as one phrase: `listen.udp: expected …` or `unknown key "x" in listen`. */
+function describeIssue(issue: ConfigIssue): string {
+  if (issue.unknownKey) return `${issue.message} in ${issue.path || 'the top level'}`;
+  return `${issue.path || 'the top level'}: ${issue.message}`;
+}
+
+function toIssue(issue: z.core.$ZodIssue): ConfigIssue {
+  const path = formatPath(issue.path);
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys.map((k) => JSON.stringify(k));
+    const message =
+      keys.length === 1 ? `unknown key ${keys[0]}` : `unknown keys ${keys.join(', ')}`;
+    return { path, message, unknownKey: true };
+  }
+  return { path, message: issue.message, unknownKey: false };
+}
+
+/** `['listen', 'udp']` → `listen.udp`; `['h', 'X-Key', 0]` → `h["X-Key"][0]`. */
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const segment of path) {
+    if (typeof segment === 'number') out += `[${segment}]`;
+    else if (typeof segment === 'string' && /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(segment)) {
+      out += out === '' ? segment : `.${segment}`;
+    } else out += `[${JSON.stringify(String(segment))}]`;
+  }
+  return out;
+}
+
+/** Messages for issues whose schema gives none, in the project's words rather than zod's. */
+function fallbackMessage(issue: z.core.$ZodRawIssue): string {
+  if (issue.input === undefined && issue.code !== 'custom') return 'required';
+  switch (issue.code) {
+    case 'invalid_type':
+      return `expected ${expectedName(issue.expected)}, found ${valueKind(issue.input)}`;
+    case 'too_small':
+      if (issue.origin === 'string' && Number(issue.minimum) === 1) return 'must not be empty';
+      return issue.origin === 'array'
+        ? `must list at least ${issue.minimum}`
+        : `must be at least ${issue.minimum}`;
+    case 'too_big':
+      return issue.origin === 'string'
+        ? `must be at most ${issue.maximum} characters`
+        : `must be at most ${issue.maximum}`;
+    case 'invalid_value': {
+      const values = issue.values.map((v) => JSON.stringify(v));
+      return values.length <= 2
+        ? `expected ${values.join(' or ')}`
+        : `expected one of ${values.join(', ')}`;
+    }
+    case 'invalid_format':
+      return `not a valid ${issue.format === 'url' ? 'URL' : issue.format}`;
+    default:
+      return issue.message ?? 'invalid value';
+  }
+}
+
+function expectedName(expected: string): string {
+  switch (expected) {
+    case 'int':
+      return 'a whole number';
+    case 'boolean':
+      return 'true or false';
+    case 'object':
+      return 'an object';
+    case 'array':
+      return 'a list';
+    case 'record':
+      return 'an object';
+    default:
+      return `a ${expected}`;
+  }
+}
+
+function valueKind(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'string') return 'a string';
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  if (typeof value === 'number') return Number.isInteger(value) ? String(value) : 'a fraction';
+  return typeof value;
+}
+
+/**
+ * Parses JSON config text and checks it against `schema` ({@link parseConfig}). A syntax error
+ * is a {@link ConfigError} `ERR_CONFIG_SYNTAX` that names the line and column when the runtime
+ * reports a position: `dp.json: invalid JSON at line 3, column 3: Expected ',' or '}' after
+ * property value`.
+ */
+export function parseConfigText<T>(text: string, schema: z.ZodType<T>, source?: string): T {
+  // A UTF-8 byte order mark is not JSON, but editors write one.
+  const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(body);
+  } catch (cause) {
+    throw new ConfigError('ERR_CONFIG_SYNTAX', jsonSyntaxMessage(body, cause), source, [], {
+      cause,
+    });
+  }
+  return parseConfig(schema, raw, source);
+}
+
+function jsonSyntaxMessage(text: string, cause: unknown): string {
+  const detail = cause instanceof Error ? cause.message : String(cause);
+  const at = /\s*in JSON at position (\d+)(?: \(line \d+ column \d+\))?/.exec(detail);
+  const position =
+    at !== null ? Number(at[1]) : /end of JSON input/.test(detail) ? text.length : -1;
+  const reason = at !== null ? detail.replace(at[0], '') : detail;
+  if (position < 0) return `invalid JSON: ${reason}`;
+  const before = text.slice(0, position);
+  const line = before.split('\n').length;
+  const column = position - before.lastIndexOf('\n');
+  return `invalid JSON at line ${line}, column ${column}: ${reason}`;
+}
+
+/**
+ * Reads a JSON config file and checks it ({@link parseConfigText}); messages start with the
+ * path. A file that cannot be read is a {@link ConfigError} `ERR_CONFIG_READ`.
+ */
+export async function readConfigFile<T>(path: string, schema: z.ZodType<T>): Promise<T> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (cause) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    throw new ConfigError('ERR_CONFIG_READ', `cannot read the config file: ${why}`, path, [], {
+      cause,
+    });
+  }
+  return parseConfigText(text, schema, path);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks
+
+const PORT_MESSAGE = 'expected a port number 0–65535';
+
+/** A port to listen on: 0–65535, 0 for an ephemeral port chosen by the system. */
+const listenPort = z
+  .int({ error: PORT_MESSAGE })
+  .min(0, { error: PORT_MESSAGE })
+  .max(65535, { error: PORT_MESSAGE });
+
+const REMOTE_PORT_MESSAGE = 'expected a port number 1–65535';
+
+/** A port to connect to: 1–65535. */
+const remotePort = z
+  .int({ error: REMOTE_PORT_MESSAGE })
+  .min(1, { error: REMOTE_PORT_MESSAGE })
+  .max(65535, { error: REMOTE_PORT_MESSAGE });
+
+/** A file or directory path. */
+const path = z.string().min(1);
+
+/** A whole number of at least 1. */
+const positive = z.int().min(1);
+
+/** An address to listen on: an IP address or a host name. */
+const host = z
+  .string()
+  .refine(
+    (value) =>
+      isIP(value) !== 0 ||
+      /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(
+        value,
+      ),
+    { error: 'expected an IP address or a host name' },
+  );
+
+/** A domain name in presentation form, returned in canonical form (`Mimi.Arpa.` → `mimi.arpa`). */
+const domainName = z
+  .string()
+  .check((ctx) => {
+    try {
+      if (ctx.value === '' || ctx.value === '.') throw new Error('the root is not allowed');
+      parseLabels(ctx.value);
+    } catch (error) {
+      ctx.issues.push({
+        code: 'custom',
+        input: ctx.value,
+        message: `not a domain name (${error instanceof Error ? error.message : String(error)})`,
+      });
+    }
+  })
+  .transform(canonicalName);
+
+/** The log levels of `log.ts`. */
+const logLevel = z.enum(['debug', 'info', 'warn', 'error', 'silent']);
+
+/** `log`: `{ "level": "info" }`. */
+export const logConfigSchema = z.strictObject({ level: logLevel.default('info') });
+
+// ---------------------------------------------------------------------------------------------
+// Discovery Provider and root directory
+
+const listenSchema = z.strictObject({
+  host: host.default('127.0.0.1'),
+  /** Plain DNS over UDP (diagnostics and stock tools, design §7). */
+  udp: listenPort.nullable().default(null),
+  /** Plain DNS over TCP. */
+  tcp: listenPort.nullable().default(null),
+  /** DNS over HTTPS (RFC 8484). */
+  doh: listenPort.nullable().default(null),
+  /** The registration API (HTTPS, design §8). */
+  api: listenPort.nullable().default(null),
+  /** Health and metrics (plain HTTP; bind it to a private address). */
+  admin: listenPort.nullable().default(null),
+});
+
+const tlsSchema = z.strictObject({ cert: path, key: path });
+
+const signingSchema = z
+  .strictObject({
+    /** Days from inception to expiration of each RRSIG. */
+    validityDays: positive.default(14),
+    /** Signatures are renewed when fewer than this many days of validity remain. */
+    refreshDays: positive.default(7),
+  })
+  .check((ctx) => {
+    // Only once both are valid numbers: a bad one is reported on its own.
+    if (ctx.issues.length === 0 && ctx.value.refreshDays >= ctx.value.validityDays) {
+      ctx.issues.push({
+        code: 'custom',
+        input: ctx.value,
+        path: ['refreshDays'],
+        message: 'must be less than signing.validityDays',
+      });
+    }
+  });
+
+const smtpSchema = z
+  .strictObject({
+    host: z.string().min(1),
+    port: remotePort,
+    /** TLS from the start (port 465) rather than STARTTLS. */
+    secure: z.boolean().optional(),
+    from: z.string().min(1),
+    user: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
+  })
+  .check((ctx) => {
+    if ((ctx.value.user === undefined) !== (ctx.value.password === undefined)) {
+      ctx.issues.push({
+        code: 'custom',
+        input: ctx.value,
+        path: [ctx.value.user === undefined ? 'user' : 'password'],
+        message: 'user and password go together',
+      });
+    }
+  });
+
+const webhookSchema = z.strictObject({
+  url: z.url({ protocol: /^https?$/, error: 'expected an http or https URL' }),
+  headers: z.record(z.string(), z.string()).optional(),
+});
+
+const channelsSchema = z.strictObject({
+  /** Development: codes are appended, one JSON line each, to this file. */
+  outbox: z.strictObject({ path }).optional(),
+  /** Codes for email CSIs. */
+  smtp: smtpSchema.optional(),
+  /** Codes for phone CSIs, through an SMS gateway. */
+  webhook: webhookSchema.optional(),
+});
+
+const registrationSchema = z.strictObject({
+  codeTtlSeconds: positive.default(600),
+  maxAttemptsPerCode: positive.default(5),
+  sendsPerCsiPerHour: positive.default(5),
+  requestsPerClientPerMinute: positive.default(60),
+  channels: channelsSchema.prefault({}),
+});
+
+/**
+ * Config of a Discovery Provider (`role: "dp"`) or of the root directory (`role: "root"`), with
+ * defaults:
+ *
+ * ```json
+ * { "role": "dp", "dataDir": "/var/lib/mimi-dp", "apex": "mimi.arpa",
+ *   "listen": { "host": "127.0.0.1", "udp": null, "tcp": null, "doh": null, "api": null, "admin": null },
+ *   "tls": { "cert": "…", "key": "…" },
+ *   "signing": { "validityDays": 14, "refreshDays": 7 },
+ *   "registration": { "codeTtlSeconds": 600, "maxAttemptsPerCode": 5, "sendsPerCsiPerHour": 5,
+ *                     "requestsPerClientPerMinute": 60, "channels": {} },
+ *   "log": { "level": "info" } }
+ * ```
+ *
+ * Ports are 0–65535 (0: ephemeral) or null (not served). Rules across keys: `tls` is required
+ * when `listen.doh` or `listen.api` is set; `registration` is refused for the root, and filled
+ * with its defaults for a DP; `signing.refreshDays` is less than `signing.validityDays`.
+ */
+export const dpConfigSchema = z
+  .strictObject({
+    role: z.enum(['dp', 'root']),
+    dataDir: path,
+    apex: domainName.default(DEFAULT_APEX),
+    listen: listenSchema.prefault({}),
+    tls: tlsSchema.optional(),
+    signing: signingSchema.prefault({}),
+    registration: registrationSchema.optional(),
+    log: logConfigSchema.prefault({}),
+  })
+  .check((ctx) => {
+    const c = ctx.value;
+    if (c.tls === undefined && (c.listen.doh !== null || c.listen.api !== null)) {
+      ctx.issues.push({
+        code: 'custom',
+        input: c,
+        path: ['tls'],
+        message: 'required when listen.doh or listen.api is set',
+      });
+    }
+    if (c.role === 'root' && c.registration !== undefined) {
+      ctx.issues.push({
+        code: 'custom',
+        input: c,
+        path: ['registration'],
+        message: 'not allowed when role is "root" (the root registers no CSIs)',
+      });
+    }
+  })
+  .transform((c) =>
+    c.role === 'dp' && c.registration === undefined
+      ? { ...c, registration: registrationSchema.parse({}) }
+      : c,
+  );
+
+/** A Discovery Provider or root directory config, defaults filled in. */
+export type DpConfig = z.output<typeof dpConfigSchema>;

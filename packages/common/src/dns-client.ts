@@ -1,0 +1,423 @@
+/**
+ * Sending one DNS query and receiving its response, over UDP, TCP or DoH: what the resolver, the
+ * CLI and the tests use to talk to servers. A response is accepted only when it answers the
+ * query sent: same id, QR set, same question (RFC 5452 §9.1; names compared without case).
+ * Failures are {@link TransportError}s with a stable `code`.
+ */
+import { randomInt } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { connect as connectTcp, isIPv6 } from 'node:net';
+import { Agent, request } from 'undici';
+import { MimiError } from './errors.js';
+import { namesEqual } from './names.js';
+import type { Message, Question } from './records.js';
+import { EDNS_UDP_PAYLOAD_OCTETS } from './respond.js';
+import { HEADER_OCTETS, MAX_MESSAGE_OCTETS, decodeMessage, encodeMessage } from './wire.js';
+
+/** The media type of DNS messages over HTTP (RFC 8484 §6). */
+export const DNS_MESSAGE_MEDIA_TYPE = 'application/dns-message';
+/** Default time for one query, from sending it to having its response. */
+export const DEFAULT_CLIENT_TIMEOUT_MS = 5000;
+/** Default most connections per DoH origin (HTTP/2 multiplexes many queries on each). */
+export const DEFAULT_DOH_CLIENT_CONNECTIONS = 8;
+/** Most queries in flight on one DoH connection: HTTP/2's usual SETTINGS_MAX_CONCURRENT_STREAMS. */
+export const DOH_CLIENT_STREAMS_PER_CONNECTION = 100;
+
+const LENGTH_OCTETS = 2;
+/** How much of an HTTP error body goes into the error message. */
+const HTTP_ERROR_EXCERPT_OCTETS = 200;
+
+/** Every code a {@link TransportError} can carry. */
+export const TRANSPORT_ERROR_CODES = Object.freeze([
+  /** No matching response within the timeout. */
+  'ERR_TRANSPORT_TIMEOUT',
+  /** The connection could not be made, failed, or closed before the response. */
+  'ERR_TRANSPORT_CONNECTION',
+  /** A DoH server answered with an HTTP status other than 200 (`status` holds it). */
+  'ERR_TRANSPORT_HTTP_STATUS',
+  /** A response that is not a DNS message answering the query, or of the wrong media type. */
+  'ERR_TRANSPORT_BAD_RESPONSE',
+  /** A server configuration value out of range. */
+  'ERR_TRANSPORT_CONFIG',
+  /** A server listener could not bind its address. */
+  'ERR_TRANSPORT_LISTEN',
+] as const);
+
+/** A code from {@link TRANSPORT_ERROR_CODES}. */
+export type TransportErrorCode = (typeof TRANSPORT_ERROR_CODES)[number];
+
+/** A fault of a DNS transport, client or server side. */
+export class TransportError extends MimiError {
+  declare readonly code: TransportErrorCode;
+  /** The HTTP status, for `ERR_TRANSPORT_HTTP_STATUS`. */
+  readonly status: number | undefined;
+
+  constructor(
+    code: TransportErrorCode,
+    message: string,
+    options?: { cause?: unknown; status?: number },
+  ) {
+    super(code, message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.status = options?.status;
+  }
+}
+
+/** Options of every query function. */
+export interface ClientOptions {
+  /** Default {@link DEFAULT_CLIENT_TIMEOUT_MS}; over UDP with a TCP retry, for both together. */
+  timeoutMs?: number;
+}
+
+/** Options of {@link queryUdp}. */
+export interface UdpQueryOptions extends ClientOptions {
+  /** Retry over TCP when the UDP response is truncated (TC=1); default true. */
+  tcpFallback?: boolean;
+}
+
+/** Options of {@link DohClient.query}. */
+export interface DohQueryOptions extends ClientOptions {
+  /** Default `POST`. */
+  method?: 'GET' | 'POST';
+}
+
+/** A DNS server's address for UDP and TCP. */
+export interface ServerAddress {
+  host: string;
+  port: number;
+}
+
+/**
+ * Whether `response` answers `query` (RFC 5452 §9.1). A response with no question is accepted
+ * when it reports an error: servers answer FORMERR without one (RFC 1035 §4.1.1).
+ */
+function answers(query: Message, response: Message): boolean {
+  if (!response.flags.qr || response.id !== query.id) return false;
+  if (response.questions.length === 0)
+    return response.rcode !== 'NOERROR' && response.rcode !== 'NXDOMAIN';
+  if (response.questions.length !== query.questions.length) return false;
+  return query.questions.every((q, i) => {
+    const r = response.questions[i] as Question;
+    return namesEqual(q.name, r.name) && q.type === r.type && q.class === r.class;
+  });
+}
+
+function timeoutError(timeoutMs: number, what: string): TransportError {
+  return new TransportError('ERR_TRANSPORT_TIMEOUT', `no response ${what} within ${timeoutMs} ms`);
+}
+
+/**
+ * Sends `query` over UDP and resolves with the first datagram that answers it; datagrams that
+ * do not decode or answer another query are ignored (RFC 5452 §9.1). A truncated response is
+ * retried over TCP within what is left of the timeout, unless `tcpFallback` is false.
+ */
+export async function queryUdp(
+  server: ServerAddress,
+  query: Message,
+  options: UdpQueryOptions = {},
+): Promise<Message> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS;
+  const started = performance.now();
+  const wire = encodeMessage(query);
+  const response = await new Promise<Message>((resolve, reject) => {
+    const socket = createSocket(isIPv6(server.host) ? 'udp6' : 'udp4');
+    let settled = false;
+    const finish = (result: Message | Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.close();
+      if (result instanceof Error) reject(result);
+      else resolve(result);
+    };
+    const timer = setTimeout(
+      () => finish(timeoutError(timeoutMs, `from ${server.host}:${server.port} over UDP`)),
+      timeoutMs,
+    );
+    socket.on('message', (datagram) => {
+      let decoded: Message;
+      try {
+        decoded = decodeMessage(datagram);
+      } catch {
+        return;
+      }
+      if (answers(query, decoded)) finish(decoded);
+    });
+    socket.on('error', (error) =>
+      finish(
+        new TransportError(
+          'ERR_TRANSPORT_CONNECTION',
+          `UDP query to ${server.host}:${server.port} failed: ${error.message}`,
+          { cause: error },
+        ),
+      ),
+    );
+    // A connected socket only receives datagrams from the server's address and port.
+    socket.connect(server.port, server.host, () => {
+      if (!settled) socket.send(wire);
+    });
+  });
+  if (!response.flags.tc || options.tcpFallback === false) return response;
+  const left = Math.max(1, Math.round(timeoutMs - (performance.now() - started)));
+  return queryTcp(server, query, { timeoutMs: left });
+}
+
+/**
+ * Sends `query` over a new TCP connection (RFC 7766, length-prefixed) and resolves with the
+ * response. A response that does not decode or does not answer the query fails with
+ * `ERR_TRANSPORT_BAD_RESPONSE`: on TCP it cannot be a stray datagram.
+ */
+export function queryTcp(
+  server: ServerAddress,
+  query: Message,
+  options: ClientOptions = {},
+): Promise<Message> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS;
+  const wire = encodeMessage(query);
+  const where = `${server.host}:${server.port}`;
+  return new Promise<Message>((resolve, reject) => {
+    const socket = connectTcp({ host: server.host, port: server.port, noDelay: true });
+    let settled = false;
+    let pending: Buffer = Buffer.alloc(0);
+    const finish = (result: Message | Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      if (result instanceof Error) reject(result);
+      else resolve(result);
+    };
+    const timer = setTimeout(
+      () => finish(timeoutError(timeoutMs, `from ${where} over TCP`)),
+      timeoutMs,
+    );
+    socket.on('connect', () => {
+      const frame = Buffer.allocUnsafe(LENGTH_OCTETS + wire.length);
+      frame.writeUInt16BE(wire.length, 0);
+      frame.set(wire, LENGTH_OCTETS);
+      socket.write(frame);
+    });
+    socket.on('data', (chunk: Buffer) => {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      if (pending.length < LENGTH_OCTETS) return;
+      const length = pending.readUInt16BE(0);
+      if (pending.length < LENGTH_OCTETS + length) return;
+      const bad = (why: string, cause?: unknown): TransportError =>
+        new TransportError('ERR_TRANSPORT_BAD_RESPONSE', `TCP response from ${where} ${why}`, {
+          cause,
+        });
+      if (length < HEADER_OCTETS) return finish(bad(`of ${length} octets`));
+      let response: Message;
+      try {
+        response = decodeMessage(pending.subarray(LENGTH_OCTETS, LENGTH_OCTETS + length));
+      } catch (error) {
+        return finish(bad('does not decode', error));
+      }
+      finish(answers(query, response) ? response : bad('does not answer the query'));
+    });
+    socket.on('error', (error) =>
+      finish(
+        new TransportError(
+          'ERR_TRANSPORT_CONNECTION',
+          `TCP query to ${where} failed: ${error.message}`,
+          {
+            cause: error,
+          },
+        ),
+      ),
+    );
+    socket.on('close', () =>
+      finish(
+        new TransportError(
+          'ERR_TRANSPORT_CONNECTION',
+          `${where} closed the connection before the response`,
+        ),
+      ),
+    );
+  });
+}
+
+/** A DoH client with a pool of connections per server, reused across queries. */
+export interface DohClient {
+  /**
+   * Sends `query` to the DoH endpoint `url` (RFC 8484: `https://host[:port]/path`, no URI
+   * template) by POST or by GET with `?dns=`. Callers that want HTTP caches to share GET
+   * responses send id 0 (RFC 8484 §4.1).
+   */
+  query(url: string, query: Message, options?: DohQueryOptions): Promise<Message>;
+  /** Closes every connection; queries still running fail. */
+  close(): Promise<void>;
+}
+
+/** Options of {@link createDohClient}. */
+export interface DohClientOptions {
+  /** Certificate authorities to trust instead of the system's, PEM. */
+  ca?: string | Uint8Array | Array<string | Uint8Array>;
+  /** Offer HTTP/2 by ALPN (else HTTP/1.1 only); default true. */
+  allowH2?: boolean;
+  /** Most connections per origin; default {@link DEFAULT_DOH_CLIENT_CONNECTIONS}. */
+  connections?: number;
+}
+
+function pemBuffer(value: string | Uint8Array): string | Buffer {
+  return typeof value === 'string' ? value : Buffer.from(value);
+}
+
+function mediaType(value: string | string[] | undefined): string | undefined {
+  const first = Array.isArray(value) ? value[0] : value;
+  return first?.split(';')[0]?.trim().toLowerCase();
+}
+
+/** Creates a DoH client over an undici `Agent` (keep-alive, HTTP/2 when the server offers it). */
+export function createDohClient(options: DohClientOptions = {}): DohClient {
+  const ca =
+    options.ca === undefined
+      ? undefined
+      : Array.isArray(options.ca)
+        ? options.ca.map(pemBuffer)
+        : pemBuffer(options.ca);
+  const allowH2 = options.allowH2 ?? true;
+  const agent = new Agent({
+    allowH2,
+    connections: options.connections ?? DEFAULT_DOH_CLIENT_CONNECTIONS,
+    // undici multiplexes HTTP/2 streams only up to `pipelining` per connection (default 1). With
+    // HTTP/2 allowed, a server that only speaks HTTP/1.1 gets pipelined requests instead, which
+    // RFC 9112 §9.3.2 requires servers to accept.
+    pipelining: allowH2 ? DOH_CLIENT_STREAMS_PER_CONNECTION : 1,
+    ...(ca === undefined ? {} : { connect: { ca } }),
+  });
+
+  const query = async (
+    url: string,
+    message: Message,
+    queryOptions: DohQueryOptions = {},
+  ): Promise<Message> => {
+    const timeoutMs = queryOptions.timeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS;
+    const method = queryOptions.method ?? 'POST';
+    const wire = encodeMessage(message);
+    const target = new URL(url);
+    if (method === 'GET') target.searchParams.set('dns', Buffer.from(wire).toString('base64url'));
+    const timeout = timeoutError(timeoutMs, `from ${target.origin} over DoH`);
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(timeout), timeoutMs);
+    const bad = (why: string, cause?: unknown): TransportError =>
+      new TransportError(
+        'ERR_TRANSPORT_BAD_RESPONSE',
+        `DoH response from ${target.origin} ${why}`,
+        {
+          cause,
+        },
+      );
+    try {
+      const response = await request(target, {
+        dispatcher: agent,
+        method,
+        headers:
+          method === 'POST'
+            ? { accept: DNS_MESSAGE_MEDIA_TYPE, 'content-type': DNS_MESSAGE_MEDIA_TYPE }
+            : { accept: DNS_MESSAGE_MEDIA_TYPE },
+        ...(method === 'POST' ? { body: Buffer.from(wire) } : {}),
+        signal: controller.signal,
+        // A DNS query is safe to repeat (RFC 8484 §4.1 allows GET for it); marked so, a POST
+        // may share an HTTP/2 connection with others and be retried on a closed connection.
+        idempotent: true,
+      });
+      const limit = response.statusCode === 200 ? MAX_MESSAGE_OCTETS : HTTP_ERROR_EXCERPT_OCTETS;
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > limit) break;
+        chunks.push(chunk);
+      }
+      const body = Buffer.concat(chunks);
+      if (response.statusCode !== 200) {
+        response.body.destroy();
+        const excerpt = body.toString('utf8').trim().slice(0, HTTP_ERROR_EXCERPT_OCTETS);
+        throw new TransportError(
+          'ERR_TRANSPORT_HTTP_STATUS',
+          `DoH server ${target.origin} answered HTTP ${response.statusCode}${excerpt === '' ? '' : `: ${excerpt}`}`,
+          { status: response.statusCode },
+        );
+      }
+      if (size > limit) {
+        response.body.destroy();
+        throw bad(`is over ${MAX_MESSAGE_OCTETS} octets`);
+      }
+      const type = mediaType(response.headers['content-type']);
+      if (type !== DNS_MESSAGE_MEDIA_TYPE) throw bad(`has content-type ${String(type)}`);
+      let decoded: Message;
+      try {
+        decoded = decodeMessage(body);
+      } catch (error) {
+        throw bad('does not decode', error);
+      }
+      if (!answers(message, decoded)) throw bad('does not answer the query');
+      return decoded;
+    } catch (error) {
+      if (controller.signal.aborted) throw timeout;
+      if (error instanceof TransportError) throw error;
+      const text = error instanceof Error ? error.message : String(error);
+      throw new TransportError(
+        'ERR_TRANSPORT_CONNECTION',
+        `DoH query to ${target.origin} failed: ${text}`,
+        { cause: error },
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  return { query, close: () => agent.close() };
+}
+
+/** Options of {@link buildQuery}. */
+export interface BuildQueryOptions {
+  /** Default: random. */
+  id?: number;
+  /** The DO bit (RFC 3225); default false. */
+  dnssecOk?: boolean;
+  /** RD; default false, as a resolver asks authoritative servers. */
+  recursionDesired?: boolean;
+  /** EDNS UDP payload size offered; default {@link EDNS_UDP_PAYLOAD_OCTETS}. */
+  udpPayloadSize?: number;
+  /** The CO flag (RFC 9824 §5): the client understands NXDOMAIN with compact denial. */
+  compactOk?: boolean;
+}
+
+/**
+ * A query for `name` and `type` in class IN, with EDNS(0) (RFC 6891): opcode QUERY, a random id
+ * unless one is given, RD clear unless asked for.
+ */
+export function buildQuery(
+  name: string,
+  type: Question['type'],
+  options: BuildQueryOptions = {},
+): Message {
+  return {
+    id: options.id ?? randomInt(0, 0x10000),
+    flags: {
+      qr: false,
+      opcode: 0,
+      aa: false,
+      tc: false,
+      rd: options.recursionDesired ?? false,
+      ra: false,
+      z: false,
+      ad: false,
+      cd: false,
+    },
+    rcode: 'NOERROR',
+    questions: [{ name, type, class: 'IN' }],
+    answers: [],
+    authorities: [],
+    additionals: [],
+    edns: {
+      udpPayloadSize: options.udpPayloadSize ?? EDNS_UDP_PAYLOAD_OCTETS,
+      extendedRcode: 0,
+      version: 0,
+      dnssecOk: options.dnssecOk ?? false,
+      ...(options.compactOk === true ? { compactOk: true } : {}),
+      options: [],
+    },
+  };
+}

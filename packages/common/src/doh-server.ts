@@ -1,0 +1,461 @@
+/**
+ * DNS over HTTPS (RFC 8484) over HTTP/2 and HTTP/1.1 on one TLS port (ALPN `h2`, `http/1.1`).
+ *
+ * - `GET <path>?dns=<base64url>` and `POST <path>` with `content-type: application/dns-message`;
+ *   the answer is `200` with `content-type: application/dns-message` and a `cache-control:
+ *   max-age` no longer than the answer's TTLs (RFC 8484 §5.1, {@link dohCacheMaxAge}).
+ * - Every other request gets a status code with a one-line text body: another path `404`;
+ *   another method `405`; a POST of another media type `415`; a missing or undecodable `dns`
+ *   parameter, an empty body, bytes that are not a DNS query, or an HTTP/1.1 request without
+ *   Host `400`; a body or `dns` parameter over `maxBodyOctets` `413` (refused on
+ *   `content-length` before any of it is read); a request not received within
+ *   `requestTimeoutMs` `408`.
+ *
+ * HTTP/2 is served through the `stream` API of `node:http2`, HTTP/1.1 through its `request`
+ * event (the compatibility API is not used for HTTP/2: it costs about 1.8× the CPU per request).
+ *
+ * Slow clients: a TLS handshake and the headers of an HTTP/1.1 request must arrive within
+ * `requestTimeoutMs` (node's `handshakeTimeout`, `headersTimeout`); the body of either version
+ * too, or the request gets `408`, and a client still sending `requestTimeoutMs` after its
+ * response is cut. A connection silent for `idleTimeoutMs` is closed. None of these holds up
+ * other connections. On HTTP/2, headers that trickle in frame by frame are bounded only by the
+ * idle timeout and nghttp2's header list limits.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  constants as http2Constants,
+  createSecureServer,
+  type Http2SecureServer,
+  type IncomingHttpHeaders,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import { DNS_MESSAGE_MEDIA_TYPE, TransportError } from './dns-client.js';
+import type { Logger } from './log.js';
+import type { Message } from './records.js';
+import { answerQuery, type QueryContext, type QueryHandler } from './respond.js';
+
+/** Default request path (RFC 8484 §4.1 example, RFC 9461 default `dohpath`). */
+export const DEFAULT_DOH_PATH = '/dns-query';
+/** Default largest query: the largest DNS message (RFC 8484 §6, 16-bit length of DNS over TCP). */
+export const DEFAULT_DOH_MAX_BODY_OCTETS = 65535;
+/** Default time for a client to deliver a whole request (TLS handshake, headers, body). */
+export const DEFAULT_DOH_REQUEST_TIMEOUT_MS = 10_000;
+/** Default time a connection may stay silent before it is closed. */
+export const DEFAULT_DOH_IDLE_TIMEOUT_MS = 30_000;
+/** Default most TLS connections at once; beyond, new connections are closed on accept. */
+export const DEFAULT_DOH_MAX_CONNECTIONS = 1024;
+/** Most concurrent HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
+export const DOH_MAX_CONCURRENT_STREAMS = 100;
+
+/** The DoH listener's configuration. */
+export interface DohListenerConfig {
+  /** Port to bind; 0 picks a free one. */
+  port: number;
+  /** Certificate chain, PEM. */
+  cert: string | Uint8Array;
+  /** Private key, PEM. */
+  key: string | Uint8Array;
+  /** Default {@link DEFAULT_DOH_PATH}. */
+  path?: string;
+  /** Default {@link DEFAULT_DOH_MAX_BODY_OCTETS}. */
+  maxBodyOctets?: number;
+  /** Default {@link DEFAULT_DOH_REQUEST_TIMEOUT_MS}. */
+  requestTimeoutMs?: number;
+  /** Default {@link DEFAULT_DOH_IDLE_TIMEOUT_MS}. */
+  idleTimeoutMs?: number;
+  /** Default {@link DEFAULT_DOH_MAX_CONNECTIONS}. */
+  maxConnections?: number;
+}
+
+/** A bound DoH listener. */
+export interface DohListener {
+  readonly host: string;
+  readonly port: number;
+  /** `https://<host>:<port><path>`. */
+  readonly url: string;
+  /** Stops listening and closes every connection; resolves when all are closed. */
+  close(): Promise<void>;
+}
+
+/**
+ * The `max-age` of a DoH response (RFC 8484 §5.1): the smallest TTL in the answer section; for
+ * a negative answer min(SOA TTL, SOA MINIMUM) of the SOA in the authority section (RFC 2308 §5);
+ * for a referral the smallest TTL of its records. Error responses (other than NXDOMAIN),
+ * truncated ones and responses without records get 0.
+ *
+ * Example: answers at TTL 3600 and 300 → 300; NXDOMAIN with SOA TTL 3600, MINIMUM 300 → 300.
+ */
+export function dohCacheMaxAge(response: Message): number {
+  if (response.rcode !== 'NOERROR' && response.rcode !== 'NXDOMAIN') return 0;
+  if (response.flags.tc) return 0;
+  const smallest = (records: Message['answers']): number =>
+    records.reduce((min, rr) => Math.min(min, rr.ttl), Number.POSITIVE_INFINITY);
+  if (response.answers.length > 0) return smallest(response.answers);
+  const soa = response.authorities.find((rr) => rr.type === 'SOA');
+  if (soa !== undefined && soa.type === 'SOA') return Math.min(soa.ttl, soa.data.minimum);
+  const rest = [...response.authorities, ...response.additionals];
+  return rest.length > 0 ? smallest(rest) : 0;
+}
+
+interface DohSettings {
+  readonly path: string;
+  readonly maxBodyOctets: number;
+  readonly requestTimeoutMs: number;
+}
+
+/** One request, whichever HTTP version carries it. */
+interface Exchange {
+  readonly context: QueryContext;
+  readonly method: string;
+  readonly target: string;
+  readonly contentType: string | undefined;
+  readonly contentLength: string | undefined;
+  /** An HTTP/1.1 request without a Host header, which RFC 9112 §3.2 answers with 400. */
+  readonly hostMissing: boolean;
+  readonly body: Readable;
+  /** Whether a response has been started. */
+  readonly responded: boolean;
+  /** Sends a whole response; `bodyUnread` when the request body was not read to its end. */
+  respond(
+    status: number,
+    headers: Record<string, string>,
+    body: Uint8Array,
+    bodyUnread: boolean,
+  ): void;
+  /** Cuts the exchange (HTTP/2: RST_STREAM; HTTP/1.1: closes the connection). */
+  abort(): void;
+  onClose(listener: () => void): void;
+}
+
+/** What a request asks for, decided from its method, target and headers alone. */
+type Route =
+  { kind: 'error'; status: number } | { kind: 'query'; wire: Uint8Array } | { kind: 'body' };
+
+const STATUS_TEXT: Readonly<Record<number, string>> = Object.freeze({
+  400: 'Bad Request',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+});
+
+/** base64url (RFC 4648 §5); RFC 8484 §6 sends it unpadded, padding is tolerated. */
+const BASE64URL = /^[A-Za-z0-9_-]*={0,2}$/;
+
+function route(exchange: Exchange, settings: DohSettings): Route {
+  let url: URL;
+  try {
+    url = new URL(exchange.target, 'https://doh.invalid');
+  } catch {
+    return { kind: 'error', status: 400 };
+  }
+  if (exchange.hostMissing) return { kind: 'error', status: 400 };
+  if (url.pathname !== settings.path) return { kind: 'error', status: 404 };
+  if (exchange.method === 'POST') {
+    const mediaType = exchange.contentType?.split(';')[0]?.trim().toLowerCase();
+    if (mediaType !== DNS_MESSAGE_MEDIA_TYPE) return { kind: 'error', status: 415 };
+    const declared = Number(exchange.contentLength);
+    if (exchange.contentLength !== undefined && declared > settings.maxBodyOctets)
+      return { kind: 'error', status: 413 };
+    return { kind: 'body' };
+  }
+  if (exchange.method !== 'GET') return { kind: 'error', status: 405 };
+  const params = url.searchParams.getAll('dns');
+  const encoded = params[0];
+  if (params.length !== 1 || encoded === undefined || !BASE64URL.test(encoded))
+    return { kind: 'error', status: 400 };
+  const unpadded = encoded.replace(/=+$/, '');
+  if (unpadded.length === 0 || unpadded.length % 4 === 1) return { kind: 'error', status: 400 };
+  if (Math.floor((unpadded.length * 3) / 4) > settings.maxBodyOctets)
+    return { kind: 'error', status: 413 };
+  return { kind: 'query', wire: Buffer.from(unpadded, 'base64url') };
+}
+
+/** Reads a request body of at most `limit` octets. */
+function readBody(body: Readable, limit: number): Promise<Uint8Array | 'too-large' | 'aborted'> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = (result: Uint8Array | 'too-large' | 'aborted'): void => {
+      body.removeListener('data', onData);
+      body.removeListener('end', onEnd);
+      body.removeListener('close', onAborted);
+      body.removeListener('error', onAborted);
+      resolve(result);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) finish('too-large');
+      else chunks.push(chunk);
+    };
+    const onEnd = (): void => finish(Buffer.concat(chunks, size));
+    const onAborted = (): void => finish('aborted');
+    body.on('data', onData);
+    body.once('end', onEnd);
+    body.once('close', onAborted);
+    body.once('error', onAborted);
+  });
+}
+
+function respondStatus(exchange: Exchange, status: number, bodyUnread: boolean): void {
+  const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8' };
+  if (status === 405) headers['allow'] = 'GET, POST';
+  const text = `${status} ${STATUS_TEXT[status] ?? 'Error'}\n`;
+  exchange.respond(status, headers, Buffer.from(text, 'utf8'), bodyUnread);
+}
+
+async function serveExchange(
+  exchange: Exchange,
+  settings: DohSettings,
+  handler: QueryHandler,
+  log: Logger,
+): Promise<void> {
+  // Until the request is in: past the deadline the client gets 408; if it is still sending a
+  // whole timeout later (or after an early error response), the exchange is cut.
+  let deadline: NodeJS.Timeout | undefined;
+  const onDeadline = (): void => {
+    if (exchange.responded) {
+      exchange.abort();
+      return;
+    }
+    log.debug('request timeout', { transport: 'doh' });
+    respondStatus(exchange, 408, true);
+    deadline = setTimeout(onDeadline, settings.requestTimeoutMs);
+  };
+  const received = (): void => clearTimeout(deadline);
+  deadline = setTimeout(onDeadline, settings.requestTimeoutMs);
+  exchange.onClose(received);
+
+  const decided = route(exchange, settings);
+  let wire: Uint8Array;
+  if (decided.kind === 'error') {
+    const bodyUnread = exchange.method === 'POST';
+    respondStatus(exchange, decided.status, bodyUnread);
+    // HTTP/2: let the client finish its upload (the deadline cuts one that does not).
+    if (bodyUnread) exchange.body.resume();
+    return;
+  } else if (decided.kind === 'query') {
+    received();
+    wire = decided.wire;
+  } else {
+    const body = await readBody(exchange.body, settings.maxBodyOctets);
+    if (body === 'aborted') return received();
+    if (body === 'too-large') {
+      // Drain whatever else the client sends; the deadline cuts a client that keeps sending.
+      exchange.body.resume();
+      respondStatus(exchange, 413, true);
+      return;
+    }
+    received();
+    if (exchange.responded) return;
+    if (body.length === 0) return respondStatus(exchange, 400, false);
+    wire = body;
+  }
+  const result = await answerQuery(wire, { handler, context: exchange.context, log });
+  if (result.kind === 'drop') return respondStatus(exchange, 400, false);
+  const maxAge = result.response === undefined ? 0 : dohCacheMaxAge(result.response);
+  exchange.respond(
+    200,
+    { 'content-type': DNS_MESSAGE_MEDIA_TYPE, 'cache-control': `max-age=${maxAge}` },
+    result.wire,
+    false,
+  );
+}
+
+function http2Exchange(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Exchange {
+  let responded = false;
+  return {
+    context: {
+      transport: 'doh',
+      remoteAddress: stream.session?.socket?.remoteAddress ?? '',
+      httpVersion: '2',
+    },
+    method: headers[':method'] ?? '',
+    target: headers[':path'] ?? '',
+    contentType: headers['content-type'],
+    contentLength: headers['content-length'],
+    hostMissing: false,
+    body: stream,
+    get responded() {
+      return responded;
+    },
+    respond(status, fields, body) {
+      if (responded || stream.destroyed || stream.closed) return;
+      responded = true;
+      try {
+        stream.respond({ ':status': status, ...fields, 'content-length': String(body.length) });
+        stream.end(body);
+      } catch {
+        // The connection went away between the check and the response (GOAWAY, reset): the
+        // client is gone, there is no one to answer.
+        stream.destroy();
+      }
+    },
+    abort() {
+      if (!stream.destroyed) stream.close(http2Constants.NGHTTP2_CANCEL);
+    },
+    onClose(listener) {
+      stream.once('close', listener);
+    },
+  };
+}
+
+function http1Exchange(request: IncomingMessage, response: ServerResponse): Exchange {
+  const contentType = request.headers['content-type'];
+  const contentLength = request.headers['content-length'];
+  return {
+    context: {
+      transport: 'doh',
+      remoteAddress: request.socket.remoteAddress ?? '',
+      httpVersion: '1.1',
+    },
+    method: request.method ?? '',
+    target: request.url ?? '',
+    contentType,
+    contentLength,
+    hostMissing: request.httpVersionMinor >= 1 && request.headers.host === undefined,
+    body: request,
+    get responded() {
+      return response.headersSent;
+    },
+    respond(status, fields, body, bodyUnread) {
+      if (response.headersSent || response.destroyed) return;
+      // A request body left unread would be taken for the next request: close instead.
+      const connection: Record<string, string> = bodyUnread ? { connection: 'close' } : {};
+      response.writeHead(status, {
+        ...fields,
+        ...connection,
+        'content-length': String(body.length),
+      });
+      response.end(body);
+    },
+    abort() {
+      request.socket.destroy();
+    },
+    onClose(listener) {
+      response.once('close', listener);
+    },
+  };
+}
+
+/** The HTTP/1.1 request-timeout fields `node:http2` honours with `allowHTTP1` but does not type. */
+interface Http1Timeouts {
+  headersTimeout: number;
+  requestTimeout: number;
+  connectionsCheckingInterval: number;
+}
+
+/** Listens on `host` with TLS and answers DoH requests through `handler`. */
+export async function startDohListener(
+  host: string,
+  config: DohListenerConfig,
+  handler: QueryHandler,
+  log: Logger,
+): Promise<DohListener> {
+  const settings: DohSettings = {
+    path: config.path ?? DEFAULT_DOH_PATH,
+    maxBodyOctets: config.maxBodyOctets ?? DEFAULT_DOH_MAX_BODY_OCTETS,
+    requestTimeoutMs: config.requestTimeoutMs ?? DEFAULT_DOH_REQUEST_TIMEOUT_MS,
+  };
+  const idleTimeoutMs = config.idleTimeoutMs ?? DEFAULT_DOH_IDLE_TIMEOUT_MS;
+  let server: Http2SecureServer;
+  try {
+    server = createSecureServer({
+      cert: typeof config.cert === 'string' ? config.cert : Buffer.from(config.cert),
+      key: typeof config.key === 'string' ? config.key : Buffer.from(config.key),
+      allowHTTP1: true,
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: settings.requestTimeoutMs,
+      settings: { maxConcurrentStreams: DOH_MAX_CONCURRENT_STREAMS },
+    });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new TransportError('ERR_TRANSPORT_CONFIG', `doh.cert or doh.key: ${message}`, {
+      cause: error,
+    });
+  }
+  server.maxConnections = config.maxConnections ?? DEFAULT_DOH_MAX_CONNECTIONS;
+  // Socket inactivity, for both versions (node:http2 applies it to HTTP/2 and HTTP/1.1 alike).
+  server.setTimeout(idleTimeoutMs);
+  // HTTP/1.1 header and request deadlines, checked by node every `connectionsCheckingInterval`.
+  const http1 = server as unknown as Http1Timeouts;
+  http1.headersTimeout = settings.requestTimeoutMs;
+  http1.requestTimeout = settings.requestTimeoutMs;
+  http1.connectionsCheckingInterval = Math.min(1000, Math.max(25, settings.requestTimeoutMs / 4));
+
+  const serve = (exchange: Exchange): void => {
+    serveExchange(exchange, settings, handler, log).catch((error: unknown) => {
+      log.error('doh exchange failed', { error });
+      exchange.abort();
+    });
+  };
+
+  // Adding a `request` listener makes node:http2 install its compatibility layer as a `stream`
+  // listener (setupCompat in lib/internal/http2/core.js), which would also take every HTTP/2
+  // stream and read its body. HTTP/2 is served by the `stream` listener below, so that one is
+  // removed again; the version check in the request listener guards against a node that wires
+  // the compatibility layer differently.
+  const before = new Set(server.listeners('stream'));
+  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    if (request.httpVersionMajor !== 1) return;
+    request.on('error', (error) => log.debug('request error', { transport: 'doh', error }));
+    serve(http1Exchange(request, response));
+  });
+  for (const listener of server.listeners('stream')) {
+    if (!before.has(listener))
+      server.removeListener('stream', listener as (...args: unknown[]) => void);
+  }
+  server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+    stream.on('error', (error) => log.debug('stream error', { transport: 'doh', error }));
+    serve(http2Exchange(stream, headers));
+  });
+
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    log.debug('connection', { transport: 'doh', remoteAddress: socket.remoteAddress });
+  });
+  server.on('drop', (data) => {
+    log.warn('connection refused: too many connections', {
+      transport: 'doh',
+      remoteAddress: data?.remoteAddress,
+      maxConnections: server.maxConnections,
+    });
+  });
+  server.on('tlsClientError', (error, socket) => {
+    log.debug('tls error', { transport: 'doh', remoteAddress: socket.remoteAddress, error });
+  });
+  server.on('sessionError', (error) => log.debug('session error', { transport: 'doh', error }));
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port: config.port, host, exclusive: true }, () => {
+      server.removeListener('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (error) => log.error('doh server error', { error }));
+
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  const authority = host.includes(':') ? `[${host}]` : host;
+  const url = `https://${authority}:${port}${settings.path}`;
+  log.info('listening', { transport: 'doh', url });
+  let closing: Promise<void> | undefined;
+  return {
+    host,
+    port,
+    url,
+    close: () => {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      });
+      return closing;
+    },
+  };
+}

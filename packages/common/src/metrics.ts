@@ -1,0 +1,145 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { MimiError } from './errors.js';
+
+export type { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * Prometheus metrics (design §10) through `prom-client`, one {@link Registry} per server and
+ * never prom-client's global default registry, so that two servers in one process (as in the
+ * integration tests) keep separate counts and nothing is shared between them.
+ *
+ * Names follow the house style `<pkg>_<noun>_<unit|total>`: the registry holds the package
+ * prefix, and each declaration gives the rest, checked when declared:
+ *
+ * ```ts
+ * const metrics = createMetricsRegistry('authoritative');
+ * const queries = metrics.counter('queries_total', { help: 'Queries answered', labelNames: ['transport', 'rcode'] });
+ * queries.inc({ transport: 'doh', rcode: 'NOERROR' }); // authoritative_queries_total{…} 1
+ * ```
+ *
+ * Labels must never carry a CSI or a client address (design §10): label values are a small,
+ * fixed set (a transport, an rcode, an outcome).
+ */
+
+/** The content type of the Prometheus text format that {@link metricsText} produces. */
+export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
+
+/** Options of a counter or gauge: help text and label names. */
+export interface MetricOptions<L extends string> {
+  /** One line saying what is counted or measured. */
+  help: string;
+  labelNames?: readonly L[];
+}
+
+/** Options of a gauge: a `collect` function can set it when metrics are scraped. */
+export interface GaugeOptions<L extends string> extends MetricOptions<L> {
+  collect?: (this: Gauge<L>) => void | Promise<void>;
+}
+
+/** Options of a histogram: bucket upper bounds, in the metric's unit. */
+export interface HistogramOptions<L extends string> extends MetricOptions<L> {
+  buckets?: readonly number[];
+}
+
+/** Options of {@link createMetricsRegistry}. */
+export interface MetricsRegistryOptions {
+  /**
+   * Also collect prom-client's process metrics (`process_cpu_seconds_total`,
+   * `nodejs_eventloop_lag_seconds`, …), unprefixed as every exporter names them. Default false.
+   */
+  processMetrics?: boolean;
+}
+
+/** A server's metrics: its registry and the functions that declare metrics in it. */
+export interface MetricsRegistry {
+  /** The package prefix of every metric name (`authoritative`). */
+  readonly prefix: string;
+  readonly registry: Registry;
+  /** Declares `<prefix>_<name>`; `name` ends in `_total`. */
+  counter<L extends string = never>(name: string, options: MetricOptions<L>): Counter<L>;
+  /** Declares `<prefix>_<name>`; `name` ends in its unit, not `_total`. */
+  gauge<L extends string = never>(name: string, options: GaugeOptions<L>): Gauge<L>;
+  /** Declares `<prefix>_<name>`; `name` ends in its unit, not `_total`. */
+  histogram<L extends string = never>(name: string, options: HistogramOptions<L>): Histogram<L>;
+}
+
+const PREFIX = /^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$/;
+/** A noun and a unit at least: `queries_total`, `cache_bytes`, `answer_duration_seconds`. */
+const NAME = /^[a-z][a-z0-9]*(?:_[a-z0-9]+)+$/;
+const LABEL = /^[a-z][a-z0-9_]*$/;
+
+/**
+ * A registry for one server whose metric names start with `prefix` (the package: `resolver`,
+ * `authoritative`). Throws `MimiError` `ERR_METRIC_NAME` for a prefix, name or label name
+ * against the naming rules, and `ERR_METRIC_DUPLICATE` for a name declared twice.
+ */
+export function createMetricsRegistry(
+  prefix: string,
+  options: MetricsRegistryOptions = {},
+): MetricsRegistry {
+  if (!PREFIX.test(prefix)) {
+    throw new MimiError(
+      'ERR_METRIC_NAME',
+      `metric prefix ${JSON.stringify(prefix)} is not snake_case`,
+    );
+  }
+  const registry = new Registry();
+  if (options.processMetrics === true) collectDefaultMetrics({ register: registry });
+
+  const declare = <L extends string>(
+    kind: 'counter' | 'gauge' | 'histogram',
+    name: string,
+    labelNames: readonly L[] | undefined,
+  ): { name: string; labelNames: L[]; registers: Registry[] } => {
+    if (!NAME.test(name)) {
+      throw new MimiError(
+        'ERR_METRIC_NAME',
+        `metric name ${JSON.stringify(name)} is not <noun>_<unit|total> in snake_case`,
+      );
+    }
+    if (kind === 'counter' && !name.endsWith('_total')) {
+      throw new MimiError('ERR_METRIC_NAME', `counter ${name} must end in _total`);
+    }
+    if (kind !== 'counter' && name.endsWith('_total')) {
+      throw new MimiError('ERR_METRIC_NAME', `${kind} ${name} must end in its unit, not _total`);
+    }
+    for (const label of labelNames ?? []) {
+      if (!LABEL.test(label)) {
+        throw new MimiError(
+          'ERR_METRIC_NAME',
+          `label name ${JSON.stringify(label)} is not snake_case`,
+        );
+      }
+    }
+    const full = `${prefix}_${name}`;
+    if (registry.getSingleMetric(full) !== undefined) {
+      throw new MimiError('ERR_METRIC_DUPLICATE', `metric ${full} is already declared`);
+    }
+    // `registers` is always given: without it prom-client would use its global registry.
+    return { name: full, labelNames: [...(labelNames ?? [])], registers: [registry] };
+  };
+
+  return {
+    prefix,
+    registry,
+    counter: <L extends string = never>(name: string, o: MetricOptions<L>): Counter<L> =>
+      new Counter<L>({ ...declare('counter', name, o.labelNames), help: o.help }),
+    gauge: <L extends string = never>(name: string, o: GaugeOptions<L>): Gauge<L> =>
+      new Gauge<L>({
+        ...declare('gauge', name, o.labelNames),
+        help: o.help,
+        ...(o.collect === undefined ? {} : { collect: o.collect }),
+      }),
+    histogram: <L extends string = never>(name: string, o: HistogramOptions<L>): Histogram<L> =>
+      new Histogram<L>({
+        ...declare('histogram', name, o.labelNames),
+        help: o.help,
+        ...(o.buckets === undefined ? {} : { buckets: [...o.buckets] }),
+      }),
+  };
+}
+
+/** The registry's metrics in the Prometheus text format ({@link METRICS_CONTENT_TYPE}). */
+export function metricsText(registry: Registry | MetricsRegistry): Promise<string> {
+  return (registry instanceof Registry ? registry : registry.registry).metrics();
+}

@@ -1,0 +1,226 @@
+/**
+ * Answering one DNS query, whatever the transport: bytes in, the response (or nothing) out.
+ * Every listener (UDP, TCP, DoH) runs the same steps, so a query gets the same answer on each:
+ *
+ * 1. fewer octets than the header: dropped (nothing to answer to);
+ * 2. a header with QR set: dropped, a response is never answered (RFC 1035 §4.1.1);
+ * 3. bytes that do not decode strictly: FORMERR with the query's id and no question;
+ * 4. EDNS version above 0: BADVERS (RFC 6891 §6.1.3);
+ * 5. opcode other than QUERY: NOTIMP (RFC 1035 §4.1.1);
+ * 6. QDCOUNT other than 1: FORMERR (RFC 9619);
+ * 7. otherwise the handler answers; a handler that throws, or returns a message that does not
+ *    encode, gets the client a SERVFAIL, and the fault is logged.
+ *
+ * Worked example: the 12 octets `ab cd 00 00 00 02 00 00 00 00 00 00` (id 0xabcd, QDCOUNT 2,
+ * but no question follows) do not decode, so step 3 answers `ab cd 81 01 00 00 …`: id 0xabcd,
+ * QR, FORMERR, all counts 0.
+ */
+import { HEADER_OCTETS, decodeMessage, encodeMessage } from './wire.js';
+import type { Logger } from './log.js';
+import type { Message, MessageFlags, Rcode } from './records.js';
+
+/** Where a query came from. `remoteAddress` is for connection-level decisions, never for logs with a query name. */
+export interface QueryContext {
+  readonly transport: 'udp' | 'tcp' | 'doh';
+  readonly remoteAddress: string;
+  /** For DoH, the HTTP version the client negotiated. */
+  readonly httpVersion?: '1.1' | '2';
+}
+
+/**
+ * Answers one well-formed query (one question, opcode QUERY, EDNS version 0 or no EDNS). The
+ * server has already turned away everything else. Throwing is a fault: the client gets SERVFAIL.
+ */
+export type QueryHandler = (query: Message, context: QueryContext) => Message | Promise<Message>;
+
+/**
+ * The EDNS UDP payload size this project advertises and defaults to: 1232 octets, the value of
+ * DNS flag day 2020, which fits an IPv6 packet on a 1280-octet MTU without fragmentation.
+ */
+export const EDNS_UDP_PAYLOAD_OCTETS = 1232;
+
+/** The largest UDP response to a query without EDNS (RFC 1035 §2.3.4, §4.2.1). */
+export const MIN_UDP_PAYLOAD_OCTETS = 512;
+
+const OPCODE_QUERY = 0;
+const OPCODE_MASK = 0x7800;
+const FLAG_QR = 0x8000;
+const FLAG_RD = 0x0100;
+const FLAG_CD = 0x0010;
+
+/** The numeric values of the response codes the project names (RFC 6895 §2.3). */
+const RCODE_VALUES: Readonly<Record<string, number>> = Object.freeze({
+  NOERROR: 0,
+  FORMERR: 1,
+  SERVFAIL: 2,
+  NXDOMAIN: 3,
+  NOTIMP: 4,
+  REFUSED: 5,
+  BADVERS: 16,
+});
+
+function rcodeValue(rcode: Rcode): number {
+  const named = RCODE_VALUES[rcode];
+  if (named !== undefined) return named;
+  const generic = /^RCODE(\d{1,4})$/.exec(rcode);
+  return generic === null ? 0 : Number(generic[1]) & 0xfff;
+}
+
+/**
+ * An empty response to `query` with `rcode`: the same id, opcode, question (when the query has
+ * exactly one), RD and CD (RFC 4035 §3.2.2); QR set, every section empty. It carries an OPT
+ * record when the query had one (RFC 6891 §7), with version 0, the query's DO bit (RFC 3225 §3)
+ * and a payload size of {@link EDNS_UDP_PAYLOAD_OCTETS}. An extended rcode such as BADVERS can
+ * only travel in an OPT, so for one of those an OPT is added even when the query had none.
+ * Handlers use it as the base of their own responses too.
+ */
+export function respondError(query: Message, rcode: Rcode): Message {
+  const value = rcodeValue(rcode);
+  const flags: MessageFlags = {
+    qr: true,
+    opcode: query.flags.opcode,
+    aa: false,
+    tc: false,
+    rd: query.flags.rd,
+    ra: false,
+    z: false,
+    ad: false,
+    cd: query.flags.cd,
+  };
+  const response: Message = {
+    id: query.id,
+    flags,
+    rcode,
+    questions: query.questions.length === 1 ? [...query.questions] : [],
+    answers: [],
+    authorities: [],
+    additionals: [],
+  };
+  if (query.edns !== undefined || value > 0xf) {
+    response.edns = {
+      udpPayloadSize: EDNS_UDP_PAYLOAD_OCTETS,
+      extendedRcode: value >>> 4,
+      version: 0,
+      dnssecOk: query.edns?.dnssecOk ?? false,
+      options: [],
+    };
+  }
+  return response;
+}
+
+/**
+ * A header-only response to the query whose bytes start with a header: the id, opcode, RD and
+ * CD come from that header, every count is 0. This is the FORMERR for bytes that do not decode
+ * (RFC 1035 §4.1.1 allows no question when it could not be parsed).
+ */
+function headerOnlyResponse(bytes: Uint8Array, rcode: 'FORMERR' | 'SERVFAIL'): Uint8Array {
+  const out = new Uint8Array(HEADER_OCTETS);
+  out[0] = bytes[0] as number;
+  out[1] = bytes[1] as number;
+  const word = ((bytes[2] as number) << 8) | (bytes[3] as number);
+  const flags = FLAG_QR | (word & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | rcodeValue(rcode);
+  out[2] = flags >>> 8;
+  out[3] = flags & 0xff;
+  return out;
+}
+
+/** What to do with the bytes of one query. */
+export type Answer =
+  | { kind: 'drop'; reason: 'short' | 'response' }
+  | { kind: 'reply'; wire: Uint8Array; response?: Message; query?: Message };
+
+/** What {@link answerQuery} needs besides the bytes. */
+export interface AnswerOptions {
+  readonly handler: QueryHandler;
+  readonly context: QueryContext;
+  readonly log: Logger;
+}
+
+/**
+ * Runs the steps of the module comment over one query's bytes. A `reply` carries the encoded
+ * response (`wire`), and the decoded query and response message when there are any (UDP uses
+ * them to truncate, DoH to set the cache lifetime). Never throws.
+ */
+export async function answerQuery(bytes: Uint8Array, options: AnswerOptions): Promise<Answer> {
+  if (bytes.length < HEADER_OCTETS) return { kind: 'drop', reason: 'short' };
+  if (((bytes[2] as number) & (FLAG_QR >>> 8)) !== 0) return { kind: 'drop', reason: 'response' };
+  let query: Message;
+  try {
+    query = decodeMessage(bytes);
+  } catch {
+    return { kind: 'reply', wire: headerOnlyResponse(bytes, 'FORMERR') };
+  }
+  const refusal = checkQuery(query);
+  if (refusal !== undefined) return reply(bytes, query, respondError(query, refusal), options.log);
+  let response: Message;
+  try {
+    response = await options.handler(query, options.context);
+  } catch (error) {
+    logHandlerFault(options, query, 'handler failed', error);
+    return reply(bytes, query, respondError(query, 'SERVFAIL'), options.log);
+  }
+  try {
+    return { kind: 'reply', wire: encodeMessage(response), response, query };
+  } catch (error) {
+    logHandlerFault(options, query, 'handler response does not encode', error);
+    return reply(bytes, query, respondError(query, 'SERVFAIL'), options.log);
+  }
+}
+
+/** Steps 4–6: the rcode that turns a decoded query away, or undefined when it goes to the handler. */
+function checkQuery(query: Message): Rcode | undefined {
+  if (query.edns !== undefined && query.edns.version > 0) return 'BADVERS';
+  if (query.flags.opcode !== OPCODE_QUERY) return 'NOTIMP';
+  if (query.questions.length !== 1) return 'FORMERR';
+  return undefined;
+}
+
+function reply(bytes: Uint8Array, query: Message, response: Message, log: Logger): Answer {
+  try {
+    return { kind: 'reply', wire: encodeMessage(response), response, query };
+  } catch (error) {
+    // An error response built from a decoded query always encodes; reaching this is our fault.
+    log.error('error response does not encode', { error });
+    return { kind: 'reply', wire: headerOnlyResponse(bytes, 'SERVFAIL') };
+  }
+}
+
+/** Design §10: the query name may be logged, but never with the client address. */
+function logHandlerFault(
+  options: AnswerOptions,
+  query: Message,
+  event: string,
+  error: unknown,
+): void {
+  const question = query.questions[0];
+  options.log.error(event, {
+    transport: options.context.transport,
+    name: question?.name,
+    type: question?.type,
+    error,
+  });
+}
+
+/**
+ * The bytes of `response` for a UDP client that accepts `limit` octets. When the whole response
+ * does not fit, the client gets the header with TC set, the question and the OPT record only
+ * (RFC 2181 §9: a partial RRset is never sent; RFC 6891 §7: the OPT stays), and retries over TCP.
+ * Should even that not fit (OPT options larger than the limit), the options are left out.
+ *
+ * Worked example: a 1,800-octet answer to a query with EDNS payload 1232 becomes a 12-octet
+ * header + question + 11-octet OPT, with TC=1 and no records.
+ */
+export function truncateForUdp(response: Message, limit: number): Uint8Array {
+  const full = encodeMessage(response);
+  if (full.length <= limit) return full;
+  const truncated: Message = {
+    ...response,
+    flags: { ...response.flags, tc: true },
+    answers: [],
+    authorities: [],
+    additionals: [],
+  };
+  const wire = encodeMessage(truncated);
+  if (wire.length <= limit || truncated.edns === undefined) return wire;
+  return encodeMessage({ ...truncated, edns: { ...truncated.edns, options: [] } });
+}

@@ -1,0 +1,119 @@
+/**
+ * DNS over UDP (RFC 1035 §4.2.1): one datagram in, at most one datagram out. A response larger
+ * than the client accepts is sent truncated (TC=1), and the client retries over TCP.
+ */
+import { createSocket, type RemoteInfo } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import type { Logger } from './log.js';
+import type { Message } from './records.js';
+import {
+  EDNS_UDP_PAYLOAD_OCTETS,
+  MIN_UDP_PAYLOAD_OCTETS,
+  answerQuery,
+  truncateForUdp,
+  type QueryHandler,
+} from './respond.js';
+
+/** Default largest UDP response: {@link EDNS_UDP_PAYLOAD_OCTETS} (DNS flag day 2020). */
+export const DEFAULT_UDP_MAX_PAYLOAD = EDNS_UDP_PAYLOAD_OCTETS;
+
+/**
+ * Default most queries answered at once over UDP; datagrams beyond are dropped, as a server
+ * under load does, and the client retries. Bounds the memory a flood can pin in handlers.
+ */
+export const DEFAULT_UDP_MAX_IN_FLIGHT = 1024;
+
+/** The UDP listener's configuration. */
+export interface UdpListenerConfig {
+  /** Port to bind; 0 picks a free one. */
+  port: number;
+  /** Largest response sent, 512–65535; default {@link DEFAULT_UDP_MAX_PAYLOAD}. */
+  maxPayload?: number;
+  /** Most queries in the handler at once; default {@link DEFAULT_UDP_MAX_IN_FLIGHT}. */
+  maxInFlight?: number;
+}
+
+/** A bound UDP listener. */
+export interface UdpListener {
+  readonly host: string;
+  readonly port: number;
+  /** Stops receiving; answers still being computed are discarded. */
+  close(): Promise<void>;
+}
+
+/**
+ * The size a UDP response to `query` may have: the client's EDNS payload size (512 without EDNS,
+ * RFC 1035 §4.2.1; never below 512, RFC 6891 §6.2.5), capped by the server's `maxPayload`.
+ */
+export function udpResponseLimit(query: Message | undefined, maxPayload: number): number {
+  const offered = query?.edns?.udpPayloadSize ?? MIN_UDP_PAYLOAD_OCTETS;
+  return Math.min(Math.max(MIN_UDP_PAYLOAD_OCTETS, offered), maxPayload);
+}
+
+/** Binds a UDP socket on `host` and answers each datagram through `handler`. */
+export async function startUdpListener(
+  host: string,
+  config: UdpListenerConfig,
+  handler: QueryHandler,
+  log: Logger,
+): Promise<UdpListener> {
+  const maxPayload = config.maxPayload ?? DEFAULT_UDP_MAX_PAYLOAD;
+  const maxInFlight = config.maxInFlight ?? DEFAULT_UDP_MAX_IN_FLIGHT;
+  const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
+  let inFlight = 0;
+  let closed = false;
+
+  const answer = async (datagram: Buffer, peer: RemoteInfo): Promise<void> => {
+    const result = await answerQuery(datagram, {
+      handler,
+      context: { transport: 'udp', remoteAddress: peer.address },
+      log,
+    });
+    if (result.kind === 'drop' || closed) return;
+    const limit = udpResponseLimit(result.query, maxPayload);
+    const wire =
+      result.wire.length <= limit || result.response === undefined
+        ? result.wire
+        : truncateForUdp(result.response, limit);
+    socket.send(wire, peer.port, peer.address, (error) => {
+      if (error) log.debug('udp send failed', { error });
+    });
+  };
+
+  socket.on('message', (datagram, peer) => {
+    if (inFlight >= maxInFlight) return;
+    inFlight++;
+    answer(datagram, peer)
+      .catch((error: unknown) => log.error('udp answer failed', { error }))
+      .finally(() => {
+        inFlight--;
+      });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: Error): void => {
+      socket.close();
+      reject(error);
+    };
+    socket.once('error', onError);
+    socket.bind({ port: config.port, address: host, exclusive: true }, () => {
+      socket.removeListener('error', onError);
+      resolve();
+    });
+  });
+  // After binding, socket errors (ICMP-driven send failures on some systems) must not crash.
+  socket.on('error', (error) => log.warn('udp socket error', { error }));
+
+  const bound = socket.address();
+  log.info('listening', { transport: 'udp', host: bound.address, port: bound.port });
+  return {
+    host: bound.address,
+    port: bound.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (closed) return resolve();
+        closed = true;
+        socket.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,445 @@
+import { createSocket, type RemoteInfo } from 'node:dgram';
+import {
+  createSecureServer,
+  type Http2SecureServer,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+} from 'node:http2';
+import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  DNS_MESSAGE_MEDIA_TYPE,
+  EDNS_UDP_PAYLOAD_OCTETS,
+  TransportError,
+  buildQuery,
+  createDohClient,
+  createLocalCa,
+  decodeMessage,
+  encodeMessage,
+  issueServerCertificate,
+  queryTcp,
+  queryUdp,
+  respondError,
+  type LocalCa,
+  type Message,
+  type ServerCertificate,
+} from '../src/index.js';
+
+const NAME = '8.1.0.0.6.4.9.7.0.2.4.4.e164.mimi.arpa';
+
+/** Binds a UDP socket on 127.0.0.1 that calls `onQuery` with each datagram and its sender. */
+async function fakeUdpServer(
+  onQuery: (bytes: Buffer, reply: (bytes: Uint8Array) => void, peer: RemoteInfo) => void,
+): Promise<{ port: number; close: () => void }> {
+  const socket = createSocket('udp4');
+  socket.on('message', (bytes, peer) =>
+    onQuery(bytes, (out) => socket.send(out, peer.port, peer.address), peer),
+  );
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  return { port: socket.address().port, close: () => socket.close() };
+}
+
+/** A TCP server on 127.0.0.1 that hands each connection to `onConnection`. */
+async function fakeTcpServer(
+  onConnection: (socket: Socket) => void,
+): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createTcpServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    onConnection(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  return {
+    port: typeof address === 'object' && address !== null ? address.port : 0,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Reads the first length-prefixed message of a connection. */
+function firstMessage(socket: Socket): Promise<Buffer> {
+  return new Promise((resolve) => {
+    let buffer = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      if (buffer.length >= 2 && buffer.length >= 2 + buffer.readUInt16BE(0))
+        resolve(buffer.subarray(2, 2 + buffer.readUInt16BE(0)));
+    });
+  });
+}
+
+function frame(bytes: Uint8Array): Buffer {
+  const out = Buffer.alloc(2 + bytes.length);
+  out.writeUInt16BE(bytes.length, 0);
+  out.set(bytes, 2);
+  return out;
+}
+
+/** A NOERROR answer to the query in `bytes`, with `change` applied. */
+function answer(bytes: Uint8Array, change: (m: Message) => Message = (m) => m): Uint8Array {
+  return encodeMessage(change(respondError(decodeMessage(bytes), 'NOERROR')));
+}
+
+describe('buildQuery', () => {
+  it('builds an EDNS query with RD clear and a random id by default', () => {
+    const query = buildQuery(NAME, 'MAP');
+    expect(query.questions).toEqual([{ name: NAME, type: 'MAP', class: 'IN' }]);
+    expect(query.flags).toMatchObject({ qr: false, opcode: 0, rd: false });
+    expect(query.edns).toEqual({
+      udpPayloadSize: EDNS_UDP_PAYLOAD_OCTETS,
+      extendedRcode: 0,
+      version: 0,
+      dnssecOk: false,
+      options: [],
+    });
+    expect(query.id).toBeGreaterThanOrEqual(0);
+    expect(query.id).toBeLessThan(65536);
+    const ids = new Set(Array.from({ length: 20 }, () => buildQuery(NAME, 'MAP').id));
+    expect(ids.size).toBeGreaterThan(1);
+  });
+
+  it('takes id, DO, RD, CO and payload size from the options', () => {
+    const query = buildQuery(NAME, 'MAP', {
+      id: 7,
+      dnssecOk: true,
+      recursionDesired: true,
+      udpPayloadSize: 4096,
+      compactOk: true,
+    });
+    expect(query.id).toBe(7);
+    expect(query.flags.rd).toBe(true);
+    expect(query.edns).toMatchObject({ udpPayloadSize: 4096, dnssecOk: true, compactOk: true });
+    expect(decodeMessage(encodeMessage(query))).toEqual(query);
+  });
+});
+
+describe('queryUdp', () => {
+  it('ignores datagrams that do not decode or answer another query', async () => {
+    const server = await fakeUdpServer((bytes, reply) => {
+      reply(Uint8Array.from([1, 2, 3]));
+      reply(answer(bytes, (m) => ({ ...m, id: (m.id + 1) & 0xffff })));
+      reply(
+        answer(bytes, (m) => ({
+          ...m,
+          questions: [{ name: 'other.example', type: 'MAP', class: 'IN' }],
+        })),
+      );
+      // Names match without regard to case (DNS 0x20).
+      reply(
+        answer(bytes, (m) => ({
+          ...m,
+          questions: m.questions.map((q) => ({ ...q, name: q.name.toUpperCase() })),
+          rcode: 'NXDOMAIN',
+        })),
+      );
+    });
+    try {
+      const response = await queryUdp(
+        { host: '127.0.0.1', port: server.port },
+        buildQuery(NAME, 'MAP'),
+      );
+      expect(response.rcode).toBe('NXDOMAIN');
+    } finally {
+      server.close();
+    }
+  });
+
+  it('ignores a forged answer from another port than the one asked', async () => {
+    const stranger = createSocket('udp4');
+    await new Promise<void>((resolve) => stranger.bind(0, '127.0.0.1', resolve));
+    const server = await fakeUdpServer((bytes, reply, peer) => {
+      // A valid-looking answer from the wrong source port arrives first, the real one later.
+      stranger.send(
+        answer(bytes, (m) => ({ ...m, rcode: 'NXDOMAIN' })),
+        peer.port,
+        peer.address,
+      );
+      setTimeout(() => reply(answer(bytes)), 50);
+    });
+    try {
+      const response = await queryUdp(
+        { host: '127.0.0.1', port: server.port },
+        buildQuery(NAME, 'MAP'),
+      );
+      expect(response.rcode).toBe('NOERROR');
+    } finally {
+      stranger.close();
+      server.close();
+    }
+  });
+
+  it('fails with ERR_TRANSPORT_TIMEOUT when no answer comes', async () => {
+    const server = await fakeUdpServer(() => undefined);
+    try {
+      const started = performance.now();
+      const error = await queryUdp(
+        { host: '127.0.0.1', port: server.port },
+        buildQuery(NAME, 'MAP'),
+        {
+          timeoutMs: 200,
+        },
+      ).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TransportError);
+      expect(error).toMatchObject({ code: 'ERR_TRANSPORT_TIMEOUT' });
+      expect(performance.now() - started).toBeGreaterThanOrEqual(190);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('retries a truncated answer over TCP on the same port', async () => {
+    const tcp = await fakeTcpServer((socket) => {
+      void firstMessage(socket).then((bytes) =>
+        socket.write(frame(answer(bytes, (m) => ({ ...m, rcode: 'NXDOMAIN' })))),
+      );
+    });
+    const udp = createSocket('udp4');
+    udp.on('message', (bytes, peer) =>
+      udp.send(
+        answer(bytes, (m) => ({ ...m, flags: { ...m.flags, tc: true } })),
+        peer.port,
+        peer.address,
+      ),
+    );
+    await new Promise<void>((resolve) => udp.bind(tcp.port, '127.0.0.1', resolve));
+    try {
+      const server = { host: '127.0.0.1', port: tcp.port };
+      const retried = await queryUdp(server, buildQuery(NAME, 'MAP'));
+      expect(retried.rcode).toBe('NXDOMAIN');
+      const truncated = await queryUdp(server, buildQuery(NAME, 'MAP'), { tcpFallback: false });
+      expect(truncated.flags.tc).toBe(true);
+    } finally {
+      udp.close();
+      await tcp.close();
+    }
+  });
+});
+
+describe('queryTcp', () => {
+  const servers: Array<{ close: () => Promise<void> }> = [];
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((s) => s.close()));
+  });
+  async function serve(
+    onConnection: (socket: Socket) => void,
+  ): Promise<{ host: string; port: number }> {
+    const server = await fakeTcpServer(onConnection);
+    servers.push(server);
+    return { host: '127.0.0.1', port: server.port };
+  }
+
+  it('reassembles an answer that arrives one octet at a time', async () => {
+    const server = await serve((socket) => {
+      void firstMessage(socket).then(async (bytes) => {
+        for (const octet of frame(answer(bytes))) {
+          socket.write(Uint8Array.of(octet));
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      });
+    });
+    const query = buildQuery(NAME, 'MAP');
+    expect((await queryTcp(server, query)).id).toBe(query.id);
+  });
+
+  it.each([
+    {
+      what: 'bytes that do not decode',
+      reply: (_: Buffer) => frame(Uint8Array.from({ length: 13 }, () => 0xff)),
+    },
+    {
+      what: 'an answer to another id',
+      reply: (b: Buffer) => frame(answer(b, (m) => ({ ...m, id: m.id ^ 1 }))),
+    },
+    { what: 'a length below the header', reply: (_: Buffer) => frame(Uint8Array.from([1, 2, 3])) },
+  ])('fails with ERR_TRANSPORT_BAD_RESPONSE on $what', async ({ reply }) => {
+    const server = await serve((socket) => {
+      void firstMessage(socket).then((bytes) => socket.write(reply(bytes)));
+    });
+    await expect(queryTcp(server, buildQuery(NAME, 'MAP'))).rejects.toMatchObject({
+      code: 'ERR_TRANSPORT_BAD_RESPONSE',
+    });
+  });
+
+  it('fails with ERR_TRANSPORT_CONNECTION when the server closes before answering', async () => {
+    const server = await serve((socket) => {
+      void firstMessage(socket).then(() => socket.end());
+    });
+    await expect(queryTcp(server, buildQuery(NAME, 'MAP'))).rejects.toMatchObject({
+      code: 'ERR_TRANSPORT_CONNECTION',
+    });
+  });
+
+  it('fails with ERR_TRANSPORT_CONNECTION when nothing listens', async () => {
+    const server = await fakeTcpServer(() => undefined);
+    await server.close();
+    await expect(
+      queryTcp({ host: '127.0.0.1', port: server.port }, buildQuery(NAME, 'MAP')),
+    ).rejects.toMatchObject({ code: 'ERR_TRANSPORT_CONNECTION' });
+  });
+
+  it('fails with ERR_TRANSPORT_TIMEOUT when the server stays silent', async () => {
+    const server = await serve(() => undefined);
+    await expect(
+      queryTcp(server, buildQuery(NAME, 'MAP'), { timeoutMs: 200 }),
+    ).rejects.toMatchObject({
+      code: 'ERR_TRANSPORT_TIMEOUT',
+    });
+  });
+});
+
+describe('DoH client', () => {
+  type Mode = 'answer' | 'text' | 'garbage' | 'other-id' | 'status-503' | 'silent' | 'huge';
+  let ca: LocalCa;
+  let leaf: ServerCertificate;
+  let server: Http2SecureServer;
+  let url: string;
+  let mode: Mode = 'answer';
+  let connections = 0;
+  const paths: string[] = [];
+
+  beforeAll(async () => {
+    ca = await createLocalCa();
+    leaf = await issueServerCertificate(ca, {
+      hostnames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+    });
+    // The compatibility API serves both versions here: this is a stand-in server with faults
+    // on demand, not the project's DoH server.
+    server = createSecureServer(
+      { cert: leaf.certPem, key: leaf.keyPem, allowHTTP1: true },
+      (request, response) => void respond(request, response),
+    );
+    server.on('secureConnection', () => connections++);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    url = `https://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}/dns-query`;
+  });
+  afterAll(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Connections left open by the silent case are closed with the server.
+        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      }),
+  );
+
+  async function respond(
+    request: Http2ServerRequest,
+    response: Http2ServerResponse,
+  ): Promise<void> {
+    paths.push(request.url);
+    const chunks: Buffer[] = [];
+    for await (const chunk of request as AsyncIterable<Buffer>) chunks.push(chunk);
+    const dns = new URL(request.url, 'https://x').searchParams.get('dns');
+    const bytes = dns === null ? Buffer.concat(chunks) : Buffer.from(dns, 'base64url');
+    const ok = { 'content-type': DNS_MESSAGE_MEDIA_TYPE };
+    switch (mode) {
+      case 'answer':
+        response.writeHead(200, ok).end(answer(bytes));
+        return;
+      case 'text':
+        response.writeHead(200, { 'content-type': 'text/html' }).end(answer(bytes));
+        return;
+      case 'garbage':
+        response.writeHead(200, ok).end(Buffer.from('not dns'));
+        return;
+      case 'other-id':
+        response.writeHead(200, ok).end(answer(bytes, (m) => ({ ...m, id: m.id ^ 1 })));
+        return;
+      case 'status-503':
+        response.writeHead(503, { 'content-type': 'text/plain' }).end('overloaded, retry later');
+        return;
+      case 'huge':
+        response.writeHead(200, ok).end(Buffer.alloc(70_000));
+        return;
+      case 'silent':
+        return;
+    }
+  }
+
+  it('reuses one HTTP/2 connection for many queries', async () => {
+    mode = 'answer';
+    const client = createDohClient({ ca: ca.certPem });
+    try {
+      const before = connections;
+      for (let i = 0; i < 5; i++) await client.query(url, buildQuery(NAME, 'MAP'));
+      await Promise.all(
+        Array.from({ length: 20 }, () => client.query(url, buildQuery(NAME, 'MAP'))),
+      );
+      expect(connections - before).toBe(1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('keeps HTTP/1.1 connections alive, at most `connections` of them', async () => {
+    mode = 'answer';
+    const client = createDohClient({ ca: ca.certPem, allowH2: false, connections: 2 });
+    try {
+      const before = connections;
+      await Promise.all(
+        Array.from({ length: 20 }, () => client.query(url, buildQuery(NAME, 'MAP'))),
+      );
+      expect(connections - before).toBeLessThanOrEqual(2);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('sends GET with the query as unpadded base64url in `dns`', async () => {
+    mode = 'answer';
+    const client = createDohClient({ ca: ca.certPem });
+    try {
+      const query = buildQuery(NAME, 'MAP', { id: 0 });
+      await client.query(url, query, { method: 'GET' });
+      const expected = Buffer.from(encodeMessage(query)).toString('base64url');
+      expect(paths.at(-1)).toBe(`/dns-query?dns=${expected}`);
+      expect(expected).not.toContain('=');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it.each([
+    { mode: 'text', code: 'ERR_TRANSPORT_BAD_RESPONSE' },
+    { mode: 'garbage', code: 'ERR_TRANSPORT_BAD_RESPONSE' },
+    { mode: 'other-id', code: 'ERR_TRANSPORT_BAD_RESPONSE' },
+    { mode: 'huge', code: 'ERR_TRANSPORT_BAD_RESPONSE' },
+    { mode: 'status-503', code: 'ERR_TRANSPORT_HTTP_STATUS' },
+    { mode: 'silent', code: 'ERR_TRANSPORT_TIMEOUT' },
+  ] as const)('fails with $code when the server answers $mode', async (c) => {
+    mode = c.mode;
+    const client = createDohClient({ ca: ca.certPem });
+    try {
+      const error = await client
+        .query(url, buildQuery(NAME, 'MAP'), { timeoutMs: 300 })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TransportError);
+      expect(error).toMatchObject({ code: c.code });
+      if (c.mode === 'status-503') {
+        expect(error).toMatchObject({ status: 503 });
+        expect((error as Error).message).toContain('overloaded');
+      }
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('fails with ERR_TRANSPORT_CONNECTION for a server certificate from an untrusted CA', async () => {
+    mode = 'answer';
+    const other = await createLocalCa();
+    const client = createDohClient({ ca: other.certPem });
+    try {
+      const error = await client.query(url, buildQuery(NAME, 'MAP')).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'ERR_TRANSPORT_CONNECTION' });
+      expect((error as Error).cause).toBeDefined();
+    } finally {
+      await client.close();
+    }
+  });
+});
