@@ -391,6 +391,14 @@ export const dpConfigSchema = z
         message: 'required when listen.doh or listen.api is set',
       });
     }
+    if (c.role === 'root' && c.listen.api !== null) {
+      ctx.issues.push({
+        code: 'custom',
+        input: c,
+        path: ['listen', 'api'],
+        message: 'not allowed when role is "root" (the root has no registration API)',
+      });
+    }
     if (c.role === 'root' && c.registration !== undefined) {
       ctx.issues.push({
         code: 'custom',

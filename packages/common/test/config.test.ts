@@ -206,6 +206,11 @@ describe('dpConfigSchema', () => {
           },
         ],
         [
+          '{ "role": "root", "dataDir": "/r", "listen": { "api": 8445 }, "tls": { "cert": "c", "key": "k" } }',
+          'error',
+          'listen.api: not allowed when role is "root" (the root has no registration API)',
+        ],
+        [
           '{ "role": "root", "dataDir": "/r", "registration": {} }',
           'error',
           'registration: not allowed when role is "root" (the root registers no CSIs)',

@@ -1,0 +1,135 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+/**
+ * A stock validating Unbound on 127.0.0.1, for the conformance test of design §5: it trusts only
+ * our root's DS, reaches the root directory and each DP through `stub-zone`s (the servers are
+ * not on port 53), and validates everything it returns.
+ */
+
+/** A zone and the plain-DNS port of its server on 127.0.0.1. */
+export interface StubZone {
+  readonly zone: string;
+  readonly port: number;
+}
+
+/** A running Unbound. */
+export interface RunningUnbound {
+  readonly port: number;
+  /** Everything Unbound logged so far (its log goes to stderr). */
+  log(): string;
+  /** Stops it (SIGTERM, then SIGKILL if it lingers) and resolves when it has exited. */
+  stop(): Promise<void>;
+}
+
+/** How long Unbound may take to start or stop. */
+const UNBOUND_TIMEOUT_MS = 10_000;
+
+/** A port that is free for both UDP and TCP on 127.0.0.1 (bounded tries). */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const address = server.address();
+        server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+      });
+    });
+    const udpFree = await new Promise<boolean>((resolve) => {
+      const socket = createSocket('udp4');
+      socket.once('error', () => resolve(false));
+      socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
+    });
+    if (udpFree) return port;
+  }
+  throw new Error('no port free for both UDP and TCP after 20 tries');
+}
+
+/** The unbound.conf text. */
+export function unboundConfig(options: {
+  dir: string;
+  port: number;
+  trustAnchorFile: string;
+  stubs: readonly StubZone[];
+}): string {
+  const stubs = options.stubs.flatMap((s) => [
+    'stub-zone:',
+    `  name: "${s.zone}"`,
+    `  stub-addr: 127.0.0.1@${s.port}`,
+  ]);
+  return [
+    'server:',
+    '  interface: 127.0.0.1',
+    `  port: ${options.port}`,
+    '  do-ip6: no',
+    '  do-not-query-localhost: no',
+    `  trust-anchor-file: "${options.trustAnchorFile}"`,
+    '  module-config: "validator iterator"',
+    '  chroot: ""',
+    '  username: ""',
+    `  directory: "${options.dir}"`,
+    `  pidfile: "${join(options.dir, 'unbound.pid')}"`,
+    '  use-syslog: no',
+    '  logfile: ""',
+    '  verbosity: 1',
+    '  val-log-level: 2',
+    '  harden-dnssec-stripped: yes',
+    '  qname-minimisation: yes',
+    ...stubs,
+    '',
+  ].join('\n');
+}
+
+/** Writes the config into `dir` and starts `unbound -d`; resolves once it serves. */
+export async function startUnbound(options: {
+  dir: string;
+  trustAnchorFile: string;
+  stubs: readonly StubZone[];
+}): Promise<RunningUnbound> {
+  const port = await freePort();
+  const conf = join(options.dir, 'unbound.conf');
+  writeFileSync(conf, unboundConfig({ ...options, port }));
+  const child: ChildProcess = spawn('unbound', ['-d', '-c', conf], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`unbound did not start within ${UNBOUND_TIMEOUT_MS} ms:\n${output}`));
+    }, UNBOUND_TIMEOUT_MS);
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString('utf8');
+      if (output.includes('start of service')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`unbound exited with ${String(code)}:\n${output}`));
+    });
+  });
+  return {
+    port,
+    log: () => output,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), UNBOUND_TIMEOUT_MS);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,232 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  buildQuery,
+  csiToName,
+  formatBindTrustAnchors,
+  formatTrustAnchor,
+  keyPairFromSeed,
+  parseCsi,
+  queryUdp,
+} from '@mimi-discovery/common';
+import { exportZone } from '@mimi-discovery/authoritative';
+import { EMAIL_ZONE, PHONE_ZONE, buildNetwork, type Network } from './helpers/network.js';
+import { attest, mappingBytes, publishMapping } from './helpers/registration-client.js';
+import { startUnbound, type RunningUnbound } from './helpers/unbound.js';
+
+// Design §5: independent validators must accept our chain. ldns checks each zone as exported
+// for stock secondaries; Unbound resolves through our root and DPs and validates from our trust
+// anchor; BIND's delv validates again, on its own, through that Unbound.
+
+function onPath(tool: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
+}
+
+const TOOLS = {
+  'ldns-verify-zone': 'ldnsutils',
+  unbound: 'unbound',
+  delv: 'bind9-dnsutils',
+  dig: 'bind9-dnsutils',
+} as const;
+const missing = new Set<string>();
+for (const [tool, pkg] of Object.entries(TOOLS)) {
+  if (!onPath(tool)) {
+    missing.add(tool);
+    console.warn(`${tool} not installed (Debian package ${pkg}): skipping the checks that use it`);
+  }
+}
+
+/** Runs a program to completion without blocking the event loop (the servers answer meanwhile). */
+function run(
+  tool: string,
+  args: readonly string[],
+  timeoutMs = 20_000,
+): Promise<{ status: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', reject);
+    child.once('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, output });
+    });
+  });
+}
+
+const ALICE = keyPairFromSeed(new Uint8Array(32).fill(0x21));
+const PHONE = parseCsi('tel:+442079460018');
+const EMAIL = parseCsi('mailto:alice@example.com');
+const UNKNOWN_PHONE = parseCsi('tel:+442079460999');
+const UNKNOWN_EMAIL = parseCsi('mailto:nobody@example.com');
+
+let net: Network;
+let unbound: RunningUnbound | undefined;
+let bindAnchors: string;
+let wrongAnchors: string;
+
+beforeAll(async () => {
+  net = await buildNetwork();
+  for (const [csi, dp] of [
+    [PHONE, net.phone],
+    [EMAIL, net.email],
+  ] as const) {
+    const att = await attest(dp, net.agent, csi, ALICE);
+    const response = await publishMapping(dp, net.agent, mappingBytes(att, ALICE));
+    expect(response.status, JSON.stringify(response.body)).toBe(201);
+  }
+  const anchorFile = join(net.dir, 'mimi.arpa.ds');
+  writeFileSync(anchorFile, formatTrustAnchor({ ...net.trustAnchor, dnskeys: [] }));
+  bindAnchors = join(net.dir, 'mimi.arpa.bind-anchors');
+  writeFileSync(bindAnchors, formatBindTrustAnchors({ ...net.trustAnchor, dnskeys: [] }));
+  // The same DS with one digest bit flipped: the control that shows delv checks the anchor.
+  const [ds] = net.trustAnchor.ds;
+  if (ds === undefined) throw new Error('the trust anchor holds no DS');
+  const digest = Uint8Array.from(ds.digest);
+  digest[0] = (digest[0] ?? 0) ^ 1;
+  wrongAnchors = join(net.dir, 'wrong.bind-anchors');
+  writeFileSync(
+    wrongAnchors,
+    formatBindTrustAnchors({ zone: net.apex, ds: [{ ...ds, digest }], dnskeys: [] }),
+  );
+  if (!missing.has('unbound')) {
+    unbound = await startUnbound({
+      dir: net.dir,
+      trustAnchorFile: anchorFile,
+      stubs: [
+        { zone: net.apex, port: net.root.udp.port },
+        { zone: PHONE_ZONE, port: net.phone.udp.port },
+        { zone: EMAIL_ZONE, port: net.email.udp.port },
+      ],
+    });
+  }
+});
+
+afterAll(async () => {
+  await unbound?.stop();
+  await net?.close();
+});
+
+describe('ldns-verify-zone on each zone exported with NSEC3', () => {
+  it.skipIf(missing.has('ldns-verify-zone')).each([
+    ['the root zone', 'mimi.arpa'],
+    ['the +44 zone', PHONE_ZONE],
+    ['the example.com zone', EMAIL_ZONE],
+  ])('verifies %s', async (_label, zone) => {
+    const server = zone === net.apex ? net.root : zone === PHONE_ZONE ? net.phone : net.email;
+    const file = join(net.dir, `${zone}.zone`);
+    writeFileSync(file, exportZone(server.provider.store, zone, { nsec3: true }));
+    const { status, output } = await run('ldns-verify-zone', [file]);
+    expect(output).toContain('Zone is verified and complete');
+    expect(status, output).toBe(0);
+  });
+});
+
+describe('a stock validating Unbound, with our trust anchor', () => {
+  const dig = (name: string, type: string): Promise<{ status: number | null; output: string }> =>
+    run('dig', [
+      `@127.0.0.1`,
+      '-p',
+      String(unbound?.port),
+      '+dnssec',
+      '+tries=1',
+      '+time=5',
+      name,
+      type,
+    ]);
+
+  it.skipIf(missing.has('unbound'))('validates a mapping: NOERROR with the AD flag', async () => {
+    for (const csi of [PHONE, EMAIL]) {
+      const query = buildQuery(csiToName(csi), 'MAP', { dnssecOk: true, recursionDesired: true });
+      const response = await queryUdp({ host: '127.0.0.1', port: unbound?.port ?? 0 }, query);
+      expect(response.rcode, unbound?.log()).toBe('NOERROR');
+      expect(response.flags.ad, unbound?.log()).toBe(true);
+      expect(response.answers.filter((rr) => rr.type === 'MAP')).toHaveLength(1);
+    }
+  });
+
+  it.skipIf(missing.has('unbound'))('validates a compact denial: AD set, no MAP', async () => {
+    for (const csi of [UNKNOWN_PHONE, UNKNOWN_EMAIL]) {
+      const query = buildQuery(csiToName(csi), 'MAP', { dnssecOk: true, recursionDesired: true });
+      const response = await queryUdp({ host: '127.0.0.1', port: unbound?.port ?? 0 }, query);
+      expect(response.rcode, unbound?.log()).toBe('NOERROR');
+      expect(response.flags.ad, unbound?.log()).toBe(true);
+      expect(response.answers).toEqual([]);
+    }
+    expect(unbound?.log()).not.toMatch(/validation failure|bogus/i);
+  });
+
+  it.skipIf(missing.has('unbound') || missing.has('dig'))(
+    'dig +dnssec shows the ad flag',
+    async () => {
+      const { output } = await dig(csiToName(PHONE), 'TYPE65400');
+      expect(output, unbound?.log()).toMatch(/;; flags: [a-z ]*\bad\b/);
+      expect(output).toContain('status: NOERROR');
+    },
+  );
+
+  it.skipIf(missing.has('unbound') || missing.has('delv'))(
+    'delv validates each mapping from the trust anchor: "fully validated"',
+    async () => {
+      for (const csi of [PHONE, EMAIL]) {
+        const { output } = await run('delv', [
+          '@127.0.0.1',
+          '-p',
+          String(unbound?.port),
+          '-a',
+          bindAnchors,
+          `+root=${net.apex}`,
+          csiToName(csi),
+          'TYPE65400',
+        ]);
+        expect(output, unbound?.log()).toContain('; fully validated');
+        expect(output).toMatch(/\sIN TYPE65400 \\# \d+ /);
+        expect(output).toMatch(/\sIN RRSIG TYPE65400 15 /);
+      }
+    },
+  );
+
+  it.skipIf(missing.has('unbound') || missing.has('delv'))(
+    'delv validates the denial of an unknown CSI',
+    async () => {
+      for (const csi of [UNKNOWN_PHONE, UNKNOWN_EMAIL]) {
+        const { output } = await run('delv', [
+          '@127.0.0.1',
+          '-p',
+          String(unbound?.port),
+          '-a',
+          bindAnchors,
+          `+root=${net.apex}`,
+          csiToName(csi),
+          'TYPE65400',
+        ]);
+        // delv 9.18 reports a validated NODATA this way, the NSEC (with NXNAME) beside it.
+        expect(output, unbound?.log()).toContain('; negative response, fully validated');
+        expect(output).toContain(`; ${csiToName(csi)}.`);
+        expect(output).toMatch(/\\-TYPE65400 ;-\$NXRRSET/);
+      }
+    },
+  );
+
+  it.skipIf(missing.has('unbound') || missing.has('delv'))(
+    'delv with another trust anchor does not validate the same answer',
+    async () => {
+      const { output } = await run('delv', [
+        '@127.0.0.1',
+        '-p',
+        String(unbound?.port),
+        '-a',
+        wrongAnchors,
+        `+root=${net.apex}`,
+        csiToName(PHONE),
+        'TYPE65400',
+      ]);
+      expect(output).not.toContain('fully validated');
+      expect(output).toContain('resolution failed: broken trust chain');
+    },
+  );
+});
