@@ -1,0 +1,110 @@
+import type { Logger, MspEntry, Rcode, ResourceRecord, RRType } from '@mimi-discovery/common';
+
+/**
+ * The resolver's public contract (design §6): what `createResolver` returns and what its front
+ * ends (DoH, UDP/TCP, the JSON API) and embedding back ends call.
+ */
+
+/** DNSSEC validation status of an answer (RFC 4035 §4.3). */
+export type ValidationStatus = 'secure' | 'insecure' | 'bogus' | 'indeterminate';
+
+/** Discovery result per CSI (design §6, R5). */
+export type DiscoveryStatus = 'none' | 'empty' | 'found' | 'error';
+
+/** Why a resolution failed; never reported as `none` (design §6). */
+export type DiscoveryErrorReason = 'bogus' | 'timeout' | 'limit' | 'invalid-csi' | 'servfail';
+
+/** One verified mapping, with where it came from. */
+export interface VerifiedMapping {
+  /** The MSPs the recipient listed, with their tags (R2). */
+  msps: MspEntry[];
+  /** The recipient key, base64url. */
+  key: string;
+  seq: number;
+  iat: number;
+  exp: number;
+  new: boolean;
+  /** The prover that attested the key, base64url. */
+  prover: string;
+  /** Provenance: the zone and the server (URL or address) that served the MAP record. */
+  zone: string;
+  server: string;
+}
+
+/** The result of discovering one CSI. */
+export interface DiscoveryResult {
+  /** The canonical CSI, or the input as given when it is not a CSI. */
+  csi: string;
+  status: DiscoveryStatus;
+  /** Verified mappings (empty unless `found`; for `empty`, the mappings that list no MSP). */
+  mappings: VerifiedMapping[];
+  /** Seconds this result may be cached. */
+  ttl: number;
+  /** Served from stale cache because every server of a zone failed (RFC 8767). */
+  stale?: boolean;
+  /** For `error`: the reason and a human-readable detail. */
+  error?: { reason: DiscoveryErrorReason; detail: string };
+}
+
+/** A validated answer to one DNS question, for the DNS front ends. */
+export interface ResolvedAnswer {
+  rcode: Rcode;
+  status: ValidationStatus;
+  answers: ResourceRecord[];
+  authorities: ResourceRecord[];
+  /** Served from stale cache (RFC 8767). */
+  stale?: boolean;
+}
+
+/** Counters the resolver keeps for its metrics. */
+export interface ResolverStats {
+  cacheHits: number;
+  cacheMisses: number;
+  upstreamQueries: number;
+  /** Validation failures by reason (`bogus-signature`, `no-ds-match`, …). */
+  validationFailures: Record<string, number>;
+  cacheBytes: number;
+}
+
+/** A caching, validating, aggregating resolver. */
+export interface Resolver {
+  /** Discovers one CSI given as typed (`+44 20 7946 0018`, `alice@example.com`, `tel:+…`). */
+  discover(input: string): Promise<DiscoveryResult>;
+  /** Discovers many CSIs concurrently (bounded), results in input order (contact sync). */
+  discoverMany(inputs: readonly string[]): Promise<DiscoveryResult[]>;
+  /** Resolves and validates one DNS question from the root down. */
+  resolve(name: string, type: RRType): Promise<ResolvedAnswer>;
+  stats(): ResolverStats;
+  /** Closes upstream connections. */
+  close(): Promise<void>;
+}
+
+/** Where the resolver finds the root directory, and how it reaches DPs. */
+export interface ResolverConfig {
+  /** The namespace apex, default `mimi.arpa`. */
+  apex?: string;
+  /** Root servers: name, addresses, plain-DNS port and/or DoH URL (from root hints). */
+  rootServers: Array<{ name: string; addresses: string[]; port?: number; doh?: string }>;
+  /** Trust anchor: DS records of the apex (presentation text as written by `trust-anchor`). */
+  trustAnchor: string;
+  /** PEM CA certificates trusted for DoH to servers (local CAs); default the system store. */
+  ca?: string | string[];
+  /**
+   * `doh` (default, design §7 R7) or `dns` (plain UDP/TCP to each server's address; diagnostics,
+   * and networks whose servers publish no DoH). With `dns`, `dnsPort` is the port used for every
+   * server other than the roots (default 53).
+   */
+  transport?: 'doh' | 'dns';
+  dnsPort?: number;
+  /** Cache size bound in bytes. */
+  cacheBytes?: number;
+  /** Concurrency bound of `discoverMany`. */
+  batchConcurrency?: number;
+}
+
+/** What a resolver uses besides its config. */
+export interface ResolverComponents {
+  /** Clock in milliseconds since the epoch; default `Date.now` (tests use a fake clock). */
+  now?: () => number;
+  log?: Logger;
+}
