@@ -748,7 +748,8 @@ function getBitmap(c: Cursor): RRType[] {
 // ---------------------------------------------------------------------------------------------
 // SVCB parameters (RFC 9460 §2.2, §7, §8; RFC 9461 §5)
 
-const SVC_KEY_NAMES = Object.freeze([
+/** SvcParamKey mnemonics by key number (RFC 9460 §14.3.2, RFC 9461 §5). */
+export const SVC_KEY_NAMES = Object.freeze([
   'mandatory',
   'alpn',
   'no-default-alpn',

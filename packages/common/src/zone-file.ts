@@ -3,7 +3,7 @@ import { decodeBase32Hex } from './base32hex.js';
 import { MimiError, WireError } from './errors.js';
 import { formatLabels, parseLabels } from './names.js';
 import type { RRClass, RRType, ResourceRecord, SvcbData, SvcParams } from './records.js';
-import { codeToType, decodeRdata, encodeRdata, typeToCode } from './wire.js';
+import { codeToType, decodeRdata, encodeRdata, SVC_KEY_NAMES, typeToCode } from './wire.js';
 
 /**
  * The master-file reader (RFC 1035 §5), the counterpart of `presentation.ts`: text in, records
@@ -996,17 +996,6 @@ function readData(
 
 // ---------------------------------------------------------------------------------------------
 // SVCB parameters (RFC 9460 §2.1, §7, Appendix A; RFC 9461 §5)
-
-const SVC_KEY_NAMES = Object.freeze([
-  'mandatory',
-  'alpn',
-  'no-default-alpn',
-  'port',
-  'ipv4hint',
-  'ech',
-  'ipv6hint',
-  'dohpath',
-] as const);
 
 /**
  * SvcParams `key=value` or `key` (RFC 9460 §2.1), a value quoted or not. Lists (`alpn`,
