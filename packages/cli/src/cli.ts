@@ -3,7 +3,9 @@ import { Command, CommanderError } from 'commander';
 import { registerDelegation } from './commands/delegate.js';
 import { registerDs } from './commands/ds.js';
 import { registerInit } from './commands/init.js';
+import { registerLookup } from './commands/lookup.js';
 import { registerRecipient } from './commands/recipient.js';
+import { registerResolver } from './commands/resolver.js';
 import { registerServe } from './commands/serve.js';
 import { registerTrustAnchor } from './commands/trust-anchor.js';
 import { registerZone } from './commands/zone.js';
@@ -73,7 +75,7 @@ function buildProgram(env: CommandEnv, entered: (command: Command) => void): Com
   const program = new Command('mimi-discovery')
     .description(
       'Set up and run the MIMI Discovery Network: the root directory, Discovery Providers (DPs), ' +
-        'their delegations, and the recipient side of registration.',
+        'their delegations, resolvers, the recipient side of registration, and lookups.',
     )
     .version(packageVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help for the command')
@@ -97,7 +99,8 @@ Examples:
   $ mimi-discovery init dp --dir ./net/dp44 --range +44 --udp 5301 --tcp 5301 --doh 8444 --api 8445 --ca-dir ./net/ca
   $ mimi-discovery delegate --config ./net/root/config.json --range +44 --ns-from ./net/dp44/config.json --ds-from ./net/dp44/config.json
   $ mimi-discovery trust-anchor --config ./net/root/config.json --out ./net/root.key
-  $ mimi-discovery serve --config ./net/root/config.json`,
+  $ mimi-discovery serve --config ./net/root/config.json
+  $ mimi-discovery lookup +442079460018 --hints ./net/root-hints.json --trust-anchor ./net/root.key --ca ./net/ca/ca.pem`,
   );
   registerInit(program, env);
   registerDs(program, env);
@@ -106,6 +109,8 @@ Examples:
   registerServe(program, env);
   registerZone(program, env);
   registerRecipient(program, env);
+  registerResolver(program, env);
+  registerLookup(program, env);
   for (const group of [program, ...program.commands]) {
     if (group.commands.length > 0) group.hook('preSubcommand', (_, sub) => entered(sub));
   }

@@ -416,3 +416,140 @@ export const dpConfigSchema = z
 
 /** A Discovery Provider or root directory config, defaults filled in. */
 export type DpConfig = z.output<typeof dpConfigSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Resolver
+
+/** An IP address (glue of a root server in root hints). */
+const ipAddress = z.string().refine((value) => isIP(value) !== 0, {
+  error: 'expected an IPv4 or IPv6 address',
+});
+
+/**
+ * One root server of the root hints, as `mimi-discovery hints` writes it. Without `port`, plain
+ * DNS goes to port 53; without `doh`, DoH goes to `https://<address>/dns-query` (design §7).
+ */
+const rootServerHintSchema = z
+  .strictObject({
+    name: domainName,
+    addresses: z.array(ipAddress),
+    /** Plain DNS port, UDP and TCP. */
+    port: remotePort.optional(),
+    /** DoH URL (RFC 8484). */
+    doh: z.url({ protocol: /^https$/, error: 'expected an https URL' }).optional(),
+  })
+  .check((ctx) => {
+    const s = ctx.value;
+    if (s.addresses.length === 0 && s.doh === undefined) {
+      ctx.issues.push({
+        code: 'custom',
+        input: s,
+        message: 'needs addresses or a doh URL: the server cannot be reached otherwise',
+      });
+    }
+  });
+
+/**
+ * Root hints, the JSON file `mimi-discovery hints` writes: where resolvers reach the root
+ * directory's servers. The apex is returned in canonical form.
+ *
+ * ```json
+ * { "apex": "mimi.arpa",
+ *   "servers": [ { "name": "ns1.mimi.arpa", "addresses": ["127.0.0.1"], "port": 5300,
+ *                  "doh": "https://127.0.0.1:8443/dns-query" } ] }
+ * ```
+ *
+ * The resolver reads them with this schema rather than through `@mimi-discovery/root`, which it
+ * must not depend on (design §2).
+ */
+export const rootHintsSchema = z.strictObject({
+  apex: domainName,
+  servers: z.array(rootServerHintSchema).min(1),
+});
+
+/** Root hints, checked ({@link rootHintsSchema}). */
+export type RootHintsFile = z.output<typeof rootHintsSchema>;
+
+const resolverListenSchema = z.strictObject({
+  host: host.default('127.0.0.1'),
+  /** Plain DNS over UDP, for stub resolvers and diagnostics (design §7). */
+  udp: listenPort.nullable().default(null),
+  /** Plain DNS over TCP. */
+  tcp: listenPort.nullable().default(null),
+  /** DNS over HTTPS (RFC 8484). */
+  doh: listenPort.nullable().default(null),
+  /** The JSON discovery API for MSP back ends (HTTPS, design §7). */
+  api: listenPort.nullable().default(null),
+  /** Health and metrics (plain HTTP; bind it to a private address). */
+  admin: listenPort.nullable().default(null),
+});
+
+/** Default cache bound of a resolver: 64 MiB. */
+const DEFAULT_RESOLVER_CACHE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Config of a resolver (`mimi-discovery resolver serve`), with defaults:
+ *
+ * ```json
+ * { "apex": "mimi.arpa", "rootHints": "/etc/mimi/root-hints.json", "trustAnchor": "/etc/mimi/root.key",
+ *   "ca": "/etc/mimi/ca.pem", "transport": "doh", "cacheBytes": 67108864,
+ *   "batchConcurrency": 32, "maxBatch": 1000,
+ *   "listen": { "host": "127.0.0.1", "udp": null, "tcp": null, "doh": null, "api": null, "admin": null },
+ *   "tls": { "cert": "…", "key": "…" },
+ *   "log": { "level": "info" } }
+ * ```
+ *
+ * `rootHints` is the file `mimi-discovery hints` writes ({@link rootHintsSchema}); `trustAnchor`
+ * the DS file `mimi-discovery trust-anchor` writes; `ca` (optional) a PEM file of CA
+ * certificates trusted for DoH to the network's servers, instead of the system's. Ports are
+ * 0–65535 (0: ephemeral) or null (not served). Rules across keys: at least one of
+ * `listen.udp`, `listen.tcp`, `listen.doh` and `listen.api` is set; `tls` is required when
+ * `listen.doh` or `listen.api` is set; `dnsPort` (the plain DNS port of every server but the
+ * roots) only goes with `transport: "dns"`.
+ */
+export const resolverConfigSchema = z
+  .strictObject({
+    apex: domainName.default(DEFAULT_APEX),
+    rootHints: path,
+    trustAnchor: path,
+    ca: path.optional(),
+    transport: z.enum(['doh', 'dns']).default('doh'),
+    dnsPort: remotePort.optional(),
+    cacheBytes: positive.default(DEFAULT_RESOLVER_CACHE_BYTES),
+    batchConcurrency: positive.max(1024).default(32),
+    maxBatch: positive.max(100_000).default(1000),
+    listen: resolverListenSchema.prefault({}),
+    tls: tlsSchema.optional(),
+    log: logConfigSchema.prefault({}),
+  })
+  .check((ctx) => {
+    const c = ctx.value;
+    if (c.tls === undefined && (c.listen.doh !== null || c.listen.api !== null)) {
+      ctx.issues.push({
+        code: 'custom',
+        input: c,
+        path: ['tls'],
+        message: 'required when listen.doh or listen.api is set',
+      });
+    }
+    const { udp, tcp, doh, api } = c.listen;
+    if (udp === null && tcp === null && doh === null && api === null) {
+      ctx.issues.push({
+        code: 'custom',
+        input: c,
+        path: ['listen'],
+        message: 'set at least one of udp, tcp, doh and api: the resolver would serve no one',
+      });
+    }
+    if (c.dnsPort !== undefined && c.transport !== 'dns') {
+      ctx.issues.push({
+        code: 'custom',
+        input: c,
+        path: ['dnsPort'],
+        message: 'only allowed when transport is "dns"',
+      });
+    }
+  });
+
+/** A resolver config file, defaults filled in; paths as written in the file. */
+export type ResolverFileConfig = z.output<typeof resolverConfigSchema>;

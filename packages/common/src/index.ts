@@ -342,8 +342,16 @@ export {
   readConfigFile,
   logConfigSchema,
   dpConfigSchema,
+  resolverConfigSchema,
+  rootHintsSchema,
 } from './config.js';
-export type { ConfigErrorCode, ConfigIssue, DpConfig } from './config.js';
+export type {
+  ConfigErrorCode,
+  ConfigIssue,
+  DpConfig,
+  ResolverFileConfig,
+  RootHintsFile,
+} from './config.js';
 export { METRICS_CONTENT_TYPE, createMetricsRegistry, metricsText } from './metrics.js';
 export type {
   MetricOptions,

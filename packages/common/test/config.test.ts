@@ -9,7 +9,10 @@ import {
   parseConfig,
   parseConfigText,
   readConfigFile,
+  resolverConfigSchema,
+  rootHintsSchema,
   type DpConfig,
+  type ResolverFileConfig,
 } from '../src/index.js';
 
 function errorOf(fn: () => unknown): ConfigError {
@@ -367,5 +370,225 @@ describe('readConfigFile', () => {
     expect((error as ConfigError).message).toMatch(
       new RegExp(`^${missing}: cannot read the config file: ENOENT`),
     );
+  });
+});
+
+/** A resolver config with the required keys (a UDP listener unless `extra` has `listen`) and `extra`. */
+const resolver = (extra = ''): string =>
+  `{ "rootHints": "hints.json", "trustAnchor": "root.key"${
+    extra.includes('"listen"') ? '' : ', "listen": { "udp": 5353 }'
+  }${extra === '' ? '' : `, ${extra}`} }`;
+const RESOLVER_LISTEN = { ...DEFAULT_LISTEN, udp: 5353 };
+
+describe('resolverConfigSchema', () => {
+  it('fills in every default', () => {
+    const config: ResolverFileConfig = parseConfigText(resolver(), resolverConfigSchema);
+    expect(config).toEqual({
+      apex: 'mimi.arpa',
+      rootHints: 'hints.json',
+      trustAnchor: 'root.key',
+      transport: 'doh',
+      cacheBytes: 64 * 1024 * 1024,
+      batchConcurrency: 32,
+      maxBatch: 1000,
+      listen: RESOLVER_LISTEN,
+      log: { level: 'info' },
+    });
+  });
+
+  describe.each<[string, Array<[string, string, unknown]>]>([
+    [
+      'rootHints and trustAnchor',
+      [
+        ['{ "trustAnchor": "a", "listen": { "tcp": 53 } }', 'error', 'rootHints: required'],
+        ['{ "rootHints": "h", "listen": { "tcp": 53 } }', 'error', 'trustAnchor: required'],
+        [
+          '{ "rootHints": "", "trustAnchor": "a", "listen": { "tcp": 53 } }',
+          'error',
+          'rootHints: must not be empty',
+        ],
+        [
+          '{ "rootHints": "h", "trustAnchor": 1, "listen": { "tcp": 53 } }',
+          'error',
+          'trustAnchor: expected a string, found 1',
+        ],
+      ],
+    ],
+    [
+      'apex',
+      [
+        [resolver('"apex": "Example.ORG."'), 'apex', 'example.org'],
+        [resolver('"apex": "."'), 'error', 'apex: not a domain name (the root is not allowed)'],
+      ],
+    ],
+    [
+      'ca',
+      [
+        [resolver('"ca": "ca.pem"'), 'ca', 'ca.pem'],
+        [resolver('"ca": ["a.pem"]'), 'error', 'ca: expected a string, found a list'],
+      ],
+    ],
+    [
+      'transport and dnsPort',
+      [
+        [resolver('"transport": "dns"'), 'transport', 'dns'],
+        [resolver('"transport": "dns", "dnsPort": 5300'), 'dnsPort', 5300],
+        [resolver('"transport": "udp"'), 'error', 'transport: expected "doh" or "dns"'],
+        [resolver('"dnsPort": 5300'), 'error', 'dnsPort: only allowed when transport is "dns"'],
+        [
+          resolver('"transport": "dns", "dnsPort": 0'),
+          'error',
+          'dnsPort: expected a port number 1–65535',
+        ],
+      ],
+    ],
+    [
+      'cacheBytes, batchConcurrency and maxBatch',
+      [
+        [resolver('"cacheBytes": 1048576'), 'cacheBytes', 1_048_576],
+        [resolver('"cacheBytes": 0'), 'error', 'cacheBytes: must be at least 1'],
+        [resolver('"batchConcurrency": 8'), 'batchConcurrency', 8],
+        [resolver('"batchConcurrency": 2000'), 'error', 'batchConcurrency: must be at most 1024'],
+        [resolver('"maxBatch": 50'), 'maxBatch', 50],
+        [resolver('"maxBatch": 0'), 'error', 'maxBatch: must be at least 1'],
+        [
+          resolver('"maxBatch": 2.5'),
+          'error',
+          'maxBatch: expected a whole number, found a fraction',
+        ],
+      ],
+    ],
+    [
+      'listen and tls',
+      [
+        [
+          resolver('"listen": { "udp": 0, "tcp": 5353, "admin": 9100 }'),
+          'listen',
+          { ...DEFAULT_LISTEN, udp: 0, tcp: 5353, admin: 9100 },
+        ],
+        [
+          resolver('"listen": { "admin": 9100 }'),
+          'error',
+          'listen: set at least one of udp, tcp, doh and api: the resolver would serve no one',
+        ],
+        [
+          '{ "rootHints": "h", "trustAnchor": "a" }',
+          'error',
+          'listen: set at least one of udp, tcp, doh and api: the resolver would serve no one',
+        ],
+        [
+          resolver(`"listen": { "doh": 443, "api": 8443 }, ${TLS}`),
+          'tls',
+          { cert: '/etc/dp/cert.pem', key: '/etc/dp/key.pem' },
+        ],
+        [
+          resolver('"listen": { "api": 8443 }'),
+          'error',
+          'tls: required when listen.doh or listen.api is set',
+        ],
+        [
+          resolver('"listen": { "doh": 0 }'),
+          'error',
+          'tls: required when listen.doh or listen.api is set',
+        ],
+        [resolver('"listen": { "udp": 53, "dot": 853 }'), 'error', 'unknown key "dot" in listen'],
+        [
+          resolver('"listen": { "udp": 70000 }'),
+          'error',
+          'listen.udp: expected a port number 0–65535',
+        ],
+      ],
+    ],
+    [
+      'log',
+      [
+        [resolver('"log": { "level": "warn" }'), 'log', { level: 'warn' }],
+        [resolver('"log": { "lvl": "warn" }'), 'error', 'unknown key "lvl" in log'],
+      ],
+    ],
+    [
+      'the top level',
+      [
+        [resolver('"role": "resolver"'), 'error', 'unknown key "role" in the top level'],
+        [
+          '{ "rootHints": "h", "trustAnchor": "a", "listen": { "udp": 53 }, "maxBatch": -1, "cache": 1 }',
+          'error',
+          'maxBatch: must be at least 1; unknown key "cache" in the top level',
+        ],
+      ],
+    ],
+  ])('%s', (_key, table) => {
+    it.each(table)('%s', (raw, key, expected) => {
+      if (key === 'error') {
+        const error = errorOf(() => parseConfigText(raw, resolverConfigSchema));
+        expect(error.code).toBe('ERR_CONFIG_INVALID');
+        expect(error.message).toBe(expected);
+      } else {
+        const config = parseConfigText(raw, resolverConfigSchema);
+        expect(config[key as keyof ResolverFileConfig]).toEqual(expected);
+      }
+    });
+  });
+});
+
+describe('rootHintsSchema', () => {
+  const server = '{ "name": "ns1.mimi.arpa", "addresses": ["127.0.0.1"], "port": 5300 }';
+  const hints = (servers: string, apex = '"mimi.arpa"'): string =>
+    `{ "apex": ${apex}, "servers": [${servers}] }`;
+
+  it.each<[string, string, unknown]>([
+    [
+      hints(server, '"MIMI.arpa."'),
+      'ok',
+      {
+        apex: 'mimi.arpa',
+        servers: [{ name: 'ns1.mimi.arpa', addresses: ['127.0.0.1'], port: 5300 }],
+      },
+    ],
+    [
+      hints(
+        '{ "name": "NS1.mimi.arpa", "addresses": [], "doh": "https://ns1.mimi.arpa/dns-query" }',
+      ),
+      'ok',
+      {
+        apex: 'mimi.arpa',
+        servers: [{ name: 'ns1.mimi.arpa', addresses: [], doh: 'https://ns1.mimi.arpa/dns-query' }],
+      },
+    ],
+    [hints(''), 'error', 'servers: must list at least 1'],
+    ['{ "servers": [] }', 'error', 'apex: required; servers: must list at least 1'],
+    [
+      hints('{ "name": "ns1.mimi.arpa", "addresses": ["192.0.2.1", "2001:db8::1"] }'),
+      'ok',
+      {
+        apex: 'mimi.arpa',
+        servers: [{ name: 'ns1.mimi.arpa', addresses: ['192.0.2.1', '2001:db8::1'] }],
+      },
+    ],
+    [
+      hints('{ "name": "ns1.mimi.arpa", "addresses": [], "port": 53 }'),
+      'error',
+      'servers[0]: needs addresses or a doh URL: the server cannot be reached otherwise',
+    ],
+    [
+      hints('{ "name": "ns1.mimi.arpa", "addresses": ["localhost"], "port": 53 }'),
+      'error',
+      'servers[0].addresses[0]: expected an IPv4 or IPv6 address',
+    ],
+    [
+      hints('{ "name": "ns1.mimi.arpa", "addresses": [], "doh": "http://x.example/" }'),
+      'error',
+      'servers[0].doh: expected an https URL',
+    ],
+    [
+      hints('{ "name": "ns1.mimi.arpa", "addresses": ["::1"], "port": 53, "ttl": 1 }'),
+      'error',
+      'unknown key "ttl" in servers[0]',
+    ],
+  ])('%s', (raw, outcome, expected) => {
+    if (outcome === 'error') {
+      const error = errorOf(() => parseConfigText(raw, rootHintsSchema));
+      expect(error.message).toBe(expected);
+    } else expect(parseConfigText(raw, rootHintsSchema)).toEqual(expected);
   });
 });

@@ -18,5 +18,86 @@ export type {
 } from './types.js';
 
 // core: resolver.ts, iterator.ts, validator.ts, cache.ts, upstream.ts, aggregate.ts, limits.ts
+export { createResolver, ResolverConfigError } from './resolver.js';
+export {
+  createIterator,
+  classifyResponse,
+  referralServers,
+  DELEGATIONS,
+  DNSKEYS,
+} from './iterator.js';
+export type {
+  Delegation,
+  Resolution,
+  ResponseOutcome,
+  ResolutionBudget,
+  IteratorInit,
+  Iterator,
+} from './iterator.js';
+export {
+  createBudget,
+  rrsetOf,
+  recordsOf,
+  rrsigsOf,
+  validateRRset,
+  validateDnskeys,
+  validateDelegationDs,
+  validateDenial,
+} from './validator.js';
+export type { Validation, VerificationBudget, TrustedKeys, Denial } from './validator.js';
+export { ResolverCache, SingleFlight, cacheSlot, estimateSize } from './cache.js';
+export type { CacheSlot, CacheHit } from './cache.js';
+export { createUpstream, serverId, INITIAL_RTT_MS } from './upstream.js';
+export type { NameServer, Upstream, UpstreamInit, UpstreamOutcome } from './upstream.js';
+export { aggregate, selectMappings, errorResult } from './aggregate.js';
+export type { AggregateInit, Resolved } from './aggregate.js';
+export {
+  MAX_REFERRALS_PER_RESOLUTION,
+  MAX_QUERIES_PER_RESOLUTION,
+  MAX_MAPREF_FANOUT,
+  MAX_MAPREF_DEPTH,
+  MAX_SERVERS_PER_ZONE,
+  SERVER_TIMEOUT_MS,
+  MAX_VERIFICATIONS_PER_RESOLUTION,
+  MAX_RESOLUTION_MS,
+  MAX_RESPONSE_OCTETS,
+  UPSTREAM_EDNS_PAYLOAD_OCTETS,
+  MAX_UPSTREAM_IN_FLIGHT,
+  MAX_MINIMISE_LABELS,
+  STALE_ANSWER_TTL_SECONDS,
+  MAX_STALE_AGE_SECONDS,
+  MAX_CACHE_TTL_SECONDS,
+  DEFAULT_CACHE_BYTES,
+  DEFAULT_BATCH_CONCURRENCY,
+} from './limits.js';
 
 // front ends: server.ts, json-api.ts, metrics.ts
+export {
+  loadResolverConfig,
+  readResolverFiles,
+  createResolverQueryHandler,
+  startResolverServer,
+} from './server.js';
+export type {
+  ResolverServerConfig,
+  ResolverFiles,
+  ResolverQueryHandlerOptions,
+  ResolverServerSettings,
+  ResolverServerComponents,
+  RunningResolverServer,
+} from './server.js';
+export {
+  DEFAULT_MAX_BATCH,
+  BODY_OCTETS_PER_CSI,
+  MIN_MAX_BODY_OCTETS,
+  DEFAULT_API_REQUEST_TIMEOUT_MS,
+  DEFAULT_API_IDLE_TIMEOUT_MS,
+  DEFAULT_API_MAX_CONNECTIONS,
+  DISCOVER_PATH,
+  JSON_API_ERRORS,
+  JsonApiError,
+  startJsonApi,
+} from './json-api.js';
+export type { JsonApiErrorCode, JsonApiOptions, JsonApiComponents, JsonApi } from './json-api.js';
+export { LOOKUP_DURATION_BUCKETS, createResolverMetrics } from './metrics.js';
+export type { LookupKind, ResolverMetrics } from './metrics.js';

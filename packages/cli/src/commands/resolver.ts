@@ -1,0 +1,123 @@
+import { resolve } from 'node:path';
+import { createLogger, MimiError } from '@mimi-discovery/common';
+import {
+  createResolver,
+  loadResolverConfig,
+  startResolverServer,
+  type Resolver,
+  type RunningResolverServer,
+} from '@mimi-discovery/resolver';
+import type { Command } from 'commander';
+import { CONFIG_ENV } from '../config-file.js';
+import type { CommandEnv } from '../context.js';
+import { usageError } from '../errors.js';
+import type { ListenerJson } from './serve.js';
+
+/**
+ * `resolver serve`: runs a resolver (`createResolver`) behind its front ends
+ * (`startResolverServer`: UDP, TCP, DoH, the JSON API, the admin port) from its config file
+ * (`resolverConfigSchema`), prints one line per listener — `udp   127.0.0.1:5353`, `api
+ * https://127.0.0.1:8453`, … — or with `--json` one JSON object per line, and runs until SIGINT
+ * or SIGTERM (in-process: until the context's signal aborts), when it closes every listener and
+ * the resolver's upstream connections and ends with exit 0. Logs are JSON lines on stderr.
+ */
+
+interface ServeFlags {
+  config?: string;
+  json?: boolean;
+}
+
+/** Adds `resolver serve` to `program`. */
+export function registerResolver(program: Command, env: CommandEnv): Command {
+  const group = program
+    .command('resolver')
+    .description('run a resolver for senders and MSP back ends')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ mimi-discovery resolver serve --config ./net/resolver.json`,
+    );
+  group
+    .command('serve')
+    .description(
+      'run a resolver (DNS over UDP, TCP and HTTPS, the JSON API, the admin port) until SIGINT or SIGTERM',
+    )
+    .option('--config <file>', `config file of the resolver (default: $${CONFIG_ENV})`)
+    .option('--json', 'print one JSON object per listener')
+    .addHelpText(
+      'after',
+      `
+The config names the root hints and the trust anchor (from 'mimi-discovery hints' and
+'mimi-discovery trust-anchor'), relative to the config file's directory:
+
+  { "rootHints": "root-hints.json", "trustAnchor": "root.key", "ca": "ca/ca.pem",
+    "listen": { "udp": 5353, "tcp": 5353, "api": 8453, "admin": 9153 },
+    "tls": { "cert": "resolver-cert.pem", "key": "resolver-key.pem" } }
+
+Examples:
+  $ mimi-discovery resolver serve --config ./net/resolver.json
+  $ mimi-discovery lookup +442079460018 --resolver https://127.0.0.1:8453 --ca ./net/ca/ca.pem`,
+    )
+    .action(async (flags: ServeFlags) => {
+      const given = flags.config ?? env.env[CONFIG_ENV];
+      if (given === undefined || given === '') {
+        throw usageError('ERR_USAGE', `--config FILE is required (or set ${CONFIG_ENV})`);
+      }
+      const config = await loadResolverConfig(resolve(env.cwd, given));
+      const log = env.log ?? createLogger('resolver', { level: config.log.level });
+      const stopped = stopSignal(env.signal);
+      let resolver: Resolver;
+      try {
+        resolver = createResolver(config, { log });
+      } catch (error) {
+        // What createResolver refuses is its config: the hints or the anchor.
+        if (error instanceof MimiError) {
+          throw usageError(error.code, `${config.source}: ${error.message}`, error);
+        }
+        throw error;
+      }
+      let server: RunningResolverServer | undefined;
+      try {
+        server = await startResolverServer(config, resolver, { log });
+        for (const l of listeners(server, config.listen.host)) {
+          env.out(
+            flags.json === true
+              ? `${JSON.stringify(l)}\n`
+              : `${l.listener.padEnd(5)} ${l.url ?? hostPort(l.host, l.port)}\n`,
+          );
+        }
+        await stopped;
+      } finally {
+        await server?.close();
+        await resolver.close();
+      }
+    });
+  return group;
+}
+
+/** The listeners of a running resolver, in the order `serve` prints a DP's. */
+function listeners(server: RunningResolverServer, host: string): ListenerJson[] {
+  const out: ListenerJson[] = [];
+  const { dns, api, admin } = server;
+  if (dns?.udp) out.push({ listener: 'udp', host: dns.udp.host, port: dns.udp.port });
+  if (dns?.tcp) out.push({ listener: 'tcp', host: dns.tcp.host, port: dns.tcp.port });
+  if (dns?.doh)
+    out.push({ listener: 'doh', host: dns.doh.host, port: dns.doh.port, url: dns.doh.url });
+  if (api) out.push({ listener: 'api', host: api.host, port: api.port, url: api.url });
+  if (admin) out.push({ listener: 'admin', host, port: admin.port, url: admin.url });
+  return out;
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Resolves when `signal` aborts; never without one. */
+function stopSignal(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal === undefined) return;
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}

@@ -1,0 +1,356 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  CsiError,
+  createLocalCa,
+  createTrustAnchor,
+  createZoneKey,
+  formatTrustAnchor,
+  issueServerCertificate,
+  parseCsi,
+  silentLogger,
+} from '@mimi-discovery/common';
+import {
+  startJsonApi,
+  type DiscoveryResult,
+  type JsonApi,
+  type Resolver,
+} from '@mimi-discovery/resolver';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCliFixture } from './fixture.js';
+
+// `lookup` through the JSON API of a running front end, whose resolver is a test double that
+// answers from a table; and every way the command line can be wrong.
+
+const cli = createCliFixture('lookup');
+
+const ALICE = 'tel:+442079460018';
+const BOB = 'mailto:bob@example.com';
+const CAROL = 'tel:+442079460019';
+const BOGUS = 'tel:+442079460099';
+
+const FOUND: DiscoveryResult = {
+  csi: ALICE,
+  status: 'found',
+  mappings: [
+    {
+      msps: [
+        { provider: 'chat.example', tags: ['primary', 'work'], uri: 'im:alice@chat.example' },
+        { provider: 'other.example', tags: [] },
+      ],
+      key: 'a2V5',
+      seq: 7,
+      iat: 1_767_225_600,
+      exp: 1_769_817_600,
+      new: true,
+      prover: 'cHJvdmVy',
+      zone: '4.4.e164.mimi.arpa',
+      server: 'https://127.0.0.1:8444/dns-query',
+    },
+  ],
+  ttl: 300,
+};
+const EMPTY: DiscoveryResult = {
+  csi: BOB,
+  status: 'empty',
+  mappings: [
+    {
+      ...(FOUND.mappings[0] as DiscoveryResult['mappings'][number]),
+      msps: [],
+      new: false,
+      zone: 'example.com.email.mimi.arpa',
+    },
+  ],
+  ttl: 600,
+  stale: true,
+};
+const RESULTS: ReadonlyMap<string, DiscoveryResult> = new Map([
+  [ALICE, FOUND],
+  [BOB, EMPTY],
+  [CAROL, { csi: CAROL, status: 'none', mappings: [], ttl: 120 }],
+  [
+    BOGUS,
+    {
+      csi: BOGUS,
+      status: 'error',
+      mappings: [],
+      ttl: 0,
+      error: { reason: 'bogus', detail: 'no DS matches the DNSKEY of 4.4.e164.mimi.arpa' },
+    },
+  ],
+]);
+
+const asked: string[][] = [];
+const discover = async (input: string): Promise<DiscoveryResult> => {
+  let csi: string;
+  try {
+    csi = parseCsi(input);
+  } catch (error) {
+    if (!(error instanceof CsiError)) throw error;
+    return {
+      csi: input,
+      status: 'error',
+      mappings: [],
+      ttl: 0,
+      error: { reason: 'invalid-csi', detail: error.message },
+    };
+  }
+  return RESULTS.get(csi) ?? { csi, status: 'none', mappings: [], ttl: 3600 };
+};
+const resolver: Resolver = {
+  async discover(input) {
+    asked.push([input]);
+    return discover(input);
+  },
+  async discoverMany(inputs) {
+    asked.push([...inputs]);
+    return Promise.all(inputs.map(discover));
+  },
+  resolve: () => Promise.reject(new Error('not used')),
+  stats: () => ({
+    cacheHits: 0,
+    cacheMisses: 0,
+    upstreamQueries: 0,
+    validationFailures: {},
+    cacheBytes: 0,
+  }),
+  close: async () => undefined,
+};
+
+let api: JsonApi;
+let via: string[];
+
+beforeAll(async () => {
+  const ca = await createLocalCa();
+  const leaf = await issueServerCertificate(ca, {
+    hostnames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+  });
+  writeFileSync(join(cli.dir, 'ca.pem'), ca.certPem);
+  api = await startJsonApi(
+    { port: 0, cert: leaf.certPem, key: leaf.keyPem, maxBatch: 4 },
+    resolver,
+    {
+      log: silentLogger,
+    },
+  );
+  via = ['--resolver', api.url, '--ca', 'ca.pem'];
+});
+
+afterAll(async () => {
+  await api?.close();
+  cli.cleanup();
+});
+
+describe('lookup through the JSON API', () => {
+  it('prints the canonical CSI, status and TTL, each MSP with its tags, and where it came from', async () => {
+    const result = await cli.run(['lookup', '+44 (0)20 7946 0018', ...via]);
+    expect(result).toEqual({
+      exitCode: 0,
+      stderr: '',
+      stdout:
+        'tel:+442079460018  found  ttl 300s\n' +
+        '  chat.example  tags: primary, work  uri: im:alice@chat.example\n' +
+        '  other.example  no tags\n' +
+        '    verified: recipient key a2V5 seq 7 (new), expires 2026-01-31T00:00:00Z, attested by prover cHJvdmVy\n' +
+        '    from: zone 4.4.e164.mimi.arpa, server https://127.0.0.1:8444/dns-query\n',
+    });
+    // One CSI is one GET, sent as typed.
+    expect(asked.at(-1)).toEqual(['+44 (0)20 7946 0018']);
+  });
+
+  it('prints several results in order, through one POST', async () => {
+    const result = await cli.run(['lookup', '+442079460019', 'Bob@Example.COM', ...via]);
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toBe(
+      'tel:+442079460019  none  ttl 120s\n' +
+        '  no mapping (authenticated denial)\n' +
+        '\n' +
+        'mailto:bob@example.com  empty  ttl 600s  (stale)\n' +
+        '  no MSP listed: the recipient opted out\n' +
+        '    verified: recipient key a2V5 seq 7, expires 2026-01-31T00:00:00Z, attested by prover cHJvdmVy\n' +
+        '    from: zone example.com.email.mimi.arpa, server https://127.0.0.1:8444/dns-query\n',
+    );
+    expect(asked.at(-1)).toEqual(['+442079460019', 'Bob@Example.COM']);
+  });
+
+  it('prints the JSON API response with --json: one result, or the batch', async () => {
+    expect(await cli.json<DiscoveryResult>(['lookup', ALICE, ...via])).toEqual(FOUND);
+    expect(
+      await cli.json<{ results: DiscoveryResult[] }>(['lookup', ALICE, CAROL, ...via]),
+    ).toEqual({
+      results: [FOUND, RESULTS.get(CAROL)],
+    });
+  });
+
+  it('prints every result and exits 2 when any ended in error', async () => {
+    const result = await cli.run(['lookup', ALICE, BOGUS, '--json', ...via]);
+    expect(result.exitCode).toBe(2);
+    expect(JSON.parse(result.stdout)).toEqual({ results: [FOUND, RESULTS.get(BOGUS)] });
+    expect(result.stderr).toBe(
+      'mimi-discovery: 1 of 2 lookups ended in error (bogus) (ERR_CLI_LOOKUP_FAILED)\n',
+    );
+    const text = await cli.run(['lookup', BOGUS, ...via]);
+    expect(text.exitCode).toBe(2);
+    expect(text.stdout).toBe(
+      'tel:+442079460099  error  ttl 0s\n' +
+        '  error: bogus: no DS matches the DNSKEY of 4.4.e164.mimi.arpa\n',
+    );
+  });
+
+  it("reports the API's refusal with its code (exit 2)", async () => {
+    const result = await cli.run(['lookup', ALICE, BOB, CAROL, BOGUS, '+442079460017', ...via]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toBe(
+      'mimi-discovery: 5 CSIs in one request; at most 4 are accepted (ERR_BATCH_TOO_LARGE)\n',
+    );
+  });
+
+  it('does not trust the resolver without its CA', async () => {
+    const result = await cli.run(['lookup', ALICE, '--resolver', api.url]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(
+      /^mimi-discovery: cannot reach https:\/\/127\.0\.0\.1:\d+: .*\(ERR_CLI_RESOLVER_UNREACHABLE\)\n$/,
+    );
+  });
+
+  it('reports a server that is not a resolver', async () => {
+    const result = await cli.run([
+      'lookup',
+      ALICE,
+      '--resolver',
+      `${api.url}/elsewhere`,
+      '--ca',
+      'ca.pem',
+    ]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(/no route \/elsewhere\/v1\/discover.* \(ERR_NOT_FOUND\)\n$/);
+  });
+});
+
+describe('lookup: bad command lines', () => {
+  const anchor = formatTrustAnchor(
+    createTrustAnchor('mimi.arpa', [
+      createZoneKey('mimi.arpa', { seed: new Uint8Array(32).fill(5) }).dnskey,
+    ]),
+  );
+
+  beforeAll(() => {
+    writeFileSync(join(cli.dir, 'root.key'), anchor);
+    writeFileSync(
+      join(cli.dir, 'doh-hints.json'),
+      JSON.stringify({
+        apex: 'mimi.arpa',
+        servers: [{ name: 'ns1.mimi.arpa', addresses: [], doh: 'https://ns1.mimi.arpa/dns-query' }],
+      }),
+    );
+    writeFileSync(
+      join(cli.dir, 'hints.json'),
+      JSON.stringify({
+        apex: 'mimi.arpa',
+        servers: [{ name: 'ns1.mimi.arpa', addresses: ['127.0.0.1'], port: 5300 }],
+      }),
+    );
+  });
+
+  it.each<[string, string[], RegExp]>([
+    [
+      'no CSI',
+      ['lookup', '--resolver', 'https://127.0.0.1:1'],
+      /missing required argument 'csi' \(ERR_USAGE\)/,
+    ],
+    [
+      'a CSI that is not one',
+      ['lookup', ALICE, 'alice', '--resolver', 'https://127.0.0.1:1'],
+      /"alice": not a phone number .* \(ERR_CSI_UNRECOGNIZED\)/,
+    ],
+    [
+      'no way to resolve',
+      ['lookup', ALICE],
+      /give --resolver URL, or --hints FILE and --trust-anchor FILE \(ERR_USAGE\)/,
+    ],
+    [
+      'hints without an anchor',
+      ['lookup', ALICE, '--hints', 'hints.json'],
+      /--hints FILE and --trust-anchor FILE go together \(ERR_USAGE\)/,
+    ],
+    [
+      'both ways',
+      ['lookup', ALICE, '--resolver', 'https://127.0.0.1:1', '--hints', 'h', '--trust-anchor', 'a'],
+      /--resolver cannot be combined with --hints or --trust-anchor \(ERR_USAGE\)/,
+    ],
+    [
+      'a transport for the API',
+      ['lookup', ALICE, '--resolver', 'https://127.0.0.1:1', '--transport', 'doh'],
+      /--transport and --dns-port go with --hints, not --resolver \(ERR_USAGE\)/,
+    ],
+    [
+      'an unknown transport',
+      ['lookup', ALICE, '--transport', 'udp'],
+      /argument 'udp' is invalid.*\(ERR_USAGE\)/,
+    ],
+    [
+      'a DNS port without DNS',
+      ['lookup', ALICE, '--hints', 'hints.json', '--trust-anchor', 'root.key', '--dns-port', '53'],
+      /--dns-port goes with --transport dns \(ERR_USAGE\)/,
+    ],
+    [
+      'a URL that is not one',
+      ['lookup', ALICE, '--resolver', 'resolver:8453'],
+      /expected an https URL \(ERR_USAGE\)/,
+    ],
+    [
+      'a missing CA file',
+      ['lookup', ALICE, '--resolver', 'https://127.0.0.1:1', '--ca', 'nope.pem'],
+      /--ca nope\.pem: cannot read it/,
+    ],
+    [
+      'missing hints',
+      ['lookup', ALICE, '--hints', 'nope.json', '--trust-anchor', 'root.key'],
+      /nope\.json: cannot read the root hints: ENOENT.*\(ERR_CONFIG_READ\)/,
+    ],
+    [
+      'hints without an address for plain DNS',
+      [
+        'lookup',
+        ALICE,
+        '--hints',
+        'doh-hints.json',
+        '--trust-anchor',
+        'root.key',
+        '--transport',
+        'dns',
+      ],
+      /no root server has an address for plain DNS .*\(ERR_CONFIG_INVALID\)/,
+    ],
+    [
+      'an anchor that is not one',
+      [
+        'lookup',
+        ALICE,
+        '--hints',
+        'hints.json',
+        '--trust-anchor',
+        'hints.json',
+        '--transport',
+        'dns',
+      ],
+      /hints\.json: trust anchor .*\(ERR_CONFIG_INVALID\)/,
+    ],
+  ])('refuses %s (exit 1)', async (_what, argv, message) => {
+    const before = asked.length;
+    const result = await cli.run(argv);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr).toMatch(/^mimi-discovery: [^\n]+\n$/);
+    expect(result.exitCode).toBe(1);
+    expect(asked.length).toBe(before);
+  });
+
+  it('describes itself with usage and examples', async () => {
+    const result = await cli.run(['lookup', '--help']);
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toContain('Usage: mimi-discovery lookup [options] <csi...>');
+    expect(result.stdout).toContain('Examples:\n  $ mimi-discovery lookup ');
+  });
+});

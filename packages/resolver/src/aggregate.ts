@@ -1,0 +1,240 @@
+import {
+  canonicalName,
+  csiToName,
+  verifyMapping,
+  type Csi,
+  type Mapping,
+  type RecordOf,
+  type RRType,
+} from '@mimi-discovery/common';
+import { MAX_MAPREF_DEPTH, MAX_MAPREF_FANOUT } from './limits.js';
+import type { Resolution } from './iterator.js';
+import type { DiscoveryErrorReason, DiscoveryResult, VerifiedMapping } from './types.js';
+
+/**
+ * The aggregation stage (design §6, R3, R5): the union of every valid mapping of a CSI, at its
+ * name and at every MAPREF target, each checked end to end.
+ *
+ * Worked example, `tel:+442079460018`: MAP and MAPREF are resolved at
+ * `8.1.0.0.6.4.9.7.0.2.4.4.e164.mimi.arpa` (zone `4.4.e164.mimi.arpa`); a MAPREF points to
+ * `x.msp.mimi.arpa`, where MAP is resolved too. The AUTHKEY RRset at `4.4.e164.mimi.arpa` —
+ * the zone authoritative for the CSI name, never a zone a MAPREF points into — lists the
+ * provers. Every MAP record is decoded and verified (`csi` equal to the queried CSI, both
+ * signatures, times), its prover must be listed, then per key the highest `seq` wins and a
+ * mapping with the `new` bit de-lists other keys attested earlier.
+ *
+ * Decisions:
+ * - `none` only when MAP is denied (authenticated denial) at the name and at every MAPREF target.
+ * - MAP records exist but none verifies → `error` reason `bogus`, never `none`.
+ * - Any failed resolution (bogus, timeout, limit, server failure) makes the whole result `error`:
+ *   a partial union would silently drop mappings (R3).
+ * - MAPREF targets are followed to depth {@link MAX_MAPREF_DEPTH}; MAPREF is not asked at the
+ *   last level. More than {@link MAX_MAPREF_FANOUT} distinct targets → `error` reason `limit`.
+ * - A target outside the apex, or one already visited, is skipped.
+ */
+
+/** A resolved question, possibly from stale cache. */
+export type Resolved = Resolution & { readonly stale?: boolean };
+
+/** What aggregation needs from the resolver. */
+export interface AggregateInit {
+  readonly apex: string;
+  /** Resolves and validates one question (cached, single-flight, time-bounded). */
+  readonly resolve: (name: string, type: RRType) => Promise<Resolved>;
+  /** Seconds since the epoch. */
+  readonly now: () => number;
+  /** Called once per MAP record dropped, with why. */
+  readonly onInvalidMapping: (reason: string) => void;
+}
+
+interface MapSource {
+  readonly records: ReadonlyArray<RecordOf<'MAP'>>;
+  readonly zone: string;
+  readonly server: string;
+}
+
+interface Candidate {
+  readonly mapping: Mapping;
+  readonly zone: string;
+  readonly server: string;
+}
+
+const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
+
+/** A result of status `error`. */
+export function errorResult(
+  csi: string,
+  reason: DiscoveryErrorReason,
+  detail: string,
+): DiscoveryResult {
+  return { csi, status: 'error', mappings: [], ttl: 0, error: { reason, detail } };
+}
+
+function failureOf(csi: string, r: Resolved): DiscoveryResult | undefined {
+  if (r.kind === 'bogus') return errorResult(csi, 'bogus', `${r.reason}: ${r.detail}`);
+  if (r.kind === 'error') {
+    const reason: DiscoveryErrorReason =
+      r.reason === 'timeout' || r.reason === 'limit' ? r.reason : 'servfail';
+    return errorResult(csi, reason, r.detail);
+  }
+  return undefined;
+}
+
+/**
+ * Selects the mappings that stand (design §6): per key the highest `seq` (ties: the first
+ * seen); then a mapping with `new` de-lists the winners of other keys whose attestation `nbf`
+ * is earlier than its own.
+ */
+export function selectMappings(candidates: readonly Candidate[]): Candidate[] {
+  const best = new Map<string, Candidate>();
+  for (const c of candidates) {
+    const key = b64(c.mapping.key);
+    const current = best.get(key);
+    if (current === undefined || c.mapping.seq > current.mapping.seq) best.set(key, c);
+  }
+  const winners = [...best.values()];
+  return winners.filter(
+    (c) =>
+      !winners.some(
+        (other) =>
+          other !== c &&
+          other.mapping.new &&
+          b64(other.mapping.key) !== b64(c.mapping.key) &&
+          c.mapping.att.nbf < other.mapping.att.nbf,
+      ),
+  );
+}
+
+/** Discovers one canonical CSI; see the module comment. */
+export async function aggregate(csi: Csi, init: AggregateInit): Promise<DiscoveryResult> {
+  const name = canonicalName(csiToName(csi, init.apex));
+  const [map, mapref] = await Promise.all([
+    init.resolve(name, 'MAP'),
+    init.resolve(name, 'MAPREF'),
+  ]);
+  const failed = failureOf(csi, map) ?? failureOf(csi, mapref);
+  if (failed !== undefined) return failed;
+  if (map.kind === 'bogus' || map.kind === 'error')
+    return errorResult(csi, 'servfail', 'unreachable');
+  const zone = map.zone;
+  let ttl = Math.min(map.ttl, mapref.kind === 'bogus' || mapref.kind === 'error' ? 0 : mapref.ttl);
+  let stale = map.stale === true || mapref.stale === true;
+  const sources: MapSource[] = [];
+  const mapsOf = (r: Resolved): Array<RecordOf<'MAP'>> =>
+    r.kind === 'answer' ? r.rrset.filter((rr): rr is RecordOf<'MAP'> => rr.type === 'MAP') : [];
+  const targetsOf = (r: Resolved): string[] =>
+    r.kind === 'answer'
+      ? r.rrset.flatMap((rr) => (rr.type === 'MAPREF' ? [canonicalName(rr.data)] : []))
+      : [];
+  if (map.kind === 'answer') sources.push({ records: mapsOf(map), zone, server: map.server });
+
+  // Breadth first over MAPREF targets, one level at a time, with a visited set (no loops).
+  const visited = new Set<string>([name]);
+  let level = targetsOf(mapref);
+  let followed = 0;
+  for (let depth = 1; depth <= MAX_MAPREF_DEPTH && level.length > 0; depth++) {
+    const fresh = [...new Set(level)].filter((t) => !visited.has(t) && isBelowApex(t, init.apex));
+    for (const t of fresh) visited.add(t);
+    followed += fresh.length;
+    if (followed > MAX_MAPREF_FANOUT) {
+      return errorResult(csi, 'limit', `more than ${MAX_MAPREF_FANOUT} MAPREF targets`);
+    }
+    const askRef = depth < MAX_MAPREF_DEPTH;
+    const results = await Promise.all(
+      fresh.map(async (target) => ({
+        target,
+        map: await init.resolve(target, 'MAP'),
+        ref: askRef ? await init.resolve(target, 'MAPREF') : undefined,
+      })),
+    );
+    const next: string[] = [];
+    for (const r of results) {
+      const bad =
+        failureOf(csi, r.map) ?? (r.ref === undefined ? undefined : failureOf(csi, r.ref));
+      if (bad !== undefined) return bad;
+      for (const x of [r.map, r.ref]) {
+        if (x === undefined || x.kind === 'bogus' || x.kind === 'error') continue;
+        ttl = Math.min(ttl, x.ttl);
+        stale ||= x.stale === true;
+      }
+      if (r.map.kind === 'answer') {
+        sources.push({ records: mapsOf(r.map), zone: r.map.zone, server: r.map.server });
+      }
+      if (r.ref !== undefined) next.push(...targetsOf(r.ref));
+    }
+    level = next;
+  }
+
+  const total = sources.reduce((n, s) => n + s.records.length, 0);
+  const staleMark = stale ? { stale: true } : {};
+  if (total === 0) return { csi, status: 'none', mappings: [], ttl, ...staleMark };
+
+  // Provers of the range authoritative for the CSI name, at that zone's apex.
+  const authkey = await init.resolve(zone, 'AUTHKEY');
+  const authFailure = failureOf(csi, authkey);
+  if (authFailure !== undefined) return authFailure;
+  const now = init.now();
+  const provers = new Set<string>();
+  if (authkey.kind === 'answer') {
+    ttl = Math.min(ttl, authkey.ttl);
+    stale ||= authkey.stale === true;
+    for (const rr of authkey.rrset) {
+      if (rr.type === 'AUTHKEY' && rr.data.role === 'prover' && rr.data.notAfter > now) {
+        provers.add(b64(rr.data.publicKey));
+      }
+    }
+  }
+
+  const candidates: Candidate[] = [];
+  let lapsed = 0;
+  for (const source of sources) {
+    for (const rr of source.records) {
+      const verified = verifyMapping(rr.data, { csi, now });
+      if (!verified.ok) {
+        // A lapsed mapping (or one not valid yet) is the recipient's choice of times, not an
+        // attack: it is dropped quietly. Anything else is counted as a verification failure.
+        if (verified.reason === 'expired' || verified.reason === 'not-yet-valid') {
+          lapsed++;
+          continue;
+        }
+        init.onInvalidMapping(`mapping-${verified.reason}`);
+        continue;
+      }
+      if (!provers.has(b64(verified.value.att.prover))) {
+        init.onInvalidMapping('mapping-unknown-prover');
+        continue;
+      }
+      candidates.push({ mapping: verified.value, zone: source.zone, server: source.server });
+    }
+  }
+  if (candidates.length === 0 && lapsed === total) {
+    return { csi, status: 'none', mappings: [], ttl, ...staleMark };
+  }
+  if (candidates.length === 0) {
+    return {
+      ...errorResult(csi, 'bogus', `${total} MAP record(s), none verified`),
+      ...staleMark,
+    };
+  }
+  const standing = selectMappings(candidates);
+  const mappings: VerifiedMapping[] = standing.map(({ mapping: m, zone: z, server }) => ({
+    msps: m.msps.map((e) => ({ ...e, tags: [...e.tags] })),
+    key: b64(m.key),
+    seq: m.seq,
+    iat: m.iat,
+    exp: m.exp,
+    new: m.new,
+    prover: b64(m.att.prover),
+    zone: z,
+    server,
+  }));
+  ttl = Math.max(0, Math.min(ttl, ...mappings.map((m) => m.exp - now)));
+  const status = mappings.some((m) => m.msps.length > 0) ? 'found' : 'empty';
+  return stale ? { csi, status, mappings, ttl, stale: true } : { csi, status, mappings, ttl };
+}
+
+function isBelowApex(name: string, apex: string): boolean {
+  const n = canonicalName(name);
+  const a = canonicalName(apex);
+  return n !== a && n.endsWith(`.${a}`);
+}

@@ -1,0 +1,559 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import {
+  constants as http2Constants,
+  createSecureServer,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+} from 'node:http2';
+import type { Socket } from 'node:net';
+import { CsiError, MimiError, parseCsi, silentLogger, type Logger } from '@mimi-discovery/common';
+import type { ResolverMetrics } from './metrics.js';
+import type { DiscoveryResult, Resolver, VerifiedMapping } from './types.js';
+
+/**
+ * The resolver's JSON API for MSP back ends (design §7): the verified discovery results of
+ * design §6 over HTTPS, HTTP/2 or HTTP/1.1 on one TLS port (ALPN `h2`, `http/1.1`).
+ *
+ * | request                                | success                                        |
+ * | -------------------------------------- | ---------------------------------------------- |
+ * | `GET /v1/discover?csi=<as typed>`      | 200 one `DiscoveryResult`                      |
+ * | `POST /v1/discover` `{"csis": [...]}`  | 200 `{"results": [...]}`, one per CSI, in order |
+ *
+ * A result is `{ csi, status, mappings, ttl, stale?, error? }` (`types.ts`), with status
+ * `none`, `empty`, `found` or `error`: a resolution that failed (bogus, timeout, limit) is a
+ * 200 with an `error` result, since the request itself was fine. Every 200 carries
+ * `cache-control: max-age=<ttl>`, the smallest TTL of its results (0 for an empty batch).
+ *
+ * Request errors are 4xx `{"error": {"code", "message", "detail"?}}` with `cache-control:
+ * no-store`, checked in this order: route (404 `ERR_NOT_FOUND`), method (405
+ * `ERR_METHOD_NOT_ALLOWED`, with `Allow: GET, POST`); for GET the query string (400
+ * `ERR_BAD_REQUEST`: `csi` missing or given twice, another parameter, bad percent-encoding) and
+ * the CSI (400 `ERR_CSI_INVALID`, `detail` the parser's code such as `ERR_CSI_PHONE_INVALID`);
+ * for POST the content type `application/json` (415 `ERR_UNSUPPORTED_MEDIA_TYPE`), the size
+ * (413 `ERR_BODY_TOO_LARGE`, from `content-length` before reading, else while reading), JSON
+ * (400 `ERR_BAD_JSON`), the fields (400 `ERR_BAD_REQUEST`: not an object, `csis` missing or not
+ * a list of strings, an unknown field) and the batch size (413 `ERR_BATCH_TOO_LARGE` beyond
+ * `maxBatch`). A body not received within `requestTimeoutMs` gets 408 `ERR_TIMEOUT`; a fault
+ * of the resolver 500 `ERR_INTERNAL`.
+ *
+ * A single CSI that is not a CSI is the request's fault, so GET answers 400; in a batch it is
+ * one CSI among many (a contact list holds typos), so it gets a per-item result `{ csi: <as
+ * given>, status: "error", error: { reason: "invalid-csi", … } }` and the others are resolved.
+ *
+ * In the query string, `+` means a space (form encoding, as HTTP clients write it:
+ * `csi=%2B44+20+7946+0018`), except a `+` at the very start of the value, which is kept as a
+ * plus sign: a leading space means nothing in a CSI, and people type `?csi=+442079460018`.
+ *
+ * Privacy (design §10, R6): request logs hold the route, the status, the number of CSIs and the
+ * time taken; never a CSI, and never the client address.
+ */
+
+/** Default most CSIs in one POST (contact sync). */
+export const DEFAULT_MAX_BATCH = 1000;
+/** Octets of body allowed per CSI of the batch bound (a CSI is at most 320 characters). */
+export const BODY_OCTETS_PER_CSI = 512;
+/** Smallest body bound, whatever the batch bound. */
+export const MIN_MAX_BODY_OCTETS = 64 * 1024;
+/** Default time for a client to deliver a whole request (TLS handshake, headers, body). */
+export const DEFAULT_API_REQUEST_TIMEOUT_MS = 10_000;
+/** Default time a connection may stay silent before it is closed. */
+export const DEFAULT_API_IDLE_TIMEOUT_MS = 30_000;
+/** Default most TLS connections at once. */
+export const DEFAULT_API_MAX_CONNECTIONS = 1024;
+/** The route of both requests. */
+export const DISCOVER_PATH = '/v1/discover';
+
+/** Every error code of the API, with its HTTP status. */
+export const JSON_API_ERRORS = Object.freeze({
+  ERR_NOT_FOUND: 404,
+  ERR_METHOD_NOT_ALLOWED: 405,
+  ERR_UNSUPPORTED_MEDIA_TYPE: 415,
+  ERR_BODY_TOO_LARGE: 413,
+  ERR_BATCH_TOO_LARGE: 413,
+  ERR_BAD_JSON: 400,
+  ERR_BAD_REQUEST: 400,
+  ERR_CSI_INVALID: 400,
+  ERR_TIMEOUT: 408,
+  ERR_INTERNAL: 500,
+} as const);
+
+/** A code of {@link JSON_API_ERRORS}. */
+export type JsonApiErrorCode = keyof typeof JSON_API_ERRORS;
+
+/** A request the API refuses; `status` is the HTTP status of its code. */
+export class JsonApiError extends MimiError {
+  declare readonly code: JsonApiErrorCode;
+  readonly status: number;
+  /** A machine-readable detail: the field at fault, or the CSI parser's code. */
+  readonly detail: string | undefined;
+
+  constructor(
+    code: JsonApiErrorCode,
+    message: string,
+    options: { detail?: string; cause?: unknown } = {},
+  ) {
+    super(code, message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.status = JSON_API_ERRORS[code];
+    this.detail = options.detail;
+  }
+}
+
+/** Where and how the API listens. */
+export interface JsonApiOptions {
+  /** Default `127.0.0.1`. */
+  host?: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** Certificate chain and private key, PEM. */
+  cert: string | Uint8Array;
+  key: string | Uint8Array;
+  /** Most CSIs in one POST; default {@link DEFAULT_MAX_BATCH}. */
+  maxBatch?: number;
+  /** Largest POST body; default max({@link MIN_MAX_BODY_OCTETS}, maxBatch × {@link BODY_OCTETS_PER_CSI}). */
+  maxBodyOctets?: number;
+  /** Default {@link DEFAULT_API_REQUEST_TIMEOUT_MS}. */
+  requestTimeoutMs?: number;
+  /** Default {@link DEFAULT_API_IDLE_TIMEOUT_MS}. */
+  idleTimeoutMs?: number;
+  /** Default {@link DEFAULT_API_MAX_CONNECTIONS}. */
+  maxConnections?: number;
+}
+
+/** What the API uses besides its options. */
+export interface JsonApiComponents {
+  log?: Logger;
+  /** Records discoveries, durations and request statuses. */
+  metrics?: ResolverMetrics;
+}
+
+/** A running JSON API. */
+export interface JsonApi {
+  readonly host: string;
+  readonly port: number;
+  /** `https://127.0.0.1:<port>` */
+  readonly url: string;
+  /** Stops listening and closes every connection. */
+  close(): Promise<void>;
+}
+
+/** HTTP/1.1 deadlines that node:http applies to the HTTP/1.1 side of an HTTP/2 server. */
+interface Http1Timeouts {
+  headersTimeout: number;
+  requestTimeout: number;
+  connectionsCheckingInterval: number;
+}
+
+interface JsonResponse {
+  readonly status: number;
+  readonly body: unknown;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+interface Settings {
+  readonly maxBatch: number;
+  readonly maxBodyOctets: number;
+  readonly requestTimeoutMs: number;
+}
+
+/** Starts the JSON API in front of `resolver`; resolves once it listens. */
+export async function startJsonApi(
+  options: JsonApiOptions,
+  resolver: Pick<Resolver, 'discover' | 'discoverMany'>,
+  components: JsonApiComponents = {},
+): Promise<JsonApi> {
+  const log = components.log ?? silentLogger;
+  const metrics = components.metrics;
+  const host = options.host ?? '127.0.0.1';
+  const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
+  const settings: Settings = {
+    maxBatch,
+    maxBodyOctets:
+      options.maxBodyOctets ?? Math.max(MIN_MAX_BODY_OCTETS, maxBatch * BODY_OCTETS_PER_CSI),
+    requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_API_REQUEST_TIMEOUT_MS,
+  };
+  const server = createSecureServer({
+    cert: typeof options.cert === 'string' ? options.cert : Buffer.from(options.cert),
+    key: typeof options.key === 'string' ? options.key : Buffer.from(options.key),
+    allowHTTP1: true,
+    minVersion: 'TLSv1.2',
+    handshakeTimeout: settings.requestTimeoutMs,
+  });
+  server.maxConnections = options.maxConnections ?? DEFAULT_API_MAX_CONNECTIONS;
+  server.setTimeout(options.idleTimeoutMs ?? DEFAULT_API_IDLE_TIMEOUT_MS);
+  const http1 = server as unknown as Http1Timeouts;
+  http1.headersTimeout = settings.requestTimeoutMs;
+  http1.requestTimeout = settings.requestTimeoutMs;
+  http1.connectionsCheckingInterval = Math.min(1000, Math.max(25, settings.requestTimeoutMs / 4));
+
+  const handle = async (req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> => {
+    const started = performance.now();
+    let response: JsonResponse;
+    let count = 0;
+    let route = 'other';
+    try {
+      const url = parseTarget(req.url);
+      if (url.path !== DISCOVER_PATH) {
+        throw new JsonApiError(
+          'ERR_NOT_FOUND',
+          `no route ${url.path}; the API serves ${DISCOVER_PATH}`,
+        );
+      }
+      route = DISCOVER_PATH;
+      if (req.method === 'GET') {
+        const input = csiParameter(url.query);
+        count = 1;
+        const result = await resolver.discover(input);
+        metrics?.recordDiscoveries('discover', [result], seconds(started));
+        if (result.status === 'error' && result.error?.reason === 'invalid-csi') {
+          // The resolver's own check, e.g. a CSI whose name is too long under the apex.
+          throw new JsonApiError('ERR_CSI_INVALID', result.error.detail);
+        }
+        response = resultsResponse(resultJson(result), [result]);
+      } else if (req.method === 'POST') {
+        const csis = await readBatch(req, settings);
+        count = csis.length;
+        const results = csis.length === 0 ? [] : await resolver.discoverMany(csis);
+        if (results.length !== csis.length) {
+          throw new MimiError(
+            'ERR_INTERNAL',
+            `the resolver returned ${results.length} results for ${csis.length} CSIs`,
+          );
+        }
+        metrics?.recordDiscoveries('batch', results, seconds(started));
+        response = resultsResponse({ results: results.map(resultJson) }, results);
+      } else {
+        throw new JsonApiError('ERR_METHOD_NOT_ALLOWED', `${DISCOVER_PATH} takes GET or POST`);
+      }
+    } catch (error) {
+      response = errorResponse(error);
+      if (response.status >= 500) log.error('request_failed', { route, count, ...faultOf(error) });
+    }
+    metrics?.recordApiRequest(response.status);
+    log.debug('request', {
+      route,
+      method: req.method,
+      status: response.status,
+      count,
+      ms: Math.round(performance.now() - started),
+    });
+    send(req, res, response);
+  };
+
+  server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
+    req.on('error', (error) => log.debug('request_error', { error }));
+    handle(req, res).catch((error: unknown) => {
+      log.error('request_failed', faultOf(error));
+      res.destroy();
+    });
+  });
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  server.on('sessionError', (error) => log.debug('session_error', { error }));
+  server.on('tlsClientError', (error) => log.debug('tls_error', { error }));
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (cause: Error): void => {
+      reject(
+        new MimiError(
+          'ERR_API_LISTEN',
+          `JSON API cannot listen on ${host}:${options.port}: ${cause.message}`,
+          {
+            cause,
+          },
+        ),
+      );
+    };
+    server.once('error', onError);
+    server.listen({ port: options.port, host, exclusive: true }, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  server.on('error', (error) => log.error('server_error', { error }));
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : options.port;
+  const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  log.info('listening', { url });
+
+  let closing: Promise<void> | undefined;
+  return {
+    host,
+    port,
+    url,
+    close: () => {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      });
+      return closing;
+    },
+  };
+}
+
+/**
+ * A fault for the log: its class and code, not its message, which may quote the CSI being
+ * resolved (design §10: the API logs counts, not CSIs).
+ */
+function faultOf(error: unknown): { fault: string; code?: string } {
+  if (!(error instanceof Error)) return { fault: typeof error };
+  const code = (error as { code?: unknown }).code;
+  return { fault: error.name, ...(typeof code === 'string' ? { code } : {}) };
+}
+
+function seconds(started: number): number {
+  return (performance.now() - started) / 1000;
+}
+
+/** The path and raw query string of a request target (`/v1/discover?csi=…`). */
+function parseTarget(target: string): { path: string; query: string } {
+  const at = target.indexOf('?');
+  return at < 0
+    ? { path: target, query: '' }
+    : { path: target.slice(0, at), query: target.slice(at + 1) };
+}
+
+/**
+ * The `csi` parameter of a GET, checked as a CSI. Form decoding, except a leading `+` (see the
+ * module comment): `csi=+44%2020…` and `csi=%2B44+20…` both give `+44 20…`.
+ */
+function csiParameter(query: string): string {
+  let value: string | undefined;
+  for (const pair of query === '' ? [] : query.split('&')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    const name = decodeComponent(eq < 0 ? pair : pair.slice(0, eq), 'a parameter name');
+    if (name !== 'csi') {
+      throw new JsonApiError('ERR_BAD_REQUEST', `unknown query parameter ${JSON.stringify(name)}`, {
+        detail: name,
+      });
+    }
+    if (value !== undefined) {
+      throw new JsonApiError(
+        'ERR_BAD_REQUEST',
+        'the query parameter "csi" is given more than once',
+        {
+          detail: 'csi',
+        },
+      );
+    }
+    const raw = eq < 0 ? '' : pair.slice(eq + 1);
+    value = raw.startsWith('+')
+      ? `+${decodeComponent(raw.slice(1), 'the csi')}`
+      : decodeComponent(raw, 'the csi');
+  }
+  if (value === undefined) {
+    throw new JsonApiError('ERR_BAD_REQUEST', 'missing query parameter "csi"', { detail: 'csi' });
+  }
+  try {
+    parseCsi(value);
+  } catch (error) {
+    if (!(error instanceof CsiError)) throw error;
+    throw new JsonApiError('ERR_CSI_INVALID', error.message, { detail: error.code, cause: error });
+  }
+  return value;
+}
+
+function decodeComponent(text: string, what: string): string {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, ' '));
+  } catch {
+    throw new JsonApiError('ERR_BAD_REQUEST', `${what} is not valid percent-encoding`);
+  }
+}
+
+/** The CSIs of a POST, after every check of the module comment that concerns the body. */
+async function readBatch(req: Http2ServerRequest, settings: Settings): Promise<string[]> {
+  if (!isJson(req.headers)) {
+    throw new JsonApiError(
+      'ERR_UNSUPPORTED_MEDIA_TYPE',
+      'the request body must be application/json',
+    );
+  }
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > settings.maxBodyOctets) {
+    throw tooLarge(settings.maxBodyOctets);
+  }
+  const text = await readBody(req, settings);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new JsonApiError('ERR_BAD_JSON', 'the request body is not valid JSON', { cause: error });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new JsonApiError('ERR_BAD_REQUEST', 'the body must be a JSON object {"csis": [...]}');
+  }
+  const body = value as Record<string, unknown>;
+  for (const key of Object.keys(body)) {
+    if (key !== 'csis') {
+      throw new JsonApiError('ERR_BAD_REQUEST', `unknown field ${JSON.stringify(key)}`, {
+        detail: key,
+      });
+    }
+  }
+  if (!Object.hasOwn(body, 'csis')) {
+    throw new JsonApiError('ERR_BAD_REQUEST', 'missing field "csis"', { detail: 'csis' });
+  }
+  const csis = body['csis'];
+  if (!Array.isArray(csis)) {
+    throw new JsonApiError('ERR_BAD_REQUEST', 'field "csis" must be a list of strings', {
+      detail: 'csis',
+    });
+  }
+  if (csis.length > settings.maxBatch) {
+    throw new JsonApiError(
+      'ERR_BATCH_TOO_LARGE',
+      `${csis.length} CSIs in one request; at most ${settings.maxBatch} are accepted`,
+      { detail: 'csis' },
+    );
+  }
+  const bad = csis.findIndex((csi) => typeof csi !== 'string');
+  if (bad >= 0) {
+    throw new JsonApiError('ERR_BAD_REQUEST', `csis[${bad}] must be a string`, {
+      detail: `csis[${bad}]`,
+    });
+  }
+  return csis as string[];
+}
+
+/** `application/json`, optionally with `charset=utf-8`. */
+function isJson(headers: IncomingHttpHeaders): boolean {
+  const contentType = headers['content-type'];
+  if (contentType === undefined) return false;
+  const [type = '', ...params] = contentType.split(';').map((s) => s.trim().toLowerCase());
+  if (type !== 'application/json') return false;
+  return params.every((p) => !p.startsWith('charset=') || /^charset="?utf-8"?$/.test(p));
+}
+
+function tooLarge(max: number): JsonApiError {
+  return new JsonApiError('ERR_BODY_TOO_LARGE', `the request body is larger than ${max} octets`);
+}
+
+/**
+ * The body as UTF-8 text, refused past `maxBodyOctets` or after `requestTimeoutMs`. On a
+ * refusal the rest of the body is left unread: the response ends the exchange (`send`).
+ */
+function readBody(req: Http2ServerRequest, settings: Settings): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = (error: JsonApiError | undefined): void => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('close', onClose);
+      if (error !== undefined) reject(error);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > settings.maxBodyOctets) stop(tooLarge(settings.maxBodyOctets));
+      else chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      stop(undefined);
+      try {
+        resolve(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
+      } catch {
+        reject(new JsonApiError('ERR_BAD_JSON', 'the request body is not valid UTF-8'));
+      }
+    };
+    // Closed before its end: the client went away or broke the framing.
+    const onClose = (): void =>
+      stop(new JsonApiError('ERR_BAD_REQUEST', 'the request body was not received whole'));
+    const timer = setTimeout(
+      () => stop(new JsonApiError('ERR_TIMEOUT', 'the request body was not received in time')),
+      settings.requestTimeoutMs,
+    );
+    timer.unref();
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('close', onClose);
+  });
+}
+
+/** A result as the API writes it: the fields of `DiscoveryResult` and nothing else. */
+function resultJson(result: DiscoveryResult): Record<string, unknown> {
+  return {
+    csi: result.csi,
+    status: result.status,
+    mappings: result.mappings.map(mappingJson),
+    ttl: result.ttl,
+    ...(result.stale === true ? { stale: true } : {}),
+    ...(result.error === undefined
+      ? {}
+      : { error: { reason: result.error.reason, detail: result.error.detail } }),
+  };
+}
+
+function mappingJson(m: VerifiedMapping): Record<string, unknown> {
+  return {
+    msps: m.msps.map((msp) => ({
+      provider: msp.provider,
+      tags: [...msp.tags],
+      ...(msp.uri === undefined ? {} : { uri: msp.uri }),
+    })),
+    key: m.key,
+    seq: m.seq,
+    iat: m.iat,
+    exp: m.exp,
+    new: m.new,
+    prover: m.prover,
+    zone: m.zone,
+    server: m.server,
+  };
+}
+
+/** A 200 whose lifetime is the smallest TTL of its results. */
+function resultsResponse(body: unknown, results: readonly DiscoveryResult[]): JsonResponse {
+  const ttl = results.reduce((min, r) => Math.min(min, Math.max(0, Math.floor(r.ttl))), Infinity);
+  return {
+    status: 200,
+    body,
+    headers: { 'cache-control': `max-age=${Number.isFinite(ttl) ? ttl : 0}` },
+  };
+}
+
+function errorResponse(error: unknown): JsonResponse {
+  const e =
+    error instanceof JsonApiError ? error : new JsonApiError('ERR_INTERNAL', 'internal error');
+  return {
+    status: e.status,
+    body: {
+      error: {
+        code: e.code,
+        message: e.message,
+        ...(e.detail === undefined ? {} : { detail: e.detail }),
+      },
+    },
+    headers: {
+      'cache-control': 'no-store',
+      ...(e.code === 'ERR_METHOD_NOT_ALLOWED' ? { allow: 'GET, POST' } : {}),
+    },
+  };
+}
+
+/**
+ * Writes the response. When the request body was left unread (a refusal), the exchange ends
+ * with the response rather than waiting for the rest: HTTP/1.1 closes the connection, HTTP/2
+ * resets the stream with NO_ERROR once the response is out (RFC 9113 §8.1).
+ */
+function send(req: Http2ServerRequest, res: Http2ServerResponse, response: JsonResponse): void {
+  if (res.headersSent || res.destroyed) return;
+  const text = `${JSON.stringify(response.body)}\n`;
+  const unread = !req.complete;
+  const http1 = req.httpVersionMajor === 1;
+  res.writeHead(response.status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(text)),
+    'x-content-type-options': 'nosniff',
+    ...response.headers,
+    ...(unread && http1 ? { connection: 'close' } : {}),
+  });
+  if (unread && !http1) {
+    res.once('finish', () => res.stream.close(http2Constants.NGHTTP2_NO_ERROR));
+  }
+  res.end(text);
+}

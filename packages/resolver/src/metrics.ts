@@ -1,0 +1,123 @@
+import {
+  createMetricsRegistry,
+  type Counter,
+  type Histogram,
+  type MetricsRegistry,
+  type Rcode,
+} from '@mimi-discovery/common';
+import type { DiscoveryResult, Resolver } from './types.js';
+
+/**
+ * The resolver's Prometheus metrics (design §10), served on the admin port:
+ *
+ * | metric                                              | type      | from                          |
+ * | --------------------------------------------------- | --------- | ----------------------------- |
+ * | `resolver_cache_hit_ratio`                          | gauge     | `stats()`: hits / lookups     |
+ * | `resolver_cache_bytes`                              | gauge     | `stats()`                     |
+ * | `resolver_upstream_queries_total`                   | counter   | `stats()`                     |
+ * | `resolver_validation_failures_total{reason}`        | counter   | `stats()`                     |
+ * | `resolver_discoveries_total{status}`                | counter   | the JSON API, per CSI         |
+ * | `resolver_lookup_duration_seconds{kind}`            | histogram | front ends: `dns`, `discover` (one CSI), `batch` (one POST) |
+ * | `resolver_queries_total{transport,rcode}`           | counter   | the DNS front ends            |
+ * | `resolver_api_requests_total{status}`               | counter   | the JSON API, by HTTP status  |
+ *
+ * plus the process metrics of prom-client. Label values are small fixed sets (a status, a
+ * reason, a transport): never a CSI, a query name or a client address.
+ *
+ * The core keeps its own counts (`ResolverStats`); they are copied into the registry when
+ * metrics are scraped, by the collect function of the first metric declared. prom-client
+ * collects metrics in the order they were declared, so every metric declared after it is read
+ * once the copy is done.
+ */
+
+/** What a front end measures: one DNS question, one GET discovery, or one POST batch. */
+export type LookupKind = 'dns' | 'discover' | 'batch';
+
+/** Upper bounds of the lookup duration buckets, in seconds: from a cache hit to a slow walk. */
+export const LOOKUP_DURATION_BUCKETS = Object.freeze([
+  0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+]);
+
+/** The metrics of one resolver server, and what the front ends record in them. */
+export interface ResolverMetrics {
+  readonly registry: MetricsRegistry;
+  /** One DNS question answered by a DNS front end, in `seconds`. */
+  recordQuery(transport: 'udp' | 'tcp' | 'doh', rcode: Rcode, seconds: number): void;
+  /** The results of one JSON API request, which took `seconds`. */
+  recordDiscoveries(
+    kind: 'discover' | 'batch',
+    results: readonly DiscoveryResult[],
+    seconds: number,
+  ): void;
+  /** One JSON API request answered with HTTP `status`. */
+  recordApiRequest(status: number): void;
+}
+
+/** Declares the metrics of a resolver server in a new registry, reading `resolver.stats()`. */
+export function createResolverMetrics(resolver: Pick<Resolver, 'stats'>): ResolverMetrics {
+  const registry = createMetricsRegistry('resolver', { processMetrics: true });
+  let cacheBytes = 0;
+
+  // Declared first: its collect copies the core's counts for the metrics declared after it.
+  registry.gauge('cache_hit_ratio', {
+    help: 'Share of cache lookups answered from the cache since start (0 before any lookup)',
+    collect() {
+      const stats = resolver.stats();
+      const lookups = stats.cacheHits + stats.cacheMisses;
+      this.set(lookups === 0 ? 0 : stats.cacheHits / lookups);
+      cacheBytes = stats.cacheBytes;
+      // Counters only go up; these are set to the core's running totals.
+      upstream.reset();
+      upstream.inc(stats.upstreamQueries);
+      failures.reset();
+      for (const [reason, count] of Object.entries(stats.validationFailures)) {
+        failures.inc({ reason }, count);
+      }
+    },
+  });
+  registry.gauge('cache_bytes', {
+    help: 'Bytes held by the cache',
+    collect() {
+      this.set(cacheBytes);
+    },
+  });
+  const upstream: Counter = registry.counter('upstream_queries_total', {
+    help: 'Queries sent to root and Discovery Provider servers',
+  });
+  const failures = registry.counter<'reason'>('validation_failures_total', {
+    help: 'DNSSEC and mapping validation failures, by reason',
+    labelNames: ['reason'],
+  });
+  const discoveries = registry.counter<'status'>('discoveries_total', {
+    help: 'CSIs discovered through the JSON API, by result status',
+    labelNames: ['status'],
+  });
+  const duration: Histogram<'kind'> = registry.histogram<'kind'>('lookup_duration_seconds', {
+    help: 'Time to answer one DNS question, one discovery, or one batch of discoveries',
+    labelNames: ['kind'],
+    buckets: LOOKUP_DURATION_BUCKETS,
+  });
+  const queries = registry.counter<'transport' | 'rcode'>('queries_total', {
+    help: 'DNS questions answered by the DNS front ends, by transport and response code',
+    labelNames: ['transport', 'rcode'],
+  });
+  const requests = registry.counter<'status'>('api_requests_total', {
+    help: 'JSON API requests, by HTTP status',
+    labelNames: ['status'],
+  });
+
+  return {
+    registry,
+    recordQuery(transport, rcode, seconds) {
+      queries.inc({ transport, rcode });
+      duration.observe({ kind: 'dns' }, seconds);
+    },
+    recordDiscoveries(kind, results, seconds) {
+      for (const result of results) discoveries.inc({ status: result.status });
+      duration.observe({ kind }, seconds);
+    },
+    recordApiRequest(status) {
+      requests.inc({ status: String(status) });
+    },
+  };
+}

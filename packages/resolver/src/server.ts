@@ -1,0 +1,473 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve as resolvePath } from 'node:path';
+import {
+  ConfigError,
+  DEFAULT_APEX,
+  MimiError,
+  canonicalName,
+  createLogger,
+  isSubdomain,
+  parseConfigText,
+  parseTrustAnchor,
+  readConfigFile,
+  resolverConfigSchema,
+  respondError,
+  rootHintsSchema,
+  startAdminServer,
+  startDnsServer,
+  type AdminServer,
+  type DnsServer,
+  type DnsServerConfig,
+  type EdnsOption,
+  type LogLevel,
+  type Logger,
+  type Message,
+  type QueryHandler,
+  type ResolverFileConfig,
+  type ResourceRecord,
+} from '@mimi-discovery/common';
+import { startJsonApi, type JsonApi } from './json-api.js';
+import { createResolverMetrics, type ResolverMetrics } from './metrics.js';
+import type { Resolver, ResolverConfig } from './types.js';
+
+/**
+ * A resolver as a server (design §7): the DNS front ends (UDP, TCP, DoH through
+ * `startDnsServer`), the JSON API (`json-api.ts`) and the admin port (health, metrics), all in
+ * front of one `Resolver`; and the reading of its config file.
+ *
+ * ```ts
+ * const config = await loadResolverConfig('/etc/mimi/resolver.json');
+ * const resolver = createResolver(config, { log });
+ * const server = await startResolverServer(config, resolver, { log });
+ * // … server.dns?.doh?.url, server.api?.url
+ * await server.close();
+ * await resolver.close();
+ * ```
+ */
+
+/** A resolver config file, read: `createResolver`'s config plus what the front ends need. */
+export interface ResolverServerConfig extends ResolverConfig {
+  /** Absolute path of the config file. */
+  readonly source: string;
+  apex: string;
+  transport: 'doh' | 'dns';
+  cacheBytes: number;
+  batchConcurrency: number;
+  maxBatch: number;
+  listen: ResolverFileConfig['listen'];
+  /** The certificate chain and key of DoH and the JSON API, PEM (read from `tls.cert`, `tls.key`). */
+  tls?: { cert: string; key: string };
+  log: { level: LogLevel };
+}
+
+/** The files a resolver starts from, by path. */
+export interface ResolverFiles {
+  /** Root hints JSON, as `mimi-discovery hints` writes it. */
+  rootHints: string;
+  /** The trust anchor (DS records of the apex), as `mimi-discovery trust-anchor` writes it. */
+  trustAnchor: string;
+  /** PEM CA certificates trusted for DoH to the network's servers. */
+  ca?: string;
+  /** The apex the hints and the anchor must be for; default the apex of the hints. */
+  apex?: string;
+  /** Which endpoint of the root servers will be used; default `doh`. */
+  transport?: 'doh' | 'dns';
+}
+
+/**
+ * Reads and checks the files a resolver starts from, for `createResolver`: the root hints
+ * (`rootHintsSchema`), the trust anchor (parsed here so a bad one is reported before anything
+ * starts, passed on as text) and the CA file. Checks that the hints and the anchor are for the
+ * apex, and that some root server can be reached over the transport. Every problem is a `ConfigError` naming
+ * the file: `ERR_CONFIG_READ` for a file that cannot be read, `ERR_CONFIG_SYNTAX` or
+ * `ERR_CONFIG_INVALID` for its content.
+ */
+export async function readResolverFiles(
+  files: ResolverFiles,
+): Promise<ResolverConfig & { apex: string }> {
+  const hints = parseConfigText(
+    await readText(files.rootHints, 'root hints'),
+    rootHintsSchema,
+    files.rootHints,
+  );
+  const apex = canonicalName(files.apex ?? hints.apex);
+  if (hints.apex !== apex) {
+    invalid(files.rootHints, `the root hints are for ${hints.apex}, not ${apex}`);
+  }
+  const transport = files.transport ?? 'doh';
+  // The schema makes every server reachable over DoH (its URL, else its addresses on port
+  // 443); plain DNS needs an address.
+  if (transport === 'dns' && hints.servers.every((s) => s.addresses.length === 0)) {
+    invalid(files.rootHints, 'no root server has an address for plain DNS (use transport "doh")');
+  }
+  const anchorText = await readText(files.trustAnchor, 'trust anchor');
+  let zone: string;
+  try {
+    zone = parseTrustAnchor(anchorText).zone;
+  } catch (error) {
+    if (!(error instanceof MimiError)) throw error;
+    return invalid(files.trustAnchor, error.message, error);
+  }
+  if (canonicalName(zone) !== apex) {
+    invalid(files.trustAnchor, `the trust anchor is for ${zone}, not ${apex}`);
+  }
+  const ca = files.ca === undefined ? undefined : await readText(files.ca, 'CA file');
+  if (ca !== undefined && !ca.includes('-----BEGIN CERTIFICATE-----')) {
+    invalid(files.ca as string, 'not a PEM certificate file');
+  }
+  return {
+    apex,
+    rootServers: hints.servers.map((s) => ({
+      name: s.name,
+      addresses: [...s.addresses],
+      ...(s.port === undefined ? {} : { port: s.port }),
+      ...(s.doh === undefined ? {} : { doh: s.doh }),
+    })),
+    trustAnchor: anchorText,
+    transport,
+    ...(ca === undefined ? {} : { ca }),
+  };
+}
+
+/**
+ * Reads a resolver config file (`resolverConfigSchema`) and the files it names
+ * ({@link readResolverFiles}, plus `tls.cert` and `tls.key`). Relative paths in the file are
+ * relative to the file's directory. Throws `ConfigError` for anything wrong.
+ */
+export async function loadResolverConfig(path: string): Promise<ResolverServerConfig> {
+  const source = resolvePath(path);
+  const file = await readConfigFile(source, resolverConfigSchema);
+  const base = dirname(source);
+  const at = (p: string): string => resolvePath(base, p);
+  const inputs = await readResolverFiles({
+    rootHints: at(file.rootHints),
+    trustAnchor: at(file.trustAnchor),
+    apex: file.apex,
+    transport: file.transport,
+    ...(file.ca === undefined ? {} : { ca: at(file.ca) }),
+  });
+  const tls =
+    file.tls === undefined
+      ? undefined
+      : {
+          cert: await readText(at(file.tls.cert), 'tls.cert'),
+          key: await readText(at(file.tls.key), 'tls.key'),
+        };
+  return {
+    ...inputs,
+    source,
+    apex: inputs.apex,
+    transport: file.transport,
+    ...(file.dnsPort === undefined ? {} : { dnsPort: file.dnsPort }),
+    cacheBytes: file.cacheBytes,
+    batchConcurrency: file.batchConcurrency,
+    maxBatch: file.maxBatch,
+    listen: file.listen,
+    ...(tls === undefined ? {} : { tls }),
+    log: file.log,
+  };
+}
+
+async function readText(path: string, what: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (cause) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    throw new ConfigError('ERR_CONFIG_READ', `cannot read the ${what}: ${why}`, path, [], {
+      cause,
+    });
+  }
+}
+
+function invalid(source: string, message: string, cause?: unknown): never {
+  throw new ConfigError(
+    'ERR_CONFIG_INVALID',
+    message,
+    source,
+    [{ path: '', message, unknownKey: false }],
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The DNS front ends
+
+/** EDNS option code of Extended DNS Errors (RFC 8914 §2). */
+const EDE_OPTION_CODE = 15;
+/** RFC 8914 §4.4: an answer served from stale cache. */
+const EDE_STALE_ANSWER = 3;
+/** RFC 8914 §4.7: validation ended in bogus. */
+const EDE_DNSSEC_BOGUS = 6;
+
+/** An Extended DNS Error option: INFO-CODE, then EXTRA-TEXT in UTF-8 (RFC 8914 §2). */
+function edeOption(infoCode: number, text: string): EdnsOption {
+  const extra = new TextEncoder().encode(text);
+  const data = new Uint8Array(2 + extra.length);
+  data[0] = infoCode >>> 8;
+  data[1] = infoCode & 0xff;
+  data.set(extra, 2);
+  return { code: EDE_OPTION_CODE, data };
+}
+
+/** The records a response without DO must not carry (RFC 4035 §3.2.1, RFC 3225 §3). */
+const DNSSEC_TYPES: ReadonlySet<string> = new Set(['RRSIG', 'NSEC', 'NSEC3']);
+
+/** What the DNS handler uses besides the resolver. */
+export interface ResolverQueryHandlerOptions {
+  /** The namespace apex; names outside it are refused. Default `mimi.arpa`. */
+  apex?: string;
+  metrics?: ResolverMetrics;
+  log?: Logger;
+}
+
+/**
+ * The answer of the DNS front ends to one query, from `resolver.resolve(name, type)`:
+ *
+ * - a name outside the apex, class other than IN, AXFR, IXFR or OPT: REFUSED (a resolver for
+ *   one namespace, not an open recursive resolver); ANY: NOTIMP (RFC 8482 §4 lets a server
+ *   decline ANY);
+ * - RA set (RFC 1035 §4.1.1), AA clear; the resolver's rcode and records;
+ * - AD set only when the answer is `secure` and the query set DO or AD (RFC 6840 §5.7, §5.8);
+ * - RRSIG, NSEC and NSEC3 only when the query set DO (RFC 4035 §3.2.1), except the queried
+ *   type in the answer section;
+ * - `bogus`: SERVFAIL, with Extended DNS Error 6 "DNSSEC Bogus" (RFC 8914 §4.7) when the query
+ *   has EDNS; an answer from stale cache carries Extended DNS Error 3 "Stale Answer";
+ * - CD, minimally: the resolver validates every answer whatever CD says (RFC 6840 §5.9) and
+ *   keeps nothing unvalidated, so CD only changes what a `bogus` answer becomes — with CD the
+ *   client gets the rcode and the records the resolver returned for it (possibly none), AD
+ *   clear and Extended DNS Error 6 still attached, to check them itself (RFC 4035 §3.2.2),
+ *   instead of a plain SERVFAIL. CD is echoed.
+ * - RD clear is answered as RD set: the front ends serve only resolution.
+ *
+ * A resolver that throws gets the client a SERVFAIL; the fault is logged with the query name
+ * and type, never with the client address (design §10).
+ */
+export function createResolverQueryHandler(
+  resolver: Pick<Resolver, 'resolve'>,
+  options: ResolverQueryHandlerOptions = {},
+): QueryHandler {
+  const apex = canonicalName(options.apex ?? DEFAULT_APEX);
+  const log = options.log;
+  const answer = async (query: Message): Promise<Message> => {
+    const question = query.questions[0];
+    if (question === undefined) return respondError(query, 'FORMERR');
+    const type = question.type;
+    if (type === 'ANY') return resolverResponse(query, 'NOTIMP');
+    if (question.class !== 'IN' || type === 'AXFR' || type === 'IXFR' || type === 'OPT') {
+      return resolverResponse(query, 'REFUSED');
+    }
+    const name = canonicalName(question.name);
+    if (!isSubdomain(name, apex)) return resolverResponse(query, 'REFUSED');
+
+    let resolved;
+    try {
+      resolved = await resolver.resolve(name, type);
+    } catch (error) {
+      log?.error('resolve_failed', { name, type, error });
+      return resolverResponse(query, 'SERVFAIL');
+    }
+    const dnssecOk = query.edns?.dnssecOk === true;
+    const ede: EdnsOption[] = [];
+    if (resolved.status === 'bogus') {
+      ede.push(edeOption(EDE_DNSSEC_BOGUS, 'validation failed'));
+      if (!query.flags.cd) return resolverResponse(query, 'SERVFAIL', ede);
+    }
+    if (resolved.stale === true) ede.push(edeOption(EDE_STALE_ANSWER, ''));
+    const keep =
+      (section: 'answers' | 'authorities') =>
+      (rr: ResourceRecord): boolean =>
+        dnssecOk || !DNSSEC_TYPES.has(rr.type) || (section === 'answers' && rr.type === type);
+    const response = resolverResponse(query, resolved.rcode, ede);
+    return {
+      ...response,
+      flags: {
+        ...response.flags,
+        ad: resolved.status === 'secure' && (dnssecOk || query.flags.ad),
+      },
+      answers: resolved.answers.filter(keep('answers')),
+      authorities: resolved.authorities.filter(keep('authorities')),
+    };
+  };
+  return async (query, context) => {
+    const started = performance.now();
+    const response = await answer(query);
+    options.metrics?.recordQuery(
+      context.transport,
+      response.rcode,
+      (performance.now() - started) / 1000,
+    );
+    return response;
+  };
+}
+
+/** An empty response from a recursive resolver: RA set; `options` in its OPT, if it has one. */
+function resolverResponse(
+  query: Message,
+  rcode: Message['rcode'],
+  options: EdnsOption[] = [],
+): Message {
+  const base = respondError(query, rcode);
+  return {
+    ...base,
+    flags: { ...base.flags, ra: true },
+    ...(base.edns === undefined ? {} : { edns: { ...base.edns, options } }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server
+
+/** What `startResolverServer` needs from a config: where to listen, TLS, the apex and bounds. */
+export interface ResolverServerSettings {
+  /** Default `mimi.arpa`. */
+  apex?: string;
+  /** Most CSIs in one JSON API batch; default 1000. */
+  maxBatch?: number;
+  /** Ports of 0 are ephemeral; null or absent: not served. */
+  listen: {
+    host?: string;
+    udp?: number | null;
+    tcp?: number | null;
+    doh?: number | null;
+    api?: number | null;
+    admin?: number | null;
+  };
+  /** Certificate chain and key, PEM: required for `doh` and `api`. */
+  tls?: { cert: string | Uint8Array; key: string | Uint8Array };
+  /** Level of the default logger. */
+  log?: { level: LogLevel };
+}
+
+/** What a resolver server uses besides its settings and its resolver. */
+export interface ResolverServerComponents {
+  /** Default: JSON lines on stderr at `settings.log.level`. */
+  log?: Logger;
+}
+
+/** A running resolver server: its listeners, metrics, and how to stop it. */
+export interface RunningResolverServer {
+  readonly dns: DnsServer | undefined;
+  readonly api: JsonApi | undefined;
+  readonly admin: AdminServer | undefined;
+  readonly metrics: ResolverMetrics;
+  /** Stops every listener. The resolver is the caller's: it is not closed. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the front ends of `resolver` that `settings.listen` asks for: UDP, TCP and DoH
+ * answering with {@link createResolverQueryHandler}, the JSON API, and the admin port
+ * (`/healthz`, `/metrics` with `metrics.ts`). Throws `MimiError` `ERR_RESOLVER_TLS` when DoH or
+ * the API is asked for without TLS, `ERR_RESOLVER_NO_LISTENER` when nothing is; a listener that
+ * cannot start closes the others and throws its error.
+ */
+export async function startResolverServer(
+  settings: ResolverServerSettings,
+  resolver: Resolver,
+  components: ResolverServerComponents = {},
+): Promise<RunningResolverServer> {
+  const log = components.log ?? createLogger('resolver', { level: settings.log?.level ?? 'info' });
+  const {
+    host = '127.0.0.1',
+    udp = null,
+    tcp = null,
+    doh = null,
+    api = null,
+    admin = null,
+  } = settings.listen;
+  const tls = settings.tls;
+  if (tls === undefined && (doh !== null || api !== null)) {
+    throw new MimiError(
+      'ERR_RESOLVER_TLS',
+      'DoH and the JSON API need tls (a certificate and key)',
+    );
+  }
+  if (udp === null && tcp === null && doh === null && api === null) {
+    throw new MimiError(
+      'ERR_RESOLVER_NO_LISTENER',
+      'no listener: set at least one of udp, tcp, doh and api',
+    );
+  }
+  const apex = canonicalName(settings.apex ?? DEFAULT_APEX);
+  const metrics = createResolverMetrics(resolver);
+  const started: Array<{ close(): Promise<void> }> = [];
+  try {
+    let dns: DnsServer | undefined;
+    if (udp !== null || tcp !== null || doh !== null) {
+      const config: DnsServerConfig = {
+        host,
+        ...(udp === null ? {} : { udp: { port: udp } }),
+        ...(tcp === null ? {} : { tcp: { port: tcp } }),
+        ...(doh === null || tls === undefined
+          ? {}
+          : { doh: { port: doh, cert: tls.cert, key: tls.key } }),
+      };
+      const handler = createResolverQueryHandler(resolver, {
+        apex,
+        metrics,
+        log: log.child('dns'),
+      });
+      dns = await startDnsServer(config, handler, { log: log.child('dns') });
+      started.push(dns);
+    }
+    let jsonApi: JsonApi | undefined;
+    if (api !== null && tls !== undefined) {
+      jsonApi = await startJsonApi(
+        {
+          host,
+          port: api,
+          cert: tls.cert,
+          key: tls.key,
+          ...(settings.maxBatch === undefined ? {} : { maxBatch: settings.maxBatch }),
+        },
+        resolver,
+        { log: log.child('api'), metrics },
+      );
+      started.push(jsonApi);
+    }
+    let adminServer: AdminServer | undefined;
+    if (admin !== null) {
+      adminServer = await startAdminServer(
+        { host, port: admin },
+        {
+          registry: metrics.registry,
+          health: () => {
+            const stats = resolver.stats();
+            return {
+              ok: true,
+              detail: {
+                apex,
+                cacheBytes: stats.cacheBytes,
+                upstreamQueries: stats.upstreamQueries,
+              },
+            };
+          },
+          log: log.child('admin'),
+        },
+      );
+      started.push(adminServer);
+    }
+    log.info('started', {
+      apex,
+      udp: dns?.udp?.port,
+      tcp: dns?.tcp?.port,
+      doh: dns?.doh?.url,
+      api: jsonApi?.url,
+      admin: adminServer?.url,
+    });
+    let closing: Promise<void> | undefined;
+    return {
+      dns,
+      api: jsonApi,
+      admin: adminServer,
+      metrics,
+      close: () => {
+        closing ??= Promise.allSettled(started.map((s) => s.close())).then(() => undefined);
+        return closing;
+      },
+    };
+  } catch (error) {
+    await Promise.allSettled(started.map((s) => s.close()));
+    throw error;
+  }
+}

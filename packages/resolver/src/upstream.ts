@@ -1,0 +1,175 @@
+import {
+  buildQuery,
+  createDohClient,
+  queryUdp,
+  TransportError,
+  type DohClient,
+  type Logger,
+  type Message,
+  type RRType,
+  type ServerAddress,
+} from '@mimi-discovery/common';
+import {
+  MAX_SERVERS_PER_ZONE,
+  MAX_UPSTREAM_IN_FLIGHT,
+  SERVER_TIMEOUT_MS,
+  UPSTREAM_EDNS_PAYLOAD_OCTETS,
+} from './limits.js';
+
+/**
+ * Sending one question to the servers of one zone: the only place the resolver touches the
+ * network. A question goes to one server at a time, the fastest first by smoothed RTT (as
+ * Unbound's infra cache and BIND's SRTT), and on a timeout, a connection failure or a SERVFAIL,
+ * REFUSED, FORMERR or NOTIMP answer, to the next, at most {@link MAX_SERVERS_PER_ZONE} of them.
+ * Queries carry DO=1, CD=0, RD=0 and EDNS with a 1232-octet payload.
+ *
+ * Worked example: the zone `4.4.e164.mimi.arpa` has `ns1` (SRTT 40 ms) and `ns2` (SRTT 9 ms):
+ * the question goes to `ns2`; if `ns2` times out after 2 s, its SRTT grows past `ns1`'s and the
+ * question goes to `ns1`, which answers.
+ */
+
+/** One server of a zone and how it is reached. */
+export interface NameServer {
+  /** Its host name (the NS target), for logs and provenance. */
+  readonly name: string;
+  /** DoH (RFC 8484) at a URL, or plain DNS (UDP with TCP fallback on TC) at an address. */
+  readonly endpoint:
+    { readonly kind: 'doh'; readonly url: string } | ({ readonly kind: 'dns' } & ServerAddress);
+}
+
+/** The outcome of asking a zone's servers: a response, or why none came. */
+export type UpstreamOutcome =
+  | { readonly ok: true; readonly message: Message; readonly server: string }
+  | { readonly ok: false; readonly reason: 'timeout' | 'servfail'; readonly detail: string };
+
+/** Sends questions to servers. */
+export interface Upstream {
+  /** Asks `servers` (one zone's) for `name`/`type`, trying them in order of smoothed RTT. */
+  query(servers: readonly NameServer[], name: string, type: RRType): Promise<UpstreamOutcome>;
+  /** Queries sent so far (each try at each server counts). */
+  sent(): number;
+  /** Closes DoH connections. */
+  close(): Promise<void>;
+}
+
+/** Options of {@link createUpstream}. */
+export interface UpstreamInit {
+  /** PEM CA certificates trusted for DoH; default the system store. */
+  ca?: string | string[];
+  /** Per-server timeout; default {@link SERVER_TIMEOUT_MS}. */
+  timeoutMs?: number;
+}
+
+/** SRTT assumed for a server never asked (Unbound uses 376 ms; lower favours exploring). */
+export const INITIAL_RTT_MS = 100;
+/** Weight of a new sample in the smoothed RTT (RFC 6298's alpha is 1/8; DNS servers move faster). */
+const RTT_SAMPLE_WEIGHT = 0.3;
+/** Servers whose RTT is remembered; the oldest is forgotten beyond this. */
+const MAX_RTT_ENTRIES = 10_000;
+/** Response codes after which the next server is tried (RFC 1035 §7.2 / RFC 8767). */
+const RETRY_RCODES: ReadonlySet<string> = new Set(['SERVFAIL', 'REFUSED', 'FORMERR', 'NOTIMP']);
+
+/** The key of a server in the RTT table and its provenance string. */
+export function serverId(server: NameServer): string {
+  const e = server.endpoint;
+  if (e.kind === 'doh') return e.url;
+  return e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
+}
+
+/** Creates the upstream stage. */
+export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
+  const timeoutMs = init.timeoutMs ?? SERVER_TIMEOUT_MS;
+  let doh: DohClient | undefined;
+  const rtt = new Map<string, number>();
+  let sent = 0;
+  let inFlight = 0;
+  const waiting: Array<() => void> = [];
+
+  const acquire = async (): Promise<void> => {
+    if (inFlight < MAX_UPSTREAM_IN_FLIGHT) {
+      inFlight++;
+      return;
+    }
+    await new Promise<void>((resolve) => waiting.push(resolve));
+  };
+  const release = (): void => {
+    const next = waiting.shift();
+    if (next !== undefined) next();
+    else inFlight--;
+  };
+
+  const remember = (id: string, value: number): void => {
+    rtt.delete(id);
+    rtt.set(id, value);
+    if (rtt.size > MAX_RTT_ENTRIES) {
+      const oldest = rtt.keys().next().value;
+      if (oldest !== undefined) rtt.delete(oldest);
+    }
+  };
+
+  const send = async (server: NameServer, query: Message): Promise<Message> => {
+    const e = server.endpoint;
+    if (e.kind === 'doh') {
+      doh ??= createDohClient(init.ca === undefined ? {} : { ca: init.ca });
+      return doh.query(e.url, query, { timeoutMs });
+    }
+    return queryUdp({ host: e.host, port: e.port }, query, { timeoutMs });
+  };
+
+  const query = async (
+    servers: readonly NameServer[],
+    name: string,
+    type: RRType,
+  ): Promise<UpstreamOutcome> => {
+    const ordered = [...servers]
+      .map((server) => ({ server, id: serverId(server) }))
+      .sort((a, b) => (rtt.get(a.id) ?? INITIAL_RTT_MS) - (rtt.get(b.id) ?? INITIAL_RTT_MS))
+      .slice(0, MAX_SERVERS_PER_ZONE);
+    if (ordered.length === 0) return { ok: false, reason: 'servfail', detail: 'no usable server' };
+    let timedOut = false;
+    const failures: string[] = [];
+    for (const { server, id } of ordered) {
+      const message = buildQuery(name, type, {
+        dnssecOk: true,
+        udpPayloadSize: UPSTREAM_EDNS_PAYLOAD_OCTETS,
+      });
+      await acquire();
+      const started = performance.now();
+      sent++;
+      try {
+        const response = await send(server, message);
+        const elapsed = performance.now() - started;
+        const previous = rtt.get(id) ?? elapsed;
+        remember(id, previous + RTT_SAMPLE_WEIGHT * (elapsed - previous));
+        if (RETRY_RCODES.has(response.rcode)) {
+          failures.push(`${id} answered ${response.rcode}`);
+          continue;
+        }
+        return { ok: true, message: response, server: id };
+      } catch (error) {
+        if (!(error instanceof TransportError)) throw error;
+        // A failed server sorts after every working one until it answers again.
+        remember(id, (rtt.get(id) ?? INITIAL_RTT_MS) * 2 + timeoutMs);
+        if (error.code === 'ERR_TRANSPORT_TIMEOUT') timedOut = true;
+        failures.push(`${id}: ${error.code}`);
+        log.debug('upstream-failure', { server: id, code: error.code });
+      } finally {
+        release();
+      }
+    }
+    return {
+      ok: false,
+      reason: timedOut ? 'timeout' : 'servfail',
+      detail: `every server failed (${failures.join('; ')})`,
+    };
+  };
+
+  return {
+    query,
+    sent: () => sent,
+    close: async () => {
+      await doh?.close();
+      doh = undefined;
+    },
+  };
+}

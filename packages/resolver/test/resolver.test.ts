@@ -1,0 +1,260 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { csiToName, NXNAME_TYPE } from '@mimi-discovery/common';
+import {
+  createResolver,
+  MAX_MAPREF_FANOUT,
+  STALE_ANSWER_TTL_SECONDS,
+  type Resolver,
+} from '../src/index.js';
+import {
+  ALICE,
+  BOB,
+  CAROL,
+  CSIS,
+  MAP_TTL,
+  MAPREF_TARGET,
+  MSP_ZONE,
+  PHONE_ZONE,
+  buildHierarchy,
+  type Hierarchy,
+} from './hierarchy.js';
+
+const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
+
+let net: Hierarchy;
+const opened: Resolver[] = [];
+
+/** A resolver over the fixture with a fake clock the test moves. */
+function resolverWithClock(extra: Parameters<Hierarchy['config']>[0] = {}) {
+  const clock = { now: Date.now() };
+  const resolver = createResolver(net.config(extra), { now: () => clock.now });
+  opened.push(resolver);
+  return { resolver, clock };
+}
+
+beforeAll(async () => {
+  net = await buildHierarchy();
+});
+
+afterAll(async () => {
+  await Promise.allSettled(opened.map((r) => r.close()));
+  await net?.close();
+});
+
+describe('discover', () => {
+  it('finds a verified mapping through the root and the +44 DP over DoH', async () => {
+    const { resolver } = resolverWithClock();
+    const result = await resolver.discover('+44 (0)20 7946 0018');
+    expect(result.status, JSON.stringify(result.error)).toBe('found');
+    expect(result.csi).toBe('tel:+442079460018');
+    expect(result.mappings).toHaveLength(1);
+    const [mapping] = result.mappings;
+    expect(mapping?.key).toBe(b64(ALICE.publicKey));
+    expect(mapping?.msps).toEqual([{ provider: 'chat.example', tags: ['mls'] }]);
+    expect(mapping?.zone).toBe(PHONE_ZONE);
+    expect(mapping?.server).toBe(net.phone.dohUrl);
+    expect(mapping?.prover).toBe(b64(net.phone.store.proverKey().publicKey));
+    expect(result.ttl).toBeGreaterThan(0);
+    expect(result.ttl).toBeLessThanOrEqual(MAP_TTL);
+  });
+
+  it('reports none for a number with an authenticated denial', async () => {
+    const { resolver } = resolverWithClock();
+    const result = await resolver.discover(CSIS.none);
+    expect(result).toMatchObject({ status: 'none', mappings: [] });
+    expect(result.ttl).toBeGreaterThan(0);
+  });
+
+  it('reports empty for a mapping that lists no MSP', async () => {
+    const { resolver } = resolverWithClock();
+    const result = await resolver.discover(CSIS.empty);
+    expect(result.status).toBe('empty');
+    expect(result.mappings.map((m) => m.msps)).toEqual([[]]);
+  });
+
+  it('reports error bogus, not none, when a signature does not verify', async () => {
+    const { resolver } = resolverWithClock();
+    net.phone.tamper = csiToName(CSIS.bogus);
+    try {
+      const result = await resolver.discover(CSIS.bogus);
+      expect(result.status).toBe('error');
+      expect(result.error?.reason).toBe('bogus');
+      expect(resolver.stats().validationFailures['bogus-signature']).toBe(1);
+    } finally {
+      net.phone.tamper = undefined;
+    }
+  });
+
+  it('reports error bogus when MAP records exist but none is for the CSI', async () => {
+    const { resolver } = resolverWithClock();
+    const result = await resolver.discover(CSIS.wrongCsi);
+    expect(result.status).toBe('error');
+    expect(result.error?.reason).toBe('bogus');
+    expect(resolver.stats().validationFailures['mapping-csi-mismatch']).toBe(1);
+  });
+
+  it('rejects input that is not a CSI without asking any server', async () => {
+    const { resolver } = resolverWithClock();
+    const result = await resolver.discover('not a number');
+    expect(result).toMatchObject({ csi: 'not a number', status: 'error', mappings: [] });
+    expect(result.error?.reason).toBe('invalid-csi');
+    expect(resolver.stats().upstreamQueries).toBe(0);
+  });
+
+  it('follows a MAPREF and accepts only mappings attested by a prover of the CSI range', async () => {
+    const { resolver } = resolverWithClock();
+    const result = await resolver.discover(CSIS.mapref);
+    expect(result.status, JSON.stringify(result.error)).toBe('found');
+    const byKey = new Map(result.mappings.map((m) => [m.key, m]));
+    expect([...byKey.keys()].sort()).toEqual([b64(ALICE.publicKey), b64(BOB.publicKey)].sort());
+    expect(byKey.get(b64(BOB.publicKey))?.zone).toBe(MSP_ZONE);
+    expect(byKey.get(b64(BOB.publicKey))?.server).toBe(net.msp.dohUrl);
+    // Carol's mapping is attested by the MSP zone's own prover, which +44 does not list.
+    expect(byKey.has(b64(CAROL.publicKey))).toBe(false);
+    expect(resolver.stats().validationFailures['mapping-unknown-prover']).toBe(1);
+    expect(net.msp.seen).toContain(`${MAPREF_TARGET}/MAP`);
+    expect(MAX_MAPREF_FANOUT).toBe(8);
+  });
+
+  it('keeps the highest seq per key and lets a new key de-list keys attested earlier', async () => {
+    const { resolver } = resolverWithClock();
+    const result = await resolver.discover(CSIS.rotated);
+    expect(result.status).toBe('found');
+    const keys = result.mappings.map((m) => [m.key, m.seq]);
+    expect(keys).toContainEqual([b64(ALICE.publicKey), 2]);
+    expect(keys).toContainEqual([b64(CAROL.publicKey), 1]);
+    expect(keys.map(([k]) => k)).not.toContain(b64(BOB.publicKey));
+    expect(result.mappings).toHaveLength(2);
+  });
+
+  it('answers a second lookup from the cache without upstream queries', async () => {
+    const { resolver } = resolverWithClock();
+    await resolver.discover(CSIS.found);
+    const before = resolver.stats();
+    expect(before.upstreamQueries).toBeGreaterThan(0);
+    const again = await resolver.discover(CSIS.found);
+    expect(again.status).toBe('found');
+    const after = resolver.stats();
+    expect(after.upstreamQueries).toBe(before.upstreamQueries);
+    expect(after.cacheHits).toBe(before.cacheHits + 1);
+    expect(after.cacheBytes).toBeGreaterThan(0);
+  });
+
+  it('reuses cached delegations and keys: a second number of the range costs MAP and MAPREF only', async () => {
+    const { resolver } = resolverWithClock();
+    await resolver.discover(CSIS.found);
+    const before = resolver.stats().upstreamQueries;
+    await resolver.discover(CSIS.empty);
+    expect(resolver.stats().upstreamQueries - before).toBe(2);
+  });
+
+  it('shares one upstream query set among 100 concurrent identical lookups', async () => {
+    const single = resolverWithClock().resolver;
+    await single.discover(CSIS.found);
+    const alone = single.stats().upstreamQueries;
+    const { resolver } = resolverWithClock();
+    const results = await Promise.all(
+      Array.from({ length: 100 }, () => resolver.discover(CSIS.found)),
+    );
+    expect(new Set(results.map((r) => r.status))).toEqual(new Set(['found']));
+    expect(resolver.stats().upstreamQueries).toBe(alone);
+  });
+
+  it('asks again once the TTL has run out on the fake clock', async () => {
+    const { resolver, clock } = resolverWithClock();
+    const first = await resolver.discover(CSIS.found);
+    const before = resolver.stats().upstreamQueries;
+    clock.now += (first.ttl - 1) * 1000;
+    await resolver.discover(CSIS.found);
+    expect(resolver.stats().upstreamQueries).toBe(before);
+    clock.now += 2000;
+    const again = await resolver.discover(CSIS.found);
+    expect(again.status).toBe('found');
+    expect(resolver.stats().upstreamQueries).toBeGreaterThan(before);
+  });
+
+  it('serves a stale answer, marked stale, when every server of the zone fails', async () => {
+    const { resolver, clock } = resolverWithClock();
+    const first = await resolver.discover(CSIS.found);
+    clock.now += (first.ttl + 60) * 1000;
+    net.phone.down = true;
+    try {
+      const result = await resolver.discover(CSIS.found);
+      expect(result.status).toBe('found');
+      expect(result.stale).toBe(true);
+      expect(result.ttl).toBe(STALE_ANSWER_TTL_SECONDS);
+      // Nothing cached for this number: a failure is an error, never none.
+      const unknown = await resolver.discover(CSIS.empty);
+      expect(unknown.status).toBe('error');
+      expect(unknown.error?.reason).toBe('servfail');
+    } finally {
+      net.phone.down = false;
+    }
+  });
+
+  it('discoverMany returns results in input order', async () => {
+    const { resolver } = resolverWithClock({ batchConcurrency: 2 });
+    const inputs = [CSIS.found, 'nonsense', CSIS.none, CSIS.empty, CSIS.found];
+    const results = await resolver.discoverMany(inputs);
+    expect(results.map((r) => r.status)).toEqual(['found', 'error', 'none', 'empty', 'found']);
+    expect(results[1]?.csi).toBe('nonsense');
+  });
+
+  it('does not show the root the full name of an email-sized query (QNAME minimisation)', async () => {
+    const { resolver } = resolverWithClock();
+    net.root.seen.length = 0;
+    const answer = await resolver.resolve(MAPREF_TARGET, 'MAP');
+    expect(answer.rcode).toBe('NOERROR');
+    expect(net.root.seen.some((q) => q.startsWith(MAPREF_TARGET))).toBe(false);
+    expect(net.root.seen).toContain(`${MSP_ZONE}/NS`);
+  });
+});
+
+describe('resolve', () => {
+  it('returns a validated RRset with its RRSIG', async () => {
+    const { resolver } = resolverWithClock();
+    const answer = await resolver.resolve(csiToName(CSIS.found), 'MAP');
+    expect(answer).toMatchObject({ rcode: 'NOERROR', status: 'secure' });
+    expect(answer.answers.map((rr) => rr.type).sort()).toEqual(['MAP', 'RRSIG']);
+  });
+
+  it('returns NXDOMAIN with the signed compact denial for a name that does not exist', async () => {
+    const { resolver } = resolverWithClock();
+    const answer = await resolver.resolve(csiToName(CSIS.none), 'MAP');
+    expect(answer).toMatchObject({ rcode: 'NXDOMAIN', status: 'secure', answers: [] });
+    const nsec = answer.authorities.find((rr) => rr.type === 'NSEC');
+    expect(nsec?.type === 'NSEC' && nsec.data.types).toContain(`TYPE${NXNAME_TYPE}`);
+    expect(answer.authorities.map((rr) => rr.type)).toContain('SOA');
+  });
+
+  it('returns NOERROR without data for a type the name does not have', async () => {
+    const { resolver } = resolverWithClock();
+    const answer = await resolver.resolve(csiToName(CSIS.found), 'MAPREF');
+    expect(answer).toMatchObject({ rcode: 'NOERROR', status: 'secure', answers: [] });
+  });
+
+  it('answers SERVFAIL bogus for a zone whose DS matches none of its keys', async () => {
+    const { resolver } = resolverWithClock();
+    const answer = await resolver.resolve('x.bad.mimi.arpa', 'MAP');
+    expect(answer).toMatchObject({ rcode: 'SERVFAIL', status: 'bogus' });
+    expect(resolver.stats().validationFailures['no-ds-match']).toBe(1);
+  });
+
+  it('refuses a name outside the apex without asking any server', async () => {
+    const { resolver } = resolverWithClock();
+    const answer = await resolver.resolve('example.com', 'A');
+    expect(answer.rcode).toBe('REFUSED');
+    expect(resolver.stats().upstreamQueries).toBe(0);
+  });
+
+  it('works over plain DNS when configured to', async () => {
+    const { resolver } = resolverWithClock({
+      transport: 'dns',
+      rootServers: [{ name: 'ns1.mimi.arpa', addresses: ['127.0.0.1'], port: net.root.udpPort }],
+      dnsPort: net.phone.udpPort,
+    });
+    const result = await resolver.discover(CSIS.found);
+    expect(result.status, JSON.stringify(result.error)).toBe('found');
+    expect(result.mappings[0]?.server).toBe(`127.0.0.1:${net.phone.udpPort}`);
+  });
+});

@@ -1,0 +1,535 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ConfigError,
+  MimiError,
+  buildQuery,
+  createDohClient,
+  createLocalCa,
+  createLogger,
+  createTrustAnchor,
+  createZoneKey,
+  formatTrustAnchor,
+  issueServerCertificate,
+  queryTcp,
+  queryUdp,
+  record,
+  signRRset,
+  type DohClient,
+  type Message,
+  type ResourceRecord,
+} from '@mimi-discovery/common';
+import {
+  loadResolverConfig,
+  readResolverFiles,
+  startResolverServer,
+  type ResolvedAnswer,
+  type Resolver,
+  type RunningResolverServer,
+} from '../src/index.js';
+
+// The DNS front ends and the admin port in front of a test double of the resolver, whose
+// answers come from a table by query name: each name stands for one validation outcome.
+
+const ZONE = '4.4.e164.mimi.arpa';
+const SECURE = `8.1.0.0.6.4.9.7.0.2.${ZONE}`;
+const INSECURE = `insecure.${ZONE}`;
+const INDETERMINATE = `indeterminate.${ZONE}`;
+const BOGUS = `bogus.${ZONE}`;
+const STALE = `stale.${ZONE}`;
+const NXDOMAIN = `9.9.9.9.6.4.9.7.0.2.${ZONE}`;
+const FAULT = `fault.${ZONE}`;
+
+const key = createZoneKey(ZONE, { seed: new Uint8Array(32).fill(3) });
+const validity = { inception: 1_767_225_600, expiration: 1_769_817_600 };
+const map = record(SECURE, 'MAP', new Uint8Array([0xa1, 0x61, 0x76, 0x01]), 300);
+const mapSig = signRRset([map], key, validity);
+const soa = record(
+  ZONE,
+  'SOA',
+  {
+    mname: `ns1.${ZONE}`,
+    rname: `hostmaster.${ZONE}`,
+    serial: 1,
+    refresh: 3600,
+    retry: 600,
+    expire: 604_800,
+    minimum: 300,
+  },
+  300,
+);
+const soaSig = signRRset([soa], key, validity);
+const nsec = record(
+  NXDOMAIN,
+  'NSEC',
+  { nextName: `\\000.${NXDOMAIN}`, types: ['RRSIG', 'NSEC', 'TYPE128'] },
+  300,
+);
+const nsecSig = signRRset([nsec], key, validity);
+
+function answer(
+  status: ResolvedAnswer['status'],
+  extra: Partial<ResolvedAnswer> = {},
+): ResolvedAnswer {
+  return { rcode: 'NOERROR', status, answers: [map, mapSig], authorities: [], ...extra };
+}
+
+const ANSWERS: ReadonlyMap<string, ResolvedAnswer> = new Map([
+  [SECURE, answer('secure')],
+  [INSECURE, answer('insecure')],
+  [INDETERMINATE, answer('indeterminate')],
+  [BOGUS, answer('bogus')],
+  [STALE, answer('secure', { stale: true })],
+  [
+    NXDOMAIN,
+    {
+      rcode: 'NXDOMAIN',
+      status: 'secure',
+      answers: [],
+      authorities: [soa, soaSig, nsec, nsecSig],
+    },
+  ],
+]);
+
+const resolved: Array<[string, string]> = [];
+const resolver: Resolver = {
+  discover: () => Promise.reject(new Error('not used')),
+  discoverMany: () => Promise.reject(new Error('not used')),
+  async resolve(name, type) {
+    resolved.push([name, type]);
+    if (name === FAULT) throw new Error('resolver fault');
+    return ANSWERS.get(name) ?? answer('secure', { answers: [] });
+  },
+  stats: () => ({
+    cacheHits: 3,
+    cacheMisses: 1,
+    upstreamQueries: 17,
+    validationFailures: { 'bogus-signature': 2, 'no-ds-match': 1 },
+    cacheBytes: 4096,
+  }),
+  close: async () => undefined,
+};
+
+const logs: string[] = [];
+let server: RunningResolverServer;
+let doh: DohClient;
+let dir: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'resolver-server-'));
+  const ca = await createLocalCa();
+  const leaf = await issueServerCertificate(ca, {
+    hostnames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+  });
+  server = await startResolverServer(
+    {
+      listen: { udp: 0, tcp: 0, doh: 0, api: 0, admin: 0 },
+      tls: { cert: leaf.certPem, key: leaf.keyPem },
+    },
+    resolver,
+    { log: createLogger('resolver', { level: 'debug', write: (line) => logs.push(line) }) },
+  );
+  doh = createDohClient({ ca: ca.certPem });
+});
+
+afterAll(async () => {
+  await doh?.close();
+  await server?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function udp(): { host: string; port: number } {
+  const address = server.dns?.udp;
+  if (address === undefined) throw new Error('no UDP listener');
+  return address;
+}
+
+/** A query with DO, AD and CD as given. */
+function query(
+  name: string,
+  type: Parameters<typeof buildQuery>[1],
+  bits: { do?: boolean; ad?: boolean; cd?: boolean; edns?: boolean } = {},
+): Message {
+  const q = buildQuery(name, type, { dnssecOk: bits.do ?? false, recursionDesired: true });
+  const withFlags = { ...q, flags: { ...q.flags, ad: bits.ad ?? false, cd: bits.cd ?? false } };
+  if (bits.edns !== false) return withFlags;
+  const plain: Message = { ...withFlags };
+  delete plain.edns;
+  return plain;
+}
+
+const types = (records: readonly ResourceRecord[]): string[] => records.map((rr) => rr.type);
+
+/** The INFO-CODEs of the Extended DNS Errors of a response (RFC 8914). */
+const edeCodes = (response: Message): number[] =>
+  (response.edns?.options ?? [])
+    .filter((o) => o.code === 15)
+    .map((o) => ((o.data[0] ?? 0) << 8) | (o.data[1] ?? 0));
+
+describe('the AD bit (RFC 6840 §5.8)', () => {
+  it.each<[string, string, { do?: boolean; ad?: boolean }, boolean]>([
+    ['sets AD on a secure answer to a query with DO', SECURE, { do: true }, true],
+    ['sets AD on a secure answer to a query with AD', SECURE, { ad: true }, true],
+    ['leaves AD clear on a secure answer to a query with neither', SECURE, {}, false],
+    ['leaves AD clear on an insecure answer', INSECURE, { do: true }, false],
+    ['leaves AD clear on an indeterminate answer', INDETERMINATE, { do: true, ad: true }, false],
+    ['sets AD on a secure denial to a query with DO', NXDOMAIN, { do: true }, true],
+  ])('%s', async (_what, name, bits, ad) => {
+    const response = await queryUdp(udp(), query(name, 'MAP', bits));
+    expect(response.flags.ad).toBe(ad);
+    expect(response.flags.ra).toBe(true);
+    expect(response.flags.aa).toBe(false);
+  });
+});
+
+describe('DNSSEC records', () => {
+  it('carries RRSIGs only when the query sets DO', async () => {
+    const withDo = await queryUdp(udp(), query(SECURE, 'MAP', { do: true }));
+    expect(types(withDo.answers)).toEqual(['MAP', 'RRSIG']);
+    const without = await queryUdp(udp(), query(SECURE, 'MAP'));
+    expect(types(without.answers)).toEqual(['MAP']);
+  });
+
+  it('keeps NSEC and RRSIG out of a denial without DO, leaving the SOA', async () => {
+    const without = await queryUdp(udp(), query(NXDOMAIN, 'MAP'));
+    expect(without.rcode).toBe('NXDOMAIN');
+    expect(types(without.authorities)).toEqual(['SOA']);
+    const withDo = await queryUdp(udp(), query(NXDOMAIN, 'MAP', { do: true }));
+    expect(types(withDo.authorities)).toEqual(['SOA', 'RRSIG', 'NSEC', 'RRSIG']);
+  });
+
+  it('answers a question for RRSIGs with them, DO or not', async () => {
+    const response = await queryUdp(udp(), query(SECURE, 'RRSIG'));
+    expect(types(response.answers)).toContain('RRSIG');
+  });
+});
+
+describe('bogus answers', () => {
+  it('are SERVFAIL with Extended DNS Error 6 (DNSSEC Bogus)', async () => {
+    const response = await queryUdp(udp(), query(BOGUS, 'MAP', { do: true }));
+    expect(response.rcode).toBe('SERVFAIL');
+    expect(response.answers).toEqual([]);
+    expect(response.flags.ad).toBe(false);
+    expect(edeCodes(response)).toEqual([6]);
+  });
+
+  it('are SERVFAIL without an OPT for a query without EDNS', async () => {
+    const response = await queryUdp(udp(), query(BOGUS, 'MAP', { edns: false }));
+    expect(response.rcode).toBe('SERVFAIL');
+    expect(response.edns).toBeUndefined();
+  });
+
+  it('are passed on, AD clear and still marked bogus, when the query sets CD', async () => {
+    const response = await queryUdp(udp(), query(BOGUS, 'MAP', { do: true, cd: true }));
+    expect(response.rcode).toBe('NOERROR');
+    expect(response.flags.cd).toBe(true);
+    expect(response.flags.ad).toBe(false);
+    expect(types(response.answers)).toEqual(['MAP', 'RRSIG']);
+    expect(edeCodes(response)).toEqual([6]);
+  });
+});
+
+describe('what is refused', () => {
+  it.each([
+    ['a name outside the apex', 'example.com'],
+    ['a name beside the apex', 'mimi.org'],
+    ['the root', '.'],
+  ])('refuses %s without resolving it', async (_what, name) => {
+    const before = resolved.length;
+    const response = await queryUdp(udp(), query(name, 'A'));
+    expect(response.rcode).toBe('REFUSED');
+    expect(response.flags.ra).toBe(true);
+    expect(resolved.length).toBe(before);
+  });
+
+  it('resolves the apex itself, in any case', async () => {
+    const response = await queryUdp(udp(), query('MIMI.arpa.', 'SOA'));
+    expect(response.rcode).toBe('NOERROR');
+    expect(resolved.at(-1)).toEqual(['mimi.arpa', 'SOA']);
+  });
+
+  it('refuses class CH and zone transfers, and does not implement ANY', async () => {
+    const ch = query(SECURE, 'TXT');
+    const chaos = await queryUdp(udp(), {
+      ...ch,
+      questions: [{ name: 'version.bind', type: 'TXT', class: 'CH' }],
+    });
+    expect(chaos.rcode).toBe('REFUSED');
+    const tcp = server.dns?.tcp;
+    if (tcp === undefined) throw new Error('no TCP listener');
+    expect((await queryTcp(tcp, query(ZONE, 'AXFR'))).rcode).toBe('REFUSED');
+    expect((await queryUdp(udp(), query(SECURE, 'ANY'))).rcode).toBe('NOTIMP');
+  });
+
+  it('answers SERVFAIL when the resolver fails, logging the name without the client', async () => {
+    const response = await queryUdp(udp(), query(FAULT, 'MAP'));
+    expect(response.rcode).toBe('SERVFAIL');
+    const line = logs.find((l) => l.includes('"event":"resolve_failed"'));
+    expect(line).toContain(FAULT);
+    expect(line).not.toContain('127.0.0.1');
+  });
+});
+
+describe('stale answers', () => {
+  it('carry Extended DNS Error 3 (Stale Answer)', async () => {
+    const response = await queryUdp(udp(), query(STALE, 'MAP'));
+    expect(response.rcode).toBe('NOERROR');
+    expect(edeCodes(response)).toEqual([3]);
+  });
+});
+
+describe('DoH and TCP', () => {
+  it.each(['GET', 'POST'] as const)('answers over DoH %s as over UDP', async (method) => {
+    const url = server.dns?.doh?.url;
+    if (url === undefined) throw new Error('no DoH listener');
+    const response = await doh.query(url, query(SECURE, 'MAP', { do: true }), { method });
+    expect(response.flags.ad).toBe(true);
+    expect(types(response.answers)).toEqual(['MAP', 'RRSIG']);
+    const bogus = await doh.query(url, query(BOGUS, 'MAP'), { method });
+    expect(bogus.rcode).toBe('SERVFAIL');
+    const refused = await doh.query(url, query('example.com', 'A'), { method });
+    expect(refused.rcode).toBe('REFUSED');
+  });
+
+  it('answers over TCP', async () => {
+    const tcp = server.dns?.tcp;
+    if (tcp === undefined) throw new Error('no TCP listener');
+    const response = await queryTcp(tcp, query(SECURE, 'MAP', { ad: true }));
+    expect(response.flags.ad).toBe(true);
+  });
+});
+
+describe('the admin port', () => {
+  const admin = (): string => {
+    const url = server.admin?.url;
+    if (url === undefined) throw new Error('no admin listener');
+    return url;
+  };
+
+  it('reports health with the cache size', async () => {
+    const response = await fetch(`${admin()}/healthz`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({
+      status: 'ok',
+      detail: { apex: 'mimi.arpa', cacheBytes: 4096, upstreamQueries: 17 },
+    });
+  });
+
+  it("serves metrics, the core's counts copied at scrape time", async () => {
+    await queryUdp(udp(), query(SECURE, 'MAP'));
+    const text = await (await fetch(`${admin()}/metrics`)).text();
+    expect(text).toContain('resolver_cache_hit_ratio 0.75\n');
+    expect(text).toContain('resolver_cache_bytes 4096\n');
+    expect(text).toContain('resolver_upstream_queries_total 17\n');
+    expect(text).toContain('resolver_validation_failures_total{reason="bogus-signature"} 2\n');
+    expect(text).toContain('resolver_validation_failures_total{reason="no-ds-match"} 1\n');
+    expect(text).toMatch(/^resolver_queries_total\{transport="udp",rcode="NOERROR"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^resolver_queries_total\{transport="udp",rcode="REFUSED"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^resolver_queries_total\{transport="doh",rcode="SERVFAIL"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^resolver_lookup_duration_seconds_count\{kind="dns"\} [1-9]\d*$/m);
+    // A second scrape sets the counters again rather than adding to them.
+    const again = await (await fetch(`${admin()}/metrics`)).text();
+    expect(again).toContain('resolver_upstream_queries_total 17\n');
+  });
+
+  it('serves the JSON API beside the DNS listeners', () => {
+    expect(server.api?.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+  });
+});
+
+describe('startResolverServer', () => {
+  it('refuses DoH or the JSON API without TLS, and no listener at all', async () => {
+    const error = await startResolverServer({ listen: { api: 0 } }, resolver).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(MimiError);
+    expect((error as MimiError).code).toBe('ERR_RESOLVER_TLS');
+    const none = await startResolverServer({ listen: { admin: 0 } }, resolver).catch(
+      (e: unknown) => e,
+    );
+    expect((none as MimiError).code).toBe('ERR_RESOLVER_NO_LISTENER');
+  });
+
+  it('closes what it started when a listener cannot bind', async () => {
+    const taken = udp().port;
+    const error = await startResolverServer({ listen: { tcp: 0, udp: taken } }, resolver, {
+      log: createLogger('t', { level: 'silent' }),
+    }).catch((e: unknown) => e);
+    expect((error as MimiError).code).toBe('ERR_TRANSPORT_LISTEN');
+  });
+});
+
+describe('loadResolverConfig', () => {
+  const anchor = createTrustAnchor('mimi.arpa', [
+    createZoneKey('mimi.arpa', { seed: new Uint8Array(32).fill(9) }).dnskey,
+  ]);
+  const hints = {
+    apex: 'mimi.arpa',
+    servers: [
+      {
+        name: 'ns1.mimi.arpa',
+        addresses: ['127.0.0.1'],
+        port: 5300,
+        doh: 'https://127.0.0.1:8443/dns-query',
+      },
+    ],
+  };
+
+  /** Writes the files of a resolver into a fresh directory; returns the config path. */
+  function files(
+    name: string,
+    config: Record<string, unknown>,
+    overrides: Record<string, string> = {},
+  ): string {
+    const base = join(dir, name);
+    const all: Record<string, string> = {
+      'root-hints.json': JSON.stringify(hints),
+      'root.key': formatTrustAnchor(anchor),
+      'ca.pem': '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+      'cert.pem': 'CERT',
+      'key.pem': 'KEY',
+      ...overrides,
+    };
+    rmSync(base, { recursive: true, force: true });
+    mkdirSync(base, { recursive: true });
+    for (const [file, text] of Object.entries(all)) writeFileSync(join(base, file), text);
+    const path = join(base, 'resolver.json');
+    writeFileSync(
+      path,
+      JSON.stringify({
+        rootHints: 'root-hints.json',
+        trustAnchor: 'root.key',
+        listen: { udp: 0 },
+        ...config,
+      }),
+    );
+    return path;
+  }
+
+  it('reads the config and the files it names, relative to its directory', async () => {
+    const path = files('good', {
+      ca: 'ca.pem',
+      listen: { udp: 0, api: 0 },
+      tls: { cert: 'cert.pem', key: 'key.pem' },
+      maxBatch: 50,
+    });
+    const config = await loadResolverConfig(path);
+    expect(config).toEqual({
+      source: path,
+      apex: 'mimi.arpa',
+      rootServers: hints.servers,
+      trustAnchor: formatTrustAnchor(anchor),
+      ca: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+      transport: 'doh',
+      cacheBytes: 64 * 1024 * 1024,
+      batchConcurrency: 32,
+      maxBatch: 50,
+      listen: { host: '127.0.0.1', udp: 0, tcp: null, doh: null, api: 0, admin: null },
+      tls: { cert: 'CERT', key: 'KEY' },
+      log: { level: 'info' },
+    });
+  });
+
+  it.each<[string, Record<string, unknown>, Record<string, string>, string, RegExp]>([
+    [
+      'an unknown key',
+      { listne: {} },
+      {},
+      'ERR_CONFIG_INVALID',
+      /resolver\.json: unknown key "listne" in the top level$/,
+    ],
+    [
+      'a missing hints file',
+      { rootHints: 'nope.json' },
+      {},
+      'ERR_CONFIG_READ',
+      /nope\.json: cannot read the root hints: ENOENT/,
+    ],
+    [
+      'hints that are not JSON',
+      {},
+      { 'root-hints.json': '{' },
+      'ERR_CONFIG_SYNTAX',
+      /root-hints\.json: invalid JSON/,
+    ],
+    [
+      'hints of another shape',
+      {},
+      { 'root-hints.json': '{"apex":"mimi.arpa","servers":[{"name":"ns1.mimi.arpa"}]}' },
+      'ERR_CONFIG_INVALID',
+      /root-hints\.json: servers\[0\]\.addresses: required/,
+    ],
+    [
+      'hints for another apex',
+      { apex: 'example.org' },
+      {},
+      'ERR_CONFIG_INVALID',
+      /root-hints\.json: the root hints are for mimi\.arpa, not example\.org$/,
+    ],
+    [
+      'hints without the transport',
+      { transport: 'dns' },
+      {
+        'root-hints.json': JSON.stringify({
+          apex: 'mimi.arpa',
+          servers: [
+            { name: 'ns1.mimi.arpa', addresses: [], doh: 'https://ns1.mimi.arpa/dns-query' },
+          ],
+        }),
+      },
+      'ERR_CONFIG_INVALID',
+      /no root server has an address for plain DNS \(use transport "doh"\)$/,
+    ],
+    [
+      'a trust anchor that does not parse',
+      {},
+      { 'root.key': 'mimi.arpa. IN DS 1 2\n' },
+      'ERR_CONFIG_INVALID',
+      /root\.key: trust anchor/,
+    ],
+    [
+      'a trust anchor of another zone',
+      {},
+      { 'root.key': formatTrustAnchor(createTrustAnchor('other.example', anchor.dnskeys)) },
+      'ERR_CONFIG_INVALID',
+      /root\.key: the trust anchor is for other\.example, not mimi\.arpa$/,
+    ],
+    [
+      'a CA file that is not PEM',
+      { ca: 'root.key' },
+      {},
+      'ERR_CONFIG_INVALID',
+      /root\.key: not a PEM certificate file$/,
+    ],
+    [
+      'a missing TLS key',
+      { listen: { doh: 0 }, tls: { cert: 'cert.pem', key: 'none.pem' } },
+      {},
+      'ERR_CONFIG_READ',
+      /none\.pem: cannot read the tls\.key/,
+    ],
+  ])(
+    'reports %s as a ConfigError naming the file',
+    async (name, config, overrides, code, message) => {
+      const path = files(name.replace(/\W+/g, '-'), config, overrides);
+      const error = await loadResolverConfig(path).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).code).toBe(code);
+      expect((error as ConfigError).message).toMatch(message);
+    },
+  );
+
+  it('takes the apex from the hints when none is given', async () => {
+    const path = files('apex', {});
+    const read = await readResolverFiles({
+      rootHints: join(dir, 'apex', 'root-hints.json'),
+      trustAnchor: join(dir, 'apex', 'root.key'),
+    });
+    expect(read.apex).toBe('mimi.arpa');
+    expect(read.transport).toBe('doh');
+    expect(path).toMatch(/resolver\.json$/);
+  });
+});

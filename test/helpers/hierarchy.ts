@@ -1,0 +1,595 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createSecureServer, type Http2SecureServer } from 'node:http2';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Socket } from 'node:net';
+import { Agent } from 'undici';
+import {
+  canonicalName,
+  computeDs,
+  createAttestation,
+  createLocalCa,
+  createMapping,
+  createZoneKey,
+  csiToName,
+  decodeMapping,
+  encodeMapping,
+  formatTrustAnchor,
+  generateKeyPair,
+  isSubdomain,
+  issueServerCertificate,
+  parseCsi,
+  record,
+  respondError,
+  signRRset,
+  startDnsServer,
+  type DnsServer,
+  type DsData,
+  type Ed25519KeyPair,
+  type Mapping,
+  type Message,
+  type MspEntry,
+  type QueryContext,
+  type QueryHandler,
+  type RecordOf,
+  type ResourceRecord,
+  type ServerAddress,
+} from '@mimi-discovery/common';
+import {
+  createAnswerer,
+  createMemoryStore,
+  createOutboxChannel,
+  createRegistrar,
+  delegate,
+  startRegistrationApi,
+  type AuthkeyEntry,
+  type DiscoveryStore,
+  type RegistrationApi,
+} from '@mimi-discovery/authoritative';
+import { rootTrustAnchor } from '@mimi-discovery/root';
+import type { ResolverConfig } from '@mimi-discovery/resolver';
+import { APEX, EMAIL_ZONE, PHONE_ZONE, TEST_REGISTRATION_LIMITS, authkey } from './network.js';
+
+/**
+ * The whole discovery hierarchy on 127.0.0.1, in-process, for the resolver's tests:
+ *
+ * ```
+ *   mimi.arpa                              root directory
+ *     ├── 4.4.e164.mimi.arpa               DP "phone" (+44), registration API, a CSIP key
+ *     │     └── 7.4.4.e164.mimi.arpa       DP "sub"   (+447), sub-delegated by the +44 DP
+ *     ├── example.com.email.mimi.arpa      DP "email" (@example.com)
+ *     └── chat.example.email.mimi.arpa     DP "msp", run by the MSP chat.example: MAPREF targets
+ * ```
+ *
+ * Every server answers plain DNS (UDP and TCP on one port) and DoH with a certificate from one
+ * local CA, from a memory store. Every delegation is signed (DS) and carries glue and the
+ * `_dns` SVCB of the child's DoH endpoint, as `delegate` writes them. Tests add more servers
+ * (honest or hostile) with {@link Hierarchy.addServer}, publish mappings straight into the
+ * stores (signed by the prover key of the range, as a DP's registrar would), and point a
+ * resolver at the root with {@link Hierarchy.resolverConfig}.
+ *
+ * A memory store rather than LMDB: the resolver's tests exercise what servers answer, not
+ * durability (test/dp-kill.test.ts covers that), and memory keeps each fixture fast.
+ */
+
+/** The range zone of the sub-delegated `+447` DP. */
+export const SUB_ZONE = `7.${PHONE_ZONE}`;
+/** The zone of the MSP-run DP where MAPREF targets point. */
+export const MSP_ZONE = `chat.example.email.${APEX}`;
+/** TTL the fixture gives MAP and MAPREF RRsets, as the registrar's `MAX_MAP_TTL_SECONDS`. */
+export const MAP_TTL_SECONDS = 300;
+
+/** What a {@link Tamper} may use besides the query and the honest answer. */
+export interface TamperContext {
+  readonly zone: string;
+  readonly store: DiscoveryStore;
+  readonly transport: QueryContext['transport'];
+  /** Signs an RRset with the zone's key, valid from an hour ago for a day. */
+  sign(rrset: readonly ResourceRecord[]): RecordOf<'RRSIG'>;
+  /** A response that never comes: settles (SERVFAIL) only when the server stops. */
+  hang(): Promise<Message>;
+}
+
+/** Rewrites a server's honest response: how a test builds a hostile server. */
+export type Tamper = (
+  query: Message,
+  honest: Message,
+  context: TamperContext,
+) => Message | Promise<Message>;
+
+/** One server of the hierarchy: a zone (or several) answered from a memory store. */
+export interface HierarchyServer {
+  readonly zone: string;
+  readonly store: DiscoveryStore;
+  /** The nameserver's name, `ns1.<zone>`. */
+  readonly nameserver: string;
+  /** Plain DNS; UDP and TCP share the port. */
+  readonly udp: ServerAddress;
+  readonly tcp: ServerAddress;
+  /** `https://127.0.0.1:<port>/dns-query` */
+  readonly dohUrl: string;
+  readonly dohPort: number;
+  /** The registration API (the +44 DP only). */
+  readonly api: { readonly apiUrl: string; readonly outbox: string } | undefined;
+  /** Queries this server was asked, over any transport, since it started. */
+  queries(): number;
+  /** Stops answering (every listener closes); the store is kept. */
+  stop(): Promise<void>;
+  /** Starts answering again on the same ports. */
+  start(): Promise<void>;
+}
+
+/** How {@link Hierarchy.addServer} builds and delegates a server. */
+export interface ServerSpec {
+  readonly zone: string;
+  /** The zone's server that delegates to it; default the root. */
+  readonly parent?: HierarchyServer;
+  /** AUTHKEY entries besides the server's own prover key. */
+  readonly authkeys?: readonly AuthkeyEntry[];
+  /** Rewrites every response. */
+  readonly tamper?: Tamper;
+  /** DS records to publish in the parent instead of the zone key's (a DS that does not match). */
+  readonly ds?: readonly DsData[];
+  /** Leave the delegation to the test. */
+  readonly delegate?: boolean;
+}
+
+/** What a mapping says; every field has a default that makes it valid for its range. */
+export interface MappingOptions {
+  readonly msps?: readonly MspEntry[];
+  readonly seq?: number;
+  readonly new?: boolean;
+  /** Mapping issue time; default now. */
+  readonly iat?: number;
+  /** Mapping expiry; default 30 days from now. */
+  readonly exp?: number;
+  /** Attestation start; default a minute ago. */
+  readonly nbf?: number;
+  /** Attestation expiry; default a year from now. */
+  readonly attExp?: number;
+  /** The prover; default the prover key of the DP authoritative for the CSI. */
+  readonly prover?: Ed25519KeyPair;
+}
+
+/** Where {@link Hierarchy.publish} writes. */
+export interface PublishOptions {
+  /** Owner name of the MAP record; default the CSI's name. */
+  readonly at?: string;
+  /** RRset TTL; default min(300, seconds until the mapping or its attestation expires). */
+  readonly ttl?: number;
+  /** Replace the MAP RRset instead of adding to it. */
+  readonly replace?: boolean;
+}
+
+/** The running hierarchy. */
+export interface Hierarchy {
+  readonly apex: string;
+  /** Temporary directory (TLS files, outbox). */
+  readonly dir: string;
+  /** PEM of the CA that issued every server certificate. */
+  readonly caPem: string;
+  /** The root zone's DS and DNSKEY in presentation format (`formatTrustAnchor`). */
+  readonly trustAnchor: string;
+  /** Root hints as `ResolverConfig.rootServers` wants them. */
+  readonly rootServers: ResolverConfig['rootServers'];
+  readonly root: HierarchyServer;
+  /** `+44`. */
+  readonly phone: HierarchyServer;
+  /** `+447`, delegated from the +44 DP. */
+  readonly sub: HierarchyServer;
+  /** `@example.com`. */
+  readonly email: HierarchyServer;
+  /** The MSP's DP (`chat.example.email.mimi.arpa`). */
+  readonly msp: HierarchyServer;
+  /** The CSIP key listed at the +44 apex (revocations of +44 numbers). */
+  readonly csip: Ed25519KeyPair;
+  /** An undici agent that trusts the CA (for the registration API). */
+  readonly agent: Agent;
+  /** TLS certificate and key (PEM) every server uses, for tests that start their own. */
+  readonly tls: { readonly cert: string; readonly key: string };
+  /** A resolver config pointing at the root with the trust anchor and the CA. */
+  resolverConfig(extra?: Partial<ResolverConfig>): ResolverConfig;
+  /** The server whose zone is the closest enclosing zone of `name`. */
+  serverFor(name: string): HierarchyServer;
+  /** The prover key of the DP authoritative for `csi` (what its AUTHKEY lists). */
+  proverFor(csi: string): Ed25519KeyPair;
+  /** A signed mapping of `csi` by `recipient`, attested by the range's prover by default. */
+  mapping(csi: string, recipient: Ed25519KeyPair, options?: MappingOptions): Mapping;
+  /** Writes a mapping (or raw MAP RDATA) into the store of the zone holding its name. */
+  publishMapping(mapping: Mapping | Uint8Array, options?: PublishOptions): Promise<string>;
+  /** `mapping` + `publishMapping`; returns the mapping. */
+  publish(
+    csi: string,
+    recipient: Ed25519KeyPair,
+    options?: MappingOptions & PublishOptions,
+  ): Promise<Mapping>;
+  /** Deletes the MAP RRset at `name` (a CSI or an owner name). */
+  removeMappings(nameOrCsi: string): Promise<void>;
+  /** Puts the MAPREF RRset at `name` (a CSI or an owner name). */
+  publishMapref(nameOrCsi: string, targets: readonly string[]): Promise<void>;
+  /** Starts another server and (unless told not to) delegates its zone from `spec.parent`. */
+  addServer(spec: ServerSpec): Promise<HierarchyServer>;
+  /** Delegates `zone` from `parent` to `server`'s DoH endpoint with `ds`. */
+  delegateTo(
+    parent: HierarchyServer,
+    zone: string,
+    server: { nameserver: string; dohPort: number },
+    ds: readonly DsData[],
+  ): Promise<void>;
+  /** Starts an HTTPS server that answers every DoH request with random octets. */
+  startGarbageServer(): Promise<{ readonly dohPort: number; readonly url: string }>;
+  /** Stops every server and deletes the temporary directory. */
+  close(): Promise<void>;
+}
+
+/** Owner name of a CSI (given canonical or as typed), or the name itself. */
+function ownerOf(nameOrCsi: string): string {
+  return /^(tel|mailto):/.test(nameOrCsi) ? csiToName(parseCsi(nameOrCsi), APEX) : nameOrCsi;
+}
+
+const nowSeconds = (): number => Math.floor(Date.now() / 1000);
+
+/** A zone in a fresh memory store: SOA, NS `ns1.<zone>` at 127.0.0.1, key, AUTHKEY. */
+async function newZoneStore(
+  zone: string,
+  authkeys: readonly AuthkeyEntry[] = [],
+): Promise<{ store: DiscoveryStore; ds: DsData }> {
+  const store = createMemoryStore();
+  const ns = `ns1.${zone}`;
+  await store.addZone({
+    origin: zone,
+    nameservers: [ns],
+    mname: ns,
+    rname: `hostmaster.${zone}`,
+    authkeys: [...authkeys],
+  });
+  await store.apply(zone, [
+    { op: 'put', name: ns, type: 'A', records: [record(ns, 'A', '127.0.0.1', 3600)] },
+  ]);
+  const dnskey = store.readRRset(zone, zone, 'DNSKEY')[0];
+  if (dnskey?.type !== 'DNSKEY') throw new Error(`zone ${zone} has no DNSKEY`);
+  return { store, ds: computeDs(zone, dnskey.data) };
+}
+
+/** Starts DNS listeners for `store` on `ports` (0: ephemeral), counting queries. */
+function createZoneServer(
+  zone: string,
+  store: DiscoveryStore,
+  tls: { cert: string; key: string },
+  tamper: Tamper | undefined,
+): {
+  start(ports?: { dns: number; doh: number }): Promise<DnsServer>;
+  stop(): Promise<void>;
+  queries(): number;
+} {
+  const answer = createAnswerer(store);
+  const hung = new Set<() => void>();
+  let count = 0;
+  let running: DnsServer | undefined;
+  const sign = (rrset: readonly ResourceRecord[]): RecordOf<'RRSIG'> => {
+    const key = store.zoneKey(zone);
+    if (key === undefined) throw new Error(`no key for ${zone}`);
+    const now = nowSeconds();
+    return signRRset(rrset, key, { inception: now - 3600, expiration: now + 86_400 });
+  };
+  const handler: QueryHandler = async (query, context) => {
+    count++;
+    const honest = await answer(query, context);
+    if (tamper === undefined) return honest;
+    return tamper(query, honest, {
+      zone,
+      store,
+      transport: context.transport,
+      sign,
+      hang: () =>
+        new Promise<Message>((resolve) => {
+          const release = (): void => resolve(respondError(query, 'SERVFAIL'));
+          hung.add(release);
+        }),
+    });
+  };
+  return {
+    async start(ports) {
+      running = await startDnsServer(
+        {
+          host: '127.0.0.1',
+          udp: { port: ports?.dns ?? 0 },
+          tcp: { port: ports?.dns ?? 0 },
+          doh: { port: ports?.doh ?? 0, cert: tls.cert, key: tls.key },
+        },
+        handler,
+      );
+      return running;
+    },
+    async stop() {
+      for (const release of hung) release();
+      hung.clear();
+      await running?.close();
+      running = undefined;
+    },
+    queries: () => count,
+  };
+}
+
+/** Builds and starts the hierarchy; see the module comment. */
+export async function buildHierarchy(): Promise<Hierarchy> {
+  const dir = mkdtempSync(join(tmpdir(), 'mimi-hierarchy-'));
+  const servers: HierarchyServer[] = [];
+  const closers: Array<() => Promise<void>> = [];
+  const closeAll = async (): Promise<void> => {
+    await Promise.allSettled(closers.reverse().map((close) => close()));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const ca = await createLocalCa({ commonName: 'MIMI test hierarchy CA' });
+    const leaf = await issueServerCertificate(ca, {
+      hostnames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+    });
+    const tls = { cert: leaf.certPem, key: leaf.keyPem };
+    const agent = new Agent({ connect: { ca: ca.certPem } });
+    closers.push(() => agent.close());
+    const csip = generateKeyPair();
+
+    const startServer = async (
+      zone: string,
+      options: {
+        authkeys?: readonly AuthkeyEntry[];
+        tamper?: Tamper | undefined;
+        api?: boolean;
+      } = {},
+    ): Promise<{ server: HierarchyServer; ds: DsData }> => {
+      const { store, ds } = await newZoneStore(zone, options.authkeys);
+      closers.push(() => store.close());
+      const zoneServer = createZoneServer(zone, store, tls, options.tamper);
+      const dns = await zoneServer.start();
+      closers.push(() => zoneServer.stop());
+      if (!dns.udp || !dns.tcp || !dns.doh) throw new Error(`${zone}: a listener did not start`);
+      const ports = { dns: dns.udp.port, doh: dns.doh.port };
+      let api: RegistrationApi | undefined;
+      const outbox = join(dir, `${zone}.outbox.jsonl`);
+      if (options.api === true) {
+        const registrar = createRegistrar({
+          store,
+          channels: { fallback: createOutboxChannel(outbox) },
+          apex: APEX,
+          limits: TEST_REGISTRATION_LIMITS,
+        });
+        api = await startRegistrationApi({ host: '127.0.0.1', port: 0, tls }, registrar);
+        closers.push(() => (api as RegistrationApi).close());
+      }
+      const server: HierarchyServer = {
+        zone,
+        store,
+        nameserver: `ns1.${zone}`,
+        udp: { host: '127.0.0.1', port: ports.dns },
+        tcp: { host: '127.0.0.1', port: ports.dns },
+        dohUrl: dns.doh.url,
+        dohPort: ports.doh,
+        api: api === undefined ? undefined : { apiUrl: api.url, outbox },
+        queries: zoneServer.queries,
+        stop: () => zoneServer.stop(),
+        async start() {
+          await zoneServer.start(ports);
+        },
+      };
+      servers.push(server);
+      return { server, ds };
+    };
+
+    const delegateTo = async (
+      parent: HierarchyServer,
+      zone: string,
+      server: { nameserver: string; dohPort: number },
+      ds: readonly DsData[],
+    ): Promise<void> => {
+      await delegate(parent.store, parent.zone, {
+        zone,
+        nameservers: [
+          { name: server.nameserver, addresses: ['127.0.0.1'], doh: { port: server.dohPort } },
+        ],
+        ds: [...ds],
+      });
+    };
+
+    const { server: root } = await startServer(APEX);
+    const phone = await startServer(PHONE_ZONE, {
+      authkeys: [authkey('csip', csip.publicKey)],
+      api: true,
+    });
+    const sub = await startServer(SUB_ZONE);
+    const email = await startServer(EMAIL_ZONE);
+    const msp = await startServer(MSP_ZONE);
+    await delegateTo(root, PHONE_ZONE, phone.server, [phone.ds]);
+    await delegateTo(phone.server, SUB_ZONE, sub.server, [sub.ds]);
+    await delegateTo(root, EMAIL_ZONE, email.server, [email.ds]);
+    await delegateTo(root, MSP_ZONE, msp.server, [msp.ds]);
+
+    const trustAnchor = formatTrustAnchor(rootTrustAnchor(root.store, APEX));
+    const rootServers: ResolverConfig['rootServers'] = [
+      { name: root.nameserver, addresses: ['127.0.0.1'], doh: root.dohUrl },
+    ];
+
+    const serverFor = (name: string): HierarchyServer => {
+      const owner = canonicalName(name);
+      let best: HierarchyServer | undefined;
+      for (const server of servers) {
+        if (!isSubdomain(owner, server.zone)) continue;
+        if (best === undefined || server.zone.length > best.zone.length) best = server;
+      }
+      if (best === undefined) throw new Error(`no server of the hierarchy holds ${name}`);
+      return best;
+    };
+
+    const proverFor = (csi: string): Ed25519KeyPair => serverFor(ownerOf(csi)).store.proverKey();
+
+    const mapping = (
+      csi: string,
+      recipient: Ed25519KeyPair,
+      options: MappingOptions = {},
+    ): Mapping => {
+      const canonical = parseCsi(csi);
+      const now = nowSeconds();
+      const nbf = options.nbf ?? now - 60;
+      const prover = options.prover ?? proverFor(canonical);
+      const att = createAttestation(
+        {
+          csi: canonical,
+          key: recipient.publicKey,
+          nbf,
+          exp: options.attExp ?? now + 365 * 86_400,
+        },
+        prover.secretKey,
+      );
+      return createMapping(
+        {
+          csi: canonical,
+          msps: options.msps ?? [{ provider: 'chat.example', tags: ['mls'] }],
+          seq: options.seq ?? 1,
+          iat: options.iat ?? now,
+          exp: options.exp ?? now + 30 * 86_400,
+          new: options.new ?? false,
+          att,
+        },
+        recipient.secretKey,
+      );
+    };
+
+    const publishMapping = async (
+      value: Mapping | Uint8Array,
+      options: PublishOptions = {},
+    ): Promise<string> => {
+      const bytes = value instanceof Uint8Array ? value : encodeMapping(value);
+      const decoded = decodeMapping(bytes);
+      const name = canonicalName(options.at ?? ownerOf(decoded.csi));
+      const server = serverFor(name);
+      const ttl =
+        options.ttl ??
+        Math.max(
+          1,
+          Math.min(MAP_TTL_SECONDS, Math.min(decoded.exp, decoded.att.exp) - nowSeconds()),
+        );
+      const existing =
+        options.replace === true ? [] : server.store.readRRset(server.zone, name, 'MAP');
+      const records = [
+        ...existing.flatMap((rr) => (rr.type === 'MAP' ? [record(name, 'MAP', rr.data, ttl)] : [])),
+        record(name, 'MAP', bytes, ttl),
+      ];
+      await server.store.apply(server.zone, [{ op: 'put', name, type: 'MAP', records }]);
+      return server.zone;
+    };
+
+    const hierarchy: Hierarchy = {
+      apex: APEX,
+      dir,
+      caPem: ca.certPem,
+      trustAnchor,
+      rootServers,
+      root,
+      phone: phone.server,
+      sub: sub.server,
+      email: email.server,
+      msp: msp.server,
+      csip,
+      agent,
+      tls,
+      resolverConfig: (extra = {}) => ({
+        apex: APEX,
+        rootServers,
+        trustAnchor,
+        ca: ca.certPem,
+        ...extra,
+      }),
+      serverFor,
+      proverFor,
+      mapping,
+      publishMapping,
+      async publish(csi, recipient, options = {}) {
+        const m = mapping(csi, recipient, options);
+        await publishMapping(m, options);
+        return m;
+      },
+      async removeMappings(nameOrCsi) {
+        const name = canonicalName(ownerOf(nameOrCsi));
+        const server = serverFor(name);
+        await server.store.apply(server.zone, [{ op: 'delete', name, type: 'MAP' }]);
+      },
+      async publishMapref(nameOrCsi, targets) {
+        const name = canonicalName(ownerOf(nameOrCsi));
+        const server = serverFor(name);
+        const records = targets.map((t) => record(name, 'MAPREF', t, MAP_TTL_SECONDS));
+        await server.store.apply(server.zone, [{ op: 'put', name, type: 'MAPREF', records }]);
+      },
+      async addServer(spec) {
+        const { server, ds } = await startServer(spec.zone, {
+          ...(spec.authkeys === undefined ? {} : { authkeys: spec.authkeys }),
+          tamper: spec.tamper,
+        });
+        if (spec.delegate !== false) {
+          await delegateTo(spec.parent ?? root, spec.zone, server, spec.ds ?? [ds]);
+        }
+        return server;
+      },
+      delegateTo,
+      async startGarbageServer() {
+        const garbage = await startGarbageDohServer(tls);
+        closers.push(() => garbage.close());
+        return garbage;
+      },
+      close: closeAll,
+    };
+    return hierarchy;
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+/**
+ * An HTTPS server (HTTP/2 and HTTP/1.1) that answers every request, whatever its path or
+ * method, with `200 application/dns-message` and 512 random octets whose QDCOUNT is 0xffff, so
+ * they never decode as a DNS message.
+ */
+async function startGarbageDohServer(tls: {
+  cert: string;
+  key: string;
+}): Promise<{ dohPort: number; url: string; close(): Promise<void> }> {
+  const server: Http2SecureServer = createSecureServer({ ...tls, allowHTTP1: true });
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  server.on('request', (request, response) => {
+    request.resume();
+    request.once('end', () => {
+      const junk = randomBytes(512);
+      junk[4] = 0xff;
+      junk[5] = 0xff;
+      response.writeHead(200, { 'content-type': 'application/dns-message' });
+      response.end(junk);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port: 0, host: '127.0.0.1' }, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  return {
+    dohPort: port,
+    url: `https://127.0.0.1:${port}/dns-query`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      }),
+  };
+}
+
+/** A DS that matches no key of `zone`: the DS of a key made for the occasion. */
+export function unrelatedDs(zone: string): DsData {
+  const key = createZoneKey(zone);
+  return computeDs(zone, key.dnskey);
+}

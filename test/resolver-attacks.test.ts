@@ -1,0 +1,360 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  csiToName,
+  decodeMapping,
+  generateKeyPair,
+  keyPairFromSeed,
+  parseCsi,
+  record,
+  respondError,
+  type Ed25519KeyPair,
+  type Message,
+  type RecordOf,
+  type ResourceRecord,
+} from '@mimi-discovery/common';
+import type { RRsetChange } from '@mimi-discovery/authoritative';
+import {
+  MAX_RESOLUTION_MS,
+  createResolver,
+  type DiscoveryErrorReason,
+  type DiscoveryResult,
+  type Resolver,
+} from '@mimi-discovery/resolver';
+import { createFakeClock } from './helpers/clock.js';
+import {
+  MSP_ZONE,
+  buildHierarchy,
+  unrelatedDs,
+  type Hierarchy,
+  type HierarchyServer,
+  type Tamper,
+} from './helpers/hierarchy.js';
+import { APEX, PHONE_ZONE } from './helpers/network.js';
+
+// Design §5–§6 against hostile servers: every attack ends in `error` with the right reason
+// within the resolver's time limit — never `none`, never a forged mapping — and the same
+// resolver keeps answering honest questions afterwards.
+
+const key = (seed: number): Ed25519KeyPair => keyPairFromSeed(new Uint8Array(32).fill(seed));
+const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
+const ALICE = key(0x41);
+const BOB = key(0x42);
+const nameOf = (csi: string): string => csiToName(parseCsi(csi));
+
+/** A zone under `test.email.<apex>`: the range of the email domain `<label>.test`. */
+const zoneOf = (label: string): string => `${label}.test.email.${APEX}`;
+
+/** Rewrites `from` (ASCII) to `to` once in a copy of `bytes`. */
+function swapBytes(bytes: Uint8Array, from: string, to: string): Uint8Array {
+  const out = Uint8Array.from(bytes);
+  const at = Buffer.from(out).indexOf(from, 0, 'latin1');
+  if (at < 0 || from.length !== to.length) throw new Error(`no ${from} in the RDATA`);
+  out.set(Buffer.from(to, 'latin1'), at);
+  return out;
+}
+
+const mapsOf = (response: Message): Array<RecordOf<'MAP'>> =>
+  response.answers.filter((rr): rr is RecordOf<'MAP'> => rr.type === 'MAP');
+
+/**
+ * A DP whose answer handler rewrites one byte of every MAP record of `victim`'s key (the MSP
+ * `chat.example` becomes `chat.exbmple`) and re-signs the RRset with the zone key: DNSSEC is
+ * valid, the recipient's signature is not.
+ */
+const forgeMappingsOf =
+  (victim: Ed25519KeyPair): Tamper =>
+  (_query, honest, context) => {
+    const maps = mapsOf(honest);
+    if (maps.length === 0) return honest;
+    const forged = maps.map((rr) =>
+      b64(decodeMapping(rr.data).key) === b64(victim.publicKey)
+        ? { ...rr, data: swapBytes(rr.data, 'chat.example', 'chat.exbmple') }
+        : rr,
+    );
+    return { ...honest, answers: [...forged, context.sign(forged)] };
+  };
+
+/** A DP that flips one bit of the signature in every RRSIG over a MAP RRset. */
+const breakMapRrsig: Tamper = (_query, honest) => ({
+  ...honest,
+  answers: honest.answers.map((rr): ResourceRecord => {
+    if (rr.type !== 'RRSIG' || rr.data.typeCovered !== 'MAP') return rr;
+    const signature = Uint8Array.from(rr.data.signature);
+    signature[10] = (signature[10] ?? 0) ^ 0x01;
+    return { ...rr, data: { ...rr.data, signature } };
+  }),
+});
+
+/**
+ * How a resolution that needs the address of a nameserver named without glue may end. A
+ * resolver that looks such names up in the tree itself stops at a limit or a server failure;
+ * one that hands them to the host's own resolver gets a failure from it, or a timeout where
+ * that resolver is unreachable, so the reason depends on the machine the test runs on.
+ */
+const GLUELESS_FAILURES: readonly DiscoveryErrorReason[] = ['servfail', 'limit', 'timeout'];
+
+let h: Hierarchy;
+let resolver: Resolver;
+let honest = 0;
+
+/** A CSI published honestly just now, never asked before: it must resolve to `found`. */
+async function freshHonestCsi(): Promise<string> {
+  honest += 1;
+  const csi = `ok${honest}@example.com`;
+  await h.publish(csi, ALICE);
+  return `mailto:${csi}`;
+}
+
+/** What one attack did: the result, and the validation failures it counted (by reason). */
+interface AttackOutcome {
+  readonly result: DiscoveryResult;
+  readonly failures: string[];
+}
+
+/**
+ * Discovers `csi` and checks the attack is reported as one of `reasons` within the time limit,
+ * then that the resolver still answers an honest question.
+ */
+async function expectError(
+  csi: string,
+  reasons: readonly DiscoveryErrorReason[],
+): Promise<AttackOutcome> {
+  const counted = { ...resolver.stats().validationFailures };
+  const started = performance.now();
+  const result = await resolver.discover(csi);
+  const elapsed = performance.now() - started;
+  const now = resolver.stats().validationFailures;
+  const failures = Object.keys(now).filter((k) => (now[k] ?? 0) > (counted[k] ?? 0));
+  expect(result.status, JSON.stringify(result)).toBe('error');
+  expect(reasons, JSON.stringify(result.error)).toContain(result.error?.reason);
+  expect(result.error?.detail).toBeTruthy();
+  expect(result.mappings).toEqual([]);
+  expect(elapsed).toBeLessThan(MAX_RESOLUTION_MS + 1000);
+  const next = await resolver.discover(await freshHonestCsi());
+  expect(next.status, JSON.stringify(next.error)).toBe('found');
+  return { result, failures };
+}
+
+beforeAll(async () => {
+  h = await buildHierarchy();
+  resolver = createResolver(h.resolverConfig(), { now: createFakeClock().now });
+});
+
+afterAll(async () => {
+  await resolver?.close();
+  await h?.close();
+});
+
+describe('forged mappings behind valid DNSSEC', () => {
+  let forged: HierarchyServer;
+  beforeAll(async () => {
+    forged = await h.addServer({ zone: zoneOf('forged'), tamper: forgeMappingsOf(ALICE) });
+    await h.publish('alice@forged.test', ALICE);
+    await h.publish('both@forged.test', ALICE);
+    await h.publish('both@forged.test', BOB);
+  });
+
+  it('reports bogus, not none, when the only mapping has a forged signature', async () => {
+    const { failures } = await expectError('mailto:alice@forged.test', ['bogus']);
+    // DNSSEC held (the RRset was re-signed); only the recipient's signature failed.
+    expect(failures.length, failures.join()).toBeGreaterThan(0);
+    expect(
+      failures.every((f) => /mapping/.test(f) && /signature/.test(f)),
+      failures.join(),
+    ).toBe(true);
+    expect(forged.queries()).toBeGreaterThan(0);
+  });
+
+  it('drops the forged mapping and keeps the genuine one beside it', async () => {
+    const result = await resolver.discover('mailto:both@forged.test');
+    expect(result.status, JSON.stringify(result.error)).toBe('found');
+    expect(result.mappings.map((m) => m.key)).toEqual([b64(BOB.publicKey)]);
+  });
+
+  it('reports bogus when the RRSIG over the MAP RRset is broken', async () => {
+    await h.addServer({ zone: zoneOf('badsig'), tamper: breakMapRrsig });
+    await h.publish('alice@badsig.test', ALICE);
+    const { failures } = await expectError('mailto:alice@badsig.test', ['bogus']);
+    expect(
+      failures.some((f) => /signature/.test(f) && !/mapping/.test(f)),
+      failures.join(),
+    ).toBe(true);
+  });
+});
+
+describe('mappings that verify but do not belong', () => {
+  it('reports bogus for a valid mapping of one CSI replayed under another (csi-mismatch)', async () => {
+    const original = await h.publish('replay-a@example.com', ALICE);
+    await h.publishMapping(original, { at: nameOf('mailto:replay-b@example.com') });
+    const { failures } = await expectError('mailto:replay-b@example.com', ['bogus']);
+    expect(
+      failures.some((f) => /csi-mismatch/.test(f)),
+      failures.join(),
+    ).toBe(true);
+    const genuine = await resolver.discover('mailto:replay-a@example.com');
+    expect(genuine.status).toBe('found');
+  });
+
+  it('reports bogus for a mapping attested by a key that is not a prover of the range', async () => {
+    // Written into the store directly: the DP's registrar would refuse it.
+    await h.publish('tel:+442079460020', ALICE, { prover: generateKeyPair() });
+    const { failures } = await expectError('tel:+442079460020', ['bogus']);
+    expect(
+      failures.some((f) => /prover/.test(f)),
+      failures.join(),
+    ).toBe(true);
+  });
+
+  it('reports bogus when the only mapping, behind a MAPREF, is attested by the MSP zone’s prover', async () => {
+    const csi = 'tel:+442079460021';
+    const target = `1.2.e164.${MSP_ZONE}`;
+    await h.publishMapref(csi, [target]);
+    await h.publish(csi, ALICE, { prover: h.msp.store.proverKey(), at: target });
+    const { failures } = await expectError(csi, ['bogus']);
+    expect(
+      failures.some((f) => /prover/.test(f)),
+      failures.join(),
+    ).toBe(true);
+  });
+});
+
+describe('broken chains of trust', () => {
+  it('reports bogus for a delegation whose DS matches no key of the child', async () => {
+    const zone = zoneOf('wrongds');
+    await h.addServer({ zone, ds: [unrelatedDs(zone)] });
+    await h.publish('alice@wrongds.test', ALICE);
+    const { failures } = await expectError('mailto:alice@wrongds.test', ['bogus']);
+    expect(
+      failures.some((f) => /ds/i.test(f)),
+      failures.join(),
+    ).toBe(true);
+  });
+
+  it('stops at a DP that refers back up the tree', async () => {
+    const zone = zoneOf('up');
+    let port = 0;
+    // Every question but DNSKEY gets a referral to `email.<apex>`, served "by itself".
+    const referUp: Tamper = (query, honestAnswer) => {
+      if (query.questions[0]?.type === 'DNSKEY') return honestAnswer;
+      const ns = `ns1.${zone}`;
+      const response = respondError(query, 'NOERROR');
+      response.authorities = [record(`email.${APEX}`, 'NS', ns, 3600)];
+      response.additionals = [
+        record(ns, 'A', '127.0.0.1', 3600),
+        record(
+          `_dns.${ns}`,
+          'SVCB',
+          { priority: 1, target: ns, params: { alpn: ['h2'], port, dohpath: '/dns-query{?dns}' } },
+          3600,
+        ),
+      ];
+      return response;
+    };
+    const up = await h.addServer({ zone, tamper: referUp });
+    port = up.dohPort;
+    await expectError('mailto:alice@up.test', ['servfail', 'limit']);
+  });
+
+  it('stops at two zones whose nameservers live in each other (a delegation loop)', async () => {
+    const a = zoneOf('loop-a');
+    const b = zoneOf('loop-b');
+    // NS without glue, each in the other zone: finding either server needs the other first.
+    const changes: RRsetChange[] = [a, b].flatMap((zone, i): RRsetChange[] => [
+      {
+        op: 'put',
+        name: zone,
+        type: 'NS',
+        records: [record(zone, 'NS', `ns1.${[b, a][i]}`, 3600)],
+      },
+      { op: 'put', name: zone, type: 'DS', records: [record(zone, 'DS', unrelatedDs(zone), 3600)] },
+    ]);
+    await h.root.store.apply(APEX, changes);
+    await expectError('mailto:alice@loop-a.test', GLUELESS_FAILURES);
+  });
+
+  it('bounds the work of a referral fan-out bomb (many NS names without glue)', async () => {
+    const zone = zoneOf('bomb');
+    const bomb = await h.addServer({ zone });
+    const fans = Array.from({ length: 64 }, (_, i) => `f${i}.${zone}`);
+    // The CSI's name is a cut to 64 glueless nameservers, each below another such cut.
+    const cut = (owner: string): RRsetChange[] => [
+      {
+        op: 'put',
+        name: owner,
+        type: 'NS',
+        records: fans.map((fan) => record(owner, 'NS', `ns.${fan}`, 3600)),
+      },
+      {
+        op: 'put',
+        name: owner,
+        type: 'DS',
+        records: [record(owner, 'DS', unrelatedDs(owner), 3600)],
+      },
+    ];
+    await bomb.store.apply(zone, [nameOf('mailto:alice@bomb.test'), ...fans].flatMap(cut));
+    const before = resolver.stats().upstreamQueries;
+    await expectError('mailto:alice@bomb.test', GLUELESS_FAILURES);
+    // The honest lookup inside expectError costs a few more; the bomb itself must stay small.
+    expect(resolver.stats().upstreamQueries - before).toBeLessThan(100);
+    expect(bomb.queries()).toBeLessThan(60);
+  });
+});
+
+describe('MAPREF abuse', () => {
+  it('follows a MAPREF loop (A → B → A) once and returns each mapping once', async () => {
+    const csi = 'tel:+442079460022';
+    const target = `2.2.e164.${MSP_ZONE}`;
+    await h.publish(csi, ALICE);
+    await h.publishMapref(csi, [target]);
+    await h.publish(csi, BOB, { at: target });
+    await h.publishMapref(target, [nameOf(csi)]);
+    const before = resolver.stats().upstreamQueries;
+    const started = performance.now();
+    const result = await resolver.discover(csi);
+    expect(performance.now() - started).toBeLessThan(MAX_RESOLUTION_MS);
+    // Design §6: "no loops" — a target already visited is not asked again.
+    expect(result.status, JSON.stringify(result.error)).toBe('found');
+    expect(result.mappings.map((m) => m.key).sort()).toEqual(
+      [b64(ALICE.publicKey), b64(BOB.publicKey)].sort(),
+    );
+    expect(resolver.stats().upstreamQueries - before).toBeLessThan(20);
+    expect((await resolver.discover(await freshHonestCsi())).status).toBe('found');
+  });
+
+  it('reports limit for more MAPREF targets than the fan-out bound', async () => {
+    const csi = 'tel:+442079460023';
+    await h.publish(csi, ALICE);
+    await h.publishMapref(
+      csi,
+      Array.from({ length: 12 }, (_, i) => `${i}.fan.${MSP_ZONE}`),
+    );
+    await expectError(csi, ['limit']);
+  });
+});
+
+describe('servers that misbehave on the wire', () => {
+  it('reports timeout for a DP that never answers', async () => {
+    const silent = await h.addServer({
+      zone: zoneOf('silent'),
+      tamper: (_query, _honest, context) => context.hang(),
+    });
+    await expectError('mailto:alice@silent.test', ['timeout']);
+    expect(silent.queries()).toBeGreaterThan(0);
+  });
+
+  it('reports an error for a DoH server that answers random octets', async () => {
+    const zone = zoneOf('garbage');
+    const garbage = await h.startGarbageServer();
+    await h.delegateTo(h.root, zone, { nameserver: `ns1.${zone}`, dohPort: garbage.dohPort }, [
+      unrelatedDs(zone),
+    ]);
+    await expectError('mailto:alice@garbage.test', ['servfail']);
+  });
+
+  it('still resolves a CSI of an honest DP the attacks shared a cache with', async () => {
+    await h.publish('tel:+442079460024', ALICE);
+    const result = await resolver.discover('tel:+442079460024');
+    expect(result.status).toBe('found');
+    expect(result.mappings[0]?.zone).toBe(PHONE_ZONE);
+  });
+});
