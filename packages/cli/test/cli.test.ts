@@ -36,6 +36,9 @@ const COMMANDS = [
   ['recipient', 'publish'],
   ['recipient', 'mapref'],
   ['recipient', 'remove'],
+  ['resolver'],
+  ['resolver', 'serve'],
+  ['lookup'],
 ];
 
 describe('help', () => {
