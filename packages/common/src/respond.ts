@@ -15,7 +15,7 @@
  * but no question follows) do not decode, so step 3 answers `ab cd 81 01 00 00 …`: id 0xabcd,
  * QR, FORMERR, all counts 0.
  */
-import { HEADER_OCTETS, decodeMessage, encodeMessage } from './wire.js';
+import { HEADER_OCTETS, decodeMessage, encodeMessage, rcodeToCode } from './wire.js';
 import type { Logger } from './log.js';
 import type { Message, MessageFlags, Rcode } from './records.js';
 
@@ -48,24 +48,6 @@ const FLAG_QR = 0x8000;
 const FLAG_RD = 0x0100;
 const FLAG_CD = 0x0010;
 
-/** The numeric values of the response codes the project names (RFC 6895 §2.3). */
-const RCODE_VALUES: Readonly<Record<string, number>> = Object.freeze({
-  NOERROR: 0,
-  FORMERR: 1,
-  SERVFAIL: 2,
-  NXDOMAIN: 3,
-  NOTIMP: 4,
-  REFUSED: 5,
-  BADVERS: 16,
-});
-
-function rcodeValue(rcode: Rcode): number {
-  const named = RCODE_VALUES[rcode];
-  if (named !== undefined) return named;
-  const generic = /^RCODE(\d{1,4})$/.exec(rcode);
-  return generic === null ? 0 : Number(generic[1]) & 0xfff;
-}
-
 /**
  * An empty response to `query` with `rcode`: the same id, opcode, question (when the query has
  * exactly one), RD and CD (RFC 4035 §3.2.2); QR set, every section empty. It carries an OPT
@@ -75,7 +57,7 @@ function rcodeValue(rcode: Rcode): number {
  * Handlers use it as the base of their own responses too.
  */
 export function respondError(query: Message, rcode: Rcode): Message {
-  const value = rcodeValue(rcode);
+  const value = rcodeToCode(rcode);
   const flags: MessageFlags = {
     qr: true,
     opcode: query.flags.opcode,
@@ -118,7 +100,7 @@ function headerOnlyResponse(bytes: Uint8Array, rcode: 'FORMERR' | 'SERVFAIL'): U
   out[0] = bytes[0] as number;
   out[1] = bytes[1] as number;
   const word = ((bytes[2] as number) << 8) | (bytes[3] as number);
-  const flags = FLAG_QR | (word & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | rcodeValue(rcode);
+  const flags = FLAG_QR | (word & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | rcodeToCode(rcode);
   out[2] = flags >>> 8;
   out[3] = flags & 0xff;
   return out;

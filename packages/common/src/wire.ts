@@ -276,7 +276,8 @@ function codeToClass(code: number): RRClass {
   return CLASSES_BY_CODE.get(code) ?? `CLASS${code}`;
 }
 
-function rcodeToCode(rcode: Rcode): number {
+/** The 12-bit value of a response code; throws `WireError` `ERR_WIRE_BAD_VALUE` for a bad one. */
+export function rcodeToCode(rcode: Rcode): number {
   if (typeof rcode === 'string') {
     if (has(RCODE_CODES, rcode)) return RCODE_CODES[rcode];
     const n = genericCode(rcode, 'RCODE', 0xfff);
