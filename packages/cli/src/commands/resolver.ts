@@ -11,7 +11,7 @@ import type { Command } from 'commander';
 import { CONFIG_ENV } from '../config-file.js';
 import type { CommandEnv } from '../context.js';
 import { usageError } from '../errors.js';
-import type { ListenerJson } from './serve.js';
+import { hostPort, stopSignal, type ListenerJson } from './serve.js';
 
 /**
  * `resolver serve`: runs a resolver (`createResolver`) behind its front ends
@@ -107,17 +107,4 @@ function listeners(server: RunningResolverServer, host: string): ListenerJson[] 
   if (api) out.push({ listener: 'api', host: api.host, port: api.port, url: api.url });
   if (admin) out.push({ listener: 'admin', host, port: admin.port, url: admin.url });
   return out;
-}
-
-function hostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-/** Resolves when `signal` aborts; never without one. */
-function stopSignal(signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal === undefined) return;
-    if (signal.aborted) resolve();
-    else signal.addEventListener('abort', () => resolve(), { once: true });
-  });
 }

@@ -79,12 +79,13 @@ export function listeners(provider: RunningProvider): ListenerJson[] {
   return out;
 }
 
-function hostPort(host: string, port: number): string {
+/** `host:port`, with brackets around an IPv6 host. */
+export function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** Resolves when `signal` aborts; never without one. */
-function stopSignal(signal: AbortSignal | undefined): Promise<void> {
+export function stopSignal(signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve) => {
     if (signal === undefined) return;
     if (signal.aborted) resolve();
