@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerDelegation } from './commands/delegate.js';
+import { registerDemo } from './commands/demo.js';
 import { registerDs } from './commands/ds.js';
 import { registerInit } from './commands/init.js';
 import { registerLookup } from './commands/lookup.js';
@@ -100,7 +101,8 @@ Examples:
   $ mimi-discovery delegate --config ./net/root/config.json --range +44 --ns-from ./net/dp44/config.json --ds-from ./net/dp44/config.json
   $ mimi-discovery trust-anchor --config ./net/root/config.json --out ./net/root.key
   $ mimi-discovery serve --config ./net/root/config.json
-  $ mimi-discovery lookup +442079460018 --hints ./net/root-hints.json --trust-anchor ./net/root.key --ca ./net/ca/ca.pem`,
+  $ mimi-discovery lookup +442079460018 --hints ./net/root-hints.json --trust-anchor ./net/root.key --ca ./net/ca/ca.pem
+  $ mimi-discovery demo    # all of the above, and more, on this machine`,
   );
   registerInit(program, env);
   registerDs(program, env);
@@ -111,6 +113,7 @@ Examples:
   registerRecipient(program, env);
   registerResolver(program, env);
   registerLookup(program, env);
+  registerDemo(program, env, runCli);
   for (const group of [program, ...program.commands]) {
     if (group.commands.length > 0) group.hook('preSubcommand', (_, sub) => entered(sub));
   }

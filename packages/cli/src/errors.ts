@@ -36,7 +36,13 @@ export type ExitCode = (typeof EXIT_CODES)[keyof typeof EXIT_CODES];
  * - `ERR_CLI_TLS` — TLS material that cannot be used (a CA directory holding only half a CA);
  * - `ERR_CLI_KEY_FILE` — a recipient key or attestation file that cannot be used (exit 1);
  * - `ERR_CLI_API_UNREACHABLE` — the registration API could not be reached;
- * - `ERR_CLI_API_RESPONSE` — the registration API answered something other than its JSON.
+ * - `ERR_CLI_API_RESPONSE` — the registration API answered something other than its JSON;
+ * - `ERR_CLI_RESOLVER_UNREACHABLE`, `ERR_CLI_RESOLVER_RESPONSE` — the same for a resolver's API;
+ * - `ERR_CLI_LOOKUP_FAILED` — a lookup printed a result with status `error` (exit 2);
+ * - `ERR_CLI_PORT_BUSY` — `demo`: a planned port is in use;
+ * - `ERR_CLI_DEMO_SETUP`, `ERR_CLI_DEMO_LOOKUP` — `demo`: a setup step or a check lookup failed;
+ * - `ERR_CLI_CHILD` — `demo`: a server process failed to start;
+ * - `ERR_CLI_NETWORK_FILE` — `demo`: `network.json` cannot be read or does not match the flags.
  */
 export type CliErrorCode =
   | 'ERR_USAGE'
@@ -49,7 +55,15 @@ export type CliErrorCode =
   | 'ERR_CLI_TLS'
   | 'ERR_CLI_KEY_FILE'
   | 'ERR_CLI_API_UNREACHABLE'
-  | 'ERR_CLI_API_RESPONSE';
+  | 'ERR_CLI_API_RESPONSE'
+  | 'ERR_CLI_RESOLVER_UNREACHABLE'
+  | 'ERR_CLI_RESOLVER_RESPONSE'
+  | 'ERR_CLI_LOOKUP_FAILED'
+  | 'ERR_CLI_PORT_BUSY'
+  | 'ERR_CLI_DEMO_SETUP'
+  | 'ERR_CLI_DEMO_LOOKUP'
+  | 'ERR_CLI_CHILD'
+  | 'ERR_CLI_NETWORK_FILE';
 
 /** An error of the command line itself, with the exit code it ends the command with. */
 export class CliError extends MimiError {

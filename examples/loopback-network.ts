@@ -1,0 +1,229 @@
+/**
+ * The small network every example runs against, on 127.0.0.1 with ephemeral ports and a
+ * temporary directory, built the way an operator builds one with the `mimi-discovery` command
+ * (`init root`, `init dp`, `delegate`, `trust-anchor`, `hints`, `serve`), but in-process:
+ *
+ * ```
+ *   mimi.arpa                          root directory (LMDB store, DoH, plain DNS)
+ *     └── one DP serving some ranges   LMDB store, DoH, plain DNS, registration API (HTTPS)
+ * ```
+ *
+ * A local CA issues the one server certificate; clients are given the CA's PEM. Logs are
+ * silenced so the examples print only what they show.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import {
+  computeDs,
+  createLocalCa,
+  dpConfigSchema,
+  formatTrustAnchor,
+  issueServerCertificate,
+  parseConfig,
+  parseRange,
+  record,
+  type DsData,
+} from '@mimi-discovery/common';
+import {
+  delegate,
+  openLmdbStore,
+  startProvider,
+  storeDirectory,
+  type DelegationSpec,
+  type RunningProvider,
+} from '@mimi-discovery/authoritative';
+import { rootTrustAnchor } from '@mimi-discovery/root';
+import type { ResolverConfig } from '@mimi-discovery/resolver';
+
+/** The namespace apex of every example. */
+export const APEX = 'mimi.arpa';
+
+/** A temporary directory holding a local CA and one server certificate for 127.0.0.1. */
+export interface LoopbackDir {
+  readonly dir: string;
+  /** PEM of the local CA: what clients (resolvers, recipient apps) must trust. */
+  readonly caPem: string;
+  /** Paths of the server certificate and key, as a server config names them. */
+  readonly tls: { readonly cert: string; readonly key: string };
+  /** Deletes the directory and everything in it. */
+  remove(): void;
+}
+
+/** Creates a temporary directory with a local CA and a certificate for 127.0.0.1. */
+export async function createLoopbackDir(prefix: string): Promise<LoopbackDir> {
+  const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
+  try {
+    const ca = await createLocalCa({ commonName: 'MIMI example CA' });
+    const leaf = await issueServerCertificate(ca, {
+      hostnames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+    });
+    const cert = join(dir, 'server-cert.pem');
+    const key = join(dir, 'server-key.pem');
+    writeFileSync(cert, leaf.certPem);
+    writeFileSync(key, leaf.keyPem, { mode: 0o600 });
+    return {
+      dir,
+      caPem: ca.certPem,
+      tls: { cert, key },
+      remove: () => rmSync(dir, { recursive: true, force: true }),
+    };
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/**
+ * Creates `zones` in a new LMDB store in `dataDir`, as `mimi-discovery init` does: SOA, NS
+ * `ns1.<zone>` with its address (127.0.0.1) in the zone, a fresh zone key, AUTHKEY. Returns the
+ * DS of each zone's key, for the parent.
+ */
+export async function initServer(
+  dataDir: string,
+  zones: readonly string[],
+): Promise<Map<string, DsData>> {
+  const store = await openLmdbStore({ dataDir: storeDirectory(dataDir) });
+  const ds = new Map<string, DsData>();
+  try {
+    for (const zone of zones) {
+      const ns = `ns1.${zone}`;
+      await store.addZone({
+        origin: zone,
+        nameservers: [ns],
+        mname: ns,
+        rname: `hostmaster.${zone}`,
+      });
+      await store.apply(zone, [
+        { op: 'put', name: ns, type: 'A', records: [record(ns, 'A', '127.0.0.1', 3600)] },
+      ]);
+      const dnskey = store.readRRset(zone, zone, 'DNSKEY')[0];
+      if (dnskey?.type !== 'DNSKEY') throw new Error(`zone ${zone} has no DNSKEY`);
+      ds.set(zone, computeDs(zone, dnskey.data));
+    }
+    return ds;
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * Starts the root directory or a DP from `dataDir` (`mimi-discovery serve`): UDP, TCP and DoH
+ * on ephemeral ports, plus the registration API for a DP, with codes written to `outbox`.
+ */
+export async function serveServer(
+  role: 'root' | 'dp',
+  dataDir: string,
+  tls: LoopbackDir['tls'],
+  outbox?: string,
+): Promise<RunningProvider> {
+  const config = parseConfig(dpConfigSchema, {
+    role,
+    dataDir,
+    apex: APEX,
+    listen: { host: '127.0.0.1', udp: 0, tcp: 0, doh: 0, ...(role === 'dp' ? { api: 0 } : {}) },
+    tls,
+    ...(role === 'dp' && outbox !== undefined
+      ? { registration: { channels: { outbox: { path: outbox } } } }
+      : {}),
+    log: { level: 'silent' },
+  });
+  return startProvider(config);
+}
+
+/** The delegation of `zone` to the server `provider`: `ns1.<zone>` at 127.0.0.1, its DoH port. */
+export function delegationTo(zone: string, provider: RunningProvider, ds: DsData): DelegationSpec {
+  const doh = provider.dns?.doh;
+  if (doh === undefined) throw new Error(`the server for ${zone} serves no DoH`);
+  return {
+    zone,
+    nameservers: [{ name: `ns1.${zone}`, addresses: ['127.0.0.1'], doh: { port: doh.port } }],
+    ds: [ds],
+  };
+}
+
+/** What a resolver needs to start from the root: hints, trust anchor (text), the CA. */
+export function resolverConfigFor(root: RunningProvider, caPem: string): ResolverConfig {
+  const doh = root.dns?.doh;
+  if (doh === undefined) throw new Error('the root serves no DoH');
+  return {
+    apex: APEX,
+    rootServers: [{ name: `ns1.${APEX}`, addresses: ['127.0.0.1'], doh: doh.url }],
+    trustAnchor: formatTrustAnchor(rootTrustAnchor(root.store, APEX)),
+    ca: caPem,
+  };
+}
+
+/** A running root and one DP, the DP's ranges delegated from the root. */
+export interface LoopbackNetwork {
+  readonly dir: string;
+  readonly caPem: string;
+  readonly root: RunningProvider;
+  readonly dp: RunningProvider;
+  /** The DP's zones, one per range. */
+  readonly zones: readonly string[];
+  /** `https://127.0.0.1:<port>`, the DP's registration API. */
+  readonly apiUrl: string;
+  /** The file the DP appends one-time codes to (development channel). */
+  readonly outbox: string;
+  /** Hints, trust anchor and CA for `createResolver`. */
+  readonly resolverConfig: ResolverConfig;
+  /** Stops both servers and deletes the directory. */
+  close(): Promise<void>;
+}
+
+/** Builds the network: a root, one DP for `ranges` (`+44`, `@example.com`), delegated. */
+export async function startLoopbackNetwork(ranges: readonly string[]): Promise<LoopbackNetwork> {
+  const files = await createLoopbackDir('mimi-example');
+  const running: RunningProvider[] = [];
+  const close = async (): Promise<void> => {
+    await Promise.allSettled(running.reverse().map((server) => server.close()));
+    files.remove();
+  };
+  try {
+    const zones = ranges.map((range) => parseRange(range, APEX).zone);
+    const rootDir = join(files.dir, 'root');
+    const dpDir = join(files.dir, 'dp');
+    const outbox = join(dpDir, 'outbox.jsonl');
+    await initServer(rootDir, [APEX]);
+    const ds = await initServer(dpDir, zones);
+    const root = await serveServer('root', rootDir, files.tls);
+    running.push(root);
+    const dp = await serveServer('dp', dpDir, files.tls, outbox);
+    running.push(dp);
+    for (const zone of zones) {
+      const zoneDs = ds.get(zone);
+      if (zoneDs === undefined) throw new Error(`no DS for ${zone}`);
+      await delegate(root.store, APEX, delegationTo(zone, dp, zoneDs));
+    }
+    if (dp.api === undefined) throw new Error('the DP serves no registration API');
+    return {
+      dir: files.dir,
+      caPem: files.caPem,
+      root,
+      dp,
+      zones,
+      apiUrl: dp.api.url,
+      outbox,
+      resolverConfig: resolverConfigFor(root, files.caPem),
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/**
+ * True when the example whose `import.meta.url` is `url` is the program being run: either
+ * `node` runs its compiled file, or `vite-node` runs it. vite-node leaves `process.argv[1]` as
+ * its own executable rather than the script, so any module it loads sees the same argv; that is
+ * safe here because no example imports another.
+ */
+export function isMain(url: string): boolean {
+  const entry = process.argv[1];
+  if (entry === undefined) return false;
+  return basename(entry) === 'vite-node' || url === pathToFileURL(resolve(entry)).href;
+}

@@ -1,0 +1,184 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import {
+  dpConfigSchema,
+  parseConfig,
+  parseConfigText,
+  resolverConfigSchema,
+} from '@mimi-discovery/common';
+
+/**
+ * docs/operations.md against the code it documents: the config reference tables list exactly
+ * the keys of `dpConfigSchema` and `resolverConfigSchema`, their documented defaults are what
+ * the parser fills in, the example config files parse, and the metric tables name exactly the
+ * metrics the servers declare.
+ *
+ * The doc marks what is checked: a reference table sits between
+ * `<!-- config-keys: dp:begin -->` and `<!-- config-keys: dp:end -->` (likewise `resolver`);
+ * an example config is the ```json block right after `<!-- config-example: dp -->` (`root`,
+ * `resolver`); a metric table follows `<!-- metrics: authoritative -->` (`resolver`).
+ */
+
+const doc = readFileSync(new URL('../docs/operations.md', import.meta.url), 'utf8');
+
+type Schema = typeof dpConfigSchema | typeof resolverConfigSchema;
+
+/** The part of zod's definition the walk reads (zod 4: `schema._zod.def`). */
+interface SchemaDef {
+  type: string;
+  shape?: Record<string, unknown>;
+  innerType?: unknown;
+  in?: unknown;
+}
+
+const defOf = (schema: unknown): SchemaDef => (schema as { _zod: { def: SchemaDef } })._zod.def;
+
+/** Every key path of a schema, objects and their members: `listen`, `listen.udp`, … */
+function keyPaths(schema: unknown, prefix = ''): string[] {
+  const def = defOf(schema);
+  switch (def.type) {
+    case 'pipe':
+      return keyPaths(def.in, prefix);
+    case 'default':
+    case 'prefault':
+    case 'optional':
+    case 'nullable':
+      return keyPaths(def.innerType, prefix);
+    case 'object':
+      return Object.entries(def.shape ?? {}).flatMap(([key, member]) => {
+        const path = prefix === '' ? key : `${prefix}.${key}`;
+        return [path, ...keyPaths(member, path)];
+      });
+    default:
+      return [];
+  }
+}
+
+/** The text between two marker comments. */
+function between(begin: string, end: string): string {
+  const start = doc.indexOf(begin);
+  const stop = doc.indexOf(end, start);
+  if (start < 0 || stop < 0) throw new Error(`docs/operations.md lacks ${begin} … ${end}`);
+  return doc.slice(start + begin.length, stop);
+}
+
+/** The rows of the first Markdown table in `text`, as cells, without header and rule. */
+function tableRows(text: string): string[][] {
+  const all = text.split('\n');
+  const first = all.findIndex((line) => line.startsWith('|'));
+  const end = all.findIndex((line, i) => i > first && !line.startsWith('|'));
+  const lines = all.slice(first, end < 0 ? undefined : end);
+  return lines.slice(2).map((line) =>
+    line
+      .slice(1, -1)
+      .split('|')
+      .map((cell) => cell.trim()),
+  );
+}
+
+/** The reference table of a schema: key path → default cell. */
+function referenceTable(name: 'dp' | 'resolver'): Map<string, string> {
+  const rows = tableRows(
+    between(`<!-- config-keys: ${name}:begin -->`, `<!-- config-keys: ${name}:end -->`),
+  );
+  return new Map(
+    rows.map((cells) => {
+      const key = /^`([^`]+)`$/.exec(cells[0] ?? '');
+      if (key?.[1] === undefined) throw new Error(`not a key cell: ${cells[0]}`);
+      return [key[1], cells[2] ?? ''];
+    }),
+  );
+}
+
+/** The ```json block right after `<!-- config-example: name -->`. */
+function exampleConfig(name: string): string {
+  const marker = `<!-- config-example: ${name} -->`;
+  const at = doc.indexOf(marker);
+  if (at < 0) throw new Error(`docs/operations.md lacks ${marker}`);
+  const block = /^\s*```json\n([\s\S]*?)\n```/.exec(doc.slice(at + marker.length));
+  if (block?.[1] === undefined) throw new Error(`no json block after ${marker}`);
+  return block[1];
+}
+
+function valueAt(value: unknown, path: string): unknown {
+  return path
+    .split('.')
+    .reduce<unknown>((v, key) => (v as Record<string, unknown> | undefined)?.[key], value);
+}
+
+const schemas: ReadonlyArray<{
+  name: 'dp' | 'resolver';
+  schema: Schema;
+  /** The smallest valid config; the keys it sets are not compared with documented defaults. */
+  minimal: Record<string, unknown>;
+  setByMinimal: readonly string[];
+}> = [
+  {
+    name: 'dp',
+    schema: dpConfigSchema,
+    minimal: { role: 'dp', dataDir: '/srv/dp' },
+    setByMinimal: ['role', 'dataDir'],
+  },
+  {
+    name: 'resolver',
+    schema: resolverConfigSchema,
+    minimal: { rootHints: 'root-hints.json', trustAnchor: 'root.key', listen: { udp: 53 } },
+    setByMinimal: ['rootHints', 'trustAnchor', 'listen', 'listen.udp'],
+  },
+];
+
+describe('docs/operations.md', () => {
+  describe.each(schemas)(
+    'the $name config reference',
+    ({ name, schema, minimal, setByMinimal }) => {
+      const table = referenceTable(name);
+      const keys = keyPaths(schema);
+
+      it('lists every key of the schema', () => {
+        expect(keys.length).toBeGreaterThan(10);
+        expect(keys.filter((key) => !table.has(key))).toEqual([]);
+      });
+
+      it('lists no key the schema does not have', () => {
+        expect([...table.keys()].filter((key) => !keys.includes(key))).toEqual([]);
+      });
+
+      it('gives the defaults the parser fills in', () => {
+        const parsed = parseConfig<unknown>(schema, minimal);
+        let compared = 0;
+        for (const [key, cell] of table) {
+          const literal = /^`([^`]+)`$/.exec(cell)?.[1];
+          if (literal === undefined || setByMinimal.includes(key)) continue;
+          expect({ key, value: valueAt(parsed, key) }).toEqual({ key, value: JSON.parse(literal) });
+          compared++;
+        }
+        expect(compared).toBeGreaterThan(5);
+      });
+    },
+  );
+
+  it.each([
+    { name: 'dp', schema: dpConfigSchema },
+    { name: 'root', schema: dpConfigSchema },
+    { name: 'resolver', schema: resolverConfigSchema },
+  ])('has an example $name config that parses', ({ name, schema }) => {
+    const parsed = parseConfigText<unknown>(exampleConfig(name), schema, `${name} example`);
+    if (name !== 'resolver') expect(valueAt(parsed, 'role')).toBe(name);
+  });
+
+  it.each([
+    { name: 'authoritative', source: '../packages/authoritative/src/server.ts' },
+    { name: 'resolver', source: '../packages/resolver/src/metrics.ts' },
+  ])('names exactly the $name metrics the code declares', ({ name, source }) => {
+    const code = readFileSync(new URL(source, import.meta.url), 'utf8');
+    const declared = [...code.matchAll(/\.(?:counter|gauge|histogram)(?:<[^>]*>)?\(\s*'(\w+)'/g)]
+      .map((m) => `${name}_${m[1]}`)
+      .sort();
+    const marker = `<!-- metrics: ${name} -->`;
+    const documented = tableRows(doc.slice(doc.indexOf(marker) + marker.length))
+      .map((cells) => /^`(\w+)/.exec(cells[0] ?? '')?.[1] ?? cells[0])
+      .sort();
+    expect(declared.length).toBeGreaterThan(2);
+    expect(documented).toEqual(declared);
+  });
+});

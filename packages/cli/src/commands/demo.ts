@@ -1,0 +1,361 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readdir } from 'node:fs/promises';
+import { relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { DiscoveryResult } from '@mimi-discovery/resolver';
+import type { Command } from 'commander';
+import type { CommandEnv } from '../context.js';
+import { failure, usageError } from '../errors.js';
+import { remotePort } from '../flag-values.js';
+import { formatTable } from '../table.js';
+import { startChild, type ChildExit, type ChildServer } from '../demo/children.js';
+import {
+  networkFileJson,
+  networkPaths,
+  readNetworkPortBase,
+  writeNetworkFile,
+  type NetworkExampleJson,
+  type NetworkFileJson,
+  type NetworkPaths,
+} from '../demo/network-file.js';
+import {
+  DEFAULT_PORT_BASE,
+  DEMO_EXAMPLES,
+  PORTS_PER_SERVER,
+  DEMO_SERVERS,
+  checkPortsFree,
+  planNetwork,
+  type PlannedServer,
+} from '../demo/plan.js';
+import {
+  createServers,
+  registerRecipients,
+  stepRunner,
+  type RunCli,
+  type StepRunner,
+} from '../demo/setup.js';
+
+/**
+ * `demo`: a whole discovery network on this machine in one command — the root directory, DPs
+ * for +44, +1 (with +1202 sub-delegated to a DP of its own) and @example.com, an MSP-run DP
+ * reached by MAPREF, and a resolver — each server a child process running this very bin
+ * (`serve`, `resolver serve`), set up with the command line's own commands run in-process
+ * (`init`, `delegate --ns-from --ds-from`, `trust-anchor`, `hints`, `recipient …`), with example
+ * recipients registered through the DPs' real APIs.
+ *
+ * It writes `DIR/network.json` (see demo/network-file.ts), checks the example CSIs through the
+ * resolver's JSON API, prints where everything listens and a line starting with `ready`, and
+ * runs until SIGINT or SIGTERM (in-process: until the context's signal aborts; SIGHUP too),
+ * when it stops every child (SIGTERM, then SIGKILL after a bound) and ends with exit 0. A DIR
+ * that already holds a network (network.json) is restarted from its data, not created again.
+ * A child that dies on its own is reported on stderr with its last stderr lines; the rest of
+ * the network keeps running, so a resolver serving from its cache can be watched.
+ */
+
+interface DemoFlags {
+  dir?: string;
+  portBase?: number;
+  json?: boolean;
+}
+
+/** The default directory: `.demo` at the root of the repository this package lives in. */
+const DEFAULT_DIR = fileURLToPath(new URL('../../../../.demo', import.meta.url));
+
+/** Adds `demo` to `program`; `runCli` runs the setup steps in-process. */
+export function registerDemo(program: Command, env: CommandEnv, runCli: RunCli): Command {
+  const ports = DEMO_SERVERS.length * PORTS_PER_SERVER;
+  return program
+    .command('demo')
+    .description(
+      'run a whole discovery network on this machine (root, DPs, an MSP-run DP, a resolver) until SIGINT or SIGTERM',
+    )
+    .option(
+      '--dir <dir>',
+      'directory of the network; restarted when it holds one (default: <repo>/.demo)',
+    )
+    .option(
+      '--port-base <port>',
+      `first of the ${ports} ports the servers listen on, 4 per server (default: ${DEFAULT_PORT_BASE})`,
+      remotePort,
+    )
+    .option('--json', 'print one JSON object when ready and one when stopped')
+    .addHelpText(
+      'after',
+      `
+Each server takes 4 ports from the block: plain DNS (UDP and TCP), DoH, API, admin; in the
+order root, dp44 (+44), dp1 (+1), dp1202 (+1202), dp-email (@example.com), dp-msp
+(@chat.example), resolver. DIR/network.json says where everything listens, which files to
+trust, and the example CSIs with their expected results.
+
+Examples:
+  $ mimi-discovery demo
+  $ mimi-discovery demo --dir /tmp/net --port-base 25300 --json`,
+    )
+    .action(async (flags: DemoFlags) => {
+      await runDemo(flags, env, runCli);
+    });
+}
+
+async function runDemo(flags: DemoFlags, env: CommandEnv, runCli: RunCli): Promise<void> {
+  const started = performance.now();
+  const paths = networkPaths(resolve(env.cwd, flags.dir ?? DEFAULT_DIR));
+  const restart = existsSync(paths.networkFile);
+  let portBase = flags.portBase ?? DEFAULT_PORT_BASE;
+  if (restart) {
+    const recorded = await readNetworkPortBase(paths);
+    if (flags.portBase !== undefined && flags.portBase !== recorded) {
+      throw usageError(
+        'ERR_USAGE',
+        `${paths.dir} holds a network on --port-base ${recorded}: give that, or another --dir to start a new one`,
+      );
+    }
+    portBase = recorded;
+  } else if (existsSync(paths.dir) && (await readdir(paths.dir)).length > 0) {
+    throw failure(
+      'ERR_CLI_EXISTS',
+      `${paths.dir} holds files but no network.json (a setup that was interrupted?): remove it, or give another --dir`,
+    );
+  }
+  const plan = planNetwork(portBase);
+  await checkPortsFree(plan);
+
+  const stop = stopSignal(env.signal);
+  const say = (text: string): void => {
+    if (flags.json !== true) env.out(text);
+  };
+  const children: ChildServer[] = [];
+  const onExit = ({ child, code, signal }: ChildExit): void => {
+    const lines = child.lastStderr();
+    env.err(
+      `mimi-discovery demo: ${child.name} (pid ${child.pid}) exited unexpectedly with ${signal ?? `code ${code}`}` +
+        (lines.length === 0
+          ? '; it wrote nothing to stderr\n'
+          : `; its last stderr lines:\n${lines.map((l) => `  ${l}\n`).join('')}`),
+    );
+  };
+  try {
+    const run = stepRunner(runCli, paths.dir, env);
+    if (restart) say(`restarting the network in ${paths.dir}\n`);
+    else {
+      say(`creating a network in ${paths.dir}\n`);
+      await mkdir(paths.dir, { recursive: true });
+      await createServers(plan, paths, run);
+    }
+    await mkdir(paths.logs, { recursive: true });
+    const starts = plan.map((s) =>
+      startChild(
+        s.name,
+        [
+          ...(s.role === 'resolver' ? ['resolver'] : []),
+          'serve',
+          '--config',
+          paths.configOf(s.name),
+        ],
+        paths.logOf(s.name),
+        onExit,
+      ),
+    );
+    const settled = await Promise.allSettled(starts);
+    for (const s of settled) if (s.status === 'fulfilled') children.push(s.value);
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+
+    if (!restart) await registerRecipients(plan, paths, run, env);
+    const pids = new Map(children.map((c) => [c.name, c.pid]));
+    const file = networkFileJson({
+      paths,
+      portBase,
+      plan,
+      examples: DEMO_EXAMPLES,
+      pids,
+      pid: process.pid,
+    });
+    await writeNetworkFile(paths, file);
+
+    const lookups = await checkExamples(run, file);
+    const seconds = (performance.now() - started) / 1000;
+    if (flags.json === true) {
+      env.out(
+        `${JSON.stringify({ ready: true, network: paths.networkFile, created: !restart, startupSeconds: round(seconds), lookups })}\n`,
+      );
+    } else {
+      env.out(summary(file, plan, paths, lookups, env.cwd));
+    }
+    const wrong = lookups.filter((l) => !l.ok);
+    if (wrong.length > 0) {
+      throw failure(
+        'ERR_CLI_DEMO_LOOKUP',
+        `the resolver did not give the expected result for ${wrong.map((l) => l.csi).join(', ')}`,
+      );
+    }
+    say(`ready in ${round(seconds)} s: ${paths.networkFile}; Ctrl-C stops the network\n`);
+    await stop.stopped;
+  } finally {
+    // A second Ctrl-C while the children stop must not leave them orphaned.
+    const guard = (): void => undefined;
+    for (const s of GUARDED_SIGNALS) process.on(s, guard);
+    try {
+      if (children.length > 0) say(`stopping ${children.length} servers\n`);
+      await Promise.all(children.map((c) => c.stop()));
+    } finally {
+      for (const s of GUARDED_SIGNALS) process.off(s, guard);
+      stop.dispose();
+    }
+  }
+  if (flags.json === true) env.out(`${JSON.stringify({ stopped: true })}\n`);
+  else env.out('stopped\n');
+}
+
+const GUARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** One example CSI as the resolver answered it, and whether that is what was expected. */
+export interface ExampleLookup {
+  csi: string;
+  status: DiscoveryResult['status'];
+  expect: NetworkExampleJson['expect'];
+  providers: string[];
+  zones: string[];
+  ok: boolean;
+}
+
+/**
+ * Looks every example CSI up through the resolver's JSON API with `lookup --resolver` (one
+ * `POST /v1/discover`) and compares each result with the expected one.
+ */
+async function checkExamples(run: StepRunner, file: NetworkFileJson): Promise<ExampleLookup[]> {
+  const stdout = await runLookup(run, file);
+  const results = (JSON.parse(stdout) as { results: DiscoveryResult[] }).results;
+  return file.examples.map((example, i) => {
+    const result = results[i];
+    const providers = sortedUnique(
+      result?.mappings.flatMap((m) => m.msps.map((msp) => msp.provider)) ?? [],
+    );
+    const zones = sortedUnique(
+      result?.status === 'found' ? result.mappings.map((m) => m.zone) : [],
+    );
+    const status = result?.status ?? 'error';
+    return {
+      csi: example.csi,
+      status,
+      expect: example.expect,
+      providers,
+      zones,
+      ok:
+        status === example.expect &&
+        sameList(providers, example.providers) &&
+        sameList(zones, example.zones),
+    };
+  });
+}
+
+/** `lookup … --json` through the resolver; an `error` result (exit 2) still has its JSON. */
+async function runLookup(run: StepRunner, file: NetworkFileJson): Promise<string> {
+  const argv = [
+    'lookup',
+    ...file.examples.map((e) => e.csi),
+    '--resolver',
+    file.resolver.api,
+    '--ca',
+    file.ca,
+    '--json',
+  ];
+  const result = await run.run(argv);
+  // Exit 2 with results printed: some result is `error`, which the comparison reports.
+  if (result.exitCode === 0 || result.stdout.trim().startsWith('{')) return result.stdout;
+  throw failure(
+    'ERR_CLI_DEMO_LOOKUP',
+    `the resolver's JSON API could not be asked: ${result.stderr.trim().replace(/^mimi-discovery: /, '')}`,
+  );
+}
+
+function sortedUnique(values: readonly string[]): string[] {
+  return [...new Set(values)].sort();
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+function round(seconds: number): number {
+  return Math.round(seconds * 10) / 10;
+}
+
+/** Where everything listens, what to trust, and the lookups, for people. */
+function summary(
+  file: NetworkFileJson,
+  plan: readonly PlannedServer[],
+  paths: NetworkPaths,
+  lookups: readonly ExampleLookup[],
+  cwd: string,
+): string {
+  const rows = [['SERVER', 'PID', 'ZONES', 'DNS (UDP+TCP)', 'DOH', 'API', 'ADMIN']];
+  for (const s of file.servers) {
+    rows.push([
+      s.name,
+      String(s.pid ?? '-'),
+      s.zones.join(', ') || '-',
+      `${s.udp.host}:${s.udp.port}`,
+      s.doh,
+      s.api ?? '-',
+      s.admin,
+    ]);
+  }
+  const show = (path: string): string => {
+    const rel = relative(cwd, path);
+    return rel.startsWith('..') ? path : rel;
+  };
+  const looked = [['CSI', 'RESULT', 'EXPECTED', 'MSPS', 'FROM ZONES']];
+  for (const l of lookups) {
+    looked.push([
+      l.csi,
+      l.status,
+      l.ok ? 'ok' : `WRONG (expected ${l.expect})`,
+      l.providers.join(', ') || '-',
+      l.zones.join(', ') || '-',
+    ]);
+  }
+  const resolver = file.resolver;
+  const alice = file.examples[0]?.csi ?? '+44 20 7946 0018';
+  const dp44 = plan.find((s) => s.name === 'dp44');
+  return [
+    '',
+    formatTable(rows),
+    `ca            ${show(paths.ca)}`,
+    `trust anchor  ${show(paths.trustAnchor)} (DS), ${show(paths.bindTrustAnchor)} (BIND)`,
+    `root hints    ${show(paths.hints)}`,
+    `resolver      JSON API ${resolver.api}/v1/discover, DNS ${resolver.udp.host}:${resolver.udp.port}`,
+    '',
+    `verified lookups through the resolver's JSON API:`,
+    formatTable(looked),
+    'try:',
+    `  node packages/cli/dist/main.js lookup "${alice}" --resolver ${resolver.api} --ca ${show(paths.ca)}`,
+    `  curl --cacert ${show(paths.ca)} '${resolver.api}/v1/discover?csi=dave@example.com'`,
+    `  dig +dnssec -p ${resolver.udp.port} @${resolver.udp.host} 8.1.0.0.6.4.9.7.0.2.4.4.e164.mimi.arpa TYPE65400`,
+    ...(dp44 === undefined
+      ? []
+      : [
+          `  tail -1 ${show(paths.dataDirOf(dp44.name))}/outbox.jsonl   # one-time codes of the +44 DP`,
+        ]),
+    '',
+  ].join('\n');
+}
+
+/**
+ * Resolves `stopped` when `signal` aborts or the process gets SIGHUP (a closed terminal), so the
+ * children are stopped in every case where the process can still act; `dispose` removes the
+ * SIGHUP listener.
+ */
+function stopSignal(signal: AbortSignal | undefined): {
+  stopped: Promise<void>;
+  dispose(): void;
+} {
+  let onHup: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => {
+    onHup = () => resolve();
+    process.once('SIGHUP', onHup);
+    if (signal === undefined) return;
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  return { stopped, dispose: () => process.off('SIGHUP', onHup) };
+}

@@ -1,0 +1,336 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  canonicalName,
+  createMapping,
+  csiToName,
+  encodeMapping,
+  parseCsi,
+  record,
+  silentLogger,
+} from '@mimi-discovery/common';
+import { loadConfig, openStore } from '../config-file.js';
+import type { CliContext, CliResult, CommandEnv } from '../context.js';
+import { failure } from '../errors.js';
+import { readKeyFile } from '../key-file.js';
+import { loadOrCreateCa, writeServerCertificate } from '../tls-material.js';
+import type { NetworkPaths } from './network-file.js';
+import { DEMO_APEX, DEMO_HOST, MSP_ZONE, type PlannedServer } from './plan.js';
+
+/**
+ * Building the demonstration network with the command line's own commands, run in-process
+ * (`init`, `delegate --ns-from --ds-from`, `trust-anchor`, `hints`, `recipient …`): the same
+ * steps an operator types, in the order packages/cli/README.md gives them. What no command does
+ * is done here and said so: the resolver's config file, and the MSP publishing a mapping into
+ * its own zone.
+ */
+
+/** Runs one command line of `mimi-discovery` in-process. */
+export type RunCli = (argv: readonly string[], context?: CliContext) => Promise<CliResult>;
+
+/** A command runner bound to the network's directory that fails on a non-zero exit. */
+export interface StepRunner {
+  /** Runs `argv` and returns its stdout; a failure names the command and its error line. */
+  ok(argv: readonly string[]): Promise<string>;
+  /** Runs `argv` and returns its result, whatever the exit code. */
+  run(argv: readonly string[]): Promise<CliResult>;
+}
+
+/** Binds `runCli` to `dir`, quietly (no logs, no `$MIMI_DISCOVERY_CONFIG`). */
+export function stepRunner(runCli: RunCli, dir: string, env: CommandEnv): StepRunner {
+  const run = (argv: readonly string[]): Promise<CliResult> =>
+    runCli(argv, { cwd: dir, env: {}, log: silentLogger, now: env.now });
+  return {
+    run,
+    async ok(argv) {
+      const result = await run(argv);
+      if (result.exitCode !== 0) {
+        throw failure(
+          'ERR_CLI_DEMO_SETUP',
+          `'mimi-discovery ${argv.join(' ')}' failed: ${result.stderr.trim().replace(/^mimi-discovery: /, '')}`,
+        );
+      }
+      return result.stdout;
+    },
+  };
+}
+
+function serverNamed(plan: readonly PlannedServer[], name: string): PlannedServer {
+  const found = plan.find((s) => s.name === name);
+  if (found === undefined) throw new Error(`the plan has no server ${name}`);
+  return found;
+}
+
+/**
+ * Creates every server's directory, config, store and TLS material, the delegations from the
+ * root (and from the +1 DP to the +1202 DP), the trust anchor in both formats, the root hints
+ * and the resolver's config. Nothing runs yet.
+ */
+export async function createServers(
+  plan: readonly PlannedServer[],
+  paths: NetworkPaths,
+  run: StepRunner,
+): Promise<void> {
+  for (const s of plan) {
+    if (s.role === 'resolver') continue;
+    const ports = [
+      ['--udp', s.ports.dns],
+      ['--tcp', s.ports.dns],
+      ['--doh', s.ports.doh],
+      ['--admin', s.ports.admin],
+      ...(s.ports.api === null ? [] : [['--api', s.ports.api]]),
+    ].flatMap(([flag, port]) => [String(flag), String(port)]);
+    const ranges = s.ranges.flatMap((r) => ['--range', r]);
+    await run.ok([
+      'init',
+      s.role === 'root' ? 'root' : 'dp',
+      '--dir',
+      paths.dataDirOf(s.name),
+      '--apex',
+      DEMO_APEX,
+      '--host',
+      DEMO_HOST,
+      ...ranges,
+      ...ports,
+      '--ca-dir',
+      paths.caDir,
+    ]);
+  }
+  // Parents after children exist; a DP's sub-delegation goes into its own zone.
+  for (const s of plan) {
+    if (s.parent === undefined) continue;
+    for (const range of s.ranges) {
+      await run.ok([
+        'delegate',
+        '--config',
+        paths.configOf(s.parent),
+        '--range',
+        range,
+        '--ns-from',
+        paths.configOf(s.name),
+        '--ds-from',
+        paths.configOf(s.name),
+      ]);
+    }
+  }
+  const root = paths.configOf('root');
+  await run.ok(['trust-anchor', '--config', root, '--out', paths.trustAnchor]);
+  await run.ok([
+    'trust-anchor',
+    '--config',
+    root,
+    '--format',
+    'bind',
+    '--out',
+    paths.bindTrustAnchor,
+  ]);
+  await run.ok(['hints', '--config', root, '--out', paths.hints]);
+  await writeResolverConfig(serverNamed(plan, 'resolver'), paths);
+}
+
+/**
+ * The resolver's config (`resolverConfigSchema`, see packages/resolver/README.md) and its TLS
+ * certificate from the network's CA: no command writes these, an operator does.
+ */
+async function writeResolverConfig(resolver: PlannedServer, paths: NetworkPaths): Promise<void> {
+  const dir = paths.dataDirOf(resolver.name);
+  await mkdir(dir, { recursive: true });
+  const { ca } = await loadOrCreateCa(paths.caDir);
+  const tls = await writeServerCertificate(ca, dir, {
+    hostnames: ['localhost'],
+    ipAddresses: [DEMO_HOST, '::1'],
+  });
+  const config = {
+    apex: DEMO_APEX,
+    rootHints: paths.hints,
+    trustAnchor: paths.trustAnchor,
+    ca: paths.ca,
+    listen: {
+      host: DEMO_HOST,
+      udp: resolver.ports.dns,
+      tcp: resolver.ports.dns,
+      doh: resolver.ports.doh,
+      api: resolver.ports.api,
+      admin: resolver.ports.admin,
+    },
+    tls,
+  };
+  await writeFile(paths.configOf(resolver.name), `${JSON.stringify(config, null, 2)}\n`, {
+    flag: 'wx',
+  });
+}
+
+/** The code a DP last wrote to its development outbox for `csi`. */
+async function lastCode(outbox: string, csi: string): Promise<string> {
+  const text = await readFile(outbox, 'utf8');
+  const entries = text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as { csi?: unknown; code?: unknown });
+  const entry = entries.filter((e) => e.csi === csi).at(-1);
+  if (typeof entry?.code !== 'string') {
+    throw failure('ERR_CLI_DEMO_SETUP', `no one-time code for ${csi} in ${outbox}`);
+  }
+  return entry.code;
+}
+
+/** A DP's registration API URL and its outbox, from the plan. */
+function apiOf(plan: readonly PlannedServer[], name: string): string {
+  const port = serverNamed(plan, name).ports.api;
+  if (port === null) throw new Error(`${name} has no registration API`);
+  return `https://${DEMO_HOST}:${port}`;
+}
+
+/**
+ * Proves `csi` at the DP `dp` with a new key in `keyFile` (prove → the code from the outbox →
+ * confirm), as a recipient's app would, through the DP's real API.
+ */
+async function attest(
+  run: StepRunner,
+  plan: readonly PlannedServer[],
+  paths: NetworkPaths,
+  dp: string,
+  csi: string,
+  keyFile: string,
+): Promise<string[]> {
+  const api = ['--api', apiOf(plan, dp), '--ca', paths.ca];
+  await run.ok(['recipient', 'keygen', '--out', keyFile]);
+  await run.ok(['recipient', 'prove', ...api, '--csi', csi]);
+  const code = await lastCode(join(paths.dataDirOf(dp), 'outbox.jsonl'), parseCsi(csi));
+  await run.ok(['recipient', 'confirm', ...api, '--csi', csi, '--code', code, '--key', keyFile]);
+  return api;
+}
+
+/**
+ * Lifetime of the example mappings: long enough that a network restarted months later still
+ * answers, and within the attestations' year.
+ */
+const MAPPING_DAYS = 300;
+
+/** The name in the MSP's zone where more mappings of `csi` are published (MAPREF target). */
+export function mspTarget(csi: string): string {
+  const name = csiToName(parseCsi(csi), DEMO_APEX);
+  return `${name.replace(/\.e164\.mimi\.arpa$/, '')}.e164.${MSP_ZONE}`;
+}
+
+/**
+ * Registers the example recipients through the running DPs' APIs (see `DEMO_EXAMPLES`):
+ *
+ * - `+44 20 7946 0018` publishes a mapping at the +44 DP, and a MAPREF to its name in the MSP
+ *   chat.example's zone, where the MSP publishes a mapping for the key of its own client: a key
+ *   the recipient proved at the +44 DP, so attested by the +44 DP's prover (design §6: provers
+ *   come from the range that is authoritative for the CSI, never the zone a MAPREF points into);
+ * - `+1 202 555 0100` at the +1202 DP, `dave@example.com` at the @example.com DP;
+ * - `+1 415 555 0100` opts out at the +1 DP: a mapping listing no MSP (`empty`).
+ */
+export async function registerRecipients(
+  plan: readonly PlannedServer[],
+  paths: NetworkPaths,
+  run: StepRunner,
+  env: CommandEnv,
+): Promise<void> {
+  await mkdir(paths.recipients, { recursive: true });
+  const key = (name: string): string => join(paths.recipients, `${name}.key`);
+  const days = ['--ttl-days', String(MAPPING_DAYS)];
+
+  const alice = '+44 20 7946 0018';
+  let api = await attest(run, plan, paths, 'dp44', alice, key('alice'));
+  await run.ok([
+    'recipient',
+    'publish',
+    ...api,
+    '--key',
+    key('alice'),
+    '--msp',
+    'chat.example:primary',
+    '--msp',
+    'text.example',
+    ...days,
+  ]);
+  await run.ok([
+    'recipient',
+    'mapref',
+    ...api,
+    '--key',
+    key('alice'),
+    '--target',
+    mspTarget(alice),
+  ]);
+  await attest(run, plan, paths, 'dp44', alice, key('alice-at-chat.example'));
+  await publishAtMsp(plan, paths, key('alice-at-chat.example'), env);
+
+  api = await attest(run, plan, paths, 'dp1202', '+1 202 555 0100', key('bob'));
+  await run.ok([
+    'recipient',
+    'publish',
+    ...api,
+    '--key',
+    key('bob'),
+    '--msp',
+    'text.example',
+    ...days,
+  ]);
+
+  api = await attest(run, plan, paths, 'dp1', '+1 415 555 0100', key('carol'));
+  await run.ok(['recipient', 'publish', ...api, '--key', key('carol'), ...days]);
+
+  api = await attest(run, plan, paths, 'dp-email', 'dave@example.com', key('dave'));
+  await run.ok([
+    'recipient',
+    'publish',
+    ...api,
+    '--key',
+    key('dave'),
+    '--msp',
+    'chat.example:mls',
+    ...days,
+  ]);
+}
+
+/** TTL of the MSP's MAP RRset, as a DP's registrar gives MAP RRsets. */
+const MSP_MAP_TTL_SECONDS = 300;
+
+/**
+ * The MSP chat.example publishes, in its own zone at the MAPREF target, the mapping its client
+ * signed with `keyFile`. A DP's registration API only takes mappings of CSIs in its own ranges,
+ * so the MSP, as the operator of that zone, writes it into its store; the running server sees
+ * the change from its next query (LMDB, see packages/cli/README.md "Running servers").
+ */
+async function publishAtMsp(
+  plan: readonly PlannedServer[],
+  paths: NetworkPaths,
+  keyFile: string,
+  env: CommandEnv,
+): Promise<void> {
+  const { keyPair, attested } = await readKeyFile(keyFile);
+  if (attested === undefined) throw new Error(`${keyFile} holds no attestation`);
+  const now = env.now();
+  const mapping = createMapping(
+    {
+      csi: attested.csi,
+      msps: [{ provider: 'chat.example', tags: ['mls'], uri: 'im:alice@chat.example' }],
+      seq: now,
+      iat: now,
+      exp: now + MAPPING_DAYS * 86_400,
+      new: false,
+      att: attested.attestation,
+    },
+    keyPair.secretKey,
+  );
+  const msp = serverNamed(plan, 'dp-msp');
+  const { config } = await loadConfig(paths.configOf(msp.name), env);
+  const name = canonicalName(mspTarget(attested.csi));
+  const store = await openStore(config, env);
+  try {
+    await store.apply(MSP_ZONE, [
+      {
+        op: 'put',
+        name,
+        type: 'MAP',
+        records: [record(name, 'MAP', encodeMapping(mapping), MSP_MAP_TTL_SECONDS)],
+      },
+    ]);
+  } finally {
+    await store.close();
+  }
+}

@@ -1,0 +1,173 @@
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { networkFileJson, networkPaths } from '../src/demo/network-file.js';
+import {
+  DEMO_EXAMPLES,
+  DEMO_SERVERS,
+  PORTS_PER_SERVER,
+  checkPortsFree,
+  planNetwork,
+  portUses,
+} from '../src/demo/plan.js';
+import { mspTarget } from '../src/demo/setup.js';
+import { createCliFixture, freePort } from './fixture.js';
+
+// The in-process pieces of `demo`: the port plan, the refusal of a busy port before anything is
+// created, the shape of network.json. The network itself, as child processes, is exercised by
+// test/demo-network.test.ts.
+
+const cli = createCliFixture('demo');
+afterAll(() => cli.cleanup());
+
+function listen(port: number): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}
+
+describe('the port plan', () => {
+  it('gives each server four consecutive ports from the base, in a fixed order', () => {
+    const plan = planNetwork(15300);
+    expect(plan.map((s) => s.name)).toEqual(DEMO_SERVERS.map((s) => s.name));
+    expect(plan[0]).toMatchObject({
+      name: 'root',
+      zones: ['mimi.arpa'],
+      ports: { dns: 15300, doh: 15301, api: null, admin: 15303 },
+    });
+    expect(plan.find((s) => s.name === 'dp1202')).toMatchObject({
+      parent: 'dp1',
+      zones: ['2.0.2.1.e164.mimi.arpa'],
+      ports: { dns: 15312, doh: 15313, api: 15314, admin: 15315 },
+    });
+    expect(plan.at(-1)).toMatchObject({ role: 'resolver', ports: { api: 15326, admin: 15327 } });
+    const ports = portUses(plan).map((u) => u.port);
+    expect(new Set(ports).size).toBe(ports.length);
+    expect(Math.max(...ports)).toBe(15300 + DEMO_SERVERS.length * PORTS_PER_SERVER - 1);
+  });
+
+  it('is the same plan for the same base, so a restart finds its servers where they were', () => {
+    expect(planNetwork(20000)).toEqual(planNetwork(20000));
+  });
+
+  it.each([0, 80, 65530])('refuses a base of %i whose block leaves 1024–65535', (base) => {
+    expect(() => planNetwork(base)).toThrow(/--port-base/);
+  });
+
+  it('names the busy port, its listener and its server', async () => {
+    const port = await freePort();
+    // The plan whose dp44 admin port (base + 7) is the busy one.
+    const plan = planNetwork(port - 7);
+    const server = await listen(port);
+    try {
+      await expect(checkPortsFree(plan)).rejects.toMatchObject({
+        code: 'ERR_CLI_PORT_BUSY',
+        message: expect.stringContaining(`port ${port} (TCP, admin of dp44)`),
+      });
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe('mimi-discovery demo', () => {
+  it('fails with exit 2 naming a busy port, before creating anything', async () => {
+    const port = await freePort();
+    const server = await listen(port);
+    try {
+      const result = await cli.run(['demo', '--dir', 'net', '--port-base', String(port)]);
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toMatch(
+        new RegExp(`port ${port} \\(TCP, dns of root\\) is in use.*\\(ERR_CLI_PORT_BUSY\\)`),
+      );
+      expect(existsSync(join(cli.dir, 'net'))).toBe(false);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('refuses a directory that holds files but no network.json', async () => {
+    mkdirSync(join(cli.dir, 'half'));
+    writeFileSync(join(cli.dir, 'half', 'stray'), '');
+    const result = await cli.run(['demo', '--dir', 'half', '--port-base', '30000']);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(/no network\.json.*\(ERR_CLI_EXISTS\)/);
+  });
+
+  it('refuses another --port-base for a network that exists', async () => {
+    mkdirSync(join(cli.dir, 'old'));
+    writeFileSync(
+      join(cli.dir, 'old', 'network.json'),
+      JSON.stringify({ version: 1, portBase: 15300 }),
+    );
+    const result = await cli.run(['demo', '--dir', 'old', '--port-base', '30000']);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toMatch(/--port-base 15300/);
+  });
+});
+
+describe('network.json', () => {
+  it('lists every server, the files to trust and the examples with their expected results', () => {
+    const paths = networkPaths('/srv/net');
+    const plan = planNetwork(15300);
+    const file = networkFileJson({
+      paths,
+      portBase: 15300,
+      plan,
+      examples: DEMO_EXAMPLES,
+      pids: new Map([['dp44', 4243]]),
+      pid: 4242,
+    });
+    expect(file).toMatchObject({
+      version: 1,
+      apex: 'mimi.arpa',
+      portBase: 15300,
+      pid: 4242,
+      ca: '/srv/net/ca/ca.pem',
+      trustAnchor: { ds: '/srv/net/root.key', bind: '/srv/net/root-anchors.conf' },
+      hints: '/srv/net/root-hints.json',
+      resolver: {
+        api: 'https://127.0.0.1:15326',
+        doh: 'https://127.0.0.1:15325/dns-query',
+        udp: { host: '127.0.0.1', port: 15324 },
+        tcp: { host: '127.0.0.1', port: 15324 },
+        admin: 'http://127.0.0.1:15327',
+      },
+    });
+    expect(file.servers.find((s) => s.name === 'dp44')).toEqual({
+      name: 'dp44',
+      role: 'dp',
+      description: 'DP for +44',
+      ranges: ['+44'],
+      zones: ['4.4.e164.mimi.arpa'],
+      parent: 'root',
+      udp: { host: '127.0.0.1', port: 15304 },
+      tcp: { host: '127.0.0.1', port: 15304 },
+      doh: 'https://127.0.0.1:15305/dns-query',
+      api: 'https://127.0.0.1:15306',
+      admin: 'http://127.0.0.1:15307',
+      config: '/srv/net/dp44/config.json',
+      log: '/srv/net/logs/dp44.log',
+      pid: 4243,
+    });
+    expect(file.servers.find((s) => s.name === 'root')).toMatchObject({ api: null, pid: null });
+    expect(file.examples.map((e) => [e.canonical, e.expect])).toEqual([
+      ['tel:+442079460018', 'found'],
+      ['tel:+12025550100', 'found'],
+      ['tel:+14155550100', 'empty'],
+      ['mailto:dave@example.com', 'found'],
+      ['tel:+442079460999', 'none'],
+      ['mailto:nobody@example.com', 'none'],
+    ]);
+    expect(JSON.parse(JSON.stringify(file))).toEqual(file);
+  });
+
+  it('points the MAPREF of a number at its name under e164 in the MSP’s zone', () => {
+    expect(mspTarget('+44 20 7946 0018')).toBe(
+      '8.1.0.0.6.4.9.7.0.2.4.4.e164.chat.example.email.mimi.arpa',
+    );
+  });
+});

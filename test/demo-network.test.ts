@@ -1,0 +1,355 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildQuery, createDohClient, queryUdp, type DohClient } from '@mimi-discovery/common';
+
+// `mimi-discovery demo` as a user runs it: a child process that builds a whole network of child
+// processes. Everything the test knows about the network it reads from network.json, as a
+// script that has never seen the network would: every server is asked over DoH and UDP, the
+// resolver's JSON API answers every example CSI as expected, each admin port is healthy. Then a
+// DP dies (SIGKILL), the demo says so, and the resolver keeps answering from its cache; the
+// demo stops on SIGTERM leaving no process behind, and starts again from its data directory
+// with the same answers, and stops on SIGINT.
+
+const REPO = join(import.meta.dirname, '..');
+const BIN = join(REPO, 'packages', 'cli', 'dist', 'main.js');
+const READY_MS = 60_000;
+const PORTS = 28;
+
+interface NetworkServer {
+  name: string;
+  role: 'root' | 'dp' | 'resolver';
+  zones: string[];
+  udp: { host: string; port: number };
+  tcp: { host: string; port: number };
+  doh: string;
+  api: string | null;
+  admin: string;
+  config: string;
+  pid: number | null;
+}
+
+interface NetworkFile {
+  portBase: number;
+  pid: number;
+  ca: string;
+  trustAnchor: { ds: string; bind: string };
+  hints: string;
+  resolver: { api: string; udp: { host: string; port: number } };
+  servers: NetworkServer[];
+  examples: Array<{
+    csi: string;
+    canonical: string;
+    expect: 'found' | 'empty' | 'none';
+    providers: string[];
+    zones: string[];
+  }>;
+}
+
+interface Discovery {
+  csi: string;
+  status: string;
+  stale?: boolean;
+  mappings: Array<{ key: string; zone: string; msps: Array<{ provider: string }> }>;
+}
+
+/** A running `demo` and what it printed. */
+interface Demo {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () =>
+      server.close(() => {
+        const socket = createSocket('udp4');
+        socket.once('error', () => resolve(false));
+        socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
+      }),
+    );
+  });
+}
+
+/** A block of {@link PORTS} ports that are free now, outside the usual ephemeral range. */
+async function freeBlock(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 1000) * PORTS;
+    let free = true;
+    for (let p = base; p < base + PORTS && free; p++) free = await portFree(p);
+    if (free) return base;
+  }
+  throw new Error('no free block of ports');
+}
+
+function startDemo(args: readonly string[]): Demo {
+  const child = spawn(process.execPath, [BIN, 'demo', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  child.stderr?.on('data', (c: Buffer) => (err += c.toString('utf8')));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+/** Resolves once `text()` matches `pattern`; fails on `exited` or after `ms`. */
+async function waitFor(
+  text: () => string,
+  pattern: RegExp,
+  ms: number,
+  exited?: Promise<unknown>,
+  what = 'output',
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  let gone = false;
+  void exited?.then(() => (gone = true));
+  while (!pattern.test(text())) {
+    if (gone) throw new Error(`exited before ${pattern}: ${what}`);
+    if (Date.now() > deadline) throw new Error(`no ${pattern} within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function waitReady(demo: Demo): Promise<void> {
+  await waitFor(
+    demo.stdout,
+    /^ready /m,
+    READY_MS,
+    demo.exited,
+    `stdout ${demo.stdout()} stderr ${demo.stderr()}`,
+  );
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Waits (bounded) until none of `pids` runs any more; returns those still running. */
+async function leftRunning(pids: readonly number[]): Promise<number[]> {
+  const deadline = Date.now() + 3000;
+  let left = pids.filter(alive);
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    left = left.filter(alive);
+  }
+  return left;
+}
+
+let dir: string;
+let portBase: number;
+let net: NetworkFile;
+let agent: Agent;
+let doh: DohClient;
+let demo: Demo;
+const extra: ChildProcess[] = [];
+/** Every example's answer in the first run: CSI, status, MSPs, recipient keys. */
+let firstAnswers: Array<[string, string, string[], string[]]> = [];
+
+async function discover(csi: string): Promise<Discovery> {
+  const url = `${net.resolver.api}/v1/discover?csi=${encodeURIComponent(csi)}`;
+  const response = await request(url, { dispatcher: agent });
+  expect(response.statusCode).toBe(200);
+  return (await response.body.json()) as Discovery;
+}
+
+const providersOf = (d: Discovery): string[] =>
+  [...new Set(d.mappings.flatMap((m) => m.msps.map((msp) => msp.provider)))].sort();
+const zonesOf = (d: Discovery): string[] => [...new Set(d.mappings.map((m) => m.zone))].sort();
+const answersOf = async (): Promise<Array<[string, string, string[], string[]]>> =>
+  Promise.all(
+    net.examples.map(async (e) => {
+      const d = await discover(e.csi);
+      return [e.csi, d.status, providersOf(d), d.mappings.map((m) => m.key).sort()];
+    }),
+  );
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'mimi-demo-'));
+  portBase = await freeBlock();
+  demo = startDemo(['--dir', dir, '--port-base', String(portBase)]);
+  await waitReady(demo);
+  net = JSON.parse(readFileSync(join(dir, 'network.json'), 'utf8')) as NetworkFile;
+  const ca = readFileSync(net.ca, 'utf8');
+  agent = new Agent({ connect: { ca } });
+  doh = createDohClient({ ca });
+}, READY_MS + 10_000);
+
+afterAll(async () => {
+  for (const c of extra) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  if (demo.child.exitCode === null && demo.child.signalCode === null) {
+    demo.child.kill('SIGTERM');
+    await demo.exited;
+  }
+  await doh?.close();
+  await agent?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('a network started with mimi-discovery demo', () => {
+  it('describes itself in network.json', () => {
+    expect(net.portBase).toBe(portBase);
+    expect(net.servers.map((s) => s.role).sort()).toEqual([
+      'dp',
+      'dp',
+      'dp',
+      'dp',
+      'dp',
+      'resolver',
+      'root',
+    ]);
+    for (const s of net.servers) expect(s.pid).toBeGreaterThan(0);
+    for (const file of [net.ca, net.trustAnchor.ds, net.trustAnchor.bind, net.hints]) {
+      expect(readFileSync(file, 'utf8').length).toBeGreaterThan(0);
+    }
+    expect(new Set(net.examples.map((e) => e.expect))).toEqual(new Set(['found', 'empty', 'none']));
+  });
+
+  it('answers for its zones on every authoritative server, over DoH and UDP', async () => {
+    for (const s of net.servers.filter((x) => x.role !== 'resolver')) {
+      for (const zone of s.zones) {
+        const viaDoh = await doh.query(s.doh, buildQuery(zone, 'SOA', { dnssecOk: true }));
+        const viaUdp = await queryUdp(s.udp, buildQuery(zone, 'SOA', { dnssecOk: true }));
+        for (const response of [viaDoh, viaUdp]) {
+          expect(response.rcode, `${s.name} ${zone}`).toBe('NOERROR');
+          expect(response.flags.aa).toBe(true);
+          expect(response.answers.map((a) => a.type)).toContain('SOA');
+          expect(response.answers.map((a) => a.type)).toContain('RRSIG');
+        }
+      }
+    }
+  });
+
+  it('resolves through the resolver’s DNS front end, validated', async () => {
+    const apex = net.servers.find((s) => s.role === 'root')?.zones[0] ?? 'mimi.arpa';
+    const response = await queryUdp(
+      net.resolver.udp,
+      buildQuery(apex, 'SOA', { recursionDesired: true, dnssecOk: true }),
+    );
+    expect(response.rcode).toBe('NOERROR');
+    expect(response.flags.ad).toBe(true);
+  });
+
+  it('gives the expected result for every example CSI through the JSON API', async () => {
+    for (const e of net.examples) {
+      const d = await discover(e.csi);
+      expect(d.csi).toBe(e.canonical);
+      expect(d.status, e.csi).toBe(e.expect);
+      expect(providersOf(d), e.csi).toEqual(e.providers);
+      if (e.expect === 'found') expect(zonesOf(d), e.csi).toEqual(e.zones);
+    }
+    firstAnswers = await answersOf();
+  });
+
+  it('is healthy on every admin port', async () => {
+    for (const s of net.servers) {
+      const response = await request(`${s.admin}/healthz`);
+      expect(response.statusCode, s.name).toBe(200);
+      await response.body.dump();
+    }
+  });
+
+  it('answers mimi-discovery lookup --resolver', () => {
+    const found = net.examples.find((e) => e.expect === 'found');
+    if (found === undefined) throw new Error('no found example');
+    const result = spawnSync(
+      process.execPath,
+      [BIN, 'lookup', '--resolver', net.resolver.api, '--ca', net.ca, found.csi, '--json'],
+      { encoding: 'utf8' },
+    );
+    expect(result.status, result.stderr).toBe(0);
+    const d = JSON.parse(result.stdout) as Discovery;
+    expect(d.status).toBe('found');
+    expect(providersOf(d)).toEqual(found.providers);
+  });
+
+  it('keeps answering from the resolver’s cache while a DP is down, and again once it is back', async () => {
+    const dp = net.servers.find((s) => s.zones.includes('4.4.e164.mimi.arpa'));
+    const cached = net.examples.find(
+      (e) => e.canonical.startsWith('tel:+44') && e.expect === 'found',
+    );
+    if (dp?.pid == null || cached === undefined) throw new Error('no +44 DP or example');
+    // Never asked before, so the resolver has nothing cached for it.
+    const fresh = '+44 20 7946 0555';
+
+    process.kill(dp.pid, 'SIGKILL');
+    await waitFor(
+      demo.stderr,
+      new RegExp(`${dp.name} \\(pid ${dp.pid}\\) exited unexpectedly`),
+      5000,
+    );
+    expect(await leftRunning([dp.pid])).toEqual([]);
+
+    // The MAP TTL (300 s) has not run out: the cached answer is served as it is, not stale.
+    const whileDown = await discover(cached.csi);
+    expect(whileDown.status).toBe('found');
+    expect(providersOf(whileDown)).toEqual(cached.providers);
+    // A question the cache cannot answer shows the DP is really gone.
+    expect((await discover(fresh)).status).toBe('error');
+
+    // The operator restarts the DP from its data directory.
+    const restarted = spawn(process.execPath, [BIN, 'serve', '--config', dp.config], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    extra.push(restarted);
+    let out = '';
+    restarted.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    await waitFor(() => out, /^admin /m, 15_000);
+    let after = await discover(fresh);
+    for (let i = 0; i < 50 && after.status === 'error'; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      after = await discover(fresh);
+    }
+    expect(after.status).toBe('none');
+    expect((await discover(cached.csi)).status).toBe('found');
+
+    restarted.kill('SIGTERM');
+    await new Promise((r) => restarted.once('exit', r));
+  });
+
+  it('stops on SIGTERM with exit 0 and leaves no process behind', async () => {
+    demo.child.kill('SIGTERM');
+    const { code } = await demo.exited;
+    expect(code, demo.stderr()).toBe(0);
+    const pids = net.servers.flatMap((s) => (s.pid === null ? [] : [s.pid]));
+    expect(await leftRunning(pids)).toEqual([]);
+  });
+
+  it('starts again from its data directory with the same answers, and stops on SIGINT', async () => {
+    demo = startDemo(['--dir', dir]);
+    await waitReady(demo);
+    expect(demo.stdout()).toMatch(/^restarting the network/m);
+    const first = net;
+    net = JSON.parse(readFileSync(join(dir, 'network.json'), 'utf8')) as NetworkFile;
+    expect(net.portBase).toBe(first.portBase);
+    expect(net.servers.map((s) => [s.name, s.doh, s.api])).toEqual(
+      first.servers.map((s) => [s.name, s.doh, s.api]),
+    );
+    // The very same mappings (recipient keys included), not new registrations.
+    expect(firstAnswers).toHaveLength(first.examples.length);
+    expect(await answersOf()).toEqual(firstAnswers);
+
+    demo.child.kill('SIGINT');
+    const { code } = await demo.exited;
+    expect(code, demo.stderr()).toBe(0);
+    const pids = net.servers.flatMap((s) => (s.pid === null ? [] : [s.pid]));
+    expect(await leftRunning(pids)).toEqual([]);
+  });
+});
