@@ -73,6 +73,7 @@ export {
   HEADERS_TIMEOUT_MS,
   BODY_TIMEOUT_MS,
   MAX_HEADER_OCTETS,
+  MAX_API_CONNECTIONS,
   startRegistrationApi,
 } from './registration-api.js';
 export type {

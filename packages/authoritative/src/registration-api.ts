@@ -51,6 +51,8 @@ export const HEADERS_TIMEOUT_MS = 10_000;
 export const BODY_TIMEOUT_MS = 10_000;
 /** Largest request header section, in octets. */
 export const MAX_HEADER_OCTETS = 16 * 1024;
+/** Connections held at once; beyond it new connections are refused, so slow clients cannot pile up. */
+export const MAX_API_CONNECTIONS = 512;
 
 /** Schedules `fn` after `ms` milliseconds; returns a function that cancels it. */
 export type Scheduler = (ms: number, fn: () => void) => () => void;
@@ -66,6 +68,8 @@ export interface RegistrationApiOptions {
   readonly headersTimeoutMs?: number;
   readonly bodyTimeoutMs?: number;
   readonly maxBodyOctets?: number;
+  /** Default {@link MAX_API_CONNECTIONS}. */
+  readonly maxConnections?: number;
 }
 
 /** Components of the API. */
@@ -127,6 +131,7 @@ export async function startRegistrationApi(
         handshakeTimeout: headersTimeout,
       })
     : createHttpServer(serverOptions);
+  server.maxConnections = options.maxConnections ?? MAX_API_CONNECTIONS;
 
   /** Cancels the headers timer of each connection that has not sent a request yet. */
   const waiting = new WeakMap<Socket, () => void>();

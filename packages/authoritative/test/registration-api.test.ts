@@ -16,7 +16,12 @@ import {
 } from '@mimi-discovery/common';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createOutboxChannel } from '../src/channels.js';
-import { MAX_BODY_OCTETS, startRegistrationApi, type Scheduler } from '../src/registration-api.js';
+import {
+  MAX_API_CONNECTIONS,
+  MAX_BODY_OCTETS,
+  startRegistrationApi,
+  type Scheduler,
+} from '../src/registration-api.js';
 import type { RegistrationApi } from '../src/registration-api.js';
 import { createRegistrar } from '../src/registration.js';
 import {
@@ -569,6 +574,39 @@ describe('registration API over HTTP', () => {
       expect(reply.status).toBe(400);
       expect(errorOf(reply).code).toBe('ERR_BAD_REQUEST');
     });
+  });
+});
+
+describe('registration API connection bound', () => {
+  it(`holds at most maxConnections (default ${MAX_API_CONNECTIONS}) and refuses the next`, async () => {
+    const fixture = await createFixture();
+    const registrar = createRegistrar({
+      store: fixture.store,
+      channels: { fallback: createOutboxChannel(fixture.outbox) },
+      now: () => fixture.clock.now,
+    });
+    const api = await startRegistrationApi({ port: 0, maxConnections: 2 }, registrar);
+    const port = Number(new URL(api.url).port);
+    const open = (): Promise<Socket> =>
+      new Promise((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => resolve(socket));
+        socket.once('error', reject);
+      });
+    const held = [await open(), await open()];
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      const third = await open();
+      const closed = await new Promise<boolean>((resolve) => {
+        third.once('close', () => resolve(true));
+        // Nothing is sent: only the bound can close it before the 10 s headers timeout.
+        setTimeout(() => resolve(false), 2000).unref();
+      });
+      expect(closed).toBe(true);
+    } finally {
+      for (const s of held) s.destroy();
+      await api.close();
+      await fixture.cleanup();
+    }
   });
 });
 
