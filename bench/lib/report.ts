@@ -1,0 +1,150 @@
+import type { DnsperfResult } from './dnsperf.js';
+import type { MachineFacts } from './proc.js';
+
+export type ServerName = 'ours' | 'nsd' | 'knot';
+
+export interface Round {
+  round: number;
+  server: ServerName;
+  result: DnsperfResult;
+}
+
+export interface Results {
+  date: string;
+  scale: string;
+  quick: boolean;
+  machine: MachineFacts;
+  commands: Record<string, string>;
+  dataSet: {
+    origin: string;
+    csis: number;
+    mappings: number;
+    requestedCsis: number;
+    signSeconds: number;
+    applySeconds: number;
+    exportSeconds: number;
+    zoneFileBytes: number;
+    note: string;
+  };
+  udp: {
+    queryFile: { existing: number; absent: number };
+    rounds: Round[];
+    skipped: string[];
+    ratios: { round: number; oursToNsd?: number; oursToKnot?: number }[];
+    medians: Partial<
+      Record<
+        ServerName,
+        { queriesPerSecond: number; averageLatencyMs: number; cpuMicrosecondsPerQuery: number }
+      >
+    >;
+    medianRatioOursToNsd?: number;
+    medianRatioOursToKnot?: number;
+  };
+  registration: {
+    concurrency: number;
+    publishes: number;
+    seconds: number;
+    publishesPerSecond: number;
+    queriesMeanwhile: DnsperfResult;
+  };
+  wallSeconds: number;
+}
+
+export function median(values: number[]): number {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+const int = (n: number): string => Math.round(n).toLocaleString('en-US');
+const fixed = (n: number, digits: number): string => n.toFixed(digits);
+
+export function markdown(r: Results, resultsPath: string): string {
+  const u = r.udp;
+  const ours = u.medians.ours;
+  const nsd = u.medians.nsd;
+  const knot = u.medians.knot;
+  const met = (ok: boolean): string => (ok ? 'met' : 'not met');
+  const nsdRow =
+    u.medianRatioOursToNsd === undefined
+      ? `| DP over UDP ≥ 0.5× NSD (queries/s) | not measured yet: ${u.skipped.join('; ') || 'NSD did not run'} | — |`
+      : `| DP over UDP ≥ 0.5× NSD (queries/s) | median per-round ratio ours/NSD **${fixed(u.medianRatioOursToNsd, 3)}** (${int(ours?.queriesPerSecond ?? NaN)} vs ${int(nsd?.queriesPerSecond ?? NaN)} queries/s, medians) | ${met(u.medianRatioOursToNsd >= 0.5)} |`;
+  const knotRow =
+    u.medianRatioOursToKnot === undefined
+      ? `| DP over UDP next to Knot (queries/s) | not measured yet: Knot did not run | — |`
+      : `| DP over UDP next to Knot (queries/s) | median per-round ratio ours/Knot **${fixed(u.medianRatioOursToKnot, 3)}** (${int(ours?.queriesPerSecond ?? NaN)} vs ${int(knot?.queriesPerSecond ?? NaN)} queries/s, medians) | no target of its own; reported beside NSD |`;
+  const reg = r.registration;
+  const lines = [
+    '# Benchmarks',
+    '',
+    'How the servers of this repository compare with stock DNS software on the same machine.',
+    '`npm run bench` produces the figures below and a JSON file with every raw figure in',
+    '`bench/results/`; `bench/README.md` describes the method. Performance is measured here, never',
+    'asserted in tests.',
+    '',
+    `Run of ${r.date}: \`npm run bench -- --scale ${r.scale}${r.quick ? ' --quick' : ''}\`` +
+      `${r.quick ? ' (quick: fewer and shorter rounds than the default)' : ''}, ${int(r.wallSeconds)} s wall time;`,
+    `raw figures in \`${resultsPath}\`.`,
+    '',
+    '## Machine',
+    '',
+    `- CPU: ${r.machine.cpuModel}, ${r.machine.cores} cores; memory ${r.machine.memoryGiB} GiB; ${r.machine.kernel}`,
+    `- Node.js ${r.machine.node}; ${r.machine.nsd}; ${r.machine.knot}; dnsperf ${r.machine.dnsperf}`,
+    '',
+    '## Targets',
+    '',
+    '| target | measured | status |',
+    '| ------ | -------- | ------ |',
+    nsdRow,
+    knotRow,
+    `| Registration ≥ 2,000 durable publishes/s | **${int(reg.publishesPerSecond)}** publishes/s (${int(reg.publishes)} publishes, ${reg.concurrency} concurrent writers, while serving ${int(reg.queriesMeanwhile.queriesPerSecond)} queries/s) | ${met(reg.publishesPerSecond >= 2000)} |`,
+    '| DoH answers next to Unbound | not measured yet: needs a DoH load generator run against both (dnsperf `-m doh` over TLS) and an Unbound set-up serving the same data; not built yet | — |',
+    '| Resolver cache hits next to Unbound | not measured yet: needs our resolver and Unbound both primed from the same hierarchy (root, TLD-like delegation, DP) and then loaded with cached questions; not built yet | — |',
+    '| Cold resolution time | not measured yet: needs the full hierarchy with per-hop delay so that the walk from the root is what is timed; not built yet | — |',
+    '| Contact sync (`POST /v1/discover` with many CSIs) | not measured yet: needs the resolver JSON API under load with a realistic contact list; not built yet | — |',
+    `| Scale (large data set, memory and start-up) | not measured yet: this run used \`--scale ${r.scale}\` (${int(r.dataSet.csis)} CSIs); the large scale has not been run | — |`,
+    '| CPU and heap profiles of the hot paths | not measured yet: no profiling pass is wired into the bench | — |',
+    '',
+    '## Data set',
+    '',
+    `Zone \`${r.dataSet.origin}\` in an LMDB store: ${int(r.dataSet.csis)} CSIs with 1–3 signed mappings each ` +
+      `(${int(r.dataSet.mappings)} mappings), written with \`store.apply\` in batches of 1,000 changes. ` +
+      `Creating the signed mappings took ${fixed(r.dataSet.signSeconds, 1)} s, applying them ${fixed(r.dataSet.applySeconds, 1)} s; ` +
+      `the NSEC3 export for NSD and Knot (${int(r.dataSet.zoneFileBytes / 2 ** 20)} MiB) took ${fixed(r.dataSet.exportSeconds, 1)} s.`,
+    ...(r.dataSet.note === '' ? [] : ['', r.dataSet.note]),
+    '',
+    '## Authoritative DP over UDP',
+    '',
+    `${u.rounds.length / Math.max(1, new Set(u.rounds.map((x) => x.server)).size)} interleaved rounds per server; ` +
+      `the query file holds ${int(u.queryFile.existing)} MAP questions for existing CSIs and ${int(u.queryFile.absent)} for absent ones, DO set. ` +
+      'Latency is dnsperf 2.x’s average (it reports mean, min, max and standard deviation, no percentiles, so no p50 is given). ' +
+      'CPU per query is the server’s user + system time from `/proc/<pid>/stat` over the round, divided by the completed queries.',
+    '',
+    '| round | server | queries/s | avg latency (ms) | lost | CPU µs/query |',
+    '| ----- | ------ | --------- | ---------------- | ---- | ------------ |',
+    ...u.rounds.map(
+      (x) =>
+        `| ${x.round} | ${x.server} | ${int(x.result.queriesPerSecond)} | ${fixed(x.result.averageLatencyMs, 3)} | ${x.result.queriesLost} | ${fixed(x.result.cpuMicrosecondsPerQuery, 1)} |`,
+    ),
+    '',
+    '| server | median queries/s | median avg latency (ms) | median CPU µs/query |',
+    '| ------ | ---------------- | ----------------------- | ------------------- |',
+    ...(
+      Object.entries(u.medians) as [ServerName, NonNullable<Results['udp']['medians']['ours']>][]
+    ).map(
+      ([name, m]) =>
+        `| ${name} | ${int(m.queriesPerSecond)} | ${fixed(m.averageLatencyMs, 3)} | ${fixed(m.cpuMicrosecondsPerQuery, 1)} |`,
+    ),
+    '',
+    ...(u.skipped.length === 0 ? [] : ['Skipped: ' + u.skipped.join('; ') + '.', '']),
+    '## Registration',
+    '',
+    `${int(reg.publishes)} durable publishes (one signed MAP each, new CSIs) through \`store.apply\`, ` +
+      `${reg.concurrency} at a time (group commit), inside the DP process while dnsperf sent it queries ` +
+      `(\`-Q\` capped): ${int(reg.publishesPerSecond)} publishes/s over ${fixed(reg.seconds, 2)} s; ` +
+      `meanwhile ${int(reg.queriesMeanwhile.queriesPerSecond)} queries/s answered, ${reg.queriesMeanwhile.queriesLost} lost.`,
+    '',
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,320 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { createInterface } from 'node:readline';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { exportZone, openLmdbStore } from '@mimi-discovery/authoritative';
+import { ORIGIN, PROVER_SEED, ZONE_INIT, loadDataSet, nameOf } from './lib/dataset.js';
+import { runDnsperf, dnsperfArgs, type DnsperfOptions, type DnsperfResult } from './lib/dnsperf.js';
+import { machineFacts } from './lib/proc.js';
+import { markdown, median, type Results, type Round, type ServerName } from './lib/report.js';
+import { installed, startKnot, startNsd, type StockServer } from './lib/stock.js';
+
+/**
+ * `npm run bench [-- --scale small|large] [--quick] [--csis N]`: the DP next to NSD and Knot over
+ * UDP, and durable registration throughput. Runs against the built packages (`tsc -b` first).
+ */
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+interface Options {
+  scale: 'small' | 'large';
+  quick: boolean;
+  csis: number | undefined;
+}
+
+function parseArgs(argv: string[]): Options {
+  const options: Options = { scale: 'small', quick: false, csis: undefined };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--quick') options.quick = true;
+    else if (arg === '--scale') {
+      const value = argv[++i];
+      if (value !== 'small' && value !== 'large') throw new Error('--scale takes small or large');
+      options.scale = value;
+    } else if (arg === '--csis') {
+      const value = Number(argv[++i]);
+      if (!Number.isInteger(value) || value < 1000)
+        throw new Error('--csis takes a whole number ≥ 1000');
+      options.csis = value;
+    } else
+      throw new Error(
+        `unknown argument ${arg}; usage: bench/run.ts [--scale small|large] [--quick] [--csis N]`,
+      );
+  }
+  return options;
+}
+
+const SCALE_CSIS = { small: 100_000, large: 1_000_000 };
+
+function log(message: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+/** The DP in its own process (bench/lib/dp-server.ts), driven by JSON lines. */
+interface DpProcess {
+  port: number;
+  pid: number;
+  command: string;
+  request(command: object): Promise<Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+
+async function startDp(dataDir: string): Promise<DpProcess> {
+  const viteNode = join(ROOT, 'node_modules', 'vite-node', 'vite-node.mjs');
+  const script = join(ROOT, 'bench', 'lib', 'dp-server.ts');
+  const args = [viteNode, script, dataDir];
+  const child: ChildProcess = spawn(process.execPath, args, {
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const waiting: ((value: Record<string, unknown>) => void)[] = [];
+  lines.on('line', (line) => {
+    if (!line.startsWith('{')) return;
+    waiting.shift()?.(JSON.parse(line) as Record<string, unknown>);
+  });
+  const next = (): Promise<Record<string, unknown>> =>
+    new Promise((resolve, reject) => {
+      waiting.push(resolve);
+      child.once('exit', (code) => reject(new Error(`DP process exited (${code})`)));
+    });
+  const ready = await next();
+  return {
+    port: Number(ready.port),
+    pid: child.pid ?? 0,
+    command: `node ${args.map((a) => relative(ROOT, a)).join(' ')}`,
+    request(command) {
+      const answer = next();
+      child.stdin!.write(`${JSON.stringify(command)}\n`);
+      return answer;
+    },
+    async stop() {
+      const done = next();
+      child.stdin!.write(`${JSON.stringify({ cmd: 'stop' })}\n`);
+      await done;
+    },
+  };
+}
+
+function shuffle<T>(items: T[], seed: number): T[] {
+  let state = seed;
+  for (let i = items.length - 1; i > 0; i--) {
+    state = (state * 1103515245 + 12345) % 2 ** 31;
+    const j = state % (i + 1);
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const options = parseArgs(process.argv.slice(2));
+  const count = options.csis ?? SCALE_CSIS[options.scale];
+  const rounds = options.quick ? 3 : 5;
+  const roundSeconds = options.quick ? 5 : 10;
+  const registrationPublishes = options.quick ? 4_000 : 10_000;
+  const concurrency = 200;
+  const dir = mkdtempSync(join(tmpdir(), 'mimi-bench-'));
+  const stock: StockServer[] = [];
+  let dp: DpProcess | undefined;
+  try {
+    // Data set.
+    const dataDir = join(dir, 'store');
+    const store = await openLmdbStore({ dataDir, proverSeed: PROVER_SEED });
+    await store.addZone(ZONE_INIT);
+    log(`loading ${count} CSIs into ${ORIGIN}`);
+    let lastReport = 0;
+    const load = await loadDataSet(store, count, (done) => {
+      if (done - lastReport >= 10_000 || done === count) {
+        lastReport = done;
+        log(`  ${done} CSIs`);
+      }
+    });
+    log(
+      `loaded: mappings signed in ${load.signSeconds.toFixed(1)} s, applied in ${load.applySeconds.toFixed(1)} s`,
+    );
+    const exportStart = performance.now();
+    const zoneText = exportZone(store, ORIGIN, { nsec3: true });
+    const zoneFile = join(dir, `${ORIGIN}.zone`);
+    writeFileSync(zoneFile, zoneText);
+    const exportSeconds = (performance.now() - exportStart) / 1000;
+    log(
+      `exported ${(zoneText.length / 2 ** 20).toFixed(1)} MiB with NSEC3 in ${exportSeconds.toFixed(1)} s`,
+    );
+    await store.close();
+
+    // Queries: 3 of 4 for existing CSIs, 1 of 4 for absent ones.
+    const existing = Math.min(count, 40_000);
+    const absent = Math.round(existing / 3);
+    const step = count / existing;
+    const names = [
+      ...Array.from({ length: existing }, (_, i) => nameOf(Math.floor(i * step))),
+      ...Array.from({ length: absent }, (_, i) => nameOf(count + 1_000_000 + i)),
+    ];
+    const queryFile = join(dir, 'queries.txt');
+    writeFileSync(
+      queryFile,
+      shuffle(names, 42)
+        .map((n) => `${n} TYPE65400\n`)
+        .join(''),
+    );
+
+    // Servers, all up at once.
+    dp = await startDp(dataDir);
+    log(`DP on 127.0.0.1:${dp.port} (pid ${dp.pid})`);
+    const skipped: string[] = [];
+    const targets: { name: ServerName; port: number; pid: number }[] = [
+      { name: 'ours', port: dp.port, pid: dp.pid },
+    ];
+    const commands: Record<string, string> = { bench: process.argv.join(' '), dp: dp.command };
+    for (const [name, binary, start] of [
+      ['nsd', 'nsd', startNsd],
+      ['knot', 'knotd', startKnot],
+    ] as const) {
+      if (!installed(binary)) {
+        skipped.push(`${name}: ${binary} is not installed (apt-get install ${name})`);
+        continue;
+      }
+      try {
+        const server = await start(dir, ORIGIN, zoneFile);
+        stock.push(server);
+        targets.push({ name, port: server.port, pid: server.pid });
+        commands[name] = server.command;
+        log(`${name} on 127.0.0.1:${server.port} (pid ${server.pid})`);
+      } catch (error) {
+        skipped.push(`${name}: did not start (${(error as Error).message})`);
+      }
+    }
+
+    const perf = (port: number, seconds: number, maxQps?: number): DnsperfOptions => ({
+      port,
+      queryFile,
+      seconds,
+      clients: 4,
+      outstanding: 100,
+      ...(maxQps === undefined ? {} : { maxQps }),
+    });
+    commands.dnsperf = `dnsperf ${dnsperfArgs(perf(0, roundSeconds)).join(' ')} (port per server)`;
+
+    // Warm-up: one short run each, not recorded.
+    for (const t of targets) await runDnsperf(perf(t.port, 2), t.pid);
+
+    const measured: Round[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      // Rotate the order so that no server always runs first.
+      const order = targets.map((_, i) => targets[(i + round - 1) % targets.length]!);
+      for (const t of order) {
+        const result = await runDnsperf(perf(t.port, roundSeconds), t.pid);
+        measured.push({ round, server: t.name, result });
+        log(
+          `round ${round} ${t.name}: ${Math.round(result.queriesPerSecond)} q/s, ` +
+            `avg ${result.averageLatencyMs.toFixed(3)} ms, ${result.cpuMicrosecondsPerQuery.toFixed(1)} µs CPU/query, lost ${result.queriesLost}`,
+        );
+      }
+    }
+    const qps = (round: number, server: ServerName): number | undefined =>
+      measured.find((m) => m.round === round && m.server === server)?.result.queriesPerSecond;
+    const ratios = Array.from({ length: rounds }, (_, i) => {
+      const ours = qps(i + 1, 'ours')!;
+      const nsd = qps(i + 1, 'nsd');
+      const knot = qps(i + 1, 'knot');
+      return {
+        round: i + 1,
+        ...(nsd === undefined ? {} : { oursToNsd: ours / nsd }),
+        ...(knot === undefined ? {} : { oursToKnot: ours / knot }),
+      };
+    });
+    const medians: Results['udp']['medians'] = {};
+    for (const t of targets) {
+      const of = (pick: (r: DnsperfResult) => number): number =>
+        median(measured.filter((m) => m.server === t.name).map((m) => pick(m.result)));
+      medians[t.name] = {
+        queriesPerSecond: of((r) => r.queriesPerSecond),
+        averageLatencyMs: of((r) => r.averageLatencyMs),
+        cpuMicrosecondsPerQuery: of((r) => r.cpuMicrosecondsPerQuery),
+      };
+    }
+    const ratioMedian = (key: 'oursToNsd' | 'oursToKnot'): number | undefined => {
+      const values = ratios.flatMap((r) => (r[key] === undefined ? [] : [r[key]]));
+      return values.length === 0 ? undefined : median(values);
+    };
+
+    // Registration while the DP answers queries (dnsperf capped so that both share the CPU).
+    log(`registration: ${registrationPublishes} publishes, ${concurrency} concurrent`);
+    const meanwhile = runDnsperf(perf(dp.port, options.quick ? 10 : 20, 5_000), dp.pid);
+    const registered = await dp.request({
+      cmd: 'register',
+      first: count + 5_000_000,
+      count: registrationPublishes,
+      concurrency,
+    });
+    const queriesMeanwhile = await meanwhile;
+    log(`registration: ${Math.round(Number(registered.publishesPerSecond))} publishes/s`);
+    commands.registrationQueries = `dnsperf ${queriesMeanwhile.args.join(' ')}`;
+
+    const date = new Date().toISOString().slice(0, 10);
+    const results: Results = {
+      date,
+      scale: options.scale,
+      quick: options.quick,
+      machine: machineFacts(),
+      commands,
+      dataSet: {
+        origin: ORIGIN,
+        csis: count,
+        requestedCsis: SCALE_CSIS[options.scale],
+        mappings: load.mappings,
+        signSeconds: load.signSeconds,
+        applySeconds: load.applySeconds,
+        exportSeconds,
+        zoneFileBytes: Buffer.byteLength(zoneText),
+        note:
+          count === SCALE_CSIS[options.scale]
+            ? ''
+            : `The scale asks for ${SCALE_CSIS[options.scale].toLocaleString('en-US')} CSIs; this run used ${count.toLocaleString('en-US')} (\`--csis\`).`,
+      },
+      udp: {
+        queryFile: { existing, absent },
+        rounds: measured,
+        skipped,
+        ratios,
+        medians,
+        ...(ratioMedian('oursToNsd') === undefined
+          ? {}
+          : { medianRatioOursToNsd: ratioMedian('oursToNsd')! }),
+        ...(ratioMedian('oursToKnot') === undefined
+          ? {}
+          : { medianRatioOursToKnot: ratioMedian('oursToKnot')! }),
+      },
+      registration: {
+        concurrency,
+        publishes: Number(registered.publishes),
+        seconds: Number(registered.seconds),
+        publishesPerSecond: Number(registered.publishesPerSecond),
+        queriesMeanwhile,
+      },
+      wallSeconds: 0,
+    };
+    results.wallSeconds = (performance.now() - started) / 1000;
+    const resultsDir = join(ROOT, 'bench', 'results');
+    mkdirSync(resultsDir, { recursive: true });
+    const resultsPath = join(resultsDir, `${date}.json`);
+    writeFileSync(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
+    writeFileSync(
+      join(ROOT, 'docs', 'benchmarks.md'),
+      markdown(results, relative(ROOT, resultsPath)),
+    );
+    log(
+      `wrote ${relative(ROOT, resultsPath)} and docs/benchmarks.md in ${results.wallSeconds.toFixed(0)} s`,
+    );
+  } finally {
+    await dp?.stop().catch(() => undefined);
+    for (const server of stock) await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
