@@ -27,12 +27,13 @@ import {
   post,
   publishMapping,
 } from './helpers/registration-client.js';
+import { sharedDataPath } from './helpers/shared-data.js';
 
 // Whatever a client sends, a running DP neither crashes nor stalls: right after malformed DNS
 // packets, broken framing, slow clients and junk API bodies, a normal query is answered on every
 // transport, and junk sent to the registration API leaves the store as it was.
 
-const CORPUS = join(import.meta.dirname, '../../shared/corpus/bind9-fuzz/dns_message_parse.in');
+const CORPUS = sharedDataPath('corpus', 'bind9-fuzz', 'dns_message_parse.in');
 const packets = readdirSync(CORPUS)
   .sort()
   .map((file) => ({ file, bytes: readFileSync(join(CORPUS, file)) }));

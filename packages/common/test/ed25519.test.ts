@@ -11,6 +11,7 @@ import {
   verify,
   type Ed25519Backend,
 } from '../src/index.js';
+import { sharedDataPath } from '../../../test/helpers/shared-data.js';
 
 const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -19,10 +20,7 @@ const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 // Project Wycheproof, testvectors_v1/ed25519_test.json (v0.9rc5, Apache-2.0): 151 verification
 // vectors, 88 valid and 63 invalid, including the RFC 8032 §7.1 ones. Read in place from the
 // shared vector directory (see its README), not copied into the repository.
-const WYCHEPROOF_PATH = new URL(
-  '../../../../shared/vectors/wycheproof-ed25519_test.json',
-  import.meta.url,
-);
+const WYCHEPROOF_PATH = sharedDataPath('vectors', 'wycheproof-ed25519_test.json');
 
 interface WycheproofFile {
   numberOfTests: number;

@@ -28,14 +28,12 @@ import {
   type QueryHandler,
   type Rcode,
 } from '../src/index.js';
+import { sharedDataPath } from '../../../test/helpers/shared-data.js';
 
 // Whatever arrives, the server answers what it must, drops what it must, never crashes, and still
 // answers a normal query promptly on every transport afterwards.
 
-const CORPUS = join(
-  import.meta.dirname,
-  '../../../../shared/corpus/bind9-fuzz/dns_message_parse.in',
-);
+const CORPUS = sharedDataPath('corpus', 'bind9-fuzz', 'dns_message_parse.in');
 const packets = readdirSync(CORPUS)
   .sort()
   .map((file) => ({ file, bytes: readFileSync(join(CORPUS, file)) }));

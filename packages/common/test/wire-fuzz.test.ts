@@ -14,6 +14,7 @@ import {
   MAX_MESSAGE_OCTETS,
   MAX_RECORDS_PER_MESSAGE,
 } from '../src/wire.js';
+import { sharedDataPath } from '../../../test/helpers/shared-data.js';
 
 /**
  * Robustness of the decoder against hostile bytes: BIND 9's fuzzing seeds (MPL-2.0, see the
@@ -22,7 +23,7 @@ import {
  * `ERR_WIRE_INTERNAL` — never another exception, never a hang.
  */
 
-const CORPUS = join(import.meta.dirname, '../../../../shared/corpus/bind9-fuzz');
+const CORPUS = sharedDataPath('corpus', 'bind9-fuzz');
 const MESSAGES = join(CORPUS, 'dns_message_parse.in');
 const NAMES = join(CORPUS, 'dns_name_fromwire.in');
 
