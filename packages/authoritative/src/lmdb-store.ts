@@ -269,10 +269,23 @@ class LmdbStore implements DiscoveryStore {
 
   findZone(name: string): string | undefined {
     this.#open();
-    for (let n = ownerOrUndefined(name); n !== undefined; n = parentName(n)) {
-      if (this.#t.zones.get(n) !== undefined) return n;
+    const owner = ownerOrUndefined(name);
+    if (owner === undefined) return undefined;
+    if (owner.includes('\\')) {
+      for (let n: string | undefined = owner; n !== undefined; n = parentName(n)) {
+        if (this.#t.zones.get(n) !== undefined) return n;
+      }
+      return undefined;
     }
-    return undefined;
+    // Without escapes every dot ends a label, so each ancestor is a suffix of the name.
+    for (let at = 0; at < owner.length;) {
+      const n = owner.slice(at);
+      if (this.#t.zones.get(n) !== undefined) return n;
+      const dot = owner.indexOf('.', at);
+      if (dot < 0) break;
+      at = dot + 1;
+    }
+    return owner !== '.' && this.#t.zones.get('.') !== undefined ? '.' : undefined;
   }
 
   zoneView(origin: string): ZoneView | undefined {

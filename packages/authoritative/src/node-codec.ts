@@ -40,14 +40,14 @@ export function zonePrefix(origin: string): Buffer {
 
 /** The key of the node `name` (canonical, at or below `origin`) of the zone `origin`. */
 export function nodeKey(origin: string, name: string): Buffer {
-  if (PLAIN.test(origin) && PLAIN.test(name)) {
+  const prefix = plainPrefix(origin);
+  if (prefix !== undefined && PLAIN.test(name)) {
     // Fast path for names without escapes: their labels are their octets, and none is 0x00
     // or 0x01, so the key is the labels joined with 0x00 (every lookup builds several keys).
-    const top = origin === '.' ? [] : origin.split('.');
+    const top = origin === '.' ? 0 : origin.split('.').length;
     const all = name === '.' ? [] : name.split('.');
-    const below = all.slice(0, all.length - top.length);
-    const text = `${terminated(top.reverse())}\u0000${terminated(below.reverse())}`;
-    return Buffer.from(text, 'latin1');
+    const below = all.slice(0, all.length - top);
+    return Buffer.from(`${prefix}${terminated(below.reverse())}`, 'latin1');
   }
   const below = parseLabels(name);
   const top = parseLabels(origin);
@@ -57,6 +57,13 @@ export function nodeKey(origin: string, name: string): Buffer {
 
 /** Canonical names whose labels need no escape: lowercase letters, digits, `-`, `_`, `*`. */
 const PLAIN = /^(?:\.|[0-9a-z_*-]+(?:\.[0-9a-z_*-]+)*)$/;
+
+/** The key prefix of a plain origin as latin1 text, or undefined when the origin needs escapes. */
+function plainPrefix(origin: string): string | undefined {
+  if (!PLAIN.test(origin)) return undefined;
+  const top = origin === '.' ? [] : origin.split('.');
+  return `${terminated(top.reverse())}\u0000`;
+}
 
 function terminated(labels: readonly string[]): string {
   let out = '';

@@ -81,7 +81,7 @@ describe('mimi-discovery demo', () => {
       const result = await cli.run(['demo', '--dir', 'net', '--port-base', String(port)]);
       expect(result.exitCode).toBe(2);
       expect(result.stderr).toMatch(
-        new RegExp(`port ${port} \\(TCP, dns of root\\) is in use.*\\(ERR_CLI_PORT_BUSY\\)`),
+        new RegExp(`port ${port} \\(TCP, dns of root\\).* in use.*\\(ERR_CLI_PORT_BUSY\\)`),
       );
       expect(existsSync(join(cli.dir, 'net'))).toBe(false);
     } finally {

@@ -124,6 +124,17 @@ export interface AnswerOptions {
  * them to truncate, DoH to set the cache lifetime). Never throws.
  */
 export async function answerQuery(bytes: Uint8Array, options: AnswerOptions): Promise<Answer> {
+  return answerQueryNow(bytes, options);
+}
+
+/**
+ * {@link answerQuery} without the promise when the handler answers synchronously: the UDP
+ * listener takes this path so that a query is answered in the event turn it arrived in.
+ */
+export function answerQueryNow(
+  bytes: Uint8Array,
+  options: AnswerOptions,
+): Answer | Promise<Answer> {
   if (bytes.length < HEADER_OCTETS) return { kind: 'drop', reason: 'short' };
   if (((bytes[2] as number) & (FLAG_QR >>> 8)) !== 0) return { kind: 'drop', reason: 'response' };
   let query: Message;
@@ -134,13 +145,37 @@ export async function answerQuery(bytes: Uint8Array, options: AnswerOptions): Pr
   }
   const refusal = checkQuery(query);
   if (refusal !== undefined) return reply(bytes, query, respondError(query, refusal), options.log);
-  let response: Message;
+  let pending: Message | Promise<Message>;
   try {
-    response = await options.handler(query, options.context);
+    pending = options.handler(query, options.context);
   } catch (error) {
-    logHandlerFault(options, query, 'handler failed', error);
-    return reply(bytes, query, respondError(query, 'SERVFAIL'), options.log);
+    return handlerFailed(bytes, query, options, error);
   }
+  if (pending instanceof Promise) {
+    return pending.then(
+      (response) => encodeResponse(bytes, query, response, options),
+      (error: unknown) => handlerFailed(bytes, query, options, error),
+    );
+  }
+  return encodeResponse(bytes, query, pending, options);
+}
+
+function handlerFailed(
+  bytes: Uint8Array,
+  query: Message,
+  options: AnswerOptions,
+  error: unknown,
+): Answer {
+  logHandlerFault(options, query, 'handler failed', error);
+  return reply(bytes, query, respondError(query, 'SERVFAIL'), options.log);
+}
+
+function encodeResponse(
+  bytes: Uint8Array,
+  query: Message,
+  response: Message,
+  options: AnswerOptions,
+): Answer {
   try {
     return { kind: 'reply', wire: encodeMessage(response), response, query };
   } catch (error) {
@@ -188,12 +223,13 @@ function logHandlerFault(
  * does not fit, the client gets the header with TC set, the question and the OPT record only
  * (RFC 2181 §9: a partial RRset is never sent; RFC 6891 §7: the OPT stays), and retries over TCP.
  * Should even that not fit (OPT options larger than the limit), the options are left out.
+ * `encoded`, when given, is `response` already encoded, so it is not encoded again.
  *
  * Worked example: a 1,800-octet answer to a query with EDNS payload 1232 becomes a 12-octet
  * header + question + 11-octet OPT, with TC=1 and no records.
  */
-export function truncateForUdp(response: Message, limit: number): Uint8Array {
-  const full = encodeMessage(response);
+export function truncateForUdp(response: Message, limit: number, encoded?: Uint8Array): Uint8Array {
+  const full = encoded ?? encodeMessage(response);
   if (full.length <= limit) return full;
   const truncated: Message = {
     ...response,

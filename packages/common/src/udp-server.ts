@@ -9,8 +9,9 @@ import type { Message } from './records.js';
 import {
   EDNS_UDP_PAYLOAD_OCTETS,
   MIN_UDP_PAYLOAD_OCTETS,
-  answerQuery,
+  answerQueryNow,
   truncateForUdp,
+  type Answer,
   type QueryHandler,
 } from './respond.js';
 
@@ -63,27 +64,38 @@ export async function startUdpListener(
   let inFlight = 0;
   let closed = false;
 
-  const answer = async (datagram: Buffer, peer: RemoteInfo): Promise<void> => {
-    const result = await answerQuery(datagram, {
-      handler,
-      context: { transport: 'udp', remoteAddress: peer.address },
-      log,
-    });
+  const onSent = (error: Error | null): void => {
+    if (error) log.debug('udp send failed', { error });
+  };
+
+  const send = (result: Answer, peer: RemoteInfo): void => {
     if (result.kind === 'drop' || closed) return;
     const limit = udpResponseLimit(result.query, maxPayload);
     const wire =
       result.wire.length <= limit || result.response === undefined
         ? result.wire
-        : truncateForUdp(result.response, limit);
-    socket.send(wire, peer.port, peer.address, (error) => {
-      if (error) log.debug('udp send failed', { error });
-    });
+        : truncateForUdp(result.response, limit, result.wire);
+    socket.send(wire, peer.port, peer.address, onSent);
   };
 
   socket.on('message', (datagram, peer) => {
     if (inFlight >= maxInFlight) return;
+    let result: Answer | Promise<Answer>;
+    try {
+      result = answerQueryNow(datagram, {
+        handler,
+        context: { transport: 'udp', remoteAddress: peer.address },
+        log,
+      });
+      // A synchronous answer is sent at once, without a promise in between.
+      if (!(result instanceof Promise)) return send(result, peer);
+    } catch (error) {
+      log.error('udp answer failed', { error });
+      return;
+    }
     inFlight++;
-    answer(datagram, peer)
+    result
+      .then((answer) => send(answer, peer))
       .catch((error: unknown) => log.error('udp answer failed', { error }))
       .finally(() => {
         inFlight--;

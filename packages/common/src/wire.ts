@@ -62,7 +62,7 @@ import { Buffer } from 'node:buffer';
 import { isIPv4, isIPv6 } from 'node:net';
 import dnsPacket from 'dns-packet';
 import { NameError, WireError } from './errors.js';
-import { formatLabels, MAX_NAME_OCTETS, parseLabels } from './names.js';
+import { formatLabels, MAX_LABEL_OCTETS, MAX_NAME_OCTETS, parseLabels } from './names.js';
 import {
   DNSSEC_ALGORITHM_ED25519,
   RR_TYPE_AUTHKEY,
@@ -398,6 +398,8 @@ function lowercase(label: Uint8Array): Uint8Array {
 /** Labels of a model name, as `WireError` on a bad name; `canonical` lowercases ASCII. */
 function labelsOf(name: string, canonical: boolean): Uint8Array[] {
   if (typeof name !== 'string') fail('ERR_WIRE_BAD_VALUE', 'a domain name must be a string');
+  const plain = plainLabels(name);
+  if (plain !== undefined) return canonical ? plain.map(lowercase) : plain;
   let labels: Uint8Array[];
   try {
     labels = parseLabels(name);
@@ -413,6 +415,31 @@ function labelsOf(name: string, canonical: boolean): Uint8Array[] {
     throw e;
   }
   return canonical ? labels.map(lowercase) : labels;
+}
+
+/** Names made of letters, digits, `-`, `_` and `*` only: their labels are their characters. */
+const PLAIN_NAME = /^[0-9A-Za-z_*-]+(?:\.[0-9A-Za-z_*-]+)*\.?$/;
+
+/**
+ * The labels of a name without escapes, as `parseLabels` gives them, or undefined when the name
+ * needs the full parser (escapes, other characters, the root, or a length error to report).
+ */
+function plainLabels(name: string): Uint8Array[] | undefined {
+  if (name.length > MAX_NAME_OCTETS || !PLAIN_NAME.test(name)) return undefined;
+  const end = name.endsWith('.') ? name.length - 1 : name.length;
+  const labels: Uint8Array[] = [];
+  let start = 0;
+  while (start < end) {
+    let stop = name.indexOf('.', start);
+    if (stop < 0 || stop > end) stop = end;
+    if (stop - start > MAX_LABEL_OCTETS) return undefined;
+    const label = new Uint8Array(stop - start);
+    for (let i = 0; i < label.length; i++) label[i] = name.charCodeAt(start + i);
+    labels.push(label);
+    start = stop + 1;
+  }
+  // Wire length: one length octet per label, the label octets, the root octet.
+  return end + 2 > MAX_NAME_OCTETS ? undefined : labels;
 }
 
 /**

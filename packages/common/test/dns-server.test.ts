@@ -605,6 +605,12 @@ describe('truncateForUdp', () => {
     expect(truncateForUdp(small, 512)).toEqual(encodeMessage(small));
   });
 
+  it('gives the same bytes when handed the response already encoded', () => {
+    expect(truncateForUdp(response, 1232, encodeMessage(response))).toEqual(
+      truncateForUdp(response, 1232),
+    );
+  });
+
   it('keeps header, question and OPT, sets TC, and fits the limit', () => {
     const bytes = truncateForUdp(response, 1232);
     expect(bytes.length).toBeLessThanOrEqual(1232);

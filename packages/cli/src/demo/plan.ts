@@ -151,15 +151,20 @@ export async function checkPortsFree(
   plan: readonly PlannedServer[],
   host = DEMO_HOST,
 ): Promise<void> {
+  // Every busy port is named at once, so one attempt tells the operator all that is in the way.
+  const busy: string[] = [];
   for (const use of portUses(plan)) {
     const tcp = await tcpFree(host, use.port);
     const udp = tcp && use.udp ? await udpFree(host, use.port) : true;
     if (!tcp || !udp) {
-      throw failure(
-        'ERR_CLI_PORT_BUSY',
-        `port ${use.port} (${tcp ? 'UDP' : 'TCP'}, ${use.listener} of ${use.server}) is in use on ${host}: stop what holds it, or choose another --port-base`,
-      );
+      busy.push(`port ${use.port} (${tcp ? 'UDP' : 'TCP'}, ${use.listener} of ${use.server})`);
     }
+  }
+  if (busy.length > 0) {
+    throw failure(
+      'ERR_CLI_PORT_BUSY',
+      `${busy.join(', ')} ${busy.length === 1 ? 'is' : 'are'} in use on ${host}: stop what holds ${busy.length === 1 ? 'it' : 'them'}, or choose another --port-base`,
+    );
   }
 }
 
