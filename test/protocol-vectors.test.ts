@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   createAttestation,
   createMapping,
+  createMaprefRequest,
   createMemoryZone,
   createRemoval,
   createRevocation,
@@ -12,6 +13,7 @@ import {
   dsRecord,
   encodeAttestation,
   encodeMapping,
+  encodeMaprefRequest,
   encodeMessage,
   encodeRdata,
   encodeRemoval,
@@ -106,7 +108,17 @@ function generate(): string {
     { csi, before: T0 + 86_400, iat: T0 + 86_400 },
     csip.secretKey,
   );
+  const mapref = createMaprefRequest(
+    {
+      csi,
+      target: `${csiToName(csi).replace(/\.mimi\.arpa$/, '')}.chat.example.email.mimi.arpa`,
+      iat: T0,
+      att,
+    },
+    recipient.secretKey,
+  );
   const { sig: attSig, ...attUnsigned } = att;
+  const { sig: refSig, ...refUnsigned } = mapref;
   const { sig: mapSig, ...mapUnsigned } = mapping;
   const { sig: remSig, ...remUnsigned } = removal;
   const { sig: revSig, ...revUnsigned } = revocation;
@@ -134,6 +146,12 @@ function generate(): string {
       signingInput('revocation', revUnsigned),
       revSig,
       encodeRevocation(revocation),
+    ],
+    [
+      'MapRef request (recipient 01…01, iat T0, target in an MSP-run zone)',
+      signingInput('mapref', refUnsigned),
+      refSig,
+      encodeMaprefRequest(mapref),
     ],
   ] as const;
   for (const [title, input, sig, encoded] of objects) {
