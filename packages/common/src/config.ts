@@ -274,15 +274,16 @@ export const logConfigSchema = z.strictObject({ level: logLevel.default('info') 
 // ---------------------------------------------------------------------------------------------
 // Discovery Provider and root directory
 
+/** `listen`: where a server's listeners bind, each a port, 0 (ephemeral) or null (off). */
 const listenSchema = z.strictObject({
   host: host.default('127.0.0.1'),
-  /** Plain DNS over UDP (diagnostics and stock tools, design §7). */
+  /** Plain DNS over UDP (stub resolvers, diagnostics and stock tools, design §7). */
   udp: listenPort.nullable().default(null),
   /** Plain DNS over TCP. */
   tcp: listenPort.nullable().default(null),
   /** DNS over HTTPS (RFC 8484). */
   doh: listenPort.nullable().default(null),
-  /** The registration API (HTTPS, design §8). */
+  /** HTTPS JSON: a DP's registration API (design §8), a resolver's discovery API (design §7). */
   api: listenPort.nullable().default(null),
   /** Health and metrics (plain HTTP; bind it to a private address). */
   admin: listenPort.nullable().default(null),
@@ -470,20 +471,6 @@ export const rootHintsSchema = z.strictObject({
 /** Root hints, checked ({@link rootHintsSchema}). */
 export type RootHintsFile = z.output<typeof rootHintsSchema>;
 
-const resolverListenSchema = z.strictObject({
-  host: host.default('127.0.0.1'),
-  /** Plain DNS over UDP, for stub resolvers and diagnostics (design §7). */
-  udp: listenPort.nullable().default(null),
-  /** Plain DNS over TCP. */
-  tcp: listenPort.nullable().default(null),
-  /** DNS over HTTPS (RFC 8484). */
-  doh: listenPort.nullable().default(null),
-  /** The JSON discovery API for MSP back ends (HTTPS, design §7). */
-  api: listenPort.nullable().default(null),
-  /** Health and metrics (plain HTTP; bind it to a private address). */
-  admin: listenPort.nullable().default(null),
-});
-
 /** Default cache bound of a resolver: 64 MiB. */
 const DEFAULT_RESOLVER_CACHE_BYTES = 64 * 1024 * 1024;
 
@@ -518,7 +505,7 @@ export const resolverConfigSchema = z
     cacheBytes: positive.default(DEFAULT_RESOLVER_CACHE_BYTES),
     batchConcurrency: positive.max(1024).default(32),
     maxBatch: positive.max(100_000).default(1000),
-    listen: resolverListenSchema.prefault({}),
+    listen: listenSchema.prefault({}),
     tls: tlsSchema.optional(),
     log: logConfigSchema.prefault({}),
   })
