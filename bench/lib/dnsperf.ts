@@ -1,15 +1,32 @@
 import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { treeCpuSeconds } from './proc.js';
 
 export interface DnsperfOptions {
   port: number;
   queryFile: string;
-  seconds: number;
+  /** Run for this long (`-l`)… */
+  seconds?: number;
+  /** …or send the query file this many times (`-n`). */
+  passes?: number;
   clients: number;
   /** Outstanding queries at most. */
   outstanding: number;
   /** Queries per second at most; undefined: as fast as the server answers. */
   maxQps?: number;
+  /**
+   * Record each response's latency (`-v` prints one line per response) and report percentiles.
+   * Meant for runs at a fixed rate (`maxQps`): at full load, latency measures the queue.
+   */
+  percentiles?: boolean;
+}
+
+/** Latency percentiles in milliseconds, from dnsperf's per-response lines. */
+export interface LatencyPercentiles {
+  samples: number;
+  p50: number;
+  p90: number;
+  p99: number;
 }
 
 /** dnsperf's summary of one run, plus the CPU the server used meanwhile. */
@@ -28,6 +45,7 @@ export interface DnsperfResult {
   serverCpuSeconds: number;
   /** Server CPU microseconds per completed query. */
   cpuMicrosecondsPerQuery: number;
+  percentilesMs?: LatencyPercentiles;
 }
 
 export function dnsperfArgs(options: DnsperfOptions): string[] {
@@ -39,8 +57,9 @@ export function dnsperfArgs(options: DnsperfOptions): string[] {
     '-d',
     options.queryFile,
     '-D',
-    '-l',
-    String(options.seconds),
+    ...(options.passes === undefined
+      ? ['-l', String(options.seconds ?? 10)]
+      : ['-n', String(options.passes)]),
     '-c',
     String(options.clients),
     '-T',
@@ -51,6 +70,7 @@ export function dnsperfArgs(options: DnsperfOptions): string[] {
     '2',
   ];
   if (options.maxQps !== undefined) args.push('-Q', String(options.maxQps));
+  if (options.percentiles === true) args.push('-v');
   return args;
 }
 
@@ -60,20 +80,45 @@ function number(text: string, pattern: RegExp): number {
   return Number(match[1]);
 }
 
-/** Runs dnsperf once (bounded by `-l`) against 127.0.0.1:`port`; `serverPid` is the server's. */
+/** The value below which `fraction` of the sorted `values` lie. */
+export function percentile(sorted: Float64Array, fraction: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))]!;
+}
+
+/**
+ * Runs dnsperf once (bounded by `-l` or `-n`) against 127.0.0.1:`port`; `serverPid` is the
+ * server's.
+ */
 export async function runDnsperf(
   options: DnsperfOptions,
   serverPid: number,
 ): Promise<DnsperfResult> {
   const args = dnsperfArgs(options);
   const cpuBefore = treeCpuSeconds(serverPid);
+  let latencies = new Float64Array(1 << 16);
+  let samples = 0;
   const output = await new Promise<string>((resolve, reject) => {
     const child = spawn('dnsperf', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
-    child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+    // Line by line: with -v there is one line per response, kept as a number only.
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      if (!line.startsWith('> ')) {
+        text += `${line}\n`;
+        return;
+      }
+      const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+      if (!Number.isFinite(value)) return;
+      if (samples === latencies.length) {
+        const grown = new Float64Array(latencies.length * 2);
+        grown.set(latencies);
+        latencies = grown;
+      }
+      latencies[samples++] = value * 1000;
+    });
     child.stderr.on('data', (d: Buffer) => (text += d.toString()));
     child.once('error', reject);
-    child.once('exit', (code) =>
+    child.once('close', (code) =>
       code === 0 ? resolve(text) : reject(new Error(`dnsperf exited ${code}:\n${text}`)),
     );
   });
@@ -93,5 +138,16 @@ export async function runDnsperf(
     rcodes: /Response codes:\s+(.*)/.exec(output)?.[1]?.trim() ?? '',
     serverCpuSeconds: cpu,
     cpuMicrosecondsPerQuery: completed > 0 ? (cpu / completed) * 1e6 : NaN,
+    ...(options.percentiles === true ? { percentilesMs: percentilesOf(latencies, samples) } : {}),
+  };
+}
+
+function percentilesOf(values: Float64Array, count: number): LatencyPercentiles {
+  const sorted = values.slice(0, count).sort();
+  return {
+    samples: count,
+    p50: percentile(sorted, 0.5),
+    p90: percentile(sorted, 0.9),
+    p99: percentile(sorted, 0.99),
   };
 }

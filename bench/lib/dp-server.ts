@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
-import { createAnswerer, openLmdbStore } from '@mimi-discovery/authoritative';
-import { keyPairFromSeed, record, startDnsServer } from '@mimi-discovery/common';
+import { openLmdbStore, startProvider } from '@mimi-discovery/authoritative';
+import { dpConfigSchema, keyPairFromSeed, record } from '@mimi-discovery/common';
 import { ORIGIN, PROVER_SEED, nameOf, signedMapping } from './dataset.js';
 
 /**
@@ -57,11 +57,15 @@ async function register(
 
 async function main(dataDir: string): Promise<void> {
   const store = await openLmdbStore({ dataDir, proverSeed: PROVER_SEED });
-  const server = await startDnsServer(
-    { host: '127.0.0.1', udp: { port: 0 } },
-    createAnswerer(store),
-  );
-  reply({ event: 'ready', port: server.udp?.port, pid: process.pid });
+  // The server a DP operator runs (metrics, answer cache and all), over the bench's store.
+  const config = dpConfigSchema.parse({
+    role: 'dp',
+    dataDir,
+    listen: { host: '127.0.0.1', udp: 0 },
+    log: { level: 'error' },
+  });
+  const server = await startProvider(config, { store });
+  reply({ event: 'ready', port: server.dns?.udp?.port, pid: process.pid });
   const lines = createInterface({ input: process.stdin });
   for await (const line of lines) {
     const command = JSON.parse(line) as RegisterCommand | { cmd: 'stop' };

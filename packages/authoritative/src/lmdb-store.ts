@@ -55,7 +55,10 @@ import {
  *   down, so names sort in DNSSEC canonical order and every descendant of a name sorts right after
  *   it: an empty non-terminal is found with one cursor step (`node-codec.ts` has the encoding).
  * - `zones` (key: origin): the zone key's 32-octet Ed25519 seed.
- * - `meta`: `format` (layout version, 1) and `prover` (the prover key's 32-octet seed).
+ * - `meta`: `format` (layout version, 1), `prover` (the prover key's 32-octet seed) and
+ *   `generation` (a 6-octet counter every write transaction increases, absent until the first:
+ *   it is what {@link DiscoveryStore.generation} reads, so a server's answer cache also sees
+ *   writes made by another process, such as the CLI, on the same store).
  * Secret seeds stay in the environment with the data they sign, so a zone and its key are created
  * and deleted in one transaction; the data directory is made mode 0700 and both files 0600.
  *
@@ -99,6 +102,10 @@ interface DecodedNode {
   node: StoredNode;
   view: ZoneNode;
 }
+
+/** The `meta` key of the write counter, and its size: 2^48 writes do not wrap in practice. */
+const GENERATION_KEY = 'generation';
+const GENERATION_OCTETS = 6;
 
 /** Version of the layout above, kept in `meta` as `format`. */
 const FORMAT_VERSION = 1;
@@ -320,6 +327,11 @@ class LmdbStore implements DiscoveryStore {
     return this.#s.prover;
   }
 
+  generation(): number {
+    const stored = this.#t.meta.get(GENERATION_KEY);
+    return stored === undefined ? 0 : stored.readUIntBE(0, GENERATION_OCTETS);
+  }
+
   readRRset(origin: string, name: string, type: RRType): ResourceRecord[] {
     this.#open();
     const apex = this.#existing(origin);
@@ -424,7 +436,12 @@ class LmdbStore implements DiscoveryStore {
       try {
         result = await this.#t.env.childTransaction(() => {
           try {
-            return action();
+            const value = action();
+            // In the same transaction as the data, so readers see both change at once.
+            const next = Buffer.alloc(GENERATION_OCTETS);
+            next.writeUIntBE((this.generation() + 1) % 2 ** 48, 0, GENERATION_OCTETS);
+            this.#t.meta.putSync(GENERATION_KEY, next);
+            return value;
           } catch (error) {
             failure = { error };
             throw error;

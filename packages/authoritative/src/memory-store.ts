@@ -82,6 +82,7 @@ class MemoryStore implements DiscoveryStore {
   readonly #prover: Ed25519KeyPair;
   readonly #proverLifetime: number;
   #closed = false;
+  #generation = 0;
 
   constructor(options: MemoryStoreOptions) {
     this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
@@ -112,6 +113,7 @@ class MemoryStore implements DiscoveryStore {
       sign: zoneSigner(key, now, this.#policy),
     });
     this.#zones.set(origin, { key, nodes: new Map([[origin, apex]]), below: new Map() });
+    this.#generation++;
     return this.#info(origin) as ZoneInfo;
   }
 
@@ -119,6 +121,7 @@ class MemoryStore implements DiscoveryStore {
     this.#open();
     const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
     if (!this.#zones.delete(apex)) throw noZoneError(apex);
+    this.#generation++;
   }
 
   zoneInfo(origin: string): ZoneInfo | undefined {
@@ -160,6 +163,10 @@ class MemoryStore implements DiscoveryStore {
     return this.#prover;
   }
 
+  generation(): number {
+    return this.#generation;
+  }
+
   readRRset(origin: string, name: string, type: RRType): ResourceRecord[] {
     this.#open();
     const { zone, apex } = this.#zone(origin);
@@ -188,6 +195,7 @@ class MemoryStore implements DiscoveryStore {
       zoneSigner(zone.key, this.#now(), this.#policy),
     );
     commit(apex, zone, writes);
+    this.#generation++;
     return { serial };
   }
 
@@ -204,6 +212,7 @@ class MemoryStore implements DiscoveryStore {
         zoneSigner(zone.key, now, this.#policy),
       );
       commit(apex, zone, plan.writes);
+      if (plan.count > 0) this.#generation++;
       count += plan.count;
     }
     return count;

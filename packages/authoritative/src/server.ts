@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import {
   createLogger,
   createMetricsRegistry,
+  ResponseCache,
   startAdminServer,
   startDnsServer,
   type AdminServer,
@@ -95,9 +96,11 @@ export async function startProvider(
       },
     });
     const answer = createAnswerer(store, { now, log: log.child('answer') });
-    const handler: QueryHandler = async (query, context) => {
+    // Answers are computed in the event turn of their query (the store reads synchronously), so
+    // the handler stays synchronous too: the UDP listener then sends without a promise.
+    const handler: QueryHandler = (query, context) => {
       const start = process.hrtime.bigint();
-      const response: Message = await answer(query, context);
+      const response = answer(query, context) as Message;
       queries.inc({ transport: context.transport, rcode: response.rcode });
       latency.observe(
         { transport: context.transport },
@@ -105,6 +108,30 @@ export async function startProvider(
       );
       return response;
     };
+    const cache = new ResponseCache({
+      maxOctets: config.answerCacheBytes,
+      generation: () => store.generation(),
+    });
+    metrics.counter('answer_cache_hits_total', {
+      help: 'Queries answered from the answer cache (not in queries_total)',
+      collect() {
+        this.reset();
+        this.inc(cache.stats.hits);
+      },
+    });
+    metrics.counter('answer_cache_misses_total', {
+      help: 'Queries the answer cache could not answer',
+      collect() {
+        this.reset();
+        this.inc(cache.stats.misses);
+      },
+    });
+    metrics.gauge('answer_cache_bytes', {
+      help: 'Octets held by the answer cache',
+      collect() {
+        this.set(cache.stats.octets);
+      },
+    });
 
     const tls = config.tls
       ? { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
@@ -118,7 +145,7 @@ export async function startProvider(
     };
     const anyDns = udp !== null || tcp !== null || doh !== null;
     const dns = anyDns
-      ? await startDnsServer(dnsConfig, handler, { log: log.child('dns') })
+      ? await startDnsServer(dnsConfig, handler, { log: log.child('dns'), cache })
       : undefined;
     if (dns) started.push(dns);
 

@@ -43,6 +43,12 @@ export interface DiscoveryStore {
   /** The DP's prover key: signs attestations; listed as AUTHKEY `prover` at every apex. */
   proverKey(): Ed25519KeyPair;
   /**
+   * A number that changes whenever a write of this store becomes visible to readers (apply,
+   * resign, addZone, removeZone): what an answer cache checks before reusing an answer. It
+   * changes no later than the write's promise resolves.
+   */
+  generation(): number;
+  /**
    * The records of one RRset (no RRSIGs), empty when absent. Throws `ERR_STORE_NO_ZONE` for an
    * unknown zone and `ERR_STORE_OUT_OF_ZONE` for a name outside it.
    */

@@ -285,6 +285,36 @@ export function storeBattery(name: string, factory: StoreFactory): void {
       });
     });
 
+    describe('generation', () => {
+      it('changes with every write readers can see, and not for a failed or empty one', async () => {
+        const { store, clock } = await setup();
+        const seen = [store.generation()];
+        const changed = (): boolean => {
+          const now = store.generation();
+          const differs = !seen.includes(now);
+          seen.push(now);
+          return differs;
+        };
+        await store.addZone(zoneInit());
+        expect(changed()).toBe(true);
+        await store.apply(ORIGIN, [putMap(NUMBER)]);
+        expect(changed()).toBe(true);
+        await expectStoreError(
+          store.apply(ORIGIN, [putMap('example.com')]),
+          'ERR_STORE_OUT_OF_ZONE',
+        );
+        expect(changed()).toBe(false);
+        expect(await store.resign()).toBe(0);
+        expect(changed()).toBe(false);
+        clock.advance(8 * 86400);
+        expect(await store.resign()).toBeGreaterThan(0);
+        expect(changed()).toBe(true);
+        await store.removeZone(ORIGIN);
+        expect(changed()).toBe(true);
+        await store.close();
+      });
+    });
+
     describe('apply', () => {
       it('stores a MAP RRset signed, bumps the serial, and serves it through lookupZone', async () => {
         const { store } = await setup();

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { DEFAULT_APEX } from './csi.js';
 import { MimiError } from './errors.js';
 import { canonicalName, parseLabels } from './names.js';
+import { RESPONSE_CACHE_OCTETS } from './response-cache.js';
 
 /**
  * The one way servers read configuration (design §10): JSON, checked against a zod schema that
@@ -361,7 +362,7 @@ const registrationSchema = z.strictObject({
  * { "role": "dp", "dataDir": "/var/lib/mimi-dp", "apex": "mimi.arpa",
  *   "listen": { "host": "127.0.0.1", "udp": null, "tcp": null, "doh": null, "api": null, "admin": null },
  *   "tls": { "cert": "…", "key": "…" },
- *   "signing": { "validityDays": 14, "refreshDays": 7 },
+ *   "signing": { "validityDays": 14, "refreshDays": 7 }, "answerCacheBytes": 67108864,
  *   "registration": { "codeTtlSeconds": 600, "maxAttemptsPerCode": 5, "sendsPerCsiPerHour": 5,
  *                     "requestsPerClientPerMinute": 60, "channels": {} },
  *   "log": { "level": "info" } }
@@ -379,6 +380,8 @@ export const dpConfigSchema = z
     listen: listenSchema.prefault({}),
     tls: tlsSchema.optional(),
     signing: signingSchema.prefault({}),
+    /** Octets of encoded answers kept for reuse (`response-cache.ts`). */
+    answerCacheBytes: positive.default(RESPONSE_CACHE_OCTETS),
     registration: registrationSchema.optional(),
     log: logConfigSchema.prefault({}),
   })

@@ -19,6 +19,7 @@ import { startDohListener, type DohListener, type DohListenerConfig } from './do
 import { silentLogger, type Logger } from './log.js';
 import { MIN_UDP_PAYLOAD_OCTETS, type QueryHandler } from './respond.js';
 import { startTcpListener, type TcpListener, type TcpListenerConfig } from './tcp-server.js';
+import type { ResponseCache } from './response-cache.js';
 import { startUdpListener, type UdpListener, type UdpListenerConfig } from './udp-server.js';
 import { HEADER_OCTETS, MAX_MESSAGE_OCTETS } from './wire.js';
 
@@ -50,6 +51,11 @@ export interface DnsServer {
 export interface DnsServerComponents {
   /** Default {@link silentLogger}. */
   log?: Logger;
+  /**
+   * Answers reused by every listener (`response-cache.ts`); default none. Only for a handler
+   * whose answer depends on nothing but the query's octets and the cache's generation.
+   */
+  cache?: ResponseCache;
 }
 
 /**
@@ -66,6 +72,7 @@ export async function startDnsServer(
   checkConfig(config);
   const host = config.host ?? DEFAULT_DNS_SERVER_HOST;
   const log = (components.log ?? silentLogger).child('dns-server');
+  const { cache } = components;
   let udp: UdpListener | undefined;
   let tcp: TcpListener | undefined;
   let doh: DohListener | undefined;
@@ -84,13 +91,20 @@ export async function startDnsServer(
       // the port they asked (RFC 7766 §5). TCP takes a free port, UDP binds the same number;
       // when that is taken for UDP, try again with another.
       for (let attempt = 1; udp === undefined; attempt++) {
-        const tcpListener = await startTcpListener(host, config.tcp, handler, log.child('tcp'));
+        const tcpListener = await startTcpListener(
+          host,
+          config.tcp,
+          handler,
+          log.child('tcp'),
+          cache,
+        );
         try {
           udp = await startUdpListener(
             host,
             { ...config.udp, port: tcpListener.port },
             handler,
             log.child('udp'),
+            cache,
           );
           tcp = tcpListener;
         } catch (error) {
@@ -101,16 +115,16 @@ export async function startDnsServer(
       started.push(udp, tcp as TcpListener);
     } else {
       if (config.udp !== undefined) {
-        udp = await startUdpListener(host, config.udp, handler, log.child('udp'));
+        udp = await startUdpListener(host, config.udp, handler, log.child('udp'), cache);
         started.push(udp);
       }
       if (config.tcp !== undefined) {
-        tcp = await startTcpListener(host, config.tcp, handler, log.child('tcp'));
+        tcp = await startTcpListener(host, config.tcp, handler, log.child('tcp'), cache);
         started.push(tcp);
       }
     }
     if (config.doh !== undefined) {
-      doh = await startDohListener(host, config.doh, handler, log.child('doh'));
+      doh = await startDohListener(host, config.doh, handler, log.child('doh'), cache);
       started.push(doh);
     }
   } catch (error) {

@@ -33,8 +33,8 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { DNS_MESSAGE_MEDIA_TYPE, TransportError } from './dns-client.js';
 import type { Logger } from './log.js';
-import type { Message } from './records.js';
-import { answerQuery, type QueryContext, type QueryHandler } from './respond.js';
+import { answerQuery, dohCacheMaxAge, type QueryContext, type QueryHandler } from './respond.js';
+import type { ResponseCache } from './response-cache.js';
 
 /** Default request path (RFC 8484 §4.1 example, RFC 9461 default `dohpath`). */
 export const DEFAULT_DOH_PATH = '/dns-query';
@@ -77,26 +77,6 @@ export interface DohListener {
   readonly url: string;
   /** Stops listening and closes every connection; resolves when all are closed. */
   close(): Promise<void>;
-}
-
-/**
- * The `max-age` of a DoH response (RFC 8484 §5.1): the smallest TTL in the answer section; for
- * a negative answer min(SOA TTL, SOA MINIMUM) of the SOA in the authority section (RFC 2308 §5);
- * for a referral the smallest TTL of its records. Error responses (other than NXDOMAIN),
- * truncated ones and responses without records get 0.
- *
- * Example: answers at TTL 3600 and 300 → 300; NXDOMAIN with SOA TTL 3600, MINIMUM 300 → 300.
- */
-export function dohCacheMaxAge(response: Message): number {
-  if (response.rcode !== 'NOERROR' && response.rcode !== 'NXDOMAIN') return 0;
-  if (response.flags.tc) return 0;
-  const smallest = (records: Message['answers']): number =>
-    records.reduce((min, rr) => Math.min(min, rr.ttl), Number.POSITIVE_INFINITY);
-  if (response.answers.length > 0) return smallest(response.answers);
-  const soa = response.authorities.find((rr) => rr.type === 'SOA');
-  if (soa !== undefined && soa.type === 'SOA') return Math.min(soa.ttl, soa.data.minimum);
-  const rest = [...response.authorities, ...response.additionals];
-  return rest.length > 0 ? smallest(rest) : 0;
 }
 
 interface DohSettings {
@@ -212,6 +192,7 @@ async function serveExchange(
   settings: DohSettings,
   handler: QueryHandler,
   log: Logger,
+  cache: ResponseCache | undefined,
 ): Promise<void> {
   // Until the request is in: past the deadline the client gets 408; if it is still sending a
   // whole timeout later (or after an early error response), the exchange is cut.
@@ -254,9 +235,15 @@ async function serveExchange(
     if (body.length === 0) return respondStatus(exchange, 400, false);
     wire = body;
   }
-  const result = await answerQuery(wire, { handler, context: exchange.context, log });
+  const result = await answerQuery(wire, {
+    handler,
+    context: exchange.context,
+    log,
+    ...(cache === undefined ? {} : { cache }),
+  });
   if (result.kind === 'drop') return respondStatus(exchange, 400, false);
-  const maxAge = result.response === undefined ? 0 : dohCacheMaxAge(result.response);
+  const maxAge =
+    result.maxAge ?? (result.response === undefined ? 0 : dohCacheMaxAge(result.response));
   exchange.respond(
     200,
     { 'content-type': DNS_MESSAGE_MEDIA_TYPE, 'cache-control': `max-age=${maxAge}` },
@@ -354,6 +341,7 @@ export async function startDohListener(
   config: DohListenerConfig,
   handler: QueryHandler,
   log: Logger,
+  cache?: ResponseCache,
 ): Promise<DohListener> {
   const settings: DohSettings = {
     path: config.path ?? DEFAULT_DOH_PATH,
@@ -387,7 +375,7 @@ export async function startDohListener(
   http1.connectionsCheckingInterval = Math.min(1000, Math.max(25, settings.requestTimeoutMs / 4));
 
   const serve = (exchange: Exchange): void => {
-    serveExchange(exchange, settings, handler, log).catch((error: unknown) => {
+    serveExchange(exchange, settings, handler, log, cache).catch((error: unknown) => {
       log.error('doh exchange failed', { error });
       exchange.abort();
     });

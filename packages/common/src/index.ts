@@ -256,13 +256,11 @@ export {
   MIN_UDP_PAYLOAD_OCTETS,
   respondError,
   truncateForUdp,
+  dohCacheMaxAge,
+  udpResponseLimit,
 } from './respond.js';
 export type { QueryContext, QueryHandler } from './respond.js';
-export {
-  DEFAULT_UDP_MAX_PAYLOAD,
-  DEFAULT_UDP_MAX_IN_FLIGHT,
-  udpResponseLimit,
-} from './udp-server.js';
+export { DEFAULT_UDP_MAX_PAYLOAD, DEFAULT_UDP_MAX_IN_FLIGHT } from './udp-server.js';
 export type { UdpListenerConfig } from './udp-server.js';
 export {
   DEFAULT_TCP_IDLE_TIMEOUT_MS,
@@ -278,10 +276,16 @@ export {
   DEFAULT_DOH_IDLE_TIMEOUT_MS,
   DEFAULT_DOH_MAX_CONNECTIONS,
   DOH_MAX_CONCURRENT_STREAMS,
-  dohCacheMaxAge,
 } from './doh-server.js';
 export type { DohListenerConfig } from './doh-server.js';
 export { DEFAULT_DNS_SERVER_HOST, startDnsServer } from './dns-server.js';
+export {
+  RESPONSE_CACHE_OCTETS,
+  RESPONSE_CACHE_MAX_AGE_SECONDS,
+  ResponseCache,
+  ttlFields,
+} from './response-cache.js';
+export type { ResponseCacheOptions, CachedResponse, ResponseCacheStats } from './response-cache.js';
 export type { DnsServer, DnsServerConfig, DnsServerComponents } from './dns-server.js';
 export {
   DNS_MESSAGE_MEDIA_TYPE,
@@ -356,6 +360,7 @@ export { METRICS_CONTENT_TYPE, createMetricsRegistry, metricsText } from './metr
 export type {
   MetricOptions,
   GaugeOptions,
+  CounterOptions,
   HistogramOptions,
   MetricsRegistryOptions,
   MetricsRegistry,

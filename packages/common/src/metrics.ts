@@ -31,6 +31,14 @@ export interface MetricOptions<L extends string> {
   labelNames?: readonly L[];
 }
 
+/**
+ * Options of a counter that mirrors a count kept elsewhere: `collect` sets it when metrics are
+ * scraped (with `reset()` then `inc(total)`), so the hot path only bumps a plain number.
+ */
+export interface CounterOptions<L extends string> extends MetricOptions<L> {
+  collect?: (this: Counter<L>) => void | Promise<void>;
+}
+
 /** Options of a gauge: a `collect` function can set it when metrics are scraped. */
 export interface GaugeOptions<L extends string> extends MetricOptions<L> {
   collect?: (this: Gauge<L>) => void | Promise<void>;
@@ -56,7 +64,7 @@ export interface MetricsRegistry {
   readonly prefix: string;
   readonly registry: Registry;
   /** Declares `<prefix>_<name>`; `name` ends in `_total`. */
-  counter<L extends string = never>(name: string, options: MetricOptions<L>): Counter<L>;
+  counter<L extends string = never>(name: string, options: CounterOptions<L>): Counter<L>;
   /** Declares `<prefix>_<name>`; `name` ends in its unit, not `_total`. */
   gauge<L extends string = never>(name: string, options: GaugeOptions<L>): Gauge<L>;
   /** Declares `<prefix>_<name>`; `name` ends in its unit, not `_total`. */
@@ -122,8 +130,12 @@ export function createMetricsRegistry(
   return {
     prefix,
     registry,
-    counter: <L extends string = never>(name: string, o: MetricOptions<L>): Counter<L> =>
-      new Counter<L>({ ...declare('counter', name, o.labelNames), help: o.help }),
+    counter: <L extends string = never>(name: string, o: CounterOptions<L>): Counter<L> =>
+      new Counter<L>({
+        ...declare('counter', name, o.labelNames),
+        help: o.help,
+        ...(o.collect === undefined ? {} : { collect: o.collect }),
+      }),
     gauge: <L extends string = never>(name: string, o: GaugeOptions<L>): Gauge<L> =>
       new Gauge<L>({
         ...declare('gauge', name, o.labelNames),

@@ -11,12 +11,16 @@
  * 7. otherwise the handler answers; a handler that throws, or returns a message that does not
  *    encode, gets the client a SERVFAIL, and the fault is logged.
  *
+ * With a {@link ResponseCache}, a query whose octets after the id were answered before gets that
+ * answer again between steps 2 and 3, without decoding; each answer from step 7 is offered to it.
+ *
  * Worked example: the 12 octets `ab cd 00 00 00 02 00 00 00 00 00 00` (id 0xabcd, QDCOUNT 2,
  * but no question follows) do not decode, so step 3 answers `ab cd 81 01 00 00 …`: id 0xabcd,
  * QR, FORMERR, all counts 0.
  */
 import { HEADER_OCTETS, decodeMessage, encodeMessage, rcodeToCode } from './wire.js';
 import type { Logger } from './log.js';
+import type { ResponseCache } from './response-cache.js';
 import type { Message, MessageFlags, Rcode } from './records.js';
 
 /** Where a query came from. `remoteAddress` is for connection-level decisions, never for logs with a query name. */
@@ -106,16 +110,55 @@ function headerOnlyResponse(bytes: Uint8Array, rcode: 'FORMERR' | 'SERVFAIL'): U
   return out;
 }
 
-/** What to do with the bytes of one query. */
+/**
+ * What to do with the bytes of one query. A reply from the response cache carries its DoH
+ * `maxAge` instead of the messages, and already fits the UDP limit it was asked for.
+ */
 export type Answer =
   | { kind: 'drop'; reason: 'short' | 'response' }
-  | { kind: 'reply'; wire: Uint8Array; response?: Message; query?: Message };
+  | { kind: 'reply'; wire: Uint8Array; response?: Message; query?: Message; maxAge?: number };
 
 /** What {@link answerQuery} needs besides the bytes. */
 export interface AnswerOptions {
   readonly handler: QueryHandler;
   readonly context: QueryContext;
   readonly log: Logger;
+  /** Answers to reuse (see the module comment); none by default. */
+  readonly cache?: ResponseCache;
+  /**
+   * For UDP: the server's largest response. A response larger than the sender accepts
+   * ({@link udpResponseLimit}) is replaced by its truncated form ({@link truncateForUdp}).
+   */
+  readonly udpLimit?: number;
+}
+
+/**
+ * The size a UDP response to `query` may have: the client's EDNS payload size (512 without EDNS,
+ * RFC 1035 §4.2.1; never below 512, RFC 6891 §6.2.5), capped by the server's `maxPayload`.
+ */
+export function udpResponseLimit(query: Message | undefined, maxPayload: number): number {
+  const offered = query?.edns?.udpPayloadSize ?? MIN_UDP_PAYLOAD_OCTETS;
+  return Math.min(Math.max(MIN_UDP_PAYLOAD_OCTETS, offered), maxPayload);
+}
+
+/**
+ * The `max-age` of a response for HTTP caches (RFC 8484 §5.1): the smallest TTL in the answer
+ * section; for a negative answer min(SOA TTL, SOA MINIMUM) of the SOA in the authority section
+ * (RFC 2308 §5); for a referral the smallest TTL of its records. Error responses (other than
+ * NXDOMAIN), truncated ones and responses without records get 0.
+ *
+ * Example: answers at TTL 3600 and 300 → 300; NXDOMAIN with SOA TTL 3600, MINIMUM 300 → 300.
+ */
+export function dohCacheMaxAge(response: Message): number {
+  if (response.rcode !== 'NOERROR' && response.rcode !== 'NXDOMAIN') return 0;
+  if (response.flags.tc) return 0;
+  const smallest = (records: Message['answers']): number =>
+    records.reduce((min, rr) => Math.min(min, rr.ttl), Number.POSITIVE_INFINITY);
+  if (response.answers.length > 0) return smallest(response.answers);
+  const soa = response.authorities.find((rr) => rr.type === 'SOA');
+  if (soa !== undefined && soa.type === 'SOA') return Math.min(soa.ttl, soa.data.minimum);
+  const rest = [...response.authorities, ...response.additionals];
+  return rest.length > 0 ? smallest(rest) : 0;
 }
 
 /**
@@ -137,6 +180,13 @@ export function answerQueryNow(
 ): Answer | Promise<Answer> {
   if (bytes.length < HEADER_OCTETS) return { kind: 'drop', reason: 'short' };
   if (((bytes[2] as number) & (FLAG_QR >>> 8)) !== 0) return { kind: 'drop', reason: 'response' };
+  const { cache } = options;
+  let generation = 0;
+  if (cache !== undefined) {
+    const hit = cache.get(bytes, options.udpLimit !== undefined);
+    if (hit !== undefined) return { kind: 'reply', wire: hit.wire, maxAge: hit.maxAge };
+    generation = cache.generation();
+  }
   let query: Message;
   try {
     query = decodeMessage(bytes);
@@ -153,11 +203,11 @@ export function answerQueryNow(
   }
   if (pending instanceof Promise) {
     return pending.then(
-      (response) => encodeResponse(bytes, query, response, options),
+      (response) => encodeResponse(bytes, query, response, options, generation),
       (error: unknown) => handlerFailed(bytes, query, options, error),
     );
   }
-  return encodeResponse(bytes, query, pending, options);
+  return encodeResponse(bytes, query, pending, options, generation);
 }
 
 function handlerFailed(
@@ -175,13 +225,28 @@ function encodeResponse(
   query: Message,
   response: Message,
   options: AnswerOptions,
+  generation: number,
 ): Answer {
+  let wire: Uint8Array;
   try {
-    return { kind: 'reply', wire: encodeMessage(response), response, query };
+    wire = encodeMessage(response);
+    if (options.udpLimit !== undefined) {
+      const limit = udpResponseLimit(query, options.udpLimit);
+      if (wire.length > limit) wire = truncateForUdp(response, limit, wire);
+    }
   } catch (error) {
     logHandlerFault(options, query, 'handler response does not encode', error);
     return reply(bytes, query, respondError(query, 'SERVFAIL'), options.log);
   }
+  options.cache?.set(
+    bytes,
+    options.udpLimit !== undefined,
+    response,
+    wire,
+    generation,
+    dohCacheMaxAge(response),
+  );
+  return { kind: 'reply', wire, response, query };
 }
 
 /** Steps 4–6: the rcode that turns a decoded query away, or undefined when it goes to the handler. */
@@ -194,6 +259,7 @@ function checkQuery(query: Message): Rcode | undefined {
 
 function reply(bytes: Uint8Array, query: Message, response: Message, log: Logger): Answer {
   try {
+    // An error response carries no records, so it always fits 512 octets.
     return { kind: 'reply', wire: encodeMessage(response), response, query };
   } catch (error) {
     // An error response built from a decoded query always encodes; reaching this is our fault.

@@ -16,6 +16,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from './log.js';
 import { HEADER_OCTETS } from './wire.js';
 import { answerQuery, type QueryHandler } from './respond.js';
+import type { ResponseCache } from './response-cache.js';
 
 /** Default idle timeout: RFC 7766 §6.2.3 suggests some seconds; 10 s as Unbound and Knot use. */
 export const DEFAULT_TCP_IDLE_TIMEOUT_MS = 10_000;
@@ -65,6 +66,7 @@ export async function startTcpListener(
   config: TcpListenerConfig,
   handler: QueryHandler,
   log: Logger,
+  cache?: ResponseCache,
 ): Promise<TcpListener> {
   const limits: ConnectionLimits = {
     idleTimeoutMs: config.idleTimeoutMs ?? DEFAULT_TCP_IDLE_TIMEOUT_MS,
@@ -77,7 +79,7 @@ export async function startTcpListener(
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     log.debug('connection', { transport: 'tcp', remoteAddress: socket.remoteAddress });
-    serveConnection(socket, limits, handler, log);
+    serveConnection(socket, limits, handler, log, cache);
   });
   server.maxConnections = config.maxConnections ?? DEFAULT_TCP_MAX_CONNECTIONS;
   server.on('drop', (data) => {
@@ -120,6 +122,7 @@ function serveConnection(
   limits: ConnectionLimits,
   handler: QueryHandler,
   log: Logger,
+  cache: ResponseCache | undefined,
 ): void {
   const context = { transport: 'tcp', remoteAddress: socket.remoteAddress ?? '' } as const;
   let pending: Buffer = Buffer.alloc(0);
@@ -143,7 +146,12 @@ function serveConnection(
   };
 
   const answer = async (message: Buffer): Promise<void> => {
-    const result = await answerQuery(message, { handler, context, log });
+    const result = await answerQuery(message, {
+      handler,
+      context,
+      log,
+      ...(cache === undefined ? {} : { cache }),
+    });
     if (result.kind === 'drop' || socket.destroyed) return;
     const frame = Buffer.allocUnsafe(LENGTH_OCTETS + result.wire.length);
     frame.writeUInt16BE(result.wire.length, 0);

@@ -5,12 +5,10 @@
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Logger } from './log.js';
-import type { Message } from './records.js';
+import type { ResponseCache } from './response-cache.js';
 import {
   EDNS_UDP_PAYLOAD_OCTETS,
-  MIN_UDP_PAYLOAD_OCTETS,
   answerQueryNow,
-  truncateForUdp,
   type Answer,
   type QueryHandler,
 } from './respond.js';
@@ -42,21 +40,13 @@ export interface UdpListener {
   close(): Promise<void>;
 }
 
-/**
- * The size a UDP response to `query` may have: the client's EDNS payload size (512 without EDNS,
- * RFC 1035 §4.2.1; never below 512, RFC 6891 §6.2.5), capped by the server's `maxPayload`.
- */
-export function udpResponseLimit(query: Message | undefined, maxPayload: number): number {
-  const offered = query?.edns?.udpPayloadSize ?? MIN_UDP_PAYLOAD_OCTETS;
-  return Math.min(Math.max(MIN_UDP_PAYLOAD_OCTETS, offered), maxPayload);
-}
-
 /** Binds a UDP socket on `host` and answers each datagram through `handler`. */
 export async function startUdpListener(
   host: string,
   config: UdpListenerConfig,
   handler: QueryHandler,
   log: Logger,
+  cache?: ResponseCache,
 ): Promise<UdpListener> {
   const maxPayload = config.maxPayload ?? DEFAULT_UDP_MAX_PAYLOAD;
   const maxInFlight = config.maxInFlight ?? DEFAULT_UDP_MAX_IN_FLIGHT;
@@ -70,12 +60,8 @@ export async function startUdpListener(
 
   const send = (result: Answer, peer: RemoteInfo): void => {
     if (result.kind === 'drop' || closed) return;
-    const limit = udpResponseLimit(result.query, maxPayload);
-    const wire =
-      result.wire.length <= limit || result.response === undefined
-        ? result.wire
-        : truncateForUdp(result.response, limit, result.wire);
-    socket.send(wire, peer.port, peer.address, onSent);
+    // Already cut to what the sender accepts (`udpLimit` below).
+    socket.send(result.wire, peer.port, peer.address, onSent);
   };
 
   socket.on('message', (datagram, peer) => {
@@ -86,6 +72,8 @@ export async function startUdpListener(
         handler,
         context: { transport: 'udp', remoteAddress: peer.address },
         log,
+        udpLimit: maxPayload,
+        ...(cache === undefined ? {} : { cache }),
       });
       // A synchronous answer is sent at once, without a promise in between.
       if (!(result instanceof Promise)) return send(result, peer);

@@ -55,6 +55,7 @@ describe('dpConfigSchema', () => {
       apex: 'mimi.arpa',
       listen: DEFAULT_LISTEN,
       signing: { validityDays: 14, refreshDays: 7 },
+      answerCacheBytes: 64 * 2 ** 20,
       registration: DEFAULT_REGISTRATION,
       log: { level: 'info' },
     });

@@ -1,0 +1,249 @@
+/**
+ * Encoded responses kept for reuse, keyed by the bytes of the query after its id: a server that
+ * has answered a question once sends the same octets again with the new id patched in, without
+ * decoding the query, looking anything up or encoding. This is what authoritative servers such
+ * as NSD and Knot do with answers compiled at load time; here the first query of a question
+ * compiles it.
+ *
+ * Two queries with the same octets after the id (flags, question, EDNS payload size, DO, CO and
+ * options) get the same response, which is why the key is those octets, and whether the query
+ * came over UDP (whose answers are cut to the sender's payload size). The cache is correct
+ * only while its owner's data is unchanged: `generation()` returns a number that changes
+ * whenever the data may have (a store's write counter), and every entry filled before a change
+ * is dropped. Entries also age out after `maxAgeSeconds`, which bounds how long an online
+ * signature in a cached answer is reused.
+ *
+ * With `decrementTtls` (a resolver's cache, RFC 1035 §7.3: TTLs count down while cached), the
+ * TTL of every record is lowered by the whole seconds since the entry was stored, and an entry
+ * lives no longer than its smallest TTL.
+ *
+ * Worked example: the query `12 34 01 00 00 01 …` (id 0x1234) fills an entry under the key
+ * `01 00 00 01 …`; the next query `ab cd 01 00 00 01 …` gets the stored response with its first
+ * two octets set to `ab cd`.
+ */
+import { LRUCache } from 'lru-cache';
+import type { Message, Rcode } from './records.js';
+import { HEADER_OCTETS } from './wire.js';
+
+/** Default octets of responses (and their keys) a cache holds: 64 MiB. */
+export const RESPONSE_CACHE_OCTETS = 64 * 2 ** 20;
+/** Default longest time an entry is reused, in seconds. */
+export const RESPONSE_CACHE_MAX_AGE_SECONDS = 300;
+/** Accounting overhead charged per entry besides its octets (object, list links, map slot). */
+const ENTRY_OVERHEAD_OCTETS = 96;
+/** OPT pseudo-records carry no TTL (RFC 6891 §6.1.3): their TTL field is flags. */
+const TYPE_OPT = 41;
+/** Response codes whose answers depend only on the data: everything else is answered anew. */
+const CACHEABLE_RCODES: ReadonlySet<Rcode> = new Set<Rcode>(['NOERROR', 'NXDOMAIN', 'REFUSED']);
+
+/** Settings of a {@link ResponseCache}. */
+export interface ResponseCacheOptions {
+  /** Octets held at most; default {@link RESPONSE_CACHE_OCTETS}. */
+  maxOctets?: number;
+  /** Longest reuse of an entry; default {@link RESPONSE_CACHE_MAX_AGE_SECONDS}. */
+  maxAgeSeconds?: number;
+  /** Changes whenever the answers may have; default: never changes. */
+  generation?: () => number;
+  /** Count TTLs down while cached (a resolver); default false (an authoritative server). */
+  decrementTtls?: boolean;
+  /** Clock in milliseconds; default `Date.now`. */
+  now?: () => number;
+}
+
+/** A cached response, ready to send. */
+export interface CachedResponse {
+  /** The response octets with the query's id (a fresh copy: the caller may keep it). */
+  readonly wire: Uint8Array;
+  /** The DoH `max-age` (RFC 8484 §5.1), already lowered by the time spent in the cache. */
+  readonly maxAge: number;
+}
+
+/** Counters for metrics. */
+export interface ResponseCacheStats {
+  readonly hits: number;
+  readonly misses: number;
+  readonly entries: number;
+  readonly octets: number;
+}
+
+interface Entry {
+  readonly wire: Uint8Array;
+  readonly storedAt: number;
+  readonly expiresAt: number;
+  readonly maxAge: number;
+  /** Offsets and stored values of the TTL fields, when TTLs count down. */
+  readonly ttls: readonly number[] | undefined;
+}
+
+/** See the module comment. */
+export class ResponseCache {
+  readonly #entries: LRUCache<string, Entry>;
+  readonly #maxAgeMs: number;
+  readonly #generation: () => number;
+  readonly #decrement: boolean;
+  readonly #now: () => number;
+  #seen: number;
+  #hits = 0;
+  #misses = 0;
+
+  constructor(options: ResponseCacheOptions = {}) {
+    const maxOctets = options.maxOctets ?? RESPONSE_CACHE_OCTETS;
+    const maxAge = options.maxAgeSeconds ?? RESPONSE_CACHE_MAX_AGE_SECONDS;
+    if (!Number.isSafeInteger(maxOctets) || maxOctets < 1)
+      throw new RangeError(`maxOctets must be a positive integer, got ${String(maxOctets)}`);
+    if (!Number.isSafeInteger(maxAge) || maxAge < 1)
+      throw new RangeError(`maxAgeSeconds must be a positive integer, got ${String(maxAge)}`);
+    this.#entries = new LRUCache<string, Entry>({
+      maxSize: maxOctets,
+      sizeCalculation: (entry, key) =>
+        entry.wire.length + key.length + (entry.ttls?.length ?? 0) * 8 + ENTRY_OVERHEAD_OCTETS,
+    });
+    this.#maxAgeMs = maxAge * 1000;
+    this.#generation = options.generation ?? (() => 0);
+    this.#decrement = options.decrementTtls ?? false;
+    this.#now = options.now ?? Date.now;
+    this.#seen = this.#generation();
+  }
+
+  /** The generation now; pass it to {@link set} for a response computed from data read after. */
+  generation(): number {
+    const current = this.#generation();
+    if (current !== this.#seen) {
+      this.#seen = current;
+      this.#entries.clear();
+    }
+    return current;
+  }
+
+  /** The stored response to `query` (the query's octets) with its id, or undefined. */
+  get(query: Uint8Array, udp: boolean): CachedResponse | undefined {
+    this.generation();
+    if (query.length <= HEADER_OCTETS) return this.#miss();
+    const key = keyOf(query, udp);
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return this.#miss();
+    const now = this.#now();
+    if (now >= entry.expiresAt) {
+      this.#entries.delete(key);
+      return this.#miss();
+    }
+    const wire = Buffer.allocUnsafe(entry.wire.length);
+    wire.set(entry.wire);
+    wire[0] = query[0] as number;
+    wire[1] = query[1] as number;
+    let maxAge = entry.maxAge;
+    if (entry.ttls !== undefined) {
+      const elapsed = Math.floor((now - entry.storedAt) / 1000);
+      maxAge = Math.max(0, maxAge - elapsed);
+      if (elapsed > 0) {
+        for (let i = 0; i < entry.ttls.length; i += 2) {
+          wire.writeUInt32BE(Math.max(0, (entry.ttls[i + 1] as number) - elapsed), entry.ttls[i]);
+        }
+      }
+    }
+    this.#hits++;
+    return { wire, maxAge };
+  }
+
+  /**
+   * Stores `wire`, what was sent for `response` (over UDP perhaps its truncated form) to the
+   * query whose octets are `bytes`, unless the data changed since `generation` was read, or the
+   * response is not one to reuse (an error other than NXDOMAIN or REFUSED).
+   */
+  set(
+    bytes: Uint8Array,
+    udp: boolean,
+    response: Message,
+    wire: Uint8Array,
+    generation: number,
+    maxAge: number,
+  ): void {
+    if (generation !== this.generation()) return;
+    if (!CACHEABLE_RCODES.has(response.rcode)) return;
+    if (bytes.length <= HEADER_OCTETS || wire.length <= HEADER_OCTETS) return;
+    let ttls: number[] | undefined;
+    let lifetime = this.#maxAgeMs;
+    if (this.#decrement) {
+      ttls = ttlFields(wire);
+      if (ttls === undefined) return;
+      for (let i = 1; i < ttls.length; i += 2)
+        lifetime = Math.min(lifetime, (ttls[i] as number) * 1000);
+      if (lifetime <= 0) return;
+    }
+    const now = this.#now();
+    this.#entries.set(keyOf(bytes, udp), {
+      wire: Uint8Array.from(wire),
+      storedAt: now,
+      expiresAt: now + lifetime,
+      maxAge,
+      ttls,
+    });
+  }
+
+  /** Drops every entry. */
+  clear(): void {
+    this.#entries.clear();
+  }
+
+  get stats(): ResponseCacheStats {
+    return {
+      hits: this.#hits,
+      misses: this.#misses,
+      entries: this.#entries.size,
+      octets: this.#entries.calculatedSize,
+    };
+  }
+
+  #miss(): undefined {
+    this.#misses++;
+    return undefined;
+  }
+}
+
+/** The octets after the id, as a string (a compact, hashable key), marked for UDP. */
+function keyOf(query: Uint8Array, udp: boolean): string {
+  const buffer = Buffer.isBuffer(query)
+    ? query
+    : Buffer.from(query.buffer, query.byteOffset, query.byteLength);
+  return (udp ? 'u' : 's') + buffer.toString('latin1', 2);
+}
+
+/**
+ * The TTL fields of an encoded message as pairs (offset, value), OPT excepted; undefined when
+ * the octets do not parse. Bounded: every step moves forward through a finite message.
+ */
+export function ttlFields(wire: Uint8Array): number[] | undefined {
+  const view = new DataView(wire.buffer, wire.byteOffset, wire.byteLength);
+  if (wire.length < HEADER_OCTETS) return undefined;
+  const questions = view.getUint16(4);
+  const records = view.getUint16(6) + view.getUint16(8) + view.getUint16(10);
+  let at = HEADER_OCTETS;
+  const skipName = (): boolean => {
+    for (;;) {
+      if (at >= wire.length) return false;
+      const length = wire[at] as number;
+      if (length === 0) {
+        at += 1;
+        return true;
+      }
+      if ((length & 0xc0) === 0xc0) {
+        at += 2;
+        return at <= wire.length;
+      }
+      if ((length & 0xc0) !== 0) return false;
+      at += 1 + length;
+    }
+  };
+  for (let i = 0; i < questions; i++) {
+    if (!skipName()) return undefined;
+    at += 4;
+  }
+  const out: number[] = [];
+  for (let i = 0; i < records; i++) {
+    if (!skipName() || at + 10 > wire.length) return undefined;
+    const type = view.getUint16(at);
+    if (type !== TYPE_OPT) out.push(at + 4, view.getUint32(at + 4));
+    at += 10 + view.getUint16(at + 8);
+  }
+  return at === wire.length ? out : undefined;
+}
