@@ -482,7 +482,7 @@ const DEFAULT_RESOLVER_CACHE_BYTES = 64 * 1024 * 1024;
  *
  * ```json
  * { "apex": "mimi.arpa", "rootHints": "/etc/mimi/root-hints.json", "trustAnchor": "/etc/mimi/root.key",
- *   "ca": "/etc/mimi/ca.pem", "transport": "doh", "cacheBytes": 67108864,
+ *   "ca": "/etc/mimi/ca.pem", "transport": "doh", "cacheBytes": 67108864, "answerCacheBytes": 67108864,
  *   "batchConcurrency": 32, "maxBatch": 1000,
  *   "listen": { "host": "127.0.0.1", "udp": null, "tcp": null, "doh": null, "api": null, "admin": null },
  *   "tls": { "cert": "…", "key": "…" },
@@ -506,6 +506,8 @@ export const resolverConfigSchema = z
     transport: z.enum(['doh', 'dns']).default('doh'),
     dnsPort: remotePort.optional(),
     cacheBytes: positive.default(DEFAULT_RESOLVER_CACHE_BYTES),
+    /** Octets of encoded DNS answers the front ends keep for reuse (`response-cache.ts`). */
+    answerCacheBytes: positive.default(RESPONSE_CACHE_OCTETS),
     batchConcurrency: positive.max(1024).default(32),
     maxBatch: positive.max(100_000).default(1000),
     listen: listenSchema.prefault({}),

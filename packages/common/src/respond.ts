@@ -124,7 +124,7 @@ export interface AnswerOptions {
   readonly context: QueryContext;
   readonly log: Logger;
   /** Answers to reuse (see the module comment); none by default. */
-  readonly cache?: ResponseCache;
+  readonly cache?: ResponseCache | undefined;
   /**
    * For UDP: the server's largest response. A response larger than the sender accepts
    * ({@link udpResponseLimit}) is replaced by its truncated form ({@link truncateForUdp}).

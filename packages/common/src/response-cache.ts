@@ -165,7 +165,8 @@ export class ResponseCache {
     let lifetime = this.#maxAgeMs;
     if (this.#decrement) {
       ttls = ttlFields(wire);
-      if (ttls === undefined) return;
+      // Without a TTL, only a refusal (which depends on the name alone) is known to last.
+      if (ttls === undefined || (ttls.length === 0 && response.rcode !== 'REFUSED')) return;
       for (let i = 1; i < ttls.length; i += 2)
         lifetime = Math.min(lifetime, (ttls[i] as number) * 1000);
       if (lifetime <= 0) return;

@@ -54,14 +54,11 @@ export async function startUdpListener(
   let inFlight = 0;
   let closed = false;
 
-  const onSent = (error: Error | null): void => {
-    if (error) log.debug('udp send failed', { error });
-  };
-
   const send = (result: Answer, peer: RemoteInfo): void => {
     if (result.kind === 'drop' || closed) return;
-    // Already cut to what the sender accepts (`udpLimit` below).
-    socket.send(result.wire, peer.port, peer.address, onSent);
+    // Already cut to what the sender accepts (`udpLimit` below). Without a callback a failed send becomes an 'error' event (logged below), and a sent one
+    // costs no callback at all.
+    socket.send(result.wire, peer.port, peer.address);
   };
 
   socket.on('message', (datagram, peer) => {
@@ -73,7 +70,7 @@ export async function startUdpListener(
         context: { transport: 'udp', remoteAddress: peer.address },
         log,
         udpLimit: maxPayload,
-        ...(cache === undefined ? {} : { cache }),
+        cache,
       });
       // A synchronous answer is sent at once, without a promise in between.
       if (!(result instanceof Promise)) return send(result, peer);
@@ -102,7 +99,7 @@ export async function startUdpListener(
     });
   });
   // After binding, socket errors (ICMP-driven send failures on some systems) must not crash.
-  socket.on('error', (error) => log.warn('udp socket error', { error }));
+  socket.on('error', (error) => log.debug('udp socket error', { error }));
 
   const bound = socket.address();
   log.info('listening', { transport: 'udp', host: bound.address, port: bound.port });

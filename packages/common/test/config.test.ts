@@ -390,6 +390,7 @@ describe('resolverConfigSchema', () => {
       trustAnchor: 'root.key',
       transport: 'doh',
       cacheBytes: 64 * 1024 * 1024,
+      answerCacheBytes: 64 * 1024 * 1024,
       batchConcurrency: 32,
       maxBatch: 1000,
       listen: RESOLVER_LISTEN,

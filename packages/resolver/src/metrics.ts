@@ -1,6 +1,7 @@
 import {
   createMetricsRegistry,
   type Counter,
+  type ResponseCacheStats,
   type Histogram,
   type MetricsRegistry,
   type Rcode,
@@ -51,6 +52,8 @@ export interface ResolverMetrics {
   ): void;
   /** One JSON API request answered with HTTP `status`. */
   recordApiRequest(status: number): void;
+  /** Reports the counts of the DNS front ends' answer cache. */
+  watchAnswerCache(cache: { readonly stats: ResponseCacheStats }): void;
 }
 
 /** Declares the metrics of a resolver server in a new registry, reading `resolver.stats()`. */
@@ -105,9 +108,20 @@ export function createResolverMetrics(resolver: Pick<Resolver, 'stats'>): Resolv
     help: 'JSON API requests, by HTTP status',
     labelNames: ['status'],
   });
+  let answerCache: { readonly stats: ResponseCacheStats } | undefined;
+  registry.counter('answer_cache_hits_total', {
+    help: 'DNS questions answered from the answer cache (not in queries_total)',
+    collect() {
+      this.reset();
+      this.inc(answerCache?.stats.hits ?? 0);
+    },
+  });
 
   return {
     registry,
+    watchAnswerCache(cache) {
+      answerCache = cache;
+    },
     recordQuery(transport, rcode, seconds) {
       queries.inc({ transport, rcode });
       duration.observe({ kind: 'dns' }, seconds);

@@ -4,6 +4,8 @@ import {
   ConfigError,
   DEFAULT_APEX,
   MimiError,
+  RESPONSE_CACHE_OCTETS,
+  ResponseCache,
   canonicalName,
   createLogger,
   isSubdomain,
@@ -52,6 +54,7 @@ export interface ResolverServerConfig extends ResolverConfig {
   apex: string;
   transport: 'doh' | 'dns';
   cacheBytes: number;
+  answerCacheBytes: number;
   batchConcurrency: number;
   maxBatch: number;
   listen: ResolverFileConfig['listen'];
@@ -160,6 +163,7 @@ export async function loadResolverConfig(path: string): Promise<ResolverServerCo
     transport: file.transport,
     ...(file.dnsPort === undefined ? {} : { dnsPort: file.dnsPort }),
     cacheBytes: file.cacheBytes,
+    answerCacheBytes: file.answerCacheBytes,
     batchConcurrency: file.batchConcurrency,
     maxBatch: file.maxBatch,
     listen: file.listen,
@@ -323,6 +327,8 @@ export interface ResolverServerSettings {
   apex?: string;
   /** Most CSIs in one JSON API batch; default 1000. */
   maxBatch?: number;
+  /** Octets of the DNS front ends' answer cache; default {@link RESPONSE_CACHE_OCTETS}. */
+  answerCacheBytes?: number;
   /** Ports of 0 are ephemeral; null or absent: not served. */
   listen: {
     host?: string;
@@ -407,7 +413,14 @@ export async function startResolverServer(
         metrics,
         log: log.child('dns'),
       });
-      dns = await startDnsServer(config, handler, { log: log.child('dns') });
+      // Encoded answers, their TTLs counting down, reused until the smallest reaches zero: what
+      // the resolver's own cache would answer, without resolving, validating or encoding again.
+      const cache = new ResponseCache({
+        decrementTtls: true,
+        maxOctets: settings.answerCacheBytes ?? RESPONSE_CACHE_OCTETS,
+      });
+      metrics.watchAnswerCache(cache);
+      dns = await startDnsServer(config, handler, { log: log.child('dns'), cache });
       started.push(dns);
     }
     let jsonApi: JsonApi | undefined;

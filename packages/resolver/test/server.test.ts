@@ -41,6 +41,7 @@ const BOGUS = `bogus.${ZONE}`;
 const STALE = `stale.${ZONE}`;
 const NXDOMAIN = `9.9.9.9.6.4.9.7.0.2.${ZONE}`;
 const FAULT = `fault.${ZONE}`;
+const CACHED = `cached.${ZONE}`;
 
 const key = createZoneKey(ZONE, { seed: new Uint8Array(32).fill(3) });
 const validity = { inception: 1_767_225_600, expiration: 1_769_817_600 };
@@ -82,6 +83,7 @@ const ANSWERS: ReadonlyMap<string, ResolvedAnswer> = new Map([
   [INDETERMINATE, answer('indeterminate')],
   [BOGUS, answer('bogus')],
   [STALE, answer('secure', { stale: true })],
+  [CACHED, answer('secure', { answers: [record(CACHED, 'MAP', new Uint8Array([1]), 60)] })],
   [
     NXDOMAIN,
     {
@@ -281,6 +283,29 @@ describe('stale answers', () => {
   });
 });
 
+describe('the answer cache', () => {
+  it('answers a question asked again without resolving it, over each transport', async () => {
+    const calls = (): number => resolved.filter(([name]) => name === CACHED).length;
+    const first = await queryUdp(udp(), query(CACHED, 'MAP', { do: true }));
+    const again = await queryUdp(udp(), query(CACHED, 'MAP', { do: true }));
+    expect(calls()).toBe(1);
+    expect(again.answers).toEqual(first.answers);
+    expect(again.flags.ad).toBe(true);
+    // Another transport, or other flags, is another question for the cache.
+    await queryTcp(udp(), query(CACHED, 'MAP', { do: true }));
+    await queryTcp(udp(), query(CACHED, 'MAP', { do: true }));
+    expect(calls()).toBe(2);
+    await queryUdp(udp(), query(CACHED, 'MAP', { do: false }));
+    expect(calls()).toBe(3);
+    // Failures are never reused.
+    const faults = (): number => resolved.filter(([name]) => name === FAULT).length;
+    const before = faults();
+    await queryUdp(udp(), query(FAULT, 'MAP'));
+    await queryUdp(udp(), query(FAULT, 'MAP'));
+    expect(faults() - before).toBe(2);
+  });
+});
+
 describe('DoH and TCP', () => {
   it.each(['GET', 'POST'] as const)('answers over DoH %s as over UDP', async (method) => {
     const url = server.dns?.doh?.url;
@@ -330,6 +355,7 @@ describe('the admin port', () => {
     expect(text).toMatch(/^resolver_queries_total\{transport="udp",rcode="REFUSED"\} [1-9]\d*$/m);
     expect(text).toMatch(/^resolver_queries_total\{transport="doh",rcode="SERVFAIL"\} [1-9]\d*$/m);
     expect(text).toMatch(/^resolver_lookup_duration_seconds_count\{kind="dns"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^resolver_answer_cache_hits_total [1-9]\d*$/m);
     // A second scrape sets the counters again rather than adding to them.
     const again = await (await fetch(`${admin()}/metrics`)).text();
     expect(again).toContain('resolver_upstream_queries_total 17\n');
@@ -425,6 +451,7 @@ describe('loadResolverConfig', () => {
       ca: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
       transport: 'doh',
       cacheBytes: 64 * 1024 * 1024,
+      answerCacheBytes: 64 * 1024 * 1024,
       batchConcurrency: 32,
       maxBatch: 50,
       listen: { host: '127.0.0.1', udp: 0, tcp: null, doh: null, api: 0, admin: null },
