@@ -15,6 +15,7 @@ import {
   type LatencyPercentiles,
 } from './lib/dnsperf.js';
 import { machineFacts } from './lib/proc.js';
+import type { ProfileSummary } from './lib/profile.js';
 import { markdown, median, type Results, type Round, type ServerName } from './lib/report.js';
 import { installed, startKnot, startNsd, type StockServer } from './lib/stock.js';
 
@@ -271,6 +272,39 @@ async function main(): Promise<void> {
       return values.length === 0 ? undefined : median(values);
     };
 
+    // Profiles of our DP, each in a run of its own so that no measured figure carries the
+    // profiler's cost: the first answer to a question (the slowest path: lookup, encoding, online
+    // signing of denials), over questions the rounds never asked, and an answer from the cache.
+    const unseen = shuffle(
+      [
+        ...(step >= 2
+          ? Array.from({ length: Math.min(existing, 15_000) }, (_, i) =>
+              nameOf(Math.floor(i * step) + 1),
+            )
+          : []),
+        ...Array.from({ length: 5_000 }, (_, i) => nameOf(count + 2_000_000 + i)),
+      ],
+      7,
+    );
+    const unseenFile = join(dir, 'queries-unseen.txt');
+    writeFileSync(unseenFile, unseen.map((n) => `${n} TYPE65400\n`).join(''));
+    const profiles: Results['profiles'] = [];
+    for (const [phase, run] of [
+      [
+        'first answer to each question (answer cache miss)',
+        { ...perf(dp.port, 0), queryFile: unseenFile, passes: 1 },
+      ],
+      ['answers from the answer cache', perf(dp.port, roundSeconds)],
+    ] as const) {
+      await dp.request({ cmd: 'profile-start' });
+      const result = await runDnsperf(run, dp.pid);
+      const { summary } = (await dp.request({ cmd: 'profile-stop', phase })) as {
+        summary: ProfileSummary;
+      };
+      profiles.push({ ...summary, queriesPerSecond: result.queriesPerSecond });
+      log(`profiled ${phase}: ${Math.round(result.queriesPerSecond)} q/s under the profiler`);
+    }
+
     // Registration while the DP answers queries (dnsperf capped so that both share the CPU).
     log(`registration: ${registrationPublishes} publishes, ${concurrency} concurrent`);
     // At the latency runs' rate, so that p99 compares with the same server without writes.
@@ -324,6 +358,7 @@ async function main(): Promise<void> {
           ? {}
           : { medianRatioOursToKnot: ratioMedian('oursToKnot')! }),
       },
+      profiles,
       registration: {
         concurrency,
         publishes: Number(registered.publishes),

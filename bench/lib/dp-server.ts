@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { openLmdbStore, startProvider } from '@mimi-discovery/authoritative';
 import { dpConfigSchema, keyPairFromSeed, record } from '@mimi-discovery/common';
 import { ORIGIN, PROVER_SEED, nameOf, signedMapping } from './dataset.js';
+import { Profiler, summarizeProfile } from './profile.js';
 
 /**
  * The DP under test, in a process of its own so that its CPU time can be read from /proc:
@@ -10,6 +11,8 @@ import { ORIGIN, PROVER_SEED, nameOf, signedMapping } from './dataset.js';
  * line `{"event":"ready","port":…}` and then obeys JSON lines on stdin:
  *
  *   {"cmd":"register","first":N,"count":C,"concurrency":K}  durable publishes, K at a time
+ *   {"cmd":"profile-start"}                                  starts a CPU profile
+ *   {"cmd":"profile-stop","phase":"…"}                       stops it, answers its summary
  *   {"cmd":"stop"}
  */
 
@@ -67,10 +70,20 @@ async function main(dataDir: string): Promise<void> {
   const server = await startProvider(config, { store });
   reply({ event: 'ready', port: server.dns?.udp?.port, pid: process.pid });
   const lines = createInterface({ input: process.stdin });
+  const profiler = new Profiler();
   for await (const line of lines) {
-    const command = JSON.parse(line) as RegisterCommand | { cmd: 'stop' };
+    const command = JSON.parse(line) as
+      | RegisterCommand
+      | { cmd: 'profile-start' }
+      | { cmd: 'profile-stop'; phase: string }
+      | { cmd: 'stop' };
     if (command.cmd === 'register') {
       await register(store, command);
+    } else if (command.cmd === 'profile-start') {
+      await profiler.start();
+      reply({ event: 'profiling' });
+    } else if (command.cmd === 'profile-stop') {
+      reply({ event: 'profile', summary: summarizeProfile(command.phase, await profiler.stop()) });
     } else {
       break;
     }

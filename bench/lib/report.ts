@@ -1,5 +1,6 @@
 import type { DnsperfResult, LatencyPercentiles } from './dnsperf.js';
 import type { MachineFacts } from './proc.js';
+import type { ProfileSummary } from './profile.js';
 
 export type ServerName = 'ours' | 'nsd' | 'knot';
 
@@ -52,6 +53,8 @@ export interface Results {
     medianRatioOursToNsd?: number;
     medianRatioOursToKnot?: number;
   };
+  /** CPU profiles of our DP, each from a run of its own. */
+  profiles: (ProfileSummary & { queriesPerSecond: number })[];
   registration: {
     concurrency: number;
     publishes: number;
@@ -159,6 +162,7 @@ export function markdown(r: Results, resultsPath: string): string {
     ),
     '',
     ...(u.skipped.length === 0 ? [] : ['Skipped: ' + u.skipped.join('; ') + '.', '']),
+    ...profileSections(r.profiles),
     '## Registration',
     '',
     `${int(reg.publishes)} durable publishes (one signed MAP each, new CSIs) through \`store.apply\`, ` +
@@ -168,4 +172,26 @@ export function markdown(r: Results, resultsPath: string): string {
     '',
   ];
   return lines.join('\n');
+}
+
+/** One table per profile: the functions with the most self time, as shares of the busy time. */
+export function profileSections(profiles: Results['profiles']): string[] {
+  if (profiles.length === 0) return [];
+  return [
+    '## Where our DP spends its time',
+    '',
+    'CPU profiles of the DP process (the inspector’s sampling profiler, 100 µs interval), each taken in a dnsperf run of its own so that no figure above carries the profiler’s cost. ' +
+      'Shares are of the time the process was busy (idle excluded), by function, self time.',
+    '',
+    ...profiles.flatMap((p) => [
+      `### ${p.phase}`,
+      '',
+      `${int(p.queriesPerSecond)} queries/s under the profiler; busy ${int(p.busyMs)} ms of ${int(p.sampledMs)} ms sampled; garbage collection ${fixed(p.gcPercent, 1)}%.`,
+      '',
+      '| function | self time |',
+      '| -------- | --------- |',
+      ...p.top.map((e) => `| \`${e.function}\` | ${fixed(e.percent, 1)}% |`),
+      '',
+    ]),
+  ];
 }
