@@ -15,7 +15,8 @@
  *
  * With `decrementTtls` (a resolver's cache, RFC 1035 §7.3: TTLs count down while cached), the
  * TTL of every record is lowered by the whole seconds since the entry was stored, and an entry
- * lives no longer than its smallest TTL.
+ * lives no longer than the smallest TTL of the response (of the whole response, also when what
+ * was sent over UDP is its truncated form, which holds no records).
  *
  * Worked example: the query `12 34 01 00 00 01 …` (id 0x1234) fills an entry under the key
  * `01 00 00 01 …`; the next query `ab cd 01 00 00 01 …` gets the stored response with its first
@@ -165,11 +166,16 @@ export class ResponseCache {
     let lifetime = this.#maxAgeMs;
     if (this.#decrement) {
       ttls = ttlFields(wire);
+      if (ttls === undefined) return;
+      let records = 0;
+      for (const section of [response.answers, response.authorities, response.additionals]) {
+        for (const rr of section) {
+          records++;
+          lifetime = Math.min(lifetime, rr.ttl * 1000);
+        }
+      }
       // Without a TTL, only a refusal (which depends on the name alone) is known to last.
-      if (ttls === undefined || (ttls.length === 0 && response.rcode !== 'REFUSED')) return;
-      for (let i = 1; i < ttls.length; i += 2)
-        lifetime = Math.min(lifetime, (ttls[i] as number) * 1000);
-      if (lifetime <= 0) return;
+      if ((records === 0 && response.rcode !== 'REFUSED') || lifetime <= 0) return;
     }
     const now = this.#now();
     this.#entries.set(keyOf(bytes, udp), {

@@ -121,6 +121,28 @@ describe('ResponseCache', () => {
     expect(cache.get(queryBytes(9), false)).toBeUndefined();
   });
 
+  it('keeps a truncated answer as long as the smallest TTL of the whole response', () => {
+    let now = 0;
+    const cache = new ResponseCache({ now: () => now, decrementTtls: true });
+    const bytes = queryBytes(1);
+    const response = answer(decodeMessage(bytes), [3600, 120]);
+    const truncated = encodeMessage({
+      ...response,
+      flags: { ...response.flags, tc: true },
+      answers: [],
+    });
+    cache.set(bytes, true, response, truncated, cache.generation(), 120);
+    now += 119_000;
+    const hit = cache.get(queryBytes(2), true)!;
+    expect(decodeMessage(hit.wire).flags.tc).toBe(true);
+    now += 1000;
+    expect(cache.get(queryBytes(2), true)).toBeUndefined();
+    // A response without records lasts only as a refusal.
+    const empty = respondError(decodeMessage(bytes), 'NOERROR');
+    cache.set(bytes, false, empty, encodeMessage(empty), cache.generation(), 0);
+    expect(cache.get(queryBytes(3), false)).toBeUndefined();
+  });
+
   it('an authoritative cache leaves TTLs as they are', () => {
     let now = 0;
     const cache = new ResponseCache({ now: () => now });
