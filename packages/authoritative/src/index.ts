@@ -25,7 +25,13 @@ export {
   DEFAULT_APEX_TTL,
 } from './zone-signer.js';
 export type { SignatureValidityPolicy } from './zone-signer.js';
-export { MAX_CHANGES_PER_APPLY, MAX_RECORDS_PER_RRSET, CHANGEABLE_TYPES } from './zone-changes.js';
+export {
+  MAX_CHANGES_PER_APPLY,
+  MAX_RECORDS_PER_RRSET,
+  CHANGEABLE_TYPES,
+  CHANGE_LOG_ENTRIES,
+} from './zone-changes.js';
+export type { ChangedNames, StoreChanges } from './zone-changes.js';
 
 // memory-store.ts, lmdb-store.ts
 export { createMemoryStore } from './memory-store.js';

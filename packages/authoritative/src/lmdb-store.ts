@@ -23,7 +23,14 @@ import {
   type ZoneInfo,
   type ZoneInit,
 } from './store.js';
-import { normalizeChanges } from './zone-changes.js';
+import {
+  CHANGE_LOG_ENTRIES,
+  changedNames,
+  mergeChanges,
+  normalizeChanges,
+  type ChangedNames,
+  type StoreChanges,
+} from './zone-changes.js';
 import {
   DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
   initialZone,
@@ -49,7 +56,7 @@ import {
  * The embedded default {@link DiscoveryStore}: every zone's records in LMDB (design §9, as Knot
  * DNS and PowerDNS keep theirs), one environment per data directory.
  *
- * Layout — one LMDB environment (`data.mdb`, `lock.mdb`) with three named tables:
+ * Layout — one LMDB environment (`data.mdb`, `lock.mdb`) with four named tables:
  * - `nodes` (binary keys and values): one entry per owner name of a zone holding all its RRsets
  *   and their RRSIGs. The key is the zone origin and then the owner, both as labels from the root
  *   down, so names sort in DNSSEC canonical order and every descendant of a name sorts right after
@@ -59,6 +66,10 @@ import {
  *   `generation` (a 6-octet counter every write transaction increases, absent until the first:
  *   it is what {@link DiscoveryStore.generation} reads, so a server's answer cache also sees
  *   writes made by another process, such as the CLI, on the same store).
+ * - `changes` (key: a generation, 6 octets): what the write of that generation changed, for
+ *   `changesSince` — `00` for everything, or `01` and the changed owner names separated by
+ *   newlines (canonical presentation escapes any newline in a label). The last
+ *   `CHANGE_LOG_ENTRIES` writes are kept; each write deletes the entry that falls out.
  * Secret seeds stay in the environment with the data they sign, so a zone and its key are created
  * and deleted in one transaction; the data directory is made mode 0700 and both files 0600.
  *
@@ -107,6 +118,13 @@ interface DecodedNode {
 const GENERATION_KEY = 'generation';
 const GENERATION_OCTETS = 6;
 
+/** A generation as 6 big-endian octets: the `meta` value and the `changes` key. */
+function generationKey(generation: number): Buffer {
+  const out = Buffer.alloc(GENERATION_OCTETS);
+  out.writeUIntBE(((generation % 2 ** 48) + 2 ** 48) % 2 ** 48, 0, GENERATION_OCTETS);
+  return out;
+}
+
 /** Version of the layout above, kept in `meta` as `format`. */
 const FORMAT_VERSION = 1;
 /** Nodes examined per step of `resign`, so one step neither blocks long nor commits much. */
@@ -138,6 +156,11 @@ export async function openLmdbStore(options: LmdbStoreOptions): Promise<Discover
       }),
       zones: env.openDB<Buffer, string>({ name: 'zones', encoding: 'binary' }),
       meta: env.openDB<Buffer, string>({ name: 'meta', encoding: 'binary' }),
+      changes: env.openDB<Buffer, Buffer>({
+        name: 'changes',
+        encoding: 'binary',
+        keyEncoding: 'binary',
+      }),
     };
   } catch (cause) {
     throw new StoreError('ERR_STORE_IO', `cannot open the LMDB store in ${options.dataDir}`, {
@@ -164,6 +187,7 @@ interface Tables {
   nodes: Database<Buffer, Buffer>;
   zones: Database<Buffer, string>;
   meta: Database<Buffer, string>;
+  changes: Database<Buffer, Buffer>;
 }
 
 interface Settings {
@@ -218,6 +242,8 @@ class LmdbStore implements DiscoveryStore {
   /** Decoded nodes by key (latin1), least recently used first. */
   readonly #cache = new Map<string, DecodedNode>();
   #closed = false;
+  /** What the write being run changed: set by `apply`, `'all'` for every other write. */
+  #changedNow: ChangedNames = 'all';
 
   constructor(tables: Tables, settings: Settings) {
     this.#t = tables;
@@ -332,6 +358,22 @@ class LmdbStore implements DiscoveryStore {
     return stored === undefined ? 0 : stored.readUIntBE(0, GENERATION_OCTETS);
   }
 
+  changesSince(generation: number): StoreChanges {
+    const now = this.generation();
+    if (generation === now) return { generation: now, names: [] };
+    if (generation > now || now - generation > CHANGE_LOG_ENTRIES)
+      return { generation: now, names: 'all' };
+    const entries: ChangedNames[] = [];
+    // Bounded: at most CHANGE_LOG_ENTRIES generations.
+    for (let g = generation + 1; g <= now; g++) {
+      const value = this.#t.changes.get(generationKey(g));
+      if (value === undefined || value[0] !== 1) return { generation: now, names: 'all' };
+      const text = value.toString('utf8', 1);
+      entries.push(text === '' ? [] : text.split('\n'));
+    }
+    return { generation: now, names: mergeChanges(entries) };
+  }
+
   readRRset(origin: string, name: string, type: RRType): ResourceRecord[] {
     this.#open();
     const apex = this.#existing(origin);
@@ -366,6 +408,7 @@ class LmdbStore implements DiscoveryStore {
         zoneSigner(key, this.#s.now(), this.#s.policy),
       );
       this.#commit(apex, plan.writes);
+      this.#changedNow = changedNames(normalized, plan.writes.keys());
       return { serial: plan.serial };
     });
   }
@@ -436,11 +479,20 @@ class LmdbStore implements DiscoveryStore {
       try {
         result = await this.#t.env.childTransaction(() => {
           try {
+            this.#changedNow = 'all';
             const value = action();
             // In the same transaction as the data, so readers see both change at once.
-            const next = Buffer.alloc(GENERATION_OCTETS);
-            next.writeUIntBE((this.generation() + 1) % 2 ** 48, 0, GENERATION_OCTETS);
-            this.#t.meta.putSync(GENERATION_KEY, next);
+            const next = (this.generation() + 1) % 2 ** 48;
+            this.#t.meta.putSync(GENERATION_KEY, generationKey(next));
+            // `apply` sets it inside `action`, which the type checker cannot see.
+            const names = this.#changedNow as ChangedNames;
+            this.#t.changes.putSync(
+              generationKey(next),
+              names === 'all'
+                ? Buffer.of(0)
+                : Buffer.concat([Buffer.of(1), Buffer.from(names.join('\n'), 'utf8')]),
+            );
+            this.#t.changes.removeSync(generationKey(next - CHANGE_LOG_ENTRIES));
             return value;
           } catch (error) {
             failure = { error };

@@ -18,7 +18,14 @@ import {
   type ZoneInit,
 } from './store.js';
 import { nodeKey } from './node-codec.js';
-import { normalizeChanges } from './zone-changes.js';
+import {
+  CHANGE_LOG_ENTRIES,
+  changedNames,
+  mergeChanges,
+  normalizeChanges,
+  type ChangedNames,
+  type StoreChanges,
+} from './zone-changes.js';
 import {
   DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
   checkProverSeed,
@@ -83,6 +90,8 @@ class MemoryStore implements DiscoveryStore {
   readonly #proverLifetime: number;
   #closed = false;
   #generation = 0;
+  /** What each of the last writes changed, by generation (oldest first). */
+  readonly #log = new Map<number, ChangedNames>();
 
   constructor(options: MemoryStoreOptions) {
     this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
@@ -113,7 +122,7 @@ class MemoryStore implements DiscoveryStore {
       sign: zoneSigner(key, now, this.#policy),
     });
     this.#zones.set(origin, { key, nodes: new Map([[origin, apex]]), below: new Map() });
-    this.#generation++;
+    this.#changed('all');
     return this.#info(origin) as ZoneInfo;
   }
 
@@ -121,7 +130,7 @@ class MemoryStore implements DiscoveryStore {
     this.#open();
     const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
     if (!this.#zones.delete(apex)) throw noZoneError(apex);
-    this.#generation++;
+    this.#changed('all');
   }
 
   zoneInfo(origin: string): ZoneInfo | undefined {
@@ -167,6 +176,28 @@ class MemoryStore implements DiscoveryStore {
     return this.#generation;
   }
 
+  changesSince(generation: number): StoreChanges {
+    const now = this.#generation;
+    if (generation === now) return { generation: now, names: [] };
+    // From the future, or further behind than the log: everything may have changed.
+    if (generation > now || now - generation > CHANGE_LOG_ENTRIES)
+      return { generation: now, names: 'all' };
+    const entries: ChangedNames[] = [];
+    for (let g = generation + 1; g <= now; g++) {
+      const entry = this.#log.get(g);
+      if (entry === undefined) return { generation: now, names: 'all' };
+      entries.push(entry);
+    }
+    return { generation: now, names: mergeChanges(entries) };
+  }
+
+  /** Counts a write and logs what it changed. */
+  #changed(names: ChangedNames): void {
+    this.#generation++;
+    this.#log.set(this.#generation, names);
+    this.#log.delete(this.#generation - CHANGE_LOG_ENTRIES);
+  }
+
   readRRset(origin: string, name: string, type: RRType): ResourceRecord[] {
     this.#open();
     const { zone, apex } = this.#zone(origin);
@@ -195,7 +226,7 @@ class MemoryStore implements DiscoveryStore {
       zoneSigner(zone.key, this.#now(), this.#policy),
     );
     commit(apex, zone, writes);
-    this.#generation++;
+    this.#changed(changedNames(normalized, writes.keys()));
     return { serial };
   }
 
@@ -212,7 +243,7 @@ class MemoryStore implements DiscoveryStore {
         zoneSigner(zone.key, now, this.#policy),
       );
       commit(apex, zone, plan.writes);
-      if (plan.count > 0) this.#generation++;
+      if (plan.count > 0) this.#changed('all');
       count += plan.count;
     }
     return count;

@@ -111,6 +111,7 @@ export async function startProvider(
     const cache = new ResponseCache({
       maxOctets: config.answerCacheBytes,
       generation: () => store.generation(),
+      changes: (since) => store.changesSince(since),
     });
     metrics.counter('answer_cache_hits_total', {
       help: 'Queries answered from the answer cache (not in queries_total)',

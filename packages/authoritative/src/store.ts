@@ -6,6 +6,7 @@ import {
   type ZoneKey,
   type ZoneView,
 } from '@mimi-discovery/common';
+import type { StoreChanges } from './zone-changes.js';
 
 /**
  * The contract between a Discovery Provider's zone data and everything that reads or changes it
@@ -48,6 +49,12 @@ export interface DiscoveryStore {
    * changes no later than the write's promise resolves.
    */
   generation(): number;
+  /**
+   * What changed since `generation` (a value {@link generation} returned): the owner names whose
+   * answers may differ, or `'all'` (a delegation changed, a zone was added or removed, records
+   * were re-signed, or `generation` is older than the last `CHANGE_LOG_ENTRIES` writes).
+   */
+  changesSince(generation: number): StoreChanges;
   /**
    * The records of one RRset (no RRSIGs), empty when absent. Throws `ERR_STORE_NO_ZONE` for an
    * unknown zone and `ERR_STORE_OUT_OF_ZONE` for a name outside it.

@@ -162,3 +162,45 @@ function bad(message: string, cause?: unknown): StoreError {
     cause === undefined ? undefined : { cause },
   );
 }
+
+/**
+ * What one write changed, for caches of answers: the owner names whose answers may now differ,
+ * or `'all'` when answers at other names may differ too. A delegation's records (NS, DS, and the
+ * glue and `_dns` endpoints a referral carries: A, AAAA, SVCB) change the referral of every
+ * name below their owner, so a change to any of them is `'all'`; every other type changes the
+ * answers at its owner only, and at the owner's ancestors, which may start or stop being empty
+ * non-terminals (a cache clears those itself).
+ */
+export type ChangedNames = readonly string[] | 'all';
+
+/** Types whose change reaches answers below their owner (see {@link ChangedNames}). */
+const DELEGATION_TYPES: ReadonlySet<RRType> = new Set<RRType>(['NS', 'DS', 'A', 'AAAA', 'SVCB']);
+
+/** The {@link ChangedNames} of an apply: `writes` holds every node it rewrote (SOA included). */
+export function changedNames(
+  changes: readonly NormalizedChange[],
+  written: Iterable<string>,
+): ChangedNames {
+  return changes.some((change) => DELEGATION_TYPES.has(change.type)) ? 'all' : [...written];
+}
+
+/** Entries of a store's change log: a cache further behind than this starts afresh. */
+export const CHANGE_LOG_ENTRIES = 4096;
+
+/** What changed between two generations of a store (`DiscoveryStore.changesSince`). */
+export interface StoreChanges {
+  /** The generation now. */
+  readonly generation: number;
+  /** Owner names whose answers may differ since the generation asked about, or `'all'`. */
+  readonly names: ChangedNames;
+}
+
+/** Merges the entries of a change log (oldest first) into one {@link ChangedNames}. */
+export function mergeChanges(entries: Iterable<ChangedNames>): ChangedNames {
+  const names = new Set<string>();
+  for (const entry of entries) {
+    if (entry === 'all') return 'all';
+    for (const name of entry) names.add(name);
+  }
+  return [...names];
+}

@@ -58,6 +58,31 @@ describe.each(stores)('a DP with its answer cache, over the %s store', (kind, op
         const after = await ask(over);
         expect(after.answers.filter((rr) => rr.type === 'MAP')).toEqual([mapRecord(NUMBER, 9)]);
       }
+      // A write elsewhere keeps this answer cached; one at an absent name below it shows,
+      // because the cached denial of its ancestor is dropped.
+      const other = `7.${NUMBER}`;
+      const hits = async (): Promise<number> => {
+        const text = await fetch(`http://127.0.0.1:${provider.admin!.port}/metrics`).then((r) =>
+          r.text(),
+        );
+        return Number(/^authoritative_answer_cache_hits_total (\d+)/m.exec(text)?.[1]);
+      };
+      const ancestor = await queryUdp(at, buildQuery(`1.${ORIGIN}`, 'MAP', { dnssecOk: true }));
+      expect(ancestor.rcode).toBe('NOERROR');
+      expect(ancestor.answers).toEqual([]);
+      await store.apply(ORIGIN, [putMap(`9.1.${ORIGIN}`, 3)]);
+      const before = await hits();
+      expect((await ask('udp')).answers.filter((rr) => rr.type === 'MAP')).toHaveLength(1);
+      expect(await hits()).toBe(before + 1);
+      const again = await queryUdp(at, buildQuery(`1.${ORIGIN}`, 'MAP', { dnssecOk: true }));
+      // Now an empty non-terminal: NODATA whose NSEC lists no types but NSEC and RRSIG.
+      expect(again.authorities.find((rr) => rr.type === 'NSEC')).not.toEqual(
+        ancestor.authorities.find((rr) => rr.type === 'NSEC'),
+      );
+      await store.apply(ORIGIN, [putMap(other, 4)]);
+      expect((await ask('udp')).answers.filter((rr) => rr.type === 'MAP')).toEqual([
+        mapRecord(NUMBER, 9),
+      ]);
       const metrics = await fetch(`http://127.0.0.1:${provider.admin!.port}/metrics`).then((r) =>
         r.text(),
       );

@@ -8,6 +8,7 @@ import {
 } from '@mimi-discovery/common';
 import { describe, expect, it } from 'vitest';
 import {
+  CHANGE_LOG_ENTRIES,
   StoreError,
   type DiscoveryStore,
   type RRsetChange,
@@ -311,6 +312,61 @@ export function storeBattery(name: string, factory: StoreFactory): void {
         expect(changed()).toBe(true);
         await store.removeZone(ORIGIN);
         expect(changed()).toBe(true);
+        await store.close();
+      });
+    });
+
+    describe('changesSince', () => {
+      it('names what each apply changed, and says everything for other writes', async () => {
+        const { store, clock } = await setup();
+        const start = store.generation();
+        await store.addZone(zoneInit());
+        expect(store.changesSince(start).names).toBe('all');
+        const afterZone = store.generation();
+        expect(store.changesSince(afterZone)).toEqual({ generation: afterZone, names: [] });
+
+        await store.apply(ORIGIN, [putMap(NUMBER)]);
+        const one = store.changesSince(afterZone);
+        expect(one.generation).toBe(store.generation());
+        expect([...(one.names as string[])].sort()).toEqual([NUMBER, ORIGIN].sort());
+        const other = `9.${NUMBER}`;
+        await store.apply(ORIGIN, [putMap(other)]);
+        expect([...(store.changesSince(afterZone).names as string[])].sort()).toEqual(
+          [NUMBER, ORIGIN, other].sort(),
+        );
+        // A delegation changes the referral of every name below it.
+        const afterMaps = store.generation();
+        await store.apply(ORIGIN, delegation(CHILD));
+        expect(store.changesSince(afterMaps).names).toBe('all');
+        expect(store.changesSince(afterZone).names).toBe('all');
+        // Re-signing rewrites signatures everywhere.
+        const afterDelegation = store.generation();
+        clock.advance(8 * 86400);
+        await store.resign();
+        expect(store.changesSince(afterDelegation).names).toBe('all');
+        // A generation the store never had, or one older than the log, is everything.
+        expect(store.changesSince(store.generation() + 5).names).toBe('all');
+        await store.close();
+      });
+
+      it(`keeps the last ${CHANGE_LOG_ENTRIES} writes`, async () => {
+        const { store } = await setup();
+        await store.addZone(zoneInit());
+        const base = store.generation();
+        await store.apply(ORIGIN, [putMap(NUMBER)]);
+        expect(store.changesSince(base).names).not.toBe('all');
+        // Writes in bursts, as concurrent publishes share commits.
+        for (let done = 0; done < CHANGE_LOG_ENTRIES; done += 256) {
+          await Promise.all(
+            Array.from({ length: 256 }, (_, i) =>
+              store.apply(ORIGIN, [putMap(NUMBER, ((done + i) % 250) + 1)]),
+            ),
+          );
+        }
+        expect(store.changesSince(base).names).toBe('all');
+        expect(store.changesSince(base + 1).names).toEqual(
+          expect.arrayContaining([NUMBER, ORIGIN]),
+        );
         await store.close();
       });
     });

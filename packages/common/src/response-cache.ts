@@ -9,9 +9,12 @@
  * options) get the same response, which is why the key is those octets, and whether the query
  * came over UDP (whose answers are cut to the sender's payload size). The cache is correct
  * only while its owner's data is unchanged: `generation()` returns a number that changes
- * whenever the data may have (a store's write counter), and every entry filled before a change
- * is dropped. Entries also age out after `maxAgeSeconds`, which bounds how long an online
- * signature in a cached answer is reused.
+ * whenever the data may have (a store's write counter). On a change, `changes(since)` (when
+ * given) says which owner names changed: the entries for those names and for their ancestors
+ * (which may start or stop being empty non-terminals) are dropped, the rest stay; without it,
+ * or when it answers `'all'`, every entry is dropped. Entries also age out after
+ * `maxAgeSeconds`, which bounds how long an online signature in a cached answer is reused, and
+ * how old the SOA in a kept negative answer can be (each write bumps the zone's serial).
  *
  * With `decrementTtls` (a resolver's cache, RFC 1035 §7.3: TTLs count down while cached), the
  * TTL of every record is lowered by the whole seconds since the entry was stored, and an entry
@@ -23,6 +26,7 @@
  * two octets set to `ab cd`.
  */
 import { LRUCache } from 'lru-cache';
+import { canonicalName, parentName } from './names.js';
 import type { Message, Rcode } from './records.js';
 import { HEADER_OCTETS } from './wire.js';
 
@@ -45,6 +49,11 @@ export interface ResponseCacheOptions {
   maxAgeSeconds?: number;
   /** Changes whenever the answers may have; default: never changes. */
   generation?: () => number;
+  /**
+   * What changed since a generation: canonical owner names, or `'all'`. Without it every change
+   * of generation empties the cache.
+   */
+  changes?: (since: number) => { generation: number; names: readonly string[] | 'all' };
   /** Count TTLs down while cached (a resolver); default false (an authoritative server). */
   decrementTtls?: boolean;
   /** Clock in milliseconds; default `Date.now`. */
@@ -68,6 +77,8 @@ export interface ResponseCacheStats {
 }
 
 interface Entry {
+  /** The canonical query name, for invalidation by name. */
+  readonly name: string;
   readonly wire: Uint8Array;
   readonly storedAt: number;
   readonly expiresAt: number;
@@ -81,6 +92,9 @@ export class ResponseCache {
   readonly #entries: LRUCache<string, Entry>;
   readonly #maxAgeMs: number;
   readonly #generation: () => number;
+  readonly #changes: ResponseCacheOptions['changes'];
+  /** Keys of the entries by query name. */
+  readonly #byName = new Map<string, Set<string>>();
   readonly #decrement: boolean;
   readonly #now: () => number;
   #seen: number;
@@ -98,7 +112,15 @@ export class ResponseCache {
       maxSize: maxOctets,
       sizeCalculation: (entry, key) =>
         entry.wire.length + key.length + (entry.ttls?.length ?? 0) * 8 + ENTRY_OVERHEAD_OCTETS,
+      // Whichever way an entry leaves (eviction, expiry, replacement, invalidation), its key
+      // leaves the name index.
+      dispose: (entry, key) => {
+        const keys = this.#byName.get(entry.name);
+        keys?.delete(key);
+        if (keys?.size === 0) this.#byName.delete(entry.name);
+      },
     });
+    this.#changes = options.changes;
     this.#maxAgeMs = maxAge * 1000;
     this.#generation = options.generation ?? (() => 0);
     this.#decrement = options.decrementTtls ?? false;
@@ -110,10 +132,21 @@ export class ResponseCache {
   generation(): number {
     const current = this.#generation();
     if (current !== this.#seen) {
+      const changed = this.#changes?.(this.#seen).names ?? 'all';
       this.#seen = current;
-      this.#entries.clear();
+      if (changed === 'all') this.#entries.clear();
+      else for (const name of changed) this.#forget(name);
     }
     return current;
+  }
+
+  /** Drops the entries for `name` and for each of its ancestors. */
+  #forget(name: string): void {
+    // Bounded: a name has at most 127 labels.
+    for (let at: string | undefined = canonicalName(name); at !== undefined; at = parentName(at)) {
+      const keys = this.#byName.get(at);
+      if (keys !== undefined) for (const key of [...keys]) this.#entries.delete(key);
+    }
   }
 
   /** The stored response to `query` (the query's octets) with its id, or undefined. */
@@ -177,14 +210,23 @@ export class ResponseCache {
       // Without a TTL, only a refusal (which depends on the name alone) is known to last.
       if ((records === 0 && response.rcode !== 'REFUSED') || lifetime <= 0) return;
     }
+    const question = response.questions[0];
+    if (question === undefined) return;
+    const name = canonicalName(question.name);
+    const key = keyOf(bytes, udp);
     const now = this.#now();
-    this.#entries.set(keyOf(bytes, udp), {
+    this.#entries.set(key, {
+      name,
       wire: Uint8Array.from(wire),
       storedAt: now,
       expiresAt: now + lifetime,
       maxAge,
       ttls,
     });
+    if (!this.#entries.has(key)) return;
+    let keys = this.#byName.get(name);
+    if (keys === undefined) this.#byName.set(name, (keys = new Set()));
+    keys.add(key);
   }
 
   /** Drops every entry. */

@@ -81,6 +81,39 @@ describe('ResponseCache', () => {
     expect(cache.get(queryBytes(4), false)).toBeUndefined();
   });
 
+  it('on a change of some names, drops their entries and their ancestors’ only', () => {
+    let generation = 1;
+    let changed: readonly string[] | 'all' = [];
+    const cache = new ResponseCache({
+      generation: () => generation,
+      changes: (since) => {
+        expect(since).toBe(generation - 1);
+        return { generation, names: changed };
+      },
+    });
+    const names = [NAME, `7.${NAME}`, `0.2.4.4.e164.mimi.arpa`, `other.${NAME}`, 'example.com'];
+    for (const name of names) {
+      const bytes = queryBytes(1, name);
+      const response = answer(decodeMessage(bytes), [300]);
+      cache.set(bytes, false, response, encodeMessage(response), cache.generation(), 300);
+    }
+    const cached = (name: string): boolean => cache.get(queryBytes(2, name), false) !== undefined;
+    expect(names.every(cached)).toBe(true);
+    // A new node below NAME: its ancestors (NAME, …, 0.2.4.4…) may have become empty
+    // non-terminals; NAME's other descendants and unrelated names keep their answers.
+    generation = 2;
+    changed = [`5.${NAME.toUpperCase()}`];
+    expect(cached(NAME)).toBe(false);
+    expect(cached('0.2.4.4.e164.mimi.arpa')).toBe(false);
+    expect(cached(`7.${NAME}`)).toBe(true);
+    expect(cached(`other.${NAME}`)).toBe(true);
+    expect(cached('example.com')).toBe(true);
+    generation = 3;
+    changed = 'all';
+    expect(cached('example.com')).toBe(false);
+    expect(cache.stats.entries).toBe(0);
+  });
+
   it(`reuses an entry for at most maxAgeSeconds (default ${RESPONSE_CACHE_MAX_AGE_SECONDS})`, () => {
     let now = 1_000_000;
     const cache = new ResponseCache({ now: () => now });

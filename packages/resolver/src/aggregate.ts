@@ -41,6 +41,8 @@ export interface AggregateInit {
   readonly apex: string;
   /** Resolves and validates one question (cached, single-flight, time-bounded). */
   readonly resolve: (name: string, type: RRType) => Promise<Resolved>;
+  /** The zone questions for a name will go to, as far as known (the iterator's `zoneFor`). */
+  readonly zoneFor: (name: string) => Promise<string>;
   /** Seconds since the epoch. */
   readonly now: () => number;
   /** Called once per MAP record dropped, with why. */
@@ -108,10 +110,30 @@ export function selectMappings(candidates: readonly Candidate[]): Candidate[] {
 /** Discovers one canonical CSI; see the module comment. */
 export async function aggregate(csi: Csi, init: AggregateInit): Promise<DiscoveryResult> {
   const name = canonicalName(csiToName(csi, init.apex));
-  const [map, mapref] = await Promise.all([
-    init.resolve(name, 'MAP'),
-    init.resolve(name, 'MAPREF'),
-  ]);
+  const apex = canonicalName(init.apex);
+  // AUTHKEY questions of this discovery, by zone, each asked once. A fault (an exception, not a
+  // failed resolution) is marked handled here so that an AUTHKEY asked early and then not needed
+  // does not go unhandled; whoever uses the answer awaits the promise and gets the fault.
+  const authkeys = new Map<string, Promise<Resolved>>();
+  const authkeyAt = (zone: string): Promise<Resolved> => {
+    let pending = authkeys.get(zone);
+    if (pending === undefined) {
+      pending = init.resolve(zone, 'AUTHKEY');
+      pending.catch(() => undefined);
+      authkeys.set(zone, pending);
+    }
+    return pending;
+  };
+  const mapPending = init.resolve(name, 'MAP');
+  const maprefPending = init.resolve(name, 'MAPREF');
+  // The provers are at the apex of the zone that answers for the name; that zone is known once
+  // the referral toward it is in, so AUTHKEY goes out with MAP and MAPREF there instead of one
+  // round trip after them. Not at the apex itself (the root directory holds no range), and
+  // asked again below if the answers come from another zone.
+  void init.zoneFor(name).then((zone) => {
+    if (zone !== apex) authkeyAt(zone);
+  });
+  const [map, mapref] = await Promise.all([mapPending, maprefPending]);
   const failed = failureOf(csi, map) ?? failureOf(csi, mapref);
   if (failed !== undefined) return failed;
   if (map.kind === 'bogus' || map.kind === 'error')
@@ -141,11 +163,13 @@ export async function aggregate(csi: Csi, init: AggregateInit): Promise<Discover
     }
     const askRef = depth < MAX_MAPREF_DEPTH;
     const results = await Promise.all(
-      fresh.map(async (target) => ({
-        target,
-        map: await init.resolve(target, 'MAP'),
-        ref: askRef ? await init.resolve(target, 'MAPREF') : undefined,
-      })),
+      fresh.map(async (target) => {
+        const [targetMap, ref] = await Promise.all([
+          init.resolve(target, 'MAP'),
+          askRef ? init.resolve(target, 'MAPREF') : undefined,
+        ]);
+        return { target, map: targetMap, ref };
+      }),
     );
     const next: string[] = [];
     for (const r of results) {
@@ -170,7 +194,7 @@ export async function aggregate(csi: Csi, init: AggregateInit): Promise<Discover
   if (total === 0) return { csi, status: 'none', mappings: [], ttl, ...staleMark };
 
   // Provers of the range authoritative for the CSI name, at that zone's apex.
-  const authkey = await init.resolve(zone, 'AUTHKEY');
+  const authkey = await authkeyAt(canonicalName(zone));
   const authFailure = failureOf(csi, authkey);
   if (authFailure !== undefined) return authFailure;
   const now = init.now();

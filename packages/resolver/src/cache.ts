@@ -110,6 +110,11 @@ export class ResolverCache {
     });
   }
 
+  /** Drops every entry, fresh and stale. */
+  clear(): void {
+    this.#lru.clear();
+  }
+
   /** Estimated octets held. */
   get bytes(): number {
     return this.#lru.calculatedSize;

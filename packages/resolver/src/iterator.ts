@@ -27,6 +27,7 @@ import {
   validateDenial,
   validateDnskeys,
   validateRRset,
+  type SignatureMemo,
   type TrustedKeys,
   type VerificationBudget,
 } from './validator.js';
@@ -41,9 +42,11 @@ import {
  * QNAME minimisation (RFC 9156), bounded: below a cut, when at most {@link MAX_MINIMISE_LABELS}
  * labels remain, the name is walked one label at a time with NS questions; otherwise the full
  * name is asked. Worked example, `…8.1.0.0.6.4.9.7.0.2.4.4.e164.mimi.arpa MAP` with nothing
- * cached: DNSKEY of `mimi.arpa`, then the full name at the root (13 labels remain) → referral to
- * `4.4.e164.mimi.arpa`; DNSKEY of that zone; the full name there → the MAP answer. Four queries,
- * and the next number of the same range costs one.
+ * cached: DNSKEY of `mimi.arpa` and the full name at the root (13 labels remain), sent together
+ * → referral to `4.4.e164.mimi.arpa`; DNSKEY of that zone and the full name there, together →
+ * the MAP answer. Four queries in two round trips, and the next number of the same range costs
+ * one. MAPREF for the same name asked meanwhile waits for the MAP question's referral at the root
+ * instead of asking the root again, then goes to the DP with it.
  */
 
 /** A zone cut: the zone, its servers, and the DS that authenticates its keys. */
@@ -114,12 +117,21 @@ export interface IteratorInit {
   /** Seconds since the epoch. */
   readonly now: () => number;
   readonly log: Logger;
+  /** Signatures verified before (SOA, DNSKEY, DS), so that each is verified once per cache fill. */
+  readonly memo?: SignatureMemo;
 }
 
 /** The iterator. */
 export interface Iterator {
   /** Resolves and validates `name`/`type`, spending from `budget`. */
   resolve(name: string, type: RRType, budget: ResolutionBudget): Promise<Resolution>;
+  /**
+   * The zone whose servers questions for `name` go to: the deepest delegation known for it, once
+   * the referral of a question for `name` already on its way to the apex is in. A guess, for
+   * questions worth sending early (the AUTHKEY of the zone that will answer): the zone that does
+   * answer may delegate further.
+   */
+  zoneFor(name: string): Promise<string>;
 }
 
 /** The DoH path when a nameserver publishes none (design §7). */
@@ -201,10 +213,29 @@ export function referralServers(
   return servers;
 }
 
+/** A question to the apex on its way, and the delegation its referral gives once validated. */
+interface ApexQuestion {
+  readonly type: RRType;
+  /** The validated child delegation when the response is a referral; else undefined. Never rejects. */
+  readonly delegation: Promise<Delegation | undefined>;
+}
+
+/** One turn of the loop of {@link Iterator.resolve}: finished, moved down a cut, or walked a label. */
+type Step =
+  | { readonly kind: 'done'; readonly resolution: Resolution }
+  | { readonly kind: 'down'; readonly child: Delegation }
+  | { readonly kind: 'walk'; readonly walked: number };
+
 /** Creates the iterator stage. */
 export function createIterator(init: IteratorInit): Iterator {
-  const { apex, cache, upstream, log } = init;
+  const { apex, cache, upstream, log, memo } = init;
   const inFlight = new SingleFlight<UpstreamOutcome>();
+  // Full-name questions to the apex on their way, by name. The apex is the root directory, whose
+  // zone holds only delegations (design §2): a question for a name below a range gets the same
+  // referral whatever its type, so MAP and MAPREF for one CSI need one question there, not two.
+  // Entries live while their question is in flight, so the map is bounded by the questions in
+  // flight.
+  const apexQuestions = new Map<string, ApexQuestion>();
 
   const ask = (
     cut: Delegation,
@@ -221,6 +252,7 @@ export function createIterator(init: IteratorInit): Iterator {
 
   const limit = (detail: string): Resolution => ({ kind: 'error', reason: 'limit', detail });
   const bogus = (reason: string, detail: string): Resolution => ({ kind: 'bogus', reason, detail });
+  const done = (resolution: Resolution): Step => ({ kind: 'done', resolution });
 
   /** The trusted keys of a cut: cached, or fetched and validated against its DS. */
   const keysOf = async (
@@ -239,7 +271,14 @@ export function createIterator(init: IteratorInit): Iterator {
       };
     }
     const validated: { ok: true; value: TrustedKeys } | { ok: false; reason: string } =
-      validateDnskeys(cut.zone, outcome.message.answers, cut.ds, init.now(), budget.verifications);
+      validateDnskeys(
+        cut.zone,
+        outcome.message.answers,
+        cut.ds,
+        init.now(),
+        budget.verifications,
+        memo,
+      );
     if (!validated.ok) {
       return { ok: false, failure: bogus(validated.reason, `DNSKEY of ${cut.zone}`) };
     }
@@ -270,80 +309,134 @@ export function createIterator(init: IteratorInit): Iterator {
     return joinLabels(labels.slice(labels.length - take));
   };
 
-  const resolve = async (
+  /** Whether a question of `type` for the full name at `cut` may share its referral (see above). */
+  const sharesReferral = (cut: Delegation, type: RRType): boolean =>
+    cut.zone === init.root.zone && type !== 'DS';
+
+  /**
+   * The delegation the referral of another question for `name` to the apex will give, when one of
+   * another type is on its way; undefined otherwise (then this question is asked on its own).
+   * Synchronous up to the promise, so that a question asked right after another one finds it.
+   */
+  const joinedReferral = (
+    cut: Delegation,
     name: string,
     type: RRType,
+  ): Promise<Delegation | undefined> | undefined => {
+    if (!sharesReferral(cut, type)) return undefined;
+    const other = apexQuestions.get(canonicalName(name));
+    if (other === undefined || other.type === type) return undefined;
+    return other.delegation;
+  };
+
+  /** Follows a referral from `cut`: validates the child's DS, remembers the delegation. */
+  const follow = (
+    cut: Delegation,
+    child: string,
+    response: Message,
+    keys: readonly DnskeyData[],
     budget: ResolutionBudget,
-  ): Promise<Resolution> => {
-    if (!isSubdomain(name, apex)) {
-      return { kind: 'error', reason: 'refused', detail: `the name is outside ${apex}` };
+  ): Step => {
+    if (++budget.referrals > MAX_REFERRALS_PER_RESOLUTION) return done(limit('too many referrals'));
+    const ds = validateDelegationDs(
+      child,
+      response.authorities,
+      cut.zone,
+      keys,
+      init.now(),
+      budget.verifications,
+      memo,
+    );
+    if (!ds.ok) return done(bogus(ds.reason, `delegation of ${child}`));
+    const servers = referralServers(response, child, cut.zone, init.transport, init.dnsPort);
+    if (servers.length === 0) {
+      return done({ kind: 'error', reason: 'servfail', detail: `no usable server for ${child}` });
     }
-    let cut = startingCut(name, type);
-    // Labels already walked below the current cut by minimised questions.
-    let walked = 0;
-    for (;;) {
-      const keys = await keysOf(cut, budget);
-      if (!keys.ok) return keys.failure;
-      const qname = nextName(cut, name, walked);
-      const minimised = !namesEqual(qname, name);
-      const qtype: RRType = minimised ? 'NS' : type;
+    const ns = rrsetOf(response.authorities, child, 'NS');
+    const delegation: Delegation = { zone: child, servers, ds: ds.value.ds };
+    cache.set(
+      DELEGATIONS,
+      delegation.zone,
+      delegation,
+      Math.min(ds.value.ttl, ...ns.map((rr) => rr.ttl)),
+    );
+    log.debug('referral', { zone: cut.zone, child: delegation.zone });
+    return { kind: 'down', child: delegation };
+  };
+
+  /**
+   * One question at `cut`: the cut's keys and the question go out together (neither depends on
+   * the other's response; the response is validated once both are in), then the response is
+   * classified and validated.
+   */
+  const step = async (
+    cut: Delegation,
+    name: string,
+    type: RRType,
+    walked: number,
+    budget: ResolutionBudget,
+  ): Promise<Step> => {
+    const qname = nextName(cut, name, walked);
+    const minimised = !namesEqual(qname, name);
+    const qtype: RRType = minimised ? 'NS' : type;
+
+    const joining = minimised ? undefined : joinedReferral(cut, qname, qtype);
+    if (joining !== undefined) {
+      const joined = await joining;
+      if (joined !== undefined) {
+        if (++budget.referrals > MAX_REFERRALS_PER_RESOLUTION) {
+          return done(limit('too many referrals'));
+        }
+        return { kind: 'down', child: joined };
+      }
+    }
+
+    let settle: ((delegation: Delegation | undefined) => void) | undefined;
+    const key = canonicalName(qname);
+    if (!minimised && sharesReferral(cut, qtype) && !apexQuestions.has(key)) {
+      const question: ApexQuestion = {
+        type: qtype,
+        delegation: new Promise<Delegation | undefined>((resolve) => {
+          settle = resolve;
+        }),
+      };
+      apexQuestions.set(key, question);
+      void question.delegation.then(() => {
+        if (apexQuestions.get(key) === question) apexQuestions.delete(key);
+      });
+    }
+    let child: Delegation | undefined;
+    try {
+      const keysPending = keysOf(cut, budget);
       const pending = ask(cut, qname, qtype, budget);
-      if (pending === undefined) return limit('too many queries');
-      const outcome = await pending;
-      if (!outcome.ok) return { kind: 'error', reason: outcome.reason, detail: outcome.detail };
+      const [keys, outcome] = await Promise.all([keysPending, pending]);
+      if (!keys.ok) return done(keys.failure);
+      if (outcome === undefined) return done(limit('too many queries'));
+      if (!outcome.ok) {
+        return done({ kind: 'error', reason: outcome.reason, detail: outcome.detail });
+      }
       const response = outcome.message;
       const classified = classifyResponse(response, cut.zone, qname, qtype);
       const now = init.now();
 
       if (classified.kind === 'invalid') {
-        return { kind: 'error', reason: 'servfail', detail: classified.detail };
+        return done({ kind: 'error', reason: 'servfail', detail: classified.detail });
       }
 
       if (classified.kind === 'referral') {
-        if (++budget.referrals > MAX_REFERRALS_PER_RESOLUTION) return limit('too many referrals');
-        const ds = validateDelegationDs(
-          classified.child,
-          response.authorities,
-          cut.zone,
-          keys.keys,
-          now,
-          budget.verifications,
-        );
-        if (!ds.ok) return bogus(ds.reason, `delegation of ${classified.child}`);
-        const servers = referralServers(
-          response,
-          classified.child,
-          cut.zone,
-          init.transport,
-          init.dnsPort,
-        );
-        if (servers.length === 0) {
-          return {
-            kind: 'error',
-            reason: 'servfail',
-            detail: `no usable server for ${classified.child}`,
-          };
-        }
-        const ns = rrsetOf(response.authorities, classified.child, 'NS');
-        const child: Delegation = { zone: classified.child, servers, ds: ds.value.ds };
-        cache.set(
-          DELEGATIONS,
-          child.zone,
-          child,
-          Math.min(ds.value.ttl, ...ns.map((rr) => rr.ttl)),
-        );
-        log.debug('referral', { zone: cut.zone, child: child.zone });
-        cut = child;
-        walked = 0;
-        continue;
+        const followed = follow(cut, classified.child, response, keys.keys, budget);
+        if (followed.kind === 'down') child = followed.child;
+        return followed;
       }
 
       if (minimised) {
         // An intermediate name exists (or is an empty non-terminal): walk one label further.
         // A denial of it from a server that mishandles empty non-terminals (RFC 9156 §2.3)
         // would end minimisation: the full name is asked next.
-        walked = classified.kind === 'nodata' ? walked + 1 : labelCount(name);
-        continue;
+        return {
+          kind: 'walk',
+          walked: classified.kind === 'nodata' ? walked + 1 : labelCount(name),
+        };
       }
 
       if (classified.kind === 'answer') {
@@ -355,16 +448,17 @@ export function createIterator(init: IteratorInit): Iterator {
           keys.keys,
           now,
           budget.verifications,
+          memo,
         );
-        if (!verified.ok) return bogus(verified.reason, `${type} answer from ${cut.zone}`);
-        return {
+        if (!verified.ok) return done(bogus(verified.reason, `${type} answer from ${cut.zone}`));
+        return done({
           kind: 'answer',
           zone: cut.zone,
           server: outcome.server,
           rrset,
           rrsigs: verified.value.rrsigs,
           ttl: verified.value.ttl,
-        };
+        });
       }
 
       const denial = validateDenial(
@@ -375,17 +469,51 @@ export function createIterator(init: IteratorInit): Iterator {
         keys.keys,
         now,
         budget.verifications,
+        memo,
       );
-      if (!denial.ok) return bogus(denial.reason, `denial of ${type} from ${cut.zone}`);
-      return {
+      if (!denial.ok) return done(bogus(denial.reason, `denial of ${type} from ${cut.zone}`));
+      return done({
         kind: denial.value.kind,
         zone: cut.zone,
         server: outcome.server,
         records: denial.value.records,
         ttl: denial.value.ttl,
-      };
+      });
+    } finally {
+      settle?.(child);
     }
   };
 
-  return { resolve };
+  const resolve = async (
+    name: string,
+    type: RRType,
+    budget: ResolutionBudget,
+  ): Promise<Resolution> => {
+    if (!isSubdomain(name, apex)) {
+      return { kind: 'error', reason: 'refused', detail: `the name is outside ${apex}` };
+    }
+    let cut = startingCut(name, type);
+    // Labels already walked below the current cut by minimised questions.
+    let walked = 0;
+    // Bounded: every turn either sends a question (MAX_QUERIES_PER_RESOLUTION) or follows a
+    // referral (MAX_REFERRALS_PER_RESOLUTION).
+    for (;;) {
+      const next = await step(cut, name, type, walked, budget);
+      if (next.kind === 'done') return next.resolution;
+      if (next.kind === 'down') {
+        cut = next.child;
+        walked = 0;
+      } else {
+        walked = next.walked;
+      }
+    }
+  };
+
+  const zoneFor = async (name: string): Promise<string> => {
+    const question = apexQuestions.get(canonicalName(name));
+    const child = question === undefined ? undefined : await question.delegation;
+    return (child ?? startingCut(name, 'MAP')).zone;
+  };
+
+  return { resolve, zoneFor };
 }

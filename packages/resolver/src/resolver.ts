@@ -28,7 +28,7 @@ import type {
   ResolverStats,
 } from './types.js';
 import { createUpstream, type NameServer } from './upstream.js';
-import { createBudget } from './validator.js';
+import { createBudget, type SignatureMemo, type VerifiedSignature } from './validator.js';
 
 /**
  * The resolver: wires the stages together (design §6).
@@ -58,6 +58,8 @@ export class ResolverConfigError extends MimiError {
 const ANSWERS = cacheSlot<Resolution>('answer');
 /** Cached discovery results, by canonical CSI. */
 const DISCOVERIES = cacheSlot<DiscoveryResult>('discovery');
+/** Signatures verified (SOA, DNSKEY, DS), by owner, type and signature (`validator.ts`). */
+const SIGNATURES = cacheSlot<VerifiedSignature>('signature');
 
 /** Default plain-DNS port of servers other than the roots. */
 const DEFAULT_DNS_PORT = 53;
@@ -128,16 +130,25 @@ export function createResolver(
   };
 
   const cache = new ResolverCache(config.cacheBytes ?? DEFAULT_CACHE_BYTES, nowMs);
-  const upstream = createUpstream(config.ca === undefined ? {} : { ca: config.ca }, log);
+  const transport = config.transport ?? 'doh';
+  const upstream = createUpstream(
+    { transport, ...(config.ca === undefined ? {} : { ca: config.ca }) },
+    log,
+  );
+  const memo: SignatureMemo = {
+    get: (id) => cache.get(SIGNATURES, id)?.value,
+    set: (id, value, ttl) => cache.set(SIGNATURES, id, value, ttl),
+  };
   const iterator = createIterator({
     apex,
     root,
-    transport: config.transport ?? 'doh',
+    transport,
     dnsPort: config.dnsPort ?? DEFAULT_DNS_PORT,
     upstream,
     cache,
     now: nowSeconds,
     log,
+    memo,
   });
   const questions = new SingleFlight<Resolved>();
   const discoveries = new SingleFlight<DiscoveryResult>();
@@ -237,6 +248,7 @@ export function createResolver(
         aggregate(csi, {
           apex,
           resolve: resolveQuestion,
+          zoneFor: iterator.zoneFor,
           now: nowSeconds,
           onInvalidMapping: countFailure,
         }),
@@ -272,5 +284,20 @@ export function createResolver(
     cacheBytes: cache.bytes,
   });
 
-  return { discover, discoverMany, resolve, stats, close: () => upstream.close() };
+  // Unbound's `flush_zone .` and `flush_infra all` together: every cached answer, delegation,
+  // key, signature, discovery result and stale copy, and every server's RTT. Questions in flight
+  // finish and may cache what they bring.
+  const flushCache = (): void => {
+    cache.clear();
+    upstream.forgetRtts();
+  };
+
+  return {
+    discover,
+    discoverMany,
+    resolve,
+    stats,
+    flushCache,
+    close: () => upstream.close(),
+  };
 }

@@ -75,6 +75,13 @@ export interface Resolver {
   /** Resolves and validates one DNS question from the root down. */
   resolve(name: string, type: RRType): Promise<ResolvedAnswer>;
   stats(): ResolverStats;
+  /**
+   * Empties every cache — answers and denials, delegations, DNSKEYs, verified signatures,
+   * discovery results, stale copies — and forgets every server's RTT, but keeps the upstream
+   * connections (as `unbound-control flush_zone .` with `flush_infra all`). The next question
+   * walks from the root again.
+   */
+  flushCache(): void;
   /** Closes upstream connections. */
   close(): Promise<void>;
 }

@@ -48,6 +48,11 @@ export interface Upstream {
   query(servers: readonly NameServer[], name: string, type: RRType): Promise<UpstreamOutcome>;
   /** Queries sent so far (each try at each server counts). */
   sent(): number;
+  /**
+   * Forgets every server's smoothed RTT (as `unbound-control flush_infra all`); connections
+   * stay open.
+   */
+  forgetRtts(): void;
   /** Closes DoH connections. */
   close(): Promise<void>;
 }
@@ -58,6 +63,11 @@ export interface UpstreamInit {
   ca?: string | string[];
   /** Per-server timeout; default {@link SERVER_TIMEOUT_MS}. */
   timeoutMs?: number;
+  /**
+   * With `doh`, the DoH client (and its TLS context, built from the CA) is made at once rather
+   * than by the first query, which should not wait for it. Default: made when first needed.
+   */
+  transport?: 'doh' | 'dns';
 }
 
 /** SRTT assumed for a server never asked (Unbound uses 376 ms; lower favours exploring). */
@@ -79,7 +89,9 @@ export function serverId(server: NameServer): string {
 /** Creates the upstream stage. */
 export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
   const timeoutMs = init.timeoutMs ?? SERVER_TIMEOUT_MS;
-  let doh: DohClient | undefined;
+  const newDohClient = (): DohClient =>
+    createDohClient(init.ca === undefined ? {} : { ca: init.ca });
+  let doh: DohClient | undefined = init.transport === 'doh' ? newDohClient() : undefined;
   const rtt = new Map<string, number>();
   let sent = 0;
   let inFlight = 0;
@@ -110,7 +122,7 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
   const send = async (server: NameServer, query: Message): Promise<Message> => {
     const e = server.endpoint;
     if (e.kind === 'doh') {
-      doh ??= createDohClient(init.ca === undefined ? {} : { ca: init.ca });
+      doh ??= newDohClient();
       return doh.query(e.url, query, { timeoutMs });
     }
     return queryUdp({ host: e.host, port: e.port }, query, { timeoutMs });
@@ -167,6 +179,7 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
   return {
     query,
     sent: () => sent,
+    forgetRtts: () => rtt.clear(),
     close: async () => {
       await doh?.close();
       doh = undefined;

@@ -1,9 +1,12 @@
 import {
   DNSSEC_ALGORITHM_ED25519,
   NXNAME_TYPE,
+  canonicalName,
+  computeKeyTag,
   dsMatchesDnskey,
   immediateSuccessor,
   namesEqual,
+  rrsigSignedData,
   typeToCode,
   verifyRRset,
   type DnskeyData,
@@ -44,6 +47,32 @@ export type Validation<T> =
 export interface VerificationBudget {
   remaining: number;
 }
+
+/**
+ * A signature that verified: the octets it signed (RFC 4034 §3.1.8.1) and the zone's keys that
+ * had its key tag and algorithm at the time, one of which verified it.
+ */
+export interface VerifiedSignature {
+  readonly signed: Uint8Array;
+  readonly keys: readonly DnskeyData[];
+}
+
+/**
+ * Signatures verified before, kept as long as what they validated may be cached. The RRsets every
+ * question of a zone shares (its SOA in each denial, its DNSKEY RRset, the DS of its delegation)
+ * are then verified once per cache fill, not once per question (design §6): a contact sync of
+ * 10,000 numbers with no MAPREF checks the zone's SOA signature once instead of 10,000 times.
+ */
+export interface SignatureMemo {
+  get(id: string): VerifiedSignature | undefined;
+  set(id: string, value: VerifiedSignature, ttlSeconds: number): void;
+}
+
+/**
+ * The types whose signatures are remembered: those shared by many questions. A MAP RRset or the
+ * NSEC of one name is validated once per cache fill of its answer anyway.
+ */
+export const MEMO_TYPES: ReadonlySet<RRType> = new Set<RRType>(['SOA', 'DNSKEY', 'DS']);
 
 /** A fresh budget of {@link MAX_VERIFICATIONS_PER_RESOLUTION} verifications. */
 export function createBudget(): VerificationBudget {
@@ -104,9 +133,59 @@ export function rrsigsOf(
   return rrsetOf(records, name, 'RRSIG').filter((sig) => sig.data.typeCovered === type);
 }
 
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+}
+
+function sameKey(a: DnskeyData, b: DnskeyData): boolean {
+  return (
+    a.flags === b.flags &&
+    a.protocol === b.protocol &&
+    a.algorithm === b.algorithm &&
+    sameBytes(a.publicKey, b.publicKey)
+  );
+}
+
+/**
+ * Whether `sig` over `rrset` was verified before with keys that are all still trusted. The memo
+ * key holds the owner, the type, the signer and the signature; the signed octets hold every other
+ * input of {@link verifyRRset} (the RRSIG RDATA, the owner as signed, type, class, each RDATA),
+ * so equal octets and the same keys give the same result, except for the checks done here: the
+ * RRSIG owner and class, one class in the RRset, and the validity period (the memo entry expires
+ * with the signature; the inception is checked again for a clock that went back).
+ */
+function verifiedBefore(
+  known: VerifiedSignature,
+  rrset: readonly ResourceRecord[],
+  sig: RecordOf<'RRSIG'>,
+  keys: readonly DnskeyData[],
+  now: number,
+): boolean {
+  const first = rrset[0] as ResourceRecord;
+  return (
+    namesEqual(sig.name, first.name) &&
+    sig.class === first.class &&
+    rrset.every((rr) => rr.class === first.class) &&
+    now >= sig.data.inception &&
+    known.keys.every((k) => keys.some((trusted) => sameKey(k, trusted))) &&
+    sameBytes(known.signed, rrsigSignedData(rrset, sig.data))
+  );
+}
+
+function memoId(zone: string, owner: string, type: RRType, sig: RecordOf<'RRSIG'>): string {
+  const signature = sig.data.signature;
+  return `${canonicalName(zone)}|${canonicalName(owner)}|${type}|${Buffer.from(
+    signature.buffer,
+    signature.byteOffset,
+    signature.byteLength,
+  ).toString('base64')}`;
+}
+
 /**
  * Verifies `rrset` with any of its RRSIGs in `section` made by `zone` with `keys`. The TTL is
- * min(record TTLs, RRSIG original TTL, seconds until the RRSIG expires) (RFC 4035 §5.3.3).
+ * min(record TTLs, RRSIG original TTL, seconds until the RRSIG expires) (RFC 4035 §5.3.3). With a
+ * `memo`, a signature of a {@link MEMO_TYPES} RRset verified before is not verified again and
+ * costs no budget; one that verifies now is remembered for that TTL.
  */
 export function validateRRset(
   rrset: readonly ResourceRecord[],
@@ -115,24 +194,46 @@ export function validateRRset(
   keys: readonly DnskeyData[],
   now: number,
   budget: VerificationBudget,
+  memo?: SignatureMemo,
 ): Validation<{ ttl: number; rrsigs: Array<RecordOf<'RRSIG'>> }> {
   const first = rrset[0];
   if (first === undefined) return fail('empty-rrset');
-  const sigs = rrsigsOf(section, first.name, first.type as RRType).filter((sig) =>
+  const type = first.type as RRType;
+  const sigs = rrsigsOf(section, first.name, type).filter((sig) =>
     namesEqual(sig.data.signerName, zone),
   );
   if (sigs.length === 0) return fail('missing-signature');
+  const remembered = memo !== undefined && MEMO_TYPES.has(type) ? memo : undefined;
+  const ttlOf = (sig: RecordOf<'RRSIG'>): number =>
+    Math.min(
+      ...rrset.map((rr) => rr.ttl),
+      sig.data.originalTtl,
+      Math.max(0, sig.data.expiration - now),
+    );
   let reason = 'missing-signature';
   for (const sig of sigs) {
+    const id = remembered === undefined ? undefined : memoId(zone, first.name, type, sig);
+    const known = id === undefined ? undefined : remembered?.get(id);
+    if (known !== undefined && verifiedBefore(known, rrset, sig, keys, now)) {
+      return { ok: true, value: { ttl: ttlOf(sig), rrsigs: [sig] } };
+    }
     if (budget.remaining <= 0) return fail('verification-limit');
     budget.remaining--;
     const result = verifyRRset(rrset, sig, keys, now);
     if (result.ok) {
-      const ttl = Math.min(
-        ...rrset.map((rr) => rr.ttl),
-        sig.data.originalTtl,
-        Math.max(0, sig.data.expiration - now),
-      );
+      const ttl = ttlOf(sig);
+      if (id !== undefined) {
+        remembered?.set(
+          id,
+          {
+            signed: rrsigSignedData(rrset, sig.data),
+            keys: keys.filter(
+              (k) => k.algorithm === sig.data.algorithm && computeKeyTag(k) === sig.data.keyTag,
+            ),
+          },
+          ttl,
+        );
+      }
       return { ok: true, value: { ttl, rrsigs: [sig] } };
     }
     reason = FAILURE_REASONS[result.reason] ?? 'bogus-signature';
@@ -150,6 +251,7 @@ export function validateDnskeys(
   ds: readonly DsData[],
   now: number,
   budget: VerificationBudget,
+  memo?: SignatureMemo,
 ): Validation<TrustedKeys> {
   const rrset = rrsetOf(answers, zone, 'DNSKEY');
   if (rrset.length === 0) return fail('missing-dnskey');
@@ -166,6 +268,7 @@ export function validateDnskeys(
     entry.map((rr) => rr.data),
     now,
     budget,
+    memo,
   );
   if (!verified.ok) return verified;
   return { ok: true, value: { keys: rrset.map((rr) => rr.data), ttl: verified.value.ttl } };
@@ -182,10 +285,11 @@ export function validateDelegationDs(
   keys: readonly DnskeyData[],
   now: number,
   budget: VerificationBudget,
+  memo?: SignatureMemo,
 ): Validation<{ ds: DsData[]; ttl: number }> {
   const ds = rrsetOf(authorities, child, 'DS');
   if (ds.length > 0) {
-    const verified = validateRRset(ds, authorities, zone, keys, now, budget);
+    const verified = validateRRset(ds, authorities, zone, keys, now, budget, memo);
     if (!verified.ok) return verified;
     return { ok: true, value: { ds: ds.map((rr) => rr.data), ttl: verified.value.ttl } };
   }
@@ -213,13 +317,14 @@ export function validateDenial(
   keys: readonly DnskeyData[],
   now: number,
   budget: VerificationBudget,
+  memo?: SignatureMemo,
 ): Validation<Denial> {
   const soa = rrsetOf(authorities, zone, 'SOA');
   const nsec = rrsetOf(authorities, qname, 'NSEC');
   if (soa.length !== 1 || nsec.length !== 1) return fail('missing-denial');
   const record = nsec[0] as RecordOf<'NSEC'>;
   if (!namesEqual(record.data.nextName, immediateSuccessor(qname))) return fail('missing-denial');
-  const soaVerified = validateRRset(soa, authorities, zone, keys, now, budget);
+  const soaVerified = validateRRset(soa, authorities, zone, keys, now, budget, memo);
   if (!soaVerified.ok) return soaVerified;
   const nsecVerified = validateRRset(nsec, authorities, zone, keys, now, budget);
   if (!nsecVerified.ok) return nsecVerified;
