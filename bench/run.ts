@@ -16,6 +16,11 @@ import {
 } from './lib/dnsperf.js';
 import { machineFacts } from './lib/proc.js';
 import type { ProfileSummary } from './lib/profile.js';
+import { runDohBench, type DohBenchResult } from './lib/doh-bench.js';
+import { verifyRates } from './lib/verify-rate.js';
+import { ensureBenchTools } from './lib/install.js';
+import { startHierarchy } from './lib/hierarchy.js';
+import { runResolverBench, type ResolverBenchResult } from './lib/resolver-bench.js';
 import { markdown, median, type Results, type Round, type ServerName } from './lib/report.js';
 import { installed, startKnot, startNsd, type StockServer } from './lib/stock.js';
 
@@ -57,6 +62,8 @@ function parseArgs(argv: string[]): Options {
 const SCALE_CSIS = { small: 100_000, large: 10_000_000 };
 /** Fixed rate of the latency runs: well below every server's capacity, so latency is service time. */
 const LATENCY_QPS = 5_000;
+/** Bound of the query run during registration, which normally ends with the last publish. */
+const REGISTRATION_QUERY_SECONDS_MAX = 300;
 
 function log(message: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
@@ -121,11 +128,14 @@ function shuffle<T>(items: T[], seed: number): T[] {
 async function main(): Promise<void> {
   const started = performance.now();
   const options = parseArgs(process.argv.slice(2));
+  for (const line of ensureBenchTools(log)) log(`missing, what needs it is skipped: ${line}`);
+  if (!installed('dnsperf'))
+    throw new Error('the benchmarks need dnsperf: apt-get install dnsperf');
   const count = options.csis ?? SCALE_CSIS[options.scale];
   const rounds = options.quick ? 3 : 5;
   const roundSeconds = options.quick ? 5 : 10;
   const latencySeconds = options.quick ? 2 : 4;
-  const registrationPublishes = options.quick ? 4_000 : 10_000;
+  const registrationPublishes = options.quick ? 10_000 : 30_000;
   const concurrency = 200;
   const dir = mkdtempSync(join(tmpdir(), 'mimi-bench-'));
   const stock: StockServer[] = [];
@@ -307,20 +317,51 @@ async function main(): Promise<void> {
 
     // Registration while the DP answers queries (dnsperf capped so that both share the CPU).
     log(`registration: ${registrationPublishes} publishes, ${concurrency} concurrent`);
-    // At the latency runs' rate, so that p99 compares with the same server without writes.
+    // Queries at the latency runs' rate, so that p99 compares with the same server without
+    // writes, from just before the first publish to the last one (dnsperf stops on SIGINT).
+    await dp.request({ cmd: 'prepare', first: count + 5_000_000, count: registrationPublishes });
+    const publishing = new AbortController();
     const meanwhile = runDnsperf(
-      { ...perf(dp.port, options.quick ? 10 : 20, LATENCY_QPS), percentiles: true },
+      {
+        ...perf(dp.port, REGISTRATION_QUERY_SECONDS_MAX, LATENCY_QPS),
+        percentiles: true,
+        signal: publishing.signal,
+      },
       dp.pid,
     );
-    const registered = await dp.request({
-      cmd: 'register',
-      first: count + 5_000_000,
-      count: registrationPublishes,
-      concurrency,
-    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const registered = await dp.request({ cmd: 'register', concurrency });
+    publishing.abort();
     const queriesMeanwhile = await meanwhile;
     log(`registration: ${Math.round(Number(registered.publishesPerSecond))} publishes/s`);
     commands.registrationQueries = `dnsperf ${queriesMeanwhile.args.join(' ')}`;
+
+    // The hierarchy (root → DP, our resolver, Unbound) over the same store: the DP, NSD and Knot
+    // of the comparison above stop first, so that the next benchmarks have the cores to themselves.
+    await dp.stop();
+    dp = undefined;
+    for (const server of stock.splice(0)) await server.stop();
+    const verification = verifyRates();
+    log(
+      `Ed25519 verifications/s on one core: native ${Math.round(verification.native ?? NaN)}, portable ${Math.round(verification.portable)}`,
+    );
+    const hierarchyDir = join(dir, 'hierarchy');
+    mkdirSync(hierarchyDir);
+    log('hierarchy: root, DP, our resolver and Unbound');
+    const hierarchy = await startHierarchy({ storeDir: dataDir, workDir: hierarchyDir });
+    let doh: DohBenchResult;
+    let resolver: ResolverBenchResult;
+    try {
+      for (const [key, value] of Object.entries(hierarchy.commands))
+        commands[`hierarchy.${key}`] = value;
+      const shared = { rounds, seconds: roundSeconds, quick: options.quick, workDir: hierarchyDir };
+      log('DoH: our DP, our resolver and Unbound (h2load)');
+      doh = await runDohBench(hierarchy, shared);
+      log('resolver: cache hits, cold resolution, contact sync');
+      resolver = await runResolverBench(hierarchy, { ...shared, csis: count });
+    } finally {
+      await hierarchy.stop();
+    }
 
     const date = new Date().toISOString().slice(0, 10);
     const results: Results = {
@@ -359,6 +400,9 @@ async function main(): Promise<void> {
           : { medianRatioOursToKnot: ratioMedian('oursToKnot')! }),
       },
       profiles,
+      verification,
+      doh,
+      resolver,
       registration: {
         concurrency,
         publishes: Number(registered.publishes),

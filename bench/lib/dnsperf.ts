@@ -19,6 +19,8 @@ export interface DnsperfOptions {
    * Meant for runs at a fixed rate (`maxQps`): at full load, latency measures the queue.
    */
   percentiles?: boolean;
+  /** Ends the run early (dnsperf stops on SIGINT and reports what it sent until then). */
+  signal?: AbortSignal;
 }
 
 /** Latency percentiles in milliseconds, from dnsperf's per-response lines. */
@@ -100,6 +102,7 @@ export async function runDnsperf(
   let samples = 0;
   const output = await new Promise<string>((resolve, reject) => {
     const child = spawn('dnsperf', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    options.signal?.addEventListener('abort', () => child.kill('SIGINT'), { once: true });
     let text = '';
     // Line by line: with -v there is one line per response, kept as a number only.
     createInterface({ input: child.stdout }).on('line', (line) => {

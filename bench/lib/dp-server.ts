@@ -10,16 +10,21 @@ import { Profiler, summarizeProfile } from './profile.js';
  * the LMDB store in argv[2], answered over UDP on 127.0.0.1 (a free port). It writes one JSON
  * line `{"event":"ready","port":…}` and then obeys JSON lines on stdin:
  *
- *   {"cmd":"register","first":N,"count":C,"concurrency":K}  durable publishes, K at a time
+ *   {"cmd":"prepare","first":N,"count":C}                   signs C mappings for new CSIs
+ *   {"cmd":"register","concurrency":K}                       publishes them durably, K in flight
  *   {"cmd":"profile-start"}                                  starts a CPU profile
  *   {"cmd":"profile-stop","phase":"…"}                       stops it, answers its summary
  *   {"cmd":"stop"}
  */
 
-interface RegisterCommand {
-  cmd: 'register';
+interface PrepareCommand {
+  cmd: 'prepare';
   first: number;
   count: number;
+}
+
+interface RegisterCommand {
+  cmd: 'register';
   concurrency: number;
 }
 
@@ -27,34 +32,45 @@ function reply(value: object): void {
   process.stdout.write(`${JSON.stringify(value)}\n`);
 }
 
-async function register(
-  store: Awaited<ReturnType<typeof openLmdbStore>>,
-  command: RegisterCommand,
-): Promise<void> {
+/**
+ * The signed MAP RDATA of `count` new CSIs from `first`, one mapping each. The recipient signs
+ * before it publishes, so this happens before the clock starts, and before the query load whose
+ * latency the publishes are measured against (signing thousands of mappings would otherwise
+ * hold the event loop and show up as query latency).
+ */
+function prepare(command: PrepareCommand): { name: string; rdata: Uint8Array }[] {
   const key = keyPairFromSeed(new Uint8Array(32).fill(0x55));
   const now = Math.floor(Date.now() / 1000);
-  // The recipient signs before it publishes: mappings are made before the clock starts.
-  const rdata = Array.from({ length: command.count }, (_, i) =>
-    signedMapping(command.first + i, key, 'msp.example', now),
-  );
-  const publish = (i: number): Promise<unknown> => {
-    const name = nameOf(command.first + i);
-    return store.apply(ORIGIN, [
-      { op: 'put', name, type: 'MAP', records: [record(name, 'MAP', rdata[i]!, 300)] },
-    ]);
-  };
+  return Array.from({ length: command.count }, (_, i) => ({
+    name: nameOf(command.first + i),
+    rdata: signedMapping(command.first + i, key, 'msp.example', now),
+  }));
+}
+
+/** Publishes the prepared mappings, `concurrency` in flight at any time (as API requests). */
+async function register(
+  store: Awaited<ReturnType<typeof openLmdbStore>>,
+  prepared: { name: string; rdata: Uint8Array }[],
+  command: RegisterCommand,
+): Promise<void> {
   const start = performance.now();
   let next = 0;
-  while (next < command.count) {
-    const burst = Math.min(command.concurrency, command.count - next);
-    await Promise.all(Array.from({ length: burst }, () => publish(next++)));
-  }
+  const writer = async (): Promise<void> => {
+    // Bounded: each step takes the next of a finite list.
+    while (next < prepared.length) {
+      const { name, rdata } = prepared[next++]!;
+      await store.apply(ORIGIN, [
+        { op: 'put', name, type: 'MAP', records: [record(name, 'MAP', rdata, 300)] },
+      ]);
+    }
+  };
+  await Promise.all(Array.from({ length: command.concurrency }, writer));
   const seconds = (performance.now() - start) / 1000;
   reply({
     event: 'registered',
-    publishes: command.count,
+    publishes: prepared.length,
     seconds,
-    publishesPerSecond: command.count / seconds,
+    publishesPerSecond: prepared.length / seconds,
   });
 }
 
@@ -71,14 +87,19 @@ async function main(dataDir: string): Promise<void> {
   reply({ event: 'ready', port: server.dns?.udp?.port, pid: process.pid });
   const lines = createInterface({ input: process.stdin });
   const profiler = new Profiler();
+  let prepared: { name: string; rdata: Uint8Array }[] = [];
   for await (const line of lines) {
     const command = JSON.parse(line) as
+      | PrepareCommand
       | RegisterCommand
       | { cmd: 'profile-start' }
       | { cmd: 'profile-stop'; phase: string }
       | { cmd: 'stop' };
-    if (command.cmd === 'register') {
-      await register(store, command);
+    if (command.cmd === 'prepare') {
+      prepared = prepare(command);
+      reply({ event: 'prepared', count: prepared.length });
+    } else if (command.cmd === 'register') {
+      await register(store, prepared, command);
     } else if (command.cmd === 'profile-start') {
       await profiler.start();
       reply({ event: 'profiling' });

@@ -1,0 +1,595 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Agent, request } from 'undici';
+import { buildQuery, queryUdp, type Message } from '@mimi-discovery/common';
+import { DEFAULT_MAX_BATCH, DISCOVER_PATH } from '@mimi-discovery/resolver';
+import { csiOf, nameOf } from './dataset.js';
+import { dnsperfArgs, runDnsperf, type DnsperfOptions, type DnsperfResult } from './dnsperf.js';
+import type { BenchHierarchy } from './hierarchy.js';
+import { treeCpuSeconds } from './proc.js';
+import { median } from './report.js';
+import { installed } from './stock.js';
+import type { ProfileSummary } from './profile.js';
+
+/**
+ * The resolver benchmarks, on the running hierarchy:
+ *
+ * 1. **Cache hits over UDP**: dnsperf against our resolver and Unbound with the same query file
+ *    of existing CSIs (MAP, DO set), after every question was asked of each once (so both
+ *    caches hold every answer), in interleaved rounds; each round also reads how many questions
+ *    each resolver answered from its cache.
+ * 2. **Cold resolution**: one CSI through the whole hierarchy with nothing cached — no answer,
+ *    no DNSKEY, no delegation, no server RTT, no upstream connection — timed from sending the
+ *    question to the answer. Ours gets a new resolver and new front ends (`fresh`: their answer
+ *    cache too) in the same process, on the same ports;
+ *    Unbound is flushed through unbound-control. The queries the root and the DP answered
+ *    meanwhile are counted, to show that each sample walked from the root. Variants, rotated
+ *    within each sample, each on a CSI of its own (so that no variant finds the DP's answer
+ *    cache warm): Unbound's MAP question over UDP; ours, the same question over UDP with DoH
+ *    upstream (the default) and with plain DNS upstream (Unbound's transport); and ours through
+ *    the JSON API (`GET /v1/discover`), which also resolves MAPREF and AUTHKEY and verifies the
+ *    mappings: the whole of design §6.
+ * 3. **Contact sync**: N distinct existing CSIs through `POST /v1/discover` in batches of the
+ *    API's limit, one batch after another over one HTTP/2 connection, first with a fresh
+ *    resolver (cold) and right after again (warm). The verification bound is the time the
+ *    Ed25519 verifications the cold sync needs take at the rate measured in the resolver's own
+ *    process (one thread: Node.js runs the resolver's JavaScript, and so every `verify`, on one
+ *    core).
+ */
+
+export interface ResolverBenchOptions {
+  /** Interleaved rounds of the cache-hit benchmark (≥ 3). */
+  rounds: number;
+  /** Seconds per dnsperf run. */
+  seconds: number;
+  quick: boolean;
+  /** A directory for the query file. */
+  workDir: string;
+  /** CSIs in the data set (index 0 … csis - 1). */
+  csis: number;
+  /** Existing CSIs in the query file of the cache-hit benchmark; default min(csis, 10,000). */
+  udpNames?: number;
+  /** Cold samples per variant (≥ 7); default 7 with `quick`, else 15. */
+  coldSamples?: number;
+  /** CSIs of the contact sync; default min(csis, 10,000). */
+  syncCsis?: number;
+  /** Which benchmarks run; default all three (for development and profiling). */
+  parts?: readonly ResolverBenchPart[];
+}
+
+export type ResolverBenchPart = 'udp' | 'cold' | 'sync';
+
+export type ResolverName = 'ours' | 'unbound';
+
+export interface UdpRound {
+  round: number;
+  server: ResolverName;
+  result: DnsperfResult;
+  /** Share of the questions of the round answered from the cache. */
+  cacheHitRatio: number;
+}
+
+/** How a warm-up (or a check) went: every name asked once. */
+export interface AskAllResult {
+  asked: number;
+  /** NOERROR with at least one MAP record. */
+  answered: number;
+  /** Of those, with the AD flag. */
+  authenticated: number;
+  failed: number;
+  seconds: number;
+}
+
+export type ColdVariant = 'unbound' | 'ours-udp' | 'ours-udp-dns-upstream' | 'ours-discover';
+
+export interface ColdSample {
+  sample: number;
+  variant: ColdVariant;
+  csi: string;
+  ms: number;
+  ok: boolean;
+  /** What came back: rcode and MAP count, or the discovery status and mapping count. */
+  outcome: string;
+  /** Queries the root and the DP answered during the sample. */
+  rootQueries: number;
+  dpQueries: number;
+}
+
+export interface SyncRun {
+  seconds: number;
+  csisPerSecond: number;
+  /** Octets of the response bodies, and the client's time to parse them (part of `seconds`). */
+  responseOctets: number;
+  clientParseMs: number;
+  /** Results by discovery status. */
+  statuses: Record<string, number>;
+  /** CPU seconds of our resolver's and the DP's process trees during the run. */
+  resolverCpuSeconds: number;
+  dpCpuSeconds: number;
+}
+
+/** Cache hits over UDP. */
+export interface UdpBenchResult {
+  names: number;
+  command: string;
+  warmUp: Partial<Record<ResolverName, AskAllResult>>;
+  rounds: UdpRound[];
+  ratios: { round: number; oursToUnbound: number }[];
+  medians: Partial<
+    Record<
+      ResolverName,
+      {
+        queriesPerSecond: number;
+        averageLatencyMs: number;
+        cpuMicrosecondsPerQuery: number;
+        cacheHitRatio: number;
+      }
+    >
+  >;
+  medianRatioOursToUnbound?: number;
+}
+
+/** Cold resolution. */
+export interface ColdBenchResult {
+  samples: ColdSample[];
+  /** Per variant: p50 and the samples' range, over the samples that succeeded. */
+  summary: Partial<
+    Record<ColdVariant, { p50Ms: number; minMs: number; maxMs: number; ok: number }>
+  >;
+  /** Fewest queries the root and the DP answered in any sample of any variant. */
+  fewestRootQueries: number;
+  fewestDpQueries: number;
+  /**
+   * Whether every sample asked the root at least twice (its DNSKEY, and the referral or the DS)
+   * and the DP at least twice (its DNSKEY, and the question): nothing was left in a cache.
+   */
+  everySampleCold: boolean;
+  /** p50 of `ours-discover` ÷ p50 of `unbound` (the target), and of the plain questions. */
+  discoverToUnbound?: number;
+  udpToUnbound?: number;
+  udpDnsUpstreamToUnbound?: number;
+}
+
+/** Contact sync. */
+export interface SyncBenchResult {
+  /** A CPU profile of the resolver during a further cold sync (not one of the measured runs). */
+  profile: ProfileSummary;
+  csis: number;
+  batchSize: number;
+  batches: number;
+  cold: SyncRun;
+  warm: SyncRun;
+  /** Verified mappings in the cold results. */
+  mappings: number;
+  /**
+   * Ed25519 verifications the cold sync needs: per CSI the MAP RRSIG, the SOA and NSEC RRSIGs
+   * of the MAPREF denial, and per mapping its signature and its attestation's; once, the
+   * DNSKEY RRSIGs of the root and the DP, the DS of the delegation and the AUTHKEY RRSIG.
+   */
+  verifications: number;
+  /** `verify` rate in the resolver's process, on the one core its JavaScript runs on. */
+  verificationsPerSecond: number;
+  cores: number;
+  boundSeconds: number;
+  boundCsisPerSecond: number;
+  /** Cold throughput ÷ the bound's (target ≥ 0.7). */
+  coldToBound: number;
+  /**
+   * The same in CPU time, which another load on the machine disturbs less: the CPU seconds
+   * the verifications take at the rate per CPU second, ÷ the resolver's CPU seconds in the
+   * cold sync.
+   */
+  verificationsPerCpuSecond: number;
+  coldCpuToBound: number;
+  warmMs: number;
+}
+
+/** What {@link runResolverBench} returns; a part that was not asked for is absent. */
+export interface ResolverBenchResult {
+  skipped: string[];
+  /** Unbound's version (`unbound -V`), or why it did not run. */
+  unbound: string;
+  udp?: UdpBenchResult;
+  cold?: ColdBenchResult;
+  sync?: SyncBenchResult;
+}
+
+/** Outstanding questions of the warm-up: enough to keep both resolvers busy, not a load test. */
+const WARM_UP_CONCURRENCY = 50;
+/** Per-question timeout of the warm-up and of cold samples (the resolver's own bound is 10 s). */
+const QUESTION_TIMEOUT_MS = 12_000;
+/** Time the warm-up of one resolver may take in all. */
+const WARM_UP_DEADLINE_MS = 180_000;
+
+const rd = { dnssecOk: true, recursionDesired: true } as const;
+
+/** Asks every name (MAP) once over UDP, {@link WARM_UP_CONCURRENCY} at a time, within the deadline. */
+async function askAll(port: number, names: readonly string[]): Promise<AskAllResult> {
+  const started = performance.now();
+  const deadline = started + WARM_UP_DEADLINE_MS;
+  const result: AskAllResult = { asked: 0, answered: 0, authenticated: 0, failed: 0, seconds: 0 };
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < names.length && performance.now() < deadline) {
+      const name = names[next++]!;
+      result.asked++;
+      try {
+        const response = await queryUdp({ host: '127.0.0.1', port }, buildQuery(name, 'MAP', rd), {
+          timeoutMs: QUESTION_TIMEOUT_MS,
+        });
+        if (response.rcode === 'NOERROR' && response.answers.some((rr) => rr.type === 'MAP')) {
+          result.answered++;
+          if (response.flags.ad) result.authenticated++;
+        } else result.failed++;
+      } catch {
+        result.failed++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: WARM_UP_CONCURRENCY }, worker));
+  result.seconds = (performance.now() - started) / 1000;
+  return result;
+}
+
+function maps(response: Message): number {
+  return response.answers.filter((rr) => rr.type === 'MAP').length;
+}
+
+interface DiscoverResponse {
+  results?: { status: string; mappings: unknown[] }[];
+  status?: string;
+  mappings?: unknown[];
+}
+
+async function apiCall(
+  agent: Agent,
+  url: string,
+  init: { method: 'GET' } | { method: 'POST'; body: string },
+): Promise<{ status: number; body: DiscoverResponse; octets: number; parseMs: number }> {
+  const response = await request(url, {
+    dispatcher: agent,
+    method: init.method,
+    ...(init.method === 'POST'
+      ? { body: init.body, headers: { 'content-type': 'application/json' } }
+      : {}),
+    headersTimeout: 60_000,
+    bodyTimeout: 60_000,
+  });
+  const text = await response.body.text();
+  const started = performance.now();
+  const body = JSON.parse(text) as DiscoverResponse;
+  return {
+    status: response.statusCode,
+    body,
+    octets: Buffer.byteLength(text),
+    parseMs: performance.now() - started,
+  };
+}
+
+/**
+ * Opens the client's connection to the JSON API with a request that resolves nothing (a 404),
+ * so that the TLS handshake is not timed. After `fresh` the old connection is gone: the first
+ * try may meet it closing.
+ */
+async function connectApi(agent: Agent, apiUrl: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await apiCall(agent, `${apiUrl}/`, { method: 'GET' });
+      return;
+    } catch (error) {
+      if (attempt >= 3) throw error;
+    }
+  }
+}
+
+/** Runs the three resolver benchmarks; see the module comment. */
+export async function runResolverBench(
+  h: BenchHierarchy,
+  options: ResolverBenchOptions,
+): Promise<ResolverBenchResult> {
+  const skipped: string[] = [];
+  const parts = options.parts ?? ['udp', 'cold', 'sync'];
+  const agent = new Agent({ connect: { ca: h.caPem }, allowH2: true });
+  try {
+    // In this order: the cold runs and the sync replace our resolver, emptying its cache.
+    const udp = parts.includes('udp') ? await cacheHits(h, options, skipped) : undefined;
+    const cold = parts.includes('cold')
+      ? await coldResolution(h, options, agent, skipped)
+      : undefined;
+    const sync = parts.includes('sync') ? await contactSync(h, options, agent) : undefined;
+    return {
+      skipped,
+      unbound: h.unbound?.version ?? 'did not run',
+      ...(udp === undefined ? {} : { udp }),
+      ...(cold === undefined ? {} : { cold }),
+      ...(sync === undefined ? {} : { sync }),
+    };
+  } finally {
+    await agent.close();
+  }
+}
+
+async function cacheHits(
+  h: BenchHierarchy,
+  options: ResolverBenchOptions,
+  skipped: string[],
+): Promise<UdpBenchResult> {
+  const count = Math.min(options.csis, options.udpNames ?? 10_000);
+  const step = options.csis / count;
+  const names = Array.from({ length: count }, (_, i) => nameOf(Math.floor(i * step)));
+  const queryFile = join(options.workDir, 'resolver-queries.txt');
+  writeFileSync(queryFile, names.map((n) => `${n} TYPE65400\n`).join(''));
+  const perf = (port: number): DnsperfOptions => ({
+    port,
+    queryFile,
+    seconds: options.seconds,
+    clients: 4,
+    outstanding: 100,
+  });
+  const result: UdpBenchResult = {
+    names: count,
+    command: `dnsperf ${dnsperfArgs(perf(0)).join(' ')} (port per resolver)`,
+    warmUp: {},
+    rounds: [],
+    ratios: [],
+    medians: {},
+  };
+  if (!installed('dnsperf')) {
+    skipped.push('cache hits over UDP: dnsperf is not installed (apt-get install dnsperf)');
+    return result;
+  }
+  const targets: {
+    name: ResolverName;
+    port: number;
+    pid: number;
+    cache: () => Promise<{ hits: number; misses: number }>;
+  }[] = [
+    {
+      name: 'ours',
+      port: h.resolver.port,
+      pid: h.resolver.pid,
+      cache: async () => {
+        const stats = await h.resolver.stats();
+        return { hits: stats.cacheHits, misses: stats.cacheMisses };
+      },
+    },
+  ];
+  const unbound = h.unbound;
+  if (unbound === undefined)
+    skipped.push(`cache hits of Unbound: ${h.unboundMissing ?? 'did not run'}`);
+  else
+    targets.push({
+      name: 'unbound',
+      port: unbound.port,
+      pid: unbound.pid,
+      cache: () => unbound.cacheStats(),
+    });
+
+  // Every question once, so that each cache holds every answer before the rounds.
+  for (const t of targets) {
+    result.warmUp[t.name] = await askAll(t.port, names);
+  }
+  for (let round = 1; round <= options.rounds; round++) {
+    const order = targets.map((_, i) => targets[(i + round - 1) % targets.length]!);
+    for (const t of order) {
+      const before = await t.cache();
+      const run = await runDnsperf(perf(t.port), t.pid);
+      const after = await t.cache();
+      const hits = after.hits - before.hits;
+      const misses = after.misses - before.misses;
+      result.rounds.push({
+        round,
+        server: t.name,
+        result: run,
+        cacheHitRatio: hits + misses > 0 ? hits / (hits + misses) : NaN,
+      });
+    }
+  }
+  const qps = (round: number, server: ResolverName): number | undefined =>
+    result.rounds.find((r) => r.round === round && r.server === server)?.result.queriesPerSecond;
+  for (let round = 1; round <= options.rounds; round++) {
+    const ours = qps(round, 'ours');
+    const theirs = qps(round, 'unbound');
+    if (ours !== undefined && theirs !== undefined) {
+      result.ratios.push({ round, oursToUnbound: ours / theirs });
+    }
+  }
+  for (const t of targets) {
+    const rounds = result.rounds.filter((r) => r.server === t.name);
+    const of = (pick: (r: UdpRound) => number): number => median(rounds.map(pick));
+    result.medians[t.name] = {
+      queriesPerSecond: of((r) => r.result.queriesPerSecond),
+      averageLatencyMs: of((r) => r.result.averageLatencyMs),
+      cpuMicrosecondsPerQuery: of((r) => r.result.cpuMicrosecondsPerQuery),
+      cacheHitRatio: of((r) => r.cacheHitRatio),
+    };
+  }
+  if (result.ratios.length > 0) {
+    result.medianRatioOursToUnbound = median(result.ratios.map((r) => r.oursToUnbound));
+  }
+  return result;
+}
+
+async function coldResolution(
+  h: BenchHierarchy,
+  options: ResolverBenchOptions,
+  agent: Agent,
+  skipped: string[],
+): Promise<ColdBenchResult> {
+  const samples = Math.max(7, options.coldSamples ?? (options.quick ? 7 : 15));
+  const variants: ColdVariant[] = ['ours-udp', 'ours-udp-dns-upstream', 'ours-discover'];
+  if (h.unbound === undefined)
+    skipped.push(`cold resolution of Unbound: ${h.unboundMissing ?? 'did not run'}`);
+  else variants.unshift('unbound');
+  const measured: ColdSample[] = [];
+  const total = samples * variants.length;
+  for (let sample = 1; sample <= samples; sample++) {
+    const order = variants.map((_, i) => variants[(i + sample - 1) % variants.length]!);
+    for (const variant of order) {
+      const slot = (sample - 1) * variants.length + variants.indexOf(variant);
+      const index = Math.floor(((slot + 0.5) * options.csis) / total);
+      const csi = csiOf(index);
+      const name = nameOf(index);
+      if (variant === 'unbound') await h.unbound!.flushCache();
+      else await h.resolver.fresh(variant === 'ours-udp-dns-upstream' ? 'dns' : 'doh');
+      if (variant === 'ours-discover') await connectApi(agent, h.resolver.apiUrl);
+      const rootBefore = await h.root.queriesAnswered();
+      const dpBefore = await h.dp.queriesAnswered();
+      let ok = false;
+      let outcome: string;
+      const started = performance.now();
+      let ms: number;
+      try {
+        if (variant === 'ours-discover') {
+          const url = `${h.resolver.apiUrl}${DISCOVER_PATH}?csi=${encodeURIComponent(csi)}`;
+          const response = await apiCall(agent, url, { method: 'GET' });
+          ms = performance.now() - started;
+          outcome = `${response.body.status} (${response.body.mappings?.length ?? 0} mappings)`;
+          ok = response.status === 200 && response.body.status === 'found';
+        } else {
+          const port = variant === 'unbound' ? h.unbound!.port : h.resolver.port;
+          const response = await queryUdp(
+            { host: '127.0.0.1', port },
+            buildQuery(name, 'MAP', rd),
+            { timeoutMs: QUESTION_TIMEOUT_MS },
+          );
+          ms = performance.now() - started;
+          outcome = `${response.rcode}${response.flags.ad ? ' AD' : ''} (${maps(response)} MAP)`;
+          ok = response.rcode === 'NOERROR' && response.flags.ad && maps(response) > 0;
+        }
+      } catch (error) {
+        ms = performance.now() - started;
+        outcome = (error as Error).message.split('\n')[0] ?? 'failed';
+      }
+      measured.push({
+        sample,
+        variant,
+        csi,
+        ms,
+        ok,
+        outcome,
+        rootQueries: (await h.root.queriesAnswered()) - rootBefore,
+        dpQueries: (await h.dp.queriesAnswered()) - dpBefore,
+      });
+    }
+  }
+  const summary: ColdBenchResult['summary'] = {};
+  for (const variant of variants) {
+    const times = measured.filter((s) => s.variant === variant && s.ok).map((s) => s.ms);
+    summary[variant] = {
+      p50Ms: median(times),
+      minMs: times.length === 0 ? NaN : Math.min(...times),
+      maxMs: times.length === 0 ? NaN : Math.max(...times),
+      ok: times.length,
+    };
+  }
+  const ratio = (variant: ColdVariant): number | undefined => {
+    const ours = summary[variant]?.p50Ms;
+    const theirs = summary.unbound?.p50Ms;
+    return ours === undefined || theirs === undefined ? undefined : ours / theirs;
+  };
+  const discoverToUnbound = ratio('ours-discover');
+  const udpToUnbound = ratio('ours-udp');
+  const udpDnsUpstreamToUnbound = ratio('ours-udp-dns-upstream');
+  const fewestRootQueries = Math.min(...measured.map((s) => s.rootQueries));
+  const fewestDpQueries = Math.min(...measured.map((s) => s.dpQueries));
+  return {
+    samples: measured,
+    summary,
+    fewestRootQueries,
+    fewestDpQueries,
+    everySampleCold: fewestRootQueries >= 2 && fewestDpQueries >= 2,
+    ...(discoverToUnbound === undefined ? {} : { discoverToUnbound }),
+    ...(udpToUnbound === undefined ? {} : { udpToUnbound }),
+    ...(udpDnsUpstreamToUnbound === undefined ? {} : { udpDnsUpstreamToUnbound }),
+  };
+}
+
+async function contactSync(
+  h: BenchHierarchy,
+  options: ResolverBenchOptions,
+  agent: Agent,
+): Promise<SyncBenchResult> {
+  const count = Math.min(options.csis, options.syncCsis ?? 10_000);
+  const step = options.csis / count;
+  const csis = Array.from({ length: count }, (_, i) => csiOf(Math.floor(i * step)));
+  const batchSize = DEFAULT_MAX_BATCH;
+  const batches: string[] = [];
+  for (let i = 0; i < csis.length; i += batchSize) {
+    batches.push(JSON.stringify({ csis: csis.slice(i, i + batchSize) }));
+  }
+  const url = `${h.resolver.apiUrl}${DISCOVER_PATH}`;
+
+  const sync = async (): Promise<{ run: SyncRun; mappings: number }> => {
+    const statuses: Record<string, number> = {};
+    let mappings = 0;
+    let responseOctets = 0;
+    let clientParseMs = 0;
+    const resolverCpu = treeCpuSeconds(h.resolver.pid);
+    const dpCpu = treeCpuSeconds(h.dp.pid);
+    const started = performance.now();
+    for (const body of batches) {
+      const response = await apiCall(agent, url, { method: 'POST', body });
+      if (response.status !== 200 || response.body.results === undefined) {
+        throw new Error(`contact sync: HTTP ${response.status} ${JSON.stringify(response.body)}`);
+      }
+      responseOctets += response.octets;
+      clientParseMs += response.parseMs;
+      for (const r of response.body.results) {
+        statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+        mappings += r.mappings.length;
+      }
+    }
+    const seconds = (performance.now() - started) / 1000;
+    return {
+      run: {
+        seconds,
+        csisPerSecond: count / seconds,
+        responseOctets,
+        clientParseMs,
+        statuses,
+        resolverCpuSeconds: treeCpuSeconds(h.resolver.pid) - resolverCpu,
+        dpCpuSeconds: treeCpuSeconds(h.dp.pid) - dpCpu,
+      },
+      mappings,
+    };
+  };
+
+  // The rate first, on an idle resolver, in the same run as the sync it bounds.
+  const rate = await h.resolver.verificationRate(options.quick ? 1 : 3);
+  await h.resolver.fresh('doh');
+  await connectApi(agent, h.resolver.apiUrl);
+  const cold = await sync();
+  const warm = await sync();
+  // The slowest path, profiled in a cold sync of its own so that the figures above carry no
+  // profiler cost.
+  await h.resolver.fresh('doh');
+  await connectApi(agent, h.resolver.apiUrl);
+  await h.resolver.profileStart();
+  await sync();
+  const profile = await h.resolver.profileStop(
+    `our resolver: cold contact sync of ${count.toLocaleString('en-US')} CSIs`,
+  );
+  const verifications = 4 + count * 3 + cold.mappings * 2;
+  const boundSeconds = verifications / rate.perSecond;
+  const boundCpuSeconds = verifications / rate.perCpuSecond;
+  return {
+    csis: count,
+    batchSize,
+    batches: batches.length,
+    cold: cold.run,
+    warm: warm.run,
+    mappings: cold.mappings,
+    verifications,
+    verificationsPerSecond: rate.perSecond,
+    cores: 1,
+    boundSeconds,
+    boundCsisPerSecond: count / boundSeconds,
+    coldToBound: boundSeconds / cold.run.seconds,
+    verificationsPerCpuSecond: rate.perCpuSecond,
+    coldCpuToBound: boundCpuSeconds / cold.run.resolverCpuSeconds,
+    warmMs: warm.run.seconds * 1000,
+    profile,
+  };
+}
