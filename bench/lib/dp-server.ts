@@ -26,6 +26,8 @@ interface PrepareCommand {
 interface RegisterCommand {
   cmd: 'register';
   concurrency: number;
+  /** Publishes started per second at most (a steady stream); default: as fast as they finish. */
+  rate?: number;
 }
 
 function reply(value: object): void {
@@ -58,7 +60,13 @@ async function register(
   const writer = async (): Promise<void> => {
     // Bounded: each step takes the next of a finite list.
     while (next < prepared.length) {
-      const { name, rdata } = prepared[next++]!;
+      const index = next++;
+      const { name, rdata } = prepared[index]!;
+      if (command.rate !== undefined) {
+        // Paced: publish i starts no earlier than i / rate seconds after the first.
+        const due = start + (index * 1000) / command.rate - performance.now();
+        if (due > 0) await new Promise((resolve) => setTimeout(resolve, due));
+      }
       await store.apply(ORIGIN, [
         { op: 'put', name, type: 'MAP', records: [record(name, 'MAP', rdata, 300)] },
       ]);
@@ -75,7 +83,7 @@ async function register(
 }
 
 async function main(dataDir: string): Promise<void> {
-  const store = await openLmdbStore({ dataDir, proverSeed: PROVER_SEED });
+  const store = await openLmdbStore({ dataDir, proverSeed: PROVER_SEED, writer: 'thread' });
   // The server a DP operator runs (metrics, answer cache and all), over the bench's store.
   const config = dpConfigSchema.parse({
     role: 'dp',

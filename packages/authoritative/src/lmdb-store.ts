@@ -1,5 +1,7 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import {
   createZoneKey,
   generateKeyPair,
@@ -20,9 +22,11 @@ import {
   type ApplyResult,
   type DiscoveryStore,
   type RRsetChange,
+  type StoreErrorCode,
   type ZoneInfo,
   type ZoneInit,
 } from './store.js';
+import type { StoreWriterData, StoreWriterReply, StoreWriterRequest } from './store-writer.js';
 import {
   CHANGE_LOG_ENTRIES,
   changedNames,
@@ -102,6 +106,13 @@ export interface LmdbStoreOptions {
   proverSeed?: Uint8Array;
   /** Lifetime of the prover key's AUTHKEY entry in new zones; default 10 years. */
   proverKeyLifetimeSeconds?: number;
+  /**
+   * Where writes run: `'inline'` (default) on the calling thread; `'thread'` on a writer thread
+   * of their own (`store-writer.ts`) over the same environment, so that planning, signing and
+   * committing a burst of writes never holds up the thread that answers queries. Reads stay on
+   * the calling thread either way. A writer thread keeps the system clock: `now` cannot be given.
+   */
+  writer?: 'inline' | 'thread';
 }
 
 /** Decoded nodes kept for reuse (see `#decoded`). */
@@ -136,6 +147,7 @@ const RESIGN_BATCH = 256;
  * `ERR_STORE_PROVER_KEY` for a prover seed that differs from the stored one.
  */
 export async function openLmdbStore(options: LmdbStoreOptions): Promise<DiscoveryStore> {
+  if (options.writer === 'thread') return openThreadedStore(options);
   const policy = signatureValidityPolicy(options.signatureValidity);
   checkProverSeed(options.proverSeed);
   let tables: Tables;
@@ -591,3 +603,127 @@ function expiresBefore(node: StoredNode, limit: number): boolean {
   }
   return false;
 }
+
+/** Longest wait for the writer thread to open the store or to close it. */
+export const STORE_WRITER_TIMEOUT_MS = 30_000;
+
+/** The compiled writer thread, also when this module runs from its TypeScript source (tests). */
+function writerScript(): string {
+  const here = fileURLToPath(import.meta.url);
+  return here.endsWith('.ts')
+    ? join(dirname(here), '..', 'dist', 'store-writer.js')
+    : join(dirname(here), 'store-writer.js');
+}
+
+/**
+ * An LMDB store whose writes run on a writer thread: reads go to a store on this thread, over
+ * the same environment, which sees each write once it is committed (and before its promise
+ * resolves, since a write is acknowledged only after its commit is flushed).
+ */
+async function openThreadedStore(options: LmdbStoreOptions): Promise<DiscoveryStore> {
+  if (options.now !== undefined) {
+    throw new TypeError('openLmdbStore: a writer thread keeps the system clock, so no `now`');
+  }
+  const rest: LmdbStoreOptions = { ...options };
+  delete rest.writer;
+  const data: StoreWriterData = { options: rest };
+  // The compiled writer imports the compiled packages: export conditions that select TypeScript
+  // sources (as a test runner sets) are not passed on.
+  const execArgv = process.execArgv.filter(
+    (arg, i, all) =>
+      !arg.startsWith('--conditions') &&
+      !arg.startsWith('-C') &&
+      !(all[i - 1] === '--conditions' || all[i - 1] === '-C'),
+  );
+  const worker = new Worker(writerScript(), { workerData: data, execArgv });
+  const pending = new Map<number, { resolve(value: unknown): void; reject(e: Error): void }>();
+  let failure: StoreError | undefined;
+  const failAll = (error: StoreError): void => {
+    failure ??= error;
+    for (const waiter of pending.values()) waiter.reject(error);
+    pending.clear();
+  };
+  worker.on('message', (reply: StoreWriterReply) => {
+    const waiter = pending.get(reply.id);
+    if (waiter === undefined) return;
+    pending.delete(reply.id);
+    if ('error' in reply) {
+      const { code, message } = reply.error;
+      waiter.reject(
+        code === undefined
+          ? new StoreError('ERR_STORE_IO', message)
+          : new StoreError(code as StoreErrorCode, message),
+      );
+    } else waiter.resolve(reply.value);
+  });
+  worker.on('error', (cause) =>
+    failAll(new StoreError('ERR_STORE_IO', 'the store writer thread failed', { cause })),
+  );
+  worker.on('exit', () => failAll(new StoreError('ERR_STORE_CLOSED', 'the store is closed')));
+  let nextId = 1;
+  const call = (request: DistributiveOmit<StoreWriterRequest, 'id'>): Promise<unknown> => {
+    if (failure !== undefined) return Promise.reject(failure);
+    const id = nextId++;
+    return new Promise((resolve, reject) => {
+      pending.set(id, { resolve, reject });
+      worker.postMessage({ ...request, id });
+    });
+  };
+  const withTimeout = <T>(promise: Promise<T>, what: string): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new StoreError('ERR_STORE_IO', `the store writer thread did not ${what}`)),
+        STORE_WRITER_TIMEOUT_MS,
+      );
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  };
+  try {
+    // The writer opens (and, for a new directory, creates) the store first; it answers id 0.
+    await withTimeout(
+      new Promise((resolve, reject) => pending.set(0, { resolve, reject })),
+      'open the store',
+    );
+  } catch (error) {
+    await worker.terminate();
+    throw error;
+  }
+  let reader: DiscoveryStore;
+  try {
+    reader = await openLmdbStore({ ...rest, writer: 'inline' });
+  } catch (error) {
+    await withTimeout(call({ method: 'close' }), 'close').catch(() => undefined);
+    await worker.terminate();
+    throw error;
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    listZones: () => reader.listZones(),
+    zoneInfo: (origin) => reader.zoneInfo(origin),
+    findZone: (name) => reader.findZone(name),
+    zoneView: (origin) => reader.zoneView(origin),
+    zoneKey: (origin) => reader.zoneKey(origin),
+    proverKey: () => reader.proverKey(),
+    generation: () => reader.generation(),
+    changesSince: (generation) => reader.changesSince(generation),
+    readRRset: (origin, name, type) => reader.readRRset(origin, name, type),
+    readZone: (origin) => reader.readZone(origin),
+    addZone: (init) => call({ method: 'addZone', args: [init] }) as Promise<ZoneInfo>,
+    removeZone: (origin) => call({ method: 'removeZone', args: [origin] }) as Promise<void>,
+    apply: (origin, changes) =>
+      call({ method: 'apply', args: [origin, changes] }) as Promise<ApplyResult>,
+    resign: (before) =>
+      call({ method: 'resign', args: before === undefined ? [] : [before] }) as Promise<number>,
+    close: () =>
+      (closing ??= (async () => {
+        await withTimeout(call({ method: 'close' }), 'close').catch(() => undefined);
+        await worker.terminate();
+        failAll(new StoreError('ERR_STORE_CLOSED', 'the store is closed'));
+        await reader.close();
+      })()),
+  };
+}
+
+/** `Omit` applied to each member of a union. */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;

@@ -71,7 +71,9 @@ export async function startProvider(
     components.store ??
     (await openLmdbStore({
       dataDir: storeDirectory(config.dataDir),
-      now,
+      // Writes on a thread of their own keep a burst of publishes from delaying answers; a
+      // clock other than the system's (tests) keeps them inline, where it can be used.
+      ...(components.now === undefined ? { writer: 'thread' as const } : { now }),
       signatureValidity: {
         validitySeconds: config.signing.validityDays * day,
         refreshBeforeSeconds: config.signing.refreshDays * day,

@@ -211,7 +211,8 @@ function parsePhone(body: string, input: string): Csi {
   }
   if (international === '+') throw fail('ERR_CSI_PHONE_INVALID', 'no digits after +', input);
 
-  const e164 = parseInternational(international, input).number;
+  const parsed = parseInternational(international, input);
+  const e164 = parsed.number;
   const digits = e164.length - 1;
   if (digits > MAX_E164_DIGITS) {
     throw fail(
@@ -222,8 +223,10 @@ function parsePhone(body: string, input: string): Csi {
   }
   // The canonical form must parse to itself, or parseCsi would not be idempotent: libphonenumber
   // strips one trunk prefix per parse, so `+44 0 0161 …` becomes `+440161…`, which a second
-  // parse would turn into `+44161…`. Such input is refused rather than guessed at.
-  const again = parseInternational(e164, input);
+  // parse would turn into `+44161…`. Such input is refused rather than guessed at. Input already
+  // in canonical form (what back ends send) is its own second parse: libphonenumber is a
+  // function of the string, and its parse is most of the time parseCsi takes.
+  const again = e164 === international ? parsed : parseInternational(e164, input);
   if (again.number !== e164) {
     throw fail(
       'ERR_CSI_PHONE_INVALID',

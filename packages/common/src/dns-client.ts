@@ -8,7 +8,7 @@ import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { connect as connectTcp, isIPv6 } from 'node:net';
 import { createSecureContext } from 'node:tls';
-import { Agent, request } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 import { MimiError } from './errors.js';
 import { namesEqual } from './names.js';
 import type { Message, Question } from './records.js';
@@ -268,6 +268,39 @@ function mediaType(value: string | string[] | undefined): string | undefined {
   return first?.split(';')[0]?.trim().toLowerCase();
 }
 
+/**
+ * `pending`, or the signal's reason once it aborts. undici only aborts a request once a
+ * connection has taken it: one queued behind a connection that never completes its handshake
+ * would wait for undici's connect timeout (10 s), past the query's own. A response that comes
+ * after the abort is discarded.
+ */
+function untilAborted(
+  pending: Promise<Dispatcher.ResponseData>,
+  signal: AbortSignal,
+): Promise<Dispatcher.ResponseData> {
+  return new Promise<Dispatcher.ResponseData>((resolve, reject) => {
+    const onAbort = (): void => {
+      reject(signal.reason as Error);
+      pending.then(
+        (late) => late.body.destroy(),
+        () => undefined,
+      );
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    pending.then(
+      (response) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(response);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error as Error);
+      },
+    );
+  });
+}
+
 /** Creates a DoH client over an undici `Agent` (keep-alive, HTTP/2 when the server offers it). */
 export function createDohClient(options: DohClientOptions = {}): DohClient {
   const ca =
@@ -289,6 +322,61 @@ export function createDohClient(options: DohClientOptions = {}): DohClient {
     pipelining: allowH2 ? DOH_CLIENT_STREAMS_PER_CONNECTION : 1,
     ...(secureContext === undefined ? {} : { connect: { secureContext } }),
   });
+
+  // One connection set-up per origin at a time. undici's pool opens a new connection for each
+  // request that arrives while the first connection is still being made (a request waiting for
+  // its connection makes the client busy), so a resolver's first questions to a server — its
+  // DNSKEY, the question, MAPREF and AUTHKEY, sent together — would cost a TLS handshake each.
+  // With HTTP/2 one connection carries them all: later requests wait until the first connection
+  // is up (or has failed), then share it. Over HTTP/1.1 parallel connections are the way to
+  // concurrency, so there is no waiting.
+  const open = new Map<string, number>();
+  const connecting = new Map<string, { ready: Promise<void>; release: () => void }>();
+  const released = (origin: string): void => {
+    connecting.get(origin)?.release();
+    connecting.delete(origin);
+  };
+  const originOf = (value: unknown): string =>
+    value instanceof URL ? value.origin : new URL(String(value)).origin;
+  agent.on('connect', (origin) => {
+    const key = originOf(origin);
+    open.set(key, (open.get(key) ?? 0) + 1);
+    released(key);
+  });
+  agent.on('disconnect', (origin) => {
+    const key = originOf(origin);
+    const left = (open.get(key) ?? 1) - 1;
+    if (left > 0) open.set(key, left);
+    else open.delete(key);
+  });
+  agent.on('connectionError', (origin) => released(originOf(origin)));
+
+  /**
+   * Waits, when HTTP/2 is allowed and `origin` has no connection, for the connection another
+   * query is making; resolves to a release function when this query is the one to make it.
+   */
+  const connectionTurn = async (
+    origin: string,
+    signal: AbortSignal,
+  ): Promise<(() => void) | undefined> => {
+    if (!allowH2 || (open.get(origin) ?? 0) > 0) return undefined;
+    const pending = connecting.get(origin);
+    if (pending === undefined) {
+      let release = (): void => undefined;
+      const ready = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      connecting.set(origin, { ready, release });
+      return () => {
+        if (connecting.get(origin)?.ready === ready) released(origin);
+      };
+    }
+    await new Promise<void>((resolve) => {
+      void pending.ready.then(resolve);
+      signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    return undefined;
+  };
 
   const query = async (
     url: string,
@@ -315,20 +403,26 @@ export function createDohClient(options: DohClientOptions = {}): DohClient {
           cause,
         },
       );
+    let leader: (() => void) | undefined;
     try {
-      const response = await request(target, {
-        dispatcher: agent,
-        method,
-        headers:
-          method === 'POST'
-            ? { accept: DNS_MESSAGE_MEDIA_TYPE, 'content-type': DNS_MESSAGE_MEDIA_TYPE }
-            : { accept: DNS_MESSAGE_MEDIA_TYPE },
-        ...(method === 'POST' ? { body: Buffer.from(wire) } : {}),
-        signal: controller.signal,
-        // A DNS query is safe to repeat (RFC 8484 §4.1 allows GET for it); marked so, a POST
-        // may share an HTTP/2 connection with others and be retried on a closed connection.
-        idempotent: true,
-      });
+      leader = await connectionTurn(target.origin, controller.signal);
+      if (controller.signal.aborted) throw controller.signal.reason;
+      const response = await untilAborted(
+        request(target, {
+          dispatcher: agent,
+          method,
+          headers:
+            method === 'POST'
+              ? { accept: DNS_MESSAGE_MEDIA_TYPE, 'content-type': DNS_MESSAGE_MEDIA_TYPE }
+              : { accept: DNS_MESSAGE_MEDIA_TYPE },
+          ...(method === 'POST' ? { body: Buffer.from(wire) } : {}),
+          signal: controller.signal,
+          // A DNS query is safe to repeat (RFC 8484 §4.1 allows GET for it); marked so, a POST
+          // may share an HTTP/2 connection with others and be retried on a closed connection.
+          idempotent: true,
+        }),
+        controller.signal,
+      );
       const limit = response.statusCode === 200 ? MAX_MESSAGE_OCTETS : HTTP_ERROR_EXCERPT_OCTETS;
       const chunks: Buffer[] = [];
       let size = 0;
@@ -372,6 +466,7 @@ export function createDohClient(options: DohClientOptions = {}): DohClient {
       );
     } finally {
       clearTimeout(timer);
+      leader?.();
     }
   };
 

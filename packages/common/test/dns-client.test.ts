@@ -377,6 +377,60 @@ describe('DoH client', () => {
     }
   });
 
+  it('opens one HTTP/2 connection for queries sent together to a server not yet connected', async () => {
+    mode = 'answer';
+    const client = createDohClient({ ca: ca.certPem });
+    try {
+      const before = connections;
+      const answers = await Promise.all(
+        Array.from({ length: 6 }, () => client.query(url, buildQuery(NAME, 'MAP'))),
+      );
+      expect(answers.every((m) => m.flags.qr)).toBe(true);
+      expect(connections - before).toBe(1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('times out queries whose connection is never made, by their own timeout', async () => {
+    // Accepts TCP connections and never answers the TLS handshake; once the queries have
+    // failed, closes every connection at once, so that the client can close.
+    const sockets = new Set<Socket>();
+    let refusing = false;
+    const silent: Server = createTcpServer((socket) => {
+      if (refusing) {
+        socket.destroy();
+        return;
+      }
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const address = silent.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    const client = createDohClient({ ca: ca.certPem });
+    try {
+      const errors = await Promise.all(
+        Array.from({ length: 3 }, () =>
+          client
+            .query(`https://127.0.0.1:${port}/dns-query`, buildQuery(NAME, 'MAP'), {
+              timeoutMs: 300,
+            })
+            .catch((e: unknown) => e),
+        ),
+      );
+      // Each fails by its own timeout, not by undici's connect timeout (10 s, past the
+      // test's own): neither the query making the connection nor those waiting for it hang.
+      for (const error of errors) expect(error).toMatchObject({ code: 'ERR_TRANSPORT_TIMEOUT' });
+    } finally {
+      // undici keeps the handshake pending (and connects again) until its socket is gone.
+      refusing = true;
+      for (const socket of sockets) socket.destroy();
+      await client.close();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+
   it('keeps HTTP/1.1 connections alive, at most `connections` of them', async () => {
     mode = 'answer';
     const client = createDohClient({ ca: ca.certPem, allowH2: false, connections: 2 });

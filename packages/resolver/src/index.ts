@@ -43,8 +43,16 @@ export {
   validateDnskeys,
   validateDelegationDs,
   validateDenial,
+  MEMO_TYPES,
 } from './validator.js';
-export type { Validation, VerificationBudget, TrustedKeys, Denial } from './validator.js';
+export type {
+  Validation,
+  VerificationBudget,
+  TrustedKeys,
+  Denial,
+  SignatureMemo,
+  VerifiedSignature,
+} from './validator.js';
 export { ResolverCache, SingleFlight, cacheSlot, estimateSize } from './cache.js';
 export type { CacheSlot, CacheHit } from './cache.js';
 export { createUpstream, serverId, INITIAL_RTT_MS } from './upstream.js';

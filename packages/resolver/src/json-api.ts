@@ -8,7 +8,8 @@ import {
 import type { Socket } from 'node:net';
 import { CsiError, MimiError, parseCsi, silentLogger, type Logger } from '@mimi-discovery/common';
 import type { ResolverMetrics } from './metrics.js';
-import type { DiscoveryResult, Resolver, VerifiedMapping } from './types.js';
+import { resultJson, resultJsonText } from './result-json.js';
+import type { DiscoveryResult, DiscoveryResultsJson, Resolver } from './types.js';
 
 /**
  * The resolver's JSON API for MSP back ends (design §7): the verified discovery results of
@@ -145,7 +146,8 @@ interface Http1Timeouts {
 
 interface JsonResponse {
   readonly status: number;
-  readonly body: unknown;
+  /** A value to serialize, or JSON text already written. */
+  readonly body: { readonly value: unknown } | { readonly text: string };
   readonly headers: Readonly<Record<string, string>>;
 }
 
@@ -158,9 +160,17 @@ interface Settings {
 /** Starts the JSON API in front of `resolver`; resolves once it listens. */
 export async function startJsonApi(
   options: JsonApiOptions,
-  resolver: Pick<Resolver, 'discover' | 'discoverMany'>,
+  resolver: Pick<Resolver, 'discover' | 'discoverMany'> &
+    Partial<Pick<Resolver, 'discoverManyJson'>>,
   components: JsonApiComponents = {},
 ): Promise<JsonApi> {
+  // A resolver without `discoverManyJson` (a stand-in) has its results serialized here.
+  const discoverManyJson = (csis: readonly string[]): Promise<DiscoveryResultsJson> =>
+    resolver.discoverManyJson !== undefined
+      ? resolver.discoverManyJson(csis)
+      : resolver
+          .discoverMany(csis)
+          .then((results) => ({ results, json: results.map((r) => resultJsonText(r)) }));
   const log = components.log ?? silentLogger;
   const metrics = components.metrics;
   const host = options.host ?? '127.0.0.1';
@@ -208,19 +218,22 @@ export async function startJsonApi(
           // The resolver's own check, e.g. a CSI whose name is too long under the apex.
           throw new JsonApiError('ERR_CSI_INVALID', result.error.detail);
         }
-        response = resultsResponse(resultJson(result), [result]);
+        response = resultsResponse({ value: resultJson(result) }, [result]);
       } else if (req.method === 'POST') {
         const csis = await readBatch(req, settings);
         count = csis.length;
-        const results = csis.length === 0 ? [] : await resolver.discoverMany(csis);
-        if (results.length !== csis.length) {
+        const { results, json } =
+          csis.length === 0 ? { results: [], json: [] } : await discoverManyJson(csis);
+        if (results.length !== csis.length || json.length !== csis.length) {
           throw new MimiError(
             'ERR_INTERNAL',
             `the resolver returned ${results.length} results for ${csis.length} CSIs`,
           );
         }
         metrics?.recordDiscoveries('batch', results, seconds(started));
-        response = resultsResponse({ results: results.map(resultJson) }, results);
+        // The results' JSON as the resolver wrote it (cached results keep theirs): the same text
+        // as JSON.stringify({ results: results.map(resultJson) }).
+        response = resultsResponse({ text: `{"results":[${json.join(',')}]}` }, results);
       } else {
         throw new JsonApiError('ERR_METHOD_NOT_ALLOWED', `${DISCOVER_PATH} takes GET or POST`);
       }
@@ -474,40 +487,11 @@ function readBody(req: Http2ServerRequest, settings: Settings): Promise<string> 
   });
 }
 
-/** A result as the API writes it: the fields of `DiscoveryResult` and nothing else. */
-function resultJson(result: DiscoveryResult): Record<string, unknown> {
-  return {
-    csi: result.csi,
-    status: result.status,
-    mappings: result.mappings.map(mappingJson),
-    ttl: result.ttl,
-    ...(result.stale === true ? { stale: true } : {}),
-    ...(result.error === undefined
-      ? {}
-      : { error: { reason: result.error.reason, detail: result.error.detail } }),
-  };
-}
-
-function mappingJson(m: VerifiedMapping): Record<string, unknown> {
-  return {
-    msps: m.msps.map((msp) => ({
-      provider: msp.provider,
-      tags: [...msp.tags],
-      ...(msp.uri === undefined ? {} : { uri: msp.uri }),
-    })),
-    key: m.key,
-    seq: m.seq,
-    iat: m.iat,
-    exp: m.exp,
-    new: m.new,
-    prover: m.prover,
-    zone: m.zone,
-    server: m.server,
-  };
-}
-
 /** A 200 whose lifetime is the smallest TTL of its results. */
-function resultsResponse(body: unknown, results: readonly DiscoveryResult[]): JsonResponse {
+function resultsResponse(
+  body: JsonResponse['body'],
+  results: readonly DiscoveryResult[],
+): JsonResponse {
   const ttl = results.reduce((min, r) => Math.min(min, Math.max(0, Math.floor(r.ttl))), Infinity);
   return {
     status: 200,
@@ -522,10 +506,12 @@ function errorResponse(error: unknown): JsonResponse {
   return {
     status: e.status,
     body: {
-      error: {
-        code: e.code,
-        message: e.message,
-        ...(e.detail === undefined ? {} : { detail: e.detail }),
+      value: {
+        error: {
+          code: e.code,
+          message: e.message,
+          ...(e.detail === undefined ? {} : { detail: e.detail }),
+        },
       },
     },
     headers: {
@@ -542,12 +528,14 @@ function errorResponse(error: unknown): JsonResponse {
  */
 function send(req: Http2ServerRequest, res: Http2ServerResponse, response: JsonResponse): void {
   if (res.headersSent || res.destroyed) return;
-  const text = `${JSON.stringify(response.body)}\n`;
+  const json = 'text' in response.body ? response.body.text : JSON.stringify(response.body.value);
+  // Encoded once: its length is the content-length, and the octets are what is written.
+  const body = Buffer.from(`${json}\n`);
   const unread = !req.complete;
   const http1 = req.httpVersionMajor === 1;
   res.writeHead(response.status, {
     'content-type': 'application/json; charset=utf-8',
-    'content-length': String(Buffer.byteLength(text)),
+    'content-length': String(body.length),
     'x-content-type-options': 'nosniff',
     ...response.headers,
     ...(unread && http1 ? { connection: 'close' } : {}),
@@ -555,5 +543,5 @@ function send(req: Http2ServerRequest, res: Http2ServerResponse, response: JsonR
   if (unread && !http1) {
     res.once('finish', () => res.stream.close(http2Constants.NGHTTP2_NO_ERROR));
   }
-  res.end(text);
+  res.end(body);
 }

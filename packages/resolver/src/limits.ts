@@ -61,3 +61,14 @@ export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 
 /** Default concurrency of `discoverMany` (`ResolverConfig.batchConcurrency`). */
 export const DEFAULT_BATCH_CONCURRENCY = 32;
+
+/**
+ * Octets of the resolver's memo of parsed CSIs (input as given → canonical CSI or the parse
+ * error): about 30,000 typical phone numbers, far fewer inputs of the longest accepted length.
+ * A contact sync sends the same inputs again; parsing one costs more than answering it from the
+ * cache.
+ */
+export const PARSED_CSI_CACHE_OCTETS = 4 * 1024 * 1024;
+
+/** Octets counted per entry of that memo besides its strings (keys, LRU links). */
+export const PARSED_CSI_ENTRY_OVERHEAD_OCTETS = 64;

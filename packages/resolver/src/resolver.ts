@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import {
   CsiError,
   DEFAULT_APEX,
@@ -7,6 +8,7 @@ import {
   parseCsi,
   parseTrustAnchor,
   silentLogger,
+  type Csi,
   type ResourceRecord,
   type RRType,
 } from '@mimi-discovery/common';
@@ -17,10 +19,14 @@ import {
   DEFAULT_BATCH_CONCURRENCY,
   DEFAULT_CACHE_BYTES,
   MAX_RESOLUTION_MS,
+  PARSED_CSI_CACHE_OCTETS,
+  PARSED_CSI_ENTRY_OVERHEAD_OCTETS,
   STALE_ANSWER_TTL_SECONDS,
 } from './limits.js';
+import { resultJsonText, resultText, type ResultText } from './result-json.js';
 import type {
   DiscoveryResult,
+  DiscoveryResultsJson,
   ResolvedAnswer,
   Resolver,
   ResolverComponents,
@@ -56,8 +62,26 @@ export class ResolverConfigError extends MimiError {
 
 /** Cached validated questions, by `name/type`. */
 const ANSWERS = cacheSlot<Resolution>('answer');
+/** A cached discovery result with its JSON text around the TTL (`result-json.ts`). */
+interface CachedDiscovery {
+  readonly result: DiscoveryResult;
+  readonly text: ResultText;
+}
+
+/** A fresh result, and its JSON text when it went into the cache. */
+interface Discovered {
+  readonly result: DiscoveryResult;
+  readonly text: ResultText | undefined;
+}
+
 /** Cached discovery results, by canonical CSI. */
-const DISCOVERIES = cacheSlot<DiscoveryResult>('discovery');
+const DISCOVERIES = cacheSlot<CachedDiscovery>('discovery');
+
+/** What a parsed input holds in the memo of `createResolver`: UTF-16 octets and an overhead. */
+function parsedCsiOctets(input: string, value: Csi | CsiError): number {
+  const chars = input.length + (typeof value === 'string' ? value.length : value.message.length);
+  return 2 * chars + PARSED_CSI_ENTRY_OVERHEAD_OCTETS;
+}
 /** Signatures verified (SOA, DNSKEY, DS), by owner, type and signature (`validator.ts`). */
 const SIGNATURES = cacheSlot<VerifiedSignature>('signature');
 
@@ -151,7 +175,7 @@ export function createResolver(
     memo,
   });
   const questions = new SingleFlight<Resolved>();
-  const discoveries = new SingleFlight<DiscoveryResult>();
+  const discoveries = new SingleFlight<Discovered>();
   const counters = { cacheHits: 0, cacheMisses: 0 };
   const validationFailures: Record<string, number> = {};
   const countFailure = (reason: string): void => {
@@ -229,19 +253,31 @@ export function createResolver(
     }
   };
 
-  const discover = async (input: string): Promise<DiscoveryResult> => {
-    let csi;
-    try {
-      csi = parseCsi(input);
-    } catch (error) {
-      if (!(error instanceof CsiError)) throw error;
-      return errorResult(input, 'invalid-csi', `${error.code}: ${error.message}`);
+  // Parsed CSIs by input as given: a contact sync sends the same inputs again and again, and
+  // parseCsi (libphonenumber) costs more than answering from the cache. Bounded by octets.
+  const parsed = new LRUCache<string, Csi | CsiError>({
+    maxSize: PARSED_CSI_CACHE_OCTETS,
+    sizeCalculation: (value, input) => parsedCsiOctets(input, value),
+  });
+  /** The CSI of `input`, or the result for input that is not a CSI. */
+  const csiOf = (input: string): Csi | DiscoveryResult => {
+    let value = parsed.get(input);
+    if (value === undefined) {
+      try {
+        value = parseCsi(input);
+      } catch (error) {
+        if (!(error instanceof CsiError)) throw error;
+        value = error;
+      }
+      parsed.set(input, value);
     }
-    const hit = cache.get(DISCOVERIES, csi);
-    if (hit !== undefined) {
-      counters.cacheHits++;
-      return { ...hit.value, ttl: hit.ttl };
-    }
+    return typeof value === 'string'
+      ? value
+      : errorResult(input, 'invalid-csi', `${value.code}: ${value.message}`);
+  };
+
+  /** Resolves a CSI the cache does not hold (single-flight, time-bounded) and caches it. */
+  const discoverUncached = (csi: Csi): Promise<Discovered> => {
     counters.cacheMisses++;
     return discoveries.run(csi, async () => {
       const result = await withDeadline(
@@ -255,25 +291,71 @@ export function createResolver(
         MAX_RESOLUTION_MS,
         () => errorResult(csi, 'timeout', `no result within ${MAX_RESOLUTION_MS} ms`),
       );
-      if (result.status !== 'error' && result.stale !== true) {
-        cache.set(DISCOVERIES, csi, result, result.ttl);
-      }
-      return result;
+      if (result.status === 'error' || result.stale === true) return { result, text: undefined };
+      const entry: CachedDiscovery = { result, text: resultText(result) };
+      cache.set(DISCOVERIES, csi, entry, result.ttl);
+      return entry;
     });
+  };
+
+  /**
+   * Discovers `inputs` into `results` (and their JSON into `json`, when given): cache hits at
+   * once, in one pass without waiting; the rest by {@link ResolverConfig.batchConcurrency}
+   * workers. A cached result carries its JSON text, so a warm batch is mostly concatenation.
+   */
+  const discoverInto = async (
+    inputs: readonly string[],
+    results: DiscoveryResult[],
+    json: string[] | undefined,
+  ): Promise<void> => {
+    const misses: Array<{ index: number; csi: Csi }> = [];
+    for (let i = 0; i < inputs.length; i++) {
+      const csi = csiOf(inputs[i] as string);
+      if (typeof csi !== 'string') {
+        results[i] = csi;
+        if (json !== undefined) json[i] = resultJsonText(csi);
+        continue;
+      }
+      const hit = cache.get(DISCOVERIES, csi);
+      if (hit === undefined) {
+        misses.push({ index: i, csi });
+        continue;
+      }
+      counters.cacheHits++;
+      results[i] = { ...hit.value.result, ttl: hit.ttl };
+      if (json !== undefined) json[i] = `${hit.value.text.head}${hit.ttl}${hit.value.text.tail}`;
+    }
+    if (misses.length === 0) return;
+    const concurrency = Math.max(1, config.batchConcurrency ?? DEFAULT_BATCH_CONCURRENCY);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < misses.length) {
+        const { index, csi } = misses[next++] as { index: number; csi: Csi };
+        const { result, text } = await discoverUncached(csi);
+        results[index] = result;
+        if (json !== undefined) json[index] = resultJsonText(result, text);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, misses.length) }, worker));
+  };
+
+  const discover = async (input: string): Promise<DiscoveryResult> => {
+    const results: DiscoveryResult[] = [];
+    await discoverInto([input], results, undefined);
+    return results[0] as DiscoveryResult;
   };
 
   const discoverMany = async (inputs: readonly string[]): Promise<DiscoveryResult[]> => {
     const results: DiscoveryResult[] = new Array<DiscoveryResult>(inputs.length);
-    const concurrency = Math.max(1, config.batchConcurrency ?? DEFAULT_BATCH_CONCURRENCY);
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < inputs.length) {
-        const i = next++;
-        results[i] = await discover(inputs[i] as string);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(concurrency, inputs.length) }, worker));
+    await discoverInto(inputs, results, undefined);
     return results;
+  };
+
+  const discoverManyJson = async (inputs: readonly string[]): Promise<DiscoveryResultsJson> => {
+    const results: DiscoveryResult[] = new Array<DiscoveryResult>(inputs.length);
+    const json: string[] = new Array<string>(inputs.length);
+    await discoverInto(inputs, results, json);
+    return { results, json };
   };
 
   const stats = (): ResolverStats => ({
@@ -289,12 +371,14 @@ export function createResolver(
   // finish and may cache what they bring.
   const flushCache = (): void => {
     cache.clear();
+    parsed.clear();
     upstream.forgetRtts();
   };
 
   return {
     discover,
     discoverMany,
+    discoverManyJson,
     resolve,
     stats,
     flushCache,

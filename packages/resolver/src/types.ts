@@ -46,6 +46,13 @@ export interface DiscoveryResult {
   error?: { reason: DiscoveryErrorReason; detail: string };
 }
 
+/** Results of a batch, and each as the JSON text the JSON API writes for it (design §7). */
+export interface DiscoveryResultsJson {
+  readonly results: DiscoveryResult[];
+  /** `json[i]` is the JSON of `results[i]`, with its TTL as it is now. */
+  readonly json: string[];
+}
+
 /** A validated answer to one DNS question, for the DNS front ends. */
 export interface ResolvedAnswer {
   rcode: Rcode;
@@ -72,6 +79,11 @@ export interface Resolver {
   discover(input: string): Promise<DiscoveryResult>;
   /** Discovers many CSIs concurrently (bounded), results in input order (contact sync). */
   discoverMany(inputs: readonly string[]): Promise<DiscoveryResult[]>;
+  /**
+   * As {@link discoverMany}, with each result also as JSON text: a cached result keeps its text,
+   * so the JSON API writes a warm contact sync without serializing it again.
+   */
+  discoverManyJson(inputs: readonly string[]): Promise<DiscoveryResultsJson>;
   /** Resolves and validates one DNS question from the root down. */
   resolve(name: string, type: RRType): Promise<ResolvedAnswer>;
   stats(): ResolverStats;

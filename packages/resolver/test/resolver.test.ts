@@ -1,3 +1,4 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { csiToName, NXNAME_TYPE } from '@mimi-discovery/common';
 import {
@@ -15,6 +16,7 @@ import {
   MAPREF_TARGET,
   MSP_ZONE,
   PHONE_ZONE,
+  APEX,
   buildHierarchy,
   type Hierarchy,
 } from './hierarchy.js';
@@ -207,6 +209,123 @@ describe('discover', () => {
     expect(answer.rcode).toBe('NOERROR');
     expect(net.root.seen.some((q) => q.startsWith(MAPREF_TARGET))).toBe(false);
     expect(net.root.seen).toContain(`${MSP_ZONE}/NS`);
+  });
+});
+
+/**
+ * A TCP relay on 127.0.0.1 to `port` that counts the connections made through it: a stand-in for
+ * the root's DoH endpoint, to see whether the resolver opens new connections.
+ */
+async function countingRelay(
+  port: number,
+): Promise<{ url: string; connections: () => number; close(): Promise<void> }> {
+  let connections = 0;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    connections++;
+    const upstream = connect({ host: '127.0.0.1', port });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => s.destroy());
+      s.on('close', () => sockets.delete(s));
+    }
+    client.pipe(upstream).pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const local = typeof address === 'object' && address !== null ? address.port : 0;
+  return {
+    url: `https://127.0.0.1:${local}/dns-query`,
+    connections: () => connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('cold resolution', () => {
+  it('asks the root one question for MAP and MAPREF of a CSI: one referral serves both', async () => {
+    const { resolver } = resolverWithClock();
+    net.root.seen.length = 0;
+    const result = await resolver.discover(CSIS.empty);
+    expect(result.status, JSON.stringify(result.error)).toBe('empty');
+    const name = csiToName(CSIS.empty);
+    expect(net.root.seen.filter((q) => q.startsWith(`${name}/`))).toHaveLength(1);
+    expect(net.root.seen.filter((q) => q === `${APEX}/DNSKEY`)).toHaveLength(1);
+  });
+
+  it('asks MAP and MAPREF at the DP itself, and the range AUTHKEY once', async () => {
+    const { resolver } = resolverWithClock();
+    net.phone.seen.length = 0;
+    await resolver.discover(CSIS.found);
+    const name = csiToName(CSIS.found);
+    expect(net.phone.seen).toContain(`${name}/MAP`);
+    expect(net.phone.seen).toContain(`${name}/MAPREF`);
+    expect(net.phone.seen.filter((q) => q === `${PHONE_ZONE}/AUTHKEY`)).toHaveLength(1);
+  });
+
+  it('still reports none for a number without mappings when its AUTHKEY was asked early', async () => {
+    const { resolver } = resolverWithClock();
+    const result = await resolver.discover(CSIS.none);
+    expect(result.status).toBe('none');
+    // Asked together with MAP and MAPREF, the range's AUTHKEY is cached for the next number.
+    const before = resolver.stats().upstreamQueries;
+    expect((await resolver.discover(CSIS.found)).status).toBe('found');
+    expect(resolver.stats().upstreamQueries - before).toBe(2);
+  });
+});
+
+describe('flushCache', () => {
+  it('empties every cache: the next lookup walks from the root again', async () => {
+    const { resolver } = resolverWithClock();
+    const first = await resolver.discover(CSIS.found);
+    const cold = resolver.stats().upstreamQueries;
+    expect(resolver.stats().cacheBytes).toBeGreaterThan(0);
+    resolver.flushCache();
+    expect(resolver.stats().cacheBytes).toBe(0);
+    net.root.seen.length = 0;
+    const again = await resolver.discover(CSIS.found);
+    expect(again.status).toBe(first.status);
+    expect(again.mappings).toEqual(first.mappings);
+    expect(resolver.stats().upstreamQueries).toBe(2 * cold);
+    expect(net.root.seen).toContain(`${APEX}/DNSKEY`);
+  });
+
+  it('drops stale copies too: with every server down, a flushed answer is not served stale', async () => {
+    const { resolver, clock } = resolverWithClock();
+    const first = await resolver.discover(CSIS.found);
+    clock.now += (first.ttl + 60) * 1000;
+    resolver.flushCache();
+    net.phone.down = true;
+    try {
+      const result = await resolver.discover(CSIS.found);
+      expect(result.status).toBe('error');
+      expect(result.stale).toBeUndefined();
+    } finally {
+      net.phone.down = false;
+    }
+  });
+
+  it('keeps the upstream connections open', async () => {
+    const relay = await countingRelay(Number(new URL(net.root.dohUrl).port));
+    try {
+      const { resolver } = resolverWithClock({
+        rootServers: [{ name: 'ns1.mimi.arpa', addresses: ['127.0.0.1'], doh: relay.url }],
+      });
+      await resolver.discover(CSIS.found);
+      expect(relay.connections()).toBe(1);
+      resolver.flushCache();
+      net.root.seen.length = 0;
+      expect((await resolver.discover(CSIS.empty)).status).toBe('empty');
+      expect(net.root.seen).toContain(`${APEX}/DNSKEY`);
+      expect(relay.connections()).toBe(1);
+    } finally {
+      await relay.close();
+    }
   });
 });
 

@@ -15,6 +15,8 @@ import {
   validateDenial,
   validateDnskeys,
   validateRRset,
+  type SignatureMemo,
+  type VerifiedSignature,
 } from '../src/index.js';
 
 // A zone `z.test` with one key, records signed for an hour from NOW.
@@ -134,6 +136,98 @@ describe('validator', () => {
       createBudget(),
     );
     expect(result).toEqual({ ok: false, reason: 'denial-contradicts-type' });
+  });
+
+  describe('with a memo of verified signatures', () => {
+    /** A memo over a Map, with the TTL each entry was given. */
+    const memoOver = (): SignatureMemo & { ttls: number[] } => {
+      const entries = new Map<string, VerifiedSignature>();
+      const ttls: number[] = [];
+      return {
+        ttls,
+        get: (id) => entries.get(id),
+        set: (id, value, ttl) => {
+          entries.set(id, value);
+          ttls.push(ttl);
+        },
+      };
+    };
+    const denial = (name: string): ResourceRecord[] => [
+      ...signed([soa]),
+      ...signed([compactDenialForName(name, 120)]),
+    ];
+
+    it('verifies the zone SOA of many denials once, and each NSEC every time', () => {
+      const memo = memoOver();
+      const budget = createBudget();
+      const start = budget.remaining;
+      for (const label of ['a', 'b', 'c']) {
+        const name = `${label}.${ZONE}`;
+        const result = validateDenial(
+          name,
+          'MAP',
+          denial(name),
+          ZONE,
+          [key.dnskey],
+          NOW,
+          budget,
+          memo,
+        );
+        expect(result.ok && result.value.kind).toBe('nxdomain');
+      }
+      expect(start - budget.remaining).toBe(1 + 3);
+      expect(memo.ttls).toEqual([3600]);
+    });
+
+    it('verifies again an SOA that differs from the one remembered under its signature', () => {
+      const memo = memoOver();
+      const name = `a.${ZONE}`;
+      const first = denial(name);
+      expect(
+        validateDenial(name, 'MAP', first, ZONE, [key.dnskey], NOW, createBudget(), memo).ok,
+      ).toBe(true);
+      // The same RRSIG over an SOA whose serial was changed afterwards.
+      const forged = first.map((rr) =>
+        rr.type === 'SOA' ? { ...rr, data: { ...rr.data, serial: 2 } } : rr,
+      );
+      const budget = createBudget();
+      const result = validateDenial(name, 'MAP', forged, ZONE, [key.dnskey], NOW, budget, memo);
+      expect(result).toEqual({ ok: false, reason: 'bogus-signature' });
+      expect(budget.remaining).toBe(createBudget().remaining - 1);
+    });
+
+    it('verifies again when the key that verified is no longer trusted', () => {
+      const memo = memoOver();
+      const name = `a.${ZONE}`;
+      expect(
+        validateDenial(name, 'MAP', denial(name), ZONE, [key.dnskey], NOW, createBudget(), memo).ok,
+      ).toBe(true);
+      const other = createZoneKey(ZONE, { seed: new Uint8Array(32).fill(9) });
+      const result = validateDenial(
+        name,
+        'MAP',
+        denial(name),
+        ZONE,
+        [other.dnskey],
+        NOW,
+        createBudget(),
+        memo,
+      );
+      expect(result.ok).toBe(false);
+    });
+
+    it('does not remember answers of other types (MAP, NSEC)', () => {
+      const memo = memoOver();
+      const rrset = [record(`a.${ZONE}`, 'MAPREF', 'b.test', 300)];
+      const budget = createBudget();
+      for (let i = 0; i < 2; i++) {
+        expect(validateRRset(rrset, signed(rrset), ZONE, [key.dnskey], NOW, budget, memo).ok).toBe(
+          true,
+        );
+      }
+      expect(budget.remaining).toBe(createBudget().remaining - 2);
+      expect(memo.ttls).toEqual([]);
+    });
   });
 
   it('stops verifying once the budget is spent', () => {
