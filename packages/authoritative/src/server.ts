@@ -194,13 +194,16 @@ export async function startProvider(
     // RRSIGs are renewed well before they expire (design §5): a small pass every interval.
     let resigning: Promise<unknown> = Promise.resolve();
     const refreshSeconds = config.signing.refreshDays * day;
-    const timer = setInterval(() => {
+    const resign = (): void => {
       resigning = store.resign(now() + refreshSeconds).catch((error: unknown) => {
         log.error('resign-failed', { error });
       });
-    }, RESIGN_INTERVAL_MS);
+    };
+    const timer = setInterval(resign, RESIGN_INTERVAL_MS);
     timer.unref();
-    await store.resign(now() + refreshSeconds);
+    // The first pass runs while the listeners answer: it reads every node of every zone, which
+    // takes seconds for millions of names, and renewal is due a week before expiry anyway.
+    resign();
     log.info('started', {
       role: config.role,
       zones: store.listZones(),
