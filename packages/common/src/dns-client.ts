@@ -8,7 +8,7 @@ import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { connect as connectTcp, isIPv6 } from 'node:net';
 import { createSecureContext } from 'node:tls';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import { MimiError } from './errors.js';
 import { namesEqual } from './names.js';
 import type { Message, Question } from './records.js';
@@ -268,36 +268,139 @@ function mediaType(value: string | string[] | undefined): string | undefined {
   return first?.split(';')[0]?.trim().toLowerCase();
 }
 
-/**
- * `pending`, or the signal's reason once it aborts. undici only aborts a request once a
- * connection has taken it: one queued behind a connection that never completes its handshake
- * would wait for undici's connect timeout (10 s), past the query's own. A response that comes
- * after the abort is discarded.
- */
-function untilAborted(
-  pending: Promise<Dispatcher.ResponseData>,
-  signal: AbortSignal,
-): Promise<Dispatcher.ResponseData> {
-  return new Promise<Dispatcher.ResponseData>((resolve, reject) => {
-    const onAbort = (): void => {
-      reject(signal.reason as Error);
-      pending.then(
-        (late) => late.body.destroy(),
-        () => undefined,
-      );
-    };
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
+/** Headers of every DoH request, by method (RFC 8484 §4.1). */
+const DOH_HEADERS = Object.freeze({
+  GET: Object.freeze({ accept: DNS_MESSAGE_MEDIA_TYPE }),
+  POST: Object.freeze({ accept: DNS_MESSAGE_MEDIA_TYPE, 'content-type': DNS_MESSAGE_MEDIA_TYPE }),
+});
+
+/** What came back for one DoH request. */
+interface DohExchange {
+  readonly status: number;
+  readonly contentType: string | string[] | undefined;
+  /** The body, or its first octets when `over`. */
+  readonly body: Buffer;
+  /** The body was longer than allowed; the rest was not read. */
+  readonly over: boolean;
+}
+
+/** `pending`, or the signal's reason once it aborts first. */
+function untilAborted<T>(pending: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
     pending.then(
-      (response) => {
+      (value) => {
         signal.removeEventListener('abort', onAbort);
-        resolve(response);
+        resolve(value);
       },
       (error: unknown) => {
         signal.removeEventListener('abort', onAbort);
         reject(error as Error);
       },
     );
+  });
+}
+
+/**
+ * One HTTP request through undici's `dispatch` with a handler of its own: a DoH response is a
+ * few hundred octets, read whole, so the stream, promise and abort-signal wrapping of undici's
+ * `request` (most of the client's CPU time per query) is not needed. The body is kept up to
+ * `MAX_MESSAGE_OCTETS` for a 200, up to `HTTP_ERROR_EXCERPT_OCTETS` otherwise; past that the
+ * request is aborted. When `signal` aborts, the promise rejects with its reason at once and the
+ * request is aborted as soon as undici hands it to a connection: a request queued behind a
+ * connection that never completes its handshake would otherwise wait for undici's connect
+ * timeout (10 s), past the query's own.
+ */
+function exchange(
+  dispatcher: Dispatcher,
+  target: URL,
+  method: 'GET' | 'POST',
+  body: Buffer | undefined,
+  signal: AbortSignal,
+): Promise<DohExchange> {
+  return new Promise<DohExchange>((resolve, reject) => {
+    let controller: Dispatcher.DispatchController | undefined;
+    let settled = false;
+    let status = 0;
+    let contentType: string | string[] | undefined;
+    let limit = MAX_MESSAGE_OCTETS;
+    let chunks: Buffer[] = [];
+    let size = 0;
+    const settle = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      signal.removeEventListener('abort', onAbort);
+      return true;
+    };
+    const fail = (error: unknown): void => {
+      if (settle()) reject(error as Error);
+    };
+    const finish = (over: boolean): void => {
+      if (!settle()) return;
+      const whole = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+      resolve({ status, contentType, body: whole, over });
+    };
+    const onAbort = (): void => {
+      controller?.abort(signal.reason as Error);
+      fail(signal.reason);
+    };
+    if (signal.aborted) {
+      fail(signal.reason);
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    const handler: Dispatcher.DispatchHandler = {
+      // Called again when undici retries the request (idempotent) on a new connection.
+      onRequestStart(c) {
+        controller = c;
+        chunks = [];
+        size = 0;
+        if (settled) c.abort(new Error('the query is over'));
+      },
+      onResponseStart(_c, statusCode, headers) {
+        status = statusCode;
+        contentType = headers['content-type'];
+        limit = statusCode === 200 ? MAX_MESSAGE_OCTETS : HTTP_ERROR_EXCERPT_OCTETS;
+      },
+      onResponseData(c, chunk) {
+        if (settled) return;
+        size += chunk.length;
+        if (size > limit) {
+          finish(true);
+          c.abort(new Error('the response body is over the limit'));
+          return;
+        }
+        chunks.push(chunk);
+      },
+      onResponseEnd() {
+        finish(false);
+      },
+      onResponseError(_c, error) {
+        fail(error);
+      },
+    };
+    try {
+      dispatcher.dispatch(
+        {
+          origin: target.origin,
+          path: `${target.pathname}${target.search}`,
+          method,
+          headers: DOH_HEADERS[method],
+          ...(body === undefined ? {} : { body }),
+          // A DNS query is safe to repeat (RFC 8484 §4.1 allows GET for it); marked so, a POST
+          // may share an HTTP/2 connection with others and be retried on a closed connection.
+          idempotent: true,
+        },
+        handler,
+      );
+    } catch (error) {
+      fail(error);
+    }
   });
 }
 
@@ -352,30 +455,22 @@ export function createDohClient(options: DohClientOptions = {}): DohClient {
   agent.on('connectionError', (origin) => released(originOf(origin)));
 
   /**
-   * Waits, when HTTP/2 is allowed and `origin` has no connection, for the connection another
-   * query is making; resolves to a release function when this query is the one to make it.
+   * Whether a query to `origin` may go now (undefined), is the one to make the connection (a
+   * function to call once it settles), or waits for the connection another query is making (a
+   * promise): the last only when HTTP/2 is allowed and `origin` has no connection yet.
    */
-  const connectionTurn = async (
-    origin: string,
-    signal: AbortSignal,
-  ): Promise<(() => void) | undefined> => {
+  const connectionTurn = (origin: string): (() => void) | Promise<void> | undefined => {
     if (!allowH2 || (open.get(origin) ?? 0) > 0) return undefined;
     const pending = connecting.get(origin);
-    if (pending === undefined) {
-      let release = (): void => undefined;
-      const ready = new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      connecting.set(origin, { ready, release });
-      return () => {
-        if (connecting.get(origin)?.ready === ready) released(origin);
-      };
-    }
-    await new Promise<void>((resolve) => {
-      void pending.ready.then(resolve);
-      signal.addEventListener('abort', () => resolve(), { once: true });
+    if (pending !== undefined) return pending.ready;
+    let release = (): void => undefined;
+    const ready = new Promise<void>((resolve) => {
+      release = resolve;
     });
-    return undefined;
+    connecting.set(origin, { ready, release });
+    return () => {
+      if (connecting.get(origin)?.ready === ready) released(origin);
+    };
   };
 
   const query = async (
@@ -405,47 +500,29 @@ export function createDohClient(options: DohClientOptions = {}): DohClient {
       );
     let leader: (() => void) | undefined;
     try {
-      leader = await connectionTurn(target.origin, controller.signal);
-      if (controller.signal.aborted) throw controller.signal.reason;
-      const response = await untilAborted(
-        request(target, {
-          dispatcher: agent,
-          method,
-          headers:
-            method === 'POST'
-              ? { accept: DNS_MESSAGE_MEDIA_TYPE, 'content-type': DNS_MESSAGE_MEDIA_TYPE }
-              : { accept: DNS_MESSAGE_MEDIA_TYPE },
-          ...(method === 'POST' ? { body: Buffer.from(wire) } : {}),
-          signal: controller.signal,
-          // A DNS query is safe to repeat (RFC 8484 §4.1 allows GET for it); marked so, a POST
-          // may share an HTTP/2 connection with others and be retried on a closed connection.
-          idempotent: true,
-        }),
+      const turn = connectionTurn(target.origin);
+      if (typeof turn === 'function') leader = turn;
+      else if (turn !== undefined) {
+        await untilAborted(turn, controller.signal);
+      }
+      const response = await exchange(
+        agent,
+        target,
+        method,
+        method === 'POST' ? Buffer.from(wire) : undefined,
         controller.signal,
       );
-      const limit = response.statusCode === 200 ? MAX_MESSAGE_OCTETS : HTTP_ERROR_EXCERPT_OCTETS;
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of response.body as AsyncIterable<Buffer>) {
-        size += chunk.length;
-        if (size > limit) break;
-        chunks.push(chunk);
-      }
-      const body = Buffer.concat(chunks);
-      if (response.statusCode !== 200) {
-        response.body.destroy();
+      const { body, over } = response;
+      if (response.status !== 200) {
         const excerpt = body.toString('utf8').trim().slice(0, HTTP_ERROR_EXCERPT_OCTETS);
         throw new TransportError(
           'ERR_TRANSPORT_HTTP_STATUS',
-          `DoH server ${target.origin} answered HTTP ${response.statusCode}${excerpt === '' ? '' : `: ${excerpt}`}`,
-          { status: response.statusCode },
+          `DoH server ${target.origin} answered HTTP ${response.status}${excerpt === '' ? '' : `: ${excerpt}`}`,
+          { status: response.status },
         );
       }
-      if (size > limit) {
-        response.body.destroy();
-        throw bad(`is over ${MAX_MESSAGE_OCTETS} octets`);
-      }
-      const type = mediaType(response.headers['content-type']);
+      if (over) throw bad(`is over ${MAX_MESSAGE_OCTETS} octets`);
+      const type = mediaType(response.contentType);
       if (type !== DNS_MESSAGE_MEDIA_TYPE) throw bad(`has content-type ${String(type)}`);
       let decoded: Message;
       try {

@@ -274,7 +274,18 @@ function http2Exchange(stream: ServerHttp2Stream, headers: IncomingHttpHeaders):
       responded = true;
       try {
         stream.respond({ ':status': status, ...fields, 'content-length': String(body.length) });
-        stream.end(body);
+        // The body is written first and the stream ended once that write is done, rather than
+        // with end(body): the request is in, so the stream closes — and node destroys it — as
+        // soon as END_STREAM goes out, before the write of end(body) reports done; a write done
+        // on a destroyed stream makes node's Writable (errorBuffer) build an ERR_STREAM_DESTROYED
+        // error with its stack trace, whether or not anyone waits for it, for every response.
+        // Ending after the write costs an empty DATA frame with END_STREAM, and less CPU than
+        // that error (about 5% of a small exchange on the server).
+        stream.write(body, (error) => {
+          if (error === null || error === undefined) {
+            if (!stream.destroyed) stream.end();
+          }
+        });
       } catch {
         // The connection went away between the check and the response (GOAWAY, reset): the
         // client is gone, there is no one to answer.

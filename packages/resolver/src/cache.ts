@@ -61,8 +61,12 @@ export function estimateSize(value: unknown, depth = 0): number {
     for (const item of value) total += estimateSize(item, depth + 1);
     return total;
   }
-  for (const [key, item] of Object.entries(value))
-    total += key.length + estimateSize(item, depth + 1);
+  // for…in rather than Object.entries: no array per object, and every answer cached is sized.
+  for (const key in value) {
+    if (Object.hasOwn(value, key)) {
+      total += key.length + estimateSize((value as Record<string, unknown>)[key], depth + 1);
+    }
+  }
   return total;
 }
 

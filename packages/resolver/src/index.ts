@@ -15,6 +15,7 @@ export type {
   Resolver,
   ResolverConfig,
   ResolverComponents,
+  DiscoveryResultsJson,
 } from './types.js';
 
 // core: resolver.ts, iterator.ts, validator.ts, cache.ts, upstream.ts, aggregate.ts, limits.ts
@@ -58,6 +59,10 @@ export type { CacheSlot, CacheHit } from './cache.js';
 export { createUpstream, serverId, INITIAL_RTT_MS } from './upstream.js';
 export type { NameServer, Upstream, UpstreamInit, UpstreamOutcome } from './upstream.js';
 export { aggregate, selectMappings, errorResult } from './aggregate.js';
+export { CsiMemo } from './csi-memo.js';
+export type { CsiParseFailure } from './csi-memo.js';
+export { resultJson, resultText, resultJsonText } from './result-json.js';
+export type { ResultText } from './result-json.js';
 export type { AggregateInit, Resolved } from './aggregate.js';
 export {
   MAX_REFERRALS_PER_RESOLUTION,
@@ -77,6 +82,8 @@ export {
   MAX_CACHE_TTL_SECONDS,
   DEFAULT_CACHE_BYTES,
   DEFAULT_BATCH_CONCURRENCY,
+  PARSED_CSI_CACHE_OCTETS,
+  PARSED_CSI_ENTRY_OVERHEAD_OCTETS,
 } from './limits.js';
 
 // front ends: server.ts, json-api.ts, metrics.ts

@@ -213,6 +213,12 @@ export function referralServers(
   return servers;
 }
 
+/** The parent of a canonical name without escapes (`a.b` → `b`); undefined for a single label. */
+function parentOf(name: string): string | undefined {
+  const dot = name.indexOf('.');
+  return dot < 0 ? undefined : name.slice(dot + 1);
+}
+
 /** A question to the apex on its way, and the delegation its referral gives once validated. */
 interface ApexQuestion {
   readonly type: RRType;
@@ -286,8 +292,25 @@ export function createIterator(init: IteratorInit): Iterator {
     return { ok: true, keys: validated.value.keys };
   };
 
-  /** The deepest cached cut at or above `name` (for DS, strictly above: DS is the parent's). */
+  const apexSuffix = `.${apex}`;
+  /**
+   * The deepest cached cut at or above `name` (for DS, strictly above: DS is the parent's).
+   * Walks the name's suffixes from the longest; a name with escapes (never a CSI name), or an
+   * apex at the root, is walked label by label.
+   */
   const startingCut = (name: string, type: RRType): Delegation => {
+    const canonical = canonicalName(name);
+    if (canonical.includes('\\') || apex === '.') return startingCutByLabels(name, type);
+    let at: string | undefined = type === 'DS' ? parentOf(canonical) : canonical;
+    while (at !== undefined && at.endsWith(apexSuffix)) {
+      const hit = cache.get(DELEGATIONS, at);
+      if (hit !== undefined) return hit.value;
+      at = parentOf(at);
+    }
+    return init.root;
+  };
+
+  const startingCutByLabels = (name: string, type: RRType): Delegation => {
     let at: string | undefined = type === 'DS' ? parentName(name) : name;
     while (at !== undefined && isSubdomain(at, apex) && !namesEqual(at, apex)) {
       const hit = cache.get(DELEGATIONS, canonicalName(at));

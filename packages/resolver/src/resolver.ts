@@ -1,11 +1,8 @@
-import { LRUCache } from 'lru-cache';
 import {
-  CsiError,
   DEFAULT_APEX,
   MimiError,
   canonicalName,
   computeDs,
-  parseCsi,
   parseTrustAnchor,
   silentLogger,
   type Csi,
@@ -14,13 +11,13 @@ import {
 } from '@mimi-discovery/common';
 import { aggregate, errorResult, type Resolved } from './aggregate.js';
 import { cacheSlot, ResolverCache, SingleFlight } from './cache.js';
+import { CsiMemo } from './csi-memo.js';
 import { createIterator, type Delegation, type Resolution } from './iterator.js';
 import {
   DEFAULT_BATCH_CONCURRENCY,
   DEFAULT_CACHE_BYTES,
   MAX_RESOLUTION_MS,
   PARSED_CSI_CACHE_OCTETS,
-  PARSED_CSI_ENTRY_OVERHEAD_OCTETS,
   STALE_ANSWER_TTL_SECONDS,
 } from './limits.js';
 import { resultJsonText, resultText, type ResultText } from './result-json.js';
@@ -41,6 +38,7 @@ import { createBudget, type SignatureMemo, type VerifiedSignature } from './vali
  *
  * ```
  * discover(input) ─ parseCsi ─ cache(discovery) ─ single-flight ─ aggregate ─┐
+ *                  (memo)     (result + JSON)                               │
  * resolve(name, type) ─────────────────────────────────────────────────────┐ │
  *        question ─ cache(answer) ─ single-flight ─ iterator ─ upstream    ◀─┴─┘
  *                                                     └─ validator
@@ -50,7 +48,9 @@ import { createBudget, type SignatureMemo, type VerifiedSignature } from './vali
  * walks from the apex with QNAME minimisation and follows referrals; `validator.ts` holds the
  * chain of trust; `upstream.ts` talks to servers; `aggregate.ts` turns answers into a discovery
  * result. When every server of a zone fails, a stale cached answer is served, marked `stale`
- * with a TTL of {@link STALE_ANSWER_TTL_SECONDS} (RFC 8767).
+ * with a TTL of {@link STALE_ANSWER_TTL_SECONDS} (RFC 8767). Parsed inputs are remembered
+ * (`csi-memo.ts`) and a cached discovery result keeps its JSON text (`result-json.ts`), so that
+ * a warm contact sync neither parses nor serializes again.
  */
 
 /** A fault in the resolver's configuration. */
@@ -77,11 +77,6 @@ interface Discovered {
 /** Cached discovery results, by canonical CSI. */
 const DISCOVERIES = cacheSlot<CachedDiscovery>('discovery');
 
-/** What a parsed input holds in the memo of `createResolver`: UTF-16 octets and an overhead. */
-function parsedCsiOctets(input: string, value: Csi | CsiError): number {
-  const chars = input.length + (typeof value === 'string' ? value.length : value.message.length);
-  return 2 * chars + PARSED_CSI_ENTRY_OVERHEAD_OCTETS;
-}
 /** Signatures verified (SOA, DNSKEY, DS), by owner, type and signature (`validator.ts`). */
 const SIGNATURES = cacheSlot<VerifiedSignature>('signature');
 
@@ -253,24 +248,10 @@ export function createResolver(
     }
   };
 
-  // Parsed CSIs by input as given: a contact sync sends the same inputs again and again, and
-  // parseCsi (libphonenumber) costs more than answering from the cache. Bounded by octets.
-  const parsed = new LRUCache<string, Csi | CsiError>({
-    maxSize: PARSED_CSI_CACHE_OCTETS,
-    sizeCalculation: (value, input) => parsedCsiOctets(input, value),
-  });
+  const parsed = new CsiMemo(PARSED_CSI_CACHE_OCTETS);
   /** The CSI of `input`, or the result for input that is not a CSI. */
   const csiOf = (input: string): Csi | DiscoveryResult => {
-    let value = parsed.get(input);
-    if (value === undefined) {
-      try {
-        value = parseCsi(input);
-      } catch (error) {
-        if (!(error instanceof CsiError)) throw error;
-        value = error;
-      }
-      parsed.set(input, value);
-    }
+    const value = parsed.parse(input);
     return typeof value === 'string'
       ? value
       : errorResult(input, 'invalid-csi', `${value.code}: ${value.message}`);

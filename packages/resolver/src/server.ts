@@ -356,6 +356,11 @@ export interface RunningResolverServer {
   readonly api: JsonApi | undefined;
   readonly admin: AdminServer | undefined;
   readonly metrics: ResolverMetrics;
+  /**
+   * Empties the resolver's caches (`Resolver.flushCache`) and the front ends' answer cache, so
+   * that no answer from before is given again; connections stay open.
+   */
+  flushCache(): void;
   /** Stops every listener. The resolver is the caller's: it is not closed. */
   close(): Promise<void>;
 }
@@ -397,6 +402,7 @@ export async function startResolverServer(
   const apex = canonicalName(settings.apex ?? DEFAULT_APEX);
   const metrics = createResolverMetrics(resolver);
   const started: Array<{ close(): Promise<void> }> = [];
+  let answerCache: ResponseCache | undefined;
   try {
     let dns: DnsServer | undefined;
     if (udp !== null || tcp !== null || doh !== null) {
@@ -420,6 +426,7 @@ export async function startResolverServer(
         maxOctets: settings.answerCacheBytes ?? RESPONSE_CACHE_OCTETS,
       });
       metrics.watchAnswerCache(cache);
+      answerCache = cache;
       dns = await startDnsServer(config, handler, { log: log.child('dns'), cache });
       started.push(dns);
     }
@@ -474,6 +481,10 @@ export async function startResolverServer(
       api: jsonApi,
       admin: adminServer,
       metrics,
+      flushCache: () => {
+        resolver.flushCache();
+        answerCache?.clear();
+      },
       close: () => {
         closing ??= Promise.allSettled(started.map((s) => s.close())).then(() => undefined);
         return closing;

@@ -63,8 +63,11 @@ const RESULTS: ReadonlyMap<string, DiscoveryResult> = new Map([
   ],
 ]);
 
-/** A resolver that looks results up in {@link RESULTS}; it records what it was asked. */
-function fakeResolver(): Resolver & { asked: string[][] } {
+/**
+ * A resolver that looks results up in {@link RESULTS}; it records what it was asked. It has no
+ * `discoverManyJson`, so the API serializes its results itself.
+ */
+function fakeResolver(): Omit<Resolver, 'discoverManyJson'> & { asked: string[][] } {
   const asked: string[][] = [];
   const discover = async (input: string): Promise<DiscoveryResult> => {
     let csi: string;
@@ -107,6 +110,7 @@ function fakeResolver(): Resolver & { asked: string[][] } {
       validationFailures: {},
       cacheBytes: 0,
     }),
+    flushCache: () => undefined,
     close: async () => undefined,
   };
 }
@@ -477,6 +481,45 @@ describe('metrics and privacy', () => {
     for (const line of logs) {
       expect(line).not.toMatch(/442079460|bob@|example\.com|not a csi/);
       expect(line).not.toMatch(/remoteAddress|"client"/);
+    }
+  });
+});
+
+describe('a resolver that writes its own JSON', () => {
+  it('sends the JSON text of each result as the resolver wrote it, in order', async () => {
+    const leaf = await issueServerCertificate(ca, {
+      hostnames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+    });
+    const inner = fakeResolver();
+    const written: string[] = [];
+    const own = await startJsonApi(
+      { port: 0, cert: leaf.certPem, key: leaf.keyPem },
+      {
+        ...inner,
+        async discoverManyJson(inputs) {
+          const results = await inner.discoverMany(inputs);
+          // Text a serializer of its own would write: another order of the same fields.
+          const json = results.map((r) =>
+            JSON.stringify({ ttl: r.ttl, csi: r.csi, status: r.status, mappings: [] }),
+          );
+          written.push(...json);
+          return { results, json };
+        },
+      },
+    );
+    try {
+      const response = await request(`${own.url}/v1/discover`, {
+        method: 'POST',
+        dispatcher: h2,
+        body: JSON.stringify({ csis: [ALICE, 'not a csi', CAROL] }),
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(response.statusCode).toBe(200);
+      expect(await response.body.text()).toBe(`{"results":[${written.join(',')}]}\n`);
+      expect(written).toHaveLength(3);
+    } finally {
+      await own.close();
     }
   });
 });

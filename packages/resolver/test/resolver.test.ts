@@ -5,6 +5,7 @@ import {
   createResolver,
   MAX_MAPREF_FANOUT,
   STALE_ANSWER_TTL_SECONDS,
+  resultJson,
   type Resolver,
 } from '../src/index.js';
 import {
@@ -200,6 +201,25 @@ describe('discover', () => {
     const results = await resolver.discoverMany(inputs);
     expect(results.map((r) => r.status)).toEqual(['found', 'error', 'none', 'empty', 'found']);
     expect(results[1]?.csi).toBe('nonsense');
+  });
+
+  it('writes each result of a batch as JSON, the TTL of a cached one counting down', async () => {
+    const { resolver, clock } = resolverWithClock();
+    const inputs = [CSIS.found, 'nonsense', CSIS.none, CSIS.found];
+    const cold = await resolver.discoverManyJson(inputs);
+    expect(cold.results.map((r) => r.status)).toEqual(['found', 'error', 'none', 'found']);
+    expect(cold.json).toEqual(cold.results.map((r) => JSON.stringify(resultJson(r))));
+    clock.now += 7000;
+    const warm = await resolver.discoverManyJson(inputs);
+    expect(warm.json).toEqual(warm.results.map((r) => JSON.stringify(resultJson(r))));
+    for (const i of [0, 2]) {
+      expect(warm.results[i]?.ttl).toBe((cold.results[i]?.ttl ?? 0) - 7);
+      expect(JSON.parse(warm.json[i] ?? '')).toEqual({
+        ...JSON.parse(cold.json[i] ?? ''),
+        ttl: (cold.results[i]?.ttl ?? 0) - 7,
+      });
+    }
+    expect(await resolver.discoverMany(inputs)).toEqual(warm.results);
   });
 
   it('does not show the root the full name of an email-sized query (QNAME minimisation)', async () => {

@@ -96,9 +96,14 @@ const ANSWERS: ReadonlyMap<string, ResolvedAnswer> = new Map([
 ]);
 
 const resolved: Array<[string, string]> = [];
+let flushes = 0;
 const resolver: Resolver = {
   discover: () => Promise.reject(new Error('not used')),
   discoverMany: () => Promise.reject(new Error('not used')),
+  discoverManyJson: () => Promise.reject(new Error('not used')),
+  flushCache: () => {
+    flushes++;
+  },
   async resolve(name, type) {
     resolved.push([name, type]);
     if (name === FAULT) throw new Error('resolver fault');
@@ -303,6 +308,20 @@ describe('the answer cache', () => {
     await queryUdp(udp(), query(FAULT, 'MAP'));
     await queryUdp(udp(), query(FAULT, 'MAP'));
     expect(faults() - before).toBe(2);
+  });
+});
+
+describe('flushCache', () => {
+  it('flushes the resolver and the answer cache: a question asked again is resolved again', async () => {
+    const calls = (): number => resolved.filter(([name]) => name === CACHED).length;
+    await queryUdp(udp(), query(CACHED, 'MAP', { do: true, ad: true }));
+    await queryUdp(udp(), query(CACHED, 'MAP', { do: true, ad: true }));
+    const before = calls();
+    const flushed = flushes;
+    server.flushCache();
+    expect(flushes).toBe(flushed + 1);
+    await queryUdp(udp(), query(CACHED, 'MAP', { do: true, ad: true }));
+    expect(calls()).toBe(before + 1);
   });
 });
 
