@@ -5,6 +5,7 @@ import {
   Ed25519Error,
   generateKeyPair,
   keyPairFromSeed,
+  MAX_CACHED_VERIFY_KEYS,
   nativeEd25519,
   portableEd25519,
   sign,
@@ -275,6 +276,25 @@ describe.skipIf(nativeEd25519 === undefined)('native and portable backends toget
       for (const seed of many) {
         expect(native.sign(text('x'), seed)).toEqual(portableEd25519.sign(text('x'), seed));
       }
+    }
+  });
+
+  it(`keep verifying correctly when more keys are used than the ${MAX_CACHED_VERIFY_KEYS} kept imported`, () => {
+    const pairs = Array.from({ length: MAX_CACHED_VERIFY_KEYS + 20 }, (_, i) => {
+      const seed = new Uint8Array(32);
+      seed[0] = i & 0xff;
+      seed[1] = i >> 8;
+      return keyPairFromSeed(seed);
+    });
+    const message = text('y');
+    const signatures = pairs.map((pair) => portableEd25519.sign(message, pair.secretKey));
+    for (let round = 0; round < 2; round++) {
+      pairs.forEach((pair, i) => {
+        expect(native.verify(signatures[i]!, message, pair.publicKey)).toBe(true);
+        // Another key's signature: a cached key must never stand in for the one given.
+        const other = signatures[(i + 1) % pairs.length]!;
+        expect(native.verify(other, message, pair.publicKey)).toBe(false);
+      });
     }
   });
 });
