@@ -1,8 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { exportZone, openLmdbStore } from '@mimi-discovery/authoritative';
@@ -15,6 +21,9 @@ import {
   type LatencyPercentiles,
 } from './lib/dnsperf.js';
 import { machineFacts } from './lib/proc.js';
+import { startDp, type DpProcess } from './lib/dp-process.js';
+import { cachedDataSet } from './lib/data-cache.js';
+import { measureScale, type ScaleResult } from './lib/scale.js';
 import type { ProfileSummary } from './lib/profile.js';
 import { runDohBench, type DohBenchResult } from './lib/doh-bench.js';
 import { verifyRates } from './lib/verify-rate.js';
@@ -69,52 +78,6 @@ function log(message: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 }
 
-/** The DP in its own process (bench/lib/dp-server.ts), driven by JSON lines. */
-interface DpProcess {
-  port: number;
-  pid: number;
-  command: string;
-  request(command: object): Promise<Record<string, unknown>>;
-  stop(): Promise<void>;
-}
-
-async function startDp(dataDir: string): Promise<DpProcess> {
-  const viteNode = join(ROOT, 'node_modules', 'vite-node', 'vite-node.mjs');
-  const script = join(ROOT, 'bench', 'lib', 'dp-server.ts');
-  const args = [viteNode, script, dataDir];
-  const child: ChildProcess = spawn(process.execPath, args, {
-    cwd: ROOT,
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout! });
-  const waiting: ((value: Record<string, unknown>) => void)[] = [];
-  lines.on('line', (line) => {
-    if (!line.startsWith('{')) return;
-    waiting.shift()?.(JSON.parse(line) as Record<string, unknown>);
-  });
-  const next = (): Promise<Record<string, unknown>> =>
-    new Promise((resolve, reject) => {
-      waiting.push(resolve);
-      child.once('exit', (code) => reject(new Error(`DP process exited (${code})`)));
-    });
-  const ready = await next();
-  return {
-    port: Number(ready.port),
-    pid: child.pid ?? 0,
-    command: `node ${args.map((a) => relative(ROOT, a)).join(' ')}`,
-    request(command) {
-      const answer = next();
-      child.stdin!.write(`${JSON.stringify(command)}\n`);
-      return answer;
-    },
-    async stop() {
-      const done = next();
-      child.stdin!.write(`${JSON.stringify({ cmd: 'stop' })}\n`);
-      await done;
-    },
-  };
-}
-
 function shuffle<T>(items: T[], seed: number): T[] {
   let state = seed;
   for (let i = items.length - 1; i > 0; i--) {
@@ -131,6 +94,7 @@ async function main(): Promise<void> {
   for (const line of ensureBenchTools(log)) log(`missing, what needs it is skipped: ${line}`);
   if (!installed('dnsperf'))
     throw new Error('the benchmarks need dnsperf: apt-get install dnsperf');
+  if (options.scale === 'large' && options.csis === undefined) return scaleRun();
   const count = options.csis ?? SCALE_CSIS[options.scale];
   const rounds = options.quick ? 3 : 5;
   const roundSeconds = options.quick ? 5 : 10;
@@ -417,10 +381,7 @@ async function main(): Promise<void> {
     mkdirSync(resultsDir, { recursive: true });
     const resultsPath = join(resultsDir, `${date}.json`);
     writeFileSync(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
-    writeFileSync(
-      join(ROOT, 'docs', 'benchmarks.md'),
-      markdown(results, relative(ROOT, resultsPath)),
-    );
+    writeMarkdown(results, resultsPath);
     log(
       `wrote ${relative(ROOT, resultsPath)} and docs/benchmarks.md in ${results.wallSeconds.toFixed(0)} s`,
     );
@@ -429,6 +390,66 @@ async function main(): Promise<void> {
     for (const server of stock) await server.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+const RESULTS_DIR = join(ROOT, 'bench', 'results');
+
+/** The scale results of the last `--scale large` run, when there is one. */
+function scaleResults(): { small: ScaleResult; large: ScaleResult } | undefined {
+  const [small, large] = [SCALE_CSIS.small, SCALE_CSIS.large].map((n) =>
+    join(RESULTS_DIR, `scale-${n}.json`),
+  );
+  if (!existsSync(small!) || !existsSync(large!)) return undefined;
+  const read = (path: string): ScaleResult => JSON.parse(readFileSync(path, 'utf8')) as ScaleResult;
+  return { small: read(small!), large: read(large!) };
+}
+
+/** `docs/benchmarks.md` from a run's results and the last scale comparison. */
+function writeMarkdown(results: Results, resultsPath: string): void {
+  writeFileSync(
+    join(ROOT, 'docs', 'benchmarks.md'),
+    markdown(results, relative(ROOT, resultsPath), scaleResults()),
+  );
+}
+
+/**
+ * `--scale large`: the DP over 10,000,000 CSIs next to 100,000 — store size, memory, start-up
+ * and query latency (\`bench/lib/scale.ts\`) — from data sets kept between runs
+ * (\`bench/lib/data-cache.ts\`: the large one takes about an hour to build on two cores).
+ * NSD, Knot and Unbound are not run at this scale: the zone file they would load is tens of GB.
+ * The comparison is written to \`bench/results/scale-<N>.json\` and into
+ * \`docs/benchmarks.md\`, whose other sections keep the last full run's figures.
+ */
+async function scaleRun(): Promise<void> {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  for (const csis of [SCALE_CSIS.small, SCALE_CSIS.large]) {
+    log(`scale: the data set of ${csis.toLocaleString('en-US')} CSIs`);
+    let last = 0;
+    const dataSet = await cachedDataSet(csis, {
+      progress: (done, total) => {
+        if (done - last < total / 100 && done !== total) return;
+        last = done;
+        log(`  built ${done.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} CSIs`);
+      },
+    });
+    const result = await measureScale(dataSet.dataDir, {
+      csis,
+      manifest: dataSet.manifest,
+      log: (message) => log(`  ${message}`),
+    });
+    writeFileSync(join(RESULTS_DIR, `scale-${csis}.json`), `${JSON.stringify(result, null, 2)}\n`);
+  }
+  const latest = readdirSync(RESULTS_DIR)
+    .filter((file) => /^\d{4}-\d{2}-\d{2}\.json$/.test(file))
+    .sort()
+    .at(-1);
+  if (latest === undefined) {
+    log('wrote bench/results/scale-*.json; run `npm run bench` for docs/benchmarks.md');
+    return;
+  }
+  const resultsPath = join(RESULTS_DIR, latest);
+  writeMarkdown(JSON.parse(readFileSync(resultsPath, 'utf8')) as Results, resultsPath);
+  log('wrote bench/results/scale-*.json and docs/benchmarks.md');
 }
 
 await main();

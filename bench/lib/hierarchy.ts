@@ -111,6 +111,8 @@ export interface ResolverProcess {
    */
   fresh(transport: 'doh' | 'dns'): Promise<void>;
   stats(): Promise<ResolverProcessStats>;
+  /** Empties the resolver's caches and its front ends' answer cache; connections stay. */
+  flush(): Promise<void>;
   /** Starts a CPU profile of the resolver's process. */
   profileStart(): Promise<void>;
   /** Stops it and returns its summary. */
@@ -345,6 +347,9 @@ async function startResolver(
     },
     async stats() {
       return (await expect({ cmd: 'stats' }, 'stats')) as unknown as ResolverProcessStats;
+    },
+    async flush() {
+      await expect({ cmd: 'flush' }, 'flushed');
     },
     async profileStart() {
       await expect({ cmd: 'profile-start' }, 'profiling');

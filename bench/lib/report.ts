@@ -2,6 +2,8 @@ import type { DnsperfResult, LatencyPercentiles } from './dnsperf.js';
 import type { MachineFacts } from './proc.js';
 import type { ProfileSummary } from './profile.js';
 import type { VerifyRates } from './verify-rate.js';
+import type { ScaleResult } from './scale.js';
+import { scaleMarkdown } from './scale-report.js';
 import type { DohBenchResult } from './doh-bench.js';
 import type { ResolverBenchResult } from './resolver-bench.js';
 import { resolverMarkdown, resolverTargetRows } from './resolver-report.js';
@@ -63,9 +65,7 @@ export interface Results {
   verification: VerifyRates;
   doh?: DohBenchResult;
   resolver?: ResolverBenchResult;
-  /** Filled in when the scale comparison ran. */
-  scaleNote?: string;
-  scaleStatus?: string;
+
   registration: {
     concurrency: number;
     publishes: number;
@@ -86,7 +86,11 @@ export function median(values: number[]): number {
 const int = (n: number): string => Math.round(n).toLocaleString('en-US');
 const fixed = (n: number, digits: number): string => n.toFixed(digits);
 
-export function markdown(r: Results, resultsPath: string): string {
+export function markdown(
+  r: Results,
+  resultsPath: string,
+  scale?: { small: ScaleResult; large: ScaleResult },
+): string {
   const u = r.udp;
   const ours = u.medians.ours;
   const nsd = u.medians.nsd;
@@ -131,7 +135,7 @@ export function markdown(r: Results, resultsPath: string): string {
     ...resolverTargetRows(r.resolver, r.doh),
     verifyRow,
     `| Registration ≥ 2,000 durable publishes/s without raising query p99 more than 2× | **${int(reg.publishesPerSecond)}** publishes/s (${int(reg.publishes)} publishes, ${reg.concurrency} concurrent writers); query p99 at ${int(u.latencyQps)} q/s **${fixed(regP99, 3)} ms** while publishing against ${fixed(quietP99, 3)} ms without (×${fixed(regP99 / quietP99, 2)}) | ${met(reg.publishesPerSecond >= 2000 && regP99 <= 2 * quietP99)} |`,
-    scaleRow(r),
+    scaleRow(scale),
     `| CPU profile of the slowest path | ${r.profiles.length === 0 ? 'not taken' : `DP: ${r.profiles.map((p) => p.phase).join('; ')} (below)`}${r.resolver?.sync === undefined ? '' : '; resolver: cold contact sync (below)'} | ${r.profiles.length === 0 ? '—' : 'kept below'} |`,
     '',
     '## Data set',
@@ -180,6 +184,16 @@ export function markdown(r: Results, resultsPath: string): string {
       ...(r.resolver?.sync === undefined ? [] : [r.resolver.sync.profile]),
     ]),
     resolverMarkdown(r.resolver, r.doh),
+    ...(scale === undefined
+      ? []
+      : [
+          '## Scale: 100,000 and 10,000,000 CSIs',
+          '',
+          `From \`npm run bench -- --scale large\` (${scale.large.date}): our DP alone over each data set (NSD and Knot would load a zone file of tens of GB), with the page cache ${scale.large.startup.cache === 'cold' ? 'dropped before each start-up' : 'warm'}. Latency at a fixed rate over names spread across the whole data set, existing and absent.`,
+          '',
+          scaleMarkdown(scale.small, scale.large),
+          '',
+        ]),
     '## Registration',
     '',
     `${int(reg.publishes)} durable publishes (one signed MAP each, new CSIs) through \`store.apply\`, ` +
@@ -215,7 +229,20 @@ export function profileSections(
   ];
 }
 
-/** The scale row: filled in by a `--scale large` run (see the scale section). */
-function scaleRow(r: Results): string {
-  return `| Scale: store size, memory, start-up and query latency at 10M CSIs against 100k | ${r.scaleNote ?? 'see the scale section'} | ${r.scaleStatus ?? '—'} |`;
+/** The scale row, from the last `--scale large` run. */
+function scaleRow(scale: { small: ScaleResult; large: ScaleResult } | undefined): string {
+  const target = 'Scale: store size, memory, start-up and query latency at 10M CSIs against 100k';
+  if (scale === undefined)
+    return `| ${target} | not measured: \`npm run bench -- --scale large\` has not run here | — |`;
+  const { small, large } = scale;
+  const p50 = (x: ScaleResult): number =>
+    x.latency.passes.find((p) => p.pass === 'first')?.p50Ms ?? NaN;
+  const gib = (b: number): string => `${(b / 2 ** 30).toFixed(2)} GiB`;
+  const mib = (kib: number): string => `${int(kib / 1024)} MiB`;
+  return (
+    `| ${target} | store ${gib(small.store.dataDiskBytes)} → **${gib(large.store.dataDiskBytes)}**; ` +
+    `RSS ${mib(small.memory.afterLoad.vmRssKiB)} → **${mib(large.memory.afterLoad.vmRssKiB)}**; ` +
+    `start-up to first answer ${int(small.startup.medianFirstAnswerMs)} → **${int(large.startup.medianFirstAnswerMs)} ms**; ` +
+    `p50 of first answers ${fixed(p50(small), 3)} → **${fixed(p50(large), 3)} ms** (scale section) | measured (${large.date}) |`
+  );
 }

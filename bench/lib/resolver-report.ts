@@ -28,6 +28,10 @@ const VARIANT_TEXT: Record<ColdVariant, string> = {
   'ours-udp': 'ours: MAP question over UDP, DoH upstream (default)',
   'ours-udp-dns-upstream': 'ours: MAP question over UDP, plain DNS upstream (as Unbound)',
   'ours-discover': 'ours: `GET /v1/discover` (MAP, MAPREF, AUTHKEY, mapping verification)',
+  'ours-udp-flushed':
+    'ours: MAP question over UDP, DoH upstream, caches flushed with connections kept (as Unbound’s flush)',
+  'ours-discover-flushed':
+    'ours: `GET /v1/discover`, caches flushed with connections kept (as Unbound’s flush)',
 };
 
 /** Rows `| target | measured | status |` for the targets table of `docs/benchmarks.md`. */
@@ -74,16 +78,17 @@ export function resolverTargetRows(
 
   const cold = resolver?.cold;
   const coldTarget = 'Cold resolution of one CSI, p50 ≤ 1.5× Unbound’s on the same hierarchy';
-  if (cold?.discoverToUnbound === undefined) {
+  if (cold?.discoverFlushedToUnbound === undefined) {
     rows.push(
       notMeasured(coldTarget, resolver?.skipped.join('; ') || 'the resolver benchmark did not run'),
     );
   } else {
     const s = cold.summary;
     rows.push(
-      `| ${coldTarget} | ours (\`/v1/discover\`, mapping verification included) ÷ Unbound (MAP over UDP) **${fixed(cold.discoverToUnbound, 2)}** ` +
-        `(${fixed(s['ours-discover']?.p50Ms ?? NaN, 2)} vs ${fixed(s.unbound?.p50Ms ?? NaN, 2)} ms); the same MAP question over UDP: ` +
-        `${fixed(cold.udpToUnbound ?? NaN, 2)}× with DoH upstream, ${fixed(cold.udpDnsUpstreamToUnbound ?? NaN, 2)}× with plain DNS upstream | ${met(cold.discoverToUnbound <= 1.5)} |`,
+      `| ${coldTarget} | caches emptied, process and connections kept (as \`unbound-control flush_zone . / flush_infra all\`): ours (\`/v1/discover\`, mapping verification included) ÷ Unbound (MAP over UDP) **${fixed(cold.discoverFlushedToUnbound, 2)}** ` +
+        `(${fixed(s['ours-discover-flushed']?.p50Ms ?? NaN, 2)} vs ${fixed(s.unbound?.p50Ms ?? NaN, 2)} ms), the MAP question alone ${fixed(cold.udpFlushedToUnbound ?? NaN, 2)}×; ` +
+        `a fresh resolver (new DoH connections, TLS handshakes to the root and the DP included): \`/v1/discover\` ${fixed(cold.discoverToUnbound ?? NaN, 2)}×, the MAP question ` +
+        `${fixed(cold.udpToUnbound ?? NaN, 2)}× (with plain DNS upstream ${fixed(cold.udpDnsUpstreamToUnbound ?? NaN, 2)}×) | ${cold.discoverFlushedToUnbound <= 1.5 ? (cold.discoverToUnbound !== undefined && cold.discoverToUnbound <= 1.5 ? 'met' : 'met with connections kept; not met for a fresh resolver') : 'not met'} |`,
     );
   }
 
@@ -237,7 +242,7 @@ function syncSection(s: SyncBenchResult): string[] {
     `- Cold: ${fixed(s.cold.seconds, 2)} s, ${int(s.cold.csisPerSecond)} CSIs/s (${statuses(s.cold)}); resolver CPU ${fixed(s.cold.resolverCpuSeconds, 2)} s, DP CPU ${fixed(s.cold.dpCpuSeconds, 2)} s.`,
     `- Warm: ${fixed(s.warmMs, 0)} ms (${statuses(s.warm)}); resolver CPU ${fixed(s.warm.resolverCpuSeconds, 2)} s; ` +
       `${fixed(s.warm.responseOctets / 2 ** 20, 1)} MiB of JSON, of which the client spent ${fixed(s.warm.clientParseMs, 0)} ms parsing.`,
-    `- Verification bound: ${int(s.verifications)} Ed25519 verifications (per CSI the MAP RRSIG and the SOA and NSEC RRSIGs of the MAPREF denial, ` +
+    `- Verification bound: ${int(s.verifications)} Ed25519 verifications (per CSI the MAP RRSIG and the NSEC RRSIG of the MAPREF denial — the SOA RRSIG of every denial is one signature, checked once per cache fill — ` +
       `per mapping its signature and its attestation’s — ${int(s.mappings)} mappings — and 4 once for the chain) at ` +
       `${int(s.verificationsPerSecond)} verifications/s (\`verify\` of @mimi-discovery/common in the resolver’s process, ${s.cores} core) ` +
       `take ${fixed(s.boundSeconds, 2)} s: ${int(s.boundCsisPerSecond)} CSIs/s. Cold throughput is ${fixed(s.coldToBound * 100, 0)}% of it. ` +

@@ -21,6 +21,8 @@ import {
  *   {"cmd":"fresh","transport":"doh"|"dns"}  a new resolver (empty caches, no connections, no
  *                                            RTTs) behind new listeners on the same ports
  *   {"cmd":"stats"}                          the current resolver's `stats()`
+ *   {"cmd":"flush"}                          empties its caches (and the front ends'), keeping
+ *                                            its connections: `flushCache()`
  *   {"cmd":"verify","seconds":S}             Ed25519 verifications/s of `verify` in this process
  *   {"cmd":"profile-start"}                  starts a CPU profile of this process
  *   {"cmd":"profile-stop","phase":"…"}       stops it and answers its summary
@@ -49,6 +51,7 @@ export interface ResolverSpec {
 type Command =
   | { cmd: 'fresh'; transport: 'doh' | 'dns' }
   | { cmd: 'stats' }
+  | { cmd: 'flush' }
   | { cmd: 'verify'; seconds: number }
   | { cmd: 'profile-start' }
   | { cmd: 'profile-stop'; phase: string }
@@ -152,6 +155,9 @@ async function main(specFile: string): Promise<void> {
       current = make(command.transport);
       server = await serve(current, ports);
       reply({ event: 'fresh', transport: command.transport });
+    } else if (command.cmd === 'flush') {
+      server.flushCache();
+      reply({ event: 'flushed' });
     } else if (command.cmd === 'stats') {
       reply({ event: 'stats', ...current.stats() });
     } else if (command.cmd === 'verify') {

@@ -1,0 +1,80 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { dirname, join, relative } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (this file is bench/lib/dp-process.ts). */
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** How long `stop` waits for the DP to close its store before it is killed. */
+const STOP_TIMEOUT_MS = 30_000;
+
+/** The DP in its own process (bench/lib/dp-server.ts), driven by JSON lines. */
+export interface DpProcess {
+  port: number;
+  pid: number;
+  /** The command line, relative to the repository root, for the results. */
+  command: string;
+  request(command: object): Promise<Record<string, unknown>>;
+  /** Asks the DP to close its store and exit; kills it when it does not within 30 s. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the DP over the LMDB store in `dataDir` (vite-node runs dp-server.ts in the spawned
+ * process itself, so `pid` is the DP's) and resolves once it listens on 127.0.0.1.
+ */
+export async function startDp(dataDir: string): Promise<DpProcess> {
+  const viteNode = join(ROOT, 'node_modules', 'vite-node', 'vite-node.mjs');
+  const script = join(ROOT, 'bench', 'lib', 'dp-server.ts');
+  const args = [viteNode, script, dataDir];
+  const child: ChildProcess = spawn(process.execPath, args, {
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  let exited = child.exitCode !== null;
+  child.once('exit', () => (exited = true));
+  const lines = createInterface({ input: child.stdout! });
+  const waiting: ((value: Record<string, unknown>) => void)[] = [];
+  lines.on('line', (line) => {
+    if (!line.startsWith('{')) return;
+    waiting.shift()?.(JSON.parse(line) as Record<string, unknown>);
+  });
+  const next = (): Promise<Record<string, unknown>> =>
+    new Promise((resolve, reject) => {
+      if (exited) {
+        reject(new Error(`DP process exited (${child.exitCode})`));
+        return;
+      }
+      waiting.push(resolve);
+      child.once('exit', (code) => reject(new Error(`DP process exited (${code})`)));
+    });
+  let ready: Record<string, unknown>;
+  try {
+    ready = await next();
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
+  return {
+    port: Number(ready.port),
+    pid: child.pid ?? 0,
+    command: `node ${args.map((a) => relative(ROOT, a)).join(' ')}`,
+    request(command) {
+      const answer = next();
+      child.stdin!.write(`${JSON.stringify(command)}\n`);
+      return answer;
+    },
+    async stop() {
+      if (exited) return;
+      const gone = new Promise<void>((resolve) => {
+        if (exited) resolve();
+        else child.once('exit', () => resolve());
+      });
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      child.stdin!.write(`${JSON.stringify({ cmd: 'stop' })}\n`);
+      await gone;
+      clearTimeout(timer);
+    },
+  };
+}
