@@ -30,7 +30,7 @@ import type { StoreWriterData, StoreWriterReply, StoreWriterRequest } from './st
 import {
   CHANGE_LOG_ENTRIES,
   changedNames,
-  mergeChanges,
+  changesBetween,
   normalizeChanges,
   type ChangedNames,
   type StoreChanges,
@@ -371,19 +371,13 @@ class LmdbStore implements DiscoveryStore {
   }
 
   changesSince(generation: number): StoreChanges {
-    const now = this.generation();
-    if (generation === now) return { generation: now, names: [] };
-    if (generation > now || now - generation > CHANGE_LOG_ENTRIES)
-      return { generation: now, names: 'all' };
-    const entries: ChangedNames[] = [];
-    // Bounded: at most CHANGE_LOG_ENTRIES generations.
-    for (let g = generation + 1; g <= now; g++) {
+    return changesBetween(generation, this.generation(), (g) => {
       const value = this.#t.changes.get(generationKey(g));
-      if (value === undefined || value[0] !== 1) return { generation: now, names: 'all' };
+      if (value === undefined) return undefined;
+      if (value[0] !== 1) return 'all';
       const text = value.toString('utf8', 1);
-      entries.push(text === '' ? [] : text.split('\n'));
-    }
-    return { generation: now, names: mergeChanges(entries) };
+      return text === '' ? [] : text.split('\n');
+    });
   }
 
   readRRset(origin: string, name: string, type: RRType): ResourceRecord[] {

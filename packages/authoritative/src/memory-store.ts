@@ -21,7 +21,7 @@ import { nodeKey } from './node-codec.js';
 import {
   CHANGE_LOG_ENTRIES,
   changedNames,
-  mergeChanges,
+  changesBetween,
   normalizeChanges,
   type ChangedNames,
   type StoreChanges,
@@ -177,18 +177,7 @@ class MemoryStore implements DiscoveryStore {
   }
 
   changesSince(generation: number): StoreChanges {
-    const now = this.#generation;
-    if (generation === now) return { generation: now, names: [] };
-    // From the future, or further behind than the log: everything may have changed.
-    if (generation > now || now - generation > CHANGE_LOG_ENTRIES)
-      return { generation: now, names: 'all' };
-    const entries: ChangedNames[] = [];
-    for (let g = generation + 1; g <= now; g++) {
-      const entry = this.#log.get(g);
-      if (entry === undefined) return { generation: now, names: 'all' };
-      entries.push(entry);
-    }
-    return { generation: now, names: mergeChanges(entries) };
+    return changesBetween(generation, this.#generation, (g) => this.#log.get(g));
   }
 
   /** Counts a write and logs what it changed. */

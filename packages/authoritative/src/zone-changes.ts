@@ -195,12 +195,23 @@ export interface StoreChanges {
   readonly names: ChangedNames;
 }
 
-/** Merges the entries of a change log (oldest first) into one {@link ChangedNames}. */
-export function mergeChanges(entries: Iterable<ChangedNames>): ChangedNames {
+/**
+ * What changed between generation `since` and `now`, from a change log that returns the entry of
+ * one generation (undefined once it fell out of the log). A generation from the future, or one
+ * further behind than {@link CHANGE_LOG_ENTRIES}, is `'all'`. Bounded by that many entries.
+ */
+export function changesBetween(
+  since: number,
+  now: number,
+  entry: (generation: number) => ChangedNames | undefined,
+): StoreChanges {
+  if (since === now) return { generation: now, names: [] };
+  if (since > now || now - since > CHANGE_LOG_ENTRIES) return { generation: now, names: 'all' };
   const names = new Set<string>();
-  for (const entry of entries) {
-    if (entry === 'all') return 'all';
-    for (const name of entry) names.add(name);
+  for (let g = since + 1; g <= now; g++) {
+    const changed = entry(g);
+    if (changed === undefined || changed === 'all') return { generation: now, names: 'all' };
+    for (const name of changed) names.add(name);
   }
-  return [...names];
+  return { generation: now, names: [...names] };
 }
