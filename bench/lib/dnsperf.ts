@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { treeCpuSeconds } from './proc.js';
+import { percentile } from './report.js';
 
 export interface DnsperfOptions {
   port: number;
@@ -80,12 +81,6 @@ function number(text: string, pattern: RegExp): number {
   const match = pattern.exec(text);
   if (match?.[1] === undefined) throw new Error(`dnsperf output lacks ${pattern}:\n${text}`);
   return Number(match[1]);
-}
-
-/** The value below which `fraction` of the sorted `values` lie. */
-export function percentile(sorted: Float64Array, fraction: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))]!;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { treeCpuSeconds } from './proc.js';
+import { percentile } from './report.js';
 
 /**
  * One h2load run (nghttp2's HTTP/2 and HTTP/1.1 load generator) of DoH POSTs against one server,
@@ -97,12 +98,6 @@ function number(text: string, pattern: RegExp): number {
   return Number(match[1]);
 }
 
-/** The `q`-quantile (0..1) of sorted values, nearest rank. */
-function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? NaN;
-}
-
 /** Per-request latencies (ms) of 2xx responses in h2load's log: start µs, status, duration µs. */
 function loggedLatencies(logFile: string): number[] {
   const latencies: number[] = [];
@@ -172,8 +167,8 @@ export async function runH2load(options: H2loadOptions, serverPid: number): Prom
     maxLatencyMs: durationMs(times?.[2] ?? ''),
     meanLatencyMs: durationMs(times?.[3] ?? ''),
     latencyStdDevMs: durationMs(times?.[4] ?? ''),
-    p50LatencyMs: quantile(latencies, 0.5),
-    p99LatencyMs: quantile(latencies, 0.99),
+    p50LatencyMs: percentile(latencies, 0.5),
+    p99LatencyMs: percentile(latencies, 0.99),
     serverCpuSeconds: cpu,
     cpuMicrosecondsPerRequest: requests > 0 ? (cpu / requests) * 1e6 : NaN,
   };

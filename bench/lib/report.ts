@@ -76,6 +76,12 @@ export interface Results {
   wallSeconds: number;
 }
 
+/** Nearest-rank percentile of ascending `sorted` values (`fraction` in 0..1); NaN when empty. */
+export function percentile(sorted: ArrayLike<number>, fraction: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(fraction * sorted.length) - 1))]!;
+}
+
 export function median(values: number[]): number {
   const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
   if (sorted.length === 0) return NaN;

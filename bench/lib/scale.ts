@@ -10,7 +10,7 @@ import type { DataSetManifest } from './data-cache.js';
 import { PROVER_SEED, nameOf } from './dataset.js';
 import { startDp, type DpProcess } from './dp-process.js';
 import { machineFacts, treeCpuSeconds, type MachineFacts } from './proc.js';
-import { median } from './report.js';
+import { median, percentile } from './report.js';
 
 /**
  * How the DP behaves as its store grows: the store's size on disk, the DP's memory, its start-up
@@ -496,10 +496,7 @@ async function latencyRun(
   const sent = Number(/Queries sent:\s+(\d+)/.exec(summary)?.[1] ?? NaN);
   const runTime = Number(/Run time \(s\):\s+([\d.]+)/.exec(summary)?.[1] ?? wall);
   latencies.sort((a, b) => a - b);
-  const rank = (p: number): number =>
-    latencies.length === 0
-      ? NaN
-      : latencies[Math.min(latencies.length - 1, Math.ceil(p * latencies.length) - 1)]!;
+  const rank = (p: number): number => percentile(latencies, p);
   return {
     pass,
     dnsperf: `dnsperf ${args.join(' ')}`,
