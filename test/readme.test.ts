@@ -1,5 +1,13 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { externalTools, readmeBlocks } from './helpers/readme.js';
@@ -107,10 +115,12 @@ beforeAll(async () => {
   const deadline = Date.now() + READY_MS;
   while (!/^ready /m.test(out)) {
     if (gone && err.includes('(ERR_CLI_PORT_BUSY)')) {
-      setup = { kind: 'busy', reason: err.trim() };
-      console.log(
-        `README tour: skipped, the ports its commands name are taken (is npm start running?): ${setup.reason}`,
-      );
+      const last = DEFAULT_BLOCK.base + DEFAULT_BLOCK.size - 1;
+      setup = {
+        kind: 'busy',
+        reason: `ports ${DEFAULT_BLOCK.base}–${last}, which the commands name, are taken (is npm start running?)`,
+      };
+      console.log(`README tour: skipped, ${setup.reason}: ${err.trim()}`);
       return;
     }
     if (gone || Date.now() > deadline) throw new Error(`the demo is not ready:\n${out}\n${err}`);
@@ -128,7 +138,8 @@ afterAll(async () => {
     clearTimeout(timer);
   }
   if (workDir !== undefined) rmSync(workDir, { recursive: true, force: true });
-  if (readdirSync(WORK_ROOT).length === 0) rmSync(WORK_ROOT, { recursive: true, force: true });
+  if (existsSync(WORK_ROOT) && readdirSync(WORK_ROOT).length === 0)
+    rmSync(WORK_ROOT, { recursive: true });
 }, STOP_MS + 5000);
 
 describe('the README tour', () => {
