@@ -1,4 +1,4 @@
-// The runnable shell blocks of a Markdown file and how to point them at another network.
+// The runnable shell blocks of a Markdown file.
 //
 // A runnable block is a ```sh fence right after a `<!-- readme-test … -->` marker (blank lines
 // between them allowed). The marker may carry `expect="TEXT"` or `expect='TEXT'` attributes:
@@ -46,41 +46,4 @@ export function externalTools(script: string): string[] {
     if (m[1] !== undefined) found.add(m[1]);
   }
   return [...found].sort();
-}
-
-/** `value` as one shell word. */
-export function shellWord(value: string): string {
-  return /^[\w/.,:=+@-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`;
-}
-
-export interface Retarget {
-  /** Default port → the port of the network the script is to run against. */
-  ports: Map<number, number>;
-  /** The data directory that replaces `.demo`. */
-  dir: string;
-  /** The command line that replaces `npx mimi-discovery`. */
-  cli: string;
-}
-
-/**
- * `script` pointed at another network. Throws when a port of the default block is left that
- * the mapping does not know, so a block can never reach a network a developer is running.
- */
-export function retarget(
-  script: string,
-  to: Retarget,
-  defaultBlock: { base: number; size: number },
-): string {
-  const out = script
-    .replace(/\bnpx mimi-discovery\b/g, to.cli)
-    .replace(/(?<![\w.])\.demo(?=\/|\b)/g, shellWord(to.dir))
-    .replace(/\b\d{4,5}\b/g, (digits) => {
-      const port = Number(digits);
-      if (port < defaultBlock.base || port >= defaultBlock.base + defaultBlock.size) return digits;
-      const mapped = to.ports.get(port);
-      if (mapped === undefined) throw new Error(`port ${port} is not one of the network's`);
-      return String(mapped);
-    });
-  if (/(?<![\w.])\.demo\b/.test(out)) throw new Error(`.demo left in ${out}`);
-  return out;
 }

@@ -1,5 +1,5 @@
 /**
- * @mimi-discovery/cli — the `mimi-discovery` command (bin: `dist/main.js`), and the same
+ * @mimi-discovery/cli — the `mimi-discovery` command (bin: `bin/mimi-discovery.js`), and the same
  * command line as a function for tests and embedding. This file is the package's whole public
  * surface.
  */

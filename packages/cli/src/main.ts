@@ -1,9 +1,10 @@
-#!/usr/bin/env node
 import { runCli } from './cli.js';
 
 /**
- * The `mimi-discovery` bin: runs the command line with the process's streams, and turns SIGINT
- * and SIGTERM into a clean stop of `serve` (close every listener and the store, then exit 0).
+ * The entry point of the `mimi-discovery` command (which bin/mimi-discovery.js loads, and the
+ * demo runs for each server): runs the command line with the process's streams, and turns
+ * SIGINT and SIGTERM into a clean stop of `serve` (close every listener and the store, then
+ * exit 0).
  */
 const stop = new AbortController();
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

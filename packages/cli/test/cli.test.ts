@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCliFixture, serve } from './fixture.js';
 
@@ -199,12 +199,12 @@ describe('serve', () => {
   });
 });
 
-describe('the built command', () => {
-  const bin = join(import.meta.dirname, '..', 'dist', 'main.js');
-  const built = existsSync(bin);
-  if (!built) console.warn(`${bin} is not built (run tsc -b): skipping the bin test`);
+describe('the bin', () => {
+  const bin = join(import.meta.dirname, '..', 'bin', 'mimi-discovery.js');
+  const built = existsSync(join(import.meta.dirname, '..', 'dist', 'main.js'));
+  if (!built) console.warn('packages/cli is not built (run tsc -b): skipping the bin test');
 
-  it.skipIf(!built)('runs as a child process and prints its help', () => {
+  it.skipIf(!built)('runs the built command as a child process and prints its help', () => {
     const result = spawnSync(process.execPath, [bin, '--help'], {
       encoding: 'utf8',
       timeout: 30_000,
@@ -212,5 +212,21 @@ describe('the built command', () => {
     expect(result.status).toBe(0);
     expect(result.stdout).toContain('Usage: mimi-discovery [options] [command]');
     expect(result.stderr).toBe('');
+  });
+
+  it('says in one line to build first when there is no build', () => {
+    // The bin alone, where it has no dist/ beside it: as in a fresh clone after npm ci.
+    const copy = join(cli.dir, 'unbuilt', 'bin', 'mimi-discovery.js');
+    mkdirSync(dirname(copy), { recursive: true });
+    copyFileSync(bin, copy);
+    const result = spawnSync(process.execPath, [copy, '--version'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(result.status).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toBe(
+      'mimi-discovery: the command is not built: run npm run build first (ERR_CLI_NOT_BUILT)\n',
+    );
   });
 });

@@ -4,17 +4,20 @@ import { describe, expect, it } from 'vitest';
 import {
   createAttestation,
   createMapping,
+  createMaprefRequest,
   createRemoval,
   createRevocation,
   decodeAttestation,
   decodeCbor,
   decodeMapping,
+  decodeMaprefRequest,
   decodeRemoval,
   decodeRevocation,
   Ed25519Error,
   encodeAttestation,
   encodeCbor,
   encodeMapping,
+  encodeMaprefRequest,
   encodeRemoval,
   encodeRevocation,
   keyPairFromSeed,
@@ -28,12 +31,14 @@ import {
   SignedObjectError,
   verifyAttestation,
   verifyMapping,
+  verifyMaprefRequest,
   verifyRemoval,
   verifyRevocation,
   type Attestation,
   type CborMap,
   type CborValue,
   type Mapping,
+  type MaprefRequest,
   type MspEntry,
   type Removal,
   type Revocation,
@@ -93,7 +98,15 @@ function fixtureRevocation(): Revocation {
   return createRevocation({ csi: CSI, before: T0 + 7200, iat: T0 + 7200 }, CSIP_SEED);
 }
 
-/** The four object types through one shape, for tests that treat them alike. */
+/** Issued at NOW: a MapRef request is fresh only within the clock skew of its `iat`. */
+function fixtureMapref(): MaprefRequest {
+  return createMaprefRequest(
+    { csi: CSI, target: 'chat.example', iat: NOW, att: fixtureAttestation() },
+    RECIPIENT_SEED,
+  );
+}
+
+/** The signed types, one per signing label, through one shape for tests that treat them alike. */
 interface Kind<T> {
   label: SigningLabel;
   fixture: () => T;
@@ -131,7 +144,14 @@ const KINDS = {
     decode: decodeRevocation,
     verify: verifyRevocation,
   } satisfies Kind<Revocation>,
-};
+  mapref: {
+    label: 'mapref',
+    fixture: fixtureMapref,
+    encode: encodeMaprefRequest,
+    decode: decodeMaprefRequest,
+    verify: verifyMaprefRequest,
+  } satisfies Kind<MaprefRequest>,
+} satisfies { [L in SigningLabel]: { label: L } & Record<string, unknown> };
 const KIND_LIST = Object.entries(KINDS) as [string, Kind<unknown>][];
 
 function reasonOf<T>(result: VerifyResult<T>): VerifyFailure | 'ok' {
@@ -247,12 +267,14 @@ describe.each(KIND_LIST)('%s', (name, kind) => {
   it('is wrong-label for a signature made under another label', () => {
     const value = kind.fixture();
     const other = kind.label === 'removal' ? 'revocation' : 'removal';
-    const seed = {
+    const seeds: Record<SigningLabel, Uint8Array> = {
       attestation: PROVER_SEED,
       mapping: RECIPIENT_SEED,
       removal: RECIPIENT_SEED,
       revocation: CSIP_SEED,
-    }[kind.label];
+      mapref: RECIPIENT_SEED,
+    };
+    const seed = seeds[kind.label];
     const input = signingInput(kind.label, value as never);
     const forged = { ...(value as object), sig: sign(relabel(input, kind.label, other), seed) };
     const result = kind.verify(forged, { now: NOW });
@@ -636,7 +658,7 @@ function buildVectors(): unknown {
   });
   return {
     description:
-      'Signed objects of design §4 (Mapping, Attestation, Removal, Revocation) from fixed Ed25519 seeds. Byte strings are hex. signingInput = "MIMI-Discovery-v1/" || label || 0x00 || deterministic CBOR (RFC 8949 §4.2.1) of the object without sig; sig = Ed25519(signingInput) (RFC 8032, deterministic); encoded = deterministic CBOR of the object with sig.',
+      'Signed objects of design §4 (Mapping, Attestation, Removal, Revocation) and the MapRef request of design §8.3, from fixed Ed25519 seeds. Byte strings are hex. signingInput = "MIMI-Discovery-v1/" || label || 0x00 || deterministic CBOR (RFC 8949 §4.2.1) of the object without sig; sig = Ed25519(signingInput) (RFC 8032, deterministic); encoded = deterministic CBOR of the object with sig.',
     generated:
       'By packages/common/test/signed.test.ts: MIMI_REGENERATE_VECTORS=1 npx vitest run packages/common/test/signed.test.ts, then npx prettier --write on this file. Without the variable the test checks that the code reproduces this file exactly.',
     keys: {
@@ -670,6 +692,7 @@ describe('signed-object vectors', () => {
       'mapping',
       'removal',
       'revocation',
+      'mapref',
     ]);
     for (const o of file.objects) {
       const kind = KINDS[o.name] as Kind<unknown>;
@@ -713,6 +736,7 @@ interface Generated {
   mapping: Mapping;
   removal: Removal;
   revocation: Revocation;
+  mapref: MaprefRequest;
 }
 
 const generatedArb: fc.Arbitrary<Generated> = fc
@@ -723,11 +747,12 @@ const generatedArb: fc.Arbitrary<Generated> = fc
     csi: csiArb,
     msps: fc.array(mspArb, { maxLength: 3 }),
     seq: fc.maxSafeNat(),
-    times: fc.array(timeArb, { minLength: 6, maxLength: 6 }),
+    times: fc.array(timeArb, { minLength: 7, maxLength: 7 }),
     isNew: fc.boolean(),
   })
   .map(({ recipientSeed, proverSeed, csipSeed, csi, msps, seq, times, isNew }) => {
-    const [nbf, attExp, iat, exp, removed, revoked] = times as [
+    const [nbf, attExp, iat, exp, removed, revoked, requested] = times as [
+      number,
       number,
       number,
       number,
@@ -745,6 +770,10 @@ const generatedArb: fc.Arbitrary<Generated> = fc
       ),
       removal: createRemoval({ csi, seq, iat: removed }, recipientSeed),
       revocation: createRevocation({ csi, before: revoked, iat: revoked }, csipSeed),
+      mapref: createMaprefRequest(
+        { csi, target: 'chat.example', iat: requested, att: attestation },
+        recipientSeed,
+      ),
     };
   });
 
@@ -758,6 +787,12 @@ function validTime(name: string, value: Generated[keyof Generated]): number | un
   if (name === 'attestation') {
     const a = value as Attestation;
     return a.nbf < a.exp ? a.nbf : undefined;
+  }
+  if (name === 'mapref') {
+    // Fresh (iat within the skew of now) and inside the attestation's window.
+    const r = value as MaprefRequest;
+    const start = Math.max(r.iat, r.att.nbf);
+    return start - r.iat <= MAX_CLOCK_SKEW_SECONDS && start < r.att.exp ? start : undefined;
   }
   return (value as Removal | Revocation).iat;
 }

@@ -1,5 +1,6 @@
 import { request as httpsRequest } from 'node:https';
 import { connect as http2Connect } from 'node:http2';
+import { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -408,7 +409,8 @@ describe('POST /v1/discover', () => {
       method: 'POST',
       dispatcher: h1,
       headers: { 'content-type': 'application/json' },
-      body: chunks(),
+      // A stream of unknown length: undici sends it chunked, without content-length.
+      body: Readable.from(chunks()),
     });
     expect(response.statusCode).toBe(413);
     expect(response.headers['transfer-encoding']).toBeUndefined();

@@ -328,7 +328,7 @@ function summary(
     `verified lookups through the resolver's JSON API:`,
     formatTable(looked),
     'try:',
-    `  node packages/cli/dist/main.js lookup "${alice}" --resolver ${resolver.api} --ca ${show(paths.ca)}`,
+    `  npx mimi-discovery lookup "${alice}" --resolver ${resolver.api} --ca ${show(paths.ca)}`,
     `  curl --cacert ${show(paths.ca)} '${resolver.api}/v1/discover?csi=dave@example.com'`,
     `  dig +dnssec -p ${resolver.udp.port} @${resolver.udp.host} 8.1.0.0.6.4.9.7.0.2.4.4.e164.mimi.arpa TYPE65400`,
     ...(dp44 === undefined
