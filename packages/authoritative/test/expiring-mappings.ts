@@ -23,7 +23,7 @@ export interface MappingSpec {
   readonly key: number;
   /** The mapping's own `exp`. */
   readonly exp: number;
-  /** The attestation's `exp`; default a year after T0. */
+  /** The attestation's `exp`; default a year after the mapping's. */
   readonly attExp?: number;
 }
 
@@ -35,7 +35,7 @@ export function mappingRdata(spec: MappingSpec): Uint8Array {
       csi: CSI,
       key: keyPairFromSeed(recipient).publicKey,
       nbf: T0 - 60,
-      exp: spec.attExp ?? T0 + 365 * 86_400,
+      exp: spec.attExp ?? spec.exp + 365 * 86_400,
     },
     PROVER_SEED,
   );
