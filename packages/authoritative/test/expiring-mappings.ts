@@ -25,14 +25,17 @@ export interface MappingSpec {
   readonly exp: number;
   /** The attestation's `exp`; default a year after the mapping's. */
   readonly attExp?: number;
+  /** Default {@link CSI}. */
+  readonly csi?: string;
 }
 
-/** The MAP RDATA of a mapping for {@link CSI} attested by the DP's prover, issued at T0. */
+/** The MAP RDATA of a mapping (for {@link CSI} by default) attested by the DP's prover. */
 export function mappingRdata(spec: MappingSpec): Uint8Array {
   const recipient = new Uint8Array(32).fill(spec.key);
+  const csi = spec.csi ?? CSI;
   const att = createAttestation(
     {
-      csi: CSI,
+      csi,
       key: keyPairFromSeed(recipient).publicKey,
       nbf: T0 - 60,
       exp: spec.attExp ?? spec.exp + 365 * 86_400,
@@ -41,7 +44,7 @@ export function mappingRdata(spec: MappingSpec): Uint8Array {
   );
   const mapping = createMapping(
     {
-      csi: CSI,
+      csi,
       msps: [{ provider: `msp${spec.key}.example`, tags: ['personal'] }],
       seq: 1,
       iat: T0 - 60,
