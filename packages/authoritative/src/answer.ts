@@ -52,8 +52,9 @@ export interface AnswererOptions {
 }
 
 /**
- * Lifetime of an online signature (a compact denial): a day is plenty, since each denial is
- * signed when it is asked for and resolvers keep it at most the SOA minimum TTL.
+ * Lifetime of an online signature (a compact denial, or a MAP RRset without its expired
+ * records): a day is plenty, since each is signed when it is asked for and resolvers keep it at
+ * most its TTL (the SOA minimum for a denial, at most 300 s for MAP).
  */
 export const ONLINE_SIGNATURE_VALIDITY_SECONDS = 86400;
 /** Signed denials kept for reuse per zone key (a small LRU). */
@@ -83,10 +84,10 @@ interface AnswerContext {
   /** The answerer's clock, whole seconds. */
   readonly at: number;
   readonly expiries: MappingExpiries;
-  /** Signs `rrset` with `key`, reusing a fresh signature kept under `id` in `cache`. */
+  /** Signs `rrset` with `key` at `at`, reusing a fresh signature kept under `id` (`signOnline`). */
   readonly sign: (
     key: ZoneKey,
-    cache: 'denials' | 'maps',
+    cache: keyof OnlineSignatures,
     id: string | undefined,
     rrset: readonly ResourceRecord[],
   ) => RecordOf<'RRSIG'>;
@@ -103,46 +104,13 @@ export function createAnswerer(store: DiscoveryStore, options: AnswererOptions =
   const expiries = new MappingExpiries();
   const deadlines = new WeakMap<Message, number>();
 
-  const sign: AnswerContext['sign'] = (key, kind, id, rrset) => {
-    const at = Math.floor(now());
-    let cache = caches.get(key);
-    if (cache === undefined) {
-      cache = { denials: new Map(), maps: new Map() };
-      caches.set(key, cache);
-    }
-    const entries = cache[kind];
-    const cached = id === undefined ? undefined : entries.get(id);
-    // Reuse while at least half the lifetime remains, so a cached signature is never near expiry.
-    if (
-      id !== undefined &&
-      cached !== undefined &&
-      cached.data.expiration - at >= ONLINE_SIGNATURE_VALIDITY_SECONDS / 2
-    ) {
-      entries.delete(id);
-      entries.set(id, cached);
-      return cached;
-    }
-    const validity: SignatureValidity = {
-      inception: Math.max(0, at - INCEPTION_BACKDATE_SECONDS),
-      expiration: at + ONLINE_SIGNATURE_VALIDITY_SECONDS,
-    };
-    const rrsig = signRRset(rrset, key, validity);
-    if (id === undefined) return rrsig;
-    entries.delete(id);
-    entries.set(id, rrsig);
-    if (entries.size > (kind === 'denials' ? DENIAL_CACHE_ENTRIES : CURRENT_MAP_CACHE_ENTRIES)) {
-      const oldest = entries.keys().next();
-      if (oldest.done !== true) entries.delete(oldest.value);
-    }
-    return rrsig;
-  };
-
   const handler = (query: Message): Message => {
     try {
+      const at = Math.floor(now());
       const { response, expiresAt } = answer(store, query, {
-        at: Math.floor(now()),
+        at,
         expiries,
-        sign,
+        sign: (key, kind, id, rrset) => signOnline(caches, key, kind, id, rrset, at),
       });
       if (expiresAt !== undefined) deadlines.set(response, expiresAt);
       return response;
@@ -161,6 +129,50 @@ export function createAnswerer(store: DiscoveryStore, options: AnswererOptions =
 interface OnlineSignatures {
   readonly denials: Map<string, RecordOf<'RRSIG'>>;
   readonly maps: Map<string, RecordOf<'RRSIG'>>;
+}
+
+/**
+ * The RRSIG over `rrset` by `key`, made at `at` with {@link ONLINE_SIGNATURE_VALIDITY_SECONDS};
+ * with an `id`, the one kept under it in the LRU `kind` of the key when at least half its
+ * lifetime remains (so a signature sent is never near its expiration), else a new one kept there.
+ */
+function signOnline(
+  caches: WeakMap<ZoneKey, OnlineSignatures>,
+  key: ZoneKey,
+  kind: keyof OnlineSignatures,
+  id: string | undefined,
+  rrset: readonly ResourceRecord[],
+  at: number,
+): RecordOf<'RRSIG'> {
+  let cache = caches.get(key);
+  if (cache === undefined) {
+    cache = { denials: new Map(), maps: new Map() };
+    caches.set(key, cache);
+  }
+  const entries = cache[kind];
+  const cached = id === undefined ? undefined : entries.get(id);
+  if (
+    id !== undefined &&
+    cached !== undefined &&
+    cached.data.expiration - at >= ONLINE_SIGNATURE_VALIDITY_SECONDS / 2
+  ) {
+    entries.delete(id);
+    entries.set(id, cached);
+    return cached;
+  }
+  const validity: SignatureValidity = {
+    inception: Math.max(0, at - INCEPTION_BACKDATE_SECONDS),
+    expiration: at + ONLINE_SIGNATURE_VALIDITY_SECONDS,
+  };
+  const rrsig = signRRset(rrset, key, validity);
+  if (id === undefined) return rrsig;
+  entries.delete(id);
+  entries.set(id, rrsig);
+  if (entries.size > (kind === 'denials' ? DENIAL_CACHE_ENTRIES : CURRENT_MAP_CACHE_ENTRIES)) {
+    const oldest = entries.keys().next();
+    if (oldest.done !== true) entries.delete(oldest.value);
+  }
+  return rrsig;
 }
 
 function answer(

@@ -243,7 +243,40 @@ describe.each(stores)('answering MAP from the %s as its mappings expire', (_name
     expect(mapHex(second.answers)).toEqual(specHex([LAST]));
     expect(rrsigOver(second.answers, 'MAP').data.signature).not.toEqual(first.data.signature);
     expect(verifyIn(store, second.answers, 'MAP', clock.now())).toEqual({ ok: true });
-    expect(CURRENT_MAP_CACHE_ENTRIES).toBeGreaterThan(0);
+    await store.close();
+  });
+
+  it(`keeps the signatures of at most ${CURRENT_MAP_CACHE_ENTRIES} RRsets, the least recently used going first`, async () => {
+    const { store, clock, ask } = await setup([]);
+    // One more name than the bound, each with a mapping that expires and one that stays (the
+    // same RDATA at every name: the DP does not check it against the owner).
+    const names = Array.from(
+      { length: CURRENT_MAP_CACHE_ENTRIES + 1 },
+      (_, i) =>
+        `${i % 10}.${Math.floor(i / 10) % 10}.${Math.floor(i / 100)}.9.6.4.9.7.0.2.${ORIGIN}`,
+    );
+    const records = mapRecords([SOON, LAST]);
+    const changes = names.map((name) => ({
+      op: 'put' as const,
+      name,
+      type: 'MAP' as const,
+      records: records.map((rr) => ({ ...rr, name })),
+    }));
+    for (let i = 0; i < changes.length; i += 512) {
+      await store.apply(ORIGIN, changes.slice(i, i + 512));
+    }
+    clock.advance(100);
+    const signature = (name: string): string =>
+      Buffer.from(rrsigOver(ask(name, 'MAP').answers, 'MAP').data.signature).toString('hex');
+    const first = signature(names[0]!);
+    const second = signature(names[1]!);
+    // Signed a second later, a new signature would differ (its inception does).
+    clock.advance(1);
+    expect(signature(names[0]!)).toBe(first);
+    for (const name of names.slice(2)) signature(name);
+    // `names[1]` was used least recently and has gone; `names[0]` is still kept.
+    expect(signature(names[0]!)).toBe(first);
+    expect(signature(names[1]!)).not.toBe(second);
     await store.close();
   });
 
