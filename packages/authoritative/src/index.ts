@@ -50,7 +50,7 @@ export type { Answerer, AnswererOptions } from './answer.js';
 
 // map-expiry.ts
 export {
-  MAPPING_EXPIRY_MEMO_ENTRIES,
+  MAPPING_EXPIRY_MEMO_OCTETS,
   MappingExpiries,
   currentMappings,
   mappingExpiry,

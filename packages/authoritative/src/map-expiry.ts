@@ -17,8 +17,13 @@ import { decodeMapping, SignedObjectError, type ResourceRecord } from '@mimi-dis
  * only B is, the earliest expiry 2000; at 2000 none is.
  */
 
-/** Expiries of MAP RDATA remembered by a {@link MappingExpiries} (about 0.5–1 KiB each). */
-export const MAPPING_EXPIRY_MEMO_ENTRIES = 4096;
+/**
+ * Octets of MAP RDATA (the keys) a {@link MappingExpiries} holds at most: 4 MiB, some 8,000
+ * typical mappings of about 500 octets, and never more than 4 MiB whatever their size.
+ */
+export const MAPPING_EXPIRY_MEMO_OCTETS = 4 * 2 ** 20;
+/** Accounting overhead charged per remembered RDATA besides its octets. */
+const ENTRY_OVERHEAD_OCTETS = 64;
 
 /**
  * The expiry of a record that does not decode as a mapping: never. Such a record (which the
@@ -40,15 +45,21 @@ export function mappingExpiry(rdata: Uint8Array): number {
   }
 }
 
-/** {@link mappingExpiry}, remembered for the last `maxEntries` distinct RDATA (an LRU). */
+/**
+ * {@link mappingExpiry}, remembered for the most recently used distinct RDATA up to `maxOctets`
+ * of them (an LRU; each entry is charged its octets and a small overhead).
+ */
 export class MappingExpiries {
   readonly #memo: LRUCache<string, number>;
 
-  constructor(maxEntries: number = MAPPING_EXPIRY_MEMO_ENTRIES) {
-    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
-      throw new RangeError(`maxEntries must be a positive integer, got ${String(maxEntries)}`);
+  constructor(maxOctets: number = MAPPING_EXPIRY_MEMO_OCTETS) {
+    if (!Number.isSafeInteger(maxOctets) || maxOctets < 1) {
+      throw new RangeError(`maxOctets must be a positive integer, got ${String(maxOctets)}`);
     }
-    this.#memo = new LRUCache({ max: maxEntries });
+    this.#memo = new LRUCache({
+      maxSize: maxOctets,
+      sizeCalculation: (_, key) => key.length + ENTRY_OVERHEAD_OCTETS,
+    });
   }
 
   /** See {@link mappingExpiry}. */
@@ -62,9 +73,14 @@ export class MappingExpiries {
     return expiry;
   }
 
-  /** RDATA remembered now (at most the bound given). */
+  /** RDATA remembered now. */
   get size(): number {
     return this.#memo.size;
+  }
+
+  /** Octets charged for them (at most the bound given). */
+  get octets(): number {
+    return this.#memo.calculatedSize;
   }
 }
 

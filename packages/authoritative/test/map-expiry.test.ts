@@ -1,7 +1,7 @@
 import { record, type RecordOf } from '@mimi-discovery/common';
 import { describe, expect, it } from 'vitest';
 import {
-  MAPPING_EXPIRY_MEMO_ENTRIES,
+  MAPPING_EXPIRY_MEMO_OCTETS,
   MappingExpiries,
   currentMappings,
   mappingExpiry,
@@ -39,15 +39,22 @@ describe('MappingExpiries', () => {
     expect(memo.size).toBe(2);
   });
 
-  it('remembers at most its bound, the most recently used first', () => {
-    const memo = new MappingExpiries(3);
+  it(`remembers at most its bound in octets (default ${MAPPING_EXPIRY_MEMO_OCTETS}), the most recently used first`, () => {
     const rdata = [1, 2, 3, 4].map((key) => mappingRdata({ key, exp: T0 + key }));
+    // Room for three of these mappings (plus overhead), not four.
+    const bound = 3 * (rdata[0]!.length + 64) + 10;
+    const memo = new MappingExpiries(bound);
     for (const bytes of rdata) memo.of(bytes);
     expect(memo.size).toBe(3);
+    expect(memo.octets).toBeLessThanOrEqual(bound);
     expect(rdata.map((bytes) => memo.of(bytes))).toEqual([T0 + 1, T0 + 2, T0 + 3, T0 + 4]);
     expect(memo.size).toBe(3);
-    expect(MAPPING_EXPIRY_MEMO_ENTRIES).toBe(4096);
-    expect(new MappingExpiries().size).toBe(0);
+    // A large RDATA takes the room of several small ones.
+    const large = Uint8Array.from({ length: 3 * rdata[0]!.length }, (_, i) => i & 0xff);
+    expect(memo.of(large)).toBe(Number.POSITIVE_INFINITY);
+    expect(memo.size).toBe(1);
+    expect(memo.octets).toBeLessThanOrEqual(bound);
+    expect(MAPPING_EXPIRY_MEMO_OCTETS).toBe(4 * 2 ** 20);
   });
 
   it.each([0, -1, 1.5, Number.NaN])('refuses a bound of %s', (bound) => {
