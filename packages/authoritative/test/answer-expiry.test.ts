@@ -246,6 +246,24 @@ describe.each(stores)('answering MAP from the %s as its mappings expire', (_name
     await store.close();
   });
 
+  it('signs the RRset a later write leaves, not one kept from before it', async () => {
+    const { store, clock, ask } = await setup([SOON, LATER]);
+    clock.advance(100);
+    const before = ask(NUMBER, 'MAP');
+    expect(mapHex(before.answers)).toEqual(specHex([LATER]));
+    // Another write with the expired mapping still in it: as many records left out as before,
+    // but another RRset.
+    await store.apply(ORIGIN, [putMappings([SOON, LATER, LAST])]);
+    const after = ask(NUMBER, 'MAP');
+    expect(mapHex(after.answers)).toEqual(specHex([LATER, LAST]));
+    expect(verifyIn(store, after.answers, 'MAP', clock.now())).toEqual({ ok: true });
+    await store.apply(ORIGIN, [putMappings([SOON, LAST])]);
+    const last = ask(NUMBER, 'MAP');
+    expect(mapHex(last.answers)).toEqual(specHex([LAST]));
+    expect(verifyIn(store, last.answers, 'MAP', clock.now())).toEqual({ ok: true });
+    await store.close();
+  });
+
   it(`keeps the signatures of at most ${CURRENT_MAP_CACHE_ENTRIES} RRsets, the least recently used going first`, async () => {
     const { store, clock, ask } = await setup([]);
     // One more name than the bound, each with a mapping that expires and one that stays (the
@@ -303,6 +321,27 @@ describe.each(stores)('answering MAP from the %s as its mappings expire', (_name
     expect(expiryOf('MAP')).toBeUndefined();
     // A response this answerer did not make has no expiry it knows of.
     expect(answerer.expiresAt(buildQuery(NUMBER, 'MAP'))).toBeUndefined();
+    await store.close();
+  });
+});
+
+describe('a restarted DP', () => {
+  it('does not serve a mapping that expired while it was down', async () => {
+    const clock = fakeClock();
+    const dataDir = join(root, `restart-${++counter}`);
+    const first = await openLmdbStore({ dataDir, now: clock.now, proverSeed: PROVER_SEED });
+    await first.addZone(zoneInit());
+    await first.apply(ORIGIN, [putMappings([SOON, LAST])]);
+    const query = buildQuery(NUMBER, 'MAP', { dnssecOk: true });
+    expect(mapHex(createAnswerer(first, { now: clock.now })(query).answers)).toEqual(
+      specHex([SOON, LAST]),
+    );
+    await first.close();
+    clock.advance(100);
+    const store = await openLmdbStore({ dataDir, now: clock.now, proverSeed: PROVER_SEED });
+    const response = createAnswerer(store, { now: clock.now })(query);
+    expect(mapHex(response.answers)).toEqual(specHex([LAST]));
+    expect(verifyIn(store, response.answers, 'MAP', clock.now())).toEqual({ ok: true });
     await store.close();
   });
 });
