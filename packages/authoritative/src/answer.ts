@@ -1,4 +1,5 @@
 import {
+  canonicalName,
   lookupZone,
   parentName,
   respondError,
@@ -6,12 +7,15 @@ import {
   silentLogger,
   type Logger,
   type Message,
-  type QueryHandler,
+  type QueryContext,
   type RecordOf,
   type ResourceRecord,
-  type RRsetSigner,
+  type SignatureValidity,
   type ZoneKey,
+  type ZoneNode,
+  type ZoneView,
 } from '@mimi-discovery/common';
+import { currentMappings, MappingExpiries } from './map-expiry.js';
 import type { DiscoveryStore } from './store.js';
 import { INCEPTION_BACKDATE_SECONDS, ownerOrUndefined } from './zone-signer.js';
 
@@ -26,6 +30,17 @@ import { INCEPTION_BACKDATE_SECONDS, ownerOrUndefined } from './zone-signer.js';
  *   NXNAME type, signed online (RFC 9824); NXDOMAIN instead when the query sets CO;
  * - a name under a delegation → NOERROR without AA, the child's NS, DS and glue (a referral);
  * - `example.com A` → REFUSED: the store holds no zone for it.
+ *
+ * Expired mappings are never served (R9). The MAP RRset at the query name is answered as it
+ * stands at the answerer's clock (`map-expiry.ts`): a record whose mapping has expired
+ * (min(`exp`, `att.exp`) ≤ now) is left out, and the rest is signed online, since the stored
+ * RRSIG covers the whole RRset (RFC 4034 §3.1.8.1). A name left without records answers as a
+ * name that does not exist (the compact denial's bitmap then lists no MAP). The TTL of the MAP
+ * RRset and its RRSIG is capped at the seconds left until the earliest remaining expiry (RFC
+ * 2181 §8: how long a record may be cached), and {@link Answerer.expiresAt} tells an answer
+ * cache when the answer must be gone. Example: MAP records A (expires at 1000) and B (2000),
+ * stored TTL 300, asked at 1100 → B alone, TTL 300, under a new RRSIG; at 1900 → B, TTL 100;
+ * at 2000 → NOERROR, no answer, the NXNAME denial.
  */
 
 /** Options of {@link createAnswerer}. */
@@ -37,98 +52,167 @@ export interface AnswererOptions {
 }
 
 /**
- * Lifetime of an online signature (a compact denial): a day is plenty, since each denial is
- * signed when it is asked for and resolvers keep it at most the SOA minimum TTL.
+ * Lifetime of an online signature (a compact denial, or a MAP RRset without its expired
+ * records): a day is plenty, since each is signed when it is asked for and resolvers keep it at
+ * most its TTL (the SOA minimum for a denial, at most 300 s for MAP).
  */
 export const ONLINE_SIGNATURE_VALIDITY_SECONDS = 86400;
 /** Signed denials kept for reuse per zone key (a small LRU). */
 export const DENIAL_CACHE_ENTRIES = 1024;
+/**
+ * MAP RRsets re-signed without their expired records, kept for reuse per zone key (a small
+ * LRU): each is signed once per change of the stored RRset and per mapping that expires in it.
+ */
+export const CURRENT_MAP_CACHE_ENTRIES = 1024;
+
+/**
+ * The query handler of a DP (a `QueryHandler`, answering synchronously), and what an answer
+ * cache needs to know about its answers.
+ */
+export interface Answerer {
+  (query: Message, context?: QueryContext): Message;
+  /**
+   * For a response this answerer returned: the second (the answerer's clock) at which the
+   * earliest mapping in it expires, after which it must no longer be sent; undefined when it
+   * holds no mapping with an expiry (it is then correct until the store changes).
+   */
+  expiresAt(response: Message): number | undefined;
+}
+
+/** What one answer needs besides the store: the time, and signing and decoding with memory. */
+interface AnswerContext {
+  /** The answerer's clock, whole seconds. */
+  readonly at: number;
+  readonly expiries: MappingExpiries;
+  /** Signs `rrset` with `key` at `at`, reusing a fresh signature kept under `id` (`signOnline`). */
+  readonly sign: (
+    key: ZoneKey,
+    cache: keyof OnlineSignatures,
+    id: string | undefined,
+    rrset: readonly ResourceRecord[],
+  ) => RecordOf<'RRSIG'>;
+}
 
 /**
  * Creates the query handler of a DP over `store`. It never throws for a well-formed query: a
  * fault inside is logged and answered with SERVFAIL.
  */
-export function createAnswerer(store: DiscoveryStore, options: AnswererOptions = {}): QueryHandler {
+export function createAnswerer(store: DiscoveryStore, options: AnswererOptions = {}): Answerer {
   const now = options.now ?? (() => Math.floor(Date.now() / 1000));
   const log = options.log ?? silentLogger;
-  const caches = new WeakMap<ZoneKey, Map<string, RecordOf<'RRSIG'>>>();
+  const caches = new WeakMap<ZoneKey, OnlineSignatures>();
+  const expiries = new MappingExpiries();
+  const deadlines = new WeakMap<Message, number>();
 
-  const signerFor = (key: ZoneKey): RRsetSigner => {
-    const at = Math.floor(now());
-    const validity = {
-      inception: Math.max(0, at - INCEPTION_BACKDATE_SECONDS),
-      expiration: at + ONLINE_SIGNATURE_VALIDITY_SECONDS,
-    };
-    let cache = caches.get(key);
-    if (cache === undefined) {
-      cache = new Map();
-      caches.set(key, cache);
-    }
-    const denials = cache;
-    return (rrset) => {
-      const id = denialId(rrset);
-      if (id === undefined) return signRRset(rrset, key, validity);
-      const cached = denials.get(id);
-      // Reuse while at least half the lifetime remains, so a cached denial is never near expiry.
-      if (
-        cached !== undefined &&
-        cached.data.expiration - at >= ONLINE_SIGNATURE_VALIDITY_SECONDS / 2
-      ) {
-        denials.delete(id);
-        denials.set(id, cached);
-        return cached;
-      }
-      const rrsig = signRRset(rrset, key, validity);
-      denials.delete(id);
-      denials.set(id, rrsig);
-      if (denials.size > DENIAL_CACHE_ENTRIES) {
-        const oldest = denials.keys().next();
-        if (oldest.done !== true) denials.delete(oldest.value);
-      }
-      return rrsig;
-    };
-  };
-
-  return (query) => {
+  const handler = (query: Message): Message => {
     try {
-      return answer(store, query, signerFor);
+      const at = Math.floor(now());
+      const { response, expiresAt } = answer(store, query, {
+        at,
+        expiries,
+        sign: (key, kind, id, rrset) => signOnline(caches, key, kind, id, rrset, at),
+      });
+      if (expiresAt !== undefined) deadlines.set(response, expiresAt);
+      return response;
     } catch (error) {
       // Design §10: the query type and the fault only, never the client or the name.
       log.error('answer failed', { type: query.questions[0]?.type, error });
       return respondError(query, 'SERVFAIL');
     }
   };
+  return Object.assign(handler, {
+    expiresAt: (response: Message): number | undefined => deadlines.get(response),
+  });
+}
+
+/** Online signatures kept per zone key: compact denials, and MAP RRsets without expired records. */
+interface OnlineSignatures {
+  readonly denials: Map<string, RecordOf<'RRSIG'>>;
+  readonly maps: Map<string, RecordOf<'RRSIG'>>;
+}
+
+/**
+ * The RRSIG over `rrset` by `key`, made at `at` with {@link ONLINE_SIGNATURE_VALIDITY_SECONDS};
+ * with an `id`, the one kept under it in the LRU `kind` of the key when at least half its
+ * lifetime remains (so a signature sent is never near its expiration), else a new one kept there.
+ */
+function signOnline(
+  caches: WeakMap<ZoneKey, OnlineSignatures>,
+  key: ZoneKey,
+  kind: keyof OnlineSignatures,
+  id: string | undefined,
+  rrset: readonly ResourceRecord[],
+  at: number,
+): RecordOf<'RRSIG'> {
+  let cache = caches.get(key);
+  if (cache === undefined) {
+    cache = { denials: new Map(), maps: new Map() };
+    caches.set(key, cache);
+  }
+  const entries = cache[kind];
+  const cached = id === undefined ? undefined : entries.get(id);
+  if (
+    id !== undefined &&
+    cached !== undefined &&
+    cached.data.expiration - at >= ONLINE_SIGNATURE_VALIDITY_SECONDS / 2
+  ) {
+    entries.delete(id);
+    entries.set(id, cached);
+    return cached;
+  }
+  const validity: SignatureValidity = {
+    inception: Math.max(0, at - INCEPTION_BACKDATE_SECONDS),
+    expiration: at + ONLINE_SIGNATURE_VALIDITY_SECONDS,
+  };
+  const rrsig = signRRset(rrset, key, validity);
+  if (id === undefined) return rrsig;
+  entries.delete(id);
+  entries.set(id, rrsig);
+  if (entries.size > (kind === 'denials' ? DENIAL_CACHE_ENTRIES : CURRENT_MAP_CACHE_ENTRIES)) {
+    const oldest = entries.keys().next();
+    if (oldest.done !== true) entries.delete(oldest.value);
+  }
+  return rrsig;
 }
 
 function answer(
   store: DiscoveryStore,
   query: Message,
-  signerFor: (key: ZoneKey) => RRsetSigner,
-): Message {
+  context: AnswerContext,
+): { response: Message; expiresAt?: number } {
   const question = query.questions[0];
-  if (query.flags.opcode !== 0) return withCompact(query, respondError(query, 'NOTIMP'));
-  if (question === undefined || query.questions.length !== 1) {
-    return withCompact(query, respondError(query, 'FORMERR'));
+  const refuse = (rcode: 'NOTIMP' | 'FORMERR' | 'REFUSED') => ({
+    response: withCompact(query, respondError(query, rcode)),
+  });
+  if (query.flags.opcode !== 0) return refuse('NOTIMP');
+  if (question === undefined || query.questions.length !== 1) return refuse('FORMERR');
+  if (query.edns !== undefined && query.edns.version > 0) {
+    return { response: respondError(query, 'BADVERS') };
   }
-  if (query.edns !== undefined && query.edns.version > 0) return respondError(query, 'BADVERS');
   // RFC 1035 §4.1.1: a server that serves only IN refuses other classes; zone transfers do not
   // run over this path.
   if (question.class !== 'IN' || question.type === 'AXFR' || question.type === 'IXFR') {
-    return withCompact(query, respondError(query, 'REFUSED'));
+    return refuse('REFUSED');
   }
   const origin = zoneFor(store, question.name, question.type);
-  const zone = origin === undefined ? undefined : store.zoneView(origin);
-  if (origin === undefined || zone === undefined) {
-    return withCompact(query, respondError(query, 'REFUSED'));
-  }
+  const stored = origin === undefined ? undefined : store.zoneView(origin);
+  if (origin === undefined || stored === undefined) return refuse('REFUSED');
   const key = store.zoneKey(origin);
   const dnssecOk = query.edns?.dnssecOk ?? false;
+  // Only a MAP or ANY answer with DO carries the MAP RRSIG, so only those sign it online.
+  const signMaps = dnssecOk && (question.type === 'MAP' || question.type === 'ANY');
+  const current = currentView(stored, canonicalName(question.name), {
+    ...context,
+    ...(key !== undefined && signMaps ? { key } : {}),
+  });
   const outcome = lookupZone(
-    zone,
+    current.zone,
     question,
-    key === undefined ? { dnssecOk } : { dnssecOk, sign: signerFor(key) },
+    key === undefined
+      ? { dnssecOk }
+      : { dnssecOk, sign: (rrset) => context.sign(key, 'denials', denialId(rrset), rrset) },
   );
-  if (outcome.kind === 'refused') return withCompact(query, respondError(query, 'REFUSED'));
+  if (outcome.kind === 'refused') return refuse('REFUSED');
   const response = withCompact(query, respondError(query, 'NOERROR'));
   response.answers = outcome.answers;
   response.authorities = outcome.authorities;
@@ -137,7 +221,83 @@ function answer(
   response.flags.aa = outcome.kind !== 'referral';
   // RFC 9824 §5: NXDOMAIN only for a client that signalled it understands compact answers.
   if (outcome.kind === 'nxdomain' && query.edns?.compactOk === true) response.rcode = 'NXDOMAIN';
-  return response;
+  const expiresAt = current.earliest();
+  const carriesMappings = outcome.answers.some((rr) => rr.type === 'MAP');
+  return carriesMappings && expiresAt !== undefined ? { response, expiresAt } : { response };
+}
+
+/**
+ * `zone` with the MAP RRset at `qname` as it stands at `context.at` (see the module comment);
+ * every other node as stored. `earliest()` is then the earliest expiry among the mappings kept
+ * at `qname`, if lookup read that node and any of them has one.
+ */
+function currentView(
+  zone: ZoneView,
+  qname: string,
+  context: AnswerContext & { readonly key?: ZoneKey },
+): { zone: ZoneView; earliest(): number | undefined } {
+  let earliest: number | undefined;
+  const view: ZoneView = {
+    origin: zone.origin,
+    hasDescendants: (name) => zone.hasDescendants(name),
+    node: (name) => {
+      const node = zone.node(name);
+      if (node === undefined || !node.rrsets.has('MAP') || canonicalName(name) !== qname) {
+        return node;
+      }
+      const now = currentNode(node, context);
+      earliest = now.earliest;
+      return now.node;
+    },
+  };
+  return { zone: view, earliest: () => earliest };
+}
+
+/**
+ * A node with its MAP RRset as it stands at `context.at`: undefined when nothing is left at
+ * the name. The remaining records are signed online only when `context.key` is given (the
+ * answer will carry the RRSIG); the signature is made over the stored TTL (the RRSIG's
+ * original TTL) and kept under the stored RRSIG and the number of records left out, which
+ * together name the RRset signed.
+ */
+function currentNode(
+  node: ZoneNode,
+  context: AnswerContext & { readonly key?: ZoneKey },
+): { node: ZoneNode | undefined; earliest: number | undefined } {
+  const rrset = node.rrsets.get('MAP') ?? [];
+  const { records, removed, earliest } = currentMappings(rrset, context.at, (rdata) =>
+    context.expiries.of(rdata),
+  );
+  const finite = Number.isFinite(earliest) ? earliest : undefined;
+  const storedTtl = Math.min(...rrset.map((rr) => rr.ttl));
+  // RFC 2181 §8: a TTL is how long the record may be cached; never past the earliest expiry.
+  const ttl = finite === undefined ? storedTtl : Math.min(storedTtl, finite - context.at);
+  if (removed === 0 && ttl === storedTtl) return { node, earliest: finite };
+
+  const rrsets = new Map(node.rrsets);
+  const signatures = new Map(node.signatures);
+  if (records.length === 0) {
+    rrsets.delete('MAP');
+    signatures.delete('MAP');
+    return { node: rrsets.size === 0 ? undefined : { rrsets, signatures }, earliest: undefined };
+  }
+  const stored = node.signatures.get('MAP')?.[0];
+  let rrsig: RecordOf<'RRSIG'> | undefined = removed === 0 ? stored : undefined;
+  if (rrsig === undefined && context.key !== undefined) {
+    const id =
+      stored === undefined
+        ? undefined
+        : `${Buffer.from(stored.data.signature).toString('latin1')}\u0000${removed}`;
+    rrsig = context.sign(context.key, 'maps', id, records);
+  }
+  rrsets.set(
+    'MAP',
+    records.map((rr) => ({ ...rr, ttl })),
+  );
+  // RFC 4035 §2.2: the RRSIG's TTL is that of the RRset it covers.
+  if (rrsig === undefined) signatures.delete('MAP');
+  else signatures.set('MAP', [{ ...rrsig, ttl }]);
+  return { node: { rrsets, signatures }, earliest: finite };
 }
 
 /**

@@ -44,8 +44,18 @@ export {
   createAnswerer,
   ONLINE_SIGNATURE_VALIDITY_SECONDS,
   DENIAL_CACHE_ENTRIES,
+  CURRENT_MAP_CACHE_ENTRIES,
 } from './answer.js';
-export type { AnswererOptions } from './answer.js';
+export type { Answerer, AnswererOptions } from './answer.js';
+
+// map-expiry.ts
+export {
+  MAPPING_EXPIRY_MEMO_OCTETS,
+  MappingExpiries,
+  currentMappings,
+  mappingExpiry,
+} from './map-expiry.js';
+export type { CurrentMappings } from './map-expiry.js';
 
 // zone-export.ts
 export { exportZone } from './zone-export.js';

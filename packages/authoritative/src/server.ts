@@ -11,7 +11,6 @@ import {
   type DnsServerConfig,
   type DpConfig,
   type Logger,
-  type Message,
   type QueryHandler,
 } from '@mimi-discovery/common';
 import { createAnswerer } from './answer.js';
@@ -102,7 +101,7 @@ export async function startProvider(
     // the handler stays synchronous too: the UDP listener then sends without a promise.
     const handler: QueryHandler = (query, context) => {
       const start = process.hrtime.bigint();
-      const response = answer(query, context) as Message;
+      const response = answer(query, context);
       queries.inc({ transport: context.transport, rcode: response.rcode });
       latency.observe(
         { transport: context.transport },
@@ -114,6 +113,12 @@ export async function startProvider(
       maxOctets: config.answerCacheBytes,
       generation: () => store.generation(),
       changes: (since) => store.changesSince(since),
+      // A mapping expires without a write (R9): an answer holding one goes at its expiry.
+      now: () => now() * 1000,
+      expiresAt: (response) => {
+        const at = answer.expiresAt(response);
+        return at === undefined ? undefined : at * 1000;
+      },
     });
     metrics.counter('answer_cache_hits_total', {
       help: 'Queries answered from the answer cache (not in queries_total)',

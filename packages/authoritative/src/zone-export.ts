@@ -1,4 +1,12 @@
-import { formatZone, signZone } from '@mimi-discovery/common';
+import {
+  canonicalName,
+  formatZone,
+  signRRset,
+  signZone,
+  type RecordOf,
+  type ResourceRecord,
+} from '@mimi-discovery/common';
+import { currentMappings, mappingExpiry } from './map-expiry.js';
 import type { DiscoveryStore } from './store.js';
 import { DEFAULT_SIGNATURE_VALIDITY, noZoneError, validityAt, zoneOrigin } from './zone-signer.js';
 
@@ -12,19 +20,30 @@ import { DEFAULT_SIGNATURE_VALIDITY, noZoneError, validityAt, zoneOrigin } from 
  * can serve it. Hashes of phone numbers are cheap to reverse: such a file makes the zone
  * enumerable to whoever can query the servers that load it, so export it only to your own.
  *
- * Without `nsec3`, the file holds the records exactly as the store serves them, RRSIGs included,
- * and no denial chain: a backup or a view for people, not something a secondary can serve.
+ * Without `nsec3`, the file holds the records as the store serves them, RRSIGs included, and no
+ * denial chain: a view for people, not something a secondary can serve.
+ *
+ * Either way the export is the zone as a DP answers from it at `now` (R9): a mapping that has
+ * expired (min(`exp`, `att.exp`) ≤ now, see `map-expiry.ts`) is left out, even when no write
+ * has rewritten its RRset yet. Without `nsec3`, a MAP RRset that lost records gets a fresh RRSIG
+ * with the export's validity, and one that lost them all is left out with its RRSIG, so what is
+ * exported still verifies. A file keeps its TTLs and mappings as of `now`: export again to
+ * follow expiries (each mapping still carries its own `exp`, which every resolver checks).
  *
  * Worked example: a zone with SOA, NS, DNSKEY, AUTHKEY and one MAP exports with `nsec3` as those
  * records, an RRSIG over each RRset, three NSEC3 records (apex, the MAP owner and each empty
- * non-terminal above it) with their RRSIGs, and the NSEC3PARAM.
+ * non-terminal above it) with their RRSIGs, and the NSEC3PARAM; once that mapping has expired,
+ * as SOA, NS, DNSKEY and AUTHKEY with their RRSIGs, one NSEC3 (the apex) and the NSEC3PARAM.
  */
 
 /** Options of {@link exportZone}. */
 export interface ExportZoneOptions {
   /** Sign with a full NSEC3 chain for stock secondaries. */
   nsec3: boolean;
-  /** Signing time in seconds since the epoch; default the system clock. */
+  /**
+   * Signing time, and the time at which mappings are checked for expiry, in seconds since the
+   * epoch; default the system clock.
+   */
   now?: number;
   /** Lifetime of the export's signatures; default 14 days. */
   validitySeconds?: number;
@@ -41,19 +60,76 @@ export function exportZone(
 ): string {
   const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
   const records = store.readZone(apex);
-  if (!options.nsec3) return formatZone(apex, records);
   const key = store.zoneKey(apex);
-  if (key === undefined) throw noZoneError(apex);
   const now = options.now ?? Math.floor(Date.now() / 1000);
   const validity = validityAt(now, {
     validitySeconds: options.validitySeconds ?? DEFAULT_SIGNATURE_VALIDITY.validitySeconds,
     refreshBeforeSeconds: 0,
   });
+  if (!options.nsec3) {
+    const resign =
+      key === undefined
+        ? undefined
+        : (rrset: readonly ResourceRecord[]) => signRRset(rrset, key, validity);
+    return formatZone(apex, withoutExpired(records, now, resign));
+  }
+  if (key === undefined) throw noZoneError(apex);
   const signed = signZone(
     apex,
-    records.filter((rr) => rr.type !== 'RRSIG'),
+    withoutExpired(
+      records.filter((rr) => rr.type !== 'RRSIG'),
+      now,
+    ),
     key,
     { ...validity, nsec3: true },
   );
   return formatZone(apex, signed);
+}
+
+/**
+ * `records` (a zone in canonical order, each RRset followed by its RRSIG) without the MAP
+ * records whose mapping has expired at `now`. The RRSIG of a MAP RRset that lost records is
+ * replaced by `resign` over what is left (in the same place), or dropped with the RRset when
+ * nothing is left or there is no `resign`.
+ */
+function withoutExpired(
+  records: readonly ResourceRecord[],
+  now: number,
+  resign?: (rrset: readonly ResourceRecord[]) => RecordOf<'RRSIG'>,
+): ResourceRecord[] {
+  const maps = new Map<string, ResourceRecord[]>();
+  for (const rr of records) {
+    if (rr.type !== 'MAP') continue;
+    const owner = canonicalName(rr.name);
+    const rrset = maps.get(owner);
+    if (rrset === undefined) maps.set(owner, [rr]);
+    else rrset.push(rr);
+  }
+  const dropped = new Set<ResourceRecord>();
+  const signatures = new Map<string, RecordOf<'RRSIG'> | undefined>();
+  for (const [owner, rrset] of maps) {
+    const current = currentMappings(rrset, now, mappingExpiry);
+    if (current.removed === 0) continue;
+    const kept = new Set(current.records);
+    for (const rr of rrset) if (!kept.has(rr)) dropped.add(rr);
+    signatures.set(
+      owner,
+      current.records.length > 0 && resign !== undefined ? resign(current.records) : undefined,
+    );
+  }
+  if (dropped.size === 0) return [...records];
+  const out: ResourceRecord[] = [];
+  for (const rr of records) {
+    if (dropped.has(rr)) continue;
+    if (rr.type === 'RRSIG' && rr.data.typeCovered === 'MAP') {
+      const owner = canonicalName(rr.name);
+      if (signatures.has(owner)) {
+        const fresh = signatures.get(owner);
+        if (fresh !== undefined) out.push(fresh);
+        continue;
+      }
+    }
+    out.push(rr);
+  }
+  return out;
 }

@@ -1,7 +1,20 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildQuery, dpConfigSchema, queryTcp, queryUdp } from '@mimi-discovery/common';
+import {
+  buildQuery,
+  createDohClient,
+  createLocalCa,
+  createTrustAnchor,
+  dpConfigSchema,
+  formatBindTrustAnchors,
+  issueServerCertificate,
+  queryTcp,
+  queryUdp,
+  type DnskeyData,
+  type Message,
+} from '@mimi-discovery/common';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   createMemoryStore,
@@ -9,6 +22,7 @@ import {
   startProvider,
   type DiscoveryStore,
 } from '../src/index.js';
+import { mapHex, putMappings, specHex, verifyIn, type MappingSpec } from './expiring-mappings.js';
 import {
   NUMBER,
   ORIGIN,
@@ -89,6 +103,206 @@ describe.each(stores)('a DP with its answer cache, over the %s store', (kind, op
       expect(metrics).toMatch(/^authoritative_answer_cache_hits_total [1-9]/m);
       expect(metrics).toMatch(/^authoritative_answer_cache_bytes [1-9]/m);
     } finally {
+      await provider.close();
+      await store.close();
+    }
+  });
+});
+
+function onPath(tool: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
+}
+
+const DIG = onPath('dig');
+const DELV = onPath('delv');
+if (!DIG || !DELV) {
+  console.warn('dig or delv not installed (Debian package bind9-dnsutils): skipping their checks');
+}
+
+/** Runs a program without blocking the event loop (the server under test answers meanwhile). */
+function run(tool: string, args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.once('error', reject);
+    child.once('close', () => {
+      clearTimeout(timer);
+      resolve(output);
+    });
+  });
+}
+
+describe.each(stores)('a DP serving mappings as they expire, over the %s store', (kind) => {
+  it('stops serving a mapping at its exp over UDP, TCP and DoH, also from its answer cache', async () => {
+    const dir = join(root, `expiry-${kind}`);
+    mkdirSync(dir, { recursive: true });
+    // The clock starts at the real time so that dig and delv, which read the system clock, accept
+    // the signatures; the test moves it by hand.
+    const start = Math.floor(Date.now() / 1000);
+    const clock = fakeClock(start);
+    const soon: MappingSpec = { key: 21, exp: start + 1000 };
+    const later: MappingSpec = { key: 22, exp: start + 3000 };
+    const store =
+      kind === 'memory'
+        ? createMemoryStore({ proverSeed: PROVER_SEED, now: clock.now })
+        : await openLmdbStore({
+            dataDir: join(dir, 'store'),
+            proverSeed: PROVER_SEED,
+            now: clock.now,
+          });
+    await store.addZone(zoneInit());
+    await store.apply(ORIGIN, [putMappings([soon, later])]);
+    const ca = await createLocalCa();
+    const leaf = await issueServerCertificate(ca, { hostnames: [], ipAddresses: ['127.0.0.1'] });
+    writeFileSync(join(dir, 'cert.pem'), leaf.certPem);
+    writeFileSync(join(dir, 'key.pem'), leaf.keyPem);
+    const config = dpConfigSchema.parse({
+      role: 'dp',
+      dataDir: dir,
+      listen: { udp: 0, tcp: 0, doh: 0, admin: 0 },
+      tls: { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') },
+      log: { level: 'error' },
+    });
+    const provider = await startProvider(config, { store, now: clock.now });
+    const doh = createDohClient({ ca: ca.certPem });
+    try {
+      const dns = provider.dns!;
+      const udp = { host: '127.0.0.1', port: dns.udp!.port };
+      const tcp = { host: '127.0.0.1', port: dns.tcp!.port };
+      const transports = ['udp', 'tcp', 'doh'] as const;
+      const ask = (over: (typeof transports)[number], dnssecOk = true): Promise<Message> => {
+        const query = buildQuery(NUMBER, 'MAP', { dnssecOk });
+        if (over === 'udp') return queryUdp(udp, query);
+        if (over === 'tcp') return queryTcp(tcp, query);
+        return doh.query(dns.doh!.url, query);
+      };
+      const hits = async (): Promise<number> => {
+        const text = await fetch(`http://127.0.0.1:${provider.admin!.port}/metrics`).then((r) =>
+          r.text(),
+        );
+        return Number(/^authoritative_answer_cache_hits_total (\d+)/m.exec(text)?.[1]);
+      };
+
+      // Both mappings, from the cache but for the first question over UDP and the first over
+      // TCP (DoH shares TCP's entries: no UDP size limit applies to either).
+      const first = await hits();
+      for (const over of transports) {
+        for (let i = 0; i < 2; i++) {
+          expect(mapHex((await ask(over)).answers)).toEqual(specHex([soon, later]));
+        }
+      }
+      expect(await hits()).toBe(first + 4);
+
+      // 500 s before `soon`'s exp, an answer (TTL 300) is kept for 200 s: whoever gets the last
+      // copy keeps it no later than the exp.
+      clock.advance(500);
+      for (const over of transports) await ask(over);
+      clock.advance(199);
+      const cached = await hits();
+      for (const over of transports) {
+        expect(mapHex((await ask(over)).answers)).toEqual(specHex([soon, later]));
+      }
+      expect(await hits()).toBe(cached + transports.length);
+
+      // 100 s before the exp, the TTL is 100: an answer kept any time would outlive the exp.
+      clock.advance(201);
+      const close = await hits();
+      for (const over of transports) {
+        for (let i = 0; i < 2; i++) {
+          const response = await ask(over);
+          expect(mapHex(response.answers)).toEqual(specHex([soon, later]));
+          expect(response.answers.map((rr) => rr.ttl)).toEqual([100, 100, 100]);
+        }
+      }
+      expect(await hits()).toBe(close);
+
+      // At `soon`'s exp: what is left, signed anew, TTL 300. No entry made before the exp is
+      // used (DoH then gets what TCP's questions just stored).
+      clock.advance(100);
+      const expired = await hits();
+      for (const over of transports) {
+        const response = await ask(over);
+        expect(mapHex(response.answers), over).toEqual(specHex([later]));
+        expect(response.answers.map((rr) => rr.ttl)).toEqual([300, 300]);
+        expect(verifyIn(store, response.answers, 'MAP', clock.now())).toEqual({ ok: true });
+        expect(mapHex((await ask(over, false)).answers)).toEqual(specHex([later]));
+        if (over === 'tcp') expect(await hits()).toBe(expired);
+      }
+      expect(await hits()).toBe(expired + 2);
+
+      // From 300 s before `later`'s exp, an answer's TTL reaches the exp: none is kept.
+      clock.advance(1700);
+      const last = await hits();
+      for (const over of transports) {
+        for (let i = 0; i < 2; i++) {
+          expect((await ask(over)).answers.map((rr) => rr.ttl)).toEqual([300, 300]);
+        }
+      }
+      clock.advance(100);
+      expect((await ask('udp')).answers.map((rr) => rr.ttl)).toEqual([200, 200]);
+      expect(await hits()).toBe(last);
+
+      if (DIG) {
+        const output = await run('dig', [
+          '@127.0.0.1',
+          '-p',
+          String(udp.port),
+          '+dnssec',
+          '+norecurse',
+          NUMBER,
+          'TYPE65400',
+        ]);
+        // Answer lines only (the question line starts with `;`): one MAP, its RRSIG.
+        expect(output.match(/^\S+\s+200\s+IN\s+TYPE65400\s/gm), output).toHaveLength(1);
+        expect(output).toMatch(/^\S+\s+200\s+IN\s+RRSIG\s+TYPE65400 15 /m);
+      }
+      if (DELV) {
+        // The RRset signed online validates from the zone's DS on its own, as BIND checks it.
+        const dnskeys = store
+          .readRRset(ORIGIN, ORIGIN, 'DNSKEY')
+          .flatMap((rr): DnskeyData[] => (rr.type === 'DNSKEY' ? [rr.data] : []));
+        const anchors = join(dir, 'anchors.conf');
+        writeFileSync(
+          anchors,
+          formatBindTrustAnchors({ ...createTrustAnchor(ORIGIN, dnskeys), dnskeys: [] }),
+        );
+        const delv = (): Promise<string> =>
+          run('delv', [
+            '@127.0.0.1',
+            '-p',
+            String(udp.port),
+            '-a',
+            anchors,
+            `+root=${ORIGIN}`,
+            NUMBER,
+            'TYPE65400',
+          ]);
+        const found = await delv();
+        expect(found).toContain('; fully validated');
+        expect(found.match(/^\S+\s+\d+\s+IN TYPE65400 /gm), found).toHaveLength(1);
+        clock.advance(200);
+        const none = await delv();
+        expect(none).toContain('; negative response, fully validated');
+      }
+
+      // At `later`'s exp nothing is left: the name answers as absent.
+      clock.advance(DELV ? 0 : 200);
+      for (const over of transports) {
+        const response = await ask(over);
+        expect(response.rcode).toBe('NOERROR');
+        expect(response.answers).toEqual([]);
+        const nsec = response.authorities.find((rr) => rr.type === 'NSEC');
+        expect(nsec?.type === 'NSEC' ? nsec.data.types : undefined).toEqual([
+          'RRSIG',
+          'NSEC',
+          'TYPE128',
+        ]);
+      }
+    } finally {
+      await doh.close();
       await provider.close();
       await store.close();
     }

@@ -2,7 +2,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatTime, formatZone, record } from '@mimi-discovery/common';
+import {
+  formatTime,
+  formatZone,
+  parseZoneFile,
+  record,
+  type RecordOf,
+} from '@mimi-discovery/common';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   createMemoryStore,
@@ -22,6 +28,7 @@ import {
   putMap,
   zoneInit,
 } from './store-battery.js';
+import { putMappings, specHex, verifyIn, type MappingSpec } from './expiring-mappings.js';
 
 /**
  * A zone exported for stock secondaries must load in them and validate: ldns-verify-zone
@@ -157,6 +164,99 @@ describe.each(stores)('exporting a zone of the %s', (_name, openStore) => {
     expect(text).not.toContain('NSEC3');
     expect(text).toContain(' IN RRSIG TYPE65400 15 ');
     await store.close();
+  });
+
+  describe('with mappings that expire', () => {
+    /** Expires at T0 + 100. */
+    const soon: MappingSpec = { key: 31, exp: T0 + 100 };
+    /** Expires at T0 + 1000. */
+    const later: MappingSpec = { key: 32, exp: T0 + 1000 };
+    /** The only mapping at its name, expiring at T0 + 100 by its attestation. */
+    const alone: MappingSpec = {
+      key: 33,
+      csi: 'tel:+442079460019',
+      exp: T0 + 5000,
+      attExp: T0 + 100,
+    };
+    const ALONE = `9.1.0.0.6.4.9.7.0.2.${ORIGIN}`;
+
+    const populateExpiring = async (store: DiscoveryStore): Promise<void> => {
+      await populate(store);
+      await store.apply(ORIGIN, [putMappings([soon, later]), putMappings([alone], ALONE)]);
+    };
+
+    it('leaves an expired mapping out of the NSEC3 export, which still validates', async () => {
+      const store = await openStore();
+      await populateExpiring(store);
+      const hex = (specs: MappingSpec[]): string[] => specHex(specs).map((h) => h.toUpperCase());
+      const check = (at: number, present: MappingSpec[], absent: MappingSpec[]): void => {
+        const text = exportZone(store, ORIGIN, { nsec3: true, now: at });
+        const file = join(dir, `expiring-${++counter}.zone`);
+        writeFileSync(file, text);
+        const flat = text.replace(/ /g, '').toUpperCase();
+        for (const h of hex(present)) expect(flat).toContain(h);
+        for (const h of hex(absent)) expect(flat).not.toContain(h);
+        if (LDNS) {
+          const { status, output } = run('ldns-verify-zone', ['-t', formatTime(at), file]);
+          expect(output, output).toContain('Zone is verified and complete');
+          expect(status).toBe(0);
+        }
+        if (CHECKZONE) {
+          const { status, output } = run('named-checkzone', [
+            '-i',
+            'full',
+            '-k',
+            'fail',
+            ORIGIN,
+            file,
+          ]);
+          expect(output, output).toMatch(/\(DNSSEC signed\)\nOK/);
+          expect(status).toBe(0);
+        }
+      };
+      check(T0 + 99, [soon, later, alone], []);
+      const before = exportZone(store, ORIGIN, { nsec3: true, now: T0 + 99 });
+      expect(before).toContain('9.1.0.0.6.4.9.7.0.2.4.4');
+      check(T0 + 100, [later], [soon, alone]);
+      // The name that held only expired mappings is gone, with its NSEC3 and the empty
+      // non-terminals above it that nothing else needs.
+      const after = exportZone(store, ORIGIN, { nsec3: true, now: T0 + 100 });
+      expect(after).not.toContain('9.1.0.0.6.4.9.7.0.2.4.4');
+      expect(after.match(/ IN NSEC3 /g)?.length).toBe(before.match(/ IN NSEC3 /g)!.length - 1);
+      check(T0 + 1000, [], [soon, later, alone]);
+      await store.close();
+    });
+
+    it('re-signs a MAP RRset that lost mappings in the export without NSEC3', async () => {
+      const store = await openStore();
+      await populateExpiring(store);
+      expect(exportZone(store, ORIGIN, { nsec3: false, now: T0 + 99 })).toBe(
+        formatZone(ORIGIN, store.readZone(ORIGIN)),
+      );
+      const at = T0 + 100;
+      const exported = parseZoneFile(exportZone(store, ORIGIN, { nsec3: false, now: at }));
+      const stored = store.readZone(ORIGIN);
+      const atName = (records: typeof stored, name: string): typeof stored =>
+        records.filter((rr) => rr.name === name || rr.name === `${name}.`);
+      // What did not change is exported as stored, RRSIGs included.
+      const rest = (records: typeof stored): string =>
+        formatZone(
+          ORIGIN,
+          records.filter(
+            (rr) => !rr.name.startsWith('8.1.0.0.6') && !rr.name.startsWith('9.1.0.0.6'),
+          ),
+        );
+      expect(rest(exported)).toBe(rest(stored));
+      expect(atName(exported, ALONE)).toEqual([]);
+      const maps = atName(exported, NUMBER);
+      expect(specHex([later])).toEqual(
+        maps.flatMap((rr) => (rr.type === 'MAP' ? [Buffer.from(rr.data).toString('hex')] : [])),
+      );
+      expect(verifyIn(store, maps, 'MAP', at)).toEqual({ ok: true });
+      const rrsig = maps.find((rr): rr is RecordOf<'RRSIG'> => rr.type === 'RRSIG');
+      expect(rrsig?.data.expiration).toBe(at + 14 * 86_400);
+      await store.close();
+    });
   });
 
   it('refuses a zone the store does not hold', async () => {

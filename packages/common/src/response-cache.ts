@@ -21,6 +21,14 @@
  * lives no longer than the smallest TTL of the response (of the whole response, also when what
  * was sent over UDP is its truncated form, which holds no records).
  *
+ * Data can also stop being valid at a set time without a write: a DP's mapping at its `exp`.
+ * `expiresAt(response)` (when given) says when; an entry is then kept no later than that time
+ * minus the largest TTL the response carries (without `decrementTtls`), so whoever receives it,
+ * even in its last second in the cache, and keeps it for its TTL (RFC 2181 §8) has dropped it
+ * by then too. A response whose TTLs already reach that time is not kept at all. Example:
+ * expiry at t = 1000 s, a response at t = 500 with TTL 300 is kept until 700; at 750, with its
+ * TTL now capped to 250, it is not kept.
+ *
  * Worked example: the query `12 34 01 00 00 01 …` (id 0x1234) fills an entry under the key
  * `01 00 00 01 …`; the next query `ab cd 01 00 00 01 …` gets the stored response with its first
  * two octets set to `ab cd`.
@@ -56,6 +64,11 @@ export interface ResponseCacheOptions {
   changes?: (since: number) => { generation: number; names: readonly string[] | 'all' };
   /** Count TTLs down while cached (a resolver); default false (an authoritative server). */
   decrementTtls?: boolean;
+  /**
+   * When the data in `response` stops being valid (milliseconds, the cache's clock), or
+   * undefined when only a change of generation ends it. See the module comment.
+   */
+  expiresAt?: (response: Message) => number | undefined;
   /** Clock in milliseconds; default `Date.now`. */
   now?: () => number;
 }
@@ -96,6 +109,7 @@ export class ResponseCache {
   /** Keys of the entries by query name. */
   readonly #byName = new Map<string, Set<string>>();
   readonly #decrement: boolean;
+  readonly #expiresAt: ResponseCacheOptions['expiresAt'];
   readonly #now: () => number;
   #seen: number;
   #hits = 0;
@@ -124,6 +138,7 @@ export class ResponseCache {
     this.#maxAgeMs = maxAge * 1000;
     this.#generation = options.generation ?? (() => 0);
     this.#decrement = options.decrementTtls ?? false;
+    this.#expiresAt = options.expiresAt;
     this.#now = options.now ?? Date.now;
     this.#seen = this.#generation();
   }
@@ -195,8 +210,16 @@ export class ResponseCache {
     if (generation !== this.generation()) return;
     if (!CACHEABLE_RCODES.has(response.rcode)) return;
     if (bytes.length <= HEADER_OCTETS || wire.length <= HEADER_OCTETS) return;
+    const now = this.#now();
     let ttls: number[] | undefined;
     let lifetime = this.#maxAgeMs;
+    const expiresAt = this.#expiresAt?.(response);
+    if (expiresAt !== undefined) {
+      // Counted-down TTLs never reach past the expiry; fixed ones must be sent early enough.
+      const slack = this.#decrement ? 0 : largestTtl(response) * 1000;
+      lifetime = Math.min(lifetime, expiresAt - now - slack);
+      if (lifetime <= 0) return;
+    }
     if (this.#decrement) {
       ttls = ttlFields(wire);
       if (ttls === undefined) return;
@@ -214,7 +237,6 @@ export class ResponseCache {
     if (question === undefined) return;
     const name = canonicalName(question.name);
     const key = keyOf(bytes, udp);
-    const now = this.#now();
     this.#entries.set(key, {
       name,
       wire: Uint8Array.from(wire),
@@ -247,6 +269,15 @@ export class ResponseCache {
     this.#misses++;
     return undefined;
   }
+}
+
+/** The largest TTL of the records of `response` (0 without records). */
+function largestTtl(response: Message): number {
+  let largest = 0;
+  for (const section of [response.answers, response.authorities, response.additionals]) {
+    for (const rr of section) largest = Math.max(largest, rr.ttl);
+  }
+  return largest;
 }
 
 /** The octets after the id, as a string (a compact, hashable key), marked for UDP. */

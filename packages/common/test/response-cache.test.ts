@@ -176,6 +176,58 @@ describe('ResponseCache', () => {
     expect(cache.get(queryBytes(3), false)).toBeUndefined();
   });
 
+  it('sends an answer with data that expires early enough that no TTL reaches past the expiry', () => {
+    let now = 1_000_000;
+    const expiry = now + 1_000_000;
+    const expiring = new WeakSet<Message>();
+    const cache = new ResponseCache({
+      now: () => now,
+      expiresAt: (response) => (expiring.has(response) ? expiry : undefined),
+    });
+    const offer = (id: number, ttls: number[]): Message => {
+      const bytes = queryBytes(id);
+      const response = answer(decodeMessage(bytes), ttls);
+      expiring.add(response);
+      cache.set(bytes, false, response, encodeMessage(response), cache.generation(), ttls[0] ?? 0);
+      return response;
+    };
+    // Expiry in 1000 s, TTLs up to 300 s: kept for 300 s (maxAge), then 1000 − 700 − 300 = 0.
+    offer(1, [300, 60]);
+    now += 299_999;
+    expect(cache.get(queryBytes(2), false)).toBeDefined();
+    now += 1;
+    expect(cache.get(queryBytes(2), false)).toBeUndefined();
+    // At 400 s before the expiry: kept 100 s, so the last copy sent lives 300 s more at most.
+    now = expiry - 400_000;
+    offer(3, [300]);
+    now += 99_999;
+    expect(cache.get(queryBytes(4), false)).toBeDefined();
+    now += 1;
+    expect(cache.get(queryBytes(4), false)).toBeUndefined();
+    // A response whose TTLs already reach the expiry is not kept at all.
+    offer(5, [300]);
+    expect(cache.get(queryBytes(6), false)).toBeUndefined();
+    now = expiry;
+    offer(7, [0]);
+    expect(cache.get(queryBytes(8), false)).toBeUndefined();
+    expect(cache.stats.entries).toBe(0);
+  });
+
+  it('with TTLs counted down, keeps an answer with data that expires until the expiry', () => {
+    let now = 0;
+    const expiry = 200_000;
+    const cache = new ResponseCache({
+      now: () => now,
+      decrementTtls: true,
+      expiresAt: () => expiry,
+    });
+    fill(cache, [3600]);
+    now += 199_999;
+    expect(decodeMessage(cache.get(queryBytes(2), false)!.wire).answers[0]!.ttl).toBe(3401);
+    now += 1;
+    expect(cache.get(queryBytes(2), false)).toBeUndefined();
+  });
+
   it('an authoritative cache leaves TTLs as they are', () => {
     let now = 0;
     const cache = new ResponseCache({ now: () => now });
