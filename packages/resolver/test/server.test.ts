@@ -208,6 +208,25 @@ describe('DNSSEC records', () => {
     expect(types(withDo.authorities)).toEqual(['SOA', 'RRSIG', 'NSEC', 'RRSIG']);
   });
 
+  it.each<[string, { do?: boolean; co?: boolean }, string]>([
+    ['NXDOMAIN to a client without DO, which sees no NSEC', {}, 'NXDOMAIN'],
+    ['NOERROR, as signed, to a validating client (DO without CO)', { do: true }, 'NOERROR'],
+    ['NXDOMAIN with CO echoed to a client that sets CO', { do: true, co: true }, 'NXDOMAIN'],
+  ])('answers a compact denial of a name with %s (RFC 9824 §5)', async (_what, bits, rcode) => {
+    const base = query(NXDOMAIN, 'MAP', { do: bits.do ?? false });
+    const q: Message =
+      bits.co === true && base.edns !== undefined
+        ? { ...base, edns: { ...base.edns, compactOk: true } }
+        : base;
+    const response = await queryUdp(udp(), q);
+    expect(response.rcode).toBe(rcode);
+    expect(response.edns?.compactOk === true).toBe(bits.co === true);
+    if (bits.do === true) {
+      const nsec = response.authorities.find((rr) => rr.type === 'NSEC');
+      expect(nsec?.type === 'NSEC' ? nsec.data.types : []).toContain('TYPE128');
+    }
+  });
+
   it('answers a question for RRSIGs with them, DO or not', async () => {
     const response = await queryUdp(udp(), query(SECURE, 'RRSIG'));
     expect(types(response.answers)).toContain('RRSIG');
