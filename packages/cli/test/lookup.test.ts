@@ -110,6 +110,8 @@ const resolver: Resolver = {
   stats: () => ({
     cacheHits: 0,
     cacheMisses: 0,
+    signatureVerifications: 0,
+    failureCacheHits: 0,
     upstreamQueries: 0,
     validationFailures: {},
     cacheBytes: 0,

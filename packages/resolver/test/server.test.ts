@@ -112,6 +112,8 @@ const resolver: Resolver = {
   stats: () => ({
     cacheHits: 3,
     cacheMisses: 1,
+    signatureVerifications: 5,
+    failureCacheHits: 2,
     upstreamQueries: 17,
     validationFailures: { 'bogus-signature': 2, 'no-ds-match': 1 },
     cacheBytes: 4096,
@@ -389,6 +391,8 @@ describe('the admin port', () => {
     expect(text).toContain('resolver_upstream_queries_total 17\n');
     expect(text).toContain('resolver_validation_failures_total{reason="bogus-signature"} 2\n');
     expect(text).toContain('resolver_validation_failures_total{reason="no-ds-match"} 1\n');
+    expect(text).toContain('resolver_signature_verifications_total 5\n');
+    expect(text).toContain('resolver_failure_cache_hits_total 2\n');
     expect(text).toMatch(/^resolver_queries_total\{transport="udp",rcode="NOERROR"\} [1-9]\d*$/m);
     expect(text).toMatch(/^resolver_queries_total\{transport="udp",rcode="REFUSED"\} [1-9]\d*$/m);
     expect(text).toMatch(/^resolver_queries_total\{transport="doh",rcode="SERVFAIL"\} [1-9]\d*$/m);
@@ -397,6 +401,7 @@ describe('the admin port', () => {
     // A second scrape sets the counters again rather than adding to them.
     const again = await (await fetch(`${admin()}/metrics`)).text();
     expect(again).toContain('resolver_upstream_queries_total 17\n');
+    expect(again).toContain('resolver_signature_verifications_total 5\n');
   });
 
   it('serves the JSON API beside the DNS listeners', () => {
