@@ -11,6 +11,7 @@ import {
   parseCsi,
   queryUdp,
   silentLogger,
+  type Csi,
 } from '@mimi-discovery/common';
 import { exportZone } from '@mimi-discovery/authoritative';
 import {
@@ -244,7 +245,7 @@ describe('a stock validating Unbound, with our trust anchor', () => {
 
 describe('BIND delv through our resolver', () => {
   /** delv, validating on its own from the trust anchor, asking our resolver's UDP port. */
-  const delv = async (csi: string): Promise<string> => {
+  const delv = async (csi: Csi): Promise<string> => {
     if (ours === undefined) {
       const resolver = createResolver(
         {
