@@ -393,6 +393,10 @@ describe('broken chains of trust', () => {
     ]);
     await h.root.store.apply(APEX, changes);
     await expectError('mailto:alice@loop-a.test', GLUELESS_FAILURES);
+    // The loop is the zone's failure: another CSI of it costs no query (RFC 9520).
+    const sent = resolver.stats().upstreamQueries;
+    expect((await resolver.discover('mailto:bob@loop-a.test')).status).toBe('error');
+    expect(resolver.stats().upstreamQueries).toBe(sent);
   });
 
   it('bounds the work of a referral fan-out bomb (many NS names without glue)', async () => {
@@ -640,6 +644,14 @@ describe('servers that misbehave on the wire', () => {
     });
     await expectError('mailto:alice@silent.test', ['timeout']);
     expect(silent.queries()).toBeGreaterThan(0);
+    // The zone's servers are unreachable: every CSI of the zone is answered from the failure
+    // cache (RFC 9520), at once, with nothing sent.
+    const sent = { zone: silent.queries(), all: resolver.stats().upstreamQueries };
+    const other = await resolver.discover('mailto:bob@silent.test');
+    expect(other.status).toBe('error');
+    expect(other.error?.reason).toBe('timeout');
+    expect(resolver.stats().upstreamQueries).toBe(sent.all);
+    expect(silent.queries()).toBe(sent.zone);
   });
 
   it('reports an error for a DoH server that answers random octets', async () => {
