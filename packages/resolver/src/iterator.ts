@@ -22,6 +22,7 @@ import {
 import type { NameServer, Upstream, UpstreamOutcome } from './upstream.js';
 import {
   DEADLINE_REASON,
+  LIMIT_REASONS,
   recordsOf,
   rrsetOf,
   validateDelegationDs,
@@ -282,7 +283,11 @@ export function createIterator(init: IteratorInit): Iterator {
   const bogus = (reason: string, detail: string): Resolution => ({ kind: 'bogus', reason, detail });
   const done = (resolution: Resolution): Step => ({ kind: 'done', resolution });
 
-  /** A failure of validation: bogus, or a timeout when the deadline passed during it. */
+  /**
+   * A failure of validation: bogus (the zone's when `zone` is given), or a timeout when the
+   * deadline passed during it. A resolution that spent its verifications says nothing about the
+   * zone it was validating then: that failure is the question's.
+   */
   const invalid = (
     validation: Extract<Validation<unknown>, { ok: false }>,
     detail: string,
@@ -291,7 +296,7 @@ export function createIterator(init: IteratorInit): Iterator {
     if (validation.reason === DEADLINE_REASON) {
       return { kind: 'error', reason: 'timeout', detail: `deadline passed validating ${detail}` };
     }
-    return zone === undefined
+    return zone === undefined || validation.reason === LIMIT_REASONS.verifications
       ? bogus(validation.reason, detail)
       : { kind: 'bogus', reason: validation.reason, detail, zone };
   };
