@@ -1,20 +1,37 @@
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  buildQuery,
+  canonicalName,
+  computeDs,
+  computeKeyTag,
+  createDohClient,
   csiToName,
+  encodeMessage,
   decodeMapping,
   generateKeyPair,
   keyPairFromSeed,
   parseCsi,
   record,
   respondError,
+  typeToCode,
+  type DnskeyData,
   type Ed25519KeyPair,
   type Message,
   type RecordOf,
   type ResourceRecord,
+  type RRType,
 } from '@mimi-discovery/common';
 import type { RRsetChange } from '@mimi-discovery/authoritative';
 import {
+  LIMIT_REASONS,
+  MAX_KEYS_PER_SIGNATURE,
   MAX_RESOLUTION_MS,
+  MAX_SIGNATURES_PER_RRSET,
+  MAX_VERIFICATIONS_PER_RESOLUTION,
   createResolver,
   type DiscoveryErrorReason,
   type DiscoveryResult,
@@ -29,6 +46,7 @@ import {
   type HierarchyServer,
   type Tamper,
 } from './helpers/hierarchy.js';
+import { forgedRrsigs, sameTagKeys } from './helpers/keytrap.js';
 import { APEX, PHONE_ZONE } from './helpers/network.js';
 
 // Design §5–§6 against hostile servers: every attack ends in `error` with the right reason
@@ -92,6 +110,111 @@ const breakMapRrsig: Tamper = (_query, honest) => ({
  * that resolver is unreachable, so the reason depends on the machine the test runs on.
  */
 const GLUELESS_FAILURES: readonly DiscoveryErrorReason[] = ['servfail', 'limit', 'timeout'];
+
+/**
+ * A KeyTrap zone (CVE-2023-50387): its DNSKEY RRset holds the zone's genuine key and
+ * `sameTag - 1` keys with the same key tag, signed by the genuine key with `dnskeySigs` RRSIGs
+ * (the genuine one last); every other RRset of every response carries `sigsPerRrset` RRSIGs of
+ * the genuine key tag, the genuine one last. Without limits, a validator would try each RRSIG
+ * with every key of the tag: 64 × 1,000 verifications for one RRset.
+ */
+function keyTrap(options: {
+  readonly sameTag: number;
+  readonly dnskeySigs: number;
+  readonly sigsPerRrset: number;
+}): Tamper {
+  let dnskeyAnswers: ResourceRecord[] | undefined;
+  const multiply = (section: readonly ResourceRecord[]): ResourceRecord[] =>
+    section.flatMap((rr): ResourceRecord[] =>
+      rr.type === 'RRSIG' ? forgedRrsigs(rr, options.sigsPerRrset - 1, true) : [rr],
+    );
+  return (query, honest, context) => {
+    if (query.questions[0]?.type === 'DNSKEY') {
+      if (dnskeyAnswers === undefined) {
+        const genuine = honest.answers.find((rr): rr is RecordOf<'DNSKEY'> => rr.type === 'DNSKEY');
+        if (genuine === undefined) return honest;
+        const keys: DnskeyData[] = [
+          genuine.data,
+          ...sameTagKeys(genuine.data, options.sameTag - 1),
+        ];
+        const rrset = keys.map((data) => record(genuine.name, 'DNSKEY', data, genuine.ttl));
+        dnskeyAnswers = [
+          ...rrset,
+          ...forgedRrsigs(context.sign(rrset), options.dnskeySigs - 1, true),
+        ];
+      }
+      return { ...honest, answers: dnskeyAnswers };
+    }
+    return {
+      ...honest,
+      answers: multiply(honest.answers),
+      authorities: multiply(honest.authorities),
+    };
+  };
+}
+
+const REPLAY_SERVER = join(import.meta.dirname, 'fixtures', 'replay-doh-server.mjs');
+
+/**
+ * Serves `responses` (by `name/type-code`) over DoH from another process
+ * (test/fixtures/replay-doh-server.mjs), with the hierarchy's certificate; counts its queries.
+ * The count is read from the server's output, so it may lag: `settle` waits until every query
+ * the server answered so far is counted.
+ */
+async function startReplayServer(responses: ReadonlyMap<string, Message>): Promise<{
+  readonly port: number;
+  queries(): number;
+  settle(): Promise<void>;
+  close(): Promise<void>;
+}> {
+  const file = join(h.dir, `replay-${responses.size}-${Date.now()}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      ...h.tls,
+      responses: Object.fromEntries(
+        [...responses].map(([key, message]) => [
+          key,
+          Buffer.from(encodeMessage(message)).toString('base64'),
+        ]),
+      ),
+    }),
+  );
+  const child = spawn(process.execPath, [REPLAY_SERVER, file], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let queries = 0;
+  const markers = new Map<string, () => void>();
+  const port = await new Promise<number>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout });
+    lines.on('line', (line) => {
+      const marker = markers.get(line);
+      if (marker !== undefined) marker();
+      else if (line.startsWith('query ')) queries++;
+      else if (line.startsWith('{')) resolve((JSON.parse(line) as { port: number }).port);
+    });
+    child.once('exit', (code) => reject(new Error(`the replay server exited (${code})`)));
+  });
+  const doh = createDohClient({ ca: h.caPem });
+  let settled = 0;
+  return {
+    port,
+    queries: () => queries,
+    async settle() {
+      // Output is in order: once the line of a query sent now is read, so is every earlier one.
+      const name = `settle-${++settled}.invalid`;
+      const seen = new Promise<void>((resolve) => markers.set(`query ${name} 16`, resolve));
+      await doh.query(`https://127.0.0.1:${port}/dns-query`, buildQuery(name, 'TXT'));
+      await seen;
+    },
+    close: async () => {
+      await doh.close();
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
 
 let h: Hierarchy;
 let resolver: Resolver;
@@ -270,6 +393,10 @@ describe('broken chains of trust', () => {
     ]);
     await h.root.store.apply(APEX, changes);
     await expectError('mailto:alice@loop-a.test', GLUELESS_FAILURES);
+    // The loop is the zone's failure: another CSI of it costs no query (RFC 9520).
+    const sent = resolver.stats().upstreamQueries;
+    expect((await resolver.discover('mailto:bob@loop-a.test')).status).toBe('error');
+    expect(resolver.stats().upstreamQueries).toBe(sent);
   });
 
   it('bounds the work of a referral fan-out bomb (many NS names without glue)', async () => {
@@ -297,6 +424,183 @@ describe('broken chains of trust', () => {
     // The honest lookup inside expectError costs a few more; the bomb itself must stay small.
     expect(resolver.stats().upstreamQueries - before).toBeLessThan(100);
     expect(bomb.queries()).toBeLessThan(60);
+  });
+});
+
+describe('KeyTrap (CVE-2023-50387): validation work is bounded', () => {
+  it('fails a zone of 1,000 same-tag keys and 64 RRSIGs per RRset as bogus, stalls no other lookup, and answers a repeat from the failure cache', async () => {
+    const zone = zoneOf('keytrap');
+    const csis = ['mailto:alice@keytrap.test', 'mailto:bob@keytrap.test'];
+    // The zone is built and signed by a server of the hierarchy, whose responses are then served
+    // from another process: the attacker's work must not share the resolver's event loop.
+    const builder = await h.addServer({
+      zone,
+      tamper: keyTrap({ sameTag: 1000, dnskeySigs: 64, sigsPerRrset: 64 }),
+      delegate: false,
+    });
+    await h.publish(csis[0] as string, ALICE);
+    await h.publish(csis[1] as string, BOB);
+    const questions: Array<[string, RRType]> = [
+      [zone, 'DNSKEY'],
+      [zone, 'AUTHKEY'],
+      ...csis.flatMap((csi): Array<[string, RRType]> => [
+        [nameOf(csi), 'MAP'],
+        [nameOf(csi), 'MAPREF'],
+      ]),
+    ];
+    const responses = new Map<string, Message>();
+    const doh = createDohClient({ ca: h.caPem });
+    try {
+      for (const [name, type] of questions) {
+        const query = buildQuery(name, type, { dnssecOk: true });
+        responses.set(
+          `${canonicalName(name)}/${typeToCode(type)}`,
+          await doh.query(builder.dohUrl, query),
+        );
+      }
+    } finally {
+      await doh.close();
+    }
+    await builder.stop();
+    const keys = responses.get(`${canonicalName(zone)}/${typeToCode('DNSKEY')}`)?.answers ?? [];
+    const count = (type: string): number => keys.filter((rr) => rr.type === type).length;
+    expect([count('DNSKEY'), count('RRSIG')]).toEqual([1000, 64]);
+    expect(
+      new Set(keys.flatMap((rr) => (rr.type === 'DNSKEY' ? [computeKeyTag(rr.data)] : []))).size,
+    ).toBe(1);
+    const trap = await startReplayServer(responses);
+    try {
+      const genuine = builder.store.readRRset(zone, zone, 'DNSKEY')[0];
+      if (genuine?.type !== 'DNSKEY') throw new Error('the zone has no DNSKEY');
+      await h.delegateTo(h.root, zone, { nameserver: builder.nameserver, dohPort: trap.port }, [
+        computeDs(zone, genuine.data),
+      ]);
+
+      // While the hostile lookup runs, an unrelated CSI, in the cache, is asked every 10 ms;
+      // each lookup is timed from when it was due, so time the event loop spends blocked (in
+      // validation or anywhere) counts. On a loaded machine the operating system may also hold
+      // the whole process for a while: the attempt is made again, caches emptied, up to three
+      // times, and the best kept. A resolver that stalls on the zone stalls in every attempt.
+      const honestCsi = await freshHonestCsi();
+      const attempt = async (): Promise<{
+        result: DiscoveryResult;
+        elapsed: number;
+        latencies: number[];
+        verifications: number;
+      }> => {
+        resolver.flushCache();
+        expect((await resolver.discover(honestCsi)).status).toBe('found');
+        const latencies: number[] = [];
+        let running = true;
+        let stopped = (): void => undefined;
+        const probing = new Promise<void>((resolve) => (stopped = resolve));
+        const probe = (due: number): void => {
+          void resolver.discover(honestCsi).then((found) => {
+            expect(found.status).toBe('found');
+            latencies.push(performance.now() - due);
+            if (running) {
+              const next = performance.now() + 10;
+              setTimeout(() => probe(next), 10);
+            } else {
+              stopped();
+            }
+          });
+        };
+        const verifications = resolver.stats().signatureVerifications;
+        const started = performance.now();
+        const hostile = resolver.discover(csis[0] as string);
+        probe(performance.now());
+        const result = await hostile;
+        const elapsed = performance.now() - started;
+        // The lookup due last may have waited behind the end of the hostile one: it counts too.
+        running = false;
+        await probing;
+        return {
+          result,
+          elapsed,
+          latencies,
+          verifications: resolver.stats().signatureVerifications - verifications,
+        };
+      };
+      const attempts = [await attempt()];
+      while (attempts.length < 3 && Math.max(...(attempts.at(-1)?.latencies ?? [])) >= 100) {
+        attempts.push(await attempt());
+      }
+      for (const { result, elapsed, latencies, verifications } of attempts) {
+        expect(result.status, JSON.stringify(result)).toBe('error');
+        expect(result.error?.reason).toBe('bogus');
+        expect(result.error?.detail).toContain(LIMIT_REASONS.sameTagKeys);
+        expect(elapsed).toBeLessThan(MAX_RESOLUTION_MS);
+        // The RRset was refused on its key count: none of the 64,000 verifications was made.
+        // What was verified is the root's DNSKEY RRset and its signature over the delegation's
+        // DS (MAP's referral and MAPREF's may arrive together).
+        expect(verifications).toBeLessThanOrEqual(3);
+        expect(latencies.length).toBeGreaterThan(0);
+      }
+      const best = Math.min(...attempts.map((a) => Math.max(...a.latencies)));
+      expect(best, attempts.map((a) => a.latencies.join()).join(' / ')).toBeLessThan(100);
+      expect(trap.queries()).toBeGreaterThan(0);
+
+      // A repeat, and another CSI of the same zone, are answered from the failure cache.
+      await trap.settle();
+      const queries = { trap: trap.queries(), all: resolver.stats().upstreamQueries };
+      const verifications = resolver.stats().signatureVerifications;
+      for (const csi of csis) {
+        const repeat = await resolver.discover(csi);
+        expect(repeat.status).toBe('error');
+        expect(repeat.error?.reason).toBe('bogus');
+        expect(repeat.error?.detail).toContain(LIMIT_REASONS.sameTagKeys);
+      }
+      await trap.settle();
+      expect(trap.queries()).toBe(queries.trap);
+      expect(resolver.stats().upstreamQueries).toBe(queries.all);
+      expect(resolver.stats().signatureVerifications).toBe(verifications);
+    } finally {
+      await trap.close();
+    }
+  });
+
+  it('tries at most MAX_SIGNATURES_PER_RRSET RRSIGs of a DNSKEY RRset', async () => {
+    const zone = zoneOf('manysigs');
+    await h.addServer({ zone, tamper: keyTrap({ sameTag: 4, dnskeySigs: 64, sigsPerRrset: 1 }) });
+    await h.publish('alice@manysigs.test', ALICE);
+    const before = resolver.stats().signatureVerifications;
+    const { result } = await expectError('mailto:alice@manysigs.test', ['bogus']);
+    expect(result.error?.detail).toContain(LIMIT_REASONS.signaturesPerRrset);
+    // The DS matches one key: one verification per RRSIG tried; the honest lookup after it in
+    // expectError verifies what a fresh CSI of a cached range needs, a few more.
+    const spent = resolver.stats().signatureVerifications - before;
+    expect(spent).toBeGreaterThanOrEqual(MAX_SIGNATURES_PER_RRSET);
+    expect(spent).toBeLessThan(MAX_SIGNATURES_PER_RRSET + 8);
+  });
+
+  it('bounds an answer whose 64 RRSIGs each name four keys to the per-resolution budget', async () => {
+    const zone = zoneOf('fourkeys');
+    const server = await h.addServer({
+      zone,
+      tamper: keyTrap({ sameTag: 4, dnskeySigs: 1, sigsPerRrset: 64 }),
+    });
+    await h.publish('alice@fourkeys.test', ALICE);
+    const before = resolver.stats().signatureVerifications;
+    const started = performance.now();
+    const result = await resolver.discover('mailto:alice@fourkeys.test');
+    expect(performance.now() - started).toBeLessThan(MAX_RESOLUTION_MS);
+    expect(result.status).toBe('error');
+    expect(result.error?.reason).toBe('bogus');
+    expect(result.error?.detail).toContain(LIMIT_REASONS.signaturesPerRrset);
+    // MAP, MAPREF and AUTHKEY are three resolutions; each RRset costs at most 8 RRSIGs × 4 keys.
+    const spent = resolver.stats().signatureVerifications - before;
+    expect(spent).toBeGreaterThanOrEqual(MAX_SIGNATURES_PER_RRSET * MAX_KEYS_PER_SIGNATURE);
+    expect(spent).toBeLessThanOrEqual(3 * MAX_VERIFICATIONS_PER_RESOLUTION);
+    // Bogus answers are the question's failure: asked again, nothing is sent or verified.
+    // (Counted where they are sent: the server, in this process, may still be reading the last
+    // questions of the first lookup.)
+    const queries = resolver.stats().upstreamQueries;
+    const verifications = resolver.stats().signatureVerifications;
+    expect((await resolver.discover('mailto:alice@fourkeys.test')).error?.reason).toBe('bogus');
+    expect(resolver.stats().upstreamQueries).toBe(queries);
+    expect(resolver.stats().signatureVerifications).toBe(verifications);
+    expect(server.queries()).toBeGreaterThan(0);
   });
 });
 
@@ -340,6 +644,14 @@ describe('servers that misbehave on the wire', () => {
     });
     await expectError('mailto:alice@silent.test', ['timeout']);
     expect(silent.queries()).toBeGreaterThan(0);
+    // The zone's servers are unreachable: every CSI of the zone is answered from the failure
+    // cache (RFC 9520), at once, with nothing sent.
+    const sent = { zone: silent.queries(), all: resolver.stats().upstreamQueries };
+    const other = await resolver.discover('mailto:bob@silent.test');
+    expect(other.status).toBe('error');
+    expect(other.error?.reason).toBe('timeout');
+    expect(resolver.stats().upstreamQueries).toBe(sent.all);
+    expect(silent.queries()).toBe(sent.zone);
   });
 
   it('reports an error for a DoH server that answers random octets', async () => {

@@ -10,15 +10,24 @@ import {
   keyPairFromSeed,
   parseCsi,
   queryUdp,
+  silentLogger,
+  type Csi,
 } from '@mimi-discovery/common';
 import { exportZone } from '@mimi-discovery/authoritative';
+import {
+  createResolver,
+  startResolverServer,
+  type Resolver,
+  type RunningResolverServer,
+} from '@mimi-discovery/resolver';
 import { EMAIL_ZONE, PHONE_ZONE, buildNetwork, type Network } from './helpers/network.js';
 import { attest, mappingBytes, publishMapping } from './helpers/registration-client.js';
 import { startUnbound, type RunningUnbound } from './helpers/unbound.js';
 
 // Design §5: independent validators must accept our chain. ldns checks each zone as exported
 // for stock secondaries; Unbound resolves through our root and DPs and validates from our trust
-// anchor; BIND's delv validates again, on its own, through that Unbound.
+// anchor; BIND's delv validates again, on its own, through that Unbound and through our own
+// resolver's DNS port.
 
 function onPath(tool: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
@@ -66,6 +75,7 @@ const UNKNOWN_EMAIL = parseCsi('mailto:nobody@example.com');
 
 let net: Network;
 let unbound: RunningUnbound | undefined;
+let ours: { resolver: Resolver; server: RunningResolverServer } | undefined;
 let bindAnchors: string;
 let wrongAnchors: string;
 
@@ -107,6 +117,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await ours?.server.close();
+  await ours?.resolver.close();
   await unbound?.stop();
   await net?.close();
 });
@@ -227,6 +239,63 @@ describe('a stock validating Unbound, with our trust anchor', () => {
       ]);
       expect(output).not.toContain('fully validated');
       expect(output).toContain('resolution failed: broken trust chain');
+    },
+  );
+});
+
+describe('BIND delv through our resolver', () => {
+  /** delv, validating on its own from the trust anchor, asking our resolver's UDP port. */
+  const delv = async (csi: Csi): Promise<string> => {
+    if (ours === undefined) {
+      const resolver = createResolver(
+        {
+          apex: net.apex,
+          rootServers: [
+            { name: `ns1.${net.apex}`, addresses: ['127.0.0.1'], doh: net.root.dohUrl },
+          ],
+          trustAnchor: formatTrustAnchor(net.trustAnchor),
+          ca: net.caPem,
+        },
+        { log: silentLogger },
+      );
+      const server = await startResolverServer({ listen: { udp: 0, tcp: 0 } }, resolver, {
+        log: silentLogger,
+      });
+      ours = { resolver, server };
+    }
+    const { output } = await run('delv', [
+      '@127.0.0.1',
+      '-p',
+      String(ours.server.dns?.udp?.port),
+      '-a',
+      bindAnchors,
+      `+root=${net.apex}`,
+      csiToName(csi),
+      'TYPE65400',
+    ]);
+    return output;
+  };
+
+  it.skipIf(missing.has('delv'))('validates each mapping: "fully validated"', async () => {
+    for (const csi of [PHONE, EMAIL]) {
+      const output = await delv(csi);
+      expect(output).toContain('; fully validated');
+      expect(output).toMatch(/\sIN TYPE65400 \\# \d+ /);
+      expect(output).toMatch(/\sIN RRSIG TYPE65400 15 /);
+    }
+  });
+
+  it.skipIf(missing.has('delv'))(
+    'validates the compact denial of an unknown CSI: "negative response, fully validated"',
+    async () => {
+      // The DP's denial, passed on with the NOERROR it was signed for (RFC 9824 §5): rewritten
+      // to NXDOMAIN, delv took its NSEC as proof that the name exists and failed the chain.
+      for (const csi of [UNKNOWN_PHONE, UNKNOWN_EMAIL]) {
+        const output = await delv(csi);
+        expect(output).toContain('; negative response, fully validated');
+        expect(output).not.toContain('broken trust chain');
+        expect(output).toMatch(/\\-TYPE65400 ;-\$NXRRSET/);
+      }
     },
   );
 });

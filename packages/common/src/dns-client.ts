@@ -1,7 +1,8 @@
 /**
  * Sending one DNS query and receiving its response, over UDP, TCP or DoH: what the resolver, the
  * CLI and the tests use to talk to servers. A response is accepted only when it answers the
- * query sent: same id, QR set, same question (RFC 5452 §9.1; names compared without case).
+ * query sent: same id, QR set, same question (RFC 5452 §9.1; names compared without case), so
+ * a response with no question never answers a query of one question.
  * Failures are {@link TransportError}s with a stable `code`.
  */
 import { randomInt } from 'node:crypto';
@@ -88,13 +89,20 @@ export interface ServerAddress {
 }
 
 /**
- * Whether `response` answers `query` (RFC 5452 §9.1). A response with no question is accepted
- * when it reports an error: servers answer FORMERR without one (RFC 1035 §4.1.1).
+ * Whether `response` answers `query` (RFC 5452 §9.1): QR set, the same id, and the same
+ * question section. A response without a question does not answer a query of one question,
+ * whatever its rcode: a REFUSED or FORMERR with the right id and no question is what an
+ * off-path attacker who guessed the id would send to make a lookup fail, and it says nothing
+ * about the question asked. Over UDP it is ignored (the real answer may still come); over TCP
+ * and DoH it fails the query as a bad response, so the caller tries another server. The one
+ * exception is a query of more or fewer than one question (only diagnostics send one), which a
+ * server refuses with FORMERR and no question (RFC 9619).
  */
 function answers(query: Message, response: Message): boolean {
   if (!response.flags.qr || response.id !== query.id) return false;
-  if (response.questions.length === 0)
-    return response.rcode !== 'NOERROR' && response.rcode !== 'NXDOMAIN';
+  if (response.questions.length === 0 && query.questions.length !== 1) {
+    return response.rcode === 'FORMERR';
+  }
   if (response.questions.length !== query.questions.length) return false;
   return query.questions.every((q, i) => {
     const r = response.questions[i] as Question;

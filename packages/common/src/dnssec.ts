@@ -255,6 +255,32 @@ export function verifyRRset(
   dnskeys: readonly DnskeyData[] | readonly ResourceRecord[],
   now: number,
 ): RrsetVerification {
+  const checked = checkRrsig(rrset, rrsig, dnskeys, now);
+  if (!checked.ok) return checked;
+  return checked.keys.some((k) => verifyRrsigWith(checked.signed, rrsig.data, k))
+    ? { ok: true }
+    : { ok: false, reason: 'bad-signature' };
+}
+
+/** Outcome of {@link checkRrsig}: the keys worth a verification and the octets they verify. */
+export type RrsigCheck =
+  | { ok: true; keys: DnskeyData[]; signed: Uint8Array }
+  | { ok: false; reason: Exclude<RrsetVerificationFailure, 'bad-signature'> };
+
+/**
+ * Every check of {@link verifyRRset} but the signature itself, in the same order: the cheap part
+ * of RFC 4035 §5.3, no public-key operation. Returns the candidate keys (the RRSIG's key tag and
+ * algorithm, protocol 3, Zone Key flag) and the signed octets, so that a validator can decide
+ * how many of them to try and when (KeyTrap, CVE-2023-50387: a signature whose key tag 1,000
+ * keys share costs 1,000 verifications when every candidate is tried) and verify each with
+ * {@link verifyRrsigWith}.
+ */
+export function checkRrsig(
+  rrset: readonly ResourceRecord[],
+  rrsig: RecordOf<'RRSIG'>,
+  dnskeys: readonly DnskeyData[] | readonly ResourceRecord[],
+  now: number,
+): RrsigCheck {
   const sig = rrsig.data;
   const first = rrset[0];
   if (
@@ -274,7 +300,7 @@ export function verifyRRset(
   if (serialLessThan(now, sig.inception)) return { ok: false, reason: 'not-yet-valid' };
   if (serialLessThan(sig.expiration, now)) return { ok: false, reason: 'expired' };
 
-  const candidates = keyData(dnskeys, sig.signerName).filter(
+  const keys = keyData(dnskeys, sig.signerName).filter(
     (k) =>
       k.algorithm === sig.algorithm &&
       k.protocol === DNSKEY_PROTOCOL &&
@@ -282,11 +308,16 @@ export function verifyRRset(
       ((k.flags & DNSKEY_FLAG_REVOKE) === 0 || first.type === 'DNSKEY') &&
       computeKeyTag(k) === sig.keyTag,
   );
-  if (candidates.length === 0) return { ok: false, reason: 'no-key' };
-  const signed = rrsigSignedData(rrset, sig);
-  return candidates.some((k) => verify(sig.signature, signed, k.publicKey))
-    ? { ok: true }
-    : { ok: false, reason: 'bad-signature' };
+  if (keys.length === 0) return { ok: false, reason: 'no-key' };
+  return { ok: true, keys, signed: rrsigSignedData(rrset, sig) };
+}
+
+/**
+ * The one public-key operation of RRSIG verification: whether `key` made the signature of
+ * `rrsig` over `signed` (the octets {@link checkRrsig} returned for it).
+ */
+export function verifyRrsigWith(signed: Uint8Array, rrsig: RrsigData, key: DnskeyData): boolean {
+  return verify(rrsig.signature, signed, key.publicKey);
 }
 
 /**

@@ -198,6 +198,8 @@ export {
   dsMatchesDnskey,
   signRRset,
   verifyRRset,
+  checkRrsig,
+  verifyRrsigWith,
   rrsigSignedData,
 } from './dnssec.js';
 export type {
@@ -206,6 +208,7 @@ export type {
   SignatureValidity,
   RrsetVerification,
   RrsetVerificationFailure,
+  RrsigCheck,
 } from './dnssec.js';
 export {
   NXNAME_TYPE,

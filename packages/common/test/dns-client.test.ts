@@ -85,6 +85,11 @@ function answer(bytes: Uint8Array, change: (m: Message) => Message = (m) => m): 
   return encodeMessage(change(respondError(decodeMessage(bytes), 'NOERROR')));
 }
 
+/** The stray reply of RFC 5452 §9.1: the query's id, REFUSED, and no question. */
+function questionless(bytes: Uint8Array, rcode: Message['rcode'] = 'REFUSED'): Uint8Array {
+  return answer(bytes, (m) => ({ ...m, rcode, questions: [] }));
+}
+
 describe('buildQuery', () => {
   it('builds an EDNS query with RD clear and a random id by default', () => {
     const query = buildQuery(NAME, 'MAP');
@@ -144,6 +149,39 @@ describe('queryUdp', () => {
         buildQuery(NAME, 'MAP'),
       );
       expect(response.rcode).toBe('NXDOMAIN');
+    } finally {
+      server.close();
+    }
+  });
+
+  it.each(['REFUSED', 'FORMERR', 'NOERROR'] as const)(
+    'ignores a %s with the right id and no question, and takes the answer that follows',
+    async (rcode) => {
+      const server = await fakeUdpServer((bytes, reply) => {
+        reply(questionless(bytes, rcode));
+        setTimeout(() => reply(answer(bytes, (m) => ({ ...m, rcode: 'NXDOMAIN' }))), 50);
+      });
+      try {
+        const response = await queryUdp(
+          { host: '127.0.0.1', port: server.port },
+          buildQuery(NAME, 'MAP'),
+        );
+        expect(response.rcode).toBe('NXDOMAIN');
+        expect(response.questions).toHaveLength(1);
+      } finally {
+        server.close();
+      }
+    },
+  );
+
+  it('times out when the only reply is a REFUSED without a question', async () => {
+    const server = await fakeUdpServer((bytes, reply) => reply(questionless(bytes)));
+    try {
+      await expect(
+        queryUdp({ host: '127.0.0.1', port: server.port }, buildQuery(NAME, 'MAP'), {
+          timeoutMs: 200,
+        }),
+      ).rejects.toMatchObject({ code: 'ERR_TRANSPORT_TIMEOUT' });
     } finally {
       server.close();
     }
@@ -256,6 +294,10 @@ describe('queryTcp', () => {
       reply: (b: Buffer) => frame(answer(b, (m) => ({ ...m, id: m.id ^ 1 }))),
     },
     { what: 'a length below the header', reply: (_: Buffer) => frame(Uint8Array.from([1, 2, 3])) },
+    {
+      what: 'a REFUSED with the right id and no question',
+      reply: (b: Buffer) => frame(questionless(b)),
+    },
   ])('fails with ERR_TRANSPORT_BAD_RESPONSE on $what', async ({ reply }) => {
     const server = await serve((socket) => {
       void firstMessage(socket).then((bytes) => socket.write(reply(bytes)));
@@ -293,7 +335,8 @@ describe('queryTcp', () => {
 });
 
 describe('DoH client', () => {
-  type Mode = 'answer' | 'text' | 'garbage' | 'other-id' | 'status-503' | 'silent' | 'huge';
+  type Mode =
+    'answer' | 'text' | 'garbage' | 'other-id' | 'no-question' | 'status-503' | 'silent' | 'huge';
   let ca: LocalCa;
   let leaf: ServerCertificate;
   let server: Http2SecureServer;
@@ -350,6 +393,9 @@ describe('DoH client', () => {
         return;
       case 'other-id':
         response.writeHead(200, ok).end(answer(bytes, (m) => ({ ...m, id: m.id ^ 1 })));
+        return;
+      case 'no-question':
+        response.writeHead(200, ok).end(questionless(bytes));
         return;
       case 'status-503':
         response.writeHead(503, { 'content-type': 'text/plain' }).end('overloaded, retry later');
@@ -463,6 +509,7 @@ describe('DoH client', () => {
     { mode: 'text', code: 'ERR_TRANSPORT_BAD_RESPONSE' },
     { mode: 'garbage', code: 'ERR_TRANSPORT_BAD_RESPONSE' },
     { mode: 'other-id', code: 'ERR_TRANSPORT_BAD_RESPONSE' },
+    { mode: 'no-question', code: 'ERR_TRANSPORT_BAD_RESPONSE' },
     { mode: 'huge', code: 'ERR_TRANSPORT_BAD_RESPONSE' },
     { mode: 'status-503', code: 'ERR_TRANSPORT_HTTP_STATUS' },
     { mode: 'silent', code: 'ERR_TRANSPORT_TIMEOUT' },

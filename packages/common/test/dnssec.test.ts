@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
+  checkRrsig,
   computeDs,
   computeKeyTag,
   createZoneKey,
@@ -12,6 +13,7 @@ import {
   rrsigSignedData,
   signRRset,
   verifyRRset,
+  verifyRrsigWith,
   type DnskeyData,
   type RecordOf,
   type ResourceRecord,
@@ -326,5 +328,42 @@ describe('signRRset and verifyRRset', () => {
     ['fractional times', { inception: 1.5, expiration: 1000 }],
   ])('refuses %s', (_name, window) => {
     expect(() => signRRset(rrset, key, window)).toThrow(/signature/);
+  });
+});
+
+describe('checkRrsig and verifyRrsigWith', () => {
+  const rrset = [a('www.example', '192.0.2.1')];
+  const rrsig = signRRset(rrset, key, WINDOW);
+  /**
+   * A key with the zone key's flags, algorithm and tag, but another public key: octets 29 and
+   * 31 of the key both count as low octets of the checksum (RFC 4034 Appendix B), so one up and
+   * the other down leaves the tag as it was.
+   */
+  const sameTag = (): DnskeyData => {
+    const publicKey = Uint8Array.from(key.dnskey.publicKey);
+    const up = (publicKey[29] ?? 0) < 255 && (publicKey[31] ?? 0) > 0;
+    publicKey[29] = (publicKey[29] ?? 0) + (up ? 1 : -1);
+    publicKey[31] = (publicKey[31] ?? 0) + (up ? -1 : 1);
+    const candidate = { ...key.dnskey, publicKey };
+    expect(computeKeyTag(candidate)).toBe(key.keyTag);
+    return candidate;
+  };
+
+  it('returns every key of the signature’s tag and the signed octets, verifying nothing', () => {
+    const other = sameTag();
+    const checked = checkRrsig(rrset, rrsig, [other, key.dnskey], NOW);
+    expect(checked.ok && checked.keys).toEqual([other, key.dnskey]);
+    expect(checked.ok && toB64(checked.signed)).toBe(toB64(rrsigSignedData(rrset, rrsig.data)));
+    if (!checked.ok) return;
+    expect(verifyRrsigWith(checked.signed, rrsig.data, other)).toBe(false);
+    expect(verifyRrsigWith(checked.signed, rrsig.data, key.dnskey)).toBe(true);
+  });
+
+  it('fails before any key is tried, as verifyRRset does', () => {
+    expect(checkRrsig(rrset, rrsig, [key.dnskey], WINDOW.inception - 1)).toEqual({
+      ok: false,
+      reason: 'not-yet-valid',
+    });
+    expect(checkRrsig(rrset, rrsig, [], NOW)).toEqual({ ok: false, reason: 'no-key' });
   });
 });

@@ -129,9 +129,17 @@ export async function aggregate(csi: Csi, init: AggregateInit): Promise<Discover
   // The provers are at the apex of the zone that answers for the name; that zone is known once
   // the referral toward it is in, so AUTHKEY goes out with MAP and MAPREF there instead of one
   // round trip after them. Not at the apex itself (the root directory holds no range), and
-  // asked again below if the answers come from another zone.
+  // asked again below if the answers come from another zone. Not when MAP or MAPREF has
+  // already failed (a failure answered from the cache is known by then): the discovery ends
+  // without the provers, and a repeat of a failed discovery sends nothing (RFC 9520).
+  let failedEarly = false;
+  const watch = (r: Resolved): void => {
+    if (r.kind === 'bogus' || r.kind === 'error') failedEarly = true;
+  };
+  mapPending.then(watch, () => undefined);
+  maprefPending.then(watch, () => undefined);
   void init.zoneFor(name).then((zone) => {
-    if (zone !== apex) authkeyAt(zone);
+    if (zone !== apex && !failedEarly) authkeyAt(zone);
   });
   const [map, mapref] = await Promise.all([mapPending, maprefPending]);
   const failed = failureOf(csi, map) ?? failureOf(csi, mapref);

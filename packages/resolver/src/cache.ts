@@ -114,6 +114,11 @@ export class ResolverCache {
     });
   }
 
+  /** Drops one entry, fresh or stale. */
+  delete<T>(slot: CacheSlot<T>, key: string): void {
+    this.#lru.delete(`${slot.prefix}:${key}`);
+  }
+
   /** Drops every entry, fresh and stale. */
   clear(): void {
     this.#lru.clear();

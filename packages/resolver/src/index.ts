@@ -30,6 +30,7 @@ export {
 export type {
   Delegation,
   Resolution,
+  Failure,
   ResponseOutcome,
   ResolutionBudget,
   IteratorInit,
@@ -37,6 +38,8 @@ export type {
 } from './iterator.js';
 export {
   createBudget,
+  LIMIT_REASONS,
+  DEADLINE_REASON,
   rrsetOf,
   recordsOf,
   rrsigsOf,
@@ -49,12 +52,15 @@ export {
 export type {
   Validation,
   VerificationBudget,
+  BudgetOptions,
   TrustedKeys,
   Denial,
   SignatureMemo,
   VerifiedSignature,
 } from './validator.js';
 export { ResolverCache, SingleFlight, cacheSlot, estimateSize } from './cache.js';
+export { FailureCache, failureBackoffSeconds } from './failure-cache.js';
+export type { CachedFailure, FailureHit } from './failure-cache.js';
 export type { CacheSlot, CacheHit } from './cache.js';
 export { createUpstream, serverId, INITIAL_RTT_MS } from './upstream.js';
 export type { NameServer, Upstream, UpstreamInit, UpstreamOutcome } from './upstream.js';
@@ -71,7 +77,13 @@ export {
   MAX_MAPREF_DEPTH,
   MAX_SERVERS_PER_ZONE,
   SERVER_TIMEOUT_MS,
+  MAX_KEYS_PER_SIGNATURE,
+  MAX_SAME_TAG_KEYS,
+  MAX_SIGNATURES_PER_RRSET,
   MAX_VERIFICATIONS_PER_RESOLUTION,
+  VERIFICATIONS_PER_SLICE,
+  FAILURE_CACHE_MIN_SECONDS,
+  FAILURE_CACHE_MAX_SECONDS,
   MAX_RESOLUTION_MS,
   MAX_RESPONSE_OCTETS,
   UPSTREAM_EDNS_PAYLOAD_OCTETS,

@@ -21,6 +21,8 @@ import {
 } from './limits.js';
 import type { NameServer, Upstream, UpstreamOutcome } from './upstream.js';
 import {
+  DEADLINE_REASON,
+  LIMIT_REASONS,
   recordsOf,
   rrsetOf,
   validateDelegationDs,
@@ -28,7 +30,7 @@ import {
   validateDnskeys,
   validateRRset,
   type SignatureMemo,
-  type TrustedKeys,
+  type Validation,
   type VerificationBudget,
 } from './validator.js';
 
@@ -77,12 +79,29 @@ export type Resolution =
       readonly records: readonly ResourceRecord[];
       readonly ttl: number;
     }
-  | { readonly kind: 'bogus'; readonly reason: string; readonly detail: string }
+  | {
+      readonly kind: 'bogus';
+      readonly reason: string;
+      readonly detail: string;
+      /** The zone the failure is about (its keys, its delegation): see {@link Failure}. */
+      readonly zone?: string;
+    }
   | {
       readonly kind: 'error';
       readonly reason: 'timeout' | 'servfail' | 'limit' | 'refused';
       readonly detail: string;
+      /** The zone the failure is about (its servers, its delegation): see {@link Failure}. */
+      readonly zone?: string;
     };
+
+/**
+ * A resolution that failed. With `zone`, the failure is the zone's and holds for every name
+ * under it (RFC 9520 §3.2, RFC 4697 §2.1 extended to every ancestor by RFC 9520 §3.3): its
+ * DNSKEY RRset is bogus or cannot be had, its delegation's DS is bogus, or none of its servers
+ * can be reached or used. Without, it is about the one question (a bogus answer or denial, a
+ * server's error for that name, a limit, a timeout).
+ */
+export type Failure = Extract<Resolution, { kind: 'bogus' | 'error' }>;
 
 /** What one response is, relative to the question and the cut that was asked (hickory style). */
 export type ResponseOutcome =
@@ -92,7 +111,11 @@ export type ResponseOutcome =
   | { readonly kind: 'nxdomain' }
   | { readonly kind: 'invalid'; readonly detail: string };
 
-/** Per-resolution counters, shared by every question of one `discover`. */
+/**
+ * Per-resolution counters, shared by every step of one question's resolution. The deadline is
+ * the verification budget's (`expired`): a resolution past it sends nothing more, verifies
+ * nothing more, and ends as a timeout.
+ */
 export interface ResolutionBudget {
   readonly verifications: VerificationBudget;
   queries: number;
@@ -260,24 +283,51 @@ export function createIterator(init: IteratorInit): Iterator {
   const bogus = (reason: string, detail: string): Resolution => ({ kind: 'bogus', reason, detail });
   const done = (resolution: Resolution): Step => ({ kind: 'done', resolution });
 
-  /** The trusted keys of a cut: cached, or fetched and validated against its DS. */
-  const keysOf = async (
-    cut: Delegation,
-    budget: ResolutionBudget,
-  ): Promise<{ ok: true; keys: readonly DnskeyData[] } | { ok: false; failure: Resolution }> => {
-    const cached = cache.get(DNSKEYS, cut.zone);
-    if (cached !== undefined) return { ok: true, keys: cached.value };
-    const pending = ask(cut, cut.zone, 'DNSKEY', budget);
-    if (pending === undefined) return { ok: false, failure: limit('too many queries') };
-    const outcome = await pending;
-    if (!outcome.ok) {
-      return {
-        ok: false,
-        failure: { kind: 'error', reason: outcome.reason, detail: outcome.detail },
-      };
+  /**
+   * A failure of validation: bogus (the zone's when `zone` is given), or a timeout when the
+   * deadline passed during it. A resolution that spent its verifications says nothing about the
+   * zone it was validating then: that failure is the question's.
+   */
+  const invalid = (
+    validation: Extract<Validation<unknown>, { ok: false }>,
+    detail: string,
+    zone?: string,
+  ): Resolution => {
+    if (validation.reason === DEADLINE_REASON) {
+      return { kind: 'error', reason: 'timeout', detail: `deadline passed validating ${detail}` };
     }
-    const validated: { ok: true; value: TrustedKeys } | { ok: false; reason: string } =
-      validateDnskeys(
+    return zone === undefined || validation.reason === LIMIT_REASONS.verifications
+      ? bogus(validation.reason, detail)
+      : { kind: 'bogus', reason: validation.reason, detail, zone };
+  };
+
+  type KeysOutcome = { ok: true; keys: readonly DnskeyData[] } | { ok: false; failure: Resolution };
+  // One fetch and one validation of a zone's DNSKEY RRset for every question that needs it at
+  // once (MAP, MAPREF and AUTHKEY of one CSI arrive together), charged to the first question's
+  // budget: a hostile RRset is validated once, not once per question.
+  const keysInFlight = new SingleFlight<KeysOutcome>();
+
+  /** The trusted keys of a cut: cached, or fetched and validated against its DS. */
+  const keysOf = (cut: Delegation, budget: ResolutionBudget): Promise<KeysOutcome> => {
+    const cached = cache.get(DNSKEYS, cut.zone);
+    if (cached !== undefined) return Promise.resolve({ ok: true, keys: cached.value });
+    return keysInFlight.run(cut.zone, async (): Promise<KeysOutcome> => {
+      const pending = ask(cut, cut.zone, 'DNSKEY', budget);
+      if (pending === undefined) return { ok: false, failure: limit('too many queries') };
+      const outcome = await pending;
+      if (!outcome.ok) {
+        // A zone whose servers cannot give its keys serves nothing that validates.
+        return {
+          ok: false,
+          failure: {
+            kind: 'error',
+            reason: outcome.reason,
+            detail: outcome.detail,
+            zone: cut.zone,
+          },
+        };
+      }
+      const validated = await validateDnskeys(
         cut.zone,
         outcome.message.answers,
         cut.ds,
@@ -285,11 +335,12 @@ export function createIterator(init: IteratorInit): Iterator {
         budget.verifications,
         memo,
       );
-    if (!validated.ok) {
-      return { ok: false, failure: bogus(validated.reason, `DNSKEY of ${cut.zone}`) };
-    }
-    cache.set(DNSKEYS, cut.zone, validated.value.keys, validated.value.ttl);
-    return { ok: true, keys: validated.value.keys };
+      if (!validated.ok) {
+        return { ok: false, failure: invalid(validated, `DNSKEY of ${cut.zone}`, cut.zone) };
+      }
+      cache.set(DNSKEYS, cut.zone, validated.value.keys, validated.value.ttl);
+      return { ok: true, keys: validated.value.keys };
+    });
   };
 
   const apexSuffix = `.${apex}`;
@@ -353,15 +404,15 @@ export function createIterator(init: IteratorInit): Iterator {
   };
 
   /** Follows a referral from `cut`: validates the child's DS, remembers the delegation. */
-  const follow = (
+  const follow = async (
     cut: Delegation,
     child: string,
     response: Message,
     keys: readonly DnskeyData[],
     budget: ResolutionBudget,
-  ): Step => {
+  ): Promise<Step> => {
     if (++budget.referrals > MAX_REFERRALS_PER_RESOLUTION) return done(limit('too many referrals'));
-    const ds = validateDelegationDs(
+    const ds = await validateDelegationDs(
       child,
       response.authorities,
       cut.zone,
@@ -370,10 +421,16 @@ export function createIterator(init: IteratorInit): Iterator {
       budget.verifications,
       memo,
     );
-    if (!ds.ok) return done(bogus(ds.reason, `delegation of ${child}`));
+    if (!ds.ok) return done(invalid(ds, `delegation of ${child}`, child));
     const servers = referralServers(response, child, cut.zone, init.transport, init.dnsPort);
     if (servers.length === 0) {
-      return done({ kind: 'error', reason: 'servfail', detail: `no usable server for ${child}` });
+      // A delegation loop or a cut to nameservers without glue: nothing under it can be reached.
+      return done({
+        kind: 'error',
+        reason: 'servfail',
+        detail: `no usable server for ${child}`,
+        zone: child,
+      });
     }
     const ns = rrsetOf(response.authorities, child, 'NS');
     const delegation: Delegation = { zone: child, servers, ds: ds.value.ds };
@@ -399,6 +456,9 @@ export function createIterator(init: IteratorInit): Iterator {
     walked: number,
     budget: ResolutionBudget,
   ): Promise<Step> => {
+    if (budget.verifications.expired()) {
+      return done({ kind: 'error', reason: 'timeout', detail: 'deadline passed' });
+    }
     const qname = nextName(cut, name, walked);
     const minimised = !namesEqual(qname, name);
     const qtype: RRType = minimised ? 'NS' : type;
@@ -436,7 +496,12 @@ export function createIterator(init: IteratorInit): Iterator {
       if (!keys.ok) return done(keys.failure);
       if (outcome === undefined) return done(limit('too many queries'));
       if (!outcome.ok) {
-        return done({ kind: 'error', reason: outcome.reason, detail: outcome.detail });
+        // Every server unreachable is the zone's failure; errors they answered are the name's.
+        return done(
+          outcome.unreachable
+            ? { kind: 'error', reason: outcome.reason, detail: outcome.detail, zone: cut.zone }
+            : { kind: 'error', reason: outcome.reason, detail: outcome.detail },
+        );
       }
       const response = outcome.message;
       const classified = classifyResponse(response, cut.zone, qname, qtype);
@@ -447,7 +512,7 @@ export function createIterator(init: IteratorInit): Iterator {
       }
 
       if (classified.kind === 'referral') {
-        const followed = follow(cut, classified.child, response, keys.keys, budget);
+        const followed = await follow(cut, classified.child, response, keys.keys, budget);
         if (followed.kind === 'down') child = followed.child;
         return followed;
       }
@@ -464,7 +529,7 @@ export function createIterator(init: IteratorInit): Iterator {
 
       if (classified.kind === 'answer') {
         const rrset = recordsOf(response.answers, name, type);
-        const verified = validateRRset(
+        const verified = await validateRRset(
           rrset,
           response.answers,
           cut.zone,
@@ -473,7 +538,7 @@ export function createIterator(init: IteratorInit): Iterator {
           budget.verifications,
           memo,
         );
-        if (!verified.ok) return done(bogus(verified.reason, `${type} answer from ${cut.zone}`));
+        if (!verified.ok) return done(invalid(verified, `${type} answer from ${cut.zone}`));
         return done({
           kind: 'answer',
           zone: cut.zone,
@@ -484,7 +549,7 @@ export function createIterator(init: IteratorInit): Iterator {
         });
       }
 
-      const denial = validateDenial(
+      const denial = await validateDenial(
         name,
         type,
         response.authorities,
@@ -494,7 +559,7 @@ export function createIterator(init: IteratorInit): Iterator {
         budget.verifications,
         memo,
       );
-      if (!denial.ok) return done(bogus(denial.reason, `denial of ${type} from ${cut.zone}`));
+      if (!denial.ok) return done(invalid(denial, `denial of ${type} from ${cut.zone}`));
       return done({
         kind: denial.value.kind,
         zone: cut.zone,

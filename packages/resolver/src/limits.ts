@@ -2,8 +2,9 @@ import { MAX_MESSAGE_OCTETS } from '@mimi-discovery/common';
 
 /**
  * Every bound the resolver puts on work done for one question, as trusted resolvers set them
- * (Unbound's `max-referrals`-like caps, RFC 9156 §2.3, RFC 8767, design §6). Each limit that is
- * hit ends the resolution with `error` reason `limit` (or `timeout`), never a silent `none`.
+ * (Unbound's `max-referrals`-like caps, RFC 9156 §2.3, RFC 8767, RFC 9520, design §6). Each
+ * limit that is hit ends the resolution with `error` reason `limit` or `timeout`, or, for the
+ * validation limits, as bogus with a reason that names the limit: never a silent `none`.
  */
 
 /** Referrals followed in one resolution; a longer chain is a delegation loop or an attack. */
@@ -24,8 +25,69 @@ export const MAX_SERVERS_PER_ZONE = 4;
 /** Time one server has to answer one query before the next server is tried. */
 export const SERVER_TIMEOUT_MS = 2000;
 
-/** Signature verifications (RRSIG checks) in one resolution (KeyTrap-style CPU bound). */
+/**
+ * KeyTrap (CVE-2023-50387). RFC 4035 §5.3.1 has a validator try every DNSKEY whose key tag and
+ * algorithm match an RRSIG, and every RRSIG of an RRset, until one verifies; a zone that
+ * publishes 1,000 keys sharing one key tag and 64 RRSIGs per RRset then costs 64,000 signature
+ * verifications for one RRset, seconds of CPU. Trusted resolvers bound this work (Unbound 1.19.1:
+ * `MAX_VALIDATE_RRSIGS` 8, `MAX_VALIDATE_AT_ONCE` 8; BIND: a bounded number of validations and
+ * of validation failures per fetch) and fail the RRset as bogus past the bound, as these do.
+ * Design §5 gives a zone one signing key (two during a roll), so none of them is reached by an
+ * honest zone. A verification is one public-key operation: one RRSIG tried with one key.
+ */
+
+/**
+ * Keys tried for one RRSIG: of the keys that share its key tag and algorithm, only the first
+ * four are tried. When more shared it and none of the four verified, the RRset is bogus
+ * (`limit-keys-per-signature`), not merely unverified.
+ */
+export const MAX_KEYS_PER_SIGNATURE = 4;
+
+/**
+ * Keys of one DNSKEY RRset that may share a key tag and algorithm. An RRset with more is bogus
+ * (`limit-same-tag-keys`) before any signature of it is verified: a key tag collision between
+ * honest keys is a 1-in-65,536 event, and five colliding keys are an attack.
+ */
+export const MAX_SAME_TAG_KEYS = 4;
+
+/**
+ * RRSIGs of one RRset tried (each with at most {@link MAX_KEYS_PER_SIGNATURE} keys): Unbound's
+ * `MAX_VALIDATE_RRSIGS`. When more RRSIGs were there and none of the eight verified, the RRset is
+ * bogus (`limit-signatures-per-rrset`).
+ */
+export const MAX_SIGNATURES_PER_RRSET = 8;
+
+/**
+ * Signature verifications (one RRSIG with one key) in one resolution, every RRset of it
+ * together: the keys of each zone on the way, the DS of each delegation, the answer or the
+ * denial. A cold resolution of a CSI needs about six. Past it the resolution is bogus
+ * (`limit-verifications`).
+ */
 export const MAX_VERIFICATIONS_PER_RESOLUTION = 64;
+
+/**
+ * Verifications one resolution runs back to back before it yields to the event loop
+ * (`setImmediate`), so that the validation of one hostile zone never holds up other lookups for
+ * more than a few verifications (about 0.1 ms each): Unbound suspends validation the same way
+ * after `MAX_VALIDATE_AT_ONCE`.
+ */
+export const VERIFICATIONS_PER_SLICE = 4;
+
+/**
+ * Failure caching (RFC 9520 §3.2): a resolution that failed (bogus data, unreachable servers, a
+ * delegation without a usable server, a limit, a timeout) is remembered, with the zone it is
+ * about when the failure is the zone's (its keys, its delegation, its servers), so that the same
+ * question, or any question for a name under that zone, is answered from the cache without an
+ * upstream query or a signature verification. The first failure is kept this long.
+ */
+export const FAILURE_CACHE_MIN_SECONDS = 5;
+
+/**
+ * The longest a failure is kept: the time doubles on each repeat (5, 10, 20, … s) up to this.
+ * RFC 9520 §3.2, consistent with RFC 2308 §7: resolution failures are not cached for longer
+ * than five minutes.
+ */
+export const FAILURE_CACHE_MAX_SECONDS = 300;
 
 /** Wall time of one resolution (one `resolve`, or one `discover` with its MAPREF targets). */
 export const MAX_RESOLUTION_MS = 10_000;

@@ -17,6 +17,8 @@ import type { DiscoveryResult, Resolver } from './types.js';
  * | `resolver_cache_bytes`                              | gauge     | `stats()`                     |
  * | `resolver_upstream_queries_total`                   | counter   | `stats()`                     |
  * | `resolver_validation_failures_total{reason}`        | counter   | `stats()`                     |
+ * | `resolver_signature_verifications_total`            | counter   | `stats()`: RRSIG × key tried  |
+ * | `resolver_failure_cache_hits_total`                 | counter   | `stats()`: RFC 9520 answers   |
  * | `resolver_discoveries_total{status}`                | counter   | the JSON API, per CSI         |
  * | `resolver_lookup_duration_seconds{kind}`            | histogram | front ends: `dns`, `discover` (one CSI), `batch` (one POST) |
  * | `resolver_queries_total{transport,rcode}`           | counter   | the DNS front ends            |
@@ -76,6 +78,10 @@ export function createResolverMetrics(resolver: Pick<Resolver, 'stats'>): Resolv
       for (const [reason, count] of Object.entries(stats.validationFailures)) {
         failures.inc({ reason }, count);
       }
+      verifications.reset();
+      verifications.inc(stats.signatureVerifications);
+      failureHits.reset();
+      failureHits.inc(stats.failureCacheHits);
     },
   });
   registry.gauge('cache_bytes', {
@@ -90,6 +96,12 @@ export function createResolverMetrics(resolver: Pick<Resolver, 'stats'>): Resolv
   const failures = registry.counter<'reason'>('validation_failures_total', {
     help: 'DNSSEC and mapping validation failures, by reason',
     labelNames: ['reason'],
+  });
+  const verifications: Counter = registry.counter('signature_verifications_total', {
+    help: 'DNSSEC signature verifications (one RRSIG tried with one key)',
+  });
+  const failureHits: Counter = registry.counter('failure_cache_hits_total', {
+    help: 'Questions answered from the cache of failed resolutions (RFC 9520)',
   });
   const discoveries = registry.counter<'status'>('discoveries_total', {
     help: 'CSIs discovered through the JSON API, by result status',

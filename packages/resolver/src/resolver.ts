@@ -12,7 +12,8 @@ import {
 import { aggregate, errorResult, type Resolved } from './aggregate.js';
 import { cacheSlot, ResolverCache, SingleFlight } from './cache.js';
 import { CsiMemo } from './csi-memo.js';
-import { createIterator, type Delegation, type Resolution } from './iterator.js';
+import { FailureCache } from './failure-cache.js';
+import { createIterator, type Delegation, type Failure, type Resolution } from './iterator.js';
 import {
   DEFAULT_BATCH_CONCURRENCY,
   DEFAULT_CACHE_BYTES,
@@ -47,7 +48,9 @@ import { createBudget, type SignatureMemo, type VerifiedSignature } from './vali
  * Each stage is its own module: `cache.ts` keeps answers, delegations and keys; `iterator.ts`
  * walks from the apex with QNAME minimisation and follows referrals; `validator.ts` holds the
  * chain of trust; `upstream.ts` talks to servers; `aggregate.ts` turns answers into a discovery
- * result. When every server of a zone fails, a stale cached answer is served, marked `stale`
+ * result. A failed resolution is remembered (`failure-cache.ts`, RFC 9520), with the zone it is
+ * about when it is the zone's, so asking again costs no upstream query and no verification until
+ * it expires. When every server of a zone fails, a stale cached answer is served, marked `stale`
  * with a TTL of {@link STALE_ANSWER_TTL_SECONDS} (RFC 8767). Parsed inputs are remembered
  * (`csi-memo.ts`) and a cached discovery result keeps its JSON text (`result-json.ts`), so that
  * a warm contact sync neither parses nor serializes again.
@@ -169,15 +172,40 @@ export function createResolver(
     log,
     memo,
   });
+  const failures = new FailureCache(cache, apex, nowMs);
   const questions = new SingleFlight<Resolved>();
   const discoveries = new SingleFlight<Discovered>();
-  const counters = { cacheHits: 0, cacheMisses: 0 };
+  const counters = { cacheHits: 0, cacheMisses: 0, signatureVerifications: 0, failureCacheHits: 0 };
+  const countVerification = (): void => {
+    counters.signatureVerifications++;
+  };
   const validationFailures: Record<string, number> = {};
   const countFailure = (reason: string): void => {
     validationFailures[reason] = (validationFailures[reason] ?? 0) + 1;
   };
 
-  /** One validated question: cache, then single-flight, then the iterator; stale on failure. */
+  /**
+   * What a failed question answers: a stale copy of its answer when the servers failed (RFC 8767
+   * §4: not for bogus data, nor for a limit), else the failure.
+   */
+  const afterFailure = (key: string, failure: Failure): Resolved => {
+    if (
+      failure.kind === 'error' &&
+      (failure.reason === 'timeout' || failure.reason === 'servfail')
+    ) {
+      const stale = cache.getStale(ANSWERS, key);
+      if (stale !== undefined) {
+        return { ...stale, ttl: STALE_ANSWER_TTL_SECONDS, stale: true } as Resolved;
+      }
+    }
+    return failure;
+  };
+
+  /**
+   * One validated question: cache, then the failure cache, then single-flight, then the
+   * iterator, within {@link MAX_RESOLUTION_MS}; a failure is remembered, and answered stale when
+   * it can be.
+   */
   const resolveQuestion = (name: string, type: RRType): Promise<Resolved> => {
     const key = `${canonicalName(name)}/${type}`;
     const hit = cache.get(ANSWERS, key);
@@ -185,10 +213,24 @@ export function createResolver(
       counters.cacheHits++;
       return Promise.resolve({ ...hit.value, ttl: hit.ttl } as Resolved);
     }
+    const failed = failures.find(name, type);
+    if (failed !== undefined) {
+      counters.failureCacheHits++;
+      return Promise.resolve(afterFailure(key, failed.failure));
+    }
     counters.cacheMisses++;
     return questions.run(key, async () => {
+      const deadline = performance.now() + MAX_RESOLUTION_MS;
+      const budget = {
+        verifications: createBudget({
+          expired: () => performance.now() >= deadline,
+          onVerify: countVerification,
+        }),
+        queries: 0,
+        referrals: 0,
+      };
       const resolution = await withDeadline(
-        iterator.resolve(name, type, { verifications: createBudget(), queries: 0, referrals: 0 }),
+        iterator.resolve(name, type, budget),
         MAX_RESOLUTION_MS,
         (): Resolution => ({
           kind: 'error',
@@ -196,20 +238,17 @@ export function createResolver(
           detail: `no result within ${MAX_RESOLUTION_MS} ms`,
         }),
       );
-      if (resolution.kind === 'bogus') {
-        countFailure(resolution.reason);
-        log.info('bogus', { type, reason: resolution.reason });
-        return resolution;
-      }
-      if (resolution.kind === 'error') {
-        if (resolution.reason === 'timeout' || resolution.reason === 'servfail') {
-          const stale = cache.getStale(ANSWERS, key);
-          if (stale !== undefined) {
-            return { ...stale, ttl: STALE_ANSWER_TTL_SECONDS, stale: true } as Resolved;
-          }
+      if (resolution.kind === 'bogus' || resolution.kind === 'error') {
+        // A name outside the apex is refused before anything is asked: nothing to remember.
+        if (resolution.kind === 'error' && resolution.reason === 'refused') return resolution;
+        if (resolution.kind === 'bogus') {
+          countFailure(resolution.reason);
+          log.info('bogus', { type, reason: resolution.reason });
         }
-        return resolution;
+        failures.record(name, type, resolution);
+        return afterFailure(key, resolution);
       }
+      failures.forget(name, type);
       cache.set(ANSWERS, key, resolution, resolution.ttl);
       return resolution;
     });
@@ -342,13 +381,15 @@ export function createResolver(
   const stats = (): ResolverStats => ({
     cacheHits: counters.cacheHits,
     cacheMisses: counters.cacheMisses,
+    signatureVerifications: counters.signatureVerifications,
+    failureCacheHits: counters.failureCacheHits,
     upstreamQueries: upstream.sent(),
     validationFailures: { ...validationFailures },
     cacheBytes: cache.bytes,
   });
 
-  // Unbound's `flush_zone .` and `flush_infra all` together: every cached answer, delegation,
-  // key, signature, discovery result and stale copy, and every server's RTT. Questions in flight
+  // Unbound's `flush_zone .`, `flush_bogus` and `flush_infra all` together: every cached answer,
+  // delegation, key, signature, discovery result, failure and stale copy, and every server's RTT. Questions in flight
   // finish and may cache what they bring.
   const flushCache = (): void => {
     cache.clear();

@@ -230,7 +230,8 @@ export interface ResolverQueryHandlerOptions {
  * - a name outside the apex, class other than IN, AXFR, IXFR or OPT: REFUSED (a resolver for
  *   one namespace, not an open recursive resolver); ANY: NOTIMP (RFC 8482 §4 lets a server
  *   decline ANY);
- * - RA set (RFC 1035 §4.1.1), AA clear; the resolver's rcode and records;
+ * - RA set (RFC 1035 §4.1.1), AA clear; the resolver's rcode and records, except that a denied
+ *   name is NOERROR to a client with DO and without CO (RFC 9824 §5, see {@link wireRcode});
  * - AD set only when the answer is `secure` and the query set DO or AD (RFC 6840 §5.7, §5.8);
  * - RRSIG, NSEC and NSEC3 only when the query set DO (RFC 4035 §3.2.1), except the queried
  *   type in the answer section;
@@ -281,9 +282,12 @@ export function createResolverQueryHandler(
       (section: 'answers' | 'authorities') =>
       (rr: ResourceRecord): boolean =>
         dnssecOk || !DNSSEC_TYPES.has(rr.type) || (section === 'answers' && rr.type === type);
-    const response = resolverResponse(query, resolved.rcode, ede);
+    const response = resolverResponse(query, wireRcode(query, resolved.rcode), ede);
     return {
       ...response,
+      ...(response.edns !== undefined && query.edns?.compactOk === true
+        ? { edns: { ...response.edns, compactOk: true } }
+        : {}),
       flags: {
         ...response.flags,
         ad: resolved.status === 'secure' && (dnssecOk || query.flags.ad),
@@ -302,6 +306,20 @@ export function createResolverQueryHandler(
     );
     return response;
   };
+}
+
+/**
+ * The rcode a compact denial of a name goes out with (RFC 9824 §5). The DP proves that a name
+ * does not exist with NOERROR and an NSEC at the name whose bitmap holds NXNAME; the resolver
+ * reports it as NXDOMAIN. A client that validates (DO set) and has not said it knows compact
+ * answers (CO clear) gets the NOERROR the records were signed for: to a validator such as BIND's
+ * `delv`, an NXDOMAIN beside an NSEC that claims the name exists is bogus. A client without DO
+ * sees no NSEC and gets NXDOMAIN; one with CO gets NXDOMAIN and CO echoed.
+ */
+function wireRcode(query: Message, rcode: Message['rcode']): Message['rcode'] {
+  if (rcode !== 'NXDOMAIN') return rcode;
+  const edns = query.edns;
+  return edns?.dnssecOk === true && edns.compactOk !== true ? 'NOERROR' : 'NXDOMAIN';
 }
 
 /** An empty response from a recursive resolver: RA set; `options` in its OPT, if it has one. */

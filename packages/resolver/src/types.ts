@@ -67,6 +67,10 @@ export interface ResolvedAnswer {
 export interface ResolverStats {
   cacheHits: number;
   cacheMisses: number;
+  /** Signature verifications (one RRSIG tried with one key) since start. */
+  signatureVerifications: number;
+  /** Questions answered from the failure cache (RFC 9520) since start. */
+  failureCacheHits: number;
   upstreamQueries: number;
   /** Validation failures by reason (`bogus-signature`, `no-ds-match`, …). */
   validationFailures: Record<string, number>;
@@ -89,7 +93,7 @@ export interface Resolver {
   stats(): ResolverStats;
   /**
    * Empties every cache — answers and denials, delegations, DNSKEYs, verified signatures,
-   * discovery results, stale copies — and forgets every server's RTT, but keeps the upstream
+   * discovery results, failures (RFC 9520), stale copies — and forgets every server's RTT, but keeps the upstream
    * connections (as `unbound-control flush_zone .` with `flush_infra all`). The next question
    * walks from the root again.
    */

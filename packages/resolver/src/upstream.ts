@@ -40,7 +40,17 @@ export interface NameServer {
 /** The outcome of asking a zone's servers: a response, or why none came. */
 export type UpstreamOutcome =
   | { readonly ok: true; readonly message: Message; readonly server: string }
-  | { readonly ok: false; readonly reason: 'timeout' | 'servfail'; readonly detail: string };
+  | {
+      readonly ok: false;
+      readonly reason: 'timeout' | 'servfail';
+      readonly detail: string;
+      /**
+       * No server answered at all (timeouts, failed connections, replies that are not an answer
+       * to the question): the zone is unreachable. False when some server answered with an error
+       * rcode, which may be about the one name asked.
+       */
+      readonly unreachable: boolean;
+    };
 
 /** Sends questions to servers. */
 export interface Upstream {
@@ -137,8 +147,11 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
       .map((server) => ({ server, id: serverId(server) }))
       .sort((a, b) => (rtt.get(a.id) ?? INITIAL_RTT_MS) - (rtt.get(b.id) ?? INITIAL_RTT_MS))
       .slice(0, MAX_SERVERS_PER_ZONE);
-    if (ordered.length === 0) return { ok: false, reason: 'servfail', detail: 'no usable server' };
+    if (ordered.length === 0) {
+      return { ok: false, reason: 'servfail', detail: 'no usable server', unreachable: true };
+    }
     let timedOut = false;
+    let answered = false;
     const failures: string[] = [];
     for (const { server, id } of ordered) {
       const message = buildQuery(name, type, {
@@ -154,6 +167,7 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
         const previous = rtt.get(id) ?? elapsed;
         remember(id, previous + RTT_SAMPLE_WEIGHT * (elapsed - previous));
         if (RETRY_RCODES.has(response.rcode)) {
+          answered = true;
           failures.push(`${id} answered ${response.rcode}`);
           continue;
         }
@@ -173,6 +187,7 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
       ok: false,
       reason: timedOut ? 'timeout' : 'servfail',
       detail: `every server failed (${failures.join('; ')})`,
+      unreachable: !answered,
     };
   };
 

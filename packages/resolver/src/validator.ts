@@ -1,21 +1,29 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
   DNSSEC_ALGORITHM_ED25519,
   NXNAME_TYPE,
   canonicalName,
+  checkRrsig,
   computeKeyTag,
   dsMatchesDnskey,
   immediateSuccessor,
   namesEqual,
   rrsigSignedData,
   typeToCode,
-  verifyRRset,
+  verifyRrsigWith,
   type DnskeyData,
   type DsData,
   type RecordOf,
   type ResourceRecord,
   type RRType,
 } from '@mimi-discovery/common';
-import { MAX_VERIFICATIONS_PER_RESOLUTION } from './limits.js';
+import {
+  MAX_KEYS_PER_SIGNATURE,
+  MAX_SAME_TAG_KEYS,
+  MAX_SIGNATURES_PER_RRSET,
+  MAX_VERIFICATIONS_PER_RESOLUTION,
+  VERIFICATIONS_PER_SLICE,
+} from './limits.js';
 
 /**
  * The validator stage: the chain of trust of RFC 4035 §5, as pure functions of records, keys and
@@ -32,6 +40,14 @@ import { MAX_VERIFICATIONS_PER_RESOLUTION } from './limits.js';
  * 4. every answer RRset ({@link validateRRset}) and every denial ({@link validateDenial})
  *    verifies with the keys of the zone that served it.
  *
+ * The work is bounded as trusted resolvers bound it since KeyTrap (CVE-2023-50387, `limits.ts`):
+ * at most {@link MAX_KEYS_PER_SIGNATURE} keys per RRSIG, {@link MAX_SIGNATURES_PER_RRSET} RRSIGs
+ * per RRset, {@link MAX_SAME_TAG_KEYS} keys of one key tag in a DNSKEY RRset, and a
+ * {@link VerificationBudget} per resolution; past a bound the data is bogus with a reason that
+ * names it ({@link LIMIT_REASONS}). The functions are asynchronous only to yield to the event loop
+ * every {@link VERIFICATIONS_PER_SLICE} verifications and to stop at the resolution's deadline:
+ * a hostile zone's validation never holds up other lookups.
+ *
  * Denials are compact (RFC 9824): worked example, `x.z MAP` in zone `z` answered with
  * `x.z NSEC \000.x.z RRSIG NSEC NXNAME` proves that `x.z` does not exist, and
  * `x.z NSEC \000.x.z AUTHKEY RRSIG NSEC` that it exists without MAP. Denials by NSEC records
@@ -43,10 +59,46 @@ import { MAX_VERIFICATIONS_PER_RESOLUTION } from './limits.js';
 export type Validation<T> =
   { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
 
-/** Signature verifications left for one resolution (mutable, shared by every step of it). */
+/**
+ * The validation work one resolution may still do, shared (and spent) by every step of it: see
+ * {@link createBudget}.
+ */
 export interface VerificationBudget {
+  /** Signature verifications left. */
   remaining: number;
+  /** Verifications since the last yield to the event loop. */
+  sinceYield: number;
+  /** Whether the resolution's deadline has passed: no verification starts after it. */
+  readonly expired: () => boolean;
+  /** Called once per signature verification (one RRSIG with one key), e.g. to count them. */
+  readonly onVerify: () => void;
 }
+
+/** What {@link createBudget} takes. */
+export interface BudgetOptions {
+  /** Whether the resolution's deadline has passed; default never. */
+  readonly expired?: () => boolean;
+  /** Called once per signature verification. */
+  readonly onVerify?: () => void;
+}
+
+/**
+ * Why validation stopped at a bound (`limits.ts`): the data is then bogus with this reason, which
+ * names the limit, never merely unverified.
+ */
+export const LIMIT_REASONS = Object.freeze({
+  /** More than {@link MAX_SAME_TAG_KEYS} keys of a DNSKEY RRset share a key tag and algorithm. */
+  sameTagKeys: 'limit-same-tag-keys',
+  /** More keys than {@link MAX_KEYS_PER_SIGNATURE} matched an RRSIG and none tried verified. */
+  keysPerSignature: 'limit-keys-per-signature',
+  /** More RRSIGs than {@link MAX_SIGNATURES_PER_RRSET} and none tried verified. */
+  signaturesPerRrset: 'limit-signatures-per-rrset',
+  /** The resolution spent its {@link MAX_VERIFICATIONS_PER_RESOLUTION} verifications. */
+  verifications: 'limit-verifications',
+} as const);
+
+/** The reason a validation gives when the resolution's deadline passed during it. */
+export const DEADLINE_REASON = 'deadline';
 
 /**
  * A signature that verified: the octets it signed (RFC 4034 §3.1.8.1) and the zone's keys that
@@ -75,8 +127,31 @@ export interface SignatureMemo {
 export const MEMO_TYPES: ReadonlySet<RRType> = new Set<RRType>(['SOA', 'DNSKEY', 'DS']);
 
 /** A fresh budget of {@link MAX_VERIFICATIONS_PER_RESOLUTION} verifications. */
-export function createBudget(): VerificationBudget {
-  return { remaining: MAX_VERIFICATIONS_PER_RESOLUTION };
+export function createBudget(options: BudgetOptions = {}): VerificationBudget {
+  return {
+    remaining: MAX_VERIFICATIONS_PER_RESOLUTION,
+    sinceYield: 0,
+    expired: options.expired ?? ((): boolean => false),
+    onVerify: options.onVerify ?? ((): void => undefined),
+  };
+}
+
+/**
+ * Takes one verification from `budget`, first yielding to the event loop when
+ * {@link VERIFICATIONS_PER_SLICE} ran since the last yield. Fails at the deadline or when the
+ * budget is spent.
+ */
+async function spend(budget: VerificationBudget): Promise<Validation<void>> {
+  if (budget.sinceYield >= VERIFICATIONS_PER_SLICE) {
+    budget.sinceYield = 0;
+    await yieldToEventLoop();
+  }
+  if (budget.expired()) return fail(DEADLINE_REASON);
+  if (budget.remaining <= 0) return fail(LIMIT_REASONS.verifications);
+  budget.remaining--;
+  budget.sinceYield++;
+  budget.onVerify();
+  return { ok: true, value: undefined };
 }
 
 /** The trusted DNSKEYs of a zone and for how long they may be kept. */
@@ -94,7 +169,7 @@ export interface Denial {
   readonly records: readonly ResourceRecord[];
 }
 
-/** Every RRSIG failure of `verifyRRset`, as the reason counted in stats. */
+/** Every RRSIG failure of `checkRrsig` and of a signature, as the reason counted in stats. */
 const FAILURE_REASONS: Readonly<Record<string, string>> = Object.freeze({
   'no-key': 'no-key',
   'bad-signature': 'bogus-signature',
@@ -182,12 +257,49 @@ function memoId(zone: string, owner: string, type: RRType, sig: RecordOf<'RRSIG'
 }
 
 /**
+ * Verifies `sig` over `rrset` with at most {@link MAX_KEYS_PER_SIGNATURE} of the candidate
+ * `keys`, spending one verification of `budget` per key tried. `tried` is false when the RRSIG
+ * failed the cheap checks (times, names, no candidate key) and cost nothing.
+ */
+async function verifySignature(
+  rrset: readonly ResourceRecord[],
+  sig: RecordOf<'RRSIG'>,
+  keys: readonly DnskeyData[],
+  now: number,
+  budget: VerificationBudget,
+): Promise<
+  | { readonly ok: true; readonly signed: Uint8Array; readonly keys: readonly DnskeyData[] }
+  | { readonly ok: false; readonly reason: string; readonly tried: boolean }
+> {
+  const checked = checkRrsig(rrset, sig, keys, now);
+  if (!checked.ok) {
+    return { ok: false, reason: FAILURE_REASONS[checked.reason] ?? checked.reason, tried: false };
+  }
+  const candidates = checked.keys.slice(0, MAX_KEYS_PER_SIGNATURE);
+  for (const key of candidates) {
+    const spent = await spend(budget);
+    if (!spent.ok) return { ok: false, reason: spent.reason, tried: true };
+    if (verifyRrsigWith(checked.signed, sig.data, key)) {
+      return { ok: true, signed: checked.signed, keys: checked.keys };
+    }
+  }
+  return {
+    ok: false,
+    reason:
+      checked.keys.length > candidates.length ? LIMIT_REASONS.keysPerSignature : 'bogus-signature',
+    tried: true,
+  };
+}
+
+/**
  * Verifies `rrset` with any of its RRSIGs in `section` made by `zone` with `keys`. The TTL is
  * min(record TTLs, RRSIG original TTL, seconds until the RRSIG expires) (RFC 4035 §5.3.3). With a
  * `memo`, a signature of a {@link MEMO_TYPES} RRset verified before is not verified again and
- * costs no budget; one that verifies now is remembered for that TTL.
+ * costs no budget; one that verifies now is remembered for that TTL. At most
+ * {@link MAX_SIGNATURES_PER_RRSET} RRSIGs are verified; the deadline or a spent budget ends the
+ * validation at once.
  */
-export function validateRRset(
+export async function validateRRset(
   rrset: readonly ResourceRecord[],
   section: readonly ResourceRecord[],
   zone: string,
@@ -195,7 +307,7 @@ export function validateRRset(
   now: number,
   budget: VerificationBudget,
   memo?: SignatureMemo,
-): Validation<{ ttl: number; rrsigs: Array<RecordOf<'RRSIG'>> }> {
+): Promise<Validation<{ ttl: number; rrsigs: Array<RecordOf<'RRSIG'>> }>> {
   const first = rrset[0];
   if (first === undefined) return fail('empty-rrset');
   const type = first.type as RRType;
@@ -211,57 +323,76 @@ export function validateRRset(
       Math.max(0, sig.data.expiration - now),
     );
   let reason = 'missing-signature';
+  let tried = 0;
   for (const sig of sigs) {
     const id = remembered === undefined ? undefined : memoId(zone, first.name, type, sig);
     const known = id === undefined ? undefined : remembered?.get(id);
     if (known !== undefined && verifiedBefore(known, rrset, sig, keys, now)) {
       return { ok: true, value: { ttl: ttlOf(sig), rrsigs: [sig] } };
     }
-    if (budget.remaining <= 0) return fail('verification-limit');
-    budget.remaining--;
-    const result = verifyRRset(rrset, sig, keys, now);
+    if (tried >= MAX_SIGNATURES_PER_RRSET) return fail(LIMIT_REASONS.signaturesPerRrset);
+    const result = await verifySignature(rrset, sig, keys, now, budget);
     if (result.ok) {
       const ttl = ttlOf(sig);
       if (id !== undefined) {
         remembered?.set(
           id,
           {
-            signed: rrsigSignedData(rrset, sig.data),
-            keys: keys.filter(
-              (k) => k.algorithm === sig.data.algorithm && computeKeyTag(k) === sig.data.keyTag,
-            ),
+            signed: result.signed,
+            keys: result.keys,
           },
           ttl,
         );
       }
       return { ok: true, value: { ttl, rrsigs: [sig] } };
     }
-    reason = FAILURE_REASONS[result.reason] ?? 'bogus-signature';
+    if (result.reason === DEADLINE_REASON || result.reason === LIMIT_REASONS.verifications) {
+      return fail(result.reason);
+    }
+    if (result.tried) tried++;
+    reason = result.reason;
   }
   return fail(reason);
 }
 
 /**
- * Validates the DNSKEY RRset of `zone` from its response's answer section: some Ed25519 key must
- * match one of `ds` (the trust anchor, or the DS the parent signed) and sign the RRset.
+ * Whether more than {@link MAX_SAME_TAG_KEYS} keys of `rrset` share one key tag and algorithm.
+ * Counted before anything is verified: the count costs one checksum per key.
  */
-export function validateDnskeys(
+function tooManySameTagKeys(rrset: ReadonlyArray<RecordOf<'DNSKEY'>>): boolean {
+  const counts = new Map<number, number>();
+  for (const rr of rrset) {
+    const id = rr.data.algorithm * 0x10000 + computeKeyTag(rr.data);
+    const count = (counts.get(id) ?? 0) + 1;
+    if (count > MAX_SAME_TAG_KEYS) return true;
+    counts.set(id, count);
+  }
+  return false;
+}
+
+/**
+ * Validates the DNSKEY RRset of `zone` from its response's answer section: some Ed25519 key must
+ * match one of `ds` (the trust anchor, or the DS the parent signed) and sign the RRset. An RRset
+ * in which more than {@link MAX_SAME_TAG_KEYS} keys share a key tag is bogus at once.
+ */
+export async function validateDnskeys(
   zone: string,
   answers: readonly ResourceRecord[],
   ds: readonly DsData[],
   now: number,
   budget: VerificationBudget,
   memo?: SignatureMemo,
-): Validation<TrustedKeys> {
+): Promise<Validation<TrustedKeys>> {
   const rrset = rrsetOf(answers, zone, 'DNSKEY');
   if (rrset.length === 0) return fail('missing-dnskey');
+  if (tooManySameTagKeys(rrset)) return fail(LIMIT_REASONS.sameTagKeys);
   const entry = rrset.filter(
     (rr) =>
       rr.data.algorithm === DNSSEC_ALGORITHM_ED25519 &&
       ds.some((d) => dsMatchesDnskey(zone, d, rr.data)),
   );
   if (entry.length === 0) return fail('no-ds-match');
-  const verified = validateRRset(
+  const verified = await validateRRset(
     rrset,
     answers,
     zone,
@@ -278,7 +409,7 @@ export function validateDnskeys(
  * Validates the DS RRset of a referral from `zone` to `child` with `zone`'s keys. A signed NSEC
  * at the cut without DS proves the delegation unsigned: bogus (`unsigned-delegation`), design §5.
  */
-export function validateDelegationDs(
+export async function validateDelegationDs(
   child: string,
   authorities: readonly ResourceRecord[],
   zone: string,
@@ -286,16 +417,16 @@ export function validateDelegationDs(
   now: number,
   budget: VerificationBudget,
   memo?: SignatureMemo,
-): Validation<{ ds: DsData[]; ttl: number }> {
+): Promise<Validation<{ ds: DsData[]; ttl: number }>> {
   const ds = rrsetOf(authorities, child, 'DS');
   if (ds.length > 0) {
-    const verified = validateRRset(ds, authorities, zone, keys, now, budget, memo);
+    const verified = await validateRRset(ds, authorities, zone, keys, now, budget, memo);
     if (!verified.ok) return verified;
     return { ok: true, value: { ds: ds.map((rr) => rr.data), ttl: verified.value.ttl } };
   }
   const nsec = rrsetOf(authorities, child, 'NSEC');
   if (nsec.length === 1) {
-    const verified = validateRRset(nsec, authorities, zone, keys, now, budget);
+    const verified = await validateRRset(nsec, authorities, zone, keys, now, budget);
     if (!verified.ok) return verified;
     const types = nsec[0]?.data.types ?? [];
     if (types.includes('NS') && !types.includes('DS')) return fail('unsigned-delegation');
@@ -309,7 +440,7 @@ export function validateDelegationDs(
  * `qtype` (nodata) or holds NXNAME (nxdomain); and the zone's SOA, signed, for the negative TTL
  * (RFC 2308 §5).
  */
-export function validateDenial(
+export async function validateDenial(
   qname: string,
   qtype: RRType,
   authorities: readonly ResourceRecord[],
@@ -318,7 +449,7 @@ export function validateDenial(
   now: number,
   budget: VerificationBudget,
   memo?: SignatureMemo,
-): Validation<Denial> {
+): Promise<Validation<Denial>> {
   const soa = rrsetOf(authorities, zone, 'SOA');
   const nsec = rrsetOf(authorities, qname, 'NSEC');
   if (soa.length !== 1 || nsec.length !== 1) return fail('missing-denial');
@@ -328,9 +459,9 @@ export function validateDenial(
   if (record.data.nextName !== successor && !namesEqual(record.data.nextName, successor)) {
     return fail('missing-denial');
   }
-  const soaVerified = validateRRset(soa, authorities, zone, keys, now, budget, memo);
+  const soaVerified = await validateRRset(soa, authorities, zone, keys, now, budget, memo);
   if (!soaVerified.ok) return soaVerified;
-  const nsecVerified = validateRRset(nsec, authorities, zone, keys, now, budget);
+  const nsecVerified = await validateRRset(nsec, authorities, zone, keys, now, budget);
   if (!nsecVerified.ok) return nsecVerified;
   const types = record.data.types;
   const nxname = types.some((t) => typeToCode(t) === NXNAME_TYPE);

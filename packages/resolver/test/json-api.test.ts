@@ -107,6 +107,8 @@ function fakeResolver(): Omit<Resolver, 'discoverManyJson'> & { asked: string[][
     stats: () => ({
       cacheHits: 0,
       cacheMisses: 0,
+      signatureVerifications: 0,
+      failureCacheHits: 0,
       upstreamQueries: 0,
       validationFailures: {},
       cacheBytes: 0,

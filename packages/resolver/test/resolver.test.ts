@@ -3,6 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { csiToName, NXNAME_TYPE } from '@mimi-discovery/common';
 import {
   createResolver,
+  failureBackoffSeconds,
+  FAILURE_CACHE_MAX_SECONDS,
+  FAILURE_CACHE_MIN_SECONDS,
   MAX_MAPREF_FANOUT,
   STALE_ANSWER_TTL_SECONDS,
   resultJson,
@@ -346,6 +349,99 @@ describe('flushCache', () => {
     } finally {
       await relay.close();
     }
+  });
+});
+
+describe('failure caching (RFC 9520)', () => {
+  /** What a resolver has sent and verified so far. */
+  const work = (resolver: Resolver): { queries: number; verifications: number } => ({
+    queries: resolver.stats().upstreamQueries,
+    verifications: resolver.stats().signatureVerifications,
+  });
+
+  it('keeps a failure 5 s, doubling on each repeat up to 300 s', () => {
+    expect([1, 2, 3, 4, 5, 6, 7, 8, 100].map(failureBackoffSeconds)).toEqual([
+      5, 10, 20, 40, 80, 160, 300, 300, 300,
+    ]);
+    expect(failureBackoffSeconds(1)).toBe(FAILURE_CACHE_MIN_SECONDS);
+    expect(failureBackoffSeconds(1000)).toBe(FAILURE_CACHE_MAX_SECONDS);
+  });
+
+  it('answers every name of a bogus zone from the cache: no query, no verification', async () => {
+    const { resolver } = resolverWithClock();
+    const first = await resolver.resolve('x.bad.mimi.arpa', 'MAP');
+    expect(first).toMatchObject({ rcode: 'SERVFAIL', status: 'bogus' });
+    const before = work(resolver);
+    expect(before.queries).toBeGreaterThan(0);
+    // Another name and another type under the same zone: its DNSKEY RRset is what failed.
+    const other = await resolver.resolve('y.bad.mimi.arpa', 'MAPREF');
+    expect(other).toMatchObject({ rcode: 'SERVFAIL', status: 'bogus' });
+    const apex = await resolver.resolve('bad.mimi.arpa', 'AUTHKEY');
+    expect(apex).toMatchObject({ rcode: 'SERVFAIL', status: 'bogus' });
+    expect(work(resolver)).toEqual(before);
+    expect(resolver.stats().failureCacheHits).toBe(2);
+    expect(resolver.stats().validationFailures['no-ds-match']).toBe(1);
+  });
+
+  it('asks again once the failure expires, and keeps a repeat twice as long', async () => {
+    const { resolver, clock } = resolverWithClock();
+    await resolver.resolve('x.bad.mimi.arpa', 'MAP');
+    const first = work(resolver).queries;
+    clock.now += (FAILURE_CACHE_MIN_SECONDS - 1) * 1000;
+    await resolver.resolve('x.bad.mimi.arpa', 'MAP');
+    expect(work(resolver).queries).toBe(first);
+    clock.now += 2000;
+    expect((await resolver.resolve('x.bad.mimi.arpa', 'MAP')).status).toBe('bogus');
+    const second = work(resolver).queries;
+    expect(second).toBeGreaterThan(first);
+    // The repeat is kept 10 s: still answered from the cache 6 s later, asked again after 11 s.
+    clock.now += 6000;
+    await resolver.resolve('x.bad.mimi.arpa', 'MAP');
+    expect(work(resolver).queries).toBe(second);
+    clock.now += 5000;
+    await resolver.resolve('x.bad.mimi.arpa', 'MAP');
+    expect(work(resolver).queries).toBeGreaterThan(second);
+  });
+
+  it('keeps a bogus answer to the question: other names of the zone still resolve', async () => {
+    const { resolver } = resolverWithClock();
+    net.phone.tamper = csiToName(CSIS.bogus);
+    try {
+      expect((await resolver.discover(CSIS.bogus)).error?.reason).toBe('bogus');
+    } finally {
+      net.phone.tamper = undefined;
+    }
+    const before = work(resolver);
+    const repeat = await resolver.discover(CSIS.bogus);
+    expect(repeat.status).toBe('error');
+    expect(repeat.error?.reason).toBe('bogus');
+    expect(work(resolver)).toEqual(before);
+    expect((await resolver.discover(CSIS.found)).status).toBe('found');
+  });
+
+  it('keeps an error a server answered to the question, not to the zone', async () => {
+    const { resolver } = resolverWithClock();
+    expect((await resolver.discover(CSIS.found)).status).toBe('found');
+    net.phone.down = true;
+    try {
+      expect((await resolver.discover(CSIS.empty)).error?.reason).toBe('servfail');
+    } finally {
+      net.phone.down = false;
+    }
+    expect((await resolver.discover(CSIS.none)).status).toBe('none');
+    const before = work(resolver).queries;
+    expect((await resolver.discover(CSIS.empty)).error?.reason).toBe('servfail');
+    expect(work(resolver).queries).toBe(before);
+  });
+
+  it('is emptied by flushCache', async () => {
+    const { resolver } = resolverWithClock();
+    await resolver.resolve('x.bad.mimi.arpa', 'MAP');
+    const before = work(resolver).queries;
+    resolver.flushCache();
+    expect((await resolver.resolve('x.bad.mimi.arpa', 'MAP')).status).toBe('bogus');
+    expect(work(resolver).queries).toBeGreaterThan(before);
+    expect(resolver.stats().failureCacheHits).toBe(0);
   });
 });
 

@@ -112,6 +112,8 @@ const resolver: Resolver = {
   stats: () => ({
     cacheHits: 3,
     cacheMisses: 1,
+    signatureVerifications: 5,
+    failureCacheHits: 2,
     upstreamQueries: 17,
     validationFailures: { 'bogus-signature': 2, 'no-ds-match': 1 },
     cacheBytes: 4096,
@@ -206,6 +208,25 @@ describe('DNSSEC records', () => {
     expect(types(without.authorities)).toEqual(['SOA']);
     const withDo = await queryUdp(udp(), query(NXDOMAIN, 'MAP', { do: true }));
     expect(types(withDo.authorities)).toEqual(['SOA', 'RRSIG', 'NSEC', 'RRSIG']);
+  });
+
+  it.each<[string, { do?: boolean; co?: boolean }, string]>([
+    ['NXDOMAIN to a client without DO, which sees no NSEC', {}, 'NXDOMAIN'],
+    ['NOERROR, as signed, to a validating client (DO without CO)', { do: true }, 'NOERROR'],
+    ['NXDOMAIN with CO echoed to a client that sets CO', { do: true, co: true }, 'NXDOMAIN'],
+  ])('answers a compact denial of a name with %s (RFC 9824 §5)', async (_what, bits, rcode) => {
+    const base = query(NXDOMAIN, 'MAP', { do: bits.do ?? false });
+    const q: Message =
+      bits.co === true && base.edns !== undefined
+        ? { ...base, edns: { ...base.edns, compactOk: true } }
+        : base;
+    const response = await queryUdp(udp(), q);
+    expect(response.rcode).toBe(rcode);
+    expect(response.edns?.compactOk === true).toBe(bits.co === true);
+    if (bits.do === true) {
+      const nsec = response.authorities.find((rr) => rr.type === 'NSEC');
+      expect(nsec?.type === 'NSEC' ? nsec.data.types : []).toContain('TYPE128');
+    }
   });
 
   it('answers a question for RRSIGs with them, DO or not', async () => {
@@ -370,6 +391,8 @@ describe('the admin port', () => {
     expect(text).toContain('resolver_upstream_queries_total 17\n');
     expect(text).toContain('resolver_validation_failures_total{reason="bogus-signature"} 2\n');
     expect(text).toContain('resolver_validation_failures_total{reason="no-ds-match"} 1\n');
+    expect(text).toContain('resolver_signature_verifications_total 5\n');
+    expect(text).toContain('resolver_failure_cache_hits_total 2\n');
     expect(text).toMatch(/^resolver_queries_total\{transport="udp",rcode="NOERROR"\} [1-9]\d*$/m);
     expect(text).toMatch(/^resolver_queries_total\{transport="udp",rcode="REFUSED"\} [1-9]\d*$/m);
     expect(text).toMatch(/^resolver_queries_total\{transport="doh",rcode="SERVFAIL"\} [1-9]\d*$/m);
@@ -378,6 +401,7 @@ describe('the admin port', () => {
     // A second scrape sets the counters again rather than adding to them.
     const again = await (await fetch(`${admin()}/metrics`)).text();
     expect(again).toContain('resolver_upstream_queries_total 17\n');
+    expect(again).toContain('resolver_signature_verifications_total 5\n');
   });
 
   it('serves the JSON API beside the DNS listeners', () => {

@@ -61,4 +61,26 @@ describe('upstream', () => {
       await upstream.close();
     }
   });
+
+  it('tells a zone whose servers cannot be reached from one whose servers answered an error', async () => {
+    const upstream = createUpstream({ timeoutMs: 300 }, silentLogger);
+    const dead: NameServer = {
+      name: 'dead',
+      endpoint: { kind: 'dns', host: '127.0.0.1', port: await deadPort() },
+    };
+    const failing: NameServer = {
+      name: 'failing',
+      endpoint: { kind: 'dns', host: '127.0.0.1', port: net.phone.udpPort },
+    };
+    net.phone.down = true;
+    try {
+      const unreachable = await upstream.query([dead], APEX, 'SOA');
+      expect(unreachable).toMatchObject({ ok: false, unreachable: true });
+      const answered = await upstream.query([dead, failing], APEX, 'SOA');
+      expect(answered).toMatchObject({ ok: false, unreachable: false });
+    } finally {
+      net.phone.down = false;
+      await upstream.close();
+    }
+  });
 });
