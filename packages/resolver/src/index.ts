@@ -117,4 +117,4 @@ export {
 } from './json-api.js';
 export type { JsonApiErrorCode, JsonApiOptions, JsonApiComponents, JsonApi } from './json-api.js';
 export { LOOKUP_DURATION_BUCKETS, createResolverMetrics } from './metrics.js';
-export type { LookupKind, ResolverMetrics } from './metrics.js';
+export type { ConnectionListener, LookupKind, ResolverMetrics } from './metrics.js';
