@@ -205,7 +205,10 @@ export async function startRegistrationApi(
 
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     waiting.get(socket)?.();
-    if (error.code === 'ECONNRESET') {
+    // A reset, or a TLS handshake that failed or ran out of time (no `secureConnection` yet, so
+    // not in `waiting`): there is no HTTP to answer with, and a response written to a socket
+    // without a session would never be flushed, keeping the connection open.
+    if (error.code === 'ECONNRESET' || !waiting.has(socket)) {
       socket.destroy();
       return;
     }
