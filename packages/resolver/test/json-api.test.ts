@@ -1,7 +1,8 @@
 import { request as httpsRequest } from 'node:https';
 import { connect as http2Connect } from 'node:http2';
+import { connect as connectTcp, type Socket } from 'node:net';
 import { Agent, request, type Dispatcher } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   CsiError,
   createLocalCa,
@@ -520,6 +521,155 @@ describe('a resolver that writes its own JSON', () => {
       expect(written).toHaveLength(3);
     } finally {
       await own.close();
+    }
+  });
+});
+
+describe('connections per client', () => {
+  // Attackers bind their sockets to other addresses of 127.0.0.0/8 (all of it is loopback on
+  // Linux), so the API sees them as other clients than the one at 127.0.0.1.
+  const ATTACKERS = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6', '127.0.0.7'];
+  let limited: JsonApi;
+  let limitedMetrics: ResolverMetrics;
+  const sockets: Socket[] = [];
+
+  beforeAll(async () => {
+    const leaf = await issueServerCertificate(ca, {
+      hostnames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+    });
+    limitedMetrics = createResolverMetrics(resolver);
+    limited = await startJsonApi(
+      {
+        port: 0,
+        cert: leaf.certPem,
+        key: leaf.keyPem,
+        maxConnections: 16,
+        connectionsPerClient: 4,
+        requestTimeoutMs: 30_000,
+        idleTimeoutMs: 30_000,
+      },
+      resolver,
+      { metrics: limitedMetrics },
+    );
+    limitedMetrics.watchConnections('api', limited);
+  });
+
+  afterEach(async () => {
+    for (const socket of sockets.splice(0)) socket.destroy();
+    await settled(() => limited.connectionStats().open === 0);
+  });
+
+  afterAll(async () => {
+    await limited?.close();
+  });
+
+  /** A TCP connection from `from` that never starts TLS: it holds a place until a deadline. */
+  const halfOpen = (from: string): { isClosed(): boolean } => {
+    const socket = connectTcp({ host: '127.0.0.1', port: limited.port, localAddress: from });
+    sockets.push(socket);
+    socket.on('error', () => undefined);
+    let closed = false;
+    socket.once('close', () => (closed = true));
+    return { isClosed: () => closed };
+  };
+
+  /** Every connection the API has decided on since it started. */
+  const decided = (): number => {
+    const s = limited.connectionStats();
+    return s.open + s.refused.client_limit + s.refused.capacity + s.closed.evicted;
+  };
+
+  /** Polls every 10 ms, for at most 5 s. */
+  async function settled(condition: () => boolean): Promise<void> {
+    for (let i = 0; i < 500 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(condition()).toBe(true);
+  }
+
+  /** One GET on a connection of its own, from 127.0.0.1. */
+  async function discover(): Promise<number> {
+    const agent = new Agent({ allowH2: true, connect: { ca: ca.certPem } });
+    try {
+      const response = await request(
+        `${limited.url}/v1/discover?csi=${encodeURIComponent(ALICE)}`,
+        {
+          dispatcher: agent,
+        },
+      );
+      await response.body.text();
+      return response.statusCode;
+    } finally {
+      await agent.close();
+    }
+  }
+
+  it('closes the connections of one client past its share at once, and answers another client', async () => {
+    const before = decided();
+    const held = Array.from({ length: 10 }, () => halfOpen('127.0.0.2'));
+    await settled(() => decided() - before === 10);
+    await settled(() => held.filter((c) => c.isClosed()).length === 6);
+    expect(limited.connectionStats()).toMatchObject({ open: 4, refused: { client_limit: 6 } });
+    expect(await discover()).toBe(200);
+    // Counted by listener and reason, never by client.
+    const text = await metricsText(limitedMetrics.registry);
+    expect(text).toMatch(
+      /^resolver_connections_refused_total\{listener="api",reason="client_limit"\} 6$/m,
+    );
+    expect(text).not.toMatch(/127\.0\.0\./);
+  });
+
+  it('answers a client while attackers whose shares add up past the cap hold half-open connections', async () => {
+    const before = decided();
+    for (const from of ATTACKERS) for (let i = 0; i < 4; i++) halfOpen(from);
+    await settled(() => decided() - before === 24);
+    expect(limited.connectionStats().open).toBe(16);
+    expect(await discover()).toBe(200);
+    expect(limited.connectionStats().open).toBeLessThanOrEqual(16);
+    const text = await metricsText(limitedMetrics.registry);
+    expect(text).toMatch(
+      /^resolver_connections_closed_total\{listener="api",reason="evicted"\} \d+$/m,
+    );
+  });
+
+  it('closes an HTTP/2 session without streams at the idle timeout, although it keeps sending PINGs', async () => {
+    const leaf = await issueServerCertificate(ca, {
+      hostnames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+    });
+    const idle = await startJsonApi(
+      { port: 0, cert: leaf.certPem, key: leaf.keyPem, requestTimeoutMs: 5000, idleTimeoutMs: 600 },
+      resolver,
+    );
+    const session = http2Connect(idle.url, { ca: ca.certPem, localAddress: '127.0.0.2' });
+    session.on('error', () => undefined);
+    try {
+      const closedAt = new Promise<number>((resolve) =>
+        session.once('close', () => resolve(performance.now())),
+      );
+      const stream = session.request({ ':path': `/v1/discover?csi=${encodeURIComponent(ALICE)}` });
+      stream.resume();
+      await new Promise<void>((resolve) => stream.once('close', () => resolve()));
+      const idleFrom = performance.now();
+      let pings = 0;
+      for (let i = 0; i < 40 && !session.closed && !session.destroyed; i++) {
+        const ok = await new Promise<boolean>((resolve) => {
+          try {
+            session.ping((error) => resolve(error === null));
+          } catch {
+            resolve(false);
+          }
+        });
+        if (ok) pings++;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const idleFor = (await closedAt) - idleFrom;
+      expect(pings).toBeGreaterThanOrEqual(3);
+      expect(idleFor).toBeGreaterThanOrEqual(500);
+      expect(idleFor).toBeLessThan(2500);
+      expect(idle.connectionStats().closed.idle_timeout).toBe(1);
+    } finally {
+      session.destroy();
+      await idle.close();
     }
   });
 });
