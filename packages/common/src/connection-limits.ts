@@ -92,6 +92,8 @@ export interface ConnectionLimits {
 
 /** Counts of one listener since it started, and its connections now. */
 export interface ConnectionStats {
+  /** Connections admitted since the start. */
+  readonly admitted: number;
   /** Connections open now. */
   readonly open: number;
   /** Clients holding at least one connection now. */
@@ -283,6 +285,7 @@ export function createConnectionGate(
     message_timeout: 0,
   };
   let open = 0;
+  let admitted = 0;
   let shut = false;
   /** Set while the listener is full; a warning is logged once per such episode. */
   let full = false;
@@ -414,6 +417,7 @@ export function createConnectionGate(
     client.all.add(entry);
     byAddress.set(address, entry);
     open++;
+    admitted++;
     if (open >= maxConnections && !full) {
       full = true;
       log.warn('connections at capacity', { listener: components.listener, maxConnections });
@@ -445,6 +449,7 @@ export function createConnectionGate(
       exchange.once('close', () => connection.end());
     },
     stats: () => ({
+      admitted,
       open,
       clients: clients.size,
       refused: { ...refused },
