@@ -469,14 +469,23 @@ const registrationSchema = z.strictObject({
  *   "listen": { "host": "127.0.0.1", "udp": null, "tcp": null, "doh": null, "api": null, "admin": null },
  *   "tls": { "cert": "…", "key": "…" },
  *   "signing": { "validityDays": 14, "refreshDays": 7 }, "answerCacheBytes": 67108864,
+ *   "limits": {
+ *     "tcp": { "maxConnections": 256, "connectionsPerClient": 32, "idleTimeoutMs": 10000,
+ *              "messageTimeoutMs": 2000 },
+ *     "doh": { "maxConnections": 1024, "connectionsPerClient": 128, "requestTimeoutMs": 10000,
+ *              "idleTimeoutMs": 30000 },
+ *     "api": {} },
  *   "registration": { "codeTtlSeconds": 600, "maxAttemptsPerCode": 5, "sendsPerCsiPerHour": 5,
  *                     "requestsPerClientPerMinute": 60, "channels": {} },
  *   "log": { "level": "info" } }
  * ```
  *
  * Ports are 0–65535 (0: ephemeral) or null (not served). Rules across keys: `tls` is required
- * when `listen.doh` or `listen.api` is set; `registration` is refused for the root, and filled
- * with its defaults for a DP; `signing.refreshDays` is less than `signing.validityDays`.
+ * when `listen.doh` or `listen.api` is set; `registration` and `limits.api` are refused for the
+ * root, and `registration` is filled with its defaults for a DP; `signing.refreshDays` is less
+ * than `signing.validityDays`; each `connectionsPerClient` is at most its `maxConnections`.
+ * `limits.api` (`maxConnections`, `connectionsPerClient`, `headersTimeoutMs`, `bodyTimeoutMs`)
+ * keeps absent keys absent: the registration API fills in its own defaults.
  */
 export const dpConfigSchema = z
   .strictObject({
@@ -624,6 +633,7 @@ const DEFAULT_RESOLVER_CACHE_BYTES = 64 * 1024 * 1024;
  *   "ca": "/etc/mimi/ca.pem", "transport": "doh", "cacheBytes": 67108864, "answerCacheBytes": 67108864,
  *   "batchConcurrency": 32, "maxBatch": 1000,
  *   "listen": { "host": "127.0.0.1", "udp": null, "tcp": null, "doh": null, "api": null, "admin": null },
+ *   "limits": { "tcp": { … }, "doh": { … }, "api": {} },
  *   "tls": { "cert": "…", "key": "…" },
  *   "log": { "level": "info" } }
  * ```
@@ -634,7 +644,10 @@ const DEFAULT_RESOLVER_CACHE_BYTES = 64 * 1024 * 1024;
  * 0–65535 (0: ephemeral) or null (not served). Rules across keys: at least one of
  * `listen.udp`, `listen.tcp`, `listen.doh` and `listen.api` is set; `tls` is required when
  * `listen.doh` or `listen.api` is set; `dnsPort` (the plain DNS port of every server but the
- * roots) only goes with `transport: "dns"`.
+ * roots) only goes with `transport: "dns"`. `limits.tcp` and `limits.doh` are those of
+ * {@link dpConfigSchema}; `limits.api` (`maxConnections`, `connectionsPerClient`,
+ * `requestTimeoutMs`, `idleTimeoutMs`) keeps absent keys absent: the JSON API fills in its own
+ * defaults.
  */
 export const resolverConfigSchema = z
   .strictObject({
