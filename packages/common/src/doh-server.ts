@@ -427,9 +427,10 @@ export async function startDohListener(
     },
     { listener: 'doh', log },
   );
-  // Socket inactivity, for both versions (node:http2 applies it to HTTP/2 sessions and HTTP/1.1
-  // sockets alike): a backstop behind the gate's idle timeout, which bytes do not reset.
-  server.setTimeout(idleTimeoutMs);
+  // No socket inactivity timeout (`server.setTimeout`): it would close a connection whose
+  // request is still being answered, and bytes reset it. An idle connection is closed by the
+  // gate; a busy one is bounded by the request deadline, the handler's own deadlines, and the
+  // deadline for taking the answer (serveExchange).
   // HTTP/1.1 header and request deadlines, checked by node every `connectionsCheckingInterval`.
   const http1 = server as unknown as Http1Timeouts;
   http1.headersTimeout = settings.requestTimeoutMs;

@@ -226,6 +226,23 @@ describe('DNS over TCP: deadlines that bytes do not reset', () => {
   });
 });
 
+describe('DNS over TCP: a busy connection', () => {
+  it('outlives the idle timeout while its query is in flight, and is closed idle after the answer', async () => {
+    const dns = await server({ tcp: { port: 0, idleTimeoutMs: 300 } });
+    const client = open(dns.tcp?.port ?? 0, '127.0.0.2');
+    const answered = new Promise<number>((resolve) =>
+      client.socket.once('data', () => resolve(performance.now())),
+    );
+    client.socket.write(frame(encodeMessage(buildQuery(`b.${SLOW}`, 'TXT'))));
+    await sleep(700);
+    expect(client.isClosed()).toBe(false);
+    release();
+    const answeredAt = await answered;
+    await client.closedAfter;
+    expect(performance.now() - answeredAt).toBeGreaterThanOrEqual(250);
+  });
+});
+
 describe('DoH: connections per client', () => {
   let dns: DnsServer;
   const stats = (): ConnectionStats => (dns.doh as NonNullable<DnsServer['doh']>).connectionStats();
@@ -381,6 +398,24 @@ describe('DoH: deadlines that bytes do not reset', () => {
     // The idle deadline (800 ms from the response) comes first; the request deadline (500 ms
     // from its first octet) would cut it too, a little later.
     expect(idleFor).toBeLessThan(2000);
+  });
+
+  it.each([
+    ['HTTP/2', true],
+    ['HTTP/1.1', false],
+  ])('keeps an %s connection busy with a slow query past the idle timeout', async (_v, allowH2) => {
+    const client = createDohClient({ ca: caPem, allowH2 });
+    try {
+      const answer = client.query(dns.doh?.url ?? '', buildQuery(`c.${SLOW}`, 'TXT'), {
+        timeoutMs: 5000,
+      });
+      // Longer than the idle timeout (800 ms): only a connection counted busy survives it.
+      await sleep(1200);
+      release();
+      expect((await answer).answers).toHaveLength(1);
+    } finally {
+      await client.close();
+    }
   });
 
   it('cuts an HTTP/2 exchange whose client does not take its answer', async () => {

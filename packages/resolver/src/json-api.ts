@@ -59,8 +59,9 @@ import type { DiscoveryResult, DiscoveryResultsJson, Resolver } from './types.js
  * it back: the TLS handshake within `requestTimeoutMs` of the accept (node's
  * `handshakeTimeout`); an HTTP/1.1 request's headers and whole request within
  * `requestTimeoutMs` of its first octet (node's `headersTimeout`, `requestTimeout`); a POST body
- * within `requestTimeoutMs` of the request (408 `ERR_TIMEOUT`, both versions). A connection with
- * no request in progress (HTTP/1.1: between requests; HTTP/2: no open stream, whatever frames
+ * within `requestTimeoutMs` of the request (408 `ERR_TIMEOUT`, both versions); the whole
+ * response taken by the client within `requestTimeoutMs` of its start, or the exchange is cut.
+ * A connection with no request in progress (HTTP/1.1: between requests; HTTP/2: no open stream, whatever frames
  * arrive) is closed `idleTimeoutMs` after its accept or its last response. An HTTP/2 session has
  * at most {@link API_MAX_CONCURRENT_STREAMS} streams open at once.
  *
@@ -245,9 +246,10 @@ export async function startJsonApi(
     },
     { listener: 'api', log },
   );
-  // Socket and session inactivity: a backstop behind the gate's idle timeout, which bytes do
-  // not reset.
-  server.setTimeout(idleTimeoutMs);
+  // No socket inactivity timeout (`server.setTimeout`): it would close a connection whose batch
+  // is still being resolved, and bytes reset it. An idle connection is closed by the gate; a
+  // busy one is bounded by the request deadlines, the resolver's own, and the deadline for
+  // taking the response (`send`).
   const http1 = server as unknown as Http1Timeouts;
   http1.headersTimeout = settings.requestTimeoutMs;
   http1.requestTimeout = settings.requestTimeoutMs;
@@ -307,7 +309,7 @@ export async function startJsonApi(
       count,
       ms: Math.round(performance.now() - started),
     });
-    send(req, res, response);
+    send(req, res, response, settings.requestTimeoutMs);
   };
 
   server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
@@ -583,9 +585,16 @@ function errorResponse(error: unknown): JsonResponse {
 /**
  * Writes the response. When the request body was left unread (a refusal), the exchange ends
  * with the response rather than waiting for the rest: HTTP/1.1 closes the connection, HTTP/2
- * resets the stream with NO_ERROR once the response is out (RFC 9113 §8.1).
+ * resets the stream with NO_ERROR once the response is out (RFC 9113 §8.1). A client that has
+ * not taken the whole response `deliveryMs` later (an HTTP/2 window held shut, a reader of one
+ * octet at a time) has the exchange cut, so that it cannot keep its connection busy for ever.
  */
-function send(req: Http2ServerRequest, res: Http2ServerResponse, response: JsonResponse): void {
+function send(
+  req: Http2ServerRequest,
+  res: Http2ServerResponse,
+  response: JsonResponse,
+  deliveryMs: number,
+): void {
   if (res.headersSent || res.destroyed) return;
   const json = 'text' in response.body ? response.body.text : JSON.stringify(response.body.value);
   // Encoded once: its length is the content-length, and the octets are what is written.
@@ -602,5 +611,11 @@ function send(req: Http2ServerRequest, res: Http2ServerResponse, response: JsonR
   if (unread && !http1) {
     res.once('finish', () => res.stream.close(http2Constants.NGHTTP2_NO_ERROR));
   }
+  const cut = setTimeout(() => {
+    if (http1) req.socket.destroy();
+    else res.stream.close(http2Constants.NGHTTP2_CANCEL);
+  }, deliveryMs);
+  cut.unref();
+  res.once('close', () => clearTimeout(cut));
   res.end(body);
 }

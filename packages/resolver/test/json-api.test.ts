@@ -1,5 +1,5 @@
 import { request as httpsRequest } from 'node:https';
-import { connect as http2Connect } from 'node:http2';
+import { connect as http2Connect, constants as http2Constants } from 'node:http2';
 import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { Agent, request, type Dispatcher } from 'undici';
@@ -630,6 +630,86 @@ describe('connections per client', () => {
     expect(text).toMatch(
       /^resolver_connections_closed_total\{listener="api",reason="evicted"\} \d+$/m,
     );
+  });
+
+  it.each([
+    ['HTTP/2', true],
+    ['HTTP/1.1', false],
+  ])(
+    'keeps an %s connection busy with a slow resolution past the idle timeout',
+    async (_v, allowH2) => {
+      const leaf = await issueServerCertificate(ca, {
+        hostnames: ['localhost'],
+        ipAddresses: ['127.0.0.1'],
+      });
+      // Slower than the idle timeout: only a connection counted busy survives it.
+      const slow = {
+        discover: async (input: string): Promise<DiscoveryResult> => {
+          await new Promise((r) => setTimeout(r, 900));
+          return resolver.discover(input);
+        },
+        discoverMany: (inputs: readonly string[]) => resolver.discoverMany(inputs),
+      };
+      const busy = await startJsonApi(
+        {
+          port: 0,
+          cert: leaf.certPem,
+          key: leaf.keyPem,
+          requestTimeoutMs: 300,
+          idleTimeoutMs: 300,
+        },
+        slow,
+      );
+      const agent = new Agent({ allowH2, connect: { ca: ca.certPem } });
+      try {
+        const response = await request(`${busy.url}/v1/discover?csi=${encodeURIComponent(ALICE)}`, {
+          dispatcher: agent,
+        });
+        expect(response.statusCode).toBe(200);
+        expect(await response.body.json()).toEqual(FOUND);
+      } finally {
+        await agent.close();
+        await busy.close();
+      }
+    },
+  );
+
+  it('cuts an HTTP/2 exchange whose client does not take its response', async () => {
+    const leaf = await issueServerCertificate(ca, {
+      hostnames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+    });
+    const api = await startJsonApi(
+      { port: 0, cert: leaf.certPem, key: leaf.keyPem, requestTimeoutMs: 500 },
+      resolver,
+    );
+    // A flow-control window of zero: the response headers go out, its DATA never can.
+    const session = http2Connect(api.url, {
+      ca: ca.certPem,
+      settings: { initialWindowSize: 0 },
+    });
+    session.on('error', () => undefined);
+    const pinger = setInterval(() => {
+      if (!session.destroyed) session.ping(() => undefined);
+    }, 100);
+    try {
+      const started = performance.now();
+      const stream = session.request({ ':path': `/v1/discover?csi=${encodeURIComponent(ALICE)}` });
+      stream.on('error', () => undefined);
+      const closed = await new Promise<{ after: number; code: number }>((resolve) =>
+        stream.once('close', () =>
+          resolve({ after: performance.now() - started, code: stream.rstCode }),
+        ),
+      );
+      expect(closed.code).toBe(http2Constants.NGHTTP2_CANCEL);
+      expect(session.destroyed).toBe(false);
+      expect(closed.after).toBeGreaterThanOrEqual(450);
+      expect(closed.after).toBeLessThan(1500);
+    } finally {
+      clearInterval(pinger);
+      session.destroy();
+      await api.close();
+    }
   });
 
   it('closes an HTTP/2 session without streams at the idle timeout, although it keeps sending PINGs', async () => {
