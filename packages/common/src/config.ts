@@ -311,7 +311,9 @@ function perClientWithinCap(ctx: {
  */
 function fillPerClient<
   T extends { maxConnections: number; connectionsPerClient?: number | undefined },
->(perClientDefault: number): (value: T) => T & { connectionsPerClient: number } {
+>(
+  perClientDefault: number,
+): (value: T) => Omit<T, 'connectionsPerClient'> & { connectionsPerClient: number } {
   return (value) => ({
     ...value,
     connectionsPerClient:

@@ -324,6 +324,9 @@ function resolverResponse(
 // ---------------------------------------------------------------------------------------------
 // The server
 
+/** The `limits` of a resolver config file: per listener, connections and deadlines. */
+type ListenerLimits = ResolverFileConfig['limits'];
+
 /** What `startResolverServer` needs from a config: where to listen, TLS, the apex and bounds. */
 export interface ResolverServerSettings {
   /** Default `mimi.arpa`. */
@@ -345,7 +348,7 @@ export interface ResolverServerSettings {
    * Connection limits and deadlines per listener (`resolverConfigSchema`'s `limits`); absent:
    * each listener's defaults.
    */
-  limits?: Partial<ResolverFileConfig['limits']>;
+  limits?: { [L in keyof ListenerLimits]?: Partial<ListenerLimits[L]> };
   /** Certificate chain and key, PEM: required for `doh` and `api`. */
   tls?: { cert: string | Uint8Array; key: string | Uint8Array };
   /** Level of the default logger. */
