@@ -186,7 +186,6 @@ function serveConnection(
     if (messageTimer !== undefined || socket.destroyed) return;
     messageTimer = setTimeout(() => {
       messageTimer = undefined;
-      log.debug('message timeout', { transport: 'tcp', remoteAddress: context.remoteAddress });
       connection.close('message_timeout');
     }, settings.messageTimeoutMs);
   };
