@@ -14,18 +14,18 @@ import type { DiscoveryResult, Resolver } from './types.js';
 /**
  * The resolver's Prometheus metrics (design §10), served on the admin port:
  *
- * | metric                                                | type      | from                          |
- * | ----------------------------------------------------- | --------- | ----------------------------- |
- * | `resolver_cache_hit_ratio`                            | gauge     | `stats()`: hits / lookups     |
- * | `resolver_cache_bytes`                                | gauge     | `stats()`                     |
- * | `resolver_upstream_queries_total`                     | counter   | `stats()`                     |
- * | `resolver_validation_failures_total{reason}`          | counter   | `stats()`                     |
- * | `resolver_discoveries_total{status}`                  | counter   | the JSON API, per CSI         |
- * | `resolver_lookup_duration_seconds{kind}`              | histogram | front ends: `dns`, `discover` (one CSI), `batch` (one POST) |
- * | `resolver_queries_total{transport,rcode}`             | counter   | the DNS front ends            |
- * | `resolver_api_requests_total{status}`                 | counter   | the JSON API, by HTTP status  |
- * | `resolver_connections_refused_total{listener,reason}` | counter   | `tcp`, `doh`, `api`: closed at accept |
- * | `resolver_connections_closed_total{listener,reason}`  | counter   | `tcp`, `doh`, `api`: closed by the server |
+ * | metric                                              | type      | from                          |
+ * | --------------------------------------------------- | --------- | ----------------------------- |
+ * | `resolver_cache_hit_ratio`                          | gauge     | `stats()`: hits / lookups     |
+ * | `resolver_cache_bytes`                              | gauge     | `stats()`                     |
+ * | `resolver_upstream_queries_total`                   | counter   | `stats()`                     |
+ * | `resolver_validation_failures_total{reason}`        | counter   | `stats()`                     |
+ * | `resolver_discoveries_total{status}`                | counter   | the JSON API, per CSI         |
+ * | `resolver_lookup_duration_seconds{kind}`            | histogram | front ends: `dns`, `discover` (one CSI), `batch` (one POST) |
+ * | `resolver_queries_total{transport,rcode}`           | counter   | the DNS front ends            |
+ * | `resolver_api_requests_total{status}`               | counter   | the JSON API, by HTTP status  |
+ * | `resolver_connections_refused_total{listener,reason}` | counter | listeners: closed at accept |
+ * | `resolver_connections_closed_total{listener,reason}`  | counter | listeners: closed by the server |
  *
  * plus the process metrics of prom-client. Label values are small fixed sets (a status, a
  * reason, a transport): never a CSI, a query name or a client address.
