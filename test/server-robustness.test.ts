@@ -5,19 +5,27 @@ import { connect as connectTcp, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
+  DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
+  DEFAULT_TCP_CONNECTIONS_PER_CLIENT,
+  DEFAULT_TCP_MAX_CONNECTIONS,
   DNS_MESSAGE_MEDIA_TYPE,
   HEADER_OCTETS,
   buildQuery,
+  createDohClient,
   csiToName,
   decodeMessage,
   encodeMessage,
   formatRecord,
   keyPairFromSeed,
   parseCsi,
+  queryTcp,
+  type ConnectionStats,
+  type DnsServer,
   type Message,
 } from '@mimi-discovery/common';
+import { API_CONNECTIONS_PER_CLIENT, type RunningProvider } from '@mimi-discovery/authoritative';
 import { buildNetwork, logLines, type Network, type NetworkServer } from './helpers/network.js';
 import { TRANSPORTS, ask } from './helpers/dns.js';
 import {
@@ -91,10 +99,12 @@ const frame = (bytes: Uint8Array): Buffer => {
   return out;
 };
 
-/** Opens a TCP connection to the DP. */
-function tcpConnection(): Promise<Socket> {
+/** Opens a TCP connection to the DP, from `from` (another client than the probes' 127.0.0.1). */
+function tcpConnection(from = '127.0.0.1'): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connectTcp({ host: '127.0.0.1', port: dp.tcp.port }, () => resolve(socket));
+    const socket = connectTcp({ host: '127.0.0.1', port: dp.tcp.port, localAddress: from }, () =>
+      resolve(socket),
+    );
     socket.once('error', reject);
   });
 }
@@ -284,7 +294,7 @@ describe('broken TCP framing and slow DNS clients', () => {
   });
 
   it('many slow TCP clients, each stuck inside a message, do not hold up other clients', async () => {
-    const slow = await Promise.all(Array.from({ length: 32 }, () => tcpConnection()));
+    const slow = await Promise.all(Array.from({ length: 32 }, () => tcpConnection('127.0.0.2')));
     for (const socket of slow) {
       socket.on('error', () => undefined);
       socket.write(Buffer.from([0x00])); // half of a length prefix
@@ -382,6 +392,165 @@ describe('slow HTTP clients', () => {
       for (const stream of streams) stream.close();
       session.destroy();
     }
+  });
+});
+
+describe('clients holding connections past their share (default limits)', () => {
+  // What one client could do before connections were limited per client: 300 silent TCP
+  // connections (cap 256) blocked all DNS over TCP; 1,100 half-open connections (cap 1,024)
+  // left most DoH probes unserved; 600 slow connections to the registration API (cap 512) left
+  // most registrations unserved. Attackers bind to other addresses of 127.0.0.0/8 (all loopback
+  // on Linux), so the DP sees them as other clients than the probes from 127.0.0.1.
+  const held: Socket[] = [];
+  /** Connections opened at once by {@link flood}: well below the listen backlog (511). */
+  const FLOOD_BATCH = 100;
+
+  afterEach(() => {
+    for (const socket of held.splice(0)) socket.destroy();
+  });
+
+  /**
+   * Opens `count` connections from `from` to `port`; with `text`, each starts TLS (HTTP/1.1)
+   * and sends it once the handshake is done, else it sends nothing (a half-open connection).
+   * They go out in batches of {@link FLOOD_BATCH}, each batch once the listener has decided on
+   * the one before (`stats`), so that the kernel's accept queue never overflows and every
+   * connection reaches the listener at once rather than after SYN retries.
+   */
+  async function flood(
+    port: number,
+    from: string,
+    count: number,
+    stats: () => ConnectionStats,
+    text?: string,
+  ): Promise<void> {
+    const start = decided(stats());
+    for (let sent = 0; sent < count;) {
+      const batch = Math.min(FLOOD_BATCH, count - sent);
+      for (let i = 0; i < batch; i++) {
+        const tcp = connectTcp({ host: '127.0.0.1', port, localAddress: from });
+        tcp.on('error', () => undefined);
+        held.push(tcp);
+        if (text === undefined) continue;
+        // node's tls.connect takes no local address: TLS over the socket bound to `from`.
+        const tls = connectTls(
+          { socket: tcp, host: '127.0.0.1', ca: net.caPem, ALPNProtocols: ['http/1.1'] },
+          () => tls.write(text),
+        );
+        tls.on('error', () => undefined);
+        held.push(tls);
+      }
+      sent += batch;
+      await settled(() => decided(stats()) - start >= sent);
+    }
+  }
+
+  /** Polls every 10 ms, for at most 10 s. */
+  async function settled(condition: () => boolean): Promise<void> {
+    for (let i = 0; i < 1000 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(condition()).toBe(true);
+  }
+
+  /** Every connection the listener has admitted or refused since it started. */
+  const decided = (stats: ConnectionStats): number =>
+    stats.admitted + stats.refused.client_limit + stats.refused.capacity;
+
+  const tcpStats = (): ConnectionStats =>
+    (dp.provider.dns?.tcp as NonNullable<DnsServer['tcp']>).connectionStats();
+  const dohStats = (): ConnectionStats =>
+    (dp.provider.dns?.doh as NonNullable<DnsServer['doh']>).connectionStats();
+  const apiStats = (): ConnectionStats =>
+    (dp.provider.api as NonNullable<RunningProvider['api']>).connectionStats();
+
+  /** `count` MAP queries, each on a new connection of its own (a new client's first query). */
+  async function freshProbes(transport: 'tcp' | 'doh', count: number): Promise<number> {
+    let served = 0;
+    for (let i = 0; i < count; i++) {
+      const client = transport === 'doh' ? createDohClient({ ca: net.caPem }) : undefined;
+      try {
+        const query = buildQuery(csiToName(PHONE), 'MAP', { id: transport === 'doh' ? 0 : i });
+        const response =
+          client === undefined
+            ? await queryTcp(dp.tcp, query, { timeoutMs: PROMPT_MS })
+            : await client.query(dp.dohUrl, query, { timeoutMs: PROMPT_MS });
+        if (response.answers.some((rr) => rr.type === 'MAP')) served++;
+      } finally {
+        await client?.close();
+      }
+    }
+    return served;
+  }
+
+  it('300 silent TCP connections of one client leave DNS over TCP serving everyone else', async () => {
+    const before = tcpStats().refused.client_limit;
+    await flood(dp.tcp.port, '127.0.0.2', 300, tcpStats);
+    // All but the client's share closed at once.
+    expect(tcpStats().refused.client_limit - before).toBe(300 - DEFAULT_TCP_CONNECTIONS_PER_CLIENT);
+    expect(await freshProbes('tcp', 10)).toBe(10);
+    await expectServing();
+  });
+
+  it('ten clients at their TCP share, past the cap together, leave DNS over TCP serving everyone else', async () => {
+    // 10 × 32 = 320 connections against a cap of 256: the newest take the oldest idle places.
+    for (let n = 2; n < 12; n++) {
+      await flood(dp.tcp.port, `127.0.0.${n}`, DEFAULT_TCP_CONNECTIONS_PER_CLIENT, tcpStats);
+    }
+    expect(tcpStats().open).toBeLessThanOrEqual(DEFAULT_TCP_MAX_CONNECTIONS);
+    expect(await freshProbes('tcp', 10)).toBe(10);
+    expect(tcpStats().open).toBeLessThanOrEqual(DEFAULT_TCP_MAX_CONNECTIONS);
+  });
+
+  it('1,100 half-open DoH connections of one client leave DoH serving everyone else', async () => {
+    const before = dohStats().refused.client_limit;
+    await flood(dp.dohPort, '127.0.0.2', 1100, dohStats);
+    expect(dohStats().refused.client_limit - before).toBe(
+      1100 - DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
+    );
+    expect(await freshProbes('doh', 10)).toBe(10);
+    await expectServing();
+  });
+
+  it('600 slow connections of one client to the registration API leave it serving everyone else', async () => {
+    const before = apiStats().refused.client_limit;
+    await flood(
+      apiPort(),
+      '127.0.0.2',
+      600,
+      apiStats,
+      'POST /v1/prove HTTP/1.1\r\nHost: 127.0.0.1\r\n',
+    );
+    expect(apiStats().refused.client_limit - before).toBe(600 - API_CONNECTIONS_PER_CLIENT);
+    for (let i = 0; i < 10; i++) {
+      const response = await post(dp, net.agent, '/v1/prove', { csi: 'not a csi' });
+      expect(response.status).toBe(400);
+      expect(errorCode(response)).toBe('ERR_CSI_INVALID');
+    }
+  });
+
+  it('counts the refusals in the metrics by listener and reason, without client addresses', async () => {
+    const floods: Array<[number, number, () => ConnectionStats]> = [
+      [dp.tcp.port, DEFAULT_TCP_CONNECTIONS_PER_CLIENT, tcpStats],
+      [dp.dohPort, DEFAULT_DOH_CONNECTIONS_PER_CLIENT, dohStats],
+      [apiPort(), API_CONNECTIONS_PER_CLIENT, apiStats],
+    ];
+    for (const [port, share, stats] of floods) {
+      const before = stats().refused.client_limit;
+      await flood(port, '127.0.0.20', share + 3, stats);
+      expect(stats().refused.client_limit - before).toBe(3);
+    }
+    const response = await request(`${dp.adminUrl}/metrics`);
+    const text = await response.body.text();
+    for (const listener of ['tcp', 'doh', 'api']) {
+      expect(text).toMatch(
+        new RegExp(
+          `^authoritative_connections_refused_total\\{listener="${listener}",reason="client_limit"\\} [1-9]\\d*$`,
+          'm',
+        ),
+      );
+    }
+    expect(text).toMatch(
+      /^authoritative_connections_closed_total\{listener="tcp",reason="evicted"\} [1-9]\d*$/m,
+    );
+    expect(text).not.toMatch(/127\.0\.0\./);
   });
 });
 

@@ -90,6 +90,8 @@ export {
   BODY_TIMEOUT_MS,
   MAX_HEADER_OCTETS,
   MAX_API_CONNECTIONS,
+  API_CONNECTIONS_PER_CLIENT,
+  API_IDLE_TIMEOUT_MS,
   startRegistrationApi,
 } from './registration-api.js';
 export type {
@@ -121,7 +123,6 @@ export {
   MAX_ATTEMPTS_PER_CODE,
   MAX_RATE_LIMIT_KEYS,
   createTokenBuckets,
-  clientKeyOf,
 } from './rate-limit.js';
 export type { TokenBuckets, TokenBucketOptions, TakeResult } from './rate-limit.js';
 

@@ -1,4 +1,3 @@
-import { isIPv4, isIPv6 } from 'node:net';
 import { LRUCache } from 'lru-cache';
 
 /**
@@ -97,38 +96,4 @@ export function createTokenBuckets(options: TokenBucketOptions): TokenBuckets {
       return table.size;
     },
   };
-}
-
-/**
- * The key a client is rate-limited under: an IPv4 address as is (also when written as an
- * IPv4-mapped IPv6 address), an IPv6 address by its /64 prefix, since one subscriber usually
- * holds a whole /64 (RFC 6177) and could otherwise rotate through it. Anything else is used as
- * given.
- */
-export function clientKeyOf(address: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped?.[1] !== undefined && isIPv4(mapped[1])) return mapped[1];
-  if (!isIPv6(address)) return address;
-  return `${expandIPv6(address).slice(0, 4).join(':')}::/64`;
-}
-
-/** The eight 16-bit groups of an IPv6 address, lowercase without leading zeros. */
-function expandIPv6(address: string): string[] {
-  const zoneless = address.split('%')[0] ?? address;
-  const [head = '', tail] = zoneless.split('::');
-  const parts = (s: string): string[] => (s === '' ? [] : s.split(':'));
-  const groups = (s: string): string[] =>
-    parts(s).flatMap((g) => {
-      if (!g.includes('.')) return [g];
-      // A trailing dotted quad is two groups.
-      const o = g.split('.').map(Number);
-      return [
-        (((o[0] ?? 0) << 8) | (o[1] ?? 0)).toString(16),
-        (((o[2] ?? 0) << 8) | (o[3] ?? 0)).toString(16),
-      ];
-    });
-  const left = groups(head);
-  const right = tail === undefined ? [] : groups(tail);
-  const fill = tail === undefined ? [] : Array<string>(8 - left.length - right.length).fill('0');
-  return [...left, ...fill, ...right].map((g) => parseInt(g, 16).toString(16));
 }

@@ -2,8 +2,16 @@ import { STATUS_CODES, createServer as createHttpServer, type IncomingMessage } 
 import type { ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { isIPv6, type Socket } from 'node:net';
-import { silentLogger, type Logger } from '@mimi-discovery/common';
-import { clientKeyOf } from './rate-limit.js';
+import {
+  CONNECTIONS_PER_CLIENT_SHARE,
+  clientKeyOf,
+  connectionsPerClientFor,
+  createConnectionGate,
+  guardConnections,
+  silentLogger,
+  type ConnectionStats,
+  type Logger,
+} from '@mimi-discovery/common';
 import { RegistrationError, type RegistrationErrorCode } from './registration-error.js';
 import type { Registrar } from './registration.js';
 
@@ -28,10 +36,18 @@ import type { Registrar } from './registration.js';
  * reading), JSON (400 `ERR_BAD_JSON`), fields (400 `ERR_BAD_REQUEST` naming the unknown,
  * missing or ill-typed field), then the registrar.
  *
- * Slow clients: a connection must deliver its request headers within `headersTimeoutMs` and
- * then its body within `bodyTimeoutMs`, or it gets a 408 and is closed. Each connection
- * carries one request (`Connection: close`): registrations are rare, and one request per
- * connection keeps these bounds simple.
+ * Slow clients: a connection must complete its TLS handshake within `headersTimeoutMs` of its
+ * accept, deliver its request headers within `headersTimeoutMs` of the handshake, and then its
+ * body within `bodyTimeoutMs`, or it gets a 408 and is closed; each deadline is fixed when it
+ * starts, so bytes sent one at a time do not push it back. Each connection carries one request
+ * (`Connection: close`): registrations are rare, and one request per connection keeps these
+ * bounds simple. A connection with no request in progress is closed {@link API_IDLE_TIMEOUT_MS}
+ * after its accept or its response, whatever it sends.
+ *
+ * Connections: at most `maxConnections`, and `connectionsPerClient` per client (IPv4 address,
+ * IPv6 /64); a connection past its client's share is closed at accept, before its TLS
+ * handshake, and a full API evicts the oldest idle connection of the client holding the most
+ * (`connection-limits.ts` in `@mimi-discovery/common`).
  *
  * TLS: with `tls`, the API speaks HTTPS. Without it, plain HTTP, meant for local development
  * or behind a TLS-terminating proxy on the same host (design R7: everything is encrypted in
@@ -51,8 +67,23 @@ export const HEADERS_TIMEOUT_MS = 10_000;
 export const BODY_TIMEOUT_MS = 10_000;
 /** Largest request header section, in octets. */
 export const MAX_HEADER_OCTETS = 16 * 1024;
-/** Connections held at once; beyond it new connections are refused, so slow clients cannot pile up. */
+/**
+ * Connections held at once; past it the oldest idle connection of the client holding the most
+ * is evicted, or the new one refused, so slow clients cannot pile up.
+ */
 export const MAX_API_CONNECTIONS = 512;
+/**
+ * Connections one client (IPv4 address, IPv6 /64) holds at once: an eighth of
+ * {@link MAX_API_CONNECTIONS}. Apps behind one carrier-grade NAT address share it, but each
+ * holds its connection for one request.
+ */
+export const API_CONNECTIONS_PER_CLIENT = MAX_API_CONNECTIONS / CONNECTIONS_PER_CLIENT_SHARE;
+/**
+ * A connection with no request in progress is closed this long after its accept or its
+ * response: a backstop behind the handshake and headers deadlines (at most 2 ×
+ * {@link HEADERS_TIMEOUT_MS} together), for a client that never closes after its response.
+ */
+export const API_IDLE_TIMEOUT_MS = 30_000;
 
 /** Schedules `fn` after `ms` milliseconds; returns a function that cancels it. */
 export type Scheduler = (ms: number, fn: () => void) => () => void;
@@ -70,6 +101,8 @@ export interface RegistrationApiOptions {
   readonly maxBodyOctets?: number;
   /** Default {@link MAX_API_CONNECTIONS}. */
   readonly maxConnections?: number;
+  /** Default {@link API_CONNECTIONS_PER_CLIENT}, or `maxConnections` when that is smaller. */
+  readonly connectionsPerClient?: number;
 }
 
 /** Components of the API. */
@@ -84,6 +117,8 @@ export interface RegistrationApi {
   /** `http://127.0.0.1:<port>` or `https://…`. */
   readonly url: string;
   readonly port: number;
+  /** Connections open now, refused and closed by reason since the start. */
+  connectionStats(): ConnectionStats;
   /** Stops listening and closes every connection. */
   close(): Promise<void>;
 }
@@ -131,7 +166,19 @@ export async function startRegistrationApi(
         handshakeTimeout: headersTimeout,
       })
     : createHttpServer(serverOptions);
-  server.maxConnections = options.maxConnections ?? MAX_API_CONNECTIONS;
+  const maxConnections = options.maxConnections ?? MAX_API_CONNECTIONS;
+  const gate = createConnectionGate(
+    {
+      maxConnections,
+      connectionsPerClient: connectionsPerClientFor(
+        maxConnections,
+        options.connectionsPerClient,
+        API_CONNECTIONS_PER_CLIENT,
+      ),
+      idleTimeoutMs: API_IDLE_TIMEOUT_MS,
+    },
+    { listener: 'api', log },
+  );
 
   /** Cancels the headers timer of each connection that has not sent a request yet. */
   const waiting = new WeakMap<Socket, () => void>();
@@ -158,7 +205,10 @@ export async function startRegistrationApi(
 
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     waiting.get(socket)?.();
-    if (error.code === 'ECONNRESET') {
+    // A reset, or a TLS handshake that failed or ran out of time (no `secureConnection` yet, so
+    // not in `waiting`): there is no HTTP to answer with, and a response written to a socket
+    // without a session would never be flushed, keeping the connection open.
+    if (error.code === 'ECONNRESET' || !waiting.has(socket)) {
       socket.destroy();
       return;
     }
@@ -174,8 +224,13 @@ export async function startRegistrationApi(
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     waiting.get(req.socket)?.();
+    // Busy (not idle, not evictable) until the response is done.
+    gate.track(req.socket, res);
     void handle(req, res);
   });
+  // Last, so that the gate runs before every `connection` listener: node's TLS layer, or the
+  // HTTP parser and the headers timer above.
+  guardConnections(server, gate);
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
@@ -242,11 +297,13 @@ export async function startRegistrationApi(
   return {
     url,
     port,
+    connectionStats: () => gate.stats(),
     close: () =>
       new Promise<void>((resolve, reject) => {
         for (const cancel of [...cancels]) cancel();
         server.close((error) => (error ? reject(error) : resolve()));
         server.closeAllConnections();
+        gate.close();
       }),
   };
 }

@@ -1,12 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  CONNECTION_CLOSE_REASONS,
+  CONNECTION_REFUSALS,
   createLogger,
   createMetricsRegistry,
   ResponseCache,
   startAdminServer,
   startDnsServer,
   type AdminServer,
+  type ConnectionStats,
   type DnsServer,
   type DnsServerConfig,
   type DpConfig,
@@ -145,11 +148,14 @@ export async function startProvider(
       ? { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
       : undefined;
     const { host, udp, tcp, doh, api, admin } = config.listen;
+    const limits = config.limits;
     const dnsConfig: DnsServerConfig = {
       host,
       ...(udp !== null ? { udp: { port: udp } } : {}),
-      ...(tcp !== null ? { tcp: { port: tcp } } : {}),
-      ...(doh !== null && tls ? { doh: { port: doh, cert: tls.cert, key: tls.key } } : {}),
+      ...(tcp !== null ? { tcp: { port: tcp, ...limits.tcp } } : {}),
+      ...(doh !== null && tls
+        ? { doh: { port: doh, cert: tls.cert, key: tls.key, ...limits.doh } }
+        : {}),
     };
     const anyDns = udp !== null || tcp !== null || doh !== null;
     const dns = anyDns
@@ -173,12 +179,40 @@ export async function startProvider(
         },
       });
       registrationApi = await startRegistrationApi(
-        { host, port: api, ...(tls ? { tls } : {}) },
+        { host, port: api, ...(tls ? { tls } : {}), ...limits.api },
         registrar,
         { log: log.child('api') },
       );
       started.push(registrationApi);
     }
+    const listeners: ReadonlyArray<readonly [string, { connectionStats(): ConnectionStats }]> = [
+      ...(dns?.tcp ? [['tcp', dns.tcp] as const] : []),
+      ...(dns?.doh ? [['doh', dns.doh] as const] : []),
+      ...(registrationApi ? [['api', registrationApi] as const] : []),
+    ];
+    metrics.counter<'listener' | 'reason'>('connections_refused_total', {
+      help: 'New connections closed at accept, by listener and reason (client_limit, capacity)',
+      labelNames: ['listener', 'reason'],
+      collect() {
+        this.reset();
+        for (const [listener, source] of listeners) {
+          const { refused } = source.connectionStats();
+          for (const reason of CONNECTION_REFUSALS) this.inc({ listener, reason }, refused[reason]);
+        }
+      },
+    });
+    metrics.counter<'listener' | 'reason'>('connections_closed_total', {
+      help: 'Connections the server closed, by listener and reason (evicted, idle_timeout, message_timeout)',
+      labelNames: ['listener', 'reason'],
+      collect() {
+        this.reset();
+        for (const [listener, source] of listeners) {
+          const { closed } = source.connectionStats();
+          for (const reason of CONNECTION_CLOSE_REASONS)
+            this.inc({ listener, reason }, closed[reason]);
+        }
+      },
+    });
 
     const adminServer =
       admin !== null

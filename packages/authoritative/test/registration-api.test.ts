@@ -5,7 +5,9 @@ import { request as httpsRequest } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import {
+  createLocalCa,
   decodeAttestation,
+  issueServerCertificate,
   decodeMapping,
   encodeMapping,
   keyPairFromSeed,
@@ -607,6 +609,134 @@ describe('registration API connection bound', () => {
       await api.close();
       await fixture.cleanup();
     }
+  });
+});
+
+describe('registration API connections per client', () => {
+  // Attackers bind their sockets to other addresses of 127.0.0.0/8 (all of it is loopback on
+  // Linux), so the API sees them as other clients than the one at 127.0.0.1.
+  const ATTACKERS = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6', '127.0.0.7'];
+  /** Request headers that never end: a slow client holding its connection. */
+  const SLOW_HEADERS = 'POST /v1/prove HTTP/1.1\r\nHost: 127.0.0.1\r\n';
+  let fixture: Fixture;
+  let api: RegistrationApi;
+  const sockets: Socket[] = [];
+
+  const start = async (options: Partial<Parameters<typeof startRegistrationApi>[0]> = {}) => {
+    const registrar = createRegistrar({
+      store: fixture.store,
+      channels: { fallback: createOutboxChannel(fixture.outbox) },
+      now: () => fixture.clock.now,
+    });
+    api = await startRegistrationApi(
+      { port: 0, maxConnections: 16, connectionsPerClient: 4, ...options },
+      registrar,
+    );
+  };
+
+  /** A connection from `from` that sends `text`; `closed` tells when the API closed it. */
+  const slow = (from: string, text = SLOW_HEADERS) => {
+    const socket = connect({ host: '127.0.0.1', port: api.port, localAddress: from });
+    sockets.push(socket);
+    socket.on('error', () => undefined);
+    socket.on('connect', () => socket.write(text));
+    let isClosed = false;
+    const closed = new Promise<void>((resolve) =>
+      socket.once('close', () => {
+        isClosed = true;
+        resolve();
+      }),
+    );
+    return { socket, closed, isClosed: () => isClosed };
+  };
+
+  /** Every connection the API has decided on since it started. */
+  const decided = (): number => {
+    const s = api.connectionStats();
+    return s.admitted + s.refused.client_limit + s.refused.capacity;
+  };
+
+  /** Polls every 10 ms, for at most 5 s. */
+  const settled = async (condition: () => boolean): Promise<void> => {
+    for (let i = 0; i < 500 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(condition()).toBe(true);
+  };
+
+  beforeEach(async () => {
+    fixture = await createFixture();
+  });
+
+  afterEach(async () => {
+    for (const socket of sockets.splice(0)) socket.destroy();
+    await api?.close();
+    await fixture.cleanup();
+  });
+
+  it('closes the connections of one client past its share at once, and answers another client', async () => {
+    await start();
+    const held = Array.from({ length: 10 }, () => slow('127.0.0.2'));
+    await settled(() => decided() === 10);
+    // Refused before the 10 s headers deadline could close any of them.
+    await settled(() => held.filter((c) => c.isClosed()).length === 6);
+    expect(api.connectionStats()).toMatchObject({ open: 4, refused: { client_limit: 6 } });
+    const reply = await post(api.url, '/v1/prove', { csi: 'not a csi' });
+    expect(reply.status).toBe(400);
+    expect(reply.body).toMatchObject({ error: { code: 'ERR_CSI_INVALID' } });
+  });
+
+  it('answers a client while attackers whose shares add up past the cap hold slow connections', async () => {
+    await start();
+    for (const from of ATTACKERS) for (let i = 0; i < 4; i++) slow(from);
+    await settled(() => decided() === 24);
+    expect(api.connectionStats().open).toBe(16);
+    const reply = await post(api.url, '/v1/prove', { csi: 'not a csi' });
+    expect(reply.status).toBe(400);
+    expect(api.connectionStats().open).toBeLessThanOrEqual(16);
+    expect(api.connectionStats().closed.evicted).toBeGreaterThanOrEqual(ATTACKERS.length + 1);
+  });
+
+  it('answers 408 and closes a client whose headers trickle in, at the headers deadline', async () => {
+    await start({ headersTimeoutMs: 500 });
+    const dripper = slow('127.0.0.2', '');
+    let response = '';
+    dripper.socket.on('data', (chunk: Buffer) => (response += chunk.toString('latin1')));
+    const text = `${SLOW_HEADERS}X-Pad: ${'p'.repeat(100)}\r\n\r\n`;
+    const started = performance.now();
+    let sent = 0;
+    // At most the whole request (about 7 s at this pace); the API cuts it long before.
+    for (; sent < text.length && !dripper.isClosed(); sent++) {
+      dripper.socket.write(text.slice(sent, sent + 1));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await dripper.closed;
+    const after = performance.now() - started;
+    expect(sent).toBeLessThan(text.length);
+    expect(after).toBeGreaterThanOrEqual(450);
+    expect(after).toBeLessThan(2000);
+    expect(response).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('closes a client whose TLS handshake trickles in, at the headers deadline', async () => {
+    const ca = await createLocalCa();
+    const leaf = await issueServerCertificate(ca, { hostnames: [], ipAddresses: ['127.0.0.1'] });
+    await start({ headersTimeoutMs: 500, tls: { cert: leaf.certPem, key: leaf.keyPem } });
+    const dripper = slow('127.0.0.2', '');
+    // A TLS record header announcing a 512-octet ClientHello, then its first octets.
+    const hello = Buffer.concat([
+      Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]),
+      Buffer.alloc(64, 0x2a),
+    ]);
+    const started = performance.now();
+    let sent = 0;
+    for (; sent < hello.length && !dripper.isClosed(); sent++) {
+      dripper.socket.write(hello.subarray(sent, sent + 1));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await dripper.closed;
+    const after = performance.now() - started;
+    expect(sent).toBeLessThan(hello.length);
+    expect(after).toBeGreaterThanOrEqual(450);
+    expect(after).toBeLessThan(2000);
   });
 });
 

@@ -4,7 +4,19 @@ import { z } from 'zod';
 import { DEFAULT_APEX } from './csi.js';
 import { MimiError } from './errors.js';
 import { canonicalName, parseLabels } from './names.js';
+import {
+  DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
+  DEFAULT_DOH_IDLE_TIMEOUT_MS,
+  DEFAULT_DOH_MAX_CONNECTIONS,
+  DEFAULT_DOH_REQUEST_TIMEOUT_MS,
+} from './doh-server.js';
 import { RESPONSE_CACHE_OCTETS } from './response-cache.js';
+import {
+  DEFAULT_TCP_CONNECTIONS_PER_CLIENT,
+  DEFAULT_TCP_IDLE_TIMEOUT_MS,
+  DEFAULT_TCP_MAX_CONNECTIONS,
+  DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
+} from './tcp-server.js';
 
 /**
  * The one way servers read configuration (design §10): JSON, checked against a zod schema that
@@ -266,6 +278,79 @@ const domainName = z
   })
   .transform(canonicalName);
 
+/** A timeout in milliseconds: 1 to 2^31 − 1, what node's timers take. */
+const timeoutMs = z
+  .int()
+  .min(1)
+  .max(2 ** 31 - 1);
+
+/** `connectionsPerClient` of a listener's limits is at most its `maxConnections`. */
+function perClientWithinCap(ctx: {
+  value: { maxConnections?: number | undefined; connectionsPerClient?: number | undefined };
+  issues: z.core.$ZodRawIssue[];
+}): void {
+  const { maxConnections, connectionsPerClient } = ctx.value;
+  if (
+    ctx.issues.length === 0 &&
+    maxConnections !== undefined &&
+    connectionsPerClient !== undefined &&
+    connectionsPerClient > maxConnections
+  ) {
+    ctx.issues.push({
+      code: 'custom',
+      input: ctx.value,
+      path: ['connectionsPerClient'],
+      message: 'must not exceed maxConnections',
+    });
+  }
+}
+
+/**
+ * A listener's per-client cap: as given, else `perClientDefault` but never more than the
+ * listener's `maxConnections` (so that a small cap alone is a valid config).
+ */
+function fillPerClient<
+  T extends { maxConnections: number; connectionsPerClient?: number | undefined },
+>(
+  perClientDefault: number,
+): (value: T) => Omit<T, 'connectionsPerClient'> & { connectionsPerClient: number } {
+  return (value) => ({
+    ...value,
+    connectionsPerClient:
+      value.connectionsPerClient ?? Math.min(perClientDefault, value.maxConnections),
+  });
+}
+
+/**
+ * `limits.tcp`: DNS over TCP (`tcp-server.ts`). A connection past its client's share is closed
+ * at accept; at `maxConnections` the oldest idle connection of the client holding the most is
+ * evicted (`connection-limits.ts`).
+ */
+const tcpLimitsSchema = z
+  .strictObject({
+    maxConnections: positive.default(DEFAULT_TCP_MAX_CONNECTIONS),
+    connectionsPerClient: positive.optional(),
+    /** A connection with no query in flight is closed this long after its last answer. */
+    idleTimeoutMs: timeoutMs.default(DEFAULT_TCP_IDLE_TIMEOUT_MS),
+    /** A message must arrive whole within this long of its first octet. */
+    messageTimeoutMs: timeoutMs.default(DEFAULT_TCP_MESSAGE_TIMEOUT_MS),
+  })
+  .check(perClientWithinCap)
+  .transform(fillPerClient(DEFAULT_TCP_CONNECTIONS_PER_CLIENT));
+
+/** `limits.doh`: DNS over HTTPS (`doh-server.ts`). */
+const dohLimitsSchema = z
+  .strictObject({
+    maxConnections: positive.default(DEFAULT_DOH_MAX_CONNECTIONS),
+    connectionsPerClient: positive.optional(),
+    /** TLS handshake, headers, body: each within this long of its start. */
+    requestTimeoutMs: timeoutMs.default(DEFAULT_DOH_REQUEST_TIMEOUT_MS),
+    /** A connection with no request in progress is closed this long after its last response. */
+    idleTimeoutMs: timeoutMs.default(DEFAULT_DOH_IDLE_TIMEOUT_MS),
+  })
+  .check(perClientWithinCap)
+  .transform(fillPerClient(DEFAULT_DOH_CONNECTIONS_PER_CLIENT));
+
 /** The log levels of `log.ts`. */
 const logLevel = z.enum(['debug', 'info', 'warn', 'error', 'silent']);
 
@@ -346,6 +431,29 @@ const channelsSchema = z.strictObject({
   webhook: webhookSchema.optional(),
 });
 
+/**
+ * `limits.api` of a DP: the registration API's connection limits and deadlines. Absent keys
+ * take the API's own defaults (`MAX_API_CONNECTIONS`, `API_CONNECTIONS_PER_CLIENT`,
+ * `HEADERS_TIMEOUT_MS`, `BODY_TIMEOUT_MS` of `@mimi-discovery/authoritative`).
+ */
+const registrationApiLimitsSchema = z
+  .strictObject({
+    maxConnections: positive.exactOptional(),
+    connectionsPerClient: positive.exactOptional(),
+    /** TLS handshake, then the request headers: each within this long. */
+    headersTimeoutMs: timeoutMs.exactOptional(),
+    /** The request body within this long of its headers. */
+    bodyTimeoutMs: timeoutMs.exactOptional(),
+  })
+  .check(perClientWithinCap);
+
+/** `limits` of a DP or the root: per listener, connections and deadlines. */
+const dpLimitsSchema = z.strictObject({
+  tcp: tcpLimitsSchema.prefault({}),
+  doh: dohLimitsSchema.prefault({}),
+  api: registrationApiLimitsSchema.prefault({}),
+});
+
 const registrationSchema = z.strictObject({
   codeTtlSeconds: positive.default(600),
   maxAttemptsPerCode: positive.default(5),
@@ -363,14 +471,23 @@ const registrationSchema = z.strictObject({
  *   "listen": { "host": "127.0.0.1", "udp": null, "tcp": null, "doh": null, "api": null, "admin": null },
  *   "tls": { "cert": "…", "key": "…" },
  *   "signing": { "validityDays": 14, "refreshDays": 7 }, "answerCacheBytes": 67108864,
+ *   "limits": {
+ *     "tcp": { "maxConnections": 256, "connectionsPerClient": 32, "idleTimeoutMs": 10000,
+ *              "messageTimeoutMs": 2000 },
+ *     "doh": { "maxConnections": 1024, "connectionsPerClient": 128, "requestTimeoutMs": 10000,
+ *              "idleTimeoutMs": 30000 },
+ *     "api": {} },
  *   "registration": { "codeTtlSeconds": 600, "maxAttemptsPerCode": 5, "sendsPerCsiPerHour": 5,
  *                     "requestsPerClientPerMinute": 60, "channels": {} },
  *   "log": { "level": "info" } }
  * ```
  *
  * Ports are 0–65535 (0: ephemeral) or null (not served). Rules across keys: `tls` is required
- * when `listen.doh` or `listen.api` is set; `registration` is refused for the root, and filled
- * with its defaults for a DP; `signing.refreshDays` is less than `signing.validityDays`.
+ * when `listen.doh` or `listen.api` is set; `registration` and `limits.api` are refused for the
+ * root, and `registration` is filled with its defaults for a DP; `signing.refreshDays` is less
+ * than `signing.validityDays`; each `connectionsPerClient` is at most its `maxConnections`.
+ * `limits.api` (`maxConnections`, `connectionsPerClient`, `headersTimeoutMs`, `bodyTimeoutMs`)
+ * keeps absent keys absent: the registration API fills in its own defaults.
  */
 export const dpConfigSchema = z
   .strictObject({
@@ -382,6 +499,7 @@ export const dpConfigSchema = z
     signing: signingSchema.prefault({}),
     /** Octets of encoded answers kept for reuse (`response-cache.ts`). */
     answerCacheBytes: positive.default(RESPONSE_CACHE_OCTETS),
+    limits: dpLimitsSchema.prefault({}),
     registration: registrationSchema.optional(),
     log: logConfigSchema.prefault({}),
   })
@@ -400,6 +518,14 @@ export const dpConfigSchema = z
         code: 'custom',
         input: c,
         path: ['listen', 'api'],
+        message: 'not allowed when role is "root" (the root has no registration API)',
+      });
+    }
+    if (c.role === 'root' && Object.keys(c.limits.api).length > 0) {
+      ctx.issues.push({
+        code: 'custom',
+        input: c,
+        path: ['limits', 'api'],
         message: 'not allowed when role is "root" (the root has no registration API)',
       });
     }
@@ -474,6 +600,30 @@ export const rootHintsSchema = z.strictObject({
 /** Root hints, checked ({@link rootHintsSchema}). */
 export type RootHintsFile = z.output<typeof rootHintsSchema>;
 
+/**
+ * `limits.api` of a resolver: the JSON API's connection limits and deadlines. Absent keys take
+ * the API's own defaults (`DEFAULT_API_MAX_CONNECTIONS`, `DEFAULT_API_CONNECTIONS_PER_CLIENT`,
+ * `DEFAULT_API_REQUEST_TIMEOUT_MS`, `DEFAULT_API_IDLE_TIMEOUT_MS` of
+ * `@mimi-discovery/resolver`).
+ */
+const jsonApiLimitsSchema = z
+  .strictObject({
+    maxConnections: positive.exactOptional(),
+    connectionsPerClient: positive.exactOptional(),
+    /** TLS handshake, headers, body: each within this long of its start. */
+    requestTimeoutMs: timeoutMs.exactOptional(),
+    /** A connection with no request in progress is closed this long after its last response. */
+    idleTimeoutMs: timeoutMs.exactOptional(),
+  })
+  .check(perClientWithinCap);
+
+/** `limits` of a resolver: per listener, connections and deadlines. */
+const resolverLimitsSchema = z.strictObject({
+  tcp: tcpLimitsSchema.prefault({}),
+  doh: dohLimitsSchema.prefault({}),
+  api: jsonApiLimitsSchema.prefault({}),
+});
+
 /** Default cache bound of a resolver: 64 MiB. */
 const DEFAULT_RESOLVER_CACHE_BYTES = 64 * 1024 * 1024;
 
@@ -485,6 +635,7 @@ const DEFAULT_RESOLVER_CACHE_BYTES = 64 * 1024 * 1024;
  *   "ca": "/etc/mimi/ca.pem", "transport": "doh", "cacheBytes": 67108864, "answerCacheBytes": 67108864,
  *   "batchConcurrency": 32, "maxBatch": 1000,
  *   "listen": { "host": "127.0.0.1", "udp": null, "tcp": null, "doh": null, "api": null, "admin": null },
+ *   "limits": { "tcp": { … }, "doh": { … }, "api": {} },
  *   "tls": { "cert": "…", "key": "…" },
  *   "log": { "level": "info" } }
  * ```
@@ -495,7 +646,10 @@ const DEFAULT_RESOLVER_CACHE_BYTES = 64 * 1024 * 1024;
  * 0–65535 (0: ephemeral) or null (not served). Rules across keys: at least one of
  * `listen.udp`, `listen.tcp`, `listen.doh` and `listen.api` is set; `tls` is required when
  * `listen.doh` or `listen.api` is set; `dnsPort` (the plain DNS port of every server but the
- * roots) only goes with `transport: "dns"`.
+ * roots) only goes with `transport: "dns"`. `limits.tcp` and `limits.doh` are those of
+ * {@link dpConfigSchema}; `limits.api` (`maxConnections`, `connectionsPerClient`,
+ * `requestTimeoutMs`, `idleTimeoutMs`) keeps absent keys absent: the JSON API fills in its own
+ * defaults.
  */
 export const resolverConfigSchema = z
   .strictObject({
@@ -511,6 +665,7 @@ export const resolverConfigSchema = z
     batchConcurrency: positive.max(1024).default(32),
     maxBatch: positive.max(100_000).default(1000),
     listen: listenSchema.prefault({}),
+    limits: resolverLimitsSchema.prefault({}),
     tls: tlsSchema.optional(),
     log: logConfigSchema.prefault({}),
   })

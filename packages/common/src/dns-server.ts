@@ -14,6 +14,7 @@
  * ```
  */
 import { isIP } from 'node:net';
+import type { ConnectionStats } from './connection-limits.js';
 import { TransportError } from './dns-client.js';
 import { startDohListener, type DohListener, type DohListenerConfig } from './doh-server.js';
 import { silentLogger, type Logger } from './log.js';
@@ -38,11 +39,11 @@ export interface DnsServerConfig {
   doh?: DohListenerConfig;
 }
 
-/** A running server: where each listener is bound, and how to stop it. */
+/** A running server: where each listener is bound, its connection counts, and how to stop it. */
 export interface DnsServer {
   readonly udp?: { host: string; port: number };
-  readonly tcp?: { host: string; port: number };
-  readonly doh?: { host: string; port: number; url: string };
+  readonly tcp?: { host: string; port: number; connectionStats(): ConnectionStats };
+  readonly doh?: { host: string; port: number; url: string; connectionStats(): ConnectionStats };
   /** Stops listening, closes every connection, resolves when all are closed. */
   close(): Promise<void>;
 }
@@ -138,8 +139,19 @@ export async function startDnsServer(
   let closing: Promise<void> | undefined;
   return {
     ...(udp === undefined ? {} : { udp: { host: udp.host, port: udp.port } }),
-    ...(tcp === undefined ? {} : { tcp: { host: tcp.host, port: tcp.port } }),
-    ...(doh === undefined ? {} : { doh: { host: doh.host, port: doh.port, url: doh.url } }),
+    ...(tcp === undefined
+      ? {}
+      : { tcp: { host: tcp.host, port: tcp.port, connectionStats: tcp.connectionStats } }),
+    ...(doh === undefined
+      ? {}
+      : {
+          doh: {
+            host: doh.host,
+            port: doh.port,
+            url: doh.url,
+            connectionStats: doh.connectionStats,
+          },
+        }),
     close: () => (closing ??= closeAll()),
   };
 }
@@ -158,7 +170,9 @@ function checkConfig(config: DnsServerConfig): void {
   if (tcp !== undefined) {
     integer('tcp.port', tcp.port, 0, 0xffff);
     integer('tcp.idleTimeoutMs', tcp.idleTimeoutMs, 1, 2 ** 31 - 1);
+    integer('tcp.messageTimeoutMs', tcp.messageTimeoutMs, 1, 2 ** 31 - 1);
     integer('tcp.maxConnections', tcp.maxConnections, 1, Number.MAX_SAFE_INTEGER);
+    integer('tcp.connectionsPerClient', tcp.connectionsPerClient, 1, Number.MAX_SAFE_INTEGER);
     integer('tcp.maxInFlightPerConnection', tcp.maxInFlightPerConnection, 1, 65535);
   }
   if (doh !== undefined) {
@@ -169,6 +183,7 @@ function checkConfig(config: DnsServerConfig): void {
     integer('doh.requestTimeoutMs', doh.requestTimeoutMs, 1, 2 ** 31 - 1);
     integer('doh.idleTimeoutMs', doh.idleTimeoutMs, 1, 2 ** 31 - 1);
     integer('doh.maxConnections', doh.maxConnections, 1, Number.MAX_SAFE_INTEGER);
+    integer('doh.connectionsPerClient', doh.connectionsPerClient, 1, Number.MAX_SAFE_INTEGER);
     if (doh.path !== undefined && !/^\/[\x21-\x7e]*$/.test(doh.path))
       configError(
         `doh.path must be an absolute path without spaces, got ${JSON.stringify(doh.path)}`,

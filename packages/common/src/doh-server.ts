@@ -14,12 +14,21 @@
  * HTTP/2 is served through the `stream` API of `node:http2`, HTTP/1.1 through its `request`
  * event (the compatibility API is not used for HTTP/2: it costs about 1.8× the CPU per request).
  *
- * Slow clients: a TLS handshake and the headers of an HTTP/1.1 request must arrive within
- * `requestTimeoutMs` (node's `handshakeTimeout`, `headersTimeout`); the body of either version
- * too, or the request gets `408`, and a client still sending `requestTimeoutMs` after its
- * response is cut. A connection silent for `idleTimeoutMs` is closed. None of these holds up
- * other connections. On HTTP/2, headers that trickle in frame by frame are bounded only by the
- * idle timeout and nghttp2's header list limits.
+ * Slow clients, each deadline counted from a fixed point so that dripping bytes cannot push it
+ * back: a TLS handshake and the headers of an HTTP/1.1 request must arrive within
+ * `requestTimeoutMs` of the connection's accept and of the request's first octet (node's
+ * `handshakeTimeout`, `headersTimeout`); the body of either version within `requestTimeoutMs`
+ * of the request's start, or the request gets `408`; a client still sending, or not reading its
+ * response, `requestTimeoutMs` after the response started is cut. A connection with no request
+ * in progress (HTTP/1.1: between requests; HTTP/2: no open stream, whatever frames — PING,
+ * SETTINGS, part of a header block — arrive) is closed `idleTimeoutMs` after its last response,
+ * or after its accept (`connection-limits.ts`). An HTTP/2 session has at most
+ * {@link DOH_MAX_CONCURRENT_STREAMS} streams open at once.
+ *
+ * Connections: at most `maxConnections`, and `connectionsPerClient` per client (IPv4 address,
+ * IPv6 /64); a connection past its client's share is closed at accept, before its TLS
+ * handshake; a full listener evicts the oldest idle connection of the client holding the most
+ * (`connection-limits.ts`). None of these holds up other connections.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
@@ -31,6 +40,13 @@ import {
 } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import {
+  CONNECTIONS_PER_CLIENT_SHARE,
+  connectionsPerClientFor,
+  createConnectionGate,
+  guardConnections,
+  type ConnectionStats,
+} from './connection-limits.js';
 import { DNS_MESSAGE_MEDIA_TYPE, TransportError } from './dns-client.js';
 import type { Logger } from './log.js';
 import { answerQuery, dohCacheMaxAge, type QueryContext, type QueryHandler } from './respond.js';
@@ -42,10 +58,16 @@ export const DEFAULT_DOH_PATH = '/dns-query';
 export const DEFAULT_DOH_MAX_BODY_OCTETS = 65535;
 /** Default time for a client to deliver a whole request (TLS handshake, headers, body). */
 export const DEFAULT_DOH_REQUEST_TIMEOUT_MS = 10_000;
-/** Default time a connection may stay silent before it is closed. */
+/** Default time a connection may go without a request in progress before it is closed. */
 export const DEFAULT_DOH_IDLE_TIMEOUT_MS = 30_000;
-/** Default most TLS connections at once; beyond, new connections are closed on accept. */
+/** Default most TLS connections at once; past it, the oldest idle connection is evicted or the new one refused. */
 export const DEFAULT_DOH_MAX_CONNECTIONS = 1024;
+/**
+ * Default most connections at once of one client (IPv4 address, IPv6 /64): an eighth of the
+ * cap. A resolver needs one HTTP/2 connection per DP; the rest is room for NAT.
+ */
+export const DEFAULT_DOH_CONNECTIONS_PER_CLIENT =
+  DEFAULT_DOH_MAX_CONNECTIONS / CONNECTIONS_PER_CLIENT_SHARE;
 /** Most concurrent HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
 export const DOH_MAX_CONCURRENT_STREAMS = 100;
 
@@ -67,6 +89,11 @@ export interface DohListenerConfig {
   idleTimeoutMs?: number;
   /** Default {@link DEFAULT_DOH_MAX_CONNECTIONS}. */
   maxConnections?: number;
+  /**
+   * Default {@link DEFAULT_DOH_CONNECTIONS_PER_CLIENT}, or `maxConnections` when that is
+   * smaller.
+   */
+  connectionsPerClient?: number;
 }
 
 /** A bound DoH listener. */
@@ -75,6 +102,8 @@ export interface DohListener {
   readonly port: number;
   /** `https://<host>:<port><path>`. */
   readonly url: string;
+  /** Connections open now, refused and closed by reason since the start. */
+  connectionStats(): ConnectionStats;
   /** Stops listening and closes every connection; resolves when all are closed. */
   close(): Promise<void>;
 }
@@ -208,7 +237,11 @@ async function serveExchange(
   };
   const received = (): void => clearTimeout(deadline);
   deadline = setTimeout(onDeadline, settings.requestTimeoutMs);
-  exchange.onClose(received);
+  let closed = false;
+  exchange.onClose(() => {
+    closed = true;
+    received();
+  });
 
   const decided = route(exchange, settings);
   let wire: Uint8Array;
@@ -250,6 +283,11 @@ async function serveExchange(
     result.wire,
     false,
   );
+  // A client that does not take its answer (an HTTP/2 flow-control window held at zero, an
+  // HTTP/1.1 reader of one octet at a time) would keep the exchange — and its connection —
+  // busy for ever: it gets `requestTimeoutMs`, then the exchange is cut.
+  // (`close` comes in a later turn than the response, so it finds and clears this timer.)
+  if (!closed) deadline = setTimeout(onDeadline, settings.requestTimeoutMs);
 }
 
 function http2Exchange(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Exchange {
@@ -376,9 +414,23 @@ export async function startDohListener(
       cause: error,
     });
   }
-  server.maxConnections = config.maxConnections ?? DEFAULT_DOH_MAX_CONNECTIONS;
-  // Socket inactivity, for both versions (node:http2 applies it to HTTP/2 and HTTP/1.1 alike).
-  server.setTimeout(idleTimeoutMs);
+  const maxConnections = config.maxConnections ?? DEFAULT_DOH_MAX_CONNECTIONS;
+  const gate = createConnectionGate(
+    {
+      maxConnections,
+      connectionsPerClient: connectionsPerClientFor(
+        maxConnections,
+        config.connectionsPerClient,
+        DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
+      ),
+      idleTimeoutMs,
+    },
+    { listener: 'doh', log },
+  );
+  // No socket inactivity timeout (`server.setTimeout`): it would close a connection whose
+  // request is still being answered, and bytes reset it. An idle connection is closed by the
+  // gate; a busy one is bounded by the request deadline, the handler's own deadlines, and the
+  // deadline for taking the answer (serveExchange).
   // HTTP/1.1 header and request deadlines, checked by node every `connectionsCheckingInterval`.
   const http1 = server as unknown as Http1Timeouts;
   http1.headersTimeout = settings.requestTimeoutMs;
@@ -401,6 +453,8 @@ export async function startDohListener(
   server.on('request', (request: IncomingMessage, response: ServerResponse) => {
     if (request.httpVersionMajor !== 1) return;
     request.on('error', (error) => log.debug('request error', { transport: 'doh', error }));
+    // Busy (not idle, not evictable) until the response is done.
+    gate.track(request.socket, response);
     serve(http1Exchange(request, response));
   });
   for (const listener of server.listeners('stream')) {
@@ -409,26 +463,20 @@ export async function startDohListener(
   }
   server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
     stream.on('error', (error) => log.debug('stream error', { transport: 'doh', error }));
+    // An HTTP/2 connection is busy while it has a stream open.
+    gate.track(stream.session?.socket, stream);
     serve(http2Exchange(stream, headers));
   });
 
-  const sockets = new Set<Socket>();
   server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
     log.debug('connection', { transport: 'doh', remoteAddress: socket.remoteAddress });
-  });
-  server.on('drop', (data) => {
-    log.warn('connection refused: too many connections', {
-      transport: 'doh',
-      remoteAddress: data?.remoteAddress,
-      maxConnections: server.maxConnections,
-    });
   });
   server.on('tlsClientError', (error, socket) => {
     log.debug('tls error', { transport: 'doh', remoteAddress: socket.remoteAddress, error });
   });
   server.on('sessionError', (error) => log.debug('session error', { transport: 'doh', error }));
+  // Last, so that the gate runs before every `connection` listener, node's TLS layer included.
+  guardConnections(server, gate);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -449,10 +497,11 @@ export async function startDohListener(
     host,
     port,
     url,
+    connectionStats: () => gate.stats(),
     close: () => {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
+        gate.close();
       });
       return closing;
     },

@@ -267,8 +267,31 @@ export type { QueryContext, QueryHandler } from './respond.js';
 export { DEFAULT_UDP_MAX_PAYLOAD, DEFAULT_UDP_MAX_IN_FLIGHT } from './udp-server.js';
 export type { UdpListenerConfig } from './udp-server.js';
 export {
+  CONNECTION_REFUSALS,
+  CONNECTION_CLOSE_REASONS,
+  CONNECTIONS_PER_CLIENT_SHARE,
+  clientKeyOf,
+  connectionsPerClientFor,
+  createConnectionGate,
+  guardConnections,
+} from './connection-limits.js';
+export type {
+  ConnectionRefusal,
+  ConnectionCloseReason,
+  ConnectionLimits,
+  ConnectionStats,
+  ConnectionScheduler,
+  ConnectionGateComponents,
+  ConnectionGate,
+  TrackedConnection,
+  SocketAddresses,
+  ClosableExchange,
+} from './connection-limits.js';
+export {
   DEFAULT_TCP_IDLE_TIMEOUT_MS,
+  DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
   DEFAULT_TCP_MAX_CONNECTIONS,
+  DEFAULT_TCP_CONNECTIONS_PER_CLIENT,
   DEFAULT_TCP_MAX_IN_FLIGHT,
   TCP_MAX_UNSENT_OCTETS,
 } from './tcp-server.js';
@@ -279,6 +302,7 @@ export {
   DEFAULT_DOH_REQUEST_TIMEOUT_MS,
   DEFAULT_DOH_IDLE_TIMEOUT_MS,
   DEFAULT_DOH_MAX_CONNECTIONS,
+  DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
   DOH_MAX_CONCURRENT_STREAMS,
 } from './doh-server.js';
 export type { DohListenerConfig } from './doh-server.js';

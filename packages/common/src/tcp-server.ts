@@ -5,7 +5,18 @@
  *
  * Limits, each a named default below: queries in flight per connection (reading stops at the
  * limit and resumes when one is answered), unsent response octets per connection (reading stops
- * when a client does not read its answers), an idle timeout, and connections at once.
+ * when a client does not read its answers), connections at once and per client
+ * (`connection-limits.ts`: a client past its share is closed at accept; a full listener evicts
+ * the oldest idle connection of the client holding the most), and two deadlines that bytes
+ * cannot reset:
+ *
+ * - idle: a connection with no query in flight is closed `idleTimeoutMs` after its last query
+ *   was answered (or after it was accepted), also when it has sent part of a message since
+ *   (RFC 7766 §6.2.3);
+ * - message: a message must arrive whole within `messageTimeoutMs` of its first octet (as
+ *   Knot DNS's `tcp-io-timeout`), so a client that sends a query one octet at a time is closed
+ *   even while it has other queries in flight. The clock does not run while the server itself
+ *   has stopped reading (in-flight or unsent-octets limit).
  *
  * Framing: a length below the 12-octet header cannot frame a DNS message — the peer does not
  * speak DNS over TCP, or the framing is lost — so the connection is closed. A framed message of
@@ -13,6 +24,13 @@
  * length still delimits it from the next one.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import {
+  CONNECTIONS_PER_CLIENT_SHARE,
+  connectionsPerClientFor,
+  createConnectionGate,
+  type ConnectionStats,
+  type TrackedConnection,
+} from './connection-limits.js';
 import type { Logger } from './log.js';
 import { HEADER_OCTETS } from './wire.js';
 import { answerQuery, type QueryHandler } from './respond.js';
@@ -20,8 +38,17 @@ import type { ResponseCache } from './response-cache.js';
 
 /** Default idle timeout: RFC 7766 §6.2.3 suggests some seconds; 10 s as Unbound and Knot use. */
 export const DEFAULT_TCP_IDLE_TIMEOUT_MS = 10_000;
-/** Default most connections at once; beyond, new connections are closed on accept. */
+/**
+ * Default time for one message to arrive whole from its first octet. Knot DNS allows 500 ms
+ * (`tcp-io-timeout`); 2 s leaves room for a slow mobile link, and is still far below the idle
+ * timeout that a drip-feeding client would otherwise hold a connection for.
+ */
+export const DEFAULT_TCP_MESSAGE_TIMEOUT_MS = 2_000;
+/** Default most connections at once; past it, the oldest idle connection is evicted or the new one refused. */
 export const DEFAULT_TCP_MAX_CONNECTIONS = 256;
+/** Default most connections at once of one client (IPv4 address, IPv6 /64): an eighth of the cap. */
+export const DEFAULT_TCP_CONNECTIONS_PER_CLIENT =
+  DEFAULT_TCP_MAX_CONNECTIONS / CONNECTIONS_PER_CLIENT_SHARE;
 /** Default most queries in flight per connection (RFC 7766 §6.2.1.1 pipelining). */
 export const DEFAULT_TCP_MAX_IN_FLIGHT = 16;
 /**
@@ -37,12 +64,20 @@ export interface TcpListenerConfig {
   /** Port to bind; 0 picks a free one. */
   port: number;
   /**
-   * A connection with no query in flight and no complete message received for this long is
-   * closed, also when it has sent part of a message; default {@link DEFAULT_TCP_IDLE_TIMEOUT_MS}.
+   * A connection with no query in flight is closed this long after its last answer (or its
+   * accept), also when it has sent part of a message since; default
+   * {@link DEFAULT_TCP_IDLE_TIMEOUT_MS}.
    */
   idleTimeoutMs?: number;
+  /** Time for one message to arrive whole; default {@link DEFAULT_TCP_MESSAGE_TIMEOUT_MS}. */
+  messageTimeoutMs?: number;
   /** Default {@link DEFAULT_TCP_MAX_CONNECTIONS}. */
   maxConnections?: number;
+  /**
+   * Default {@link DEFAULT_TCP_CONNECTIONS_PER_CLIENT}, or `maxConnections` when that is
+   * smaller.
+   */
+  connectionsPerClient?: number;
   /** Default {@link DEFAULT_TCP_MAX_IN_FLIGHT}. */
   maxInFlightPerConnection?: number;
 }
@@ -51,12 +86,14 @@ export interface TcpListenerConfig {
 export interface TcpListener {
   readonly host: string;
   readonly port: number;
+  /** Connections open now, refused and closed by reason since the start. */
+  connectionStats(): ConnectionStats;
   /** Stops listening and closes every connection; resolves when all are closed. */
   close(): Promise<void>;
 }
 
-interface ConnectionLimits {
-  readonly idleTimeoutMs: number;
+interface ConnectionSettings {
+  readonly messageTimeoutMs: number;
   readonly maxInFlight: number;
 }
 
@@ -68,26 +105,32 @@ export async function startTcpListener(
   log: Logger,
   cache?: ResponseCache,
 ): Promise<TcpListener> {
-  const limits: ConnectionLimits = {
-    idleTimeoutMs: config.idleTimeoutMs ?? DEFAULT_TCP_IDLE_TIMEOUT_MS,
+  const settings: ConnectionSettings = {
+    messageTimeoutMs: config.messageTimeoutMs ?? DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
     maxInFlight: config.maxInFlightPerConnection ?? DEFAULT_TCP_MAX_IN_FLIGHT,
   };
-  const sockets = new Set<Socket>();
+  const maxConnections = config.maxConnections ?? DEFAULT_TCP_MAX_CONNECTIONS;
+  const gate = createConnectionGate(
+    {
+      maxConnections,
+      connectionsPerClient: connectionsPerClientFor(
+        maxConnections,
+        config.connectionsPerClient,
+        DEFAULT_TCP_CONNECTIONS_PER_CLIENT,
+      ),
+      idleTimeoutMs: config.idleTimeoutMs ?? DEFAULT_TCP_IDLE_TIMEOUT_MS,
+    },
+    { listener: 'tcp', log },
+  );
   // allowHalfOpen: a client may shut down its sending side after its last query and still
   // expect the answers (RFC 7766 §6.2.1); the connection closes once they are written.
   const server: Server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+    // Past its client's share, or with the listener full of busy connections: closed before a
+    // single octet is read.
+    const connection = gate.admit(socket);
+    if (connection === undefined) return;
     log.debug('connection', { transport: 'tcp', remoteAddress: socket.remoteAddress });
-    serveConnection(socket, limits, handler, log, cache);
-  });
-  server.maxConnections = config.maxConnections ?? DEFAULT_TCP_MAX_CONNECTIONS;
-  server.on('drop', (data) => {
-    log.warn('connection refused: too many connections', {
-      transport: 'tcp',
-      remoteAddress: data?.remoteAddress,
-      maxConnections: server.maxConnections,
-    });
+    serveConnection(socket, connection, settings, handler, log, cache);
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -106,10 +149,11 @@ export async function startTcpListener(
   return {
     host,
     port,
+    connectionStats: () => gate.stats(),
     close: () => {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
+        gate.close();
       });
       return closing;
     },
@@ -119,7 +163,8 @@ export async function startTcpListener(
 /** Reads length-prefixed queries from one connection and writes each answer when it is ready. */
 function serveConnection(
   socket: Socket,
-  limits: ConnectionLimits,
+  connection: TrackedConnection,
+  settings: ConnectionSettings,
   handler: QueryHandler,
   log: Logger,
   cache: ResponseCache | undefined,
@@ -128,21 +173,26 @@ function serveConnection(
   let pending: Buffer = Buffer.alloc(0);
   let inFlight = 0;
   let ended = false;
-  let idleTimer: NodeJS.Timeout | undefined;
+  let messageTimer: NodeJS.Timeout | undefined;
 
   const close = (event: string): void => {
     log.debug(event, { transport: 'tcp', remoteAddress: context.remoteAddress });
     socket.destroy();
   };
 
-  const armIdleTimer = (): void => {
-    if (idleTimer !== undefined || socket.destroyed) return;
-    idleTimer = setTimeout(() => close('idle timeout'), limits.idleTimeoutMs);
+  // The message deadline: armed at the first octet of a message, never pushed back by the
+  // octets that follow, cleared when the message is whole.
+  const armMessageTimer = (): void => {
+    if (messageTimer !== undefined || socket.destroyed) return;
+    messageTimer = setTimeout(() => {
+      messageTimer = undefined;
+      connection.close('message_timeout');
+    }, settings.messageTimeoutMs);
   };
-  const disarmIdleTimer = (): void => {
-    if (idleTimer === undefined) return;
-    clearTimeout(idleTimer);
-    idleTimer = undefined;
+  const disarmMessageTimer = (): void => {
+    if (messageTimer === undefined) return;
+    clearTimeout(messageTimer);
+    messageTimer = undefined;
   };
 
   const answer = async (message: Buffer): Promise<void> => {
@@ -160,35 +210,36 @@ function serveConnection(
   };
 
   // Takes complete messages off `pending` while the in-flight limit allows, then decides whether
-  // to keep reading and whether the connection is idle.
+  // to keep reading and whether a message deadline runs. The connection is busy (for the idle
+  // timeout and for eviction, `connection-limits.ts`) while a query is in flight.
   const pump = (): void => {
     if (socket.destroyed) return;
-    while (inFlight < limits.maxInFlight && pending.length >= LENGTH_OCTETS) {
+    while (inFlight < settings.maxInFlight && pending.length >= LENGTH_OCTETS) {
       const length = pending.readUInt16BE(0);
       if (length < HEADER_OCTETS) return close('framing error');
       if (pending.length < LENGTH_OCTETS + length) break;
       const message = pending.subarray(LENGTH_OCTETS, LENGTH_OCTETS + length);
       pending = pending.subarray(LENGTH_OCTETS + length);
+      disarmMessageTimer();
       inFlight++;
-      disarmIdleTimer();
+      connection.begin();
       answer(message)
         .catch((error: unknown) => log.error('tcp answer failed', { error }))
         .finally(() => {
           inFlight--;
+          connection.end();
           pump();
         });
     }
-    const blocked = inFlight >= limits.maxInFlight || socket.writableLength > TCP_MAX_UNSENT_OCTETS;
+    const blocked =
+      inFlight >= settings.maxInFlight || socket.writableLength > TCP_MAX_UNSENT_OCTETS;
     if (blocked) socket.pause();
     else if (!ended) socket.resume();
-    if (inFlight > 0) return;
-    if (ended) {
-      socket.end();
-      return;
-    }
-    // Idle: nothing in flight. Partial bytes do not count as activity, so a client that stops
-    // in the middle of a message is closed as well (RFC 7766 §6.2.3).
-    armIdleTimer();
+    // Part of a message is in: its deadline runs while the server reads. While the server has
+    // stopped reading (blocked), it is the server that holds the message up, not the client.
+    if (pending.length > 0 && !blocked && !ended) armMessageTimer();
+    else disarmMessageTimer();
+    if (inFlight === 0 && ended) socket.end();
   };
 
   socket.on('data', (chunk: Buffer) => {
@@ -201,6 +252,5 @@ function serveConnection(
     pump();
   });
   socket.on('error', (error) => log.debug('connection error', { transport: 'tcp', error }));
-  socket.on('close', disarmIdleTimer);
-  armIdleTimer();
+  socket.on('close', disarmMessageTimer);
 }

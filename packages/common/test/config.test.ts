@@ -5,6 +5,14 @@ import { z } from 'zod';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   ConfigError,
+  DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
+  DEFAULT_DOH_IDLE_TIMEOUT_MS,
+  DEFAULT_DOH_MAX_CONNECTIONS,
+  DEFAULT_DOH_REQUEST_TIMEOUT_MS,
+  DEFAULT_TCP_CONNECTIONS_PER_CLIENT,
+  DEFAULT_TCP_IDLE_TIMEOUT_MS,
+  DEFAULT_TCP_MAX_CONNECTIONS,
+  DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
   dpConfigSchema,
   parseConfig,
   parseConfigText,
@@ -45,6 +53,22 @@ const DEFAULT_REGISTRATION = {
   channels: {},
 };
 const TLS = '"tls": { "cert": "/etc/dp/cert.pem", "key": "/etc/dp/key.pem" }';
+/** The listener limits a config gets without a `limits` key: each listener's named defaults. */
+const DEFAULT_LIMITS = {
+  tcp: {
+    maxConnections: DEFAULT_TCP_MAX_CONNECTIONS,
+    connectionsPerClient: DEFAULT_TCP_CONNECTIONS_PER_CLIENT,
+    idleTimeoutMs: DEFAULT_TCP_IDLE_TIMEOUT_MS,
+    messageTimeoutMs: DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
+  },
+  doh: {
+    maxConnections: DEFAULT_DOH_MAX_CONNECTIONS,
+    connectionsPerClient: DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
+    requestTimeoutMs: DEFAULT_DOH_REQUEST_TIMEOUT_MS,
+    idleTimeoutMs: DEFAULT_DOH_IDLE_TIMEOUT_MS,
+  },
+  api: {},
+};
 
 describe('dpConfigSchema', () => {
   it('fills in every default for a DP', () => {
@@ -56,6 +80,7 @@ describe('dpConfigSchema', () => {
       listen: DEFAULT_LISTEN,
       signing: { validityDays: 14, refreshDays: 7 },
       answerCacheBytes: 64 * 2 ** 20,
+      limits: DEFAULT_LIMITS,
       registration: DEFAULT_REGISTRATION,
       log: { level: 'info' },
     });
@@ -173,6 +198,65 @@ describe('dpConfigSchema', () => {
           dp('"signing": { "validityDays": 1.5 }'),
           'error',
           'signing.validityDays: expected a whole number, found a fraction',
+        ],
+      ],
+    ],
+    [
+      'limits',
+      [
+        [dp('"limits": {}'), 'limits', DEFAULT_LIMITS],
+        [
+          dp('"limits": { "tcp": { "connectionsPerClient": 4, "messageTimeoutMs": 500 } }'),
+          'limits',
+          {
+            ...DEFAULT_LIMITS,
+            tcp: { ...DEFAULT_LIMITS.tcp, connectionsPerClient: 4, messageTimeoutMs: 500 },
+          },
+        ],
+        // A small cap alone is valid: the per-client default shrinks to it.
+        [
+          dp('"limits": { "doh": { "maxConnections": 16 } }'),
+          'limits',
+          {
+            ...DEFAULT_LIMITS,
+            doh: { ...DEFAULT_LIMITS.doh, maxConnections: 16, connectionsPerClient: 16 },
+          },
+        ],
+        [
+          dp('"limits": { "api": { "maxConnections": 64, "headersTimeoutMs": 5000 } }'),
+          'limits',
+          { ...DEFAULT_LIMITS, api: { maxConnections: 64, headersTimeoutMs: 5000 } },
+        ],
+        [
+          dp('"limits": { "tcp": { "maxConnections": 8, "connectionsPerClient": 9 } }'),
+          'error',
+          'limits.tcp.connectionsPerClient: must not exceed maxConnections',
+        ],
+        [
+          dp('"limits": { "api": { "maxConnections": 8, "connectionsPerClient": 16 } }'),
+          'error',
+          'limits.api.connectionsPerClient: must not exceed maxConnections',
+        ],
+        [
+          dp('"limits": { "doh": { "connectionsPerClient": 0 } }'),
+          'error',
+          'limits.doh.connectionsPerClient: must be at least 1',
+        ],
+        [
+          dp('"limits": { "tcp": { "idleTimeoutMs": 2147483648 } }'),
+          'error',
+          'limits.tcp.idleTimeoutMs: must be at most 2147483647',
+        ],
+        [
+          dp('"limits": { "api": { "requestTimeoutMs": 1000 } }'),
+          'error',
+          'unknown key "requestTimeoutMs" in limits.api',
+        ],
+        [dp('"limits": { "udp": {} }'), 'error', 'unknown key "udp" in limits'],
+        [
+          '{ "role": "root", "dataDir": "/r", "limits": { "api": { "maxConnections": 8 } } }',
+          'error',
+          'limits.api: not allowed when role is "root" (the root has no registration API)',
         ],
       ],
     ],
@@ -394,6 +478,7 @@ describe('resolverConfigSchema', () => {
       batchConcurrency: 32,
       maxBatch: 1000,
       listen: RESOLVER_LISTEN,
+      limits: DEFAULT_LIMITS,
       log: { level: 'info' },
     });
   });
@@ -498,6 +583,27 @@ describe('resolverConfigSchema', () => {
           resolver('"listen": { "udp": 70000 }'),
           'error',
           'listen.udp: expected a port number 0–65535',
+        ],
+      ],
+    ],
+    [
+      'limits',
+      [
+        [resolver('"limits": { "tcp": {} }'), 'limits', DEFAULT_LIMITS],
+        [
+          resolver('"limits": { "api": { "connectionsPerClient": 8, "idleTimeoutMs": 5000 } }'),
+          'limits',
+          { ...DEFAULT_LIMITS, api: { connectionsPerClient: 8, idleTimeoutMs: 5000 } },
+        ],
+        [
+          resolver('"limits": { "api": { "headersTimeoutMs": 5000 } }'),
+          'error',
+          'unknown key "headersTimeoutMs" in limits.api',
+        ],
+        [
+          resolver('"limits": { "doh": { "maxConnections": 4, "connectionsPerClient": 5 } }'),
+          'error',
+          'limits.doh.connectionsPerClient: must not exceed maxConnections',
         ],
       ],
     ],

@@ -120,6 +120,8 @@ export {
   DEFAULT_API_REQUEST_TIMEOUT_MS,
   DEFAULT_API_IDLE_TIMEOUT_MS,
   DEFAULT_API_MAX_CONNECTIONS,
+  DEFAULT_API_CONNECTIONS_PER_CLIENT,
+  API_MAX_CONCURRENT_STREAMS,
   DISCOVER_PATH,
   JSON_API_ERRORS,
   JsonApiError,
@@ -127,4 +129,4 @@ export {
 } from './json-api.js';
 export type { JsonApiErrorCode, JsonApiOptions, JsonApiComponents, JsonApi } from './json-api.js';
 export { LOOKUP_DURATION_BUCKETS, createResolverMetrics } from './metrics.js';
-export type { LookupKind, ResolverMetrics } from './metrics.js';
+export type { ConnectionListener, LookupKind, ResolverMetrics } from './metrics.js';

@@ -5,8 +5,18 @@ import {
   type Http2ServerRequest,
   type Http2ServerResponse,
 } from 'node:http2';
-import type { Socket } from 'node:net';
-import { CsiError, MimiError, parseCsi, silentLogger, type Logger } from '@mimi-discovery/common';
+import {
+  CONNECTIONS_PER_CLIENT_SHARE,
+  CsiError,
+  MimiError,
+  connectionsPerClientFor,
+  createConnectionGate,
+  guardConnections,
+  parseCsi,
+  silentLogger,
+  type ConnectionStats,
+  type Logger,
+} from '@mimi-discovery/common';
 import type { ResolverMetrics } from './metrics.js';
 import { resultJson, resultJsonText } from './result-json.js';
 import type { DiscoveryResult, DiscoveryResultsJson, Resolver } from './types.js';
@@ -45,6 +55,21 @@ import type { DiscoveryResult, DiscoveryResultsJson, Resolver } from './types.js
  * `csi=%2B44+20+7946+0018`), except a `+` at the very start of the value, which is kept as a
  * plus sign: a leading space means nothing in a CSI, and people type `?csi=+442079460018`.
  *
+ * Slow clients, each deadline fixed when it starts so that bytes sent one at a time cannot push
+ * it back: the TLS handshake within `requestTimeoutMs` of the accept (node's
+ * `handshakeTimeout`); an HTTP/1.1 request's headers and whole request within
+ * `requestTimeoutMs` of its first octet (node's `headersTimeout`, `requestTimeout`); a POST body
+ * within `requestTimeoutMs` of the request (408 `ERR_TIMEOUT`, both versions); the whole
+ * response taken by the client within `requestTimeoutMs` of its start, or the exchange is cut.
+ * A connection with no request in progress (HTTP/1.1: between requests; HTTP/2: no open stream, whatever frames
+ * arrive) is closed `idleTimeoutMs` after its accept or its last response. An HTTP/2 session has
+ * at most {@link API_MAX_CONCURRENT_STREAMS} streams open at once.
+ *
+ * Connections: at most `maxConnections`, and `connectionsPerClient` per client (IPv4 address,
+ * IPv6 /64); a connection past its client's share is closed at accept, before its TLS
+ * handshake, and a full API evicts the oldest idle connection of the client holding the most
+ * (`connection-limits.ts` in `@mimi-discovery/common`).
+ *
  * Privacy (design §10, R6): request logs hold the route, the status, the number of CSIs and the
  * time taken; never a CSI, and never the client address.
  */
@@ -57,10 +82,21 @@ export const BODY_OCTETS_PER_CSI = 512;
 export const MIN_MAX_BODY_OCTETS = 64 * 1024;
 /** Default time for a client to deliver a whole request (TLS handshake, headers, body). */
 export const DEFAULT_API_REQUEST_TIMEOUT_MS = 10_000;
-/** Default time a connection may stay silent before it is closed. */
+/** Default time a connection may go without a request in progress before it is closed. */
 export const DEFAULT_API_IDLE_TIMEOUT_MS = 30_000;
-/** Default most TLS connections at once. */
+/**
+ * Default most TLS connections at once; past it the oldest idle connection of the client
+ * holding the most is evicted, or the new one refused.
+ */
 export const DEFAULT_API_MAX_CONNECTIONS = 1024;
+/**
+ * Default most connections of one client (IPv4 address, IPv6 /64) at once: an eighth of the
+ * cap. An MSP back end needs a few (HTTP/2 multiplexes its requests on one).
+ */
+export const DEFAULT_API_CONNECTIONS_PER_CLIENT =
+  DEFAULT_API_MAX_CONNECTIONS / CONNECTIONS_PER_CLIENT_SHARE;
+/** Most concurrent HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS, RFC 9113 §6.5.2). */
+export const API_MAX_CONCURRENT_STREAMS = 100;
 /** The route of both requests. */
 export const DISCOVER_PATH = '/v1/discover';
 
@@ -118,6 +154,11 @@ export interface JsonApiOptions {
   idleTimeoutMs?: number;
   /** Default {@link DEFAULT_API_MAX_CONNECTIONS}. */
   maxConnections?: number;
+  /**
+   * Default {@link DEFAULT_API_CONNECTIONS_PER_CLIENT}, or `maxConnections` when that is
+   * smaller.
+   */
+  connectionsPerClient?: number;
 }
 
 /** What the API uses besides its options. */
@@ -133,6 +174,8 @@ export interface JsonApi {
   readonly port: number;
   /** `https://127.0.0.1:<port>` */
   readonly url: string;
+  /** Connections open now, refused and closed by reason since the start. */
+  connectionStats(): ConnectionStats;
   /** Stops listening and closes every connection. */
   close(): Promise<void>;
 }
@@ -187,9 +230,26 @@ export async function startJsonApi(
     allowHTTP1: true,
     minVersion: 'TLSv1.2',
     handshakeTimeout: settings.requestTimeoutMs,
+    settings: { maxConcurrentStreams: API_MAX_CONCURRENT_STREAMS },
   });
-  server.maxConnections = options.maxConnections ?? DEFAULT_API_MAX_CONNECTIONS;
-  server.setTimeout(options.idleTimeoutMs ?? DEFAULT_API_IDLE_TIMEOUT_MS);
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_API_IDLE_TIMEOUT_MS;
+  const maxConnections = options.maxConnections ?? DEFAULT_API_MAX_CONNECTIONS;
+  const gate = createConnectionGate(
+    {
+      maxConnections,
+      connectionsPerClient: connectionsPerClientFor(
+        maxConnections,
+        options.connectionsPerClient,
+        DEFAULT_API_CONNECTIONS_PER_CLIENT,
+      ),
+      idleTimeoutMs,
+    },
+    { listener: 'api', log },
+  );
+  // No socket inactivity timeout (`server.setTimeout`): it would close a connection whose batch
+  // is still being resolved, and bytes reset it. An idle connection is closed by the gate; a
+  // busy one is bounded by the request deadlines, the resolver's own, and the deadline for
+  // taking the response (`send`).
   const http1 = server as unknown as Http1Timeouts;
   http1.headersTimeout = settings.requestTimeoutMs;
   http1.requestTimeout = settings.requestTimeoutMs;
@@ -249,23 +309,23 @@ export async function startJsonApi(
       count,
       ms: Math.round(performance.now() - started),
     });
-    send(req, res, response);
+    send(req, res, response, settings.requestTimeoutMs);
   };
 
   server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
     req.on('error', (error) => log.debug('request_error', { error }));
+    // Busy (not idle, not evictable) until the response is done; an HTTP/2 connection while
+    // any of its streams is open.
+    gate.track(req.httpVersionMajor === 2 ? req.stream.session?.socket : req.socket, res);
     handle(req, res).catch((error: unknown) => {
       log.error('request_failed', faultOf(error));
       res.destroy();
     });
   });
-  const sockets = new Set<Socket>();
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
   server.on('sessionError', (error) => log.debug('session_error', { error }));
   server.on('tlsClientError', (error) => log.debug('tls_error', { error }));
+  // Last, so that the gate runs before node's TLS layer: a refused connection costs no handshake.
+  guardConnections(server, gate);
 
   await new Promise<void>((resolve, reject) => {
     const onError = (cause: Error): void => {
@@ -296,10 +356,11 @@ export async function startJsonApi(
     host,
     port,
     url,
+    connectionStats: () => gate.stats(),
     close: () => {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
+        gate.close();
       });
       return closing;
     },
@@ -524,9 +585,16 @@ function errorResponse(error: unknown): JsonResponse {
 /**
  * Writes the response. When the request body was left unread (a refusal), the exchange ends
  * with the response rather than waiting for the rest: HTTP/1.1 closes the connection, HTTP/2
- * resets the stream with NO_ERROR once the response is out (RFC 9113 §8.1).
+ * resets the stream with NO_ERROR once the response is out (RFC 9113 §8.1). A client that has
+ * not taken the whole response `deliveryMs` later (an HTTP/2 window held shut, a reader of one
+ * octet at a time) has the exchange cut, so that it cannot keep its connection busy for ever.
  */
-function send(req: Http2ServerRequest, res: Http2ServerResponse, response: JsonResponse): void {
+function send(
+  req: Http2ServerRequest,
+  res: Http2ServerResponse,
+  response: JsonResponse,
+  deliveryMs: number,
+): void {
   if (res.headersSent || res.destroyed) return;
   const json = 'text' in response.body ? response.body.text : JSON.stringify(response.body.value);
   // Encoded once: its length is the content-length, and the octets are what is written.
@@ -543,5 +611,11 @@ function send(req: Http2ServerRequest, res: Http2ServerResponse, response: JsonR
   if (unread && !http1) {
     res.once('finish', () => res.stream.close(http2Constants.NGHTTP2_NO_ERROR));
   }
+  const cut = setTimeout(() => {
+    if (http1) req.socket.destroy();
+    else res.stream.close(http2Constants.NGHTTP2_CANCEL);
+  }, deliveryMs);
+  cut.unref();
+  res.once('close', () => clearTimeout(cut));
   res.end(body);
 }

@@ -1,5 +1,8 @@
 import {
+  CONNECTION_CLOSE_REASONS,
+  CONNECTION_REFUSALS,
   createMetricsRegistry,
+  type ConnectionStats,
   type Counter,
   type ResponseCacheStats,
   type Histogram,
@@ -23,6 +26,8 @@ import type { DiscoveryResult, Resolver } from './types.js';
  * | `resolver_lookup_duration_seconds{kind}`            | histogram | front ends: `dns`, `discover` (one CSI), `batch` (one POST) |
  * | `resolver_queries_total{transport,rcode}`           | counter   | the DNS front ends            |
  * | `resolver_api_requests_total{status}`               | counter   | the JSON API, by HTTP status  |
+ * | `resolver_connections_refused_total{listener,reason}` | counter | listeners: closed at accept |
+ * | `resolver_connections_closed_total{listener,reason}`  | counter | listeners: closed by the server |
  *
  * plus the process metrics of prom-client. Label values are small fixed sets (a status, a
  * reason, a transport): never a CSI, a query name or a client address.
@@ -32,6 +37,9 @@ import type { DiscoveryResult, Resolver } from './types.js';
  * collects metrics in the order they were declared, so every metric declared after it is read
  * once the copy is done.
  */
+
+/** A listener whose connections are limited (`connection-limits.ts` in common). */
+export type ConnectionListener = 'tcp' | 'doh' | 'api';
 
 /** What a front end measures: one DNS question, one GET discovery, or one POST batch. */
 export type LookupKind = 'dns' | 'discover' | 'batch';
@@ -56,6 +64,11 @@ export interface ResolverMetrics {
   recordApiRequest(status: number): void;
   /** Reports the counts of the DNS front ends' answer cache. */
   watchAnswerCache(cache: { readonly stats: ResponseCacheStats }): void;
+  /** Reports the connection refusals and closes of a listener. */
+  watchConnections(
+    listener: ConnectionListener,
+    source: { connectionStats(): ConnectionStats },
+  ): void;
 }
 
 /** Declares the metrics of a resolver server in a new registry, reading `resolver.stats()`. */
@@ -129,10 +142,38 @@ export function createResolverMetrics(resolver: Pick<Resolver, 'stats'>): Resolv
     },
   });
 
+  const connectionSources = new Map<ConnectionListener, { connectionStats(): ConnectionStats }>();
+  registry.counter<'listener' | 'reason'>('connections_refused_total', {
+    help: 'New connections closed at accept, by listener and reason (client_limit, capacity)',
+    labelNames: ['listener', 'reason'],
+    collect() {
+      this.reset();
+      for (const [listener, source] of connectionSources) {
+        const { refused } = source.connectionStats();
+        for (const reason of CONNECTION_REFUSALS) this.inc({ listener, reason }, refused[reason]);
+      }
+    },
+  });
+  registry.counter<'listener' | 'reason'>('connections_closed_total', {
+    help: 'Connections the server closed, by listener and reason (evicted, idle_timeout, message_timeout)',
+    labelNames: ['listener', 'reason'],
+    collect() {
+      this.reset();
+      for (const [listener, source] of connectionSources) {
+        const { closed } = source.connectionStats();
+        for (const reason of CONNECTION_CLOSE_REASONS)
+          this.inc({ listener, reason }, closed[reason]);
+      }
+    },
+  });
+
   return {
     registry,
     watchAnswerCache(cache) {
       answerCache = cache;
+    },
+    watchConnections(listener, source) {
+      connectionSources.set(listener, source);
     },
     recordQuery(transport, rcode, seconds) {
       queries.inc({ transport, rcode });

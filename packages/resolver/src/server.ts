@@ -58,6 +58,8 @@ export interface ResolverServerConfig extends ResolverConfig {
   batchConcurrency: number;
   maxBatch: number;
   listen: ResolverFileConfig['listen'];
+  /** Connection limits and deadlines of the listeners. */
+  limits: ResolverFileConfig['limits'];
   /** The certificate chain and key of DoH and the JSON API, PEM (read from `tls.cert`, `tls.key`). */
   tls?: { cert: string; key: string };
   log: { level: LogLevel };
@@ -167,6 +169,7 @@ export async function loadResolverConfig(path: string): Promise<ResolverServerCo
     batchConcurrency: file.batchConcurrency,
     maxBatch: file.maxBatch,
     listen: file.listen,
+    limits: file.limits,
     ...(tls === undefined ? {} : { tls }),
     log: file.log,
   };
@@ -339,6 +342,9 @@ function resolverResponse(
 // ---------------------------------------------------------------------------------------------
 // The server
 
+/** The `limits` of a resolver config file: per listener, connections and deadlines. */
+type ListenerLimits = ResolverFileConfig['limits'];
+
 /** What `startResolverServer` needs from a config: where to listen, TLS, the apex and bounds. */
 export interface ResolverServerSettings {
   /** Default `mimi.arpa`. */
@@ -356,6 +362,11 @@ export interface ResolverServerSettings {
     api?: number | null;
     admin?: number | null;
   };
+  /**
+   * Connection limits and deadlines per listener (`resolverConfigSchema`'s `limits`); absent:
+   * each listener's defaults.
+   */
+  limits?: { [L in keyof ListenerLimits]?: Partial<ListenerLimits[L]> };
   /** Certificate chain and key, PEM: required for `doh` and `api`. */
   tls?: { cert: string | Uint8Array; key: string | Uint8Array };
   /** Level of the default logger. */
@@ -418,6 +429,7 @@ export async function startResolverServer(
     );
   }
   const apex = canonicalName(settings.apex ?? DEFAULT_APEX);
+  const limits = settings.limits ?? {};
   const metrics = createResolverMetrics(resolver);
   const started: Array<{ close(): Promise<void> }> = [];
   let answerCache: ResponseCache | undefined;
@@ -427,10 +439,10 @@ export async function startResolverServer(
       const config: DnsServerConfig = {
         host,
         ...(udp === null ? {} : { udp: { port: udp } }),
-        ...(tcp === null ? {} : { tcp: { port: tcp } }),
+        ...(tcp === null ? {} : { tcp: { port: tcp, ...limits.tcp } }),
         ...(doh === null || tls === undefined
           ? {}
-          : { doh: { port: doh, cert: tls.cert, key: tls.key } }),
+          : { doh: { port: doh, cert: tls.cert, key: tls.key, ...limits.doh } }),
       };
       const handler = createResolverQueryHandler(resolver, {
         apex,
@@ -447,6 +459,8 @@ export async function startResolverServer(
       answerCache = cache;
       dns = await startDnsServer(config, handler, { log: log.child('dns'), cache });
       started.push(dns);
+      if (dns.tcp) metrics.watchConnections('tcp', dns.tcp);
+      if (dns.doh) metrics.watchConnections('doh', dns.doh);
     }
     let jsonApi: JsonApi | undefined;
     if (api !== null && tls !== undefined) {
@@ -457,11 +471,13 @@ export async function startResolverServer(
           cert: tls.cert,
           key: tls.key,
           ...(settings.maxBatch === undefined ? {} : { maxBatch: settings.maxBatch }),
+          ...limits.api,
         },
         resolver,
         { log: log.child('api'), metrics },
       );
       started.push(jsonApi);
+      metrics.watchConnections('api', jsonApi);
     }
     let adminServer: AdminServer | undefined;
     if (admin !== null) {

@@ -1,8 +1,10 @@
 import { request as httpsRequest } from 'node:https';
+import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 import { connect as http2Connect } from 'node:http2';
 import { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   CsiError,
   createLocalCa,
@@ -524,6 +526,250 @@ describe('a resolver that writes its own JSON', () => {
       expect(written).toHaveLength(3);
     } finally {
       await own.close();
+    }
+  });
+});
+
+/** The HTTP/2 error code CANCEL (RFC 9113 §7): the stream is no longer needed. */
+const NGHTTP2_CANCEL = 0x8;
+
+describe('connections per client', () => {
+  // Attackers bind their sockets to other addresses of 127.0.0.0/8 (all of it is loopback on
+  // Linux), so the API sees them as other clients than the one at 127.0.0.1.
+  const ATTACKERS = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6', '127.0.0.7'];
+  let limited: JsonApi;
+  let limitedMetrics: ResolverMetrics;
+  const sockets: Socket[] = [];
+
+  beforeAll(async () => {
+    const leaf = await issueServerCertificate(ca, {
+      hostnames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+    });
+    limitedMetrics = createResolverMetrics(resolver);
+    limited = await startJsonApi(
+      {
+        port: 0,
+        cert: leaf.certPem,
+        key: leaf.keyPem,
+        maxConnections: 16,
+        connectionsPerClient: 4,
+        requestTimeoutMs: 30_000,
+        idleTimeoutMs: 30_000,
+      },
+      resolver,
+      { metrics: limitedMetrics },
+    );
+    limitedMetrics.watchConnections('api', limited);
+  });
+
+  afterEach(async () => {
+    for (const socket of sockets.splice(0)) socket.destroy();
+    await settled(() => limited.connectionStats().open === 0);
+  });
+
+  afterAll(async () => {
+    await limited?.close();
+  });
+
+  /** A TCP connection from `from` that never starts TLS: it holds a place until a deadline. */
+  const halfOpen = (from: string): { isClosed(): boolean } => {
+    const socket = connectTcp({ host: '127.0.0.1', port: limited.port, localAddress: from });
+    sockets.push(socket);
+    socket.on('error', () => undefined);
+    let closed = false;
+    socket.once('close', () => (closed = true));
+    return { isClosed: () => closed };
+  };
+
+  /** Every connection the API has decided on since it started. */
+  const decided = (): number => {
+    const s = limited.connectionStats();
+    return s.admitted + s.refused.client_limit + s.refused.capacity;
+  };
+
+  /** Polls every 10 ms, for at most 5 s. */
+  async function settled(condition: () => boolean): Promise<void> {
+    for (let i = 0; i < 500 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(condition()).toBe(true);
+  }
+
+  /** One GET on a connection of its own, from 127.0.0.1. */
+  async function discover(): Promise<number> {
+    const agent = new Agent({ allowH2: true, connect: { ca: ca.certPem } });
+    try {
+      const response = await request(
+        `${limited.url}/v1/discover?csi=${encodeURIComponent(ALICE)}`,
+        {
+          dispatcher: agent,
+        },
+      );
+      await response.body.text();
+      return response.statusCode;
+    } finally {
+      await agent.close();
+    }
+  }
+
+  it('closes the connections of one client past its share at once, and answers another client', async () => {
+    const before = decided();
+    const held = Array.from({ length: 10 }, () => halfOpen('127.0.0.2'));
+    await settled(() => decided() - before === 10);
+    await settled(() => held.filter((c) => c.isClosed()).length === 6);
+    expect(limited.connectionStats()).toMatchObject({ open: 4, refused: { client_limit: 6 } });
+    expect(await discover()).toBe(200);
+    // Counted by listener and reason, never by client.
+    const text = await metricsText(limitedMetrics.registry);
+    expect(text).toMatch(
+      /^resolver_connections_refused_total\{listener="api",reason="client_limit"\} 6$/m,
+    );
+    expect(text).not.toMatch(/127\.0\.0\./);
+  });
+
+  it('answers a client while attackers whose shares add up past the cap hold half-open connections', async () => {
+    const before = decided();
+    for (const from of ATTACKERS) for (let i = 0; i < 4; i++) halfOpen(from);
+    await settled(() => decided() - before === 24);
+    expect(limited.connectionStats().open).toBe(16);
+    expect(await discover()).toBe(200);
+    expect(limited.connectionStats().open).toBeLessThanOrEqual(16);
+    const text = await metricsText(limitedMetrics.registry);
+    expect(text).toMatch(
+      /^resolver_connections_closed_total\{listener="api",reason="evicted"\} \d+$/m,
+    );
+  });
+
+  it.each([
+    ['HTTP/2', true],
+    ['HTTP/1.1', false],
+  ])(
+    'keeps an %s connection busy with a slow resolution past the idle timeout',
+    async (_v, allowH2) => {
+      const leaf = await issueServerCertificate(ca, {
+        hostnames: ['localhost'],
+        ipAddresses: ['127.0.0.1'],
+      });
+      // Slower than the idle timeout: only a connection counted busy survives it.
+      const slow = {
+        discover: async (input: string): Promise<DiscoveryResult> => {
+          await new Promise((r) => setTimeout(r, 900));
+          return resolver.discover(input);
+        },
+        discoverMany: (inputs: readonly string[]) => resolver.discoverMany(inputs),
+      };
+      const busy = await startJsonApi(
+        {
+          port: 0,
+          cert: leaf.certPem,
+          key: leaf.keyPem,
+          requestTimeoutMs: 300,
+          idleTimeoutMs: 300,
+        },
+        slow,
+      );
+      const agent = new Agent({ allowH2, connect: { ca: ca.certPem } });
+      try {
+        const response = await request(`${busy.url}/v1/discover?csi=${encodeURIComponent(ALICE)}`, {
+          dispatcher: agent,
+        });
+        expect(response.statusCode).toBe(200);
+        expect(await response.body.json()).toEqual(FOUND);
+      } finally {
+        await agent.close();
+        await busy.close();
+      }
+    },
+  );
+
+  it('cuts an HTTP/2 exchange whose client does not take its response', async () => {
+    const leaf = await issueServerCertificate(ca, {
+      hostnames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+    });
+    const api = await startJsonApi(
+      { port: 0, cert: leaf.certPem, key: leaf.keyPem, requestTimeoutMs: 500 },
+      resolver,
+    );
+    // A flow-control window of zero: the response headers go out, its DATA never can.
+    const session = http2Connect(api.url, {
+      ca: ca.certPem,
+      settings: { initialWindowSize: 0 },
+    });
+    session.on('error', () => undefined);
+    const pinger = setInterval(() => {
+      if (!session.destroyed) session.ping(() => undefined);
+    }, 100);
+    try {
+      const started = performance.now();
+      const stream = session.request({ ':path': `/v1/discover?csi=${encodeURIComponent(ALICE)}` });
+      stream.on('error', () => undefined);
+      const closed = await new Promise<{ after: number; code: number }>((resolve) =>
+        stream.once('close', () =>
+          resolve({ after: performance.now() - started, code: stream.rstCode }),
+        ),
+      );
+      expect(closed.code).toBe(NGHTTP2_CANCEL);
+      expect(session.destroyed).toBe(false);
+      expect(closed.after).toBeGreaterThanOrEqual(450);
+      expect(closed.after).toBeLessThan(1500);
+    } finally {
+      clearInterval(pinger);
+      session.destroy();
+      await api.close();
+    }
+  });
+
+  it('closes an HTTP/2 session without streams at the idle timeout, although it keeps sending PINGs', async () => {
+    const leaf = await issueServerCertificate(ca, {
+      hostnames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+    });
+    const idle = await startJsonApi(
+      { port: 0, cert: leaf.certPem, key: leaf.keyPem, requestTimeoutMs: 5000, idleTimeoutMs: 600 },
+      resolver,
+    );
+    // Bound to 127.0.0.2 underneath: node's TLS and HTTP/2 clients take no local address.
+    const session = http2Connect(idle.url, {
+      createConnection: () => {
+        const tcp = connectTcp({ host: '127.0.0.1', port: idle.port, localAddress: '127.0.0.2' });
+        tcp.on('error', () => undefined);
+        return connectTls({
+          socket: tcp,
+          host: '127.0.0.1',
+          ca: ca.certPem,
+          ALPNProtocols: ['h2'],
+        });
+      },
+    });
+    session.on('error', () => undefined);
+    try {
+      const closedAt = new Promise<number>((resolve) =>
+        session.once('close', () => resolve(performance.now())),
+      );
+      const stream = session.request({ ':path': `/v1/discover?csi=${encodeURIComponent(ALICE)}` });
+      stream.resume();
+      await new Promise<void>((resolve) => stream.once('close', () => resolve()));
+      const idleFrom = performance.now();
+      let pings = 0;
+      for (let i = 0; i < 40 && !session.closed && !session.destroyed; i++) {
+        const ok = await new Promise<boolean>((resolve) => {
+          try {
+            session.ping((error) => resolve(error === null));
+          } catch {
+            resolve(false);
+          }
+        });
+        if (ok) pings++;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const idleFor = (await closedAt) - idleFrom;
+      expect(pings).toBeGreaterThanOrEqual(3);
+      expect(idleFor).toBeGreaterThanOrEqual(500);
+      expect(idleFor).toBeLessThan(2500);
+      expect(idle.connectionStats().closed.idle_timeout).toBe(1);
+    } finally {
+      session.destroy();
+      await idle.close();
     }
   });
 });

@@ -1,9 +1,17 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect as connectTcp, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ConfigError,
+  DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
+  DEFAULT_DOH_IDLE_TIMEOUT_MS,
+  DEFAULT_DOH_MAX_CONNECTIONS,
+  DEFAULT_DOH_REQUEST_TIMEOUT_MS,
+  DEFAULT_TCP_IDLE_TIMEOUT_MS,
+  DEFAULT_TCP_MAX_CONNECTIONS,
+  DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
   MimiError,
   buildQuery,
   createDohClient,
@@ -125,6 +133,8 @@ const logs: string[] = [];
 let server: RunningResolverServer;
 let doh: DohClient;
 let dir: string;
+/** The certificate of every server in this file. */
+let tlsLeaf: { certPem: string; keyPem: string };
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'resolver-server-'));
@@ -133,6 +143,7 @@ beforeAll(async () => {
     hostnames: ['localhost'],
     ipAddresses: ['127.0.0.1'],
   });
+  tlsLeaf = leaf;
   server = await startResolverServer(
     {
       listen: { udp: 0, tcp: 0, doh: 0, api: 0, admin: 0 },
@@ -422,6 +433,46 @@ describe('startResolverServer', () => {
     expect((none as MimiError).code).toBe('ERR_RESOLVER_NO_LISTENER');
   });
 
+  it('gives each listener the limits of its settings', async () => {
+    const limited = await startResolverServer(
+      {
+        listen: { tcp: 0, api: 0 },
+        limits: { tcp: { connectionsPerClient: 2 }, api: { connectionsPerClient: 1 } },
+        tls: { cert: tlsLeaf.certPem, key: tlsLeaf.keyPem },
+      },
+      resolver,
+      { log: createLogger('t', { level: 'silent' }) },
+    );
+    const sockets: Socket[] = [];
+    try {
+      const port = {
+        tcp: limited.dns?.tcp?.port ?? 0,
+        api: limited.api?.port ?? 0,
+      };
+      for (const [listener, count] of [
+        ['tcp', 3],
+        ['api', 2],
+      ] as const) {
+        for (let i = 0; i < count; i++) {
+          const socket = connectTcp({ host: '127.0.0.1', port: port[listener] });
+          socket.on('error', () => undefined);
+          sockets.push(socket);
+        }
+      }
+      const refused = (): number[] => [
+        limited.dns?.tcp?.connectionStats().refused.client_limit ?? 0,
+        limited.api?.connectionStats().refused.client_limit ?? 0,
+      ];
+      for (let i = 0; i < 500 && refused().join() !== '1,1'; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(refused()).toEqual([1, 1]);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await limited.close();
+    }
+  });
+
   it('closes what it started when a listener cannot bind', async () => {
     const taken = udp().port;
     const error = await startResolverServer({ listen: { tcp: 0, udp: taken } }, resolver, {
@@ -482,6 +533,7 @@ describe('loadResolverConfig', () => {
     const path = files('good', {
       ca: 'ca.pem',
       listen: { udp: 0, api: 0 },
+      limits: { tcp: { connectionsPerClient: 4 }, api: { idleTimeoutMs: 5000 } },
       tls: { cert: 'cert.pem', key: 'key.pem' },
       maxBatch: 50,
     });
@@ -498,6 +550,21 @@ describe('loadResolverConfig', () => {
       batchConcurrency: 32,
       maxBatch: 50,
       listen: { host: '127.0.0.1', udp: 0, tcp: null, doh: null, api: 0, admin: null },
+      limits: {
+        tcp: {
+          maxConnections: DEFAULT_TCP_MAX_CONNECTIONS,
+          connectionsPerClient: 4,
+          idleTimeoutMs: DEFAULT_TCP_IDLE_TIMEOUT_MS,
+          messageTimeoutMs: DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
+        },
+        doh: {
+          maxConnections: DEFAULT_DOH_MAX_CONNECTIONS,
+          connectionsPerClient: DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
+          requestTimeoutMs: DEFAULT_DOH_REQUEST_TIMEOUT_MS,
+          idleTimeoutMs: DEFAULT_DOH_IDLE_TIMEOUT_MS,
+        },
+        api: { idleTimeoutMs: 5000 },
+      },
       tls: { cert: 'CERT', key: 'KEY' },
       log: { level: 'info' },
     });
