@@ -1,15 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  CONNECTION_CLOSE_REASONS,
-  CONNECTION_REFUSALS,
+  declareConnectionMetrics,
   createLogger,
   createMetricsRegistry,
   ResponseCache,
   startAdminServer,
   startDnsServer,
   type AdminServer,
-  type ConnectionStats,
+  type ConnectionStatsSource,
   type DnsServer,
   type DnsServerConfig,
   type DpConfig,
@@ -185,34 +184,12 @@ export async function startProvider(
       );
       started.push(registrationApi);
     }
-    const listeners: ReadonlyArray<readonly [string, { connectionStats(): ConnectionStats }]> = [
+    const listeners: ReadonlyArray<readonly [string, ConnectionStatsSource]> = [
       ...(dns?.tcp ? [['tcp', dns.tcp] as const] : []),
       ...(dns?.doh ? [['doh', dns.doh] as const] : []),
       ...(registrationApi ? [['api', registrationApi] as const] : []),
     ];
-    metrics.counter<'listener' | 'reason'>('connections_refused_total', {
-      help: 'New connections closed at accept, by listener and reason (client_limit, capacity)',
-      labelNames: ['listener', 'reason'],
-      collect() {
-        this.reset();
-        for (const [listener, source] of listeners) {
-          const { refused } = source.connectionStats();
-          for (const reason of CONNECTION_REFUSALS) this.inc({ listener, reason }, refused[reason]);
-        }
-      },
-    });
-    metrics.counter<'listener' | 'reason'>('connections_closed_total', {
-      help: 'Connections the server closed, by listener and reason (evicted, idle_timeout, message_timeout)',
-      labelNames: ['listener', 'reason'],
-      collect() {
-        this.reset();
-        for (const [listener, source] of listeners) {
-          const { closed } = source.connectionStats();
-          for (const reason of CONNECTION_CLOSE_REASONS)
-            this.inc({ listener, reason }, closed[reason]);
-        }
-      },
-    });
+    declareConnectionMetrics(metrics, () => listeners);
 
     const adminServer =
       admin !== null

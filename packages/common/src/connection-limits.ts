@@ -51,6 +51,7 @@
 import { isIPv4, isIPv6, type Server, type Socket } from 'node:net';
 import { TransportError } from './dns-client.js';
 import { silentLogger, type Logger } from './log.js';
+import type { MetricsRegistry } from './metrics.js';
 
 /** Why a new connection was closed at accept. */
 export type ConnectionRefusal = 'client_limit' | 'capacity';
@@ -478,5 +479,45 @@ export function guardConnections(server: Server, gate: ConnectionGate): void {
   server.on('connection', (socket: Socket) => {
     if (gate.admit(socket) === undefined) return;
     for (const listener of listeners) listener.call(server, socket);
+  });
+}
+
+/** A listener whose connection counts a metrics registry reads, under the listener's name. */
+export interface ConnectionStatsSource {
+  connectionStats(): ConnectionStats;
+}
+
+/**
+ * Declares `<prefix>_connections_refused_total` and `<prefix>_connections_closed_total`, labelled
+ * by listener and reason (never by client), read at each scrape from the listeners `sources`
+ * yields then: one declaration for every server that holds a {@link ConnectionGate}.
+ */
+export function declareConnectionMetrics(
+  metrics: MetricsRegistry,
+  sources: () => Iterable<readonly [string, ConnectionStatsSource]>,
+): void {
+  metrics.counter<'listener' | 'reason'>('connections_refused_total', {
+    help: 'New connections closed at accept, by listener and reason (client_limit, capacity)',
+    labelNames: ['listener', 'reason'],
+    collect() {
+      this.reset();
+      for (const [listener, source] of sources()) {
+        const { refused } = source.connectionStats();
+        for (const reason of CONNECTION_REFUSALS) this.inc({ listener, reason }, refused[reason]);
+      }
+    },
+  });
+  metrics.counter<'listener' | 'reason'>('connections_closed_total', {
+    help: 'Connections the server closed, by listener and reason (evicted, idle_timeout, message_timeout)',
+    labelNames: ['listener', 'reason'],
+    collect() {
+      this.reset();
+      for (const [listener, source] of sources()) {
+        const { closed } = source.connectionStats();
+        for (const reason of CONNECTION_CLOSE_REASONS) {
+          this.inc({ listener, reason }, closed[reason]);
+        }
+      }
+    },
   });
 }

@@ -273,6 +273,7 @@ export {
   clientKeyOf,
   connectionsPerClientFor,
   createConnectionGate,
+  declareConnectionMetrics,
   guardConnections,
 } from './connection-limits.js';
 export type {
@@ -286,6 +287,7 @@ export type {
   TrackedConnection,
   SocketAddresses,
   ClosableExchange,
+  ConnectionStatsSource,
 } from './connection-limits.js';
 export {
   DEFAULT_TCP_IDLE_TIMEOUT_MS,

@@ -1,8 +1,7 @@
 import {
-  CONNECTION_CLOSE_REASONS,
-  CONNECTION_REFUSALS,
+  declareConnectionMetrics,
   createMetricsRegistry,
-  type ConnectionStats,
+  type ConnectionStatsSource,
   type Counter,
   type ResponseCacheStats,
   type Histogram,
@@ -65,10 +64,7 @@ export interface ResolverMetrics {
   /** Reports the counts of the DNS front ends' answer cache. */
   watchAnswerCache(cache: { readonly stats: ResponseCacheStats }): void;
   /** Reports the connection refusals and closes of a listener. */
-  watchConnections(
-    listener: ConnectionListener,
-    source: { connectionStats(): ConnectionStats },
-  ): void;
+  watchConnections(listener: ConnectionListener, source: ConnectionStatsSource): void;
 }
 
 /** Declares the metrics of a resolver server in a new registry, reading `resolver.stats()`. */
@@ -142,30 +138,8 @@ export function createResolverMetrics(resolver: Pick<Resolver, 'stats'>): Resolv
     },
   });
 
-  const connectionSources = new Map<ConnectionListener, { connectionStats(): ConnectionStats }>();
-  registry.counter<'listener' | 'reason'>('connections_refused_total', {
-    help: 'New connections closed at accept, by listener and reason (client_limit, capacity)',
-    labelNames: ['listener', 'reason'],
-    collect() {
-      this.reset();
-      for (const [listener, source] of connectionSources) {
-        const { refused } = source.connectionStats();
-        for (const reason of CONNECTION_REFUSALS) this.inc({ listener, reason }, refused[reason]);
-      }
-    },
-  });
-  registry.counter<'listener' | 'reason'>('connections_closed_total', {
-    help: 'Connections the server closed, by listener and reason (evicted, idle_timeout, message_timeout)',
-    labelNames: ['listener', 'reason'],
-    collect() {
-      this.reset();
-      for (const [listener, source] of connectionSources) {
-        const { closed } = source.connectionStats();
-        for (const reason of CONNECTION_CLOSE_REASONS)
-          this.inc({ listener, reason }, closed[reason]);
-      }
-    },
-  });
+  const connectionSources = new Map<ConnectionListener, ConnectionStatsSource>();
+  declareConnectionMetrics(registry, () => connectionSources);
 
   return {
     registry,
