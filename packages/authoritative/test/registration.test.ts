@@ -12,10 +12,8 @@ import {
   MAX_MAPREFS_PER_CSI,
   MAX_MAPPINGS_PER_CSI,
   MAX_MAP_TTL_SECONDS,
-  createRegistrar,
-  type Registrar,
-  type RegistrarOptions,
-} from '../src/registration.js';
+} from '../src/mapping-ops.js';
+import { createRegistrar, type Registrar, type RegistrarOptions } from '../src/registration.js';
 import {
   CSIP,
   DAY,
