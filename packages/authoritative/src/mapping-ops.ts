@@ -651,7 +651,8 @@ function planRevocation(zone: ZoneReader, replay: ReplayReader, op: Op<'revoke'>
   );
   const changes: NormalizedChange[] = [];
   if (kept.length !== stored.length) changes.push(mapChange(name, kept, now));
-  if (rrsetAt(zone, name, 'MAPREF').length > 0) changes.push({ op: 'delete', name, type: 'MAPREF' });
+  if (rrsetAt(zone, name, 'MAPREF').length > 0)
+    changes.push({ op: 'delete', name, type: 'MAPREF' });
   const previous = active(replay.revocation(v.csi), now);
   const before = Math.max(v.before, previous?.before ?? 0);
   const record: RevocationRecord = {
@@ -705,15 +706,11 @@ function planAddMaprefs(zone: ZoneReader, op: Op<'add-maprefs'>) {
   );
   const added = op.targets.filter(
     (t, i) =>
-      !targets.some((s) => namesEqual(s, t)) &&
-      op.targets.findIndex((u) => namesEqual(u, t)) === i,
+      !targets.some((s) => namesEqual(s, t)) && op.targets.findIndex((u) => namesEqual(u, t)) === i,
   );
   if (added.length === 0) return unchanged();
   if (targets.length + added.length > MAX_MAPREFS_PER_CSI) {
-    return refuse(
-      'too-many-maprefs',
-      `a CSI holds at most ${MAX_MAPREFS_PER_CSI} MAPREF records`,
-    );
+    return refuse('too-many-maprefs', `a CSI holds at most ${MAX_MAPREFS_PER_CSI} MAPREF records`);
   }
   return apply([maprefChange(op.name, [...targets, ...added], op.ttl)], [], 0);
 }
@@ -759,7 +756,10 @@ function currentHolder(
       o !== undefined && isCurrent(o, now) && o.new && !equalBytes(o.key, key) && o.att.nbf > nbf,
   );
   if (newer) {
-    return refuse('superseded', 'a newer holder of the CSI set the "new" bit; this key is de-listed');
+    return refuse(
+      'superseded',
+      'a newer holder of the CSI set the "new" bit; this key is de-listed',
+    );
   }
   return undefined;
 }

@@ -98,10 +98,10 @@ export function decodeReplayRecord(key: Uint8Array, value: Uint8Array): ReplayRe
       if (k.length <= 1 + KEY_OCTETS || v.length !== 2 * U64) break;
       const record: RemovalRecord = {
         kind: 'removal',
-        key: Uint8Array.from(k.subarray(1, 1 + KEY_OCTETS)),
         csi: k.toString('utf8', 1 + KEY_OCTETS),
-        until: readU64(v, 0),
+        key: Uint8Array.from(k.subarray(1, 1 + KEY_OCTETS)),
         seq: readU64(v, U64),
+        until: readU64(v, 0),
       };
       return record;
     }
@@ -110,8 +110,8 @@ export function decodeReplayRecord(key: Uint8Array, value: Uint8Array): ReplayRe
       const record: RevocationRecord = {
         kind: 'revocation',
         csi: k.toString('utf8', 1),
-        until: readU64(v, 0),
         before: readU64(v, U64),
+        until: readU64(v, 0),
       };
       return record;
     }
