@@ -101,10 +101,12 @@ import {
  * Secret seeds stay in the environment with the data they sign, so a zone and its key are created
  * and deleted in one transaction; the data directory is made mode 0700 and both files 0600.
  *
- * Durability (design §9): `apply`, `addZone`, `removeZone` and `resign` resolve only after their
- * commit is flushed to disk. lmdb-js commits on a writer thread; with `overlappingSync` (its
- * default outside Windows) a write's promise resolves at commit, when the data is visible, and
- * the flush (fdatasync) follows, overlapping the next commit. Each write therefore awaits its
+ * Durability (design §9): `apply`, `applyOperation`, `addZone`, `removeZone` and `resign` resolve
+ * only after their commit is flushed to disk (an operation that changed nothing, once every
+ * commit before it is: what it found stored is then durable too). lmdb-js commits batched
+ * transactions on a thread of its own; with `overlappingSync` (its default outside Windows) a
+ * write's promise resolves at commit, when the data is visible, and the flush (fdatasync)
+ * follows, overlapping the next commit. Each write therefore awaits its
  * transaction and then `env.flushed`, which resolves once the last commit is on disk. On
  * Windows, without overlapping sync, the commit itself is synchronous and `flushed` is the commit.
  *
@@ -584,9 +586,12 @@ class LmdbStore implements DiscoveryStore {
         // Nothing any reader of the zones sees changes: no generation is counted.
         this.#changedNow = undefined;
         let n = 0;
-        for (const indexKey of [
-          ...this.#t.replay.getKeys({ ...expiredRange(now), limit: REPLAY_PRUNE_BATCH }),
-        ]) {
+        // Read in full before anything is deleted, the keys copied out of lmdb-js's buffers.
+        const expired = Array.from(
+          this.#t.replay.getKeys({ ...expiredRange(now), limit: REPLAY_PRUNE_BATCH }),
+          (key) => Buffer.from(key),
+        );
+        for (const indexKey of expired) {
           const recordKey = recordKeyOfExpiry(indexKey);
           const value = this.#t.replay.get(recordKey);
           // A record kept longer since has a later index entry of its own.
