@@ -102,8 +102,8 @@ import {
  * and deleted in one transaction; the data directory is made mode 0700 and both files 0600.
  *
  * Durability (design §9): `apply`, `applyOperation`, `addZone`, `removeZone` and `resign` resolve
- * only after their commit is flushed to disk (an operation that changed nothing, once every
- * commit before it is: what it found stored is then durable too). lmdb-js commits batched
+ * only after their commit is flushed to disk (an operation that changed nothing, once this
+ * store's commits before it are: what it found stored is then durable too). lmdb-js commits batched
  * transactions on a thread of its own; with `overlappingSync` (its default outside Windows) a
  * write's promise resolves at commit, when the data is visible, and the flush (fdatasync)
  * follows, overlapping the next commit. Each write therefore awaits its
