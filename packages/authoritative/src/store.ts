@@ -15,9 +15,9 @@ import type { StoreChanges } from './zone-changes.js';
  * Implementations: the LMDB store (the embedded default, `lmdb-store.ts`) and the memory store
  * (`memory-store.ts`, for ephemeral servers and tests). One shared test battery runs against both.
  *
- * Every write resolves only after it is durable (LMDB: its commit flushed to disk), applies
- * atomically, re-signs what it changed and increases the zone's SOA serial by at least one. A
- * write that fails rejects with a {@link StoreError} and changes nothing. Once a write has
+ * Every write resolves only after it is durable (LMDB: its commit flushed to disk) and applies
+ * atomically; one that changes records re-signs what it changed and increases the zone's SOA
+ * serial by at least one. A write that fails rejects with a {@link StoreError} and changes nothing. Once a write has
  * resolved, every read of the same store object sees it; a write by another process on the same
  * data (the CLI) is seen from the next event turn on.
  *
