@@ -23,7 +23,13 @@ import {
 } from '@mimi-discovery/common';
 import { StoreError } from './store.js';
 import { changedNames, type ChangedNames, type NormalizedChange } from './zone-changes.js';
-import { ownerName, planApply, type ZoneReader, type ZoneWrites } from './zone-signer.js';
+import {
+  DEFAULT_APEX_TTL,
+  ownerName,
+  planApply,
+  type ZoneReader,
+  type ZoneWrites,
+} from './zone-signer.js';
 
 /**
  * Operations on a CSI's MAP and MAPREF RRsets and on a zone's AUTHKEY RRset whose outcome
@@ -727,7 +733,8 @@ function planAddAuthkeys(zone: ZoneReader, op: Op<'add-authkeys'>) {
     added.push(key);
   }
   if (added.length === 0) return unchanged();
-  const ttl = Math.min(op.ttl ?? MAX_TTL, existing[0]?.ttl ?? op.ttl ?? MAX_TTL);
+  // One TTL per RRset (RFC 2181 §5.2): the lowest of the zone's and the one asked for.
+  const ttl = Math.min(op.ttl ?? MAX_TTL, existing[0]?.ttl ?? op.ttl ?? DEFAULT_APEX_TTL);
   const records = [
     ...existing.map((rr) => ({ ...rr, ttl })),
     ...added.map((k) => record(op.name, 'AUTHKEY', k, ttl)),
