@@ -14,7 +14,6 @@ import {
   encodeRemoval,
   keyPairFromSeed,
   parseCsi,
-  record,
   verifyRRset,
   type Attestation,
   type Csi,
@@ -505,28 +504,19 @@ describe('requirements seen from outside (design §1)', () => {
       const csi = parseCsi('tel:+442079460106');
       const store = net.phone.provider.store;
       const apex = PHONE_ZONE;
-      const existing = store.readRRset(apex, apex, 'AUTHKEY');
-      await store.apply(apex, [
-        {
-          op: 'put',
-          name: apex,
-          type: 'AUTHKEY',
-          records: [
-            ...existing,
-            record(
-              apex,
-              'AUTHKEY',
-              {
-                role: 'csip',
-                algorithm: DNSSEC_ALGORITHM_ED25519,
-                notAfter: nowSeconds() + 365 * 86_400,
-                publicKey: CSIP.publicKey,
-              },
-              existing[0]?.ttl ?? 3600,
-            ),
-          ],
-        },
-      ]);
+      // Added to the apex AUTHKEYs inside the store's write transaction, as `zone import` does.
+      const added = await store.applyOperation(apex, {
+        kind: 'add-authkeys',
+        keys: [
+          {
+            role: 'csip',
+            algorithm: DNSSEC_ALGORITHM_ED25519,
+            notAfter: nowSeconds() + 365 * 86_400,
+            publicKey: CSIP.publicKey,
+          },
+        ],
+      });
+      expect(added).toMatchObject({ kind: 'applied', changed: true });
       // The CSIP key is now published, signed, at the apex.
       const { keys } = await chainToDp(csi);
       const authkeys = await ask(net.doh, net.phone, 'doh-post', apex, 'AUTHKEY');

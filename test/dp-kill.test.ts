@@ -1,5 +1,5 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +23,12 @@ import {
   prepareZone,
   writeTlsFiles,
 } from './helpers/network.js';
+import {
+  killDpProcess,
+  requireBuiltPackages,
+  startDpProcess as startDp,
+  type DpProcess,
+} from './helpers/dp-process.js';
 import { attestAs, mappingBytes, publishMapping } from './helpers/registration-client.js';
 
 // Design §8–§9: a write is acknowledged only once it is durable, so nothing acknowledged is lost
@@ -33,87 +39,17 @@ import { attestAs, mappingBytes, publishMapping } from './helpers/registration-c
 // second test watches the system calls: each acknowledgement leaves after an fdatasync of the
 // data file that began after its request came in.
 
-const REPO = join(import.meta.dirname, '..');
-const FIXTURE = join(import.meta.dirname, 'fixtures', 'dp-process.mjs');
-const BUILT = [
-  join(REPO, 'packages', 'common', 'dist', 'index.js'),
-  join(REPO, 'packages', 'authoritative', 'dist', 'index.js'),
-];
-
 /** Publishes in flight at a time. */
 const CONCURRENCY = 8;
 /** The process is killed when this many publishes have been acknowledged. */
 const KILL_AFTER_ACKS = 120;
 /** Upper bound of publishes tried (the numbers +44 20 7946 0000 to 0999). */
 const MAX_PUBLISHES = 1000;
-const START_TIMEOUT_MS = 15_000;
 
 const seed = (byte: number): Uint8Array => new Uint8Array(32).fill(byte);
 /** An independent prover that the operator lists at the +44 apex. */
 const PROVER = keyPairFromSeed(seed(0x31));
 const RECIPIENT = keyPairFromSeed(seed(0x32));
-
-interface Ports {
-  pid: number;
-  udp: number;
-  tcp: number;
-  api: string;
-}
-
-interface DpProcess {
-  readonly child: ChildProcess;
-  readonly ports: Ports;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stderr(): string;
-}
-
-/**
- * Starts the fixture process and resolves with its ports once it listens. With `strace`, the
- * process runs under `strace <strace...>`.
- */
-function startDp(configFile: string, strace: readonly string[] = []): Promise<DpProcess> {
-  const command = [process.execPath, FIXTURE, configFile];
-  const [file, ...args] = strace.length > 0 ? ['strace', ...strace, ...command] : command;
-  const child = spawn(file ?? process.execPath, args, {
-    cwd: REPO,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the DP process did not start within ${START_TIMEOUT_MS} ms: ${stderr}`));
-    }, START_TIMEOUT_MS);
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString('utf8');
-      const line = stdout.split('\n')[0];
-      if (!stdout.includes('\n') || line === undefined) return;
-      clearTimeout(timer);
-      resolve({ child, ports: JSON.parse(line) as Ports, exited, stderr: () => stderr });
-    });
-    void exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(
-        new Error(`the DP process exited (${String(code ?? signal)}) before listening: ${stderr}`),
-      );
-    });
-  });
-}
-
-/** Whether a process exists (signal 0 checks without sending anything). */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The n-th CSI of the stream: tel:+44207946nnnn. */
 const csiOf = (n: number): Csi => parseCsi(`tel:+44207946${String(n).padStart(4, '0')}`);
@@ -127,11 +63,7 @@ let zoneDs: DsData;
 const running = new Set<DpProcess>();
 
 beforeAll(async () => {
-  for (const file of BUILT) {
-    if (!existsSync(file)) {
-      throw new Error(`${file} is missing: build first (npm test runs tsc -b before vitest)`);
-    }
-  }
+  requireBuiltPackages();
   dir = mkdtempSync(join(tmpdir(), 'mimi-dp-kill-'));
   const dataDir = join(dir, 'dp');
   zoneDs = await prepareZone(dataDir, {
@@ -156,13 +88,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const dp of running) {
-    // Under strace the child is strace: the DP itself is killed by its own pid.
-    if (dp.child.pid !== dp.ports.pid && isAlive(dp.ports.pid))
-      process.kill(dp.ports.pid, 'SIGKILL');
-    dp.child.kill('SIGKILL');
-    await dp.exited;
-  }
+  // Under strace the child is strace: the DP itself is killed by its own pid.
+  for (const dp of running) await killDpProcess(dp);
   await agent?.close();
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });

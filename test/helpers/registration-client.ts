@@ -156,6 +156,15 @@ export function publishMapping(
   return post(target, dispatcher, '/v1/mappings', { mapping: b64(mapping) });
 }
 
+/** `POST /v1/maprefs` with an encoded MapRef request as given. */
+export function postMapref(
+  target: ApiTarget,
+  dispatcher: Dispatcher,
+  request: Uint8Array,
+): Promise<ApiResponse> {
+  return post(target, dispatcher, '/v1/maprefs', { request: b64(request) });
+}
+
 /** `POST /v1/removals` with a Removal of `csi` up to `seq`, signed by `signer`. */
 export function removeMapping(
   target: ApiTarget,

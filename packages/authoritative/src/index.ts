@@ -33,6 +33,30 @@ export {
 } from './zone-changes.js';
 export type { ChangedNames, StoreChanges } from './zone-changes.js';
 
+// mapping-ops.ts: operations the store decides inside its write transaction
+export {
+  MAX_MAP_TTL_SECONDS,
+  MAPREF_TTL_SECONDS,
+  MAX_MAPPINGS_PER_CSI,
+  MAX_MAP_RRSET_OCTETS,
+  MAX_MAPREFS_PER_CSI,
+  MAX_ATTESTATION_LIFETIME_SECONDS,
+  REPLAY_PRUNE_BATCH,
+  isAuthorizedKey,
+  removalRecordUntil,
+  revocationRecordUntil,
+  requestRecordUntil,
+} from './mapping-ops.js';
+export type {
+  StoreOperation,
+  OperationOutcome,
+  RefusalReason,
+  ReplayRecord,
+  RemovalRecord,
+  RevocationRecord,
+  MaprefRequestRecord,
+} from './mapping-ops.js';
+
 // memory-store.ts, lmdb-store.ts
 export { createMemoryStore } from './memory-store.js';
 export type { MemoryStoreOptions } from './memory-store.js';
@@ -64,17 +88,7 @@ export type { ExportZoneOptions } from './zone-export.js';
 // registration
 export { REGISTRATION_ERRORS, RegistrationError } from './registration-error.js';
 export type { RegistrationErrorCode, RegistrationErrorOptions } from './registration-error.js';
-export {
-  MAX_MAP_TTL_SECONDS,
-  MAPREF_TTL_SECONDS,
-  ATTESTATION_VALIDITY_SECONDS,
-  MAX_MAPPINGS_PER_CSI,
-  MAX_MAP_RRSET_OCTETS,
-  MAX_MAPREFS_PER_CSI,
-  MAX_TOMBSTONES,
-  MAX_REPLAY_ENTRIES,
-  createRegistrar,
-} from './registration.js';
+export { ATTESTATION_VALIDITY_SECONDS, createRegistrar } from './registration.js';
 export type {
   Registrar,
   RegistrarOptions,

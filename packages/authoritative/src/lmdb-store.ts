@@ -16,7 +16,28 @@ import {
   type ZoneView,
 } from '@mimi-discovery/common';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import {
+  REPLAY_PRUNE_BATCH,
+  prepareOperation,
+  runOperation,
+  type OperationOutcome,
+  type ReplayReader,
+  type ReplayRecord,
+  type StoreOperation,
+} from './mapping-ops.js';
 import { belowRange, decodeNode, encodeNode, nodeKey, nodeName, zoneRange } from './node-codec.js';
+import {
+  EXPIRY_VALUE,
+  RECORDS_RANGE,
+  decodeReplayRecord,
+  encodeReplayValue,
+  expiredRange,
+  expiryKey,
+  recordKeyOfExpiry,
+  replayKey,
+  replayReader,
+  untilOf,
+} from './replay-codec.js';
 import {
   StoreError,
   type ApplyResult,
@@ -60,13 +81,13 @@ import {
  * The embedded default {@link DiscoveryStore}: every zone's records in LMDB (design §9, as Knot
  * DNS and PowerDNS keep theirs), one environment per data directory.
  *
- * Layout — one LMDB environment (`data.mdb`, `lock.mdb`) with four named tables:
+ * Layout — one LMDB environment (`data.mdb`, `lock.mdb`) with five named tables:
  * - `nodes` (binary keys and values): one entry per owner name of a zone holding all its RRsets
  *   and their RRSIGs. The key is the zone origin and then the owner, both as labels from the root
  *   down, so names sort in DNSSEC canonical order and every descendant of a name sorts right after
  *   it: an empty non-terminal is found with one cursor step (`node-codec.ts` has the encoding).
  * - `zones` (key: origin): the zone key's 32-octet Ed25519 seed.
- * - `meta`: `format` (layout version, 1), `prover` (the prover key's 32-octet seed) and
+ * - `meta`: `format` (layout version, 2), `prover` (the prover key's 32-octet seed) and
  *   `generation` (a 6-octet counter every write transaction increases, absent until the first:
  *   it is what {@link DiscoveryStore.generation} reads, so a server's answer cache also sees
  *   writes made by another process, such as the CLI, on the same store).
@@ -74,21 +95,37 @@ import {
  *   `changesSince` — `00` for everything, or `01` and the changed owner names separated by
  *   newlines (canonical presentation escapes any newline in a label). The last
  *   `CHANGE_LOG_ENTRIES` writes are kept; each write deletes the entry that falls out.
+ * - `replay` (binary keys and values, since layout 2): the anti-replay records of removals,
+ *   revocations and MapRef requests, and an index of them by expiry (`replay-codec.ts`). A
+ *   directory of layout 1 gains the empty table and layout 2 when it is first opened.
  * Secret seeds stay in the environment with the data they sign, so a zone and its key are created
  * and deleted in one transaction; the data directory is made mode 0700 and both files 0600.
  *
- * Durability (design §9): `apply`, `addZone`, `removeZone` and `resign` resolve only after their
- * commit is flushed to disk. lmdb-js commits on a writer thread; with `overlappingSync` (its
- * default outside Windows) a write's promise resolves at commit, when the data is visible, and
- * the flush (fdatasync) follows, overlapping the next commit. Each write therefore awaits its
+ * Durability (design §9): `apply`, `applyOperation`, `addZone`, `removeZone` and `resign` resolve
+ * only after their commit is flushed to disk (an operation that changed nothing, once this
+ * store's commits before it are: what it found stored is then durable too). lmdb-js commits batched
+ * transactions on a thread of its own; with `overlappingSync` (its default outside Windows) a
+ * write's promise resolves at commit, when the data is visible, and the flush (fdatasync)
+ * follows, overlapping the next commit. Each write therefore awaits its
  * transaction and then `env.flushed`, which resolves once the last commit is on disk. On
  * Windows, without overlapping sync, the commit itself is synchronous and `flushed` is the commit.
  *
  * Group commit: writes run as child transactions queued with lmdb-js, which puts every write
  * queued in one event turn into one LMDB transaction and one flush. A burst of concurrent
  * `apply` calls costs one fdatasync, not one each; a failing `apply` aborts only its own child
- * transaction. Reads are synchronous `get`s and cursor steps on the main thread; lmdb-js renews
- * the read snapshot only between event turns, so one synchronous `lookupZone` sees one snapshot.
+ * transaction.
+ *
+ * Operations (`applyOperation`) read what they depend on inside their child transaction, which
+ * sees the data as committed by every earlier transaction (of any thread or process: LMDB
+ * serializes writers through the lock file) and by the earlier children of its own batch. That,
+ * not any read snapshot, is what makes concurrent publishes for one CSI all land.
+ *
+ * Reads are synchronous `get`s and cursor steps outside any transaction. lmdb-js keeps one read
+ * snapshot per thread and renews it at the next event turn after a read and after a commit made
+ * through the same environment object; so one synchronous `lookupZone` sees one snapshot. A
+ * commit made elsewhere — the writer thread, another process — is not announced: the threaded
+ * store renews the reading thread's snapshot itself before it resolves a write (`renewReads`),
+ * so that a read after an acknowledged write sees it.
  */
 
 /** Options of {@link openLmdbStore}. */
@@ -137,7 +174,9 @@ function generationKey(generation: number): Buffer {
 }
 
 /** Version of the layout above, kept in `meta` as `format`. */
-const FORMAT_VERSION = 1;
+const FORMAT_VERSION = 2;
+/** The layout before the `replay` table; opening such a directory adds the table. */
+const FORMAT_WITHOUT_REPLAY = 1;
 /** Nodes examined per step of `resign`, so one step neither blocks long nor commits much. */
 const RESIGN_BATCH = 256;
 
@@ -148,13 +187,18 @@ const RESIGN_BATCH = 256;
  */
 export async function openLmdbStore(options: LmdbStoreOptions): Promise<DiscoveryStore> {
   if (options.writer === 'thread') return openThreadedStore(options);
+  return openInlineStore(options);
+}
+
+/** The store of {@link openLmdbStore} with its writes on the calling thread. */
+async function openInlineStore(options: LmdbStoreOptions): Promise<LmdbStore> {
   const policy = signatureValidityPolicy(options.signatureValidity);
   checkProverSeed(options.proverSeed);
   let tables: Tables;
   try {
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
     chmodSync(options.dataDir, 0o700);
-    const env = open({ path: options.dataDir, noSubdir: false, maxDbs: 4 });
+    const env = open({ path: options.dataDir, noSubdir: false, maxDbs: 8 });
     for (const file of ['data.mdb', 'lock.mdb']) {
       const path = join(options.dataDir, file);
       if (existsSync(path)) chmodSync(path, 0o600);
@@ -170,6 +214,11 @@ export async function openLmdbStore(options: LmdbStoreOptions): Promise<Discover
       meta: env.openDB<Buffer, string>({ name: 'meta', encoding: 'binary' }),
       changes: env.openDB<Buffer, Buffer>({
         name: 'changes',
+        encoding: 'binary',
+        keyEncoding: 'binary',
+      }),
+      replay: env.openDB<Buffer, Buffer>({
+        name: 'replay',
         encoding: 'binary',
         keyEncoding: 'binary',
       }),
@@ -200,6 +249,7 @@ interface Tables {
   zones: Database<Buffer, string>;
   meta: Database<Buffer, string>;
   changes: Database<Buffer, Buffer>;
+  replay: Database<Buffer, Buffer>;
 }
 
 interface Settings {
@@ -219,6 +269,15 @@ async function initialize(
     if (format === undefined) {
       if (tables.zones.getKeysCount() > 0) return corrupt('zones without a format version');
       tables.meta.putSync('format', Buffer.of(FORMAT_VERSION));
+    } else if (format.length === 1 && format[0] === FORMAT_WITHOUT_REPLAY) {
+      // An upgrade: the `replay` table was opened (so created, empty) above; nothing else moves.
+      tables.meta.putSync('format', Buffer.of(FORMAT_VERSION));
+    } else if (format.length === 1 && (format[0] ?? 0) > FORMAT_VERSION) {
+      return new StoreError(
+        'ERR_STORE_NEWER_FORMAT',
+        `the data directory has layout version ${format[0]}, written by a newer version of ` +
+          `this software; this version reads layouts up to ${FORMAT_VERSION}`,
+      );
     } else if (format.length !== 1 || format[0] !== FORMAT_VERSION) {
       return corrupt(`layout version ${format.toString('hex')}, expected ${FORMAT_VERSION}`);
     }
@@ -254,8 +313,11 @@ class LmdbStore implements DiscoveryStore {
   /** Decoded nodes by key (latin1), least recently used first. */
   readonly #cache = new Map<string, DecodedNode>();
   #closed = false;
-  /** What the write being run changed: set by `apply`, `'all'` for every other write. */
-  #changedNow: ChangedNames = 'all';
+  /**
+   * What the write being run changed: set by `apply` and `applyOperation` (undefined when no
+   * record changed: no generation is counted), `'all'` for every other write.
+   */
+  #changedNow: ChangedNames | undefined = 'all';
 
   constructor(tables: Tables, settings: Settings) {
     this.#t = tables;
@@ -419,10 +481,50 @@ class LmdbStore implements DiscoveryStore {
     });
   }
 
+  async applyOperation(origin: string, operation: StoreOperation): Promise<OperationOutcome> {
+    this.#open();
+    const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
+    // Checks that need no data run before the transaction, so bad input never queues a write.
+    const prepared = prepareOperation(apex, operation);
+    return this.#write(() => {
+      const key = this.#key(apex);
+      if (key === undefined) throw noZoneError(apex);
+      // Everything read here is read inside the write transaction: the latest committed data.
+      const run = runOperation(this.#reader(apex), this.#replayReader(), prepared, () =>
+        zoneSigner(key, this.#s.now(), this.#s.policy),
+      );
+      this.#commit(apex, run.writes);
+      for (const record of run.records) this.#putReplay(record);
+      this.#changedNow = run.changed;
+      return run.outcome;
+    });
+  }
+
+  replayRecords(limit?: number): ReplayRecord[] {
+    this.#open();
+    const out: ReplayRecord[] = [];
+    for (const { key, value } of this.#t.replay.getRange({
+      ...RECORDS_RANGE,
+      ...(limit === undefined ? {} : { limit }),
+    })) {
+      out.push(decodeReplayRecord(key, value));
+    }
+    return out;
+  }
+
+  /**
+   * Renews this thread's read snapshot, so that the next read sees every commit made so far by
+   * any thread or process (lmdb-js renews it by itself only after its own commits).
+   */
+  renewReads(): void {
+    if (!this.#closed) this.#t.env.resetReadTxn();
+  }
+
   async resign(before?: number): Promise<number> {
     this.#open();
     const now = this.#s.now();
     const limit = before ?? now + this.#s.policy.refreshBeforeSeconds;
+    await this.#pruneReplay(now);
     let count = 0;
     for (const apex of this.listZones()) {
       const range = zoneRange(apex);
@@ -474,6 +576,53 @@ class LmdbStore implements DiscoveryStore {
   }
 
   /**
+   * Deletes the anti-replay records whose time has passed at `now`, REPLAY_PRUNE_BATCH per
+   * transaction, through the expiry index: the work is proportional to what expired. Bounded:
+   * each step deletes the index entries it read, or stops.
+   */
+  async #pruneReplay(now: number): Promise<void> {
+    for (let pruned = REPLAY_PRUNE_BATCH; pruned === REPLAY_PRUNE_BATCH;) {
+      pruned = await this.#write(() => {
+        // Nothing any reader of the zones sees changes: no generation is counted.
+        this.#changedNow = undefined;
+        let n = 0;
+        // Read in full before anything is deleted, the keys copied out of lmdb-js's buffers.
+        const expired = Array.from(
+          this.#t.replay.getKeys({ ...expiredRange(now), limit: REPLAY_PRUNE_BATCH }),
+          (key) => Buffer.from(key),
+        );
+        for (const indexKey of expired) {
+          const recordKey = recordKeyOfExpiry(indexKey);
+          const value = this.#t.replay.get(recordKey);
+          // A record kept longer since has a later index entry of its own.
+          if (value !== undefined && untilOf(value) < now) this.#t.replay.removeSync(recordKey);
+          this.#t.replay.removeSync(indexKey);
+          n += 1;
+        }
+        return n;
+      });
+    }
+  }
+
+  /** Reads anti-replay records (inside a write transaction: the latest committed ones). */
+  #replayReader(): ReplayReader {
+    const get = (key: Buffer): ReplayRecord | undefined => {
+      const value = this.#t.replay.get(key);
+      return value === undefined ? undefined : decodeReplayRecord(key, value);
+    };
+    return replayReader(get);
+  }
+
+  /** Writes a record (already merged with the one it replaces) and moves its index entry. */
+  #putReplay(record: ReplayRecord): void {
+    const key = replayKey(record);
+    const previous = this.#t.replay.get(key);
+    if (previous !== undefined) this.#t.replay.removeSync(expiryKey(untilOf(previous), key));
+    this.#t.replay.putSync(key, encodeReplayValue(record));
+    this.#t.replay.putSync(expiryKey(record.until, key), EXPIRY_VALUE);
+  }
+
+  /**
    * Runs `action` in a child transaction of the next group commit and resolves after the commit
    * is flushed. An exception in `action` aborts its child transaction only, and is rethrown.
    */
@@ -487,11 +636,12 @@ class LmdbStore implements DiscoveryStore {
           try {
             this.#changedNow = 'all';
             const value = action();
+            // `apply` and `applyOperation` set it inside `action`, which the checker cannot see.
+            const names = this.#changedNow as ChangedNames | undefined;
+            if (names === undefined) return value;
             // In the same transaction as the data, so readers see both change at once.
             const next = (this.generation() + 1) % 2 ** 48;
             this.#t.meta.putSync(GENERATION_KEY, generationKey(next));
-            // `apply` sets it inside `action`, which the type checker cannot see.
-            const names = this.#changedNow as ChangedNames;
             this.#t.changes.putSync(
               generationKey(next),
               names === 'all'
@@ -611,8 +761,10 @@ function writerScript(): string {
 
 /**
  * An LMDB store whose writes run on a writer thread: reads go to a store on this thread, over
- * the same environment, which sees each write once it is committed (and before its promise
- * resolves, since a write is acknowledged only after its commit is flushed).
+ * the same environment. lmdb-js does not renew this thread's read snapshot when another thread
+ * commits, so each reply of the writer renews it (`renewReads`) before the write's promise
+ * resolves: a read after an acknowledged write sees it. The writes themselves never depend on
+ * this thread's snapshot: operations are planned inside the writer's transaction.
  */
 async function openThreadedStore(options: LmdbStoreOptions): Promise<DiscoveryStore> {
   if (options.now !== undefined) {
@@ -637,10 +789,12 @@ async function openThreadedStore(options: LmdbStoreOptions): Promise<DiscoverySt
     for (const waiter of pending.values()) waiter.reject(error);
     pending.clear();
   };
+  let reader: LmdbStore | undefined;
   worker.on('message', (reply: StoreWriterReply) => {
     const waiter = pending.get(reply.id);
     if (waiter === undefined) return;
     pending.delete(reply.id);
+    reader?.renewReads();
     if ('error' in reply) {
       const { code, message } = reply.error;
       waiter.reject(
@@ -683,9 +837,10 @@ async function openThreadedStore(options: LmdbStoreOptions): Promise<DiscoverySt
     await worker.terminate();
     throw error;
   }
-  let reader: DiscoveryStore;
+  let opened: LmdbStore;
   try {
-    reader = await openLmdbStore({ ...rest, writer: 'inline' });
+    opened = await openInlineStore({ ...rest, writer: 'inline' });
+    reader = opened;
   } catch (error) {
     await withTimeout(call({ method: 'close' }), 'close').catch(() => undefined);
     await worker.terminate();
@@ -693,20 +848,23 @@ async function openThreadedStore(options: LmdbStoreOptions): Promise<DiscoverySt
   }
   let closing: Promise<void> | undefined;
   return {
-    listZones: () => reader.listZones(),
-    zoneInfo: (origin) => reader.zoneInfo(origin),
-    findZone: (name) => reader.findZone(name),
-    zoneView: (origin) => reader.zoneView(origin),
-    zoneKey: (origin) => reader.zoneKey(origin),
-    proverKey: () => reader.proverKey(),
-    generation: () => reader.generation(),
-    changesSince: (generation) => reader.changesSince(generation),
-    readRRset: (origin, name, type) => reader.readRRset(origin, name, type),
-    readZone: (origin) => reader.readZone(origin),
+    listZones: () => opened.listZones(),
+    zoneInfo: (origin) => opened.zoneInfo(origin),
+    findZone: (name) => opened.findZone(name),
+    zoneView: (origin) => opened.zoneView(origin),
+    zoneKey: (origin) => opened.zoneKey(origin),
+    proverKey: () => opened.proverKey(),
+    generation: () => opened.generation(),
+    changesSince: (generation) => opened.changesSince(generation),
+    readRRset: (origin, name, type) => opened.readRRset(origin, name, type),
+    readZone: (origin) => opened.readZone(origin),
+    replayRecords: (limit) => opened.replayRecords(limit),
     addZone: (init) => call({ method: 'addZone', args: [init] }) as Promise<ZoneInfo>,
     removeZone: (origin) => call({ method: 'removeZone', args: [origin] }) as Promise<void>,
     apply: (origin, changes) =>
       call({ method: 'apply', args: [origin, changes] }) as Promise<ApplyResult>,
+    applyOperation: (origin, operation) =>
+      call({ method: 'applyOperation', args: [origin, operation] }) as Promise<OperationOutcome>,
     resign: (before) =>
       call({ method: 'resign', args: before === undefined ? [] : [before] }) as Promise<number>,
     close: () =>
@@ -714,7 +872,7 @@ async function openThreadedStore(options: LmdbStoreOptions): Promise<DiscoverySt
         await withTimeout(call({ method: 'close' }), 'close').catch(() => undefined);
         await worker.terminate();
         failAll(new StoreError('ERR_STORE_CLOSED', 'the store is closed'));
-        await reader.close();
+        await opened.close();
       })()),
   };
 }

@@ -10,6 +10,16 @@ import {
   type ZoneView,
 } from '@mimi-discovery/common';
 import {
+  isActive,
+  prepareOperation,
+  runOperation,
+  type OperationOutcome,
+  type ReplayReader,
+  type ReplayRecord,
+  type StoreOperation,
+} from './mapping-ops.js';
+import { replayKey, replayReader } from './replay-codec.js';
+import {
   StoreError,
   type ApplyResult,
   type DiscoveryStore,
@@ -50,7 +60,9 @@ import {
 /**
  * A {@link DiscoveryStore} held in memory: for ephemeral servers and tests. Writes are atomic
  * (computed in full, then applied in one synchronous step) and "durable" as soon as they are
- * applied, which is all a process-lifetime store can promise.
+ * applied, which is all a process-lifetime store can promise. An operation is planned and
+ * applied in that same synchronous step, so it sees every write before it; its anti-replay
+ * records live in a map beside the zones, for the life of the store.
  *
  * Each zone keeps its nodes in a map by owner name and, for every name with nodes below it, how
  * many there are, so `hasDescendants` (empty non-terminals) is one map read. A delegation that
@@ -92,6 +104,8 @@ class MemoryStore implements DiscoveryStore {
   #generation = 0;
   /** What each of the last writes changed, by generation (oldest first). */
   readonly #log = new Map<number, ChangedNames>();
+  /** Anti-replay records by their table key (as the LMDB store keys them), in latin1. */
+  readonly #replay = new Map<string, ReplayRecord>();
 
   constructor(options: MemoryStoreOptions) {
     this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
@@ -219,9 +233,36 @@ class MemoryStore implements DiscoveryStore {
     return { serial };
   }
 
+  async applyOperation(origin: string, operation: StoreOperation): Promise<OperationOutcome> {
+    this.#open();
+    const { zone, apex } = this.#zone(origin);
+    const prepared = prepareOperation(apex, operation);
+    const run = runOperation(reader(apex, zone), this.#replayReader(), prepared, () =>
+      zoneSigner(zone.key, this.#now(), this.#policy),
+    );
+    commit(apex, zone, run.writes);
+    for (const record of run.records) this.#replay.set(id(replayKey(record)), record);
+    if (run.changed !== undefined) this.#changed(run.changed);
+    return run.outcome;
+  }
+
+  replayRecords(limit = Infinity): ReplayRecord[] {
+    this.#open();
+    return [...this.#replay.keys()]
+      .sort()
+      .slice(0, limit)
+      .map((key) => this.#replay.get(key) as ReplayRecord);
+  }
+
+  #replayReader(): ReplayReader {
+    return replayReader((key) => this.#replay.get(id(key)));
+  }
+
   async resign(before?: number): Promise<number> {
     this.#open();
     const now = this.#now();
+    // Expired anti-replay records go in the same pass (one scan: the store is ephemeral).
+    for (const [key, record] of this.#replay) if (!isActive(record, now)) this.#replay.delete(key);
     const limit = before ?? now + this.#policy.refreshBeforeSeconds;
     let count = 0;
     for (const [apex, zone] of this.#zones) {
@@ -241,6 +282,7 @@ class MemoryStore implements DiscoveryStore {
   async close(): Promise<void> {
     this.#closed = true;
     this.#zones.clear();
+    this.#replay.clear();
   }
 
   #open(): void {
@@ -290,6 +332,11 @@ function commit(origin: string, zone: MemoryZone, writes: ZoneWrites): void {
       if (p === origin) break;
     }
   }
+}
+
+/** A table key as a map key; latin1 keeps the octets' order. */
+function id(key: Buffer): string {
+  return key.toString('latin1');
 }
 
 /** Names in canonical order (RFC 4034 §6.1). */

@@ -2,7 +2,6 @@ import {
   CsiError,
   DEFAULT_APEX,
   DNSSEC_ALGORITHM_ED25519,
-  MAX_CLOCK_SKEW_SECONDS,
   SignedObjectError,
   canonicalName,
   createAttestation,
@@ -12,23 +11,27 @@ import {
   namesEqual,
   parentName,
   parseCsi,
-  record,
   silentLogger,
   verifyMapping,
   verifyMaprefRequest,
   verifyRemoval,
   verifyRevocation,
   type Attestation,
-  type AuthkeyData,
   type AuthkeyRole,
   type Csi,
   type Logger,
   type Mapping,
   type VerifyResult,
 } from '@mimi-discovery/common';
-import { LRUCache } from 'lru-cache';
 import { selectChannel, type CodeChannels } from './channels.js';
 import { createCodeTable, type CodeTable } from './codes.js';
+import {
+  MAX_ATTESTATION_LIFETIME_SECONDS,
+  isAuthorizedKey,
+  type OperationOutcome,
+  type RefusalReason,
+  type StoreOperation,
+} from './mapping-ops.js';
 import {
   MAX_ATTEMPTS_PER_CODE,
   MAX_RATE_LIMIT_KEYS,
@@ -38,7 +41,7 @@ import {
   type TokenBuckets,
 } from './rate-limit.js';
 import { RegistrationError, type RegistrationErrorCode } from './registration-error.js';
-import type { DiscoveryStore, RRsetChange } from './store.js';
+import type { DiscoveryStore } from './store.js';
 
 /**
  * The registration logic of a Discovery Provider (design §8), independent of HTTP:
@@ -47,64 +50,37 @@ import type { DiscoveryStore, RRsetChange } from './store.js';
  * 2. `confirm`: the right code and a public key get an Attestation signed by the DP's prover
  *    key (`store.proverKey()`), valid from now for `attestationValiditySeconds`.
  * 3. `publishMapping`, `publishMapref`: signed objects are verified as far as the DP can
- *    (design §6) and stored; `store.apply` resolves only once the change is durable.
- * 4. `remove` (recipient) and `revoke` (CSIP) delete what they cover (R9, R10).
+ *    (design §6) and handed to the store as one operation each.
+ * 4. `remove` (recipient) and `revoke` (CSIP) delete what they cover (R9, R10), the same way.
+ *
+ * The split: this module checks what does not depend on the stored state — the signatures, the
+ * times, the CSI and the zone that serves it, the prover or CSIP key against the apex AUTHKEYs
+ * (a cheap early refusal, so a forged request never queues a write) — and then submits one
+ * `StoreOperation` (`mapping-ops.ts`). The store decides the rest inside the write transaction
+ * that commits it, on whichever thread or process holds the write: the per-key `seq` rule, the
+ * "new" bit, removals, revocations, MAPREF targets, the limits, the anti-replay records, and the
+ * prover or CSIP authorization once more (a key removed meanwhile cannot slip through). Nothing
+ * here reads an RRset to write it back, so concurrent requests for one CSI — from this process,
+ * another DP front end on the same store, or the CLI — never overwrite each other, and nothing
+ * is acknowledged before it is durable. A refusal from the store comes back as a typed reason,
+ * mapped here to its {@link RegistrationError} code.
+ *
+ * Replays. Published mappings are public, so after a removal or revocation anyone could send an
+ * old mapping again; MapRef requests could be sent twice. The store keeps a record of each
+ * removal (per CSI and key: the highest removed `seq`), revocation (per CSI: `before`) and
+ * applied MapRef request, in the transaction of the change it records, until nothing it stops
+ * could verify any more (`mapping-ops.ts` explains the bounds, which rest on
+ * {@link MAX_ATTESTATION_LIFETIME_SECONDS}); they survive restarts and backups of the store.
  *
  * Pending codes live in memory (codes.ts) and do not survive a restart: they last minutes, and
- * nothing acknowledged is lost (the owner asks for a new code). Attestations, mappings and
- * MAPREFs are in the store, written durably before a request is acknowledged.
+ * nothing acknowledged is lost (the owner asks for a new code).
  *
- * Every refusal is a {@link RegistrationError} with a stable code, thrown before anything is
- * written: bad input leaves the store unchanged. Changes to one CSI name are serialized, so
- * two requests for the same CSI never overwrite each other's read-modify-write.
- *
- * Rules for a CSI's MAP RRset (one MAP record per recipient key):
- * - a key's new mapping replaces its stored one only with a higher `seq` (else `ERR_STALE_SEQ`;
- *   the very same bytes again succeed without a change, so a client may retry);
- * - a mapping with the "new" bit de-lists, i.e. deletes, the mappings of other keys whose
- *   attestation is older (`att.nbf` smaller); conversely a mapping whose attestation is older
- *   than that of another key's stored "new" mapping is refused (`ERR_SUPERSEDED`), since
- *   resolvers would drop it (design §6);
- * - mappings that have expired (own or attestation `exp`) are dropped whenever the RRset is
- *   rewritten;
- * - the RRset's TTL is the smallest over its records of min({@link MAX_MAP_TTL_SECONDS},
- *   expiry − now), so no cache keeps a mapping past its expiry.
- *
- * Rules for the MAPREF RRset: a MAPREF belongs to the CSI, not to one key (its RDATA is only
- * a domain name). A MapRef request from any current holder (a key attested by a prover of the
- * range, not de-listed by a "new" mapping, not revoked) adds its `target`, or with `target`
- * null withdraws the whole RRset. A Removal that leaves no MAP at the CSI deletes the MAPREF
- * RRset too (the last holder has left, so nothing vouches for the pointers); a Revocation
- * always deletes it, since the pointers may have been set by the revoked holder.
- *
- * Replays. Published mappings are public, so after a removal or revocation anyone could send
- * an old mapping again. The registrar remembers, per CSI and key, the highest removed `seq`
- * and, per CSI, the latest revocation's `before`, until the removed objects expire, and
- * refuses what they cover. MapRef requests are accepted only within MAX_CLOCK_SKEW_SECONDS of
- * their `iat`, and each at most once in that window. These memories are in-process (bounded by
- * {@link MAX_TOMBSTONES} and {@link MAX_REPLAY_ENTRIES}) and do not survive a restart; the
- * store contract has no place for them yet.
+ * Every refusal is a {@link RegistrationError} with a stable code; a refused request leaves the
+ * store unchanged.
  */
 
-/** Longest TTL of a MAP RRset, in seconds; shorter when a mapping expires sooner. */
-export const MAX_MAP_TTL_SECONDS = 300;
-/** TTL of a MAPREF RRset, in seconds. */
-export const MAPREF_TTL_SECONDS = 300;
 /** Default validity of an attestation issued by `confirm`: 365 days. */
 export const ATTESTATION_VALIDITY_SECONDS = 365 * 86_400;
-/** Most MAP records (recipient keys) at one CSI. */
-export const MAX_MAPPINGS_PER_CSI = 16;
-/**
- * Most RDATA octets of one MAP RRset, so an answer with its RRSIG fits a DNS message (65,535
- * octets) with room to spare.
- */
-export const MAX_MAP_RRSET_OCTETS = 32 * 1024;
-/** Most MAPREF records at one CSI (a resolver follows only a few: design §6 fan-out limit). */
-export const MAX_MAPREFS_PER_CSI = 8;
-/** Most removals and revocations remembered against replays. */
-export const MAX_TOMBSTONES = 100_000;
-/** Most MapRef request signatures remembered against replays. */
-export const MAX_REPLAY_ENTRIES = 100_000;
 
 /** Limits and lifetimes of a registrar; each defaults to the named constant. */
 export interface RegistrarLimits {
@@ -122,7 +98,10 @@ export interface RegistrarLimits {
   readonly maxPendingCodes?: number;
   /** Default {@link MAX_RATE_LIMIT_KEYS}. */
   readonly maxRateLimitKeys?: number;
-  /** Default {@link ATTESTATION_VALIDITY_SECONDS}. */
+  /**
+   * Default {@link ATTESTATION_VALIDITY_SECONDS}; at most
+   * {@link MAX_ATTESTATION_LIFETIME_SECONDS}, since the DP stores nothing attested for longer.
+   */
   readonly attestationValiditySeconds?: number;
 }
 
@@ -197,26 +176,9 @@ export interface Registrar {
   revoke(revocation: Uint8Array, client?: string): Promise<RevokeResult>;
 }
 
-/** A MAP record as stored, decoded when it decodes. */
-interface StoredMapping {
-  readonly bytes: Uint8Array;
-  /** Undefined for a record this version cannot decode: kept as is, never judged. */
-  readonly mapping: Mapping | undefined;
-}
-
 interface Located {
   readonly origin: string;
   readonly name: string;
-}
-
-interface RemovalTombstone {
-  readonly seq: number;
-  readonly until: number;
-}
-
-interface RevocationTombstone {
-  readonly before: number;
-  readonly until: number;
 }
 
 /** Creates a registrar over a store and code channels. */
@@ -229,6 +191,15 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
   const readClock = options.now ?? systemClock;
   const clock = (): number => Math.floor(readClock());
   const validity = limits.attestationValiditySeconds ?? ATTESTATION_VALIDITY_SECONDS;
+  if (
+    !Number.isSafeInteger(validity) ||
+    validity <= 0 ||
+    validity > MAX_ATTESTATION_LIFETIME_SECONDS
+  ) {
+    throw new RangeError(
+      `attestationValiditySeconds must be whole seconds in 1..${MAX_ATTESTATION_LIFETIME_SECONDS}`,
+    );
+  }
   const maxKeys = limits.maxRateLimitKeys ?? MAX_RATE_LIMIT_KEYS;
 
   const codes: CodeTable = createCodeTable({
@@ -251,10 +222,6 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     maxKeys,
     now: readClock,
   });
-  const removals = new LRUCache<string, RemovalTombstone>({ max: MAX_TOMBSTONES });
-  const revocations = new LRUCache<string, RevocationTombstone>({ max: MAX_TOMBSTONES });
-  const seenRequests = new LRUCache<string, number>({ max: MAX_REPLAY_ENTRIES });
-  const withLock = createLocks();
 
   // -------------------------------------------------------------------------------------------
   // Checks shared by the operations
@@ -332,71 +299,28 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     return { origin, name };
   };
 
-  /** Unexpired AUTHKEY entries of `role` at the zone's apex. */
-  const authkeys = (origin: string, role: AuthkeyRole, now: number): AuthkeyData[] =>
-    store
-      .readRRset(origin, origin, 'AUTHKEY')
-      .flatMap((r) => (r.type === 'AUTHKEY' ? [r.data] : []))
-      .filter(
-        (k) => k.role === role && k.algorithm === DNSSEC_ALGORITHM_ED25519 && k.notAfter > now,
-      );
-
+  /** Whether `key` is an unexpired AUTHKEY of `role` at the zone's apex (as read now). */
   const isAuthorized = (origin: string, role: AuthkeyRole, key: Uint8Array, now: number) =>
-    authkeys(origin, role, now).some((k) => equalBytes(k.publicKey, key));
-
-  const requireProver = (origin: string, att: Attestation, now: number): void => {
-    if (!isAuthorized(origin, 'prover', att.prover, now)) {
-      throw new RegistrationError('ERR_PROVER_NOT_AUTHORIZED');
-    }
-  };
+    isAuthorizedKey(store.readRRset(origin, origin, 'AUTHKEY'), role, key, now);
 
   const invalid = (
     code: RegistrationErrorCode,
     result: Extract<VerifyResult<unknown>, { ok: false }>,
   ): RegistrationError => new RegistrationError(code, result.detail, { detail: result.reason });
 
-  const readMappings = (origin: string, name: string): StoredMapping[] =>
-    store
-      .readRRset(origin, name, 'MAP')
-      .flatMap((r) => (r.type === 'MAP' ? [{ bytes: r.data, mapping: tryDecode(r.data) }] : []));
-
-  const hasMaprefs = (origin: string, name: string): boolean =>
-    store.readRRset(origin, name, 'MAPREF').length > 0;
-
-  const apply = async (origin: string, changes: RRsetChange[]): Promise<number> => {
-    if (changes.length === 0) return store.zoneInfo(origin)?.serial ?? 0;
-    return (await store.apply(origin, changes)).serial;
-  };
-
-  /** The MAP RRset change that leaves exactly `kept` at `name`. */
-  const mapChange = (name: string, kept: StoredMapping[], now: number): RRsetChange => {
-    if (kept.length === 0) return { op: 'delete', name, type: 'MAP' };
-    const ttl = Math.min(...kept.map((k) => mapTtl(k.mapping, now)));
-    return {
-      op: 'put',
-      name,
-      type: 'MAP',
-      records: kept.map((k) => record(name, 'MAP', k.bytes, ttl)),
-    };
-  };
-
-  /** Refuses an object of `key` attested at `nbf` that a revocation or "new" mapping covers. */
-  const requireCurrentHolder = (
-    csi: Csi,
-    key: Uint8Array,
-    nbf: number,
-    stored: StoredMapping[],
-    now: number,
-  ): void => {
-    const revoked = revocations.get(csi);
-    if (revoked !== undefined && revoked.until > now && nbf < revoked.before) {
-      throw new RegistrationError('ERR_REVOKED');
-    }
-    const newer = stored.some(
-      ({ mapping: o }) =>
-        o !== undefined && isCurrent(o, now) && o.new && !equalBytes(o.key, key) && o.att.nbf > nbf,
-    );
-    if (newer) throw new RegistrationError('ERR_SUPERSEDED');
+  /**
+   * Submits one operation; a refusal becomes its RegistrationError (`invalidCode` for the
+   * object's own faults: expiry, attestation lifetime, a revocation of the future).
+   */
+  const submit = async (
+    origin: string,
+    operation: StoreOperation,
+    invalidCode: RegistrationErrorCode,
+  ): Promise<Extract<OperationOutcome, { kind: 'applied' }>> => {
+    const outcome = await store.applyOperation(origin, operation);
+    if (outcome.kind === 'applied') return outcome;
+    const code = REFUSALS[outcome.reason] ?? invalidCode;
+    throw new RegistrationError(code, outcome.message, { detail: outcome.reason });
   };
 
   // -------------------------------------------------------------------------------------------
@@ -466,9 +390,16 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       const now = clock();
       const prover = store.proverKey();
       // An attestation is useful only while its prover is listed at the apex.
-      const listed = authkeys(origin, 'prover', now).filter((k) =>
-        equalBytes(k.publicKey, prover.publicKey),
-      );
+      const listed = store
+        .readRRset(origin, origin, 'AUTHKEY')
+        .flatMap((rr) => (rr.type === 'AUTHKEY' ? [rr.data] : []))
+        .filter(
+          (k) =>
+            k.role === 'prover' &&
+            k.algorithm === DNSSEC_ALGORITHM_ED25519 &&
+            k.notAfter > now &&
+            equalBytes(k.publicKey, prover.publicKey),
+        );
       if (listed.length === 0) log.warn('prover-not-listed', { zone: origin });
       const exp = Math.min(now + validity, ...listed.map((k) => k.notAfter));
       const attestation = createAttestation(
@@ -493,58 +424,19 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       const now = clock();
       const verified = verifyMapping(bytes, { csi, now });
       if (!verified.ok) throw invalid('ERR_MAPPING_INVALID', verified);
-      const m = verified.value;
-      requireProver(origin, m.att, now);
-      return withLock(name, async () => {
-        const removed = removals.get(tombstoneKey(csi, m.key));
-        if (removed !== undefined && removed.until > now && m.seq <= removed.seq) {
-          throw new RegistrationError(
-            'ERR_STALE_SEQ',
-            `a removal of this key covers seq ${removed.seq}`,
-          );
-        }
-        const stored = readMappings(origin, name);
-        const own = stored.find((s) => s.mapping !== undefined && equalBytes(s.mapping.key, m.key));
-        if (own?.mapping !== undefined) {
-          if (equalBytes(own.bytes, bytes)) {
-            return { zone: origin, name, serial: await apply(origin, []) };
-          }
-          if (own.mapping.seq >= m.seq) {
-            throw new RegistrationError(
-              'ERR_STALE_SEQ',
-              `the stored mapping of this key has seq ${own.mapping.seq}`,
-            );
-          }
-        }
-        requireCurrentHolder(csi, m.key, m.att.nbf, stored, now);
-        const kept = stored.filter(({ mapping: o }) => {
-          if (o === undefined) return true;
-          if (equalBytes(o.key, m.key)) return false;
-          if (!isCurrent(o, now)) return false;
-          // Design §4/§6: the "new" bit de-lists other keys attested earlier.
-          return !(m.new && o.att.nbf < m.att.nbf);
-        });
-        const all = [...kept, { bytes: Uint8Array.from(bytes), mapping: m }];
-        if (all.length > MAX_MAPPINGS_PER_CSI) {
-          throw new RegistrationError(
-            'ERR_TOO_MANY_MAPPINGS',
-            `a CSI holds at most ${MAX_MAPPINGS_PER_CSI} mappings`,
-          );
-        }
-        if (all.reduce((n, s) => n + s.bytes.length, 0) > MAX_MAP_RRSET_OCTETS) {
-          throw new RegistrationError(
-            'ERR_TOO_MANY_MAPPINGS',
-            `the mappings of a CSI take at most ${MAX_MAP_RRSET_OCTETS} octets`,
-          );
-        }
-        const serial = await apply(origin, [mapChange(name, all, now)]);
-        log.info('mapping-published', {
-          zone: origin,
-          serial,
-          delisted: stored.length - kept.length - (own === undefined ? 0 : 1),
-        });
-        return { zone: origin, name, serial };
-      });
+      if (!isAuthorized(origin, 'prover', verified.value.att.prover, now)) {
+        throw new RegistrationError('ERR_PROVER_NOT_AUTHORIZED');
+      }
+      const operation: StoreOperation = {
+        kind: 'publish-mapping',
+        name,
+        mapping: bytes,
+        now,
+        authorize: true,
+      };
+      const { serial, changed, removed } = await submit(origin, operation, 'ERR_MAPPING_INVALID');
+      if (changed) log.info('mapping-published', { zone: origin, serial, delisted: removed });
+      return { zone: origin, name, serial };
     },
 
     async publishMapref(bytes, client) {
@@ -560,38 +452,19 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
           detail: 'target',
         });
       }
-      requireProver(origin, r.att, now);
-      const replayKey = Buffer.from(r.sig).toString('hex');
-      return withLock(name, async () => {
-        const seen = seenRequests.get(replayKey);
-        if (seen !== undefined && seen >= now) throw new RegistrationError('ERR_REPLAYED');
-        requireCurrentHolder(csi, r.key, r.att.nbf, readMappings(origin, name), now);
-        const targets = store
-          .readRRset(origin, name, 'MAPREF')
-          .flatMap((rr) => (rr.type === 'MAPREF' ? [rr.data] : []));
-        let changes: RRsetChange[];
-        if (r.target === null) {
-          changes = targets.length === 0 ? [] : [{ op: 'delete', name, type: 'MAPREF' }];
-        } else if (targets.some((t) => namesEqual(t, r.target as string))) {
-          changes = [];
-        } else {
-          if (targets.length >= MAX_MAPREFS_PER_CSI) {
-            throw new RegistrationError(
-              'ERR_TOO_MANY_MAPREFS',
-              `a CSI holds at most ${MAX_MAPREFS_PER_CSI} MAPREF records`,
-            );
-          }
-          const records = [...targets, r.target].map((t) =>
-            record(name, 'MAPREF', t, MAPREF_TTL_SECONDS),
-          );
-          changes = [{ op: 'put', name, type: 'MAPREF', records }];
-        }
-        const serial = await apply(origin, changes);
-        // Remembered until the request can no longer verify (iat + skew).
-        seenRequests.set(replayKey, r.iat + MAX_CLOCK_SKEW_SECONDS);
-        log.info('mapref-published', { zone: origin, serial, withdrawn: r.target === null });
-        return { zone: origin, name, serial };
-      });
+      if (!isAuthorized(origin, 'prover', r.att.prover, now)) {
+        throw new RegistrationError('ERR_PROVER_NOT_AUTHORIZED');
+      }
+      const operation: StoreOperation = {
+        kind: 'mapref',
+        name,
+        request: bytes,
+        now,
+        authorize: true,
+      };
+      const { serial } = await submit(origin, operation, 'ERR_MAPREF_INVALID');
+      log.info('mapref-published', { zone: origin, serial, withdrawn: r.target === null });
+      return { zone: origin, name, serial };
     },
 
     async remove(bytes, client) {
@@ -599,40 +472,12 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       const now = clock();
       const verified = verifyRemoval(bytes, { now });
       if (!verified.ok) throw invalid('ERR_REMOVAL_INVALID', verified);
-      const removal = verified.value;
-      const csi = signedCsi(removal.csi, 'removal.csi');
+      const csi = signedCsi(verified.value.csi, 'removal.csi');
       const { origin, name } = locate(csi);
-      return withLock(name, async () => {
-        const stored = readMappings(origin, name);
-        const own = stored.find(
-          (s) => s.mapping !== undefined && equalBytes(s.mapping.key, removal.key),
-        );
-        // R10: only the key that published a mapping can remove it.
-        if (own?.mapping === undefined) throw new RegistrationError('ERR_NOT_FOUND');
-        if (own.mapping.seq > removal.seq) {
-          throw new RegistrationError(
-            'ERR_STALE_SEQ',
-            `the stored mapping has seq ${own.mapping.seq}, above the removal's ${removal.seq}`,
-          );
-        }
-        const kept = stored.filter(
-          (s) => s !== own && (s.mapping === undefined || isCurrent(s.mapping, now)),
-        );
-        const changes: RRsetChange[] = [mapChange(name, kept, now)];
-        if (kept.length === 0 && hasMaprefs(origin, name)) {
-          changes.push({ op: 'delete', name, type: 'MAPREF' });
-        }
-        const serial = await apply(origin, changes);
-        const until = Math.max(own.mapping.exp, own.mapping.att.exp);
-        const key = tombstoneKey(csi, removal.key);
-        const previous = removals.get(key);
-        removals.set(key, {
-          seq: Math.max(removal.seq, previous?.seq ?? 0),
-          until: Math.max(until, previous?.until ?? 0),
-        });
-        log.info('mapping-removed', { zone: origin, serial });
-        return { zone: origin, name, serial };
-      });
+      const operation: StoreOperation = { kind: 'remove-mapping', name, removal: bytes, now };
+      const { serial } = await submit(origin, operation, 'ERR_REMOVAL_INVALID');
+      log.info('mapping-removed', { zone: origin, serial });
+      return { zone: origin, name, serial };
     },
 
     async revoke(bytes, client) {
@@ -646,38 +491,36 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       if (!isAuthorized(origin, 'csip', revocation.csip, now)) {
         throw new RegistrationError('ERR_CSIP_NOT_AUTHORIZED');
       }
-      // A revocation covers the past; a `before` in the future would also revoke the next
-      // holder's attestations.
-      if (revocation.before > now + MAX_CLOCK_SKEW_SECONDS) {
-        throw new RegistrationError(
-          'ERR_REVOCATION_INVALID',
-          'revocation.before lies in the future',
-          { detail: 'not-yet-valid' },
-        );
-      }
-      return withLock(name, async () => {
-        const stored = readMappings(origin, name);
-        const covered = (m: Mapping | undefined): boolean =>
-          m !== undefined && m.att.nbf < revocation.before;
-        const kept = stored.filter(
-          (s) => !covered(s.mapping) && (s.mapping === undefined || isCurrent(s.mapping, now)),
-        );
-        const removed = stored.filter((s) => covered(s.mapping)).length;
-        const changes: RRsetChange[] = [];
-        if (kept.length !== stored.length) changes.push(mapChange(name, kept, now));
-        if (hasMaprefs(origin, name)) changes.push({ op: 'delete', name, type: 'MAPREF' });
-        const serial = await apply(origin, changes);
-        const previous = revocations.get(csi);
-        revocations.set(csi, {
-          before: Math.max(revocation.before, previous?.before ?? 0),
-          until: Math.max(now + validity, previous?.until ?? 0),
-        });
-        log.info('revoked', { zone: origin, serial, removed });
-        return { zone: origin, name, serial, removed };
-      });
+      const operation: StoreOperation = {
+        kind: 'revoke',
+        name,
+        revocation: bytes,
+        now,
+        authorize: true,
+      };
+      const { serial, removed } = await submit(origin, operation, 'ERR_REVOCATION_INVALID');
+      log.info('revoked', { zone: origin, serial, removed });
+      return { zone: origin, name, serial, removed };
     },
   };
 }
+
+/**
+ * The RegistrationError code of each refusal the store may return; the reasons left out
+ * (`expired`, `attestation-lifetime`, `not-yet-valid`) are faults of the submitted object and
+ * take the code of its kind (`ERR_MAPPING_INVALID`, …).
+ */
+const REFUSALS: Readonly<Partial<Record<RefusalReason, RegistrationErrorCode>>> = Object.freeze({
+  'prover-not-authorized': 'ERR_PROVER_NOT_AUTHORIZED',
+  'csip-not-authorized': 'ERR_CSIP_NOT_AUTHORIZED',
+  'stale-seq': 'ERR_STALE_SEQ',
+  superseded: 'ERR_SUPERSEDED',
+  revoked: 'ERR_REVOKED',
+  'not-found': 'ERR_NOT_FOUND',
+  replayed: 'ERR_REPLAYED',
+  'too-many-mappings': 'ERR_TOO_MANY_MAPPINGS',
+  'too-many-maprefs': 'ERR_TOO_MANY_MAPREFS',
+});
 
 function decodeOrRefuse(bytes: Uint8Array): Mapping {
   try {
@@ -693,55 +536,8 @@ function decodeOrRefuse(bytes: Uint8Array): Mapping {
   }
 }
 
-function tryDecode(bytes: Uint8Array): Mapping | undefined {
-  try {
-    return decodeMapping(bytes);
-  } catch (error) {
-    if (error instanceof SignedObjectError) return undefined;
-    throw error;
-  }
-}
-
-function isCurrent(m: Mapping, now: number): boolean {
-  return now < m.exp && now < m.att.exp;
-}
-
-/** min(MAX_MAP_TTL_SECONDS, seconds until the mapping or its attestation expires), at least 1. */
-function mapTtl(m: Mapping | undefined, now: number): number {
-  if (m === undefined) return MAX_MAP_TTL_SECONDS;
-  return Math.max(1, Math.min(MAX_MAP_TTL_SECONDS, Math.min(m.exp, m.att.exp) - now));
-}
-
-function tombstoneKey(csi: string, key: Uint8Array): string {
-  return `${csi}\n${Buffer.from(key).toString('hex')}`;
-}
-
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-/**
- * Serializes work per key: `withLock(name, fn)` runs `fn` after every earlier `fn` of the same
- * name has settled. The table holds only names with work queued.
- */
-function createLocks(): <T>(key: string, fn: () => Promise<T>) => Promise<T> {
-  const tails = new Map<string, Promise<void>>();
-  return async <T>(key: string, fn: () => Promise<T>): Promise<T> => {
-    const previous = tails.get(key) ?? Promise.resolve();
-    let release: () => void = () => undefined;
-    const done = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const tail = previous.then(() => done);
-    tails.set(key, tail);
-    await previous;
-    try {
-      return await fn();
-    } finally {
-      release();
-      if (tails.get(key) === tail) tails.delete(key);
-    }
-  };
 }

@@ -3,7 +3,7 @@
  * the same LMDB environment as the thread that serves queries and runs every write there —
  * planning, signing, encoding and the commit — so that a burst of publishes never holds up the
  * answering path. Messages in: `{ id, method, args }` for `addZone`, `removeZone`, `apply` and
- * `resign`, and `{ id, method: 'close' }`; out: `{ id, value }` or `{ id, error: { code,
+ * `applyOperation` and `resign`, and `{ id, method: 'close' }`; out: `{ id, value }` or `{ id, error: { code,
  * message } }` once the write is durable (or failed, having changed nothing).
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -20,6 +20,11 @@ export type StoreWriterRequest =
   | { id: number; method: 'addZone'; args: Parameters<DiscoveryStore['addZone']> }
   | { id: number; method: 'removeZone'; args: Parameters<DiscoveryStore['removeZone']> }
   | { id: number; method: 'apply'; args: Parameters<DiscoveryStore['apply']> }
+  | {
+      id: number;
+      method: 'applyOperation';
+      args: Parameters<DiscoveryStore['applyOperation']>;
+    }
   | { id: number; method: 'resign'; args: Parameters<DiscoveryStore['resign']> }
   | { id: number; method: 'close' };
 
@@ -48,6 +53,8 @@ async function serve(): Promise<void> {
           return store.removeZone(...request.args);
         case 'apply':
           return store.apply(...request.args);
+        case 'applyOperation':
+          return store.applyOperation(...request.args);
         case 'resign':
           return store.resign(...request.args);
         case 'close':

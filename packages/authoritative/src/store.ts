@@ -6,6 +6,7 @@ import {
   type ZoneKey,
   type ZoneView,
 } from '@mimi-discovery/common';
+import type { OperationOutcome, ReplayRecord, StoreOperation } from './mapping-ops.js';
 import type { StoreChanges } from './zone-changes.js';
 
 /**
@@ -14,9 +15,19 @@ import type { StoreChanges } from './zone-changes.js';
  * Implementations: the LMDB store (the embedded default, `lmdb-store.ts`) and the memory store
  * (`memory-store.ts`, for ephemeral servers and tests). One shared test battery runs against both.
  *
- * Every write resolves only after it is durable (LMDB: its commit flushed to disk), applies
- * atomically, re-signs what it changed and increases the zone's SOA serial by at least one. A
- * write that fails rejects with a {@link StoreError} and changes nothing.
+ * Every write resolves only after it is durable (LMDB: its commit flushed to disk) and applies
+ * atomically; one that changes records re-signs what it changed and increases the zone's SOA
+ * serial by at least one. A write that fails rejects with a {@link StoreError} and changes nothing. Once a write has
+ * resolved, every read of the same store object sees it; a write by another process on the same
+ * data (the CLI) is seen from the next event turn on.
+ *
+ * A change whose outcome depends on what is stored — adding a mapping under the `seq` and "new"
+ * rules, a removal, a revocation, a MapRef request, adding AUTHKEYs — is an operation
+ * ({@link DiscoveryStore.applyOperation}) that the store plans and commits inside one write
+ * transaction, wherever that transaction runs: never a whole RRset a caller read earlier and
+ * writes back (design §8). The anti-replay records that removals, revocations and MapRef
+ * requests leave are part of the store, written in the same transaction, and kept until nothing
+ * they stop could verify any more (`mapping-ops.ts`).
  *
  * Names given to the store may be in any case, with or without the trailing dot; the store keeps
  * owner names in canonical form (RFC 4034 §6.2: lowercase, no trailing dot).
@@ -44,9 +55,10 @@ export interface DiscoveryStore {
   /** The DP's prover key: signs attestations; listed as AUTHKEY `prover` at every apex. */
   proverKey(): Ed25519KeyPair;
   /**
-   * A number that changes whenever a write of this store becomes visible to readers (apply,
-   * resign, addZone, removeZone): what an answer cache checks before reusing an answer. It
-   * changes no later than the write's promise resolves.
+   * A number that changes whenever a write of this store becomes visible to readers (apply, an
+   * operation that changed records, resign, addZone, removeZone): what an answer cache checks
+   * before reusing an answer. For a write through this store object it has changed by the time
+   * the write's promise resolves.
    */
   generation(): number;
   /**
@@ -72,9 +84,24 @@ export interface DiscoveryStore {
    */
   apply(origin: string, changes: readonly RRsetChange[]): Promise<ApplyResult>;
   /**
+   * Plans and applies one operation (`mapping-ops.ts`) inside one write transaction: reads the
+   * RRsets and anti-replay records it depends on there, and commits the changed RRsets (signed,
+   * serial bumped) and anti-replay records together. A refused operation resolves with a
+   * `refused` outcome and changes nothing; one that has nothing to change resolves `applied`
+   * with the serial unchanged (once everything before it is durable). Malformed operations
+   * reject with `ERR_STORE_BAD_CHANGE` or `ERR_STORE_OUT_OF_ZONE` before any transaction.
+   */
+  applyOperation(origin: string, operation: StoreOperation): Promise<OperationOutcome>;
+  /**
+   * The anti-replay records (removals, revocations, applied MapRef requests), expired ones
+   * included until pruned, at most `limit` (default all): for diagnostics and tests.
+   */
+  replayRecords(limit?: number): ReplayRecord[];
+  /**
    * Re-signs every RRset whose RRSIG expires before `before` (seconds; default: now plus the
    * store's refresh margin) and bumps the serial of each zone it touched; returns how many
-   * RRsets it re-signed.
+   * RRsets it re-signed. It also prunes the anti-replay records whose time has passed (by the
+   * store's clock), `REPLAY_PRUNE_BATCH` per transaction, without bumping any serial.
    */
   resign(before?: number): Promise<number>;
   /** Flushes and closes; later calls fail with `ERR_STORE_CLOSED`. */
@@ -149,6 +176,8 @@ export type StoreErrorCode =
   | 'ERR_STORE_PROVER_KEY'
   /** Stored data that does not decode (a damaged or foreign data directory). */
   | 'ERR_STORE_CORRUPT'
+  /** A data directory written by a newer version, in a layout this version cannot read. */
+  | 'ERR_STORE_NEWER_FORMAT'
   /** The data directory cannot be opened or written. */
   | 'ERR_STORE_IO';
 

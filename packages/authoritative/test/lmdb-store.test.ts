@@ -1,11 +1,14 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { open } from 'lmdb';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openLmdbStore, type DiscoveryStore } from '../src/index.js';
+import { PHONE, RECIPIENT, attest, mappingBytes, removalBytes } from './registration-fixture.js';
 import {
   expectStoreError,
   fakeClock,
+  NUMBER,
   ORIGIN,
   PROVER_SEED,
   putMap,
@@ -26,6 +29,14 @@ storeBattery('LMDB store', async (options) => {
     reopen: async (): Promise<DiscoveryStore> => {
       await store.close();
       return openLmdbStore({ dataDir, ...options });
+    },
+    // docs/operations.md §6: stop the server, copy data.mdb, restore it into an empty directory.
+    restoreCopy: async (current): Promise<DiscoveryStore> => {
+      await current.close();
+      const restored = freshDir();
+      mkdirSync(restored, { mode: 0o700 });
+      copyFileSync(join(dataDir, 'data.mdb'), join(restored, 'data.mdb'));
+      return openLmdbStore({ dataDir: restored, ...options });
     },
   };
 });
@@ -72,5 +83,75 @@ describe('LMDB store', () => {
       .filter((rr) => rr.type === 'RRSIG' && rr.data.expiration < clock.now() + 7 * 86400);
     expect(expiring).toEqual([]);
     await store.close();
+  });
+
+  describe('layout versions', () => {
+    /** Rewrites the `meta` format of a closed data directory, optionally dropping a table. */
+    const rewrite = async (dataDir: string, format: number, drop?: string): Promise<void> => {
+      const env = open({ path: dataDir, noSubdir: false, maxDbs: 8 });
+      if (drop !== undefined) {
+        await env
+          .openDB<Buffer, Buffer>({ name: drop, encoding: 'binary', keyEncoding: 'binary' })
+          .drop();
+      }
+      await env
+        .openDB<Buffer, string>({ name: 'meta', encoding: 'binary' })
+        .put('format', Buffer.of(format));
+      await env.close();
+    };
+    const formatOf = async (dataDir: string): Promise<number | undefined> => {
+      const env = open({ path: dataDir, noSubdir: false, maxDbs: 8, readOnly: true });
+      const value = env.openDB<Buffer, string>({ name: 'meta', encoding: 'binary' }).get('format');
+      await env.close();
+      return value?.[0];
+    };
+
+    it('upgrades a directory of layout 1 (before anti-replay records) in place, keeping its zones', async () => {
+      const clock = fakeClock();
+      const dataDir = freshDir();
+      const options = { dataDir, now: clock.now, proverSeed: PROVER_SEED };
+      const first = await openLmdbStore(options);
+      await first.addZone(zoneInit());
+      const att = attest(PHONE, RECIPIENT, PROVER_SEED, clock.now());
+      const mapping = mappingBytes({ att, iat: clock.now() });
+      const publish = {
+        kind: 'publish-mapping' as const,
+        name: NUMBER,
+        mapping,
+        now: clock.now(),
+        authorize: true,
+      };
+      expect((await first.applyOperation(ORIGIN, publish)).kind).toBe('applied');
+      const records = first.readZone(ORIGIN);
+      await first.close();
+      expect(await formatOf(dataDir)).toBe(2);
+      await rewrite(dataDir, 1, 'replay');
+
+      const upgraded = await openLmdbStore(options);
+      expect(await formatOf(dataDir)).toBe(2);
+      expect(upgraded.readZone(ORIGIN)).toEqual(records);
+      expect(upgraded.replayRecords()).toEqual([]);
+      const removal = {
+        kind: 'remove-mapping' as const,
+        name: NUMBER,
+        removal: removalBytes(PHONE, RECIPIENT, 1, clock.now()),
+        now: clock.now(),
+      };
+      expect((await upgraded.applyOperation(ORIGIN, removal)).kind).toBe('applied');
+      expect(upgraded.replayRecords().map((r) => r.kind)).toEqual(['removal']);
+      expect(await upgraded.applyOperation(ORIGIN, publish)).toMatchObject({
+        kind: 'refused',
+        reason: 'stale-seq',
+      });
+      await upgraded.close();
+    });
+
+    it('refuses a directory written in a newer layout, changing nothing', async () => {
+      const dataDir = freshDir();
+      await (await openLmdbStore({ dataDir })).close();
+      await rewrite(dataDir, 3);
+      await expectStoreError(openLmdbStore({ dataDir }), 'ERR_STORE_NEWER_FORMAT');
+      expect(await formatOf(dataDir)).toBe(3);
+    });
   });
 });

@@ -1,8 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { keyPairFromSeed } from '@mimi-discovery/common';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openLmdbStore } from '../src/index.js';
+import { openLmdbStore, type DiscoveryStore, type StoreOperation } from '../src/index.js';
+import { PHONE, attest, mappingBytes, removalBytes, seed } from './registration-fixture.js';
 import {
   NUMBER,
   ORIGIN,
@@ -67,5 +69,90 @@ describe('an LMDB store with a writer thread', () => {
       openLmdbStore({ dataDir, proverSeed: new Uint8Array(32).fill(9), writer: 'thread' }),
       'ERR_STORE_PROVER_KEY',
     );
+  });
+
+  it('shows each acknowledged write to the next read, even while this thread reads all the time', async () => {
+    const store = await openLmdbStore({
+      dataDir: fresh(),
+      proverSeed: PROVER_SEED,
+      writer: 'thread',
+    });
+    await store.addZone(zoneInit());
+    // Reads in every event turn keep this thread's read snapshot in use (lmdb-js renews it only
+    // at a later turn), so a write acknowledged in between must renew it itself.
+    let reading = true;
+    const readAll = (): void => {
+      store.readRRset(ORIGIN, NUMBER, 'MAP');
+      if (reading) setImmediate(readAll);
+    };
+    readAll();
+    const stale: number[] = [];
+    try {
+      for (let i = 1; i <= 60; i++) {
+        const generation = store.generation();
+        await store.apply(ORIGIN, [putMap(NUMBER, i)]);
+        const [seen] = store.readRRset(ORIGIN, NUMBER, 'MAP');
+        const byte = seen?.type === 'MAP' ? seen.data[3] : undefined;
+        if (byte !== i || store.generation() === generation) stale.push(i);
+      }
+    } finally {
+      reading = false;
+    }
+    expect(stale).toEqual([]);
+    await store.close();
+  });
+
+  it('decides operations on the writer thread: concurrent publishes for one CSI all land, a removal is kept', async () => {
+    const store: DiscoveryStore = await openLmdbStore({
+      dataDir: fresh(),
+      proverSeed: PROVER_SEED,
+      writer: 'thread',
+    });
+    await store.addZone(zoneInit());
+    const now = Math.floor(Date.now() / 1000);
+    const keys = Array.from({ length: 12 }, (_, i) => keyPairFromSeed(seed(0x70 + i)));
+    const mappings = keys.map((recipient) =>
+      mappingBytes({ att: attest(PHONE, recipient, PROVER_SEED, now), recipient, iat: now }),
+    );
+    const outcomes = await Promise.all(
+      mappings.map((mapping) =>
+        store.applyOperation(ORIGIN, {
+          kind: 'publish-mapping',
+          name: NUMBER,
+          mapping,
+          now,
+          authorize: true,
+        }),
+      ),
+    );
+    expect(outcomes.map((o) => o.kind)).toEqual(mappings.map(() => 'applied'));
+    const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+    expect(
+      store
+        .readRRset(ORIGIN, NUMBER, 'MAP')
+        .map((r) => hex(r.data as Uint8Array))
+        .sort(),
+    ).toEqual(mappings.map(hex).sort());
+    const [first] = keys;
+    if (first === undefined) throw new Error('no key');
+    const removal: StoreOperation = {
+      kind: 'remove-mapping',
+      name: NUMBER,
+      removal: removalBytes(PHONE, first, 1, now),
+      now,
+    };
+    expect((await store.applyOperation(ORIGIN, removal)).kind).toBe('applied');
+    expect(store.readRRset(ORIGIN, NUMBER, 'MAP')).toHaveLength(keys.length - 1);
+    expect(store.replayRecords().map((r) => r.kind)).toEqual(['removal']);
+    expect(
+      await store.applyOperation(ORIGIN, {
+        kind: 'publish-mapping',
+        name: NUMBER,
+        mapping: mappings[0] ?? new Uint8Array(),
+        now,
+        authorize: true,
+      }),
+    ).toMatchObject({ kind: 'refused', reason: 'stale-seq' });
+    await store.close();
   });
 });

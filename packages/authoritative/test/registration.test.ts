@@ -9,17 +9,18 @@ import { createOutboxChannel, type CodeChannel, type CodeMessage } from '../src/
 import { RegistrationError, type RegistrationErrorCode } from '../src/registration-error.js';
 import {
   MAPREF_TTL_SECONDS,
+  MAX_ATTESTATION_LIFETIME_SECONDS,
   MAX_MAPREFS_PER_CSI,
   MAX_MAPPINGS_PER_CSI,
   MAX_MAP_TTL_SECONDS,
-  createRegistrar,
-  type Registrar,
-  type RegistrarOptions,
-} from '../src/registration.js';
+} from '../src/mapping-ops.js';
+import type { DiscoveryStore } from '../src/store.js';
+import { createRegistrar, type Registrar, type RegistrarOptions } from '../src/registration.js';
 import {
   CSIP,
   DAY,
   EMAIL,
+  INDEPENDENT_PROVER,
   OTHER_RECIPIENT,
   PHONE,
   PHONE_NAME,
@@ -234,14 +235,73 @@ describe('registrar', () => {
       expect(again).toEqual(first);
     });
 
-    it('serializes concurrent publications for one CSI', async () => {
-      const a = await attested(RECIPIENT);
-      const b = await attested(OTHER_RECIPIENT);
-      await Promise.all([
-        registrar.publishMapping(mappingBytes({ att: a, iat: T0 })),
-        registrar.publishMapping(mappingBytes({ att: b, recipient: OTHER_RECIPIENT, iat: T0 })),
+    it('lands every one of concurrent publications for one CSI', async () => {
+      const keys = Array.from({ length: 8 }, (_, i) => keyPairFromSeed(seed(0x30 + i)));
+      const results = await Promise.all(
+        keys.map((key) =>
+          registrar.publishMapping(
+            mappingBytes({ att: attest(PHONE, key, PROVER_SEED, T0), recipient: key, iat: T0 }),
+          ),
+        ),
+      );
+      expect(new Set(results.map((r) => r.serial)).size).toBe(keys.length);
+      expect(maps()).toHaveLength(keys.length);
+    });
+
+    it(`refuses an attestation valid for longer than ${MAX_ATTESTATION_LIFETIME_SECONDS} s`, async () => {
+      const exp = T0 + MAX_ATTESTATION_LIFETIME_SECONDS + 1;
+      const att = attest(PHONE, RECIPIENT, PROVER_SEED, T0, exp);
+      const error = await refused(
+        () => registrar.publishMapping(mappingBytes({ att, iat: T0 })),
+        'ERR_MAPPING_INVALID',
+      );
+      expect(error.detail).toBe('attestation-lifetime');
+      const mapref = await refused(
+        () => registrar.publishMapref(maprefBytes(att, 'msp.example', T0)),
+        'ERR_MAPREF_INVALID',
+      );
+      expect(mapref.detail).toBe('attestation-lifetime');
+      // At the bound it is taken.
+      const longest = attest(PHONE, RECIPIENT, PROVER_SEED, T0, exp - 1);
+      await registrar.publishMapping(mappingBytes({ att: longest, iat: T0 }));
+      expect(() =>
+        make({ limits: { attestationValiditySeconds: MAX_ATTESTATION_LIFETIME_SECONDS + 1 } }),
+      ).toThrow(RangeError);
+    });
+
+    it('refuses inside the store a prover that was removed after the registrar looked', async () => {
+      // The registrar's early check reads a stale AUTHKEY RRset that still lists the prover;
+      // the store, deciding inside its write, reads the one without it.
+      const stale = fixture.store.readRRset(PHONE_ZONE, PHONE_ZONE, 'AUTHKEY');
+      const base = fixture.store;
+      const store = new Proxy(base, {
+        get(target, property) {
+          if (property === 'readRRset') {
+            return (...args: Parameters<DiscoveryStore['readRRset']>) =>
+              args[2] === 'AUTHKEY' ? stale : target.readRRset(...args);
+          }
+          const value: unknown = Reflect.get(target, property);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      await fixture.store.apply(PHONE_ZONE, [
+        {
+          op: 'put',
+          name: PHONE_ZONE,
+          type: 'AUTHKEY',
+          records: stale.filter(
+            (rr) =>
+              rr.type !== 'AUTHKEY' ||
+              Buffer.compare(rr.data.publicKey, INDEPENDENT_PROVER.publicKey) !== 0,
+          ),
+        },
       ]);
-      expect(maps()).toHaveLength(2);
+      registrar = make({ store });
+      const att = attest(PHONE, RECIPIENT, INDEPENDENT_PROVER.secretKey, T0);
+      await refused(
+        () => registrar.publishMapping(mappingBytes({ att, iat: T0 })),
+        'ERR_PROVER_NOT_AUTHORIZED',
+      );
     });
 
     it(`holds at most ${MAX_MAPPINGS_PER_CSI} mappings per CSI`, async () => {

@@ -15,6 +15,7 @@ import {
   type StoreErrorCode,
   type ZoneInit,
 } from '../src/index.js';
+import { operationsBattery } from './store-battery-operations.js';
 
 /**
  * The behaviour every DiscoveryStore implementation shares (style: one shared battery runs
@@ -47,6 +48,11 @@ export interface StoreHarness {
   store: DiscoveryStore;
   /** Closes the store and opens it again on the same data (persistent stores only). */
   reopen?: () => Promise<DiscoveryStore>;
+  /**
+   * Closes `current` (a store over this harness's data), copies its data as an operator's backup
+   * would, and opens the copy (persistent stores only).
+   */
+  restoreCopy?: (current: DiscoveryStore) => Promise<DiscoveryStore>;
 }
 
 export interface StoreFactoryOptions {
@@ -172,6 +178,8 @@ export function storeBattery(name: string, factory: StoreFactory): void {
       const harness = await factory({ now: clock.now, proverSeed: PROVER_SEED, ...options });
       return { ...harness, clock };
     };
+
+    operationsBattery(setup);
 
     describe('zones', () => {
       it('creates a zone whose apex holds SOA, NS, DNSKEY and AUTHKEY, each signed', async () => {

@@ -41,9 +41,9 @@ async function withStore<T>(
   }
 }
 
-/** A signed mapping of CSI for recipient 01…01, attested by prover 02…02. */
-function mappingBytes(): Uint8Array {
-  const recipient = keyPairFromSeed(seed(1));
+/** A signed mapping of CSI for recipient 01…01 (or `recipientByte`), attested by prover 02…02. */
+function mappingBytes(recipientByte = 1, provider = 'chat.example'): Uint8Array {
+  const recipient = keyPairFromSeed(seed(recipientByte));
   const att = createAttestation(
     { csi: CSI, key: recipient.publicKey, nbf: NOW - 60, exp: NOW + 86_400 },
     seed(2),
@@ -51,7 +51,7 @@ function mappingBytes(): Uint8Array {
   const mapping = createMapping(
     {
       csi: CSI,
-      msps: [{ provider: 'chat.example', tags: [] }],
+      msps: [{ provider, tags: [] }],
       seq: 1,
       iat: NOW,
       exp: NOW + 86_400,
@@ -247,6 +247,43 @@ describe('zone import', () => {
     expect(report.skipped).toEqual([
       { type: 'MAP', count: 1, reason: 'MAP for another CSI than its name' },
     ]);
+  });
+
+  it('adds imported mappings to those of the zone, and skips what the store refuses', async () => {
+    const mapFile = (bytes: Uint8Array): string => {
+      const hex = Buffer.from(bytes).toString('hex');
+      return `${NUMBER_NAME}. 300 IN TYPE65400 \\# ${hex.length / 2} ${hex}\n`;
+    };
+    const other = mappingBytes(3);
+    // The first key again with the same seq but other content: the stored one stays.
+    const stale = mappingBytes(1, 'other.example');
+    writeFileSync(join(cli.dir, 'more.zone'), mapFile(other) + mapFile(stale));
+    const report = JSON.parse(
+      await cli.ok([
+        'zone',
+        'import',
+        '--config',
+        'b/config.json',
+        '--zone',
+        ZONE,
+        '--file',
+        'more.zone',
+        '--json',
+      ]),
+    ) as { rrsets: number; records: number; skipped: unknown[] };
+    expect(report).toMatchObject({ rrsets: 1, records: 1 });
+    expect(report.skipped).toEqual([
+      { type: 'MAP', count: 1, reason: 'refused by the store: stale-seq' },
+    ]);
+    await withStore('b', async (store) => {
+      const stored = store
+        .readRRset(ZONE, NUMBER_NAME, 'MAP')
+        .map((r) => Buffer.from(r.data as Uint8Array).toString('hex'))
+        .sort();
+      expect(stored).toEqual(
+        [mappingBytes(), other].map((b) => Buffer.from(b).toString('hex')).sort(),
+      );
+    });
   });
 
   it('refuses a delegation without DS, writing nothing', async () => {

@@ -7,7 +7,6 @@ import {
   isSubdomain,
   parseCsi,
   parseZoneFile,
-  type AuthkeyData,
   type ResourceRecord,
   type RRType,
 } from '@mimi-discovery/common';
@@ -15,7 +14,9 @@ import {
   exportZone,
   MAX_CHANGES_PER_APPLY,
   type DiscoveryStore,
+  type OperationOutcome,
   type RRsetChange,
+  type StoreOperation,
 } from '@mimi-discovery/authoritative';
 import type { Command } from 'commander';
 import { loadConfig, selectZones, withStore } from '../config-file.js';
@@ -38,11 +39,19 @@ import { zoneOf } from '../flag-values.js';
  * - MAP records (each must decode as a Mapping for the CSI of its owner name), MAPREF records;
  * - AUTHKEY records at the apex, added to those the zone has (its own prover key stays).
  * A delegation without DS, in the file or already in the zone, is refused (design §5: every
- * delegation is signed) before anything is written. It skips, with a count and the reason, what the store makes and signs itself (SOA, DNSKEY,
- * RRSIG, NSEC, NSEC3, NSEC3PARAM), the apex NS (set by `init`), and anything else. Records are
- * grouped into RRsets, each replacing the zone's RRset of that name and type, and applied in
- * batches of at most MAX_CHANGES_PER_APPLY RRsets with every RRset of one owner in one batch
- * (so NS and DS of a cut arrive together); each batch is atomic and durable.
+ * delegation is signed) before anything is written. It skips, with a count and the reason, what
+ * the store makes and signs itself (SOA, DNSKEY, RRSIG, NSEC, NSEC3, NSEC3PARAM), the apex NS
+ * (set by `init`), and anything else.
+ *
+ * Delegation records are grouped into RRsets, each replacing the zone's RRset of that name and
+ * type, and applied in batches of at most MAX_CHANGES_PER_APPLY RRsets with every RRset of one
+ * owner in one batch (so NS and DS of a cut arrive together); each batch is atomic and durable.
+ * Mappings, MAPREFs and AUTHKEYs are added, not replaced, as store operations decided inside
+ * the store's write transaction (`mapping-ops.ts`), since a running server may be writing the
+ * same RRsets at the same time: each MAP record is "add this mapping" under the registrar's
+ * rules (seq, "new" bit, removals and revocations on record, expiry, limits; the signatures are
+ * the operator's to vouch for), each MAPREF RRset "add these targets", the AUTHKEY RRset "add
+ * these keys" to the zone's own. What the store refuses is skipped with its reason.
  */
 
 interface ExportFlags {
@@ -51,6 +60,9 @@ interface ExportFlags {
   out?: string;
   nsec3: boolean;
 }
+
+/** Store operations of one import in flight at a time (the store groups them into commits). */
+export const IMPORT_OPERATIONS_IN_FLIGHT = 256;
 
 interface ImportFlags {
   config?: string;
@@ -138,8 +150,8 @@ Examples:
       'after',
       `
 SOA, DNSKEY, RRSIG, NSEC, NSEC3 and NSEC3PARAM are skipped: the store keeps and signs its own.
-Each RRset in the file replaces the zone's RRset of the same name and type; AUTHKEY records are
-added to the zone's own.
+Delegation RRsets in the file replace the zone's RRset of the same name and type; MAP, MAPREF
+and AUTHKEY records are added to what the zone holds, by the rules the registration API applies.
 
 Examples:
   $ mimi-discovery zone import --config ./net/root/config.json --zone mimi.arpa --file delegations.zone`,
@@ -151,7 +163,7 @@ Examples:
       const records = parseZoneFile(text, { origin, defaultTtl: 3600 });
       const report = await withStore(config, env, async (store) => {
         selectZones(store, origin);
-        return importRecords(store, origin, config.apex, records);
+        return importRecords(store, origin, config.apex, records, env.now());
       });
       if (flags.json === true) env.out(`${JSON.stringify(report, null, 2)}\n`);
       else {
@@ -212,22 +224,26 @@ function mappingProblem(data: Uint8Array, owner: string, apex: string): string |
   }
 }
 
-/** Imports `records` into the zone `origin` of `store` (see the module comment). */
+/** Imports `records` into the zone `origin` of `store` at time `now` (see the module comment). */
 export async function importRecords(
   store: DiscoveryStore,
   origin: string,
   apex: string,
   records: readonly ResourceRecord[],
+  now: number,
 ): Promise<ImportReport> {
   const skipped = new Map<string, SkippedJson>();
+  const skip = (type: string, reason: string): void => {
+    const key = `${type}\u0000${reason}`;
+    const entry = skipped.get(key) ?? { type, count: 0, reason };
+    entry.count += 1;
+    skipped.set(key, entry);
+  };
   const rrsets = new Map<string, { name: string; type: RRType; records: ResourceRecord[] }>();
   for (const rr of records) {
     const reason = skipReason(rr, origin, apex);
     if (reason !== undefined) {
-      const key = `${rr.type}\u0000${reason}`;
-      const entry = skipped.get(key) ?? { type: rr.type, count: 0, reason };
-      entry.count += 1;
-      skipped.set(key, entry);
+      skip(rr.type, reason);
       continue;
     }
     const name = canonicalName(rr.name);
@@ -248,15 +264,62 @@ export async function importRecords(
     );
   }
 
-  const byOwner = new Map<string, RRsetChange[]>();
-  for (const rrset of rrsets.values()) {
-    const records =
-      rrset.type === 'AUTHKEY' ? withZoneAuthkeys(store, origin, rrset.records) : rrset.records;
-    const list = byOwner.get(rrset.name) ?? [];
-    list.push({ op: 'put', name: rrset.name, type: rrset.type, records });
-    byOwner.set(rrset.name, list);
-  }
   let serial: number | undefined;
+  const taken = new Set<string>();
+  let recordsTaken = 0;
+  const byOwner = new Map<string, RRsetChange[]>();
+  /** One operation per MAP record, MAPREF RRset and AUTHKEY RRset, with what it stands for. */
+  const operations: Array<{ operation: StoreOperation; rrset: string; records: number }> = [];
+  for (const [id, rrset] of rrsets) {
+    switch (rrset.type) {
+      case 'MAP':
+        for (const rr of rrset.records) {
+          if (rr.type !== 'MAP') continue;
+          operations.push({
+            operation: {
+              kind: 'publish-mapping',
+              name: rrset.name,
+              mapping: rr.data,
+              now,
+              authorize: false,
+            },
+            rrset: id,
+            records: 1,
+          });
+        }
+        break;
+      case 'MAPREF':
+        operations.push({
+          operation: {
+            kind: 'add-maprefs',
+            name: rrset.name,
+            targets: rrset.records.flatMap((rr) => (rr.type === 'MAPREF' ? [rr.data] : [])),
+            ttl: Math.min(...rrset.records.map((rr) => rr.ttl)),
+          },
+          rrset: id,
+          records: rrset.records.length,
+        });
+        break;
+      case 'AUTHKEY':
+        operations.push({
+          operation: {
+            kind: 'add-authkeys',
+            keys: rrset.records.flatMap((rr) => (rr.type === 'AUTHKEY' ? [rr.data] : [])),
+          },
+          rrset: id,
+          records: rrset.records.length,
+        });
+        break;
+      default: {
+        const list = byOwner.get(rrset.name) ?? [];
+        list.push({ op: 'put', name: rrset.name, type: rrset.type, records: rrset.records });
+        byOwner.set(rrset.name, list);
+        taken.add(id);
+        recordsTaken += rrset.records.length;
+      }
+    }
+  }
+
   let batch: RRsetChange[] = [];
   const flush = async (): Promise<void> => {
     if (batch.length === 0) return;
@@ -268,33 +331,28 @@ export async function importRecords(
     batch.push(...changes);
   }
   await flush();
+
+  const settle = (outcome: OperationOutcome, entry: (typeof operations)[number]): void => {
+    if (outcome.kind === 'refused') {
+      skip(rrsets.get(entry.rrset)?.type ?? 'MAP', `refused by the store: ${outcome.reason}`);
+      return;
+    }
+    serial = Math.max(serial ?? 0, outcome.serial);
+    taken.add(entry.rrset);
+    recordsTaken += entry.records;
+  };
+  for (let i = 0; i < operations.length; i += IMPORT_OPERATIONS_IN_FLIGHT) {
+    const window = operations.slice(i, i + IMPORT_OPERATIONS_IN_FLIGHT);
+    const outcomes = await Promise.all(
+      window.map((entry) => store.applyOperation(origin, entry.operation)),
+    );
+    outcomes.forEach((outcome, j) => settle(outcome, window[j] as (typeof operations)[number]));
+  }
   return {
     zone: origin,
-    rrsets: rrsets.size,
-    records: [...rrsets.values()].reduce((n, r) => n + r.records.length, 0),
+    rrsets: taken.size,
+    records: recordsTaken,
     serial,
     skipped: [...skipped.values()],
   };
-}
-
-/** The imported AUTHKEY records added to the zone's own, without duplicates. */
-function withZoneAuthkeys(
-  store: DiscoveryStore,
-  origin: string,
-  imported: readonly ResourceRecord[],
-): ResourceRecord[] {
-  const out: ResourceRecord[] = [];
-  const seen = new Set<string>();
-  for (const rr of [...store.readRRset(origin, origin, 'AUTHKEY'), ...imported]) {
-    if (rr.type !== 'AUTHKEY') continue;
-    const id = authkeyId(rr.data);
-    if (seen.has(id)) continue;
-    seen.add(id);
-    out.push(rr);
-  }
-  return out;
-}
-
-function authkeyId(data: AuthkeyData): string {
-  return `${data.role}/${data.algorithm}/${Buffer.from(data.publicKey).toString('hex')}`;
 }

@@ -6,7 +6,6 @@ import {
   csiToName,
   encodeMapping,
   parseCsi,
-  record,
   silentLogger,
 } from '@mimi-discovery/common';
 import { loadConfig, openStore } from '../config-file.js';
@@ -287,14 +286,13 @@ export async function registerRecipients(
   ]);
 }
 
-/** TTL of the MSP's MAP RRset, as a DP's registrar gives MAP RRsets. */
-const MSP_MAP_TTL_SECONDS = 300;
-
 /**
  * The MSP chat.example publishes, in its own zone at the MAPREF target, the mapping its client
  * signed with `keyFile`. A DP's registration API only takes mappings of CSIs in its own ranges,
- * so the MSP, as the operator of that zone, writes it into its store; the running server sees
- * the change from its next query (LMDB, see packages/cli/README.md "Running servers").
+ * so the MSP, as the operator of that zone, adds it to its store — as the operation "add this
+ * mapping", decided inside the store's write transaction like a publish through the API, since
+ * the running server may be writing the same store; the server sees the change from its next
+ * query (LMDB, see packages/cli/README.md "Running servers").
  */
 async function publishAtMsp(
   plan: readonly PlannedServer[],
@@ -322,14 +320,17 @@ async function publishAtMsp(
   const name = canonicalName(mspTarget(attested.csi));
   const store = await openStore(config, env);
   try {
-    await store.apply(MSP_ZONE, [
-      {
-        op: 'put',
-        name,
-        type: 'MAP',
-        records: [record(name, 'MAP', encodeMapping(mapping), MSP_MAP_TTL_SECONDS)],
-      },
-    ]);
+    const outcome = await store.applyOperation(MSP_ZONE, {
+      kind: 'publish-mapping',
+      name,
+      mapping: encodeMapping(mapping),
+      now,
+      // The MSP vouches for its own zone; the attestation is by the prover of the CSI's range.
+      authorize: false,
+    });
+    if (outcome.kind === 'refused') {
+      throw new Error(`the MSP's store refused the mapping: ${outcome.message}`);
+    }
   } finally {
     await store.close();
   }

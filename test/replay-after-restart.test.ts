@@ -1,0 +1,183 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  buildQuery,
+  createMaprefRequest,
+  csiToName,
+  encodeMaprefRequest,
+  keyPairFromSeed,
+  parseCsi,
+  queryTcp,
+  queryUdp,
+  type Csi,
+  type Message,
+} from '@mimi-discovery/common';
+import {
+  PHONE_ZONE,
+  TEST_REGISTRATION_LIMITS,
+  authkey,
+  prepareZone,
+  writeTlsFiles,
+} from './helpers/network.js';
+import {
+  killDpProcess,
+  requireBuiltPackages,
+  startDpProcess,
+  type DpProcess,
+} from './helpers/dp-process.js';
+import {
+  attestAs,
+  errorCode,
+  mappingBytes,
+  nowSeconds,
+  postMapref,
+  publishMapping,
+  removeMapping,
+  revoke,
+  type ApiTarget,
+} from './helpers/registration-client.js';
+
+// Issue 10, "Durable anti-replay" (R9, R10): published mappings are public, so after a removal or
+// a revocation anyone can send the old bytes again. The DP keeps what it removed in its store,
+// so a new process on the same data directory still refuses them: 409, and no MAP served. The
+// first process is killed with SIGKILL right after the acknowledgements, so nothing but what was
+// durable at the acknowledgement carries over.
+
+const seed = (byte: number): Uint8Array => new Uint8Array(32).fill(byte);
+/** An independent prover and a CSIP, both listed at the +44 apex. */
+const PROVER = keyPairFromSeed(seed(0x41));
+const CSIP = keyPairFromSeed(seed(0x42));
+const ALICE = keyPairFromSeed(seed(0x43));
+const BOB = keyPairFromSeed(seed(0x44));
+const CAROL = keyPairFromSeed(seed(0x45));
+
+const REMOVED = parseCsi('tel:+442079461401');
+const REVOKED = parseCsi('tel:+442079461402');
+const REFERRED = parseCsi('tel:+442079461403');
+const TARGET = 'carol.msp.example.com.email.mimi.arpa';
+
+let dir: string;
+let configFile: string;
+let agent: Agent;
+const running = new Set<DpProcess>();
+
+beforeAll(async () => {
+  requireBuiltPackages();
+  dir = mkdtempSync(join(tmpdir(), 'mimi-replay-'));
+  const dataDir = join(dir, 'dp');
+  await prepareZone(dataDir, {
+    origin: PHONE_ZONE,
+    authkeys: [authkey('prover', PROVER.publicKey), authkey('csip', CSIP.publicKey)],
+  });
+  const tls = await writeTlsFiles(dataDir);
+  agent = new Agent({ connect: { ca: tls.caPem } });
+  configFile = join(dir, 'dp.json');
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      role: 'dp',
+      dataDir,
+      listen: { udp: 0, tcp: 0, api: 0 },
+      tls: { cert: tls.cert, key: tls.key },
+      registration: { ...TEST_REGISTRATION_LIMITS },
+      log: { level: 'error' },
+    }),
+  );
+});
+
+afterAll(async () => {
+  for (const dp of running) await killDpProcess(dp);
+  await agent?.close();
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+});
+
+async function start(): Promise<{ dp: DpProcess; api: ApiTarget }> {
+  const dp = await startDpProcess(configFile);
+  running.add(dp);
+  return { dp, api: { apiUrl: dp.ports.api, outbox: undefined } };
+}
+
+/** The DP's MAP answer for `csi`, over UDP and TCP. */
+async function askMap(dp: DpProcess, csi: Csi): Promise<Message[]> {
+  const server = { host: '127.0.0.1', port: dp.ports.tcp };
+  const query = buildQuery(csiToName(csi), 'MAP', { dnssecOk: true });
+  return [await queryUdp({ ...server, port: dp.ports.udp }, query), await queryTcp(server, query)];
+}
+
+const maps = (answer: Message): number => answer.answers.filter((rr) => rr.type === 'MAP').length;
+
+describe('a DP restarted on the same data directory', () => {
+  it('refuses removed, revoked and replayed objects sent again, and serves no MAP for them', async () => {
+    const first = await start();
+    const mapping = (csi: Csi, recipient: typeof ALICE): Uint8Array =>
+      mappingBytes(attestAs(PROVER, csi, recipient), recipient);
+
+    // Alice publishes and removes; Bob publishes and the CSIP revokes his number; Carol points
+    // her number at an MSP's zone.
+    const removed = mapping(REMOVED, ALICE);
+    expect((await publishMapping(first.api, agent, removed)).status).toBe(201);
+    const removal = await removeMapping(first.api, agent, REMOVED, ALICE, 1);
+    expect(removal.status, JSON.stringify(removal.body)).toBe(200);
+    const revoked = mapping(REVOKED, BOB);
+    expect((await publishMapping(first.api, agent, revoked)).status).toBe(201);
+    // Attestations carry nbf = the second they were made: "before" one second later covers it.
+    const before = nowSeconds() + 1;
+    const revocation = await revoke(first.api, agent, REVOKED, CSIP, before);
+    expect(revocation.status, JSON.stringify(revocation.body)).toBe(200);
+    const carolAtt = attestAs(PROVER, REFERRED, CAROL);
+    expect((await publishMapping(first.api, agent, mappingBytes(carolAtt, CAROL))).status).toBe(
+      201,
+    );
+    const request = encodeMaprefRequest(
+      createMaprefRequest(
+        { csi: REFERRED, target: TARGET, iat: nowSeconds(), att: carolAtt },
+        CAROL.secretKey,
+      ),
+    );
+    expect((await postMapref(first.api, agent, request)).status).toBe(201);
+    for (const csi of [REMOVED, REVOKED]) {
+      for (const answer of await askMap(first.dp, csi)) expect(maps(answer)).toBe(0);
+    }
+
+    first.dp.child.kill('SIGKILL');
+    expect(await first.dp.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    running.delete(first.dp);
+
+    const second = await start();
+    const replays: Array<[string, Uint8Array, 'mapping' | 'mapref', string]> = [
+      ['the removed mapping', removed, 'mapping', 'ERR_STALE_SEQ'],
+      ['the revoked mapping', revoked, 'mapping', 'ERR_REVOKED'],
+      ['the applied MapRef request', request, 'mapref', 'ERR_REPLAYED'],
+    ];
+    for (const [what, bytes, kind, code] of replays) {
+      const response =
+        kind === 'mapping'
+          ? await publishMapping(second.api, agent, bytes)
+          : await postMapref(second.api, agent, bytes);
+      expect(response.status, `${what}: ${JSON.stringify(response.body)}`).toBe(409);
+      expect(errorCode(response), what).toBe(code);
+    }
+    for (const csi of [REMOVED, REVOKED]) {
+      for (const answer of await askMap(second.dp, csi)) {
+        expect(answer.rcode).toBe('NOERROR');
+        expect(maps(answer), `a MAP of ${csi} after the replay`).toBe(0);
+      }
+    }
+
+    // What the records do not cover still goes through: Alice's next mapping, a new holder of
+    // Bob's number (attested after the revocation).
+    const next = mappingBytes(attestAs(PROVER, REMOVED, ALICE), ALICE, { seq: 2 });
+    expect((await publishMapping(second.api, agent, next)).status).toBe(201);
+    const newHolder = mappingBytes(attestAs(PROVER, REVOKED, CAROL, before), CAROL);
+    const accepted = await publishMapping(second.api, agent, newHolder);
+    expect(accepted.status, JSON.stringify(accepted.body)).toBe(201);
+
+    second.dp.child.kill('SIGTERM');
+    expect(await second.dp.exited).toEqual({ code: 0, signal: null });
+    running.delete(second.dp);
+    expect(second.dp.stderr()).toBe('');
+  });
+});
