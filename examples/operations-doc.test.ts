@@ -166,11 +166,20 @@ describe('docs/operations.md', () => {
     if (name !== 'resolver') expect(valueAt(parsed, 'role')).toBe(name);
   });
 
+  // Both servers also declare the connection metrics of common's `declareConnectionMetrics`.
+  const connectionMetrics = '../packages/common/src/connection-limits.ts';
   it.each([
-    { name: 'authoritative', source: '../packages/authoritative/src/server.ts' },
-    { name: 'resolver', source: '../packages/resolver/src/metrics.ts' },
-  ])('names exactly the $name metrics the code declares', ({ name, source }) => {
-    const code = readFileSync(new URL(source, import.meta.url), 'utf8');
+    {
+      name: 'authoritative',
+      sources: ['../packages/authoritative/src/server.ts', connectionMetrics],
+    },
+    { name: 'resolver', sources: ['../packages/resolver/src/metrics.ts', connectionMetrics] },
+  ])('names exactly the $name metrics the code declares', ({ name, sources }) => {
+    const [own, ...shared] = sources.map((source) =>
+      readFileSync(new URL(source, import.meta.url), 'utf8'),
+    );
+    expect(own).toMatch(/declareConnectionMetrics\(/);
+    const code = [own, ...shared].join('\n');
     const declared = [...code.matchAll(/\.(?:counter|gauge|histogram)(?:<[^>]*>)?\(\s*'(\w+)'/g)]
       .map((m) => `${name}_${m[1]}`)
       .sort();
