@@ -217,6 +217,7 @@ function parseTrace(text: string): {
   const requests = new Map<number, Traced>();
   const responses = new Map<number, Traced>();
   const unfinished = new Map<string, number>();
+  const pendingIo = new Map<string, { kind: string; port: number; start: number }>();
   for (const line of text.split('\n')) {
     const m = /^(\d+)\s+(\d+\.\d+) (.*)$/.exec(line);
     if (!m) continue;
@@ -235,6 +236,25 @@ function parseTrace(text: string): {
       const start = unfinished.get(pid);
       if (start !== undefined) flushes.push({ start, end: ts });
       unfinished.delete(pid);
+      continue;
+    }
+    // A read or write that another thread's syscall interrupts in the log is split in two:
+    // `read(fd<TCP:[…]>, <unfinished ...>` and later `<... read resumed>"\27\3\3…"`.
+    const split =
+      /^(read|write|writev)\(\d+<TCP:\[127\.0\.0\.1:\d+->127\.0\.0\.1:(\d+)\]>,\s+<unfinished \.\.\.>/.exec(
+        call,
+      );
+    if (split) {
+      pendingIo.set(pid, { kind: split[1] ?? '', port: Number(split[2]), start: ts });
+      continue;
+    }
+    const resumed = /^<\.\.\. (read|write|writev) resumed>[^"]*"(\\27\\3\\3)?/.exec(call);
+    if (resumed) {
+      const io = pendingIo.get(pid);
+      pendingIo.delete(pid);
+      if (io === undefined || resumed[2] === undefined || /= -1 /.test(call)) continue;
+      const table = io.kind === 'read' ? requests : responses;
+      if (!table.has(io.port)) table.set(io.port, { start: io.start, end: ts });
       continue;
     }
     const io =
