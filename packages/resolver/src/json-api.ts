@@ -57,8 +57,8 @@ import type { DiscoveryResult, DiscoveryResultsJson, Resolver } from './types.js
  *
  * Slow clients, each deadline fixed when it starts so that bytes sent one at a time cannot push
  * it back: the TLS handshake within `requestTimeoutMs` of the accept (node's
- * `handshakeTimeout`); an HTTP/1.1 request's headers and whole request within
- * `requestTimeoutMs` of its first octet (node's `headersTimeout`, `requestTimeout`); a POST body
+ * `handshakeTimeout`); an HTTP/1.1 request's headers within `requestTimeoutMs` of its first
+ * octet and the whole request within twice that (node's `headersTimeout`, `requestTimeout`); a POST body
  * within `requestTimeoutMs` of the request (408 `ERR_TIMEOUT`, both versions); the whole
  * response taken by the client within `requestTimeoutMs` of its start, or the exchange is cut.
  * A connection with no request in progress (HTTP/1.1: between requests; HTTP/2: no open stream, whatever frames
@@ -252,7 +252,10 @@ export async function startJsonApi(
   // taking the response (`send`).
   const http1 = server as unknown as Http1Timeouts;
   http1.headersTimeout = settings.requestTimeoutMs;
-  http1.requestTimeout = settings.requestTimeoutMs;
+  // Node's whole-request deadline is the backstop: the body deadline (`readBody`) answers first,
+  // with the JSON 408 `ERR_TIMEOUT`, where node's own would send a bare 408 and close. Both are
+  // absolute, so bytes dripped in do not extend either.
+  http1.requestTimeout = 2 * settings.requestTimeoutMs;
   http1.connectionsCheckingInterval = Math.min(1000, Math.max(25, settings.requestTimeoutMs / 4));
 
   const handle = async (req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> => {
