@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,17 +16,12 @@ import {
   type Csi,
   type DsData,
 } from '@mimi-discovery/common';
-import {
-  PHONE_ZONE,
-  TEST_REGISTRATION_LIMITS,
-  authkey,
-  prepareZone,
-  writeTlsFiles,
-} from './helpers/network.js';
+import { PHONE_ZONE, authkey, prepareZone, writeTlsFiles } from './helpers/network.js';
 import {
   killDpProcess,
   requireBuiltPackages,
   startDpProcess as startDp,
+  writeDpProcessConfig,
   type DpProcess,
 } from './helpers/dp-process.js';
 import { attestAs, mappingBytes, publishMapping } from './helpers/registration-client.js';
@@ -73,18 +68,7 @@ beforeAll(async () => {
   const tls = await writeTlsFiles(dataDir);
   caPem = tls.caPem;
   agent = new Agent({ connect: { ca: caPem } });
-  configFile = join(dir, 'dp.json');
-  writeFileSync(
-    configFile,
-    JSON.stringify({
-      role: 'dp',
-      dataDir,
-      listen: { udp: 0, tcp: 0, api: 0 },
-      tls: { cert: tls.cert, key: tls.key },
-      registration: { ...TEST_REGISTRATION_LIMITS },
-      log: { level: 'error' },
-    }),
-  );
+  configFile = writeDpProcessConfig(dir, dataDir, tls);
 });
 
 afterAll(async () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'undici';
@@ -15,17 +15,12 @@ import {
   type Csi,
   type Message,
 } from '@mimi-discovery/common';
-import {
-  PHONE_ZONE,
-  TEST_REGISTRATION_LIMITS,
-  authkey,
-  prepareZone,
-  writeTlsFiles,
-} from './helpers/network.js';
+import { PHONE_ZONE, authkey, prepareZone, writeTlsFiles } from './helpers/network.js';
 import {
   killDpProcess,
   requireBuiltPackages,
   startDpProcess,
+  writeDpProcessConfig,
   type DpProcess,
 } from './helpers/dp-process.js';
 import {
@@ -74,18 +69,7 @@ beforeAll(async () => {
   });
   const tls = await writeTlsFiles(dataDir);
   agent = new Agent({ connect: { ca: tls.caPem } });
-  configFile = join(dir, 'dp.json');
-  writeFileSync(
-    configFile,
-    JSON.stringify({
-      role: 'dp',
-      dataDir,
-      listen: { udp: 0, tcp: 0, api: 0 },
-      tls: { cert: tls.cert, key: tls.key },
-      registration: { ...TEST_REGISTRATION_LIMITS },
-      log: { level: 'error' },
-    }),
-  );
+  configFile = writeDpProcessConfig(dir, dataDir, tls);
 });
 
 afterAll(async () => {

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { TEST_REGISTRATION_LIMITS } from './network.js';
 
 /**
  * A Discovery Provider as a process of its own (`test/fixtures/dp-process.mjs`, over the built
@@ -33,6 +34,30 @@ export interface DpProcess {
   readonly ports: DpPorts;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stderr(): string;
+}
+
+/**
+ * Writes the config of a DP process over `dataDir` into `dir/dp.json` and returns its path: every
+ * listener on an ephemeral port, TLS from `tls` (file paths), the tests' registration limits.
+ */
+export function writeDpProcessConfig(
+  dir: string,
+  dataDir: string,
+  tls: { readonly cert: string; readonly key: string },
+): string {
+  const configFile = join(dir, 'dp.json');
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      role: 'dp',
+      dataDir,
+      listen: { udp: 0, tcp: 0, api: 0 },
+      tls: { cert: tls.cert, key: tls.key },
+      registration: { ...TEST_REGISTRATION_LIMITS },
+      log: { level: 'error' },
+    }),
+  );
+  return configFile;
 }
 
 /** Throws unless the packages the fixture imports are built. */
