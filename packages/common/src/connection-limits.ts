@@ -18,7 +18,7 @@
  * - A client is an IPv4 address, or an IPv6 /64 prefix ({@link clientKeyOf}): one subscriber
  *   usually holds a whole /64 (RFC 6177), so counting single IPv6 addresses would let it open
  *   2^64 times its share.
- * - A client holding `connectionsPerClient` connections has any further one closed at accept
+ * - A client holding `connectionsPerClient` connections has every further one closed at accept
  *   (RFC 7766 §6.2.2: servers may limit concurrent connections per client address or subnet,
  *   loosely, since one address can be many clients behind NAT).
  * - At `maxConnections`, a newcomer is admitted only by evicting the connection idle the
