@@ -28,13 +28,13 @@ export default tseslint.config(
   },
   {
     files: ['packages/*/src/**/*.ts'],
-    ignores: ['packages/common/src/wire.ts'],
+    ignores: ['packages/common/src/protocol/wire.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
         {
           paths: [
-            { name: 'dns-packet', message: 'Only packages/common/src/wire.ts imports dns-packet.' },
+            { name: 'dns-packet', message: 'Only packages/common/src/protocol/wire.ts imports dns-packet.' },
           ],
         },
       ],

@@ -167,11 +167,11 @@ describe('docs/operations.md', () => {
   });
 
   // Both servers also declare the connection metrics of common's `declareConnectionMetrics`.
-  const connectionMetrics = '../packages/common/src/connection-limits.ts';
+  const connectionMetrics = '../packages/common/src/runtime/connection-limits.ts';
   it.each([
     {
       name: 'authoritative',
-      sources: ['../packages/authoritative/src/server.ts', connectionMetrics],
+      sources: ['../packages/authoritative/src/answering/server.ts', connectionMetrics],
     },
     { name: 'resolver', sources: ['../packages/resolver/src/metrics.ts', connectionMetrics] },
   ])('names exactly the $name metrics the code declares', ({ name, sources }) => {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 // Design §2: dependencies point one way. Style: only one wrapper module imports dns-packet, and
@@ -14,12 +14,14 @@ const ALLOWED: Record<string, string[]> = {
   cli: ['common', 'authoritative', 'root', 'resolver'],
 };
 const WRAPPERS: Record<string, string> = {
-  'dns-packet': 'packages/common/src/wire.ts',
-  '@noble/ed25519': 'packages/common/src/ed25519.ts',
+  'dns-packet': 'packages/common/src/protocol/wire.ts',
+  '@noble/ed25519': 'packages/common/src/protocol/ed25519.ts',
 };
 
 function sourceFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
   return readdirSync(dir).flatMap((entry) => {
+    if (entry === 'node_modules' || entry === 'dist' || entry.startsWith('.')) return [];
     const path = join(dir, entry);
     if (statSync(path).isDirectory()) return sourceFiles(path);
     return path.endsWith('.ts') ? [path] : [];
@@ -45,6 +47,28 @@ describe('repository layout', () => {
     });
   }
 
+  // Tests and bench code are held to the same arrows as sources: no deep imports, and no
+  // relative path into another package's sources.
+  it("keeps tests, examples and the bench to packages' public names", () => {
+    const dirs = [
+      ...Object.keys(ALLOWED).map((pkg) => join(ROOT, 'packages', pkg, 'test')),
+      ...['test', 'examples', 'bench'].map((dir) => join(ROOT, dir)),
+    ];
+    for (const dir of dirs) {
+      for (const file of sourceFiles(dir)) {
+        const own = /packages\/([^/]+)\//.exec(relative(ROOT, file))?.[1];
+        for (const spec of importsOf(file)) {
+          const where = `${relative(ROOT, file)} imports ${spec}`;
+          expect(/^@mimi-discovery\/[^/]+\//.test(spec), where).toBe(false);
+          if (!spec.startsWith('.')) continue;
+          const target = relative(ROOT, resolve(dirname(file), spec));
+          const pkg = /^packages\/([^/]+)\//.exec(target)?.[1];
+          if (pkg !== undefined) expect(pkg, where).toBe(own);
+        }
+      }
+    }
+  });
+
   it('keeps dns-packet and @noble/ed25519 behind their single wrapper modules', () => {
     for (const pkg of Object.keys(ALLOWED)) {
       for (const file of sourceFiles(join(ROOT, 'packages', pkg, 'src'))) {
@@ -54,6 +78,122 @@ describe('repository layout', () => {
         }
       }
     }
+  });
+});
+
+/**
+ * Node modules that open sockets, start timers or touch files: the protocol layer is pure and
+ * imports none of them. `node:net` is allowed for its address predicates only.
+ */
+const IMPURE_MODULES = new Set([
+  'node:dgram',
+  'node:http',
+  'node:http2',
+  'node:tls',
+  'node:fs',
+  'node:fs/promises',
+  'node:timers',
+  'node:timers/promises',
+  'node:worker_threads',
+  'node:child_process',
+  'undici',
+  'prom-client',
+  'lru-cache',
+]);
+
+describe('the protocol layer of common', () => {
+  const protocol = join(ROOT, 'packages', 'common', 'src', 'protocol');
+
+  it('imports nothing from the runtime layer and no module with sockets, timers or files', () => {
+    for (const file of sourceFiles(protocol)) {
+      const text = readFileSync(file, 'utf8');
+      for (const spec of importsOf(file)) {
+        const where = `${relative(ROOT, file)} imports ${spec}`;
+        expect(
+          resolve(dirname(file), spec).startsWith(protocol) || !spec.startsWith('.'),
+          where,
+        ).toBe(true);
+        expect(IMPURE_MODULES.has(spec), where).toBe(false);
+      }
+      for (const m of text.matchAll(/import\s*\{([^}]*)\}\s*from\s*'node:net'/g)) {
+        for (const name of (m[1] as string).split(',').map((n) => n.trim())) {
+          expect(
+            ['isIP', 'isIPv4', 'isIPv6'],
+            `${relative(ROOT, file)} imports ${name} from node:net`,
+          ).toContain(name);
+        }
+      }
+      expect(text, `${relative(ROOT, file)} reads a clock or starts a timer`).not.toMatch(
+        /\b(?:setTimeout|setInterval|setImmediate|Date\.now|performance\.now)\s*\(/,
+      );
+    }
+  });
+});
+
+/** The source file a relative import names, or undefined when it names none. */
+function importedFile(from: string, spec: string): string | undefined {
+  if (!spec.startsWith('.')) return undefined;
+  const target = resolve(dirname(from), spec).replace(/\.js$/, '.ts');
+  return target.endsWith('.ts') ? target : undefined;
+}
+
+/** Strongly connected components of more than one file, or one file importing itself (Tarjan). */
+function importCycles(files: string[], importsOfFile = importsOf): string[][] {
+  const edges = new Map<string, string[]>();
+  for (const file of files) {
+    const targets = importsOfFile(file).flatMap((spec) => importedFile(file, spec) ?? []);
+    edges.set(file, [...new Set(targets)]);
+  }
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const cycles: string[][] = [];
+  let next = 0;
+  const visit = (v: string): void => {
+    index.set(v, next);
+    low.set(v, next);
+    next += 1;
+    stack.push(v);
+    onStack.add(v);
+    for (const w of edges.get(v) ?? []) {
+      if (!edges.has(w)) continue;
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v) as number, low.get(w) as number));
+      } else if (onStack.has(w)) {
+        low.set(v, Math.min(low.get(v) as number, index.get(w) as number));
+      }
+    }
+    if (low.get(v) === index.get(v)) {
+      const component: string[] = [];
+      for (;;) {
+        const w = stack.pop() as string;
+        onStack.delete(w);
+        component.push(w);
+        if (w === v) break;
+      }
+      if (component.length > 1 || (edges.get(v) ?? []).includes(v)) {
+        cycles.push(component.map((f) => relative(ROOT, f)).sort());
+      }
+    }
+  };
+  for (const file of files) if (!index.has(file)) visit(file);
+  return cycles;
+}
+
+describe('imports', () => {
+  it('finds a cycle, and a file that imports itself', () => {
+    const at = (name: string): string => join(ROOT, 'x', `${name}.ts`);
+    const graph: Record<string, string[]> = {
+      [at('a')]: ['./b.js'],
+      [at('b')]: ['./c.js', 'node:net'],
+      [at('c')]: ['./a.js'],
+      [at('d')]: ['./a.js', './d.js'],
+      [at('e')]: ['./a.js'],
+    };
+    const cycles = importCycles(Object.keys(graph), (file) => graph[file] ?? []);
+    expect(cycles).toEqual([['x/a.ts', 'x/b.ts', 'x/c.ts'], ['x/d.ts']]);
   });
 });
 

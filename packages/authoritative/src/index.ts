@@ -5,7 +5,7 @@
  */
 
 // store.ts
-export { StoreError } from './store.js';
+export { StoreError } from './store/store.js';
 export type {
   DiscoveryStore,
   RRsetChange,
@@ -14,7 +14,7 @@ export type {
   AuthkeyEntry,
   ZoneInfo,
   StoreErrorCode,
-} from './store.js';
+} from './store/store.js';
 
 // zone-signer.ts, zone-changes.ts
 export {
@@ -23,15 +23,15 @@ export {
   DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
   DEFAULT_SOA_TIMERS,
   DEFAULT_APEX_TTL,
-} from './zone-signer.js';
-export type { SignatureValidityPolicy } from './zone-signer.js';
+} from './zone/zone-signer.js';
+export type { SignatureValidityPolicy } from './zone/zone-signer.js';
 export {
   MAX_CHANGES_PER_APPLY,
   MAX_RECORDS_PER_RRSET,
   CHANGEABLE_TYPES,
   CHANGE_LOG_ENTRIES,
-} from './zone-changes.js';
-export type { ChangedNames, StoreChanges } from './zone-changes.js';
+} from './zone/zone-changes.js';
+export type { ChangedNames, StoreChanges } from './zone/zone-changes.js';
 
 // mapping-ops.ts: operations the store decides inside its write transaction
 export {
@@ -46,7 +46,7 @@ export {
   removalRecordUntil,
   revocationRecordUntil,
   requestRecordUntil,
-} from './mapping-ops.js';
+} from './store/mapping-ops.js';
 export type {
   StoreOperation,
   OperationOutcome,
@@ -55,13 +55,13 @@ export type {
   RemovalRecord,
   RevocationRecord,
   MaprefRequestRecord,
-} from './mapping-ops.js';
+} from './store/mapping-ops.js';
 
 // memory-store.ts, lmdb-store.ts
-export { createMemoryStore } from './memory-store.js';
-export type { MemoryStoreOptions } from './memory-store.js';
-export { openLmdbStore } from './lmdb-store.js';
-export type { LmdbStoreOptions } from './lmdb-store.js';
+export { createMemoryStore } from './store/memory-store.js';
+export type { MemoryStoreOptions } from './store/memory-store.js';
+export { openLmdbStore } from './store/lmdb-store.js';
+export type { LmdbStoreOptions } from './store/lmdb-store.js';
 
 // answer.ts
 export {
@@ -69,8 +69,8 @@ export {
   ONLINE_SIGNATURE_VALIDITY_SECONDS,
   DENIAL_CACHE_ENTRIES,
   CURRENT_MAP_CACHE_ENTRIES,
-} from './answer.js';
-export type { Answerer, AnswererOptions } from './answer.js';
+} from './answering/answer.js';
+export type { Answerer, AnswererOptions } from './answering/answer.js';
 
 // map-expiry.ts
 export {
@@ -78,17 +78,20 @@ export {
   MappingExpiries,
   currentMappings,
   mappingExpiry,
-} from './map-expiry.js';
-export type { CurrentMappings } from './map-expiry.js';
+} from './answering/map-expiry.js';
+export type { CurrentMappings } from './answering/map-expiry.js';
 
 // zone-export.ts
-export { exportZone } from './zone-export.js';
-export type { ExportZoneOptions } from './zone-export.js';
+export { exportZone } from './zone/zone-export.js';
+export type { ExportZoneOptions } from './zone/zone-export.js';
 
 // registration
-export { REGISTRATION_ERRORS, RegistrationError } from './registration-error.js';
-export type { RegistrationErrorCode, RegistrationErrorOptions } from './registration-error.js';
-export { ATTESTATION_VALIDITY_SECONDS, createRegistrar } from './registration.js';
+export { REGISTRATION_ERRORS, RegistrationError } from './registration/registration-error.js';
+export type {
+  RegistrationErrorCode,
+  RegistrationErrorOptions,
+} from './registration/registration-error.js';
+export { ATTESTATION_VALIDITY_SECONDS, createRegistrar } from './registration/registration.js';
 export type {
   Registrar,
   RegistrarOptions,
@@ -97,7 +100,7 @@ export type {
   ConfirmResult,
   PublishResult,
   RevokeResult,
-} from './registration.js';
+} from './registration/registration.js';
 export {
   MAX_BODY_OCTETS,
   HEADERS_TIMEOUT_MS,
@@ -107,13 +110,13 @@ export {
   API_CONNECTIONS_PER_CLIENT,
   API_IDLE_TIMEOUT_MS,
   startRegistrationApi,
-} from './registration-api.js';
+} from './registration/registration-api.js';
 export type {
   RegistrationApi,
   RegistrationApiOptions,
   RegistrationApiComponents,
   Scheduler,
-} from './registration-api.js';
+} from './registration/registration-api.js';
 export {
   CHANNEL_TIMEOUT_MS,
   ChannelError,
@@ -121,28 +124,33 @@ export {
   createOutboxChannel,
   createSmtpChannel,
   createWebhookChannel,
-} from './channels.js';
+} from './registration/channels.js';
 export type {
   CodeChannel,
   CodeChannels,
   CodeMessage,
   SmtpChannelOptions,
   WebhookChannelOptions,
-} from './channels.js';
-export { CODE_TTL_SECONDS, CODE_DIGITS, MAX_PENDING_CODES, createCodeTable } from './codes.js';
-export type { CodeTable, CodeTableOptions, CodeCheck } from './codes.js';
+} from './registration/channels.js';
+export {
+  CODE_TTL_SECONDS,
+  CODE_DIGITS,
+  MAX_PENDING_CODES,
+  createCodeTable,
+} from './registration/codes.js';
+export type { CodeTable, CodeTableOptions, CodeCheck } from './registration/codes.js';
 export {
   SENDS_PER_CSI_PER_HOUR,
   REQUESTS_PER_CLIENT_PER_MINUTE,
   MAX_ATTEMPTS_PER_CODE,
   MAX_RATE_LIMIT_KEYS,
   createTokenBuckets,
-} from './rate-limit.js';
-export type { TokenBuckets, TokenBucketOptions, TakeResult } from './rate-limit.js';
+} from './registration/rate-limit.js';
+export type { TokenBuckets, TokenBucketOptions, TakeResult } from './registration/rate-limit.js';
 
 // server.ts, delegation.ts
-export { startProvider, storeDirectory, RESIGN_INTERVAL_MS } from './server.js';
-export type { RunningProvider, ProviderComponents } from './server.js';
+export { startProvider, storeDirectory, RESIGN_INTERVAL_MS } from './answering/server.js';
+export type { RunningProvider, ProviderComponents } from './answering/server.js';
 export {
   delegate,
   undelegate,
@@ -152,5 +160,5 @@ export {
   DELEGATION_TTL,
   MAX_NAMESERVERS_PER_DELEGATION,
   DEFAULT_DOH_PATH_TEMPLATE,
-} from './delegation.js';
-export type { DelegationSpec, NameserverSpec } from './delegation.js';
+} from './zone/delegation.js';
+export type { DelegationSpec, NameserverSpec } from './zone/delegation.js';

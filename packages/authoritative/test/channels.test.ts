@@ -11,7 +11,7 @@ import {
   createWebhookChannel,
   selectChannel,
   type CodeChannel,
-} from '../src/channels.js';
+} from '../src/registration/channels.js';
 
 const MESSAGE = { csi: 'mailto:alice@example.com', code: '042042', expiresAt: 1_767_226_200 };
 const PHONE_MESSAGE = { csi: 'tel:+442079460018', code: '123456', expiresAt: 1_767_226_200 };

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { CODE_DIGITS, CODE_TTL_SECONDS, MAX_PENDING_CODES, createCodeTable } from '../src/codes.js';
-import { MAX_ATTEMPTS_PER_CODE } from '../src/rate-limit.js';
+import {
+  CODE_DIGITS,
+  CODE_TTL_SECONDS,
+  MAX_PENDING_CODES,
+  createCodeTable,
+} from '../src/registration/codes.js';
+import { MAX_ATTEMPTS_PER_CODE } from '../src/registration/rate-limit.js';
 
 const T0 = 1_767_225_600;
 const CSI = 'tel:+442079460018';

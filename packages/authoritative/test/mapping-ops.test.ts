@@ -7,7 +7,7 @@ import {
   removalRecordUntil,
   requestRecordUntil,
   revocationRecordUntil,
-} from '../src/mapping-ops.js';
+} from '../src/store/mapping-ops.js';
 
 // The bounds of the anti-replay records (mapping-ops.ts): a record may go only once nothing it
 // stops can verify. The rules they rest on: a stored attestation is valid for at most

@@ -8,9 +8,9 @@ import {
   nodeKey,
   nodeName,
   zoneRange,
-} from '../src/node-codec.js';
-import { StoreError } from '../src/store.js';
-import type { StoredNode } from '../src/zone-signer.js';
+} from '../src/store/node-codec.js';
+import { StoreError } from '../src/store/store.js';
+import type { StoredNode } from '../src/zone/zone-signer.js';
 
 const ORIGIN = '4.4.e164.mimi.arpa';
 

@@ -5,7 +5,7 @@ import {
   REQUESTS_PER_CLIENT_PER_MINUTE,
   SENDS_PER_CSI_PER_HOUR,
   createTokenBuckets,
-} from '../src/rate-limit.js';
+} from '../src/registration/rate-limit.js';
 
 const T0 = 1_767_225_600;
 

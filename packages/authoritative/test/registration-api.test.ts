@@ -17,15 +17,15 @@ import {
   type UnsignedMapping,
 } from '@mimi-discovery/common';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createOutboxChannel } from '../src/channels.js';
+import { createOutboxChannel } from '../src/registration/channels.js';
 import {
   MAX_API_CONNECTIONS,
   MAX_BODY_OCTETS,
   startRegistrationApi,
   type Scheduler,
-} from '../src/registration-api.js';
-import type { RegistrationApi } from '../src/registration-api.js';
-import { createRegistrar } from '../src/registration.js';
+} from '../src/registration/registration-api.js';
+import type { RegistrationApi } from '../src/registration/registration-api.js';
+import { createRegistrar } from '../src/registration/registration.js';
 import {
   CSIP,
   DAY,

@@ -16,8 +16,8 @@ import {
   type Ed25519KeyPair,
   type MspEntry,
 } from '@mimi-discovery/common';
-import { createMemoryStore } from '../src/memory-store.js';
-import type { DiscoveryStore } from '../src/store.js';
+import { createMemoryStore } from '../src/store/memory-store.js';
+import type { DiscoveryStore } from '../src/store/store.js';
 
 // Shared by the registration tests: a store with the zones of the examples, fixed keys, a
 // settable clock, an outbox in a temporary directory, and builders of signed objects.

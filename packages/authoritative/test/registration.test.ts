@@ -5,17 +5,28 @@ import {
   type Attestation,
 } from '@mimi-discovery/common';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createOutboxChannel, type CodeChannel, type CodeMessage } from '../src/channels.js';
-import { RegistrationError, type RegistrationErrorCode } from '../src/registration-error.js';
+import {
+  createOutboxChannel,
+  type CodeChannel,
+  type CodeMessage,
+} from '../src/registration/channels.js';
+import {
+  RegistrationError,
+  type RegistrationErrorCode,
+} from '../src/registration/registration-error.js';
 import {
   MAPREF_TTL_SECONDS,
   MAX_ATTESTATION_LIFETIME_SECONDS,
   MAX_MAPREFS_PER_CSI,
   MAX_MAPPINGS_PER_CSI,
   MAX_MAP_TTL_SECONDS,
-} from '../src/mapping-ops.js';
-import type { DiscoveryStore } from '../src/store.js';
-import { createRegistrar, type Registrar, type RegistrarOptions } from '../src/registration.js';
+} from '../src/store/mapping-ops.js';
+import type { DiscoveryStore } from '../src/store/store.js';
+import {
+  createRegistrar,
+  type Registrar,
+  type RegistrarOptions,
+} from '../src/registration/registration.js';
 import {
   CSIP,
   DAY,

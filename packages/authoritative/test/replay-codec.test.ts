@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ReplayRecord } from '../src/mapping-ops.js';
+import type { ReplayRecord } from '../src/store/mapping-ops.js';
 import {
   decodeReplayRecord,
   encodeReplayValue,
@@ -7,8 +7,8 @@ import {
   expiryKey,
   recordKeyOfExpiry,
   replayKey,
-} from '../src/replay-codec.js';
-import { StoreError } from '../src/store.js';
+} from '../src/store/replay-codec.js';
+import { StoreError } from '../src/store/store.js';
 
 const K = new Uint8Array(32).fill(0xab);
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');

@@ -1,6 +1,6 @@
 import { createZoneKey, record, type RecordOf } from '@mimi-discovery/common';
 import { describe, expect, it } from 'vitest';
-import { normalizeChanges } from '../src/zone-changes.js';
+import { normalizeChanges } from '../src/zone/zone-changes.js';
 import {
   isAuthoritative,
   planApply,
@@ -9,7 +9,7 @@ import {
   DEFAULT_SIGNATURE_VALIDITY,
   type StoredNode,
   type ZoneReader,
-} from '../src/zone-signer.js';
+} from '../src/zone/zone-signer.js';
 
 const ORIGIN = 'example';
 const T0 = 1767225600;

@@ -13,7 +13,7 @@ export {
   DnssecError,
   ZoneError,
   NameError,
-} from './errors.js';
+} from './protocol/errors.js';
 
 // records.ts
 export {
@@ -23,7 +23,7 @@ export {
   DNSSEC_ALGORITHM_ED25519,
   DS_DIGEST_SHA256,
   record,
-} from './records.js';
+} from './protocol/records.js';
 export type {
   KnownRRType,
   RRType,
@@ -47,10 +47,10 @@ export type {
   Rcode,
   MessageFlags,
   Message,
-} from './records.js';
+} from './protocol/records.js';
 
 // bytes.ts
-export { compareBytes } from './bytes.js';
+export { compareBytes } from './protocol/bytes.js';
 
 // names.ts
 export {
@@ -68,7 +68,7 @@ export {
   parseLabels,
   formatLabels,
   formatLabel,
-} from './names.js';
+} from './protocol/names.js';
 
 // csi.ts
 export {
@@ -84,8 +84,8 @@ export {
   rangeOfZone,
   csiInRange,
   formatRange,
-} from './csi.js';
-export type { Csi, CsiKind, CsiErrorCode, Range } from './csi.js';
+} from './protocol/csi.js';
+export type { Csi, CsiKind, CsiErrorCode, Range } from './protocol/csi.js';
 
 // wire.ts
 export {
@@ -105,8 +105,8 @@ export {
   encodeRecord,
   encodeMessage,
   decodeMessage,
-} from './wire.js';
-export type { WireErrorCode } from './wire.js';
+} from './protocol/wire.js';
+export type { WireErrorCode } from './protocol/wire.js';
 
 // ed25519.ts, cbor.ts, signed.ts
 export {
@@ -123,10 +123,15 @@ export {
   keyPairFromSeed,
   sign,
   verify,
-} from './ed25519.js';
-export type { Ed25519KeyPair, Ed25519Backend } from './ed25519.js';
-export { MAX_SIGNED_OBJECT_OCTETS, MAX_CBOR_DEPTH, encodeCbor, decodeCbor } from './cbor.js';
-export type { CborValue, CborArray, CborMap } from './cbor.js';
+} from './protocol/ed25519.js';
+export type { Ed25519KeyPair, Ed25519Backend } from './protocol/ed25519.js';
+export {
+  MAX_SIGNED_OBJECT_OCTETS,
+  MAX_CBOR_DEPTH,
+  encodeCbor,
+  decodeCbor,
+} from './protocol/cbor.js';
+export type { CborValue, CborArray, CborMap } from './protocol/cbor.js';
 export {
   SIGNING_CONTEXT,
   SIGNED_OBJECT_VERSION,
@@ -159,7 +164,7 @@ export {
   verifyRemoval,
   verifyRevocation,
   verifyMaprefRequest,
-} from './signed.js';
+} from './protocol/signed.js';
 export type {
   SigningLabel,
   Attestation,
@@ -181,7 +186,7 @@ export type {
   VerifyOptions,
   VerifyFailure,
   VerifyResult,
-} from './signed.js';
+} from './protocol/signed.js';
 
 // dnssec.ts, nsec.ts, nsec3.ts, base32hex.ts, zone-signing.ts, presentation.ts, trust-anchor.ts
 export {
@@ -201,7 +206,7 @@ export {
   checkRrsig,
   verifyRrsigWith,
   rrsigSignedData,
-} from './dnssec.js';
+} from './protocol/dnssec.js';
 export type {
   ZoneKey,
   CreateZoneKeyOptions,
@@ -209,7 +214,7 @@ export type {
   RrsetVerification,
   RrsetVerificationFailure,
   RrsigCheck,
-} from './dnssec.js';
+} from './protocol/dnssec.js';
 export {
   NXNAME_TYPE,
   compactDenialForName,
@@ -217,17 +222,17 @@ export {
   denialTtl,
   immediateSuccessor,
   sortTypes,
-} from './nsec.js';
+} from './protocol/nsec.js';
 export {
   NSEC3_HASH_SHA1,
   NSEC3_FLAG_OPT_OUT,
   NSEC3_PARAMETERS,
   nsec3Hash,
   buildNsec3Chain,
-} from './nsec3.js';
-export { encodeBase32Hex, decodeBase32Hex } from './base32hex.js';
-export { signZone } from './zone-signing.js';
-export type { SignZoneOptions } from './zone-signing.js';
+} from './protocol/nsec3.js';
+export { encodeBase32Hex, decodeBase32Hex } from './protocol/base32hex.js';
+export { signZone } from './protocol/zone-signing.js';
+export type { SignZoneOptions } from './protocol/zone-signing.js';
 export {
   formatRecord,
   formatRdata,
@@ -235,24 +240,29 @@ export {
   presentationType,
   absoluteName,
   formatTime,
-} from './presentation.js';
+} from './protocol/presentation.js';
 export {
   createTrustAnchor,
   formatTrustAnchor,
   formatBindTrustAnchors,
   parseTrustAnchor,
-} from './trust-anchor.js';
-export type { TrustAnchor, FormatTrustAnchorOptions } from './trust-anchor.js';
+} from './protocol/trust-anchor.js';
+export type { TrustAnchor, FormatTrustAnchorOptions } from './protocol/trust-anchor.js';
 
 // zone.ts, lookup.ts
-export { createMemoryZone, namesBelowOrigin } from './zone.js';
-export type { ZoneNode, ZoneView, MemoryZone } from './zone.js';
-export { lookupZone, sameRRset } from './lookup.js';
-export type { LookupOutcome, LookupSections, LookupOptions, RRsetSigner } from './lookup.js';
+export { createMemoryZone, namesBelowOrigin } from './protocol/zone.js';
+export type { ZoneNode, ZoneView, MemoryZone } from './protocol/zone.js';
+export { lookupZone, sameRRset } from './protocol/lookup.js';
+export type {
+  LookupOutcome,
+  LookupSections,
+  LookupOptions,
+  RRsetSigner,
+} from './protocol/lookup.js';
 
 // log.ts
-export { createLogger, silentLogger, redactPair } from './log.js';
-export type { Logger, LogLevel, LogFields, LoggerOptions } from './log.js';
+export { createLogger, silentLogger, redactPair } from './runtime/log.js';
+export type { Logger, LogLevel, LogFields, LoggerOptions } from './runtime/log.js';
 
 // transports: dns-server.ts, dns-client.ts, tls.ts
 export {
@@ -262,10 +272,10 @@ export {
   truncateForUdp,
   dohCacheMaxAge,
   udpResponseLimit,
-} from './respond.js';
-export type { QueryContext, QueryHandler } from './respond.js';
-export { DEFAULT_UDP_MAX_PAYLOAD, DEFAULT_UDP_MAX_IN_FLIGHT } from './udp-server.js';
-export type { UdpListenerConfig } from './udp-server.js';
+} from './runtime/respond.js';
+export type { QueryContext, QueryHandler } from './runtime/respond.js';
+export { DEFAULT_UDP_MAX_PAYLOAD, DEFAULT_UDP_MAX_IN_FLIGHT } from './runtime/udp-server.js';
+export type { UdpListenerConfig } from './runtime/udp-server.js';
 export {
   CONNECTION_REFUSALS,
   CONNECTION_CLOSE_REASONS,
@@ -275,7 +285,7 @@ export {
   createConnectionGate,
   declareConnectionMetrics,
   guardConnections,
-} from './connection-limits.js';
+} from './runtime/connection-limits.js';
 export type {
   ConnectionRefusal,
   ConnectionCloseReason,
@@ -288,7 +298,7 @@ export type {
   SocketAddresses,
   ClosableExchange,
   ConnectionStatsSource,
-} from './connection-limits.js';
+} from './runtime/connection-limits.js';
 export {
   DEFAULT_TCP_IDLE_TIMEOUT_MS,
   DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
@@ -296,8 +306,8 @@ export {
   DEFAULT_TCP_CONNECTIONS_PER_CLIENT,
   DEFAULT_TCP_MAX_IN_FLIGHT,
   TCP_MAX_UNSENT_OCTETS,
-} from './tcp-server.js';
-export type { TcpListenerConfig } from './tcp-server.js';
+} from './runtime/tcp-server.js';
+export type { TcpListenerConfig } from './runtime/tcp-server.js';
 export {
   DEFAULT_DOH_PATH,
   DEFAULT_DOH_MAX_BODY_OCTETS,
@@ -306,17 +316,21 @@ export {
   DEFAULT_DOH_MAX_CONNECTIONS,
   DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
   DOH_MAX_CONCURRENT_STREAMS,
-} from './doh-server.js';
-export type { DohListenerConfig } from './doh-server.js';
-export { DEFAULT_DNS_SERVER_HOST, startDnsServer } from './dns-server.js';
+} from './runtime/doh-server.js';
+export type { DohListenerConfig } from './runtime/doh-server.js';
+export { DEFAULT_DNS_SERVER_HOST, startDnsServer } from './runtime/dns-server.js';
 export {
   RESPONSE_CACHE_OCTETS,
   RESPONSE_CACHE_MAX_AGE_SECONDS,
   ResponseCache,
   ttlFields,
-} from './response-cache.js';
-export type { ResponseCacheOptions, CachedResponse, ResponseCacheStats } from './response-cache.js';
-export type { DnsServer, DnsServerConfig, DnsServerComponents } from './dns-server.js';
+} from './runtime/response-cache.js';
+export type {
+  ResponseCacheOptions,
+  CachedResponse,
+  ResponseCacheStats,
+} from './runtime/response-cache.js';
+export type { DnsServer, DnsServerConfig, DnsServerComponents } from './runtime/dns-server.js';
 export {
   DNS_MESSAGE_MEDIA_TYPE,
   DEFAULT_CLIENT_TIMEOUT_MS,
@@ -328,7 +342,7 @@ export {
   queryTcp,
   createDohClient,
   buildQuery,
-} from './dns-client.js';
+} from './runtime/dns-client.js';
 export type {
   TransportErrorCode,
   ClientOptions,
@@ -338,20 +352,20 @@ export type {
   DohClient,
   DohClientOptions,
   BuildQueryOptions,
-} from './dns-client.js';
+} from './runtime/dns-client.js';
 export {
   DEFAULT_CA_VALID_DAYS,
   DEFAULT_SERVER_CERTIFICATE_VALID_DAYS,
   DEFAULT_CA_COMMON_NAME,
   createLocalCa,
   issueServerCertificate,
-} from './tls.js';
+} from './runtime/tls.js';
 export type {
   LocalCa,
   LocalCaOptions,
   ServerCertificate,
   ServerCertificateOptions,
-} from './tls.js';
+} from './runtime/tls.js';
 
 // zone-file.ts, config.ts, metrics.ts, admin.ts
 export {
@@ -361,13 +375,13 @@ export {
   ZoneFileError,
   parseZoneFile,
   readZoneFile,
-} from './zone-file.js';
+} from './protocol/zone-file.js';
 export type {
   ZoneFileErrorCode,
   ZoneFileOptions,
   ZoneFileReadOptions,
   ZoneFileEntry,
-} from './zone-file.js';
+} from './protocol/zone-file.js';
 export {
   CONFIG_ERROR_CODES,
   ConfigError,
@@ -378,15 +392,15 @@ export {
   dpConfigSchema,
   resolverConfigSchema,
   rootHintsSchema,
-} from './config.js';
+} from './runtime/config.js';
 export type {
   ConfigErrorCode,
   ConfigIssue,
   DpConfig,
   ResolverFileConfig,
   RootHintsFile,
-} from './config.js';
-export { METRICS_CONTENT_TYPE, createMetricsRegistry, metricsText } from './metrics.js';
+} from './runtime/config.js';
+export { METRICS_CONTENT_TYPE, createMetricsRegistry, metricsText } from './runtime/metrics.js';
 export type {
   MetricOptions,
   GaugeOptions,
@@ -398,11 +412,11 @@ export type {
   Gauge,
   Histogram,
   Registry,
-} from './metrics.js';
-export { ADMIN_TIMEOUT_MS, ADMIN_HEALTH_TIMEOUT_MS, startAdminServer } from './admin.js';
+} from './runtime/metrics.js';
+export { ADMIN_TIMEOUT_MS, ADMIN_HEALTH_TIMEOUT_MS, startAdminServer } from './runtime/admin.js';
 export type {
   AdminServerOptions,
   AdminServerComponents,
   AdminServer,
   HealthReport,
-} from './admin.js';
+} from './runtime/admin.js';

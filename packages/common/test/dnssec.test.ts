@@ -18,7 +18,7 @@ import {
   type RecordOf,
   type ResourceRecord,
 } from '../src/index.js';
-import { sign } from '../src/ed25519.js';
+import { sign } from '../src/protocol/ed25519.js';
 
 interface Rfc8080Vector {
   description: string;

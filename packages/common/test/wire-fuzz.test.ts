@@ -2,9 +2,9 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 // The modules themselves rather than the package index, so these tests load only the codec.
-import { WireError } from '../src/errors.js';
-import { formatLabels } from '../src/names.js';
-import type { Message, ResourceRecord } from '../src/records.js';
+import { WireError } from '../src/protocol/errors.js';
+import { formatLabels } from '../src/protocol/names.js';
+import type { Message, ResourceRecord } from '../src/protocol/records.js';
 import {
   codeToType,
   decodeMessage,
@@ -13,7 +13,7 @@ import {
   HEADER_OCTETS,
   MAX_MESSAGE_OCTETS,
   MAX_RECORDS_PER_MESSAGE,
-} from '../src/wire.js';
+} from '../src/protocol/wire.js';
 import { sharedDataPath } from '../../../test/helpers/shared-data.js';
 
 /**

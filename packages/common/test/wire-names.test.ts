@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { WireError } from '../src/errors.js';
-import { parseLabels } from '../src/names.js';
-import { encodeName } from '../src/wire.js';
+import { WireError } from '../src/protocol/errors.js';
+import { parseLabels } from '../src/protocol/names.js';
+import { encodeName } from '../src/protocol/wire.js';
 
 /** The wire form built from `parseLabels`, the general parser the encoder's fast path skips. */
 function reference(name: string, canonical: boolean): Uint8Array {

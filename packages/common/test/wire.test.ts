@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 // The modules themselves rather than the package index, so these tests load only the codec.
-import { WireError } from '../src/errors.js';
-import { formatLabels } from '../src/names.js';
+import { WireError } from '../src/protocol/errors.js';
+import { formatLabels } from '../src/protocol/names.js';
 import {
   codeToType,
   decodeMessage,
@@ -18,7 +18,7 @@ import {
   MAX_RECORDS_PER_MESSAGE,
   typeToCode,
   WIRE_ERROR_CODES,
-} from '../src/wire.js';
+} from '../src/protocol/wire.js';
 import type {
   Edns,
   Message,
@@ -29,7 +29,7 @@ import type {
   RRClass,
   RRType,
   SvcParams,
-} from '../src/records.js';
+} from '../src/protocol/records.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

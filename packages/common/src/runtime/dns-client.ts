@@ -10,11 +10,16 @@ import { createSocket } from 'node:dgram';
 import { connect as connectTcp, isIPv6 } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
-import { MimiError } from './errors.js';
-import { namesEqual } from './names.js';
-import type { Message, Question } from './records.js';
+import { MimiError } from '../protocol/errors.js';
+import { namesEqual } from '../protocol/names.js';
+import type { Message, Question } from '../protocol/records.js';
 import { EDNS_UDP_PAYLOAD_OCTETS } from './respond.js';
-import { HEADER_OCTETS, MAX_MESSAGE_OCTETS, decodeMessage, encodeMessage } from './wire.js';
+import {
+  HEADER_OCTETS,
+  MAX_MESSAGE_OCTETS,
+  decodeMessage,
+  encodeMessage,
+} from '../protocol/wire.js';
 
 /** The media type of DNS messages over HTTP (RFC 8484 §6). */
 export const DNS_MESSAGE_MEDIA_TYPE = 'application/dns-message';

@@ -7,7 +7,7 @@ import {
   type ResourceRecord,
   type SvcParams,
 } from '@mimi-discovery/common';
-import type { DiscoveryStore, RRsetChange } from './store.js';
+import type { DiscoveryStore, RRsetChange } from '../store/store.js';
 
 /**
  * Delegations of ranges from a zone to child Discovery Providers (the root delegating `+44`, or

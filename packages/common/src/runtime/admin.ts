@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { MimiError } from './errors.js';
+import { MimiError } from '../protocol/errors.js';
 import type { Logger } from './log.js';
 import {
   METRICS_CONTENT_TYPE,

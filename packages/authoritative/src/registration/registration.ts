@@ -31,7 +31,7 @@ import {
   type OperationOutcome,
   type RefusalReason,
   type StoreOperation,
-} from './mapping-ops.js';
+} from '../store/mapping-ops.js';
 import {
   MAX_ATTEMPTS_PER_CODE,
   MAX_RATE_LIMIT_KEYS,
@@ -41,7 +41,7 @@ import {
   type TokenBuckets,
 } from './rate-limit.js';
 import { RegistrationError, type RegistrationErrorCode } from './registration-error.js';
-import type { DiscoveryStore } from './store.js';
+import type { DiscoveryStore } from '../store/store.js';
 
 /**
  * The registration logic of a Discovery Provider (design §8), independent of HTTP:

@@ -7,7 +7,7 @@ import {
   type ZoneView,
 } from '@mimi-discovery/common';
 import type { OperationOutcome, ReplayRecord, StoreOperation } from './mapping-ops.js';
-import type { StoreChanges } from './zone-changes.js';
+import type { StoreChanges } from '../zone/zone-changes.js';
 
 /**
  * The contract between a Discovery Provider's zone data and everything that reads or changes it

@@ -55,7 +55,7 @@ import {
   normalizeChanges,
   type ChangedNames,
   type StoreChanges,
-} from './zone-changes.js';
+} from '../zone/zone-changes.js';
 import {
   DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
   initialZone,
@@ -75,7 +75,7 @@ import {
   type StoredNode,
   type ZoneReader,
   type ZoneWrites,
-} from './zone-signer.js';
+} from '../zone/zone-signer.js';
 
 /**
  * The embedded default {@link DiscoveryStore}: every zone's records in LMDB (design §9, as Knot
@@ -755,7 +755,7 @@ export const STORE_WRITER_TIMEOUT_MS = 30_000;
 function writerScript(): string {
   const here = fileURLToPath(import.meta.url);
   return here.endsWith('.ts')
-    ? join(dirname(here), '..', 'dist', 'store-writer.js')
+    ? join(dirname(here), '..', '..', 'dist', 'store', 'store-writer.js')
     : join(dirname(here), 'store-writer.js');
 }
 

@@ -34,9 +34,9 @@
  * two octets set to `ab cd`.
  */
 import { LRUCache } from 'lru-cache';
-import { canonicalName, parentName } from './names.js';
-import type { Message, Rcode } from './records.js';
-import { HEADER_OCTETS } from './wire.js';
+import { canonicalName, parentName } from '../protocol/names.js';
+import type { Message, Rcode } from '../protocol/records.js';
+import { HEADER_OCTETS } from '../protocol/wire.js';
 
 /** Default octets of responses (and their keys) a cache holds: 64 MiB. */
 export const RESPONSE_CACHE_OCTETS = 64 * 2 ** 20;

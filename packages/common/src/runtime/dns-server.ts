@@ -22,7 +22,7 @@ import { MIN_UDP_PAYLOAD_OCTETS, type QueryHandler } from './respond.js';
 import { startTcpListener, type TcpListener, type TcpListenerConfig } from './tcp-server.js';
 import type { ResponseCache } from './response-cache.js';
 import { startUdpListener, type UdpListener, type UdpListenerConfig } from './udp-server.js';
-import { HEADER_OCTETS, MAX_MESSAGE_OCTETS } from './wire.js';
+import { HEADER_OCTETS, MAX_MESSAGE_OCTETS } from '../protocol/wire.js';
 
 /** Default address to listen on: loopback, so nothing is exposed unless asked for. */
 export const DEFAULT_DNS_SERVER_HOST = '127.0.0.1';

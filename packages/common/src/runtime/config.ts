@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { DEFAULT_APEX } from './csi.js';
-import { MimiError } from './errors.js';
-import { canonicalName, parseLabels } from './names.js';
+import { DEFAULT_APEX } from '../protocol/csi.js';
+import { MimiError } from '../protocol/errors.js';
+import { canonicalName, parseLabels } from '../protocol/names.js';
 import {
   DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
   DEFAULT_DOH_IDLE_TIMEOUT_MS,

@@ -21,11 +21,11 @@ import {
   createSmtpChannel,
   createWebhookChannel,
   type CodeChannels,
-} from './channels.js';
-import { openLmdbStore } from './lmdb-store.js';
-import { createRegistrar } from './registration.js';
-import { startRegistrationApi, type RegistrationApi } from './registration-api.js';
-import type { DiscoveryStore } from './store.js';
+} from '../registration/channels.js';
+import { openLmdbStore } from '../store/lmdb-store.js';
+import { createRegistrar } from '../registration/registration.js';
+import { startRegistrationApi, type RegistrationApi } from '../registration/registration-api.js';
+import type { DiscoveryStore } from '../store/store.js';
 
 /**
  * One running Discovery Provider (or the root directory, `role: "root"`): the LMDB store in

@@ -10,7 +10,7 @@ import {
   type RRType,
 } from '@mimi-discovery/common';
 import { StoreError } from './store.js';
-import type { StoredNode, StoredRRset } from './zone-signer.js';
+import type { StoredNode, StoredRRset } from '../zone/zone-signer.js';
 
 /**
  * Binary keys and values of the LMDB `nodes` table (layout in `lmdb-store.ts`).

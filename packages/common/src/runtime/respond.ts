@@ -18,10 +18,10 @@
  * but no question follows) do not decode, so step 3 answers `ab cd 81 01 00 00 …`: id 0xabcd,
  * QR, FORMERR, all counts 0.
  */
-import { HEADER_OCTETS, decodeMessage, encodeMessage, rcodeToCode } from './wire.js';
+import { HEADER_OCTETS, decodeMessage, encodeMessage, rcodeToCode } from '../protocol/wire.js';
 import type { Logger } from './log.js';
 import type { ResponseCache } from './response-cache.js';
-import type { Message, MessageFlags, Rcode } from './records.js';
+import type { Message, MessageFlags, Rcode } from '../protocol/records.js';
 
 /** Where a query came from. `remoteAddress` is for connection-level decisions, never for logs with a query name. */
 export interface QueryContext {

@@ -16,8 +16,8 @@ import {
   type ZoneView,
 } from '@mimi-discovery/common';
 import { currentMappings, MappingExpiries } from './map-expiry.js';
-import type { DiscoveryStore } from './store.js';
-import { INCEPTION_BACKDATE_SECONDS, ownerOrUndefined } from './zone-signer.js';
+import type { DiscoveryStore } from '../store/store.js';
+import { INCEPTION_BACKDATE_SECONDS, ownerOrUndefined } from '../zone/zone-signer.js';
 
 /**
  * The answering path of a Discovery Provider: a query in, the authoritative response out, from

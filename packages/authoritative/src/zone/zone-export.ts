@@ -6,8 +6,8 @@ import {
   type RecordOf,
   type ResourceRecord,
 } from '@mimi-discovery/common';
-import { currentMappings, mappingExpiry } from './map-expiry.js';
-import type { DiscoveryStore } from './store.js';
+import { currentMappings, mappingExpiry } from '../answering/map-expiry.js';
+import type { DiscoveryStore } from '../store/store.js';
 import { DEFAULT_SIGNATURE_VALIDITY, noZoneError, validityAt, zoneOrigin } from './zone-signer.js';
 
 /**

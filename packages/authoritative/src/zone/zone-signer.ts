@@ -21,7 +21,7 @@ import {
   type ZoneNode,
 } from '@mimi-discovery/common';
 import type { NormalizedChange } from './zone-changes.js';
-import { StoreError, type AuthkeyEntry, type ZoneInit } from './store.js';
+import { StoreError, type AuthkeyEntry, type ZoneInit } from '../store/store.js';
 
 /**
  * The signer shared by every store: how a zone's nodes are created, changed and re-signed. A

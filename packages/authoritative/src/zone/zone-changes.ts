@@ -5,7 +5,7 @@ import {
   type ResourceRecord,
   type RRType,
 } from '@mimi-discovery/common';
-import { StoreError, type RRsetChange } from './store.js';
+import { StoreError, type RRsetChange } from '../store/store.js';
 import { ownerName as storedName } from './zone-signer.js';
 
 /**

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { MimiError } from './errors.js';
+import { MimiError } from '../protocol/errors.js';
 
 export type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 

@@ -32,7 +32,7 @@ import {
   type TrackedConnection,
 } from './connection-limits.js';
 import type { Logger } from './log.js';
-import { HEADER_OCTETS } from './wire.js';
+import { HEADER_OCTETS } from '../protocol/wire.js';
 import { answerQuery, type QueryHandler } from './respond.js';
 import type { ResponseCache } from './response-cache.js';
 

@@ -35,7 +35,7 @@ import {
   normalizeChanges,
   type ChangedNames,
   type StoreChanges,
-} from './zone-changes.js';
+} from '../zone/zone-changes.js';
 import {
   DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
   checkProverSeed,
@@ -55,7 +55,7 @@ import {
   type StoredNode,
   type ZoneReader,
   type ZoneWrites,
-} from './zone-signer.js';
+} from '../zone/zone-signer.js';
 
 /**
  * A {@link DiscoveryStore} held in memory: for ephemeral servers and tests. Writes are atomic

@@ -22,14 +22,14 @@ import {
   type RRsetSigner,
 } from '@mimi-discovery/common';
 import { StoreError } from './store.js';
-import { changedNames, type ChangedNames, type NormalizedChange } from './zone-changes.js';
+import { changedNames, type ChangedNames, type NormalizedChange } from '../zone/zone-changes.js';
 import {
   DEFAULT_APEX_TTL,
   ownerName,
   planApply,
   type ZoneReader,
   type ZoneWrites,
-} from './zone-signer.js';
+} from '../zone/zone-signer.js';
 
 /**
  * Operations on a CSI's MAP and MAPREF RRsets and on a zone's AUTHKEY RRset whose outcome
