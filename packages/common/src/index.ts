@@ -13,6 +13,15 @@ export {
   DnssecError,
   ZoneError,
   NameError,
+  WIRE_ERROR_CODES,
+} from './protocol/errors.js';
+export type {
+  CsiErrorCode,
+  WireErrorCode,
+  SignedObjectErrorCode,
+  DnssecErrorCode,
+  ZoneErrorCode,
+  NameErrorCode,
 } from './protocol/errors.js';
 
 // records.ts
@@ -85,7 +94,7 @@ export {
   csiInRange,
   formatRange,
 } from './protocol/csi.js';
-export type { Csi, CsiKind, CsiErrorCode, Range } from './protocol/csi.js';
+export type { Csi, CsiKind, Range } from './protocol/csi.js';
 
 // wire.ts
 export {
@@ -95,7 +104,6 @@ export {
   MAX_COMPRESSION_POINTERS,
   MAX_MAP_RDATA_OCTETS,
   MAX_RDATA_OCTETS,
-  WIRE_ERROR_CODES,
   typeToCode,
   codeToType,
   encodeName,
@@ -106,7 +114,6 @@ export {
   encodeMessage,
   decodeMessage,
 } from './protocol/wire.js';
-export type { WireErrorCode } from './protocol/wire.js';
 
 // ed25519.ts, cbor.ts, signed.ts
 export {
@@ -124,7 +131,7 @@ export {
   sign,
   verify,
 } from './protocol/ed25519.js';
-export type { Ed25519KeyPair, Ed25519Backend } from './protocol/ed25519.js';
+export type { Ed25519KeyPair, Ed25519Backend, Ed25519ErrorCode } from './protocol/ed25519.js';
 export {
   MAX_SIGNED_OBJECT_OCTETS,
   MAX_CBOR_DEPTH,

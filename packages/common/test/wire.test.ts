@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 // The modules themselves rather than the package index, so these tests load only the codec.
-import { WireError } from '../src/protocol/errors.js';
+import { WIRE_ERROR_CODES, WireError } from '../src/protocol/errors.js';
 import { formatLabels } from '../src/protocol/names.js';
 import {
   codeToType,
@@ -17,7 +17,6 @@ import {
   MAX_MESSAGE_OCTETS,
   MAX_RECORDS_PER_MESSAGE,
   typeToCode,
-  WIRE_ERROR_CODES,
 } from '../src/protocol/wire.js';
 import type {
   Edns,

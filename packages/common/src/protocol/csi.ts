@@ -28,7 +28,7 @@ import {
   validatePhoneNumberLength,
 } from 'libphonenumber-js';
 import type { PhoneNumber } from 'libphonenumber-js';
-import { CsiError } from './errors.js';
+import { CsiError, type CsiErrorCode } from './errors.js';
 import { MAX_LABEL_OCTETS, MAX_NAME_OCTETS } from './names.js';
 
 /** A CSI in canonical form (`tel:+442079460018`, `mailto:alice@example.com`); make one with {@link parseCsi}. */
@@ -36,36 +36,6 @@ export type Csi = string & { readonly __brand: 'Csi' };
 
 /** The two kinds of CSI, named by their URI scheme. */
 export type CsiKind = 'tel' | 'mailto';
-
-/**
- * Every `code` a {@link CsiError} from this module carries:
- *
- * - `ERR_CSI_EMPTY` — the input is empty or only whitespace.
- * - `ERR_CSI_TOO_LONG` — the input is longer than {@link MAX_CSI_INPUT_LENGTH} characters.
- * - `ERR_CSI_UNRECOGNIZED` — the input looks like neither a phone number nor an email address.
- * - `ERR_CSI_PHONE_NO_COUNTRY` — a phone number without `+` or `00` and a country code.
- * - `ERR_CSI_PHONE_INVALID` — a phone number with a bad character, an unknown country code or
- *   a length that is not possible for its country.
- * - `ERR_CSI_PHONE_TOO_LONG` — more than {@link MAX_E164_DIGITS} digits (ITU-T E.164 §6).
- * - `ERR_CSI_EMAIL_INVALID` — an email address whose `@` or local part is not acceptable
- *   (none or several `@`, a quoted local part, a bad character, more than 64 octets).
- * - `ERR_CSI_EMAIL_DOMAIN` — an email address whose domain is not a valid host name.
- * - `ERR_CSI_NAME_TOO_LONG` — a valid CSI whose name under the given apex exceeds 255 octets.
- * - `ERR_CSI_APEX_INVALID` — an apex that is not a syntactically valid domain name.
- * - `ERR_RANGE_INVALID` — input to {@link parseRange} that is not a phone prefix or a domain.
- */
-export type CsiErrorCode =
-  | 'ERR_CSI_EMPTY'
-  | 'ERR_CSI_TOO_LONG'
-  | 'ERR_CSI_UNRECOGNIZED'
-  | 'ERR_CSI_PHONE_NO_COUNTRY'
-  | 'ERR_CSI_PHONE_INVALID'
-  | 'ERR_CSI_PHONE_TOO_LONG'
-  | 'ERR_CSI_EMAIL_INVALID'
-  | 'ERR_CSI_EMAIL_DOMAIN'
-  | 'ERR_CSI_NAME_TOO_LONG'
-  | 'ERR_CSI_APEX_INVALID'
-  | 'ERR_RANGE_INVALID';
 
 /**
  * A delegated CSI prefix or domain and the zone that serves it (design §3): a phone range is a

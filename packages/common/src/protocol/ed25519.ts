@@ -70,8 +70,11 @@ export interface Ed25519Backend {
   verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
 }
 
+/** The codes of an {@link Ed25519Error}. */
+export type Ed25519ErrorCode = 'ERR_ED25519_INPUT' | 'ERR_ED25519_KEY_LENGTH';
+
 /** A key or input that Ed25519 cannot use (`ERR_ED25519_KEY_LENGTH`, `ERR_ED25519_INPUT`). */
-export class Ed25519Error extends MimiError {}
+export class Ed25519Error extends MimiError<Ed25519ErrorCode> {}
 
 // noble's synchronous API hashes with whatever `hashes.sha512` holds. @noble/hashes is plain
 // JavaScript, so the portable backend needs nothing from the runtime.

@@ -61,7 +61,7 @@
 import { Buffer } from 'node:buffer';
 import { isIPv4, isIPv6 } from 'node:net';
 import dnsPacket from 'dns-packet';
-import { NameError, WireError } from './errors.js';
+import { NameError, WireError, type WireErrorCode } from './errors.js';
 import { formatLabels, MAX_LABEL_OCTETS, MAX_NAME_OCTETS, parseLabels } from './names.js';
 import {
   DNSSEC_ALGORITHM_ED25519,
@@ -114,28 +114,6 @@ export const MAX_COMPRESSION_POINTERS = 32;
 export const MAX_MAP_RDATA_OCTETS = 8192;
 /** Largest RDATA: RDLENGTH is 16 bits (RFC 1035 §4.1.3). */
 export const MAX_RDATA_OCTETS = 65535;
-
-/** Every code a {@link WireError} from this module can carry (see the module comment). */
-export const WIRE_ERROR_CODES = Object.freeze([
-  'ERR_WIRE_TRUNCATED',
-  'ERR_WIRE_TRAILING_BYTES',
-  'ERR_WIRE_TOO_LARGE',
-  'ERR_WIRE_TOO_MANY_RECORDS',
-  'ERR_WIRE_BAD_POINTER',
-  'ERR_WIRE_BAD_LABEL',
-  'ERR_WIRE_NAME_TOO_LONG',
-  'ERR_WIRE_RDLENGTH',
-  'ERR_WIRE_BAD_RDATA',
-  'ERR_WIRE_BAD_BITMAP',
-  'ERR_WIRE_BAD_SVCB',
-  'ERR_WIRE_BAD_OPT',
-  'ERR_WIRE_BAD_TYPE',
-  'ERR_WIRE_BAD_VALUE',
-  'ERR_WIRE_INTERNAL',
-] as const);
-
-/** A code from {@link WIRE_ERROR_CODES}. */
-export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
 
 function fail(code: WireErrorCode, message: string, offset?: number, cause?: unknown): never {
   throw new WireError(code, message, offset, cause === undefined ? undefined : { cause });

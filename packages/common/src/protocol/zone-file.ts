@@ -82,7 +82,7 @@ export const ZONE_FILE_ERROR_CODES = Object.freeze([
 export type ZoneFileErrorCode = (typeof ZONE_FILE_ERROR_CODES)[number];
 
 /** Master-file text that cannot be read; the message starts with the line: `line 12: …`. */
-export class ZoneFileError extends MimiError {
+export class ZoneFileError extends MimiError<ZoneFileErrorCode> {
   /** The line (from 1) where the problem is, when it is on a line. */
   readonly line: number | undefined;
 

@@ -54,8 +54,7 @@ export const TRANSPORT_ERROR_CODES = Object.freeze([
 export type TransportErrorCode = (typeof TRANSPORT_ERROR_CODES)[number];
 
 /** A fault of a DNS transport, client or server side. */
-export class TransportError extends MimiError {
-  declare readonly code: TransportErrorCode;
+export class TransportError extends MimiError<TransportErrorCode> {
   /** The HTTP status, for `ERR_TRANSPORT_HTTP_STATUS`. */
   readonly status: number | undefined;
 
