@@ -18,6 +18,7 @@ import {
 } from '@mimi-discovery/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  createResolver,
   loadResolverConfig,
   readResolverFiles,
   resolverConfigSchema,
@@ -436,5 +437,43 @@ describe('loadResolverConfig', () => {
     expect(read.apex).toBe('mimi.arpa');
     expect(read.transport).toBe('doh');
     expect(path).toMatch(/resolver\.json$/);
+  });
+});
+
+// A config built in code, not read by the loader: `createResolver` takes it as given (the rules
+// are the loader's), so what the loader would refuse must still end in a clear outcome.
+describe('createResolver with a config built in code', () => {
+  const anchor = createTrustAnchor('example.test', [
+    createZoneKey('example.test', { seed: new Uint8Array(32).fill(7) }).dnskey,
+  ]);
+
+  it("serves the namespace of its trust anchor's zone, refusing names outside it", async () => {
+    const resolver = createResolver({
+      rootServers: [{ name: 'ns1.example.test', addresses: [], doh: 'https://127.0.0.1:1/q' }],
+      trustAnchor: anchor,
+    });
+    try {
+      const outside = await resolver.resolve('8.1.0.0.6.4.9.7.0.2.4.4.e164.mimi.arpa', 'MAP');
+      expect(outside.rcode).toBe('REFUSED');
+      expect(resolver.stats().upstreamQueries).toBe(0);
+    } finally {
+      await resolver.close();
+    }
+  });
+
+  it('answers error, never none, when no root server can be reached over its transport', async () => {
+    const resolver = createResolver({
+      rootServers: [{ name: 'ns1.example.test', addresses: [], doh: 'https://127.0.0.1:1/q' }],
+      trustAnchor: anchor,
+      transport: 'dns',
+    });
+    try {
+      const result = await resolver.discover('alice@example.test');
+      expect(result.status).toBe('error');
+      expect(result.error?.reason).toBe('servfail');
+      expect(resolver.stats().upstreamQueries).toBe(0);
+    } finally {
+      await resolver.close();
+    }
   });
 });
