@@ -18,8 +18,6 @@ import { pathToFileURL } from 'node:url';
 import {
   computeDs,
   createLocalCa,
-  dpConfigSchema,
-  formatTrustAnchor,
   issueServerCertificate,
   parseConfig,
   parseRange,
@@ -28,6 +26,7 @@ import {
 } from '@mimi-discovery/common';
 import {
   delegate,
+  dpConfigSchema,
   openLmdbStore,
   startProvider,
   storeDirectory,
@@ -144,14 +143,13 @@ export function delegationTo(zone: string, provider: RunningProvider, ds: DsData
   };
 }
 
-/** What a resolver needs to start from the root: hints, trust anchor (text), the CA. */
+/** What a resolver needs to start from the root: hints, trust anchor (parsed), the CA. */
 export function resolverConfigFor(root: RunningProvider, caPem: string): ResolverConfig {
   const doh = root.dns?.doh;
   if (doh === undefined) throw new Error('the root serves no DoH');
   return {
-    apex: APEX,
     rootServers: [{ name: `ns1.${APEX}`, addresses: ['127.0.0.1'], doh: doh.url }],
-    trustAnchor: formatTrustAnchor(rootTrustAnchor(root.store, APEX)),
+    trustAnchor: rootTrustAnchor(root.store, APEX),
     ca: caPem,
   };
 }

@@ -1,15 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import {
-  dpConfigSchema,
-  parseConfig,
-  parseConfigText,
-  resolverConfigSchema,
-} from '@mimi-discovery/common';
+import { parseConfig, parseConfigText } from '@mimi-discovery/common';
+import { dpConfigSchema } from '@mimi-discovery/authoritative';
+import { resolverConfigSchema } from '@mimi-discovery/resolver';
 
 /**
  * docs/operations.md against the code it documents: the config reference tables list exactly
- * the keys of `dpConfigSchema` and `resolverConfigSchema`, their documented defaults are what
+ * the keys of `dpConfigSchema` (`@mimi-discovery/authoritative`) and `resolverConfigSchema`
+ * (`@mimi-discovery/resolver`), each beside its server; their documented defaults are what
  * the parser fills in, the example config files parse, and the metric tables name exactly the
  * metrics the servers declare.
  *

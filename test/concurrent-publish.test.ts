@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildQuery,
   csiToName,
-  dpConfigSchema,
   formatRecord,
   keyPairFromSeed,
   parseConfig,
@@ -24,6 +23,7 @@ import {
 } from '@mimi-discovery/common';
 import {
   createMemoryStore,
+  dpConfigSchema,
   startProvider,
   type DiscoveryStore,
   type RunningProvider,

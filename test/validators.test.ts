@@ -249,11 +249,10 @@ describe('BIND delv through our resolver', () => {
     if (ours === undefined) {
       const resolver = createResolver(
         {
-          apex: net.apex,
           rootServers: [
             { name: `ns1.${net.apex}`, addresses: ['127.0.0.1'], doh: net.root.dohUrl },
           ],
-          trustAnchor: formatTrustAnchor(net.trustAnchor),
+          trustAnchor: net.trustAnchor,
           ca: net.caPem,
         },
         { log: silentLogger },

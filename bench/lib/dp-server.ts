@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
-import { openLmdbStore, startProvider } from '@mimi-discovery/authoritative';
-import { dpConfigSchema, keyPairFromSeed, record } from '@mimi-discovery/common';
+import { dpConfigSchema, openLmdbStore, startProvider } from '@mimi-discovery/authoritative';
+import { keyPairFromSeed, record } from '@mimi-discovery/common';
 import { ORIGIN, PROVER_SEED, nameOf, signedMapping } from './dataset.js';
 import { Profiler, summarizeProfile } from './profile.js';
 

@@ -2,7 +2,13 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
 import { Profiler, summarizeProfile } from './profile.js';
-import { createLogger, keyPairFromSeed, sign, verify } from '@mimi-discovery/common';
+import {
+  createLogger,
+  keyPairFromSeed,
+  parseTrustAnchor,
+  sign,
+  verify,
+} from '@mimi-discovery/common';
 import {
   createResolver,
   startResolverServer,
@@ -96,12 +102,13 @@ function verificationRate(seconds: number): object {
 async function main(specFile: string): Promise<void> {
   const spec = JSON.parse(readFileSync(specFile, 'utf8')) as ResolverSpec;
   const log = createLogger('resolver', { level: 'warn' });
+  // Parsed once: every fresh resolver of this process starts from the same anchor.
+  const trustAnchor = parseTrustAnchor(spec.trustAnchor);
   const make = (transport: 'doh' | 'dns'): Resolver =>
     createResolver(
       {
-        apex: spec.apex,
         rootServers: spec.rootServers,
-        trustAnchor: spec.trustAnchor,
+        trustAnchor,
         ca: spec.ca,
         transport,
         ...(transport === 'dns' ? { dnsPort: spec.dnsPort } : {}),

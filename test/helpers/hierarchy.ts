@@ -406,7 +406,8 @@ export async function buildHierarchy(): Promise<Hierarchy> {
     await delegateTo(root, EMAIL_ZONE, email.server, [email.ds]);
     await delegateTo(root, MSP_ZONE, msp.server, [msp.ds]);
 
-    const trustAnchor = formatTrustAnchor(rootTrustAnchor(root.store, APEX));
+    const anchor = rootTrustAnchor(root.store, APEX);
+    const trustAnchor = formatTrustAnchor(anchor);
     const rootServers: ResolverConfig['rootServers'] = [
       { name: root.nameserver, addresses: ['127.0.0.1'], doh: root.dohUrl },
     ];
@@ -495,9 +496,8 @@ export async function buildHierarchy(): Promise<Hierarchy> {
       agent,
       tls,
       resolverConfig: (extra = {}) => ({
-        apex: APEX,
         rootServers,
-        trustAnchor,
+        trustAnchor: anchor,
         ca: ca.certPem,
         ...extra,
       }),

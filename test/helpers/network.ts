@@ -7,23 +7,23 @@ import {
   createDohClient,
   createLocalCa,
   createLogger,
-  dpConfigSchema,
   issueServerCertificate,
   parseConfig,
   record,
   type AuthkeyData,
   type DohClient,
-  type DpConfig,
   type DsData,
   type ServerAddress,
   type TrustAnchor,
 } from '@mimi-discovery/common';
 import {
   delegate,
+  dpConfigSchema,
   openLmdbStore,
   startProvider,
   storeDirectory,
   type AuthkeyEntry,
+  type DpConfig,
   type RunningProvider,
 } from '@mimi-discovery/authoritative';
 import { rootTrustAnchor } from '@mimi-discovery/root';

@@ -148,6 +148,10 @@ export {
 } from './registration/rate-limit.js';
 export type { TokenBuckets, TokenBucketOptions, TakeResult } from './registration/rate-limit.js';
 
+// config.ts
+export { dpConfigSchema } from './config.js';
+export type { DpConfig } from './config.js';
+
 // server.ts, delegation.ts
 export { startProvider, storeDirectory, RESIGN_INTERVAL_MS } from './answering/server.js';
 export type { RunningProvider, ProviderComponents } from './answering/server.js';

@@ -7,7 +7,6 @@ import {
   createDohClient,
   createLocalCa,
   createTrustAnchor,
-  dpConfigSchema,
   formatBindTrustAnchors,
   issueServerCertificate,
   queryTcp,
@@ -18,6 +17,7 @@ import {
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   createMemoryStore,
+  dpConfigSchema,
   openLmdbStore,
   startProvider,
   type DiscoveryStore,

@@ -2,14 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  createLocalCa,
-  dpConfigSchema,
-  issueServerCertificate,
-  parseConfig,
-} from '@mimi-discovery/common';
+import { createLocalCa, issueServerCertificate, parseConfig } from '@mimi-discovery/common';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createMemoryStore, startProvider } from '../src/index.js';
+import { createMemoryStore, dpConfigSchema, startProvider } from '../src/index.js';
 import { PROVER_SEED, fakeClock, zoneInit } from './store-battery.js';
 
 const root = mkdtempSync(join(tmpdir(), 'mimi-server-limits-'));

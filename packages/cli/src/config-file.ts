@@ -1,7 +1,13 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { dpConfigSchema, readConfigFile, type DpConfig } from '@mimi-discovery/common';
-import { openLmdbStore, storeDirectory, type DiscoveryStore } from '@mimi-discovery/authoritative';
+import { readConfigFile } from '@mimi-discovery/common';
+import {
+  dpConfigSchema,
+  openLmdbStore,
+  storeDirectory,
+  type DiscoveryStore,
+  type DpConfig,
+} from '@mimi-discovery/authoritative';
 import type { CommandEnv } from './context.js';
 import { failure, usageError } from './errors.js';
 

@@ -4,12 +4,11 @@ import {
   buildQuery,
   decodeAttestation,
   decodeMapping,
-  dpConfigSchema,
   queryUdp,
   readConfigFile,
   silentLogger,
 } from '@mimi-discovery/common';
-import { startProvider, type RunningProvider } from '@mimi-discovery/authoritative';
+import { dpConfigSchema, startProvider, type RunningProvider } from '@mimi-discovery/authoritative';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCliFixture } from './fixture.js';
 

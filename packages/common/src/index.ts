@@ -395,16 +395,24 @@ export {
   parseConfig,
   parseConfigText,
   readConfigFile,
+  remotePortSchema,
+  configPathSchema,
+  positiveIntSchema,
+  domainNameSchema,
+  timeoutMsSchema,
+  checkConnectionsPerClient,
+  listenConfigSchema,
+  tlsConfigSchema,
+  checkTlsForHttps,
+  tcpLimitsConfigSchema,
+  dohLimitsConfigSchema,
   logConfigSchema,
-  dpConfigSchema,
-  resolverConfigSchema,
   rootHintsSchema,
 } from './runtime/config.js';
 export type {
   ConfigErrorCode,
   ConfigIssue,
-  DpConfig,
-  ResolverFileConfig,
+  ConfigCheckContext,
   RootHintsFile,
 } from './runtime/config.js';
 export { METRICS_CONTENT_TYPE, createMetricsRegistry, metricsText } from './runtime/metrics.js';

@@ -19,7 +19,7 @@ export type {
 } from './types.js';
 
 // core: resolver.ts, iterator.ts, validator.ts, cache.ts, upstream.ts, aggregate.ts, limits.ts
-export { createResolver, ResolverConfigError } from './resolver.js';
+export { createResolver } from './resolver.js';
 export {
   createIterator,
   classifyResponse,
@@ -98,16 +98,13 @@ export {
   PARSED_CSI_ENTRY_OVERHEAD_OCTETS,
 } from './limits.js';
 
+// config.ts: the config file's schema and loader
+export { resolverConfigSchema, loadResolverConfig, readResolverFiles } from './config.js';
+export type { ResolverFileConfig, ResolverServerConfig, ResolverFiles } from './config.js';
+
 // front ends: server.ts, json-api.ts, metrics.ts
-export {
-  loadResolverConfig,
-  readResolverFiles,
-  createResolverQueryHandler,
-  startResolverServer,
-} from './server.js';
+export { createResolverQueryHandler, startResolverServer } from './server.js';
 export type {
-  ResolverServerConfig,
-  ResolverFiles,
   ResolverQueryHandlerOptions,
   ResolverServerSettings,
   ResolverServerComponents,

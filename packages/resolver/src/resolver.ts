@@ -1,9 +1,6 @@
 import {
-  DEFAULT_APEX,
-  MimiError,
   canonicalName,
   computeDs,
-  parseTrustAnchor,
   silentLogger,
   type Csi,
   type ResourceRecord,
@@ -55,13 +52,6 @@ import { createBudget, type SignatureMemo, type VerifiedSignature } from './vali
  * (`csi-memo.ts`) and a cached discovery result keeps its JSON text (`result-json.ts`), so that
  * a warm contact sync neither parses nor serializes again.
  */
-
-/** A fault in the resolver's configuration. */
-export class ResolverConfigError extends MimiError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ERR_RESOLVER_CONFIG', message, options);
-  }
-}
 
 /** Cached validated questions, by `name/type`. */
 const ANSWERS = cacheSlot<Resolution>('answer');
@@ -123,31 +113,22 @@ function withTtl(records: readonly ResourceRecord[], ttl: number): ResourceRecor
 }
 
 /**
- * Creates a resolver. Throws {@link ResolverConfigError} for a trust anchor that does not parse
- * or is not for the apex, or for no usable root server.
+ * Creates a resolver for the namespace whose apex is the trust anchor's zone. The config is
+ * taken as checked: `loadResolverConfig` and `readResolverFiles` parse the trust anchor and
+ * check the root hints once, where they are read.
  */
 export function createResolver(
   config: ResolverConfig,
   components: ResolverComponents = {},
 ): Resolver {
-  const apex = canonicalName(config.apex ?? DEFAULT_APEX);
+  const anchor = config.trustAnchor;
+  const apex = canonicalName(anchor.zone);
   const nowMs = components.now ?? Date.now;
   const nowSeconds = (): number => Math.floor(nowMs() / 1000);
   const log = (components.log ?? silentLogger).child('core');
-  let anchor;
-  try {
-    anchor = parseTrustAnchor(config.trustAnchor);
-  } catch (cause) {
-    throw new ResolverConfigError(`trust anchor: ${(cause as Error).message}`, { cause });
-  }
-  if (anchor.zone !== apex) {
-    throw new ResolverConfigError(`the trust anchor is for ${anchor.zone}, not the apex ${apex}`);
-  }
-  const servers = rootServers(config);
-  if (servers.length === 0) throw new ResolverConfigError('no usable root server');
   const root: Delegation = {
     zone: apex,
-    servers,
+    servers: rootServers(config),
     ds: [...anchor.ds, ...anchor.dnskeys.map((k) => computeDs(apex, k))],
   };
 

@@ -1,20 +1,11 @@
-import { readFile } from 'node:fs/promises';
-import { dirname, resolve as resolvePath } from 'node:path';
 import {
-  ConfigError,
   DEFAULT_APEX,
-  MimiError,
   RESPONSE_CACHE_OCTETS,
   ResponseCache,
   canonicalName,
   createLogger,
   isSubdomain,
-  parseConfigText,
-  parseTrustAnchor,
-  readConfigFile,
-  resolverConfigSchema,
   respondError,
-  rootHintsSchema,
   startAdminServer,
   startDnsServer,
   type AdminServer,
@@ -25,17 +16,17 @@ import {
   type Logger,
   type Message,
   type QueryHandler,
-  type ResolverFileConfig,
   type ResourceRecord,
 } from '@mimi-discovery/common';
+import { checkListenerSettings, type ResolverFileConfig } from './config.js';
 import { startJsonApi, type JsonApi } from './json-api.js';
 import { createResolverMetrics, type ResolverMetrics } from './metrics.js';
-import type { Resolver, ResolverConfig } from './types.js';
+import type { Resolver } from './types.js';
 
 /**
  * A resolver as a server (design §7): the DNS front ends (UDP, TCP, DoH through
  * `startDnsServer`), the JSON API (`json-api.ts`) and the admin port (health, metrics), all in
- * front of one `Resolver`; and the reading of its config file.
+ * front of one `Resolver`. Its config file is read by `config.ts`.
  *
  * ```ts
  * const config = await loadResolverConfig('/etc/mimi/resolver.json');
@@ -46,155 +37,6 @@ import type { Resolver, ResolverConfig } from './types.js';
  * await resolver.close();
  * ```
  */
-
-/** A resolver config file, read: `createResolver`'s config plus what the front ends need. */
-export interface ResolverServerConfig extends ResolverConfig {
-  /** Absolute path of the config file. */
-  readonly source: string;
-  apex: string;
-  transport: 'doh' | 'dns';
-  cacheBytes: number;
-  answerCacheBytes: number;
-  batchConcurrency: number;
-  maxBatch: number;
-  listen: ResolverFileConfig['listen'];
-  /** Connection limits and deadlines of the listeners. */
-  limits: ResolverFileConfig['limits'];
-  /** The certificate chain and key of DoH and the JSON API, PEM (read from `tls.cert`, `tls.key`). */
-  tls?: { cert: string; key: string };
-  log: { level: LogLevel };
-}
-
-/** The files a resolver starts from, by path. */
-export interface ResolverFiles {
-  /** Root hints JSON, as `mimi-discovery hints` writes it. */
-  rootHints: string;
-  /** The trust anchor (DS records of the apex), as `mimi-discovery trust-anchor` writes it. */
-  trustAnchor: string;
-  /** PEM CA certificates trusted for DoH to the network's servers. */
-  ca?: string;
-  /** The apex the hints and the anchor must be for; default the apex of the hints. */
-  apex?: string;
-  /** Which endpoint of the root servers will be used; default `doh`. */
-  transport?: 'doh' | 'dns';
-}
-
-/**
- * Reads and checks the files a resolver starts from, for `createResolver`: the root hints
- * (`rootHintsSchema`), the trust anchor (parsed here so a bad one is reported before anything
- * starts, passed on as text) and the CA file. Checks that the hints and the anchor are for the
- * apex, and that some root server can be reached over the transport. Every problem is a `ConfigError` naming
- * the file: `ERR_CONFIG_READ` for a file that cannot be read, `ERR_CONFIG_SYNTAX` or
- * `ERR_CONFIG_INVALID` for its content.
- */
-export async function readResolverFiles(
-  files: ResolverFiles,
-): Promise<ResolverConfig & { apex: string }> {
-  const hints = parseConfigText(
-    await readText(files.rootHints, 'root hints'),
-    rootHintsSchema,
-    files.rootHints,
-  );
-  const apex = canonicalName(files.apex ?? hints.apex);
-  if (hints.apex !== apex) {
-    invalid(files.rootHints, `the root hints are for ${hints.apex}, not ${apex}`);
-  }
-  const transport = files.transport ?? 'doh';
-  // The schema makes every server reachable over DoH (its URL, else its addresses on port
-  // 443); plain DNS needs an address.
-  if (transport === 'dns' && hints.servers.every((s) => s.addresses.length === 0)) {
-    invalid(files.rootHints, 'no root server has an address for plain DNS (use transport "doh")');
-  }
-  const anchorText = await readText(files.trustAnchor, 'trust anchor');
-  let zone: string;
-  try {
-    zone = parseTrustAnchor(anchorText).zone;
-  } catch (error) {
-    if (!(error instanceof MimiError)) throw error;
-    return invalid(files.trustAnchor, error.message, error);
-  }
-  if (canonicalName(zone) !== apex) {
-    invalid(files.trustAnchor, `the trust anchor is for ${zone}, not ${apex}`);
-  }
-  const ca = files.ca === undefined ? undefined : await readText(files.ca, 'CA file');
-  if (ca !== undefined && !ca.includes('-----BEGIN CERTIFICATE-----')) {
-    invalid(files.ca as string, 'not a PEM certificate file');
-  }
-  return {
-    apex,
-    rootServers: hints.servers.map((s) => ({
-      name: s.name,
-      addresses: [...s.addresses],
-      ...(s.port === undefined ? {} : { port: s.port }),
-      ...(s.doh === undefined ? {} : { doh: s.doh }),
-    })),
-    trustAnchor: anchorText,
-    transport,
-    ...(ca === undefined ? {} : { ca }),
-  };
-}
-
-/**
- * Reads a resolver config file (`resolverConfigSchema`) and the files it names
- * ({@link readResolverFiles}, plus `tls.cert` and `tls.key`). Relative paths in the file are
- * relative to the file's directory. Throws `ConfigError` for anything wrong.
- */
-export async function loadResolverConfig(path: string): Promise<ResolverServerConfig> {
-  const source = resolvePath(path);
-  const file = await readConfigFile(source, resolverConfigSchema);
-  const base = dirname(source);
-  const at = (p: string): string => resolvePath(base, p);
-  const inputs = await readResolverFiles({
-    rootHints: at(file.rootHints),
-    trustAnchor: at(file.trustAnchor),
-    apex: file.apex,
-    transport: file.transport,
-    ...(file.ca === undefined ? {} : { ca: at(file.ca) }),
-  });
-  const tls =
-    file.tls === undefined
-      ? undefined
-      : {
-          cert: await readText(at(file.tls.cert), 'tls.cert'),
-          key: await readText(at(file.tls.key), 'tls.key'),
-        };
-  return {
-    ...inputs,
-    source,
-    apex: inputs.apex,
-    transport: file.transport,
-    ...(file.dnsPort === undefined ? {} : { dnsPort: file.dnsPort }),
-    cacheBytes: file.cacheBytes,
-    answerCacheBytes: file.answerCacheBytes,
-    batchConcurrency: file.batchConcurrency,
-    maxBatch: file.maxBatch,
-    listen: file.listen,
-    limits: file.limits,
-    ...(tls === undefined ? {} : { tls }),
-    log: file.log,
-  };
-}
-
-async function readText(path: string, what: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (cause) {
-    const why = cause instanceof Error ? cause.message : String(cause);
-    throw new ConfigError('ERR_CONFIG_READ', `cannot read the ${what}: ${why}`, path, [], {
-      cause,
-    });
-  }
-}
-
-function invalid(source: string, message: string, cause?: unknown): never {
-  throw new ConfigError(
-    'ERR_CONFIG_INVALID',
-    message,
-    source,
-    [{ path: '', message, unknownKey: false }],
-    cause === undefined ? undefined : { cause },
-  );
-}
 
 // ---------------------------------------------------------------------------------------------
 // The DNS front ends
@@ -397,9 +239,9 @@ export interface RunningResolverServer {
 /**
  * Starts the front ends of `resolver` that `settings.listen` asks for: UDP, TCP and DoH
  * answering with {@link createResolverQueryHandler}, the JSON API, and the admin port
- * (`/healthz`, `/metrics` with `metrics.ts`). Throws `MimiError` `ERR_RESOLVER_TLS` when DoH or
- * the API is asked for without TLS, `ERR_RESOLVER_NO_LISTENER` when nothing is; a listener that
- * cannot start closes the others and throws its error.
+ * (`/healthz`, `/metrics` with `metrics.ts`). Settings that break the rules of a config file
+ * (`resolverConfigSchema`: DoH or the API without TLS, no listener at all) are a `ConfigError`
+ * `ERR_CONFIG_INVALID`; a listener that cannot start closes the others and throws its error.
  */
 export async function startResolverServer(
   settings: ResolverServerSettings,
@@ -416,18 +258,8 @@ export async function startResolverServer(
     admin = null,
   } = settings.listen;
   const tls = settings.tls;
-  if (tls === undefined && (doh !== null || api !== null)) {
-    throw new MimiError(
-      'ERR_RESOLVER_TLS',
-      'DoH and the JSON API need tls (a certificate and key)',
-    );
-  }
-  if (udp === null && tcp === null && doh === null && api === null) {
-    throw new MimiError(
-      'ERR_RESOLVER_NO_LISTENER',
-      'no listener: set at least one of udp, tcp, doh and api',
-    );
-  }
+  // Settings built in code have not been through the config file's schema: the same rules.
+  checkListenerSettings(settings);
   const apex = canonicalName(settings.apex ?? DEFAULT_APEX);
   const limits = settings.limits ?? {};
   const metrics = createResolverMetrics(resolver);

@@ -1,4 +1,11 @@
-import type { Logger, MspEntry, Rcode, ResourceRecord, RRType } from '@mimi-discovery/common';
+import type {
+  Logger,
+  MspEntry,
+  Rcode,
+  ResourceRecord,
+  RRType,
+  TrustAnchor,
+} from '@mimi-discovery/common';
 
 /**
  * The resolver's public contract (design §6): what `createResolver` returns and what its front
@@ -104,12 +111,17 @@ export interface Resolver {
 
 /** Where the resolver finds the root directory, and how it reaches DPs. */
 export interface ResolverConfig {
-  /** The namespace apex, default `mimi.arpa`. */
-  apex?: string;
-  /** Root servers: name, addresses, plain-DNS port and/or DoH URL (from root hints). */
+  /**
+   * Root servers: name, addresses, plain-DNS port and/or DoH URL (from root hints); at least one
+   * reachable over `transport` (`readResolverFiles` checks it).
+   */
   rootServers: Array<{ name: string; addresses: string[]; port?: number; doh?: string }>;
-  /** Trust anchor: DS records of the apex (presentation text as written by `trust-anchor`). */
-  trustAnchor: string;
+  /**
+   * The trust anchor, parsed (`parseTrustAnchor` of the file `trust-anchor` writes, or
+   * `createTrustAnchor`): DS records and DNSKEYs of the apex. Its zone is the namespace apex
+   * the resolver serves.
+   */
+  trustAnchor: TrustAnchor;
   /** PEM CA certificates trusted for DoH to servers (local CAs); default the system store. */
   ca?: string | string[];
   /**

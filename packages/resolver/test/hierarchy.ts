@@ -276,7 +276,8 @@ export async function buildHierarchy(): Promise<Hierarchy> {
       ds: [computeDs(zone, key)],
     });
   }
-  const trustAnchor = formatTrustAnchor(createTrustAnchor(APEX, [rootKey]));
+  const anchor = createTrustAnchor(APEX, [rootKey]);
+  const trustAnchor = formatTrustAnchor(anchor);
   return {
     caPem: ca.certPem,
     trustAnchor,
@@ -284,9 +285,8 @@ export async function buildHierarchy(): Promise<Hierarchy> {
     phone,
     msp,
     config: (extra = {}) => ({
-      apex: APEX,
       rootServers: [{ name: 'ns1.mimi.arpa', addresses: ['127.0.0.1'], doh: root.dohUrl }],
-      trustAnchor,
+      trustAnchor: anchor,
       ca: ca.certPem,
       ...extra,
     }),

@@ -1,25 +1,13 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { connect as connectTcp, type Socket } from 'node:net';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ConfigError,
-  DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
-  DEFAULT_DOH_IDLE_TIMEOUT_MS,
-  DEFAULT_DOH_MAX_CONNECTIONS,
-  DEFAULT_DOH_REQUEST_TIMEOUT_MS,
-  DEFAULT_TCP_IDLE_TIMEOUT_MS,
-  DEFAULT_TCP_MAX_CONNECTIONS,
-  DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
   MimiError,
   buildQuery,
   createDohClient,
   createLocalCa,
   createLogger,
-  createTrustAnchor,
   createZoneKey,
-  formatTrustAnchor,
   issueServerCertificate,
   queryTcp,
   queryUdp,
@@ -30,8 +18,6 @@ import {
   type ResourceRecord,
 } from '@mimi-discovery/common';
 import {
-  loadResolverConfig,
-  readResolverFiles,
   startResolverServer,
   type ResolvedAnswer,
   type Resolver,
@@ -132,12 +118,10 @@ const resolver: Resolver = {
 const logs: string[] = [];
 let server: RunningResolverServer;
 let doh: DohClient;
-let dir: string;
 /** The certificate of every server in this file. */
 let tlsLeaf: { certPem: string; keyPem: string };
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'resolver-server-'));
   const ca = await createLocalCa();
   const leaf = await issueServerCertificate(ca, {
     hostnames: ['localhost'],
@@ -158,7 +142,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await doh?.close();
   await server?.close();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 function udp(): { host: string; port: number } {
@@ -421,16 +404,24 @@ describe('the admin port', () => {
 });
 
 describe('startResolverServer', () => {
+  // Settings built in code are held to the rules of a config file (`resolverConfigSchema`).
   it('refuses DoH or the JSON API without TLS, and no listener at all', async () => {
     const error = await startResolverServer({ listen: { api: 0 } }, resolver).catch(
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(MimiError);
-    expect((error as MimiError).code).toBe('ERR_RESOLVER_TLS');
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).code).toBe('ERR_CONFIG_INVALID');
+    expect((error as ConfigError).message).toBe(
+      'tls: required when listen.doh or listen.api is set',
+    );
     const none = await startResolverServer({ listen: { admin: 0 } }, resolver).catch(
       (e: unknown) => e,
     );
-    expect((none as MimiError).code).toBe('ERR_RESOLVER_NO_LISTENER');
+    expect((none as ConfigError).code).toBe('ERR_CONFIG_INVALID');
+    expect((none as ConfigError).message).toBe(
+      'listen: set at least one of udp, tcp, doh and api: the resolver would serve no one',
+    );
   });
 
   it('gives each listener the limits of its settings', async () => {
@@ -479,194 +470,5 @@ describe('startResolverServer', () => {
       log: createLogger('t', { level: 'silent' }),
     }).catch((e: unknown) => e);
     expect((error as MimiError).code).toBe('ERR_TRANSPORT_LISTEN');
-  });
-});
-
-describe('loadResolverConfig', () => {
-  const anchor = createTrustAnchor('mimi.arpa', [
-    createZoneKey('mimi.arpa', { seed: new Uint8Array(32).fill(9) }).dnskey,
-  ]);
-  const hints = {
-    apex: 'mimi.arpa',
-    servers: [
-      {
-        name: 'ns1.mimi.arpa',
-        addresses: ['127.0.0.1'],
-        port: 5300,
-        doh: 'https://127.0.0.1:8443/dns-query',
-      },
-    ],
-  };
-
-  /** Writes the files of a resolver into a fresh directory; returns the config path. */
-  function files(
-    name: string,
-    config: Record<string, unknown>,
-    overrides: Record<string, string> = {},
-  ): string {
-    const base = join(dir, name);
-    const all: Record<string, string> = {
-      'root-hints.json': JSON.stringify(hints),
-      'root.key': formatTrustAnchor(anchor),
-      'ca.pem': '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
-      'cert.pem': 'CERT',
-      'key.pem': 'KEY',
-      ...overrides,
-    };
-    rmSync(base, { recursive: true, force: true });
-    mkdirSync(base, { recursive: true });
-    for (const [file, text] of Object.entries(all)) writeFileSync(join(base, file), text);
-    const path = join(base, 'resolver.json');
-    writeFileSync(
-      path,
-      JSON.stringify({
-        rootHints: 'root-hints.json',
-        trustAnchor: 'root.key',
-        listen: { udp: 0 },
-        ...config,
-      }),
-    );
-    return path;
-  }
-
-  it('reads the config and the files it names, relative to its directory', async () => {
-    const path = files('good', {
-      ca: 'ca.pem',
-      listen: { udp: 0, api: 0 },
-      limits: { tcp: { connectionsPerClient: 4 }, api: { idleTimeoutMs: 5000 } },
-      tls: { cert: 'cert.pem', key: 'key.pem' },
-      maxBatch: 50,
-    });
-    const config = await loadResolverConfig(path);
-    expect(config).toEqual({
-      source: path,
-      apex: 'mimi.arpa',
-      rootServers: hints.servers,
-      trustAnchor: formatTrustAnchor(anchor),
-      ca: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
-      transport: 'doh',
-      cacheBytes: 64 * 1024 * 1024,
-      answerCacheBytes: 64 * 1024 * 1024,
-      batchConcurrency: 32,
-      maxBatch: 50,
-      listen: { host: '127.0.0.1', udp: 0, tcp: null, doh: null, api: 0, admin: null },
-      limits: {
-        tcp: {
-          maxConnections: DEFAULT_TCP_MAX_CONNECTIONS,
-          connectionsPerClient: 4,
-          idleTimeoutMs: DEFAULT_TCP_IDLE_TIMEOUT_MS,
-          messageTimeoutMs: DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
-        },
-        doh: {
-          maxConnections: DEFAULT_DOH_MAX_CONNECTIONS,
-          connectionsPerClient: DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
-          requestTimeoutMs: DEFAULT_DOH_REQUEST_TIMEOUT_MS,
-          idleTimeoutMs: DEFAULT_DOH_IDLE_TIMEOUT_MS,
-        },
-        api: { idleTimeoutMs: 5000 },
-      },
-      tls: { cert: 'CERT', key: 'KEY' },
-      log: { level: 'info' },
-    });
-  });
-
-  it.each<[string, Record<string, unknown>, Record<string, string>, string, RegExp]>([
-    [
-      'an unknown key',
-      { listne: {} },
-      {},
-      'ERR_CONFIG_INVALID',
-      /resolver\.json: unknown key "listne" in the top level$/,
-    ],
-    [
-      'a missing hints file',
-      { rootHints: 'nope.json' },
-      {},
-      'ERR_CONFIG_READ',
-      /nope\.json: cannot read the root hints: ENOENT/,
-    ],
-    [
-      'hints that are not JSON',
-      {},
-      { 'root-hints.json': '{' },
-      'ERR_CONFIG_SYNTAX',
-      /root-hints\.json: invalid JSON/,
-    ],
-    [
-      'hints of another shape',
-      {},
-      { 'root-hints.json': '{"apex":"mimi.arpa","servers":[{"name":"ns1.mimi.arpa"}]}' },
-      'ERR_CONFIG_INVALID',
-      /root-hints\.json: servers\[0\]\.addresses: required/,
-    ],
-    [
-      'hints for another apex',
-      { apex: 'example.org' },
-      {},
-      'ERR_CONFIG_INVALID',
-      /root-hints\.json: the root hints are for mimi\.arpa, not example\.org$/,
-    ],
-    [
-      'hints without the transport',
-      { transport: 'dns' },
-      {
-        'root-hints.json': JSON.stringify({
-          apex: 'mimi.arpa',
-          servers: [
-            { name: 'ns1.mimi.arpa', addresses: [], doh: 'https://ns1.mimi.arpa/dns-query' },
-          ],
-        }),
-      },
-      'ERR_CONFIG_INVALID',
-      /no root server has an address for plain DNS \(use transport "doh"\)$/,
-    ],
-    [
-      'a trust anchor that does not parse',
-      {},
-      { 'root.key': 'mimi.arpa. IN DS 1 2\n' },
-      'ERR_CONFIG_INVALID',
-      /root\.key: trust anchor/,
-    ],
-    [
-      'a trust anchor of another zone',
-      {},
-      { 'root.key': formatTrustAnchor(createTrustAnchor('other.example', anchor.dnskeys)) },
-      'ERR_CONFIG_INVALID',
-      /root\.key: the trust anchor is for other\.example, not mimi\.arpa$/,
-    ],
-    [
-      'a CA file that is not PEM',
-      { ca: 'root.key' },
-      {},
-      'ERR_CONFIG_INVALID',
-      /root\.key: not a PEM certificate file$/,
-    ],
-    [
-      'a missing TLS key',
-      { listen: { doh: 0 }, tls: { cert: 'cert.pem', key: 'none.pem' } },
-      {},
-      'ERR_CONFIG_READ',
-      /none\.pem: cannot read the tls\.key/,
-    ],
-  ])(
-    'reports %s as a ConfigError naming the file',
-    async (name, config, overrides, code, message) => {
-      const path = files(name.replace(/\W+/g, '-'), config, overrides);
-      const error = await loadResolverConfig(path).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(ConfigError);
-      expect((error as ConfigError).code).toBe(code);
-      expect((error as ConfigError).message).toMatch(message);
-    },
-  );
-
-  it('takes the apex from the hints when none is given', async () => {
-    const path = files('apex', {});
-    const read = await readResolverFiles({
-      rootHints: join(dir, 'apex', 'root-hints.json'),
-      trustAnchor: join(dir, 'apex', 'root.key'),
-    });
-    expect(read.apex).toBe('mimi.arpa');
-    expect(read.transport).toBe('doh');
-    expect(path).toMatch(/resolver\.json$/);
   });
 });

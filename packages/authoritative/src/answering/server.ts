@@ -11,10 +11,10 @@ import {
   type ConnectionStatsSource,
   type DnsServer,
   type DnsServerConfig,
-  type DpConfig,
   type Logger,
   type QueryHandler,
 } from '@mimi-discovery/common';
+import type { DpConfig } from '../config.js';
 import { createAnswerer } from './answer.js';
 import {
   createOutboxChannel,

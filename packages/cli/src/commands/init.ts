@@ -2,17 +2,13 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { isIPv6 } from 'node:net';
 import { join, resolve } from 'node:path';
-import {
-  DEFAULT_APEX,
-  dpConfigSchema,
-  parseConfig,
-  record,
-  type DpConfig,
-} from '@mimi-discovery/common';
+import { ConfigError, DEFAULT_APEX, parseConfig, record } from '@mimi-discovery/common';
 import {
   DEFAULT_DOH_PATH_TEMPLATE,
+  dpConfigSchema,
   storeDirectory,
   type DiscoveryStore,
+  type DpConfig,
   type RRsetChange,
 } from '@mimi-discovery/authoritative';
 import { Option, type Command } from 'commander';
@@ -229,6 +225,26 @@ function specFrom(
   };
 }
 
+/**
+ * Checks the config `init` is about to write against `dpConfigSchema`, which states its rules.
+ * Here its TLS rule (`tls` is required with `listen.doh` or `listen.api`) is about flags, so it
+ * is reported as a usage error naming the flags that give TLS material.
+ */
+function parseInitConfig(raw: unknown, configPath: string, spec: InitSpec): DpConfig {
+  try {
+    return parseConfig(dpConfigSchema, raw, configPath);
+  } catch (error) {
+    if (error instanceof ConfigError && error.issues.some((issue) => issue.path === 'tls')) {
+      throw usageError(
+        'ERR_USAGE',
+        `${spec.ports.doh !== null ? '--doh' : '--api'} needs TLS: give --tls-cert and --tls-key, or --ca-dir for a local CA`,
+        error,
+      );
+    }
+    throw error;
+  }
+}
+
 /** The nameserver `init` gives a zone. */
 export function nameserverOf(zone: string): string {
   return `ns1.${zone}`;
@@ -236,24 +252,8 @@ export function nameserverOf(zone: string): string {
 
 /** Creates the server described by `spec` and prints the report. */
 export async function initServer(spec: InitSpec, json: boolean, env: CommandEnv): Promise<void> {
-  if ((spec.ports.doh !== null || spec.ports.api !== null) && spec.tls === undefined) {
-    throw usageError(
-      'ERR_USAGE',
-      `${spec.ports.doh !== null ? '--doh' : '--api'} needs TLS: give --tls-cert and --tls-key, or --ca-dir for a local CA`,
-    );
-  }
   const configPath = join(spec.dir, 'config.json');
-  for (const path of [configPath, storeDirectory(spec.dir)]) {
-    if (existsSync(path)) {
-      throw failure('ERR_CLI_EXISTS', `${path} exists: refusing to overwrite a server's data`);
-    }
-  }
-  if (spec.tls !== undefined && 'cert' in spec.tls) {
-    for (const file of [spec.tls.cert, spec.tls.key]) {
-      if (!existsSync(file)) throw usageError('ERR_USAGE', `TLS file ${file} does not exist`);
-    }
-  }
-  // The config is checked before anything is created, with the paths it will hold.
+  // The config is checked before anything is looked at or created, with the paths it will hold.
   const tlsPaths =
     spec.tls === undefined
       ? undefined
@@ -277,7 +277,17 @@ export async function initServer(spec: InitSpec, json: boolean, env: CommandEnv)
       ? { registration: { channels: { outbox: { path: spec.outbox } } } }
       : {}),
   };
-  const config = parseConfig(dpConfigSchema, raw, configPath);
+  const config = parseInitConfig(raw, configPath, spec);
+  for (const path of [configPath, storeDirectory(spec.dir)]) {
+    if (existsSync(path)) {
+      throw failure('ERR_CLI_EXISTS', `${path} exists: refusing to overwrite a server's data`);
+    }
+  }
+  if (spec.tls !== undefined && 'cert' in spec.tls) {
+    for (const file of [spec.tls.cert, spec.tls.key]) {
+      if (!existsSync(file)) throw usageError('ERR_USAGE', `TLS file ${file} does not exist`);
+    }
+  }
 
   await mkdir(spec.dir, { recursive: true });
   const report: InitReport = {

@@ -1,10 +1,9 @@
 import { resolve } from 'node:path';
-import { createLogger, MimiError } from '@mimi-discovery/common';
+import { createLogger } from '@mimi-discovery/common';
 import {
   createResolver,
   loadResolverConfig,
   startResolverServer,
-  type Resolver,
   type RunningResolverServer,
 } from '@mimi-discovery/resolver';
 import type { Command } from 'commander';
@@ -67,16 +66,8 @@ Examples:
       const config = await loadResolverConfig(resolve(env.cwd, given));
       const log = env.log ?? createLogger('resolver', { level: config.log.level });
       const stopped = stopSignal(env.signal);
-      let resolver: Resolver;
-      try {
-        resolver = createResolver(config, { log });
-      } catch (error) {
-        // What createResolver refuses is its config: the hints or the anchor.
-        if (error instanceof MimiError) {
-          throw usageError(error.code, `${config.source}: ${error.message}`, error);
-        }
-        throw error;
-      }
+      // The hints and the anchor were checked (and the anchor parsed) by loadResolverConfig.
+      const resolver = createResolver(config, { log });
       let server: RunningResolverServer | undefined;
       try {
         server = await startResolverServer(config, resolver, { log });

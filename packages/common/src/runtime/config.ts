@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { DEFAULT_APEX } from '../protocol/csi.js';
 import { MimiError } from '../protocol/errors.js';
 import { canonicalName, parseLabels } from '../protocol/names.js';
 import {
@@ -10,7 +9,6 @@ import {
   DEFAULT_DOH_MAX_CONNECTIONS,
   DEFAULT_DOH_REQUEST_TIMEOUT_MS,
 } from './doh-server.js';
-import { RESPONSE_CACHE_OCTETS } from './response-cache.js';
 import {
   DEFAULT_TCP_CONNECTIONS_PER_CLIENT,
   DEFAULT_TCP_IDLE_TIMEOUT_MS,
@@ -27,7 +25,11 @@ import {
  * ```
  *
  * Schemas are built from `z.strictObject` so that a misspelt key is an error, not a silently
- * ignored setting. This module also holds the schemas of the servers' config files.
+ * ignored setting. Each server's schema lives beside its server (`dpConfigSchema` in
+ * `@mimi-discovery/authoritative`, `resolverConfigSchema` in `@mimi-discovery/resolver`); this
+ * module holds what they share — the `listen`, `tls`, `limits.tcp`, `limits.doh` and `log`
+ * sections, the value types they are built from, the rule that HTTPS listeners need `tls` — and
+ * the root hints, which the root writes and the resolver reads.
  */
 
 /** Every code a {@link ConfigError} can carry. */
@@ -238,16 +240,16 @@ const listenPort = z
 const REMOTE_PORT_MESSAGE = 'expected a port number 1–65535';
 
 /** A port to connect to: 1–65535. */
-const remotePort = z
+export const remotePortSchema = z
   .int({ error: REMOTE_PORT_MESSAGE })
   .min(1, { error: REMOTE_PORT_MESSAGE })
   .max(65535, { error: REMOTE_PORT_MESSAGE });
 
-/** A file or directory path. */
-const path = z.string().min(1);
+/** A file or directory path, as written (relative paths are resolved by the loader). */
+export const configPathSchema = z.string().min(1);
 
 /** A whole number of at least 1. */
-const positive = z.int().min(1);
+export const positiveIntSchema = z.int().min(1);
 
 /** An address to listen on: an IP address or a host name. */
 const host = z
@@ -262,7 +264,7 @@ const host = z
   );
 
 /** A domain name in presentation form, returned in canonical form (`Mimi.Arpa.` → `mimi.arpa`). */
-const domainName = z
+export const domainNameSchema = z
   .string()
   .check((ctx) => {
     try {
@@ -279,16 +281,27 @@ const domainName = z
   .transform(canonicalName);
 
 /** A timeout in milliseconds: 1 to 2^31 − 1, what node's timers take. */
-const timeoutMs = z
+export const timeoutMsSchema = z
   .int()
   .min(1)
   .max(2 ** 31 - 1);
 
-/** `connectionsPerClient` of a listener's limits is at most its `maxConnections`. */
-function perClientWithinCap(ctx: {
-  value: { maxConnections?: number | undefined; connectionsPerClient?: number | undefined };
+/** What a zod check function (`.check(fn)`) is given: the value and the issues so far. */
+export interface ConfigCheckContext<T> {
+  value: T;
   issues: z.core.$ZodRawIssue[];
-}): void {
+}
+
+/**
+ * `connectionsPerClient` of a listener's limits is at most its `maxConnections`: a check for
+ * the `limits` section of every listener (`.check(checkConnectionsPerClient)`).
+ */
+export function checkConnectionsPerClient(
+  ctx: ConfigCheckContext<{
+    maxConnections?: number | undefined;
+    connectionsPerClient?: number | undefined;
+  }>,
+): void {
   const { maxConnections, connectionsPerClient } = ctx.value;
   if (
     ctx.issues.length === 0 &&
@@ -321,47 +334,14 @@ function fillPerClient<
   });
 }
 
-/**
- * `limits.tcp`: DNS over TCP (`tcp-server.ts`). A connection past its client's share is closed
- * at accept; at `maxConnections` the oldest idle connection of the client holding the most is
- * evicted (`connection-limits.ts`).
- */
-const tcpLimitsSchema = z
-  .strictObject({
-    maxConnections: positive.default(DEFAULT_TCP_MAX_CONNECTIONS),
-    connectionsPerClient: positive.optional(),
-    /** A connection with no query in flight is closed this long after its last answer. */
-    idleTimeoutMs: timeoutMs.default(DEFAULT_TCP_IDLE_TIMEOUT_MS),
-    /** A message must arrive whole within this long of its first octet. */
-    messageTimeoutMs: timeoutMs.default(DEFAULT_TCP_MESSAGE_TIMEOUT_MS),
-  })
-  .check(perClientWithinCap)
-  .transform(fillPerClient(DEFAULT_TCP_CONNECTIONS_PER_CLIENT));
-
-/** `limits.doh`: DNS over HTTPS (`doh-server.ts`). */
-const dohLimitsSchema = z
-  .strictObject({
-    maxConnections: positive.default(DEFAULT_DOH_MAX_CONNECTIONS),
-    connectionsPerClient: positive.optional(),
-    /** TLS handshake, headers, body: each within this long of its start. */
-    requestTimeoutMs: timeoutMs.default(DEFAULT_DOH_REQUEST_TIMEOUT_MS),
-    /** A connection with no request in progress is closed this long after its last response. */
-    idleTimeoutMs: timeoutMs.default(DEFAULT_DOH_IDLE_TIMEOUT_MS),
-  })
-  .check(perClientWithinCap)
-  .transform(fillPerClient(DEFAULT_DOH_CONNECTIONS_PER_CLIENT));
-
-/** The log levels of `log.ts`. */
-const logLevel = z.enum(['debug', 'info', 'warn', 'error', 'silent']);
-
-/** `log`: `{ "level": "info" }`. */
-export const logConfigSchema = z.strictObject({ level: logLevel.default('info') });
-
 // ---------------------------------------------------------------------------------------------
-// Discovery Provider and root directory
+// Sections every server config has
 
-/** `listen`: where a server's listeners bind, each a port, 0 (ephemeral) or null (off). */
-const listenSchema = z.strictObject({
+/**
+ * `listen`: where a server's listeners bind, each a port, 0 (ephemeral) or null (off). A DP,
+ * the root and a resolver have the same listeners; what `api` serves depends on the server.
+ */
+export const listenConfigSchema = z.strictObject({
   host: host.default('127.0.0.1'),
   /** Plain DNS over UDP (stub resolvers, diagnostics and stock tools, design §7). */
   udp: listenPort.nullable().default(null),
@@ -375,180 +355,69 @@ const listenSchema = z.strictObject({
   admin: listenPort.nullable().default(null),
 });
 
-const tlsSchema = z.strictObject({ cert: path, key: path });
-
-const signingSchema = z
-  .strictObject({
-    /** Days from inception to expiration of each RRSIG. */
-    validityDays: positive.default(14),
-    /** Signatures are renewed when fewer than this many days of validity remain. */
-    refreshDays: positive.default(7),
-  })
-  .check((ctx) => {
-    // Only once both are valid numbers: a bad one is reported on its own.
-    if (ctx.issues.length === 0 && ctx.value.refreshDays >= ctx.value.validityDays) {
-      ctx.issues.push({
-        code: 'custom',
-        input: ctx.value,
-        path: ['refreshDays'],
-        message: 'must be less than signing.validityDays',
-      });
-    }
-  });
-
-const smtpSchema = z
-  .strictObject({
-    host: z.string().min(1),
-    port: remotePort,
-    /** TLS from the start (port 465) rather than STARTTLS. */
-    secure: z.boolean().optional(),
-    from: z.string().min(1),
-    user: z.string().min(1).optional(),
-    password: z.string().min(1).optional(),
-  })
-  .check((ctx) => {
-    if ((ctx.value.user === undefined) !== (ctx.value.password === undefined)) {
-      ctx.issues.push({
-        code: 'custom',
-        input: ctx.value,
-        path: [ctx.value.user === undefined ? 'user' : 'password'],
-        message: 'user and password go together',
-      });
-    }
-  });
-
-const webhookSchema = z.strictObject({
-  url: z.url({ protocol: /^https?$/, error: 'expected an http or https URL' }),
-  headers: z.record(z.string(), z.string()).optional(),
-});
-
-const channelsSchema = z.strictObject({
-  /** Development: codes are appended, one JSON line each, to this file. */
-  outbox: z.strictObject({ path }).optional(),
-  /** Codes for email CSIs. */
-  smtp: smtpSchema.optional(),
-  /** Codes for phone CSIs, through an SMS gateway. */
-  webhook: webhookSchema.optional(),
-});
+/** `tls`: the certificate chain and private key (PEM files) of the HTTPS listeners. */
+export const tlsConfigSchema = z.strictObject({ cert: configPathSchema, key: configPathSchema });
 
 /**
- * `limits.api` of a DP: the registration API's connection limits and deadlines. Absent keys
- * take the API's own defaults (`MAX_API_CONNECTIONS`, `API_CONNECTIONS_PER_CLIENT`,
- * `HEADERS_TIMEOUT_MS`, `BODY_TIMEOUT_MS` of `@mimi-discovery/authoritative`).
+ * The rule across `listen` and `tls` of every server config: DoH and the HTTPS JSON APIs are
+ * served over TLS only (design §7, R7), so `tls` is required when `listen.doh` or `listen.api`
+ * is set. A check for a server's whole config (`.check(...)`); ports absent or null are off.
  */
-const registrationApiLimitsSchema = z
-  .strictObject({
-    maxConnections: positive.exactOptional(),
-    connectionsPerClient: positive.exactOptional(),
-    /** TLS handshake, then the request headers: each within this long. */
-    headersTimeoutMs: timeoutMs.exactOptional(),
-    /** The request body within this long of its headers. */
-    bodyTimeoutMs: timeoutMs.exactOptional(),
-  })
-  .check(perClientWithinCap);
-
-/** `limits` of a DP or the root: per listener, connections and deadlines. */
-const dpLimitsSchema = z.strictObject({
-  tcp: tcpLimitsSchema.prefault({}),
-  doh: dohLimitsSchema.prefault({}),
-  api: registrationApiLimitsSchema.prefault({}),
-});
-
-const registrationSchema = z.strictObject({
-  codeTtlSeconds: positive.default(600),
-  maxAttemptsPerCode: positive.default(5),
-  sendsPerCsiPerHour: positive.default(5),
-  requestsPerClientPerMinute: positive.default(60),
-  channels: channelsSchema.prefault({}),
-});
+export function checkTlsForHttps(
+  ctx: ConfigCheckContext<{
+    listen: { doh?: number | null | undefined; api?: number | null | undefined };
+    tls?: unknown;
+  }>,
+): void {
+  const { listen, tls } = ctx.value;
+  if (tls === undefined && ((listen.doh ?? null) !== null || (listen.api ?? null) !== null)) {
+    ctx.issues.push({
+      code: 'custom',
+      input: ctx.value,
+      path: ['tls'],
+      message: 'required when listen.doh or listen.api is set',
+    });
+  }
+}
 
 /**
- * Config of a Discovery Provider (`role: "dp"`) or of the root directory (`role: "root"`), with
- * defaults:
- *
- * ```json
- * { "role": "dp", "dataDir": "/var/lib/mimi-dp", "apex": "mimi.arpa",
- *   "listen": { "host": "127.0.0.1", "udp": null, "tcp": null, "doh": null, "api": null, "admin": null },
- *   "tls": { "cert": "…", "key": "…" },
- *   "signing": { "validityDays": 14, "refreshDays": 7 }, "answerCacheBytes": 67108864,
- *   "limits": {
- *     "tcp": { "maxConnections": 256, "connectionsPerClient": 32, "idleTimeoutMs": 10000,
- *              "messageTimeoutMs": 2000 },
- *     "doh": { "maxConnections": 1024, "connectionsPerClient": 128, "requestTimeoutMs": 10000,
- *              "idleTimeoutMs": 30000 },
- *     "api": {} },
- *   "registration": { "codeTtlSeconds": 600, "maxAttemptsPerCode": 5, "sendsPerCsiPerHour": 5,
- *                     "requestsPerClientPerMinute": 60, "channels": {} },
- *   "log": { "level": "info" } }
- * ```
- *
- * Ports are 0–65535 (0: ephemeral) or null (not served). Rules across keys: `tls` is required
- * when `listen.doh` or `listen.api` is set; `registration` and `limits.api` are refused for the
- * root, and `registration` is filled with its defaults for a DP; `signing.refreshDays` is less
- * than `signing.validityDays`; each `connectionsPerClient` is at most its `maxConnections`.
- * `limits.api` (`maxConnections`, `connectionsPerClient`, `headersTimeoutMs`, `bodyTimeoutMs`)
- * keeps absent keys absent: the registration API fills in its own defaults.
+ * `limits.tcp`: DNS over TCP (`tcp-server.ts`). A connection past its client's share is closed
+ * at accept; at `maxConnections` the oldest idle connection of the client holding the most is
+ * evicted (`connection-limits.ts`).
  */
-export const dpConfigSchema = z
+export const tcpLimitsConfigSchema = z
   .strictObject({
-    role: z.enum(['dp', 'root']),
-    dataDir: path,
-    apex: domainName.default(DEFAULT_APEX),
-    listen: listenSchema.prefault({}),
-    tls: tlsSchema.optional(),
-    signing: signingSchema.prefault({}),
-    /** Octets of encoded answers kept for reuse (`response-cache.ts`). */
-    answerCacheBytes: positive.default(RESPONSE_CACHE_OCTETS),
-    limits: dpLimitsSchema.prefault({}),
-    registration: registrationSchema.optional(),
-    log: logConfigSchema.prefault({}),
+    maxConnections: positiveIntSchema.default(DEFAULT_TCP_MAX_CONNECTIONS),
+    connectionsPerClient: positiveIntSchema.optional(),
+    /** A connection with no query in flight is closed this long after its last answer. */
+    idleTimeoutMs: timeoutMsSchema.default(DEFAULT_TCP_IDLE_TIMEOUT_MS),
+    /** A message must arrive whole within this long of its first octet. */
+    messageTimeoutMs: timeoutMsSchema.default(DEFAULT_TCP_MESSAGE_TIMEOUT_MS),
   })
-  .check((ctx) => {
-    const c = ctx.value;
-    if (c.tls === undefined && (c.listen.doh !== null || c.listen.api !== null)) {
-      ctx.issues.push({
-        code: 'custom',
-        input: c,
-        path: ['tls'],
-        message: 'required when listen.doh or listen.api is set',
-      });
-    }
-    if (c.role === 'root' && c.listen.api !== null) {
-      ctx.issues.push({
-        code: 'custom',
-        input: c,
-        path: ['listen', 'api'],
-        message: 'not allowed when role is "root" (the root has no registration API)',
-      });
-    }
-    if (c.role === 'root' && Object.keys(c.limits.api).length > 0) {
-      ctx.issues.push({
-        code: 'custom',
-        input: c,
-        path: ['limits', 'api'],
-        message: 'not allowed when role is "root" (the root has no registration API)',
-      });
-    }
-    if (c.role === 'root' && c.registration !== undefined) {
-      ctx.issues.push({
-        code: 'custom',
-        input: c,
-        path: ['registration'],
-        message: 'not allowed when role is "root" (the root registers no CSIs)',
-      });
-    }
-  })
-  .transform((c) =>
-    c.role === 'dp' && c.registration === undefined
-      ? { ...c, registration: registrationSchema.parse({}) }
-      : c,
-  );
+  .check(checkConnectionsPerClient)
+  .transform(fillPerClient(DEFAULT_TCP_CONNECTIONS_PER_CLIENT));
 
-/** A Discovery Provider or root directory config, defaults filled in. */
-export type DpConfig = z.output<typeof dpConfigSchema>;
+/** `limits.doh`: DNS over HTTPS (`doh-server.ts`). */
+export const dohLimitsConfigSchema = z
+  .strictObject({
+    maxConnections: positiveIntSchema.default(DEFAULT_DOH_MAX_CONNECTIONS),
+    connectionsPerClient: positiveIntSchema.optional(),
+    /** TLS handshake, headers, body: each within this long of its start. */
+    requestTimeoutMs: timeoutMsSchema.default(DEFAULT_DOH_REQUEST_TIMEOUT_MS),
+    /** A connection with no request in progress is closed this long after its last response. */
+    idleTimeoutMs: timeoutMsSchema.default(DEFAULT_DOH_IDLE_TIMEOUT_MS),
+  })
+  .check(checkConnectionsPerClient)
+  .transform(fillPerClient(DEFAULT_DOH_CONNECTIONS_PER_CLIENT));
+
+/** The log levels of `log.ts`. */
+const logLevel = z.enum(['debug', 'info', 'warn', 'error', 'silent']);
+
+/** `log`: `{ "level": "info" }`. */
+export const logConfigSchema = z.strictObject({ level: logLevel.default('info') });
 
 // ---------------------------------------------------------------------------------------------
-// Resolver
+// Root hints
 
 /** An IP address (glue of a root server in root hints). */
 const ipAddress = z.string().refine((value) => isIP(value) !== 0, {
@@ -561,10 +430,10 @@ const ipAddress = z.string().refine((value) => isIP(value) !== 0, {
  */
 const rootServerHintSchema = z
   .strictObject({
-    name: domainName,
+    name: domainNameSchema,
     addresses: z.array(ipAddress),
     /** Plain DNS port, UDP and TCP. */
-    port: remotePort.optional(),
+    port: remotePortSchema.optional(),
     /** DoH URL (RFC 8484). */
     doh: z.url({ protocol: /^https$/, error: 'expected an https URL' }).optional(),
   })
@@ -589,114 +458,13 @@ const rootServerHintSchema = z
  *                  "doh": "https://127.0.0.1:8443/dns-query" } ] }
  * ```
  *
- * The resolver reads them with this schema rather than through `@mimi-discovery/root`, which it
- * must not depend on (design §2).
+ * The one schema of the format: `@mimi-discovery/root` reads hints with it, and so does the
+ * resolver, which must not depend on the root (design §2).
  */
 export const rootHintsSchema = z.strictObject({
-  apex: domainName,
+  apex: domainNameSchema,
   servers: z.array(rootServerHintSchema).min(1),
 });
 
 /** Root hints, checked ({@link rootHintsSchema}). */
 export type RootHintsFile = z.output<typeof rootHintsSchema>;
-
-/**
- * `limits.api` of a resolver: the JSON API's connection limits and deadlines. Absent keys take
- * the API's own defaults (`DEFAULT_API_MAX_CONNECTIONS`, `DEFAULT_API_CONNECTIONS_PER_CLIENT`,
- * `DEFAULT_API_REQUEST_TIMEOUT_MS`, `DEFAULT_API_IDLE_TIMEOUT_MS` of
- * `@mimi-discovery/resolver`).
- */
-const jsonApiLimitsSchema = z
-  .strictObject({
-    maxConnections: positive.exactOptional(),
-    connectionsPerClient: positive.exactOptional(),
-    /** TLS handshake, headers, body: each within this long of its start. */
-    requestTimeoutMs: timeoutMs.exactOptional(),
-    /** A connection with no request in progress is closed this long after its last response. */
-    idleTimeoutMs: timeoutMs.exactOptional(),
-  })
-  .check(perClientWithinCap);
-
-/** `limits` of a resolver: per listener, connections and deadlines. */
-const resolverLimitsSchema = z.strictObject({
-  tcp: tcpLimitsSchema.prefault({}),
-  doh: dohLimitsSchema.prefault({}),
-  api: jsonApiLimitsSchema.prefault({}),
-});
-
-/** Default cache bound of a resolver: 64 MiB. */
-const DEFAULT_RESOLVER_CACHE_BYTES = 64 * 1024 * 1024;
-
-/**
- * Config of a resolver (`mimi-discovery resolver serve`), with defaults:
- *
- * ```json
- * { "apex": "mimi.arpa", "rootHints": "/etc/mimi/root-hints.json", "trustAnchor": "/etc/mimi/root.key",
- *   "ca": "/etc/mimi/ca.pem", "transport": "doh", "cacheBytes": 67108864, "answerCacheBytes": 67108864,
- *   "batchConcurrency": 32, "maxBatch": 1000,
- *   "listen": { "host": "127.0.0.1", "udp": null, "tcp": null, "doh": null, "api": null, "admin": null },
- *   "limits": { "tcp": { … }, "doh": { … }, "api": {} },
- *   "tls": { "cert": "…", "key": "…" },
- *   "log": { "level": "info" } }
- * ```
- *
- * `rootHints` is the file `mimi-discovery hints` writes ({@link rootHintsSchema}); `trustAnchor`
- * the DS file `mimi-discovery trust-anchor` writes; `ca` (optional) a PEM file of CA
- * certificates trusted for DoH to the network's servers, instead of the system's. Ports are
- * 0–65535 (0: ephemeral) or null (not served). Rules across keys: at least one of
- * `listen.udp`, `listen.tcp`, `listen.doh` and `listen.api` is set; `tls` is required when
- * `listen.doh` or `listen.api` is set; `dnsPort` (the plain DNS port of every server but the
- * roots) only goes with `transport: "dns"`. `limits.tcp` and `limits.doh` are those of
- * {@link dpConfigSchema}; `limits.api` (`maxConnections`, `connectionsPerClient`,
- * `requestTimeoutMs`, `idleTimeoutMs`) keeps absent keys absent: the JSON API fills in its own
- * defaults.
- */
-export const resolverConfigSchema = z
-  .strictObject({
-    apex: domainName.default(DEFAULT_APEX),
-    rootHints: path,
-    trustAnchor: path,
-    ca: path.optional(),
-    transport: z.enum(['doh', 'dns']).default('doh'),
-    dnsPort: remotePort.optional(),
-    cacheBytes: positive.default(DEFAULT_RESOLVER_CACHE_BYTES),
-    /** Octets of encoded DNS answers the front ends keep for reuse (`response-cache.ts`). */
-    answerCacheBytes: positive.default(RESPONSE_CACHE_OCTETS),
-    batchConcurrency: positive.max(1024).default(32),
-    maxBatch: positive.max(100_000).default(1000),
-    listen: listenSchema.prefault({}),
-    limits: resolverLimitsSchema.prefault({}),
-    tls: tlsSchema.optional(),
-    log: logConfigSchema.prefault({}),
-  })
-  .check((ctx) => {
-    const c = ctx.value;
-    if (c.tls === undefined && (c.listen.doh !== null || c.listen.api !== null)) {
-      ctx.issues.push({
-        code: 'custom',
-        input: c,
-        path: ['tls'],
-        message: 'required when listen.doh or listen.api is set',
-      });
-    }
-    const { udp, tcp, doh, api } = c.listen;
-    if (udp === null && tcp === null && doh === null && api === null) {
-      ctx.issues.push({
-        code: 'custom',
-        input: c,
-        path: ['listen'],
-        message: 'set at least one of udp, tcp, doh and api: the resolver would serve no one',
-      });
-    }
-    if (c.dnsPort !== undefined && c.transport !== 'dns') {
-      ctx.issues.push({
-        code: 'custom',
-        input: c,
-        path: ['dnsPort'],
-        message: 'only allowed when transport is "dns"',
-      });
-    }
-  });
-
-/** A resolver config file, defaults filled in; paths as written in the file. */
-export type ResolverFileConfig = z.output<typeof resolverConfigSchema>;

@@ -1,0 +1,199 @@
+import {
+  DEFAULT_APEX,
+  RESPONSE_CACHE_OCTETS,
+  checkConnectionsPerClient,
+  checkTlsForHttps,
+  configPathSchema,
+  dohLimitsConfigSchema,
+  domainNameSchema,
+  listenConfigSchema,
+  logConfigSchema,
+  positiveIntSchema,
+  remotePortSchema,
+  tcpLimitsConfigSchema,
+  timeoutMsSchema,
+  tlsConfigSchema,
+} from '@mimi-discovery/common';
+import { z } from 'zod';
+import { CODE_TTL_SECONDS } from './registration/codes.js';
+import {
+  MAX_ATTEMPTS_PER_CODE,
+  REQUESTS_PER_CLIENT_PER_MINUTE,
+  SENDS_PER_CSI_PER_HOUR,
+} from './registration/rate-limit.js';
+
+/**
+ * The config file of a Discovery Provider or of the root directory (design §10), beside the
+ * server that reads it (`startProvider`). The sections every server has (`listen`, `tls`,
+ * `limits.tcp`, `limits.doh`, `log`) and `parseConfig` come from `@mimi-discovery/common`; what
+ * only a DP has — signing, registration and its code channels, the registration API's limits,
+ * the rules of the roles — is here, each rule stated once, in the schema.
+ */
+
+const signingSchema = z
+  .strictObject({
+    /** Days from inception to expiration of each RRSIG. */
+    validityDays: positiveIntSchema.default(14),
+    /** Signatures are renewed when fewer than this many days of validity remain. */
+    refreshDays: positiveIntSchema.default(7),
+  })
+  .check((ctx) => {
+    // Only once both are valid numbers: a bad one is reported on its own.
+    if (ctx.issues.length === 0 && ctx.value.refreshDays >= ctx.value.validityDays) {
+      ctx.issues.push({
+        code: 'custom',
+        input: ctx.value,
+        path: ['refreshDays'],
+        message: 'must be less than signing.validityDays',
+      });
+    }
+  });
+
+const smtpSchema = z
+  .strictObject({
+    host: z.string().min(1),
+    port: remotePortSchema,
+    /** TLS from the start (port 465) rather than STARTTLS. */
+    secure: z.boolean().optional(),
+    from: z.string().min(1),
+    user: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
+  })
+  .check((ctx) => {
+    if ((ctx.value.user === undefined) !== (ctx.value.password === undefined)) {
+      ctx.issues.push({
+        code: 'custom',
+        input: ctx.value,
+        path: [ctx.value.user === undefined ? 'user' : 'password'],
+        message: 'user and password go together',
+      });
+    }
+  });
+
+const webhookSchema = z.strictObject({
+  url: z.url({ protocol: /^https?$/, error: 'expected an http or https URL' }),
+  headers: z.record(z.string(), z.string()).optional(),
+});
+
+const channelsSchema = z.strictObject({
+  /** Development: codes are appended, one JSON line each, to this file. */
+  outbox: z.strictObject({ path: configPathSchema }).optional(),
+  /** Codes for email CSIs. */
+  smtp: smtpSchema.optional(),
+  /** Codes for phone CSIs, through an SMS gateway. */
+  webhook: webhookSchema.optional(),
+});
+
+/**
+ * `limits.api` of a DP: the registration API's connection limits and deadlines. Absent keys
+ * take the API's own defaults (`MAX_API_CONNECTIONS`, `API_CONNECTIONS_PER_CLIENT`,
+ * `HEADERS_TIMEOUT_MS`, `BODY_TIMEOUT_MS` of `registration-api.ts`).
+ */
+const registrationApiLimitsSchema = z
+  .strictObject({
+    maxConnections: positiveIntSchema.exactOptional(),
+    connectionsPerClient: positiveIntSchema.exactOptional(),
+    /** TLS handshake, then the request headers: each within this long. */
+    headersTimeoutMs: timeoutMsSchema.exactOptional(),
+    /** The request body within this long of its headers. */
+    bodyTimeoutMs: timeoutMsSchema.exactOptional(),
+  })
+  .check(checkConnectionsPerClient);
+
+/** `limits` of a DP or the root: per listener, connections and deadlines. */
+const dpLimitsSchema = z.strictObject({
+  tcp: tcpLimitsConfigSchema.prefault({}),
+  doh: dohLimitsConfigSchema.prefault({}),
+  api: registrationApiLimitsSchema.prefault({}),
+});
+
+/** `registration`: the registrar's limits (defaults: its own) and code channels (design §8). */
+const registrationSchema = z.strictObject({
+  codeTtlSeconds: positiveIntSchema.default(CODE_TTL_SECONDS),
+  maxAttemptsPerCode: positiveIntSchema.default(MAX_ATTEMPTS_PER_CODE),
+  sendsPerCsiPerHour: positiveIntSchema.default(SENDS_PER_CSI_PER_HOUR),
+  requestsPerClientPerMinute: positiveIntSchema.default(REQUESTS_PER_CLIENT_PER_MINUTE),
+  channels: channelsSchema.prefault({}),
+});
+
+/** Why the root refuses what only a DP has. */
+const NO_REGISTRATION_API = 'not allowed when role is "root" (the root has no registration API)';
+
+/**
+ * Config of a Discovery Provider (`role: "dp"`) or of the root directory (`role: "root"`), with
+ * defaults:
+ *
+ * ```json
+ * { "role": "dp", "dataDir": "/var/lib/mimi-dp", "apex": "mimi.arpa",
+ *   "listen": { "host": "127.0.0.1", "udp": null, "tcp": null, "doh": null, "api": null, "admin": null },
+ *   "tls": { "cert": "…", "key": "…" },
+ *   "signing": { "validityDays": 14, "refreshDays": 7 }, "answerCacheBytes": 67108864,
+ *   "limits": {
+ *     "tcp": { "maxConnections": 256, "connectionsPerClient": 32, "idleTimeoutMs": 10000,
+ *              "messageTimeoutMs": 2000 },
+ *     "doh": { "maxConnections": 1024, "connectionsPerClient": 128, "requestTimeoutMs": 10000,
+ *              "idleTimeoutMs": 30000 },
+ *     "api": {} },
+ *   "registration": { "codeTtlSeconds": 600, "maxAttemptsPerCode": 5, "sendsPerCsiPerHour": 5,
+ *                     "requestsPerClientPerMinute": 60, "channels": {} },
+ *   "log": { "level": "info" } }
+ * ```
+ *
+ * Ports are 0–65535 (0: ephemeral) or null (not served). Rules across keys: `tls` is required
+ * when `listen.doh` or `listen.api` is set (`checkTlsForHttps` of `@mimi-discovery/common`);
+ * `registration` and `limits.api` are refused for the root, and `registration` is filled with
+ * its defaults for a DP; `signing.refreshDays` is less than `signing.validityDays`; each
+ * `connectionsPerClient` is at most its `maxConnections`. `limits.api` (`maxConnections`,
+ * `connectionsPerClient`, `headersTimeoutMs`, `bodyTimeoutMs`) keeps absent keys absent: the
+ * registration API fills in its own defaults.
+ */
+export const dpConfigSchema = z
+  .strictObject({
+    role: z.enum(['dp', 'root']),
+    dataDir: configPathSchema,
+    apex: domainNameSchema.default(DEFAULT_APEX),
+    listen: listenConfigSchema.prefault({}),
+    tls: tlsConfigSchema.optional(),
+    signing: signingSchema.prefault({}),
+    /** Octets of encoded answers kept for reuse (`response-cache.ts`). */
+    answerCacheBytes: positiveIntSchema.default(RESPONSE_CACHE_OCTETS),
+    limits: dpLimitsSchema.prefault({}),
+    registration: registrationSchema.optional(),
+    log: logConfigSchema.prefault({}),
+  })
+  .check((ctx) => {
+    checkTlsForHttps(ctx);
+    const c = ctx.value;
+    if (c.role === 'root' && c.listen.api !== null) {
+      ctx.issues.push({
+        code: 'custom',
+        input: c,
+        path: ['listen', 'api'],
+        message: NO_REGISTRATION_API,
+      });
+    }
+    if (c.role === 'root' && Object.keys(c.limits.api).length > 0) {
+      ctx.issues.push({
+        code: 'custom',
+        input: c,
+        path: ['limits', 'api'],
+        message: NO_REGISTRATION_API,
+      });
+    }
+    if (c.role === 'root' && c.registration !== undefined) {
+      ctx.issues.push({
+        code: 'custom',
+        input: c,
+        path: ['registration'],
+        message: 'not allowed when role is "root" (the root registers no CSIs)',
+      });
+    }
+  })
+  .transform((c) =>
+    c.role === 'dp' && c.registration === undefined
+      ? { ...c, registration: registrationSchema.parse({}) }
+      : c,
+  );
+
+/** A Discovery Provider or root directory config, defaults filled in. */
+export type DpConfig = z.output<typeof dpConfigSchema>;

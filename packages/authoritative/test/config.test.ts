@@ -1,0 +1,370 @@
+import {
+  ConfigError,
+  DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
+  DEFAULT_DOH_IDLE_TIMEOUT_MS,
+  DEFAULT_DOH_MAX_CONNECTIONS,
+  DEFAULT_DOH_REQUEST_TIMEOUT_MS,
+  DEFAULT_TCP_CONNECTIONS_PER_CLIENT,
+  DEFAULT_TCP_IDLE_TIMEOUT_MS,
+  DEFAULT_TCP_MAX_CONNECTIONS,
+  DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
+  parseConfigText,
+} from '@mimi-discovery/common';
+import { describe, expect, it } from 'vitest';
+import { dpConfigSchema, type DpConfig } from '../src/index.js';
+
+// The config of a DP or the root (`config.ts`): one table per key, as raw config text, with what
+// it gives or the exact message.
+
+function errorOf(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('no error thrown');
+}
+
+/** A DP config with the two required keys and `extra` keys after them. */
+const dp = (extra = ''): string =>
+  `{ "role": "dp", "dataDir": "/var/lib/dp"${extra === '' ? '' : `, ${extra}`} }`;
+
+const DEFAULT_LISTEN = {
+  host: '127.0.0.1',
+  udp: null,
+  tcp: null,
+  doh: null,
+  api: null,
+  admin: null,
+};
+const DEFAULT_REGISTRATION = {
+  codeTtlSeconds: 600,
+  maxAttemptsPerCode: 5,
+  sendsPerCsiPerHour: 5,
+  requestsPerClientPerMinute: 60,
+  channels: {},
+};
+const TLS = '"tls": { "cert": "/etc/dp/cert.pem", "key": "/etc/dp/key.pem" }';
+/** The listener limits a config gets without a `limits` key: each listener's named defaults. */
+const DEFAULT_LIMITS = {
+  tcp: {
+    maxConnections: DEFAULT_TCP_MAX_CONNECTIONS,
+    connectionsPerClient: DEFAULT_TCP_CONNECTIONS_PER_CLIENT,
+    idleTimeoutMs: DEFAULT_TCP_IDLE_TIMEOUT_MS,
+    messageTimeoutMs: DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
+  },
+  doh: {
+    maxConnections: DEFAULT_DOH_MAX_CONNECTIONS,
+    connectionsPerClient: DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
+    requestTimeoutMs: DEFAULT_DOH_REQUEST_TIMEOUT_MS,
+    idleTimeoutMs: DEFAULT_DOH_IDLE_TIMEOUT_MS,
+  },
+  api: {},
+};
+
+describe('dpConfigSchema', () => {
+  it('fills in every default for a DP', () => {
+    const config: DpConfig = parseConfigText(dp(), dpConfigSchema);
+    expect(config).toEqual({
+      role: 'dp',
+      dataDir: '/var/lib/dp',
+      apex: 'mimi.arpa',
+      listen: DEFAULT_LISTEN,
+      signing: { validityDays: 14, refreshDays: 7 },
+      answerCacheBytes: 64 * 2 ** 20,
+      limits: DEFAULT_LIMITS,
+      registration: DEFAULT_REGISTRATION,
+      log: { level: 'info' },
+    });
+    // The inferred type is what servers program against.
+    const udp: number | null = config.listen.udp;
+    expect(udp).toBeNull();
+  });
+
+  it('fills in no registration for the root', () => {
+    const config = parseConfigText('{ "role": "root", "dataDir": "/r" }', dpConfigSchema);
+    expect(config.role).toBe('root');
+    expect(config.registration).toBeUndefined();
+  });
+
+  // One table per key, as raw config text: what it gives, or the exact message.
+  describe.each<[string, Array<[string, string, unknown]>]>([
+    [
+      'role',
+      [
+        ['{ "role": "root", "dataDir": "/r" }', 'role', 'root'],
+        ['{ "dataDir": "/r" }', 'error', 'role: required'],
+        ['{ "role": "DP", "dataDir": "/r" }', 'error', 'role: expected "dp" or "root"'],
+      ],
+    ],
+    [
+      'dataDir',
+      [
+        ['{ "role": "dp", "dataDir": "rel/dir" }', 'dataDir', 'rel/dir'],
+        ['{ "role": "dp" }', 'error', 'dataDir: required'],
+        ['{ "role": "dp", "dataDir": "" }', 'error', 'dataDir: must not be empty'],
+        ['{ "role": "dp", "dataDir": 5 }', 'error', 'dataDir: expected a string, found 5'],
+      ],
+    ],
+    [
+      'apex',
+      [
+        [dp('"apex": "Example.ORG."'), 'apex', 'example.org'],
+        [dp('"apex": "a..b"'), 'error', 'apex: not a domain name (empty label in a..b)'],
+        [dp('"apex": "."'), 'error', 'apex: not a domain name (the root is not allowed)'],
+      ],
+    ],
+    [
+      'listen',
+      [
+        [dp('"listen": {}'), 'listen', DEFAULT_LISTEN],
+        [
+          dp('"listen": { "host": "::1", "udp": 0, "tcp": 53, "admin": 65535 }'),
+          'listen',
+          { ...DEFAULT_LISTEN, host: '::1', udp: 0, tcp: 53, admin: 65535 },
+        ],
+        [
+          dp('"listen": { "host": "dp.example" }'),
+          'listen',
+          { ...DEFAULT_LISTEN, host: 'dp.example' },
+        ],
+        [dp('"listen": { "udp": null }'), 'listen', DEFAULT_LISTEN],
+        [dp('"listen": { "udp": 65536 }'), 'error', 'listen.udp: expected a port number 0–65535'],
+        [dp('"listen": { "tcp": -1 }'), 'error', 'listen.tcp: expected a port number 0–65535'],
+        [
+          dp('"listen": { "admin": "9100" }'),
+          'error',
+          'listen.admin: expected a port number 0–65535',
+        ],
+        [
+          dp('"listen": { "admin": 91.5 }'),
+          'error',
+          'listen.admin: expected a port number 0–65535',
+        ],
+        [
+          dp('"listen": { "host": "not a host" }'),
+          'error',
+          'listen.host: expected an IP address or a host name',
+        ],
+        [dp('"listen": { "udpp": 53 }'), 'error', 'unknown key "udpp" in listen'],
+        [dp('"listen": [53]'), 'error', 'listen: expected an object, found a list'],
+      ],
+    ],
+    [
+      'tls',
+      [
+        [
+          dp(`"listen": { "doh": 443, "api": 8443 }, ${TLS}`),
+          'tls',
+          { cert: '/etc/dp/cert.pem', key: '/etc/dp/key.pem' },
+        ],
+        [dp(TLS), 'tls', { cert: '/etc/dp/cert.pem', key: '/etc/dp/key.pem' }],
+        [
+          dp('"listen": { "doh": 443 }'),
+          'error',
+          'tls: required when listen.doh or listen.api is set',
+        ],
+        [
+          dp('"listen": { "api": 0 }'),
+          'error',
+          'tls: required when listen.doh or listen.api is set',
+        ],
+        [dp('"tls": { "cert": "/c" }'), 'error', 'tls.key: required'],
+      ],
+    ],
+    [
+      'signing',
+      [
+        [dp('"signing": { "validityDays": 30 }'), 'signing', { validityDays: 30, refreshDays: 7 }],
+        [
+          dp('"signing": { "refreshDays": 14 }'),
+          'error',
+          'signing.refreshDays: must be less than signing.validityDays',
+        ],
+        [
+          dp('"signing": { "validityDays": 0 }'),
+          'error',
+          'signing.validityDays: must be at least 1',
+        ],
+        [
+          dp('"signing": { "validityDays": 1.5 }'),
+          'error',
+          'signing.validityDays: expected a whole number, found a fraction',
+        ],
+      ],
+    ],
+    [
+      'limits',
+      [
+        [dp('"limits": {}'), 'limits', DEFAULT_LIMITS],
+        [
+          dp('"limits": { "tcp": { "connectionsPerClient": 4, "messageTimeoutMs": 500 } }'),
+          'limits',
+          {
+            ...DEFAULT_LIMITS,
+            tcp: { ...DEFAULT_LIMITS.tcp, connectionsPerClient: 4, messageTimeoutMs: 500 },
+          },
+        ],
+        // A small cap alone is valid: the per-client default shrinks to it.
+        [
+          dp('"limits": { "doh": { "maxConnections": 16 } }'),
+          'limits',
+          {
+            ...DEFAULT_LIMITS,
+            doh: { ...DEFAULT_LIMITS.doh, maxConnections: 16, connectionsPerClient: 16 },
+          },
+        ],
+        [
+          dp('"limits": { "api": { "maxConnections": 64, "headersTimeoutMs": 5000 } }'),
+          'limits',
+          { ...DEFAULT_LIMITS, api: { maxConnections: 64, headersTimeoutMs: 5000 } },
+        ],
+        [
+          dp('"limits": { "tcp": { "maxConnections": 8, "connectionsPerClient": 9 } }'),
+          'error',
+          'limits.tcp.connectionsPerClient: must not exceed maxConnections',
+        ],
+        [
+          dp('"limits": { "api": { "maxConnections": 8, "connectionsPerClient": 16 } }'),
+          'error',
+          'limits.api.connectionsPerClient: must not exceed maxConnections',
+        ],
+        [
+          dp('"limits": { "doh": { "connectionsPerClient": 0 } }'),
+          'error',
+          'limits.doh.connectionsPerClient: must be at least 1',
+        ],
+        [
+          dp('"limits": { "tcp": { "idleTimeoutMs": 2147483648 } }'),
+          'error',
+          'limits.tcp.idleTimeoutMs: must be at most 2147483647',
+        ],
+        [
+          dp('"limits": { "api": { "requestTimeoutMs": 1000 } }'),
+          'error',
+          'unknown key "requestTimeoutMs" in limits.api',
+        ],
+        [dp('"limits": { "udp": {} }'), 'error', 'unknown key "udp" in limits'],
+        [
+          '{ "role": "root", "dataDir": "/r", "limits": { "api": { "maxConnections": 8 } } }',
+          'error',
+          'limits.api: not allowed when role is "root" (the root has no registration API)',
+        ],
+      ],
+    ],
+    [
+      'registration',
+      [
+        [
+          dp('"registration": { "codeTtlSeconds": 300 }'),
+          'registration',
+          { ...DEFAULT_REGISTRATION, codeTtlSeconds: 300 },
+        ],
+        [
+          dp(
+            '"registration": { "channels": { "outbox": { "path": "/tmp/outbox" }, ' +
+              '"smtp": { "host": "mail.example", "port": 587, "from": "dp@example.org", "user": "dp", "password": "s" }, ' +
+              '"webhook": { "url": "https://sms.example/send", "headers": { "Authorization": "Bearer x" } } } }',
+          ),
+          'registration',
+          {
+            ...DEFAULT_REGISTRATION,
+            channels: {
+              outbox: { path: '/tmp/outbox' },
+              smtp: {
+                host: 'mail.example',
+                port: 587,
+                from: 'dp@example.org',
+                user: 'dp',
+                password: 's',
+              },
+              webhook: {
+                url: 'https://sms.example/send',
+                headers: { Authorization: 'Bearer x' },
+              },
+            },
+          },
+        ],
+        [
+          '{ "role": "root", "dataDir": "/r", "listen": { "api": 8445 }, "tls": { "cert": "c", "key": "k" } }',
+          'error',
+          'listen.api: not allowed when role is "root" (the root has no registration API)',
+        ],
+        [
+          '{ "role": "root", "dataDir": "/r", "registration": {} }',
+          'error',
+          'registration: not allowed when role is "root" (the root registers no CSIs)',
+        ],
+        [
+          dp('"registration": { "maxAttemptsPerCode": 0 }'),
+          'error',
+          'registration.maxAttemptsPerCode: must be at least 1',
+        ],
+        [
+          dp('"registration": { "channels": { "smtp": { "host": "h", "port": 0, "from": "f" } } }'),
+          'error',
+          'registration.channels.smtp.port: expected a port number 1–65535',
+        ],
+        [
+          dp(
+            '"registration": { "channels": { "smtp": { "host": "h", "port": 25, "from": "f", "user": "u" } } }',
+          ),
+          'error',
+          'registration.channels.smtp.password: user and password go together',
+        ],
+        [
+          dp('"registration": { "channels": { "webhook": { "url": "ftp://sms.example/" } } }'),
+          'error',
+          'registration.channels.webhook.url: expected an http or https URL',
+        ],
+        [
+          dp(
+            '"registration": { "channels": { "webhook": { "url": "https://s.example/", "headers": { "X-Key": 1 } } } }',
+          ),
+          'error',
+          'registration.channels.webhook.headers["X-Key"]: expected a string, found 1',
+        ],
+        [
+          dp('"registration": { "channels": { "sms": {} } }'),
+          'error',
+          'unknown key "sms" in registration.channels',
+        ],
+      ],
+    ],
+    [
+      'log',
+      [
+        [dp('"log": { "level": "debug" }'), 'log', { level: 'debug' }],
+        [
+          dp('"log": { "level": "loud" }'),
+          'error',
+          'log.level: expected one of "debug", "info", "warn", "error", "silent"',
+        ],
+      ],
+    ],
+    [
+      'the top level',
+      [
+        [dp('"listne": {}'), 'error', 'unknown key "listne" in the top level'],
+        [dp('"a": 1, "b": 2'), 'error', 'unknown keys "a", "b" in the top level'],
+        ['[]', 'error', 'the top level: expected an object, found a list'],
+        [
+          '{ "role": "dp", "dataDir": 1, "listen": { "udp": 1e6 }, "x": 0 }',
+          'error',
+          'dataDir: expected a string, found 1; listen.udp: expected a port number 0–65535; unknown key "x" in the top level',
+        ],
+      ],
+    ],
+  ])('%s', (_key, table) => {
+    it.each(table)('%s', (raw, key, expected) => {
+      if (key === 'error') {
+        const error = errorOf(() => parseConfigText(raw, dpConfigSchema));
+        expect(error.code).toBe('ERR_CONFIG_INVALID');
+        expect(error.message).toBe(expected);
+      } else {
+        expect(parseConfigText(raw, dpConfigSchema)[key as keyof DpConfig]).toEqual(expected);
+      }
+    });
+  });
+});

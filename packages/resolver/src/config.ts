@@ -1,0 +1,325 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve as resolvePath } from 'node:path';
+import {
+  ConfigError,
+  DEFAULT_APEX,
+  MimiError,
+  RESPONSE_CACHE_OCTETS,
+  canonicalName,
+  checkConnectionsPerClient,
+  checkTlsForHttps,
+  configPathSchema,
+  dohLimitsConfigSchema,
+  domainNameSchema,
+  listenConfigSchema,
+  logConfigSchema,
+  parseConfig,
+  parseConfigText,
+  parseTrustAnchor,
+  positiveIntSchema,
+  readConfigFile,
+  remotePortSchema,
+  rootHintsSchema,
+  tcpLimitsConfigSchema,
+  timeoutMsSchema,
+  tlsConfigSchema,
+  type ConfigCheckContext,
+  type LogLevel,
+  type TrustAnchor,
+} from '@mimi-discovery/common';
+import { z } from 'zod';
+import { DEFAULT_MAX_BATCH } from './json-api.js';
+import { DEFAULT_BATCH_CONCURRENCY, DEFAULT_CACHE_BYTES } from './limits.js';
+import type { ResolverConfig } from './types.js';
+
+/**
+ * A resolver's config (design §10), beside the server that reads it: the schema of its file,
+ * each rule across keys stated once in it, and the loader that reads the file and the files it
+ * names — the root hints (`rootHintsSchema` of `@mimi-discovery/common`), the trust anchor
+ * (parsed here, once, and passed on parsed), the CA file and the TLS files.
+ *
+ * ```ts
+ * const config = await loadResolverConfig('/etc/mimi/resolver.json');
+ * const resolver = createResolver(config, { log });
+ * const server = await startResolverServer(config, resolver, { log });
+ * ```
+ */
+
+// ---------------------------------------------------------------------------------------------
+// The schema
+
+/**
+ * `limits.api` of a resolver: the JSON API's connection limits and deadlines. Absent keys take
+ * the API's own defaults (`DEFAULT_API_MAX_CONNECTIONS`, `DEFAULT_API_CONNECTIONS_PER_CLIENT`,
+ * `DEFAULT_API_REQUEST_TIMEOUT_MS`, `DEFAULT_API_IDLE_TIMEOUT_MS` of `json-api.ts`).
+ */
+const jsonApiLimitsSchema = z
+  .strictObject({
+    maxConnections: positiveIntSchema.exactOptional(),
+    connectionsPerClient: positiveIntSchema.exactOptional(),
+    /** TLS handshake, headers, body: each within this long of its start. */
+    requestTimeoutMs: timeoutMsSchema.exactOptional(),
+    /** A connection with no request in progress is closed this long after its last response. */
+    idleTimeoutMs: timeoutMsSchema.exactOptional(),
+  })
+  .check(checkConnectionsPerClient);
+
+/** `limits` of a resolver: per listener, connections and deadlines. */
+const resolverLimitsSchema = z.strictObject({
+  tcp: tcpLimitsConfigSchema.prefault({}),
+  doh: dohLimitsConfigSchema.prefault({}),
+  api: jsonApiLimitsSchema.prefault({}),
+});
+
+/** A resolver's listeners, from its config file or from code: a port absent or null is off. */
+interface ResolverListeners {
+  listen: {
+    udp?: number | null | undefined;
+    tcp?: number | null | undefined;
+    doh?: number | null | undefined;
+    api?: number | null | undefined;
+  };
+  tls?: unknown;
+}
+
+/**
+ * The rules across a resolver's listeners: `tls` is required when `listen.doh` or `listen.api`
+ * is set (`checkTlsForHttps`, the rule of every server), and at least one of `udp`, `tcp`,
+ * `doh` and `api` is set, else the resolver serves no one.
+ */
+function checkResolverListeners(ctx: ConfigCheckContext<ResolverListeners>): void {
+  checkTlsForHttps(ctx);
+  const { udp, tcp, doh, api } = ctx.value.listen;
+  if ([udp, tcp, doh, api].every((port) => (port ?? null) === null)) {
+    ctx.issues.push({
+      code: 'custom',
+      input: ctx.value,
+      path: ['listen'],
+      message: 'set at least one of udp, tcp, doh and api: the resolver would serve no one',
+    });
+  }
+}
+
+/**
+ * Config of a resolver (`mimi-discovery resolver serve`), with defaults:
+ *
+ * ```json
+ * { "apex": "mimi.arpa", "rootHints": "/etc/mimi/root-hints.json", "trustAnchor": "/etc/mimi/root.key",
+ *   "ca": "/etc/mimi/ca.pem", "transport": "doh", "cacheBytes": 67108864, "answerCacheBytes": 67108864,
+ *   "batchConcurrency": 32, "maxBatch": 1000,
+ *   "listen": { "host": "127.0.0.1", "udp": null, "tcp": null, "doh": null, "api": null, "admin": null },
+ *   "limits": { "tcp": { … }, "doh": { … }, "api": {} },
+ *   "tls": { "cert": "…", "key": "…" },
+ *   "log": { "level": "info" } }
+ * ```
+ *
+ * `rootHints` is the file `mimi-discovery hints` writes (`rootHintsSchema`); `trustAnchor` the
+ * DS file `mimi-discovery trust-anchor` writes; `ca` (optional) a PEM file of CA certificates
+ * trusted for DoH to the network's servers, instead of the system's. Ports are 0–65535 (0:
+ * ephemeral) or null (not served). Rules across keys: at least one of `listen.udp`,
+ * `listen.tcp`, `listen.doh` and `listen.api` is set; `tls` is required when `listen.doh` or
+ * `listen.api` is set; `dnsPort` (the plain DNS port of every server but the roots) only goes
+ * with `transport: "dns"`. `limits.tcp` and `limits.doh` are those of every server
+ * (`@mimi-discovery/common`); `limits.api` (`maxConnections`, `connectionsPerClient`,
+ * `requestTimeoutMs`, `idleTimeoutMs`) keeps absent keys absent: the JSON API fills in its own
+ * defaults.
+ */
+export const resolverConfigSchema = z
+  .strictObject({
+    apex: domainNameSchema.default(DEFAULT_APEX),
+    rootHints: configPathSchema,
+    trustAnchor: configPathSchema,
+    ca: configPathSchema.optional(),
+    transport: z.enum(['doh', 'dns']).default('doh'),
+    dnsPort: remotePortSchema.optional(),
+    cacheBytes: positiveIntSchema.default(DEFAULT_CACHE_BYTES),
+    /** Octets of encoded DNS answers the front ends keep for reuse (`response-cache.ts`). */
+    answerCacheBytes: positiveIntSchema.default(RESPONSE_CACHE_OCTETS),
+    batchConcurrency: positiveIntSchema.max(1024).default(DEFAULT_BATCH_CONCURRENCY),
+    maxBatch: positiveIntSchema.max(100_000).default(DEFAULT_MAX_BATCH),
+    listen: listenConfigSchema.prefault({}),
+    limits: resolverLimitsSchema.prefault({}),
+    tls: tlsConfigSchema.optional(),
+    log: logConfigSchema.prefault({}),
+  })
+  .check((ctx) => {
+    checkResolverListeners(ctx);
+    const c = ctx.value;
+    if (c.dnsPort !== undefined && c.transport !== 'dns') {
+      ctx.issues.push({
+        code: 'custom',
+        input: c,
+        path: ['dnsPort'],
+        message: 'only allowed when transport is "dns"',
+      });
+    }
+  });
+
+/** A resolver config file, defaults filled in; paths as written in the file. */
+export type ResolverFileConfig = z.output<typeof resolverConfigSchema>;
+
+/** Listeners given in code rather than in a file, held to the rules of a file's. */
+const listenerSettingsSchema = z.custom<ResolverListeners>().check(checkResolverListeners);
+
+/**
+ * Checks listeners given in code (`startResolverServer`'s settings, which tests, examples and
+ * the bench build without a file) by the rules {@link resolverConfigSchema} applies to a file:
+ * throws `ConfigError` `ERR_CONFIG_INVALID` — `tls: required when listen.doh or listen.api is
+ * set`, `listen: set at least one of …` — rather than start a server that silently lacks a
+ * listener it was asked for.
+ */
+export function checkListenerSettings(settings: ResolverListeners): void {
+  parseConfig(listenerSettingsSchema, settings);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The loader
+
+/** A resolver config file, read: `createResolver`'s config plus what the front ends need. */
+export interface ResolverServerConfig extends ResolverConfig {
+  /** Absolute path of the config file. */
+  readonly source: string;
+  apex: string;
+  transport: 'doh' | 'dns';
+  cacheBytes: number;
+  answerCacheBytes: number;
+  batchConcurrency: number;
+  maxBatch: number;
+  listen: ResolverFileConfig['listen'];
+  /** Connection limits and deadlines of the listeners. */
+  limits: ResolverFileConfig['limits'];
+  /** The certificate chain and key of DoH and the JSON API, PEM (read from `tls.cert`, `tls.key`). */
+  tls?: { cert: string; key: string };
+  log: { level: LogLevel };
+}
+
+/** The files a resolver starts from, by path. */
+export interface ResolverFiles {
+  /** Root hints JSON, as `mimi-discovery hints` writes it. */
+  rootHints: string;
+  /** The trust anchor (DS records of the apex), as `mimi-discovery trust-anchor` writes it. */
+  trustAnchor: string;
+  /** PEM CA certificates trusted for DoH to the network's servers. */
+  ca?: string;
+  /** The apex the hints and the anchor must be for; default the apex of the hints. */
+  apex?: string;
+  /** Which endpoint of the root servers will be used; default `doh`. */
+  transport?: 'doh' | 'dns';
+}
+
+/**
+ * Reads and checks the files a resolver starts from, for `createResolver`: the root hints
+ * (`rootHintsSchema`), the trust anchor (parsed here, so a bad one is reported before anything
+ * starts, and passed on parsed) and the CA file. Checks that the hints and the anchor are for
+ * the apex, and that some root server can be reached over the transport. Every problem is a
+ * `ConfigError` naming the file: `ERR_CONFIG_READ` for a file that cannot be read,
+ * `ERR_CONFIG_SYNTAX` or `ERR_CONFIG_INVALID` for its content.
+ */
+export async function readResolverFiles(
+  files: ResolverFiles,
+): Promise<ResolverConfig & { apex: string }> {
+  const hints = parseConfigText(
+    await readText(files.rootHints, 'root hints'),
+    rootHintsSchema,
+    files.rootHints,
+  );
+  const apex = canonicalName(files.apex ?? hints.apex);
+  if (hints.apex !== apex) {
+    invalid(files.rootHints, `the root hints are for ${hints.apex}, not ${apex}`);
+  }
+  const transport = files.transport ?? 'doh';
+  // The schema makes every server reachable over DoH (its URL, else its addresses on port
+  // 443); plain DNS needs an address.
+  if (transport === 'dns' && hints.servers.every((s) => s.addresses.length === 0)) {
+    invalid(files.rootHints, 'no root server has an address for plain DNS (use transport "doh")');
+  }
+  const anchorText = await readText(files.trustAnchor, 'trust anchor');
+  let trustAnchor: TrustAnchor;
+  try {
+    trustAnchor = parseTrustAnchor(anchorText);
+  } catch (error) {
+    if (!(error instanceof MimiError)) throw error;
+    return invalid(files.trustAnchor, error.message, error);
+  }
+  if (canonicalName(trustAnchor.zone) !== apex) {
+    invalid(files.trustAnchor, `the trust anchor is for ${trustAnchor.zone}, not ${apex}`);
+  }
+  const ca = files.ca === undefined ? undefined : await readText(files.ca, 'CA file');
+  if (ca !== undefined && !ca.includes('-----BEGIN CERTIFICATE-----')) {
+    invalid(files.ca as string, 'not a PEM certificate file');
+  }
+  return {
+    apex,
+    rootServers: hints.servers.map((s) => ({
+      name: s.name,
+      addresses: [...s.addresses],
+      ...(s.port === undefined ? {} : { port: s.port }),
+      ...(s.doh === undefined ? {} : { doh: s.doh }),
+    })),
+    trustAnchor,
+    transport,
+    ...(ca === undefined ? {} : { ca }),
+  };
+}
+
+/**
+ * Reads a resolver config file ({@link resolverConfigSchema}) and the files it names
+ * ({@link readResolverFiles}, plus `tls.cert` and `tls.key`). Relative paths in the file are
+ * relative to the file's directory. Throws `ConfigError` for anything wrong.
+ */
+export async function loadResolverConfig(path: string): Promise<ResolverServerConfig> {
+  const source = resolvePath(path);
+  const file = await readConfigFile(source, resolverConfigSchema);
+  const base = dirname(source);
+  const at = (p: string): string => resolvePath(base, p);
+  const inputs = await readResolverFiles({
+    rootHints: at(file.rootHints),
+    trustAnchor: at(file.trustAnchor),
+    apex: file.apex,
+    transport: file.transport,
+    ...(file.ca === undefined ? {} : { ca: at(file.ca) }),
+  });
+  const tls =
+    file.tls === undefined
+      ? undefined
+      : {
+          cert: await readText(at(file.tls.cert), 'tls.cert'),
+          key: await readText(at(file.tls.key), 'tls.key'),
+        };
+  return {
+    ...inputs,
+    source,
+    apex: inputs.apex,
+    transport: file.transport,
+    ...(file.dnsPort === undefined ? {} : { dnsPort: file.dnsPort }),
+    cacheBytes: file.cacheBytes,
+    answerCacheBytes: file.answerCacheBytes,
+    batchConcurrency: file.batchConcurrency,
+    maxBatch: file.maxBatch,
+    listen: file.listen,
+    limits: file.limits,
+    ...(tls === undefined ? {} : { tls }),
+    log: file.log,
+  };
+}
+
+async function readText(path: string, what: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (cause) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    throw new ConfigError('ERR_CONFIG_READ', `cannot read the ${what}: ${why}`, path, [], {
+      cause,
+    });
+  }
+}
+
+function invalid(source: string, message: string, cause?: unknown): never {
+  throw new ConfigError(
+    'ERR_CONFIG_INVALID',
+    message,
+    source,
+    [{ path: '', message, unknownKey: false }],
+    cause === undefined ? undefined : { cause },
+  );
+}

@@ -1,0 +1,479 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ConfigError,
+  DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
+  DEFAULT_DOH_IDLE_TIMEOUT_MS,
+  DEFAULT_DOH_MAX_CONNECTIONS,
+  DEFAULT_DOH_REQUEST_TIMEOUT_MS,
+  DEFAULT_TCP_CONNECTIONS_PER_CLIENT,
+  DEFAULT_TCP_IDLE_TIMEOUT_MS,
+  DEFAULT_TCP_MAX_CONNECTIONS,
+  DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
+  createTrustAnchor,
+  createZoneKey,
+  formatTrustAnchor,
+  parseConfigText,
+} from '@mimi-discovery/common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createResolver,
+  loadResolverConfig,
+  readResolverFiles,
+  resolverConfigSchema,
+  type ResolverFileConfig,
+} from '../src/index.js';
+
+// The resolver's config (`config.ts`): the schema, one table per key as raw config text with
+// what it gives or the exact message; then the loader, over files on disk.
+
+function errorOf(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('no error thrown');
+}
+
+const DEFAULT_LISTEN = {
+  host: '127.0.0.1',
+  udp: null,
+  tcp: null,
+  doh: null,
+  api: null,
+  admin: null,
+};
+const TLS = '"tls": { "cert": "/etc/dp/cert.pem", "key": "/etc/dp/key.pem" }';
+/** The listener limits a config gets without a `limits` key: each listener's named defaults. */
+const DEFAULT_LIMITS = {
+  tcp: {
+    maxConnections: DEFAULT_TCP_MAX_CONNECTIONS,
+    connectionsPerClient: DEFAULT_TCP_CONNECTIONS_PER_CLIENT,
+    idleTimeoutMs: DEFAULT_TCP_IDLE_TIMEOUT_MS,
+    messageTimeoutMs: DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
+  },
+  doh: {
+    maxConnections: DEFAULT_DOH_MAX_CONNECTIONS,
+    connectionsPerClient: DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
+    requestTimeoutMs: DEFAULT_DOH_REQUEST_TIMEOUT_MS,
+    idleTimeoutMs: DEFAULT_DOH_IDLE_TIMEOUT_MS,
+  },
+  api: {},
+};
+
+/** A resolver config with the required keys (a UDP listener unless `extra` has `listen`) and `extra`. */
+const resolver = (extra = ''): string =>
+  `{ "rootHints": "hints.json", "trustAnchor": "root.key"${
+    extra.includes('"listen"') ? '' : ', "listen": { "udp": 5353 }'
+  }${extra === '' ? '' : `, ${extra}`} }`;
+const RESOLVER_LISTEN = { ...DEFAULT_LISTEN, udp: 5353 };
+
+describe('resolverConfigSchema', () => {
+  it('fills in every default', () => {
+    const config: ResolverFileConfig = parseConfigText(resolver(), resolverConfigSchema);
+    expect(config).toEqual({
+      apex: 'mimi.arpa',
+      rootHints: 'hints.json',
+      trustAnchor: 'root.key',
+      transport: 'doh',
+      cacheBytes: 64 * 1024 * 1024,
+      answerCacheBytes: 64 * 1024 * 1024,
+      batchConcurrency: 32,
+      maxBatch: 1000,
+      listen: RESOLVER_LISTEN,
+      limits: DEFAULT_LIMITS,
+      log: { level: 'info' },
+    });
+  });
+
+  describe.each<[string, Array<[string, string, unknown]>]>([
+    [
+      'rootHints and trustAnchor',
+      [
+        ['{ "trustAnchor": "a", "listen": { "tcp": 53 } }', 'error', 'rootHints: required'],
+        ['{ "rootHints": "h", "listen": { "tcp": 53 } }', 'error', 'trustAnchor: required'],
+        [
+          '{ "rootHints": "", "trustAnchor": "a", "listen": { "tcp": 53 } }',
+          'error',
+          'rootHints: must not be empty',
+        ],
+        [
+          '{ "rootHints": "h", "trustAnchor": 1, "listen": { "tcp": 53 } }',
+          'error',
+          'trustAnchor: expected a string, found 1',
+        ],
+      ],
+    ],
+    [
+      'apex',
+      [
+        [resolver('"apex": "Example.ORG."'), 'apex', 'example.org'],
+        [resolver('"apex": "."'), 'error', 'apex: not a domain name (the root is not allowed)'],
+      ],
+    ],
+    [
+      'ca',
+      [
+        [resolver('"ca": "ca.pem"'), 'ca', 'ca.pem'],
+        [resolver('"ca": ["a.pem"]'), 'error', 'ca: expected a string, found a list'],
+      ],
+    ],
+    [
+      'transport and dnsPort',
+      [
+        [resolver('"transport": "dns"'), 'transport', 'dns'],
+        [resolver('"transport": "dns", "dnsPort": 5300'), 'dnsPort', 5300],
+        [resolver('"transport": "udp"'), 'error', 'transport: expected "doh" or "dns"'],
+        [resolver('"dnsPort": 5300'), 'error', 'dnsPort: only allowed when transport is "dns"'],
+        [
+          resolver('"transport": "dns", "dnsPort": 0'),
+          'error',
+          'dnsPort: expected a port number 1–65535',
+        ],
+      ],
+    ],
+    [
+      'cacheBytes, batchConcurrency and maxBatch',
+      [
+        [resolver('"cacheBytes": 1048576'), 'cacheBytes', 1_048_576],
+        [resolver('"cacheBytes": 0'), 'error', 'cacheBytes: must be at least 1'],
+        [resolver('"batchConcurrency": 8'), 'batchConcurrency', 8],
+        [resolver('"batchConcurrency": 2000'), 'error', 'batchConcurrency: must be at most 1024'],
+        [resolver('"maxBatch": 50'), 'maxBatch', 50],
+        [resolver('"maxBatch": 0'), 'error', 'maxBatch: must be at least 1'],
+        [
+          resolver('"maxBatch": 2.5'),
+          'error',
+          'maxBatch: expected a whole number, found a fraction',
+        ],
+      ],
+    ],
+    [
+      'listen and tls',
+      [
+        [
+          resolver('"listen": { "udp": 0, "tcp": 5353, "admin": 9100 }'),
+          'listen',
+          { ...DEFAULT_LISTEN, udp: 0, tcp: 5353, admin: 9100 },
+        ],
+        [
+          resolver('"listen": { "admin": 9100 }'),
+          'error',
+          'listen: set at least one of udp, tcp, doh and api: the resolver would serve no one',
+        ],
+        [
+          '{ "rootHints": "h", "trustAnchor": "a" }',
+          'error',
+          'listen: set at least one of udp, tcp, doh and api: the resolver would serve no one',
+        ],
+        [
+          resolver(`"listen": { "doh": 443, "api": 8443 }, ${TLS}`),
+          'tls',
+          { cert: '/etc/dp/cert.pem', key: '/etc/dp/key.pem' },
+        ],
+        [
+          resolver('"listen": { "api": 8443 }'),
+          'error',
+          'tls: required when listen.doh or listen.api is set',
+        ],
+        [
+          resolver('"listen": { "doh": 0 }'),
+          'error',
+          'tls: required when listen.doh or listen.api is set',
+        ],
+        [resolver('"listen": { "udp": 53, "dot": 853 }'), 'error', 'unknown key "dot" in listen'],
+        [
+          resolver('"listen": { "udp": 70000 }'),
+          'error',
+          'listen.udp: expected a port number 0–65535',
+        ],
+      ],
+    ],
+    [
+      'limits',
+      [
+        [resolver('"limits": { "tcp": {} }'), 'limits', DEFAULT_LIMITS],
+        [
+          resolver('"limits": { "api": { "connectionsPerClient": 8, "idleTimeoutMs": 5000 } }'),
+          'limits',
+          { ...DEFAULT_LIMITS, api: { connectionsPerClient: 8, idleTimeoutMs: 5000 } },
+        ],
+        [
+          resolver('"limits": { "api": { "headersTimeoutMs": 5000 } }'),
+          'error',
+          'unknown key "headersTimeoutMs" in limits.api',
+        ],
+        [
+          resolver('"limits": { "doh": { "maxConnections": 4, "connectionsPerClient": 5 } }'),
+          'error',
+          'limits.doh.connectionsPerClient: must not exceed maxConnections',
+        ],
+      ],
+    ],
+    [
+      'log',
+      [
+        [resolver('"log": { "level": "warn" }'), 'log', { level: 'warn' }],
+        [resolver('"log": { "lvl": "warn" }'), 'error', 'unknown key "lvl" in log'],
+      ],
+    ],
+    [
+      'the top level',
+      [
+        [resolver('"role": "resolver"'), 'error', 'unknown key "role" in the top level'],
+        [
+          '{ "rootHints": "h", "trustAnchor": "a", "listen": { "udp": 53 }, "maxBatch": -1, "cache": 1 }',
+          'error',
+          'maxBatch: must be at least 1; unknown key "cache" in the top level',
+        ],
+      ],
+    ],
+  ])('%s', (_key, table) => {
+    it.each(table)('%s', (raw, key, expected) => {
+      if (key === 'error') {
+        const error = errorOf(() => parseConfigText(raw, resolverConfigSchema));
+        expect(error.code).toBe('ERR_CONFIG_INVALID');
+        expect(error.message).toBe(expected);
+      } else {
+        const config = parseConfigText(raw, resolverConfigSchema);
+        expect(config[key as keyof ResolverFileConfig]).toEqual(expected);
+      }
+    });
+  });
+});
+
+describe('loadResolverConfig', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'resolver-config-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const anchor = createTrustAnchor('mimi.arpa', [
+    createZoneKey('mimi.arpa', { seed: new Uint8Array(32).fill(9) }).dnskey,
+  ]);
+  const hints = {
+    apex: 'mimi.arpa',
+    servers: [
+      {
+        name: 'ns1.mimi.arpa',
+        addresses: ['127.0.0.1'],
+        port: 5300,
+        doh: 'https://127.0.0.1:8443/dns-query',
+      },
+    ],
+  };
+
+  /** Writes the files of a resolver into a fresh directory; returns the config path. */
+  function files(
+    name: string,
+    config: Record<string, unknown>,
+    overrides: Record<string, string> = {},
+  ): string {
+    const base = join(dir, name);
+    const all: Record<string, string> = {
+      'root-hints.json': JSON.stringify(hints),
+      'root.key': formatTrustAnchor(anchor),
+      'ca.pem': '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+      'cert.pem': 'CERT',
+      'key.pem': 'KEY',
+      ...overrides,
+    };
+    rmSync(base, { recursive: true, force: true });
+    mkdirSync(base, { recursive: true });
+    for (const [file, text] of Object.entries(all)) writeFileSync(join(base, file), text);
+    const path = join(base, 'resolver.json');
+    writeFileSync(
+      path,
+      JSON.stringify({
+        rootHints: 'root-hints.json',
+        trustAnchor: 'root.key',
+        listen: { udp: 0 },
+        ...config,
+      }),
+    );
+    return path;
+  }
+
+  it('reads the config and the files it names, relative to its directory', async () => {
+    const path = files('good', {
+      ca: 'ca.pem',
+      listen: { udp: 0, api: 0 },
+      limits: { tcp: { connectionsPerClient: 4 }, api: { idleTimeoutMs: 5000 } },
+      tls: { cert: 'cert.pem', key: 'key.pem' },
+      maxBatch: 50,
+    });
+    const config = await loadResolverConfig(path);
+    expect(config).toEqual({
+      source: path,
+      apex: 'mimi.arpa',
+      rootServers: hints.servers,
+      trustAnchor: anchor,
+      ca: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+      transport: 'doh',
+      cacheBytes: 64 * 1024 * 1024,
+      answerCacheBytes: 64 * 1024 * 1024,
+      batchConcurrency: 32,
+      maxBatch: 50,
+      listen: { host: '127.0.0.1', udp: 0, tcp: null, doh: null, api: 0, admin: null },
+      limits: {
+        tcp: {
+          maxConnections: DEFAULT_TCP_MAX_CONNECTIONS,
+          connectionsPerClient: 4,
+          idleTimeoutMs: DEFAULT_TCP_IDLE_TIMEOUT_MS,
+          messageTimeoutMs: DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
+        },
+        doh: {
+          maxConnections: DEFAULT_DOH_MAX_CONNECTIONS,
+          connectionsPerClient: DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
+          requestTimeoutMs: DEFAULT_DOH_REQUEST_TIMEOUT_MS,
+          idleTimeoutMs: DEFAULT_DOH_IDLE_TIMEOUT_MS,
+        },
+        api: { idleTimeoutMs: 5000 },
+      },
+      tls: { cert: 'CERT', key: 'KEY' },
+      log: { level: 'info' },
+    });
+  });
+
+  it.each<[string, Record<string, unknown>, Record<string, string>, string, RegExp]>([
+    [
+      'an unknown key',
+      { listne: {} },
+      {},
+      'ERR_CONFIG_INVALID',
+      /resolver\.json: unknown key "listne" in the top level$/,
+    ],
+    [
+      'a missing hints file',
+      { rootHints: 'nope.json' },
+      {},
+      'ERR_CONFIG_READ',
+      /nope\.json: cannot read the root hints: ENOENT/,
+    ],
+    [
+      'hints that are not JSON',
+      {},
+      { 'root-hints.json': '{' },
+      'ERR_CONFIG_SYNTAX',
+      /root-hints\.json: invalid JSON/,
+    ],
+    [
+      'hints of another shape',
+      {},
+      { 'root-hints.json': '{"apex":"mimi.arpa","servers":[{"name":"ns1.mimi.arpa"}]}' },
+      'ERR_CONFIG_INVALID',
+      /root-hints\.json: servers\[0\]\.addresses: required/,
+    ],
+    [
+      'hints for another apex',
+      { apex: 'example.org' },
+      {},
+      'ERR_CONFIG_INVALID',
+      /root-hints\.json: the root hints are for mimi\.arpa, not example\.org$/,
+    ],
+    [
+      'hints without the transport',
+      { transport: 'dns' },
+      {
+        'root-hints.json': JSON.stringify({
+          apex: 'mimi.arpa',
+          servers: [
+            { name: 'ns1.mimi.arpa', addresses: [], doh: 'https://ns1.mimi.arpa/dns-query' },
+          ],
+        }),
+      },
+      'ERR_CONFIG_INVALID',
+      /no root server has an address for plain DNS \(use transport "doh"\)$/,
+    ],
+    [
+      'a trust anchor that does not parse',
+      {},
+      { 'root.key': 'mimi.arpa. IN DS 1 2\n' },
+      'ERR_CONFIG_INVALID',
+      /root\.key: trust anchor/,
+    ],
+    [
+      'a trust anchor of another zone',
+      {},
+      { 'root.key': formatTrustAnchor(createTrustAnchor('other.example', anchor.dnskeys)) },
+      'ERR_CONFIG_INVALID',
+      /root\.key: the trust anchor is for other\.example, not mimi\.arpa$/,
+    ],
+    [
+      'a CA file that is not PEM',
+      { ca: 'root.key' },
+      {},
+      'ERR_CONFIG_INVALID',
+      /root\.key: not a PEM certificate file$/,
+    ],
+    [
+      'a missing TLS key',
+      { listen: { doh: 0 }, tls: { cert: 'cert.pem', key: 'none.pem' } },
+      {},
+      'ERR_CONFIG_READ',
+      /none\.pem: cannot read the tls\.key/,
+    ],
+  ])(
+    'reports %s as a ConfigError naming the file',
+    async (name, config, overrides, code, message) => {
+      const path = files(name.replace(/\W+/g, '-'), config, overrides);
+      const error = await loadResolverConfig(path).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).code).toBe(code);
+      expect((error as ConfigError).message).toMatch(message);
+    },
+  );
+
+  it('takes the apex from the hints when none is given', async () => {
+    const path = files('apex', {});
+    const read = await readResolverFiles({
+      rootHints: join(dir, 'apex', 'root-hints.json'),
+      trustAnchor: join(dir, 'apex', 'root.key'),
+    });
+    expect(read.apex).toBe('mimi.arpa');
+    expect(read.transport).toBe('doh');
+    expect(path).toMatch(/resolver\.json$/);
+  });
+});
+
+// A config built in code, not read by the loader: `createResolver` takes it as given (the rules
+// are the loader's), so what the loader would refuse must still end in a clear outcome.
+describe('createResolver with a config built in code', () => {
+  const anchor = createTrustAnchor('example.test', [
+    createZoneKey('example.test', { seed: new Uint8Array(32).fill(7) }).dnskey,
+  ]);
+
+  it("serves the namespace of its trust anchor's zone, refusing names outside it", async () => {
+    const resolver = createResolver({
+      rootServers: [{ name: 'ns1.example.test', addresses: [], doh: 'https://127.0.0.1:1/q' }],
+      trustAnchor: anchor,
+    });
+    try {
+      const outside = await resolver.resolve('8.1.0.0.6.4.9.7.0.2.4.4.e164.mimi.arpa', 'MAP');
+      expect(outside.rcode).toBe('REFUSED');
+      expect(resolver.stats().upstreamQueries).toBe(0);
+    } finally {
+      await resolver.close();
+    }
+  });
+
+  it('answers error, never none, when no root server can be reached over its transport', async () => {
+    const resolver = createResolver({
+      rootServers: [{ name: 'ns1.example.test', addresses: [], doh: 'https://127.0.0.1:1/q' }],
+      trustAnchor: anchor,
+      transport: 'dns',
+    });
+    try {
+      const result = await resolver.discover('alice@example.test');
+      expect(result.status).toBe('error');
+      expect(result.error?.reason).toBe('servfail');
+      expect(resolver.stats().upstreamQueries).toBe(0);
+    } finally {
+      await resolver.close();
+    }
+  });
+});
