@@ -195,6 +195,13 @@ describe('imports', () => {
     const cycles = importCycles(Object.keys(graph), (file) => graph[file] ?? []);
     expect(cycles).toEqual([['x/a.ts', 'x/b.ts', 'x/c.ts'], ['x/d.ts']]);
   });
+
+  it('form no cycle among the source files of any package, type imports included', () => {
+    const files = Object.keys(ALLOWED).flatMap((pkg) =>
+      sourceFiles(join(ROOT, 'packages', pkg, 'src')),
+    );
+    expect(importCycles(files)).toEqual([]);
+  });
 });
 
 /**

@@ -17,7 +17,8 @@ import {
 } from '@mimi-discovery/common';
 import { currentMappings, MappingExpiries } from './map-expiry.js';
 import type { DiscoveryStore } from '../store/store.js';
-import { INCEPTION_BACKDATE_SECONDS, ownerOrUndefined } from '../zone/zone-signer.js';
+import { ownerOrUndefined } from '../zone/owner-name.js';
+import { INCEPTION_BACKDATE_SECONDS } from '../zone/zone-signer.js';
 
 /**
  * The answering path of a Discovery Provider: a query in, the authoritative response out, from

@@ -38,16 +38,10 @@ import {
   replayReader,
   untilOf,
 } from './replay-codec.js';
-import {
-  StoreError,
-  type ApplyResult,
-  type DiscoveryStore,
-  type RRsetChange,
-  type StoreErrorCode,
-  type ZoneInfo,
-  type ZoneInit,
-} from './store.js';
-import type { StoreWriterData, StoreWriterReply, StoreWriterRequest } from './store-writer.js';
+import type { DiscoveryStore } from './store.js';
+import { StoreError, noZoneError, type StoreErrorCode } from './store-error.js';
+import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
+import type { StoreWriterReply, StoreWriterRequest } from './store-writer-messages.js';
 import {
   CHANGE_LOG_ENTRIES,
   changedNames,
@@ -56,20 +50,17 @@ import {
   type ChangedNames,
   type StoreChanges,
 } from '../zone/zone-changes.js';
+import { ownerName, ownerOrUndefined, zoneOrigin } from '../zone/owner-name.js';
 import {
   DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
   initialZone,
   checkProverSeed,
   newZoneKey,
-  noZoneError,
   nodeRecords,
-  ownerName,
-  ownerOrUndefined,
   planApply,
   planResign,
   signatureValidityPolicy,
   toZoneNode,
-  zoneOrigin,
   zoneSigner,
   type SignatureValidityPolicy,
   type StoredNode,
@@ -150,6 +141,15 @@ export interface LmdbStoreOptions {
    * the calling thread either way. A writer thread keeps the system clock: `now` cannot be given.
    */
   writer?: 'inline' | 'thread';
+}
+
+/**
+ * What the store's own thread hands its writer thread (`store-writer.ts`) as `workerData`: the
+ * options to open the same environment with, less the clock (a function does not cross threads)
+ * and the writer choice.
+ */
+export interface StoreWriterData {
+  readonly options: Omit<LmdbStoreOptions, 'now' | 'writer'>;
 }
 
 /** Decoded nodes kept for reuse (see `#decoded`). */

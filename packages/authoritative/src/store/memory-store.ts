@@ -19,14 +19,9 @@ import {
   type StoreOperation,
 } from './mapping-ops.js';
 import { replayKey, replayReader } from './replay-codec.js';
-import {
-  StoreError,
-  type ApplyResult,
-  type DiscoveryStore,
-  type RRsetChange,
-  type ZoneInfo,
-  type ZoneInit,
-} from './store.js';
+import type { DiscoveryStore } from './store.js';
+import { StoreError, noZoneError } from './store-error.js';
+import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import { nodeKey } from './node-codec.js';
 import {
   CHANGE_LOG_ENTRIES,
@@ -36,20 +31,17 @@ import {
   type ChangedNames,
   type StoreChanges,
 } from '../zone/zone-changes.js';
+import { ownerName, ownerOrUndefined, zoneOrigin } from '../zone/owner-name.js';
 import {
   DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
   checkProverSeed,
   initialZone,
   newZoneKey,
-  noZoneError,
   nodeRecords,
-  ownerName,
-  ownerOrUndefined,
   planApply,
   planResign,
   signatureValidityPolicy,
   toZoneNode,
-  zoneOrigin,
   zoneSigner,
   type SignatureValidityPolicy,
   type StoredNode,

@@ -8,7 +8,9 @@ import {
 } from '@mimi-discovery/common';
 import { currentMappings, mappingExpiry } from '../answering/map-expiry.js';
 import type { DiscoveryStore } from '../store/store.js';
-import { DEFAULT_SIGNATURE_VALIDITY, noZoneError, validityAt, zoneOrigin } from './zone-signer.js';
+import { zoneOrigin } from './owner-name.js';
+import { DEFAULT_SIGNATURE_VALIDITY, validityAt } from './zone-signer.js';
+import { noZoneError } from '../store/store-error.js';
 
 /**
  * A zone of the store as an RFC 1035 master file, for stock secondaries (NSD, Knot, BIND) and
