@@ -68,7 +68,9 @@ export const CURRENT_MAP_CACHE_ENTRIES = 1024;
 
 /**
  * The query handler of a DP (a `QueryHandler`, answering synchronously), and what an answer
- * cache needs to know about its answers.
+ * cache needs to know about its answers. Like every `QueryHandler` it is given only queries that
+ * `answerQuery` (common's `respond.ts`, run by the UDP, TCP and DoH listeners alike) let through:
+ * opcode QUERY, one question, no EDNS or EDNS version 0. Those checks are made there, once.
  */
 export interface Answerer {
   (query: Message, context?: QueryContext): Message;
@@ -181,15 +183,13 @@ function answer(
   query: Message,
   context: AnswerContext,
 ): { response: Message; expiresAt?: number } {
+  // Opcode, question count and EDNS version were checked once, by `answerQuery` (common's
+  // `respond.ts`), which every listener runs before its handler: this sees a query that passed.
   const question = query.questions[0];
-  const refuse = (rcode: 'NOTIMP' | 'FORMERR' | 'REFUSED') => ({
+  if (question === undefined) throw new TypeError('a query reaches the answerer with its question');
+  const refuse = (rcode: 'REFUSED') => ({
     response: withCompact(query, respondError(query, rcode)),
   });
-  if (query.flags.opcode !== 0) return refuse('NOTIMP');
-  if (question === undefined || query.questions.length !== 1) return refuse('FORMERR');
-  if (query.edns !== undefined && query.edns.version > 0) {
-    return { response: respondError(query, 'BADVERS') };
-  }
   // RFC 1035 §4.1.1: a server that serves only IN refuses other classes; zone transfers do not
   // run over this path.
   if (question.class !== 'IN' || question.type === 'AXFR' || question.type === 'IXFR') {
