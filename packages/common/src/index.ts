@@ -264,6 +264,10 @@ export type {
 export { createLogger, silentLogger, redactPair } from './runtime/log.js';
 export type { Logger, LogLevel, LogFields, LoggerOptions } from './runtime/log.js';
 
+// clock.ts
+export { systemClock } from './runtime/clock.js';
+export type { Clock } from './runtime/clock.js';
+
 // transports: dns-server.ts, dns-client.ts, tls.ts
 export {
   EDNS_UDP_PAYLOAD_OCTETS,

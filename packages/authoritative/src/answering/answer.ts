@@ -5,6 +5,8 @@ import {
   respondError,
   signRRset,
   silentLogger,
+  systemClock,
+  type Clock,
   type Logger,
   type Message,
   type QueryContext,
@@ -46,8 +48,8 @@ import { INCEPTION_BACKDATE_SECONDS } from '../zone/zone-signer.js';
 
 /** Options of {@link createAnswerer}. */
 export interface AnswererOptions {
-  /** Clock in seconds since the epoch; default the system clock. */
-  now?: () => number;
+  /** Clock in whole seconds since the epoch; default `systemClock`. */
+  now?: Clock;
   /** Where faults are logged; default silent. */
   log?: Logger;
 }
@@ -101,7 +103,7 @@ interface AnswerContext {
  * fault inside is logged and answered with SERVFAIL.
  */
 export function createAnswerer(store: DiscoveryStore, options: AnswererOptions = {}): Answerer {
-  const now = options.now ?? (() => Math.floor(Date.now() / 1000));
+  const now = options.now ?? systemClock;
   const log = options.log ?? silentLogger;
   const caches = new WeakMap<ZoneKey, OnlineSignatures>();
   const expiries = new MappingExpiries();

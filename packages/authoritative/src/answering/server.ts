@@ -7,7 +7,9 @@ import {
   ResponseCache,
   startAdminServer,
   startDnsServer,
+  systemClock,
   type AdminServer,
+  type Clock,
   type ConnectionStatsSource,
   type DnsServer,
   type DnsServerConfig,
@@ -44,8 +46,11 @@ export interface RunningProvider {
 
 /** What a provider uses besides its config. */
 export interface ProviderComponents {
-  /** Clock in seconds since the epoch; default the system clock. */
-  now?: () => number;
+  /**
+   * The clock of the whole server (whole seconds since the epoch): the store, the answerer, the
+   * registrar, the answer cache and re-signing all read this one. Default `systemClock`.
+   */
+  now?: Clock;
   /** Default: JSON lines on stderr at the configured level. */
   log?: Logger;
   /** An already open store (tests); default `openLmdbStore` in `<dataDir>/store`. */
@@ -65,7 +70,7 @@ export async function startProvider(
   config: DpConfig,
   components: ProviderComponents = {},
 ): Promise<RunningProvider> {
-  const now = components.now ?? (() => Math.floor(Date.now() / 1000));
+  const now = components.now ?? systemClock;
   const log = components.log ?? createLogger(`authoritative`, { level: config.log.level });
   const day = 86_400;
   const store =

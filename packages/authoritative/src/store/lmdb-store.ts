@@ -8,6 +8,8 @@ import {
   isSubdomain,
   keyPairFromSeed,
   parentName,
+  systemClock,
+  type Clock,
   type Ed25519KeyPair,
   type ResourceRecord,
   type RRType,
@@ -123,8 +125,8 @@ import {
 export interface LmdbStoreOptions {
   /** Directory of the LMDB environment; created (mode 0700) when missing. */
   dataDir: string;
-  /** Clock in seconds since the epoch; default the system clock. */
-  now?: () => number;
+  /** Clock in whole seconds since the epoch; default `systemClock`. */
+  now?: Clock;
   /** Signature lifetime and renewal margin; default 14 days, renewed 7 days before expiry. */
   signatureValidity?: Partial<SignatureValidityPolicy>;
   /**
@@ -232,7 +234,7 @@ async function openInlineStore(options: LmdbStoreOptions): Promise<LmdbStore> {
   try {
     const prover = await initialize(tables, options.proverSeed);
     return new LmdbStore(tables, {
-      now: options.now ?? (() => Math.floor(Date.now() / 1000)),
+      now: options.now ?? systemClock,
       policy,
       prover,
       proverLifetime: options.proverKeyLifetimeSeconds ?? DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
@@ -253,7 +255,7 @@ interface Tables {
 }
 
 interface Settings {
-  now: () => number;
+  now: Clock;
   policy: SignatureValidityPolicy;
   prover: Ed25519KeyPair;
   proverLifetime: number;

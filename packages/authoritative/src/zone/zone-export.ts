@@ -3,6 +3,7 @@ import {
   formatZone,
   signRRset,
   signZone,
+  systemClock,
   type RecordOf,
   type ResourceRecord,
 } from '@mimi-discovery/common';
@@ -44,7 +45,7 @@ export interface ExportZoneOptions {
   nsec3: boolean;
   /**
    * Signing time, and the time at which mappings are checked for expiry, in seconds since the
-   * epoch; default the system clock.
+   * epoch; default the time of `systemClock`.
    */
   now?: number;
   /** Lifetime of the export's signatures; default 14 days. */
@@ -63,7 +64,7 @@ export function exportZone(
   const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
   const records = store.readZone(apex);
   const key = store.zoneKey(apex);
-  const now = options.now ?? Math.floor(Date.now() / 1000);
+  const now = options.now ?? systemClock();
   const validity = validityAt(now, {
     validitySeconds: options.validitySeconds ?? DEFAULT_SIGNATURE_VALIDITY.validitySeconds,
     refreshBeforeSeconds: 0,
