@@ -148,6 +148,10 @@ export {
 } from './registration/rate-limit.js';
 export type { TokenBuckets, TokenBucketOptions, TakeResult } from './registration/rate-limit.js';
 
+// metrics.ts
+export { QUERY_DURATION_BUCKETS, createAuthoritativeMetrics } from './metrics.js';
+export type { AuthoritativeMetrics, ConnectionListener } from './metrics.js';
+
 // server.ts, delegation.ts
 export { startProvider, storeDirectory, RESIGN_INTERVAL_MS } from './answering/server.js';
 export type { RunningProvider, ProviderComponents } from './answering/server.js';

@@ -404,7 +404,12 @@ export type {
   ResolverFileConfig,
   RootHintsFile,
 } from './runtime/config.js';
-export { METRICS_CONTENT_TYPE, createMetricsRegistry, metricsText } from './runtime/metrics.js';
+export {
+  DROPPED_PROCESS_METRICS,
+  METRICS_CONTENT_TYPE,
+  createMetricsRegistry,
+  metricsText,
+} from './runtime/metrics.js';
 export type {
   MetricOptions,
   GaugeOptions,
