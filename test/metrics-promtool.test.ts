@@ -55,9 +55,7 @@ describe.skipIf(!promtool)('promtool check metrics', () => {
     resolver = createResolver(
       {
         apex: net.apex,
-        rootServers: [
-          { name: `ns1.${net.apex}`, addresses: ['127.0.0.1'], doh: net.root.dohUrl },
-        ],
+        rootServers: [{ name: `ns1.${net.apex}`, addresses: ['127.0.0.1'], doh: net.root.dohUrl }],
         trustAnchor: formatTrustAnchor(net.trustAnchor),
         ca: net.caPem,
       },
@@ -74,7 +72,10 @@ describe.skipIf(!promtool)('promtool check metrics', () => {
     expect(name.endsWith(PHONE_ZONE)).toBe(true);
     const response = await queryUdp(udp, buildQuery(name, 'MAP', { dnssecOk: true }));
     // A validated compact denial: NOERROR to a client with DO and without CO (RFC 9824 §5).
-    expect({ rcode: response.rcode, ad: response.flags.ad }).toEqual({ rcode: 'NOERROR', ad: true });
+    expect({ rcode: response.rcode, ad: response.flags.ad }).toEqual({
+      rcode: 'NOERROR',
+      ad: true,
+    });
     // And one plain-DNS query straight to the DP.
     await queryUdp(net.phone.udp, buildQuery(PHONE_ZONE, 'SOA'));
   }, 60_000);
