@@ -169,7 +169,7 @@ describe('docs/operations.md', () => {
   it.each([
     {
       name: 'authoritative',
-      sources: ['../packages/authoritative/src/answering/server.ts', connectionMetrics],
+      sources: ['../packages/authoritative/src/metrics.ts', connectionMetrics],
     },
     { name: 'resolver', sources: ['../packages/resolver/src/metrics.ts', connectionMetrics] },
   ])('names exactly the $name metrics the code declares', ({ name, sources }) => {

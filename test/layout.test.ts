@@ -130,6 +130,19 @@ describe('the protocol layer of common', () => {
   });
 });
 
+describe('time', () => {
+  // One injected clock (common's `Clock`, in whole seconds): the servers built on the
+  // authoritative package read the time through it, and only `systemClock` reads the system's.
+  it.each(['authoritative', 'root'])('packages/%s reads the time only through its clock', (pkg) => {
+    for (const file of sourceFiles(join(ROOT, 'packages', pkg, 'src'))) {
+      expect(
+        readFileSync(file, 'utf8'),
+        `${relative(ROOT, file)} reads the system time`,
+      ).not.toMatch(/\b(?:Date\.now|new Date)\s*\(\s*\)/);
+    }
+  });
+});
+
 /** The source file a relative import names, or undefined when it names none. */
 function importedFile(from: string, spec: string): string | undefined {
   if (!spec.startsWith('.')) return undefined;
@@ -194,6 +207,13 @@ describe('imports', () => {
     };
     const cycles = importCycles(Object.keys(graph), (file) => graph[file] ?? []);
     expect(cycles).toEqual([['x/a.ts', 'x/b.ts', 'x/c.ts'], ['x/d.ts']]);
+  });
+
+  it('form no cycle among the source files of any package, type imports included', () => {
+    const files = Object.keys(ALLOWED).flatMap((pkg) =>
+      sourceFiles(join(ROOT, 'packages', pkg, 'src')),
+    );
+    expect(importCycles(files)).toEqual([]);
   });
 });
 

@@ -4,17 +4,17 @@
  * the package's whole public surface; each section belongs to one module.
  */
 
-// store.ts
-export { StoreError } from './store/store.js';
+// store.ts, store-types.ts, store-error.ts
+export type { DiscoveryStore } from './store/store.js';
 export type {
-  DiscoveryStore,
   RRsetChange,
   ApplyResult,
   ZoneInit,
   AuthkeyEntry,
   ZoneInfo,
-  StoreErrorCode,
-} from './store/store.js';
+} from './store/store-types.js';
+export { StoreError } from './store/store-error.js';
+export type { StoreErrorCode } from './store/store-error.js';
 
 // zone-signer.ts, zone-changes.ts
 export {
@@ -151,6 +151,10 @@ export type { TokenBuckets, TokenBucketOptions, TakeResult } from './registratio
 // config.ts
 export { dpConfigSchema } from './config.js';
 export type { DpConfig } from './config.js';
+
+// metrics.ts
+export { QUERY_DURATION_BUCKETS, createAuthoritativeMetrics } from './metrics.js';
+export type { AuthoritativeMetrics, ConnectionListener } from './metrics.js';
 
 // server.ts, delegation.ts
 export { startProvider, storeDirectory, RESIGN_INTERVAL_MS } from './answering/server.js';

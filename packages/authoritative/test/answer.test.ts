@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import {
   decodeMessage,
   encodeMessage,
+  queryUdp,
   record,
+  startDnsServer,
   verifyRRset,
   type Message,
   type Question,
@@ -334,20 +336,37 @@ describe('answering faults', () => {
     expect(lines).toEqual(['answer failed']);
   });
 
-  it('answers FORMERR, NOTIMP and BADVERS to queries the server would normally turn away', async () => {
+  // The answerer is only ever given queries that passed the listeners' checks (common's
+  // `answerQuery`): served behind a real listener, a DP turns the others away there.
+  it('answers FORMERR, NOTIMP and BADVERS to queries the server turns away before the answerer', async () => {
     const store = createMemoryStore({ proverSeed: PROVER_SEED });
     await store.addZone(zoneInit());
-    const handler = createAnswerer(store);
-    const two = query(NUMBER, 'MAP');
-    two.questions.push({ name: ORIGIN, type: 'SOA', class: 'IN' });
-    expect((await handler(two, CONTEXT)).rcode).toBe('FORMERR');
-    const notify = query(ORIGIN, 'SOA');
-    notify.flags.opcode = 4;
-    expect((await handler(notify, CONTEXT)).rcode).toBe('NOTIMP');
-    const v1 = query(ORIGIN, 'SOA');
-    if (v1.edns !== undefined) v1.edns.version = 1;
-    const badvers = await handler(v1, CONTEXT);
-    expect(badvers.rcode).toBe('BADVERS');
-    expect(decodeMessage(encodeMessage(badvers)).rcode).toBe('BADVERS');
+    const answerer = createAnswerer(store);
+    let answered = 0;
+    const server = await startDnsServer({ host: '127.0.0.1', udp: { port: 0 } }, (q, context) => {
+      answered++;
+      return answerer(q, context);
+    });
+    const port = server.udp?.port as number;
+    const ask = (q: Message): Promise<Message> => queryUdp({ host: '127.0.0.1', port }, q);
+    try {
+      const two = query(NUMBER, 'MAP');
+      two.questions.push({ name: ORIGIN, type: 'SOA', class: 'IN' });
+      expect((await ask(two)).rcode).toBe('FORMERR');
+      const notify = query(ORIGIN, 'SOA');
+      notify.flags.opcode = 4;
+      expect((await ask(notify)).rcode).toBe('NOTIMP');
+      const v1 = query(ORIGIN, 'SOA');
+      if (v1.edns !== undefined) v1.edns.version = 1;
+      const badvers = await ask(v1);
+      expect(badvers.rcode).toBe('BADVERS');
+      expect(decodeMessage(encodeMessage(badvers)).rcode).toBe('BADVERS');
+      expect(answered).toBe(0);
+      // A well-formed query on the same listener reaches the answerer.
+      expect((await ask(query(ORIGIN, 'SOA'))).rcode).toBe('NOERROR');
+      expect(answered).toBe(1);
+    } finally {
+      await server.close();
+    }
   });
 });

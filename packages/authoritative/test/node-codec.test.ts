@@ -9,7 +9,7 @@ import {
   nodeName,
   zoneRange,
 } from '../src/store/node-codec.js';
-import { StoreError } from '../src/store/store.js';
+import { StoreError } from '../src/store/store-error.js';
 import type { StoredNode } from '../src/zone/zone-signer.js';
 
 const ORIGIN = '4.4.e164.mimi.arpa';

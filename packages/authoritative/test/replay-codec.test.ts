@@ -8,7 +8,7 @@ import {
   recordKeyOfExpiry,
   replayKey,
 } from '../src/store/replay-codec.js';
-import { StoreError } from '../src/store/store.js';
+import { StoreError } from '../src/store/store-error.js';
 
 const K = new Uint8Array(32).fill(0xab);
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');

@@ -271,6 +271,10 @@ export type {
 export { createLogger, silentLogger, redactPair } from './runtime/log.js';
 export type { Logger, LogLevel, LogFields, LoggerOptions } from './runtime/log.js';
 
+// clock.ts
+export { systemClock } from './runtime/clock.js';
+export type { Clock } from './runtime/clock.js';
+
 // transports: dns-server.ts, dns-client.ts, tls.ts
 export {
   EDNS_UDP_PAYLOAD_OCTETS,
@@ -415,7 +419,12 @@ export type {
   ConfigCheckContext,
   RootHintsFile,
 } from './runtime/config.js';
-export { METRICS_CONTENT_TYPE, createMetricsRegistry, metricsText } from './runtime/metrics.js';
+export {
+  DROPPED_PROCESS_METRICS,
+  METRICS_CONTENT_TYPE,
+  createMetricsRegistry,
+  metricsText,
+} from './runtime/metrics.js';
 export type {
   MetricOptions,
   GaugeOptions,

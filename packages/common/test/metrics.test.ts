@@ -1,6 +1,7 @@
 import { register as globalRegistry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import {
+  DROPPED_PROCESS_METRICS,
   createMetricsRegistry,
   METRICS_CONTENT_TYPE,
   metricsText,
@@ -75,6 +76,20 @@ describe('createMetricsRegistry', () => {
     expect(text).toContain('process_cpu_user_seconds_total');
   });
 
+  // promtool check metrics: "non-counter metrics should not have _total suffix".
+  it('leaves out the process gauges named _total, keeping the per-type gauges they sum', async () => {
+    const text = await metricsText(createMetricsRegistry('root', { processMetrics: true }));
+    const types = [...text.matchAll(/^# TYPE (\w+) (\w+)$/gm)].map((m) => [m[1], m[2]]);
+    expect(types.length).toBeGreaterThan(10);
+    expect(types.filter(([name, type]) => type !== 'counter' && name?.endsWith('_total'))).toEqual(
+      [],
+    );
+    for (const name of DROPPED_PROCESS_METRICS) {
+      expect(text).not.toContain(`# TYPE ${name} `);
+      expect(text).toContain(`# TYPE ${name.replace(/_total$/, '')} gauge\n`);
+    }
+  });
+
   it.each([
     ['a prefix that is not snake_case', () => createMetricsRegistry('Resolver'), 'ERR_METRIC_NAME'],
     [
@@ -85,6 +100,21 @@ describe('createMetricsRegistry', () => {
     [
       'a gauge ending in _total',
       () => createMetricsRegistry('dp').gauge('zones_total', { help: 'h' }),
+      'ERR_METRIC_NAME',
+    ],
+    [
+      'a gauge ending in _count (the series of a histogram)',
+      () => createMetricsRegistry('dp').gauge('zones_count', { help: 'h' }),
+      'ERR_METRIC_NAME',
+    ],
+    [
+      'a histogram ending in _sum',
+      () => createMetricsRegistry('dp').histogram('latency_sum', { help: 'h' }),
+      'ERR_METRIC_NAME',
+    ],
+    [
+      'a gauge ending in _bucket',
+      () => createMetricsRegistry('dp').gauge('size_bucket', { help: 'h' }),
       'ERR_METRIC_NAME',
     ],
     [

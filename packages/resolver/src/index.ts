@@ -125,5 +125,5 @@ export {
   startJsonApi,
 } from './json-api.js';
 export type { JsonApiErrorCode, JsonApiOptions, JsonApiComponents, JsonApi } from './json-api.js';
-export { LOOKUP_DURATION_BUCKETS, createResolverMetrics } from './metrics.js';
-export type { ConnectionListener, LookupKind, ResolverMetrics } from './metrics.js';
+export { RESOLUTION_DURATION_BUCKETS, createResolverMetrics } from './metrics.js';
+export type { ConnectionListener, ResolutionKind, ResolverMetrics } from './metrics.js';

@@ -2,7 +2,6 @@ import {
   declareConnectionMetrics,
   createMetricsRegistry,
   type ConnectionStatsSource,
-  type Counter,
   type ResponseCacheStats,
   type Histogram,
   type MetricsRegistry,
@@ -22,7 +21,7 @@ import type { DiscoveryResult, Resolver } from './types.js';
  * | `resolver_signature_verifications_total`            | counter   | `stats()`: RRSIG × key tried  |
  * | `resolver_failure_cache_hits_total`                 | counter   | `stats()`: RFC 9520 answers   |
  * | `resolver_discoveries_total{status}`                | counter   | the JSON API, per CSI         |
- * | `resolver_lookup_duration_seconds{kind}`            | histogram | front ends: `dns`, `discover` (one CSI), `batch` (one POST) |
+ * | `resolver_resolution_duration_seconds{kind}`        | histogram | front ends: `dns`, `discover` (one CSI), `batch` (one POST) |
  * | `resolver_queries_total{transport,rcode}`           | counter   | the DNS front ends            |
  * | `resolver_api_requests_total{status}`               | counter   | the JSON API, by HTTP status  |
  * | `resolver_connections_refused_total{listener,reason}` | counter | listeners: closed at accept |
@@ -31,20 +30,21 @@ import type { DiscoveryResult, Resolver } from './types.js';
  * plus the process metrics of prom-client. Label values are small fixed sets (a status, a
  * reason, a transport): never a CSI, a query name or a client address.
  *
- * The core keeps its own counts (`ResolverStats`); they are copied into the registry when
- * metrics are scraped, by the collect function of the first metric declared. prom-client
- * collects metrics in the order they were declared, so every metric declared after it is read
- * once the copy is done.
+ * One way to declare, as in every package: each metric is declared here, once. What the front
+ * ends see is recorded when it happens (`record…`); what another part keeps a count of (the
+ * resolver core's `ResolverStats`, the answer cache, the listeners) is read by the metric's own
+ * `collect` when metrics are scraped, so the core bumps plain numbers and nothing is copied
+ * between metrics.
  */
 
 /** A listener whose connections are limited (`connection-limits.ts` in common). */
 export type ConnectionListener = 'tcp' | 'doh' | 'api';
 
 /** What a front end measures: one DNS question, one GET discovery, or one POST batch. */
-export type LookupKind = 'dns' | 'discover' | 'batch';
+export type ResolutionKind = 'dns' | 'discover' | 'batch';
 
-/** Upper bounds of the lookup duration buckets, in seconds: from a cache hit to a slow walk. */
-export const LOOKUP_DURATION_BUCKETS = Object.freeze([
+/** Upper bounds of the resolution duration buckets, in seconds: from a cache hit to a slow walk. */
+export const RESOLUTION_DURATION_BUCKETS = Object.freeze([
   0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ]);
 
@@ -70,56 +70,60 @@ export interface ResolverMetrics {
 /** Declares the metrics of a resolver server in a new registry, reading `resolver.stats()`. */
 export function createResolverMetrics(resolver: Pick<Resolver, 'stats'>): ResolverMetrics {
   const registry = createMetricsRegistry('resolver', { processMetrics: true });
-  let cacheBytes = 0;
-
-  // Declared first: its collect copies the core's counts for the metrics declared after it.
   registry.gauge('cache_hit_ratio', {
     help: 'Share of cache lookups answered from the cache since start (0 before any lookup)',
     collect() {
-      const stats = resolver.stats();
-      const lookups = stats.cacheHits + stats.cacheMisses;
-      this.set(lookups === 0 ? 0 : stats.cacheHits / lookups);
-      cacheBytes = stats.cacheBytes;
-      // Counters only go up; these are set to the core's running totals.
-      upstream.reset();
-      upstream.inc(stats.upstreamQueries);
-      failures.reset();
-      for (const [reason, count] of Object.entries(stats.validationFailures)) {
-        failures.inc({ reason }, count);
-      }
-      verifications.reset();
-      verifications.inc(stats.signatureVerifications);
-      failureHits.reset();
-      failureHits.inc(stats.failureCacheHits);
+      const { cacheHits, cacheMisses } = resolver.stats();
+      const lookups = cacheHits + cacheMisses;
+      this.set(lookups === 0 ? 0 : cacheHits / lookups);
     },
   });
   registry.gauge('cache_bytes', {
     help: 'Bytes held by the cache',
     collect() {
-      this.set(cacheBytes);
+      this.set(resolver.stats().cacheBytes);
     },
   });
-  const upstream: Counter = registry.counter('upstream_queries_total', {
+  // Counters read from the core only go up: each is set to the core's running total.
+  registry.counter('upstream_queries_total', {
     help: 'Queries sent to root and Discovery Provider servers',
+    collect() {
+      this.reset();
+      this.inc(resolver.stats().upstreamQueries);
+    },
   });
-  const failures = registry.counter<'reason'>('validation_failures_total', {
+  registry.counter<'reason'>('validation_failures_total', {
     help: 'DNSSEC and mapping validation failures, by reason',
     labelNames: ['reason'],
+    collect() {
+      this.reset();
+      for (const [reason, count] of Object.entries(resolver.stats().validationFailures)) {
+        this.inc({ reason }, count);
+      }
+    },
   });
-  const verifications: Counter = registry.counter('signature_verifications_total', {
+  registry.counter('signature_verifications_total', {
     help: 'DNSSEC signature verifications (one RRSIG tried with one key)',
+    collect() {
+      this.reset();
+      this.inc(resolver.stats().signatureVerifications);
+    },
   });
-  const failureHits: Counter = registry.counter('failure_cache_hits_total', {
+  registry.counter('failure_cache_hits_total', {
     help: 'Questions answered from the cache of failed resolutions (RFC 9520)',
+    collect() {
+      this.reset();
+      this.inc(resolver.stats().failureCacheHits);
+    },
   });
   const discoveries = registry.counter<'status'>('discoveries_total', {
     help: 'CSIs discovered through the JSON API, by result status',
     labelNames: ['status'],
   });
-  const duration: Histogram<'kind'> = registry.histogram<'kind'>('lookup_duration_seconds', {
+  const duration: Histogram<'kind'> = registry.histogram<'kind'>('resolution_duration_seconds', {
     help: 'Time to answer one DNS question, one discovery, or one batch of discoveries',
     labelNames: ['kind'],
-    buckets: LOOKUP_DURATION_BUCKETS,
+    buckets: RESOLUTION_DURATION_BUCKETS,
   });
   const queries = registry.counter<'transport' | 'rcode'>('queries_total', {
     help: 'DNS questions answered by the DNS front ends, by transport and response code',

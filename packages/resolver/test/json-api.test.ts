@@ -476,8 +476,10 @@ describe('metrics and privacy', () => {
     expect(text).toMatch(/^resolver_discoveries_total\{status="found"\} [1-9]\d*$/m);
     expect(text).toMatch(/^resolver_discoveries_total\{status="error"\} [1-9]\d*$/m);
     expect(text).toMatch(/^resolver_api_requests_total\{status="400"\} [1-9]\d*$/m);
-    expect(text).toMatch(/^resolver_lookup_duration_seconds_count\{kind="batch"\} [1-9]\d*$/m);
-    expect(text).toMatch(/^resolver_lookup_duration_seconds_count\{kind="discover"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^resolver_resolution_duration_seconds_count\{kind="batch"\} [1-9]\d*$/m);
+    expect(text).toMatch(
+      /^resolver_resolution_duration_seconds_count\{kind="discover"\} [1-9]\d*$/m,
+    );
   });
 
   it('logs counts, never a CSI or a client address', () => {

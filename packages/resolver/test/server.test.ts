@@ -390,7 +390,7 @@ describe('the admin port', () => {
     expect(text).toMatch(/^resolver_queries_total\{transport="udp",rcode="NOERROR"\} [1-9]\d*$/m);
     expect(text).toMatch(/^resolver_queries_total\{transport="udp",rcode="REFUSED"\} [1-9]\d*$/m);
     expect(text).toMatch(/^resolver_queries_total\{transport="doh",rcode="SERVFAIL"\} [1-9]\d*$/m);
-    expect(text).toMatch(/^resolver_lookup_duration_seconds_count\{kind="dns"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^resolver_resolution_duration_seconds_count\{kind="dns"\} [1-9]\d*$/m);
     expect(text).toMatch(/^resolver_answer_cache_hits_total [1-9]\d*$/m);
     // A second scrape sets the counters again rather than adding to them.
     const again = await (await fetch(`${admin()}/metrics`)).text();

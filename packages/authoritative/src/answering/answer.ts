@@ -5,6 +5,8 @@ import {
   respondError,
   signRRset,
   silentLogger,
+  systemClock,
+  type Clock,
   type Logger,
   type Message,
   type QueryContext,
@@ -17,7 +19,8 @@ import {
 } from '@mimi-discovery/common';
 import { currentMappings, MappingExpiries } from './map-expiry.js';
 import type { DiscoveryStore } from '../store/store.js';
-import { INCEPTION_BACKDATE_SECONDS, ownerOrUndefined } from '../zone/zone-signer.js';
+import { ownerOrUndefined } from '../zone/owner-name.js';
+import { INCEPTION_BACKDATE_SECONDS } from '../zone/zone-signer.js';
 
 /**
  * The answering path of a Discovery Provider: a query in, the authoritative response out, from
@@ -45,8 +48,8 @@ import { INCEPTION_BACKDATE_SECONDS, ownerOrUndefined } from '../zone/zone-signe
 
 /** Options of {@link createAnswerer}. */
 export interface AnswererOptions {
-  /** Clock in seconds since the epoch; default the system clock. */
-  now?: () => number;
+  /** Clock in whole seconds since the epoch; default `systemClock`. */
+  now?: Clock;
   /** Where faults are logged; default silent. */
   log?: Logger;
 }
@@ -67,7 +70,9 @@ export const CURRENT_MAP_CACHE_ENTRIES = 1024;
 
 /**
  * The query handler of a DP (a `QueryHandler`, answering synchronously), and what an answer
- * cache needs to know about its answers.
+ * cache needs to know about its answers. Like every `QueryHandler` it is given only queries that
+ * `answerQuery` (common's `respond.ts`, run by the UDP, TCP and DoH listeners alike) let through:
+ * opcode QUERY, one question, no EDNS or EDNS version 0. Those checks are made there, once.
  */
 export interface Answerer {
   (query: Message, context?: QueryContext): Message;
@@ -98,7 +103,7 @@ interface AnswerContext {
  * fault inside is logged and answered with SERVFAIL.
  */
 export function createAnswerer(store: DiscoveryStore, options: AnswererOptions = {}): Answerer {
-  const now = options.now ?? (() => Math.floor(Date.now() / 1000));
+  const now = options.now ?? systemClock;
   const log = options.log ?? silentLogger;
   const caches = new WeakMap<ZoneKey, OnlineSignatures>();
   const expiries = new MappingExpiries();
@@ -180,15 +185,13 @@ function answer(
   query: Message,
   context: AnswerContext,
 ): { response: Message; expiresAt?: number } {
+  // Opcode, question count and EDNS version were checked once, by `answerQuery` (common's
+  // `respond.ts`), which every listener runs before its handler: this sees a query that passed.
   const question = query.questions[0];
-  const refuse = (rcode: 'NOTIMP' | 'FORMERR' | 'REFUSED') => ({
+  if (question === undefined) throw new TypeError('a query reaches the answerer with its question');
+  const refuse = (rcode: 'REFUSED') => ({
     response: withCompact(query, respondError(query, rcode)),
   });
-  if (query.flags.opcode !== 0) return refuse('NOTIMP');
-  if (question === undefined || query.questions.length !== 1) return refuse('FORMERR');
-  if (query.edns !== undefined && query.edns.version > 0) {
-    return { response: respondError(query, 'BADVERS') };
-  }
   // RFC 1035 §4.1.1: a server that serves only IN refuses other classes; zone transfers do not
   // run over this path.
   if (question.class !== 'IN' || question.type === 'AXFR' || question.type === 'IXFR') {

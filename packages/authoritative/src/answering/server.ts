@@ -1,14 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  declareConnectionMetrics,
   createLogger,
-  createMetricsRegistry,
   ResponseCache,
   startAdminServer,
   startDnsServer,
+  systemClock,
   type AdminServer,
-  type ConnectionStatsSource,
+  type Clock,
   type DnsServer,
   type DnsServerConfig,
   type Logger,
@@ -16,6 +15,7 @@ import {
 } from '@mimi-discovery/common';
 import type { DpConfig } from '../config.js';
 import { createAnswerer } from './answer.js';
+import { createAuthoritativeMetrics } from '../metrics.js';
 import {
   createOutboxChannel,
   createSmtpChannel,
@@ -44,8 +44,11 @@ export interface RunningProvider {
 
 /** What a provider uses besides its config. */
 export interface ProviderComponents {
-  /** Clock in seconds since the epoch; default the system clock. */
-  now?: () => number;
+  /**
+   * The clock of the whole server (whole seconds since the epoch): the store, the answerer, the
+   * registrar, the answer cache and re-signing all read this one. Default `systemClock`.
+   */
+  now?: Clock;
   /** Default: JSON lines on stderr at the configured level. */
   log?: Logger;
   /** An already open store (tests); default `openLmdbStore` in `<dataDir>/store`. */
@@ -65,7 +68,7 @@ export async function startProvider(
   config: DpConfig,
   components: ProviderComponents = {},
 ): Promise<RunningProvider> {
-  const now = components.now ?? (() => Math.floor(Date.now() / 1000));
+  const now = components.now ?? systemClock;
   const log = components.log ?? createLogger(`authoritative`, { level: config.log.level });
   const day = 86_400;
   const store =
@@ -82,31 +85,16 @@ export async function startProvider(
     }));
   const started: Array<{ close(): Promise<void> }> = [];
   try {
-    const metrics = createMetricsRegistry('authoritative', { processMetrics: true });
-    const queries = metrics.counter<'transport' | 'rcode'>('queries_total', {
-      help: 'DNS queries answered, by transport and response code',
-      labelNames: ['transport', 'rcode'],
-    });
-    const latency = metrics.histogram<'transport'>('query_duration_seconds', {
-      help: 'Time to answer one DNS query',
-      labelNames: ['transport'],
-      buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
-    });
-    metrics.gauge('zones_count', {
-      help: 'Zones served from the store',
-      collect() {
-        this.set(store.listZones().length);
-      },
-    });
+    const metrics = createAuthoritativeMetrics(store);
     const answer = createAnswerer(store, { now, log: log.child('answer') });
     // Answers are computed in the event turn of their query (the store reads synchronously), so
     // the handler stays synchronous too: the UDP listener then sends without a promise.
     const handler: QueryHandler = (query, context) => {
       const start = process.hrtime.bigint();
       const response = answer(query, context);
-      queries.inc({ transport: context.transport, rcode: response.rcode });
-      latency.observe(
-        { transport: context.transport },
+      metrics.recordQuery(
+        context.transport,
+        response.rcode,
         Number(process.hrtime.bigint() - start) / 1e9,
       );
       return response;
@@ -122,26 +110,7 @@ export async function startProvider(
         return at === undefined ? undefined : at * 1000;
       },
     });
-    metrics.counter('answer_cache_hits_total', {
-      help: 'Queries answered from the answer cache (not in queries_total)',
-      collect() {
-        this.reset();
-        this.inc(cache.stats.hits);
-      },
-    });
-    metrics.counter('answer_cache_misses_total', {
-      help: 'Queries the answer cache could not answer',
-      collect() {
-        this.reset();
-        this.inc(cache.stats.misses);
-      },
-    });
-    metrics.gauge('answer_cache_bytes', {
-      help: 'Octets held by the answer cache',
-      collect() {
-        this.set(cache.stats.octets);
-      },
-    });
+    metrics.watchAnswerCache(cache);
 
     const tls = config.tls
       ? { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
@@ -161,6 +130,8 @@ export async function startProvider(
       ? await startDnsServer(dnsConfig, handler, { log: log.child('dns'), cache })
       : undefined;
     if (dns) started.push(dns);
+    if (dns?.tcp) metrics.watchConnections('tcp', dns.tcp);
+    if (dns?.doh) metrics.watchConnections('doh', dns.doh);
 
     let registrationApi: RegistrationApi | undefined;
     if (config.role === 'dp' && config.registration && api !== null) {
@@ -183,20 +154,15 @@ export async function startProvider(
         { log: log.child('api') },
       );
       started.push(registrationApi);
+      metrics.watchConnections('api', registrationApi);
     }
-    const listeners: ReadonlyArray<readonly [string, ConnectionStatsSource]> = [
-      ...(dns?.tcp ? [['tcp', dns.tcp] as const] : []),
-      ...(dns?.doh ? [['doh', dns.doh] as const] : []),
-      ...(registrationApi ? [['api', registrationApi] as const] : []),
-    ];
-    declareConnectionMetrics(metrics, () => listeners);
 
     const adminServer =
       admin !== null
         ? await startAdminServer(
             { host, port: admin },
             {
-              registry: metrics,
+              registry: metrics.registry,
               health: () => ({
                 ok: true,
                 detail: { role: config.role, zones: store.listZones().length },

@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import type { Clock } from '@mimi-discovery/common';
 import { LRUCache } from 'lru-cache';
 import { MAX_ATTEMPTS_PER_CODE } from './rate-limit.js';
 
@@ -51,8 +52,8 @@ export interface CodeTable {
 
 /** Settings of {@link createCodeTable}. */
 export interface CodeTableOptions {
-  /** The clock, seconds since the epoch. */
-  readonly now: () => number;
+  /** The clock, whole seconds since the epoch (the server's one clock). */
+  readonly now: Clock;
   readonly ttlSeconds?: number;
   readonly digits?: number;
   readonly maxAttempts?: number;

@@ -1,3 +1,4 @@
+import type { Clock } from '@mimi-discovery/common';
 import { LRUCache } from 'lru-cache';
 
 /**
@@ -49,8 +50,11 @@ export interface TokenBucketOptions {
   readonly windowSeconds: number;
   /** Most keys tracked; default {@link MAX_RATE_LIMIT_KEYS}. */
   readonly maxKeys?: number;
-  /** The clock, seconds since the epoch (fractions allowed). */
-  readonly now: () => number;
+  /**
+   * The clock, whole seconds since the epoch (the server's one clock); the buckets refill
+   * correctly from a clock with fractions too.
+   */
+  readonly now: Clock;
 }
 
 interface Bucket {

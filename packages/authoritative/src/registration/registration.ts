@@ -12,12 +12,14 @@ import {
   parentName,
   parseCsi,
   silentLogger,
+  systemClock,
   verifyMapping,
   verifyMaprefRequest,
   verifyRemoval,
   verifyRevocation,
   type Attestation,
   type AuthkeyRole,
+  type Clock,
   type Csi,
   type Logger,
   type Mapping,
@@ -109,8 +111,11 @@ export interface RegistrarLimits {
 export interface RegistrarOptions {
   readonly store: DiscoveryStore;
   readonly channels: CodeChannels;
-  /** The clock, seconds since the epoch; default the system clock. */
-  readonly now?: () => number;
+  /**
+   * The clock, whole seconds since the epoch, for codes, rate limits and attestations; default
+   * `systemClock`.
+   */
+  readonly now?: Clock;
   readonly log?: Logger;
   readonly limits?: RegistrarLimits;
   /** The namespace apex; default `mimi.arpa`. */
@@ -187,9 +192,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
   const limits = options.limits ?? {};
   const apex = options.apex ?? DEFAULT_APEX;
   const log = options.log ?? silentLogger;
-  const systemClock = (): number => Date.now() / 1000;
-  const readClock = options.now ?? systemClock;
-  const clock = (): number => Math.floor(readClock());
+  const clock = options.now ?? systemClock;
   const validity = limits.attestationValiditySeconds ?? ATTESTATION_VALIDITY_SECONDS;
   if (
     !Number.isSafeInteger(validity) ||
@@ -214,13 +217,13 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     capacity: limits.sendsPerCsiPerHour ?? SENDS_PER_CSI_PER_HOUR,
     windowSeconds: 3600,
     maxKeys,
-    now: readClock,
+    now: clock,
   });
   const requests: TokenBuckets = createTokenBuckets({
     capacity: limits.requestsPerClientPerMinute ?? REQUESTS_PER_CLIENT_PER_MINUTE,
     windowSeconds: 60,
     maxKeys,
-    now: readClock,
+    now: clock,
   });
 
   // -------------------------------------------------------------------------------------------

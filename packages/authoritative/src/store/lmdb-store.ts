@@ -8,6 +8,8 @@ import {
   isSubdomain,
   keyPairFromSeed,
   parentName,
+  systemClock,
+  type Clock,
   type Ed25519KeyPair,
   type ResourceRecord,
   type RRType,
@@ -38,16 +40,10 @@ import {
   replayReader,
   untilOf,
 } from './replay-codec.js';
-import {
-  StoreError,
-  type ApplyResult,
-  type DiscoveryStore,
-  type RRsetChange,
-  type StoreErrorCode,
-  type ZoneInfo,
-  type ZoneInit,
-} from './store.js';
-import type { StoreWriterData, StoreWriterReply, StoreWriterRequest } from './store-writer.js';
+import type { DiscoveryStore } from './store.js';
+import { StoreError, noZoneError, type StoreErrorCode } from './store-error.js';
+import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
+import type { StoreWriterReply, StoreWriterRequest } from './store-writer-messages.js';
 import {
   CHANGE_LOG_ENTRIES,
   changedNames,
@@ -56,20 +52,17 @@ import {
   type ChangedNames,
   type StoreChanges,
 } from '../zone/zone-changes.js';
+import { ownerName, ownerOrUndefined, zoneOrigin } from '../zone/owner-name.js';
 import {
   DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
   initialZone,
   checkProverSeed,
   newZoneKey,
-  noZoneError,
   nodeRecords,
-  ownerName,
-  ownerOrUndefined,
   planApply,
   planResign,
   signatureValidityPolicy,
   toZoneNode,
-  zoneOrigin,
   zoneSigner,
   type SignatureValidityPolicy,
   type StoredNode,
@@ -132,8 +125,8 @@ import {
 export interface LmdbStoreOptions {
   /** Directory of the LMDB environment; created (mode 0700) when missing. */
   dataDir: string;
-  /** Clock in seconds since the epoch; default the system clock. */
-  now?: () => number;
+  /** Clock in whole seconds since the epoch; default `systemClock`. */
+  now?: Clock;
   /** Signature lifetime and renewal margin; default 14 days, renewed 7 days before expiry. */
   signatureValidity?: Partial<SignatureValidityPolicy>;
   /**
@@ -150,6 +143,15 @@ export interface LmdbStoreOptions {
    * the calling thread either way. A writer thread keeps the system clock: `now` cannot be given.
    */
   writer?: 'inline' | 'thread';
+}
+
+/**
+ * What the store's own thread hands its writer thread (`store-writer.ts`) as `workerData`: the
+ * options to open the same environment with, less the clock (a function does not cross threads)
+ * and the writer choice.
+ */
+export interface StoreWriterData {
+  readonly options: Omit<LmdbStoreOptions, 'now' | 'writer'>;
 }
 
 /** Decoded nodes kept for reuse (see `#decoded`). */
@@ -232,7 +234,7 @@ async function openInlineStore(options: LmdbStoreOptions): Promise<LmdbStore> {
   try {
     const prover = await initialize(tables, options.proverSeed);
     return new LmdbStore(tables, {
-      now: options.now ?? (() => Math.floor(Date.now() / 1000)),
+      now: options.now ?? systemClock,
       policy,
       prover,
       proverLifetime: options.proverKeyLifetimeSeconds ?? DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
@@ -253,7 +255,7 @@ interface Tables {
 }
 
 interface Settings {
-  now: () => number;
+  now: Clock;
   policy: SignatureValidityPolicy;
   prover: Ed25519KeyPair;
   proverLifetime: number;

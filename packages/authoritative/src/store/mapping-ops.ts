@@ -21,11 +21,11 @@ import {
   type Revocation,
   type RRsetSigner,
 } from '@mimi-discovery/common';
-import { StoreError } from './store.js';
+import { StoreError } from './store-error.js';
+import { ownerName } from '../zone/owner-name.js';
 import { changedNames, type ChangedNames, type NormalizedChange } from '../zone/zone-changes.js';
 import {
   DEFAULT_APEX_TTL,
-  ownerName,
   planApply,
   type ZoneReader,
   type ZoneWrites,

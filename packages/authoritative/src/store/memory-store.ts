@@ -3,6 +3,8 @@ import {
   isSubdomain,
   keyPairFromSeed,
   parentName,
+  systemClock,
+  type Clock,
   type Ed25519KeyPair,
   type ResourceRecord,
   type RRType,
@@ -19,14 +21,9 @@ import {
   type StoreOperation,
 } from './mapping-ops.js';
 import { replayKey, replayReader } from './replay-codec.js';
-import {
-  StoreError,
-  type ApplyResult,
-  type DiscoveryStore,
-  type RRsetChange,
-  type ZoneInfo,
-  type ZoneInit,
-} from './store.js';
+import type { DiscoveryStore } from './store.js';
+import { StoreError, noZoneError } from './store-error.js';
+import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import { nodeKey } from './node-codec.js';
 import {
   CHANGE_LOG_ENTRIES,
@@ -36,20 +33,17 @@ import {
   type ChangedNames,
   type StoreChanges,
 } from '../zone/zone-changes.js';
+import { ownerName, ownerOrUndefined, zoneOrigin } from '../zone/owner-name.js';
 import {
   DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
   checkProverSeed,
   initialZone,
   newZoneKey,
-  noZoneError,
   nodeRecords,
-  ownerName,
-  ownerOrUndefined,
   planApply,
   planResign,
   signatureValidityPolicy,
   toZoneNode,
-  zoneOrigin,
   zoneSigner,
   type SignatureValidityPolicy,
   type StoredNode,
@@ -72,8 +66,8 @@ import {
 
 /** Options of {@link createMemoryStore}. */
 export interface MemoryStoreOptions {
-  /** Clock in seconds since the epoch; default the system clock. */
-  now?: () => number;
+  /** Clock in whole seconds since the epoch; default `systemClock`. */
+  now?: Clock;
   /** Signature lifetime and renewal margin; default 14 days, renewed 7 days before expiry. */
   signatureValidity?: Partial<SignatureValidityPolicy>;
   /** Seed of this DP's prover key (32 octets); a new random key otherwise. */
@@ -96,7 +90,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): DiscoverySt
 
 class MemoryStore implements DiscoveryStore {
   readonly #zones = new Map<string, MemoryZone>();
-  readonly #now: () => number;
+  readonly #now: Clock;
   readonly #policy: SignatureValidityPolicy;
   readonly #prover: Ed25519KeyPair;
   readonly #proverLifetime: number;
@@ -108,7 +102,7 @@ class MemoryStore implements DiscoveryStore {
   readonly #replay = new Map<string, ReplayRecord>();
 
   constructor(options: MemoryStoreOptions) {
-    this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
+    this.#now = options.now ?? systemClock;
     this.#policy = signatureValidityPolicy(options.signatureValidity);
     checkProverSeed(options.proverSeed);
     this.#prover =

@@ -9,7 +9,7 @@ import {
   type ResourceRecord,
   type RRType,
 } from '@mimi-discovery/common';
-import { StoreError } from './store.js';
+import { StoreError } from './store-error.js';
 import type { StoredNode, StoredRRset } from '../zone/zone-signer.js';
 
 /**

@@ -5,7 +5,7 @@ import type {
   ReplayRecord,
   RevocationRecord,
 } from './mapping-ops.js';
-import { StoreError } from './store.js';
+import { StoreError } from './store-error.js';
 
 /**
  * How anti-replay records (`mapping-ops.ts`) are kept as keys and values of the LMDB `replay`

@@ -7,30 +7,10 @@
  * message } }` once the write is durable (or failed, having changed nothing).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { openLmdbStore, type LmdbStoreOptions } from './lmdb-store.js';
-import { StoreError, type DiscoveryStore } from './store.js';
-
-/** What the opening thread hands this one. */
-export interface StoreWriterData {
-  readonly options: Omit<LmdbStoreOptions, 'now' | 'writer'>;
-}
-
-/** A request from the store's own thread. */
-export type StoreWriterRequest =
-  | { id: number; method: 'addZone'; args: Parameters<DiscoveryStore['addZone']> }
-  | { id: number; method: 'removeZone'; args: Parameters<DiscoveryStore['removeZone']> }
-  | { id: number; method: 'apply'; args: Parameters<DiscoveryStore['apply']> }
-  | {
-      id: number;
-      method: 'applyOperation';
-      args: Parameters<DiscoveryStore['applyOperation']>;
-    }
-  | { id: number; method: 'resign'; args: Parameters<DiscoveryStore['resign']> }
-  | { id: number; method: 'close' };
-
-/** The answer to one request. */
-export type StoreWriterReply =
-  { id: number; value: unknown } | { id: number; error: { code?: string; message: string } };
+import { openLmdbStore, type StoreWriterData } from './lmdb-store.js';
+import type { DiscoveryStore } from './store.js';
+import { StoreError } from './store-error.js';
+import type { StoreWriterReply, StoreWriterRequest } from './store-writer-messages.js';
 
 async function serve(): Promise<void> {
   const port = parentPort;

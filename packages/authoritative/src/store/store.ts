@@ -1,12 +1,12 @@
-import {
-  MimiError,
-  type Ed25519KeyPair,
-  type ResourceRecord,
-  type RRType,
-  type ZoneKey,
-  type ZoneView,
+import type {
+  Ed25519KeyPair,
+  ResourceRecord,
+  RRType,
+  ZoneKey,
+  ZoneView,
 } from '@mimi-discovery/common';
 import type { OperationOutcome, ReplayRecord, StoreOperation } from './mapping-ops.js';
+import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import type { StoreChanges } from '../zone/zone-changes.js';
 
 /**
@@ -17,9 +17,9 @@ import type { StoreChanges } from '../zone/zone-changes.js';
  *
  * Every write resolves only after it is durable (LMDB: its commit flushed to disk) and applies
  * atomically; one that changes records re-signs what it changed and increases the zone's SOA
- * serial by at least one. A write that fails rejects with a {@link StoreError} and changes nothing. Once a write has
- * resolved, every read of the same store object sees it; a write by another process on the same
- * data (the CLI) is seen from the next event turn on.
+ * serial by at least one. A write that fails rejects with a `StoreError` (`store-error.ts`) and
+ * changes nothing. Once a write has resolved, every read of the same store object sees it; a
+ * write by another process on the same data (the CLI) is seen from the next event turn on.
  *
  * A change whose outcome depends on what is stored — adding a mapping under the `seq` and "new"
  * rules, a removal, a revocation, a MapRef request, adding AUTHKEYs — is an operation
@@ -106,86 +106,4 @@ export interface DiscoveryStore {
   resign(before?: number): Promise<number>;
   /** Flushes and closes; later calls fail with `ERR_STORE_CLOSED`. */
   close(): Promise<void>;
-}
-
-/**
- * One change to one RRset of a zone. Allowed types: NS (the apex NS RRset, or a delegation), DS
- * (at a delegation), A, AAAA and SVCB (glue, `_dns` endpoints), TXT, MAP, MAPREF and AUTHKEY (at
- * the apex). SOA, DNSKEY, RRSIG, NSEC, NSEC3 and NSEC3PARAM are the store's own.
- */
-export type RRsetChange =
-  | { op: 'put'; name: string; type: RRType; records: ResourceRecord[] }
-  | { op: 'delete'; name: string; type: RRType };
-
-/** The outcome of {@link DiscoveryStore.apply}. */
-export interface ApplyResult {
-  serial: number;
-}
-
-/** What it takes to create a zone. */
-export interface ZoneInit {
-  origin: string;
-  /** Nameserver names for the apex NS RRset. */
-  nameservers: string[];
-  /** SOA MNAME and RNAME; timers default to common values when omitted. */
-  mname: string;
-  rname: string;
-  refresh?: number;
-  retry?: number;
-  expire?: number;
-  minimum?: number;
-  /** TTL of the apex records (SOA, NS, DNSKEY, AUTHKEY); default 3600. */
-  ttl?: number;
-  /** Seed of the zone key (32 octets) when it must be fixed; a new random key otherwise. */
-  keySeed?: Uint8Array;
-  /** Extra AUTHKEY entries besides this DP's prover key (independent provers, CSIPs). */
-  authkeys?: AuthkeyEntry[];
-}
-
-/** One key authorized for a range (AUTHKEY RDATA). */
-export interface AuthkeyEntry {
-  role: 'prover' | 'csip';
-  publicKey: Uint8Array;
-  notAfter: number;
-}
-
-/** Facts about one zone. */
-export interface ZoneInfo {
-  origin: string;
-  serial: number;
-  keyTag: number;
-  /** The zone's DNSKEY public key. */
-  publicKey: Uint8Array;
-}
-
-/** Stable codes of {@link StoreError}. */
-export type StoreErrorCode =
-  /** No zone with that origin in this store. */
-  | 'ERR_STORE_NO_ZONE'
-  /** `addZone` for an origin the store already holds. */
-  | 'ERR_STORE_ZONE_EXISTS'
-  /** Invalid zone settings (`addZone`). */
-  | 'ERR_STORE_BAD_ZONE'
-  /** A name outside the zone it was given for. */
-  | 'ERR_STORE_OUT_OF_ZONE'
-  /** A change the store does not accept (type, owner, records, or the zone's structure). */
-  | 'ERR_STORE_BAD_CHANGE'
-  /** The store was closed. */
-  | 'ERR_STORE_CLOSED'
-  /** The data directory holds a different prover key than the one configured. */
-  | 'ERR_STORE_PROVER_KEY'
-  /** Stored data that does not decode (a damaged or foreign data directory). */
-  | 'ERR_STORE_CORRUPT'
-  /** A data directory written by a newer version, in a layout this version cannot read. */
-  | 'ERR_STORE_NEWER_FORMAT'
-  /** The data directory cannot be opened or written. */
-  | 'ERR_STORE_IO';
-
-/** A fault of a {@link DiscoveryStore}: bad input (nothing was changed) or a storage failure. */
-export class StoreError extends MimiError {
-  declare readonly code: StoreErrorCode;
-
-  constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
-  }
 }

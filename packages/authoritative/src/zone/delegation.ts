@@ -7,7 +7,8 @@ import {
   type ResourceRecord,
   type SvcParams,
 } from '@mimi-discovery/common';
-import type { DiscoveryStore, RRsetChange } from '../store/store.js';
+import type { DiscoveryStore } from '../store/store.js';
+import type { RRsetChange } from '../store/store-types.js';
 
 /**
  * Delegations of ranges from a zone to child Discovery Providers (the root delegating `+44`, or

@@ -5,8 +5,9 @@ import {
   type ResourceRecord,
   type RRType,
 } from '@mimi-discovery/common';
-import { StoreError, type RRsetChange } from '../store/store.js';
-import { ownerName as storedName } from './zone-signer.js';
+import { ownerName as storedName } from './owner-name.js';
+import { StoreError } from '../store/store-error.js';
+import type { RRsetChange } from '../store/store-types.js';
 
 /**
  * Checks on the changes given to `DiscoveryStore.apply`, before anything is read or written:

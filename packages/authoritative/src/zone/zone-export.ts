@@ -3,12 +3,15 @@ import {
   formatZone,
   signRRset,
   signZone,
+  systemClock,
   type RecordOf,
   type ResourceRecord,
 } from '@mimi-discovery/common';
 import { currentMappings, mappingExpiry } from '../answering/map-expiry.js';
 import type { DiscoveryStore } from '../store/store.js';
-import { DEFAULT_SIGNATURE_VALIDITY, noZoneError, validityAt, zoneOrigin } from './zone-signer.js';
+import { zoneOrigin } from './owner-name.js';
+import { DEFAULT_SIGNATURE_VALIDITY, validityAt } from './zone-signer.js';
+import { noZoneError } from '../store/store-error.js';
 
 /**
  * A zone of the store as an RFC 1035 master file, for stock secondaries (NSD, Knot, BIND) and
@@ -42,7 +45,7 @@ export interface ExportZoneOptions {
   nsec3: boolean;
   /**
    * Signing time, and the time at which mappings are checked for expiry, in seconds since the
-   * epoch; default the system clock.
+   * epoch; default the time of `systemClock`.
    */
   now?: number;
   /** Lifetime of the export's signatures; default 14 days. */
@@ -61,7 +64,7 @@ export function exportZone(
   const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
   const records = store.readZone(apex);
   const key = store.zoneKey(apex);
-  const now = options.now ?? Math.floor(Date.now() / 1000);
+  const now = options.now ?? systemClock();
   const validity = validityAt(now, {
     validitySeconds: options.validitySeconds ?? DEFAULT_SIGNATURE_VALIDITY.validitySeconds,
     refreshBeforeSeconds: 0,

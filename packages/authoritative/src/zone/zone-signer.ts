@@ -5,10 +5,8 @@ import {
   createZoneKey,
   dnskeyRecord,
   encodeRdata,
-  formatLabels,
   isSubdomain,
   parentName,
-  parseLabels,
   record,
   signRRset,
   typeToCode,
@@ -20,8 +18,10 @@ import {
   type ZoneKey,
   type ZoneNode,
 } from '@mimi-discovery/common';
+import { zoneOrigin } from './owner-name.js';
 import type { NormalizedChange } from './zone-changes.js';
-import { StoreError, type AuthkeyEntry, type ZoneInit } from '../store/store.js';
+import { StoreError } from '../store/store-error.js';
+import type { AuthkeyEntry, ZoneInit } from '../store/store-types.js';
 
 /**
  * The signer shared by every store: how a zone's nodes are created, changed and re-signed. A
@@ -332,49 +332,6 @@ export function nodeRecords(node: StoredNode): ResourceRecord[] {
     if (rrset.signature !== undefined) out.push(rrset.signature);
   }
   return out;
-}
-
-/** Names that `formatLabels` writes unchanged: no escapes, no specials. */
-const PLAIN_NAME = /^[0-9a-z_*-]+(\.[0-9a-z_*-]+)*$/;
-
-/**
- * The form in which the store keys names: canonical (RFC 4034 §6.2, lowercase, no trailing dot)
- * with RFC 1035 escapes exactly as `formatLabels` writes them, so one name has one spelling
- * (`a\@b` and `a@b` are the same name). Throws `NameError` for a malformed name.
- */
-export function ownerName(name: string): string {
-  const canonical = canonicalName(name);
-  if (canonical === '.' || PLAIN_NAME.test(canonical)) return canonical;
-  return formatLabels(parseLabels(canonical));
-}
-
-/** {@link ownerName}, or undefined for a malformed name. */
-export function ownerOrUndefined(name: string): string | undefined {
-  try {
-    return ownerName(name);
-  } catch {
-    return undefined;
-  }
-}
-
-/** The error for an origin the store does not hold. */
-export function noZoneError(origin: string): StoreError {
-  return new StoreError('ERR_STORE_NO_ZONE', `the store holds no zone ${origin}`);
-}
-
-/**
- * The canonical origin of a zone. Throws `StoreError` with `code` when it is not a domain name.
- */
-export function zoneOrigin(
-  origin: unknown,
-  code: 'ERR_STORE_BAD_ZONE' | 'ERR_STORE_NO_ZONE',
-): string {
-  if (typeof origin !== 'string') throw new StoreError(code, 'a zone origin must be a string');
-  try {
-    return ownerName(origin);
-  } catch (cause) {
-    throw new StoreError(code, `${JSON.stringify(origin)} is not a domain name`, { cause });
-  }
 }
 
 /** A reader that sees pending writes over a base reader. */

@@ -9,7 +9,9 @@ export type { Counter, Gauge, Histogram, Registry } from 'prom-client';
  * integration tests) keep separate counts and nothing is shared between them.
  *
  * Names follow the house style `<pkg>_<noun>_<unit|total>`: the registry holds the package
- * prefix, and each declaration gives the rest, checked when declared:
+ * prefix, and each declaration gives the rest, checked when declared against the rules that
+ * `promtool check metrics` applies (a counter ends in `_total`, nothing else does; `_count`,
+ * `_sum` and `_bucket` are the series a histogram writes, never a name of its own):
  *
  * ```ts
  * const metrics = createMetricsRegistry('authoritative');
@@ -19,6 +21,11 @@ export type { Counter, Gauge, Histogram, Registry } from 'prom-client';
  *
  * Labels must never carry a CSI or a client address (design §10): label values are a small,
  * fixed set (a transport, an rcode, an outcome).
+ *
+ * One way to declare, in every package: a server's metrics are declared in its package's
+ * `metrics.ts`, each once. An event on the request path updates its metric where it happens;
+ * a count that another part keeps (a cache, a listener) is read by the metric's own `collect`
+ * when metrics are scraped, and nothing is copied from one metric's `collect` into another.
  */
 
 /** The content type of the Prometheus text format that {@link metricsText} produces. */
@@ -53,7 +60,8 @@ export interface HistogramOptions<L extends string> extends MetricOptions<L> {
 export interface MetricsRegistryOptions {
   /**
    * Also collect prom-client's process metrics (`process_cpu_seconds_total`,
-   * `nodejs_eventloop_lag_seconds`, …), unprefixed as every exporter names them. Default false.
+   * `nodejs_eventloop_lag_seconds`, …), unprefixed as every exporter names them, less
+   * {@link DROPPED_PROCESS_METRICS}. Default false.
    */
   processMetrics?: boolean;
 }
@@ -70,6 +78,21 @@ export interface MetricsRegistry {
   /** Declares `<prefix>_<name>`; `name` ends in its unit, not `_total`. */
   histogram<L extends string = never>(name: string, options: HistogramOptions<L>): Histogram<L>;
 }
+
+/**
+ * prom-client's process metrics that are left out: gauges whose names end in `_total`, which
+ * `promtool check metrics` rejects ("non-counter metrics should not have _total suffix"). Each
+ * is the sum of a gauge that is kept, labelled by type (`nodejs_active_handles{type}` …), so
+ * `sum(nodejs_active_handles)` gives what it held.
+ */
+export const DROPPED_PROCESS_METRICS: readonly string[] = Object.freeze([
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+]);
+
+/** Endings of the series a histogram writes (and a summary's `_count`, `_sum`). */
+const RESERVED_SUFFIXES = Object.freeze(['_count', '_sum', '_bucket']);
 
 const PREFIX = /^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$/;
 /** A noun and a unit at least: `queries_total`, `cache_bytes`, `answer_duration_seconds`. */
@@ -92,7 +115,10 @@ export function createMetricsRegistry(
     );
   }
   const registry = new Registry();
-  if (options.processMetrics === true) collectDefaultMetrics({ register: registry });
+  if (options.processMetrics === true) {
+    collectDefaultMetrics({ register: registry });
+    for (const name of DROPPED_PROCESS_METRICS) registry.removeSingleMetric(name);
+  }
 
   const declare = <L extends string>(
     kind: 'counter' | 'gauge' | 'histogram',
@@ -110,6 +136,13 @@ export function createMetricsRegistry(
     }
     if (kind !== 'counter' && name.endsWith('_total')) {
       throw new MimiError('ERR_METRIC_NAME', `${kind} ${name} must end in its unit, not _total`);
+    }
+    const reserved = RESERVED_SUFFIXES.find((suffix) => name.endsWith(suffix));
+    if (reserved !== undefined) {
+      throw new MimiError(
+        'ERR_METRIC_NAME',
+        `${kind} ${name} must not end in ${reserved}: a histogram writes series with that ending`,
+      );
     }
     for (const label of labelNames ?? []) {
       if (!LABEL.test(label)) {

@@ -1,0 +1,121 @@
+import {
+  createMetricsRegistry,
+  declareConnectionMetrics,
+  type ConnectionStatsSource,
+  type Counter,
+  type Histogram,
+  type MetricsRegistry,
+  type Rcode,
+  type ResponseCacheStats,
+} from '@mimi-discovery/common';
+import type { DiscoveryStore } from './store/store.js';
+
+/**
+ * The Prometheus metrics of a Discovery Provider or the root directory (design §10), served on
+ * the admin port:
+ *
+ * | metric                                              | type      | from                              |
+ * | --------------------------------------------------- | --------- | --------------------------------- |
+ * | `authoritative_queries_total{transport,rcode}`      | counter   | the query handler, per query      |
+ * | `authoritative_query_duration_seconds{transport}`   | histogram | the query handler, per query      |
+ * | `authoritative_store_zones`                         | gauge     | `store.listZones()` when scraped  |
+ * | `authoritative_answer_cache_hits_total`             | counter   | the answer cache's count          |
+ * | `authoritative_answer_cache_misses_total`           | counter   | the answer cache's count          |
+ * | `authoritative_answer_cache_bytes`                  | gauge     | the answer cache's size           |
+ * | `authoritative_connections_refused_total{listener,reason}` | counter | listeners: closed at accept |
+ * | `authoritative_connections_closed_total{listener,reason}`  | counter | listeners: closed by the server |
+ *
+ * plus the process metrics of prom-client. Label values are small fixed sets (a transport, an
+ * rcode, a reason): never a CSI, a query name or a client address.
+ *
+ * One way to declare, as in every package: each metric is declared here, once. What happens on
+ * the request path is recorded when it happens (`recordQuery`); what another part keeps a
+ * count of (the answer cache, the listeners, the store) is read by the metric's own `collect`
+ * when metrics are scraped, from a source handed over with a `watch…` call, so the hot path
+ * bumps a plain number and nothing is copied between metrics.
+ */
+
+/** A listener whose connections are limited (`connection-limits.ts` in common). */
+export type ConnectionListener = 'tcp' | 'doh' | 'api';
+
+/** Upper bounds of the query duration buckets, in seconds: an answer is computed in-process. */
+export const QUERY_DURATION_BUCKETS = Object.freeze([
+  0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
+]);
+
+/** The metrics of one authoritative server, and what its parts record in them. */
+export interface AuthoritativeMetrics {
+  readonly registry: MetricsRegistry;
+  /** One DNS query answered over `transport` with `rcode`, which took `seconds`. */
+  recordQuery(transport: 'udp' | 'tcp' | 'doh', rcode: Rcode, seconds: number): void;
+  /** Reports the counts and size of the answer cache in front of the query handler. */
+  watchAnswerCache(cache: { readonly stats: ResponseCacheStats }): void;
+  /** Reports the connection refusals and closes of a listener. */
+  watchConnections(listener: ConnectionListener, source: ConnectionStatsSource): void;
+}
+
+/** Declares the metrics of an authoritative server over `store` in a new registry. */
+export function createAuthoritativeMetrics(
+  store: Pick<DiscoveryStore, 'listZones'>,
+): AuthoritativeMetrics {
+  const registry = createMetricsRegistry('authoritative', { processMetrics: true });
+  const queries: Counter<'transport' | 'rcode'> = registry.counter<'transport' | 'rcode'>(
+    'queries_total',
+    {
+      help: 'DNS queries answered, by transport and response code',
+      labelNames: ['transport', 'rcode'],
+    },
+  );
+  const latency: Histogram<'transport'> = registry.histogram<'transport'>(
+    'query_duration_seconds',
+    {
+      help: 'Time to answer one DNS query',
+      labelNames: ['transport'],
+      buckets: QUERY_DURATION_BUCKETS,
+    },
+  );
+  registry.gauge('store_zones', {
+    help: 'Zones served from the store',
+    collect() {
+      this.set(store.listZones().length);
+    },
+  });
+  let answerCache: { readonly stats: ResponseCacheStats } | undefined;
+  registry.counter('answer_cache_hits_total', {
+    help: 'Queries answered from the answer cache (not in queries_total)',
+    collect() {
+      // Counters only go up: this one is set to the cache's running total.
+      this.reset();
+      this.inc(answerCache?.stats.hits ?? 0);
+    },
+  });
+  registry.counter('answer_cache_misses_total', {
+    help: 'Queries the answer cache could not answer',
+    collect() {
+      this.reset();
+      this.inc(answerCache?.stats.misses ?? 0);
+    },
+  });
+  registry.gauge('answer_cache_bytes', {
+    help: 'Octets held by the answer cache',
+    collect() {
+      this.set(answerCache?.stats.octets ?? 0);
+    },
+  });
+  const connectionSources = new Map<ConnectionListener, ConnectionStatsSource>();
+  declareConnectionMetrics(registry, () => connectionSources);
+
+  return {
+    registry,
+    recordQuery(transport, rcode, seconds) {
+      queries.inc({ transport, rcode });
+      latency.observe({ transport }, seconds);
+    },
+    watchAnswerCache(cache) {
+      answerCache = cache;
+    },
+    watchConnections(listener, source) {
+      connectionSources.set(listener, source);
+    },
+  };
+}
