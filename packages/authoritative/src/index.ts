@@ -169,4 +169,4 @@ export {
   MAX_NAMESERVERS_PER_DELEGATION,
   DEFAULT_DOH_PATH_TEMPLATE,
 } from './zone/delegation.js';
-export type { DelegationSpec, NameserverSpec } from './zone/delegation.js';
+export type { DelegationSpec, NameserverSpec, DelegationErrorCode } from './zone/delegation.js';

@@ -422,6 +422,7 @@ export type {
 export {
   DROPPED_PROCESS_METRICS,
   METRICS_CONTENT_TYPE,
+  MetricsError,
   createMetricsRegistry,
   metricsText,
 } from './runtime/metrics.js';
@@ -432,6 +433,7 @@ export type {
   HistogramOptions,
   MetricsRegistryOptions,
   MetricsRegistry,
+  MetricsErrorCode,
   Counter,
   Gauge,
   Histogram,

@@ -3,4 +3,5 @@
  * The server itself is `startProvider` of @mimi-discovery/authoritative with `role: "root"`.
  */
 export { rootTrustAnchor, formatRootHints, parseRootHints, RootError } from './root.js';
+export type { RootErrorCode } from './root.js';
 export type { RootHints, RootServerHint } from './root.js';

@@ -28,8 +28,11 @@ export type RootHints = RootHintsFile;
  */
 export type RootServerHint = RootHintsFile['servers'][number];
 
+/** The codes of a {@link RootError}. */
+export type RootErrorCode = 'ERR_ROOT_NO_ZONE';
+
 /** A root directory operation that cannot be done; `code` says which. */
-export class RootError extends MimiError {}
+export class RootError extends MimiError<RootErrorCode> {}
 
 /** The trust anchor of the namespace: the root zone's DNSKEYs and their DS (design §5). */
 export function rootTrustAnchor(store: DiscoveryStore, apex: string): TrustAnchor {

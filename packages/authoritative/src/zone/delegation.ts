@@ -47,8 +47,16 @@ export const MAX_NAMESERVERS_PER_DELEGATION = 13;
 /** The DoH path RFC 8484 examples use and design §7 assumes when none is published. */
 export const DEFAULT_DOH_PATH_TEMPLATE = '/dns-query{?dns}';
 
+/** The codes of a {@link DelegationError}. */
+export type DelegationErrorCode =
+  | 'ERR_DELEGATION_GLUE'
+  | 'ERR_DELEGATION_NAMESERVERS'
+  | 'ERR_DELEGATION_NOT_CHILD'
+  | 'ERR_DELEGATION_NOT_FOUND'
+  | 'ERR_DELEGATION_NO_DS';
+
 /** A delegation that cannot be made, undone or found; `code` says which. */
-export class DelegationError extends MimiError {}
+export class DelegationError extends MimiError<DelegationErrorCode> {}
 
 /**
  * The RRset changes that add (or replace) a delegation of `spec.zone` from the zone `parent`.

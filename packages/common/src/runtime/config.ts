@@ -56,7 +56,7 @@ export interface ConfigIssue {
 }
 
 /** A config that cannot be used; the message lists every problem with its key path. */
-export class ConfigError extends MimiError {
+export class ConfigError extends MimiError<ConfigErrorCode> {
   /** The file or other origin of the config, when known. */
   readonly source: string | undefined;
   /** The problems, in the order of the schema (empty for a syntax or read error). */

@@ -99,9 +99,15 @@ const PREFIX = /^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$/;
 const NAME = /^[a-z][a-z0-9]*(?:_[a-z0-9]+)+$/;
 const LABEL = /^[a-z][a-z0-9_]*$/;
 
+/** The codes of a {@link MetricsError}. */
+export type MetricsErrorCode = 'ERR_METRIC_NAME' | 'ERR_METRIC_DUPLICATE';
+
+/** A metric declared against the naming rules, or twice: a fault of the declaring code. */
+export class MetricsError extends MimiError<MetricsErrorCode> {}
+
 /**
  * A registry for one server whose metric names start with `prefix` (the package: `resolver`,
- * `authoritative`). Throws `MimiError` `ERR_METRIC_NAME` for a prefix, name or label name
+ * `authoritative`). Throws `MetricsError` `ERR_METRIC_NAME` for a prefix, name or label name
  * against the naming rules, and `ERR_METRIC_DUPLICATE` for a name declared twice.
  */
 export function createMetricsRegistry(
@@ -109,7 +115,7 @@ export function createMetricsRegistry(
   options: MetricsRegistryOptions = {},
 ): MetricsRegistry {
   if (!PREFIX.test(prefix)) {
-    throw new MimiError(
+    throw new MetricsError(
       'ERR_METRIC_NAME',
       `metric prefix ${JSON.stringify(prefix)} is not snake_case`,
     );
@@ -126,27 +132,27 @@ export function createMetricsRegistry(
     labelNames: readonly L[] | undefined,
   ): { name: string; labelNames: L[]; registers: Registry[] } => {
     if (!NAME.test(name)) {
-      throw new MimiError(
+      throw new MetricsError(
         'ERR_METRIC_NAME',
         `metric name ${JSON.stringify(name)} is not <noun>_<unit|total> in snake_case`,
       );
     }
     if (kind === 'counter' && !name.endsWith('_total')) {
-      throw new MimiError('ERR_METRIC_NAME', `counter ${name} must end in _total`);
+      throw new MetricsError('ERR_METRIC_NAME', `counter ${name} must end in _total`);
     }
     if (kind !== 'counter' && name.endsWith('_total')) {
-      throw new MimiError('ERR_METRIC_NAME', `${kind} ${name} must end in its unit, not _total`);
+      throw new MetricsError('ERR_METRIC_NAME', `${kind} ${name} must end in its unit, not _total`);
     }
     const reserved = RESERVED_SUFFIXES.find((suffix) => name.endsWith(suffix));
     if (reserved !== undefined) {
-      throw new MimiError(
+      throw new MetricsError(
         'ERR_METRIC_NAME',
         `${kind} ${name} must not end in ${reserved}: a histogram writes series with that ending`,
       );
     }
     for (const label of labelNames ?? []) {
       if (!LABEL.test(label)) {
-        throw new MimiError(
+        throw new MetricsError(
           'ERR_METRIC_NAME',
           `label name ${JSON.stringify(label)} is not snake_case`,
         );
@@ -154,7 +160,7 @@ export function createMetricsRegistry(
     }
     const full = `${prefix}_${name}`;
     if (registry.getSingleMetric(full) !== undefined) {
-      throw new MimiError('ERR_METRIC_DUPLICATE', `metric ${full} is already declared`);
+      throw new MetricsError('ERR_METRIC_DUPLICATE', `metric ${full} is already declared`);
     }
     // `registers` is always given: without it prom-client would use its global registry.
     return { name: full, labelNames: [...(labelNames ?? [])], registers: [registry] };
