@@ -1,4 +1,4 @@
-import type { Logger } from '@mimi-discovery/common';
+import { systemClock, type Clock, type Logger } from '@mimi-discovery/common';
 
 /**
  * What a command runs with besides its flags: where relative paths start, the environment, the
@@ -12,7 +12,7 @@ export interface CliContext {
   /** The environment (`MIMI_DISCOVERY_CONFIG`); default `process.env`. */
   env?: Readonly<Record<string, string | undefined>>;
   /** Clock in seconds since the epoch; default the system clock. */
-  now?: () => number;
+  now?: Clock;
   /** Receives stdout text as it is written (it is also collected in the result). */
   stdout?: (text: string) => void;
   /** Receives stderr text as it is written (it is also collected in the result). */
@@ -34,7 +34,7 @@ export interface CliResult {
 export interface CommandEnv {
   readonly cwd: string;
   readonly env: Readonly<Record<string, string | undefined>>;
-  readonly now: () => number;
+  readonly now: Clock;
   readonly signal: AbortSignal | undefined;
   readonly log: Logger | undefined;
   /** Writes text to stdout. */
@@ -56,7 +56,7 @@ export function commandEnv(context: CliContext): CollectedOutput {
   const env: CommandEnv = {
     cwd: context.cwd ?? process.cwd(),
     env: context.env ?? process.env,
-    now: context.now ?? (() => Math.floor(Date.now() / 1000)),
+    now: context.now ?? systemClock,
     signal: context.signal,
     log: context.log,
     out(text) {
