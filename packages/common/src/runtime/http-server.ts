@@ -70,6 +70,7 @@ import {
   type ConnectionLimits,
   type ConnectionScheduler,
   type ConnectionStats,
+  type GuardedListener,
   type SocketAddresses,
 } from './connection-limits.js';
 import { TransportError } from './dns-client.js';
@@ -218,10 +219,11 @@ export async function startHttpServer(
   checkShape(config, handlers);
   const gate = createConnectionGate(config.connections, { listener: config.listener, log });
   const server = createNodeServer(config);
-  applyDeadlines(server, config.deadlines);
   // No inactivity timeout unless asked for: it would close a connection whose request is still
   // being answered, and bytes reset it. An idle connection is closed by the gate; a busy one is
   // bounded by the request deadlines, the handler's own, and the delivery deadline (sendBody).
+  applyDeadlines(server, config.deadlines);
+
   // Raw errors first: a request cancels its connection's headers deadline before its handler.
   if (config.rawErrors !== undefined) {
     answerRawErrors(server, config, config.rawErrors, components.schedule ?? scheduleUnref);
@@ -236,7 +238,7 @@ export async function startHttpServer(
   // parser, the raw-error headers deadline.
   guardConnections(server, gate);
 
-  let bound;
+  let bound: GuardedListener;
   try {
     bound = await listenGuarded(server, gate, config);
   } catch (error) {
@@ -267,8 +269,17 @@ function configError(message: string): TransportError {
   return new TransportError('ERR_TRANSPORT_CONFIG', message);
 }
 
-/** The combinations node cannot serve: HTTP/2 without TLS, raw errors on HTTP/2. */
+/**
+ * The combinations node cannot serve (HTTP/2 without TLS, stream handlers without HTTP/2, raw
+ * errors on HTTP/2) and a headers deadline past the whole-request one, which node would never
+ * reach.
+ */
 function checkShape(config: HttpServerConfig, handlers: HttpHandlers): void {
+  const { headersMs, requestMs } = config.deadlines;
+  if (headersMs > requestMs)
+    throw configError(
+      `${config.listener}: the headers deadline (${headersMs} ms) exceeds the request deadline (${requestMs} ms)`,
+    );
   if (config.http2 !== undefined && config.tls === undefined)
     throw configError(`${config.listener}: HTTP/2 is served over TLS only`);
   if (handlers.kind === 'stream' && config.http2 === undefined)
@@ -695,7 +706,12 @@ export function sendBody(
   }
   const reply = res as Http2ServerResponse;
   reply.writeHead(response.status, headers);
-  if (unread) reply.once('finish', () => reply.stream.close(http2Constants.NGHTTP2_NO_ERROR));
+  // The stream's own `finish` (END_STREAM sent): the compatibility response emits its `finish`
+  // only once the stream has closed, which an unread request body would hold off.
+  if (unread) {
+    const stream = reply.stream;
+    stream.once('finish', () => stream.close(http2Constants.NGHTTP2_NO_ERROR));
+  }
   watchDelivery(reply, () => reply.stream.close(http2Constants.NGHTTP2_CANCEL), options);
   reply.end(body);
 }
