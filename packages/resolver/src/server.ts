@@ -500,6 +500,7 @@ export async function startResolverServer(
         },
       );
       started.push(adminServer);
+      metrics.watchConnections('admin', adminServer);
     }
     log.info('started', {
       apex,

@@ -184,7 +184,7 @@ export async function startProvider(
       );
       started.push(registrationApi);
     }
-    const listeners: ReadonlyArray<readonly [string, ConnectionStatsSource]> = [
+    const listeners: Array<readonly [string, ConnectionStatsSource]> = [
       ...(dns?.tcp ? [['tcp', dns.tcp] as const] : []),
       ...(dns?.doh ? [['doh', dns.doh] as const] : []),
       ...(registrationApi ? [['api', registrationApi] as const] : []),
@@ -205,7 +205,10 @@ export async function startProvider(
             },
           )
         : undefined;
-    if (adminServer) started.push(adminServer);
+    if (adminServer) {
+      started.push(adminServer);
+      listeners.push(['admin', adminServer]);
+    }
 
     // RRSIGs are renewed well before they expire (design §5): a small pass every interval.
     let resigning: Promise<unknown> = Promise.resolve();
