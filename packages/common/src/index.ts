@@ -286,8 +286,6 @@ export {
   createConnectionGate,
   declareConnectionMetrics,
   guardConnections,
-  listenGuarded,
-  scheduleUnref,
 } from './runtime/connection-limits.js';
 export type {
   ConnectionRefusal,
@@ -301,7 +299,6 @@ export type {
   SocketAddresses,
   ClosableExchange,
   ConnectionStatsSource,
-  GuardedListener,
 } from './runtime/connection-limits.js';
 export {
   JSON_BODY_ERRORS,
