@@ -36,7 +36,7 @@ import type { DiscoveryStore } from './store/store.js';
  */
 
 /** A listener whose connections are limited (`connection-limits.ts` in common). */
-export type ConnectionListener = 'tcp' | 'doh' | 'api';
+export type ConnectionListener = 'tcp' | 'doh' | 'api' | 'admin';
 
 /** Upper bounds of the query duration buckets, in seconds: an answer is computed in-process. */
 export const QUERY_DURATION_BUCKETS = Object.freeze([

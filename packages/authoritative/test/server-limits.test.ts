@@ -2,7 +2,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLocalCa, issueServerCertificate, parseConfig } from '@mimi-discovery/common';
+import {
+  ADMIN_CONNECTIONS_PER_CLIENT,
+  createLocalCa,
+  issueServerCertificate,
+  parseConfig,
+} from '@mimi-discovery/common';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createMemoryStore, dpConfigSchema, startProvider } from '../src/index.js';
 import { PROVER_SEED, fakeClock, zoneInit } from './store-battery.js';
@@ -66,6 +71,45 @@ describe('a DP started from its config', () => {
         );
       }
       expect(text).not.toMatch(/127\.0\.0\./);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await provider.close();
+    }
+  });
+
+  it('caps the admin port per client too, and counts its refusals under listener "admin"', async () => {
+    const store = createMemoryStore({ proverSeed: PROVER_SEED, now: fakeClock().now });
+    await store.addZone(zoneInit());
+    const config = parseConfig(dpConfigSchema, {
+      role: 'dp',
+      dataDir: root,
+      listen: { admin: 0 },
+      log: { level: 'error' },
+    });
+    const provider = await startProvider(config, { store, now: fakeClock().now });
+    const sockets: Socket[] = [];
+    try {
+      const admin = provider.admin;
+      expect(admin).toBeDefined();
+      // From 127.0.0.2, one connection more than its share: the last is refused at accept.
+      for (let i = 0; i <= ADMIN_CONNECTIONS_PER_CLIENT; i++) {
+        const socket = connect({
+          host: '127.0.0.1',
+          port: admin?.port ?? 0,
+          localAddress: '127.0.0.2',
+        });
+        socket.on('error', () => undefined);
+        sockets.push(socket);
+      }
+      const refused = (): number => admin?.connectionStats().refused.client_limit ?? -1;
+      for (let i = 0; i < 500 && refused() !== 1; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(refused()).toBe(1);
+      expect(admin?.connectionStats().open).toBe(ADMIN_CONNECTIONS_PER_CLIENT);
+      // 127.0.0.1 is another client: it is served, and sees the refusal counted.
+      const text = await (await fetch(`${admin?.url ?? ''}/metrics`)).text();
+      expect(text).toContain(
+        'authoritative_connections_refused_total{listener="admin",reason="client_limit"} 1\n',
+      );
     } finally {
       for (const socket of sockets) socket.destroy();
       await provider.close();

@@ -292,6 +292,7 @@ export {
   CONNECTION_CLOSE_REASONS,
   CONNECTIONS_PER_CLIENT_SHARE,
   clientKeyOf,
+  connectionLimitsFor,
   connectionsPerClientFor,
   createConnectionGate,
   declareConnectionMetrics,
@@ -310,6 +311,40 @@ export type {
   ClosableExchange,
   ConnectionStatsSource,
 } from './runtime/connection-limits.js';
+export {
+  JSON_BODY_ERRORS,
+  JSON_CONTENT_TYPE,
+  MAX_DEADLINE_CHECK_MS,
+  MIN_DEADLINE_CHECK_MS,
+  deadlineCheckIntervalMs,
+  isJsonContentType,
+  jsonErrorBody,
+  readBody,
+  readJsonBody,
+  sendBody,
+  sendJson,
+  startHttpServer,
+} from './runtime/http-server.js';
+export type {
+  BodyDeadline,
+  BodyRead,
+  BodyResponse,
+  HttpDeadlines,
+  HttpHandlers,
+  HttpJsonError,
+  HttpRequest,
+  HttpResponse,
+  HttpServer,
+  HttpServerComponents,
+  HttpServerConfig,
+  HttpTls,
+  JsonBodyErrorCode,
+  JsonBodyLimits,
+  JsonResponse,
+  RawErrorAnswers,
+  RawErrorKind,
+  ResponseOptions,
+} from './runtime/http-server.js';
 export {
   DEFAULT_TCP_IDLE_TIMEOUT_MS,
   DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
@@ -439,7 +474,13 @@ export type {
   Histogram,
   Registry,
 } from './runtime/metrics.js';
-export { ADMIN_TIMEOUT_MS, ADMIN_HEALTH_TIMEOUT_MS, startAdminServer } from './runtime/admin.js';
+export {
+  ADMIN_TIMEOUT_MS,
+  ADMIN_HEALTH_TIMEOUT_MS,
+  ADMIN_MAX_CONNECTIONS,
+  ADMIN_CONNECTIONS_PER_CLIENT,
+  startAdminServer,
+} from './runtime/admin.js';
 export type {
   AdminServerOptions,
   AdminServerComponents,

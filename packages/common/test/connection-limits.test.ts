@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   TransportError,
   clientKeyOf,
+  connectionLimitsFor,
   createConnectionGate,
   type ConnectionGate,
   type ConnectionLimits,
@@ -272,5 +273,40 @@ describe('the connection gate', () => {
     expect(error).toBeInstanceOf(TransportError);
     expect((error as TransportError).code).toBe('ERR_TRANSPORT_CONFIG');
     expect((error as TransportError).message).toContain(message);
+  });
+});
+
+describe('connectionLimitsFor', () => {
+  const defaults: ConnectionLimits = {
+    maxConnections: 256,
+    connectionsPerClient: 32,
+    idleTimeoutMs: 10_000,
+  };
+
+  it.each<[string, Parameters<typeof connectionLimitsFor>[0], ConnectionLimits]>([
+    ['nothing configured', {}, defaults],
+    [
+      'a small cap alone: the per-client default shrinks to it',
+      { maxConnections: 8 },
+      { maxConnections: 8, connectionsPerClient: 8, idleTimeoutMs: 10_000 },
+    ],
+    [
+      'a per-client cap alone',
+      { connectionsPerClient: 2 },
+      { maxConnections: 256, connectionsPerClient: 2, idleTimeoutMs: 10_000 },
+    ],
+    [
+      'every key, absent ones given as undefined',
+      { maxConnections: 64, connectionsPerClient: undefined, idleTimeoutMs: 500 },
+      { maxConnections: 64, connectionsPerClient: 32, idleTimeoutMs: 500 },
+    ],
+  ])('fills in the defaults: %s', (_what, configured, expected) => {
+    expect(connectionLimitsFor(configured, defaults)).toEqual(expected);
+  });
+
+  it('leaves out an idle timeout when neither the config nor the defaults have one', () => {
+    const limits = connectionLimitsFor({}, { maxConnections: 4, connectionsPerClient: 1 });
+    expect(limits).toEqual({ maxConnections: 4, connectionsPerClient: 1 });
+    expect('idleTimeoutMs' in limits).toBe(false);
   });
 });

@@ -1,21 +1,21 @@
-import type { IncomingHttpHeaders } from 'node:http';
-import {
-  constants as http2Constants,
-  createSecureServer,
-  type Http2ServerRequest,
-  type Http2ServerResponse,
-} from 'node:http2';
 import {
   CONNECTIONS_PER_CLIENT_SHARE,
   CsiError,
   MimiError,
-  connectionsPerClientFor,
-  createConnectionGate,
-  guardConnections,
+  connectionLimitsFor,
+  jsonErrorBody,
   parseCsi,
+  readJsonBody,
+  sendJson,
   silentLogger,
+  startHttpServer,
   type ConnectionStats,
+  type HttpRequest,
+  type HttpResponse,
+  type JsonBodyLimits,
+  type JsonResponse,
   type Logger,
+  type ResponseOptions,
 } from '@mimi-discovery/common';
 import type { ResolverMetrics } from './metrics.js';
 import { resultJson, resultJsonText } from './result-json.js';
@@ -72,6 +72,10 @@ import type { DiscoveryResult, DiscoveryResultsJson, Resolver } from './types.js
  *
  * Privacy (design §10, R6): request logs hold the route, the status, the number of CSIs and the
  * time taken; never a CSI, and never the client address.
+ *
+ * Listening, TLS with ALPN, the connection gate, the deadlines, JSON bodies, the error shape and
+ * the sending of responses are those of the HTTP server scaffold (`http-server.ts` in
+ * `@mimi-discovery/common`); this module holds the route and its handler.
  */
 
 /** Default most CSIs in one POST (contact sync). */
@@ -180,24 +184,12 @@ export interface JsonApi {
   close(): Promise<void>;
 }
 
-/** HTTP/1.1 deadlines that node:http applies to the HTTP/1.1 side of an HTTP/2 server. */
-interface Http1Timeouts {
-  headersTimeout: number;
-  requestTimeout: number;
-  connectionsCheckingInterval: number;
-}
-
-interface JsonResponse {
-  readonly status: number;
-  /** A value to serialize, or JSON text already written. */
-  readonly body: { readonly value: unknown } | { readonly text: string };
-  readonly headers: Readonly<Record<string, string>>;
-}
-
 interface Settings {
   readonly maxBatch: number;
-  readonly maxBodyOctets: number;
-  readonly requestTimeoutMs: number;
+  /** Size, deadline and refusals of a POST body. */
+  readonly body: JsonBodyLimits;
+  /** The deadline for the client to take its response. */
+  readonly responses: ResponseOptions;
 }
 
 /** Starts the JSON API in front of `resolver`; resolves once it listens. */
@@ -218,53 +210,25 @@ export async function startJsonApi(
   const metrics = components.metrics;
   const host = options.host ?? '127.0.0.1';
   const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
+  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_API_REQUEST_TIMEOUT_MS;
   const settings: Settings = {
     maxBatch,
-    maxBodyOctets:
-      options.maxBodyOctets ?? Math.max(MIN_MAX_BODY_OCTETS, maxBatch * BODY_OCTETS_PER_CSI),
-    requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_API_REQUEST_TIMEOUT_MS,
-  };
-  const server = createSecureServer({
-    cert: typeof options.cert === 'string' ? options.cert : Buffer.from(options.cert),
-    key: typeof options.key === 'string' ? options.key : Buffer.from(options.key),
-    allowHTTP1: true,
-    minVersion: 'TLSv1.2',
-    handshakeTimeout: settings.requestTimeoutMs,
-    settings: { maxConcurrentStreams: API_MAX_CONCURRENT_STREAMS },
-  });
-  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_API_IDLE_TIMEOUT_MS;
-  const maxConnections = options.maxConnections ?? DEFAULT_API_MAX_CONNECTIONS;
-  const gate = createConnectionGate(
-    {
-      maxConnections,
-      connectionsPerClient: connectionsPerClientFor(
-        maxConnections,
-        options.connectionsPerClient,
-        DEFAULT_API_CONNECTIONS_PER_CLIENT,
-      ),
-      idleTimeoutMs,
+    body: {
+      maxBodyOctets:
+        options.maxBodyOctets ?? Math.max(MIN_MAX_BODY_OCTETS, maxBatch * BODY_OCTETS_PER_CSI),
+      timeoutMs: requestTimeoutMs,
+      refuse: (code, message, cause) => new JsonApiError(code, message, { cause }),
     },
-    { listener: 'api', log },
-  );
-  // No socket inactivity timeout (`server.setTimeout`): it would close a connection whose batch
-  // is still being resolved, and bytes reset it. An idle connection is closed by the gate; a
-  // busy one is bounded by the request deadlines, the resolver's own, and the deadline for
-  // taking the response (`send`).
-  const http1 = server as unknown as Http1Timeouts;
-  http1.headersTimeout = settings.requestTimeoutMs;
-  // Node's whole-request deadline is the backstop: the body deadline (`readBody`) answers first,
-  // with the JSON 408 `ERR_TIMEOUT`, where node's own would send a bare 408 and close. Both are
-  // absolute, so bytes dripped in do not extend either.
-  http1.requestTimeout = 2 * settings.requestTimeoutMs;
-  http1.connectionsCheckingInterval = Math.min(1000, Math.max(25, settings.requestTimeoutMs / 4));
+    responses: { deliveryTimeoutMs: requestTimeoutMs },
+  };
 
-  const handle = async (req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> => {
+  const handle = async (req: HttpRequest, res: HttpResponse): Promise<void> => {
     const started = performance.now();
     let response: JsonResponse;
     let count = 0;
     let route = 'other';
     try {
-      const url = parseTarget(req.url);
+      const url = parseTarget(req.url ?? '/');
       if (url.path !== DISCOVER_PATH) {
         throw new JsonApiError(
           'ERR_NOT_FOUND',
@@ -312,61 +276,49 @@ export async function startJsonApi(
       count,
       ms: Math.round(performance.now() - started),
     });
-    send(req, res, response, settings.requestTimeoutMs);
+    sendJson(req, res, response, settings.responses);
   };
 
-  server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
-    req.on('error', (error) => log.debug('request_error', { error }));
-    // Busy (not idle, not evictable) until the response is done; an HTTP/2 connection while
-    // any of its streams is open.
-    gate.track(req.httpVersionMajor === 2 ? req.stream.session?.socket : req.socket, res);
-    handle(req, res).catch((error: unknown) => {
-      log.error('request_failed', faultOf(error));
-      res.destroy();
-    });
-  });
-  server.on('sessionError', (error) => log.debug('session_error', { error }));
-  server.on('tlsClientError', (error) => log.debug('tls_error', { error }));
-  // Last, so that the gate runs before node's TLS layer: a refused connection costs no handshake.
-  guardConnections(server, gate);
-
-  await new Promise<void>((resolve, reject) => {
-    const onError = (cause: Error): void => {
-      reject(
-        new MimiError(
-          'ERR_API_LISTEN',
-          `JSON API cannot listen on ${host}:${options.port}: ${cause.message}`,
-          {
-            cause,
-          },
-        ),
-      );
-    };
-    server.once('error', onError);
-    server.listen({ port: options.port, host, exclusive: true }, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
-  server.on('error', (error) => log.error('server_error', { error }));
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : options.port;
-  const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  log.info('listening', { url });
-
-  let closing: Promise<void> | undefined;
+  const server = await startHttpServer(
+    {
+      listener: 'api',
+      label: 'JSON API',
+      listenErrorCode: 'ERR_API_LISTEN',
+      host,
+      port: options.port,
+      tls: { cert: options.cert, key: options.key },
+      http2: { maxConcurrentStreams: API_MAX_CONCURRENT_STREAMS },
+      connections: connectionLimitsFor(options, {
+        maxConnections: DEFAULT_API_MAX_CONNECTIONS,
+        connectionsPerClient: DEFAULT_API_CONNECTIONS_PER_CLIENT,
+        idleTimeoutMs: DEFAULT_API_IDLE_TIMEOUT_MS,
+      }),
+      deadlines: {
+        handshakeMs: requestTimeoutMs,
+        headersMs: requestTimeoutMs,
+        // Node's whole-request deadline is the backstop: the body deadline (`readJsonBody`)
+        // answers first, with the JSON 408 `ERR_TIMEOUT`, where node's own would send a bare 408
+        // and close. Both are absolute, so bytes dripped in do not extend either.
+        requestMs: 2 * requestTimeoutMs,
+      },
+    },
+    {
+      kind: 'request',
+      request: (req, res) => {
+        handle(req, res).catch((error: unknown) => {
+          log.error('request_failed', faultOf(error));
+          res.destroy();
+        });
+      },
+    },
+    { log },
+  );
   return {
     host,
-    port,
-    url,
-    connectionStats: () => gate.stats(),
-    close: () => {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        gate.close();
-      });
-      return closing;
-    },
+    port: server.port,
+    url: server.url,
+    connectionStats: server.connectionStats,
+    close: server.close,
   };
 }
 
@@ -442,24 +394,8 @@ function decodeComponent(text: string, what: string): string {
 }
 
 /** The CSIs of a POST, after every check of the module comment that concerns the body. */
-async function readBatch(req: Http2ServerRequest, settings: Settings): Promise<string[]> {
-  if (!isJson(req.headers)) {
-    throw new JsonApiError(
-      'ERR_UNSUPPORTED_MEDIA_TYPE',
-      'the request body must be application/json',
-    );
-  }
-  const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > settings.maxBodyOctets) {
-    throw tooLarge(settings.maxBodyOctets);
-  }
-  const text = await readBody(req, settings);
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new JsonApiError('ERR_BAD_JSON', 'the request body is not valid JSON', { cause: error });
-  }
+async function readBatch(req: HttpRequest, settings: Settings): Promise<string[]> {
+  const value = await readJsonBody(req, settings.body);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new JsonApiError('ERR_BAD_REQUEST', 'the body must be a JSON object {"csis": [...]}');
   }
@@ -496,61 +432,6 @@ async function readBatch(req: Http2ServerRequest, settings: Settings): Promise<s
   return csis as string[];
 }
 
-/** `application/json`, optionally with `charset=utf-8`. */
-function isJson(headers: IncomingHttpHeaders): boolean {
-  const contentType = headers['content-type'];
-  if (contentType === undefined) return false;
-  const [type = '', ...params] = contentType.split(';').map((s) => s.trim().toLowerCase());
-  if (type !== 'application/json') return false;
-  return params.every((p) => !p.startsWith('charset=') || /^charset="?utf-8"?$/.test(p));
-}
-
-function tooLarge(max: number): JsonApiError {
-  return new JsonApiError('ERR_BODY_TOO_LARGE', `the request body is larger than ${max} octets`);
-}
-
-/**
- * The body as UTF-8 text, refused past `maxBodyOctets` or after `requestTimeoutMs`. On a
- * refusal the rest of the body is left unread: the response ends the exchange (`send`).
- */
-function readBody(req: Http2ServerRequest, settings: Settings): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const stop = (error: JsonApiError | undefined): void => {
-      clearTimeout(timer);
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('close', onClose);
-      if (error !== undefined) reject(error);
-    };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > settings.maxBodyOctets) stop(tooLarge(settings.maxBodyOctets));
-      else chunks.push(chunk);
-    };
-    const onEnd = (): void => {
-      stop(undefined);
-      try {
-        resolve(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
-      } catch {
-        reject(new JsonApiError('ERR_BAD_JSON', 'the request body is not valid UTF-8'));
-      }
-    };
-    // Closed before its end: the client went away or broke the framing.
-    const onClose = (): void =>
-      stop(new JsonApiError('ERR_BAD_REQUEST', 'the request body was not received whole'));
-    const timer = setTimeout(
-      () => stop(new JsonApiError('ERR_TIMEOUT', 'the request body was not received in time')),
-      settings.requestTimeoutMs,
-    );
-    timer.unref();
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('close', onClose);
-  });
-}
-
 /** A 200 whose lifetime is the smallest TTL of its results. */
 function resultsResponse(
   body: JsonResponse['body'],
@@ -569,56 +450,10 @@ function errorResponse(error: unknown): JsonResponse {
     error instanceof JsonApiError ? error : new JsonApiError('ERR_INTERNAL', 'internal error');
   return {
     status: e.status,
-    body: {
-      value: {
-        error: {
-          code: e.code,
-          message: e.message,
-          ...(e.detail === undefined ? {} : { detail: e.detail }),
-        },
-      },
-    },
+    body: { value: jsonErrorBody(e) },
     headers: {
       'cache-control': 'no-store',
       ...(e.code === 'ERR_METHOD_NOT_ALLOWED' ? { allow: 'GET, POST' } : {}),
     },
   };
-}
-
-/**
- * Writes the response. When the request body was left unread (a refusal), the exchange ends
- * with the response rather than waiting for the rest: HTTP/1.1 closes the connection, HTTP/2
- * resets the stream with NO_ERROR once the response is out (RFC 9113 §8.1). A client that has
- * not taken the whole response `deliveryMs` later (an HTTP/2 window held shut, a reader of one
- * octet at a time) has the exchange cut, so that it cannot keep its connection busy for ever.
- */
-function send(
-  req: Http2ServerRequest,
-  res: Http2ServerResponse,
-  response: JsonResponse,
-  deliveryMs: number,
-): void {
-  if (res.headersSent || res.destroyed) return;
-  const json = 'text' in response.body ? response.body.text : JSON.stringify(response.body.value);
-  // Encoded once: its length is the content-length, and the octets are what is written.
-  const body = Buffer.from(`${json}\n`);
-  const unread = !req.complete;
-  const http1 = req.httpVersionMajor === 1;
-  res.writeHead(response.status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': String(body.length),
-    'x-content-type-options': 'nosniff',
-    ...response.headers,
-    ...(unread && http1 ? { connection: 'close' } : {}),
-  });
-  if (unread && !http1) {
-    res.once('finish', () => res.stream.close(http2Constants.NGHTTP2_NO_ERROR));
-  }
-  const cut = setTimeout(() => {
-    if (http1) req.socket.destroy();
-    else res.stream.close(http2Constants.NGHTTP2_CANCEL);
-  }, deliveryMs);
-  cut.unref();
-  res.once('close', () => clearTimeout(cut));
-  res.end(body);
 }

@@ -38,7 +38,7 @@ import type { DiscoveryResult, Resolver } from './types.js';
  */
 
 /** A listener whose connections are limited (`connection-limits.ts` in common). */
-export type ConnectionListener = 'tcp' | 'doh' | 'api';
+export type ConnectionListener = 'tcp' | 'doh' | 'api' | 'admin';
 
 /** What a front end measures: one DNS question, one GET discovery, or one POST batch. */
 export type ResolutionKind = 'dns' | 'discover' | 'batch';

@@ -332,6 +332,7 @@ export async function startResolverServer(
         },
       );
       started.push(adminServer);
+      metrics.watchConnections('admin', adminServer);
     }
     log.info('started', {
       apex,

@@ -171,7 +171,10 @@ export async function startProvider(
             },
           )
         : undefined;
-    if (adminServer) started.push(adminServer);
+    if (adminServer) {
+      started.push(adminServer);
+      metrics.watchConnections('admin', adminServer);
+    }
 
     // RRSIGs are renewed well before they expire (design §5): a small pass every interval.
     let resigning: Promise<unknown> = Promise.resolve();

@@ -1,16 +1,21 @@
-import { STATUS_CODES, createServer as createHttpServer, type IncomingMessage } from 'node:http';
-import type { ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import { isIPv6, type Socket } from 'node:net';
 import {
   CONNECTIONS_PER_CLIENT_SHARE,
   clientKeyOf,
-  connectionsPerClientFor,
-  createConnectionGate,
-  guardConnections,
+  connectionLimitsFor,
+  jsonErrorBody,
+  readJsonBody,
+  sendJson,
   silentLogger,
+  startHttpServer,
+  type ConnectionScheduler,
   type ConnectionStats,
+  type HttpRequest,
+  type HttpResponse,
+  type JsonBodyLimits,
+  type JsonResponse,
   type Logger,
+  type RawErrorKind,
+  type ResponseOptions,
 } from '@mimi-discovery/common';
 import { RegistrationError, type RegistrationErrorCode } from './registration-error.js';
 import type { Registrar } from './registration.js';
@@ -57,6 +62,11 @@ import type { Registrar } from './registration.js';
  * The client, for rate limiting, is the socket's remote address (IPv6 by /64). Logs never put
  * the client address and a CSI on one line (design §10): request lines carry the route and
  * the outcome only.
+ *
+ * Listening, TLS, the connection gate, the deadlines, JSON bodies, the error shape (also for a
+ * request node cannot parse, with no request object) and the sending of responses are those of
+ * the HTTP server scaffold (`http-server.ts` in `@mimi-discovery/common`); this module holds the
+ * routes and their handlers.
  */
 
 /** Largest request body accepted, in octets. */
@@ -86,7 +96,7 @@ export const API_CONNECTIONS_PER_CLIENT = MAX_API_CONNECTIONS / CONNECTIONS_PER_
 export const API_IDLE_TIMEOUT_MS = 30_000;
 
 /** Schedules `fn` after `ms` milliseconds; returns a function that cancels it. */
-export type Scheduler = (ms: number, fn: () => void) => () => void;
+export type Scheduler = ConnectionScheduler;
 
 /** Where and how the API listens. */
 export interface RegistrationApiOptions {
@@ -132,11 +142,20 @@ interface Route {
   readonly handle: (body: Body, client: string) => Promise<Readonly<Record<string, unknown>>>;
 }
 
-const defaultSchedule: Scheduler = (ms, fn) => {
-  const timer = setTimeout(fn, ms);
-  timer.unref();
-  return () => clearTimeout(timer);
-};
+/**
+ * What every response carries, also one to a request node cannot parse: one request per
+ * connection, nothing cached.
+ */
+const RESPONSE_HEADERS = Object.freeze({ 'cache-control': 'no-store', connection: 'close' });
+/** The options of every response: its headers. */
+const RESPONSES: ResponseOptions = Object.freeze({ headers: RESPONSE_HEADERS });
+
+/** The code a request node cannot parse is answered with, by why. */
+const RAW_ERROR_CODES: Readonly<Record<RawErrorKind, RegistrationErrorCode>> = Object.freeze({
+  timeout: 'ERR_TIMEOUT',
+  'headers-too-large': 'ERR_HEADERS_TOO_LARGE',
+  'bad-request': 'ERR_BAD_REQUEST',
+});
 
 /** Starts the registration API; resolves once it listens. */
 export async function startRegistrationApi(
@@ -145,133 +164,36 @@ export async function startRegistrationApi(
   components: RegistrationApiComponents = {},
 ): Promise<RegistrationApi> {
   const log = components.log ?? silentLogger;
-  const schedule = components.schedule ?? defaultSchedule;
-  const host = options.host ?? '127.0.0.1';
+  const schedule = components.schedule === undefined ? {} : { schedule: components.schedule };
   const headersTimeout = options.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
   const bodyTimeout = options.bodyTimeoutMs ?? BODY_TIMEOUT_MS;
-  const maxBody = options.maxBodyOctets ?? MAX_BODY_OCTETS;
   const routes = createRoutes(registrar);
-
-  const serverOptions = {
-    maxHeaderSize: MAX_HEADER_OCTETS,
-    // Node's own bounds stay as a backstop behind the timers below.
-    headersTimeout: headersTimeout + 1000,
-    requestTimeout: headersTimeout + bodyTimeout + 5000,
-  };
-  const server = options.tls
-    ? createHttpsServer({
-        ...serverOptions,
-        cert: toPem(options.tls.cert),
-        key: toPem(options.tls.key),
-        handshakeTimeout: headersTimeout,
-      })
-    : createHttpServer(serverOptions);
-  const maxConnections = options.maxConnections ?? MAX_API_CONNECTIONS;
-  const gate = createConnectionGate(
-    {
-      maxConnections,
-      connectionsPerClient: connectionsPerClientFor(
-        maxConnections,
-        options.connectionsPerClient,
-        API_CONNECTIONS_PER_CLIENT,
-      ),
-      idleTimeoutMs: API_IDLE_TIMEOUT_MS,
-    },
-    { listener: 'api', log },
-  );
-
-  /** Cancels the headers timer of each connection that has not sent a request yet. */
-  const waiting = new WeakMap<Socket, () => void>();
-  const cancels = new Set<() => void>();
-  const track = (ms: number, fn: () => void): (() => void) => {
-    const cancel = schedule(ms, () => {
-      cancels.delete(cancel);
-      fn();
-    });
-    const tracked = (): void => {
-      cancels.delete(tracked);
-      cancel();
-    };
-    cancels.add(tracked);
-    return tracked;
+  const bodyLimits: JsonBodyLimits = {
+    maxBodyOctets: options.maxBodyOctets ?? MAX_BODY_OCTETS,
+    timeoutMs: bodyTimeout,
+    ...schedule,
+    refuse: (code, message, cause) => new RegistrationError(code, message, { cause }),
   };
 
-  const onConnection = (socket: Socket): void => {
-    const cancel = track(headersTimeout, () => endSocket(socket, 'ERR_TIMEOUT'));
-    waiting.set(socket, cancel);
-    socket.once('close', cancel);
-  };
-  server.on(options.tls ? 'secureConnection' : 'connection', onConnection);
-
-  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
-    waiting.get(socket)?.();
-    // A reset, or a TLS handshake that failed or ran out of time (no `secureConnection` yet, so
-    // not in `waiting`): there is no HTTP to answer with, and a response written to a socket
-    // without a session would never be flushed, keeping the connection open.
-    if (error.code === 'ECONNRESET' || !waiting.has(socket)) {
-      socket.destroy();
-      return;
-    }
-    endSocket(
-      socket,
-      error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? 'ERR_TIMEOUT'
-        : error.code === 'HPE_HEADER_OVERFLOW'
-          ? 'ERR_HEADERS_TOO_LARGE'
-          : 'ERR_BAD_REQUEST',
-    );
-  });
-
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    waiting.get(req.socket)?.();
-    // Busy (not idle, not evictable) until the response is done.
-    gate.track(req.socket, res);
-    void handle(req, res);
-  });
-  // Last, so that the gate runs before every `connection` listener: node's TLS layer, or the
-  // HTTP parser and the headers timer above.
-  guardConnections(server, gate);
-
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  const handle = async (req: HttpRequest, res: HttpResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const started = performance.now();
     let outcome: { status: number; code?: string };
-    let cancelBody = (): void => undefined;
-    let timedOut = false;
     try {
       const route = routes.get(path);
       if (route === undefined) throw new RegistrationError('ERR_ROUTE_NOT_FOUND');
       if (req.method !== 'POST') {
         throw new RegistrationError('ERR_METHOD_NOT_ALLOWED', `${path} accepts POST only`);
       }
-      if (!isJson(req.headers['content-type'])) {
-        throw new RegistrationError('ERR_UNSUPPORTED_MEDIA_TYPE');
-      }
-      const declared = req.headers['content-length'];
-      if (declared !== undefined && Number(declared) > maxBody) {
-        throw new RegistrationError(
-          'ERR_BODY_TOO_LARGE',
-          `the request body is larger than ${maxBody} octets`,
-        );
-      }
-      cancelBody = track(bodyTimeout, () => {
-        timedOut = true;
-        // The response ends the exchange; the unread rest of the body is dropped with the socket.
-        if (!res.headersSent) send(res, errorBody(new RegistrationError('ERR_TIMEOUT')));
-        res.once('finish', () => req.socket.destroy());
-      });
-      const text = await readBody(req, maxBody);
-      cancelBody();
-      const body = parseBody(text, route.fields);
+      const body = parseFields(await readJsonBody(req, bodyLimits), route.fields);
       const client = clientKeyOf(req.socket.remoteAddress ?? 'unknown');
       const result = await route.handle(body, client);
-      send(res, { status: route.status, json: result });
+      sendJson(req, res, { status: route.status, body: { value: result } }, RESPONSES);
       outcome = { status: route.status };
     } catch (error) {
-      cancelBody();
-      const response = errorBody(timedOut ? new RegistrationError('ERR_TIMEOUT') : error);
+      const response = errorResponse(error);
       if (response.status >= 500) log.error('request-failed', { route: path, error });
-      if (!res.headersSent && !res.destroyed) send(res, response);
+      sendJson(req, res, response, RESPONSES);
       outcome = { status: response.status, code: response.code };
     }
     log.info('request', {
@@ -281,30 +203,40 @@ export async function startRegistrationApi(
     });
   };
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : options.port;
-  const scheme = options.tls ? 'https' : 'http';
-  const url = `${scheme}://${isIPv6(host) ? `[${host}]` : host}:${port}`;
-  log.info('listening', { url });
-
-  return {
-    url,
-    port,
-    connectionStats: () => gate.stats(),
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        for (const cancel of [...cancels]) cancel();
-        server.close((error) => (error ? reject(error) : resolve()));
-        server.closeAllConnections();
-        gate.close();
+  const server = await startHttpServer(
+    {
+      listener: 'api',
+      label: 'registration API',
+      listenErrorCode: 'ERR_API_LISTEN',
+      host: options.host ?? '127.0.0.1',
+      port: options.port,
+      tls: options.tls,
+      connections: connectionLimitsFor(options, {
+        maxConnections: MAX_API_CONNECTIONS,
+        connectionsPerClient: API_CONNECTIONS_PER_CLIENT,
+        idleTimeoutMs: API_IDLE_TIMEOUT_MS,
       }),
+      deadlines: {
+        handshakeMs: headersTimeout,
+        // Node's own bounds stay as a backstop behind the headers and body deadlines.
+        headersMs: headersTimeout + 1000,
+        requestMs: headersTimeout + bodyTimeout + 5000,
+      },
+      maxHeaderOctets: MAX_HEADER_OCTETS,
+      rawErrors: {
+        headersTimeoutMs: headersTimeout,
+        errorFor: (kind) => new RegistrationError(RAW_ERROR_CODES[kind]),
+        headers: RESPONSE_HEADERS,
+      },
+    },
+    { kind: 'request', request: (req, res) => void handle(req, res) },
+    { log, ...schedule },
+  );
+  return {
+    url: server.url,
+    port: server.port,
+    connectionStats: server.connectionStats,
+    close: server.close,
   };
 }
 
@@ -382,51 +314,8 @@ function createRoutes(registrar: Registrar): ReadonlyMap<string, Route> {
   ]);
 }
 
-/** `application/json`, optionally with `charset=utf-8`. */
-function isJson(contentType: string | undefined): boolean {
-  if (contentType === undefined) return false;
-  const [type = '', ...params] = contentType.split(';').map((s) => s.trim().toLowerCase());
-  if (type !== 'application/json') return false;
-  return params.every((p) => !p.startsWith('charset=') || /^charset="?utf-8"?$/.test(p));
-}
-
-/** The body as text, refused once it grows past `max` octets. */
-async function readBody(req: IncomingMessage, max: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > max) {
-        throw new RegistrationError(
-          'ERR_BODY_TOO_LARGE',
-          `the request body is larger than ${max} octets`,
-        );
-      }
-      chunks.push(chunk);
-    }
-  } catch (error) {
-    if (error instanceof RegistrationError) throw error;
-    // The client went away or broke the framing: a fault of the request, not of the server.
-    throw new RegistrationError('ERR_BAD_REQUEST', 'the request body was not received whole', {
-      cause: error,
-    });
-  }
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
-  } catch {
-    throw new RegistrationError('ERR_BAD_JSON', 'the request body is not valid UTF-8');
-  }
-}
-
-/** Parses the JSON body against the route's fields: exactly those, each of its kind. */
-function parseBody(text: string, fields: Readonly<Record<string, FieldKind>>): Body {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new RegistrationError('ERR_BAD_JSON', undefined, { cause: error });
-  }
+/** The route's fields of a parsed JSON body: exactly those, each of its kind. */
+function parseFields(value: unknown, fields: Readonly<Record<string, FieldKind>>): Body {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new RegistrationError('ERR_BAD_REQUEST', 'the body must be a JSON object');
   }
@@ -465,69 +354,11 @@ function decodeBase64url(value: string, field: string): Uint8Array {
   return new Uint8Array(bytes);
 }
 
-interface JsonResponse {
-  readonly status: number;
-  readonly json: unknown;
-  readonly headers?: Readonly<Record<string, string>>;
-}
-
 /** The JSON error response for anything thrown while handling a request. */
-function errorBody(error: unknown): JsonResponse & { code: string } {
+function errorResponse(error: unknown): JsonResponse & { readonly code: string } {
   const e = error instanceof RegistrationError ? error : new RegistrationError('ERR_INTERNAL');
   const headers: Record<string, string> = {};
   if (e.retryAfter !== undefined) headers['retry-after'] = String(e.retryAfter);
   if (e.code === 'ERR_METHOD_NOT_ALLOWED') headers['allow'] = 'POST';
-  return {
-    status: e.status,
-    code: e.code,
-    json: {
-      error: {
-        code: e.code,
-        message: e.message,
-        ...(e.detail === undefined ? {} : { detail: e.detail }),
-      },
-    },
-    headers,
-  };
-}
-
-const COMMON_HEADERS = Object.freeze({
-  'content-type': 'application/json; charset=utf-8',
-  'cache-control': 'no-store',
-  'x-content-type-options': 'nosniff',
-  connection: 'close',
-});
-
-function send(res: ServerResponse, response: JsonResponse): void {
-  const body = JSON.stringify(response.json);
-  res.writeHead(response.status, {
-    ...COMMON_HEADERS,
-    ...response.headers,
-    'content-length': String(Buffer.byteLength(body)),
-  });
-  res.end(body);
-}
-
-/** Answers a connection that has no request object with an error, then closes it. */
-function endSocket(socket: Socket, code: RegistrationErrorCode): void {
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  socket.end(rawResponse(code), () => socket.destroy());
-}
-
-/** A whole HTTP/1.1 error response, for a socket that has no request object. */
-function rawResponse(code: RegistrationErrorCode): string {
-  const e = new RegistrationError(code);
-  const body = JSON.stringify({ error: { code: e.code, message: e.message } });
-  const headers = Object.entries({
-    ...COMMON_HEADERS,
-    'content-length': String(Buffer.byteLength(body)),
-  }).map(([k, v]) => `${k}: ${v}\r\n`);
-  return `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\n${headers.join('')}\r\n${body}`;
-}
-
-function toPem(value: string | Uint8Array): string | Buffer {
-  return typeof value === 'string' ? value : Buffer.from(value);
+  return { status: e.status, code: e.code, body: { value: jsonErrorBody(e) }, headers };
 }

@@ -1,6 +1,18 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { MimiError } from '../protocol/errors.js';
+import {
+  CONNECTIONS_PER_CLIENT_SHARE,
+  connectionLimitsFor,
+  type ConnectionStats,
+} from './connection-limits.js';
+import {
+  jsonErrorBody,
+  sendBody,
+  sendJson,
+  startHttpServer,
+  type HttpRequest,
+  type HttpResponse,
+  type JsonResponse,
+  type ResponseOptions,
+} from './http-server.js';
 import type { Logger } from './log.js';
 import {
   METRICS_CONTENT_TYPE,
@@ -22,12 +34,37 @@ import {
  * `HEAD` is answered as `GET` without the body. Every request must arrive whole within
  * `timeoutMs`, and an idle keep-alive connection is closed after at most the same, so a slow
  * or silent client cannot hold a connection (Node answers 408 and closes it).
+ *
+ * Connections: at most {@link ADMIN_MAX_CONNECTIONS}, and {@link ADMIN_CONNECTIONS_PER_CLIENT}
+ * per client (IPv4 address, IPv6 /64), through the connection gate of the HTTP server scaffold
+ * (`http-server.ts`, `connection-limits.ts`): a connection past its client's share is closed at
+ * accept, so a local script that opens connections and never closes them cannot take the file
+ * descriptors of the server. A connection with no request in progress is closed twice
+ * `timeoutMs` after its accept or its last response, whatever it sends.
  */
 
 /** Default bound on receiving one request, and on an idle connection. */
 export const ADMIN_TIMEOUT_MS = 10_000;
 /** Default bound on one health check. */
 export const ADMIN_HEALTH_TIMEOUT_MS = 5_000;
+/**
+ * Default most connections at once. A scraper keeps one, a health checker one per probe, an
+ * operator a few: 64 is ample, and small beside the DNS listeners' caps, so that a flood of the
+ * admin port cannot take file descriptors the listeners need.
+ */
+export const ADMIN_MAX_CONNECTIONS = 64;
+/**
+ * Default most connections at once of one client (IPv4 address, IPv6 /64): an eighth of the cap,
+ * as for every listener. On loopback every local client is one client, and 8 connections at once
+ * still leave room for a scraper, probes and an operator.
+ */
+export const ADMIN_CONNECTIONS_PER_CLIENT = ADMIN_MAX_CONNECTIONS / CONNECTIONS_PER_CLIENT_SHARE;
+/** Largest request header section: the admin endpoint takes a path and a few headers. */
+const ADMIN_MAX_HEADER_OCTETS = 8_192;
+/** What every admin response carries: health and metrics are never cached. */
+const ADMIN_RESPONSES: ResponseOptions = Object.freeze({
+  headers: Object.freeze({ 'cache-control': 'no-store' }),
+});
 
 /** Where the admin server listens, and its bounds. */
 export interface AdminServerOptions {
@@ -39,6 +76,10 @@ export interface AdminServerOptions {
   timeoutMs?: number;
   /** Default {@link ADMIN_HEALTH_TIMEOUT_MS}. */
   healthTimeoutMs?: number;
+  /** Default {@link ADMIN_MAX_CONNECTIONS}. */
+  maxConnections?: number;
+  /** Default {@link ADMIN_CONNECTIONS_PER_CLIENT}, or `maxConnections` when that is smaller. */
+  connectionsPerClient?: number;
 }
 
 /** What a health check reports. `detail` is sent as is: no CSI, no client address in it. */
@@ -60,13 +101,16 @@ export interface AdminServer {
   /** `http://127.0.0.1:<port>` */
   readonly url: string;
   readonly port: number;
+  /** Connections open now, refused and closed by reason since the start. */
+  connectionStats(): ConnectionStats;
   /** Stops listening and closes every connection. */
   close(): Promise<void>;
 }
 
 /**
  * Starts the admin server and resolves once it listens. Throws `MimiError`
- * `ERR_ADMIN_LISTEN` when it cannot listen (port in use, bad address).
+ * `ERR_ADMIN_LISTEN` when it cannot listen (port in use, bad address), `TransportError`
+ * `ERR_TRANSPORT_CONFIG` for connection limits out of range.
  */
 export async function startAdminServer(
   options: AdminServerOptions,
@@ -77,42 +121,34 @@ export async function startAdminServer(
   const healthTimeoutMs = options.healthTimeoutMs ?? ADMIN_HEALTH_TIMEOUT_MS;
   const log = components.log;
 
-  const server = createServer(
-    {
-      requestTimeout: timeoutMs,
-      headersTimeout: timeoutMs,
-      // Timeouts are enforced when connections are checked; check often enough for the bound.
-      connectionsCheckingInterval: Math.max(10, Math.min(1_000, Math.floor(timeoutMs / 4))),
-      maxHeaderSize: 8_192,
-    },
-    (request, response) => {
-      handle(request, response).catch((error: unknown) => {
-        log?.error('admin_request_failed', { error });
-        if (!response.headersSent)
-          sendJson(response, 500, errorBody('ERR_INTERNAL', 'internal error'));
-        else response.destroy();
-      });
-    },
-  );
-  server.keepAliveTimeout = Math.min(5_000, timeoutMs);
-  // A silent socket is dropped too; later than the request bound, so that a slow request gets
-  // its 408 first.
-  server.timeout = 2 * timeoutMs;
-
-  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  async function handle(request: HttpRequest, response: HttpResponse): Promise<void> {
     const path = (request.url ?? '/').split('?')[0];
     if (path !== '/healthz' && path !== '/metrics') {
-      sendJson(response, 404, errorBody('ERR_NOT_FOUND', `no endpoint ${path}`));
+      sendJson(
+        request,
+        response,
+        adminError(404, 'ERR_NOT_FOUND', `no endpoint ${path}`),
+        ADMIN_RESPONSES,
+      );
       return;
     }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
-      response.setHeader('Allow', 'GET, HEAD');
-      sendJson(response, 405, errorBody('ERR_METHOD_NOT_ALLOWED', `${path} takes GET`));
+      sendJson(
+        request,
+        response,
+        adminError(405, 'ERR_METHOD_NOT_ALLOWED', `${path} takes GET`, { allow: 'GET, HEAD' }),
+        ADMIN_RESPONSES,
+      );
       return;
     }
     if (path === '/metrics') {
       const text = await metricsText(components.registry);
-      send(response, 200, METRICS_CONTENT_TYPE, text);
+      sendBody(
+        request,
+        response,
+        { status: 200, contentType: METRICS_CONTENT_TYPE, body: text },
+        ADMIN_RESPONSES,
+      );
       return;
     }
     const report = await checkHealth(components.health, healthTimeoutMs);
@@ -120,40 +156,74 @@ export async function startAdminServer(
     const body: Record<string, unknown> = { status: report.ok ? 'ok' : 'unhealthy' };
     if (report.detail !== undefined) body.detail = report.detail;
     if (report.error !== undefined) body.error = report.error;
-    sendJson(response, report.ok ? 200 : 503, body);
+    sendJson(
+      request,
+      response,
+      { status: report.ok ? 200 : 503, body: { value: body } },
+      ADMIN_RESPONSES,
+    );
   }
 
-  await new Promise<void>((resolve, reject) => {
-    const onError = (cause: Error): void => {
-      reject(
-        new MimiError(
-          'ERR_ADMIN_LISTEN',
-          `admin server cannot listen on ${host}:${options.port}: ${cause.message}`,
-          { cause },
-        ),
-      );
-    };
-    server.once('error', onError);
-    server.listen(options.port, host, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  log?.info('admin_listening', { url });
-
-  let closing: Promise<void> | undefined;
-  return {
-    url,
-    port,
-    close(): Promise<void> {
-      closing ??= new Promise<void>((resolve, reject) => {
-        server.close((error) => (error === undefined ? resolve() : reject(error)));
-        server.closeAllConnections();
-      });
-      return closing;
+  const server = await startHttpServer(
+    {
+      listener: 'admin',
+      label: 'admin server',
+      listenErrorCode: 'ERR_ADMIN_LISTEN',
+      host,
+      port: options.port,
+      connections: connectionLimitsFor(options, {
+        maxConnections: ADMIN_MAX_CONNECTIONS,
+        connectionsPerClient: ADMIN_CONNECTIONS_PER_CLIENT,
+        // Later than node's request deadline, so that a slow request gets its 408 first.
+        idleTimeoutMs: 2 * timeoutMs,
+      }),
+      deadlines: {
+        headersMs: timeoutMs,
+        requestMs: timeoutMs,
+        keepAliveMs: Math.min(5_000, timeoutMs),
+        // A silent socket is dropped too; later than the request bound, so that a slow request
+        // gets its 408 first.
+        inactivityMs: 2 * timeoutMs,
+      },
+      maxHeaderOctets: ADMIN_MAX_HEADER_OCTETS,
     },
+    {
+      kind: 'request',
+      request: (request, response) => {
+        handle(request, response).catch((error: unknown) => {
+          log?.error('admin_request_failed', { error });
+          if (!response.headersSent) {
+            sendJson(
+              request,
+              response,
+              adminError(500, 'ERR_INTERNAL', 'internal error'),
+              ADMIN_RESPONSES,
+            );
+          } else response.destroy();
+        });
+      },
+    },
+    log === undefined ? {} : { log },
+  );
+  return {
+    url: server.url,
+    port: server.port,
+    connectionStats: server.connectionStats,
+    close: server.close,
+  };
+}
+
+/** An admin error response in the one JSON error shape. */
+function adminError(
+  status: number,
+  code: string,
+  message: string,
+  headers?: Readonly<Record<string, string>>,
+): JsonResponse {
+  return {
+    status,
+    body: { value: jsonErrorBody({ code, message }) },
+    ...(headers === undefined ? {} : { headers }),
   };
 }
 
@@ -182,21 +252,4 @@ async function checkHealth(
   } finally {
     clearTimeout(timer);
   }
-}
-
-function errorBody(code: string, message: string): Record<string, unknown> {
-  return { error: { code, message } };
-}
-
-function sendJson(response: ServerResponse, status: number, body: unknown): void {
-  send(response, status, 'application/json; charset=utf-8', `${JSON.stringify(body)}\n`);
-}
-
-function send(response: ServerResponse, status: number, contentType: string, body: string): void {
-  response.writeHead(status, {
-    'Content-Type': contentType,
-    'Content-Length': Buffer.byteLength(body),
-    'Cache-Control': 'no-store',
-  });
-  response.end(body);
 }

@@ -209,7 +209,38 @@ export function connectionsPerClientFor(
   return connectionsPerClient ?? Math.min(perClientDefault, maxConnections);
 }
 
-const defaultSchedule: ConnectionScheduler = (ms, fn) => {
+/**
+ * The limits of a listener as configured: each absent key takes the listener's default, and the
+ * per-client default never exceeds the configured `maxConnections` ({@link connectionsPerClientFor}),
+ * so that a small cap alone is a valid configuration. One function for every listener (TCP, DoH,
+ * the HTTPS APIs, admin), so that they read their limits alike.
+ */
+export function connectionLimitsFor(
+  configured: {
+    readonly maxConnections?: number | undefined;
+    readonly connectionsPerClient?: number | undefined;
+    readonly idleTimeoutMs?: number | undefined;
+  },
+  defaults: ConnectionLimits,
+): ConnectionLimits {
+  const maxConnections = configured.maxConnections ?? defaults.maxConnections;
+  const idleTimeoutMs = configured.idleTimeoutMs ?? defaults.idleTimeoutMs;
+  return {
+    maxConnections,
+    connectionsPerClient: connectionsPerClientFor(
+      maxConnections,
+      configured.connectionsPerClient,
+      defaults.connectionsPerClient,
+    ),
+    ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
+  };
+}
+
+/**
+ * The default {@link ConnectionScheduler}: `setTimeout`, unreferenced, so that a pending
+ * deadline never keeps the process alive.
+ */
+export const scheduleUnref: ConnectionScheduler = (ms, fn) => {
   const timer = setTimeout(fn, ms);
   timer.unref();
   return () => clearTimeout(timer);
@@ -274,7 +305,7 @@ export function createConnectionGate(
   checkLimits(components.listener, limits);
   const { maxConnections, connectionsPerClient, idleTimeoutMs } = limits;
   const log = components.log ?? silentLogger;
-  const schedule = components.schedule ?? defaultSchedule;
+  const schedule = components.schedule ?? scheduleUnref;
   const clients = new Map<string, Client>();
   const byAddress = new Map<string, Entry>();
   /** Sockets of later layers already matched to their connection. */
@@ -480,6 +511,55 @@ export function guardConnections(server: Server, gate: ConnectionGate): void {
     if (gate.admit(socket) === undefined) return;
     for (const listener of listeners) listener.call(server, socket);
   });
+}
+
+/** A bound listener whose connections pass a {@link ConnectionGate}. */
+export interface GuardedListener {
+  /** The port it is bound to (the one the system chose, for port 0). */
+  readonly port: number;
+  /** Connections open now, refused and closed by reason since the start. */
+  connectionStats(): ConnectionStats;
+  /**
+   * Stops listening and closes every connection the gate holds; resolves once the server has
+   * closed. Later calls return the same promise.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Binds `server` to `host` and `port` (exclusively: a listener is never shared with cluster
+ * workers) and returns what every gated listener offers — DNS over TCP and the HTTP servers
+ * alike: its port, its counts, and an orderly close. Rejects with the server's own error when it
+ * cannot bind; the caller names it.
+ */
+export async function listenGuarded(
+  server: Server,
+  gate: ConnectionGate,
+  address: { readonly host: string; readonly port: number },
+): Promise<GuardedListener> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port: address.port, host: address.host, exclusive: true }, () => {
+      server.removeListener('error', reject);
+      resolve();
+    });
+  });
+  const bound = server.address();
+  const port = typeof bound === 'object' && bound !== null ? bound.port : address.port;
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    connectionStats: () => gate.stats(),
+    close: () => {
+      // The gate destroys every connection (all of them passed it), so the server's close
+      // completes without waiting for clients to leave.
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        gate.close();
+      });
+      return closing;
+    },
+  };
 }
 
 /** A listener whose connection counts a metrics registry reads, under the listener's name. */

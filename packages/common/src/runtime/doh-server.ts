@@ -29,25 +29,24 @@
  * IPv6 /64); a connection past its client's share is closed at accept, before its TLS
  * handshake; a full listener evicts the oldest idle connection of the client holding the most
  * (`connection-limits.ts`). None of these holds up other connections.
+ *
+ * Listening, TLS with ALPN, the connection gate, node's deadlines and the close are those of the
+ * HTTP server scaffold (`http-server.ts`); this module holds the DoH routes and exchanges.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   constants as http2Constants,
-  createSecureServer,
-  type Http2SecureServer,
   type IncomingHttpHeaders,
   type ServerHttp2Stream,
 } from 'node:http2';
-import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import {
   CONNECTIONS_PER_CLIENT_SHARE,
-  connectionsPerClientFor,
-  createConnectionGate,
-  guardConnections,
+  connectionLimitsFor,
   type ConnectionStats,
 } from './connection-limits.js';
-import { DNS_MESSAGE_MEDIA_TYPE, TransportError } from './dns-client.js';
+import { DNS_MESSAGE_MEDIA_TYPE } from './dns-client.js';
+import { readBody, startHttpServer } from './http-server.js';
 import type { Logger } from './log.js';
 import { answerQuery, dohCacheMaxAge, type QueryContext, type QueryHandler } from './respond.js';
 import type { ResponseCache } from './response-cache.js';
@@ -181,32 +180,6 @@ function route(exchange: Exchange, settings: DohSettings): Route {
   if (Math.floor((unpadded.length * 3) / 4) > settings.maxBodyOctets)
     return { kind: 'error', status: 413 };
   return { kind: 'query', wire: Buffer.from(unpadded, 'base64url') };
-}
-
-/** Reads a request body of at most `limit` octets. */
-function readBody(body: Readable, limit: number): Promise<Uint8Array | 'too-large' | 'aborted'> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const finish = (result: Uint8Array | 'too-large' | 'aborted'): void => {
-      body.removeListener('data', onData);
-      body.removeListener('end', onEnd);
-      body.removeListener('close', onAborted);
-      body.removeListener('error', onAborted);
-      resolve(result);
-    };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) finish('too-large');
-      else chunks.push(chunk);
-    };
-    const onEnd = (): void => finish(Buffer.concat(chunks, size));
-    const onAborted = (): void => finish('aborted');
-    body.on('data', onData);
-    body.once('end', onEnd);
-    body.once('close', onAborted);
-    body.once('error', onAborted);
-  });
 }
 
 function respondStatus(exchange: Exchange, status: number, bodyUnread: boolean): void {
@@ -377,13 +350,6 @@ function http1Exchange(request: IncomingMessage, response: ServerResponse): Exch
   };
 }
 
-/** The HTTP/1.1 request-timeout fields `node:http2` honours with `allowHTTP1` but does not type. */
-interface Http1Timeouts {
-  headersTimeout: number;
-  requestTimeout: number;
-  connectionsCheckingInterval: number;
-}
-
 /** Listens on `host` with TLS and answers DoH requests through `handler`. */
 export async function startDohListener(
   host: string,
@@ -397,113 +363,48 @@ export async function startDohListener(
     maxBodyOctets: config.maxBodyOctets ?? DEFAULT_DOH_MAX_BODY_OCTETS,
     requestTimeoutMs: config.requestTimeoutMs ?? DEFAULT_DOH_REQUEST_TIMEOUT_MS,
   };
-  const idleTimeoutMs = config.idleTimeoutMs ?? DEFAULT_DOH_IDLE_TIMEOUT_MS;
-  let server: Http2SecureServer;
-  try {
-    server = createSecureServer({
-      cert: typeof config.cert === 'string' ? config.cert : Buffer.from(config.cert),
-      key: typeof config.key === 'string' ? config.key : Buffer.from(config.key),
-      allowHTTP1: true,
-      minVersion: 'TLSv1.2',
-      handshakeTimeout: settings.requestTimeoutMs,
-      settings: { maxConcurrentStreams: DOH_MAX_CONCURRENT_STREAMS },
-    });
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    throw new TransportError('ERR_TRANSPORT_CONFIG', `doh.cert or doh.key: ${message}`, {
-      cause: error,
-    });
-  }
-  const maxConnections = config.maxConnections ?? DEFAULT_DOH_MAX_CONNECTIONS;
-  const gate = createConnectionGate(
-    {
-      maxConnections,
-      connectionsPerClient: connectionsPerClientFor(
-        maxConnections,
-        config.connectionsPerClient,
-        DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
-      ),
-      idleTimeoutMs,
-    },
-    { listener: 'doh', log },
-  );
-  // No socket inactivity timeout (`server.setTimeout`): it would close a connection whose
-  // request is still being answered, and bytes reset it. An idle connection is closed by the
-  // gate; a busy one is bounded by the request deadline, the handler's own deadlines, and the
-  // deadline for taking the answer (serveExchange).
-  // HTTP/1.1 header and request deadlines, checked by node every `connectionsCheckingInterval`.
-  const http1 = server as unknown as Http1Timeouts;
-  http1.headersTimeout = settings.requestTimeoutMs;
-  http1.requestTimeout = settings.requestTimeoutMs;
-  http1.connectionsCheckingInterval = Math.min(1000, Math.max(25, settings.requestTimeoutMs / 4));
-
   const serve = (exchange: Exchange): void => {
     serveExchange(exchange, settings, handler, log, cache).catch((error: unknown) => {
       log.error('doh exchange failed', { error });
       exchange.abort();
     });
   };
-
-  // Adding a `request` listener makes node:http2 install its compatibility layer as a `stream`
-  // listener (setupCompat in lib/internal/http2/core.js), which would also take every HTTP/2
-  // stream and read its body. HTTP/2 is served by the `stream` listener below, so that one is
-  // removed again; the version check in the request listener guards against a node that wires
-  // the compatibility layer differently.
-  const before = new Set(server.listeners('stream'));
-  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
-    if (request.httpVersionMajor !== 1) return;
-    request.on('error', (error) => log.debug('request error', { transport: 'doh', error }));
-    // Busy (not idle, not evictable) until the response is done.
-    gate.track(request.socket, response);
-    serve(http1Exchange(request, response));
-  });
-  for (const listener of server.listeners('stream')) {
-    if (!before.has(listener))
-      server.removeListener('stream', listener as (...args: unknown[]) => void);
-  }
-  server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
-    stream.on('error', (error) => log.debug('stream error', { transport: 'doh', error }));
-    // An HTTP/2 connection is busy while it has a stream open.
-    gate.track(stream.session?.socket, stream);
-    serve(http2Exchange(stream, headers));
-  });
-
-  server.on('connection', (socket: Socket) => {
-    log.debug('connection', { transport: 'doh', remoteAddress: socket.remoteAddress });
-  });
-  server.on('tlsClientError', (error, socket) => {
-    log.debug('tls error', { transport: 'doh', remoteAddress: socket.remoteAddress, error });
-  });
-  server.on('sessionError', (error) => log.debug('session error', { transport: 'doh', error }));
-  // Last, so that the gate runs before every `connection` listener, node's TLS layer included.
-  guardConnections(server, gate);
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ port: config.port, host, exclusive: true }, () => {
-      server.removeListener('error', reject);
-      resolve();
-    });
-  });
-  server.on('error', (error) => log.error('doh server error', { error }));
-
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : config.port;
-  const authority = host.includes(':') ? `[${host}]` : host;
-  const url = `https://${authority}:${port}${settings.path}`;
-  log.info('listening', { transport: 'doh', url });
-  let closing: Promise<void> | undefined;
+  // The TLS handshake and an HTTP/1.1 request's headers and whole request each within
+  // requestTimeoutMs (node's deadlines); the body and the answer taken by the client are timed
+  // by serveExchange, for both versions.
+  const server = await startHttpServer(
+    {
+      listener: 'doh',
+      label: 'DoH',
+      listenErrorCode: 'ERR_TRANSPORT_LISTEN',
+      host,
+      port: config.port,
+      tls: { cert: config.cert, key: config.key },
+      http2: { maxConcurrentStreams: DOH_MAX_CONCURRENT_STREAMS },
+      connections: connectionLimitsFor(config, {
+        maxConnections: DEFAULT_DOH_MAX_CONNECTIONS,
+        connectionsPerClient: DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
+        idleTimeoutMs: DEFAULT_DOH_IDLE_TIMEOUT_MS,
+      }),
+      deadlines: {
+        handshakeMs: settings.requestTimeoutMs,
+        headersMs: settings.requestTimeoutMs,
+        requestMs: settings.requestTimeoutMs,
+      },
+      urlPath: settings.path,
+    },
+    {
+      kind: 'stream',
+      http1: (request, response) => serve(http1Exchange(request, response)),
+      http2: (stream, headers) => serve(http2Exchange(stream, headers)),
+    },
+    { log },
+  );
   return {
     host,
-    port,
-    url,
-    connectionStats: () => gate.stats(),
-    close: () => {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        gate.close();
-      });
-      return closing;
-    },
+    port: server.port,
+    url: server.url,
+    connectionStats: server.connectionStats,
+    close: server.close,
   };
 }

@@ -26,8 +26,9 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import {
   CONNECTIONS_PER_CLIENT_SHARE,
-  connectionsPerClientFor,
+  connectionLimitsFor,
   createConnectionGate,
+  listenGuarded,
   type ConnectionStats,
   type TrackedConnection,
 } from './connection-limits.js';
@@ -109,17 +110,12 @@ export async function startTcpListener(
     messageTimeoutMs: config.messageTimeoutMs ?? DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
     maxInFlight: config.maxInFlightPerConnection ?? DEFAULT_TCP_MAX_IN_FLIGHT,
   };
-  const maxConnections = config.maxConnections ?? DEFAULT_TCP_MAX_CONNECTIONS;
   const gate = createConnectionGate(
-    {
-      maxConnections,
-      connectionsPerClient: connectionsPerClientFor(
-        maxConnections,
-        config.connectionsPerClient,
-        DEFAULT_TCP_CONNECTIONS_PER_CLIENT,
-      ),
-      idleTimeoutMs: config.idleTimeoutMs ?? DEFAULT_TCP_IDLE_TIMEOUT_MS,
-    },
+    connectionLimitsFor(config, {
+      maxConnections: DEFAULT_TCP_MAX_CONNECTIONS,
+      connectionsPerClient: DEFAULT_TCP_CONNECTIONS_PER_CLIENT,
+      idleTimeoutMs: DEFAULT_TCP_IDLE_TIMEOUT_MS,
+    }),
     { listener: 'tcp', log },
   );
   // allowHalfOpen: a client may shut down its sending side after its last query and still
@@ -133,31 +129,10 @@ export async function startTcpListener(
     serveConnection(socket, connection, settings, handler, log, cache);
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ port: config.port, host, exclusive: true }, () => {
-      server.removeListener('error', reject);
-      resolve();
-    });
-  });
+  const listener = await listenGuarded(server, gate, { host, port: config.port });
   server.on('error', (error) => log.error('tcp server error', { error }));
-
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : config.port;
-  log.info('listening', { transport: 'tcp', host, port });
-  let closing: Promise<void> | undefined;
-  return {
-    host,
-    port,
-    connectionStats: () => gate.stats(),
-    close: () => {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        gate.close();
-      });
-      return closing;
-    },
-  };
+  log.info('listening', { transport: 'tcp', host, port: listener.port });
+  return { host, ...listener };
 }
 
 /** Reads length-prefixed queries from one connection and writes each answer when it is ready. */
