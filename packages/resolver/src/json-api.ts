@@ -15,10 +15,11 @@ import {
   parseCsi,
   silentLogger,
   type ConnectionStats,
+  type Csi,
   type Logger,
 } from '@mimi-discovery/common';
 import type { ResolverMetrics } from './metrics.js';
-import { resultJson, resultJsonText } from './result-json.js';
+import { resultJsonText } from './result-json.js';
 import type { DiscoveryResult, DiscoveryResultsJson, Resolver } from './types.js';
 
 /**
@@ -200,14 +201,20 @@ interface Settings {
   readonly requestTimeoutMs: number;
 }
 
-/** Starts the JSON API in front of `resolver`; resolves once it listens. */
+/**
+ * Starts the JSON API in front of `resolver`; resolves once it listens. A GET's CSI is parsed
+ * here, where it enters, and handed over parsed (`discoverCsi`). A stand-in resolver without
+ * `discoverCsi` gets the input as typed; one without `discoverManyJson` has its results
+ * written here, by the same `resultJsonText`.
+ */
 export async function startJsonApi(
   options: JsonApiOptions,
   resolver: Pick<Resolver, 'discover' | 'discoverMany'> &
-    Partial<Pick<Resolver, 'discoverManyJson'>>,
+    Partial<Pick<Resolver, 'discoverCsi' | 'discoverManyJson'>>,
   components: JsonApiComponents = {},
 ): Promise<JsonApi> {
-  // A resolver without `discoverManyJson` (a stand-in) has its results serialized here.
+  const discoverOne = (csi: Csi, input: string): Promise<DiscoveryResult> =>
+    resolver.discoverCsi !== undefined ? resolver.discoverCsi(csi) : resolver.discover(input);
   const discoverManyJson = (csis: readonly string[]): Promise<DiscoveryResultsJson> =>
     resolver.discoverManyJson !== undefined
       ? resolver.discoverManyJson(csis)
@@ -273,15 +280,15 @@ export async function startJsonApi(
       }
       route = DISCOVER_PATH;
       if (req.method === 'GET') {
-        const input = csiParameter(url.query);
+        const { input, csi } = csiParameter(url.query);
         count = 1;
-        const result = await resolver.discover(input);
+        const result = await discoverOne(csi, input);
         metrics?.recordDiscoveries('discover', [result], seconds(started));
         if (result.status === 'error' && result.error?.reason === 'invalid-csi') {
           // The resolver's own check, e.g. a CSI whose name is too long under the apex.
           throw new JsonApiError('ERR_CSI_INVALID', result.error.detail);
         }
-        response = resultsResponse({ value: resultJson(result) }, [result]);
+        response = resultsResponse({ text: resultJsonText(result) }, [result]);
       } else if (req.method === 'POST') {
         const csis = await readBatch(req, settings);
         count = csis.length;
@@ -294,15 +301,15 @@ export async function startJsonApi(
           );
         }
         metrics?.recordDiscoveries('batch', results, seconds(started));
-        // The results' JSON as the resolver wrote it (cached results keep theirs): the same text
-        // as JSON.stringify({ results: results.map(resultJson) }).
+        // The results' JSON as the resolver wrote it (cached results keep theirs), each by
+        // `resultJsonText`.
         response = resultsResponse({ text: `{"results":[${json.join(',')}]}` }, results);
       } else {
         throw new JsonApiError('ERR_METHOD_NOT_ALLOWED', `${DISCOVER_PATH} takes GET or POST`);
       }
     } catch (error) {
       response = errorResponse(error);
-      if (response.status >= 500) log.error('request_failed', { route, count, ...faultOf(error) });
+      if (response.status >= 500) log.error('request-failed', { route, count, ...faultOf(error) });
     }
     metrics?.recordApiRequest(response.status);
     log.debug('request', {
@@ -316,17 +323,17 @@ export async function startJsonApi(
   };
 
   server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
-    req.on('error', (error) => log.debug('request_error', { error }));
+    req.on('error', (error) => log.debug('request-error', { error }));
     // Busy (not idle, not evictable) until the response is done; an HTTP/2 connection while
     // any of its streams is open.
     gate.track(req.httpVersionMajor === 2 ? req.stream.session?.socket : req.socket, res);
     handle(req, res).catch((error: unknown) => {
-      log.error('request_failed', faultOf(error));
+      log.error('request-failed', faultOf(error));
       res.destroy();
     });
   });
-  server.on('sessionError', (error) => log.debug('session_error', { error }));
-  server.on('tlsClientError', (error) => log.debug('tls_error', { error }));
+  server.on('sessionError', (error) => log.debug('session-error', { error }));
+  server.on('tlsClientError', (error) => log.debug('tls-error', { error }));
   // Last, so that the gate runs before node's TLS layer: a refused connection costs no handshake.
   guardConnections(server, gate);
 
@@ -348,7 +355,7 @@ export async function startJsonApi(
       resolve();
     });
   });
-  server.on('error', (error) => log.error('server_error', { error }));
+  server.on('error', (error) => log.error('server-error', { error }));
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : options.port;
   const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -393,10 +400,10 @@ function parseTarget(target: string): { path: string; query: string } {
 }
 
 /**
- * The `csi` parameter of a GET, checked as a CSI. Form decoding, except a leading `+` (see the
+ * The `csi` parameter of a GET as given and parsed. Form decoding, except a leading `+` (see the
  * module comment): `csi=+44%2020…` and `csi=%2B44+20…` both give `+44 20…`.
  */
-function csiParameter(query: string): string {
+function csiParameter(query: string): { input: string; csi: Csi } {
   let value: string | undefined;
   for (const pair of query === '' ? [] : query.split('&')) {
     if (pair === '') continue;
@@ -425,12 +432,11 @@ function csiParameter(query: string): string {
     throw new JsonApiError('ERR_BAD_REQUEST', 'missing query parameter "csi"', { detail: 'csi' });
   }
   try {
-    parseCsi(value);
+    return { input: value, csi: parseCsi(value) };
   } catch (error) {
     if (!(error instanceof CsiError)) throw error;
     throw new JsonApiError('ERR_CSI_INVALID', error.message, { detail: error.code, cause: error });
   }
-  return value;
 }
 
 function decodeComponent(text: string, what: string): string {

@@ -1,4 +1,4 @@
-import type { Logger, MspEntry, Rcode, ResourceRecord, RRType } from '@mimi-discovery/common';
+import type { Csi, Logger, MspEntry, Rcode, ResourceRecord, RRType } from '@mimi-discovery/common';
 
 /**
  * The resolver's public contract (design §6): what `createResolver` returns and what its front
@@ -81,6 +81,11 @@ export interface ResolverStats {
 export interface Resolver {
   /** Discovers one CSI given as typed (`+44 20 7946 0018`, `alice@example.com`, `tel:+…`). */
   discover(input: string): Promise<DiscoveryResult>;
+  /**
+   * Discovers one CSI already parsed (`parseCsi`), for a caller that checked its input where it
+   * entered (the JSON API): the same as {@link discover} without parsing it again.
+   */
+  discoverCsi(csi: Csi): Promise<DiscoveryResult>;
   /** Discovers many CSIs concurrently (bounded), results in input order (contact sync). */
   discoverMany(inputs: readonly string[]): Promise<DiscoveryResult[]>;
   /**
@@ -127,7 +132,11 @@ export interface ResolverConfig {
 
 /** What a resolver uses besides its config. */
 export interface ResolverComponents {
-  /** Clock in milliseconds since the epoch; default `Date.now` (tests use a fake clock). */
+  /**
+   * The clock, in seconds since the epoch (fractions allowed), for every TTL, cache expiry and
+   * validity period; default the system clock (tests use a fake clock). Deadlines run on
+   * monotonic time instead.
+   */
   now?: () => number;
   log?: Logger;
 }

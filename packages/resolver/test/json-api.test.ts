@@ -95,6 +95,10 @@ function fakeResolver(): Omit<Resolver, 'discoverManyJson'> & { asked: string[][
       asked.push([input]);
       return discover(input);
     },
+    async discoverCsi(csi) {
+      asked.push([csi]);
+      return discover(csi);
+    },
     async discoverMany(inputs) {
       asked.push([...inputs]);
       // Later CSIs finish first, so the order of the results is the API's doing.
@@ -463,7 +467,7 @@ describe('routes and methods', () => {
     const reply = await call(`/v1/discover?csi=${encodeURIComponent(FAULT)}`);
     expect(reply.status).toBe(500);
     expect(reply.json).toEqual({ error: { code: 'ERR_INTERNAL', message: 'internal error' } });
-    const line = logs.find((l) => l.includes('"event":"request_failed"'));
+    const line = logs.find((l) => l.includes('"event":"request-failed"'));
     expect(line).toContain('"fault":"Error"');
     // The message of a fault may quote the CSI being resolved: only its class is logged.
     expect(line).not.toContain('resolver fault');
