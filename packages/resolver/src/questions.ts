@@ -63,8 +63,6 @@ export interface QuestionCounters {
 export interface QuestionStageInit extends Omit<IteratorInit, 'keys' | 'onBogus'> {
   readonly failures: FailureCache;
   readonly counters: QuestionCounters;
-  /** Time one question may take; default {@link MAX_RESOLUTION_MS}. */
-  readonly resolutionMs?: number;
 }
 
 /** The question stage's state. */
@@ -74,14 +72,13 @@ export interface QuestionStage {
   readonly failures: FailureCache;
   readonly counters: QuestionCounters;
   readonly log: Logger;
-  readonly resolutionMs: number;
   /** Questions in flight, by `name/type`: the one single-flight a question passes. */
   readonly inFlight: SingleFlight<Resolution>;
 }
 
 /** Creates the question stage and the iterator it runs. */
 export function createQuestionStage(init: QuestionStageInit): QuestionStage {
-  const { failures, counters, resolutionMs, ...iteratorInit } = init;
+  const { failures, counters, ...iteratorInit } = init;
   const stage: QuestionStage = {
     iterator: createIterator({
       ...iteratorInit,
@@ -95,7 +92,6 @@ export function createQuestionStage(init: QuestionStageInit): QuestionStage {
     failures,
     counters,
     log: init.log,
-    resolutionMs: resolutionMs ?? MAX_RESOLUTION_MS,
     inFlight: new SingleFlight<Resolution>(),
   };
   return stage;
@@ -141,7 +137,7 @@ export function zoneOf(stage: QuestionStage, name: string): Promise<string> {
 
 /** A question's state with its own deadline and budget, from now. */
 function newQuestion(stage: QuestionStage, name: string, type: RRType): QuestionState {
-  const deadline = startDeadline(stage.resolutionMs);
+  const deadline = startDeadline(MAX_RESOLUTION_MS);
   const { counters } = stage;
   return {
     name,

@@ -97,7 +97,7 @@ export interface Resolver {
   resolve(name: string, type: RRType): Promise<ResolvedAnswer>;
   stats(): ResolverStats;
   /**
-   * Empties every cache — answers and denials, delegations, DNSKEYs, verified signatures,
+   * Empties every cache — answers and denials, zone cuts, DNSKEYs, verified signatures,
    * discovery results, failures (RFC 9520), stale copies — and forgets every server's RTT, but keeps the upstream
    * connections (as `unbound-control flush_zone .` with `flush_infra all`). The next question
    * walks from the root again.

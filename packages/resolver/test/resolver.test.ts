@@ -302,6 +302,38 @@ describe('cold resolution', () => {
   });
 });
 
+describe('concurrent callers', () => {
+  it('sends each question once when many callers discover and resolve CSIs that share questions', async () => {
+    const { resolver } = resolverWithClock();
+    const servers = { root: net.root, phone: net.phone, msp: net.msp };
+    for (const server of Object.values(servers)) server.seen.length = 0;
+    // Four CSIs of one range share the root's keys, the range's keys and AUTHKEY; the MAPREF
+    // target's MAP and MAPREF probe the same name at the root. Every CSI is asked many times
+    // over, by discover, by discoverMany and, for MAP, by the DNS path.
+    const csis = [CSIS.found, CSIS.empty, CSIS.none, CSIS.mapref];
+    const calls = Array.from({ length: 10 }, () => [
+      ...csis.map((csi) => resolver.discover(csi)),
+      resolver.discoverMany(csis),
+      resolver.resolve(csiToName(CSIS.found), 'MAP'),
+    ]).flat();
+    await Promise.all(calls);
+    expect((await resolver.discoverMany(csis)).map((r) => r.status)).toEqual([
+      'found',
+      'empty',
+      'none',
+      'found',
+    ]);
+    const seen = Object.entries(servers).flatMap(([at, server]) =>
+      server.seen.map((q) => `${at} ${q}`),
+    );
+    expect(seen).toContain(`phone ${PHONE_ZONE}/DNSKEY`);
+    expect(seen).toContain(`root ${MSP_ZONE}/NS`);
+    // No server was asked any question twice, and nothing else was sent.
+    expect(seen.filter((q, i) => seen.indexOf(q) !== i)).toEqual([]);
+    expect(resolver.stats().upstreamQueries).toBe(seen.length);
+  });
+});
+
 describe('flushCache', () => {
   it('empties every cache: the next lookup walks from the root again', async () => {
     const { resolver } = resolverWithClock();
