@@ -22,12 +22,7 @@ export type {
 // aggregate.ts, limits.ts
 export { createResolver, ResolverConfigError } from './resolver.js';
 export { ANSWERS, askQuestion, createQuestionStage, zoneOf } from './questions.js';
-export type {
-  QuestionCounters,
-  QuestionStage,
-  QuestionStageInit,
-  Resolved,
-} from './questions.js';
+export type { QuestionCounters, QuestionStage, QuestionStageInit, Resolved } from './questions.js';
 export {
   createIterator,
   iterate,

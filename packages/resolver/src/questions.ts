@@ -216,10 +216,7 @@ async function settle(
  * (RFC 8767 §4: not for bogus data, nor for a limit), else the failure.
  */
 function afterFailure(stage: QuestionStage, key: string, failure: Failure): Resolved {
-  if (
-    failure.kind === 'error' &&
-    (failure.reason === 'timeout' || failure.reason === 'servfail')
-  ) {
+  if (failure.kind === 'error' && (failure.reason === 'timeout' || failure.reason === 'servfail')) {
     const stale = stage.cache.getStale(ANSWERS, key);
     if (stale !== undefined) {
       return { ...stale, ttl: STALE_ANSWER_TTL_SECONDS, stale: true } as Resolved;

@@ -222,7 +222,11 @@ export function createResolver(
     discover: async (input) =>
       (await discoverItems(state, [csiOf(state, input)]))[0] as DiscoveryResult,
     discoverCsi: async (csi) => (await discoverItems(state, [csi]))[0] as DiscoveryResult,
-    discoverMany: (inputs) => discoverItems(state, inputs.map((input) => csiOf(state, input))),
+    discoverMany: (inputs) =>
+      discoverItems(
+        state,
+        inputs.map((input) => csiOf(state, input)),
+      ),
     discoverManyJson: async (inputs) => {
       const json: string[] = new Array<string>(inputs.length);
       const items = inputs.map((input) => csiOf(state, input));
