@@ -1,5 +1,5 @@
 /**
- * Deadlines: how long one resolution may take ({@link MAX_RESOLUTION_MS}), on monotonic time.
+ * Deadlines: how long one resolution may take (`MAX_RESOLUTION_MS`), on monotonic time.
  * This module is the only place the resolver reads monotonic time (`performance.now()`): a
  * deadline bounds waiting, and an RTT sample measures it, neither of which may jump with the
  * wall clock. Cached data lives by the injected clock in seconds instead (`cache.ts`).
@@ -14,8 +14,6 @@
  * answers; another caller joins the question at t=4 s. At t=10 s the wait for the server ends
  * with {@link EXPIRED}, the question ends as a timeout, and both callers have their answer: the
  * deadline is the question's, not each caller's.
- *
- * @see MAX_RESOLUTION_MS
  */
 
 /** What {@link Deadline.within} gives when the deadline passes first. */
@@ -32,8 +30,8 @@ export interface Deadline {
   /** `work`'s value, or {@link EXPIRED} when the deadline passes first. `work` is not stopped. */
   within<T>(work: Promise<T>): Promise<T | Expired>;
   /**
-   * Stops the timer once the work it bounds is over. A later {@link within} (by a question that
-   * shares this deadline and outlives its owner) sets it again.
+   * Stops the timer once the work it bounds is over. A later {@link Deadline.within} (by a
+   * question that shares this deadline and outlives its owner) sets it again.
    */
   release(): void;
 }

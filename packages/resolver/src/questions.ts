@@ -19,8 +19,8 @@ import { createBudget } from './validator.js';
 
 /**
  * The question stage: every question (name, type) the resolver resolves — for a DNS client, for
- * aggregation, or for the keys of a zone cut on the way — passes here, and here only is it cached,
- * single-flighted and given its deadline:
+ * aggregation, or for the keys of a zone cut on the way — passes here, and here only is it
+ * cached, single-flighted and given its deadline:
  *
  * ```
  * askQuestion(name, type) ─ answer cache ─ failure cache (RFC 9520) ─ in flight? ─ join

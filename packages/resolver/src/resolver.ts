@@ -46,25 +46,26 @@ import type { SignatureMemo, VerifiedSignature } from './validator.js';
  * The resolver: wires the stages together (design §6).
  *
  * ```
- * discover(input) ─ parseCsi ─┐
- *                  (memo)     │
- * discoverCsi(csi) ───────────┴─ cache(discovery) ─ single-flight ─ deadline ─ aggregate ─┐
- *                                (result + JSON)                                          │
- * resolve(name, type) ──────────────────────────────────────────────────────────────────┐ │
- *   askQuestion ─ cache(answer) ─ failure cache ─ single-flight ─ state(deadline) ─ iterator ◀┘
- *                                                                     ├─ upstream
- *                                                                     └─ validator
+ * discover(input) ─ parseCsi (memo) ─┐
+ * discoverCsi(csi) ──────────────────┴▶ discovery: cache (result + JSON) ─ single-flight
+ *                                        ─ deadline ─ aggregate
+ *                                                        │ MAP, MAPREF, AUTHKEY, targets
+ * resolve(name, type) ───────────────────────────────┐   │
+ *                                                    ▼   ▼
+ *   question (askQuestion): cache (answer) ─ failure cache ─ single-flight ─ state + deadline
+ *                                                                                │
+ *                                              iterator ─ upstream, validator ◀──┘
  * ```
  *
  * Each stage is its own module: `questions.ts` is where a question is cached, single-flighted
- * and given its deadline (one {@link QuestionState} per question); `iterator.ts` walks from the
+ * and given its deadline (one `QuestionState` per question); `iterator.ts` walks from the
  * apex with QNAME minimisation and follows referrals; `validator.ts` holds the chain of trust;
  * `upstream.ts` talks to servers; `aggregate.ts` turns answers into a discovery result;
  * `deadline.ts` bounds a unit of work in time. A failed resolution is remembered
  * (`failure-cache.ts`, RFC 9520), with the zone it is about when it is the zone's, so asking
  * again costs no upstream query and no verification until it expires. When every server of a
  * zone fails, a stale cached answer is served, marked `stale` with a TTL of
- * {@link STALE_ANSWER_TTL_SECONDS} (RFC 8767). Parsed inputs are remembered (`csi-memo.ts`) and
+ * `STALE_ANSWER_TTL_SECONDS` (RFC 8767). Parsed inputs are remembered (`csi-memo.ts`) and
  * a cached discovery result keeps its JSON text (`result-json.ts`), so that a warm contact sync
  * neither parses nor serializes again.
  *
