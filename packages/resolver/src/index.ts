@@ -21,7 +21,7 @@ export type {
 // core: resolver.ts, questions.ts, iterator.ts, validator.ts, cache.ts, deadline.ts, upstream.ts,
 // aggregate.ts, limits.ts
 export { createResolver, ResolverConfigError } from './resolver.js';
-export { ANSWERS, askQuestion, createQuestionStage, zoneOf } from './questions.js';
+export { ANSWERS, askQuestion, createQuestionStage } from './questions.js';
 export type { QuestionCounters, QuestionStage, QuestionStageInit, Resolved } from './questions.js';
 export {
   createIterator,
@@ -42,7 +42,7 @@ export type {
   IteratorInit,
   Iterator,
 } from './iterator.js';
-export { EXPIRED, monotonicMs, startDeadline } from './deadline.js';
+export { EXPIRED, startDeadline } from './deadline.js';
 export type { Deadline, Expired } from './deadline.js';
 export {
   createBudget,

@@ -1,4 +1,4 @@
-import { canonicalName, type Logger, type RRType } from '@mimi-discovery/common';
+import { canonicalName, type RRType } from '@mimi-discovery/common';
 import { cacheSlot, SingleFlight, type ResolverCache } from './cache.js';
 import { startDeadline } from './deadline.js';
 import type { FailureCache } from './failure-cache.js';
@@ -6,7 +6,6 @@ import {
   createIterator,
   isFailure,
   iterate,
-  zoneFor,
   type Failure,
   type Iterator,
   type IteratorInit,
@@ -71,7 +70,6 @@ export interface QuestionStage {
   readonly cache: ResolverCache;
   readonly failures: FailureCache;
   readonly counters: QuestionCounters;
-  readonly log: Logger;
   /** Questions in flight, by `name/type`: the one single-flight a question passes. */
   readonly inFlight: SingleFlight<Resolution>;
 }
@@ -91,7 +89,6 @@ export function createQuestionStage(init: QuestionStageInit): QuestionStage {
     cache: init.cache,
     failures,
     counters,
-    log: init.log,
     inFlight: new SingleFlight<Resolution>(),
   };
   return stage;
@@ -128,11 +125,6 @@ export async function askQuestion(
     settle(stage, newQuestion(stage, name, type), true),
   );
   return isFailure(resolution) ? afterFailure(stage, key, resolution) : resolution;
-}
-
-/** The zone questions for `name` go to, as far as known (the iterator's `zoneFor`). */
-export function zoneOf(stage: QuestionStage, name: string): Promise<string> {
-  return zoneFor(stage.iterator, name);
 }
 
 /** A question's state with its own deadline and budget, from now. */

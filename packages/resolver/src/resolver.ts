@@ -14,7 +14,7 @@ import { cacheSlot, ResolverCache, SingleFlight } from './cache.js';
 import { CsiMemo } from './csi-memo.js';
 import { EXPIRED, startDeadline } from './deadline.js';
 import { FailureCache } from './failure-cache.js';
-import type { Failure, ZoneCut } from './iterator.js';
+import { zoneFor, type Failure, type ZoneCut } from './iterator.js';
 import {
   DEFAULT_BATCH_CONCURRENCY,
   DEFAULT_CACHE_BYTES,
@@ -24,7 +24,6 @@ import {
 import {
   askQuestion,
   createQuestionStage,
-  zoneOf,
   type QuestionCounters,
   type QuestionStage,
   type Resolved,
@@ -351,7 +350,7 @@ function discoverUncached(state: ResolverState, csi: Csi): Promise<Discovered> {
             deadline.expired()
               ? Promise.resolve<Failure>({ kind: 'error', reason: 'timeout', detail: timedOut })
               : askQuestion(state.questions, name, type),
-          zoneFor: (name) => zoneOf(state.questions, name),
+          zoneFor: (name) => zoneFor(state.questions.iterator, name),
           now: state.seconds,
           onInvalidMapping: (reason) => {
             const failures = state.counters.validationFailures;
