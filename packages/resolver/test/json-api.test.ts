@@ -67,11 +67,16 @@ const RESULTS: ReadonlyMap<string, DiscoveryResult> = new Map([
 ]);
 
 /**
- * A resolver that looks results up in {@link RESULTS}; it records what it was asked. It has no
- * `discoverManyJson`, so the API serializes its results itself.
+ * A resolver that looks results up in {@link RESULTS}; it records what it was asked, as typed
+ * (`asked`) or parsed (`parsed`). It has no `discoverManyJson`, so the API serializes its
+ * results itself.
  */
-function fakeResolver(): Omit<Resolver, 'discoverManyJson'> & { asked: string[][] } {
+function fakeResolver(): Omit<Resolver, 'discoverManyJson'> & {
+  asked: string[][];
+  parsed: string[];
+} {
   const asked: string[][] = [];
+  const parsed: string[] = [];
   const discover = async (input: string): Promise<DiscoveryResult> => {
     let csi: string;
     try {
@@ -91,12 +96,13 @@ function fakeResolver(): Omit<Resolver, 'discoverManyJson'> & { asked: string[][
   };
   return {
     asked,
+    parsed,
     async discover(input) {
       asked.push([input]);
       return discover(input);
     },
     async discoverCsi(csi) {
-      asked.push([csi]);
+      parsed.push(csi);
       return discover(csi);
     },
     async discoverMany(inputs) {
@@ -215,6 +221,14 @@ describe('GET /v1/discover', () => {
     const reply = await call(`/v1/discover${query}`);
     expect(reply.status).toBe(200);
     expect((reply.json as DiscoveryResult).csi).toBe(ALICE);
+  });
+
+  it('parses the CSI once, where it enters, and hands the resolver the CSI it parsed', async () => {
+    const asked = resolver.asked.length;
+    const reply = await call(`/v1/discover?csi=${encodeURIComponent('+44 (0)20 7946 0018')}`);
+    expect(reply.status).toBe(200);
+    expect(resolver.parsed.at(-1)).toBe(ALICE);
+    expect(resolver.asked.length).toBe(asked);
   });
 
   it('answers over HTTP/1.1 too', async () => {

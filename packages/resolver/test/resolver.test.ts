@@ -99,6 +99,16 @@ describe('discover', () => {
     expect(resolver.stats().validationFailures['mapping-csi-mismatch']).toBe(1);
   });
 
+  it('discovers a CSI parsed by the caller as discover does the input it parses', async () => {
+    const { resolver } = resolverWithClock();
+    const parsed = await resolver.discoverCsi(CSIS.found);
+    expect(parsed.status, JSON.stringify(parsed.error)).toBe('found');
+    const sent = resolver.stats().upstreamQueries;
+    // The same discovery: the second way of asking is answered from its cache.
+    expect(await resolver.discover('+44 (0)20 7946 0018')).toEqual(parsed);
+    expect(resolver.stats().upstreamQueries).toBe(sent);
+  });
+
   it('rejects input that is not a CSI without asking any server', async () => {
     const { resolver } = resolverWithClock();
     const result = await resolver.discover('not a number');
