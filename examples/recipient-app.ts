@@ -45,8 +45,10 @@ export async function main(log: (line: string) => void): Promise<void> {
   // The app trusts the DP's certificate through the local CA, not the system's roots.
   const agent = new Agent({ connect: { ca: net.caPem } });
   // A resolver whose clock the example can move forward, to let cached answers expire.
-  let clockSkewMs = 0;
-  const resolver = createResolver(net.resolverConfig, { now: () => Date.now() + clockSkewMs });
+  let clockSkewSeconds = 0;
+  const resolver = createResolver(net.resolverConfig, {
+    now: () => Date.now() / 1000 + clockSkewSeconds,
+  });
 
   /** POSTs JSON to the DP's registration API; a refusal throws with the DP's error code. */
   const post = async (route: string, body: unknown): Promise<Record<string, unknown>> => {
@@ -120,7 +122,7 @@ export async function main(log: (line: string) => void): Promise<void> {
 
     const cached = await resolver.discover(NUMBER);
     log(`resolver, from its cache: ${show(cached)}`);
-    clockSkewMs = (before.ttl + 1) * 1000;
+    clockSkewSeconds = before.ttl + 1;
     const after = await resolver.discover(NUMBER);
     log(`resolver, ${before.ttl + 1}s later: ${show(after)}`);
   } finally {

@@ -260,7 +260,7 @@ async function expectError(
 
 beforeAll(async () => {
   h = await buildHierarchy();
-  resolver = createResolver(h.resolverConfig(), { now: createFakeClock().now });
+  resolver = createResolver(h.resolverConfig(), { now: createFakeClock().seconds });
 });
 
 afterAll(async () => {

@@ -30,7 +30,7 @@ const resolvers: Resolver[] = [];
 
 function newResolver(): { resolver: Resolver; clock: FakeClock } {
   const clock = createFakeClock();
-  const resolver = createResolver(h.resolverConfig(), { now: clock.now });
+  const resolver = createResolver(h.resolverConfig(), { now: clock.seconds });
   resolvers.push(resolver);
   return { resolver, clock };
 }

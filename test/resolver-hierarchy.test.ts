@@ -52,7 +52,7 @@ const resolvers: Resolver[] = [];
 /** A fresh resolver (empty cache) on its own fake clock, closed after the file. */
 function newResolver(): { resolver: Resolver; clock: FakeClock } {
   const clock = createFakeClock();
-  const resolver = createResolver(h.resolverConfig(), { now: clock.now });
+  const resolver = createResolver(h.resolverConfig(), { now: clock.seconds });
   resolvers.push(resolver);
   return { resolver, clock };
 }

@@ -1,7 +1,8 @@
 /**
  * A clock that moves only when a test moves it, for TTL and expiry tests (no sleeping): hand
- * `clock.now` to a component that takes a millisecond clock (`createResolver`'s
- * `components.now`), then `clock.advance(301)` to be one second past a 300-second TTL.
+ * `clock.now` to a component that takes a millisecond clock, or `clock.seconds` to one that takes
+ * seconds (`createResolver`'s `components.now`), then `clock.advance(301)` to be one second past
+ * a 300-second TTL.
  */
 
 /** A fake clock in milliseconds since the epoch. */

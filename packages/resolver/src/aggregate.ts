@@ -8,7 +8,7 @@ import {
   type RRType,
 } from '@mimi-discovery/common';
 import { MAX_MAPREF_DEPTH, MAX_MAPREF_FANOUT } from './limits.js';
-import type { Resolution } from './iterator.js';
+import type { Resolved } from './questions.js';
 import type { DiscoveryErrorReason, DiscoveryResult, VerifiedMapping } from './types.js';
 
 /**
@@ -33,13 +33,10 @@ import type { DiscoveryErrorReason, DiscoveryResult, VerifiedMapping } from './t
  * - A target outside the apex, or one already visited, is skipped.
  */
 
-/** A resolved question, possibly from stale cache. */
-export type Resolved = Resolution & { readonly stale?: boolean };
-
 /** What aggregation needs from the resolver. */
 export interface AggregateInit {
   readonly apex: string;
-  /** Resolves and validates one question (cached, single-flight, time-bounded). */
+  /** Resolves and validates one question (the question stage's `askQuestion`). */
   readonly resolve: (name: string, type: RRType) => Promise<Resolved>;
   /** The zone questions for a name will go to, as far as known (the iterator's `zoneFor`). */
   readonly zoneFor: (name: string) => Promise<string>;

@@ -3,9 +3,9 @@ import { MAX_CACHE_TTL_SECONDS, MAX_STALE_AGE_SECONDS } from './limits.js';
 
 /**
  * The resolver's cache: one LRU bounded by bytes (each entry sized by {@link estimateSize}, close
- * to its encoded size) shared by every kind of entry — delegations, validated DNSKEY RRsets,
- * validated answers and denials (RFC 2308), discovery results. Each kind is a typed
- * {@link CacheSlot}, so a key of one kind never reads as another.
+ * to its encoded size) shared by every kind of entry — zone cuts, validated answers and denials
+ * (RFC 2308, a zone's DNSKEY RRset among them), verified signatures, failures, discovery results.
+ * Each kind is a typed {@link CacheSlot}, so a key of one kind never reads as another.
  *
  * Time comes from the injected clock. An entry is fresh until its TTL runs out; it then stays
  * readable as stale for {@link MAX_STALE_AGE_SECONDS} (RFC 8767 §5), for the resolver to serve
@@ -37,7 +37,7 @@ export interface CacheHit<T> {
 
 interface Entry {
   readonly value: unknown;
-  /** Milliseconds since the epoch. */
+  /** Seconds since the epoch, on the injected clock. */
   readonly expiresAt: number;
   readonly size: number;
 }
@@ -75,7 +75,10 @@ export class ResolverCache {
   readonly #lru: LRUCache<string, Entry>;
   readonly #now: () => number;
 
-  /** `maxBytes` bounds the estimated size of every entry together; `now` is in milliseconds. */
+  /**
+   * `maxBytes` bounds the estimated size of every entry together; `now` is the resolver's clock,
+   * in seconds since the epoch (fractions allowed).
+   */
   constructor(maxBytes: number, now: () => number) {
     this.#lru = new LRUCache<string, Entry>({
       maxSize: Math.max(1, Math.floor(maxBytes)),
@@ -92,7 +95,7 @@ export class ResolverCache {
     // The slot's prefix fixes the type written under this key.
     return {
       value: entry.value as T,
-      ttl: Math.max(0, Math.floor((entry.expiresAt - now) / 1000)),
+      ttl: Math.max(0, Math.floor(entry.expiresAt - now)),
     };
   }
 
@@ -109,7 +112,7 @@ export class ResolverCache {
     const id = `${slot.prefix}:${key}`;
     this.#lru.set(id, {
       value,
-      expiresAt: this.#now() + ttl * 1000,
+      expiresAt: this.#now() + ttl,
       size: ENTRY_OVERHEAD_OCTETS + id.length + estimateSize(value),
     });
   }
@@ -133,7 +136,7 @@ export class ResolverCache {
     const id = `${slot.prefix}:${key}`;
     const entry = this.#lru.get(id);
     if (entry === undefined) return undefined;
-    if (entry.expiresAt + MAX_STALE_AGE_SECONDS * 1000 <= this.#now()) {
+    if (entry.expiresAt + MAX_STALE_AGE_SECONDS <= this.#now()) {
       this.#lru.delete(id);
       return undefined;
     }
@@ -142,8 +145,9 @@ export class ResolverCache {
 }
 
 /**
- * Single-flight: concurrent calls with the same key share one run of `work` (one upstream query
- * set for 100 identical questions); the key is free again once the run settles.
+ * Single-flight: concurrent calls with the same key share one run of `work` (one resolution for
+ * 100 identical questions); the key is free again once the run settles. The resolver keeps two:
+ * questions (`questions.ts`) and discoveries (`resolver.ts`), each a unit of work of its own.
  */
 export class SingleFlight<T> {
   readonly #running = new Map<string, Promise<T>>();

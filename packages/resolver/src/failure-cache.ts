@@ -40,7 +40,7 @@ export interface CachedFailure {
   readonly failure: Failure;
   /** Failures of this scope in a row (1 for the first). */
   readonly repeats: number;
-  /** When the entry stops being served, in milliseconds since the epoch. */
+  /** When the entry stops being served, in seconds since the epoch. */
   readonly until: number;
 }
 
@@ -62,7 +62,7 @@ export function failureBackoffSeconds(repeats: number): number {
 const zoneKey = (zone: string): string => `z:${canonicalName(zone)}`;
 const questionKey = (name: string, type: RRType): string => `q:${canonicalName(name)}/${type}`;
 
-/** The failure cache over `cache`; `now` is the clock in milliseconds. */
+/** The failure cache over `cache`; `now` is the resolver's clock, in seconds since the epoch. */
 export class FailureCache {
   readonly #cache: ResolverCache;
   readonly #now: () => number;
@@ -96,17 +96,21 @@ export class FailureCache {
 
   /**
    * Remembers that `name`/`type` failed with `failure`: for its zone when it names one, else for
-   * the question. Returns the entry, with its backoff.
+   * the question. Returns the entry, with its backoff. The very failure already kept under the
+   * same key is one failure, not a repeat: the failure of a zone's keys reaches every question
+   * that needed them, and each records what it ended with.
    */
   record(name: string, type: RRType, failure: Failure): CachedFailure {
     const key = failure.zone === undefined ? questionKey(name, type) : zoneKey(failure.zone);
     const now = this.#now();
     const previous = this.#cache.getStale(FAILURES, key);
-    const repeat =
-      previous !== undefined && now - previous.until < FAILURE_CACHE_MAX_SECONDS * 1000;
+    if (previous !== undefined && previous.failure === failure && now < previous.until) {
+      return previous;
+    }
+    const repeat = previous !== undefined && now - previous.until < FAILURE_CACHE_MAX_SECONDS;
     const repeats = repeat ? previous.repeats + 1 : 1;
     const seconds = failureBackoffSeconds(repeats);
-    const entry: CachedFailure = { failure, repeats, until: now + seconds * 1000 };
+    const entry: CachedFailure = { failure, repeats, until: now + seconds };
     this.#cache.set(FAILURES, key, entry, seconds);
     return entry;
   }

@@ -18,24 +18,32 @@ export type {
   DiscoveryResultsJson,
 } from './types.js';
 
-// core: resolver.ts, iterator.ts, validator.ts, cache.ts, upstream.ts, aggregate.ts, limits.ts
+// core: resolver.ts, questions.ts, iterator.ts, validator.ts, cache.ts, deadline.ts, upstream.ts,
+// aggregate.ts, limits.ts
 export { createResolver } from './resolver.js';
+export { ANSWERS, askQuestion, createQuestionStage } from './questions.js';
+export type { QuestionCounters, QuestionStage, QuestionStageInit, Resolved } from './questions.js';
 export {
   createIterator,
+  iterate,
+  zoneFor,
+  isFailure,
   classifyResponse,
   referralServers,
-  DELEGATIONS,
-  DNSKEYS,
+  ZONE_CUTS,
 } from './iterator.js';
 export type {
-  Delegation,
+  ZoneCut,
   Resolution,
   Failure,
   ResponseOutcome,
   ResolutionBudget,
+  QuestionState,
   IteratorInit,
   Iterator,
 } from './iterator.js';
+export { EXPIRED, startDeadline } from './deadline.js';
+export type { Deadline, Expired } from './deadline.js';
 export {
   createBudget,
   LIMIT_REASONS,
@@ -69,7 +77,7 @@ export { CsiMemo } from './csi-memo.js';
 export type { CsiParseFailure } from './csi-memo.js';
 export { resultJson, resultText, resultJsonText } from './result-json.js';
 export type { ResultText } from './result-json.js';
-export type { AggregateInit, Resolved } from './aggregate.js';
+export type { AggregateInit } from './aggregate.js';
 export {
   MAX_REFERRALS_PER_RESOLUTION,
   MAX_QUERIES_PER_RESOLUTION,

@@ -13,7 +13,8 @@ import {
   type ResourceRecord,
   type RRType,
 } from '@mimi-discovery/common';
-import { cacheSlot, SingleFlight, type ResolverCache } from './cache.js';
+import { cacheSlot, type ResolverCache } from './cache.js';
+import { EXPIRED, type Deadline } from './deadline.js';
 import {
   MAX_MINIMISE_LABELS,
   MAX_QUERIES_PER_RESOLUTION,
@@ -38,8 +39,17 @@ import {
  * The iterator stage: resolves one question from the apex down (RFC 1034 §5.3.3), as a loop over
  * steps that each carry their zone cut: ask the cut's servers, classify the response as a typed
  * outcome (answer, referral, nodata, nxdomain), hand it to the validator, and either finish or
- * move the cut down. Delegations and trusted DNSKEYs are kept in the cache, so a later question
- * starts at the deepest cut it already knows.
+ * move the cut down. Zone cuts are kept in the cache, so a later question starts at the deepest
+ * cut it already knows. Its functions work over two explicit states, as Unbound's iterator over
+ * its `iter_qstate`: the {@link QuestionState} of the one question (its name, type, deadline and
+ * budget) and the {@link Iterator} every question shares (what it was given, and the referrals
+ * on their way). Caching answers, single-flight and failure caching are the question stage's
+ * (`questions.ts`), which runs {@link iterate} once per question.
+ *
+ * The keys of a cut are the question (cut, DNSKEY), asked through the question stage
+ * ({@link IteratorInit.keys}) so that it is single-flighted with every other question; at its
+ * own cut that question is answered by fetching the RRset and validating it against the cut's
+ * DS ({@link primeKeys}), not by the keys it is the source of.
  *
  * QNAME minimisation (RFC 9156), bounded: below a cut, when at most {@link MAX_MINIMISE_LABELS}
  * labels remain, the name is walked one label at a time with NS questions; otherwise the full
@@ -51,8 +61,11 @@ import {
  * instead of asking the root again, then goes to the DP with it.
  */
 
-/** A zone cut: the zone, its servers, and the DS that authenticates its keys. */
-export interface Delegation {
+/**
+ * A zone cut: the zone, its servers, and the DS that authenticates its keys — what the resolver
+ * tracks of a delegation once its referral is validated.
+ */
+export interface ZoneCut {
   readonly zone: string;
   readonly servers: readonly NameServer[];
   /** The validated DS RRset from the parent (the trust anchor for the apex). */
@@ -83,14 +96,14 @@ export type Resolution =
       readonly kind: 'bogus';
       readonly reason: string;
       readonly detail: string;
-      /** The zone the failure is about (its keys, its delegation): see {@link Failure}. */
+      /** The zone the failure is about (its keys, its zone cut): see {@link Failure}. */
       readonly zone?: string;
     }
   | {
       readonly kind: 'error';
       readonly reason: 'timeout' | 'servfail' | 'limit' | 'refused';
       readonly detail: string;
-      /** The zone the failure is about (its servers, its delegation): see {@link Failure}. */
+      /** The zone the failure is about (its servers, its zone cut): see {@link Failure}. */
       readonly zone?: string;
     };
 
@@ -103,6 +116,11 @@ export type Resolution =
  */
 export type Failure = Extract<Resolution, { kind: 'bogus' | 'error' }>;
 
+/** Whether a resolution failed. */
+export function isFailure(resolution: Resolution): resolution is Failure {
+  return resolution.kind === 'bogus' || resolution.kind === 'error';
+}
+
 /** What one response is, relative to the question and the cut that was asked (hickory style). */
 export type ResponseOutcome =
   | { readonly kind: 'answer' }
@@ -112,9 +130,10 @@ export type ResponseOutcome =
   | { readonly kind: 'invalid'; readonly detail: string };
 
 /**
- * Per-resolution counters, shared by every step of one question's resolution. The deadline is
- * the verification budget's (`expired`): a resolution past it sends nothing more, verifies
- * nothing more, and ends as a timeout.
+ * The work one resolution may still do, spent by every step of it: queries
+ * ({@link MAX_QUERIES_PER_RESOLUTION}), referrals ({@link MAX_REFERRALS_PER_RESOLUTION}) and
+ * signature verifications (the validator's {@link VerificationBudget}, whose `expired` is the
+ * resolution's deadline).
  */
 export interface ResolutionBudget {
   readonly verifications: VerificationBudget;
@@ -122,39 +141,85 @@ export interface ResolutionBudget {
   referrals: number;
 }
 
-/** Cached delegations, by canonical zone. */
-export const DELEGATIONS = cacheSlot<Delegation>('delegation');
-/** Cached trusted DNSKEYs, by canonical zone. */
-export const DNSKEYS = cacheSlot<readonly DnskeyData[]>('dnskey');
+/**
+ * The state of one question's resolution (Unbound's `iter_qstate`), made once per question by
+ * the question stage and shared by every caller of it. The question for a zone's keys that a
+ * resolution starts shares its deadline and budget: a hostile DNSKEY RRset is validated once, on
+ * the budget of the resolution that needed it first, and never outlives that resolution's
+ * deadline.
+ */
+export interface QuestionState {
+  readonly name: string;
+  readonly type: RRType;
+  /** Past it, nothing more is sent or verified and every wait ends: the resolution is a timeout. */
+  readonly deadline: Deadline;
+  readonly budget: ResolutionBudget;
+  /** The cut to start at instead of the deepest one cached: the cut whose keys are asked. */
+  readonly start?: ZoneCut;
+}
 
-/** What the iterator needs from the resolver. */
+/** Cached zone cuts, by canonical zone. */
+export const ZONE_CUTS = cacheSlot<ZoneCut>('zone-cut');
+
+/** What the iterator is given. */
 export interface IteratorInit {
   readonly apex: string;
   /** The apex's servers (root hints) and the trust anchor's DS. */
-  readonly root: Delegation;
+  readonly root: ZoneCut;
   readonly transport: 'doh' | 'dns';
   /** Port of every non-root server with plain DNS. */
   readonly dnsPort: number;
   readonly upstream: Upstream;
   readonly cache: ResolverCache;
-  /** Seconds since the epoch. */
+  /** Whole seconds since the epoch (the resolver's clock). */
   readonly now: () => number;
   readonly log: Logger;
   /** Signatures verified before (SOA, DNSKEY, DS), so that each is verified once per cache fill. */
   readonly memo?: SignatureMemo;
+  /**
+   * The question (cut, DNSKEY) for a resolution that needs the cut's keys: from the cache when
+   * there, else single-flighted with every other question, on `state`'s deadline and budget when
+   * it starts here (the question stage's `zoneKeys`).
+   */
+  readonly keys: (state: QuestionState, cut: ZoneCut) => Resolution | Promise<Resolution>;
+  /** Called once per validation that found data bogus, with its reason. */
+  readonly onBogus: (state: QuestionState, reason: string) => void;
 }
 
-/** The iterator. */
+/** A question to the apex on its way, and the zone cut its referral gives once validated. */
+interface ApexQuestion {
+  readonly type: RRType;
+  /** The validated child cut when the response is a referral; else undefined. Never rejects. */
+  readonly cut: Promise<ZoneCut | undefined>;
+}
+
+/**
+ * The iterator's shared state: what it was given, and the exchanges on their way that questions
+ * of other names or types share. Each map holds an entry only while its exchange is in flight,
+ * so it is bounded by the questions in flight.
+ */
 export interface Iterator {
-  /** Resolves and validates `name`/`type`, spending from `budget`. */
-  resolve(name: string, type: RRType, budget: ResolutionBudget): Promise<Resolution>;
+  readonly init: IteratorInit;
   /**
-   * The zone whose servers questions for `name` go to: the deepest delegation known for it, once
-   * the referral of a question for `name` already on its way to the apex is in. A guess, for
-   * questions worth sending early (the AUTHKEY of the zone that will answer): the zone that does
-   * answer may delegate further.
+   * Full-name questions to the apex on their way, by name. The apex is the root directory, whose
+   * zone holds only delegations (design §2): a question for a name below a range gets the same
+   * referral whatever its type, so MAP and MAPREF for one CSI need one question there, not two.
    */
-  zoneFor(name: string): Promise<string>;
+  readonly apexQuestions: Map<string, ApexQuestion>;
+  /**
+   * Minimisation probes (RFC 9156 NS questions for a name above the one resolved) on their way,
+   * by zone and name. A probe is no caller's question: it asks whether a zone cut lies at a name
+   * on the way, and every question below that name needs the same response (MAP, MAPREF and
+   * AUTHKEY of one email CSI probe the same names at the root), so concurrent questions share
+   * one exchange, as Unbound's outside network shares identical outgoing queries. A question's
+   * own query and its keys never pass here: they are single-flighted as questions.
+   */
+  readonly probes: Map<string, Promise<UpstreamOutcome>>;
+}
+
+/** Creates the iterator's shared state. */
+export function createIterator(init: IteratorInit): Iterator {
+  return { init, apexQuestions: new Map(), probes: new Map() };
 }
 
 /** The DoH path when a nameserver publishes none (design §7). */
@@ -242,366 +307,444 @@ function parentOf(name: string): string | undefined {
   return dot < 0 ? undefined : name.slice(dot + 1);
 }
 
-/** A question to the apex on its way, and the delegation its referral gives once validated. */
-interface ApexQuestion {
-  readonly type: RRType;
-  /** The validated child delegation when the response is a referral; else undefined. Never rejects. */
-  readonly delegation: Promise<Delegation | undefined>;
-}
-
-/** One turn of the loop of {@link Iterator.resolve}: finished, moved down a cut, or walked a label. */
+/** One turn of the loop of {@link iterate}: finished, moved down a cut, or walked a label. */
 type Step =
   | { readonly kind: 'done'; readonly resolution: Resolution }
-  | { readonly kind: 'down'; readonly child: Delegation }
+  | { readonly kind: 'down'; readonly child: ZoneCut }
   | { readonly kind: 'walk'; readonly walked: number };
 
-/** Creates the iterator stage. */
-export function createIterator(init: IteratorInit): Iterator {
-  const { apex, cache, upstream, log, memo } = init;
-  const inFlight = new SingleFlight<UpstreamOutcome>();
-  // Full-name questions to the apex on their way, by name. The apex is the root directory, whose
-  // zone holds only delegations (design §2): a question for a name below a range gets the same
-  // referral whatever its type, so MAP and MAPREF for one CSI need one question there, not two.
-  // Entries live while their question is in flight, so the map is bounded by the questions in
-  // flight.
-  const apexQuestions = new Map<string, ApexQuestion>();
+/** The keys of a cut, or why the resolution cannot have them. */
+type Keys =
+  | { readonly kind: 'keys'; readonly keys: readonly DnskeyData[] }
+  | { readonly kind: 'failed'; readonly failure: Failure };
 
-  const ask = (
-    cut: Delegation,
-    name: string,
-    type: RRType,
-    budget: ResolutionBudget,
-  ): Promise<UpstreamOutcome> | undefined => {
-    if (budget.queries >= MAX_QUERIES_PER_RESOLUTION) return undefined;
-    budget.queries++;
-    // Identical concurrent questions to one zone share one upstream query.
-    const key = `${cut.zone}|${canonicalName(name)}|${type}`;
-    return inFlight.run(key, () => upstream.query(cut.servers, name, type));
-  };
+const done = (resolution: Resolution): Step => ({ kind: 'done', resolution });
+const limit = (detail: string): Failure => ({ kind: 'error', reason: 'limit', detail });
+const timedOut = (state: QuestionState): Failure => ({
+  kind: 'error',
+  reason: 'timeout',
+  detail: `no result within ${state.deadline.ms} ms`,
+});
 
-  const limit = (detail: string): Resolution => ({ kind: 'error', reason: 'limit', detail });
-  const bogus = (reason: string, detail: string): Resolution => ({ kind: 'bogus', reason, detail });
-  const done = (resolution: Resolution): Step => ({ kind: 'done', resolution });
-
-  /**
-   * A failure of validation: bogus (the zone's when `zone` is given), or a timeout when the
-   * deadline passed during it. A resolution that spent its verifications says nothing about the
-   * zone it was validating then: that failure is the question's.
-   */
-  const invalid = (
-    validation: Extract<Validation<unknown>, { ok: false }>,
-    detail: string,
-    zone?: string,
-  ): Resolution => {
-    if (validation.reason === DEADLINE_REASON) {
-      return { kind: 'error', reason: 'timeout', detail: `deadline passed validating ${detail}` };
+/**
+ * Resolves and validates `state`'s question: from its start cut (or the deepest cut cached) down,
+ * one {@link step} at a time, until the answer, a denial or a failure.
+ */
+export async function iterate(it: Iterator, state: QuestionState): Promise<Resolution> {
+  const { apex } = it.init;
+  if (!isSubdomain(state.name, apex)) {
+    return { kind: 'error', reason: 'refused', detail: `the name is outside ${apex}` };
+  }
+  let cut = state.start ?? startingCut(it, state.name, state.type);
+  // Labels already walked below the current cut by minimised questions.
+  let walked = 0;
+  // Bounded: every turn either sends a question (MAX_QUERIES_PER_RESOLUTION), follows a
+  // referral (MAX_REFERRALS_PER_RESOLUTION) or ends at the deadline.
+  for (;;) {
+    const next = await step(it, state, cut, walked);
+    if (next.kind === 'done') return next.resolution;
+    if (next.kind === 'down') {
+      cut = next.child;
+      walked = 0;
+    } else {
+      walked = next.walked;
     }
-    return zone === undefined || validation.reason === LIMIT_REASONS.verifications
-      ? bogus(validation.reason, detail)
-      : { kind: 'bogus', reason: validation.reason, detail, zone };
-  };
+  }
+}
 
-  type KeysOutcome = { ok: true; keys: readonly DnskeyData[] } | { ok: false; failure: Resolution };
-  // One fetch and one validation of a zone's DNSKEY RRset for every question that needs it at
-  // once (MAP, MAPREF and AUTHKEY of one CSI arrive together), charged to the first question's
-  // budget: a hostile RRset is validated once, not once per question.
-  const keysInFlight = new SingleFlight<KeysOutcome>();
+/**
+ * The zone whose servers questions for `name` go to: the deepest cut known for it, once the
+ * referral of a question for `name` already on its way to the apex is in. A guess, for questions
+ * worth sending early (the AUTHKEY of the zone that will answer): the zone that does answer may
+ * delegate further.
+ */
+export async function zoneFor(it: Iterator, name: string): Promise<string> {
+  const question = it.apexQuestions.get(canonicalName(name));
+  const child = question === undefined ? undefined : await question.cut;
+  return (child ?? startingCut(it, name, 'MAP')).zone;
+}
 
-  /** The trusted keys of a cut: cached, or fetched and validated against its DS. */
-  const keysOf = (cut: Delegation, budget: ResolutionBudget): Promise<KeysOutcome> => {
-    const cached = cache.get(DNSKEYS, cut.zone);
-    if (cached !== undefined) return Promise.resolve({ ok: true, keys: cached.value });
-    return keysInFlight.run(cut.zone, async (): Promise<KeysOutcome> => {
-      const pending = ask(cut, cut.zone, 'DNSKEY', budget);
-      if (pending === undefined) return { ok: false, failure: limit('too many queries') };
-      const outcome = await pending;
-      if (!outcome.ok) {
-        // A zone whose servers cannot give its keys serves nothing that validates.
-        return {
-          ok: false,
-          failure: {
-            kind: 'error',
-            reason: outcome.reason,
-            detail: outcome.detail,
-            zone: cut.zone,
-          },
-        };
-      }
-      const validated = await validateDnskeys(
-        cut.zone,
-        outcome.message.answers,
-        cut.ds,
-        init.now(),
-        budget.verifications,
-        memo,
-      );
-      if (!validated.ok) {
-        return { ok: false, failure: invalid(validated, `DNSKEY of ${cut.zone}`, cut.zone) };
-      }
-      cache.set(DNSKEYS, cut.zone, validated.value.keys, validated.value.ttl);
-      return { ok: true, keys: validated.value.keys };
-    });
-  };
+/**
+ * One turn at `cut`: a minimisation probe, the keys of the cut when they are the question, or the
+ * question itself (joining the referral of another question for the name at the apex).
+ */
+async function step(
+  it: Iterator,
+  state: QuestionState,
+  cut: ZoneCut,
+  walked: number,
+): Promise<Step> {
+  if (state.deadline.expired()) return done(timedOut(state));
+  const qname = nextName(cut, state.name, walked);
+  if (!namesEqual(qname, state.name)) return probe(it, state, cut, qname, walked);
+  if (state.type === 'DNSKEY' && namesEqual(qname, cut.zone)) {
+    return done(await primeKeys(it, state, cut));
+  }
+  // Synchronous up to here and through the announcement in `ask`: a question asked right after
+  // another one for the same name (MAPREF after MAP) finds it.
+  return joinApexReferral(it, state, cut) ?? ask(it, state, cut);
+}
 
+/**
+ * The deepest cached cut at or above `name` (for DS, strictly above: DS is the parent's).
+ * Walks the name's suffixes from the longest; a name with escapes (never a CSI name), or an
+ * apex at the root, is walked label by label.
+ */
+function startingCut(it: Iterator, name: string, type: RRType): ZoneCut {
+  const { apex, cache, root } = it.init;
+  const canonical = canonicalName(name);
+  if (canonical.includes('\\') || apex === '.') return startingCutByLabels(it, name, type);
   const apexSuffix = `.${apex}`;
-  /**
-   * The deepest cached cut at or above `name` (for DS, strictly above: DS is the parent's).
-   * Walks the name's suffixes from the longest; a name with escapes (never a CSI name), or an
-   * apex at the root, is walked label by label.
-   */
-  const startingCut = (name: string, type: RRType): Delegation => {
-    const canonical = canonicalName(name);
-    if (canonical.includes('\\') || apex === '.') return startingCutByLabels(name, type);
-    let at: string | undefined = type === 'DS' ? parentOf(canonical) : canonical;
-    while (at !== undefined && at.endsWith(apexSuffix)) {
-      const hit = cache.get(DELEGATIONS, at);
-      if (hit !== undefined) return hit.value;
-      at = parentOf(at);
-    }
-    return init.root;
+  let at: string | undefined = type === 'DS' ? parentOf(canonical) : canonical;
+  while (at !== undefined && at.endsWith(apexSuffix)) {
+    const hit = cache.get(ZONE_CUTS, at);
+    if (hit !== undefined) return hit.value;
+    at = parentOf(at);
+  }
+  return root;
+}
+
+function startingCutByLabels(it: Iterator, name: string, type: RRType): ZoneCut {
+  const { apex, cache, root } = it.init;
+  let at: string | undefined = type === 'DS' ? parentName(name) : name;
+  while (at !== undefined && isSubdomain(at, apex) && !namesEqual(at, apex)) {
+    const hit = cache.get(ZONE_CUTS, canonicalName(at));
+    if (hit !== undefined) return hit.value;
+    at = parentName(at);
+  }
+  return root;
+}
+
+/**
+ * The name to ask next below `cut` (RFC 9156): one more label than the cut, or the full name
+ * when it is that name or when too many labels remain.
+ */
+function nextName(cut: ZoneCut, name: string, asked: number): string {
+  const labels = nameLabels(name);
+  const below = labels.length - labelCount(cut.zone);
+  if (below > MAX_MINIMISE_LABELS) return name;
+  const take = Math.min(labels.length, labelCount(cut.zone) + asked + 1);
+  return joinLabels(labels.slice(labels.length - take));
+}
+
+/**
+ * Sends a query to `cut`'s servers for `state`, within its query budget and its deadline: the
+ * question's own (`qname`/`qtype`), or a minimisation probe of `qname`, which joins the same
+ * probe already on its way.
+ */
+async function exchange(
+  it: Iterator,
+  state: QuestionState,
+  cut: ZoneCut,
+  query: { readonly probe: string } | { readonly name: string; readonly type: RRType },
+): Promise<UpstreamOutcome | Failure> {
+  if (state.budget.queries >= MAX_QUERIES_PER_RESOLUTION) return limit('too many queries');
+  state.budget.queries++;
+  const sent =
+    'probe' in query
+      ? sharedProbe(it, cut, query.probe)
+      : it.init.upstream.query(cut.servers, query.name, query.type);
+  const outcome = await state.deadline.within(sent);
+  return outcome === EXPIRED ? timedOut(state) : outcome;
+}
+
+/** The NS probe of `qname` at `cut`: the one on its way, or a new one ({@link Iterator.probes}). */
+function sharedProbe(it: Iterator, cut: ZoneCut, qname: string): Promise<UpstreamOutcome> {
+  const key = `${cut.zone}|${canonicalName(qname)}`;
+  let pending = it.probes.get(key);
+  if (pending === undefined) {
+    pending = it.init.upstream.query(cut.servers, qname, 'NS');
+    it.probes.set(key, pending);
+    const sent = pending;
+    const forget = (): void => {
+      if (it.probes.get(key) === sent) it.probes.delete(key);
+    };
+    sent.then(forget, forget);
+  }
+  return pending;
+}
+
+/** The keys of `cut`, through the question (cut, DNSKEY) (see {@link IteratorInit.keys}). */
+async function keysOf(it: Iterator, state: QuestionState, cut: ZoneCut): Promise<Keys> {
+  const pending = it.init.keys(state, cut);
+  const answer = pending instanceof Promise ? await state.deadline.within(pending) : pending;
+  if (answer === EXPIRED) return { kind: 'failed', failure: timedOut(state) };
+  if (isFailure(answer)) return { kind: 'failed', failure: answer };
+  if (answer.kind === 'answer') {
+    return {
+      kind: 'keys',
+      keys: answer.rrset.flatMap((rr) => (rr.type === 'DNSKEY' ? [rr.data] : [])),
+    };
+  }
+  return {
+    kind: 'failed',
+    failure: {
+      kind: 'bogus',
+      reason: 'missing-dnskey',
+      detail: `DNSKEY of ${cut.zone}`,
+      zone: cut.zone,
+    },
   };
+}
 
-  const startingCutByLabels = (name: string, type: RRType): Delegation => {
-    let at: string | undefined = type === 'DS' ? parentName(name) : name;
-    while (at !== undefined && isSubdomain(at, apex) && !namesEqual(at, apex)) {
-      const hit = cache.get(DELEGATIONS, canonicalName(at));
-      if (hit !== undefined) return hit.value;
-      at = parentName(at);
-    }
-    return init.root;
+/**
+ * A failed exchange as the resolution's failure: every server unreachable is the zone's
+ * failure; errors they answered are the name's.
+ */
+function exchangeFailure(
+  cut: ZoneCut,
+  outcome: Extract<UpstreamOutcome, { kind: 'failed' }>,
+): Failure {
+  return outcome.unreachable
+    ? { kind: 'error', reason: outcome.reason, detail: outcome.detail, zone: cut.zone }
+    : { kind: 'error', reason: outcome.reason, detail: outcome.detail };
+}
+
+/**
+ * A failure of validation: bogus (the zone's when `zone` is given), or a timeout when the
+ * deadline passed during it. A resolution that spent its verifications says nothing about the
+ * zone it was validating then: that failure is the question's.
+ */
+function invalid(
+  it: Iterator,
+  state: QuestionState,
+  validation: Extract<Validation<unknown>, { kind: 'bogus' }>,
+  detail: string,
+  zone?: string,
+): Failure {
+  if (validation.reason === DEADLINE_REASON) {
+    return { kind: 'error', reason: 'timeout', detail: `deadline passed validating ${detail}` };
+  }
+  it.init.onBogus(state, validation.reason);
+  return zone === undefined || validation.reason === LIMIT_REASONS.verifications
+    ? { kind: 'bogus', reason: validation.reason, detail }
+    : { kind: 'bogus', reason: validation.reason, detail, zone };
+}
+
+/**
+ * The keys question at its own cut: the DNSKEY RRset fetched from the cut's servers and
+ * validated against the cut's DS (the trust anchor at the apex), RFC 4035 §5.2. A zone whose
+ * servers cannot give its keys, or whose keys do not validate, serves nothing that validates:
+ * the failure is the zone's.
+ */
+async function primeKeys(it: Iterator, state: QuestionState, cut: ZoneCut): Promise<Resolution> {
+  const outcome = await exchange(it, state, cut, { name: cut.zone, type: 'DNSKEY' });
+  if (isFailureOutcome(outcome)) return outcome;
+  if (outcome.kind === 'failed') {
+    return { kind: 'error', reason: outcome.reason, detail: outcome.detail, zone: cut.zone };
+  }
+  const validated = await validateDnskeys(
+    cut.zone,
+    outcome.message.answers,
+    cut.ds,
+    it.init.now(),
+    state.budget.verifications,
+    it.init.memo,
+  );
+  if (validated.kind === 'bogus') {
+    return invalid(it, state, validated, `DNSKEY of ${cut.zone}`, cut.zone);
+  }
+  return {
+    kind: 'answer',
+    zone: cut.zone,
+    server: outcome.server,
+    rrset: validated.value.rrset,
+    rrsigs: validated.value.rrsigs,
+    ttl: validated.value.ttl,
   };
+}
 
-  /**
-   * The name to ask next below `cut` (RFC 9156): one more label than the cut, or the full name
-   * when it is that name or when too many labels remain.
-   */
-  const nextName = (cut: Delegation, name: string, asked: number): string => {
-    const labels = nameLabels(name);
-    const below = labels.length - labelCount(cut.zone);
-    if (below > MAX_MINIMISE_LABELS) return name;
-    const take = Math.min(labels.length, labelCount(cut.zone) + asked + 1);
-    return joinLabels(labels.slice(labels.length - take));
+function isFailureOutcome(outcome: UpstreamOutcome | Failure): outcome is Failure {
+  return outcome.kind === 'bogus' || outcome.kind === 'error';
+}
+
+/**
+ * A minimisation probe of `qname` at `cut`, sent with the cut's keys (needed when the response is
+ * a referral): a referral moves the cut down; an intermediate name that exists (or is an empty
+ * non-terminal) is walked one label further.
+ */
+async function probe(
+  it: Iterator,
+  state: QuestionState,
+  cut: ZoneCut,
+  qname: string,
+  walked: number,
+): Promise<Step> {
+  const [keys, outcome] = await Promise.all([
+    keysOf(it, state, cut),
+    exchange(it, state, cut, { probe: qname }),
+  ]);
+  if (keys.kind === 'failed') return done(keys.failure);
+  if (isFailureOutcome(outcome)) return done(outcome);
+  if (outcome.kind === 'failed') return done(exchangeFailure(cut, outcome));
+  const classified = classifyResponse(outcome.message, cut.zone, qname, 'NS');
+  if (classified.kind === 'invalid') {
+    return done({ kind: 'error', reason: 'servfail', detail: classified.detail });
+  }
+  if (classified.kind === 'referral') {
+    return follow(it, state, cut, classified.child, outcome.message, keys.keys);
+  }
+  // A denial of the intermediate name from a server that mishandles empty non-terminals
+  // (RFC 9156 §2.3) would end minimisation: the full name is asked next.
+  return {
+    kind: 'walk',
+    walked: classified.kind === 'nodata' ? walked + 1 : labelCount(state.name),
   };
+}
 
-  /** Whether a question of `type` for the full name at `cut` may share its referral (see above). */
-  const sharesReferral = (cut: Delegation, type: RRType): boolean =>
-    cut.zone === init.root.zone && type !== 'DS';
+/** Whether a question of `type` for the full name at `cut` may share its referral (see above). */
+function sharesReferral(it: Iterator, cut: ZoneCut, type: RRType): boolean {
+  return cut.zone === it.init.root.zone && type !== 'DS';
+}
 
-  /**
-   * The delegation the referral of another question for `name` to the apex will give, when one of
-   * another type is on its way; undefined otherwise (then this question is asked on its own).
-   * Synchronous up to the promise, so that a question asked right after another one finds it.
-   */
-  const joinedReferral = (
-    cut: Delegation,
-    name: string,
-    type: RRType,
-  ): Promise<Delegation | undefined> | undefined => {
-    if (!sharesReferral(cut, type)) return undefined;
-    const other = apexQuestions.get(canonicalName(name));
-    if (other === undefined || other.type === type) return undefined;
-    return other.delegation;
-  };
-
-  /** Follows a referral from `cut`: validates the child's DS, remembers the delegation. */
-  const follow = async (
-    cut: Delegation,
-    child: string,
-    response: Message,
-    keys: readonly DnskeyData[],
-    budget: ResolutionBudget,
-  ): Promise<Step> => {
-    if (++budget.referrals > MAX_REFERRALS_PER_RESOLUTION) return done(limit('too many referrals'));
-    const ds = await validateDelegationDs(
-      child,
-      response.authorities,
-      cut.zone,
-      keys,
-      init.now(),
-      budget.verifications,
-      memo,
-    );
-    if (!ds.ok) return done(invalid(ds, `delegation of ${child}`, child));
-    const servers = referralServers(response, child, cut.zone, init.transport, init.dnsPort);
-    if (servers.length === 0) {
-      // A delegation loop or a cut to nameservers without glue: nothing under it can be reached.
-      return done({
-        kind: 'error',
-        reason: 'servfail',
-        detail: `no usable server for ${child}`,
-        zone: child,
-      });
+/**
+ * The step the referral of another question for the name to the apex gives, when one of another
+ * type is on its way; undefined when there is none (then this question is asked on its own).
+ * Synchronous up to the promise, so that a question asked right after another one finds it.
+ */
+function joinApexReferral(
+  it: Iterator,
+  state: QuestionState,
+  cut: ZoneCut,
+): Promise<Step> | undefined {
+  if (!sharesReferral(it, cut, state.type)) return undefined;
+  const other = it.apexQuestions.get(canonicalName(state.name));
+  if (other === undefined || other.type === state.type) return undefined;
+  return state.deadline.within(other.cut).then((joined): Step | Promise<Step> => {
+    if (joined === EXPIRED) return done(timedOut(state));
+    // No referral came of it (an answer, a denial, a failure): the question is asked here.
+    if (joined === undefined) return ask(it, state, cut);
+    if (++state.budget.referrals > MAX_REFERRALS_PER_RESOLUTION) {
+      return done(limit('too many referrals'));
     }
-    const ns = rrsetOf(response.authorities, child, 'NS');
-    const delegation: Delegation = { zone: child, servers, ds: ds.value.ds };
-    cache.set(
-      DELEGATIONS,
-      delegation.zone,
-      delegation,
-      Math.min(ds.value.ttl, ...ns.map((rr) => rr.ttl)),
-    );
-    log.debug('referral', { zone: cut.zone, child: delegation.zone });
-    return { kind: 'down', child: delegation };
-  };
+    return { kind: 'down', child: joined };
+  });
+}
 
-  /**
-   * One question at `cut`: the cut's keys and the question go out together (neither depends on
-   * the other's response; the response is validated once both are in), then the response is
-   * classified and validated.
-   */
-  const step = async (
-    cut: Delegation,
-    name: string,
-    type: RRType,
-    walked: number,
-    budget: ResolutionBudget,
-  ): Promise<Step> => {
-    if (budget.verifications.expired()) {
-      return done({ kind: 'error', reason: 'timeout', detail: 'deadline passed' });
+/**
+ * The question at `cut`: its keys and the question go out together (neither depends on the
+ * other's response; the response is validated once both are in), then the response is
+ * classified and validated. At the apex, a question others may join is announced first.
+ */
+async function ask(it: Iterator, state: QuestionState, cut: ZoneCut): Promise<Step> {
+  const { name, type } = state;
+  let settle: ((cut: ZoneCut | undefined) => void) | undefined;
+  const key = canonicalName(name);
+  if (sharesReferral(it, cut, type) && !it.apexQuestions.has(key)) {
+    const question: ApexQuestion = {
+      type,
+      cut: new Promise<ZoneCut | undefined>((resolve) => {
+        settle = resolve;
+      }),
+    };
+    it.apexQuestions.set(key, question);
+    void question.cut.then(() => {
+      if (it.apexQuestions.get(key) === question) it.apexQuestions.delete(key);
+    });
+  }
+  let child: ZoneCut | undefined;
+  try {
+    const [keys, outcome] = await Promise.all([
+      keysOf(it, state, cut),
+      exchange(it, state, cut, { name, type }),
+    ]);
+    if (keys.kind === 'failed') return done(keys.failure);
+    if (isFailureOutcome(outcome)) return done(outcome);
+    if (outcome.kind === 'failed') return done(exchangeFailure(cut, outcome));
+    const response = outcome.message;
+    const classified = classifyResponse(response, cut.zone, name, type);
+    if (classified.kind === 'invalid') {
+      return done({ kind: 'error', reason: 'servfail', detail: classified.detail });
     }
-    const qname = nextName(cut, name, walked);
-    const minimised = !namesEqual(qname, name);
-    const qtype: RRType = minimised ? 'NS' : type;
-
-    const joining = minimised ? undefined : joinedReferral(cut, qname, qtype);
-    if (joining !== undefined) {
-      const joined = await joining;
-      if (joined !== undefined) {
-        if (++budget.referrals > MAX_REFERRALS_PER_RESOLUTION) {
-          return done(limit('too many referrals'));
-        }
-        return { kind: 'down', child: joined };
-      }
+    if (classified.kind === 'referral') {
+      const followed = await follow(it, state, cut, classified.child, response, keys.keys);
+      if (followed.kind === 'down') child = followed.child;
+      return followed;
     }
-
-    let settle: ((delegation: Delegation | undefined) => void) | undefined;
-    const key = canonicalName(qname);
-    if (!minimised && sharesReferral(cut, qtype) && !apexQuestions.has(key)) {
-      const question: ApexQuestion = {
-        type: qtype,
-        delegation: new Promise<Delegation | undefined>((resolve) => {
-          settle = resolve;
-        }),
-      };
-      apexQuestions.set(key, question);
-      void question.delegation.then(() => {
-        if (apexQuestions.get(key) === question) apexQuestions.delete(key);
-      });
-    }
-    let child: Delegation | undefined;
-    try {
-      const keysPending = keysOf(cut, budget);
-      const pending = ask(cut, qname, qtype, budget);
-      const [keys, outcome] = await Promise.all([keysPending, pending]);
-      if (!keys.ok) return done(keys.failure);
-      if (outcome === undefined) return done(limit('too many queries'));
-      if (!outcome.ok) {
-        // Every server unreachable is the zone's failure; errors they answered are the name's.
-        return done(
-          outcome.unreachable
-            ? { kind: 'error', reason: outcome.reason, detail: outcome.detail, zone: cut.zone }
-            : { kind: 'error', reason: outcome.reason, detail: outcome.detail },
-        );
-      }
-      const response = outcome.message;
-      const classified = classifyResponse(response, cut.zone, qname, qtype);
-      const now = init.now();
-
-      if (classified.kind === 'invalid') {
-        return done({ kind: 'error', reason: 'servfail', detail: classified.detail });
-      }
-
-      if (classified.kind === 'referral') {
-        const followed = await follow(cut, classified.child, response, keys.keys, budget);
-        if (followed.kind === 'down') child = followed.child;
-        return followed;
-      }
-
-      if (minimised) {
-        // An intermediate name exists (or is an empty non-terminal): walk one label further.
-        // A denial of it from a server that mishandles empty non-terminals (RFC 9156 §2.3)
-        // would end minimisation: the full name is asked next.
-        return {
-          kind: 'walk',
-          walked: classified.kind === 'nodata' ? walked + 1 : labelCount(name),
-        };
-      }
-
-      if (classified.kind === 'answer') {
-        const rrset = recordsOf(response.answers, name, type);
-        const verified = await validateRRset(
-          rrset,
-          response.answers,
-          cut.zone,
-          keys.keys,
-          now,
-          budget.verifications,
-          memo,
-        );
-        if (!verified.ok) return done(invalid(verified, `${type} answer from ${cut.zone}`));
-        return done({
-          kind: 'answer',
-          zone: cut.zone,
-          server: outcome.server,
-          rrset,
-          rrsigs: verified.value.rrsigs,
-          ttl: verified.value.ttl,
-        });
-      }
-
-      const denial = await validateDenial(
-        name,
-        type,
-        response.authorities,
+    const now = it.init.now();
+    if (classified.kind === 'answer') {
+      const rrset = recordsOf(response.answers, name, type);
+      const verified = await validateRRset(
+        rrset,
+        response.answers,
         cut.zone,
         keys.keys,
         now,
-        budget.verifications,
-        memo,
+        state.budget.verifications,
+        it.init.memo,
       );
-      if (!denial.ok) return done(invalid(denial, `denial of ${type} from ${cut.zone}`));
+      if (verified.kind === 'bogus') {
+        return done(invalid(it, state, verified, `${type} answer from ${cut.zone}`));
+      }
       return done({
-        kind: denial.value.kind,
+        kind: 'answer',
         zone: cut.zone,
         server: outcome.server,
-        records: denial.value.records,
-        ttl: denial.value.ttl,
+        rrset,
+        rrsigs: verified.value.rrsigs,
+        ttl: verified.value.ttl,
       });
-    } finally {
-      settle?.(child);
     }
-  };
-
-  const resolve = async (
-    name: string,
-    type: RRType,
-    budget: ResolutionBudget,
-  ): Promise<Resolution> => {
-    if (!isSubdomain(name, apex)) {
-      return { kind: 'error', reason: 'refused', detail: `the name is outside ${apex}` };
+    const denial = await validateDenial(
+      name,
+      type,
+      response.authorities,
+      cut.zone,
+      keys.keys,
+      now,
+      state.budget.verifications,
+      it.init.memo,
+    );
+    if (denial.kind === 'bogus') {
+      return done(invalid(it, state, denial, `denial of ${type} from ${cut.zone}`));
     }
-    let cut = startingCut(name, type);
-    // Labels already walked below the current cut by minimised questions.
-    let walked = 0;
-    // Bounded: every turn either sends a question (MAX_QUERIES_PER_RESOLUTION) or follows a
-    // referral (MAX_REFERRALS_PER_RESOLUTION).
-    for (;;) {
-      const next = await step(cut, name, type, walked, budget);
-      if (next.kind === 'done') return next.resolution;
-      if (next.kind === 'down') {
-        cut = next.child;
-        walked = 0;
-      } else {
-        walked = next.walked;
-      }
-    }
-  };
+    return done({
+      kind: denial.value.kind,
+      zone: cut.zone,
+      server: outcome.server,
+      records: denial.value.records,
+      ttl: denial.value.ttl,
+    });
+  } finally {
+    settle?.(child);
+  }
+}
 
-  const zoneFor = async (name: string): Promise<string> => {
-    const question = apexQuestions.get(canonicalName(name));
-    const child = question === undefined ? undefined : await question.delegation;
-    return (child ?? startingCut(name, 'MAP')).zone;
-  };
-
-  return { resolve, zoneFor };
+/** Follows a referral from `cut`: validates the child's DS, remembers the child's cut. */
+async function follow(
+  it: Iterator,
+  state: QuestionState,
+  cut: ZoneCut,
+  child: string,
+  response: Message,
+  keys: readonly DnskeyData[],
+): Promise<Step> {
+  if (++state.budget.referrals > MAX_REFERRALS_PER_RESOLUTION) {
+    return done(limit('too many referrals'));
+  }
+  const ds = await validateDelegationDs(
+    child,
+    response.authorities,
+    cut.zone,
+    keys,
+    it.init.now(),
+    state.budget.verifications,
+    it.init.memo,
+  );
+  if (ds.kind === 'bogus') return done(invalid(it, state, ds, `delegation of ${child}`, child));
+  const servers = referralServers(response, child, cut.zone, it.init.transport, it.init.dnsPort);
+  if (servers.length === 0) {
+    // A delegation loop or a cut to nameservers without glue: nothing under it can be reached.
+    return done({
+      kind: 'error',
+      reason: 'servfail',
+      detail: `no usable server for ${child}`,
+      zone: child,
+    });
+  }
+  const ns = rrsetOf(response.authorities, child, 'NS');
+  const next: ZoneCut = { zone: child, servers, ds: ds.value.ds };
+  it.init.cache.set(ZONE_CUTS, next.zone, next, Math.min(ds.value.ttl, ...ns.map((rr) => rr.ttl)));
+  it.init.log.debug('referral', { zone: cut.zone, child: next.zone });
+  return { kind: 'down', child: next };
 }

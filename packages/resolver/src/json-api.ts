@@ -14,11 +14,12 @@ import {
   type HttpResponse,
   type JsonBodyLimits,
   type JsonResponse,
+  type Csi,
   type Logger,
   type ResponseOptions,
 } from '@mimi-discovery/common';
 import type { ResolverMetrics } from './metrics.js';
-import { resultJson, resultJsonText } from './result-json.js';
+import { resultJsonText } from './result-json.js';
 import type { DiscoveryResult, DiscoveryResultsJson, Resolver } from './types.js';
 
 /**
@@ -192,14 +193,20 @@ interface Settings {
   readonly responses: ResponseOptions;
 }
 
-/** Starts the JSON API in front of `resolver`; resolves once it listens. */
+/**
+ * Starts the JSON API in front of `resolver`; resolves once it listens. A GET's CSI is parsed
+ * here, where it enters, and handed over parsed (`discoverCsi`). A stand-in resolver without
+ * `discoverCsi` gets the input as typed; one without `discoverManyJson` has its results
+ * written here, by the same `resultJsonText`.
+ */
 export async function startJsonApi(
   options: JsonApiOptions,
   resolver: Pick<Resolver, 'discover' | 'discoverMany'> &
-    Partial<Pick<Resolver, 'discoverManyJson'>>,
+    Partial<Pick<Resolver, 'discoverCsi' | 'discoverManyJson'>>,
   components: JsonApiComponents = {},
 ): Promise<JsonApi> {
-  // A resolver without `discoverManyJson` (a stand-in) has its results serialized here.
+  const discoverOne = (csi: Csi, input: string): Promise<DiscoveryResult> =>
+    resolver.discoverCsi !== undefined ? resolver.discoverCsi(csi) : resolver.discover(input);
   const discoverManyJson = (csis: readonly string[]): Promise<DiscoveryResultsJson> =>
     resolver.discoverManyJson !== undefined
       ? resolver.discoverManyJson(csis)
@@ -237,15 +244,15 @@ export async function startJsonApi(
       }
       route = DISCOVER_PATH;
       if (req.method === 'GET') {
-        const input = csiParameter(url.query);
+        const { input, csi } = csiParameter(url.query);
         count = 1;
-        const result = await resolver.discover(input);
+        const result = await discoverOne(csi, input);
         metrics?.recordDiscoveries('discover', [result], seconds(started));
         if (result.status === 'error' && result.error?.reason === 'invalid-csi') {
           // The resolver's own check, e.g. a CSI whose name is too long under the apex.
           throw new JsonApiError('ERR_CSI_INVALID', result.error.detail);
         }
-        response = resultsResponse({ value: resultJson(result) }, [result]);
+        response = resultsResponse({ text: resultJsonText(result) }, [result]);
       } else if (req.method === 'POST') {
         const csis = await readBatch(req, settings);
         count = csis.length;
@@ -258,15 +265,15 @@ export async function startJsonApi(
           );
         }
         metrics?.recordDiscoveries('batch', results, seconds(started));
-        // The results' JSON as the resolver wrote it (cached results keep theirs): the same text
-        // as JSON.stringify({ results: results.map(resultJson) }).
+        // The results' JSON as the resolver wrote it (cached results keep theirs), each by
+        // `resultJsonText`.
         response = resultsResponse({ text: `{"results":[${json.join(',')}]}` }, results);
       } else {
         throw new JsonApiError('ERR_METHOD_NOT_ALLOWED', `${DISCOVER_PATH} takes GET or POST`);
       }
     } catch (error) {
       response = errorResponse(error);
-      if (response.status >= 500) log.error('request_failed', { route, count, ...faultOf(error) });
+      if (response.status >= 500) log.error('request-failed', { route, count, ...faultOf(error) });
     }
     metrics?.recordApiRequest(response.status);
     log.debug('request', {
@@ -306,7 +313,7 @@ export async function startJsonApi(
       kind: 'request',
       request: (req, res) => {
         handle(req, res).catch((error: unknown) => {
-          log.error('request_failed', faultOf(error));
+          log.error('request-failed', faultOf(error));
           res.destroy();
         });
       },
@@ -345,10 +352,10 @@ function parseTarget(target: string): { path: string; query: string } {
 }
 
 /**
- * The `csi` parameter of a GET, checked as a CSI. Form decoding, except a leading `+` (see the
+ * The `csi` parameter of a GET as given and parsed. Form decoding, except a leading `+` (see the
  * module comment): `csi=+44%2020…` and `csi=%2B44+20…` both give `+44 20…`.
  */
-function csiParameter(query: string): string {
+function csiParameter(query: string): { input: string; csi: Csi } {
   let value: string | undefined;
   for (const pair of query === '' ? [] : query.split('&')) {
     if (pair === '') continue;
@@ -377,12 +384,11 @@ function csiParameter(query: string): string {
     throw new JsonApiError('ERR_BAD_REQUEST', 'missing query parameter "csi"', { detail: 'csi' });
   }
   try {
-    parseCsi(value);
+    return { input: value, csi: parseCsi(value) };
   } catch (error) {
     if (!(error instanceof CsiError)) throw error;
     throw new JsonApiError('ERR_CSI_INVALID', error.message, { detail: error.code, cause: error });
   }
-  return value;
 }
 
 function decodeComponent(text: string, what: string): string {

@@ -67,9 +67,9 @@ export const MAX_VERIFICATIONS_PER_RESOLUTION = 64;
 
 /**
  * Verifications one resolution runs back to back before it yields to the event loop
- * (`setImmediate`), so that the validation of one hostile zone never holds up other lookups for
- * more than a few verifications (about 0.1 ms each): Unbound suspends validation the same way
- * after `MAX_VALIDATE_AT_ONCE`.
+ * (`setImmediate`), so that the validation of one hostile zone never holds up other resolutions
+ * for more than a few verifications (about 0.1 ms each): Unbound suspends validation the same
+ * way after `MAX_VALIDATE_AT_ONCE`.
  */
 export const VERIFICATIONS_PER_SLICE = 4;
 
@@ -89,7 +89,11 @@ export const FAILURE_CACHE_MIN_SECONDS = 5;
  */
 export const FAILURE_CACHE_MAX_SECONDS = 300;
 
-/** Wall time of one resolution (one `resolve`, or one `discover` with its MAPREF targets). */
+/**
+ * Wall time of one resolution: the deadline of a question (shared by all its callers, and by the
+ * question for a zone's keys it starts: `questions.ts`), and of a discovery with every MAPREF
+ * level of it (`resolver.ts`). Past it the resolution is `error` reason `timeout`.
+ */
 export const MAX_RESOLUTION_MS = 10_000;
 
 /** Largest DNS response accepted from a server, in octets (the codec's own bound). */

@@ -1,9 +1,10 @@
 import type { DiscoveryResult, VerifiedMapping } from './types.js';
 
 /**
- * A discovery result as the JSON API writes it (design §7): the fields of `DiscoveryResult` and
- * nothing else, in a fixed order — `csi`, `status`, `mappings`, `ttl`, then `stale` and `error`
- * when present.
+ * A discovery result as JSON (design §7), for the JSON API and `mimi-discovery lookup --json`:
+ * the fields of `DiscoveryResult` and nothing else, in a fixed order — `csi`, `status`,
+ * `mappings`, `ttl`, then `stale` and `error` when present. {@link resultJson} is the one place
+ * that says so; the text is that value serialized, never written another way.
  *
  * The text is also kept split around the TTL ({@link ResultText}), the one field that changes
  * while a result sits in the cache: a cached result is written again as `head + ttl + tail`,
@@ -52,28 +53,29 @@ function mappingJson(m: VerifiedMapping): Record<string, unknown> {
   };
 }
 
-/** The text of `result` around its TTL: `head + String(ttl) + tail` is its JSON. */
+/** The member `ttl` written with the value 0, as it appears in the text of {@link resultJson}. */
+const TTL_MEMBER = ',"ttl":0';
+
+/**
+ * The text of {@link resultJson} around its TTL: `head + String(ttl) + tail` is its JSON. The
+ * first `,"ttl":` of the text is the result's own member: every member before it is a string, a
+ * status or the mappings, none of which has a `ttl` key, and inside a JSON string a quote is
+ * always escaped, so the sequence cannot occur there.
+ */
 export function resultText(result: DiscoveryResult): ResultText {
-  const before = JSON.stringify({
-    csi: result.csi,
-    status: result.status,
-    mappings: result.mappings.map(mappingJson),
-  });
-  const after = JSON.stringify({
-    ...(result.stale === true ? { stale: true } : {}),
-    ...(result.error === undefined
-      ? {}
-      : { error: { reason: result.error.reason, detail: result.error.detail } }),
-  });
+  // Spreading keeps `ttl` where `resultJson` put it; only its value changes.
+  const text = JSON.stringify({ ...resultJson(result), ttl: 0 });
+  const at = text.indexOf(TTL_MEMBER);
   return {
-    // `{…"mappings":[…]}` without its closing brace, then the TTL's key.
-    head: `${before.slice(0, -1)},"ttl":`,
-    // `{}` adds nothing; `{"stale":true,…}` adds its members after a comma.
-    tail: after === '{}' ? '}' : `,${after.slice(1)}`,
+    head: text.slice(0, at + TTL_MEMBER.length - 1),
+    tail: text.slice(at + TTL_MEMBER.length),
   };
 }
 
-/** The JSON of `result` with the TTL it carries. */
+/**
+ * The JSON text of `result` with the TTL it carries; `text`, when given, is its split text kept
+ * from before (a cached result's), so nothing but the TTL is written again.
+ */
 export function resultJsonText(result: DiscoveryResult, text = resultText(result)): string {
   return `${text.head}${jsonNumber(result.ttl)}${text.tail}`;
 }

@@ -113,7 +113,7 @@ export function createResolverQueryHandler(
     try {
       resolved = await resolver.resolve(name, type);
     } catch (error) {
-      log?.error('resolve_failed', { name, type, error });
+      log?.error('resolve-failed', { name, type, error });
       return resolverResponse(query, 'SERVFAIL');
     }
     const dnssecOk = query.edns?.dnssecOk === true;

@@ -1,4 +1,5 @@
 import type {
+  Csi,
   Logger,
   MspEntry,
   Rcode,
@@ -88,6 +89,11 @@ export interface ResolverStats {
 export interface Resolver {
   /** Discovers one CSI given as typed (`+44 20 7946 0018`, `alice@example.com`, `tel:+…`). */
   discover(input: string): Promise<DiscoveryResult>;
+  /**
+   * Discovers one CSI already parsed (`parseCsi`), for a caller that checked its input where it
+   * entered (the JSON API): the same as {@link discover} without parsing it again.
+   */
+  discoverCsi(csi: Csi): Promise<DiscoveryResult>;
   /** Discovers many CSIs concurrently (bounded), results in input order (contact sync). */
   discoverMany(inputs: readonly string[]): Promise<DiscoveryResult[]>;
   /**
@@ -99,7 +105,7 @@ export interface Resolver {
   resolve(name: string, type: RRType): Promise<ResolvedAnswer>;
   stats(): ResolverStats;
   /**
-   * Empties every cache — answers and denials, delegations, DNSKEYs, verified signatures,
+   * Empties every cache — answers and denials, zone cuts, DNSKEYs, verified signatures,
    * discovery results, failures (RFC 9520), stale copies — and forgets every server's RTT, but keeps the upstream
    * connections (as `unbound-control flush_zone .` with `flush_infra all`). The next question
    * walks from the root again.
@@ -139,7 +145,11 @@ export interface ResolverConfig {
 
 /** What a resolver uses besides its config. */
 export interface ResolverComponents {
-  /** Clock in milliseconds since the epoch; default `Date.now` (tests use a fake clock). */
+  /**
+   * The clock, in seconds since the epoch (fractions allowed), for every TTL, cache expiry and
+   * validity period; default the system clock (tests use a fake clock). Deadlines run on
+   * monotonic time instead.
+   */
   now?: () => number;
   log?: Logger;
 }

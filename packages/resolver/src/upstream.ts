@@ -9,6 +9,7 @@ import {
   type RRType,
   type ServerAddress,
 } from '@mimi-discovery/common';
+import { monotonicMs } from './deadline.js';
 import {
   MAX_SERVERS_PER_ZONE,
   MAX_UPSTREAM_IN_FLIGHT,
@@ -39,9 +40,9 @@ export interface NameServer {
 
 /** The outcome of asking a zone's servers: a response, or why none came. */
 export type UpstreamOutcome =
-  | { readonly ok: true; readonly message: Message; readonly server: string }
+  | { readonly kind: 'response'; readonly message: Message; readonly server: string }
   | {
-      readonly ok: false;
+      readonly kind: 'failed';
       readonly reason: 'timeout' | 'servfail';
       readonly detail: string;
       /**
@@ -148,7 +149,7 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
       .sort((a, b) => (rtt.get(a.id) ?? INITIAL_RTT_MS) - (rtt.get(b.id) ?? INITIAL_RTT_MS))
       .slice(0, MAX_SERVERS_PER_ZONE);
     if (ordered.length === 0) {
-      return { ok: false, reason: 'servfail', detail: 'no usable server', unreachable: true };
+      return { kind: 'failed', reason: 'servfail', detail: 'no usable server', unreachable: true };
     }
     let timedOut = false;
     let answered = false;
@@ -159,11 +160,11 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
         udpPayloadSize: UPSTREAM_EDNS_PAYLOAD_OCTETS,
       });
       await acquire();
-      const started = performance.now();
+      const started = monotonicMs();
       sent++;
       try {
         const response = await send(server, message);
-        const elapsed = performance.now() - started;
+        const elapsed = monotonicMs() - started;
         const previous = rtt.get(id) ?? elapsed;
         remember(id, previous + RTT_SAMPLE_WEIGHT * (elapsed - previous));
         if (RETRY_RCODES.has(response.rcode)) {
@@ -171,7 +172,7 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
           failures.push(`${id} answered ${response.rcode}`);
           continue;
         }
-        return { ok: true, message: response, server: id };
+        return { kind: 'response', message: response, server: id };
       } catch (error) {
         if (!(error instanceof TransportError)) throw error;
         // A failed server sorts after every working one until it answers again.
@@ -184,7 +185,7 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
       }
     }
     return {
-      ok: false,
+      kind: 'failed',
       reason: timedOut ? 'timeout' : 'servfail',
       detail: `every server failed (${failures.join('; ')})`,
       unreachable: !answered,

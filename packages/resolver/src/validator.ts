@@ -46,7 +46,7 @@ import {
  * {@link VerificationBudget} per resolution; past a bound the data is bogus with a reason that
  * names it ({@link LIMIT_REASONS}). The functions are asynchronous only to yield to the event loop
  * every {@link VERIFICATIONS_PER_SLICE} verifications and to stop at the resolution's deadline:
- * a hostile zone's validation never holds up other lookups.
+ * a hostile zone's validation never holds up other resolutions.
  *
  * Denials are compact (RFC 9824): worked example, `x.z MAP` in zone `z` answered with
  * `x.z NSEC \000.x.z RRSIG NSEC NXNAME` proves that `x.z` does not exist, and
@@ -55,9 +55,10 @@ import {
  * send them.
  */
 
-/** The result of a validation step: the trusted value, or why the data is bogus. */
+/** The result of a validation step: the trusted value, or why the data is bogus (RFC 4035 §4.3). */
 export type Validation<T> =
-  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
+  | { readonly kind: 'secure'; readonly value: T }
+  | { readonly kind: 'bogus'; readonly reason: string };
 
 /**
  * The validation work one resolution may still do, shared (and spent) by every step of it: see
@@ -151,13 +152,16 @@ async function spend(budget: VerificationBudget): Promise<Validation<void>> {
   budget.remaining--;
   budget.sinceYield++;
   budget.onVerify();
-  return { ok: true, value: undefined };
+  return { kind: 'secure', value: undefined };
 }
 
 /** The trusted DNSKEYs of a zone and for how long they may be kept. */
 export interface TrustedKeys {
   readonly keys: readonly DnskeyData[];
   readonly ttl: number;
+  /** The DNSKEY RRset and the RRSIG that verified it, for an answer to a DNSKEY question. */
+  readonly rrset: ReadonlyArray<RecordOf<'DNSKEY'>>;
+  readonly rrsigs: ReadonlyArray<RecordOf<'RRSIG'>>;
 }
 
 /** What a verified denial proves. */
@@ -179,7 +183,7 @@ const FAILURE_REASONS: Readonly<Record<string, string>> = Object.freeze({
   'unsupported-algorithm': 'unsupported-algorithm',
 });
 
-const fail = <T>(reason: string): Validation<T> => ({ ok: false, reason });
+const fail = <T>(reason: string): Validation<T> => ({ kind: 'bogus', reason });
 
 /** The records of one RRset in a section (owner compared without case). */
 export function rrsetOf<T extends ResourceRecord['type']>(
@@ -268,23 +272,27 @@ async function verifySignature(
   now: number,
   budget: VerificationBudget,
 ): Promise<
-  | { readonly ok: true; readonly signed: Uint8Array; readonly keys: readonly DnskeyData[] }
-  | { readonly ok: false; readonly reason: string; readonly tried: boolean }
+  | { readonly kind: 'verified'; readonly signed: Uint8Array; readonly keys: readonly DnskeyData[] }
+  | { readonly kind: 'failed'; readonly reason: string; readonly tried: boolean }
 > {
   const checked = checkRrsig(rrset, sig, keys, now);
   if (!checked.ok) {
-    return { ok: false, reason: FAILURE_REASONS[checked.reason] ?? checked.reason, tried: false };
+    return {
+      kind: 'failed',
+      reason: FAILURE_REASONS[checked.reason] ?? checked.reason,
+      tried: false,
+    };
   }
   const candidates = checked.keys.slice(0, MAX_KEYS_PER_SIGNATURE);
   for (const key of candidates) {
     const spent = await spend(budget);
-    if (!spent.ok) return { ok: false, reason: spent.reason, tried: true };
+    if (spent.kind === 'bogus') return { kind: 'failed', reason: spent.reason, tried: true };
     if (verifyRrsigWith(checked.signed, sig.data, key)) {
-      return { ok: true, signed: checked.signed, keys: checked.keys };
+      return { kind: 'verified', signed: checked.signed, keys: checked.keys };
     }
   }
   return {
-    ok: false,
+    kind: 'failed',
     reason:
       checked.keys.length > candidates.length ? LIMIT_REASONS.keysPerSignature : 'bogus-signature',
     tried: true,
@@ -328,11 +336,11 @@ export async function validateRRset(
     const id = remembered === undefined ? undefined : memoId(zone, first.name, type, sig);
     const known = id === undefined ? undefined : remembered?.get(id);
     if (known !== undefined && verifiedBefore(known, rrset, sig, keys, now)) {
-      return { ok: true, value: { ttl: ttlOf(sig), rrsigs: [sig] } };
+      return { kind: 'secure', value: { ttl: ttlOf(sig), rrsigs: [sig] } };
     }
     if (tried >= MAX_SIGNATURES_PER_RRSET) return fail(LIMIT_REASONS.signaturesPerRrset);
     const result = await verifySignature(rrset, sig, keys, now, budget);
-    if (result.ok) {
+    if (result.kind === 'verified') {
       const ttl = ttlOf(sig);
       if (id !== undefined) {
         remembered?.set(
@@ -344,7 +352,7 @@ export async function validateRRset(
           ttl,
         );
       }
-      return { ok: true, value: { ttl, rrsigs: [sig] } };
+      return { kind: 'secure', value: { ttl, rrsigs: [sig] } };
     }
     if (result.reason === DEADLINE_REASON || result.reason === LIMIT_REASONS.verifications) {
       return fail(result.reason);
@@ -401,8 +409,16 @@ export async function validateDnskeys(
     budget,
     memo,
   );
-  if (!verified.ok) return verified;
-  return { ok: true, value: { keys: rrset.map((rr) => rr.data), ttl: verified.value.ttl } };
+  if (verified.kind === 'bogus') return verified;
+  return {
+    kind: 'secure',
+    value: {
+      keys: rrset.map((rr) => rr.data),
+      ttl: verified.value.ttl,
+      rrset,
+      rrsigs: verified.value.rrsigs,
+    },
+  };
 }
 
 /**
@@ -421,13 +437,13 @@ export async function validateDelegationDs(
   const ds = rrsetOf(authorities, child, 'DS');
   if (ds.length > 0) {
     const verified = await validateRRset(ds, authorities, zone, keys, now, budget, memo);
-    if (!verified.ok) return verified;
-    return { ok: true, value: { ds: ds.map((rr) => rr.data), ttl: verified.value.ttl } };
+    if (verified.kind === 'bogus') return verified;
+    return { kind: 'secure', value: { ds: ds.map((rr) => rr.data), ttl: verified.value.ttl } };
   }
   const nsec = rrsetOf(authorities, child, 'NSEC');
   if (nsec.length === 1) {
     const verified = await validateRRset(nsec, authorities, zone, keys, now, budget);
-    if (!verified.ok) return verified;
+    if (verified.kind === 'bogus') return verified;
     const types = nsec[0]?.data.types ?? [];
     if (types.includes('NS') && !types.includes('DS')) return fail('unsigned-delegation');
   }
@@ -460,9 +476,9 @@ export async function validateDenial(
     return fail('missing-denial');
   }
   const soaVerified = await validateRRset(soa, authorities, zone, keys, now, budget, memo);
-  if (!soaVerified.ok) return soaVerified;
+  if (soaVerified.kind === 'bogus') return soaVerified;
   const nsecVerified = await validateRRset(nsec, authorities, zone, keys, now, budget);
-  if (!nsecVerified.ok) return nsecVerified;
+  if (nsecVerified.kind === 'bogus') return nsecVerified;
   const types = record.data.types;
   const nxname = types.some((t) => typeToCode(t) === NXNAME_TYPE);
   if (!nxname) {
@@ -475,7 +491,7 @@ export async function validateDenial(
   const minimum = (soa[0] as RecordOf<'SOA'>).data.minimum;
   const ttl = Math.min(soaVerified.value.ttl, minimum, nsecVerified.value.ttl);
   return {
-    ok: true,
+    kind: 'secure',
     value: {
       kind: nxname ? 'nxdomain' : 'nodata',
       ttl,

@@ -67,11 +67,16 @@ const RESULTS: ReadonlyMap<string, DiscoveryResult> = new Map([
 ]);
 
 /**
- * A resolver that looks results up in {@link RESULTS}; it records what it was asked. It has no
- * `discoverManyJson`, so the API serializes its results itself.
+ * A resolver that looks results up in {@link RESULTS}; it records what it was asked, as typed
+ * (`asked`) or parsed (`parsed`). It has no `discoverManyJson`, so the API serializes its
+ * results itself.
  */
-function fakeResolver(): Omit<Resolver, 'discoverManyJson'> & { asked: string[][] } {
+function fakeResolver(): Omit<Resolver, 'discoverManyJson'> & {
+  asked: string[][];
+  parsed: string[];
+} {
   const asked: string[][] = [];
+  const parsed: string[] = [];
   const discover = async (input: string): Promise<DiscoveryResult> => {
     let csi: string;
     try {
@@ -91,9 +96,14 @@ function fakeResolver(): Omit<Resolver, 'discoverManyJson'> & { asked: string[][
   };
   return {
     asked,
+    parsed,
     async discover(input) {
       asked.push([input]);
       return discover(input);
+    },
+    async discoverCsi(csi) {
+      parsed.push(csi);
+      return discover(csi);
     },
     async discoverMany(inputs) {
       asked.push([...inputs]);
@@ -211,6 +221,14 @@ describe('GET /v1/discover', () => {
     const reply = await call(`/v1/discover${query}`);
     expect(reply.status).toBe(200);
     expect((reply.json as DiscoveryResult).csi).toBe(ALICE);
+  });
+
+  it('parses the CSI once, where it enters, and hands the resolver the CSI it parsed', async () => {
+    const asked = resolver.asked.length;
+    const reply = await call(`/v1/discover?csi=${encodeURIComponent('+44 (0)20 7946 0018')}`);
+    expect(reply.status).toBe(200);
+    expect(resolver.parsed.at(-1)).toBe(ALICE);
+    expect(resolver.asked.length).toBe(asked);
   });
 
   it('answers over HTTP/1.1 too', async () => {
@@ -463,7 +481,7 @@ describe('routes and methods', () => {
     const reply = await call(`/v1/discover?csi=${encodeURIComponent(FAULT)}`);
     expect(reply.status).toBe(500);
     expect(reply.json).toEqual({ error: { code: 'ERR_INTERNAL', message: 'internal error' } });
-    const line = logs.find((l) => l.includes('"event":"request_failed"'));
+    const line = logs.find((l) => l.includes('"event":"request-failed"'));
     expect(line).toContain('"fault":"Error"');
     // The message of a fault may quote the CSI being resolved: only its class is logged.
     expect(line).not.toContain('resolver fault');

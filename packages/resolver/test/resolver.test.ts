@@ -30,9 +30,9 @@ const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64ur
 let net: Hierarchy;
 const opened: Resolver[] = [];
 
-/** A resolver over the fixture with a fake clock the test moves. */
+/** A resolver over the fixture with a fake clock (seconds) the test moves. */
 function resolverWithClock(extra: Parameters<Hierarchy['config']>[0] = {}) {
-  const clock = { now: Date.now() };
+  const clock = { now: Date.now() / 1000 };
   const resolver = createResolver(net.config(extra), { now: () => clock.now });
   opened.push(resolver);
   return { resolver, clock };
@@ -97,6 +97,16 @@ describe('discover', () => {
     expect(result.status).toBe('error');
     expect(result.error?.reason).toBe('bogus');
     expect(resolver.stats().validationFailures['mapping-csi-mismatch']).toBe(1);
+  });
+
+  it('discovers a CSI parsed by the caller as discover does the input it parses', async () => {
+    const { resolver } = resolverWithClock();
+    const parsed = await resolver.discoverCsi(CSIS.found);
+    expect(parsed.status, JSON.stringify(parsed.error)).toBe('found');
+    const sent = resolver.stats().upstreamQueries;
+    // The same discovery: the second way of asking is answered from its cache.
+    expect(await resolver.discover('+44 (0)20 7946 0018')).toEqual(parsed);
+    expect(resolver.stats().upstreamQueries).toBe(sent);
   });
 
   it('rejects input that is not a CSI without asking any server', async () => {
@@ -170,10 +180,10 @@ describe('discover', () => {
     const { resolver, clock } = resolverWithClock();
     const first = await resolver.discover(CSIS.found);
     const before = resolver.stats().upstreamQueries;
-    clock.now += (first.ttl - 1) * 1000;
+    clock.now += first.ttl - 1;
     await resolver.discover(CSIS.found);
     expect(resolver.stats().upstreamQueries).toBe(before);
-    clock.now += 2000;
+    clock.now += 2;
     const again = await resolver.discover(CSIS.found);
     expect(again.status).toBe('found');
     expect(resolver.stats().upstreamQueries).toBeGreaterThan(before);
@@ -182,7 +192,7 @@ describe('discover', () => {
   it('serves a stale answer, marked stale, when every server of the zone fails', async () => {
     const { resolver, clock } = resolverWithClock();
     const first = await resolver.discover(CSIS.found);
-    clock.now += (first.ttl + 60) * 1000;
+    clock.now += first.ttl + 60;
     net.phone.down = true;
     try {
       const result = await resolver.discover(CSIS.found);
@@ -212,7 +222,7 @@ describe('discover', () => {
     const cold = await resolver.discoverManyJson(inputs);
     expect(cold.results.map((r) => r.status)).toEqual(['found', 'error', 'none', 'found']);
     expect(cold.json).toEqual(cold.results.map((r) => JSON.stringify(resultJson(r))));
-    clock.now += 7000;
+    clock.now += 7;
     const warm = await resolver.discoverManyJson(inputs);
     expect(warm.json).toEqual(warm.results.map((r) => JSON.stringify(resultJson(r))));
     for (const i of [0, 2]) {
@@ -302,6 +312,38 @@ describe('cold resolution', () => {
   });
 });
 
+describe('concurrent callers', () => {
+  it('sends each question once when many callers discover and resolve CSIs that share questions', async () => {
+    const { resolver } = resolverWithClock();
+    const servers = { root: net.root, phone: net.phone, msp: net.msp };
+    for (const server of Object.values(servers)) server.seen.length = 0;
+    // Four CSIs of one range share the root's keys, the range's keys and AUTHKEY; the MAPREF
+    // target's MAP and MAPREF probe the same name at the root. Every CSI is asked many times
+    // over, by discover, by discoverMany and, for MAP, by the DNS path.
+    const csis = [CSIS.found, CSIS.empty, CSIS.none, CSIS.mapref];
+    const calls = Array.from({ length: 10 }, () => [
+      ...csis.map((csi) => resolver.discover(csi)),
+      resolver.discoverMany(csis),
+      resolver.resolve(csiToName(CSIS.found), 'MAP'),
+    ]).flat();
+    await Promise.all(calls);
+    expect((await resolver.discoverMany(csis)).map((r) => r.status)).toEqual([
+      'found',
+      'empty',
+      'none',
+      'found',
+    ]);
+    const seen = Object.entries(servers).flatMap(([at, server]) =>
+      server.seen.map((q) => `${at} ${q}`),
+    );
+    expect(seen).toContain(`phone ${PHONE_ZONE}/DNSKEY`);
+    expect(seen).toContain(`root ${MSP_ZONE}/NS`);
+    // No server was asked any question twice, and nothing else was sent.
+    expect(seen.filter((q, i) => seen.indexOf(q) !== i)).toEqual([]);
+    expect(resolver.stats().upstreamQueries).toBe(seen.length);
+  });
+});
+
 describe('flushCache', () => {
   it('empties every cache: the next lookup walks from the root again', async () => {
     const { resolver } = resolverWithClock();
@@ -321,7 +363,7 @@ describe('flushCache', () => {
   it('drops stale copies too: with every server down, a flushed answer is not served stale', async () => {
     const { resolver, clock } = resolverWithClock();
     const first = await resolver.discover(CSIS.found);
-    clock.now += (first.ttl + 60) * 1000;
+    clock.now += first.ttl + 60;
     resolver.flushCache();
     net.phone.down = true;
     try {
@@ -387,18 +429,18 @@ describe('failure caching (RFC 9520)', () => {
     const { resolver, clock } = resolverWithClock();
     await resolver.resolve('x.bad.mimi.arpa', 'MAP');
     const first = work(resolver).queries;
-    clock.now += (FAILURE_CACHE_MIN_SECONDS - 1) * 1000;
+    clock.now += FAILURE_CACHE_MIN_SECONDS - 1;
     await resolver.resolve('x.bad.mimi.arpa', 'MAP');
     expect(work(resolver).queries).toBe(first);
-    clock.now += 2000;
+    clock.now += 2;
     expect((await resolver.resolve('x.bad.mimi.arpa', 'MAP')).status).toBe('bogus');
     const second = work(resolver).queries;
     expect(second).toBeGreaterThan(first);
     // The repeat is kept 10 s: still answered from the cache 6 s later, asked again after 11 s.
-    clock.now += 6000;
+    clock.now += 6;
     await resolver.resolve('x.bad.mimi.arpa', 'MAP');
     expect(work(resolver).queries).toBe(second);
-    clock.now += 5000;
+    clock.now += 5;
     await resolver.resolve('x.bad.mimi.arpa', 'MAP');
     expect(work(resolver).queries).toBeGreaterThan(second);
   });

@@ -93,6 +93,7 @@ const resolved: Array<[string, string]> = [];
 let flushes = 0;
 const resolver: Resolver = {
   discover: () => Promise.reject(new Error('not used')),
+  discoverCsi: () => Promise.reject(new Error('not used')),
   discoverMany: () => Promise.reject(new Error('not used')),
   discoverManyJson: () => Promise.reject(new Error('not used')),
   flushCache: () => {
@@ -289,7 +290,7 @@ describe('what is refused', () => {
   it('answers SERVFAIL when the resolver fails, logging the name without the client', async () => {
     const response = await queryUdp(udp(), query(FAULT, 'MAP'));
     expect(response.rcode).toBe('SERVFAIL');
-    const line = logs.find((l) => l.includes('"event":"resolve_failed"'));
+    const line = logs.find((l) => l.includes('"event":"resolve-failed"'));
     expect(line).toContain(FAULT);
     expect(line).not.toContain('127.0.0.1');
   });

@@ -34,11 +34,11 @@ describe('upstream', () => {
     };
     try {
       const first = await upstream.query([dead, live], APEX, 'SOA');
-      expect(first.ok && first.server).toBe(`127.0.0.1:${net.root.udpPort}`);
+      expect(first.kind === 'response' && first.server).toBe(`127.0.0.1:${net.root.udpPort}`);
       const sent = upstream.sent();
       expect(sent).toBe(2);
       const second = await upstream.query([dead, live], APEX, 'SOA');
-      expect(second.ok).toBe(true);
+      expect(second.kind).toBe('response');
       expect(upstream.sent()).toBe(sent + 1);
     } finally {
       await upstream.close();
@@ -53,8 +53,8 @@ describe('upstream', () => {
         APEX,
         'DNSKEY',
       );
-      expect(result.ok).toBe(true);
-      if (!result.ok) return;
+      expect(result.kind).toBe('response');
+      if (result.kind !== 'response') return;
       expect(result.message.flags.rd).toBe(false);
       expect(result.message.answers.map((rr) => rr.type)).toContain('RRSIG');
     } finally {
@@ -75,9 +75,9 @@ describe('upstream', () => {
     net.phone.down = true;
     try {
       const unreachable = await upstream.query([dead], APEX, 'SOA');
-      expect(unreachable).toMatchObject({ ok: false, unreachable: true });
+      expect(unreachable).toMatchObject({ kind: 'failed', unreachable: true });
       const answered = await upstream.query([dead, failing], APEX, 'SOA');
-      expect(answered).toMatchObject({ ok: false, unreachable: false });
+      expect(answered).toMatchObject({ kind: 'failed', unreachable: false });
     } finally {
       net.phone.down = false;
       await upstream.close();

@@ -61,7 +61,7 @@ describe('validator', () => {
       NOW,
       createBudget(),
     );
-    expect(result.ok).toBe(true);
+    expect(result.kind).toBe('secure');
   });
 
   it('rejects a DNSKEY RRset that no DS matches', async () => {
@@ -74,7 +74,7 @@ describe('validator', () => {
       NOW,
       createBudget(),
     );
-    expect(result).toEqual({ ok: false, reason: 'no-ds-match' });
+    expect(result).toEqual({ kind: 'bogus', reason: 'no-ds-match' });
   });
 
   it('caps an answer TTL at the signature expiration', async () => {
@@ -87,7 +87,7 @@ describe('validator', () => {
       NOW + 3000,
       createBudget(),
     );
-    expect(result.ok && result.value.ttl).toBe(600);
+    expect(result.kind === 'secure' && result.value.ttl).toBe(600);
   });
 
   it('treats a signed delegation without DS as bogus (design §5)', async () => {
@@ -104,7 +104,7 @@ describe('validator', () => {
       NOW,
       createBudget(),
     );
-    expect(result).toEqual({ ok: false, reason: 'unsigned-delegation' });
+    expect(result).toEqual({ kind: 'bogus', reason: 'unsigned-delegation' });
   });
 
   it('reads NXNAME as nxdomain and a bitmap without the type as nodata', async () => {
@@ -118,8 +118,8 @@ describe('validator', () => {
       NOW,
       createBudget(),
     );
-    expect(nx.ok && nx.value.kind).toBe('nxdomain');
-    expect(nx.ok && nx.value.ttl).toBe(120);
+    expect(nx.kind === 'secure' && nx.value.kind).toBe('nxdomain');
+    expect(nx.kind === 'secure' && nx.value.ttl).toBe(120);
     const nodata = await validateDenial(
       name,
       'MAP',
@@ -129,7 +129,7 @@ describe('validator', () => {
       NOW,
       createBudget(),
     );
-    expect(nodata.ok && nodata.value.kind).toBe('nodata');
+    expect(nodata.kind === 'secure' && nodata.value.kind).toBe('nodata');
   });
 
   it('rejects a denial whose bitmap holds the asked type', async () => {
@@ -143,7 +143,7 @@ describe('validator', () => {
       NOW,
       createBudget(),
     );
-    expect(result).toEqual({ ok: false, reason: 'denial-contradicts-type' });
+    expect(result).toEqual({ kind: 'bogus', reason: 'denial-contradicts-type' });
   });
 
   describe('with a memo of verified signatures', () => {
@@ -181,7 +181,7 @@ describe('validator', () => {
           budget,
           memo,
         );
-        expect(result.ok && result.value.kind).toBe('nxdomain');
+        expect(result.kind === 'secure' && result.value.kind).toBe('nxdomain');
       }
       expect(start - budget.remaining).toBe(1 + 3);
       expect(memo.ttls).toEqual([3600]);
@@ -193,8 +193,8 @@ describe('validator', () => {
       const first = denial(name);
       expect(
         (await validateDenial(name, 'MAP', first, ZONE, [key.dnskey], NOW, createBudget(), memo))
-          .ok,
-      ).toBe(true);
+          .kind,
+      ).toBe('secure');
       // The same RRSIG over an SOA whose serial was changed afterwards.
       const forged = first.map((rr) =>
         rr.type === 'SOA' ? { ...rr, data: { ...rr.data, serial: 2 } } : rr,
@@ -210,7 +210,7 @@ describe('validator', () => {
         budget,
         memo,
       );
-      expect(result).toEqual({ ok: false, reason: 'bogus-signature' });
+      expect(result).toEqual({ kind: 'bogus', reason: 'bogus-signature' });
       expect(budget.remaining).toBe(createBudget().remaining - 1);
     });
 
@@ -229,8 +229,8 @@ describe('validator', () => {
             createBudget(),
             memo,
           )
-        ).ok,
-      ).toBe(true);
+        ).kind,
+      ).toBe('secure');
       const other = createZoneKey(ZONE, { seed: new Uint8Array(32).fill(9) });
       const result = await validateDenial(
         name,
@@ -242,7 +242,7 @@ describe('validator', () => {
         createBudget(),
         memo,
       );
-      expect(result.ok).toBe(false);
+      expect(result.kind).toBe('bogus');
     });
 
     it('does not remember answers of other types (MAP, NSEC)', async () => {
@@ -251,8 +251,8 @@ describe('validator', () => {
       const budget = createBudget();
       for (let i = 0; i < 2; i++) {
         expect(
-          (await validateRRset(rrset, signed(rrset), ZONE, [key.dnskey], NOW, budget, memo)).ok,
-        ).toBe(true);
+          (await validateRRset(rrset, signed(rrset), ZONE, [key.dnskey], NOW, budget, memo)).kind,
+        ).toBe('secure');
       }
       expect(budget.remaining).toBe(createBudget().remaining - 2);
       expect(memo.ttls).toEqual([]);
@@ -264,7 +264,7 @@ describe('validator', () => {
     const budget = createBudget();
     budget.remaining = 0;
     const result = await validateRRset(rrset, signed(rrset), ZONE, [key.dnskey], NOW, budget);
-    expect(result).toEqual({ ok: false, reason: 'limit-verifications' });
+    expect(result).toEqual({ kind: 'bogus', reason: 'limit-verifications' });
   });
 
   describe('KeyTrap limits (CVE-2023-50387)', () => {
@@ -291,7 +291,7 @@ describe('validator', () => {
         NOW,
         budget,
       );
-      expect(last).toEqual({ ok: false, reason: LIMIT_REASONS.keysPerSignature });
+      expect(last).toEqual({ kind: 'bogus', reason: LIMIT_REASONS.keysPerSignature });
       expect(log).toHaveLength(MAX_KEYS_PER_SIGNATURE);
     });
 
@@ -306,7 +306,7 @@ describe('validator', () => {
         NOW,
         budget,
       );
-      expect(result.ok).toBe(true);
+      expect(result.kind).toBe('secure');
       expect(log).toHaveLength(MAX_KEYS_PER_SIGNATURE);
       const wrongOnly = await validateRRset(
         rrset,
@@ -316,7 +316,7 @@ describe('validator', () => {
         NOW,
         createBudget(),
       );
-      expect(wrongOnly).toEqual({ ok: false, reason: 'bogus-signature' });
+      expect(wrongOnly).toEqual({ kind: 'bogus', reason: 'bogus-signature' });
     });
 
     it('rejects a DNSKEY RRset with more than MAX_SAME_TAG_KEYS keys of one tag before verifying', async () => {
@@ -330,7 +330,7 @@ describe('validator', () => {
         NOW,
         budget,
       );
-      expect(result).toEqual({ ok: false, reason: LIMIT_REASONS.sameTagKeys });
+      expect(result).toEqual({ kind: 'bogus', reason: LIMIT_REASONS.sameTagKeys });
       expect(log).toEqual([]);
     });
 
@@ -344,7 +344,7 @@ describe('validator', () => {
         NOW,
         createBudget(),
       );
-      expect(result.ok && result.value.keys).toHaveLength(MAX_SAME_TAG_KEYS);
+      expect(result.kind === 'secure' && result.value.keys).toHaveLength(MAX_SAME_TAG_KEYS);
     });
 
     it('tries at most MAX_SIGNATURES_PER_RRSET RRSIGs: past them, bogus', async () => {
@@ -358,7 +358,7 @@ describe('validator', () => {
         NOW,
         budget,
       );
-      expect(result).toEqual({ ok: false, reason: LIMIT_REASONS.signaturesPerRrset });
+      expect(result).toEqual({ kind: 'bogus', reason: LIMIT_REASONS.signaturesPerRrset });
       expect(log).toHaveLength(MAX_SIGNATURES_PER_RRSET);
       const enough = forgedRrsigs(genuine, MAX_SIGNATURES_PER_RRSET - 1, true);
       const verified = await validateRRset(
@@ -369,7 +369,7 @@ describe('validator', () => {
         NOW,
         createBudget(),
       );
-      expect(verified.ok).toBe(true);
+      expect(verified.kind).toBe('secure');
     });
 
     it('spends at most MAX_VERIFICATIONS_PER_RESOLUTION across the RRsets of a resolution', async () => {
@@ -379,7 +379,7 @@ describe('validator', () => {
       const reasons: string[] = [];
       for (let i = 0; i < 10; i++) {
         const result = await validateRRset(rrset, section, ZONE, colliding, NOW, budget);
-        if (!result.ok) reasons.push(result.reason);
+        if (result.kind === 'bogus') reasons.push(result.reason);
       }
       expect(log).toHaveLength(MAX_VERIFICATIONS_PER_RESOLUTION);
       expect(reasons.at(-1)).toBe(LIMIT_REASONS.verifications);
@@ -392,7 +392,7 @@ describe('validator', () => {
         NOW,
         budget,
       );
-      expect(after).toEqual({ ok: false, reason: LIMIT_REASONS.verifications });
+      expect(after).toEqual({ kind: 'bogus', reason: LIMIT_REASONS.verifications });
     });
 
     it('yields to the event loop every VERIFICATIONS_PER_SLICE verifications', async () => {
@@ -409,7 +409,7 @@ describe('validator', () => {
       const section = [...rrset, ...forgedRrsigs(genuine, MAX_SIGNATURES_PER_RRSET)];
       const result = await validateRRset(rrset, section, ZONE, colliding, NOW, budget);
       running = false;
-      expect(result).toEqual({ ok: false, reason: 'bogus-signature' });
+      expect(result).toEqual({ kind: 'bogus', reason: 'bogus-signature' });
       const verifications = events.filter((e) => e === 'v').length;
       expect(verifications).toBe(MAX_SIGNATURES_PER_RRSET * MAX_KEYS_PER_SIGNATURE);
       const runs = events
@@ -427,7 +427,7 @@ describe('validator', () => {
       const budget = createBudget({ expired: () => verified >= 3, onVerify: () => verified++ });
       const section = [...rrset, ...forgedRrsigs(genuine, MAX_SIGNATURES_PER_RRSET)];
       const result = await validateRRset(rrset, section, ZONE, [key.dnskey], NOW, budget);
-      expect(result).toEqual({ ok: false, reason: 'deadline' });
+      expect(result).toEqual({ kind: 'bogus', reason: 'deadline' });
       expect(verified).toBe(3);
     });
   });

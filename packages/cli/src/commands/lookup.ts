@@ -4,6 +4,7 @@ import { CsiError, parseCsi, silentLogger } from '@mimi-discovery/common';
 import {
   createResolver,
   readResolverFiles,
+  resultJson,
   type DiscoveryResult,
   type VerifiedMapping,
 } from '@mimi-discovery/resolver';
@@ -78,7 +79,11 @@ Examples:
           ? await throughApi(inputs, flags, transportGiven, env)
           : await directly(inputs, flags, env);
       if (flags.json === true) {
-        const json = results.length === 1 ? results[0] : { results };
+        // The JSON API's own serializer: what the API writes, field for field.
+        const json =
+          results.length === 1
+            ? resultJson(results[0] as DiscoveryResult)
+            : { results: results.map(resultJson) };
         env.out(`${JSON.stringify(json, null, 2)}\n`);
       } else env.out(results.map(formatResult).join('\n'));
       const failed = results.filter((r) => r.status === 'error');
@@ -131,7 +136,7 @@ async function directly(
   });
   const resolver = createResolver(
     { ...files, ...(flags.dnsPort === undefined ? {} : { dnsPort: flags.dnsPort }) },
-    { log: env.log ?? silentLogger, now: () => env.now() * 1000 },
+    { log: env.log ?? silentLogger, now: env.now },
   );
   try {
     return await resolver.discoverMany(inputs);
