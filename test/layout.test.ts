@@ -143,6 +143,23 @@ describe('time', () => {
   });
 });
 
+describe('log lines', () => {
+  // Style: one spelling for event names, kebab-case (`request-failed`), so that a log query
+  // written for one server matches the others.
+  it('name their events in kebab-case in every package', () => {
+    for (const pkg of Object.keys(ALLOWED)) {
+      for (const file of sourceFiles(join(ROOT, 'packages', pkg, 'src'))) {
+        const text = readFileSync(file, 'utf8');
+        for (const m of text.matchAll(/\blog\??\.(?:debug|info|warn|error)\(\s*'([^']*)'/g)) {
+          expect(m[1], `${relative(ROOT, file)} logs the event '${m[1]}'`).toMatch(
+            /^[a-z0-9]+(?:-[a-z0-9]+)*$/,
+          );
+        }
+      }
+    }
+  });
+});
+
 /** The source file a relative import names, or undefined when it names none. */
 function importedFile(from: string, spec: string): string | undefined {
   if (!spec.startsWith('.')) return undefined;

@@ -1,6 +1,6 @@
 import {
   DEFAULT_APEX,
-  RESPONSE_CACHE_OCTETS,
+  ANSWER_CACHE_OCTETS,
   checkConnectionsPerClient,
   checkTlsForHttps,
   configPathSchema,
@@ -155,8 +155,8 @@ export const dpConfigSchema = z
     listen: listenConfigSchema.prefault({}),
     tls: tlsConfigSchema.optional(),
     signing: signingSchema.prefault({}),
-    /** Octets of encoded answers kept for reuse (`response-cache.ts`). */
-    answerCacheBytes: positiveIntSchema.default(RESPONSE_CACHE_OCTETS),
+    /** Octets of encoded answers kept for reuse (`answer-cache.ts`). */
+    answerCacheBytes: positiveIntSchema.default(ANSWER_CACHE_OCTETS),
     limits: dpLimitsSchema.prefault({}),
     registration: registrationSchema.optional(),
     log: logConfigSchema.prefault({}),

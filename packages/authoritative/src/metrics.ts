@@ -6,7 +6,7 @@ import {
   type Histogram,
   type MetricsRegistry,
   type Rcode,
-  type ResponseCacheStats,
+  type AnswerCacheStats,
 } from '@mimi-discovery/common';
 import type { DiscoveryStore } from './store/store.js';
 
@@ -49,7 +49,7 @@ export interface AuthoritativeMetrics {
   /** One DNS query answered over `transport` with `rcode`, which took `seconds`. */
   recordQuery(transport: 'udp' | 'tcp' | 'doh', rcode: Rcode, seconds: number): void;
   /** Reports the counts and size of the answer cache in front of the query handler. */
-  watchAnswerCache(cache: { readonly stats: ResponseCacheStats }): void;
+  watchAnswerCache(cache: { readonly stats: AnswerCacheStats }): void;
   /** Reports the connection refusals and closes of a listener. */
   watchConnections(listener: ConnectionListener, source: ConnectionStatsSource): void;
 }
@@ -80,7 +80,7 @@ export function createAuthoritativeMetrics(
       this.set(store.listZones().length);
     },
   });
-  let answerCache: { readonly stats: ResponseCacheStats } | undefined;
+  let answerCache: { readonly stats: AnswerCacheStats } | undefined;
   registry.counter('answer_cache_hits_total', {
     help: 'Queries answered from the answer cache (not in queries_total)',
     collect() {

@@ -333,7 +333,7 @@ describe('answering faults', () => {
     });
     const response = await handler(query(NUMBER, 'MAP'), CONTEXT);
     expect(response.rcode).toBe('SERVFAIL');
-    expect(lines).toEqual(['answer failed']);
+    expect(lines).toEqual(['answer-failed']);
   });
 
   // The answerer is only ever given queries that passed the listeners' checks (common's

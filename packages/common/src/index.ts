@@ -366,16 +366,16 @@ export {
 export type { DohListenerConfig } from './runtime/doh-server.js';
 export { DEFAULT_DNS_SERVER_HOST, startDnsServer } from './runtime/dns-server.js';
 export {
-  RESPONSE_CACHE_OCTETS,
-  RESPONSE_CACHE_MAX_AGE_SECONDS,
-  ResponseCache,
+  ANSWER_CACHE_OCTETS,
+  ANSWER_CACHE_MAX_AGE_SECONDS,
+  AnswerCache,
   ttlFields,
-} from './runtime/response-cache.js';
+} from './runtime/answer-cache.js';
 export type {
-  ResponseCacheOptions,
+  AnswerCacheOptions,
   CachedResponse,
-  ResponseCacheStats,
-} from './runtime/response-cache.js';
+  AnswerCacheStats,
+} from './runtime/answer-cache.js';
 export type { DnsServer, DnsServerConfig, DnsServerComponents } from './runtime/dns-server.js';
 export {
   DNS_MESSAGE_MEDIA_TYPE,

@@ -4,7 +4,7 @@ import {
   ConfigError,
   DEFAULT_APEX,
   MimiError,
-  RESPONSE_CACHE_OCTETS,
+  ANSWER_CACHE_OCTETS,
   canonicalName,
   checkConnectionsPerClient,
   checkTlsForHttps,
@@ -133,8 +133,8 @@ export const resolverConfigSchema = z
     transport: z.enum(['doh', 'dns']).default('doh'),
     dnsPort: remotePortSchema.optional(),
     cacheBytes: positiveIntSchema.default(DEFAULT_CACHE_BYTES),
-    /** Octets of encoded DNS answers the front ends keep for reuse (`response-cache.ts`). */
-    answerCacheBytes: positiveIntSchema.default(RESPONSE_CACHE_OCTETS),
+    /** Octets of encoded DNS answers the front ends keep for reuse (`answer-cache.ts`). */
+    answerCacheBytes: positiveIntSchema.default(ANSWER_CACHE_OCTETS),
     batchConcurrency: positiveIntSchema.max(1024).default(DEFAULT_BATCH_CONCURRENCY),
     maxBatch: positiveIntSchema.max(100_000).default(DEFAULT_MAX_BATCH),
     listen: listenConfigSchema.prefault({}),

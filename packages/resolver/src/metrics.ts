@@ -2,7 +2,7 @@ import {
   declareConnectionMetrics,
   createMetricsRegistry,
   type ConnectionStatsSource,
-  type ResponseCacheStats,
+  type AnswerCacheStats,
   type Histogram,
   type MetricsRegistry,
   type Rcode,
@@ -62,7 +62,7 @@ export interface ResolverMetrics {
   /** One JSON API request answered with HTTP `status`. */
   recordApiRequest(status: number): void;
   /** Reports the counts of the DNS front ends' answer cache. */
-  watchAnswerCache(cache: { readonly stats: ResponseCacheStats }): void;
+  watchAnswerCache(cache: { readonly stats: AnswerCacheStats }): void;
   /** Reports the connection refusals and closes of a listener. */
   watchConnections(listener: ConnectionListener, source: ConnectionStatsSource): void;
 }
@@ -133,7 +133,7 @@ export function createResolverMetrics(resolver: Pick<Resolver, 'stats'>): Resolv
     help: 'JSON API requests, by HTTP status',
     labelNames: ['status'],
   });
-  let answerCache: { readonly stats: ResponseCacheStats } | undefined;
+  let answerCache: { readonly stats: AnswerCacheStats } | undefined;
   registry.counter('answer_cache_hits_total', {
     help: 'DNS questions answered from the answer cache (not in queries_total)',
     collect() {

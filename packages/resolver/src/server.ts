@@ -1,7 +1,7 @@
 import {
   DEFAULT_APEX,
-  RESPONSE_CACHE_OCTETS,
-  ResponseCache,
+  ANSWER_CACHE_OCTETS,
+  AnswerCache,
   canonicalName,
   createLogger,
   isSubdomain,
@@ -193,7 +193,7 @@ export interface ResolverServerSettings {
   apex?: string;
   /** Most CSIs in one JSON API batch; default 1000. */
   maxBatch?: number;
-  /** Octets of the DNS front ends' answer cache; default {@link RESPONSE_CACHE_OCTETS}. */
+  /** Octets of the DNS front ends' answer cache; default {@link ANSWER_CACHE_OCTETS}. */
   answerCacheBytes?: number;
   /** Ports of 0 are ephemeral; null or absent: not served. */
   listen: {
@@ -264,7 +264,7 @@ export async function startResolverServer(
   const limits = settings.limits ?? {};
   const metrics = createResolverMetrics(resolver);
   const started: Array<{ close(): Promise<void> }> = [];
-  let answerCache: ResponseCache | undefined;
+  let answerCache: AnswerCache | undefined;
   try {
     let dns: DnsServer | undefined;
     if (udp !== null || tcp !== null || doh !== null) {
@@ -283,9 +283,9 @@ export async function startResolverServer(
       });
       // Encoded answers, their TTLs counting down, reused until the smallest reaches zero: what
       // the resolver's own cache would answer, without resolving, validating or encoding again.
-      const cache = new ResponseCache({
+      const cache = new AnswerCache({
         decrementTtls: true,
-        maxOctets: settings.answerCacheBytes ?? RESPONSE_CACHE_OCTETS,
+        maxOctets: settings.answerCacheBytes ?? ANSWER_CACHE_OCTETS,
       });
       metrics.watchAnswerCache(cache);
       answerCache = cache;

@@ -121,7 +121,7 @@ export function createAnswerer(store: DiscoveryStore, options: AnswererOptions =
       return response;
     } catch (error) {
       // Design §10: the query type and the fault only, never the client or the name.
-      log.error('answer failed', { type: query.questions[0]?.type, error });
+      log.error('answer-failed', { type: query.questions[0]?.type, error });
       return respondError(query, 'SERVFAIL');
     }
   };

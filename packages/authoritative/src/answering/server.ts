@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   createLogger,
-  ResponseCache,
+  AnswerCache,
   startAdminServer,
   startDnsServer,
   systemClock,
@@ -99,16 +99,13 @@ export async function startProvider(
       );
       return response;
     };
-    const cache = new ResponseCache({
+    const cache = new AnswerCache({
       maxOctets: config.answerCacheBytes,
       generation: () => store.generation(),
       changes: (since) => store.changesSince(since),
       // A mapping expires without a write (R9): an answer holding one goes at its expiry.
-      now: () => now() * 1000,
-      expiresAt: (response) => {
-        const at = answer.expiresAt(response);
-        return at === undefined ? undefined : at * 1000;
-      },
+      now,
+      expiresAt: (response) => answer.expiresAt(response),
     });
     metrics.watchAnswerCache(cache);
 

@@ -152,7 +152,7 @@ export async function startAdminServer(
       return;
     }
     const report = await checkHealth(components.health, healthTimeoutMs);
-    if (report.error !== undefined) log?.warn('health_check_failed', { error: report.error });
+    if (report.error !== undefined) log?.warn('health-check-failed', { error: report.error });
     const body: Record<string, unknown> = { status: report.ok ? 'ok' : 'unhealthy' };
     if (report.detail !== undefined) body.detail = report.detail;
     if (report.error !== undefined) body.error = report.error;
@@ -191,7 +191,7 @@ export async function startAdminServer(
       kind: 'request',
       request: (request, response) => {
         handle(request, response).catch((error: unknown) => {
-          log?.error('admin_request_failed', { error });
+          log?.error('admin-request-failed', { error });
           if (!response.headersSent) {
             sendJson(
               request,

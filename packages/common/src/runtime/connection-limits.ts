@@ -355,13 +355,13 @@ export function createConnectionGate(
     if (entry.closed) return;
     remove(entry);
     closedBy[reason]++;
-    log.debug('connection closed', { listener: components.listener, reason });
+    log.debug('connection-closed', { listener: components.listener, reason });
     entry.socket.destroy();
   };
 
   const refuse = (socket: Socket, reason: ConnectionRefusal): undefined => {
     refused[reason]++;
-    log.debug('connection refused', {
+    log.debug('connection-refused', {
       listener: components.listener,
       reason,
       remoteAddress: socket.remoteAddress,
@@ -452,7 +452,7 @@ export function createConnectionGate(
     admitted++;
     if (open >= maxConnections && !full) {
       full = true;
-      log.warn('connections at capacity', { listener: components.listener, maxConnections });
+      log.warn('connections-at-capacity', { listener: components.listener, maxConnections });
     }
     becomeIdle(entry);
     socket.once('close', () => remove(entry));

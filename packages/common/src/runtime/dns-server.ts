@@ -20,7 +20,7 @@ import { startDohListener, type DohListener, type DohListenerConfig } from './do
 import { silentLogger, type Logger } from './log.js';
 import { MIN_UDP_PAYLOAD_OCTETS, type QueryHandler } from './respond.js';
 import { startTcpListener, type TcpListener, type TcpListenerConfig } from './tcp-server.js';
-import type { ResponseCache } from './response-cache.js';
+import type { AnswerCache } from './answer-cache.js';
 import { startUdpListener, type UdpListener, type UdpListenerConfig } from './udp-server.js';
 import { HEADER_OCTETS, MAX_MESSAGE_OCTETS } from '../protocol/wire.js';
 
@@ -53,10 +53,10 @@ export interface DnsServerComponents {
   /** Default {@link silentLogger}. */
   log?: Logger;
   /**
-   * Answers reused by every listener (`response-cache.ts`); default none. Only for a handler
+   * Answers reused by every listener (`answer-cache.ts`); default none. Only for a handler
    * whose answer depends on nothing but the query's octets and the cache's generation.
    */
-  cache?: ResponseCache;
+  cache?: AnswerCache;
 }
 
 /**

@@ -49,7 +49,7 @@ import { DNS_MESSAGE_MEDIA_TYPE } from './dns-client.js';
 import { readBody, startHttpServer } from './http-server.js';
 import type { Logger } from './log.js';
 import { answerQuery, dohCacheMaxAge, type QueryContext, type QueryHandler } from './respond.js';
-import type { ResponseCache } from './response-cache.js';
+import type { AnswerCache } from './answer-cache.js';
 
 /** Default request path (RFC 8484 §4.1 example, RFC 9461 default `dohpath`). */
 export const DEFAULT_DOH_PATH = '/dns-query';
@@ -194,7 +194,7 @@ async function serveExchange(
   settings: DohSettings,
   handler: QueryHandler,
   log: Logger,
-  cache: ResponseCache | undefined,
+  cache: AnswerCache | undefined,
 ): Promise<void> {
   // Until the request is in: past the deadline the client gets 408; if it is still sending a
   // whole timeout later (or after an early error response), the exchange is cut.
@@ -204,7 +204,7 @@ async function serveExchange(
       exchange.abort();
       return;
     }
-    log.debug('request timeout', { transport: 'doh' });
+    log.debug('request-timeout', { transport: 'doh' });
     respondStatus(exchange, 408, true);
     deadline = setTimeout(onDeadline, settings.requestTimeoutMs);
   };
@@ -356,7 +356,7 @@ export async function startDohListener(
   config: DohListenerConfig,
   handler: QueryHandler,
   log: Logger,
-  cache?: ResponseCache,
+  cache?: AnswerCache,
 ): Promise<DohListener> {
   const settings: DohSettings = {
     path: config.path ?? DEFAULT_DOH_PATH,
@@ -365,7 +365,7 @@ export async function startDohListener(
   };
   const serve = (exchange: Exchange): void => {
     serveExchange(exchange, settings, handler, log, cache).catch((error: unknown) => {
-      log.error('doh exchange failed', { error });
+      log.error('doh-exchange-failed', { error });
       exchange.abort();
     });
   };

@@ -11,7 +11,7 @@
  * 7. otherwise the handler answers; a handler that throws, or returns a message that does not
  *    encode, gets the client a SERVFAIL, and the fault is logged.
  *
- * With a {@link ResponseCache}, a query whose octets after the id were answered before gets that
+ * With a {@link AnswerCache}, a query whose octets after the id were answered before gets that
  * answer again between steps 2 and 3, without decoding; each answer from step 7 is offered to it.
  *
  * Worked example: the 12 octets `ab cd 00 00 00 02 00 00 00 00 00 00` (id 0xabcd, QDCOUNT 2,
@@ -20,7 +20,7 @@
  */
 import { HEADER_OCTETS, decodeMessage, encodeMessage, rcodeToCode } from '../protocol/wire.js';
 import type { Logger } from './log.js';
-import type { ResponseCache } from './response-cache.js';
+import type { AnswerCache } from './answer-cache.js';
 import type { Message, MessageFlags, Rcode } from '../protocol/records.js';
 
 /** Where a query came from. `remoteAddress` is for connection-level decisions, never for logs with a query name. */
@@ -111,7 +111,7 @@ function headerOnlyResponse(bytes: Uint8Array, rcode: 'FORMERR' | 'SERVFAIL'): U
 }
 
 /**
- * What to do with the bytes of one query. A reply from the response cache carries its DoH
+ * What to do with the bytes of one query. A reply from the answer cache carries its DoH
  * `maxAge` instead of the messages, and already fits the UDP limit it was asked for.
  */
 export type Answer =
@@ -124,7 +124,7 @@ export interface AnswerOptions {
   readonly context: QueryContext;
   readonly log: Logger;
   /** Answers to reuse (see the module comment); none by default. */
-  readonly cache?: ResponseCache | undefined;
+  readonly cache?: AnswerCache | undefined;
   /**
    * For UDP: the server's largest response. A response larger than the sender accepts
    * ({@link udpResponseLimit}) is replaced by its truncated form ({@link truncateForUdp}).
@@ -263,7 +263,7 @@ function reply(bytes: Uint8Array, query: Message, response: Message, log: Logger
     return { kind: 'reply', wire: encodeMessage(response), response, query };
   } catch (error) {
     // An error response built from a decoded query always encodes; reaching this is our fault.
-    log.error('error response does not encode', { error });
+    log.error('error-response-not-encoded', { error });
     return { kind: 'reply', wire: headerOnlyResponse(bytes, 'SERVFAIL') };
   }
 }

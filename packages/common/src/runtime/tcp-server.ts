@@ -35,7 +35,7 @@ import {
 import type { Logger } from './log.js';
 import { HEADER_OCTETS } from '../protocol/wire.js';
 import { answerQuery, type QueryHandler } from './respond.js';
-import type { ResponseCache } from './response-cache.js';
+import type { AnswerCache } from './answer-cache.js';
 
 /** Default idle timeout: RFC 7766 §6.2.3 suggests some seconds; 10 s as Unbound and Knot use. */
 export const DEFAULT_TCP_IDLE_TIMEOUT_MS = 10_000;
@@ -104,7 +104,7 @@ export async function startTcpListener(
   config: TcpListenerConfig,
   handler: QueryHandler,
   log: Logger,
-  cache?: ResponseCache,
+  cache?: AnswerCache,
 ): Promise<TcpListener> {
   const settings: ConnectionSettings = {
     messageTimeoutMs: config.messageTimeoutMs ?? DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
@@ -130,7 +130,7 @@ export async function startTcpListener(
   });
 
   const listener = await listenGuarded(server, gate, { host, port: config.port });
-  server.on('error', (error) => log.error('tcp server error', { error }));
+  server.on('error', (error) => log.error('tcp-server-error', { error }));
   log.info('listening', { transport: 'tcp', host, port: listener.port });
   return { host, ...listener };
 }
@@ -142,7 +142,7 @@ function serveConnection(
   settings: ConnectionSettings,
   handler: QueryHandler,
   log: Logger,
-  cache: ResponseCache | undefined,
+  cache: AnswerCache | undefined,
 ): void {
   const context = { transport: 'tcp', remoteAddress: socket.remoteAddress ?? '' } as const;
   let pending: Buffer = Buffer.alloc(0);
@@ -199,7 +199,7 @@ function serveConnection(
       inFlight++;
       connection.begin();
       answer(message)
-        .catch((error: unknown) => log.error('tcp answer failed', { error }))
+        .catch((error: unknown) => log.error('tcp-answer-failed', { error }))
         .finally(() => {
           inFlight--;
           connection.end();
@@ -226,6 +226,6 @@ function serveConnection(
     ended = true;
     pump();
   });
-  socket.on('error', (error) => log.debug('connection error', { transport: 'tcp', error }));
+  socket.on('error', (error) => log.debug('connection-error', { transport: 'tcp', error }));
   socket.on('close', disarmMessageTimer);
 }

@@ -5,7 +5,7 @@
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Logger } from './log.js';
-import type { ResponseCache } from './response-cache.js';
+import type { AnswerCache } from './answer-cache.js';
 import {
   EDNS_UDP_PAYLOAD_OCTETS,
   answerQueryNow,
@@ -46,7 +46,7 @@ export async function startUdpListener(
   config: UdpListenerConfig,
   handler: QueryHandler,
   log: Logger,
-  cache?: ResponseCache,
+  cache?: AnswerCache,
 ): Promise<UdpListener> {
   const maxPayload = config.maxPayload ?? DEFAULT_UDP_MAX_PAYLOAD;
   const maxInFlight = config.maxInFlight ?? DEFAULT_UDP_MAX_IN_FLIGHT;
@@ -75,13 +75,13 @@ export async function startUdpListener(
       // A synchronous answer is sent at once, without a promise in between.
       if (!(result instanceof Promise)) return send(result, peer);
     } catch (error) {
-      log.error('udp answer failed', { error });
+      log.error('udp-answer-failed', { error });
       return;
     }
     inFlight++;
     result
       .then((answer) => send(answer, peer))
-      .catch((error: unknown) => log.error('udp answer failed', { error }))
+      .catch((error: unknown) => log.error('udp-answer-failed', { error }))
       .finally(() => {
         inFlight--;
       });
@@ -99,7 +99,7 @@ export async function startUdpListener(
     });
   });
   // After binding, socket errors (ICMP-driven send failures on some systems) must not crash.
-  socket.on('error', (error) => log.debug('udp socket error', { error }));
+  socket.on('error', (error) => log.debug('udp-socket-error', { error }));
 
   const bound = socket.address();
   log.info('listening', { transport: 'udp', host: bound.address, port: bound.port });

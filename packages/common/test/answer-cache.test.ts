@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  RESPONSE_CACHE_MAX_AGE_SECONDS,
-  RESPONSE_CACHE_OCTETS,
-  ResponseCache,
+  ANSWER_CACHE_MAX_AGE_SECONDS,
+  ANSWER_CACHE_OCTETS,
+  AnswerCache,
   buildQuery,
   decodeMessage,
   encodeMessage,
@@ -34,7 +34,7 @@ function answer(query: Message, ttls: number[], rcode: Message['rcode'] = 'NOERR
 }
 
 /** Fills `cache` with the answer to the query with id 1, as a server does. */
-function fill(cache: ResponseCache, ttls: number[], udp = false): Uint8Array {
+function fill(cache: AnswerCache, ttls: number[], udp = false): Uint8Array {
   const bytes = queryBytes(1);
   const response = answer(decodeMessage(bytes), ttls);
   const wire = encodeMessage(response);
@@ -42,9 +42,9 @@ function fill(cache: ResponseCache, ttls: number[], udp = false): Uint8Array {
   return wire;
 }
 
-describe('ResponseCache', () => {
+describe('AnswerCache', () => {
   it('returns the stored response with the id of the new query, as a fresh copy', () => {
-    const cache = new ResponseCache();
+    const cache = new AnswerCache();
     const wire = fill(cache, [300]);
     const hit = cache.get(queryBytes(0xabcd), false);
     expect(hit).toBeDefined();
@@ -57,7 +57,7 @@ describe('ResponseCache', () => {
   });
 
   it('keys on every octet after the id and on the transport', () => {
-    const cache = new ResponseCache();
+    const cache = new AnswerCache();
     fill(cache, [300], true);
     expect(cache.get(queryBytes(2), false)).toBeUndefined();
     expect(cache.get(queryBytes(2), true)).toBeDefined();
@@ -68,7 +68,7 @@ describe('ResponseCache', () => {
 
   it('drops every entry when the generation changes, and refuses answers computed before', () => {
     let generation = 1;
-    const cache = new ResponseCache({ generation: () => generation });
+    const cache = new AnswerCache({ generation: () => generation });
     fill(cache, [300]);
     const before = cache.generation();
     generation = 2;
@@ -84,7 +84,7 @@ describe('ResponseCache', () => {
   it('on a change of some names, drops their entries and their ancestors’ only', () => {
     let generation = 1;
     let changed: readonly string[] | 'all' = [];
-    const cache = new ResponseCache({
+    const cache = new AnswerCache({
       generation: () => generation,
       changes: (since) => {
         expect(since).toBe(generation - 1);
@@ -114,11 +114,12 @@ describe('ResponseCache', () => {
     expect(cache.stats.entries).toBe(0);
   });
 
-  it(`reuses an entry for at most maxAgeSeconds (default ${RESPONSE_CACHE_MAX_AGE_SECONDS})`, () => {
+  // These tests count milliseconds in `now`; the cache's clock reads seconds (`now / 1000`).
+  it(`reuses an entry for at most maxAgeSeconds (default ${ANSWER_CACHE_MAX_AGE_SECONDS})`, () => {
     let now = 1_000_000;
-    const cache = new ResponseCache({ now: () => now });
+    const cache = new AnswerCache({ now: () => now / 1000 });
     fill(cache, [86_400]);
-    now += RESPONSE_CACHE_MAX_AGE_SECONDS * 1000 - 1;
+    now += ANSWER_CACHE_MAX_AGE_SECONDS * 1000 - 1;
     expect(cache.get(queryBytes(5), false)).toBeDefined();
     now += 1;
     expect(cache.get(queryBytes(5), false)).toBeUndefined();
@@ -126,7 +127,7 @@ describe('ResponseCache', () => {
   });
 
   it('stores only answers that depend on the data alone', () => {
-    const cache = new ResponseCache();
+    const cache = new AnswerCache();
     for (const rcode of ['SERVFAIL', 'FORMERR', 'NOTIMP'] as const) {
       const bytes = queryBytes(1);
       const response = answer(decodeMessage(bytes), [], rcode);
@@ -143,7 +144,7 @@ describe('ResponseCache', () => {
 
   it('counts TTLs down by whole seconds and lives no longer than the smallest TTL', () => {
     let now = 5_000_000;
-    const cache = new ResponseCache({ now: () => now, decrementTtls: true });
+    const cache = new AnswerCache({ now: () => now / 1000, decrementTtls: true });
     fill(cache, [3600, 60]);
     now += 1999;
     const hit = decodeMessage(cache.get(queryBytes(9), false)!.wire);
@@ -156,7 +157,7 @@ describe('ResponseCache', () => {
 
   it('keeps a truncated answer as long as the smallest TTL of the whole response', () => {
     let now = 0;
-    const cache = new ResponseCache({ now: () => now, decrementTtls: true });
+    const cache = new AnswerCache({ now: () => now / 1000, decrementTtls: true });
     const bytes = queryBytes(1);
     const response = answer(decodeMessage(bytes), [3600, 120]);
     const truncated = encodeMessage({
@@ -180,9 +181,9 @@ describe('ResponseCache', () => {
     let now = 1_000_000;
     const expiry = now + 1_000_000;
     const expiring = new WeakSet<Message>();
-    const cache = new ResponseCache({
-      now: () => now,
-      expiresAt: (response) => (expiring.has(response) ? expiry : undefined),
+    const cache = new AnswerCache({
+      now: () => now / 1000,
+      expiresAt: (response) => (expiring.has(response) ? expiry / 1000 : undefined),
     });
     const offer = (id: number, ttls: number[]): Message => {
       const bytes = queryBytes(id);
@@ -216,10 +217,10 @@ describe('ResponseCache', () => {
   it('with TTLs counted down, keeps an answer with data that expires until the expiry', () => {
     let now = 0;
     const expiry = 200_000;
-    const cache = new ResponseCache({
-      now: () => now,
+    const cache = new AnswerCache({
+      now: () => now / 1000,
       decrementTtls: true,
-      expiresAt: () => expiry,
+      expiresAt: () => expiry / 1000,
     });
     fill(cache, [3600]);
     now += 199_999;
@@ -230,14 +231,14 @@ describe('ResponseCache', () => {
 
   it('an authoritative cache leaves TTLs as they are', () => {
     let now = 0;
-    const cache = new ResponseCache({ now: () => now });
+    const cache = new AnswerCache({ now: () => now / 1000 });
     fill(cache, [60]);
     now += 30_000;
     expect(decodeMessage(cache.get(queryBytes(9), false)!.wire).answers[0]!.ttl).toBe(60);
   });
 
-  it(`holds at most maxOctets (default ${RESPONSE_CACHE_OCTETS}), dropping the least recently used`, () => {
-    const cache = new ResponseCache({ maxOctets: 4096 });
+  it(`holds at most maxOctets (default ${ANSWER_CACHE_OCTETS}), dropping the least recently used`, () => {
+    const cache = new AnswerCache({ maxOctets: 4096 });
     for (let i = 0; i < 100; i++) {
       const bytes = queryBytes(1, `${i}.${NAME}`);
       const response = answer(decodeMessage(bytes), [300]);
@@ -251,12 +252,12 @@ describe('ResponseCache', () => {
   });
 
   it('rejects settings out of range', () => {
-    expect(() => new ResponseCache({ maxOctets: 0 })).toThrow(RangeError);
-    expect(() => new ResponseCache({ maxAgeSeconds: 0.5 })).toThrow(RangeError);
+    expect(() => new AnswerCache({ maxOctets: 0 })).toThrow(RangeError);
+    expect(() => new AnswerCache({ maxAgeSeconds: 0.5 })).toThrow(RangeError);
   });
 
   it('ignores octets too short to be a query', () => {
-    const cache = new ResponseCache();
+    const cache = new AnswerCache();
     expect(cache.get(new Uint8Array(12), true)).toBeUndefined();
     expect(cache.get(new Uint8Array(3), true)).toBeUndefined();
   });
@@ -297,7 +298,7 @@ describe('ttlFields', () => {
   });
 });
 
-describe('a DNS server with a response cache', () => {
+describe('a DNS server with a answer cache', () => {
   let server: DnsServer | undefined;
   afterEach(async () => {
     await server?.close();
@@ -316,7 +317,7 @@ describe('a DNS server with a response cache', () => {
       );
       return response;
     };
-    const cache = new ResponseCache();
+    const cache = new AnswerCache();
     server = await startDnsServer({ udp: { port: 0 }, tcp: { port: 0 } }, handler, { cache });
     const at = { host: '127.0.0.1', port: server.udp!.port };
     const first = await queryUdp(at, buildQuery(NAME, 'TXT', { id: 1 }));

@@ -33,15 +33,16 @@
  * `01 00 00 01 …`; the next query `ab cd 01 00 00 01 …` gets the stored response with its first
  * two octets set to `ab cd`.
  */
+import { systemClock, type Clock } from './clock.js';
 import { LRUCache } from 'lru-cache';
 import { canonicalName, parentName } from '../protocol/names.js';
 import type { Message, Rcode } from '../protocol/records.js';
 import { HEADER_OCTETS } from '../protocol/wire.js';
 
 /** Default octets of responses (and their keys) a cache holds: 64 MiB. */
-export const RESPONSE_CACHE_OCTETS = 64 * 2 ** 20;
+export const ANSWER_CACHE_OCTETS = 64 * 2 ** 20;
 /** Default longest time an entry is reused, in seconds. */
-export const RESPONSE_CACHE_MAX_AGE_SECONDS = 300;
+export const ANSWER_CACHE_MAX_AGE_SECONDS = 300;
 /** Accounting overhead charged per entry besides its octets (object, list links, map slot). */
 const ENTRY_OVERHEAD_OCTETS = 96;
 /** OPT pseudo-records carry no TTL (RFC 6891 §6.1.3): their TTL field is flags. */
@@ -49,11 +50,11 @@ const TYPE_OPT = 41;
 /** Response codes whose answers depend only on the data: everything else is answered anew. */
 const CACHEABLE_RCODES: ReadonlySet<Rcode> = new Set<Rcode>(['NOERROR', 'NXDOMAIN', 'REFUSED']);
 
-/** Settings of a {@link ResponseCache}. */
-export interface ResponseCacheOptions {
-  /** Octets held at most; default {@link RESPONSE_CACHE_OCTETS}. */
+/** Settings of a {@link AnswerCache}. */
+export interface AnswerCacheOptions {
+  /** Octets held at most; default {@link ANSWER_CACHE_OCTETS}. */
   maxOctets?: number;
-  /** Longest reuse of an entry; default {@link RESPONSE_CACHE_MAX_AGE_SECONDS}. */
+  /** Longest reuse of an entry; default {@link ANSWER_CACHE_MAX_AGE_SECONDS}. */
   maxAgeSeconds?: number;
   /** Changes whenever the answers may have; default: never changes. */
   generation?: () => number;
@@ -65,12 +66,15 @@ export interface ResponseCacheOptions {
   /** Count TTLs down while cached (a resolver); default false (an authoritative server). */
   decrementTtls?: boolean;
   /**
-   * When the data in `response` stops being valid (milliseconds, the cache's clock), or
-   * undefined when only a change of generation ends it. See the module comment.
+   * When the data in `response` stops being valid (seconds since the epoch, the cache's clock),
+   * or undefined when only a change of generation ends it. See the module comment.
    */
   expiresAt?: (response: Message) => number | undefined;
-  /** Clock in milliseconds; default `Date.now`. */
-  now?: () => number;
+  /**
+   * The server's clock, seconds since the epoch; default {@link systemClock}. A clock with
+   * fractional seconds is counted as finely as it reads.
+   */
+  now?: Clock;
 }
 
 /** A cached response, ready to send. */
@@ -82,7 +86,7 @@ export interface CachedResponse {
 }
 
 /** Counters for metrics. */
-export interface ResponseCacheStats {
+export interface AnswerCacheStats {
   readonly hits: number;
   readonly misses: number;
   readonly entries: number;
@@ -101,23 +105,23 @@ interface Entry {
 }
 
 /** See the module comment. */
-export class ResponseCache {
+export class AnswerCache {
   readonly #entries: LRUCache<string, Entry>;
-  readonly #maxAgeMs: number;
+  readonly #maxAge: number;
   readonly #generation: () => number;
-  readonly #changes: ResponseCacheOptions['changes'];
+  readonly #changes: AnswerCacheOptions['changes'];
   /** Keys of the entries by query name. */
   readonly #byName = new Map<string, Set<string>>();
   readonly #decrement: boolean;
-  readonly #expiresAt: ResponseCacheOptions['expiresAt'];
-  readonly #now: () => number;
+  readonly #expiresAt: AnswerCacheOptions['expiresAt'];
+  readonly #now: Clock;
   #seen: number;
   #hits = 0;
   #misses = 0;
 
-  constructor(options: ResponseCacheOptions = {}) {
-    const maxOctets = options.maxOctets ?? RESPONSE_CACHE_OCTETS;
-    const maxAge = options.maxAgeSeconds ?? RESPONSE_CACHE_MAX_AGE_SECONDS;
+  constructor(options: AnswerCacheOptions = {}) {
+    const maxOctets = options.maxOctets ?? ANSWER_CACHE_OCTETS;
+    const maxAge = options.maxAgeSeconds ?? ANSWER_CACHE_MAX_AGE_SECONDS;
     if (!Number.isSafeInteger(maxOctets) || maxOctets < 1)
       throw new RangeError(`maxOctets must be a positive integer, got ${String(maxOctets)}`);
     if (!Number.isSafeInteger(maxAge) || maxAge < 1)
@@ -135,11 +139,11 @@ export class ResponseCache {
       },
     });
     this.#changes = options.changes;
-    this.#maxAgeMs = maxAge * 1000;
+    this.#maxAge = maxAge;
     this.#generation = options.generation ?? (() => 0);
     this.#decrement = options.decrementTtls ?? false;
     this.#expiresAt = options.expiresAt;
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? systemClock;
     this.#seen = this.#generation();
   }
 
@@ -182,7 +186,7 @@ export class ResponseCache {
     wire[1] = query[1] as number;
     let maxAge = entry.maxAge;
     if (entry.ttls !== undefined) {
-      const elapsed = Math.floor((now - entry.storedAt) / 1000);
+      const elapsed = Math.floor(now - entry.storedAt);
       maxAge = Math.max(0, maxAge - elapsed);
       if (elapsed > 0) {
         for (let i = 0; i < entry.ttls.length; i += 2) {
@@ -212,11 +216,11 @@ export class ResponseCache {
     if (bytes.length <= HEADER_OCTETS || wire.length <= HEADER_OCTETS) return;
     const now = this.#now();
     let ttls: number[] | undefined;
-    let lifetime = this.#maxAgeMs;
+    let lifetime = this.#maxAge;
     const expiresAt = this.#expiresAt?.(response);
     if (expiresAt !== undefined) {
       // Counted-down TTLs never reach past the expiry; fixed ones must be sent early enough.
-      const slack = this.#decrement ? 0 : largestTtl(response) * 1000;
+      const slack = this.#decrement ? 0 : largestTtl(response);
       lifetime = Math.min(lifetime, expiresAt - now - slack);
       if (lifetime <= 0) return;
     }
@@ -227,7 +231,7 @@ export class ResponseCache {
       for (const section of [response.answers, response.authorities, response.additionals]) {
         for (const rr of section) {
           records++;
-          lifetime = Math.min(lifetime, rr.ttl * 1000);
+          lifetime = Math.min(lifetime, rr.ttl);
         }
       }
       // Without a TTL, only a refusal (which depends on the name alone) is known to last.
@@ -256,7 +260,7 @@ export class ResponseCache {
     this.#entries.clear();
   }
 
-  get stats(): ResponseCacheStats {
+  get stats(): AnswerCacheStats {
     return {
       hits: this.#hits,
       misses: this.#misses,
