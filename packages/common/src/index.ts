@@ -324,6 +324,7 @@ export {
   sendBody,
   sendJson,
   startHttpServer,
+  ListenError,
 } from './runtime/http-server.js';
 export type {
   BodyDeadline,
@@ -344,6 +345,7 @@ export type {
   RawErrorAnswers,
   RawErrorKind,
   ResponseOptions,
+  ListenErrorCode,
 } from './runtime/http-server.js';
 export {
   DEFAULT_TCP_IDLE_TIMEOUT_MS,

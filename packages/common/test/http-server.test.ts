@@ -21,6 +21,7 @@ import {
   sendJson,
   startAdminServer,
   startHttpServer,
+  ListenError,
   type AdminServer,
   type ConnectionScheduler,
   type HttpHandlers,
@@ -156,7 +157,7 @@ function config(overrides: Partial<HttpServerConfig> = {}): HttpServerConfig {
   return {
     listener: 'test',
     label: 'test server',
-    listenErrorCode: 'ERR_TEST_LISTEN',
+    listenError: (message, cause) => new ListenError('ERR_API_LISTEN', message, { cause }),
     host: '127.0.0.1',
     port: 0,
     tls: { cert: certPem, key: keyPem },
@@ -635,7 +636,7 @@ describe('startHttpServer', () => {
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(MimiError);
-    expect(error).toMatchObject({ code: 'ERR_TEST_LISTEN' });
+    expect(error).toMatchObject({ code: 'ERR_API_LISTEN' });
     expect((error as Error).message).toMatch(/^test server cannot listen on 127\.0\.0\.1:\d+: /);
   });
 

@@ -9,6 +9,7 @@ import {
   sendJson,
   silentLogger,
   startHttpServer,
+  ListenError,
   type ConnectionStats,
   type HttpRequest,
   type HttpResponse,
@@ -123,8 +124,7 @@ export const JSON_API_ERRORS = Object.freeze({
 export type JsonApiErrorCode = keyof typeof JSON_API_ERRORS;
 
 /** A request the API refuses; `status` is the HTTP status of its code. */
-export class JsonApiError extends MimiError {
-  declare readonly code: JsonApiErrorCode;
+export class JsonApiError extends MimiError<JsonApiErrorCode> {
   readonly status: number;
   /** A machine-readable detail: the field at fault, or the CSI parser's code. */
   readonly detail: string | undefined;
@@ -259,7 +259,7 @@ export async function startJsonApi(
         const { results, json } =
           csis.length === 0 ? { results: [], json: [] } : await discoverManyJson(csis);
         if (results.length !== csis.length || json.length !== csis.length) {
-          throw new MimiError(
+          throw new JsonApiError(
             'ERR_INTERNAL',
             `the resolver returned ${results.length} results for ${csis.length} CSIs`,
           );
@@ -290,7 +290,7 @@ export async function startJsonApi(
     {
       listener: 'api',
       label: 'JSON API',
-      listenErrorCode: 'ERR_API_LISTEN',
+      listenError: (message, cause) => new ListenError('ERR_API_LISTEN', message, { cause }),
       host,
       port: options.port,
       tls: { cert: options.cert, key: options.key },

@@ -39,7 +39,7 @@ export interface CodeChannels {
 }
 
 /** A channel could not deliver a code. */
-export class ChannelError extends MimiError {
+export class ChannelError extends MimiError<'ERR_CHANNEL_FAILED'> {
   /** The channel's name. */
   readonly channel: string;
 

@@ -7,6 +7,7 @@ import {
   sendJson,
   silentLogger,
   startHttpServer,
+  ListenError,
   type ConnectionScheduler,
   type ConnectionStats,
   type HttpRequest,
@@ -207,7 +208,7 @@ export async function startRegistrationApi(
     {
       listener: 'api',
       label: 'registration API',
-      listenErrorCode: 'ERR_API_LISTEN',
+      listenError: (message, cause) => new ListenError('ERR_API_LISTEN', message, { cause }),
       host: options.host ?? '127.0.0.1',
       port: options.port,
       tls: options.tls,

@@ -68,8 +68,7 @@ export interface RegistrationErrorOptions {
 }
 
 /** A request the registration API refuses: a stable code, its HTTP status, a message. */
-export class RegistrationError extends MimiError {
-  declare readonly code: RegistrationErrorCode;
+export class RegistrationError extends MimiError<RegistrationErrorCode> {
   /** The HTTP status of the code. */
   readonly status: number;
   readonly detail: string | undefined;

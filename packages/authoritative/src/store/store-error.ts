@@ -30,8 +30,7 @@ export type StoreErrorCode =
   | 'ERR_STORE_IO';
 
 /** A fault of a `DiscoveryStore`: bad input (nothing was changed) or a storage failure. */
-export class StoreError extends MimiError {
-  declare readonly code: StoreErrorCode;
+export class StoreError extends MimiError<StoreErrorCode> {
 
   constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);

@@ -8,6 +8,7 @@ import {
   sendBody,
   sendJson,
   startHttpServer,
+  ListenError,
   type HttpRequest,
   type HttpResponse,
   type JsonResponse,
@@ -108,7 +109,7 @@ export interface AdminServer {
 }
 
 /**
- * Starts the admin server and resolves once it listens. Throws `MimiError`
+ * Starts the admin server and resolves once it listens. Throws `ListenError`
  * `ERR_ADMIN_LISTEN` when it cannot listen (port in use, bad address), `TransportError`
  * `ERR_TRANSPORT_CONFIG` for connection limits out of range.
  */
@@ -168,7 +169,7 @@ export async function startAdminServer(
     {
       listener: 'admin',
       label: 'admin server',
-      listenErrorCode: 'ERR_ADMIN_LISTEN',
+      listenError: (message, cause) => new ListenError('ERR_ADMIN_LISTEN', message, { cause }),
       host,
       port: options.port,
       connections: connectionLimitsFor(options, {

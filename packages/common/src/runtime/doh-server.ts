@@ -45,7 +45,7 @@ import {
   connectionLimitsFor,
   type ConnectionStats,
 } from './connection-limits.js';
-import { DNS_MESSAGE_MEDIA_TYPE } from './dns-client.js';
+import { DNS_MESSAGE_MEDIA_TYPE, TransportError } from './dns-client.js';
 import { readBody, startHttpServer } from './http-server.js';
 import type { Logger } from './log.js';
 import { answerQuery, dohCacheMaxAge, type QueryContext, type QueryHandler } from './respond.js';
@@ -376,7 +376,8 @@ export async function startDohListener(
     {
       listener: 'doh',
       label: 'DoH',
-      listenErrorCode: 'ERR_TRANSPORT_LISTEN',
+      listenError: (message, cause) =>
+        new TransportError('ERR_TRANSPORT_LISTEN', message, { cause }),
       host,
       port: config.port,
       tls: { cert: config.cert, key: config.key },

@@ -157,8 +157,8 @@ export interface HttpServerConfig {
   readonly listener: string;
   /** The server in a listen error's message: `JSON API cannot listen on …`. */
   readonly label: string;
-  /** The code of the `MimiError` thrown when it cannot listen. */
-  readonly listenErrorCode: string;
+  /** The error thrown when it cannot listen: its code says which listener failed. */
+  readonly listenError: (message: string, cause: unknown) => MimiError;
   readonly host: string;
   /** 0 picks a free port. */
   readonly port: number;
@@ -205,10 +205,16 @@ interface Http1Settings {
   timeout: number;
 }
 
+/** The codes of a {@link ListenError}. */
+export type ListenErrorCode = 'ERR_ADMIN_LISTEN' | 'ERR_API_LISTEN';
+
+/** An HTTP API (admin, JSON API, registration API) that cannot listen: port in use, bad address. */
+export class ListenError extends MimiError<ListenErrorCode> {}
+
 /**
  * Creates the server, puts the connection gate in front of it and listens. Throws
  * `TransportError` `ERR_TRANSPORT_CONFIG` for limits out of range or a certificate or key that
- * cannot be used, and `MimiError` `config.listenErrorCode` when it cannot listen.
+ * cannot be used, and `config.listenError(…)` when it cannot listen.
  */
 export async function startHttpServer(
   config: HttpServerConfig,
@@ -243,10 +249,9 @@ export async function startHttpServer(
     bound = await listenGuarded(server, gate, config);
   } catch (error) {
     const cause = error instanceof Error ? error.message : String(error);
-    throw new MimiError(
-      config.listenErrorCode,
+    throw config.listenError(
       `${config.label} cannot listen on ${config.host}:${config.port}: ${cause}`,
-      { cause: error },
+      error,
     );
   }
   server.on('error', (error: Error) =>
