@@ -197,7 +197,7 @@ function answer(
   if (question.class !== 'IN' || question.type === 'AXFR' || question.type === 'IXFR') {
     return refuse('REFUSED');
   }
-  const origin = zoneFor(store, question.name, question.type);
+  const origin = answeringZone(store, question.name, question.type);
   const stored = origin === undefined ? undefined : store.zoneView(origin);
   if (origin === undefined || stored === undefined) return refuse('REFUSED');
   const key = store.zoneKey(origin);
@@ -308,7 +308,7 @@ function currentNode(
  * zone's apex comes from its parent when the store holds that too (RFC 4035 §3.1.4.1: DS lives
  * on the parent side of the cut).
  */
-function zoneFor(store: DiscoveryStore, name: string, type: string): string | undefined {
+function answeringZone(store: DiscoveryStore, name: string, type: string): string | undefined {
   const origin = store.findZone(name);
   if (origin === undefined || type !== 'DS' || ownerOrUndefined(name) !== origin) return origin;
   const above = parentName(origin);
