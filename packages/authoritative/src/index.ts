@@ -154,7 +154,7 @@ export type { DpConfig } from './config.js';
 
 // metrics.ts
 export { QUERY_DURATION_BUCKETS, createAuthoritativeMetrics } from './metrics.js';
-export type { AuthoritativeMetrics, ConnectionListener } from './metrics.js';
+export type { AuthoritativeMetrics } from './metrics.js';
 
 // server.ts, delegation.ts
 export { startProvider, storeDirectory, RESIGN_INTERVAL_MS } from './answering/server.js';

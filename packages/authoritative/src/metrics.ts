@@ -1,6 +1,8 @@
 import {
   createMetricsRegistry,
   declareConnectionMetrics,
+  declareAnswerCacheMetrics,
+  type ConnectionListener,
   type ConnectionStatsSource,
   type Counter,
   type Histogram,
@@ -34,9 +36,6 @@ import type { DiscoveryStore } from './store/store.js';
  * when metrics are scraped, from a source handed over with a `watch…` call, so the hot path
  * bumps a plain number and nothing is copied between metrics.
  */
-
-/** A listener whose connections are limited (`connection-limits.ts` in common). */
-export type ConnectionListener = 'tcp' | 'doh' | 'api' | 'admin';
 
 /** Upper bounds of the query duration buckets, in seconds: an answer is computed in-process. */
 export const QUERY_DURATION_BUCKETS = Object.freeze([
@@ -81,27 +80,7 @@ export function createAuthoritativeMetrics(
     },
   });
   let answerCache: { readonly stats: AnswerCacheStats } | undefined;
-  registry.counter('answer_cache_hits_total', {
-    help: 'Queries answered from the answer cache (not in queries_total)',
-    collect() {
-      // Counters only go up: this one is set to the cache's running total.
-      this.reset();
-      this.inc(answerCache?.stats.hits ?? 0);
-    },
-  });
-  registry.counter('answer_cache_misses_total', {
-    help: 'Queries the answer cache could not answer',
-    collect() {
-      this.reset();
-      this.inc(answerCache?.stats.misses ?? 0);
-    },
-  });
-  registry.gauge('answer_cache_bytes', {
-    help: 'Octets held by the answer cache',
-    collect() {
-      this.set(answerCache?.stats.octets ?? 0);
-    },
-  });
+  declareAnswerCacheMetrics(registry, () => answerCache);
   const connectionSources = new Map<ConnectionListener, ConnectionStatsSource>();
   declareConnectionMetrics(registry, () => connectionSources);
 

@@ -310,6 +310,7 @@ export type {
   SocketAddresses,
   ClosableExchange,
   ConnectionStatsSource,
+  ConnectionListener,
 } from './runtime/connection-limits.js';
 export {
   JSON_BODY_ERRORS,
@@ -371,6 +372,7 @@ export {
   ANSWER_CACHE_OCTETS,
   ANSWER_CACHE_MAX_AGE_SECONDS,
   AnswerCache,
+  declareAnswerCacheMetrics,
   ttlFields,
 } from './runtime/answer-cache.js';
 export type {

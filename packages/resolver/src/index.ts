@@ -134,4 +134,4 @@ export {
 } from './json-api.js';
 export type { JsonApiErrorCode, JsonApiOptions, JsonApiComponents, JsonApi } from './json-api.js';
 export { RESOLUTION_DURATION_BUCKETS, createResolverMetrics } from './metrics.js';
-export type { ConnectionListener, ResolutionKind, ResolverMetrics } from './metrics.js';
+export type { ResolutionKind, ResolverMetrics } from './metrics.js';

@@ -1,6 +1,8 @@
 import {
   declareConnectionMetrics,
   createMetricsRegistry,
+  declareAnswerCacheMetrics,
+  type ConnectionListener,
   type ConnectionStatsSource,
   type AnswerCacheStats,
   type Histogram,
@@ -36,9 +38,6 @@ import type { DiscoveryResult, Resolver } from './types.js';
  * `collect` when metrics are scraped, so the core bumps plain numbers and nothing is copied
  * between metrics.
  */
-
-/** A listener whose connections are limited (`connection-limits.ts` in common). */
-export type ConnectionListener = 'tcp' | 'doh' | 'api' | 'admin';
 
 /** What a front end measures: one DNS question, one GET discovery, or one POST batch. */
 export type ResolutionKind = 'dns' | 'discover' | 'batch';
@@ -134,13 +133,7 @@ export function createResolverMetrics(resolver: Pick<Resolver, 'stats'>): Resolv
     labelNames: ['status'],
   });
   let answerCache: { readonly stats: AnswerCacheStats } | undefined;
-  registry.counter('answer_cache_hits_total', {
-    help: 'DNS questions answered from the answer cache (not in queries_total)',
-    collect() {
-      this.reset();
-      this.inc(answerCache?.stats.hits ?? 0);
-    },
-  });
+  declareAnswerCacheMetrics(registry, () => answerCache);
 
   const connectionSources = new Map<ConnectionListener, ConnectionStatsSource>();
   declareConnectionMetrics(registry, () => connectionSources);

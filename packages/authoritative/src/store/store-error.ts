@@ -31,7 +31,6 @@ export type StoreErrorCode =
 
 /** A fault of a `DiscoveryStore`: bad input (nothing was changed) or a storage failure. */
 export class StoreError extends MimiError<StoreErrorCode> {
-
   constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
   }

@@ -34,6 +34,7 @@
  * two octets set to `ab cd`.
  */
 import { systemClock, type Clock } from './clock.js';
+import type { MetricsRegistry } from './metrics.js';
 import { LRUCache } from 'lru-cache';
 import { canonicalName, parentName } from '../protocol/names.js';
 import type { Message, Rcode } from '../protocol/records.js';
@@ -330,4 +331,36 @@ export function ttlFields(wire: Uint8Array): number[] | undefined {
     at += 10 + view.getUint16(at + 8);
   }
   return at === wire.length ? out : undefined;
+}
+
+/**
+ * Declares the answer cache's metrics in a server's registry: `<pkg>_answer_cache_hits_total`,
+ * `_misses_total` (the cache's running counts) and `_bytes`, read from `source()` when scraped
+ * (zero while the server has no cache).
+ */
+export function declareAnswerCacheMetrics(
+  metrics: MetricsRegistry,
+  source: () => { readonly stats: AnswerCacheStats } | undefined,
+): void {
+  metrics.counter('answer_cache_hits_total', {
+    help: 'Queries answered from the answer cache (not in queries_total)',
+    collect() {
+      // Counters only go up: this one is set to the cache's running total.
+      this.reset();
+      this.inc(source()?.stats.hits ?? 0);
+    },
+  });
+  metrics.counter('answer_cache_misses_total', {
+    help: 'Queries the answer cache could not answer',
+    collect() {
+      this.reset();
+      this.inc(source()?.stats.misses ?? 0);
+    },
+  });
+  metrics.gauge('answer_cache_bytes', {
+    help: 'Octets held by the answer cache',
+    collect() {
+      this.set(source()?.stats.octets ?? 0);
+    },
+  });
 }

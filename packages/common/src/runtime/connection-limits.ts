@@ -567,6 +567,9 @@ export interface ConnectionStatsSource {
   connectionStats(): ConnectionStats;
 }
 
+/** The listeners whose connections a server counts, as the `listener` label of its metrics. */
+export type ConnectionListener = 'tcp' | 'doh' | 'api' | 'admin';
+
 /**
  * Declares `<prefix>_connections_refused_total` and `<prefix>_connections_closed_total`, labelled
  * by listener and reason (never by client), read at each scrape from the listeners `sources`
