@@ -1,6 +1,8 @@
 /**
- * @mimi-discovery/common — the protocol layer: CSI names, record formats, signed objects,
- * DNSSEC with Ed25519, the DNS message codec and zone lookup as a pure function.
+ * @mimi-discovery/common — the protocol layer (`protocol/`: CSI names, record formats, signed
+ * objects, DNSSEC with Ed25519, the DNS message codec and zone lookup as pure functions) and the
+ * runtime the servers share (`runtime/`: listeners, the HTTP scaffold, the DNS client, the
+ * answer cache, TLS, admin, config pieces, logs, metrics, the clock).
  * This file is the package's whole public surface; each section belongs to one module.
  */
 
