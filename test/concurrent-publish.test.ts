@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildQuery,
@@ -35,7 +34,8 @@ import {
   prepareZone,
   writeTlsFiles,
 } from './helpers/network.js';
-import { attestAs, mappingBytes, publishMapping } from './helpers/registration-client.js';
+import { createRegistrationClient } from '@mimi-discovery/authoritative';
+import { answerOf, attestAs, mappingBytes } from './helpers/registration.js';
 
 // Issue 10, "Writes decided inside the write": a running DP takes 50 CSIs × 8 mappings by
 // distinct keys, all at once, through its registration API, while a second writer adds more
@@ -266,13 +266,13 @@ describe.each(SUBJECTS)('a running DP over the $name', (subject) => {
     `serves every mapping it acknowledged of ${CSIS} CSIs × ${KEYS_PER_CSI} keys published at once through its API, while another writer adds more`,
     async () => {
       const running = await subject.start(join(dir, subject.name.split(' ')[0] ?? 'store'));
-      const client = new Agent({
+      const { provider } = running;
+      const client = createRegistrationClient({
+        url: provider.api?.url ?? '',
+        ca: running.caPem,
         connections: CLIENT_CONNECTIONS,
-        connect: { ca: running.caPem },
       });
       try {
-        const { provider } = running;
-        const api = { apiUrl: provider.api?.url, outbox: undefined };
         const viaApi = Array.from({ length: CSIS }, (_, c) =>
           Array.from({ length: KEYS_PER_CSI }, (_, k) => planned(apiCsi(c), recipient(c, k))),
         ).flat();
@@ -292,7 +292,7 @@ describe.each(SUBJECTS)('a running DP over the $name', (subject) => {
         );
 
         const [responses, fromOther] = await Promise.all([
-          Promise.all(viaApi.map((m) => publishMapping(api, client, m.bytes))),
+          Promise.all(viaApi.map((m) => answerOf(client.publishMapping(m.bytes)))),
           running.otherWriter(batches),
         ]);
         const refused = responses.flatMap((r, i) =>

@@ -1,7 +1,7 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort } from './stock.js';
+import { freePort } from '../../test/helpers/ports.js';
 
 /**
  * A stock validating Unbound for the resolver benchmarks: it trusts only our root's DS, reaches

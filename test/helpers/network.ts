@@ -19,6 +19,7 @@ import {
   type TrustAnchor,
 } from '@mimi-discovery/common';
 import {
+  createRegistrationClient,
   delegate,
   openLmdbStore,
   startProvider,
@@ -27,6 +28,7 @@ import {
   type RunningProvider,
 } from '@mimi-discovery/authoritative';
 import { rootTrustAnchor } from '@mimi-discovery/root';
+import type { RegistrationEndpoint } from './registration.js';
 
 /**
  * The whole authoritative side on 127.0.0.1, built in-process from one call, as hickory's
@@ -65,12 +67,10 @@ export interface NetworkServer {
   /** `https://127.0.0.1:<port>/dns-query` */
   readonly dohUrl: string;
   readonly dohPort: number;
-  /** `https://127.0.0.1:<port>` for a DP; undefined for the root. */
-  readonly apiUrl: string | undefined;
+  /** A DP's registration API (`https://127.0.0.1:<port>`), outbox and client; not the root's. */
+  readonly api: RegistrationEndpoint | undefined;
   /** `http://127.0.0.1:<port>` (health and metrics). */
   readonly adminUrl: string;
-  /** The file the DP writes one-time codes to; undefined for the root. */
-  readonly outbox: string | undefined;
   /**
    * Every log line (JSON, debug level and above), for tests that check that nothing went wrong
    * inside and what the server records about its clients.
@@ -92,7 +92,7 @@ export interface Network {
   readonly phone: NetworkServer;
   /** The DP of `@example.com`. */
   readonly email: NetworkServer;
-  /** An undici agent that trusts the CA (for the registration API). */
+  /** An undici agent that trusts the CA (for raw HTTP requests). */
   readonly agent: Agent;
   /** A DoH client that trusts the CA. */
   readonly doh: DohClient;
@@ -198,15 +198,18 @@ async function startServer(
   role: 'root' | 'dp',
   zone: string,
   dataDir: string,
-  tls: { cert: string; key: string },
+  tls: { cert: string; key: string; caPem: string },
 ): Promise<NetworkServer> {
   const logs: string[] = [];
-  const provider = await startProvider(providerConfig(role, dataDir, tls), {
-    log: createLogger(role === 'root' ? 'root' : 'dp', {
-      level: 'debug',
-      write: (line) => logs.push(line),
-    }),
-  });
+  const provider = await startProvider(
+    providerConfig(role, dataDir, { cert: tls.cert, key: tls.key }),
+    {
+      log: createLogger(role === 'root' ? 'root' : 'dp', {
+        level: 'debug',
+        write: (line) => logs.push(line),
+      }),
+    },
+  );
   const { dns, api, admin } = provider;
   if (!dns?.udp || !dns.tcp || !dns.doh || !admin || (role === 'dp' && !api)) {
     await provider.close();
@@ -221,9 +224,15 @@ async function startServer(
     tcp: { host: dns.tcp.host, port: dns.tcp.port },
     dohUrl: dns.doh.url,
     dohPort: dns.doh.port,
-    apiUrl: api?.url,
+    api:
+      api === undefined
+        ? undefined
+        : {
+            url: api.url,
+            outbox: join(dataDir, 'outbox.jsonl'),
+            client: createRegistrationClient({ url: api.url, ca: tls.caPem }),
+          },
     adminUrl: admin.url,
-    outbox: role === 'dp' ? join(dataDir, 'outbox.jsonl') : undefined,
     logs,
   };
 }
@@ -240,6 +249,7 @@ export async function buildNetwork(): Promise<Network> {
   const closers: Array<() => Promise<void>> = [];
   const closeAll = async (): Promise<void> => {
     await Promise.allSettled(closers.reverse().map((close) => close()));
+    await Promise.allSettled(started.map((s) => s.api?.client.close()));
     await Promise.allSettled(started.map((s) => s.provider.close()));
     rmSync(dir, { recursive: true, force: true });
   };
@@ -254,8 +264,7 @@ export async function buildNetwork(): Promise<Network> {
     for (const s of servers) {
       const dataDir = join(dir, s.name);
       ds.set(s.zone, await prepareZone(dataDir, { origin: s.zone }));
-      const { cert, key } = await writeTlsFiles(dataDir, ca);
-      started.push(await startServer(s.role, s.zone, dataDir, { cert, key }));
+      started.push(await startServer(s.role, s.zone, dataDir, await writeTlsFiles(dataDir, ca)));
     }
     const [root, phone, email] = started as [NetworkServer, NetworkServer, NetworkServer];
     for (const child of [phone, email]) {

@@ -1,8 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { freePort } from './ports.js';
 
 /**
  * A stock validating Unbound on 127.0.0.1, for the conformance test of design §5: it trusts only
@@ -27,27 +26,6 @@ export interface RunningUnbound {
 
 /** How long Unbound may take to start or stop. */
 const UNBOUND_TIMEOUT_MS = 10_000;
-
-/** A port that is free for both UDP and TCP on 127.0.0.1 (bounded tries). */
-export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        const address = server.address();
-        server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-      });
-    });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const socket = createSocket('udp4');
-      socket.once('error', () => resolve(false));
-      socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
-    });
-    if (udpFree) return port;
-  }
-  throw new Error('no port free for both UDP and TCP after 20 tries');
-}
 
 /** The unbound.conf text. */
 export function unboundConfig(options: {

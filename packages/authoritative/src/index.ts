@@ -119,6 +119,7 @@ export type {
 } from './registration/registration-api.js';
 export {
   REGISTRATION_CLIENT_TIMEOUT_MS,
+  REGISTRATION_CLIENT_CONNECTIONS,
   MAX_REGISTRATION_RESPONSE_OCTETS,
   REGISTRATION_ROUTES,
   RegistrationClientError,
@@ -134,6 +135,7 @@ export {
   ChannelError,
   selectChannel,
   createOutboxChannel,
+  lastOutboxCode,
   createSmtpChannel,
   createWebhookChannel,
 } from './registration/channels.js';

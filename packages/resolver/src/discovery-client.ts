@@ -57,6 +57,12 @@ export const MAX_DISCOVERY_RESPONSE_OCTETS = 1024 * 1024;
  */
 export const MAX_DISCOVERY_BATCH_RESPONSE_OCTETS = 64 * 1024 * 1024;
 
+/**
+ * Connections a client opens to the API at once; HTTP/2 carries up to
+ * `API_MAX_CONCURRENT_STREAMS` (100) requests on each, and further requests wait in the client.
+ */
+export const DISCOVERY_CLIENT_CONNECTIONS = 4;
+
 const CODES: ReadonlySet<string> = new Set(Object.keys(JSON_API_ERRORS));
 const STATUSES: ReadonlySet<string> = new Set<DiscoveryStatus>(['none', 'empty', 'found', 'error']);
 const REASONS: ReadonlySet<string> = new Set<DiscoveryErrorReason>([
@@ -86,6 +92,8 @@ export interface DiscoveryClientOptions {
    * {@link MAX_DISCOVERY_RESPONSE_OCTETS} and {@link MAX_DISCOVERY_BATCH_RESPONSE_OCTETS}.
    */
   readonly maxResponseOctets?: number;
+  /** Default {@link DISCOVERY_CLIENT_CONNECTIONS}. */
+  readonly connections?: number;
   /** Called with every response once its body is read (logs, measurements). */
   readonly onResponse?: (response: ApiResponseInfo) => void;
 }
@@ -112,6 +120,7 @@ export function createDiscoveryClient(options: DiscoveryClientOptions): Discover
     timeoutMs: options.timeoutMs ?? DISCOVERY_CLIENT_TIMEOUT_MS,
     maxResponseOctets: options.maxResponseOctets ?? MAX_DISCOVERY_RESPONSE_OCTETS,
     allowH2: true,
+    connections: options.connections ?? DISCOVERY_CLIENT_CONNECTIONS,
     codes: CODES,
     error: DiscoveryClientError,
     ...(options.onResponse === undefined ? {} : { onResponse: options.onResponse }),

@@ -55,6 +55,13 @@ export const REGISTRATION_CLIENT_TIMEOUT_MS = 15_000;
  */
 export const MAX_REGISTRATION_RESPONSE_OCTETS = 64 * 1024;
 
+/**
+ * Connections a client opens to the API at once; further requests wait in the client. A quarter
+ * of the API's share per client (`API_CONNECTIONS_PER_CLIENT`, 64), so a client sending many
+ * requests at once never meets that bound, and each connection carries one request.
+ */
+export const REGISTRATION_CLIENT_CONNECTIONS = 16;
+
 /** The routes of the API and the status each answers on success (registration-api.ts). */
 export const REGISTRATION_ROUTES = Object.freeze({
   prove: { path: '/v1/prove', status: 202 },
@@ -83,6 +90,8 @@ export interface RegistrationClientOptions {
   readonly timeoutMs?: number;
   /** Default {@link MAX_REGISTRATION_RESPONSE_OCTETS}. */
   readonly maxResponseOctets?: number;
+  /** Default {@link REGISTRATION_CLIENT_CONNECTIONS}. */
+  readonly connections?: number;
   /** Called with every response once its body is read (logs, measurements). */
   readonly onResponse?: (response: ApiResponseInfo) => void;
 }
@@ -133,6 +142,7 @@ export function createRegistrationClient(options: RegistrationClientOptions): Re
     connectTimeoutMs: timeoutMs,
     timeoutMs,
     maxResponseOctets: options.maxResponseOctets ?? MAX_REGISTRATION_RESPONSE_OCTETS,
+    connections: options.connections ?? REGISTRATION_CLIENT_CONNECTIONS,
     codes: CODES,
     error: RegistrationClientError,
     ...(options.onResponse === undefined ? {} : { onResponse: options.onResponse }),

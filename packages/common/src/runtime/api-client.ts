@@ -97,6 +97,8 @@ export interface ApiClientOptions<E extends ApiClientError> {
   readonly maxResponseOctets: number;
   /** Offer HTTP/2 in TLS (ALPN `h2`); default false (HTTP/1.1). */
   readonly allowH2?: boolean;
+  /** Most connections open to the API at once; further requests wait for one. */
+  readonly connections: number;
   /** The API's own error codes: a refusal with another code is an `ERR_API_RESPONSE`. */
   readonly codes: ReadonlySet<string>;
   /** The API's subclass of {@link ApiClientError}. */
@@ -170,6 +172,7 @@ export function createApiClient<E extends ApiClientError>(options: ApiClientOpti
     headersTimeout: options.timeoutMs,
     bodyTimeout: options.timeoutMs,
     allowH2: options.allowH2 === true,
+    connections: options.connections,
     ...(ca === undefined ? {} : { connect: { ca } }),
   });
   // Every subclass's codes include the fault codes (`ApiClientError<Code>['code']`).
