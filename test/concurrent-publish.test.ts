@@ -23,18 +23,13 @@ import {
 } from '@mimi-discovery/common';
 import {
   createMemoryStore,
+  createRegistrationClient,
   startProvider,
   type DiscoveryStore,
   type RunningProvider,
 } from '@mimi-discovery/authoritative';
-import {
-  PHONE_ZONE,
-  TEST_REGISTRATION_LIMITS,
-  authkey,
-  prepareZone,
-  writeTlsFiles,
-} from './helpers/network.js';
-import { createRegistrationClient } from '@mimi-discovery/authoritative';
+import { PHONE_ZONE, TEST_REGISTRATION_LIMITS, authkey } from './helpers/network.js';
+import { initServer, writeLoopbackTls } from '../examples/loopback-network.js';
 import { answerOf, attestAs, mappingBytes } from './helpers/registration.js';
 
 // Issue 10, "Writes decided inside the write": a running DP takes 50 CSIs × 8 mappings by
@@ -113,12 +108,12 @@ async function writeConfig(
   dir: string,
   dataDir: string,
 ): Promise<{ file: string; raw: object; caPem: string }> {
-  const tls = await writeTlsFiles(dataDir);
+  const tls = await writeLoopbackTls(dataDir);
   const raw = {
     role: 'dp',
     dataDir,
     listen: { host: '127.0.0.1', udp: 0, tcp: 0, api: 0 },
-    tls: { cert: tls.cert, key: tls.key },
+    tls: { cert: tls.tls.cert, key: tls.tls.key },
     registration: { ...TEST_REGISTRATION_LIMITS },
     log: { level: 'silent' },
   };
@@ -150,8 +145,7 @@ const SUBJECTS: readonly Subject[] = [
     name: 'LMDB store (writer thread; zone import processes on the same directory)',
     async start(dir) {
       const dataDir = join(dir, 'dp');
-      await prepareZone(dataDir, {
-        origin: PHONE_ZONE,
+      await initServer(dataDir, [PHONE_ZONE], {
         authkeys: [authkey('prover', PROVER.publicKey)],
       });
       const { file, raw, caPem } = await writeConfig(dir, dataDir);

@@ -15,7 +15,8 @@ import {
   type Csi,
   type DsData,
 } from '@mimi-discovery/common';
-import { PHONE_ZONE, authkey, prepareZone, writeTlsFiles } from './helpers/network.js';
+import { PHONE_ZONE, authkey } from './helpers/network.js';
+import { initServer, writeLoopbackTls } from '../examples/loopback-network.js';
 import {
   killDpProcess,
   requireBuiltPackages,
@@ -67,13 +68,13 @@ beforeAll(async () => {
   requireBuiltPackages();
   dir = mkdtempSync(join(tmpdir(), 'mimi-dp-kill-'));
   const dataDir = join(dir, 'dp');
-  zoneDs = await prepareZone(dataDir, {
-    origin: PHONE_ZONE,
+  const ds = await initServer(dataDir, [PHONE_ZONE], {
     authkeys: [authkey('prover', PROVER.publicKey)],
   });
-  const tls = await writeTlsFiles(dataDir);
+  zoneDs = ds.get(PHONE_ZONE) ?? expect.unreachable();
+  const tls = await writeLoopbackTls(dataDir);
   caPem = tls.caPem;
-  configFile = writeDpProcessConfig(dir, dataDir, tls);
+  configFile = writeDpProcessConfig(dir, dataDir, tls.tls);
 });
 
 afterAll(async () => {

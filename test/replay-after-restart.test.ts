@@ -14,7 +14,8 @@ import {
   type Csi,
   type Message,
 } from '@mimi-discovery/common';
-import { PHONE_ZONE, authkey, prepareZone, writeTlsFiles } from './helpers/network.js';
+import { PHONE_ZONE, authkey } from './helpers/network.js';
+import { initServer, writeLoopbackTls } from '../examples/loopback-network.js';
 import {
   killDpProcess,
   requireBuiltPackages,
@@ -62,13 +63,12 @@ beforeAll(async () => {
   requireBuiltPackages();
   dir = mkdtempSync(join(tmpdir(), 'mimi-replay-'));
   const dataDir = join(dir, 'dp');
-  await prepareZone(dataDir, {
-    origin: PHONE_ZONE,
+  await initServer(dataDir, [PHONE_ZONE], {
     authkeys: [authkey('prover', PROVER.publicKey), authkey('csip', CSIP.publicKey)],
   });
-  const tls = await writeTlsFiles(dataDir);
+  const tls = await writeLoopbackTls(dataDir);
   caPem = tls.caPem;
-  configFile = writeDpProcessConfig(dir, dataDir, tls);
+  configFile = writeDpProcessConfig(dir, dataDir, tls.tls);
 });
 
 afterAll(async () => {

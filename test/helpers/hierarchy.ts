@@ -50,6 +50,7 @@ import {
 } from '@mimi-discovery/authoritative';
 import { rootTrustAnchor } from '@mimi-discovery/root';
 import type { ResolverConfig } from '@mimi-discovery/resolver';
+import { initZone } from '../../examples/loopback-network.js';
 import { APEX, EMAIL_ZONE, PHONE_ZONE, TEST_REGISTRATION_LIMITS, authkey } from './network.js';
 
 /**
@@ -243,26 +244,13 @@ function ownerOf(nameOrCsi: string): string {
 
 const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 
-/** A zone in a fresh memory store: SOA, NS `ns1.<zone>` at 127.0.0.1, key, AUTHKEY. */
+/** A zone in a fresh memory store, as `mimi-discovery init` makes one ({@link initZone}). */
 async function newZoneStore(
   zone: string,
   authkeys: readonly AuthkeyEntry[] = [],
 ): Promise<{ store: DiscoveryStore; ds: DsData }> {
   const store = createMemoryStore();
-  const ns = `ns1.${zone}`;
-  await store.addZone({
-    origin: zone,
-    nameservers: [ns],
-    mname: ns,
-    rname: `hostmaster.${zone}`,
-    authkeys: [...authkeys],
-  });
-  await store.apply(zone, [
-    { op: 'put', name: ns, type: 'A', records: [record(ns, 'A', '127.0.0.1', 3600)] },
-  ]);
-  const dnskey = store.readRRset(zone, zone, 'DNSKEY')[0];
-  if (dnskey?.type !== 'DNSKEY') throw new Error(`zone ${zone} has no DNSKEY`);
-  return { store, ds: computeDs(zone, dnskey.data) };
+  return { store, ds: await initZone(store, zone, authkeys) };
 }
 
 /** What a zone server's handler reads and records while it runs. */
