@@ -9,6 +9,27 @@ import { createServer } from 'node:net';
 
 /** Ports tried before giving up: each try takes a port the kernel picked and checks it. */
 export const FREE_PORT_TRIES = 20;
+/** Blocks tried by {@link freePortBlock} before giving up. */
+export const FREE_BLOCK_TRIES = 50;
+/** Where {@link freePortBlock} looks: below Linux's ephemeral range (32768–60999). */
+export const PORT_BLOCK_RANGE = Object.freeze({ from: 20_000, to: 32_000 });
+
+/** Whether `port` on 127.0.0.1 can be bound now, for TCP and for UDP. */
+export function isPortFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(udpFree(port))));
+  });
+}
+
+function udpFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createSocket('udp4');
+    socket.once('error', () => resolve(false));
+    socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
+  });
+}
 
 /**
  * A port free on 127.0.0.1 for both TCP and UDP at the time of the call: TCP port 0 gives one
@@ -26,12 +47,23 @@ export async function freePort(): Promise<number> {
         server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
       });
     });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const socket = createSocket('udp4');
-      socket.once('error', () => resolve(false));
-      socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
-    });
-    if (udpFree) return port;
+    if (await udpFree(port)) return port;
   }
   throw new Error(`no port free for both UDP and TCP on 127.0.0.1 after ${FREE_PORT_TRIES} tries`);
+}
+
+/**
+ * The first port of `size` consecutive ports that are free now for TCP and UDP, at a random
+ * place in {@link PORT_BLOCK_RANGE}: for `mimi-discovery demo --port-base`, which lays out its
+ * servers' ports from one base.
+ */
+export async function freePortBlock(size: number): Promise<number> {
+  const blocks = Math.floor((PORT_BLOCK_RANGE.to - PORT_BLOCK_RANGE.from) / size);
+  for (let attempt = 0; attempt < FREE_BLOCK_TRIES; attempt++) {
+    const base = PORT_BLOCK_RANGE.from + Math.floor(Math.random() * blocks) * size;
+    let free = true;
+    for (let port = base; port < base + size && free; port++) free = await isPortFree(port);
+    if (free) return base;
+  }
+  throw new Error(`no block of ${size} free ports after ${FREE_BLOCK_TRIES} tries`);
 }
