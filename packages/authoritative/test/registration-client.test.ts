@@ -12,7 +12,12 @@ import {
 } from '@mimi-discovery/common';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
+  API_CONNECTIONS_PER_CLIENT,
+  BODY_TIMEOUT_MS,
+  HEADERS_TIMEOUT_MS,
   MAX_REGISTRATION_RESPONSE_OCTETS,
+  REGISTRATION_CLIENT_CONNECTIONS,
+  REGISTRATION_CLIENT_TIMEOUT_MS,
   REGISTRATION_ROUTES,
   RegistrationClientError,
   createOutboxChannel,
@@ -351,6 +356,32 @@ describe('the registration client against a server that is not the API', () => {
     expect(error.code).toBe('ERR_API_RESPONSE');
     expect(error.message).toBe(
       `${url}/v1/mappings answered more than ${MAX_REGISTRATION_RESPONSE_OCTETS} octets`,
+    );
+  });
+
+  it('opens at most REGISTRATION_CLIENT_CONNECTIONS connections, below the API’s share per client', async () => {
+    expect(REGISTRATION_CLIENT_CONNECTIONS).toBeLessThan(API_CONNECTIONS_PER_CLIENT);
+    const connected = sockets.size;
+    let seen = 0;
+    answers.set(REGISTRATION_ROUTES.mappings.path, (res) => {
+      seen = Math.max(seen, sockets.size - connected);
+      setTimeout(() => json(201, { zone: PHONE_ZONE, name: PHONE_NAME, serial: 1 })(res), 20);
+    });
+    const client = createRegistrationClient({ url });
+    try {
+      const answered = await Promise.all(Array.from({ length: 48 }, () => publish(client)));
+      expect(answered).toHaveLength(48);
+      expect(seen).toBeGreaterThan(1);
+      expect(seen).toBeLessThanOrEqual(REGISTRATION_CLIENT_CONNECTIONS);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('waits longer than the API takes to refuse a slow request', () => {
+    // The API answers 408 once the headers or the body are late; the client waits for that.
+    expect(REGISTRATION_CLIENT_TIMEOUT_MS).toBeGreaterThan(
+      Math.max(HEADERS_TIMEOUT_MS, BODY_TIMEOUT_MS),
     );
   });
 

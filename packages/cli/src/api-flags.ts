@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { ApiClientError } from '@mimi-discovery/common';
-import { failure, usageError, type CliError, type CliErrorCode } from './errors.js';
+import { failure, usageError, type CliErrorCode } from './errors.js';
 
 /**
  * The flags that name a JSON API (`recipient --api`, `lookup --resolver`) and its CA (`--ca`),
@@ -48,10 +48,6 @@ export async function readCaFile(flag: string, given: string, file: string): Pro
 /** `error` of a client of the API at `url` as the command reports it (see the module comment). */
 export function apiFailure(error: unknown, url: URL, codes: ApiFaultCodes): unknown {
   if (!(error instanceof ApiClientError)) return error;
-  return clientFailure(error, url, codes);
-}
-
-function clientFailure(error: ApiClientError, url: URL, codes: ApiFaultCodes): CliError {
   switch (error.code) {
     case 'ERR_API_UNREACHABLE':
     case 'ERR_API_TIMEOUT':

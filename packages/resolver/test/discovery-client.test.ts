@@ -3,8 +3,12 @@ import type { AddressInfo, Socket } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  DISCOVERY_CLIENT_CONNECTIONS,
+  DISCOVERY_CLIENT_TIMEOUT_MS,
   DiscoveryClientError,
+  MAX_DISCOVERY_BATCH_RESPONSE_OCTETS,
   MAX_DISCOVERY_RESPONSE_OCTETS,
+  MAX_RESOLUTION_MS,
   createDiscoveryClient,
   createResolver,
   parseDiscoveryResult,
@@ -349,7 +353,46 @@ describe('the discovery client against a server that is not the API', () => {
     });
   });
 
-  it('gives up on a server that does not answer in time', async () => {
+  it('reads a batch larger than the bound of one result, up to the bound of a batch', async () => {
+    expect(MAX_DISCOVERY_BATCH_RESPONSE_OCTETS).toBeGreaterThan(MAX_DISCOVERY_RESPONSE_OCTETS);
+    // Fields the client does not know are left out of the results (a newer API may add some).
+    const pad = 'x'.repeat(MAX_DISCOVERY_RESPONSE_OCTETS / 2);
+    answer = json(200, {
+      results: [
+        { ...none('tel:+442079460018'), pad },
+        { ...none('mailto:bob@example.com'), pad },
+      ],
+    });
+    const client = createDiscoveryClient({ url });
+    try {
+      expect(await two(client)).toEqual([
+        none('tel:+442079460018'),
+        none('mailto:bob@example.com'),
+      ]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('opens at most DISCOVERY_CLIENT_CONNECTIONS connections', async () => {
+    const connected = sockets.size;
+    let seen = 0;
+    answer = (res) => {
+      seen = Math.max(seen, sockets.size - connected);
+      setTimeout(() => json(200, none('tel:+442079460018'))(res), 20);
+    };
+    const client = createDiscoveryClient({ url });
+    try {
+      await Promise.all(Array.from({ length: 24 }, () => one(client)));
+      expect(seen).toBeGreaterThan(1);
+      expect(seen).toBeLessThanOrEqual(DISCOVERY_CLIENT_CONNECTIONS);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('gives up on a server that does not answer in time, and by default waits out a resolution', async () => {
+    expect(DISCOVERY_CLIENT_TIMEOUT_MS).toBeGreaterThan(MAX_RESOLUTION_MS);
     expect((await faultOf(() => undefined, two)).code).toBe('ERR_API_TIMEOUT');
   });
 });

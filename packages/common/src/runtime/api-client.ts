@@ -12,7 +12,9 @@ import { MimiError } from '../protocol/errors.js';
  *
  * Deadlines, each fixed when it starts so that a server sending one octet at a time cannot push
  * it back: the connection (TCP and TLS) within `connectTimeoutMs`; the response headers within
- * `timeoutMs` of sending the request; the whole body within `timeoutMs` of the headers.
+ * `timeoutMs` of the call, connecting included; the whole body within `timeoutMs` of the
+ * headers. Error messages name the route (origin and path), never the query, which may hold a
+ * CSI (design §10).
  *
  * Example: `await client.send({ method: 'POST', path: '/v1/prove', body: { csi } })` resolves
  * with `{ status: 202, value: { csi, expiresAt, channel }, … }`; a 429 rejects with an
@@ -168,7 +170,8 @@ export function createApiClient<E extends ApiClientError>(options: ApiClientOpti
   const ca = options.ca === undefined ? undefined : caList(options.ca);
   const agent = new Agent({
     connectTimeout: options.connectTimeoutMs,
-    // Undici's own bounds reset with each octet; the deadlines below do not. Both are kept.
+    // Undici's body bound counts from the last octet received; the deadlines of `send` are fixed
+    // when they start. Both are kept: undici's fail sooner on a silent connection.
     headersTimeout: options.timeoutMs,
     bodyTimeout: options.timeoutMs,
     allowH2: options.allowH2 === true,
