@@ -41,8 +41,8 @@ import {
   createMemoryStore,
   createOutboxChannel,
   createRegistrar,
-  delegate,
   createRegistrationClient,
+  delegate,
   startRegistrationApi,
   type AuthkeyEntry,
   type DiscoveryStore,
@@ -128,7 +128,7 @@ export interface HierarchyServer {
   readonly seen: string[];
   /** Rewrites every response while set ({@link answerServfail}, {@link corruptMapAt}). */
   tamper: Tamper | undefined;
-  /** Queries this server was asked, over any transport, since it started. */
+  /** Queries this server was asked, over any transport: the length of {@link seen}. */
   queries(): number;
   /** Stops answering (every listener closes); the store is kept. */
   stop(): Promise<void>;
