@@ -153,6 +153,11 @@ describe('the registration client against the registration API', () => {
     );
     expect(removed).toMatchObject({ status: 200, result: { zone: PHONE_ZONE, name: PHONE_NAME } });
     expect(storedKeys()).toEqual([]);
+    // The client's table of routes says what the API answered.
+    const { prove, confirm, mappings, maprefs, removals } = REGISTRATION_ROUTES;
+    expect(
+      [proved, confirmed, published, pointed, withdrawn, removed].map((r) => r.status),
+    ).toEqual([prove, confirm, mappings, maprefs, maprefs, removals].map((route) => route.status));
   });
 
   it('revokes as a CSIP, reporting how many mappings went', async () => {
