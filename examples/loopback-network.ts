@@ -10,8 +10,14 @@
  *
  * A local CA issues the one server certificate; clients are given the CA's PEM. Logs are
  * silenced so the examples print only what they show.
+ *
+ * Its steps are also the one network builder of the tests and the bench: the tests' network of
+ * real DP servers (test/helpers/network.ts) and the zones of the tests' hierarchy
+ * (test/helpers/hierarchy.ts) are made with {@link initZone}, {@link initServer},
+ * {@link serveServer} and {@link delegationTo}; DP processes and the bench get their TLS files
+ * from {@link writeLoopbackTls}.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -23,6 +29,8 @@ import {
   parseRange,
   record,
   type DsData,
+  type LocalCa,
+  type Logger,
 } from '@mimi-discovery/common';
 import {
   delegate,
@@ -30,7 +38,10 @@ import {
   openLmdbStore,
   startProvider,
   storeDirectory,
+  type AuthkeyEntry,
   type DelegationSpec,
+  type DiscoveryStore,
+  type RegistrarLimits,
   type RunningProvider,
 } from '@mimi-discovery/authoritative';
 import { rootTrustAnchor } from '@mimi-discovery/root';
@@ -39,97 +50,150 @@ import type { ResolverConfig } from '@mimi-discovery/resolver';
 /** The namespace apex of every example. */
 export const APEX = 'mimi.arpa';
 
-/** A temporary directory holding a local CA and one server certificate for 127.0.0.1. */
-export interface LoopbackDir {
-  readonly dir: string;
+/** A local CA and one server certificate for 127.0.0.1 and localhost, as PEM files. */
+export interface LoopbackTls {
   /** PEM of the local CA: what clients (resolvers, recipient apps) must trust. */
   readonly caPem: string;
+  /** The CA's PEM file (`--ca` of the command line). */
+  readonly caFile: string;
   /** Paths of the server certificate and key, as a server config names them. */
   readonly tls: { readonly cert: string; readonly key: string };
+}
+
+/** A temporary directory holding a local CA and one server certificate for 127.0.0.1. */
+export interface LoopbackDir extends LoopbackTls {
+  readonly dir: string;
   /** Deletes the directory and everything in it. */
   remove(): void;
+}
+
+/**
+ * Writes into `dir` (created if need be) a certificate for 127.0.0.1 and localhost issued by
+ * `ca` (default a new local CA), its key (mode 0600) and the CA's PEM.
+ */
+export async function writeLoopbackTls(dir: string, ca?: LocalCa): Promise<LoopbackTls> {
+  const authority = ca ?? (await createLocalCa({ commonName: 'MIMI example CA' }));
+  const leaf = await issueServerCertificate(authority, {
+    hostnames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+  });
+  mkdirSync(dir, { recursive: true });
+  const caFile = join(dir, 'ca.pem');
+  const cert = join(dir, 'server-cert.pem');
+  const key = join(dir, 'server-key.pem');
+  writeFileSync(caFile, authority.certPem);
+  writeFileSync(cert, leaf.certPem);
+  writeFileSync(key, leaf.keyPem, { mode: 0o600 });
+  return { caPem: authority.certPem, caFile, tls: { cert, key } };
 }
 
 /** Creates a temporary directory with a local CA and a certificate for 127.0.0.1. */
 export async function createLoopbackDir(prefix: string): Promise<LoopbackDir> {
   const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
+  const remove = (): void => rmSync(dir, { recursive: true, force: true });
   try {
-    const ca = await createLocalCa({ commonName: 'MIMI example CA' });
-    const leaf = await issueServerCertificate(ca, {
-      hostnames: ['localhost'],
-      ipAddresses: ['127.0.0.1'],
-    });
-    const cert = join(dir, 'server-cert.pem');
-    const key = join(dir, 'server-key.pem');
-    writeFileSync(cert, leaf.certPem);
-    writeFileSync(key, leaf.keyPem, { mode: 0o600 });
-    return {
-      dir,
-      caPem: ca.certPem,
-      tls: { cert, key },
-      remove: () => rmSync(dir, { recursive: true, force: true }),
-    };
+    return { dir, ...(await writeLoopbackTls(dir)), remove };
   } catch (error) {
-    rmSync(dir, { recursive: true, force: true });
+    remove();
     throw error;
   }
 }
 
 /**
- * Creates `zones` in a new LMDB store in `dataDir`, as `mimi-discovery init` does: SOA, NS
- * `ns1.<zone>` with its address (127.0.0.1) in the zone, a fresh zone key, AUTHKEY. Returns the
- * DS of each zone's key, for the parent.
+ * Creates `zone` in `store` as `mimi-discovery init` does: SOA, NS `ns1.<zone>` with its address
+ * (127.0.0.1) in the zone, a fresh zone key, AUTHKEY (the store's prover key, and `authkeys`).
+ * Returns the DS of the zone's key, for the parent.
+ */
+export async function initZone(
+  store: DiscoveryStore,
+  zone: string,
+  authkeys: readonly AuthkeyEntry[] = [],
+): Promise<DsData> {
+  const ns = `ns1.${zone}`;
+  await store.addZone({
+    origin: zone,
+    nameservers: [ns],
+    mname: ns,
+    rname: `hostmaster.${zone}`,
+    ...(authkeys.length === 0 ? {} : { authkeys: [...authkeys] }),
+  });
+  await store.apply(zone, [
+    { op: 'put', name: ns, type: 'A', records: [record(ns, 'A', '127.0.0.1', 3600)] },
+  ]);
+  const dnskey = store.readRRset(zone, zone, 'DNSKEY')[0];
+  if (dnskey?.type !== 'DNSKEY') throw new Error(`zone ${zone} has no DNSKEY`);
+  return computeDs(zone, dnskey.data);
+}
+
+/**
+ * Creates `zones` ({@link initZone}) in a new LMDB store in `dataDir`; returns the DS of each
+ * zone's key, for the parent.
  */
 export async function initServer(
   dataDir: string,
   zones: readonly string[],
+  options: { readonly authkeys?: readonly AuthkeyEntry[] } = {},
 ): Promise<Map<string, DsData>> {
   const store = await openLmdbStore({ dataDir: storeDirectory(dataDir) });
   const ds = new Map<string, DsData>();
   try {
-    for (const zone of zones) {
-      const ns = `ns1.${zone}`;
-      await store.addZone({
-        origin: zone,
-        nameservers: [ns],
-        mname: ns,
-        rname: `hostmaster.${zone}`,
-      });
-      await store.apply(zone, [
-        { op: 'put', name: ns, type: 'A', records: [record(ns, 'A', '127.0.0.1', 3600)] },
-      ]);
-      const dnskey = store.readRRset(zone, zone, 'DNSKEY')[0];
-      if (dnskey?.type !== 'DNSKEY') throw new Error(`zone ${zone} has no DNSKEY`);
-      ds.set(zone, computeDs(zone, dnskey.data));
-    }
+    for (const zone of zones) ds.set(zone, await initZone(store, zone, options.authkeys));
     return ds;
   } finally {
     await store.close();
   }
 }
 
+/** What else {@link serveServer} starts, and how. */
+export interface ServeOptions {
+  /** A DP's development channel for one-time codes: the registration API starts with it. */
+  readonly outbox?: string;
+  /** Limits of the config's `registration` section (tests prove one CSI many times). */
+  readonly limits?: Pick<
+    RegistrarLimits,
+    'codeTtlSeconds' | 'maxAttemptsPerCode' | 'sendsPerCsiPerHour' | 'requestsPerClientPerMinute'
+  >;
+  /** Start the admin listener (health, metrics) too. */
+  readonly admin?: boolean;
+  /** Where the server logs; default nowhere. */
+  readonly log?: Logger;
+}
+
 /**
  * Starts the root directory or a DP from `dataDir` (`mimi-discovery serve`): UDP, TCP and DoH
- * on ephemeral ports, plus the registration API for a DP, with codes written to `outbox`.
+ * on ephemeral ports, the registration API for a DP given an outbox, the admin port if asked.
  */
 export async function serveServer(
   role: 'root' | 'dp',
   dataDir: string,
-  tls: LoopbackDir['tls'],
-  outbox?: string,
+  tls: LoopbackTls['tls'],
+  options: ServeOptions = {},
 ): Promise<RunningProvider> {
+  const api = role === 'dp' && options.outbox !== undefined;
   const config = parseConfig(dpConfigSchema, {
     role,
     dataDir,
     apex: APEX,
-    listen: { host: '127.0.0.1', udp: 0, tcp: 0, doh: 0, ...(role === 'dp' ? { api: 0 } : {}) },
+    listen: {
+      host: '127.0.0.1',
+      udp: 0,
+      tcp: 0,
+      doh: 0,
+      ...(options.admin === true ? { admin: 0 } : {}),
+      ...(api ? { api: 0 } : {}),
+    },
     tls,
-    ...(role === 'dp' && outbox !== undefined
-      ? { registration: { channels: { outbox: { path: outbox } } } }
+    ...(api
+      ? {
+          registration: {
+            ...options.limits,
+            channels: { outbox: { path: options.outbox } },
+          },
+        }
       : {}),
     log: { level: 'silent' },
   });
-  return startProvider(config);
+  return startProvider(config, options.log === undefined ? {} : { log: options.log });
 }
 
 /** The delegation of `zone` to the server `provider`: `ns1.<zone>` at 127.0.0.1, its DoH port. */
@@ -189,7 +253,7 @@ export async function startLoopbackNetwork(ranges: readonly string[]): Promise<L
     const ds = await initServer(dpDir, zones);
     const root = await serveServer('root', rootDir, files.tls);
     running.push(root);
-    const dp = await serveServer('dp', dpDir, files.tls, outbox);
+    const dp = await serveServer('dp', dpDir, files.tls, { outbox });
     running.push(dp);
     for (const zone of zones) {
       const zoneDs = ds.get(zone);

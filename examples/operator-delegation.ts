@@ -58,7 +58,7 @@ export async function main(log: (line: string) => void): Promise<void> {
     // `mimi-discovery serve` for both.
     const root = await serveServer('root', rootDir, files.tls);
     running.push(root);
-    const dp = await serveServer('dp', dpDir, files.tls, join(dpDir, 'outbox.jsonl'));
+    const dp = await serveServer('dp', dpDir, files.tls, { outbox: join(dpDir, 'outbox.jsonl') });
     running.push(dp);
 
     // `mimi-discovery delegate --range +44 --ns-from … --ds-from …`
@@ -78,7 +78,7 @@ export async function main(log: (line: string) => void): Promise<void> {
     const anchor = rootTrustAnchor(root.store, APEX);
     const anchorFile = join(files.dir, 'root.key');
     const hintsFile = join(files.dir, 'root-hints.json');
-    const caFile = join(files.dir, 'ca.pem');
+    const caFile = files.caFile;
     writeFileSync(anchorFile, formatTrustAnchor(anchor));
     writeFileSync(join(files.dir, 'root.bind-anchor'), formatBindTrustAnchors(anchor));
     const doh = root.dns?.doh;
@@ -90,7 +90,6 @@ export async function main(log: (line: string) => void): Promise<void> {
         servers: [{ name: `ns1.${APEX}`, addresses: ['127.0.0.1'], doh: doh.url }],
       }),
     );
-    writeFileSync(caFile, files.caPem);
     log('trust anchor (root.key):');
     for (const line of formatTrustAnchor(anchor).trimEnd().split('\n')) {
       if (!line.startsWith(';')) log(`  ${line}`);

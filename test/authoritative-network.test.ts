@@ -40,17 +40,17 @@ import {
   type Transport,
 } from './helpers/dns.js';
 import {
+  answerOf,
+  apiOf,
   attest,
   attestAs,
   errorCode,
   mappingBytes,
   nowSeconds,
-  postRemoval,
-  publishMapping,
   removeMapping,
   revoke,
   type ApiResponse,
-} from './helpers/registration-client.js';
+} from './helpers/registration.js';
 
 // The issue "Authoritative DPs and the root directory", seen from outside: a recipient registers
 // through the API of its DP, the root refers every CSI name to that DP, the DP answers with the
@@ -93,9 +93,9 @@ async function register(
 ): Promise<{ response: ApiResponse; bytes: Uint8Array; att: Attestation }> {
   used.add(csi);
   const dp = dpOf(csi);
-  const att = await attest(dp, net.agent, csi, recipient);
+  const att = await attest(apiOf(dp), csi, recipient);
   const bytes = mappingBytes(att, recipient, content);
-  const response = await publishMapping(dp, net.agent, bytes);
+  const response = await answerOf(apiOf(dp).client.publishMapping(bytes));
   return { response, bytes, att };
 }
 
@@ -170,7 +170,7 @@ describe('registration through the API', () => {
   it('publishing the same mapping again succeeds without a change (a client may retry)', async () => {
     const { bytes } = published.get(EMAIL) ?? expect.unreachable();
     const before = net.email.provider.store.zoneInfo(EMAIL_ZONE)?.serial;
-    const again = await publishMapping(net.email, net.agent, bytes);
+    const again = await answerOf(apiOf(net.email).client.publishMapping(bytes));
     expect(again.status).toBe(201);
     expect(again.body).toMatchObject({ serial: before });
     expect(net.email.provider.store.zoneInfo(EMAIL_ZONE)?.serial).toBe(before);
@@ -272,7 +272,9 @@ describe('requirements seen from outside (design §1)', () => {
   it('R1: a mapping attested by a key that is no AUTHKEY prover of the range is refused, and never served', async () => {
     const csi = parseCsi('tel:+442079460101');
     const att = attestAs(ROGUE_PROVER, csi, ALICE);
-    const response = await publishMapping(net.phone, net.agent, mappingBytes(att, ALICE));
+    const response = await answerOf(
+      apiOf(net.phone).client.publishMapping(mappingBytes(att, ALICE)),
+    );
     expect(response.status).toBe(403);
     expect(errorCode(response)).toBe('ERR_PROVER_NOT_AUTHORIZED');
     const { zone, keys } = await chainToDp(csi);
@@ -284,7 +286,9 @@ describe('requirements seen from outside (design §1)', () => {
     const csi = parseCsi('tel:+442079460107');
     const emailProver = net.email.provider.store.proverKey();
     const att = attestAs(emailProver, csi, ALICE);
-    const response = await publishMapping(net.phone, net.agent, mappingBytes(att, ALICE));
+    const response = await answerOf(
+      apiOf(net.phone).client.publishMapping(mappingBytes(att, ALICE)),
+    );
     expect(response.status).toBe(403);
     expect(errorCode(response)).toBe('ERR_PROVER_NOT_AUTHORIZED');
     expect(mapData(await askDp(csi), csi)).toEqual([]);
@@ -349,11 +353,11 @@ describe('requirements seen from outside (design §1)', () => {
       used.add(csi);
       const mappings: Uint8Array[] = [];
       for (const recipient of recipients) {
-        const att = await attest(net.phone, net.agent, csi, recipient);
+        const att = await attest(apiOf(net.phone), csi, recipient);
         mappings.push(mappingBytes(att, recipient));
       }
       const responses = await Promise.all(
-        mappings.map((bytes) => publishMapping(net.phone, net.agent, bytes)),
+        mappings.map((bytes) => answerOf(apiOf(net.phone).client.publishMapping(bytes))),
       );
       expect(responses.map((r) => r.status)).toEqual(mappings.map(() => 201));
       const answer = await askDp(csi, 'tcp');
@@ -408,7 +412,7 @@ describe('requirements seen from outside (design §1)', () => {
         expect(result, `DoH of ${server.zone}`).toMatchObject({ code: 'UND_ERR_SOCKET' });
       }
       for (const dp of [net.phone, net.email]) {
-        const port = Number(new URL(dp.apiUrl ?? expect.unreachable()).port);
+        const port = Number(new URL(dp.api?.url ?? expect.unreachable()).port);
         const result = await plainHttp(port, '/v1/prove');
         expect(result, `API of ${dp.zone}`).toMatchObject({ code: 'UND_ERR_SOCKET' });
       }
@@ -417,7 +421,7 @@ describe('requirements seen from outside (design §1)', () => {
     it('they speak TLS 1.2 or later with a certificate for 127.0.0.1, which a client without the CA refuses', async () => {
       const ports = [
         ...[net.root, net.phone, net.email].map((s) => s.dohPort),
-        ...[net.phone, net.email].map((s) => Number(new URL(s.apiUrl ?? '').port)),
+        ...[net.phone, net.email].map((s) => Number(new URL(s.api?.url ?? '').port)),
       ];
       for (const port of ports) {
         const trusted = await new Promise<{ protocol: string | null; authorized: boolean }>(
@@ -463,7 +467,7 @@ describe('requirements seen from outside (design §1)', () => {
     const { response } = await register(csi);
     expect(response.status).toBe(201);
     expect(mapData(await askDp(csi), csi)).toHaveLength(1);
-    const removed = await removeMapping(net.phone, net.agent, csi, ALICE, 1);
+    const removed = await removeMapping(apiOf(net.phone).client, csi, ALICE, 1);
     expect(removed.status, JSON.stringify(removed.body)).toBe(200);
     const { zone, keys } = await chainToDp(csi);
     for (const transport of TRANSPORTS) {
@@ -478,22 +482,20 @@ describe('requirements seen from outside (design §1)', () => {
       expect(response.status).toBe(201);
 
       // Mallory removes "her" mapping of the CSI: she has none.
-      const own = await removeMapping(net.phone, net.agent, csi, MALLORY, 99);
+      const own = await removeMapping(apiOf(net.phone).client, csi, MALLORY, 99);
       expect(own.status).toBe(404);
       expect(errorCode(own)).toBe('ERR_NOT_FOUND');
 
       // Mallory signs a removal that names Alice's key.
       const signed = createRemoval({ csi, seq: 99, iat: nowSeconds() }, MALLORY.secretKey);
-      const forged = await postRemoval(
-        net.phone,
-        net.agent,
-        encodeRemoval({ ...signed, key: ALICE.publicKey }),
+      const forged = await answerOf(
+        apiOf(net.phone).client.remove(encodeRemoval({ ...signed, key: ALICE.publicKey })),
       );
       expect(forged.status).toBe(400);
       expect(errorCode(forged)).toBe('ERR_REMOVAL_INVALID');
 
       // Mallory revokes as if she were the CSIP.
-      const revoked = await revoke(net.phone, net.agent, csi, MALLORY, nowSeconds());
+      const revoked = await revoke(apiOf(net.phone).client, csi, MALLORY, nowSeconds());
       expect(revoked.status).toBe(403);
       expect(errorCode(revoked)).toBe('ERR_CSIP_NOT_AUTHORIZED');
 
@@ -533,7 +535,7 @@ describe('requirements seen from outside (design §1)', () => {
       expect(mapData(await askDp(csi), csi)).toHaveLength(2);
 
       // Attestations carry nbf = the second they were issued: "before" one second later covers both.
-      const response = await revoke(net.phone, net.agent, csi, CSIP, nowSeconds() + 1);
+      const response = await revoke(apiOf(net.phone).client, csi, CSIP, nowSeconds() + 1);
       expect(response.status, JSON.stringify(response.body)).toBe(200);
       expect(response.body).toMatchObject({ removed: 2 });
       expectCompactDenial(await askDp(csi), csi, apex, keys);

@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildQuery,
@@ -24,18 +23,14 @@ import {
 import {
   createMemoryStore,
   dpConfigSchema,
+  createRegistrationClient,
   startProvider,
   type DiscoveryStore,
   type RunningProvider,
 } from '@mimi-discovery/authoritative';
-import {
-  PHONE_ZONE,
-  TEST_REGISTRATION_LIMITS,
-  authkey,
-  prepareZone,
-  writeTlsFiles,
-} from './helpers/network.js';
-import { attestAs, mappingBytes, publishMapping } from './helpers/registration-client.js';
+import { PHONE_ZONE, TEST_REGISTRATION_LIMITS, authkey } from './helpers/network.js';
+import { initServer, writeLoopbackTls } from '../examples/loopback-network.js';
+import { answerOf, attestAs, mappingBytes } from './helpers/registration.js';
 
 // Issue 10, "Writes decided inside the write": a running DP takes 50 CSIs × 8 mappings by
 // distinct keys, all at once, through its registration API, while a second writer adds more
@@ -113,12 +108,12 @@ async function writeConfig(
   dir: string,
   dataDir: string,
 ): Promise<{ file: string; raw: object; caPem: string }> {
-  const tls = await writeTlsFiles(dataDir);
+  const tls = await writeLoopbackTls(dataDir);
   const raw = {
     role: 'dp',
     dataDir,
     listen: { host: '127.0.0.1', udp: 0, tcp: 0, api: 0 },
-    tls: { cert: tls.cert, key: tls.key },
+    tls: { cert: tls.tls.cert, key: tls.tls.key },
     registration: { ...TEST_REGISTRATION_LIMITS },
     log: { level: 'silent' },
   };
@@ -150,8 +145,7 @@ const SUBJECTS: readonly Subject[] = [
     name: 'LMDB store (writer thread; zone import processes on the same directory)',
     async start(dir) {
       const dataDir = join(dir, 'dp');
-      await prepareZone(dataDir, {
-        origin: PHONE_ZONE,
+      await initServer(dataDir, [PHONE_ZONE], {
         authkeys: [authkey('prover', PROVER.publicKey)],
       });
       const { file, raw, caPem } = await writeConfig(dir, dataDir);
@@ -266,13 +260,13 @@ describe.each(SUBJECTS)('a running DP over the $name', (subject) => {
     `serves every mapping it acknowledged of ${CSIS} CSIs × ${KEYS_PER_CSI} keys published at once through its API, while another writer adds more`,
     async () => {
       const running = await subject.start(join(dir, subject.name.split(' ')[0] ?? 'store'));
-      const client = new Agent({
+      const { provider } = running;
+      const client = createRegistrationClient({
+        url: provider.api?.url ?? '',
+        ca: running.caPem,
         connections: CLIENT_CONNECTIONS,
-        connect: { ca: running.caPem },
       });
       try {
-        const { provider } = running;
-        const api = { apiUrl: provider.api?.url, outbox: undefined };
         const viaApi = Array.from({ length: CSIS }, (_, c) =>
           Array.from({ length: KEYS_PER_CSI }, (_, k) => planned(apiCsi(c), recipient(c, k))),
         ).flat();
@@ -292,7 +286,7 @@ describe.each(SUBJECTS)('a running DP over the $name', (subject) => {
         );
 
         const [responses, fromOther] = await Promise.all([
-          Promise.all(viaApi.map((m) => publishMapping(api, client, m.bytes))),
+          Promise.all(viaApi.map((m) => answerOf(client.publishMapping(m.bytes)))),
           running.otherWriter(batches),
         ]);
         const refused = responses.flatMap((r, i) =>

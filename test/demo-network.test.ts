@@ -1,12 +1,17 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildQuery, createDohClient, queryUdp, type DohClient } from '@mimi-discovery/common';
+import {
+  createDiscoveryClient,
+  parseDiscoveryResult,
+  type DiscoveryClient,
+  type DiscoveryResult,
+} from '@mimi-discovery/resolver';
+import { freePortBlock } from './helpers/ports.js';
 
 // `mimi-discovery demo` as a user runs it: a child process that builds a whole network of child
 // processes. Everything the test knows about the network it reads from network.json, as a
@@ -51,44 +56,12 @@ interface NetworkFile {
   }>;
 }
 
-interface Discovery {
-  csi: string;
-  status: string;
-  stale?: boolean;
-  mappings: Array<{ key: string; zone: string; msps: Array<{ provider: string }> }>;
-}
-
 /** A running `demo` and what it printed. */
 interface Demo {
   child: ChildProcess;
   stdout(): string;
   stderr(): string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () =>
-      server.close(() => {
-        const socket = createSocket('udp4');
-        socket.once('error', () => resolve(false));
-        socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
-      }),
-    );
-  });
-}
-
-/** A block of {@link PORTS} ports that are free now, outside the usual ephemeral range. */
-async function freeBlock(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 1000) * PORTS;
-    let free = true;
-    for (let p = base; p < base + PORTS && free; p++) free = await portFree(p);
-    if (free) return base;
-  }
-  throw new Error('no free block of ports');
 }
 
 function startDemo(args: readonly string[]): Demo {
@@ -156,23 +129,25 @@ async function leftRunning(pids: readonly number[]): Promise<number[]> {
 let dir: string;
 let portBase: number;
 let net: NetworkFile;
-let agent: Agent;
+let resolverApi: DiscoveryClient;
+/** The status of the JSON API's last response. */
+let apiStatus = 0;
 let doh: DohClient;
 let demo: Demo;
 const extra: ChildProcess[] = [];
 /** Every example's answer in the first run: CSI, status, MSPs, recipient keys. */
 let firstAnswers: Array<[string, string, string[], string[]]> = [];
 
-async function discover(csi: string): Promise<Discovery> {
-  const url = `${net.resolver.api}/v1/discover?csi=${encodeURIComponent(csi)}`;
-  const response = await request(url, { dispatcher: agent });
-  expect(response.statusCode).toBe(200);
-  return (await response.body.json()) as Discovery;
+async function discover(csi: string): Promise<DiscoveryResult> {
+  const result = await resolverApi.discover(csi);
+  expect(apiStatus).toBe(200);
+  return result;
 }
 
-const providersOf = (d: Discovery): string[] =>
+const providersOf = (d: DiscoveryResult): string[] =>
   [...new Set(d.mappings.flatMap((m) => m.msps.map((msp) => msp.provider)))].sort();
-const zonesOf = (d: Discovery): string[] => [...new Set(d.mappings.map((m) => m.zone))].sort();
+const zonesOf = (d: DiscoveryResult): string[] =>
+  [...new Set(d.mappings.map((m) => m.zone))].sort();
 const answersOf = async (): Promise<Array<[string, string, string[], string[]]>> =>
   Promise.all(
     net.examples.map(async (e) => {
@@ -183,12 +158,16 @@ const answersOf = async (): Promise<Array<[string, string, string[], string[]]>>
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'mimi-demo-'));
-  portBase = await freeBlock();
+  portBase = await freePortBlock(PORTS);
   demo = startDemo(['--dir', dir, '--port-base', String(portBase)]);
   await waitReady(demo);
   net = JSON.parse(readFileSync(join(dir, 'network.json'), 'utf8')) as NetworkFile;
   const ca = readFileSync(net.ca, 'utf8');
-  agent = new Agent({ connect: { ca } });
+  resolverApi = createDiscoveryClient({
+    url: net.resolver.api,
+    ca,
+    onResponse: ({ status }) => (apiStatus = status),
+  });
   doh = createDohClient({ ca });
 }, READY_MS + 10_000);
 
@@ -199,7 +178,7 @@ afterAll(async () => {
     await demo.exited;
   }
   await doh?.close();
-  await agent?.close();
+  await resolverApi?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -275,7 +254,7 @@ describe('a network started with mimi-discovery demo', () => {
       { encoding: 'utf8' },
     );
     expect(result.status, result.stderr).toBe(0);
-    const d = JSON.parse(result.stdout) as Discovery;
+    const d = parseDiscoveryResult(JSON.parse(result.stdout)) ?? expect.unreachable();
     expect(d.status).toBe('found');
     expect(providersOf(d)).toEqual(found.providers);
   });

@@ -3,7 +3,6 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildQuery,
@@ -16,7 +15,8 @@ import {
   type Csi,
   type DsData,
 } from '@mimi-discovery/common';
-import { PHONE_ZONE, authkey, prepareZone, writeTlsFiles } from './helpers/network.js';
+import { PHONE_ZONE, authkey } from './helpers/network.js';
+import { initServer, writeLoopbackTls } from '../examples/loopback-network.js';
 import {
   killDpProcess,
   requireBuiltPackages,
@@ -24,7 +24,8 @@ import {
   writeDpProcessConfig,
   type DpProcess,
 } from './helpers/dp-process.js';
-import { attestAs, mappingBytes, publishMapping } from './helpers/registration-client.js';
+import { createRegistrationClient, type RegistrationClient } from '@mimi-discovery/authoritative';
+import { answerOf, attestAs, mappingBytes } from './helpers/registration.js';
 
 // Design §8–§9: a write is acknowledged only once it is durable, so nothing acknowledged is lost
 // when the process dies. A DP runs as a child process; a stream of publishes goes through its
@@ -51,8 +52,14 @@ const csiOf = (n: number): Csi => parseCsi(`tel:+44207946${String(n).padStart(4,
 
 let dir: string;
 let configFile: string;
-let agent: Agent;
 let caPem: string;
+const clients: RegistrationClient[] = [];
+/** A client of the API at `url`, closed after the file. */
+const clientOf = (url: string): RegistrationClient => {
+  const client = createRegistrationClient({ url, ca: caPem });
+  clients.push(client);
+  return client;
+};
 /** The DS of the zone's key, as the parent would publish it. */
 let zoneDs: DsData;
 const running = new Set<DpProcess>();
@@ -61,20 +68,19 @@ beforeAll(async () => {
   requireBuiltPackages();
   dir = mkdtempSync(join(tmpdir(), 'mimi-dp-kill-'));
   const dataDir = join(dir, 'dp');
-  zoneDs = await prepareZone(dataDir, {
-    origin: PHONE_ZONE,
+  const ds = await initServer(dataDir, [PHONE_ZONE], {
     authkeys: [authkey('prover', PROVER.publicKey)],
   });
-  const tls = await writeTlsFiles(dataDir);
+  zoneDs = ds.get(PHONE_ZONE) ?? expect.unreachable();
+  const tls = await writeLoopbackTls(dataDir);
   caPem = tls.caPem;
-  agent = new Agent({ connect: { ca: caPem } });
-  configFile = writeDpProcessConfig(dir, dataDir, tls);
+  configFile = writeDpProcessConfig(dir, dataDir, tls.tls);
 });
 
 afterAll(async () => {
   // Under strace the child is strace: the DP itself is killed by its own pid.
   for (const dp of running) await killDpProcess(dp);
-  await agent?.close();
+  await Promise.all(clients.map((client) => client.close()));
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -82,7 +88,7 @@ describe('a DP killed with SIGKILL in the middle of a stream of publishes', () =
   it('serves every acknowledged mapping after a restart on the same data directory', async () => {
     const first = await startDp(configFile);
     running.add(first);
-    const target = { apiUrl: first.ports.api, outbox: undefined };
+    const target = clientOf(first.ports.api);
     const acknowledged = new Map<Csi, Uint8Array>();
     const cutOff = new Map<Csi, Uint8Array>();
     let next = 0;
@@ -97,7 +103,7 @@ describe('a DP killed with SIGKILL in the middle of a stream of publishes', () =
         inFlight++;
         let status: number;
         try {
-          status = (await publishMapping(target, agent, bytes)).status;
+          status = (await answerOf(target.publishMapping(bytes))).status;
         } catch {
           // The connection died with the process: not acknowledged.
           cutOff.set(csi, bytes);
@@ -157,9 +163,9 @@ describe('a DP killed with SIGKILL in the middle of a stream of publishes', () =
     expect(unsigned, 'served without a valid RRSIG').toEqual([]);
 
     // A client whose publish was cut off retries it: applied or not before the kill, it succeeds.
-    const retryTarget = { apiUrl: second.ports.api, outbox: undefined };
+    const retryTarget = clientOf(second.ports.api);
     for (const [csi, bytes] of cutOff) {
-      const retried = await publishMapping(retryTarget, agent, bytes);
+      const retried = await answerOf(retryTarget.publishMapping(bytes));
       expect(retried.status, `retry of ${csi}: ${JSON.stringify(retried.body)}`).toBe(201);
     }
 

@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildQuery,
@@ -15,7 +14,8 @@ import {
   type Csi,
   type Message,
 } from '@mimi-discovery/common';
-import { PHONE_ZONE, authkey, prepareZone, writeTlsFiles } from './helpers/network.js';
+import { PHONE_ZONE, authkey } from './helpers/network.js';
+import { initServer, writeLoopbackTls } from '../examples/loopback-network.js';
 import {
   killDpProcess,
   requireBuiltPackages,
@@ -23,17 +23,16 @@ import {
   writeDpProcessConfig,
   type DpProcess,
 } from './helpers/dp-process.js';
+import { createRegistrationClient, type RegistrationClient } from '@mimi-discovery/authoritative';
 import {
+  answerOf,
   attestAs,
   errorCode,
   mappingBytes,
   nowSeconds,
-  postMapref,
-  publishMapping,
   removeMapping,
   revoke,
-  type ApiTarget,
-} from './helpers/registration-client.js';
+} from './helpers/registration.js';
 
 // Issue 10, "Durable anti-replay" (R9, R10): published mappings are public, so after a removal or
 // a revocation anyone can send the old bytes again. The DP keeps what it removed in its store,
@@ -56,32 +55,34 @@ const TARGET = 'carol.msp.example.com.email.mimi.arpa';
 
 let dir: string;
 let configFile: string;
-let agent: Agent;
+let caPem: string;
 const running = new Set<DpProcess>();
+const clients: RegistrationClient[] = [];
 
 beforeAll(async () => {
   requireBuiltPackages();
   dir = mkdtempSync(join(tmpdir(), 'mimi-replay-'));
   const dataDir = join(dir, 'dp');
-  await prepareZone(dataDir, {
-    origin: PHONE_ZONE,
+  await initServer(dataDir, [PHONE_ZONE], {
     authkeys: [authkey('prover', PROVER.publicKey), authkey('csip', CSIP.publicKey)],
   });
-  const tls = await writeTlsFiles(dataDir);
-  agent = new Agent({ connect: { ca: tls.caPem } });
-  configFile = writeDpProcessConfig(dir, dataDir, tls);
+  const tls = await writeLoopbackTls(dataDir);
+  caPem = tls.caPem;
+  configFile = writeDpProcessConfig(dir, dataDir, tls.tls);
 });
 
 afterAll(async () => {
   for (const dp of running) await killDpProcess(dp);
-  await agent?.close();
+  await Promise.all(clients.map((client) => client.close()));
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
 
-async function start(): Promise<{ dp: DpProcess; api: ApiTarget }> {
+async function start(): Promise<{ dp: DpProcess; api: RegistrationClient }> {
   const dp = await startDpProcess(configFile);
   running.add(dp);
-  return { dp, api: { apiUrl: dp.ports.api, outbox: undefined } };
+  const api = createRegistrationClient({ url: dp.ports.api, ca: caPem });
+  clients.push(api);
+  return { dp, api };
 }
 
 /** The DP's MAP answer for `csi`, over UDP and TCP. */
@@ -102,17 +103,17 @@ describe('a DP restarted on the same data directory', () => {
     // Alice publishes and removes; Bob publishes and the CSIP revokes his number; Carol points
     // her number at an MSP's zone.
     const removed = mapping(REMOVED, ALICE);
-    expect((await publishMapping(first.api, agent, removed)).status).toBe(201);
-    const removal = await removeMapping(first.api, agent, REMOVED, ALICE, 1);
+    expect((await answerOf(first.api.publishMapping(removed))).status).toBe(201);
+    const removal = await removeMapping(first.api, REMOVED, ALICE, 1);
     expect(removal.status, JSON.stringify(removal.body)).toBe(200);
     const revoked = mapping(REVOKED, BOB);
-    expect((await publishMapping(first.api, agent, revoked)).status).toBe(201);
+    expect((await answerOf(first.api.publishMapping(revoked))).status).toBe(201);
     // Attestations carry nbf = the second they were made: "before" one second later covers it.
     const before = nowSeconds() + 1;
-    const revocation = await revoke(first.api, agent, REVOKED, CSIP, before);
+    const revocation = await revoke(first.api, REVOKED, CSIP, before);
     expect(revocation.status, JSON.stringify(revocation.body)).toBe(200);
     const carolAtt = attestAs(PROVER, REFERRED, CAROL);
-    expect((await publishMapping(first.api, agent, mappingBytes(carolAtt, CAROL))).status).toBe(
+    expect((await answerOf(first.api.publishMapping(mappingBytes(carolAtt, CAROL)))).status).toBe(
       201,
     );
     const request = encodeMaprefRequest(
@@ -121,7 +122,7 @@ describe('a DP restarted on the same data directory', () => {
         CAROL.secretKey,
       ),
     );
-    expect((await postMapref(first.api, agent, request)).status).toBe(201);
+    expect((await answerOf(first.api.publishMapref(request))).status).toBe(201);
     for (const csi of [REMOVED, REVOKED]) {
       for (const answer of await askMap(first.dp, csi)) expect(maps(answer)).toBe(0);
     }
@@ -139,8 +140,8 @@ describe('a DP restarted on the same data directory', () => {
     for (const [what, bytes, kind, code] of replays) {
       const response =
         kind === 'mapping'
-          ? await publishMapping(second.api, agent, bytes)
-          : await postMapref(second.api, agent, bytes);
+          ? await answerOf(second.api.publishMapping(bytes))
+          : await answerOf(second.api.publishMapref(bytes));
       expect(response.status, `${what}: ${JSON.stringify(response.body)}`).toBe(409);
       expect(errorCode(response), what).toBe(code);
     }
@@ -154,9 +155,9 @@ describe('a DP restarted on the same data directory', () => {
     // What the records do not cover still goes through: Alice's next mapping, a new holder of
     // Bob's number (attested after the revocation).
     const next = mappingBytes(attestAs(PROVER, REMOVED, ALICE), ALICE, { seq: 2 });
-    expect((await publishMapping(second.api, agent, next)).status).toBe(201);
+    expect((await answerOf(second.api.publishMapping(next))).status).toBe(201);
     const newHolder = mappingBytes(attestAs(PROVER, REVOKED, CAROL, before), CAROL);
-    const accepted = await publishMapping(second.api, agent, newHolder);
+    const accepted = await answerOf(second.api.publishMapping(newHolder));
     expect(accepted.status, JSON.stringify(accepted.body)).toBe(201);
 
     second.dp.child.kill('SIGTERM');

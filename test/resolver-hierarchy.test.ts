@@ -9,7 +9,7 @@ import {
 import { createFakeClock, type FakeClock } from './helpers/clock.js';
 import { MSP_ZONE, SUB_ZONE, buildHierarchy, type Hierarchy } from './helpers/hierarchy.js';
 import { EMAIL_ZONE, PHONE_ZONE } from './helpers/network.js';
-import { removeMapping, revoke, type ApiTarget } from './helpers/registration-client.js';
+import { apiOf, removeMapping, revoke } from './helpers/registration.js';
 
 // Design §6 end to end: a real resolver walks the hierarchy from the root hints over DoH,
 // validates from the trust anchor, and aggregates verified mappings (R3, R5), with a fake clock
@@ -55,11 +55,6 @@ function newResolver(): { resolver: Resolver; clock: FakeClock } {
   const resolver = createResolver(h.resolverConfig(), { now: clock.seconds });
   resolvers.push(resolver);
   return { resolver, clock };
-}
-
-function phoneApi(): ApiTarget {
-  if (h.phone.api === undefined) throw new Error('the +44 DP has no registration API');
-  return h.phone.api;
 }
 
 const keysOf = (result: DiscoveryResult): string[] => result.mappings.map((m) => m.key).sort();
@@ -287,8 +282,7 @@ describe('removal, revocation and expiry reach senders through TTLs (R9, R10)', 
     const before = await resolver.discover(CSI.revoked);
     expect(before.status).toBe('found');
     const revoked = await revoke(
-      phoneApi(),
-      h.agent,
+      apiOf(h.phone).client,
       CSI.revoked,
       h.csip,
       Math.floor(Date.now() / 1000),
@@ -308,7 +302,7 @@ describe('removal, revocation and expiry reach senders through TTLs (R9, R10)', 
     const first = await resolver.discover(CSI.removed);
     expect(first.status).toBe('found');
     expect(first.ttl).toBeGreaterThan(2);
-    const removed = await removeMapping(phoneApi(), h.agent, CSI.removed, ALICE, 1);
+    const removed = await removeMapping(apiOf(h.phone).client, CSI.removed, ALICE, 1);
     expect(removed.status, JSON.stringify(removed.body)).toBe(200);
     clock.advance(first.ttl - 1);
     const cached = await resolver.discover(CSI.removed);

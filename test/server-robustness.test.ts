@@ -29,12 +29,13 @@ import { API_CONNECTIONS_PER_CLIENT, type RunningProvider } from '@mimi-discover
 import { buildNetwork, logLines, type Network, type NetworkServer } from './helpers/network.js';
 import { TRANSPORTS, ask } from './helpers/dns.js';
 import {
+  answerOf,
+  apiOf,
   attest,
   errorCode,
   mappingBytes,
-  post,
-  publishMapping,
-} from './helpers/registration-client.js';
+  type ApiResponse,
+} from './helpers/registration.js';
 import { sharedDataPath } from './helpers/shared-data.js';
 
 // Whatever a client sends, a running DP neither crashes nor stalls: right after malformed DNS
@@ -60,9 +61,9 @@ let mapBytes: Uint8Array;
 beforeAll(async () => {
   net = await buildNetwork();
   dp = net.phone;
-  const att = await attest(dp, net.agent, PHONE, ALICE);
+  const att = await attest(apiOf(dp), PHONE, ALICE);
   mapBytes = mappingBytes(att, ALICE);
-  const published = await publishMapping(dp, net.agent, mapBytes);
+  const published = await answerOf(apiOf(dp).client.publishMapping(mapBytes));
   expect(published.status).toBe(201);
 });
 
@@ -120,7 +121,32 @@ function tlsConnection(port: number): Promise<TLSSocket> {
   });
 }
 
-const apiPort = (): number => Number(new URL(dp.apiUrl ?? '').port);
+const apiPort = (): number => Number(new URL(dp.api?.url ?? '').port);
+
+/**
+ * POSTs `body` to `route` of the DP's API as it is (JSON text, raw octets, or a value sent as
+ * JSON), with the content type given: for requests that no client would send.
+ */
+async function postRaw(
+  route: string,
+  body: unknown,
+  contentType = 'application/json',
+): Promise<ApiResponse> {
+  const response = await request(`${dp.api?.url ?? ''}${route}`, {
+    dispatcher: net.agent,
+    method: 'POST',
+    headers: { 'content-type': contentType },
+    body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
+  });
+  const text = await response.body.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // Not JSON: kept as text, and the assertion on it says so.
+  }
+  return { status: response.statusCode, body: parsed };
+}
 
 describe('malformed DNS messages (the BIND fuzzing corpus)', () => {
   it('holds 300 packets', () => {
@@ -340,7 +366,7 @@ describe('slow HTTP clients', () => {
       }
       try {
         const started = performance.now();
-        const response = await post(dp, net.agent, '/v1/prove', { csi: 'not a csi' });
+        const response = await answerOf(apiOf(dp).client.prove('not a csi'));
         expect(performance.now() - started).toBeLessThan(PROMPT_MS);
         expect(response.status).toBe(400);
         expect(errorCode(response)).toBe('ERR_CSI_INVALID');
@@ -520,7 +546,7 @@ describe('clients holding connections past their share (default limits)', () => 
     );
     expect(apiStats().refused.client_limit - before).toBe(600 - API_CONNECTIONS_PER_CLIENT);
     for (let i = 0; i < 10; i++) {
-      const response = await post(dp, net.agent, '/v1/prove', { csi: 'not a csi' });
+      const response = await answerOf(apiOf(dp).client.prove('not a csi'));
       expect(response.status).toBe(400);
       expect(errorCode(response)).toBe('ERR_CSI_INVALID');
     }
@@ -604,7 +630,7 @@ describe('junk sent to the registration API', () => {
     const codes = new Set<string>();
     for (const route of ROUTES) {
       for (const [what, body] of JUNK) {
-        const response = await post(dp, net.agent, route, body);
+        const response = await postRaw(route, body);
         const label = `${route} with ${what}: ${JSON.stringify(response.body)}`;
         expect(response.status, label).toBeGreaterThanOrEqual(400);
         expect(response.status, label).toBeLessThan(500);
@@ -623,13 +649,13 @@ describe('junk sent to the registration API', () => {
 
   it('refuses other media types and methods on every route, and unknown routes', async () => {
     for (const route of ROUTES) {
-      const text = await post(dp, net.agent, route, '{"csi":"x"}', 'text/plain');
+      const text = await postRaw(route, '{"csi":"x"}', 'text/plain');
       expect(text.status, route).toBe(415);
-      const get = await request(`${dp.apiUrl ?? ''}${route}`, { dispatcher: net.agent });
+      const get = await request(`${dp.api?.url ?? ''}${route}`, { dispatcher: net.agent });
       await get.body.dump();
       expect(get.statusCode, route).toBe(405);
     }
-    const unknown = await post(dp, net.agent, '/v1/admin', {});
+    const unknown = await postRaw('/v1/admin', {});
     expect(unknown.status).toBe(404);
     expect(errorCode(unknown)).toBe('ERR_ROUTE_NOT_FOUND');
   });

@@ -7,13 +7,11 @@ import { delegate, openLmdbStore, storeDirectory } from '@mimi-discovery/authori
 import {
   DEFAULT_APEX,
   computeDs,
-  createLocalCa,
   createTrustAnchor,
   formatTrustAnchor,
-  issueServerCertificate,
-  record,
   type DnskeyData,
 } from '@mimi-discovery/common';
+import { initServer, writeLoopbackTls } from '../../examples/loopback-network.js';
 import { ORIGIN } from './dataset.js';
 import type { ResolverSpec } from './resolver-server.js';
 import { installed } from './stock.js';
@@ -39,7 +37,8 @@ import type { ProfileSummary } from './profile.js';
  * answered). The DP serves the bench's LMDB store read as it is: its data directory holds a
  * symbolic link `store` to it. The root zone is created in a store of its own, with the
  * delegation (NS, glue, DS, the `_dns` SVCB of the DP's DoH port) and the trust anchor made
- * from its key. One local CA (`createLocalCa`) issues the one certificate every DoH server uses.
+ * from its key. One local CA issues the one certificate every DoH server uses (`writeLoopbackTls`, the
+ * examples' network step that the tests share too).
  *
  * Our resolver runs from the built packages (loaded natively, not transformed by vite-node:
  * `--options.deps.external`), so that what is measured is the code a deployment runs.
@@ -382,26 +381,18 @@ async function zoneDnskeys(storeDir: string, zone: string): Promise<DnskeyData[]
 }
 
 /**
- * Creates the root zone in `dataDir/store`, delegating `child` to the DP on 127.0.0.1 with the
- * DoH port of its `_dns` SVCB; returns the root's trust anchor text.
+ * Creates the root zone in `dataDir/store` as the examples' network does (`initServer`),
+ * delegating `child` to the DP on 127.0.0.1 with the DoH port of its `_dns` SVCB; returns the
+ * root's trust anchor text.
  */
 async function createRootZone(
   dataDir: string,
   child: { zone: string; dohPort: number; dnskeys: readonly DnskeyData[] },
 ): Promise<string> {
+  const apex = DEFAULT_APEX;
+  await initServer(dataDir, [apex]);
   const store = await openLmdbStore({ dataDir: storeDirectory(dataDir) });
   try {
-    const apex = DEFAULT_APEX;
-    const ns = `ns1.${apex}`;
-    await store.addZone({
-      origin: apex,
-      nameservers: [ns],
-      mname: ns,
-      rname: `hostmaster.${apex}`,
-    });
-    await store.apply(apex, [
-      { op: 'put', name: ns, type: 'A', records: [record(ns, 'A', '127.0.0.1', 3600)] },
-    ]);
     await delegate(store, apex, {
       zone: child.zone,
       nameservers: [
@@ -433,16 +424,7 @@ export async function startHierarchy(options: HierarchyOptions): Promise<BenchHi
     for (const dir of [dpDir, rootDir, tlsDir]) mkdirSync(dir, { recursive: true });
     if (options.cpuProfileDir !== undefined) mkdirSync(options.cpuProfileDir, { recursive: true });
 
-    const ca = await createLocalCa({ commonName: 'MIMI bench CA' });
-    const leaf = await issueServerCertificate(ca, {
-      hostnames: ['localhost'],
-      ipAddresses: ['127.0.0.1'],
-    });
-    const caFile = join(tlsDir, 'ca.pem');
-    const tls = { cert: join(tlsDir, 'cert.pem'), key: join(tlsDir, 'key.pem') };
-    writeFileSync(caFile, ca.certPem);
-    writeFileSync(tls.cert, leaf.certPem);
-    writeFileSync(tls.key, leaf.keyPem, { mode: 0o600 });
+    const { caPem, caFile, tls } = await writeLoopbackTls(tlsDir);
 
     const dnskeys = await zoneDnskeys(options.storeDir, ORIGIN);
     if (dnskeys.length === 0) throw new Error(`the store ${options.storeDir} has no ${ORIGIN}`);
@@ -472,7 +454,7 @@ export async function startHierarchy(options: HierarchyOptions): Promise<BenchHi
           },
         ],
         trustAnchor,
-        ca: ca.certPem,
+        ca: caPem,
         dnsPort: dp.port,
         certFile: tls.cert,
         keyFile: tls.key,
@@ -517,7 +499,7 @@ export async function startHierarchy(options: HierarchyOptions): Promise<BenchHi
     return {
       apex: DEFAULT_APEX,
       origin: ORIGIN,
-      caPem: ca.certPem,
+      caPem,
       caFile,
       trustAnchorFile,
       root,

@@ -1,9 +1,13 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Agent, request } from 'undici';
 import { buildQuery, queryUdp, type Message } from '@mimi-discovery/common';
-import { DEFAULT_MAX_BATCH, DISCOVER_PATH } from '@mimi-discovery/resolver';
+import {
+  DEFAULT_MAX_BATCH,
+  DiscoveryClientError,
+  createDiscoveryClient,
+  type DiscoveryClient,
+} from '@mimi-discovery/resolver';
 import { csiOf, nameOf } from './dataset.js';
 import { dnsperfArgs, runDnsperf, type DnsperfOptions, type DnsperfResult } from './dnsperf.js';
 import type { BenchHierarchy } from './hierarchy.js';
@@ -248,48 +252,40 @@ function maps(response: Message): number {
   return response.answers.filter((rr) => rr.type === 'MAP').length;
 }
 
-interface DiscoverResponse {
-  results?: { status: string; mappings: unknown[] }[];
-  status?: string;
-  mappings?: unknown[];
+/**
+ * The JSON API's client (`createDiscoveryClient`), and what its last response weighed: its
+ * octets, and when its body had been read, so that the rest of a call is the client's parsing.
+ */
+interface ApiProbe {
+  readonly client: DiscoveryClient;
+  readonly last: { octets: number; readAt: number };
 }
 
-async function apiCall(
-  agent: Agent,
-  url: string,
-  init: { method: 'GET' } | { method: 'POST'; body: string },
-): Promise<{ status: number; body: DiscoverResponse; octets: number; parseMs: number }> {
-  const response = await request(url, {
-    dispatcher: agent,
-    method: init.method,
-    ...(init.method === 'POST'
-      ? { body: init.body, headers: { 'content-type': 'application/json' } }
-      : {}),
-    headersTimeout: 60_000,
-    bodyTimeout: 60_000,
+function createProbe(h: BenchHierarchy): ApiProbe {
+  const last = { octets: 0, readAt: 0 };
+  const client = createDiscoveryClient({
+    url: h.resolver.apiUrl,
+    ca: h.caPem,
+    onResponse: ({ octets }) => {
+      last.octets = octets;
+      last.readAt = performance.now();
+    },
   });
-  const text = await response.body.text();
-  const started = performance.now();
-  const body = JSON.parse(text) as DiscoverResponse;
-  return {
-    status: response.statusCode,
-    body,
-    octets: Buffer.byteLength(text),
-    parseMs: performance.now() - started,
-  };
+  return { client, last };
 }
 
 /**
- * Opens the client's connection to the JSON API with a request that resolves nothing (a 404),
- * so that the TLS handshake is not timed. After `fresh` the old connection is gone: the first
- * try may meet it closing.
+ * Opens the client's connection to the JSON API with a request that resolves nothing (an input
+ * that is not a CSI, refused before the resolver is asked), so that the TLS handshake is not
+ * timed. After `fresh` the old connection is gone: the first try may meet it closing.
  */
-async function connectApi(agent: Agent, apiUrl: string): Promise<void> {
+async function connectApi(api: ApiProbe): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await apiCall(agent, `${apiUrl}/`, { method: 'GET' });
-      return;
+      await api.client.discover('not a CSI');
+      throw new Error('the JSON API resolved an input that is not a CSI');
     } catch (error) {
+      if (error instanceof DiscoveryClientError && error.code === 'ERR_CSI_INVALID') return;
       if (attempt >= 3) throw error;
     }
   }
@@ -302,14 +298,14 @@ export async function runResolverBench(
 ): Promise<ResolverBenchResult> {
   const skipped: string[] = [];
   const parts = options.parts ?? ['udp', 'cold', 'sync'];
-  const agent = new Agent({ connect: { ca: h.caPem }, allowH2: true });
+  const api = createProbe(h);
   try {
     // In this order: the cold runs and the sync replace our resolver, emptying its cache.
     const udp = parts.includes('udp') ? await cacheHits(h, options, skipped) : undefined;
     const cold = parts.includes('cold')
-      ? await coldResolution(h, options, agent, skipped)
+      ? await coldResolution(h, options, api, skipped)
       : undefined;
-    const sync = parts.includes('sync') ? await contactSync(h, options, agent) : undefined;
+    const sync = parts.includes('sync') ? await contactSync(h, options, api) : undefined;
     return {
       skipped,
       unbound: h.unbound?.version ?? 'did not run',
@@ -318,7 +314,7 @@ export async function runResolverBench(
       ...(sync === undefined ? {} : { sync }),
     };
   } finally {
-    await agent.close();
+    await api.client.close();
   }
 }
 
@@ -426,7 +422,7 @@ async function cacheHits(
 async function coldResolution(
   h: BenchHierarchy,
   options: ResolverBenchOptions,
-  agent: Agent,
+  api: ApiProbe,
   skipped: string[],
 ): Promise<ColdBenchResult> {
   const samples = Math.max(7, options.coldSamples ?? (options.quick ? 7 : 15));
@@ -451,14 +447,11 @@ async function coldResolution(
       const name = nameOf(index);
       if (variant === 'unbound') await h.unbound!.flushCache();
       else await h.resolver.fresh(variant === 'ours-udp-dns-upstream' ? 'dns' : 'doh');
-      if (variant === 'ours-discover' || variant === 'ours-discover-flushed')
-        await connectApi(agent, h.resolver.apiUrl);
+      if (variant === 'ours-discover' || variant === 'ours-discover-flushed') await connectApi(api);
       if (variant === 'ours-udp-flushed' || variant === 'ours-discover-flushed') {
         // As Unbound's flush: the caches emptied, the process and its connections kept. The
         // connections to the root and the DP come from resolving another CSI first.
-        const other = csiOf((index + 1) % options.csis);
-        const url = `${h.resolver.apiUrl}${DISCOVER_PATH}?csi=${encodeURIComponent(other)}`;
-        await apiCall(agent, url, { method: 'GET' });
+        await api.client.discover(csiOf((index + 1) % options.csis));
         await h.resolver.flush();
       }
       const rootBefore = await h.root.queriesAnswered();
@@ -469,11 +462,10 @@ async function coldResolution(
       let ms: number;
       try {
         if (variant === 'ours-discover' || variant === 'ours-discover-flushed') {
-          const url = `${h.resolver.apiUrl}${DISCOVER_PATH}?csi=${encodeURIComponent(csi)}`;
-          const response = await apiCall(agent, url, { method: 'GET' });
+          const result = await api.client.discover(csi);
           ms = performance.now() - started;
-          outcome = `${response.body.status} (${response.body.mappings?.length ?? 0} mappings)`;
-          ok = response.status === 200 && response.body.status === 'found';
+          outcome = `${result.status} (${result.mappings.length} mappings)`;
+          ok = result.status === 'found';
         } else {
           const port = variant === 'unbound' ? h.unbound!.port : h.resolver.port;
           const response = await queryUdp(
@@ -540,17 +532,14 @@ async function coldResolution(
 async function contactSync(
   h: BenchHierarchy,
   options: ResolverBenchOptions,
-  agent: Agent,
+  api: ApiProbe,
 ): Promise<SyncBenchResult> {
   const count = Math.min(options.csis, options.syncCsis ?? 10_000);
   const step = options.csis / count;
   const csis = Array.from({ length: count }, (_, i) => csiOf(Math.floor(i * step)));
   const batchSize = DEFAULT_MAX_BATCH;
-  const batches: string[] = [];
-  for (let i = 0; i < csis.length; i += batchSize) {
-    batches.push(JSON.stringify({ csis: csis.slice(i, i + batchSize) }));
-  }
-  const url = `${h.resolver.apiUrl}${DISCOVER_PATH}`;
+  const batches: string[][] = [];
+  for (let i = 0; i < csis.length; i += batchSize) batches.push(csis.slice(i, i + batchSize));
 
   const sync = async (): Promise<{ run: SyncRun; mappings: number }> => {
     const statuses: Record<string, number> = {};
@@ -560,14 +549,11 @@ async function contactSync(
     const resolverCpu = treeCpuSeconds(h.resolver.pid);
     const dpCpu = treeCpuSeconds(h.dp.pid);
     const started = performance.now();
-    for (const body of batches) {
-      const response = await apiCall(agent, url, { method: 'POST', body });
-      if (response.status !== 200 || response.body.results === undefined) {
-        throw new Error(`contact sync: HTTP ${response.status} ${JSON.stringify(response.body)}`);
-      }
-      responseOctets += response.octets;
-      clientParseMs += response.parseMs;
-      for (const r of response.body.results) {
+    for (const batch of batches) {
+      const results = await api.client.discoverMany(batch);
+      responseOctets += api.last.octets;
+      clientParseMs += performance.now() - api.last.readAt;
+      for (const r of results) {
         statuses[r.status] = (statuses[r.status] ?? 0) + 1;
         mappings += r.mappings.length;
       }
@@ -590,13 +576,13 @@ async function contactSync(
   // The rate first, on an idle resolver, in the same run as the sync it bounds.
   const rate = await h.resolver.verificationRate(options.quick ? 1 : 3);
   await h.resolver.fresh('doh');
-  await connectApi(agent, h.resolver.apiUrl);
+  await connectApi(api);
   const cold = await sync();
   const warm = await sync();
   // The slowest path, profiled in a cold sync of its own so that the figures above carry no
   // profiler cost.
   await h.resolver.fresh('doh');
-  await connectApi(agent, h.resolver.apiUrl);
+  await connectApi(api);
   await h.resolver.profileStart();
   await sync();
   const profile = await h.resolver.profileStop(

@@ -1,8 +1,8 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { createServer } from 'node:net';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { freePort } from '../../test/helpers/ports.js';
 
 /** A stock authoritative server (NSD or Knot) serving the exported zone. */
 export interface StockServer {
@@ -21,27 +21,6 @@ export function installed(binary: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** A port free for UDP on 127.0.0.1 at the time of asking (checked over TCP and UDP). */
-export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        const address = server.address();
-        server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-      });
-    });
-    const free = await new Promise<boolean>((resolve) => {
-      const socket = createSocket('udp4');
-      socket.once('error', () => resolve(false));
-      socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-  throw new Error('no free port on 127.0.0.1');
 }
 
 /** A SOA query for `origin` (id 0x4242, RD clear), built by hand to stay independent of our code. */

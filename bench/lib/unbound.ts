@@ -1,21 +1,18 @@
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { freePort } from './stock.js';
+import { freePort } from '../../test/helpers/ports.js';
+import { UNBOUND_TIMEOUT_MS, runUnbound, type StubZone } from '../../test/helpers/unbound.js';
 
 /**
  * A stock validating Unbound for the resolver benchmarks: it trusts only our root's DS, reaches
  * the root directory and the DP through `stub-zone`s (our servers are not on port 53, so it
  * cannot follow the glue of a referral), answers plain DNS on one port and DoH (RFC 8484,
  * `https-port`, HTTP/2 through nghttp2) on another, and is driven through `unbound-control`
- * (cache flushes, cache statistics). One thread, as our Node.js servers answer on one.
+ * (cache flushes, cache statistics). One thread, as our Node.js servers answer on one. The
+ * process is run as the tests run theirs (`runUnbound`, test/helpers/unbound.ts).
  */
 
-/** A zone and the plain-DNS port of its server on 127.0.0.1. */
-export interface StubZone {
-  readonly zone: string;
-  readonly port: number;
-}
+export type { StubZone };
 
 /** How to start Unbound. */
 export interface UnboundOptions {
@@ -56,8 +53,6 @@ export interface RunningUnbound {
   stop(): Promise<void>;
 }
 
-/** How long Unbound may take to start, stop or answer unbound-control. */
-const UNBOUND_TIMEOUT_MS = 10_000;
 /** The DoH path Unbound serves by default (`http-endpoint`). */
 const DOH_PATH = '/dns-query';
 
@@ -116,35 +111,11 @@ export async function startUnbound(options: UnboundOptions): Promise<RunningUnbo
   while (dohPort === port) dohPort = await freePort();
   let controlPort = await freePort();
   while (controlPort === port || controlPort === dohPort) controlPort = await freePort();
-  const config = join(options.dir, 'unbound.conf');
-  writeFileSync(config, unboundConfig({ ...options, port, dohPort, controlPort }));
-  const args = ['-d', '-c', config];
-  const child: ChildProcess = spawn('unbound', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`unbound did not start within ${UNBOUND_TIMEOUT_MS} ms:\n${output}`));
-    }, UNBOUND_TIMEOUT_MS);
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString('utf8');
-      if (output.includes('start of service')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`unbound exited with ${String(code)}:\n${output}`));
-    });
-  });
+  const unbound = await runUnbound(
+    options.dir,
+    unboundConfig({ ...options, port, dohPort, controlPort }),
+  );
+  const config = unbound.configFile;
   const control = (...command: string[]): Promise<string> =>
     new Promise((resolve, reject) => {
       execFile(
@@ -162,11 +133,11 @@ export async function startUnbound(options: UnboundOptions): Promise<RunningUnbo
     port,
     dohPort,
     dohUrl: `https://127.0.0.1:${dohPort}${DOH_PATH}`,
-    pid: child.pid ?? 0,
-    command: `unbound ${args.join(' ')}`,
+    pid: unbound.pid,
+    command: unbound.command,
     config,
     version: spawnSync('unbound', ['-V'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? '',
-    log: () => output,
+    log: unbound.log,
     control,
     async flushCache() {
       // flush_zone . marks every RRset, message and key entry expired; serve-expired is off, so
@@ -187,12 +158,6 @@ export async function startUnbound(options: UnboundOptions): Promise<RunningUnbo
         Number(new RegExp(`^${key.replace(/\./g, '\\.')}=(\\d+)`, 'm').exec(text)?.[1] ?? NaN);
       return { hits: value('total.num.cachehits'), misses: value('total.num.cachemiss') };
     },
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), UNBOUND_TIMEOUT_MS);
-      await exited;
-      clearTimeout(timer);
-    },
+    stop: unbound.stop,
   };
 }

@@ -4,7 +4,6 @@ import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
-import { Agent } from 'undici';
 import {
   canonicalName,
   computeDs,
@@ -19,6 +18,7 @@ import {
   generateKeyPair,
   isSubdomain,
   issueServerCertificate,
+  keyPairFromSeed,
   parseCsi,
   record,
   respondError,
@@ -41,18 +41,22 @@ import {
   createMemoryStore,
   createOutboxChannel,
   createRegistrar,
+  createRegistrationClient,
   delegate,
   startRegistrationApi,
   type AuthkeyEntry,
   type DiscoveryStore,
-  type RegistrationApi,
+  type RegistrationClient,
 } from '@mimi-discovery/authoritative';
 import { rootTrustAnchor } from '@mimi-discovery/root';
 import type { ResolverConfig } from '@mimi-discovery/resolver';
+import { initZone } from '../../examples/loopback-network.js';
 import { APEX, EMAIL_ZONE, PHONE_ZONE, TEST_REGISTRATION_LIMITS, authkey } from './network.js';
 
 /**
- * The whole discovery hierarchy on 127.0.0.1, in-process, for the resolver's tests:
+ * The whole discovery hierarchy on 127.0.0.1, in-process: the one fixture of every test that
+ * resolves (the resolver package's own tests, and the hierarchy, cache, attack and Unbound tests
+ * of test/), as hickory's `Graph::build` builds root → TLD → leaf with a trust anchor:
  *
  * ```
  *   mimi.arpa                              root directory
@@ -63,11 +67,14 @@ import { APEX, EMAIL_ZONE, PHONE_ZONE, TEST_REGISTRATION_LIMITS, authkey } from 
  * ```
  *
  * Every server answers plain DNS (UDP and TCP on one port) and DoH with a certificate from one
- * local CA, from a memory store. Every delegation is signed (DS) and carries glue and the
- * `_dns` SVCB of the child's DoH endpoint, as `delegate` writes them. Tests add more servers
- * (honest or hostile) with {@link Hierarchy.addServer}, publish mappings straight into the
- * stores (signed by the prover key of the range, as a DP's registrar would), and point a
- * resolver at the root with {@link Hierarchy.resolverConfig}.
+ * local CA, from a memory store, and records the questions it is asked. Every delegation is
+ * signed (DS) and carries glue and the `_dns` SVCB of the child's DoH endpoint, as `delegate`
+ * writes them. Tests add more servers (honest or hostile) with {@link Hierarchy.addServer},
+ * make a server lie or fail while they run ({@link HierarchyServer.tamper}:
+ * {@link corruptMapAt}, {@link answerServfail}), publish mappings straight into the stores
+ * (signed by the prover key of the range, as a DP's registrar would) or through the +44 DP's
+ * registration API (`phone.api.client`), load the resolver's cases with {@link publishCases},
+ * and point a resolver at the root with {@link Hierarchy.resolverConfig}.
  *
  * A memory store rather than LMDB: the resolver's tests exercise what servers answer, not
  * durability (test/dp-kill.test.ts covers that), and memory keeps each fixture fast.
@@ -79,6 +86,9 @@ export const SUB_ZONE = `7.${PHONE_ZONE}`;
 export const MSP_ZONE = `chat.example.email.${APEX}`;
 /** TTL the fixture gives MAP and MAPREF RRsets, as the registrar's `MAX_MAP_TTL_SECONDS`. */
 export const MAP_TTL_SECONDS = 300;
+
+/** The zone of a delegation whose DS matches no key of the zone ({@link publishCases}). */
+export const BAD_ZONE = `bad.${APEX}`;
 
 /** What a {@link Tamper} may use besides the query and the honest answer. */
 export interface TamperContext {
@@ -110,9 +120,15 @@ export interface HierarchyServer {
   /** `https://127.0.0.1:<port>/dns-query` */
   readonly dohUrl: string;
   readonly dohPort: number;
-  /** The registration API (the +44 DP only). */
-  readonly api: { readonly apiUrl: string; readonly outbox: string } | undefined;
-  /** Queries this server was asked, over any transport, since it started. */
+  /** The registration API and a client of it (the +44 DP only). */
+  readonly api:
+    | { readonly url: string; readonly outbox: string; readonly client: RegistrationClient }
+    | undefined;
+  /** Every question this server was asked since it started, as `name/type` (name lower case). */
+  readonly seen: string[];
+  /** Rewrites every response while set ({@link answerServfail}, {@link corruptMapAt}). */
+  tamper: Tamper | undefined;
+  /** Queries this server was asked, over any transport: the length of {@link seen}. */
   queries(): number;
   /** Stops answering (every listener closes); the store is kept. */
   stop(): Promise<void>;
@@ -184,8 +200,6 @@ export interface Hierarchy {
   readonly msp: HierarchyServer;
   /** The CSIP key listed at the +44 apex (revocations of +44 numbers). */
   readonly csip: Ed25519KeyPair;
-  /** An undici agent that trusts the CA (for the registration API). */
-  readonly agent: Agent;
   /** TLS certificate and key (PEM) every server uses, for tests that start their own. */
   readonly tls: { readonly cert: string; readonly key: string };
   /** A resolver config pointing at the root with the trust anchor and the CA. */
@@ -230,42 +244,34 @@ function ownerOf(nameOrCsi: string): string {
 
 const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 
-/** A zone in a fresh memory store: SOA, NS `ns1.<zone>` at 127.0.0.1, key, AUTHKEY. */
+/** A zone in a fresh memory store, as `mimi-discovery init` makes one ({@link initZone}). */
 async function newZoneStore(
   zone: string,
   authkeys: readonly AuthkeyEntry[] = [],
 ): Promise<{ store: DiscoveryStore; ds: DsData }> {
   const store = createMemoryStore();
-  const ns = `ns1.${zone}`;
-  await store.addZone({
-    origin: zone,
-    nameservers: [ns],
-    mname: ns,
-    rname: `hostmaster.${zone}`,
-    authkeys: [...authkeys],
-  });
-  await store.apply(zone, [
-    { op: 'put', name: ns, type: 'A', records: [record(ns, 'A', '127.0.0.1', 3600)] },
-  ]);
-  const dnskey = store.readRRset(zone, zone, 'DNSKEY')[0];
-  if (dnskey?.type !== 'DNSKEY') throw new Error(`zone ${zone} has no DNSKEY`);
-  return { store, ds: computeDs(zone, dnskey.data) };
+  return { store, ds: await initZone(store, zone, authkeys) };
 }
 
-/** Starts DNS listeners for `store` on `ports` (0: ephemeral), counting queries. */
+/** What a zone server's handler reads and records while it runs. */
+interface ZoneServerState {
+  tamper: Tamper | undefined;
+  /** Every question seen, as `name/type`, the name in lower case. */
+  readonly seen: string[];
+}
+
+/** Starts DNS listeners for `store` on `ports` (0: ephemeral), recording the questions. */
 function createZoneServer(
   zone: string,
   store: DiscoveryStore,
   tls: { cert: string; key: string },
-  tamper: Tamper | undefined,
+  state: ZoneServerState,
 ): {
   start(ports?: { dns: number; doh: number }): Promise<DnsServer>;
   stop(): Promise<void>;
-  queries(): number;
 } {
   const answer = createAnswerer(store);
   const hung = new Set<() => void>();
-  let count = 0;
   let running: DnsServer | undefined;
   const sign = (rrset: readonly ResourceRecord[]): RecordOf<'RRSIG'> => {
     const key = store.zoneKey(zone);
@@ -274,8 +280,10 @@ function createZoneServer(
     return signRRset(rrset, key, { inception: now - 3600, expiration: now + 86_400 });
   };
   const handler: QueryHandler = async (query, context) => {
-    count++;
+    const q = query.questions[0];
+    state.seen.push(q === undefined ? '' : `${q.name.toLowerCase()}/${q.type}`);
     const honest = await answer(query, context);
+    const tamper = state.tamper;
     if (tamper === undefined) return honest;
     return tamper(query, honest, {
       zone,
@@ -308,7 +316,6 @@ function createZoneServer(
       await running?.close();
       running = undefined;
     },
-    queries: () => count,
   };
 }
 
@@ -328,8 +335,6 @@ export async function buildHierarchy(): Promise<Hierarchy> {
       ipAddresses: ['127.0.0.1'],
     });
     const tls = { cert: leaf.certPem, key: leaf.keyPem };
-    const agent = new Agent({ connect: { ca: ca.certPem } });
-    closers.push(() => agent.close());
     const csip = generateKeyPair();
 
     const startServer = async (
@@ -342,22 +347,26 @@ export async function buildHierarchy(): Promise<Hierarchy> {
     ): Promise<{ server: HierarchyServer; ds: DsData }> => {
       const { store, ds } = await newZoneStore(zone, options.authkeys);
       closers.push(() => store.close());
-      const zoneServer = createZoneServer(zone, store, tls, options.tamper);
+      const state: ZoneServerState = { tamper: options.tamper, seen: [] };
+      const zoneServer = createZoneServer(zone, store, tls, state);
       const dns = await zoneServer.start();
       closers.push(() => zoneServer.stop());
       if (!dns.udp || !dns.tcp || !dns.doh) throw new Error(`${zone}: a listener did not start`);
       const ports = { dns: dns.udp.port, doh: dns.doh.port };
-      let api: RegistrationApi | undefined;
-      const outbox = join(dir, `${zone}.outbox.jsonl`);
+      let api: HierarchyServer['api'];
       if (options.api === true) {
+        const outbox = join(dir, `${zone}.outbox.jsonl`);
         const registrar = createRegistrar({
           store,
           channels: { fallback: createOutboxChannel(outbox) },
           apex: APEX,
           limits: TEST_REGISTRATION_LIMITS,
         });
-        api = await startRegistrationApi({ host: '127.0.0.1', port: 0, tls }, registrar);
-        closers.push(() => (api as RegistrationApi).close());
+        const running = await startRegistrationApi({ host: '127.0.0.1', port: 0, tls }, registrar);
+        closers.push(() => running.close());
+        const client = createRegistrationClient({ url: running.url, ca: ca.certPem });
+        closers.push(() => client.close());
+        api = { url: running.url, outbox, client };
       }
       const server: HierarchyServer = {
         zone,
@@ -367,8 +376,15 @@ export async function buildHierarchy(): Promise<Hierarchy> {
         tcp: { host: '127.0.0.1', port: ports.dns },
         dohUrl: dns.doh.url,
         dohPort: ports.doh,
-        api: api === undefined ? undefined : { apiUrl: api.url, outbox },
-        queries: zoneServer.queries,
+        api,
+        seen: state.seen,
+        get tamper() {
+          return state.tamper;
+        },
+        set tamper(tamper: Tamper | undefined) {
+          state.tamper = tamper;
+        },
+        queries: () => state.seen.length,
         stop: () => zoneServer.stop(),
         async start() {
           await zoneServer.start(ports);
@@ -493,7 +509,6 @@ export async function buildHierarchy(): Promise<Hierarchy> {
       email: email.server,
       msp: msp.server,
       csip,
-      agent,
       tls,
       resolverConfig: (extra = {}) => ({
         rootServers,
@@ -592,4 +607,80 @@ async function startGarbageDohServer(tls: {
 export function unrelatedDs(zone: string): DsData {
   const key = createZoneKey(zone);
   return computeDs(zone, key.dnskey);
+}
+
+/** A {@link Tamper} that answers every query with SERVFAIL: a server that is up but failing. */
+export const answerServfail: Tamper = (query) => respondError(query, 'SERVFAIL');
+
+/**
+ * A {@link Tamper} that flips the last octet of every MAP record at `name` after signing, so
+ * that its RRSIG no longer verifies.
+ */
+export function corruptMapAt(name: string): Tamper {
+  const target = canonicalName(name);
+  return (_query, honest) => ({
+    ...honest,
+    answers: honest.answers.map((rr) => {
+      if (rr.type !== 'MAP' || canonicalName(rr.name) !== target) return rr;
+      const data = Uint8Array.from(rr.data);
+      data[data.length - 1] = (data[data.length - 1] ?? 0) ^ 0x01;
+      return { ...rr, data };
+    }),
+  });
+}
+
+const seeded = (byte: number): Ed25519KeyPair => keyPairFromSeed(new Uint8Array(32).fill(byte));
+/** Recipient keys of {@link publishCases}. */
+export const ALICE = seeded(0x21);
+export const BOB = seeded(0x22);
+export const CAROL = seeded(0x23);
+
+/** The CSIs {@link publishCases} publishes, by what they exercise. */
+export const CSIS = Object.freeze({
+  found: parseCsi('+44 20 7946 0018'),
+  empty: parseCsi('+44 20 7946 0019'),
+  none: parseCsi('+44 20 7946 0999'),
+  bogus: parseCsi('+44 20 7946 0017'),
+  mapref: parseCsi('+44 20 7946 0020'),
+  wrongCsi: parseCsi('+44 20 7946 0021'),
+  rotated: parseCsi('+44 20 7946 0022'),
+});
+/** Where the MAPREF of `CSIS.mapref` points, in the MSP's zone. */
+export const MAPREF_TARGET = `alice.${MSP_ZONE}`;
+
+/**
+ * Publishes one case of each outcome the resolver tells apart, all in the +44 zone:
+ *
+ * - `found`, `empty` (a mapping listing no MSP), `none` (nothing published), `bogus` (a mapping
+ *   a test corrupts with {@link corruptMapAt});
+ * - `mapref`: Alice's mapping and a MAPREF to {@link MAPREF_TARGET}, where Bob's mapping is
+ *   attested by the +44 prover (valid) and Carol's by the MSP zone's own prover (not a prover
+ *   of +44: dropped);
+ * - `wrongCsi`: a valid mapping of `found` stored at the name of another CSI;
+ * - `rotated`: Alice's seq 1 and 2, Bob's key attested two hours ago, and Carol's key attested
+ *   an hour ago with the "new" bit, which de-lists Bob but not Alice (attested a minute ago);
+ *
+ * and delegates {@link BAD_ZONE} with a DS that matches none of its keys.
+ */
+export async function publishCases(h: Hierarchy): Promise<void> {
+  const t0 = nowSeconds();
+  const earlier = { nbf: t0 - 3600, iat: t0 - 60 };
+  await h.publish(CSIS.found, ALICE, earlier);
+  await h.publish(CSIS.empty, ALICE, { ...earlier, msps: [] });
+  await h.publish(CSIS.bogus, ALICE, earlier);
+  await h.publish(CSIS.mapref, ALICE, earlier);
+  await h.publishMapref(CSIS.mapref, [MAPREF_TARGET]);
+  await h.publish(CSIS.found, ALICE, { ...earlier, at: csiToName(CSIS.wrongCsi, APEX) });
+  await h.publish(CSIS.rotated, ALICE, {
+    seq: 1,
+    nbf: t0 - 60,
+    msps: [{ provider: 'old.example', tags: [] }],
+  });
+  await h.publish(CSIS.rotated, ALICE, { seq: 2, nbf: t0 - 60 });
+  await h.publish(CSIS.rotated, BOB, { nbf: t0 - 7200 });
+  await h.publish(CSIS.rotated, CAROL, { new: true, nbf: t0 - 3600 });
+  const at = { at: MAPREF_TARGET };
+  await h.publish(CSIS.mapref, BOB, { ...earlier, ...at, prover: h.proverFor(CSIS.mapref) });
+  await h.publish(CSIS.mapref, CAROL, { ...earlier, ...at, prover: h.msp.store.proverKey() });
+  await h.addServer({ zone: BAD_ZONE, ds: [unrelatedDs(BAD_ZONE)] });
 }

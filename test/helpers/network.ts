@@ -1,15 +1,8 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'undici';
 import {
-  computeDs,
   createDohClient,
-  createLocalCa,
   createLogger,
-  issueServerCertificate,
-  parseConfig,
-  record,
   type AuthkeyData,
   type DohClient,
   type DsData,
@@ -17,16 +10,20 @@ import {
   type TrustAnchor,
 } from '@mimi-discovery/common';
 import {
+  createRegistrationClient,
   delegate,
-  dpConfigSchema,
-  openLmdbStore,
-  startProvider,
-  storeDirectory,
   type AuthkeyEntry,
-  type DpConfig,
   type RunningProvider,
 } from '@mimi-discovery/authoritative';
 import { rootTrustAnchor } from '@mimi-discovery/root';
+import {
+  APEX,
+  createLoopbackDir,
+  delegationTo,
+  initServer,
+  serveServer,
+} from '../../examples/loopback-network.js';
+import type { RegistrationEndpoint } from './registration.js';
 
 /**
  * The whole authoritative side on 127.0.0.1, built in-process from one call, as hickory's
@@ -40,13 +37,13 @@ import { rootTrustAnchor } from '@mimi-discovery/root';
  *
  * Every server listens on ephemeral ports for UDP and TCP (one port for both), DoH and admin;
  * the DPs also serve the registration API with a file outbox for codes. A local CA issues the
- * TLS certificates, each server keeps its LMDB store in its own temporary data directory, and
+ * TLS certificate, each server keeps its LMDB store in its own temporary data directory, and
  * the root delegates both DP zones with NS, DS of the child's key, glue and the `_dns` SVCB of
- * the child's DoH endpoint. The root's DS is the trust anchor.
+ * the child's DoH endpoint. The root's DS is the trust anchor. Built with the steps of the
+ * examples' network (examples/loopback-network.ts), which the tests share.
  */
 
-/** The namespace apex of the fixture. */
-export const APEX = 'mimi.arpa';
+export { APEX };
 /** The range zone of the `+44` DP. */
 export const PHONE_ZONE = '4.4.e164.mimi.arpa';
 /** The range zone of the `@example.com` DP. */
@@ -65,12 +62,10 @@ export interface NetworkServer {
   /** `https://127.0.0.1:<port>/dns-query` */
   readonly dohUrl: string;
   readonly dohPort: number;
-  /** `https://127.0.0.1:<port>` for a DP; undefined for the root. */
-  readonly apiUrl: string | undefined;
+  /** A DP's registration API (`https://127.0.0.1:<port>`), outbox and client; not the root's. */
+  readonly api: RegistrationEndpoint | undefined;
   /** `http://127.0.0.1:<port>` (health and metrics). */
   readonly adminUrl: string;
-  /** The file the DP writes one-time codes to; undefined for the root. */
-  readonly outbox: string | undefined;
   /**
    * Every log line (JSON, debug level and above), for tests that check that nothing went wrong
    * inside and what the server records about its clients.
@@ -92,7 +87,7 @@ export interface Network {
   readonly phone: NetworkServer;
   /** The DP of `@example.com`. */
   readonly email: NetworkServer;
-  /** An undici agent that trusts the CA (for the registration API). */
+  /** An undici agent that trusts the CA (for raw HTTP requests). */
   readonly agent: Agent;
   /** A DoH client that trusts the CA. */
   readonly doh: DohClient;
@@ -110,98 +105,17 @@ export const TEST_REGISTRATION_LIMITS = Object.freeze({
   sendsPerCsiPerHour: 1_000,
 });
 
-/** What {@link prepareZone} creates. */
-export interface ZoneSetup {
-  readonly origin: string;
-  /** Extra AUTHKEY entries besides the DP's own prover key. */
-  readonly authkeys?: readonly AuthkeyEntry[];
-}
-
-/**
- * Creates a zone in the LMDB store of `dataDir` the way an operator sets up a new server before
- * its first start: SOA, NS `ns1.<origin>`, the zone key, AUTHKEY, and the nameserver's address
- * (127.0.0.1) in the zone. Returns the DS of the zone's key, for the parent.
- */
-export async function prepareZone(dataDir: string, setup: ZoneSetup): Promise<DsData> {
-  const store = await openLmdbStore({ dataDir: storeDirectory(dataDir) });
-  try {
-    const { origin } = setup;
-    const ns = `ns1.${origin}`;
-    await store.addZone({
-      origin,
-      nameservers: [ns],
-      mname: ns,
-      rname: `hostmaster.${origin}`,
-      ...(setup.authkeys ? { authkeys: [...setup.authkeys] } : {}),
-    });
-    await store.apply(origin, [
-      { op: 'put', name: ns, type: 'A', records: [record(ns, 'A', '127.0.0.1', 3600)] },
-    ]);
-    const dnskey = store.readRRset(origin, origin, 'DNSKEY')[0];
-    if (dnskey?.type !== 'DNSKEY') throw new Error(`zone ${origin} has no DNSKEY`);
-    return computeDs(origin, dnskey.data);
-  } finally {
-    await store.close();
-  }
-}
-
-/** A DP or root config for the fixture: every listener on port 0, TLS from the local CA. */
-export function providerConfig(
-  role: 'root' | 'dp',
-  dataDir: string,
-  tls: { cert: string; key: string },
-): DpConfig {
-  return parseConfig(dpConfigSchema, {
-    role,
-    dataDir,
-    apex: APEX,
-    listen: {
-      host: '127.0.0.1',
-      udp: 0,
-      tcp: 0,
-      doh: 0,
-      admin: 0,
-      ...(role === 'dp' ? { api: 0 } : {}),
-    },
-    tls,
-    ...(role === 'dp'
-      ? {
-          registration: {
-            ...TEST_REGISTRATION_LIMITS,
-            channels: { outbox: { path: join(dataDir, 'outbox.jsonl') } },
-          },
-        }
-      : {}),
-    log: { level: 'silent' },
-  });
-}
-
-/** A CA and a certificate for 127.0.0.1 and localhost, written as PEM files into `dir`. */
-export async function writeTlsFiles(
-  dir: string,
-  ca?: { certPem: string; keyPem: string },
-): Promise<{ caPem: string; cert: string; key: string }> {
-  const authority = ca ?? (await createLocalCa({ commonName: 'MIMI test network CA' }));
-  const leaf = await issueServerCertificate(authority, {
-    hostnames: ['localhost'],
-    ipAddresses: ['127.0.0.1'],
-  });
-  mkdirSync(dir, { recursive: true });
-  const cert = join(dir, 'tls-cert.pem');
-  const key = join(dir, 'tls-key.pem');
-  writeFileSync(cert, leaf.certPem);
-  writeFileSync(key, leaf.keyPem, { mode: 0o600 });
-  return { caPem: authority.certPem, cert, key };
-}
-
 async function startServer(
   role: 'root' | 'dp',
   zone: string,
   dataDir: string,
-  tls: { cert: string; key: string },
+  files: { readonly caPem: string; readonly tls: { cert: string; key: string } },
 ): Promise<NetworkServer> {
   const logs: string[] = [];
-  const provider = await startProvider(providerConfig(role, dataDir, tls), {
+  const outbox = join(dataDir, 'outbox.jsonl');
+  const provider = await serveServer(role, dataDir, files.tls, {
+    admin: true,
+    ...(role === 'dp' ? { outbox, limits: TEST_REGISTRATION_LIMITS } : {}),
     log: createLogger(role === 'root' ? 'root' : 'dp', {
       level: 'debug',
       write: (line) => logs.push(line),
@@ -221,9 +135,15 @@ async function startServer(
     tcp: { host: dns.tcp.host, port: dns.tcp.port },
     dohUrl: dns.doh.url,
     dohPort: dns.doh.port,
-    apiUrl: api?.url,
+    api:
+      api === undefined
+        ? undefined
+        : {
+            url: api.url,
+            outbox,
+            client: createRegistrationClient({ url: api.url, ca: files.caPem }),
+          },
     adminUrl: admin.url,
-    outbox: role === 'dp' ? join(dataDir, 'outbox.jsonl') : undefined,
     logs,
   };
 }
@@ -235,48 +155,41 @@ export function logLines(logs: readonly string[], levels: readonly string[]): st
 
 /** Builds and starts the network; see the module comment. */
 export async function buildNetwork(): Promise<Network> {
-  const dir = mkdtempSync(join(tmpdir(), 'mimi-network-'));
+  const files = await createLoopbackDir('mimi-network');
   const started: NetworkServer[] = [];
   const closers: Array<() => Promise<void>> = [];
   const closeAll = async (): Promise<void> => {
     await Promise.allSettled(closers.reverse().map((close) => close()));
+    await Promise.allSettled(started.map((s) => s.api?.client.close()));
     await Promise.allSettled(started.map((s) => s.provider.close()));
-    rmSync(dir, { recursive: true, force: true });
+    files.remove();
   };
   try {
-    const ca = await createLocalCa({ commonName: 'MIMI test network CA' });
     const servers = [
       { role: 'root', zone: APEX, name: 'root' },
       { role: 'dp', zone: PHONE_ZONE, name: 'phone' },
       { role: 'dp', zone: EMAIL_ZONE, name: 'email' },
     ] as const;
-    const ds = new Map<string, DsData>();
+    const ds = new Map<string, DsData | undefined>();
     for (const s of servers) {
-      const dataDir = join(dir, s.name);
-      ds.set(s.zone, await prepareZone(dataDir, { origin: s.zone }));
-      const { cert, key } = await writeTlsFiles(dataDir, ca);
-      started.push(await startServer(s.role, s.zone, dataDir, { cert, key }));
+      const dataDir = join(files.dir, s.name);
+      ds.set(s.zone, (await initServer(dataDir, [s.zone])).get(s.zone));
+      started.push(await startServer(s.role, s.zone, dataDir, files));
     }
     const [root, phone, email] = started as [NetworkServer, NetworkServer, NetworkServer];
     for (const child of [phone, email]) {
       const childDs = ds.get(child.zone);
       if (childDs === undefined) throw new Error(`no DS for ${child.zone}`);
-      await delegate(root.provider.store, APEX, {
-        zone: child.zone,
-        nameservers: [
-          { name: `ns1.${child.zone}`, addresses: ['127.0.0.1'], doh: { port: child.dohPort } },
-        ],
-        ds: [childDs],
-      });
+      await delegate(root.provider.store, APEX, delegationTo(child.zone, child.provider, childDs));
     }
-    const agent = new Agent({ connect: { ca: ca.certPem } });
+    const agent = new Agent({ connect: { ca: files.caPem } });
     closers.push(() => agent.close());
-    const doh = createDohClient({ ca: ca.certPem });
+    const doh = createDohClient({ ca: files.caPem });
     closers.push(() => doh.close());
     return {
       apex: APEX,
-      dir,
-      caPem: ca.certPem,
+      dir: files.dir,
+      caPem: files.caPem,
       trustAnchor: rootTrustAnchor(root.provider.store, APEX),
       root,
       phone,

@@ -1,13 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { freePort } from './ports.js';
 
 /**
  * A stock validating Unbound on 127.0.0.1, for the conformance test of design §5: it trusts only
  * our root's DS, reaches the root directory and each DP through `stub-zone`s (the servers are
- * not on port 53), and validates everything it returns.
+ * not on port 53), and validates everything it returns. {@link runUnbound} runs the process for
+ * the tests and for the bench's Unbound (bench/lib/unbound.ts), each with its own config.
  */
 
 /** A zone and the plain-DNS port of its server on 127.0.0.1. */
@@ -25,28 +25,69 @@ export interface RunningUnbound {
   stop(): Promise<void>;
 }
 
-/** How long Unbound may take to start or stop. */
-const UNBOUND_TIMEOUT_MS = 10_000;
+/** How long Unbound may take to start or stop (and the bench's unbound-control to answer). */
+export const UNBOUND_TIMEOUT_MS = 10_000;
 
-/** A port that is free for both UDP and TCP on 127.0.0.1 (bounded tries). */
-export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        const address = server.address();
-        server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-      });
+/** An `unbound -d` process. */
+export interface UnboundProcess {
+  readonly pid: number;
+  /** `unbound -d -c <config file>`. */
+  readonly command: string;
+  readonly configFile: string;
+  /** Everything Unbound logged so far (its log goes to stderr). */
+  log(): string;
+  /** Stops it (SIGTERM, then SIGKILL if it lingers) and resolves when it has exited. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Writes `config` to `dir/unbound.conf` and starts `unbound -d` on it; resolves once it logs
+ * "start of service", and fails if it exits first or takes longer than
+ * {@link UNBOUND_TIMEOUT_MS}.
+ */
+export async function runUnbound(dir: string, config: string): Promise<UnboundProcess> {
+  const configFile = join(dir, 'unbound.conf');
+  writeFileSync(configFile, config);
+  const args = ['-d', '-c', configFile];
+  const child: ChildProcess = spawn('unbound', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`unbound did not start within ${UNBOUND_TIMEOUT_MS} ms:\n${output}`));
+    }, UNBOUND_TIMEOUT_MS);
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString('utf8');
+      if (output.includes('start of service')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
     });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const socket = createSocket('udp4');
-      socket.once('error', () => resolve(false));
-      socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`unbound exited with ${String(code)}:\n${output}`));
     });
-    if (udpFree) return port;
-  }
-  throw new Error('no port free for both UDP and TCP after 20 tries');
+  });
+  return {
+    pid: child.pid ?? 0,
+    command: `unbound ${args.join(' ')}`,
+    configFile,
+    log: () => output,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), UNBOUND_TIMEOUT_MS);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
 }
 
 /** The unbound.conf text. */
@@ -91,45 +132,6 @@ export async function startUnbound(options: {
   stubs: readonly StubZone[];
 }): Promise<RunningUnbound> {
   const port = await freePort();
-  const conf = join(options.dir, 'unbound.conf');
-  writeFileSync(conf, unboundConfig({ ...options, port }));
-  const child: ChildProcess = spawn('unbound', ['-d', '-c', conf], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`unbound did not start within ${UNBOUND_TIMEOUT_MS} ms:\n${output}`));
-    }, UNBOUND_TIMEOUT_MS);
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString('utf8');
-      if (output.includes('start of service')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`unbound exited with ${String(code)}:\n${output}`));
-    });
-  });
-  return {
-    port,
-    log: () => output,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), UNBOUND_TIMEOUT_MS);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
+  const unbound = await runUnbound(options.dir, unboundConfig({ ...options, port }));
+  return { port, log: unbound.log, stop: unbound.stop };
 }

@@ -118,10 +118,24 @@ export type {
   Scheduler,
 } from './registration/registration-api.js';
 export {
+  REGISTRATION_CLIENT_TIMEOUT_MS,
+  REGISTRATION_CLIENT_CONNECTIONS,
+  MAX_REGISTRATION_RESPONSE_OCTETS,
+  REGISTRATION_ROUTES,
+  RegistrationClientError,
+  createRegistrationClient,
+} from './registration/client.js';
+export type {
+  RegistrationClient,
+  RegistrationClientOptions,
+  RegistrationResponse,
+} from './registration/client.js';
+export {
   CHANNEL_TIMEOUT_MS,
   ChannelError,
   selectChannel,
   createOutboxChannel,
+  lastOutboxCode,
   createSmtpChannel,
   createWebhookChannel,
 } from './registration/channels.js';

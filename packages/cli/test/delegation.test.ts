@@ -4,7 +4,8 @@ import { buildQuery, parseTrustAnchor, queryUdp, computeDs } from '@mimi-discove
 import { openLmdbStore, storeDirectory } from '@mimi-discovery/authoritative';
 import { parseRootHints } from '@mimi-discovery/root';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCliFixture, freePort, serve } from './fixture.js';
+import { freePort } from '../../../test/helpers/ports.js';
+import { createCliFixture, serve } from './fixture.js';
 
 const cli = createCliFixture('delegation');
 afterAll(() => cli.cleanup());

@@ -12,7 +12,8 @@ import {
   portUses,
 } from '../src/demo/plan.js';
 import { mspTarget } from '../src/demo/setup.js';
-import { createCliFixture, freePort } from './fixture.js';
+import { freePort } from '../../../test/helpers/ports.js';
+import { createCliFixture } from './fixture.js';
 
 // The in-process pieces of `demo`: the port plan, the refusal of a busy port before anything is
 // created, the shape of network.json. The network itself, as child processes, is exercised by

@@ -1,6 +1,4 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@mimi-discovery/common';
@@ -8,8 +6,8 @@ import { runCli, type CliContext, type CliResult } from '../src/index.js';
 import type { ListenerJson } from '../src/commands/serve.js';
 
 // Shared by the CLI tests: a temporary directory per test file, the command line run
-// in-process with that directory as its working directory, fixed free ports on 127.0.0.1, and
-// `serve` started in-process until the test stops it.
+// in-process with that directory as its working directory, and `serve` started in-process until
+// the test stops it. Fixed free ports come from test/helpers/ports.ts.
 
 /** A temporary working directory and a way to run the command line in it. */
 export interface CliFixture {
@@ -44,27 +42,6 @@ export function createCliFixture(prefix: string): CliFixture {
     readJson: <T>(path: string) => JSON.parse(readFileSync(join(dir, path), 'utf8')) as T,
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
-}
-
-/** A port free on 127.0.0.1 for both TCP and UDP at the time of the call. */
-export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt += 1) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        const address = server.address();
-        server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-      });
-    });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const socket = createSocket('udp4');
-      socket.once('error', () => resolve(false));
-      socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
-    });
-    if (udpFree) return port;
-  }
-  throw new Error('no free port on 127.0.0.1');
 }
 
 /** `serve` running in-process: its listeners, and how to stop it. */

@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   buildQuery,
@@ -10,6 +10,7 @@ import {
 } from '@mimi-discovery/common';
 import { dpConfigSchema, startProvider, type RunningProvider } from '@mimi-discovery/authoritative';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { outboxCode } from '../../../test/helpers/registration.js';
 import { createCliFixture } from './fixture.js';
 
 const cli = createCliFixture('recipient');
@@ -50,14 +51,8 @@ afterAll(async () => {
 });
 
 /** The code the DP last wrote to its outbox for `csi`. */
-function lastCode(csi: string): string {
-  const lines = readFileSync(join(cli.dir, 'dp', 'outbox.jsonl'), 'utf8')
-    .trim()
-    .split('\n');
-  const entries = lines.map((l) => JSON.parse(l) as { csi: string; code: string });
-  const entry = entries.filter((e) => e.csi === csi).at(-1);
-  if (entry === undefined) throw new Error(`no code for ${csi} in the outbox`);
-  return entry.code;
+function lastCode(csi: string): Promise<string> {
+  return outboxCode(join(cli.dir, 'dp', 'outbox.jsonl'), csi);
 }
 
 async function mapRecords(): Promise<Array<ReturnType<typeof decodeMapping>>> {
@@ -114,7 +109,7 @@ describe('recipient registration against a DP', () => {
       '+44 (0)20 7946 0018',
     ]);
     expect(proved).toMatchObject({ csi: CSI, channel: 'outbox' });
-    const code = lastCode(CSI);
+    const code = await lastCode(CSI);
     const wrong = code === '000000' ? '111111' : '000000';
 
     const refused = await cli.run([
@@ -254,7 +249,7 @@ describe('recipient registration against a DP', () => {
   it('keeps an attestation in a file of its own with --attestation', async () => {
     await cli.ok(['recipient', 'keygen', '--out', 'bob.key']);
     await cli.ok(['recipient', 'prove', ...api, '--csi', 'Bob@Example.COM']);
-    const code = lastCode('mailto:bob@example.com');
+    const code = await lastCode('mailto:bob@example.com');
     await cli.ok([
       'recipient',
       'confirm',

@@ -13,7 +13,9 @@ import type { DiscoveryResult } from '@mimi-discovery/resolver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ListenerJson } from '../src/commands/serve.js';
 import type { CliResult } from '../src/index.js';
-import { createCliFixture, freePort, serve, type Serving } from './fixture.js';
+import { outboxCode } from '../../../test/helpers/registration.js';
+import { freePort } from '../../../test/helpers/ports.js';
+import { createCliFixture, serve, type Serving } from './fixture.js';
 
 // The whole network built with the command line on 127.0.0.1 — root directory, a DP for +44,
 // the delegation, a recipient's published mapping — and then the real resolver in front of it:
@@ -30,14 +32,8 @@ const servers: Serving[] = [];
 let dpDns = 0;
 
 /** The code the DP last wrote to its outbox for `csi`. */
-function lastCode(csi: string): string {
-  const lines = readFileSync(join(cli.dir, 'dp', 'outbox.jsonl'), 'utf8')
-    .trim()
-    .split('\n');
-  const entries = lines.map((l) => JSON.parse(l) as { csi: string; code: string });
-  const entry = entries.filter((e) => e.csi === csi).at(-1);
-  if (entry === undefined) throw new Error(`no code for ${csi} in the outbox`);
-  return entry.code;
+function lastCode(csi: string): Promise<string> {
+  return outboxCode(join(cli.dir, 'dp', 'outbox.jsonl'), csi);
 }
 
 beforeAll(async () => {
@@ -95,7 +91,7 @@ beforeAll(async () => {
     '--csi',
     ALICE,
     '--code',
-    lastCode(ALICE),
+    await lastCode(ALICE),
     '--key',
     'alice.key',
   ]);

@@ -277,7 +277,7 @@ export type { Logger, LogLevel, LogFields, LoggerOptions } from './runtime/log.j
 export { systemClock } from './runtime/clock.js';
 export type { Clock } from './runtime/clock.js';
 
-// transports: dns-server.ts, dns-client.ts, tls.ts
+// transports: dns-server.ts, dns-client.ts, api-client.ts, tls.ts
 export {
   EDNS_UDP_PAYLOAD_OCTETS,
   MIN_UDP_PAYLOAD_OCTETS,
@@ -405,6 +405,22 @@ export type {
   DohClientOptions,
   BuildQueryOptions,
 } from './runtime/dns-client.js';
+export {
+  API_CLIENT_FAULT_CODES,
+  ApiClientError,
+  createApiClient,
+  isJsonObject,
+} from './runtime/api-client.js';
+export type {
+  ApiClientFaultCode,
+  ApiClientErrorInit,
+  ApiClientErrorClass,
+  ApiClientOptions,
+  ApiResponseInfo,
+  ApiRequest,
+  ApiAnswer,
+  ApiClient,
+} from './runtime/api-client.js';
 export {
   DEFAULT_CA_VALID_DAYS,
   DEFAULT_SERVER_CERTIFICATE_VALID_DAYS,

@@ -135,3 +135,16 @@ export {
 export type { JsonApiErrorCode, JsonApiOptions, JsonApiComponents, JsonApi } from './json-api.js';
 export { RESOLUTION_DURATION_BUCKETS, createResolverMetrics } from './metrics.js';
 export type { ResolutionKind, ResolverMetrics } from './metrics.js';
+
+// discovery-client.ts: the JSON API's client
+export {
+  DISCOVERY_CLIENT_TIMEOUT_MS,
+  DISCOVERY_CLIENT_CONNECT_TIMEOUT_MS,
+  DISCOVERY_CLIENT_CONNECTIONS,
+  MAX_DISCOVERY_RESPONSE_OCTETS,
+  MAX_DISCOVERY_BATCH_RESPONSE_OCTETS,
+  DiscoveryClientError,
+  createDiscoveryClient,
+  parseDiscoveryResult,
+} from './discovery-client.js';
+export type { DiscoveryClient, DiscoveryClientOptions } from './discovery-client.js';

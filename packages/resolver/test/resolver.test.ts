@@ -16,14 +16,16 @@ import {
   BOB,
   CAROL,
   CSIS,
-  MAP_TTL,
+  MAP_TTL_SECONDS,
   MAPREF_TARGET,
   MSP_ZONE,
-  PHONE_ZONE,
-  APEX,
+  answerServfail,
   buildHierarchy,
+  corruptMapAt,
+  publishCases,
   type Hierarchy,
-} from './hierarchy.js';
+} from '../../../test/helpers/hierarchy.js';
+import { APEX, PHONE_ZONE } from '../../../test/helpers/network.js';
 
 const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
 
@@ -31,15 +33,16 @@ let net: Hierarchy;
 const opened: Resolver[] = [];
 
 /** A resolver over the fixture with a fake clock (seconds) the test moves. */
-function resolverWithClock(extra: Parameters<Hierarchy['config']>[0] = {}) {
+function resolverWithClock(extra: Parameters<Hierarchy['resolverConfig']>[0] = {}) {
   const clock = { now: Date.now() / 1000 };
-  const resolver = createResolver(net.config(extra), { now: () => clock.now });
+  const resolver = createResolver(net.resolverConfig(extra), { now: () => clock.now });
   opened.push(resolver);
   return { resolver, clock };
 }
 
 beforeAll(async () => {
   net = await buildHierarchy();
+  await publishCases(net);
 });
 
 afterAll(async () => {
@@ -61,7 +64,7 @@ describe('discover', () => {
     expect(mapping?.server).toBe(net.phone.dohUrl);
     expect(mapping?.prover).toBe(b64(net.phone.store.proverKey().publicKey));
     expect(result.ttl).toBeGreaterThan(0);
-    expect(result.ttl).toBeLessThanOrEqual(MAP_TTL);
+    expect(result.ttl).toBeLessThanOrEqual(MAP_TTL_SECONDS);
   });
 
   it('reports none for a number with an authenticated denial', async () => {
@@ -80,7 +83,7 @@ describe('discover', () => {
 
   it('reports error bogus, not none, when a signature does not verify', async () => {
     const { resolver } = resolverWithClock();
-    net.phone.tamper = csiToName(CSIS.bogus);
+    net.phone.tamper = corruptMapAt(csiToName(CSIS.bogus));
     try {
       const result = await resolver.discover(CSIS.bogus);
       expect(result.status).toBe('error');
@@ -193,7 +196,7 @@ describe('discover', () => {
     const { resolver, clock } = resolverWithClock();
     const first = await resolver.discover(CSIS.found);
     clock.now += first.ttl + 60;
-    net.phone.down = true;
+    net.phone.tamper = answerServfail;
     try {
       const result = await resolver.discover(CSIS.found);
       expect(result.status).toBe('found');
@@ -204,7 +207,7 @@ describe('discover', () => {
       expect(unknown.status).toBe('error');
       expect(unknown.error?.reason).toBe('servfail');
     } finally {
-      net.phone.down = false;
+      net.phone.tamper = undefined;
     }
   });
 
@@ -365,13 +368,13 @@ describe('flushCache', () => {
     const first = await resolver.discover(CSIS.found);
     clock.now += first.ttl + 60;
     resolver.flushCache();
-    net.phone.down = true;
+    net.phone.tamper = answerServfail;
     try {
       const result = await resolver.discover(CSIS.found);
       expect(result.status).toBe('error');
       expect(result.stale).toBeUndefined();
     } finally {
-      net.phone.down = false;
+      net.phone.tamper = undefined;
     }
   });
 
@@ -447,7 +450,7 @@ describe('failure caching (RFC 9520)', () => {
 
   it('keeps a bogus answer to the question: other names of the zone still resolve', async () => {
     const { resolver } = resolverWithClock();
-    net.phone.tamper = csiToName(CSIS.bogus);
+    net.phone.tamper = corruptMapAt(csiToName(CSIS.bogus));
     try {
       expect((await resolver.discover(CSIS.bogus)).error?.reason).toBe('bogus');
     } finally {
@@ -464,11 +467,11 @@ describe('failure caching (RFC 9520)', () => {
   it('keeps an error a server answered to the question, not to the zone', async () => {
     const { resolver } = resolverWithClock();
     expect((await resolver.discover(CSIS.found)).status).toBe('found');
-    net.phone.down = true;
+    net.phone.tamper = answerServfail;
     try {
       expect((await resolver.discover(CSIS.empty)).error?.reason).toBe('servfail');
     } finally {
-      net.phone.down = false;
+      net.phone.tamper = undefined;
     }
     expect((await resolver.discover(CSIS.none)).status).toBe('none');
     const before = work(resolver).queries;
@@ -527,11 +530,11 @@ describe('resolve', () => {
   it('works over plain DNS when configured to', async () => {
     const { resolver } = resolverWithClock({
       transport: 'dns',
-      rootServers: [{ name: 'ns1.mimi.arpa', addresses: ['127.0.0.1'], port: net.root.udpPort }],
-      dnsPort: net.phone.udpPort,
+      rootServers: [{ name: 'ns1.mimi.arpa', addresses: ['127.0.0.1'], port: net.root.udp.port }],
+      dnsPort: net.phone.udp.port,
     });
     const result = await resolver.discover(CSIS.found);
     expect(result.status, JSON.stringify(result.error)).toBe('found');
-    expect(result.mappings[0]?.server).toBe(`127.0.0.1:${net.phone.udpPort}`);
+    expect(result.mappings[0]?.server).toBe(`127.0.0.1:${net.phone.udp.port}`);
   });
 });

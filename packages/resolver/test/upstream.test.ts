@@ -2,7 +2,8 @@ import { createSocket } from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '@mimi-discovery/common';
 import { createUpstream, type NameServer } from '../src/index.js';
-import { APEX, buildHierarchy, type Hierarchy } from './hierarchy.js';
+import { answerServfail, buildHierarchy, type Hierarchy } from '../../../test/helpers/hierarchy.js';
+import { APEX } from '../../../test/helpers/network.js';
 
 let net: Hierarchy;
 beforeAll(async () => {
@@ -30,11 +31,11 @@ describe('upstream', () => {
     };
     const live: NameServer = {
       name: 'live',
-      endpoint: { kind: 'dns', host: '127.0.0.1', port: net.root.udpPort },
+      endpoint: { kind: 'dns', host: '127.0.0.1', port: net.root.udp.port },
     };
     try {
       const first = await upstream.query([dead, live], APEX, 'SOA');
-      expect(first.kind === 'response' && first.server).toBe(`127.0.0.1:${net.root.udpPort}`);
+      expect(first.kind === 'response' && first.server).toBe(`127.0.0.1:${net.root.udp.port}`);
       const sent = upstream.sent();
       expect(sent).toBe(2);
       const second = await upstream.query([dead, live], APEX, 'SOA');
@@ -70,16 +71,16 @@ describe('upstream', () => {
     };
     const failing: NameServer = {
       name: 'failing',
-      endpoint: { kind: 'dns', host: '127.0.0.1', port: net.phone.udpPort },
+      endpoint: { kind: 'dns', host: '127.0.0.1', port: net.phone.udp.port },
     };
-    net.phone.down = true;
+    net.phone.tamper = answerServfail;
     try {
       const unreachable = await upstream.query([dead], APEX, 'SOA');
       expect(unreachable).toMatchObject({ kind: 'failed', unreachable: true });
       const answered = await upstream.query([dead, failing], APEX, 'SOA');
       expect(answered).toMatchObject({ kind: 'failed', unreachable: false });
     } finally {
-      net.phone.down = false;
+      net.phone.tamper = undefined;
       await upstream.close();
     }
   });

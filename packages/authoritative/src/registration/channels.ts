@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { MimiError } from '@mimi-discovery/common';
 import { createTransport } from 'nodemailer';
 import { request } from 'undici';
@@ -90,6 +90,28 @@ export function createOutboxChannel(path: string): CodeChannel {
       });
     },
   };
+}
+
+/**
+ * The code the outbox file at `path` last received for `csi` (canonical), or undefined when it
+ * holds none: how a development app, the `demo` command and the tests read what
+ * {@link createOutboxChannel} wrote. Lines that are not a code's JSON are skipped. A file that
+ * cannot be read rejects with the file system's error.
+ */
+export async function lastOutboxCode(path: string, csi: string): Promise<string | undefined> {
+  let code: string | undefined;
+  for (const line of (await readFile(path, 'utf8')).split('\n')) {
+    if (line.trim() === '') continue;
+    let entry: unknown;
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const { csi: to, code: sent } = (entry ?? {}) as { csi?: unknown; code?: unknown };
+    if (to === csi && typeof sent === 'string') code = sent;
+  }
+  return code;
 }
 
 /** Settings of {@link createSmtpChannel}. */

@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { CsiError, parseCsi, silentLogger } from '@mimi-discovery/common';
 import {
+  createDiscoveryClient,
   createResolver,
   readResolverFiles,
   resultJson,
@@ -9,7 +9,7 @@ import {
   type VerifiedMapping,
 } from '@mimi-discovery/resolver';
 import { Option, type Command } from 'commander';
-import { Agent, request } from 'undici';
+import { apiFailure, apiUrl, readCaFile } from '../api-flags.js';
 import type { CommandEnv } from '../context.js';
 import { failure, usageError } from '../errors.js';
 import { remotePort } from '../flag-values.js';
@@ -24,9 +24,6 @@ import { remotePort } from '../flag-values.js';
  * 2 when any is `error` (the results are printed first, then one error line); 1 for a command
  * line that does not parse, a CSI that is not one, or unusable hints or anchor.
  */
-
-/** Time allowed for the JSON API's response headers, and then its body: a batch takes a while. */
-const LOOKUP_TIMEOUT_MS = 120_000;
 
 interface LookupFlags {
   resolver?: string;
@@ -154,115 +151,31 @@ async function throughApi(
   transportGiven: boolean,
   env: CommandEnv,
 ): Promise<DiscoveryResult[]> {
-  const url = flags.resolver as string;
   if (flags.hints !== undefined || flags.trustAnchor !== undefined) {
     throw usageError('ERR_USAGE', '--resolver cannot be combined with --hints or --trust-anchor');
   }
   if (transportGiven || flags.dnsPort !== undefined) {
     throw usageError('ERR_USAGE', '--transport and --dns-port go with --hints, not --resolver');
   }
-  let base: URL;
+  const url = apiUrl('--resolver', flags.resolver as string);
+  const ca =
+    flags.ca === undefined
+      ? undefined
+      : await readCaFile('--ca', flags.ca, resolve(env.cwd, flags.ca));
+  const api = createDiscoveryClient({ url: url.href, ...(ca === undefined ? {} : { ca }) });
   try {
-    base = new URL(url);
-  } catch {
-    throw usageError('ERR_USAGE', `--resolver ${JSON.stringify(url)}: not a URL`);
-  }
-  if (base.protocol !== 'https:' && base.protocol !== 'http:') {
-    throw usageError('ERR_USAGE', `--resolver ${JSON.stringify(url)}: expected an https URL`);
-  }
-  let ca: Buffer | undefined;
-  if (flags.ca !== undefined) {
-    try {
-      ca = await readFile(resolve(env.cwd, flags.ca));
-    } catch (error) {
-      throw usageError('ERR_USAGE', `--ca ${flags.ca}: cannot read it`, error);
-    }
-  }
-  const agent = new Agent({
-    allowH2: true,
-    headersTimeout: LOOKUP_TIMEOUT_MS,
-    bodyTimeout: LOOKUP_TIMEOUT_MS,
-    ...(ca === undefined ? {} : { connect: { ca } }),
-  });
-  const endpoint = new URL('v1/discover', base.href.endsWith('/') ? base.href : `${base.href}/`);
-  try {
-    if (inputs.length === 1) {
-      const one = new URL(endpoint);
-      one.searchParams.set('csi', inputs[0] as string);
-      return [asResult(await call(agent, one, undefined), one)];
-    }
-    const json = await call(agent, endpoint, JSON.stringify({ csis: inputs }));
-    const results =
-      typeof json === 'object' && json !== null
-        ? (json as Record<string, unknown>)['results']
-        : undefined;
-    if (!Array.isArray(results) || results.length !== inputs.length) {
-      throw badResponse(endpoint, `did not answer ${inputs.length} results`);
-    }
-    return results.map((r) => asResult(r, endpoint));
-  } finally {
-    await agent.close();
-  }
-}
-
-/** One request to the API: the JSON of a 200, or the API's error as the command's (exit 2). */
-async function call(agent: Agent, url: URL, body: string | undefined): Promise<unknown> {
-  let status: number;
-  let text: string;
-  try {
-    const response = await request(url, {
-      method: body === undefined ? 'GET' : 'POST',
-      dispatcher: agent,
-      headers: {
-        accept: 'application/json',
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body }),
-    });
-    status = response.statusCode;
-    text = await response.body.text();
+    // One CSI is one GET, sent as typed; several are one POST.
+    return inputs.length === 1
+      ? [await api.discover(inputs[0] as string)]
+      : await api.discoverMany(inputs);
   } catch (error) {
-    throw failure('ERR_CLI_RESOLVER_UNREACHABLE', `cannot reach ${url.origin}`, error);
+    throw apiFailure(error, url, {
+      unreachable: 'ERR_CLI_RESOLVER_UNREACHABLE',
+      response: 'ERR_CLI_RESOLVER_RESPONSE',
+    });
+  } finally {
+    await api.close();
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw badResponse(url, `answered HTTP ${status} without JSON`);
-  }
-  if (status === 200) return json;
-  const error =
-    typeof json === 'object' && json !== null
-      ? (json as Record<string, unknown>)['error']
-      : undefined;
-  if (typeof error === 'object' && error !== null) {
-    const { code, message } = error as Record<string, unknown>;
-    if (typeof code === 'string' && typeof message === 'string') throw failure(code, message);
-  }
-  throw badResponse(url, `answered HTTP ${status}`);
-}
-
-function badResponse(url: URL, what: string): Error {
-  return failure('ERR_CLI_RESOLVER_RESPONSE', `${url.origin}${url.pathname} ${what}`);
-}
-
-const STATUSES: ReadonlySet<string> = new Set(['none', 'empty', 'found', 'error']);
-
-/** A result of the API, checked enough to print it. */
-function asResult(value: unknown, url: URL): DiscoveryResult {
-  const r = value as Partial<DiscoveryResult> | null;
-  if (
-    typeof r !== 'object' ||
-    r === null ||
-    typeof r.csi !== 'string' ||
-    typeof r.status !== 'string' ||
-    !STATUSES.has(r.status) ||
-    !Array.isArray(r.mappings) ||
-    typeof r.ttl !== 'number'
-  ) {
-    throw badResponse(url, 'answered something other than a discovery result');
-  }
-  return r as DiscoveryResult;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,18 +3,20 @@ import {
   createMapping,
   createMaprefRequest,
   createRemoval,
-  decodeAttestation,
-  encodeMapping,
-  encodeMaprefRequest,
-  encodeRemoval,
   generateKeyPair,
   MimiError,
   parseCsi,
   type MspEntry,
 } from '@mimi-discovery/common';
+import {
+  createRegistrationClient,
+  type PublishResult,
+  type RegistrationClient,
+} from '@mimi-discovery/authoritative';
 import { Option, type Command } from 'commander';
+import { apiFailure, apiUrl, readCaFile } from '../api-flags.js';
 import type { CommandEnv } from '../context.js';
-import { failure, parseFlag, usageError } from '../errors.js';
+import { parseFlag, usageError } from '../errors.js';
 import { collect, days, domainName, msp, mspUri, unsigned } from '../flag-values.js';
 import {
   addAttestationToKeyFile,
@@ -26,7 +28,6 @@ import {
   type AttestedCsi,
   type KeyFile,
 } from '../key-file.js';
-import { createRegistrationClient, type RegistrationClient } from '../registration-client.js';
 
 /**
  * `recipient …`: the recipient's side of registration (design §8) against a DP's API —
@@ -118,13 +119,11 @@ Examples:
     )
     .action(async (flags: ProveFlags) => {
       const csi = parseFlag('--csi', flags.csi, parseCsi);
-      const response = await call(flags, env, (api) => api.post('/v1/prove', { csi }));
-      if (flags.json === true) env.out(`${JSON.stringify(response, null, 2)}\n`);
+      const { result } = await call(flags, env, (api) => api.prove(csi));
+      if (flags.json === true) env.out(`${JSON.stringify(result, null, 2)}\n`);
       else {
-        const expires =
-          typeof response['expiresAt'] === 'number' ? iso(response['expiresAt']) : '?';
         env.out(
-          `sent a code for ${String(response['csi'] ?? csi)} through ${String(response['channel'] ?? '?')}; it expires at ${expires}\n`,
+          `sent a code for ${result.csi} through ${result.channel}; it expires at ${iso(result.expiresAt)}\n`,
         );
       }
     });
@@ -147,33 +146,11 @@ Examples:
       const csi = parseFlag('--csi', flags.csi, parseCsi);
       const keyPath = resolve(env.cwd, flags.key);
       const { keyPair } = await readKeyFile(keyPath);
-      const response = await call(flags, env, (api) =>
-        api.post('/v1/confirm', {
-          csi,
-          code: flags.code.trim(),
-          key: toBase64url(keyPair.publicKey),
-        }),
+      // The client checks that the attestation decodes and binds this CSI to this key.
+      const { result } = await call(flags, env, (api) =>
+        api.confirm({ csi, code: flags.code.trim(), key: keyPair.publicKey }),
       );
-      const encoded = bytesField(response, 'attestation');
-      let attestation;
-      try {
-        attestation = decodeAttestation(encoded);
-      } catch (error) {
-        throw failure(
-          'ERR_CLI_API_RESPONSE',
-          'the DP returned an attestation that does not decode',
-          error,
-        );
-      }
-      if (
-        attestation.csi !== csi ||
-        !Buffer.from(attestation.key).equals(Buffer.from(keyPair.publicKey))
-      ) {
-        throw failure(
-          'ERR_CLI_API_RESPONSE',
-          'the DP returned an attestation for another CSI or key',
-        );
-      }
+      const { attestation, encoded } = result;
       const file = flags.attestation === undefined ? keyPath : resolve(env.cwd, flags.attestation);
       if (flags.attestation === undefined)
         await addAttestationToKeyFile(keyPath, keyPair, { csi, encoded });
@@ -250,9 +227,7 @@ Examples:
           keyPair.secretKey,
         ),
       );
-      const response = await call(flags, env, (api) =>
-        api.post('/v1/mappings', { mapping: toBase64url(encodeMapping(mapping)) }),
-      );
+      const { result: response } = await call(flags, env, (api) => api.publishMapping(mapping));
       const report = { csi: attested.csi, seq, msps: msps.length, ...response };
       if (flags.json === true) env.out(`${JSON.stringify(report, null, 2)}\n`);
       else {
@@ -299,9 +274,7 @@ Examples:
           keyPair.secretKey,
         ),
       );
-      const response = await call(flags, env, (api) =>
-        api.post('/v1/maprefs', { request: toBase64url(encodeMaprefRequest(request)) }),
-      );
+      const { result: response } = await call(flags, env, (api) => api.publishMapref(request));
       const report = { csi: attested.csi, target, ...response };
       if (flags.json === true) env.out(`${JSON.stringify(report, null, 2)}\n`);
       else {
@@ -335,9 +308,7 @@ Examples:
       const removal = signed('--seq', () =>
         createRemoval({ csi: attested.csi, seq, iat: now }, keyPair.secretKey),
       );
-      const response = await call(flags, env, (api) =>
-        api.post('/v1/removals', { removal: toBase64url(encodeRemoval(removal)) }),
-      );
+      const { result: response } = await call(flags, env, (api) => api.remove(removal));
       const report = { csi: attested.csi, seq, ...response };
       if (flags.json === true) env.out(`${JSON.stringify(report, null, 2)}\n`);
       else env.out(`removed the mappings of ${attested.csi} up to seq ${seq}${placed(response)}\n`);
@@ -358,17 +329,28 @@ function keyFlags(command: Command, attestationHelp: string): Command {
     .option('--attestation <file>', attestationHelp);
 }
 
+/**
+ * Runs `action` with a client of the API of `--api` (trusting `--ca`), and reports its errors as
+ * the command's (api-flags.ts).
+ */
 async function call<T>(
   flags: ApiFlags,
   env: CommandEnv,
   action: (api: RegistrationClient) => Promise<T>,
 ): Promise<T> {
-  const api = await createRegistrationClient(
-    flags.api,
-    flags.ca === undefined ? undefined : resolve(env.cwd, flags.ca),
-  );
+  const url = apiUrl('--api', flags.api);
+  const ca =
+    flags.ca === undefined
+      ? undefined
+      : await readCaFile('--ca', flags.ca, resolve(env.cwd, flags.ca));
+  const api = createRegistrationClient({ url: url.href, ...(ca === undefined ? {} : { ca }) });
   try {
     return await action(api);
+  } catch (error) {
+    throw apiFailure(error, url, {
+      unreachable: 'ERR_CLI_API_UNREACHABLE',
+      response: 'ERR_CLI_API_RESPONSE',
+    });
   } finally {
     await api.close();
   }
@@ -425,19 +407,8 @@ function signed<T>(flag: string, create: () => T): T {
   }
 }
 
-function bytesField(response: Record<string, unknown>, field: string): Uint8Array {
-  const value = response[field];
-  if (typeof value !== 'string' || !/^[A-Za-z0-9_-]+$/.test(value)) {
-    throw failure('ERR_CLI_API_RESPONSE', `the DP's response has no base64url ${field}`);
-  }
-  return new Uint8Array(Buffer.from(value, 'base64url'));
-}
-
-function placed(response: Record<string, unknown>): string {
-  const { zone, serial } = response;
-  return typeof zone === 'string'
-    ? ` (zone ${zone}${typeof serial === 'number' ? `, serial ${serial}` : ''})`
-    : '';
+function placed(response: PublishResult): string {
+  return ` (zone ${response.zone}, serial ${response.serial})`;
 }
 
 function iso(seconds: number): string {

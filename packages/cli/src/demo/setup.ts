@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   canonicalName,
@@ -8,6 +8,7 @@ import {
   parseCsi,
   silentLogger,
 } from '@mimi-discovery/common';
+import { lastOutboxCode } from '@mimi-discovery/authoritative';
 import { loadConfig, openStore } from '../config-file.js';
 import type { CliContext, CliResult, CommandEnv } from '../context.js';
 import { failure } from '../errors.js';
@@ -161,16 +162,11 @@ async function writeResolverConfig(resolver: PlannedServer, paths: NetworkPaths)
 
 /** The code a DP last wrote to its development outbox for `csi`. */
 async function lastCode(outbox: string, csi: string): Promise<string> {
-  const text = await readFile(outbox, 'utf8');
-  const entries = text
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as { csi?: unknown; code?: unknown });
-  const entry = entries.filter((e) => e.csi === csi).at(-1);
-  if (typeof entry?.code !== 'string') {
+  const code = await lastOutboxCode(outbox, csi);
+  if (code === undefined) {
     throw failure('ERR_CLI_DEMO_SETUP', `no one-time code for ${csi} in ${outbox}`);
   }
-  return entry.code;
+  return code;
 }
 
 /** A DP's registration API URL and its outbox, from the plan. */
