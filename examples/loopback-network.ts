@@ -36,13 +36,13 @@ import {
   delegate,
   dpConfigSchema,
   openLmdbStore,
-  startProvider,
+  startDp,
   storeDirectory,
   type AuthkeyEntry,
   type DelegationSpec,
   type DiscoveryStore,
   type RegistrarLimits,
-  type RunningProvider,
+  type RunningDp,
 } from '@mimi-discovery/authoritative';
 import { rootTrustAnchor } from '@mimi-discovery/root';
 import type { ResolverConfig } from '@mimi-discovery/resolver';
@@ -168,7 +168,7 @@ export async function serveServer(
   dataDir: string,
   tls: LoopbackTls['tls'],
   options: ServeOptions = {},
-): Promise<RunningProvider> {
+): Promise<RunningDp> {
   const api = role === 'dp' && options.outbox !== undefined;
   const config = parseConfig(dpConfigSchema, {
     role,
@@ -193,11 +193,11 @@ export async function serveServer(
       : {}),
     log: { level: 'silent' },
   });
-  return startProvider(config, options.log === undefined ? {} : { log: options.log });
+  return startDp(config, options.log === undefined ? {} : { log: options.log });
 }
 
 /** The delegation of `zone` to the server `provider`: `ns1.<zone>` at 127.0.0.1, its DoH port. */
-export function delegationTo(zone: string, provider: RunningProvider, ds: DsData): DelegationSpec {
+export function delegationTo(zone: string, provider: RunningDp, ds: DsData): DelegationSpec {
   const doh = provider.dns?.doh;
   if (doh === undefined) throw new Error(`the server for ${zone} serves no DoH`);
   return {
@@ -208,7 +208,7 @@ export function delegationTo(zone: string, provider: RunningProvider, ds: DsData
 }
 
 /** What a resolver needs to start from the root: hints, trust anchor (parsed), the CA. */
-export function resolverConfigFor(root: RunningProvider, caPem: string): ResolverConfig {
+export function resolverConfigFor(root: RunningDp, caPem: string): ResolverConfig {
   const doh = root.dns?.doh;
   if (doh === undefined) throw new Error('the root serves no DoH');
   return {
@@ -222,8 +222,8 @@ export function resolverConfigFor(root: RunningProvider, caPem: string): Resolve
 export interface LoopbackNetwork {
   readonly dir: string;
   readonly caPem: string;
-  readonly root: RunningProvider;
-  readonly dp: RunningProvider;
+  readonly root: RunningDp;
+  readonly dp: RunningDp;
   /** The DP's zones, one per range. */
   readonly zones: readonly string[];
   /** `https://127.0.0.1:<port>`, the DP's registration API. */
@@ -239,7 +239,7 @@ export interface LoopbackNetwork {
 /** Builds the network: a root, one DP for `ranges` (`+44`, `@example.com`), delegated. */
 export async function startLoopbackNetwork(ranges: readonly string[]): Promise<LoopbackNetwork> {
   const files = await createLoopbackDir('mimi-example');
-  const running: RunningProvider[] = [];
+  const running: RunningDp[] = [];
   const close = async (): Promise<void> => {
     await Promise.allSettled(running.reverse().map((server) => server.close()));
     files.remove();

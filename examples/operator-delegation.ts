@@ -23,7 +23,7 @@ import {
   delegate,
   listDelegations,
   undelegate,
-  type RunningProvider,
+  type RunningDp,
 } from '@mimi-discovery/authoritative';
 import { formatRootHints, rootTrustAnchor } from '@mimi-discovery/root';
 import { createResolver, readResolverFiles } from '@mimi-discovery/resolver';
@@ -42,7 +42,7 @@ export const RANGE = '+44';
 /** Runs the example, writing what it shows through `log`, one line per call. */
 export async function main(log: (line: string) => void): Promise<void> {
   const files = await createLoopbackDir('mimi-operator');
-  const running: RunningProvider[] = [];
+  const running: RunningDp[] = [];
   try {
     const zone = parseRange(RANGE, APEX).zone;
 

@@ -24,9 +24,9 @@ import {
   createMemoryStore,
   dpConfigSchema,
   createRegistrationClient,
-  startProvider,
+  startDp,
   type DiscoveryStore,
-  type RunningProvider,
+  type RunningDp,
 } from '@mimi-discovery/authoritative';
 import { PHONE_ZONE, TEST_REGISTRATION_LIMITS, authkey } from './helpers/network.js';
 import { initServer, writeLoopbackTls } from '../examples/loopback-network.js';
@@ -87,7 +87,7 @@ function planned(csi: Csi, key: Ed25519KeyPair): Planned {
 
 /** A running DP over one store, and a second writer of that store. */
 interface Running {
-  readonly provider: RunningProvider;
+  readonly provider: RunningDp;
   /** The CA of the API's certificate. */
   readonly caPem: string;
   /**
@@ -150,7 +150,7 @@ const SUBJECTS: readonly Subject[] = [
       });
       const { file, raw, caPem } = await writeConfig(dir, dataDir);
       // No clock is given, so the store runs its writes on a writer thread, as in production.
-      const provider = await startProvider(parseConfig(dpConfigSchema, raw, file));
+      const provider = await startDp(parseConfig(dpConfigSchema, raw, file));
       return {
         provider,
         caPem,
@@ -201,7 +201,7 @@ const SUBJECTS: readonly Subject[] = [
         authkeys: [authkey('prover', PROVER.publicKey)],
       });
       const { file, raw, caPem } = await writeConfig(dir, dataDir);
-      const provider = await startProvider(parseConfig(dpConfigSchema, raw, file), { store });
+      const provider = await startDp(parseConfig(dpConfigSchema, raw, file), { store });
       return {
         provider,
         caPem,

@@ -25,7 +25,7 @@ import {
   type DnsServer,
   type Message,
 } from '@mimi-discovery/common';
-import { API_CONNECTIONS_PER_CLIENT, type RunningProvider } from '@mimi-discovery/authoritative';
+import { API_CONNECTIONS_PER_CLIENT, type RunningDp } from '@mimi-discovery/authoritative';
 import { buildNetwork, logLines, type Network, type NetworkServer } from './helpers/network.js';
 import { TRANSPORTS, ask } from './helpers/dns.js';
 import {
@@ -485,7 +485,7 @@ describe('clients holding connections past their share (default limits)', () => 
   const dohStats = (): ConnectionStats =>
     (dp.provider.dns?.doh as NonNullable<DnsServer['doh']>).connectionStats();
   const apiStats = (): ConnectionStats =>
-    (dp.provider.api as NonNullable<RunningProvider['api']>).connectionStats();
+    (dp.provider.api as NonNullable<RunningDp['api']>).connectionStats();
 
   /** `count` MAP queries, each on a new connection of its own (a new client's first query). */
   async function freshProbes(transport: 'tcp' | 'doh', count: number): Promise<number> {

@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
-import { dpConfigSchema, openLmdbStore, startProvider } from '@mimi-discovery/authoritative';
+import { dpConfigSchema, openLmdbStore, startDp } from '@mimi-discovery/authoritative';
 import { keyPairFromSeed, record } from '@mimi-discovery/common';
 import { ORIGIN, PROVER_SEED, nameOf, signedMapping } from './dataset.js';
 import { Profiler, summarizeProfile } from './profile.js';
@@ -91,7 +91,7 @@ async function main(dataDir: string): Promise<void> {
     listen: { host: '127.0.0.1', udp: 0 },
     log: { level: 'error' },
   });
-  const server = await startProvider(config, { store });
+  const server = await startDp(config, { store });
   reply({ event: 'ready', port: server.dns?.udp?.port, pid: process.pid });
   const lines = createInterface({ input: process.stdin });
   const profiler = new Profiler();

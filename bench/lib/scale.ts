@@ -26,9 +26,9 @@ import { median, percentile } from './report.js';
  *    first answered MAP query for a CSI in the middle of the data set. Medians are reported. The
  *    DP runs under vite-node, whose start (transforming TypeScript) is the same for every size;
  *    what grows with the store is whatever the DP reads before it reports ready (with
- *    `startProvider`, a `resign` walk over every node: see `resignScanSeconds`).
+ *    `startDp`, a `resign` walk over every node: see `resignScanSeconds`).
  *    Then it waits until the DP is idle (its CPU below 3 % of a core for 3 s): what the DP does
- *    in the background once it answers (`startProvider` starts a `resign` walk over every node)
+ *    in the background once it answers (`startDp` starts a `resign` walk over every node)
  *    would otherwise compete with the latency passes.
  * 3. Memory: VmRSS (split into anonymous and file-backed: LMDB's pages are file-backed, mapped
  *    from the page cache) and VmHWM from /proc/<pid>/status, right after the last start-up's
@@ -41,7 +41,7 @@ import { median, percentile } from './report.js';
  *    10 s of unrecorded queries for other names warm V8 up; then two passes over the same
  *    names. The first looks every name up in the store: a name's page is in memory only if
  *    something read it since the cache was dropped (the warm-up, or a `resign` walk: then the
- *    whole store, RAM allowing). The second repeats them: with `startProvider` the DP's answer
+ *    whole store, RAM allowing). The second repeats them: with `startDp` the DP's answer
  *    cache (64 MiB by default) holds the first pass's responses, so it measures cache hits.
  *    Percentiles are nearest-rank over answered queries; server CPU per query from /proc. A CSI
  *    with three mappings is answered truncated (TC) over UDP, as in `run.ts` (see
@@ -154,7 +154,7 @@ export interface ScaleResult {
     cache: 'cold' | 'warm' | 'mixed';
     /**
      * Seconds `store.resign` took to walk the whole store with nothing due, in the measuring
-     * process after the DP stopped (page cache warm). `startProvider` (server.ts) runs this walk
+     * process after the DP stopped (page cache warm). `startDp` (server.ts) runs this walk
      * in the background at start and every 15 minutes on the store's writer thread; this
      * measures what each pass costs.
      */

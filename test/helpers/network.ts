@@ -13,7 +13,7 @@ import {
   createRegistrationClient,
   delegate,
   type AuthkeyEntry,
-  type RunningProvider,
+  type RunningDp,
 } from '@mimi-discovery/authoritative';
 import { rootTrustAnchor } from '@mimi-discovery/root';
 import {
@@ -55,7 +55,7 @@ export interface NetworkServer {
   /** The zone it serves. */
   readonly zone: string;
   readonly dataDir: string;
-  readonly provider: RunningProvider;
+  readonly provider: RunningDp;
   /** Plain DNS; UDP and TCP share the port. */
   readonly udp: ServerAddress;
   readonly tcp: ServerAddress;

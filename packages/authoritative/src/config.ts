@@ -24,7 +24,7 @@ import {
 
 /**
  * The config file of a Discovery Provider or of the root directory (design §10), beside the
- * server that reads it (`startProvider`). The sections every server has (`listen`, `tls`,
+ * server that reads it (`startDp`). The sections every server has (`listen`, `tls`,
  * `limits.tcp`, `limits.doh`, `log`) and `parseConfig` come from `@mimi-discovery/common`; what
  * only a DP has — signing, registration and its code channels, the registration API's limits,
  * the rules of the roles — is here, each rule stated once, in the schema.

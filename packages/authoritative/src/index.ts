@@ -171,8 +171,8 @@ export { QUERY_DURATION_BUCKETS, createAuthoritativeMetrics } from './metrics.js
 export type { AuthoritativeMetrics } from './metrics.js';
 
 // server.ts, delegation.ts
-export { startProvider, storeDirectory, RESIGN_INTERVAL_MS } from './answering/server.js';
-export type { RunningProvider, ProviderComponents } from './answering/server.js';
+export { startDp, storeDirectory, RESIGN_INTERVAL_MS } from './answering/server.js';
+export type { RunningDp, DpComponents } from './answering/server.js';
 export {
   delegate,
   undelegate,

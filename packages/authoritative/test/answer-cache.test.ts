@@ -19,7 +19,7 @@ import {
   createMemoryStore,
   dpConfigSchema,
   openLmdbStore,
-  startProvider,
+  startDp,
   type DiscoveryStore,
 } from '../src/index.js';
 import { mapHex, putMappings, specHex, verifyIn, type MappingSpec } from './expiring-mappings.js';
@@ -52,7 +52,7 @@ describe.each(stores)('a DP with its answer cache, over the %s store', (kind, op
       listen: { udp: 0, tcp: 0, admin: 0 },
       log: { level: 'error' },
     });
-    const provider = await startProvider(config, { store, now: fakeClock().now });
+    const provider = await startDp(config, { store, now: fakeClock().now });
     try {
       const at = { host: '127.0.0.1', port: provider.dns!.udp!.port };
       const ask = async (over: 'udp' | 'tcp') => {
@@ -166,7 +166,7 @@ describe.each(stores)('a DP serving mappings as they expire, over the %s store',
       tls: { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') },
       log: { level: 'error' },
     });
-    const provider = await startProvider(config, { store, now: clock.now });
+    const provider = await startDp(config, { store, now: clock.now });
     const doh = createDohClient({ ca: ca.certPem });
     try {
       const dns = provider.dns!;

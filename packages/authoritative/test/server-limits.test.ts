@@ -9,7 +9,7 @@ import {
   parseConfig,
 } from '@mimi-discovery/common';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createMemoryStore, dpConfigSchema, startProvider } from '../src/index.js';
+import { createMemoryStore, dpConfigSchema, startDp } from '../src/index.js';
 import { PROVER_SEED, fakeClock, zoneInit } from './store-battery.js';
 
 const root = mkdtempSync(join(tmpdir(), 'mimi-server-limits-'));
@@ -37,7 +37,7 @@ describe('a DP started from its config', () => {
       },
       log: { level: 'error' },
     });
-    const provider = await startProvider(config, { store, now: fakeClock().now });
+    const provider = await startDp(config, { store, now: fakeClock().now });
     const sockets: Socket[] = [];
     try {
       const listeners = [
@@ -86,7 +86,7 @@ describe('a DP started from its config', () => {
       listen: { admin: 0 },
       log: { level: 'error' },
     });
-    const provider = await startProvider(config, { store, now: fakeClock().now });
+    const provider = await startDp(config, { store, now: fakeClock().now });
     const sockets: Socket[] = [];
     try {
       const admin = provider.admin;

@@ -8,7 +8,7 @@ import {
   readConfigFile,
   silentLogger,
 } from '@mimi-discovery/common';
-import { dpConfigSchema, startProvider, type RunningProvider } from '@mimi-discovery/authoritative';
+import { dpConfigSchema, startDp, type RunningDp } from '@mimi-discovery/authoritative';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { outboxCode } from '../../../test/helpers/registration.js';
 import { createCliFixture } from './fixture.js';
@@ -18,7 +18,7 @@ const ZONE = '4.4.e164.mimi.arpa';
 const CSI = 'tel:+442079460018';
 const NAME = `8.1.0.0.6.4.9.7.0.2.${ZONE}`;
 
-let provider: RunningProvider;
+let provider: RunningDp;
 let api: string[];
 
 beforeAll(async () => {
@@ -39,7 +39,7 @@ beforeAll(async () => {
     'ca',
   ]);
   const config = await readConfigFile(join(cli.dir, 'dp', 'config.json'), dpConfigSchema);
-  provider = await startProvider(config, { log: silentLogger });
+  provider = await startDp(config, { log: silentLogger });
   const url = provider.api?.url;
   if (url === undefined) throw new Error('the DP serves no registration API');
   api = ['--api', url, '--ca', 'ca/ca.pem'];

@@ -32,7 +32,7 @@ import type { DiscoveryStore } from '../store/store.js';
  * `<dataDir>/store`, the DNS listeners (UDP, TCP, DoH) answering from it, the registration API
  * (DPs only), the admin port, and the background re-signing of RRSIGs before they expire.
  */
-export interface RunningProvider {
+export interface RunningDp {
   readonly config: DpConfig;
   readonly store: DiscoveryStore;
   readonly dns: DnsServer | undefined;
@@ -42,8 +42,8 @@ export interface RunningProvider {
   close(): Promise<void>;
 }
 
-/** What a provider uses besides its config. */
-export interface ProviderComponents {
+/** What a DP (or the root) uses besides its config. */
+export interface DpComponents {
   /**
    * The clock of the whole server (whole seconds since the epoch): the store, the answerer, the
    * registrar, the answer cache and re-signing all read this one. Default `systemClock`.
@@ -64,10 +64,7 @@ export function storeDirectory(dataDir: string): string {
 }
 
 /** Starts a Discovery Provider or the root directory from a parsed config (`dpConfigSchema`). */
-export async function startProvider(
-  config: DpConfig,
-  components: ProviderComponents = {},
-): Promise<RunningProvider> {
+export async function startDp(config: DpConfig, components: DpComponents = {}): Promise<RunningDp> {
   const now = components.now ?? systemClock;
   const log = components.log ?? createLogger(`authoritative`, { level: config.log.level });
   const day = 86_400;

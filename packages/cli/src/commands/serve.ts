@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
-import { startProvider, storeDirectory, type RunningProvider } from '@mimi-discovery/authoritative';
+import { startDp, storeDirectory, type RunningDp } from '@mimi-discovery/authoritative';
 import type { Command } from 'commander';
 import { loadConfig } from '../config-file.js';
 import type { CommandEnv } from '../context.js';
 import { failure } from '../errors.js';
 
 /**
- * `serve`: runs the root directory or a DP from its config (`startProvider`), prints one line
+ * `serve`: runs the root directory or a DP from its config (`startDp`), prints one line
  * per listener — `udp 127.0.0.1:5300`, `doh https://127.0.0.1:8443/dns-query`, … — or with
  * `--json` one JSON object per line (`{"listener":"udp","host":"127.0.0.1","port":5300}`), and
  * runs until SIGINT or SIGTERM (in-process: until the context's signal aborts), when it closes
@@ -49,9 +49,9 @@ Examples:
         );
       }
       const stopped = stopSignal(env.signal);
-      const provider = await startProvider(config, env.log ? { log: env.log } : {});
+      const dp = await startDp(config, env.log ? { log: env.log } : {});
       try {
-        for (const l of listeners(provider)) {
+        for (const l of listeners(dp)) {
           env.out(
             flags.json === true
               ? `${JSON.stringify(l)}\n`
@@ -60,20 +60,20 @@ Examples:
         }
         await stopped;
       } finally {
-        await provider.close();
+        await dp.close();
       }
     });
 }
 
 /** The listeners of a running server, in a fixed order. */
-export function listeners(provider: RunningProvider): ListenerJson[] {
+export function listeners(dp: RunningDp): ListenerJson[] {
   const out: ListenerJson[] = [];
-  const { dns, api, admin } = provider;
+  const { dns, api, admin } = dp;
   if (dns?.udp) out.push({ listener: 'udp', host: dns.udp.host, port: dns.udp.port });
   if (dns?.tcp) out.push({ listener: 'tcp', host: dns.tcp.host, port: dns.tcp.port });
   if (dns?.doh)
     out.push({ listener: 'doh', host: dns.doh.host, port: dns.doh.port, url: dns.doh.url });
-  const host = provider.config.listen.host;
+  const host = dp.config.listen.host;
   if (api) out.push({ listener: 'api', host, port: api.port, url: api.url });
   if (admin) out.push({ listener: 'admin', host, port: admin.port, url: admin.url });
   return out;
