@@ -416,6 +416,7 @@ export type {
   ApiClientErrorInit,
   ApiClientErrorClass,
   ApiClientOptions,
+  ApiEndpointOptions,
   ApiResponseInfo,
   ApiRequest,
   ApiAnswer,

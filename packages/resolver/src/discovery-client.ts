@@ -4,7 +4,7 @@ import {
   isJsonObject,
   parseCsi,
   type ApiAnswer,
-  type ApiResponseInfo,
+  type ApiEndpointOptions,
   type MspEntry,
 } from '@mimi-discovery/common';
 import { DISCOVER_PATH, JSON_API_ERRORS, type JsonApiErrorCode } from './json-api.js';
@@ -79,24 +79,13 @@ const REASONS: ReadonlySet<string> = new Set<DiscoveryErrorReason>([
  */
 export class DiscoveryClientError extends ApiClientError<JsonApiErrorCode> {}
 
-/** Where the API is and how to reach it. */
-export interface DiscoveryClientOptions {
-  /** The API's base URL: `https://resolver.example:8453`, or with a path prefix. */
-  readonly url: string;
-  /** PEM CA certificates trusted instead of the system's roots (a local CA). */
-  readonly ca?: string | Uint8Array | ReadonlyArray<string | Uint8Array>;
-  /** Default {@link DISCOVERY_CLIENT_TIMEOUT_MS}. */
-  readonly timeoutMs?: number;
-  /**
-   * Largest response read, for `discover` and `discoverMany` alike; default
-   * {@link MAX_DISCOVERY_RESPONSE_OCTETS} and {@link MAX_DISCOVERY_BATCH_RESPONSE_OCTETS}.
-   */
-  readonly maxResponseOctets?: number;
-  /** Default {@link DISCOVERY_CLIENT_CONNECTIONS}. */
-  readonly connections?: number;
-  /** Called with every response once its body is read (logs, measurements). */
-  readonly onResponse?: (response: ApiResponseInfo) => void;
-}
+/**
+ * Where the API is and how to reach it. Defaults: {@link DISCOVERY_CLIENT_TIMEOUT_MS},
+ * {@link DISCOVERY_CLIENT_CONNECTIONS}, and as the largest response
+ * {@link MAX_DISCOVERY_RESPONSE_OCTETS} for `discover`, {@link MAX_DISCOVERY_BATCH_RESPONSE_OCTETS}
+ * for `discoverMany` (one `maxResponseOctets` sets both).
+ */
+export type DiscoveryClientOptions = ApiEndpointOptions;
 
 /** A resolver's JSON API, with the discovery verbs of the in-process `Resolver`. */
 export interface DiscoveryClient {

@@ -9,7 +9,7 @@ import {
   isJsonObject,
   parseCsi,
   type ApiAnswer,
-  type ApiResponseInfo,
+  type ApiEndpointOptions,
   type Attestation,
   type Csi,
   type Mapping,
@@ -80,21 +80,11 @@ const CODES: ReadonlySet<string> = new Set(Object.keys(REGISTRATION_ERRORS));
  */
 export class RegistrationClientError extends ApiClientError<RegistrationErrorCode> {}
 
-/** Where the API is and how to reach it. */
-export interface RegistrationClientOptions {
-  /** The API's base URL: `https://dp.example:8445`, or with a path prefix. */
-  readonly url: string;
-  /** PEM CA certificates trusted instead of the system's roots (a local CA). */
-  readonly ca?: string | Uint8Array | ReadonlyArray<string | Uint8Array>;
-  /** Default {@link REGISTRATION_CLIENT_TIMEOUT_MS}. */
-  readonly timeoutMs?: number;
-  /** Default {@link MAX_REGISTRATION_RESPONSE_OCTETS}. */
-  readonly maxResponseOctets?: number;
-  /** Default {@link REGISTRATION_CLIENT_CONNECTIONS}. */
-  readonly connections?: number;
-  /** Called with every response once its body is read (logs, measurements). */
-  readonly onResponse?: (response: ApiResponseInfo) => void;
-}
+/**
+ * Where the API is and how to reach it. Defaults: {@link REGISTRATION_CLIENT_TIMEOUT_MS},
+ * {@link MAX_REGISTRATION_RESPONSE_OCTETS}, {@link REGISTRATION_CLIENT_CONNECTIONS}.
+ */
+export type RegistrationClientOptions = ApiEndpointOptions;
 
 /** A success of the API: the HTTP status (202 Accepted, 201 Created, 200) and the result. */
 export interface RegistrationResponse<T> {

@@ -56,8 +56,9 @@ export interface ApiClientErrorInit {
  * ({@link API_CLIENT_FAULT_CODES}). `Code` is the API's own codes; each API's client has a
  * subclass that names them.
  */
-export class ApiClientError<Code extends string = string> extends MimiError {
-  declare readonly code: Code | ApiClientFaultCode;
+export class ApiClientError<Code extends string = string> extends MimiError<
+  Code | ApiClientFaultCode
+> {
   readonly url: string;
   readonly status: number | undefined;
   readonly detail: string | undefined;
@@ -81,6 +82,25 @@ export type ApiClientErrorClass<E extends ApiClientError> = new (
   message: string,
   init: ApiClientErrorInit,
 ) => E;
+
+/**
+ * What a user of an API's client says about the endpoint (the registration client, the discovery
+ * client): where it is, whom to trust, and overrides of the client's own limits.
+ */
+export interface ApiEndpointOptions {
+  /** The API's base URL (`https://dp.example:8445`, or with a path prefix). */
+  readonly url: string;
+  /** PEM CA certificates trusted instead of the system's roots (a local CA). */
+  readonly ca?: string | Uint8Array | ReadonlyArray<string | Uint8Array>;
+  /** Time for the response headers, and then again for the body; default the client's own. */
+  readonly timeoutMs?: number;
+  /** Largest response body read; default the client's own. */
+  readonly maxResponseOctets?: number;
+  /** Most connections open to the API at once; default the client's own. */
+  readonly connections?: number;
+  /** Called with every response once its body is read (logs, measurements). */
+  readonly onResponse?: (response: ApiResponseInfo) => void;
+}
 
 /** What {@link createApiClient} needs. */
 export interface ApiClientOptions<E extends ApiClientError> {
