@@ -117,11 +117,11 @@ export type {
   RegistrationApiComponents,
   Scheduler,
 } from './registration/registration-api.js';
+export { REGISTRATION_ROUTES } from './registration/routes.js';
 export {
   REGISTRATION_CLIENT_TIMEOUT_MS,
   REGISTRATION_CLIENT_CONNECTIONS,
   MAX_REGISTRATION_RESPONSE_OCTETS,
-  REGISTRATION_ROUTES,
   RegistrationClientError,
   createRegistrationClient,
 } from './registration/client.js';

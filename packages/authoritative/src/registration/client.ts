@@ -1,3 +1,4 @@
+import { REGISTRATION_ROUTES } from './routes.js';
 import {
   ApiClientError,
   createApiClient,
@@ -61,16 +62,6 @@ export const MAX_REGISTRATION_RESPONSE_OCTETS = 64 * 1024;
  * requests at once never meets that bound, and each connection carries one request.
  */
 export const REGISTRATION_CLIENT_CONNECTIONS = 16;
-
-/** The routes of the API and the status each answers on success (registration-api.ts). */
-export const REGISTRATION_ROUTES = Object.freeze({
-  prove: { path: '/v1/prove', status: 202 },
-  confirm: { path: '/v1/confirm', status: 200 },
-  mappings: { path: '/v1/mappings', status: 201 },
-  maprefs: { path: '/v1/maprefs', status: 201 },
-  removals: { path: '/v1/removals', status: 200 },
-  revocations: { path: '/v1/revocations', status: 200 },
-} as const);
 
 const CODES: ReadonlySet<string> = new Set(Object.keys(REGISTRATION_ERRORS));
 

@@ -1,3 +1,4 @@
+import { REGISTRATION_ROUTES } from './routes.js';
 import {
   CONNECTIONS_PER_CLIENT_SHARE,
   clientKeyOf,
@@ -248,10 +249,10 @@ function createRoutes(registrar: Registrar): ReadonlyMap<string, Route> {
   const text = (body: Body, field: string): string => body[field] as string;
   return new Map<string, Route>([
     [
-      '/v1/prove',
+      REGISTRATION_ROUTES.prove.path,
       {
         fields: { csi: 'string' },
-        status: 202,
+        status: REGISTRATION_ROUTES.prove.status,
         handle: async (body, client) => {
           const r = await registrar.prove({ csi: text(body, 'csi') }, client);
           return { csi: r.csi, expiresAt: r.expiresAt, channel: r.channel };
@@ -259,10 +260,10 @@ function createRoutes(registrar: Registrar): ReadonlyMap<string, Route> {
       },
     ],
     [
-      '/v1/confirm',
+      REGISTRATION_ROUTES.confirm.path,
       {
         fields: { csi: 'string', code: 'string', key: 'bytes' },
-        status: 200,
+        status: REGISTRATION_ROUTES.confirm.status,
         handle: async (body, client) => {
           const r = await registrar.confirm(
             { csi: text(body, 'csi'), code: text(body, 'code'), key: bytes(body, 'key') },
@@ -273,40 +274,40 @@ function createRoutes(registrar: Registrar): ReadonlyMap<string, Route> {
       },
     ],
     [
-      '/v1/mappings',
+      REGISTRATION_ROUTES.mappings.path,
       {
         fields: { mapping: 'bytes' },
-        status: 201,
+        status: REGISTRATION_ROUTES.mappings.status,
         handle: async (body, client) => ({
           ...(await registrar.publishMapping(bytes(body, 'mapping'), client)),
         }),
       },
     ],
     [
-      '/v1/maprefs',
+      REGISTRATION_ROUTES.maprefs.path,
       {
         fields: { request: 'bytes' },
-        status: 201,
+        status: REGISTRATION_ROUTES.maprefs.status,
         handle: async (body, client) => ({
           ...(await registrar.publishMapref(bytes(body, 'request'), client)),
         }),
       },
     ],
     [
-      '/v1/removals',
+      REGISTRATION_ROUTES.removals.path,
       {
         fields: { removal: 'bytes' },
-        status: 200,
+        status: REGISTRATION_ROUTES.removals.status,
         handle: async (body, client) => ({
           ...(await registrar.remove(bytes(body, 'removal'), client)),
         }),
       },
     ],
     [
-      '/v1/revocations',
+      REGISTRATION_ROUTES.revocations.path,
       {
         fields: { revocation: 'bytes' },
-        status: 200,
+        status: REGISTRATION_ROUTES.revocations.status,
         handle: async (body, client) => ({
           ...(await registrar.revoke(bytes(body, 'revocation'), client)),
         }),
