@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,7 +28,8 @@ import {
   type DiscoveryStore,
   type RunningDp,
 } from '@mimi-discovery/authoritative';
-import { PHONE_ZONE, TEST_REGISTRATION_LIMITS, authkey } from './helpers/network.js';
+import { PHONE_ZONE, authkey } from './helpers/network.js';
+import { writeDpProcessConfig } from './helpers/dp-process.js';
 import { initServer, writeLoopbackTls } from '../examples/loopback-network.js';
 import { answerOf, attestAs, mappingBytes } from './helpers/registration.js';
 
@@ -107,19 +108,10 @@ interface Subject {
 async function writeConfig(
   dir: string,
   dataDir: string,
-): Promise<{ file: string; raw: object; caPem: string }> {
+): Promise<{ file: string; raw: unknown; caPem: string }> {
   const tls = await writeLoopbackTls(dataDir);
-  const raw = {
-    role: 'dp',
-    dataDir,
-    listen: { host: '127.0.0.1', udp: 0, tcp: 0, api: 0 },
-    tls: { cert: tls.tls.cert, key: tls.tls.key },
-    registration: { ...TEST_REGISTRATION_LIMITS },
-    log: { level: 'silent' },
-  };
-  const file = join(dir, 'dp.json');
-  writeFileSync(file, JSON.stringify(raw));
-  return { file, raw, caPem: tls.caPem };
+  const file = writeDpProcessConfig(dir, dataDir, tls.tls, 'silent');
+  return { file, raw: JSON.parse(readFileSync(file, 'utf8')) as unknown, caPem: tls.caPem };
 }
 
 /** Runs the CLI; resolves with its exit code and output. */

@@ -38,12 +38,14 @@ export interface DpProcess {
 
 /**
  * Writes the config of a DP process over `dataDir` into `dir/dp.json` and returns its path: every
- * listener on an ephemeral port, TLS from `tls` (file paths), the tests' registration limits.
+ * listener on an ephemeral port, TLS from `tls` (file paths), the tests' registration limits;
+ * logs at `logLevel` (`silent` for a DP started in the test's own process).
  */
 export function writeDpProcessConfig(
   dir: string,
   dataDir: string,
   tls: { readonly cert: string; readonly key: string },
+  logLevel: 'error' | 'silent' = 'error',
 ): string {
   const configFile = join(dir, 'dp.json');
   writeFileSync(
@@ -54,7 +56,7 @@ export function writeDpProcessConfig(
       listen: { udp: 0, tcp: 0, api: 0 },
       tls: { cert: tls.cert, key: tls.key },
       registration: { ...TEST_REGISTRATION_LIMITS },
-      log: { level: 'error' },
+      log: { level: logLevel },
     }),
   );
   return configFile;
