@@ -79,7 +79,8 @@ export async function main(log: (line: string) => void): Promise<void> {
     const { attestation } = confirmed.result;
     // The app checks the prover's signature and the dates before signing anything with it.
     const checked = verifyAttestation(attestation, { csi, now: nowSeconds() });
-    if (!checked.ok) throw new Error('the DP returned an attestation that does not verify');
+    if (checked.kind === 'failed')
+      throw new Error('the DP returned an attestation that does not verify');
     log(`  attested by prover ${b64(attestation.prover)}`);
 
     log('publishing a mapping');

@@ -227,7 +227,7 @@ describe.each(stores)('a DP serving mappings as they expire, over the %s store',
         const response = await ask(over);
         expect(mapHex(response.answers), over).toEqual(specHex([later]));
         expect(response.answers.map((rr) => rr.ttl)).toEqual([300, 300]);
-        expect(verifyIn(store, response.answers, 'MAP', clock.now())).toEqual({ ok: true });
+        expect(verifyIn(store, response.answers, 'MAP', clock.now())).toEqual({ kind: 'verified' });
         expect(mapHex((await ask(over, false)).answers)).toEqual(specHex([later]));
         if (over === 'tcp') expect(await hits()).toBe(expired);
       }

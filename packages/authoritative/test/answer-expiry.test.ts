@@ -115,7 +115,7 @@ describe.each(stores)('answering MAP from the %s as its mappings expire', (_name
     const before = ask(NUMBER, 'MAP');
     expect(mapHex(before.answers)).toEqual(specHex([SOON, LATER]));
     expect(rrsigOver(before.answers, 'MAP').data.signature).toEqual(storedSig.data.signature);
-    expect(verifyIn(store, before.answers, 'MAP', clock.now())).toEqual({ ok: true });
+    expect(verifyIn(store, before.answers, 'MAP', clock.now())).toEqual({ kind: 'verified' });
 
     clock.advance(1);
     const after = ask(NUMBER, 'MAP');
@@ -125,10 +125,12 @@ describe.each(stores)('answering MAP from the %s as its mappings expire', (_name
     const rrsig = rrsigOver(after.answers, 'MAP');
     expect(rrsig.data.signature).not.toEqual(storedSig.data.signature);
     expect(rrsig.data.originalTtl).toBe(300);
-    expect(verifyIn(store, after.answers, 'MAP', clock.now())).toEqual({ ok: true });
+    expect(verifyIn(store, after.answers, 'MAP', clock.now())).toEqual({ kind: 'verified' });
     // The new signature covers what is left, not the stored RRset.
     const stored = store.readRRset(ORIGIN, NUMBER, 'MAP');
-    expect(verifyIn(store, [...stored, rrsig], 'MAP', clock.now())).toMatchObject({ ok: false });
+    expect(verifyIn(store, [...stored, rrsig], 'MAP', clock.now())).toMatchObject({
+      kind: 'failed',
+    });
     await store.close();
   });
 
@@ -139,7 +141,7 @@ describe.each(stores)('answering MAP from the %s as its mappings expire', (_name
     clock.advance(1);
     const after = ask(NUMBER, 'MAP');
     expect(mapHex(after.answers)).toEqual(specHex([LAST]));
-    expect(verifyIn(store, after.answers, 'MAP', clock.now())).toEqual({ ok: true });
+    expect(verifyIn(store, after.answers, 'MAP', clock.now())).toEqual({ kind: 'verified' });
     await store.close();
   });
 
@@ -155,7 +157,7 @@ describe.each(stores)('answering MAP from the %s as its mappings expire', (_name
     const late = ask(NUMBER, 'MAP');
     expect(ttls(late)).toEqual([250, 250]);
     // RFC 4035 §5.3.3: a TTL below the original TTL does not change what the RRSIG covers.
-    expect(verifyIn(store, late.answers, 'MAP', clock.now())).toEqual({ ok: true });
+    expect(verifyIn(store, late.answers, 'MAP', clock.now())).toEqual({ kind: 'verified' });
     expect(ttls(ask(NUMBER, 'MAP', { dnssecOk: false }))).toEqual([250]);
     await store.close();
   });
@@ -172,7 +174,7 @@ describe.each(stores)('answering MAP from the %s as its mappings expire', (_name
       'NSEC',
       'TYPE128',
     ]);
-    expect(verifyIn(store, denial.authorities, 'NSEC', clock.now())).toEqual({ ok: true });
+    expect(verifyIn(store, denial.authorities, 'NSEC', clock.now())).toEqual({ kind: 'verified' });
     expect(ask(NUMBER, 'MAP', { compactOk: true }).rcode).toBe('NXDOMAIN');
     const plain = ask(NUMBER, 'MAP', { dnssecOk: false });
     expect(plain.answers).toEqual([]);
@@ -188,7 +190,7 @@ describe.each(stores)('answering MAP from the %s as its mappings expire', (_name
     expect(plain.answers.some((rr) => rr.type === 'RRSIG')).toBe(false);
     const any = ask(NUMBER, 'ANY');
     expect(mapHex(any.answers)).toEqual(specHex([LAST]));
-    expect(verifyIn(store, any.answers, 'MAP', clock.now())).toEqual({ ok: true });
+    expect(verifyIn(store, any.answers, 'MAP', clock.now())).toEqual({ kind: 'verified' });
     await store.close();
   });
 
@@ -213,7 +215,7 @@ describe.each(stores)('answering MAP from the %s as its mappings expire', (_name
       'NSEC',
       'MAPREF',
     ]);
-    expect(verifyIn(store, nodata.authorities, 'NSEC', clock.now())).toEqual({ ok: true });
+    expect(verifyIn(store, nodata.authorities, 'NSEC', clock.now())).toEqual({ kind: 'verified' });
     await store.close();
   });
 
@@ -226,7 +228,7 @@ describe.each(stores)('answering MAP from the %s as its mappings expire', (_name
     const after = ask(NUMBER, 'MAP');
     expect(after.answers.filter((rr) => rr.type === 'MAP')).toHaveLength(1);
     expect(mapHex(after.answers)).toEqual(mapHex(records.slice(0, 1)));
-    expect(verifyIn(store, after.answers, 'MAP', clock.now())).toEqual({ ok: true });
+    expect(verifyIn(store, after.answers, 'MAP', clock.now())).toEqual({ kind: 'verified' });
     await store.close();
   });
 
@@ -242,7 +244,7 @@ describe.each(stores)('answering MAP from the %s as its mappings expire', (_name
     const second = ask(NUMBER, 'MAP');
     expect(mapHex(second.answers)).toEqual(specHex([LAST]));
     expect(rrsigOver(second.answers, 'MAP').data.signature).not.toEqual(first.data.signature);
-    expect(verifyIn(store, second.answers, 'MAP', clock.now())).toEqual({ ok: true });
+    expect(verifyIn(store, second.answers, 'MAP', clock.now())).toEqual({ kind: 'verified' });
     await store.close();
   });
 
@@ -256,11 +258,11 @@ describe.each(stores)('answering MAP from the %s as its mappings expire', (_name
     await store.apply(ORIGIN, [putMappings([SOON, LATER, LAST])]);
     const after = ask(NUMBER, 'MAP');
     expect(mapHex(after.answers)).toEqual(specHex([LATER, LAST]));
-    expect(verifyIn(store, after.answers, 'MAP', clock.now())).toEqual({ ok: true });
+    expect(verifyIn(store, after.answers, 'MAP', clock.now())).toEqual({ kind: 'verified' });
     await store.apply(ORIGIN, [putMappings([SOON, LAST])]);
     const last = ask(NUMBER, 'MAP');
     expect(mapHex(last.answers)).toEqual(specHex([LAST]));
-    expect(verifyIn(store, last.answers, 'MAP', clock.now())).toEqual({ ok: true });
+    expect(verifyIn(store, last.answers, 'MAP', clock.now())).toEqual({ kind: 'verified' });
     await store.close();
   });
 
@@ -341,7 +343,7 @@ describe('a restarted DP', () => {
     const store = await openLmdbStore({ dataDir, now: clock.now, proverSeed: PROVER_SEED });
     const response = createAnswerer(store, { now: clock.now })(query);
     expect(mapHex(response.answers)).toEqual(specHex([LAST]));
-    expect(verifyIn(store, response.answers, 'MAP', clock.now())).toEqual({ ok: true });
+    expect(verifyIn(store, response.answers, 'MAP', clock.now())).toEqual({ kind: 'verified' });
     await store.close();
   });
 });

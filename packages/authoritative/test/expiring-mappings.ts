@@ -93,13 +93,15 @@ export function verifyIn(
   records: readonly ResourceRecord[],
   covered: ResourceRecord['type'],
   now: number,
-): { ok: true } | { ok: false; reason: string } {
+): { kind: 'verified' } | { kind: 'failed'; reason: string } {
   const rrset = records.filter((rr) => rr.type === covered);
   const rrsig = records.find(
     (rr): rr is RecordOf<'RRSIG'> => rr.type === 'RRSIG' && rr.data.typeCovered === covered,
   );
-  if (rrsig === undefined) return { ok: false, reason: `no RRSIG over ${covered}` };
+  if (rrsig === undefined) return { kind: 'failed', reason: `no RRSIG over ${covered}` };
   const dnskeys = store.readRRset(ORIGIN, ORIGIN, 'DNSKEY');
   const result = verifyRRset(rrset, rrsig, dnskeys, now);
-  return result.ok ? { ok: true } : { ok: false, reason: result.reason };
+  return result.kind === 'verified'
+    ? { kind: 'verified' }
+    : { kind: 'failed', reason: result.reason };
 }

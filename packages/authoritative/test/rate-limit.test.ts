@@ -23,7 +23,7 @@ function buckets(capacity: number, windowSeconds: number, maxKeys?: number) {
 /** How many tokens `key` can take right now. */
 function drain(table: ReturnType<typeof createTokenBuckets>, key: string, bound = 10_000): number {
   let n = 0;
-  while (n < bound && table.take(key).ok) n++;
+  while (n < bound && table.take(key).kind === 'taken') n++;
   return n;
 }
 
@@ -38,9 +38,9 @@ describe('limits', () => {
   it(`sends ${SENDS_PER_CSI_PER_HOUR} codes per CSI per hour`, () => {
     const { clock, table } = buckets(SENDS_PER_CSI_PER_HOUR, 3600);
     expect(drain(table, 'tel:+442079460018')).toBe(5);
-    expect(table.take('tel:+442079460018')).toEqual({ ok: false, retryAfter: 720 });
+    expect(table.take('tel:+442079460018')).toEqual({ kind: 'limited', retryAfter: 720 });
     clock.now += 719;
-    expect(table.take('tel:+442079460018').ok).toBe(false);
+    expect(table.take('tel:+442079460018').kind).toBe('limited');
     clock.now += 1;
     expect(drain(table, 'tel:+442079460018')).toBe(1);
     clock.now += 3600;
@@ -50,7 +50,7 @@ describe('limits', () => {
   it(`serves ${REQUESTS_PER_CLIENT_PER_MINUTE} requests per client per minute`, () => {
     const { clock, table } = buckets(REQUESTS_PER_CLIENT_PER_MINUTE, 60);
     expect(drain(table, '192.0.2.1')).toBe(60);
-    expect(table.take('192.0.2.1')).toEqual({ ok: false, retryAfter: 1 });
+    expect(table.take('192.0.2.1')).toEqual({ kind: 'limited', retryAfter: 1 });
     // Buckets are per key.
     expect(drain(table, '192.0.2.2')).toBe(60);
     clock.now += 30;
@@ -70,18 +70,18 @@ describe('token buckets', () => {
     const { clock, table } = buckets(2, 60);
     drain(table, 'k');
     clock.now -= 3600;
-    expect(table.take('k').ok).toBe(false);
+    expect(table.take('k').kind).toBe('limited');
     clock.now += 3600 + 30;
     expect(drain(table, 'k')).toBe(1);
   });
 
   it('track at most maxKeys keys, dropping the least recently used', () => {
     const { table } = buckets(1, 60, 3);
-    for (const key of ['a', 'b', 'c', 'd']) expect(table.take(key).ok).toBe(true);
+    for (const key of ['a', 'b', 'c', 'd']) expect(table.take(key).kind).toBe('taken');
     expect(table.size).toBe(3);
     // `a` was dropped, so it starts again with a full bucket; `d` was not.
-    expect(table.take('a').ok).toBe(true);
-    expect(table.take('d').ok).toBe(false);
+    expect(table.take('a').kind).toBe('taken');
+    expect(table.take('d').kind).toBe('limited');
   });
 
   it('reject a capacity or window that makes no sense', () => {

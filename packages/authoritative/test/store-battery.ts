@@ -141,7 +141,7 @@ export function verifiesAt(
   const rrsig = signatureOf(store, origin, name, type);
   if (rrsig === undefined) return false;
   const dnskeys = store.readRRset(origin, origin, 'DNSKEY');
-  return verifyRRset(store.readRRset(origin, name, type), rrsig, dnskeys, now).ok;
+  return verifyRRset(store.readRRset(origin, name, type), rrsig, dnskeys, now).kind === 'verified';
 }
 
 export async function expectStoreError(

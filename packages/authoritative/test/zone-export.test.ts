@@ -252,7 +252,7 @@ describe.each(stores)('exporting a zone of the %s', (_name, openStore) => {
       expect(specHex([later])).toEqual(
         maps.flatMap((rr) => (rr.type === 'MAP' ? [Buffer.from(rr.data).toString('hex')] : [])),
       );
-      expect(verifyIn(store, maps, 'MAP', at)).toEqual({ ok: true });
+      expect(verifyIn(store, maps, 'MAP', at)).toEqual({ kind: 'verified' });
       const rrsig = maps.find((rr): rr is RecordOf<'RRSIG'> => rr.type === 'RRSIG');
       expect(rrsig?.data.expiration).toBe(at + 14 * 86_400);
       await store.close();

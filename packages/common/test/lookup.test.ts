@@ -91,7 +91,9 @@ function expectVerified(records: readonly ResourceRecord[], type: RRType): void 
     (r): r is RecordOf<'RRSIG'> => r.type === 'RRSIG' && r.data.typeCovered === type,
   );
   expect(sig, `RRSIG over ${type}`).toBeDefined();
-  expect(verifyRRset(rrset, sig as RecordOf<'RRSIG'>, [key.dnskey], NOW)).toEqual({ ok: true });
+  expect(verifyRRset(rrset, sig as RecordOf<'RRSIG'>, [key.dnskey], NOW)).toEqual({
+    kind: 'verified',
+  });
 }
 
 describe('lookupZone', () => {

@@ -39,7 +39,7 @@ function request(target: string | null = TARGET, iat = T0): MaprefRequest {
 
 const reasonAt = (input: Uint8Array | MaprefRequest, now: number) => {
   const result = verifyMaprefRequest(input, { now, csi: CSI });
-  return result.ok ? 'ok' : result.reason;
+  return result.kind === 'verified' ? 'ok' : result.reason;
 };
 
 describe('MapRef request', () => {
@@ -86,7 +86,7 @@ describe('MapRef request', () => {
     const foreign = { ...unsigned, sig: sign(signingInput('mapref', unsigned), OTHER.secretKey) };
     expect(reasonAt(encodeMaprefRequest(foreign), T0)).toBe('csi-mismatch');
     expect(verifyMaprefRequest(request(), { now: T0, csi: 'tel:+442079460019' })).toMatchObject({
-      ok: false,
+      kind: 'failed',
       reason: 'csi-mismatch',
     });
   });

@@ -49,7 +49,7 @@ describe('compact denial (RFC 9824)', () => {
     const nsec = compactDenialForName('nothing.example', 300);
     const window = { inception: 1_000_000, expiration: 2_000_000 };
     const rrsig = signRRset([nsec], key, window);
-    expect(verifyRRset([nsec], rrsig, [key.dnskey], 1_500_000)).toEqual({ ok: true });
+    expect(verifyRRset([nsec], rrsig, [key.dnskey], 1_500_000)).toEqual({ kind: 'verified' });
   });
 
   it('takes the TTL of a denial from the SOA: min(TTL, MINIMUM)', () => {

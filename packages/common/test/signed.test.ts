@@ -155,7 +155,7 @@ const KINDS = {
 const KIND_LIST = Object.entries(KINDS) as [string, Kind<unknown>][];
 
 function reasonOf<T>(result: VerifyResult<T>): VerifyFailure | 'ok' {
-  return result.ok ? 'ok' : result.reason;
+  return result.kind === 'verified' ? 'ok' : result.reason;
 }
 
 /** Re-encodes `bytes` after changing its CBOR map (deterministically, as a signer would). */
@@ -233,8 +233,8 @@ describe.each(KIND_LIST)('%s', (name, kind) => {
 
   it('verifies from bytes and from the object', () => {
     const value = kind.fixture();
-    expect(kind.verify(kind.encode(value), { now: NOW })).toEqual({ ok: true, value });
-    expect(kind.verify(value, { now: NOW, csi: CSI })).toEqual({ ok: true, value });
+    expect(kind.verify(kind.encode(value), { now: NOW })).toEqual({ kind: 'verified', value });
+    expect(kind.verify(value, { now: NOW, csi: CSI })).toEqual({ kind: 'verified', value });
   });
 
   it('is malformed for random bytes, for another type and for a truncated encoding', () => {
@@ -278,8 +278,8 @@ describe.each(KIND_LIST)('%s', (name, kind) => {
     const input = signingInput(kind.label, value as never);
     const forged = { ...(value as object), sig: sign(relabel(input, kind.label, other), seed) };
     const result = kind.verify(forged, { now: NOW });
-    expect(result).toMatchObject({ ok: false, reason: 'wrong-label' });
-    expect(result.ok ? '' : result.detail).toContain(`"${other}"`);
+    expect(result).toMatchObject({ kind: 'failed', reason: 'wrong-label' });
+    expect(result.kind === 'verified' ? '' : result.detail).toContain(`"${other}"`);
   });
 
   it('throws ERR_VERIFY_OPTIONS for a now that is not a finite number', () => {
@@ -411,7 +411,7 @@ describe('mapping binding', () => {
 
   it('returns the prover key for the caller to check against the AUTHKEY set', () => {
     const result = verifyMapping(encodeMapping(fixtureMapping()), { now: NOW, csi: CSI });
-    expect(result.ok && result.value.att.prover).toEqual(PROVER.publicKey);
+    expect(result.kind === 'verified' && result.value.att.prover).toEqual(PROVER.publicKey);
   });
 });
 
@@ -697,10 +697,15 @@ describe('signed-object vectors', () => {
     for (const o of file.objects) {
       const kind = KINDS[o.name] as Kind<unknown>;
       const result = kind.verify(fromHex(o.encoded), { now: file.verifiedAt, csi: file.csi });
-      expect(result.ok).toBe(true);
-      expect(toHex(signingInput(kind.label, (result.ok ? result.value : undefined) as never))).toBe(
-        o.signingInput,
-      );
+      expect(result.kind).toBe('verified');
+      expect(
+        toHex(
+          signingInput(
+            kind.label,
+            (result.kind === 'verified' ? result.value : undefined) as never,
+          ),
+        ),
+      ).toBe(o.signingInput);
     }
   });
 });
@@ -827,7 +832,7 @@ describe('properties', () => {
           const changed = Uint8Array.from(bytes);
           changed[i] = (changed[i] as number) ^ xor;
           const result = kind.verify(changed, { now: NOW });
-          expect(result.ok, `${name}: byte ${i} ^ ${xor}`).toBe(false);
+          expect(result.kind, `${name}: byte ${i} ^ ${xor}`).toBe('failed');
           reasons.add(reasonOf(result));
         }
       }
@@ -850,7 +855,7 @@ describe('properties', () => {
           const changed = Uint8Array.from(bytes);
           const i = at % changed.length;
           changed[i] = (changed[i] as number) ^ xor;
-          expect(kind.verify(changed, { now }).ok).toBe(false);
+          expect(kind.verify(changed, { now }).kind).toBe('failed');
         },
       ),
       { numRuns: 300 },
@@ -912,8 +917,8 @@ describe('properties', () => {
       fc.property(value, (v) => {
         const bytes = encodeCbor(v);
         for (const [, kind] of KIND_LIST) {
-          expect(kind.verify(bytes, { now: NOW }).ok).toBe(false);
-          expect(kind.verify(v as never, { now: NOW }).ok).toBe(false);
+          expect(kind.verify(bytes, { now: NOW }).kind).toBe('failed');
+          expect(kind.verify(v as never, { now: NOW }).kind).toBe('failed');
         }
       }),
       { numRuns: 1000 },

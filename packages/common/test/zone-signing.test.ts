@@ -80,7 +80,7 @@ describe('signZone', () => {
       ].sort(),
     );
     for (const [id, sig] of sigs) {
-      expect(verifyRRset(sets.get(id) ?? [], sig, [key.dnskey], NOW)).toEqual({ ok: true });
+      expect(verifyRRset(sets.get(id) ?? [], sig, [key.dnskey], NOW)).toEqual({ kind: 'verified' });
     }
   });
 
@@ -132,7 +132,7 @@ describe('signZone', () => {
           NOW,
         ),
       ).toEqual({
-        ok: true,
+        kind: 'verified',
       });
     }
     expect(chainSets.get('example DNSKEY')?.[0]?.ttl).toBe(60);

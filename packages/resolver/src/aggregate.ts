@@ -219,7 +219,7 @@ export async function aggregate(csi: Csi, init: AggregateInit): Promise<Discover
   for (const source of sources) {
     for (const rr of source.records) {
       const verified = verifyMapping(rr.data, { csi, now });
-      if (!verified.ok) {
+      if (verified.kind === 'failed') {
         // A lapsed mapping (or one not valid yet) is the recipient's choice of times, not an
         // attack: it is dropped quietly. Anything else is counted as a verification failure.
         if (verified.reason === 'expired' || verified.reason === 'not-yet-valid') {

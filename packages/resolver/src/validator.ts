@@ -276,7 +276,7 @@ async function verifySignature(
   | { readonly kind: 'failed'; readonly reason: string; readonly tried: boolean }
 > {
   const checked = checkRrsig(rrset, sig, keys, now);
-  if (!checked.ok) {
+  if (checked.kind === 'failed') {
     return {
       kind: 'failed',
       reason: FAILURE_REASONS[checked.reason] ?? checked.reason,

@@ -29,9 +29,9 @@ export const MAX_ATTEMPTS_PER_CODE = 5;
 /** Most keys (CSIs, clients) one rate-limit table tracks. */
 export const MAX_RATE_LIMIT_KEYS = 100_000;
 
-/** The outcome of taking a token. */
+/** The outcome of taking a token: `taken`, or `limited` with the seconds until one is available. */
 export type TakeResult =
-  { readonly ok: true } | { readonly ok: false; readonly retryAfter: number };
+  { readonly kind: 'taken' } | { readonly kind: 'limited'; readonly retryAfter: number };
 
 /** Token buckets by key. */
 export interface TokenBuckets {
@@ -88,10 +88,10 @@ export function createTokenBuckets(options: TokenBucketOptions): TokenBuckets {
       if (bucket.tokens >= 1) {
         bucket.tokens -= 1;
         table.set(key, bucket);
-        return { ok: true };
+        return { kind: 'taken' };
       }
       table.set(key, bucket);
-      return { ok: false, retryAfter: Math.max(1, Math.ceil((1 - bucket.tokens) / rate)) };
+      return { kind: 'limited', retryAfter: Math.max(1, Math.ceil((1 - bucket.tokens) / rate)) };
     },
     available(key) {
       return table.has(key) ? Math.floor(refill(key).tokens) : capacity;

@@ -232,7 +232,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
   const admit = (client: string | undefined): void => {
     if (client === undefined) return;
     const taken = requests.take(client);
-    if (!taken.ok) {
+    if (taken.kind === 'limited') {
       log.info('rate-limited', { limit: 'client', client });
       throw new RegistrationError('ERR_RATE_LIMITED', undefined, {
         detail: 'client',
@@ -308,7 +308,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
 
   const invalid = (
     code: RegistrationErrorCode,
-    result: Extract<VerifyResult<unknown>, { ok: false }>,
+    result: Extract<VerifyResult<unknown>, { kind: 'failed' }>,
   ): RegistrationError => new RegistrationError(code, result.detail, { detail: result.reason });
 
   /**
@@ -337,7 +337,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       const channel = selectChannel(channels, csi);
       if (channel === undefined) throw new RegistrationError('ERR_CHANNEL_UNAVAILABLE');
       const taken = sends.take(csi);
-      if (!taken.ok) {
+      if (taken.kind === 'limited') {
         log.info('rate-limited', { limit: 'csi-sends', zone: origin });
         throw new RegistrationError('ERR_RATE_LIMITED', undefined, {
           detail: 'csi',
@@ -426,7 +426,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       const { origin, name } = locate(csi);
       const now = clock();
       const verified = verifyMapping(bytes, { csi, now });
-      if (!verified.ok) throw invalid('ERR_MAPPING_INVALID', verified);
+      if (verified.kind === 'failed') throw invalid('ERR_MAPPING_INVALID', verified);
       if (!isAuthorized(origin, 'prover', verified.value.att.prover, now)) {
         throw new RegistrationError('ERR_PROVER_NOT_AUTHORIZED');
       }
@@ -446,7 +446,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       admit(client);
       const now = clock();
       const verified = verifyMaprefRequest(bytes, { now });
-      if (!verified.ok) throw invalid('ERR_MAPREF_INVALID', verified);
+      if (verified.kind === 'failed') throw invalid('ERR_MAPREF_INVALID', verified);
       const r = verified.value;
       const csi = signedCsi(r.csi, 'mapref.csi');
       const { origin, name } = locate(csi);
@@ -474,7 +474,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       admit(client);
       const now = clock();
       const verified = verifyRemoval(bytes, { now });
-      if (!verified.ok) throw invalid('ERR_REMOVAL_INVALID', verified);
+      if (verified.kind === 'failed') throw invalid('ERR_REMOVAL_INVALID', verified);
       const csi = signedCsi(verified.value.csi, 'removal.csi');
       const { origin, name } = locate(csi);
       const operation: StoreOperation = { kind: 'remove-mapping', name, removal: bytes, now };
@@ -487,7 +487,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       admit(client);
       const now = clock();
       const verified = verifyRevocation(bytes, { now });
-      if (!verified.ok) throw invalid('ERR_REVOCATION_INVALID', verified);
+      if (verified.kind === 'failed') throw invalid('ERR_REVOCATION_INVALID', verified);
       const revocation = verified.value;
       const csi = signedCsi(revocation.csi, 'revocation.csi');
       const { origin, name } = locate(csi);

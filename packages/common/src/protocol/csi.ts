@@ -304,11 +304,11 @@ function parseEmail(address: string, input: string): Csi {
   }
 
   const domain = toHostName(rawDomain, 2);
-  if (!domain.ok) throw fail('ERR_CSI_EMAIL_DOMAIN', domain.reason, input);
+  if (domain.kind === 'invalid') throw fail('ERR_CSI_EMAIL_DOMAIN', domain.reason, input);
   return `${MAILTO_PREFIX}${local}@${domain.name}` as Csi;
 }
 
-type HostNameOutcome = { ok: true; name: string } | { ok: false; reason: string };
+type HostNameOutcome = { kind: 'host'; name: string } | { kind: 'invalid'; reason: string };
 
 /**
  * A domain as typed → lowercase A-label host name (UTS #46 processing via WHATWG
@@ -316,33 +316,39 @@ type HostNameOutcome = { ok: true; name: string } | { ok: false; reason: string 
  * `xn--bcher-kva.de`. The result is an outcome, so that each caller picks its error code.
  */
 function toHostName(domain: string, minLabels: number): HostNameOutcome {
-  if (domain === '') return { ok: false, reason: 'domain is empty' };
+  if (domain === '') return { kind: 'invalid', reason: 'domain is empty' };
   if (domain.startsWith('[')) {
-    return { ok: false, reason: 'address literals such as [192.0.2.1] are not supported' };
+    return { kind: 'invalid', reason: 'address literals such as [192.0.2.1] are not supported' };
   }
   // domainToASCII follows the WHATWG URL host parser, which also percent-decodes and accepts
   // `_`, `*` and other URL host characters; only LDH and dots are allowed in from ASCII.
   const badAscii = /[^A-Za-z0-9.\u0080-\u{10FFFF}-]/u.exec(domain);
   if (badAscii !== null) {
-    return { ok: false, reason: `domain contains ${JSON.stringify(badAscii[0])}` };
+    return { kind: 'invalid', reason: `domain contains ${JSON.stringify(badAscii[0])}` };
   }
   const ascii = domainToASCII(domain);
   if (ascii === '') {
-    return { ok: false, reason: 'domain is not a valid internationalized domain name (UTS #46)' };
+    return {
+      kind: 'invalid',
+      reason: 'domain is not a valid internationalized domain name (UTS #46)',
+    };
   }
-  if (ascii.endsWith('.')) return { ok: false, reason: 'domain may not end with a dot' };
+  if (ascii.endsWith('.')) return { kind: 'invalid', reason: 'domain may not end with a dot' };
   if (ascii.length > MAX_DOMAIN_CHARS) {
-    return { ok: false, reason: `domain is longer than ${MAX_DOMAIN_CHARS} octets` };
+    return { kind: 'invalid', reason: `domain is longer than ${MAX_DOMAIN_CHARS} octets` };
   }
   const labels = ascii.split('.');
   for (const label of labels) {
-    if (label === '') return { ok: false, reason: 'domain has an empty label' };
+    if (label === '') return { kind: 'invalid', reason: 'domain has an empty label' };
     if (label.length > MAX_LABEL_OCTETS) {
-      return { ok: false, reason: `domain has a label longer than ${MAX_LABEL_OCTETS} octets` };
+      return {
+        kind: 'invalid',
+        reason: `domain has a label longer than ${MAX_LABEL_OCTETS} octets`,
+      };
     }
     if (!LDH_LABEL.test(label)) {
       return {
-        ok: false,
+        kind: 'invalid',
         reason: 'a domain label has a character other than letters, digits and inner hyphens',
       };
     }
@@ -350,12 +356,15 @@ function toHostName(domain: string, minLabels: number): HostNameOutcome {
   // RFC 3696 §2: a top-level label is never all-numeric; this also refuses IPv4 addresses,
   // which domainToASCII would otherwise serialize (`0x7f.1` → `127.0.0.1`).
   if (/^[0-9]+$/.test(labels[labels.length - 1] ?? '')) {
-    return { ok: false, reason: 'top-level label is all digits (IP addresses are not supported)' };
+    return {
+      kind: 'invalid',
+      reason: 'top-level label is all digits (IP addresses are not supported)',
+    };
   }
   if (labels.length < minLabels) {
-    return { ok: false, reason: 'domain needs at least two labels (e.g. example.com)' };
+    return { kind: 'invalid', reason: 'domain needs at least two labels (e.g. example.com)' };
   }
-  return { ok: true, name: ascii };
+  return { kind: 'host', name: ascii };
 }
 
 /** Whether `s` is exactly a canonical CSI: `parseCsi(s) === s`. Never throws on bad input. */
@@ -509,7 +518,7 @@ export function parseRange(input: string, apex: string = DEFAULT_APEX): Range {
       );
     }
     const host = toHostName(domain, 1);
-    if (!host.ok) throw fail('ERR_RANGE_INVALID', host.reason, input);
+    if (host.kind === 'invalid') throw fail('ERR_RANGE_INVALID', host.reason, input);
     range = { kind: 'mailto', domain: host.name, zone: `${host.name}.${EMAIL_LABEL}.${base}` };
   }
   const octets = wireLength(range.zone);

@@ -230,7 +230,8 @@ export type RrsetVerificationFailure =
   'no-key' | 'bad-signature' | 'expired' | 'not-yet-valid' | 'mismatch' | 'unsupported-algorithm';
 
 /** Outcome of {@link verifyRRset}. */
-export type RrsetVerification = { ok: true } | { ok: false; reason: RrsetVerificationFailure };
+export type RrsetVerification =
+  { kind: 'verified' } | { kind: 'failed'; reason: RrsetVerificationFailure };
 
 /**
  * Verifies one RRSIG over an RRset (RFC 4035 §5.3), checking in this order:
@@ -256,16 +257,16 @@ export function verifyRRset(
   now: number,
 ): RrsetVerification {
   const checked = checkRrsig(rrset, rrsig, dnskeys, now);
-  if (!checked.ok) return checked;
+  if (checked.kind === 'failed') return checked;
   return checked.keys.some((k) => verifyRrsigWith(checked.signed, rrsig.data, k))
-    ? { ok: true }
-    : { ok: false, reason: 'bad-signature' };
+    ? { kind: 'verified' }
+    : { kind: 'failed', reason: 'bad-signature' };
 }
 
 /** Outcome of {@link checkRrsig}: the keys worth a verification and the octets they verify. */
 export type RrsigCheck =
-  | { ok: true; keys: DnskeyData[]; signed: Uint8Array }
-  | { ok: false; reason: Exclude<RrsetVerificationFailure, 'bad-signature'> };
+  | { kind: 'checked'; keys: DnskeyData[]; signed: Uint8Array }
+  | { kind: 'failed'; reason: Exclude<RrsetVerificationFailure, 'bad-signature'> };
 
 /**
  * Every check of {@link verifyRRset} but the signature itself, in the same order: the cheap part
@@ -293,12 +294,12 @@ export function checkRrsig(
     sig.labels > nameLabels(first.name).length ||
     (first.type === 'DNSKEY' && !namesEqual(sig.signerName, first.name))
   ) {
-    return { ok: false, reason: 'mismatch' };
+    return { kind: 'failed', reason: 'mismatch' };
   }
   if (sig.algorithm !== DNSSEC_ALGORITHM_ED25519)
-    return { ok: false, reason: 'unsupported-algorithm' };
-  if (serialLessThan(now, sig.inception)) return { ok: false, reason: 'not-yet-valid' };
-  if (serialLessThan(sig.expiration, now)) return { ok: false, reason: 'expired' };
+    return { kind: 'failed', reason: 'unsupported-algorithm' };
+  if (serialLessThan(now, sig.inception)) return { kind: 'failed', reason: 'not-yet-valid' };
+  if (serialLessThan(sig.expiration, now)) return { kind: 'failed', reason: 'expired' };
 
   const keys = keyData(dnskeys, sig.signerName).filter(
     (k) =>
@@ -308,8 +309,8 @@ export function checkRrsig(
       ((k.flags & DNSKEY_FLAG_REVOKE) === 0 || first.type === 'DNSKEY') &&
       computeKeyTag(k) === sig.keyTag,
   );
-  if (keys.length === 0) return { ok: false, reason: 'no-key' };
-  return { ok: true, keys, signed: rrsigSignedData(rrset, sig) };
+  if (keys.length === 0) return { kind: 'failed', reason: 'no-key' };
+  return { kind: 'checked', keys, signed: rrsigSignedData(rrset, sig) };
 }
 
 /**

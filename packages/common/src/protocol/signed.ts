@@ -241,10 +241,10 @@ export type VerifyFailure =
 
 /** The outcome of a verification: the verified value, or why it failed. */
 export type VerifyResult<T> =
-  | { readonly ok: true; readonly value: T }
-  | { readonly ok: false; readonly reason: VerifyFailure; readonly detail: string };
+  | { readonly kind: 'verified'; readonly value: T }
+  | { readonly kind: 'failed'; readonly reason: VerifyFailure; readonly detail: string };
 
-type Failure = Extract<VerifyResult<never>, { ok: false }>;
+type Failure = Extract<VerifyResult<never>, { kind: 'failed' }>;
 
 /**
  * Whether an object arrives as bytes or from the program: bytes must hold exactly the fields
@@ -871,7 +871,7 @@ export function verifyAttestation(
   const parsed = parseInput(input, decodeAttestation, (v) =>
     parseAttestation(v, 'attestation', 'lenient'),
   );
-  if (!parsed.ok) return parsed;
+  if (parsed.kind === 'failed') return parsed;
   const a = parsed.value;
   return (
     expectCsi(a.csi, options, 'attestation.csi') ??
@@ -884,7 +884,7 @@ export function verifyAttestation(
       'prover',
     ) ??
     checkStart(a.nbf, options.now, 'attestation.nbf') ??
-    checkExpiry(a.exp, options.now, 'attestation.exp') ?? { ok: true, value: a }
+    checkExpiry(a.exp, options.now, 'attestation.exp') ?? { kind: 'verified', value: a }
   );
 }
 
@@ -908,7 +908,7 @@ export function verifyMapping(
 ): VerifyResult<Mapping> {
   checkOptions(options);
   const parsed = parseInput(input, decodeMapping, (v) => parseMapping(v, 'mapping', 'lenient'));
-  if (!parsed.ok) return parsed;
+  if (parsed.kind === 'failed') return parsed;
   const m = parsed.value;
   const { now } = options;
   return (
@@ -926,7 +926,7 @@ export function verifyMapping(
     checkStart(m.iat, now, 'mapping.iat') ??
     checkExpiry(m.exp, now, 'mapping.exp') ??
     checkStart(m.att.nbf, now, 'mapping.att.nbf') ??
-    checkExpiry(m.att.exp, now, 'mapping.att.exp') ?? { ok: true, value: m }
+    checkExpiry(m.att.exp, now, 'mapping.att.exp') ?? { kind: 'verified', value: m }
   );
 }
 
@@ -942,12 +942,12 @@ export function verifyRemoval(
 ): VerifyResult<Removal> {
   checkOptions(options);
   const parsed = parseInput(input, decodeRemoval, (v) => parseRemoval(v, 'removal', 'lenient'));
-  if (!parsed.ok) return parsed;
+  if (parsed.kind === 'failed') return parsed;
   const r = parsed.value;
   return (
     expectCsi(r.csi, options, 'removal.csi') ??
     checkSignature('removal', removalContent(r), r.sig, r.key, 'removal.sig', 'key') ??
-    checkStart(r.iat, options.now, 'removal.iat') ?? { ok: true, value: r }
+    checkStart(r.iat, options.now, 'removal.iat') ?? { kind: 'verified', value: r }
   );
 }
 
@@ -966,12 +966,12 @@ export function verifyRevocation(
   const parsed = parseInput(input, decodeRevocation, (v) =>
     parseRevocation(v, 'revocation', 'lenient'),
   );
-  if (!parsed.ok) return parsed;
+  if (parsed.kind === 'failed') return parsed;
   const r = parsed.value;
   return (
     expectCsi(r.csi, options, 'revocation.csi') ??
     checkSignature('revocation', revocationContent(r), r.sig, r.csip, 'revocation.sig', 'csip') ??
-    checkStart(r.iat, options.now, 'revocation.iat') ?? { ok: true, value: r }
+    checkStart(r.iat, options.now, 'revocation.iat') ?? { kind: 'verified', value: r }
   );
 }
 
@@ -994,7 +994,7 @@ export function verifyMaprefRequest(
   const parsed = parseInput(input, decodeMaprefRequest, (v) =>
     parseMaprefRequest(v, 'mapref', 'lenient'),
   );
-  if (!parsed.ok) return parsed;
+  if (parsed.kind === 'failed') return parsed;
   const r = parsed.value;
   const { now } = options;
   return (
@@ -1012,7 +1012,7 @@ export function verifyMaprefRequest(
     checkStart(r.iat, now, 'mapref.iat') ??
     checkFresh(r.iat, now, 'mapref.iat') ??
     checkStart(r.att.nbf, now, 'mapref.att.nbf') ??
-    checkExpiry(r.att.exp, now, 'mapref.att.exp') ?? { ok: true, value: r }
+    checkExpiry(r.att.exp, now, 'mapref.att.exp') ?? { kind: 'verified', value: r }
   );
 }
 
@@ -1037,7 +1037,7 @@ function parseInput<T>(
 ): VerifyResult<T> {
   try {
     return {
-      ok: true,
+      kind: 'verified',
       value: input instanceof Uint8Array ? decodeBytes(input) : parseObject(input),
     };
   } catch (error) {
@@ -1064,7 +1064,7 @@ function checkBinding(
 }
 
 function failure(reason: VerifyFailure, detail: string): Failure {
-  return { ok: false, reason, detail };
+  return { kind: 'failed', reason, detail };
 }
 
 function expectCsi(csi: string, options: VerifyOptions, field: string): Failure | undefined {
