@@ -288,7 +288,11 @@ describe.each(SUBJECTS)('a running DP over the $name', (subject) => {
         const acknowledged = [...viaApi, ...fromOther];
         expect(acknowledged).toHaveLength(viaApi.length + extra.length);
 
-        // In the store, as read by the DP's own thread.
+        // In the store, as read by the DP's own thread. lmdb-js renews a thread's read snapshot
+        // at the next event turn after a read; the last import process may have committed and
+        // exited within the turn of a read made before its commit (its exit arrives in the same
+        // poll phase), so the reads wait for that renewal first. A write that is lost stays lost.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         const expected = new Map<string, string[]>();
         for (const m of acknowledged)
           expected.set(m.name, [...(expected.get(m.name) ?? []), hex(m.bytes)]);
