@@ -34,7 +34,10 @@ export default tseslint.config(
         'error',
         {
           paths: [
-            { name: 'dns-packet', message: 'Only packages/common/src/protocol/wire.ts imports dns-packet.' },
+            {
+              name: 'dns-packet',
+              message: 'Only packages/common/src/protocol/wire.ts imports dns-packet.',
+            },
           ],
         },
       ],
