@@ -56,6 +56,8 @@ const EXTRA_PER_CSI = 2;
 const OTHER_CSIS = 50;
 /** Concurrent second writers (processes, for the LMDB store). */
 const WRITERS = 2;
+/** Deadline of each publish, queueing in the client included: the test's own bound. */
+const PUBLISH_TIMEOUT_MS = 120_000;
 /**
  * HTTPS connections the client opens to the API; the rest of the 400 requests queue in the
  * client, so the API sees this many at once without one client holding its whole connection cap.
@@ -257,6 +259,10 @@ describe.each(SUBJECTS)('a running DP over the $name', (subject) => {
         url: provider.api?.url ?? '',
         ca: running.caPem,
         connections: CLIENT_CONNECTIONS,
+        // What is acknowledged is checked here, not how fast: the publishes queue in the client
+        // for its connections, and on a loaded machine the last wait longer for their turn than
+        // the client's default deadline, which counts from the call.
+        timeoutMs: PUBLISH_TIMEOUT_MS,
       });
       try {
         const viaApi = Array.from({ length: CSIS }, (_, c) =>
