@@ -1,8 +1,8 @@
 /**
  * Deadlines: how long one resolution may take (`MAX_RESOLUTION_MS`), on monotonic time.
  * This module is the only place the resolver reads monotonic time (`performance.now()`): a
- * deadline bounds waiting, and an RTT sample measures it, neither of which may jump with the
- * wall clock. Cached data lives by the injected clock in seconds instead (`cache.ts`).
+ * deadline bounds waiting, and an RTT sample or a front end's request duration measures it,
+ * none of which may jump with the wall clock. Cached data lives by the injected clock in seconds instead (`cache.ts`).
  *
  * A deadline belongs to the state of one unit of work: a question (`questions.ts`, shared with
  * the question for its zone's keys that it starts) or a discovery (`resolver.ts`). Past it, the

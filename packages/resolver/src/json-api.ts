@@ -1,3 +1,4 @@
+import { monotonicMs } from './deadline.js';
 import {
   CONNECTIONS_PER_CLIENT_SHARE,
   CsiError,
@@ -230,7 +231,7 @@ export async function startJsonApi(
   };
 
   const handle = async (req: HttpRequest, res: HttpResponse): Promise<void> => {
-    const started = performance.now();
+    const started = monotonicMs();
     let response: JsonResponse;
     let count = 0;
     let route = 'other';
@@ -281,7 +282,7 @@ export async function startJsonApi(
       method: req.method,
       status: response.status,
       count,
-      ms: Math.round(performance.now() - started),
+      ms: Math.round(monotonicMs() - started),
     });
     sendJson(req, res, response, settings.responses);
   };
@@ -340,7 +341,7 @@ function faultOf(error: unknown): { fault: string; code?: string } {
 }
 
 function seconds(started: number): number {
-  return (performance.now() - started) / 1000;
+  return (monotonicMs() - started) / 1000;
 }
 
 /** The path and raw query string of a request target (`/v1/discover?csi=…`). */

@@ -1,3 +1,4 @@
+import { monotonicMs } from './deadline.js';
 import {
   DEFAULT_APEX,
   ANSWER_CACHE_OCTETS,
@@ -142,12 +143,12 @@ export function createResolverQueryHandler(
     };
   };
   return async (query, context) => {
-    const started = performance.now();
+    const started = monotonicMs();
     const response = await answer(query);
     options.metrics?.recordQuery(
       context.transport,
       response.rcode,
-      (performance.now() - started) / 1000,
+      (monotonicMs() - started) / 1000,
     );
     return response;
   };
