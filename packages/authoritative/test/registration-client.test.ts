@@ -44,19 +44,14 @@ import {
   mappingBytes,
   type Fixture,
 } from './registration-fixture.js';
+import { rejectionOf } from '../../../test/helpers/rejection.js';
 
 // The registration client against the real registration API over HTTPS, and against servers
 // that answer what the API never would.
 
-/** The error `call` rejects with; fails the test when it resolves. */
-async function refusal(call: Promise<unknown>): Promise<RegistrationClientError> {
-  const outcome = await call.then(
-    (value) => ({ value }),
-    (error: unknown) => ({ error }),
-  );
-  if (!('error' in outcome)) throw new Error(`resolved with ${JSON.stringify(outcome.value)}`);
-  expect(outcome.error).toBeInstanceOf(RegistrationClientError);
-  return outcome.error as RegistrationClientError;
+/** The error `call` rejects with, a {@link RegistrationClientError}; fails the test when it resolves. */
+function refusal(call: Promise<unknown>): Promise<RegistrationClientError> {
+  return rejectionOf(call, RegistrationClientError);
 }
 
 describe('the registration client against the registration API', () => {

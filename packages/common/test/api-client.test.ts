@@ -11,6 +11,7 @@ import {
   type ApiClientOptions,
   type ApiResponseInfo,
 } from '../src/index.js';
+import { rejectionOf } from '../../../test/helpers/rejection.js';
 
 // The JSON transport of the API clients against real servers on 127.0.0.1 that answer what the
 // test tells them to, honest or hostile.
@@ -77,15 +78,9 @@ function client(extra: Partial<ApiClientOptions<ExampleClientError>> = {}): ApiC
   });
 }
 
-/** The error `call` rejects with; fails the test when it resolves. */
-async function rejection(call: Promise<unknown>): Promise<ExampleClientError> {
-  const outcome = await call.then(
-    (value) => ({ value }),
-    (error: unknown) => ({ error }),
-  );
-  if (!('error' in outcome)) throw new Error(`resolved with ${JSON.stringify(outcome.value)}`);
-  expect(outcome.error).toBeInstanceOf(ExampleClientError);
-  return outcome.error as ExampleClientError;
+/** The error `call` rejects with, a {@link ExampleClientError}; fails the test when it resolves. */
+function rejection(call: Promise<unknown>): Promise<ExampleClientError> {
+  return rejectionOf(call, ExampleClientError);
 }
 
 describe('the JSON API transport', () => {

@@ -27,19 +27,14 @@ import {
   publishCases,
   type Hierarchy,
 } from '../../../test/helpers/hierarchy.js';
+import { rejectionOf } from '../../../test/helpers/rejection.js';
 
 // The discovery client against the JSON API of a real resolver over the test hierarchy, and
 // against servers that answer what the API never would.
 
-/** The error `call` rejects with; fails the test when it resolves. */
-async function rejection(call: Promise<unknown>): Promise<DiscoveryClientError> {
-  const outcome = await call.then(
-    (value) => ({ value }),
-    (error: unknown) => ({ error }),
-  );
-  if (!('error' in outcome)) throw new Error(`resolved with ${JSON.stringify(outcome.value)}`);
-  expect(outcome.error).toBeInstanceOf(DiscoveryClientError);
-  return outcome.error as DiscoveryClientError;
+/** The error `call` rejects with, a {@link DiscoveryClientError}; fails the test when it resolves. */
+function rejection(call: Promise<unknown>): Promise<DiscoveryClientError> {
+  return rejectionOf(call, DiscoveryClientError);
 }
 
 describe('the discovery client against a resolver', () => {
