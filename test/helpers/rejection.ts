@@ -16,3 +16,20 @@ export async function rejectionOf<E extends Error>(
   expect(outcome.error).toBeInstanceOf(type);
   return outcome.error as E;
 }
+
+/**
+ * The error `fn` throws, when it is a `type`; any other error is thrown on, and a `fn` that
+ * returns fails the test. The synchronous counterpart of {@link rejectionOf}.
+ */
+export function thrownBy<E extends Error>(
+  fn: () => unknown,
+  type: abstract new (...args: never[]) => E,
+): E {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof type) return error;
+    throw error;
+  }
+  throw new Error('no error thrown');
+}

@@ -12,19 +12,12 @@ import {
 } from '@mimi-discovery/common';
 import { describe, expect, it } from 'vitest';
 import { dpConfigSchema, type DpConfig } from '../src/index.js';
+import { thrownBy } from '../../../test/helpers/rejection.js';
 
 // The config of a DP or the root (`config.ts`): one table per key, as raw config text, with what
 // it gives or the exact message.
 
-function errorOf(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error('no error thrown');
-}
+const errorOf = (fn: () => unknown): ConfigError => thrownBy(fn, ConfigError);
 
 /** A DP config with the two required keys and `extra` keys after them. */
 const dp = (extra = ''): string =>

@@ -12,16 +12,9 @@ import {
   readConfigFile,
   rootHintsSchema,
 } from '../src/index.js';
+import { thrownBy } from '../../../test/helpers/rejection.js';
 
-function errorOf(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error('no error thrown');
-}
+const errorOf = (fn: () => unknown): ConfigError => thrownBy(fn, ConfigError);
 
 /**
  * A server config made of common's shared sections, as each server's schema is (`dpConfigSchema`

@@ -24,19 +24,12 @@ import {
   resolverConfigSchema,
   type ResolverFileConfig,
 } from '../src/index.js';
+import { thrownBy } from '../../../test/helpers/rejection.js';
 
 // The resolver's config (`config.ts`): the schema, one table per key as raw config text with
 // what it gives or the exact message; then the loader, over files on disk.
 
-function errorOf(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error('no error thrown');
-}
+const errorOf = (fn: () => unknown): ConfigError => thrownBy(fn, ConfigError);
 
 const DEFAULT_LISTEN = {
   host: '127.0.0.1',

@@ -1,6 +1,7 @@
 import { ConfigError } from '@mimi-discovery/common';
 import { describe, expect, it } from 'vitest';
 import { formatRootHints, parseRootHints, type RootHints } from '../src/index.js';
+import { thrownBy } from '../../../test/helpers/rejection.js';
 
 // Root hints are read with the one schema of the format (`rootHintsSchema` of common), the one
 // the resolver reads them with: what the root writes, the resolver accepts, and the reverse.
@@ -17,15 +18,7 @@ const HINTS: RootHints = {
   ],
 };
 
-function errorOf(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error('no error thrown');
-}
+const errorOf = (fn: () => unknown): ConfigError => thrownBy(fn, ConfigError);
 
 describe('parseRootHints', () => {
   it('reads back what formatRootHints writes', () => {
