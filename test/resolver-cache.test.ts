@@ -164,7 +164,9 @@ describe('serve-stale (RFC 8767)', () => {
       clock.advance(2 * 86_400);
       const result = await resolver.discover(csi);
       expect(result.status).toBe('error');
-      expect(['servfail', 'timeout']).toContain(result.error?.reason);
+      // Bogus too: two days ahead of the servers' clocks, the resolver finds the root's online
+      // denial of an empty non-terminal on the walk (one day of validity) expired.
+      expect(['servfail', 'timeout', 'bogus']).toContain(result.error?.reason);
       expect(result.stale).toBeUndefined();
     } finally {
       await h.phone.start();

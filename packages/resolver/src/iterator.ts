@@ -16,8 +16,8 @@ import {
 import { cacheSlot, type ResolverCache } from './cache.js';
 import { EXPIRED, type Deadline } from './deadline.js';
 import {
-  MAX_MINIMISE_LABELS,
   MAX_QUERIES_PER_RESOLUTION,
+  MINIMISE_ONE_LABEL_STEPS,
   MAX_REFERRALS_PER_RESOLUTION,
 } from './limits.js';
 import type { NameServer, Upstream, UpstreamOutcome } from './upstream.js';
@@ -51,14 +51,20 @@ import {
  * own cut that question is answered by fetching the RRset and validating it against the cut's
  * DS ({@link primeKeys}), not by the keys it is the source of.
  *
- * QNAME minimisation (RFC 9156), bounded: below a cut, when at most {@link MAX_MINIMISE_LABELS}
- * labels remain, the name is walked one label at a time with NS questions; otherwise the full
- * name is asked. Worked example, `…8.1.0.0.6.4.9.7.0.2.4.4.e164.mimi.arpa MAP` with nothing
- * cached: DNSKEY of `mimi.arpa` and the full name at the root (13 labels remain), sent together
- * → referral to `4.4.e164.mimi.arpa`; DNSKEY of that zone and the full name there, together →
- * the MAP answer. Four queries in two round trips, and the next number of the same range costs
- * one. MAPREF for the same name asked meanwhile waits for the MAP question's referral at the root
- * instead of asking the root again, then goes to the DP with it.
+ * QNAME minimisation (RFC 9156), so that a server above the zone that holds a name sees at most
+ * one label below a name it holds: below a cut the name is walked one label at a time with NS
+ * questions — at the apex always, below other cuts for the first
+ * {@link MINIMISE_ONE_LABEL_STEPS} labels, then the full name is asked. A validated denial that
+ * the walked name exists (NXDOMAIN, or a compact denial with NXNAME, RFC 9824) ends the
+ * resolution there: nothing exists below a name that does not (RFC 8020). Each validated probe
+ * outcome is cached ({@link MINIMISED_NAMES}), so the next name under the same prefix walks it
+ * without a query. Worked example, `…8.1.0.0.6.4.9.7.0.2.4.4.e164.mimi.arpa MAP` with nothing
+ * cached: DNSKEY of `mimi.arpa` with `e164.mimi.arpa NS` (an empty non-terminal: walk on), then
+ * `4.e164…`, then `4.4.e164…` → referral; at `4.4.e164.mimi.arpa` its DNSKEY with
+ * `2.4.4.e164…`, then three more labels one at a time, then the full name → the MAP answer. The
+ * root saw `4.4.e164.mimi.arpa`, no digit of the subscriber number. With the cache warm the next
+ * number of the range costs its own probes and question; with a local copy of the root zone
+ * (`root-copy.ts`) the root is asked nothing.
  */
 
 /**
@@ -161,6 +167,23 @@ export interface QuestionState {
 /** Cached zone cuts, by canonical zone. */
 export const ZONE_CUTS = cacheSlot<ZoneCut>('zone-cut');
 
+/**
+ * What a validated minimisation probe found at a name: an existing name or empty non-terminal
+ * with no cut (walk on), or a name that does not exist (the resolution ends: RFC 8020), with the
+ * validated denial the resolution answers with.
+ */
+export type MinimisedName =
+  { readonly kind: 'walk' } | { readonly kind: 'denied'; readonly resolution: Denial };
+
+/** A validated denial as a resolution. */
+type Denial = Extract<Resolution, { kind: 'nodata' | 'nxdomain' }>;
+
+/**
+ * Validated probe outcomes, by `<zone>|<canonical name>`, for the TTL of the denial that proved
+ * them: the names a later resolution walks through without a query.
+ */
+export const MINIMISED_NAMES = cacheSlot<MinimisedName>('minimised');
+
 /** What the iterator is given. */
 export interface IteratorInit {
   readonly apex: string;
@@ -186,13 +209,6 @@ export interface IteratorInit {
   readonly onBogus: (state: QuestionState, reason: string) => void;
 }
 
-/** A question to the apex on its way, and the zone cut its referral gives once validated. */
-interface ApexQuestion {
-  readonly type: RRType;
-  /** The validated child cut when the response is a referral; else undefined. Never rejects. */
-  readonly cut: Promise<ZoneCut | undefined>;
-}
-
 /**
  * The iterator's shared state: what it was given, and the exchanges on their way that questions
  * of other names or types share. Each map holds an entry only while its exchange is in flight,
@@ -200,12 +216,6 @@ interface ApexQuestion {
  */
 export interface Iterator {
   readonly init: IteratorInit;
-  /**
-   * Full-name questions to the apex on their way, by name. The apex is the root directory, whose
-   * zone holds only delegations (design §2): a question for a name below a range gets the same
-   * referral whatever its type, so MAP and MAPREF for one CSI need one question there, not two.
-   */
-  readonly apexQuestions: Map<string, ApexQuestion>;
   /**
    * Minimisation probes (RFC 9156 NS questions for a name above the one resolved) on their way,
    * by zone and name. A probe is no caller's question: it asks whether a zone cut lies at a name
@@ -219,7 +229,7 @@ export interface Iterator {
 
 /** Creates the iterator's shared state. */
 export function createIterator(init: IteratorInit): Iterator {
-  return { init, apexQuestions: new Map(), probes: new Map() };
+  return { init, probes: new Map() };
 }
 
 /** The DoH path when a nameserver publishes none (design §7). */
@@ -353,21 +363,15 @@ export async function iterate(it: Iterator, state: QuestionState): Promise<Resol
 }
 
 /**
- * The zone whose servers questions for `name` go to: the deepest cut known for it, once the
- * referral of a question for `name` already on its way to the apex is in. A guess, for questions
- * worth sending early (the AUTHKEY of the zone that will answer): the zone that does answer may
- * delegate further.
+ * The zone whose servers questions for `name` go to: the deepest cut known for it. A guess, for
+ * questions worth sending early (the AUTHKEY of the zone that will answer): the zone that does
+ * answer may delegate further.
  */
-export async function zoneFor(it: Iterator, name: string): Promise<string> {
-  const question = it.apexQuestions.get(canonicalName(name));
-  const child = question === undefined ? undefined : await question.cut;
-  return (child ?? startingCut(it, name, 'MAP')).zone;
+export function zoneFor(it: Iterator, name: string): string {
+  return startingCut(it, name, 'MAP').zone;
 }
 
-/**
- * One turn at `cut`: a minimisation probe, the keys of the cut when they are the question, or the
- * question itself (joining the referral of another question for the name at the apex).
- */
+/** One turn at `cut`: a minimisation probe, the keys of the cut when they are the question, or the question itself. */
 async function step(
   it: Iterator,
   state: QuestionState,
@@ -375,14 +379,12 @@ async function step(
   walked: number,
 ): Promise<Step> {
   if (state.deadline.expired()) return done(timedOut(state));
-  const qname = nextName(cut, state.name, walked);
+  const qname = nextName(cut, state.name, walked, cut.zone === it.init.root.zone);
   if (!namesEqual(qname, state.name)) return probe(it, state, cut, qname, walked);
   if (state.type === 'DNSKEY' && namesEqual(qname, cut.zone)) {
     return done(await primeKeys(it, state, cut));
   }
-  // Synchronous up to here and through the announcement in `ask`: a question asked right after
-  // another one for the same name (MAPREF after MAP) finds it.
-  return joinApexReferral(it, state, cut) ?? ask(it, state, cut);
+  return ask(it, state, cut);
 }
 
 /**
@@ -416,14 +418,15 @@ function startingCutByLabels(it: Iterator, name: string, type: RRType): ZoneCut 
 }
 
 /**
- * The name to ask next below `cut` (RFC 9156): one more label than the cut, or the full name
- * when it is that name or when too many labels remain.
+ * The name to ask next below `cut` (RFC 9156): one more label than the labels walked, or the full
+ * name when that is it or, below a cut other than the apex, when
+ * {@link MINIMISE_ONE_LABEL_STEPS} labels have been walked.
  */
-function nextName(cut: ZoneCut, name: string, asked: number): string {
+export function nextName(cut: ZoneCut, name: string, walked: number, apex: boolean): string {
+  if (!apex && walked >= MINIMISE_ONE_LABEL_STEPS) return name;
   const labels = nameLabels(name);
-  const below = labels.length - labelCount(cut.zone);
-  if (below > MAX_MINIMISE_LABELS) return name;
-  const take = Math.min(labels.length, labelCount(cut.zone) + asked + 1);
+  const take = labelCount(cut.zone) + walked + 1;
+  if (take >= labels.length) return name;
   return joinLabels(labels.slice(labels.length - take));
 }
 
@@ -558,10 +561,19 @@ function isFailureOutcome(outcome: UpstreamOutcome | Failure): outcome is Failur
   return outcome.kind === 'bogus' || outcome.kind === 'error';
 }
 
+/** The step a cached probe outcome gives ({@link MINIMISED_NAMES}); undefined when none is cached. */
+function minimised(it: Iterator, key: string, walked: number): Step | undefined {
+  const known = it.init.cache.get(MINIMISED_NAMES, key);
+  if (known === undefined) return undefined;
+  if (known.value.kind === 'walk') return { kind: 'walk', walked: walked + 1 };
+  return done({ ...known.value.resolution, ttl: known.ttl });
+}
+
 /**
  * A minimisation probe of `qname` at `cut`, sent with the cut's keys (needed when the response is
- * a referral): a referral moves the cut down; an intermediate name that exists (or is an empty
- * non-terminal) is walked one label further.
+ * a referral and to validate a denial): a referral moves the cut down; a validated denial that
+ * the name exists ends the resolution (RFC 8020); an existing name or empty non-terminal is
+ * walked one label further. Both denials are cached ({@link MINIMISED_NAMES}).
  */
 async function probe(
   it: Iterator,
@@ -570,6 +582,9 @@ async function probe(
   qname: string,
   walked: number,
 ): Promise<Step> {
+  const key = `${cut.zone}|${canonicalName(qname)}`;
+  const known = minimised(it, key, walked);
+  if (known !== undefined) return known;
   const [keys, outcome] = await Promise.all([
     keysOf(it, state, cut),
     exchange(it, state, cut, { probe: qname }),
@@ -577,6 +592,9 @@ async function probe(
   if (keys.kind === 'failed') return done(keys.failure);
   if (isFailureOutcome(outcome)) return done(outcome);
   if (outcome.kind === 'failed') return done(exchangeFailure(cut, outcome));
+  // Another question sharing the probe may have validated it meanwhile.
+  const settled = minimised(it, key, walked);
+  if (settled !== undefined) return settled;
   const classified = classifyResponse(outcome.message, cut.zone, qname, 'NS');
   if (classified.kind === 'invalid') {
     return done({ kind: 'error', reason: 'servfail', detail: classified.detail });
@@ -584,130 +602,105 @@ async function probe(
   if (classified.kind === 'referral') {
     return follow(it, state, cut, classified.child, outcome.message, keys.keys);
   }
-  // A denial of the intermediate name from a server that mishandles empty non-terminals
-  // (RFC 9156 §2.3) would end minimisation: the full name is asked next.
-  return {
-    kind: 'walk',
-    walked: classified.kind === 'nodata' ? walked + 1 : labelCount(state.name),
+  if (classified.kind === 'answer') {
+    // NS at the probed name from the zone's own servers: a child zone served by the same
+    // servers. The full name is asked next; the referral or answer to it settles the cut.
+    return { kind: 'walk', walked: labelCount(state.name) };
+  }
+  const denial = await validateDenial(
+    qname,
+    'NS',
+    outcome.message.authorities,
+    cut.zone,
+    keys.keys,
+    it.init.now(),
+    state.budget.verifications,
+    it.init.memo,
+  );
+  if (denial.kind === 'bogus') {
+    return done(invalid(it, state, denial, `denial of ${qname} from ${cut.zone}`));
+  }
+  if (denial.value.kind === 'nodata') {
+    it.init.cache.set(MINIMISED_NAMES, key, { kind: 'walk' }, denial.value.ttl);
+    return { kind: 'walk', walked: walked + 1 };
+  }
+  const resolution: Denial = {
+    kind: 'nxdomain',
+    zone: cut.zone,
+    server: outcome.server,
+    records: denial.value.records,
+    ttl: denial.value.ttl,
   };
-}
-
-/** Whether a question of `type` for the full name at `cut` may share its referral (see above). */
-function sharesReferral(it: Iterator, cut: ZoneCut, type: RRType): boolean {
-  return cut.zone === it.init.root.zone && type !== 'DS';
-}
-
-/**
- * The step the referral of another question for the name to the apex gives, when one of another
- * type is on its way; undefined when there is none (then this question is asked on its own).
- * Synchronous up to the promise, so that a question asked right after another one finds it.
- */
-function joinApexReferral(
-  it: Iterator,
-  state: QuestionState,
-  cut: ZoneCut,
-): Promise<Step> | undefined {
-  if (!sharesReferral(it, cut, state.type)) return undefined;
-  const other = it.apexQuestions.get(canonicalName(state.name));
-  if (other === undefined || other.type === state.type) return undefined;
-  return state.deadline.within(other.cut).then((joined): Step | Promise<Step> => {
-    if (joined === EXPIRED) return done(timedOut(state));
-    // No referral came of it (an answer, a denial, a failure): the question is asked here.
-    if (joined === undefined) return ask(it, state, cut);
-    if (++state.budget.referrals > MAX_REFERRALS_PER_RESOLUTION) {
-      return done(limit('too many referrals'));
-    }
-    return { kind: 'down', child: joined };
-  });
+  it.init.cache.set(MINIMISED_NAMES, key, { kind: 'denied', resolution }, denial.value.ttl);
+  return done(resolution);
 }
 
 /**
  * The question at `cut`: its keys and the question go out together (neither depends on the
  * other's response; the response is validated once both are in), then the response is
- * classified and validated. At the apex, a question others may join is announced first.
+ * classified and validated.
  */
 async function ask(it: Iterator, state: QuestionState, cut: ZoneCut): Promise<Step> {
   const { name, type } = state;
-  let settle: ((cut: ZoneCut | undefined) => void) | undefined;
-  const key = canonicalName(name);
-  if (sharesReferral(it, cut, type) && !it.apexQuestions.has(key)) {
-    const question: ApexQuestion = {
-      type,
-      cut: new Promise<ZoneCut | undefined>((resolve) => {
-        settle = resolve;
-      }),
-    };
-    it.apexQuestions.set(key, question);
-    void question.cut.then(() => {
-      if (it.apexQuestions.get(key) === question) it.apexQuestions.delete(key);
-    });
+  const [keys, outcome] = await Promise.all([
+    keysOf(it, state, cut),
+    exchange(it, state, cut, { name, type }),
+  ]);
+  if (keys.kind === 'failed') return done(keys.failure);
+  if (isFailureOutcome(outcome)) return done(outcome);
+  if (outcome.kind === 'failed') return done(exchangeFailure(cut, outcome));
+  const response = outcome.message;
+  const classified = classifyResponse(response, cut.zone, name, type);
+  if (classified.kind === 'invalid') {
+    return done({ kind: 'error', reason: 'servfail', detail: classified.detail });
   }
-  let child: ZoneCut | undefined;
-  try {
-    const [keys, outcome] = await Promise.all([
-      keysOf(it, state, cut),
-      exchange(it, state, cut, { name, type }),
-    ]);
-    if (keys.kind === 'failed') return done(keys.failure);
-    if (isFailureOutcome(outcome)) return done(outcome);
-    if (outcome.kind === 'failed') return done(exchangeFailure(cut, outcome));
-    const response = outcome.message;
-    const classified = classifyResponse(response, cut.zone, name, type);
-    if (classified.kind === 'invalid') {
-      return done({ kind: 'error', reason: 'servfail', detail: classified.detail });
-    }
-    if (classified.kind === 'referral') {
-      const followed = await follow(it, state, cut, classified.child, response, keys.keys);
-      if (followed.kind === 'down') child = followed.child;
-      return followed;
-    }
-    const now = it.init.now();
-    if (classified.kind === 'answer') {
-      const rrset = recordsOf(response.answers, name, type);
-      const verified = await validateRRset(
-        rrset,
-        response.answers,
-        cut.zone,
-        keys.keys,
-        now,
-        state.budget.verifications,
-        it.init.memo,
-      );
-      if (verified.kind === 'bogus') {
-        return done(invalid(it, state, verified, `${type} answer from ${cut.zone}`));
-      }
-      return done({
-        kind: 'answer',
-        zone: cut.zone,
-        server: outcome.server,
-        rrset,
-        rrsigs: verified.value.rrsigs,
-        ttl: verified.value.ttl,
-      });
-    }
-    const denial = await validateDenial(
-      name,
-      type,
-      response.authorities,
+  if (classified.kind === 'referral') {
+    return follow(it, state, cut, classified.child, response, keys.keys);
+  }
+  const now = it.init.now();
+  if (classified.kind === 'answer') {
+    const rrset = recordsOf(response.answers, name, type);
+    const verified = await validateRRset(
+      rrset,
+      response.answers,
       cut.zone,
       keys.keys,
       now,
       state.budget.verifications,
       it.init.memo,
     );
-    if (denial.kind === 'bogus') {
-      return done(invalid(it, state, denial, `denial of ${type} from ${cut.zone}`));
+    if (verified.kind === 'bogus') {
+      return done(invalid(it, state, verified, `${type} answer from ${cut.zone}`));
     }
     return done({
-      kind: denial.value.kind,
+      kind: 'answer',
       zone: cut.zone,
       server: outcome.server,
-      records: denial.value.records,
-      ttl: denial.value.ttl,
+      rrset,
+      rrsigs: verified.value.rrsigs,
+      ttl: verified.value.ttl,
     });
-  } finally {
-    settle?.(child);
   }
+  const denial = await validateDenial(
+    name,
+    type,
+    response.authorities,
+    cut.zone,
+    keys.keys,
+    now,
+    state.budget.verifications,
+    it.init.memo,
+  );
+  if (denial.kind === 'bogus') {
+    return done(invalid(it, state, denial, `denial of ${type} from ${cut.zone}`));
+  }
+  return done({
+    kind: denial.value.kind,
+    zone: cut.zone,
+    server: outcome.server,
+    records: denial.value.records,
+    ttl: denial.value.ttl,
+  });
 }
 
 /** Follows a referral from `cut`: validates the child's DS, remembers the child's cut. */

@@ -106,12 +106,16 @@ export const UPSTREAM_EDNS_PAYLOAD_OCTETS = 1232;
 export const MAX_UPSTREAM_IN_FLIGHT = 256;
 
 /**
- * QNAME minimisation (RFC 9156): below a zone cut, when more than this many labels remain
- * between the cut and the query name, the full name is asked at once (the idea of
- * MAX_MINIMISE_COUNT in RFC 9156 §2.3): a 15-digit phone name then costs one query per zone
- * instead of one per digit, while short names (email ranges) are still walked label by label.
+ * QNAME minimisation (RFC 9156 §2.3, as Unbound's `MINIMISE_ONE_LAB`): below a zone cut other
+ * than the apex, the first this many labels are walked one at a time with NS questions, so that
+ * a parent zone that delegates within that depth (a country code, a carrier block: `+1` →
+ * `+1202`) sees no name more than one label below a name it holds. Past them the full name is
+ * asked: the zone then holds the CSI itself (or delegates deeper than any range of the demo
+ * namespace), and walking a 15-digit number one digit at a time would cost a query per digit.
+ * At the apex the walk is never cut short: the root directory holds only delegations (design
+ * §2), so every name below it ends at a referral or at a denial one label below a name it holds.
  */
-export const MAX_MINIMISE_LABELS = 4;
+export const MINIMISE_ONE_LABEL_STEPS = 4;
 
 /** Serve-stale (RFC 8767 §4): TTL of an answer served from a stale entry. */
 export const STALE_ANSWER_TTL_SECONDS = 30;

@@ -331,7 +331,7 @@ function discoverUncached(state: ResolverState, csi: Csi): Promise<Discovered> {
             deadline.expired()
               ? Promise.resolve<Failure>({ kind: 'error', reason: 'timeout', detail: timedOut })
               : askQuestion(state.questions, name, type),
-          zoneFor: (name) => zoneFor(state.questions.iterator, name),
+          zoneFor: async (name) => zoneFor(state.questions.iterator, name),
           now: state.seconds,
           onInvalidMapping: (reason) => {
             const failures = state.counters.validationFailures;

@@ -6,6 +6,7 @@ import {
   canonicalName,
   createLogger,
   isSubdomain,
+  namesEqual,
   respondError,
   startAdminServer,
   startDnsServer,
@@ -22,7 +23,7 @@ import {
 import { checkListenerSettings, type ResolverFileConfig } from './config.js';
 import { startJsonApi, type JsonApi } from './json-api.js';
 import { createResolverMetrics, type ResolverMetrics } from './metrics.js';
-import type { Resolver } from './types.js';
+import type { ResolvedAnswer, Resolver } from './types.js';
 
 /**
  * A resolver as a server (design §7): the DNS front ends (UDP, TCP, DoH through
@@ -128,7 +129,7 @@ export function createResolverQueryHandler(
       (section: 'answers' | 'authorities') =>
       (rr: ResourceRecord): boolean =>
         dnssecOk || !DNSSEC_TYPES.has(rr.type) || (section === 'answers' && rr.type === type);
-    const response = resolverResponse(query, wireRcode(query, resolved.rcode), ede);
+    const response = resolverResponse(query, wireRcode(query, resolved), ede);
     return {
       ...response,
       ...(response.edns !== undefined && query.edns?.compactOk === true
@@ -160,12 +161,23 @@ export function createResolverQueryHandler(
  * reports it as NXDOMAIN. A client that validates (DO set) and has not said it knows compact
  * answers (CO clear) gets the NOERROR the records were signed for: to a validator such as BIND's
  * `delv`, an NXDOMAIN beside an NSEC that claims the name exists is bogus. A client without DO
- * sees no NSEC and gets NXDOMAIN; one with CO gets NXDOMAIN and CO echoed.
+ * sees no NSEC and gets NXDOMAIN; one with CO gets NXDOMAIN and CO echoed. A name denied through
+ * an ancestor that does not exist (the resolver's QNAME minimisation stopped there, RFC 8020)
+ * is NXDOMAIN to every client: the NSEC is owned by the ancestor, and NOERROR would claim the
+ * name itself exists.
  */
-function wireRcode(query: Message, rcode: Message['rcode']): Message['rcode'] {
-  if (rcode !== 'NXDOMAIN') return rcode;
+function wireRcode(
+  query: Message,
+  resolved: Pick<ResolvedAnswer, 'rcode' | 'authorities'>,
+): Message['rcode'] {
+  if (resolved.rcode !== 'NXDOMAIN') return resolved.rcode;
   const edns = query.edns;
-  return edns?.dnssecOk === true && edns.compactOk !== true ? 'NOERROR' : 'NXDOMAIN';
+  if (edns?.dnssecOk !== true || edns.compactOk === true) return 'NXDOMAIN';
+  const qname = query.questions[0]?.name ?? '';
+  const atName = resolved.authorities.some(
+    (rr) => rr.type === 'NSEC' && namesEqual(rr.name, qname),
+  );
+  return atName ? 'NOERROR' : 'NXDOMAIN';
 }
 
 /** An empty response from a recursive resolver: RA set; `options` in its OPT, if it has one. */

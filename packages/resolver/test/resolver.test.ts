@@ -1,6 +1,6 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { csiToName, NXNAME_TYPE } from '@mimi-discovery/common';
+import { csiToName, NXNAME_TYPE, parseCsi } from '@mimi-discovery/common';
 import {
   createResolver,
   failureBackoffSeconds,
@@ -284,14 +284,43 @@ async function countingRelay(
 }
 
 describe('cold resolution', () => {
-  it('asks the root one question for MAP and MAPREF of a CSI: one referral serves both', async () => {
+  it('walks the root one label at a time: it sees the range, no digit below it, each name once', async () => {
     const { resolver } = resolverWithClock();
     net.root.seen.length = 0;
     const result = await resolver.discover(CSIS.empty);
     expect(result.status, JSON.stringify(result.error)).toBe('empty');
-    const name = csiToName(CSIS.empty);
-    expect(net.root.seen.filter((q) => q.startsWith(`${name}/`))).toHaveLength(1);
-    expect(net.root.seen.filter((q) => q === `${APEX}/DNSKEY`)).toHaveLength(1);
+    // MAP and MAPREF share each probe of the walk: e164, 4.e164, then the referral at +44.
+    expect([...net.root.seen].sort()).toEqual(
+      [`${APEX}/DNSKEY`, `e164.${APEX}/NS`, `4.e164.${APEX}/NS`, `${PHONE_ZONE}/NS`].sort(),
+    );
+  });
+
+  it('walks the first labels below a range one at a time, then asks the full name', async () => {
+    const { resolver } = resolverWithClock();
+    net.phone.seen.length = 0;
+    expect((await resolver.discover(CSIS.found)).status).toBe('found');
+    const name = csiToName(CSIS.found);
+    const labels = name.split('.');
+    const zoneLabels = PHONE_ZONE.split('.').length;
+    const below = (n: number): string => labels.slice(labels.length - (zoneLabels + n)).join('.');
+    const probes = [1, 2, 3, 4].map((n) => `${below(n)}/NS`);
+    expect(net.phone.seen.filter((q) => q.endsWith('/NS'))).toEqual(probes);
+    expect(net.phone.seen).toContain(`${name}/MAP`);
+  });
+
+  it('stops at a name the root denies (RFC 8020): a country code with no DP shows the root one digit', async () => {
+    const { resolver } = resolverWithClock();
+    net.root.seen.length = 0;
+    const result = await resolver.discover(parseCsi('+33 1 23 45 67 89'));
+    expect(result.status, JSON.stringify(result.error)).toBe('none');
+    const deepest = Math.max(
+      ...net.root.seen.map((q) => (q.split('/')[0] ?? '').split('.').length),
+    );
+    expect(deepest).toBe(`3.e164.${APEX}`.split('.').length);
+    // The denial is cached: the next number under +33 asks nothing.
+    const before = resolver.stats().upstreamQueries;
+    expect((await resolver.discover(parseCsi('+33 6 12 34 56 78'))).status).toBe('none');
+    expect(resolver.stats().upstreamQueries).toBe(before);
   });
 
   it('asks MAP and MAPREF at the DP itself, and the range AUTHKEY once', async () => {
@@ -304,14 +333,21 @@ describe('cold resolution', () => {
     expect(net.phone.seen.filter((q) => q === `${PHONE_ZONE}/AUTHKEY`)).toHaveLength(1);
   });
 
-  it('still reports none for a number without mappings when its AUTHKEY was asked early', async () => {
+  it('reports none for a number without mappings, then asks the next number of the range without walking again', async () => {
     const { resolver } = resolverWithClock();
     const result = await resolver.discover(CSIS.none);
     expect(result.status).toBe('none');
     // Asked together with MAP and MAPREF, the range's AUTHKEY is cached for the next number.
     const before = resolver.stats().upstreamQueries;
+    net.phone.seen.length = 0;
     expect((await resolver.discover(CSIS.found)).status).toBe('found');
-    expect(resolver.stats().upstreamQueries - before).toBe(2);
+    // The walk of the shared digits is cached: MAP, MAPREF and the range's AUTHKEY (sent with
+    // them, the range's cut being known), nothing else.
+    const name = csiToName(CSIS.found);
+    expect([...net.phone.seen].sort()).toEqual(
+      [`${name}/MAP`, `${name}/MAPREF`, `${PHONE_ZONE}/AUTHKEY`].sort(),
+    );
+    expect(resolver.stats().upstreamQueries - before).toBe(3);
   });
 });
 

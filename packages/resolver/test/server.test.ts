@@ -34,6 +34,8 @@ const INDETERMINATE = `indeterminate.${ZONE}`;
 const BOGUS = `bogus.${ZONE}`;
 const STALE = `stale.${ZONE}`;
 const NXDOMAIN = `9.9.9.9.6.4.9.7.0.2.${ZONE}`;
+/** A name under {@link NXDOMAIN}, denied through it (RFC 8020). */
+const BELOW_NXDOMAIN = `1.${NXDOMAIN}`;
 const FAULT = `fault.${ZONE}`;
 const CACHED = `cached.${ZONE}`;
 
@@ -80,6 +82,15 @@ const ANSWERS: ReadonlyMap<string, ResolvedAnswer> = new Map([
   [CACHED, answer('secure', { answers: [record(CACHED, 'MAP', new Uint8Array([1]), 60)] })],
   [
     NXDOMAIN,
+    {
+      rcode: 'NXDOMAIN',
+      status: 'secure',
+      answers: [],
+      authorities: [soa, soaSig, nsec, nsecSig],
+    },
+  ],
+  [
+    BELOW_NXDOMAIN,
     {
       rcode: 'NXDOMAIN',
       status: 'secure',
@@ -223,6 +234,27 @@ describe('DNSSEC records', () => {
       expect(nsec?.type === 'NSEC' ? nsec.data.types : []).toContain('TYPE128');
     }
   });
+
+  it.each<[string, { do?: boolean; co?: boolean }]>([
+    ['without DO', {}],
+    ['with DO and without CO', { do: true }],
+    ['with CO', { do: true, co: true }],
+  ])(
+    'answers NXDOMAIN %s for a name denied through an ancestor that does not exist (RFC 8020)',
+    async (_what, bits) => {
+      const base = query(BELOW_NXDOMAIN, 'MAP', { do: bits.do ?? false });
+      const q: Message =
+        bits.co === true && base.edns !== undefined
+          ? { ...base, edns: { ...base.edns, compactOk: true } }
+          : base;
+      const response = await queryUdp(udp(), q);
+      // NOERROR would claim the name exists: the NSEC is the ancestor's.
+      expect(response.rcode).toBe('NXDOMAIN');
+      if (bits.do === true) {
+        expect(response.authorities.find((rr) => rr.type === 'NSEC')?.name).toBe(NXDOMAIN);
+      }
+    },
+  );
 
   it('answers a question for RRSIGs with them, DO or not', async () => {
     const response = await queryUdp(udp(), query(SECURE, 'RRSIG'));
