@@ -210,8 +210,17 @@ export interface Hierarchy {
   proverFor(csi: string): Ed25519KeyPair;
   /** A signed mapping of `csi` by `recipient`, attested by the range's prover by default. */
   mapping(csi: string, recipient: Ed25519KeyPair, options?: MappingOptions): Mapping;
-  /** Writes a mapping (or raw MAP RDATA) into the store of the zone holding its name. */
-  publishMapping(mapping: Mapping | Uint8Array, options?: PublishOptions): Promise<string>;
+  /**
+   * Writes a mapping (or raw MAP RDATA) at `nameOrCsi` (a CSI's name, or an owner name) into the
+   * store of the zone holding that name, as a DP would sign and serve it: a mapping does not
+   * carry its CSI, so where it goes is the caller's to say (a hostile DP may put it anywhere).
+   * `options.at` is not used here.
+   */
+  publishMapping(
+    nameOrCsi: string,
+    mapping: Mapping | Uint8Array,
+    options?: PublishOptions,
+  ): Promise<string>;
   /** `mapping` + `publishMapping`; returns the mapping. */
   publish(
     csi: string,
@@ -474,12 +483,13 @@ export async function buildHierarchy(): Promise<Hierarchy> {
     };
 
     const publishMapping = async (
+      nameOrCsi: string,
       value: Mapping | Uint8Array,
       options: PublishOptions = {},
     ): Promise<string> => {
       const bytes = value instanceof Uint8Array ? value : encodeMapping(value);
       const decoded = decodeMapping(bytes);
-      const name = canonicalName(options.at ?? ownerOf(decoded.csi));
+      const name = canonicalName(ownerOf(nameOrCsi));
       const server = serverFor(name);
       const ttl =
         options.ttl ??
@@ -522,7 +532,7 @@ export async function buildHierarchy(): Promise<Hierarchy> {
       publishMapping,
       async publish(csi, recipient, options = {}) {
         const m = mapping(csi, recipient, options);
-        await publishMapping(m, options);
+        await publishMapping(options.at ?? parseCsi(csi), m, options);
         return m;
       },
       async removeMappings(nameOrCsi) {

@@ -16,7 +16,7 @@ import { writeNew, writeReplacing } from './files.js';
  *
  * ```json
  * { "publicKey": "iojj3XQJ8ZX9Uts9…", "secretKey": "AQEBAQEBAQEBAQEB…",
- *   "csi": "tel:+442079460018", "attestation": "p2F2AWNjc2lx…" }
+ *   "csi": "tel:+442079460018", "attestation": "pmF2AmNleHAa…" }
  * ```
  *
  * The file holds a secret key: it is created with mode 0600, never overwritten by `keygen`, and

@@ -8,6 +8,7 @@ import {
   encodeCbor,
   encodeMapping,
   keyPairFromSeed,
+  parseCsi,
   parseZoneFile,
   record,
 } from '@mimi-discovery/common';
@@ -276,7 +277,7 @@ describe('zone import', () => {
   };
 
   it('skips a MAP at an email name, which gives no CSI back, and one at no CSI name', async () => {
-    const email = 'mailto:dave@example.com';
+    const email = parseCsi('dave@example.com');
     const emailZone = 'example.com.email.mimi.arpa';
     const report = await importText(
       'c',
