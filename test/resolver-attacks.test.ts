@@ -10,6 +10,9 @@ import {
   computeKeyTag,
   createDohClient,
   csiToName,
+  decodeCbor,
+  encodeCbor,
+  encodeMapping,
   encodeMessage,
   decodeMapping,
   generateKeyPair,
@@ -18,6 +21,7 @@ import {
   record,
   respondError,
   typeToCode,
+  type CborMap,
   type DnskeyData,
   type Ed25519KeyPair,
   type Message,
@@ -325,6 +329,22 @@ describe('mappings that verify but do not belong', () => {
     const { failures } = await expectError('tel:+442079460031', ['bogus']);
     expect(failures, failures.join()).toContain('mapping-bad-signature');
     expect((await resolver.discover('tel:+442079460030')).status).toBe('found');
+  });
+
+  it('reports bogus for a version-1 MAP record, which spelled its CSI, and names the version', async () => {
+    const csi = 'tel:+442079460034';
+    const genuine = decodeCbor(encodeMapping(h.mapping(csi, ALICE))) as CborMap;
+    // What version 1 served: v 1 and the CSI in clear, in the mapping and its attestation.
+    const v1 = encodeCbor({
+      ...genuine,
+      v: 1,
+      csi,
+      att: { ...(genuine['att'] as CborMap), v: 1, csi },
+    });
+    await h.publishMapping(csi, v1);
+    const { result, failures } = await expectError(csi, ['bogus']);
+    expect(failures, failures.join()).toContain('mapping-unsupported-version');
+    expect(result.error?.detail).toContain('none verified');
   });
 
   it('drops a mapping of another CSI that a MAPREF target serves, keeping the genuine ones', async () => {

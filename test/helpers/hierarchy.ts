@@ -23,6 +23,7 @@ import {
   record,
   respondError,
   signRRset,
+  SignedObjectError,
   startDnsServer,
   type DnsServer,
   type DsData,
@@ -244,6 +245,17 @@ export interface Hierarchy {
   startGarbageServer(): Promise<{ readonly dohPort: number; readonly url: string }>;
   /** Stops every server and deletes the temporary directory. */
   close(): Promise<void>;
+}
+
+/** min(`exp`, `att.exp`) of the mapping in MAP RDATA; undefined when it is not one. */
+function mappingExpiry(rdata: Uint8Array): number | undefined {
+  try {
+    const m = decodeMapping(rdata);
+    return Math.min(m.exp, m.att.exp);
+  } catch (error) {
+    if (error instanceof SignedObjectError) return undefined;
+    throw error;
+  }
 }
 
 /** Owner name of a CSI (given canonical or as typed), or the name itself. */
@@ -488,15 +500,15 @@ export async function buildHierarchy(): Promise<Hierarchy> {
       options: PublishOptions = {},
     ): Promise<string> => {
       const bytes = value instanceof Uint8Array ? value : encodeMapping(value);
-      const decoded = decodeMapping(bytes);
       const name = canonicalName(ownerOf(nameOrCsi));
       const server = serverFor(name);
+      // RDATA that is no mapping of this version (a test's forgery) has no expiry to follow.
+      const expiry = mappingExpiry(bytes);
       const ttl =
         options.ttl ??
-        Math.max(
-          1,
-          Math.min(MAP_TTL_SECONDS, Math.min(decoded.exp, decoded.att.exp) - nowSeconds()),
-        );
+        (expiry === undefined
+          ? MAP_TTL_SECONDS
+          : Math.max(1, Math.min(MAP_TTL_SECONDS, expiry - nowSeconds())));
       const existing =
         options.replace === true ? [] : server.store.readRRset(server.zone, name, 'MAP');
       const records = [
