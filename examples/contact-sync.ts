@@ -88,7 +88,7 @@ export async function main(log: (line: string) => void): Promise<void> {
         },
         recipient.secretKey,
       );
-      await registrar.publishMapping(encodeMapping(mapping));
+      await registrar.publishMapping({ csi: proved.csi, mapping: encodeMapping(mapping) });
     }
     log(`registered ${REGISTERED.length} recipients with the DP (${net.zones.join(', ')})`);
 

@@ -97,7 +97,9 @@ export async function main(log: (line: string) => void): Promise<void> {
       },
       recipient.secretKey,
     );
-    const published = await dp.publishMapping(mapping);
+    // The mapping does not carry the number (a MAP record should not spell it): the request
+    // names it, and the DP checks that both signatures cover it.
+    const published = await dp.publishMapping({ csi, mapping });
     log(`  stored in zone ${published.result.zone}, SOA serial ${published.result.serial}`);
 
     const before = await resolver.discover(NUMBER);

@@ -15,7 +15,6 @@ import {
   keyPairFromSeed,
   parseCsi,
   verifyRRset,
-  type Attestation,
   type Csi,
   type DnskeyData,
   type DsData,
@@ -46,10 +45,12 @@ import {
   attestAs,
   errorCode,
   mappingBytes,
+  mappingOf,
   nowSeconds,
   removeMapping,
   revoke,
   type ApiResponse,
+  type HeldAttestation,
 } from './helpers/registration.js';
 
 // The issue "Authoritative DPs and the root directory", seen from outside: a recipient registers
@@ -90,12 +91,12 @@ async function register(
   csi: Csi,
   recipient = ALICE,
   content: Parameters<typeof mappingBytes>[2] = {},
-): Promise<{ response: ApiResponse; bytes: Uint8Array; att: Attestation }> {
+): Promise<{ response: ApiResponse; bytes: Uint8Array; att: HeldAttestation }> {
   used.add(csi);
   const dp = dpOf(csi);
   const att = await attest(apiOf(dp), csi, recipient);
   const bytes = mappingBytes(att, recipient, content);
-  const response = await answerOf(apiOf(dp).client.publishMapping(bytes));
+  const response = await answerOf(apiOf(dp).client.publishMapping({ csi, mapping: bytes }));
   return { response, bytes, att };
 }
 
@@ -170,7 +171,9 @@ describe('registration through the API', () => {
   it('publishing the same mapping again succeeds without a change (a client may retry)', async () => {
     const { bytes } = published.get(EMAIL) ?? expect.unreachable();
     const before = net.email.provider.store.zoneInfo(EMAIL_ZONE)?.serial;
-    const again = await answerOf(apiOf(net.email).client.publishMapping(bytes));
+    const again = await answerOf(
+      apiOf(net.email).client.publishMapping({ csi: EMAIL, mapping: bytes }),
+    );
     expect(again.status).toBe(201);
     expect(again.body).toMatchObject({ serial: before });
     expect(net.email.provider.store.zoneInfo(EMAIL_ZONE)?.serial).toBe(before);
@@ -272,9 +275,7 @@ describe('requirements seen from outside (design §1)', () => {
   it('R1: a mapping attested by a key that is no AUTHKEY prover of the range is refused, and never served', async () => {
     const csi = parseCsi('tel:+442079460101');
     const att = attestAs(ROGUE_PROVER, csi, ALICE);
-    const response = await answerOf(
-      apiOf(net.phone).client.publishMapping(mappingBytes(att, ALICE)),
-    );
+    const response = await answerOf(apiOf(net.phone).client.publishMapping(mappingOf(att, ALICE)));
     expect(response.status).toBe(403);
     expect(errorCode(response)).toBe('ERR_PROVER_NOT_AUTHORIZED');
     const { zone, keys } = await chainToDp(csi);
@@ -286,9 +287,7 @@ describe('requirements seen from outside (design §1)', () => {
     const csi = parseCsi('tel:+442079460107');
     const emailProver = net.email.provider.store.proverKey();
     const att = attestAs(emailProver, csi, ALICE);
-    const response = await answerOf(
-      apiOf(net.phone).client.publishMapping(mappingBytes(att, ALICE)),
-    );
+    const response = await answerOf(apiOf(net.phone).client.publishMapping(mappingOf(att, ALICE)));
     expect(response.status).toBe(403);
     expect(errorCode(response)).toBe('ERR_PROVER_NOT_AUTHORIZED');
     expect(mapData(await askDp(csi), csi)).toEqual([]);
@@ -357,7 +356,9 @@ describe('requirements seen from outside (design §1)', () => {
         mappings.push(mappingBytes(att, recipient));
       }
       const responses = await Promise.all(
-        mappings.map((bytes) => answerOf(apiOf(net.phone).client.publishMapping(bytes))),
+        mappings.map((bytes) =>
+          answerOf(apiOf(net.phone).client.publishMapping({ csi, mapping: bytes })),
+        ),
       );
       expect(responses.map((r) => r.status)).toEqual(mappings.map(() => 201));
       const answer = await askDp(csi, 'tcp');

@@ -207,6 +207,7 @@ const SUBJECTS: readonly Subject[] = [
               outcome: await store.applyOperation(PHONE_ZONE, {
                 kind: 'publish-mapping',
                 name: m.name,
+                csi: m.csi,
                 mapping: m.bytes,
                 now,
                 authorize: false,
@@ -284,7 +285,9 @@ describe.each(SUBJECTS)('a running DP over the $name', (subject) => {
         );
 
         const [responses, fromOther] = await Promise.all([
-          Promise.all(viaApi.map((m) => answerOf(client.publishMapping(m.bytes)))),
+          Promise.all(
+            viaApi.map((m) => answerOf(client.publishMapping({ csi: m.csi, mapping: m.bytes }))),
+          ),
           running.otherWriter(batches),
         ]);
         const refused = responses.flatMap((r, i) =>

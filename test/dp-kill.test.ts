@@ -103,7 +103,7 @@ describe('a DP killed with SIGKILL in the middle of a stream of publishes', () =
         inFlight++;
         let status: number;
         try {
-          status = (await answerOf(target.publishMapping(bytes))).status;
+          status = (await answerOf(target.publishMapping({ csi, mapping: bytes }))).status;
         } catch {
           // The connection died with the process: not acknowledged.
           cutOff.set(csi, bytes);
@@ -168,7 +168,7 @@ describe('a DP killed with SIGKILL in the middle of a stream of publishes', () =
     // A client whose publish was cut off retries it: applied or not before the kill, it succeeds.
     const retryTarget = clientOf(second.ports.api);
     for (const [csi, bytes] of cutOff) {
-      const retried = await answerOf(retryTarget.publishMapping(bytes));
+      const retried = await answerOf(retryTarget.publishMapping({ csi, mapping: bytes }));
       expect(retried.status, `retry of ${csi}: ${JSON.stringify(retried.body)}`).toBe(201);
     }
 
@@ -266,9 +266,10 @@ function parseTrace(text: string): {
 function publishOverTls12(
   apiUrl: string,
   caPem: string,
+  csi: Csi,
   mapping: Uint8Array,
 ): Promise<{ status: number; port: number }> {
-  const body = JSON.stringify({ mapping: Buffer.from(mapping).toString('base64url') });
+  const body = JSON.stringify({ csi, mapping: Buffer.from(mapping).toString('base64url') });
   return new Promise((resolve, reject) => {
     let port = 0;
     const req = httpsRequest(
@@ -315,7 +316,7 @@ describe('the order of flush and acknowledgement', () => {
       for (let n = 0; n < 5; n++) {
         const csi = csiOf(MAX_PUBLISHES + n);
         const mapping = mappingBytes(attestAs(PROVER, csi, RECIPIENT), RECIPIENT);
-        const { status, port } = await publishOverTls12(dp.ports.api, caPem, mapping);
+        const { status, port } = await publishOverTls12(dp.ports.api, caPem, csi, mapping);
         expect(status).toBe(201);
         acknowledged.push(port);
       }

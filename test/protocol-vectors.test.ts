@@ -122,16 +122,17 @@ function generate(): string {
   const { sig: mapSig, ...mapUnsigned } = mapping;
   const { sig: remSig, ...remUnsigned } = removal;
   const { sig: revSig, ...revUnsigned } = revocation;
+  // A Mapping and an Attestation do not carry their CSI: it is in the signing input only.
   const objects = [
     [
       'Attestation (prover 02…02, nbf T0, exp T0 + 365 days)',
-      signingInput('attestation', attUnsigned),
+      signingInput('attestation', attUnsigned, csi),
       attSig,
       encodeAttestation(att),
     ],
     [
       'Mapping (recipient 01…01, seq 1, iat T0, exp T0 + 30 days, two MSPs)',
-      signingInput('mapping', mapUnsigned),
+      signingInput('mapping', mapUnsigned, csi),
       mapSig,
       encodeMapping(mapping),
     ],
@@ -155,8 +156,12 @@ function generate(): string {
     ],
   ] as const;
   for (const [title, input, sig, encoded] of objects) {
+    const carried =
+      title.startsWith('Attestation') || title.startsWith('Mapping')
+        ? ' (signed, not encoded)'
+        : '';
     out.push(
-      `${title}, CSI \`${csi}\`:`,
+      `${title}, CSI \`${csi}\`${carried}:`,
       '',
       block([
         ...wrapped('signing input', hex(input)),

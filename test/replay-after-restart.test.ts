@@ -29,6 +29,7 @@ import {
   attestAs,
   errorCode,
   mappingBytes,
+  mappingOf,
   nowSeconds,
   removeMapping,
   revoke,
@@ -103,19 +104,21 @@ describe('a DP restarted on the same data directory', () => {
     // Alice publishes and removes; Bob publishes and the CSIP revokes his number; Carol points
     // her number at an MSP's zone.
     const removed = mapping(REMOVED, ALICE);
-    expect((await answerOf(first.api.publishMapping(removed))).status).toBe(201);
+    expect(
+      (await answerOf(first.api.publishMapping({ csi: REMOVED, mapping: removed }))).status,
+    ).toBe(201);
     const removal = await removeMapping(first.api, REMOVED, ALICE, 1);
     expect(removal.status, JSON.stringify(removal.body)).toBe(200);
     const revoked = mapping(REVOKED, BOB);
-    expect((await answerOf(first.api.publishMapping(revoked))).status).toBe(201);
+    expect(
+      (await answerOf(first.api.publishMapping({ csi: REVOKED, mapping: revoked }))).status,
+    ).toBe(201);
     // Attestations carry nbf = the second they were made: "before" one second later covers it.
     const before = nowSeconds() + 1;
     const revocation = await revoke(first.api, REVOKED, CSIP, before);
     expect(revocation.status, JSON.stringify(revocation.body)).toBe(200);
     const carolAtt = attestAs(PROVER, REFERRED, CAROL);
-    expect((await answerOf(first.api.publishMapping(mappingBytes(carolAtt, CAROL)))).status).toBe(
-      201,
-    );
+    expect((await answerOf(first.api.publishMapping(mappingOf(carolAtt, CAROL)))).status).toBe(201);
     const request = encodeMaprefRequest(
       createMaprefRequest(
         { csi: REFERRED, target: TARGET, iat: nowSeconds(), att: carolAtt },
@@ -132,16 +135,16 @@ describe('a DP restarted on the same data directory', () => {
     running.delete(first.dp);
 
     const second = await start();
-    const replays: Array<[string, Uint8Array, 'mapping' | 'mapref', string]> = [
-      ['the removed mapping', removed, 'mapping', 'ERR_STALE_SEQ'],
-      ['the revoked mapping', revoked, 'mapping', 'ERR_REVOKED'],
+    const replays: Array<[string, Uint8Array, Csi | 'mapref', string]> = [
+      ['the removed mapping', removed, REMOVED, 'ERR_STALE_SEQ'],
+      ['the revoked mapping', revoked, REVOKED, 'ERR_REVOKED'],
       ['the applied MapRef request', request, 'mapref', 'ERR_REPLAYED'],
     ];
     for (const [what, bytes, kind, code] of replays) {
       const response =
-        kind === 'mapping'
-          ? await answerOf(second.api.publishMapping(bytes))
-          : await answerOf(second.api.publishMapref(bytes));
+        kind === 'mapref'
+          ? await answerOf(second.api.publishMapref(bytes))
+          : await answerOf(second.api.publishMapping({ csi: kind, mapping: bytes }));
       expect(response.status, `${what}: ${JSON.stringify(response.body)}`).toBe(409);
       expect(errorCode(response), what).toBe(code);
     }
@@ -155,9 +158,13 @@ describe('a DP restarted on the same data directory', () => {
     // What the records do not cover still goes through: Alice's next mapping, a new holder of
     // Bob's number (attested after the revocation).
     const next = mappingBytes(attestAs(PROVER, REMOVED, ALICE), ALICE, { seq: 2 });
-    expect((await answerOf(second.api.publishMapping(next))).status).toBe(201);
+    expect(
+      (await answerOf(second.api.publishMapping({ csi: REMOVED, mapping: next }))).status,
+    ).toBe(201);
     const newHolder = mappingBytes(attestAs(PROVER, REVOKED, CAROL, before), CAROL);
-    const accepted = await answerOf(second.api.publishMapping(newHolder));
+    const accepted = await answerOf(
+      second.api.publishMapping({ csi: REVOKED, mapping: newHolder }),
+    );
     expect(accepted.status, JSON.stringify(accepted.body)).toBe(201);
 
     second.dp.child.kill('SIGTERM');

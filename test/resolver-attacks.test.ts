@@ -10,6 +10,9 @@ import {
   computeKeyTag,
   createDohClient,
   csiToName,
+  decodeCbor,
+  encodeCbor,
+  encodeMapping,
   encodeMessage,
   decodeMapping,
   generateKeyPair,
@@ -18,6 +21,7 @@ import {
   record,
   respondError,
   typeToCode,
+  type CborMap,
   type DnskeyData,
   type Ed25519KeyPair,
   type Message,
@@ -306,16 +310,55 @@ describe('forged mappings behind valid DNSSEC', () => {
 });
 
 describe('mappings that verify but do not belong', () => {
-  it('reports bogus for a valid mapping of one CSI replayed under another (csi-mismatch)', async () => {
+  // A MAP record does not carry its CSI (docs/protocol.md §4): the resolver verifies each
+  // mapping for the CSI it queried, so a DP that copies a valid mapping to another CSI's name,
+  // and signs the RRset with its zone key, serves something whose signatures cover another CSI.
+  it('reports bogus for a valid mapping of one email address copied to another’s name', async () => {
     const original = await h.publish('replay-a@example.com', ALICE);
-    await h.publishMapping(original, { at: nameOf('mailto:replay-b@example.com') });
+    await h.publishMapping(nameOf('mailto:replay-b@example.com'), original);
     const { failures } = await expectError('mailto:replay-b@example.com', ['bogus']);
-    expect(
-      failures.some((f) => /csi-mismatch/.test(f)),
-      failures.join(),
-    ).toBe(true);
+    expect(failures, failures.join()).toContain('mapping-bad-signature');
     const genuine = await resolver.discover('mailto:replay-a@example.com');
     expect(genuine.status).toBe('found');
+  });
+
+  it('reports bogus for a valid mapping of one number copied to its neighbour’s name, same prover', async () => {
+    const original = await h.publish('tel:+442079460030', ALICE);
+    // The +44 DP itself copies it: same zone key, same prover AUTHKEY.
+    await h.publishMapping('tel:+442079460031', original);
+    const { failures } = await expectError('tel:+442079460031', ['bogus']);
+    expect(failures, failures.join()).toContain('mapping-bad-signature');
+    expect((await resolver.discover('tel:+442079460030')).status).toBe('found');
+  });
+
+  it('reports bogus for a version-1 MAP record, which spelled its CSI, and names the version', async () => {
+    const csi = 'tel:+442079460034';
+    const genuine = decodeCbor(encodeMapping(h.mapping(csi, ALICE))) as CborMap;
+    // What version 1 served: v 1 and the CSI in clear, in the mapping and its attestation.
+    const v1 = encodeCbor({
+      ...genuine,
+      v: 1,
+      csi,
+      att: { ...(genuine['att'] as CborMap), v: 1, csi },
+    });
+    await h.publishMapping(csi, v1);
+    const { result, failures } = await expectError(csi, ['bogus']);
+    expect(failures, failures.join()).toContain('mapping-unsupported-version');
+    expect(result.error?.detail).toContain('none verified');
+  });
+
+  it('drops a mapping of another CSI that a MAPREF target serves, keeping the genuine ones', async () => {
+    const csi = 'tel:+442079460032';
+    const target = `2.3.e164.${MSP_ZONE}`;
+    await h.publish(csi, BOB);
+    await h.publishMapref(csi, [target]);
+    // The MSP's DP serves, at the target, Alice's mapping of another number of the range.
+    await h.publishMapping(target, h.mapping('tel:+442079460033', ALICE));
+    const counted = resolver.stats().validationFailures['mapping-bad-signature'] ?? 0;
+    const result = await resolver.discover(csi);
+    expect(result.status, JSON.stringify(result.error)).toBe('found');
+    expect(result.mappings.map((m) => m.key)).toEqual([b64(BOB.publicKey)]);
+    expect(resolver.stats().validationFailures['mapping-bad-signature']).toBe(counted + 1);
   });
 
   it('reports bogus for a mapping attested by a key that is not a prover of the range', async () => {

@@ -63,7 +63,9 @@ beforeAll(async () => {
   dp = net.phone;
   const att = await attest(apiOf(dp), PHONE, ALICE);
   mapBytes = mappingBytes(att, ALICE);
-  const published = await answerOf(apiOf(dp).client.publishMapping(mapBytes));
+  const published = await answerOf(
+    apiOf(dp).client.publishMapping({ csi: PHONE, mapping: mapBytes }),
+  );
   expect(published.status).toBe(201);
 });
 

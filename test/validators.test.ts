@@ -21,7 +21,7 @@ import {
   type RunningResolverServer,
 } from '@mimi-discovery/resolver';
 import { EMAIL_ZONE, PHONE_ZONE, buildNetwork, type Network } from './helpers/network.js';
-import { answerOf, apiOf, attest, mappingBytes } from './helpers/registration.js';
+import { answerOf, apiOf, attest, mappingOf } from './helpers/registration.js';
 import { startUnbound, type RunningUnbound } from './helpers/unbound.js';
 
 // Design §5: independent validators must accept our chain. ldns checks each zone as exported
@@ -87,7 +87,7 @@ beforeAll(async () => {
   ] as const) {
     const api = apiOf(dp);
     const att = await attest(api, csi, ALICE);
-    const response = await answerOf(api.client.publishMapping(mappingBytes(att, ALICE)));
+    const response = await answerOf(api.client.publishMapping(mappingOf(att, ALICE)));
     expect(response.status, JSON.stringify(response.body)).toBe(201);
   }
   const anchorFile = join(net.dir, 'mimi.arpa.ds');

@@ -47,7 +47,8 @@ import {
  * Changes whenever the data set changes shape (dataset-sign.mjs, dataset.ts or the store options
  * below), so that an old cache is rebuilt rather than measured as if it were the new one.
  */
-export const DATA_SET_VERSION = 'mimi-bench-data/1: 48 keys, 1-3 MAP per CSI, RRSIG 180 d';
+export const DATA_SET_VERSION =
+  'mimi-bench-data/2: 48 keys, 1-3 MAP per CSI (Mapping v2, no CSI in RDATA), RRSIG 180 d';
 
 /** A data set older than this is rebuilt, half the mappings' lifetime. */
 export const MAX_AGE_DAYS = 90;

@@ -89,7 +89,9 @@ export function recipientKeys() {
 }
 
 /**
- * The MAP RDATA of one signed mapping of CSI `n` by recipient key `key`.
+ * The MAP RDATA of one signed mapping of CSI `n` by recipient key `key`: a version-2 Mapping,
+ * which does not carry the CSI (its signatures cover it; docs/protocol.md §4). `createMapping`
+ * checks the attestation's signature over the CSI, one verification per mapping.
  * @param {number} n
  * @param {import('@mimi-discovery/common').Ed25519KeyPair} key
  * @param {string} provider

@@ -23,6 +23,7 @@ import {
   record,
   respondError,
   signRRset,
+  SignedObjectError,
   startDnsServer,
   type DnsServer,
   type DsData,
@@ -210,8 +211,17 @@ export interface Hierarchy {
   proverFor(csi: string): Ed25519KeyPair;
   /** A signed mapping of `csi` by `recipient`, attested by the range's prover by default. */
   mapping(csi: string, recipient: Ed25519KeyPair, options?: MappingOptions): Mapping;
-  /** Writes a mapping (or raw MAP RDATA) into the store of the zone holding its name. */
-  publishMapping(mapping: Mapping | Uint8Array, options?: PublishOptions): Promise<string>;
+  /**
+   * Writes a mapping (or raw MAP RDATA) at `nameOrCsi` (a CSI's name, or an owner name) into the
+   * store of the zone holding that name, as a DP would sign and serve it: a mapping does not
+   * carry its CSI, so where it goes is the caller's to say (a hostile DP may put it anywhere).
+   * `options.at` is not used here.
+   */
+  publishMapping(
+    nameOrCsi: string,
+    mapping: Mapping | Uint8Array,
+    options?: PublishOptions,
+  ): Promise<string>;
   /** `mapping` + `publishMapping`; returns the mapping. */
   publish(
     csi: string,
@@ -235,6 +245,17 @@ export interface Hierarchy {
   startGarbageServer(): Promise<{ readonly dohPort: number; readonly url: string }>;
   /** Stops every server and deletes the temporary directory. */
   close(): Promise<void>;
+}
+
+/** min(`exp`, `att.exp`) of the mapping in MAP RDATA; undefined when it is not one. */
+function mappingExpiry(rdata: Uint8Array): number | undefined {
+  try {
+    const m = decodeMapping(rdata);
+    return Math.min(m.exp, m.att.exp);
+  } catch (error) {
+    if (error instanceof SignedObjectError) return undefined;
+    throw error;
+  }
 }
 
 /** Owner name of a CSI (given canonical or as typed), or the name itself. */
@@ -474,19 +495,20 @@ export async function buildHierarchy(): Promise<Hierarchy> {
     };
 
     const publishMapping = async (
+      nameOrCsi: string,
       value: Mapping | Uint8Array,
       options: PublishOptions = {},
     ): Promise<string> => {
       const bytes = value instanceof Uint8Array ? value : encodeMapping(value);
-      const decoded = decodeMapping(bytes);
-      const name = canonicalName(options.at ?? ownerOf(decoded.csi));
+      const name = canonicalName(ownerOf(nameOrCsi));
       const server = serverFor(name);
+      // RDATA that is no mapping of this version (a test's forgery) has no expiry to follow.
+      const expiry = mappingExpiry(bytes);
       const ttl =
         options.ttl ??
-        Math.max(
-          1,
-          Math.min(MAP_TTL_SECONDS, Math.min(decoded.exp, decoded.att.exp) - nowSeconds()),
-        );
+        (expiry === undefined
+          ? MAP_TTL_SECONDS
+          : Math.max(1, Math.min(MAP_TTL_SECONDS, expiry - nowSeconds())));
       const existing =
         options.replace === true ? [] : server.store.readRRset(server.zone, name, 'MAP');
       const records = [
@@ -522,7 +544,7 @@ export async function buildHierarchy(): Promise<Hierarchy> {
       publishMapping,
       async publish(csi, recipient, options = {}) {
         const m = mapping(csi, recipient, options);
-        await publishMapping(m, options);
+        await publishMapping(options.at ?? parseCsi(csi), m, options);
         return m;
       },
       async removeMappings(nameOrCsi) {

@@ -87,19 +87,26 @@ export async function outboxCode(outbox: string, csi: string): Promise<string> {
 }
 
 /**
+ * An attestation and the CSI it attests, as its holder keeps them (the CLI's key file does the
+ * same): an attestation does not carry its CSI (docs/protocol.md §4). The extra `csi` property
+ * is ignored wherever the attestation is encoded or embedded.
+ */
+export type HeldAttestation = Attestation & { readonly csi: string };
+
+/**
  * Proves control of `csi` and binds `recipient`'s key to it: `prove`, the code from the outbox,
- * `confirm`. Returns the DP's attestation.
+ * `confirm`. Returns the DP's attestation, held with the canonical CSI.
  */
 export async function attest(
   api: RegistrationEndpoint,
   csi: string,
   recipient: Ed25519KeyPair,
-): Promise<Attestation> {
+): Promise<HeldAttestation> {
   if (api.outbox === undefined) throw new Error('this server has no outbox');
   const proved = await api.client.prove(csi);
   const code = await outboxCode(api.outbox, proved.result.csi);
   const confirmed = await api.client.confirm({ csi, code, key: recipient.publicKey });
-  return confirmed.result.attestation;
+  return { ...confirmed.result.attestation, csi: proved.result.csi };
 }
 
 /** An attestation signed by any key, as an independent prover (or an impostor) makes one. */
@@ -108,11 +115,12 @@ export function attestAs(
   csi: string,
   recipient: Ed25519KeyPair,
   nbf = nowSeconds(),
-): Attestation {
-  return createAttestation(
+): HeldAttestation {
+  const attestation = createAttestation(
     { csi, key: recipient.publicKey, nbf, exp: nbf + 365 * 86_400 },
     prover.secretKey,
   );
+  return { ...attestation, csi };
 }
 
 /** What a mapping says besides its attestation. */
@@ -124,7 +132,7 @@ export interface MappingContent {
 
 /** The encoded Mapping of `att.csi` to `content.msps` (default one MSP), signed by `recipient`. */
 export function mappingBytes(
-  att: Attestation,
+  att: HeldAttestation,
   recipient: Ed25519KeyPair,
   content: MappingContent = {},
 ): Uint8Array {
@@ -143,6 +151,18 @@ export function mappingBytes(
       recipient.secretKey,
     ),
   );
+}
+
+/**
+ * A publication request for the registration API: the encoded Mapping of `att.csi` (as
+ * {@link mappingBytes}) and that CSI, which the mapping does not carry.
+ */
+export function mappingOf(
+  att: HeldAttestation,
+  recipient: Ed25519KeyPair,
+  content: MappingContent = {},
+): { readonly csi: string; readonly mapping: Uint8Array } {
+  return { csi: att.csi, mapping: mappingBytes(att, recipient, content) };
 }
 
 /** Removes the mappings of `csi` by `signer` up to `seq`: a Removal signed now. */

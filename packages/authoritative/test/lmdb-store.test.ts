@@ -117,6 +117,7 @@ describe('LMDB store', () => {
       const publish = {
         kind: 'publish-mapping' as const,
         name: NUMBER,
+        csi: PHONE,
         mapping,
         now: clock.now(),
         authorize: true,

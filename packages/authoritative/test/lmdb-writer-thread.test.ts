@@ -119,6 +119,7 @@ describe('an LMDB store with a writer thread', () => {
         store.applyOperation(ORIGIN, {
           kind: 'publish-mapping',
           name: NUMBER,
+          csi: PHONE,
           mapping,
           now,
           authorize: true,
@@ -148,6 +149,7 @@ describe('an LMDB store with a writer thread', () => {
       await store.applyOperation(ORIGIN, {
         kind: 'publish-mapping',
         name: NUMBER,
+        csi: PHONE,
         mapping: mappings[0] ?? new Uint8Array(),
         now,
         authorize: true,

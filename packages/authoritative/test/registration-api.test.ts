@@ -5,15 +5,16 @@ import { request as httpsRequest } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import {
+  attestsCsi,
   createLocalCa,
   decodeAttestation,
   issueServerCertificate,
   decodeMapping,
+  encodeCbor,
   encodeMapping,
   keyPairFromSeed,
   sign,
   signingInput,
-  type Attestation,
   type UnsignedMapping,
 } from '@mimi-discovery/common';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -43,6 +44,7 @@ import {
   attest,
   b64,
   createFixture,
+  held,
   lastCode,
   mappingBytes,
   removalBytes,
@@ -50,6 +52,7 @@ import {
   snapshot,
   unb64,
   type Fixture,
+  type HeldAttestation,
 } from './registration-fixture.js';
 
 const HEADERS_TIMEOUT_MS = 1111;
@@ -189,7 +192,7 @@ describe('registration API over HTTP', () => {
   });
 
   /** prove → code from the outbox → confirm: the attestation the DP issues. */
-  async function proveAndConfirm(typed: string, recipient = RECIPIENT): Promise<Attestation> {
+  async function proveAndConfirm(typed: string, recipient = RECIPIENT): Promise<HeldAttestation> {
     const proved = await post(api.url, '/v1/prove', { csi: typed });
     expect(proved.status).toBe(202);
     const csi = proved.body['csi'] as string;
@@ -199,11 +202,12 @@ describe('registration API over HTTP', () => {
       key: b64(recipient.publicKey),
     });
     expect(confirmed.status).toBe(200);
-    return decodeAttestation(unb64(confirmed.body['attestation'] as string));
+    return held(decodeAttestation(unb64(confirmed.body['attestation'] as string)), csi);
   }
 
-  const publish = (bytes: Uint8Array): Promise<Reply> =>
-    post(api.url, '/v1/mappings', { mapping: b64(bytes) });
+  /** Publishes a mapping of `csi` (the request names it: a mapping does not carry it). */
+  const publish = (bytes: Uint8Array, csi: string = PHONE): Promise<Reply> =>
+    post(api.url, '/v1/mappings', { csi, mapping: b64(bytes) });
 
   const storedMappings = (origin = PHONE_ZONE, name = PHONE_NAME) =>
     fixture.store.readRRset(origin, name, 'MAP').map((r) => decodeMapping(r.data as Uint8Array));
@@ -235,8 +239,12 @@ describe('registration API over HTTP', () => {
       status: 200,
       body: { prover: b64(prover), nbf: T0, exp: T0 + 365 * DAY },
     });
-    const att = decodeAttestation(unb64(confirmed.body['attestation'] as string));
-    expect(att).toMatchObject({ csi: PHONE, key: RECIPIENT.publicKey, prover });
+    const encoded = unb64(confirmed.body['attestation'] as string);
+    const att = held(decodeAttestation(encoded), PHONE);
+    expect(att).toMatchObject({ v: 2, key: RECIPIENT.publicKey, prover });
+    // The attestation does not spell the number; its signature covers it.
+    expect(attestsCsi(att, PHONE)).toBe(true);
+    expect(Buffer.from(encoded).toString('latin1')).not.toContain('442079460018');
 
     fixture.clock.now += 60;
     const msps = [
@@ -260,7 +268,8 @@ describe('registration API over HTTP', () => {
   it('proves an email address through the same flow', async () => {
     const att = await proveAndConfirm('Alice@Example.COM');
     expect(att.csi).toBe(EMAIL);
-    const published = await publish(mappingBytes({ att, iat: T0 }));
+    expect(attestsCsi(att, EMAIL)).toBe(true);
+    const published = await publish(mappingBytes({ att, iat: T0 }), 'Alice@Example.COM');
     expect(published.status).toBe(201);
     expect(published.body['zone']).toBe(EMAIL_ZONE);
   });
@@ -280,8 +289,7 @@ describe('registration API over HTTP', () => {
   it('R1: refuses a mapping signed by a key other than the attested one', async () => {
     const att = await proveAndConfirm('+442079460018');
     const unsigned: UnsignedMapping = {
-      v: 1,
-      csi: PHONE,
+      v: 2,
       msps: [{ provider: 'evil.example', tags: [] }],
       key: OTHER_RECIPIENT.publicKey,
       seq: 1,
@@ -293,7 +301,7 @@ describe('registration API over HTTP', () => {
     // The other key signs a mapping that carries the recipient's attestation…
     const foreign = encodeMapping({
       ...unsigned,
-      sig: sign(signingInput('mapping', unsigned), OTHER_RECIPIENT.secretKey),
+      sig: sign(signingInput('mapping', unsigned, PHONE), OTHER_RECIPIENT.secretKey),
     });
     const first = await unchanged(() => publish(foreign));
     expect(first.status).toBe(400);
@@ -302,13 +310,59 @@ describe('registration API over HTTP', () => {
     const claimed = { ...unsigned, key: RECIPIENT.publicKey };
     const forged = encodeMapping({
       ...claimed,
-      sig: sign(signingInput('mapping', claimed), OTHER_RECIPIENT.secretKey),
+      sig: sign(signingInput('mapping', claimed, PHONE), OTHER_RECIPIENT.secretKey),
     });
     const second = await unchanged(() => publish(forged));
     expect(errorOf(second)).toMatchObject({
       code: 'ERR_MAPPING_INVALID',
       detail: 'bad-signature',
     });
+  });
+
+  it('refuses a mapping whose signatures do not cover the CSI of the request', async () => {
+    const att = await proveAndConfirm('+442079460018');
+    const bytes = mappingBytes({ att, iat: T0 });
+    // The same valid mapping, asked for a neighbouring number in the same zone: a publisher
+    // copying another CSI's mapping gets nothing published.
+    const copied = await unchanged(() => publish(bytes, 'tel:+442079460019'));
+    expect(copied.status).toBe(400);
+    expect(errorOf(copied)).toMatchObject({
+      code: 'ERR_MAPPING_INVALID',
+      detail: 'bad-signature',
+    });
+    expect(errorOf(copied).message).toContain('mapping.att.sig');
+    // A mapping signed by the recipient for another CSI around its genuine attestation (signed
+    // by hand: createMapping refuses to make it).
+    const genuine = decodeMapping(bytes);
+    const other = encodeMapping({
+      ...genuine,
+      sig: sign(signingInput('mapping', genuine, 'tel:+442079460019'), RECIPIENT.secretKey),
+    });
+    const mixed = await unchanged(() => publish(other));
+    expect(errorOf(mixed)).toMatchObject({ code: 'ERR_MAPPING_INVALID', detail: 'bad-signature' });
+    expect(errorOf(mixed).message).toContain('mapping.sig');
+    expect((await publish(bytes)).status).toBe(201);
+  });
+
+  it('refuses a version-1 mapping with a clear reason', async () => {
+    const att = await proveAndConfirm('+442079460018');
+    const { sig, ...fields } = decodeMapping(mappingBytes({ att, iat: T0 }));
+    // What version 1 looked like: v 1 and the CSI in clear, in the mapping and its attestation.
+    const v1 = encodeCbor({
+      ...fields,
+      v: 1,
+      csi: PHONE,
+      msps: fields.msps.map((m) => ({ ...m, tags: [...m.tags] })),
+      att: { ...fields.att, v: 1, csi: PHONE },
+      sig,
+    });
+    const reply = await unchanged(() => publish(v1));
+    expect(reply.status).toBe(400);
+    expect(errorOf(reply)).toMatchObject({
+      code: 'ERR_MAPPING_INVALID',
+      detail: 'unsupported-version',
+    });
+    expect(errorOf(reply).message).toContain('version 1');
   });
 
   it('R5: accepts a mapping that lists no MSP (opt-out)', async () => {
@@ -511,7 +565,7 @@ describe('registration API over HTTP', () => {
     it('a missing field or a byte string that is not base64url', async () => {
       const missing = await post(api.url, '/v1/confirm', { csi: PHONE, code: '123456' });
       expect(errorOf(missing)).toMatchObject({ code: 'ERR_BAD_REQUEST', detail: 'key' });
-      const padded = await post(api.url, '/v1/mappings', { mapping: 'AAA=' });
+      const padded = await post(api.url, '/v1/mappings', { csi: PHONE, mapping: 'AAA=' });
       expect(errorOf(padded)).toMatchObject({ code: 'ERR_BAD_REQUEST', detail: 'mapping' });
       const typed = await post(api.url, '/v1/prove', { csi: 442079460018 });
       expect(errorOf(typed)).toMatchObject({ code: 'ERR_BAD_REQUEST', detail: 'csi' });

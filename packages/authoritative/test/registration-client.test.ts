@@ -1,6 +1,7 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import {
+  attestsCsi,
   createLocalCa,
   createMaprefRequest,
   createRemoval,
@@ -41,7 +42,8 @@ import {
   T0,
   attest,
   createFixture,
-  mappingBytes,
+  held,
+  mappingOf,
   type Fixture,
 } from './registration-fixture.js';
 import { rejectionOf } from '../../../test/helpers/rejection.js';
@@ -114,12 +116,14 @@ describe('the registration client against the registration API', () => {
       prover,
       nbf: T0,
       exp: T0 + 365 * DAY,
-      attestation: { csi: PHONE, key: RECIPIENT.publicKey, prover },
+      attestation: { v: 2, key: RECIPIENT.publicKey, prover },
     });
+    expect(confirmed.result.attestation).not.toHaveProperty('csi');
+    expect(attestsCsi(confirmed.result.attestation, PHONE)).toBe(true);
     expect(confirmed.result.encoded).toEqual(encodeAttestation(confirmed.result.attestation));
-    const att = confirmed.result.attestation;
+    const att = held(confirmed.result.attestation, PHONE);
 
-    const published = await client.publishMapping(mappingBytes({ att, seq: 3, iat: T0 }));
+    const published = await client.publishMapping(mappingOf({ att, seq: 3, iat: T0 }));
     expect(published.status).toBe(201);
     expect(published.result).toEqual({
       zone: PHONE_ZONE,
@@ -157,7 +161,7 @@ describe('the registration client against the registration API', () => {
 
   it('revokes as a CSIP, reporting how many mappings went', async () => {
     const att = attest(PHONE, RECIPIENT, INDEPENDENT_PROVER.secretKey, T0 - 10);
-    await client.publishMapping(mappingBytes({ att, iat: T0 }));
+    await client.publishMapping(mappingOf({ att, iat: T0 }));
     const revoked = await client.revoke(
       createRevocation({ csi: PHONE, before: T0, iat: T0 }, CSIP.secretKey),
     );
@@ -182,11 +186,13 @@ describe('the registration client against the registration API', () => {
     expect(wrong.message).toBe('the code is not valid for this CSI; 4 attempts left');
 
     const att = attest(PHONE, RECIPIENT, INDEPENDENT_PROVER.secretKey, T0 - 10);
-    await client.publishMapping(mappingBytes({ att, seq: 5, iat: T0 }));
+    await client.publishMapping(mappingOf({ att, seq: 5, iat: T0 }));
     const before = storedKeys();
-    const stale = await refusal(client.publishMapping(mappingBytes({ att, seq: 4, iat: T0 })));
+    const stale = await refusal(client.publishMapping(mappingOf({ att, seq: 4, iat: T0 })));
     expect(stale).toMatchObject({ code: 'ERR_STALE_SEQ', status: 409 });
-    const forged = await refusal(client.publishMapping(new Uint8Array([0xa0])));
+    const forged = await refusal(
+      client.publishMapping({ csi: PHONE, mapping: new Uint8Array([0xa0]) }),
+    );
     expect(forged).toMatchObject({ code: 'ERR_MAPPING_INVALID', status: 400 });
     expect(forged.detail).toEqual(expect.any(String));
     expect(storedKeys()).toEqual(before);
@@ -205,7 +211,7 @@ describe('the registration client against the registration API', () => {
     const answers = await Promise.all(
       csis.map((csi) =>
         client.publishMapping(
-          mappingBytes({
+          mappingOf({
             att: attest(csi, RECIPIENT, INDEPENDENT_PROVER.secretKey, T0 - 10),
             iat: T0,
           }),
@@ -281,7 +287,7 @@ describe('the registration client against a server that is not the API', () => {
   const confirm = (c: RegistrationClient): Promise<unknown> =>
     c.confirm({ csi: '+44 20 7946 0018', code: '123456', key: RECIPIENT.publicKey });
   const publish = (c: RegistrationClient): Promise<unknown> =>
-    c.publishMapping(mappingBytes({ att, iat: T0 }));
+    c.publishMapping(mappingOf({ att, iat: T0 }));
 
   it('refuses an attestation for another key or CSI, and one that does not decode', async () => {
     const forOther = attest(PHONE, OTHER_RECIPIENT, INDEPENDENT_PROVER.secretKey, T0);

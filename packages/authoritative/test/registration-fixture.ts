@@ -101,6 +101,18 @@ export function lastCode(path: string, csi: string): string {
   return line.code;
 }
 
+/**
+ * An attestation and the CSI it attests, as its holder keeps them: an attestation does not
+ * carry its CSI (docs/protocol.md §4). The extra `csi` property is ignored when the
+ * attestation is encoded or embedded.
+ */
+export type HeldAttestation = Attestation & { readonly csi: string };
+
+/** `attestation` with the CSI it was issued for. */
+export function held(attestation: Attestation, csi: string): HeldAttestation {
+  return { ...attestation, csi };
+}
+
 /** An attestation as an independent prover (or any key) would make it. */
 export function attest(
   csi: string,
@@ -108,14 +120,15 @@ export function attest(
   proverSeed: Uint8Array,
   nbf: number,
   exp = nbf + 365 * DAY,
-): Attestation {
-  return createAttestation({ csi, key: recipient.publicKey, nbf, exp }, proverSeed);
+): HeldAttestation {
+  return held(createAttestation({ csi, key: recipient.publicKey, nbf, exp }, proverSeed), csi);
 }
 
 export interface MappingSpec {
+  /** The CSI the mapping is signed for; default the attestation's. */
   readonly csi?: string;
   readonly recipient?: Ed25519KeyPair;
-  readonly att: Attestation;
+  readonly att: HeldAttestation;
   readonly msps?: readonly MspEntry[];
   readonly seq?: number;
   readonly iat: number;
@@ -141,6 +154,11 @@ export function mappingBytes(spec: MappingSpec): Uint8Array {
   );
 }
 
+/** A publication request: the mapping and the CSI it is for (which it does not carry). */
+export function mappingOf(spec: MappingSpec): { csi: string; mapping: Uint8Array } {
+  return { csi: spec.csi ?? spec.att.csi, mapping: mappingBytes(spec) };
+}
+
 export function removalBytes(
   csi: string,
   recipient: Ed25519KeyPair,
@@ -160,7 +178,7 @@ export function revocationBytes(
 }
 
 export function maprefBytes(
-  att: Attestation,
+  att: HeldAttestation,
   target: string | null,
   iat: number,
   recipient: Ed25519KeyPair = RECIPIENT,

@@ -1,9 +1,4 @@
-import {
-  createLogger,
-  decodeMapping,
-  keyPairFromSeed,
-  type Attestation,
-} from '@mimi-discovery/common';
+import { attestsCsi, createLogger, decodeMapping, keyPairFromSeed } from '@mimi-discovery/common';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   createOutboxChannel,
@@ -42,14 +37,17 @@ import {
   T0,
   attest,
   createFixture,
+  held,
   lastCode,
   mappingBytes,
+  mappingOf,
   maprefBytes,
   removalBytes,
   revocationBytes,
   seed,
   snapshot,
   type Fixture,
+  type HeldAttestation,
 } from './registration-fixture.js';
 
 /** The code of the RegistrationError that `promise` rejects with. */
@@ -97,10 +95,11 @@ describe('registrar', () => {
     await fixture.cleanup();
   });
 
-  async function attested(recipient = RECIPIENT, typed = PHONE): Promise<Attestation> {
+  async function attested(recipient = RECIPIENT, typed = PHONE): Promise<HeldAttestation> {
     const { csi } = await registrar.prove({ csi: typed });
     const code = lastCode(fixture.outbox, csi);
-    return (await registrar.confirm({ csi: typed, code, key: recipient.publicKey })).attestation;
+    const confirmed = await registrar.confirm({ csi: typed, code, key: recipient.publicKey });
+    return held(confirmed.attestation, csi);
   }
 
   const maps = () => fixture.store.readRRset(PHONE_ZONE, PHONE_NAME, 'MAP');
@@ -144,7 +143,7 @@ describe('registrar', () => {
         'ERR_CODE_INVALID',
       );
       const ok = await registrar.confirm({ csi: PHONE, code: '111 112', key });
-      expect(ok.attestation.csi).toBe(PHONE);
+      expect(attestsCsi(ok.attestation, PHONE)).toBe(true);
       // A code is used once.
       await refused(
         () => registrar.confirm({ csi: PHONE, code: '111112', key }),
@@ -209,18 +208,18 @@ describe('registrar', () => {
   describe('mappings', () => {
     it('sets the MAP TTL to the time left when a mapping expires within five minutes', async () => {
       const att = await attested();
-      await registrar.publishMapping(mappingBytes({ att, iat: T0, exp: T0 + 100 }));
+      await registrar.publishMapping(mappingOf({ att, iat: T0, exp: T0 + 100 }));
       expect(maps()[0]?.ttl).toBe(100);
-      await registrar.publishMapping(mappingBytes({ att, seq: 2, iat: T0, exp: T0 + DAY }));
+      await registrar.publishMapping(mappingOf({ att, seq: 2, iat: T0, exp: T0 + DAY }));
       expect(maps()[0]?.ttl).toBe(MAX_MAP_TTL_SECONDS);
     });
 
     it('gives the RRset the smallest TTL of its mappings', async () => {
       const a = await attested(RECIPIENT);
       const b = await attested(OTHER_RECIPIENT);
-      await registrar.publishMapping(mappingBytes({ att: a, iat: T0, exp: T0 + 120 }));
+      await registrar.publishMapping(mappingOf({ att: a, iat: T0, exp: T0 + 120 }));
       await registrar.publishMapping(
-        mappingBytes({ att: b, recipient: OTHER_RECIPIENT, iat: T0, exp: T0 + DAY }),
+        mappingOf({ att: b, recipient: OTHER_RECIPIENT, iat: T0, exp: T0 + DAY }),
       );
       expect(maps().map((r) => r.ttl)).toEqual([120, 120]);
     });
@@ -228,10 +227,10 @@ describe('registrar', () => {
     it('drops expired mappings when it rewrites the RRset', async () => {
       const a = await attested(RECIPIENT);
       const b = await attested(OTHER_RECIPIENT);
-      await registrar.publishMapping(mappingBytes({ att: a, iat: T0, exp: T0 + 100 }));
+      await registrar.publishMapping(mappingOf({ att: a, iat: T0, exp: T0 + 100 }));
       fixture.clock.now = T0 + 200;
       await registrar.publishMapping(
-        mappingBytes({ att: b, recipient: OTHER_RECIPIENT, iat: fixture.clock.now }),
+        mappingOf({ att: b, recipient: OTHER_RECIPIENT, iat: fixture.clock.now }),
       );
       expect(maps().map((r) => decodeMapping(r.data as Uint8Array).key)).toEqual([
         OTHER_RECIPIENT.publicKey,
@@ -241,8 +240,8 @@ describe('registrar', () => {
     it('accepts the very same mapping again without a change', async () => {
       const att = await attested();
       const bytes = mappingBytes({ att, iat: T0 });
-      const first = await registrar.publishMapping(bytes);
-      const again = await registrar.publishMapping(bytes);
+      const first = await registrar.publishMapping({ csi: PHONE, mapping: bytes });
+      const again = await registrar.publishMapping({ csi: PHONE, mapping: bytes });
       expect(again).toEqual(first);
     });
 
@@ -251,7 +250,7 @@ describe('registrar', () => {
       const results = await Promise.all(
         keys.map((key) =>
           registrar.publishMapping(
-            mappingBytes({ att: attest(PHONE, key, PROVER_SEED, T0), recipient: key, iat: T0 }),
+            mappingOf({ att: attest(PHONE, key, PROVER_SEED, T0), recipient: key, iat: T0 }),
           ),
         ),
       );
@@ -263,7 +262,7 @@ describe('registrar', () => {
       const exp = T0 + MAX_ATTESTATION_LIFETIME_SECONDS + 1;
       const att = attest(PHONE, RECIPIENT, PROVER_SEED, T0, exp);
       const error = await refused(
-        () => registrar.publishMapping(mappingBytes({ att, iat: T0 })),
+        () => registrar.publishMapping(mappingOf({ att, iat: T0 })),
         'ERR_MAPPING_INVALID',
       );
       expect(error.detail).toBe('attestation-lifetime');
@@ -274,7 +273,7 @@ describe('registrar', () => {
       expect(mapref.detail).toBe('attestation-lifetime');
       // At the bound it is taken.
       const longest = attest(PHONE, RECIPIENT, PROVER_SEED, T0, exp - 1);
-      await registrar.publishMapping(mappingBytes({ att: longest, iat: T0 }));
+      await registrar.publishMapping(mappingOf({ att: longest, iat: T0 }));
       expect(() =>
         make({ limits: { attestationValiditySeconds: MAX_ATTESTATION_LIFETIME_SECONDS + 1 } }),
       ).toThrow(RangeError);
@@ -310,7 +309,7 @@ describe('registrar', () => {
       registrar = make({ store });
       const att = attest(PHONE, RECIPIENT, INDEPENDENT_PROVER.secretKey, T0);
       await refused(
-        () => registrar.publishMapping(mappingBytes({ att, iat: T0 })),
+        () => registrar.publishMapping(mappingOf({ att, iat: T0 })),
         'ERR_PROVER_NOT_AUTHORIZED',
       );
     });
@@ -322,8 +321,13 @@ describe('registrar', () => {
       for (const [i, key] of keys.entries()) {
         const att = attest(PHONE, key, PROVER_SEED, T0);
         const bytes = mappingBytes({ att, recipient: key, iat: T0 });
-        if (i < MAX_MAPPINGS_PER_CSI) await registrar.publishMapping(bytes);
-        else await refused(() => registrar.publishMapping(bytes), 'ERR_TOO_MANY_MAPPINGS');
+        if (i < MAX_MAPPINGS_PER_CSI)
+          await registrar.publishMapping({ csi: PHONE, mapping: bytes });
+        else
+          await refused(
+            () => registrar.publishMapping({ csi: PHONE, mapping: bytes }),
+            'ERR_TOO_MANY_MAPPINGS',
+          );
       }
     });
 
@@ -333,7 +337,7 @@ describe('registrar', () => {
     ] as const)('refuses a mapping that is %s', async (reason, times) => {
       const att = attest(PHONE, RECIPIENT, PROVER_SEED, T0 - 2 * DAY);
       const error = await refused(
-        () => registrar.publishMapping(mappingBytes({ att, ...times })),
+        () => registrar.publishMapping(mappingOf({ att, ...times })),
         'ERR_MAPPING_INVALID',
       );
       expect(error.detail).toBe(reason);
@@ -341,17 +345,44 @@ describe('registrar', () => {
 
     it('refuses bytes that are not a mapping', async () => {
       const error = await refused(
-        () => registrar.publishMapping(new Uint8Array([0xa0])),
+        () => registrar.publishMapping({ csi: PHONE, mapping: new Uint8Array([0xa0]) }),
         'ERR_MAPPING_INVALID',
       );
       expect(error.detail).toBe('malformed');
     });
 
-    it('refuses a CSI that is not canonical', async () => {
+    it('refuses a mapping signed for a CSI that is not canonical', async () => {
+      // The request's CSI is taken as typed and made canonical; the signatures cover the
+      // spelling they were made over, so they do not verify for the canonical CSI.
       const csi = 'mailto:Alice@example.com';
       const att = attest(csi, RECIPIENT, PROVER_SEED, T0);
-      const error = await refusal(registrar.publishMapping(mappingBytes({ att, iat: T0 })));
-      expect(error).toMatchObject({ code: 'ERR_CSI_INVALID', detail: 'ERR_CSI_NOT_CANONICAL' });
+      const error = await refusal(registrar.publishMapping(mappingOf({ att, iat: T0 })));
+      expect(error).toMatchObject({ code: 'ERR_MAPPING_INVALID', detail: 'bad-signature' });
+    });
+
+    it('takes the CSI of a publication as typed, and verifies for its canonical form', async () => {
+      const att = await attested();
+      const published = await registrar.publishMapping({
+        csi: '+44 (0)20 7946 0018',
+        mapping: mappingBytes({ att, iat: T0 }),
+      });
+      expect(published).toMatchObject({ zone: PHONE_ZONE, name: PHONE_NAME });
+      const refusedCsi = await refusal(
+        registrar.publishMapping({ csi: 'not a number', mapping: mappingBytes({ att, iat: T0 }) }),
+      );
+      expect(refusedCsi.code).toBe('ERR_CSI_INVALID');
+    });
+
+    it('refuses a mapping published for another CSI than it was signed for', async () => {
+      const att = await attested();
+      // A neighbour's number in the same zone, and an email address of another DP zone.
+      for (const csi of ['tel:+442079460019', EMAIL]) {
+        const error = await refused(
+          () => registrar.publishMapping({ csi, mapping: mappingBytes({ att, iat: T0 }) }),
+          'ERR_MAPPING_INVALID',
+        );
+        expect(error.detail).toBe('bad-signature');
+      }
     });
 
     it('refuses a CSI of a sub-range delegated to another provider', async () => {
@@ -367,7 +398,7 @@ describe('registrar', () => {
       const csi = 'tel:+447700900123';
       const att = attest(csi, RECIPIENT, PROVER_SEED, T0);
       await refused(
-        () => registrar.publishMapping(mappingBytes({ att, iat: T0 })),
+        () => registrar.publishMapping(mappingOf({ att, iat: T0 })),
         'ERR_NOT_AUTHORITATIVE',
       );
     });
@@ -383,10 +414,10 @@ describe('registrar', () => {
       });
       const csi = 'tel:+12025550100';
       const att = attest(csi, RECIPIENT, shortLived.secretKey, T0);
-      await registrar.publishMapping(mappingBytes({ att, iat: T0 }));
+      await registrar.publishMapping(mappingOf({ att, iat: T0 }));
       fixture.clock.now = T0 + 10;
       const error = await refusal(
-        registrar.publishMapping(mappingBytes({ att, seq: 2, iat: T0 + 10 })),
+        registrar.publishMapping(mappingOf({ att, seq: 2, iat: T0 + 10 })),
       );
       expect(error.code).toBe('ERR_PROVER_NOT_AUTHORIZED');
     });
@@ -394,24 +425,27 @@ describe('registrar', () => {
     it('does not take back a mapping after its removal', async () => {
       const att = await attested();
       const bytes = mappingBytes({ att, seq: 4, iat: T0 });
-      await registrar.publishMapping(bytes);
+      await registrar.publishMapping({ csi: PHONE, mapping: bytes });
       await registrar.remove(removalBytes(PHONE, RECIPIENT, 4, T0));
-      await refused(() => registrar.publishMapping(bytes), 'ERR_STALE_SEQ');
-      await registrar.publishMapping(mappingBytes({ att, seq: 5, iat: T0 }));
+      await refused(
+        () => registrar.publishMapping({ csi: PHONE, mapping: bytes }),
+        'ERR_STALE_SEQ',
+      );
+      await registrar.publishMapping(mappingOf({ att, seq: 5, iat: T0 }));
       expect(maps()).toHaveLength(1);
     });
 
     it('does not take back a mapping covered by a revocation', async () => {
       const att = await attested();
       const bytes = mappingBytes({ att, iat: T0 });
-      await registrar.publishMapping(bytes);
+      await registrar.publishMapping({ csi: PHONE, mapping: bytes });
       fixture.clock.now = T0 + 60;
       await registrar.revoke(revocationBytes(PHONE, CSIP, T0 + 60, T0 + 60));
-      await refused(() => registrar.publishMapping(bytes), 'ERR_REVOKED');
+      await refused(() => registrar.publishMapping({ csi: PHONE, mapping: bytes }), 'ERR_REVOKED');
       // The next holder, attested after the revocation, publishes.
       const next = await attested(OTHER_RECIPIENT);
       await registrar.publishMapping(
-        mappingBytes({ att: next, recipient: OTHER_RECIPIENT, iat: T0 + 60 }),
+        mappingOf({ att: next, recipient: OTHER_RECIPIENT, iat: T0 + 60 }),
       );
     });
 
@@ -482,7 +516,7 @@ describe('registrar', () => {
       fixture.clock.now = T0 + 60;
       const fresh = await attested(OTHER_RECIPIENT);
       await registrar.publishMapping(
-        mappingBytes({ att: fresh, recipient: OTHER_RECIPIENT, iat: T0 + 60, new: true }),
+        mappingOf({ att: fresh, recipient: OTHER_RECIPIENT, iat: T0 + 60, new: true }),
       );
       await refused(
         () => registrar.publishMapref(maprefBytes(old, TARGET, T0 + 60)),
@@ -493,8 +527,8 @@ describe('registrar', () => {
     it('is deleted with the last MAP, kept while another holder remains', async () => {
       const a = await attested(RECIPIENT);
       const b = await attested(OTHER_RECIPIENT);
-      await registrar.publishMapping(mappingBytes({ att: a, iat: T0 }));
-      await registrar.publishMapping(mappingBytes({ att: b, recipient: OTHER_RECIPIENT, iat: T0 }));
+      await registrar.publishMapping(mappingOf({ att: a, iat: T0 }));
+      await registrar.publishMapping(mappingOf({ att: b, recipient: OTHER_RECIPIENT, iat: T0 }));
       await registrar.publishMapref(maprefBytes(a, TARGET, T0));
       await registrar.remove(removalBytes(PHONE, RECIPIENT, 1, T0));
       expect(maprefs()).toHaveLength(1);

@@ -83,6 +83,7 @@ function publish(
   return store.applyOperation(ORIGIN, {
     kind: 'publish-mapping',
     name: NUMBER,
+    csi: PHONE,
     mapping: bytes,
     now: clock.now(),
     authorize,
@@ -334,6 +335,7 @@ export function operationsBattery(setup: Setup): void {
           {
             kind: 'publish-mapping',
             name: NUMBER,
+            csi: PHONE,
             mapping: Uint8Array.of(0xa0),
             now: T0,
             authorize: true,
@@ -341,13 +343,41 @@ export function operationsBattery(setup: Setup): void {
           'ERR_STORE_BAD_CHANGE',
         ],
         [
-          { kind: 'publish-mapping', name: 'example.com', mapping: good, now: T0, authorize: true },
+          {
+            kind: 'publish-mapping',
+            name: 'example.com',
+            csi: PHONE,
+            mapping: good,
+            now: T0,
+            authorize: true,
+          },
           'ERR_STORE_OUT_OF_ZONE',
         ],
         [
-          { kind: 'publish-mapping', name: NUMBER, mapping: good, now: -1, authorize: true },
+          {
+            kind: 'publish-mapping',
+            name: NUMBER,
+            csi: PHONE,
+            mapping: good,
+            now: -1,
+            authorize: true,
+          },
           'ERR_STORE_BAD_CHANGE',
         ],
+        // A mapping does not carry its CSI: the operation must name it, canonical.
+        ...['+44 20 7946 0018', 'not a csi', 42, undefined].map(
+          (csi): [StoreOperation, 'ERR_STORE_BAD_CHANGE'] => [
+            {
+              kind: 'publish-mapping',
+              name: NUMBER,
+              csi: csi as string,
+              mapping: good,
+              now: T0,
+              authorize: true,
+            },
+            'ERR_STORE_BAD_CHANGE',
+          ],
+        ),
         [{ kind: 'add-maprefs', name: NUMBER, targets: [NUMBER] }, 'ERR_STORE_BAD_CHANGE'],
         [
           {
@@ -364,6 +394,7 @@ export function operationsBattery(setup: Setup): void {
         store.applyOperation('example.com', {
           kind: 'publish-mapping',
           name: 'a.example.com',
+          csi: PHONE,
           mapping: good,
           now: T0,
           authorize: true,

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import {
+  attestsCsi,
   decodeAttestation,
   keyPairFromSeed,
   MimiError,
@@ -15,12 +16,14 @@ import { writeNew, writeReplacing } from './files.js';
  *
  * ```json
  * { "publicKey": "iojj3XQJ8ZX9Uts9…", "secretKey": "AQEBAQEBAQEBAQEB…",
- *   "csi": "tel:+442079460018", "attestation": "p2F2AWNjc2lx…" }
+ *   "csi": "tel:+442079460018", "attestation": "pmF2AmNleHAa…" }
  * ```
  *
  * The file holds a secret key: it is created with mode 0600, never overwritten by `keygen`, and
  * rewritten atomically when an attestation is added. An attestation may instead live in a file
- * of its own (`{ "csi", "attestation" }`), for a key attested for more than one CSI.
+ * of its own (`{ "csi", "attestation" }`), for a key attested for more than one CSI. `csi` goes
+ * with every attestation: an attestation does not carry its CSI (docs/protocol.md §4), and is
+ * checked, by its signature, to be of that CSI and of this key when the file is read.
  */
 
 /** A key file's content. */
@@ -122,13 +125,18 @@ function attestedFrom(
   if (!Buffer.from(attestation.key).equals(Buffer.from(keyPair.publicKey))) {
     badFile(path, 'the attestation is for another key');
   }
-  if (value['csi'] !== undefined && value['csi'] !== attestation.csi) {
+  const csi = value['csi'];
+  if (typeof csi !== 'string') {
+    return badFile(path, 'csi must name the attested CSI: the attestation does not carry it');
+  }
+  // Times are not checked: an expired attestation still signs a removal.
+  if (!attestsCsi(attestation, csi)) {
     badFile(
       path,
-      `csi ${JSON.stringify(value['csi'])} is not the attestation's ${attestation.csi}`,
+      `the attestation is not of ${JSON.stringify(csi)}: its signature does not cover it`,
     );
   }
-  return { csi: attestation.csi, attestation, encoded };
+  return { csi, attestation, encoded };
 }
 
 /** Writes a new key file (mode 0600); an existing file is never replaced. */

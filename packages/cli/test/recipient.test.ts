@@ -1,6 +1,7 @@
-import { statSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  attestsCsi,
   buildQuery,
   decodeAttestation,
   decodeMapping,
@@ -146,7 +147,9 @@ describe('recipient registration against a DP', () => {
     const key = cli.readJson<Record<string, string>>('alice.key');
     expect(key['csi']).toBe(CSI);
     const attestation = decodeAttestation(Buffer.from(key['attestation'] ?? '', 'base64url'));
-    expect(attestation.csi).toBe(CSI);
+    // The attestation does not carry the CSI; its signature covers the one the file names.
+    expect(attestation).not.toHaveProperty('csi');
+    expect(attestsCsi(attestation, CSI)).toBe(true);
     expect(Buffer.from(attestation.key).toString('base64url')).toBe(key['publicKey']);
     expect(statSync(join(cli.dir, 'alice.key')).mode & 0o777).toBe(0o600);
   });
@@ -300,6 +303,21 @@ describe('recipient registration against a DP', () => {
     ]);
     expect(mismatched.exitCode).toBe(1);
     expect(mismatched.stderr).toMatch(/the attestation is for another key \(ERR_CLI_KEY_FILE\)\n$/);
+
+    // A file that names another CSI than the attestation's, or none.
+    const bob = cli.readJson<{ csi: string; attestation: string }>('bob.att');
+    const publishWith = async (file: string, content: object) => {
+      writeFileSync(join(cli.dir, file), JSON.stringify(content));
+      return cli.run(['recipient', 'publish', ...api, '--key', 'bob.key', '--attestation', file]);
+    };
+    const renamed = await publishWith('eve.att', { ...bob, csi: 'mailto:eve@example.com' });
+    expect(renamed.exitCode).toBe(1);
+    expect(renamed.stderr).toMatch(
+      /the attestation is not of "mailto:eve@example\.com": its signature does not cover it \(ERR_CLI_KEY_FILE\)\n$/,
+    );
+    const unnamed = await publishWith('none.att', { attestation: bob.attestation });
+    expect(unnamed.exitCode).toBe(1);
+    expect(unnamed.stderr).toMatch(/csi must name the attested CSI.*\(ERR_CLI_KEY_FILE\)\n$/);
   });
 
   it('refuses bad input before sending anything', async () => {

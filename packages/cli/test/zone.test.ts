@@ -4,8 +4,11 @@ import { join } from 'node:path';
 import {
   createAttestation,
   createMapping,
+  csiToName,
+  encodeCbor,
   encodeMapping,
   keyPairFromSeed,
+  parseCsi,
   parseZoneFile,
   record,
 } from '@mimi-discovery/common';
@@ -41,16 +44,19 @@ async function withStore<T>(
   }
 }
 
-/** A signed mapping of CSI for recipient 01…01 (or `recipientByte`), attested by prover 02…02. */
-function mappingBytes(recipientByte = 1, provider = 'chat.example'): Uint8Array {
+/**
+ * A signed mapping of `csi` (default CSI) for recipient 01…01 (or `recipientByte`), attested by
+ * prover 02…02.
+ */
+function mappingBytes(recipientByte = 1, provider = 'chat.example', csi = CSI): Uint8Array {
   const recipient = keyPairFromSeed(seed(recipientByte));
   const att = createAttestation(
-    { csi: CSI, key: recipient.publicKey, nbf: NOW - 60, exp: NOW + 86_400 },
+    { csi, key: recipient.publicKey, nbf: NOW - 60, exp: NOW + 86_400 },
     seed(2),
   );
   const mapping = createMapping(
     {
-      csi: CSI,
+      csi,
       msps: [{ provider, tags: [] }],
       seq: 1,
       iat: NOW,
@@ -66,6 +72,7 @@ function mappingBytes(recipientByte = 1, provider = 'chat.example'): Uint8Array 
 beforeAll(async () => {
   await cli.ok(['init', 'dp', '--dir', 'a', '--range', '+44', '--udp', '0']);
   await cli.ok(['init', 'dp', '--dir', 'b', '--range', '+44', '--udp', '0']);
+  await cli.ok(['init', 'dp', '--dir', 'c', '--range', '@example.com', '--udp', '0']);
   const [ds] = JSON.parse(await cli.ok(['ds', '--config', 'a/config.json', '--json'])) as Array<{
     keyTag: number;
     digest: string;
@@ -244,8 +251,64 @@ describe('zone import', () => {
       ]),
     ) as { rrsets: number; skipped: unknown[] };
     expect(report.rrsets).toBe(0);
+    // The record does not say its CSI: the name's does not verify it.
     expect(report.skipped).toEqual([
-      { type: 'MAP', count: 1, reason: 'MAP for another CSI than its name' },
+      { type: 'MAP', count: 1, reason: 'MAP not signed for the CSI of its name (bad-signature)' },
+    ]);
+  });
+
+  /** Imports `file` (master-file text) into the zone of DP `dir`; the JSON report. */
+  async function importText(
+    dir: string,
+    zone: string,
+    text: string,
+  ): Promise<{ rrsets: number; skipped: unknown[] }> {
+    writeFileSync(join(cli.dir, `${dir}.zone`), text);
+    const args = ['zone', 'import', '--config', `${dir}/config.json`, '--zone', zone];
+    return JSON.parse(await cli.ok([...args, '--file', `${dir}.zone`, '--json'])) as {
+      rrsets: number;
+      skipped: unknown[];
+    };
+  }
+
+  const mapLine = (name: string, bytes: Uint8Array): string => {
+    const hex = Buffer.from(bytes).toString('hex');
+    return `${name}. 300 IN TYPE65400 \\# ${hex.length / 2} ${hex}\n`;
+  };
+
+  it('skips a MAP at an email name, which gives no CSI back, and one at no CSI name', async () => {
+    const email = parseCsi('dave@example.com');
+    const emailZone = 'example.com.email.mimi.arpa';
+    const report = await importText(
+      'c',
+      emailZone,
+      mapLine(csiToName(email), mappingBytes(1, 'chat.example', email)),
+    );
+    expect(report.rrsets).toBe(0);
+    expect(report.skipped).toEqual([
+      {
+        type: 'MAP',
+        count: 1,
+        reason:
+          'MAP at an email name, which gives no CSI to verify it for (publish it through the registration API)',
+      },
+    ]);
+    const elsewhere = await importText('b', ZONE, mapLine(`msp.${ZONE}`, mappingBytes()));
+    expect(elsewhere.skipped).toEqual([
+      { type: 'MAP', count: 1, reason: 'MAP at a name that is no CSI name' },
+    ]);
+  });
+
+  it('skips a version-1 MAP, which spells its CSI', async () => {
+    // Version 1 carried `csi` in the mapping and its attestation.
+    const v1 = encodeCbor({ v: 1, csi: CSI, msps: [], sig: new Uint8Array(64) });
+    const report = await importText('b', ZONE, mapLine(NUMBER_NAME, v1));
+    expect(report.skipped).toEqual([
+      {
+        type: 'MAP',
+        count: 1,
+        reason: 'MAP of an unsupported version (version 1 spelled the CSI)',
+      },
     ]);
   });
 

@@ -173,6 +173,7 @@ export {
   verifyRemoval,
   verifyRevocation,
   verifyMaprefRequest,
+  attestsCsi,
 } from './protocol/signed.js';
 export type {
   SigningLabel,
@@ -193,6 +194,7 @@ export type {
   RevocationFields,
   MaprefRequestFields,
   VerifyOptions,
+  VerifyForCsiOptions,
   VerifyFailure,
   VerifyResult,
 } from './protocol/signed.js';

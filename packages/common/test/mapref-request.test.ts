@@ -56,8 +56,13 @@ describe('MapRef request', () => {
       const bytes = encodeMaprefRequest(r);
       expect(decodeMaprefRequest(bytes)).toEqual(r);
       expect(encodeMaprefRequest(decodeMaprefRequest(bytes))).toEqual(bytes);
-      expect(Object.keys(decodeCbor(bytes) as CborMap).sort()).toEqual(
+      const map = decodeCbor(bytes) as CborMap;
+      expect(Object.keys(map).sort()).toEqual(
         ['att', 'csi', 'iat', 'key', 'sig', 'target', 'v'].sort(),
+      );
+      // The request names its CSI; its attestation is the version-2 form, which does not.
+      expect(Object.keys(map['att'] as CborMap).sort()).toEqual(
+        ['exp', 'key', 'nbf', 'prover', 'sig', 'v'].sort(),
       );
     }
   });
@@ -76,7 +81,7 @@ describe('MapRef request', () => {
       createMaprefRequest({ csi: CSI, target: TARGET, iat: T0, att }, OTHER.secretKey),
     ).toThrow(SignedObjectError);
     const unsigned: UnsignedMaprefRequest = {
-      v: 1,
+      v: 2,
       csi: CSI,
       target: TARGET,
       key: OTHER.publicKey,
@@ -88,6 +93,38 @@ describe('MapRef request', () => {
     expect(verifyMaprefRequest(request(), { now: T0, csi: 'tel:+442079460019' })).toMatchObject({
       kind: 'failed',
       reason: 'csi-mismatch',
+    });
+  });
+
+  it('is bad-signature when its attestation is of another CSI', () => {
+    const other = 'tel:+442079460019';
+    const otherAtt = createAttestation(
+      { csi: other, key: RECIPIENT.publicKey, nbf: T0, exp: T0 + 365 * 86_400 },
+      PROVER_SEED,
+    );
+    // createMaprefRequest refuses it; a request signed by hand around it does not verify.
+    expect(() =>
+      createMaprefRequest(
+        { csi: CSI, target: TARGET, iat: T0, att: otherAtt },
+        RECIPIENT.secretKey,
+      ),
+    ).toThrow(expect.objectContaining({ code: 'ERR_SIGNED_OBJECT_BINDING_MISMATCH' }));
+    const unsigned: UnsignedMaprefRequest = {
+      v: 2,
+      csi: CSI,
+      target: TARGET,
+      key: RECIPIENT.publicKey,
+      iat: T0,
+      att: otherAtt,
+    };
+    const forged = {
+      ...unsigned,
+      sig: sign(signingInput('mapref', unsigned), RECIPIENT.secretKey),
+    };
+    expect(verifyMaprefRequest(encodeMaprefRequest(forged), { now: T0 })).toMatchObject({
+      kind: 'failed',
+      reason: 'bad-signature',
+      detail: expect.stringContaining('mapref.att.sig'),
     });
   });
 

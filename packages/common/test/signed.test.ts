@@ -29,6 +29,8 @@ import {
   SIGNING_CONTEXT,
   signingInput,
   SignedObjectError,
+  attestsCsi,
+  verify,
   verifyAttestation,
   verifyMapping,
   verifyMaprefRequest,
@@ -58,6 +60,8 @@ const RECIPIENT = keyPairFromSeed(RECIPIENT_SEED);
 const PROVER = keyPairFromSeed(PROVER_SEED);
 const CSIP = keyPairFromSeed(CSIP_SEED);
 const CSI = 'tel:+442079460018';
+/** A CSI one digit away: what a copied record would be verified for. */
+const OTHER_CSI = 'tel:+442079460019';
 const DAY = 86_400;
 /** 2026-01-01T00:00:00Z. */
 const T0 = 1_767_225_600;
@@ -112,7 +116,9 @@ interface Kind<T> {
   fixture: () => T;
   encode: (value: T) => Uint8Array;
   decode: (bytes: Uint8Array) => T;
-  verify: (input: Uint8Array | T, options: { csi?: string; now: number }) => VerifyResult<T>;
+  verify: (input: Uint8Array | T, options: { csi: string; now: number }) => VerifyResult<T>;
+  /** Whether the object carries its CSI (Removal, Revocation, MapRef request) or not. */
+  carriesCsi: boolean;
 }
 
 const KINDS = {
@@ -122,6 +128,7 @@ const KINDS = {
     encode: encodeAttestation,
     decode: decodeAttestation,
     verify: verifyAttestation,
+    carriesCsi: false,
   } satisfies Kind<Attestation>,
   mapping: {
     label: 'mapping',
@@ -129,6 +136,7 @@ const KINDS = {
     encode: encodeMapping,
     decode: decodeMapping,
     verify: verifyMapping,
+    carriesCsi: false,
   } satisfies Kind<Mapping>,
   removal: {
     label: 'removal',
@@ -136,6 +144,7 @@ const KINDS = {
     encode: encodeRemoval,
     decode: decodeRemoval,
     verify: verifyRemoval,
+    carriesCsi: true,
   } satisfies Kind<Removal>,
   revocation: {
     label: 'revocation',
@@ -143,6 +152,7 @@ const KINDS = {
     encode: encodeRevocation,
     decode: decodeRevocation,
     verify: verifyRevocation,
+    carriesCsi: true,
   } satisfies Kind<Revocation>,
   mapref: {
     label: 'mapref',
@@ -150,6 +160,7 @@ const KINDS = {
     encode: encodeMaprefRequest,
     decode: decodeMaprefRequest,
     verify: verifyMaprefRequest,
+    carriesCsi: true,
   } satisfies Kind<MaprefRequest>,
 } satisfies { [L in SigningLabel]: { label: L } & Record<string, unknown> };
 const KIND_LIST = Object.entries(KINDS) as [string, Kind<unknown>][];
@@ -204,15 +215,53 @@ describe('signing input', () => {
   it('ignores a sig property and is what the signature covers', () => {
     const mapping = fixtureMapping();
     const unsigned = withoutSig(mapping);
-    expect(signingInput('mapping', mapping)).toEqual(signingInput('mapping', unsigned));
-    expect(sign(signingInput('mapping', unsigned), RECIPIENT_SEED)).toEqual(mapping.sig);
+    expect(signingInput('mapping', mapping, CSI)).toEqual(signingInput('mapping', unsigned, CSI));
+    expect(sign(signingInput('mapping', unsigned, CSI), RECIPIENT_SEED)).toEqual(mapping.sig);
   });
 
   it('embeds the attestation with its signature in the mapping content', () => {
     const mapping = fixtureMapping();
     const prefixLength = `${SIGNING_CONTEXT}mapping\0`.length;
-    const content = decodeCbor(signingInput('mapping', mapping).subarray(prefixLength)) as CborMap;
+    const content = decodeCbor(
+      signingInput('mapping', mapping, CSI).subarray(prefixLength),
+    ) as CborMap;
     expect(content['att']).toEqual(decodeCbor(encodeAttestation(mapping.att)));
+  });
+
+  it.each([
+    ['mapping', fixtureMapping],
+    ['attestation', fixtureAttestation],
+  ] as const)('covers the CSI of a %s, which its encoding does not carry', (label, fixture) => {
+    const value = fixture();
+    const prefixLength = `${SIGNING_CONTEXT}${label}\0`.length;
+    const content = decodeCbor(
+      signingInput(label, value as never, CSI).subarray(prefixLength),
+    ) as CborMap;
+    // The content is the encoded object without sig, plus the CSI.
+    const encoded = decodeCbor(
+      label === 'mapping'
+        ? encodeMapping(value as Mapping)
+        : encodeAttestation(value as Attestation),
+    ) as CborMap;
+    expect(encoded).not.toHaveProperty('csi');
+    expect(content).toEqual({ ...withoutSig(encoded), csi: CSI });
+    expect(content['v']).toBe(2);
+    expect(signingInput(label, value as never, OTHER_CSI)).not.toEqual(
+      signingInput(label, value as never, CSI),
+    );
+  });
+
+  it('needs the CSI for a mapping or an attestation', () => {
+    const mapping = fixtureMapping();
+    expect(() => signingInput('mapping', mapping, undefined as unknown as string)).toThrow(
+      expect.objectContaining({
+        code: 'ERR_SIGNED_OBJECT_MALFORMED',
+        message: expect.stringContaining('mapping.csi must be supplied'),
+      }),
+    );
+    expect(() => signingInput('attestation', mapping.att, '+442079460018')).toThrow(
+      expect.objectContaining({ code: 'ERR_SIGNED_OBJECT_MALFORMED' }),
+    );
   });
 
   it('refuses an object that is not of the label type', () => {
@@ -233,26 +282,52 @@ describe.each(KIND_LIST)('%s', (name, kind) => {
 
   it('verifies from bytes and from the object', () => {
     const value = kind.fixture();
-    expect(kind.verify(kind.encode(value), { now: NOW })).toEqual({ kind: 'verified', value });
+    expect(kind.verify(kind.encode(value), { now: NOW, csi: CSI })).toEqual({
+      kind: 'verified',
+      value,
+    });
     expect(kind.verify(value, { now: NOW, csi: CSI })).toEqual({ kind: 'verified', value });
   });
 
   it('is malformed for random bytes, for another type and for a truncated encoding', () => {
     const bytes = kind.encode(kind.fixture());
-    expect(reasonOf(kind.verify(new Uint8Array([1, 2, 3]), { now: NOW }))).toBe('malformed');
-    expect(reasonOf(kind.verify(bytes.subarray(0, bytes.length - 1), { now: NOW }))).toBe(
+    expect(reasonOf(kind.verify(new Uint8Array([1, 2, 3]), { now: NOW, csi: CSI }))).toBe(
+      'malformed',
+    );
+    expect(reasonOf(kind.verify(bytes.subarray(0, bytes.length - 1), { now: NOW, csi: CSI }))).toBe(
       'malformed',
     );
     for (const [other, otherKind] of KIND_LIST) {
       if (other === name) continue;
-      const result = kind.verify(otherKind.encode(otherKind.fixture()), { now: NOW });
+      const result = kind.verify(otherKind.encode(otherKind.fixture()), { now: NOW, csi: CSI });
       expect(reasonOf(result)).toBe('malformed');
     }
   });
 
-  it('is csi-mismatch for another CSI than the one looked up', () => {
-    const result = kind.verify(kind.encode(kind.fixture()), { now: NOW, csi: 'tel:+442079460019' });
-    expect(reasonOf(result)).toBe('csi-mismatch');
+  it('fails for another CSI than the one it was made for', () => {
+    const result = kind.verify(kind.encode(kind.fixture()), { now: NOW, csi: OTHER_CSI });
+    // An object that carries its CSI names the wrong one; one that does not carry it has
+    // signatures that do not cover the CSI supplied.
+    expect(reasonOf(result)).toBe(kind.carriesCsi ? 'csi-mismatch' : 'bad-signature');
+  });
+
+  it('is unsupported-version for a version-1 object, naming the version', () => {
+    const v1 = editMap(kind.encode(kind.fixture()), (map) => {
+      map['v'] = 1;
+      map['csi'] = CSI;
+    });
+    const result = kind.verify(v1, { now: NOW, csi: CSI });
+    expect(result).toMatchObject({
+      kind: 'failed',
+      reason: 'unsupported-version',
+      detail: expect.stringContaining('version 1 spelled the CSI in clear'),
+    });
+    expect(thrown(() => kind.decode(v1))).toMatchObject({ code: 'ERR_SIGNED_OBJECT_VERSION' });
+    const v3 = editMap(kind.encode(kind.fixture()), (map) => (map['v'] = 3));
+    expect(kind.verify(v3, { now: NOW, csi: CSI })).toMatchObject({
+      reason: 'unsupported-version',
+      detail: expect.stringContaining('reads version 2 only'),
+    });
   });
 
   it('is bad-signature when the signature is changed', () => {
@@ -261,7 +336,7 @@ describe.each(KIND_LIST)('%s', (name, kind) => {
       sig[5] = (sig[5] as number) ^ 0x40;
       map['sig'] = sig;
     });
-    expect(reasonOf(kind.verify(bytes, { now: NOW }))).toBe('bad-signature');
+    expect(reasonOf(kind.verify(bytes, { now: NOW, csi: CSI }))).toBe('bad-signature');
   });
 
   it('is wrong-label for a signature made under another label', () => {
@@ -275,9 +350,9 @@ describe.each(KIND_LIST)('%s', (name, kind) => {
       mapref: RECIPIENT_SEED,
     };
     const seed = seeds[kind.label];
-    const input = signingInput(kind.label, value as never);
+    const input = signingInput(kind.label, value as never, CSI);
     const forged = { ...(value as object), sig: sign(relabel(input, kind.label, other), seed) };
-    const result = kind.verify(forged, { now: NOW });
+    const result = kind.verify(forged, { now: NOW, csi: CSI });
     expect(result).toMatchObject({ kind: 'failed', reason: 'wrong-label' });
     expect(result.kind === 'verified' ? '' : result.detail).toContain(`"${other}"`);
   });
@@ -285,11 +360,28 @@ describe.each(KIND_LIST)('%s', (name, kind) => {
   it('throws ERR_VERIFY_OPTIONS for a now that is not a finite number', () => {
     const bytes = kind.encode(kind.fixture());
     for (const now of [NaN, Infinity, undefined]) {
-      expect(() => kind.verify(bytes, { now: now as number })).toThrow(
+      expect(() => kind.verify(bytes, { now: now as number, csi: CSI })).toThrow(
         expect.objectContaining({ code: 'ERR_VERIFY_OPTIONS' }),
       );
     }
   });
+
+  it(
+    kind.carriesCsi
+      ? 'verifies without a CSI to compare with'
+      : 'throws ERR_VERIFY_OPTIONS without a CSI to verify for',
+    () => {
+      const bytes = kind.encode(kind.fixture());
+      for (const csi of [undefined, '', '+442079460018', 42]) {
+        const call = (): unknown => kind.verify(bytes, { now: NOW, csi: csi as string });
+        if (!kind.carriesCsi) {
+          expect(call).toThrow(expect.objectContaining({ code: 'ERR_VERIFY_OPTIONS' }));
+        } else if (csi === undefined) {
+          expect(reasonOf(call() as VerifyResult<unknown>)).toBe('ok');
+        }
+      }
+    },
+  );
 });
 
 describe('validity times', () => {
@@ -297,14 +389,14 @@ describe('validity times', () => {
 
   it('accepts a mapping issued up to the clock skew in the future, not a second more', () => {
     const m = fixtureMapping();
-    expect(reasonOf(verifyMapping(m, { now: m.iat - skew }))).toBe('ok');
-    expect(reasonOf(verifyMapping(m, { now: m.iat - skew - 1 }))).toBe('not-yet-valid');
+    expect(reasonOf(verifyMapping(m, { csi: CSI, now: m.iat - skew }))).toBe('ok');
+    expect(reasonOf(verifyMapping(m, { csi: CSI, now: m.iat - skew - 1 }))).toBe('not-yet-valid');
   });
 
   it('expires a mapping at exp exactly, without skew', () => {
     const m = fixtureMapping();
-    expect(reasonOf(verifyMapping(m, { now: m.exp - 1 }))).toBe('ok');
-    expect(reasonOf(verifyMapping(m, { now: m.exp }))).toBe('expired');
+    expect(reasonOf(verifyMapping(m, { csi: CSI, now: m.exp - 1 }))).toBe('ok');
+    expect(reasonOf(verifyMapping(m, { csi: CSI, now: m.exp }))).toBe('expired');
   });
 
   it('checks the attestation window inside a mapping', () => {
@@ -321,11 +413,11 @@ describe('validity times', () => {
         { csi: CSI, msps: [], seq: 2, iat: T0, exp: NOW + DAY, new: false, att },
         RECIPIENT_SEED,
       );
-    expect(verifyMapping(mappingWith(early), { now: NOW })).toMatchObject({
+    expect(verifyMapping(mappingWith(early), { now: NOW, csi: CSI })).toMatchObject({
       reason: 'not-yet-valid',
       detail: expect.stringContaining('mapping.att.nbf'),
     });
-    expect(verifyMapping(mappingWith(late), { now: NOW })).toMatchObject({
+    expect(verifyMapping(mappingWith(late), { now: NOW, csi: CSI })).toMatchObject({
       reason: 'expired',
       detail: expect.stringContaining('mapping.att.exp'),
     });
@@ -333,9 +425,11 @@ describe('validity times', () => {
 
   it('checks an attestation on its own', () => {
     const a = fixtureAttestation();
-    expect(reasonOf(verifyAttestation(a, { now: a.nbf - skew }))).toBe('ok');
-    expect(reasonOf(verifyAttestation(a, { now: a.nbf - skew - 1 }))).toBe('not-yet-valid');
-    expect(reasonOf(verifyAttestation(a, { now: a.exp }))).toBe('expired');
+    expect(reasonOf(verifyAttestation(a, { csi: CSI, now: a.nbf - skew }))).toBe('ok');
+    expect(reasonOf(verifyAttestation(a, { csi: CSI, now: a.nbf - skew - 1 }))).toBe(
+      'not-yet-valid',
+    );
+    expect(reasonOf(verifyAttestation(a, { csi: CSI, now: a.exp }))).toBe('expired');
   });
 
   it('refuses a removal or revocation issued beyond the clock skew in the future', () => {
@@ -352,10 +446,9 @@ describe('validity times', () => {
 
 describe('mapping binding', () => {
   /** A mapping signed by hand, so that it can bind what createMapping refuses to. */
-  function handMadeMapping(att: Attestation): Mapping {
+  function handMadeMapping(att: Attestation, csi = CSI): Mapping {
     const unsigned = {
-      v: 1 as const,
-      csi: CSI,
+      v: 2 as const,
       msps: [],
       key: RECIPIENT.publicKey,
       seq: 1,
@@ -364,18 +457,39 @@ describe('mapping binding', () => {
       new: false,
       att,
     };
-    return { ...unsigned, sig: sign(signingInput('mapping', unsigned), RECIPIENT_SEED) };
+    return { ...unsigned, sig: sign(signingInput('mapping', unsigned, csi), RECIPIENT_SEED) };
   }
 
-  it('is csi-mismatch when the attestation is for another CSI', () => {
+  it('is bad-signature when the attestation is for another CSI than the mapping', () => {
     const att = createAttestation(
-      { csi: 'tel:+442079460019', key: RECIPIENT.publicKey, nbf: T0, exp: NOW + DAY },
+      { csi: OTHER_CSI, key: RECIPIENT.publicKey, nbf: T0, exp: NOW + DAY },
       PROVER_SEED,
     );
-    expect(verifyMapping(handMadeMapping(att), { now: NOW })).toMatchObject({
-      reason: 'csi-mismatch',
-      detail: expect.stringContaining('mapping.att.csi'),
+    expect(verifyMapping(handMadeMapping(att), { now: NOW, csi: CSI })).toMatchObject({
+      reason: 'bad-signature',
+      detail: expect.stringContaining('mapping.att.sig'),
     });
+  });
+
+  it('is bad-signature when only the mapping signature is for another CSI', () => {
+    // The recipient signed for OTHER_CSI around an attestation of CSI.
+    const m = handMadeMapping(fixtureAttestation(), OTHER_CSI);
+    expect(verifyMapping(m, { now: NOW, csi: CSI })).toMatchObject({
+      reason: 'bad-signature',
+      detail: expect.stringContaining('mapping.sig'),
+    });
+    expect(verifyMapping(m, { now: NOW, csi: OTHER_CSI })).toMatchObject({
+      reason: 'bad-signature',
+      detail: expect.stringContaining('mapping.att.sig'),
+    });
+  });
+
+  it('verifies a mapping only for its own CSI, whichever CSI a copy is offered for', () => {
+    const bytes = encodeMapping(fixtureMapping());
+    expect(reasonOf(verifyMapping(bytes, { now: NOW, csi: CSI }))).toBe('ok');
+    for (const csi of [OTHER_CSI, 'tel:+44207946001', 'mailto:dave@example.com']) {
+      expect(reasonOf(verifyMapping(bytes, { now: NOW, csi }))).toBe('bad-signature');
+    }
   });
 
   it('is csi-mismatch when the attestation binds the CSI to another key', () => {
@@ -383,7 +497,7 @@ describe('mapping binding', () => {
       { csi: CSI, key: CSIP.publicKey, nbf: T0, exp: NOW + DAY },
       PROVER_SEED,
     );
-    expect(verifyMapping(handMadeMapping(att), { now: NOW })).toMatchObject({
+    expect(verifyMapping(handMadeMapping(att), { now: NOW, csi: CSI })).toMatchObject({
       reason: 'csi-mismatch',
       detail: expect.stringContaining('mapping.att.key'),
     });
@@ -391,7 +505,7 @@ describe('mapping binding', () => {
 
   it('is bad-signature when the attestation signature is not the prover’s', () => {
     const att = { ...fixtureAttestation(), prover: CSIP.publicKey };
-    expect(verifyMapping(handMadeMapping(att), { now: NOW })).toMatchObject({
+    expect(verifyMapping(handMadeMapping(att), { now: NOW, csi: CSI })).toMatchObject({
       reason: 'bad-signature',
       detail: expect.stringContaining('mapping.att.sig'),
     });
@@ -400,10 +514,10 @@ describe('mapping binding', () => {
   it('is wrong-label when the attestation was signed as a revocation', () => {
     const good = fixtureAttestation();
     const sig = sign(
-      relabel(signingInput('attestation', good), 'attestation', 'revocation'),
+      relabel(signingInput('attestation', good, CSI), 'attestation', 'revocation'),
       PROVER_SEED,
     );
-    expect(verifyMapping(handMadeMapping({ ...good, sig }), { now: NOW })).toMatchObject({
+    expect(verifyMapping(handMadeMapping({ ...good, sig }), { now: NOW, csi: CSI })).toMatchObject({
       reason: 'wrong-label',
       detail: expect.stringContaining('mapping.att.sig'),
     });
@@ -412,6 +526,113 @@ describe('mapping binding', () => {
   it('returns the prover key for the caller to check against the AUTHKEY set', () => {
     const result = verifyMapping(encodeMapping(fixtureMapping()), { now: NOW, csi: CSI });
     expect(result.kind === 'verified' && result.value.att.prover).toEqual(PROVER.publicKey);
+  });
+});
+
+describe('versions', () => {
+  /** `v`, `csi` and the fields of `value` (but `sig`), as version 1 signed them. */
+  function v1Content(value: Mapping | Attestation): CborMap {
+    const fields = decodeCbor(
+      'msps' in value ? encodeMapping(value) : encodeAttestation(value),
+    ) as CborMap;
+    const att = fields['att'] as CborMap | undefined;
+    const content = { ...withoutSig(fields), v: 1, csi: CSI };
+    return att === undefined ? content : { ...content, att: { ...att, v: 1, csi: CSI } };
+  }
+
+  it('a version-1 signature never verifies as version 2', () => {
+    const mapping = fixtureMapping();
+    // What version 1 signed: the same fields with v 1 and the CSI in clear.
+    const v1Sig = sign(
+      new Uint8Array([
+        ...new TextEncoder().encode(`${SIGNING_CONTEXT}mapping\0`),
+        ...encodeCbor(v1Content(mapping)),
+      ]),
+      RECIPIENT_SEED,
+    );
+    // Carried over into a version-2 mapping, it does not verify.
+    expect(verifyMapping({ ...mapping, sig: v1Sig }, { now: NOW, csi: CSI })).toMatchObject({
+      reason: 'bad-signature',
+      detail: expect.stringContaining('mapping.sig'),
+    });
+    const att = fixtureAttestation();
+    const v1AttSig = sign(
+      new Uint8Array([
+        ...new TextEncoder().encode(`${SIGNING_CONTEXT}attestation\0`),
+        ...encodeCbor(v1Content(att)),
+      ]),
+      PROVER_SEED,
+    );
+    expect(verifyAttestation({ ...att, sig: v1AttSig }, { now: NOW, csi: CSI })).toMatchObject({
+      reason: 'bad-signature',
+    });
+  });
+
+  it('a version-2 signature never verifies over the version-1 content', () => {
+    const mapping = fixtureMapping();
+    const v1Input = new Uint8Array([
+      ...new TextEncoder().encode(`${SIGNING_CONTEXT}mapping\0`),
+      ...encodeCbor(v1Content(mapping)),
+    ]);
+    expect(verify(mapping.sig, signingInput('mapping', mapping, CSI), RECIPIENT.publicKey)).toBe(
+      true,
+    );
+    expect(verify(mapping.sig, v1Input, RECIPIENT.publicKey)).toBe(false);
+    // And a version-1 object, whatever its signature, is refused before any signature check.
+    const v1Object = encodeCbor({ ...v1Content(mapping), sig: mapping.sig });
+    expect(reasonOf(verifyMapping(v1Object, { now: NOW, csi: CSI }))).toBe('unsupported-version');
+  });
+
+  it('refuses a version-1 attestation inside a version-2 mapping', () => {
+    const bytes = editMap(encodeMapping(fixtureMapping()), (map) => {
+      map['att'] = { ...(map['att'] as CborMap), v: 1, csi: CSI };
+    });
+    expect(verifyMapping(bytes, { now: NOW, csi: CSI })).toMatchObject({
+      reason: 'unsupported-version',
+      detail: expect.stringContaining('mapping.att.v is 1'),
+    });
+  });
+
+  it('encodes a mapping and an attestation without the CSI, in any form', () => {
+    for (const csi of [CSI, 'mailto:dave@example.com']) {
+      const att = createAttestation(
+        { csi, key: RECIPIENT.publicKey, nbf: T0, exp: NOW + DAY },
+        PROVER_SEED,
+      );
+      const bytes = encodeMapping(
+        createMapping(
+          { csi, msps: MSPS, seq: 1, iat: T0, exp: NOW + DAY, new: false, att },
+          RECIPIENT_SEED,
+        ),
+      );
+      const text = Buffer.from(bytes).toString('latin1');
+      const spelled = csi.startsWith('tel:')
+        ? [csi, '442079460018']
+        : [csi, 'dave@example.com', 'dave'];
+      for (const s of spelled) expect(text).not.toContain(s);
+      expect(reasonOf(verifyMapping(bytes, { now: NOW, csi }))).toBe('ok');
+    }
+  });
+});
+
+describe('attestsCsi', () => {
+  it('is true for the attested CSI only, whatever the time', () => {
+    const att = fixtureAttestation();
+    expect(attestsCsi(att, CSI)).toBe(true);
+    expect(attestsCsi(att, OTHER_CSI)).toBe(false);
+    const expired = createAttestation(
+      { csi: CSI, key: RECIPIENT.publicKey, nbf: 0, exp: 1 },
+      PROVER_SEED,
+    );
+    expect(attestsCsi(expired, CSI)).toBe(true);
+  });
+
+  it('is false for a forged or malformed attestation, and for a CSI that is not one', () => {
+    const att = fixtureAttestation();
+    expect(attestsCsi({ ...att, prover: CSIP.publicKey }, CSI)).toBe(false);
+    expect(attestsCsi({ ...att, key: new Uint8Array(3) }, CSI)).toBe(false);
+    expect(attestsCsi(null as unknown as Attestation, CSI)).toBe(false);
+    expect(attestsCsi(att, '+442079460018')).toBe(false);
   });
 });
 
@@ -455,9 +676,55 @@ describe('creating objects', () => {
       thrown(() => createMapping({ ...fields, csi: 'mailto:a@example.com' }, RECIPIENT_SEED)),
     ).toMatchObject({
       code: 'ERR_SIGNED_OBJECT_BINDING_MISMATCH',
+      message: expect.stringContaining('not an attestation of this CSI'),
     });
     expect(thrown(() => createMapping(fields, CSIP_SEED))).toMatchObject({
       code: 'ERR_SIGNED_OBJECT_BINDING_MISMATCH',
+      message: expect.stringContaining('another key'),
+    });
+  });
+
+  it('refuses a mapping whose signed content, with a long CSI, would exceed the bound', () => {
+    const csi = `mailto:${'a'.repeat(240)}@example.com`;
+    const att = createAttestation(
+      { csi, key: RECIPIENT.publicKey, nbf: T0, exp: NOW + DAY },
+      PROVER_SEED,
+    );
+    // MSPs that bring the encoded mapping to just under the bound: the content adds the CSI.
+    const msps = (n: number, last: number): MspEntry[] =>
+      Array.from({ length: n }, (_, i) => ({
+        provider: `msp${i}.example`,
+        tags: Array.from({ length: i === n - 1 ? last : MAX_TAGS_PER_MSP }, (_, j) =>
+          `${j}`.padEnd(MAX_TAG_OCTETS, 'x'),
+        ),
+      }));
+    const fields = { csi, seq: 1, iat: T0, exp: NOW + DAY, new: false, att };
+    let fit: Mapping | undefined;
+    let tooLarge: { n: number; last: number } | undefined;
+    // Grow until the content no longer fits; the mapping before that still does.
+    outer: for (let n = 1; n <= MAX_MSPS_PER_MAPPING; n++) {
+      for (let last = 1; last <= MAX_TAGS_PER_MSP; last++) {
+        try {
+          fit = createMapping({ ...fields, msps: msps(n, last) }, RECIPIENT_SEED);
+        } catch (error) {
+          expect(error).toMatchObject({ code: 'ERR_CBOR_TOO_LARGE' });
+          tooLarge = { n, last };
+          break outer;
+        }
+      }
+    }
+    expect(fit).toBeDefined();
+    expect(tooLarge).toBeDefined();
+    // The mapping that did not fit, encoded with any signature, fits the encoding bound; a
+    // verifier refuses it as malformed, as no signer could have made it.
+    const { n, last } = tooLarge as { n: number; last: number };
+    const encoded = encodeCbor({
+      ...(decodeCbor(encodeMapping(fit as Mapping)) as CborMap),
+      msps: msps(n, last).map((m) => ({ provider: m.provider, tags: [...m.tags] })),
+    });
+    expect(verifyMapping(encoded, { now: NOW, csi })).toMatchObject({
+      reason: 'malformed',
+      detail: expect.stringContaining('signed content'),
     });
   });
 
@@ -516,7 +783,7 @@ describe('strict decoding', () => {
   const CASES: [string, (map: Record<string, CborValue>) => void, string][] = [
     ['a missing field', (m) => delete m['seq'], 'mapping.seq is missing'],
     ['an unknown field', (m) => (m['extra'] = 1), 'mapping.extra is not a field'],
-    ['version 2', (m) => (m['v'] = 2), 'mapping.v must be 1'],
+    ['a version that is not a number', (m) => (m['v'] = '2'), 'mapping.v must be 2'],
     [
       'a 31-octet key',
       (m) => (m['key'] = new Uint8Array(31)),
@@ -588,14 +855,19 @@ describe('strict decoding', () => {
       'mapping.att.sig is missing',
     ],
     [
-      'an attestation of version 2',
-      (m) => (m['att'] = { ...(m['att'] as CborMap), v: 2 }),
-      'mapping.att.v must be 1',
+      'an attestation whose version is not a number',
+      (m) => (m['att'] = { ...(m['att'] as CborMap), v: null }),
+      'mapping.att.v must be 2',
     ],
     [
-      'a csi of another scheme',
-      (m) => (m['csi'] = 'sip:alice@example.com'),
-      'mapping.csi must start with',
+      'a csi, which version 2 does not carry',
+      (m) => (m['csi'] = CSI),
+      'mapping.csi is not a field',
+    ],
+    [
+      'an attestation with a csi',
+      (m) => (m['att'] = { ...(m['att'] as CborMap), csi: CSI }),
+      'mapping.att.csi is not a field',
     ],
   ];
 
@@ -652,13 +924,13 @@ function buildVectors(): unknown {
       name,
       label: kind.label,
       object: jsonOf(value),
-      signingInput: toHex(signingInput(kind.label, value as never)),
+      signingInput: toHex(signingInput(kind.label, value as never, CSI)),
       encoded: toHex(kind.encode(value)),
     };
   });
   return {
     description:
-      'Signed objects of design §4 (Mapping, Attestation, Removal, Revocation) and the MapRef request of design §8.3, from fixed Ed25519 seeds. Byte strings are hex. signingInput = "MIMI-Discovery-v1/" || label || 0x00 || deterministic CBOR (RFC 8949 §4.2.1) of the object without sig; sig = Ed25519(signingInput) (RFC 8032, deterministic); encoded = deterministic CBOR of the object with sig.',
+      'Signed objects of design §4 (Mapping, Attestation, Removal, Revocation) and the MapRef request of design §8.3, version 2 (docs/protocol.md §4), from fixed Ed25519 seeds. Byte strings are hex. signingInput = "MIMI-Discovery-v1/" || label || 0x00 || deterministic CBOR (RFC 8949 §4.2.1) of the object without sig, with csi inserted for a Mapping and an Attestation (which do not carry it; the verifier supplies it); sig = Ed25519(signingInput) (RFC 8032, deterministic); encoded = deterministic CBOR of the object with sig.',
     generated:
       'By packages/common/test/signed.test.ts: MIMI_REGENERATE_VECTORS=1 npx vitest run packages/common/test/signed.test.ts, then npx prettier --write on this file. Without the variable the test checks that the code reproduces this file exactly.',
     keys: {
@@ -703,6 +975,7 @@ describe('signed-object vectors', () => {
           signingInput(
             kind.label,
             (result.kind === 'verified' ? result.value : undefined) as never,
+            file.csi,
           ),
         ),
       ).toBe(o.signingInput);
@@ -737,6 +1010,7 @@ const mspArb: fc.Arbitrary<MspEntry> = fc
   .map(({ uri, ...entry }) => (uri === undefined ? entry : { ...entry, uri }));
 
 interface Generated {
+  csi: string;
   attestation: Attestation;
   mapping: Mapping;
   removal: Removal;
@@ -768,6 +1042,7 @@ const generatedArb: fc.Arbitrary<Generated> = fc
     const key = keyPairFromSeed(recipientSeed).publicKey;
     const attestation = createAttestation({ csi, key, nbf, exp: attExp }, proverSeed);
     return {
+      csi,
       attestation,
       mapping: createMapping(
         { csi, msps, seq, iat, exp, new: isNew, att: attestation },
@@ -783,7 +1058,10 @@ const generatedArb: fc.Arbitrary<Generated> = fc
   });
 
 /** A time at which `value` verifies, if one exists (the windows may be empty). */
-function validTime(name: string, value: Generated[keyof Generated]): number | undefined {
+function validTime(
+  name: string,
+  value: Exclude<Generated[keyof Generated], string>,
+): number | undefined {
   if (name === 'mapping') {
     const m = value as Mapping;
     const start = Math.max(m.iat, m.att.nbf);
@@ -806,14 +1084,15 @@ describe('properties', () => {
   it('every generated object round-trips byte for byte and verifies when in its window', () => {
     fc.assert(
       fc.property(generatedArb, (generated) => {
+        const { csi } = generated;
         for (const [name, kind] of KIND_LIST) {
-          const value = generated[name as keyof Generated];
+          const value = generated[name as Exclude<keyof Generated, 'csi'>];
           const bytes = kind.encode(value);
           const decoded = kind.decode(bytes);
           expect(decoded).toEqual(value);
           expect(kind.encode(decoded)).toEqual(bytes);
           const now = validTime(name, value);
-          if (now !== undefined) expect(reasonOf(kind.verify(bytes, { now }))).toBe('ok');
+          if (now !== undefined) expect(reasonOf(kind.verify(bytes, { now, csi }))).toBe('ok');
         }
       }),
       { numRuns: 100 },
@@ -825,13 +1104,13 @@ describe('properties', () => {
     (name, kind) => {
       const value = kind.fixture();
       const bytes = kind.encode(value);
-      expect(reasonOf(kind.verify(bytes, { now: NOW }))).toBe('ok');
+      expect(reasonOf(kind.verify(bytes, { now: NOW, csi: CSI }))).toBe('ok');
       const reasons = new Set<string>();
       for (let i = 0; i < bytes.length; i++) {
         for (const xor of [0x01, 0x20, 0x80, 0xff]) {
           const changed = Uint8Array.from(bytes);
           changed[i] = (changed[i] as number) ^ xor;
-          const result = kind.verify(changed, { now: NOW });
+          const result = kind.verify(changed, { now: NOW, csi: CSI });
           expect(result.kind, `${name}: byte ${i} ^ ${xor}`).toBe('failed');
           reasons.add(reasonOf(result));
         }
@@ -849,13 +1128,13 @@ describe('properties', () => {
         fc.nat(),
         fc.integer({ min: 1, max: 255 }),
         (generated, [name, kind], at, xor) => {
-          const value = generated[name as keyof Generated];
+          const value = generated[name as Exclude<keyof Generated, 'csi'>];
           const now = validTime(name, value) ?? 0;
           const bytes = kind.encode(value);
           const changed = Uint8Array.from(bytes);
           const i = at % changed.length;
           changed[i] = (changed[i] as number) ^ xor;
-          expect(kind.verify(changed, { now }).kind).toBe('failed');
+          expect(kind.verify(changed, { now, csi: generated.csi }).kind).toBe('failed');
         },
       ),
       { numRuns: 300 },
@@ -871,7 +1150,7 @@ describe('properties', () => {
           } catch (error) {
             expect(error).toBeInstanceOf(SignedObjectError);
           }
-          expect(reasonOf(kind.verify(bytes, { now: NOW }))).toBe('malformed');
+          expect(reasonOf(kind.verify(bytes, { now: NOW, csi: CSI }))).toBe('malformed');
         }
       }),
       { numRuns: 1000 },
@@ -917,8 +1196,8 @@ describe('properties', () => {
       fc.property(value, (v) => {
         const bytes = encodeCbor(v);
         for (const [, kind] of KIND_LIST) {
-          expect(kind.verify(bytes, { now: NOW }).kind).toBe('failed');
-          expect(kind.verify(v as never, { now: NOW }).kind).toBe('failed');
+          expect(kind.verify(bytes, { now: NOW, csi: CSI }).kind).toBe('failed');
+          expect(kind.verify(v as never, { now: NOW, csi: CSI }).kind).toBe('failed');
         }
       }),
       { numRuns: 1000 },

@@ -19,9 +19,11 @@ import type { DiscoveryErrorReason, DiscoveryResult, VerifiedMapping } from './t
  * `8.1.0.0.6.4.9.7.0.2.4.4.e164.mimi.arpa` (zone `4.4.e164.mimi.arpa`); a MAPREF points to
  * `x.msp.mimi.arpa`, where MAP is resolved too. The AUTHKEY RRset at `4.4.e164.mimi.arpa` —
  * the zone authoritative for the CSI name, never a zone a MAPREF points into — lists the
- * provers. Every MAP record is decoded and verified (`csi` equal to the queried CSI, both
- * signatures, times), its prover must be listed, then per key the highest `seq` wins and a
- * mapping with the `new` bit de-lists other keys attested earlier.
+ * provers. Every MAP record is decoded and verified for the queried CSI (a MAP record does not
+ * carry it, docs/protocol.md §4: both signatures cover it, so a mapping copied from another
+ * CSI's name, by a hostile DP or at a MAPREF target, fails as `bad-signature`; then times), its
+ * prover must be listed, then per key the highest `seq` wins and a mapping with the `new` bit
+ * de-lists other keys attested earlier.
  *
  * Decisions:
  * - `none` only when MAP is denied (authenticated denial) at the name and at every MAPREF target.
@@ -218,6 +220,7 @@ export async function aggregate(csi: Csi, init: AggregateInit): Promise<Discover
   let lapsed = 0;
   for (const source of sources) {
     for (const rr of source.records) {
+      // The queried canonical CSI is what the signatures must cover.
       const verified = verifyMapping(rr.data, { csi, now });
       if (verified.kind === 'failed') {
         // A lapsed mapping (or one not valid yet) is the recipient's choice of times, not an

@@ -99,7 +99,8 @@ describe('discover', () => {
     const result = await resolver.discover(CSIS.wrongCsi);
     expect(result.status).toBe('error');
     expect(result.error?.reason).toBe('bogus');
-    expect(resolver.stats().validationFailures['mapping-csi-mismatch']).toBe(1);
+    // The record carries no CSI: its signatures cover another one than the CSI asked.
+    expect(resolver.stats().validationFailures['mapping-bad-signature']).toBe(1);
   });
 
   it('discovers a CSI parsed by the caller as discover does the input it parses', async () => {

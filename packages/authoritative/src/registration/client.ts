@@ -1,6 +1,7 @@
 import { REGISTRATION_ROUTES } from './routes.js';
 import {
   ApiClientError,
+  attestsCsi,
   createApiClient,
   decodeAttestation,
   encodeMapping,
@@ -40,7 +41,8 @@ import type { ConfirmResult, ProveResult, PublishResult, RevokeResult } from './
  * const api = createRegistrationClient({ url: 'https://dp.example:8445', ca: caPem });
  * await api.prove('+44 20 7946 0018'); // { status: 202, result: { csi, expiresAt, channel } }
  * const { result } = await api.confirm({ csi, code, key: keyPair.publicKey });
- * await api.publishMapping(createMapping({ …, att: result.attestation }, keyPair.secretKey));
+ * const mapping = createMapping({ csi, …, att: result.attestation }, keyPair.secretKey);
+ * await api.publishMapping({ csi, mapping });
  * await api.close();
  * ```
  */
@@ -89,15 +91,22 @@ export interface RegistrationClient {
   prove(csi: string): Promise<RegistrationResponse<ProveResult>>;
   /**
    * `POST /v1/confirm`: the code and the public key get an attestation. The attestation is
-   * decoded and checked to be for this CSI and key before it is returned.
+   * decoded and checked to be for this key and, by its signature, this CSI before it is
+   * returned (whatever the local clock says: its times are the DP's).
    */
   confirm(input: {
     readonly csi: string;
     readonly code: string;
     readonly key: Uint8Array;
   }): Promise<RegistrationResponse<ConfirmResult>>;
-  /** `POST /v1/mappings`: publishes a signed mapping. */
-  publishMapping(mapping: Mapping | Uint8Array): Promise<RegistrationResponse<PublishResult>>;
+  /**
+   * `POST /v1/mappings`: publishes a signed mapping of `csi`. A Mapping does not carry its CSI
+   * (docs/protocol.md §4), so the request names it; the DP verifies the mapping for it.
+   */
+  publishMapping(input: {
+    readonly csi: string;
+    readonly mapping: Mapping | Uint8Array;
+  }): Promise<RegistrationResponse<PublishResult>>;
   /**
    * `POST /v1/maprefs`: adds the MAPREF a signed request names (`target`), or withdraws the
    * CSI's MAPREF records (`target: null`).
@@ -161,9 +170,11 @@ export function createRegistrationClient(options: RegistrationClientOptions): Re
           bytes(value['attestation']) ?? bad("the DP's response has no base64url attestation");
         const attestation =
           decodes(encoded) ?? bad('the DP returned an attestation that does not decode');
+        const csi = parsed(input.csi);
         if (
-          attestation.csi !== parsed(input.csi) ||
-          !Buffer.from(attestation.key).equals(Buffer.from(input.key))
+          csi === undefined ||
+          !Buffer.from(attestation.key).equals(Buffer.from(input.key)) ||
+          !attestsCsi(attestation, csi)
         ) {
           bad('the DP returned an attestation for another CSI or key');
         }
@@ -175,8 +186,12 @@ export function createRegistrationClient(options: RegistrationClientOptions): Re
           exp: attestation.exp,
         };
       }),
-    publishMapping: (mapping) =>
-      post('mappings', { mapping: b64(encoded(mapping, encodeMapping)) }, placed),
+    publishMapping: (input) =>
+      post(
+        'mappings',
+        { csi: input.csi, mapping: b64(encoded(input.mapping, encodeMapping)) },
+        placed,
+      ),
     publishMapref: (request) =>
       post('maprefs', { request: b64(encoded(request, encodeMaprefRequest)) }, placed),
     remove: (removal) =>

@@ -30,7 +30,7 @@ import type { Registrar } from './registration.js';
  * | ---------------------- | --------------------------- | ------------------------------------------- |
  * | `POST /v1/prove`       | `{csi}` (as typed)          | 202 `{csi, expiresAt, channel}`             |
  * | `POST /v1/confirm`     | `{csi, code, key}`          | 200 `{attestation, prover, nbf, exp}`       |
- * | `POST /v1/mappings`    | `{mapping}` (CBOR Mapping)  | 201 `{zone, name, serial}`                  |
+ * | `POST /v1/mappings`    | `{csi, mapping}` (Mapping)  | 201 `{zone, name, serial}`                  |
  * | `POST /v1/maprefs`     | `{request}` (MapRef req.)   | 201 `{zone, name, serial}`                  |
  * | `POST /v1/removals`    | `{removal}`                 | 200 `{zone, name, serial}`                  |
  * | `POST /v1/revocations` | `{revocation}`              | 200 `{zone, name, serial, removed}`         |
@@ -276,10 +276,13 @@ function createRoutes(registrar: Registrar): ReadonlyMap<string, Route> {
     [
       REGISTRATION_ROUTES.mappings.path,
       {
-        fields: { mapping: 'bytes' },
+        fields: { csi: 'string', mapping: 'bytes' },
         status: REGISTRATION_ROUTES.mappings.status,
         handle: async (body, client) => ({
-          ...(await registrar.publishMapping(bytes(body, 'mapping'), client)),
+          ...(await registrar.publishMapping(
+            { csi: text(body, 'csi'), mapping: bytes(body, 'mapping') },
+            client,
+          )),
         }),
       },
     ],

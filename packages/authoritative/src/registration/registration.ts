@@ -2,11 +2,9 @@ import {
   CsiError,
   DEFAULT_APEX,
   DNSSEC_ALGORITHM_ED25519,
-  SignedObjectError,
   canonicalName,
   createAttestation,
   csiToName,
-  decodeMapping,
   encodeAttestation,
   namesEqual,
   parentName,
@@ -22,7 +20,6 @@ import {
   type Clock,
   type Csi,
   type Logger,
-  type Mapping,
   type VerifyResult,
 } from '@mimi-discovery/common';
 import { selectChannel, type CodeChannels } from './channels.js';
@@ -52,7 +49,9 @@ import type { DiscoveryStore } from '../store/store.js';
  * 2. `confirm`: the right code and a public key get an Attestation signed by the DP's prover
  *    key (`store.proverKey()`), valid from now for `attestationValiditySeconds`.
  * 3. `publishMapping`, `publishMapref`: signed objects are verified as far as the DP can
- *    (design §6) and handed to the store as one operation each.
+ *    (design §6) and handed to the store as one operation each. A Mapping does not carry its
+ *    CSI (docs/protocol.md §4): the request names it, and the mapping is verified for it, so a
+ *    mapping signed for another CSI is refused (`ERR_MAPPING_INVALID`, `bad-signature`).
  * 4. `remove` (recipient) and `revoke` (CSIP) delete what they cover (R9, R10), the same way.
  *
  * The split: this module checks what does not depend on the stored state — the signatures, the
@@ -171,8 +170,14 @@ export interface Registrar {
     input: { readonly csi: string; readonly code: string; readonly key: Uint8Array },
     client?: string,
   ): Promise<ConfirmResult>;
-  /** Publishes an encoded Mapping. */
-  publishMapping(mapping: Uint8Array, client?: string): Promise<PublishResult>;
+  /**
+   * Publishes an encoded Mapping of `csi` (as typed; the mapping's signatures must cover its
+   * canonical form).
+   */
+  publishMapping(
+    input: { readonly csi: string; readonly mapping: Uint8Array },
+    client?: string,
+  ): Promise<PublishResult>;
   /** Applies an encoded MapRef request. */
   publishMapref(request: Uint8Array, client?: string): Promise<PublishResult>;
   /** Applies an encoded Removal. */
@@ -419,12 +424,19 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       };
     },
 
-    async publishMapping(bytes, client) {
+    async publishMapping(input, client) {
       admit(client);
-      const decoded = decodeOrRefuse(bytes);
-      const csi = signedCsi(decoded.csi, 'mapping.csi');
+      const csi = typedCsi(input.csi);
+      const bytes = input.mapping;
+      if (!(bytes instanceof Uint8Array)) {
+        throw new RegistrationError('ERR_BAD_REQUEST', 'mapping must be bytes', {
+          detail: 'mapping',
+        });
+      }
       const { origin, name } = locate(csi);
       const now = clock();
+      // The signatures cover the canonical CSI of the request: a mapping made for another CSI
+      // (copied from its name, or sent under the wrong one) fails here as bad-signature.
       const verified = verifyMapping(bytes, { csi, now });
       if (verified.kind === 'failed') throw invalid('ERR_MAPPING_INVALID', verified);
       if (!isAuthorized(origin, 'prover', verified.value.att.prover, now)) {
@@ -433,6 +445,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       const operation: StoreOperation = {
         kind: 'publish-mapping',
         name,
+        csi,
         mapping: bytes,
         now,
         authorize: true,
@@ -524,20 +537,6 @@ const REFUSALS: Readonly<Partial<Record<RefusalReason, RegistrationErrorCode>>> 
   'too-many-mappings': 'ERR_TOO_MANY_MAPPINGS',
   'too-many-maprefs': 'ERR_TOO_MANY_MAPREFS',
 });
-
-function decodeOrRefuse(bytes: Uint8Array): Mapping {
-  try {
-    return decodeMapping(bytes);
-  } catch (error) {
-    if (error instanceof SignedObjectError) {
-      throw new RegistrationError('ERR_MAPPING_INVALID', error.message, {
-        detail: 'malformed',
-        cause: error,
-      });
-    }
-    throw error;
-  }
-}
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;

@@ -1,4 +1,5 @@
 import {
+  CsiError,
   DNSSEC_ALGORITHM_ED25519,
   ED25519_PUBLIC_KEY_OCTETS,
   MAX_CLOCK_SKEW_SECONDS,
@@ -9,6 +10,7 @@ import {
   decodeRevocation,
   encodeRdata,
   isSubdomain,
+  parseCsi,
   namesEqual,
   record,
   type Attestation,
@@ -112,9 +114,14 @@ export const REPLAY_PRUNE_BATCH = 256;
  */
 export type StoreOperation =
   | {
-      /** Add the encoded Mapping (its signatures already verified). */
+      /** Add the encoded Mapping (its signatures already verified for `csi`). */
       readonly kind: 'publish-mapping';
       readonly name: string;
+      /**
+       * The canonical CSI the mapping is for. A Mapping does not carry it (docs/protocol.md §4),
+       * and removals and revocations are recorded by CSI.
+       */
+      readonly csi: string;
       readonly mapping: Uint8Array;
       readonly now: number;
       readonly authorize: boolean;
@@ -316,6 +323,7 @@ export type PreparedOperation =
   | {
       readonly kind: 'publish-mapping';
       readonly name: string;
+      readonly csi: string;
       readonly bytes: Uint8Array;
       readonly mapping: Mapping;
       readonly now: number;
@@ -383,6 +391,7 @@ export function prepareOperation(origin: string, operation: StoreOperation): Pre
       return {
         kind: op.kind,
         name: nameIn(origin, op.name),
+        csi: canonicalCsi(op.csi),
         bytes,
         mapping: decoded(() => decodeMapping(bytes), 'mapping'),
         now: now(),
@@ -455,6 +464,20 @@ function nameIn(origin: string, name: unknown): string {
     throw new StoreError('ERR_STORE_OUT_OF_ZONE', `${owner} is not in zone ${origin}`);
   }
   return owner;
+}
+
+/** A CSI in its canonical form: the one a mapping's signatures cover. */
+function canonicalCsi(csi: unknown): string {
+  if (typeof csi !== 'string') throw bad('csi must be a canonical CSI');
+  let canonical: string;
+  try {
+    canonical = parseCsi(csi);
+  } catch (cause) {
+    if (!(cause instanceof CsiError)) throw cause;
+    throw bad(`${JSON.stringify(csi)} is not a CSI`, cause);
+  }
+  if (canonical !== csi) throw bad(`csi ${JSON.stringify(csi)} is not in canonical form`);
+  return csi;
 }
 
 function bytesOf(value: unknown, what: string): Uint8Array {
@@ -569,14 +592,14 @@ export function planOperation(
 type Op<K extends PreparedOperation['kind']> = Extract<PreparedOperation, { kind: K }>;
 
 function planPublish(zone: ZoneReader, replay: ReplayReader, op: Op<'publish-mapping'>) {
-  const { name, mapping: m, now } = op;
+  const { name, csi, mapping: m, now } = op;
   if (!isCurrent(m, now)) return refuse('expired', 'the mapping or its attestation has expired');
   const lifetime = attestationLifetime(m.att);
   if (lifetime !== undefined) return lifetime;
   if (op.authorize && !authorized(zone, 'prover', m.att.prover, now)) {
     return refuse('prover-not-authorized', 'the attestation is not by a prover of the range');
   }
-  const removed = replay.removal(m.csi, m.key);
+  const removed = replay.removal(csi, m.key);
   if (removed !== undefined && isActive(removed, now) && m.seq <= removed.seq) {
     return refuse('stale-seq', `a removal of this key covers seq ${removed.seq}`);
   }
@@ -588,7 +611,7 @@ function planPublish(zone: ZoneReader, replay: ReplayReader, op: Op<'publish-map
       return refuse('stale-seq', `the stored mapping of this key has seq ${own.mapping.seq}`);
     }
   }
-  const holder = currentHolder(replay, m.csi, m.key, m.att.nbf, stored, now);
+  const holder = currentHolder(replay, csi, m.key, m.att.nbf, stored, now);
   if (holder !== undefined) return holder;
   const kept = stored.filter(({ mapping: o }) => {
     if (o === undefined) return true;

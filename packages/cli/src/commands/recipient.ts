@@ -227,7 +227,9 @@ Examples:
           keyPair.secretKey,
         ),
       );
-      const { result: response } = await call(flags, env, (api) => api.publishMapping(mapping));
+      const { result: response } = await call(flags, env, (api) =>
+        api.publishMapping({ csi: attested.csi, mapping }),
+      );
       const report = { csi: attested.csi, seq, msps: msps.length, ...response };
       if (flags.json === true) env.out(`${JSON.stringify(report, null, 2)}\n`);
       else {

@@ -2,11 +2,10 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import {
   canonicalName,
-  csiToName,
-  decodeMapping,
   isSubdomain,
-  parseCsi,
+  nameToCsi,
   parseZoneFile,
+  verifyMapping,
   type ResourceRecord,
   type RRType,
 } from '@mimi-discovery/common';
@@ -36,7 +35,8 @@ import { zoneOf } from '../flag-values.js';
  *
  * Import takes what a zone carries beyond what the store makes itself:
  * - delegations: NS and DS below the apex, A/AAAA glue and nameserver addresses, `_dns` SVCB;
- * - MAP records (each must decode as a Mapping for the CSI of its owner name), MAPREF records;
+ * - MAP records at phone names, each verified for the CSI its owner name spells, and MAPREF
+ *   records;
  * - AUTHKEY records at the apex, added to those the zone has (its own prover key stays).
  * A delegation without DS, in the file or already in the zone, is refused (design §5: every
  * delegation is signed) before anything is written. It skips, with a count and the reason, what
@@ -49,9 +49,17 @@ import { zoneOf } from '../flag-values.js';
  * Mappings, MAPREFs and AUTHKEYs are added, not replaced, as store operations decided inside
  * the store's write transaction (`mapping-ops.ts`), since a running server may be writing the
  * same RRsets at the same time: each MAP record is "add this mapping" under the registrar's
- * rules (seq, "new" bit, removals and revocations on record, expiry, limits; the signatures are
- * the operator's to vouch for), each MAPREF RRset "add these targets", the AUTHKEY RRset "add
- * these keys" to the zone's own. What the store refuses is skipped with its reason.
+ * rules (seq, "new" bit, removals and revocations on record, expiry, limits; that its prover is
+ * listed is the operator's to vouch for), each MAPREF RRset "add these targets", the AUTHKEY
+ * RRset "add these keys" to the zone's own. What the store refuses is skipped with its reason.
+ *
+ * A Mapping does not carry its CSI (docs/protocol.md §4), and the store files removals and
+ * revocations by CSI, so a MAP record is taken only where its owner name gives the CSI: a phone
+ * name, whose digits are the number, and the mapping's signatures must cover that CSI (a
+ * mapping copied to another name is skipped). An email name is a hash of the local part, which
+ * gives no CSI back: a MAP there is skipped, to be published through the registration API (whose
+ * request names the CSI). So is a MAP at a name that is no CSI's (a MAPREF target in an MSP's
+ * zone).
  */
 
 interface ExportFlags {
@@ -186,8 +194,13 @@ const STORE_OWN: ReadonlySet<string> = new Set([
   'NSEC3PARAM',
 ]);
 
-/** Why a record is not imported, or undefined when it is. */
-function skipReason(rr: ResourceRecord, origin: string, apex: string): string | undefined {
+/** Why a record is not imported at `now`, or undefined when it is. */
+function skipReason(
+  rr: ResourceRecord,
+  origin: string,
+  apex: string,
+  now: number,
+): string | undefined {
   const owner = canonicalName(rr.name);
   if (STORE_OWN.has(rr.type)) return 'the store makes and signs these itself';
   if (rr.class !== 'IN') return 'not class IN';
@@ -206,21 +219,41 @@ function skipReason(rr: ResourceRecord, origin: string, apex: string): string | 
     case 'AUTHKEY':
       return atApex ? undefined : 'AUTHKEY belongs at the apex';
     case 'MAP':
-      return mappingProblem(rr.data, owner, apex);
+      return mappingProblem(rr.data, owner, apex, now);
     default:
       return 'not a delegation, address, mapping or key';
   }
 }
 
-/** Why MAP RDATA is not a mapping for its owner name, or undefined when it is. */
-function mappingProblem(data: Uint8Array, owner: string, apex: string): string | undefined {
-  try {
-    const mapping = decodeMapping(data);
-    if (csiToName(parseCsi(mapping.csi), apex) !== owner)
-      return 'MAP for another CSI than its name';
-    return undefined;
-  } catch {
-    return 'MAP RDATA that is not a mapping';
+/**
+ * Why MAP RDATA at `owner` is not imported, or undefined when it is: a mapping signed for the
+ * phone CSI of its owner name (see the module comment). Its times are left to the store, which
+ * refuses an expired mapping as it refuses one sent to the registration API.
+ */
+function mappingProblem(
+  data: Uint8Array,
+  owner: string,
+  apex: string,
+  now: number,
+): string | undefined {
+  const csi = nameToCsi(owner, apex);
+  if (csi === undefined) {
+    return isSubdomain(owner, `email.${canonicalName(apex)}`)
+      ? 'MAP at an email name, which gives no CSI to verify it for (publish it through the registration API)'
+      : 'MAP at a name that is no CSI name';
+  }
+  const verified = verifyMapping(data, { csi, now });
+  if (verified.kind === 'verified') return undefined;
+  switch (verified.reason) {
+    case 'expired':
+    case 'not-yet-valid':
+      return undefined;
+    case 'malformed':
+      return 'MAP RDATA that is not a mapping';
+    case 'unsupported-version':
+      return 'MAP of an unsupported version (version 1 spelled the CSI)';
+    default:
+      return `MAP not signed for the CSI of its name (${verified.reason})`;
   }
 }
 
@@ -241,7 +274,7 @@ export async function importRecords(
   };
   const rrsets = new Map<string, { name: string; type: RRType; records: ResourceRecord[] }>();
   for (const rr of records) {
-    const reason = skipReason(rr, origin, apex);
+    const reason = skipReason(rr, origin, apex, now);
     if (reason !== undefined) {
       skip(rr.type, reason);
       continue;
@@ -272,13 +305,17 @@ export async function importRecords(
   const operations: Array<{ operation: StoreOperation; rrset: string; records: number }> = [];
   for (const [id, rrset] of rrsets) {
     switch (rrset.type) {
-      case 'MAP':
+      case 'MAP': {
+        // skipReason let through only MAP records at phone names: the name gives the CSI.
+        const csi = nameToCsi(rrset.name, apex);
+        if (csi === undefined) break;
         for (const rr of rrset.records) {
           if (rr.type !== 'MAP') continue;
           operations.push({
             operation: {
               kind: 'publish-mapping',
               name: rrset.name,
+              csi,
               mapping: rr.data,
               now,
               authorize: false,
@@ -288,6 +325,7 @@ export async function importRecords(
           });
         }
         break;
+      }
       case 'MAPREF':
         operations.push({
           operation: {

@@ -319,6 +319,7 @@ async function publishAtMsp(
     const outcome = await store.applyOperation(MSP_ZONE, {
       kind: 'publish-mapping',
       name,
+      csi: attested.csi,
       mapping: encodeMapping(mapping),
       now,
       // The MSP vouches for its own zone; the attestation is by the prover of the CSI's range.

@@ -87,6 +87,7 @@ export type SignedObjectErrorCode =
   | 'ERR_SIGNED_OBJECT_KEY_MISMATCH'
   | 'ERR_SIGNED_OBJECT_LABEL'
   | 'ERR_SIGNED_OBJECT_MALFORMED'
+  | 'ERR_SIGNED_OBJECT_VERSION'
   | 'ERR_VERIFY_OPTIONS';
 
 /** A signed object (Mapping, Attestation, Removal, Revocation) that cannot be decoded or built. */

@@ -11,23 +11,40 @@ import { canonicalName, formatLabels, parseLabels } from './names.js';
 
 /**
  * The signed objects of design §4: Mapping (MAP RDATA), Attestation, Removal and Revocation,
- * and the MapRef request of the registration API (design §8.3).
+ * and the MapRef request of the registration API (design §8.3), in version 2
+ * (docs/protocol.md §4).
  * Each is a CBOR map in deterministic encoding (cbor.ts) whose `sig` is an Ed25519 signature
  * (ed25519.ts) over `"MIMI-Discovery-v1/" || label || 0x00 || content`, where `content` is the
  * deterministic CBOR of the object without `sig`. The label keeps a signature made for one
  * purpose from passing for another, as MLS `SignWithLabel` (RFC 9420 §5.1.2) does.
  *
- * Worked example: a Removal `{v: 1, csi: "tel:+442079460018", key, seq: 1, iat}` is signed over
+ * A Mapping and an Attestation do not carry their CSI: a MAP record is cached, logged and
+ * transferred, and should not spell the phone number or email address it is for. Their signed
+ * content is the object's map *with* `csi` inserted, and whoever verifies supplies the canonical
+ * CSI, which it knows already (a resolver looked it up, a DP was asked to publish for it). A
+ * mapping copied to another CSI's name fails: its signatures cover its own CSI. Removal,
+ * Revocation and MapRef request are sent to a DP, never published, and keep `csi`; a MapRef
+ * request's `att` is an Attestation of the request's `csi`.
+ *
+ * Version 1 carried `csi` in both. A version-1 object is refused (`unsupported-version`) and can
+ * never pass for version 2: `v` is inside every signed content, so a version-1 signature covers
+ * `v: 1` and a version-2 verifier rebuilds `v: 2`.
+ *
+ * Worked example: a Removal `{v: 2, csi: "tel:+442079460018", key, seq: 1, iat}` is signed over
  * `4d494d492d446973636f766572792d76312f` ("MIMI-Discovery-v1/") `72656d6f76616c` ("removal")
  * `00` and the CBOR map of those five fields; the encoded Removal is that map with `sig` added.
+ * An Attestation `{v: 2, key, prover, nbf, exp}` of `tel:+442079460018` is signed over
+ * "MIMI-Discovery-v1/attestation" `00` and the CBOR map of those five fields and
+ * `csi: "tel:+442079460018"`; the encoded Attestation is the five fields and `sig`.
  * test/vectors/signed-objects.json holds complete examples from fixed keys.
  *
  * What this module checks, and what it leaves to the caller:
  * - decoding is strict: exactly the fields of the type (`uri` is the only optional one), each
- *   of its type and within the bounds below, `v` = 1; a failure names the field;
- * - `csi` is only checked for shape (`tel:+…` or `mailto:…`, at most {@link MAX_CSI_OCTETS});
- *   whether it is canonical is csi.ts's concern, and `options.csi` is compared as a string, so
- *   the caller passes a canonical CSI;
+ *   of its type and within the bounds below, `v` = 2; a failure names the field;
+ * - a CSI (a field, or the one supplied to verify a Mapping or Attestation) is only checked for
+ *   shape (`tel:+…` or `mailto:…`, at most {@link MAX_CSI_OCTETS}); whether it is canonical is
+ *   csi.ts's concern, and the signatures cover the string as given, so the caller passes a
+ *   canonical CSI;
  * - verification checks signatures, labels, the CSI binding and validity times; it does not
  *   check that a prover or CSIP key is authorized for the range (the caller holds the AUTHKEY
  *   set and checks `att.prover` or `csip` against it), nor `seq` ordering, nor what a
@@ -37,10 +54,16 @@ import { canonicalName, formatLabels, parseLabels } from './names.js';
  * clock.
  */
 
-/** The context string that opens every signing input (design §4). */
+/**
+ * The context string that opens every signing input (design §4). It names the framing of the
+ * signing input, which version 2 keeps; the object's version is `v`, inside the content.
+ */
 export const SIGNING_CONTEXT = 'MIMI-Discovery-v1/';
-/** The version every object carries in `v`. */
-export const SIGNED_OBJECT_VERSION = 1;
+/**
+ * The version every object carries in `v`: 2, in which a Mapping and an Attestation do not
+ * carry their CSI. Objects of any other version (1 carried it) are refused.
+ */
+export const SIGNED_OBJECT_VERSION = 2;
 /**
  * How far a start time (`iat`, `nbf`) may lie ahead of `now` and still verify, for clocks that
  * disagree a little. Expiry (`exp`) gets no such allowance: the signer chose it.
@@ -76,10 +99,12 @@ export const SIGNING_LABELS = Object.freeze([
 /** A signing label. */
 export type SigningLabel = (typeof SIGNING_LABELS)[number];
 
-/** The ID prover's credential: the holder of `key` controls `csi` (design §4). */
+/**
+ * The ID prover's credential: the holder of `key` controls a CSI (design §4). The CSI is not a
+ * field: the prover's signature covers it, and a verifier supplies it.
+ */
 export interface Attestation {
-  readonly v: 1;
-  readonly csi: string;
+  readonly v: 2;
   /** The recipient's public key. */
   readonly key: Uint8Array;
   /** The prover's public key; the caller checks it is an AUTHKEY `prover` of the range. */
@@ -98,10 +123,12 @@ export interface MspEntry {
   readonly uri?: string;
 }
 
-/** A signed mapping from a CSI to MSPs, the RDATA of a MAP record (design §4). */
+/**
+ * A signed mapping from a CSI to MSPs, the RDATA of a MAP record (design §4). The CSI is not a
+ * field: both signatures cover it, and a verifier supplies it.
+ */
 export interface Mapping {
-  readonly v: 1;
-  readonly csi: string;
+  readonly v: 2;
   /** May be empty. */
   readonly msps: readonly MspEntry[];
   /** The recipient's public key. */
@@ -112,7 +139,7 @@ export interface Mapping {
   readonly exp: number;
   /** The "new" bit. */
   readonly new: boolean;
-  /** The attestation that binds `csi` to `key`, with its own signature. */
+  /** The attestation that binds the CSI to `key`, with its own signature. */
   readonly att: Attestation;
   /** The recipient's signature under label `mapping`. */
   readonly sig: Uint8Array;
@@ -120,7 +147,7 @@ export interface Mapping {
 
 /** The recipient's withdrawal of its mappings up to `seq`. */
 export interface Removal {
-  readonly v: 1;
+  readonly v: 2;
   readonly csi: string;
   readonly key: Uint8Array;
   readonly seq: number;
@@ -131,7 +158,7 @@ export interface Removal {
 
 /** The CSI provider's revocation of mappings made before `before` (e.g. a recycled number). */
 export interface Revocation {
-  readonly v: 1;
+  readonly v: 2;
   readonly csi: string;
   readonly before: number;
   /** The CSIP's public key; the caller checks it is an AUTHKEY `csip` of the range. */
@@ -150,7 +177,7 @@ export interface Revocation {
  * it only within {@link MAX_CLOCK_SKEW_SECONDS} of `now`, either side.
  */
 export interface MaprefRequest {
-  readonly v: 1;
+  readonly v: 2;
   readonly csi: string;
   readonly target: string | null;
   /** The recipient's public key. */
@@ -173,7 +200,10 @@ export type UnsignedRevocation = Omit<Revocation, 'sig'>;
 /** A MapRef request without its signature. */
 export type UnsignedMaprefRequest = Omit<MaprefRequest, 'sig'>;
 
-/** Fields of {@link createAttestation}; `prover`, when given, must match the secret key. */
+/**
+ * Fields of {@link createAttestation}; `prover`, when given, must match the secret key. `csi` is
+ * signed, not encoded.
+ */
 export interface AttestationFields {
   readonly csi: string;
   readonly key: Uint8Array;
@@ -182,7 +212,10 @@ export interface AttestationFields {
   readonly prover?: Uint8Array;
 }
 
-/** Fields of {@link createMapping}; `key`, when given, must match the secret key. */
+/**
+ * Fields of {@link createMapping}; `key`, when given, must match the secret key. `csi` is signed,
+ * not encoded; `att` must be an Attestation of it.
+ */
 export interface MappingFields {
   readonly csi: string;
   readonly msps: readonly MspEntry[];
@@ -219,7 +252,7 @@ export interface MaprefRequestFields {
   readonly key?: Uint8Array;
 }
 
-/** Options of the verify functions. */
+/** Options of the verify functions of objects that carry their CSI (Removal, Revocation, MapRef). */
 export interface VerifyOptions {
   /** The CSI the caller looked up, canonical; when given, the object must be for it. */
   readonly csi?: string;
@@ -228,16 +261,39 @@ export interface VerifyOptions {
 }
 
 /**
+ * Options of {@link verifyMapping} and {@link verifyAttestation}: objects that do not carry their
+ * CSI, so the caller supplies it.
+ */
+export interface VerifyForCsiOptions {
+  /**
+   * The canonical CSI the object must be for: the one looked up, or the one a publication was
+   * asked for. The signatures cover it; an object made for another CSI fails `bad-signature`.
+   */
+  readonly csi: string;
+  /** The current time in seconds since the epoch. */
+  readonly now: number;
+}
+
+/**
  * Why a verification failed:
  * - `malformed`: the bytes or object are not a well-formed object of the type;
- * - `bad-signature`: a signature is not valid under its label;
+ * - `unsupported-version`: `v` (of the object or of its `att`) is not
+ *   {@link SIGNED_OBJECT_VERSION}, e.g. a version-1 object that spells its CSI;
+ * - `bad-signature`: a signature is not valid under its label over the object and the CSI it
+ *   is verified for: forged, or (a Mapping, an Attestation) made for another CSI;
  * - `wrong-label`: a signature is valid, but under another label (made for another purpose);
  * - `expired` / `not-yet-valid`: `now` is outside the validity times;
- * - `csi-mismatch`: the object is for another CSI than expected, or a Mapping's attestation
- *   binds another CSI or another key than the Mapping's.
+ * - `csi-mismatch`: a Removal, Revocation or MapRef request names another CSI than expected, or
+ *   a Mapping's (or MapRef request's) attestation binds the CSI to another key.
  */
 export type VerifyFailure =
-  'malformed' | 'bad-signature' | 'wrong-label' | 'expired' | 'not-yet-valid' | 'csi-mismatch';
+  | 'malformed'
+  | 'unsupported-version'
+  | 'bad-signature'
+  | 'wrong-label'
+  | 'expired'
+  | 'not-yet-valid'
+  | 'csi-mismatch';
 
 /** The outcome of a verification: the verified value, or why it failed. */
 export type VerifyResult<T> =
@@ -252,18 +308,8 @@ type Failure = Extract<VerifyResult<never>, { kind: 'failed' }>;
  */
 type Strictness = 'exact' | 'lenient';
 
-const ATTESTATION_FIELDS = Object.freeze(['v', 'csi', 'key', 'prover', 'nbf', 'exp']);
-const MAPPING_FIELDS = Object.freeze([
-  'v',
-  'csi',
-  'msps',
-  'key',
-  'seq',
-  'iat',
-  'exp',
-  'new',
-  'att',
-]);
+const ATTESTATION_FIELDS = Object.freeze(['v', 'key', 'prover', 'nbf', 'exp']);
+const MAPPING_FIELDS = Object.freeze(['v', 'msps', 'key', 'seq', 'iat', 'exp', 'new', 'att']);
 const REMOVAL_FIELDS = Object.freeze(['v', 'csi', 'key', 'seq', 'iat']);
 const REVOCATION_FIELDS = Object.freeze(['v', 'csi', 'before', 'csip', 'iat']);
 const MAPREF_REQUEST_FIELDS = Object.freeze(['v', 'csi', 'target', 'key', 'iat', 'att']);
@@ -281,12 +327,19 @@ const utf8Decoder = new TextDecoder();
 // Signing input
 
 /**
- * The bytes a signature covers: `SIGNING_CONTEXT || label || 0x00 || CBOR(object without sig)`.
- * A `sig` property on `unsigned` is ignored. Throws {@link SignedObjectError} when `unsigned`
- * is not a well-formed object of the label's type.
+ * The bytes a signature covers: `SIGNING_CONTEXT || label || 0x00 || CBOR(content)`, where the
+ * content is the object without `sig` and, for a Mapping or an Attestation, with `csi` (which
+ * the object does not carry) inserted. A `sig` property on `unsigned` is ignored. Throws
+ * {@link SignedObjectError} when `unsigned` is not a well-formed object of the label's type, when
+ * `csi` is missing or not shaped as a CSI for a Mapping or an Attestation, and
+ * `ERR_CBOR_TOO_LARGE` when the content exceeds `MAX_SIGNED_OBJECT_OCTETS`.
  */
-export function signingInput(label: 'mapping', unsigned: UnsignedMapping): Uint8Array;
-export function signingInput(label: 'attestation', unsigned: UnsignedAttestation): Uint8Array;
+export function signingInput(label: 'mapping', unsigned: UnsignedMapping, csi: string): Uint8Array;
+export function signingInput(
+  label: 'attestation',
+  unsigned: UnsignedAttestation,
+  csi: string,
+): Uint8Array;
 export function signingInput(label: 'removal', unsigned: UnsignedRemoval): Uint8Array;
 export function signingInput(label: 'revocation', unsigned: UnsignedRevocation): Uint8Array;
 export function signingInput(label: 'mapref', unsigned: UnsignedMaprefRequest): Uint8Array;
@@ -298,13 +351,23 @@ export function signingInput(
     | UnsignedRemoval
     | UnsignedRevocation
     | UnsignedMaprefRequest,
+  csi?: string,
 ): Uint8Array;
-export function signingInput(label: SigningLabel, unsigned: unknown): Uint8Array {
+export function signingInput(label: SigningLabel, unsigned: unknown, csi?: string): Uint8Array {
   switch (label) {
     case 'mapping':
-      return labelled(label, mappingContent(parseUnsignedMapping(unsigned, 'mapping')));
+      return labelled(
+        label,
+        mappingContent(parseUnsignedMapping(unsigned, 'mapping'), suppliedCsi(csi, 'mapping')),
+      );
     case 'attestation':
-      return labelled(label, attestationContent(parseUnsignedAttestation(unsigned, 'attestation')));
+      return labelled(
+        label,
+        attestationContent(
+          parseUnsignedAttestation(unsigned, 'attestation'),
+          suppliedCsi(csi, 'attestation'),
+        ),
+      );
     case 'removal':
       return labelled(label, removalContent(parseUnsignedRemoval(unsigned, 'removal')));
     case 'revocation':
@@ -319,6 +382,14 @@ export function signingInput(label: SigningLabel, unsigned: unknown): Uint8Array
   }
 }
 
+/** The CSI a Mapping or Attestation is signed for, checked for shape. */
+function suppliedCsi(csi: unknown, path: string): string {
+  if (csi === undefined) {
+    malformed(`${path}.csi`, 'must be supplied: it is signed but not carried');
+  }
+  return readCsi({ csi }, path);
+}
+
 function labelled(label: SigningLabel, content: Uint8Array): Uint8Array {
   const prefix = utf8.encode(`${SIGNING_CONTEXT}${label}\0`);
   const out = new Uint8Array(prefix.length + content.length);
@@ -327,11 +398,13 @@ function labelled(label: SigningLabel, content: Uint8Array): Uint8Array {
   return out;
 }
 
-function attestationContent(a: UnsignedAttestation): Uint8Array {
-  return encodeCbor(unsignedAttestationToCbor(a));
+/** The signed content of an Attestation: its fields and the CSI it attests. */
+function attestationContent(a: UnsignedAttestation, csi: string): Uint8Array {
+  return encodeCbor({ ...unsignedAttestationToCbor(a), csi });
 }
-function mappingContent(m: UnsignedMapping): Uint8Array {
-  return encodeCbor(unsignedMappingToCbor(m));
+/** The signed content of a Mapping: its fields (`att` as encoded) and the CSI it maps. */
+function mappingContent(m: UnsignedMapping, csi: string): Uint8Array {
+  return encodeCbor({ ...unsignedMappingToCbor(m), csi });
 }
 function removalContent(r: UnsignedRemoval): Uint8Array {
   return encodeCbor(unsignedRemovalToCbor(r));
@@ -343,24 +416,44 @@ function maprefContent(r: UnsignedMaprefRequest): Uint8Array {
   return encodeCbor(unsignedMaprefToCbor(r));
 }
 
+/**
+ * Whether the prover's signature on `attestation` covers `csi`: what {@link verifyAttestation}
+ * checks but the times, for one who holds or receives an attestation (a key file, a
+ * registration client) whatever its clock says. False for an attestation that is not well
+ * formed; never throws.
+ */
+export function attestsCsi(attestation: Attestation, csi: string): boolean {
+  try {
+    const a = parseAttestation(attestation, 'attestation', 'lenient');
+    return verify(
+      a.sig,
+      labelled('attestation', attestationContent(a, suppliedCsi(csi, 'attestation'))),
+      a.prover,
+    );
+  } catch (error) {
+    if (error instanceof SignedObjectError) return false;
+    throw error;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Create
 
 /**
- * Creates and signs an Attestation with the prover's 32-octet seed; `prover` is derived from it.
- * Throws {@link SignedObjectError}: `ERR_SIGNED_OBJECT_MALFORMED` for a field out of bounds,
- * `ERR_SIGNED_OBJECT_KEY_MISMATCH` when `fields.prover` is not the seed's public key (and
- * `Ed25519Error` for a seed that is not 32 octets).
+ * Creates and signs an Attestation of `fields.csi` with the prover's 32-octet seed; `prover` is
+ * derived from it. Throws {@link SignedObjectError}: `ERR_SIGNED_OBJECT_MALFORMED` for a field
+ * out of bounds, `ERR_SIGNED_OBJECT_KEY_MISMATCH` when `fields.prover` is not the seed's public
+ * key (and `Ed25519Error` for a seed that is not 32 octets).
  */
 export function createAttestation(
   fields: AttestationFields,
   proverSecretKey: Uint8Array,
 ): Attestation {
   const prover = signerKey(proverSecretKey, fields.prover, 'attestation.prover');
+  const csi = readCsi(fields as unknown as Fields, 'attestation');
   const unsigned = parseUnsignedAttestation(
     {
       v: SIGNED_OBJECT_VERSION,
-      csi: fields.csi,
       key: fields.key,
       prover,
       nbf: fields.nbf,
@@ -368,23 +461,24 @@ export function createAttestation(
     },
     'attestation',
   );
-  const sig = sign(labelled('attestation', attestationContent(unsigned)), proverSecretKey);
+  const sig = sign(labelled('attestation', attestationContent(unsigned, csi)), proverSecretKey);
   return checkedSize({ ...unsigned, sig }, attestationToCbor);
 }
 
 /**
- * Creates and signs a Mapping with the recipient's 32-octet seed; `key` is derived from it.
- * Throws {@link SignedObjectError}: `ERR_SIGNED_OBJECT_MALFORMED` for a field out of bounds,
- * `ERR_SIGNED_OBJECT_KEY_MISMATCH` when `fields.key` is not the seed's public key,
- * `ERR_SIGNED_OBJECT_BINDING_MISMATCH` when `att` is for another CSI or key, and
- * `ERR_CBOR_TOO_LARGE` when the encoding would exceed `MAX_SIGNED_OBJECT_OCTETS`.
+ * Creates and signs a Mapping of `fields.csi` with the recipient's 32-octet seed; `key` is
+ * derived from it. Throws {@link SignedObjectError}: `ERR_SIGNED_OBJECT_MALFORMED` for a field
+ * out of bounds, `ERR_SIGNED_OBJECT_KEY_MISMATCH` when `fields.key` is not the seed's public
+ * key, `ERR_SIGNED_OBJECT_BINDING_MISMATCH` when `att` is not an attestation of this CSI and
+ * key (its signature is checked: the CSI is not in it to compare), and `ERR_CBOR_TOO_LARGE`
+ * when the encoding or the signed content would exceed `MAX_SIGNED_OBJECT_OCTETS`.
  */
 export function createMapping(fields: MappingFields, recipientSecretKey: Uint8Array): Mapping {
   const key = signerKey(recipientSecretKey, fields.key, 'mapping.key');
+  const csi = readCsi(fields as unknown as Fields, 'mapping');
   const unsigned = parseUnsignedMapping(
     {
       v: SIGNED_OBJECT_VERSION,
-      csi: fields.csi,
       msps: fields.msps,
       key,
       seq: fields.seq,
@@ -395,13 +489,8 @@ export function createMapping(fields: MappingFields, recipientSecretKey: Uint8Ar
     },
     'mapping',
   );
-  if (unsigned.att.csi !== unsigned.csi || !equalBytes(unsigned.att.key, unsigned.key)) {
-    throw new SignedObjectError(
-      'ERR_SIGNED_OBJECT_BINDING_MISMATCH',
-      'mapping.att binds another CSI or key than the mapping',
-    );
-  }
-  const sig = sign(labelled('mapping', mappingContent(unsigned)), recipientSecretKey);
+  checkAttestationOf(unsigned.att, csi, unsigned.key, 'mapping');
+  const sig = sign(labelled('mapping', mappingContent(unsigned, csi)), recipientSecretKey);
   return checkedSize({ ...unsigned, sig }, mappingToCbor);
 }
 
@@ -454,14 +543,30 @@ export function createMaprefRequest(
     },
     'mapref',
   );
-  if (unsigned.att.csi !== unsigned.csi || !equalBytes(unsigned.att.key, unsigned.key)) {
-    throw new SignedObjectError(
-      'ERR_SIGNED_OBJECT_BINDING_MISMATCH',
-      'mapref.att binds another CSI or key than the request',
-    );
-  }
+  checkAttestationOf(unsigned.att, unsigned.csi, unsigned.key, 'mapref');
   const sig = sign(labelled('mapref', maprefContent(unsigned)), recipientSecretKey);
   return checkedSize({ ...unsigned, sig }, maprefToCbor);
+}
+
+/** Throws `ERR_SIGNED_OBJECT_BINDING_MISMATCH` unless `att` binds `csi` to `key`. */
+function checkAttestationOf(
+  att: Attestation,
+  csi: string,
+  key: Uint8Array,
+  path: 'mapping' | 'mapref',
+): void {
+  if (!equalBytes(att.key, key)) {
+    throw new SignedObjectError(
+      'ERR_SIGNED_OBJECT_BINDING_MISMATCH',
+      `${path}.att binds the CSI to another key than ${path}.key`,
+    );
+  }
+  if (!attestsCsi(att, csi)) {
+    throw new SignedObjectError(
+      'ERR_SIGNED_OBJECT_BINDING_MISMATCH',
+      `${path}.att is not an attestation of this CSI: its signature does not cover it`,
+    );
+  }
 }
 
 /** The public key of `secretKey`, which must equal `claimed` when that is given. */
@@ -485,22 +590,36 @@ function checkedSize<T>(object: T, toCbor: (object: T) => CborMap): T {
 // ---------------------------------------------------------------------------------------------
 // Encode and decode
 
-/** Encodes an Attestation; throws {@link SignedObjectError} if it is not well formed. */
+/**
+ * Encodes an Attestation (without its CSI); throws {@link SignedObjectError} if it is not well
+ * formed.
+ */
 export function encodeAttestation(a: Attestation): Uint8Array {
   return encodeCbor(attestationToCbor(parseAttestation(a, 'attestation', 'lenient')));
 }
 
-/** Decodes an Attestation strictly; throws {@link SignedObjectError} naming the faulty field. */
+/**
+ * Decodes an Attestation strictly; throws {@link SignedObjectError} naming the faulty field,
+ * `ERR_SIGNED_OBJECT_VERSION` for another version than {@link SIGNED_OBJECT_VERSION}. Which CSI
+ * it attests is known only by verifying it for one ({@link verifyAttestation}).
+ */
 export function decodeAttestation(bytes: Uint8Array): Attestation {
   return parseAttestation(decodeCbor(bytes), 'attestation', 'exact');
 }
 
-/** Encodes a Mapping (MAP RDATA); throws {@link SignedObjectError} if it is not well formed. */
+/**
+ * Encodes a Mapping (MAP RDATA, without its CSI); throws {@link SignedObjectError} if it is not
+ * well formed.
+ */
 export function encodeMapping(m: Mapping): Uint8Array {
   return encodeCbor(mappingToCbor(parseMapping(m, 'mapping', 'lenient')));
 }
 
-/** Decodes a Mapping strictly; throws {@link SignedObjectError} naming the faulty field. */
+/**
+ * Decodes a Mapping strictly; throws {@link SignedObjectError} naming the faulty field,
+ * `ERR_SIGNED_OBJECT_VERSION` for another version than {@link SIGNED_OBJECT_VERSION}. Which CSI
+ * it maps is known only by verifying it for one ({@link verifyMapping}).
+ */
 export function decodeMapping(bytes: Uint8Array): Mapping {
   return parseMapping(decodeCbor(bytes), 'mapping', 'exact');
 }
@@ -536,7 +655,7 @@ export function decodeMaprefRequest(bytes: Uint8Array): MaprefRequest {
 }
 
 function unsignedAttestationToCbor(a: UnsignedAttestation): CborMap {
-  return { v: a.v, csi: a.csi, key: a.key, prover: a.prover, nbf: a.nbf, exp: a.exp };
+  return { v: a.v, key: a.key, prover: a.prover, nbf: a.nbf, exp: a.exp };
 }
 function attestationToCbor(a: Attestation): CborMap {
   return { ...unsignedAttestationToCbor(a), sig: a.sig };
@@ -548,7 +667,6 @@ function mspToCbor(m: MspEntry): CborMap {
 function unsignedMappingToCbor(m: UnsignedMapping): CborMap {
   return {
     v: m.v,
-    csi: m.csi,
     msps: m.msps.map(mspToCbor),
     key: m.key,
     seq: m.seq,
@@ -598,7 +716,6 @@ function maprefToCbor(r: MaprefRequest): CborMap {
 function readAttestationFields(r: Fields, path: string): UnsignedAttestation {
   return {
     v: readVersion(r, path),
-    csi: readCsi(r, path),
     key: readKey(r, 'key', path),
     prover: readKey(r, 'prover', path),
     nbf: readUint(r, 'nbf', path),
@@ -647,7 +764,6 @@ function readProvider(value: unknown, path: string): string {
 function readMappingFields(r: Fields, path: string, strictness: Strictness): UnsignedMapping {
   return {
     v: readVersion(r, path),
-    csi: readCsi(r, path),
     msps: readArray(r, 'msps', path, MAX_MSPS_PER_MAPPING).map((msp, i) =>
       parseMsp(msp, `${path}.msps[${i}]`, strictness),
     ),
@@ -774,6 +890,9 @@ function readMap(
     malformed(path, 'must be a map');
   }
   const record = value as Fields;
+  // The version decides which fields an object has: a version-1 object is refused as such,
+  // not for its `csi` field.
+  if (required.includes('v') && Object.hasOwn(record, 'v')) readVersion(record, path);
   for (const key of required) {
     if (!Object.hasOwn(record, key)) malformed(`${path}.${key}`, 'is missing');
   }
@@ -787,9 +906,23 @@ function readMap(
   return record;
 }
 
-function readVersion(r: Fields, path: string): 1 {
-  if (r['v'] !== SIGNED_OBJECT_VERSION) malformed(`${path}.v`, `must be ${SIGNED_OBJECT_VERSION}`);
-  return SIGNED_OBJECT_VERSION;
+/**
+ * `v`, which must be {@link SIGNED_OBJECT_VERSION}: another whole number is a version this code
+ * does not read (`ERR_SIGNED_OBJECT_VERSION`), anything else is malformed.
+ */
+function readVersion(r: Fields, path: string): 2 {
+  const v = r['v'];
+  if (v === SIGNED_OBJECT_VERSION) return SIGNED_OBJECT_VERSION;
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) {
+    throw new SignedObjectError(
+      'ERR_SIGNED_OBJECT_VERSION',
+      v === 1
+        ? `${path}.v is 1: version 1 spelled the CSI in clear and is no longer accepted; ` +
+            `this implementation reads version ${SIGNED_OBJECT_VERSION}`
+        : `${path}.v is ${v}: this implementation reads version ${SIGNED_OBJECT_VERSION} only`,
+    );
+  }
+  malformed(`${path}.v`, `must be ${SIGNED_OBJECT_VERSION}`);
 }
 
 /** A non-negative integer up to 2^53 - 1 (seconds, sequence numbers). */
@@ -855,33 +988,34 @@ function readArray(r: Fields, key: string, path: string, maxItems: number): read
 // Verify
 
 /**
- * Verifies an Attestation (bytes or object). Checks, and reports the first failure in this
- * order: well formed (`malformed`); `csi` equals `options.csi` when given (`csi-mismatch`); the
- * signature by `prover` under label `attestation` (`bad-signature`, `wrong-label`);
- * `nbf <= now + MAX_CLOCK_SKEW_SECONDS` (`not-yet-valid`); `now < exp` (`expired`).
+ * Verifies an Attestation (bytes or object) for `options.csi`. Checks, and reports the first
+ * failure in this order: well formed (`malformed`, `unsupported-version`); the signature by
+ * `prover` under label `attestation` over the attestation and `options.csi` (`bad-signature`,
+ * also for an attestation of another CSI; `wrong-label`); `nbf <= now + MAX_CLOCK_SKEW_SECONDS`
+ * (`not-yet-valid`); `now < exp` (`expired`).
  * Does not check that `prover` is authorized for the range: the caller does, with the value.
  * Never throws on any input; throws {@link SignedObjectError} `ERR_VERIFY_OPTIONS` when
- * `options.now` is not a finite number (a fault of the caller).
+ * `options.now` is not a finite number or `options.csi` is not a CSI (faults of the caller).
  */
 export function verifyAttestation(
   input: Uint8Array | Attestation,
-  options: VerifyOptions,
+  options: VerifyForCsiOptions,
 ): VerifyResult<Attestation> {
-  checkOptions(options);
+  const csi = checkOptionsForCsi(options);
   const parsed = parseInput(input, decodeAttestation, (v) =>
     parseAttestation(v, 'attestation', 'lenient'),
   );
   if (parsed.kind === 'failed') return parsed;
   const a = parsed.value;
   return (
-    expectCsi(a.csi, options, 'attestation.csi') ??
     checkSignature(
       'attestation',
-      attestationContent(a),
+      () => attestationContent(a, csi),
       a.sig,
       a.prover,
       'attestation.sig',
       'prover',
+      OVER_SUPPLIED_CSI,
     ) ??
     checkStart(a.nbf, options.now, 'attestation.nbf') ??
     checkExpiry(a.exp, options.now, 'attestation.exp') ?? { kind: 'verified', value: a }
@@ -889,40 +1023,49 @@ export function verifyAttestation(
 }
 
 /**
- * Verifies a Mapping (bytes, e.g. MAP RDATA, or object). Checks, and reports the first failure
- * in this order:
- * 1. well formed (`malformed`);
- * 2. `csi` equals `options.csi` when given; `att.csi` equals `csi`; `att.key` equals `key`
- *    (all `csi-mismatch`: an attestation for another key does not bind this CSI to this key);
+ * Verifies a Mapping (bytes, e.g. MAP RDATA, or object) for `options.csi`, the CSI looked up.
+ * Checks, and reports the first failure in this order:
+ * 1. well formed (`malformed`, `unsupported-version` for a version-1 mapping or attestation);
+ * 2. `att.key` equals `key` (`csi-mismatch`: an attestation for another key does not bind this
+ *    CSI to this key);
  * 3. the attestation's signature by `att.prover` under label `attestation`, then the mapping's
- *    signature by `key` under label `mapping` (`bad-signature`, `wrong-label`);
+ *    signature by `key` under label `mapping`, each over its object and `options.csi`
+ *    (`bad-signature`, which is also what a mapping of another CSI gets; `wrong-label`);
  * 4. `iat <= now + MAX_CLOCK_SKEW_SECONDS`, `now < exp`, then the same for the attestation's
  *    `nbf` and `exp` (`not-yet-valid`, `expired`).
  * Does not check that `att.prover` is an authorized prover of the range: the caller does, with
  * the value. Never throws on any input; throws {@link SignedObjectError} `ERR_VERIFY_OPTIONS`
- * when `options.now` is not a finite number (a fault of the caller).
+ * when `options.now` is not a finite number or `options.csi` is not a CSI (faults of the caller).
  */
 export function verifyMapping(
   input: Uint8Array | Mapping,
-  options: VerifyOptions,
+  options: VerifyForCsiOptions,
 ): VerifyResult<Mapping> {
-  checkOptions(options);
+  const csi = checkOptionsForCsi(options);
   const parsed = parseInput(input, decodeMapping, (v) => parseMapping(v, 'mapping', 'lenient'));
   if (parsed.kind === 'failed') return parsed;
   const m = parsed.value;
   const { now } = options;
   return (
-    expectCsi(m.csi, options, 'mapping.csi') ??
     checkBinding(m) ??
     checkSignature(
       'attestation',
-      attestationContent(m.att),
+      () => attestationContent(m.att, csi),
       m.att.sig,
       m.att.prover,
       'mapping.att.sig',
       'prover',
+      OVER_SUPPLIED_CSI,
     ) ??
-    checkSignature('mapping', mappingContent(m), m.sig, m.key, 'mapping.sig', 'key') ??
+    checkSignature(
+      'mapping',
+      () => mappingContent(m, csi),
+      m.sig,
+      m.key,
+      'mapping.sig',
+      'key',
+      OVER_SUPPLIED_CSI,
+    ) ??
     checkStart(m.iat, now, 'mapping.iat') ??
     checkExpiry(m.exp, now, 'mapping.exp') ??
     checkStart(m.att.nbf, now, 'mapping.att.nbf') ??
@@ -934,7 +1077,8 @@ export function verifyMapping(
  * Verifies a Removal (bytes or object): well formed; `csi` equals `options.csi` when given;
  * the signature by `key` under label `removal`; `iat <= now + MAX_CLOCK_SKEW_SECONDS`. The first
  * failure decides the reason. Whether `seq` covers a given mapping is the caller's check.
- * Never throws on any input (`options` as {@link verifyMapping}).
+ * Never throws on any input; throws {@link SignedObjectError} `ERR_VERIFY_OPTIONS` when
+ * `options.now` is not a finite number or `options.csi` is given and not a string.
  */
 export function verifyRemoval(
   input: Uint8Array | Removal,
@@ -946,7 +1090,7 @@ export function verifyRemoval(
   const r = parsed.value;
   return (
     expectCsi(r.csi, options, 'removal.csi') ??
-    checkSignature('removal', removalContent(r), r.sig, r.key, 'removal.sig', 'key') ??
+    checkSignature('removal', () => removalContent(r), r.sig, r.key, 'removal.sig', 'key') ??
     checkStart(r.iat, options.now, 'removal.iat') ?? { kind: 'verified', value: r }
   );
 }
@@ -956,7 +1100,7 @@ export function verifyRemoval(
  * the signature by `csip` under label `revocation`; `iat <= now + MAX_CLOCK_SKEW_SECONDS`. The
  * first failure decides the reason. Whether `csip` is an authorized CSIP of the range, and which
  * mappings `before` revokes, are the caller's checks. Never throws on any input (`options` as
- * {@link verifyMapping}).
+ * {@link verifyRemoval}).
  */
 export function verifyRevocation(
   input: Uint8Array | Revocation,
@@ -970,21 +1114,29 @@ export function verifyRevocation(
   const r = parsed.value;
   return (
     expectCsi(r.csi, options, 'revocation.csi') ??
-    checkSignature('revocation', revocationContent(r), r.sig, r.csip, 'revocation.sig', 'csip') ??
+    checkSignature(
+      'revocation',
+      () => revocationContent(r),
+      r.sig,
+      r.csip,
+      'revocation.sig',
+      'csip',
+    ) ??
     checkStart(r.iat, options.now, 'revocation.iat') ?? { kind: 'verified', value: r }
   );
 }
 
 /**
  * Verifies a MapRef request (bytes or object). Checks, and reports the first failure in this
- * order: well formed (`malformed`); `csi` equals `options.csi` when given, `att.csi` equals
- * `csi` and `att.key` equals `key` (`csi-mismatch`); the attestation's signature by
- * `att.prover`, then the request's signature by `key` under label `mapref` (`bad-signature`,
+ * order: well formed (`malformed`, `unsupported-version`); `csi` equals `options.csi` when given
+ * and `att.key` equals `key` (`csi-mismatch`); the attestation's signature by `att.prover` over
+ * the attestation and the request's `csi` (`bad-signature`: also an attestation of another
+ * CSI), then the request's signature by `key` under label `mapref` (`bad-signature`,
  * `wrong-label`); `iat <= now + MAX_CLOCK_SKEW_SECONDS` (`not-yet-valid`) and
  * `iat >= now - MAX_CLOCK_SKEW_SECONDS` (`expired`: a request is fresh or refused, which bounds
  * the window in which a captured request can be replayed); then the attestation's `nbf` and
  * `exp`. Does not check that `att.prover` is authorized for the range. Never throws on any
- * input (`options` as {@link verifyMapping}).
+ * input (`options` as {@link verifyRemoval}).
  */
 export function verifyMaprefRequest(
   input: Uint8Array | MaprefRequest,
@@ -1002,13 +1154,14 @@ export function verifyMaprefRequest(
     checkBinding(r, 'mapref') ??
     checkSignature(
       'attestation',
-      attestationContent(r.att),
+      () => attestationContent(r.att, r.csi),
       r.att.sig,
       r.att.prover,
       'mapref.att.sig',
       'prover',
+      'over mapref.csi (an attestation of another CSI, or a forgery)',
     ) ??
-    checkSignature('mapref', maprefContent(r), r.sig, r.key, 'mapref.sig', 'key') ??
+    checkSignature('mapref', () => maprefContent(r), r.sig, r.key, 'mapref.sig', 'key') ??
     checkStart(r.iat, now, 'mapref.iat') ??
     checkFresh(r.iat, now, 'mapref.iat') ??
     checkStart(r.att.nbf, now, 'mapref.att.nbf') ??
@@ -1016,16 +1169,40 @@ export function verifyMaprefRequest(
   );
 }
 
+/** What a signature failure of a Mapping or Attestation adds: the CSI is one possible cause. */
+const OVER_SUPPLIED_CSI =
+  'over the CSI it is verified for (an object of another CSI, or a forgery)';
+
 function checkOptions(options: VerifyOptions): void {
   const { now, csi } = (options ?? {}) as Partial<VerifyOptions>;
+  checkNow(now);
+  if (csi !== undefined && typeof csi !== 'string') {
+    throw new SignedObjectError('ERR_VERIFY_OPTIONS', 'options.csi must be a string when given');
+  }
+}
+
+/** The CSI of {@link VerifyForCsiOptions}, which the caller must supply. */
+function checkOptionsForCsi(options: VerifyForCsiOptions): string {
+  const { now, csi } = (options ?? {}) as Partial<VerifyForCsiOptions>;
+  checkNow(now);
+  try {
+    return suppliedCsi(csi, 'options');
+  } catch (error) {
+    if (!(error instanceof SignedObjectError)) throw error;
+    throw new SignedObjectError(
+      'ERR_VERIFY_OPTIONS',
+      'options.csi must be the CSI to verify for (tel:+… or mailto:…): the object does not carry it',
+      { cause: error },
+    );
+  }
+}
+
+function checkNow(now: unknown): void {
   if (typeof now !== 'number' || !Number.isFinite(now)) {
     throw new SignedObjectError(
       'ERR_VERIFY_OPTIONS',
       'options.now must be a finite number of seconds',
     );
-  }
-  if (csi !== undefined && typeof csi !== 'string') {
-    throw new SignedObjectError('ERR_VERIFY_OPTIONS', 'options.csi must be a string when given');
   }
 }
 
@@ -1041,19 +1218,24 @@ function parseInput<T>(
       value: input instanceof Uint8Array ? decodeBytes(input) : parseObject(input),
     };
   } catch (error) {
-    if (error instanceof SignedObjectError) return failure('malformed', error.message);
+    if (error instanceof SignedObjectError) {
+      return failure(
+        error.code === 'ERR_SIGNED_OBJECT_VERSION' ? 'unsupported-version' : 'malformed',
+        error.message,
+      );
+    }
     throw error;
   }
 }
 
-/** A mapping's (or MapRef request's) attestation must bind its CSI to its key. */
+/**
+ * A mapping's (or MapRef request's) attestation must bind the CSI to its key; that it is for
+ * the CSI is its signature's check.
+ */
 function checkBinding(
-  m: Pick<Mapping, 'csi' | 'key' | 'att'>,
+  m: Pick<Mapping, 'key' | 'att'>,
   path: 'mapping' | 'mapref' = 'mapping',
 ): Failure | undefined {
-  if (m.att.csi !== m.csi) {
-    return failure('csi-mismatch', `${path}.att.csi differs from ${path}.csi`);
-  }
   if (!equalBytes(m.att.key, m.key)) {
     return failure(
       'csi-mismatch',
@@ -1074,23 +1256,39 @@ function expectCsi(csi: string, options: VerifyOptions, field: string): Failure 
 }
 
 /**
- * `bad-signature` unless `signature` is valid under `label`; `wrong-label` when it is valid
- * under another label instead, i.e. it was made for another purpose.
+ * `bad-signature` unless `signature` is valid under `label` over `content()`; `wrong-label` when
+ * it is valid under another label instead, i.e. it was made for another purpose. `over` says
+ * what the content holds beyond the object, for the failure's detail. A content too large to
+ * encode (an object near the size bound with a long CSI inserted) is `malformed`: no signer
+ * could have made it (createMapping checks the content too).
  */
 function checkSignature(
   label: SigningLabel,
-  content: Uint8Array,
+  content: () => Uint8Array,
   signature: Uint8Array,
   publicKey: Uint8Array,
   field: string,
   keyField: string,
+  over?: string,
 ): Failure | undefined {
-  if (verify(signature, labelled(label, content), publicKey)) return undefined;
+  let bytes: Uint8Array;
+  try {
+    bytes = content();
+  } catch (error) {
+    if (error instanceof SignedObjectError) {
+      return failure('malformed', `${field}: the signed content ${error.message}`);
+    }
+    throw error;
+  }
+  if (verify(signature, labelled(label, bytes), publicKey)) return undefined;
   const other = SIGNING_LABELS.find(
-    (l) => l !== label && verify(signature, labelled(l, content), publicKey),
+    (l) => l !== label && verify(signature, labelled(l, bytes), publicKey),
   );
   return other === undefined
-    ? failure('bad-signature', `${field} is not a signature by ${keyField} under label "${label}"`)
+    ? failure(
+        'bad-signature',
+        `${field} is not a signature by ${keyField} under label "${label}"${over === undefined ? '' : ` ${over}`}`,
+      )
     : failure('wrong-label', `${field} was made under label "${other}", not "${label}"`);
 }
 
