@@ -84,6 +84,11 @@ export interface CachedResponse {
   readonly wire: Uint8Array;
   /** The DoH `max-age` (RFC 8484 §5.1), already lowered by the time spent in the cache. */
   readonly maxAge: number;
+  /** The question answered, canonical name and type (for the query log). */
+  readonly name: string;
+  readonly type: string;
+  /** The response code of the response. */
+  readonly rcode: Rcode;
 }
 
 /** Counters for metrics. */
@@ -97,6 +102,8 @@ export interface AnswerCacheStats {
 interface Entry {
   /** The canonical query name, for invalidation by name. */
   readonly name: string;
+  readonly type: string;
+  readonly rcode: Rcode;
   readonly wire: Uint8Array;
   readonly storedAt: number;
   readonly expiresAt: number;
@@ -196,7 +203,7 @@ export class AnswerCache {
       }
     }
     this.#hits++;
-    return { wire, maxAge };
+    return { wire, maxAge, name: entry.name, type: entry.type, rcode: entry.rcode };
   }
 
   /**
@@ -244,6 +251,8 @@ export class AnswerCache {
     const key = keyOf(bytes, udp);
     this.#entries.set(key, {
       name,
+      type: question.type,
+      rcode: response.rcode,
       wire: Uint8Array.from(wire),
       storedAt: now,
       expiresAt: now + lifetime,
