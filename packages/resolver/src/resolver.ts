@@ -358,10 +358,17 @@ function discoverUncached(state: ResolverState, csi: Csi): Promise<Discovered> {
     const timedOut = `no result within ${deadline.ms} ms`;
     // The least time any answer of this discovery may still be given to clients.
     let usable = Number.POSITIVE_INFINITY;
-    const ask = async (name: string, type: RRType): Promise<Resolved> => {
-      const resolved = await askQuestion(state.questions, name, type);
-      if (resolved.usable !== undefined) usable = Math.min(usable, resolved.usable);
-      return resolved;
+    // Read beside the answer, not in front of it: the plan sees each answer in the same turn
+    // as without this.
+    const ask = (name: string, type: RRType): Promise<Resolved> => {
+      const pending = askQuestion(state.questions, name, type);
+      pending.then(
+        (resolved) => {
+          if (resolved.usable !== undefined) usable = Math.min(usable, resolved.usable);
+        },
+        () => undefined,
+      );
+      return pending;
     };
     try {
       const aggregated = await deadline.within(
