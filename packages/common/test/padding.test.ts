@@ -28,9 +28,9 @@ function paddingOf(wire: Uint8Array): Uint8Array[] {
 
 /** A response to a query for NAME with `count` TXT records. */
 function response(count: number, edns = true): Message {
-  const query = buildQuery(NAME, 'TXT', { dnssecOk: true });
-  const { edns: _edns, ...plain } = query;
-  const base = respondError(edns ? query : plain, 'NOERROR');
+  const query: Message = buildQuery(NAME, 'TXT', { dnssecOk: true });
+  if (!edns) delete query.edns;
+  const base = respondError(query, 'NOERROR');
   base.answers = Array.from({ length: count }, (_, i) =>
     record(NAME, 'TXT', [text(`record number ${i} of the answer`)], 300),
   );

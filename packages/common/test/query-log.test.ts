@@ -79,8 +79,8 @@ describe('query log lines', () => {
   });
 
   it('hold the status of an API lookup instead of an rcode', () => {
-    const { rcode: _rcode, peer: _peer, ...rest } = ENTRY;
-    const line = queryLogLine({ ...rest, transport: 'api', status: 'found' }, T0, true);
+    const entry: QueryLogEntry = { name: NAME, type: 'MAP', transport: 'api', status: 'found' };
+    const line = queryLogLine(entry, T0, true);
     expect(JSON.parse(line)).toEqual({
       t: '2026-01-01T00:00:00.000Z',
       name: NAME,
