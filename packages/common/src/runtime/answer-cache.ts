@@ -16,7 +16,7 @@
  * `maxAgeSeconds`, which bounds how long an online signature in a cached answer is reused, and
  * how old the SOA in a kept negative answer can be (each write bumps the zone's serial).
  *
- * With `decrementTtls` (a resolver's cache, RFC 1035 §7.3: TTLs count down while cached), the
+ * With `decrementTtls` (RFC 1035 §7.3: TTLs count down while cached), the
  * TTL of every record is lowered by the whole seconds since the entry was stored, and an entry
  * lives no longer than the smallest TTL of the response (of the whole response, also when what
  * was sent over UDP is its truncated form, which holds no records).
@@ -64,7 +64,10 @@ export interface AnswerCacheOptions {
    * of generation empties the cache.
    */
   changes?: (since: number) => { generation: number; names: readonly string[] | 'all' };
-  /** Count TTLs down while cached (a resolver); default false (an authoritative server). */
+  /**
+   * Count TTLs down while cached; default false (an authoritative server, and the resolver's
+   * front ends, whose TTLs do not count down: `expiresAt` bounds their entries instead).
+   */
   decrementTtls?: boolean;
   /**
    * When the data in `response` stops being valid (seconds since the epoch, the cache's clock),
