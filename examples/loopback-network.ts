@@ -157,6 +157,8 @@ export interface ServeOptions {
   readonly admin?: boolean;
   /** Where the server logs; default nowhere. */
   readonly log?: Logger;
+  /** The config's `queryLog` (a line per query answered); default none. */
+  readonly queryLog?: { readonly path: string; readonly peer?: boolean };
 }
 
 /**
@@ -191,6 +193,7 @@ export async function serveServer(
           },
         }
       : {}),
+    ...(options.queryLog === undefined ? {} : { queryLog: options.queryLog }),
     log: { level: 'silent' },
   });
   return startDp(config, options.log === undefined ? {} : { log: options.log });

@@ -164,26 +164,25 @@ describe('docs/operations.md', () => {
     if (name !== 'resolver') expect(valueAt(parsed, 'role')).toBe(name);
   });
 
-  // Both servers also declare the connection metrics of common's `declareConnectionMetrics` and
-  // the answer cache's of `declareAnswerCacheMetrics`.
-  const connectionMetrics = '../packages/common/src/runtime/connection-limits.ts';
-  const answerCacheMetrics = '../packages/common/src/runtime/answer-cache.ts';
+  // Both servers also declare the connection metrics of common's `declareConnectionMetrics`,
+  // the answer cache's of `declareAnswerCacheMetrics` and the query log's of
+  // `declareQueryLogMetrics`.
+  const shared = [
+    '../packages/common/src/runtime/connection-limits.ts',
+    '../packages/common/src/runtime/answer-cache.ts',
+    '../packages/common/src/runtime/query-log.ts',
+  ];
   it.each([
-    {
-      name: 'authoritative',
-      sources: ['../packages/authoritative/src/metrics.ts', connectionMetrics, answerCacheMetrics],
-    },
-    {
-      name: 'resolver',
-      sources: ['../packages/resolver/src/metrics.ts', connectionMetrics, answerCacheMetrics],
-    },
+    { name: 'authoritative', sources: ['../packages/authoritative/src/metrics.ts', ...shared] },
+    { name: 'resolver', sources: ['../packages/resolver/src/metrics.ts', ...shared] },
   ])('names exactly the $name metrics the code declares', ({ name, sources }) => {
-    const [own, ...shared] = sources.map((source) =>
+    const [own, ...common] = sources.map((source) =>
       readFileSync(new URL(source, import.meta.url), 'utf8'),
     );
     expect(own).toMatch(/declareConnectionMetrics\(/);
     expect(own).toMatch(/declareAnswerCacheMetrics\(/);
-    const code = [own, ...shared].join('\n');
+    expect(own).toMatch(/declareQueryLogMetrics\(/);
+    const code = [own, ...common].join('\n');
     const declared = [...code.matchAll(/\.(?:counter|gauge|histogram)(?:<[^>]*>)?\(\s*'(\w+)'/g)]
       .map((m) => `${name}_${m[1]}`)
       .sort();

@@ -36,6 +36,8 @@ interface NetworkServer {
   api: string | null;
   admin: string;
   config: string;
+  /** The server's query log; null unless the demo runs with --query-log. */
+  queryLog: string | null;
   pid: number | null;
 }
 
@@ -195,6 +197,8 @@ describe('a network started with mimi-discovery demo', () => {
       'root',
     ]);
     for (const s of net.servers) expect(s.pid).toBeGreaterThan(0);
+    // No query log unless asked for (design §10).
+    for (const s of net.servers) expect(s.queryLog).toBeNull();
     for (const file of [net.ca, net.trustAnchor.ds, net.trustAnchor.bind, net.hints]) {
       expect(readFileSync(file, 'utf8').length).toBeGreaterThan(0);
     }
@@ -312,7 +316,7 @@ describe('a network started with mimi-discovery demo', () => {
   });
 
   it('starts again from its data directory with the same answers, and stops on SIGINT', async () => {
-    demo = startDemo(['--dir', dir]);
+    demo = startDemo(['--dir', dir, '--query-log']);
     await waitReady(demo);
     expect(demo.stdout()).toMatch(/^restarting the network/m);
     const first = net;
@@ -324,6 +328,34 @@ describe('a network started with mimi-discovery demo', () => {
     // The very same mappings (recipient keys included), not new registrations.
     expect(firstAnswers).toHaveLength(first.examples.length);
     expect(await answersOf()).toEqual(firstAnswers);
+
+    // With --query-log, network.json lists a query log for every server, written as they answer.
+    const resolverLog = net.servers.find((s) => s.role === 'resolver')?.queryLog ?? '';
+    const dp44Log = net.servers.find((s) => s.name === 'dp44')?.queryLog ?? '';
+    const linesOf = (path: string): Array<Record<string, unknown>> =>
+      readFileSync(path, 'utf8')
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const apiLines = (): Array<Record<string, unknown>> =>
+      linesOf(resolverLog).filter((l) => l['transport'] === 'api');
+    for (let i = 0; i < 50 && apiLines().length < 2 * net.examples.length; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (const s of net.servers) {
+      expect(s.queryLog, s.name).toBe(join(dir, 'logs', `${s.name}.queries.jsonl`));
+      // Every line is one JSON object; none holds a client address.
+      for (const line of linesOf(s.queryLog ?? '')) {
+        expect(Object.keys(line).slice(0, 4)).toEqual(['t', 'name', 'type', 'transport']);
+        expect(line).not.toHaveProperty('peer');
+      }
+    }
+    // The resolver's JSON API lookups (each example, twice: the check at start and the test's).
+    expect(apiLines()).toHaveLength(2 * net.examples.length);
+    // The +44 DP was asked for the MAP of the +44 example.
+    expect(linesOf(dp44Log)).toContainEqual(
+      expect.objectContaining({ name: '8.1.0.0.6.4.9.7.0.2.4.4.e164.mimi.arpa', type: 'MAP' }),
+    );
 
     demo.child.kill('SIGINT');
     const { code } = await demo.exited;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keyPairFromSeed, type Ed25519KeyPair } from '@mimi-discovery/common';
+import { csiToName, keyPairFromSeed, type Csi, type Ed25519KeyPair } from '@mimi-discovery/common';
 import {
   MAX_RESOLUTION_MS,
   STALE_ANSWER_TTL_SECONDS,
@@ -8,7 +8,7 @@ import {
   type Resolver,
 } from '@mimi-discovery/resolver';
 import { createFakeClock, type FakeClock } from './helpers/clock.js';
-import { buildHierarchy, type Hierarchy } from './helpers/hierarchy.js';
+import { MAP_TTL_SECONDS, buildHierarchy, type Hierarchy } from './helpers/hierarchy.js';
 
 // Design §6 cache: positive and negative answers kept for their TTL on the injected clock,
 // identical concurrent questions sharing one upstream query, and stale answers served when
@@ -23,6 +23,7 @@ const CACHED = 'tel:+442079460030';
 const CONCURRENT = 'tel:+442079460031';
 const EXPIRING = 'tel:+442079460032';
 const STALE = 'tel:+442079460033';
+const SNOOPED = 'tel:+442079460035';
 const UNKNOWN = 'tel:+442079460039';
 
 let h: Hierarchy;
@@ -50,7 +51,7 @@ const withoutTtl = (result: DiscoveryResult): DiscoveryResult => ({ ...result, t
 
 beforeAll(async () => {
   h = await buildHierarchy();
-  for (const csi of [CACHED, CONCURRENT, EXPIRING, STALE]) await h.publish(csi, ALICE);
+  for (const csi of [CACHED, CONCURRENT, EXPIRING, STALE, SNOOPED]) await h.publish(csi, ALICE);
 });
 
 afterAll(async () => {
@@ -101,7 +102,7 @@ describe('answers from the cache', () => {
 });
 
 describe('expiry on the fake clock', () => {
-  it('serves the cached answer until just before its TTL and asks upstream just after', async () => {
+  it('serves the cached answer with the TTL it first gave until that runs out, and asks upstream just after', async () => {
     const { resolver, clock } = newResolver();
     const cold = await upstreamCost(resolver, () => resolver.discover(EXPIRING));
     const ttl = cold.value.ttl;
@@ -111,7 +112,8 @@ describe('expiry on the fake clock', () => {
     const cached = await upstreamCost(resolver, () => resolver.discover(EXPIRING));
     expect(cached.queries).toBe(0);
     expect(cached.value.status).toBe('found');
-    expect(cached.value.ttl).toBeLessThanOrEqual(1);
+    // The TTL as first given, not counted down (client-ttl.ts).
+    expect(cached.value.ttl).toBe(ttl);
 
     clock.advance(2);
     const fresh = await upstreamCost(resolver, () => resolver.discover(EXPIRING));
@@ -120,6 +122,61 @@ describe('expiry on the fake clock', () => {
     // Delegations and DNSKEYs (TTL 3600) are still cached: only the expired answers are asked.
     expect(fresh.queries).toBeLessThan(cold.queries);
     expect(fresh.value.ttl).toBeGreaterThan(1);
+  });
+});
+
+describe('TTLs that do not tell when the cache was filled (cache snooping)', () => {
+  /**
+   * Asks `ask` every 7 s for twice the MAP TTL, and checks what each client is given: every
+   * client served from one fill gets the same TTL, whatever second it asks in, and none is told
+   * to keep the data past that fill plus the TTL the DP gave (the bound of a resolver that
+   * counts TTLs down, RFC 1035 §7.3, which removals rely on, R9). Returns the TTLs by fill.
+   */
+  async function clientsOverTime(
+    resolver: Resolver,
+    clock: { advance(seconds: number): void },
+    ask: () => Promise<number[]>,
+  ): Promise<Map<number, Set<number>>> {
+    const byFill = new Map<number, Set<number>>();
+    let filledAt = 0;
+    for (let t = 0; t <= 2 * MAP_TTL_SECONDS; t += 7) {
+      const { value: ttls, queries } = await upstreamCost(resolver, ask);
+      if (queries > 0) filledAt = t;
+      for (const ttl of ttls) {
+        expect(t + ttl, `asked at ${t} s, filled at ${filledAt} s`).toBeLessThanOrEqual(
+          filledAt + MAP_TTL_SECONDS,
+        );
+      }
+      let seen = byFill.get(filledAt);
+      if (seen === undefined) byFill.set(filledAt, (seen = new Set()));
+      for (const ttl of ttls) seen.add(ttl);
+      clock.advance(7);
+    }
+    return byFill;
+  }
+
+  it('gives DNS clients one TTL per fill, never one counted down from another client’s fill', async () => {
+    const { resolver, clock } = newResolver();
+    const name = csiToName(SNOOPED as Csi, h.apex);
+    const byFill = await clientsOverTime(resolver, clock, async () => {
+      const answer = await resolver.resolve(name, 'MAP');
+      expect(answer.rcode).toBe('NOERROR');
+      return answer.answers.map((rr) => rr.ttl);
+    });
+    // Fetched again for clients after half the TTL: more than one fill in twice the TTL.
+    expect(byFill.size).toBeGreaterThan(2);
+    for (const ttls of byFill.values()) expect([...ttls]).toEqual([MAP_TTL_SECONDS / 2]);
+  });
+
+  it('gives JSON API clients one TTL per fill too', async () => {
+    const { resolver, clock } = newResolver();
+    const byFill = await clientsOverTime(resolver, clock, async () => {
+      const result = await resolver.discover(SNOOPED);
+      expect(result.status).toBe('found');
+      return [result.ttl];
+    });
+    expect(byFill.size).toBeGreaterThan(2);
+    for (const ttls of byFill.values()) expect(ttls.size).toBe(1);
   });
 });
 

@@ -9,6 +9,7 @@ import {
   listenConfigSchema,
   logConfigSchema,
   positiveIntSchema,
+  queryLogConfigSchema,
   remotePortSchema,
   tcpLimitsConfigSchema,
   timeoutMsSchema,
@@ -139,6 +140,10 @@ const NO_REGISTRATION_API = 'not allowed when role is "root" (the root has no re
  *   "log": { "level": "info" } }
  * ```
  *
+ * `queryLog` (absent by default: no query log) is `{ "path": "…", "peer": false,
+ * "bufferBytes": 1048576 }`: every DNS query answered, one JSON line each, with the client's
+ * address only when `peer` is true.
+ *
  * Ports are 0–65535 (0: ephemeral) or null (not served). Rules across keys: `tls` is required
  * when `listen.doh` or `listen.api` is set (`checkTlsForHttps` of `@mimi-discovery/common`);
  * `registration` and `limits.api` are refused for the root, and `registration` is filled with
@@ -160,6 +165,8 @@ export const dpConfigSchema = z
     limits: dpLimitsSchema.prefault({}),
     registration: registrationSchema.optional(),
     log: logConfigSchema.prefault({}),
+    /** The query log (`query-log.ts` of `@mimi-discovery/common`); absent: none. */
+    queryLog: queryLogConfigSchema.optional(),
   })
   .check((ctx) => {
     checkTlsForHttps(ctx);

@@ -2,6 +2,7 @@ import {
   createMetricsRegistry,
   declareConnectionMetrics,
   declareAnswerCacheMetrics,
+  declareQueryLogMetrics,
   type ConnectionListener,
   type ConnectionStatsSource,
   type Counter,
@@ -9,6 +10,7 @@ import {
   type MetricsRegistry,
   type Rcode,
   type AnswerCacheStats,
+  type QueryLog,
 } from '@mimi-discovery/common';
 import type { DiscoveryStore } from './store/store.js';
 
@@ -24,6 +26,8 @@ import type { DiscoveryStore } from './store/store.js';
  * | `authoritative_answer_cache_hits_total`             | counter   | the answer cache's count          |
  * | `authoritative_answer_cache_misses_total`           | counter   | the answer cache's count          |
  * | `authoritative_answer_cache_bytes`                  | gauge     | the answer cache's size           |
+ * | `authoritative_query_log_lines_total`               | counter   | the query log's count             |
+ * | `authoritative_query_log_dropped_lines_total`       | counter   | the query log's count             |
  * | `authoritative_connections_refused_total{listener,reason}` | counter | listeners: closed at accept |
  * | `authoritative_connections_closed_total{listener,reason}`  | counter | listeners: closed by the server |
  *
@@ -51,6 +55,8 @@ export interface AuthoritativeMetrics {
   watchAnswerCache(cache: { readonly stats: AnswerCacheStats }): void;
   /** Reports the connection refusals and closes of a listener. */
   watchConnections(listener: ConnectionListener, source: ConnectionStatsSource): void;
+  /** Reports the lines written and dropped by the query log. */
+  watchQueryLog(queryLog: Pick<QueryLog, 'stats'>): void;
 }
 
 /** Declares the metrics of an authoritative server over `store` in a new registry. */
@@ -83,6 +89,8 @@ export function createAuthoritativeMetrics(
   declareAnswerCacheMetrics(registry, () => answerCache);
   const connectionSources = new Map<ConnectionListener, ConnectionStatsSource>();
   declareConnectionMetrics(registry, () => connectionSources);
+  let queryLog: Pick<QueryLog, 'stats'> | undefined;
+  declareQueryLogMetrics(registry, () => queryLog);
 
   return {
     registry,
@@ -95,6 +103,9 @@ export function createAuthoritativeMetrics(
     },
     watchConnections(listener, source) {
       connectionSources.set(listener, source);
+    },
+    watchQueryLog(source) {
+      queryLog = source;
     },
   };
 }

@@ -15,7 +15,7 @@ import { failure, usageError } from './errors.js';
  * Reading a server's config file (`dpConfigSchema`, one config per server: design §10) and
  * opening the store it names, for the commands that work on a server's data.
  *
- * Relative paths inside a config (`dataDir`, `tls.cert`, `tls.key`, the outbox) are taken
+ * Relative paths inside a config (`dataDir`, `tls.cert`, `tls.key`, the outbox, the query log) are taken
  * relative to the directory of the config file, so a config means the same thing whatever
  * directory the command runs in; `init` writes absolute paths anyway.
  */
@@ -51,6 +51,9 @@ function withAbsolutePaths(config: DpConfig, base: string): DpConfig {
     dataDir: resolve(base, config.dataDir),
     ...(config.tls
       ? { tls: { cert: resolve(base, config.tls.cert), key: resolve(base, config.tls.key) } }
+      : {}),
+    ...(config.queryLog
+      ? { queryLog: { ...config.queryLog, path: resolve(base, config.queryLog.path) } }
       : {}),
     ...(config.registration && outbox
       ? {

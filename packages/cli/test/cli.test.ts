@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildQuery, queryUdp } from '@mimi-discovery/common';
 import { createCliFixture, serve } from './fixture.js';
 
 const cli = createCliFixture('cli');
@@ -177,6 +178,23 @@ describe('serve', () => {
     const result = await running.stop();
     expect(result.exitCode).toBe(0);
     expect(result.stderr).toBe('');
+  });
+
+  it('keeps a query log in the file --query-log names, one JSON line per query', async () => {
+    const running = await serve(cli, 'root/config.json', ['--query-log', 'root-queries.jsonl']);
+    const udp = running.listener('udp');
+    try {
+      const response = await queryUdp(udp, buildQuery('mimi.arpa', 'SOA'));
+      expect(response.rcode).toBe('NOERROR');
+    } finally {
+      const result = await running.stop();
+      expect(result.exitCode).toBe(0);
+    }
+    const lines = readFileSync(join(cli.dir, 'root-queries.jsonl'), 'utf8').trim().split('\n');
+    expect(lines.map((l) => JSON.parse(l) as unknown)).toEqual([
+      expect.objectContaining({ name: 'mimi.arpa', type: 'SOA', transport: 'udp' }),
+    ]);
+    expect(lines[0]).not.toContain('127.0.0.1');
   });
 
   it('prints host:port lines without --json', async () => {

@@ -111,6 +111,23 @@ describe('mimi-discovery demo', () => {
 });
 
 describe('network.json', () => {
+  it('lists the query log of every server when the demo keeps them (demo --query-log)', () => {
+    const paths = networkPaths('/srv/net');
+    const file = networkFileJson({
+      paths,
+      portBase: 15300,
+      plan: planNetwork(15300),
+      examples: DEMO_EXAMPLES,
+      pids: new Map(),
+      pid: 4242,
+      queryLogs: true,
+    });
+    expect(file.servers.map((s) => [s.name, s.queryLog])).toEqual(
+      file.servers.map((s) => [s.name, `/srv/net/logs/${s.name}.queries.jsonl`]),
+    );
+    expect(file.servers.map((s) => s.role)).toContain('resolver');
+  });
+
   it('lists every server, the files to trust and the examples with their expected results', () => {
     const paths = networkPaths('/srv/net');
     const plan = planNetwork(15300);
@@ -121,6 +138,7 @@ describe('network.json', () => {
       examples: DEMO_EXAMPLES,
       pids: new Map([['dp44', 4243]]),
       pid: 4242,
+      queryLogs: false,
     });
     expect(file).toMatchObject({
       version: 1,
@@ -152,6 +170,7 @@ describe('network.json', () => {
       admin: 'http://127.0.0.1:15307',
       config: '/srv/net/dp44/config.json',
       log: '/srv/net/logs/dp44.log',
+      queryLog: null,
       pid: 4243,
     });
     expect(file.servers.find((s) => s.name === 'root')).toMatchObject({ api: null, pid: null });

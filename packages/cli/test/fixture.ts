@@ -52,15 +52,22 @@ export interface Serving {
   stop(): Promise<CliResult>;
 }
 
-/** Starts `serve --json --config <config>` and resolves once it has printed its listeners. */
-export async function serve(fixture: CliFixture, config: string): Promise<Serving> {
+/**
+ * Starts `serve --json --config <config>` (and `flags`) and resolves once it has printed its
+ * listeners.
+ */
+export async function serve(
+  fixture: CliFixture,
+  config: string,
+  flags: readonly string[] = [],
+): Promise<Serving> {
   const stop = new AbortController();
   let stdout = '';
   let printed: () => void = () => undefined;
   const firstOutput = new Promise<undefined>((resolve) => {
     printed = () => resolve(undefined);
   });
-  const running = fixture.run(['serve', '--json', '--config', config], {
+  const running = fixture.run(['serve', '--json', '--config', config, ...flags], {
     signal: stop.signal,
     stdout: (text) => {
       stdout += text;

@@ -135,7 +135,10 @@ afterAll(async () => {
 });
 
 /** `resolver serve --json` running in-process until the test stops it. */
-async function serveResolver(config: string): Promise<{
+async function serveResolver(
+  config: string,
+  flags: readonly string[] = [],
+): Promise<{
   listeners: ListenerJson[];
   listener(kind: ListenerJson['listener']): ListenerJson;
   stop(): Promise<CliResult>;
@@ -144,7 +147,7 @@ async function serveResolver(config: string): Promise<{
   let stdout = '';
   let printed: () => void = () => undefined;
   const first = new Promise<undefined>((resolve) => (printed = () => resolve(undefined)));
-  const running = cli.run(['resolver', 'serve', '--json', '--config', config], {
+  const running = cli.run(['resolver', 'serve', '--json', '--config', config, ...flags], {
     signal: stop.signal,
     stdout: (text) => {
       stdout += text;
@@ -288,6 +291,42 @@ describe('resolver serve', () => {
     }
   });
 
+  it('keeps a query log with --query-log, and the API lookups in it with --query-log-api', async () => {
+    const running = await serveResolver('resolver.json', [
+      '--query-log',
+      'resolver-queries.jsonl',
+      '--query-log-api',
+    ]);
+    try {
+      await cli.json([
+        'lookup',
+        ALICE,
+        '--resolver',
+        running.listener('api').url ?? '',
+        '--ca',
+        'ca/ca.pem',
+      ]);
+      const udp: ServerAddress = running.listener('udp');
+      await queryUdp(udp, buildQuery(ALICE_NAME, 'MAP', { recursionDesired: true }));
+    } finally {
+      expect((await running.stop()).exitCode).toBe(0);
+    }
+    const lines = readFileSync(join(cli.dir, 'resolver-queries.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toEqual([
+      expect.objectContaining({ name: ALICE_NAME, type: 'MAP', transport: 'api', status: 'found' }),
+      expect.objectContaining({
+        name: ALICE_NAME,
+        type: 'MAP',
+        transport: 'udp',
+        rcode: 'NOERROR',
+      }),
+    ]);
+    expect(lines.every((l) => !('peer' in l))).toBe(true);
+  });
+
   it('prints one line per listener without --json', async () => {
     const stop = new AbortController();
     const running = cli.run(['resolver', 'serve', '--config', 'resolver.json'], {
@@ -325,6 +364,12 @@ describe('resolver serve', () => {
       ['resolver', 'serve', '--config', 'bare.json'],
       '{"rootHints":"root-hints.json","trustAnchor":"root.key"}',
       /bare\.json: listen: set at least one of udp, tcp, doh and api.*\(ERR_CONFIG_INVALID\)/,
+    ],
+    [
+      '--query-log-api without a query log',
+      ['resolver', 'serve', '--config', 'resolver.json', '--query-log-api'],
+      undefined,
+      /--query-log-api needs a query log: --query-log FILE or queryLog in the config \(ERR_USAGE\)/,
     ],
     [
       'a missing subcommand',

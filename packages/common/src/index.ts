@@ -117,6 +117,14 @@ export {
   decodeMessage,
 } from './protocol/wire.js';
 
+// padding.ts
+export {
+  PADDING_OPTION_CODE,
+  QUERY_PADDING_BLOCK_OCTETS,
+  RESPONSE_PADDING_BLOCK_OCTETS,
+  padMessage,
+} from './protocol/padding.js';
+
 // ed25519.ts, cbor.ts, signed.ts
 export {
   ED25519_SECRET_KEY_OCTETS,
@@ -386,10 +394,26 @@ export type {
 } from './runtime/answer-cache.js';
 export type { DnsServer, DnsServerConfig, DnsServerComponents } from './runtime/dns-server.js';
 export {
+  QUERY_LOG_BUFFER_OCTETS,
+  QUERY_LOG_RETRY_MS,
+  declareQueryLogMetrics,
+  openQueryLog,
+  queryLogLine,
+} from './runtime/query-log.js';
+export type {
+  QueryLog,
+  QueryLogComponents,
+  QueryLogEntry,
+  QueryLogSettings,
+  QueryLogStats,
+  QueryLogTransport,
+} from './runtime/query-log.js';
+export {
   DNS_MESSAGE_MEDIA_TYPE,
   DEFAULT_CLIENT_TIMEOUT_MS,
   DEFAULT_DOH_CLIENT_CONNECTIONS,
   DOH_CLIENT_STREAMS_PER_CONNECTION,
+  MAX_DOH_CLIENT_LANES,
   TRANSPORT_ERROR_CODES,
   TransportError,
   queryUdp,
@@ -471,6 +495,7 @@ export {
   tcpLimitsConfigSchema,
   dohLimitsConfigSchema,
   logConfigSchema,
+  queryLogConfigSchema,
   rootHintsSchema,
 } from './runtime/config.js';
 export type {

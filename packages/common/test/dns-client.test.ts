@@ -17,6 +17,9 @@ import {
   decodeMessage,
   encodeMessage,
   issueServerCertificate,
+  padMessage,
+  PADDING_OPTION_CODE,
+  QUERY_PADDING_BLOCK_OCTETS,
   queryTcp,
   queryUdp,
   respondError,
@@ -344,6 +347,8 @@ describe('DoH client', () => {
   let mode: Mode = 'answer';
   let connections = 0;
   const paths: string[] = [];
+  /** The octets of every query the server received. */
+  const received: Buffer[] = [];
 
   beforeAll(async () => {
     ca = await createLocalCa();
@@ -380,6 +385,7 @@ describe('DoH client', () => {
     for await (const chunk of request as AsyncIterable<Buffer>) chunks.push(chunk);
     const dns = new URL(request.url, 'https://x').searchParams.get('dns');
     const bytes = dns === null ? Buffer.concat(chunks) : Buffer.from(dns, 'base64url');
+    received.push(bytes);
     const ok = { 'content-type': DNS_MESSAGE_MEDIA_TYPE };
     switch (mode) {
       case 'answer':
@@ -491,18 +497,78 @@ describe('DoH client', () => {
     }
   });
 
-  it('sends GET with the query as unpadded base64url in `dns`', async () => {
+  it('sends GET with the padded query as unpadded base64url in `dns`', async () => {
     mode = 'answer';
     const client = createDohClient({ ca: ca.certPem });
     try {
       const query = buildQuery(NAME, 'MAP', { id: 0 });
       await client.query(url, query, { method: 'GET' });
-      const expected = Buffer.from(encodeMessage(query)).toString('base64url');
+      const padded = padMessage(encodeMessage(query), QUERY_PADDING_BLOCK_OCTETS);
+      const expected = Buffer.from(padded).toString('base64url');
       expect(paths.at(-1)).toBe(`/dns-query?dns=${expected}`);
       expect(expected).not.toContain('=');
     } finally {
       await client.close();
     }
+  });
+
+  it('pads every query with EDNS to a multiple of 128 octets, GET and POST (RFC 8467 §4.1)', async () => {
+    mode = 'answer';
+    const client = createDohClient({ ca: ca.certPem });
+    try {
+      // Names of many lengths: the unpadded queries are 40 to 200 octets.
+      const names = Array.from({ length: 12 }, (_, i) => `${'ab.'.repeat(i * 5)}mimi.arpa`);
+      for (const [i, name] of names.entries()) {
+        const query = buildQuery(name, 'MAP', { dnssecOk: true });
+        await client.query(url, query, { method: i % 2 === 0 ? 'POST' : 'GET' });
+        const bytes = received.at(-1) ?? expect.unreachable();
+        expect(bytes.length % QUERY_PADDING_BLOCK_OCTETS, name).toBe(0);
+        expect(bytes.length - encodeMessage(query).length).toBeLessThan(
+          QUERY_PADDING_BLOCK_OCTETS + 4,
+        );
+        const decoded = decodeMessage(bytes);
+        expect(decoded.questions).toEqual(query.questions);
+        expect(decoded.edns?.dnssecOk).toBe(true);
+        const padding = decoded.edns?.options.filter((o) => o.code === PADDING_OPTION_CODE);
+        expect(padding).toHaveLength(1);
+        expect(padding?.[0]?.data.every((octet) => octet === 0)).toBe(true);
+      }
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('sends a query without EDNS as it is: padding lives in the OPT record', async () => {
+    mode = 'answer';
+    const client = createDohClient({ ca: ca.certPem });
+    try {
+      const query: Message = buildQuery(NAME, 'MAP');
+      delete query.edns;
+      await client.query(url, query);
+      expect(received.at(-1)).toEqual(Buffer.from(encodeMessage(query)));
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('spreads queries over its lanes, one HTTP/2 connection each', async () => {
+    mode = 'answer';
+    const client = createDohClient({ ca: ca.certPem, lanes: 4 });
+    try {
+      const before = connections;
+      // Each query takes a lane at random: with 60 queries, a lane left without any has
+      // probability 4 × (3/4)^60, about 10^-7.
+      await Promise.all(
+        Array.from({ length: 60 }, () => client.query(url, buildQuery(NAME, 'MAP'))),
+      );
+      expect(connections - before).toBe(4);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it.each([0, 17, 1.5])('refuses %s lanes', (lanes) => {
+    expect(() => createDohClient({ lanes })).toThrow(RangeError);
   });
 
   it.each([

@@ -29,16 +29,19 @@ export function cacheSlot<T>(prefix: string): CacheSlot<T> {
   return Object.freeze({ prefix });
 }
 
-/** A fresh cached value and the seconds it has left. */
+/** A fresh cached value, the seconds it has left, and the seconds it was stored for. */
 export interface CacheHit<T> {
   readonly value: T;
   readonly ttl: number;
+  /** The TTL the entry was stored with, capped as {@link ResolverCache.set} caps it. */
+  readonly lifetime: number;
 }
 
 interface Entry {
   readonly value: unknown;
   /** Seconds since the epoch, on the injected clock. */
   readonly expiresAt: number;
+  readonly lifetime: number;
   readonly size: number;
 }
 
@@ -70,6 +73,11 @@ export function estimateSize(value: unknown, depth = 0): number {
   return total;
 }
 
+/** The TTL an entry stored for `ttlSeconds` gets: whole seconds, at most {@link MAX_CACHE_TTL_SECONDS}. */
+export function cachedTtl(ttlSeconds: number): number {
+  return Math.min(Math.floor(ttlSeconds), MAX_CACHE_TTL_SECONDS);
+}
+
 /** The byte-bounded TTL cache; see the module comment. */
 export class ResolverCache {
   readonly #lru: LRUCache<string, Entry>;
@@ -96,6 +104,7 @@ export class ResolverCache {
     return {
       value: entry.value as T,
       ttl: Math.max(0, Math.floor(entry.expiresAt - now)),
+      lifetime: entry.lifetime,
     };
   }
 
@@ -107,12 +116,13 @@ export class ResolverCache {
 
   /** Stores a value for `ttlSeconds` (capped at {@link MAX_CACHE_TTL_SECONDS}); 0 stores nothing. */
   set<T>(slot: CacheSlot<T>, key: string, value: T, ttlSeconds: number): void {
-    const ttl = Math.min(Math.floor(ttlSeconds), MAX_CACHE_TTL_SECONDS);
+    const ttl = cachedTtl(ttlSeconds);
     if (!(ttl > 0)) return;
     const id = `${slot.prefix}:${key}`;
     this.#lru.set(id, {
       value,
       expiresAt: this.#now() + ttl,
+      lifetime: ttl,
       size: ENTRY_OVERHEAD_OCTETS + id.length + estimateSize(value),
     });
   }

@@ -17,6 +17,7 @@ import {
   parseConfigText,
   parseTrustAnchor,
   positiveIntSchema,
+  queryLogConfigSchema,
   readConfigFile,
   remotePortSchema,
   rootHintsSchema,
@@ -71,6 +72,13 @@ const resolverLimitsSchema = z.strictObject({
   api: jsonApiLimitsSchema.prefault({}),
 });
 
+/**
+ * `queryLog` of a resolver: the common section (`path`, `peer`, `bufferBytes`) and `api`, which
+ * adds a line per CSI looked up through the JSON API (off by default: a contact sync writes
+ * its whole book).
+ */
+const resolverQueryLogSchema = queryLogConfigSchema.extend({ api: z.boolean().default(false) });
+
 /** A resolver's listeners, from its config file or from code: a port absent or null is off. */
 interface ResolverListeners {
   listen: {
@@ -122,7 +130,9 @@ function checkResolverListeners(ctx: ConfigCheckContext<ResolverListeners>): voi
  * with `transport: "dns"`. `limits.tcp` and `limits.doh` are those of every server
  * (`@mimi-discovery/common`); `limits.api` (`maxConnections`, `connectionsPerClient`,
  * `requestTimeoutMs`, `idleTimeoutMs`) keeps absent keys absent: the JSON API fills in its own
- * defaults.
+ * defaults. `queryLog` (absent: none) is `{ "path": "…", "peer": false, "api": false,
+ * "bufferBytes": 1048576 }`: a line per query to the DNS front ends, and with `api` per CSI of
+ * the JSON API; the client's address only with `peer`.
  */
 export const resolverConfigSchema = z
   .strictObject({
@@ -141,6 +151,7 @@ export const resolverConfigSchema = z
     limits: resolverLimitsSchema.prefault({}),
     tls: tlsConfigSchema.optional(),
     log: logConfigSchema.prefault({}),
+    queryLog: resolverQueryLogSchema.optional(),
   })
   .check((ctx) => {
     checkResolverListeners(ctx);
@@ -191,6 +202,8 @@ export interface ResolverServerConfig extends ResolverConfig {
   /** The certificate chain and key of DoH and the JSON API, PEM (read from `tls.cert`, `tls.key`). */
   tls?: { cert: string; key: string };
   log: { level: LogLevel };
+  /** The query log; its path absolute. */
+  queryLog?: ResolverFileConfig['queryLog'];
 }
 
 /** The files a resolver starts from, by path. */
@@ -300,6 +313,9 @@ export async function loadResolverConfig(path: string): Promise<ResolverServerCo
     limits: file.limits,
     ...(tls === undefined ? {} : { tls }),
     log: file.log,
+    ...(file.queryLog === undefined
+      ? {}
+      : { queryLog: { ...file.queryLog, path: at(file.queryLog.path) } }),
   };
 }
 

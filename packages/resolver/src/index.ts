@@ -66,7 +66,9 @@ export type {
   SignatureMemo,
   VerifiedSignature,
 } from './validator.js';
-export { ResolverCache, SingleFlight, cacheSlot, estimateSize } from './cache.js';
+export { ResolverCache, SingleFlight, cacheSlot, cachedTtl, estimateSize } from './cache.js';
+export { clientTtl, freshClientTtl } from './client-ttl.js';
+export type { ClientTtl } from './client-ttl.js';
 export { FailureCache, failureBackoffSeconds } from './failure-cache.js';
 export type { CachedFailure, FailureHit } from './failure-cache.js';
 export type { CacheSlot, CacheHit } from './cache.js';
@@ -95,6 +97,7 @@ export {
   MAX_RESOLUTION_MS,
   MAX_RESPONSE_OCTETS,
   UPSTREAM_EDNS_PAYLOAD_OCTETS,
+  UPSTREAM_DOH_LANES,
   MAX_UPSTREAM_IN_FLIGHT,
   MINIMISE_ONE_LABEL_STEPS,
   STALE_ANSWER_TTL_SECONDS,
@@ -114,6 +117,7 @@ export type { ResolverFileConfig, ResolverServerConfig, ResolverFiles } from './
 export { createResolverQueryHandler, startResolverServer } from './server.js';
 export type {
   ResolverQueryHandlerOptions,
+  ResolverQueryLogSettings,
   ResolverServerSettings,
   ResolverServerComponents,
   RunningResolverServer,

@@ -102,6 +102,13 @@ export const MAX_RESPONSE_OCTETS = MAX_MESSAGE_OCTETS;
 /** EDNS UDP payload size offered upstream (DNS flag day 2020). */
 export const UPSTREAM_EDNS_PAYLOAD_OCTETS = 1232;
 
+/**
+ * DoH connections per server that the resolver's questions are spread over, each question on
+ * one of them at random (`DohClientOptions.lanes`): with HTTP/2 a single connection would carry
+ * every question of a contact sync to a DP, one stream after another.
+ */
+export const UPSTREAM_DOH_LANES = 4;
+
 /** Upstream queries in flight at once, across every resolution; more wait their turn. */
 export const MAX_UPSTREAM_IN_FLIGHT = 256;
 

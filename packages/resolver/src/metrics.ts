@@ -2,11 +2,13 @@ import {
   declareConnectionMetrics,
   createMetricsRegistry,
   declareAnswerCacheMetrics,
+  declareQueryLogMetrics,
   type ConnectionListener,
   type ConnectionStatsSource,
   type AnswerCacheStats,
   type Histogram,
   type MetricsRegistry,
+  type QueryLog,
   type Rcode,
 } from '@mimi-discovery/common';
 import type { DiscoveryResult, Resolver } from './types.js';
@@ -28,6 +30,8 @@ import type { DiscoveryResult, Resolver } from './types.js';
  * | `resolver_api_requests_total{status}`               | counter   | the JSON API, by HTTP status  |
  * | `resolver_connections_refused_total{listener,reason}` | counter | listeners: closed at accept |
  * | `resolver_connections_closed_total{listener,reason}`  | counter | listeners: closed by the server |
+ * | `resolver_query_log_lines_total`                    | counter   | the query log's count         |
+ * | `resolver_query_log_dropped_lines_total`            | counter   | the query log's count         |
  *
  * plus the process metrics of prom-client. Label values are small fixed sets (a status, a
  * reason, a transport): never a CSI, a query name or a client address.
@@ -64,6 +68,8 @@ export interface ResolverMetrics {
   watchAnswerCache(cache: { readonly stats: AnswerCacheStats }): void;
   /** Reports the connection refusals and closes of a listener. */
   watchConnections(listener: ConnectionListener, source: ConnectionStatsSource): void;
+  /** Reports the lines written and dropped by the query log. */
+  watchQueryLog(queryLog: Pick<QueryLog, 'stats'>): void;
 }
 
 /** Declares the metrics of a resolver server in a new registry, reading `resolver.stats()`. */
@@ -137,9 +143,14 @@ export function createResolverMetrics(resolver: Pick<Resolver, 'stats'>): Resolv
 
   const connectionSources = new Map<ConnectionListener, ConnectionStatsSource>();
   declareConnectionMetrics(registry, () => connectionSources);
+  let queryLog: Pick<QueryLog, 'stats'> | undefined;
+  declareQueryLogMetrics(registry, () => queryLog);
 
   return {
     registry,
+    watchQueryLog(source) {
+      queryLog = source;
+    },
     watchAnswerCache(cache) {
       answerCache = cache;
     },

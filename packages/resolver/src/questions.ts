@@ -1,5 +1,6 @@
 import { canonicalName, type RRType } from '@mimi-discovery/common';
-import { cacheSlot, SingleFlight, type ResolverCache } from './cache.js';
+import { cachedTtl, cacheSlot, SingleFlight, type ResolverCache } from './cache.js';
+import { clientTtl, freshClientTtl } from './client-ttl.js';
 import { startDeadline } from './deadline.js';
 import type { FailureCache } from './failure-cache.js';
 import {
@@ -42,8 +43,12 @@ import { createBudget } from './validator.js';
  * (RFC 8767 §4: not for bogus data, nor for a limit); the iteration itself never uses stale data.
  */
 
-/** A resolved question, possibly from stale cache. */
-export type Resolved = Resolution & { readonly stale?: boolean };
+/**
+ * A resolved question as a caller from outside gets it, possibly from stale cache: `ttl` is the
+ * TTL to give clients (`client-ttl.ts`), and `usable` the seconds during which it may be given
+ * with that TTL (0 for a stale answer).
+ */
+export type Resolved = Resolution & { readonly stale?: boolean; readonly usable?: number };
 
 /** Cached validated questions (answers and denials), by `name/type`. */
 export const ANSWERS = cacheSlot<Resolution>('answer');
@@ -102,7 +107,9 @@ function questionKey(name: string, type: RRType): string {
 /**
  * One question for a caller outside the iteration (a DNS client, aggregation): the answer cache,
  * then the failure cache, then the question in flight or a new one; a server failure is answered
- * stale when it can be.
+ * stale when it can be. What the caller gets goes to clients, so its TTL is the client TTL of
+ * `client-ttl.ts`: a cached answer past the part of its life in which it is given to clients is
+ * asked again.
  */
 export async function askQuestion(
   stage: QuestionStage,
@@ -111,9 +118,10 @@ export async function askQuestion(
 ): Promise<Resolved> {
   const key = questionKey(name, type);
   const hit = stage.cache.get(ANSWERS, key);
-  if (hit !== undefined) {
+  const given = hit === undefined ? undefined : clientTtl(hit.lifetime, hit.ttl);
+  if (hit !== undefined && given !== undefined) {
     stage.counters.cacheHits++;
-    return { ...hit.value, ttl: hit.ttl } as Resolved;
+    return { ...hit.value, ttl: given.ttl, usable: given.usable } as Resolved;
   }
   const failed = stage.failures.find(name, type);
   if (failed !== undefined) {
@@ -124,7 +132,9 @@ export async function askQuestion(
   const resolution = await stage.inFlight.run(key, () =>
     settle(stage, newQuestion(stage, name, type), true),
   );
-  return isFailure(resolution) ? afterFailure(stage, key, resolution) : resolution;
+  if (isFailure(resolution)) return afterFailure(stage, key, resolution);
+  const fresh = freshClientTtl(cachedTtl(resolution.ttl));
+  return { ...resolution, ttl: fresh.ttl, usable: fresh.usable };
 }
 
 /** A question's state with its own deadline and budget, from now. */
@@ -211,7 +221,7 @@ function afterFailure(stage: QuestionStage, key: string, failure: Failure): Reso
   if (failure.kind === 'error' && (failure.reason === 'timeout' || failure.reason === 'servfail')) {
     const stale = stage.cache.getStale(ANSWERS, key);
     if (stale !== undefined) {
-      return { ...stale, ttl: STALE_ANSWER_TTL_SECONDS, stale: true } as Resolved;
+      return { ...stale, ttl: STALE_ANSWER_TTL_SECONDS, stale: true, usable: 0 } as Resolved;
     }
   }
   return failure;

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import {
   canonicalName,
   computeDs,
@@ -78,7 +79,10 @@ import type { SignatureMemo, VerifiedSignature } from './validator.js';
  * validity period; monotonic time for deadlines and RTTs only (`deadline.ts`).
  */
 
-/** A cached discovery result with its JSON text around the TTL (`result-json.ts`). */
+/**
+ * A cached discovery result with its JSON text around the TTL (`result-json.ts`). The result's
+ * `ttl` is what every client gets while the entry lives (`client-ttl.ts`).
+ */
 interface CachedDiscovery {
   readonly result: DiscoveryResult;
   readonly text: ResultText;
@@ -229,6 +233,7 @@ async function resolveAnswer(
 ): Promise<ResolvedAnswer> {
   const r: Resolved = await askQuestion(state.questions, name, type);
   const stale = r.stale === true ? { stale: true } : {};
+  const usable = r.usable === undefined ? {} : { usable: r.usable };
   switch (r.kind) {
     case 'answer':
       return {
@@ -237,6 +242,7 @@ async function resolveAnswer(
         answers: withTtl([...r.rrset, ...r.rrsigs], r.ttl),
         authorities: [],
         ...stale,
+        ...usable,
       };
     case 'nodata':
     case 'nxdomain':
@@ -246,6 +252,7 @@ async function resolveAnswer(
         answers: [],
         authorities: withTtl(r.records, r.ttl),
         ...stale,
+        ...usable,
       };
     case 'bogus':
       return { rcode: 'SERVFAIL', status: 'bogus', answers: [], authorities: [] };
@@ -295,10 +302,16 @@ async function discoverItems(
       continue;
     }
     state.counters.cacheHits++;
-    const result = { ...hit.value.result, ttl: hit.ttl };
+    // The TTL as first given, not counted down (`client-ttl.ts`): the entry lives only while
+    // that TTL keeps every client within the data's own lifetime.
+    const result = hit.value.result;
     results[i] = result;
     if (json !== undefined) json[i] = resultJsonText(result, hit.value.text);
   }
+  // The upstream questions of a batch go out in an order of their own (Fisher–Yates with
+  // `crypto.randomInt`), so that a DP does not receive a contact book in the order the client
+  // holds it; results stay in input order.
+  shuffle(misses);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < misses.length) {
@@ -313,6 +326,27 @@ async function discoverItems(
   return results;
 }
 
+/** Puts `items` in a uniformly random order, in place (Fisher–Yates, `crypto.randomInt`). */
+function shuffle<T>(items: T[]): void {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = randomInt(i + 1);
+    const item = items[i] as T;
+    items[i] = items[j] as T;
+    items[j] = item;
+  }
+}
+
+/**
+ * How long a discovery result may be cached: while every answer it was made from may still be
+ * given to clients with its TTL (`usable`, `client-ttl.ts`), and while the result's own TTL,
+ * given again, still ends before the earliest `exp` of its mappings.
+ */
+function discoveryLifetime(result: DiscoveryResult, usable: number, now: number): number {
+  const expiry = Math.min(...result.mappings.map((m) => m.exp));
+  // No answer said how long it may be given (none was asked): nothing to keep.
+  return Number.isFinite(usable) ? Math.min(usable, expiry - now - result.ttl) : 0;
+}
+
 /**
  * Discovers a CSI the cache does not hold, once for every concurrent caller, within the
  * discovery's deadline, and caches it with its JSON text (not an error, nor a stale result).
@@ -322,6 +356,20 @@ function discoverUncached(state: ResolverState, csi: Csi): Promise<Discovered> {
   return state.discoveries.run(csi, async () => {
     const deadline = startDeadline(MAX_RESOLUTION_MS);
     const timedOut = `no result within ${deadline.ms} ms`;
+    // The least time any answer of this discovery may still be given to clients.
+    let usable = Number.POSITIVE_INFINITY;
+    // Read beside the answer, not in front of it: the plan sees each answer in the same turn
+    // as without this.
+    const ask = (name: string, type: RRType): Promise<Resolved> => {
+      const pending = askQuestion(state.questions, name, type);
+      pending.then(
+        (resolved) => {
+          if (resolved.usable !== undefined) usable = Math.min(usable, resolved.usable);
+        },
+        () => undefined,
+      );
+      return pending;
+    };
     try {
       const aggregated = await deadline.within(
         aggregate(csi, {
@@ -330,7 +378,7 @@ function discoverUncached(state: ResolverState, csi: Csi): Promise<Discovered> {
           resolve: (name, type) =>
             deadline.expired()
               ? Promise.resolve<Failure>({ kind: 'error', reason: 'timeout', detail: timedOut })
-              : askQuestion(state.questions, name, type),
+              : ask(name, type),
           zoneFor: async (name) => zoneFor(state.questions.iterator, name),
           now: state.seconds,
           onInvalidMapping: (reason) => {
@@ -342,7 +390,7 @@ function discoverUncached(state: ResolverState, csi: Csi): Promise<Discovered> {
       const result = aggregated === EXPIRED ? errorResult(csi, 'timeout', timedOut) : aggregated;
       if (result.status === 'error' || result.stale === true) return { result, text: undefined };
       const entry: CachedDiscovery = { result, text: resultText(result) };
-      state.cache.set(DISCOVERIES, csi, entry, result.ttl);
+      state.cache.set(DISCOVERIES, csi, entry, discoveryLifetime(result, usable, state.seconds()));
       return entry;
     } finally {
       deadline.release();

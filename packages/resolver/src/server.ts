@@ -5,12 +5,17 @@ import {
   AnswerCache,
   canonicalName,
   createLogger,
+  csiToName,
   isSubdomain,
   namesEqual,
+  openQueryLog,
   respondError,
   startAdminServer,
   startDnsServer,
+  systemClock,
   type AdminServer,
+  type Clock,
+  type Csi,
   type DnsServer,
   type DnsServerConfig,
   type EdnsOption,
@@ -18,12 +23,13 @@ import {
   type Logger,
   type Message,
   type QueryHandler,
+  type QueryLog,
   type ResourceRecord,
 } from '@mimi-discovery/common';
 import { checkListenerSettings, type ResolverFileConfig } from './config.js';
 import { startJsonApi, type JsonApi } from './json-api.js';
 import { createResolverMetrics, type ResolverMetrics } from './metrics.js';
-import type { ResolvedAnswer, Resolver } from './types.js';
+import type { DiscoveryResult, ResolvedAnswer, Resolver } from './types.js';
 
 /**
  * A resolver as a server (design §7): the DNS front ends (UDP, TCP, DoH through
@@ -69,6 +75,15 @@ export interface ResolverQueryHandlerOptions {
   apex?: string;
   metrics?: ResolverMetrics;
   log?: Logger;
+  /**
+   * Receives, for each response built from a resolution, the time (seconds on `now`) by which
+   * every copy of it must be gone: an answer cache in front of the handler keeps the response,
+   * TTLs unchanged, only so long that a copy given last and kept for its TTL is gone by then
+   * (`client-ttl.ts`, `AnswerCacheOptions.expiresAt`).
+   */
+  useBy?: WeakMap<Message, number>;
+  /** The clock of `useBy`; default `systemClock`. */
+  now?: Clock;
 }
 
 /**
@@ -130,7 +145,7 @@ export function createResolverQueryHandler(
       (rr: ResourceRecord): boolean =>
         dnssecOk || !DNSSEC_TYPES.has(rr.type) || (section === 'answers' && rr.type === type);
     const response = resolverResponse(query, wireRcode(query, resolved), ede);
-    return {
+    const answered: Message = {
       ...response,
       ...(response.edns !== undefined && query.edns?.compactOk === true
         ? { edns: { ...response.edns, compactOk: true } }
@@ -142,6 +157,13 @@ export function createResolverQueryHandler(
       answers: resolved.answers.filter(keep('answers')),
       authorities: resolved.authorities.filter(keep('authorities')),
     };
+    if (options.useBy !== undefined) {
+      // Given again until `usable` runs out, with TTLs of at most the largest here: every copy
+      // is gone by then plus that TTL.
+      const ttl = Math.max(0, ...[...answered.answers, ...answered.authorities].map((r) => r.ttl));
+      options.useBy.set(answered, (options.now ?? systemClock)() + (resolved.usable ?? 0) + ttl);
+    }
+    return answered;
   };
   return async (query, context) => {
     const started = monotonicMs();
@@ -226,6 +248,22 @@ export interface ResolverServerSettings {
   tls?: { cert: string | Uint8Array; key: string | Uint8Array };
   /** Level of the default logger. */
   log?: { level: LogLevel };
+  /**
+   * The query log (`query-log.ts` of `@mimi-discovery/common`): a line per query to the DNS
+   * front ends, and with `api` per CSI looked up through the JSON API; absent: none.
+   */
+  queryLog?: ResolverQueryLogSettings | undefined;
+}
+
+/** A resolver's query log: where, with the client's address or not, and API lookups or not. */
+export interface ResolverQueryLogSettings {
+  path: string;
+  /** Write the client's address of each DNS query; default false. */
+  peer?: boolean;
+  /** Also log each CSI the JSON API looks up (never with an address); default false. */
+  api?: boolean;
+  /** Octets of lines held while the disk is busy; default `QUERY_LOG_BUFFER_OCTETS`. */
+  bufferBytes?: number;
 }
 
 /** What a resolver server uses besides its settings and its resolver. */
@@ -240,6 +278,8 @@ export interface RunningResolverServer {
   readonly api: JsonApi | undefined;
   readonly admin: AdminServer | undefined;
   readonly metrics: ResolverMetrics;
+  /** The query log, when the settings ask for one. */
+  readonly queryLog: QueryLog | undefined;
   /**
    * Empties the resolver's caches (`Resolver.flushCache`) and the front ends' answer cache, so
    * that no answer from before is given again; connections stay open.
@@ -278,6 +318,22 @@ export async function startResolverServer(
   const metrics = createResolverMetrics(resolver);
   const started: Array<{ close(): Promise<void> }> = [];
   let answerCache: AnswerCache | undefined;
+  // Off unless configured (design §10); closed after the listeners, so that it has every query
+  // they answered.
+  const queryLog =
+    settings.queryLog === undefined
+      ? undefined
+      : openQueryLog(
+          {
+            path: settings.queryLog.path,
+            peer: settings.queryLog.peer === true,
+            ...(settings.queryLog.bufferBytes === undefined
+              ? {}
+              : { bufferBytes: settings.queryLog.bufferBytes }),
+          },
+          { log: log.child('query-log') },
+        );
+  if (queryLog !== undefined) metrics.watchQueryLog(queryLog);
   try {
     let dns: DnsServer | undefined;
     if (udp !== null || tcp !== null || doh !== null) {
@@ -289,20 +345,29 @@ export async function startResolverServer(
           ? {}
           : { doh: { port: doh, cert: tls.cert, key: tls.key, ...limits.doh } }),
       };
+      const useBy = new WeakMap<Message, number>();
       const handler = createResolverQueryHandler(resolver, {
         apex,
         metrics,
         log: log.child('dns'),
+        useBy,
+        now: systemClock,
       });
-      // Encoded answers, their TTLs counting down, reused until the smallest reaches zero: what
-      // the resolver's own cache would answer, without resolving, validating or encoding again.
+      // Encoded answers, reused as they are while the resolver would give the same (its TTLs
+      // do not count down, `client-ttl.ts`): what its own cache would answer, without resolving,
+      // validating or encoding again.
       const cache = new AnswerCache({
-        decrementTtls: true,
         maxOctets: settings.answerCacheBytes ?? ANSWER_CACHE_OCTETS,
+        now: systemClock,
+        expiresAt: (response) => useBy.get(response),
       });
       metrics.watchAnswerCache(cache);
       answerCache = cache;
-      dns = await startDnsServer(config, handler, { log: log.child('dns'), cache });
+      dns = await startDnsServer(config, handler, {
+        log: log.child('dns'),
+        cache,
+        ...(queryLog === undefined ? {} : { queryLog }),
+      });
       started.push(dns);
       if (dns.tcp) metrics.watchConnections('tcp', dns.tcp);
       if (dns.doh) metrics.watchConnections('doh', dns.doh);
@@ -318,7 +383,9 @@ export async function startResolverServer(
           ...(settings.maxBatch === undefined ? {} : { maxBatch: settings.maxBatch }),
           ...limits.api,
         },
-        resolver,
+        queryLog !== undefined && settings.queryLog?.api === true
+          ? loggedLookups(resolver, queryLog, apex)
+          : resolver,
         { log: log.child('api'), metrics },
       );
       started.push(jsonApi);
@@ -361,17 +428,66 @@ export async function startResolverServer(
       api: jsonApi,
       admin: adminServer,
       metrics,
+      queryLog,
       flushCache: () => {
         resolver.flushCache();
         answerCache?.clear();
       },
       close: () => {
-        closing ??= Promise.allSettled(started.map((s) => s.close())).then(() => undefined);
+        closing ??= Promise.allSettled(started.map((s) => s.close())).then(() => queryLog?.close());
         return closing;
       },
     };
   } catch (error) {
     await Promise.allSettled(started.map((s) => s.close()));
+    await queryLog?.close();
     throw error;
   }
+}
+
+/** What the JSON API calls on a resolver. */
+type LookupResolver = Pick<
+  Resolver,
+  'discover' | 'discoverCsi' | 'discoverMany' | 'discoverManyJson'
+>;
+
+/**
+ * `resolver` with each CSI it discovers for the JSON API recorded in `queryLog`: the CSI's name
+ * under `apex` (an email's local part hashed, as in the tree), type MAP, transport `api`, and
+ * the result's status. Never the client's address: the line holds a CSI (design §10). An input
+ * that is not a CSI names nothing and is not recorded.
+ */
+function loggedLookups(resolver: LookupResolver, queryLog: QueryLog, apex: string): LookupResolver {
+  const record = (result: DiscoveryResult): void => {
+    if (result.error?.reason === 'invalid-csi') return;
+    let name: string;
+    try {
+      name = csiToName(result.csi as Csi, apex);
+    } catch {
+      return;
+    }
+    queryLog.record({ name, type: 'MAP', transport: 'api', status: result.status });
+  };
+  return {
+    discover: async (input) => {
+      const result = await resolver.discover(input);
+      record(result);
+      return result;
+    },
+    discoverCsi: async (csi) => {
+      const result = await resolver.discoverCsi(csi);
+      record(result);
+      return result;
+    },
+    discoverMany: async (inputs) => {
+      const results = await resolver.discoverMany(inputs);
+      for (const result of results) record(result);
+      return results;
+    },
+    discoverManyJson: async (inputs) => {
+      const out = await resolver.discoverManyJson(inputs);
+      for (const result of out.results) record(result);
+      return out;
+    },
+  };
 }

@@ -69,6 +69,11 @@ export interface ResolvedAnswer {
   authorities: ResourceRecord[];
   /** Served from stale cache (RFC 8767). */
   stale?: boolean;
+  /**
+   * Seconds from now during which this answer may be given again as it is, TTLs unchanged
+   * (`client-ttl.ts`); absent or 0: not again.
+   */
+  usable?: number;
 }
 
 /** Counters the resolver keeps for its metrics. */

@@ -14,6 +14,7 @@ import {
   MAX_SERVERS_PER_ZONE,
   MAX_UPSTREAM_IN_FLIGHT,
   SERVER_TIMEOUT_MS,
+  UPSTREAM_DOH_LANES,
   UPSTREAM_EDNS_PAYLOAD_OCTETS,
 } from './limits.js';
 
@@ -22,7 +23,8 @@ import {
  * network. A question goes to one server at a time, the fastest first by smoothed RTT (as
  * Unbound's infra cache and BIND's SRTT), and on a timeout, a connection failure or a SERVFAIL,
  * REFUSED, FORMERR or NOTIMP answer, to the next, at most {@link MAX_SERVERS_PER_ZONE} of them.
- * Queries carry DO=1, CD=0, RD=0 and EDNS with a 1232-octet payload.
+ * Queries carry DO=1, CD=0, RD=0 and EDNS with a 1232-octet payload; over DoH they are padded
+ * (RFC 8467) and spread over {@link UPSTREAM_DOH_LANES} connections per server.
  *
  * Worked example: the zone `4.4.e164.mimi.arpa` has `ns1` (SRTT 40 ms) and `ns2` (SRTT 9 ms):
  * the question goes to `ns2`; if `ns2` times out after 2 s, its SRTT grows past `ns1`'s and the
@@ -101,7 +103,10 @@ export function serverId(server: NameServer): string {
 export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
   const timeoutMs = init.timeoutMs ?? SERVER_TIMEOUT_MS;
   const newDohClient = (): DohClient =>
-    createDohClient(init.ca === undefined ? {} : { ca: init.ca });
+    createDohClient({
+      lanes: UPSTREAM_DOH_LANES,
+      ...(init.ca === undefined ? {} : { ca: init.ca }),
+    });
   let doh: DohClient | undefined = init.transport === 'doh' ? newDohClient() : undefined;
   const rtt = new Map<string, number>();
   let sent = 0;

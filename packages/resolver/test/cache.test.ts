@@ -17,7 +17,7 @@ describe('cache', () => {
     const clock = { now: 1_000 };
     const cache = new ResolverCache(1 << 20, () => clock.now);
     cache.set(TEXT, 'a', 'value', 300);
-    expect(cache.get(TEXT, 'a')).toEqual({ value: 'value', ttl: 300 });
+    expect(cache.get(TEXT, 'a')).toEqual({ value: 'value', ttl: 300, lifetime: 300 });
     clock.now += 300;
     expect(cache.get(TEXT, 'a')).toBeUndefined();
     expect(cache.getStale(TEXT, 'a')).toBe('value');

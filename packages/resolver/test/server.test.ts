@@ -38,6 +38,8 @@ const NXDOMAIN = `9.9.9.9.6.4.9.7.0.2.${ZONE}`;
 const BELOW_NXDOMAIN = `1.${NXDOMAIN}`;
 const FAULT = `fault.${ZONE}`;
 const CACHED = `cached.${ZONE}`;
+/** Answered without `usable`: not to be given again. */
+const ONCE = `once.${ZONE}`;
 
 const key = createZoneKey(ZONE, { seed: new Uint8Array(32).fill(3) });
 const validity = { inception: 1_767_225_600, expiration: 1_769_817_600 };
@@ -79,7 +81,11 @@ const ANSWERS: ReadonlyMap<string, ResolvedAnswer> = new Map([
   [INDETERMINATE, answer('indeterminate')],
   [BOGUS, answer('bogus')],
   [STALE, answer('secure', { stale: true })],
-  [CACHED, answer('secure', { answers: [record(CACHED, 'MAP', new Uint8Array([1]), 60)] })],
+  [
+    CACHED,
+    answer('secure', { answers: [record(CACHED, 'MAP', new Uint8Array([1]), 60)], usable: 30 }),
+  ],
+  [ONCE, answer('secure', { answers: [record(ONCE, 'MAP', new Uint8Array([1]), 60)] })],
   [
     NXDOMAIN,
     {
@@ -356,6 +362,17 @@ describe('the answer cache', () => {
     await queryUdp(udp(), query(FAULT, 'MAP'));
     await queryUdp(udp(), query(FAULT, 'MAP'));
     expect(faults() - before).toBe(2);
+  });
+
+  it('gives an answer again with its TTLs as they were, only while the resolver says it may', async () => {
+    const first = await queryUdp(udp(), query(CACHED, 'MAP', { do: true }));
+    const again = await queryUdp(udp(), query(CACHED, 'MAP', { do: true }));
+    expect(again.answers.map((rr) => rr.ttl)).toEqual(first.answers.map((rr) => rr.ttl));
+    expect(again.answers[0]?.ttl).toBe(60);
+    const calls = (): number => resolved.filter(([name]) => name === ONCE).length;
+    await queryUdp(udp(), query(ONCE, 'MAP', { do: true }));
+    await queryUdp(udp(), query(ONCE, 'MAP', { do: true }));
+    expect(calls()).toBe(2);
   });
 });
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import {
   createLogger,
   AnswerCache,
+  openQueryLog,
   startAdminServer,
   startDnsServer,
   systemClock,
@@ -12,6 +13,7 @@ import {
   type DnsServerConfig,
   type Logger,
   type QueryHandler,
+  type QueryLog,
 } from '@mimi-discovery/common';
 import type { DpConfig } from '../config.js';
 import { createAnswerer } from './answer.js';
@@ -38,7 +40,9 @@ export interface RunningDp {
   readonly dns: DnsServer | undefined;
   readonly api: RegistrationApi | undefined;
   readonly admin: AdminServer | undefined;
-  /** Stops every listener and the re-signing, then closes the store. */
+  /** The query log, when the config asks for one (`queryLog`). */
+  readonly queryLog: QueryLog | undefined;
+  /** Stops every listener and the re-signing, writes what the query log holds, then closes the store. */
   close(): Promise<void>;
 }
 
@@ -81,6 +85,8 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       },
     }));
   const started: Array<{ close(): Promise<void> }> = [];
+  /** The query log: closed after the listeners, so that it has every query they answered. */
+  let closeLast: { close(): Promise<void> } | undefined;
   try {
     const metrics = createAuthoritativeMetrics(store);
     const answer = createAnswerer(store, { now, log: log.child('answer') });
@@ -105,6 +111,13 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       expiresAt: (response) => answer.expiresAt(response),
     });
     metrics.watchAnswerCache(cache);
+    // Off unless configured (design §10); answering never waits for it (`query-log.ts`).
+    const queryLog =
+      config.queryLog === undefined
+        ? undefined
+        : openQueryLog(config.queryLog, { log: log.child('query-log') });
+    if (queryLog !== undefined) metrics.watchQueryLog(queryLog);
+    closeLast = queryLog;
 
     const tls = config.tls
       ? { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
@@ -121,7 +134,11 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
     };
     const anyDns = udp !== null || tcp !== null || doh !== null;
     const dns = anyDns
-      ? await startDnsServer(dnsConfig, handler, { log: log.child('dns'), cache })
+      ? await startDnsServer(dnsConfig, handler, {
+          log: log.child('dns'),
+          cache,
+          ...(queryLog === undefined ? {} : { queryLog }),
+        })
       : undefined;
     if (dns) started.push(dns);
     if (dns?.tcp) metrics.watchConnections('tcp', dns.tcp);
@@ -199,15 +216,18 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       dns,
       api: registrationApi,
       admin: adminServer,
+      queryLog,
       async close() {
         clearInterval(timer);
         await Promise.allSettled(started.map((s) => s.close()));
+        await queryLog?.close();
         await resigning;
         if (!components.store) await store.close();
       },
     };
   } catch (error) {
     await Promise.allSettled(started.map((s) => s.close()));
+    await closeLast?.close();
     if (!components.store) await store.close();
     throw error;
   }

@@ -56,6 +56,7 @@ interface DemoFlags {
   dir?: string;
   portBase?: number;
   json?: boolean;
+  queryLog?: boolean;
 }
 
 /** The default directory: `.demo` at the root of the repository this package lives in. */
@@ -79,6 +80,10 @@ export function registerDemo(program: Command, env: CommandEnv, runCli: RunCli):
       remotePort,
     )
     .option('--json', 'print one JSON object when ready and one when stopped')
+    .option(
+      '--query-log',
+      'every server keeps a query log (JSON lines, no client addresses) in DIR/logs; network.json lists them',
+    )
     .addHelpText(
       'after',
       `
@@ -87,9 +92,13 @@ order root, dp44 (+44), dp1 (+1), dp1202 (+1202), dp-email (@example.com), dp-ms
 (@chat.example), resolver. DIR/network.json says where everything listens, which files to
 trust, and the example CSIs with their expected results.
 
+With --query-log each server appends a line per query it answers to
+DIR/logs/<server>.queries.jsonl (the resolver also one per CSI its JSON API looks up).
+
 Examples:
   $ mimi-discovery demo
-  $ mimi-discovery demo --dir /tmp/net --port-base 25300 --json`,
+  $ mimi-discovery demo --dir /tmp/net --port-base 25300 --json
+  $ mimi-discovery demo --query-log`,
     )
     .action(async (flags: DemoFlags) => {
       await runDemo(flags, env, runCli);
@@ -142,6 +151,7 @@ async function runDemo(flags: DemoFlags, env: CommandEnv, runCli: RunCli): Promi
       await createServers(plan, paths, run);
     }
     await mkdir(paths.logs, { recursive: true });
+    const queryLogs = flags.queryLog === true;
     const starts = plan.map((s) =>
       startChild(
         s.name,
@@ -150,6 +160,8 @@ async function runDemo(flags: DemoFlags, env: CommandEnv, runCli: RunCli): Promi
           'serve',
           '--config',
           paths.configOf(s.name),
+          ...(queryLogs ? ['--query-log', paths.queryLogOf(s.name)] : []),
+          ...(queryLogs && s.role === 'resolver' ? ['--query-log-api'] : []),
         ],
         paths.logOf(s.name),
         onExit,
@@ -169,6 +181,7 @@ async function runDemo(flags: DemoFlags, env: CommandEnv, runCli: RunCli): Promi
       examples: DEMO_EXAMPLES,
       pids,
       pid: process.pid,
+      queryLogs,
     });
     await writeNetworkFile(paths, file);
 
@@ -323,6 +336,9 @@ function summary(
     `ca            ${show(paths.ca)}`,
     `trust anchor  ${show(paths.trustAnchor)} (DS), ${show(paths.bindTrustAnchor)} (BIND)`,
     `root hints    ${show(paths.hints)}`,
+    ...(file.servers.some((s) => s.queryLog !== null)
+      ? [`query logs    ${show(paths.logs)}/<server>.queries.jsonl`]
+      : []),
     `resolver      JSON API ${resolver.api}/v1/discover, DNS ${resolver.udp.host}:${resolver.udp.port}`,
     '',
     `verified lookups through the resolver's JSON API:`,

@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { CONFIG_ENV } from '../config-file.js';
 import type { CommandEnv } from '../context.js';
 import { usageError } from '../errors.js';
-import { hostPort, stopSignal, type ListenerJson } from './serve.js';
+import { hostPort, stopSignal, withQueryLogPath, type ListenerJson } from './serve.js';
 
 /**
  * `resolver serve`: runs a resolver (`createResolver`) behind its front ends
@@ -19,11 +19,15 @@ import { hostPort, stopSignal, type ListenerJson } from './serve.js';
  * https://127.0.0.1:8453`, … — or with `--json` one JSON object per line, and runs until SIGINT
  * or SIGTERM (in-process: until the context's signal aborts), when it closes every listener and
  * the resolver's upstream connections and ends with exit 0. Logs are JSON lines on stderr.
+ * `--query-log FILE` turns the query log on (or moves it) for this run, `--query-log-api` adds
+ * the JSON API's lookups to it.
  */
 
 interface ServeFlags {
   config?: string;
   json?: boolean;
+  queryLog?: string;
+  queryLogApi?: boolean;
 }
 
 /** Adds `resolver serve` to `program`. */
@@ -44,6 +48,11 @@ Examples:
     )
     .option('--config <file>', `config file of the resolver (default: $${CONFIG_ENV})`)
     .option('--json', 'print one JSON object per listener')
+    .option(
+      '--query-log <file>',
+      "append a line per DNS query to FILE (JSON lines), instead of the config's queryLog.path",
+    )
+    .option('--query-log-api', 'log each CSI the JSON API looks up too (queryLog.api)')
     .addHelpText(
       'after',
       `
@@ -63,7 +72,23 @@ Examples:
       if (given === undefined || given === '') {
         throw usageError('ERR_USAGE', `--config FILE is required (or set ${CONFIG_ENV})`);
       }
-      const config = await loadResolverConfig(resolve(env.cwd, given));
+      const loaded = await loadResolverConfig(resolve(env.cwd, given));
+      if (flags.queryLogApi === true && flags.queryLog === undefined && !loaded.queryLog) {
+        throw usageError(
+          'ERR_USAGE',
+          '--query-log-api needs a query log: --query-log FILE or queryLog in the config',
+        );
+      }
+      const queryLog =
+        flags.queryLog === undefined
+          ? loaded.queryLog
+          : { api: false, ...withQueryLogPath(loaded.queryLog, resolve(env.cwd, flags.queryLog)) };
+      const config = {
+        ...loaded,
+        ...(queryLog === undefined
+          ? {}
+          : { queryLog: flags.queryLogApi === true ? { ...queryLog, api: true } : queryLog }),
+      };
       const log = env.log ?? createLogger('resolver', { level: config.log.level });
       const stopped = stopSignal(env.signal);
       // The hints and the anchor were checked (and the anchor parsed) by loadResolverConfig.

@@ -1,4 +1,6 @@
 import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { queryLogConfigSchema } from '@mimi-discovery/common';
 import { startDp, storeDirectory, type RunningDp } from '@mimi-discovery/authoritative';
 import type { Command } from 'commander';
 import { loadConfig } from '../config-file.js';
@@ -11,11 +13,13 @@ import { failure } from '../errors.js';
  * `--json` one JSON object per line (`{"listener":"udp","host":"127.0.0.1","port":5300}`), and
  * runs until SIGINT or SIGTERM (in-process: until the context's signal aborts), when it closes
  * every listener and the store and ends with exit 0. Logs are JSON lines on stderr.
+ * `--query-log FILE` turns the query log on (or moves it) for this run.
  */
 
 interface ServeFlags {
   config?: string;
   json?: boolean;
+  queryLog?: string;
 }
 
 /** One listener of a running server. */
@@ -33,15 +37,27 @@ export function registerServe(program: Command, env: CommandEnv): Command {
     .description('run the root directory or a DP from its config until SIGINT or SIGTERM')
     .option('--config <file>', 'config file of the server (default: $MIMI_DISCOVERY_CONFIG)')
     .option('--json', 'print one JSON object per listener')
+    .option(
+      '--query-log <file>',
+      "append a line per DNS query to FILE (JSON lines), instead of the config's queryLog.path",
+    )
     .addHelpText(
       'after',
       `
 Examples:
   $ mimi-discovery serve --config ./net/root/config.json
-  $ MIMI_DISCOVERY_CONFIG=./net/dp44/config.json mimi-discovery serve --json`,
+  $ MIMI_DISCOVERY_CONFIG=./net/dp44/config.json mimi-discovery serve --json
+  $ mimi-discovery serve --config ./net/dp44/config.json --query-log ./net/dp44/queries.jsonl`,
     )
     .action(async (flags: ServeFlags) => {
-      const { config } = await loadConfig(flags.config, env);
+      const loaded = await loadConfig(flags.config, env);
+      const config =
+        flags.queryLog === undefined
+          ? loaded.config
+          : {
+              ...loaded.config,
+              queryLog: withQueryLogPath(loaded.config.queryLog, resolve(env.cwd, flags.queryLog)),
+            };
       if (!existsSync(storeDirectory(config.dataDir))) {
         throw failure(
           'ERR_CLI_NO_STORE',
@@ -63,6 +79,17 @@ Examples:
         await dp.close();
       }
     });
+}
+
+/**
+ * The `queryLog` section with `path` set (`--query-log`): the config's other keys (`peer`,
+ * `bufferBytes`) are kept; without a section, its defaults (no peer).
+ */
+export function withQueryLogPath<T extends { path: string }>(
+  section: T | undefined,
+  path: string,
+): T | ReturnType<typeof queryLogConfigSchema.parse> {
+  return section === undefined ? queryLogConfigSchema.parse({ path }) : { ...section, path };
 }
 
 /** The listeners of a running server, in a fixed order. */

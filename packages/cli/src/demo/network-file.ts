@@ -23,7 +23,8 @@ import { DEMO_APEX, DEMO_HOST, type DemoExample, type PlannedServer } from './pl
  *                  "ranges": ["+44"], "zones": ["4.4.e164.mimi.arpa"], "parent": "root",
  *                  "udp": { … }, "tcp": { … }, "doh": "https://127.0.0.1:15305/dns-query",
  *                  "api": "https://127.0.0.1:15306", "admin": "http://127.0.0.1:15307",
- *                  "config": "…/dp44/config.json", "log": "…/logs/dp44.log", "pid": 4243 }, … ],
+ *                  "config": "…/dp44/config.json", "log": "…/logs/dp44.log",
+ *                  "queryLog": "…/logs/dp44.queries.jsonl", "pid": 4243 }, … ],
  *   "examples": [ { "csi": "+44 20 7946 0018", "canonical": "tel:+442079460018",
  *                   "expect": "found", "providers": ["chat.example", "text.example"],
  *                   "zones": […], "note": "…" }, … ] }
@@ -61,6 +62,11 @@ export interface NetworkServerJson {
   config: string;
   /** Where the server's stdout and stderr go. */
   log: string;
+  /**
+   * The server's query log (JSON lines, `docs/operations.md` §7), or null: `demo --query-log`
+   * turns it on for every server.
+   */
+  queryLog: string | null;
   /** Process id while the network runs. */
   pid: number | null;
 }
@@ -105,6 +111,7 @@ export interface NetworkPaths {
   configOf(server: string): string;
   dataDirOf(server: string): string;
   logOf(server: string): string;
+  queryLogOf(server: string): string;
 }
 
 /** The paths of a network in `dir` (absolute). */
@@ -122,6 +129,7 @@ export function networkPaths(dir: string): NetworkPaths {
     configOf: (server) => join(dir, server, 'config.json'),
     dataDirOf: (server) => join(dir, server),
     logOf: (server) => join(dir, 'logs', `${server}.log`),
+    queryLogOf: (server) => join(dir, 'logs', `${server}.queries.jsonl`),
   };
 }
 
@@ -137,6 +145,8 @@ export function networkFileJson(input: {
   examples: readonly DemoExample[];
   pids: ReadonlyMap<string, number>;
   pid: number;
+  /** Every server keeps a query log at `paths.queryLogOf`. */
+  queryLogs: boolean;
 }): NetworkFileJson {
   const { paths, plan } = input;
   const servers = plan.map((s): NetworkServerJson => {
@@ -155,6 +165,7 @@ export function networkFileJson(input: {
       admin: `http://${hostPort(s.ports.admin)}`,
       config: paths.configOf(s.name),
       log: paths.logOf(s.name),
+      queryLog: input.queryLogs ? paths.queryLogOf(s.name) : null,
       pid: input.pids.get(s.name) ?? null,
     };
   });

@@ -16,7 +16,7 @@
  * `maxAgeSeconds`, which bounds how long an online signature in a cached answer is reused, and
  * how old the SOA in a kept negative answer can be (each write bumps the zone's serial).
  *
- * With `decrementTtls` (a resolver's cache, RFC 1035 §7.3: TTLs count down while cached), the
+ * With `decrementTtls` (RFC 1035 §7.3: TTLs count down while cached), the
  * TTL of every record is lowered by the whole seconds since the entry was stored, and an entry
  * lives no longer than the smallest TTL of the response (of the whole response, also when what
  * was sent over UDP is its truncated form, which holds no records).
@@ -64,7 +64,10 @@ export interface AnswerCacheOptions {
    * of generation empties the cache.
    */
   changes?: (since: number) => { generation: number; names: readonly string[] | 'all' };
-  /** Count TTLs down while cached (a resolver); default false (an authoritative server). */
+  /**
+   * Count TTLs down while cached; default false (an authoritative server, and the resolver's
+   * front ends, whose TTLs do not count down: `expiresAt` bounds their entries instead).
+   */
   decrementTtls?: boolean;
   /**
    * When the data in `response` stops being valid (seconds since the epoch, the cache's clock),
@@ -84,6 +87,11 @@ export interface CachedResponse {
   readonly wire: Uint8Array;
   /** The DoH `max-age` (RFC 8484 §5.1), already lowered by the time spent in the cache. */
   readonly maxAge: number;
+  /** The question answered, canonical name and type (for the query log). */
+  readonly name: string;
+  readonly type: string;
+  /** The response code of the response. */
+  readonly rcode: Rcode;
 }
 
 /** Counters for metrics. */
@@ -97,6 +105,8 @@ export interface AnswerCacheStats {
 interface Entry {
   /** The canonical query name, for invalidation by name. */
   readonly name: string;
+  readonly type: string;
+  readonly rcode: Rcode;
   readonly wire: Uint8Array;
   readonly storedAt: number;
   readonly expiresAt: number;
@@ -196,7 +206,7 @@ export class AnswerCache {
       }
     }
     this.#hits++;
-    return { wire, maxAge };
+    return { wire, maxAge, name: entry.name, type: entry.type, rcode: entry.rcode };
   }
 
   /**
@@ -244,6 +254,8 @@ export class AnswerCache {
     const key = keyOf(bytes, udp);
     this.#entries.set(key, {
       name,
+      type: question.type,
+      rcode: response.rcode,
       wire: Uint8Array.from(wire),
       storedAt: now,
       expiresAt: now + lifetime,

@@ -9,6 +9,7 @@ import {
   DEFAULT_DOH_MAX_CONNECTIONS,
   DEFAULT_DOH_REQUEST_TIMEOUT_MS,
 } from './doh-server.js';
+import { QUERY_LOG_BUFFER_OCTETS } from './query-log.js';
 import {
   DEFAULT_TCP_CONNECTIONS_PER_CLIENT,
   DEFAULT_TCP_IDLE_TIMEOUT_MS,
@@ -409,6 +410,17 @@ export const dohLimitsConfigSchema = z
   })
   .check(checkConnectionsPerClient)
   .transform(fillPerClient(DEFAULT_DOH_CONNECTIONS_PER_CLIENT));
+
+/**
+ * `queryLog`: the query log (`query-log.ts`), off when absent. `path` is the file lines are
+ * appended to; `peer` adds the client's address to each line (off by default: a line then holds
+ * a query name and its sender); `bufferBytes` bounds the lines waiting for the disk.
+ */
+export const queryLogConfigSchema = z.strictObject({
+  path: configPathSchema,
+  peer: z.boolean().default(false),
+  bufferBytes: positiveIntSchema.default(QUERY_LOG_BUFFER_OCTETS),
+});
 
 /** The log levels of `log.ts`. */
 const logLevel = z.enum(['debug', 'info', 'warn', 'error', 'silent']);

@@ -14,6 +14,7 @@ import { MimiError } from '../protocol/errors.js';
 import { namesEqual } from '../protocol/names.js';
 import type { Message, Question } from '../protocol/records.js';
 import { EDNS_UDP_PAYLOAD_OCTETS } from './respond.js';
+import { QUERY_PADDING_BLOCK_OCTETS, padMessage } from '../protocol/padding.js';
 import {
   HEADER_OCTETS,
   MAX_MESSAGE_OCTETS,
@@ -29,6 +30,8 @@ export const DEFAULT_CLIENT_TIMEOUT_MS = 5000;
 export const DEFAULT_DOH_CLIENT_CONNECTIONS = 8;
 /** Most queries in flight on one DoH connection: HTTP/2's usual SETTINGS_MAX_CONCURRENT_STREAMS. */
 export const DOH_CLIENT_STREAMS_PER_CONNECTION = 100;
+/** Most lanes (connection pools per origin, {@link DohClientOptions.lanes}) a DoH client keeps. */
+export const MAX_DOH_CLIENT_LANES = 16;
 
 const LENGTH_OCTETS = 2;
 /** How much of an HTTP error body goes into the error message. */
@@ -269,6 +272,13 @@ export interface DohClientOptions {
   allowH2?: boolean;
   /** Most connections per origin; default {@link DEFAULT_DOH_CLIENT_CONNECTIONS}. */
   connections?: number;
+  /**
+   * Lanes per origin, 1–{@link MAX_DOH_CLIENT_LANES}; default 1. Each lane is a connection pool
+   * of its own (`connections` shared out among them), and each query takes a lane at random:
+   * with HTTP/2 one connection would otherwise carry every query, in order, so the queries of
+   * one batch (a contact sync) are spread over several connections instead.
+   */
+  lanes?: number;
 }
 
 function pemBuffer(value: string | Uint8Array): string | Buffer {
@@ -416,7 +426,22 @@ function exchange(
   });
 }
 
-/** Creates a DoH client over an undici `Agent` (keep-alive, HTTP/2 when the server offers it). */
+/** One connection pool of a DoH client, and whose turn it is to connect to each origin. */
+interface Lane {
+  readonly agent: Agent;
+  /**
+   * Whether a query to `origin` may go now (undefined), is the one to make the connection (a
+   * function to call once it settles), or waits for the connection another query is making (a
+   * promise).
+   */
+  connectionTurn(origin: string): (() => void) | Promise<void> | undefined;
+}
+
+/**
+ * Creates a DoH client over undici `Agent`s (keep-alive, HTTP/2 when the server offers it), one
+ * per lane. Every query is padded (RFC 8467 §4.1: a multiple of
+ * {@link QUERY_PADDING_BLOCK_OCTETS} octets) when it has EDNS, as `buildQuery` gives it.
+ */
 export function createDohClient(options: DohClientOptions = {}): DohClient {
   const ca =
     options.ca === undefined
@@ -425,12 +450,115 @@ export function createDohClient(options: DohClientOptions = {}): DohClient {
         ? options.ca.map(pemBuffer)
         : pemBuffer(options.ca);
   const allowH2 = options.allowH2 ?? true;
+  const laneCount = options.lanes ?? 1;
+  if (!Number.isInteger(laneCount) || laneCount < 1 || laneCount > MAX_DOH_CLIENT_LANES) {
+    throw new RangeError(
+      `lanes must be an integer in 1..${MAX_DOH_CLIENT_LANES}, got ${String(laneCount)}`,
+    );
+  }
+  const connections = Math.max(
+    1,
+    Math.ceil((options.connections ?? DEFAULT_DOH_CLIENT_CONNECTIONS) / laneCount),
+  );
   // Given `ca`, Node's TLS builds a secure context (parsing every CA certificate into a new
   // store) for each connection; built here once, it is shared by every connection of the client.
   const secureContext = ca === undefined ? undefined : createSecureContext({ ca });
+  const lanes = Array.from({ length: laneCount }, () =>
+    createLane(allowH2, connections, secureContext),
+  );
+
+  const query = async (
+    url: string,
+    message: Message,
+    queryOptions: DohQueryOptions = {},
+  ): Promise<Message> => {
+    const timeoutMs = queryOptions.timeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS;
+    const method = queryOptions.method ?? 'POST';
+    const wire = padMessage(encodeMessage(message), QUERY_PADDING_BLOCK_OCTETS);
+    const target = new URL(url);
+    if (method === 'GET') target.searchParams.set('dns', Buffer.from(wire).toString('base64url'));
+    const lane = lanes.length === 1 ? (lanes[0] as Lane) : (lanes[randomInt(lanes.length)] as Lane);
+    // The timeout error is made only when the timer fires: an Error captures a stack trace,
+    // which every query would otherwise pay for.
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () => controller.abort(timeoutError(timeoutMs, `from ${target.origin} over DoH`)),
+      timeoutMs,
+    );
+    const bad = (why: string, cause?: unknown): TransportError =>
+      new TransportError(
+        'ERR_TRANSPORT_BAD_RESPONSE',
+        `DoH response from ${target.origin} ${why}`,
+        {
+          cause,
+        },
+      );
+    let leader: (() => void) | undefined;
+    try {
+      const turn = lane.connectionTurn(target.origin);
+      if (typeof turn === 'function') leader = turn;
+      else if (turn !== undefined) {
+        await untilAborted(turn, controller.signal);
+      }
+      const response = await exchange(
+        lane.agent,
+        target,
+        method,
+        method === 'POST' ? Buffer.from(wire) : undefined,
+        controller.signal,
+      );
+      const { body, over } = response;
+      if (response.status !== 200) {
+        const excerpt = body.toString('utf8').trim().slice(0, HTTP_ERROR_EXCERPT_OCTETS);
+        throw new TransportError(
+          'ERR_TRANSPORT_HTTP_STATUS',
+          `DoH server ${target.origin} answered HTTP ${response.status}${excerpt === '' ? '' : `: ${excerpt}`}`,
+          { status: response.status },
+        );
+      }
+      if (over) throw bad(`is over ${MAX_MESSAGE_OCTETS} octets`);
+      const type = mediaType(response.contentType);
+      if (type !== DNS_MESSAGE_MEDIA_TYPE) throw bad(`has content-type ${String(type)}`);
+      let decoded: Message;
+      try {
+        decoded = decodeMessage(body);
+      } catch (error) {
+        throw bad('does not decode', error);
+      }
+      if (!answers(message, decoded)) throw bad('does not answer the query');
+      return decoded;
+    } catch (error) {
+      if (controller.signal.aborted) throw controller.signal.reason as TransportError;
+      if (error instanceof TransportError) throw error;
+      const text = error instanceof Error ? error.message : String(error);
+      throw new TransportError(
+        'ERR_TRANSPORT_CONNECTION',
+        `DoH query to ${target.origin} failed: ${text}`,
+        { cause: error },
+      );
+    } finally {
+      clearTimeout(timer);
+      leader?.();
+    }
+  };
+
+  return {
+    query,
+    close: async () => {
+      await Promise.all(lanes.map((lane) => lane.agent.close()));
+    },
+  };
+}
+
+/** One lane of {@link createDohClient}: an undici `Agent` and its connection turns. */
+function createLane(
+  allowH2: boolean,
+  connections: number,
+  secureContext: ReturnType<typeof createSecureContext> | undefined,
+): Lane {
   const agent = new Agent({
     allowH2,
-    connections: options.connections ?? DEFAULT_DOH_CLIENT_CONNECTIONS,
+    connections,
     // undici multiplexes HTTP/2 streams only up to `pipelining` per connection (default 1). With
     // HTTP/2 allowed, a server that only speaks HTTP/1.1 gets pipelined requests instead, which
     // RFC 9112 §9.3.2 requires servers to accept.
@@ -485,81 +613,7 @@ export function createDohClient(options: DohClientOptions = {}): DohClient {
     };
   };
 
-  const query = async (
-    url: string,
-    message: Message,
-    queryOptions: DohQueryOptions = {},
-  ): Promise<Message> => {
-    const timeoutMs = queryOptions.timeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS;
-    const method = queryOptions.method ?? 'POST';
-    const wire = encodeMessage(message);
-    const target = new URL(url);
-    if (method === 'GET') target.searchParams.set('dns', Buffer.from(wire).toString('base64url'));
-    // The timeout error is made only when the timer fires: an Error captures a stack trace,
-    // which every query would otherwise pay for.
-    const controller = new AbortController();
-    const timer = setTimeout(
-      () => controller.abort(timeoutError(timeoutMs, `from ${target.origin} over DoH`)),
-      timeoutMs,
-    );
-    const bad = (why: string, cause?: unknown): TransportError =>
-      new TransportError(
-        'ERR_TRANSPORT_BAD_RESPONSE',
-        `DoH response from ${target.origin} ${why}`,
-        {
-          cause,
-        },
-      );
-    let leader: (() => void) | undefined;
-    try {
-      const turn = connectionTurn(target.origin);
-      if (typeof turn === 'function') leader = turn;
-      else if (turn !== undefined) {
-        await untilAborted(turn, controller.signal);
-      }
-      const response = await exchange(
-        agent,
-        target,
-        method,
-        method === 'POST' ? Buffer.from(wire) : undefined,
-        controller.signal,
-      );
-      const { body, over } = response;
-      if (response.status !== 200) {
-        const excerpt = body.toString('utf8').trim().slice(0, HTTP_ERROR_EXCERPT_OCTETS);
-        throw new TransportError(
-          'ERR_TRANSPORT_HTTP_STATUS',
-          `DoH server ${target.origin} answered HTTP ${response.status}${excerpt === '' ? '' : `: ${excerpt}`}`,
-          { status: response.status },
-        );
-      }
-      if (over) throw bad(`is over ${MAX_MESSAGE_OCTETS} octets`);
-      const type = mediaType(response.contentType);
-      if (type !== DNS_MESSAGE_MEDIA_TYPE) throw bad(`has content-type ${String(type)}`);
-      let decoded: Message;
-      try {
-        decoded = decodeMessage(body);
-      } catch (error) {
-        throw bad('does not decode', error);
-      }
-      if (!answers(message, decoded)) throw bad('does not answer the query');
-      return decoded;
-    } catch (error) {
-      if (controller.signal.aborted) throw controller.signal.reason as TransportError;
-      if (error instanceof TransportError) throw error;
-      const text = error instanceof Error ? error.message : String(error);
-      throw new TransportError(
-        'ERR_TRANSPORT_CONNECTION',
-        `DoH query to ${target.origin} failed: ${text}`,
-        { cause: error },
-      );
-    } finally {
-      clearTimeout(timer);
-      leader?.();
-    }
-  };
-
-  return { query, close: () => agent.close() };
+  return { agent, connectionTurn };
 }
 
 /** Options of {@link buildQuery}. */

@@ -21,6 +21,7 @@ import { silentLogger, type Logger } from './log.js';
 import { MIN_UDP_PAYLOAD_OCTETS, type QueryHandler } from './respond.js';
 import { startTcpListener, type TcpListener, type TcpListenerConfig } from './tcp-server.js';
 import type { AnswerCache } from './answer-cache.js';
+import type { QueryLog } from './query-log.js';
 import { startUdpListener, type UdpListener, type UdpListenerConfig } from './udp-server.js';
 import { HEADER_OCTETS, MAX_MESSAGE_OCTETS } from '../protocol/wire.js';
 
@@ -57,6 +58,8 @@ export interface DnsServerComponents {
    * whose answer depends on nothing but the query's octets and the cache's generation.
    */
   cache?: AnswerCache;
+  /** Where every listener records the queries it answers (`query-log.ts`); default none. */
+  queryLog?: QueryLog;
 }
 
 /**
@@ -73,7 +76,7 @@ export async function startDnsServer(
   checkConfig(config);
   const host = config.host ?? DEFAULT_DNS_SERVER_HOST;
   const log = (components.log ?? silentLogger).child('dns-server');
-  const { cache } = components;
+  const { cache, queryLog } = components;
   let udp: UdpListener | undefined;
   let tcp: TcpListener | undefined;
   let doh: DohListener | undefined;
@@ -98,6 +101,7 @@ export async function startDnsServer(
           handler,
           log.child('tcp'),
           cache,
+          queryLog,
         );
         try {
           udp = await startUdpListener(
@@ -106,6 +110,7 @@ export async function startDnsServer(
             handler,
             log.child('udp'),
             cache,
+            queryLog,
           );
           tcp = tcpListener;
         } catch (error) {
@@ -116,16 +121,16 @@ export async function startDnsServer(
       started.push(udp, tcp as TcpListener);
     } else {
       if (config.udp !== undefined) {
-        udp = await startUdpListener(host, config.udp, handler, log.child('udp'), cache);
+        udp = await startUdpListener(host, config.udp, handler, log.child('udp'), cache, queryLog);
         started.push(udp);
       }
       if (config.tcp !== undefined) {
-        tcp = await startTcpListener(host, config.tcp, handler, log.child('tcp'), cache);
+        tcp = await startTcpListener(host, config.tcp, handler, log.child('tcp'), cache, queryLog);
         started.push(tcp);
       }
     }
     if (config.doh !== undefined) {
-      doh = await startDohListener(host, config.doh, handler, log.child('doh'), cache);
+      doh = await startDohListener(host, config.doh, handler, log.child('doh'), cache, queryLog);
       started.push(doh);
     }
   } catch (error) {

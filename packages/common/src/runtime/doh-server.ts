@@ -50,6 +50,8 @@ import { readBody, startHttpServer } from './http-server.js';
 import type { Logger } from './log.js';
 import { answerQuery, dohCacheMaxAge, type QueryContext, type QueryHandler } from './respond.js';
 import type { AnswerCache } from './answer-cache.js';
+import type { QueryLog } from './query-log.js';
+import { RESPONSE_PADDING_BLOCK_OCTETS, padMessage } from '../protocol/padding.js';
 
 /** Default request path (RFC 8484 §4.1 example, RFC 9461 default `dohpath`). */
 export const DEFAULT_DOH_PATH = '/dns-query';
@@ -195,6 +197,7 @@ async function serveExchange(
   handler: QueryHandler,
   log: Logger,
   cache: AnswerCache | undefined,
+  queryLog: QueryLog | undefined,
 ): Promise<void> {
   // Until the request is in: past the deadline the client gets 408; if it is still sending a
   // whole timeout later (or after an early error response), the exchange is cut.
@@ -246,6 +249,7 @@ async function serveExchange(
     context: exchange.context,
     log,
     ...(cache === undefined ? {} : { cache }),
+    queryLog,
   });
   if (result.kind === 'drop') return respondStatus(exchange, 400, false);
   const maxAge =
@@ -253,7 +257,9 @@ async function serveExchange(
   exchange.respond(
     200,
     { 'content-type': DNS_MESSAGE_MEDIA_TYPE, 'cache-control': `max-age=${maxAge}` },
-    result.wire,
+    // RFC 8467 §4.1: every response with EDNS padded to a multiple of 468 octets (one without
+    // answers a query without EDNS, RFC 6891 §7, and stays as it is).
+    padMessage(result.wire, RESPONSE_PADDING_BLOCK_OCTETS),
     false,
   );
   // A client that does not take its answer (an HTTP/2 flow-control window held at zero, an
@@ -357,6 +363,7 @@ export async function startDohListener(
   handler: QueryHandler,
   log: Logger,
   cache?: AnswerCache,
+  queryLog?: QueryLog,
 ): Promise<DohListener> {
   const settings: DohSettings = {
     path: config.path ?? DEFAULT_DOH_PATH,
@@ -364,7 +371,7 @@ export async function startDohListener(
     requestTimeoutMs: config.requestTimeoutMs ?? DEFAULT_DOH_REQUEST_TIMEOUT_MS,
   };
   const serve = (exchange: Exchange): void => {
-    serveExchange(exchange, settings, handler, log, cache).catch((error: unknown) => {
+    serveExchange(exchange, settings, handler, log, cache, queryLog).catch((error: unknown) => {
       log.error('doh-exchange-failed', { error });
       exchange.abort();
     });

@@ -14,6 +14,11 @@
  * With a {@link AnswerCache}, a query whose octets after the id were answered before gets that
  * answer again between steps 2 and 3, without decoding; each answer from step 7 is offered to it.
  *
+ * With a {@link QueryLog}, every query answered from step 4 on, and every answer from the cache,
+ * is recorded: name, type, transport, rcode and the client's address (which the log writes only
+ * when configured to). Bytes that do not decode, and queries of other than one question, name
+ * nothing to record.
+ *
  * Worked example: the 12 octets `ab cd 00 00 00 02 00 00 00 00 00 00` (id 0xabcd, QDCOUNT 2,
  * but no question follows) do not decode, so step 3 answers `ab cd 81 01 00 00 …`: id 0xabcd,
  * QR, FORMERR, all counts 0.
@@ -21,6 +26,8 @@
 import { HEADER_OCTETS, decodeMessage, encodeMessage, rcodeToCode } from '../protocol/wire.js';
 import type { Logger } from './log.js';
 import type { AnswerCache } from './answer-cache.js';
+import type { QueryLog } from './query-log.js';
+import { canonicalName } from '../protocol/names.js';
 import type { Message, MessageFlags, Rcode } from '../protocol/records.js';
 
 /** Where a query came from. `remoteAddress` is for connection-level decisions, never for logs with a query name. */
@@ -130,6 +137,8 @@ export interface AnswerOptions {
    * ({@link udpResponseLimit}) is replaced by its truncated form ({@link truncateForUdp}).
    */
   readonly udpLimit?: number;
+  /** Where each query is recorded (see the module comment); none by default. */
+  readonly queryLog?: QueryLog | undefined;
 }
 
 /**
@@ -184,7 +193,17 @@ export function answerQueryNow(
   let generation = 0;
   if (cache !== undefined) {
     const hit = cache.get(bytes, options.udpLimit !== undefined);
-    if (hit !== undefined) return { kind: 'reply', wire: hit.wire, maxAge: hit.maxAge };
+    if (hit !== undefined) {
+      options.queryLog?.record({
+        name: hit.name,
+        type: hit.type,
+        transport: options.context.transport,
+        rcode: hit.rcode,
+        cached: true,
+        peer: options.context.remoteAddress,
+      });
+      return { kind: 'reply', wire: hit.wire, maxAge: hit.maxAge };
+    }
     generation = cache.generation();
   }
   let query: Message;
@@ -194,7 +213,10 @@ export function answerQueryNow(
     return { kind: 'reply', wire: headerOnlyResponse(bytes, 'FORMERR') };
   }
   const refusal = checkQuery(query);
-  if (refusal !== undefined) return reply(bytes, query, respondError(query, refusal), options.log);
+  if (refusal !== undefined) {
+    recordQuery(options, query, refusal);
+    return reply(bytes, query, respondError(query, refusal), options.log);
+  }
   let pending: Message | Promise<Message>;
   try {
     pending = options.handler(query, options.context);
@@ -217,6 +239,7 @@ function handlerFailed(
   error: unknown,
 ): Answer {
   logHandlerFault(options, query, 'handler failed', error);
+  recordQuery(options, query, 'SERVFAIL');
   return reply(bytes, query, respondError(query, 'SERVFAIL'), options.log);
 }
 
@@ -236,8 +259,10 @@ function encodeResponse(
     }
   } catch (error) {
     logHandlerFault(options, query, 'handler response does not encode', error);
+    recordQuery(options, query, 'SERVFAIL');
     return reply(bytes, query, respondError(query, 'SERVFAIL'), options.log);
   }
+  recordQuery(options, query, response.rcode);
   options.cache?.set(
     bytes,
     options.udpLimit !== undefined,
@@ -247,6 +272,20 @@ function encodeResponse(
     dohCacheMaxAge(response),
   );
   return { kind: 'reply', wire, response, query };
+}
+
+/** Records `query`, answered with `rcode`, in the query log (when there is one). */
+function recordQuery(options: AnswerOptions, query: Message, rcode: Rcode): void {
+  const queryLog = options.queryLog;
+  if (queryLog === undefined || query.questions.length !== 1) return;
+  const question = query.questions[0] as Message['questions'][number];
+  queryLog.record({
+    name: canonicalName(question.name),
+    type: question.type,
+    transport: options.context.transport,
+    rcode,
+    peer: options.context.remoteAddress,
+  });
 }
 
 /** Steps 4–6: the rcode that turns a decoded query away, or undefined when it goes to the handler. */

@@ -36,6 +36,7 @@ import type { Logger } from './log.js';
 import { HEADER_OCTETS } from '../protocol/wire.js';
 import { answerQuery, type QueryHandler } from './respond.js';
 import type { AnswerCache } from './answer-cache.js';
+import type { QueryLog } from './query-log.js';
 
 /** Default idle timeout: RFC 7766 §6.2.3 suggests some seconds; 10 s as Unbound and Knot use. */
 export const DEFAULT_TCP_IDLE_TIMEOUT_MS = 10_000;
@@ -105,6 +106,7 @@ export async function startTcpListener(
   handler: QueryHandler,
   log: Logger,
   cache?: AnswerCache,
+  queryLog?: QueryLog,
 ): Promise<TcpListener> {
   const settings: ConnectionSettings = {
     messageTimeoutMs: config.messageTimeoutMs ?? DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
@@ -126,7 +128,7 @@ export async function startTcpListener(
     const connection = gate.admit(socket);
     if (connection === undefined) return;
     log.debug('connection', { transport: 'tcp', remoteAddress: socket.remoteAddress });
-    serveConnection(socket, connection, settings, handler, log, cache);
+    serveConnection(socket, connection, settings, handler, log, cache, queryLog);
   });
 
   const listener = await listenGuarded(server, gate, { host, port: config.port });
@@ -143,6 +145,7 @@ function serveConnection(
   handler: QueryHandler,
   log: Logger,
   cache: AnswerCache | undefined,
+  queryLog: QueryLog | undefined,
 ): void {
   const context = { transport: 'tcp', remoteAddress: socket.remoteAddress ?? '' } as const;
   let pending: Buffer = Buffer.alloc(0);
@@ -176,6 +179,7 @@ function serveConnection(
       context,
       log,
       ...(cache === undefined ? {} : { cache }),
+      queryLog,
     });
     if (result.kind === 'drop' || socket.destroyed) return;
     const frame = Buffer.allocUnsafe(LENGTH_OCTETS + result.wire.length);

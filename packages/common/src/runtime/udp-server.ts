@@ -6,6 +6,7 @@ import { createSocket, type RemoteInfo } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Logger } from './log.js';
 import type { AnswerCache } from './answer-cache.js';
+import type { QueryLog } from './query-log.js';
 import {
   EDNS_UDP_PAYLOAD_OCTETS,
   answerQueryNow,
@@ -47,6 +48,7 @@ export async function startUdpListener(
   handler: QueryHandler,
   log: Logger,
   cache?: AnswerCache,
+  queryLog?: QueryLog,
 ): Promise<UdpListener> {
   const maxPayload = config.maxPayload ?? DEFAULT_UDP_MAX_PAYLOAD;
   const maxInFlight = config.maxInFlight ?? DEFAULT_UDP_MAX_IN_FLIGHT;
@@ -71,6 +73,7 @@ export async function startUdpListener(
         log,
         udpLimit: maxPayload,
         cache,
+        queryLog,
       });
       // A synchronous answer is sent at once, without a promise in between.
       if (!(result instanceof Promise)) return send(result, peer);

@@ -1,0 +1,242 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  DNS_MESSAGE_MEDIA_TYPE,
+  PADDING_OPTION_CODE,
+  RESPONSE_PADDING_BLOCK_OCTETS,
+  buildQuery,
+  createDohClient,
+  createLocalCa,
+  decodeMessage,
+  encodeMessage,
+  issueServerCertificate,
+  parseConfig,
+  queryTcp,
+  queryUdp,
+  type Message,
+} from '@mimi-discovery/common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMemoryStore, dpConfigSchema, startDp, type RunningDp } from '../src/index.js';
+import { NUMBER, ORIGIN, PROVER_SEED, fakeClock, putMap, zoneInit } from './store-battery.js';
+
+// The query log of a DP (design §10) and the padding of its DoH answers (RFC 8467), on a real
+// server over UDP, TCP and DoH.
+
+const root = mkdtempSync(join(tmpdir(), 'mimi-dp-query-log-'));
+let ca: Awaited<ReturnType<typeof createLocalCa>>;
+let tls: { cert: string; key: string };
+
+beforeAll(async () => {
+  ca = await createLocalCa();
+  const leaf = await issueServerCertificate(ca, { hostnames: [], ipAddresses: ['127.0.0.1'] });
+  tls = { cert: join(root, 'cert.pem'), key: join(root, 'key.pem') };
+  writeFileSync(tls.cert, leaf.certPem);
+  writeFileSync(tls.key, leaf.keyPem, { mode: 0o600 });
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** A DP serving the +44 zone with a MAP at NUMBER, its query log as `queryLog` says. */
+async function dpWithLog(queryLog: unknown): Promise<RunningDp> {
+  const clock = fakeClock();
+  const store = createMemoryStore({ proverSeed: PROVER_SEED, now: clock.now });
+  await store.addZone(zoneInit());
+  await store.apply(ORIGIN, [putMap(NUMBER, 5)]);
+  const config = parseConfig(dpConfigSchema, {
+    role: 'dp',
+    dataDir: root,
+    listen: { udp: 0, tcp: 0, doh: 0, admin: 0 },
+    tls,
+    queryLog,
+    log: { level: 'silent' },
+  });
+  return startDp(config, { store, now: clock.now });
+}
+
+/** The lines of a query log file, parsed. */
+function linesOf(path: string): Array<Record<string, unknown>> {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** POSTs `wire` to a DoH URL and returns the response body as it came. */
+function dohPost(url: string, wire: Uint8Array): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        ca: ca.certPem,
+        headers: { 'content-type': DNS_MESSAGE_MEDIA_TYPE, accept: DNS_MESSAGE_MEDIA_TYPE },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(Buffer.concat(chunks)));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(Buffer.from(wire));
+  });
+}
+
+const paddingOf = (message: Message): Uint8Array[] =>
+  (message.edns?.options ?? []).filter((o) => o.code === PADDING_OPTION_CODE).map((o) => o.data);
+
+async function metric(dp: RunningDp, name: string): Promise<number> {
+  const text = await (await fetch(`${dp.admin?.url ?? ''}/metrics`)).text();
+  return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
+}
+
+describe('the query log of a DP', () => {
+  it('has a line for every query over UDP, TCP and DoH, answers from the cache included, and no peer', async () => {
+    const path = join(root, 'queries.jsonl');
+    const dp = await dpWithLog({ path });
+    const doh = createDohClient({ ca: ca.certPem });
+    try {
+      const udp = { host: '127.0.0.1', port: dp.dns?.udp?.port ?? 0 };
+      const tcp = { host: '127.0.0.1', port: dp.dns?.tcp?.port ?? 0 };
+      const url = dp.dns?.doh?.url ?? '';
+      const ask = (): Message => buildQuery(NUMBER, 'MAP', { dnssecOk: true });
+      // Each transport twice: the second answer of each comes from the answer cache.
+      for (const over of ['udp', 'tcp', 'doh'] as const) {
+        for (let i = 0; i < 2; i++) {
+          const response =
+            over === 'udp'
+              ? await queryUdp(udp, ask())
+              : over === 'tcp'
+                ? await queryTcp(tcp, ask())
+                : await doh.query(url, ask());
+          expect(response.rcode).toBe('NOERROR');
+        }
+      }
+      const refused = await queryUdp(udp, buildQuery('example.com', 'A'));
+      expect(refused.rcode).toBe('REFUSED');
+      await dp.queryLog?.flush();
+      const lines = linesOf(path);
+      expect(lines.map((l) => [l['transport'], l['cached'] ?? false])).toEqual([
+        ['udp', false],
+        ['udp', true],
+        ['tcp', false],
+        ['tcp', true],
+        ['doh', false],
+        ['doh', true],
+        ['udp', false],
+      ]);
+      for (const line of lines.slice(0, 6)) {
+        expect(line).toMatchObject({ name: NUMBER, type: 'MAP', rcode: 'NOERROR' });
+        expect(Object.keys(line).slice(0, 4)).toEqual(['t', 'name', 'type', 'transport']);
+        expect(Date.parse(String(line['t']))).toBeGreaterThan(0);
+      }
+      expect(lines[6]).toMatchObject({ name: 'example.com', type: 'A', rcode: 'REFUSED' });
+      expect(lines.every((l) => !('peer' in l))).toBe(true);
+      expect(readFileSync(path, 'utf8')).not.toContain('127.0.0.1');
+      expect(await metric(dp, 'authoritative_query_log_lines_total')).toBe(7);
+      expect(await metric(dp, 'authoritative_query_log_dropped_lines_total')).toBe(0);
+    } finally {
+      await doh.close();
+      await dp.close();
+    }
+  });
+
+  it('writes the client address only when configured with peer', async () => {
+    const path = join(root, 'with-peer.jsonl');
+    const dp = await dpWithLog({ path, peer: true });
+    try {
+      const udp = { host: '127.0.0.1', port: dp.dns?.udp?.port ?? 0 };
+      await queryUdp(udp, buildQuery(NUMBER, 'MAP'));
+      await queryUdp(udp, buildQuery(NUMBER, 'MAP'));
+    } finally {
+      // Closing writes what the log holds.
+      await dp.close();
+    }
+    expect(linesOf(path)).toMatchObject([
+      { name: NUMBER, transport: 'udp', peer: '127.0.0.1' },
+      { name: NUMBER, transport: 'udp', cached: true, peer: '127.0.0.1' },
+    ]);
+  });
+
+  it.each([
+    ['a full disk', '/dev/full'],
+    ['a path that cannot be opened', join(root, 'not-a-directory', 'queries.jsonl')],
+  ])('keeps answering on %s, and counts the lines it drops', async (_what, path) => {
+    writeFileSync(join(root, 'not-a-directory'), '');
+    const dp = await dpWithLog({ path });
+    try {
+      const udp = { host: '127.0.0.1', port: dp.dns?.udp?.port ?? 0 };
+      const tcp = { host: '127.0.0.1', port: dp.dns?.tcp?.port ?? 0 };
+      for (let i = 0; i < 10; i++) {
+        expect((await queryUdp(udp, buildQuery(NUMBER, 'MAP'))).rcode).toBe('NOERROR');
+        expect((await queryTcp(tcp, buildQuery(`${i}.${ORIGIN}`, 'MAP'))).rcode).toBe('NOERROR');
+      }
+      await dp.queryLog?.flush();
+      expect(dp.queryLog?.stats()).toEqual({ written: 0, dropped: 20 });
+      expect(await metric(dp, 'authoritative_query_log_dropped_lines_total')).toBe(20);
+    } finally {
+      await dp.close();
+    }
+  });
+});
+
+describe('EDNS padding of a DP (RFC 7830, RFC 8467)', () => {
+  it('pads every DoH response to a query with EDNS to a multiple of 468 octets, cached or not', async () => {
+    const dp = await dpWithLog(undefined);
+    try {
+      const url = dp.dns?.doh?.url ?? '';
+      for (const name of [NUMBER, `9.9.${ORIGIN}`, ORIGIN]) {
+        for (const type of ['MAP', 'SOA', 'DNSKEY'] as const) {
+          const query = encodeMessage(buildQuery(name, type, { dnssecOk: true }));
+          // Twice: the second answer comes from the answer cache, padded on its way out too.
+          for (let i = 0; i < 2; i++) {
+            const body = await dohPost(url, query);
+            expect(body.length % RESPONSE_PADDING_BLOCK_OCTETS, `${name} ${type}`).toBe(0);
+            const response = decodeMessage(body);
+            expect(response.rcode).toBe('NOERROR');
+            const [padding] = paddingOf(response);
+            expect(padding?.every((octet) => octet === 0)).toBe(true);
+          }
+        }
+      }
+    } finally {
+      await dp.close();
+    }
+  });
+
+  it('answers a DoH query without EDNS without OPT, so unpadded (RFC 6891 §7)', async () => {
+    const dp = await dpWithLog(undefined);
+    try {
+      const plain: Message = buildQuery(NUMBER, 'MAP');
+      delete plain.edns;
+      const body = await dohPost(dp.dns?.doh?.url ?? '', encodeMessage(plain));
+      const response = decodeMessage(body);
+      expect(response.rcode).toBe('NOERROR');
+      expect(response.edns).toBeUndefined();
+    } finally {
+      await dp.close();
+    }
+  });
+
+  it('does not pad over UDP or TCP, even for a query that carries a Padding option', async () => {
+    const dp = await dpWithLog(undefined);
+    try {
+      const padded = buildQuery(NUMBER, 'MAP', { dnssecOk: true });
+      padded.edns = {
+        ...(padded.edns ?? expect.unreachable()),
+        options: [{ code: PADDING_OPTION_CODE, data: new Uint8Array(40) }],
+      };
+      const at = { host: '127.0.0.1', port: dp.dns?.udp?.port ?? 0 };
+      const tcpAt = { host: '127.0.0.1', port: dp.dns?.tcp?.port ?? 0 };
+      for (const response of [await queryUdp(at, padded), await queryTcp(tcpAt, padded)]) {
+        expect(response.rcode).toBe('NOERROR');
+        expect(response.edns).toBeDefined();
+        expect(paddingOf(response)).toEqual([]);
+      }
+    } finally {
+      await dp.close();
+    }
+  });
+});
