@@ -75,20 +75,26 @@ const resolverLimitsSchema = z.strictObject({
  * `rootCopy` of a resolver: the local copy of the root's zone (`root-copy.ts`), on by default;
  * `false` or `{ "enabled": false }` turns it off.
  */
-const rootCopySchema = z.union([
-  z.literal(false),
-  z.strictObject({
-    enabled: z.boolean().default(true),
-    /** Seconds between serial checks; default the SOA's refresh. */
-    refreshSeconds: positiveIntSchema.exactOptional(),
-    /** Most records of one transfer (`ROOT_COPY_MAX_RECORDS`). */
-    maxRecords: positiveIntSchema.exactOptional(),
-    /** Most octets of one transfer (`ROOT_COPY_MAX_OCTETS`). */
-    maxOctets: positiveIntSchema.exactOptional(),
-    /** Time of one transfer (`ROOT_COPY_TRANSFER_TIMEOUT_MS`). */
-    transferTimeoutMs: timeoutMsSchema.exactOptional(),
-  }),
-]);
+const rootCopySchema = z.union(
+  [
+    z.literal(false),
+    z.strictObject({
+      enabled: z.boolean().default(true),
+      /** Seconds between serial checks; default the SOA's refresh. */
+      refreshSeconds: positiveIntSchema.exactOptional(),
+      /** Most records of one transfer (`ROOT_COPY_MAX_RECORDS`). */
+      maxRecords: positiveIntSchema.exactOptional(),
+      /** Most octets of one transfer (`ROOT_COPY_MAX_OCTETS`). */
+      maxOctets: positiveIntSchema.exactOptional(),
+      /** Time of one transfer (`ROOT_COPY_TRANSFER_TIMEOUT_MS`). */
+      transferTimeoutMs: timeoutMsSchema.exactOptional(),
+    }),
+  ],
+  {
+    error:
+      'expected false or an object of enabled, refreshSeconds, maxRecords, maxOctets, transferTimeoutMs',
+  },
+);
 
 /** A resolver's listeners, from its config file or from code: a port absent or null is off. */
 interface ResolverListeners {
