@@ -440,6 +440,7 @@ export function startRootCopy(init: RootCopyInit): RootCopyKeeper {
         });
       } catch (error) {
         if (!(error instanceof ZoneTransferError)) throw error;
+        if (closed) return false;
         transfersFailed++;
         log.warn('root-copy-transfer-failed', {
           server: where,
@@ -481,7 +482,13 @@ export function startRootCopy(init: RootCopyInit): RootCopyKeeper {
     let at = now + retry;
     if (c !== undefined && ok) {
       const refresh = init.refreshSeconds ?? c.soa.data.refresh;
-      at = Math.min(now + Math.max(1, refresh), c.expiresAt - ROOT_COPY_EXPIRY_MARGIN_SECONDS);
+      // The transfer before expiry, but never sooner than a retry: a root whose signatures are
+      // already that close to expiry is not asked for its zone again every second.
+      const beforeExpiry = Math.max(
+        c.expiresAt - ROOT_COPY_EXPIRY_MARGIN_SECONDS,
+        now + ROOT_COPY_MIN_RETRY_SECONDS,
+      );
+      at = Math.min(now + Math.max(1, refresh), beforeExpiry);
     }
     const delayMs = Math.min(2 ** 31 - 1, Math.max(1000, (at - now) * 1000));
     timer = setTimeout(() => void refresh(), delayMs);
