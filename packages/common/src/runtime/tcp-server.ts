@@ -197,6 +197,9 @@ function serveConnection(
           connection.close('message_timeout');
           break;
         }
+        // One message per turn of the event loop: a long transfer into a socket whose kernel
+        // buffer still takes it must not hold up every other connection of the server.
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } catch {
       // Already logged where it failed; the client sees the connection close mid-transfer.
