@@ -82,6 +82,7 @@ export {
   checkRootCopy,
   disabledRootCopy,
   startRootCopy,
+  nextRefreshAt,
   serialGreater,
 } from './root-copy.js';
 export type {

@@ -477,19 +477,7 @@ export function startRootCopy(init: RootCopyInit): RootCopyKeeper {
     if (closed) return;
     clearTimeout(timer);
     const now = init.now();
-    const c = current();
-    const retry = Math.max(ROOT_COPY_MIN_RETRY_SECONDS, c?.soa.data.retry ?? 0);
-    let at = now + retry;
-    if (c !== undefined && ok) {
-      const refresh = init.refreshSeconds ?? c.soa.data.refresh;
-      // The transfer before expiry, but never sooner than a retry: a root whose signatures are
-      // already that close to expiry is not asked for its zone again every second.
-      const beforeExpiry = Math.max(
-        c.expiresAt - ROOT_COPY_EXPIRY_MARGIN_SECONDS,
-        now + ROOT_COPY_MIN_RETRY_SECONDS,
-      );
-      at = Math.min(now + Math.max(1, refresh), beforeExpiry);
-    }
+    const at = nextRefreshAt(current(), now, ok, init.refreshSeconds);
     const delayMs = Math.min(2 ** 31 - 1, Math.max(1000, (at - now) * 1000));
     timer = setTimeout(() => void refresh(), delayMs);
     timer.unref();
@@ -540,6 +528,31 @@ export function startRootCopy(init: RootCopyInit): RootCopyKeeper {
       abort.abort();
     },
   };
+}
+
+/**
+ * When to refresh next (seconds since the epoch), after a refresh at `now` that went `ok` or
+ * not, with `copy` the copy in use then: without a copy, or after a failure, a retry in
+ * max({@link ROOT_COPY_MIN_RETRY_SECONDS}, the SOA's retry); with one, the next serial check
+ * (`refreshSeconds`, default the SOA's refresh), or the transfer
+ * {@link ROOT_COPY_EXPIRY_MARGIN_SECONDS} before the copy's earliest RRSIG expiry when that comes
+ * first — never sooner than a retry, so a root whose signatures are already that close to expiry
+ * is not asked for its zone every second.
+ *
+ * Example: SOA refresh 3600, retry 600, the copy expiring at now + 86,400: next at now + 3600;
+ * expiring at now + 3,000 instead: at now + 600.
+ */
+export function nextRefreshAt(
+  copy: Pick<RootCopy, 'soa' | 'expiresAt'> | undefined,
+  now: number,
+  ok: boolean,
+  refreshSeconds?: number,
+): number {
+  const retry = Math.max(ROOT_COPY_MIN_RETRY_SECONDS, copy?.soa.data.retry ?? 0);
+  if (copy === undefined || !ok) return now + retry;
+  const refresh = Math.max(1, refreshSeconds ?? copy.soa.data.refresh);
+  const beforeExpiry = Math.max(copy.expiresAt - ROOT_COPY_EXPIRY_MARGIN_SECONDS, now + retry);
+  return Math.min(now + refresh, beforeExpiry);
 }
 
 /** RFC 1982 §3.2: whether serial `a` is greater than `b`. */

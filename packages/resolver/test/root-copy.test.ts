@@ -13,9 +13,14 @@ import {
 } from '@mimi-discovery/common';
 import { zoneRecordsAt } from '@mimi-discovery/authoritative';
 import {
+  ROOT_COPY_EXPIRY_MARGIN_SECONDS,
+  ROOT_COPY_MIN_RETRY_SECONDS,
+  ROOT_COPY_VERIFICATIONS_PER_RRSET,
   checkRootCopy,
   createResolver,
   createResolverMetrics,
+  nextRefreshAt,
+  serialGreater,
   type Resolver,
   type ResolverConfig,
 } from '../src/index.js';
@@ -341,6 +346,33 @@ describe('a hostile or broken transfer', () => {
     });
   });
 
+  it(`is rejected past ${ROOT_COPY_VERIFICATIONS_PER_RRSET} verifications per signed RRset (KeyTrap)`, async () => {
+    // Two signatures that fail before the good one, on every RRset: three verifications each.
+    const zone = rootZone().flatMap((rr): ResourceRecord[] => {
+      if (rr.type !== 'RRSIG') return [rr];
+      const bad = (byte: number): RecordOf<'RRSIG'> => {
+        const signature = Uint8Array.from(rr.data.signature);
+        signature[1] = (signature[1] ?? 0) ^ byte;
+        return { ...rr, data: { ...rr.data, signature } };
+      };
+      return [bad(1), bad(2), rr];
+    });
+    expect(await checkRootCopy(zone, checkInit(), Date.now() / 1000)).toMatchObject({
+      reason: 'limit-verifications',
+    });
+    // One bad signature per RRset still fits the budget: every RRset verifies, and only the
+    // ZONEMD, over a zone with records added, says no.
+    const once = rootZone().flatMap((rr): ResourceRecord[] => {
+      if (rr.type !== 'RRSIG') return [rr];
+      const signature = Uint8Array.from(rr.data.signature);
+      signature[1] = (signature[1] ?? 0) ^ 1;
+      return [{ ...rr, data: { ...rr.data, signature } }, rr];
+    });
+    expect(await checkRootCopy(once, checkInit(), Date.now() / 1000)).toMatchObject({
+      reason: 'zonemd-digest-mismatch',
+    });
+  });
+
   it('is cut off when the server drip-feeds it', async () => {
     const port = await fakeRoot(rootZone, 'drip');
     const resolver = resolverWith({
@@ -358,5 +390,71 @@ describe('a hostile or broken transfer', () => {
     expect(await byRecords.refreshRootCopy()).toMatchObject({ state: 'empty', transfersFailed: 1 });
     const byOctets = resolverWith({ rootServers: hints(port), rootCopy: { maxOctets: 100_000 } });
     expect(await byOctets.refreshRootCopy()).toMatchObject({ state: 'empty', transfersFailed: 1 });
+  });
+});
+
+describe('the refresh schedule', () => {
+  const soa = (refresh: number, retry: number) =>
+    record(
+      APEX,
+      'SOA',
+      { mname: 'a', rname: 'b', serial: 1, refresh, retry, expire: 1, minimum: 1 },
+      60,
+    );
+  const now = 1_000_000;
+
+  it.each([
+    [
+      'the SOA refresh',
+      { soa: soa(3600, 600), expiresAt: now + 86_400 },
+      true,
+      undefined,
+      now + 3600,
+    ],
+    [
+      'refreshSeconds over the SOA',
+      { soa: soa(3600, 600), expiresAt: now + 86_400 },
+      true,
+      5,
+      now + 5,
+    ],
+    [
+      'the margin before the earliest expiry',
+      { soa: soa(86_400, 600), expiresAt: now + 10_000 },
+      true,
+      undefined,
+      now + 10_000 - ROOT_COPY_EXPIRY_MARGIN_SECONDS,
+    ],
+    [
+      'no sooner than a retry near expiry',
+      { soa: soa(3600, 600), expiresAt: now + 3000 },
+      true,
+      undefined,
+      now + 600,
+    ],
+    [
+      'the SOA retry after a failure',
+      { soa: soa(3600, 600), expiresAt: now + 86_400 },
+      false,
+      undefined,
+      now + 600,
+    ],
+    [
+      'the least retry without a copy',
+      undefined,
+      false,
+      undefined,
+      now + ROOT_COPY_MIN_RETRY_SECONDS,
+    ],
+  ] as const)('waits for %s', (_what, copy, ok, refreshSeconds, expected) => {
+    expect(nextRefreshAt(copy, now, ok, refreshSeconds)).toBe(expected);
+  });
+
+  it('compares serials as RFC 1982 does', () => {
+    expect(serialGreater(2, 1)).toBe(true);
+    expect(serialGreater(1, 1)).toBe(false);
+    expect(serialGreater(1, 2)).toBe(false);
+    expect(serialGreater(0, 0xffffffff)).toBe(true);
+    expect(serialGreater(0xffffffff, 0)).toBe(false);
   });
 });
