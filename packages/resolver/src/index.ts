@@ -35,6 +35,7 @@ export {
 } from './iterator.js';
 export type {
   ZoneCut,
+  RootCopyView,
   Resolution,
   Failure,
   ResponseOutcome,
@@ -92,7 +93,6 @@ export type {
   RootCopyKeeper,
   RootCopySettings,
   RootCopyStatus,
-  RootCopyView,
 } from './root-copy.js';
 export type { NameServer, Upstream, UpstreamInit, UpstreamOutcome } from './upstream.js';
 export { aggregate, selectMappings, errorResult } from './aggregate.js';

@@ -20,7 +20,6 @@ import {
   MAX_QUERIES_PER_RESOLUTION,
   MAX_REFERRALS_PER_RESOLUTION,
 } from './limits.js';
-import type { RootCopyView } from './root-copy.js';
 import type { NameServer, Upstream, UpstreamOutcome } from './upstream.js';
 import {
   DEADLINE_REASON,
@@ -157,6 +156,24 @@ export interface QuestionState {
   readonly budget: ResolutionBudget;
   /** The cut to start at instead of the deepest one cached: the cut whose keys are asked. */
   readonly start?: ZoneCut;
+}
+
+/**
+ * A validated local copy of the apex's zone, as the iterator reads it (`root-copy.ts` keeps it,
+ * RFC 8806 spirit).
+ */
+export interface RootCopyView {
+  readonly serial: number;
+  /** The cut of a delegation of the copy at `name` (canonical), its DS validated. */
+  cut(name: string): ZoneCut | undefined;
+  /**
+   * How many labels below the apex of `name` are known to exist (the copy holds the name at that
+   * depth, or something below it): where a minimised walk from the apex starts. 0 when the name
+   * is outside the apex or only the apex is known.
+   */
+  closestEncloser(name: string): number;
+  /** The apex's DNSKEY RRset as the answer to the keys question, TTL counted from `now`. */
+  keys(now: number): Resolution;
 }
 
 /** Cached zone cuts, by canonical zone. */

@@ -21,7 +21,7 @@ import {
   type ZoneTransferOptions,
   type ZoneTransferResult,
 } from '@mimi-discovery/common';
-import type { Resolution, ZoneCut } from './iterator.js';
+import type { RootCopyView, ZoneCut } from './iterator.js';
 import { referralServers } from './iterator.js';
 import { SERVER_TIMEOUT_MS } from './limits.js';
 import {
@@ -113,21 +113,6 @@ export interface RootCopyInit extends RootCopySettings {
     zone: string,
     options: ZoneTransferOptions,
   ) => Promise<ZoneTransferResult>;
-}
-
-/** A validated copy, as the iterator reads it. */
-export interface RootCopyView {
-  readonly serial: number;
-  /** The cut of a delegation of the copy at `name` (canonical), its DS validated. */
-  cut(name: string): ZoneCut | undefined;
-  /**
-   * How many labels below the apex of `name` are known to exist (the copy holds the name at that
-   * depth, or something below it): where a minimised walk from the apex starts. 0 when the name
-   * is outside the apex or only the apex is known.
-   */
-  closestEncloser(name: string): number;
-  /** The apex's DNSKEY RRset as the answer to the keys question, TTL counted from `now`. */
-  keys(now: number): Resolution;
 }
 
 /** What the copy is doing, for stats and metrics. */
