@@ -107,8 +107,10 @@ export interface ResolverProcess {
   /**
    * Replaces the resolver and its front ends by new ones on the same ports: empty caches (the
    * front ends' answer cache too), no upstream connections; client connections are closed.
+   * With `rootCopy`, the new resolver loads its copy of the root's zone before it serves;
+   * without, it keeps none.
    */
-  fresh(transport: 'doh' | 'dns'): Promise<void>;
+  fresh(transport: 'doh' | 'dns', rootCopy?: boolean): Promise<void>;
   stats(): Promise<ResolverProcessStats>;
   /** Empties the resolver's caches and its front ends' answer cache; connections stay. */
   flush(): Promise<void>;
@@ -341,8 +343,8 @@ async function startResolver(
     dohUrl: String(ready.doh),
     apiUrl: String(ready.api),
     adminUrl: String(ready.admin),
-    async fresh(transport) {
-      await expect({ cmd: 'fresh', transport }, 'fresh');
+    async fresh(transport, rootCopy = false) {
+      await expect({ cmd: 'fresh', transport, rootCopy }, 'fresh');
     },
     async stats() {
       return (await expect({ cmd: 'stats' }, 'stats')) as unknown as ResolverProcessStats;

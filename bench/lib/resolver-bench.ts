@@ -33,7 +33,11 @@ import type { ProfileSummary } from './profile.js';
  *    cache warm): Unbound's MAP question over UDP; ours, the same question over UDP with DoH
  *    upstream (the default) and with plain DNS upstream (Unbound's transport); and ours through
  *    the JSON API (`GET /v1/discover`), which also resolves MAPREF and AUTHKEY and verifies the
- *    mappings: the whole of design §6.
+ *    mappings: the whole of design §6. Ours runs without its local copy of the root's zone
+ *    (`rootCopy: false`: every lookup walks from the root, minimised), and, in the `-root-copy`
+ *    variants, with it (loaded by AXFR before the sample, as a resolver that has run a while
+ *    holds it; Unbound's copy of a zone is kept by its flush too): then the root is asked
+ *    nothing, which the root's query count shows.
  * 3. **Contact sync**: N distinct existing CSIs through `POST /v1/discover` in batches of the
  *    API's limit, one batch after another over one HTTP/2 connection, first with a fresh
  *    resolver (cold) and right after again (warm). The verification bound is the time the
@@ -91,7 +95,15 @@ export type ColdVariant =
   | 'ours-udp-dns-upstream'
   | 'ours-discover'
   | 'ours-udp-flushed'
-  | 'ours-discover-flushed';
+  | 'ours-discover-flushed'
+  | 'ours-udp-flushed-root-copy'
+  | 'ours-discover-flushed-root-copy';
+
+/** Variants whose resolver keeps a copy of the root's zone, and so asks the root nothing. */
+const ROOT_COPY_VARIANTS: ReadonlySet<ColdVariant> = new Set([
+  'ours-udp-flushed-root-copy',
+  'ours-discover-flushed-root-copy',
+]);
 
 export interface ColdSample {
   sample: number;
@@ -147,12 +159,18 @@ export interface ColdBenchResult {
   summary: Partial<
     Record<ColdVariant, { p50Ms: number; minMs: number; maxMs: number; ok: number }>
   >;
-  /** Fewest queries the root and the DP answered in any sample of any variant. */
+  /**
+   * Fewest queries the root and the DP answered in any sample of a variant without the root
+   * copy (the DP: of any variant).
+   */
   fewestRootQueries: number;
   fewestDpQueries: number;
+  /** Most queries the root answered in a sample of a variant with the root copy (expected 0). */
+  mostRootQueriesWithCopy?: number;
   /**
-   * Whether every sample asked the root at least twice (its DNSKEY, and the referral or the DS)
-   * and the DP at least twice (its DNSKEY, and the question): nothing was left in a cache.
+   * Whether every sample without the root copy asked the root at least twice (its DNSKEY, and
+   * the referral or the DS), and every sample the DP at least twice (its DNSKEY, and the
+   * question): nothing was left in a cache.
    */
   everySampleCold: boolean;
   /**
@@ -161,6 +179,9 @@ export interface ColdBenchResult {
    */
   discoverFlushedToUnbound?: number;
   udpFlushedToUnbound?: number;
+  /** The same two with the root copy. */
+  discoverFlushedRootCopyToUnbound?: number;
+  udpFlushedRootCopyToUnbound?: number;
   discoverToUnbound?: number;
   udpToUnbound?: number;
   udpDnsUpstreamToUnbound?: number;
@@ -432,6 +453,8 @@ async function coldResolution(
     'ours-discover',
     'ours-udp-flushed',
     'ours-discover-flushed',
+    'ours-udp-flushed-root-copy',
+    'ours-discover-flushed-root-copy',
   ];
   if (h.unbound === undefined)
     skipped.push(`cold resolution of Unbound: ${h.unboundMissing ?? 'did not run'}`);
@@ -445,10 +468,13 @@ async function coldResolution(
       const index = Math.floor(((slot + 0.5) * options.csis) / total);
       const csi = csiOf(index);
       const name = nameOf(index);
+      const copy = ROOT_COPY_VARIANTS.has(variant);
+      const flushed = variant.includes('-flushed');
+      const discover = variant.startsWith('ours-discover');
       if (variant === 'unbound') await h.unbound!.flushCache();
-      else await h.resolver.fresh(variant === 'ours-udp-dns-upstream' ? 'dns' : 'doh');
-      if (variant === 'ours-discover' || variant === 'ours-discover-flushed') await connectApi(api);
-      if (variant === 'ours-udp-flushed' || variant === 'ours-discover-flushed') {
+      else await h.resolver.fresh(variant === 'ours-udp-dns-upstream' ? 'dns' : 'doh', copy);
+      if (discover) await connectApi(api);
+      if (flushed) {
         // As Unbound's flush: the caches emptied, the process and its connections kept. The
         // connections to the root and the DP come from resolving another CSI first.
         await api.client.discover(csiOf((index + 1) % options.csis));
@@ -461,7 +487,7 @@ async function coldResolution(
       const started = performance.now();
       let ms: number;
       try {
-        if (variant === 'ours-discover' || variant === 'ours-discover-flushed') {
+        if (discover) {
           const result = await api.client.discover(csi);
           ms = performance.now() - started;
           outcome = `${result.status} (${result.mappings.length} mappings)`;
@@ -513,14 +539,23 @@ async function coldResolution(
   const udpFlushedToUnbound = ratio('ours-udp-flushed');
   const udpToUnbound = ratio('ours-udp');
   const udpDnsUpstreamToUnbound = ratio('ours-udp-dns-upstream');
-  const fewestRootQueries = Math.min(...measured.map((s) => s.rootQueries));
+  const withoutCopy = measured.filter((s) => !ROOT_COPY_VARIANTS.has(s.variant));
+  const withCopy = measured.filter((s) => ROOT_COPY_VARIANTS.has(s.variant));
+  const fewestRootQueries = Math.min(...withoutCopy.map((s) => s.rootQueries));
   const fewestDpQueries = Math.min(...measured.map((s) => s.dpQueries));
+  const discoverFlushedRootCopyToUnbound = ratio('ours-discover-flushed-root-copy');
+  const udpFlushedRootCopyToUnbound = ratio('ours-udp-flushed-root-copy');
   return {
     samples: measured,
     summary,
     fewestRootQueries,
     fewestDpQueries,
     everySampleCold: fewestRootQueries >= 2 && fewestDpQueries >= 2,
+    ...(withCopy.length === 0
+      ? {}
+      : { mostRootQueriesWithCopy: Math.max(...withCopy.map((s) => s.rootQueries)) }),
+    ...(discoverFlushedRootCopyToUnbound === undefined ? {} : { discoverFlushedRootCopyToUnbound }),
+    ...(udpFlushedRootCopyToUnbound === undefined ? {} : { udpFlushedRootCopyToUnbound }),
     ...(discoverToUnbound === undefined ? {} : { discoverToUnbound }),
     ...(discoverFlushedToUnbound === undefined ? {} : { discoverFlushedToUnbound }),
     ...(udpFlushedToUnbound === undefined ? {} : { udpFlushedToUnbound }),

@@ -32,6 +32,10 @@ const VARIANT_TEXT: Record<ColdVariant, string> = {
     'ours: MAP question over UDP, DoH upstream, caches flushed with connections kept (as Unbound’s flush)',
   'ours-discover-flushed':
     'ours: `GET /v1/discover`, caches flushed with connections kept (as Unbound’s flush)',
+  'ours-udp-flushed-root-copy':
+    'ours with the root copy: MAP question over UDP, DoH upstream, caches flushed with connections kept',
+  'ours-discover-flushed-root-copy':
+    'ours with the root copy: `GET /v1/discover`, caches flushed with connections kept',
 };
 
 /** Rows `| target | measured | status |` for the targets table of `docs/benchmarks.md`. */
@@ -88,7 +92,8 @@ export function resolverTargetRows(
       `| ${coldTarget} | caches emptied, process and connections kept (as \`unbound-control flush_zone . / flush_infra all\`): ours (\`/v1/discover\`, mapping verification included) ÷ Unbound (MAP over UDP) **${fixed(cold.discoverFlushedToUnbound, 2)}** ` +
         `(${fixed(s['ours-discover-flushed']?.p50Ms ?? NaN, 2)} vs ${fixed(s.unbound?.p50Ms ?? NaN, 2)} ms), the MAP question alone ${fixed(cold.udpFlushedToUnbound ?? NaN, 2)}×; ` +
         `a fresh resolver (new DoH connections, TLS handshakes to the root and the DP included): \`/v1/discover\` ${fixed(cold.discoverToUnbound ?? NaN, 2)}×, the MAP question ` +
-        `${fixed(cold.udpToUnbound ?? NaN, 2)}× (with plain DNS upstream ${fixed(cold.udpDnsUpstreamToUnbound ?? NaN, 2)}×) | ${cold.discoverFlushedToUnbound <= 1.5 ? (cold.discoverToUnbound !== undefined && cold.discoverToUnbound <= 1.5 ? 'met' : 'met with connections kept; not met for a fresh resolver') : 'not met'} |`,
+        `${fixed(cold.udpToUnbound ?? NaN, 2)}× (with plain DNS upstream ${fixed(cold.udpDnsUpstreamToUnbound ?? NaN, 2)}×); ` +
+        `with the root copy (the root asked nothing): \`/v1/discover\` ${fixed(cold.discoverFlushedRootCopyToUnbound ?? NaN, 2)}×, the MAP question ${fixed(cold.udpFlushedRootCopyToUnbound ?? NaN, 2)}× | ${cold.discoverFlushedToUnbound <= 1.5 ? (cold.discoverToUnbound !== undefined && cold.discoverToUnbound <= 1.5 ? 'met' : 'met with connections kept; not met for a fresh resolver') : 'not met'} |`,
     );
   }
 
@@ -211,7 +216,10 @@ function coldSection(c: ColdBenchResult): string[] {
       `${c.fewestDpQueries} queries (their metrics)` +
       (c.everySampleCold
         ? ', so every sample walked from the root, DNSKEYs and delegation included.'
-        : ': **some sample found something cached** (a cold walk asks each at least twice: DNSKEY, then the referral or the question).'),
+        : ': **some sample found something cached** (a cold walk asks each at least twice: DNSKEY, then the referral or the question).') +
+      (c.mostRootQueriesWithCopy === undefined
+        ? ''
+        : ` The variants with the root copy (loaded by AXFR before the sample, and kept by the flush as Unbound keeps its zones) sent the root at most ${c.mostRootQueriesWithCopy} queries in a sample.`),
     '',
     '| variant | p50 (ms) | min (ms) | max (ms) | samples ok |',
     '| ------- | -------- | -------- | -------- | ---------- |',

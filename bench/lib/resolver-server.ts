@@ -24,8 +24,12 @@ import {
  * 127.0.0.1, free ports, from the JSON spec file in argv[2] ({@link ResolverSpec}). It writes
  * one JSON line `{"event":"ready",…}` with its listeners and then obeys JSON lines on stdin:
  *
- *   {"cmd":"fresh","transport":"doh"|"dns"}  a new resolver (empty caches, no connections, no
- *                                            RTTs) behind new listeners on the same ports
+ *   {"cmd":"fresh","transport":"doh"|"dns","rootCopy":bool}
+ *                                            a new resolver (empty caches, no connections, no
+ *                                            RTTs) behind new listeners on the same ports; with
+ *                                            `rootCopy`, it first loads its copy of the root's
+ *                                            zone (AXFR), as a resolver that has run a while has
+ *                                            it; without, it keeps none (`rootCopy: false`)
  *   {"cmd":"stats"}                          the current resolver's `stats()`
  *   {"cmd":"flush"}                          empties its caches (and the front ends'), keeping
  *                                            its connections: `flushCache()`
@@ -55,7 +59,7 @@ export interface ResolverSpec {
 }
 
 type Command =
-  | { cmd: 'fresh'; transport: 'doh' | 'dns' }
+  | { cmd: 'fresh'; transport: 'doh' | 'dns'; rootCopy?: boolean }
   | { cmd: 'stats' }
   | { cmd: 'flush' }
   | { cmd: 'verify'; seconds: number }
@@ -104,7 +108,7 @@ async function main(specFile: string): Promise<void> {
   const log = createLogger('resolver', { level: 'warn' });
   // Parsed once: every fresh resolver of this process starts from the same anchor.
   const trustAnchor = parseTrustAnchor(spec.trustAnchor);
-  const make = (transport: 'doh' | 'dns'): Resolver =>
+  const make = (transport: 'doh' | 'dns', rootCopy = false): Resolver =>
     createResolver(
       {
         rootServers: spec.rootServers,
@@ -112,6 +116,7 @@ async function main(specFile: string): Promise<void> {
         ca: spec.ca,
         transport,
         ...(transport === 'dns' ? { dnsPort: spec.dnsPort } : {}),
+        rootCopy: rootCopy ? {} : false,
       },
       { log },
     );
@@ -159,9 +164,13 @@ async function main(specFile: string): Promise<void> {
     if (command.cmd === 'fresh') {
       await server.close();
       await current.close();
-      current = make(command.transport);
+      current = make(command.transport, command.rootCopy === true);
+      const copy = command.rootCopy === true ? await current.refreshRootCopy() : undefined;
+      if (copy !== undefined && copy.state !== 'valid') {
+        throw new Error(`the root copy did not load: ${JSON.stringify(copy)}`);
+      }
       server = await serve(current, ports);
-      reply({ event: 'fresh', transport: command.transport });
+      reply({ event: 'fresh', transport: command.transport, rootCopy: copy });
     } else if (command.cmd === 'flush') {
       server.flushCache();
       reply({ event: 'flushed' });

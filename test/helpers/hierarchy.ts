@@ -40,6 +40,8 @@ import {
 import {
   createAnswerer,
   createMemoryStore,
+  createTransferHandler,
+  keepZoneDigest,
   createOutboxChannel,
   createRegistrar,
   createRegistrationClient,
@@ -190,6 +192,12 @@ export interface Hierarchy {
   readonly trustAnchor: string;
   /** Root hints as `ResolverConfig.rootServers` wants them. */
   readonly rootServers: ResolverConfig['rootServers'];
+  /**
+   * The same hints with the root's plain DNS port: a resolver given these keeps a local copy of
+   * the root's zone (`rootCopy`), transferred by AXFR from the root, which offers it over TCP
+   * and keeps its ZONEMD. The plain {@link rootServers} list no port: no copy.
+   */
+  readonly rootCopyServers: ResolverConfig['rootServers'];
   readonly root: HierarchyServer;
   /** `+44`. */
   readonly phone: HierarchyServer;
@@ -292,6 +300,8 @@ function createZoneServer(
   stop(): Promise<void>;
 } {
   const answer = createAnswerer(store);
+  // The root offers its zone by AXFR (RFC 5936), as the root directory does.
+  const transfer = zone === APEX ? createTransferHandler(store, { zones: [zone] }) : undefined;
   const hung = new Set<() => void>();
   let running: DnsServer | undefined;
   const sign = (rrset: readonly ResourceRecord[]): RecordOf<'RRSIG'> => {
@@ -324,7 +334,7 @@ function createZoneServer(
         {
           host: '127.0.0.1',
           udp: { port: ports?.dns ?? 0 },
-          tcp: { port: ports?.dns ?? 0 },
+          tcp: { port: ports?.dns ?? 0, ...(transfer === undefined ? {} : { transfer }) },
           doh: { port: ports?.doh ?? 0, cert: tls.cert, key: tls.key },
         },
         handler,
@@ -431,6 +441,7 @@ export async function buildHierarchy(): Promise<Hierarchy> {
     };
 
     const { server: root } = await startServer(APEX);
+    await keepZoneDigest(root.store, APEX);
     const phone = await startServer(PHONE_ZONE, {
       authkeys: [authkey('csip', csip.publicKey)],
       api: true,
@@ -447,6 +458,9 @@ export async function buildHierarchy(): Promise<Hierarchy> {
     const trustAnchor = formatTrustAnchor(anchor);
     const rootServers: ResolverConfig['rootServers'] = [
       { name: root.nameserver, addresses: ['127.0.0.1'], doh: root.dohUrl },
+    ];
+    const rootCopyServers: ResolverConfig['rootServers'] = [
+      { name: root.nameserver, addresses: ['127.0.0.1'], port: root.tcp.port, doh: root.dohUrl },
     ];
 
     const serverFor = (name: string): HierarchyServer => {
@@ -525,6 +539,7 @@ export async function buildHierarchy(): Promise<Hierarchy> {
       caPem: ca.certPem,
       trustAnchor,
       rootServers,
+      rootCopyServers,
       root,
       phone: phone.server,
       sub: sub.server,

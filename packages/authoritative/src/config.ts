@@ -16,6 +16,7 @@ import {
   tlsConfigSchema,
 } from '@mimi-discovery/common';
 import { z } from 'zod';
+import { isAddressRange, TRANSFERS_PER_CLIENT } from './answering/transfer.js';
 import { CODE_TTL_SECONDS } from './registration/codes.js';
 import {
   MAX_ATTEMPTS_PER_CODE,
@@ -117,6 +118,23 @@ const registrationSchema = z.strictObject({
   channels: channelsSchema.prefault({}),
 });
 
+/**
+ * `transfer` of the root: who may copy its zone by AXFR over TCP (RFC 5936; resolvers keep a
+ * local copy, RFC 8806). The root's zone holds only public delegations, so by default anyone
+ * may; `allow` restricts it to address ranges (`[]`: nobody), and each client (IPv4 address,
+ * IPv6 /64) has at most `transfersPerClient` transfers running at once.
+ */
+const transferSchema = z.strictObject({
+  allow: z
+    .array(
+      z.string().refine(isAddressRange, {
+        error: 'expected an IPv4 or IPv6 address, optionally with a prefix length (CIDR)',
+      }),
+    )
+    .optional(),
+  transfersPerClient: positiveIntSchema.default(TRANSFERS_PER_CLIENT),
+});
+
 /** Why the root refuses what only a DP has. */
 const NO_REGISTRATION_API = 'not allowed when role is "root" (the root has no registration API)';
 
@@ -137,6 +155,7 @@ const NO_REGISTRATION_API = 'not allowed when role is "root" (the root has no re
  *     "api": {} },
  *   "registration": { "codeTtlSeconds": 600, "maxAttemptsPerCode": 5, "sendsPerCsiPerHour": 5,
  *                     "requestsPerClientPerMinute": 60, "channels": {} },
+ *   "transfer": { "transfersPerClient": 1 },
  *   "log": { "level": "info" } }
  * ```
  *
@@ -147,7 +166,9 @@ const NO_REGISTRATION_API = 'not allowed when role is "root" (the root has no re
  * Ports are 0–65535 (0: ephemeral) or null (not served). Rules across keys: `tls` is required
  * when `listen.doh` or `listen.api` is set (`checkTlsForHttps` of `@mimi-discovery/common`);
  * `registration` and `limits.api` are refused for the root, and `registration` is filled with
- * its defaults for a DP; `signing.refreshDays` is less than `signing.validityDays`; each
+ * its defaults for a DP; `transfer` (AXFR of the root's zone over TCP: `allow`, a list of address
+ * ranges, default anyone; `transfersPerClient`, default 1) is the root's only, filled with its
+ * defaults for the root; `signing.refreshDays` is less than `signing.validityDays`; each
  * `connectionsPerClient` is at most its `maxConnections`. `limits.api` (`maxConnections`,
  * `connectionsPerClient`, `headersTimeoutMs`, `bodyTimeoutMs`) keeps absent keys absent: the
  * registration API fills in its own defaults.
@@ -164,6 +185,7 @@ export const dpConfigSchema = z
     answerCacheBytes: positiveIntSchema.default(ANSWER_CACHE_OCTETS),
     limits: dpLimitsSchema.prefault({}),
     registration: registrationSchema.optional(),
+    transfer: transferSchema.optional(),
     log: logConfigSchema.prefault({}),
     /** The query log (`query-log.ts` of `@mimi-discovery/common`); absent: none. */
     queryLog: queryLogConfigSchema.optional(),
@@ -187,6 +209,15 @@ export const dpConfigSchema = z
         message: NO_REGISTRATION_API,
       });
     }
+    if (c.role === 'dp' && c.transfer !== undefined) {
+      ctx.issues.push({
+        code: 'custom',
+        input: c,
+        path: ['transfer'],
+        message:
+          'not allowed when role is "dp": a DP\'s zones name CSIs, and are not offered by zone transfer',
+      });
+    }
     if (c.role === 'root' && c.registration !== undefined) {
       ctx.issues.push({
         code: 'custom',
@@ -196,11 +227,15 @@ export const dpConfigSchema = z
       });
     }
   })
-  .transform((c) =>
-    c.role === 'dp' && c.registration === undefined
-      ? { ...c, registration: registrationSchema.parse({}) }
-      : c,
-  );
+  .transform((c) => {
+    if (c.role === 'dp' && c.registration === undefined) {
+      return { ...c, registration: registrationSchema.parse({}) };
+    }
+    if (c.role === 'root' && c.transfer === undefined) {
+      return { ...c, transfer: transferSchema.parse({}) };
+    }
+    return c;
+  });
 
 /** A Discovery Provider or root directory config, defaults filled in. */
 export type DpConfig = z.output<typeof dpConfigSchema>;

@@ -81,8 +81,19 @@ export {
 } from './answering/map-expiry.js';
 export type { CurrentMappings } from './answering/map-expiry.js';
 
-// zone-export.ts
-export { exportZone } from './zone/zone-export.js';
+// zone-export.ts, zone-digest.ts
+export { exportZone, zoneRecordsAt } from './zone/zone-export.js';
+export { keepZoneDigest, dropZoneDigest } from './zone/zone-digest.js';
+
+// transfer.ts
+export {
+  MAX_TRANSFER_MESSAGE_OCTETS,
+  TRANSFERS_PER_CLIENT,
+  addressRanges,
+  isAddressRange,
+  createTransferHandler,
+} from './answering/transfer.js';
+export type { TransferPolicy, TransferComponents, TransferOutcome } from './answering/transfer.js';
 export type { ExportZoneOptions } from './zone/zone-export.js';
 
 // registration

@@ -28,6 +28,7 @@ import type { DiscoveryStore } from './store/store.js';
  * | `authoritative_answer_cache_bytes`                  | gauge     | the answer cache's size           |
  * | `authoritative_query_log_lines_total`               | counter   | the query log's count             |
  * | `authoritative_query_log_dropped_lines_total`       | counter   | the query log's count             |
+ * | `authoritative_transfers_total{outcome}`            | counter   | AXFR (root): `ok`, `refused`, `aborted` |
  * | `authoritative_connections_refused_total{listener,reason}` | counter | listeners: closed at accept |
  * | `authoritative_connections_closed_total{listener,reason}`  | counter | listeners: closed by the server |
  *
@@ -51,6 +52,8 @@ export interface AuthoritativeMetrics {
   readonly registry: MetricsRegistry;
   /** One DNS query answered over `transport` with `rcode`, which took `seconds`. */
   recordQuery(transport: 'udp' | 'tcp' | 'doh', rcode: Rcode, seconds: number): void;
+  /** One zone transfer (AXFR) that ended with `outcome` (`transfer.ts`). */
+  recordTransfer(outcome: 'ok' | 'refused' | 'aborted'): void;
   /** Reports the counts and size of the answer cache in front of the query handler. */
   watchAnswerCache(cache: { readonly stats: AnswerCacheStats }): void;
   /** Reports the connection refusals and closes of a listener. */
@@ -79,6 +82,10 @@ export function createAuthoritativeMetrics(
       buckets: QUERY_DURATION_BUCKETS,
     },
   );
+  const transfers: Counter<'outcome'> = registry.counter<'outcome'>('transfers_total', {
+    help: 'Zone transfers (AXFR), by outcome: ok, refused, aborted',
+    labelNames: ['outcome'],
+  });
   registry.gauge('store_zones', {
     help: 'Zones served from the store',
     collect() {
@@ -97,6 +104,9 @@ export function createAuthoritativeMetrics(
     recordQuery(transport, rcode, seconds) {
       queries.inc({ transport, rcode });
       latency.observe({ transport }, seconds);
+    },
+    recordTransfer(outcome) {
+      transfers.inc({ outcome });
     },
     watchAnswerCache(cache) {
       answerCache = cache;

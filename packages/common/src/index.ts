@@ -49,6 +49,7 @@ export type {
   Nsec3ParamData,
   SvcParams,
   SvcbData,
+  ZonemdData,
   AuthkeyRole,
   AuthkeyData,
   ResourceRecord,
@@ -207,7 +208,8 @@ export type {
   VerifyResult,
 } from './protocol/signed.js';
 
-// dnssec.ts, nsec.ts, nsec3.ts, base32hex.ts, zone-signing.ts, presentation.ts, trust-anchor.ts
+// dnssec.ts, nsec.ts, nsec3.ts, base32hex.ts, zone-signing.ts, zonemd.ts, presentation.ts,
+// trust-anchor.ts
 export {
   DNSKEY_FLAG_ZONE,
   DNSKEY_FLAG_SEP,
@@ -251,6 +253,18 @@ export {
 } from './protocol/nsec3.js';
 export { encodeBase32Hex, decodeBase32Hex } from './protocol/base32hex.js';
 export { signZone } from './protocol/zone-signing.js';
+export {
+  ZONEMD_SCHEME_SIMPLE,
+  ZONEMD_HASH_SHA384,
+  ZONEMD_HASH_SHA512,
+  zonemdSupported,
+  zoneDigest,
+  zonemdRecord,
+  zonemdPlaceholder,
+  refreshZonemd,
+  verifyZonemd,
+} from './protocol/zonemd.js';
+export type { ZonemdFailure, ZonemdVerification, ZonemdRecordOptions } from './protocol/zonemd.js';
 export type { SignZoneOptions } from './protocol/zone-signing.js';
 export {
   formatRecord,
@@ -296,7 +310,25 @@ export {
   dohCacheMaxAge,
   udpResponseLimit,
 } from './runtime/respond.js';
-export type { QueryContext, QueryHandler } from './runtime/respond.js';
+export type {
+  QueryContext,
+  QueryHandler,
+  TransferHandler,
+  TransferResponse,
+} from './runtime/respond.js';
+export {
+  DEFAULT_TRANSFER_TIMEOUT_MS,
+  DEFAULT_TRANSFER_MAX_RECORDS,
+  DEFAULT_TRANSFER_MAX_OCTETS,
+  ZONE_TRANSFER_ERROR_CODES,
+  ZoneTransferError,
+  transferZone,
+} from './runtime/zone-transfer-client.js';
+export type {
+  ZoneTransferErrorCode,
+  ZoneTransferOptions,
+  ZoneTransferResult,
+} from './runtime/zone-transfer-client.js';
 export { DEFAULT_UDP_MAX_PAYLOAD, DEFAULT_UDP_MAX_IN_FLIGHT } from './runtime/udp-server.js';
 export type { UdpListenerConfig } from './runtime/udp-server.js';
 export {

@@ -79,6 +79,31 @@ const resolverLimitsSchema = z.strictObject({
  */
 const resolverQueryLogSchema = queryLogConfigSchema.extend({ api: z.boolean().default(false) });
 
+/**
+ * `rootCopy` of a resolver: the local copy of the root's zone (`root-copy.ts`), on by default;
+ * `false` or `{ "enabled": false }` turns it off.
+ */
+const rootCopySchema = z.union(
+  [
+    z.literal(false),
+    z.strictObject({
+      enabled: z.boolean().default(true),
+      /** Seconds between serial checks; default the SOA's refresh. */
+      refreshSeconds: positiveIntSchema.exactOptional(),
+      /** Most records of one transfer (`ROOT_COPY_MAX_RECORDS`). */
+      maxRecords: positiveIntSchema.exactOptional(),
+      /** Most octets of one transfer (`ROOT_COPY_MAX_OCTETS`). */
+      maxOctets: positiveIntSchema.exactOptional(),
+      /** Time of one transfer (`ROOT_COPY_TRANSFER_TIMEOUT_MS`). */
+      transferTimeoutMs: timeoutMsSchema.exactOptional(),
+    }),
+  ],
+  {
+    error:
+      'expected false or an object of enabled, refreshSeconds, maxRecords, maxOctets, transferTimeoutMs',
+  },
+);
+
 /** A resolver's listeners, from its config file or from code: a port absent or null is off. */
 interface ResolverListeners {
   listen: {
@@ -114,7 +139,7 @@ function checkResolverListeners(ctx: ConfigCheckContext<ResolverListeners>): voi
  * ```json
  * { "apex": "mimi.arpa", "rootHints": "/etc/mimi/root-hints.json", "trustAnchor": "/etc/mimi/root.key",
  *   "ca": "/etc/mimi/ca.pem", "transport": "doh", "cacheBytes": 67108864, "answerCacheBytes": 67108864,
- *   "batchConcurrency": 32, "maxBatch": 1000,
+ *   "batchConcurrency": 32, "maxBatch": 1000, "rootCopy": { "enabled": true },
  *   "listen": { "host": "127.0.0.1", "udp": null, "tcp": null, "doh": null, "api": null, "admin": null },
  *   "limits": { "tcp": { … }, "doh": { … }, "api": {} },
  *   "tls": { "cert": "…", "key": "…" },
@@ -132,7 +157,10 @@ function checkResolverListeners(ctx: ConfigCheckContext<ResolverListeners>): voi
  * `requestTimeoutMs`, `idleTimeoutMs`) keeps absent keys absent: the JSON API fills in its own
  * defaults. `queryLog` (absent: none) is `{ "path": "…", "peer": false, "api": false,
  * "bufferBytes": 1048576 }`: a line per query to the DNS front ends, and with `api` per CSI of
- * the JSON API; the client's address only with `peer`.
+ * the JSON API; the client's address only with `peer`. `rootCopy` (the local copy of the root's zone,
+ * transferred by AXFR over TCP from the root servers whose hints list a `port`) is on by default:
+ * `false` or `{ "enabled": false }` turns it off; `refreshSeconds` (default the SOA's refresh),
+ * `maxRecords`, `maxOctets` and `transferTimeoutMs` (the bounds of one transfer) may be set.
  */
 export const resolverConfigSchema = z
   .strictObject({
@@ -147,6 +175,7 @@ export const resolverConfigSchema = z
     answerCacheBytes: positiveIntSchema.default(ANSWER_CACHE_OCTETS),
     batchConcurrency: positiveIntSchema.max(1024).default(DEFAULT_BATCH_CONCURRENCY),
     maxBatch: positiveIntSchema.max(100_000).default(DEFAULT_MAX_BATCH),
+    rootCopy: rootCopySchema.default({ enabled: true }),
     listen: listenConfigSchema.prefault({}),
     limits: resolverLimitsSchema.prefault({}),
     tls: tlsConfigSchema.optional(),
@@ -309,6 +338,7 @@ export async function loadResolverConfig(path: string): Promise<ResolverServerCo
     answerCacheBytes: file.answerCacheBytes,
     batchConcurrency: file.batchConcurrency,
     maxBatch: file.maxBatch,
+    rootCopy: file.rootCopy,
     listen: file.listen,
     limits: file.limits,
     ...(tls === undefined ? {} : { tls }),

@@ -15,11 +15,12 @@ export type {
   Resolver,
   ResolverConfig,
   ResolverComponents,
+  RootCopyConfig,
   DiscoveryResultsJson,
 } from './types.js';
 
 // core: resolver.ts, questions.ts, iterator.ts, validator.ts, cache.ts, deadline.ts, upstream.ts,
-// aggregate.ts, limits.ts
+// aggregate.ts, limits.ts, root-copy.ts
 export { createResolver } from './resolver.js';
 export { ANSWERS, askQuestion, createQuestionStage } from './questions.js';
 export type { QuestionCounters, QuestionStage, QuestionStageInit, Resolved } from './questions.js';
@@ -34,6 +35,7 @@ export {
 } from './iterator.js';
 export type {
   ZoneCut,
+  RootCopyView,
   Resolution,
   Failure,
   ResponseOutcome,
@@ -73,6 +75,27 @@ export { FailureCache, failureBackoffSeconds } from './failure-cache.js';
 export type { CachedFailure, FailureHit } from './failure-cache.js';
 export type { CacheSlot, CacheHit } from './cache.js';
 export { createUpstream, serverId, INITIAL_RTT_MS } from './upstream.js';
+export {
+  ROOT_COPY_MAX_RECORDS,
+  ROOT_COPY_MAX_OCTETS,
+  ROOT_COPY_TRANSFER_TIMEOUT_MS,
+  ROOT_COPY_EXPIRY_MARGIN_SECONDS,
+  ROOT_COPY_MIN_RETRY_SECONDS,
+  ROOT_COPY_VERIFICATIONS_PER_RRSET,
+  checkRootCopy,
+  disabledRootCopy,
+  startRootCopy,
+  nextRefreshAt,
+  serialGreater,
+} from './root-copy.js';
+export type {
+  RootCopy,
+  RootCopyCheck,
+  RootCopyInit,
+  RootCopyKeeper,
+  RootCopySettings,
+  RootCopyStatus,
+} from './root-copy.js';
 export type { NameServer, Upstream, UpstreamInit, UpstreamOutcome } from './upstream.js';
 export { aggregate, selectMappings, errorResult } from './aggregate.js';
 export { CsiMemo } from './csi-memo.js';

@@ -164,6 +164,24 @@ export interface QuestionState {
   readonly start?: ZoneCut;
 }
 
+/**
+ * A validated local copy of the apex's zone, as the iterator reads it (`root-copy.ts` keeps it,
+ * RFC 8806 spirit).
+ */
+export interface RootCopyView {
+  readonly serial: number;
+  /** The cut of a delegation of the copy at `name` (canonical), its DS validated. */
+  cut(name: string): ZoneCut | undefined;
+  /**
+   * How many labels below the apex of `name` are known to exist (the copy holds the name at that
+   * depth, or something below it): where a minimised walk from the apex starts. 0 when the name
+   * is outside the apex or only the apex is known.
+   */
+  closestEncloser(name: string): number;
+  /** The apex's DNSKEY RRset as the answer to the keys question, TTL counted from `now`. */
+  keys(now: number): Resolution;
+}
+
 /** Cached zone cuts, by canonical zone. */
 export const ZONE_CUTS = cacheSlot<ZoneCut>('zone-cut');
 
@@ -207,6 +225,12 @@ export interface IteratorInit {
   readonly keys: (state: QuestionState, cut: ZoneCut) => Resolution | Promise<Resolution>;
   /** Called once per validation that found data bogus, with its reason. */
   readonly onBogus: (state: QuestionState, reason: string) => void;
+  /**
+   * The validated local copy of the apex's zone when there is one now (`root-copy.ts`, RFC
+   * 8806): its delegations are starting cuts, its DNSKEY RRset answers the apex's keys, and
+   * its names tell where a minimised walk from the apex starts.
+   */
+  readonly rootCopy?: () => RootCopyView | undefined;
 }
 
 /**
@@ -346,8 +370,9 @@ export async function iterate(it: Iterator, state: QuestionState): Promise<Resol
     return { kind: 'error', reason: 'refused', detail: `the name is outside ${apex}` };
   }
   let cut = state.start ?? startingCut(it, state.name, state.type);
-  // Labels already walked below the current cut by minimised questions.
-  let walked = 0;
+  // Labels already walked below the current cut by minimised questions; at the apex with a root
+  // copy, the labels of the name the copy shows to exist.
+  let walked = startingWalk(it, cut, state.name);
   // Bounded: every turn either sends a question (MAX_QUERIES_PER_RESOLUTION), follows a
   // referral (MAX_REFERRALS_PER_RESOLUTION) or ends at the deadline.
   for (;;) {
@@ -388,33 +413,50 @@ async function step(
 }
 
 /**
- * The deepest cached cut at or above `name` (for DS, strictly above: DS is the parent's).
- * Walks the name's suffixes from the longest; a name with escapes (never a CSI name), or an
- * apex at the root, is walked label by label.
+ * The deepest cut at or above `name` (for DS, strictly above: DS is the parent's) that the
+ * cache holds or the root copy delegates. Walks the name's suffixes from the longest; a name
+ * with escapes (never a CSI name), or an apex at the root, is walked label by label.
  */
 function startingCut(it: Iterator, name: string, type: RRType): ZoneCut {
   const { apex, cache, root } = it.init;
+  const copy = it.init.rootCopy?.();
   const canonical = canonicalName(name);
-  if (canonical.includes('\\') || apex === '.') return startingCutByLabels(it, name, type);
+  if (canonical.includes('\\') || apex === '.') return startingCutByLabels(it, name, type, copy);
   const apexSuffix = `.${apex}`;
   let at: string | undefined = type === 'DS' ? parentOf(canonical) : canonical;
   while (at !== undefined && at.endsWith(apexSuffix)) {
-    const hit = cache.get(ZONE_CUTS, at);
-    if (hit !== undefined) return hit.value;
+    const hit = cache.get(ZONE_CUTS, at)?.value ?? copy?.cut(at);
+    if (hit !== undefined) return hit;
     at = parentOf(at);
   }
   return root;
 }
 
-function startingCutByLabels(it: Iterator, name: string, type: RRType): ZoneCut {
+function startingCutByLabels(
+  it: Iterator,
+  name: string,
+  type: RRType,
+  copy: RootCopyView | undefined,
+): ZoneCut {
   const { apex, cache, root } = it.init;
   let at: string | undefined = type === 'DS' ? parentName(name) : name;
   while (at !== undefined && isSubdomain(at, apex) && !namesEqual(at, apex)) {
-    const hit = cache.get(ZONE_CUTS, canonicalName(at));
-    if (hit !== undefined) return hit.value;
+    const key = canonicalName(at);
+    const hit = cache.get(ZONE_CUTS, key)?.value ?? copy?.cut(key);
+    if (hit !== undefined) return hit;
     at = parentName(at);
   }
   return root;
+}
+
+/**
+ * Labels below `cut` already known to exist on the way to `name`: at the apex, those the root
+ * copy holds (its closest encloser of the name), so the apex is asked one label below a name it
+ * published; elsewhere none.
+ */
+function startingWalk(it: Iterator, cut: ZoneCut, name: string): number {
+  if (cut.zone !== it.init.root.zone) return 0;
+  return it.init.rootCopy?.()?.closestEncloser(name) ?? 0;
 }
 
 /**
@@ -531,6 +573,9 @@ function invalid(
  * the failure is the zone's.
  */
 async function primeKeys(it: Iterator, state: QuestionState, cut: ZoneCut): Promise<Resolution> {
+  // The apex's keys were validated against the trust anchor with the root copy (`root-copy.ts`).
+  const copy = cut.zone === it.init.root.zone ? it.init.rootCopy?.() : undefined;
+  if (copy !== undefined) return copy.keys(it.init.now());
   const outcome = await exchange(it, state, cut, { name: cut.zone, type: 'DNSKEY' });
   if (isFailureOutcome(outcome)) return outcome;
   if (outcome.kind === 'failed') {

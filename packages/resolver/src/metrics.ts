@@ -28,6 +28,11 @@ import type { DiscoveryResult, Resolver } from './types.js';
  * | `resolver_resolution_duration_seconds{kind}`        | histogram | front ends: `dns`, `discover` (one CSI), `batch` (one POST) |
  * | `resolver_queries_total{transport,rcode}`           | counter   | the DNS front ends            |
  * | `resolver_api_requests_total{status}`               | counter   | the JSON API, by HTTP status  |
+ * | `resolver_root_copy_valid`                          | gauge     | `stats()`: 1 with a valid copy |
+ * | `resolver_root_copy_serial`                         | gauge     | `stats()`: the copy's SOA serial |
+ * | `resolver_root_copy_age_seconds`                    | gauge     | `stats()`: since its transfer |
+ * | `resolver_root_copy_delegations`                    | gauge     | `stats()`: delegations in use |
+ * | `resolver_root_copy_transfers_total{outcome}`       | counter   | `stats()`: `ok`, `failed` (refused, cut off or rejected) |
  * | `resolver_connections_refused_total{listener,reason}` | counter | listeners: closed at accept |
  * | `resolver_connections_closed_total{listener,reason}`  | counter | listeners: closed by the server |
  * | `resolver_query_log_lines_total`                    | counter   | the query log's count         |
@@ -119,6 +124,41 @@ export function createResolverMetrics(resolver: Pick<Resolver, 'stats'>): Resolv
     collect() {
       this.reset();
       this.inc(resolver.stats().failureCacheHits);
+    },
+  });
+  // The local root copy (`root-copy.ts`): 0 for the values of a copy when there is none.
+  registry.gauge('root_copy_valid', {
+    help: 'Whether a validated copy of the root zone is in use (1) or not (0)',
+    collect() {
+      this.set(resolver.stats().rootCopy.state === 'valid' ? 1 : 0);
+    },
+  });
+  registry.gauge('root_copy_serial', {
+    help: 'SOA serial of the root zone copy in use (0 without one)',
+    collect() {
+      this.set(resolver.stats().rootCopy.serial ?? 0);
+    },
+  });
+  registry.gauge('root_copy_age_seconds', {
+    help: 'Seconds since the root zone copy in use was transferred (0 without one)',
+    collect() {
+      this.set(resolver.stats().rootCopy.ageSeconds ?? 0);
+    },
+  });
+  registry.gauge('root_copy_delegations', {
+    help: 'Delegations of the root zone copy in use (0 without one)',
+    collect() {
+      this.set(resolver.stats().rootCopy.delegations ?? 0);
+    },
+  });
+  registry.counter<'outcome'>('root_copy_transfers_total', {
+    help: 'Transfers of the root zone, by outcome: ok, failed (refused, cut off or rejected)',
+    labelNames: ['outcome'],
+    collect() {
+      this.reset();
+      const { transfersOk, transfersFailed } = resolver.stats().rootCopy;
+      this.inc({ outcome: 'ok' }, transfersOk);
+      this.inc({ outcome: 'failed' }, transfersFailed);
     },
   });
   const discoveries = registry.counter<'status'>('discoveries_total', {

@@ -4,6 +4,7 @@ import {
   computeDs,
   silentLogger,
   type Csi,
+  type Logger,
   type ResourceRecord,
   type RRType,
 } from '@mimi-discovery/common';
@@ -37,6 +38,7 @@ import type {
   ResolverStats,
 } from './types.js';
 import { createUpstream, type NameServer, type Upstream } from './upstream.js';
+import { disabledRootCopy, startRootCopy, type RootCopyKeeper } from './root-copy.js';
 import type { SignatureMemo, VerifiedSignature } from './validator.js';
 
 /**
@@ -103,6 +105,44 @@ const SIGNATURES = cacheSlot<VerifiedSignature>('signature');
 /** Default plain-DNS port of servers other than the roots. */
 const DEFAULT_DNS_PORT = 53;
 
+/**
+ * The local root copy of `config` (`root-copy.ts`): transferred from the root servers that list
+ * a plain DNS port, each of their addresses in turn; off when disabled or when none lists one.
+ */
+function rootCopyOf(
+  config: ResolverConfig,
+  init: {
+    apex: string;
+    ds: ZoneCut['ds'];
+    transport: 'doh' | 'dns';
+    dnsPort: number;
+    now: () => number;
+    log: Logger;
+  },
+): RootCopyKeeper {
+  const settings = config.rootCopy === false ? { enabled: false } : (config.rootCopy ?? {});
+  if (settings.enabled === false) return disabledRootCopy();
+  const servers = config.rootServers.flatMap((root) =>
+    root.port === undefined
+      ? []
+      : root.addresses.map((host) => ({ host, port: root.port as number })),
+  );
+  if (servers.length === 0) {
+    init.log.info('root-copy-no-server', { reason: 'no root server lists a DNS port' });
+    return disabledRootCopy();
+  }
+  return startRootCopy({
+    ...init,
+    servers,
+    ...(settings.refreshSeconds === undefined ? {} : { refreshSeconds: settings.refreshSeconds }),
+    ...(settings.maxRecords === undefined ? {} : { maxRecords: settings.maxRecords }),
+    ...(settings.maxOctets === undefined ? {} : { maxOctets: settings.maxOctets }),
+    ...(settings.transferTimeoutMs === undefined
+      ? {}
+      : { transferTimeoutMs: settings.transferTimeoutMs }),
+  });
+}
+
 function rootServers(config: ResolverConfig): NameServer[] {
   const transport = config.transport ?? 'doh';
   return config.rootServers.flatMap((root): NameServer[] => {
@@ -140,6 +180,7 @@ interface ResolverState {
   /** Whole seconds since the epoch, on the injected clock. */
   readonly seconds: () => number;
   readonly batchConcurrency: number;
+  readonly rootCopy: RootCopyKeeper;
 }
 
 /**
@@ -168,6 +209,15 @@ export function createResolver(
     { transport, ...(config.ca === undefined ? {} : { ca: config.ca }) },
     log,
   );
+  const dnsPort = config.dnsPort ?? DEFAULT_DNS_PORT;
+  const rootCopy = rootCopyOf(config, {
+    apex,
+    ds: root.ds,
+    transport,
+    dnsPort,
+    now: seconds,
+    log: log.child('root-copy'),
+  });
   const memo: SignatureMemo = {
     get: (id) => cache.get(SIGNATURES, id)?.value,
     set: (id, value, ttl) => cache.set(SIGNATURES, id, value, ttl),
@@ -187,7 +237,7 @@ export function createResolver(
       apex,
       root,
       transport,
-      dnsPort: config.dnsPort ?? DEFAULT_DNS_PORT,
+      dnsPort,
       upstream,
       cache,
       now: seconds,
@@ -195,12 +245,14 @@ export function createResolver(
       memo,
       failures: new FailureCache(cache, apex, clock),
       counters,
+      rootCopy: () => rootCopy.current(),
     }),
     counters,
     parsed: new CsiMemo(PARSED_CSI_CACHE_OCTETS),
     discoveries: new SingleFlight<Discovered>(),
     seconds,
     batchConcurrency: Math.max(1, config.batchConcurrency ?? DEFAULT_BATCH_CONCURRENCY),
+    rootCopy,
   };
 
   return {
@@ -221,7 +273,11 @@ export function createResolver(
     resolve: (name, type) => resolveAnswer(state, name, type),
     stats: () => stats(state),
     flushCache: () => flushCache(state),
-    close: () => upstream.close(),
+    refreshRootCopy: () => rootCopy.refresh(),
+    close: () => {
+      rootCopy.close();
+      return upstream.close();
+    },
   };
 }
 
@@ -408,6 +464,7 @@ function stats(state: ResolverState): ResolverStats {
     upstreamQueries: state.upstream.sent(),
     validationFailures: { ...counters.validationFailures },
     cacheBytes: state.cache.bytes,
+    rootCopy: state.rootCopy.status(),
   };
 }
 

@@ -1,3 +1,4 @@
+import type { RootCopyStatus } from './root-copy.js';
 import type {
   Csi,
   Logger,
@@ -88,6 +89,8 @@ export interface ResolverStats {
   /** Validation failures by reason (`bogus-signature`, `no-ds-match`, …). */
   validationFailures: Record<string, number>;
   cacheBytes: number;
+  /** The local root copy (`root-copy.ts`): its state, serial, age and transfer counts. */
+  rootCopy: RootCopyStatus;
 }
 
 /** A caching, validating, aggregating resolver. */
@@ -116,7 +119,13 @@ export interface Resolver {
    * walks from the root again.
    */
   flushCache(): void;
-  /** Closes upstream connections. */
+  /**
+   * Refreshes the local root copy now (serial check, transfer when it changed, or when there is
+   * no copy yet), joining a refresh under way, such as the first one, which starts with the
+   * resolver; resolves with the copy's status after it. Never rejects.
+   */
+  refreshRootCopy(): Promise<RootCopyStatus>;
+  /** Closes upstream connections and stops the root copy's refreshes. */
   close(): Promise<void>;
 }
 
@@ -146,6 +155,24 @@ export interface ResolverConfig {
   cacheBytes?: number;
   /** Concurrency bound of `discoverMany`. */
   batchConcurrency?: number;
+  /**
+   * The local copy of the root's zone (`root-copy.ts`, RFC 8806 spirit), transferred by AXFR
+   * over TCP from the root servers that list a `port`: on by default; `false` or
+   * `{ enabled: false }` turns it off. `refreshSeconds`: between serial checks (default the
+   * SOA's refresh); `maxRecords`, `maxOctets`, `transferTimeoutMs`: the bounds of one transfer
+   * (defaults `ROOT_COPY_MAX_RECORDS`, `ROOT_COPY_MAX_OCTETS`, `ROOT_COPY_TRANSFER_TIMEOUT_MS`).
+   */
+  rootCopy?: false | RootCopyConfig;
+}
+
+/** `ResolverConfig.rootCopy` when not `false`. */
+export interface RootCopyConfig {
+  /** Default true. */
+  enabled?: boolean;
+  refreshSeconds?: number;
+  maxRecords?: number;
+  maxOctets?: number;
+  transferTimeoutMs?: number;
 }
 
 /** What a resolver uses besides its config. */

@@ -76,6 +76,7 @@ describe('resolverConfigSchema', () => {
       answerCacheBytes: 64 * 1024 * 1024,
       batchConcurrency: 32,
       maxBatch: 1000,
+      rootCopy: { enabled: true },
       listen: RESOLVER_LISTEN,
       limits: DEFAULT_LIMITS,
       log: { level: 'info' },
@@ -142,6 +143,34 @@ describe('resolverConfigSchema', () => {
           'error',
           'maxBatch: expected a whole number, found a fraction',
         ],
+      ],
+    ],
+    [
+      'rootCopy',
+      [
+        [resolver('"rootCopy": false'), 'rootCopy', false],
+        [resolver('"rootCopy": { "enabled": false }'), 'rootCopy', { enabled: false }],
+        [
+          resolver('"rootCopy": { "refreshSeconds": 600, "maxRecords": 5000 }'),
+          'rootCopy',
+          { enabled: true, refreshSeconds: 600, maxRecords: 5000 },
+        ],
+        [
+          resolver('"rootCopy": { "maxOctets": 1048576, "transferTimeoutMs": 5000 }'),
+          'rootCopy',
+          { enabled: true, maxOctets: 1_048_576, transferTimeoutMs: 5000 },
+        ],
+        [
+          resolver('"rootCopy": true'),
+          'error',
+          'rootCopy: expected false or an object of enabled, refreshSeconds, maxRecords, maxOctets, transferTimeoutMs',
+        ],
+        [
+          resolver('"rootCopy": { "refreshSeconds": 0 }'),
+          'error',
+          'rootCopy.refreshSeconds: must be at least 1',
+        ],
+        [resolver('"rootCopy": { "axfr": true }'), 'error', 'unknown key "axfr" in rootCopy'],
       ],
     ],
     [
@@ -311,6 +340,7 @@ describe('loadResolverConfig', () => {
       answerCacheBytes: 64 * 1024 * 1024,
       batchConcurrency: 32,
       maxBatch: 50,
+      rootCopy: { enabled: true },
       listen: { host: '127.0.0.1', udp: 0, tcp: null, doh: null, api: 0, admin: null },
       limits: {
         tcp: {

@@ -124,8 +124,10 @@ function fakeResolver(): Omit<Resolver, 'discoverManyJson'> & {
       upstreamQueries: 0,
       validationFailures: {},
       cacheBytes: 0,
+      rootCopy: { state: 'off', transfersOk: 0, transfersFailed: 0 },
     }),
     flushCache: () => undefined,
+    refreshRootCopy: () => Promise.reject(new Error('not used')),
     close: async () => undefined,
   };
 }

@@ -116,6 +116,7 @@ const resolver: Resolver = {
   flushCache: () => {
     flushes++;
   },
+  refreshRootCopy: () => Promise.reject(new Error('not used')),
   async resolve(name, type) {
     resolved.push([name, type]);
     if (name === FAULT) throw new Error('resolver fault');
@@ -129,6 +130,7 @@ const resolver: Resolver = {
     upstreamQueries: 17,
     validationFailures: { 'bogus-signature': 2, 'no-ds-match': 1 },
     cacheBytes: 4096,
+    rootCopy: { state: 'off', transfersOk: 0, transfersFailed: 0 },
   }),
   close: async () => undefined,
 };

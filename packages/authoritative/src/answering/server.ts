@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  canonicalName,
   createLogger,
   AnswerCache,
   openQueryLog,
@@ -17,6 +18,8 @@ import {
 } from '@mimi-discovery/common';
 import type { DpConfig } from '../config.js';
 import { createAnswerer } from './answer.js';
+import { createTransferHandler } from './transfer.js';
+import { keepZoneDigest } from '../zone/zone-digest.js';
 import { createAuthoritativeMetrics } from '../metrics.js';
 import {
   createOutboxChannel,
@@ -124,10 +127,35 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       : undefined;
     const { host, udp, tcp, doh, api, admin } = config.listen;
     const limits = config.limits;
+    // The root's zone is copied by resolvers (RFC 8806): it carries a ZONEMD (RFC 8976) that the
+    // store keeps at every write, and is offered by AXFR over TCP (`transfer.ts`).
+    const transferable =
+      config.role === 'root' && store.listZones().includes(canonicalName(config.apex));
+    if (transferable && (await keepZoneDigest(store, config.apex))) {
+      log.info('zone-digest-started', { zone: canonicalName(config.apex) });
+    }
+    const transfer =
+      transferable && config.transfer !== undefined
+        ? createTransferHandler(
+            store,
+            {
+              zones: [config.apex],
+              ...(config.transfer.allow === undefined ? {} : { allow: config.transfer.allow }),
+              transfersPerClient: config.transfer.transfersPerClient,
+            },
+            {
+              now,
+              log: log.child('transfer'),
+              onTransfer: (outcome) => metrics.recordTransfer(outcome),
+            },
+          )
+        : undefined;
     const dnsConfig: DnsServerConfig = {
       host,
       ...(udp !== null ? { udp: { port: udp } } : {}),
-      ...(tcp !== null ? { tcp: { port: tcp, ...limits.tcp } } : {}),
+      ...(tcp !== null
+        ? { tcp: { port: tcp, ...limits.tcp, ...(transfer === undefined ? {} : { transfer }) } }
+        : {}),
       ...(doh !== null && tls
         ? { doh: { port: doh, cert: tls.cert, key: tls.key, ...limits.doh } }
         : {}),

@@ -30,6 +30,8 @@ const MAX_TTL = 2 ** 31 - 1;
 
 /**
  * Types a change may put or delete. SOA, DNSKEY and every DNSSEC record are the store's own;
+ * ZONEMD only at the apex, where putting one (a placeholder, RFC 8976 §3.1) has the store keep
+ * the zone's digest and NSEC3 chain from then on (`zone-signer.ts`), and deleting it stops that;
  * CNAME has no role in the discovery namespace (design §6) and would break the answers at its
  * owner, so it is not accepted either.
  */
@@ -43,6 +45,7 @@ export const CHANGEABLE_TYPES: ReadonlySet<RRType> = new Set<RRType>([
   'MAP',
   'MAPREF',
   'AUTHKEY',
+  'ZONEMD',
 ]);
 
 /** One change after {@link normalizeChanges}: canonical owner, records ready to store. */
@@ -94,8 +97,8 @@ function normalizeChange(origin: string, change: RRsetChange, index: number): No
   if (!known || !CHANGEABLE_TYPES.has(type)) {
     throw bad(`change ${index}: type ${String(type)} cannot be changed through apply`);
   }
-  if (type === 'AUTHKEY' && name !== origin) {
-    throw bad(`change ${index}: AUTHKEY belongs at the zone apex ${origin}, not ${name}`);
+  if ((type === 'AUTHKEY' || type === 'ZONEMD') && name !== origin) {
+    throw bad(`change ${index}: ${type} belongs at the zone apex ${origin}, not ${name}`);
   }
   if (type === 'DS' && name === origin) {
     throw bad(`change ${index}: the DS of ${origin} belongs in its parent zone`);

@@ -1,12 +1,14 @@
 import {
   canonicalName,
   formatZone,
+  refreshZonemd,
   signRRset,
   signZone,
   systemClock,
   type RecordOf,
   type ResourceRecord,
 } from '@mimi-discovery/common';
+import { ONLINE_SIGNATURE_VALIDITY_SECONDS } from '../answering/answer.js';
 import { currentMappings, mappingExpiry } from '../answering/map-expiry.js';
 import type { DiscoveryStore } from '../store/store.js';
 import { zoneOrigin } from './owner-name.js';
@@ -74,7 +76,14 @@ export function exportZone(
       key === undefined
         ? undefined
         : (rrset: readonly ResourceRecord[]) => signRRset(rrset, key, validity);
-    return formatZone(apex, withoutExpired(records, now, resign));
+    const current = withoutExpired(records, now, resign);
+    // A zone that carries a ZONEMD keeps one that states what is exported (RFC 8976).
+    return formatZone(
+      apex,
+      current.length !== records.length && resign !== undefined
+        ? refreshZonemd(apex, current, resign)
+        : current,
+    );
   }
   if (key === undefined) throw noZoneError(apex);
   const signed = signZone(
@@ -87,6 +96,40 @@ export function exportZone(
     { ...validity, nsec3: true },
   );
   return formatZone(apex, signed);
+}
+
+/**
+ * The records of zone `origin` as the DP answers from it at `now` (R9), for a transfer: what
+ * the store holds, RRSIGs included, in canonical order, without the MAP records whose mapping
+ * has expired (a MAP RRset that lost some is signed anew, as the answerer signs it), SOA first.
+ * A zone that carries a ZONEMD gets it computed again when anything was left out, so the
+ * transferred zone still verifies as a whole (RFC 8976). Throws `StoreError`
+ * (`ERR_STORE_NO_ZONE`) when the store holds no such zone.
+ */
+export function zoneRecordsAt(
+  store: DiscoveryStore,
+  origin: string,
+  now: number,
+): ResourceRecord[] {
+  const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
+  const stored = store.readZone(apex);
+  const key = store.zoneKey(apex);
+  const validity = validityAt(now, {
+    validitySeconds: ONLINE_SIGNATURE_VALIDITY_SECONDS,
+    refreshBeforeSeconds: 0,
+  });
+  const sign =
+    key === undefined
+      ? undefined
+      : (rrset: readonly ResourceRecord[]) => signRRset(rrset, key, validity);
+  const current = withoutExpired(stored, now, sign);
+  const records =
+    current.length !== stored.length && sign !== undefined
+      ? refreshZonemd(apex, current, sign)
+      : current;
+  const soa = records.findIndex((rr) => rr.type === 'SOA' && canonicalName(rr.name) === apex);
+  if (soa <= 0) return records;
+  return [records[soa] as ResourceRecord, ...records.slice(0, soa), ...records.slice(soa + 1)];
 }
 
 /**

@@ -1,13 +1,16 @@
 import {
   DNSSEC_ALGORITHM_ED25519,
   ED25519_PUBLIC_KEY_OCTETS,
+  buildNsec3Chain,
   canonicalName,
   createZoneKey,
+  denialTtl,
   dnskeyRecord,
   encodeRdata,
   isSubdomain,
   parentName,
   record,
+  refreshZonemd,
   signRRset,
   typeToCode,
   type RecordOf,
@@ -285,8 +288,10 @@ export function planResign(
           : rrset.signature.data.expiration < before;
       if (!due) continue;
       count += 1;
-      // The serial bump below signs the SOA anyway.
-      if (type !== 'SOA' || name !== zone.origin) signRRsetAt(zone, name, type, sign, true);
+      // The serial bump below signs the SOA anyway, and the ZONEMD of a zone that has one.
+      if ((type !== 'SOA' && type !== 'ZONEMD') || name !== zone.origin) {
+        signRRsetAt(zone, name, type, sign, true);
+      }
     }
   }
   if (count === 0) return { writes: zone.writes, count, serial: undefined };
@@ -393,7 +398,95 @@ function bumpSerial(zone: Overlay, sign: RRsetSigner): number {
   const serial = (soa.data.serial + 1) % 2 ** 32;
   const records = [{ ...soa, data: { ...soa.data, serial } }];
   zone.set(zone.origin, new Map(apex).set('SOA', { records, signature: sign(records) }));
+  if (apex.has('ZONEMD')) completeForTransfer(zone, records[0] as RecordOf<'SOA'>, sign);
+  else if (apex.has('NSEC3PARAM')) dropChain(zone);
   return serial;
+}
+
+/**
+ * Keeps a zone that carries a ZONEMD at its apex complete for transfer, once its serial was
+ * bumped: its standard NSEC3 chain (RFC 5155, RFC 9276 parameters, as `buildNsec3Chain` builds
+ * it) brought up to date, then the ZONEMD computed over every record of the zone and signed
+ * (RFC 8976 §3: last, once everything else is final). The chain makes the transferred zone a
+ * standard signed zone that stock secondaries and checkers accept; answers stay compact denials
+ * (design §5). Costs a read of the whole zone per write: meant for the root's zone of
+ * delegations, which is public and small, not for a DP's zone of mappings.
+ */
+function completeForTransfer(zone: Overlay, soa: RecordOf<'SOA'>, sign: RRsetSigner): void {
+  const origin = zone.origin;
+  const data: ResourceRecord[] = [];
+  const chain = new Set<string>();
+  for (const name of [origin, ...zone.namesBelow(origin)]) {
+    for (const [type, rrset] of zone.node(name) ?? []) {
+      if (type === 'NSEC3') chain.add(name);
+      else if (type !== 'NSEC3PARAM') data.push(...rrset.records);
+    }
+  }
+  const wanted = new Map<string, ResourceRecord[]>();
+  for (const rr of buildNsec3Chain(origin, data, denialTtl(soa))) {
+    const id = `${canonicalName(rr.name)} ${rr.type}`;
+    wanted.set(id, [...(wanted.get(id) ?? []), rr]);
+  }
+  for (const name of chain) {
+    if (!wanted.has(`${name} NSEC3`)) putRRset(zone, name, 'NSEC3', undefined, sign);
+  }
+  for (const [id, records] of wanted) {
+    const [name, type] = id.split(' ') as [string, RRType];
+    putRRset(zone, name, type, records, sign);
+  }
+  const all: ResourceRecord[] = [];
+  for (const name of [origin, ...zone.namesBelow(origin)]) {
+    for (const rr of nodeRecords(zone.node(name) ?? new Map())) all.push(rr);
+  }
+  const fresh = refreshZonemd(origin, all, sign).filter(
+    (rr) => rr.type === 'ZONEMD' && canonicalName(rr.name) === origin,
+  );
+  const apex = zone.node(origin) ?? new Map<RRType, StoredRRset>();
+  zone.set(origin, new Map(apex).set('ZONEMD', { records: fresh, signature: sign(fresh) }));
+}
+
+/** Deletes the NSEC3 chain a zone kept while it had a ZONEMD ({@link completeForTransfer}). */
+function dropChain(zone: Overlay): void {
+  for (const name of [zone.origin, ...zone.namesBelow(zone.origin)]) {
+    const node = zone.node(name);
+    if (node?.has('NSEC3') !== true && node?.has('NSEC3PARAM') !== true) continue;
+    const rest = new Map(node);
+    rest.delete('NSEC3');
+    rest.delete('NSEC3PARAM');
+    zone.set(name, rest);
+  }
+}
+
+/**
+ * Sets one RRset to `records` (signed), or deletes it for `undefined`; an RRset whose records
+ * are already those (same RDATA and TTL) keeps its signature.
+ */
+function putRRset(
+  zone: Overlay,
+  name: string,
+  type: RRType,
+  records: ResourceRecord[] | undefined,
+  sign: RRsetSigner,
+): void {
+  const node = new Map(zone.node(name) ?? []);
+  const stored = node.get(type);
+  if (records === undefined) {
+    if (stored === undefined) return;
+    node.delete(type);
+  } else {
+    if (stored !== undefined && sameRecords(stored.records, records)) return;
+    node.set(type, { records, signature: sign(records) });
+  }
+  zone.set(name, node);
+}
+
+function sameRecords(a: readonly ResourceRecord[], b: readonly ResourceRecord[]): boolean {
+  const ids = (rrs: readonly ResourceRecord[]): string =>
+    rrs
+      .map((rr) => `${rr.ttl}:${Buffer.from(encodeRdata(rr, { canonical: true })).toString('hex')}`)
+      .sort()
+      .join(',');
+  return a.length === b.length && ids(a) === ids(b);
 }
 
 function authkey(entry: AuthkeyEntry): RecordOf<'AUTHKEY'>['data'] {

@@ -111,7 +111,12 @@ export type DnssecErrorCode =
 export class DnssecError extends MimiError<DnssecErrorCode> {}
 
 /** The codes of a {@link ZoneError}. */
-export type ZoneErrorCode = 'ERR_ZONE_NO_SOA' | 'ERR_ZONE_OUT_OF_ZONE' | 'ERR_ZONE_SOA_COUNT';
+export type ZoneErrorCode =
+  | 'ERR_ZONE_NO_SOA'
+  | 'ERR_ZONE_OUT_OF_ZONE'
+  | 'ERR_ZONE_SOA_COUNT'
+  /** A ZONEMD scheme or hash algorithm that cannot be computed (RFC 8976). */
+  | 'ERR_ZONE_ZONEMD';
 
 /** A zone's content that violates a rule the lookup depends on (e.g. no SOA at the origin). */
 export class ZoneError extends MimiError<ZoneErrorCode> {}

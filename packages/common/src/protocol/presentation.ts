@@ -15,7 +15,7 @@ import { encodeRdata, typeToCode } from './wire.js';
  * ```
  *
  * Standard types use their RFC forms (RRSIG times as YYYYMMDDHHmmSS in UTC, RFC 4034 §3.2; NSEC3
- * hashes in base32hex and an empty salt as `-`, RFC 5155 §3.3; SVCB as RFC 9460 §2.1). MAP,
+ * hashes in base32hex and an empty salt as `-`, RFC 5155 §3.3; SVCB as RFC 9460 §2.1; ZONEMD as RFC 8976 §2.3). MAP,
  * MAPREF, AUTHKEY and types without a mnemonic use the RFC 3597 §5 generic form, type and RDATA
  * alike, since stock software knows nothing of the private types; the same goes for their names
  * inside RRSIG, NSEC and NSEC3 type fields. The reader of this format is `zone-file.ts`.
@@ -117,6 +117,9 @@ export function formatRdata(rr: ResourceRecord): string {
         absoluteName(rr.data.target),
         ...formatSvcParams(rr.data.params),
       ].join(' ');
+    case 'ZONEMD':
+      // RFC 8976 §2.3: serial, scheme and hash algorithm in decimal, the digest in hex.
+      return `${rr.data.serial} ${rr.data.scheme} ${rr.data.hashAlgorithm} ${hex(rr.data.digest)}`;
     case 'MAP':
     case 'MAPREF':
     case 'AUTHKEY':

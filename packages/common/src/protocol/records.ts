@@ -39,6 +39,7 @@ export type KnownRRType =
   | 'NSEC3'
   | 'NSEC3PARAM'
   | 'SVCB'
+  | 'ZONEMD'
   | 'MAP'
   | 'MAPREF'
   | 'AUTHKEY';
@@ -152,6 +153,17 @@ export interface SvcbData {
   params: SvcParams;
 }
 
+/**
+ * ZONEMD RDATA (RFC 8976 §2.2): a digest of the whole zone at `serial`, by the collation
+ * `scheme` (1: SIMPLE) and the hash `hashAlgorithm` (1: SHA-384, 2: SHA-512).
+ */
+export interface ZonemdData {
+  serial: number;
+  scheme: number;
+  hashAlgorithm: number;
+  digest: Uint8Array;
+}
+
 /** Role of an AUTHKEY: an ID prover of the range, or its CSI provider (design §4). */
 export type AuthkeyRole = 'prover' | 'csip';
 
@@ -182,6 +194,7 @@ export type ResourceRecord =
   | (RRBase & { type: 'NSEC3'; data: Nsec3Data })
   | (RRBase & { type: 'NSEC3PARAM'; data: Nsec3ParamData })
   | (RRBase & { type: 'SVCB'; data: SvcbData })
+  | (RRBase & { type: 'ZONEMD'; data: ZonemdData })
   | (RRBase & { type: 'MAP'; data: Uint8Array })
   | (RRBase & { type: 'MAPREF'; data: string })
   | (RRBase & { type: 'AUTHKEY'; data: AuthkeyData })

@@ -90,6 +90,7 @@ import type {
   SoaData,
   SvcbData,
   SvcParams,
+  ZonemdData,
 } from './records.js';
 
 /** Octets of the message header (RFC 1035 §4.1.1). */
@@ -137,6 +138,7 @@ const TYPE_CODES: Readonly<Record<KnownRRType, number>> = Object.freeze({
   NSEC3: 50,
   NSEC3PARAM: 51,
   SVCB: 64,
+  ZONEMD: 63,
   MAP: RR_TYPE_MAP,
   MAPREF: RR_TYPE_MAPREF,
   AUTHKEY: RR_TYPE_AUTHKEY,
@@ -1090,6 +1092,9 @@ function putRdata(out: Output, rr: ResourceRecord, compress: boolean, canonical:
     case 'SVCB':
       putSvcb(out, rr.data, name);
       return;
+    case 'ZONEMD':
+      putZonemd(out, rr.data);
+      return;
     case 'MAP': {
       const data = octets(rr.data, 'MAP');
       if (data.length === 0) fail('ERR_WIRE_BAD_RDATA', 'MAP RDATA must not be empty');
@@ -1199,6 +1204,38 @@ function putSvcb(out: Output, d: SvcbData, name: (n: string, lower: boolean) => 
     putU16(out, value.length);
     putBytes(out, value);
   }
+}
+
+/**
+ * RFC 8976 §2.2.4: a digest is at least 12 octets; for the hash algorithms RFC 8976 §5.3
+ * defines it is exactly their output (SHA-384: 48, SHA-512: 64), so a truncated one is refused
+ * where it enters rather than left for a verifier to trip over.
+ */
+const ZONEMD_MIN_DIGEST_OCTETS = 12;
+const ZONEMD_DIGEST_OCTETS: ReadonlyMap<number, number> = new Map([
+  [1, 48],
+  [2, 64],
+]);
+
+function zonemdDigestProblem(hashAlgorithm: number, length: number): string | undefined {
+  if (length < ZONEMD_MIN_DIGEST_OCTETS) {
+    return `ZONEMD digest of ${length} octets, under ${ZONEMD_MIN_DIGEST_OCTETS} (RFC 8976 §2.2.4)`;
+  }
+  const expected = ZONEMD_DIGEST_OCTETS.get(hashAlgorithm);
+  if (expected !== undefined && length !== expected) {
+    return `ZONEMD digest of hash algorithm ${hashAlgorithm} must be ${expected} octets, not ${length}`;
+  }
+  return undefined;
+}
+
+function putZonemd(out: Output, d: ZonemdData): void {
+  putU32(out, uint(d.serial, 32, 'ZONEMD serial'));
+  putU8(out, uint(d.scheme, 8, 'ZONEMD scheme'));
+  putU8(out, uint(d.hashAlgorithm, 8, 'ZONEMD hash algorithm'));
+  const digest = octets(d.digest, 'ZONEMD digest');
+  const problem = zonemdDigestProblem(d.hashAlgorithm, digest.length);
+  if (problem !== undefined) fail('ERR_WIRE_BAD_RDATA', problem);
+  putBytes(out, digest);
 }
 
 function putAuthkey(out: Output, d: AuthkeyData): void {
@@ -1325,6 +1362,17 @@ function getRdataFields(type: RRType, c: Cursor, rule: PointerRule): ResourceRec
       const priority = getU16(c, 'SVCB priority');
       const target = getName(c, rule);
       return { priority, target, params: getSvcParams(c, priority) } satisfies SvcbData;
+    }
+    case 'ZONEMD': {
+      const d: ZonemdData = {
+        serial: getU32(c, 'ZONEMD serial'),
+        scheme: getU8(c, 'ZONEMD scheme'),
+        hashAlgorithm: getU8(c, 'ZONEMD hash algorithm'),
+        digest: getRest(c),
+      };
+      const problem = zonemdDigestProblem(d.hashAlgorithm, d.digest.length);
+      if (problem !== undefined) fail('ERR_WIRE_BAD_RDATA', problem, start);
+      return d;
     }
     case 'MAP': {
       const n = c.end - c.pos;

@@ -33,7 +33,7 @@ import { codeToType, decodeRdata, encodeRdata, SVC_KEY_NAMES, typeToCode } from 
  *   TTLs may use BIND's units (`1w2d3h4m5s`), as may the SOA timers.
  * - Every type of the model in its standard form (RFC 1035, RFC 3596, RFC 4034 §2.2, §3.2, §4.2,
  *   §5.3 with algorithm mnemonics and RRSIG times as YYYYMMDDHHmmSS or seconds, RFC 5155 §3.3,
- *   §4.3, RFC 9460 §2.1 and Appendix A); MAPREF as a name; MAP and AUTHKEY, like every type
+ *   §4.3, RFC 9460 §2.1 and Appendix A, RFC 8976 §2.3); MAPREF as a name; MAP and AUTHKEY, like every type
  *   without a presentation form here, in the RFC 3597 §5 generic form `\# <length> <hex>`, which
  *   any type may use. `TYPE<n>` and `CLASS<n>` name any type or class, and common IANA mnemonics
  *   outside the model (MX, SRV, …) are recognised, their RDATA then in the generic form.
@@ -714,6 +714,7 @@ const MODEL_TYPES: ReadonlySet<string> = new Set<RRType>([
   'NSEC3',
   'NSEC3PARAM',
   'SVCB',
+  'ZONEMD',
   'MAP',
   'MAPREF',
   'AUTHKEY',
@@ -766,7 +767,6 @@ const OTHER_TYPES: ReadonlyMap<string, number> = new Map([
   ['CDNSKEY', 60],
   ['OPENPGPKEY', 61],
   ['CSYNC', 62],
-  ['ZONEMD', 63],
   ['HTTPS', 65],
   ['SPF', 99],
   ['NID', 104],
@@ -987,6 +987,14 @@ function readData(
         priority: readNumber(tokens, 'SVCB priority', 0xffff),
         target: name('SVCB target name'),
         params: readSvcParams(tokens.rest()),
+      };
+    case 'ZONEMD':
+      // RFC 8976 §2.3: the digest in hex, which may be split by white space.
+      return {
+        serial: readNumber(tokens, 'ZONEMD serial', 0xffffffff),
+        scheme: readNumber(tokens, 'ZONEMD scheme', 0xff),
+        hashAlgorithm: readNumber(tokens, 'ZONEMD hash algorithm', 0xff),
+        digest: readHex(tokens.rest(), 'ZONEMD digest', line),
       };
     default:
       // MAP, AUTHKEY and every type outside the model.

@@ -5,6 +5,7 @@ import { denialTtl } from './nsec.js';
 import { buildNsec3Chain, isBelowCut, zoneCuts } from './nsec3.js';
 import type { DnskeyData, RecordOf, ResourceRecord, RRType } from './records.js';
 import { encodeRdata, typeToCode } from './wire.js';
+import { refreshZonemd } from './zonemd.js';
 
 /**
  * Signing a whole zone ahead of time, for export to stock secondaries (design §5, §9): what
@@ -33,8 +34,9 @@ const REGENERATED: ReadonlySet<RRType> = new Set(['RRSIG', 'NSEC', 'NSEC3', 'NSE
  * excluded, RFC 4035 §2.2), and with `nsec3` the NSEC3 chain and NSEC3PARAM, signed too, at TTL
  * min(SOA TTL, SOA MINIMUM) (RFC 9077). Existing RRSIG, NSEC, NSEC3 and NSEC3PARAM records
  * are replaced, duplicate records dropped, and the TTLs of an RRset made equal to its lowest
- * (RFC 2181 §5.2). Output is in canonical order (RFC 4034 §6.1), types in code order, each RRset
- * followed by its RRSIG. Throws `ZoneError` without an SOA at the origin or with a record outside
+ * (RFC 2181 §5.2). A zone with a ZONEMD at its apex (a placeholder will do) gets it computed
+ * over the signed zone and signed (`refreshZonemd`, RFC 8976 §3). Output is in canonical order
+ * (RFC 4034 §6.1), types in code order, each RRset followed by its RRSIG. Throws `ZoneError` without an SOA at the origin or with a record outside
  * the zone, and `DnssecError` when the key belongs to another zone.
  */
 export function signZone(
@@ -78,9 +80,11 @@ export function signZone(
     const owner = canonicalName(first.name);
     out.push(...rrset);
     const authoritative = !isBelowCut(owner, cuts) && (!cuts.has(owner) || first.type === 'DS');
-    if (authoritative) out.push(signRRset(rrset, key, validity));
+    const apexZonemd = first.type === 'ZONEMD' && owner === apex;
+    if (authoritative && !apexZonemd) out.push(signRRset(rrset, key, validity));
   }
-  return out;
+  // RFC 8976 §3: the apex ZONEMD is computed last, over the zone signed, then signed itself.
+  return refreshZonemd(apex, out, (rrset) => signRRset(rrset, key, validity));
 }
 
 /**

@@ -12,7 +12,12 @@
  *    encode, gets the client a SERVFAIL, and the fault is logged.
  *
  * With a {@link AnswerCache}, a query whose octets after the id were answered before gets that
- * answer again between steps 2 and 3, without decoding; each answer from step 7 is offered to it.
+ * answer again between steps 2 and 3, without decoding; each answer from step 7 is offered to it,
+ * except the answers to AXFR and IXFR, which depend on more than the question.
+ *
+ * Zone transfers (RFC 5936): a listener that can stream a response of many messages (TCP) passes
+ * a {@link TransferHandler}, which step 7 gives the AXFR questions instead of the handler. UDP and
+ * DoH pass none: AXFR reaches their handler, which refuses it (RFC 5936 §4.2: not over UDP).
  *
  * With a {@link QueryLog}, every query answered from step 4 on, and every answer from the cache,
  * is recorded: name, type, transport, rcode and the client's address (which the log writes only
@@ -43,6 +48,20 @@ export interface QueryContext {
  * server has already turned away everything else. Throwing is a fault: the client gets SERVFAIL.
  */
 export type QueryHandler = (query: Message, context: QueryContext) => Message | Promise<Message>;
+
+/**
+ * A zone transfer's response (RFC 5936 §2.2): the messages of the transfer, in order, produced as
+ * the listener sends them (so one connection holds at most one message it has not written), or
+ * one message (a refusal). Ending the iteration early (`return()`, as `for await … break` does)
+ * tells the handler the transfer was cut off.
+ */
+export type TransferResponse = Message | AsyncIterable<Message>;
+
+/**
+ * Answers an AXFR query (one question, opcode QUERY, checked as for a {@link QueryHandler}),
+ * over a transport that can carry many messages. Throwing is a fault: the client gets SERVFAIL.
+ */
+export type TransferHandler = (query: Message, context: QueryContext) => TransferResponse;
 
 /**
  * The EDNS UDP payload size this project advertises and defaults to: 1232 octets, the value of
@@ -125,6 +144,10 @@ export type Answer =
   | { kind: 'drop'; reason: 'short' | 'response' }
   | { kind: 'reply'; wire: Uint8Array; response?: Message; query?: Message; maxAge?: number };
 
+/** What to do with the bytes of one query on a stream transport: an {@link Answer}, or a transfer's messages. */
+export type StreamAnswer =
+  Answer | { kind: 'stream'; messages: AsyncIterable<Uint8Array>; query: Message };
+
 /** What {@link answerQuery} needs besides the bytes. */
 export interface AnswerOptions {
   readonly handler: QueryHandler;
@@ -187,6 +210,27 @@ export function answerQueryNow(
   bytes: Uint8Array,
   options: AnswerOptions,
 ): Answer | Promise<Answer> {
+  // Without a transfer handler no answer is a stream.
+  return answerBytes(bytes, options, undefined) as Answer | Promise<Answer>;
+}
+
+/**
+ * {@link answerQuery} for a listener that can send a transfer's many messages (TCP): AXFR goes
+ * to `transfer` (see the module comment) and may be answered with a stream.
+ */
+export async function answerQueryOrTransfer(
+  bytes: Uint8Array,
+  options: AnswerOptions,
+  transfer: TransferHandler | undefined,
+): Promise<StreamAnswer> {
+  return answerBytes(bytes, options, transfer);
+}
+
+function answerBytes(
+  bytes: Uint8Array,
+  options: AnswerOptions,
+  transfer: TransferHandler | undefined,
+): StreamAnswer | Promise<StreamAnswer> {
   if (bytes.length < HEADER_OCTETS) return { kind: 'drop', reason: 'short' };
   if (((bytes[2] as number) & (FLAG_QR >>> 8)) !== 0) return { kind: 'drop', reason: 'response' };
   const { cache } = options;
@@ -217,6 +261,9 @@ export function answerQueryNow(
     recordQuery(options, query, refusal);
     return reply(bytes, query, respondError(query, refusal), options.log);
   }
+  if (transfer !== undefined && query.questions[0]?.type === 'AXFR') {
+    return transferAnswer(bytes, query, options, transfer);
+  }
   let pending: Message | Promise<Message>;
   try {
     pending = options.handler(query, options.context);
@@ -230,6 +277,40 @@ export function answerQueryNow(
     );
   }
   return encodeResponse(bytes, query, pending, options, generation);
+}
+
+/** Step 7 for AXFR over a stream: the transfer handler's messages, encoded one by one. */
+function transferAnswer(
+  bytes: Uint8Array,
+  query: Message,
+  options: AnswerOptions,
+  transfer: TransferHandler,
+): StreamAnswer {
+  let result: TransferResponse;
+  try {
+    result = transfer(query, options.context);
+  } catch (error) {
+    return handlerFailed(bytes, query, options, error);
+  }
+  if (!(Symbol.asyncIterator in result)) {
+    recordQuery(options, query, result.rcode);
+    return reply(bytes, query, result, options.log);
+  }
+  recordQuery(options, query, 'NOERROR');
+  const messages = result;
+  async function* encoded(): AsyncGenerator<Uint8Array> {
+    for await (const message of messages) {
+      try {
+        yield encodeMessage(message);
+      } catch (error) {
+        // A transfer cannot be answered with SERVFAIL once it has begun: it ends here, and the
+        // listener closes the connection, which the client sees as a failed transfer.
+        logHandlerFault(options, query, 'transfer message does not encode', error);
+        throw error;
+      }
+    }
+  }
+  return { kind: 'stream', messages: encoded(), query };
 }
 
 function handlerFailed(
@@ -263,6 +344,8 @@ function encodeResponse(
     return reply(bytes, query, respondError(query, 'SERVFAIL'), options.log);
   }
   recordQuery(options, query, response.rcode);
+  const type = query.questions[0]?.type;
+  if (type === 'AXFR' || type === 'IXFR') return { kind: 'reply', wire, response, query };
   options.cache?.set(
     bytes,
     options.udpLimit !== undefined,

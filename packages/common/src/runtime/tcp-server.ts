@@ -34,7 +34,7 @@ import {
 } from './connection-limits.js';
 import type { Logger } from './log.js';
 import { HEADER_OCTETS } from '../protocol/wire.js';
-import { answerQuery, type QueryHandler } from './respond.js';
+import { answerQueryOrTransfer, type QueryHandler, type TransferHandler } from './respond.js';
 import type { AnswerCache } from './answer-cache.js';
 import type { QueryLog } from './query-log.js';
 
@@ -82,6 +82,11 @@ export interface TcpListenerConfig {
   connectionsPerClient?: number;
   /** Default {@link DEFAULT_TCP_MAX_IN_FLIGHT}. */
   maxInFlightPerConnection?: number;
+  /**
+   * Answers AXFR with a stream of messages (RFC 5936; `respond.ts`); without it AXFR goes to
+   * the query handler like any question.
+   */
+  transfer?: TransferHandler;
 }
 
 /** A bound TCP listener. */
@@ -97,6 +102,7 @@ export interface TcpListener {
 interface ConnectionSettings {
   readonly messageTimeoutMs: number;
   readonly maxInFlight: number;
+  readonly transfer: TransferHandler | undefined;
 }
 
 /** Listens on `host` and answers the queries of each connection through `handler`. */
@@ -111,6 +117,7 @@ export async function startTcpListener(
   const settings: ConnectionSettings = {
     messageTimeoutMs: config.messageTimeoutMs ?? DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
     maxInFlight: config.maxInFlightPerConnection ?? DEFAULT_TCP_MAX_IN_FLIGHT,
+    transfer: config.transfer,
   };
   const gate = createConnectionGate(
     connectionLimitsFor(config, {
@@ -173,19 +180,59 @@ function serveConnection(
     messageTimer = undefined;
   };
 
-  const answer = async (message: Buffer): Promise<void> => {
-    const result = await answerQuery(message, {
-      handler,
-      context,
-      log,
-      ...(cache === undefined ? {} : { cache }),
-      queryLog,
-    });
-    if (result.kind === 'drop' || socket.destroyed) return;
-    const frame = Buffer.allocUnsafe(LENGTH_OCTETS + result.wire.length);
-    frame.writeUInt16BE(result.wire.length, 0);
-    frame.set(result.wire, LENGTH_OCTETS);
+  const send = (wire: Uint8Array): void => {
+    const frame = Buffer.allocUnsafe(LENGTH_OCTETS + wire.length);
+    frame.writeUInt16BE(wire.length, 0);
+    frame.set(wire, LENGTH_OCTETS);
     socket.write(frame);
+  };
+
+  // A transfer's messages, each written once the client has read enough of the ones before
+  // (at most TCP_MAX_UNSENT_OCTETS unsent): a zone is never buffered whole. A client that stops
+  // reading for `messageTimeoutMs` is closed, which ends the transfer (RFC 5936 §4.1.1 leaves
+  // the handling of stalled connections to the server).
+  const stream = async (messages: AsyncIterable<Uint8Array>): Promise<void> => {
+    try {
+      for await (const wire of messages) {
+        if (socket.destroyed) break;
+        send(wire);
+        if (socket.writableLength > TCP_MAX_UNSENT_OCTETS && !(await drained())) {
+          connection.close('message_timeout');
+          break;
+        }
+        // One message per turn of the event loop: a long transfer into a socket whose kernel
+        // buffer still takes it must not hold up every other connection of the server.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } catch {
+      // Already logged where it failed; the client sees the connection close mid-transfer.
+      socket.destroy();
+    }
+  };
+  const drained = (): Promise<boolean> =>
+    new Promise<boolean>((resolve) => {
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        socket.off('drain', onDrain);
+        socket.off('close', onClose);
+        resolve(ok);
+      };
+      const onDrain = (): void => done(true);
+      const onClose = (): void => done(false);
+      const timer = setTimeout(() => done(false), settings.messageTimeoutMs);
+      socket.on('drain', onDrain);
+      socket.on('close', onClose);
+    });
+
+  const answer = async (message: Buffer): Promise<void> => {
+    const result = await answerQueryOrTransfer(
+      message,
+      { handler, context, log, ...(cache === undefined ? {} : { cache }), queryLog },
+      settings.transfer,
+    );
+    if (result.kind === 'drop' || socket.destroyed) return;
+    if (result.kind === 'stream') return stream(result.messages);
+    send(result.wire);
   };
 
   // Takes complete messages off `pending` while the in-flight limit allows, then decides whether
