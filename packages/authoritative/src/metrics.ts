@@ -10,6 +10,7 @@ import {
   type Rcode,
   type AnswerCacheStats,
 } from '@mimi-discovery/common';
+import type { DpLimitStats } from './answering/dp-limits.js';
 import type { DiscoveryStore } from './store/store.js';
 
 /**
@@ -26,6 +27,8 @@ import type { DiscoveryStore } from './store/store.js';
  * | `authoritative_answer_cache_bytes`                  | gauge     | the answer cache's size           |
  * | `authoritative_connections_refused_total{listener,reason}` | counter | listeners: closed at accept |
  * | `authoritative_connections_closed_total{listener,reason}`  | counter | listeners: closed by the server |
+ * | `authoritative_rate_limited_total{frontend,action}` | counter | RRL (udp: drop, slip), DoH (429) |
+ * | `authoritative_rate_limit_entries{table}`           | gauge   | streams of RRL, clients of DoH   |
  *
  * plus the process metrics of prom-client. Label values are small fixed sets (a transport, an
  * rcode, a reason): never a CSI, a query name or a client address.
@@ -51,6 +54,8 @@ export interface AuthoritativeMetrics {
   watchAnswerCache(cache: { readonly stats: AnswerCacheStats }): void;
   /** Reports the connection refusals and closes of a listener. */
   watchConnections(listener: ConnectionListener, source: ConnectionStatsSource): void;
+  /** Reports the counts and tables of the per-client limits (`dp-limits.ts`). */
+  watchLimits(limits: { stats(): DpLimitStats }): void;
 }
 
 /** Declares the metrics of an authoritative server over `store` in a new registry. */
@@ -84,6 +89,33 @@ export function createAuthoritativeMetrics(
   const connectionSources = new Map<ConnectionListener, ConnectionStatsSource>();
   declareConnectionMetrics(registry, () => connectionSources);
 
+  let limits: { stats(): DpLimitStats } | undefined;
+  registry.counter<'frontend' | 'action'>('rate_limited_total', {
+    help: 'Responses and requests limited per client: UDP by RRL (drop, slip), DoH by its query rate (429)',
+    labelNames: ['frontend', 'action'],
+    collect() {
+      this.reset();
+      const stats = limits?.stats();
+      if (stats === undefined) return;
+      if (stats.rrl !== undefined) {
+        this.inc({ frontend: 'udp', action: 'drop' }, stats.rrl.dropped);
+        this.inc({ frontend: 'udp', action: 'slip' }, stats.rrl.slipped);
+      }
+      this.inc({ frontend: 'doh', action: '429' }, stats.doh.limited);
+    },
+  });
+  registry.gauge<'table'>('rate_limit_entries', {
+    help: 'Entries held by the per-client limits: RRL streams (rrl), DoH clients (doh)',
+    labelNames: ['table'],
+    collect() {
+      this.reset();
+      const stats = limits?.stats();
+      if (stats === undefined) return;
+      if (stats.rrl !== undefined) this.set({ table: 'rrl' }, stats.rrl.entries);
+      this.set({ table: 'doh' }, stats.doh.clients);
+    },
+  });
+
   return {
     registry,
     recordQuery(transport, rcode, seconds) {
@@ -95,6 +127,9 @@ export function createAuthoritativeMetrics(
     },
     watchConnections(listener, source) {
       connectionSources.set(listener, source);
+    },
+    watchLimits(source) {
+      limits = source;
     },
   };
 }

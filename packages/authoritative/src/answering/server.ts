@@ -15,6 +15,7 @@ import {
 } from '@mimi-discovery/common';
 import type { DpConfig } from '../config.js';
 import { createAnswerer } from './answer.js';
+import { createDpLimits } from './dp-limits.js';
 import { createAuthoritativeMetrics } from '../metrics.js';
 import {
   createOutboxChannel,
@@ -29,7 +30,8 @@ import type { DiscoveryStore } from '../store/store.js';
 
 /**
  * One running Discovery Provider (or the root directory, `role: "root"`): the LMDB store in
- * `<dataDir>/store`, the DNS listeners (UDP, TCP, DoH) answering from it, the registration API
+ * `<dataDir>/store`, the DNS listeners (UDP, TCP, DoH) answering from it behind their per-client
+ * limits (`dp-limits.ts`: RRL on UDP, a query rate on DoH), the registration API
  * (DPs only), the admin port, and the background re-signing of RRSIGs before they expire.
  */
 export interface RunningDp {
@@ -120,8 +122,16 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
         : {}),
     };
     const anyDns = udp !== null || tcp !== null || doh !== null;
+    // RRL on UDP, the query rate on DoH; TCP keeps its connection limits (dp-limits.ts).
+    const dpLimits = createDpLimits(limits, { now });
+    metrics.watchLimits(dpLimits);
     const dns = anyDns
-      ? await startDnsServer(dnsConfig, handler, { log: log.child('dns'), cache })
+      ? await startDnsServer(dnsConfig, handler, {
+          log: log.child('dns'),
+          cache,
+          gate: dpLimits.gate,
+          ...(dpLimits.rrl === undefined ? {} : { rrl: dpLimits.rrl }),
+        })
       : undefined;
     if (dns) started.push(dns);
     if (dns?.tcp) metrics.watchConnections('tcp', dns.tcp);

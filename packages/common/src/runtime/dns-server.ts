@@ -21,6 +21,8 @@ import { silentLogger, type Logger } from './log.js';
 import { MIN_UDP_PAYLOAD_OCTETS, type QueryHandler } from './respond.js';
 import { startTcpListener, type TcpListener, type TcpListenerConfig } from './tcp-server.js';
 import type { AnswerCache } from './answer-cache.js';
+import type { ListenerLimits, QueryGate } from './query-gate.js';
+import type { ResponseRateLimiter } from './rrl.js';
 import { startUdpListener, type UdpListener, type UdpListenerConfig } from './udp-server.js';
 import { HEADER_OCTETS, MAX_MESSAGE_OCTETS } from '../protocol/wire.js';
 
@@ -57,6 +59,13 @@ export interface DnsServerComponents {
    * whose answer depends on nothing but the query's octets and the cache's generation.
    */
   cache?: AnswerCache;
+  /**
+   * Per-client limits asked about every query of every listener before anything else
+   * (`query-gate.ts`); default none.
+   */
+  gate?: QueryGate;
+  /** Response Rate Limiting of UDP responses (`rrl.ts`); default none. */
+  rrl?: ResponseRateLimiter;
 }
 
 /**
@@ -74,6 +83,7 @@ export async function startDnsServer(
   const host = config.host ?? DEFAULT_DNS_SERVER_HOST;
   const log = (components.log ?? silentLogger).child('dns-server');
   const { cache } = components;
+  const limits: ListenerLimits = { gate: components.gate, rrl: components.rrl };
   let udp: UdpListener | undefined;
   let tcp: TcpListener | undefined;
   let doh: DohListener | undefined;
@@ -98,6 +108,7 @@ export async function startDnsServer(
           handler,
           log.child('tcp'),
           cache,
+          limits,
         );
         try {
           udp = await startUdpListener(
@@ -106,6 +117,7 @@ export async function startDnsServer(
             handler,
             log.child('udp'),
             cache,
+            limits,
           );
           tcp = tcpListener;
         } catch (error) {
@@ -116,16 +128,16 @@ export async function startDnsServer(
       started.push(udp, tcp as TcpListener);
     } else {
       if (config.udp !== undefined) {
-        udp = await startUdpListener(host, config.udp, handler, log.child('udp'), cache);
+        udp = await startUdpListener(host, config.udp, handler, log.child('udp'), cache, limits);
         started.push(udp);
       }
       if (config.tcp !== undefined) {
-        tcp = await startTcpListener(host, config.tcp, handler, log.child('tcp'), cache);
+        tcp = await startTcpListener(host, config.tcp, handler, log.child('tcp'), cache, limits);
         started.push(tcp);
       }
     }
     if (config.doh !== undefined) {
-      doh = await startDohListener(host, config.doh, handler, log.child('doh'), cache);
+      doh = await startDohListener(host, config.doh, handler, log.child('doh'), cache, limits);
       started.push(doh);
     }
   } catch (error) {

@@ -25,6 +25,11 @@
  * or after its accept (`connection-limits.ts`). An HTTP/2 session has at most
  * {@link DOH_MAX_CONCURRENT_STREAMS} streams open at once.
  *
+ * A query the gate refuses (a server's per-client limits, `query-gate.ts`) gets `429` with
+ * `Retry-After` (RFC 6585 §4, RFC 9110 §10.2.3) and `cache-control: no-store`, rather than a
+ * DNS response in a `200`: the limit is the HTTP client's, and HTTP clients and intermediaries
+ * know what a 429 means.
+ *
  * Connections: at most `maxConnections`, and `connectionsPerClient` per client (IPv4 address,
  * IPv6 /64); a connection past its client's share is closed at accept, before its TLS
  * handshake; a full listener evicts the oldest idle connection of the client holding the most
@@ -50,6 +55,7 @@ import { readBody, startHttpServer } from './http-server.js';
 import type { Logger } from './log.js';
 import { answerQuery, dohCacheMaxAge, type QueryContext, type QueryHandler } from './respond.js';
 import type { AnswerCache } from './answer-cache.js';
+import type { ListenerLimits } from './query-gate.js';
 
 /** Default request path (RFC 8484 §4.1 example, RFC 9461 default `dohpath`). */
 export const DEFAULT_DOH_PATH = '/dns-query';
@@ -148,6 +154,7 @@ const STATUS_TEXT: Readonly<Record<number, string>> = Object.freeze({
   408: 'Request Timeout',
   413: 'Content Too Large',
   415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
 });
 
 /** base64url (RFC 4648 §5); RFC 8484 §6 sends it unpadded, padding is tolerated. */
@@ -189,12 +196,23 @@ function respondStatus(exchange: Exchange, status: number, bodyUnread: boolean):
   exchange.respond(status, headers, Buffer.from(text, 'utf8'), bodyUnread);
 }
 
+/** `429` with `Retry-After`: a query the gate refused (see the module comment). */
+function respondLimited(exchange: Exchange, retryAfter: number): void {
+  const headers: Record<string, string> = {
+    'content-type': 'text/plain; charset=utf-8',
+    'cache-control': 'no-store',
+    'retry-after': String(retryAfter),
+  };
+  exchange.respond(429, headers, Buffer.from(`429 ${STATUS_TEXT[429]}\n`, 'utf8'), false);
+}
+
 async function serveExchange(
   exchange: Exchange,
   settings: DohSettings,
   handler: QueryHandler,
   log: Logger,
   cache: AnswerCache | undefined,
+  limits: ListenerLimits,
 ): Promise<void> {
   // Until the request is in: past the deadline the client gets 408; if it is still sending a
   // whole timeout later (or after an early error response), the exchange is cut.
@@ -246,8 +264,14 @@ async function serveExchange(
     context: exchange.context,
     log,
     ...(cache === undefined ? {} : { cache }),
+    gate: limits.gate,
   });
   if (result.kind === 'drop') return respondStatus(exchange, 400, false);
+  if (result.limited !== undefined) {
+    respondLimited(exchange, result.limited.retryAfter);
+    if (!closed) deadline = setTimeout(onDeadline, settings.requestTimeoutMs);
+    return;
+  }
   const maxAge =
     result.maxAge ?? (result.response === undefined ? 0 : dohCacheMaxAge(result.response));
   exchange.respond(
@@ -357,6 +381,7 @@ export async function startDohListener(
   handler: QueryHandler,
   log: Logger,
   cache?: AnswerCache,
+  limits: ListenerLimits = {},
 ): Promise<DohListener> {
   const settings: DohSettings = {
     path: config.path ?? DEFAULT_DOH_PATH,
@@ -364,7 +389,7 @@ export async function startDohListener(
     requestTimeoutMs: config.requestTimeoutMs ?? DEFAULT_DOH_REQUEST_TIMEOUT_MS,
   };
   const serve = (exchange: Exchange): void => {
-    serveExchange(exchange, settings, handler, log, cache).catch((error: unknown) => {
+    serveExchange(exchange, settings, handler, log, cache, limits).catch((error: unknown) => {
       log.error('doh-exchange-failed', { error });
       exchange.abort();
     });

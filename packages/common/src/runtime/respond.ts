@@ -11,8 +11,11 @@
  * 7. otherwise the handler answers; a handler that throws, or returns a message that does not
  *    encode, gets the client a SERVFAIL, and the fault is logged.
  *
- * With a {@link AnswerCache}, a query whose octets after the id were answered before gets that
- * answer again between steps 2 and 3, without decoding; each answer from step 7 is offered to it.
+ * With a {@link QueryGate} (a server's per-client limits, `query-gate.ts`), each query that
+ * passed steps 1 and 2 is put to it first: a refused query gets the gate's response, marked
+ * `limited`, and nothing else is done for it. With a {@link AnswerCache}, a query whose octets
+ * after the id were answered before gets that answer again between steps 2 and 3 (after the
+ * gate), without decoding; each answer from step 7 is offered to it.
  *
  * Worked example: the 12 octets `ab cd 00 00 00 02 00 00 00 00 00 00` (id 0xabcd, QDCOUNT 2,
  * but no question follows) do not decode, so step 3 answers `ab cd 81 01 00 00 …`: id 0xabcd,
@@ -21,6 +24,7 @@
 import { HEADER_OCTETS, decodeMessage, encodeMessage, rcodeToCode } from '../protocol/wire.js';
 import type { Logger } from './log.js';
 import type { AnswerCache } from './answer-cache.js';
+import { refusedAnswer, type QueryGate } from './query-gate.js';
 import type { Message, MessageFlags, Rcode } from '../protocol/records.js';
 
 /** Where a query came from. `remoteAddress` is for connection-level decisions, never for logs with a query name. */
@@ -112,11 +116,19 @@ function headerOnlyResponse(bytes: Uint8Array, rcode: 'FORMERR' | 'SERVFAIL'): U
 
 /**
  * What to do with the bytes of one query. A reply from the answer cache carries its DoH
- * `maxAge` instead of the messages, and already fits the UDP limit it was asked for.
+ * `maxAge` instead of the messages, and already fits the UDP limit it was asked for. A reply
+ * to a query the gate refused carries `limited`: the seconds the client should wait.
  */
 export type Answer =
   | { kind: 'drop'; reason: 'short' | 'response' }
-  | { kind: 'reply'; wire: Uint8Array; response?: Message; query?: Message; maxAge?: number };
+  | {
+      kind: 'reply';
+      wire: Uint8Array;
+      response?: Message;
+      query?: Message;
+      maxAge?: number;
+      limited?: { readonly retryAfter: number };
+    };
 
 /** What {@link answerQuery} needs besides the bytes. */
 export interface AnswerOptions {
@@ -125,6 +137,8 @@ export interface AnswerOptions {
   readonly log: Logger;
   /** Answers to reuse (see the module comment); none by default. */
   readonly cache?: AnswerCache | undefined;
+  /** Per-client limits asked before anything else (see the module comment); none by default. */
+  readonly gate?: QueryGate | undefined;
   /**
    * For UDP: the server's largest response. A response larger than the sender accepts
    * ({@link udpResponseLimit}) is replaced by its truncated form ({@link truncateForUdp}).
@@ -180,6 +194,11 @@ export function answerQueryNow(
 ): Answer | Promise<Answer> {
   if (bytes.length < HEADER_OCTETS) return { kind: 'drop', reason: 'short' };
   if (((bytes[2] as number) & (FLAG_QR >>> 8)) !== 0) return { kind: 'drop', reason: 'response' };
+  const decision = options.gate?.(bytes, options.context);
+  if (decision?.kind === 'refuse') {
+    const refused = refusedAnswer(bytes, decision, options.log);
+    if (refused !== undefined) return refused;
+  }
   const { cache } = options;
   let generation = 0;
   if (cache !== undefined) {

@@ -18,6 +18,9 @@
  *   even while it has other queries in flight. The clock does not run while the server itself
  *   has stopped reading (in-flight or unsent-octets limit).
  *
+ * With limits, each query first passes the gate (`query-gate.ts`); TCP answers are not subject
+ * to Response Rate Limiting (as in BIND: a connection proves the client's address).
+ *
  * Framing: a length below the 12-octet header cannot frame a DNS message — the peer does not
  * speak DNS over TCP, or the framing is lost — so the connection is closed. A framed message of
  * 12 octets or more that does not decode gets FORMERR and the connection stays open, since its
@@ -36,6 +39,7 @@ import type { Logger } from './log.js';
 import { HEADER_OCTETS } from '../protocol/wire.js';
 import { answerQuery, type QueryHandler } from './respond.js';
 import type { AnswerCache } from './answer-cache.js';
+import type { ListenerLimits } from './query-gate.js';
 
 /** Default idle timeout: RFC 7766 §6.2.3 suggests some seconds; 10 s as Unbound and Knot use. */
 export const DEFAULT_TCP_IDLE_TIMEOUT_MS = 10_000;
@@ -105,6 +109,7 @@ export async function startTcpListener(
   handler: QueryHandler,
   log: Logger,
   cache?: AnswerCache,
+  limits: ListenerLimits = {},
 ): Promise<TcpListener> {
   const settings: ConnectionSettings = {
     messageTimeoutMs: config.messageTimeoutMs ?? DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
@@ -126,7 +131,7 @@ export async function startTcpListener(
     const connection = gate.admit(socket);
     if (connection === undefined) return;
     log.debug('connection', { transport: 'tcp', remoteAddress: socket.remoteAddress });
-    serveConnection(socket, connection, settings, handler, log, cache);
+    serveConnection(socket, connection, settings, handler, log, cache, limits);
   });
 
   const listener = await listenGuarded(server, gate, { host, port: config.port });
@@ -143,6 +148,7 @@ function serveConnection(
   handler: QueryHandler,
   log: Logger,
   cache: AnswerCache | undefined,
+  limits: ListenerLimits,
 ): void {
   const context = { transport: 'tcp', remoteAddress: socket.remoteAddress ?? '' } as const;
   let pending: Buffer = Buffer.alloc(0);
@@ -176,6 +182,7 @@ function serveConnection(
       context,
       log,
       ...(cache === undefined ? {} : { cache }),
+      gate: limits.gate,
     });
     if (result.kind === 'drop' || socket.destroyed) return;
     const frame = Buffer.allocUnsafe(LENGTH_OCTETS + result.wire.length);
