@@ -48,6 +48,12 @@ export const DEFAULT_LIMITED_CLIENTS = 100_000;
 export const DEFAULT_SEEN_SECONDS = 86_400;
 /** Octets of a name's keyed hash kept in a seen set: 48 bits, an exact JavaScript number. */
 const SEEN_HASH_OCTETS = 6;
+/**
+ * Tokens are fractions (a rate of 2,000 a day is 0.0231… a second), and sums of fractions are
+ * not exact: a client that waits the `retryAfter` it was given must find its tokens there, not
+ * 499.99999999999994 of 500. Comparisons allow this much.
+ */
+const TOKEN_EPSILON = 1e-9;
 
 /** A token bucket's settings: tokens added per second, and the most it holds. */
 export interface Rate {
@@ -169,7 +175,9 @@ function refill(bucket: Bucket, rate: Rate, now: number): void {
 /** Whole seconds (at least 1) until `bucket` holds `cost` tokens, or is full if it never can. */
 function secondsUntil(bucket: Bucket, cost: number, rate: Rate): number {
   const target = Math.min(cost, rate.burst);
-  return Math.max(1, Math.ceil((target - bucket.tokens) / rate.perSecond));
+  // Rounded to the microsecond first, so that 18000.000000000004 s is 18,000 s, not 18,001.
+  const seconds = Math.round(((target - bucket.tokens) / rate.perSecond) * 1e6) / 1e6;
+  return Math.max(1, Math.ceil(seconds));
 }
 
 /** Settings of {@link createClientRateLimiter}. */
@@ -218,7 +226,7 @@ export function createClientRateLimiter(options: ClientRateLimiterOptions): Clie
     take(address, cost = 1) {
       if (exempt.has(address)) return { kind: 'taken' };
       const bucket = bucketOf(address);
-      if (bucket.tokens >= cost) {
+      if (bucket.tokens + TOKEN_EPSILON >= cost) {
         bucket.tokens -= cost;
         return { kind: 'taken' };
       }
@@ -231,7 +239,7 @@ export function createClientRateLimiter(options: ClientRateLimiterOptions): Clie
       if (bucket === undefined) return rate.burst;
       const copy = { ...bucket };
       refill(copy, rate, now());
-      return Math.floor(copy.tokens);
+      return Math.floor(copy.tokens + TOKEN_EPSILON);
     },
     get clients() {
       return table.size;
@@ -364,13 +372,13 @@ export function createNameBudget(options: NameBudgetOptions): NameBudget {
       let needed = 0;
       for (const h of hashes) if (!client.seen.has(h)) needed++;
       refill(client.bucket, rate, t);
-      if (needed > client.bucket.tokens) {
+      if (needed > client.bucket.tokens + TOKEN_EPSILON) {
         // Refused whole: nothing taken, nothing remembered (a new client is not even tracked).
         return {
           kind: 'limited',
           retryAfter: secondsUntil(client.bucket, needed, rate),
           needed,
-          available: Math.floor(client.bucket.tokens),
+          available: Math.floor(client.bucket.tokens + TOKEN_EPSILON),
         };
       }
       client.bucket.tokens -= needed;
@@ -390,7 +398,7 @@ export function createNameBudget(options: NameBudgetOptions): NameBudget {
       if (client === undefined) return rate.burst;
       const copy = { ...client.bucket };
       refill(copy, rate, now());
-      return Math.floor(copy.tokens);
+      return Math.floor(copy.tokens + TOKEN_EPSILON);
     },
     stats: () => ({ clients: table.size, seen: seenTotal }),
   };

@@ -194,7 +194,8 @@ export function createResponseRateLimiter(
     }
     stream.tokens = Math.min(burst, stream.tokens + Math.max(0, t - stream.updated) * perSecond);
     stream.updated = Math.max(stream.updated, t);
-    if (stream.tokens >= 1) {
+    // A rate times whole seconds is exact enough; fractions of a token are not waited for.
+    if (stream.tokens >= 1 - 1e-9) {
       stream.tokens -= 1;
       return 'send';
     }
