@@ -299,9 +299,8 @@ export {
   dohCacheMaxAge,
   udpResponseLimit,
 } from './runtime/respond.js';
-export type { QueryContext, QueryHandler } from './runtime/respond.js';
-export { refusedAnswer } from './runtime/query-gate.js';
-export type { GateDecision, QueryGate, ListenerLimits } from './runtime/query-gate.js';
+export type { QueryContext, QueryHandler, QueryGate, GateDecision } from './runtime/respond.js';
+export type { ListenerLimits } from './runtime/query-gate.js';
 export {
   DEFAULT_LIMITED_CLIENTS,
   DEFAULT_SEEN_SECONDS,

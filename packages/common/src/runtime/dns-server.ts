@@ -18,10 +18,10 @@ import type { ConnectionStats } from './connection-limits.js';
 import { TransportError } from './dns-client.js';
 import { startDohListener, type DohListener, type DohListenerConfig } from './doh-server.js';
 import { silentLogger, type Logger } from './log.js';
-import { MIN_UDP_PAYLOAD_OCTETS, type QueryHandler } from './respond.js';
+import { MIN_UDP_PAYLOAD_OCTETS, type QueryGate, type QueryHandler } from './respond.js';
 import { startTcpListener, type TcpListener, type TcpListenerConfig } from './tcp-server.js';
 import type { AnswerCache } from './answer-cache.js';
-import type { ListenerLimits, QueryGate } from './query-gate.js';
+import type { ListenerLimits } from './query-gate.js';
 import type { ResponseRateLimiter } from './rrl.js';
 import { startUdpListener, type UdpListener, type UdpListenerConfig } from './udp-server.js';
 import { HEADER_OCTETS, MAX_MESSAGE_OCTETS } from '../protocol/wire.js';
@@ -61,7 +61,7 @@ export interface DnsServerComponents {
   cache?: AnswerCache;
   /**
    * Per-client limits asked about every query of every listener before anything else
-   * (`query-gate.ts`); default none.
+   * (`QueryGate` of `respond.ts`); default none.
    */
   gate?: QueryGate;
   /** Response Rate Limiting of UDP responses (`rrl.ts`); default none. */

@@ -11,7 +11,7 @@
  * 7. otherwise the handler answers; a handler that throws, or returns a message that does not
  *    encode, gets the client a SERVFAIL, and the fault is logged.
  *
- * With a {@link QueryGate} (a server's per-client limits, `query-gate.ts`), each query that
+ * With a {@link QueryGate} (a server's per-client limits), each query that
  * passed steps 1 and 2 is put to it first: a refused query gets the gate's response, marked
  * `limited`, and nothing else is done for it. With a {@link AnswerCache}, a query whose octets
  * after the id were answered before gets that answer again between steps 2 and 3 (after the
@@ -24,7 +24,6 @@
 import { HEADER_OCTETS, decodeMessage, encodeMessage, rcodeToCode } from '../protocol/wire.js';
 import type { Logger } from './log.js';
 import type { AnswerCache } from './answer-cache.js';
-import { refusedAnswer, type QueryGate } from './query-gate.js';
 import type { Message, MessageFlags, Rcode } from '../protocol/records.js';
 
 /** Where a query came from. `remoteAddress` is for connection-level decisions, never for logs with a query name. */
@@ -55,6 +54,31 @@ const OPCODE_MASK = 0x7800;
 const FLAG_QR = 0x8000;
 const FLAG_RD = 0x0100;
 const FLAG_CD = 0x0010;
+
+/**
+ * What a query gate (a server's per-client limits) decides about one query, before anything else
+ * is done for it: before the answer cache, so a cached answer costs a client as much as a fresh
+ * one (else a client could enumerate whatever other clients asked for), and after only the two
+ * checks that need no decoding (steps 1 and 2). A refused query is answered with the response
+ * the gate builds (a resolver: REFUSED with an Extended DNS Error, RFC 8914), marked `limited`
+ * with the seconds to wait, so that DoH can answer 429 with `Retry-After` instead
+ * (`doh-server.ts`); UDP and TCP send the response.
+ */
+export type GateDecision =
+  | { readonly kind: 'pass' }
+  | {
+      readonly kind: 'refuse';
+      /** Whole seconds until the client may ask again (`Retry-After`). */
+      readonly retryAfter: number;
+      /** The response that refuses `query` (over UDP and TCP). */
+      readonly respond: (query: Message) => Message;
+    };
+
+/**
+ * Decides about the query `bytes` from the client of `context` (it reads what it needs from the
+ * octets, `questionOf` in `protocol/peek.ts`); must not throw.
+ */
+export type QueryGate = (bytes: Uint8Array, context: QueryContext) => GateDecision;
 
 /**
  * An empty response to `query` with `rcode`: the same id, opcode, question (when the query has
@@ -103,7 +127,10 @@ export function respondError(query: Message, rcode: Rcode): Message {
  * CD come from that header, every count is 0. This is the FORMERR for bytes that do not decode
  * (RFC 1035 §4.1.1 allows no question when it could not be parsed).
  */
-function headerOnlyResponse(bytes: Uint8Array, rcode: 'FORMERR' | 'SERVFAIL'): Uint8Array {
+function headerOnlyResponse(
+  bytes: Uint8Array,
+  rcode: 'FORMERR' | 'SERVFAIL' | 'REFUSED',
+): Uint8Array {
   const out = new Uint8Array(HEADER_OCTETS);
   out[0] = bytes[0] as number;
   out[1] = bytes[1] as number;
@@ -266,6 +293,33 @@ function encodeResponse(
     dohCacheMaxAge(response),
   );
   return { kind: 'reply', wire, response, query };
+}
+
+/**
+ * The answer to a query the gate refused: the gate's response, encoded, marked `limited`. A query
+ * that does not decode gets undefined, and goes on to its FORMERR (no work is done for it).
+ */
+function refusedAnswer(
+  bytes: Uint8Array,
+  decision: Extract<GateDecision, { kind: 'refuse' }>,
+  log: Logger,
+): Answer | undefined {
+  let query: Message;
+  try {
+    query = decodeMessage(bytes);
+  } catch {
+    return undefined;
+  }
+  const limited = { retryAfter: decision.retryAfter };
+  try {
+    const response = decision.respond(query);
+    return { kind: 'reply', wire: encodeMessage(response), response, query, limited };
+  } catch (error) {
+    // The gate's response is built from a decoded query and carries no records; reaching this
+    // is a fault of the gate, and the client is still refused.
+    log.error('refusal-not-encoded', { error });
+    return { kind: 'reply', wire: headerOnlyResponse(bytes, 'REFUSED'), limited };
+  }
 }
 
 /** Steps 4–6: the rcode that turns a decoded query away, or undefined when it goes to the handler. */

@@ -18,7 +18,7 @@
  *   even while it has other queries in flight. The clock does not run while the server itself
  *   has stopped reading (in-flight or unsent-octets limit).
  *
- * With limits, each query first passes the gate (`query-gate.ts`); TCP answers are not subject
+ * With limits, each query first passes the gate (`respond.ts`); TCP answers are not subject
  * to Response Rate Limiting (as in BIND: a connection proves the client's address).
  *
  * Framing: a length below the 12-octet header cannot frame a DNS message — the peer does not
