@@ -39,10 +39,10 @@ import {
  * flood in a victim's name spends the victim's budget; the API and TCP and DoH prove the address.
  *
  * Worked example, the defaults: an MSP back end at 192.0.2.7 posts 1,000 new CSIs (200, 1,000
- * tokens left), the same 1,000 an hour later (200, nothing charged), then 1,500 others (429
- * `ERR_RATE_LIMITED`, `Retry-After` 19,440: 500 more tokens at 2,000 a day, less what an hour
- * earned); a DNS query from the same address for a new name gets REFUSED with EDE 18 once the
- * budget is spent.
+ * tokens left), the same 1,000 an hour later (200, nothing charged; the hour earned 83 tokens),
+ * then 1,500 others (429 `ERR_RATE_LIMITED`, `Retry-After` 18,000: the 417 tokens missing, at
+ * 2,000 a day). A DNS query from the same address for a new name gets REFUSED with EDE 18 once
+ * the budget is spent.
  */
 
 /** Default most new names one client may ask for at once. */

@@ -45,16 +45,16 @@ import type { DiscoveryResult, DiscoveryResultsJson, Resolver } from './types.js
  *
  * Request errors are 4xx `{"error": {"code", "message", "detail"?}}` with `cache-control:
  * no-store`, checked in this order: the client's request rate (429 `ERR_RATE_LIMITED`, below),
- * route (404 `ERR_NOT_FOUND`), method (405
- * `ERR_METHOD_NOT_ALLOWED`, with `Allow: GET, POST`); for GET the query string (400
- * `ERR_BAD_REQUEST`: `csi` missing or given twice, another parameter, bad percent-encoding) and
- * the CSI (400 `ERR_CSI_INVALID`, `detail` the parser's code such as `ERR_CSI_PHONE_INVALID`);
- * for POST the content type `application/json` (415 `ERR_UNSUPPORTED_MEDIA_TYPE`), the size
- * (413 `ERR_BODY_TOO_LARGE`, from `content-length` before reading, else while reading), JSON
- * (400 `ERR_BAD_JSON`), the fields (400 `ERR_BAD_REQUEST`: not an object, `csis` missing or not
- * a list of strings, an unknown field) and the batch size (413 `ERR_BATCH_TOO_LARGE` beyond
- * `maxBatch`); then, for both, the client's new-names budget (429 `ERR_RATE_LIMITED`). A body not received within `requestTimeoutMs` gets 408 `ERR_TIMEOUT`; a fault
- * of the resolver 500 `ERR_INTERNAL`.
+ * route (404 `ERR_NOT_FOUND`), method (405 `ERR_METHOD_NOT_ALLOWED`, with `Allow: GET, POST`);
+ * for GET the query string (400 `ERR_BAD_REQUEST`: `csi` missing or given twice, another
+ * parameter, bad percent-encoding) and the CSI (400 `ERR_CSI_INVALID`, `detail` the parser's
+ * code such as `ERR_CSI_PHONE_INVALID`); for POST the content type `application/json` (415
+ * `ERR_UNSUPPORTED_MEDIA_TYPE`), the size (413 `ERR_BODY_TOO_LARGE`, from `content-length`
+ * before reading, else while reading), JSON (400 `ERR_BAD_JSON`), the fields (400
+ * `ERR_BAD_REQUEST`: not an object, `csis` missing or not a list of strings, an unknown field)
+ * and the batch size (413 `ERR_BATCH_TOO_LARGE` beyond `maxBatch`); then, for both, the
+ * client's new-names budget (429 `ERR_RATE_LIMITED`). A body not received within
+ * `requestTimeoutMs` gets 408 `ERR_TIMEOUT`; a fault of the resolver 500 `ERR_INTERNAL`.
  *
  * A single CSI that is not a CSI is the request's fault, so GET answers 400; in a batch it is
  * one CSI among many (a contact list holds typos), so it gets a per-item result `{ csi: <as

@@ -275,10 +275,13 @@ export interface RunningResolverServer {
 
 /**
  * Starts the front ends of `resolver` that `settings.listen` asks for: UDP, TCP and DoH
- * answering with {@link createResolverQueryHandler}, the JSON API, and the admin port
- * (`/healthz`, `/metrics` with `metrics.ts`). Settings that break the rules of a config file
- * (`resolverConfigSchema`: DoH or the API without TLS, no listener at all) are a `ConfigError`
- * `ERR_CONFIG_INVALID`; a listener that cannot start closes the others and throws its error.
+ * answering with {@link createResolverQueryHandler}, the JSON API — every one behind the same
+ * per-client limits (`settings.limits.clients`, `front-end-limits.ts`, over the clock
+ * `components.now`), the DNS front ends through {@link createResolverQueryGate} — and the admin
+ * port (`/healthz`, `/metrics` with `metrics.ts`). Settings that break the rules of a config
+ * file (`resolverConfigSchema`: DoH or the API without TLS, no listener at all) are a
+ * `ConfigError` `ERR_CONFIG_INVALID`; a listener that cannot start closes the others and throws
+ * its error.
  */
 export async function startResolverServer(
   settings: ResolverServerSettings,

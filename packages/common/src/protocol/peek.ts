@@ -5,11 +5,11 @@
  * header, the question and, for a response without answers, the owner names and types of its
  * authority section.
  *
- * Worked example: the response `ab cd 84 00 00 01 00 00 00 01 00 00 <q> <SOA at 4.4.e164.mimi.arpa>`
- * (AA, NOERROR, no answer, an SOA in the authority section: a name that does not exist, as
- * compact denial answers it, or a type it does not have) is `{ kind: 'denial', zone:
- * '4.4.e164.mimi.arpa' }`; its slip is the same 12-octet header with TC set and every count but
- * QDCOUNT zero, then `<q>`.
+ * Worked example: the response `ab cd 84 00 00 01 00 00 00 01 00 00 <q> <SOA of the zone
+ * 4.4.e164.mimi.arpa>` (AA, NOERROR, no answer, an SOA in the authority section: a name that
+ * does not exist, as compact denial answers it, or a type it does not have) is `{ kind:
+ * 'denial', zone: '4.4.e164.mimi.arpa' }`; its slip is the same 12-octet header with TC set and
+ * every count but QDCOUNT zero, then `<q>`.
  */
 import { canonicalName } from './names.js';
 import { HEADER_OCTETS, decodeName } from './wire.js';

@@ -96,7 +96,7 @@ function unmapped(address: string): string {
   return mapped?.[1] ?? address;
 }
 
-/** A CIDR range (`10.0.0.0/8`, `2001:db8::/32`) or a single address, parsed; undefined if not one. */
+/** A CIDR range (`10.0.0.0/8`, `2001:db8::/32`) or a single address, parsed; else undefined. */
 function parseCidr(
   text: string,
 ): { network: string; prefix: number; family: 'ipv4' | 'ipv6' } | undefined {
@@ -192,7 +192,7 @@ export interface ClientRateLimiterOptions {
 
 /** One token bucket per client. */
 export interface ClientRateLimiter {
-  /** Takes `cost` tokens (default 1) from the bucket of `address`'s client, or says how long to wait. */
+  /** Takes `cost` tokens (default 1) from the bucket of `address`'s client, or says the wait. */
   take(address: string, cost?: number): RateDecision;
   /** Whole tokens the client of `address` has now. */
   available(address: string): number;

@@ -25,10 +25,10 @@
  * or after its accept (`connection-limits.ts`). An HTTP/2 session has at most
  * {@link DOH_MAX_CONCURRENT_STREAMS} streams open at once.
  *
- * A query the gate refuses (a server's per-client limits, `QueryGate` of `respond.ts`) gets `429` with
- * `Retry-After` (RFC 6585 §4, RFC 9110 §10.2.3) and `cache-control: no-store`, rather than a
- * DNS response in a `200`: the limit is the HTTP client's, and HTTP clients and intermediaries
- * know what a 429 means.
+ * A query the gate refuses (a server's per-client limits, `QueryGate` of `respond.ts`) gets
+ * `429` with `Retry-After` (RFC 6585 §4, RFC 9110 §10.2.3) and `cache-control: no-store`, rather
+ * than a DNS response in a `200`: the limit is the HTTP client's, and HTTP clients and
+ * intermediaries know what a 429 means.
  *
  * Connections: at most `maxConnections`, and `connectionsPerClient` per client (IPv4 address,
  * IPv6 /64); a connection past its client's share is closed at accept, before its TLS

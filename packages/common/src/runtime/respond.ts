@@ -11,11 +11,11 @@
  * 7. otherwise the handler answers; a handler that throws, or returns a message that does not
  *    encode, gets the client a SERVFAIL, and the fault is logged.
  *
- * With a {@link QueryGate} (a server's per-client limits), each query that
- * passed steps 1 and 2 is put to it first: a refused query gets the gate's response, marked
- * `limited`, and nothing else is done for it. With a {@link AnswerCache}, a query whose octets
- * after the id were answered before gets that answer again between steps 2 and 3 (after the
- * gate), without decoding; each answer from step 7 is offered to it.
+ * With a {@link QueryGate} (a server's per-client limits), each query that passed steps 1 and 2
+ * is put to it first: a refused query gets the gate's response, marked `limited`, and nothing
+ * else is done for it. With a {@link AnswerCache}, a query whose octets after the id were
+ * answered before gets that answer again between steps 2 and 3 (after the gate), without
+ * decoding; each answer from step 7 is offered to it.
  *
  * Worked example: the 12 octets `ab cd 00 00 00 02 00 00 00 00 00 00` (id 0xabcd, QDCOUNT 2,
  * but no question follows) do not decode, so step 3 answers `ab cd 81 01 00 00 …`: id 0xabcd,

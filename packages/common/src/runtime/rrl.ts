@@ -40,7 +40,7 @@ import { systemClock, type Clock } from './clock.js';
 import { clientKeyOf } from './connection-limits.js';
 import { createClientExemptions, type ClientExemptions } from './client-limits.js';
 
-/** Default responses per second of one stream of positive answers or referrals (NSD's `rrl-ratelimit`). */
+/** Default answers (or referrals) per second of one stream: NSD's `rrl-ratelimit`. */
 export const DEFAULT_RRL_RESPONSES_PER_SECOND = 200;
 /** Default denials per second of one client under one zone. */
 export const DEFAULT_RRL_DENIALS_PER_SECOND = 200;
