@@ -89,6 +89,9 @@ async function main(dataDir: string): Promise<void> {
     role: 'dp',
     dataDir,
     listen: { host: '127.0.0.1', udp: 0 },
+    // dnsperf on loopback measures throughput: RRL exempts it, as NSD runs with
+    // `rrl-ratelimit: 0` (stock.ts).
+    limits: { rrl: { exempt: ['127.0.0.0/8'] } },
     log: { level: 'error' },
   });
   const server = await startDp(config, { store });

@@ -264,6 +264,9 @@ async function startServer(
       apex: DEFAULT_APEX,
       listen: { host: '127.0.0.1', udp: 0, tcp: 0, doh: 0, admin: 0 },
       tls,
+      // Every client of the bench is on loopback and measured, not limited: RRL and the DoH
+      // query rate exempt it, as NSD runs with `rrl-ratelimit: 0` (stock.ts).
+      limits: { rrl: { exempt: ['127.0.0.0/8'] }, dohClients: { exempt: ['127.0.0.0/8'] } },
       log: { level: 'warn' },
     }),
   );

@@ -1,8 +1,17 @@
 import {
   DEFAULT_APEX,
   ANSWER_CACHE_OCTETS,
+  DEFAULT_LIMITED_CLIENTS,
+  DEFAULT_RRL_BURST_SECONDS,
+  DEFAULT_RRL_DENIALS_PER_SECOND,
+  DEFAULT_RRL_ERRORS_PER_SECOND,
+  DEFAULT_RRL_MAX_ENTRIES,
+  DEFAULT_RRL_RESPONSES_PER_SECOND,
+  DEFAULT_RRL_SLIP,
+  MAX_RRL_SLIP,
   checkConnectionsPerClient,
   checkTlsForHttps,
+  cidrListSchema,
   configPathSchema,
   dohLimitsConfigSchema,
   domainNameSchema,
@@ -17,6 +26,7 @@ import {
 } from '@mimi-discovery/common';
 import { z } from 'zod';
 import { isAddressRange, TRANSFERS_PER_CLIENT } from './answering/transfer.js';
+import { DEFAULT_DOH_QUERIES_PER_SECOND, DEFAULT_DOH_QUERY_BURST } from './answering/dp-limits.js';
 import { CODE_TTL_SECONDS } from './registration/codes.js';
 import {
   MAX_ATTEMPTS_PER_CODE,
@@ -102,11 +112,53 @@ const registrationApiLimitsSchema = z
   })
   .check(checkConnectionsPerClient);
 
-/** `limits` of a DP or the root: per listener, connections and deadlines. */
+/**
+ * `limits.rrl`: Response Rate Limiting of UDP answers (`rrl.ts` of `@mimi-discovery/common`,
+ * as BIND, NSD and Knot DNS do it). A rate of 0 leaves its class of responses unlimited; all
+ * three at 0 turn RRL off.
+ */
+const rrlSchema = z.strictObject({
+  /** Positive answers and referrals per second, per client, query name and type. */
+  responsesPerSecond: z.int().min(0).default(DEFAULT_RRL_RESPONSES_PER_SECOND),
+  /** Denials (NXDOMAIN, NODATA, compact denial) per second, per client and zone. */
+  denialsPerSecond: z.int().min(0).default(DEFAULT_RRL_DENIALS_PER_SECOND),
+  /** Error responses per second, per client. */
+  errorsPerSecond: z.int().min(0).default(DEFAULT_RRL_ERRORS_PER_SECOND),
+  /** Seconds of its rate a stream may spend at once. */
+  burstSeconds: positiveIntSchema.default(DEFAULT_RRL_BURST_SECONDS),
+  /** Every `slip`-th limited response goes out truncated (TC); 0: none, 1: all. */
+  slip: z.int().min(0).max(MAX_RRL_SLIP).default(DEFAULT_RRL_SLIP),
+  /** Most streams tracked. */
+  maxEntries: positiveIntSchema.default(DEFAULT_RRL_MAX_ENTRIES),
+  /** Clients never limited, as CIDR ranges or addresses. */
+  exempt: cidrListSchema.default([]),
+});
+
+/**
+ * `limits.dohClients`: per-client query rate of DNS over HTTPS (`dp-limits.ts`); a client over
+ * it gets 429 with `Retry-After`.
+ */
+const dohClientsSchema = z.strictObject({
+  /** DoH queries per second per client. */
+  queriesPerSecond: positiveIntSchema.default(DEFAULT_DOH_QUERIES_PER_SECOND),
+  /** DoH queries one client may send at once. */
+  queryBurst: positiveIntSchema.default(DEFAULT_DOH_QUERY_BURST),
+  /** Most clients tracked. */
+  maxClients: positiveIntSchema.default(DEFAULT_LIMITED_CLIENTS),
+  /** Clients never limited, as CIDR ranges or addresses. */
+  exempt: cidrListSchema.default([]),
+});
+
+/**
+ * `limits` of a DP or the root: per listener, connections and deadlines; per client, RRL on UDP
+ * and the DoH query rate.
+ */
 const dpLimitsSchema = z.strictObject({
   tcp: tcpLimitsConfigSchema.prefault({}),
   doh: dohLimitsConfigSchema.prefault({}),
   api: registrationApiLimitsSchema.prefault({}),
+  rrl: rrlSchema.prefault({}),
+  dohClients: dohClientsSchema.prefault({}),
 });
 
 /** `registration`: the registrar's limits (defaults: its own) and code channels (design §8). */
@@ -152,7 +204,11 @@ const NO_REGISTRATION_API = 'not allowed when role is "root" (the root has no re
  *              "messageTimeoutMs": 2000 },
  *     "doh": { "maxConnections": 1024, "connectionsPerClient": 128, "requestTimeoutMs": 10000,
  *              "idleTimeoutMs": 30000 },
- *     "api": {} },
+ *     "api": {},
+ *     "rrl": { "responsesPerSecond": 200, "denialsPerSecond": 200, "errorsPerSecond": 200,
+ *              "burstSeconds": 15, "slip": 2, "maxEntries": 100000, "exempt": [] },
+ *     "dohClients": { "queriesPerSecond": 1000, "queryBurst": 10000, "maxClients": 100000,
+ *                     "exempt": [] } },
  *   "registration": { "codeTtlSeconds": 600, "maxAttemptsPerCode": 5, "sendsPerCsiPerHour": 5,
  *                     "requestsPerClientPerMinute": 60, "channels": {} },
  *   "transfer": { "transfersPerClient": 1 },

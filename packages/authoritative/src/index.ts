@@ -71,6 +71,17 @@ export {
   CURRENT_MAP_CACHE_ENTRIES,
 } from './answering/answer.js';
 export type { Answerer, AnswererOptions } from './answering/answer.js';
+export {
+  DEFAULT_DOH_QUERIES_PER_SECOND,
+  DEFAULT_DOH_QUERY_BURST,
+  createDpLimits,
+} from './answering/dp-limits.js';
+export type {
+  DpRrlSettings,
+  DpDohClientSettings,
+  DpLimitStats,
+  DpLimits,
+} from './answering/dp-limits.js';
 
 // map-expiry.ts
 export {

@@ -12,6 +12,7 @@ import {
   type AnswerCacheStats,
   type QueryLog,
 } from '@mimi-discovery/common';
+import type { DpLimitStats } from './answering/dp-limits.js';
 import type { DiscoveryStore } from './store/store.js';
 
 /**
@@ -31,6 +32,8 @@ import type { DiscoveryStore } from './store/store.js';
  * | `authoritative_transfers_total{outcome}`            | counter   | AXFR (root): `ok`, `refused`, `aborted` |
  * | `authoritative_connections_refused_total{listener,reason}` | counter | listeners: closed at accept |
  * | `authoritative_connections_closed_total{listener,reason}`  | counter | listeners: closed by the server |
+ * | `authoritative_rate_limited_total{frontend,action}` | counter | RRL (udp: drop, slip), DoH (429) |
+ * | `authoritative_rate_limit_entries{table}`           | gauge   | streams of RRL, clients of DoH   |
  *
  * plus the process metrics of prom-client. Label values are small fixed sets (a transport, an
  * rcode, a reason): never a CSI, a query name or a client address.
@@ -60,6 +63,8 @@ export interface AuthoritativeMetrics {
   watchConnections(listener: ConnectionListener, source: ConnectionStatsSource): void;
   /** Reports the lines written and dropped by the query log. */
   watchQueryLog(queryLog: Pick<QueryLog, 'stats'>): void;
+  /** Reports the counts and tables of the per-client limits (`dp-limits.ts`). */
+  watchLimits(limits: { stats(): DpLimitStats }): void;
 }
 
 /** Declares the metrics of an authoritative server over `store` in a new registry. */
@@ -99,6 +104,33 @@ export function createAuthoritativeMetrics(
   let queryLog: Pick<QueryLog, 'stats'> | undefined;
   declareQueryLogMetrics(registry, () => queryLog);
 
+  let limits: { stats(): DpLimitStats } | undefined;
+  registry.counter<'frontend' | 'action'>('rate_limited_total', {
+    help: 'Responses and requests limited per client: UDP by RRL (drop, slip), DoH by its query rate (429)',
+    labelNames: ['frontend', 'action'],
+    collect() {
+      this.reset();
+      const stats = limits?.stats();
+      if (stats === undefined) return;
+      if (stats.rrl !== undefined) {
+        this.inc({ frontend: 'udp', action: 'drop' }, stats.rrl.dropped);
+        this.inc({ frontend: 'udp', action: 'slip' }, stats.rrl.slipped);
+      }
+      this.inc({ frontend: 'doh', action: '429' }, stats.doh.limited);
+    },
+  });
+  registry.gauge<'table'>('rate_limit_entries', {
+    help: 'Entries held by the per-client limits: RRL streams (rrl), DoH clients (doh)',
+    labelNames: ['table'],
+    collect() {
+      this.reset();
+      const stats = limits?.stats();
+      if (stats === undefined) return;
+      if (stats.rrl !== undefined) this.set({ table: 'rrl' }, stats.rrl.entries);
+      this.set({ table: 'doh' }, stats.doh.clients);
+    },
+  });
+
   return {
     registry,
     recordQuery(transport, rcode, seconds) {
@@ -116,6 +148,9 @@ export function createAuthoritativeMetrics(
     },
     watchQueryLog(source) {
       queryLog = source;
+    },
+    watchLimits(source) {
+      limits = source;
     },
   };
 }

@@ -8,10 +8,22 @@ import {
   DEFAULT_TCP_IDLE_TIMEOUT_MS,
   DEFAULT_TCP_MAX_CONNECTIONS,
   DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
+  DEFAULT_LIMITED_CLIENTS,
+  DEFAULT_RRL_BURST_SECONDS,
+  DEFAULT_RRL_DENIALS_PER_SECOND,
+  DEFAULT_RRL_ERRORS_PER_SECOND,
+  DEFAULT_RRL_MAX_ENTRIES,
+  DEFAULT_RRL_RESPONSES_PER_SECOND,
+  DEFAULT_RRL_SLIP,
   parseConfigText,
 } from '@mimi-discovery/common';
 import { describe, expect, it } from 'vitest';
-import { dpConfigSchema, type DpConfig } from '../src/index.js';
+import {
+  DEFAULT_DOH_QUERIES_PER_SECOND,
+  DEFAULT_DOH_QUERY_BURST,
+  dpConfigSchema,
+  type DpConfig,
+} from '../src/index.js';
 import { thrownBy } from '../../../test/helpers/rejection.js';
 
 // The config of a DP or the root (`config.ts`): one table per key, as raw config text, with what
@@ -54,6 +66,21 @@ const DEFAULT_LIMITS = {
     idleTimeoutMs: DEFAULT_DOH_IDLE_TIMEOUT_MS,
   },
   api: {},
+  rrl: {
+    responsesPerSecond: DEFAULT_RRL_RESPONSES_PER_SECOND,
+    denialsPerSecond: DEFAULT_RRL_DENIALS_PER_SECOND,
+    errorsPerSecond: DEFAULT_RRL_ERRORS_PER_SECOND,
+    burstSeconds: DEFAULT_RRL_BURST_SECONDS,
+    slip: DEFAULT_RRL_SLIP,
+    maxEntries: DEFAULT_RRL_MAX_ENTRIES,
+    exempt: [],
+  },
+  dohClients: {
+    queriesPerSecond: DEFAULT_DOH_QUERIES_PER_SECOND,
+    queryBurst: DEFAULT_DOH_QUERY_BURST,
+    maxClients: DEFAULT_LIMITED_CLIENTS,
+    exempt: [],
+  },
 };
 
 describe('dpConfigSchema', () => {
@@ -239,6 +266,39 @@ describe('dpConfigSchema', () => {
           'unknown key "requestTimeoutMs" in limits.api',
         ],
         [dp('"limits": { "udp": {} }'), 'error', 'unknown key "udp" in limits'],
+        [
+          dp(
+            '"limits": { "rrl": { "responsesPerSecond": 0, "slip": 1, "exempt": ["10.0.0.0/8"] } }',
+          ),
+          'limits',
+          {
+            ...DEFAULT_LIMITS,
+            rrl: { ...DEFAULT_LIMITS.rrl, responsesPerSecond: 0, slip: 1, exempt: ['10.0.0.0/8'] },
+          },
+        ],
+        [dp('"limits": { "rrl": { "slip": 11 } }'), 'error', 'limits.rrl.slip: must be at most 10'],
+        [
+          dp('"limits": { "rrl": { "exempt": ["10.0.0.0/33"] } }'),
+          'error',
+          'limits.rrl.exempt[0]: expected a CIDR range (192.0.2.0/24, 2001:db8::/48) or an IP address',
+        ],
+        [
+          dp('"limits": { "dohClients": { "queriesPerSecond": 5, "exempt": ["2001:db8::/48"] } }'),
+          'limits',
+          {
+            ...DEFAULT_LIMITS,
+            dohClients: {
+              ...DEFAULT_LIMITS.dohClients,
+              queriesPerSecond: 5,
+              exempt: ['2001:db8::/48'],
+            },
+          },
+        ],
+        [
+          dp('"limits": { "dohClients": { "queryBurst": 0 } }'),
+          'error',
+          'limits.dohClients.queryBurst: must be at least 1',
+        ],
         [
           '{ "role": "root", "dataDir": "/r", "limits": { "api": { "maxConnections": 8 } } }',
           'error',

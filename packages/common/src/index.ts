@@ -61,6 +61,19 @@ export type {
   Message,
 } from './protocol/records.js';
 
+// ede.ts, peek.ts
+export {
+  EDE_OPTION_CODE,
+  EDE_STALE_ANSWER,
+  EDE_DNSSEC_BOGUS,
+  EDE_PROHIBITED,
+  edeOption,
+  extendedDnsErrors,
+} from './protocol/ede.js';
+export type { ExtendedDnsError } from './protocol/ede.js';
+export { questionOf, classifyResponse, slipResponse } from './protocol/peek.js';
+export type { PeekedQuestion, ResponseClass } from './protocol/peek.js';
+
 // bytes.ts
 export { compareBytes } from './protocol/bytes.js';
 
@@ -315,6 +328,8 @@ export type {
   QueryHandler,
   TransferHandler,
   TransferResponse,
+  QueryGate,
+  GateDecision,
 } from './runtime/respond.js';
 export {
   DEFAULT_TRANSFER_TIMEOUT_MS,
@@ -329,6 +344,44 @@ export type {
   ZoneTransferOptions,
   ZoneTransferResult,
 } from './runtime/zone-transfer-client.js';
+export type { ListenerLimits } from './runtime/query-gate.js';
+export {
+  DEFAULT_LIMITED_CLIENTS,
+  DEFAULT_SEEN_SECONDS,
+  isCidr,
+  createClientExemptions,
+  createClientRateLimiter,
+  createNameBudget,
+} from './runtime/client-limits.js';
+export type {
+  Rate,
+  RateDecision,
+  NameCharge,
+  ClientExemptions,
+  ClientRateLimiterOptions,
+  ClientRateLimiter,
+  NameBudgetOptions,
+  NameBudgetStats,
+  NameBudget,
+} from './runtime/client-limits.js';
+export {
+  DEFAULT_RRL_RESPONSES_PER_SECOND,
+  DEFAULT_RRL_DENIALS_PER_SECOND,
+  DEFAULT_RRL_ERRORS_PER_SECOND,
+  DEFAULT_RRL_BURST_SECONDS,
+  DEFAULT_RRL_SLIP,
+  DEFAULT_RRL_MAX_ENTRIES,
+  DEFAULT_RRL_SETTINGS,
+  MAX_RRL_SLIP,
+  createResponseRateLimiter,
+} from './runtime/rrl.js';
+export type {
+  RrlAction,
+  RrlSettings,
+  RrlStats,
+  RrlComponents,
+  ResponseRateLimiter,
+} from './runtime/rrl.js';
 export { DEFAULT_UDP_MAX_PAYLOAD, DEFAULT_UDP_MAX_IN_FLIGHT } from './runtime/udp-server.js';
 export type { UdpListenerConfig } from './runtime/udp-server.js';
 export {
@@ -520,6 +573,7 @@ export {
   positiveIntSchema,
   domainNameSchema,
   timeoutMsSchema,
+  cidrListSchema,
   checkConnectionsPerClient,
   listenConfigSchema,
   tlsConfigSchema,

@@ -5,9 +5,12 @@ import {
   DEFAULT_APEX,
   MimiError,
   ANSWER_CACHE_OCTETS,
+  DEFAULT_LIMITED_CLIENTS,
+  DEFAULT_SEEN_SECONDS,
   canonicalName,
   checkConnectionsPerClient,
   checkTlsForHttps,
+  cidrListSchema,
   configPathSchema,
   dohLimitsConfigSchema,
   domainNameSchema,
@@ -29,6 +32,16 @@ import {
   type TrustAnchor,
 } from '@mimi-discovery/common';
 import { z } from 'zod';
+import {
+  DEFAULT_API_REQUEST_BURST,
+  DEFAULT_API_REQUESTS_PER_SECOND,
+  DEFAULT_MAX_SEEN,
+  DEFAULT_MAX_SEEN_PER_CLIENT,
+  DEFAULT_NEW_NAME_BURST,
+  DEFAULT_NEW_NAMES_PER_DAY,
+  DEFAULT_QUERIES_PER_SECOND,
+  DEFAULT_QUERY_BURST,
+} from './front-end-limits.js';
 import { DEFAULT_MAX_BATCH } from './json-api.js';
 import { DEFAULT_BATCH_CONCURRENCY, DEFAULT_CACHE_BYTES } from './limits.js';
 import type { ResolverConfig } from './types.js';
@@ -65,11 +78,60 @@ const jsonApiLimitsSchema = z
   })
   .check(checkConnectionsPerClient);
 
-/** `limits` of a resolver: per listener, connections and deadlines. */
+/**
+ * `limits.clients` of a resolver: the per-client limits of every front end
+ * (`front-end-limits.ts`), with their defaults. A request of `newNameBurst` new names must be
+ * rememberable whole, so `maxSeenPerClient` is at least `newNameBurst`, and `maxSeen` at least
+ * `maxSeenPerClient`.
+ */
+const clientLimitsSchema = z
+  .strictObject({
+    /** Most new names (CSIs, DNS names under the apex) one client may ask for at once. */
+    newNameBurst: positiveIntSchema.default(DEFAULT_NEW_NAME_BURST),
+    /** New names a client earns per day. */
+    newNamesPerDay: positiveIntSchema.default(DEFAULT_NEW_NAMES_PER_DAY),
+    /** A name asked for within this long is not new to the client. */
+    seenSeconds: positiveIntSchema.default(DEFAULT_SEEN_SECONDS),
+    maxSeenPerClient: positiveIntSchema.default(DEFAULT_MAX_SEEN_PER_CLIENT),
+    maxSeen: positiveIntSchema.default(DEFAULT_MAX_SEEN),
+    /** DNS queries (UDP, TCP, DoH) per second per client, and at once. */
+    queriesPerSecond: positiveIntSchema.default(DEFAULT_QUERIES_PER_SECOND),
+    queryBurst: positiveIntSchema.default(DEFAULT_QUERY_BURST),
+    /** JSON API requests per second per client, and at once. */
+    requestsPerSecond: positiveIntSchema.default(DEFAULT_API_REQUESTS_PER_SECOND),
+    requestBurst: positiveIntSchema.default(DEFAULT_API_REQUEST_BURST),
+    /** Most clients each table tracks (least recently active dropped first). */
+    maxClients: positiveIntSchema.default(DEFAULT_LIMITED_CLIENTS),
+    /** Clients never limited: trusted back ends, as CIDR ranges or addresses. */
+    exempt: cidrListSchema.default([]),
+  })
+  .check((ctx) => {
+    const c = ctx.value;
+    if (ctx.issues.length > 0) return;
+    if (c.maxSeenPerClient < c.newNameBurst) {
+      ctx.issues.push({
+        code: 'custom',
+        input: c,
+        path: ['maxSeenPerClient'],
+        message: 'must be at least newNameBurst',
+      });
+    }
+    if (c.maxSeen < c.maxSeenPerClient) {
+      ctx.issues.push({
+        code: 'custom',
+        input: c,
+        path: ['maxSeen'],
+        message: 'must be at least maxSeenPerClient',
+      });
+    }
+  });
+
+/** `limits` of a resolver: per listener, connections and deadlines; per client, `clients`. */
 const resolverLimitsSchema = z.strictObject({
   tcp: tcpLimitsConfigSchema.prefault({}),
   doh: dohLimitsConfigSchema.prefault({}),
   api: jsonApiLimitsSchema.prefault({}),
+  clients: clientLimitsSchema.prefault({}),
 });
 
 /**
@@ -141,7 +203,7 @@ function checkResolverListeners(ctx: ConfigCheckContext<ResolverListeners>): voi
  *   "ca": "/etc/mimi/ca.pem", "transport": "doh", "cacheBytes": 67108864, "answerCacheBytes": 67108864,
  *   "batchConcurrency": 32, "maxBatch": 1000, "rootCopy": { "enabled": true },
  *   "listen": { "host": "127.0.0.1", "udp": null, "tcp": null, "doh": null, "api": null, "admin": null },
- *   "limits": { "tcp": { … }, "doh": { … }, "api": {} },
+ *   "limits": { "tcp": { … }, "doh": { … }, "api": {}, "clients": { … } },
  *   "tls": { "cert": "…", "key": "…" },
  *   "log": { "level": "info" } }
  * ```
@@ -160,7 +222,9 @@ function checkResolverListeners(ctx: ConfigCheckContext<ResolverListeners>): voi
  * the JSON API; the client's address only with `peer`. `rootCopy` (the local copy of the root's zone,
  * transferred by AXFR over TCP from the root servers whose hints list a `port`) is on by default:
  * `false` or `{ "enabled": false }` turns it off; `refreshSeconds` (default the SOA's refresh),
- * `maxRecords`, `maxOctets` and `transferTimeoutMs` (the bounds of one transfer) may be set.
+ * `maxRecords`, `maxOctets` and `transferTimeoutMs` (the bounds of one transfer) may be set. `limits.clients` holds the per-client limits of every
+ * front end (new names, query and request rates, exemptions: `front-end-limits.ts`); its
+ * `newNameBurst` is at least `maxBatch`.
  */
 export const resolverConfigSchema = z
   .strictObject({
@@ -185,6 +249,15 @@ export const resolverConfigSchema = z
   .check((ctx) => {
     checkResolverListeners(ctx);
     const c = ctx.value;
+    // A full batch of new CSIs must fit a full budget, or it could never be answered.
+    if (c.limits.clients.newNameBurst < c.maxBatch) {
+      ctx.issues.push({
+        code: 'custom',
+        input: c,
+        path: ['limits', 'clients', 'newNameBurst'],
+        message: 'must be at least maxBatch (a full batch of new CSIs must fit the budget)',
+      });
+    }
     if (c.dnsPort !== undefined && c.transport !== 'dns') {
       ctx.issues.push({
         code: 'custom',

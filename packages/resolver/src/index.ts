@@ -136,8 +136,12 @@ export {
 export { resolverConfigSchema, loadResolverConfig, readResolverFiles } from './config.js';
 export type { ResolverFileConfig, ResolverServerConfig, ResolverFiles } from './config.js';
 
-// front ends: server.ts, json-api.ts, metrics.ts
-export { createResolverQueryHandler, startResolverServer } from './server.js';
+// front ends: server.ts, json-api.ts, front-end-limits.ts, metrics.ts
+export {
+  createResolverQueryHandler,
+  createResolverQueryGate,
+  startResolverServer,
+} from './server.js';
 export type {
   ResolverQueryHandlerOptions,
   ResolverQueryLogSettings,
@@ -160,6 +164,29 @@ export {
   startJsonApi,
 } from './json-api.js';
 export type { JsonApiErrorCode, JsonApiOptions, JsonApiComponents, JsonApi } from './json-api.js';
+export {
+  DEFAULT_NEW_NAME_BURST,
+  DEFAULT_NEW_NAMES_PER_DAY,
+  DEFAULT_MAX_SEEN_PER_CLIENT,
+  DEFAULT_MAX_SEEN,
+  DEFAULT_QUERIES_PER_SECOND,
+  DEFAULT_QUERY_BURST,
+  DEFAULT_API_REQUESTS_PER_SECOND,
+  DEFAULT_API_REQUEST_BURST,
+  DEFAULT_CLIENT_LIMITS,
+  LIMITED_FRONT_ENDS,
+  LIMIT_KINDS,
+  createClientLimits,
+} from './front-end-limits.js';
+export type {
+  ClientLimitSettings,
+  ClientLimitComponents,
+  ClientLimitStats,
+  LimitedFrontEnd,
+  LimitKind,
+  LimitOutcome,
+  ResolverClientLimits,
+} from './front-end-limits.js';
 export { RESOLUTION_DURATION_BUCKETS, createResolverMetrics } from './metrics.js';
 export type { ResolutionKind, ResolverMetrics } from './metrics.js';
 

@@ -20,6 +20,11 @@ import {
   type Logger,
   type ResponseOptions,
 } from '@mimi-discovery/common';
+import {
+  createClientLimits,
+  type LimitOutcome,
+  type ResolverClientLimits,
+} from './front-end-limits.js';
 import type { ResolverMetrics } from './metrics.js';
 import { resultJsonText } from './result-json.js';
 import type { DiscoveryResult, DiscoveryResultsJson, Resolver } from './types.js';
@@ -39,16 +44,17 @@ import type { DiscoveryResult, DiscoveryResultsJson, Resolver } from './types.js
  * `cache-control: max-age=<ttl>`, the smallest TTL of its results (0 for an empty batch).
  *
  * Request errors are 4xx `{"error": {"code", "message", "detail"?}}` with `cache-control:
- * no-store`, checked in this order: route (404 `ERR_NOT_FOUND`), method (405
- * `ERR_METHOD_NOT_ALLOWED`, with `Allow: GET, POST`); for GET the query string (400
- * `ERR_BAD_REQUEST`: `csi` missing or given twice, another parameter, bad percent-encoding) and
- * the CSI (400 `ERR_CSI_INVALID`, `detail` the parser's code such as `ERR_CSI_PHONE_INVALID`);
- * for POST the content type `application/json` (415 `ERR_UNSUPPORTED_MEDIA_TYPE`), the size
- * (413 `ERR_BODY_TOO_LARGE`, from `content-length` before reading, else while reading), JSON
- * (400 `ERR_BAD_JSON`), the fields (400 `ERR_BAD_REQUEST`: not an object, `csis` missing or not
- * a list of strings, an unknown field) and the batch size (413 `ERR_BATCH_TOO_LARGE` beyond
- * `maxBatch`). A body not received within `requestTimeoutMs` gets 408 `ERR_TIMEOUT`; a fault
- * of the resolver 500 `ERR_INTERNAL`.
+ * no-store`, checked in this order: the client's request rate (429 `ERR_RATE_LIMITED`, below),
+ * route (404 `ERR_NOT_FOUND`), method (405 `ERR_METHOD_NOT_ALLOWED`, with `Allow: GET, POST`);
+ * for GET the query string (400 `ERR_BAD_REQUEST`: `csi` missing or given twice, another
+ * parameter, bad percent-encoding) and the CSI (400 `ERR_CSI_INVALID`, `detail` the parser's
+ * code such as `ERR_CSI_PHONE_INVALID`); for POST the content type `application/json` (415
+ * `ERR_UNSUPPORTED_MEDIA_TYPE`), the size (413 `ERR_BODY_TOO_LARGE`, from `content-length`
+ * before reading, else while reading), JSON (400 `ERR_BAD_JSON`), the fields (400
+ * `ERR_BAD_REQUEST`: not an object, `csis` missing or not a list of strings, an unknown field)
+ * and the batch size (413 `ERR_BATCH_TOO_LARGE` beyond `maxBatch`); then, for both, the
+ * client's new-names budget (429 `ERR_RATE_LIMITED`). A body not received within
+ * `requestTimeoutMs` gets 408 `ERR_TIMEOUT`; a fault of the resolver 500 `ERR_INTERNAL`.
  *
  * A single CSI that is not a CSI is the request's fault, so GET answers 400; in a batch it is
  * one CSI among many (a contact list holds typos), so it gets a per-item result `{ csi: <as
@@ -72,6 +78,15 @@ import type { DiscoveryResult, DiscoveryResultsJson, Resolver } from './types.js
  * IPv6 /64); a connection past its client's share is closed at accept, before its TLS
  * handshake, and a full API evicts the oldest idle connection of the client holding the most
  * (`connection-limits.ts` in `@mimi-discovery/common`).
+ *
+ * Per-client limits (R8, `front-end-limits.ts`; a client is an IPv4 address or an IPv6 /64):
+ * every request takes a token of its client's request rate, checked first, before the route; the
+ * CSIs of a GET or a POST are charged to the client's new-names budget before anything is
+ * resolved, one token per CSI the client has not asked for in the last day (a CSI that is not a
+ * CSI costs nothing). Over either limit the request gets 429 `ERR_RATE_LIMITED` with
+ * `Retry-After` (seconds) and `detail` `requests` or `new-csis`; a batch whose new CSIs do not
+ * all fit is refused whole and charges nothing, so the client can retry it, or a smaller one,
+ * later. Clients in the limits' `exempt` ranges (trusted back ends) are never limited.
  *
  * Privacy (design §10, R6): request logs hold the route, the status, the number of CSIs and the
  * time taken; never a CSI, and never the client address.
@@ -118,6 +133,7 @@ export const JSON_API_ERRORS = Object.freeze({
   ERR_BAD_REQUEST: 400,
   ERR_CSI_INVALID: 400,
   ERR_TIMEOUT: 408,
+  ERR_RATE_LIMITED: 429,
   ERR_INTERNAL: 500,
 } as const);
 
@@ -127,17 +143,20 @@ export type JsonApiErrorCode = keyof typeof JSON_API_ERRORS;
 /** A request the API refuses; `status` is the HTTP status of its code. */
 export class JsonApiError extends MimiError<JsonApiErrorCode> {
   readonly status: number;
-  /** A machine-readable detail: the field at fault, or the CSI parser's code. */
+  /** A machine-readable detail: the field at fault, the CSI parser's code, or the limit. */
   readonly detail: string | undefined;
+  /** For `ERR_RATE_LIMITED`: whole seconds until the request may pass (`Retry-After`). */
+  readonly retryAfter: number | undefined;
 
   constructor(
     code: JsonApiErrorCode,
     message: string,
-    options: { detail?: string; cause?: unknown } = {},
+    options: { detail?: string; cause?: unknown; retryAfter?: number } = {},
   ) {
     super(code, message, options.cause === undefined ? undefined : { cause: options.cause });
     this.status = JSON_API_ERRORS[code];
     this.detail = options.detail;
+    this.retryAfter = options.retryAfter;
   }
 }
 
@@ -172,6 +191,11 @@ export interface JsonApiComponents {
   log?: Logger;
   /** Records discoveries, durations and request statuses. */
   metrics?: ResolverMetrics;
+  /**
+   * The per-client limits, shared with the DNS front ends of the same server; default limits of
+   * the API's own with every default (`front-end-limits.ts`).
+   */
+  limits?: ResolverClientLimits;
 }
 
 /** A running JSON API. */
@@ -216,6 +240,7 @@ export async function startJsonApi(
           .then((results) => ({ results, json: results.map((r) => resultJsonText(r)) }));
   const log = components.log ?? silentLogger;
   const metrics = components.metrics;
+  const limits = components.limits ?? createClientLimits();
   const host = options.host ?? '127.0.0.1';
   const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_API_REQUEST_TIMEOUT_MS;
@@ -235,7 +260,10 @@ export async function startJsonApi(
     let response: JsonResponse;
     let count = 0;
     let route = 'other';
+    // The peer of the connection (for HTTP/2, of its session): the client the limits count.
+    const address = req.socket.remoteAddress ?? '';
     try {
+      refuseIfLimited(limits.request(address));
       const url = parseTarget(req.url ?? '/');
       if (url.path !== DISCOVER_PATH) {
         throw new JsonApiError(
@@ -247,6 +275,7 @@ export async function startJsonApi(
       if (req.method === 'GET') {
         const { input, csi } = csiParameter(url.query);
         count = 1;
+        refuseIfLimited(limits.chargeCsis(address, [csi]));
         const result = await discoverOne(csi, input);
         metrics?.recordDiscoveries('discover', [result], seconds(started));
         if (result.status === 'error' && result.error?.reason === 'invalid-csi') {
@@ -257,6 +286,7 @@ export async function startJsonApi(
       } else if (req.method === 'POST') {
         const csis = await readBatch(req, settings);
         count = csis.length;
+        refuseIfLimited(limits.chargeCsis(address, parsedCsis(csis)));
         const { results, json } =
           csis.length === 0 ? { results: [], json: [] } : await discoverManyJson(csis);
         if (results.length !== csis.length || json.length !== csis.length) {
@@ -400,6 +430,40 @@ function decodeComponent(text: string, what: string): string {
   }
 }
 
+/** Throws the 429 of a limited request (see the module comment); a pass returns. */
+function refuseIfLimited(outcome: LimitOutcome): void {
+  if (outcome.kind === 'pass') return;
+  const wait = `; retry in ${outcome.retryAfter} s`;
+  if (outcome.limit === 'new_names') {
+    const { needed = 0, available = 0 } = outcome;
+    throw new JsonApiError(
+      'ERR_RATE_LIMITED',
+      `this request asks for ${needed} CSIs new to this client, and ${available} are left in its budget${wait}`,
+      { detail: 'new-csis', retryAfter: outcome.retryAfter },
+    );
+  }
+  throw new JsonApiError('ERR_RATE_LIMITED', `too many requests from this client${wait}`, {
+    detail: 'requests',
+    retryAfter: outcome.retryAfter,
+  });
+}
+
+/**
+ * The canonical CSIs among a batch's inputs, for the new-names budget; an input that is not a
+ * CSI is left out (its result is `invalid-csi`, and nothing is looked up for it).
+ */
+function parsedCsis(inputs: readonly string[]): Csi[] {
+  const csis: Csi[] = [];
+  for (const input of inputs) {
+    try {
+      csis.push(parseCsi(input));
+    } catch (error) {
+      if (!(error instanceof CsiError)) throw error;
+    }
+  }
+  return csis;
+}
+
 /** The CSIs of a POST, after every check of the module comment that concerns the body. */
 async function readBatch(req: HttpRequest, settings: Settings): Promise<string[]> {
   const value = await readJsonBody(req, settings.body);
@@ -461,6 +525,7 @@ function errorResponse(error: unknown): JsonResponse {
     headers: {
       'cache-control': 'no-store',
       ...(e.code === 'ERR_METHOD_NOT_ALLOWED' ? { allow: 'GET, POST' } : {}),
+      ...(e.retryAfter === undefined ? {} : { 'retry-after': String(e.retryAfter) }),
     },
   };
 }

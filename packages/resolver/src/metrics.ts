@@ -11,6 +11,12 @@ import {
   type QueryLog,
   type Rcode,
 } from '@mimi-discovery/common';
+import {
+  LIMITED_FRONT_ENDS,
+  LIMIT_KINDS,
+  type ClientLimitStats,
+  type LimitedFrontEnd,
+} from './front-end-limits.js';
 import type { DiscoveryResult, Resolver } from './types.js';
 
 /**
@@ -37,6 +43,8 @@ import type { DiscoveryResult, Resolver } from './types.js';
  * | `resolver_connections_closed_total{listener,reason}`  | counter | listeners: closed by the server |
  * | `resolver_query_log_lines_total`                    | counter   | the query log's count         |
  * | `resolver_query_log_dropped_lines_total`            | counter   | the query log's count         |
+ * | `resolver_rate_limited_total{frontend,limit,action}` | counter | the per-client limits' counts |
+ * | `resolver_rate_limit_entries{table}`               | gauge     | the per-client limits' tables |
  *
  * plus the process metrics of prom-client. Label values are small fixed sets (a status, a
  * reason, a transport): never a CSI, a query name or a client address.
@@ -75,6 +83,16 @@ export interface ResolverMetrics {
   watchConnections(listener: ConnectionListener, source: ConnectionStatsSource): void;
   /** Reports the lines written and dropped by the query log. */
   watchQueryLog(queryLog: Pick<QueryLog, 'stats'>): void;
+  /** Reports the refusals and table sizes of the per-client limits (`front-end-limits.ts`). */
+  watchClientLimits(limits: { stats(): ClientLimitStats }): void;
+}
+
+/**
+ * What a front end does with a request over a limit: the DNS front ends over UDP and TCP answer
+ * REFUSED (with an Extended DNS Error), DoH and the JSON API answer HTTP 429.
+ */
+function limitAction(frontEnd: LimitedFrontEnd): 'refused' | '429' {
+  return frontEnd === 'udp' || frontEnd === 'tcp' ? 'refused' : '429';
 }
 
 /** Declares the metrics of a resolver server in a new registry, reading `resolver.stats()`. */
@@ -186,6 +204,33 @@ export function createResolverMetrics(resolver: Pick<Resolver, 'stats'>): Resolv
   let queryLog: Pick<QueryLog, 'stats'> | undefined;
   declareQueryLogMetrics(registry, () => queryLog);
 
+  let clientLimits: { stats(): ClientLimitStats } | undefined;
+  registry.counter<'frontend' | 'limit' | 'action'>('rate_limited_total', {
+    help: 'Requests and DNS queries refused by the per-client limits, by front end, limit and action (refused, 429)',
+    labelNames: ['frontend', 'limit', 'action'],
+    collect() {
+      this.reset();
+      const limited = clientLimits?.stats().limited;
+      if (limited === undefined) return;
+      for (const frontend of LIMITED_FRONT_ENDS) {
+        for (const limit of LIMIT_KINDS) {
+          const count = limited[frontend][limit];
+          if (count > 0) this.inc({ frontend, limit, action: limitAction(frontend) }, count);
+        }
+      }
+    },
+  });
+  registry.gauge<'table'>('rate_limit_entries', {
+    help: 'Entries held by the per-client limits: clients per table (new_names, queries, requests) and names remembered (seen)',
+    labelNames: ['table'],
+    collect() {
+      this.reset();
+      const entries = clientLimits?.stats().entries;
+      if (entries === undefined) return;
+      for (const [table, count] of Object.entries(entries)) this.set({ table }, count);
+    },
+  });
+
   return {
     registry,
     watchQueryLog(source) {
@@ -196,6 +241,9 @@ export function createResolverMetrics(resolver: Pick<Resolver, 'stats'>): Resolv
     },
     watchConnections(listener, source) {
       connectionSources.set(listener, source);
+    },
+    watchClientLimits(limits) {
+      clientLimits = limits;
     },
     recordQuery(transport, rcode, seconds) {
       queries.inc({ transport, rcode });

@@ -3,12 +3,17 @@ import {
   DEFAULT_APEX,
   ANSWER_CACHE_OCTETS,
   AnswerCache,
+  EDE_DNSSEC_BOGUS,
+  EDE_PROHIBITED,
+  EDE_STALE_ANSWER,
   canonicalName,
   createLogger,
   csiToName,
+  edeOption,
   isSubdomain,
   namesEqual,
   openQueryLog,
+  questionOf,
   respondError,
   startAdminServer,
   startDnsServer,
@@ -22,11 +27,17 @@ import {
   type LogLevel,
   type Logger,
   type Message,
+  type QueryGate,
   type QueryHandler,
   type QueryLog,
   type ResourceRecord,
 } from '@mimi-discovery/common';
 import { checkListenerSettings, type ResolverFileConfig } from './config.js';
+import {
+  createClientLimits,
+  type LimitOutcome,
+  type ResolverClientLimits,
+} from './front-end-limits.js';
 import { startJsonApi, type JsonApi } from './json-api.js';
 import { createResolverMetrics, type ResolverMetrics } from './metrics.js';
 import type { DiscoveryResult, ResolvedAnswer, Resolver } from './types.js';
@@ -48,23 +59,6 @@ import type { DiscoveryResult, ResolvedAnswer, Resolver } from './types.js';
 
 // ---------------------------------------------------------------------------------------------
 // The DNS front ends
-
-/** EDNS option code of Extended DNS Errors (RFC 8914 §2). */
-const EDE_OPTION_CODE = 15;
-/** RFC 8914 §4.4: an answer served from stale cache. */
-const EDE_STALE_ANSWER = 3;
-/** RFC 8914 §4.7: validation ended in bogus. */
-const EDE_DNSSEC_BOGUS = 6;
-
-/** An Extended DNS Error option: INFO-CODE, then EXTRA-TEXT in UTF-8 (RFC 8914 §2). */
-function edeOption(infoCode: number, text: string): EdnsOption {
-  const extra = new TextEncoder().encode(text);
-  const data = new Uint8Array(2 + extra.length);
-  data[0] = infoCode >>> 8;
-  data[1] = infoCode & 0xff;
-  data.set(extra, 2);
-  return { code: EDE_OPTION_CODE, data };
-}
 
 /** The records a response without DO must not carry (RFC 4035 §3.2.1, RFC 3225 §3). */
 const DNSSEC_TYPES: ReadonlySet<string> = new Set(['RRSIG', 'NSEC', 'NSEC3']);
@@ -202,6 +196,40 @@ function wireRcode(
   return atName ? 'NOERROR' : 'NXDOMAIN';
 }
 
+/**
+ * The gate of the DNS front ends (`QueryGate` of `@mimi-discovery/common`, asked before the
+ * answer cache): each query takes a token of its client's query rate, and a query for a name
+ * under the apex is charged to the client's new-names budget (`front-end-limits.ts`). A refused
+ * query gets REFUSED with Extended DNS Error 18 "Prohibited" (RFC 8914 §4.19: refused by local
+ * policy; no code for rate limiting is registered), whose EXTRA-TEXT says which limit and when to
+ * try again: `rate limited (new names); retry in 43 s`. Over DoH the client gets 429 with
+ * `Retry-After: 43` instead (`doh-server.ts`).
+ */
+export function createResolverQueryGate(limits: ResolverClientLimits, apex: string): QueryGate {
+  const base = canonicalName(apex);
+  return (bytes, context) => {
+    const question = questionOf(bytes);
+    const name =
+      question !== undefined && isSubdomain(question.name, base) ? question.name : undefined;
+    const outcome = limits.query(context.remoteAddress, context.transport, name);
+    if (outcome.kind === 'pass') return PASS;
+    const text = limitText(outcome);
+    return {
+      kind: 'refuse',
+      retryAfter: outcome.retryAfter,
+      respond: (query) => resolverResponse(query, 'REFUSED', [edeOption(EDE_PROHIBITED, text)]),
+    };
+  };
+}
+
+const PASS = Object.freeze({ kind: 'pass' as const });
+
+/** The EXTRA-TEXT of a refusal: which limit, and the wait. */
+function limitText(outcome: Extract<LimitOutcome, { kind: 'limited' }>): string {
+  const what = outcome.limit === 'new_names' ? 'new names' : 'queries';
+  return `rate limited (${what}); retry in ${outcome.retryAfter} s`;
+}
+
 /** An empty response from a recursive resolver: RA set; `options` in its OPT, if it has one. */
 function resolverResponse(
   query: Message,
@@ -219,7 +247,10 @@ function resolverResponse(
 // ---------------------------------------------------------------------------------------------
 // The server
 
-/** The `limits` of a resolver config file: per listener, connections and deadlines. */
+/**
+ * The `limits` of a resolver config file: per listener, connections and deadlines; `clients`,
+ * the per-client limits of every front end.
+ */
 type ListenerLimits = ResolverFileConfig['limits'];
 
 /** What `startResolverServer` needs from a config: where to listen, TLS, the apex and bounds. */
@@ -240,8 +271,8 @@ export interface ResolverServerSettings {
     admin?: number | null;
   };
   /**
-   * Connection limits and deadlines per listener (`resolverConfigSchema`'s `limits`); absent:
-   * each listener's defaults.
+   * Connection limits and deadlines per listener, and the per-client limits of every front end
+   * (`clients`: `front-end-limits.ts`), as `resolverConfigSchema`'s `limits`; absent: defaults.
    */
   limits?: { [L in keyof ListenerLimits]?: Partial<ListenerLimits[L]> };
   /** Certificate chain and key, PEM: required for `doh` and `api`. */
@@ -270,6 +301,8 @@ export interface ResolverQueryLogSettings {
 export interface ResolverServerComponents {
   /** Default: JSON lines on stderr at `settings.log.level`. */
   log?: Logger;
+  /** The clock of the per-client limits (whole seconds); default `systemClock`. */
+  now?: Clock;
 }
 
 /** A running resolver server: its listeners, metrics, and how to stop it. */
@@ -280,6 +313,8 @@ export interface RunningResolverServer {
   readonly metrics: ResolverMetrics;
   /** The query log, when the settings ask for one. */
   readonly queryLog: QueryLog | undefined;
+  /** The per-client limits every front end shares (`front-end-limits.ts`). */
+  readonly limits: ResolverClientLimits;
   /**
    * Empties the resolver's caches (`Resolver.flushCache`) and the front ends' answer cache, so
    * that no answer from before is given again; connections stay open.
@@ -291,10 +326,13 @@ export interface RunningResolverServer {
 
 /**
  * Starts the front ends of `resolver` that `settings.listen` asks for: UDP, TCP and DoH
- * answering with {@link createResolverQueryHandler}, the JSON API, and the admin port
- * (`/healthz`, `/metrics` with `metrics.ts`). Settings that break the rules of a config file
- * (`resolverConfigSchema`: DoH or the API without TLS, no listener at all) are a `ConfigError`
- * `ERR_CONFIG_INVALID`; a listener that cannot start closes the others and throws its error.
+ * answering with {@link createResolverQueryHandler}, the JSON API — every one behind the same
+ * per-client limits (`settings.limits.clients`, `front-end-limits.ts`, over the clock
+ * `components.now`), the DNS front ends through {@link createResolverQueryGate} — and the admin
+ * port (`/healthz`, `/metrics` with `metrics.ts`). Settings that break the rules of a config
+ * file (`resolverConfigSchema`: DoH or the API without TLS, no listener at all) are a
+ * `ConfigError` `ERR_CONFIG_INVALID`; a listener that cannot start closes the others and throws
+ * its error.
  */
 export async function startResolverServer(
   settings: ResolverServerSettings,
@@ -316,6 +354,11 @@ export async function startResolverServer(
   const apex = canonicalName(settings.apex ?? DEFAULT_APEX);
   const limits = settings.limits ?? {};
   const metrics = createResolverMetrics(resolver);
+  const clientLimits = createClientLimits(limits.clients ?? {}, {
+    apex,
+    ...(components.now === undefined ? {} : { now: components.now }),
+  });
+  metrics.watchClientLimits(clientLimits);
   const started: Array<{ close(): Promise<void> }> = [];
   let answerCache: AnswerCache | undefined;
   // Off unless configured (design §10); closed after the listeners, so that it has every query
@@ -367,6 +410,7 @@ export async function startResolverServer(
         log: log.child('dns'),
         cache,
         ...(queryLog === undefined ? {} : { queryLog }),
+        gate: createResolverQueryGate(clientLimits, apex),
       });
       started.push(dns);
       if (dns.tcp) metrics.watchConnections('tcp', dns.tcp);
@@ -386,7 +430,7 @@ export async function startResolverServer(
         queryLog !== undefined && settings.queryLog?.api === true
           ? loggedLookups(resolver, queryLog, apex)
           : resolver,
-        { log: log.child('api'), metrics },
+        { log: log.child('api'), metrics, limits: clientLimits },
       );
       started.push(jsonApi);
       metrics.watchConnections('api', jsonApi);
@@ -429,6 +473,7 @@ export async function startResolverServer(
       admin: adminServer,
       metrics,
       queryLog,
+      limits: clientLimits,
       flushCache: () => {
         resolver.flushCache();
         answerCache?.clear();

@@ -11,6 +11,8 @@ import {
   DEFAULT_TCP_IDLE_TIMEOUT_MS,
   DEFAULT_TCP_MAX_CONNECTIONS,
   DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
+  DEFAULT_LIMITED_CLIENTS,
+  DEFAULT_SEEN_SECONDS,
   createTrustAnchor,
   createZoneKey,
   formatTrustAnchor,
@@ -18,6 +20,14 @@ import {
 } from '@mimi-discovery/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  DEFAULT_API_REQUEST_BURST,
+  DEFAULT_API_REQUESTS_PER_SECOND,
+  DEFAULT_MAX_SEEN,
+  DEFAULT_MAX_SEEN_PER_CLIENT,
+  DEFAULT_NEW_NAME_BURST,
+  DEFAULT_NEW_NAMES_PER_DAY,
+  DEFAULT_QUERIES_PER_SECOND,
+  DEFAULT_QUERY_BURST,
   createResolver,
   loadResolverConfig,
   readResolverFiles,
@@ -55,6 +65,19 @@ const DEFAULT_LIMITS = {
     idleTimeoutMs: DEFAULT_DOH_IDLE_TIMEOUT_MS,
   },
   api: {},
+  clients: {
+    newNameBurst: DEFAULT_NEW_NAME_BURST,
+    newNamesPerDay: DEFAULT_NEW_NAMES_PER_DAY,
+    seenSeconds: DEFAULT_SEEN_SECONDS,
+    maxSeenPerClient: DEFAULT_MAX_SEEN_PER_CLIENT,
+    maxSeen: DEFAULT_MAX_SEEN,
+    queriesPerSecond: DEFAULT_QUERIES_PER_SECOND,
+    queryBurst: DEFAULT_QUERY_BURST,
+    requestsPerSecond: DEFAULT_API_REQUESTS_PER_SECOND,
+    requestBurst: DEFAULT_API_REQUEST_BURST,
+    maxClients: DEFAULT_LIMITED_CLIENTS,
+    exempt: [],
+  },
 };
 
 /** A resolver config with the required keys (a UDP listener unless `extra` has `listen`) and `extra`. */
@@ -233,6 +256,46 @@ describe('resolverConfigSchema', () => {
           'error',
           'limits.doh.connectionsPerClient: must not exceed maxConnections',
         ],
+        [
+          resolver(
+            '"limits": { "clients": { "newNameBurst": 3000, "maxSeenPerClient": 6000, "exempt": ["192.0.2.0/24", "2001:db8::1"] } }',
+          ),
+          'limits',
+          {
+            ...DEFAULT_LIMITS,
+            clients: {
+              ...DEFAULT_LIMITS.clients,
+              newNameBurst: 3000,
+              maxSeenPerClient: 6000,
+              exempt: ['192.0.2.0/24', '2001:db8::1'],
+            },
+          },
+        ],
+        [
+          resolver('"limits": { "clients": { "newNameBurst": 5000 } }'),
+          'error',
+          'limits.clients.maxSeenPerClient: must be at least newNameBurst',
+        ],
+        [
+          resolver('"limits": { "clients": { "maxSeen": 100 } }'),
+          'error',
+          'limits.clients.maxSeen: must be at least maxSeenPerClient',
+        ],
+        [
+          resolver('"maxBatch": 2500'),
+          'error',
+          'limits.clients.newNameBurst: must be at least maxBatch (a full batch of new CSIs must fit the budget)',
+        ],
+        [
+          resolver('"limits": { "clients": { "exempt": ["localhost"] } }'),
+          'error',
+          'limits.clients.exempt[0]: expected a CIDR range (192.0.2.0/24, 2001:db8::/48) or an IP address',
+        ],
+        [
+          resolver('"limits": { "clients": { "queriesPerSecond": 0 } }'),
+          'error',
+          'limits.clients.queriesPerSecond: must be at least 1',
+        ],
       ],
     ],
     [
@@ -356,6 +419,7 @@ describe('loadResolverConfig', () => {
           idleTimeoutMs: DEFAULT_DOH_IDLE_TIMEOUT_MS,
         },
         api: { idleTimeoutMs: 5000 },
+        clients: DEFAULT_LIMITS.clients,
       },
       tls: { cert: 'CERT', key: 'KEY' },
       log: { level: 'info' },

@@ -20,6 +20,7 @@ import type { DpConfig } from '../config.js';
 import { createAnswerer } from './answer.js';
 import { createTransferHandler } from './transfer.js';
 import { keepZoneDigest } from '../zone/zone-digest.js';
+import { createDpLimits } from './dp-limits.js';
 import { createAuthoritativeMetrics } from '../metrics.js';
 import {
   createOutboxChannel,
@@ -34,7 +35,8 @@ import type { DiscoveryStore } from '../store/store.js';
 
 /**
  * One running Discovery Provider (or the root directory, `role: "root"`): the LMDB store in
- * `<dataDir>/store`, the DNS listeners (UDP, TCP, DoH) answering from it, the registration API
+ * `<dataDir>/store`, the DNS listeners (UDP, TCP, DoH) answering from it behind their per-client
+ * limits (`dp-limits.ts`: RRL on UDP, a query rate on DoH), the registration API
  * (DPs only), the admin port, and the background re-signing of RRSIGs before they expire.
  */
 export interface RunningDp {
@@ -161,11 +163,16 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
         : {}),
     };
     const anyDns = udp !== null || tcp !== null || doh !== null;
+    // RRL on UDP, the query rate on DoH; TCP keeps its connection limits (dp-limits.ts).
+    const dpLimits = createDpLimits(limits, { now });
+    metrics.watchLimits(dpLimits);
     const dns = anyDns
       ? await startDnsServer(dnsConfig, handler, {
           log: log.child('dns'),
           cache,
           ...(queryLog === undefined ? {} : { queryLog }),
+          gate: dpLimits.gate,
+          ...(dpLimits.rrl === undefined ? {} : { rrl: dpLimits.rrl }),
         })
       : undefined;
     if (dns) started.push(dns);

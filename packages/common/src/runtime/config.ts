@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { MimiError } from '../protocol/errors.js';
 import { canonicalName, parseLabels } from '../protocol/names.js';
+import { isCidr } from './client-limits.js';
 import {
   DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
   DEFAULT_DOH_IDLE_TIMEOUT_MS,
@@ -251,6 +252,16 @@ export const configPathSchema = z.string().min(1);
 
 /** A whole number of at least 1. */
 export const positiveIntSchema = z.int().min(1);
+
+/**
+ * Client ranges exempt from a server's per-client limits (trusted back ends): each a CIDR range
+ * (`192.0.2.0/24`, `2001:db8::/48`) or a single IP address.
+ */
+export const cidrListSchema = z.array(
+  z.string().refine(isCidr, {
+    error: 'expected a CIDR range (192.0.2.0/24, 2001:db8::/48) or an IP address',
+  }),
+);
 
 /** An address to listen on: an IP address or a host name. */
 const host = z

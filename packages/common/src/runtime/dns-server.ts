@@ -18,10 +18,12 @@ import type { ConnectionStats } from './connection-limits.js';
 import { TransportError } from './dns-client.js';
 import { startDohListener, type DohListener, type DohListenerConfig } from './doh-server.js';
 import { silentLogger, type Logger } from './log.js';
-import { MIN_UDP_PAYLOAD_OCTETS, type QueryHandler } from './respond.js';
+import { MIN_UDP_PAYLOAD_OCTETS, type QueryGate, type QueryHandler } from './respond.js';
 import { startTcpListener, type TcpListener, type TcpListenerConfig } from './tcp-server.js';
 import type { AnswerCache } from './answer-cache.js';
 import type { QueryLog } from './query-log.js';
+import type { ListenerLimits } from './query-gate.js';
+import type { ResponseRateLimiter } from './rrl.js';
 import { startUdpListener, type UdpListener, type UdpListenerConfig } from './udp-server.js';
 import { HEADER_OCTETS, MAX_MESSAGE_OCTETS } from '../protocol/wire.js';
 
@@ -60,6 +62,13 @@ export interface DnsServerComponents {
   cache?: AnswerCache;
   /** Where every listener records the queries it answers (`query-log.ts`); default none. */
   queryLog?: QueryLog;
+  /**
+   * Per-client limits asked about every query of every listener before anything else
+   * (`QueryGate` of `respond.ts`); default none.
+   */
+  gate?: QueryGate;
+  /** Response Rate Limiting of UDP responses (`rrl.ts`); default none. */
+  rrl?: ResponseRateLimiter;
 }
 
 /**
@@ -77,6 +86,7 @@ export async function startDnsServer(
   const host = config.host ?? DEFAULT_DNS_SERVER_HOST;
   const log = (components.log ?? silentLogger).child('dns-server');
   const { cache, queryLog } = components;
+  const limits: ListenerLimits = { gate: components.gate, rrl: components.rrl };
   let udp: UdpListener | undefined;
   let tcp: TcpListener | undefined;
   let doh: DohListener | undefined;
@@ -101,6 +111,7 @@ export async function startDnsServer(
           handler,
           log.child('tcp'),
           cache,
+          limits,
           queryLog,
         );
         try {
@@ -110,6 +121,7 @@ export async function startDnsServer(
             handler,
             log.child('udp'),
             cache,
+            limits,
             queryLog,
           );
           tcp = tcpListener;
@@ -121,16 +133,40 @@ export async function startDnsServer(
       started.push(udp, tcp as TcpListener);
     } else {
       if (config.udp !== undefined) {
-        udp = await startUdpListener(host, config.udp, handler, log.child('udp'), cache, queryLog);
+        udp = await startUdpListener(
+          host,
+          config.udp,
+          handler,
+          log.child('udp'),
+          cache,
+          limits,
+          queryLog,
+        );
         started.push(udp);
       }
       if (config.tcp !== undefined) {
-        tcp = await startTcpListener(host, config.tcp, handler, log.child('tcp'), cache, queryLog);
+        tcp = await startTcpListener(
+          host,
+          config.tcp,
+          handler,
+          log.child('tcp'),
+          cache,
+          limits,
+          queryLog,
+        );
         started.push(tcp);
       }
     }
     if (config.doh !== undefined) {
-      doh = await startDohListener(host, config.doh, handler, log.child('doh'), cache, queryLog);
+      doh = await startDohListener(
+        host,
+        config.doh,
+        handler,
+        log.child('doh'),
+        cache,
+        limits,
+        queryLog,
+      );
       started.push(doh);
     }
   } catch (error) {

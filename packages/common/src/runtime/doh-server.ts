@@ -25,6 +25,11 @@
  * or after its accept (`connection-limits.ts`). An HTTP/2 session has at most
  * {@link DOH_MAX_CONCURRENT_STREAMS} streams open at once.
  *
+ * A query the gate refuses (a server's per-client limits, `QueryGate` of `respond.ts`) gets
+ * `429` with `Retry-After` (RFC 6585 §4, RFC 9110 §10.2.3) and `cache-control: no-store`, rather
+ * than a DNS response in a `200`: the limit is the HTTP client's, and HTTP clients and
+ * intermediaries know what a 429 means.
+ *
  * Connections: at most `maxConnections`, and `connectionsPerClient` per client (IPv4 address,
  * IPv6 /64); a connection past its client's share is closed at accept, before its TLS
  * handshake; a full listener evicts the oldest idle connection of the client holding the most
@@ -52,6 +57,7 @@ import { answerQuery, dohCacheMaxAge, type QueryContext, type QueryHandler } fro
 import type { AnswerCache } from './answer-cache.js';
 import type { QueryLog } from './query-log.js';
 import { RESPONSE_PADDING_BLOCK_OCTETS, padMessage } from '../protocol/padding.js';
+import type { ListenerLimits } from './query-gate.js';
 
 /** Default request path (RFC 8484 §4.1 example, RFC 9461 default `dohpath`). */
 export const DEFAULT_DOH_PATH = '/dns-query';
@@ -150,6 +156,7 @@ const STATUS_TEXT: Readonly<Record<number, string>> = Object.freeze({
   408: 'Request Timeout',
   413: 'Content Too Large',
   415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
 });
 
 /** base64url (RFC 4648 §5); RFC 8484 §6 sends it unpadded, padding is tolerated. */
@@ -191,12 +198,23 @@ function respondStatus(exchange: Exchange, status: number, bodyUnread: boolean):
   exchange.respond(status, headers, Buffer.from(text, 'utf8'), bodyUnread);
 }
 
+/** `429` with `Retry-After`: a query the gate refused (see the module comment). */
+function respondLimited(exchange: Exchange, retryAfter: number): void {
+  const headers: Record<string, string> = {
+    'content-type': 'text/plain; charset=utf-8',
+    'cache-control': 'no-store',
+    'retry-after': String(retryAfter),
+  };
+  exchange.respond(429, headers, Buffer.from(`429 ${STATUS_TEXT[429]}\n`, 'utf8'), false);
+}
+
 async function serveExchange(
   exchange: Exchange,
   settings: DohSettings,
   handler: QueryHandler,
   log: Logger,
   cache: AnswerCache | undefined,
+  limits: ListenerLimits,
   queryLog: QueryLog | undefined,
 ): Promise<void> {
   // Until the request is in: past the deadline the client gets 408; if it is still sending a
@@ -250,8 +268,14 @@ async function serveExchange(
     log,
     ...(cache === undefined ? {} : { cache }),
     queryLog,
+    gate: limits.gate,
   });
   if (result.kind === 'drop') return respondStatus(exchange, 400, false);
+  if (result.limited !== undefined) {
+    respondLimited(exchange, result.limited.retryAfter);
+    if (!closed) deadline = setTimeout(onDeadline, settings.requestTimeoutMs);
+    return;
+  }
   const maxAge =
     result.maxAge ?? (result.response === undefined ? 0 : dohCacheMaxAge(result.response));
   exchange.respond(
@@ -363,6 +387,7 @@ export async function startDohListener(
   handler: QueryHandler,
   log: Logger,
   cache?: AnswerCache,
+  limits: ListenerLimits = {},
   queryLog?: QueryLog,
 ): Promise<DohListener> {
   const settings: DohSettings = {
@@ -371,10 +396,12 @@ export async function startDohListener(
     requestTimeoutMs: config.requestTimeoutMs ?? DEFAULT_DOH_REQUEST_TIMEOUT_MS,
   };
   const serve = (exchange: Exchange): void => {
-    serveExchange(exchange, settings, handler, log, cache, queryLog).catch((error: unknown) => {
-      log.error('doh-exchange-failed', { error });
-      exchange.abort();
-    });
+    serveExchange(exchange, settings, handler, log, cache, limits, queryLog).catch(
+      (error: unknown) => {
+        log.error('doh-exchange-failed', { error });
+        exchange.abort();
+      },
+    );
   };
   // The TLS handshake and an HTTP/1.1 request's headers and whole request each within
   // requestTimeoutMs (node's deadlines); the body and the answer taken by the client are timed

@@ -24,6 +24,12 @@
  * when configured to). Bytes that do not decode, and queries of other than one question, name
  * nothing to record.
  *
+ * With a {@link QueryGate} (a server's per-client limits), each query that passed steps 1 and 2
+ * is put to it first: a refused query gets the gate's response, marked `limited`, and nothing
+ * else is done for it. With a {@link AnswerCache}, a query whose octets after the id were
+ * answered before gets that answer again between steps 2 and 3 (after the gate), without
+ * decoding; each answer from step 7 is offered to it.
+ *
  * Worked example: the 12 octets `ab cd 00 00 00 02 00 00 00 00 00 00` (id 0xabcd, QDCOUNT 2,
  * but no question follows) do not decode, so step 3 answers `ab cd 81 01 00 00 …`: id 0xabcd,
  * QR, FORMERR, all counts 0.
@@ -79,6 +85,31 @@ const FLAG_RD = 0x0100;
 const FLAG_CD = 0x0010;
 
 /**
+ * What a query gate (a server's per-client limits) decides about one query, before anything else
+ * is done for it: before the answer cache, so a cached answer costs a client as much as a fresh
+ * one (else a client could enumerate whatever other clients asked for), and after only the two
+ * checks that need no decoding (steps 1 and 2). A refused query is answered with the response
+ * the gate builds (a resolver: REFUSED with an Extended DNS Error, RFC 8914), marked `limited`
+ * with the seconds to wait, so that DoH can answer 429 with `Retry-After` instead
+ * (`doh-server.ts`); UDP and TCP send the response.
+ */
+export type GateDecision =
+  | { readonly kind: 'pass' }
+  | {
+      readonly kind: 'refuse';
+      /** Whole seconds until the client may ask again (`Retry-After`). */
+      readonly retryAfter: number;
+      /** The response that refuses `query` (over UDP and TCP). */
+      readonly respond: (query: Message) => Message;
+    };
+
+/**
+ * Decides about the query `bytes` from the client of `context` (it reads what it needs from the
+ * octets, `questionOf` in `protocol/peek.ts`); must not throw.
+ */
+export type QueryGate = (bytes: Uint8Array, context: QueryContext) => GateDecision;
+
+/**
  * An empty response to `query` with `rcode`: the same id, opcode, question (when the query has
  * exactly one), RD and CD (RFC 4035 §3.2.2); QR set, every section empty. It carries an OPT
  * record when the query had one (RFC 6891 §7), with version 0, the query's DO bit (RFC 3225 §3)
@@ -125,7 +156,10 @@ export function respondError(query: Message, rcode: Rcode): Message {
  * CD come from that header, every count is 0. This is the FORMERR for bytes that do not decode
  * (RFC 1035 §4.1.1 allows no question when it could not be parsed).
  */
-function headerOnlyResponse(bytes: Uint8Array, rcode: 'FORMERR' | 'SERVFAIL'): Uint8Array {
+function headerOnlyResponse(
+  bytes: Uint8Array,
+  rcode: 'FORMERR' | 'SERVFAIL' | 'REFUSED',
+): Uint8Array {
   const out = new Uint8Array(HEADER_OCTETS);
   out[0] = bytes[0] as number;
   out[1] = bytes[1] as number;
@@ -138,11 +172,19 @@ function headerOnlyResponse(bytes: Uint8Array, rcode: 'FORMERR' | 'SERVFAIL'): U
 
 /**
  * What to do with the bytes of one query. A reply from the answer cache carries its DoH
- * `maxAge` instead of the messages, and already fits the UDP limit it was asked for.
+ * `maxAge` instead of the messages, and already fits the UDP limit it was asked for. A reply
+ * to a query the gate refused carries `limited`: the seconds the client should wait.
  */
 export type Answer =
   | { kind: 'drop'; reason: 'short' | 'response' }
-  | { kind: 'reply'; wire: Uint8Array; response?: Message; query?: Message; maxAge?: number };
+  | {
+      kind: 'reply';
+      wire: Uint8Array;
+      response?: Message;
+      query?: Message;
+      maxAge?: number;
+      limited?: { readonly retryAfter: number };
+    };
 
 /** What to do with the bytes of one query on a stream transport: an {@link Answer}, or a transfer's messages. */
 export type StreamAnswer =
@@ -155,6 +197,8 @@ export interface AnswerOptions {
   readonly log: Logger;
   /** Answers to reuse (see the module comment); none by default. */
   readonly cache?: AnswerCache | undefined;
+  /** Per-client limits asked before anything else (see the module comment); none by default. */
+  readonly gate?: QueryGate | undefined;
   /**
    * For UDP: the server's largest response. A response larger than the sender accepts
    * ({@link udpResponseLimit}) is replaced by its truncated form ({@link truncateForUdp}).
@@ -233,6 +277,11 @@ function answerBytes(
 ): StreamAnswer | Promise<StreamAnswer> {
   if (bytes.length < HEADER_OCTETS) return { kind: 'drop', reason: 'short' };
   if (((bytes[2] as number) & (FLAG_QR >>> 8)) !== 0) return { kind: 'drop', reason: 'response' };
+  const decision = options.gate?.(bytes, options.context);
+  if (decision?.kind === 'refuse') {
+    const refused = refusedAnswer(bytes, decision, options);
+    if (refused !== undefined) return refused;
+  }
   const { cache } = options;
   let generation = 0;
   if (cache !== undefined) {
@@ -369,6 +418,34 @@ function recordQuery(options: AnswerOptions, query: Message, rcode: Rcode): void
     rcode,
     peer: options.context.remoteAddress,
   });
+}
+
+/**
+ * The answer to a query the gate refused: the gate's response, encoded, marked `limited`. A query
+ * that does not decode gets undefined, and goes on to its FORMERR (no work is done for it).
+ */
+function refusedAnswer(
+  bytes: Uint8Array,
+  decision: Extract<GateDecision, { kind: 'refuse' }>,
+  options: AnswerOptions,
+): Answer | undefined {
+  let query: Message;
+  try {
+    query = decodeMessage(bytes);
+  } catch {
+    return undefined;
+  }
+  const limited = { retryAfter: decision.retryAfter };
+  try {
+    const response = decision.respond(query);
+    recordQuery(options, query, response.rcode);
+    return { kind: 'reply', wire: encodeMessage(response), response, query, limited };
+  } catch (error) {
+    // The gate's response is built from a decoded query and carries no records; reaching this
+    // is a fault of the gate, and the client is still refused.
+    options.log.error('refusal-not-encoded', { error });
+    return { kind: 'reply', wire: headerOnlyResponse(bytes, 'REFUSED'), limited };
+  }
 }
 
 /** Steps 4–6: the rcode that turns a decoded query away, or undefined when it goes to the handler. */

@@ -18,6 +18,9 @@
  *   even while it has other queries in flight. The clock does not run while the server itself
  *   has stopped reading (in-flight or unsent-octets limit).
  *
+ * With limits, each query first passes the gate (`respond.ts`); TCP answers are not subject
+ * to Response Rate Limiting (as in BIND: a connection proves the client's address).
+ *
  * Framing: a length below the 12-octet header cannot frame a DNS message — the peer does not
  * speak DNS over TCP, or the framing is lost — so the connection is closed. A framed message of
  * 12 octets or more that does not decode gets FORMERR and the connection stays open, since its
@@ -37,6 +40,7 @@ import { HEADER_OCTETS } from '../protocol/wire.js';
 import { answerQueryOrTransfer, type QueryHandler, type TransferHandler } from './respond.js';
 import type { AnswerCache } from './answer-cache.js';
 import type { QueryLog } from './query-log.js';
+import type { ListenerLimits } from './query-gate.js';
 
 /** Default idle timeout: RFC 7766 §6.2.3 suggests some seconds; 10 s as Unbound and Knot use. */
 export const DEFAULT_TCP_IDLE_TIMEOUT_MS = 10_000;
@@ -112,6 +116,7 @@ export async function startTcpListener(
   handler: QueryHandler,
   log: Logger,
   cache?: AnswerCache,
+  limits: ListenerLimits = {},
   queryLog?: QueryLog,
 ): Promise<TcpListener> {
   const settings: ConnectionSettings = {
@@ -135,7 +140,7 @@ export async function startTcpListener(
     const connection = gate.admit(socket);
     if (connection === undefined) return;
     log.debug('connection', { transport: 'tcp', remoteAddress: socket.remoteAddress });
-    serveConnection(socket, connection, settings, handler, log, cache, queryLog);
+    serveConnection(socket, connection, settings, handler, log, cache, limits, queryLog);
   });
 
   const listener = await listenGuarded(server, gate, { host, port: config.port });
@@ -152,6 +157,7 @@ function serveConnection(
   handler: QueryHandler,
   log: Logger,
   cache: AnswerCache | undefined,
+  limits: ListenerLimits,
   queryLog: QueryLog | undefined,
 ): void {
   const context = { transport: 'tcp', remoteAddress: socket.remoteAddress ?? '' } as const;
@@ -227,7 +233,14 @@ function serveConnection(
   const answer = async (message: Buffer): Promise<void> => {
     const result = await answerQueryOrTransfer(
       message,
-      { handler, context, log, ...(cache === undefined ? {} : { cache }), queryLog },
+      {
+        handler,
+        context,
+        log,
+        ...(cache === undefined ? {} : { cache }),
+        queryLog,
+        gate: limits.gate,
+      },
       settings.transfer,
     );
     if (result.kind === 'drop' || socket.destroyed) return;

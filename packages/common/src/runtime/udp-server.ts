@@ -1,12 +1,15 @@
 /**
  * DNS over UDP (RFC 1035 §4.2.1): one datagram in, at most one datagram out. A response larger
- * than the client accepts is sent truncated (TC=1), and the client retries over TCP.
+ * than the client accepts is sent truncated (TC=1), and the client retries over TCP. With
+ * limits, each query first passes the gate, and each response Response Rate Limiting (`rrl.ts`:
+ * sent, sent truncated, or dropped).
  */
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Logger } from './log.js';
 import type { AnswerCache } from './answer-cache.js';
 import type { QueryLog } from './query-log.js';
+import type { ListenerLimits } from './query-gate.js';
 import {
   EDNS_UDP_PAYLOAD_OCTETS,
   answerQueryNow,
@@ -48,8 +51,10 @@ export async function startUdpListener(
   handler: QueryHandler,
   log: Logger,
   cache?: AnswerCache,
+  limits: ListenerLimits = {},
   queryLog?: QueryLog,
 ): Promise<UdpListener> {
+  const { gate, rrl } = limits;
   const maxPayload = config.maxPayload ?? DEFAULT_UDP_MAX_PAYLOAD;
   const maxInFlight = config.maxInFlight ?? DEFAULT_UDP_MAX_IN_FLIGHT;
   const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
@@ -58,9 +63,12 @@ export async function startUdpListener(
 
   const send = (result: Answer, peer: RemoteInfo): void => {
     if (result.kind === 'drop' || closed) return;
+    // RRL decides on what would be sent, whatever produced it (the handler, the cache, the gate).
+    const wire = rrl === undefined ? result.wire : rrl.limit(result.wire, peer.address);
+    if (wire === undefined) return;
     // Already cut to what the sender accepts (`udpLimit` below). Without a callback a failed send becomes an 'error' event (logged below), and a sent one
     // costs no callback at all.
-    socket.send(result.wire, peer.port, peer.address);
+    socket.send(wire, peer.port, peer.address);
   };
 
   socket.on('message', (datagram, peer) => {
@@ -74,6 +82,7 @@ export async function startUdpListener(
         udpLimit: maxPayload,
         cache,
         queryLog,
+        gate,
       });
       // A synchronous answer is sent at once, without a promise in between.
       if (!(result instanceof Promise)) return send(result, peer);
