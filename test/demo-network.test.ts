@@ -12,6 +12,16 @@ import {
   type DiscoveryResult,
 } from '@mimi-discovery/resolver';
 import { freePortBlock } from './helpers/ports.js';
+import {
+  CLI_BIN,
+  DEMO_PORTS,
+  DEMO_READY_MS,
+  startDemo,
+  waitFor,
+  waitReady,
+  type Demo,
+  type NetworkFile,
+} from './helpers/demo.js';
 
 // `mimi-discovery demo` as a user runs it: a child process that builds a whole network of child
 // processes. Everything the test knows about the network it reads from network.json, as a
@@ -21,92 +31,9 @@ import { freePortBlock } from './helpers/ports.js';
 // demo stops on SIGTERM leaving no process behind, and starts again from its data directory
 // with the same answers, and stops on SIGINT.
 
-const REPO = join(import.meta.dirname, '..');
-const BIN = join(REPO, 'packages', 'cli', 'dist', 'main.js');
-const READY_MS = 60_000;
-const PORTS = 28;
-
-interface NetworkServer {
-  name: string;
-  role: 'root' | 'dp' | 'resolver';
-  zones: string[];
-  udp: { host: string; port: number };
-  tcp: { host: string; port: number };
-  doh: string;
-  api: string | null;
-  admin: string;
-  config: string;
-  /** The server's query log; null unless the demo runs with --query-log. */
-  queryLog: string | null;
-  pid: number | null;
-}
-
-interface NetworkFile {
-  portBase: number;
-  pid: number;
-  ca: string;
-  trustAnchor: { ds: string; bind: string };
-  hints: string;
-  resolver: { api: string; udp: { host: string; port: number } };
-  servers: NetworkServer[];
-  examples: Array<{
-    csi: string;
-    canonical: string;
-    expect: 'found' | 'empty' | 'none';
-    providers: string[];
-    zones: string[];
-  }>;
-}
-
-/** A running `demo` and what it printed. */
-interface Demo {
-  child: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function startDemo(args: readonly string[]): Demo {
-  const child = spawn(process.execPath, [BIN, 'demo', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  child.stderr?.on('data', (c: Buffer) => (err += c.toString('utf8')));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-/** Resolves once `text()` matches `pattern`; fails on `exited` or after `ms`. */
-async function waitFor(
-  text: () => string,
-  pattern: RegExp,
-  ms: number,
-  exited?: Promise<unknown>,
-  what = 'output',
-): Promise<void> {
-  const deadline = Date.now() + ms;
-  let gone = false;
-  void exited?.then(() => (gone = true));
-  while (!pattern.test(text())) {
-    if (gone) throw new Error(`exited before ${pattern}: ${what}`);
-    if (Date.now() > deadline) throw new Error(`no ${pattern} within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function waitReady(demo: Demo): Promise<void> {
-  await waitFor(
-    demo.stdout,
-    /^ready /m,
-    READY_MS,
-    demo.exited,
-    `stdout ${demo.stdout()} stderr ${demo.stderr()}`,
-  );
-}
+const BIN = CLI_BIN;
+const READY_MS = DEMO_READY_MS;
+const PORTS = DEMO_PORTS;
 
 function alive(pid: number): boolean {
   try {
