@@ -224,7 +224,9 @@ async function enumerate(client: DnsClient): Promise<{
   for (const input of ENUMERATION) {
     const answer = await client.ask(buildQuery(nameOf(input), 'MAP', { dnssecOk: true }));
     if (after.length === 0 && !refused(answer)) {
-      expect(answer.message?.rcode).toBe('NOERROR');
+      // A denial: NOERROR as the DP signed it, or NXDOMAIN when the resolver's QNAME
+      // minimisation stopped at a missing prefix of the number (RFC 8020).
+      expect(['NOERROR', 'NXDOMAIN']).toContain(answer.message?.rcode);
       answered++;
       continue;
     }

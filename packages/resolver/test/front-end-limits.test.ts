@@ -77,7 +77,8 @@ function fakeResolver(): Resolver & { asked: string[] } {
     async resolve(name) {
       asked.push(name);
       const answer = record(name, 'MAP', Uint8Array.of(0xa0), 60);
-      return { rcode: 'NOERROR', status: 'secure', answers: [answer], authorities: [] };
+      // Given again for 30 s (`usable`), as the resolver says of an answer it may reuse.
+      return { rcode: 'NOERROR', status: 'secure', answers: [answer], authorities: [], usable: 30 };
     },
     stats: () => ({
       cacheHits: 0,
