@@ -1,9 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  DNS_MESSAGE_MEDIA_TYPE,
   PADDING_OPTION_CODE,
   RESPONSE_PADDING_BLOCK_OCTETS,
   buildQuery,
@@ -19,6 +17,7 @@ import {
 } from '@mimi-discovery/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMemoryStore, dpConfigSchema, startDp, type RunningDp } from '../src/index.js';
+import { dohPost, readQueryLog } from '../../../test/helpers/query-log.js';
 import { NUMBER, ORIGIN, PROVER_SEED, fakeClock, putMap, zoneInit } from './store-battery.js';
 
 // The query log of a DP (design §10) and the padding of its DoH answers (RFC 8467), on a real
@@ -54,36 +53,6 @@ async function dpWithLog(queryLog: unknown): Promise<RunningDp> {
   return startDp(config, { store, now: clock.now });
 }
 
-/** The lines of a query log file, parsed. */
-function linesOf(path: string): Array<Record<string, unknown>> {
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
-
-/** POSTs `wire` to a DoH URL and returns the response body as it came. */
-function dohPost(url: string, wire: Uint8Array): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method: 'POST',
-        ca: ca.certPem,
-        headers: { 'content-type': DNS_MESSAGE_MEDIA_TYPE, accept: DNS_MESSAGE_MEDIA_TYPE },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve(Buffer.concat(chunks)));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(Buffer.from(wire));
-  });
-}
-
 const paddingOf = (message: Message): Uint8Array[] =>
   (message.edns?.options ?? []).filter((o) => o.code === PADDING_OPTION_CODE).map((o) => o.data);
 
@@ -117,7 +86,7 @@ describe('the query log of a DP', () => {
       const refused = await queryUdp(udp, buildQuery('example.com', 'A'));
       expect(refused.rcode).toBe('REFUSED');
       await dp.queryLog?.flush();
-      const lines = linesOf(path);
+      const lines = readQueryLog(path);
       expect(lines.map((l) => [l['transport'], l['cached'] ?? false])).toEqual([
         ['udp', false],
         ['udp', true],
@@ -154,7 +123,7 @@ describe('the query log of a DP', () => {
       // Closing writes what the log holds.
       await dp.close();
     }
-    expect(linesOf(path)).toMatchObject([
+    expect(readQueryLog(path)).toMatchObject([
       { name: NUMBER, transport: 'udp', peer: '127.0.0.1' },
       { name: NUMBER, transport: 'udp', cached: true, peer: '127.0.0.1' },
     ]);
@@ -192,7 +161,7 @@ describe('EDNS padding of a DP (RFC 7830, RFC 8467)', () => {
           const query = encodeMessage(buildQuery(name, type, { dnssecOk: true }));
           // Twice: the second answer comes from the answer cache, padded on its way out too.
           for (let i = 0; i < 2; i++) {
-            const body = await dohPost(url, query);
+            const body = await dohPost(url, query, ca.certPem);
             expect(body.length % RESPONSE_PADDING_BLOCK_OCTETS, `${name} ${type}`).toBe(0);
             const response = decodeMessage(body);
             expect(response.rcode).toBe('NOERROR');
@@ -211,7 +180,7 @@ describe('EDNS padding of a DP (RFC 7830, RFC 8467)', () => {
     try {
       const plain: Message = buildQuery(NUMBER, 'MAP');
       delete plain.edns;
-      const body = await dohPost(dp.dns?.doh?.url ?? '', encodeMessage(plain));
+      const body = await dohPost(dp.dns?.doh?.url ?? '', encodeMessage(plain), ca.certPem);
       const response = decodeMessage(body);
       expect(response.rcode).toBe('NOERROR');
       expect(response.edns).toBeUndefined();
