@@ -6,7 +6,6 @@ import {
   RESPONSE_PADDING_BLOCK_OCTETS,
   buildQuery,
   createAttestation,
-  createDohClient,
   createMapping,
   csiToName,
   decodeMessage,
@@ -14,8 +13,6 @@ import {
   encodeMessage,
   keyPairFromSeed,
   parseCsi,
-  queryTcp,
-  queryUdp,
   record,
   silentLogger,
   type Csi,
@@ -39,7 +36,7 @@ import {
   serveServer,
   type LoopbackDir,
 } from '../examples/loopback-network.js';
-import { dohPost, readQueryLog } from './helpers/query-log.js';
+import { TWICE_OVER_EACH, askTwiceOverEach, dohPost, readQueryLog } from './helpers/query-log.js';
 
 // Query logs (design §10) on a network of real servers — a root and a +44 DP started as
 // `mimi-discovery serve` starts them, a resolver behind its DNS, DoH and JSON API front ends —
@@ -129,33 +126,14 @@ describe('the query log of a resolver', () => {
     const ask = (): Message => buildQuery(name, 'MAP', { recursionDesired: true, dnssecOk: true });
     const dns = server.dns ?? expect.unreachable();
     const at = { host: '127.0.0.1', port: dns.udp?.port ?? 0 };
-    const doh = createDohClient({ ca: files.caPem });
-    try {
-      for (const over of ['udp', 'tcp', 'doh'] as const) {
-        for (let i = 0; i < 2; i++) {
-          const response =
-            over === 'udp'
-              ? await queryUdp(at, ask())
-              : over === 'tcp'
-                ? await queryTcp({ ...at, port: dns.tcp?.port ?? 0 }, ask())
-                : await doh.query(dns.doh?.url ?? '', ask());
-          expect(response.rcode).toBe('NOERROR');
-          expect(response.flags.ad).toBe(true);
-        }
-      }
-    } finally {
-      await doh.close();
+    const front = { udp: at, tcp: { ...at, port: dns.tcp?.port ?? 0 }, dohUrl: dns.doh?.url ?? '' };
+    for (const response of await askTwiceOverEach(front, files.caPem, ask)) {
+      expect(response.rcode).toBe('NOERROR');
+      expect(response.flags.ad).toBe(true);
     }
     await server.queryLog?.flush();
     const lines = readQueryLog(logs.resolver).filter((l) => l['name'] === name);
-    expect(lines.map((l) => [l['transport'], l['cached'] ?? false])).toEqual([
-      ['udp', false],
-      ['udp', true],
-      ['tcp', false],
-      ['tcp', true],
-      ['doh', false],
-      ['doh', true],
-    ]);
+    expect(lines.map((l) => [l['transport'], l['cached'] ?? false])).toEqual([...TWICE_OVER_EACH]);
     for (const line of lines) {
       expect(line).toMatchObject({ type: 'MAP', rcode: 'NOERROR', peer: '127.0.0.1' });
     }

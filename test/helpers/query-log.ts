@@ -1,6 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { DNS_MESSAGE_MEDIA_TYPE } from '@mimi-discovery/common';
+import {
+  DNS_MESSAGE_MEDIA_TYPE,
+  createDohClient,
+  queryTcp,
+  queryUdp,
+  type Message,
+  type ServerAddress,
+} from '@mimi-discovery/common';
 
 /**
  * Reading what a server's query log (design §10) wrote, and asking a DoH front end the way a
@@ -35,4 +42,53 @@ export function dohPost(url: string, wire: Uint8Array, ca: string): Promise<Buff
     req.on('error', reject);
     req.end(Buffer.from(wire));
   });
+}
+
+/** Where a server's DNS front ends listen. */
+export interface LoggedServer {
+  readonly udp: ServerAddress;
+  readonly tcp: ServerAddress;
+  readonly dohUrl: string;
+}
+
+/**
+ * The log lines, as `[transport, cached]`, of {@link askTwiceOverEach}: the second answer over
+ * each transport comes from the answer cache.
+ */
+export const TWICE_OVER_EACH: ReadonlyArray<readonly [string, boolean]> = [
+  ['udp', false],
+  ['udp', true],
+  ['tcp', false],
+  ['tcp', true],
+  ['doh', false],
+  ['doh', true],
+];
+
+/**
+ * Asks `query()` twice over UDP, then twice over TCP, then twice over DoH (trusting `ca`), one
+ * after another, and returns the six responses in that order.
+ */
+export async function askTwiceOverEach(
+  server: LoggedServer,
+  ca: string,
+  query: () => Message,
+): Promise<Message[]> {
+  const doh = createDohClient({ ca });
+  const responses: Message[] = [];
+  try {
+    for (const over of ['udp', 'tcp', 'doh'] as const) {
+      for (let i = 0; i < 2; i++) {
+        responses.push(
+          over === 'udp'
+            ? await queryUdp(server.udp, query())
+            : over === 'tcp'
+              ? await queryTcp(server.tcp, query())
+              : await doh.query(server.dohUrl, query()),
+        );
+      }
+    }
+  } finally {
+    await doh.close();
+  }
+  return responses;
 }

@@ -5,7 +5,6 @@ import {
   PADDING_OPTION_CODE,
   RESPONSE_PADDING_BLOCK_OCTETS,
   buildQuery,
-  createDohClient,
   createLocalCa,
   decodeMessage,
   encodeMessage,
@@ -17,7 +16,12 @@ import {
 } from '@mimi-discovery/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMemoryStore, dpConfigSchema, startDp, type RunningDp } from '../src/index.js';
-import { dohPost, readQueryLog } from '../../../test/helpers/query-log.js';
+import {
+  TWICE_OVER_EACH,
+  askTwiceOverEach,
+  dohPost,
+  readQueryLog,
+} from '../../../test/helpers/query-log.js';
 import { NUMBER, ORIGIN, PROVER_SEED, fakeClock, putMap, zoneInit } from './store-battery.js';
 
 // The query log of a DP (design §10) and the padding of its DoH answers (RFC 8467), on a real
@@ -65,35 +69,21 @@ describe('the query log of a DP', () => {
   it('has a line for every query over UDP, TCP and DoH, answers from the cache included, and no peer', async () => {
     const path = join(root, 'queries.jsonl');
     const dp = await dpWithLog({ path });
-    const doh = createDohClient({ ca: ca.certPem });
     try {
       const udp = { host: '127.0.0.1', port: dp.dns?.udp?.port ?? 0 };
       const tcp = { host: '127.0.0.1', port: dp.dns?.tcp?.port ?? 0 };
       const url = dp.dns?.doh?.url ?? '';
       const ask = (): Message => buildQuery(NUMBER, 'MAP', { dnssecOk: true });
       // Each transport twice: the second answer of each comes from the answer cache.
-      for (const over of ['udp', 'tcp', 'doh'] as const) {
-        for (let i = 0; i < 2; i++) {
-          const response =
-            over === 'udp'
-              ? await queryUdp(udp, ask())
-              : over === 'tcp'
-                ? await queryTcp(tcp, ask())
-                : await doh.query(url, ask());
-          expect(response.rcode).toBe('NOERROR');
-        }
+      for (const response of await askTwiceOverEach({ udp, tcp, dohUrl: url }, ca.certPem, ask)) {
+        expect(response.rcode).toBe('NOERROR');
       }
       const refused = await queryUdp(udp, buildQuery('example.com', 'A'));
       expect(refused.rcode).toBe('REFUSED');
       await dp.queryLog?.flush();
       const lines = readQueryLog(path);
       expect(lines.map((l) => [l['transport'], l['cached'] ?? false])).toEqual([
-        ['udp', false],
-        ['udp', true],
-        ['tcp', false],
-        ['tcp', true],
-        ['doh', false],
-        ['doh', true],
+        ...TWICE_OVER_EACH,
         ['udp', false],
       ]);
       for (const line of lines.slice(0, 6)) {
@@ -107,7 +97,6 @@ describe('the query log of a DP', () => {
       expect(await metric(dp, 'authoritative_query_log_lines_total')).toBe(7);
       expect(await metric(dp, 'authoritative_query_log_dropped_lines_total')).toBe(0);
     } finally {
-      await doh.close();
       await dp.close();
     }
   });
