@@ -3,7 +3,6 @@ import { createSocket } from 'node:dgram';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CsiError,
   DNS_MESSAGE_MEDIA_TYPE,
   EDE_PROHIBITED,
   buildQuery,
@@ -33,6 +32,7 @@ import {
   type ResolverMetrics,
   type RunningResolverServer,
 } from '../src/index.js';
+import { invalidCsiResult, resolverDouble } from './resolver-double.js';
 
 // The per-client limits of the resolver's front ends (`front-end-limits.ts`) in the real servers,
 // in front of a test double of the resolver that records what it was asked: the JSON API's
@@ -55,17 +55,10 @@ function fakeResolver(): Resolver & { asked: string[] } {
     try {
       return { csi: parseCsi(input), status: 'none', mappings: [], ttl: 60 };
     } catch (error) {
-      if (!(error instanceof CsiError)) throw error;
-      return {
-        csi: input,
-        status: 'error',
-        mappings: [],
-        ttl: 0,
-        error: { reason: 'invalid-csi', detail: error.message },
-      };
+      return invalidCsiResult(input, error);
     }
   };
-  return {
+  return resolverDouble({
     asked,
     discover,
     discoverCsi: discover,
@@ -80,20 +73,7 @@ function fakeResolver(): Resolver & { asked: string[] } {
       // Given again for 30 s (`usable`), as the resolver says of an answer it may reuse.
       return { rcode: 'NOERROR', status: 'secure', answers: [answer], authorities: [], usable: 30 };
     },
-    stats: () => ({
-      cacheHits: 0,
-      cacheMisses: 0,
-      signatureVerifications: 0,
-      failureCacheHits: 0,
-      upstreamQueries: 0,
-      validationFailures: {},
-      cacheBytes: 0,
-      rootCopy: { state: 'off', transfersOk: 0, transfersFailed: 0 },
-    }),
-    refreshRootCopy: () => Promise.reject(new Error('not used')),
-    flushCache: () => undefined,
-    close: async () => undefined,
-  };
+  });
 }
 
 let ca: LocalCa;
