@@ -1,6 +1,6 @@
 import { connect as connectTcp } from 'node:net';
 import { createSocket } from 'node:dgram';
-import { Agent, request } from 'undici';
+import { request, type Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DNS_MESSAGE_MEDIA_TYPE,
@@ -32,6 +32,11 @@ import {
   type ResolverMetrics,
   type RunningResolverServer,
 } from '../src/index.js';
+import {
+  agentsByAddress,
+  postDiscover,
+  type DiscoverReply,
+} from '../../../test/helpers/client-address.js';
 import { invalidCsiResult, resolverDouble } from './resolver-double.js';
 
 // The per-client limits of the resolver's front ends (`front-end-limits.ts`) in the real servers,
@@ -78,36 +83,16 @@ function fakeResolver(): Resolver & { asked: string[] } {
 
 let ca: LocalCa;
 let tls: { cert: string; key: string };
-const agents = new Map<string, Agent>();
+const agents = agentsByAddress(() => ca.certPem);
+const agentFor = (address: string): Agent => agents.agentFor(address);
 
-/** An HTTPS client whose connections leave from `address`. */
-function agentFor(address: string): Agent {
-  let agent = agents.get(address);
-  if (agent === undefined) {
-    agent = new Agent({ localAddress: address, connect: { ca: ca.certPem }, allowH2: true });
-    agents.set(address, agent);
-  }
-  return agent;
-}
+type Reply = DiscoverReply<{
+  results?: DiscoveryResult[];
+  error?: { code: string; message: string; detail?: string };
+}>;
 
-interface Reply {
-  status: number;
-  retryAfter: string | undefined;
-  body: { results?: DiscoveryResult[]; error?: { code: string; message: string; detail?: string } };
-}
-
-async function post(api: JsonApi, from: string, csis: readonly string[]): Promise<Reply> {
-  const response = await request(`${api.url}/v1/discover`, {
-    method: 'POST',
-    dispatcher: agentFor(from),
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ csis }),
-  });
-  return {
-    status: response.statusCode,
-    retryAfter: response.headers['retry-after'] as string | undefined,
-    body: (await response.body.json()) as Reply['body'],
-  };
+function post(api: JsonApi, from: string, csis: readonly string[]): Promise<Reply> {
+  return postDiscover(api.url, agentFor(from), csis);
 }
 
 async function get(api: JsonApi, from: string, csi: string): Promise<Reply> {
@@ -128,7 +113,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([...agents.values()].map((agent) => agent.close()));
+  await agents.close();
 });
 
 describe('the JSON API over the limits', () => {
