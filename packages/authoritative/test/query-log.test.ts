@@ -8,21 +8,20 @@ import {
   createLocalCa,
   decodeMessage,
   encodeMessage,
-  issueServerCertificate,
-  parseConfig,
   queryTcp,
   queryUdp,
   type Message,
 } from '@mimi-discovery/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMemoryStore, dpConfigSchema, startDp, type RunningDp } from '../src/index.js';
+import type { RunningDp } from '../src/index.js';
 import {
   TWICE_OVER_EACH,
   askTwiceOverEach,
   dohPost,
   readQueryLog,
 } from '../../../test/helpers/query-log.js';
-import { NUMBER, ORIGIN, PROVER_SEED, fakeClock, putMap, zoneInit } from './store-battery.js';
+import { startMemoryDp, writeTlsFiles } from './memory-dp.js';
+import { NUMBER, ORIGIN, putMap } from './store-battery.js';
 
 // The query log of a DP (design §10) and the padding of its DoH answers (RFC 8467), on a real
 // server over UDP, TCP and DoH.
@@ -33,28 +32,19 @@ let tls: { cert: string; key: string };
 
 beforeAll(async () => {
   ca = await createLocalCa();
-  const leaf = await issueServerCertificate(ca, { hostnames: [], ipAddresses: ['127.0.0.1'] });
-  tls = { cert: join(root, 'cert.pem'), key: join(root, 'key.pem') };
-  writeFileSync(tls.cert, leaf.certPem);
-  writeFileSync(tls.key, leaf.keyPem, { mode: 0o600 });
+  tls = await writeTlsFiles(ca, root);
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 /** A DP serving the +44 zone with a MAP at NUMBER, its query log as `queryLog` says. */
-async function dpWithLog(queryLog: unknown): Promise<RunningDp> {
-  const clock = fakeClock();
-  const store = createMemoryStore({ proverSeed: PROVER_SEED, now: clock.now });
-  await store.addZone(zoneInit());
-  await store.apply(ORIGIN, [putMap(NUMBER, 5)]);
-  const config = parseConfig(dpConfigSchema, {
-    role: 'dp',
-    dataDir: root,
-    listen: { udp: 0, tcp: 0, doh: 0, admin: 0 },
-    tls,
-    queryLog,
-    log: { level: 'silent' },
-  });
-  return startDp(config, { store, now: clock.now });
+function dpWithLog(queryLog: unknown): Promise<RunningDp> {
+  return startMemoryDp(
+    root,
+    { listen: { udp: 0, tcp: 0, doh: 0, admin: 0 }, tls, queryLog, log: { level: 'silent' } },
+    async (store) => {
+      await store.apply(ORIGIN, [putMap(NUMBER, 5)]);
+    },
+  );
 }
 
 const paddingOf = (message: Message): Uint8Array[] =>
