@@ -37,7 +37,7 @@ import {
   postDiscover,
   type DiscoverReply,
 } from '../../../test/helpers/client-address.js';
-import { invalidCsiResult, resolverDouble } from './resolver-double.js';
+import { invalidCsiResult, resolverDouble } from '../../../test/helpers/resolver-double.js';
 
 // The per-client limits of the resolver's front ends (`front-end-limits.ts`) in the real servers,
 // in front of a test double of the resolver that records what it was asked: the JSON API's

@@ -21,7 +21,7 @@ import {
   type Resolver,
   type ResolverMetrics,
 } from '../src/index.js';
-import { invalidCsiResult, resolverDouble } from './resolver-double.js';
+import { invalidCsiResult, resolverDouble } from '../../../test/helpers/resolver-double.js';
 
 // The JSON API in front of a test double of the resolver: results come from a table by
 // canonical CSI, so every answer the API gives can be checked exactly.

@@ -1,10 +1,10 @@
 import { CsiError } from '@mimi-discovery/common';
-import type { DiscoveryResult, Resolver, ResolverStats } from '../src/index.js';
+import type { DiscoveryResult, Resolver, ResolverStats } from '@mimi-discovery/resolver';
 
 /**
- * A test double of the resolver for the tests of its front ends (JSON API, DNS, DoH), which
- * need a resolver that answers as each test says and records what it was asked, without a
- * network behind it.
+ * A test double of the resolver for the tests of its front ends (JSON API, DNS, DoH) and of the
+ * CLI's lookup, which need a resolver that answers as each test says and records what it was
+ * asked, without a network behind it.
  */
 
 /** The counters of a resolver that has done nothing, its root copy off (a new object each call). */
