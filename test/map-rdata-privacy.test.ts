@@ -13,7 +13,7 @@ import {
 import { exportZone } from '@mimi-discovery/authoritative';
 import { EMAIL_ZONE, buildNetwork, type Network, type NetworkServer } from './helpers/network.js';
 import { missingTools, runTool } from './helpers/tools.js';
-import { answerOf, apiOf, attest, mappingBytes, nowSeconds } from './helpers/registration.js';
+import { apiOf, attestAndPublish, nowSeconds } from './helpers/registration.js';
 
 // Issue 12, "Records that do not spell the CSI": a MAP record, and the attestation inside it,
 // carries no CSI in clear (docs/protocol.md §4, version 2), so whoever sees a MAP answer — a
@@ -95,11 +95,9 @@ beforeAll(async () => {
     [PHONE, net.phone],
     [EMAIL, net.email],
   ] as const) {
-    const att = await attest(apiOf(dp), csi, RECIPIENT);
-    const mapping = mappingBytes(att, RECIPIENT, {
+    const { response, mapping } = await attestAndPublish(apiOf(dp), csi, RECIPIENT, {
       msps: [{ provider: 'chat.example', tags: ['mls', 'personal'] }],
     });
-    const response = await answerOf(apiOf(dp).client.publishMapping({ csi, mapping }));
     expect(response.status, JSON.stringify(response.body)).toBe(201);
     published.set(csi, mapping);
   }

@@ -21,7 +21,7 @@ import {
 } from '@mimi-discovery/resolver';
 import { EMAIL_ZONE, PHONE_ZONE, buildNetwork, type Network } from './helpers/network.js';
 import { missingTools, runTool } from './helpers/tools.js';
-import { answerOf, apiOf, attest, mappingOf } from './helpers/registration.js';
+import { apiOf, attestAndPublish } from './helpers/registration.js';
 import { startUnbound, type RunningUnbound } from './helpers/unbound.js';
 
 // Design §5: independent validators must accept our chain. ldns checks each zone as exported
@@ -55,9 +55,7 @@ beforeAll(async () => {
     [PHONE, net.phone],
     [EMAIL, net.email],
   ] as const) {
-    const api = apiOf(dp);
-    const att = await attest(api, csi, ALICE);
-    const response = await answerOf(api.client.publishMapping(mappingOf(att, ALICE)));
+    const { response } = await attestAndPublish(apiOf(dp), csi, ALICE);
     expect(response.status, JSON.stringify(response.body)).toBe(201);
   }
   const anchorFile = join(net.dir, 'mimi.arpa.ds');
