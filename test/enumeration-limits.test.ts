@@ -1,6 +1,6 @@
 import { createSocket } from 'node:dgram';
 import { connect as connectTcp, type Socket } from 'node:net';
-import { Agent, request } from 'undici';
+import { request, type Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DNS_MESSAGE_MEDIA_TYPE,
@@ -25,6 +25,7 @@ import {
   type RunningResolverServer,
   startResolverServer,
 } from '@mimi-discovery/resolver';
+import { agentsByAddress, postDiscover, type DiscoverReply } from './helpers/client-address.js';
 import { createFakeClock } from './helpers/clock.js';
 import { buildNetwork, type Network } from './helpers/network.js';
 import { answerOf, apiOf, attest, mappingBytes } from './helpers/registration.js';
@@ -52,19 +53,10 @@ let net: Network;
 let resolver: Resolver;
 let server: RunningResolverServer;
 const clock = createFakeClock();
-const agents = new Map<string, Agent>();
+const agents = agentsByAddress(() => resolverCa);
+const agentFor = (address: string): Agent => agents.agentFor(address);
 /** The CA of the resolver's certificate (DoH, JSON API). */
 let resolverCa: string;
-
-/** An HTTPS client of the resolver whose connections leave from `address`. */
-function agentFor(address: string): Agent {
-  let agent = agents.get(address);
-  if (agent === undefined) {
-    agent = new Agent({ localAddress: address, connect: { ca: resolverCa }, allowH2: true });
-    agents.set(address, agent);
-  }
-  return agent;
-}
 
 beforeAll(async () => {
   net = await buildNetwork();
@@ -98,27 +90,18 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all([...agents.values()].map((agent) => agent.close()));
+  await agents.close();
   await server?.close();
   await resolver?.close();
   await net?.close();
 });
 
-async function post(
+/** A discovery request to the resolver's JSON API from `from`. */
+function post(
   from: string,
   csis: readonly string[],
-): Promise<{ status: number; retryAfter: unknown; body: Record<string, unknown> }> {
-  const response = await request(`${server.api?.url ?? ''}/v1/discover`, {
-    method: 'POST',
-    dispatcher: agentFor(from),
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ csis }),
-  });
-  return {
-    status: response.statusCode,
-    retryAfter: response.headers['retry-after'],
-    body: (await response.body.json()) as Record<string, unknown>,
-  };
+): Promise<DiscoverReply<Record<string, unknown>>> {
+  return postDiscover(server.api?.url ?? '', agentFor(from), csis);
 }
 
 /** The DNS name of a CSI as typed. */

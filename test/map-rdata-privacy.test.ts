@@ -1,4 +1,3 @@
-import { spawn, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   csiToName,
@@ -13,7 +12,8 @@ import {
 } from '@mimi-discovery/common';
 import { exportZone } from '@mimi-discovery/authoritative';
 import { EMAIL_ZONE, buildNetwork, type Network, type NetworkServer } from './helpers/network.js';
-import { answerOf, apiOf, attest, mappingBytes, nowSeconds } from './helpers/registration.js';
+import { missingTools, runTool } from './helpers/tools.js';
+import { apiOf, attestAndPublish, nowSeconds } from './helpers/registration.js';
 
 // Issue 12, "Records that do not spell the CSI": a MAP record, and the attestation inside it,
 // carries no CSI in clear (docs/protocol.md §4, version 2), so whoever sees a MAP answer — a
@@ -22,37 +22,8 @@ import { answerOf, apiOf, attest, mappingBytes, nowSeconds } from './helpers/reg
 // `dig` and `kdig` ask that DP for the MAP: the RDATA they print, in hex and decoded, holds
 // neither the number nor the address, while it still verifies for the CSI that was asked.
 
-function onPath(tool: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
-}
-
 const CLIENTS = { dig: 'bind9-dnsutils', kdig: 'knot-dnsutils' } as const;
-const missing = new Set<string>();
-for (const [tool, pkg] of Object.entries(CLIENTS)) {
-  if (!onPath(tool)) {
-    missing.add(tool);
-    console.warn(`${tool} not installed (Debian package ${pkg}): skipping the checks that use it`);
-  }
-}
-
-/** Runs a program without blocking the event loop: the DP answers in this process meanwhile. */
-function run(
-  tool: string,
-  args: readonly string[],
-): Promise<{ status: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.once('error', reject);
-    child.once('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, output });
-    });
-  });
-}
+const missing = missingTools(CLIENTS);
 
 const RECIPIENT = keyPairFromSeed(new Uint8Array(32).fill(0x2d));
 const PHONE = parseCsi('+44 20 7946 0018');
@@ -124,11 +95,9 @@ beforeAll(async () => {
     [PHONE, net.phone],
     [EMAIL, net.email],
   ] as const) {
-    const att = await attest(apiOf(dp), csi, RECIPIENT);
-    const mapping = mappingBytes(att, RECIPIENT, {
+    const { response, mapping } = await attestAndPublish(apiOf(dp), csi, RECIPIENT, {
       msps: [{ provider: 'chat.example', tags: ['mls', 'personal'] }],
     });
-    const response = await answerOf(apiOf(dp).client.publishMapping({ csi, mapping }));
     expect(response.status, JSON.stringify(response.body)).toBe(201);
     published.set(csi, mapping);
   }
@@ -161,7 +130,12 @@ describe.each(Object.keys(CLIENTS))('%s of a MAP at the DP', (tool) => {
         tool === 'dig'
           ? ['@127.0.0.1', '-p', String(dp.udp.port), '+norecurse', '+tries=1', '+time=5']
           : ['@127.0.0.1', '-p', String(dp.udp.port), '+norecurse', '+retry=0', '+timeout=5'];
-      const { status, output } = await run(tool, [...args, '+short', csiToName(csi), 'TYPE65400']);
+      const { status, output } = await runTool(tool, [
+        ...args,
+        '+short',
+        csiToName(csi),
+        'TYPE65400',
+      ]);
       expect(status, output).toBe(0);
       const rdata = mapRdata(output);
       // The record the recipient published is the one the client printed.

@@ -30,6 +30,7 @@ import {
   type RecordOf,
   type ResourceRecord,
   record,
+  responseFlags,
 } from '@mimi-discovery/common';
 
 // Generates §7 of docs/protocol.md from fixed keys and checks that the document matches.
@@ -234,17 +235,7 @@ function generate(): string {
     if (outcome.kind === 'refused') throw new Error('unexpected refusal');
     const response: Message = {
       id: 0,
-      flags: {
-        qr: true,
-        opcode: 0,
-        aa: true,
-        tc: false,
-        rd: false,
-        ra: false,
-        z: false,
-        ad: false,
-        cd: false,
-      },
+      flags: responseFlags({ aa: true }),
       rcode: 'NOERROR',
       questions: [{ name, type, class: 'IN' }],
       answers: outcome.answers,

@@ -1,14 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  DNS_MESSAGE_MEDIA_TYPE,
   PADDING_OPTION_CODE,
   RESPONSE_PADDING_BLOCK_OCTETS,
   buildQuery,
   createAttestation,
-  createDohClient,
   createMapping,
   csiToName,
   decodeMessage,
@@ -16,8 +13,6 @@ import {
   encodeMessage,
   keyPairFromSeed,
   parseCsi,
-  queryTcp,
-  queryUdp,
   record,
   silentLogger,
   type Csi,
@@ -41,6 +36,7 @@ import {
   serveServer,
   type LoopbackDir,
 } from '../examples/loopback-network.js';
+import { TWICE_OVER_EACH, askTwiceOverEach, dohPost, readQueryLog } from './helpers/query-log.js';
 
 // Query logs (design §10) on a network of real servers — a root and a +44 DP started as
 // `mimi-discovery serve` starts them, a resolver behind its DNS, DoH and JSON API front ends —
@@ -60,14 +56,6 @@ let dp: RunningDp;
 let resolver: Resolver;
 let server: RunningResolverServer;
 const logs = { root: '', dp: '', resolver: '' };
-
-/** The lines of a query log, parsed. */
-function linesOf(path: string): Array<Record<string, unknown>> {
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
 
 /** Publishes a mapping of `csi` into the DP's store, attested by the DP's prover. */
 async function publish(csi: string): Promise<void> {
@@ -93,28 +81,6 @@ async function publish(csi: string): Promise<void> {
   await dp.store.apply(ZONE, [
     { op: 'put', name, type: 'MAP', records: [record(name, 'MAP', encodeMapping(mapping), 300)] },
   ]);
-}
-
-/** POSTs `wire` to a DoH URL and returns the response body as it came. */
-function dohPost(url: string, wire: Uint8Array): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method: 'POST',
-        ca: files.caPem,
-        headers: { 'content-type': DNS_MESSAGE_MEDIA_TYPE, accept: DNS_MESSAGE_MEDIA_TYPE },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve(Buffer.concat(chunks)));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(Buffer.from(wire));
-  });
 }
 
 beforeAll(async () => {
@@ -160,33 +126,14 @@ describe('the query log of a resolver', () => {
     const ask = (): Message => buildQuery(name, 'MAP', { recursionDesired: true, dnssecOk: true });
     const dns = server.dns ?? expect.unreachable();
     const at = { host: '127.0.0.1', port: dns.udp?.port ?? 0 };
-    const doh = createDohClient({ ca: files.caPem });
-    try {
-      for (const over of ['udp', 'tcp', 'doh'] as const) {
-        for (let i = 0; i < 2; i++) {
-          const response =
-            over === 'udp'
-              ? await queryUdp(at, ask())
-              : over === 'tcp'
-                ? await queryTcp({ ...at, port: dns.tcp?.port ?? 0 }, ask())
-                : await doh.query(dns.doh?.url ?? '', ask());
-          expect(response.rcode).toBe('NOERROR');
-          expect(response.flags.ad).toBe(true);
-        }
-      }
-    } finally {
-      await doh.close();
+    const front = { udp: at, tcp: { ...at, port: dns.tcp?.port ?? 0 }, dohUrl: dns.doh?.url ?? '' };
+    for (const response of await askTwiceOverEach(front, files.caPem, ask)) {
+      expect(response.rcode).toBe('NOERROR');
+      expect(response.flags.ad).toBe(true);
     }
     await server.queryLog?.flush();
-    const lines = linesOf(logs.resolver).filter((l) => l['name'] === name);
-    expect(lines.map((l) => [l['transport'], l['cached'] ?? false])).toEqual([
-      ['udp', false],
-      ['udp', true],
-      ['tcp', false],
-      ['tcp', true],
-      ['doh', false],
-      ['doh', true],
-    ]);
+    const lines = readQueryLog(logs.resolver).filter((l) => l['name'] === name);
+    expect(lines.map((l) => [l['transport'], l['cached'] ?? false])).toEqual([...TWICE_OVER_EACH]);
     for (const line of lines) {
       expect(line).toMatchObject({ type: 'MAP', rcode: 'NOERROR', peer: '127.0.0.1' });
     }
@@ -197,7 +144,7 @@ describe('the query log of a resolver', () => {
     for (const csi of BOOK.slice(0, ASKED_BEFORE)) {
       const name = csiToName(parseCsi(csi), APEX);
       const query = buildQuery(name, 'MAP', { recursionDesired: true, dnssecOk: true });
-      const body = await dohPost(url, encodeMessage(query));
+      const body = await dohPost(url, encodeMessage(query), files.caPem);
       expect(body.length % RESPONSE_PADDING_BLOCK_OCTETS).toBe(0);
       const response = decodeMessage(body);
       expect(response.answers.map((rr) => rr.type)).toContain('MAP');
@@ -223,7 +170,7 @@ describe('a contact sync through the JSON API', () => {
     const names = canonical.map((csi) => csiToName(csi as Csi, APEX));
     const wanted = new Set(names);
     const arrived: string[] = [];
-    for (const line of linesOf(logs.dp)) {
+    for (const line of readQueryLog(logs.dp)) {
       const name = String(line['name']);
       if (line['type'] === 'MAP' && wanted.has(name) && !arrived.includes(name)) arrived.push(name);
     }
@@ -239,11 +186,11 @@ describe('a contact sync through the JSON API', () => {
     expect(dp.dns?.doh?.connectionStats().open).toBe(UPSTREAM_DOH_LANES);
     // Neither the DP's nor the root's log holds an address: not configured.
     for (const path of [logs.dp, logs.root]) {
-      expect(linesOf(path).length).toBeGreaterThan(0);
-      expect(linesOf(path).every((l) => !('peer' in l))).toBe(true);
+      expect(readQueryLog(path).length).toBeGreaterThan(0);
+      expect(readQueryLog(path).every((l) => !('peer' in l))).toBe(true);
     }
     // The resolver logged each lookup of the API, flagged `api`, without an address.
-    const api = linesOf(logs.resolver).filter((l) => l['transport'] === 'api');
+    const api = readQueryLog(logs.resolver).filter((l) => l['transport'] === 'api');
     expect(api.map((l) => l['name'])).toEqual(names);
     expect(api.every((l) => l['status'] === 'found' && l['type'] === 'MAP')).toBe(true);
     expect(api.every((l) => !('peer' in l))).toBe(true);

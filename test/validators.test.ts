@@ -1,4 +1,3 @@
-import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,7 +20,8 @@ import {
   type RunningResolverServer,
 } from '@mimi-discovery/resolver';
 import { EMAIL_ZONE, PHONE_ZONE, buildNetwork, type Network } from './helpers/network.js';
-import { answerOf, apiOf, attest, mappingOf } from './helpers/registration.js';
+import { missingTools, runTool } from './helpers/tools.js';
+import { apiOf, attestAndPublish } from './helpers/registration.js';
 import { startUnbound, type RunningUnbound } from './helpers/unbound.js';
 
 // Design §5: independent validators must accept our chain. ldns checks each zone as exported
@@ -29,43 +29,13 @@ import { startUnbound, type RunningUnbound } from './helpers/unbound.js';
 // anchor; BIND's delv validates again, on its own, through that Unbound and through our own
 // resolver's DNS port.
 
-function onPath(tool: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
-}
-
 const TOOLS = {
   'ldns-verify-zone': 'ldnsutils',
   unbound: 'unbound',
   delv: 'bind9-dnsutils',
   dig: 'bind9-dnsutils',
 } as const;
-const missing = new Set<string>();
-for (const [tool, pkg] of Object.entries(TOOLS)) {
-  if (!onPath(tool)) {
-    missing.add(tool);
-    console.warn(`${tool} not installed (Debian package ${pkg}): skipping the checks that use it`);
-  }
-}
-
-/** Runs a program to completion without blocking the event loop (the servers answer meanwhile). */
-function run(
-  tool: string,
-  args: readonly string[],
-  timeoutMs = 20_000,
-): Promise<{ status: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', reject);
-    child.once('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, output });
-    });
-  });
-}
+const missing = missingTools(TOOLS);
 
 const ALICE = keyPairFromSeed(new Uint8Array(32).fill(0x21));
 const PHONE = parseCsi('tel:+442079460018');
@@ -85,9 +55,7 @@ beforeAll(async () => {
     [PHONE, net.phone],
     [EMAIL, net.email],
   ] as const) {
-    const api = apiOf(dp);
-    const att = await attest(api, csi, ALICE);
-    const response = await answerOf(api.client.publishMapping(mappingOf(att, ALICE)));
+    const { response } = await attestAndPublish(apiOf(dp), csi, ALICE);
     expect(response.status, JSON.stringify(response.body)).toBe(201);
   }
   const anchorFile = join(net.dir, 'mimi.arpa.ds');
@@ -133,7 +101,7 @@ describe('ldns-verify-zone on each zone exported with NSEC3', () => {
     const server = zone === net.apex ? net.root : zone === PHONE_ZONE ? net.phone : net.email;
     const file = join(net.dir, `${zone}.zone`);
     writeFileSync(file, exportZone(server.provider.store, zone, { nsec3: true }));
-    const { status, output } = await run('ldns-verify-zone', [file]);
+    const { status, output } = await runTool('ldns-verify-zone', [file]);
     expect(output).toContain('Zone is verified and complete');
     expect(status, output).toBe(0);
   });
@@ -141,7 +109,7 @@ describe('ldns-verify-zone on each zone exported with NSEC3', () => {
 
 describe('a stock validating Unbound, with our trust anchor', () => {
   const dig = (name: string, type: string): Promise<{ status: number | null; output: string }> =>
-    run('dig', [
+    runTool('dig', [
       `@127.0.0.1`,
       '-p',
       String(unbound?.port),
@@ -186,7 +154,7 @@ describe('a stock validating Unbound, with our trust anchor', () => {
     'delv validates each mapping from the trust anchor: "fully validated"',
     async () => {
       for (const csi of [PHONE, EMAIL]) {
-        const { output } = await run('delv', [
+        const { output } = await runTool('delv', [
           '@127.0.0.1',
           '-p',
           String(unbound?.port),
@@ -207,7 +175,7 @@ describe('a stock validating Unbound, with our trust anchor', () => {
     'delv validates the denial of an unknown CSI',
     async () => {
       for (const csi of [UNKNOWN_PHONE, UNKNOWN_EMAIL]) {
-        const { output } = await run('delv', [
+        const { output } = await runTool('delv', [
           '@127.0.0.1',
           '-p',
           String(unbound?.port),
@@ -228,7 +196,7 @@ describe('a stock validating Unbound, with our trust anchor', () => {
   it.skipIf(missing.has('unbound') || missing.has('delv'))(
     'delv with another trust anchor does not validate the same answer',
     async () => {
-      const { output } = await run('delv', [
+      const { output } = await runTool('delv', [
         '@127.0.0.1',
         '-p',
         String(unbound?.port),
@@ -263,7 +231,7 @@ describe('BIND delv through our resolver', () => {
       });
       ours = { resolver, server };
     }
-    const { output } = await run('delv', [
+    const { output } = await runTool('delv', [
       '@127.0.0.1',
       '-p',
       String(ours.server.dns?.udp?.port),

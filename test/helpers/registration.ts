@@ -165,6 +165,22 @@ export function mappingOf(
   return { csi: att.csi, mapping: mappingBytes(att, recipient, content) };
 }
 
+/**
+ * Binds `recipient`'s key to `csi` ({@link attest}) and publishes a mapping of it
+ * ({@link mappingBytes}) through `api`: what the API answered, and the encoded mapping sent.
+ */
+export async function attestAndPublish(
+  api: RegistrationEndpoint,
+  csi: string,
+  recipient: Ed25519KeyPair,
+  content: MappingContent = {},
+): Promise<{ readonly response: ApiResponse; readonly mapping: Uint8Array }> {
+  const att = await attest(api, csi, recipient);
+  const mapping = mappingBytes(att, recipient, content);
+  const response = await answerOf(api.client.publishMapping({ csi: att.csi, mapping }));
+  return { response, mapping };
+}
+
 /** Removes the mappings of `csi` by `signer` up to `seq`: a Removal signed now. */
 export function removeMapping(
   client: RegistrationClient,

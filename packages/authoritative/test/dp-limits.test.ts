@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -12,13 +12,12 @@ import {
   createLocalCa,
   decodeMessage,
   encodeMessage,
-  issueServerCertificate,
-  parseConfig,
   queryTcp,
   type Message,
 } from '@mimi-discovery/common';
-import { createMemoryStore, dpConfigSchema, startDp, type RunningDp } from '../src/index.js';
-import { ORIGIN, PROVER_SEED, fakeClock, zoneInit } from './store-battery.js';
+import type { RunningDp } from '../src/index.js';
+import { startMemoryDp, writeTlsFiles } from './memory-dp.js';
+import { ORIGIN } from './store-battery.js';
 
 // The per-client limits of a running DP (`dp-limits.ts`): Response Rate Limiting of its UDP
 // answers, with slip, and the query rate of its DoH; TCP is left to its connection limits. The
@@ -33,19 +32,9 @@ let caPem: string;
 beforeAll(async () => {
   const ca = await createLocalCa();
   caPem = ca.certPem;
-  const leaf = await issueServerCertificate(ca, { hostnames: [], ipAddresses: ['127.0.0.1'] });
-  const cert = join(root, 'cert.pem');
-  const key = join(root, 'key.pem');
-  writeFileSync(cert, leaf.certPem);
-  writeFileSync(key, leaf.keyPem, { mode: 0o600 });
-  const clock = fakeClock();
-  const store = createMemoryStore({ proverSeed: PROVER_SEED, now: clock.now });
-  await store.addZone(zoneInit());
-  const config = parseConfig(dpConfigSchema, {
-    role: 'dp',
-    dataDir: root,
+  provider = await startMemoryDp(root, {
     listen: { udp: 0, tcp: 0, doh: 0, admin: 0 },
-    tls: { cert, key },
+    tls: await writeTlsFiles(ca, root),
     limits: {
       rrl: {
         responsesPerSecond: 5,
@@ -58,7 +47,6 @@ beforeAll(async () => {
     },
     log: { level: 'silent' },
   });
-  provider = await startDp(config, { store, now: clock.now });
 });
 
 afterAll(async () => {

@@ -1,25 +1,27 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  DNS_MESSAGE_MEDIA_TYPE,
   PADDING_OPTION_CODE,
   RESPONSE_PADDING_BLOCK_OCTETS,
   buildQuery,
-  createDohClient,
   createLocalCa,
   decodeMessage,
   encodeMessage,
-  issueServerCertificate,
-  parseConfig,
   queryTcp,
   queryUdp,
   type Message,
 } from '@mimi-discovery/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMemoryStore, dpConfigSchema, startDp, type RunningDp } from '../src/index.js';
-import { NUMBER, ORIGIN, PROVER_SEED, fakeClock, putMap, zoneInit } from './store-battery.js';
+import type { RunningDp } from '../src/index.js';
+import {
+  TWICE_OVER_EACH,
+  askTwiceOverEach,
+  dohPost,
+  readQueryLog,
+} from '../../../test/helpers/query-log.js';
+import { startMemoryDp, writeTlsFiles } from './memory-dp.js';
+import { NUMBER, ORIGIN, putMap } from './store-battery.js';
 
 // The query log of a DP (design §10) and the padding of its DoH answers (RFC 8467), on a real
 // server over UDP, TCP and DoH.
@@ -30,58 +32,19 @@ let tls: { cert: string; key: string };
 
 beforeAll(async () => {
   ca = await createLocalCa();
-  const leaf = await issueServerCertificate(ca, { hostnames: [], ipAddresses: ['127.0.0.1'] });
-  tls = { cert: join(root, 'cert.pem'), key: join(root, 'key.pem') };
-  writeFileSync(tls.cert, leaf.certPem);
-  writeFileSync(tls.key, leaf.keyPem, { mode: 0o600 });
+  tls = await writeTlsFiles(ca, root);
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 /** A DP serving the +44 zone with a MAP at NUMBER, its query log as `queryLog` says. */
-async function dpWithLog(queryLog: unknown): Promise<RunningDp> {
-  const clock = fakeClock();
-  const store = createMemoryStore({ proverSeed: PROVER_SEED, now: clock.now });
-  await store.addZone(zoneInit());
-  await store.apply(ORIGIN, [putMap(NUMBER, 5)]);
-  const config = parseConfig(dpConfigSchema, {
-    role: 'dp',
-    dataDir: root,
-    listen: { udp: 0, tcp: 0, doh: 0, admin: 0 },
-    tls,
-    queryLog,
-    log: { level: 'silent' },
-  });
-  return startDp(config, { store, now: clock.now });
-}
-
-/** The lines of a query log file, parsed. */
-function linesOf(path: string): Array<Record<string, unknown>> {
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
-
-/** POSTs `wire` to a DoH URL and returns the response body as it came. */
-function dohPost(url: string, wire: Uint8Array): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method: 'POST',
-        ca: ca.certPem,
-        headers: { 'content-type': DNS_MESSAGE_MEDIA_TYPE, accept: DNS_MESSAGE_MEDIA_TYPE },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve(Buffer.concat(chunks)));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(Buffer.from(wire));
-  });
+function dpWithLog(queryLog: unknown): Promise<RunningDp> {
+  return startMemoryDp(
+    root,
+    { listen: { udp: 0, tcp: 0, doh: 0, admin: 0 }, tls, queryLog, log: { level: 'silent' } },
+    async (store) => {
+      await store.apply(ORIGIN, [putMap(NUMBER, 5)]);
+    },
+  );
 }
 
 const paddingOf = (message: Message): Uint8Array[] =>
@@ -96,35 +59,21 @@ describe('the query log of a DP', () => {
   it('has a line for every query over UDP, TCP and DoH, answers from the cache included, and no peer', async () => {
     const path = join(root, 'queries.jsonl');
     const dp = await dpWithLog({ path });
-    const doh = createDohClient({ ca: ca.certPem });
     try {
       const udp = { host: '127.0.0.1', port: dp.dns?.udp?.port ?? 0 };
       const tcp = { host: '127.0.0.1', port: dp.dns?.tcp?.port ?? 0 };
       const url = dp.dns?.doh?.url ?? '';
       const ask = (): Message => buildQuery(NUMBER, 'MAP', { dnssecOk: true });
       // Each transport twice: the second answer of each comes from the answer cache.
-      for (const over of ['udp', 'tcp', 'doh'] as const) {
-        for (let i = 0; i < 2; i++) {
-          const response =
-            over === 'udp'
-              ? await queryUdp(udp, ask())
-              : over === 'tcp'
-                ? await queryTcp(tcp, ask())
-                : await doh.query(url, ask());
-          expect(response.rcode).toBe('NOERROR');
-        }
+      for (const response of await askTwiceOverEach({ udp, tcp, dohUrl: url }, ca.certPem, ask)) {
+        expect(response.rcode).toBe('NOERROR');
       }
       const refused = await queryUdp(udp, buildQuery('example.com', 'A'));
       expect(refused.rcode).toBe('REFUSED');
       await dp.queryLog?.flush();
-      const lines = linesOf(path);
+      const lines = readQueryLog(path);
       expect(lines.map((l) => [l['transport'], l['cached'] ?? false])).toEqual([
-        ['udp', false],
-        ['udp', true],
-        ['tcp', false],
-        ['tcp', true],
-        ['doh', false],
-        ['doh', true],
+        ...TWICE_OVER_EACH,
         ['udp', false],
       ]);
       for (const line of lines.slice(0, 6)) {
@@ -138,7 +87,6 @@ describe('the query log of a DP', () => {
       expect(await metric(dp, 'authoritative_query_log_lines_total')).toBe(7);
       expect(await metric(dp, 'authoritative_query_log_dropped_lines_total')).toBe(0);
     } finally {
-      await doh.close();
       await dp.close();
     }
   });
@@ -154,7 +102,7 @@ describe('the query log of a DP', () => {
       // Closing writes what the log holds.
       await dp.close();
     }
-    expect(linesOf(path)).toMatchObject([
+    expect(readQueryLog(path)).toMatchObject([
       { name: NUMBER, transport: 'udp', peer: '127.0.0.1' },
       { name: NUMBER, transport: 'udp', cached: true, peer: '127.0.0.1' },
     ]);
@@ -192,7 +140,7 @@ describe('EDNS padding of a DP (RFC 7830, RFC 8467)', () => {
           const query = encodeMessage(buildQuery(name, type, { dnssecOk: true }));
           // Twice: the second answer comes from the answer cache, padded on its way out too.
           for (let i = 0; i < 2; i++) {
-            const body = await dohPost(url, query);
+            const body = await dohPost(url, query, ca.certPem);
             expect(body.length % RESPONSE_PADDING_BLOCK_OCTETS, `${name} ${type}`).toBe(0);
             const response = decodeMessage(body);
             expect(response.rcode).toBe('NOERROR');
@@ -211,7 +159,7 @@ describe('EDNS padding of a DP (RFC 7830, RFC 8467)', () => {
     try {
       const plain: Message = buildQuery(NUMBER, 'MAP');
       delete plain.edns;
-      const body = await dohPost(dp.dns?.doh?.url ?? '', encodeMessage(plain));
+      const body = await dohPost(dp.dns?.doh?.url ?? '', encodeMessage(plain), ca.certPem);
       const response = decodeMessage(body);
       expect(response.rcode).toBe('NOERROR');
       expect(response.edns).toBeUndefined();

@@ -1,7 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  CsiError,
   createLocalCa,
   createTrustAnchor,
   createZoneKey,
@@ -17,6 +16,7 @@ import {
   type Resolver,
 } from '@mimi-discovery/resolver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { invalidCsiResult } from '../../../test/helpers/resolver-double.js';
 import { createCliFixture } from './fixture.js';
 
 // `lookup` through the JSON API of a running front end, whose resolver is a test double that
@@ -86,14 +86,7 @@ const discover = async (input: string): Promise<DiscoveryResult> => {
   try {
     csi = parseCsi(input);
   } catch (error) {
-    if (!(error instanceof CsiError)) throw error;
-    return {
-      csi: input,
-      status: 'error',
-      mappings: [],
-      ttl: 0,
-      error: { reason: 'invalid-csi', detail: error.message },
-    };
+    return invalidCsiResult(input, error);
   }
   return RESULTS.get(csi) ?? { csi, status: 'none', mappings: [], ttl: 3600 };
 };

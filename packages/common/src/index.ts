@@ -34,6 +34,7 @@ export {
   DNSSEC_ALGORITHM_ED25519,
   DS_DIGEST_SHA256,
   record,
+  responseFlags,
 } from './protocol/records.js';
 export type {
   KnownRRType,

@@ -17,26 +17,14 @@ import {
   type ResourceRecord,
   type RrlSettings,
 } from '../src/index.js';
+import { soaRecord } from '../../../test/helpers/records.js';
 
 // Response Rate Limiting (`rrl.ts`) over the octets a UDP listener would send, the response
 // classes it counts by (`peek.ts`), and the Extended DNS Error option (`ede.ts`).
 
 const ZONE = '4.4.e164.mimi.arpa';
 const NUMBER = `8.1.0.0.6.4.9.7.0.2.${ZONE}`;
-const SOA = record(
-  ZONE,
-  'SOA',
-  {
-    mname: `ns1.${ZONE}`,
-    rname: `hostmaster.${ZONE}`,
-    serial: 1,
-    refresh: 3600,
-    retry: 600,
-    expire: 604_800,
-    minimum: 300,
-  },
-  300,
-);
+const SOA = soaRecord(ZONE);
 
 /** The octets of a response to `name`/`type` with these sections. */
 function response(

@@ -540,29 +540,26 @@ describe('versions', () => {
     return att === undefined ? content : { ...content, att: { ...att, v: 1, csi: CSI } };
   }
 
+  /** What version 1 signed for `value`: the context and label, then {@link v1Content}. */
+  function v1Input(value: Mapping | Attestation): Uint8Array {
+    const label = 'msps' in value ? 'mapping' : 'attestation';
+    return new Uint8Array([
+      ...new TextEncoder().encode(`${SIGNING_CONTEXT}${label}\0`),
+      ...encodeCbor(v1Content(value)),
+    ]);
+  }
+
   it('a version-1 signature never verifies as version 2', () => {
     const mapping = fixtureMapping();
     // What version 1 signed: the same fields with v 1 and the CSI in clear.
-    const v1Sig = sign(
-      new Uint8Array([
-        ...new TextEncoder().encode(`${SIGNING_CONTEXT}mapping\0`),
-        ...encodeCbor(v1Content(mapping)),
-      ]),
-      RECIPIENT_SEED,
-    );
+    const v1Sig = sign(v1Input(mapping), RECIPIENT_SEED);
     // Carried over into a version-2 mapping, it does not verify.
     expect(verifyMapping({ ...mapping, sig: v1Sig }, { now: NOW, csi: CSI })).toMatchObject({
       reason: 'bad-signature',
       detail: expect.stringContaining('mapping.sig'),
     });
     const att = fixtureAttestation();
-    const v1AttSig = sign(
-      new Uint8Array([
-        ...new TextEncoder().encode(`${SIGNING_CONTEXT}attestation\0`),
-        ...encodeCbor(v1Content(att)),
-      ]),
-      PROVER_SEED,
-    );
+    const v1AttSig = sign(v1Input(att), PROVER_SEED);
     expect(verifyAttestation({ ...att, sig: v1AttSig }, { now: NOW, csi: CSI })).toMatchObject({
       reason: 'bad-signature',
     });
@@ -570,14 +567,10 @@ describe('versions', () => {
 
   it('a version-2 signature never verifies over the version-1 content', () => {
     const mapping = fixtureMapping();
-    const v1Input = new Uint8Array([
-      ...new TextEncoder().encode(`${SIGNING_CONTEXT}mapping\0`),
-      ...encodeCbor(v1Content(mapping)),
-    ]);
     expect(verify(mapping.sig, signingInput('mapping', mapping, CSI), RECIPIENT.publicKey)).toBe(
       true,
     );
-    expect(verify(mapping.sig, v1Input, RECIPIENT.publicKey)).toBe(false);
+    expect(verify(mapping.sig, v1Input(mapping), RECIPIENT.publicKey)).toBe(false);
     // And a version-1 object, whatever its signature, is refused before any signature check.
     const v1Object = encodeCbor({ ...v1Content(mapping), sig: mapping.sig });
     expect(reasonOf(verifyMapping(v1Object, { now: NOW, csi: CSI }))).toBe('unsupported-version');

@@ -13,6 +13,7 @@ import {
   type QueryHandler,
   type TransferHandler,
 } from '../src/index.js';
+import { soaRecord } from '../../../test/helpers/records.js';
 
 /**
  * A TCP listener with a transfer handler (RFC 5936): AXFR is answered with the handler's stream
@@ -22,18 +23,9 @@ import {
  */
 
 const ZONE = 'example.test';
-const soa = record(
+const soa = soaRecord(
   ZONE,
-  'SOA',
-  {
-    mname: `ns.${ZONE}`,
-    rname: `admin.${ZONE}`,
-    serial: 7,
-    refresh: 3600,
-    retry: 600,
-    expire: 86400,
-    minimum: 300,
-  },
+  { mname: `ns.${ZONE}`, rname: `admin.${ZONE}`, serial: 7, expire: 86400 },
   3600,
 );
 

@@ -18,6 +18,7 @@ import {
   MAX_RECORDS_PER_MESSAGE,
   typeToCode,
 } from '../src/protocol/wire.js';
+import { responseFlags } from '../src/protocol/records.js';
 import type {
   Edns,
   Message,
@@ -77,17 +78,7 @@ function wireError(f: () => unknown): WireError {
   throw new Error('expected a WireError, nothing was thrown');
 }
 
-const FLAGS: MessageFlags = {
-  qr: true,
-  opcode: 0,
-  aa: false,
-  tc: false,
-  rd: false,
-  ra: false,
-  z: false,
-  ad: false,
-  cd: false,
-};
+const FLAGS = responseFlags();
 
 function message(parts: Partial<Message>): Message {
   return {

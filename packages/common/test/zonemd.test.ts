@@ -10,6 +10,7 @@ import {
   formatRecord,
   parseZoneFile,
   record,
+  responseFlags,
   signRRset,
   signZone,
   verifyZonemd,
@@ -224,17 +225,7 @@ describe('ZONEMD RDATA (RFC 8976 §2)', () => {
     expect(decodeRdata('ZONEMD', rdata)).toEqual(zonemd.data);
     const message = {
       id: 1,
-      flags: {
-        qr: true,
-        opcode: 0,
-        aa: true,
-        tc: false,
-        rd: false,
-        ra: false,
-        z: false,
-        ad: false,
-        cd: false,
-      },
+      flags: responseFlags({ aa: true }),
       rcode: 'NOERROR' as const,
       questions: [{ name: 'example', type: 'ZONEMD' as const, class: 'IN' as const }],
       answers: [zonemd],

@@ -6,6 +6,7 @@ import {
   nameLabels,
   joinLabels,
   queryTcp,
+  responseFlags,
   transferZone,
   verifyZonemd,
   ZoneTransferError,
@@ -309,17 +310,7 @@ function referralOf(zone: string, rrsets: ReadonlyMap<string, ResourceRecord[]>)
   }
   return {
     id: 0,
-    flags: {
-      qr: true,
-      opcode: 0,
-      aa: false,
-      tc: false,
-      rd: false,
-      ra: false,
-      z: false,
-      ad: false,
-      cd: false,
-    },
+    flags: responseFlags(),
     rcode: 'NOERROR',
     questions: [],
     answers: [],

@@ -1,9 +1,8 @@
 import { connect as connectTcp } from 'node:net';
 import { createSocket } from 'node:dgram';
-import { Agent, request } from 'undici';
+import { request, type Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CsiError,
   DNS_MESSAGE_MEDIA_TYPE,
   EDE_PROHIBITED,
   buildQuery,
@@ -33,6 +32,12 @@ import {
   type ResolverMetrics,
   type RunningResolverServer,
 } from '../src/index.js';
+import {
+  agentsByAddress,
+  postDiscover,
+  type DiscoverReply,
+} from '../../../test/helpers/client-address.js';
+import { invalidCsiResult, resolverDouble } from '../../../test/helpers/resolver-double.js';
 
 // The per-client limits of the resolver's front ends (`front-end-limits.ts`) in the real servers,
 // in front of a test double of the resolver that records what it was asked: the JSON API's
@@ -55,17 +60,10 @@ function fakeResolver(): Resolver & { asked: string[] } {
     try {
       return { csi: parseCsi(input), status: 'none', mappings: [], ttl: 60 };
     } catch (error) {
-      if (!(error instanceof CsiError)) throw error;
-      return {
-        csi: input,
-        status: 'error',
-        mappings: [],
-        ttl: 0,
-        error: { reason: 'invalid-csi', detail: error.message },
-      };
+      return invalidCsiResult(input, error);
     }
   };
-  return {
+  return resolverDouble({
     asked,
     discover,
     discoverCsi: discover,
@@ -80,54 +78,21 @@ function fakeResolver(): Resolver & { asked: string[] } {
       // Given again for 30 s (`usable`), as the resolver says of an answer it may reuse.
       return { rcode: 'NOERROR', status: 'secure', answers: [answer], authorities: [], usable: 30 };
     },
-    stats: () => ({
-      cacheHits: 0,
-      cacheMisses: 0,
-      signatureVerifications: 0,
-      failureCacheHits: 0,
-      upstreamQueries: 0,
-      validationFailures: {},
-      cacheBytes: 0,
-      rootCopy: { state: 'off', transfersOk: 0, transfersFailed: 0 },
-    }),
-    refreshRootCopy: () => Promise.reject(new Error('not used')),
-    flushCache: () => undefined,
-    close: async () => undefined,
-  };
+  });
 }
 
 let ca: LocalCa;
 let tls: { cert: string; key: string };
-const agents = new Map<string, Agent>();
+const agents = agentsByAddress(() => ca.certPem);
+const agentFor = (address: string): Agent => agents.agentFor(address);
 
-/** An HTTPS client whose connections leave from `address`. */
-function agentFor(address: string): Agent {
-  let agent = agents.get(address);
-  if (agent === undefined) {
-    agent = new Agent({ localAddress: address, connect: { ca: ca.certPem }, allowH2: true });
-    agents.set(address, agent);
-  }
-  return agent;
-}
+type Reply = DiscoverReply<{
+  results?: DiscoveryResult[];
+  error?: { code: string; message: string; detail?: string };
+}>;
 
-interface Reply {
-  status: number;
-  retryAfter: string | undefined;
-  body: { results?: DiscoveryResult[]; error?: { code: string; message: string; detail?: string } };
-}
-
-async function post(api: JsonApi, from: string, csis: readonly string[]): Promise<Reply> {
-  const response = await request(`${api.url}/v1/discover`, {
-    method: 'POST',
-    dispatcher: agentFor(from),
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ csis }),
-  });
-  return {
-    status: response.statusCode,
-    retryAfter: response.headers['retry-after'] as string | undefined,
-    body: (await response.body.json()) as Reply['body'],
-  };
+function post(api: JsonApi, from: string, csis: readonly string[]): Promise<Reply> {
+  return postDiscover(api.url, agentFor(from), csis);
 }
 
 async function get(api: JsonApi, from: string, csi: string): Promise<Reply> {
@@ -148,7 +113,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([...agents.values()].map((agent) => agent.close()));
+  await agents.close();
 });
 
 describe('the JSON API over the limits', () => {

@@ -6,7 +6,6 @@ import { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CsiError,
   createLocalCa,
   createLogger,
   issueServerCertificate,
@@ -22,6 +21,7 @@ import {
   type Resolver,
   type ResolverMetrics,
 } from '../src/index.js';
+import { invalidCsiResult, resolverDouble } from '../../../test/helpers/resolver-double.js';
 
 // The JSON API in front of a test double of the resolver: results come from a table by
 // canonical CSI, so every answer the API gives can be checked exactly.
@@ -82,19 +82,12 @@ function fakeResolver(): Omit<Resolver, 'discoverManyJson'> & {
     try {
       csi = parseCsi(input);
     } catch (error) {
-      if (!(error instanceof CsiError)) throw error;
-      return {
-        csi: input,
-        status: 'error',
-        mappings: [],
-        ttl: 0,
-        error: { reason: 'invalid-csi', detail: error.message },
-      };
+      return invalidCsiResult(input, error);
     }
     if (csi === FAULT) throw new Error('resolver fault');
     return RESULTS.get(csi) ?? { csi, status: 'none', mappings: [], ttl: 3600 };
   };
-  return {
+  return resolverDouble({
     asked,
     parsed,
     async discover(input) {
@@ -115,21 +108,7 @@ function fakeResolver(): Omit<Resolver, 'discoverManyJson'> & {
         }),
       );
     },
-    resolve: () => Promise.reject(new Error('not used')),
-    stats: () => ({
-      cacheHits: 0,
-      cacheMisses: 0,
-      signatureVerifications: 0,
-      failureCacheHits: 0,
-      upstreamQueries: 0,
-      validationFailures: {},
-      cacheBytes: 0,
-      rootCopy: { state: 'off', transfersOk: 0, transfersFailed: 0 },
-    }),
-    flushCache: () => undefined,
-    refreshRootCopy: () => Promise.reject(new Error('not used')),
-    close: async () => undefined,
-  };
+  });
 }
 
 const MAX_BATCH = 5;

@@ -23,6 +23,7 @@ import {
   type Resolver,
   type RunningResolverServer,
 } from '../src/index.js';
+import { soaRecord } from '../../../test/helpers/records.js';
 
 // The DNS front ends and the admin port in front of a test double of the resolver, whose
 // answers come from a table by query name: each name stands for one validation outcome.
@@ -45,20 +46,7 @@ const key = createZoneKey(ZONE, { seed: new Uint8Array(32).fill(3) });
 const validity = { inception: 1_767_225_600, expiration: 1_769_817_600 };
 const map = record(SECURE, 'MAP', new Uint8Array([0xa1, 0x61, 0x76, 0x01]), 300);
 const mapSig = signRRset([map], key, validity);
-const soa = record(
-  ZONE,
-  'SOA',
-  {
-    mname: `ns1.${ZONE}`,
-    rname: `hostmaster.${ZONE}`,
-    serial: 1,
-    refresh: 3600,
-    retry: 600,
-    expire: 604_800,
-    minimum: 300,
-  },
-  300,
-);
+const soa = soaRecord(ZONE);
 const soaSig = signRRset([soa], key, validity);
 const nsec = record(
   NXDOMAIN,

@@ -20,7 +20,8 @@
  * Worked example: a 52-octet query with an empty OPT gets a Padding option of 4 + 72 octets: 52
  * + 76 = 128. A 530-octet response gets 4 + 402: 936 = 2 × 468.
  */
-import { HEADER_OCTETS, MAX_MESSAGE_OCTETS } from './wire.js';
+import { recordSpans } from './record-spans.js';
+import { MAX_MESSAGE_OCTETS } from './wire.js';
 
 /** The EDNS option code of Padding (RFC 7830 §4). */
 export const PADDING_OPTION_CODE = 12;
@@ -48,45 +49,16 @@ interface OptRdata {
  * Bounded: every step moves forward through a finite message.
  */
 function findOpt(wire: Uint8Array): OptRdata | undefined {
-  if (wire.length < HEADER_OCTETS) return undefined;
-  const u16 = (at: number): number => ((wire[at] as number) << 8) | (wire[at + 1] as number);
-  const questions = u16(4);
-  const records = u16(6) + u16(8) + u16(10);
-  let at = HEADER_OCTETS;
-  const skipName = (): boolean => {
-    for (;;) {
-      if (at >= wire.length) return false;
-      const length = wire[at] as number;
-      if (length === 0) {
-        at += 1;
-        return true;
-      }
-      if ((length & 0xc0) === 0xc0) {
-        at += 2;
-        return at <= wire.length;
-      }
-      if ((length & 0xc0) !== 0) return false;
-      at += 1 + length;
-    }
-  };
-  for (let i = 0; i < questions; i++) {
-    if (!skipName()) return undefined;
-    at += 4;
-  }
+  const spans = recordSpans(wire);
+  if (spans === undefined) return undefined;
   let found: OptRdata | undefined;
-  for (let i = 0; i < records; i++) {
-    if (!skipName() || at + 10 > wire.length) return undefined;
-    const type = u16(at);
-    const length = u16(at + 8);
-    const start = at + 10;
-    if (start + length > wire.length) return undefined;
-    if (type === TYPE_OPT) {
-      if (found !== undefined) return undefined;
-      found = { lengthAt: at + 8, start, end: start + length };
-    }
-    at = start + length;
+  for (const span of spans) {
+    if (span.type !== TYPE_OPT) continue;
+    // RFC 6891 §6.1.1: a message with more than one OPT record is malformed.
+    if (found !== undefined) return undefined;
+    found = { lengthAt: span.at + 8, start: span.rdataStart, end: span.rdataEnd };
   }
-  return at === wire.length ? found : undefined;
+  return found;
 }
 
 /**

@@ -264,6 +264,25 @@ export interface Message {
 }
 
 /**
+ * The header flags of a response (RFC 1035 §4.1.1): QR set, opcode QUERY, and every other flag
+ * clear unless `set` says otherwise. `responseFlags({ aa: true })` is an authoritative answer.
+ */
+export function responseFlags(set: Partial<MessageFlags> = {}): MessageFlags {
+  return {
+    qr: true,
+    opcode: 0,
+    aa: false,
+    tc: false,
+    rd: false,
+    ra: false,
+    z: false,
+    ad: false,
+    cd: false,
+    ...set,
+  };
+}
+
+/**
  * Builds one record of class IN: `record('example.com', 'NS', 'ns1.example.com', 3600)`. The type
  * parameter ties `data` to the record type, so a mismatch is a compile error.
  */

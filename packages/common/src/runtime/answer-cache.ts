@@ -38,6 +38,7 @@ import type { MetricsRegistry } from './metrics.js';
 import { LRUCache } from 'lru-cache';
 import { canonicalName, parentName } from '../protocol/names.js';
 import type { Message, Rcode } from '../protocol/records.js';
+import { recordSpans } from '../protocol/record-spans.js';
 import { HEADER_OCTETS } from '../protocol/wire.js';
 
 /** Default octets of responses (and their keys) a cache holds: 64 MiB. */
@@ -310,39 +311,14 @@ function keyOf(query: Uint8Array, udp: boolean): string {
  * the octets do not parse. Bounded: every step moves forward through a finite message.
  */
 export function ttlFields(wire: Uint8Array): number[] | undefined {
+  const spans = recordSpans(wire);
+  if (spans === undefined) return undefined;
   const view = new DataView(wire.buffer, wire.byteOffset, wire.byteLength);
-  if (wire.length < HEADER_OCTETS) return undefined;
-  const questions = view.getUint16(4);
-  const records = view.getUint16(6) + view.getUint16(8) + view.getUint16(10);
-  let at = HEADER_OCTETS;
-  const skipName = (): boolean => {
-    for (;;) {
-      if (at >= wire.length) return false;
-      const length = wire[at] as number;
-      if (length === 0) {
-        at += 1;
-        return true;
-      }
-      if ((length & 0xc0) === 0xc0) {
-        at += 2;
-        return at <= wire.length;
-      }
-      if ((length & 0xc0) !== 0) return false;
-      at += 1 + length;
-    }
-  };
-  for (let i = 0; i < questions; i++) {
-    if (!skipName()) return undefined;
-    at += 4;
-  }
   const out: number[] = [];
-  for (let i = 0; i < records; i++) {
-    if (!skipName() || at + 10 > wire.length) return undefined;
-    const type = view.getUint16(at);
+  for (const { at, type } of spans) {
     if (type !== TYPE_OPT) out.push(at + 4, view.getUint32(at + 4));
-    at += 10 + view.getUint16(at + 8);
   }
-  return at === wire.length ? out : undefined;
+  return out;
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { connect as connectTcp, isIPv6 } from 'node:net';
+import { connect as connectTcp, isIPv6, type Socket } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import { MimiError } from '../protocol/errors.js';
@@ -178,6 +178,50 @@ export async function queryUdp(
 }
 
 /**
+ * Opens a TCP connection to `server` and, once it is up, sends `wire` as one length-prefixed
+ * message (RFC 1035 §4.2.2, RFC 7766 §8). What comes back is the caller's to read, with a
+ * {@link TcpMessageReader}; the caller also destroys the socket.
+ */
+export function connectAndSend(server: ServerAddress, wire: Uint8Array): Socket {
+  const socket = connectTcp({ host: server.host, port: server.port, noDelay: true });
+  socket.on('connect', () => {
+    const frame = Buffer.allocUnsafe(LENGTH_OCTETS + wire.length);
+    frame.writeUInt16BE(wire.length, 0);
+    frame.set(wire, LENGTH_OCTETS);
+    socket.write(frame);
+  });
+  return socket;
+}
+
+/**
+ * Cuts the octets of a TCP stream into its length-prefixed messages (RFC 1035 §4.2.2), however
+ * the stream splits them into chunks.
+ */
+export class TcpMessageReader {
+  #pending: Buffer = Buffer.alloc(0);
+
+  /** Adds the next chunk received. */
+  push(chunk: Buffer): void {
+    this.#pending = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
+  }
+
+  /**
+   * The next whole message, undefined while it has not all arrived, or, as soon as its length
+   * field is read, that length when it is too short for a DNS header: the stream is then not
+   * one of DNS messages, and the caller stops reading it.
+   */
+  next(): Uint8Array | number | undefined {
+    if (this.#pending.length < LENGTH_OCTETS) return undefined;
+    const length = this.#pending.readUInt16BE(0);
+    if (length < HEADER_OCTETS) return length;
+    if (this.#pending.length < LENGTH_OCTETS + length) return undefined;
+    const bytes = this.#pending.subarray(LENGTH_OCTETS, LENGTH_OCTETS + length);
+    this.#pending = this.#pending.subarray(LENGTH_OCTETS + length);
+    return bytes;
+  }
+}
+
+/**
  * Sends `query` over a new TCP connection (RFC 7766, length-prefixed) and resolves with the
  * response. A response that does not decode or does not answer the query fails with
  * `ERR_TRANSPORT_BAD_RESPONSE`: on TCP it cannot be a stray datagram.
@@ -191,9 +235,9 @@ export function queryTcp(
   const wire = encodeMessage(query);
   const where = `${server.host}:${server.port}`;
   return new Promise<Message>((resolve, reject) => {
-    const socket = connectTcp({ host: server.host, port: server.port, noDelay: true });
+    const socket = connectAndSend(server, wire);
+    const reader = new TcpMessageReader();
     let settled = false;
-    let pending: Buffer = Buffer.alloc(0);
     const finish = (result: Message | Error): void => {
       if (settled) return;
       settled = true;
@@ -206,25 +250,18 @@ export function queryTcp(
       () => finish(timeoutError(timeoutMs, `from ${where} over TCP`)),
       timeoutMs,
     );
-    socket.on('connect', () => {
-      const frame = Buffer.allocUnsafe(LENGTH_OCTETS + wire.length);
-      frame.writeUInt16BE(wire.length, 0);
-      frame.set(wire, LENGTH_OCTETS);
-      socket.write(frame);
-    });
     socket.on('data', (chunk: Buffer) => {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      if (pending.length < LENGTH_OCTETS) return;
-      const length = pending.readUInt16BE(0);
-      if (pending.length < LENGTH_OCTETS + length) return;
+      reader.push(chunk);
+      const bytes = reader.next();
+      if (bytes === undefined) return;
       const bad = (why: string, cause?: unknown): TransportError =>
         new TransportError('ERR_TRANSPORT_BAD_RESPONSE', `TCP response from ${where} ${why}`, {
           cause,
         });
-      if (length < HEADER_OCTETS) return finish(bad(`of ${length} octets`));
+      if (typeof bytes === 'number') return finish(bad(`of ${bytes} octets`));
       let response: Message;
       try {
-        response = decodeMessage(pending.subarray(LENGTH_OCTETS, LENGTH_OCTETS + length));
+        response = decodeMessage(bytes);
       } catch (error) {
         return finish(bad('does not decode', error));
       }

@@ -71,6 +71,17 @@ export interface DnsServerComponents {
   rrl?: ResponseRateLimiter;
 }
 
+/** The shape shared by the UDP, TCP and DoH listeners' start functions. */
+type ListenerStart<C, L> = (
+  host: string,
+  config: C,
+  handler: QueryHandler,
+  log: Logger,
+  cache?: AnswerCache,
+  limits?: ListenerLimits,
+  queryLog?: QueryLog,
+) => Promise<L>;
+
 /**
  * Starts the configured listeners (at least one) and answers every query through `handler`.
  * When UDP and TCP both ask for port 0, they get the same free port.
@@ -94,6 +105,13 @@ export async function startDnsServer(
   const closeAll = async (): Promise<void> => {
     await Promise.all(started.map((listener) => listener.close()));
   };
+  // Every transport's listener takes the same handler, cache, limits and query log.
+  const listen = <C, L>(
+    start: ListenerStart<C, L>,
+    transport: 'udp' | 'tcp' | 'doh',
+    listenerConfig: C,
+  ): Promise<L> =>
+    start(host, listenerConfig, handler, log.child(transport), cache, limits, queryLog);
   try {
     if (
       config.udp !== undefined &&
@@ -105,25 +123,9 @@ export async function startDnsServer(
       // the port they asked (RFC 7766 §5). TCP takes a free port, UDP binds the same number;
       // when that is taken for UDP, try again with another.
       for (let attempt = 1; udp === undefined; attempt++) {
-        const tcpListener = await startTcpListener(
-          host,
-          config.tcp,
-          handler,
-          log.child('tcp'),
-          cache,
-          limits,
-          queryLog,
-        );
+        const tcpListener = await listen(startTcpListener, 'tcp', config.tcp);
         try {
-          udp = await startUdpListener(
-            host,
-            { ...config.udp, port: tcpListener.port },
-            handler,
-            log.child('udp'),
-            cache,
-            limits,
-            queryLog,
-          );
+          udp = await listen(startUdpListener, 'udp', { ...config.udp, port: tcpListener.port });
           tcp = tcpListener;
         } catch (error) {
           await tcpListener.close();
@@ -133,40 +135,16 @@ export async function startDnsServer(
       started.push(udp, tcp as TcpListener);
     } else {
       if (config.udp !== undefined) {
-        udp = await startUdpListener(
-          host,
-          config.udp,
-          handler,
-          log.child('udp'),
-          cache,
-          limits,
-          queryLog,
-        );
+        udp = await listen(startUdpListener, 'udp', config.udp);
         started.push(udp);
       }
       if (config.tcp !== undefined) {
-        tcp = await startTcpListener(
-          host,
-          config.tcp,
-          handler,
-          log.child('tcp'),
-          cache,
-          limits,
-          queryLog,
-        );
+        tcp = await listen(startTcpListener, 'tcp', config.tcp);
         started.push(tcp);
       }
     }
     if (config.doh !== undefined) {
-      doh = await startDohListener(
-        host,
-        config.doh,
-        handler,
-        log.child('doh'),
-        cache,
-        limits,
-        queryLog,
-      );
+      doh = await listen(startDohListener, 'doh', config.doh);
       started.push(doh);
     }
   } catch (error) {

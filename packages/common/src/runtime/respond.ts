@@ -39,7 +39,7 @@ import type { Logger } from './log.js';
 import type { AnswerCache } from './answer-cache.js';
 import type { QueryLog } from './query-log.js';
 import { canonicalName } from '../protocol/names.js';
-import type { Message, MessageFlags, Rcode } from '../protocol/records.js';
+import { responseFlags, type Message, type Rcode } from '../protocol/records.js';
 
 /** Where a query came from. `remoteAddress` is for connection-level decisions, never for logs with a query name. */
 export interface QueryContext {
@@ -119,17 +119,11 @@ export type QueryGate = (bytes: Uint8Array, context: QueryContext) => GateDecisi
  */
 export function respondError(query: Message, rcode: Rcode): Message {
   const value = rcodeToCode(rcode);
-  const flags: MessageFlags = {
-    qr: true,
+  const flags = responseFlags({
     opcode: query.flags.opcode,
-    aa: false,
-    tc: false,
     rd: query.flags.rd,
-    ra: false,
-    z: false,
-    ad: false,
     cd: query.flags.cd,
-  };
+  });
   const response: Message = {
     id: query.id,
     flags,

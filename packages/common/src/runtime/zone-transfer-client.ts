@@ -13,12 +13,11 @@
  * holding SOA, NS, DNSKEY, ZONEMD and two delegations receives one message
  * `SOA … NS … A … SOA` and resolves with every record but the closing SOA.
  */
-import { connect as connectTcp } from 'node:net';
 import { MimiError } from '../protocol/errors.js';
 import { canonicalName, namesEqual } from '../protocol/names.js';
 import type { Message, RecordOf, ResourceRecord } from '../protocol/records.js';
-import { HEADER_OCTETS, decodeMessage, encodeMessage } from '../protocol/wire.js';
-import { buildQuery, type ServerAddress } from './dns-client.js';
+import { decodeMessage, encodeMessage } from '../protocol/wire.js';
+import { TcpMessageReader, buildQuery, connectAndSend, type ServerAddress } from './dns-client.js';
 
 /** Default time for a whole transfer, from connecting to the final SOA. */
 export const DEFAULT_TRANSFER_TIMEOUT_MS = 30_000;
@@ -26,8 +25,6 @@ export const DEFAULT_TRANSFER_TIMEOUT_MS = 30_000;
 export const DEFAULT_TRANSFER_MAX_RECORDS = 1_000_000;
 /** Default most octets a transfer may bring, framing included: 256 MiB. */
 export const DEFAULT_TRANSFER_MAX_OCTETS = 256 * 1024 * 1024;
-
-const LENGTH_OCTETS = 2;
 
 /** Every code a {@link ZoneTransferError} can carry. */
 export const ZONE_TRANSFER_ERROR_CODES = Object.freeze([
@@ -93,9 +90,9 @@ export function transferZone(
     let soa: RecordOf<'SOA'> | undefined;
     let messages = 0;
     let octets = 0;
-    let pending: Buffer = Buffer.alloc(0);
+    const reader = new TcpMessageReader();
     let settled = false;
-    const socket = connectTcp({ host: server.host, port: server.port, noDelay: true });
+    const socket = connectAndSend(server, wire);
     const finish = (result: ZoneTransferResult | ZoneTransferError): void => {
       if (settled) return;
       settled = true;
@@ -175,25 +172,17 @@ export function transferZone(
       return false;
     };
 
-    socket.on('connect', () => {
-      const frame = Buffer.allocUnsafe(LENGTH_OCTETS + wire.length);
-      frame.writeUInt16BE(wire.length, 0);
-      frame.set(wire, LENGTH_OCTETS);
-      socket.write(frame);
-    });
     socket.on('data', (chunk: Buffer) => {
       octets += chunk.length;
       if (octets > maxOctets)
         return fail('ERR_TRANSFER_TOO_LARGE', `more than ${maxOctets} octets`);
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      while (!settled && pending.length >= LENGTH_OCTETS) {
-        const length = pending.readUInt16BE(0);
-        if (length < HEADER_OCTETS) {
-          return fail('ERR_TRANSFER_MALFORMED', `a message of ${length} octets`);
+      reader.push(chunk);
+      while (!settled) {
+        const bytes = reader.next();
+        if (bytes === undefined) break;
+        if (typeof bytes === 'number') {
+          return fail('ERR_TRANSFER_MALFORMED', `a message of ${bytes} octets`);
         }
-        if (pending.length < LENGTH_OCTETS + length) break;
-        const bytes = pending.subarray(LENGTH_OCTETS, LENGTH_OCTETS + length);
-        pending = pending.subarray(LENGTH_OCTETS + length);
         if (take(bytes)) return;
       }
     });
