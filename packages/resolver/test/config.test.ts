@@ -11,6 +11,8 @@ import {
   DEFAULT_TCP_IDLE_TIMEOUT_MS,
   DEFAULT_TCP_MAX_CONNECTIONS,
   DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
+  DEFAULT_LIMITED_CLIENTS,
+  DEFAULT_SEEN_SECONDS,
   createTrustAnchor,
   createZoneKey,
   formatTrustAnchor,
@@ -18,7 +20,14 @@ import {
 } from '@mimi-discovery/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  DEFAULT_CLIENT_LIMITS,
+  DEFAULT_API_REQUEST_BURST,
+  DEFAULT_API_REQUESTS_PER_SECOND,
+  DEFAULT_MAX_SEEN,
+  DEFAULT_MAX_SEEN_PER_CLIENT,
+  DEFAULT_NEW_NAME_BURST,
+  DEFAULT_NEW_NAMES_PER_DAY,
+  DEFAULT_QUERIES_PER_SECOND,
+  DEFAULT_QUERY_BURST,
   createResolver,
   loadResolverConfig,
   readResolverFiles,
@@ -56,8 +65,19 @@ const DEFAULT_LIMITS = {
     idleTimeoutMs: DEFAULT_DOH_IDLE_TIMEOUT_MS,
   },
   api: {},
-  // The per-client limits' named defaults (`front-end-limits.ts`), none exempt.
-  clients: { ...DEFAULT_CLIENT_LIMITS, exempt: [] },
+  clients: {
+    newNameBurst: DEFAULT_NEW_NAME_BURST,
+    newNamesPerDay: DEFAULT_NEW_NAMES_PER_DAY,
+    seenSeconds: DEFAULT_SEEN_SECONDS,
+    maxSeenPerClient: DEFAULT_MAX_SEEN_PER_CLIENT,
+    maxSeen: DEFAULT_MAX_SEEN,
+    queriesPerSecond: DEFAULT_QUERIES_PER_SECOND,
+    queryBurst: DEFAULT_QUERY_BURST,
+    requestsPerSecond: DEFAULT_API_REQUESTS_PER_SECOND,
+    requestBurst: DEFAULT_API_REQUEST_BURST,
+    maxClients: DEFAULT_LIMITED_CLIENTS,
+    exempt: [],
+  },
 };
 
 /** A resolver config with the required keys (a UDP listener unless `extra` has `listen`) and `extra`. */
