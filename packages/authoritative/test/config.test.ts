@@ -9,7 +9,12 @@ import {
   DEFAULT_TCP_MAX_CONNECTIONS,
   DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
   DEFAULT_LIMITED_CLIENTS,
-  DEFAULT_RRL_SETTINGS,
+  DEFAULT_RRL_BURST_SECONDS,
+  DEFAULT_RRL_DENIALS_PER_SECOND,
+  DEFAULT_RRL_ERRORS_PER_SECOND,
+  DEFAULT_RRL_MAX_ENTRIES,
+  DEFAULT_RRL_RESPONSES_PER_SECOND,
+  DEFAULT_RRL_SLIP,
   parseConfigText,
 } from '@mimi-discovery/common';
 import { describe, expect, it } from 'vitest';
@@ -61,8 +66,15 @@ const DEFAULT_LIMITS = {
     idleTimeoutMs: DEFAULT_DOH_IDLE_TIMEOUT_MS,
   },
   api: {},
-  // Response Rate Limiting's named defaults (`rrl.ts`), none exempt.
-  rrl: { ...DEFAULT_RRL_SETTINGS, exempt: [] },
+  rrl: {
+    responsesPerSecond: DEFAULT_RRL_RESPONSES_PER_SECOND,
+    denialsPerSecond: DEFAULT_RRL_DENIALS_PER_SECOND,
+    errorsPerSecond: DEFAULT_RRL_ERRORS_PER_SECOND,
+    burstSeconds: DEFAULT_RRL_BURST_SECONDS,
+    slip: DEFAULT_RRL_SLIP,
+    maxEntries: DEFAULT_RRL_MAX_ENTRIES,
+    exempt: [],
+  },
   dohClients: {
     queriesPerSecond: DEFAULT_DOH_QUERIES_PER_SECOND,
     queryBurst: DEFAULT_DOH_QUERY_BURST,
