@@ -149,6 +149,11 @@ export interface ResolverClientLimits {
   request(address: string): LimitOutcome;
   /** The CSIs of one JSON API request from `address`, charged to the new-names budget. */
   chargeCsis(address: string, csis: readonly Csi[]): LimitOutcome;
+  /**
+   * Whether `address` is in `exempt` (never limited): a front end then need not work out what
+   * it would charge (parse a batch's CSIs, name them).
+   */
+  isExempt(address: string): boolean;
   stats(): ClientLimitStats;
 }
 
@@ -231,6 +236,7 @@ export function createClientLimits(
     },
     request: (address) => fromRate('api', 'requests', requests.take(address)),
     chargeCsis: (address, csis) => fromCharge('api', names.charge(address, namesOf(csis, apex))),
+    isExempt: (address) => exempt.has(address),
     stats() {
       const budget = names.stats();
       return {

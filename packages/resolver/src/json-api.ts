@@ -27,6 +27,8 @@ import {
 } from './front-end-limits.js';
 import type { ResolverMetrics } from './metrics.js';
 import { resultJsonText } from './result-json.js';
+import { CsiMemo } from './csi-memo.js';
+import { PARSED_CSI_CACHE_OCTETS } from './limits.js';
 import type { DiscoveryResult, DiscoveryResultsJson, Resolver } from './types.js';
 
 /**
@@ -241,6 +243,9 @@ export async function startJsonApi(
   const log = components.log ?? silentLogger;
   const metrics = components.metrics;
   const limits = components.limits ?? createClientLimits();
+  // A contact sync sends the same inputs again and again: each is parsed once for the budget
+  // (the resolver keeps its own memo for the lookups).
+  const parsed = new CsiMemo(PARSED_CSI_CACHE_OCTETS);
   const host = options.host ?? '127.0.0.1';
   const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_API_REQUEST_TIMEOUT_MS;
@@ -286,7 +291,9 @@ export async function startJsonApi(
       } else if (req.method === 'POST') {
         const csis = await readBatch(req, settings);
         count = csis.length;
-        refuseIfLimited(limits.chargeCsis(address, parsedCsis(csis)));
+        if (!limits.isExempt(address)) {
+          refuseIfLimited(limits.chargeCsis(address, parsedCsis(parsed, csis)));
+        }
         const { results, json } =
           csis.length === 0 ? { results: [], json: [] } : await discoverManyJson(csis);
         if (results.length !== csis.length || json.length !== csis.length) {
@@ -452,14 +459,11 @@ function refuseIfLimited(outcome: LimitOutcome): void {
  * The canonical CSIs among a batch's inputs, for the new-names budget; an input that is not a
  * CSI is left out (its result is `invalid-csi`, and nothing is looked up for it).
  */
-function parsedCsis(inputs: readonly string[]): Csi[] {
+function parsedCsis(parsed: CsiMemo, inputs: readonly string[]): Csi[] {
   const csis: Csi[] = [];
   for (const input of inputs) {
-    try {
-      csis.push(parseCsi(input));
-    } catch (error) {
-      if (!(error instanceof CsiError)) throw error;
-    }
+    const value = parsed.parse(input);
+    if (typeof value === 'string') csis.push(value);
   }
   return csis;
 }
