@@ -152,7 +152,7 @@ async function runDemo(flags: DemoFlags, env: CommandEnv, runCli: RunCli): Promi
     }
     await mkdir(paths.logs, { recursive: true });
     const queryLogs = flags.queryLog === true;
-    const starts = plan.map((s) =>
+    const start = (s: (typeof plan)[number]): Promise<ChildServer> =>
       startChild(
         s.name,
         [
@@ -165,12 +165,18 @@ async function runDemo(flags: DemoFlags, env: CommandEnv, runCli: RunCli): Promi
         ],
         paths.logOf(s.name),
         onExit,
-      ),
-    );
-    const settled = await Promise.allSettled(starts);
-    for (const s of settled) if (s.status === 'fulfilled') children.push(s.value);
-    const failed = settled.find((s) => s.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
+      );
+    // The authoritative servers first, then the resolver, as a network comes up: the resolver
+    // transfers the root's zone for its local copy as it starts (protocol §10).
+    for (const group of [
+      plan.filter((s) => s.role !== 'resolver'),
+      plan.filter((s) => s.role === 'resolver'),
+    ]) {
+      const settled = await Promise.allSettled(group.map(start));
+      for (const s of settled) if (s.status === 'fulfilled') children.push(s.value);
+      const failed = settled.find((s) => s.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+    }
 
     if (!restart) await registerRecipients(plan, paths, run, env);
     const pids = new Map(children.map((c) => [c.name, c.pid]));
