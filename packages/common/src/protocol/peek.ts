@@ -34,7 +34,7 @@ export interface PeekedQuestion {
  * - `denial`: NXDOMAIN, or NOERROR with no answer and an SOA in the authority section (NODATA,
  *   and a name that does not exist under compact denial, RFC 9824), counted per zone (the SOA's
  *   owner): a flood of random names under one zone is one stream of responses;
- * - `error`: any other rcode (REFUSED, SERVFAIL, FORMERR, NOTIMP), counted per client alone.
+ * - `error`: every other rcode (REFUSED, SERVFAIL, FORMERR, NOTIMP), counted per client alone.
  */
 export type ResponseClass =
   | { readonly kind: 'positive'; readonly name: string; readonly type: number }
