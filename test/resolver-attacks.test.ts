@@ -648,6 +648,63 @@ describe('KeyTrap (CVE-2023-50387): validation work is bounded', () => {
   });
 });
 
+describe('QNAME minimisation against a hostile server', () => {
+  it('reports bogus, not none, for a forged denial on the walk, and keeps no denial of it', async () => {
+    // A server that answers the minimised walk with a denial it cannot sign would make every
+    // address under `sub.…` `none` (RFC 8020) without the zone key: the denial is validated
+    // like any answer, and only a validated one is kept for the names under it.
+    const zone = zoneOf('forgedwalk');
+    const probe = `sub.${zone}`;
+    const csi = 'mailto:carol@sub.forgedwalk.test';
+    expect(nameOf(csi).endsWith(`.${probe}`)).toBe(true);
+    const builder = await h.addServer({ zone, delegate: false });
+    const questions: Array<[string, RRType]> = [
+      [zone, 'DNSKEY'],
+      [probe, 'NS'],
+    ];
+    const responses = new Map<string, Message>();
+    const doh = createDohClient({ ca: h.caPem });
+    try {
+      for (const [name, type] of questions) {
+        responses.set(
+          `${canonicalName(name)}/${typeToCode(type)}`,
+          await doh.query(builder.dohUrl, buildQuery(name, type, { dnssecOk: true })),
+        );
+      }
+    } finally {
+      await doh.close();
+    }
+    await builder.stop();
+    const key = `${canonicalName(probe)}/${typeToCode('NS')}`;
+    const denial = responses.get(key);
+    if (denial === undefined) throw new Error('no denial recorded');
+    // The honest denial of the name, its NSEC's signature broken.
+    const forged = denial.authorities.map((rr): ResourceRecord => {
+      if (rr.type !== 'RRSIG' || rr.data.typeCovered !== 'NSEC') return rr;
+      const signature = Uint8Array.from(rr.data.signature);
+      signature[0] = (signature[0] ?? 0) ^ 0xff;
+      return { ...rr, data: { ...rr.data, signature } };
+    });
+    expect(forged.some((rr, i) => rr !== denial.authorities[i])).toBe(true);
+    responses.set(key, { ...denial, authorities: forged });
+    const trap = await startReplayServer(responses);
+    try {
+      const genuine = builder.store.readRRset(zone, zone, 'DNSKEY')[0];
+      if (genuine?.type !== 'DNSKEY') throw new Error('the zone has no DNSKEY');
+      await h.delegateTo(h.root, zone, { nameserver: builder.nameserver, dohPort: trap.port }, [
+        computeDs(zone, genuine.data),
+      ]);
+      await expectError(csi, ['bogus']);
+      // Another address under the same name: no denial was kept, the walk is asked again (or
+      // the failure cache answers), and the result is still no `none`.
+      const again = await resolver.discover('mailto:dave@sub.forgedwalk.test');
+      expect(again.status, JSON.stringify(again)).toBe('error');
+    } finally {
+      await trap.close();
+    }
+  });
+});
+
 describe('MAPREF abuse', () => {
   it('follows a MAPREF loop (A → B → A) once and returns each mapping once', async () => {
     const csi = 'tel:+442079460022';
