@@ -10,8 +10,9 @@ const ALLOWED: Record<string, string[]> = {
   common: [],
   authoritative: ['common'],
   resolver: ['common'],
+  relay: ['common'],
   root: ['common', 'authoritative'],
-  cli: ['common', 'authoritative', 'root', 'resolver'],
+  cli: ['common', 'authoritative', 'root', 'resolver', 'relay'],
 };
 const WRAPPERS: Record<string, string> = {
   'dns-packet': 'packages/common/src/protocol/wire.ts',
