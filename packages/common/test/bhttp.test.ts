@@ -56,8 +56,14 @@ function varint(n: number): Uint8Array {
   return Uint8Array.of(0x80 | (n >>> 24), (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
 }
 const vec = (b: Uint8Array): Uint8Array => concat(varint(b.length), b);
-const field = (name: string, value: string): Uint8Array => concat(vec(bytes(name)), vec(bytes(value)));
-const control = concat(vec(bytes('GET')), vec(bytes('https')), vec(bytes('a.example')), vec(bytes('/')));
+const field = (name: string, value: string): Uint8Array =>
+  concat(vec(bytes(name)), vec(bytes(value)));
+const control = concat(
+  vec(bytes('GET')),
+  vec(bytes('https')),
+  vec(bytes('a.example')),
+  vec(bytes('/')),
+);
 
 describe('Binary HTTP, RFC 9292 §5 examples', () => {
   const known = EXAMPLES.requestKnownLength;
@@ -123,16 +129,37 @@ describe('Binary HTTP, round trips', () => {
   const value = fc
     .stringMatching(/^[\x21-\x7e\x80-\xff]([\x20-\x7e\x80-\xff]{0,40}[\x21-\x7e\x80-\xff])?$/)
     .filter((s) => !s.includes('\0'));
-  const headers = fc.array(fc.tuple(token.filter((n) => !n.startsWith(':')), value), { maxLength: 12 });
+  const headers = fc.array(
+    fc.tuple(
+      token.filter((n) => !n.startsWith(':')),
+      value,
+    ),
+    { maxLength: 12 },
+  );
   const visible = fc.stringMatching(/^[\x21-\x7e]{0,30}$/);
   const body = fc.uint8Array({ maxLength: 300 });
 
   it('decodes every encoded request to itself', () => {
     fc.assert(
-      fc.property(token, visible, visible, visible, headers, body, (method, scheme, authority, path, h, b) => {
-        const request: BhttpRequest = { method: method.toUpperCase(), scheme, authority, path, headers: h, body: b };
-        expect(decodeBhttpRequest(encodeBhttpRequest(request))).toEqual(request);
-      }),
+      fc.property(
+        token,
+        visible,
+        visible,
+        visible,
+        headers,
+        body,
+        (method, scheme, authority, path, h, b) => {
+          const request: BhttpRequest = {
+            method: method.toUpperCase(),
+            scheme,
+            authority,
+            path,
+            headers: h,
+            body: b,
+          };
+          expect(decodeBhttpRequest(encodeBhttpRequest(request))).toEqual(request);
+        },
+      ),
     );
   });
 
@@ -210,27 +237,41 @@ describe('Binary HTTP, hostile input', () => {
 
   it('refuses a length of 2^62 − 1 at once instead of reading on', () => {
     const huge = hex('ffffffffffffffff');
-    expect(codeOf(() => decodeBhttpRequest(concat(Uint8Array.of(0), huge)))).toBe('ERR_BHTTP_TRUNCATED');
+    expect(codeOf(() => decodeBhttpRequest(concat(Uint8Array.of(0), huge)))).toBe(
+      'ERR_BHTTP_TRUNCATED',
+    );
     expect(codeOf(() => decodeBhttpRequest(concat(Uint8Array.of(2), control, huge)))).toBe(
       'ERR_BHTTP_TRUNCATED',
     );
   });
 
   it(`refuses more than MAX_BHTTP_FIELDS (${MAX_BHTTP_FIELDS}) field lines, known and indeterminate`, () => {
-    const lines = (n: number): Uint8Array => concat(...Array.from({ length: n }, () => field('a', 'b')));
+    const lines = (n: number): Uint8Array =>
+      concat(...Array.from({ length: n }, () => field('a', 'b')));
     const knownWith = (n: number): Uint8Array => concat(Uint8Array.of(0), control, vec(lines(n)));
     const indeterminateWith = (n: number): Uint8Array =>
       concat(Uint8Array.of(2), control, lines(n), Uint8Array.of(0));
     expect(decodeBhttpRequest(knownWith(MAX_BHTTP_FIELDS)).headers).toHaveLength(MAX_BHTTP_FIELDS);
-    expect(decodeBhttpRequest(indeterminateWith(MAX_BHTTP_FIELDS)).headers).toHaveLength(MAX_BHTTP_FIELDS);
-    expect(codeOf(() => decodeBhttpRequest(knownWith(MAX_BHTTP_FIELDS + 1)))).toBe('ERR_BHTTP_TOO_MANY_FIELDS');
+    expect(decodeBhttpRequest(indeterminateWith(MAX_BHTTP_FIELDS)).headers).toHaveLength(
+      MAX_BHTTP_FIELDS,
+    );
+    expect(codeOf(() => decodeBhttpRequest(knownWith(MAX_BHTTP_FIELDS + 1)))).toBe(
+      'ERR_BHTTP_TOO_MANY_FIELDS',
+    );
     expect(codeOf(() => decodeBhttpRequest(indeterminateWith(MAX_BHTTP_FIELDS + 1)))).toBe(
       'ERR_BHTTP_TOO_MANY_FIELDS',
     );
     const many = Array.from({ length: MAX_BHTTP_FIELDS + 1 }, (): [string, string] => ['a', 'b']);
     expect(
       codeOf(() =>
-        encodeBhttpRequest({ method: 'GET', scheme: 'https', authority: '', path: '/', headers: many, body: new Uint8Array(0) }),
+        encodeBhttpRequest({
+          method: 'GET',
+          scheme: 'https',
+          authority: '',
+          path: '/',
+          headers: many,
+          body: new Uint8Array(0),
+        }),
       ),
     ).toBe('ERR_BHTTP_TOO_MANY_FIELDS');
   });
@@ -240,15 +281,21 @@ describe('Binary HTTP, hostile input', () => {
       concat(...Array.from({ length: n }, () => concat(varint(103), Uint8Array.of(0))));
     const response = (n: number): Uint8Array => concat(Uint8Array.of(1), interims(n), varint(204));
     expect(decodeBhttpResponse(response(MAX_BHTTP_INFORMATIONAL)).status).toBe(204);
-    expect(codeOf(() => decodeBhttpResponse(response(MAX_BHTTP_INFORMATIONAL + 1)))).toBe('ERR_BHTTP_STATUS');
+    expect(codeOf(() => decodeBhttpResponse(response(MAX_BHTTP_INFORMATIONAL + 1)))).toBe(
+      'ERR_BHTTP_STATUS',
+    );
   });
 
   it('refuses a status outside 100–599, in decoding and in encoding', () => {
-    expect(codeOf(() => decodeBhttpResponse(concat(Uint8Array.of(1), varint(99))))).toBe('ERR_BHTTP_STATUS');
-    expect(codeOf(() => decodeBhttpResponse(concat(Uint8Array.of(1), varint(600))))).toBe('ERR_BHTTP_STATUS');
-    expect(codeOf(() => encodeBhttpResponse({ status: 103, headers: [], body: new Uint8Array(0) }))).toBe(
+    expect(codeOf(() => decodeBhttpResponse(concat(Uint8Array.of(1), varint(99))))).toBe(
       'ERR_BHTTP_STATUS',
     );
+    expect(codeOf(() => decodeBhttpResponse(concat(Uint8Array.of(1), varint(600))))).toBe(
+      'ERR_BHTTP_STATUS',
+    );
+    expect(
+      codeOf(() => encodeBhttpResponse({ status: 103, headers: [], body: new Uint8Array(0) })),
+    ).toBe('ERR_BHTTP_STATUS');
   });
 
   it.each([
@@ -273,13 +320,26 @@ describe('Binary HTTP, hostile input', () => {
   });
 
   it('refuses control data outside visible ASCII and an empty method', () => {
-    const bad = concat(Uint8Array.of(0), vec(bytes('GET')), vec(bytes('https')), vec(bytes('a b')), vec(bytes('/')));
+    const bad = concat(
+      Uint8Array.of(0),
+      vec(bytes('GET')),
+      vec(bytes('https')),
+      vec(bytes('a b')),
+      vec(bytes('/')),
+    );
     expect(codeOf(() => decodeBhttpRequest(bad))).toBe('ERR_BHTTP_CONTROL_DATA');
     const empty = concat(Uint8Array.of(0), vec(new Uint8Array(0)));
     expect(codeOf(() => decodeBhttpRequest(empty))).toBe('ERR_BHTTP_CONTROL_DATA');
     expect(
       codeOf(() =>
-        encodeBhttpRequest({ method: 'G T', scheme: 'https', authority: '', path: '/', headers: [], body: new Uint8Array(0) }),
+        encodeBhttpRequest({
+          method: 'G T',
+          scheme: 'https',
+          authority: '',
+          path: '/',
+          headers: [],
+          body: new Uint8Array(0),
+        }),
       ),
     ).toBe('ERR_BHTTP_CONTROL_DATA');
   });
@@ -289,6 +349,8 @@ describe('Binary HTTP, hostile input', () => {
       'ERR_BHTTP_TOO_LARGE',
     );
     const body = new Uint8Array(MAX_BHTTP_MESSAGE_OCTETS);
-    expect(codeOf(() => encodeBhttpResponse({ status: 200, headers: [], body }))).toBe('ERR_BHTTP_TOO_LARGE');
+    expect(codeOf(() => encodeBhttpResponse({ status: 200, headers: [], body }))).toBe(
+      'ERR_BHTTP_TOO_LARGE',
+    );
   });
 });

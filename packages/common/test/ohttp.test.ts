@@ -103,14 +103,19 @@ describe('Oblivious HTTP, RFC 9458 Appendix A, octet for octet', () => {
   });
 
   it('decapsulates the published request and exports the published secret', async () => {
-    const { request, context } = await decapsulateRequest([appendixKey()], hex(A.encapsulatedRequest));
+    const { request, context } = await decapsulateRequest(
+      [appendixKey()],
+      hex(A.encapsulatedRequest),
+    );
     expect(toHex(request)).toBe(A.request);
     expect(toHex(context.secret)).toBe(A.exportedSecret);
   });
 
   it('encapsulates the response with the published nonce to the published Encapsulated Response', async () => {
     const { context } = await decapsulateRequest(appendixKey(), hex(A.encapsulatedRequest));
-    const message = await encapsulateResponse(context, hex(A.response), { responseNonce: hex(A.responseNonce) });
+    const message = await encapsulateResponse(context, hex(A.response), {
+      responseNonce: hex(A.responseNonce),
+    });
     expect(toHex(message)).toBe(A.encapsulatedResponse);
   });
 
@@ -155,7 +160,9 @@ describe('Oblivious HTTP, key configurations', () => {
     expect(await codeOf(() => decodeKeyConfigs(concat(good, hex('0030'), hex(A.keyConfig))))).toBe(
       'ERR_OHTTP_MALFORMED',
     );
-    expect(await codeOf(() => decodeKeyConfigs(concat(good, hex('00'))))).toBe('ERR_OHTTP_MALFORMED');
+    expect(await codeOf(() => decodeKeyConfigs(concat(good, hex('00'))))).toBe(
+      'ERR_OHTTP_MALFORMED',
+    );
     expect(await codeOf(() => decodeKeyConfigs(new Uint8Array(0)))).toBe('ERR_OHTTP_MALFORMED');
   });
 
@@ -163,20 +170,32 @@ describe('Oblivious HTTP, key configurations', () => {
     const entry = concat(hex('002d'), hex(A.keyConfig));
     const list = (n: number): Uint8Array => concat(...Array.from({ length: n }, () => entry));
     expect(decodeKeyConfigs(list(MAX_OHTTP_KEY_CONFIGS))).toHaveLength(MAX_OHTTP_KEY_CONFIGS);
-    expect(await codeOf(() => decodeKeyConfigs(list(MAX_OHTTP_KEY_CONFIGS + 1)))).toBe('ERR_OHTTP_TOO_LARGE');
+    expect(await codeOf(() => decodeKeyConfigs(list(MAX_OHTTP_KEY_CONFIGS + 1)))).toBe(
+      'ERR_OHTTP_TOO_LARGE',
+    );
     const suites = (n: number): Uint8Array =>
-      concat(hex(A.keyConfig.slice(0, 70)), Uint8Array.of((4 * n) >> 8, (4 * n) & 0xff), ...Array.from({ length: n }, () => hex('00010001')));
+      concat(
+        hex(A.keyConfig.slice(0, 70)),
+        Uint8Array.of((4 * n) >> 8, (4 * n) & 0xff),
+        ...Array.from({ length: n }, () => hex('00010001')),
+      );
     expect(decodeKeyConfig(suites(MAX_OHTTP_SUITES)).suites).toHaveLength(MAX_OHTTP_SUITES);
-    expect(await codeOf(() => decodeKeyConfig(suites(MAX_OHTTP_SUITES + 1)))).toBe('ERR_OHTTP_TOO_LARGE');
+    expect(await codeOf(() => decodeKeyConfig(suites(MAX_OHTTP_SUITES + 1)))).toBe(
+      'ERR_OHTTP_TOO_LARGE',
+    );
   });
 
   it('refuses to encapsulate to a config without the one supported suite', async () => {
     const config: OhttpKeyConfig = { ...appendixKey().config, suites: [{ kdfId: 1, aeadId: 3 }] };
-    expect(await codeOf(() => encapsulateRequest(config, hex(A.request)))).toBe('ERR_OHTTP_UNSUPPORTED');
+    expect(await codeOf(() => encapsulateRequest(config, hex(A.request)))).toBe(
+      'ERR_OHTTP_UNSUPPORTED',
+    );
   });
 
   it('refuses a private key of the wrong length and a key id over 255', async () => {
-    expect(await codeOf(() => ohttpKeyPairFromPrivate(1, new Uint8Array(31)))).toBe('ERR_OHTTP_MALFORMED');
+    expect(await codeOf(() => ohttpKeyPairFromPrivate(1, new Uint8Array(31)))).toBe(
+      'ERR_OHTTP_MALFORMED',
+    );
     expect(await codeOf(() => generateOhttpKeyPair(256))).toBe('ERR_OHTTP_MALFORMED');
   });
 });
@@ -194,13 +213,17 @@ describe('Oblivious HTTP, round trips and hostile peers', () => {
   it('carries any request and response through a fresh key', async () => {
     const key = await generateOhttpKeyPair(3);
     await fc.assert(
-      fc.asyncProperty(fc.uint8Array({ maxLength: 2000 }), fc.uint8Array({ maxLength: 2000 }), async (q, r) => {
-        const sent = await encapsulateRequest(key.config, q);
-        const received = await decapsulateRequest([key], sent.message);
-        expect(received.request).toEqual(q);
-        const answer = await encapsulateResponse(received.context, r);
-        expect(await decapsulateResponse(sent.context, answer)).toEqual(r);
-      }),
+      fc.asyncProperty(
+        fc.uint8Array({ maxLength: 2000 }),
+        fc.uint8Array({ maxLength: 2000 }),
+        async (q, r) => {
+          const sent = await encapsulateRequest(key.config, q);
+          const received = await decapsulateRequest([key], sent.message);
+          expect(received.request).toEqual(q);
+          const answer = await encapsulateResponse(received.context, r);
+          expect(await decapsulateResponse(sent.context, answer)).toEqual(r);
+        },
+      ),
       { numRuns: 25 },
     );
   });
@@ -216,7 +239,9 @@ describe('Oblivious HTTP, round trips and hostile peers', () => {
       }),
     );
     for (const [i, { sent, answer }] of exchanges.entries()) {
-      expect(decodeBhttpResponse(await decapsulateResponse(sent.context, answer)).body).toEqual(Uint8Array.of(i));
+      expect(decodeBhttpResponse(await decapsulateResponse(sent.context, answer)).body).toEqual(
+        Uint8Array.of(i),
+      );
       const other = exchanges[(i + 1) % exchanges.length]!.sent.context;
       expect(await codeOf(() => decapsulateResponse(other, answer))).toBe('ERR_OHTTP_DECRYPT');
     }
@@ -252,15 +277,23 @@ describe('Oblivious HTTP, round trips and hostile peers', () => {
       tampered[at] = (tampered[at] as number) ^ 0x01;
       expect(await codeOf(() => decapsulateRequest(key, tampered))).toBe('ERR_OHTTP_DECRYPT');
     }
-    expect(await codeOf(() => decapsulateRequest(key, concat(message, Uint8Array.of(0))))).toBe('ERR_OHTTP_DECRYPT');
+    expect(await codeOf(() => decapsulateRequest(key, concat(message, Uint8Array.of(0))))).toBe(
+      'ERR_OHTTP_DECRYPT',
+    );
   });
 
   it('refuses truncated requests and responses as malformed', async () => {
     const key = await generateOhttpKeyPair(5);
     const { message, context } = await encapsulateRequest(key.config, request);
-    expect(await codeOf(() => decapsulateRequest(key, message.subarray(0, 6)))).toBe('ERR_OHTTP_MALFORMED');
-    expect(await codeOf(() => decapsulateRequest(key, message.subarray(0, 7 + 32 + 15)))).toBe('ERR_OHTTP_MALFORMED');
-    expect(await codeOf(() => decapsulateResponse(context, new Uint8Array(31)))).toBe('ERR_OHTTP_MALFORMED');
+    expect(await codeOf(() => decapsulateRequest(key, message.subarray(0, 6)))).toBe(
+      'ERR_OHTTP_MALFORMED',
+    );
+    expect(await codeOf(() => decapsulateRequest(key, message.subarray(0, 7 + 32 + 15)))).toBe(
+      'ERR_OHTTP_MALFORMED',
+    );
+    expect(await codeOf(() => decapsulateResponse(context, new Uint8Array(31)))).toBe(
+      'ERR_OHTTP_MALFORMED',
+    );
   });
 
   it('refuses a response that was tampered with or cut short by one octet', async () => {
@@ -271,11 +304,13 @@ describe('Oblivious HTTP, round trips and hostile peers', () => {
     for (const at of [0, 15, 16, answer.length - 1]) {
       const tampered = answer.slice();
       tampered[at] = (tampered[at] as number) ^ 0x80;
-      expect(await codeOf(() => decapsulateResponse(sent.context, tampered))).toBe('ERR_OHTTP_DECRYPT');
+      expect(await codeOf(() => decapsulateResponse(sent.context, tampered))).toBe(
+        'ERR_OHTTP_DECRYPT',
+      );
     }
-    expect(await codeOf(() => decapsulateResponse(sent.context, answer.subarray(0, answer.length - 1)))).toBe(
-      'ERR_OHTTP_DECRYPT',
-    );
+    expect(
+      await codeOf(() => decapsulateResponse(sent.context, answer.subarray(0, answer.length - 1))),
+    ).toBe('ERR_OHTTP_DECRYPT');
   });
 
   it(`refuses messages over MAX_OHTTP_MESSAGE_OCTETS (${MAX_OHTTP_MESSAGE_OCTETS}) before any work`, async () => {

@@ -179,7 +179,8 @@ class Reader {
     const n = 1 << (first >> 6);
     if (this.at + n > this.input.length) throw this.truncated(what);
     let value = BigInt(first & 0x3f);
-    for (let i = 1; i < n; i += 1) value = (value << 8n) | BigInt(this.input[this.at + i] as number);
+    for (let i = 1; i < n; i += 1)
+      value = (value << 8n) | BigInt(this.input[this.at + i] as number);
     // RFC 9000 §16: a value need not use the shortest encoding. Six bits plus seven octets
     // cannot exceed 2^62 − 1; a value beyond 2^53 loses precision here, which is harmless, as
     // every length that large runs past the end of a message of at most 8 MiB.
@@ -240,7 +241,10 @@ function controlBytes(value: string, what: string, allowEmpty: boolean): Uint8Ar
   for (let i = 0; i < value.length; i += 1) {
     const c = value.charCodeAt(i);
     if (c < 0x21 || c > 0x7e) {
-      throw new BhttpError('ERR_BHTTP_CONTROL_DATA', `${what} has a character outside visible ASCII`);
+      throw new BhttpError(
+        'ERR_BHTTP_CONTROL_DATA',
+        `${what} has a character outside visible ASCII`,
+      );
     }
     out[i] = c;
   }
@@ -253,7 +257,11 @@ function controlText(bytes: Uint8Array, what: string, allowEmpty: boolean, at: n
   }
   for (const b of bytes) {
     if (b < 0x21 || b > 0x7e) {
-      throw new BhttpError('ERR_BHTTP_CONTROL_DATA', `${what} has an octet outside visible ASCII`, at);
+      throw new BhttpError(
+        'ERR_BHTTP_CONTROL_DATA',
+        `${what} has an octet outside visible ASCII`,
+        at,
+      );
     }
   }
   return latin1(bytes);
@@ -284,7 +292,8 @@ function fieldProblem(name: Uint8Array | string, value: Uint8Array | string): st
   if (name.length === 0) return 'a field name is empty';
   if (at(name, 0) === 0x3a) return 'a pseudo-field is not allowed (RFC 9292 §6)';
   for (let i = 0; i < name.length; i += 1) {
-    if (!isNameOctet(at(name, i))) return 'a field name has a character that is not a lowercase token';
+    if (!isNameOctet(at(name, i)))
+      return 'a field name has a character that is not a lowercase token';
   }
   for (let i = 0; i < value.length; i += 1) {
     const c = at(value, i);
@@ -344,7 +353,10 @@ export function encodeBhttpRequest(request: BhttpRequest): Uint8Array {
  */
 export function encodeBhttpResponse(response: BhttpResponse): Uint8Array {
   if (!Number.isInteger(response.status) || response.status < 200 || response.status > 599) {
-    throw new BhttpError('ERR_BHTTP_STATUS', `final status ${String(response.status)} is not 200–599`);
+    throw new BhttpError(
+      'ERR_BHTTP_STATUS',
+      `final status ${String(response.status)} is not 200–599`,
+    );
   }
   const w = new Writer();
   w.varint(1);
@@ -447,7 +459,11 @@ function readFraming(r: Reader, expect: 'request' | 'response'): Framing {
     throw new BhttpError('ERR_BHTTP_FRAMING', `unknown framing indicator ${indicator}`, 0);
   }
   if (kind[1] !== expect) {
-    throw new BhttpError('ERR_BHTTP_FRAMING', `framing indicator ${indicator} is a ${kind[1]}, not a ${expect}`, 0);
+    throw new BhttpError(
+      'ERR_BHTTP_FRAMING',
+      `framing indicator ${indicator} is a ${kind[1]}, not a ${expect}`,
+      0,
+    );
   }
   return kind[0];
 }

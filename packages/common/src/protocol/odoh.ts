@@ -130,7 +130,8 @@ export interface OdohResponseFixed {
 }
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
-const read16 = (b: Uint8Array, at: number): number => ((b[at] as number) << 8) | (b[at + 1] as number);
+const read16 = (b: Uint8Array, at: number): number =>
+  ((b[at] as number) << 8) | (b[at + 1] as number);
 
 /** `<0..2^16-1>` vector encoding: a 2-octet length, then the octets. */
 function vector16(b: Uint8Array, what: string): Uint8Array {
@@ -163,7 +164,10 @@ function isSupported(config: OdohConfig): boolean {
 /** ObliviousDoHConfigContents: kem_id ‖ kdf_id ‖ aead_id ‖ public_key<1..2^16-1>. */
 function encodeContents(config: OdohConfig): Uint8Array {
   if (!isSupported(config)) {
-    throw new OdohError('ERR_ODOH_UNSUPPORTED', 'only X25519, HKDF-SHA256 and AES-128-GCM are supported');
+    throw new OdohError(
+      'ERR_ODOH_UNSUPPORTED',
+      'only X25519, HKDF-SHA256 and AES-128-GCM are supported',
+    );
   }
   return concatBytes(
     uint16(config.kemId),
@@ -176,7 +180,8 @@ function encodeContents(config: OdohConfig): Uint8Array {
 function decodeContents(b: Uint8Array): OdohConfig {
   if (b.length < 8) throw new OdohError('ERR_ODOH_MALFORMED', 'config contents are truncated');
   const [publicKey, end] = readVector16(b, 6, 'public key');
-  if (end !== b.length) throw new OdohError('ERR_ODOH_MALFORMED', 'trailing octets after the config contents');
+  if (end !== b.length)
+    throw new OdohError('ERR_ODOH_MALFORMED', 'trailing octets after the config contents');
   const config: OdohConfig = {
     kemId: read16(b, 0),
     kdfId: read16(b, 2),
@@ -205,7 +210,8 @@ export function decodeOdohConfig(input: Uint8Array): OdohConfig {
   if (input.length < 4) throw new OdohError('ERR_ODOH_MALFORMED', 'config is truncated');
   const version = read16(input, 0);
   const [contents, end] = readVector16(input, 2, 'config');
-  if (end !== input.length) throw new OdohError('ERR_ODOH_MALFORMED', 'trailing octets after the config');
+  if (end !== input.length)
+    throw new OdohError('ERR_ODOH_MALFORMED', 'trailing octets after the config');
   if (version !== ODOH_VERSION) {
     throw new OdohError('ERR_ODOH_UNSUPPORTED', `config version ${version} is not supported`);
   }
@@ -228,17 +234,22 @@ export function encodeOdohConfigs(configs: readonly OdohConfig[]): Uint8Array {
  */
 export function decodeOdohConfigs(input: Uint8Array): OdohConfig[] {
   const [list, end] = readVector16(input, 0, 'configs');
-  if (end !== input.length) throw new OdohError('ERR_ODOH_MALFORMED', 'trailing octets after the configs');
+  if (end !== input.length)
+    throw new OdohError('ERR_ODOH_MALFORMED', 'trailing octets after the configs');
   if (list.length === 0) throw new OdohError('ERR_ODOH_MALFORMED', 'config list is empty');
   const configs: OdohConfig[] = [];
   let count = 0;
   // Each entry consumes at least its 4-octet header, and the count is bounded.
-  for (let at = 0; at < list.length; ) {
+  for (let at = 0; at < list.length;) {
     count += 1;
     if (count > MAX_ODOH_CONFIGS) {
-      throw new OdohError('ERR_ODOH_TOO_LARGE', `config list holds more than ${MAX_ODOH_CONFIGS} configs`);
+      throw new OdohError(
+        'ERR_ODOH_TOO_LARGE',
+        `config list holds more than ${MAX_ODOH_CONFIGS} configs`,
+      );
     }
-    if (at + 4 > list.length) throw new OdohError('ERR_ODOH_MALFORMED', 'config header is truncated');
+    if (at + 4 > list.length)
+      throw new OdohError('ERR_ODOH_MALFORMED', 'config header is truncated');
     const version = read16(list, at);
     const [contents, next] = readVector16(list, at + 2, 'config');
     at = next;
@@ -284,7 +295,10 @@ export async function generateOdohKeyPair(): Promise<OdohKeyPair> {
 /** The target key whose raw X25519 private key is `privateKey` (32 octets). */
 export async function odohKeyPairFromPrivate(privateKey: Uint8Array): Promise<OdohKeyPair> {
   if (privateKey.length !== X25519_KEY_OCTETS) {
-    throw new OdohError('ERR_ODOH_MALFORMED', `an X25519 private key is ${X25519_KEY_OCTETS} octets`);
+    throw new OdohError(
+      'ERR_ODOH_MALFORMED',
+      `an X25519 private key is ${X25519_KEY_OCTETS} octets`,
+    );
   }
   return Promise.resolve(keyPairOf(privateKey.slice(), x25519PublicKey(privateKey)));
 }
@@ -300,7 +314,8 @@ function blockPadding(length: number, block: number): number {
 /** ObliviousDoHMessagePlaintext (RFC 9230 §6.2): dns_message ‖ zero padding. */
 function encodePlaintext(dns: Uint8Array, padding: number): Uint8Array {
   if (dns.length === 0) throw new OdohError('ERR_ODOH_MALFORMED', 'a DNS message is not empty');
-  if (!Number.isInteger(padding) || padding < 0) throw new RangeError('padding is a non-negative integer');
+  if (!Number.isInteger(padding) || padding < 0)
+    throw new RangeError('padding is a non-negative integer');
   return concatBytes(vector16(dns, 'DNS message'), vector16(new Uint8Array(padding), 'padding'));
 }
 
@@ -309,20 +324,29 @@ function decodePlaintext(plain: Uint8Array): Uint8Array {
   const [dns, at] = readVector16(plain, 0, 'DNS message');
   const [padding, end] = readVector16(plain, at, 'padding');
   if (dns.length === 0) throw new OdohError('ERR_ODOH_MALFORMED', 'the DNS message is empty');
-  if (end !== plain.length) throw new OdohError('ERR_ODOH_MALFORMED', 'trailing octets after the padding');
+  if (end !== plain.length)
+    throw new OdohError('ERR_ODOH_MALFORMED', 'trailing octets after the padding');
   // Constant-time over the padding: its length is public, its content must not steer timing.
   let acc = 0;
   for (const b of padding) acc |= b;
-  if (acc !== 0) throw new OdohError('ERR_ODOH_PADDING', 'padding is not all zeros (RFC 9230 §6.2)');
+  if (acc !== 0)
+    throw new OdohError('ERR_ODOH_PADDING', 'padding is not all zeros (RFC 9230 §6.2)');
   return dns.slice();
 }
 
 /** ObliviousDoHMessage (RFC 9230 §6.3). */
 function encodeMessage(type: number, keyId: Uint8Array, encrypted: Uint8Array): Uint8Array {
-  return concatBytes(Uint8Array.of(type), vector16(keyId, 'key id'), vector16(encrypted, 'encrypted message'));
+  return concatBytes(
+    Uint8Array.of(type),
+    vector16(keyId, 'key id'),
+    vector16(encrypted, 'encrypted message'),
+  );
 }
 
-function decodeMessage(input: Uint8Array, expect: number): { keyId: Uint8Array; encrypted: Uint8Array } {
+function decodeMessage(
+  input: Uint8Array,
+  expect: number,
+): { keyId: Uint8Array; encrypted: Uint8Array } {
   if (input.length > MAX_ODOH_MESSAGE_OCTETS) {
     throw new OdohError('ERR_ODOH_TOO_LARGE', `message exceeds ${MAX_ODOH_MESSAGE_OCTETS} octets`);
   }
@@ -333,7 +357,8 @@ function decodeMessage(input: Uint8Array, expect: number): { keyId: Uint8Array; 
   }
   const [keyId, at] = readVector16(input, 1, 'key id');
   const [encrypted, end] = readVector16(input, at, 'encrypted message');
-  if (end !== input.length) throw new OdohError('ERR_ODOH_MALFORMED', 'trailing octets after the message');
+  if (end !== input.length)
+    throw new OdohError('ERR_ODOH_MALFORMED', 'trailing octets after the message');
   return { keyId, encrypted };
 }
 
@@ -342,7 +367,9 @@ function aad(type: number, id: Uint8Array): Uint8Array {
   return concatBytes(Uint8Array.of(type), vector16(id, 'key id'));
 }
 
-async function exportSecret(context: { export(c: Uint8Array, n: number): Promise<ArrayBuffer> }): Promise<Uint8Array> {
+async function exportSecret(context: {
+  export(c: Uint8Array, n: number): Promise<ArrayBuffer>;
+}): Promise<Uint8Array> {
   return new Uint8Array(await context.export(text('odoh response'), AEAD_NK));
 }
 
@@ -385,8 +412,11 @@ export async function decryptOdohQuery(
 ): Promise<{ query: Uint8Array; context: OdohContext }> {
   const { keyId, encrypted } = decodeMessage(message, ODOH_MESSAGE_QUERY);
   const list: readonly OdohKeyPair[] = Array.isArray(keys) ? keys : [keys as OdohKeyPair];
-  const key = list.find((k) => k.keyId.length === keyId.length && k.keyId.every((b, i) => b === keyId[i]));
-  if (key === undefined) throw new OdohError('ERR_ODOH_KEY_UNKNOWN', 'no target key has this key id');
+  const key = list.find(
+    (k) => k.keyId.length === keyId.length && k.keyId.every((b, i) => b === keyId[i]),
+  );
+  if (key === undefined)
+    throw new OdohError('ERR_ODOH_KEY_UNKNOWN', 'no target key has this key id');
   if (encrypted.length < X25519_KEY_OCTETS + AEAD_NT) {
     throw new OdohError('ERR_ODOH_MALFORMED', 'encrypted query is too short');
   }
@@ -394,7 +424,12 @@ export async function decryptOdohQuery(
   let plaintext: Uint8Array;
   let secret: Uint8Array;
   try {
-    const recipient = await hpkeRecipient(key.privateKey, key.config.publicKey, enc, text('odoh query'));
+    const recipient = await hpkeRecipient(
+      key.privateKey,
+      key.config.publicKey,
+      enc,
+      text('odoh query'),
+    );
     plaintext = new Uint8Array(
       await recipient.open(encrypted.subarray(X25519_KEY_OCTETS), aad(ODOH_MESSAGE_QUERY, keyId)),
     );
@@ -406,8 +441,14 @@ export async function decryptOdohQuery(
 }
 
 /** AEAD key and nonce of a response (RFC 9230 §6.5). */
-function responseKeys(context: OdohContext, nonce: Uint8Array): { key: Uint8Array; iv: Uint8Array } {
-  const prk = hkdfExtract(concatBytes(context.queryPlaintext, vector16(nonce, 'nonce')), context.secret);
+function responseKeys(
+  context: OdohContext,
+  nonce: Uint8Array,
+): { key: Uint8Array; iv: Uint8Array } {
+  const prk = hkdfExtract(
+    concatBytes(context.queryPlaintext, vector16(nonce, 'nonce')),
+    context.secret,
+  );
   return {
     key: hkdfExpand(prk, text('odoh key'), AEAD_NK),
     iv: hkdfExpand(prk, text('odoh nonce'), AEAD_NN),
@@ -441,12 +482,19 @@ export async function encryptOdohResponse(
  * `ERR_ODOH_DECRYPT` when it does not authenticate (tampered, or for another query),
  * `ERR_ODOH_PADDING` for non-zero padding, `ERR_ODOH_MALFORMED` otherwise.
  */
-export async function decryptOdohResponse(context: OdohContext, message: Uint8Array): Promise<Uint8Array> {
+export async function decryptOdohResponse(
+  context: OdohContext,
+  message: Uint8Array,
+): Promise<Uint8Array> {
   const { keyId: nonce, encrypted } = decodeMessage(message, ODOH_MESSAGE_RESPONSE);
   if (nonce.length !== RESPONSE_NONCE_OCTETS) {
-    throw new OdohError('ERR_ODOH_MALFORMED', `response nonce is ${nonce.length} octets, not ${RESPONSE_NONCE_OCTETS}`);
+    throw new OdohError(
+      'ERR_ODOH_MALFORMED',
+      `response nonce is ${nonce.length} octets, not ${RESPONSE_NONCE_OCTETS}`,
+    );
   }
-  if (encrypted.length < AEAD_NT) throw new OdohError('ERR_ODOH_MALFORMED', 'encrypted response is too short');
+  if (encrypted.length < AEAD_NT)
+    throw new OdohError('ERR_ODOH_MALFORMED', 'encrypted response is too short');
   const { key, iv } = responseKeys(context, nonce);
   let plaintext: Uint8Array;
   try {

@@ -288,7 +288,10 @@ export function encodeKeyConfig(config: OhttpKeyConfig): Uint8Array {
     throw new OhttpError('ERR_OHTTP_UNSUPPORTED', `KEM ${config.kemId} is not supported`);
   }
   if (config.publicKey.length !== X25519_KEY_OCTETS) {
-    throw new OhttpError('ERR_OHTTP_MALFORMED', `an X25519 public key is ${X25519_KEY_OCTETS} octets`);
+    throw new OhttpError(
+      'ERR_OHTTP_MALFORMED',
+      `an X25519 public key is ${X25519_KEY_OCTETS} octets`,
+    );
   }
   if (config.suites.length === 0 || config.suites.length > MAX_OHTTP_SUITES) {
     throw new OhttpError('ERR_OHTTP_MALFORMED', `a key config lists 1–${MAX_OHTTP_SUITES} suites`);
@@ -330,15 +333,23 @@ export function decodeKeyConfig(input: Uint8Array): OhttpKeyConfig {
   const suitesLength = ((input[at] as number) << 8) | (input[at + 1] as number);
   at += 2;
   if (suitesLength < 4 || suitesLength % 4 !== 0) {
-    throw new OhttpError('ERR_OHTTP_MALFORMED', `symmetric algorithms length ${suitesLength} is not a positive multiple of 4`);
+    throw new OhttpError(
+      'ERR_OHTTP_MALFORMED',
+      `symmetric algorithms length ${suitesLength} is not a positive multiple of 4`,
+    );
   }
   if (suitesLength / 4 > MAX_OHTTP_SUITES) {
-    throw new OhttpError('ERR_OHTTP_TOO_LARGE', `a key config lists more than ${MAX_OHTTP_SUITES} suites`);
+    throw new OhttpError(
+      'ERR_OHTTP_TOO_LARGE',
+      `a key config lists more than ${MAX_OHTTP_SUITES} suites`,
+    );
   }
   if (at + suitesLength !== input.length) {
     throw new OhttpError(
       'ERR_OHTTP_MALFORMED',
-      at + suitesLength > input.length ? 'key config is truncated' : 'trailing octets after the key config',
+      at + suitesLength > input.length
+        ? 'key config is truncated'
+        : 'trailing octets after the key config',
     );
   }
   const suites: OhttpSuite[] = [];
@@ -354,7 +365,10 @@ export function decodeKeyConfig(input: Uint8Array): OhttpKeyConfig {
 /** An `application/ohttp-keys` body (RFC 9540 §3): each config prefixed by its 2-octet length. */
 export function encodeKeyConfigs(configs: readonly OhttpKeyConfig[]): Uint8Array {
   if (configs.length === 0 || configs.length > MAX_OHTTP_KEY_CONFIGS) {
-    throw new OhttpError('ERR_OHTTP_MALFORMED', `a key list holds 1–${MAX_OHTTP_KEY_CONFIGS} configs`);
+    throw new OhttpError(
+      'ERR_OHTTP_MALFORMED',
+      `a key list holds 1–${MAX_OHTTP_KEY_CONFIGS} configs`,
+    );
   }
   return concatBytes(
     ...configs.flatMap((config) => {
@@ -376,15 +390,19 @@ export function decodeKeyConfigs(input: Uint8Array): OhttpKeyConfig[] {
   const configs: OhttpKeyConfig[] = [];
   let count = 0;
   // Each iteration consumes at least the 2-octet prefix, and the count is bounded.
-  for (let at = 0; at < input.length; ) {
+  for (let at = 0; at < input.length;) {
     count += 1;
     if (count > MAX_OHTTP_KEY_CONFIGS) {
-      throw new OhttpError('ERR_OHTTP_TOO_LARGE', `key list holds more than ${MAX_OHTTP_KEY_CONFIGS} configs`);
+      throw new OhttpError(
+        'ERR_OHTTP_TOO_LARGE',
+        `key list holds more than ${MAX_OHTTP_KEY_CONFIGS} configs`,
+      );
     }
     if (at + 2 > input.length) throw new OhttpError('ERR_OHTTP_MALFORMED', 'key list is truncated');
     const length = ((input[at] as number) << 8) | (input[at + 1] as number);
     at += 2;
-    if (at + length > input.length) throw new OhttpError('ERR_OHTTP_MALFORMED', 'key list is truncated');
+    if (at + length > input.length)
+      throw new OhttpError('ERR_OHTTP_MALFORMED', 'key list is truncated');
     const entry = input.subarray(at, at + length);
     at += length;
     try {
@@ -418,9 +436,15 @@ export async function generateOhttpKeyPair(keyId: number): Promise<OhttpKeyPair>
 }
 
 /** The gateway key with id `keyId` whose raw X25519 private key is `privateKey` (32 octets). */
-export async function ohttpKeyPairFromPrivate(keyId: number, privateKey: Uint8Array): Promise<OhttpKeyPair> {
+export async function ohttpKeyPairFromPrivate(
+  keyId: number,
+  privateKey: Uint8Array,
+): Promise<OhttpKeyPair> {
   if (privateKey.length !== X25519_KEY_OCTETS) {
-    throw new OhttpError('ERR_OHTTP_MALFORMED', `an X25519 private key is ${X25519_KEY_OCTETS} octets`);
+    throw new OhttpError(
+      'ERR_OHTTP_MALFORMED',
+      `an X25519 private key is ${X25519_KEY_OCTETS} octets`,
+    );
   }
   return Promise.resolve(keyPairOf(keyId, privateKey.slice(), x25519PublicKey(privateKey)));
 }
@@ -430,7 +454,12 @@ export async function ohttpKeyPairFromPrivate(keyId: number, privateKey: Uint8Ar
 
 /** `hdr` of RFC 9458 §4.3: key_id (8) ‖ kem_id (16) ‖ kdf_id (16) ‖ aead_id (16). */
 function requestHeader(keyId: number, kemId: number, suite: OhttpSuite): Uint8Array {
-  return concatBytes(Uint8Array.of(keyId), uint16(kemId), uint16(suite.kdfId), uint16(suite.aeadId));
+  return concatBytes(
+    Uint8Array.of(keyId),
+    uint16(kemId),
+    uint16(suite.kdfId),
+    uint16(suite.aeadId),
+  );
 }
 
 /** info = "message/bhttp request" ‖ 0x00 ‖ hdr (RFC 9458 §4.3 step 2). */
@@ -438,7 +467,9 @@ function requestInfo(header: Uint8Array): Uint8Array {
   return concatBytes(text(REQUEST_LABEL), Uint8Array.of(0), header);
 }
 
-async function exportSecret(context: HpkeSenderContext | HpkeRecipientContext): Promise<Uint8Array> {
+async function exportSecret(
+  context: HpkeSenderContext | HpkeRecipientContext,
+): Promise<Uint8Array> {
   return new Uint8Array(await context.export(text(RESPONSE_LABEL), RESPONSE_NONCE_OCTETS));
 }
 
@@ -458,10 +489,16 @@ export async function encapsulateRequest(
     throw new OhttpError('ERR_OHTTP_UNSUPPORTED', 'the key config offers no supported HPKE suite');
   }
   if (config.publicKey.length !== X25519_KEY_OCTETS) {
-    throw new OhttpError('ERR_OHTTP_MALFORMED', `an X25519 public key is ${X25519_KEY_OCTETS} octets`);
+    throw new OhttpError(
+      'ERR_OHTTP_MALFORMED',
+      `an X25519 public key is ${X25519_KEY_OCTETS} octets`,
+    );
   }
   if (request.length > MAX_BHTTP_MESSAGE_OCTETS) {
-    throw new OhttpError('ERR_OHTTP_TOO_LARGE', `request exceeds ${MAX_BHTTP_MESSAGE_OCTETS} octets`);
+    throw new OhttpError(
+      'ERR_OHTTP_TOO_LARGE',
+      `request exceeds ${MAX_BHTTP_MESSAGE_OCTETS} octets`,
+    );
   }
   const header = requestHeader(config.keyId, config.kemId, suite);
   let sender: HpkeSenderContext;
@@ -469,7 +506,9 @@ export async function encapsulateRequest(
     sender = await hpkeSender(config.publicKey, requestInfo(header), fixed?.ephemeralPrivateKey);
   } catch (e) {
     // A low-order public key makes the shared secret zero (RFC 9180 §7.1.4): not a usable key.
-    throw new OhttpError('ERR_OHTTP_MALFORMED', 'the key config public key cannot be used', { cause: e });
+    throw new OhttpError('ERR_OHTTP_MALFORMED', 'the key config public key cannot be used', {
+      cause: e,
+    });
   }
   const enc = new Uint8Array(sender.enc);
   const ct = new Uint8Array(await sender.seal(request, new Uint8Array(0)));
@@ -490,7 +529,10 @@ export async function decapsulateRequest(
   message: Uint8Array,
 ): Promise<{ request: Uint8Array; context: OhttpContext }> {
   if (message.length > MAX_OHTTP_MESSAGE_OCTETS) {
-    throw new OhttpError('ERR_OHTTP_TOO_LARGE', `request exceeds ${MAX_OHTTP_MESSAGE_OCTETS} octets`);
+    throw new OhttpError(
+      'ERR_OHTTP_TOO_LARGE',
+      `request exceeds ${MAX_OHTTP_MESSAGE_OCTETS} octets`,
+    );
   }
   if (message.length < REQUEST_HEADER_OCTETS) {
     throw new OhttpError('ERR_OHTTP_MALFORMED', 'encapsulated request is shorter than its header');
@@ -501,7 +543,9 @@ export async function decapsulateRequest(
     kdfId: ((message[3] as number) << 8) | (message[4] as number),
     aeadId: ((message[5] as number) << 8) | (message[6] as number),
   };
-  const candidates = (Array.isArray(keys) ? (keys as readonly OhttpKeyPair[]) : [keys as OhttpKeyPair]).filter(
+  const candidates = (
+    Array.isArray(keys) ? (keys as readonly OhttpKeyPair[]) : [keys as OhttpKeyPair]
+  ).filter(
     (k) =>
       k.config.keyId === keyId &&
       k.config.kemId === kemId &&
@@ -537,9 +581,15 @@ export async function decapsulateRequest(
 }
 
 /** aead_key and aead_nonce of RFC 9458 §4.4 steps 3–5. */
-function responseKeys(context: OhttpContext, nonce: Uint8Array): { key: Uint8Array; iv: Uint8Array } {
+function responseKeys(
+  context: OhttpContext,
+  nonce: Uint8Array,
+): { key: Uint8Array; iv: Uint8Array } {
   const prk = hkdfExtract(concatBytes(context.enc, nonce), context.secret);
-  return { key: hkdfExpand(prk, text('key'), AEAD_NK), iv: hkdfExpand(prk, text('nonce'), AEAD_NN) };
+  return {
+    key: hkdfExpand(prk, text('key'), AEAD_NK),
+    iv: hkdfExpand(prk, text('nonce'), AEAD_NN),
+  };
 }
 
 /**
@@ -552,7 +602,10 @@ export async function encapsulateResponse(
   fixed?: OhttpResponseFixed,
 ): Promise<Uint8Array> {
   if (response.length > MAX_BHTTP_MESSAGE_OCTETS) {
-    throw new OhttpError('ERR_OHTTP_TOO_LARGE', `response exceeds ${MAX_BHTTP_MESSAGE_OCTETS} octets`);
+    throw new OhttpError(
+      'ERR_OHTTP_TOO_LARGE',
+      `response exceeds ${MAX_BHTTP_MESSAGE_OCTETS} octets`,
+    );
   }
   const nonce = fixed?.responseNonce ?? randomOctets(RESPONSE_NONCE_OCTETS);
   if (nonce.length !== RESPONSE_NONCE_OCTETS) {
@@ -567,9 +620,15 @@ export async function encapsulateResponse(
  * Throws `ERR_OHTTP_MALFORMED` when too short, `ERR_OHTTP_DECRYPT` when it does not
  * authenticate (tampered, or sealed for another request). Returns the Binary HTTP response.
  */
-export async function decapsulateResponse(context: OhttpContext, message: Uint8Array): Promise<Uint8Array> {
+export async function decapsulateResponse(
+  context: OhttpContext,
+  message: Uint8Array,
+): Promise<Uint8Array> {
   if (message.length > MAX_OHTTP_MESSAGE_OCTETS) {
-    throw new OhttpError('ERR_OHTTP_TOO_LARGE', `response exceeds ${MAX_OHTTP_MESSAGE_OCTETS} octets`);
+    throw new OhttpError(
+      'ERR_OHTTP_TOO_LARGE',
+      `response exceeds ${MAX_OHTTP_MESSAGE_OCTETS} octets`,
+    );
   }
   if (message.length < RESPONSE_NONCE_OCTETS + AEAD_NT) {
     throw new OhttpError('ERR_OHTTP_MALFORMED', 'encapsulated response is too short');
@@ -579,6 +638,8 @@ export async function decapsulateResponse(context: OhttpContext, message: Uint8A
   try {
     return await aeadOpen(key, iv, new Uint8Array(0), message.subarray(RESPONSE_NONCE_OCTETS));
   } catch (e) {
-    throw new OhttpError('ERR_OHTTP_DECRYPT', 'encapsulated response does not authenticate', { cause: e });
+    throw new OhttpError('ERR_OHTTP_DECRYPT', 'encapsulated response does not authenticate', {
+      cause: e,
+    });
   }
 }
