@@ -307,6 +307,83 @@ export type {
   RRsetSigner,
 } from './protocol/lookup.js';
 
+// Oblivious encapsulation: bhttp.ts, ohttp.ts, odoh.ts
+export {
+  MAX_BHTTP_MESSAGE_OCTETS,
+  MAX_BHTTP_FIELDS,
+  MAX_BHTTP_INFORMATIONAL,
+  BHTTP_ERROR_CODES,
+  BhttpError,
+  encodeBhttpRequest,
+  decodeBhttpRequest,
+  encodeBhttpResponse,
+  decodeBhttpResponse,
+} from './protocol/bhttp.js';
+export type { BhttpErrorCode, BhttpRequest, BhttpResponse } from './protocol/bhttp.js';
+export {
+  OHTTP_REQUEST_TYPE,
+  OHTTP_RESPONSE_TYPE,
+  OHTTP_KEYS_TYPE,
+  HPKE_KEM_X25519_SHA256,
+  HPKE_KDF_HKDF_SHA256,
+  HPKE_AEAD_AES_128_GCM,
+  X25519_KEY_OCTETS,
+  MAX_OHTTP_KEY_CONFIGS,
+  MAX_OHTTP_SUITES,
+  MAX_OHTTP_MESSAGE_OCTETS,
+  OHTTP_ERROR_CODES,
+  OhttpError,
+  encodeKeyConfig,
+  decodeKeyConfig,
+  encodeKeyConfigs,
+  decodeKeyConfigs,
+  generateOhttpKeyPair,
+  ohttpKeyPairFromPrivate,
+  encapsulateRequest,
+  decapsulateRequest,
+  encapsulateResponse,
+  decapsulateResponse,
+} from './protocol/ohttp.js';
+export type {
+  OhttpErrorCode,
+  OhttpSuite,
+  OhttpKeyConfig,
+  OhttpKeyPair,
+  OhttpContext,
+  OhttpRequestFixed,
+  OhttpResponseFixed,
+} from './protocol/ohttp.js';
+export {
+  ODOH_CONTENT_TYPE,
+  ODOH_VERSION,
+  ODOH_MESSAGE_QUERY,
+  ODOH_MESSAGE_RESPONSE,
+  ODOH_KEY_ID_OCTETS,
+  MAX_ODOH_CONFIGS,
+  MAX_ODOH_MESSAGE_OCTETS,
+  ODOH_ERROR_CODES,
+  OdohError,
+  encodeOdohConfig,
+  decodeOdohConfig,
+  encodeOdohConfigs,
+  decodeOdohConfigs,
+  odohKeyId,
+  generateOdohKeyPair,
+  odohKeyPairFromPrivate,
+  encryptOdohQuery,
+  decryptOdohQuery,
+  encryptOdohResponse,
+  decryptOdohResponse,
+} from './protocol/odoh.js';
+export type {
+  OdohErrorCode,
+  OdohConfig,
+  OdohKeyPair,
+  OdohContext,
+  OdohQueryFixed,
+  OdohResponseFixed,
+} from './protocol/odoh.js';
+
 // log.ts
 export { createLogger, silentLogger, redactPair } from './runtime/log.js';
 export type { Logger, LogLevel, LogFields, LoggerOptions } from './runtime/log.js';
