@@ -206,3 +206,18 @@ export {
   DEFAULT_DOH_PATH_TEMPLATE,
 } from './zone/delegation.js';
 export type { DelegationSpec, NameserverSpec, DelegationErrorCode } from './zone/delegation.js';
+
+// keyconf.ts
+export {
+  DEFAULT_KEYCONF_TTL,
+  KeyconfError,
+  keyconfChanges,
+  publishKeys,
+  listKeys,
+} from './zone/keyconf.js';
+export type {
+  KeyconfErrorCode,
+  PublishKeysOptions,
+  PublishedKeys,
+  KeysAt,
+} from './zone/keyconf.js';

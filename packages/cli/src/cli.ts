@@ -4,6 +4,7 @@ import { registerDelegation } from './commands/delegate.js';
 import { registerDemo } from './commands/demo.js';
 import { registerDs } from './commands/ds.js';
 import { registerInit } from './commands/init.js';
+import { registerKeys } from './commands/keys.js';
 import { registerLookup } from './commands/lookup.js';
 import { registerRecipient } from './commands/recipient.js';
 import { registerResolver } from './commands/resolver.js';
@@ -110,6 +111,7 @@ Examples:
   registerTrustAnchor(program, env);
   registerServe(program, env);
   registerZone(program, env);
+  registerKeys(program, env);
   registerRecipient(program, env);
   registerResolver(program, env);
   registerLookup(program, env);

@@ -31,6 +31,9 @@ export {
   RR_TYPE_MAP,
   RR_TYPE_MAPREF,
   RR_TYPE_AUTHKEY,
+  RR_TYPE_KEYCONF,
+  KEYCONF_KINDS,
+  MAX_KEYCONF_CONFIG_OCTETS,
   DNSSEC_ALGORITHM_ED25519,
   DS_DIGEST_SHA256,
   record,
@@ -53,6 +56,8 @@ export type {
   ZonemdData,
   AuthkeyRole,
   AuthkeyData,
+  KeyconfKind,
+  KeyconfData,
   ResourceRecord,
   RecordOf,
   EdnsOption,
@@ -61,6 +66,20 @@ export type {
   MessageFlags,
   Message,
 } from './protocol/records.js';
+
+// key-file.ts
+export {
+  PUBLIC_KEY_FILE_VERSION,
+  MAX_PUBLIC_KEY_FILE_KEYS,
+  MAX_PUBLIC_KEY_FILE_OCTETS,
+  GATEWAY_PUBLIC_KEY_FILE,
+  ISSUER_PUBLIC_KEY_FILE,
+  KeyFileError,
+  encodePublicKeyFile,
+  parsePublicKeyFile,
+  unexpiredKeys,
+} from './protocol/key-file.js';
+export type { KeyFileErrorCode } from './protocol/key-file.js';
 
 // ede.ts, peek.ts
 export {

@@ -86,6 +86,18 @@ const unsigned: ResourceRecord[] = [
     target: `ns1.${ORIGIN}`,
     params: { alpn: ['h2', 'http/1.1'], port: 443, dohpath: '/dns-query{?dns}' },
   }),
+  // An oblivious gateway's key and its DoH service (RFC 9540 §4), written with key8 for ohttp.
+  rr(`resolver.${ORIGIN}`, 'KEYCONF', {
+    kind: 'ohttp',
+    config: new Uint8Array(41).fill(0x11),
+    notBefore: 2_000_000_000,
+    notAfter: 2_000_086_400,
+  }),
+  rr(`_dns.resolver.${ORIGIN}`, 'SVCB', {
+    priority: 1,
+    target: `resolver.${ORIGIN}`,
+    params: { alpn: ['h2'], port: 8443, dohpath: '/dns-query{?dns}', ohttp: true },
+  }),
   rr(`8.1.0.0.6.4.9.7.0.2.${ORIGIN}`, 'MAP', Uint8Array.of(0xa1, 0x61, 0x76, 0x01), 300),
   rr(`9.9.9.9.6.4.9.7.0.2.${ORIGIN}`, 'MAPREF', 'dp.msp.example'),
   rr(`7.${ORIGIN}`, 'NS', `ns1.7.${ORIGIN}`),
@@ -127,8 +139,9 @@ writeFileSync(bindKeys, formatBindTrustAnchors(anchor));
 describe('independent validation of a signed zone', () => {
   it('writes the zone as stock tools expect it', () => {
     expect(signed.some((r) => r.type === 'NSEC3PARAM')).toBe(true);
-    // The MAP owner, the MAPREF owner and their empty non-terminals are all covered.
-    expect(signed.filter((r) => r.type === 'NSEC3')).toHaveLength(19);
+    // The MAP owner, the MAPREF owner and their empty non-terminals are all covered, and the
+    // KEYCONF and `_dns` SVCB owners of the gateway.
+    expect(signed.filter((r) => r.type === 'NSEC3')).toHaveLength(21);
   });
 
   it.skipIf(!LDNS)('ldns-verify-zone: Zone is verified and complete', () => {

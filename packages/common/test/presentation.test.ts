@@ -166,6 +166,15 @@ describe('formatRecord', () => {
       's.example. 3600 IN SVCB 2 . mandatory=alpn,port alpn=h3,odd\\\\,one\\\\\\\\ no-default-alpn port=8443 ipv4hint=192.0.2.1,192.0.2.2 ech=AQID ipv6hint=2001:db8::1,2001:db8::2 key9 key65000=a\\032b',
     ],
     [
+      'SVCB with ohttp, as key8 for stock tools (RFC 9540 §4, RFC 9460 §2.1)',
+      rr('_dns.resolver.example', 'SVCB', {
+        priority: 1,
+        target: 'resolver.example',
+        params: { mandatory: ['ohttp'], alpn: ['h2'], dohpath: '/dns-query{?dns}', ohttp: true },
+      }),
+      '_dns.resolver.example. 3600 IN SVCB 1 resolver.example. mandatory=key8 alpn=h2 dohpath=/dns-query{?dns} key8',
+    ],
+    [
       'SVCB alias mode',
       rr('a.example', 'SVCB', { priority: 0, target: 'b.example', params: {} }),
       'a.example. 3600 IN SVCB 0 b.example.',
@@ -194,6 +203,17 @@ describe('formatRecord', () => {
         publicKey: new Uint8Array(32).fill(0xee),
       }),
       `example. 3600 IN TYPE65402 \\# 38 010f01020304${'ee'.repeat(32)}`,
+    ],
+    [
+      'KEYCONF',
+      rr('resolver.example', 'KEYCONF', {
+        kind: 'odoh',
+        config: Uint8Array.of(1, 2),
+        notBefore: 1,
+        notAfter: 2,
+      }),
+      // {v: 1, cfg: h'0102', exp: 2, nbf: 1, kind: "odoh"} in RFC 8949 §4.2.1 key order.
+      'resolver.example. 3600 IN TYPE65403 \\# 31 a5617601636366674201026365787002636e626601646b696e64646f646f68',
     ],
     [
       'an unknown type',

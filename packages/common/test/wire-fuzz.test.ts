@@ -211,7 +211,7 @@ function randomRecord(rand: Random): ResourceRecord {
                 ipv4hint: ['192.0.2.1'],
                 ipv6hint: ['2001:db8::1'],
                 dohpath: '/dns-query{?dns}',
-                unknown: [{ key: 8 + int(rand, 100), value: randomBytes(rand, int(rand, 4)) }],
+                unknown: [{ key: 9 + int(rand, 100), value: randomBytes(rand, int(rand, 4)) }],
               },
             },
           };

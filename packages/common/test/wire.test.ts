@@ -264,10 +264,8 @@ const EVERY_TYPE: ResourceRecord[] = [
       ech: Uint8Array.of(0, 4, 1, 2, 3, 4),
       ipv6hint: ['2001:db8::1'],
       dohpath: '/dns-query{?dns}',
-      unknown: [
-        { key: 8, value: new Uint8Array(0) },
-        { key: 667, value: new TextEncoder().encode('hello') },
-      ],
+      ohttp: true,
+      unknown: [{ key: 667, value: new TextEncoder().encode('hello') }],
     },
   }),
   record('8.1.0.0.6.4.9.7.0.2.4.4.e164.mimi.arpa', 'MAP', Uint8Array.of(0xa1, 0x61, 0x76, 0x01)),
@@ -320,8 +318,8 @@ describe('records', () => {
         port: 1,
         alpn: ['h2'],
         unknown: [
+          { key: 10, value: new Uint8Array(0) },
           { key: 9, value: new Uint8Array(0) },
-          { key: 8, value: new Uint8Array(0) },
         ],
       },
     });
@@ -333,8 +331,8 @@ describe('records', () => {
         port: 1,
         alpn: ['h2'],
         unknown: [
-          { key: 8, value: new Uint8Array(0) },
           { key: 9, value: new Uint8Array(0) },
+          { key: 10, value: new Uint8Array(0) },
         ],
       },
     });
@@ -1372,6 +1370,7 @@ const SVC_NAMES = [
   'ech',
   'ipv6hint',
   'dohpath',
+  'ohttp',
 ];
 const svcParamsArb: fc.Arbitrary<SvcParams> = fc
   .record(
@@ -1387,8 +1386,9 @@ const svcParamsArb: fc.Arbitrary<SvcParams> = fc
       ech: bytes(1, 16),
       ipv6hint: fc.array(ipv6Arb, { minLength: 1, maxLength: 2 }),
       dohpath: fc.string({ unit: 'grapheme', maxLength: 20 }),
+      ohttp: fc.constant(true as const),
       unknown: fc
-        .uniqueArray(fc.record({ key: fc.integer({ min: 8, max: 65534 }), value: bytes(0, 8) }), {
+        .uniqueArray(fc.record({ key: fc.integer({ min: 9, max: 65534 }), value: bytes(0, 8) }), {
           selector: (e) => e.key,
           minLength: 1,
           maxLength: 3,
@@ -1406,6 +1406,7 @@ const svcParamsArb: fc.Arbitrary<SvcParams> = fc
       ech: 5,
       ipv6hint: 6,
       dohpath: 7,
+      ohttp: 8,
     };
     const keys = [
       ...Object.keys(params).flatMap((k) => (k in fields ? [fields[k] as number] : [])),

@@ -95,6 +95,17 @@ describe('parseZoneFile round trip', () => {
       },
     }),
     rr('alias.example', 'SVCB', { priority: 0, target: 'ns1.example', params: {} }),
+    rr('_dns.resolver.example', 'SVCB', {
+      priority: 1,
+      target: 'resolver.example',
+      params: { mandatory: ['ohttp'], alpn: ['h2'], dohpath: '/dns-query{?dns}', ohttp: true },
+    }),
+    rr('resolver.example', 'KEYCONF', {
+      kind: 'ohttp',
+      config: hex('01002000' + '11'.repeat(32) + '000400010001'),
+      notBefore: 1_767_225_600,
+      notAfter: 1_767_225_600 + 30 * 86_400,
+    }),
     rr('www.example', 'CNAME', 'ns1.example'),
     rr('Mixed.Case.example', 'TXT', [
       text('a "quoted" \\ text; (not a comment)'),
@@ -148,6 +159,7 @@ describe('parseZoneFile round trip', () => {
       'MAP',
       'MAPREF',
       'AUTHKEY',
+      'KEYCONF',
       'TYPE999',
     ] as const) {
       expect(types).toContain(type);

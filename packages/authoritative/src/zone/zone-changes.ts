@@ -33,7 +33,8 @@ const MAX_TTL = 2 ** 31 - 1;
  * ZONEMD only at the apex, where putting one (a placeholder, RFC 8976 §3.1) has the store keep
  * the zone's digest and NSEC3 chain from then on (`zone-signer.ts`), and deleting it stops that;
  * CNAME has no role in the discovery namespace (design §6) and would break the answers at its
- * owner, so it is not accepted either.
+ * owner, so it is not accepted either. KEYCONF (the keys of an oblivious gateway or a token
+ * issuer) goes at any owner in the zone: it belongs at the service's name, not at the apex.
  */
 export const CHANGEABLE_TYPES: ReadonlySet<RRType> = new Set<RRType>([
   'NS',
@@ -45,6 +46,7 @@ export const CHANGEABLE_TYPES: ReadonlySet<RRType> = new Set<RRType>([
   'MAP',
   'MAPREF',
   'AUTHKEY',
+  'KEYCONF',
   'ZONEMD',
 ]);
 

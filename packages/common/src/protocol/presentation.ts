@@ -16,9 +16,12 @@ import { encodeRdata, typeToCode } from './wire.js';
  *
  * Standard types use their RFC forms (RRSIG times as YYYYMMDDHHmmSS in UTC, RFC 4034 §3.2; NSEC3
  * hashes in base32hex and an empty salt as `-`, RFC 5155 §3.3; SVCB as RFC 9460 §2.1; ZONEMD as RFC 8976 §2.3). MAP,
- * MAPREF, AUTHKEY and types without a mnemonic use the RFC 3597 §5 generic form, type and RDATA
- * alike, since stock software knows nothing of the private types; the same goes for their names
- * inside RRSIG, NSEC and NSEC3 type fields. The reader of this format is `zone-file.ts`.
+ * MAPREF, AUTHKEY, KEYCONF and types without a mnemonic use the RFC 3597 §5 generic form, type
+ * and RDATA alike, since stock software knows nothing of the private types; the same goes for
+ * their names inside RRSIG, NSEC and NSEC3 type fields. For the same reason the SVCB `ohttp`
+ * key (RFC 9540 §4) is written in its generic form `key8` (RFC 9460 §2.1), which BIND 9.18,
+ * NSD 4.6 and ldns 1.8 read while they refuse the mnemonic. The reader of this format is
+ * `zone-file.ts`; it reads both forms.
  */
 
 /** One record as a master-file line (without the newline). */
@@ -123,6 +126,7 @@ export function formatRdata(rr: ResourceRecord): string {
     case 'MAP':
     case 'MAPREF':
     case 'AUTHKEY':
+    case 'KEYCONF':
     default:
       return genericRdata(encodeRdata(rr));
   }
@@ -133,10 +137,18 @@ export function formatRdata(rr: ResourceRecord): string {
  * for the private types and any type without one.
  */
 export function presentationType(type: RRType): string {
-  return type === 'MAP' || type === 'MAPREF' || type === 'AUTHKEY'
-    ? `TYPE${typeToCode(type)}`
-    : type;
+  return PRIVATE_TYPES.has(type) ? `TYPE${typeToCode(type)}` : type;
 }
+
+/** The private types of design §4, which stock software knows only as `TYPE<n>`. */
+const PRIVATE_TYPES: ReadonlySet<RRType> = new Set<RRType>(['MAP', 'MAPREF', 'AUTHKEY', 'KEYCONF']);
+
+/**
+ * SvcParamKey mnemonics that stock software of today does not read, written as `key<n>`
+ * (RFC 9460 §2.1 allows either form): `ohttp` (RFC 9540 §4) is refused by BIND 9.18, NSD 4.6
+ * and ldns 1.8.
+ */
+const GENERIC_SVC_KEYS: ReadonlyMap<string, string> = new Map([['ohttp', 'key8']]);
 
 /** A name with its trailing dot; the root is `.`. */
 export function absoluteName(name: string): string {
@@ -163,7 +175,8 @@ function genericRdata(rdata: Uint8Array): string {
 function formatSvcParams(params: SvcParams): string[] {
   const out: { key: number; text: string }[] = [];
   if (params.mandatory !== undefined) {
-    out.push({ key: 0, text: `mandatory=${params.mandatory.join(',')}` });
+    const keys = params.mandatory.map((k) => GENERIC_SVC_KEYS.get(k) ?? k);
+    out.push({ key: 0, text: `mandatory=${keys.join(',')}` });
   }
   if (params.alpn !== undefined) {
     // RFC 9460 Appendix A.1: commas and backslashes inside one ALPN id are escaped at the
@@ -181,6 +194,7 @@ function formatSvcParams(params: SvcParams): string[] {
   if (params.dohpath !== undefined) {
     out.push({ key: 7, text: `dohpath=${escapeBytes(utf8(params.dohpath), UNQUOTED_SPECIALS)}` });
   }
+  if (params.ohttp === true) out.push({ key: 8, text: GENERIC_SVC_KEYS.get('ohttp') ?? 'ohttp' });
   for (const { key, value } of params.unknown ?? []) {
     out.push({
       key,

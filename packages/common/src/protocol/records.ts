@@ -17,6 +17,8 @@ export const RR_TYPE_MAP = 65400;
 export const RR_TYPE_MAPREF = 65401;
 /** See {@link RR_TYPE_MAP}. */
 export const RR_TYPE_AUTHKEY = 65402;
+/** See {@link RR_TYPE_MAP}: a key of an oblivious-path service, published in the tree. */
+export const RR_TYPE_KEYCONF = 65403;
 
 /** DNSSEC algorithm number of Ed25519 (RFC 8080 §5). */
 export const DNSSEC_ALGORITHM_ED25519 = 15;
@@ -42,7 +44,8 @@ export type KnownRRType =
   | 'ZONEMD'
   | 'MAP'
   | 'MAPREF'
-  | 'AUTHKEY';
+  | 'AUTHKEY'
+  | 'KEYCONF';
 
 /** An RR type by mnemonic, or `TYPE<n>` for a type without one (RFC 3597 §5). */
 export type RRType = KnownRRType | `TYPE${number}`;
@@ -142,6 +145,11 @@ export interface SvcParams {
   ech?: Uint8Array;
   ipv6hint?: string[];
   dohpath?: string;
+  /**
+   * The DoH service is also offered through an Oblivious HTTP gateway (RFC 9540 §4: key 8,
+   * empty value).
+   */
+  ohttp?: true;
   /** Keys without a typed field, by number, raw value bytes. */
   unknown?: ReadonlyArray<{ key: number; value: Uint8Array }>;
 }
@@ -179,6 +187,44 @@ export interface AuthkeyData {
   publicKey: Uint8Array;
 }
 
+/**
+ * What a KEYCONF key is for: an Oblivious HTTP gateway key config (RFC 9458 §3), an Oblivious
+ * DoH target config (RFC 9230 §6.1) or a Privacy Pass token issuer key (RFC 9578 §6.5).
+ */
+export type KeyconfKind = 'ohttp' | 'odoh' | 'private-token';
+
+/** Every {@link KeyconfKind}, in the order the KEYCONF RDATA documentation lists them. */
+export const KEYCONF_KINDS: readonly KeyconfKind[] = Object.freeze([
+  'ohttp',
+  'odoh',
+  'private-token',
+]);
+
+/**
+ * Largest `config` of a KEYCONF: room for a post-quantum KEM key in an OHTTP key config
+ * (ML-KEM-768 public keys are 1,184 octets) and for a 4096-bit RSA SPKI, while an RRset of a few
+ * keys and its RRSIG still fits one 64 KiB response. Today's configs are far smaller: an X25519
+ * OHTTP key config is 41 octets, a 2048-bit RSA-PSS token key SPKI under 400.
+ */
+export const MAX_KEYCONF_CONFIG_OCTETS = 2048;
+
+/**
+ * KEYCONF RDATA (private type 65403): one public key of an oblivious-path service, in the wire
+ * form of its protocol, with its validity. On the wire a deterministic CBOR map
+ * (RFC 8949 §4.2.1) `{ v: 1, kind, cfg, nbf, exp }`:
+ * - `config` (`cfg`): for `ohttp` one key config (RFC 9458 §3); for `odoh` one
+ *   ObliviousDoHConfig with its version and length (RFC 9230 §6.1); for `private-token` the
+ *   token key's SPKI (RFC 9578 §6.5). At most {@link MAX_KEYCONF_CONFIG_OCTETS} octets.
+ * - `notBefore` (`nbf`) < `notAfter` (`exp`): seconds since the epoch; the key is in use while
+ *   `notBefore ≤ now < notAfter`.
+ */
+export interface KeyconfData {
+  kind: KeyconfKind;
+  config: Uint8Array;
+  notBefore: number;
+  notAfter: number;
+}
+
 /** A resource record, discriminated by `type`. */
 export type ResourceRecord =
   | (RRBase & { type: 'A'; data: string })
@@ -198,6 +244,7 @@ export type ResourceRecord =
   | (RRBase & { type: 'MAP'; data: Uint8Array })
   | (RRBase & { type: 'MAPREF'; data: string })
   | (RRBase & { type: 'AUTHKEY'; data: AuthkeyData })
+  | (RRBase & { type: 'KEYCONF'; data: KeyconfData })
   | (RRBase & { type: `TYPE${number}`; data: Uint8Array });
 
 /** The record type for a given `type` mnemonic. */

@@ -10,13 +10,13 @@
  * |---|---|
  * | `ERR_WIRE_TRUNCATED` | the message ends inside a header, question, record or name, or its counts claim more than it holds |
  * | `ERR_WIRE_TRAILING_BYTES` | bytes left after the last record the counts announce |
- * | `ERR_WIRE_TOO_LARGE` | over {@link MAX_MESSAGE_OCTETS}, a RDATA over 65535 octets, a MAP over {@link MAX_MAP_RDATA_OCTETS} |
+ * | `ERR_WIRE_TOO_LARGE` | over {@link MAX_MESSAGE_OCTETS}, a RDATA over 65535 octets, a MAP over {@link MAX_MAP_RDATA_OCTETS}, a KEYCONF config over `MAX_KEYCONF_CONFIG_OCTETS` |
  * | `ERR_WIRE_TOO_MANY_RECORDS` | more than {@link MAX_RECORDS_PER_MESSAGE} questions and records, or a section over 65535 |
  * | `ERR_WIRE_BAD_POINTER` | a compression pointer that is not strictly backwards, points into the header, chains more than {@link MAX_COMPRESSION_POINTERS} times, or appears where RFC 3597 §4 forbids compression |
  * | `ERR_WIRE_BAD_LABEL` | label type 0x40 or 0x80 (RFC 6891 §5), or a label that cannot be encoded |
  * | `ERR_WIRE_NAME_TOO_LONG` | a name over 255 octets in wire form (RFC 1035 §2.3.4) |
  * | `ERR_WIRE_RDLENGTH` | RDATA shorter than its fields need, or not consumed exactly |
- * | `ERR_WIRE_BAD_RDATA` | a field value the type forbids (empty TXT or digest, AUTHKEY role, zero NSEC3 hash length, …) |
+ * | `ERR_WIRE_BAD_RDATA` | a field value the type forbids (empty TXT or digest, AUTHKEY role, zero NSEC3 hash length, a KEYCONF that is not its exact CBOR map, …) |
  * | `ERR_WIRE_BAD_BITMAP` | an NSEC/NSEC3 type bitmap against RFC 4034 §4.1.2 |
  * | `ERR_WIRE_BAD_SVCB` | SVCB parameters against RFC 9460 §2.2, §7, §8 or RFC 9461 |
  * | `ERR_WIRE_BAD_OPT` | OPT outside the additional section, more than one, owner not the root, bad option framing, extended RCODE not matching |
@@ -61,11 +61,15 @@
 import { Buffer } from 'node:buffer';
 import { isIPv4, isIPv6 } from 'node:net';
 import dnsPacket from 'dns-packet';
+import { decodeCbor, encodeCbor, type CborValue } from './cbor.js';
 import { NameError, WireError, type WireErrorCode } from './errors.js';
 import { formatLabels, MAX_LABEL_OCTETS, MAX_NAME_OCTETS, parseLabels } from './names.js';
 import {
   DNSSEC_ALGORITHM_ED25519,
+  KEYCONF_KINDS,
+  MAX_KEYCONF_CONFIG_OCTETS,
   RR_TYPE_AUTHKEY,
+  RR_TYPE_KEYCONF,
   RR_TYPE_MAP,
   RR_TYPE_MAPREF,
 } from './records.js';
@@ -75,6 +79,7 @@ import type {
   DsData,
   Edns,
   EdnsOption,
+  KeyconfData,
   KnownRRType,
   Message,
   MessageFlags,
@@ -142,6 +147,7 @@ const TYPE_CODES: Readonly<Record<KnownRRType, number>> = Object.freeze({
   MAP: RR_TYPE_MAP,
   MAPREF: RR_TYPE_MAPREF,
   AUTHKEY: RR_TYPE_AUTHKEY,
+  KEYCONF: RR_TYPE_KEYCONF,
 });
 
 /** Query-only types (RFC 1035 §3.2.3, RFC 1995), valid in questions but never as records. */
@@ -756,7 +762,7 @@ function getBitmap(c: Cursor): RRType[] {
 // ---------------------------------------------------------------------------------------------
 // SVCB parameters (RFC 9460 §2.2, §7, §8; RFC 9461 §5)
 
-/** SvcParamKey mnemonics by key number (RFC 9460 §14.3.2, RFC 9461 §5). */
+/** SvcParamKey mnemonics by key number (RFC 9460 §14.3.2, RFC 9461 §5, RFC 9540 §4). */
 export const SVC_KEY_NAMES = Object.freeze([
   'mandatory',
   'alpn',
@@ -766,6 +772,7 @@ export const SVC_KEY_NAMES = Object.freeze([
   'ech',
   'ipv6hint',
   'dohpath',
+  'ohttp',
 ] as const);
 const SVC_KEY_MANDATORY = 0;
 const SVC_KEY_ALPN = 1;
@@ -775,6 +782,7 @@ const SVC_KEY_IPV4HINT = 4;
 const SVC_KEY_ECH = 5;
 const SVC_KEY_IPV6HINT = 6;
 const SVC_KEY_DOHPATH = 7;
+const SVC_KEY_OHTTP = 8;
 /** RFC 9460 §14.3.2: key 65535 is reserved as the "invalid key". */
 const SVC_KEY_INVALID = 65535;
 
@@ -870,6 +878,11 @@ function svcParamsToWire(
       fail('ERR_WIRE_BAD_SVCB', 'dohpath is not well-formed Unicode');
     add(SVC_KEY_DOHPATH, bytes);
   }
+  if (params.ohttp !== undefined) {
+    if (params.ohttp !== true) fail('ERR_WIRE_BAD_SVCB', 'ohttp is either true or absent');
+    // RFC 9540 §4: the value is empty; the key configs come from the gateway itself.
+    add(SVC_KEY_OHTTP, new Uint8Array(0));
+  }
   for (const { key, value } of params.unknown ?? []) {
     if (
       typeof key !== 'number' ||
@@ -877,7 +890,10 @@ function svcParamsToWire(
       key < SVC_KEY_NAMES.length ||
       key >= SVC_KEY_INVALID
     ) {
-      fail('ERR_WIRE_BAD_SVCB', `unknown SvcParamKey ${String(key)} must be in 8..65534`);
+      fail(
+        'ERR_WIRE_BAD_SVCB',
+        `unknown SvcParamKey ${String(key)} must be in ${SVC_KEY_NAMES.length}..65534`,
+      );
     }
     add(key, octets(value, `key${key}`).slice());
   }
@@ -1006,6 +1022,10 @@ function getSvcParams(c: Cursor, priority: number): SvcParams {
           fail('ERR_WIRE_BAD_SVCB', 'dohpath is not UTF-8 (RFC 9461 §5)', start, e);
         }
         break;
+      case SVC_KEY_OHTTP:
+        if (value.length !== 0) bad('value must be empty (RFC 9540 §4)');
+        params.ohttp = true;
+        break;
       case SVC_KEY_INVALID:
         bad('key 65535 is reserved as invalid (RFC 9460 §14.3.2)');
         break;
@@ -1108,6 +1128,9 @@ function putRdata(out: Output, rr: ResourceRecord, compress: boolean, canonical:
       return;
     case 'AUTHKEY':
       putAuthkey(out, rr.data);
+      return;
+    case 'KEYCONF':
+      putBytes(out, encodeKeyconf(rr.data));
       return;
     default:
       putBytes(out, octets(rr.data, rr.type));
@@ -1250,6 +1273,110 @@ function putAuthkey(out: Output, d: AuthkeyData): void {
   putU8(out, d.algorithm);
   putU32(out, uint(d.notAfter, 32, 'AUTHKEY notAfter'));
   putBytes(out, d.publicKey);
+}
+
+/** The version of the KEYCONF RDATA map this codec reads and writes. */
+const KEYCONF_VERSION = 1;
+/** The keys of the KEYCONF RDATA map, all required. */
+const KEYCONF_KEYS: ReadonlySet<string> = new Set(['v', 'kind', 'cfg', 'nbf', 'exp']);
+
+/**
+ * The checks a KEYCONF passes both ways: a known kind, a config of 1 to
+ * {@link MAX_KEYCONF_CONFIG_OCTETS} octets, times that are non-negative integers with
+ * `notBefore` < `notAfter` (a key valid for no second is a mistake, not a key).
+ */
+function checkKeyconf(d: KeyconfData, offset: number | undefined): void {
+  if (typeof d !== 'object' || d === null)
+    fail('ERR_WIRE_BAD_RDATA', 'KEYCONF data must be an object', offset);
+  if (!(KEYCONF_KINDS as readonly unknown[]).includes(d.kind)) {
+    fail(
+      'ERR_WIRE_BAD_RDATA',
+      `KEYCONF kind ${JSON.stringify(d.kind)} is none of ${KEYCONF_KINDS.join(', ')}`,
+      offset,
+    );
+  }
+  if (!(d.config instanceof Uint8Array) || d.config.length === 0)
+    fail('ERR_WIRE_BAD_RDATA', 'KEYCONF config must be a non-empty byte string', offset);
+  if (d.config.length > MAX_KEYCONF_CONFIG_OCTETS) {
+    fail(
+      'ERR_WIRE_TOO_LARGE',
+      `KEYCONF config of ${d.config.length} octets, over ${MAX_KEYCONF_CONFIG_OCTETS}`,
+      offset,
+    );
+  }
+  for (const [field, value] of [
+    ['notBefore', d.notBefore],
+    ['notAfter', d.notAfter],
+  ] as const) {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0)
+      fail('ERR_WIRE_BAD_RDATA', `KEYCONF ${field} must be an unsigned integer`, offset);
+  }
+  if (d.notBefore >= d.notAfter) {
+    fail(
+      'ERR_WIRE_BAD_RDATA',
+      `KEYCONF notBefore ${d.notBefore} is not before notAfter ${d.notAfter}`,
+      offset,
+    );
+  }
+}
+
+/** KEYCONF RDATA: the deterministic CBOR map `{ v: 1, kind, cfg, nbf, exp }` (records.ts). */
+function encodeKeyconf(d: KeyconfData): Uint8Array {
+  checkKeyconf(d, undefined);
+  return encodeCbor({
+    v: KEYCONF_VERSION,
+    kind: d.kind,
+    cfg: d.config.slice(),
+    nbf: d.notBefore,
+    exp: d.notAfter,
+  });
+}
+
+/**
+ * Reads KEYCONF RDATA strictly: exactly the deterministic encoding of a map of the five keys,
+ * version 1, and the checks of {@link checkKeyconf}; anything else is `ERR_WIRE_BAD_RDATA` (or
+ * `ERR_WIRE_TOO_LARGE` for the config's size), never a partial value.
+ */
+function decodeKeyconf(rdata: Uint8Array, offset: number): KeyconfData {
+  let value: CborValue;
+  try {
+    value = decodeCbor(rdata);
+  } catch (cause) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    return fail('ERR_WIRE_BAD_RDATA', `KEYCONF RDATA: ${why}`, offset, cause);
+  }
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    Array.isArray(value) ||
+    value instanceof Uint8Array
+  )
+    return fail('ERR_WIRE_BAD_RDATA', 'KEYCONF RDATA is not a CBOR map', offset);
+  const map = value as Readonly<Record<string, CborValue>>;
+  for (const key of Object.keys(map)) {
+    if (!KEYCONF_KEYS.has(key))
+      fail('ERR_WIRE_BAD_RDATA', `KEYCONF RDATA has an unknown key ${JSON.stringify(key)}`, offset);
+  }
+  for (const key of KEYCONF_KEYS) {
+    if (!Object.hasOwn(map, key))
+      fail('ERR_WIRE_BAD_RDATA', `KEYCONF RDATA lacks the key ${JSON.stringify(key)}`, offset);
+  }
+  if (map.v !== KEYCONF_VERSION)
+    fail(
+      'ERR_WIRE_BAD_RDATA',
+      `KEYCONF version ${JSON.stringify(map.v)} is not ${KEYCONF_VERSION}`,
+      offset,
+    );
+  if (!(map.cfg instanceof Uint8Array))
+    fail('ERR_WIRE_BAD_RDATA', 'KEYCONF cfg is not a byte string', offset);
+  const data = {
+    kind: map.kind,
+    config: map.cfg,
+    notBefore: map.nbf,
+    notAfter: map.exp,
+  } as KeyconfData;
+  checkKeyconf(data, offset);
+  return data;
 }
 
 /**
@@ -1398,6 +1525,8 @@ function getRdataFields(type: RRType, c: Cursor, rule: PointerRule): ResourceRec
         fail('ERR_WIRE_BAD_RDATA', 'AUTHKEY Ed25519 key must be 32 octets', start + 6);
       return { role, algorithm, notAfter, publicKey } satisfies AuthkeyData;
     }
+    case 'KEYCONF':
+      return decodeKeyconf(getRest(c), start);
     case 'OPT':
       return fail('ERR_WIRE_BAD_TYPE', 'OPT is carried in Message.edns, not as a record', start);
     default:

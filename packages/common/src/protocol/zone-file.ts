@@ -33,7 +33,7 @@ import { codeToType, decodeRdata, encodeRdata, SVC_KEY_NAMES, typeToCode } from 
  *   TTLs may use BIND's units (`1w2d3h4m5s`), as may the SOA timers.
  * - Every type of the model in its standard form (RFC 1035, RFC 3596, RFC 4034 §2.2, §3.2, §4.2,
  *   §5.3 with algorithm mnemonics and RRSIG times as YYYYMMDDHHmmSS or seconds, RFC 5155 §3.3,
- *   §4.3, RFC 9460 §2.1 and Appendix A, RFC 8976 §2.3); MAPREF as a name; MAP and AUTHKEY, like every type
+ *   §4.3, RFC 9460 §2.1 and Appendix A, RFC 8976 §2.3); MAPREF as a name; MAP, AUTHKEY and KEYCONF, like every type
  *   without a presentation form here, in the RFC 3597 §5 generic form `\# <length> <hex>`, which
  *   any type may use. `TYPE<n>` and `CLASS<n>` name any type or class, and common IANA mnemonics
  *   outside the model (MX, SRV, …) are recognised, their RDATA then in the generic form.
@@ -718,6 +718,7 @@ const MODEL_TYPES: ReadonlySet<string> = new Set<RRType>([
   'MAP',
   'MAPREF',
   'AUTHKEY',
+  'KEYCONF',
 ]);
 
 /**
@@ -997,7 +998,7 @@ function readData(
         digest: readHex(tokens.rest(), 'ZONEMD digest', line),
       };
     default:
-      // MAP, AUTHKEY and every type outside the model.
+      // MAP, AUTHKEY, KEYCONF and every type outside the model.
       return syntax(line, `${shown} RDATA must be in the RFC 3597 generic form \\# <length> <hex>`);
   }
 }
@@ -1043,7 +1044,12 @@ function readSvcParams(tokens: readonly Token[]): SvcParams {
     const list = (): Uint8Array[] => valueList(charString(needValue(), keyText), fail);
     switch (key) {
       case 0:
-        params.mandatory = list().map(latin1);
+        // A known key may be listed by its generic name too (`key8` for ohttp, as written).
+        params.mandatory = list().map((item) => {
+          const name = latin1(item).toLowerCase();
+          const n = /^key([0-9]{1,5})$/.exec(name);
+          return (n !== null ? SVC_KEY_NAMES[Number(n[1])] : undefined) ?? name;
+        });
         break;
       case 1:
         params.alpn = list().map(latin1);
@@ -1076,6 +1082,11 @@ function readSvcParams(tokens: readonly Token[]): SvcParams {
         }
         break;
       }
+      case 8:
+        // RFC 9540 §4: ohttp has an empty value.
+        if (value !== undefined) fail('takes no value');
+        params.ohttp = true;
+        break;
       default:
         unknown.push({
           key,
