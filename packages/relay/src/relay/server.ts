@@ -42,7 +42,7 @@ import {
   OHTTP_RELAY_PATH_PREFIX,
   createRelayRoutes,
   routeRequest,
-  type RelayRoutes,
+  type RelayTarget,
 } from './routes.js';
 
 /**
@@ -192,12 +192,20 @@ export interface RunningRelay {
   close(): Promise<void>;
 }
 
-/** What one request is forwarded as, once its route, method and content type passed. */
-interface ForwardPlan {
+/**
+ * What a request is counted and logged as, known from its target and method before any check:
+ * the metrics' route kind, the query log's route (`/ohttp/<name>`, `/proxy`, or `other`: a path
+ * the relay does not serve is not written down, whatever a client put in it) and the ODoH
+ * target.
+ */
+interface RequestLabels {
   readonly route: RelayRoute;
-  /** The route as the query log writes it: `/ohttp/<name>`, `/proxy`. */
   readonly logRoute: string;
   readonly target?: string;
+}
+
+/** What one request is forwarded as, once its route, method and content type passed. */
+interface ForwardPlan extends RequestLabels {
   readonly request: Omit<ForwardRequest, 'body'>;
 }
 
@@ -246,7 +254,8 @@ export async function startRelay(
     // The peer of the connection (for HTTP/2, of its session): the client the limits count.
     const address = req.socket.remoteAddress ?? '';
     const method = req.method ?? '';
-    let plan: ForwardPlan | undefined;
+    const where = routeRequest(routes, req.url ?? '/');
+    const labels = labelsOf(where, method);
     let octetsIn = 0;
     let response: BodyResponse;
     try {
@@ -259,7 +268,7 @@ export async function startRelay(
           { detail: 'requests', retryAfter: decision.retryAfter },
         );
       }
-      plan = planForward(routes, req);
+      const plan = planForward(where, req);
       let body: Uint8Array | undefined;
       if (plan.request.method === 'POST') {
         body = await readRequestBody(req, limits);
@@ -270,14 +279,14 @@ export async function startRelay(
       response = errorResponse(error, log);
     }
     sendBody(req, res, response, delivery);
-    const route = plan?.route ?? 'other';
+    const route = labels.route;
     const octetsOut = response.body.length;
     metrics.recordRequest(route, response.status, octetsIn, octetsOut);
     queryLog?.record({
       client: address,
       method,
-      route: plan?.logRoute ?? 'other',
-      target: plan?.target,
+      route: labels.logRoute,
+      target: labels.target,
       octetsIn,
       octetsOut,
       status: response.status,
@@ -441,12 +450,35 @@ function mediaType(value: string | undefined): string {
   return (value ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
 }
 
+/** The labels of a request to `where` with `method` ({@link RequestLabels}). */
+function labelsOf(where: RelayTarget, method: string): RequestLabels {
+  const kind = (post: RelayRoute, get: RelayRoute): RelayRoute =>
+    method === 'POST' ? post : method === 'GET' ? get : 'other';
+  switch (where.kind) {
+    case 'ohttp':
+      return {
+        route: kind('ohttp', 'ohttp_keys'),
+        logRoute: `${OHTTP_RELAY_PATH_PREFIX}${where.gateway}`,
+      };
+    case 'odoh':
+    case 'not-allowed':
+      return {
+        route: kind('odoh', 'odoh_configs'),
+        logRoute: ODOH_PROXY_PATH,
+        target: where.authority,
+      };
+    case 'bad-request':
+      return { route: kind('odoh', 'odoh_configs'), logRoute: ODOH_PROXY_PATH };
+    case 'not-found':
+      return { route: 'other', logRoute: 'other' };
+  }
+}
+
 /**
- * How `req` is forwarded (route, method, content type; see the module comment's order), or the
- * refusal. The headers here are the only ones the gateway gets.
+ * How a request to `where` is forwarded (route, method, content type; see the module comment's
+ * order), or the refusal. The headers here are the only ones the gateway gets.
  */
-function planForward(routes: RelayRoutes, req: HttpRequest): ForwardPlan {
-  const where = routeRequest(routes, req.url ?? '/');
+function planForward(where: RelayTarget, req: HttpRequest): ForwardPlan {
   const method = req.method;
   switch (where.kind) {
     case 'not-found':
