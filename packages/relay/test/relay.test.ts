@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server, type IncomingHttpHeaders } from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { connect } from 'node:tls';
 import { createLocalCa, issueServerCertificate, silentLogger } from '@mimi-discovery/common';
 import { request } from 'undici';
@@ -134,9 +135,9 @@ async function receivedCount(count: number): Promise<void> {
 }
 
 /** The handler that never answers (until the test ends). */
-const hang: GatewayHandler = (_req, res) => {
+function hang(_req: IncomingMessage, res: ServerResponse): void {
   held.push(res);
-};
+}
 
 describe('the OHTTP relay resource', () => {
   it('forwards the body to the gateway and gives back its status, content type and octets unchanged', async () => {
@@ -254,9 +255,11 @@ describe('the OHTTP relay resource', () => {
       dispatcher: agents.agentFor('127.0.0.1'),
       method: 'POST',
       headers: { 'content-type': 'message/ohttp-req' },
-      body: (async function* () {
-        for (let i = 0; i < 4; i++) yield randomBytes(512);
-      })(),
+      body: Readable.from(
+        (async function* () {
+          for (let i = 0; i < 4; i++) yield randomBytes(512);
+        })(),
+      ),
     });
     expect(stream.statusCode).toBe(413);
     await stream.body.dump();

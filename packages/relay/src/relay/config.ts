@@ -151,12 +151,18 @@ const gatewayUrlSchema = z.url({
 });
 
 /** `gateways`: relay resource name → gateway URL. */
-const gatewaysSchema = z.record(
-  z.string().regex(GATEWAY_NAME_PATTERN, {
-    error: 'a gateway name is a lowercase label: letters, digits, inner hyphens',
-  }),
-  gatewayUrlSchema,
-);
+const gatewaysSchema = z.record(z.string(), gatewayUrlSchema).check((ctx) => {
+  for (const name of Object.keys(ctx.value)) {
+    if (!GATEWAY_NAME_PATTERN.test(name)) {
+      ctx.issues.push({
+        code: 'custom',
+        input: name,
+        path: [name],
+        message: 'a gateway name is a lowercase label: letters, digits, inner hyphens',
+      });
+    }
+  }
+});
 
 /** `odohTargets`: the ODoH targets the proxy forwards to, each `host:port` (port default 443). */
 const odohTargetsSchema = z.array(
