@@ -6,6 +6,7 @@ import { registerDs } from './commands/ds.js';
 import { registerInit } from './commands/init.js';
 import { registerLookup } from './commands/lookup.js';
 import { registerRecipient } from './commands/recipient.js';
+import { registerRelay } from './commands/relay.js';
 import { registerResolver } from './commands/resolver.js';
 import { registerServe } from './commands/serve.js';
 import { registerTrustAnchor } from './commands/trust-anchor.js';
@@ -112,6 +113,7 @@ Examples:
   registerZone(program, env);
   registerRecipient(program, env);
   registerResolver(program, env);
+  registerRelay(program, env);
   registerLookup(program, env);
   registerDemo(program, env, runCli);
   for (const group of [program, ...program.commands]) {
