@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { connect as netConnect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -536,6 +536,100 @@ describe('hostile clients', () => {
     handler = (_req, res) => res.end('ok');
     expect((await send(running.url, '/ohttp/resolver', body())).status).toBe(200);
     expect(received).toHaveLength(4);
+  });
+
+  it('caps the connections of one client, refused at accept and counted in the metrics', async () => {
+    const running = await relay({
+      listen: { relay: 0, admin: 0 },
+      limits: { maxConnections: 8, connectionsPerClient: 2 },
+    });
+    const sockets = [0, 1, 2].map(() => {
+      const socket = netConnect({
+        host: '127.0.0.1',
+        port: running.port,
+        localAddress: '127.0.0.5',
+      });
+      socket.on('error', () => undefined);
+      return socket;
+    });
+    try {
+      while (running.connectionStats().refused.client_limit < 1) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      expect(running.connectionStats().open).toBe(2);
+      const metrics = await (await request(`${running.admin?.url ?? ''}/metrics`)).body.text();
+      expect(metrics).toContain(
+        'relay_connections_refused_total{listener="relay",reason="client_limit"} 1',
+      );
+      // Another client still gets in.
+      handler = (_req, res) => res.end('ok');
+      const other = await send(running.url, '/ohttp/resolver', {
+        ...ohttpRequest(randomBytes(8)),
+        from: '127.0.0.6',
+      });
+      expect(other.status).toBe(200);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+    }
+  });
+
+  it('never lets an exempt client run out of requests', async () => {
+    const running = await relay({ limits: { requestBurst: 1, exempt: ['127.0.0.4/32'] } });
+    handler = (_req, res) => res.end('ok');
+    for (let i = 0; i < 3; i++) {
+      const reply = await send(running.url, '/ohttp/resolver', {
+        ...ohttpRequest(randomBytes(8)),
+        from: '127.0.0.4',
+      });
+      expect(reply.status).toBe(200);
+    }
+    await send(running.url, '/ohttp/resolver', ohttpRequest(randomBytes(8)));
+    const limited = await send(running.url, '/ohttp/resolver', ohttpRequest(randomBytes(8)));
+    expect(limited.status).toBe(429);
+  });
+});
+
+describe('the connections to gateways', () => {
+  it('gives up on a gateway that never completes its TLS handshake after connectTimeoutMs', async () => {
+    const silent = createNetServer((socket) => socket.on('error', () => undefined));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    try {
+      // Without the connect deadline the forward would wait its whole minute, past the test's.
+      const running = await relay({
+        gateways: { resolver: `https://127.0.0.1:${port}${OHTTP_PATH}` },
+        limits: { connectTimeoutMs: 200, forwardTimeoutMs: 60_000 },
+      });
+      const reply = await send(running.url, '/ohttp/resolver', ohttpRequest(randomBytes(8)));
+      expect([reply.status, errorCode(reply)]).toEqual([504, 'ERR_GATEWAY_TIMEOUT']);
+    } finally {
+      silent.close();
+    }
+  }, 10_000);
+
+  it('keeps at most gatewayConnections connections to one gateway, queueing the rest', async () => {
+    const running = await relay({ limits: { gatewayConnections: 1 } });
+    let connections = 0;
+    const count = (): void => {
+      connections++;
+    };
+    gateway.on('secureConnection', count);
+    try {
+      handler = (_req, res) => {
+        res.writeHead(200, { 'content-type': 'message/ohttp-res' });
+        res.end('ok');
+      };
+      const replies = await Promise.all(
+        ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4'].map((from) =>
+          send(running.url, '/ohttp/resolver', { ...ohttpRequest(randomBytes(8)), from }),
+        ),
+      );
+      expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+      expect(received).toHaveLength(4);
+      expect(connections).toBe(1);
+    } finally {
+      gateway.off('secureConnection', count);
+    }
   });
 });
 
