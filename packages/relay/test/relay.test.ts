@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
@@ -33,6 +34,8 @@ interface Received {
 type GatewayHandler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void;
 
 const OHTTP_PATH = '/.well-known/ohttp-gateway';
+/** `promtool` (Debian package `prometheus`) lints the metrics where it is installed. */
+const promtool = spawnSync('sh', ['-c', 'command -v promtool']).status === 0;
 let caPem = '';
 let leaf = { certPem: '', keyPem: '' };
 let gateway: Server;
@@ -711,5 +714,20 @@ describe('logs and metrics', () => {
     expect(metrics).toContain('relay_forwards_in_flight 0');
     expect(metrics).not.toContain('127.0.0.1');
     expect(metrics).not.toContain(gatewayAuthority);
+  });
+
+  it.skipIf(!promtool)('serves metrics that pass promtool check metrics', async () => {
+    const running = await relay({ listen: { relay: 0, admin: 0 } });
+    handler = (_req, res) => res.end('ok');
+    await send(running.url, '/ohttp/resolver', ohttpRequest(randomBytes(10)));
+    await send(running.url, '/ohttp/resolver', { method: 'PUT' });
+    const text = await (await request(`${running.admin?.url ?? ''}/metrics`)).body.text();
+    const result = spawnSync('promtool', ['check', 'metrics'], {
+      input: text,
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(`${result.stdout}${result.stderr}`.trim()).toBe('');
+    expect(result.status).toBe(0);
   });
 });
