@@ -7,6 +7,7 @@ import { registerInit } from './commands/init.js';
 import { registerKeys } from './commands/keys.js';
 import { registerLookup } from './commands/lookup.js';
 import { registerRecipient } from './commands/recipient.js';
+import { registerRelay } from './commands/relay.js';
 import { registerResolver } from './commands/resolver.js';
 import { registerServe } from './commands/serve.js';
 import { registerTrustAnchor } from './commands/trust-anchor.js';
@@ -114,6 +115,7 @@ Examples:
   registerKeys(program, env);
   registerRecipient(program, env);
   registerResolver(program, env);
+  registerRelay(program, env);
   registerLookup(program, env);
   registerDemo(program, env, runCli);
   for (const group of [program, ...program.commands]) {

@@ -1,0 +1,123 @@
+import { readFileSync } from 'node:fs';
+import { parseConfig, parseConfigText } from '@mimi-discovery/common';
+import { describe, expect, it } from 'vitest';
+import { relayConfigSchema } from '../src/index.js';
+
+// The relay's part of docs/operations.md (§10) against the code: the reference table between
+// `<!-- config-keys: relay:begin -->` and `…:end -->` lists exactly the keys of
+// `relayConfigSchema` with the defaults the parser fills in, the example after
+// `<!-- config-example: relay -->` parses, and the table after `<!-- metrics: relay -->` names
+// exactly the metrics `metrics.ts` declares (with those of common's connection and query log
+// declarations).
+
+const doc = readFileSync(new URL('../../../docs/operations.md', import.meta.url), 'utf8');
+
+interface SchemaDef {
+  type: string;
+  shape?: Record<string, unknown>;
+  innerType?: unknown;
+  in?: unknown;
+}
+
+const defOf = (schema: unknown): SchemaDef => (schema as { _zod: { def: SchemaDef } })._zod.def;
+
+function keyPaths(schema: unknown, prefix = ''): string[] {
+  const def = defOf(schema);
+  switch (def.type) {
+    case 'pipe':
+      return keyPaths(def.in, prefix);
+    case 'default':
+    case 'prefault':
+    case 'optional':
+    case 'nullable':
+      return keyPaths(def.innerType, prefix);
+    case 'object':
+      return Object.entries(def.shape ?? {}).flatMap(([key, member]) => {
+        const path = prefix === '' ? key : `${prefix}.${key}`;
+        return [path, ...keyPaths(member, path)];
+      });
+    default:
+      return [];
+  }
+}
+
+function after(marker: string): string {
+  const at = doc.indexOf(marker);
+  if (at < 0) throw new Error(`docs/operations.md lacks ${marker}`);
+  return doc.slice(at + marker.length);
+}
+
+function tableRows(text: string): string[][] {
+  const all = text.split('\n');
+  const first = all.findIndex((line) => line.startsWith('|'));
+  const end = all.findIndex((line, i) => i > first && !line.startsWith('|'));
+  return all
+    .slice(first, end < 0 ? undefined : end)
+    .slice(2)
+    .map((line) =>
+      line
+        .slice(1, -1)
+        .split('|')
+        .map((cell) => cell.trim()),
+    );
+}
+
+function valueAt(value: unknown, path: string): unknown {
+  return path
+    .split('.')
+    .reduce<unknown>((v, key) => (v as Record<string, unknown> | undefined)?.[key], value);
+}
+
+describe('docs/operations.md on the relay', () => {
+  const table = new Map(
+    tableRows(after('<!-- config-keys: relay:begin -->')).map((cells) => [
+      /^`([^`]+)`$/.exec(cells[0] ?? '')?.[1] ?? '',
+      cells[2] ?? '',
+    ]),
+  );
+  const keys = keyPaths(relayConfigSchema);
+
+  it('lists exactly the keys of the schema', () => {
+    expect(keys.length).toBeGreaterThan(20);
+    expect([...table.keys()].sort()).toEqual([...keys].sort());
+  });
+
+  it('gives the defaults the parser fills in', () => {
+    const minimal = {
+      listen: { relay: 0 },
+      tls: { cert: 'c', key: 'k' },
+      gateways: { r: 'https://g/' },
+    };
+    const parsed = parseConfig<unknown>(relayConfigSchema, minimal);
+    let compared = 0;
+    for (const [key, cell] of table) {
+      const literal = /^`([^`]+)`$/.exec(cell)?.[1];
+      if (literal === undefined || key === 'gateways' || key === 'listen.relay') continue;
+      expect({ key, value: valueAt(parsed, key) }).toEqual({ key, value: JSON.parse(literal) });
+      compared++;
+    }
+    expect(compared).toBeGreaterThan(15);
+  });
+
+  it('has an example config that parses', () => {
+    const block = /^\s*```json\n([\s\S]*?)\n```/.exec(after('<!-- config-example: relay -->'));
+    expect(() => parseConfigText(block?.[1] ?? '', relayConfigSchema, 'example')).not.toThrow();
+  });
+
+  it('names exactly the metrics the relay declares', () => {
+    const code = [
+      '../src/relay/metrics.ts',
+      '../../common/src/runtime/connection-limits.ts',
+      '../../common/src/runtime/query-log.ts',
+    ]
+      .map((path) => readFileSync(new URL(path, import.meta.url), 'utf8'))
+      .join('\n');
+    const declared = [...code.matchAll(/\.(?:counter|gauge|histogram)(?:<[^>]*>)?\(\s*'(\w+)'/g)]
+      .map((m) => `relay_${m[1]}`)
+      .sort();
+    const documented = tableRows(after('<!-- metrics: relay -->'))
+      .map((cells) => /^`(\w+)/.exec(cells[0] ?? '')?.[1] ?? '')
+      .sort();
+    expect(documented).toEqual(declared);
+  });
+});
