@@ -45,7 +45,8 @@ export class IssuerError extends MimiError<IssuerErrorCode> {
     message?: string,
     options: { cause?: unknown; retryAfter?: number } = {},
   ) {
-    const known = code in ISSUER_ERRORS ? ISSUER_ERRORS[code as keyof typeof ISSUER_ERRORS] : undefined;
+    const known =
+      code in ISSUER_ERRORS ? ISSUER_ERRORS[code as keyof typeof ISSUER_ERRORS] : undefined;
     super(code, message ?? known?.message ?? code, { cause: options.cause });
     this.status = known?.status ?? 500;
     this.retryAfter = options.retryAfter;

@@ -202,7 +202,11 @@ export function encodeIssuerPublicKeyFile(keys: readonly IssuerTokenKey[]): stri
 }
 
 async function writePublicKeyFile(keyDir: string, keys: readonly IssuerTokenKey[]): Promise<void> {
-  await writeAtomically(join(keyDir, ISSUER_PUBLIC_KEY_FILE), encodeIssuerPublicKeyFile(keys), 0o644);
+  await writeAtomically(
+    join(keyDir, ISSUER_PUBLIC_KEY_FILE),
+    encodeIssuerPublicKeyFile(keys),
+    0o644,
+  );
 }
 
 /** Writes through a temporary file in the same directory, renamed over `path`. */

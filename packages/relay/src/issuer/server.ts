@@ -252,6 +252,7 @@ async function handle(state: IssuerState, req: HttpRequest, res: HttpResponse): 
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         throw new IssuerError('ERR_METHOD_NOT_ALLOWED', `${path} accepts GET and HEAD`);
       }
+      await state.keys.rotate(state.clock());
       sendDirectory(state, req, res);
       return;
     }
@@ -326,10 +327,9 @@ function sendDirectory(state: IssuerState, req: HttpRequest, res: HttpResponse):
     'token-keys': active.map((k: IssuerTokenKey) => ({
       'token-type': 2,
       // RFC 9578 §4: "the base64url encoding of the Public Key ..., including padding".
-      'token-key': Buffer.from(k.key.spki).toString('base64url').padEnd(
-        Math.ceil(k.key.spki.length / 3) * 4,
-        '=',
-      ),
+      'token-key': Buffer.from(k.key.spki)
+        .toString('base64url')
+        .padEnd(Math.ceil(k.key.spki.length / 3) * 4, '='),
       'not-before': k.notBefore,
       'not-after': k.notAfter,
     })),
@@ -363,7 +363,8 @@ async function tokenRequest(state: IssuerState, req: HttpRequest): Promise<Uint8
   });
   if (body === 'too-large') throw new IssuerError('ERR_BODY_TOO_LARGE');
   if (body === 'timeout') throw new IssuerError('ERR_TIMEOUT');
-  if (body === 'aborted') throw new IssuerError('ERR_BAD_REQUEST', 'the body was not received whole');
+  if (body === 'aborted')
+    throw new IssuerError('ERR_BAD_REQUEST', 'the body was not received whole');
 
   const now = state.clock();
   await state.keys.rotate(now);
