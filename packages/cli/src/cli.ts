@@ -4,6 +4,7 @@ import { registerDelegation } from './commands/delegate.js';
 import { registerDemo } from './commands/demo.js';
 import { registerDs } from './commands/ds.js';
 import { registerInit } from './commands/init.js';
+import { registerIssuer } from './commands/issuer.js';
 import { registerLookup } from './commands/lookup.js';
 import { registerRecipient } from './commands/recipient.js';
 import { registerResolver } from './commands/resolver.js';
@@ -112,6 +113,7 @@ Examples:
   registerZone(program, env);
   registerRecipient(program, env);
   registerResolver(program, env);
+  registerIssuer(program, env);
   registerLookup(program, env);
   registerDemo(program, env, runCli);
   for (const group of [program, ...program.commands]) {
