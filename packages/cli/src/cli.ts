@@ -5,6 +5,7 @@ import { registerDemo } from './commands/demo.js';
 import { registerDs } from './commands/ds.js';
 import { registerInit } from './commands/init.js';
 import { registerKeys } from './commands/keys.js';
+import { registerIssuer } from './commands/issuer.js';
 import { registerLookup } from './commands/lookup.js';
 import { registerRecipient } from './commands/recipient.js';
 import { registerRelay } from './commands/relay.js';
@@ -116,6 +117,7 @@ Examples:
   registerRecipient(program, env);
   registerResolver(program, env);
   registerRelay(program, env);
+  registerIssuer(program, env);
   registerLookup(program, env);
   registerDemo(program, env, runCli);
   for (const group of [program, ...program.commands]) {

@@ -97,6 +97,47 @@ export type { PeekedQuestion, ResponseClass } from './protocol/peek.js';
 // bytes.ts
 export { compareBytes } from './protocol/bytes.js';
 
+// private-token.ts
+export {
+  TOKEN_TYPE_BLIND_RSA,
+  PRIVATE_TOKEN_EDNS_OPTION,
+  TOKEN_KEY_ID_OCTETS,
+  TOKEN_AUTHENTICATOR_OCTETS,
+  TOKEN_OCTETS,
+  TOKEN_REQUEST_OCTETS,
+  TOKEN_RESPONSE_OCTETS,
+  TOKEN_KEY_MODULUS_BITS,
+  MAX_TOKEN_KEY_SPKI_OCTETS,
+  MAX_TOKEN_CHALLENGE_OCTETS,
+  MAX_AUTHORIZATION_HEADER_OCTETS,
+  MAX_CHALLENGE_HEADER_OCTETS,
+  MAX_TOKEN_CHALLENGES,
+  TOKEN_ERROR_CODES,
+  TokenError,
+  tokenKeyFromSpki,
+  generateIssuerKey,
+  exportIssuerKey,
+  importIssuerKey,
+  tokenChallenge,
+  challengeHeader,
+  parseChallengeHeader,
+  authorizationHeader,
+  parseAuthorizationHeader,
+  verifyToken,
+  createTokenRequest,
+  tokenRequestKeyId,
+  blindedMessageInRange,
+  issueToken,
+} from './protocol/private-token.js';
+export type {
+  TokenErrorCode,
+  TokenKey,
+  IssuerKey,
+  ParsedChallenge,
+  PendingTokenRequest,
+  VerifiedToken,
+} from './protocol/private-token.js';
+
 // names.ts
 export {
   MAX_LABEL_OCTETS,
