@@ -58,9 +58,9 @@ export const DEFAULT_ISSUER_REQUEST_TIMEOUT_MS = 10_000;
 /** Default: a connection with no request in progress is closed this long after its last response. */
 export const DEFAULT_ISSUER_IDLE_TIMEOUT_MS = 30_000;
 /**
- * Default most signings waiting or running at once. A signing takes about a third of a second
- * of CPU (blind RSA in JavaScript); past this many, requests get 503 with `retry-after` rather
- * than queue for ever.
+ * Default most signings waiting or running at once. A signing takes about a millisecond of CPU
+ * (OpenSSL's raw RSA, `issueToken`), but each waits for its count's flush to disk; past this
+ * many, requests get 503 with `retry-after` rather than queue for ever.
  */
 export const DEFAULT_MAX_PENDING_SIGNINGS = 32;
 
