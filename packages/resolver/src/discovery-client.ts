@@ -1,6 +1,7 @@
 import {
   ApiClientError,
   createApiClient,
+  type ApiClientErrorInit,
   isJsonObject,
   parseCsi,
   type ApiAnswer,
@@ -8,6 +9,13 @@ import {
   type MspEntry,
 } from '@mimi-discovery/common';
 import { DISCOVER_PATH, JSON_API_ERRORS, type JsonApiErrorCode } from './json-api.js';
+import type { ObliviousClientErrorCode } from './oblivious/errors.js';
+// A cycle: the oblivious client uses this module's error and parser, inside functions only.
+import {
+  createObliviousClient,
+  type ObliviousClient,
+  type ObliviousClientOptions,
+} from './oblivious-client.js';
 import type {
   DiscoveryErrorReason,
   DiscoveryResult,
@@ -74,18 +82,42 @@ const REASONS: ReadonlySet<string> = new Set<DiscoveryErrorReason>([
 ]);
 
 /**
- * A refusal of the JSON API (`code` one of `JSON_API_ERRORS`), or a fault of the exchange
- * (`ERR_API_UNREACHABLE`, `ERR_API_TIMEOUT`, `ERR_API_RESPONSE`).
+ * A refusal of the JSON API (`code` one of `JSON_API_ERRORS`), a fault of the exchange
+ * (`ERR_API_UNREACHABLE`, `ERR_API_TIMEOUT`, `ERR_API_RESPONSE`), or, through a relay, one of
+ * `OBLIVIOUS_CLIENT_ERRORS` (`oblivious/errors.ts`).
  */
-export class DiscoveryClientError extends ApiClientError<JsonApiErrorCode> {}
+export class DiscoveryClientError extends ApiClientError<
+  JsonApiErrorCode | ObliviousClientErrorCode
+> {
+  /**
+   * For a batch that could not be completed (`ERR_TOKENS_EXHAUSTED`): one result per input, in
+   * order, those not obtained as `error` results (reason `limit`), never as `none`.
+   */
+  readonly results: DiscoveryResult[] | undefined;
+
+  constructor(
+    code: DiscoveryClientError['code'],
+    message: string,
+    init: ApiClientErrorInit & { results?: DiscoveryResult[] },
+  ) {
+    super(code, message, init);
+    this.results = init.results;
+  }
+}
 
 /**
  * Where the API is and how to reach it. Defaults: {@link DISCOVERY_CLIENT_TIMEOUT_MS},
  * {@link DISCOVERY_CLIENT_CONNECTIONS}, and as the largest response
  * {@link MAX_DISCOVERY_RESPONSE_OCTETS} for `discover`, {@link MAX_DISCOVERY_BATCH_RESPONSE_OCTETS}
- * for `discoverMany` (one `maxResponseOctets` sets both).
+ * for `discoverMany` (one `maxResponseOctets` sets both). Or, with `relay`, the API through an
+ * oblivious relay (`oblivious-client.ts`).
  */
-export type DiscoveryClientOptions = ApiEndpointOptions;
+export type DiscoveryClientOptions = ApiEndpointOptions | RelayDiscoveryClientOptions;
+
+/** The JSON API reached through an oblivious relay (design §7, R6): `createObliviousClient`'s options. */
+export interface RelayDiscoveryClientOptions {
+  readonly relay: ObliviousClientOptions;
+}
 
 /** A resolver's JSON API, with the discovery verbs of the in-process `Resolver`. */
 export interface DiscoveryClient {
@@ -98,10 +130,15 @@ export interface DiscoveryClient {
 }
 
 /**
- * A client of the JSON API at `options.url`, over HTTP/2 or HTTP/1.1. Throws a `TypeError` for
- * a URL that is not http or https.
+ * A client of the JSON API at `options.url`, over HTTP/2 or HTTP/1.1; or, given `relay`, the
+ * oblivious client of `createObliviousClient` (the same verbs and results, and `dnsQuery`).
+ * Throws a `TypeError` for a URL that is not http or https (through a relay: https).
  */
+export function createDiscoveryClient(options: RelayDiscoveryClientOptions): ObliviousClient;
+export function createDiscoveryClient(options: ApiEndpointOptions): DiscoveryClient;
+export function createDiscoveryClient(options: DiscoveryClientOptions): DiscoveryClient;
 export function createDiscoveryClient(options: DiscoveryClientOptions): DiscoveryClient {
+  if ('relay' in options) return createObliviousClient(options.relay);
   const api = createApiClient({
     url: options.url,
     ...(options.ca === undefined ? {} : { ca: options.ca }),
@@ -169,7 +206,7 @@ function fault(answer: ApiAnswer, message: string): DiscoveryClientError {
  * The CSI a result for `input` names: the canonical CSI, or the input as given when the
  * resolver found it not to be one (json-api.ts: a batch's `invalid-csi` results).
  */
-function expectedCsi(input: string, result: DiscoveryResult): string | undefined {
+export function expectedCsi(input: string, result: DiscoveryResult): string | undefined {
   if (result.error?.reason === 'invalid-csi') return input;
   try {
     return parseCsi(input);
