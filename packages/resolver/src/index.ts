@@ -239,4 +239,5 @@ export {
   DEFAULT_QUOTA_RETRY_SECONDS,
   MAX_FETCHES_PER_TAKE,
   ISSUER_DIRECTORY_PATH,
+  tokensPerFetchWithin,
 } from './oblivious/wallet.js';

@@ -32,9 +32,8 @@ import {
   type HttpTransport,
 } from './oblivious/transport.js';
 import {
-  DEFAULT_TOKENS_PER_FETCH,
-  MAX_TOKENS_PER_FETCH,
   createTokenWallet,
+  tokensPerFetchWithin,
   type Redemption,
   type TokenWallet,
 } from './oblivious/wallet.js';
@@ -116,7 +115,7 @@ export interface ObliviousClientOptions {
   readonly keyCheck?: KeyCheck;
   /** Time for each exchange's headers, and then its body; default `DISCOVERY_CLIENT_TIMEOUT_MS`. */
   readonly timeoutMs?: number;
-  /** Tokens requested per fetch; default 10, at most {@link MAX_TOKENS_PER_FETCH}. */
+  /** Tokens requested per fetch; default 10, at most 100 (`tokensPerFetchWithin`). */
   readonly tokensPerFetch?: number;
   /**
    * Issuer names (`host:port`) the credential may be sent to; default whichever issuer the
@@ -175,10 +174,7 @@ export function createObliviousClient(options: ObliviousClientOptions): Obliviou
   const relay = parseRelayUrl(options.relay);
   const relayName = `${relay.origin}${relay.pathname}`;
   const now = options.now ?? ((): number => Date.now() / 1000);
-  const tokensPerFetch = Math.max(
-    1,
-    Math.min(MAX_TOKENS_PER_FETCH, Math.floor(options.tokensPerFetch ?? DEFAULT_TOKENS_PER_FETCH)),
-  );
+  const tokensPerFetch = tokensPerFetchWithin(options.tokensPerFetch);
   const transport: HttpTransport = createHttpTransport({
     ...(options.ca === undefined ? {} : { ca: options.ca }),
     connectTimeoutMs: DISCOVERY_CLIENT_CONNECT_TIMEOUT_MS,

@@ -46,6 +46,15 @@ export const DEFAULT_QUOTA_RETRY_SECONDS = 60;
 /** Fetches a single `take` may wait for before it gives up (others may take what came). */
 export const MAX_FETCHES_PER_TAKE = 3;
 
+/**
+ * The tokens requested per fetch for what the client asked: a whole number from 1 to
+ * {@link MAX_TOKENS_PER_FETCH}, {@link DEFAULT_TOKENS_PER_FETCH} when it did not say.
+ */
+export function tokensPerFetchWithin(value: number | undefined): number {
+  if (value === undefined || !Number.isFinite(value)) return DEFAULT_TOKENS_PER_FETCH;
+  return Math.max(1, Math.min(MAX_TOKENS_PER_FETCH, Math.floor(value)));
+}
+
 /** The issuer directory route (RFC 9578 §4). */
 export const ISSUER_DIRECTORY_PATH = '/.well-known/private-token-issuer-directory';
 const DIRECTORY_TYPE = 'application/private-token-issuer-directory';
