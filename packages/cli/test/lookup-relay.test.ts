@@ -1,134 +1,61 @@
 import { writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { createTrustAnchor, createZoneKey, formatTrustAnchor } from '@mimi-discovery/common';
-import type { DiscoveryResult } from '@mimi-discovery/resolver';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
-  createIssuerKey,
-  doubleTls,
-  startGatewayDouble,
-  startIssuerDouble,
-  startRelayDouble,
-  type GatewayDouble,
-  type IssuerDouble,
-  type RelayDouble,
-} from '../../resolver/test/oblivious-doubles.js';
+  createLocalCa,
+  createTrustAnchor,
+  createZoneKey,
+  formatTrustAnchor,
+  issueServerCertificate,
+} from '@mimi-discovery/common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCliFixture } from './fixture.js';
 
-// `lookup --relay` against doubles of the relay, the gateway and the issuer that follow the
-// issue 13 contract (packages/resolver/test/oblivious-doubles.ts), and every way its command
-// line can be wrong.
+// `lookup --relay`: the key check, which refuses before any CSI is sent, and every way the
+// command line can be wrong. The relay path itself is tested in the resolver package, against
+// doubles of the relay, the gateway and the issuer (oblivious-client.test.ts).
 
 const cli = createCliFixture('lookup-relay');
-const NOW = Math.floor(Date.now() / 1000);
-const now = (): number => NOW;
-
 const ALICE = 'tel:+442079460018';
-const FOUND: DiscoveryResult = {
-  csi: ALICE,
-  status: 'found',
-  mappings: [
-    {
-      msps: [{ provider: 'chat.example', tags: ['primary'] }],
-      key: 'a2V5',
-      seq: 7,
-      iat: 1_767_225_600,
-      exp: 1_769_817_600,
-      new: false,
-      prover: 'cHJvdmVy',
-      zone: '4.4.e164.mimi.arpa',
-      server: 'https://127.0.0.1:8444/dns-query',
-    },
-  ],
-  ttl: 300,
-};
 
-let issuer: IssuerDouble;
-let gateway: GatewayDouble;
-let relay: RelayDouble;
-let via: string[];
+/**
+ * A relay that serves one key configuration (RFC 9458 §3.1, RFC 9540 §3: id 1, X25519, a key
+ * of 32 octets, HKDF-SHA256 with AES-128-GCM) on GET and records what it is asked.
+ */
+let relay: Server;
+let relayUrl: string;
+const asked: string[] = [];
 
 beforeAll(async () => {
-  const tls = await doubleTls();
-  writeFileSync(join(cli.dir, 'ca.pem'), tls.ca.certPem);
+  const ca = await createLocalCa();
+  const leaf = await issueServerCertificate(ca, { hostnames: [], ipAddresses: ['127.0.0.1'] });
+  writeFileSync(join(cli.dir, 'ca.pem'), ca.certPem);
   writeFileSync(join(cli.dir, 'alice.credential'), 'alice-credential\n');
-  writeFileSync(join(cli.dir, 'bob.credential'), 'bob-credential\n');
-  issuer = await startIssuerDouble(tls, {
-    credentials: ['alice-credential', 'bob-credential'],
-    tokensPerPeriod: 1000,
-    now,
+  const config = Buffer.concat([
+    Buffer.from([0x01, 0x00, 0x20]),
+    Buffer.alloc(32, 9),
+    Buffer.from([0x00, 0x04, 0x00, 0x01, 0x00, 0x01]),
+  ]);
+  const keys = Buffer.concat([Buffer.from([0, config.length]), config]);
+  relay = createServer({ cert: leaf.certPem, key: leaf.keyPem }, (req, res) => {
+    asked.push(`${req.method} ${req.url}`);
+    res.writeHead(200, { 'content-type': 'application/ohttp-keys' });
+    res.end(keys);
   });
-  const key = await createIssuerKey(issuer.name, NOW - 60, NOW + 86_400);
-  issuer.keys = [key];
-  gateway = await startGatewayDouble(tls, { results: new Map([[ALICE, FOUND]]), now });
-  gateway.issuers = [
-    { name: issuer.name, spki: key.spki, notBefore: key.notBefore, notAfter: key.notAfter },
-  ];
-  relay = await startRelayDouble(tls, gateway.url);
-  via = ['--relay', relay.url, '--ca', 'ca.pem'];
-}, 60_000);
-
-beforeEach(() => {
-  gateway.csisPerToken = 100;
-  relay.requests.length = 0;
-  gateway.inner.length = 0;
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  relayUrl = `https://127.0.0.1:${(relay.address() as AddressInfo).port}/ohttp/resolver`;
 });
 
 afterAll(async () => {
-  await relay?.close();
-  await gateway?.close();
-  await issuer?.close();
+  relay?.closeAllConnections();
+  await new Promise((resolve) => relay?.close(resolve));
   cli.cleanup();
 });
 
-describe('lookup through a relay', () => {
-  it('prints the same table as the other lookup modes', async () => {
-    const result = await cli.run(
-      ['lookup', '+44 (0)20 7946 0018', ...via, '--credential', 'alice.credential'],
-      { now },
-    );
-    expect(result).toEqual({
-      exitCode: 0,
-      stderr: '',
-      stdout:
-        'tel:+442079460018  found  ttl 300s\n' +
-        '  chat.example  tags: primary\n' +
-        '    verified: recipient key a2V5 seq 7, expires 2026-01-31T00:00:00Z, attested by prover cHJvdmVy\n' +
-        '    from: zone 4.4.e164.mimi.arpa, server https://127.0.0.1:8444/dns-query\n',
-    });
-    expect(relay.requests).toContain('POST');
-  }, 30_000);
-
-  it('prints the results it obtained, the others as errors, and exits 2 when tokens run out', async () => {
-    issuer.tokensPerPeriod = 2;
-    gateway.csisPerToken = 1;
-    try {
-      const inputs = [ALICE, '+442079460019', '+442079460020', '+442079460021'];
-      const result = await cli.run(
-        ['lookup', ...inputs, ...via, '--credential', 'bob.credential', '--json'],
-        { now },
-      );
-      expect(result.exitCode).toBe(2);
-      expect(result.stderr).toMatch(/no token left.*\(ERR_TOKENS_EXHAUSTED\)\n$/);
-      const { results } = JSON.parse(result.stdout) as { results: DiscoveryResult[] };
-      expect(results.map((r) => r.csi)).toEqual(inputs.map((i) => i.replace(/^\+/, 'tel:+')));
-      // Two tokens, one CSI each: two results obtained, the other two errors, none `none`.
-      const errors = results.filter((r) => r.status === 'error');
-      expect(errors).toHaveLength(2);
-      for (const r of errors) expect(r.error?.reason).toBe('limit');
-    } finally {
-      issuer.tokensPerPeriod = 1000;
-    }
-  }, 30_000);
-
-  it('asks for a credential when the gateway wants tokens', async () => {
-    const result = await cli.run(['lookup', ALICE, ...via], { now });
-    expect(result.exitCode).toBe(2);
-    expect(result.stderr).toMatch(/no credential was given \(ERR_CREDENTIAL_REQUIRED\)\n$/);
-  });
-
-  it('refuses a key it cannot check in the tree before sending any CSI (exit 2)', async () => {
-    // A root that does not answer: the KEYCONF cannot be resolved, so it is not secure.
+describe('lookup through a relay, with a key check', () => {
+  it('refuses a key it cannot find in the tree before sending any CSI (exit 2)', async () => {
+    // A root that does not answer: the KEYCONF cannot be resolved, so nothing is secure.
     writeFileSync(
       join(cli.dir, 'dead-hints.json'),
       JSON.stringify({
@@ -144,28 +71,28 @@ describe('lookup through a relay', () => {
         ]),
       ),
     );
-    const result = await cli.run(
-      [
-        'lookup',
-        ALICE,
-        ...via,
-        '--credential',
-        'alice.credential',
-        '--key-name',
-        'resolver.chat.example.email.mimi.arpa',
-        '--hints',
-        'dead-hints.json',
-        '--trust-anchor',
-        'root.key',
-        '--transport',
-        'dns',
-      ],
-      { now },
-    );
+    const result = await cli.run([
+      'lookup',
+      ALICE,
+      '--relay',
+      relayUrl,
+      '--ca',
+      'ca.pem',
+      '--credential',
+      'alice.credential',
+      '--key-name',
+      'resolver.chat.example.email.mimi.arpa',
+      '--hints',
+      'dead-hints.json',
+      '--trust-anchor',
+      'root.key',
+      '--transport',
+      'dns',
+    ]);
+    expect(result.stdout).toBe('');
     expect(result.stderr).toMatch(/nothing was sent \(ERR_KEY_INCONSISTENT\)\n$/);
     expect(result.exitCode).toBe(2);
-    expect(relay.requests).toEqual(['GET']);
-    expect(gateway.inner).toEqual([]);
+    expect(asked).toEqual(['GET /ohttp/resolver']);
   }, 60_000);
 });
 

@@ -3,10 +3,9 @@ import {
   DISCOVERY_CLIENT_CONNECT_TIMEOUT_MS,
   DISCOVERY_CLIENT_TIMEOUT_MS,
   DiscoveryClientError,
-  expectedCsi,
-  parseDiscoveryResult,
   type DiscoveryClient,
-} from './discovery-client.js';
+} from './discovery-client-base.js';
+import { expectedCsi, parseDiscoveryResult } from './result-json.js';
 import { DISCOVER_PATH, JSON_API_ERRORS } from './json-api.js';
 import {
   createKeyConfigSource,

@@ -1,5 +1,5 @@
 import { canonicalName, type ResourceRecord } from '@mimi-discovery/common';
-import { DiscoveryClientError } from '../discovery-client.js';
+import { DiscoveryClientError } from '../discovery-client-base.js';
 import type { Resolver } from '../types.js';
 import {
   KEYCONF_QUERY_TYPE,

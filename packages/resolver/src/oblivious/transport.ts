@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, request } from 'undici';
-import { DiscoveryClientError } from '../discovery-client.js';
+import { DiscoveryClientError } from '../discovery-client-base.js';
 
 /**
  * The HTTP exchanges of the oblivious client, with the relay (key configurations, encapsulated

@@ -1,4 +1,4 @@
-import { DiscoveryClientError } from '../discovery-client.js';
+import { DiscoveryClientError } from '../discovery-client-base.js';
 import {
   authorizationHeader,
   createTokenRequest,
