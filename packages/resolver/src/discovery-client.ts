@@ -1,19 +1,32 @@
 import {
-  ApiClientError,
   createApiClient,
   isJsonObject,
-  parseCsi,
   type ApiAnswer,
   type ApiEndpointOptions,
-  type MspEntry,
 } from '@mimi-discovery/common';
-import { DISCOVER_PATH, JSON_API_ERRORS, type JsonApiErrorCode } from './json-api.js';
-import type {
-  DiscoveryErrorReason,
-  DiscoveryResult,
-  DiscoveryStatus,
-  VerifiedMapping,
-} from './types.js';
+import {
+  DISCOVERY_CLIENT_CONNECT_TIMEOUT_MS,
+  DISCOVERY_CLIENT_TIMEOUT_MS,
+  DiscoveryClientError,
+  type DiscoveryClient,
+} from './discovery-client-base.js';
+import { DISCOVER_PATH, JSON_API_ERRORS } from './json-api.js';
+import {
+  createObliviousClient,
+  type ObliviousClient,
+  type ObliviousClientOptions,
+} from './oblivious-client.js';
+import { expectedCsi, parseDiscoveryResult } from './result-json.js';
+import type { DiscoveryResult } from './types.js';
+
+// Shared with the oblivious client, and exported here as before.
+export {
+  DISCOVERY_CLIENT_CONNECT_TIMEOUT_MS,
+  DISCOVERY_CLIENT_TIMEOUT_MS,
+  DiscoveryClientError,
+} from './discovery-client-base.js';
+export type { DiscoveryClient } from './discovery-client-base.js';
+export { parseDiscoveryResult } from './result-json.js';
 
 /**
  * A client of a resolver's JSON API (design §7; json-api.ts): what an MSP back end, the CLI's
@@ -39,13 +52,6 @@ import type {
  */
 
 /**
- * Time allowed for the response headers, and then for the body, in milliseconds: a batch of
- * a thousand CSIs that the resolver has not cached takes a while.
- */
-export const DISCOVERY_CLIENT_TIMEOUT_MS = 120_000;
-/** Time allowed for the TCP connection and the TLS handshake, in milliseconds. */
-export const DISCOVERY_CLIENT_CONNECT_TIMEOUT_MS = 10_000;
-/**
  * Largest response to `discover`, in octets: far above the JSON of the largest result the
  * resolver writes (the mappings of at most 1 + `MAX_MAPREF_FANOUT` MAP RRsets, each within one
  * DNS message of 64 KiB).
@@ -64,44 +70,31 @@ export const MAX_DISCOVERY_BATCH_RESPONSE_OCTETS = 64 * 1024 * 1024;
 export const DISCOVERY_CLIENT_CONNECTIONS = 4;
 
 const CODES: ReadonlySet<string> = new Set(Object.keys(JSON_API_ERRORS));
-const STATUSES: ReadonlySet<string> = new Set<DiscoveryStatus>(['none', 'empty', 'found', 'error']);
-const REASONS: ReadonlySet<string> = new Set<DiscoveryErrorReason>([
-  'bogus',
-  'timeout',
-  'limit',
-  'invalid-csi',
-  'servfail',
-]);
-
-/**
- * A refusal of the JSON API (`code` one of `JSON_API_ERRORS`), or a fault of the exchange
- * (`ERR_API_UNREACHABLE`, `ERR_API_TIMEOUT`, `ERR_API_RESPONSE`).
- */
-export class DiscoveryClientError extends ApiClientError<JsonApiErrorCode> {}
 
 /**
  * Where the API is and how to reach it. Defaults: {@link DISCOVERY_CLIENT_TIMEOUT_MS},
  * {@link DISCOVERY_CLIENT_CONNECTIONS}, and as the largest response
  * {@link MAX_DISCOVERY_RESPONSE_OCTETS} for `discover`, {@link MAX_DISCOVERY_BATCH_RESPONSE_OCTETS}
- * for `discoverMany` (one `maxResponseOctets` sets both).
+ * for `discoverMany` (one `maxResponseOctets` sets both). Or, with `relay`, the API through an
+ * oblivious relay (`oblivious-client.ts`).
  */
-export type DiscoveryClientOptions = ApiEndpointOptions;
+export type DiscoveryClientOptions = ApiEndpointOptions | RelayDiscoveryClientOptions;
 
-/** A resolver's JSON API, with the discovery verbs of the in-process `Resolver`. */
-export interface DiscoveryClient {
-  /** Discovers one CSI given as typed. */
-  discover(input: string): Promise<DiscoveryResult>;
-  /** Discovers many CSIs in one request; results in input order. */
-  discoverMany(inputs: readonly string[]): Promise<DiscoveryResult[]>;
-  /** Closes the client's connections. */
-  close(): Promise<void>;
+/** The JSON API reached through an oblivious relay (design §7, R6): `createObliviousClient`'s options. */
+export interface RelayDiscoveryClientOptions {
+  readonly relay: ObliviousClientOptions;
 }
 
 /**
- * A client of the JSON API at `options.url`, over HTTP/2 or HTTP/1.1. Throws a `TypeError` for
- * a URL that is not http or https.
+ * A client of the JSON API at `options.url`, over HTTP/2 or HTTP/1.1; or, given `relay`, the
+ * oblivious client of `createObliviousClient` (the same verbs and results, and `dnsQuery`).
+ * Throws a `TypeError` for a URL that is not http or https (through a relay: https).
  */
+export function createDiscoveryClient(options: RelayDiscoveryClientOptions): ObliviousClient;
+export function createDiscoveryClient(options: ApiEndpointOptions): DiscoveryClient;
+export function createDiscoveryClient(options: DiscoveryClientOptions): DiscoveryClient;
 export function createDiscoveryClient(options: DiscoveryClientOptions): DiscoveryClient {
+  if ('relay' in options) return createObliviousClient(options.relay);
   const api = createApiClient({
     url: options.url,
     ...(options.ca === undefined ? {} : { ca: options.ca }),
@@ -163,103 +156,4 @@ function fault(answer: ApiAnswer, message: string): DiscoveryClientError {
     url: answer.url,
     status: answer.status,
   });
-}
-
-/**
- * The CSI a result for `input` names: the canonical CSI, or the input as given when the
- * resolver found it not to be one (json-api.ts: a batch's `invalid-csi` results).
- */
-function expectedCsi(input: string, result: DiscoveryResult): string | undefined {
-  if (result.error?.reason === 'invalid-csi') return input;
-  try {
-    return parseCsi(input);
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * A discovery result from its JSON (as `resultJson` writes it and the JSON API answers it), or
- * undefined when `value` does not have that shape: the fields of `DiscoveryResult` with their
- * types, `status` and `error.reason` from their lists, `error` exactly when the status is
- * `error`. Fields it does not know are left out (a newer API may add some). Byte strings stay
- * base64url text and signatures are not checked again: the resolver verified them, and the
- * result says which keys it trusted.
- *
- * `parseDiscoveryResult(JSON.parse(JSON.stringify(resultJson(r))))` equals `r`.
- */
-export function parseDiscoveryResult(value: unknown): DiscoveryResult | undefined {
-  if (!isJsonObject(value)) return undefined;
-  const { csi, status, mappings, ttl, stale, error } = value;
-  if (typeof csi !== 'string' || typeof status !== 'string' || !STATUSES.has(status)) {
-    return undefined;
-  }
-  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) return undefined;
-  if (stale !== undefined && typeof stale !== 'boolean') return undefined;
-  if (!Array.isArray(mappings)) return undefined;
-  const verified: VerifiedMapping[] = [];
-  for (const m of mappings as unknown[]) {
-    const mapping = parseMapping(m);
-    if (mapping === undefined) return undefined;
-    verified.push(mapping);
-  }
-  const failure = error === undefined ? undefined : parseFailure(error);
-  if ((status === 'error') !== (failure !== undefined)) return undefined;
-  if (error !== undefined && failure === undefined) return undefined;
-  return {
-    csi,
-    status: status as DiscoveryStatus,
-    mappings: verified,
-    ttl,
-    ...(stale === true ? { stale: true } : {}),
-    ...(failure === undefined ? {} : { error: failure }),
-  };
-}
-
-function parseMapping(value: unknown): VerifiedMapping | undefined {
-  if (!isJsonObject(value)) return undefined;
-  const { msps, key, seq, iat, exp, prover, zone, server } = value;
-  const isNew = value['new'];
-  if (!Array.isArray(msps)) return undefined;
-  const entries: MspEntry[] = [];
-  for (const msp of msps as unknown[]) {
-    const entry = parseMsp(msp);
-    if (entry === undefined) return undefined;
-    entries.push(entry);
-  }
-  if (
-    typeof key !== 'string' ||
-    typeof prover !== 'string' ||
-    typeof zone !== 'string' ||
-    typeof server !== 'string' ||
-    typeof isNew !== 'boolean' ||
-    !isWhole(seq) ||
-    !isWhole(iat) ||
-    !isWhole(exp)
-  ) {
-    return undefined;
-  }
-  return { msps: entries, key, seq, iat, exp, new: isNew, prover, zone, server };
-}
-
-function parseMsp(value: unknown): MspEntry | undefined {
-  if (!isJsonObject(value)) return undefined;
-  const { provider, tags, uri } = value;
-  if (typeof provider !== 'string' || !Array.isArray(tags)) return undefined;
-  if (!tags.every((tag: unknown) => typeof tag === 'string')) return undefined;
-  if (uri !== undefined && typeof uri !== 'string') return undefined;
-  return { provider, tags: [...(tags as string[])], ...(uri === undefined ? {} : { uri }) };
-}
-
-function parseFailure(value: unknown): DiscoveryResult['error'] | undefined {
-  if (!isJsonObject(value)) return undefined;
-  const { reason, detail } = value;
-  if (typeof reason !== 'string' || !REASONS.has(reason) || typeof detail !== 'string') {
-    return undefined;
-  }
-  return { reason: reason as DiscoveryErrorReason, detail };
-}
-
-function isWhole(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }

@@ -201,4 +201,43 @@ export {
   createDiscoveryClient,
   parseDiscoveryResult,
 } from './discovery-client.js';
-export type { DiscoveryClient, DiscoveryClientOptions } from './discovery-client.js';
+export type {
+  DiscoveryClient,
+  DiscoveryClientOptions,
+  RelayDiscoveryClientOptions,
+} from './discovery-client.js';
+
+// oblivious-client.ts, oblivious/: the discovery client through an oblivious relay (OHTTP,
+// Privacy Pass tokens, key consistency)
+export {
+  MAX_OBLIVIOUS_RESPONSE_OCTETS,
+  MAX_DNS_RESPONSE_OCTETS,
+  DEFAULT_CSIS_PER_TOKEN,
+  OBLIVIOUS_BATCH_CONCURRENCY,
+  MAX_INNER_ATTEMPTS,
+  MAX_BATCH_SPLITS,
+  OBLIVIOUS_CLIENT_CONNECTIONS,
+  DNS_QUERY_PATH,
+  createObliviousClient,
+} from './oblivious-client.js';
+export type { ObliviousClient, ObliviousClientOptions } from './oblivious-client.js';
+export { OBLIVIOUS_CLIENT_ERRORS } from './oblivious/errors.js';
+export type { ObliviousClientErrorCode } from './oblivious/errors.js';
+export {
+  MAX_KEY_CONFIGS_OCTETS,
+  MAX_KEY_CONFIG_CACHE_SECONDS,
+  DEFAULT_KEY_CONFIG_CACHE_SECONDS,
+} from './oblivious/key-configs.js';
+export type { KeyCheck } from './oblivious/key-configs.js';
+export {
+  DEFAULT_TOKENS_PER_FETCH,
+  MAX_TOKENS_PER_FETCH,
+  MAX_TOKENS_HELD,
+  MAX_ISSUER_DIRECTORY_OCTETS,
+  MAX_DIRECTORY_TOKEN_KEYS,
+  MAX_TOKEN_RESPONSE_OCTETS,
+  DEFAULT_QUOTA_RETRY_SECONDS,
+  MAX_FETCHES_PER_TAKE,
+  ISSUER_DIRECTORY_PATH,
+  tokensPerFetchWithin,
+} from './oblivious/wallet.js';

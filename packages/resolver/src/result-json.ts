@@ -1,4 +1,10 @@
-import type { DiscoveryResult, VerifiedMapping } from './types.js';
+import { isJsonObject, parseCsi, type MspEntry } from '@mimi-discovery/common';
+import type {
+  DiscoveryErrorReason,
+  DiscoveryResult,
+  DiscoveryStatus,
+  VerifiedMapping,
+} from './types.js';
 
 /**
  * A discovery result as JSON (design §7), for the JSON API and `mimi-discovery lookup --json`:
@@ -83,4 +89,114 @@ export function resultJsonText(result: DiscoveryResult, text = resultText(result
 /** A number as JSON writes it (a TTL is a whole number; JSON has no NaN or Infinity). */
 function jsonNumber(value: number): string {
   return Number.isFinite(value) ? String(value) : 'null';
+}
+
+// The parser of the same format, for the clients of the JSON API (direct and through a relay).
+
+const STATUSES: ReadonlySet<string> = new Set<DiscoveryStatus>(['none', 'empty', 'found', 'error']);
+const REASONS: ReadonlySet<string> = new Set<DiscoveryErrorReason>([
+  'bogus',
+  'timeout',
+  'limit',
+  'invalid-csi',
+  'servfail',
+]);
+
+/**
+ * The CSI a result for `input` names: the canonical CSI, or the input as given when the
+ * resolver found it not to be one (json-api.ts: a batch's `invalid-csi` results).
+ */
+export function expectedCsi(input: string, result: DiscoveryResult): string | undefined {
+  if (result.error?.reason === 'invalid-csi') return input;
+  try {
+    return parseCsi(input);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A discovery result from its JSON (as `resultJson` writes it and the JSON API answers it), or
+ * undefined when `value` does not have that shape: the fields of `DiscoveryResult` with their
+ * types, `status` and `error.reason` from their lists, `error` exactly when the status is
+ * `error`. Fields it does not know are left out (a newer API may add some). Byte strings stay
+ * base64url text and signatures are not checked again: the resolver verified them, and the
+ * result says which keys it trusted.
+ *
+ * `parseDiscoveryResult(JSON.parse(JSON.stringify(resultJson(r))))` equals `r`.
+ */
+export function parseDiscoveryResult(value: unknown): DiscoveryResult | undefined {
+  if (!isJsonObject(value)) return undefined;
+  const { csi, status, mappings, ttl, stale, error } = value;
+  if (typeof csi !== 'string' || typeof status !== 'string' || !STATUSES.has(status)) {
+    return undefined;
+  }
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) return undefined;
+  if (stale !== undefined && typeof stale !== 'boolean') return undefined;
+  if (!Array.isArray(mappings)) return undefined;
+  const verified: VerifiedMapping[] = [];
+  for (const m of mappings as unknown[]) {
+    const mapping = parseMapping(m);
+    if (mapping === undefined) return undefined;
+    verified.push(mapping);
+  }
+  const failure = error === undefined ? undefined : parseFailure(error);
+  if ((status === 'error') !== (failure !== undefined)) return undefined;
+  if (error !== undefined && failure === undefined) return undefined;
+  return {
+    csi,
+    status: status as DiscoveryStatus,
+    mappings: verified,
+    ttl,
+    ...(stale === true ? { stale: true } : {}),
+    ...(failure === undefined ? {} : { error: failure }),
+  };
+}
+
+function parseMapping(value: unknown): VerifiedMapping | undefined {
+  if (!isJsonObject(value)) return undefined;
+  const { msps, key, seq, iat, exp, prover, zone, server } = value;
+  const isNew = value['new'];
+  if (!Array.isArray(msps)) return undefined;
+  const entries: MspEntry[] = [];
+  for (const msp of msps as unknown[]) {
+    const entry = parseMsp(msp);
+    if (entry === undefined) return undefined;
+    entries.push(entry);
+  }
+  if (
+    typeof key !== 'string' ||
+    typeof prover !== 'string' ||
+    typeof zone !== 'string' ||
+    typeof server !== 'string' ||
+    typeof isNew !== 'boolean' ||
+    !isWhole(seq) ||
+    !isWhole(iat) ||
+    !isWhole(exp)
+  ) {
+    return undefined;
+  }
+  return { msps: entries, key, seq, iat, exp, new: isNew, prover, zone, server };
+}
+
+function parseMsp(value: unknown): MspEntry | undefined {
+  if (!isJsonObject(value)) return undefined;
+  const { provider, tags, uri } = value;
+  if (typeof provider !== 'string' || !Array.isArray(tags)) return undefined;
+  if (!tags.every((tag: unknown) => typeof tag === 'string')) return undefined;
+  if (uri !== undefined && typeof uri !== 'string') return undefined;
+  return { provider, tags: [...(tags as string[])], ...(uri === undefined ? {} : { uri }) };
+}
+
+function parseFailure(value: unknown): DiscoveryResult['error'] | undefined {
+  if (!isJsonObject(value)) return undefined;
+  const { reason, detail } = value;
+  if (typeof reason !== 'string' || !REASONS.has(reason) || typeof detail !== 'string') {
+    return undefined;
+  }
+  return { reason: reason as DiscoveryErrorReason, detail };
+}
+
+function isWhole(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }

@@ -1,6 +1,8 @@
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { CsiError, parseCsi, silentLogger } from '@mimi-discovery/common';
 import {
+  DiscoveryClientError,
   createDiscoveryClient,
   createResolver,
   readResolverFiles,
@@ -16,8 +18,15 @@ import { remotePort } from '../flag-values.js';
 
 /**
  * `lookup`: discovers CSIs (design §6) and prints the verified result of each — through a
- * running resolver's JSON API (`--resolver URL`), or by resolving in-process from the root
- * hints and the trust anchor (`--hints FILE --trust-anchor FILE`), as a resolver would.
+ * running resolver's JSON API (`--resolver URL`), through an oblivious relay to a resolver's
+ * gateway (`--relay URL`, design §7 R6: the relay sees the sender, the resolver the CSIs), or
+ * by resolving in-process from the root hints and the trust anchor (`--hints FILE
+ * --trust-anchor FILE`), as a resolver would.
+ *
+ * Through a relay, `--credential FILE` holds the bearer credential for the issuer of tokens
+ * (RFC 9577/9578), and `--key-name NAME` with `--hints` and `--trust-anchor` checks, with a
+ * resolver run in-process, that the gateway's key configuration is the KEYCONF published at
+ * NAME (key consistency); `--ca` is the CA of the relay and the issuer.
  *
  * With `--json` it prints what the JSON API returns: the `DiscoveryResult` object for one CSI,
  * `{"results": [...]}` for several. Exit 0 when every result is `none`, `empty` or `found`;
@@ -27,6 +36,9 @@ import { remotePort } from '../flag-values.js';
 
 interface LookupFlags {
   resolver?: string;
+  relay?: string;
+  credential?: string;
+  keyName?: string;
   ca?: string;
   hints?: string;
   trustAnchor?: string;
@@ -44,6 +56,15 @@ export function registerLookup(program: Command, env: CommandEnv): Command {
     )
     .argument('<csi...>', 'phone numbers or email addresses, as typed')
     .option('--resolver <url>', "a running resolver's JSON API (https://host:port)")
+    .option(
+      '--relay <url>',
+      "through an oblivious relay: its resource for the resolver's gateway (https://host:port/ohttp/NAME)",
+    )
+    .option('--credential <file>', "with --relay: the issuer's bearer credential for tokens")
+    .option(
+      '--key-name <name>',
+      "with --relay, --hints and --trust-anchor: check the gateway's key against its KEYCONF at NAME",
+    )
     .option('--ca <file>', 'a CA certificate to trust for HTTPS (a local CA from init --ca-dir)')
     .option('--hints <file>', "resolve directly from these root hints ('mimi-discovery hints')")
     .option('--trust-anchor <file>', "and this trust anchor ('mimi-discovery trust-anchor')")
@@ -66,23 +87,32 @@ Exit codes: 0 every result is none, empty or found; 2 any result is error; 1 usa
 Examples:
   $ mimi-discovery lookup "+44 20 7946 0018" --resolver https://127.0.0.1:8453 --ca ./net/ca/ca.pem
   $ mimi-discovery lookup +442079460018 alice@example.com --hints ./net/root-hints.json \\
-      --trust-anchor ./net/root.key --ca ./net/ca/ca.pem --json`,
+      --trust-anchor ./net/root.key --ca ./net/ca/ca.pem --json
+  $ mimi-discovery lookup +442079460018 --relay https://127.0.0.1:15329/ohttp/resolver \\
+      --credential ./alice.credential --key-name resolver.chat.example.email.mimi.arpa \\
+      --hints ./net/root-hints.json --trust-anchor ./net/root.key --ca ./net/ca/ca.pem`,
     )
     .action(async (inputs: string[], flags: LookupFlags, command: Command) => {
       for (const input of inputs) checkCsi(input);
       const transportGiven = command.getOptionValueSource('transport') !== 'default';
-      const results =
-        flags.resolver !== undefined
-          ? await throughApi(inputs, flags, transportGiven, env)
-          : await directly(inputs, flags, env);
-      if (flags.json === true) {
-        // The JSON API's own serializer: what the API writes, field for field.
-        const json =
-          results.length === 1
-            ? resultJson(results[0] as DiscoveryResult)
-            : { results: results.map(resultJson) };
-        env.out(`${JSON.stringify(json, null, 2)}\n`);
-      } else env.out(results.map(formatResult).join('\n'));
+      if (flags.relay === undefined) {
+        if (flags.credential !== undefined || flags.keyName !== undefined) {
+          throw usageError('ERR_USAGE', '--credential and --key-name go with --relay');
+        }
+      }
+      const { results, incomplete } =
+        flags.relay !== undefined
+          ? await throughRelay(inputs, flags, transportGiven, env)
+          : {
+              results:
+                flags.resolver !== undefined
+                  ? await throughApi(inputs, flags, transportGiven, env)
+                  : await directly(inputs, flags, env),
+              incomplete: undefined,
+            };
+      printResults(results, flags, env);
+      // Results were printed, those not obtained among them as errors; then the reason.
+      if (incomplete !== undefined) throw incomplete;
       const failed = results.filter((r) => r.status === 'error');
       if (failed.length > 0) {
         const reasons = [...new Set(failed.map((r) => r.error?.reason ?? 'error'))].join(', ');
@@ -92,6 +122,18 @@ Examples:
         );
       }
     });
+}
+
+/** The results as text, or with `--json` as the JSON API writes them. */
+function printResults(results: DiscoveryResult[], flags: LookupFlags, env: CommandEnv): void {
+  if (flags.json === true) {
+    // The JSON API's own serializer: what the API writes, field for field.
+    const json =
+      results.length === 1
+        ? resultJson(results[0] as DiscoveryResult)
+        : { results: results.map(resultJson) };
+    env.out(`${JSON.stringify(json, null, 2)}\n`);
+  } else env.out(results.map(formatResult).join('\n'));
 }
 
 /** A CSI as typed, refused (exit 1) before anything is asked when it is not one. */
@@ -176,6 +218,111 @@ async function throughApi(
   } finally {
     await api.close();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through an oblivious relay
+
+async function throughRelay(
+  inputs: string[],
+  flags: LookupFlags,
+  transportGiven: boolean,
+  env: CommandEnv,
+): Promise<{ results: DiscoveryResult[]; incomplete: unknown }> {
+  if (flags.resolver !== undefined) {
+    throw usageError('ERR_USAGE', '--relay cannot be combined with --resolver');
+  }
+  if (flags.ca === undefined) {
+    throw usageError('ERR_USAGE', '--relay needs --ca FILE, the CA of the relay and the issuer');
+  }
+  const checking = flags.keyName !== undefined;
+  if (checking !== (flags.hints !== undefined) || checking !== (flags.trustAnchor !== undefined)) {
+    throw usageError(
+      'ERR_USAGE',
+      'with --relay, --key-name NAME, --hints FILE and --trust-anchor FILE go together',
+    );
+  }
+  if (!checking && (transportGiven || flags.dnsPort !== undefined)) {
+    throw usageError('ERR_USAGE', '--transport and --dns-port go with --hints');
+  }
+  if (flags.dnsPort !== undefined && flags.transport !== 'dns') {
+    throw usageError('ERR_USAGE', '--dns-port goes with --transport dns');
+  }
+  const url = apiUrl('--relay', flags.relay as string);
+  if (url.protocol !== 'https:') {
+    throw usageError('ERR_USAGE', `--relay ${JSON.stringify(flags.relay)}: expected an https URL`);
+  }
+  const ca = await readCaFile('--ca', flags.ca, resolve(env.cwd, flags.ca));
+  const credential =
+    flags.credential === undefined
+      ? undefined
+      : await readCredential(flags.credential, resolve(env.cwd, flags.credential));
+  // The key check resolves the gateway's KEYCONF from the root, as `lookup --hints` resolves.
+  const local = checking
+    ? createResolver(
+        {
+          ...(await readResolverFiles({
+            rootHints: resolve(env.cwd, flags.hints as string),
+            trustAnchor: resolve(env.cwd, flags.trustAnchor as string),
+            transport: flags.transport,
+            ca: resolve(env.cwd, flags.ca),
+          })),
+          ...(flags.dnsPort === undefined ? {} : { dnsPort: flags.dnsPort }),
+        },
+        { log: env.log ?? silentLogger, now: env.now },
+      )
+    : undefined;
+  const client = createDiscoveryClient({
+    relay: {
+      relay: url.href,
+      ca,
+      ...(credential === undefined ? {} : { credential }),
+      ...(local === undefined
+        ? {}
+        : { keyCheck: { resolver: local, keyName: flags.keyName as string } }),
+      now: env.now,
+    },
+  });
+  try {
+    return {
+      results:
+        inputs.length === 1
+          ? [await client.discover(inputs[0] as string)]
+          : await client.discoverMany(inputs),
+      incomplete: undefined,
+    };
+  } catch (error) {
+    const reported = apiFailure(error, url, {
+      unreachable: 'ERR_CLI_RESOLVER_UNREACHABLE',
+      response: 'ERR_CLI_RESOLVER_RESPONSE',
+    });
+    // Out of tokens: the results obtained are printed, the others as errors.
+    if (error instanceof DiscoveryClientError && error.results !== undefined) {
+      return { results: error.results, incomplete: reported };
+    }
+    throw reported;
+  } finally {
+    await client.close();
+    await local?.close();
+  }
+}
+
+/** The credential in `file`, without its line ending; a usage error when it cannot be read. */
+async function readCredential(given: string, file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw usageError('ERR_USAGE', `--credential ${given}: cannot read it`, error);
+  }
+  const credential = text.replace(/\r?\n$/, '');
+  if (credential === '' || /[\r\n]/.test(credential)) {
+    throw usageError(
+      'ERR_USAGE',
+      `--credential ${given}: expected one line holding the credential`,
+    );
+  }
+  return credential;
 }
 
 // ---------------------------------------------------------------------------------------------

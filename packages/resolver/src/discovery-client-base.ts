@@ -1,0 +1,51 @@
+import { ApiClientError, type ApiClientErrorInit } from '@mimi-discovery/common';
+import type { JsonApiErrorCode } from './json-api.js';
+import type { ObliviousClientErrorCode } from './oblivious/errors.js';
+import type { DiscoveryResult } from './types.js';
+
+/**
+ * What the clients of the JSON API share — the direct one (`discovery-client.ts`) and the one
+ * through a relay (`oblivious-client.ts`): their verbs, their error, their deadlines.
+ */
+
+/**
+ * Time allowed for the response headers, and then for the body, in milliseconds: a batch of
+ * a thousand CSIs that the resolver has not cached takes a while.
+ */
+export const DISCOVERY_CLIENT_TIMEOUT_MS = 120_000;
+/** Time allowed for the TCP connection and the TLS handshake, in milliseconds. */
+export const DISCOVERY_CLIENT_CONNECT_TIMEOUT_MS = 10_000;
+
+/** A resolver's JSON API, with the discovery verbs of the in-process `Resolver`. */
+export interface DiscoveryClient {
+  /** Discovers one CSI given as typed. */
+  discover(input: string): Promise<DiscoveryResult>;
+  /** Discovers many CSIs in one request; results in input order. */
+  discoverMany(inputs: readonly string[]): Promise<DiscoveryResult[]>;
+  /** Closes the client's connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * A refusal of the JSON API (`code` one of `JSON_API_ERRORS`), a fault of the exchange
+ * (`ERR_API_UNREACHABLE`, `ERR_API_TIMEOUT`, `ERR_API_RESPONSE`), or, through a relay, one of
+ * `OBLIVIOUS_CLIENT_ERRORS` (`oblivious/errors.ts`).
+ */
+export class DiscoveryClientError extends ApiClientError<
+  JsonApiErrorCode | ObliviousClientErrorCode
+> {
+  /**
+   * For a batch that could not be completed (`ERR_TOKENS_EXHAUSTED`): one result per input, in
+   * order, those not obtained as `error` results (reason `limit`), never as `none`.
+   */
+  readonly results: DiscoveryResult[] | undefined;
+
+  constructor(
+    code: DiscoveryClientError['code'],
+    message: string,
+    init: ApiClientErrorInit & { results?: DiscoveryResult[] },
+  ) {
+    super(code, message, init);
+    this.results = init.results;
+  }
+}
