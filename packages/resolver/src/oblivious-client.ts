@@ -23,7 +23,7 @@ import {
   type BhttpRequest,
   type BhttpResponse,
   type ParsedChallenge,
-} from './oblivious/pending-common.js';
+} from '@mimi-discovery/common';
 import {
   createHttpTransport,
   jsonOf,
@@ -244,7 +244,7 @@ export function createObliviousClient(options: ObliviousClientOptions): Obliviou
       }
       let inner: Uint8Array;
       try {
-        inner = decapsulateResponse(context, reply.body);
+        inner = await decapsulateResponse(context, reply.body);
       } catch (error) {
         throw fault('the encapsulated response does not decrypt', error);
       }

@@ -1,4 +1,4 @@
-import { csiToName, encodeCbor, parseCsi, type ResourceRecord } from '@mimi-discovery/common';
+import { csiToName, parseCsi, record as record_, type KeyconfData } from '@mimi-discovery/common';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   DiscoveryClientError,
@@ -14,11 +14,7 @@ import {
   type Resolver,
   type ValidationStatus,
 } from '../src/index.js';
-import {
-  encodeKeyConfig,
-  generateOhttpKeyPair,
-  type OhttpKeyConfig,
-} from '../src/oblivious/pending-common.js';
+import { encodeKeyConfig, generateOhttpKeyPair, type OhttpKeyConfig } from '@mimi-discovery/common';
 import { rejectionOf } from '../../../test/helpers/rejection.js';
 import {
   createIssuerKey,
@@ -369,14 +365,13 @@ describe('key consistency', () => {
       asked,
       async resolve(name, type): Promise<ResolvedAnswer> {
         asked.push(`${name} ${type}`);
-        const data = encodeCbor({
-          v: 1,
+        const data: KeyconfData = {
           kind: 'ohttp',
-          cfg: encodeKeyConfig(config),
-          nbf: validity[0],
-          exp: validity[1],
-        });
-        const record = { name, type: 'TYPE65403', class: 'IN', ttl: 300, data } as ResourceRecord;
+          config: encodeKeyConfig(config),
+          notBefore: validity[0],
+          notAfter: validity[1],
+        };
+        const record = record_(name, 'KEYCONF', data, 300);
         return { rcode: 'NOERROR', status, answers: [record], authorities: [] };
       },
     };
@@ -387,7 +382,7 @@ describe('key consistency', () => {
     const resolver = keyconf((gateway.keys[0] as { config: OhttpKeyConfig }).config, 'secure');
     const c = client({ keyCheck: { resolver, keyName } });
     expect(await c.discover(ALICE)).toEqual(FOUND);
-    expect(resolver.asked).toEqual([`${keyName} TYPE65403`]);
+    expect(resolver.asked).toEqual([`${keyName} KEYCONF`]);
   });
 
   it.each<[string, () => Promise<Pick<Resolver, 'resolve'>>]>([

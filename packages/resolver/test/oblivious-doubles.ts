@@ -25,11 +25,11 @@ import {
   generateOhttpKeyPair,
   parseAuthorizationHeader,
   tokenChallenge,
-  tokenKeyId,
+  tokenKeyFromSpki,
   type BhttpRequest,
   type BhttpResponse,
   type OhttpKeyPair,
-} from '../src/oblivious/pending-common.js';
+} from '@mimi-discovery/common';
 
 /**
  * Test doubles of the other parties of the oblivious path, following the issue 13 contract's
@@ -196,7 +196,7 @@ export async function startIssuerDouble(
       return sendJson(res, 400, { error: { code: 'ERR_BAD_TOKEN_REQUEST', message: 'bad' } });
     }
     const key = double.keys.find(
-      (k) => tokenKeyId(k.spki).at(-1) === tokenRequest.truncatedTokenKeyId,
+      (k) => tokenKeyFromSpki(k.spki, 0, 1).id.at(-1) === tokenRequest.truncatedTokenKeyId,
     );
     if (key === undefined) {
       return sendJson(res, 422, { error: { code: 'ERR_TOKEN_KEY_UNKNOWN', message: 'key' } });
@@ -291,7 +291,7 @@ export async function startGatewayDouble(
       { error: { code, message, detail: { csisPerToken: state.csisPerToken } } },
       state.issuers.map((i) => [
         'www-authenticate',
-        challengeHeader(tokenChallenge(i.name, origin), i.spki),
+        challengeHeader(tokenChallenge(i.name, origin), tokenKeyFromSpki(i.spki, 0, 1)),
       ]),
     );
 
@@ -306,7 +306,7 @@ export async function startGatewayDouble(
       return refuse('ERR_TOKEN_INVALID', 'the token does not decode');
     }
     const keyId = Buffer.from(token.authInput.tokenKeyId);
-    const issuer = state.issuers.find((i) => Buffer.from(tokenKeyId(i.spki)).equals(keyId));
+    const issuer = state.issuers.find((i) => Buffer.from(tokenKeyFromSpki(i.spki, 0, 1).id).equals(keyId));
     if (issuer === undefined)
       return refuse('ERR_TOKEN_KEY_EXPIRED', 'the token key is not accepted');
     const now = init.now();
@@ -428,7 +428,7 @@ export async function startGatewayDouble(
       status: response.status,
     });
     const tamper = state.tamper;
-    let message = encapsulateResponse(
+    let message = await encapsulateResponse(
       opened.context,
       tamper === 'inner-garbage' ? Uint8Array.from([7, 7, 7, 7]) : encodeBhttpResponse(response),
     );

@@ -2,14 +2,12 @@ import { canonicalName, type ResourceRecord } from '@mimi-discovery/common';
 import { DiscoveryClientError } from '../discovery-client-base.js';
 import type { Resolver } from '../types.js';
 import {
-  KEYCONF_QUERY_TYPE,
   OHTTP_KEYS_TYPE,
   decodeKeyConfigs,
-  decodeKeyconf,
   encodeKeyConfig,
   type KeyconfData,
   type OhttpKeyConfig,
-} from './pending-common.js';
+} from '@mimi-discovery/common';
 import type { HttpTransport } from './transport.js';
 
 /**
@@ -168,7 +166,7 @@ async function publishedConfigs(check: KeyCheck, nowS: number, url: string): Pro
     );
   let answer: Awaited<ReturnType<Resolver['resolve']>>;
   try {
-    answer = await check.resolver.resolve(check.keyName, KEYCONF_QUERY_TYPE);
+    answer = await check.resolver.resolve(check.keyName, 'KEYCONF');
   } catch (error) {
     throw inconsistent('the KEYCONF lookup failed', error);
   }
@@ -186,17 +184,9 @@ async function publishedConfigs(check: KeyCheck, nowS: number, url: string): Pro
   return out;
 }
 
-/**
- * The KEYCONF data of a record: decoded from its RDATA while the codec knows the type only by
- * number (`TYPE65403`), taken as it is once the codec decodes it by name.
- */
+/** The KEYCONF data of a record, or undefined for a record of another type. */
 function keyconfOf(record: ResourceRecord): KeyconfData | undefined {
-  const type: string = record.type;
-  if (type === 'KEYCONF') return record.data as unknown as KeyconfData;
-  if (type === KEYCONF_QUERY_TYPE && record.data instanceof Uint8Array) {
-    return decodeKeyconf(record.data);
-  }
-  return undefined;
+  return record.type === 'KEYCONF' ? record.data : undefined;
 }
 
 /** `max-age` of a `cache-control` header (RFC 9111 §5.2.2.1), or undefined. */

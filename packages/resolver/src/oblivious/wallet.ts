@@ -2,9 +2,9 @@ import { DiscoveryClientError } from '../discovery-client-base.js';
 import {
   authorizationHeader,
   createTokenRequest,
-  tokenKeyId,
+  tokenKeyFromSpki,
   type ParsedChallenge,
-} from './pending-common.js';
+} from '@mimi-discovery/common';
 import { jsonOf, refusalOf, retryAfterOf, type HttpTransport } from './transport.js';
 
 /**
@@ -298,7 +298,7 @@ export function createTokenWallet(init: TokenWalletInit): TokenWallet {
 
 /** A challenge and its token key: tokens of one slot redeem for that challenge only. */
 function slotOf(challenge: ParsedChallenge): string {
-  return `${Buffer.from(challenge.challenge).toString('hex')}:${Buffer.from(tokenKeyId(challenge.tokenKey)).toString('hex')}`;
+  return `${Buffer.from(challenge.challenge).toString('hex')}:${Buffer.from(tokenKeyFromSpki(challenge.tokenKey, 0, 1).id).toString('hex')}`;
 }
 
 /** `https://<issuer name><path>` (RFC 9578 §4: the issuer name is its URL authority). */
