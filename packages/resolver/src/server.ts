@@ -38,9 +38,9 @@ import {
   type LimitOutcome,
   type ResolverClientLimits,
 } from './front-end-limits.js';
-import { startJsonApi, type JsonApi } from './json-api.js';
+import { startJsonApi, type JsonApi, type LookupLog } from './json-api.js';
 import { createResolverMetrics, type ResolverMetrics } from './metrics.js';
-import type { DiscoveryResult, ResolvedAnswer, Resolver } from './types.js';
+import type { ResolvedAnswer, Resolver } from './types.js';
 
 /**
  * A resolver as a server (design §7): the DNS front ends (UDP, TCP, DoH through
@@ -427,10 +427,15 @@ export async function startResolverServer(
           ...(settings.maxBatch === undefined ? {} : { maxBatch: settings.maxBatch }),
           ...limits.api,
         },
-        queryLog !== undefined && settings.queryLog?.api === true
-          ? loggedLookups(resolver, queryLog, apex)
-          : resolver,
-        { log: log.child('api'), metrics, limits: clientLimits },
+        resolver,
+        {
+          log: log.child('api'),
+          metrics,
+          limits: clientLimits,
+          ...(queryLog !== undefined && settings.queryLog?.api === true
+            ? { lookupLog: lookupLogOf(queryLog, apex) }
+            : {}),
+        },
       );
       started.push(jsonApi);
       metrics.watchConnections('api', jsonApi);
@@ -490,49 +495,31 @@ export async function startResolverServer(
   }
 }
 
-/** What the JSON API calls on a resolver. */
-type LookupResolver = Pick<
-  Resolver,
-  'discover' | 'discoverCsi' | 'discoverMany' | 'discoverManyJson'
->;
-
 /**
- * `resolver` with each CSI it discovers for the JSON API recorded in `queryLog`: the CSI's name
- * under `apex` (an email's local part hashed, as in the tree), type MAP, transport `api`, and
- * the result's status. Never the client's address: the line holds a CSI (design §10). An input
- * that is not a CSI names nothing and is not recorded.
+ * A lookup log writing each CSI discovered through the JSON API to `queryLog`: the CSI's name
+ * under `apex` (an email's local part hashed, as in the tree), type MAP, the transport (`api`,
+ * or `ohttp` through the gateway), and the result's status. A direct API lookup is never
+ * written with the client's address: the line holds a CSI (design §10). One through the gateway
+ * carries the outer peer, the relay's address, which the log writes only when configured with
+ * `peer`. An input that is not a CSI names nothing and is not recorded.
  */
-function loggedLookups(resolver: LookupResolver, queryLog: QueryLog, apex: string): LookupResolver {
-  const record = (result: DiscoveryResult): void => {
-    if (result.error?.reason === 'invalid-csi') return;
-    let name: string;
-    try {
-      name = csiToName(result.csi as Csi, apex);
-    } catch {
-      return;
+function lookupLogOf(queryLog: QueryLog, apex: string): LookupLog {
+  return (results, source) => {
+    for (const result of results) {
+      if (result.error?.reason === 'invalid-csi') continue;
+      let name: string;
+      try {
+        name = csiToName(result.csi as Csi, apex);
+      } catch {
+        continue;
+      }
+      queryLog.record({
+        name,
+        type: 'MAP',
+        transport: source.transport,
+        status: result.status,
+        ...(source.peer === undefined ? {} : { peer: source.peer }),
+      });
     }
-    queryLog.record({ name, type: 'MAP', transport: 'api', status: result.status });
-  };
-  return {
-    discover: async (input) => {
-      const result = await resolver.discover(input);
-      record(result);
-      return result;
-    },
-    discoverCsi: async (csi) => {
-      const result = await resolver.discoverCsi(csi);
-      record(result);
-      return result;
-    },
-    discoverMany: async (inputs) => {
-      const results = await resolver.discoverMany(inputs);
-      for (const result of results) record(result);
-      return results;
-    },
-    discoverManyJson: async (inputs) => {
-      const out = await resolver.discoverManyJson(inputs);
-      for (const result of out.results) record(result);
-      return out;
-    },
   };
 }
