@@ -264,6 +264,8 @@ export interface GatewayMount {
   readonly requestTimeoutMs: number;
   /** The deadline for the client to take a response. */
   readonly responses: ResponseOptions;
+  /** The API URL's authority, `host:port`; known once the API listens. */
+  authority(): string;
 }
 
 /** A gateway's routes on the API's port. */
@@ -325,11 +327,16 @@ export async function startJsonApi(
     responses: { deliveryTimeoutMs: requestTimeoutMs },
   };
 
+  let authority: string | undefined;
   const gateway = components.gateway?.({
     discover,
     maxBatch,
     requestTimeoutMs,
     responses: settings.responses,
+    authority: () => {
+      if (authority === undefined) throw new Error('the JSON API is not listening yet');
+      return authority;
+    },
   });
 
   const handle = async (req: HttpRequest, res: HttpResponse): Promise<void> => {
@@ -417,6 +424,7 @@ export async function startJsonApi(
     },
     { log },
   );
+  authority = new URL(server.url).host;
   return {
     host,
     port: server.port,

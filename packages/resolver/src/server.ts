@@ -40,6 +40,7 @@ import {
 } from './front-end-limits.js';
 import { startJsonApi, type JsonApi, type LookupLog } from './json-api.js';
 import { createResolverMetrics, type ResolverMetrics } from './metrics.js';
+import { createGateway, type Gateway, type GatewaySettings } from './gateway/gateway.js';
 import type { ResolvedAnswer, Resolver } from './types.js';
 
 /**
@@ -284,6 +285,11 @@ export interface ResolverServerSettings {
    * front ends, and with `api` per CSI looked up through the JSON API; absent: none.
    */
   queryLog?: ResolverQueryLogSettings | undefined;
+  /**
+   * The oblivious gateway on the JSON API's port (`gateway/gateway.ts`), served when `api` is
+   * and `enabled` is not false; absent: none.
+   */
+  gateway?: (GatewaySettings & { readonly enabled?: boolean }) | undefined;
 }
 
 /** A resolver's query log: where, with the client's address or not, and API lookups or not. */
@@ -301,7 +307,10 @@ export interface ResolverQueryLogSettings {
 export interface ResolverServerComponents {
   /** Default: JSON lines on stderr at `settings.log.level`. */
   log?: Logger;
-  /** The clock of the per-client limits (whole seconds); default `systemClock`. */
+  /**
+   * The clock of the per-client limits and of the gateway's keys and tokens (whole seconds);
+   * default `systemClock`.
+   */
   now?: Clock;
 }
 
@@ -315,6 +324,8 @@ export interface RunningResolverServer {
   readonly queryLog: QueryLog | undefined;
   /** The per-client limits every front end shares (`front-end-limits.ts`). */
   readonly limits: ResolverClientLimits;
+  /** The oblivious gateway, when the settings ask for one. */
+  readonly gateway: Gateway | undefined;
   /**
    * Empties the resolver's caches (`Resolver.flushCache`) and the front ends' answer cache, so
    * that no answer from before is given again; connections stay open.
@@ -377,6 +388,7 @@ export async function startResolverServer(
           { log: log.child('query-log') },
         );
   if (queryLog !== undefined) metrics.watchQueryLog(queryLog);
+  let gateway: Gateway | undefined;
   try {
     let dns: DnsServer | undefined;
     if (udp !== null || tcp !== null || doh !== null) {
@@ -418,6 +430,18 @@ export async function startResolverServer(
     }
     let jsonApi: JsonApi | undefined;
     if (api !== null && tls !== undefined) {
+      if (settings.gateway !== undefined && settings.gateway.enabled !== false) {
+        gateway = await createGateway(settings.gateway, {
+          resolver,
+          // The DNS front ends' answers, without their metrics (the gateway counts its own).
+          dnsHandler: createResolverQueryHandler(resolver, { apex, log: log.child('gateway') }),
+          limits: clientLimits,
+          metrics,
+          ...(queryLog === undefined ? {} : { queryLog }),
+          ...(components.now === undefined ? {} : { now: components.now }),
+          log: log.child('gateway'),
+        });
+      }
       jsonApi = await startJsonApi(
         {
           host,
@@ -435,6 +459,7 @@ export async function startResolverServer(
           ...(queryLog !== undefined && settings.queryLog?.api === true
             ? { lookupLog: lookupLogOf(queryLog, apex) }
             : {}),
+          ...(gateway === undefined ? {} : { gateway: gateway.mount }),
         },
       );
       started.push(jsonApi);
@@ -479,17 +504,21 @@ export async function startResolverServer(
       metrics,
       queryLog,
       limits: clientLimits,
+      gateway,
       flushCache: () => {
         resolver.flushCache();
         answerCache?.clear();
       },
       close: () => {
-        closing ??= Promise.allSettled(started.map((s) => s.close())).then(() => queryLog?.close());
+        closing ??= Promise.allSettled(started.map((s) => s.close()))
+          .then(() => gateway?.close())
+          .then(() => queryLog?.close());
         return closing;
       },
     };
   } catch (error) {
     await Promise.allSettled(started.map((s) => s.close()));
+    await gateway?.close();
     await queryLog?.close();
     throw error;
   }
