@@ -140,6 +140,8 @@ export const DEFAULT_GATEWAY_DEADLINE_MS = 30_000;
 export const GATEWAY_INNER_OVERHEAD_OCTETS = 8192;
 /** Octets of encapsulation around an inner request (OHTTP header, HPKE enc, AEAD tag; ODoH framing). */
 export const GATEWAY_ENCAPSULATION_OCTETS = 1024;
+/** Seconds between two prunings of the spent-token store (also done at start). */
+export const SPENT_PRUNE_INTERVAL_SECONDS = 3600;
 /** The DoH media type (RFC 8484 §6). */
 export const DNS_MESSAGE_TYPE = 'application/dns-message';
 
@@ -235,6 +237,13 @@ export async function createGateway(
   );
   const store = openSpentTokenStore(settings.dataDir);
   const metrics = components.metrics;
+  // Entries of expired issuer keys go: such tokens are refused by their key's expiry anyway.
+  const prune = (): void => {
+    store.prune(now()).catch((error: unknown) => log.error('spent-prune-failed', faultOf(error)));
+  };
+  prune();
+  const pruning = setInterval(prune, SPENT_PRUNE_INTERVAL_SECONDS * 1000);
+  pruning.unref();
   // Checked now, so that a bad issuer fails the start rather than the first request.
   createTokenRedeemer(
     { originName: settings.originName ?? 'check', issuers: settings.issuers },
@@ -657,7 +666,10 @@ export async function createGateway(
     keys,
     store,
     mount,
-    close: () => store.close(),
+    close: () => {
+      clearInterval(pruning);
+      return store.close();
+    },
   };
 }
 
