@@ -87,6 +87,14 @@ function aesGcmOpen(
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 
+/**
+ * A copy of `bytes` in an ArrayBuffer of its own: a Node Buffer is a view into a shared pool,
+ * whose `.buffer` (and whose `slice`, a view too) would hand HPKE the wrong octets.
+ */
+function arrayBuffer(bytes: Uint8Array): ArrayBuffer {
+  return new Uint8Array(bytes).buffer;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Binary HTTP (RFC 9292)
 
@@ -387,7 +395,7 @@ export function decodeKeyConfig(bytes: Uint8Array): OhttpKeyConfig {
   return {
     keyId: bytes[0] as number,
     kemId,
-    publicKey: bytes.slice(3, 3 + NENC),
+    publicKey: Uint8Array.from(bytes.subarray(3, 3 + NENC)),
     suites,
   };
 }
@@ -475,8 +483,8 @@ export async function encapsulateRequest(
     ...(fixed?.ikmE === undefined ? {} : { ekm: await suite.kem.deriveKeyPair(fixed.ikmE) }),
   });
   const enc = new Uint8Array(sender.enc);
-  const ct = new Uint8Array(await sender.seal(request.slice().buffer));
-  const secret = new Uint8Array(await sender.export(RESPONSE_LABEL.slice().buffer, NK));
+  const ct = new Uint8Array(await sender.seal(arrayBuffer(request)));
+  const secret = new Uint8Array(await sender.export(arrayBuffer(RESPONSE_LABEL), NK));
   return { message: concat(hdr, enc, ct), context: { enc, secret } };
 }
 
@@ -498,17 +506,17 @@ export async function decapsulateRequest(
     throw new OhttpError('ERR_OHTTP_MALFORMED', 'the request names a suite this key does not have');
   }
   const hdr = message.subarray(0, 7);
-  const enc = message.slice(7, 7 + NENC);
-  const ct = message.slice(7 + NENC);
+  const enc = new Uint8Array(message.subarray(7, 7 + NENC));
+  const ct = new Uint8Array(message.subarray(7 + NENC));
   const info = concat(REQUEST_LABEL, Uint8Array.of(0), hdr);
   try {
     const recipient = await suite.createRecipientContext({
-      recipientKey: await suite.kem.deserializePrivateKey(key.privateKey.slice().buffer),
+      recipientKey: await suite.kem.deserializePrivateKey(arrayBuffer(key.privateKey)),
       enc: enc.buffer,
       info,
     });
     const request = new Uint8Array(await recipient.open(ct.buffer));
-    const secret = new Uint8Array(await recipient.export(RESPONSE_LABEL.slice().buffer, NK));
+    const secret = new Uint8Array(await recipient.export(arrayBuffer(RESPONSE_LABEL), NK));
     return { request, context: { enc, secret } };
   } catch (cause) {
     throw new OhttpError('ERR_OHTTP_DECRYPT', 'the encapsulated request does not open', { cause });
@@ -623,7 +631,7 @@ export function decodeOdohConfig(bytes: Uint8Array): OdohConfig {
     kemId: readU16(contents, 0),
     kdfId: readU16(contents, 2),
     aeadId: readU16(contents, 4),
-    publicKey: contents.slice(8),
+    publicKey: Uint8Array.from(contents.subarray(8)),
   };
 }
 
@@ -705,7 +713,7 @@ function odohDnsMessage(plain: Uint8Array): Uint8Array {
   if (plain.length < 4 + length || length === 0) {
     throw new OdohError('ERR_ODOH_MALFORMED', 'bad plaintext');
   }
-  const dns = plain.slice(2, 2 + length);
+  const dns = Uint8Array.from(plain.subarray(2, 2 + length));
   const padLength = readU16(plain, 2 + length);
   const padding = plain.subarray(4 + length);
   if (padding.length !== padLength || padding.some((o) => o !== 0)) {
@@ -734,8 +742,8 @@ export async function encryptOdohQuery(
     info: text('odoh query'),
     ...(fixed?.ikmE === undefined ? {} : { ekm: await suite.kem.deriveKeyPair(fixed.ikmE) }),
   });
-  const ct = new Uint8Array(await sender.seal(plaintext.slice().buffer, aad.slice().buffer));
-  const secret = new Uint8Array(await sender.export(text('odoh response').slice().buffer, NK));
+  const ct = new Uint8Array(await sender.seal(arrayBuffer(plaintext), arrayBuffer(aad)));
+  const secret = new Uint8Array(await sender.export(arrayBuffer(text('odoh response')), NK));
   return {
     message: odohMessage(ODOH_QUERY, keyId, concat(new Uint8Array(sender.enc), ct)),
     context: { plaintext, secret },
@@ -758,14 +766,14 @@ export async function decryptOdohQuery(
   let secret: Uint8Array;
   try {
     const recipient = await suite.createRecipientContext({
-      recipientKey: await suite.kem.deserializePrivateKey(key.privateKey.slice().buffer),
-      enc: encrypted.slice(0, NENC).buffer,
+      recipientKey: await suite.kem.deserializePrivateKey(arrayBuffer(key.privateKey)),
+      enc: arrayBuffer(encrypted.subarray(0, NENC)),
       info: text('odoh query'),
     });
     plaintext = new Uint8Array(
-      await recipient.open(encrypted.slice(NENC).buffer, aad.slice().buffer),
+      await recipient.open(arrayBuffer(encrypted.subarray(NENC)), arrayBuffer(aad)),
     );
-    secret = new Uint8Array(await recipient.export(text('odoh response').slice().buffer, NK));
+    secret = new Uint8Array(await recipient.export(arrayBuffer(text('odoh response')), NK));
   } catch (cause) {
     throw new OdohError('ERR_ODOH_DECRYPT', 'the query does not open', { cause });
   }
@@ -935,7 +943,7 @@ export async function verifyToken(
   if (!timingSafeEqual(digest, token.subarray(34, 66))) {
     throw new TokenError('ERR_TOKEN_CHALLENGE', 'the token is for another challenge');
   }
-  const keyId = token.slice(66, 98);
+  const keyId = Uint8Array.from(token.subarray(66, 98));
   const key = keys.find((k) => Buffer.from(k.id).equals(keyId));
   if (key === undefined) throw new TokenError('ERR_TOKEN_KEY_UNKNOWN', 'no key with this id');
   if (nowS < key.notBefore || nowS >= key.notAfter) {
