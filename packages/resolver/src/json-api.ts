@@ -327,15 +327,16 @@ export async function startJsonApi(
     responses: { deliveryTimeoutMs: requestTimeoutMs },
   };
 
-  let authority: string | undefined;
+  /** Filled in once the API listens (an ephemeral port is known only then). */
+  const listening: { authority?: string } = {};
   const gateway = components.gateway?.({
     discover,
     maxBatch,
     requestTimeoutMs,
     responses: settings.responses,
     authority: () => {
-      if (authority === undefined) throw new Error('the JSON API is not listening yet');
-      return authority;
+      if (listening.authority === undefined) throw new Error('the JSON API is not listening yet');
+      return listening.authority;
     },
   });
 
@@ -424,7 +425,7 @@ export async function startJsonApi(
     },
     { log },
   );
-  authority = new URL(server.url).host;
+  listening.authority = new URL(server.url).host;
   return {
     host,
     port: server.port,

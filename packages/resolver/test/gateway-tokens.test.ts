@@ -26,7 +26,10 @@ import { createTestIssuer, type TestIssuer } from './oblivious-helpers.js';
 const ISSUER = 'issuer.chat.example:8443';
 const KEY_NAME = 'issuer.chat.example.email.mimi.arpa';
 const ORIGIN = 'resolver.chat.example';
+/** The KEYCONF type as the resolver is asked for it. */
 const KEYCONF = codeToType(RR_TYPE_KEYCONF);
+/** KEYCONF records as a codec without the type gives them (RFC 3597): raw RDATA. */
+const RAW_KEYCONF: `TYPE${number}` = `TYPE${RR_TYPE_KEYCONF}`;
 
 const clock = createFakeClock(Date.UTC(2027, 0, 1));
 let dir: string;
@@ -38,7 +41,7 @@ function keyconf(kind: string, cfg: Uint8Array, ttl = 600): ResourceRecord {
   const now = clock.seconds();
   return record(
     KEY_NAME,
-    KEYCONF,
+    RAW_KEYCONF,
     encodeCbor({ v: 1, kind, cfg, nbf: now - 60, exp: now + 86_400 }),
     ttl,
   );
@@ -55,7 +58,12 @@ function treeResolver(initial: { status: ValidationStatus; answers: ResourceReco
     },
     async resolve(name: string, type: string): Promise<ResolvedAnswer> {
       asked.push([name, type]);
-      return { rcode: 'NOERROR', status: current.status, answers: current.answers, authorities: [] };
+      return {
+        rcode: 'NOERROR',
+        status: current.status,
+        answers: current.answers,
+        authorities: [],
+      };
     },
   };
 }
@@ -81,7 +89,7 @@ describe('issuer keys from the tree', () => {
         keyconf('ohttp', new Uint8Array(41)),
         keyconf('private-token', issuer.spki),
         // A record that is not a KEYCONF map is ignored, not fatal.
-        record(KEY_NAME, KEYCONF, Uint8Array.of(1, 2, 3), 600),
+        record(KEY_NAME, RAW_KEYCONF, Uint8Array.of(1, 2, 3), 600),
       ],
     });
     const redeemer = createTokenRedeemer(

@@ -73,7 +73,10 @@ export function writeIssuerKeysFile(
 }
 
 /** The gateway's key configs, from `GET /.well-known/ohttp-gateway`. */
-export async function fetchKeyConfigs(apiUrl: string, dispatcher: Agent): Promise<OhttpKeyConfig[]> {
+export async function fetchKeyConfigs(
+  apiUrl: string,
+  dispatcher: Agent,
+): Promise<OhttpKeyConfig[]> {
   const response = await request(`${apiUrl}/.well-known/ohttp-gateway`, { dispatcher });
   if (response.statusCode !== 200) throw new Error(`key fetch: ${response.statusCode}`);
   return decodeKeyConfigs(new Uint8Array(await response.body.arrayBuffer()));
@@ -82,7 +85,12 @@ export async function fetchKeyConfigs(apiUrl: string, dispatcher: Agent): Promis
 /** What the gateway answered to one encapsulated request. */
 export type OhttpReply =
   | { readonly kind: 'inner'; readonly response: BhttpResponse }
-  | { readonly kind: 'outer'; readonly status: number; readonly contentType: string; readonly body: string };
+  | {
+      readonly kind: 'outer';
+      readonly status: number;
+      readonly contentType: string;
+      readonly body: string;
+    };
 
 /** Sends `inner` encapsulated to `config`, and opens the answer. */
 export async function sendOhttp(

@@ -207,7 +207,8 @@ export function gatewayLimits(csisPerToken: number): GatewayLimits {
   const maxInnerBodyOctets = Math.max(MIN_MAX_BODY_OCTETS, csisPerToken * BODY_OCTETS_PER_CSI);
   return {
     maxInnerBodyOctets,
-    maxOuterOctets: maxInnerBodyOctets + GATEWAY_INNER_OVERHEAD_OCTETS + GATEWAY_ENCAPSULATION_OCTETS,
+    maxOuterOctets:
+      maxInnerBodyOctets + GATEWAY_INNER_OVERHEAD_OCTETS + GATEWAY_ENCAPSULATION_OCTETS,
     maxOdohOctets: MAX_MESSAGE_OCTETS + GATEWAY_ENCAPSULATION_OCTETS,
   };
 }
@@ -271,10 +272,7 @@ export async function createGateway(
 
     const innerJson = (response: JsonResponse): BhttpResponse => ({
       status: response.status,
-      headers: [
-        ['content-type', JSON_CONTENT_TYPE],
-        ...Object.entries(response.headers ?? {}),
-      ],
+      headers: [['content-type', JSON_CONTENT_TYPE], ...Object.entries(response.headers ?? {})],
       // As `sendJson` writes it: the same octets as the direct API.
       body: Buffer.from(
         `${'text' in response.body ? response.body.text : JSON.stringify(response.body.value)}\n`,
@@ -292,10 +290,14 @@ export async function createGateway(
         if (outcome.kind === 'pass') return undefined;
         return innerJson(
           errorResponse(
-            new JsonApiError('ERR_RATE_LIMITED', `too many new CSIs; retry in ${outcome.retryAfter} s`, {
-              detail: 'new-csis',
-              retryAfter: outcome.retryAfter,
-            }),
+            new JsonApiError(
+              'ERR_RATE_LIMITED',
+              `too many new CSIs; retry in ${outcome.retryAfter} s`,
+              {
+                detail: 'new-csis',
+                retryAfter: outcome.retryAfter,
+              },
+            ),
           ),
         );
       }
@@ -354,7 +356,9 @@ export async function createGateway(
     const innerDns = async (request: BhttpRequest, peer: string): Promise<BhttpResponse> => {
       if (request.method !== 'POST') {
         const refused = innerJson(
-          errorResponse(new JsonApiError('ERR_METHOD_NOT_ALLOWED', `${ODOH_TARGET_PATH} takes POST`)),
+          errorResponse(
+            new JsonApiError('ERR_METHOD_NOT_ALLOWED', `${ODOH_TARGET_PATH} takes POST`),
+          ),
         );
         return { ...refused, headers: [...refused.headers, ['allow', 'POST']] };
       }
@@ -412,7 +416,10 @@ export async function createGateway(
         label = 'inner:other';
         response = innerJson(
           errorResponse(
-            new JsonApiError('ERR_NOT_FOUND', `no route ${path}; the gateway serves ${DISCOVER_PATH} and ${ODOH_TARGET_PATH}`),
+            new JsonApiError(
+              'ERR_NOT_FOUND',
+              `no route ${path}; the gateway serves ${DISCOVER_PATH} and ${ODOH_TARGET_PATH}`,
+            ),
           ),
         );
       }
@@ -425,7 +432,11 @@ export async function createGateway(
     };
 
     /** Reads an outer body of at most `limit` octets of `type`; throws the API's errors. */
-    const outerBody = async (req: HttpRequest, type: string, limit: number): Promise<Uint8Array> => {
+    const outerBody = async (
+      req: HttpRequest,
+      type: string,
+      limit: number,
+    ): Promise<Uint8Array> => {
       if (mediaType(req.headers['content-type']) !== type) {
         throw new JsonApiError('ERR_UNSUPPORTED_MEDIA_TYPE', `the request body must be ${type}`);
       }
@@ -584,7 +595,8 @@ export async function createGateway(
         queryLog: taggedLogs.odoh,
       });
       record('inner:odoh', 200);
-      if (answer.kind === 'drop') throw new GatewayRefusal(400, 'ERR_BAD_REQUEST', 'not a DNS query');
+      if (answer.kind === 'drop')
+        throw new GatewayRefusal(400, 'ERR_BAD_REQUEST', 'not a DNS query');
       return answer.wire;
     };
 
@@ -626,7 +638,12 @@ export async function createGateway(
           );
           return 200;
         }
-        throw new GatewayRefusal(405, 'ERR_METHOD_NOT_ALLOWED', `${path} takes GET or POST`, 'GET, POST');
+        throw new GatewayRefusal(
+          405,
+          'ERR_METHOD_NOT_ALLOWED',
+          `${path} takes GET or POST`,
+          'GET, POST',
+        );
       }
       if (path === ODOH_CONFIGS_PATH) {
         if (method !== 'GET' && method !== 'HEAD') {
@@ -756,7 +773,10 @@ async function withDeadline<T>(work: Promise<T>, ms: number, late: () => T): Pro
 }
 
 /** A query log that records with `transport`, or none. */
-function tagged(queryLog: QueryLog | undefined, transport: QueryLogTransport): QueryLog | undefined {
+function tagged(
+  queryLog: QueryLog | undefined,
+  transport: QueryLogTransport,
+): QueryLog | undefined {
   if (queryLog === undefined) return undefined;
   return {
     path: queryLog.path,
@@ -781,13 +801,18 @@ function mediaType(contentType: string | undefined): string | undefined {
 /** The path and raw query string of a request target. */
 function splitTarget(target: string): { path: string; query: string } {
   const at = target.indexOf('?');
-  return at < 0 ? { path: target, query: '' } : { path: target.slice(0, at), query: target.slice(at + 1) };
+  return at < 0
+    ? { path: target, query: '' }
+    : { path: target.slice(0, at), query: target.slice(at + 1) };
 }
 
 /** The JSON body of an inner POST, checked as `readJsonBody` checks an outer one. */
 function innerJsonBody(request: BhttpRequest, limit: number): unknown {
   if (!isJsonContentType(header(request, 'content-type'))) {
-    throw new JsonApiError('ERR_UNSUPPORTED_MEDIA_TYPE', 'the request body must be application/json');
+    throw new JsonApiError(
+      'ERR_UNSUPPORTED_MEDIA_TYPE',
+      'the request body must be application/json',
+    );
   }
   if (request.body.length > limit) {
     throw new JsonApiError('ERR_BODY_TOO_LARGE', `the request body is larger than ${limit} octets`);

@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MimiError, silentLogger, systemClock, type Clock, type Logger } from '@mimi-discovery/common';
+import {
+  MimiError,
+  silentLogger,
+  systemClock,
+  type Clock,
+  type Logger,
+} from '@mimi-discovery/common';
 import {
   encodeKeyConfig,
   encodeOdohConfig,
@@ -167,7 +173,11 @@ export async function openGatewayKeys(
       0,
       MAX_KEY_GENERATIONS,
     );
-    await writeAtomically(privatePath, `${JSON.stringify({ version: 1, generations: kept })}\n`, 0o600);
+    await writeAtomically(
+      privatePath,
+      `${JSON.stringify({ version: 1, generations: kept })}\n`,
+      0o600,
+    );
     stored = kept;
     live = await Promise.all(kept.map((g) => generationOf(g, rotation, overlap)));
     await writeAtomically(publicPath, encodePublicKeyFile(publicKeys(live)), 0o644);

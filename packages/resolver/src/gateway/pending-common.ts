@@ -413,7 +413,7 @@ export function encodeKeyConfigs(configs: readonly OhttpKeyConfig[]): Uint8Array
 /** Decodes `application/ohttp-keys`. */
 export function decodeKeyConfigs(bytes: Uint8Array): OhttpKeyConfig[] {
   const configs: OhttpKeyConfig[] = [];
-  for (let at = 0; at < bytes.length; ) {
+  for (let at = 0; at < bytes.length;) {
     const length = readU16(bytes, at);
     if (at + 2 + length > bytes.length) throw new OhttpError('ERR_OHTTP_MALFORMED', 'truncated');
     configs.push(decodeKeyConfig(bytes.subarray(at + 2, at + 2 + length)));
@@ -457,12 +457,7 @@ interface OhttpClientContext {
 }
 
 function requestHeader(keyId: number): Uint8Array {
-  return concat(
-    Uint8Array.of(keyId),
-    u16(KEM_X25519),
-    u16(KDF_HKDF_SHA256),
-    u16(AEAD_AES_128_GCM),
-  );
+  return concat(Uint8Array.of(keyId), u16(KEM_X25519), u16(KDF_HKDF_SHA256), u16(AEAD_AES_128_GCM));
 }
 
 const REQUEST_LABEL = text('message/bhttp request');
@@ -502,7 +497,10 @@ export async function decapsulateRequest(
   const kem = readU16(message, 1);
   const kdf = readU16(message, 3);
   const aead = readU16(message, 5);
-  if (kem !== key.config.kemId || !key.config.suites.some((s) => s.kdfId === kdf && s.aeadId === aead)) {
+  if (
+    kem !== key.config.kemId ||
+    !key.config.suites.some((s) => s.kdfId === kdf && s.aeadId === aead)
+  ) {
     throw new OhttpError('ERR_OHTTP_MALFORMED', 'the request names a suite this key does not have');
   }
   const hdr = message.subarray(0, 7);
@@ -647,7 +645,7 @@ export function decodeOdohConfigs(bytes: Uint8Array): OdohConfig[] {
     throw new OdohError('ERR_ODOH_MALFORMED', 'bad ObliviousDoHConfigs length');
   }
   const out: OdohConfig[] = [];
-  for (let at = 2; at < bytes.length; ) {
+  for (let at = 2; at < bytes.length;) {
     const length = readU16(bytes, at + 2);
     const one = bytes.subarray(at, at + 4 + length);
     if (readU16(one, 0) === ODOH_VERSION) out.push(decodeOdohConfig(one));

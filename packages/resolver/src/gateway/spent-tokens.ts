@@ -70,7 +70,11 @@ export function openSpentTokenStore(dataDir: string): SpentTokenStore {
       const path = join(dataDir, file);
       if (existsSync(path)) chmodSync(path, 0o600);
     }
-    spent = env.openDB<Buffer, Buffer>({ name: 'spent', encoding: 'binary', keyEncoding: 'binary' });
+    spent = env.openDB<Buffer, Buffer>({
+      name: 'spent',
+      encoding: 'binary',
+      keyEncoding: 'binary',
+    });
     expiry = env.openDB<Buffer, Buffer>({
       name: 'expiry',
       encoding: 'binary',
@@ -136,7 +140,7 @@ export function openSpentTokenStore(dataDir: string): SpentTokenStore {
     },
     async prune(now) {
       let total = 0;
-      for (let n = SPENT_PRUNE_BATCH; n === SPENT_PRUNE_BATCH; ) {
+      for (let n = SPENT_PRUNE_BATCH; n === SPENT_PRUNE_BATCH;) {
         n = await write(() => {
           const expired = Array.from(
             expiry.getKeys({ end: timeKey(now), limit: SPENT_PRUNE_BATCH }),

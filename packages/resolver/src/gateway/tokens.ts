@@ -67,10 +67,7 @@ export const MAX_ISSUER_KEYS = 16;
 
 /** Why a token was refused; the inner 401's `error.code`. */
 export type TokenRefusalCode =
-  | 'ERR_TOKEN_REQUIRED'
-  | 'ERR_TOKEN_INVALID'
-  | 'ERR_TOKEN_SPENT'
-  | 'ERR_TOKEN_KEY_EXPIRED';
+  'ERR_TOKEN_REQUIRED' | 'ERR_TOKEN_INVALID' | 'ERR_TOKEN_SPENT' | 'ERR_TOKEN_KEY_EXPIRED';
 
 /** Every outcome of a redemption, as `resolver_gateway_tokens_total{outcome}` counts them. */
 export const TOKEN_OUTCOMES = Object.freeze([
@@ -179,7 +176,11 @@ export function createTokenRedeemer(
     if (verified === undefined) {
       return expired
         ? refuse('ERR_TOKEN_KEY_EXPIRED', 'the token’s issuer key has expired', 'key_expired')
-        : refuse('ERR_TOKEN_INVALID', 'the token does not verify with any accepted issuer key', 'invalid');
+        : refuse(
+            'ERR_TOKEN_INVALID',
+            'the token does not verify with any accepted issuer key',
+            'invalid',
+          );
     }
     const outcome = await components.store.spend(verified.spentId, verified.until);
     if (outcome === 'spent') {
@@ -217,8 +218,10 @@ export function createTokenRedeemer(
   };
 }
 
-/** The KEYCONF type as the codec names it. */
+/** The KEYCONF type as the codec names it (its mnemonic once the codec knows it). */
 const KEYCONF_TYPE = codeToType(RR_TYPE_KEYCONF);
+/** The same type as a codec that does not know it names it (RFC 3597). */
+const RAW_KEYCONF_TYPE = `TYPE${RR_TYPE_KEYCONF}`;
 
 function issuerKeys(
   issuer: IssuerSettings,
@@ -294,7 +297,7 @@ async function keysFromTree(
   const answer = await resolver.resolve(name, KEYCONF_TYPE);
   if (answer.status !== 'secure' || answer.rcode !== 'NOERROR') return undefined;
   const records = answer.answers.filter(
-    (rr) => rr.type === KEYCONF_TYPE && namesEqual(rr.name, name),
+    (rr) => (rr.type === KEYCONF_TYPE || rr.type === RAW_KEYCONF_TYPE) && namesEqual(rr.name, name),
   );
   const entries: KeyconfData[] = [];
   for (const rr of records) {
@@ -326,7 +329,8 @@ function keyconfOf(rr: ResourceRecord): KeyconfData | undefined {
   }
   try {
     const value = decodeCbor(data);
-    if (typeof value !== 'object' || value === null || value instanceof Uint8Array) return undefined;
+    if (typeof value !== 'object' || value === null || value instanceof Uint8Array)
+      return undefined;
     if (Array.isArray(value)) return undefined;
     const map = value as Record<string, unknown>;
     const { v, kind, cfg, nbf, exp } = map;
