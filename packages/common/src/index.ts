@@ -456,12 +456,15 @@ export type { Clock } from './runtime/clock.js';
 export {
   EDNS_UDP_PAYLOAD_OCTETS,
   MIN_UDP_PAYLOAD_OCTETS,
+  answerQuery,
   respondError,
   truncateForUdp,
   dohCacheMaxAge,
   udpResponseLimit,
 } from './runtime/respond.js';
 export type {
+  Answer,
+  AnswerOptions,
   QueryContext,
   QueryHandler,
   TransferHandler,

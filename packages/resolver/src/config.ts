@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve as resolvePath } from 'node:path';
+import { dirname, relative, resolve as resolvePath } from 'node:path';
 import {
   ConfigError,
   DEFAULT_APEX,
@@ -43,6 +43,8 @@ import {
   DEFAULT_QUERY_BURST,
 } from './front-end-limits.js';
 import { DEFAULT_MAX_BATCH } from './json-api.js';
+import { DEFAULT_KEY_OVERLAP_SECONDS, DEFAULT_KEY_ROTATION_SECONDS } from './gateway/keys.js';
+import { DEFAULT_CSIS_PER_TOKEN } from './gateway/tokens.js';
 import { DEFAULT_BATCH_CONCURRENCY, DEFAULT_CACHE_BYTES } from './limits.js';
 import type { ResolverConfig } from './types.js';
 
@@ -166,6 +168,79 @@ const rootCopySchema = z.union(
   },
 );
 
+/** Most issuers one gateway accepts tokens of. */
+export const MAX_GATEWAY_ISSUERS = 16;
+
+/**
+ * One issuer of `gateway.issuers`: its name (the URL authority its clients fetch tokens from,
+ * `host:port`, the challenges' issuer_name) and where its token keys are: `keyName`, the owner
+ * of its KEYCONF RRset in the tree (resolved and validated), or `keysFile`, its public-key file.
+ */
+const gatewayIssuerSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .min(1)
+      .max(255)
+      .regex(/^[A-Za-z0-9.\-[\]:]+$/, 'expected host or host:port'),
+    keyName: domainNameSchema.exactOptional(),
+    keysFile: configPathSchema.exactOptional(),
+  })
+  .check((ctx) => {
+    if ((ctx.value.keyName === undefined) === (ctx.value.keysFile === undefined)) {
+      ctx.issues.push({
+        code: 'custom',
+        input: ctx.value,
+        path: ['keyName'],
+        message: 'give exactly one of keyName and keysFile',
+      });
+    }
+  });
+
+/** Whether `inner` is `outer` or a path inside it. */
+function within(inner: string, outer: string): boolean {
+  const rel = relative(resolvePath('/', outer), resolvePath('/', inner));
+  return rel === '' || (!rel.startsWith('..') && !rel.startsWith('/'));
+}
+
+/**
+ * `gateway` of a resolver: the oblivious gateway on the JSON API's port (`gateway/gateway.ts`).
+ * `keyDir` holds its private HPKE keys and may be neither the token store's `dataDir` nor inside
+ * it, nor hold it (design §9: backups of data carry no secrets).
+ */
+const gatewayConfigSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    keyDir: configPathSchema,
+    dataDir: configPathSchema,
+    originName: z.string().min(1).max(255).exactOptional(),
+    csisPerToken: positiveIntSchema.default(DEFAULT_CSIS_PER_TOKEN),
+    requireTokens: z.boolean().default(true),
+    keyRotationSeconds: positiveIntSchema.default(DEFAULT_KEY_ROTATION_SECONDS),
+    keyOverlapSeconds: z.int().min(0).default(DEFAULT_KEY_OVERLAP_SECONDS),
+    issuers: z.array(gatewayIssuerSchema).max(MAX_GATEWAY_ISSUERS).default([]),
+  })
+  .check((ctx) => {
+    const g = ctx.value;
+    if (ctx.issues.length > 0) return;
+    if (within(g.keyDir, g.dataDir) || within(g.dataDir, g.keyDir)) {
+      ctx.issues.push({
+        code: 'custom',
+        input: g,
+        path: ['keyDir'],
+        message: 'must be apart from dataDir (private keys are never kept with the data)',
+      });
+    }
+    if (g.requireTokens && g.issuers.length === 0) {
+      ctx.issues.push({
+        code: 'custom',
+        input: g,
+        path: ['issuers'],
+        message: 'list at least one issuer, or set requireTokens to false',
+      });
+    }
+  });
+
 /** A resolver's listeners, from its config file or from code: a port absent or null is off. */
 interface ResolverListeners {
   listen: {
@@ -224,7 +299,13 @@ function checkResolverListeners(ctx: ConfigCheckContext<ResolverListeners>): voi
  * `false` or `{ "enabled": false }` turns it off; `refreshSeconds` (default the SOA's refresh),
  * `maxRecords`, `maxOctets` and `transferTimeoutMs` (the bounds of one transfer) may be set. `limits.clients` holds the per-client limits of every
  * front end (new names, query and request rates, exemptions: `front-end-limits.ts`); its
- * `newNameBurst` is at least `maxBatch`.
+ * `newNameBurst` is at least `maxBatch`. `gateway` (absent: none) is the oblivious gateway on the
+ * JSON API's port, which needs `listen.api`:
+ * `{ "enabled": true, "keyDir": "…", "dataDir": "…", "originName": "<host:port>", "csisPerToken":
+ * 100, "requireTokens": true, "keyRotationSeconds": 604800, "keyOverlapSeconds": 86400,
+ * "issuers": [{ "name": "<host:port>", "keyName": "<owner of its KEYCONF>" | "keysFile": "…" }] }`;
+ * `csisPerToken` is at most `maxBatch`, `keyDir` apart from `dataDir`, and `issuers` not empty
+ * while `requireTokens` is true.
  */
 export const resolverConfigSchema = z
   .strictObject({
@@ -245,10 +326,29 @@ export const resolverConfigSchema = z
     tls: tlsConfigSchema.optional(),
     log: logConfigSchema.prefault({}),
     queryLog: resolverQueryLogSchema.optional(),
+    gateway: gatewayConfigSchema.optional(),
   })
   .check((ctx) => {
     checkResolverListeners(ctx);
     const c = ctx.value;
+    if (c.gateway?.enabled === true) {
+      if ((c.listen.api ?? null) === null) {
+        ctx.issues.push({
+          code: 'custom',
+          input: c,
+          path: ['gateway'],
+          message: 'the gateway is served on the JSON API: set listen.api',
+        });
+      }
+      if (c.gateway.csisPerToken > c.maxBatch) {
+        ctx.issues.push({
+          code: 'custom',
+          input: c,
+          path: ['gateway', 'csisPerToken'],
+          message: 'must be at most maxBatch',
+        });
+      }
+    }
     // A full batch of new CSIs must fit a full budget, or it could never be answered.
     if (c.limits.clients.newNameBurst < c.maxBatch) {
       ctx.issues.push({
@@ -306,6 +406,8 @@ export interface ResolverServerConfig extends ResolverConfig {
   log: { level: LogLevel };
   /** The query log; its path absolute. */
   queryLog?: ResolverFileConfig['queryLog'];
+  /** The gateway; its paths absolute. */
+  gateway?: ResolverFileConfig['gateway'];
 }
 
 /** The files a resolver starts from, by path. */
@@ -419,6 +521,18 @@ export async function loadResolverConfig(path: string): Promise<ResolverServerCo
     ...(file.queryLog === undefined
       ? {}
       : { queryLog: { ...file.queryLog, path: at(file.queryLog.path) } }),
+    ...(file.gateway === undefined
+      ? {}
+      : {
+          gateway: {
+            ...file.gateway,
+            keyDir: at(file.gateway.keyDir),
+            dataDir: at(file.gateway.dataDir),
+            issuers: file.gateway.issuers.map((issuer) =>
+              issuer.keysFile === undefined ? issuer : { ...issuer, keysFile: at(issuer.keysFile) },
+            ),
+          },
+        }),
   };
 }
 

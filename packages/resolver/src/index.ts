@@ -133,7 +133,12 @@ export {
 } from './limits.js';
 
 // config.ts: the config file's schema and loader
-export { resolverConfigSchema, loadResolverConfig, readResolverFiles } from './config.js';
+export {
+  MAX_GATEWAY_ISSUERS,
+  resolverConfigSchema,
+  loadResolverConfig,
+  readResolverFiles,
+} from './config.js';
 export type { ResolverFileConfig, ResolverServerConfig, ResolverFiles } from './config.js';
 
 // front ends: server.ts, json-api.ts, front-end-limits.ts, metrics.ts
@@ -161,9 +166,22 @@ export {
   DISCOVER_PATH,
   JSON_API_ERRORS,
   JsonApiError,
+  createDiscoverRoute,
   startJsonApi,
 } from './json-api.js';
-export type { JsonApiErrorCode, JsonApiOptions, JsonApiComponents, JsonApi } from './json-api.js';
+export type {
+  JsonApiErrorCode,
+  JsonApiOptions,
+  JsonApiComponents,
+  JsonApi,
+  DiscoverRequest,
+  DiscoverRoute,
+  DiscoverRouteComponents,
+  GatewayMount,
+  GatewayRoutes,
+  LookupLog,
+  LookupSource,
+} from './json-api.js';
 export {
   DEFAULT_NEW_NAME_BURST,
   DEFAULT_NEW_NAMES_PER_DAY,
@@ -212,7 +230,6 @@ export type {
 export {
   MAX_OBLIVIOUS_RESPONSE_OCTETS,
   MAX_DNS_RESPONSE_OCTETS,
-  DEFAULT_CSIS_PER_TOKEN,
   OBLIVIOUS_BATCH_CONCURRENCY,
   MAX_INNER_ATTEMPTS,
   MAX_BATCH_SPLITS,
@@ -241,3 +258,65 @@ export {
   ISSUER_DIRECTORY_PATH,
   tokensPerFetchWithin,
 } from './oblivious/wallet.js';
+
+// gateway/: the oblivious gateway on the JSON API's port (OHTTP, ODoH, Privacy Pass tokens)
+export {
+  OHTTP_GATEWAY_PATH,
+  ODOH_CONFIGS_PATH,
+  ODOH_TARGET_PATH,
+  OHTTP_KEY_PROBLEM_TYPE,
+  MAX_KEYS_CACHE_SECONDS,
+  DEFAULT_GATEWAY_DEADLINE_MS,
+  GATEWAY_INNER_OVERHEAD_OCTETS,
+  GATEWAY_ENCAPSULATION_OCTETS,
+  SPENT_PRUNE_INTERVAL_SECONDS,
+  DNS_MESSAGE_TYPE,
+  createGateway,
+  gatewayLimits,
+} from './gateway/gateway.js';
+export type {
+  Gateway,
+  GatewayComponents,
+  GatewayLimits,
+  GatewaySettings,
+} from './gateway/gateway.js';
+export {
+  DEFAULT_KEY_ROTATION_SECONDS,
+  DEFAULT_KEY_OVERLAP_SECONDS,
+  GATEWAY_PRIVATE_KEY_FILE,
+  MAX_KEY_GENERATIONS,
+  GatewayKeyError,
+  openGatewayKeys,
+  publicKeys,
+} from './gateway/keys.js';
+export type {
+  GatewayKeys,
+  GatewayKeyGeneration,
+  GatewayKeySettings,
+  GatewayKeyComponents,
+} from './gateway/keys.js';
+export {
+  DEFAULT_CSIS_PER_TOKEN,
+  ISSUER_KEYS_MIN_REFRESH_SECONDS,
+  ISSUER_KEYS_MAX_REFRESH_SECONDS,
+  ISSUER_KEYS_RETRY_SECONDS,
+  MAX_ISSUER_KEYS,
+  TOKEN_OUTCOMES,
+  TokenSettingsError,
+  createTokenRedeemer,
+} from './gateway/tokens.js';
+export type {
+  IssuerSettings,
+  Redemption,
+  TokenOutcome,
+  TokenRedeemer,
+  TokenRedeemerComponents,
+  TokenRefusalCode,
+} from './gateway/tokens.js';
+export {
+  SPENT_PRUNE_BATCH,
+  SPENT_ID_OCTETS,
+  SpentTokenError,
+  openSpentTokenStore,
+} from './gateway/spent-tokens.js';
+export type { SpentTokenStore } from './gateway/spent-tokens.js';

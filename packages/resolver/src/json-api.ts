@@ -90,6 +90,12 @@ import type { DiscoveryResult, DiscoveryResultsJson, Resolver } from './types.js
  * all fit is refused whole and charges nothing, so the client can retry it, or a smaller one,
  * later. Clients in the limits' `exempt` ranges (trusted back ends) are never limited.
  *
+ * The oblivious gateway (`gateway/gateway.ts`), when the server mounts it, serves its routes on
+ * this port (`/.well-known/ohttp-gateway`, `/.well-known/odohconfigs`, `/dns-query`): each outer
+ * request takes a token of its client's request rate (the relay's), like any request; its inner
+ * discoveries go through the same {@link DiscoverRoute} as `/v1/discover`, their CSIs charged to
+ * the request's Privacy Pass token instead of an address.
+ *
  * Privacy (design §10, R6): request logs hold the route, the status, the number of CSIs and the
  * time taken; never a CSI, and never the client address.
  *
@@ -198,6 +204,76 @@ export interface JsonApiComponents {
    * the API's own with every default (`front-end-limits.ts`).
    */
   limits?: ResolverClientLimits;
+  /**
+   * Records the results of each discovery, and where its request came from (the query log's
+   * `api` lines, `server.ts`); default none.
+   */
+  lookupLog?: LookupLog;
+  /**
+   * Mounts the oblivious gateway (`gateway/gateway.ts`) on the API's port: its routes are
+   * served beside `/v1/discover`, each outer request counted against the client's request rate
+   * like any other; absent: no gateway.
+   */
+  gateway?: (mount: GatewayMount) => GatewayRoutes;
+}
+
+/** Where a discovery came from: the JSON API itself, or a request inside Oblivious HTTP. */
+export interface LookupSource {
+  readonly transport: 'api' | 'ohttp';
+  /** The peer of the outer connection (the relay) for `ohttp`; never set for `api`. */
+  readonly peer?: string;
+}
+
+/** Receives the results of one discovery request (GET: one result; POST: the batch's). */
+export type LookupLog = (results: readonly DiscoveryResult[], source: LookupSource) => void;
+
+/** A discovery request, checked: one CSI (GET) or a batch of inputs (POST). */
+export type DiscoverRequest =
+  | { readonly kind: 'one'; readonly input: string; readonly csi: Csi }
+  | { readonly kind: 'batch'; readonly csis: readonly string[] };
+
+/**
+ * The discovery of `/v1/discover`, once for both callers: the API's own route and the gateway's
+ * inner requests (`gateway/gateway.ts`) parse, charge and answer through it, so a request gives
+ * the same JSON either way.
+ */
+export interface DiscoverRoute {
+  /**
+   * The request of `method` with the raw query string `query` and, for a POST, the JSON value
+   * `body()` reads; checked as the module comment says, a batch against `maxBatch`. Throws
+   * {@link JsonApiError}.
+   */
+  parse(
+    method: string,
+    query: string,
+    body: () => Promise<unknown>,
+    maxBatch: number,
+  ): Promise<DiscoverRequest>;
+  /** The canonical CSIs of a request, for a budget (an input that is not a CSI costs nothing). */
+  csisOf(request: DiscoverRequest): Csi[];
+  /** Resolves the request: the 200 of the module comment, or throws {@link JsonApiError}. */
+  answer(request: DiscoverRequest, source: LookupSource): Promise<JsonResponse>;
+}
+
+/** What the API hands the gateway it mounts. */
+export interface GatewayMount {
+  readonly discover: DiscoverRoute;
+  /** The API's most CSIs in one POST. */
+  readonly maxBatch: number;
+  /** The API's body deadline: an outer body is read within it. */
+  readonly requestTimeoutMs: number;
+  /** The deadline for the client to take a response. */
+  readonly responses: ResponseOptions;
+  /** The API URL's authority, `host:port`; known once the API listens. */
+  authority(): string;
+}
+
+/** A gateway's routes on the API's port. */
+export interface GatewayRoutes {
+  /** Whether `path` is one of the gateway's. */
+  serves(path: string): boolean;
+  /** Answers a request to one of its paths, from the peer `address`; never throws. */
+  handle(req: HttpRequest, res: HttpResponse, address: string): Promise<void>;
 }
 
 /** A running JSON API. */
@@ -221,10 +297,8 @@ interface Settings {
 }
 
 /**
- * Starts the JSON API in front of `resolver`; resolves once it listens. A GET's CSI is parsed
- * here, where it enters, and handed over parsed (`discoverCsi`). A stand-in resolver without
- * `discoverCsi` gets the input as typed; one without `discoverManyJson` has its results
- * written here, by the same `resultJsonText`.
+ * Starts the JSON API in front of `resolver` (discovery through {@link createDiscoverRoute}),
+ * with the gateway of `components.gateway` mounted when given; resolves once it listens.
  */
 export async function startJsonApi(
   options: JsonApiOptions,
@@ -232,20 +306,13 @@ export async function startJsonApi(
     Partial<Pick<Resolver, 'discoverCsi' | 'discoverManyJson'>>,
   components: JsonApiComponents = {},
 ): Promise<JsonApi> {
-  const discoverOne = (csi: Csi, input: string): Promise<DiscoveryResult> =>
-    resolver.discoverCsi !== undefined ? resolver.discoverCsi(csi) : resolver.discover(input);
-  const discoverManyJson = (csis: readonly string[]): Promise<DiscoveryResultsJson> =>
-    resolver.discoverManyJson !== undefined
-      ? resolver.discoverManyJson(csis)
-      : resolver
-          .discoverMany(csis)
-          .then((results) => ({ results, json: results.map((r) => resultJsonText(r)) }));
   const log = components.log ?? silentLogger;
   const metrics = components.metrics;
   const limits = components.limits ?? createClientLimits();
-  // A contact sync sends the same inputs again and again: each is parsed once for the budget
-  // (the resolver keeps its own memo for the lookups).
-  const parsed = new CsiMemo(PARSED_CSI_CACHE_OCTETS);
+  const discover = createDiscoverRoute(resolver, {
+    ...(metrics === undefined ? {} : { metrics }),
+    ...(components.lookupLog === undefined ? {} : { lookupLog: components.lookupLog }),
+  });
   const host = options.host ?? '127.0.0.1';
   const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_API_REQUEST_TIMEOUT_MS;
@@ -260,6 +327,19 @@ export async function startJsonApi(
     responses: { deliveryTimeoutMs: requestTimeoutMs },
   };
 
+  /** Filled in once the API listens (an ephemeral port is known only then). */
+  const listening: { authority?: string } = {};
+  const gateway = components.gateway?.({
+    discover,
+    maxBatch,
+    requestTimeoutMs,
+    responses: settings.responses,
+    authority: () => {
+      if (listening.authority === undefined) throw new Error('the JSON API is not listening yet');
+      return listening.authority;
+    },
+  });
+
   const handle = async (req: HttpRequest, res: HttpResponse): Promise<void> => {
     const started = monotonicMs();
     let response: JsonResponse;
@@ -270,6 +350,11 @@ export async function startJsonApi(
     try {
       refuseIfLimited(limits.request(address));
       const url = parseTarget(req.url ?? '/');
+      if (gateway?.serves(url.path) === true) {
+        // The gateway answers and counts its own requests (`resolver_gateway_requests_total`).
+        await gateway.handle(req, res, address);
+        return;
+      }
       if (url.path !== DISCOVER_PATH) {
         throw new JsonApiError(
           'ERR_NOT_FOUND',
@@ -277,38 +362,20 @@ export async function startJsonApi(
         );
       }
       route = DISCOVER_PATH;
-      if (req.method === 'GET') {
-        const { input, csi } = csiParameter(url.query);
-        count = 1;
-        refuseIfLimited(limits.chargeCsis(address, [csi]));
-        const result = await discoverOne(csi, input);
-        metrics?.recordDiscoveries('discover', [result], seconds(started));
-        if (result.status === 'error' && result.error?.reason === 'invalid-csi') {
-          // The resolver's own check, e.g. a CSI whose name is too long under the apex.
-          throw new JsonApiError('ERR_CSI_INVALID', result.error.detail);
-        }
-        response = resultsResponse({ text: resultJsonText(result) }, [result]);
-      } else if (req.method === 'POST') {
-        const csis = await readBatch(req, settings);
-        count = csis.length;
-        if (!limits.isExempt(address)) {
-          refuseIfLimited(limits.chargeCsis(address, parsedCsis(parsed, csis)));
-        }
-        const { results, json } =
-          csis.length === 0 ? { results: [], json: [] } : await discoverManyJson(csis);
-        if (results.length !== csis.length || json.length !== csis.length) {
-          throw new JsonApiError(
-            'ERR_INTERNAL',
-            `the resolver returned ${results.length} results for ${csis.length} CSIs`,
-          );
-        }
-        metrics?.recordDiscoveries('batch', results, seconds(started));
-        // The results' JSON as the resolver wrote it (cached results keep theirs), each by
-        // `resultJsonText`.
-        response = resultsResponse({ text: `{"results":[${json.join(',')}]}` }, results);
-      } else {
-        throw new JsonApiError('ERR_METHOD_NOT_ALLOWED', `${DISCOVER_PATH} takes GET or POST`);
+      const method = req.method ?? '';
+      const request = await discover.parse(
+        method,
+        url.query,
+        () => readJsonBody(req, settings.body),
+        settings.maxBatch,
+      );
+      count = request.kind === 'one' ? 1 : request.csis.length;
+      // A GET's CSI is always charged; a batch's only for a client that is not exempt, so an
+      // exempt back end's contact sync costs no parsing for the budget.
+      if (request.kind === 'one' || !limits.isExempt(address)) {
+        refuseIfLimited(limits.chargeCsis(address, discover.csisOf(request)));
       }
+      response = await discover.answer(request, { transport: 'api' });
     } catch (error) {
       response = errorResponse(error);
       if (response.status >= 500) log.error('request-failed', { route, count, ...faultOf(error) });
@@ -358,12 +425,84 @@ export async function startJsonApi(
     },
     { log },
   );
+  listening.authority = new URL(server.url).host;
   return {
     host,
     port: server.port,
     url: server.url,
     connectionStats: server.connectionStats,
     close: server.close,
+  };
+}
+
+/** What {@link createDiscoverRoute} uses besides the resolver. */
+export interface DiscoverRouteComponents {
+  readonly metrics?: ResolverMetrics;
+  readonly lookupLog?: LookupLog;
+}
+
+/**
+ * The discovery of `/v1/discover` in front of `resolver` ({@link DiscoverRoute}). A GET's CSI
+ * is parsed where it enters and handed over parsed (`discoverCsi`). A stand-in resolver without
+ * `discoverCsi` gets the input as typed; one without `discoverManyJson` has its results written
+ * here, by the same `resultJsonText`.
+ */
+export function createDiscoverRoute(
+  resolver: Pick<Resolver, 'discover' | 'discoverMany'> &
+    Partial<Pick<Resolver, 'discoverCsi' | 'discoverManyJson'>>,
+  components: DiscoverRouteComponents = {},
+): DiscoverRoute {
+  const { metrics, lookupLog } = components;
+  const discoverOne = (csi: Csi, input: string): Promise<DiscoveryResult> =>
+    resolver.discoverCsi !== undefined ? resolver.discoverCsi(csi) : resolver.discover(input);
+  const discoverManyJson = (csis: readonly string[]): Promise<DiscoveryResultsJson> =>
+    resolver.discoverManyJson !== undefined
+      ? resolver.discoverManyJson(csis)
+      : resolver
+          .discoverMany(csis)
+          .then((results) => ({ results, json: results.map((r) => resultJsonText(r)) }));
+  // A contact sync sends the same inputs again and again: each is parsed once for the budget
+  // (the resolver keeps its own memo for the lookups).
+  const parsed = new CsiMemo(PARSED_CSI_CACHE_OCTETS);
+  return {
+    async parse(method, query, body, maxBatch) {
+      if (method === 'GET') {
+        const { input, csi } = csiParameter(query);
+        return { kind: 'one', input, csi };
+      }
+      if (method === 'POST') return { kind: 'batch', csis: checkBatch(await body(), maxBatch) };
+      throw new JsonApiError('ERR_METHOD_NOT_ALLOWED', `${DISCOVER_PATH} takes GET or POST`);
+    },
+    csisOf(request) {
+      return request.kind === 'one' ? [request.csi] : parsedCsis(parsed, request.csis);
+    },
+    async answer(request, source) {
+      const started = monotonicMs();
+      if (request.kind === 'one') {
+        const result = await discoverOne(request.csi, request.input);
+        metrics?.recordDiscoveries('discover', [result], seconds(started));
+        if (result.status === 'error' && result.error?.reason === 'invalid-csi') {
+          // The resolver's own check, e.g. a CSI whose name is too long under the apex.
+          throw new JsonApiError('ERR_CSI_INVALID', result.error.detail);
+        }
+        lookupLog?.([result], source);
+        return resultsResponse({ text: resultJsonText(result) }, [result]);
+      }
+      const { csis } = request;
+      const { results, json } =
+        csis.length === 0 ? { results: [], json: [] } : await discoverManyJson(csis);
+      if (results.length !== csis.length || json.length !== csis.length) {
+        throw new JsonApiError(
+          'ERR_INTERNAL',
+          `the resolver returned ${results.length} results for ${csis.length} CSIs`,
+        );
+      }
+      metrics?.recordDiscoveries('batch', results, seconds(started));
+      lookupLog?.(results, source);
+      // The results' JSON as the resolver wrote it (cached results keep theirs), each by
+      // `resultJsonText`.
+      return resultsResponse({ text: `{"results":[${json.join(',')}]}` }, results);
+    },
   };
 }
 
@@ -468,9 +607,8 @@ function parsedCsis(parsed: CsiMemo, inputs: readonly string[]): Csi[] {
   return csis;
 }
 
-/** The CSIs of a POST, after every check of the module comment that concerns the body. */
-async function readBatch(req: HttpRequest, settings: Settings): Promise<string[]> {
-  const value = await readJsonBody(req, settings.body);
+/** The CSIs of a POST's JSON body, after every check of the module comment on its fields. */
+function checkBatch(value: unknown, maxBatch: number): string[] {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new JsonApiError('ERR_BAD_REQUEST', 'the body must be a JSON object {"csis": [...]}');
   }
@@ -491,10 +629,10 @@ async function readBatch(req: HttpRequest, settings: Settings): Promise<string[]
       detail: 'csis',
     });
   }
-  if (csis.length > settings.maxBatch) {
+  if (csis.length > maxBatch) {
     throw new JsonApiError(
       'ERR_BATCH_TOO_LARGE',
-      `${csis.length} CSIs in one request; at most ${settings.maxBatch} are accepted`,
+      `${csis.length} CSIs in one request; at most ${maxBatch} are accepted`,
       { detail: 'csis' },
     );
   }
@@ -520,7 +658,12 @@ function resultsResponse(
   };
 }
 
-function errorResponse(error: unknown): JsonResponse {
+/**
+ * The response of a refused request: its status, the JSON error shape, `cache-control:
+ * no-store`, and `allow` or `retry-after` where its code has one; anything but a
+ * {@link JsonApiError} is a 500 `ERR_INTERNAL` that says nothing of the fault.
+ */
+export function errorResponse(error: unknown): JsonResponse {
   const e =
     error instanceof JsonApiError ? error : new JsonApiError('ERR_INTERNAL', 'internal error');
   return {

@@ -45,6 +45,8 @@ import type { DiscoveryResult, Resolver } from './types.js';
  * | `resolver_query_log_dropped_lines_total`            | counter   | the query log's count         |
  * | `resolver_rate_limited_total{frontend,limit,action}` | counter | the per-client limits' counts |
  * | `resolver_rate_limit_entries{table}`               | gauge     | the per-client limits' tables |
+ * | `resolver_gateway_requests_total{path,status}`     | counter   | the gateway: outer requests by path and HTTP status, inner requests by `inner:<path>` and inner status |
+ * | `resolver_gateway_tokens_total{outcome}`           | counter   | the gateway's token redemptions: `redeemed`, `required`, `invalid`, `spent`, `key_expired` |
  *
  * plus the process metrics of prom-client. Label values are small fixed sets (a status, a
  * reason, a transport): never a CSI, a query name or a client address.
@@ -85,6 +87,13 @@ export interface ResolverMetrics {
   watchQueryLog(queryLog: Pick<QueryLog, 'stats'>): void;
   /** Reports the refusals and table sizes of the per-client limits (`front-end-limits.ts`). */
   watchClientLimits(limits: { stats(): ClientLimitStats }): void;
+  /**
+   * One request to the gateway: an outer one by its path, or an inner one by `inner:<path>`
+   * (a path the gateway serves, or `inner:other`), with its HTTP status.
+   */
+  recordGatewayRequest(path: string, status: number): void;
+  /** One token redemption at the gateway, by outcome (`gateway/tokens.ts`). */
+  recordGatewayToken(outcome: string): void;
 }
 
 /**
@@ -231,8 +240,23 @@ export function createResolverMetrics(resolver: Pick<Resolver, 'stats'>): Resolv
     },
   });
 
+  const gatewayRequests = registry.counter<'path' | 'status'>('gateway_requests_total', {
+    help: 'Requests to the oblivious gateway: outer by path, inner by inner:<path>, with the HTTP status',
+    labelNames: ['path', 'status'],
+  });
+  const gatewayTokens = registry.counter<'outcome'>('gateway_tokens_total', {
+    help: 'Privacy Pass token redemptions at the gateway, by outcome',
+    labelNames: ['outcome'],
+  });
+
   return {
     registry,
+    recordGatewayRequest(path, status) {
+      gatewayRequests.inc({ path, status: String(status) });
+    },
+    recordGatewayToken(outcome) {
+      gatewayTokens.inc({ outcome });
+    },
     watchQueryLog(source) {
       queryLog = source;
     },

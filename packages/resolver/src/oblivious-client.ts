@@ -1,4 +1,5 @@
 import { parseCsi } from '@mimi-discovery/common';
+import { DEFAULT_CSIS_PER_TOKEN } from './gateway/tokens.js';
 import {
   DISCOVERY_CLIENT_CONNECT_TIMEOUT_MS,
   DISCOVERY_CLIENT_TIMEOUT_MS,
@@ -84,8 +85,6 @@ import type { DiscoveryResult } from './types.js';
 export const MAX_OBLIVIOUS_RESPONSE_OCTETS = 16 * 1024 * 1024;
 /** Largest DNS message answered to `dnsQuery`, in octets (RFC 1035 §4.2.2 framing bound). */
 export const MAX_DNS_RESPONSE_OCTETS = 65_535;
-/** CSIs per token assumed until the gateway says (the contract's default `csisPerToken`). */
-export const DEFAULT_CSIS_PER_TOKEN = 100;
 /** Chunks of one batch in flight at once. */
 export const OBLIVIOUS_BATCH_CONCURRENCY = 4;
 /** Inner requests sent for one request or chunk: with a token, then once more with a fresh one. */

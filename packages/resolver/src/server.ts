@@ -38,9 +38,10 @@ import {
   type LimitOutcome,
   type ResolverClientLimits,
 } from './front-end-limits.js';
-import { startJsonApi, type JsonApi } from './json-api.js';
+import { startJsonApi, type JsonApi, type LookupLog } from './json-api.js';
 import { createResolverMetrics, type ResolverMetrics } from './metrics.js';
-import type { DiscoveryResult, ResolvedAnswer, Resolver } from './types.js';
+import { createGateway, type Gateway, type GatewaySettings } from './gateway/gateway.js';
+import type { ResolvedAnswer, Resolver } from './types.js';
 
 /**
  * A resolver as a server (design §7): the DNS front ends (UDP, TCP, DoH through
@@ -284,6 +285,11 @@ export interface ResolverServerSettings {
    * front ends, and with `api` per CSI looked up through the JSON API; absent: none.
    */
   queryLog?: ResolverQueryLogSettings | undefined;
+  /**
+   * The oblivious gateway on the JSON API's port (`gateway/gateway.ts`), served when `api` is
+   * and `enabled` is not false; absent: none.
+   */
+  gateway?: (GatewaySettings & { readonly enabled?: boolean }) | undefined;
 }
 
 /** A resolver's query log: where, with the client's address or not, and API lookups or not. */
@@ -301,7 +307,10 @@ export interface ResolverQueryLogSettings {
 export interface ResolverServerComponents {
   /** Default: JSON lines on stderr at `settings.log.level`. */
   log?: Logger;
-  /** The clock of the per-client limits (whole seconds); default `systemClock`. */
+  /**
+   * The clock of the per-client limits and of the gateway's keys and tokens (whole seconds);
+   * default `systemClock`.
+   */
   now?: Clock;
 }
 
@@ -315,6 +324,8 @@ export interface RunningResolverServer {
   readonly queryLog: QueryLog | undefined;
   /** The per-client limits every front end shares (`front-end-limits.ts`). */
   readonly limits: ResolverClientLimits;
+  /** The oblivious gateway, when the settings ask for one. */
+  readonly gateway: Gateway | undefined;
   /**
    * Empties the resolver's caches (`Resolver.flushCache`) and the front ends' answer cache, so
    * that no answer from before is given again; connections stay open.
@@ -377,6 +388,7 @@ export async function startResolverServer(
           { log: log.child('query-log') },
         );
   if (queryLog !== undefined) metrics.watchQueryLog(queryLog);
+  let gateway: Gateway | undefined;
   try {
     let dns: DnsServer | undefined;
     if (udp !== null || tcp !== null || doh !== null) {
@@ -418,6 +430,18 @@ export async function startResolverServer(
     }
     let jsonApi: JsonApi | undefined;
     if (api !== null && tls !== undefined) {
+      if (settings.gateway !== undefined && settings.gateway.enabled !== false) {
+        gateway = await createGateway(settings.gateway, {
+          resolver,
+          // The DNS front ends' answers, without their metrics (the gateway counts its own).
+          dnsHandler: createResolverQueryHandler(resolver, { apex, log: log.child('gateway') }),
+          limits: clientLimits,
+          metrics,
+          ...(queryLog === undefined ? {} : { queryLog }),
+          ...(components.now === undefined ? {} : { now: components.now }),
+          log: log.child('gateway'),
+        });
+      }
       jsonApi = await startJsonApi(
         {
           host,
@@ -427,10 +451,16 @@ export async function startResolverServer(
           ...(settings.maxBatch === undefined ? {} : { maxBatch: settings.maxBatch }),
           ...limits.api,
         },
-        queryLog !== undefined && settings.queryLog?.api === true
-          ? loggedLookups(resolver, queryLog, apex)
-          : resolver,
-        { log: log.child('api'), metrics, limits: clientLimits },
+        resolver,
+        {
+          log: log.child('api'),
+          metrics,
+          limits: clientLimits,
+          ...(queryLog !== undefined && settings.queryLog?.api === true
+            ? { lookupLog: lookupLogOf(queryLog, apex) }
+            : {}),
+          ...(gateway === undefined ? {} : { gateway: gateway.mount }),
+        },
       );
       started.push(jsonApi);
       metrics.watchConnections('api', jsonApi);
@@ -474,65 +504,51 @@ export async function startResolverServer(
       metrics,
       queryLog,
       limits: clientLimits,
+      gateway,
       flushCache: () => {
         resolver.flushCache();
         answerCache?.clear();
       },
       close: () => {
-        closing ??= Promise.allSettled(started.map((s) => s.close())).then(() => queryLog?.close());
+        closing ??= Promise.allSettled(started.map((s) => s.close()))
+          .then(() => gateway?.close())
+          .then(() => queryLog?.close());
         return closing;
       },
     };
   } catch (error) {
     await Promise.allSettled(started.map((s) => s.close()));
+    await gateway?.close();
     await queryLog?.close();
     throw error;
   }
 }
 
-/** What the JSON API calls on a resolver. */
-type LookupResolver = Pick<
-  Resolver,
-  'discover' | 'discoverCsi' | 'discoverMany' | 'discoverManyJson'
->;
-
 /**
- * `resolver` with each CSI it discovers for the JSON API recorded in `queryLog`: the CSI's name
- * under `apex` (an email's local part hashed, as in the tree), type MAP, transport `api`, and
- * the result's status. Never the client's address: the line holds a CSI (design §10). An input
- * that is not a CSI names nothing and is not recorded.
+ * A lookup log writing each CSI discovered through the JSON API to `queryLog`: the CSI's name
+ * under `apex` (an email's local part hashed, as in the tree), type MAP, the transport (`api`,
+ * or `ohttp` through the gateway), and the result's status. A direct API lookup is never
+ * written with the client's address: the line holds a CSI (design §10). One through the gateway
+ * carries the outer peer, the relay's address, which the log writes only when configured with
+ * `peer`. An input that is not a CSI names nothing and is not recorded.
  */
-function loggedLookups(resolver: LookupResolver, queryLog: QueryLog, apex: string): LookupResolver {
-  const record = (result: DiscoveryResult): void => {
-    if (result.error?.reason === 'invalid-csi') return;
-    let name: string;
-    try {
-      name = csiToName(result.csi as Csi, apex);
-    } catch {
-      return;
+function lookupLogOf(queryLog: QueryLog, apex: string): LookupLog {
+  return (results, source) => {
+    for (const result of results) {
+      if (result.error?.reason === 'invalid-csi') continue;
+      let name: string;
+      try {
+        name = csiToName(result.csi as Csi, apex);
+      } catch {
+        continue;
+      }
+      queryLog.record({
+        name,
+        type: 'MAP',
+        transport: source.transport,
+        status: result.status,
+        ...(source.peer === undefined ? {} : { peer: source.peer }),
+      });
     }
-    queryLog.record({ name, type: 'MAP', transport: 'api', status: result.status });
-  };
-  return {
-    discover: async (input) => {
-      const result = await resolver.discover(input);
-      record(result);
-      return result;
-    },
-    discoverCsi: async (csi) => {
-      const result = await resolver.discoverCsi(csi);
-      record(result);
-      return result;
-    },
-    discoverMany: async (inputs) => {
-      const results = await resolver.discoverMany(inputs);
-      for (const result of results) record(result);
-      return results;
-    },
-    discoverManyJson: async (inputs) => {
-      const out = await resolver.discoverManyJson(inputs);
-      for (const result of out.results) record(result);
-      return out;
-    },
   };
 }

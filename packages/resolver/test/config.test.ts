@@ -299,6 +299,93 @@ describe('resolverConfigSchema', () => {
       ],
     ],
     [
+      'gateway',
+      [
+        [
+          resolver(
+            `"listen": { "api": 443 }, ${TLS}, "gateway": { "keyDir": "keys", "dataDir": "data", "issuers": [{ "name": "issuer.example:443", "keyName": "Issuer.Chat.Example.email.mimi.arpa." }] }`,
+          ),
+          'gateway',
+          {
+            enabled: true,
+            keyDir: 'keys',
+            dataDir: 'data',
+            csisPerToken: 100,
+            requireTokens: true,
+            keyRotationSeconds: 604_800,
+            keyOverlapSeconds: 86_400,
+            issuers: [
+              { name: 'issuer.example:443', keyName: 'issuer.chat.example.email.mimi.arpa' },
+            ],
+          },
+        ],
+        [
+          resolver(
+            `"listen": { "api": 443 }, ${TLS}, "gateway": { "keyDir": "k", "dataDir": "d", "requireTokens": false, "csisPerToken": 10, "originName": "resolver.example", "keyRotationSeconds": 3600, "keyOverlapSeconds": 0 }`,
+          ),
+          'gateway',
+          {
+            enabled: true,
+            keyDir: 'k',
+            dataDir: 'd',
+            originName: 'resolver.example',
+            csisPerToken: 10,
+            requireTokens: false,
+            keyRotationSeconds: 3600,
+            keyOverlapSeconds: 0,
+            issuers: [],
+          },
+        ],
+        [
+          resolver('"gateway": { "keyDir": "k", "dataDir": "d", "requireTokens": false }'),
+          'error',
+          'gateway: the gateway is served on the JSON API: set listen.api',
+        ],
+        [
+          resolver(
+            `"listen": { "api": 443 }, ${TLS}, "gateway": { "keyDir": "k", "dataDir": "d" }`,
+          ),
+          'error',
+          'gateway.issuers: list at least one issuer, or set requireTokens to false',
+        ],
+        [
+          resolver(
+            `"listen": { "api": 443 }, ${TLS}, "gateway": { "keyDir": "var/gw", "dataDir": "var/gw/data", "requireTokens": false }`,
+          ),
+          'error',
+          'gateway.keyDir: must be apart from dataDir (private keys are never kept with the data)',
+        ],
+        [
+          resolver(
+            `"listen": { "api": 443 }, ${TLS}, "maxBatch": 50, "gateway": { "keyDir": "k", "dataDir": "d", "requireTokens": false }`,
+          ),
+          'error',
+          'gateway.csisPerToken: must be at most maxBatch',
+        ],
+        [
+          resolver(
+            `"listen": { "api": 443 }, ${TLS}, "gateway": { "keyDir": "k", "dataDir": "d", "issuers": [{ "name": "i:1" }] }`,
+          ),
+          'error',
+          'gateway.issuers[0].keyName: give exactly one of keyName and keysFile',
+        ],
+        [
+          resolver(
+            `"listen": { "api": 443 }, ${TLS}, "gateway": { "keyDir": "k", "dataDir": "d", "requireTokens": false, "keyOverlapSeconds": -1 }`,
+          ),
+          'error',
+          'gateway.keyOverlapSeconds: must be at least 0',
+        ],
+        [
+          resolver(
+            `"listen": { "api": 443 }, ${TLS}, "gateway": { "keyDir": "k", "dataDir": "d", "requireTokens": false, "keys": [] }`,
+          ),
+          'error',
+          'unknown key "keys" in gateway',
+        ],
+      ],
+    ],
+    [
       'log',
       [
         [resolver('"log": { "level": "warn" }'), 'log', { level: 'warn' }],

@@ -306,7 +306,9 @@ export async function startGatewayDouble(
       return refuse('ERR_TOKEN_INVALID', 'the token does not decode');
     }
     const keyId = Buffer.from(token.authInput.tokenKeyId);
-    const issuer = state.issuers.find((i) => Buffer.from(tokenKeyFromSpki(i.spki, 0, 1).id).equals(keyId));
+    const issuer = state.issuers.find((i) =>
+      Buffer.from(tokenKeyFromSpki(i.spki, 0, 1).id).equals(keyId),
+    );
     if (issuer === undefined)
       return refuse('ERR_TOKEN_KEY_EXPIRED', 'the token key is not accepted');
     const now = init.now();

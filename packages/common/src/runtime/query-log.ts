@@ -12,7 +12,8 @@
  *
  * The format is stable: `t` (ISO 8601, UTC, milliseconds), `name` (canonical: lowercase, no
  * trailing dot; `.` for the root), `type` (the mnemonic, `TYPE<n>` for a type without one),
- * `transport` (`udp`, `tcp`, `doh`, or `api` for a JSON API lookup), then `rcode` (DNS) or
+ * `transport` (`udp`, `tcp`, `doh`, `api` for a JSON API lookup, `ohttp` or `odoh` for
+ * a request through a resolver's gateway), then `rcode` (DNS) or
  * `status` (`none`, `empty`, `found`, `error`: API), `cached: true` for an answer from the answer
  * cache, and `peer` (the client's IP address) only when the log is configured with `peer: true`.
  * Keys come in that order; new keys may be added after them, never renamed.
@@ -36,8 +37,11 @@ export const QUERY_LOG_BUFFER_OCTETS = 2 ** 20;
 /** Time after a failed open or write before the log tries again. */
 export const QUERY_LOG_RETRY_MS = 1000;
 
-/** Where a logged query came in. */
-export type QueryLogTransport = 'udp' | 'tcp' | 'doh' | 'api';
+/**
+ * Where a logged query came in: a DNS listener, the JSON API, or a resolver's gateway on the
+ * oblivious path (`ohttp`: inside Oblivious HTTP, RFC 9458; `odoh`: Oblivious DoH, RFC 9230).
+ */
+export type QueryLogTransport = 'udp' | 'tcp' | 'doh' | 'api' | 'ohttp' | 'odoh';
 
 /** One query as the log records it. */
 export interface QueryLogEntry {
