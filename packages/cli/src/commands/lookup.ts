@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { CsiError, parseCsi, silentLogger } from '@mimi-discovery/common';
 import {
+  DEFAULT_CSIS_PER_TOKEN,
   DiscoveryClientError,
   createDiscoveryClient,
   createResolver,
@@ -277,6 +278,9 @@ async function throughRelay(
       relay: url.href,
       ca,
       ...(credential === undefined ? {} : { credential }),
+      // This process keeps no tokens after it: fetch only what the lookups spend (one token per
+      // `DEFAULT_CSIS_PER_TOKEN` CSIs), so a lookup costs the user's quota no more than that.
+      tokensPerFetch: Math.max(1, Math.ceil(inputs.length / DEFAULT_CSIS_PER_TOKEN)),
       ...(local === undefined
         ? {}
         : { keyCheck: { resolver: local, keyName: flags.keyName as string } }),
