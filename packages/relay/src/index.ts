@@ -9,6 +9,7 @@
 export { RELAY_ERRORS, RelayError, RelayListenError, startRelay } from './relay/server.js';
 export type {
   RelayComponents,
+  RelayExchange,
   RelayErrorCode,
   RelaySettings,
   RunningRelay,

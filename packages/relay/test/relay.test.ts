@@ -15,6 +15,7 @@ import { agentsByAddress } from '../../../test/helpers/client-address.js';
 import {
   DEFAULT_RELAY_MAX_REQUEST_OCTETS,
   startRelay,
+  type RelayExchange,
   type RelaySettings,
   type RunningRelay,
 } from '../src/index.js';
@@ -29,6 +30,8 @@ interface Received {
   readonly url: string;
   readonly headers: IncomingHttpHeaders;
   readonly body: Buffer;
+  /** The address the relay's connection came from. */
+  readonly from: string;
 }
 
 type GatewayHandler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void;
@@ -57,7 +60,13 @@ beforeAll(async () => {
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      received.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body,
+        from: req.socket.remoteAddress ?? '',
+      });
       handler(req, res, body);
     });
   });
@@ -284,6 +293,35 @@ describe('the OHTTP relay resource', () => {
     );
     expect(over.status).toBe(413);
     expect(received).toHaveLength(1);
+  });
+  it('leaves from sourceAddress, and lets an observer hear each exchange as the relay sees it', async () => {
+    const heard: RelayExchange[] = [];
+    const running = await startRelay(
+      {
+        listen: { relay: 0 },
+        tls: { cert: leaf.certPem, key: leaf.keyPem },
+        ca: caPem,
+        gateways: { resolver: `https://${gatewayAuthority}${OHTTP_PATH}` },
+        sourceAddress: '127.0.0.3',
+      },
+      { log: silentLogger, observe: (exchange) => heard.push(exchange) },
+    );
+    relays.push(running);
+    handler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'message/ohttp-res' });
+      res.end(Buffer.from('answer'));
+    };
+    const message = randomBytes(100);
+    const reply = await send(running.url, '/ohttp/resolver', {
+      ...ohttpRequest(message),
+      from: '127.0.0.2',
+    });
+    expect(reply.status).toBe(200);
+    expect(received[0]?.from).toBe('127.0.0.3');
+    expect(heard).toHaveLength(1);
+    expect(heard[0]).toMatchObject({ target: '/ohttp/resolver', method: 'POST', status: 200 });
+    expect(Buffer.from(heard[0]?.requestBody ?? []).equals(message)).toBe(true);
+    expect(Buffer.from(heard[0]?.responseBody ?? []).toString()).toBe('answer');
   });
 });
 

@@ -229,6 +229,7 @@ export const relayConfigSchema = z
     listen: relayListenSchema,
     tls: tlsConfigSchema,
     ca: configPathSchema.optional(),
+    sourceAddress: z.union([z.ipv4(), z.ipv6()]).optional(),
     ...relayForwardingShape,
     limits: relayLimitsSchema.prefault({}),
     queryLog: relayQueryLogSchema.optional(),
@@ -250,6 +251,8 @@ export interface RelayServerConfig {
   readonly ca?: string;
   readonly gateways: Readonly<Record<string, string>>;
   readonly odohTargets: readonly string[];
+  /** The local address connections to gateways and targets leave from. */
+  readonly sourceAddress?: string;
   readonly limits: RelayLimits;
   /** The query log; its path absolute. */
   readonly queryLog?: { readonly path: string; readonly bufferBytes: number };
@@ -282,6 +285,7 @@ export async function loadRelayConfig(path: string): Promise<RelayServerConfig> 
     ...(ca === undefined ? {} : { ca }),
     gateways: file.gateways,
     odohTargets: file.odohTargets,
+    ...(file.sourceAddress === undefined ? {} : { sourceAddress: file.sourceAddress }),
     limits: file.limits,
     ...(file.queryLog === undefined
       ? {}

@@ -30,6 +30,8 @@ export interface ForwarderOptions {
   readonly maxResponseOctets: number;
   /** Most connections per origin. */
   readonly connections: number;
+  /** The local address connections leave from; absent: the system chooses. */
+  readonly localAddress?: string | undefined;
 }
 
 /** One request to a gateway or target. */
@@ -66,12 +68,13 @@ export interface Forwarder {
 
 /** A forwarder over a new undici `Agent`. */
 export function createForwarder(options: ForwarderOptions): Forwarder {
-  const { ca, timeoutMs, maxResponseOctets } = options;
+  const { ca, timeoutMs, maxResponseOctets, localAddress } = options;
   const agent = new Agent({
     connectTimeout: options.connectTimeoutMs,
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
     connections: options.connections,
+    ...(localAddress === undefined ? {} : { localAddress }),
     ...(ca === undefined ? {} : { connect: { ca: typeof ca === 'string' ? ca : Buffer.from(ca) } }),
   });
 

@@ -157,6 +157,8 @@ export interface RelaySettings {
   readonly gateways?: Readonly<Record<string, string>>;
   /** ODoH targets the proxy forwards to, `host:port`. */
   readonly odohTargets?: readonly string[];
+  /** The local address connections to gateways and targets leave from; absent: the system's. */
+  readonly sourceAddress?: string;
   /** Any of the bounds of `limits.ts`; the rest default. */
   readonly limits?: RelayLimitsInput;
   /** The query log; absent: none. */
@@ -171,6 +173,24 @@ export interface RelayComponents {
   readonly log?: Logger;
   /** The clock of the token buckets; default `systemClock`. */
   readonly now?: Clock;
+  /**
+   * Hears every exchange the relay forwarded, as the relay sees it after TLS: the request's
+   * target and body, the response's status and body. For audits of what a relay can learn
+   * (the privacy tests use it); the relay itself keeps none of it.
+   */
+  readonly observe?: (exchange: RelayExchange) => void;
+}
+
+/** One forwarded exchange, as {@link RelayComponents.observe} hears it. */
+export interface RelayExchange {
+  /** The request target as the client sent it (path and query). */
+  readonly target: string;
+  readonly method: string;
+  /** Every request header of the client. */
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly requestBody: Uint8Array;
+  readonly status: number;
+  readonly responseBody: Uint8Array;
 }
 
 /** A running relay. */
@@ -236,6 +256,7 @@ export async function startRelay(
     timeoutMs: limits.forwardTimeoutMs,
     maxResponseOctets: limits.maxResponseOctets,
     connections: limits.gatewayConnections,
+    localAddress: settings.sourceAddress,
   });
   const listeners = new Map<string, ConnectionStatsSource>();
   const queryLog =
@@ -257,6 +278,7 @@ export async function startRelay(
     const where = routeRequest(routes, req.url ?? '/');
     const labels = labelsOf(where, method);
     let octetsIn = 0;
+    let requestBody: Uint8Array | undefined;
     let response: BodyResponse;
     try {
       const decision = limiter.take(address);
@@ -273,12 +295,22 @@ export async function startRelay(
       if (plan.request.method === 'POST') {
         body = await readRequestBody(req, limits);
         octetsIn = body.length;
+        requestBody = body;
       }
       response = await forwardWithSlot(address, plan, body);
     } catch (error) {
       response = errorResponse(error, log);
     }
     sendBody(req, res, response, delivery);
+    components.observe?.({
+      target: req.url ?? '',
+      method,
+      headers: { ...req.headers },
+      requestBody: requestBody ?? new Uint8Array(0),
+      status: response.status,
+      responseBody:
+        typeof response.body === 'string' ? new TextEncoder().encode(response.body) : response.body,
+    });
     const route = labels.route;
     const octetsOut = response.body.length;
     metrics.recordRequest(route, response.status, octetsIn, octetsOut);
