@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ADDRESS_BOOK, main as contactSync } from './contact-sync.js';
+import { CONTACT_BOOK, main as obliviousSync } from './oblivious-sync.js';
 import { main as operatorDelegation } from './operator-delegation.js';
 import { main as recipientApp } from './recipient-app.js';
 
@@ -10,7 +11,7 @@ async function run(main: (log: (line: string) => void) => Promise<void>): Promis
   return lines;
 }
 
-/** The status column of the contact-sync table row that starts with `contact`. */
+/** The status column of the contact table row that starts with `contact`. */
 function statusOf(lines: readonly string[], contact: string): string | undefined {
   const header = lines.find((line) => line.startsWith('contact '));
   const row = lines.find((line) => line.startsWith(`${contact}  `));
@@ -66,5 +67,43 @@ describe('examples', () => {
     expect(lines.at(-1)).toBe(
       'resolver after undelegate: SOA 4.4.e164.mimi.arpa → NXDOMAIN secure, answer owner -',
     );
+  });
+
+  it('oblivious-sync: syncs through the relay with one token per request, and the relay keeps no CSI', async () => {
+    const lines = await run(obliviousSync);
+    const statuses = CONTACT_BOOK.map((contact) => statusOf(lines, contact));
+    expect(statuses).toEqual([
+      'found',
+      'found',
+      'none',
+      'none',
+      'empty',
+      'none',
+      'none',
+      'none',
+      'none',
+      'none',
+    ]);
+    expect(lines.find((line) => line.startsWith('alice@chat.example '))).toContain(
+      'chat.example [work]',
+    );
+    // 10 CSIs at 4 a token: three requests, three tokens spent, none twice.
+    expect(lines).toContain(
+      'tokens spent: 3 (10 CSIs, one token per request of at most 4: 3 requests)',
+    );
+    const issued = lines.find((line) => line.startsWith('tokens the issuer signed for sender1: '));
+    expect(Number(issued?.split(': ')[1])).toBeGreaterThanOrEqual(3);
+    // The relay logged the key fetch and the encapsulated requests: address, route, octets,
+    // status; no line names a CSI, as typed or canonical.
+    const start = lines.indexOf("the relay's query log:");
+    const relayLines = lines.slice(start + 1).filter((line) => line.startsWith('  '));
+    expect(relayLines.filter((line) => / POST \/ohttp\/resolver .* → 200$/.test(line)).length).toBe(
+      4,
+    );
+    expect(relayLines.some((line) => / GET \/ohttp\/resolver .* → 200$/.test(line))).toBe(true);
+    for (const line of relayLines) {
+      expect(line).not.toMatch(/7946|442079|@chat\.example|mailto|tel:/);
+    }
+    expect(lines.at(-1)).toBe('same results as a direct lookup: yes');
   });
 });

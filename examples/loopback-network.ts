@@ -225,6 +225,8 @@ export function resolverConfigFor(root: RunningDp, caPem: string): ResolverConfi
 export interface LoopbackNetwork {
   readonly dir: string;
   readonly caPem: string;
+  /** The server certificate and key files (127.0.0.1), for more servers beside these two. */
+  readonly tls: LoopbackTls['tls'];
   readonly root: RunningDp;
   readonly dp: RunningDp;
   /** The DP's zones, one per range. */
@@ -267,6 +269,7 @@ export async function startLoopbackNetwork(ranges: readonly string[]): Promise<L
     return {
       dir: files.dir,
       caPem: files.caPem,
+      tls: files.tls,
       root,
       dp,
       zones,
