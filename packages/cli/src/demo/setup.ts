@@ -321,7 +321,10 @@ export async function publishedOhttpConfigs(
   paths: NetworkPaths,
   nowS: number,
 ): Promise<Uint8Array[]> {
-  const keys = unexpiredKeys(parsePublicKeyFile(await readFile(paths.gatewayPublicKeys, 'utf8')), nowS);
+  const keys = unexpiredKeys(
+    parsePublicKeyFile(await readFile(paths.gatewayPublicKeys, 'utf8')),
+    nowS,
+  );
   return keys
     .filter((k) => k.kind === 'ohttp')
     .sort((a, b) => b.notBefore - a.notBefore)
