@@ -57,10 +57,10 @@ import {
  * It writes `DIR/network.json` (see demo/network-file.ts), checks the example CSIs through the
  * resolver's JSON API and through the relay (one `lookup --relay`, the gateway's key checked
  * against the tree, one token of `sender1`), prints where everything listens and a line
- * starting with `ready`, and
- * runs until SIGINT or SIGTERM (in-process: until the context's signal aborts; SIGHUP too),
- * when it stops every child (SIGTERM, then SIGKILL after a bound) and ends with exit 0. A DIR
- * that already holds a network (network.json) is restarted from its data, not created again.
+ * starting with `ready`, and runs until SIGINT or SIGTERM (in-process: until the context's
+ * signal aborts; SIGHUP too), when it stops every child (SIGTERM, then SIGKILL after a bound)
+ * and ends with exit 0. A DIR that already holds a network (network.json) is restarted from its
+ * data, not created again.
  * A child that dies on its own is reported on stderr with its last stderr lines; the rest of
  * the network keeps running, so a resolver serving from its cache can be watched.
  */
