@@ -1,10 +1,17 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildQuery, createDohClient, queryUdp, type DohClient } from '@mimi-discovery/common';
+import {
+  buildQuery,
+  createDohClient,
+  decodeKeyConfigs,
+  encodeKeyConfig,
+  queryUdp,
+  type DohClient,
+} from '@mimi-discovery/common';
 import {
   createDiscoveryClient,
   parseDiscoveryResult,
@@ -21,17 +28,26 @@ import {
   waitReady,
   type Demo,
   type NetworkFile,
+  type NetworkServer,
 } from './helpers/demo.js';
 
 // `mimi-discovery demo` as a user runs it: a child process that builds a whole network of child
 // processes. Everything the test knows about the network it reads from network.json, as a
-// script that has never seen the network would: every server is asked over DoH and UDP, the
-// resolver's JSON API answers every example CSI as expected, each admin port is healthy. Then a
-// DP dies (SIGKILL), the demo says so, and the resolver keeps answering from its cache; the
-// demo stops on SIGTERM leaving no process behind, and starts again from its data directory
-// with the same answers, and stops on SIGINT.
+// script that has never seen the network would: every server of the tree is asked over DoH and
+// UDP, the resolver's JSON API answers every example CSI as expected, and so does the
+// oblivious relay with a token of the issuer, with the gateway's key that network.json lists;
+// each admin port is healthy. Then a DP dies (SIGKILL), the demo says so, and the resolver
+// keeps answering from its cache; the demo stops on SIGTERM leaving no process behind, and
+// starts again from its data directory with the same answers and keys, and stops on SIGINT.
 
 const BIN = CLI_BIN;
+
+/** The servers of the tree and the resolver: those that speak DNS. */
+function dnsServers(): Array<NetworkServer & { udp: { host: string; port: number }; doh: string }> {
+  return net.servers.flatMap((s) =>
+    s.udp === null || s.doh === null ? [] : [{ ...s, udp: s.udp, doh: s.doh }],
+  );
+}
 const READY_MS = DEMO_READY_MS;
 const PORTS = DEMO_PORTS;
 
@@ -120,9 +136,14 @@ describe('a network started with mimi-discovery demo', () => {
       'dp',
       'dp',
       'dp',
+      'issuer',
+      'relay',
       'resolver',
       'root',
     ]);
+    // The issuer and the relay speak no DNS; everything else does.
+    expect(dnsServers().map((s) => s.role)).not.toContain('relay');
+    expect(dnsServers()).toHaveLength(net.servers.length - 2);
     for (const s of net.servers) expect(s.pid).toBeGreaterThan(0);
     // No query log unless asked for (design §10).
     for (const s of net.servers) expect(s.queryLog).toBeNull();
@@ -133,7 +154,7 @@ describe('a network started with mimi-discovery demo', () => {
   });
 
   it('answers for its zones on every authoritative server, over DoH and UDP', async () => {
-    for (const s of net.servers.filter((x) => x.role !== 'resolver')) {
+    for (const s of dnsServers().filter((x) => x.role === 'root' || x.role === 'dp')) {
       for (const zone of s.zones) {
         const viaDoh = await doh.query(s.doh, buildQuery(zone, 'SOA', { dnssecOk: true }));
         const viaUdp = await queryUdp(s.udp, buildQuery(zone, 'SOA', { dnssecOk: true }));
@@ -174,6 +195,73 @@ describe('a network started with mimi-discovery demo', () => {
       expect(response.statusCode, s.name).toBe(200);
       await response.body.dump();
     }
+  });
+
+  it('lists the relay, the gateway’s published keys and the issuer, whose users hold credentials', async () => {
+    const relay = net.servers.find((s) => s.role === 'relay');
+    const issuer = net.servers.find((s) => s.role === 'issuer');
+    expect(relay?.api).toBe(net.relay.url);
+    expect(issuer?.api).toBe(net.issuer.url);
+    expect(net.relay.ohttp).toBe(`${net.relay.url}/ohttp/resolver`);
+    expect(net.gateway.url).toBe(`${net.resolver.api}/.well-known/ohttp-gateway`);
+    expect(net.issuer.name).toBe(new URL(net.issuer.url).host);
+    expect(net.issuer.users.map((u) => u.id)).toEqual(['sender1', 'sender2']);
+    for (const u of net.issuer.users) {
+      expect(readFileSync(u.credential, 'utf8').trim()).toMatch(/^[A-Za-z0-9_-]{20,}$/);
+      expect(statSync(u.credential).mode & 0o777).toBe(0o600);
+    }
+    // The key configs network.json lists are those the gateway serves (RFC 9540 §4), newest
+    // first, and they are in its public-key file, which the demo published in the tree.
+    const agent = new Agent({ connect: { ca: readFileSync(net.ca, 'utf8') } });
+    try {
+      const response = await request(net.gateway.url, { dispatcher: agent });
+      expect(response.statusCode).toBe(200);
+      expect(response.headers['content-type']).toBe('application/ohttp-keys');
+      const served = decodeKeyConfigs(new Uint8Array(await response.body.arrayBuffer()));
+      expect(served.map((c) => Buffer.from(encodeKeyConfig(c)).toString('base64url'))).toEqual(
+        net.gateway.keyConfigs,
+      );
+    } finally {
+      await agent.close();
+    }
+    const published = JSON.parse(readFileSync(net.gateway.publicKeys, 'utf8')) as {
+      keys: Array<{ kind: string; config: string }>;
+    };
+    for (const config of net.gateway.keyConfigs) {
+      expect(published.keys).toContainEqual(expect.objectContaining({ kind: 'ohttp', config }));
+    }
+  });
+
+  it('answers mimi-discovery lookup --relay with a token of the issuer', () => {
+    const found = net.examples.find((e) => e.expect === 'found');
+    const user = net.issuer.users[1];
+    if (found === undefined || user === undefined) throw new Error('no found example or user');
+    const result = spawnSync(
+      process.execPath,
+      [
+        BIN,
+        'lookup',
+        found.csi,
+        '--relay',
+        net.relay.ohttp,
+        '--credential',
+        user.credential,
+        '--key-name',
+        net.gateway.keyName,
+        '--hints',
+        net.hints,
+        '--trust-anchor',
+        net.trustAnchor.ds,
+        '--ca',
+        net.ca,
+        '--json',
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(result.status, result.stderr).toBe(0);
+    const d = parseDiscoveryResult(JSON.parse(result.stdout)) ?? expect.unreachable();
+    expect(d.status).toBe('found');
+    expect(providersOf(d)).toEqual(found.providers);
   });
 
   it('answers mimi-discovery lookup --resolver', () => {
@@ -252,11 +340,16 @@ describe('a network started with mimi-discovery demo', () => {
     expect(net.servers.map((s) => [s.name, s.doh, s.api])).toEqual(
       first.servers.map((s) => [s.name, s.doh, s.api]),
     );
-    // The very same mappings (recipient keys included), not new registrations.
+    // The very same mappings (recipient keys included), not new registrations; the same
+    // gateway keys (none due for rotation), published again, checked through the relay again.
     expect(firstAnswers).toHaveLength(first.examples.length);
     expect(await answersOf()).toEqual(firstAnswers);
+    expect(net.gateway.keyConfigs).toEqual(first.gateway.keyConfigs);
+    expect(demo.stdout()).toMatch(/^verified lookups through the oblivious relay/m);
+    expect(demo.stdout()).not.toMatch(/WRONG/);
 
-    // With --query-log, network.json lists a query log for every server, written as they answer.
+    // With --query-log, network.json lists a query log for every server but the issuer,
+    // written as they answer.
     const resolverLog = net.servers.find((s) => s.role === 'resolver')?.queryLog ?? '';
     const dp44Log = net.servers.find((s) => s.name === 'dp44')?.queryLog ?? '';
     const linesOf = (path: string): Array<Record<string, unknown>> =>
@@ -269,7 +362,7 @@ describe('a network started with mimi-discovery demo', () => {
     for (let i = 0; i < 50 && apiLines().length < 2 * net.examples.length; i++) {
       await new Promise((r) => setTimeout(r, 100));
     }
-    for (const s of net.servers) {
+    for (const s of dnsServers()) {
       expect(s.queryLog, s.name).toBe(join(dir, 'logs', `${s.name}.queries.jsonl`));
       // Every line is one JSON object; none holds a client address.
       for (const line of linesOf(s.queryLog ?? '')) {
@@ -277,6 +370,27 @@ describe('a network started with mimi-discovery demo', () => {
         expect(line).not.toHaveProperty('peer');
       }
     }
+    expect(net.servers.find((s) => s.role === 'issuer')?.queryLog).toBeNull();
+    // The relay's log holds who asked and how much, never what (docs/operations.md §10): the
+    // demo's check at start, a key fetch and requests through the relay resource.
+    const relayLog = net.servers.find((s) => s.role === 'relay')?.queryLog ?? '';
+    expect(relayLog).toBe(join(dir, 'logs', 'relay.queries.jsonl'));
+    const relayLines = linesOf(relayLog);
+    expect(relayLines).toContainEqual(
+      expect.objectContaining({ method: 'POST', route: '/ohttp/resolver', status: 200 }),
+    );
+    for (const line of relayLines) {
+      expect(Object.keys(line).slice(0, 3)).toEqual(['t', 'client', 'method']);
+      expect(line).not.toHaveProperty('name');
+    }
+    const relayText = readFileSync(relayLog, 'utf8');
+    for (const e of net.examples) {
+      expect(relayText).not.toContain(e.canonical.replace(/^[a-z]+:/, ''));
+    }
+    // The resolver saw the check through the relay's gateway as `ohttp`, one line a CSI.
+    expect(linesOf(resolverLog).filter((l) => l['transport'] === 'ohttp').length).toBe(
+      net.examples.length,
+    );
     // The resolver's JSON API lookups (each example, twice: the check at start and the test's).
     expect(apiLines()).toHaveLength(2 * net.examples.length);
     // The +44 DP was asked for the MAP of the +44 example.

@@ -168,7 +168,13 @@ describe('a contact sync of 1,000 CSIs through the demo network (R6, docs/privac
         expect(deeper, 'the root was asked names more than one label below its own').toEqual([]);
         // With the resolver's copy of the root zone, the root is asked only what the copy
         // cannot answer: the first missing label under a range with no DP (docs/privacy.md).
-        const lookups = asked.filter((name) => !namesEqual(name, apex));
+        // Besides, the demo's own check through the relay may walk, as a sender's app does,
+        // from the root hints to the gateway's KEYCONF (`lookup --key-name`, key consistency):
+        // when its resolver's copy of the root zone is not there yet, the root is asked the
+        // names down to the MSP's zone cut, above the gateway's key name and no CSI's.
+        const keyCheck = (name: string): boolean =>
+          isSubdomain(net.gateway.keyName, name) && !namesEqual(net.gateway.keyName, name);
+        const lookups = asked.filter((name) => !namesEqual(name, apex) && !keyCheck(name));
         expect(new Set(lookups)).toEqual(
           new Set([`3.e164.${apex}`, `9.4.e164.${apex}`, `org.email.${apex}`]),
         );

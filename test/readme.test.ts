@@ -17,7 +17,7 @@ import { externalTools, readmeBlocks } from './helpers/readme.js';
 // `npm start`'s network and its `.demo/…` paths. So the test gives the commands what a reader
 // has, with nothing of the reader's touched:
 //
-// - a demo of its own, started as `npm start` starts it, on the default ports 15300–15327 (the
+// - a demo of its own, started as `npm start` starts it, on the default ports 15300–15335 (the
 //   numbers the commands name), with `--dir .demo` in a fresh directory under
 //   test/.tmp-readme/ (git-ignored);
 // - the blocks run with that directory as their working directory: there `.demo` is the test's
@@ -33,7 +33,7 @@ const CLI_BIN = join(REPO, 'packages', 'cli', 'bin', 'mimi-discovery.js');
 const LINKED_BIN = join(REPO, 'node_modules', '.bin', 'mimi-discovery');
 const README = readFileSync(join(REPO, 'README.md'), 'utf8');
 /** The port block the README's commands are written for: `npm start`'s. */
-const DEFAULT_BLOCK = { base: 15300, size: 28 };
+const DEFAULT_BLOCK = { base: 15300, size: 36 };
 /** Parent of the directories the tour runs in: inside the repository, for npx. */
 const WORK_ROOT = join(REPO, 'test', '.tmp-readme');
 const READY_MS = 90_000;
@@ -47,7 +47,14 @@ interface Endpoint {
 
 interface NetworkFile {
   portBase: number;
-  servers: Array<{ udp: Endpoint; tcp: Endpoint; doh: string; api: string | null; admin: string }>;
+  /** `udp`, `tcp` and `doh` are null for the issuer and the relay, which speak no DNS. */
+  servers: Array<{
+    udp: Endpoint | null;
+    tcp: Endpoint | null;
+    doh: string | null;
+    api: string | null;
+    admin: string;
+  }>;
 }
 
 /** Ready: the blocks run in `cwd`. Busy: something else holds the ports, as `reason` says. */
@@ -57,8 +64,8 @@ type Setup = { kind: 'ready'; cwd: string; net: NetworkFile } | { kind: 'busy'; 
 function portsOf(net: NetworkFile): Set<number> {
   const ports = new Set<number>();
   for (const s of net.servers) {
-    ports.add(s.udp.port);
-    ports.add(s.tcp.port);
+    if (s.udp !== null) ports.add(s.udp.port);
+    if (s.tcp !== null) ports.add(s.tcp.port);
     for (const url of [s.doh, s.api, s.admin])
       if (url !== null) ports.add(Number(new URL(url).port));
   }

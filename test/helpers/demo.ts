@@ -12,32 +12,86 @@ const REPO = join(import.meta.dirname, '..', '..');
 export const CLI_BIN = join(REPO, 'packages', 'cli', 'dist', 'main.js');
 /** How long the demo may take to start every server. */
 export const DEMO_READY_MS = 60_000;
-/** Ports the demo takes from its `--port-base`. */
-export const DEMO_PORTS = 28;
+/** Ports the demo takes from its `--port-base`: 4 for each of its 9 servers. */
+export const DEMO_PORTS = 36;
+
+/** A plain DNS address. */
+export interface DnsAddress {
+  host: string;
+  port: number;
+}
 
 export interface NetworkServer {
   name: string;
-  role: 'root' | 'dp' | 'resolver';
-  ranges?: string[];
+  role: 'root' | 'dp' | 'resolver' | 'issuer' | 'relay';
+  description: string;
+  ranges: string[];
   zones: string[];
-  parent?: string;
-  udp: { host: string; port: number };
-  tcp: { host: string; port: number };
-  doh: string;
+  parent: string | null;
+  /** Null for the issuer and the relay, which speak no DNS. */
+  udp: DnsAddress | null;
+  tcp: DnsAddress | null;
+  doh: string | null;
+  /** A DP's registration API, the resolver's JSON API, the issuer's token API, the relay's URL. */
   api: string | null;
   admin: string;
   config: string;
-  queryLog?: string | null;
+  log: string;
+  /** Null unless `demo --query-log`; always null for the issuer. */
+  queryLog: string | null;
   pid: number | null;
 }
 
+/** The oblivious relay. */
+export interface NetworkRelay {
+  url: string;
+  /** Its resource for the resolver's gateway: `lookup --relay URL`. */
+  ohttp: string;
+  /** Its ODoH proxy. */
+  odohProxy: string;
+  admin: string;
+}
+
+/** The resolver's oblivious gateway and its published keys. */
+export interface NetworkGateway {
+  url: string;
+  odohConfigs: string;
+  odohTarget: string;
+  /** Owner of its KEYCONF RRset, without the final dot. */
+  keyName: string;
+  /** Its public-key file. */
+  publicKeys: string;
+  /** OHTTP key configs published at the demo's start, base64url, newest first. */
+  keyConfigs: string[];
+}
+
+/** The Privacy Pass issuer and its users. */
+export interface NetworkIssuer {
+  url: string;
+  /** issuer_name of the token challenges (`host:port`). */
+  name: string;
+  keyName: string;
+  publicKeys: string;
+  tokensPerPeriod: number;
+  periodSeconds: number;
+  csisPerToken: number;
+  /** Each user's id and the file of its bearer credential. */
+  users: Array<{ id: string; credential: string }>;
+}
+
 export interface NetworkFile {
+  version: number;
+  apex: string;
+  dir: string;
   portBase: number;
   pid: number;
   ca: string;
   trustAnchor: { ds: string; bind: string };
   hints: string;
-  resolver: { api: string; udp: { host: string; port: number } };
+  resolver: { api: string; doh: string; udp: DnsAddress; tcp: DnsAddress; admin: string };
+  relay: NetworkRelay;
+  gateway: NetworkGateway;
+  issuer: NetworkIssuer;
   servers: NetworkServer[];
   examples: Array<{
     csi: string;
@@ -45,6 +99,7 @@ export interface NetworkFile {
     expect: 'found' | 'empty' | 'none';
     providers: string[];
     zones: string[];
+    note: string;
   }>;
 }
 

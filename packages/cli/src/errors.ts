@@ -42,7 +42,8 @@ export type ExitCode = (typeof EXIT_CODES)[keyof typeof EXIT_CODES];
  * - `ERR_CLI_PORT_BUSY` — `demo`: a planned port is in use;
  * - `ERR_CLI_DEMO_SETUP`, `ERR_CLI_DEMO_LOOKUP` — `demo`: a setup step or a check lookup failed;
  * - `ERR_CLI_CHILD` — `demo`: a server process failed to start;
- * - `ERR_CLI_NETWORK_FILE` — `demo`: `network.json` cannot be read or does not match the flags;
+ * - `ERR_CLI_NETWORK_FILE` — `demo`: `network.json` cannot be read or does not match the flags,
+ *   or the network lacks a server of the plan;
  * - `ERR_CLI_NOT_BUILT` — the package is not built (`dist/` missing); written by
  *   bin/mimi-discovery.js, which cannot load this code then (exit 2).
  */

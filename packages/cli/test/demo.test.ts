@@ -44,10 +44,24 @@ describe('the port plan', () => {
       zones: ['2.0.2.1.e164.mimi.arpa'],
       ports: { dns: 15312, doh: 15313, api: 15314, admin: 15315 },
     });
-    expect(plan.at(-1)).toMatchObject({ role: 'resolver', ports: { api: 15326, admin: 15327 } });
+    expect(plan.find((s) => s.name === 'resolver')).toMatchObject({
+      role: 'resolver',
+      ports: { dns: 15324, doh: 15325, api: 15326, admin: 15327 },
+    });
+    // The issuer and the relay speak no DNS: their block's first two ports stay unused.
+    expect(plan.slice(-2)).toMatchObject([
+      { name: 'issuer', role: 'issuer', ports: { dns: null, doh: null, api: 15330, admin: 15331 } },
+      { name: 'relay', role: 'relay', ports: { dns: null, doh: null, api: 15334, admin: 15335 } },
+    ]);
     const ports = portUses(plan).map((u) => u.port);
     expect(new Set(ports).size).toBe(ports.length);
     expect(Math.max(...ports)).toBe(15300 + DEMO_SERVERS.length * PORTS_PER_SERVER - 1);
+    expect(DEMO_SERVERS.length * PORTS_PER_SERVER).toBe(36);
+    for (const unused of [15328, 15329, 15332, 15333]) expect(ports).not.toContain(unused);
+    expect(portUses(plan).filter((u) => u.server === 'relay')).toEqual([
+      { port: 15334, server: 'relay', listener: 'api', udp: false },
+      { port: 15335, server: 'relay', listener: 'admin', udp: false },
+    ]);
   });
 
   it('is the same plan for the same base, so a restart finds its servers where they were', () => {
@@ -56,6 +70,26 @@ describe('the port plan', () => {
 
   it.each([0, 80, 65530])('refuses a base of %i whose block leaves 1024–65535', (base) => {
     expect(() => planNetwork(base)).toThrow(/--port-base/);
+  });
+
+  it('names a busy port of the relay, and checks no port the relay leaves unused', async () => {
+    const port = await freePort();
+    // The plan whose relay API port (base + 34) is the busy one.
+    const plan = planNetwork(port - 34);
+    const busy = await listen(port);
+    // The port below is in the relay's block but unused: holding it is no conflict.
+    const unused = await listen(port - 1).catch(() => undefined);
+    try {
+      await expect(checkPortsFree(plan)).rejects.toMatchObject({
+        code: 'ERR_CLI_PORT_BUSY',
+        message: expect.stringMatching(
+          new RegExp(`^port ${port} \\(TCP, api of relay\\) is in use`),
+        ),
+      });
+    } finally {
+      busy.close();
+      unused?.close();
+    }
   });
 
   it('names the busy port, its listener and its server', async () => {
@@ -98,6 +132,21 @@ describe('mimi-discovery demo', () => {
     expect(result.stderr).toMatch(/no network\.json.*\(ERR_CLI_EXISTS\)/);
   });
 
+  it('refuses to restart a network made without the issuer and the relay, starting nothing', async () => {
+    const old = join(cli.dir, 'older');
+    mkdirSync(old);
+    writeFileSync(join(old, 'network.json'), JSON.stringify({ version: 1, portBase: 30000 }));
+    // Every server of the network as it was before the issuer and the relay joined the plan.
+    for (const s of DEMO_SERVERS.filter((x) => x.role !== 'issuer' && x.role !== 'relay')) {
+      mkdirSync(join(old, s.name));
+      writeFileSync(join(old, s.name, 'config.json'), '{}');
+    }
+    const result = await cli.run(['demo', '--dir', 'older']);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(/without issuer, relay .*remove it.*\(ERR_CLI_NETWORK_FILE\)/);
+    expect(existsSync(join(old, 'logs'))).toBe(false);
+  });
+
   it('refuses another --port-base for a network that exists', async () => {
     mkdirSync(join(cli.dir, 'old'));
     writeFileSync(
@@ -110,8 +159,11 @@ describe('mimi-discovery demo', () => {
   });
 });
 
+/** Two OHTTP key configs (RFC 9458 §3) as the gateway's public-key file holds them. */
+const KEY_CONFIGS = [Uint8Array.of(1, 0, 0x20, 9), Uint8Array.of(0, 0, 0x20, 8)];
+
 describe('network.json', () => {
-  it('lists the query log of every server when the demo keeps them (demo --query-log)', () => {
+  it('lists the query log of every server but the issuer when the demo keeps them (demo --query-log)', () => {
     const paths = networkPaths('/srv/net');
     const file = networkFileJson({
       paths,
@@ -121,11 +173,79 @@ describe('network.json', () => {
       pids: new Map(),
       pid: 4242,
       queryLogs: true,
+      gatewayKeyConfigs: KEY_CONFIGS,
     });
     expect(file.servers.map((s) => [s.name, s.queryLog])).toEqual(
-      file.servers.map((s) => [s.name, `/srv/net/logs/${s.name}.queries.jsonl`]),
+      file.servers.map((s) => [
+        s.name,
+        s.name === 'issuer' ? null : `/srv/net/logs/${s.name}.queries.jsonl`,
+      ]),
     );
     expect(file.servers.map((s) => s.role)).toContain('resolver');
+  });
+
+  it('names the relay, the gateway with its published key configs, and the issuer', () => {
+    const file = networkFileJson({
+      paths: networkPaths('/srv/net'),
+      portBase: 15300,
+      plan: planNetwork(15300),
+      examples: DEMO_EXAMPLES,
+      pids: new Map([['relay', 4250]]),
+      pid: 4242,
+      queryLogs: false,
+      gatewayKeyConfigs: KEY_CONFIGS,
+    });
+    expect(file.relay).toEqual({
+      url: 'https://127.0.0.1:15334',
+      ohttp: 'https://127.0.0.1:15334/ohttp/resolver',
+      odohProxy: 'https://127.0.0.1:15334/proxy',
+      admin: 'http://127.0.0.1:15335',
+    });
+    expect(file.gateway).toEqual({
+      url: 'https://127.0.0.1:15326/.well-known/ohttp-gateway',
+      odohConfigs: 'https://127.0.0.1:15326/.well-known/odohconfigs',
+      odohTarget: '127.0.0.1:15326',
+      keyName: 'resolver.chat.example.email.mimi.arpa',
+      publicKeys: '/srv/net/resolver/gateway-keys/gateway-public-keys.json',
+      keyConfigs: ['AQAgCQ', 'AAAgCA'],
+    });
+    expect(file.issuer).toEqual({
+      url: 'https://127.0.0.1:15330',
+      name: '127.0.0.1:15330',
+      keyName: 'issuer.chat.example.email.mimi.arpa',
+      publicKeys: '/srv/net/issuer/keys/issuer-public-keys.json',
+      tokensPerPeriod: 50,
+      periodSeconds: 86400,
+      csisPerToken: 100,
+      users: [
+        { id: 'sender1', credential: '/srv/net/issuer/sender1.credential' },
+        { id: 'sender2', credential: '/srv/net/issuer/sender2.credential' },
+      ],
+    });
+    expect(file.servers.find((s) => s.name === 'relay')).toEqual({
+      name: 'relay',
+      role: 'relay',
+      description: 'oblivious relay, run by a party independent of the resolver',
+      ranges: [],
+      zones: [],
+      parent: null,
+      udp: null,
+      tcp: null,
+      doh: null,
+      api: 'https://127.0.0.1:15334',
+      admin: 'http://127.0.0.1:15335',
+      config: '/srv/net/relay/config.json',
+      log: '/srv/net/logs/relay.log',
+      queryLog: null,
+      pid: 4250,
+    });
+    expect(file.servers.find((s) => s.name === 'issuer')).toMatchObject({
+      role: 'issuer',
+      udp: null,
+      doh: null,
+      api: 'https://127.0.0.1:15330',
+      admin: 'http://127.0.0.1:15331',
+    });
   });
 
   it('lists every server, the files to trust and the examples with their expected results', () => {
@@ -139,6 +259,7 @@ describe('network.json', () => {
       pids: new Map([['dp44', 4243]]),
       pid: 4242,
       queryLogs: false,
+      gatewayKeyConfigs: KEY_CONFIGS,
     });
     expect(file).toMatchObject({
       version: 1,

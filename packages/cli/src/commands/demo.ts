@@ -29,6 +29,9 @@ import {
 } from '../demo/plan.js';
 import {
   createServers,
+  publishGatewayKeys,
+  publishIssuerKeys,
+  publishedOhttpConfigs,
   registerRecipients,
   stepRunner,
   type RunCli,
@@ -38,16 +41,26 @@ import {
 /**
  * `demo`: a whole discovery network on this machine in one command — the root directory, DPs
  * for +44, +1 (with +1202 sub-delegated to a DP of its own) and @example.com, an MSP-run DP
- * reached by MAPREF, and a resolver — each server a child process running this very bin
- * (`serve`, `resolver serve`), set up with the command line's own commands run in-process
- * (`init`, `delegate --ns-from --ds-from`, `trust-anchor`, `hints`, `recipient …`), with example
- * recipients registered through the DPs' real APIs.
+ * reached by MAPREF, a resolver with an oblivious gateway, a Privacy Pass issuer and an
+ * oblivious relay — each server a child process running this very bin (`serve`, `resolver
+ * serve`, `issuer serve`, `relay serve`), set up with the command line's own commands run
+ * in-process (`init`, `delegate --ns-from --ds-from`, `trust-anchor`, `hints`, `issuer
+ * add-user`, `keys publish`, `recipient …`), with example recipients registered through the
+ * DPs' real APIs.
+ *
+ * Servers start in the order their dependencies need: the root, the DPs and the issuer; the
+ * issuer's keys published in the tree (`keys publish`, so the gateway finds them when it
+ * resolves them); the resolver; the gateway's keys published in the tree (`keys publish
+ * --doh`); the relay. The keys are published at every start, so that keys rotated while the
+ * network was down are in the tree.
  *
  * It writes `DIR/network.json` (see demo/network-file.ts), checks the example CSIs through the
- * resolver's JSON API, prints where everything listens and a line starting with `ready`, and
- * runs until SIGINT or SIGTERM (in-process: until the context's signal aborts; SIGHUP too),
- * when it stops every child (SIGTERM, then SIGKILL after a bound) and ends with exit 0. A DIR
- * that already holds a network (network.json) is restarted from its data, not created again.
+ * resolver's JSON API and through the relay (one `lookup --relay`, the gateway's key checked
+ * against the tree, one token of `sender1`), prints where everything listens and a line
+ * starting with `ready`, and runs until SIGINT or SIGTERM (in-process: until the context's
+ * signal aborts; SIGHUP too), when it stops every child (SIGTERM, then SIGKILL after a bound)
+ * and ends with exit 0. A DIR that already holds a network (network.json) is restarted from its
+ * data, not created again.
  * A child that dies on its own is reported on stderr with its last stderr lines; the rest of
  * the network keeps running, so a resolver serving from its cache can be watched.
  */
@@ -68,7 +81,7 @@ export function registerDemo(program: Command, env: CommandEnv, runCli: RunCli):
   return program
     .command('demo')
     .description(
-      'run a whole discovery network on this machine (root, DPs, an MSP-run DP, a resolver) until SIGINT or SIGTERM',
+      'run a whole discovery network on this machine (root, DPs, an MSP-run DP, a resolver, a token issuer, an oblivious relay) until SIGINT or SIGTERM',
     )
     .option(
       '--dir <dir>',
@@ -82,18 +95,23 @@ export function registerDemo(program: Command, env: CommandEnv, runCli: RunCli):
     .option('--json', 'print one JSON object when ready and one when stopped')
     .option(
       '--query-log',
-      'every server keeps a query log (JSON lines, no client addresses) in DIR/logs; network.json lists them',
+      'every server but the issuer keeps a query log (JSON lines) in DIR/logs; network.json lists them',
     )
     .addHelpText(
       'after',
       `
 Each server takes 4 ports from the block: plain DNS (UDP and TCP), DoH, API, admin; in the
 order root, dp44 (+44), dp1 (+1), dp1202 (+1202), dp-email (@example.com), dp-msp
-(@chat.example), resolver. DIR/network.json says where everything listens, which files to
-trust, and the example CSIs with their expected results.
+(@chat.example), resolver, issuer, relay. The issuer and the relay speak no DNS: they use only
+their third port (the token API; the relay's HTTPS port) and their fourth (admin).
+DIR/network.json says where everything listens, which files to trust, the relay, the gateway's
+published keys, the issuer and its users' credential files (DIR/issuer/sender1.credential,
+sender2.credential), and the example CSIs with their expected results.
 
 With --query-log each server appends a line per query it answers to
-DIR/logs/<server>.queries.jsonl (the resolver also one per CSI its JSON API looks up).
+DIR/logs/<server>.queries.jsonl, without client addresses (the resolver also one per CSI its
+JSON API looks up); the relay one per request it forwards, with the client's address and never
+a CSI (it sees none). The issuer keeps no query log.
 
 Examples:
   $ mimi-discovery demo
@@ -126,6 +144,14 @@ async function runDemo(flags: DemoFlags, env: CommandEnv, runCli: RunCli): Promi
     );
   }
   const plan = planNetwork(portBase);
+  // A network made before a server joined the plan lacks that server's config.
+  const missing = restart ? plan.filter((s) => !existsSync(paths.configOf(s.name))) : [];
+  if (missing.length > 0) {
+    throw failure(
+      'ERR_CLI_NETWORK_FILE',
+      `${paths.dir} holds a network without ${missing.map((s) => s.name).join(', ')} (made by an earlier version?): remove it to create a new one, or give another --dir`,
+    );
+  }
   await checkPortsFree(plan);
 
   const stop = stopSignal(env.signal);
@@ -152,31 +178,23 @@ async function runDemo(flags: DemoFlags, env: CommandEnv, runCli: RunCli): Promi
     }
     await mkdir(paths.logs, { recursive: true });
     const queryLogs = flags.queryLog === true;
-    const start = (s: (typeof plan)[number]): Promise<ChildServer> =>
-      startChild(
-        s.name,
-        [
-          ...(s.role === 'resolver' ? ['resolver'] : []),
-          'serve',
-          '--config',
-          paths.configOf(s.name),
-          ...(queryLogs ? ['--query-log', paths.queryLogOf(s.name)] : []),
-          ...(queryLogs && s.role === 'resolver' ? ['--query-log-api'] : []),
-        ],
-        paths.logOf(s.name),
-        onExit,
-      );
-    // The authoritative servers first, then the resolver, as a network comes up: the resolver
-    // transfers the root's zone for its local copy as it starts (protocol §10).
-    for (const group of [
-      plan.filter((s) => s.role !== 'resolver'),
-      plan.filter((s) => s.role === 'resolver'),
-    ]) {
+    const start = (s: PlannedServer): Promise<ChildServer> =>
+      startChild(s.name, childArgs(s, paths, queryLogs), paths.logOf(s.name), onExit);
+    const startAll = async (group: readonly PlannedServer[]): Promise<void> => {
       const settled = await Promise.allSettled(group.map(start));
       for (const s of settled) if (s.status === 'fulfilled') children.push(s.value);
       const failed = settled.find((s) => s.status === 'rejected');
       if (failed !== undefined) throw failed.reason;
-    }
+    };
+    // The authoritative servers and the issuer first, then the resolver, as a network comes
+    // up: the resolver transfers the root's zone for its local copy as it starts (protocol
+    // §10), and its gateway resolves the issuer's keys, which are in the tree by then. The
+    // relay last, once the gateway's keys are published: a client it serves can check them.
+    await startAll(plan.filter((s) => s.role !== 'resolver' && s.role !== 'relay'));
+    await publishIssuerKeys(plan, paths, run);
+    await startAll(plan.filter((s) => s.role === 'resolver'));
+    await publishGatewayKeys(plan, paths, run);
+    await startAll(plan.filter((s) => s.role === 'relay'));
 
     if (!restart) await registerRecipients(plan, paths, run, env);
     const pids = new Map(children.map((c) => [c.name, c.pid]));
@@ -188,24 +206,34 @@ async function runDemo(flags: DemoFlags, env: CommandEnv, runCli: RunCli): Promi
       pids,
       pid: process.pid,
       queryLogs,
+      gatewayKeyConfigs: await publishedOhttpConfigs(paths, env.now()),
     });
     await writeNetworkFile(paths, file);
 
-    const lookups = await checkExamples(run, file);
+    const lookups = compareExamples(file, await runLookup(run, apiLookupArgs(file), 'api'));
+    const relayLookups = compareExamples(
+      file,
+      await runLookup(run, relayLookupArgs(file), 'relay'),
+    );
     const seconds = (performance.now() - started) / 1000;
     if (flags.json === true) {
       env.out(
-        `${JSON.stringify({ ready: true, network: paths.networkFile, created: !restart, startupSeconds: round(seconds), lookups })}\n`,
+        `${JSON.stringify({ ready: true, network: paths.networkFile, created: !restart, startupSeconds: round(seconds), lookups, relayLookups })}\n`,
       );
     } else {
-      env.out(summary(file, plan, paths, lookups, env.cwd));
+      env.out(summary(file, paths, lookups, relayLookups, env.cwd));
     }
-    const wrong = lookups.filter((l) => !l.ok);
-    if (wrong.length > 0) {
-      throw failure(
-        'ERR_CLI_DEMO_LOOKUP',
-        `the resolver did not give the expected result for ${wrong.map((l) => l.csi).join(', ')}`,
-      );
+    for (const [checked, how] of [
+      [lookups, "the resolver's JSON API"],
+      [relayLookups, 'the relay'],
+    ] as const) {
+      const wrong = checked.filter((l) => !l.ok);
+      if (wrong.length > 0) {
+        throw failure(
+          'ERR_CLI_DEMO_LOOKUP',
+          `the resolver did not give the expected result through ${how} for ${wrong.map((l) => l.csi).join(', ')}`,
+        );
+      }
     }
     say(`ready in ${round(seconds)} s: ${paths.networkFile}; Ctrl-C stops the network\n`);
     await stop.stopped;
@@ -238,12 +266,72 @@ export interface ExampleLookup {
 }
 
 /**
- * Looks every example CSI up through the resolver's JSON API with `lookup --resolver` (one
- * `POST /v1/discover`) and compares each result with the expected one.
+ * The arguments of a server's child process: `serve`, `resolver serve` (with `--query-log-api`
+ * when logging), `issuer serve` (no query log), `relay serve`; `startChild` adds `--json`.
  */
-async function checkExamples(run: StepRunner, file: NetworkFileJson): Promise<ExampleLookup[]> {
-  const stdout = await runLookup(run, file);
-  const results = (JSON.parse(stdout) as { results: DiscoveryResult[] }).results;
+function childArgs(s: PlannedServer, paths: NetworkPaths, queryLogs: boolean): string[] {
+  const config = ['--config', paths.configOf(s.name)];
+  const log = ['--query-log', paths.queryLogOf(s.name)];
+  switch (s.role) {
+    case 'root':
+    case 'dp':
+      return ['serve', ...config, ...(queryLogs ? log : [])];
+    case 'resolver':
+      return ['resolver', 'serve', ...config, ...(queryLogs ? [...log, '--query-log-api'] : [])];
+    case 'issuer':
+      return ['issuer', 'serve', ...config];
+    case 'relay':
+      return ['relay', 'serve', ...config, ...(queryLogs ? log : [])];
+  }
+}
+
+/** `lookup` of every example through the resolver's JSON API: one `POST /v1/discover`. */
+function apiLookupArgs(file: NetworkFileJson): string[] {
+  return [
+    'lookup',
+    ...file.examples.map((e) => e.csi),
+    '--resolver',
+    file.resolver.api,
+    '--ca',
+    file.ca,
+    '--json',
+  ];
+}
+
+/** The first user of the issuer, whose tokens the demo's own checks spend. */
+function checkUser(file: NetworkFileJson): NetworkFileJson['issuer']['users'][number] {
+  const user = file.issuer.users[0];
+  if (user === undefined) throw new Error('network.json lists no user of the issuer');
+  return user;
+}
+
+/**
+ * `lookup` of every example through the relay, as a sender's app: the gateway's key checked
+ * against its KEYCONF in the tree (resolved from the root hints and the trust anchor), one
+ * token of the first user (the examples are fewer than a token's CSIs).
+ */
+function relayLookupArgs(file: NetworkFileJson): string[] {
+  return [
+    'lookup',
+    ...file.examples.map((e) => e.csi),
+    '--relay',
+    file.relay.ohttp,
+    '--credential',
+    checkUser(file).credential,
+    '--key-name',
+    file.gateway.keyName,
+    '--hints',
+    file.hints,
+    '--trust-anchor',
+    file.trustAnchor.ds,
+    '--ca',
+    file.ca,
+    '--json',
+  ];
+}
+
+/** Each example's result compared with the expected one. */
+function compareExamples(file: NetworkFileJson, results: DiscoveryResult[]): ExampleLookup[] {
   return file.examples.map((example, i) => {
     const result = results[i];
     const providers = sortedUnique(
@@ -267,23 +355,23 @@ async function checkExamples(run: StepRunner, file: NetworkFileJson): Promise<Ex
   });
 }
 
-/** `lookup … --json` through the resolver; an `error` result (exit 2) still has its JSON. */
-async function runLookup(run: StepRunner, file: NetworkFileJson): Promise<string> {
-  const argv = [
-    'lookup',
-    ...file.examples.map((e) => e.csi),
-    '--resolver',
-    file.resolver.api,
-    '--ca',
-    file.ca,
-    '--json',
-  ];
+/**
+ * Runs `lookup … --json` and returns its results; an `error` result (exit 2) still has its
+ * JSON, which the comparison reports. A lookup that printed none fails the start.
+ */
+async function runLookup(
+  run: StepRunner,
+  argv: readonly string[],
+  through: 'api' | 'relay',
+): Promise<DiscoveryResult[]> {
   const result = await run.run(argv);
-  // Exit 2 with results printed: some result is `error`, which the comparison reports.
-  if (result.exitCode === 0 || result.stdout.trim().startsWith('{')) return result.stdout;
+  if (result.exitCode === 0 || result.stdout.trim().startsWith('{')) {
+    return (JSON.parse(result.stdout) as { results: DiscoveryResult[] }).results;
+  }
+  const what = through === 'api' ? "the resolver's JSON API" : 'the relay';
   throw failure(
     'ERR_CLI_DEMO_LOOKUP',
-    `the resolver's JSON API could not be asked: ${result.stderr.trim().replace(/^mimi-discovery: /, '')}`,
+    `${what} could not be asked: ${result.stderr.trim().replace(/^mimi-discovery: /, '')}`,
   );
 }
 
@@ -299,12 +387,27 @@ function round(seconds: number): number {
   return Math.round(seconds * 10) / 10;
 }
 
+/** A table of example lookups. */
+function lookupTable(lookups: readonly ExampleLookup[]): string {
+  const rows = [['CSI', 'RESULT', 'EXPECTED', 'MSPS', 'FROM ZONES']];
+  for (const l of lookups) {
+    rows.push([
+      l.csi,
+      l.status,
+      l.ok ? 'ok' : `WRONG (expected ${l.expect})`,
+      l.providers.join(', ') || '-',
+      l.zones.join(', ') || '-',
+    ]);
+  }
+  return formatTable(rows);
+}
+
 /** Where everything listens, what to trust, and the lookups, for people. */
 function summary(
   file: NetworkFileJson,
-  plan: readonly PlannedServer[],
   paths: NetworkPaths,
   lookups: readonly ExampleLookup[],
+  relayLookups: readonly ExampleLookup[],
   cwd: string,
 ): string {
   const rows = [['SERVER', 'PID', 'ZONES', 'DNS (UDP+TCP)', 'DOH', 'API', 'ADMIN']];
@@ -313,8 +416,8 @@ function summary(
       s.name,
       String(s.pid ?? '-'),
       s.zones.join(', ') || '-',
-      `${s.udp.host}:${s.udp.port}`,
-      s.doh,
+      s.udp === null ? '-' : `${s.udp.host}:${s.udp.port}`,
+      s.doh ?? '-',
       s.api ?? '-',
       s.admin,
     ]);
@@ -323,19 +426,10 @@ function summary(
     const rel = relative(cwd, path);
     return rel.startsWith('..') ? path : rel;
   };
-  const looked = [['CSI', 'RESULT', 'EXPECTED', 'MSPS', 'FROM ZONES']];
-  for (const l of lookups) {
-    looked.push([
-      l.csi,
-      l.status,
-      l.ok ? 'ok' : `WRONG (expected ${l.expect})`,
-      l.providers.join(', ') || '-',
-      l.zones.join(', ') || '-',
-    ]);
-  }
-  const resolver = file.resolver;
+  const { resolver, relay, issuer } = file;
+  const user = checkUser(file);
   const alice = file.examples[0]?.csi ?? '+44 20 7946 0018';
-  const dp44 = plan.find((s) => s.name === 'dp44');
+  const dp44 = file.servers.find((s) => s.name === 'dp44');
   return [
     '',
     formatTable(rows),
@@ -346,11 +440,16 @@ function summary(
       ? [`query logs    ${show(paths.logs)}/<server>.queries.jsonl`]
       : []),
     `resolver      JSON API ${resolver.api}/v1/discover, DNS ${resolver.udp.host}:${resolver.udp.port}`,
+    `relay         ${relay.ohttp} (OHTTP), ${relay.odohProxy} (ODoH)`,
+    `issuer        ${issuer.url}, ${issuer.tokensPerPeriod} tokens ${issuer.periodSeconds === 86_400 ? 'a day' : `per ${issuer.periodSeconds} s`} for each of ${issuer.users.map((u) => show(u.credential)).join(', ')}`,
     '',
     `verified lookups through the resolver's JSON API:`,
-    formatTable(looked),
+    lookupTable(lookups),
+    `verified lookups through the oblivious relay (key checked against the tree; 1 token of ${user.id}):`,
+    lookupTable(relayLookups),
     'try:',
     `  npx mimi-discovery lookup "${alice}" --resolver ${resolver.api} --ca ${show(paths.ca)}`,
+    `  npx mimi-discovery lookup "${alice}" --relay ${relay.ohttp} --credential ${show(user.credential)} --key-name ${file.gateway.keyName} --hints ${show(paths.hints)} --trust-anchor ${show(paths.trustAnchor)} --ca ${show(paths.ca)}`,
     `  curl --cacert ${show(paths.ca)} '${resolver.api}/v1/discover?csi=dave@example.com'`,
     `  dig +dnssec -p ${resolver.udp.port} @${resolver.udp.host} 8.1.0.0.6.4.9.7.0.2.4.4.e164.mimi.arpa TYPE65400`,
     ...(dp44 === undefined

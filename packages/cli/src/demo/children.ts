@@ -5,9 +5,11 @@ import { failure } from '../errors.js';
 
 /**
  * The servers of the demonstration network as child processes: each one is the
- * `mimi-discovery` bin itself (`serve --json --config …` or `resolver serve --json --config …`),
- * so the network runs exactly what an operator runs. A child is ready once it has printed its
- * admin listener, the last line `serve` prints. Its stdout and stderr (JSON log lines) are
+ * `mimi-discovery` bin itself (`serve`, `resolver serve`, `issuer serve` or `relay serve`, with
+ * `--config … --json`), so the network runs exactly what an operator runs. A child is ready once
+ * it has printed its admin listener (`"listener":"admin"`), which each of these prints once
+ * every listener is up: the last line of `serve`, `resolver serve` and `issuer serve`; `relay
+ * serve` follows it with its relay resources, printed at once. Its stdout and stderr (JSON log lines) are
  * appended to its log file, and the last lines of stderr are kept to say why it died.
  *
  * Children run in their own process group (`detached`): a Ctrl-C in the terminal reaches only

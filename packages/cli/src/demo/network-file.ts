@@ -1,16 +1,31 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseCsi } from '@mimi-discovery/common';
+import { GATEWAY_PUBLIC_KEY_FILE, ISSUER_PUBLIC_KEY_FILE, parseCsi } from '@mimi-discovery/common';
+import { DEFAULT_CSIS_PER_TOKEN } from '@mimi-discovery/resolver';
 import { failure } from '../errors.js';
 import { writeReplacing } from '../files.js';
-import { DEMO_APEX, DEMO_HOST, type DemoExample, type PlannedServer } from './plan.js';
+import {
+  DEMO_APEX,
+  DEMO_HOST,
+  DEMO_ISSUER_USERS,
+  DEMO_PERIOD_SECONDS,
+  DEMO_TOKENS_PER_PERIOD,
+  GATEWAY_KEY_NAME,
+  ISSUER_KEY_NAME,
+  RELAY_GATEWAY_NAME,
+  type DemoExample,
+  type DemoRole,
+  type PlannedServer,
+} from './plan.js';
 
 /**
  * `DIR/network.json`: everything a client needs to use the demonstration network without having
  * seen it being built — where each server listens, the files to trust (CA, trust anchor, root
- * hints), and the example CSIs with their expected results. Rewritten on every start (the pids
- * change; nothing else does). Its presence is also what tells `demo` that `DIR` holds a
- * network to restart rather than one to create.
+ * hints), the oblivious path (the relay, the resolver's gateway and its published keys, the
+ * token issuer and its users' credentials), and the example CSIs with their expected results.
+ * Rewritten on every start (the pids change, and the gateway's key configs at a rotation;
+ * nothing else does). Its presence is also what tells `demo` that `DIR` holds a network to
+ * restart rather than one to create.
  *
  * ```json
  * { "version": 1, "apex": "mimi.arpa", "dir": "/repo/.demo", "portBase": 15300, "pid": 4242,
@@ -18,17 +33,46 @@ import { DEMO_APEX, DEMO_HOST, type DemoExample, type PlannedServer } from './pl
  *   "trustAnchor": { "ds": "/repo/.demo/root.key", "bind": "/repo/.demo/root-anchors.conf" },
  *   "hints": "/repo/.demo/root-hints.json",
  *   "resolver": { "api": "https://127.0.0.1:15326", "doh": "https://127.0.0.1:15325/dns-query",
- *                 "udp": { "host": "127.0.0.1", "port": 15324 }, "tcp": { … } },
+ *                 "udp": { "host": "127.0.0.1", "port": 15324 }, "tcp": { … },
+ *                 "admin": "http://127.0.0.1:15327" },
+ *   "relay": { "url": "https://127.0.0.1:15334",
+ *              "ohttp": "https://127.0.0.1:15334/ohttp/resolver",
+ *              "odohProxy": "https://127.0.0.1:15334/proxy", "admin": "http://127.0.0.1:15335" },
+ *   "gateway": { "url": "https://127.0.0.1:15326/.well-known/ohttp-gateway",
+ *                "odohConfigs": "https://127.0.0.1:15326/.well-known/odohconfigs",
+ *                "odohTarget": "127.0.0.1:15326",
+ *                "keyName": "resolver.chat.example.email.mimi.arpa",
+ *                "publicKeys": "/repo/.demo/resolver/gateway-keys/gateway-public-keys.json",
+ *                "keyConfigs": ["<base64url OHTTP key config>", …] },
+ *   "issuer": { "url": "https://127.0.0.1:15330", "name": "127.0.0.1:15330",
+ *               "keyName": "issuer.chat.example.email.mimi.arpa",
+ *               "publicKeys": "/repo/.demo/issuer/keys/issuer-public-keys.json",
+ *               "tokensPerPeriod": 50, "periodSeconds": 86400, "csisPerToken": 100,
+ *               "users": [ { "id": "sender1",
+ *                            "credential": "/repo/.demo/issuer/sender1.credential" }, … ] },
  *   "servers": [ { "name": "dp44", "role": "dp", "description": "DP for +44",
  *                  "ranges": ["+44"], "zones": ["4.4.e164.mimi.arpa"], "parent": "root",
  *                  "udp": { … }, "tcp": { … }, "doh": "https://127.0.0.1:15305/dns-query",
  *                  "api": "https://127.0.0.1:15306", "admin": "http://127.0.0.1:15307",
  *                  "config": "…/dp44/config.json", "log": "…/logs/dp44.log",
- *                  "queryLog": "…/logs/dp44.queries.jsonl", "pid": 4243 }, … ],
+ *                  "queryLog": "…/logs/dp44.queries.jsonl", "pid": 4243 }, …,
+ *                { "name": "relay", "role": "relay", "udp": null, "tcp": null, "doh": null,
+ *                  "api": "https://127.0.0.1:15334", … } ],
  *   "examples": [ { "csi": "+44 20 7946 0018", "canonical": "tel:+442079460018",
  *                   "expect": "found", "providers": ["chat.example", "text.example"],
  *                   "zones": […], "note": "…" }, … ] }
  * ```
+ *
+ * - `relay.ohttp` is the URL a sender's app is given (`lookup --relay URL`): the relay's
+ *   resource for the resolver's gateway (RFC 9458 §2); `relay.odohProxy` its Oblivious DoH
+ *   proxy (RFC 9230 §4.1), which forwards to `gateway.odohTarget` only.
+ * - `gateway.keyConfigs` are the OHTTP key configs (RFC 9458 §3) the gateway published in the
+ *   tree at this start (`keys publish`, KEYCONF at `gateway.keyName`), newest first: what a
+ *   client checks the config it is served against. `publicKeys` is the file they came from.
+ * - `issuer.name` is the issuer_name of the token challenges (RFC 9577 §2.1); each user's
+ *   `credential` file holds its bearer credential for the token API.
+ * - The issuer and the relay speak no DNS: their `udp`, `tcp` and `doh` are null, and their
+ *   `api` is their HTTPS URL. The issuer keeps no query log (`queryLog` null).
  */
 
 /** Version of the file's layout. */
@@ -45,17 +89,21 @@ export interface DnsAddress {
 /** One server in `network.json`. */
 export interface NetworkServerJson {
   name: string;
-  role: 'root' | 'dp' | 'resolver';
+  role: DemoRole;
   description: string;
   ranges: string[];
   zones: string[];
   /** The server whose zone delegates this one's ranges. */
   parent: string | null;
-  udp: DnsAddress;
-  tcp: DnsAddress;
-  /** DoH endpoint (RFC 8484). */
-  doh: string;
-  /** Registration API for a DP, the JSON discovery API for the resolver, null for the root. */
+  /** Plain DNS; null for the issuer and the relay, which speak no DNS. */
+  udp: DnsAddress | null;
+  tcp: DnsAddress | null;
+  /** DoH endpoint (RFC 8484); null for the issuer and the relay. */
+  doh: string | null;
+  /**
+   * Registration API for a DP, the JSON discovery API (and the gateway) for the resolver, the
+   * token API for the issuer, the relay's HTTPS URL for the relay; null for the root.
+   */
   api: string | null;
   /** Health (`/healthz`) and metrics (`/metrics`). */
   admin: string;
@@ -63,8 +111,8 @@ export interface NetworkServerJson {
   /** Where the server's stdout and stderr go. */
   log: string;
   /**
-   * The server's query log (JSON lines, `docs/operations.md` §7), or null: `demo --query-log`
-   * turns it on for every server.
+   * The server's query log (JSON lines, `docs/operations.md` §7.1, the relay's §10), or null:
+   * `demo --query-log` turns it on for every server but the issuer, which has none.
    */
   queryLog: string | null;
   /** Process id while the network runs. */
@@ -81,6 +129,56 @@ export interface NetworkExampleJson {
   note: string;
 }
 
+/** The relay in `network.json`. */
+export interface NetworkRelayJson {
+  /** Its HTTPS URL. */
+  url: string;
+  /** Its relay resource for the resolver's gateway: what `lookup --relay` takes. */
+  ohttp: string;
+  /** Its Oblivious DoH proxy (`?targethost=…&targetpath=…`). */
+  odohProxy: string;
+  admin: string;
+}
+
+/** The resolver's oblivious gateway in `network.json`. */
+export interface NetworkGatewayJson {
+  /** The gateway resource (RFC 9540 §4): GET for the key configs, POST for requests. */
+  url: string;
+  /** The ObliviousDoHConfigs (RFC 9230 §6.1). */
+  odohConfigs: string;
+  /** The ODoH target, as the proxy's `targethost`. */
+  odohTarget: string;
+  /** The owner of its KEYCONF RRset in the tree. */
+  keyName: string;
+  /** Its public-key file. */
+  publicKeys: string;
+  /** The OHTTP key configs published at this start, base64url, newest first. */
+  keyConfigs: string[];
+}
+
+/** One user of the issuer. */
+export interface NetworkIssuerUserJson {
+  id: string;
+  /** The file holding its bearer credential. */
+  credential: string;
+}
+
+/** The token issuer in `network.json`. */
+export interface NetworkIssuerJson {
+  url: string;
+  /** Its issuer_name in token challenges: the URL's authority. */
+  name: string;
+  /** The owner of its KEYCONF RRset in the tree. */
+  keyName: string;
+  /** Its public-key file. */
+  publicKeys: string;
+  tokensPerPeriod: number;
+  periodSeconds: number;
+  /** CSIs one token covers at the gateway. */
+  csisPerToken: number;
+  users: NetworkIssuerUserJson[];
+}
+
 /** The whole of `network.json`. */
 export interface NetworkFileJson {
   version: typeof NETWORK_FILE_VERSION;
@@ -93,6 +191,9 @@ export interface NetworkFileJson {
   trustAnchor: { ds: string; bind: string };
   hints: string;
   resolver: { api: string; doh: string; udp: DnsAddress; tcp: DnsAddress; admin: string };
+  relay: NetworkRelayJson;
+  gateway: NetworkGatewayJson;
+  issuer: NetworkIssuerJson;
   servers: NetworkServerJson[];
   examples: NetworkExampleJson[];
 }
@@ -108,6 +209,18 @@ export interface NetworkPaths {
   readonly recipients: string;
   readonly logs: string;
   readonly networkFile: string;
+  /** The gateway's key directory (private keys, and its public-key file). */
+  readonly gatewayKeyDir: string;
+  /** The gateway's spent-token store. */
+  readonly gatewayDataDir: string;
+  readonly gatewayPublicKeys: string;
+  /** The issuer's key directory (token keys, and its public-key file). */
+  readonly issuerKeyDir: string;
+  /** The issuer's per-user counts. */
+  readonly issuerDataDir: string;
+  readonly issuerPublicKeys: string;
+  /** The file of a user's issuer credential. */
+  credentialOf(user: string): string;
   configOf(server: string): string;
   dataDirOf(server: string): string;
   logOf(server: string): string;
@@ -126,6 +239,13 @@ export function networkPaths(dir: string): NetworkPaths {
     recipients: join(dir, 'recipients'),
     logs: join(dir, 'logs'),
     networkFile: join(dir, NETWORK_FILE),
+    gatewayKeyDir: join(dir, 'resolver', 'gateway-keys'),
+    gatewayDataDir: join(dir, 'resolver', 'gateway-data'),
+    gatewayPublicKeys: join(dir, 'resolver', 'gateway-keys', GATEWAY_PUBLIC_KEY_FILE),
+    issuerKeyDir: join(dir, 'issuer', 'keys'),
+    issuerDataDir: join(dir, 'issuer', 'data'),
+    issuerPublicKeys: join(dir, 'issuer', 'keys', ISSUER_PUBLIC_KEY_FILE),
+    credentialOf: (user) => join(dir, 'issuer', `${user}.credential`),
     configOf: (server) => join(dir, server, 'config.json'),
     dataDirOf: (server) => join(dir, server),
     logOf: (server) => join(dir, 'logs', `${server}.log`),
@@ -145,12 +265,14 @@ export function networkFileJson(input: {
   examples: readonly DemoExample[];
   pids: ReadonlyMap<string, number>;
   pid: number;
-  /** Every server keeps a query log at `paths.queryLogOf`. */
+  /** Every server but the issuer keeps a query log at `paths.queryLogOf`. */
   queryLogs: boolean;
+  /** The gateway's OHTTP key configs published at this start, newest first. */
+  gatewayKeyConfigs: readonly Uint8Array[];
 }): NetworkFileJson {
   const { paths, plan } = input;
   const servers = plan.map((s): NetworkServerJson => {
-    const dns = { host: DEMO_HOST, port: s.ports.dns };
+    const dns = s.ports.dns === null ? null : { host: DEMO_HOST, port: s.ports.dns };
     return {
       name: s.name,
       role: s.role,
@@ -159,18 +281,30 @@ export function networkFileJson(input: {
       zones: [...s.zones],
       parent: s.parent ?? null,
       udp: dns,
-      tcp: { ...dns },
-      doh: `https://${hostPort(s.ports.doh)}/dns-query`,
+      tcp: dns === null ? null : { ...dns },
+      doh: s.ports.doh === null ? null : `https://${hostPort(s.ports.doh)}/dns-query`,
       api: s.ports.api === null ? null : `https://${hostPort(s.ports.api)}`,
       admin: `http://${hostPort(s.ports.admin)}`,
       config: paths.configOf(s.name),
       log: paths.logOf(s.name),
-      queryLog: input.queryLogs ? paths.queryLogOf(s.name) : null,
+      queryLog: input.queryLogs && s.role !== 'issuer' ? paths.queryLogOf(s.name) : null,
       pid: input.pids.get(s.name) ?? null,
     };
   });
   const resolver = servers.find((s) => s.role === 'resolver');
-  if (resolver?.api == null) throw new Error('the plan has no resolver with a JSON API');
+  const relay = servers.find((s) => s.role === 'relay');
+  const issuer = servers.find((s) => s.role === 'issuer');
+  if (
+    resolver?.api == null ||
+    resolver.doh === null ||
+    resolver.udp === null ||
+    resolver.tcp === null
+  ) {
+    throw new Error('the plan has no resolver with DNS and a JSON API');
+  }
+  if (relay?.api == null) throw new Error('the plan has no relay with an HTTPS port');
+  if (issuer?.api == null) throw new Error('the plan has no issuer with a token API');
+  const gatewayAuthority = new URL(resolver.api).host;
   return {
     version: NETWORK_FILE_VERSION,
     apex: DEMO_APEX,
@@ -186,6 +320,30 @@ export function networkFileJson(input: {
       udp: resolver.udp,
       tcp: resolver.tcp,
       admin: resolver.admin,
+    },
+    relay: {
+      url: relay.api,
+      ohttp: `${relay.api}/ohttp/${RELAY_GATEWAY_NAME}`,
+      odohProxy: `${relay.api}/proxy`,
+      admin: relay.admin,
+    },
+    gateway: {
+      url: `${resolver.api}/.well-known/ohttp-gateway`,
+      odohConfigs: `${resolver.api}/.well-known/odohconfigs`,
+      odohTarget: gatewayAuthority,
+      keyName: GATEWAY_KEY_NAME,
+      publicKeys: paths.gatewayPublicKeys,
+      keyConfigs: input.gatewayKeyConfigs.map((c) => Buffer.from(c).toString('base64url')),
+    },
+    issuer: {
+      url: issuer.api,
+      name: new URL(issuer.api).host,
+      keyName: ISSUER_KEY_NAME,
+      publicKeys: paths.issuerPublicKeys,
+      tokensPerPeriod: DEMO_TOKENS_PER_PERIOD,
+      periodSeconds: DEMO_PERIOD_SECONDS,
+      csisPerToken: DEFAULT_CSIS_PER_TOKEN,
+      users: DEMO_ISSUER_USERS.map((id) => ({ id, credential: paths.credentialOf(id) })),
     },
     servers,
     examples: input.examples.map((e) => ({

@@ -15,14 +15,21 @@ import { failure, usageError } from '../errors.js';
  *     │     └── 2.0.2.1.e164.mimi.arpa   DP "dp1202"      (+1202, delegated by dp1)
  *     ├── example.com.email.mimi.arpa    DP "dp-email"    (@example.com)
  *     └── chat.example.email.mimi.arpa   DP "dp-msp", run by the MSP chat.example: MAPREF targets
- *   resolver                             walks the tree from the root hints and trust anchor
+ *   resolver                             walks the tree from the root hints and trust anchor;
+ *                                        its gateway takes requests through the relay
+ *   issuer                               Privacy Pass issuer of the MSP chat.example (tokens)
+ *   relay                                oblivious relay, run by a party independent of the
+ *                                        resolver (design §7, R6)
  * ```
  *
- * Ports are fixed, so that the root hints, the delegations (glue, `_dns` SVCB) and the file
- * `network.json` stay true across restarts: server number i (in the order of
- * {@link DEMO_SERVERS}) takes the four ports `base + 4i` (plain DNS, UDP and TCP), `+1` (DoH),
- * `+2` (registration API, DPs only; the resolver's JSON API) and `+3` (admin). With the
- * default base 15300: root 15300–15303, dp44 15304–15307, …, resolver 15324–15327.
+ * Ports are fixed, so that the root hints, the delegations (glue, `_dns` SVCB), the published
+ * keys (KEYCONF, the issuer's name) and the file `network.json` stay true across restarts:
+ * server number i (in the order of {@link DEMO_SERVERS}) takes the four ports `base + 4i` (plain
+ * DNS, UDP and TCP), `+1` (DoH), `+2` (registration API, DPs only; the resolver's JSON API; the
+ * issuer's token API; the relay's HTTPS port) and `+3` (admin). The issuer and the relay speak
+ * no DNS: their first two ports stay unused, so that every server's block starts at `base + 4i`.
+ * With the default base 15300: root 15300–15303, dp44 15304–15307, …, resolver 15324–15327,
+ * issuer 15330–15331, relay 15334–15335.
  */
 
 /** Default first port of the block the network listens on. */
@@ -34,14 +41,22 @@ export const DEMO_HOST = '127.0.0.1';
 /** The namespace apex of the network. */
 export const DEMO_APEX = DEFAULT_APEX;
 
+/** What a server of the network does. */
+export type DemoRole = 'root' | 'dp' | 'resolver' | 'issuer' | 'relay';
+
+/** Whether servers of `role` speak DNS (plain and DoH): the root, the DPs and the resolver. */
+export function speaksDns(role: DemoRole): boolean {
+  return role === 'root' || role === 'dp' || role === 'resolver';
+}
+
 /** What one server of the network is. */
 export interface DemoServerSpec {
   /** Short name; also the server's directory under the network's directory. */
   readonly name: string;
-  readonly role: 'root' | 'dp' | 'resolver';
-  /** Ranges served, as people type them (`+44`, `@example.com`); none for root and resolver. */
+  readonly role: DemoRole;
+  /** Ranges served, as people type them (`+44`, `@example.com`); none but for DPs. */
   readonly ranges: readonly string[];
-  /** The server whose zone delegates this server's ranges; undefined for root and resolver. */
+  /** The server whose zone delegates this server's ranges; undefined but for DPs. */
   readonly parent?: string;
   /** One line on what it stands for. */
   readonly description: string;
@@ -74,12 +89,27 @@ export const DEMO_SERVERS: readonly DemoServerSpec[] = Object.freeze([
     description: 'DP run by the MSP chat.example, where MAPREF records point',
   },
   { name: 'resolver', role: 'resolver', ranges: [], description: 'resolver' },
+  {
+    name: 'issuer',
+    role: 'issuer',
+    ranges: [],
+    description: 'Privacy Pass issuer of the MSP chat.example',
+  },
+  {
+    name: 'relay',
+    role: 'relay',
+    ranges: [],
+    description: 'oblivious relay, run by a party independent of the resolver',
+  },
 ] satisfies DemoServerSpec[]);
 
-/** The ports of one server; `api` is null for the root. */
+/**
+ * The ports of one server: `dns` and `doh` are null for the issuer and the relay (no DNS),
+ * `api` is null for the root. `api` is the issuer's token API and the relay's HTTPS port.
+ */
 export interface DemoPorts {
-  readonly dns: number;
-  readonly doh: number;
+  readonly dns: number | null;
+  readonly doh: number | null;
   readonly api: number | null;
   readonly admin: number;
 }
@@ -106,12 +136,13 @@ export function planNetwork(portBase: number): PlannedServer[] {
       spec.role === 'root'
         ? [DEMO_APEX]
         : spec.ranges.map((range) => parseRange(range, DEMO_APEX).zone);
+    const dns = speaksDns(spec.role);
     return {
       ...spec,
       zones,
       ports: {
-        dns: first,
-        doh: first + 1,
+        dns: dns ? first : null,
+        doh: dns ? first + 1 : null,
         api: spec.role === 'root' ? null : first + 2,
         admin: first + 3,
       },
@@ -130,10 +161,13 @@ export interface PortUse {
 /** Every port the plan listens on. */
 export function portUses(plan: readonly PlannedServer[]): PortUse[] {
   return plan.flatMap((s) => {
-    const uses: PortUse[] = [
-      { port: s.ports.dns, server: s.name, listener: 'dns', udp: true },
-      { port: s.ports.doh, server: s.name, listener: 'doh', udp: false },
-    ];
+    const uses: PortUse[] = [];
+    if (s.ports.dns !== null) {
+      uses.push({ port: s.ports.dns, server: s.name, listener: 'dns', udp: true });
+    }
+    if (s.ports.doh !== null) {
+      uses.push({ port: s.ports.doh, server: s.name, listener: 'doh', udp: false });
+    }
     if (s.ports.api !== null) {
       uses.push({ port: s.ports.api, server: s.name, listener: 'api', udp: false });
     }
@@ -245,3 +279,23 @@ export const DEMO_EXAMPLES: readonly DemoExample[] = Object.freeze([
     note: 'nobody registered: authenticated denial',
   },
 ] satisfies DemoExample[]);
+
+/**
+ * Where the gateway's keys are published: a service name in the zone of the MSP chat.example,
+ * which runs the resolver (KEYCONF kinds `ohttp` and `odoh`, and the `_dns` SVCB with `ohttp`).
+ */
+export const GATEWAY_KEY_NAME = `resolver.${MSP_ZONE}`;
+/** Where the issuer's token keys are published (KEYCONF kind `private-token`). */
+export const ISSUER_KEY_NAME = `issuer.${MSP_ZONE}`;
+/** The relay's resource for the resolver's gateway: `/ohttp/<name>`. */
+export const RELAY_GATEWAY_NAME = 'resolver';
+/** The issuer's users, each with a credential file `DIR/issuer/<id>.credential`. */
+export const DEMO_ISSUER_USERS: readonly string[] = Object.freeze(['sender1', 'sender2']);
+/**
+ * Tokens one user gets per period. Each start of the network spends one of `sender1`'s on its
+ * check through the relay; 50 a day leaves room for a tour, and runs out soon enough for
+ * enumeration through the relay to be seen stopping.
+ */
+export const DEMO_TOKENS_PER_PERIOD = 50;
+/** The issuer's quota period: a day. */
+export const DEMO_PERIOD_SECONDS = 86_400;

@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   canonicalName,
@@ -6,7 +6,9 @@ import {
   csiToName,
   encodeMapping,
   parseCsi,
+  parsePublicKeyFile,
   silentLogger,
+  unexpiredKeys,
 } from '@mimi-discovery/common';
 import { lastOutboxCode } from '@mimi-discovery/authoritative';
 import { loadConfig, openStore } from '../config-file.js';
@@ -15,14 +17,26 @@ import { failure } from '../errors.js';
 import { readKeyFile } from '../key-file.js';
 import { loadOrCreateCa, writeServerCertificate } from '../tls-material.js';
 import type { NetworkPaths } from './network-file.js';
-import { DEMO_APEX, DEMO_HOST, MSP_ZONE, type PlannedServer } from './plan.js';
+import {
+  DEMO_APEX,
+  DEMO_HOST,
+  DEMO_ISSUER_USERS,
+  DEMO_PERIOD_SECONDS,
+  DEMO_TOKENS_PER_PERIOD,
+  GATEWAY_KEY_NAME,
+  ISSUER_KEY_NAME,
+  MSP_ZONE,
+  RELAY_GATEWAY_NAME,
+  type PlannedServer,
+} from './plan.js';
 
 /**
  * Building the demonstration network with the command line's own commands, run in-process
- * (`init`, `delegate --ns-from --ds-from`, `trust-anchor`, `hints`, `recipient …`): the same
- * steps an operator types, in the order packages/cli/README.md gives them. What no command does
- * is done here and said so: the resolver's config file, and the MSP publishing a mapping into
- * its own zone.
+ * (`init`, `delegate --ns-from --ds-from`, `trust-anchor`, `hints`, `issuer add-user`,
+ * `keys publish`, `recipient …`): the same steps an operator types, in the order
+ * packages/cli/README.md and docs/operations.md §3.1, §10, §11 give them. What no command does
+ * is done here and said so: the config files of the resolver (with its gateway), the issuer and
+ * the relay, and the MSP publishing a mapping into its own zone.
  */
 
 /** Runs one command line of `mimi-discovery` in-process. */
@@ -61,10 +75,19 @@ function serverNamed(plan: readonly PlannedServer[], name: string): PlannedServe
   return found;
 }
 
+/** `--udp`, `--tcp` and `--doh` of `init` for `s`: a server of the tree speaks DNS. */
+function dnsPorts(s: PlannedServer): { dns: number; doh: number } {
+  if (s.ports.dns === null || s.ports.doh === null) {
+    throw new Error(`${s.name} has no DNS ports in the plan`);
+  }
+  return { dns: s.ports.dns, doh: s.ports.doh };
+}
+
 /**
  * Creates every server's directory, config, store and TLS material, the delegations from the
- * root (and from the +1 DP to the +1202 DP), the trust anchor in both formats, the root hints
- * and the resolver's config. Nothing runs yet.
+ * root (and from the +1 DP to the +1202 DP), the trust anchor in both formats, the root hints,
+ * the resolver's config with its gateway, the issuer's config with its users (and their
+ * credential files), and the relay's config. Nothing runs yet.
  */
 export async function createServers(
   plan: readonly PlannedServer[],
@@ -72,11 +95,12 @@ export async function createServers(
   run: StepRunner,
 ): Promise<void> {
   for (const s of plan) {
-    if (s.role === 'resolver') continue;
+    if (s.role !== 'root' && s.role !== 'dp') continue;
+    const { dns, doh } = dnsPorts(s);
     const ports = [
-      ['--udp', s.ports.dns],
-      ['--tcp', s.ports.dns],
-      ['--doh', s.ports.doh],
+      ['--udp', dns],
+      ['--tcp', dns],
+      ['--doh', doh],
       ['--admin', s.ports.admin],
       ...(s.ports.api === null ? [] : [['--api', s.ports.api]]),
     ].flatMap(([flag, port]) => [String(flag), String(port)]);
@@ -125,39 +149,186 @@ export async function createServers(
     paths.bindTrustAnchor,
   ]);
   await run.ok(['hints', '--config', root, '--out', paths.hints]);
-  await writeResolverConfig(serverNamed(plan, 'resolver'), paths);
+  const issuer = serverNamed(plan, 'issuer');
+  await writeResolverConfig(serverNamed(plan, 'resolver'), issuer, paths);
+  await writeIssuerConfig(issuer, paths);
+  for (const id of DEMO_ISSUER_USERS) {
+    await run.ok([
+      'issuer',
+      'add-user',
+      '--config',
+      paths.configOf(issuer.name),
+      '--id',
+      id,
+      '--credential-out',
+      paths.credentialOf(id),
+    ]);
+  }
+  await writeRelayConfig(serverNamed(plan, 'relay'), serverNamed(plan, 'resolver'), paths);
+}
+
+/** `host:port` of a server's API port: the issuer's name, the gateway's ODoH target. */
+export function apiAuthority(s: PlannedServer): string {
+  if (s.ports.api === null) throw new Error(`${s.name} has no API port`);
+  return `${DEMO_HOST}:${s.ports.api}`;
+}
+
+/** A new server directory with a TLS certificate from the network's CA. */
+async function serverDirWithTls(
+  s: PlannedServer,
+  paths: NetworkPaths,
+): Promise<{ cert: string; key: string }> {
+  const dir = paths.dataDirOf(s.name);
+  await mkdir(dir, { recursive: true });
+  const { ca } = await loadOrCreateCa(paths.caDir);
+  return writeServerCertificate(ca, dir, {
+    hostnames: ['localhost'],
+    ipAddresses: [DEMO_HOST, '::1'],
+  });
+}
+
+async function writeConfig(path: string, config: unknown): Promise<void> {
+  await writeFile(path, `${JSON.stringify(config, null, 2)}\n`, { flag: 'wx' });
 }
 
 /**
  * The resolver's config (`resolverConfigSchema`, see packages/resolver/README.md) and its TLS
- * certificate from the network's CA: no command writes these, an operator does.
+ * certificate from the network's CA: no command writes these, an operator does. Its gateway
+ * (docs/operations.md §3.1) accepts the tokens of the demo's issuer, whose keys it resolves
+ * from the KEYCONF RRset the issuer publishes in the MSP's zone.
  */
-async function writeResolverConfig(resolver: PlannedServer, paths: NetworkPaths): Promise<void> {
-  const dir = paths.dataDirOf(resolver.name);
-  await mkdir(dir, { recursive: true });
-  const { ca } = await loadOrCreateCa(paths.caDir);
-  const tls = await writeServerCertificate(ca, dir, {
-    hostnames: ['localhost'],
-    ipAddresses: [DEMO_HOST, '::1'],
-  });
-  const config = {
+async function writeResolverConfig(
+  resolver: PlannedServer,
+  issuer: PlannedServer,
+  paths: NetworkPaths,
+): Promise<void> {
+  const tls = await serverDirWithTls(resolver, paths);
+  const { dns, doh } = dnsPorts(resolver);
+  await writeConfig(paths.configOf(resolver.name), {
     apex: DEMO_APEX,
     rootHints: paths.hints,
     trustAnchor: paths.trustAnchor,
     ca: paths.ca,
     listen: {
       host: DEMO_HOST,
-      udp: resolver.ports.dns,
-      tcp: resolver.ports.dns,
-      doh: resolver.ports.doh,
+      udp: dns,
+      tcp: dns,
+      doh,
       api: resolver.ports.api,
       admin: resolver.ports.admin,
     },
     tls,
-  };
-  await writeFile(paths.configOf(resolver.name), `${JSON.stringify(config, null, 2)}\n`, {
-    flag: 'wx',
+    gateway: {
+      keyDir: paths.gatewayKeyDir,
+      dataDir: paths.gatewayDataDir,
+      issuers: [{ name: apiAuthority(issuer), keyName: `${ISSUER_KEY_NAME}.` }],
+    },
   });
+}
+
+/**
+ * The issuer's config (`issuerConfigSchema`, docs/operations.md §11) and its TLS certificate,
+ * with no users yet: `issuer add-user` adds them.
+ */
+async function writeIssuerConfig(issuer: PlannedServer, paths: NetworkPaths): Promise<void> {
+  const tls = await serverDirWithTls(issuer, paths);
+  await writeConfig(paths.configOf(issuer.name), {
+    listen: { host: DEMO_HOST, api: issuer.ports.api, admin: issuer.ports.admin },
+    tls,
+    dataDir: paths.issuerDataDir,
+    keyDir: paths.issuerKeyDir,
+    tokensPerPeriod: DEMO_TOKENS_PER_PERIOD,
+    periodSeconds: DEMO_PERIOD_SECONDS,
+    users: [],
+  });
+}
+
+/**
+ * The relay's config (`relayConfigSchema`, docs/operations.md §10) and its TLS certificate: one
+ * relay resource for the resolver's gateway, the resolver's JSON API as the only ODoH target,
+ * and the default limits for every client, the local ones included (`limits.exempt` empty).
+ */
+async function writeRelayConfig(
+  relay: PlannedServer,
+  resolver: PlannedServer,
+  paths: NetworkPaths,
+): Promise<void> {
+  const tls = await serverDirWithTls(relay, paths);
+  const gateway = apiAuthority(resolver);
+  await writeConfig(paths.configOf(relay.name), {
+    listen: { host: DEMO_HOST, relay: relay.ports.api, admin: relay.ports.admin },
+    tls,
+    ca: paths.ca,
+    gateways: { [RELAY_GATEWAY_NAME]: `https://${gateway}/.well-known/ohttp-gateway` },
+    odohTargets: [gateway],
+    limits: { exempt: [] },
+  });
+}
+
+/**
+ * Puts the issuer's token keys (its public-key file, written as it starts) into the tree as the
+ * KEYCONF RRset at {@link ISSUER_KEY_NAME} in the MSP's zone, with `keys publish` on the MSP's
+ * DP (docs/operations.md §11). Run at every start, before the resolver starts: a key rotated
+ * while the network was down is in the tree before the gateway resolves the RRset.
+ */
+export async function publishIssuerKeys(
+  plan: readonly PlannedServer[],
+  paths: NetworkPaths,
+  run: StepRunner,
+): Promise<void> {
+  await run.ok([
+    'keys',
+    'publish',
+    '--config',
+    paths.configOf(serverNamed(plan, 'dp-msp').name),
+    '--name',
+    `${ISSUER_KEY_NAME}.`,
+    '--from',
+    paths.issuerPublicKeys,
+  ]);
+}
+
+/**
+ * Puts the gateway's key configs (OHTTP and ODoH, from the public-key file the resolver writes
+ * as it starts) into the tree at {@link GATEWAY_KEY_NAME}, with the `_dns` SVCB of its DoH
+ * service (RFC 9540 §4), so that a client checks the key it is served is everyone's
+ * (docs/operations.md §3.1). Run at every start, after the resolver starts.
+ */
+export async function publishGatewayKeys(
+  plan: readonly PlannedServer[],
+  paths: NetworkPaths,
+  run: StepRunner,
+): Promise<void> {
+  await run.ok([
+    'keys',
+    'publish',
+    '--config',
+    paths.configOf(serverNamed(plan, 'dp-msp').name),
+    '--name',
+    `${GATEWAY_KEY_NAME}.`,
+    '--from',
+    paths.gatewayPublicKeys,
+    '--doh',
+    `https://${apiAuthority(serverNamed(plan, 'resolver'))}/dns-query`,
+  ]);
+}
+
+/**
+ * The gateway's OHTTP key configs that `keys publish` put in the tree at `nowS` (the unexpired
+ * ones of its public-key file), newest first.
+ */
+export async function publishedOhttpConfigs(
+  paths: NetworkPaths,
+  nowS: number,
+): Promise<Uint8Array[]> {
+  const keys = unexpiredKeys(
+    parsePublicKeyFile(await readFile(paths.gatewayPublicKeys, 'utf8')),
+    nowS,
+  );
+  return keys
+    .filter((k) => k.kind === 'ohttp')
+    .sort((a, b) => b.notBefore - a.notBefore)
+    .map((k) => k.config);
 }
 
 /** The code a DP last wrote to its development outbox for `csi`. */
