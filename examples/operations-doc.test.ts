@@ -27,6 +27,7 @@ interface SchemaDef {
   shape?: Record<string, unknown>;
   innerType?: unknown;
   in?: unknown;
+  element?: unknown;
 }
 
 const defOf = (schema: unknown): SchemaDef => (schema as { _zod: { def: SchemaDef } })._zod.def;
@@ -47,6 +48,9 @@ function keyPaths(schema: unknown, prefix = ''): string[] {
         const path = prefix === '' ? key : `${prefix}.${key}`;
         return [path, ...keyPaths(member, path)];
       });
+    // The members of a list of objects, as the table writes them: `gateway.issuers[].name`.
+    case 'array':
+      return keyPaths(def.element, `${prefix}[]`);
     default:
       return [];
   }
@@ -147,6 +151,10 @@ describe('docs/operations.md', () => {
         for (const [key, cell] of table) {
           const literal = /^`([^`]+)`$/.exec(cell)?.[1];
           if (literal === undefined || setByMinimal.includes(key)) continue;
+          // A default inside an optional section the minimal config leaves out (`gateway`) is
+          // filled in only when the section is given.
+          const parent = key.includes('.') ? key.slice(0, key.lastIndexOf('.')) : undefined;
+          if (parent !== undefined && valueAt(parsed, parent) === undefined) continue;
           expect({ key, value: valueAt(parsed, key) }).toEqual({ key, value: JSON.parse(literal) });
           compared++;
         }
