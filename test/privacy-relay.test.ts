@@ -284,6 +284,10 @@ describe('a contact sync of 1,000 CSIs through the oblivious relay (R6, docs/pri
     expect(handled.length).toBeGreaterThanOrEqual(SYNC_SIZE / 100);
     expect(handled.every((e) => e.target === '/ohttp/resolver')).toBe(true);
     expect(found(relayOctets(handled), csis)).toEqual([]);
+    // Sizes show a size class only (RFC 9292 §3.8 padding): every request of the sync — one CSI
+    // or a hundred — is as long as every other.
+    const posts = handled.filter((e) => e.method === 'POST');
+    expect(new Set(posts.map((e) => e.requestBody.length)).size).toBe(1);
     // The same search does find them in what the resolver's JSON API is sent directly.
     const plain = JSON.stringify({ csis });
     expect(found(plain, csis.slice(0, 50)).length).toBeGreaterThanOrEqual(50);
@@ -301,9 +305,9 @@ describe('enumeration through the relay stops when the tokens run out (R8)', () 
         () => undefined,
         (e: unknown) => e,
       );
-    expect(error).toBeInstanceOf(DiscoveryClientError);
+    expect(error, String(error)).toBeInstanceOf(DiscoveryClientError);
     const refused = error as DiscoveryClientError;
-    expect(refused.code).toBe('ERR_TOKENS_EXHAUSTED');
+    expect(refused.code, refused.message).toBe('ERR_TOKENS_EXHAUSTED');
     // The results obtained are those its tokens paid for; the rest are errors, never `none`.
     const results = refused.results ?? [];
     expect(results).toHaveLength(ENUMERATION_SIZE);

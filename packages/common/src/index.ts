@@ -372,12 +372,15 @@ export {
   MAX_BHTTP_MESSAGE_OCTETS,
   MAX_BHTTP_FIELDS,
   MAX_BHTTP_INFORMATIONAL,
+  BHTTP_REQUEST_PADDING_BLOCK,
+  BHTTP_RESPONSE_PADDING_BLOCK,
   BHTTP_ERROR_CODES,
   BhttpError,
   encodeBhttpRequest,
   decodeBhttpRequest,
   encodeBhttpResponse,
   decodeBhttpResponse,
+  padBhttp,
 } from './protocol/bhttp.js';
 export type { BhttpErrorCode, BhttpRequest, BhttpResponse } from './protocol/bhttp.js';
 export {

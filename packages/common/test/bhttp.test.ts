@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  BHTTP_REQUEST_PADDING_BLOCK,
+  BHTTP_RESPONSE_PADDING_BLOCK,
   BhttpError,
   MAX_BHTTP_FIELDS,
   MAX_BHTTP_INFORMATIONAL,
@@ -10,6 +12,7 @@ import {
   decodeBhttpResponse,
   encodeBhttpRequest,
   encodeBhttpResponse,
+  padBhttp,
   type BhttpErrorCode,
   type BhttpRequest,
   type BhttpResponse,
@@ -121,6 +124,52 @@ describe('Binary HTTP, RFC 9292 §5 examples', () => {
       headers: [],
       body: new Uint8Array(0),
     });
+  });
+});
+
+describe('Binary HTTP, padding (RFC 9292 §3.8)', () => {
+  const request: BhttpRequest = {
+    method: 'POST',
+    scheme: 'https',
+    authority: '',
+    path: '/v1/discover',
+    headers: [['content-type', 'application/json']],
+    body: new TextEncoder().encode('{"csis":["+442079460018"]}'),
+  };
+
+  it('pads a request to the next multiple of the block with zeros, and decodes it unchanged', () => {
+    const plain = encodeBhttpRequest(request);
+    const padded = padBhttp(plain, BHTTP_REQUEST_PADDING_BLOCK);
+    expect(padded.length).toBe(BHTTP_REQUEST_PADDING_BLOCK);
+    expect(padded.subarray(0, plain.length)).toEqual(plain);
+    expect(padded.subarray(plain.length).every((b) => b === 0)).toBe(true);
+    expect(decodeBhttpRequest(padded)).toEqual(request);
+  });
+
+  it('pads a response the same way, and leaves a message already a multiple as it is', () => {
+    const response: BhttpResponse = { status: 200, headers: [], body: new Uint8Array(100) };
+    const padded = padBhttp(encodeBhttpResponse(response), BHTTP_RESPONSE_PADDING_BLOCK);
+    expect(padded.length).toBe(BHTTP_RESPONSE_PADDING_BLOCK);
+    expect(decodeBhttpResponse(padded)).toEqual(response);
+    expect(padBhttp(padded, BHTTP_RESPONSE_PADDING_BLOCK)).toBe(padded);
+  });
+
+  it('gives two requests of different sizes within one block the same size', () => {
+    const many = { ...request, body: new Uint8Array(2000) };
+    expect(padBhttp(encodeBhttpRequest(many), BHTTP_REQUEST_PADDING_BLOCK).length).toBe(
+      padBhttp(encodeBhttpRequest(request), BHTTP_REQUEST_PADDING_BLOCK).length,
+    );
+  });
+
+  it('refuses a block that is not a whole number of octets', () => {
+    expect(() => padBhttp(new Uint8Array(3), 0)).toThrow(RangeError);
+    expect(() => padBhttp(new Uint8Array(3), 1.5)).toThrow(RangeError);
+  });
+
+  it('refuses padding that is not zero', () => {
+    const padded = padBhttp(encodeBhttpRequest(request), 256);
+    padded[padded.length - 1] = 1;
+    expect(() => decodeBhttpRequest(padded)).toThrow(BhttpError);
   });
 });
 

@@ -20,6 +20,8 @@ import {
   decodeBhttpResponse,
   encapsulateRequest,
   encodeBhttpRequest,
+  padBhttp,
+  BHTTP_REQUEST_PADDING_BLOCK,
   parseChallengeHeader,
   type BhttpRequest,
   type BhttpResponse,
@@ -209,7 +211,10 @@ export function createObliviousClient(options: ObliviousClientOptions): Obliviou
   const exchange = async (request: BhttpRequest, maxOctets: number): Promise<BhttpResponse> => {
     for (let fresh = 0; ; fresh++) {
       const config = await keys.current();
-      const { message, context } = await encapsulateRequest(config, encodeBhttpRequest(request));
+      const { message, context } = await encapsulateRequest(
+        config,
+        padBhttp(encodeBhttpRequest(request), BHTTP_REQUEST_PADDING_BLOCK),
+      );
       const reply = await transport.send({
         url: relay,
         method: 'POST',

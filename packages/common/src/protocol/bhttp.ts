@@ -6,7 +6,8 @@ import { MimiError } from './errors.js';
  * module works on whole messages in memory, never on streams.
  *
  * - Encoding always produces the known-length form (framing indicator 0 for a request, 1 for a
- *   response; RFC 9292 §3.1) with an empty trailer section and no padding.
+ *   response; RFC 9292 §3.1) with an empty trailer section; {@link padBhttp} adds zero-valued
+ *   padding (§3.8) so that message sizes show only a size class.
  * - Decoding accepts the known-length and the indeterminate-length forms (framing 2 and 3,
  *   RFC 9292 §3.2), truncation where §3.1/§3.2 allow it, and zero-valued padding (§3.8). A
  *   response's informational (1xx) responses are read and skipped (§3.5.1); trailers are read,
@@ -26,6 +27,20 @@ import { MimiError } from './errors.js';
  * (framing 0, then four length-prefixed strings, the empty sections truncated), and the response
  * `200` is `01 40c8` (framing 1, then 200 as the two-octet varint `0x40c8`).
  */
+
+/**
+ * Inner requests through the gateway are padded to a multiple of this many octets (RFC 9292
+ * §3.8, applied by the client): a request of up to one token's 100 CSIs (phone numbers) with
+ * its token fits one block, so the relay and an observer cannot tell a lookup of one CSI from a
+ * batch by its size.
+ */
+export const BHTTP_REQUEST_PADDING_BLOCK = 4096;
+/**
+ * Inner responses are padded to a multiple of this many octets (applied by the gateway): the
+ * results of a batch show in steps of 16 KiB, not octet by octet (how many were found, how many
+ * mappings each has).
+ */
+export const BHTTP_RESPONSE_PADDING_BLOCK = 16 * 1024;
 
 /**
  * Largest Binary HTTP message this module encodes or decodes, in octets. An inner response
@@ -344,6 +359,22 @@ export function encodeBhttpRequest(request: BhttpRequest): Uint8Array {
   w.lengthPrefixed(request.body);
   w.varint(0); // empty trailer section
   return w.finish();
+}
+
+/**
+ * `message` (a whole known-length Binary HTTP message) followed by zero octets up to the next
+ * multiple of `block` (RFC 9292 §3.8: padding after the message, which decoders skip). A
+ * message that is already a multiple is left as it is.
+ */
+export function padBhttp(message: Uint8Array, block: number): Uint8Array {
+  if (!Number.isSafeInteger(block) || block < 1) {
+    throw new RangeError(`a padding block is a whole number of octets, not ${block}`);
+  }
+  const padded = Math.ceil(message.length / block) * block;
+  if (padded === message.length) return message;
+  const out = new Uint8Array(padded);
+  out.set(message);
+  return out;
 }
 
 /**

@@ -61,6 +61,8 @@ import {
   decryptOdohQuery,
   encapsulateResponse,
   encodeBhttpResponse,
+  padBhttp,
+  BHTTP_RESPONSE_PADDING_BLOCK,
   encodeKeyConfigs,
   encodeOdohConfigs,
   encryptOdohResponse,
@@ -499,7 +501,10 @@ export async function createGateway(
           headers: { 'cache-control': 'no-store' },
         }),
       );
-      const sealed = await encapsulateResponse(opened.context, encodeBhttpResponse(response));
+      const sealed = await encapsulateResponse(
+        opened.context,
+        padBhttp(encodeBhttpResponse(response), BHTTP_RESPONSE_PADDING_BLOCK),
+      );
       sendBody(
         req,
         res,
