@@ -1,12 +1,18 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { build, type Plugin } from 'esbuild';
 import { verifyRRset, type RecordOf } from '@mimi-discovery/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLmdbStore } from '../src/index.js';
 import { WRITER_ORIGIN, writeOf } from './fixtures/durable-writer.js';
+import {
+  bundleFixture,
+  parseTrace,
+  straceInstalled,
+  traceNode,
+  unflushedAcks,
+} from '../../../test/helpers/strace.js';
 
 /**
  * Design §9: a write is acknowledged only once its commit is flushed to disk, so it survives
@@ -25,36 +31,7 @@ const writer = join(dir, 'durable-writer.mjs');
  * the bundle, imported from their absolute paths, so lmdb loads its native addon as usual.
  */
 beforeAll(async () => {
-  const externals: Plugin = {
-    name: 'absolute-externals',
-    setup(builder) {
-      builder.onResolve({ filter: /^[^./]/ }, async (args) => {
-        if (args.path.startsWith('@mimi-discovery/') || args.pluginData === 'resolving') {
-          return undefined;
-        }
-        if (args.path.startsWith('node:')) return { path: args.path, external: true };
-        const resolved = await builder.resolve(args.path, {
-          kind: args.kind,
-          resolveDir: args.resolveDir,
-          importer: args.importer,
-          pluginData: 'resolving',
-        });
-        if (resolved.errors.length > 0) return { errors: resolved.errors };
-        return { path: resolved.path, external: true };
-      });
-    },
-  };
-  await build({
-    entryPoints: [join(import.meta.dirname, 'fixtures', 'durable-writer.ts')],
-    outfile: writer,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    conditions: ['source'],
-    plugins: [externals],
-    logLevel: 'silent',
-  });
+  await bundleFixture(join(import.meta.dirname, 'fixtures', 'durable-writer.ts'), writer);
 }, 60_000);
 
 /** Reads `ack <n>` lines from a child until it exits; resolves `onAcks` once `wanted` arrived. */
@@ -122,7 +99,7 @@ describe('durability of the LMDB store', () => {
     await store.close();
   });
 
-  const strace = spawnSync('sh', ['-c', 'command -v strace']).status === 0;
+  const strace = straceInstalled();
   if (!strace) {
     console.warn(
       'strace not installed: skipping the check that a flush precedes each acknowledgement',
@@ -135,25 +112,8 @@ describe('durability of the LMDB store', () => {
       const dataDir = join(dir, 'traced');
       const trace = join(dir, 'trace.txt');
       const writes = 30;
-      const result = spawnSync(
-        'strace',
-        [
-          '-f',
-          '-qq',
-          '-e',
-          'trace=openat,fsync,fdatasync,msync,write,pwrite64',
-          '-o',
-          trace,
-          process.execPath,
-          writer,
-          dataDir,
-          String(writes),
-          '1',
-        ],
-        { encoding: 'utf8', timeout: 60_000 },
-      );
-      expect(result.status, result.stderr).toBe(0);
-      const events = parseTrace(readFileSync(trace, 'utf8'));
+      const { status, stderr, events } = traceNode(writer, [dataDir, String(writes), '1'], trace);
+      expect(status, stderr).toBe(0);
       expect(events.filter((e) => e.kind === 'ack')).toHaveLength(writes);
       expect(unflushedAcks(events, 'flush')).toEqual([]);
       // With overlapping sync, LMDB then records the commit as flushed in a meta page written
@@ -186,87 +146,3 @@ describe('durability of the LMDB store', () => {
     expect(unflushedAcks(events, 'flush-and-meta')).toEqual([0, 1, 2, 3]);
   });
 });
-
-type TraceEvent =
-  | { kind: 'ack'; n: number }
-  | { kind: 'flush-start' | 'flush-end' | 'dsync-start' | 'dsync-end'; pid: string };
-
-/**
- * The events of an `strace -f -o` trace that matter here, in order: acknowledgements written to
- * stdout; the start and successful end of fsync, fdatasync and msync; and of writes through a
- * descriptor of `data.mdb` opened with O_DSYNC (LMDB writes meta pages through one). A call that
- * another thread interrupts in the trace appears as `<unfinished ...>` and `<... resumed>`.
- */
-function parseTrace(text: string): TraceEvent[] {
-  const events: TraceEvent[] = [];
-  const dsyncFds = new Set<string>();
-  for (const line of text.split('\n')) {
-    const ack = /^\d+\s+write\(1, "ack (\d+)\\n"/.exec(line);
-    if (ack !== null) {
-      events.push({ kind: 'ack', n: Number(ack[1]) });
-      continue;
-    }
-    const opened = /^\d+\s+openat\(.*"[^"]*data\.mdb", [^)]*O_DSYNC[^)]*\)\s+= (\d+)/.exec(line);
-    if (opened !== null) {
-      dsyncFds.add(opened[1] as string);
-      continue;
-    }
-    const call =
-      /^(\d+)\s+(fsync|fdatasync|msync|pwrite64)\((\d+)?.*?(<unfinished \.\.\.>|= (-?\d+))/.exec(
-        line,
-      );
-    if (call !== null) {
-      const [, pid = '', name, fd = '', , result] = call;
-      const kind = name === 'pwrite64' ? (dsyncFds.has(fd) ? 'dsync' : undefined) : 'flush';
-      if (kind === undefined) continue;
-      events.push({ kind: `${kind}-start`, pid });
-      if (result !== undefined && Number(result) >= 0) events.push({ kind: `${kind}-end`, pid });
-      continue;
-    }
-    const resumed = /^(\d+)\s+<\.\.\. (fsync|fdatasync|msync|pwrite64) resumed>.*= (-?\d+)/.exec(
-      line,
-    );
-    if (resumed !== null && Number(resumed[3]) >= 0) {
-      const kind = resumed[2] === 'pwrite64' ? 'dsync-end' : 'flush-end';
-      events.push({ kind, pid: resumed[1] as string });
-    }
-  }
-  return events;
-}
-
-/**
- * The acknowledgements not preceded by a flush that both started after the previous
- * acknowledgement and completed before this one (with `flush-and-meta`, followed by a completed
- * O_DSYNC write). With one write in flight at a time, write n commits after ack n - 1, so its
- * flush must fit between the two.
- */
-function unflushedAcks(events: readonly TraceEvent[], rule: 'flush' | 'flush-and-meta'): number[] {
-  const missing: number[] = [];
-  const started = { flush: new Set<string>(), dsync: new Set<string>() };
-  let flushed = false;
-  let marked = false;
-  for (const event of events) {
-    switch (event.kind) {
-      case 'flush-start':
-        started.flush.add(event.pid);
-        break;
-      case 'dsync-start':
-        started.dsync.add(event.pid);
-        break;
-      case 'flush-end':
-        if (started.flush.delete(event.pid)) flushed = true;
-        break;
-      case 'dsync-end':
-        if (started.dsync.delete(event.pid) && flushed) marked = true;
-        break;
-      case 'ack':
-        if (!(rule === 'flush' ? flushed : marked)) missing.push(event.n);
-        flushed = false;
-        marked = false;
-        started.flush.clear();
-        started.dsync.clear();
-        break;
-    }
-  }
-  return missing;
-}
