@@ -315,7 +315,11 @@ describe('enumeration through the relay stops when the tokens run out (R8)', () 
     const cap = net.issuer.tokensPerPeriod * 100;
     expect(served.length).toBeGreaterThan(0);
     expect(served.length).toBeLessThanOrEqual(cap);
-    expect(results.slice(cap).every((r) => r.status === 'error')).toBe(true);
+    // Requests run a few at a time, so which ones the last tokens paid for is not fixed; the
+    // others are refusals for want of tokens.
+    const refusedResults = results.filter((r) => r.status === 'error');
+    expect(refusedResults.length).toBeGreaterThanOrEqual(ENUMERATION_SIZE - cap);
+    expect(new Set(refusedResults.map((r) => r.error?.reason))).toEqual(new Set(['limit']));
     // The gateway looked up no more CSIs than the tokens covered.
     await new Promise((r) => setTimeout(r, 1500));
     const looked = resolverLog().filter((l) => l.transport === 'ohttp').length - before;
