@@ -246,6 +246,8 @@ export {
   DEFAULT_KEY_CONFIG_CACHE_SECONDS,
 } from './oblivious/key-configs.js';
 export type { KeyCheck } from './oblivious/key-configs.js';
+export { ODOH_PROXY_PATH } from './oblivious/odoh-client.js';
+export type { OdohTokenRefusal } from './oblivious/odoh-client.js';
 export {
   DEFAULT_TOKENS_PER_FETCH,
   MAX_TOKENS_PER_FETCH,

@@ -33,6 +33,7 @@ import {
   refusalOf,
   type HttpTransport,
 } from './oblivious/transport.js';
+import { createOdohClient, type OdohClient } from './oblivious/odoh-client.js';
 import {
   createTokenWallet,
   tokensPerFetchWithin,
@@ -124,12 +125,22 @@ export interface ObliviousClientOptions {
   readonly issuers?: readonly string[];
   /** The clock, seconds since the epoch; default the system clock. */
   readonly now?: () => number;
+  /**
+   * The gateway's authority (`host:port`) as an ODoH target (RFC 9230) behind the relay's
+   * proxy (`<relay origin>/proxy`), for `odohQuery` (`oblivious/odoh-client.ts`).
+   */
+  readonly odohTarget?: string;
 }
 
 /** The discovery client through a relay, with DNS messages besides. */
 export interface ObliviousClient extends DiscoveryClient {
   /** Sends one DNS query (wire format) as DoH (RFC 8484) inside Oblivious HTTP; the answer's wire. */
   dnsQuery(wire: Uint8Array): Promise<Uint8Array>;
+  /**
+   * Sends one DNS query (wire format) as Oblivious DoH (RFC 9230) through the relay's proxy to
+   * `odohTarget`, its token inside; the answer's wire. A `TypeError` without `odohTarget`.
+   */
+  odohQuery(wire: Uint8Array): Promise<Uint8Array>;
 }
 
 /** The inner refusals the client knows: the JSON API's codes and the gateway's token codes. */
@@ -296,9 +307,14 @@ export function createObliviousClient(options: ObliviousClientOptions): Obliviou
     return undefined;
   };
 
-  /** The probe of the module comment, once per client (again after a failed one). */
-  const probe = (): Promise<void> => {
-    if (state.challenges !== undefined || !state.tokensRequired) return Promise.resolve();
+  /**
+   * The probe of the module comment, once per client (again after a failed one); with `force`,
+   * again to learn the current challenges (an ODoH refusal carries none).
+   */
+  const probe = (force = false): Promise<void> => {
+    if (!force && (state.challenges !== undefined || !state.tokensRequired)) {
+      return Promise.resolve();
+    }
     probing ??= (async () => {
       const response = await exchange(discoverBatch([]), MAX_DNS_RESPONSE_OCTETS);
       const answer = { response, value: jsonOf(response.body), redemption: undefined };
@@ -419,6 +435,32 @@ export function createObliviousClient(options: ObliviousClientOptions): Obliviou
     });
   };
 
+  const odoh: OdohClient | undefined =
+    options.odohTarget === undefined
+      ? undefined
+      : createOdohClient({
+          relay,
+          target: options.odohTarget,
+          transport,
+          keyCheck: options.keyCheck,
+          maxAttempts: MAX_INNER_ATTEMPTS,
+          now,
+          tokens: {
+            async take() {
+              await probe();
+              return state.tokensRequired && state.challenges !== undefined
+                ? wallet.take(state.challenges)
+                : undefined;
+            },
+            async refused(redemption, code) {
+              if (redemption !== undefined && code === 'ERR_TOKEN_KEY_EXPIRED') {
+                wallet.dropKey(redemption);
+              }
+              if (code !== 'ERR_TOKEN_SPENT') await probe(true);
+            },
+          },
+        });
+
   return {
     async discover(input) {
       const answer = await redeem(
@@ -486,6 +528,13 @@ export function createObliviousClient(options: ObliviousClientOptions): Obliviou
         throw fault(`the gateway answered ${type || 'no content type'}, not ${DNS_MESSAGE_TYPE}`);
       }
       return response.body;
+    },
+
+    odohQuery(wire) {
+      if (odoh === undefined) {
+        return Promise.reject(new TypeError('odohQuery needs the odohTarget option'));
+      }
+      return odoh.query(wire);
     },
 
     close: () => transport.close(),

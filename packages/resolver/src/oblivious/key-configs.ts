@@ -154,10 +154,16 @@ function hex(bytes: Uint8Array): string {
 }
 
 /**
- * The `ohttp` key configurations published at the key name and valid at `nowS` (hex), from a
- * secure answer only; anything else is an `ERR_KEY_INCONSISTENT`.
+ * The key configurations of `kind` (default `ohttp`; the ODoH client asks for `odoh`) published
+ * at the key name and valid at `nowS` (hex), from a secure answer only; anything else is an
+ * `ERR_KEY_INCONSISTENT`.
  */
-async function publishedConfigs(check: KeyCheck, nowS: number, url: string): Promise<Set<string>> {
+export async function publishedConfigs(
+  check: KeyCheck,
+  nowS: number,
+  url: string,
+  kind: KeyconfData['kind'] = 'ohttp',
+): Promise<Set<string>> {
   const inconsistent = (why: string, cause?: unknown): DiscoveryClientError =>
     new DiscoveryClientError(
       'ERR_KEY_INCONSISTENT',
@@ -178,7 +184,7 @@ async function publishedConfigs(check: KeyCheck, nowS: number, url: string): Pro
   for (const record of answer.answers) {
     if (canonicalName(record.name) !== owner) continue;
     const data = keyconfOf(record);
-    if (data === undefined || data.kind !== 'ohttp') continue;
+    if (data === undefined || data.kind !== kind) continue;
     if (data.notBefore <= nowS && nowS < data.notAfter) out.add(hex(data.config));
   }
   return out;
@@ -190,7 +196,7 @@ function keyconfOf(record: ResourceRecord): KeyconfData | undefined {
 }
 
 /** `max-age` of a `cache-control` header (RFC 9111 §5.2.2.1), or undefined. */
-function maxAgeOf(header: string | string[] | undefined): number | undefined {
+export function maxAgeOf(header: string | string[] | undefined): number | undefined {
   const value = Array.isArray(header) ? header.join(',') : (header ?? '');
   const m = /(?:^|[,\s])max-age=(\d{1,9})(?:$|[,\s])/i.exec(value);
   return m === null ? undefined : Number(m[1]);
