@@ -101,6 +101,8 @@ export {
   hashCredential,
 } from './issuer/credentials.js';
 export { ISSUER_ERRORS, IssuerError } from './issuer/issuer-error.js';
+export { openTokenQuota } from './issuer/quota.js';
+export type { Charge, TokenQuota, TokenQuotaOptions } from './issuer/quota.js';
 export type { IssuerErrorCode } from './issuer/issuer-error.js';
 export { ISSUER_PUBLIC_KEY_FILE, encodeIssuerPublicKeyFile } from './issuer/key-ring.js';
 export type { IssuerTokenKey } from './issuer/key-ring.js';
