@@ -626,10 +626,13 @@ export {
   QUERY_LOG_BUFFER_OCTETS,
   QUERY_LOG_RETRY_MS,
   declareQueryLogMetrics,
+  openLineLog,
   openQueryLog,
   queryLogLine,
 } from './runtime/query-log.js';
 export type {
+  LineLog,
+  LineLogSettings,
   QueryLog,
   QueryLogComponents,
   QueryLogEntry,
