@@ -669,6 +669,8 @@ export {
   createApiClient,
   isJsonObject,
 } from './runtime/api-client.js';
+export { isUndiciTimeout, readBoundedBody, retryAfterOf } from './runtime/http-response.js';
+export type { BoundedResponse } from './runtime/http-response.js';
 export type {
   ApiClientFaultCode,
   ApiClientErrorInit,
