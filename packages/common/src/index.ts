@@ -670,6 +670,8 @@ export {
   isJsonObject,
 } from './runtime/api-client.js';
 export { isUndiciTimeout, readBoundedBody, retryAfterOf } from './runtime/http-response.js';
+export { createPendingWrites } from './runtime/pending-writes.js';
+export type { FlushingStore, PendingWrites } from './runtime/pending-writes.js';
 export type { BoundedResponse } from './runtime/http-response.js';
 export type {
   ApiClientFaultCode,
