@@ -720,6 +720,7 @@ export {
   parseConfigText,
   readConfigFile,
   readConfigText,
+  readTlsFiles,
   listenPortSchema,
   listenHostSchema,
   remotePortSchema,

@@ -22,6 +22,7 @@ import {
   queryLogConfigSchema,
   readConfigFile,
   readConfigText,
+  readTlsFiles,
   remotePortSchema,
   rootHintsSchema,
   tcpLimitsConfigSchema,
@@ -496,13 +497,7 @@ export async function loadResolverConfig(path: string): Promise<ResolverServerCo
     transport: file.transport,
     ...(file.ca === undefined ? {} : { ca: at(file.ca) }),
   });
-  const tls =
-    file.tls === undefined
-      ? undefined
-      : {
-          cert: await readConfigText(at(file.tls.cert), 'tls.cert'),
-          key: await readConfigText(at(file.tls.key), 'tls.key'),
-        };
+  const tls = file.tls === undefined ? undefined : await readTlsFiles(file.tls, at);
   return {
     ...inputs,
     source,

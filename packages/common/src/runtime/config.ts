@@ -234,6 +234,20 @@ export async function readConfigText(path: string, what: string): Promise<string
   }
 }
 
+/**
+ * The PEM files of a `tls` section ({@link tlsConfigSchema}), each path resolved by `at`
+ * (relative to the config file's directory); {@link readConfigText}'s errors.
+ */
+export async function readTlsFiles(
+  tls: { readonly cert: string; readonly key: string },
+  at: (path: string) => string,
+): Promise<{ cert: string; key: string }> {
+  return {
+    cert: await readConfigText(at(tls.cert), 'tls.cert'),
+    key: await readConfigText(at(tls.key), 'tls.key'),
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Building blocks
 

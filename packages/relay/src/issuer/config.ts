@@ -5,7 +5,7 @@ import {
   logConfigSchema,
   positiveIntSchema,
   readConfigFile,
-  readConfigText,
+  readTlsFiles,
   listenPortSchema,
   timeoutMsSchema,
   tlsConfigSchema,
@@ -183,10 +183,7 @@ export async function loadIssuerConfig(path: string): Promise<IssuerConfig> {
   return {
     source,
     listen: file.listen,
-    tls: {
-      cert: await readConfigText(at(file.tls.cert), 'tls.cert'),
-      key: await readConfigText(at(file.tls.key), 'tls.key'),
-    },
+    tls: await readTlsFiles(file.tls, at),
     dataDir: at(file.dataDir),
     keyDir: at(file.keyDir),
     tokensPerPeriod: file.tokensPerPeriod,

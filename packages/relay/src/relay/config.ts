@@ -11,6 +11,7 @@ import {
   positiveIntSchema,
   readConfigFile,
   readConfigText,
+  readTlsFiles,
   listenHostSchema,
   listenPortSchema,
   timeoutMsSchema,
@@ -261,10 +262,7 @@ export async function loadRelayConfig(path: string): Promise<RelayServerConfig> 
   return {
     source,
     listen: file.listen,
-    tls: {
-      cert: await readConfigText(at(file.tls.cert), 'tls.cert'),
-      key: await readConfigText(at(file.tls.key), 'tls.key'),
-    },
+    tls: await readTlsFiles(file.tls, at),
     ...(ca === undefined ? {} : { ca }),
     gateways: file.gateways,
     odohTargets: file.odohTargets,
