@@ -101,7 +101,10 @@ export async function main(log: (line: string) => void): Promise<void> {
   }
 }
 
-/** One row per contact: as typed, canonical CSI, status, and the MSPs or the reason. */
+/**
+ * One row per contact: as typed, canonical CSI, status, and the MSPs or the reason (the table
+ * `oblivious-sync.ts` prints too).
+ */
 export function table(inputs: readonly string[], results: readonly DiscoveryResult[]): string[] {
   const rows = results.map((result, i) => [
     inputs[i] ?? '',

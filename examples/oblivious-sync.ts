@@ -60,6 +60,7 @@ import {
   type RunningIssuer,
   type RunningRelay,
 } from '@mimi-discovery/relay';
+import { table } from './contact-sync.js';
 import { APEX, isMain, startLoopbackNetwork, type LoopbackNetwork } from './loopback-network.js';
 
 /** The contact book of the sender's app, as its user typed it. */
@@ -298,29 +299,6 @@ function same(a: readonly DiscoveryResult[], b: readonly DiscoveryResult[]): boo
   const strip = (results: readonly DiscoveryResult[]): string =>
     JSON.stringify(results.map(({ csi, status, mappings }) => ({ csi, status, mappings })));
   return strip(a) === strip(b);
-}
-
-/** One row per contact: as typed, canonical CSI, status, and the MSPs. */
-export function table(inputs: readonly string[], results: readonly DiscoveryResult[]): string[] {
-  const rows = results.map((result, i) => [
-    inputs[i] ?? '',
-    result.csi,
-    result.status,
-    result.status === 'error'
-      ? `reason: ${result.error?.reason ?? 'unknown'}`
-      : result.mappings
-          .flatMap((m) => m.msps)
-          .map((msp) => `${msp.provider} [${msp.tags.join(', ')}]`)
-          .join('; ') || '-',
-  ]);
-  const header = ['contact', 'csi', 'status', 'msps'];
-  const widths = header.map((h, col) => Math.max(h.length, ...rows.map((r) => r[col]!.length)));
-  const format = (cells: readonly string[]): string =>
-    cells
-      .map((cell, col) => cell.padEnd(widths[col]!))
-      .join('  ')
-      .trimEnd();
-  return [format(header), format(widths.map((w) => '-'.repeat(w))), ...rows.map(format)];
 }
 
 if (isMain(import.meta.url)) {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig, parseConfigText } from '@mimi-discovery/common';
 import { dpConfigSchema } from '@mimi-discovery/authoritative';
 import { resolverConfigSchema } from '@mimi-discovery/resolver';
+import { configKeyPaths, markdownTableRows } from '../test/helpers/operations-doc.js';
 
 /**
  * docs/operations.md against the code it documents: the config reference tables list exactly
@@ -21,41 +22,6 @@ const doc = readFileSync(new URL('../docs/operations.md', import.meta.url), 'utf
 
 type Schema = typeof dpConfigSchema | typeof resolverConfigSchema;
 
-/** The part of zod's definition the walk reads (zod 4: `schema._zod.def`). */
-interface SchemaDef {
-  type: string;
-  shape?: Record<string, unknown>;
-  innerType?: unknown;
-  in?: unknown;
-  element?: unknown;
-}
-
-const defOf = (schema: unknown): SchemaDef => (schema as { _zod: { def: SchemaDef } })._zod.def;
-
-/** Every key path of a schema, objects and their members: `listen`, `listen.udp`, … */
-function keyPaths(schema: unknown, prefix = ''): string[] {
-  const def = defOf(schema);
-  switch (def.type) {
-    case 'pipe':
-      return keyPaths(def.in, prefix);
-    case 'default':
-    case 'prefault':
-    case 'optional':
-    case 'nullable':
-      return keyPaths(def.innerType, prefix);
-    case 'object':
-      return Object.entries(def.shape ?? {}).flatMap(([key, member]) => {
-        const path = prefix === '' ? key : `${prefix}.${key}`;
-        return [path, ...keyPaths(member, path)];
-      });
-    // The members of a list of objects, as the table writes them: `gateway.issuers[].name`.
-    case 'array':
-      return keyPaths(def.element, `${prefix}[]`);
-    default:
-      return [];
-  }
-}
-
 /** The text between two marker comments. */
 function between(begin: string, end: string): string {
   const start = doc.indexOf(begin);
@@ -64,23 +30,9 @@ function between(begin: string, end: string): string {
   return doc.slice(start + begin.length, stop);
 }
 
-/** The rows of the first Markdown table in `text`, as cells, without header and rule. */
-function tableRows(text: string): string[][] {
-  const all = text.split('\n');
-  const first = all.findIndex((line) => line.startsWith('|'));
-  const end = all.findIndex((line, i) => i > first && !line.startsWith('|'));
-  const lines = all.slice(first, end < 0 ? undefined : end);
-  return lines.slice(2).map((line) =>
-    line
-      .slice(1, -1)
-      .split('|')
-      .map((cell) => cell.trim()),
-  );
-}
-
 /** The reference table of a schema: key path → default cell. */
 function referenceTable(name: 'dp' | 'resolver'): Map<string, string> {
-  const rows = tableRows(
+  const rows = markdownTableRows(
     between(`<!-- config-keys: ${name}:begin -->`, `<!-- config-keys: ${name}:end -->`),
   );
   return new Map(
@@ -134,7 +86,7 @@ describe('docs/operations.md', () => {
     'the $name config reference',
     ({ name, schema, minimal, setByMinimal }) => {
       const table = referenceTable(name);
-      const keys = keyPaths(schema);
+      const keys = configKeyPaths(schema);
 
       it('lists every key of the schema', () => {
         expect(keys.length).toBeGreaterThan(10);
@@ -195,7 +147,7 @@ describe('docs/operations.md', () => {
       .map((m) => `${name}_${m[1]}`)
       .sort();
     const marker = `<!-- metrics: ${name} -->`;
-    const documented = tableRows(doc.slice(doc.indexOf(marker) + marker.length))
+    const documented = markdownTableRows(doc.slice(doc.indexOf(marker) + marker.length))
       .map((cells) => /^`(\w+)/.exec(cells[0] ?? '')?.[1] ?? cells[0])
       .sort();
     expect(declared.length).toBeGreaterThan(2);

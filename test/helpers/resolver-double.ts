@@ -1,5 +1,10 @@
 import { CsiError } from '@mimi-discovery/common';
-import type { DiscoveryResult, Resolver, ResolverStats } from '@mimi-discovery/resolver';
+import type {
+  DiscoveryResult,
+  Resolver,
+  ResolverStats,
+  VerifiedMapping,
+} from '@mimi-discovery/resolver';
 
 /**
  * A test double of the resolver for the tests of its front ends (JSON API, DNS, DoH) and of the
@@ -41,6 +46,33 @@ export function resolverDouble<T extends Partial<Resolver>>(
     refreshRootCopy: notUsed,
     close: async () => undefined,
     ...methods,
+  };
+}
+
+/**
+ * A `found` result for `csi` with one verified mapping, as the resolver gives it: one MSP
+ * (`chat.example`, tag `primary`), key `a2V5`, seq 7, valid through January 2026, TTL 300; the
+ * keys of `mapping` replace those.
+ */
+export function foundResult(csi: string, mapping: Partial<VerifiedMapping> = {}): DiscoveryResult {
+  return {
+    csi,
+    status: 'found',
+    mappings: [
+      {
+        msps: [{ provider: 'chat.example', tags: ['primary'], uri: 'im:alice@chat.example' }],
+        key: 'a2V5',
+        seq: 7,
+        iat: 1_767_225_600,
+        exp: 1_769_817_600,
+        new: false,
+        prover: 'cHJvdmVy',
+        zone: '4.4.e164.mimi.arpa',
+        server: 'https://127.0.0.1:8444/dns-query',
+        ...mapping,
+      },
+    ],
+    ttl: 300,
   };
 }
 

@@ -35,13 +35,21 @@ export interface LoadedConfig {
  * `ConfigError` (exit 1) for a file that is missing, not JSON or not valid.
  */
 export async function loadConfig(flag: string | undefined, env: CommandEnv): Promise<LoadedConfig> {
+  const path = configPath(flag, env);
+  const config = await readConfigFile(path, dpConfigSchema);
+  return { path, config: withAbsolutePaths(config, dirname(path)) };
+}
+
+/**
+ * The absolute path of the config file named by `--config` (else `$MIMI_DISCOVERY_CONFIG`),
+ * relative to the working directory; a usage error (exit 2) when neither is given.
+ */
+export function configPath(flag: string | undefined, env: CommandEnv): string {
   const given = flag ?? env.env[CONFIG_ENV];
   if (given === undefined || given === '') {
     throw usageError('ERR_USAGE', `--config FILE is required (or set ${CONFIG_ENV})`);
   }
-  const path = resolve(env.cwd, given);
-  const config = await readConfigFile(path, dpConfigSchema);
-  return { path, config: withAbsolutePaths(config, dirname(path)) };
+  return resolve(env.cwd, given);
 }
 
 function withAbsolutePaths(config: DpConfig, base: string): DpConfig {

@@ -44,11 +44,11 @@ export function createCliFixture(prefix: string): CliFixture {
   };
 }
 
-/** `serve` running in-process: its listeners, and how to stop it. */
-export interface Serving {
-  readonly listeners: readonly ListenerJson[];
-  listener(kind: ListenerJson['listener']): ListenerJson;
-  /** Aborts `serve` (as SIGTERM does in the bin) and returns its result. */
+/** A server command running in-process: its listeners, and how to stop it. */
+export interface Serving<L extends { listener: string } = ListenerJson> {
+  readonly listeners: readonly L[];
+  listener(kind: L['listener']): L;
+  /** Aborts the command (as SIGTERM does in the bin) and returns its result. */
   stop(): Promise<CliResult>;
 }
 
@@ -56,18 +56,31 @@ export interface Serving {
  * Starts `serve --json --config <config>` (and `flags`) and resolves once it has printed its
  * listeners.
  */
-export async function serve(
+export function serve(
   fixture: CliFixture,
   config: string,
   flags: readonly string[] = [],
 ): Promise<Serving> {
+  return serveCommand<ListenerJson>(fixture, ['serve'], ['--config', config, ...flags]);
+}
+
+/**
+ * Starts `<command> --json <flags>` (`serve`, `resolver serve`, `relay serve`, …) and resolves
+ * once it has printed its listeners, one JSON object a line.
+ */
+export async function serveCommand<L extends { listener: string }>(
+  fixture: CliFixture,
+  command: readonly string[],
+  flags: readonly string[] = [],
+): Promise<Serving<L>> {
+  const name = command.join(' ');
   const stop = new AbortController();
   let stdout = '';
   let printed: () => void = () => undefined;
   const firstOutput = new Promise<undefined>((resolve) => {
     printed = () => resolve(undefined);
   });
-  const running = fixture.run(['serve', '--json', '--config', config, ...flags], {
+  const running = fixture.run([...command, '--json', ...flags], {
     signal: stop.signal,
     stdout: (text) => {
       stdout += text;
@@ -75,18 +88,18 @@ export async function serve(
     },
   });
   const early = await Promise.race([firstOutput, running]);
-  if (early !== undefined) throw new Error(`serve exited ${early.exitCode}: ${early.stderr}`);
+  if (early !== undefined) throw new Error(`${name} exited ${early.exitCode}: ${early.stderr}`);
   // Every listener line is written in the same turn as the first.
   await new Promise((resolve) => setImmediate(resolve));
   const listeners = stdout
     .trim()
     .split('\n')
-    .map((line) => JSON.parse(line) as ListenerJson);
+    .map((line) => JSON.parse(line) as L);
   return {
     listeners,
     listener(kind) {
       const found = listeners.find((l) => l.listener === kind);
-      if (found === undefined) throw new Error(`serve has no ${kind} listener`);
+      if (found === undefined) throw new Error(`${name} has no ${kind} listener`);
       return found;
     },
     async stop() {

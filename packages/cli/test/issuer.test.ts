@@ -11,7 +11,7 @@ import {
 } from '@mimi-discovery/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ListenerJson } from '../src/commands/serve.js';
-import { createCliFixture } from './fixture.js';
+import { createCliFixture, serveCommand } from './fixture.js';
 
 // `issuer add-user` and `issuer serve` run in-process: a user added to the config file gets a
 // token from the served issuer with the credential printed once, and bad input changes nothing.
@@ -138,28 +138,13 @@ describe('mimi-discovery issuer', () => {
       '--id',
       'dave',
     ]);
-    const stop = new AbortController();
-    let stdout = '';
-    let printed: () => void = () => undefined;
-    const firstOutput = new Promise<undefined>((resolve) => {
-      printed = () => resolve(undefined);
-    });
-    const running = cli.run(['issuer', 'serve', '--json', '--config', 'issuer.json'], {
-      signal: stop.signal,
-      stdout: (text) => {
-        stdout += text;
-        printed();
-      },
-    });
-    const early = await Promise.race([firstOutput, running]);
-    if (early !== undefined)
-      throw new Error(`issuer serve exited ${early.exitCode}: ${early.stderr}`);
-    await new Promise((resolve) => setImmediate(resolve));
+    const running = await serveCommand<ListenerJson>(
+      cli,
+      ['issuer', 'serve'],
+      ['--config', 'issuer.json'],
+    );
     try {
-      const listeners = stdout
-        .trim()
-        .split('\n')
-        .map((line) => JSON.parse(line) as ListenerJson);
+      const { listeners } = running;
       expect(listeners.map((l) => l.listener)).toEqual(['api', 'admin']);
       const api = listeners[0]?.url ?? '';
       const file = cli.readJson<{
@@ -193,8 +178,7 @@ describe('mimi-discovery issuer', () => {
       }
       expect(statuses).toEqual([200, 200, 429]);
     } finally {
-      stop.abort();
-      expect((await running).exitCode).toBe(0);
+      expect((await running.stop()).exitCode).toBe(0);
     }
   });
 });

@@ -16,7 +16,7 @@ import {
   type Resolver,
 } from '@mimi-discovery/resolver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { invalidCsiResult } from '../../../test/helpers/resolver-double.js';
+import { foundResult, invalidCsiResult } from '../../../test/helpers/resolver-double.js';
 import { createCliFixture } from './fixture.js';
 
 // `lookup` through the JSON API of a running front end, whose resolver is a test double that
@@ -29,27 +29,13 @@ const BOB = 'mailto:bob@example.com';
 const CAROL = 'tel:+442079460019';
 const BOGUS = 'tel:+442079460099';
 
-const FOUND: DiscoveryResult = {
-  csi: ALICE,
-  status: 'found',
-  mappings: [
-    {
-      msps: [
-        { provider: 'chat.example', tags: ['primary', 'work'], uri: 'im:alice@chat.example' },
-        { provider: 'other.example', tags: [] },
-      ],
-      key: 'a2V5',
-      seq: 7,
-      iat: 1_767_225_600,
-      exp: 1_769_817_600,
-      new: true,
-      prover: 'cHJvdmVy',
-      zone: '4.4.e164.mimi.arpa',
-      server: 'https://127.0.0.1:8444/dns-query',
-    },
+const FOUND = foundResult(ALICE, {
+  msps: [
+    { provider: 'chat.example', tags: ['primary', 'work'], uri: 'im:alice@chat.example' },
+    { provider: 'other.example', tags: [] },
   ],
-  ttl: 300,
-};
+  new: true,
+});
 const EMPTY: DiscoveryResult = {
   csi: BOB,
   status: 'empty',

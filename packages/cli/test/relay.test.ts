@@ -6,8 +6,7 @@ import { createLocalCa, issueServerCertificate } from '@mimi-discovery/common';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RelayListenerJson } from '../src/commands/relay.js';
-import type { CliResult } from '../src/index.js';
-import { createCliFixture } from './fixture.js';
+import { createCliFixture, serveCommand, type Serving } from './fixture.js';
 
 // `relay serve` run in-process from a config file, in front of a test gateway (an HTTPS server
 // with a certificate of the test's CA that answers every POST with what it received, reversed).
@@ -61,34 +60,8 @@ afterAll(async () => {
 });
 
 /** `relay serve --json` running in-process until the test stops it. */
-async function serveRelay(flags: readonly string[]): Promise<{
-  lines: RelayListenerJson[];
-  stop(): Promise<CliResult>;
-}> {
-  const stop = new AbortController();
-  let stdout = '';
-  let printed: () => void = () => undefined;
-  const first = new Promise<undefined>((resolve) => (printed = () => resolve(undefined)));
-  const running = cli.run(['relay', 'serve', '--json', ...flags], {
-    signal: stop.signal,
-    stdout: (text) => {
-      stdout += text;
-      printed();
-    },
-  });
-  const early = await Promise.race([first, running]);
-  if (early !== undefined) throw new Error(`relay serve exited ${early.exitCode}: ${early.stderr}`);
-  await new Promise((resolve) => setImmediate(resolve));
-  return {
-    lines: stdout
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as RelayListenerJson),
-    stop: async () => {
-      stop.abort();
-      return running;
-    },
-  };
+function serveRelay(flags: readonly string[]): Promise<Serving<RelayListenerJson>> {
+  return serveCommand<RelayListenerJson>(cli, ['relay', 'serve'], flags);
 }
 
 describe('relay serve', () => {
@@ -96,8 +69,8 @@ describe('relay serve', () => {
     const running = await serveRelay(['--config', 'relay.json', '--query-log', 'relay.jsonl']);
     let stopped = false;
     try {
-      expect(running.lines.map((l) => l.listener)).toEqual(['relay', 'admin', 'ohttp']);
-      const resource = running.lines.find((l) => l.listener === 'ohttp');
+      expect(running.listeners.map((l) => l.listener)).toEqual(['relay', 'admin', 'ohttp']);
+      const resource = running.listeners.find((l) => l.listener === 'ohttp');
       expect(resource?.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/ohttp\/resolver$/);
       expect(resource?.gateway).toBe('resolver');
 
@@ -111,7 +84,7 @@ describe('relay serve', () => {
       expect([...Buffer.from(await reply.body.arrayBuffer())]).toEqual([3, 2, 1]);
       expect(seen).toEqual([{ url: '/.well-known/ohttp-gateway', cookie: undefined }]);
 
-      const admin = running.lines.find((l) => l.listener === 'admin')?.url ?? '';
+      const admin = running.listeners.find((l) => l.listener === 'admin')?.url ?? '';
       const health = await request(`${admin}/healthz`);
       expect(health.statusCode).toBe(200);
       await health.body.dump();

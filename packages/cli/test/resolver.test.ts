@@ -11,11 +11,9 @@ import {
 } from '@mimi-discovery/common';
 import type { DiscoveryResult } from '@mimi-discovery/resolver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ListenerJson } from '../src/commands/serve.js';
-import type { CliResult } from '../src/index.js';
 import { outboxCode } from '../../../test/helpers/registration.js';
 import { freePort } from '../../../test/helpers/ports.js';
-import { createCliFixture, serve, type Serving } from './fixture.js';
+import { createCliFixture, serve, serveCommand, type Serving } from './fixture.js';
 
 // The whole network built with the command line on 127.0.0.1 — root directory, a DP for +44,
 // the delegation, a recipient's published mapping — and then the real resolver in front of it:
@@ -135,45 +133,8 @@ afterAll(async () => {
 });
 
 /** `resolver serve --json` running in-process until the test stops it. */
-async function serveResolver(
-  config: string,
-  flags: readonly string[] = [],
-): Promise<{
-  listeners: ListenerJson[];
-  listener(kind: ListenerJson['listener']): ListenerJson;
-  stop(): Promise<CliResult>;
-}> {
-  const stop = new AbortController();
-  let stdout = '';
-  let printed: () => void = () => undefined;
-  const first = new Promise<undefined>((resolve) => (printed = () => resolve(undefined)));
-  const running = cli.run(['resolver', 'serve', '--json', '--config', config, ...flags], {
-    signal: stop.signal,
-    stdout: (text) => {
-      stdout += text;
-      printed();
-    },
-  });
-  const early = await Promise.race([first, running]);
-  if (early !== undefined)
-    throw new Error(`resolver serve exited ${early.exitCode}: ${early.stderr}`);
-  await new Promise((resolve) => setImmediate(resolve));
-  const listeners = stdout
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as ListenerJson);
-  return {
-    listeners,
-    listener(kind) {
-      const found = listeners.find((l) => l.listener === kind);
-      if (found === undefined) throw new Error(`no ${kind} listener`);
-      return found;
-    },
-    stop: async () => {
-      stop.abort();
-      return running;
-    },
-  };
+function serveResolver(config: string, flags: readonly string[] = []): Promise<Serving> {
+  return serveCommand(cli, ['resolver', 'serve'], ['--config', config, ...flags]);
 }
 
 function expectAliceFound(result: DiscoveryResult | undefined): void {

@@ -626,10 +626,13 @@ export {
   QUERY_LOG_BUFFER_OCTETS,
   QUERY_LOG_RETRY_MS,
   declareQueryLogMetrics,
+  openLineLog,
   openQueryLog,
   queryLogLine,
 } from './runtime/query-log.js';
 export type {
+  LineLog,
+  LineLogSettings,
   QueryLog,
   QueryLogComponents,
   QueryLogEntry,
@@ -666,6 +669,10 @@ export {
   createApiClient,
   isJsonObject,
 } from './runtime/api-client.js';
+export { isUndiciTimeout, readBoundedBody, retryAfterOf } from './runtime/http-response.js';
+export { createPendingWrites } from './runtime/pending-writes.js';
+export type { FlushingStore, PendingWrites } from './runtime/pending-writes.js';
+export type { BoundedResponse } from './runtime/http-response.js';
 export type {
   ApiClientFaultCode,
   ApiClientErrorInit,
@@ -712,6 +719,10 @@ export {
   parseConfig,
   parseConfigText,
   readConfigFile,
+  readConfigText,
+  readTlsFiles,
+  listenPortSchema,
+  listenHostSchema,
   remotePortSchema,
   configPathSchema,
   positiveIntSchema,

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseConfig, parseConfigText } from '@mimi-discovery/common';
 import { describe, expect, it } from 'vitest';
+import { configKeyPaths, markdownTableRows } from '../../../test/helpers/operations-doc.js';
 import { relayConfigSchema } from '../src/index.js';
 
 // The relay's part of docs/operations.md (§10) against the code: the reference table between
@@ -12,54 +13,10 @@ import { relayConfigSchema } from '../src/index.js';
 
 const doc = readFileSync(new URL('../../../docs/operations.md', import.meta.url), 'utf8');
 
-interface SchemaDef {
-  type: string;
-  shape?: Record<string, unknown>;
-  innerType?: unknown;
-  in?: unknown;
-}
-
-const defOf = (schema: unknown): SchemaDef => (schema as { _zod: { def: SchemaDef } })._zod.def;
-
-function keyPaths(schema: unknown, prefix = ''): string[] {
-  const def = defOf(schema);
-  switch (def.type) {
-    case 'pipe':
-      return keyPaths(def.in, prefix);
-    case 'default':
-    case 'prefault':
-    case 'optional':
-    case 'nullable':
-      return keyPaths(def.innerType, prefix);
-    case 'object':
-      return Object.entries(def.shape ?? {}).flatMap(([key, member]) => {
-        const path = prefix === '' ? key : `${prefix}.${key}`;
-        return [path, ...keyPaths(member, path)];
-      });
-    default:
-      return [];
-  }
-}
-
 function after(marker: string): string {
   const at = doc.indexOf(marker);
   if (at < 0) throw new Error(`docs/operations.md lacks ${marker}`);
   return doc.slice(at + marker.length);
-}
-
-function tableRows(text: string): string[][] {
-  const all = text.split('\n');
-  const first = all.findIndex((line) => line.startsWith('|'));
-  const end = all.findIndex((line, i) => i > first && !line.startsWith('|'));
-  return all
-    .slice(first, end < 0 ? undefined : end)
-    .slice(2)
-    .map((line) =>
-      line
-        .slice(1, -1)
-        .split('|')
-        .map((cell) => cell.trim()),
-    );
 }
 
 function valueAt(value: unknown, path: string): unknown {
@@ -70,12 +27,12 @@ function valueAt(value: unknown, path: string): unknown {
 
 describe('docs/operations.md on the relay', () => {
   const table = new Map(
-    tableRows(after('<!-- config-keys: relay:begin -->')).map((cells) => [
+    markdownTableRows(after('<!-- config-keys: relay:begin -->')).map((cells) => [
       /^`([^`]+)`$/.exec(cells[0] ?? '')?.[1] ?? '',
       cells[2] ?? '',
     ]),
   );
-  const keys = keyPaths(relayConfigSchema);
+  const keys = configKeyPaths(relayConfigSchema);
 
   it('lists exactly the keys of the schema', () => {
     expect(keys.length).toBeGreaterThan(20);
@@ -115,7 +72,7 @@ describe('docs/operations.md on the relay', () => {
     const declared = [...code.matchAll(/\.(?:counter|gauge|histogram)(?:<[^>]*>)?\(\s*'(\w+)'/g)]
       .map((m) => `relay_${m[1]}`)
       .sort();
-    const documented = tableRows(after('<!-- metrics: relay -->'))
+    const documented = markdownTableRows(after('<!-- metrics: relay -->'))
       .map((cells) => /^`(\w+)/.exec(cells[0] ?? '')?.[1] ?? '')
       .sort();
     expect(documented).toEqual(declared);

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { dirname, relative, resolve as resolvePath } from 'node:path';
 import {
   ConfigError,
@@ -22,6 +21,8 @@ import {
   positiveIntSchema,
   queryLogConfigSchema,
   readConfigFile,
+  readConfigText,
+  readTlsFiles,
   remotePortSchema,
   rootHintsSchema,
   tcpLimitsConfigSchema,
@@ -436,7 +437,7 @@ export async function readResolverFiles(
   files: ResolverFiles,
 ): Promise<ResolverConfig & { apex: string }> {
   const hints = parseConfigText(
-    await readText(files.rootHints, 'root hints'),
+    await readConfigText(files.rootHints, 'root hints'),
     rootHintsSchema,
     files.rootHints,
   );
@@ -450,7 +451,7 @@ export async function readResolverFiles(
   if (transport === 'dns' && hints.servers.every((s) => s.addresses.length === 0)) {
     invalid(files.rootHints, 'no root server has an address for plain DNS (use transport "doh")');
   }
-  const anchorText = await readText(files.trustAnchor, 'trust anchor');
+  const anchorText = await readConfigText(files.trustAnchor, 'trust anchor');
   let trustAnchor: TrustAnchor;
   try {
     trustAnchor = parseTrustAnchor(anchorText);
@@ -461,7 +462,7 @@ export async function readResolverFiles(
   if (canonicalName(trustAnchor.zone) !== apex) {
     invalid(files.trustAnchor, `the trust anchor is for ${trustAnchor.zone}, not ${apex}`);
   }
-  const ca = files.ca === undefined ? undefined : await readText(files.ca, 'CA file');
+  const ca = files.ca === undefined ? undefined : await readConfigText(files.ca, 'CA file');
   if (ca !== undefined && !ca.includes('-----BEGIN CERTIFICATE-----')) {
     invalid(files.ca as string, 'not a PEM certificate file');
   }
@@ -496,13 +497,7 @@ export async function loadResolverConfig(path: string): Promise<ResolverServerCo
     transport: file.transport,
     ...(file.ca === undefined ? {} : { ca: at(file.ca) }),
   });
-  const tls =
-    file.tls === undefined
-      ? undefined
-      : {
-          cert: await readText(at(file.tls.cert), 'tls.cert'),
-          key: await readText(at(file.tls.key), 'tls.key'),
-        };
+  const tls = file.tls === undefined ? undefined : await readTlsFiles(file.tls, at);
   return {
     ...inputs,
     source,
@@ -534,17 +529,6 @@ export async function loadResolverConfig(path: string): Promise<ResolverServerCo
           },
         }),
   };
-}
-
-async function readText(path: string, what: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (cause) {
-    const why = cause instanceof Error ? cause.message : String(cause);
-    throw new ConfigError('ERR_CONFIG_READ', `cannot read the ${what}: ${why}`, path, [], {
-      cause,
-    });
-  }
 }
 
 function invalid(source: string, message: string, cause?: unknown): never {

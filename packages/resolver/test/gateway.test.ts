@@ -41,7 +41,11 @@ import {
 } from '@mimi-discovery/common';
 import { createFakeClock } from '../../../test/helpers/clock.js';
 import { dohPost, readQueryLog } from '../../../test/helpers/query-log.js';
-import { invalidCsiResult, resolverDouble } from '../../../test/helpers/resolver-double.js';
+import {
+  foundResult,
+  invalidCsiResult,
+  resolverDouble,
+} from '../../../test/helpers/resolver-double.js';
 import {
   bodyText,
   createTestIssuer,
@@ -73,27 +77,7 @@ const BOB_PATH = `/v1/discover?csi=${encodeURIComponent(BOB)}`;
 const HANGS = 'tel:+442079460077';
 
 const RESULTS: ReadonlyMap<string, DiscoveryResult> = new Map([
-  [
-    ALICE,
-    {
-      csi: ALICE,
-      status: 'found',
-      mappings: [
-        {
-          msps: [{ provider: 'chat.example', tags: ['primary'] }],
-          key: 'a2V5',
-          seq: 7,
-          iat: 1_767_225_600,
-          exp: 1_769_817_600,
-          new: false,
-          prover: 'cHJvdmVy',
-          zone: '4.4.e164.mimi.arpa',
-          server: 'https://127.0.0.1:8444/dns-query',
-        },
-      ],
-      ttl: 300,
-    },
-  ],
+  [ALICE, foundResult(ALICE, { msps: [{ provider: 'chat.example', tags: ['primary'] }] })],
   [BOB, { csi: BOB, status: 'empty', mappings: [], ttl: 600 }],
 ]);
 

@@ -21,7 +21,11 @@ import {
   type Resolver,
   type ResolverMetrics,
 } from '../src/index.js';
-import { invalidCsiResult, resolverDouble } from '../../../test/helpers/resolver-double.js';
+import {
+  foundResult,
+  invalidCsiResult,
+  resolverDouble,
+} from '../../../test/helpers/resolver-double.js';
 
 // The JSON API in front of a test double of the resolver: results come from a table by
 // canonical CSI, so every answer the API gives can be checked exactly.
@@ -32,24 +36,7 @@ const CAROL = 'tel:+442079460019';
 const BOGUS = 'tel:+442079460099';
 const FAULT = 'tel:+442079460098';
 
-const FOUND: DiscoveryResult = {
-  csi: ALICE,
-  status: 'found',
-  mappings: [
-    {
-      msps: [{ provider: 'chat.example', tags: ['primary'], uri: 'im:alice@chat.example' }],
-      key: 'a2V5',
-      seq: 7,
-      iat: 1_767_225_600,
-      exp: 1_769_817_600,
-      new: false,
-      prover: 'cHJvdmVy',
-      zone: '4.4.e164.mimi.arpa',
-      server: 'https://127.0.0.1:8444/dns-query',
-    },
-  ],
-  ttl: 300,
-};
+const FOUND = foundResult(ALICE);
 const RESULTS: ReadonlyMap<string, DiscoveryResult> = new Map([
   [ALICE, FOUND],
   [BOB, { csi: BOB, status: 'empty', mappings: [], ttl: 600 }],

@@ -28,6 +28,7 @@ import {
   type IssuerKey,
   type RelayDouble,
 } from './oblivious-doubles.js';
+import { foundResult } from '../../../test/helpers/resolver-double.js';
 
 // The oblivious client against doubles of the relay, the gateway and the issuer that follow the
 // issue 13 contract's wire agreements (oblivious-doubles.ts), each a real HTTPS server.
@@ -37,24 +38,7 @@ const now = (): number => NOW;
 
 const ALICE = 'tel:+442079460018';
 const BOB = 'mailto:bob@example.com';
-const FOUND: DiscoveryResult = {
-  csi: ALICE,
-  status: 'found',
-  mappings: [
-    {
-      msps: [{ provider: 'chat.example', tags: ['primary'], uri: 'im:alice@chat.example' }],
-      key: 'a2V5',
-      seq: 7,
-      iat: NOW - 100,
-      exp: NOW + 86_400,
-      new: false,
-      prover: 'cHJvdmVy',
-      zone: '4.4.e164.mimi.arpa',
-      server: 'https://127.0.0.1:8444/dns-query',
-    },
-  ],
-  ttl: 300,
-};
+const FOUND = foundResult(ALICE, { iat: NOW - 100, exp: NOW + 86_400 });
 const EMPTY: DiscoveryResult = { csi: BOB, status: 'empty', mappings: [], ttl: 600 };
 const RESULTS: ReadonlyMap<string, DiscoveryResult> = new Map([
   [ALICE, FOUND],

@@ -1,6 +1,6 @@
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { ConfigError, createLogger, parseConfigText } from '@mimi-discovery/common';
+import { ConfigError, createLogger, parseConfigText, readConfigText } from '@mimi-discovery/common';
 import {
   generateCredential,
   hashCredential,
@@ -10,11 +10,11 @@ import {
   type RunningIssuer,
 } from '@mimi-discovery/relay';
 import type { Command } from 'commander';
-import { CONFIG_ENV } from '../config-file.js';
+import { CONFIG_ENV, configPath } from '../config-file.js';
 import type { CommandEnv } from '../context.js';
 import { usageError } from '../errors.js';
 import { writeNew, writeReplacing } from '../files.js';
-import { hostPort, stopSignal, type ListenerJson } from './serve.js';
+import { printListeners, stopSignal, type ListenerJson } from './serve.js';
 
 /**
  * `issuer serve`: runs a Privacy Pass issuer (`startIssuer` of `@mimi-discovery/relay`) from its
@@ -71,19 +71,13 @@ The config, with paths relative to its directory:
 The token keys and issuer-public-keys.json (for 'keys publish') are kept in keyDir.`,
     )
     .action(async (flags: ServeFlags) => {
-      const config = await loadIssuerConfig(resolve(env.cwd, configFlag(flags.config, env)));
+      const config = await loadIssuerConfig(configPath(flags.config, env));
       const log = env.log ?? createLogger('issuer', { level: config.log.level });
       const stopped = stopSignal(env.signal);
       let issuer: RunningIssuer | undefined;
       try {
         issuer = await startIssuer(config, { log });
-        for (const l of listeners(issuer)) {
-          env.out(
-            flags.json === true
-              ? `${JSON.stringify(l)}\n`
-              : `${l.listener.padEnd(5)} ${l.url ?? hostPort(l.host, l.port)}\n`,
-          );
-        }
+        printListeners(env, listeners(issuer), flags.json === true);
         await stopped;
       } finally {
         await issuer?.close();
@@ -97,16 +91,8 @@ The token keys and issuer-public-keys.json (for 'keys publish') are kept in keyD
     .option('--credential-out <file>', 'write the credential to FILE (0600) instead of printing it')
     .option('--json', 'print {id, credential} (or {id, credentialFile}) as JSON')
     .action(async (flags: AddUserFlags) => {
-      const path = resolve(env.cwd, configFlag(flags.config, env));
-      let text: string;
-      try {
-        text = await readFile(path, 'utf8');
-      } catch (cause) {
-        const why = cause instanceof Error ? cause.message : String(cause);
-        throw new ConfigError('ERR_CONFIG_READ', `cannot read the config file: ${why}`, path, [], {
-          cause,
-        });
-      }
+      const path = configPath(flags.config, env);
+      const text = await readConfigText(path, 'config file');
       const parsed = parseConfigText(text, issuerConfigSchema, path);
       if (parsed.users.some((u) => u.id === flags.id)) {
         throw usageError('ERR_USAGE', `--id ${JSON.stringify(flags.id)}: the user exists already`);
@@ -147,14 +133,6 @@ The token keys and issuer-public-keys.json (for 'keys publish') are kept in keyD
       }
     });
   return group;
-}
-
-function configFlag(given: string | undefined, env: CommandEnv): string {
-  const path = given ?? env.env[CONFIG_ENV];
-  if (path === undefined || path === '') {
-    throw usageError('ERR_USAGE', `--config FILE is required (or set ${CONFIG_ENV})`);
-  }
-  return path;
 }
 
 /** The listeners of a running issuer. */

@@ -2,10 +2,9 @@ import { resolve } from 'node:path';
 import { QUERY_LOG_BUFFER_OCTETS, createLogger } from '@mimi-discovery/common';
 import { loadRelayConfig, startRelay, type RunningRelay } from '@mimi-discovery/relay';
 import type { Command } from 'commander';
-import { CONFIG_ENV } from '../config-file.js';
+import { CONFIG_ENV, configPath } from '../config-file.js';
 import type { CommandEnv } from '../context.js';
-import { usageError } from '../errors.js';
-import { stopSignal } from './serve.js';
+import { printListeners, stopSignal } from './serve.js';
 
 /**
  * `relay serve`: runs an oblivious relay (`startRelay`: the OHTTP relay resources and the ODoH
@@ -72,11 +71,7 @@ Examples:
   $ mimi-discovery lookup +442079460018 --relay https://127.0.0.1:15329/ohttp/resolver --ca ./net/ca/ca.pem`,
     )
     .action(async (flags: ServeFlags) => {
-      const given = flags.config ?? env.env[CONFIG_ENV];
-      if (given === undefined || given === '') {
-        throw usageError('ERR_USAGE', `--config FILE is required (or set ${CONFIG_ENV})`);
-      }
-      const loaded = await loadRelayConfig(resolve(env.cwd, given));
+      const loaded = await loadRelayConfig(configPath(flags.config, env));
       const config =
         flags.queryLog === undefined
           ? loaded
@@ -92,11 +87,11 @@ Examples:
       let relay: RunningRelay | undefined;
       try {
         relay = await startRelay(config, { log });
-        for (const l of relayListeners(relay, Object.keys(config.gateways))) {
-          env.out(
-            flags.json === true ? `${JSON.stringify(l)}\n` : `${l.listener.padEnd(5)} ${l.url}\n`,
-          );
-        }
+        printListeners(
+          env,
+          relayListeners(relay, Object.keys(config.gateways)),
+          flags.json === true,
+        );
         await stopped;
       } finally {
         await relay?.close();

@@ -7,10 +7,10 @@ import {
   type RunningResolverServer,
 } from '@mimi-discovery/resolver';
 import type { Command } from 'commander';
-import { CONFIG_ENV } from '../config-file.js';
+import { CONFIG_ENV, configPath } from '../config-file.js';
 import type { CommandEnv } from '../context.js';
 import { usageError } from '../errors.js';
-import { hostPort, stopSignal, withQueryLogPath, type ListenerJson } from './serve.js';
+import { printListeners, stopSignal, withQueryLogPath, type ListenerJson } from './serve.js';
 
 /**
  * `resolver serve`: runs a resolver (`createResolver`) behind its front ends
@@ -68,11 +68,7 @@ Examples:
   $ mimi-discovery lookup +442079460018 --resolver https://127.0.0.1:8453 --ca ./net/ca/ca.pem`,
     )
     .action(async (flags: ServeFlags) => {
-      const given = flags.config ?? env.env[CONFIG_ENV];
-      if (given === undefined || given === '') {
-        throw usageError('ERR_USAGE', `--config FILE is required (or set ${CONFIG_ENV})`);
-      }
-      const loaded = await loadResolverConfig(resolve(env.cwd, given));
+      const loaded = await loadResolverConfig(configPath(flags.config, env));
       if (flags.queryLogApi === true && flags.queryLog === undefined && !loaded.queryLog) {
         throw usageError(
           'ERR_USAGE',
@@ -96,13 +92,7 @@ Examples:
       let server: RunningResolverServer | undefined;
       try {
         server = await startResolverServer(config, resolver, { log });
-        for (const l of listeners(server, config.listen.host)) {
-          env.out(
-            flags.json === true
-              ? `${JSON.stringify(l)}\n`
-              : `${l.listener.padEnd(5)} ${l.url ?? hostPort(l.host, l.port)}\n`,
-          );
-        }
+        printListeners(env, listeners(server, config.listen.host), flags.json === true);
         await stopped;
       } finally {
         await server?.close();

@@ -67,13 +67,7 @@ Examples:
       const stopped = stopSignal(env.signal);
       const dp = await startDp(config, env.log ? { log: env.log } : {});
       try {
-        for (const l of listeners(dp)) {
-          env.out(
-            flags.json === true
-              ? `${JSON.stringify(l)}\n`
-              : `${l.listener.padEnd(5)} ${l.url ?? hostPort(l.host, l.port)}\n`,
-          );
-        }
+        printListeners(env, listeners(dp), flags.json === true);
         await stopped;
       } finally {
         await dp.close();
@@ -104,6 +98,24 @@ export function listeners(dp: RunningDp): ListenerJson[] {
   if (api) out.push({ listener: 'api', host, port: api.port, url: api.url });
   if (admin) out.push({ listener: 'admin', host, port: admin.port, url: admin.url });
   return out;
+}
+
+/**
+ * Prints one line per listener, as `serve` and the other servers' `serve` commands do: `udp
+ * 127.0.0.1:5353`, `api   https://…`, or with `json` one JSON object per line.
+ */
+export function printListeners(
+  env: Pick<CommandEnv, 'out'>,
+  list: readonly (Pick<ListenerJson, 'host' | 'port' | 'url'> & { listener: string })[],
+  json: boolean,
+): void {
+  for (const l of list) {
+    env.out(
+      json
+        ? `${JSON.stringify(l)}\n`
+        : `${l.listener.padEnd(5)} ${l.url ?? hostPort(l.host, l.port)}\n`,
+    );
+  }
 }
 
 /** `host:port`, with brackets around an IPv6 host. */

@@ -276,16 +276,7 @@ export async function publishIssuerKeys(
   paths: NetworkPaths,
   run: StepRunner,
 ): Promise<void> {
-  await run.ok([
-    'keys',
-    'publish',
-    '--config',
-    paths.configOf(serverNamed(plan, 'dp-msp').name),
-    '--name',
-    `${ISSUER_KEY_NAME}.`,
-    '--from',
-    paths.issuerPublicKeys,
-  ]);
+  await publishKeys(plan, paths, run, ISSUER_KEY_NAME, paths.issuerPublicKeys);
 }
 
 /**
@@ -299,17 +290,31 @@ export async function publishGatewayKeys(
   paths: NetworkPaths,
   run: StepRunner,
 ): Promise<void> {
+  await publishKeys(plan, paths, run, GATEWAY_KEY_NAME, paths.gatewayPublicKeys, [
+    '--doh',
+    `https://${apiAuthority(serverNamed(plan, 'resolver'))}/dns-query`,
+  ]);
+}
+
+/** `keys publish` on the MSP's DP: the keys of public-key file `from` as the KEYCONF at `name`. */
+async function publishKeys(
+  plan: readonly PlannedServer[],
+  paths: NetworkPaths,
+  run: StepRunner,
+  name: string,
+  from: string,
+  more: readonly string[] = [],
+): Promise<void> {
   await run.ok([
     'keys',
     'publish',
     '--config',
     paths.configOf(serverNamed(plan, 'dp-msp').name),
     '--name',
-    `${GATEWAY_KEY_NAME}.`,
+    `${name}.`,
     '--from',
-    paths.gatewayPublicKeys,
-    '--doh',
-    `https://${apiAuthority(serverNamed(plan, 'resolver'))}/dns-query`,
+    from,
+    ...more,
   ]);
 }
 

@@ -1,6 +1,6 @@
-import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, request } from 'undici';
 import { MimiError } from '../protocol/errors.js';
+import { isUndiciTimeout, readBoundedBody, retryAfterOf } from './http-response.js';
 
 /**
  * The transport shared by the clients of the project's JSON APIs (the registration API of a DP,
@@ -300,8 +300,8 @@ function caList(ca: NonNullable<ApiClientOptions<ApiClientError>['ca']>): Array<
 }
 
 /**
- * The body as text, refused once it passes `max` octets (from `content-length` before reading,
- * else while reading): a hostile or broken server cannot make the client hold an unbounded body.
+ * The body as text, refused once it passes `max` octets ({@link readBoundedBody}); a failure
+ * while reading is `failed(error)`.
  */
 async function readBounded<E extends ApiClientError>(
   response: Awaited<ReturnType<typeof request>>,
@@ -311,29 +311,16 @@ async function readBounded<E extends ApiClientError>(
   fault: (code: ApiClientFaultCode, message: string, init: ApiClientErrorInit) => E,
   failed: (error: unknown) => E,
 ): Promise<string> {
-  const tooLarge = (): E =>
-    fault('ERR_API_RESPONSE', `${url} answered more than ${max} octets`, { url, status });
-  const declared = Number(response.headers['content-length']);
-  if (Number.isFinite(declared) && declared > max) {
-    response.body.destroy();
-    throw tooLarge();
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
+  let body: Buffer | undefined;
   try {
-    for await (const chunk of response.body as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > max) {
-        response.body.destroy();
-        throw tooLarge();
-      }
-      chunks.push(chunk);
-    }
+    body = await readBoundedBody(response, max);
   } catch (error) {
-    if (error instanceof ApiClientError) throw error;
     throw failed(error);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  if (body === undefined) {
+    throw fault('ERR_API_RESPONSE', `${url} answered more than ${max} octets`, { url, status });
+  }
+  return body.toString('utf8');
 }
 
 function parseJson(text: string): unknown {
@@ -350,23 +337,6 @@ function refusalOf(value: unknown): Refusal | undefined {
   const { code, message, detail } = error;
   if (typeof code !== 'string' || typeof message !== 'string') return undefined;
   return { code, message, detail: typeof detail === 'string' ? detail : undefined };
-}
-
-/** `Retry-After` in seconds (our APIs send delta-seconds); undefined for an HTTP-date or none. */
-function retryAfterOf(headers: IncomingHttpHeaders): number | undefined {
-  const header = headers['retry-after'];
-  const value = Array.isArray(header) ? header[0] : header;
-  return value !== undefined && /^\d{1,9}$/.test(value) ? Number(value) : undefined;
-}
-
-/** Undici's own deadlines: connect, headers, body (`UND_ERR_…_TIMEOUT`). */
-function isUndiciTimeout(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return (
-    code === 'UND_ERR_CONNECT_TIMEOUT' ||
-    code === 'UND_ERR_HEADERS_TIMEOUT' ||
-    code === 'UND_ERR_BODY_TIMEOUT'
-  );
 }
 
 function messageOf(error: unknown): string {

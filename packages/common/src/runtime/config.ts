@@ -216,16 +216,36 @@ function jsonSyntaxMessage(text: string, cause: unknown): string {
  * path. A file that cannot be read is a {@link ConfigError} `ERR_CONFIG_READ`.
  */
 export async function readConfigFile<T>(path: string, schema: z.ZodType<T>): Promise<T> {
-  let text: string;
+  return parseConfigText(await readConfigText(path, 'config file'), schema, path);
+}
+
+/**
+ * Reads a file a config names (or the config file itself), as UTF-8 text. A file that cannot be
+ * read is a {@link ConfigError} `ERR_CONFIG_READ` for `path`: `cannot read the <what>: <why>`.
+ */
+export async function readConfigText(path: string, what: string): Promise<string> {
   try {
-    text = await readFile(path, 'utf8');
+    return await readFile(path, 'utf8');
   } catch (cause) {
     const why = cause instanceof Error ? cause.message : String(cause);
-    throw new ConfigError('ERR_CONFIG_READ', `cannot read the config file: ${why}`, path, [], {
+    throw new ConfigError('ERR_CONFIG_READ', `cannot read the ${what}: ${why}`, path, [], {
       cause,
     });
   }
-  return parseConfigText(text, schema, path);
+}
+
+/**
+ * The PEM files of a `tls` section ({@link tlsConfigSchema}), each path resolved by `at`
+ * (relative to the config file's directory); {@link readConfigText}'s errors.
+ */
+export async function readTlsFiles(
+  tls: { readonly cert: string; readonly key: string },
+  at: (path: string) => string,
+): Promise<{ cert: string; key: string }> {
+  return {
+    cert: await readConfigText(at(tls.cert), 'tls.cert'),
+    key: await readConfigText(at(tls.key), 'tls.key'),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -234,7 +254,7 @@ export async function readConfigFile<T>(path: string, schema: z.ZodType<T>): Pro
 const PORT_MESSAGE = 'expected a port number 0–65535';
 
 /** A port to listen on: 0–65535, 0 for an ephemeral port chosen by the system. */
-const listenPort = z
+export const listenPortSchema = z
   .int({ error: PORT_MESSAGE })
   .min(0, { error: PORT_MESSAGE })
   .max(65535, { error: PORT_MESSAGE });
@@ -264,7 +284,7 @@ export const cidrListSchema = z.array(
 );
 
 /** An address to listen on: an IP address or a host name. */
-const host = z
+export const listenHostSchema = z
   .string()
   .refine(
     (value) =>
@@ -354,17 +374,17 @@ function fillPerClient<
  * the root and a resolver have the same listeners; what `api` serves depends on the server.
  */
 export const listenConfigSchema = z.strictObject({
-  host: host.default('127.0.0.1'),
+  host: listenHostSchema.default('127.0.0.1'),
   /** Plain DNS over UDP (stub resolvers, diagnostics and stock tools, design §7). */
-  udp: listenPort.nullable().default(null),
+  udp: listenPortSchema.nullable().default(null),
   /** Plain DNS over TCP. */
-  tcp: listenPort.nullable().default(null),
+  tcp: listenPortSchema.nullable().default(null),
   /** DNS over HTTPS (RFC 8484). */
-  doh: listenPort.nullable().default(null),
+  doh: listenPortSchema.nullable().default(null),
   /** HTTPS JSON: a DP's registration API (design §8), a resolver's discovery API (design §7). */
-  api: listenPort.nullable().default(null),
+  api: listenPortSchema.nullable().default(null),
   /** Health and metrics (plain HTTP; bind it to a private address). */
-  admin: listenPort.nullable().default(null),
+  admin: listenPortSchema.nullable().default(null),
 });
 
 /** `tls`: the certificate chain and private key (PEM files) of the HTTPS listeners. */

@@ -60,13 +60,9 @@ export interface QueryLogEntry {
 }
 
 /** A query log's settings (the `queryLog` section of a server's config). */
-export interface QueryLogSettings {
-  /** The file lines are appended to (created when missing). */
-  readonly path: string;
+export interface QueryLogSettings extends LineLogSettings {
   /** Write the client's address in each line; default false. */
   readonly peer?: boolean;
-  /** Octets of lines held while the disk is busy; default {@link QUERY_LOG_BUFFER_OCTETS}. */
-  readonly bufferBytes?: number;
 }
 
 /** What a query log uses besides its settings. */
@@ -85,19 +81,34 @@ export interface QueryLogStats {
   readonly dropped: number;
 }
 
-/** An open query log; see the module comment. */
-export interface QueryLog {
+/**
+ * An open log of JSON lines, whatever their format: the buffered writer of the module comment
+ * (the query log, and the relay's request log, share it).
+ */
+export interface LineLog<E> {
   readonly path: string;
-  /** Whether lines carry the client's address. */
-  readonly peer: boolean;
   /** Buffers one line; never blocks, never throws. */
-  record(entry: QueryLogEntry): void;
+  record(entry: E): void;
   /** Counts since the log was opened. */
   stats(): QueryLogStats;
   /** Resolves once every line recorded before the call is written or dropped. */
   flush(): Promise<void>;
   /** Flushes, then closes the file; lines recorded afterwards are dropped. */
   close(): Promise<void>;
+}
+
+/** Where a {@link LineLog} goes, and how much may wait for the disk. */
+export interface LineLogSettings {
+  /** The file lines are appended to (created when missing). */
+  readonly path: string;
+  /** Octets of lines held while the disk is busy; default {@link QUERY_LOG_BUFFER_OCTETS}. */
+  readonly bufferBytes?: number;
+}
+
+/** An open query log; see the module comment. */
+export interface QueryLog extends LineLog<QueryLogEntry> {
+  /** Whether lines carry the client's address. */
+  readonly peer: boolean;
 }
 
 /** The line of one entry, with its newline. Exported for tests of the format. */
@@ -125,8 +136,27 @@ export function openQueryLog(
   settings: QueryLogSettings,
   components: QueryLogComponents = {},
 ): QueryLog {
-  const { path } = settings;
   const peer = settings.peer === true;
+  const lines = openLineLog<QueryLogEntry>(
+    settings,
+    (entry, time) => queryLogLine(entry, time, peer),
+    components,
+  );
+  return { ...lines, peer };
+}
+
+/**
+ * Opens a log of one line per entry at `settings.path`, each line `format(entry, time)` (JSON
+ * ending in a newline), written as the module comment says: buffered, never waited for, the
+ * file (mode 0600) opened at once in the background, a failure reported on `components.log`
+ * and retried with the next lines.
+ */
+export function openLineLog<E>(
+  settings: LineLogSettings,
+  format: (entry: E, time: number) => string,
+  components: QueryLogComponents = {},
+): LineLog<E> {
+  const { path } = settings;
   const limit = settings.bufferBytes ?? QUERY_LOG_BUFFER_OCTETS;
   if (!Number.isSafeInteger(limit) || limit < 1) {
     throw new RangeError(`bufferBytes must be a positive integer, got ${String(limit)}`);
@@ -252,13 +282,12 @@ export function openQueryLog(
 
   return {
     path,
-    peer,
     record(entry) {
       if (closed) {
         dropped++;
         return;
       }
-      const line = queryLogLine(entry, now(), peer);
+      const line = format(entry, now());
       if (pendingOctets + line.length > limit) {
         dropped++;
         return;

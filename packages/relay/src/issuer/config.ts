@@ -1,12 +1,12 @@
-import { readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
 import {
-  ConfigError,
   checkConnectionsPerClient,
   configPathSchema,
   logConfigSchema,
   positiveIntSchema,
   readConfigFile,
+  readTlsFiles,
+  listenPortSchema,
   timeoutMsSchema,
   tlsConfigSchema,
   type LogLevel,
@@ -64,12 +64,6 @@ export const DEFAULT_ISSUER_IDLE_TIMEOUT_MS = 30_000;
  */
 export const DEFAULT_MAX_PENDING_SIGNINGS = 32;
 
-const PORT_MESSAGE = 'expected a port number 0–65535';
-const port = z
-  .int({ error: PORT_MESSAGE })
-  .min(0, { error: PORT_MESSAGE })
-  .max(65535, { error: PORT_MESSAGE });
-
 /** A user id: what counters and logs name; never the credential. */
 const userIdSchema = z
   .string()
@@ -100,9 +94,9 @@ export const issuerConfigSchema = z
     listen: z.strictObject({
       host: z.string().min(1).default('127.0.0.1'),
       /** The token API (HTTPS): the issuer directory and the token requests. */
-      api: port,
+      api: listenPortSchema,
       /** Health and metrics (plain HTTP; bind it to a private address). */
-      admin: port.nullable().default(null),
+      admin: listenPortSchema.nullable().default(null),
     }),
     tls: tlsConfigSchema,
     /** The LMDB environment of the per-user counters. */
@@ -189,10 +183,7 @@ export async function loadIssuerConfig(path: string): Promise<IssuerConfig> {
   return {
     source,
     listen: file.listen,
-    tls: {
-      cert: await readText(at(file.tls.cert), 'tls.cert'),
-      key: await readText(at(file.tls.key), 'tls.key'),
-    },
+    tls: await readTlsFiles(file.tls, at),
     dataDir: at(file.dataDir),
     keyDir: at(file.keyDir),
     tokensPerPeriod: file.tokensPerPeriod,
@@ -204,13 +195,4 @@ export async function loadIssuerConfig(path: string): Promise<IssuerConfig> {
     limits: file.limits,
     log: file.log,
   };
-}
-
-async function readText(path: string, what: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (cause) {
-    const why = cause instanceof Error ? cause.message : String(cause);
-    throw new ConfigError('ERR_CONFIG_READ', `cannot read ${what}: ${why}`, path, [], { cause });
-  }
 }

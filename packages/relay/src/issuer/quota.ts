@@ -1,5 +1,6 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { createPendingWrites } from '@mimi-discovery/common';
 import { open, type Database, type RootDatabase } from 'lmdb';
 
 /**
@@ -55,9 +56,8 @@ export function openTokenQuota(options: TokenQuotaOptions): TokenQuota {
   }
   const counts: Database<number, CounterKey> = env.openDB({ name: 'tokens' });
   const { periodSeconds, tokensPerPeriod } = options;
-  const pending = new Set<Promise<unknown>>();
+  const writes = createPendingWrites();
   let prunedPeriod = -1;
-  let closed = false;
 
   const periodOf = (nowS: number): number => Math.floor(nowS / periodSeconds);
   const keyOf = (user: string, period: number): CounterKey => [periodSeconds, period, user];
@@ -70,7 +70,7 @@ export function openTokenQuota(options: TokenQuotaOptions): TokenQuota {
   };
 
   const charge = async (user: string, nowS: number): Promise<Charge> => {
-    if (closed) throw new Error('the token counters are closed');
+    if (writes.closed) throw new Error('the token counters are closed');
     const period = periodOf(nowS);
     const key = keyOf(user, period);
     const granted = await env.childTransaction(() => {
@@ -93,23 +93,11 @@ export function openTokenQuota(options: TokenQuotaOptions): TokenQuota {
 
   return {
     charge(user, nowS) {
-      const promise = charge(user, nowS);
-      pending.add(promise);
-      const forget = (): void => {
-        pending.delete(promise);
-      };
-      promise.then(forget, forget);
-      return promise;
+      return writes.track(charge(user, nowS));
     },
     used(user, nowS) {
       return counts.get(keyOf(user, periodOf(nowS))) ?? 0;
     },
-    async close() {
-      if (closed) return;
-      closed = true;
-      await Promise.allSettled([...pending]);
-      await env.flushed;
-      await env.close();
-    },
+    close: () => writes.close(env),
   };
 }

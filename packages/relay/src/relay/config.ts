@@ -1,5 +1,3 @@
-import { readFile } from 'node:fs/promises';
-import { isIP } from 'node:net';
 import { dirname, resolve as resolvePath } from 'node:path';
 import {
   ConfigError,
@@ -12,6 +10,10 @@ import {
   parseConfig,
   positiveIntSchema,
   readConfigFile,
+  readConfigText,
+  readTlsFiles,
+  listenHostSchema,
+  listenPortSchema,
   timeoutMsSchema,
   tlsConfigSchema,
   type ConfigCheckContext,
@@ -55,31 +57,13 @@ import { GATEWAY_NAME_PATTERN, targetAuthority } from './routes.js';
  * ```
  */
 
-const PORT_MESSAGE = 'expected a port number 0–65535';
-const listenPort = z
-  .int({ error: PORT_MESSAGE })
-  .min(0, { error: PORT_MESSAGE })
-  .max(65535, { error: PORT_MESSAGE });
-
-/** An address to listen on: an IP address or a host name. */
-const hostSchema = z
-  .string()
-  .refine(
-    (value) =>
-      isIP(value) !== 0 ||
-      /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(
-        value,
-      ),
-    { error: 'expected an IP address or a host name' },
-  );
-
 /** `listen`: the relay's HTTPS port (0: ephemeral) and the admin port (null: off). */
 const relayListenSchema = z.strictObject({
-  host: hostSchema.default('127.0.0.1'),
+  host: listenHostSchema.default('127.0.0.1'),
   /** The relay resources and the ODoH proxy, HTTPS (HTTP/2 and HTTP/1.1). */
-  relay: listenPort,
+  relay: listenPortSchema,
   /** Health and metrics (plain HTTP; bind it to a private address). */
-  admin: listenPort.nullable().default(null),
+  admin: listenPortSchema.nullable().default(null),
 });
 
 /**
@@ -269,7 +253,7 @@ export async function loadRelayConfig(path: string): Promise<RelayServerConfig> 
   const source = resolvePath(path);
   const file = await readConfigFile(source, relayConfigSchema);
   const at = (p: string): string => resolvePath(dirname(source), p);
-  const ca = file.ca === undefined ? undefined : await readText(at(file.ca), 'CA file');
+  const ca = file.ca === undefined ? undefined : await readConfigText(at(file.ca), 'CA file');
   if (ca !== undefined && !ca.includes('-----BEGIN CERTIFICATE-----')) {
     throw new ConfigError('ERR_CONFIG_INVALID', 'ca: not a PEM certificate file', source, [
       { path: 'ca', message: 'not a PEM certificate file', unknownKey: false },
@@ -278,10 +262,7 @@ export async function loadRelayConfig(path: string): Promise<RelayServerConfig> 
   return {
     source,
     listen: file.listen,
-    tls: {
-      cert: await readText(at(file.tls.cert), 'tls.cert'),
-      key: await readText(at(file.tls.key), 'tls.key'),
-    },
+    tls: await readTlsFiles(file.tls, at),
     ...(ca === undefined ? {} : { ca }),
     gateways: file.gateways,
     odohTargets: file.odohTargets,
@@ -292,15 +273,4 @@ export async function loadRelayConfig(path: string): Promise<RelayServerConfig> 
       : { queryLog: { ...file.queryLog, path: at(file.queryLog.path) } }),
     log: file.log,
   };
-}
-
-async function readText(path: string, what: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (cause) {
-    const why = cause instanceof Error ? cause.message : String(cause);
-    throw new ConfigError('ERR_CONFIG_READ', `cannot read the ${what}: ${why}`, path, [], {
-      cause,
-    });
-  }
 }

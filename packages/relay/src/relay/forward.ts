@@ -1,3 +1,4 @@
+import { isUndiciTimeout, readBoundedBody } from '@mimi-discovery/common';
 import { Agent, request } from 'undici';
 
 /**
@@ -89,28 +90,14 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         signal: deadline.signal,
         ...(req.body === undefined ? {} : { body: req.body }),
       });
-      const body = response.body;
-      const declared = Number(response.headers['content-length']);
-      if (Number.isFinite(declared) && declared > maxResponseOctets) {
-        body.destroy();
-        return { kind: 'too-large' };
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of body as AsyncIterable<Buffer>) {
-        size += chunk.length;
-        if (size > maxResponseOctets) {
-          body.destroy();
-          return { kind: 'too-large' };
-        }
-        chunks.push(chunk);
-      }
+      const body = await readBoundedBody(response, maxResponseOctets);
+      if (body === undefined) return { kind: 'too-large' };
       return {
         kind: 'response',
         status: response.statusCode,
         contentType: single(response.headers['content-type']),
         cacheControl: single(response.headers['cache-control']),
-        body: Buffer.concat(chunks, size),
+        body,
       };
     } catch (error) {
       if (deadline.signal.aborted || isUndiciTimeout(error)) return { kind: 'timeout' };
@@ -126,14 +113,4 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
 
 function single(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
-}
-
-/** Undici's own deadlines: connect, headers, body (`UND_ERR_…_TIMEOUT`). */
-function isUndiciTimeout(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return (
-    code === 'UND_ERR_CONNECT_TIMEOUT' ||
-    code === 'UND_ERR_HEADERS_TIMEOUT' ||
-    code === 'UND_ERR_BODY_TIMEOUT'
-  );
 }

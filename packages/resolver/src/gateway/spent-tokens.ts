@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { MimiError } from '@mimi-discovery/common';
+import { MimiError, createPendingWrites } from '@mimi-discovery/common';
 
 /**
  * The tokens the gateway has redeemed (RFC 9577 §2.2: an origin refuses a token it has seen,
@@ -85,12 +85,11 @@ export function openSpentTokenStore(dataDir: string): SpentTokenStore {
       cause,
     });
   }
-  let closed = false;
-  const pending = new Set<Promise<unknown>>();
+  const writes = createPendingWrites();
 
   /** Runs `action` in a child transaction of the next group commit; resolves once flushed. */
   const write = <T>(action: () => T): Promise<T> => {
-    if (closed) {
+    if (writes.closed) {
       return Promise.reject(new SpentTokenError('ERR_SPENT_STORE_CLOSED', 'the store is closed'));
     }
     const run = async (): Promise<T> => {
@@ -107,13 +106,7 @@ export function openSpentTokenStore(dataDir: string): SpentTokenStore {
       }
       return result;
     };
-    const promise = run();
-    pending.add(promise);
-    const forget = (): void => {
-      pending.delete(promise);
-    };
-    promise.then(forget, forget);
-    return promise;
+    return writes.track(run());
   };
 
   const checkId = (spentId: Uint8Array): Buffer => {
@@ -160,12 +153,6 @@ export function openSpentTokenStore(dataDir: string): SpentTokenStore {
       return total;
     },
     size: () => spent.getCount(),
-    async close() {
-      if (closed) return;
-      closed = true;
-      await Promise.allSettled([...pending]);
-      await env.flushed;
-      await env.close();
-    },
+    close: () => writes.close(env),
   };
 }

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { isUndiciTimeout, readBoundedBody } from '@mimi-discovery/common';
 import { Agent, request } from 'undici';
 import { DiscoveryClientError } from '../discovery-client-base.js';
 
@@ -90,31 +91,18 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
       clearTimeout(timer);
       timer = setTimeout(() => deadline.abort(timedOut), options.timeoutMs);
       const status = response.statusCode;
-      const tooLarge = (): DiscoveryClientError =>
-        new DiscoveryClientError(
+      let body: Buffer | undefined;
+      try {
+        body = await readBoundedBody(response, exchange.maxOctets);
+      } catch (error) {
+        throw failed(error);
+      }
+      if (body === undefined) {
+        throw new DiscoveryClientError(
           'ERR_API_RESPONSE',
           `${url} answered more than ${exchange.maxOctets} octets`,
           { url, status },
         );
-      const declared = Number(response.headers['content-length']);
-      if (Number.isFinite(declared) && declared > exchange.maxOctets) {
-        response.body.destroy();
-        throw tooLarge();
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      try {
-        for await (const chunk of response.body as AsyncIterable<Buffer>) {
-          size += chunk.length;
-          if (size > exchange.maxOctets) {
-            response.body.destroy();
-            throw tooLarge();
-          }
-          chunks.push(chunk);
-        }
-      } catch (error) {
-        if (error instanceof DiscoveryClientError) throw error;
-        throw failed(error);
       }
       const type = response.headers['content-type'];
       return {
@@ -124,7 +112,7 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
           .trim()
           .toLowerCase(),
         headers: response.headers,
-        body: new Uint8Array(Buffer.concat(chunks)),
+        body: new Uint8Array(body),
       };
     } finally {
       clearTimeout(timer);
@@ -132,23 +120,6 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
   };
 
   return { send, close: () => agent.close() };
-}
-
-/** Undici's own deadlines: connect, headers, body. */
-function isUndiciTimeout(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return (
-    code === 'UND_ERR_CONNECT_TIMEOUT' ||
-    code === 'UND_ERR_HEADERS_TIMEOUT' ||
-    code === 'UND_ERR_BODY_TIMEOUT'
-  );
-}
-
-/** `Retry-After` in whole seconds (delta-seconds only, RFC 9110 §10.2.3). */
-export function retryAfterOf(headers: IncomingHttpHeaders): number | undefined {
-  const header = headers['retry-after'];
-  const value = Array.isArray(header) ? header[0] : header;
-  return value !== undefined && /^\d{1,9}$/.test(value) ? Number(value) : undefined;
 }
 
 /** The JSON of a body, or undefined when it is not JSON. */

@@ -2,10 +2,11 @@ import { DiscoveryClientError } from '../discovery-client-base.js';
 import {
   authorizationHeader,
   createTokenRequest,
+  retryAfterOf,
   tokenKeyFromSpki,
   type ParsedChallenge,
 } from '@mimi-discovery/common';
-import { jsonOf, refusalOf, retryAfterOf, type HttpTransport } from './transport.js';
+import { jsonOf, refusalOf, type HttpTransport } from './transport.js';
 
 /**
  * The client's tokens (RFC 9576 §3, RFC 9577, RFC 9578 token type 2): fetched from the issuer
