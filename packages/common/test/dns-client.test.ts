@@ -13,6 +13,7 @@ import {
   TransportError,
   buildQuery,
   createDohClient,
+  DOH_RETRIES_ON_DEAD_CONNECTION,
   createLocalCa,
   decodeMessage,
   encodeMessage,
@@ -339,7 +340,16 @@ describe('queryTcp', () => {
 
 describe('DoH client', () => {
   type Mode =
-    'answer' | 'text' | 'garbage' | 'other-id' | 'no-question' | 'status-503' | 'silent' | 'huge';
+    | 'answer'
+    | 'text'
+    | 'garbage'
+    | 'other-id'
+    | 'no-question'
+    | 'status-503'
+    | 'silent'
+    | 'huge'
+    | 'reset-once'
+    | 'reset';
   let ca: LocalCa;
   let leaf: ServerCertificate;
   let server: Http2SecureServer;
@@ -411,8 +421,44 @@ describe('DoH client', () => {
         return;
       case 'silent':
         return;
+      // The connection dies under the request, as one kept open to a server that restarted.
+      case 'reset-once':
+        mode = 'answer';
+        request.socket.destroy();
+        return;
+      case 'reset':
+        request.socket.destroy();
+        return;
     }
   }
+
+  it(`sends a query again, ${DOH_RETRIES_ON_DEAD_CONNECTION} time, when its connection dies under it`, async () => {
+    for (const allowH2 of [true, false]) {
+      const client = createDohClient({ ca: ca.certPem, allowH2 });
+      try {
+        mode = 'answer';
+        await client.query(url, buildQuery(NAME, 'MAP'));
+        const asked = received.length;
+        mode = 'reset-once';
+        const answer = await client.query(url, buildQuery(NAME, 'MAP'));
+        expect(answer.flags.qr).toBe(true);
+        expect(received.length - asked).toBe(2);
+        // A server that always drops the connection: the query fails after the one retry.
+        mode = 'reset';
+        const from = received.length;
+        const error = await client.query(url, buildQuery(NAME, 'MAP')).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(error).toBeInstanceOf(TransportError);
+        expect((error as TransportError).code).toBe('ERR_TRANSPORT_CONNECTION');
+        expect(received.length - from).toBe(1 + DOH_RETRIES_ON_DEAD_CONNECTION);
+      } finally {
+        mode = 'answer';
+        await client.close();
+      }
+    }
+  });
 
   it('reuses one HTTP/2 connection for many queries', async () => {
     mode = 'answer';

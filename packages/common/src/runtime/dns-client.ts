@@ -32,6 +32,29 @@ export const DEFAULT_DOH_CLIENT_CONNECTIONS = 8;
 export const DOH_CLIENT_STREAMS_PER_CONNECTION = 100;
 /** Most lanes (connection pools per origin, {@link DohClientOptions.lanes}) a DoH client keeps. */
 export const MAX_DOH_CLIENT_LANES = 16;
+/**
+ * Times a DoH query is sent again, on a new connection, when its connection turns out to be
+ * dead (reset, or closed by the server: a server restarted while the client kept connections to
+ * it, or one that closed an idle connection as the query went out). A DNS query is idempotent
+ * (RFC 8484 §4.1), so repeating it is safe; the query's one deadline covers every attempt.
+ */
+export const DOH_RETRIES_ON_DEAD_CONNECTION = 1;
+
+/**
+ * Errors of a connection that died under a request: undici's (`UND_ERR_SOCKET` for HTTP/1.1,
+ * `UND_ERR_INFO` for an HTTP/2 session closed or gone away under its stream) and the socket's.
+ */
+const DEAD_CONNECTION_CODES: ReadonlySet<string> = new Set([
+  'UND_ERR_SOCKET',
+  'UND_ERR_INFO',
+  'ECONNRESET',
+  'EPIPE',
+]);
+
+function deadConnection(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && DEAD_CONNECTION_CODES.has(code);
+}
 
 const LENGTH_OCTETS = 2;
 /** How much of an HTTP error body goes into the error message. */
@@ -537,13 +560,23 @@ export function createDohClient(options: DohClientOptions = {}): DohClient {
       else if (turn !== undefined) {
         await untilAborted(turn, controller.signal);
       }
-      const response = await exchange(
-        lane.agent,
-        target,
-        method,
-        method === 'POST' ? Buffer.from(wire) : undefined,
-        controller.signal,
-      );
+      const send = (): ReturnType<typeof exchange> =>
+        exchange(
+          lane.agent,
+          target,
+          method,
+          method === 'POST' ? Buffer.from(wire) : undefined,
+          controller.signal,
+        );
+      let response: Awaited<ReturnType<typeof exchange>> | undefined;
+      for (let attempt = 0; response === undefined; attempt++) {
+        try {
+          response = await send();
+        } catch (error) {
+          if (attempt >= DOH_RETRIES_ON_DEAD_CONNECTION || controller.signal.aborted) throw error;
+          if (!deadConnection(error)) throw error;
+        }
+      }
       const { body, over } = response;
       if (response.status !== 200) {
         const excerpt = body.toString('utf8').trim().slice(0, HTTP_ERROR_EXCERPT_OCTETS);
