@@ -281,7 +281,7 @@ async function issuerKeyOf(
 
 /**
  * A TokenChallenge (RFC 9577 §2.1) for token type 2 from `issuerName` (the issuer's URL
- * authority, `host:port`) for the origin `originName`, with an empty redemption context: any
+ * authority, `host:port`) for the origin `originName`, with an empty redemption context, so every
  * token of the issuer for that origin redeems it (cross-origin tokens are refused, and no
  * per-request context ties a token to a connection). Throws {@link TokenError}
  * `ERR_TOKEN_MALFORMED` for an empty name, a comma in the origin name (origin_info is a

@@ -116,7 +116,7 @@ export const relayLimitsSchema = z
 
 /** The relay's bounds, defaults filled in ({@link relayLimitsSchema}). */
 export type RelayLimits = z.output<typeof relayLimitsSchema>;
-/** The relay's bounds as given in code or a file: any subset. */
+/** The relay's bounds as given in code or a file, each one optional. */
 export type RelayLimitsInput = z.input<typeof relayLimitsSchema>;
 
 /**
