@@ -532,19 +532,7 @@ export async function verifyToken(
   if (key === undefined) {
     throw new TokenError('ERR_TOKEN_KEY_EXPIRED', 'the token key is not valid now');
   }
-  let publicKey: webcrypto.CryptoKey;
-  try {
-    // WebCrypto imports RSA keys as rsaEncryption SPKIs only; the library re-encodes.
-    publicKey = await subtle.importKey(
-      'spki',
-      util.convertRSASSAPSSToEnc(Uint8Array.from(key.spki)),
-      BLIND_RSA.rsaParams,
-      false,
-      ['verify'],
-    );
-  } catch (cause) {
-    throw new TokenError('ERR_TOKEN_MALFORMED', 'the token key cannot be imported', { cause });
-  }
+  const publicKey = await verifyingKey(key);
   let valid: boolean;
   try {
     valid = await new Origin(MODE).verify(parsed, publicKey);
@@ -632,8 +620,7 @@ export function tokenRequestKeyId(request: Uint8Array): number {
  */
 export async function blindedMessageInRange(request: Uint8Array, key: IssuerKey): Promise<boolean> {
   tokenRequestKeyId(request);
-  const jwk = await subtle.exportKey('jwk', key.publicKey);
-  const modulus = Buffer.from(jwk.n ?? '', 'base64url');
+  const modulus = await modulusOf(key);
   const blinded = Buffer.from(request.subarray(3));
   return modulus.length === TOKEN_AUTHENTICATOR_OCTETS && Buffer.compare(blinded, modulus) < 0;
 }
@@ -661,14 +648,12 @@ export async function issueToken(request: Uint8Array, issuerKey: IssuerKey): Pro
   }
   const blinded = request.subarray(3);
   try {
+    const { privateKey, publicKey } = keyObjectsOf(issuerKey);
     const signature = privateDecrypt(
-      { key: KeyObject.from(issuerKey.privateKey), padding: constants.RSA_NO_PADDING },
+      { key: privateKey, padding: constants.RSA_NO_PADDING },
       blinded,
     );
-    const back = publicEncrypt(
-      { key: KeyObject.from(issuerKey.publicKey), padding: constants.RSA_NO_PADDING },
-      signature,
-    );
+    const back = publicEncrypt({ key: publicKey, padding: constants.RSA_NO_PADDING }, signature);
     if (!bytesEqual(back, blinded)) throw new Error('RSAVP1 does not give the message back');
     return new Uint8Array(signature);
   } catch (cause) {
@@ -677,6 +662,63 @@ export async function issueToken(request: Uint8Array, issuerKey: IssuerKey): Pro
 }
 
 // ---------------------------------------------------------------------------------------------
+
+// Per-key work done once, not per token: a gateway verifies every request's token under one of
+// a few keys, and an issuer signs every token with one. Keyed by the key objects themselves
+// (frozen, held by their owners), so the caches go with them.
+
+/** The WebCrypto key a {@link TokenKey} verifies with, imported once. */
+const verifyingKeys = new WeakMap<TokenKey, Promise<webcrypto.CryptoKey>>();
+
+function verifyingKey(key: TokenKey): Promise<webcrypto.CryptoKey> {
+  let imported = verifyingKeys.get(key);
+  if (imported === undefined) {
+    // WebCrypto imports RSA keys as rsaEncryption SPKIs only; the library re-encodes.
+    imported = subtle
+      .importKey(
+        'spki',
+        util.convertRSASSAPSSToEnc(Uint8Array.from(key.spki)),
+        BLIND_RSA.rsaParams,
+        false,
+        ['verify'],
+      )
+      .catch((cause: unknown) => {
+        verifyingKeys.delete(key);
+        throw new TokenError('ERR_TOKEN_MALFORMED', 'the token key cannot be imported', { cause });
+      });
+    verifyingKeys.set(key, imported);
+  }
+  return imported;
+}
+
+/** An issuer key's modulus, big-endian. */
+const moduli = new WeakMap<IssuerKey, Promise<Buffer>>();
+
+function modulusOf(key: IssuerKey): Promise<Buffer> {
+  let modulus = moduli.get(key);
+  if (modulus === undefined) {
+    modulus = subtle
+      .exportKey('jwk', key.publicKey)
+      .then((jwk) => Buffer.from(jwk.n ?? '', 'base64url'));
+    moduli.set(key, modulus);
+  }
+  return modulus;
+}
+
+/** An issuer key as OpenSSL's key objects, for the raw RSA operations of {@link issueToken}. */
+const keyObjects = new WeakMap<IssuerKey, { privateKey: KeyObject; publicKey: KeyObject }>();
+
+function keyObjectsOf(key: IssuerKey): { privateKey: KeyObject; publicKey: KeyObject } {
+  let objects = keyObjects.get(key);
+  if (objects === undefined) {
+    objects = {
+      privateKey: KeyObject.from(key.privateKey),
+      publicKey: KeyObject.from(key.publicKey),
+    };
+    keyObjects.set(key, objects);
+  }
+  return objects;
+}
 
 function sha256(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(bytes).digest());
