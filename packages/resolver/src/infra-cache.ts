@@ -92,6 +92,8 @@ export interface InfraEntry {
   readonly heldUntil: number;
   /** When (clock ms) it last answered or failed. */
   readonly updated: number;
+  /** When (clock ms) its last counted failure was recorded; 0 when none since an answer. */
+  readonly failedAt: number;
   /** A probe to it is on its way. */
   readonly probing: boolean;
 }
@@ -190,20 +192,29 @@ export class InfraCache {
     }
     entry.rto = clampRto(entry.srtt + K * entry.rttvar);
     entry.failures = 0;
+    entry.failedAt = 0;
     entry.heldUntil = 0;
     entry.probing = false;
     this.#store(id, entry, now);
   }
 
   /**
-   * `id` timed out, or could not be reached: RFC 6298 §5.5 doubles its RTO (at least the query
-   * timeout), and it is held back for {@link BACKOFF_INITIAL_MS}, doubled for each failure in a
-   * row, at most `maxBackoffMs`.
+   * `id` timed out, or could not be reached, on a query sent at `sentAt` (clock ms): RFC 6298
+   * §5.5 doubles its RTO (at least the query timeout), and it is held back for
+   * {@link BACKOFF_INITIAL_MS}, doubled for each failure in a row, at most `maxBackoffMs`. A
+   * failure of a query sent before the last counted failure was recorded is the same outage seen
+   * again (many questions were waiting on the server when it went down): it counts once, as
+   * Unbound's `infra_rtt_update` doubles the RTO only when the query went out with the current one.
    */
-  failed(id: string): void {
+  failed(id: string, sentAt: number = this.#now()): void {
     const now = this.#now();
     const entry = this.#fresh(id, now) ?? unknownEntry(now);
+    if (entry.failures > 0 && sentAt < entry.failedAt) {
+      entry.probing = false;
+      return;
+    }
     entry.failures += 1;
+    entry.failedAt = now;
     entry.rto = clampRto(Math.max(entry.rto * 2, this.#settings.timeoutMs));
     const backoff = BACKOFF_INITIAL_MS * 2 ** Math.min(entry.failures - 1, 30);
     entry.heldUntil = now + Math.min(backoff, this.#settings.maxBackoffMs);
@@ -263,6 +274,7 @@ function unknownEntry(now: number): Entry {
     failures: 0,
     heldUntil: 0,
     updated: now,
+    failedAt: 0,
     probing: false,
   };
 }

@@ -167,8 +167,8 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
   };
 
   /** A failed exchange with `id`: into the cache, and a line when it starts a backoff. */
-  const failed = (id: string, code: string): void => {
-    infra.failed(id);
+  const failed = (id: string, code: string, sentAt: number): void => {
+    infra.failed(id, sentAt);
     const entry = infra.entry(id);
     log.debug('upstream-failure', {
       server: id,
@@ -189,18 +189,20 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
     type: RRType,
   ): Promise<void> => {
     await acquire();
+    if (closed) {
+      infra.abandon(id);
+      release();
+      return;
+    }
+    const started = monotonicMs();
+    const sentAt = now();
+    sent++;
     try {
-      if (closed) {
-        infra.abandon(id);
-        return;
-      }
-      const started = monotonicMs();
-      sent++;
       await send(server, upstreamQuery(name, type));
       infra.answered(id, monotonicMs() - started);
       log.debug('upstream-probe-answered', { server: id });
     } catch (error) {
-      if (error instanceof TransportError && !closed) failed(id, error.code);
+      if (error instanceof TransportError && !closed) failed(id, error.code, sentAt);
       else infra.abandon(id);
     } finally {
       release();
@@ -244,6 +246,7 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
       const message = upstreamQuery(name, type);
       await acquire();
       const started = monotonicMs();
+      const sentAt = now();
       sent++;
       try {
         const response = await send(server, message);
@@ -257,7 +260,7 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
       } catch (error) {
         if (!(error instanceof TransportError)) throw error;
         // A failed server goes after every working one until it answers again.
-        failed(id, error.code);
+        failed(id, error.code, sentAt);
         if (error.code === 'ERR_TRANSPORT_TIMEOUT') timedOut = true;
         failures.push(`${id}: ${error.code}`);
       } finally {

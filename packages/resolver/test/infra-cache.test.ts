@@ -131,6 +131,24 @@ describe('backoff and probes', () => {
     expect(infra.rto('b')).toBeLessThanOrEqual(MAX_RTO_MS);
   });
 
+  it('counts the failures of queries that were on their way together as one outage', () => {
+    const { infra, clock } = cache();
+    infra.answered('a', 5);
+    const sentAt = clock.ms;
+    clock.ms += 2000;
+    for (let i = 0; i < 50; i++) infra.failed('a', sentAt);
+    expect(infra.entry('a')).toMatchObject({
+      failures: 1,
+      rto: SETTINGS.timeoutMs,
+      heldUntil: clock.ms + BACKOFF_INITIAL_MS,
+    });
+    // A query sent after that failure was recorded, failing too, is a second one in a row.
+    const later = clock.ms + 1;
+    clock.ms += 2001;
+    infra.failed('a', later);
+    expect(infra.entry('a')).toMatchObject({ failures: 2, rto: 2 * SETTINGS.timeoutMs });
+  });
+
   it('sends one probe at a time, and lets a server that answers it rejoin the band', () => {
     const { infra, clock } = cache();
     infra.answered('a', 5);

@@ -126,6 +126,40 @@ describe('server selection among the servers of one zone', () => {
     }
   }
 
+  it('takes a burst of questions that all met a dead server as one failure, and holds back a server that answers garbage', async () => {
+    const garbage = await net.startGarbageServer();
+    const dead: NameServer = {
+      name: 'dead',
+      endpoint: { kind: 'dns', host: '127.0.0.1', port: await deadPort() },
+    };
+    const upstream = createUpstream(
+      { timeoutMs: 1000, ca: net.caPem, random: () => 0.999 },
+      silentLogger,
+    );
+    try {
+      // Twenty questions at once, each trying the dead server first (the order given).
+      const outcomes = await Promise.all(
+        Array.from({ length: 20 }, () => upstream.query([dead, udp(net.email)], EMAIL_ZONE, 'SOA')),
+      );
+      expect(outcomes.every((o) => o.kind === 'response')).toBe(true);
+      const state = upstream.serverState(serverId(dead));
+      expect(state?.failures).toBe(1);
+      expect((state?.heldUntil ?? 0) - (state?.updated ?? 0)).toBeCloseTo(BACKOFF_INITIAL_MS, 3);
+
+      // A server whose every answer is random octets is a failure like silence.
+      const hostile: NameServer = { name: 'garbage', endpoint: { kind: 'doh', url: garbage.url } };
+      const honest: NameServer = { name: 'root', endpoint: { kind: 'doh', url: net.root.dohUrl } };
+      const first = await upstream.query([hostile, honest], APEX, 'SOA');
+      expect(first).toMatchObject({ kind: 'response', server: net.root.dohUrl });
+      expect(upstream.serverState(garbage.url)?.failures).toBe(1);
+      const sent = upstream.sent();
+      await upstream.query([hostile, honest], APEX, 'SOA');
+      expect(upstream.sent()).toBe(sent + 1);
+    } finally {
+      await upstream.close();
+    }
+  });
+
   it('sends most questions to the fast server, backs off a dead one and takes it back once it answers a probe', async () => {
     // The zone example.com.email.mimi.arpa on three nameservers over one store: ns1 answers at
     // once, ns2 after SLOW_MS, ns3 is down.
