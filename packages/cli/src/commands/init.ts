@@ -230,11 +230,13 @@ function withServerFlags(command: Command): Command {
         .argParser(ipAddress)
         .conflicts('ns'),
     )
-    .option(
-      '--ns <name=addr>',
-      'a nameserver of every zone, NAME=ADDR[,ADDR] (NAME alone outside the zones); repeat for more (default: ns1.<zone> at --address)',
-      collect(nameserver),
-      [],
+    .addOption(
+      new Option(
+        '--ns <name=addr>',
+        'a nameserver of every zone, NAME=ADDR[,ADDR] (NAME alone outside the zones); repeat for more',
+      )
+        .argParser(collect(nameserver))
+        .default([], 'ns1.<zone> at --address'),
     )
     .option(
       '--soa-contact <mailbox>',
