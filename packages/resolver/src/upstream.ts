@@ -120,7 +120,7 @@ export interface UpstreamInit {
 /** Response codes after which the next server is tried (RFC 1035 §7.2 / RFC 8767). */
 const RETRY_RCODES: ReadonlySet<string> = new Set(['SERVFAIL', 'REFUSED', 'FORMERR', 'NOTIMP']);
 
-/** The key of a server in the RTT table and its provenance string. */
+/** The key of a server address in the infra cache, and its provenance string. */
 export function serverId(server: NameServer): string {
   const e = server.endpoint;
   if (e.kind === 'doh') return e.url;
@@ -166,7 +166,7 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
     else inFlight--;
   };
 
-  /** A failed exchange with `id`: into the cache, and a line when it starts a backoff. */
+  /** A failed exchange with `id`: into the infra cache, and a debug line with its backoff. */
   const failed = (id: string, code: string, sentAt: number): void => {
     infra.failed(id, sentAt);
     const entry = infra.entry(id);
