@@ -19,6 +19,7 @@ import {
   isSubdomain,
   issueServerCertificate,
   keyPairFromSeed,
+  parentName,
   parseCsi,
   record,
   respondError,
@@ -46,6 +47,7 @@ import {
   createRegistrar,
   createRegistrationClient,
   delegate,
+  listDelegations,
   startRegistrationApi,
   type AuthkeyEntry,
   type DiscoveryStore,
@@ -77,7 +79,8 @@ import { APEX, EMAIL_ZONE, PHONE_ZONE, TEST_REGISTRATION_LIMITS, authkey } from 
  * {@link corruptMapAt}, {@link answerServfail}), publish mappings straight into the stores
  * (signed by the prover key of the range, as a DP's registrar would) or through the +44 DP's
  * registration API (`phone.api.client`), load the resolver's cases with {@link publishCases},
- * and point a resolver at the root with {@link Hierarchy.resolverConfig}.
+ * give a zone more nameservers with {@link Hierarchy.addNameserver}, and point a resolver at
+ * the root with {@link Hierarchy.resolverConfig}.
  *
  * A memory store rather than LMDB: the resolver's tests exercise what servers answer, not
  * durability (test/dp-kill.test.ts covers that), and memory keeps each fixture fast.
@@ -115,7 +118,7 @@ export type Tamper = (
 export interface HierarchyServer {
   readonly zone: string;
   readonly store: DiscoveryStore;
-  /** The nameserver's name, `ns1.<zone>`. */
+  /** The nameserver's name, `ns1.<zone>` (`ns2.<zone>`, … for {@link Hierarchy.addNameserver}'s). */
   readonly nameserver: string;
   /** Plain DNS; UDP and TCP share the port. */
   readonly udp: ServerAddress;
@@ -242,6 +245,13 @@ export interface Hierarchy {
   publishMapref(nameOrCsi: string, targets: readonly string[]): Promise<void>;
   /** Starts another server and (unless told not to) delegates its zone from `spec.parent`. */
   addServer(spec: ServerSpec): Promise<HierarchyServer>;
+  /**
+   * Starts another nameserver of `server`'s zone, `ns<N>.<zone>`, answering from the same store
+   * on listeners of its own (with its own {@link HierarchyServer.seen} and `tamper`), and lists
+   * every nameserver of the zone in its apex NS RRset and in the delegation from its parent,
+   * each with its glue (127.0.0.1) and the `_dns` SVCB of its DoH port.
+   */
+  addNameserver(server: HierarchyServer): Promise<HierarchyServer>;
   /** Delegates `zone` from `parent` to `server`'s DoH endpoint with `ds`. */
   delegateTo(
     parent: HierarchyServer,
@@ -378,6 +388,16 @@ export async function buildHierarchy(): Promise<Hierarchy> {
     ): Promise<{ server: HierarchyServer; ds: DsData }> => {
       const { store, ds } = await newZoneStore(zone, options.authkeys);
       closers.push(() => store.close());
+      return { server: await serveZone(zone, store, `ns1.${zone}`, options), ds };
+    };
+
+    /** Listeners for `zone` from `store` as the nameserver `nameserver`. */
+    const serveZone = async (
+      zone: string,
+      store: DiscoveryStore,
+      nameserver: string,
+      options: { tamper?: Tamper | undefined; api?: boolean } = {},
+    ): Promise<HierarchyServer> => {
       const state: ZoneServerState = { tamper: options.tamper, seen: [] };
       const zoneServer = createZoneServer(zone, store, tls, state);
       const dns = await zoneServer.start();
@@ -402,7 +422,7 @@ export async function buildHierarchy(): Promise<Hierarchy> {
       const server: HierarchyServer = {
         zone,
         store,
-        nameserver: `ns1.${zone}`,
+        nameserver,
         udp: { host: '127.0.0.1', port: ports.dns },
         tcp: { host: '127.0.0.1', port: ports.dns },
         dohUrl: dns.doh.url,
@@ -422,7 +442,44 @@ export async function buildHierarchy(): Promise<Hierarchy> {
         },
       };
       servers.push(server);
-      return { server, ds };
+      return server;
+    };
+
+    const addNameserver = async (primary: HierarchyServer): Promise<HierarchyServer> => {
+      const zone = primary.zone;
+      const siblings = servers.filter((s) => s.zone === zone);
+      const added = await serveZone(zone, primary.store, `ns${siblings.length + 1}.${zone}`);
+      const all = [...siblings, added];
+      const glue = all.map((s) => ({
+        name: s.nameserver,
+        addresses: ['127.0.0.1'],
+        doh: { port: s.dohPort },
+      }));
+      await primary.store.apply(zone, [
+        {
+          op: 'put',
+          name: zone,
+          type: 'NS',
+          records: all.map((s) => record(zone, 'NS', s.nameserver, 3600)),
+        },
+        ...all.map((s) => ({
+          op: 'put' as const,
+          name: s.nameserver,
+          type: 'A' as const,
+          records: [record(s.nameserver, 'A', '127.0.0.1', 3600)],
+        })),
+      ]);
+      const above = parentName(zone);
+      const parent = above === undefined ? undefined : serverFor(above);
+      const current =
+        parent === undefined
+          ? undefined
+          : listDelegations(parent.store, parent.zone).find((d) => d.zone === zone);
+      if (parent === undefined || current === undefined) {
+        throw new Error(`${zone} is not delegated in the hierarchy`);
+      }
+      await delegate(parent.store, parent.zone, { zone, nameservers: glue, ds: current.ds });
+      return added;
     };
 
     const delegateTo = async (
@@ -584,6 +641,7 @@ export async function buildHierarchy(): Promise<Hierarchy> {
         return server;
       },
       delegateTo,
+      addNameserver,
       async startGarbageServer() {
         const garbage = await startGarbageDohServer(tls);
         closers.push(() => garbage.close());

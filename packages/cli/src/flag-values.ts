@@ -121,6 +121,26 @@ export function nameserver(value: string): NameserverSpec {
   return { name, addresses };
 }
 
+/**
+ * A mailbox as `LOCAL@DOMAIN` (`hostmaster@example.org`) in the form of a SOA RNAME
+ * (`hostmaster.example.org`), in canonical form: RFC 1035 §8 puts the local part in the first
+ * label, with a dot in it escaped (`john.doe@example.org` → `john\.doe.example.org`, RFC 1912
+ * §2.2). The local part is kept to letters, digits, `_`, `+`, `-` and inner dots: characters
+ * that need no quoting in a zone file.
+ */
+export function soaContact(value: string): string {
+  const at = value.lastIndexOf('@');
+  const usage = 'expected a mailbox such as hostmaster@example.org';
+  if (at <= 0 || at === value.length - 1) throw new InvalidArgumentError(usage);
+  const local = value.slice(0, at).toLowerCase();
+  if (!/^[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*$/.test(local) || local.length > 63) {
+    throw new InvalidArgumentError(
+      `${usage} (the part before @ may hold letters, digits, _, +, - and inner dots, at most 63)`,
+    );
+  }
+  return `${local.replace(/\./g, '\\.')}.${domainName(value.slice(at + 1))}`;
+}
+
 /** Octets of a DS digest, by digest type (RFC 4034 §5.1.4, RFC 4509, RFC 6605). */
 const DIGEST_OCTETS: ReadonlyMap<number, number> = new Map([
   [1, 20],

@@ -301,6 +301,153 @@ describe('delegate, delegations, undelegate', () => {
   });
 });
 
+describe('delegate with several nameservers', () => {
+  const ZONE = '3.3.e164.mimi.arpa';
+  const delegatedZones = async (): Promise<string[]> =>
+    (await cli.json<DelegationJson[]>(['delegations', '--config', 'root/config.json'])).map(
+      (d) => d.zone,
+    );
+
+  it('writes every nameserver, its addresses and its DoH endpoint into the parent, and lists them', async () => {
+    const ds = (await cli.ok(['ds', '--config', 'dp/config.json'])).trim();
+    const made = await cli.json<DelegationJson>([
+      'delegate',
+      '--config',
+      'root/config.json',
+      '--range',
+      '+33',
+      '--ns',
+      `ns1.${ZONE}=192.0.2.1,2001:db8::1`,
+      '--ns',
+      `ns2.${ZONE}=198.51.100.2`,
+      '--ns',
+      'ns.dp.example',
+      '--doh-port',
+      '8443',
+      '--ds',
+      ds.replace(PHONE_ZONE, ZONE),
+    ]);
+    expect(made.nameservers.map((ns) => [ns.name, ns.addresses.sort(), ns.doh?.port])).toEqual([
+      [`ns1.${ZONE}`, ['192.0.2.1', '2001:db8::1'], 8443],
+      [`ns2.${ZONE}`, ['198.51.100.2'], 8443],
+      // Outside the parent zone: no glue and no SVCB can be published for it there.
+      ['ns.dp.example', [], undefined],
+    ]);
+    const store = await openLmdbStore({ dataDir: storeDirectory(join(cli.dir, 'root')) });
+    try {
+      const data = (name: string, type: 'NS' | 'A' | 'AAAA'): string[] =>
+        store.readRRset('mimi.arpa', name, type).map((r) => String(r.data));
+      expect(data(ZONE, 'NS').sort()).toEqual(['ns.dp.example', `ns1.${ZONE}`, `ns2.${ZONE}`]);
+      expect(data(`ns1.${ZONE}`, 'AAAA')).toEqual(['2001:db8::1']);
+      expect(data(`ns2.${ZONE}`, 'A')).toEqual(['198.51.100.2']);
+      expect(store.readRRset('mimi.arpa', `_dns.ns2.${ZONE}`, 'SVCB')).toHaveLength(1);
+    } finally {
+      await store.close();
+    }
+    const table = await cli.ok(['delegations', '--config', 'root/config.json']);
+    const rows = table.split('\n');
+    const first = rows.findIndex((row) => row.startsWith(ZONE));
+    expect(rows.slice(first, first + 3)).toEqual([
+      expect.stringMatching(
+        new RegExp(`^${ZONE}\\s+ns1\\.${ZONE}\\s+192\\.0\\.2\\.1,2001:db8::1\\s+8443`),
+      ),
+      expect.stringMatching(/^\s+ns2\.3\.3\.e164\.mimi\.arpa\s+198\.51\.100\.2\s+8443/),
+      expect.stringMatching(/^\s+ns\.dp\.example\s+-\s+-/),
+    ]);
+    await cli.ok(['undelegate', '--config', 'root/config.json', '--range', '+33']);
+  });
+
+  it('takes every nameserver of the child with --ns-from, and --ns adds the glue it cannot give', async () => {
+    await cli.ok([
+      'init',
+      'dp',
+      '--dir',
+      'dp33',
+      '--range',
+      '+33',
+      '--udp',
+      '0',
+      '--doh',
+      String(ports.dpDoh),
+      '--ca-dir',
+      'ca',
+      '--ns',
+      `ns1.${ZONE}=127.0.0.1,::1`,
+      '--ns',
+      `ns2.${ZONE}=127.0.0.2`,
+      '--ns',
+      'ns3.mimi.arpa',
+    ]);
+    const from = ['--ns-from', 'dp33/config.json', '--ds-from', 'dp33/config.json'];
+    // ns3.mimi.arpa lies in the parent's zone but outside the child's: only the parent can
+    // publish its address, and nobody gave it.
+    const refused = await cli.run([
+      'delegate',
+      '--config',
+      'root/config.json',
+      '--range',
+      '+33',
+      ...from,
+    ]);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toMatch(
+      /ns3\.mimi\.arpa is inside mimi\.arpa and needs an address \(glue\) \(ERR_DELEGATION_GLUE\)\n$/,
+    );
+    expect(await delegatedZones()).not.toContain(ZONE);
+
+    const made = await cli.json<DelegationJson>([
+      'delegate',
+      '--config',
+      'root/config.json',
+      '--range',
+      '+33',
+      ...from,
+      '--ns',
+      'ns3.mimi.arpa=192.0.2.3',
+      '--doh-port',
+      '9443',
+    ]);
+    expect(made.nameservers).toEqual([
+      {
+        name: `ns1.${ZONE}`,
+        addresses: ['127.0.0.1', '::1'],
+        doh: { port: ports.dpDoh, path: '/dns-query{?dns}', alpn: ['h2', 'http/1.1'] },
+      },
+      {
+        name: `ns2.${ZONE}`,
+        addresses: ['127.0.0.2'],
+        doh: { port: ports.dpDoh, path: '/dns-query{?dns}', alpn: ['h2', 'http/1.1'] },
+      },
+      {
+        name: 'ns3.mimi.arpa',
+        addresses: ['192.0.2.3'],
+        doh: { port: 9443, path: '/dns-query{?dns}', alpn: ['h2', 'http/1.1'] },
+      },
+    ]);
+    await cli.ok(['undelegate', '--config', 'root/config.json', '--range', '+33']);
+  });
+
+  it('refuses a nameserver given twice, and stores nothing', async () => {
+    const result = await cli.run([
+      'delegate',
+      '--config',
+      'root/config.json',
+      '--range',
+      '+33',
+      '--ns',
+      `ns1.${ZONE}=192.0.2.1`,
+      '--ns',
+      `ns1.${ZONE}=192.0.2.2`,
+      '--ds-from',
+      'dp33/config.json',
+    ]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(/is listed twice .*\(ERR_DELEGATION_NAMESERVERS\)\n$/);
+    expect(result.stderr.split('\n')).toHaveLength(2);
+    expect(await delegatedZones()).not.toContain(ZONE);
+  });
+});
+
 describe('trust-anchor and hints', () => {
   it("prints the root zone's DS and DNSKEY as a trust anchor file that parses back", async () => {
     const text = await cli.ok(['trust-anchor', '--config', 'root/config.json']);

@@ -18,7 +18,9 @@ interface InitJson {
   zones: Array<{
     zone: string;
     nameserver: string;
-    address: string;
+    address?: string;
+    nameservers: Array<{ name: string; addresses: string[] }>;
+    soa: { mname: string; rname: string };
     keyTag: number;
     ds: Array<{
       zone: string;
@@ -228,6 +230,121 @@ describe('init dp', () => {
     const result = await cli.run(['init', 'dp', '--dir', 'dp-none']);
     expect(result.exitCode).toBe(1);
     expect(result.stderr).toMatch(/at least one --range.*\(ERR_USAGE\)\n$/);
+  });
+});
+
+describe('init with several nameservers', () => {
+  const ZONE = '4.4.e164.mimi.arpa';
+
+  it('lists every nameserver at the apex, with glue and DoH endpoint for those inside the zone', async () => {
+    const report = await cli.json<InitJson>([
+      'init',
+      'dp',
+      '--dir',
+      'dp-multi',
+      '--range',
+      '+44',
+      '--udp',
+      '0',
+      '--doh',
+      '8443',
+      '--ca-dir',
+      'ca',
+      '--ns',
+      `NS1.${ZONE}.=192.0.2.1,2001:db8::1`,
+      '--ns',
+      `ns2.${ZONE}=198.51.100.2`,
+      '--ns',
+      'ns.dp.example',
+      '--soa-contact',
+      'John.Doe@Example.ORG',
+      '--soa-primary',
+      'hidden.dp.example',
+    ]);
+    const nameservers = [
+      { name: `ns1.${ZONE}`, addresses: ['192.0.2.1', '2001:db8::1'] },
+      { name: `ns2.${ZONE}`, addresses: ['198.51.100.2'] },
+      { name: 'ns.dp.example', addresses: [] },
+    ];
+    expect(report.zones[0]).toMatchObject({
+      zone: ZONE,
+      nameserver: `ns1.${ZONE}`,
+      address: '192.0.2.1',
+      nameservers,
+      soa: { mname: 'hidden.dp.example', rname: 'john\\.doe.example.org' },
+    });
+    const cert = new X509Certificate(readFileSync(join(cli.dir, 'dp-multi', 'server-cert.pem')));
+    expect(cert.subjectAltName).toContain(`DNS:ns2.${ZONE}`);
+    expect(cert.subjectAltName).toContain('IP Address:198.51.100.2');
+
+    const store = await openLmdbStore({ dataDir: storeDirectory(join(cli.dir, 'dp-multi')) });
+    try {
+      const data = (name: string, type: 'NS' | 'A' | 'AAAA'): string[] =>
+        store.readRRset(ZONE, name, type).map((r) => String(r.data));
+      expect(data(ZONE, 'NS').sort()).toEqual(nameservers.map((ns) => ns.name).sort());
+      expect(data(`ns1.${ZONE}`, 'A')).toEqual(['192.0.2.1']);
+      expect(data(`ns1.${ZONE}`, 'AAAA')).toEqual(['2001:db8::1']);
+      expect(data(`ns2.${ZONE}`, 'A')).toEqual(['198.51.100.2']);
+      // The DoH endpoints of the nameservers inside the zone, and of no other.
+      const svcb = store
+        .readZone(ZONE)
+        .flatMap((r) => (r.type === 'SVCB' ? [`${r.name} ${r.data.params.port}`] : []));
+      expect(svcb.sort()).toEqual([`_dns.ns1.${ZONE} 8443`, `_dns.ns2.${ZONE} 8443`]);
+      const [soa] = store.readRRset(ZONE, ZONE, 'SOA');
+      expect(soa?.type === 'SOA' && [soa.data.mname, soa.data.rname]).toEqual([
+        'hidden.dp.example',
+        'john\\.doe.example.org',
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('prints each nameserver of the zone, and which have no glue', async () => {
+    const out = await cli.ok([
+      'init',
+      'root',
+      '--dir',
+      'root-multi',
+      '--udp',
+      '0',
+      '--ns',
+      'a.mimi.arpa=192.0.2.1',
+      '--ns',
+      'b.ns.example',
+    ]);
+    expect(out).toMatch(
+      /^zone mimi\.arpa: nameservers a\.mimi\.arpa \(192\.0\.2\.1\), b\.ns\.example \(no glue\), key tag \d+$/m,
+    );
+  });
+
+  it.each([
+    [
+      ['--ns', `ns1.${ZONE}=192.0.2.1`, '--ns', `ns2.${ZONE}`],
+      /inside the zone .* needs its address as glue/,
+    ],
+    [['--ns', `ns1.${ZONE}=192.0.2.1`, '--ns', `NS1.${ZONE}=192.0.2.2`], /is given twice/],
+    [
+      Array.from({ length: 14 }, (_, i) => ['--ns', `ns${i}.dp.example`]).flat(),
+      /at most 13 nameservers/,
+    ],
+    [
+      ['--ns', `ns1.${ZONE}=192.0.2.1`, '--address', '192.0.2.9'],
+      /--address.* cannot be used with option '--ns/,
+    ],
+    [['--ns', `ns1.${ZONE}=192.0.2.999`], /192\.0\.2\.999 is not an IP address/],
+    [
+      ['--soa-contact', 'hostmaster.example.org'],
+      /expected a mailbox such as hostmaster@example\.org/,
+    ],
+    [['--soa-contact', 'host master@example.org'], /the part before @ may hold/],
+    [['--soa-primary', 'not a name'], /not a domain name/],
+  ])('refuses %j with one line, exit 1 and nothing created', async (flags, message) => {
+    const result = await cli.run(['init', 'dp', '--dir', 'dp-bad', '--range', '+44', ...flags]);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr.split('\n')).toHaveLength(2);
+    expect(() => statSync(join(cli.dir, 'dp-bad'))).toThrow();
   });
 });
 

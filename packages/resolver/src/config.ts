@@ -46,6 +46,7 @@ import {
 import { DEFAULT_MAX_BATCH } from './json-api.js';
 import { DEFAULT_KEY_OVERLAP_SECONDS, DEFAULT_KEY_ROTATION_SECONDS } from './gateway/keys.js';
 import { DEFAULT_CSIS_PER_TOKEN } from './gateway/tokens.js';
+import { INFRA_HOST_TTL_SECONDS, MAX_BACKOFF_MS } from './infra-cache.js';
 import { DEFAULT_BATCH_CONCURRENCY, DEFAULT_CACHE_BYTES } from './limits.js';
 import type { ResolverConfig } from './types.js';
 
@@ -168,6 +169,48 @@ const rootCopySchema = z.union(
       'expected false or an object of enabled, refreshSeconds, maxRecords, maxOctets, transferTimeoutMs',
   },
 );
+
+/**
+ * `upstream` of a resolver: queries to the root and DP servers and the choice among a zone's
+ * servers (`upstream.ts`, `infra-cache.ts`). Absent keys take their defaults there:
+ * `SERVER_TIMEOUT_MS`, `RTT_BAND_MS`, `MAX_BACKOFF_MS`, `INFRA_HOST_TTL_SECONDS`,
+ * `MAX_INFRA_HOSTS`. A server is held back at most as long as it is remembered, or it would be
+ * forgotten, and asked as a new one, before its backoff ends.
+ */
+const upstreamSchema = z
+  .strictObject({
+    /** Time one server has to answer one query before the next server is tried. */
+    timeoutMs: timeoutMsSchema.max(60_000).exactOptional(),
+    /** Servers whose RTO is within this of the lowest are chosen among at random; 0: the fastest. */
+    rttBandMs: z.int().min(0).max(60_000).exactOptional(),
+    /** The longest a server that timed out is held back. */
+    maxBackoffMs: timeoutMsSchema.exactOptional(),
+    /** How long what is known of a server is kept after its last answer or failure. */
+    hostTtlSeconds: positiveIntSchema.max(86_400).exactOptional(),
+    /** Server addresses remembered. */
+    maxHosts: positiveIntSchema.max(1_000_000).exactOptional(),
+  })
+  .check((ctx) => {
+    const u = ctx.value;
+    if (ctx.issues.length > 0) return;
+    const ttlMs = (u.hostTtlSeconds ?? INFRA_HOST_TTL_SECONDS) * 1000;
+    const backoffMs = u.maxBackoffMs ?? MAX_BACKOFF_MS;
+    if (backoffMs > ttlMs) {
+      ctx.issues.push({
+        code: 'custom',
+        input: u,
+        ...(u.maxBackoffMs === undefined
+          ? {
+              path: ['hostTtlSeconds'],
+              message: `must be at least maxBackoffMs / 1000 (${backoffMs / 1000}): a server held back would be forgotten first`,
+            }
+          : {
+              path: ['maxBackoffMs'],
+              message: `must be at most hostTtlSeconds × 1000 (${ttlMs}): a server held back would be forgotten first`,
+            }),
+      });
+    }
+  });
 
 /** Most issuers one gateway accepts tokens of. */
 export const MAX_GATEWAY_ISSUERS = 16;
@@ -298,7 +341,10 @@ function checkResolverListeners(ctx: ConfigCheckContext<ResolverListeners>): voi
  * the JSON API; the client's address only with `peer`. `rootCopy` (the local copy of the root's zone,
  * transferred by AXFR over TCP from the root servers whose hints list a `port`) is on by default:
  * `false` or `{ "enabled": false }` turns it off; `refreshSeconds` (default the SOA's refresh),
- * `maxRecords`, `maxOctets` and `transferTimeoutMs` (the bounds of one transfer) may be set. `limits.clients` holds the per-client limits of every
+ * `maxRecords`, `maxOctets` and `transferTimeoutMs` (the bounds of one transfer) may be set.
+ * `upstream` (absent: the defaults) is `{ "timeoutMs": 2000, "rttBandMs": 400, "maxBackoffMs":
+ * 120000, "hostTtlSeconds": 900, "maxHosts": 10000 }`: the per-server query timeout and the
+ * infra cache's server selection (`infra-cache.ts`). `limits.clients` holds the per-client limits of every
  * front end (new names, query and request rates, exemptions: `front-end-limits.ts`); its
  * `newNameBurst` is at least `maxBatch`. `gateway` (absent: none) is the oblivious gateway on the
  * JSON API's port, which needs `listen.api`:
@@ -322,6 +368,7 @@ export const resolverConfigSchema = z
     batchConcurrency: positiveIntSchema.max(1024).default(DEFAULT_BATCH_CONCURRENCY),
     maxBatch: positiveIntSchema.max(100_000).default(DEFAULT_MAX_BATCH),
     rootCopy: rootCopySchema.default({ enabled: true }),
+    upstream: upstreamSchema.optional(),
     listen: listenConfigSchema.prefault({}),
     limits: resolverLimitsSchema.prefault({}),
     tls: tlsConfigSchema.optional(),
@@ -509,6 +556,7 @@ export async function loadResolverConfig(path: string): Promise<ResolverServerCo
     batchConcurrency: file.batchConcurrency,
     maxBatch: file.maxBatch,
     rootCopy: file.rootCopy,
+    ...(file.upstream === undefined ? {} : { upstream: file.upstream }),
     listen: file.listen,
     limits: file.limits,
     ...(tls === undefined ? {} : { tls }),

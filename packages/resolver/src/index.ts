@@ -16,11 +16,12 @@ export type {
   ResolverConfig,
   ResolverComponents,
   RootCopyConfig,
+  UpstreamConfig,
   DiscoveryResultsJson,
 } from './types.js';
 
 // core: resolver.ts, questions.ts, iterator.ts, validator.ts, cache.ts, deadline.ts, upstream.ts,
-// aggregate.ts, limits.ts, root-copy.ts
+// infra-cache.ts, aggregate.ts, limits.ts, root-copy.ts
 export { createResolver } from './resolver.js';
 export { ANSWERS, askQuestion, createQuestionStage } from './questions.js';
 export type { QuestionCounters, QuestionStage, QuestionStageInit, Resolved } from './questions.js';
@@ -74,7 +75,20 @@ export type { ClientTtl } from './client-ttl.js';
 export { FailureCache, failureBackoffSeconds } from './failure-cache.js';
 export type { CachedFailure, FailureHit } from './failure-cache.js';
 export type { CacheSlot, CacheHit } from './cache.js';
-export { createUpstream, serverId, INITIAL_RTT_MS } from './upstream.js';
+export { createUpstream, serverId } from './upstream.js';
+export {
+  InfraCache,
+  UNKNOWN_SERVER_RTO_MS,
+  MIN_RTO_MS,
+  MAX_RTO_MS,
+  RTT_BAND_MS,
+  BACKOFF_INITIAL_MS,
+  MAX_BACKOFF_MS,
+  SLOW_SERVER_PROBE_MS,
+  INFRA_HOST_TTL_SECONDS,
+  MAX_INFRA_HOSTS,
+} from './infra-cache.js';
+export type { InfraEntry, InfraSettings, ServerPlan } from './infra-cache.js';
 export {
   ROOT_COPY_MAX_RECORDS,
   ROOT_COPY_MAX_OCTETS,

@@ -206,7 +206,7 @@ export function createResolver(
   const cache = new ResolverCache(config.cacheBytes ?? DEFAULT_CACHE_BYTES, clock);
   const transport = config.transport ?? 'doh';
   const upstream = createUpstream(
-    { transport, ...(config.ca === undefined ? {} : { ca: config.ca }) },
+    { transport, ...(config.ca === undefined ? {} : { ca: config.ca }), ...config.upstream },
     log,
   );
   const dnsPort = config.dnsPort ?? DEFAULT_DNS_PORT;

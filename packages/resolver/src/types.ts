@@ -163,6 +163,25 @@ export interface ResolverConfig {
    * (defaults `ROOT_COPY_MAX_RECORDS`, `ROOT_COPY_MAX_OCTETS`, `ROOT_COPY_TRANSFER_TIMEOUT_MS`).
    */
   rootCopy?: false | RootCopyConfig;
+  /**
+   * Queries to servers and the choice among a zone's servers (`upstream.ts`, `infra-cache.ts`);
+   * absent keys take their defaults.
+   */
+  upstream?: UpstreamConfig;
+}
+
+/** `ResolverConfig.upstream`; each key's default is the named constant. */
+export interface UpstreamConfig {
+  /** Time one server has to answer one query (`SERVER_TIMEOUT_MS`). */
+  timeoutMs?: number;
+  /** Servers whose RTO is within this of the lowest are chosen among at random (`RTT_BAND_MS`). */
+  rttBandMs?: number;
+  /** The longest a server that timed out is held back (`MAX_BACKOFF_MS`). */
+  maxBackoffMs?: number;
+  /** Lifetime of what is known of a server after its last answer or failure (`INFRA_HOST_TTL_SECONDS`). */
+  hostTtlSeconds?: number;
+  /** Server addresses remembered (`MAX_INFRA_HOSTS`). */
+  maxHosts?: number;
 }
 
 /** `ResolverConfig.rootCopy` when not `false`. */

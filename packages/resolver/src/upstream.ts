@@ -11,6 +11,14 @@ import {
 } from '@mimi-discovery/common';
 import { monotonicMs } from './deadline.js';
 import {
+  INFRA_HOST_TTL_SECONDS,
+  InfraCache,
+  MAX_BACKOFF_MS,
+  MAX_INFRA_HOSTS,
+  RTT_BAND_MS,
+  type InfraEntry,
+} from './infra-cache.js';
+import {
   MAX_SERVERS_PER_ZONE,
   MAX_UPSTREAM_IN_FLIGHT,
   SERVER_TIMEOUT_MS,
@@ -20,15 +28,25 @@ import {
 
 /**
  * Sending one question to the servers of one zone: the only place the resolver touches the
- * network. A question goes to one server at a time, the fastest first by smoothed RTT (as
- * Unbound's infra cache and BIND's SRTT), and on a timeout, a connection failure or a SERVFAIL,
- * REFUSED, FORMERR or NOTIMP answer, to the next, at most {@link MAX_SERVERS_PER_ZONE} of them.
- * Queries carry DO=1, CD=0, RD=0 and EDNS with a 1232-octet payload; over DoH they are padded
- * (RFC 8467) and spread over {@link UPSTREAM_DOH_LANES} connections per server.
+ * network. Every address of every nameserver of the zone is a server; the infra cache
+ * (`infra-cache.ts`, as Unbound's) orders them for each question: at random among those whose
+ * RTO is within a band of the lowest, then the slower ones, then those held back after a
+ * timeout. A question goes to one server at a time, and on a timeout, a connection failure or a
+ * SERVFAIL, REFUSED, FORMERR or NOTIMP answer, to the next, at most
+ * {@link MAX_SERVERS_PER_ZONE} of them; each answer is an RTT sample, each timeout a backoff.
+ * Now and then a question also sends a probe, the same query to a held-back or slow server,
+ * not waited for, so that a server that came back or got faster is seen to. Queries carry DO=1,
+ * CD=0, RD=0 and EDNS with a 1232-octet payload; over DoH they are padded (RFC 8467) and spread
+ * over {@link UPSTREAM_DOH_LANES} connections per server.
  *
- * Worked example: the zone `4.4.e164.mimi.arpa` has `ns1` (SRTT 40 ms) and `ns2` (SRTT 9 ms):
- * the question goes to `ns2`; if `ns2` times out after 2 s, its SRTT grows past `ns1`'s and the
- * question goes to `ns1`, which answers.
+ * The timeout of one query is the configured one (`timeoutMs`), not the server's RTO as in
+ * Unbound: a question asks each server once, so a timeout cut to a fast server's usual RTT would
+ * turn its one slow answer into a failure rather than a retransmission. The RTO orders servers.
+ *
+ * Worked example: the zone `4.4.e164.mimi.arpa` has `ns1` (RTO 900 ms) and `ns2` (RTO 50 ms):
+ * `ns1` is outside the 400 ms band, so the question goes to `ns2`; if `ns2` times out after
+ * 2 s, it is held back and the question goes to `ns1`, which answers; the next questions go to
+ * `ns1` until, 5 s later, a probe finds `ns2` answering again.
  */
 
 /** One server of a zone and how it is reached. */
@@ -62,10 +80,12 @@ export interface Upstream {
   /** Queries sent so far (each try at each server counts). */
   sent(): number;
   /**
-   * Forgets every server's smoothed RTT (as `unbound-control flush_infra all`); connections
-   * stay open.
+   * Forgets what the infra cache knows of every server (as `unbound-control flush_infra all`);
+   * connections stay open.
    */
   forgetRtts(): void;
+  /** What the infra cache knows of a server address ({@link serverId}), for status and tests. */
+  serverState(id: string): InfraEntry | undefined;
   /** Closes DoH connections. */
   close(): Promise<void>;
 }
@@ -81,18 +101,26 @@ export interface UpstreamInit {
    * than by the first query, which should not wait for it. Default: made when first needed.
    */
   transport?: 'doh' | 'dns';
+  /** The band of RTOs chosen among at random; default {@link RTT_BAND_MS}. */
+  rttBandMs?: number;
+  /** The longest a server is held back after timeouts; default {@link MAX_BACKOFF_MS}. */
+  maxBackoffMs?: number;
+  /** Lifetime of what is known of a server; default {@link INFRA_HOST_TTL_SECONDS}. */
+  hostTtlSeconds?: number;
+  /** Server addresses remembered; default {@link MAX_INFRA_HOSTS}. */
+  maxHosts?: number;
+  /**
+   * The monotonic clock in ms of backoffs, probes and lifetimes; default `performance.now()`.
+   * RTT samples are always measured on `performance.now()`.
+   */
+  now?: () => number;
+  /** Uniform in [0, 1), for the choice within the band; default `Math.random`. */
+  random?: () => number;
 }
-
-/** SRTT assumed for a server never asked (Unbound uses 376 ms; lower favours exploring). */
-export const INITIAL_RTT_MS = 100;
-/** Weight of a new sample in the smoothed RTT (RFC 6298's alpha is 1/8; DNS servers move faster). */
-const RTT_SAMPLE_WEIGHT = 0.3;
-/** Servers whose RTT is remembered; the oldest is forgotten beyond this. */
-const MAX_RTT_ENTRIES = 10_000;
 /** Response codes after which the next server is tried (RFC 1035 §7.2 / RFC 8767). */
 const RETRY_RCODES: ReadonlySet<string> = new Set(['SERVFAIL', 'REFUSED', 'FORMERR', 'NOTIMP']);
 
-/** The key of a server in the RTT table and its provenance string. */
+/** The key of a server address in the infra cache, and its provenance string. */
 export function serverId(server: NameServer): string {
   const e = server.endpoint;
   if (e.kind === 'doh') return e.url;
@@ -108,7 +136,19 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
       ...(init.ca === undefined ? {} : { ca: init.ca }),
     });
   let doh: DohClient | undefined = init.transport === 'doh' ? newDohClient() : undefined;
-  const rtt = new Map<string, number>();
+  const now = init.now ?? monotonicMs;
+  const infra = new InfraCache(
+    {
+      rttBandMs: init.rttBandMs ?? RTT_BAND_MS,
+      maxBackoffMs: init.maxBackoffMs ?? MAX_BACKOFF_MS,
+      hostTtlSeconds: init.hostTtlSeconds ?? INFRA_HOST_TTL_SECONDS,
+      maxHosts: init.maxHosts ?? MAX_INFRA_HOSTS,
+      timeoutMs,
+    },
+    now,
+    init.random ?? Math.random,
+  );
+  let closed = false;
   let sent = 0;
   let inFlight = 0;
   const waiting: Array<() => void> = [];
@@ -126,12 +166,46 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
     else inFlight--;
   };
 
-  const remember = (id: string, value: number): void => {
-    rtt.delete(id);
-    rtt.set(id, value);
-    if (rtt.size > MAX_RTT_ENTRIES) {
-      const oldest = rtt.keys().next().value;
-      if (oldest !== undefined) rtt.delete(oldest);
+  /** A failed exchange with `id`: into the infra cache, and a debug line with its backoff. */
+  const failed = (id: string, code: string, sentAt: number): void => {
+    infra.failed(id, sentAt);
+    const entry = infra.entry(id);
+    log.debug('upstream-failure', {
+      server: id,
+      code,
+      failures: entry?.failures ?? 1,
+      heldMs: Math.max(0, Math.round((entry?.heldUntil ?? 0) - now())),
+    });
+  };
+
+  /**
+   * The probe of a plan: the question sent to `server` besides, its outcome only an RTT sample
+   * or a failure for the cache. It never rejects.
+   */
+  const probe = async (
+    server: NameServer,
+    id: string,
+    name: string,
+    type: RRType,
+  ): Promise<void> => {
+    await acquire();
+    if (closed) {
+      infra.abandon(id);
+      release();
+      return;
+    }
+    const started = monotonicMs();
+    const sentAt = now();
+    sent++;
+    try {
+      await send(server, upstreamQuery(name, type));
+      infra.answered(id, monotonicMs() - started);
+      log.debug('upstream-probe-answered', { server: id });
+    } catch (error) {
+      if (error instanceof TransportError && !closed) failed(id, error.code, sentAt);
+      else infra.abandon(id);
+    } finally {
+      release();
     }
   };
 
@@ -149,29 +223,34 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
     name: string,
     type: RRType,
   ): Promise<UpstreamOutcome> => {
-    const ordered = [...servers]
-      .map((server) => ({ server, id: serverId(server) }))
-      .sort((a, b) => (rtt.get(a.id) ?? INITIAL_RTT_MS) - (rtt.get(b.id) ?? INITIAL_RTT_MS))
-      .slice(0, MAX_SERVERS_PER_ZONE);
-    if (ordered.length === 0) {
+    const byId = new Map<string, NameServer>();
+    for (const server of servers) {
+      const id = serverId(server);
+      if (!byId.has(id)) byId.set(id, server);
+    }
+    if (byId.size === 0) {
       return { kind: 'failed', reason: 'servfail', detail: 'no usable server', unreachable: true };
+    }
+    const plan = infra.plan([...byId.keys()]);
+    const ordered = plan.order
+      .slice(0, MAX_SERVERS_PER_ZONE)
+      .map((id) => ({ id, server: byId.get(id) as NameServer }));
+    const probed = plan.probe === undefined ? undefined : byId.get(plan.probe);
+    if (probed !== undefined && plan.probe !== undefined) {
+      void probe(probed, plan.probe, name, type);
     }
     let timedOut = false;
     let answered = false;
     const failures: string[] = [];
     for (const { server, id } of ordered) {
-      const message = buildQuery(name, type, {
-        dnssecOk: true,
-        udpPayloadSize: UPSTREAM_EDNS_PAYLOAD_OCTETS,
-      });
+      const message = upstreamQuery(name, type);
       await acquire();
       const started = monotonicMs();
+      const sentAt = now();
       sent++;
       try {
         const response = await send(server, message);
-        const elapsed = monotonicMs() - started;
-        const previous = rtt.get(id) ?? elapsed;
-        remember(id, previous + RTT_SAMPLE_WEIGHT * (elapsed - previous));
+        infra.answered(id, monotonicMs() - started);
         if (RETRY_RCODES.has(response.rcode)) {
           answered = true;
           failures.push(`${id} answered ${response.rcode}`);
@@ -180,11 +259,10 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
         return { kind: 'response', message: response, server: id };
       } catch (error) {
         if (!(error instanceof TransportError)) throw error;
-        // A failed server sorts after every working one until it answers again.
-        remember(id, (rtt.get(id) ?? INITIAL_RTT_MS) * 2 + timeoutMs);
+        // A failed server goes after every working one until it answers again.
+        failed(id, error.code, sentAt);
         if (error.code === 'ERR_TRANSPORT_TIMEOUT') timedOut = true;
         failures.push(`${id}: ${error.code}`);
-        log.debug('upstream-failure', { server: id, code: error.code });
       } finally {
         release();
       }
@@ -200,10 +278,17 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
   return {
     query,
     sent: () => sent,
-    forgetRtts: () => rtt.clear(),
+    forgetRtts: () => infra.clear(),
+    serverState: (id) => infra.entry(id),
     close: async () => {
+      closed = true;
       await doh?.close();
       doh = undefined;
     },
   };
+}
+
+/** A query as the resolver sends it upstream: DO set, RD clear, EDNS with our payload size. */
+function upstreamQuery(name: string, type: RRType): Message {
+  return buildQuery(name, type, { dnssecOk: true, udpPayloadSize: UPSTREAM_EDNS_PAYLOAD_OCTETS });
 }

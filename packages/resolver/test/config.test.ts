@@ -197,6 +197,42 @@ describe('resolverConfigSchema', () => {
       ],
     ],
     [
+      'upstream',
+      [
+        [
+          resolver('"upstream": { "timeoutMs": 1000, "rttBandMs": 0 }'),
+          'upstream',
+          { timeoutMs: 1000, rttBandMs: 0 },
+        ],
+        [
+          resolver('"upstream": { "maxBackoffMs": 60000, "hostTtlSeconds": 60, "maxHosts": 100 }'),
+          'upstream',
+          { maxBackoffMs: 60_000, hostTtlSeconds: 60, maxHosts: 100 },
+        ],
+        [
+          resolver('"upstream": { "timeoutMs": 0 }'),
+          'error',
+          'upstream.timeoutMs: must be at least 1',
+        ],
+        [
+          resolver('"upstream": { "rttBandMs": -1 }'),
+          'error',
+          'upstream.rttBandMs: must be at least 0',
+        ],
+        [
+          resolver('"upstream": { "hostTtlSeconds": 60 }'),
+          'error',
+          'upstream.hostTtlSeconds: must be at least maxBackoffMs / 1000 (120): a server held back would be forgotten first',
+        ],
+        [
+          resolver('"upstream": { "maxBackoffMs": 900001 }'),
+          'error',
+          'upstream.maxBackoffMs: must be at most hostTtlSeconds × 1000 (900000): a server held back would be forgotten first',
+        ],
+        [resolver('"upstream": { "probe": true }'), 'error', 'unknown key "probe" in upstream'],
+      ],
+    ],
+    [
       'listen and tls',
       [
         [
@@ -511,6 +547,14 @@ describe('loadResolverConfig', () => {
       tls: { cert: 'CERT', key: 'KEY' },
       log: { level: 'info' },
     });
+  });
+
+  it('passes upstream on to the resolver as written', async () => {
+    const upstream = { timeoutMs: 1500, rttBandMs: 200, maxBackoffMs: 60_000 };
+    const config = await loadResolverConfig(files('upstream', { upstream }));
+    expect(config.upstream).toEqual(upstream);
+    const without = await loadResolverConfig(files('no-upstream', {}));
+    expect(without).not.toHaveProperty('upstream');
   });
 
   it.each<[string, Record<string, unknown>, Record<string, string>, string, RegExp]>([

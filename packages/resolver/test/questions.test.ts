@@ -37,6 +37,7 @@ function silentUpstream(): Upstream & { readonly asked: string[] } {
     },
     sent: () => asked.length,
     forgetRtts: () => undefined,
+    serverState: () => undefined,
     close: async () => undefined,
   };
 }

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import {
   canonicalName,
   isSubdomain,
@@ -21,12 +22,22 @@ import type { RRsetChange } from '../store/store-types.js';
  * `4.4.e164.mimi.arpa NS ns1.4.4.e164.mimi.arpa`, `4.4.e164.mimi.arpa DS …`,
  * `ns1.4.4.e164.mimi.arpa A 127.0.0.1` and
  * `_dns.ns1.4.4.e164.mimi.arpa SVCB 1 ns1.4.4.e164.mimi.arpa alpn=h2,http/1.1 port=8443 dohpath=/dns-query{?dns}`.
+ *
+ * A delegation lists up to {@link MAX_NAMESERVERS_PER_DELEGATION} nameservers, each with any
+ * number of IPv4 and IPv6 addresses; every one of them gets its glue and `_dns` SVCB when its
+ * name is inside the parent zone, so a resolver can use them all (RFC 1034 §4.2.1: a name
+ * outside the parent zone gets no glue from it). Glue belongs to a name, not to a delegation:
+ * two delegations that list the same in-zone nameserver share its A/AAAA and SVCB, and
+ * replacing or removing one of them keeps what the other still lists.
  */
 
 /** A nameserver of a delegated zone. */
 export interface NameserverSpec {
   name: string;
-  /** IPv4 and IPv6 addresses; required for a nameserver inside the parent zone (glue). */
+  /**
+   * IPv4 and IPv6 addresses; required for a nameserver inside the parent zone (glue), not
+   * published for one outside it.
+   */
   addresses: string[];
   /** Its DoH endpoint (RFC 9461); omitted: port 443, `/dns-query` (design §7). */
   doh?: { port: number; path?: string; alpn?: string[] };
@@ -42,7 +53,11 @@ export interface DelegationSpec {
 
 /** TTL of delegation records (NS, DS, glue, SVCB) unless given. */
 export const DELEGATION_TTL = 3600;
-/** Most nameservers one delegation may list. */
+/**
+ * Most nameservers one delegation may list: the 13 of the DNS root, which RFC 1035's 512-octet
+ * responses fitted; our referrals travel over DoH or TCP, but a resolver tries at most a few
+ * servers per zone anyway.
+ */
 export const MAX_NAMESERVERS_PER_DELEGATION = 13;
 /** The DoH path RFC 8484 examples use and design §7 assumes when none is published. */
 export const DEFAULT_DOH_PATH_TEMPLATE = '/dns-query{?dns}';
@@ -79,6 +94,24 @@ export function delegationChanges(
       `a delegation needs 1 to ${MAX_NAMESERVERS_PER_DELEGATION} nameservers`,
     );
   }
+  const names = new Set<string>();
+  for (const ns of spec.nameservers) {
+    const host = canonicalName(ns.name);
+    if (names.has(host)) {
+      throw new DelegationError(
+        'ERR_DELEGATION_NAMESERVERS',
+        `nameserver ${host} is listed twice (give each name once, with all its addresses)`,
+      );
+    }
+    names.add(host);
+    const bad = ns.addresses.find((a) => isIP(a) === 0);
+    if (bad !== undefined) {
+      throw new DelegationError(
+        'ERR_DELEGATION_GLUE',
+        `address ${JSON.stringify(bad)} of nameserver ${host} is not an IPv4 or IPv6 address`,
+      );
+    }
+  }
   if (spec.ds.length === 0) {
     throw new DelegationError(
       'ERR_DELEGATION_NO_DS',
@@ -103,8 +136,8 @@ export function delegationChanges(
     const host = canonicalName(ns.name);
     // Only names inside the parent zone can be served from it as glue (RFC 1034 §4.2.1).
     if (!isSubdomain(host, origin)) continue;
-    const v4 = ns.addresses.filter((a) => !a.includes(':'));
-    const v6 = ns.addresses.filter((a) => a.includes(':'));
+    const v4 = [...new Set(ns.addresses.filter((a) => isIP(a) === 4))];
+    const v6 = [...new Set(ns.addresses.filter((a) => isIP(a) === 6))];
     if (v4.length + v6.length === 0) {
       throw new DelegationError(
         'ERR_DELEGATION_GLUE',
@@ -141,14 +174,26 @@ export async function delegate(
   spec: DelegationSpec,
   ttl = DELEGATION_TTL,
 ): Promise<{ serial: number }> {
-  const current = listDelegations(store, parent).find((d) => d.zone === canonicalName(spec.zone));
+  const zone = canonicalName(spec.zone);
+  const all = listDelegations(store, parent);
+  const current = all.find((d) => d.zone === zone);
   const changes = delegationChanges(parent, spec, ttl);
-  // Replacing a delegation: drop glue of nameservers that are no longer listed.
+  // Replacing a delegation: drop glue of nameservers that are no longer listed, unless another
+  // delegation of the zone still lists them.
   const kept = new Set(changes.map((c) => `${c.name}/${c.type}`));
   const stale = current
-    ? removalChanges(parent, current).filter((c) => !kept.has(`${c.name}/${c.type}`))
+    ? removalChanges(parent, current, sharedNameservers(all, zone)).filter(
+        (c) => !kept.has(`${c.name}/${c.type}`),
+      )
     : [];
   return store.apply(canonicalName(parent), [...stale, ...changes]);
+}
+
+/** The nameservers listed by the delegations of `all` other than `zone`'s. */
+function sharedNameservers(all: readonly DelegationSpec[], zone: string): ReadonlySet<string> {
+  return new Set(
+    all.filter((d) => d.zone !== zone).flatMap((d) => d.nameservers.map((ns) => ns.name)),
+  );
 }
 
 /** Removes the delegation of `zone` from the store's zone `parent`; durable on return. */
@@ -157,24 +202,36 @@ export async function undelegate(
   parent: string,
   zone: string,
 ): Promise<{ serial: number }> {
-  const current = listDelegations(store, parent).find((d) => d.zone === canonicalName(zone));
+  const all = listDelegations(store, parent);
+  const current = all.find((d) => d.zone === canonicalName(zone));
   if (!current) {
     throw new DelegationError(
       'ERR_DELEGATION_NOT_FOUND',
       `${zone} is not delegated from ${parent}`,
     );
   }
-  return store.apply(canonicalName(parent), removalChanges(parent, current));
+  return store.apply(
+    canonicalName(parent),
+    removalChanges(parent, current, sharedNameservers(all, current.zone)),
+  );
 }
 
-function removalChanges(parent: string, spec: DelegationSpec): RRsetChange[] {
+/**
+ * The changes that remove `spec`'s NS, DS and the glue and SVCB of its nameservers, except those
+ * of the nameservers in `shared` (listed by another delegation, which still needs them).
+ */
+function removalChanges(
+  parent: string,
+  spec: DelegationSpec,
+  shared: ReadonlySet<string>,
+): RRsetChange[] {
   const changes: RRsetChange[] = [
     { op: 'delete', name: spec.zone, type: 'NS' },
     { op: 'delete', name: spec.zone, type: 'DS' },
   ];
   for (const ns of spec.nameservers) {
     // Glue exists only for nameservers inside the parent zone.
-    if (!isSubdomain(ns.name, parent)) continue;
+    if (!isSubdomain(ns.name, parent) || shared.has(ns.name)) continue;
     changes.push({ op: 'delete', name: ns.name, type: 'A' });
     changes.push({ op: 'delete', name: ns.name, type: 'AAAA' });
     changes.push({ op: 'delete', name: `_dns.${ns.name}`, type: 'SVCB' });

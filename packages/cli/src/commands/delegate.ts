@@ -1,4 +1,4 @@
-import { isSubdomain, parentName, type DsData } from '@mimi-discovery/common';
+import { canonicalName, isSubdomain, parentName, type DsData } from '@mimi-discovery/common';
 import {
   DEFAULT_DOH_PATH_TEMPLATE,
   delegate,
@@ -30,8 +30,12 @@ import { formatTable } from '../table.js';
  * listed through `delegate`, `undelegate` and `listDelegations` of the authoritative package.
  *
  * The child's facts come from flags (`--ns NAME=ADDR`, `--ds "KEYTAG 15 2 HEX"`) or straight
- * from the child's data directory (`--ns-from`, `--ds-from` with the child's config): its
- * nameservers and their glue from its zone, its DoH port from its config, its DS from its key.
+ * from the child's data directory (`--ns-from`, `--ds-from` with the child's config): every
+ * nameserver of its apex NS RRset, with the glue and `_dns` SVCB its zone holds for those inside
+ * it (else its config's listen address and DoH port), its DS from its key. Both may be given:
+ * an `--ns` overrides the child's nameserver of the same name (its addresses, and the DoH port
+ * of `--doh-port`) and adds any other, e.g. the address of a nameserver that lies outside the
+ * child's zone but inside the parent's, which the child cannot supply as glue.
  *
  * A running parent server sees the change from its next query on: the LMDB store caches no
  * zone data in memory, and LMDB readers in another process see each commit from their next
@@ -88,7 +92,10 @@ export function registerDelegation(program: Command, env: CommandEnv): void {
       collect(nameserver),
       [],
     )
-    .option('--ns-from <config>', "take the nameservers from the child's config and store")
+    .option(
+      '--ns-from <config>',
+      "take every nameserver of the child's zone from its config and store (--ns overrides by name)",
+    )
     .option('--doh-port <port>', 'DoH port of the --ns nameservers (default 443)', remotePort)
     .option(
       '--doh-path <path>',
@@ -109,7 +116,10 @@ Examples:
   $ mimi-discovery delegate --config ./net/root/config.json --range +44 \\
       --ns-from ./net/dp44/config.json --ds-from ./net/dp44/config.json
   $ mimi-discovery delegate --config ./net/root/config.json --range +44 \\
-      --ns ns1.4.4.e164.mimi.arpa=192.0.2.53 --doh-port 8444 --ds "53568 15 2 0a9022b4…"`,
+      --ns ns1.4.4.e164.mimi.arpa=192.0.2.53 --doh-port 8444 --ds "53568 15 2 0a9022b4…"
+  $ mimi-discovery delegate --config ./net/root/config.json --range +44 \\
+      --ns ns1.4.4.e164.mimi.arpa=192.0.2.53,2001:db8::53 --ns ns2.4.4.e164.mimi.arpa=198.51.100.53 \\
+      --ns ns.dp.example --doh-port 8444 --ds-from ./net/dp44/config.json`,
     )
     .action(async (flags: DelegateFlags) => {
       const parent = await loadConfig(flags.config, env);
@@ -217,17 +227,33 @@ async function delegationSpec(
     flags.dohPort !== undefined || flags.dohPath !== undefined
       ? { port: flags.dohPort ?? 443, path: flags.dohPath ?? DEFAULT_DOH_PATH_TEMPLATE }
       : undefined;
-  const nameservers = flags.ns.map((ns) => (doh ? { ...ns, doh } : ns));
+  const given = flags.ns.map((ns) => (doh ? { ...ns, doh } : ns));
   const ds = [...flags.ds];
-  if (flags.nsFrom !== undefined)
-    nameservers.push(...(await childNameservers(flags.nsFrom, zone, env)));
+  const nameservers =
+    flags.nsFrom === undefined
+      ? given
+      : overrideByName(await childNameservers(flags.nsFrom, zone, env), given);
   if (flags.dsFrom !== undefined) ds.push(...(await childDs(flags.dsFrom, zone, env)));
   return { zone, nameservers, ds };
 }
 
 /**
- * The nameservers of the child's zone: names from its apex NS RRset, addresses from its glue
- * (else the config's listen address), DoH port from its config.
+ * `base` with each nameserver of `given` in place of the one of the same name, and the others
+ * of `given` after them. A name `given` twice stays twice, for `delegate` to refuse.
+ */
+function overrideByName(
+  base: readonly NameserverSpec[],
+  given: readonly NameserverSpec[],
+): NameserverSpec[] {
+  const names = new Set(given.map((ns) => ns.name));
+  return [...base.filter((ns) => !names.has(ns.name)), ...given];
+}
+
+/**
+ * The nameservers of the child's zone, every name of its apex NS RRset: for a name inside the
+ * zone, its addresses from the zone's glue (else the config's listen address) and its DoH
+ * endpoint from the zone's `_dns.<name>` SVCB (else the config's DoH port); a name outside the
+ * zone with neither, since the child holds no glue for it.
  */
 async function childNameservers(
   path: string,
@@ -249,26 +275,32 @@ async function childNameservers(
   }
   return withStore(child.config, env, (store) => {
     requireChildZone(store, zone, child);
-    return store.readRRset(zone, zone, 'NS').flatMap((rr) => {
+    return store.readRRset(zone, zone, 'NS').flatMap((rr): NameserverSpec[] => {
       if (rr.type !== 'NS') return [];
-      const name = rr.data.toLowerCase();
-      let addresses: string[] = [];
-      if (isSubdomain(name, zone)) {
-        addresses = [
-          ...store.readRRset(zone, name, 'A'),
-          ...store.readRRset(zone, name, 'AAAA'),
-        ].flatMap((a) => (a.type === 'A' || a.type === 'AAAA' ? [a.data] : []));
-      }
+      const name = canonicalName(rr.data);
+      if (!isSubdomain(name, zone)) return [{ name, addresses: [] }];
+      let addresses = [
+        ...store.readRRset(zone, name, 'A'),
+        ...store.readRRset(zone, name, 'AAAA'),
+      ].flatMap((a) => (a.type === 'A' || a.type === 'AAAA' ? [a.data] : []));
       if (addresses.length === 0 && isPublishableAddress(host)) {
         addresses = [host];
       }
-      return [
-        {
-          name,
-          addresses,
-          ...(doh !== null ? { doh: { port: doh, path: DEFAULT_DOH_PATH_TEMPLATE } } : {}),
-        },
-      ];
+      const svcb = store
+        .readRRset(zone, `_dns.${name}`, 'SVCB')
+        .find((r) => r.type === 'SVCB' && r.data.priority > 0);
+      const params = svcb?.type === 'SVCB' ? svcb.data.params : undefined;
+      const published =
+        params?.port === undefined
+          ? undefined
+          : {
+              port: params.port,
+              path: params.dohpath ?? DEFAULT_DOH_PATH_TEMPLATE,
+              ...(params.alpn === undefined ? {} : { alpn: [...params.alpn] }),
+            };
+      const endpoint =
+        published ?? (doh !== null ? { port: doh, path: DEFAULT_DOH_PATH_TEMPLATE } : undefined);
+      return [{ name, addresses, ...(endpoint === undefined ? {} : { doh: endpoint }) }];
     });
   });
 }

@@ -2,13 +2,21 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { isIPv6 } from 'node:net';
 import { join, resolve } from 'node:path';
-import { ConfigError, DEFAULT_APEX, parseConfig, record } from '@mimi-discovery/common';
+import {
+  ConfigError,
+  DEFAULT_APEX,
+  isSubdomain,
+  parseConfig,
+  record,
+} from '@mimi-discovery/common';
 import {
   DEFAULT_DOH_PATH_TEMPLATE,
   dpConfigSchema,
+  MAX_NAMESERVERS_PER_DELEGATION,
   storeDirectory,
   type DiscoveryStore,
   type DpConfig,
+  type NameserverSpec,
   type RRsetChange,
 } from '@mimi-discovery/authoritative';
 import { Option, type Command } from 'commander';
@@ -24,7 +32,9 @@ import {
   isPublishableAddress,
   listenHost,
   listenPort,
+  nameserver,
   rangeZone,
+  soaContact,
   text,
 } from '../flag-values.js';
 import { loadOrCreateCa, writeServerCertificate } from '../tls-material.js';
@@ -34,12 +44,22 @@ import { loadOrCreateCa, writeServerCertificate } from '../tls-material.js';
  *
  * - `DIR/config.json`, valid under `dpConfigSchema`, with absolute paths;
  * - the LMDB store in `DIR/store` with the server's zones: the apex zone for the root, one zone
- *   per range for a DP; each with nameserver `ns1.<zone>`, its address as glue in the zone, and
- *   its DoH endpoint as `_dns.ns1.<zone>` SVCB when the DoH port is fixed;
+ *   per range for a DP; each with the nameservers of `--ns` (default `ns1.<zone>` at
+ *   `--address`), every one in its apex NS RRset, those inside the zone with their addresses as
+ *   glue and their DoH endpoint as `_dns.<nameserver>` SVCB when the DoH port is fixed (those
+ *   outside it are listed without glue: their own zone holds their addresses, RFC 1034 §4.2.1);
+ *   SOA MNAME `--soa-primary` (default the zone's first nameserver) and RNAME from
+ *   `--soa-contact` (default `hostmaster.<zone>`);
  * - TLS when DoH or the registration API is served: the given certificate, or one issued by the
  *   local CA in `--ca-dir` (created there when absent) for `localhost`, `127.0.0.1`, `::1`, the
- *   glue address and the nameserver names, written to `DIR/server-cert.pem` and
+ *   nameservers' addresses and names, written to `DIR/server-cert.pem` and
  *   `DIR/server-key.pem`.
+ *
+ * Every zone of one `init` gets the same nameservers: a DP serving several ranges usually names
+ * nameservers of its own domain, outside each zone (`--ns ns1.dp.example --ns ns2.dp.example`);
+ * a nameserver named inside one of the zones is glue there and listed without glue in the
+ * others. A nameserver inside a zone without an address, a name given twice, or more than
+ * {@link MAX_NAMESERVERS_PER_DELEGATION} nameservers is refused before anything is created.
  *
  * It prints each zone's key tag and DS, for `delegate` in the parent. An existing
  * `DIR/config.json` or `DIR/store` is never overwritten (`ERR_CLI_EXISTS`). The config is
@@ -51,6 +71,9 @@ interface CommonFlags {
   apex: string;
   host: string;
   address?: string;
+  ns: NameserverSpec[];
+  soaContact?: string;
+  soaPrimary?: string;
   udp?: number;
   tcp?: number;
   doh?: number;
@@ -75,8 +98,17 @@ export interface InitSpec {
   apex: string;
   zones: string[];
   host: string;
-  /** Glue address of the nameservers. */
+  /** Glue address of the default nameserver `ns1.<zone>`, when `nameservers` is empty. */
   address: string;
+  /**
+   * The nameservers of every zone, in order, their names canonical: addresses are required for
+   * those inside a zone (glue). Empty: `ns1.<zone>` at `address`, for each zone.
+   */
+  nameservers: NameserverSpec[];
+  /** SOA RNAME, in domain-name form (`hostmaster.example.org`); default `hostmaster.<zone>`. */
+  rname?: string;
+  /** SOA MNAME; default the zone's first nameserver. */
+  mname?: string;
   ports: {
     udp: number | null;
     tcp: number | null;
@@ -89,12 +121,25 @@ export interface InitSpec {
   outbox?: string;
 }
 
+/** A zone as `init` reports it. */
+export interface InitZoneReport {
+  zone: string;
+  /** The first nameserver, and its first glue address (none when it is outside the zone). */
+  nameserver: string;
+  address?: string;
+  /** Every nameserver, with the glue addresses the zone holds for it (none outside the zone). */
+  nameservers: NameserverSpec[];
+  soa: { mname: string; rname: string };
+  keyTag: number;
+  ds: DsJson[];
+}
+
 /** What `init` reports. */
 export interface InitReport {
   role: DpConfig['role'];
   config: string;
   dataDir: string;
-  zones: Array<{ zone: string; nameserver: string; address: string; keyTag: number; ds: DsJson[] }>;
+  zones: InitZoneReport[];
   tls?: { cert: string; key: string; ca?: string; caCreated?: boolean };
   outbox?: string;
 }
@@ -124,7 +169,9 @@ Examples:
     `
 Examples:
   $ mimi-discovery init root --dir ./net/root --udp 5300 --tcp 5300
-  $ mimi-discovery init root --dir ./net/root --apex mimi.test --udp 5300 --tcp 5300 --doh 8443 --ca-dir ./net/ca --json`,
+  $ mimi-discovery init root --dir ./net/root --apex mimi.test --udp 5300 --tcp 5300 --doh 8443 --ca-dir ./net/ca --json
+  $ mimi-discovery init root --dir ./net/root --udp 53 --doh 443 --ca-dir ./net/ca \\
+      --ns a.mimi.arpa=192.0.2.1,2001:db8::1 --ns b.mimi.arpa=198.51.100.1 --soa-contact hostmaster@example.org`,
   );
   root.action(async (flags: CommonFlags) => {
     await initServer(specFrom('root', flags, [flags.apex], env), Boolean(flags.json), env);
@@ -153,7 +200,9 @@ Examples:
     `
 Examples:
   $ mimi-discovery init dp --dir ./net/dp44 --range +44 --udp 5301 --tcp 5301
-  $ mimi-discovery init dp --dir ./net/dp --range +44 --range @example.com --doh 8444 --api 8445 --ca-dir ./net/ca`,
+  $ mimi-discovery init dp --dir ./net/dp --range +44 --range @example.com --doh 8444 --api 8445 --ca-dir ./net/ca
+  $ mimi-discovery init dp --dir ./net/dp44 --range +44 --udp 53 --doh 443 --ca-dir ./net/ca \\
+      --ns ns1.4.4.e164.mimi.arpa=192.0.2.53 --ns ns2.4.4.e164.mimi.arpa=198.51.100.53 --ns ns.dp.example`,
   );
   dp.action(async (flags: DpFlags) => {
     if (flags.range.length === 0) {
@@ -173,10 +222,31 @@ function withServerFlags(command: Command): Command {
     .requiredOption('--dir <dir>', 'data directory of the new server (created when missing)')
     .option('--apex <name>', 'apex of the namespace', domainName, DEFAULT_APEX)
     .option('--host <address>', 'address the listeners bind to', listenHost, '127.0.0.1')
+    .addOption(
+      new Option(
+        '--address <ip>',
+        'address published as glue for the default nameserver ns1.<zone> (default: --host when it is one IP, else 127.0.0.1)',
+      )
+        .argParser(ipAddress)
+        .conflicts('ns'),
+    )
+    .addOption(
+      new Option(
+        '--ns <name=addr>',
+        'a nameserver of every zone, NAME=ADDR[,ADDR] (NAME alone outside the zones); repeat for more',
+      )
+        .argParser(collect(nameserver))
+        .default([], 'ns1.<zone> at --address'),
+    )
     .option(
-      '--address <ip>',
-      'address published as glue for the nameserver (default: --host when it is one IP, else 127.0.0.1)',
-      ipAddress,
+      '--soa-contact <mailbox>',
+      "the zones' contact, as the SOA RNAME (default: hostmaster@<zone>)",
+      soaContact,
+    )
+    .option(
+      '--soa-primary <name>',
+      "the zones' primary server, as the SOA MNAME (default: the first nameserver)",
+      domainName,
     )
     .option('--udp <port>', 'plain DNS over UDP port (0: ephemeral)', listenPort)
     .option('--tcp <port>', 'plain DNS over TCP port (0: ephemeral)', listenPort)
@@ -213,16 +283,66 @@ function specFrom(
       : flags.caDir !== undefined
         ? { caDir: resolve(env.cwd, flags.caDir) }
         : undefined;
-  return {
+  const spec: InitSpec = {
     role,
     dir: resolve(env.cwd, flags.dir),
     apex: flags.apex,
     zones,
     host: flags.host,
     address: flags.address ?? (isPublishableAddress(flags.host) ? flags.host : '127.0.0.1'),
+    nameservers: flags.ns,
+    ...(flags.soaContact === undefined ? {} : { rname: flags.soaContact }),
+    ...(flags.soaPrimary === undefined ? {} : { mname: flags.soaPrimary }),
     ports,
     tls,
   };
+  checkNameservers(spec);
+  return spec;
+}
+
+/**
+ * Refuses, as a usage error, nameservers that cannot make a zone: more than a delegation may
+ * list, a name given twice, a name inside a zone without an address (it would need glue).
+ */
+function checkNameservers(spec: InitSpec): void {
+  if (spec.nameservers.length > MAX_NAMESERVERS_PER_DELEGATION) {
+    throw usageError(
+      'ERR_USAGE',
+      `--ns given ${spec.nameservers.length} times: a zone lists at most ${MAX_NAMESERVERS_PER_DELEGATION} nameservers`,
+    );
+  }
+  const seen = new Set<string>();
+  for (const ns of spec.nameservers) {
+    if (seen.has(ns.name)) {
+      throw usageError(
+        'ERR_USAGE',
+        `--ns ${ns.name} is given twice: give each nameserver once, with all its addresses (NAME=ADDR,ADDR)`,
+      );
+    }
+    seen.add(ns.name);
+    const zone = spec.zones.find((z) => isSubdomain(ns.name, z));
+    if (zone !== undefined && ns.addresses.length === 0) {
+      throw usageError(
+        'ERR_USAGE',
+        `--ns ${ns.name} is inside the zone ${zone} and needs its address as glue: --ns ${ns.name}=ADDR[,ADDR]`,
+      );
+    }
+  }
+}
+
+/**
+ * The nameservers of `zone` as `spec` gives them, each with the addresses published as glue in
+ * the zone: those of a name inside it, none for a name outside it.
+ */
+export function zoneNameservers(spec: InitSpec, zone: string): NameserverSpec[] {
+  const listed =
+    spec.nameservers.length > 0
+      ? spec.nameservers
+      : [{ name: nameserverOf(zone), addresses: [spec.address] }];
+  return listed.map((ns) => ({
+    name: ns.name,
+    addresses: isSubdomain(ns.name, zone) ? [...new Set(ns.addresses)] : [],
+  }));
 }
 
 /**
@@ -297,11 +417,19 @@ export async function initServer(spec: InitSpec, json: boolean, env: CommandEnv)
     zones: [],
     ...(spec.outbox !== undefined ? { outbox: spec.outbox } : {}),
   };
-  const nameservers = spec.zones.map(nameserverOf);
+  // The certificate names every nameserver and every address given for one: any of them may
+  // be how a resolver reaches this server.
+  const given =
+    spec.nameservers.length > 0
+      ? spec.nameservers
+      : spec.zones.map((zone) => ({ name: nameserverOf(zone), addresses: [spec.address] }));
+  const nameservers = [...new Set(given.map((ns) => ns.name))];
   if (spec.tls !== undefined && tlsPaths !== undefined) {
     if ('caDir' in spec.tls) {
       const ca = await loadOrCreateCa(spec.tls.caDir);
-      const ipAddresses = [...new Set(['127.0.0.1', '::1', spec.address])];
+      const ipAddresses = [
+        ...new Set(['127.0.0.1', '::1', ...given.flatMap((ns) => ns.addresses)]),
+      ];
       const written = await writeServerCertificate(ca.ca, spec.dir, {
         hostnames: ['localhost', ...nameservers],
         ipAddresses,
@@ -326,38 +454,50 @@ async function createZone(
   store: DiscoveryStore,
   zone: string,
   spec: InitSpec,
-): Promise<InitReport['zones'][number]> {
-  const ns = nameserverOf(zone);
+): Promise<InitZoneReport> {
+  const nameservers = zoneNameservers(spec, zone);
+  const first = nameservers[0];
+  if (first === undefined) throw new Error('init: a zone without a nameserver');
+  const soa = { mname: spec.mname ?? first.name, rname: spec.rname ?? `hostmaster.${zone}` };
   const info = await store.addZone({
     origin: zone,
-    nameservers: [ns],
-    mname: ns,
-    rname: `hostmaster.${zone}`,
+    nameservers: nameservers.map((ns) => ns.name),
+    ...soa,
   });
-  const type = isIPv6(spec.address) ? 'AAAA' : 'A';
-  const changes: RRsetChange[] = [
-    { op: 'put', name: ns, type, records: [record(ns, type, spec.address, 3600)] },
-  ];
-  if (spec.ports.doh !== null && spec.ports.doh !== 0) {
-    // RFC 9461: the zone publishes where its own nameserver speaks DoH.
-    const owner = `_dns.${ns}`;
-    const params = {
-      alpn: ['h2', 'http/1.1'],
-      port: spec.ports.doh,
-      dohpath: DEFAULT_DOH_PATH_TEMPLATE,
-    };
-    changes.push({
-      op: 'put',
-      name: owner,
-      type: 'SVCB',
-      records: [record(owner, 'SVCB', { priority: 1, target: ns, params }, 3600)],
-    });
+  const changes: RRsetChange[] = [];
+  for (const ns of nameservers) {
+    if (ns.addresses.length === 0) continue;
+    for (const type of ['A', 'AAAA'] as const) {
+      const addresses = ns.addresses.filter((a) => isIPv6(a) === (type === 'AAAA'));
+      if (addresses.length === 0) continue;
+      const records = addresses.map((a) => record(ns.name, type, a, 3600));
+      changes.push({ op: 'put', name: ns.name, type, records });
+    }
+    if (spec.ports.doh !== null && spec.ports.doh !== 0) {
+      // RFC 9461: the zone publishes where its own nameservers speak DoH — this server's port,
+      // which the zone's other nameservers, serving the same zone, are taken to share.
+      const owner = `_dns.${ns.name}`;
+      const params = {
+        alpn: ['h2', 'http/1.1'],
+        port: spec.ports.doh,
+        dohpath: DEFAULT_DOH_PATH_TEMPLATE,
+      };
+      changes.push({
+        op: 'put',
+        name: owner,
+        type: 'SVCB',
+        records: [record(owner, 'SVCB', { priority: 1, target: ns.name, params }, 3600)],
+      });
+    }
   }
-  await store.apply(zone, changes);
+  if (changes.length > 0) await store.apply(zone, changes);
+  const address = first.addresses[0];
   return {
     zone,
-    nameserver: ns,
-    address: spec.address,
+    nameserver: first.name,
+    ...(address === undefined ? {} : { address }),
+    nameservers,
+    soa,
     keyTag: info.keyTag,
     ds: zoneDs(store, zone).map((ds) => dsJson(zone, ds)),
   };
@@ -378,7 +518,11 @@ function print(report: InitReport, json: boolean, env: CommandEnv): void {
   }
   if (report.outbox !== undefined) lines.push(`  outbox  ${report.outbox}`);
   for (const z of report.zones) {
-    lines.push(`zone ${z.zone}: nameserver ${z.nameserver} (${z.address}), key tag ${z.keyTag}`);
+    const listed = z.nameservers.map(
+      (ns) => `${ns.name} (${ns.addresses.length > 0 ? ns.addresses.join(', ') : 'no glue'})`,
+    );
+    const what = listed.length === 1 ? 'nameserver' : 'nameservers';
+    lines.push(`zone ${z.zone}: ${what} ${listed.join(', ')}, key tag ${z.keyTag}`);
     for (const ds of z.ds) {
       lines.push(`  ${dsJsonLine(ds)}`);
     }
