@@ -125,11 +125,11 @@ describe('LMDB store', () => {
       expect((await first.applyOperation(ORIGIN, publish)).kind).toBe('applied');
       const records = first.readZone(ORIGIN);
       await first.close();
-      expect(await formatOf(dataDir)).toBe(2);
+      expect(await formatOf(dataDir)).toBe(3);
       await rewrite(dataDir, 1, 'replay');
 
       const upgraded = await openLmdbStore(options);
-      expect(await formatOf(dataDir)).toBe(2);
+      expect(await formatOf(dataDir)).toBe(3);
       expect(upgraded.readZone(ORIGIN)).toEqual(records);
       expect(upgraded.replayRecords()).toEqual([]);
       const removal = {
@@ -150,9 +150,9 @@ describe('LMDB store', () => {
     it('refuses a directory written in a newer layout, changing nothing', async () => {
       const dataDir = freshDir();
       await (await openLmdbStore({ dataDir })).close();
-      await rewrite(dataDir, 3);
+      await rewrite(dataDir, 4);
       await expectStoreError(openLmdbStore({ dataDir }), 'ERR_STORE_NEWER_FORMAT');
-      expect(await formatOf(dataDir)).toBe(3);
+      expect(await formatOf(dataDir)).toBe(4);
     });
   });
 });
