@@ -406,11 +406,7 @@ describe('dpConfigSchema', () => {
           'journal',
           { maxEntries: 0, maxOctets: 1048576 },
         ],
-        [
-          dp('"journal": { "maxEntries": -1 }'),
-          'error',
-          'journal.maxEntries: must be at least 0',
-        ],
+        [dp('"journal": { "maxEntries": -1 }'), 'error', 'journal.maxEntries: must be at least 0'],
         [dp('"journal": { "entries": 5 }'), 'error', 'unknown key "entries" in journal'],
       ],
     ],

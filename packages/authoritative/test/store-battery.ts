@@ -11,11 +11,13 @@ import {
   CHANGE_LOG_ENTRIES,
   StoreError,
   type DiscoveryStore,
+  type JournalLimits,
   type RRsetChange,
   type StoreErrorCode,
   type ZoneInit,
 } from '../src/index.js';
 import { operationsBattery } from './store-battery-operations.js';
+import { transferBattery } from './store-battery-transfer.js';
 
 /**
  * The behaviour every DiscoveryStore implementation shares (style: one shared battery runs
@@ -58,6 +60,8 @@ export interface StoreHarness {
 export interface StoreFactoryOptions {
   now: () => number;
   proverSeed?: Uint8Array;
+  /** How much of each zone's journal the store keeps (`journal` store option). */
+  journal?: Partial<JournalLimits>;
 }
 
 export type StoreFactory = (options: StoreFactoryOptions) => Promise<StoreHarness>;
@@ -180,6 +184,7 @@ export function storeBattery(name: string, factory: StoreFactory): void {
     };
 
     operationsBattery(setup);
+    transferBattery(setup);
 
     describe('zones', () => {
       it('creates a zone whose apex holds SOA, NS, DNSKEY and AUTHKEY, each signed', async () => {

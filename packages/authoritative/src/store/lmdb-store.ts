@@ -557,7 +557,8 @@ class LmdbStore implements DiscoveryStore {
     if (!isSubdomain(owner, apex)) {
       throw new StoreError('ERR_STORE_OUT_OF_ZONE', `${owner} is not in zone ${apex}`);
     }
-    return [...(this.#node(apex, owner)?.get(type)?.records ?? [])];
+    // The data only: the NSEC3 chain's nodes are not answers.
+    return [...(this.#decoded(apex, owner)?.node.get(type)?.records ?? [])];
   }
 
   readZone(origin: string): ResourceRecord[] {
