@@ -58,6 +58,33 @@ describe('an LMDB store with a writer thread', () => {
     await reopened.close();
   });
 
+  it('turns the NSEC3 chain on through the writer, and journals and streams what it wrote', async () => {
+    const store = await openLmdbStore({
+      dataDir: fresh(),
+      proverSeed: PROVER_SEED,
+      writer: 'thread',
+    });
+    await store.addZone(zoneInit());
+    await store.apply(ORIGIN, [putMap(NUMBER, 1)]);
+    expect(await store.setNsec3(ORIGIN, true)).toEqual({ serial: 3 });
+    expect(store.zoneInfo(ORIGIN)?.nsec3).toBe(true);
+    await store.apply(ORIGIN, [putMap(`5.${ORIGIN}`, 2)]);
+    const entries = (await store.journalSince(ORIGIN, 1)) ?? [];
+    expect(entries.map((e) => [e.from, e.to])).toEqual([
+      [1, 2],
+      [2, 3],
+      [3, 4],
+    ]);
+    // The entry of setNsec3 adds the chain: NSEC3PARAM and an NSEC3 per covered name.
+    expect(entries[1]?.added.filter((rr) => rr.type === 'NSEC3')).toHaveLength(11);
+    const streamed = [];
+    for await (const batch of store.streamZone(ORIGIN)) streamed.push(...batch);
+    expect(streamed).toEqual(store.readZone(ORIGIN));
+    expect(streamed.filter((rr) => rr.type === 'NSEC3')).toHaveLength(12);
+    await expectStoreError(store.setNsec3('example.com', true), 'ERR_STORE_NO_ZONE');
+    await store.close();
+  });
+
   it('refuses a clock of its own, and reports a store it cannot open', async () => {
     await expect(
       openLmdbStore({ dataDir: fresh(), writer: 'thread', now: () => 0 }),
