@@ -85,6 +85,41 @@ describe('an LMDB store with a writer thread', () => {
     await store.close();
   });
 
+  it('keeps a stream on its snapshot while the writer commits and this thread renews its reads', async () => {
+    const store = await openLmdbStore({
+      dataDir: fresh(),
+      proverSeed: PROVER_SEED,
+      writer: 'thread',
+    });
+    await store.addZone(zoneInit());
+    const names = Array.from(
+      { length: 800 },
+      (_, i) => `${i % 10}.${Math.floor(i / 10)}.${ORIGIN}`,
+    );
+    await store.apply(
+      ORIGIN,
+      names.map((name) => putMap(name, 1)),
+    );
+    const before = store.readZone(ORIGIN);
+    const iterator = store.streamZone(ORIGIN)[Symbol.asyncIterator]();
+    const got = [...((await iterator.next()).value ?? [])];
+    // Each acknowledged write renews this thread's read snapshot (`renewReads`).
+    for (let i = 0; i < 5; i++) {
+      await store.apply(
+        ORIGIN,
+        names.slice(i * 100, i * 100 + 100).map((name) => putMap(name, i + 2)),
+      );
+      expect(store.readRRset(ORIGIN, names[i * 100] as string, 'MAP')).toEqual([
+        mapRecord(names[i * 100] as string, i + 2),
+      ]);
+    }
+    for (let step = await iterator.next(); step.done !== true; step = await iterator.next()) {
+      got.push(...step.value);
+    }
+    expect(got).toEqual(before);
+    await store.close();
+  });
+
   it('refuses a clock of its own, and reports a store it cannot open', async () => {
     await expect(
       openLmdbStore({ dataDir: fresh(), writer: 'thread', now: () => 0 }),
