@@ -102,15 +102,17 @@ export function journalEntry(before: ZoneReader, writes: ZoneWrites): JournalEnt
       if (type === 'SOA' && name === origin) {
         fromSoa = wasRecords[0] as RecordOf<'SOA'> | undefined;
         toSoa = nowRecords[0] as RecordOf<'SOA'> | undefined;
-      } else {
+      } else if (wasRecords !== nowRecords) {
         difference(wasRecords, nowRecords, deleted, added);
       }
-      difference(
-        was?.signature === undefined ? [] : [was.signature],
-        now?.signature === undefined ? [] : [now.signature],
-        deleted,
-        added,
-      );
+      const wasSig = was?.signature;
+      const nowSig = now?.signature;
+      if (wasSig !== undefined && (nowSig === undefined || !sameSignature(wasSig, nowSig))) {
+        deleted.push(wasSig);
+      }
+      if (nowSig !== undefined && (wasSig === undefined || !sameSignature(wasSig, nowSig))) {
+        added.push(nowSig);
+      }
     }
   }
   if (fromSoa === undefined || toSoa === undefined) return undefined;
@@ -143,10 +145,14 @@ function difference(
   deleted: ResourceRecord[],
   added: ResourceRecord[],
 ): void {
-  if (was.length === 0 && now.length === 0) return;
-  const ids = (records: readonly ResourceRecord[]): string[] => records.map(recordId);
-  const wasIds = ids(was);
-  const nowIds = ids(now);
+  // An RRset that appears or goes away needs no comparison (the common case: a new name).
+  if (was.length === 0 || now.length === 0) {
+    deleted.push(...was);
+    added.push(...now);
+    return;
+  }
+  const wasIds = was.map(recordId);
+  const nowIds = now.map(recordId);
   const nowSet = new Set(nowIds);
   const wasSet = new Set(wasIds);
   was.forEach((rr, i) => {
@@ -155,6 +161,27 @@ function difference(
   now.forEach((rr, i) => {
     if (!wasSet.has(nowIds[i] as string)) added.push(rr);
   });
+}
+
+/** Whether two RRSIGs of one RRset are the same record (compared field by field, not encoded). */
+function sameSignature(a: RecordOf<'RRSIG'>, b: RecordOf<'RRSIG'>): boolean {
+  if (a === b) return true;
+  const x = a.data;
+  const y = b.data;
+  return (
+    a.ttl === b.ttl &&
+    x.typeCovered === y.typeCovered &&
+    x.algorithm === y.algorithm &&
+    x.labels === y.labels &&
+    x.originalTtl === y.originalTtl &&
+    x.expiration === y.expiration &&
+    x.inception === y.inception &&
+    x.keyTag === y.keyTag &&
+    x.signerName.toLowerCase() === y.signerName.toLowerCase() &&
+    Buffer.from(x.signature.buffer, x.signature.byteOffset, x.signature.byteLength).equals(
+      y.signature,
+    )
+  );
 }
 
 /** A record's identity within its RRset: TTL and canonical RDATA (RFC 4034 §6.2). */
@@ -181,13 +208,20 @@ export function encodeJournalEntry(e: JournalEntry): Uint8Array {
   head.writeUInt32BE(e.deleted.length, 9);
   head.writeUInt32BE(e.added.length, 13);
   parts.push(head);
+  // Records of one write share a few owners: each owner is encoded once.
+  const owners = new Map<string, Uint8Array>();
   for (const rr of [...e.deleted, ...e.added]) {
+    let owner = owners.get(rr.name);
+    if (owner === undefined) {
+      owner = encodeName(rr.name);
+      owners.set(rr.name, owner);
+    }
     const rdata = encodeRdata(rr);
-    const fixed = Buffer.alloc(8);
+    const fixed = Buffer.allocUnsafe(8);
     fixed.writeUInt16BE(typeToCode(rr.type), 0);
     fixed.writeUInt32BE(rr.ttl, 2);
     fixed.writeUInt16BE(rdata.length, 6);
-    parts.push(encodeName(rr.name), fixed, rdata);
+    parts.push(owner, fixed, rdata);
   }
   return Buffer.concat(parts);
 }

@@ -16,7 +16,7 @@
  */
 
 /** Entries per chunk at most; a chunk that grows past it is split in two. */
-export const SORTED_CHUNK_ENTRIES = 512;
+export const SORTED_CHUNK_ENTRIES = 128;
 
 interface Chunk<V> {
   readonly keys: readonly string[];
