@@ -263,6 +263,17 @@ export function transferBattery(setup: Setup): void {
       await store.close();
     });
 
+    it('keeps no journal when its bound is 0 entries: every transfer is a whole zone', async () => {
+      const { store } = await setup({ journal: { maxEntries: 0 } });
+      await store.addZone(zoneInit());
+      await store.apply(ORIGIN, [putMap(NUMBER, 1)]);
+      await store.apply(ORIGIN, [putMap(NUMBER, 2)]);
+      expect(await store.journalSince(ORIGIN, 1)).toBeUndefined();
+      expect(await store.journalSince(ORIGIN, 2)).toBeUndefined();
+      expect(await store.journalSince(ORIGIN, 3)).toEqual([]);
+      await store.close();
+    });
+
     it('keeps the journal and the chain across a reopen when it persists', async (context) => {
       const { store, reopen, clock } = await setup();
       if (reopen === undefined) {

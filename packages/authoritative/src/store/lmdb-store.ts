@@ -1060,7 +1060,12 @@ class LmdbStore implements DiscoveryStore {
    * journal afresh: entries must chain, or a transfer would skip a change.
    */
   #appendJournal(origin: string, entry: JournalEntry): void {
+    const { maxEntries, maxOctets } = this.#s.journal;
     let { first, next, octets } = this.#journalHead(origin);
+    if (maxEntries === 0) {
+      if (next > first) this.#clearJournal(origin);
+      return;
+    }
     const last = next > first ? this.#t.journal.get(journalKey(origin, next - 1)) : undefined;
     if (last !== undefined && last.readUInt32BE(5) !== entry.from) {
       this.#clearJournal(origin);
@@ -1071,7 +1076,6 @@ class LmdbStore implements DiscoveryStore {
     this.#t.journal.putSync(journalKey(origin, next), Buffer.from(bytes));
     next += 1;
     octets += bytes.length;
-    const { maxEntries, maxOctets } = this.#s.journal;
     while (first < next && (next - first > maxEntries || octets > maxOctets)) {
       const key = journalKey(origin, first);
       octets -= this.#t.journal.get(key)?.length ?? 0;

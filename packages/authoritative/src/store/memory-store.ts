@@ -552,6 +552,7 @@ class MemoryJournal {
 
   /** Adds the entry of the latest write, then drops the oldest entries past `limits`. */
   append(entry: JournalEntry, limits: JournalLimits): void {
+    if (limits.maxEntries === 0) return;
     // An entry that does not follow the last one starts the journal afresh: the entries must
     // chain, or a transfer from an older serial would skip a change.
     if (this.#entries.at(-1)?.to !== entry.from) this.#clear();
