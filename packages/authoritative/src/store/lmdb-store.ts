@@ -151,6 +151,13 @@ import {
  * commit made elsewhere — the writer thread, another process — is not announced: the threaded
  * store renews the reading thread's snapshot itself before it resolves a write (`renewReads`),
  * so that a read after an acknowledged write sees it.
+ *
+ * Zone streams (`streamZone`, for AXFR and export) are the exception: each holds a read
+ * transaction of its own from its first batch to its last, so it reads one snapshot however
+ * many writes commit meanwhile, and reads both ranges (`nodes`, `nsec3`) a few hundred entries
+ * at a time through it. A reader slot and the pages of an old snapshot are what such a
+ * transaction costs, so streams are bounded in number and in time (`STREAM_MAX_OPEN`,
+ * `STREAM_MAX_SECONDS`) and `close` ends them.
  */
 
 /** Options of {@link openLmdbStore}. */

@@ -12,7 +12,9 @@ import {
   type ZoneView,
 } from '@mimi-discovery/common';
 import {
+  expiredMappingsChange,
   isActive,
+  mayHoldExpiredMappings,
   prepareOperation,
   runOperation,
   type OperationOutcome,
@@ -20,7 +22,6 @@ import {
   type ReplayRecord,
   type StoreOperation,
 } from './mapping-ops.js';
-import { expiredMappingsChange, mayHoldExpiredMappings } from './mapping-ops.js';
 import { replayKey, replayReader } from './replay-codec.js';
 import { STREAM_BATCH_RECORDS, type DiscoveryStore } from './store.js';
 import { StoreError, noZoneError } from './store-error.js';
