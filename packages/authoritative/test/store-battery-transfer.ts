@@ -13,6 +13,8 @@ import { describe, expect, it } from 'vitest';
 import {
   RESIGN_MAX_RRSETS_PER_WRITE,
   STREAM_BATCH_RECORDS,
+  dropZoneDigest,
+  keepZoneDigest,
   type DiscoveryStore,
   type JournalEntry,
   type RRsetChange,
@@ -319,6 +321,14 @@ export function transferBattery(setup: Setup): void {
       expect(replay(on, (await store.journalSince(ORIGIN, 3)) ?? [])).toEqual(recordSet(off));
       expect(await store.setNsec3(ORIGIN, false)).toEqual({ serial: 4 });
       await expectStoreError(store.setNsec3('example.com', true), 'ERR_STORE_NO_ZONE');
+      // A ZONEMD needs the chain: putting one turns it on, and it stays while the ZONEMD does.
+      await keepZoneDigest(store, ORIGIN);
+      expect(store.zoneInfo(ORIGIN)?.nsec3).toBe(true);
+      expectExactChain(store, clock.now());
+      await expectStoreError(store.setNsec3(ORIGIN, false), 'ERR_STORE_BAD_CHANGE');
+      expect(serialOf(store)).toBe(5);
+      await dropZoneDigest(store, ORIGIN);
+      expect(store.zoneInfo(ORIGIN)?.nsec3).toBe(false);
       await store.close();
     });
 

@@ -389,15 +389,17 @@ export function planNsec3(
 ): { writes: ZoneWrites; serial: number | undefined } {
   const zone = new Overlay(reader);
   const apex = zone.node(zone.origin);
-  if ((apex?.has('NSEC3PARAM') === true) === enabled)
-    return { writes: zone.writes, serial: undefined };
-  if (enabled) buildNsec3ChainInto(zone, sign);
-  else if (apex?.has('ZONEMD') === true) {
+  const kept = apex?.has('NSEC3PARAM') === true;
+  if (kept === enabled) return { writes: zone.writes, serial: undefined };
+  if (!enabled && apex?.has('ZONEMD') === true) {
     throw new StoreError(
       'ERR_STORE_BAD_CHANGE',
-      `zone ${zone.origin} keeps a ZONEMD, whose transfer needs its NSEC3 chain: delete the ZONEMD first`,
+      `zone ${zone.origin} keeps a ZONEMD, whose transfer needs its NSEC3 chain: ` +
+        'delete the ZONEMD first',
     );
-  } else dropNsec3Chain(zone);
+  }
+  if (enabled) buildNsec3ChainInto(zone, sign);
+  else dropNsec3Chain(zone);
   return { writes: zone.writes, serial: bumpSerial(zone, sign) };
 }
 
