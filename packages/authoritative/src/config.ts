@@ -187,6 +187,19 @@ const transferSchema = z.strictObject({
   transfersPerClient: positiveIntSchema.default(TRANSFERS_PER_CLIENT),
 });
 
+/**
+ * `journal`: how much of each zone's journal of signed changes (`zone/journal.ts`, what an
+ * incremental transfer, IXFR RFC 1995, sends) the store keeps; the oldest entries go first.
+ * Absent keys take the store's defaults (`JOURNAL_MAX_ENTRIES`, 10,000 entries;
+ * `JOURNAL_MAX_OCTETS`, 64 MiB); `maxEntries: 0` keeps none (every transfer is a whole zone).
+ */
+const journalSchema = z.strictObject({
+  /** Entries kept per zone. */
+  maxEntries: z.int().min(0).exactOptional(),
+  /** Octets of encoded entries kept per zone. */
+  maxOctets: z.int().min(0).exactOptional(),
+});
+
 /** Why the root refuses what only a DP has. */
 const NO_REGISTRATION_API = 'not allowed when role is "root" (the root has no registration API)';
 
@@ -217,7 +230,8 @@ const NO_REGISTRATION_API = 'not allowed when role is "root" (the root has no re
  *
  * `queryLog` (absent by default: no query log) is `{ "path": "…", "peer": false,
  * "bufferBytes": 1048576 }`: every DNS query answered, one JSON line each, with the client's
- * address only when `peer` is true.
+ * address only when `peer` is true. `journal` (absent by default: the store's limits) is
+ * `{ "maxEntries": 10000, "maxOctets": 67108864 }`, the journal each zone keeps for IXFR.
  *
  * Ports are 0–65535 (0: ephemeral) or null (not served). Rules across keys: `tls` is required
  * when `listen.doh` or `listen.api` is set (`checkTlsForHttps` of `@mimi-discovery/common`);
@@ -245,6 +259,8 @@ export const dpConfigSchema = z
     log: logConfigSchema.prefault({}),
     /** The query log (`query-log.ts` of `@mimi-discovery/common`); absent: none. */
     queryLog: queryLogConfigSchema.optional(),
+    /** Each zone's journal for IXFR (`journalSchema`); absent: the store's defaults. */
+    journal: journalSchema.optional(),
   })
   .check((ctx) => {
     checkTlsForHttps(ctx);

@@ -6,6 +6,7 @@
 
 // store.ts, store-types.ts, store-error.ts
 export type { DiscoveryStore } from './store/store.js';
+export { STREAM_BATCH_RECORDS } from './store/store.js';
 export type {
   RRsetChange,
   ApplyResult,
@@ -23,6 +24,8 @@ export {
   DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
   DEFAULT_SOA_TIMERS,
   DEFAULT_APEX_TTL,
+  RESIGN_MAX_RRSETS_PER_WRITE,
+  signatureJitter,
 } from './zone/zone-signer.js';
 export type { SignatureValidityPolicy } from './zone/zone-signer.js';
 export {
@@ -32,6 +35,17 @@ export {
   CHANGE_LOG_ENTRIES,
 } from './zone/zone-changes.js';
 export type { ChangedNames, StoreChanges } from './zone/zone-changes.js';
+
+// journal.ts: what each write changed, for IXFR
+export {
+  JOURNAL_MAX_ENTRIES,
+  JOURNAL_MAX_OCTETS,
+  journalEntry,
+  journalLimits,
+  encodeJournalEntry,
+  decodeJournalEntry,
+} from './zone/journal.js';
+export type { JournalEntry, JournalLimits } from './zone/journal.js';
 
 // mapping-ops.ts: operations the store decides inside its write transaction
 export {
@@ -60,7 +74,7 @@ export type {
 // memory-store.ts, lmdb-store.ts
 export { createMemoryStore } from './store/memory-store.js';
 export type { MemoryStoreOptions } from './store/memory-store.js';
-export { openLmdbStore } from './store/lmdb-store.js';
+export { openLmdbStore, STREAM_MAX_OPEN, STREAM_MAX_SECONDS } from './store/lmdb-store.js';
 export type { LmdbStoreOptions } from './store/lmdb-store.js';
 
 // answer.ts

@@ -397,6 +397,20 @@ describe('dpConfigSchema', () => {
       ],
     ],
     [
+      'journal',
+      [
+        [dp(''), 'journal', undefined],
+        [dp('"journal": {}'), 'journal', {}],
+        [
+          dp('"journal": { "maxEntries": 0, "maxOctets": 1048576 }'),
+          'journal',
+          { maxEntries: 0, maxOctets: 1048576 },
+        ],
+        [dp('"journal": { "maxEntries": -1 }'), 'error', 'journal.maxEntries: must be at least 0'],
+        [dp('"journal": { "entries": 5 }'), 'error', 'unknown key "entries" in journal'],
+      ],
+    ],
+    [
       'the top level',
       [
         [dp('"listne": {}'), 'error', 'unknown key "listne" in the top level'],

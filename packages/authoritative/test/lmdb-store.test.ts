@@ -3,9 +3,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openLmdbStore, type DiscoveryStore } from '../src/index.js';
+import {
+  buildNsec3Chain,
+  denialTtl,
+  formatRecord,
+  verifyZonemd,
+  type RecordOf,
+  type ResourceRecord,
+} from '@mimi-discovery/common';
+import {
+  STREAM_MAX_OPEN,
+  STREAM_MAX_SECONDS,
+  keepZoneDigest,
+  openLmdbStore,
+  type DiscoveryStore,
+} from '../src/index.js';
 import { PHONE, RECIPIENT, attest, mappingBytes, removalBytes } from './registration-fixture.js';
 import {
+  CHILD,
+  delegation,
   expectStoreError,
   fakeClock,
   NUMBER,
@@ -20,6 +36,18 @@ const root = mkdtempSync(join(tmpdir(), 'mimi-lmdb-store-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 let counter = 0;
 const freshDir = (): string => join(root, `store-${++counter}`);
+
+/** Expects the NSEC3 chain in `zone` to be the one `buildNsec3Chain` builds from its data. */
+function expectExactChain(zone: readonly ResourceRecord[]): void {
+  const soa = zone.find((rr): rr is RecordOf<'SOA'> => rr.type === 'SOA');
+  if (soa === undefined) throw new Error('no SOA');
+  const data = zone.filter((rr) => !['NSEC3', 'NSEC3PARAM', 'RRSIG'].includes(rr.type));
+  const text = (rrs: readonly ResourceRecord[]): string[] =>
+    rrs.map((rr) => formatRecord(rr).toLowerCase()).sort();
+  expect(text(zone.filter((rr) => rr.type === 'NSEC3' || rr.type === 'NSEC3PARAM'))).toEqual(
+    text(buildNsec3Chain(ORIGIN, data, denialTtl(soa))),
+  );
+}
 
 storeBattery('LMDB store', async (options) => {
   const dataDir = freshDir();
@@ -85,6 +113,80 @@ describe('LMDB store', () => {
     await store.close();
   });
 
+  describe('zone streams', () => {
+    /** A store whose zone takes several stream batches. */
+    const populated = async (
+      dataDir = freshDir(),
+    ): Promise<{ store: DiscoveryStore; clock: ReturnType<typeof fakeClock> }> => {
+      const clock = fakeClock();
+      const store = await openLmdbStore({ dataDir, now: clock.now, proverSeed: PROVER_SEED });
+      await store.addZone(zoneInit());
+      await store.apply(
+        ORIGIN,
+        Array.from({ length: 600 }, (_, i) => putMap(`${i % 10}.${Math.floor(i / 10)}.${ORIGIN}`)),
+      );
+      return { store, clock };
+    };
+
+    it(`runs at most ${STREAM_MAX_OPEN} streams at once, each holding a read transaction`, async () => {
+      const { store } = await populated();
+      const running = Array.from({ length: STREAM_MAX_OPEN }, () =>
+        store.streamZone(ORIGIN)[Symbol.asyncIterator](),
+      );
+      for (const iterator of running) expect((await iterator.next()).done).toBe(false);
+      const extra = store.streamZone(ORIGIN)[Symbol.asyncIterator]();
+      await expectStoreError(extra.next(), 'ERR_STORE_BUSY');
+      // One that ends makes room for the next.
+      await running[0]?.return?.();
+      const next = store.streamZone(ORIGIN)[Symbol.asyncIterator]();
+      expect((await next.next()).done).toBe(false);
+      // Closing the store ends them all, without waiting for their readers.
+      await store.close();
+      await expectStoreError(next.next(), 'ERR_STORE_CLOSED');
+      await expectStoreError(running[1]?.next() ?? Promise.resolve(), 'ERR_STORE_CLOSED');
+    });
+
+    it(`fails a stream that runs past ${STREAM_MAX_SECONDS} seconds, releasing its transaction`, async () => {
+      const { store, clock } = await populated();
+      const slow = store.streamZone(ORIGIN)[Symbol.asyncIterator]();
+      expect((await slow.next()).done).toBe(false);
+      clock.advance(STREAM_MAX_SECONDS + 1);
+      await expectStoreError(slow.next(), 'ERR_STORE_BUSY');
+      const all = Array.from({ length: STREAM_MAX_OPEN }, () =>
+        store.streamZone(ORIGIN)[Symbol.asyncIterator](),
+      );
+      for (const iterator of all) expect((await iterator.next()).done).toBe(false);
+      for (const iterator of all) await iterator.return?.();
+      await store.close();
+    });
+
+    it('survives a restart in the middle of a stream: the reopened store has the zone, its journal and its chain', async () => {
+      const dataDir = freshDir();
+      const { store, clock } = await populated(dataDir);
+      await store.setNsec3(ORIGIN, true);
+      const iterator = store.streamZone(ORIGIN)[Symbol.asyncIterator]();
+      await iterator.next();
+      const writing = store.apply(ORIGIN, delegation(CHILD));
+      await store.close();
+      // The write queued before close completed and is durable.
+      expect((await writing).serial).toBe(4);
+      await expectStoreError(iterator.next(), 'ERR_STORE_CLOSED');
+      const again = await openLmdbStore({ dataDir, now: clock.now, proverSeed: PROVER_SEED });
+      const entries = (await again.journalSince(ORIGIN, 1)) ?? [];
+      expect(entries.map((e) => [e.from, e.to])).toEqual([
+        [1, 2],
+        [2, 3],
+        [3, 4],
+      ]);
+      const batches: unknown[] = [];
+      for await (const batch of again.streamZone(ORIGIN)) batches.push(...batch);
+      expect(batches).toEqual(again.readZone(ORIGIN));
+      expect(again.zoneInfo(ORIGIN)?.nsec3).toBe(true);
+      expectExactChain(again.readZone(ORIGIN));
+      await again.close();
+    });
+  });
+
   describe('layout versions', () => {
     /** Rewrites the `meta` format of a closed data directory, optionally dropping a table. */
     const rewrite = async (dataDir: string, format: number, drop?: string): Promise<void> => {
@@ -125,11 +227,11 @@ describe('LMDB store', () => {
       expect((await first.applyOperation(ORIGIN, publish)).kind).toBe('applied');
       const records = first.readZone(ORIGIN);
       await first.close();
-      expect(await formatOf(dataDir)).toBe(2);
+      expect(await formatOf(dataDir)).toBe(3);
       await rewrite(dataDir, 1, 'replay');
 
       const upgraded = await openLmdbStore(options);
-      expect(await formatOf(dataDir)).toBe(2);
+      expect(await formatOf(dataDir)).toBe(3);
       expect(upgraded.readZone(ORIGIN)).toEqual(records);
       expect(upgraded.replayRecords()).toEqual([]);
       const removal = {
@@ -147,12 +249,106 @@ describe('LMDB store', () => {
       await upgraded.close();
     });
 
+    it('upgrades a directory of layout 2 in place, moving the NSEC3 chain out of the answering view', async () => {
+      const clock = fakeClock();
+      const dataDir = freshDir();
+      const options = { dataDir, now: clock.now, proverSeed: PROVER_SEED };
+      const first = await openLmdbStore(options);
+      await first.addZone(zoneInit());
+      await first.apply(ORIGIN, [putMap(NUMBER)]);
+      await keepZoneDigest(first, ORIGIN);
+      const records = first.readZone(ORIGIN);
+      const owners = records.filter((rr) => rr.type === 'NSEC3').map((rr) => rr.name);
+      expect(owners.length).toBeGreaterThan(0);
+      await first.close();
+      // Layout 2 kept the chain in `nodes` and had neither `nsec3` nor `journal`.
+      const env = open({ path: dataDir, noSubdir: false, maxDbs: 8 });
+      const binary = { encoding: 'binary', keyEncoding: 'binary' } as const;
+      const nodes = env.openDB<Buffer, Buffer>({ name: 'nodes', ...binary });
+      const chain = env.openDB<Buffer, Buffer>({ name: 'nsec3', ...binary });
+      for (const { key, value } of chain.getRange())
+        await nodes.put(Buffer.from(key), Buffer.from(value));
+      await chain.drop();
+      await env.openDB<Buffer, Buffer>({ name: 'journal', ...binary }).drop();
+      await env
+        .openDB<Buffer, string>({ name: 'meta', encoding: 'binary' })
+        .put('format', Buffer.of(2));
+      await env.close();
+
+      const upgraded = await openLmdbStore(options);
+      expect(await formatOf(dataDir)).toBe(3);
+      expect(upgraded.readZone(ORIGIN)).toEqual(records);
+      const view = upgraded.zoneView(ORIGIN);
+      for (const owner of owners) expect(view?.node(owner)).toBeUndefined();
+      await upgraded.apply(ORIGIN, delegation(CHILD));
+      const zone = upgraded.readZone(ORIGIN);
+      expect(verifyZonemd(ORIGIN, zone).kind).toBe('verified');
+      expectExactChain(zone);
+      await upgraded.close();
+    });
+
+    it('upgrades a directory of layout 2 in place, moving the NSEC3 chain out of the answering view', async () => {
+      const clock = fakeClock();
+      const dataDir = freshDir();
+      const options = { dataDir, now: clock.now, proverSeed: PROVER_SEED };
+      const first = await openLmdbStore(options);
+      await first.addZone(zoneInit());
+      await first.apply(ORIGIN, [putMap(NUMBER)]);
+      await keepZoneDigest(first, ORIGIN);
+      const records = first.readZone(ORIGIN);
+      const owners = records.filter((rr) => rr.type === 'NSEC3').map((rr) => rr.name);
+      expect(owners.length).toBeGreaterThan(0);
+      await first.close();
+      // Layout 2 kept the chain in `nodes` and had neither `nsec3` nor `journal`.
+      const env = open({ path: dataDir, noSubdir: false, maxDbs: 8 });
+      const binary = { encoding: 'binary', keyEncoding: 'binary' } as const;
+      const nodes = env.openDB<Buffer, Buffer>({ name: 'nodes', ...binary });
+      const chain = env.openDB<Buffer, Buffer>({ name: 'nsec3', ...binary });
+      for (const { key, value } of chain.getRange())
+        await nodes.put(Buffer.from(key), Buffer.from(value));
+      await chain.drop();
+      await env.openDB<Buffer, Buffer>({ name: 'journal', ...binary }).drop();
+      await env
+        .openDB<Buffer, string>({ name: 'meta', encoding: 'binary' })
+        .put('format', Buffer.of(2));
+      await env.close();
+
+      const upgraded = await openLmdbStore(options);
+      expect(await formatOf(dataDir)).toBe(3);
+      expect(upgraded.readZone(ORIGIN)).toEqual(records);
+      const view = upgraded.zoneView(ORIGIN);
+      for (const owner of owners) expect(view?.node(owner)).toBeUndefined();
+      await upgraded.apply(ORIGIN, delegation(CHILD));
+      const zone = upgraded.readZone(ORIGIN);
+      expect(verifyZonemd(ORIGIN, zone).kind).toBe('verified');
+      const soa = zone.find((rr): rr is RecordOf<'SOA'> => rr.type === 'SOA');
+      const data = zone.filter((rr) => !['NSEC3', 'NSEC3PARAM', 'RRSIG'].includes(rr.type));
+      const chainOf = (rrs: readonly unknown[]): string =>
+        JSON.stringify(rrs, (_k, v: unknown) =>
+          v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v,
+        );
+      expect(
+        chainOf(
+          zone
+            .filter((rr) => rr.type === 'NSEC3' || rr.type === 'NSEC3PARAM')
+            .sort((a, b) => a.name.localeCompare(b.name)),
+        ),
+      ).toBe(
+        chainOf(
+          buildNsec3Chain(ORIGIN, data, soa === undefined ? 0 : denialTtl(soa)).sort((a, b) =>
+            a.name.localeCompare(b.name),
+          ),
+        ),
+      );
+      await upgraded.close();
+    });
+
     it('refuses a directory written in a newer layout, changing nothing', async () => {
       const dataDir = freshDir();
       await (await openLmdbStore({ dataDir })).close();
-      await rewrite(dataDir, 3);
+      await rewrite(dataDir, 4);
       await expectStoreError(openLmdbStore({ dataDir }), 'ERR_STORE_NEWER_FORMAT');
-      expect(await formatOf(dataDir)).toBe(3);
+      expect(await formatOf(dataDir)).toBe(4);
     });
   });
 });

@@ -58,6 +58,68 @@ describe('an LMDB store with a writer thread', () => {
     await reopened.close();
   });
 
+  it('turns the NSEC3 chain on through the writer, and journals and streams what it wrote', async () => {
+    const store = await openLmdbStore({
+      dataDir: fresh(),
+      proverSeed: PROVER_SEED,
+      writer: 'thread',
+    });
+    await store.addZone(zoneInit());
+    await store.apply(ORIGIN, [putMap(NUMBER, 1)]);
+    expect(await store.setNsec3(ORIGIN, true)).toEqual({ serial: 3 });
+    expect(store.zoneInfo(ORIGIN)?.nsec3).toBe(true);
+    await store.apply(ORIGIN, [putMap(`5.${ORIGIN}`, 2)]);
+    const entries = (await store.journalSince(ORIGIN, 1)) ?? [];
+    expect(entries.map((e) => [e.from, e.to])).toEqual([
+      [1, 2],
+      [2, 3],
+      [3, 4],
+    ]);
+    // The entry of setNsec3 adds the chain: NSEC3PARAM and an NSEC3 per covered name.
+    expect(entries[1]?.added.filter((rr) => rr.type === 'NSEC3')).toHaveLength(11);
+    const streamed = [];
+    for await (const batch of store.streamZone(ORIGIN)) streamed.push(...batch);
+    expect(streamed).toEqual(store.readZone(ORIGIN));
+    expect(streamed.filter((rr) => rr.type === 'NSEC3')).toHaveLength(12);
+    await expectStoreError(store.setNsec3('example.com', true), 'ERR_STORE_NO_ZONE');
+    await store.close();
+  });
+
+  it('keeps a stream on its snapshot while the writer commits and this thread renews its reads', async () => {
+    const store = await openLmdbStore({
+      dataDir: fresh(),
+      proverSeed: PROVER_SEED,
+      writer: 'thread',
+    });
+    await store.addZone(zoneInit());
+    const names = Array.from(
+      { length: 800 },
+      (_, i) => `${i % 10}.${Math.floor(i / 10)}.${ORIGIN}`,
+    );
+    await store.apply(
+      ORIGIN,
+      names.map((name) => putMap(name, 1)),
+    );
+    const before = store.readZone(ORIGIN);
+    const iterator = store.streamZone(ORIGIN)[Symbol.asyncIterator]();
+    const got = [...((await iterator.next()).value ?? [])];
+    // Each acknowledged write renews this thread's read snapshot (`renewReads`).
+    for (let i = 0; i < 5; i++) {
+      await store.apply(
+        ORIGIN,
+        names.slice(i * 100, i * 100 + 100).map((name) => putMap(name, i + 2)),
+      );
+      expect(store.readRRset(ORIGIN, names[i * 100] as string, 'MAP')).toEqual([
+        mapRecord(names[i * 100] as string, i + 2),
+      ]);
+    }
+    for (let step = await iterator.next(); step.done !== true; step = await iterator.next()) {
+      got.push(...step.value);
+    }
+    expect(got).toEqual(before);
+    await store.close();
+  });
+
   it('refuses a clock of its own, and reports a store it cannot open', async () => {
     await expect(
       openLmdbStore({ dataDir: fresh(), writer: 'thread', now: () => 0 }),

@@ -45,8 +45,17 @@ function zone(serial: number, extra: Record<string, StoredNode> = {}): ZoneReade
     origin: ORIGIN,
     node: (name) => nodes.get(name),
     namesBelow: (name) => [...nodes.keys()].filter((n) => n !== name && n.endsWith(`.${name}`)),
+    nsec3: NO_CHAIN,
   };
 }
+
+/** The chain index of a zone without an NSEC3 chain. */
+const NO_CHAIN = {
+  first: () => undefined,
+  last: () => undefined,
+  lower: () => undefined,
+  higher: () => undefined,
+};
 
 const soaSerial = (node: StoredNode | undefined): number =>
   (node?.get('SOA')?.records[0] as RecordOf<'SOA'>).data.serial;
@@ -97,6 +106,6 @@ describe('the zone signer', () => {
       T0,
       sign,
     );
-    expect(none).toEqual({ writes: new Map(), count: 0, serial: undefined });
+    expect(none).toEqual({ writes: new Map(), count: 0, serial: undefined, done: 1 });
   });
 });

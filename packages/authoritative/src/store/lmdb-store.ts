@@ -17,9 +17,11 @@ import {
   type ZoneNode,
   type ZoneView,
 } from '@mimi-discovery/common';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { open, type Database, type RootDatabase, type Transaction } from 'lmdb';
 import {
   REPLAY_PRUNE_BATCH,
+  expiredMappingsChange,
+  mayHoldExpiredMappings,
   prepareOperation,
   runOperation,
   type OperationOutcome,
@@ -27,7 +29,15 @@ import {
   type ReplayRecord,
   type StoreOperation,
 } from './mapping-ops.js';
-import { belowRange, decodeNode, encodeNode, nodeKey, nodeName, zoneRange } from './node-codec.js';
+import {
+  belowRange,
+  decodeNode,
+  encodeNode,
+  nodeKey,
+  nodeName,
+  zonePrefix,
+  zoneRange,
+} from './node-codec.js';
 import {
   EXPIRY_VALUE,
   RECORDS_RANGE,
@@ -40,7 +50,7 @@ import {
   replayReader,
   untilOf,
 } from './replay-codec.js';
-import type { DiscoveryStore } from './store.js';
+import { STREAM_BATCH_RECORDS, type DiscoveryStore } from './store.js';
 import { StoreError, noZoneError, type StoreErrorCode } from './store-error.js';
 import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import type { StoreWriterReply, StoreWriterRequest } from './store-writer-messages.js';
@@ -52,14 +62,25 @@ import {
   type ChangedNames,
   type StoreChanges,
 } from '../zone/zone-changes.js';
+import {
+  decodeJournalEntry,
+  encodeJournalEntry,
+  journalEntry,
+  journalLimits,
+  type JournalEntry,
+  type JournalLimits,
+} from '../zone/journal.js';
+import { chainLabel, chainOwner, type Nsec3Index } from '../zone/nsec3-chain.js';
 import { ownerName, ownerOrUndefined, zoneOrigin } from '../zone/owner-name.js';
 import {
   DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
+  RESIGN_MAX_RRSETS_PER_WRITE,
   initialZone,
   checkProverSeed,
   newZoneKey,
   nodeRecords,
   planApply,
+  planNsec3,
   planResign,
   signatureValidityPolicy,
   toZoneNode,
@@ -74,13 +95,13 @@ import {
  * The embedded default {@link DiscoveryStore}: every zone's records in LMDB (design §9, as Knot
  * DNS and PowerDNS keep theirs), one environment per data directory.
  *
- * Layout — one LMDB environment (`data.mdb`, `lock.mdb`) with five named tables:
+ * Layout — one LMDB environment (`data.mdb`, `lock.mdb`) with seven named tables:
  * - `nodes` (binary keys and values): one entry per owner name of a zone holding all its RRsets
  *   and their RRSIGs. The key is the zone origin and then the owner, both as labels from the root
  *   down, so names sort in DNSSEC canonical order and every descendant of a name sorts right after
  *   it: an empty non-terminal is found with one cursor step (`node-codec.ts` has the encoding).
  * - `zones` (key: origin): the zone key's 32-octet Ed25519 seed.
- * - `meta`: `format` (layout version, 2), `prover` (the prover key's 32-octet seed) and
+ * - `meta`: `format` (layout version, 3), `prover` (the prover key's 32-octet seed) and
  *   `generation` (a 6-octet counter every write transaction increases, absent until the first:
  *   it is what {@link DiscoveryStore.generation} reads, so a server's answer cache also sees
  *   writes made by another process, such as the CLI, on the same store).
@@ -90,7 +111,18 @@ import {
  *   `CHANGE_LOG_ENTRIES` writes are kept; each write deletes the entry that falls out.
  * - `replay` (binary keys and values, since layout 2): the anti-replay records of removals,
  *   revocations and MapRef requests, and an index of them by expiry (`replay-codec.ts`). A
- *   directory of layout 1 gains the empty table and layout 2 when it is first opened.
+ *   directory of layout 1 gains the empty table when it is first opened.
+ * - `nsec3` (binary, since layout 3): the nodes of each zone's NSEC3 chain (`nsec3-chain.ts`),
+ *   keyed as `nodes` keys them (origin, then the owner `<label>.<origin>`), so one table is both
+ *   the chain and its index in hash order (base32hex keeps the order of the hashes), and a zone
+ *   is read in canonical order by merging two ranges. Answering reads only `nodes`: the chain is
+ *   invisible to it. A directory of layout 2, whose chains (of zones with a ZONEMD) were in
+ *   `nodes`, has them moved here when it is first opened.
+ * - `journal` (binary, since layout 3): each zone's journal (`journal.ts`). Key: the zone's key
+ *   prefix (`zonePrefix`) then an 8-octet sequence number, value: the encoded entry; the key
+ *   prefix alone holds the zone's head: first and next sequence numbers and the octets held
+ *   (8 octets each). Trimmed from the oldest entry by the `journal` limits in the transaction
+ *   that appends.
  * Secret seeds stay in the environment with the data they sign, so a zone and its key are created
  * and deleted in one transaction; the data directory is made mode 0700 and both files 0600.
  *
@@ -119,6 +151,13 @@ import {
  * commit made elsewhere — the writer thread, another process — is not announced: the threaded
  * store renews the reading thread's snapshot itself before it resolves a write (`renewReads`),
  * so that a read after an acknowledged write sees it.
+ *
+ * Zone streams (`streamZone`, for AXFR and export) are the exception: each holds a read
+ * transaction of its own from its first batch to its last, so it reads one snapshot however
+ * many writes commit meanwhile, and reads both ranges (`nodes`, `nsec3`) a few hundred entries
+ * at a time through it. A reader slot and the pages of an old snapshot are what such a
+ * transaction costs, so streams are bounded in number and in time (`STREAM_MAX_OPEN`,
+ * `STREAM_MAX_SECONDS`) and `close` ends them.
  */
 
 /** Options of {@link openLmdbStore}. */
@@ -136,6 +175,8 @@ export interface LmdbStoreOptions {
   proverSeed?: Uint8Array;
   /** Lifetime of the prover key's AUTHKEY entry in new zones; default 10 years. */
   proverKeyLifetimeSeconds?: number;
+  /** How much of each zone's journal to keep; default `JOURNAL_MAX_ENTRIES`, `JOURNAL_MAX_OCTETS`. */
+  journal?: Partial<JournalLimits>;
   /**
    * Where writes run: `'inline'` (default) on the calling thread; `'thread'` on a writer thread
    * of their own (`store-writer.ts`) over the same environment, so that planning, signing and
@@ -176,11 +217,28 @@ function generationKey(generation: number): Buffer {
 }
 
 /** Version of the layout above, kept in `meta` as `format`. */
-const FORMAT_VERSION = 2;
+const FORMAT_VERSION = 3;
 /** The layout before the `replay` table; opening such a directory adds the table. */
 const FORMAT_WITHOUT_REPLAY = 1;
-/** Nodes examined per step of `resign`, so one step neither blocks long nor commits much. */
+/** The layout before the `nsec3` and `journal` tables; opening such a directory adds them. */
+const FORMAT_WITHOUT_JOURNAL = 2;
+/** Nodes read per step of `resign`'s walk, so one step never blocks long. */
 const RESIGN_BATCH = 256;
+/** Entries read from each table per step of a zone stream. */
+const STREAM_READ_ENTRIES = 256;
+
+/**
+ * Zone streams (`streamZone`) one LMDB store runs at once. Each holds a read transaction, which
+ * takes a reader slot (126 by default) and keeps the pages of its snapshot from being reused
+ * while it lasts; past the bound a stream fails at once with `ERR_STORE_BUSY`.
+ */
+export const STREAM_MAX_OPEN = 16;
+/**
+ * Seconds a zone stream may hold its read transaction: a transfer to a secondary that stopped
+ * reading must not keep its snapshot (and the file's growth) forever. Past it the stream fails
+ * with `ERR_STORE_BUSY`, and a stream left unfinished releases its transaction anyway.
+ */
+export const STREAM_MAX_SECONDS = 3600;
 
 /**
  * Opens (creating when needed) the LMDB store in `options.dataDir`. Rejects with `StoreError`:
@@ -224,6 +282,16 @@ async function openInlineStore(options: LmdbStoreOptions): Promise<LmdbStore> {
         encoding: 'binary',
         keyEncoding: 'binary',
       }),
+      nsec3: env.openDB<Buffer, Buffer>({
+        name: 'nsec3',
+        encoding: 'binary',
+        keyEncoding: 'binary',
+      }),
+      journal: env.openDB<Buffer, Buffer>({
+        name: 'journal',
+        encoding: 'binary',
+        keyEncoding: 'binary',
+      }),
     };
   } catch (cause) {
     throw new StoreError('ERR_STORE_IO', `cannot open the LMDB store in ${options.dataDir}`, {
@@ -232,12 +300,14 @@ async function openInlineStore(options: LmdbStoreOptions): Promise<LmdbStore> {
   }
   const env = tables.env;
   try {
+    const journal = journalLimits(options.journal);
     const prover = await initialize(tables, options.proverSeed);
     return new LmdbStore(tables, {
       now: options.now ?? systemClock,
       policy,
       prover,
       proverLifetime: options.proverKeyLifetimeSeconds ?? DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
+      journal,
     });
   } catch (error) {
     await env.close();
@@ -252,6 +322,8 @@ interface Tables {
   meta: Database<Buffer, string>;
   changes: Database<Buffer, Buffer>;
   replay: Database<Buffer, Buffer>;
+  nsec3: Database<Buffer, Buffer>;
+  journal: Database<Buffer, Buffer>;
 }
 
 interface Settings {
@@ -259,6 +331,7 @@ interface Settings {
   policy: SignatureValidityPolicy;
   prover: Ed25519KeyPair;
   proverLifetime: number;
+  journal: JournalLimits;
 }
 
 /** Checks the layout version and loads (or creates) the prover key. */
@@ -271,8 +344,13 @@ async function initialize(
     if (format === undefined) {
       if (tables.zones.getKeysCount() > 0) return corrupt('zones without a format version');
       tables.meta.putSync('format', Buffer.of(FORMAT_VERSION));
-    } else if (format.length === 1 && format[0] === FORMAT_WITHOUT_REPLAY) {
-      // An upgrade: the `replay` table was opened (so created, empty) above; nothing else moves.
+    } else if (
+      format.length === 1 &&
+      (format[0] === FORMAT_WITHOUT_REPLAY || format[0] === FORMAT_WITHOUT_JOURNAL)
+    ) {
+      // An upgrade: the tables a layout lacked were opened (so created, empty) above; the
+      // chains kept in `nodes` move to `nsec3`.
+      moveChains(tables);
       tables.meta.putSync('format', Buffer.of(FORMAT_VERSION));
     } else if (format.length === 1 && (format[0] ?? 0) > FORMAT_VERSION) {
       return new StoreError(
@@ -306,6 +384,28 @@ function corrupt(message: string): StoreError {
   return new StoreError('ERR_STORE_CORRUPT', `not a store of this format: ${message}`);
 }
 
+/**
+ * Moves the NSEC3 chain of every zone that keeps one (NSEC3PARAM at its apex) from `nodes`,
+ * where layout 2 kept it, to `nsec3` (inside the upgrade's write transaction).
+ */
+function moveChains(tables: Tables): void {
+  for (const origin of [...tables.zones.getKeys()]) {
+    const apex = tables.nodes.get(nodeKey(origin, origin));
+    if (apex === undefined || !decodeNode(origin, apex).has('NSEC3PARAM')) continue;
+    const moving: Array<{ key: Buffer; value: Buffer }> = [];
+    for (const { key, value } of tables.nodes.getRange(belowRange(zonePrefix(origin)))) {
+      const name = nodeName(origin, key);
+      if (chainLabel(origin, name) !== undefined && decodeNode(name, value).has('NSEC3')) {
+        moving.push({ key: Buffer.from(key), value: Buffer.from(value) });
+      }
+    }
+    for (const { key, value } of moving) {
+      tables.nodes.removeSync(key);
+      tables.nsec3.putSync(key, value);
+    }
+  }
+}
+
 class LmdbStore implements DiscoveryStore {
   readonly #t: Tables;
   readonly #s: Settings;
@@ -320,6 +420,8 @@ class LmdbStore implements DiscoveryStore {
    * record changed: no generation is counted), `'all'` for every other write.
    */
   #changedNow: ChangedNames | undefined = 'all';
+  /** The zone streams running, each with the function that ends its read transaction. */
+  readonly #streams = new Set<() => void>();
 
   constructor(tables: Tables, settings: Settings) {
     this.#t = tables;
@@ -348,7 +450,13 @@ class LmdbStore implements DiscoveryStore {
       this.#t.zones.putSync(origin, Buffer.from(key.keyPair.secretKey));
       this.#t.nodes.putSync(nodeKey(origin, origin), encodeNode(apex));
       this.#keys.set(origin, key);
-      return { origin, serial: 1, keyTag: key.keyTag, publicKey: key.keyPair.publicKey };
+      return {
+        origin,
+        serial: 1,
+        keyTag: key.keyTag,
+        publicKey: key.keyPair.publicKey,
+        nsec3: false,
+      };
     });
   }
 
@@ -356,7 +464,10 @@ class LmdbStore implements DiscoveryStore {
     return this.#write(() => {
       const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
       if (this.#t.zones.get(apex) === undefined) throw noZoneError(apex);
-      for (const key of [...this.#t.nodes.getKeys(zoneRange(apex))]) this.#t.nodes.removeSync(key);
+      for (const table of [this.#t.nodes, this.#t.nsec3]) {
+        for (const key of [...table.getKeys(zoneRange(apex))]) table.removeSync(key);
+      }
+      this.#clearJournal(apex);
       this.#t.zones.removeSync(apex);
       this.#keys.delete(apex);
     });
@@ -367,12 +478,14 @@ class LmdbStore implements DiscoveryStore {
     const apex = ownerOrUndefined(origin);
     const key = apex === undefined ? undefined : this.#key(apex);
     if (apex === undefined || key === undefined) return undefined;
-    const soa = this.#node(apex, apex)?.get('SOA')?.records[0];
+    const node = this.#node(apex, apex);
+    const soa = node?.get('SOA')?.records[0];
     return {
       origin: apex,
       serial: soa?.type === 'SOA' ? soa.data.serial : 0,
       keyTag: key.keyTag,
       publicKey: key.keyPair.publicKey,
+      nsec3: node?.has('NSEC3PARAM') === true,
     };
   }
 
@@ -451,17 +564,179 @@ class LmdbStore implements DiscoveryStore {
     if (!isSubdomain(owner, apex)) {
       throw new StoreError('ERR_STORE_OUT_OF_ZONE', `${owner} is not in zone ${apex}`);
     }
-    return [...(this.#node(apex, owner)?.get(type)?.records ?? [])];
+    // The data only: the NSEC3 chain's nodes are not answers.
+    return [...(this.#decoded(apex, owner)?.node.get(type)?.records ?? [])];
   }
 
   readZone(origin: string): ResourceRecord[] {
     this.#open();
     const apex = this.#existing(origin);
     const out: ResourceRecord[] = [];
-    for (const { key, value } of this.#t.nodes.getRange(zoneRange(apex))) {
-      out.push(...nodeRecords(decodeNode(nodeName(apex, key), value)));
+    for (const node of this.#nodesInOrder(apex, undefined)) out.push(...nodeRecords(node));
+    return out;
+  }
+
+  streamZone(origin: string): AsyncIterable<readonly ResourceRecord[]> {
+    this.#open();
+    const apex = this.#existing(origin);
+    return { [Symbol.asyncIterator]: () => this.#stream(apex) };
+  }
+
+  /**
+   * The batches of one zone stream, read through one read transaction (one snapshot) held from
+   * the first batch to the last, or until the stream is ended early, the store closes or
+   * STREAM_MAX_SECONDS pass (then it fails with `ERR_STORE_BUSY`).
+   */
+  async *#stream(apex: string): AsyncGenerator<readonly ResourceRecord[]> {
+    this.#open();
+    if (this.#streams.size >= STREAM_MAX_OPEN) {
+      throw new StoreError(
+        'ERR_STORE_BUSY',
+        `${STREAM_MAX_OPEN} zone streams are running already (STREAM_MAX_OPEN)`,
+      );
+    }
+    const transaction = this.#t.env.useReadTransaction();
+    let ended: StoreError | undefined;
+    const end = (reason: StoreError): void => {
+      if (ended !== undefined) return;
+      ended = reason;
+      clearTimeout(timer);
+      this.#streams.delete(release);
+      transaction.done();
+    };
+    const release = (): void => end(new StoreError('ERR_STORE_CLOSED', 'the store is closed'));
+    const expired = (): StoreError =>
+      new StoreError(
+        'ERR_STORE_BUSY',
+        `the zone stream of ${apex} ran past STREAM_MAX_SECONDS (${STREAM_MAX_SECONDS} s)`,
+      );
+    // Unref'd: a stream nobody finishes must neither keep its snapshot nor the process alive.
+    const timer = setTimeout(() => end(expired()), STREAM_MAX_SECONDS * 1000);
+    timer.unref();
+    this.#streams.add(release);
+    const started = this.#s.now();
+    try {
+      if (this.#t.zones.get(apex, { transaction }) === undefined) throw noZoneError(apex);
+      let batch: ResourceRecord[] = [];
+      for (const node of this.#nodesInOrder(apex, transaction)) {
+        batch.push(...nodeRecords(node));
+        if (batch.length < STREAM_BATCH_RECORDS) continue;
+        yield batch;
+        batch = [];
+        if (ended !== undefined) throw ended;
+        if (this.#s.now() - started > STREAM_MAX_SECONDS) throw expired();
+      }
+      if (batch.length > 0) yield batch;
+    } finally {
+      end(new StoreError('ERR_STORE_CLOSED', 'the zone stream has ended'));
+    }
+  }
+
+  /**
+   * A zone's nodes in canonical order (RFC 4034 §6.1): the `nodes` range merged with the
+   * `nsec3` range (both keyed alike), read in steps of STREAM_READ_ENTRIES through
+   * `transaction` (or this thread's current snapshot).
+   */
+  *#nodesInOrder(apex: string, transaction: Transaction | undefined): Generator<StoredNode> {
+    const data = this.#entries(this.#t.nodes, apex, transaction);
+    const chain = this.#entries(this.#t.nsec3, apex, transaction);
+    let a = data.next();
+    let b = chain.next();
+    while (a.done !== true || b.done !== true) {
+      const takeData =
+        a.done !== true && (b.done === true || Buffer.compare(a.value.key, b.value.key) < 0);
+      const entry = (takeData ? a.value : b.value) as { key: Buffer; value: Buffer };
+      yield decodeNode(nodeName(apex, entry.key), entry.value);
+      if (takeData) a = data.next();
+      else b = chain.next();
+    }
+  }
+
+  /** The entries of one zone in `table`, in key order, read in steps (keys and values copied). */
+  *#entries(
+    table: Database<Buffer, Buffer>,
+    apex: string,
+    transaction: Transaction | undefined,
+  ): Generator<{ key: Buffer; value: Buffer }> {
+    const range = zoneRange(apex);
+    let start = range.start;
+    for (let read = STREAM_READ_ENTRIES; read === STREAM_READ_ENTRIES;) {
+      read = 0;
+      const step: Array<{ key: Buffer; value: Buffer }> = [];
+      for (const { key, value } of table.getRange({
+        start,
+        end: range.end,
+        limit: STREAM_READ_ENTRIES,
+        ...(transaction === undefined ? {} : { transaction }),
+      })) {
+        step.push({ key: Buffer.from(key), value: Buffer.from(value) });
+        read += 1;
+      }
+      const last = step.at(-1);
+      if (last !== undefined) start = Buffer.concat([last.key, Buffer.of(0)]);
+      yield* step;
+    }
+  }
+
+  async journalSince(origin: string, from: number): Promise<JournalEntry[] | undefined> {
+    this.#open();
+    const apex = this.#existing(origin);
+    const current = this.zoneInfo(apex)?.serial ?? 0;
+    if (from === current) return [];
+    const head = this.#journalHead(apex);
+    if (head.next === head.first) return undefined;
+    const last = this.#t.journal.get(journalKey(apex, head.next - 1));
+    if (last === undefined || last.readUInt32BE(5) !== current) return undefined;
+    // Entries chain one serial to the next, so the entry from `from` is usually found at once;
+    // else it is looked for entry by entry (bounded by the journal's length).
+    const first = this.#t.journal.get(journalKey(apex, head.first));
+    let at: number | undefined;
+    if (first !== undefined && Number.isInteger(from) && from >= 0) {
+      const guess = head.first + ((from - first.readUInt32BE(1) + 2 ** 32) % 2 ** 32);
+      if (
+        guess < head.next &&
+        this.#t.journal.get(journalKey(apex, guess))?.readUInt32BE(1) === from
+      ) {
+        at = guess;
+      }
+    }
+    if (at === undefined) {
+      for (const { key, value } of this.#t.journal.getRange(journalRange(apex))) {
+        if (value.readUInt32BE(1) === from) {
+          at = Number(Buffer.from(key).readBigUInt64BE(key.length - 8));
+          break;
+        }
+      }
+    }
+    if (at === undefined) return undefined;
+    const out: JournalEntry[] = [];
+    for (const { value } of this.#t.journal.getRange({
+      start: journalKey(apex, at),
+      end: journalKey(apex, head.next),
+    })) {
+      out.push(decodeJournalEntry(value));
     }
     return out;
+  }
+
+  async setNsec3(origin: string, enabled: boolean): Promise<ApplyResult> {
+    this.#open();
+    const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
+    return this.#write(() => {
+      const key = this.#key(apex);
+      if (key === undefined) throw noZoneError(apex);
+      const plan = planNsec3(
+        this.#reader(apex),
+        enabled,
+        zoneSigner(key, this.#s.now(), this.#s.policy),
+      );
+      if (plan.serial === undefined) {
+        this.#changedNow = undefined;
+        return { serial: this.zoneInfo(apex)?.serial ?? 0 };
+      }
+      this.#commit(apex, plan.writes);
+      return { serial: plan.serial };
+    });
   }
 
   async apply(origin: string, changes: readonly RRsetChange[]): Promise<ApplyResult> {
@@ -529,14 +804,51 @@ class LmdbStore implements DiscoveryStore {
     await this.#pruneReplay(now);
     let count = 0;
     for (const apex of this.listZones()) {
-      const range = zoneRange(apex);
+      await this.#dropExpiredMappings(apex, now);
+      count += await this.#resignZone(apex, limit, now);
+    }
+    return count;
+  }
+
+  /**
+   * Walks one zone's nodes, then its chain's, RESIGN_BATCH at a time (outside any transaction)
+   * for the names with a signature due before `limit`, and re-signs them in writes of at most
+   * RESIGN_MAX_RRSETS_PER_WRITE RRsets, each planned again inside its transaction.
+   */
+  async #resignZone(apex: string, limit: number, now: number): Promise<number> {
+    let count = 0;
+    let due: string[] = [];
+    let dueRRsets = 0;
+    const flush = async (all: boolean): Promise<void> => {
+      while (due.length > 0 && (all || dueRRsets >= RESIGN_MAX_RRSETS_PER_WRITE)) {
+        const names = due;
+        const plan = await this.#write(() => {
+          const key = this.#key(apex);
+          if (key === undefined) return { count: 0, done: names.length };
+          const planned = planResign(
+            this.#reader(apex),
+            names,
+            limit,
+            zoneSigner(key, now, this.#s.policy),
+          );
+          if (planned.count === 0) this.#changedNow = undefined;
+          else this.#commit(apex, planned.writes);
+          return planned;
+        });
+        count += plan.count;
+        due = names.slice(Math.max(1, plan.done));
+        dueRRsets = 0;
+        for (const name of due) dueRRsets += this.#dueRRsets(apex, name, limit);
+      }
+    };
+    const range = zoneRange(apex);
+    for (const table of [this.#t.nodes, this.#t.nsec3]) {
       let start = range.start;
       // Bounded: each step moves `start` past the keys it read, over a finite range.
       for (let scanned = RESIGN_BATCH; scanned === RESIGN_BATCH;) {
-        const due: string[] = [];
-        let last: Buffer | undefined;
         scanned = 0;
-        for (const { key, value } of this.#t.nodes.getRange({
+        let last: Buffer | undefined;
+        for (const { key, value } of table.getRange({
           start,
           end: range.end,
           limit: RESIGN_BATCH,
@@ -544,30 +856,75 @@ class LmdbStore implements DiscoveryStore {
           scanned += 1;
           last = Buffer.from(key);
           const name = nodeName(apex, key);
-          if (expiresBefore(decodeNode(name, value), limit)) due.push(name);
+          const n = expiringRRsets(decodeNode(name, value), limit);
+          if (n === 0) continue;
+          due.push(name);
+          dueRRsets += n;
         }
         if (last !== undefined) start = Buffer.concat([last, Buffer.of(0)]);
-        if (due.length === 0) continue;
-        count += await this.#write(() => {
-          const key = this.#key(apex);
-          if (key === undefined) return 0;
-          const plan = planResign(
-            this.#reader(apex),
-            due,
-            limit,
-            zoneSigner(key, now, this.#s.policy),
-          );
-          this.#commit(apex, plan.writes);
-          return plan.count;
-        });
+        await flush(false);
       }
     }
+    await flush(true);
     return count;
+  }
+
+  /** How many RRsets of a node have a signature that expires before `limit`. */
+  #dueRRsets(apex: string, name: string, limit: number): number {
+    const node = this.#node(apex, name);
+    return node === undefined ? 0 : expiringRRsets(node, limit);
+  }
+
+  /**
+   * Deletes a zone's expired mappings (R9): walks its nodes for MAP RRsets that may hold one and
+   * writes the changes, RESIGN_MAX_RRSETS_PER_WRITE RRsets per write, decided again inside each
+   * transaction (`expiredMappingsChange` decodes each mapping strictly).
+   */
+  async #dropExpiredMappings(apex: string, now: number): Promise<void> {
+    let names: string[] = [];
+    const flush = async (): Promise<void> => {
+      const batch = names;
+      names = [];
+      if (batch.length === 0) return;
+      await this.#write(() => {
+        const key = this.#key(apex);
+        const read = this.#reader(apex);
+        const changes = batch.flatMap((name) => expiredMappingsChange(read, name, now) ?? []);
+        if (key === undefined || changes.length === 0) {
+          this.#changedNow = undefined;
+          return;
+        }
+        const plan = planApply(read, changes, zoneSigner(key, now, this.#s.policy));
+        this.#commit(apex, plan.writes);
+        this.#changedNow = changedNames(changes, plan.writes.keys());
+      });
+    };
+    const range = zoneRange(apex);
+    let start = range.start;
+    for (let scanned = RESIGN_BATCH; scanned === RESIGN_BATCH;) {
+      scanned = 0;
+      let last: Buffer | undefined;
+      for (const { key, value } of this.#t.nodes.getRange({
+        start,
+        end: range.end,
+        limit: RESIGN_BATCH,
+      })) {
+        scanned += 1;
+        last = Buffer.from(key);
+        const name = nodeName(apex, key);
+        if (mayHoldExpiredMappings(decodeNode(name, value), now)) names.push(name);
+      }
+      if (last !== undefined) start = Buffer.concat([last, Buffer.of(0)]);
+      if (names.length >= RESIGN_MAX_RRSETS_PER_WRITE) await flush();
+    }
+    await flush();
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // A running stream's read transaction would hold the environment open.
+    for (const release of [...this.#streams]) release();
     await Promise.allSettled([...this.#pending]);
     await this.#t.env.flushed;
     await this.#t.env.close();
@@ -677,12 +1034,74 @@ class LmdbStore implements DiscoveryStore {
     return promise;
   }
 
+  /**
+   * Writes one write's nodes (inside its transaction) with its journal entry, derived from the
+   * nodes as they are before this commit and as they become. The NSEC3 chain's nodes go to the
+   * `nsec3` table, the rest to `nodes`.
+   */
   #commit(origin: string, writes: ZoneWrites): void {
+    const entry = writes.size === 0 ? undefined : journalEntry(this.#reader(origin), writes);
     for (const [name, node] of writes) {
       const key = nodeKey(origin, name);
-      if (node === undefined) this.#t.nodes.removeSync(key);
-      else this.#t.nodes.putSync(key, encodeNode(node));
+      const table = chainLabel(origin, name) === undefined ? this.#t.nodes : this.#t.nsec3;
+      if (node === undefined) table.removeSync(key);
+      else table.putSync(key, encodeNode(node));
     }
+    if (entry !== undefined) this.#appendJournal(origin, entry);
+  }
+
+  /** The head of a zone's journal: its first and next sequence numbers and its octets. */
+  #journalHead(origin: string): { first: number; next: number; octets: number } {
+    const value = this.#t.journal.get(zonePrefix(origin));
+    if (value === undefined) return { first: 0, next: 0, octets: 0 };
+    return {
+      first: Number(value.readBigUInt64BE(0)),
+      next: Number(value.readBigUInt64BE(8)),
+      octets: Number(value.readBigUInt64BE(16)),
+    };
+  }
+
+  /**
+   * Appends a write's entry to its zone's journal (inside the write's transaction), then drops
+   * the oldest entries past the limits. An entry that does not follow the last one starts the
+   * journal afresh: entries must chain, or a transfer would skip a change.
+   */
+  #appendJournal(origin: string, entry: JournalEntry): void {
+    const { maxEntries, maxOctets } = this.#s.journal;
+    let { first, next, octets } = this.#journalHead(origin);
+    if (maxEntries === 0) {
+      if (next > first) this.#clearJournal(origin);
+      return;
+    }
+    const last = next > first ? this.#t.journal.get(journalKey(origin, next - 1)) : undefined;
+    if (last !== undefined && last.readUInt32BE(5) !== entry.from) {
+      this.#clearJournal(origin);
+      first = next;
+      octets = 0;
+    }
+    const bytes = encodeJournalEntry(entry);
+    this.#t.journal.putSync(journalKey(origin, next), Buffer.from(bytes));
+    next += 1;
+    octets += bytes.length;
+    while (first < next && (next - first > maxEntries || octets > maxOctets)) {
+      const key = journalKey(origin, first);
+      octets -= this.#t.journal.get(key)?.length ?? 0;
+      this.#t.journal.removeSync(key);
+      first += 1;
+    }
+    const head = Buffer.alloc(24);
+    head.writeBigUInt64BE(BigInt(first), 0);
+    head.writeBigUInt64BE(BigInt(next), 8);
+    head.writeBigUInt64BE(BigInt(octets), 16);
+    this.#t.journal.putSync(zonePrefix(origin), head);
+  }
+
+  /** Deletes a zone's journal entries (its head stays, or goes with `removeZone`). */
+  #clearJournal(origin: string): void {
+    for (const key of [...this.#t.journal.getKeys(journalRange(origin))]) {
+      this.#t.journal.removeSync(Buffer.from(key));
+    }
+    this.#t.journal.removeSync(zonePrefix(origin));
   }
 
   #reader(origin: string): ZoneReader {
@@ -693,10 +1112,42 @@ class LmdbStore implements DiscoveryStore {
         const range = belowRange(nodeKey(origin, name));
         return this.#t.nodes.getKeys(range).map((key) => nodeName(origin, key));
       },
+      nsec3: this.#chainIndex(origin),
+    };
+  }
+
+  /** The labels of a zone's chain in hash order: keys of the `nsec3` table. */
+  #chainIndex(origin: string): Nsec3Index {
+    const prefix = zonePrefix(origin);
+    const range = zoneRange(origin);
+    const labelOf = (key: Uint8Array | undefined): string | undefined =>
+      key === undefined
+        ? undefined
+        : Buffer.from(key.subarray(prefix.length, prefix.length + 32)).toString('latin1');
+    const one = (options: {
+      start: Buffer;
+      end: Buffer;
+      reverse?: boolean;
+      exclusiveStart?: boolean;
+    }): string | undefined => {
+      for (const key of this.#t.nsec3.getKeys({ ...options, limit: 1 })) return labelOf(key);
+      return undefined;
+    };
+    const keyOf = (label: string): Buffer => nodeKey(origin, chainOwner(origin, label));
+    return {
+      first: () => one({ start: range.start, end: range.end }),
+      last: () => one({ start: range.end, end: range.start, reverse: true }),
+      lower: (label) =>
+        one({ start: keyOf(label), end: range.start, reverse: true, exclusiveStart: true }),
+      higher: (label) => one({ start: keyOf(label), end: range.end, exclusiveStart: true }),
     };
   }
 
   #node(origin: string, name: string): StoredNode | undefined {
+    if (chainLabel(origin, name) !== undefined) {
+      const value = this.#t.nsec3.get(nodeKey(origin, name));
+      return value === undefined ? undefined : decodeNode(name, value);
+    }
     return this.#decoded(origin, name)?.node;
   }
 
@@ -743,11 +1194,29 @@ class LmdbStore implements DiscoveryStore {
   }
 }
 
-function expiresBefore(node: StoredNode, limit: number): boolean {
+/** How many RRsets of a node have a signature that expires before `limit`. */
+function expiringRRsets(node: StoredNode, limit: number): number {
+  let n = 0;
   for (const rrset of node.values()) {
-    if (rrset.signature !== undefined && rrset.signature.data.expiration < limit) return true;
+    if (rrset.signature !== undefined && rrset.signature.data.expiration < limit) n += 1;
   }
-  return false;
+  return n;
+}
+
+/** The key of entry `seq` of a zone's journal: the zone's key prefix, then 8 octets. */
+function journalKey(origin: string, seq: number): Buffer {
+  const out = Buffer.alloc(8);
+  out.writeBigUInt64BE(BigInt(seq), 0);
+  return Buffer.concat([zonePrefix(origin), out]);
+}
+
+/** The key range of a zone's journal entries (its head, the bare prefix, is outside it). */
+function journalRange(origin: string): { start: Buffer; end: Buffer } {
+  const prefix = zonePrefix(origin);
+  return {
+    start: Buffer.concat([prefix, Buffer.alloc(8)]),
+    end: Buffer.concat([prefix, Buffer.alloc(8, 0xff), Buffer.of(0)]),
+  };
 }
 
 /** Longest wait for the writer thread to open the store or to close it. */
@@ -860,7 +1329,11 @@ async function openThreadedStore(options: LmdbStoreOptions): Promise<DiscoverySt
     changesSince: (generation) => opened.changesSince(generation),
     readRRset: (origin, name, type) => opened.readRRset(origin, name, type),
     readZone: (origin) => opened.readZone(origin),
+    streamZone: (origin) => opened.streamZone(origin),
+    journalSince: (origin, from) => opened.journalSince(origin, from),
     replayRecords: (limit) => opened.replayRecords(limit),
+    setNsec3: (origin, enabled) =>
+      call({ method: 'setNsec3', args: [origin, enabled] }) as Promise<ApplyResult>,
     addZone: (init) => call({ method: 'addZone', args: [init] }) as Promise<ZoneInfo>,
     removeZone: (origin) => call({ method: 'removeZone', args: [origin] }) as Promise<void>,
     apply: (origin, changes) =>

@@ -23,12 +23,14 @@ import {
   type Revocation,
   type RRsetSigner,
 } from '@mimi-discovery/common';
+import { mappingExpiryHint } from './mapping-expiry-hint.js';
 import { StoreError } from './store-error.js';
 import { ownerName } from '../zone/owner-name.js';
 import { changedNames, type ChangedNames, type NormalizedChange } from '../zone/zone-changes.js';
 import {
   DEFAULT_APEX_TTL,
   planApply,
+  type StoredNode,
   type ZoneReader,
   type ZoneWrites,
 } from '../zone/zone-signer.js';
@@ -874,6 +876,41 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Expired mappings (R9), for `resign`
+
+/**
+ * Whether the MAP RRset of `node` may hold a mapping that has expired at `now`, by a quick read
+ * of each record's expiry (`mapping-expiry-hint.ts`): what `resign` walks every node with. A
+ * record whose expiry cannot be read is not a mapping (answering serves it as stored), so it
+ * never counts.
+ */
+export function mayHoldExpiredMappings(node: StoredNode, now: number): boolean {
+  for (const rr of node.get('MAP')?.records ?? []) {
+    if (rr.type !== 'MAP') continue;
+    const expiry = mappingExpiryHint(rr.data);
+    if (expiry !== undefined && expiry <= now) return true;
+  }
+  return false;
+}
+
+/**
+ * The change that deletes from the MAP RRset at `name` the mappings that have expired at `now`
+ * (min(`exp`, `att.exp`) ≤ now, design §6), decoded strictly: a put of the others, its TTL
+ * computed again, or a delete when none is left; undefined when none has expired. Records that
+ * do not decode as mappings stay. The MAPREF RRset is left alone: it belongs to the CSI, and
+ * the next publish may need it.
+ */
+export function expiredMappingsChange(
+  zone: ZoneReader,
+  name: string,
+  now: number,
+): NormalizedChange | undefined {
+  const stored = mappingsAt(zone, name);
+  const kept = stored.filter((s) => s.mapping === undefined || isCurrent(s.mapping, now));
+  return kept.length === stored.length ? undefined : mapChange(name, kept, now);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ import {
   type ZoneView,
 } from '@mimi-discovery/common';
 import {
+  expiredMappingsChange,
   isActive,
+  mayHoldExpiredMappings,
   prepareOperation,
   runOperation,
   type OperationOutcome,
@@ -21,7 +23,7 @@ import {
   type StoreOperation,
 } from './mapping-ops.js';
 import { replayKey, replayReader } from './replay-codec.js';
-import type { DiscoveryStore } from './store.js';
+import { STREAM_BATCH_RECORDS, type DiscoveryStore } from './store.js';
 import { StoreError, noZoneError } from './store-error.js';
 import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import { nodeKey } from './node-codec.js';
@@ -33,14 +35,26 @@ import {
   type ChangedNames,
   type StoreChanges,
 } from '../zone/zone-changes.js';
+import {
+  decodeJournalEntry,
+  encodeJournalEntry,
+  journalEntry,
+  journalLimits,
+  type JournalEntry,
+  type JournalLimits,
+} from '../zone/journal.js';
+import { chainLabel, chainOwner } from '../zone/nsec3-chain.js';
 import { ownerName, ownerOrUndefined, zoneOrigin } from '../zone/owner-name.js';
+import { SortedMap } from '../zone/sorted-map.js';
 import {
   DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
+  RESIGN_MAX_RRSETS_PER_WRITE,
   checkProverSeed,
   initialZone,
   newZoneKey,
   nodeRecords,
   planApply,
+  planNsec3,
   planResign,
   signatureValidityPolicy,
   toZoneNode,
@@ -58,10 +72,13 @@ import {
  * applied in that same synchronous step, so it sees every write before it; its anti-replay
  * records live in a map beside the zones, for the life of the store.
  *
- * Each zone keeps its nodes in a map by owner name and, for every name with nodes below it, how
- * many there are, so `hasDescendants` (empty non-terminals) is one map read. A delegation that
- * appears or goes away scans the zone's names once; everything else touches only the names it
- * changes and their ancestors.
+ * Each zone keeps its nodes in a map by owner name, the same nodes in canonical order (a
+ * `SortedMap` keyed as the LMDB store keys them: the names below a name are one range, and a
+ * zone is read or streamed in order without sorting), and, for every name with nodes below it,
+ * how many there are, so `hasDescendants` (empty non-terminals) is one map read. The entries of
+ * the zone's NSEC3 chain (`nsec3-chain.ts`) are kept apart, in a sorted map by label (hash
+ * order), which answering never reads. Each zone's journal (`journal.ts`) is a list of encoded
+ * entries, trimmed from the oldest by the store's `journal` limits.
  */
 
 /** Options of {@link createMemoryStore}. */
@@ -74,13 +91,40 @@ export interface MemoryStoreOptions {
   proverSeed?: Uint8Array;
   /** Lifetime of the prover key's AUTHKEY entry in new zones; default 10 years. */
   proverKeyLifetimeSeconds?: number;
+  /** How much of each zone's journal to keep; default `JOURNAL_MAX_ENTRIES`, `JOURNAL_MAX_OCTETS`. */
+  journal?: Partial<JournalLimits>;
 }
 
 interface MemoryZone {
   readonly key: ZoneKey;
+  /** The zone's data nodes by owner name. */
   readonly nodes: Map<string, StoredNode>;
+  /** The same nodes in canonical order, by {@link sortKey}. */
+  readonly ordered: SortedMap<OrderedNode>;
   /** For each name with nodes strictly below it (at or below the origin), how many. */
   readonly below: Map<string, number>;
+  /** The NSEC3 chain's nodes by label, in hash order. */
+  readonly chain: SortedMap<StoredNode>;
+  readonly journal: MemoryJournal;
+}
+
+interface OrderedNode {
+  readonly name: string;
+  readonly node: StoredNode;
+}
+
+/** A new zone holding only its apex. */
+function newZone(origin: string, key: ZoneKey, apex: StoredNode): MemoryZone {
+  const zone: MemoryZone = {
+    key,
+    nodes: new Map(),
+    ordered: new SortedMap(),
+    below: new Map(),
+    chain: new SortedMap(),
+    journal: new MemoryJournal(),
+  };
+  commit(origin, zone, new Map([[origin, apex]]));
+  return zone;
 }
 
 /** Creates an empty memory store. */
@@ -94,6 +138,7 @@ class MemoryStore implements DiscoveryStore {
   readonly #policy: SignatureValidityPolicy;
   readonly #prover: Ed25519KeyPair;
   readonly #proverLifetime: number;
+  readonly #journalLimits: JournalLimits;
   #closed = false;
   #generation = 0;
   /** What each of the last writes changed, by generation (oldest first). */
@@ -108,6 +153,7 @@ class MemoryStore implements DiscoveryStore {
     this.#prover =
       options.proverSeed === undefined ? generateKeyPair() : keyPairFromSeed(options.proverSeed);
     this.#proverLifetime = options.proverKeyLifetimeSeconds ?? DEFAULT_PROVER_KEY_LIFETIME_SECONDS;
+    this.#journalLimits = journalLimits(options.journal);
   }
 
   listZones(): string[] {
@@ -129,7 +175,7 @@ class MemoryStore implements DiscoveryStore {
       proverNotAfter: Math.min(now + this.#proverLifetime, 2 ** 32 - 1),
       sign: zoneSigner(key, now, this.#policy),
     });
-    this.#zones.set(origin, { key, nodes: new Map([[origin, apex]]), below: new Map() });
+    this.#zones.set(origin, newZone(origin, key, apex));
     this.#changed('all');
     return this.#info(origin) as ZoneInfo;
   }
@@ -207,10 +253,53 @@ class MemoryStore implements DiscoveryStore {
 
   readZone(origin: string): ResourceRecord[] {
     this.#open();
-    const { zone } = this.#zone(origin);
-    return sortedNames(zone.nodes.keys()).flatMap((name) =>
-      nodeRecords(zone.nodes.get(name) as StoredNode),
+    const { zone, apex } = this.#zone(origin);
+    const out: ResourceRecord[] = [];
+    for (const node of nodesInOrder(apex, zone.ordered, zone.chain)) out.push(...nodeRecords(node));
+    return out;
+  }
+
+  streamZone(origin: string): AsyncIterable<readonly ResourceRecord[]> {
+    this.#open();
+    const { zone, apex } = this.#zone(origin);
+    // A snapshot of both orders: their chunks are never changed in place, so later writes do
+    // not reach it (and the nodes it holds are never changed in place either).
+    const nodes = nodesInOrder(apex, zone.ordered.snapshot(), zone.chain.snapshot());
+    const open = (): void => this.#open();
+    return {
+      async *[Symbol.asyncIterator]() {
+        let batch: ResourceRecord[] = [];
+        for (const node of nodes) {
+          batch.push(...nodeRecords(node));
+          if (batch.length < STREAM_BATCH_RECORDS) continue;
+          open();
+          yield batch;
+          batch = [];
+        }
+        open();
+        if (batch.length > 0) yield batch;
+      },
+    };
+  }
+
+  async journalSince(origin: string, from: number): Promise<JournalEntry[] | undefined> {
+    this.#open();
+    const { zone, apex } = this.#zone(origin);
+    return zone.journal.since(from, this.#info(apex)?.serial ?? 0);
+  }
+
+  async setNsec3(origin: string, enabled: boolean): Promise<ApplyResult> {
+    this.#open();
+    const { zone, apex } = this.#zone(origin);
+    const plan = planNsec3(
+      reader(apex, zone),
+      enabled,
+      zoneSigner(zone.key, this.#now(), this.#policy),
     );
+    if (plan.serial === undefined) return { serial: this.#info(apex)?.serial ?? 0 };
+    this.#commitWrite(apex, zone, plan.writes);
+    this.#changed('all');
+    return { serial: plan.serial };
   }
 
   async apply(origin: string, changes: readonly RRsetChange[]): Promise<ApplyResult> {
@@ -222,9 +311,27 @@ class MemoryStore implements DiscoveryStore {
       normalized,
       zoneSigner(zone.key, this.#now(), this.#policy),
     );
-    commit(apex, zone, writes);
+    this.#commitWrite(apex, zone, writes);
     this.#changed(changedNames(normalized, writes.keys()));
     return { serial };
+  }
+
+  /**
+   * Commits one write of zone `apex` in one synchronous step: its nodes, its journal entry
+   * (derived from the nodes as they were and as they become, before they are replaced) and the
+   * anti-replay records of an operation. Every write of a zone's records comes through here.
+   */
+  #commitWrite(
+    apex: string,
+    zone: MemoryZone,
+    writes: ZoneWrites,
+    records: readonly ReplayRecord[] = [],
+  ): JournalEntry | undefined {
+    const entry = writes.size === 0 ? undefined : journalEntry(reader(apex, zone), writes);
+    commit(apex, zone, writes);
+    if (entry !== undefined) zone.journal.append(entry, this.#journalLimits);
+    for (const record of records) this.#replay.set(id(replayKey(record)), record);
+    return entry;
   }
 
   async applyOperation(origin: string, operation: StoreOperation): Promise<OperationOutcome> {
@@ -234,8 +341,7 @@ class MemoryStore implements DiscoveryStore {
     const run = runOperation(reader(apex, zone), this.#replayReader(), prepared, () =>
       zoneSigner(zone.key, this.#now(), this.#policy),
     );
-    commit(apex, zone, run.writes);
-    for (const record of run.records) this.#replay.set(id(replayKey(record)), record);
+    this.#commitWrite(apex, zone, run.writes, run.records);
     if (run.changed !== undefined) this.#changed(run.changed);
     return run.outcome;
   }
@@ -260,17 +366,48 @@ class MemoryStore implements DiscoveryStore {
     const limit = before ?? now + this.#policy.refreshBeforeSeconds;
     let count = 0;
     for (const [apex, zone] of this.#zones) {
-      const plan = planResign(
-        reader(apex, zone),
-        sortedNames(zone.nodes.keys()),
-        limit,
-        zoneSigner(zone.key, now, this.#policy),
-      );
-      commit(apex, zone, plan.writes);
-      if (plan.count > 0) this.#changed('all');
-      count += plan.count;
+      this.#dropExpiredMappings(apex, zone, now);
+      // Candidates in canonical order, then the chain: what planResign finds due among them.
+      const candidates: string[] = [];
+      for (const [, { name, node }] of zone.ordered.entries()) {
+        if (mayBeDue(node, limit)) candidates.push(name);
+      }
+      for (const [label, node] of zone.chain.entries()) {
+        if (mayBeDue(node, limit)) candidates.push(chainOwner(apex, label));
+      }
+      // Each write renews at most RESIGN_MAX_RRSETS_PER_WRITE RRsets; every candidate has at
+      // least one RRset, so a window of that many names is enough for one write.
+      for (let at = 0; at < candidates.length;) {
+        const plan = planResign(
+          reader(apex, zone),
+          candidates.slice(at, at + RESIGN_MAX_RRSETS_PER_WRITE),
+          limit,
+          zoneSigner(zone.key, now, this.#policy),
+        );
+        at += Math.max(1, plan.done);
+        if (plan.count === 0) continue;
+        this.#commitWrite(apex, zone, plan.writes);
+        this.#changed('all');
+        count += plan.count;
+      }
     }
     return count;
+  }
+
+  /** Deletes the expired mappings of a zone (R9), in writes of RESIGN_MAX_RRSETS_PER_WRITE RRsets. */
+  #dropExpiredMappings(apex: string, zone: MemoryZone, now: number): void {
+    const names: string[] = [];
+    for (const [name, node] of zone.nodes) if (mayHoldExpiredMappings(node, now)) names.push(name);
+    for (let at = 0; at < names.length; at += RESIGN_MAX_RRSETS_PER_WRITE) {
+      const read = reader(apex, zone);
+      const changes = names
+        .slice(at, at + RESIGN_MAX_RRSETS_PER_WRITE)
+        .flatMap((name) => expiredMappingsChange(read, name, now) ?? []);
+      if (changes.length === 0) continue;
+      const { writes } = planApply(read, changes, zoneSigner(zone.key, now, this.#policy));
+      this.#commitWrite(apex, zone, writes);
+      this.#changed(changedNames(changes, writes.keys()));
+    }
   }
 
   async close(): Promise<void> {
@@ -293,12 +430,14 @@ class MemoryStore implements DiscoveryStore {
   #info(origin: string | undefined): ZoneInfo | undefined {
     const zone = origin === undefined ? undefined : this.#zones.get(origin);
     if (origin === undefined || zone === undefined) return undefined;
-    const soa = zone.nodes.get(origin)?.get('SOA')?.records[0];
+    const apex = zone.nodes.get(origin);
+    const soa = apex?.get('SOA')?.records[0];
     return {
       origin,
       serial: soa?.type === 'SOA' ? soa.data.serial : 0,
       keyTag: zone.key.keyTag,
       publicKey: zone.key.keyPair.publicKey,
+      nsec3: apex?.has('NSEC3PARAM') === true,
     };
   }
 }
@@ -306,17 +445,38 @@ class MemoryStore implements DiscoveryStore {
 function reader(origin: string, zone: MemoryZone): ZoneReader {
   return {
     origin,
-    node: (name) => zone.nodes.get(name),
-    namesBelow: (name) => [...zone.nodes.keys()].filter((n) => n !== name && isSubdomain(n, name)),
+    node: (name) => {
+      const label = chainLabel(origin, name);
+      return label === undefined ? zone.nodes.get(name) : zone.chain.get(label);
+    },
+    namesBelow: function* (name) {
+      const { start, end } = belowKeys(sortKey(name));
+      for (const [, entry] of zone.ordered.entries(start, end)) yield entry.name;
+    },
+    nsec3: zone.chain,
   };
 }
 
-/** Applies computed writes in one synchronous step, keeping the descendant counts. */
+/**
+ * Applies computed writes in one synchronous step: data nodes in both orders with the
+ * descendant counts kept, the NSEC3 chain's nodes in the chain's map.
+ */
 function commit(origin: string, zone: MemoryZone, writes: ZoneWrites): void {
   for (const [name, node] of writes) {
+    const label = chainLabel(origin, name);
+    if (label !== undefined) {
+      if (node === undefined) zone.chain.delete(label);
+      else zone.chain.set(label, node);
+      continue;
+    }
     const existed = zone.nodes.has(name);
-    if (node === undefined) zone.nodes.delete(name);
-    else zone.nodes.set(name, node);
+    if (node === undefined) {
+      zone.nodes.delete(name);
+      zone.ordered.delete(sortKey(name));
+    } else {
+      zone.nodes.set(name, node);
+      zone.ordered.set(sortKey(name), { name, node });
+    }
     const delta = (node === undefined ? 0 : 1) - (existed ? 1 : 0);
     if (delta === 0) continue;
     for (let p = parentName(name); p !== undefined && isSubdomain(p, origin); p = parentName(p)) {
@@ -328,20 +488,107 @@ function commit(origin: string, zone: MemoryZone, writes: ZoneWrites): void {
   }
 }
 
+/**
+ * The nodes of a zone in canonical order (RFC 4034 §6.1): its data nodes merged with its chain's,
+ * each chain entry where its owner `<label>.<origin>` sorts.
+ */
+function* nodesInOrder(
+  origin: string,
+  ordered: SortedMap<OrderedNode>,
+  chain: SortedMap<StoredNode>,
+): Generator<StoredNode> {
+  const entries = chain.entries();
+  const step = (): { key: string; node: StoredNode } | undefined => {
+    const next = entries.next();
+    return next.done === true
+      ? undefined
+      : { key: sortKey(chainOwner(origin, next.value[0])), node: next.value[1] };
+  };
+  let pending = step();
+  for (const [key, { node }] of ordered.entries()) {
+    while (pending !== undefined && pending.key < key) {
+      yield pending.node;
+      pending = step();
+    }
+    yield node;
+  }
+  for (; pending !== undefined; pending = step()) yield pending.node;
+}
+
+/** Whether a node has an RRset that is unsigned or whose RRSIG expires before `limit`. */
+function mayBeDue(node: StoredNode, limit: number): boolean {
+  for (const rrset of node.values()) {
+    if (rrset.signature === undefined || rrset.signature.data.expiration < limit) return true;
+  }
+  return false;
+}
+
 /** A table key as a map key; latin1 keeps the octets' order. */
 function id(key: Buffer): string {
   return key.toString('latin1');
 }
 
-/** Names in canonical order (RFC 4034 §6.1). */
-function sortedNames(names: Iterable<string>): string[] {
-  return [...names]
-    .map((name) => ({ name, key: nameSortKey(name) }))
-    .sort((a, b) => Buffer.compare(a.key, b.key))
-    .map((entry) => entry.name);
+/**
+ * The key that orders names canonically (RFC 4034 §6.1), with every descendant of a name right
+ * after it: the LMDB key of the name (`node-codec.ts`) with an empty origin, as latin1.
+ */
+function sortKey(name: string): string {
+  return nodeKey('.', name).toString('latin1');
 }
 
-function nameSortKey(name: string): Buffer {
-  // The LMDB key of a name orders names canonically; reuse it with an empty origin.
-  return nodeKey('.', name);
+/** The key range `[start, end)` of the names strictly below the name of `key` (`belowRange`). */
+function belowKeys(key: string): { start: string; end: string } {
+  return { start: `${key}\u0001`, end: `${key.slice(0, -1)}\u0001` };
+}
+
+/**
+ * A zone's journal in memory: its entries encoded (what they cost is what the limits count),
+ * oldest first, each leading from the serial the one before led to.
+ */
+class MemoryJournal {
+  /** Entries, oldest first from `#head` on (the ones before it were dropped). */
+  #entries: Array<{ from: number; to: number; bytes: Uint8Array }> = [];
+  #head = 0;
+  #octets = 0;
+
+  /** Adds the entry of the latest write, then drops the oldest entries past `limits`. */
+  append(entry: JournalEntry, limits: JournalLimits): void {
+    if (limits.maxEntries === 0) return;
+    // An entry that does not follow the last one starts the journal afresh: the entries must
+    // chain, or a transfer from an older serial would skip a change.
+    if (this.#entries.at(-1)?.to !== entry.from) this.#clear();
+    const bytes = encodeJournalEntry(entry);
+    this.#entries.push({ from: entry.from, to: entry.to, bytes });
+    this.#octets += bytes.length;
+    while (
+      this.#head < this.#entries.length &&
+      (this.#entries.length - this.#head > limits.maxEntries || this.#octets > limits.maxOctets)
+    ) {
+      this.#octets -= (this.#entries[this.#head] as { bytes: Uint8Array }).bytes.length;
+      this.#head += 1;
+    }
+    // Dropped entries are cut away once they are half the list: amortized O(1) per write.
+    if (this.#head > 0 && this.#head * 2 >= this.#entries.length) {
+      this.#entries = this.#entries.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** The entries from serial `from` to `current`; [] when `from` is current. */
+  since(from: number, current: number): JournalEntry[] | undefined {
+    if (from === current) return [];
+    const last = this.#entries.at(-1);
+    if (this.#head >= this.#entries.length || last?.to !== current) return undefined;
+    for (let i = this.#head; i < this.#entries.length; i++) {
+      if (this.#entries[i]?.from !== from) continue;
+      return this.#entries.slice(i).map((entry) => decodeJournalEntry(entry.bytes));
+    }
+    return undefined;
+  }
+
+  #clear(): void {
+    this.#entries = [];
+    this.#head = 0;
+    this.#octets = 0;
+  }
 }

@@ -20,6 +20,8 @@ export type StoreErrorCode =
   | 'ERR_STORE_BAD_CHANGE'
   /** The store was closed. */
   | 'ERR_STORE_CLOSED'
+  /** Too many zone streams at once, or one that ran past its time (`streamZone`). */
+  | 'ERR_STORE_BUSY'
   /** The data directory holds a different prover key than the one configured. */
   | 'ERR_STORE_PROVER_KEY'
   /** Stored data that does not decode (a damaged or foreign data directory). */

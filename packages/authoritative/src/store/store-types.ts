@@ -55,4 +55,6 @@ export interface ZoneInfo {
   keyTag: number;
   /** The zone's DNSKEY public key. */
   publicKey: Uint8Array;
+  /** Whether the zone keeps an NSEC3 chain for transfer (NSEC3PARAM at its apex). */
+  nsec3: boolean;
 }

@@ -21,6 +21,7 @@ export type StoreWriterRequest =
       args: Parameters<DiscoveryStore['applyOperation']>;
     }
   | { id: number; method: 'resign'; args: Parameters<DiscoveryStore['resign']> }
+  | { id: number; method: 'setNsec3'; args: Parameters<DiscoveryStore['setNsec3']> }
   | { id: number; method: 'close' };
 
 /** The answer to one request. */

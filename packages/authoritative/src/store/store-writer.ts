@@ -2,8 +2,8 @@
  * The writer thread of an LMDB store opened with `writer: 'thread'` (`lmdb-store.ts`): it opens
  * the same LMDB environment as the thread that serves queries and runs every write there —
  * planning, signing, encoding and the commit — so that a burst of publishes never holds up the
- * answering path. Messages in: `{ id, method, args }` for `addZone`, `removeZone`, `apply` and
- * `applyOperation` and `resign`, and `{ id, method: 'close' }`; out: `{ id, value }` or `{ id, error: { code,
+ * answering path. Messages in: `{ id, method, args }` for `addZone`, `removeZone`, `apply`,
+ * `applyOperation`, `setNsec3` and `resign`, and `{ id, method: 'close' }`; out: `{ id, value }` or `{ id, error: { code,
  * message } }` once the write is durable (or failed, having changed nothing).
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -37,6 +37,8 @@ async function serve(): Promise<void> {
           return store.applyOperation(...request.args);
         case 'resign':
           return store.resign(...request.args);
+        case 'setNsec3':
+          return store.setNsec3(...request.args);
         case 'close':
           await store.close();
           return undefined;

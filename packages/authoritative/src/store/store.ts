@@ -8,6 +8,14 @@ import type {
 import type { OperationOutcome, ReplayRecord, StoreOperation } from './mapping-ops.js';
 import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import type { StoreChanges } from '../zone/zone-changes.js';
+import type { JournalEntry } from '../zone/journal.js';
+
+/**
+ * Records per batch of {@link DiscoveryStore.streamZone}, about (a batch ends with a whole node:
+ * an RRset is never split from its RRSIG). Small enough that a batch is a few hundred kilobytes
+ * whatever the zone's size, large enough that a transfer fills its messages without waiting.
+ */
+export const STREAM_BATCH_RECORDS = 1024;
 
 /**
  * The contract between a Discovery Provider's zone data and everything that reads or changes it
@@ -28,6 +36,14 @@ import type { StoreChanges } from '../zone/zone-changes.js';
  * writes back (design §8). The anti-replay records that removals, revocations and MapRef
  * requests leave are part of the store, written in the same transaction, and kept until nothing
  * they stop could verify any more (`mapping-ops.ts`).
+ *
+ * For zone transfers (design §9), every write that bumps a zone's serial also stores, in the same
+ * transaction, its journal entry (`zone/journal.ts`: what it deleted and added, as IXFR sends it),
+ * and a zone that keeps an NSEC3 chain for stock secondaries (NSEC3PARAM at its apex,
+ * {@link DiscoveryStore.setNsec3}) has its chain brought up to date (`zone/nsec3-chain.ts`). The
+ * chain's entries are nodes of the zone that the answering view never sees: `zoneView` and
+ * `readRRset` find nothing at them and they make no name an empty non-terminal; `readZone`,
+ * `streamZone` and `journalSince` include them.
  *
  * Names given to the store may be in any case, with or without the trailing dot; the store keeps
  * owner names in canonical form (RFC 4034 §6.2: lowercase, no trailing dot).
@@ -73,11 +89,36 @@ export interface DiscoveryStore {
    */
   readRRset(origin: string, name: string, type: RRType): ResourceRecord[];
   /**
-   * Every record of the zone, RRSIGs included (for export and transfer), in canonical order
-   * (RFC 4034 §6.1), each RRset followed by its RRSIG. Throws `ERR_STORE_NO_ZONE` for an
-   * unknown zone.
+   * Every record of the zone, RRSIGs and the NSEC3 chain included (for export and transfer), in
+   * canonical order (RFC 4034 §6.1), each RRset followed by its RRSIG. Throws
+   * `ERR_STORE_NO_ZONE` for an unknown zone.
    */
   readZone(origin: string): ResourceRecord[];
+  /**
+   * The zone's records as {@link readZone} gives them (canonical order, RRSIGs and the NSEC3
+   * chain included, the SOA first as canonical order puts it), in batches of about
+   * {@link STREAM_BATCH_RECORDS}, read in pieces so that memory stays constant however large
+   * the zone (the memory store, whose zone is in memory anyway, holds a snapshot of its name
+   * index). One snapshot: a write during the iteration is not seen. Throws `ERR_STORE_NO_ZONE`
+   * at once for an unknown zone. The LMDB store holds one read transaction per stream while it
+   * runs, so it bounds how many run at once and for how long (`STREAM_MAX_OPEN`,
+   * `STREAM_MAX_SECONDS`: past either, `ERR_STORE_BUSY`); ending the iteration early releases it.
+   */
+  streamZone(origin: string): AsyncIterable<readonly ResourceRecord[]>;
+  /**
+   * Journal entries leading from serial `from` to the current serial, oldest first: `[]` when
+   * `from` is current, undefined when the journal does not reach back to `from` (or `from` is
+   * not a serial the zone had): a transfer then sends the whole zone. Each entry's `to` is the
+   * next one's `from`. Rejects with `ERR_STORE_NO_ZONE` for an unknown zone.
+   */
+  journalSince(origin: string, from: number): Promise<JournalEntry[] | undefined>;
+  /**
+   * Keeps (true) or drops (false) the zone's NSEC3 chain for stock secondaries (design §5):
+   * adds or removes NSEC3PARAM at the apex and the whole chain, signed, in one write (serial
+   * bumped, journaled). Resolves with the serial; unchanged when the zone is already so. A zone
+   * with a ZONEMD keeps its chain: dropping it rejects with `ERR_STORE_BAD_CHANGE`.
+   */
+  setNsec3(origin: string, enabled: boolean): Promise<ApplyResult>;
   /**
    * Applies changes to one zone atomically: each change replaces or deletes one RRset. Signs the
    * changed RRsets, bumps the SOA serial once, and resolves after the commit is durable.
@@ -99,9 +140,13 @@ export interface DiscoveryStore {
   replayRecords(limit?: number): ReplayRecord[];
   /**
    * Re-signs every RRset whose RRSIG expires before `before` (seconds; default: now plus the
-   * store's refresh margin) and bumps the serial of each zone it touched; returns how many
-   * RRsets it re-signed. It also prunes the anti-replay records whose time has passed (by the
-   * store's clock), `REPLAY_PRUNE_BATCH` per transaction, without bumping any serial.
+   * store's refresh margin), NSEC3 chains included, in writes of at most
+   * `RESIGN_MAX_RRSETS_PER_WRITE` RRsets each (each bumps the serial and is journaled); returns
+   * how many RRsets it re-signed. First it deletes, per zone, the MAP records whose mapping has
+   * expired (min(`exp`, `att.exp`) ≤ now by the store's clock, R9) as ordinary journaled writes,
+   * so secondaries drop them by IXFR (not counted in the result). It also prunes the
+   * anti-replay records whose time has passed, `REPLAY_PRUNE_BATCH` per transaction, without
+   * bumping any serial.
    */
   resign(before?: number): Promise<number>;
   /** Flushes and closes; later calls fail with `ERR_STORE_CLOSED`. */

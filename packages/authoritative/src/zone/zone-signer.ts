@@ -1,10 +1,9 @@
+import { createHash } from 'node:crypto';
 import {
   DNSSEC_ALGORITHM_ED25519,
   ED25519_PUBLIC_KEY_OCTETS,
-  buildNsec3Chain,
   canonicalName,
   createZoneKey,
-  denialTtl,
   dnskeyRecord,
   encodeRdata,
   isSubdomain,
@@ -21,6 +20,16 @@ import {
   type ZoneKey,
   type ZoneNode,
 } from '@mimi-discovery/common';
+import {
+  buildNsec3ChainInto,
+  chainLabel,
+  chainLabels,
+  chainOwner,
+  dropNsec3Chain,
+  updateNsec3Chain,
+  type ChainEdit,
+  type Nsec3Index,
+} from './nsec3-chain.js';
 import { zoneOrigin } from './owner-name.js';
 import type { NormalizedChange } from './zone-changes.js';
 import { StoreError } from '../store/store-error.js';
@@ -34,7 +43,14 @@ import type { AuthkeyEntry, ZoneInit } from '../store/store-types.js';
  *
  * Signing rules (RFC 4035 §2.2): every RRset is signed except the NS RRset of a delegation and
  * everything below a delegation (glue); the DS at a delegation is signed. Signatures run from an
- * hour before now (clock skew, RFC 6781 §4.4.2) to `validitySeconds` after it.
+ * hour before now (clock skew, RFC 6781 §4.4.2) to `validitySeconds` after it, less a jitter of
+ * the RRset's owner and type ({@link signatureJitter}), so that the RRsets signed in one write —
+ * a bulk import, a zone's first signing — come due for renewal over days, not all in the same
+ * re-signing pass; and a re-signing write renews at most {@link RESIGN_MAX_RRSETS_PER_WRITE}
+ * RRsets, so that no incremental transfer (IXFR) carries the whole zone at once.
+ *
+ * Every write that bumps the serial also keeps what the zone carries for transfer: its NSEC3
+ * chain when it keeps one (`nsec3-chain.ts`), then its ZONEMD when it has one (RFC 8976).
  *
  * Worked example, zone `4.4.e164.mimi.arpa` at serial 7: an apply that puts NS and DS at
  * `7.4.4.e164.mimi.arpa` and A at `ns1.7.4.4.e164.mimi.arpa` writes three nodes — the cut (NS
@@ -81,13 +97,19 @@ export interface StoredRRset {
 /** The RRsets at one owner name, by type. A node without RRsets does not exist. */
 export type StoredNode = ReadonlyMap<RRType, StoredRRset>;
 
-/** Read access to one zone's nodes; names are canonical. */
+/**
+ * Read access to one zone's nodes; names are canonical. The entries of the zone's NSEC3 chain
+ * (`nsec3-chain.ts`) are nodes too: `node` returns them, `namesBelow` never lists them (they are
+ * not data), and `nsec3` lists their labels in hash order.
+ */
 export interface ZoneReader {
   /** The zone's origin, canonical. */
   readonly origin: string;
   node(name: string): StoredNode | undefined;
-  /** Owner names of the nodes strictly below `name`. */
+  /** Owner names of the data nodes strictly below `name` (never the chain's). */
   namesBelow(name: string): Iterable<string>;
+  /** The labels of the zone's NSEC3 chain entries, in hash order. */
+  readonly nsec3: Nsec3Index;
 }
 
 /** Nodes to write, by canonical owner name; `undefined` deletes the node. */
@@ -126,14 +148,49 @@ export function validityAt(now: number, policy: SignatureValidityPolicy): Signat
   };
 }
 
-/** A signer bound to a zone key and the validity of signatures made at `now`. */
+/**
+ * How many seconds before `now + validitySeconds` a new signature over the RRset `type` at
+ * `owner` expires: a number in [0, window) derived from a hash of the owner and the type, the
+ * window being half the refresh margin, and never as much as the time between renewal and
+ * expiry (`validitySeconds - refreshBeforeSeconds`), so a fresh signature is never due at once.
+ * Deterministic, so every store and every replay of a write signs alike.
+ *
+ * Worked example, the defaults (14 days, renewed 7 days before expiry): the window is 3.5 days;
+ * 100,000 MAP RRsets imported at once expire over 3.5 days, and each 15-minute re-signing pass
+ * renews about 300 of them instead of all at once.
+ */
+export function signatureJitter(
+  owner: string,
+  type: RRType,
+  policy: SignatureValidityPolicy,
+): number {
+  const window = Math.min(
+    Math.floor(policy.refreshBeforeSeconds / 2),
+    policy.validitySeconds - policy.refreshBeforeSeconds,
+  );
+  if (window <= 1) return 0;
+  const digest = createHash('sha256').update(`${owner}\u0000${type}`).digest();
+  return digest.readUIntBE(0, 6) % window;
+}
+
+/**
+ * A signer bound to a zone key and the validity of signatures made at `now`, each expiring
+ * early by its {@link signatureJitter}.
+ */
 export function zoneSigner(
   key: ZoneKey,
   now: number,
   policy: SignatureValidityPolicy,
 ): RRsetSigner {
   const validity = validityAt(now, policy);
-  return (rrset) => signRRset(rrset, key, validity);
+  return (rrset) => {
+    const first = rrset[0];
+    const jitter = first === undefined ? 0 : signatureJitter(first.name, first.type, policy);
+    return signRRset(rrset, key, {
+      inception: validity.inception,
+      expiration: validity.expiration - jitter,
+    });
+  };
 }
 
 /**
@@ -222,6 +279,13 @@ export function planApply(
   const zone = new Overlay(reader);
   const cuts = new Set<string>();
   for (const change of changes) {
+    if (chainLabel(zone.origin, change.name) !== undefined) {
+      throw new StoreError(
+        'ERR_STORE_BAD_CHANGE',
+        `${change.name} has the shape of an NSEC3 owner name of ${zone.origin} (one label of 32 ` +
+          'base32hex digits below the apex), where the zone keeps its NSEC3 chain',
+      );
+    }
     const before = zone.node(change.name);
     const next = new Map(before ?? []);
     if (change.op === 'put')
@@ -265,28 +329,42 @@ export function planApply(
 }
 
 /**
- * Re-signs, among the nodes `names`, every RRset whose RRSIG expires before `before` (and any
- * authoritative RRset found without one); bumps and re-signs the SOA when anything changed.
- * Returns the writes, how many RRsets were re-signed, and the new serial (undefined when
- * nothing was due).
+ * RRsets that one re-signing write renews at most (each such write bumps the serial once), so
+ * that the incremental transfer (IXFR) of one write never carries the whole zone (design §9).
+ */
+export const RESIGN_MAX_RRSETS_PER_WRITE = 1000;
+
+/**
+ * Re-signs, among the nodes `names` taken in order, every RRset whose RRSIG expires before
+ * `before` (and any authoritative RRset found without one), at most `max` of them: it stops
+ * before the first node whose due RRsets would pass `max` (unless it is the first node with any);
+ * bumps and re-signs the SOA when anything changed. Returns the writes, how many RRsets were
+ * re-signed, the new serial (undefined when nothing was due), and how many of `names` it went
+ * through (the rest is for the next write).
  */
 export function planResign(
   reader: ZoneReader,
-  names: Iterable<string>,
+  names: readonly string[],
   before: number,
   sign: RRsetSigner,
-): { writes: ZoneWrites; count: number; serial: number | undefined } {
+  max: number = RESIGN_MAX_RRSETS_PER_WRITE,
+): { writes: ZoneWrites; count: number; serial: number | undefined; done: number } {
   const zone = new Overlay(reader);
   let count = 0;
+  let done = 0;
   for (const name of names) {
     const node = zone.node(name);
-    if (node === undefined) continue;
-    for (const [type, rrset] of node) {
-      const due =
+    const due: RRType[] = [];
+    for (const [type, rrset] of node ?? []) {
+      const isDue =
         rrset.signature === undefined
           ? isAuthoritative(zone, name, type)
           : rrset.signature.data.expiration < before;
-      if (!due) continue;
+      if (isDue) due.push(type);
+    }
+    if (count > 0 && count + due.length > max) break;
+    done += 1;
+    for (const type of due) {
       count += 1;
       // The serial bump below signs the SOA anyway, and the ZONEMD of a zone that has one.
       if ((type !== 'SOA' && type !== 'ZONEMD') || name !== zone.origin) {
@@ -294,8 +372,35 @@ export function planResign(
       }
     }
   }
-  if (count === 0) return { writes: zone.writes, count, serial: undefined };
-  return { writes: zone.writes, count, serial: bumpSerial(zone, sign) };
+  if (count === 0) return { writes: zone.writes, count, serial: undefined, done };
+  return { writes: zone.writes, count, serial: bumpSerial(zone, sign), done };
+}
+
+/**
+ * Turns the zone's NSEC3 chain on (`enabled`: NSEC3PARAM at the apex and the whole chain,
+ * signed) or off (both deleted), and bumps the serial; `serial` is undefined when the zone is
+ * already so. A zone with a ZONEMD keeps its chain: turning it off is refused with `StoreError`
+ * (`ERR_STORE_BAD_CHANGE`) until the ZONEMD goes.
+ */
+export function planNsec3(
+  reader: ZoneReader,
+  enabled: boolean,
+  sign: RRsetSigner,
+): { writes: ZoneWrites; serial: number | undefined } {
+  const zone = new Overlay(reader);
+  const apex = zone.node(zone.origin);
+  const kept = apex?.has('NSEC3PARAM') === true;
+  if (kept === enabled) return { writes: zone.writes, serial: undefined };
+  if (!enabled && apex?.has('ZONEMD') === true) {
+    throw new StoreError(
+      'ERR_STORE_BAD_CHANGE',
+      `zone ${zone.origin} keeps a ZONEMD, whose transfer needs its NSEC3 chain: ` +
+        'delete the ZONEMD first',
+    );
+  }
+  if (enabled) buildNsec3ChainInto(zone, sign);
+  else dropNsec3Chain(zone);
+  return { writes: zone.writes, serial: bumpSerial(zone, sign) };
 }
 
 /**
@@ -340,13 +445,18 @@ export function nodeRecords(node: StoredNode): ResourceRecord[] {
 }
 
 /** A reader that sees pending writes over a base reader. */
-class Overlay implements ZoneReader {
+class Overlay implements ChainEdit {
   readonly writes: ZoneWrites = new Map();
 
-  constructor(private readonly base: ZoneReader) {}
+  constructor(readonly base: ZoneReader) {}
 
   get origin(): string {
     return this.base.origin;
+  }
+
+  get nsec3(): Nsec3Index {
+    // The index of the chain as stored; the chain's own code accounts for pending entries.
+    return this.base.nsec3;
   }
 
   node(name: string): StoredNode | undefined {
@@ -357,12 +467,23 @@ class Overlay implements ZoneReader {
     this.writes.set(name, node.size > 0 ? node : undefined);
   }
 
+  written(): Iterable<string> {
+    return [...this.writes.keys()];
+  }
+
   *namesBelow(name: string): Iterable<string> {
     for (const below of this.base.namesBelow(name)) {
       if (!this.writes.has(below)) yield below;
     }
     for (const [below, node] of this.writes) {
-      if (node !== undefined && below !== name && isSubdomain(below, name)) yield below;
+      if (
+        node !== undefined &&
+        below !== name &&
+        isSubdomain(below, name) &&
+        chainLabel(this.origin, below) === undefined
+      ) {
+        yield below;
+      }
     }
   }
 }
@@ -398,95 +519,48 @@ function bumpSerial(zone: Overlay, sign: RRsetSigner): number {
   const serial = (soa.data.serial + 1) % 2 ** 32;
   const records = [{ ...soa, data: { ...soa.data, serial } }];
   zone.set(zone.origin, new Map(apex).set('SOA', { records, signature: sign(records) }));
-  if (apex.has('ZONEMD')) completeForTransfer(zone, records[0] as RecordOf<'SOA'>, sign);
-  else if (apex.has('NSEC3PARAM')) dropChain(zone);
+  keepForTransfer(zone, sign);
   return serial;
 }
 
 /**
- * Keeps a zone that carries a ZONEMD at its apex complete for transfer, once its serial was
- * bumped: its standard NSEC3 chain (RFC 5155, RFC 9276 parameters, as `buildNsec3Chain` builds
- * it) brought up to date, then the ZONEMD computed over every record of the zone and signed
- * (RFC 8976 §3: last, once everything else is final). The chain makes the transferred zone a
- * standard signed zone that stock secondaries and checkers accept; answers stay compact denials
- * (design §5). Costs a read of the whole zone per write: meant for the root's zone of
- * delegations, which is public and small, not for a DP's zone of mappings.
+ * Keeps what a zone carries for transfer up to date once its serial was bumped (inside the
+ * same write). Its NSEC3 chain, kept while the apex holds NSEC3PARAM: brought up to date with
+ * what the write changed (`nsec3-chain.ts`). A ZONEMD at the apex (RFC 8976) needs the chain
+ * (the transferred zone must be a standard signed zone that stock secondaries and checkers
+ * accept), so putting one turns the chain on and deleting one turns it off. Then the ZONEMD,
+ * computed over every record of the zone and signed, last (RFC 8976 §3): that costs a read of
+ * the whole zone per write, which is meant for the root's zone of delegations, public and small,
+ * not for a DP's zone of mappings. Answers stay compact denials (design §5).
  */
-function completeForTransfer(zone: Overlay, soa: RecordOf<'SOA'>, sign: RRsetSigner): void {
+function keepForTransfer(zone: Overlay, sign: RRsetSigner): void {
   const origin = zone.origin;
-  const data: ResourceRecord[] = [];
-  const chain = new Set<string>();
-  for (const name of [origin, ...zone.namesBelow(origin)]) {
-    for (const [type, rrset] of zone.node(name) ?? []) {
-      if (type === 'NSEC3') chain.add(name);
-      else if (type !== 'NSEC3PARAM') data.push(...rrset.records);
-    }
-  }
-  const wanted = new Map<string, ResourceRecord[]>();
-  for (const rr of buildNsec3Chain(origin, data, denialTtl(soa))) {
-    const id = `${canonicalName(rr.name)} ${rr.type}`;
-    wanted.set(id, [...(wanted.get(id) ?? []), rr]);
-  }
-  for (const name of chain) {
-    if (!wanted.has(`${name} NSEC3`)) putRRset(zone, name, 'NSEC3', undefined, sign);
-  }
-  for (const [id, records] of wanted) {
-    const [name, type] = id.split(' ') as [string, RRType];
-    putRRset(zone, name, type, records, sign);
-  }
+  const before = zone.base.node(origin);
+  const apex = zone.node(origin);
+  const hadChain = before?.has('NSEC3PARAM') === true;
+  const hasChain = apex?.has('NSEC3PARAM') === true;
+  const hasZonemd = apex?.has('ZONEMD') === true;
+  if (hasZonemd && !hasChain) buildNsec3ChainInto(zone, sign);
+  else if (!hasZonemd && before?.has('ZONEMD') === true && hasChain) dropNsec3Chain(zone);
+  else if (hadChain && hasChain) updateNsec3Chain(zone, sign);
+  if (hasZonemd) refreshDigest(zone, sign);
+}
+
+/** Computes the apex ZONEMD over every record of the zone (its chain included) and signs it. */
+function refreshDigest(zone: Overlay, sign: RRsetSigner): void {
+  const origin = zone.origin;
   const all: ResourceRecord[] = [];
   for (const name of [origin, ...zone.namesBelow(origin)]) {
     for (const rr of nodeRecords(zone.node(name) ?? new Map())) all.push(rr);
+  }
+  for (const label of chainLabels(zone)) {
+    for (const rr of nodeRecords(zone.node(chainOwner(origin, label)) ?? new Map())) all.push(rr);
   }
   const fresh = refreshZonemd(origin, all, sign).filter(
     (rr) => rr.type === 'ZONEMD' && canonicalName(rr.name) === origin,
   );
   const apex = zone.node(origin) ?? new Map<RRType, StoredRRset>();
   zone.set(origin, new Map(apex).set('ZONEMD', { records: fresh, signature: sign(fresh) }));
-}
-
-/** Deletes the NSEC3 chain a zone kept while it had a ZONEMD ({@link completeForTransfer}). */
-function dropChain(zone: Overlay): void {
-  for (const name of [zone.origin, ...zone.namesBelow(zone.origin)]) {
-    const node = zone.node(name);
-    if (node?.has('NSEC3') !== true && node?.has('NSEC3PARAM') !== true) continue;
-    const rest = new Map(node);
-    rest.delete('NSEC3');
-    rest.delete('NSEC3PARAM');
-    zone.set(name, rest);
-  }
-}
-
-/**
- * Sets one RRset to `records` (signed), or deletes it for `undefined`; an RRset whose records
- * are already those (same RDATA and TTL) keeps its signature.
- */
-function putRRset(
-  zone: Overlay,
-  name: string,
-  type: RRType,
-  records: ResourceRecord[] | undefined,
-  sign: RRsetSigner,
-): void {
-  const node = new Map(zone.node(name) ?? []);
-  const stored = node.get(type);
-  if (records === undefined) {
-    if (stored === undefined) return;
-    node.delete(type);
-  } else {
-    if (stored !== undefined && sameRecords(stored.records, records)) return;
-    node.set(type, { records, signature: sign(records) });
-  }
-  zone.set(name, node);
-}
-
-function sameRecords(a: readonly ResourceRecord[], b: readonly ResourceRecord[]): boolean {
-  const ids = (rrs: readonly ResourceRecord[]): string =>
-    rrs
-      .map((rr) => `${rr.ttl}:${Buffer.from(encodeRdata(rr, { canonical: true })).toString('hex')}`)
-      .sort()
-      .join(',');
-  return a.length === b.length && ids(a) === ids(b);
 }
 
 function authkey(entry: AuthkeyEntry): RecordOf<'AUTHKEY'>['data'] {
