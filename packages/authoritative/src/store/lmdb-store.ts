@@ -40,8 +40,13 @@ import {
   replayReader,
   untilOf,
 } from './replay-codec.js';
-import type { DiscoveryStore } from './store.js';
-import { StoreError, noZoneError, type StoreErrorCode } from './store-error.js';
+import { STREAM_BATCH_RECORDS, type DiscoveryStore } from './store.js';
+import {
+  StoreError,
+  noZoneError,
+  nsec3Unsupported,
+  type StoreErrorCode,
+} from './store-error.js';
 import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import type { StoreWriterReply, StoreWriterRequest } from './store-writer-messages.js';
 import {
@@ -348,7 +353,13 @@ class LmdbStore implements DiscoveryStore {
       this.#t.zones.putSync(origin, Buffer.from(key.keyPair.secretKey));
       this.#t.nodes.putSync(nodeKey(origin, origin), encodeNode(apex));
       this.#keys.set(origin, key);
-      return { origin, serial: 1, keyTag: key.keyTag, publicKey: key.keyPair.publicKey };
+      return {
+        origin,
+        serial: 1,
+        keyTag: key.keyTag,
+        publicKey: key.keyPair.publicKey,
+        nsec3: false,
+      };
     });
   }
 
@@ -367,12 +378,14 @@ class LmdbStore implements DiscoveryStore {
     const apex = ownerOrUndefined(origin);
     const key = apex === undefined ? undefined : this.#key(apex);
     if (apex === undefined || key === undefined) return undefined;
-    const soa = this.#node(apex, apex)?.get('SOA')?.records[0];
+    const node = this.#node(apex, apex);
+    const soa = node?.get('SOA')?.records[0];
     return {
       origin: apex,
       serial: soa?.type === 'SOA' ? soa.data.serial : 0,
       keyTag: key.keyTag,
       publicKey: key.keyPair.publicKey,
+      nsec3: node?.has('NSEC3PARAM') === true,
     };
   }
 
@@ -462,6 +475,30 @@ class LmdbStore implements DiscoveryStore {
       out.push(...nodeRecords(decodeNode(nodeName(apex, key), value)));
     }
     return out;
+  }
+
+  async *streamZone(origin: string): AsyncGenerator<readonly ResourceRecord[]> {
+    this.#open();
+    const apex = this.#existing(origin);
+    let batch: ResourceRecord[] = [];
+    // A range iterator keeps one read transaction (lmdb-js `snapshot`, its default) until it
+    // ends or is abandoned: one snapshot, read node by node through a cursor.
+    for (const { key, value } of this.#t.nodes.getRange({ ...zoneRange(apex), snapshot: true })) {
+      batch.push(...nodeRecords(decodeNode(nodeName(apex, key), value)));
+      if (batch.length >= STREAM_BATCH_RECORDS) {
+        yield batch;
+        batch = [];
+      }
+    }
+    if (batch.length > 0) yield batch;
+  }
+
+  async setNsec3(origin: string, enabled: boolean): Promise<ApplyResult> {
+    this.#open();
+    const apex = this.#existing(origin);
+    const info = this.zoneInfo(apex) as ZoneInfo;
+    if (info.nsec3 === enabled) return { serial: info.serial };
+    throw nsec3Unsupported(apex, enabled);
   }
 
   async apply(origin: string, changes: readonly RRsetChange[]): Promise<ApplyResult> {
@@ -860,6 +897,8 @@ async function openThreadedStore(options: LmdbStoreOptions): Promise<DiscoverySt
     changesSince: (generation) => opened.changesSince(generation),
     readRRset: (origin, name, type) => opened.readRRset(origin, name, type),
     readZone: (origin) => opened.readZone(origin),
+    streamZone: (origin) => opened.streamZone(origin),
+    setNsec3: (origin, enabled) => opened.setNsec3(origin, enabled),
     replayRecords: (limit) => opened.replayRecords(limit),
     addZone: (init) => call({ method: 'addZone', args: [init] }) as Promise<ZoneInfo>,
     removeZone: (origin) => call({ method: 'removeZone', args: [origin] }) as Promise<void>,

@@ -21,8 +21,8 @@ import {
   type StoreOperation,
 } from './mapping-ops.js';
 import { replayKey, replayReader } from './replay-codec.js';
-import type { DiscoveryStore } from './store.js';
-import { StoreError, noZoneError } from './store-error.js';
+import { STREAM_BATCH_RECORDS, type DiscoveryStore } from './store.js';
+import { StoreError, noZoneError, nsec3Unsupported } from './store-error.js';
 import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import { nodeKey } from './node-codec.js';
 import {
@@ -213,6 +213,31 @@ class MemoryStore implements DiscoveryStore {
     );
   }
 
+  async *streamZone(origin: string): AsyncGenerator<readonly ResourceRecord[]> {
+    this.#open();
+    const { zone } = this.#zone(origin);
+    // One snapshot: a write replaces a name's node object, so the nodes taken now stay as they
+    // are while the batches are handed out.
+    const nodes = sortedNames(zone.nodes.keys()).map((name) => zone.nodes.get(name) as StoredNode);
+    let batch: ResourceRecord[] = [];
+    for (const node of nodes) {
+      batch.push(...nodeRecords(node));
+      if (batch.length >= STREAM_BATCH_RECORDS) {
+        yield batch;
+        batch = [];
+      }
+    }
+    if (batch.length > 0) yield batch;
+  }
+
+  async setNsec3(origin: string, enabled: boolean): Promise<ApplyResult> {
+    this.#open();
+    const { apex } = this.#zone(origin);
+    const info = this.#info(apex) as ZoneInfo;
+    if (info.nsec3 === enabled) return { serial: info.serial };
+    throw nsec3Unsupported(apex, enabled);
+  }
+
   async apply(origin: string, changes: readonly RRsetChange[]): Promise<ApplyResult> {
     this.#open();
     const { zone, apex } = this.#zone(origin);
@@ -293,12 +318,14 @@ class MemoryStore implements DiscoveryStore {
   #info(origin: string | undefined): ZoneInfo | undefined {
     const zone = origin === undefined ? undefined : this.#zones.get(origin);
     if (origin === undefined || zone === undefined) return undefined;
-    const soa = zone.nodes.get(origin)?.get('SOA')?.records[0];
+    const apex = zone.nodes.get(origin);
+    const soa = apex?.get('SOA')?.records[0];
     return {
       origin,
       serial: soa?.type === 'SOA' ? soa.data.serial : 0,
       keyTag: zone.key.keyTag,
       publicKey: zone.key.keyPair.publicKey,
+      nsec3: apex?.has('NSEC3PARAM') === true,
     };
   }
 }

@@ -40,3 +40,14 @@ export class StoreError extends MimiError<StoreErrorCode> {
 export function noZoneError(origin: string): StoreError {
   return new StoreError('ERR_STORE_NO_ZONE', `the store holds no zone ${origin}`);
 }
+
+/**
+ * The refusal of `setNsec3` to add or drop a zone's NSEC3 chain, which this version of the
+ * stores does not do yet (only a zone with a ZONEMD keeps one, `zone-signer.ts`).
+ */
+export function nsec3Unsupported(origin: string, enabled: boolean): StoreError {
+  return new StoreError(
+    'ERR_STORE_BAD_CHANGE',
+    `this store cannot ${enabled ? 'add an NSEC3 chain to' : 'drop the NSEC3 chain of'} zone ${origin} yet`,
+  );
+}

@@ -55,4 +55,9 @@ export interface ZoneInfo {
   keyTag: number;
   /** The zone's DNSKEY public key. */
   publicKey: Uint8Array;
+  /**
+   * Whether the zone keeps a standard NSEC3 chain for stock secondaries (NSEC3PARAM present at
+   * the apex, design §5): its export and transfer then carry the chain as stored.
+   */
+  nsec3: boolean;
 }

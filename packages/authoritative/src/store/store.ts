@@ -9,6 +9,9 @@ import type { OperationOutcome, ReplayRecord, StoreOperation } from './mapping-o
 import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import type { StoreChanges } from '../zone/zone-changes.js';
 
+/** Records {@link DiscoveryStore.streamZone} yields at a time, about (whole nodes). */
+export const STREAM_BATCH_RECORDS = 1000;
+
 /**
  * The contract between a Discovery Provider's zone data and everything that reads or changes it
  * (the answering path, the registration API, delegation management, zone import and export).
@@ -78,6 +81,19 @@ export interface DiscoveryStore {
    * unknown zone.
    */
   readZone(origin: string): ResourceRecord[];
+  /**
+   * The zone's records as `readZone` gives them (canonical order, RRSIGs and the NSEC3 chain
+   * included, SOA where canonical order puts it: first), in batches of about
+   * STREAM_BATCH_RECORDS, read in pieces so memory stays constant however large the zone; one
+   * snapshot: a write during the iteration is not seen. Throws ERR_STORE_NO_ZONE.
+   */
+  streamZone(origin: string): AsyncIterable<readonly ResourceRecord[]>;
+  /**
+   * Keeps (true) or drops (false) the zone's NSEC3 chain for stock secondaries (design §5):
+   * adds or removes NSEC3PARAM at the apex and the whole chain, signed, in one write (serial
+   * bumped, journaled). Resolves with the serial; unchanged when already so.
+   */
+  setNsec3(origin: string, enabled: boolean): Promise<ApplyResult>;
   /**
    * Applies changes to one zone atomically: each change replaces or deletes one RRset. Signs the
    * changed RRsets, bumps the SOA serial once, and resolves after the commit is durable.
