@@ -707,12 +707,16 @@ export {
   ZoneFileError,
   parseZoneFile,
   readZoneFile,
+  createZoneFileReader,
+  readZoneFileChunks,
 } from './protocol/zone-file.js';
 export type {
   ZoneFileErrorCode,
   ZoneFileOptions,
   ZoneFileReadOptions,
   ZoneFileEntry,
+  ZoneFileReader,
+  ZoneFileReaderOptions,
 } from './protocol/zone-file.js';
 export {
   CONFIG_ERROR_CODES,
