@@ -337,8 +337,16 @@ export {
   zonemdPlaceholder,
   refreshZonemd,
   verifyZonemd,
+  createZoneDigester,
+  zonemdAlgorithms,
+  zonemdRRset,
 } from './protocol/zonemd.js';
-export type { ZonemdFailure, ZonemdVerification, ZonemdRecordOptions } from './protocol/zonemd.js';
+export type {
+  ZonemdFailure,
+  ZonemdVerification,
+  ZonemdRecordOptions,
+  ZoneDigester,
+} from './protocol/zonemd.js';
 export type { SignZoneOptions } from './protocol/zone-signing.js';
 export {
   formatRecord,
