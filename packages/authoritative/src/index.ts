@@ -6,6 +6,7 @@
 
 // store.ts, store-types.ts, store-error.ts
 export type { DiscoveryStore } from './store/store.js';
+export { STREAM_BATCH_RECORDS } from './store/store.js';
 export type {
   RRsetChange,
   ApplyResult,
@@ -93,7 +94,13 @@ export {
 export type { CurrentMappings } from './answering/map-expiry.js';
 
 // zone-export.ts, zone-digest.ts
-export { exportZone, zoneRecordsAt } from './zone/zone-export.js';
+export {
+  exportZone,
+  exportZoneText,
+  exportForm,
+  zoneRecordsAt,
+  EXPORT_CHUNK_CHARS,
+} from './zone/zone-export.js';
 export { keepZoneDigest, dropZoneDigest } from './zone/zone-digest.js';
 
 // transfer.ts
@@ -105,7 +112,7 @@ export {
   createTransferHandler,
 } from './answering/transfer.js';
 export type { TransferPolicy, TransferComponents, TransferOutcome } from './answering/transfer.js';
-export type { ExportZoneOptions } from './zone/zone-export.js';
+export type { ExportZoneOptions, ExportForm } from './zone/zone-export.js';
 
 // registration
 export { REGISTRATION_ERRORS, RegistrationError } from './registration/registration-error.js';
