@@ -531,7 +531,7 @@ describe('zone export and import as streams', () => {
         '--zone',
         ZONE,
         '--file',
-        'round.zone',
+        'p.zone',
         '--json',
       ],
       { stderrIsTTY: true },
