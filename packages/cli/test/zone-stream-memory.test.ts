@@ -68,21 +68,23 @@ beforeAll(async () => {
 function underHeapLimit(
   args: readonly string[],
   cwd: string = cli.dir,
-): Promise<{ status: number | null; stderr: string }> {
+): Promise<{ status: number | null; stderr: string; stdout: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [`--max-old-space-size=${HEAP_MIB}`, ...args], {
       cwd,
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe'],
       timeout: 120_000,
     });
     let stderr = '';
+    let stdout = '';
     child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
     child.once('error', reject);
-    child.once('close', (status) => resolve({ status, stderr }));
+    child.once('close', (status) => resolve({ status, stderr, stdout }));
   });
 }
 
-describe('zone export of a zone larger than its heap', () => {
+describe('zone export and import of a zone larger than the heap', () => {
   it('writes the whole zone, larger than the heap limit, in a process with that limit', async () => {
     const { status, stderr } = await underHeapLimit([
       BIN,
@@ -107,6 +109,26 @@ describe('zone export of a zone larger than its heap', () => {
     // Every TXT RRset, each with its RRSIG.
     expect(text.match(/ IN TXT "/g)).toHaveLength(RRSETS);
     expect(text.match(/ IN RRSIG TXT /g)).toHaveLength(RRSETS);
+  }, 120_000);
+
+  it('reads that file back, larger than the heap limit, in a process with that limit', async () => {
+    const { status, stderr, stdout } = await underHeapLimit([
+      BIN,
+      'zone',
+      'import',
+      '--config',
+      'big/config.json',
+      '--zone',
+      ZONE,
+      '--file',
+      'big.zone',
+      '--no-progress',
+      '--json',
+    ]);
+    expect(stderr).toBe('');
+    expect(status).toBe(0);
+    const report = JSON.parse(stdout) as { skipped: Array<{ type: string; count: number }> };
+    expect(report.skipped.find((s) => s.type === 'TXT')?.count).toBe(RRSETS);
   }, 120_000);
 
   it('runs out of memory under the same limit when the zone is built as one string', async () => {
