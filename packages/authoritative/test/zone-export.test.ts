@@ -299,7 +299,7 @@ describe.each(stores)('exporting a zone of the %s', (_name, openStore) => {
       await store.close();
     });
 
-    it('writes a large zone in pieces of whole lines, each at most EXPORT_CHUNK_CHARS', async () => {
+    it('writes a large zone in pieces of whole lines, each about EXPORT_CHUNK_CHARS', async () => {
       const store = await openStore();
       await populate(store);
       await putNotes(store, 0, 3 * STREAM_BATCH_RECORDS);

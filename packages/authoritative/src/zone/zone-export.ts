@@ -83,8 +83,8 @@ export interface ExportZoneOptions {
 export type ExportForm = 'stored-chain' | 'signed-in-memory' | 'as-served';
 
 /**
- * Largest piece of text {@link exportZoneText} yields, in characters (whole lines: a line longer
- * than this is one piece of its own).
+ * Characters after which {@link exportZoneText} yields the text it has: a piece is whole lines,
+ * at most this and one line more.
  */
 export const EXPORT_CHUNK_CHARS = 256 * 1024;
 
@@ -118,8 +118,8 @@ export function exportZone(
 }
 
 /**
- * The zone `origin` of `store` as a master file, in pieces of at most
- * {@link EXPORT_CHUNK_CHARS} characters (whole lines), read from the store as they are written
+ * The zone `origin` of `store` as a master file, in pieces of about {@link EXPORT_CHUNK_CHARS}
+ * characters (whole lines), read from the store as they are written
  * (see the module comment for the order, and for the signed-in-memory form, which holds the
  * zone). The zone is read from one snapshot: a write during the export is not in it. Throws
  * `StoreError` (`ERR_STORE_NO_ZONE`) when the store holds no such zone, at the first piece.
