@@ -1,13 +1,14 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import { openLmdbStore } from '@mimi-discovery/authoritative';
+import { fileURLToPath } from 'node:url';
+import { openLmdbStore, storeDirectory } from '@mimi-discovery/authoritative';
 import { buildQuery, queryUdp } from '@mimi-discovery/common';
 import type { DataSetManifest } from './data-cache.js';
-import { PROVER_SEED, nameOf } from './dataset.js';
+import { ORIGIN, PROVER_SEED, nameOf } from './dataset.js';
 import { startDp, type DpProcess } from './dp-process.js';
 import { machineFacts, treeCpuSeconds, type MachineFacts } from './proc.js';
 import { median, percentile } from './report.js';
@@ -46,6 +47,17 @@ import { median, percentile } from './report.js';
  *    Percentiles are nearest-rank over answered queries; server CPU per query from /proc. A CSI
  *    with three mappings is answered truncated (TC) over UDP, as in `run.ts` (see
  *    `probeIndex`).
+ * 5. Export (`measureExport`), once the DP has stopped: `mimi-discovery zone export --no-nsec3`
+ *    (the built command, as an operator runs it) over the data set, its stdout a pipe that this
+ *    process reads and counts (records are lines), nothing written to disk. Its memory is sampled
+ *    from /proc/<pid>/status every {@link EXPORT_SAMPLE_MS} ms (the largest RssAnon and
+ *    RssFile), and at exit it reports its own peak RSS and CPU time (`process.resourceUsage`,
+ *    through a preloaded module writing to fd 3). Anonymous memory is the process's own (the V8
+ *    heap, buffers): streamed, it stays the same at any size. File-backed memory is LMDB's map
+ *    of `data.mdb`, pages of the page cache that the read brings in and the kernel reclaims
+ *    when it needs them; the peak RSS (VmHWM) counts them too, so it follows the store's size
+ *    as far as RAM allows. `--no-nsec3` is the form that streams without a stored NSEC3 chain;
+ *    a zone that keeps its chain streams the same way.
  */
 
 /** The DP counts as idle below this fraction of one core… */
@@ -70,6 +82,8 @@ export interface ScaleOptions {
   dropCaches?: boolean;
   /** Time `store.resign` walking the whole store (see {@link timeResignScan}); default true. */
   resignScan?: boolean;
+  /** Measure `zone export` of the whole zone (see {@link measureExport}); default true. */
+  export?: boolean;
   /** Query rate of the latency runs; default 2,000/s. */
   queriesPerSecond?: number;
   /** Names per latency pass (3 of 4 existing); default 40,000, 20 s at 2,000/s. */
@@ -127,6 +141,27 @@ export interface LatencyRun {
   loadAverage: number;
 }
 
+/** One measured zone export (see the module comment, step 5). */
+export interface ExportRun {
+  /** The command line, relative to the repository root. */
+  command: string;
+  /** Lines written: one record each. */
+  records: number;
+  /** Octets written. */
+  octets: number;
+  /** Spawn → exit. */
+  seconds: number;
+  recordsPerSecond: number;
+  /** User + system CPU of the export process (its own report at exit). */
+  cpuSeconds: number;
+  /** The largest anonymous RSS sampled: the process's own memory. */
+  peakRssAnonKiB: number;
+  /** The largest file-backed RSS sampled: LMDB's mapped pages, and code. */
+  peakRssFileKiB: number;
+  /** Peak RSS, anonymous and file-backed (ru_maxrss, the process's own report at exit). */
+  peakRssKiB: number;
+}
+
 /** The result of {@link measureScale}: plain data, for JSON. */
 export interface ScaleResult {
   date: string;
@@ -161,6 +196,8 @@ export interface ScaleResult {
     resignScanSeconds?: number;
   };
   memory: { afterStart: ProcessMemory; afterSettle: ProcessMemory; afterLoad: ProcessMemory };
+  /** `zone export` of the whole zone (absent in results from before it was measured). */
+  export?: ExportRun;
   latency: {
     queriesPerSecond: number;
     existing: number;
@@ -275,6 +312,17 @@ export async function measureScale(dataDir: string, options: ScaleOptions): Prom
       resignScanSeconds = await timeResignScan(dataDir);
       log(`resign walk over the whole store: ${resignScanSeconds.toFixed(1)} s`);
     }
+    let exported: ExportRun | undefined;
+    if (options.export !== false) {
+      exported = await measureExport(dataDir, work);
+      log(
+        `zone export: ${exported.records.toLocaleString('en-US')} records, ` +
+          `${(exported.octets / 2 ** 20).toFixed(0)} MiB in ${exported.seconds.toFixed(1)} s ` +
+          `(${Math.round(exported.recordsPerSecond)} records/s), ` +
+          `peak RSS ${(exported.peakRssKiB / 1024).toFixed(0)} MiB, ` +
+          `of it anonymous at most ${(exported.peakRssAnonKiB / 1024).toFixed(0)} MiB`,
+      );
+    }
     return {
       date: new Date().toISOString().slice(0, 10),
       machine: machineFacts(),
@@ -296,6 +344,7 @@ export async function measureScale(dataDir: string, options: ScaleOptions): Prom
         ...(resignScanSeconds === undefined ? {} : { resignScanSeconds }),
       },
       memory: { afterStart, afterSettle, afterLoad },
+      ...(exported === undefined ? {} : { export: exported }),
       latency: { queriesPerSecond: qps, existing, absent, passes },
       notes,
     };
@@ -321,6 +370,104 @@ export async function timeResignScan(dataDir: string): Promise<number> {
   } finally {
     await store.close();
   }
+}
+
+/** The repository root (this file is bench/lib/scale.ts). */
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Interval of the memory samples of the export process. */
+const EXPORT_SAMPLE_MS = 100;
+
+/**
+ * Preloaded into the export process: at exit, its peak RSS and CPU time (`resourceUsage`) as
+ * JSON on fd 3.
+ */
+const EXIT_REPORT = `import { writeSync } from 'node:fs';
+process.on('exit', () => {
+  const u = process.resourceUsage();
+  writeSync(3, JSON.stringify({ maxRssKiB: u.maxRSS, cpuMicros: u.userCPUTime + u.systemCPUTime }));
+});
+`;
+
+/**
+ * Runs `mimi-discovery zone export --no-nsec3` over the LMDB store in `dataDir` (a data set's
+ * `store` directory) and measures it (see the module comment, step 5). `work` is a scratch
+ * directory for its config.
+ */
+export async function measureExport(dataDir: string, work: string): Promise<ExportRun> {
+  if (storeDirectory(dirname(dataDir)) !== dataDir) {
+    throw new Error(`${dataDir} is not the store directory of a data directory`);
+  }
+  const config = join(work, 'export-config.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      role: 'dp',
+      dataDir: dirname(dataDir),
+      listen: { host: '127.0.0.1', udp: 0, tcp: null, doh: null, api: null, admin: null },
+      registration: { channels: { outbox: { path: join(work, 'outbox.jsonl') } } },
+    }),
+  );
+  const preload = join(work, 'exit-report.mjs');
+  writeFileSync(preload, EXIT_REPORT);
+  const bin = join(ROOT, 'packages', 'cli', 'bin', 'mimi-discovery.js');
+  const args = [
+    '--import',
+    preload,
+    bin,
+    'zone',
+    'export',
+    '--config',
+    config,
+    '--zone',
+    ORIGIN,
+    '--no-nsec3',
+    '--no-progress',
+  ];
+  const started = performance.now();
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+  let records = 0;
+  let octets = 0;
+  child.stdout!.on('data', (chunk: Buffer) => {
+    octets += chunk.length;
+    for (let at = chunk.indexOf(10); at >= 0; at = chunk.indexOf(10, at + 1)) records++;
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  let report = '';
+  (child.stdio[3] as NodeJS.ReadableStream).on('data', (chunk: Buffer) => (report += chunk));
+  let peakAnon = 0;
+  let peakFile = 0;
+  const sample = setInterval(() => {
+    try {
+      const memory = processMemory(child.pid ?? 0);
+      peakAnon = Math.max(peakAnon, memory.rssAnonKiB);
+      peakFile = Math.max(peakFile, memory.rssFileKiB);
+    } catch {
+      // Gone between two samples: the exit report has the rest.
+    }
+  }, EXPORT_SAMPLE_MS);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', resolve);
+  }).finally(() => clearInterval(sample));
+  const seconds = (performance.now() - started) / 1000;
+  if (code !== 0) throw new Error(`zone export exited ${code}: ${stderr}`);
+  const exit = JSON.parse(report) as { maxRssKiB: number; cpuMicros: number };
+  return {
+    command: `node ${args
+      .map((a) => (a.startsWith(work) ? `<tmp>${a.slice(work.length)}` : a))
+      .map((a) => (a.startsWith('/') ? relative(ROOT, a) : a))
+      .join(' ')}`,
+    records,
+    octets,
+    seconds,
+    recordsPerSecond: records / seconds,
+    cpuSeconds: exit.cpuMicros / 1e6,
+    peakRssAnonKiB: peakAnon,
+    peakRssFileKiB: peakFile,
+    peakRssKiB: exit.maxRssKiB,
+  };
 }
 
 function storeSize(dataDir: string, csis: number): ScaleResult['store'] {

@@ -107,7 +107,13 @@ export {
 export type { CurrentMappings } from './answering/map-expiry.js';
 
 // zone-export.ts, zone-digest.ts
-export { exportZone, zoneRecordsAt } from './zone/zone-export.js';
+export {
+  exportZone,
+  exportZoneText,
+  exportForm,
+  zoneRecordsAt,
+  EXPORT_CHUNK_CHARS,
+} from './zone/zone-export.js';
 export { keepZoneDigest, dropZoneDigest } from './zone/zone-digest.js';
 
 // transfer.ts
@@ -119,7 +125,7 @@ export {
   createTransferHandler,
 } from './answering/transfer.js';
 export type { TransferPolicy, TransferComponents, TransferOutcome } from './answering/transfer.js';
-export type { ExportZoneOptions } from './zone/zone-export.js';
+export type { ExportZoneOptions, ExportForm } from './zone/zone-export.js';
 
 // registration
 export { REGISTRATION_ERRORS, RegistrationError } from './registration/registration-error.js';

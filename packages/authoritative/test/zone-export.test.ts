@@ -3,18 +3,28 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  formatRecord,
   formatTime,
   formatZone,
   parseZoneFile,
   record,
+  verifyZonemd,
   type RecordOf,
+  type ResourceRecord,
 } from '@mimi-discovery/common';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  EXPORT_CHUNK_CHARS,
+  STREAM_BATCH_RECORDS,
   createMemoryStore,
+  delegate,
+  exportForm,
   exportZone,
+  exportZoneText,
+  keepZoneDigest,
   openLmdbStore,
   type DiscoveryStore,
+  type ExportZoneOptions,
   type RRsetChange,
 } from '../src/index.js';
 import {
@@ -262,6 +272,154 @@ describe.each(stores)('exporting a zone of the %s', (_name, openStore) => {
   it('refuses a zone the store does not hold', async () => {
     const store = await openStore();
     await expectStoreError(() => exportZone(store, ORIGIN, { nsec3: true }), 'ERR_STORE_NO_ZONE');
+    await expectStoreError(() => text(store, { nsec3: false }), 'ERR_STORE_NO_ZONE');
     await store.close();
   });
+
+  describe('as a stream', () => {
+    it('writes what exportZone writes, in either form, expired mappings left out alike', async () => {
+      const store = await openStore();
+      await populate(store);
+      await store.apply(ORIGIN, [
+        putMappings([
+          { key: 41, exp: T0 + 100 },
+          { key: 42, exp: T0 + 1000 },
+        ]),
+      ]);
+      expect(exportForm(store, ORIGIN, true)).toBe('signed-in-memory');
+      expect(exportForm(store, ORIGIN, false)).toBe('as-served');
+      for (const at of [T0, T0 + 100, T0 + 1000]) {
+        for (const nsec3 of [true, false]) {
+          const options = { nsec3, now: at };
+          expect(await text(store, options), `nsec3 ${nsec3} at ${at}`).toBe(
+            exportZone(store, ORIGIN, options),
+          );
+        }
+      }
+      await store.close();
+    });
+
+    it('writes a large zone in pieces of whole lines, each about EXPORT_CHUNK_CHARS', async () => {
+      const store = await openStore();
+      await populate(store);
+      await putNotes(store, 0, 3 * STREAM_BATCH_RECORDS);
+      const pieces: string[] = [];
+      for await (const piece of exportZoneText(store, ORIGIN, { nsec3: false, now: T0 })) {
+        pieces.push(piece);
+      }
+      expect(pieces.length).toBeGreaterThan(2);
+      for (const piece of pieces) {
+        expect(piece.length).toBeLessThanOrEqual(EXPORT_CHUNK_CHARS + 1000);
+        expect(piece.endsWith('\n')).toBe(true);
+      }
+      expect(pieces.join('')).toBe(exportZone(store, ORIGIN, { nsec3: false, now: T0 }));
+      await store.close();
+    });
+
+    it('reads one snapshot: a write made while the export runs is not in it', async () => {
+      const store = await openStore();
+      await populate(store);
+      await putNotes(store, 0, 3 * STREAM_BATCH_RECORDS);
+      const before = exportZone(store, ORIGIN, { nsec3: false, now: T0 });
+      const pieces = exportZoneText(store, ORIGIN, { nsec3: false, now: T0 });
+      const first = await pieces.next();
+      expect(first.done).toBe(false);
+      // Delete the last note (not written yet) and add one.
+      await store.apply(ORIGIN, [
+        { op: 'delete', name: note(3 * STREAM_BATCH_RECORDS - 1), type: 'TXT' },
+      ]);
+      await putNotes(store, 3 * STREAM_BATCH_RECORDS, 1);
+      let all = first.value as string;
+      for await (const piece of pieces) all += piece;
+      expect(all).toBe(before);
+      expect(exportZone(store, ORIGIN, { nsec3: false, now: T0 })).not.toBe(before);
+      await store.close();
+    });
+  });
+
+  describe('of a zone that keeps its NSEC3 chain and ZONEMD', () => {
+    const ROOT = 'mimi.arpa';
+    const rootZone = async (): Promise<DiscoveryStore> => {
+      const store = await openStore();
+      await store.addZone(zoneInit(ROOT));
+      await keepZoneDigest(store, ROOT);
+      await delegate(store, ROOT, {
+        zone: ORIGIN,
+        nameservers: [{ name: `ns1.${ORIGIN}`, addresses: ['192.0.2.1'] }],
+        ds: [
+          {
+            keyTag: 1,
+            algorithm: 15,
+            digestType: 2,
+            digest: new Uint8Array(32).fill(7),
+          },
+        ],
+      });
+      return store;
+    };
+
+    it('streams the zone as stored with --nsec3: chain, RRSIGs and ZONEMD as they are', async () => {
+      const store = await rootZone();
+      expect(store.zoneInfo(ROOT)?.nsec3).toBe(true);
+      expect(exportForm(store, ROOT, true)).toBe('stored-chain');
+      const streamed = await text(store, { nsec3: true, now: T0 + 5000 }, ROOT);
+      expect(streamed).toBe(formatZone(ROOT, store.readZone(ROOT)));
+      expect(streamed).toBe(exportZone(store, ROOT, { nsec3: true, now: T0 + 5000 }));
+      expect(verifyZonemd(ROOT, parseZoneFile(streamed)).kind).toBe('verified');
+      if (LDNS) {
+        const file = join(dir, `chain-${++counter}.zone`);
+        writeFileSync(file, streamed);
+        const { status, output } = run('ldns-verify-zone', ['-t', formatTime(T0), file]);
+        expect(output, output).toContain('Zone is verified and complete');
+        expect(status).toBe(0);
+      }
+      await store.close();
+    });
+
+    it('leaves the chain out as served, and writes a ZONEMD computed afresh last', async () => {
+      const store = await rootZone();
+      const streamed = await text(store, { nsec3: false, now: T0 }, ROOT);
+      const records = parseZoneFile(streamed);
+      expect(records.some((rr) => rr.type === 'NSEC3' || rr.type === 'NSEC3PARAM')).toBe(false);
+      expect(records.slice(-2).map((rr) => rr.type)).toEqual(['ZONEMD', 'RRSIG']);
+      expect(verifyZonemd(ROOT, records).kind).toBe('verified');
+      // The stored ZONEMD covered the chain; the written one covers what was written.
+      const stored = store.readZone(ROOT).find((rr) => rr.type === 'ZONEMD');
+      expect(stored && formatRecord(stored)).not.toBe(
+        formatRecord(records.at(-2) as ResourceRecord),
+      );
+      // The same records as the string export, which keeps canonical order throughout.
+      expect(formatZone(ROOT, records)).toBe(exportZone(store, ROOT, { nsec3: false, now: T0 }));
+      await store.close();
+    });
+  });
 });
+
+/** What exportZoneText writes, as one string. */
+async function text(
+  store: DiscoveryStore,
+  options: ExportZoneOptions,
+  origin = ORIGIN,
+): Promise<string> {
+  let out = '';
+  for await (const piece of exportZoneText(store, origin, options)) out += piece;
+  return out;
+}
+
+const note = (i: number): string => `${i}.note.${ORIGIN}`;
+
+/** Puts `count` TXT RRsets of about 100 characters from `note(from)` on, 1,000 per apply. */
+async function putNotes(store: DiscoveryStore, from: number, count: number): Promise<void> {
+  for (let at = from; at < from + count; at += 1000) {
+    const changes: RRsetChange[] = [];
+    for (let i = at; i < Math.min(at + 1000, from + count); i++) {
+      changes.push({
+        op: 'put',
+        name: note(i),
+        type: 'TXT',
+        records: [record(note(i), 'TXT', [Buffer.from(`note ${i} `.padEnd(100, 'x'))], 300)],
+      });
+    }
+    await store.apply(ORIGIN, changes);
+  }
+}

@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
 import { systemClock, type Clock, type Logger } from '@mimi-discovery/common';
 
 /**
@@ -17,6 +19,14 @@ export interface CliContext {
   stdout?: (text: string) => void;
   /** Receives stderr text as it is written (it is also collected in the result). */
   stderr?: (text: string) => void;
+  /**
+   * Where output too large to collect goes (`zone export` to stdout), written with
+   * back-pressure and not collected in the result: the process's stdout in the bin. Without it,
+   * such output goes through `stdout` and is collected like any other.
+   */
+  stdoutStream?: Writable;
+  /** Whether stderr is a terminal: commands that run long then show progress there. */
+  stderrIsTTY?: boolean;
   /** Stops `serve` when aborted; without it `serve` runs until the process ends. */
   signal?: AbortSignal;
   /** Logger of `serve`; default JSON lines on stderr at the config's `log.level`. */
@@ -37,8 +47,15 @@ export interface CommandEnv {
   readonly now: Clock;
   readonly signal: AbortSignal | undefined;
   readonly log: Logger | undefined;
+  /** Whether stderr is a terminal (progress is shown there by default). */
+  readonly errIsTTY: boolean;
   /** Writes text to stdout. */
   out(text: string): void;
+  /**
+   * Writes `pieces` to stdout as they come, waiting while the stream is full: to the context's
+   * `stdoutStream` when it has one (not collected), else as {@link out} does.
+   */
+  outStream(pieces: AsyncIterable<string>): Promise<void>;
   /** Writes text to stderr. */
   err(text: string): void;
 }
@@ -59,9 +76,18 @@ export function commandEnv(context: CliContext): CollectedOutput {
     now: context.now ?? systemClock,
     signal: context.signal,
     log: context.log,
+    errIsTTY: context.stderrIsTTY === true,
     out(text) {
       stdout += text;
       context.stdout?.(text);
+    },
+    async outStream(pieces) {
+      const sink = context.stdoutStream;
+      if (sink === undefined) {
+        for await (const piece of pieces) env.out(piece);
+        return;
+      }
+      await writeStreaming(sink, pieces);
     },
     err(text) {
       stderr += text;
@@ -69,4 +95,26 @@ export function commandEnv(context: CliContext): CollectedOutput {
     },
   };
   return { env, result: (exitCode) => ({ exitCode, stdout, stderr }) };
+}
+
+/**
+ * Writes `pieces` to `sink` in order, awaiting `drain` whenever it is full, so that memory holds
+ * what the stream buffers (its high-water mark) and no more; rejects with the stream's error (a
+ * closed pipe: EPIPE), leaving the stream open for what follows.
+ */
+async function writeStreaming(sink: Writable, pieces: AsyncIterable<string>): Promise<void> {
+  let failed: Error | undefined;
+  const onError = (error: Error): void => {
+    failed ??= error;
+  };
+  sink.on('error', onError);
+  try {
+    for await (const piece of pieces) {
+      if (failed !== undefined) throw failed;
+      if (!sink.write(piece)) await once(sink, 'drain');
+    }
+    if (failed !== undefined) throw failed;
+  } finally {
+    sink.off('error', onError);
+  }
 }

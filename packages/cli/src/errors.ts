@@ -33,6 +33,10 @@ export type ExitCode = (typeof EXIT_CODES)[keyof typeof EXIT_CODES];
  * - `ERR_CLI_EXISTS` — a file or directory that the command refuses to overwrite;
  * - `ERR_CLI_NO_STORE` — a data directory without a store (`init` was not run);
  * - `ERR_CLI_NO_ZONE` — a zone that the store does not hold, or no zone that contains a range;
+ * - `ERR_CLI_IMPORT_ORDER` — `zone import`: a file whose records of one delegation owner are
+ *   not on consecutive lines;
+ * - `ERR_CLI_IMPORT_RRSET` — `zone import`: an RRset in the file over `MAX_RECORDS_PER_RRSET`;
+ * - `ERR_CLI_FILE_CHANGED` — `zone import`: the file changed between its check and its writes;
  * - `ERR_CLI_TLS` — TLS material that cannot be used (a CA directory holding only half a CA);
  * - `ERR_CLI_KEY_FILE` — a recipient key or attestation file that cannot be used (exit 1);
  * - `ERR_CLI_API_UNREACHABLE` — the registration API could not be reached;
@@ -55,6 +59,9 @@ export type CliErrorCode =
   | 'ERR_CLI_EXISTS'
   | 'ERR_CLI_NO_STORE'
   | 'ERR_CLI_NO_ZONE'
+  | 'ERR_CLI_IMPORT_ORDER'
+  | 'ERR_CLI_IMPORT_RRSET'
+  | 'ERR_CLI_FILE_CHANGED'
   | 'ERR_CLI_TLS'
   | 'ERR_CLI_KEY_FILE'
   | 'ERR_CLI_API_UNREACHABLE'

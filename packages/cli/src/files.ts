@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import { chmod, rename, rm, writeFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { failure } from './errors.js';
 
 /**
@@ -29,6 +32,27 @@ export async function writeReplacing(path: string, data: string, mode: number): 
   const temporary = `${path}.${randomBytes(6).toString('hex')}.tmp`;
   try {
     await writeFile(temporary, data, { flag: 'wx', mode });
+    await chmod(temporary, mode);
+    await rename(temporary, path);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * {@link writeReplacing} for content that comes in pieces (a zone export of any size): the
+ * pieces are written to the temporary file as they come, with back-pressure, so memory holds a
+ * piece or two; the file replaces `path` only once complete.
+ */
+export async function writeReplacingStream(
+  path: string,
+  pieces: AsyncIterable<string>,
+  mode: number,
+): Promise<void> {
+  const temporary = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    await pipeline(Readable.from(pieces), createWriteStream(temporary, { flags: 'wx', mode }));
     await chmod(temporary, mode);
     await rename(temporary, path);
   } catch (error) {

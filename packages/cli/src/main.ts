@@ -13,6 +13,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 const result = await runCli(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
+  stdoutStream: process.stdout,
+  stderrIsTTY: process.stderr.isTTY === true,
   signal: stop.signal,
 });
 process.exitCode = result.exitCode;

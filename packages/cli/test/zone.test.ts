@@ -1,18 +1,26 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import {
   createAttestation,
   createMapping,
   csiToName,
   encodeCbor,
   encodeMapping,
+  formatZone,
   keyPairFromSeed,
   parseCsi,
   parseZoneFile,
   record,
 } from '@mimi-discovery/common';
-import { openLmdbStore, storeDirectory, type DiscoveryStore } from '@mimi-discovery/authoritative';
+import {
+  MAX_CHANGES_PER_APPLY,
+  createMemoryStore,
+  openLmdbStore,
+  storeDirectory,
+  type DiscoveryStore,
+} from '@mimi-discovery/authoritative';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCliFixture } from './fixture.js';
 
@@ -400,4 +408,363 @@ describe('zone import', () => {
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toMatch(/^mimi-discovery: line 2: .*\(ERR_ZONE_FILE_SYNTAX\)\n$/);
   });
+});
+
+/** The records of a DP's zone as served, one string, to see that nothing changed. */
+const servedZone = (dir: string): Promise<string> =>
+  cli.ok(['zone', 'export', '--config', `${dir}/config.json`, '--zone', ZONE, '--no-nsec3']);
+
+/** MAP RDATA (hex) by owner name, sorted, of the zone of DP `dir`. */
+const mapsOf = (dir: string): Promise<string[]> =>
+  withStore(dir, async (store) =>
+    store
+      .readZone(ZONE)
+      .flatMap((rr) =>
+        rr.type === 'MAP' ? [`${rr.name} ${Buffer.from(rr.data).toString('hex')}`] : [],
+      )
+      .sort(),
+  );
+
+describe('zone export and import as streams', () => {
+  const numbers = Array.from({ length: 40 }, (_, i) => `+4420794612${String(i).padStart(2, '0')}`);
+
+  beforeAll(async () => {
+    await cli.ok(['init', 'dp', '--dir', 'd', '--range', '+44', '--udp', '0']);
+    await cli.ok(['init', 'dp', '--dir', 'e', '--range', '+44', '--udp', '0']);
+    await withStore('a', (store) =>
+      store.apply(
+        ZONE,
+        numbers.map((number, i) => {
+          const csi = parseCsi(number);
+          const name = csiToName(csi);
+          return {
+            op: 'put' as const,
+            name,
+            type: 'MAP' as const,
+            records: [record(name, 'MAP', mappingBytes(10 + (i % 5), 'chat.example', csi), 300)],
+          };
+        }),
+      ),
+    );
+  });
+
+  it('imports into a new store what it exported, delegation and mappings alike', async () => {
+    await cli.ok([
+      'zone',
+      'export',
+      '--config',
+      'a/config.json',
+      '--zone',
+      ZONE,
+      '--no-nsec3',
+      '--out',
+      'round.zone',
+    ]);
+    const report = JSON.parse(
+      await cli.ok([
+        'zone',
+        'import',
+        '--config',
+        'd/config.json',
+        '--zone',
+        ZONE,
+        '--file',
+        'round.zone',
+        '--json',
+      ]),
+    ) as { rrsets: number; records: number; skipped: Array<{ type: string; count: number }> };
+    // 41 MAP RRsets, the cut's NS, DS, glue and SVCB, the zone's nameserver address, AUTHKEY.
+    expect(report.rrsets).toBe(47);
+    expect(report.skipped.filter((s) => s.type === 'MAP')).toEqual([]);
+    expect(await mapsOf('d')).toEqual(await mapsOf('a'));
+    expect(await mapsOf('d')).toHaveLength(41);
+    const delegations = (dir: string): Promise<string> =>
+      cli.ok(['delegations', '--config', `${dir}/config.json`, '--json']);
+    expect(JSON.parse(await delegations('d'))).toEqual(JSON.parse(await delegations('a')));
+  });
+
+  it('writes to a stream given for stdout, waiting while it is full, and collects none of it', async () => {
+    const received: string[] = [];
+    const slow = new Writable({
+      highWaterMark: 16,
+      write(chunk: Buffer, _encoding, done) {
+        received.push(chunk.toString());
+        setImmediate(done);
+      },
+    });
+    const result = await cli.run(
+      ['zone', 'export', '--config', 'a/config.json', '--zone', ZONE, '--no-nsec3'],
+      { stdoutStream: slow },
+    );
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout).toBe('');
+    expect(received.join('')).toBe(await servedZone('a'));
+  });
+
+  it('shows progress on stderr when it is a terminal, or when asked, and never on stdout', async () => {
+    const exportArgs = ['zone', 'export', '--config', 'a/config.json', '--zone', ZONE];
+    const onTty = await cli.run([...exportArgs, '--no-nsec3'], { stderrIsTTY: true });
+    expect(onTty.exitCode).toBe(0);
+    // Each update rewrites the line: carriage return, then ESC [ K (erase to the end).
+    expect(onTty.stderr.startsWith('\r\u001b[K')).toBe(true);
+    expect(onTty.stderr).toMatch(/export: \d[\d,]* records, [\d.]+ KiB, [\d,]+ records\/s\n$/);
+    expect(onTty.stdout).not.toContain('records/s');
+    const lines = onTty.stdout.split('\n').length - 1;
+    expect(onTty.stderr).toContain(`export: ${lines} records`);
+
+    const signed = await cli.run([...exportArgs, '--progress', '--out', 'p.zone']);
+    expect(signed.stderr).toContain('export (signed in memory): ');
+    expect(signed.stdout).toBe(`wrote zone ${ZONE} to ${join(cli.dir, 'p.zone')}\n`);
+
+    const quiet = await cli.run([...exportArgs, '--no-nsec3', '--no-progress'], {
+      stderrIsTTY: true,
+    });
+    expect(quiet.stderr).toBe('');
+    expect((await cli.run([...exportArgs, '--no-nsec3'])).stderr).toBe('');
+
+    const imported = await cli.run(
+      [
+        'zone',
+        'import',
+        '--config',
+        'e/config.json',
+        '--zone',
+        ZONE,
+        '--file',
+        'p.zone',
+        '--json',
+      ],
+      { stderrIsTTY: true },
+    );
+    expect(imported.exitCode, imported.stderr).toBe(0);
+    expect(imported.stderr).toMatch(/import, checking: \d[\d,]* records, [\d.]+ KiB, .*\n/);
+    expect(imported.stderr).toMatch(/import, writing: \d[\d,]* records, [\d.]+ KiB, .*\n$/);
+    expect(() => JSON.parse(imported.stdout) as unknown).not.toThrow();
+  });
+
+  /** Imports `text` into DP `e` and expects it refused with `pattern`, nothing written. */
+  async function refused(text: string, pattern: RegExp): Promise<void> {
+    writeFileSync(join(cli.dir, 'hostile.zone'), text);
+    const before = await servedZone('e');
+    const result = await cli.run([
+      'zone',
+      'import',
+      '--config',
+      'e/config.json',
+      '--zone',
+      ZONE,
+      '--file',
+      'hostile.zone',
+    ]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(/^mimi-discovery: [^\n]*\n$/);
+    expect(result.stderr).toMatch(pattern);
+    expect(await servedZone('e')).toBe(before);
+  }
+
+  /** Address RRsets in {@link prefix}: more than one batch of changes, written on the way. */
+  const ADDRESSES = MAX_CHANGES_PER_APPLY + 76;
+  /** Lines of {@link prefix}; the hostile line that follows is the next. */
+  const PREFIX_LINES = ADDRESSES + 4;
+
+  /**
+   * A valid delegation with DS, a mapping, and more address RRsets than one write takes: what a
+   * single pass would have written before it met the line after.
+   */
+  const prefix = (): string => {
+    const csi = parseCsi('+442079461300');
+    const hex = Buffer.from(mappingBytes(20, 'chat.example', csi)).toString('hex');
+    const addresses = Array.from(
+      { length: ADDRESSES },
+      (_, i) => `host${i}.${ZONE}. 3600 IN A 192.0.2.${i % 250}\n`,
+    );
+    return (
+      `5.${ZONE}. 3600 IN NS ns1.5.${ZONE}.\n` +
+      `5.${ZONE}. 3600 IN DS 1 15 2 ${'ab'.repeat(32)}\n` +
+      `ns1.5.${ZONE}. 3600 IN A 192.0.2.5\n` +
+      `${csiToName(csi)}. 300 IN TYPE65400 \\# ${hex.length / 2} ${hex}\n` +
+      addresses.join('')
+    );
+  };
+
+  it('refuses a line of 100 MB, storing nothing', async () => {
+    await refused(
+      `${prefix()}x.${ZONE}. 300 IN TXT "${'x'.repeat(100 * 2 ** 20)}"\n`,
+      new RegExp(
+        `line ${PREFIX_LINES + 1}: line longer than 262144 characters \\(ERR_ZONE_FILE_TOO_LARGE\\)`,
+      ),
+    );
+  });
+
+  it('refuses a parenthesis never closed, or closed without being opened, storing nothing', async () => {
+    await refused(
+      `${prefix()}ns2.5.${ZONE}. 3600 IN A ( 192.0.2.6\n; and no end\n`,
+      new RegExp(`line ${PREFIX_LINES + 1}: \\( is never closed \\(ERR_ZONE_FILE_SYNTAX\\)`),
+    );
+    await refused(
+      `${prefix()}ns2.5.${ZONE}. 3600 IN A 192.0.2.6 )\n`,
+      new RegExp(`line ${PREFIX_LINES + 1}: unbalanced \\) \\(ERR_ZONE_FILE_SYNTAX\\)`),
+    );
+  });
+
+  it('refuses an RRset over the limit, storing nothing', async () => {
+    const addresses = Array.from(
+      { length: 257 },
+      (_, i) => `ns2.5.${ZONE}. 3600 IN A 192.0.${Math.floor(i / 250)}.${i % 250}\n`,
+    );
+    await refused(
+      prefix() + addresses.join(''),
+      new RegExp(
+        `line ${PREFIX_LINES + 257}: more than 256 A records at ns2\\.5\\.4\\.4\\.e164\\.mimi\\.arpa.*\\(ERR_CLI_IMPORT_RRSET\\)`,
+      ),
+    );
+  });
+
+  it('refuses a delegation whose records are not together, and a DS without NS, storing nothing', async () => {
+    await refused(
+      `${prefix()}5.${ZONE}. 3600 IN DS 2 15 2 ${'cd'.repeat(32)}\n`,
+      new RegExp(
+        `line ${PREFIX_LINES + 1}: the records of 5\\.4\\.4\\.e164\\.mimi\\.arpa are not on consecutive lines.*\\(ERR_CLI_IMPORT_ORDER\\)`,
+      ),
+    );
+    await refused(
+      `${prefix()}6.${ZONE}. 3600 IN DS 2 15 2 ${'cd'.repeat(32)}\n`,
+      new RegExp(
+        `line ${PREFIX_LINES + 1}: DS at 6\\.4\\.4\\.e164\\.mimi\\.arpa has no NS in the file or the zone.*\\(ERR_STORE_BAD_CHANGE\\)`,
+      ),
+    );
+  });
+
+  it('refuses a file that changes between its check and its writes, storing nothing', async () => {
+    writeFileSync(join(cli.dir, 'moving.zone'), prefix());
+    const before = await servedZone('e');
+    let appended = false;
+    const result = await cli.run(
+      ['zone', 'import', '--config', 'e/config.json', '--zone', ZONE, '--file', 'moving.zone'],
+      {
+        stderrIsTTY: true,
+        stderr: (text) => {
+          if (appended || !text.includes('import, checking')) return;
+          appended = true;
+          appendFileSync(join(cli.dir, 'moving.zone'), `ns3.5.${ZONE}. 3600 IN A 192.0.2.7\n`);
+        },
+      },
+    );
+    expect(appended).toBe(true);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(
+      /moving\.zone changed while it was being imported .*\(ERR_CLI_FILE_CHANGED\)\n$/,
+    );
+    expect(await servedZone('e')).toBe(before);
+    // Unchanged since, the same file imports: what the refusals above kept out is writable.
+    const report = JSON.parse(
+      await cli.ok([
+        'zone',
+        'import',
+        '--config',
+        'e/config.json',
+        '--zone',
+        ZONE,
+        '--file',
+        'moving.zone',
+        '--json',
+      ]),
+    ) as { rrsets: number; records: number };
+    expect(report).toMatchObject({ rrsets: ADDRESSES + 5, records: ADDRESSES + 5 });
+    const after = await servedZone('e');
+    expect(after).toContain(`5.${ZONE}. 3600 IN DS 1 15 2 `);
+    expect(after).toContain(`ns3.5.${ZONE}. 3600 IN A 192.0.2.7`);
+    expect(after).toContain(`${csiToName(parseCsi('+442079461300'))}. 300 IN TYPE65400`);
+  });
+});
+
+/** Whether the stores can add an NSEC3 chain to a zone (`setNsec3`), probed on a memory store. */
+const CHAINS = await (async (): Promise<boolean> => {
+  const store = createMemoryStore();
+  await store.addZone({
+    origin: ZONE,
+    nameservers: [`ns1.${ZONE}`],
+    mname: `ns1.${ZONE}`,
+    rname: `hostmaster.${ZONE}`,
+  });
+  try {
+    await store.setNsec3(ZONE, true);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await store.close();
+  }
+})();
+if (!CHAINS)
+  console.warn('the store cannot add an NSEC3 chain yet: skipping the zone nsec3 on checks');
+
+describe('zone nsec3', () => {
+  beforeAll(async () => {
+    await cli.ok(['init', 'dp', '--dir', 'f', '--range', '+44', '--udp', '0']);
+  });
+  const args = (state: string, ...more: string[]): string[] => [
+    'zone',
+    'nsec3',
+    state,
+    '--config',
+    'f/config.json',
+    ...more,
+  ];
+
+  it('takes on or off only, and a zone the store holds', async () => {
+    const bad = await cli.run(args('maybe'));
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stderr).toBe(
+      'mimi-discovery: zone nsec3 takes on or off, not "maybe" (ERR_USAGE)\n',
+    );
+    const missing = await cli.run(args('on', '--zone', '+33'));
+    expect(missing.exitCode).toBe(2);
+    expect(missing.stderr).toMatch(/no zone 3\.3\.e164\.mimi\.arpa .*\(ERR_CLI_NO_ZONE\)\n$/);
+  });
+
+  it('leaves a zone without a chain as it is when turned off', async () => {
+    const serial = await withStore('f', async (store) => store.zoneInfo(ZONE)?.serial);
+    expect(await cli.ok(args('off', '--zone', '+44'))).toBe(
+      `zone ${ZONE} keeps no NSEC3 chain (serial ${serial}, unchanged)\n`,
+    );
+  });
+
+  it.skipIf(!CHAINS)(
+    'keeps the chain once on, and the export then streams it as stored',
+    async () => {
+      const [on] = JSON.parse(await cli.ok(args('on', '--zone', '+44', '--json'))) as Array<{
+        zone: string;
+        nsec3: boolean;
+        serial: number;
+        changed: boolean;
+      }>;
+      expect(on).toMatchObject({ zone: ZONE, nsec3: true, changed: true });
+      expect(await cli.ok(args('on'))).toBe(
+        `zone ${ZONE} keeps an NSEC3 chain (serial ${on?.serial}, unchanged)\n`,
+      );
+      const text = await cli.ok(['zone', 'export', '--config', 'f/config.json', '--zone', ZONE]);
+      const stored = await withStore('f', async (store) => store.readZone(ZONE));
+      expect(text).toBe(formatZone(ZONE, stored));
+      expect(parseZoneFile(text).some((rr) => rr.type === 'NSEC3PARAM')).toBe(true);
+      if (LDNS) {
+        writeFileSync(join(cli.dir, 'f.zone'), text);
+        const verify = spawnSync('ldns-verify-zone', [join(cli.dir, 'f.zone')], {
+          encoding: 'utf8',
+        });
+        expect(`${verify.stdout}${verify.stderr}`).toContain('Zone is verified and complete');
+      }
+      expect(await cli.ok(args('off'))).toMatch(/keeps no NSEC3 chain \(serial \d+\)\n$/);
+      const after = await cli.ok([
+        'zone',
+        'export',
+        '--config',
+        'f/config.json',
+        '--zone',
+        ZONE,
+        '--no-nsec3',
+      ]);
+      expect(after).not.toContain('NSEC3');
+    },
+  );
 });

@@ -337,8 +337,16 @@ export {
   zonemdPlaceholder,
   refreshZonemd,
   verifyZonemd,
+  createZoneDigester,
+  zonemdAlgorithms,
+  zonemdRRset,
 } from './protocol/zonemd.js';
-export type { ZonemdFailure, ZonemdVerification, ZonemdRecordOptions } from './protocol/zonemd.js';
+export type {
+  ZonemdFailure,
+  ZonemdVerification,
+  ZonemdRecordOptions,
+  ZoneDigester,
+} from './protocol/zonemd.js';
 export type { SignZoneOptions } from './protocol/zone-signing.js';
 export {
   formatRecord,
@@ -707,12 +715,16 @@ export {
   ZoneFileError,
   parseZoneFile,
   readZoneFile,
+  createZoneFileReader,
+  readZoneFileChunks,
 } from './protocol/zone-file.js';
 export type {
   ZoneFileErrorCode,
   ZoneFileOptions,
   ZoneFileReadOptions,
   ZoneFileEntry,
+  ZoneFileReader,
+  ZoneFileReaderOptions,
 } from './protocol/zone-file.js';
 export {
   CONFIG_ERROR_CODES,

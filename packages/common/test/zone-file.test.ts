@@ -11,12 +11,17 @@ import {
   MAX_ZONE_FILE_LINE_CHARS,
   MAX_ZONE_FILE_RECORDS,
   parseZoneFile,
+  readZoneFile,
+  readZoneFileChunks,
+  createZoneFileReader,
   record,
   signZone,
   ZoneFileError,
   type RecordOf,
   type ResourceRecord,
+  type ZoneFileEntry,
   type ZoneFileErrorCode,
+  type ZoneFileReaderOptions,
 } from '../src/index.js';
 
 const rr = <T extends ResourceRecord['type']>(
@@ -44,6 +49,30 @@ function errorOf(fn: () => unknown): ZoneFileError {
   }
   throw new Error('no error thrown');
 }
+
+/**
+ * What a {@link createZoneFileReader} reads from `text` cut at `cuts` (ascending offsets), each
+ * piece pushed in turn, then the end.
+ */
+function readInPieces(
+  text: string,
+  cuts: readonly number[],
+  options: ZoneFileReaderOptions = {},
+): ZoneFileEntry[] {
+  const reader = createZoneFileReader(options);
+  const out: ZoneFileEntry[] = [];
+  let from = 0;
+  for (const cut of [...cuts, text.length]) {
+    out.push(...reader.push(text.slice(from, cut)));
+    from = cut;
+  }
+  out.push(...reader.end());
+  return out;
+}
+
+/** Every offset inside `text`: pieces of one character. */
+const everyCharacter = (text: string): number[] =>
+  Array.from({ length: Math.max(0, text.length - 1) }, (_, i) => i + 1);
 
 const soa = {
   mname: 'ns1.example',
@@ -174,6 +203,23 @@ describe('parseZoneFile round trip', () => {
   it('writes again exactly what it read', () => {
     const written = formatZone(origin, records);
     expect(formatZone(origin, parseZoneFile(written))).toBe(written);
+  });
+
+  it('reads the same records from the text in pieces of one character', () => {
+    const written = formatZone(origin, records);
+    expect(readInPieces(written, everyCharacter(written))).toEqual(readZoneFile(written));
+  });
+
+  it('reads the same records from the text in pieces of every size up to a few lines', () => {
+    const written = formatZone(origin, records);
+    const whole = readZoneFile(written);
+    for (let size = 2; size <= 400; size += 7) {
+      const cuts = Array.from(
+        { length: Math.ceil(written.length / size) - 1 },
+        (_, i) => (i + 1) * size,
+      );
+      expect(readInPieces(written, cuts), `pieces of ${size}`).toEqual(whole);
+    }
   });
 });
 
@@ -490,252 +536,255 @@ describe('parseZoneFile fields', () => {
   });
 });
 
+/** Text that does not read: what it shows, the text, the error's code and message. */
+const ERROR_CASES: Array<[string, string, ZoneFileErrorCode, string]> = [
+  [
+    'an unknown type',
+    `$ORIGIN example.\n$TTL 300\n${'; filler\n'.repeat(9)}www FOO 1`,
+    'ERR_ZONE_FILE_UNKNOWN_TYPE',
+    'line 12: unknown type FOO',
+  ],
+  [
+    'a relative name without an origin',
+    'www 300 A 192.0.2.1',
+    'ERR_ZONE_FILE_BAD_NAME',
+    'line 1: relative name www needs an origin ($ORIGIN or the origin option)',
+  ],
+  [
+    '@ without an origin',
+    '@ 300 A 192.0.2.1',
+    'ERR_ZONE_FILE_BAD_NAME',
+    'line 1: @ needs an origin ($ORIGIN or the origin option)',
+  ],
+  [
+    'an empty label',
+    'a..b. 300 A 192.0.2.1',
+    'ERR_ZONE_FILE_BAD_NAME',
+    'line 1: bad owner name a..b.: empty label in a..b.',
+  ],
+  [
+    'a label over 63 octets in RDATA',
+    `a. 300 NS ${'x'.repeat(64)}.`,
+    'ERR_ZONE_FILE_BAD_NAME',
+    `line 1: bad target name ${'x'.repeat(64)}.: label over 63 octets in ${'x'.repeat(64)}.`,
+  ],
+  [
+    'an omitted owner on the first record',
+    '\t300 A 192.0.2.1',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: record without an owner name (the line starts with white space)',
+  ],
+  [
+    'no TTL anywhere',
+    'a. A 192.0.2.1',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: no TTL: give one, or a $TTL before the record',
+  ],
+  [
+    'a TTL over 2^31 - 1',
+    'a. 2147483648 A 192.0.2.1',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: TTL 2147483648 is over 2147483647 (RFC 2181 §8)',
+  ],
+  [
+    'a bad $TTL',
+    '$TTL 1x',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: $TTL must be seconds or units such as 1h30m, found 1x',
+  ],
+  [
+    'a bad address',
+    'a. 300 A 192.0.2.256',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: bad IPv4 address 192.0.2.256',
+  ],
+  [
+    'an IPv6 address with a zone',
+    'a. 300 AAAA fe80::1%eth0',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: bad IPv6 address fe80::1%eth0',
+  ],
+  ['a missing field', 'a. 300 A', 'ERR_ZONE_FILE_SYNTAX', 'line 1: missing address'],
+  [
+    'a missing field at the end of parentheses, on the line it ends',
+    'a. 300 SOA ns. host. (\n 1 2 3\n 4 )',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 3: missing SOA minimum',
+  ],
+  [
+    'a bad field inside parentheses, on its own line',
+    'a. 300 SOA ns. host. (\n 1 2 3\n 4 x )',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 3: SOA minimum must be seconds or units such as 1h30m, found x',
+  ],
+  [
+    'a field too many',
+    'a. 300 A 192.0.2.1 192.0.2.2',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: unexpected 192.0.2.2 after the A RDATA',
+  ],
+  [
+    'a quoted string left open',
+    'a. 300 TXT "open',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: quoted string is not closed on its line',
+  ],
+  [
+    'a parenthesis left open',
+    'a. 300 TXT ( x\n\n',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: ( is never closed',
+  ],
+  ['a stray parenthesis', '\na. 300 TXT x )', 'ERR_ZONE_FILE_SYNTAX', 'line 2: unbalanced )'],
+  [
+    'a backslash at the end of a line',
+    'a. 300 TXT x\\',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: a backslash ends the line',
+  ],
+  [
+    'a short \\DDD escape',
+    'a. 300 TXT \\25x',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: bad \\DDD escape in TXT string \\25x',
+  ],
+  [
+    'a TXT string over 255 octets',
+    `a. 300 TXT ${'x'.repeat(256)}`,
+    'ERR_ZONE_FILE_BAD_RDATA',
+    'line 1: TXT RDATA: TXT string over 255 octets',
+  ],
+  [
+    'a query type as a record',
+    'a. 300 ANY \\# 0',
+    'ERR_ZONE_FILE_UNKNOWN_TYPE',
+    'line 1: ANY cannot be the type of a record',
+  ],
+  [
+    'OPT as a record',
+    'a. 300 TYPE41 \\# 0',
+    'ERR_ZONE_FILE_UNKNOWN_TYPE',
+    'line 1: TYPE41 cannot be the type of a record',
+  ],
+  [
+    'a class that cannot hold records',
+    'a. 300 CLASS255 A 192.0.2.1',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: CLASS255 cannot be the class of a record',
+  ],
+  [
+    'a type outside the model in its own form',
+    'a. 300 MX 10 mail.example.',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: MX RDATA must be in the RFC 3597 generic form \\# <length> <hex>',
+  ],
+  [
+    'MAP in anything but the generic form',
+    'a. 300 MAP a16176',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: MAP RDATA must be in the RFC 3597 generic form \\# <length> <hex>',
+  ],
+  [
+    'generic RDATA shorter than its length',
+    'a. 300 TYPE65400 \\# 3 a161',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: \\# says 3 octets, but 2 follow',
+  ],
+  [
+    'generic RDATA that the type refuses',
+    'a. 300 AUTHKEY \\# 1 03',
+    'ERR_ZONE_FILE_BAD_RDATA',
+    'line 1: AUTHKEY RDATA: AUTHKEY role 3 (at byte 0)',
+  ],
+  [
+    'a DS digest that is not hex',
+    'a. 300 DS 1 15 2 xyz',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: DS digest must be hexadecimal octets',
+  ],
+  [
+    'a key tag out of range',
+    'a. 300 DS 70000 15 2 00',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: key tag must be a number 0..65535, found 70000',
+  ],
+  [
+    'an unknown algorithm',
+    'a. 300 DNSKEY 257 3 FOO AAAA',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: algorithm must be a number 0..255 or a mnemonic, found FOO',
+  ],
+  [
+    'a key that is not base64',
+    'a. 300 DNSKEY 257 3 15 AA*A',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: DNSKEY public key must be base64',
+  ],
+  [
+    'an impossible date',
+    'a. 300 RRSIG A 15 1 300 20240230000000 20240101000000 1 a. AA==',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: expiration 20240230000000 is not a date',
+  ],
+  [
+    'an NSEC3 hash that is not base32hex',
+    'a. 300 NSEC3 1 0 0 - 0p9mhaveqvm6t7vbl5lop2u3t2rp3toz A',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: next hashed owner name must be base32hex, found 0p9mhaveqvm6t7vbl5lop2u3t2rp3toz',
+  ],
+  [
+    'an unknown type in a bitmap',
+    'a. 300 NSEC b. A FOO',
+    'ERR_ZONE_FILE_UNKNOWN_TYPE',
+    'line 1: unknown type FOO',
+  ],
+  [
+    'an SvcParam without its value',
+    'a. 300 SVCB 1 . alpn',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: SVCB alpn: needs a value',
+  ],
+  [
+    'an SvcParam given twice',
+    'a. 300 SVCB 1 . port=1 key3="\\000\\002"',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: SVCB key3: given twice',
+  ],
+  [
+    'an unknown SvcParamKey',
+    'a. 300 SVCB 1 . foo=bar',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: unknown SvcParamKey foo',
+  ],
+  [
+    'a mandatory key that is absent',
+    'a. 300 SVCB 1 . mandatory=port',
+    'ERR_ZONE_FILE_BAD_RDATA',
+    'line 1: SVCB RDATA: mandatory lists port, which is absent',
+  ],
+  [
+    'SvcParams in AliasMode',
+    'a. 300 SVCB 0 . port=1',
+    'ERR_ZONE_FILE_BAD_RDATA',
+    'line 1: SVCB RDATA: AliasMode (priority 0) with SvcParams',
+  ],
+  [
+    '$INCLUDE',
+    '$INCLUDE other.zone',
+    'ERR_ZONE_FILE_DIRECTIVE',
+    'line 1: $INCLUDE is not supported: expand it before reading the file',
+  ],
+  ['an unknown directive', '$FOO 1', 'ERR_ZONE_FILE_DIRECTIVE', 'line 1: unknown directive $FOO'],
+  [
+    'a directive with too many fields',
+    '$ORIGIN a. b.',
+    'ERR_ZONE_FILE_SYNTAX',
+    'line 1: unexpected b. after the $ORIGIN',
+  ],
+];
+
 describe('parseZoneFile errors', () => {
-  it.each<[string, string, ZoneFileErrorCode, string]>([
-    [
-      'an unknown type',
-      `$ORIGIN example.\n$TTL 300\n${'; filler\n'.repeat(9)}www FOO 1`,
-      'ERR_ZONE_FILE_UNKNOWN_TYPE',
-      'line 12: unknown type FOO',
-    ],
-    [
-      'a relative name without an origin',
-      'www 300 A 192.0.2.1',
-      'ERR_ZONE_FILE_BAD_NAME',
-      'line 1: relative name www needs an origin ($ORIGIN or the origin option)',
-    ],
-    [
-      '@ without an origin',
-      '@ 300 A 192.0.2.1',
-      'ERR_ZONE_FILE_BAD_NAME',
-      'line 1: @ needs an origin ($ORIGIN or the origin option)',
-    ],
-    [
-      'an empty label',
-      'a..b. 300 A 192.0.2.1',
-      'ERR_ZONE_FILE_BAD_NAME',
-      'line 1: bad owner name a..b.: empty label in a..b.',
-    ],
-    [
-      'a label over 63 octets in RDATA',
-      `a. 300 NS ${'x'.repeat(64)}.`,
-      'ERR_ZONE_FILE_BAD_NAME',
-      `line 1: bad target name ${'x'.repeat(64)}.: label over 63 octets in ${'x'.repeat(64)}.`,
-    ],
-    [
-      'an omitted owner on the first record',
-      '\t300 A 192.0.2.1',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: record without an owner name (the line starts with white space)',
-    ],
-    [
-      'no TTL anywhere',
-      'a. A 192.0.2.1',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: no TTL: give one, or a $TTL before the record',
-    ],
-    [
-      'a TTL over 2^31 - 1',
-      'a. 2147483648 A 192.0.2.1',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: TTL 2147483648 is over 2147483647 (RFC 2181 §8)',
-    ],
-    [
-      'a bad $TTL',
-      '$TTL 1x',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: $TTL must be seconds or units such as 1h30m, found 1x',
-    ],
-    [
-      'a bad address',
-      'a. 300 A 192.0.2.256',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: bad IPv4 address 192.0.2.256',
-    ],
-    [
-      'an IPv6 address with a zone',
-      'a. 300 AAAA fe80::1%eth0',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: bad IPv6 address fe80::1%eth0',
-    ],
-    ['a missing field', 'a. 300 A', 'ERR_ZONE_FILE_SYNTAX', 'line 1: missing address'],
-    [
-      'a missing field at the end of parentheses, on the line it ends',
-      'a. 300 SOA ns. host. (\n 1 2 3\n 4 )',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 3: missing SOA minimum',
-    ],
-    [
-      'a bad field inside parentheses, on its own line',
-      'a. 300 SOA ns. host. (\n 1 2 3\n 4 x )',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 3: SOA minimum must be seconds or units such as 1h30m, found x',
-    ],
-    [
-      'a field too many',
-      'a. 300 A 192.0.2.1 192.0.2.2',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: unexpected 192.0.2.2 after the A RDATA',
-    ],
-    [
-      'a quoted string left open',
-      'a. 300 TXT "open',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: quoted string is not closed on its line',
-    ],
-    [
-      'a parenthesis left open',
-      'a. 300 TXT ( x\n\n',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: ( is never closed',
-    ],
-    ['a stray parenthesis', '\na. 300 TXT x )', 'ERR_ZONE_FILE_SYNTAX', 'line 2: unbalanced )'],
-    [
-      'a backslash at the end of a line',
-      'a. 300 TXT x\\',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: a backslash ends the line',
-    ],
-    [
-      'a short \\DDD escape',
-      'a. 300 TXT \\25x',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: bad \\DDD escape in TXT string \\25x',
-    ],
-    [
-      'a TXT string over 255 octets',
-      `a. 300 TXT ${'x'.repeat(256)}`,
-      'ERR_ZONE_FILE_BAD_RDATA',
-      'line 1: TXT RDATA: TXT string over 255 octets',
-    ],
-    [
-      'a query type as a record',
-      'a. 300 ANY \\# 0',
-      'ERR_ZONE_FILE_UNKNOWN_TYPE',
-      'line 1: ANY cannot be the type of a record',
-    ],
-    [
-      'OPT as a record',
-      'a. 300 TYPE41 \\# 0',
-      'ERR_ZONE_FILE_UNKNOWN_TYPE',
-      'line 1: TYPE41 cannot be the type of a record',
-    ],
-    [
-      'a class that cannot hold records',
-      'a. 300 CLASS255 A 192.0.2.1',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: CLASS255 cannot be the class of a record',
-    ],
-    [
-      'a type outside the model in its own form',
-      'a. 300 MX 10 mail.example.',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: MX RDATA must be in the RFC 3597 generic form \\# <length> <hex>',
-    ],
-    [
-      'MAP in anything but the generic form',
-      'a. 300 MAP a16176',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: MAP RDATA must be in the RFC 3597 generic form \\# <length> <hex>',
-    ],
-    [
-      'generic RDATA shorter than its length',
-      'a. 300 TYPE65400 \\# 3 a161',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: \\# says 3 octets, but 2 follow',
-    ],
-    [
-      'generic RDATA that the type refuses',
-      'a. 300 AUTHKEY \\# 1 03',
-      'ERR_ZONE_FILE_BAD_RDATA',
-      'line 1: AUTHKEY RDATA: AUTHKEY role 3 (at byte 0)',
-    ],
-    [
-      'a DS digest that is not hex',
-      'a. 300 DS 1 15 2 xyz',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: DS digest must be hexadecimal octets',
-    ],
-    [
-      'a key tag out of range',
-      'a. 300 DS 70000 15 2 00',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: key tag must be a number 0..65535, found 70000',
-    ],
-    [
-      'an unknown algorithm',
-      'a. 300 DNSKEY 257 3 FOO AAAA',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: algorithm must be a number 0..255 or a mnemonic, found FOO',
-    ],
-    [
-      'a key that is not base64',
-      'a. 300 DNSKEY 257 3 15 AA*A',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: DNSKEY public key must be base64',
-    ],
-    [
-      'an impossible date',
-      'a. 300 RRSIG A 15 1 300 20240230000000 20240101000000 1 a. AA==',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: expiration 20240230000000 is not a date',
-    ],
-    [
-      'an NSEC3 hash that is not base32hex',
-      'a. 300 NSEC3 1 0 0 - 0p9mhaveqvm6t7vbl5lop2u3t2rp3toz A',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: next hashed owner name must be base32hex, found 0p9mhaveqvm6t7vbl5lop2u3t2rp3toz',
-    ],
-    [
-      'an unknown type in a bitmap',
-      'a. 300 NSEC b. A FOO',
-      'ERR_ZONE_FILE_UNKNOWN_TYPE',
-      'line 1: unknown type FOO',
-    ],
-    [
-      'an SvcParam without its value',
-      'a. 300 SVCB 1 . alpn',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: SVCB alpn: needs a value',
-    ],
-    [
-      'an SvcParam given twice',
-      'a. 300 SVCB 1 . port=1 key3="\\000\\002"',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: SVCB key3: given twice',
-    ],
-    [
-      'an unknown SvcParamKey',
-      'a. 300 SVCB 1 . foo=bar',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: unknown SvcParamKey foo',
-    ],
-    [
-      'a mandatory key that is absent',
-      'a. 300 SVCB 1 . mandatory=port',
-      'ERR_ZONE_FILE_BAD_RDATA',
-      'line 1: SVCB RDATA: mandatory lists port, which is absent',
-    ],
-    [
-      'SvcParams in AliasMode',
-      'a. 300 SVCB 0 . port=1',
-      'ERR_ZONE_FILE_BAD_RDATA',
-      'line 1: SVCB RDATA: AliasMode (priority 0) with SvcParams',
-    ],
-    [
-      '$INCLUDE',
-      '$INCLUDE other.zone',
-      'ERR_ZONE_FILE_DIRECTIVE',
-      'line 1: $INCLUDE is not supported: expand it before reading the file',
-    ],
-    ['an unknown directive', '$FOO 1', 'ERR_ZONE_FILE_DIRECTIVE', 'line 1: unknown directive $FOO'],
-    [
-      'a directive with too many fields',
-      '$ORIGIN a. b.',
-      'ERR_ZONE_FILE_SYNTAX',
-      'line 1: unexpected b. after the $ORIGIN',
-    ],
-  ])('refuses %s, naming the line', (_what, input, code, message) => {
+  it.each(ERROR_CASES)('refuses %s, naming the line', (_what, input, code, message) => {
     const error = errorOf(() => parseZoneFile(input));
     expect(error.code).toBe(code);
     expect(error.message).toBe(message);
@@ -782,5 +831,106 @@ describe('parseZoneFile bounds', () => {
     const data = new Uint8Array(65535).fill(0xab);
     const [read] = parseZoneFile(`a. 1 TYPE999 \\# 65535 ${Buffer.from(data).toString('hex')}`);
     expect(read?.data).toEqual(data);
+  });
+});
+
+describe('createZoneFileReader', () => {
+  it('reads a hand-written zone cut in two at every place, or in pieces of one character', () => {
+    const whole = readZoneFile(BIND_STYLE);
+    expect(whole.map((entry) => entry.record)).toEqual(BIND_STYLE_RECORDS);
+    expect(readInPieces(BIND_STYLE, everyCharacter(BIND_STYLE))).toEqual(whole);
+    for (let cut = 0; cut <= BIND_STYLE.length; cut++) {
+      expect(readInPieces(BIND_STYLE, [cut]), `cut at ${cut}`).toEqual(whole);
+    }
+  });
+
+  it.each(ERROR_CASES)(
+    'refuses %s the same way wherever the text is cut',
+    (_what, input, code, message) => {
+      for (const cuts of [
+        everyCharacter(input),
+        ...[...Array(input.length + 1).keys()].map((c) => [c]),
+      ]) {
+        const error = errorOf(() => readInPieces(input, cuts));
+        expect(error.code, `cut at ${cuts.join(',')}`).toBe(code);
+        expect(error.message, `cut at ${cuts.join(',')}`).toBe(message);
+      }
+    },
+  );
+
+  /** Pushes `chunks` until the reader throws; the error and how many chunks it took. */
+  function pushUntilError(chunks: Iterable<string>): { error: ZoneFileError; pushed: number } {
+    const reader = createZoneFileReader();
+    let pushed = 0;
+    const error = errorOf(() => {
+      for (const chunk of chunks) {
+        pushed += 1;
+        reader.push(chunk);
+      }
+      reader.end();
+    });
+    return { error, pushed };
+  }
+
+  /** 100 MB of text in pieces of 64 KiB, made as they are asked for. */
+  function* hundredMegabytes(first: string, piece: string): Generator<string> {
+    yield first;
+    for (let sent = 0; sent < 100 * 2 ** 20; sent += piece.length) yield piece;
+  }
+
+  it('refuses a line of 100 MB once it is over the bound, without reading the rest', () => {
+    const { error, pushed } = pushUntilError(hundredMegabytes('a. 300 TXT ', 'x'.repeat(65_536)));
+    expect(error.code).toBe('ERR_ZONE_FILE_TOO_LARGE');
+    expect(error.message).toBe(`line 1: line longer than ${MAX_ZONE_FILE_LINE_CHARS} characters`);
+    expect(pushed).toBe(Math.ceil(MAX_ZONE_FILE_LINE_CHARS / 65_536) + 1);
+  });
+
+  it('refuses a parenthesis opened over 100 MB of lines once the record is over the bound', () => {
+    const line = `${' 00'.repeat(1000)}\n`;
+    const { error, pushed } = pushUntilError(
+      hundredMegabytes('ok. 1 TXT x\na. 1 TYPE999 \\# 1 ( 00\n', line.repeat(20)),
+    );
+    expect(error.code).toBe('ERR_ZONE_FILE_TOO_LARGE');
+    expect(error.message).toBe(`line 2: record longer than ${MAX_ZONE_FILE_LINE_CHARS} characters`);
+    expect(pushed).toBeLessThan(MAX_ZONE_FILE_LINE_CHARS / (line.length * 20) + 3);
+  });
+
+  it('refuses a ( never closed at the end, and a ) never opened, naming the line', () => {
+    expect(pushUntilError(['a. 1 TXT x\nb. 1 TXT ( "y"\n', '; more\n']).error.message).toBe(
+      'line 2: ( is never closed',
+    );
+    expect(pushUntilError(['a. 1 TXT x\n', 'b. 1 TXT "y" )\n']).error.message).toBe(
+      'line 2: unbalanced )',
+    );
+  });
+
+  it('keeps failing after an error, and refuses text after the end', () => {
+    const reader = createZoneFileReader();
+    const first = errorOf(() => reader.push('a. 1 A x\n'));
+    expect(errorOf(() => reader.push('b. 1 A 192.0.2.1\n'))).toBe(first);
+    expect(errorOf(() => reader.end())).toBe(first);
+    const ended = createZoneFileReader();
+    ended.end();
+    expect(errorOf(() => ended.push('a. 1 A 192.0.2.1\n')).code).toBe('ERR_ZONE_FILE_OPTIONS');
+  });
+
+  it('bounds the records only when asked', () => {
+    const input = 'a. 1 TXT x\nb. 1 TXT x\nc. 1 TXT x\n';
+    expect(readInPieces(input, [5])).toHaveLength(3);
+    const error = errorOf(() => readInPieces(input, [5], { maxRecords: 2 }));
+    expect(error.message).toBe('line 3: more than 2 records');
+  });
+
+  it('reads pieces from an async source in batches, as they complete records', async () => {
+    async function* pieces(): AsyncGenerator<string> {
+      yield '$ORIGIN example.\n$TTL 60\na A 192.0.2.1\nb A 192.';
+      yield '0.2.2\nc A 192.0.2.3\n';
+      yield 'd A 192.0.2.4';
+    }
+    const batches: string[][] = [];
+    for await (const batch of readZoneFileChunks(pieces())) {
+      batches.push(batch.map((entry) => `${entry.line} ${entry.record.name}`));
+    }
+    expect(batches).toEqual([['3 a.example'], ['4 b.example', '5 c.example'], ['6 d.example']]);
   });
 });

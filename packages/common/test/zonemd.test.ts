@@ -2,12 +2,15 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  createZoneDigester,
   createZoneKey,
   decodeMessage,
   decodeRdata,
   encodeMessage,
   encodeRdata,
   formatRecord,
+  formatZone,
+  isSubdomain,
   parseZoneFile,
   record,
   responseFlags,
@@ -84,6 +87,62 @@ describe('zoneDigest (RFC 8976 §3, Appendix A)', () => {
     expect(() => zoneDigest('example', records, 240)).toThrow(ZoneError);
     expect(() => zoneDigest('example', records, ZONEMD_HASH_SHA384, 2)).toThrow(
       /scheme 2 with hash algorithm 1 is not supported/,
+    );
+  });
+});
+
+describe('createZoneDigester (one pass, RFC 8976 §3.3)', () => {
+  /** The zone's records in canonical order of owners, as a store reads them. */
+  const canonical = (records: readonly ResourceRecord[]): ResourceRecord[] =>
+    parseZoneFile(
+      formatZone(
+        'example',
+        records.filter((rr) => isSubdomain(rr.name, 'example')),
+      ),
+    );
+
+  /** The digest of `records` fed to a digester `size` records at a time. */
+  function inPieces(records: readonly ResourceRecord[], size: number, algorithm: number): string {
+    const digester = createZoneDigester('example', algorithm);
+    for (let i = 0; i < records.length; i += size) digester.update(records.slice(i, i + size));
+    return hex(digester.digest());
+  }
+
+  it.each([
+    ['rfc8976-a1.zone', ZONEMD_HASH_SHA384],
+    ['rfc8976-a2.zone', ZONEMD_HASH_SHA384],
+    ['rfc8976-a3.zone', ZONEMD_HASH_SHA512],
+  ])('computes the digest %s states, fed in pieces of any size', (file, algorithm) => {
+    const records = canonical(vector(file));
+    for (const size of [1, 2, 3, 7, records.length]) {
+      expect(inPieces(records, size, algorithm), `pieces of ${size}`).toBe(
+        apexZonemd(records, algorithm),
+      );
+    }
+  });
+
+  it('orders the records of one owner itself, across pieces, duplicates once', () => {
+    const records = canonical(vector('rfc8976-a1.zone'));
+    const apex = records.filter((rr) => rr.name === 'example');
+    const rest = records.filter((rr) => rr.name !== 'example');
+    const digester = createZoneDigester('example');
+    digester.update([...apex].reverse().slice(0, 2));
+    digester.update([...apex].reverse().slice(2));
+    digester.update([apex[1] as ResourceRecord, ...rest]);
+    expect(hex(digester.digest())).toBe(apexZonemd(records, ZONEMD_HASH_SHA384));
+  });
+
+  it('refuses an owner that comes out of canonical order', () => {
+    const digester = createZoneDigester('example');
+    digester.update([record('b.example', 'A', '192.0.2.2', 60)]);
+    expect(() => digester.update([record('a.example', 'A', '192.0.2.1', 60)])).toThrow(
+      expect.objectContaining({ code: 'ERR_ZONE_ZONEMD' }),
+    );
+  });
+
+  it('refuses a hash algorithm it cannot compute', () => {
+    expect(() => createZoneDigester('example', 240)).toThrow(
+      expect.objectContaining({ code: 'ERR_ZONE_ZONEMD' }),
     );
   });
 });

@@ -1,65 +1,35 @@
-import { readFile } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import {
-  canonicalName,
-  isSubdomain,
-  nameToCsi,
-  parseZoneFile,
-  verifyMapping,
-  type ResourceRecord,
-  type RRType,
-} from '@mimi-discovery/common';
-import {
-  exportZone,
-  MAX_CHANGES_PER_APPLY,
-  type DiscoveryStore,
-  type OperationOutcome,
-  type RRsetChange,
-  type StoreOperation,
+  MAX_RECORDS_PER_RRSET,
+  exportForm,
+  exportZoneText,
+  type ApplyResult,
 } from '@mimi-discovery/authoritative';
 import type { Command } from 'commander';
 import { loadConfig, selectZones, withStore } from '../config-file.js';
 import type { CommandEnv } from '../context.js';
-import { failure } from '../errors.js';
-import { writeReplacing } from '../files.js';
+import { failure, usageError } from '../errors.js';
+import { writeReplacingStream } from '../files.js';
 import { zoneOf } from '../flag-values.js';
+import { NO_PROGRESS, createProgress, type Progress } from '../progress.js';
+import { importZoneFile, type ImportPass, type ImportSource } from '../zone-import.js';
 
 /**
- * `zone export` and `zone import`: a zone of the store as an RFC 1035 master file, and the
- * records of such a file taken back into a zone.
+ * `zone export`, `zone import` and `zone nsec3`: a zone of the store as an RFC 1035 master file,
+ * the records of such a file taken back into a zone (`zone-import.ts`), and whether a zone keeps
+ * an NSEC3 chain for stock secondaries.
  *
- * Export signs the zone afresh with a full NSEC3 chain (`exportZone` with `nsec3`), the form
- * stock secondaries (NSD, Knot, BIND) can serve; `--no-nsec3` writes the records exactly as
- * served instead (RRSIGs included, no chain), a backup rather than something to serve. NSEC3
- * hashes of phone numbers are cheap to reverse: export only to your own secondaries.
+ * Export and import stream: the file is written as the store is read, and read as it is
+ * imported, so a zone of millions of CSIs goes through in constant memory (the export of a
+ * zone without a chain, signed with one in memory, excepted: `exportZoneText`). Progress goes
+ * to stderr when it is a terminal (`--progress`, `--no-progress`), never to stdout.
  *
- * Import takes what a zone carries beyond what the store makes itself:
- * - delegations: NS and DS below the apex, A/AAAA glue and nameserver addresses, `_dns` SVCB;
- * - MAP records at phone names, each verified for the CSI its owner name spells, and MAPREF
- *   records;
- * - AUTHKEY records at the apex, added to those the zone has (its own prover key stays).
- * A delegation without DS, in the file or already in the zone, is refused (design §5: every
- * delegation is signed) before anything is written. It skips, with a count and the reason, what
- * the store makes and signs itself (SOA, DNSKEY, RRSIG, NSEC, NSEC3, NSEC3PARAM), the apex NS
- * (set by `init`), and anything else.
- *
- * Delegation records are grouped into RRsets, each replacing the zone's RRset of that name and
- * type, and applied in batches of at most MAX_CHANGES_PER_APPLY RRsets with every RRset of one
- * owner in one batch (so NS and DS of a cut arrive together); each batch is atomic and durable.
- * Mappings, MAPREFs and AUTHKEYs are added, not replaced, as store operations decided inside
- * the store's write transaction (`mapping-ops.ts`), since a running server may be writing the
- * same RRsets at the same time: each MAP record is "add this mapping" under the registrar's
- * rules (seq, "new" bit, removals and revocations on record, expiry, limits; that its prover is
- * listed is the operator's to vouch for), each MAPREF RRset "add these targets", the AUTHKEY
- * RRset "add these keys" to the zone's own. What the store refuses is skipped with its reason.
- *
- * A Mapping does not carry its CSI (docs/protocol.md §4), and the store files removals and
- * revocations by CSI, so a MAP record is taken only where its owner name gives the CSI: a phone
- * name, whose digits are the number, and the mapping's signatures must cover that CSI (a
- * mapping copied to another name is skipped). An email name is a hash of the local part, which
- * gives no CSI back: a MAP there is skipped, to be published through the registration API (whose
- * request names the CSI). So is a MAP at a name that is no CSI's (a MAPREF target in an MSP's
- * zone).
+ * Export, by default, gives the zone with an NSEC3 chain, the form stock secondaries (NSD, Knot,
+ * BIND) can serve: a zone that keeps its chain (`zone nsec3 on`) as stored, any other signed
+ * afresh in memory; `--no-nsec3` writes the records as served instead (RRSIGs included, no
+ * chain), a backup rather than something to serve. NSEC3 hashes of phone numbers are cheap to
+ * reverse: export only to your own secondaries.
  */
 
 interface ExportFlags {
@@ -67,45 +37,46 @@ interface ExportFlags {
   zone: string;
   out?: string;
   nsec3: boolean;
+  progress?: boolean;
 }
-
-/** Store operations of one import in flight at a time (the store groups them into commits). */
-export const IMPORT_OPERATIONS_IN_FLIGHT = 256;
 
 interface ImportFlags {
   config?: string;
   zone: string;
   file: string;
   json?: boolean;
+  progress?: boolean;
 }
 
-/** Records left out of an import, by type and reason. */
-export interface SkippedJson {
-  type: string;
-  count: number;
-  reason: string;
+interface Nsec3Flags {
+  config?: string;
+  zone?: string;
+  json?: boolean;
 }
 
-/** What `zone import` did. */
-export interface ImportReport {
+/** What `zone nsec3` did to one zone. */
+export interface Nsec3Json {
   zone: string;
-  rrsets: number;
-  records: number;
-  serial: number | undefined;
-  skipped: SkippedJson[];
+  nsec3: boolean;
+  serial: number;
+  /** Whether the chain was added or dropped (false: it already was so). */
+  changed: boolean;
 }
 
-/** Adds `zone export` and `zone import` to `program`. */
+/** Adds `zone export`, `zone import` and `zone nsec3` to `program`. */
 export function registerZone(program: Command, env: CommandEnv): Command {
   const zone = program
     .command('zone')
-    .description('export a zone as a master file, or import delegations and mappings from one');
+    .description(
+      'export a zone as a master file, import delegations and mappings from one, or keep an NSEC3 chain',
+    );
   zone.addHelpText(
     'after',
     `
 Examples:
   $ mimi-discovery zone export --config ./net/dp44/config.json --zone +44 --out 44.zone
-  $ mimi-discovery zone import --config ./net/dp44/config.json --zone +44 --file 44.zone`,
+  $ mimi-discovery zone import --config ./net/dp44/config.json --zone +44 --file 44.zone
+  $ mimi-discovery zone nsec3 on --config ./net/dp44/config.json --zone +44`,
   );
 
   zone
@@ -115,34 +86,53 @@ Examples:
     )
     .option('--config <file>', 'config file of the server (default: $MIMI_DISCOVERY_CONFIG)')
     .requiredOption('--zone <zone>', 'the zone (a zone name or a range such as +44)')
-    .option('--out <file>', 'write to this file (replacing it) instead of stdout')
+    .option('--out <file>', 'write to this file (replacing it once complete) instead of stdout')
     .option(
       '--no-nsec3',
       'the records as served (RRSIGs, no NSEC3 chain): a backup, not for secondaries',
     )
+    .option('--progress', 'show progress on stderr (default: when stderr is a terminal)')
+    .option('--no-progress', 'never show progress')
     .addHelpText(
       'after',
       `
+The file is written as the store is read, in constant memory, except in one case: with the
+NSEC3 chain (the default) for a zone that does not keep one, the zone is signed with a chain in
+memory, which takes memory in proportion to the zone (fine for thousands of CSIs). For a large
+zone, keep the chain in the store ('zone nsec3 on'): the export then streams it as stored.
+
 The NSEC3 chain makes the zone enumerable to whoever can query the servers that load it
 (hashes of phone numbers are cheap to reverse): export only to your own secondaries.
 
 Examples:
   $ mimi-discovery zone export --config ./net/dp44/config.json --zone +44 --out 44.zone
-  $ ldns-verify-zone 44.zone`,
+  $ ldns-verify-zone 44.zone
+  $ mimi-discovery zone export --config ./net/dp44/config.json --zone +44 --no-nsec3 | gzip > 44.zone.gz`,
     )
     .action(async (flags: ExportFlags) => {
       const { config } = await loadConfig(flags.config, env);
       const origin = zoneOf('--zone', flags.zone, config.apex);
-      const text = await withStore(config, env, (store) => {
+      const out = flags.out === undefined ? undefined : resolve(env.cwd, flags.out);
+      await withStore(config, env, async (store) => {
         selectZones(store, origin);
-        return exportZone(store, origin, { nsec3: flags.nsec3, now: env.now() });
+        const form = exportForm(store, origin, flags.nsec3);
+        const progress = progressFor(
+          flags.progress,
+          env,
+          form === 'signed-in-memory' ? 'export (signed in memory)' : 'export',
+        );
+        try {
+          const pieces = counted(
+            exportZoneText(store, origin, { nsec3: flags.nsec3, now: env.now() }),
+            progress,
+          );
+          if (out === undefined) await env.outStream(pieces);
+          else await writeReplacingStream(out, pieces, 0o644);
+        } finally {
+          progress.done();
+        }
       });
-      if (flags.out === undefined) env.out(text);
-      else {
-        const out = resolve(env.cwd, flags.out);
-        await writeReplacing(out, text, 0o644);
-        env.out(`wrote zone ${origin} to ${out}\n`);
-      }
+      if (out !== undefined) env.out(`wrote zone ${origin} to ${out}\n`);
     });
 
   zone
@@ -154,6 +144,8 @@ Examples:
     .requiredOption('--zone <zone>', 'the zone (a zone name or a range such as +44)')
     .requiredOption('--file <file>', 'the master file (relative names are relative to the zone)')
     .option('--json', 'print {zone, rrsets, records, serial, skipped} as JSON')
+    .option('--progress', 'show progress on stderr (default: when stderr is a terminal)')
+    .option('--no-progress', 'never show progress')
     .addHelpText(
       'after',
       `
@@ -161,236 +153,166 @@ SOA, DNSKEY, RRSIG, NSEC, NSEC3 and NSEC3PARAM are skipped: the store keeps and 
 Delegation RRsets in the file replace the zone's RRset of the same name and type; MAP, MAPREF
 and AUTHKEY records are added to what the zone holds, by the rules the registration API applies.
 
+The file is read twice, as a stream, in constant memory. The first pass writes nothing: every
+line must read, the records of one owner name must be on consecutive lines (as in every file a
+server or 'zone export' writes), no RRset may exceed ${MAX_RECORDS_PER_RRSET} records, and every delegation
+needs its DS (in the file or the zone); a file that fails changes nothing. The second pass
+writes in batches, each atomic and durable; if it is interrupted, the batches written stay and
+importing the same file again completes the import.
+
 Examples:
   $ mimi-discovery zone import --config ./net/root/config.json --zone mimi.arpa --file delegations.zone`,
     )
     .action(async (flags: ImportFlags) => {
       const { config } = await loadConfig(flags.config, env);
       const origin = zoneOf('--zone', flags.zone, config.apex);
-      const text = await readFile(resolve(env.cwd, flags.file), 'utf8');
-      const records = parseZoneFile(text, { origin, defaultTtl: 3600 });
-      const report = await withStore(config, env, async (store) => {
-        selectZones(store, origin);
-        return importRecords(store, origin, config.apex, records, env.now());
+      const path = resolve(env.cwd, flags.file);
+      const file = await open(path, 'r');
+      let progress: Progress = NO_PROGRESS;
+      try {
+        const report = await withStore(config, env, async (store) => {
+          selectZones(store, origin);
+          const source = fileSource(file, path, (pass) => {
+            progress.done();
+            progress = progressFor(
+              flags.progress,
+              env,
+              pass === 'check' ? 'import, checking' : 'import, writing',
+            );
+            return progress;
+          });
+          return importZoneFile(store, source, {
+            origin,
+            apex: config.apex,
+            now: env.now(),
+            onRecords: (_pass, records) => progress.add(records, 0),
+          });
+        });
+        if (flags.json === true) env.out(`${JSON.stringify(report, null, 2)}\n`);
+        else {
+          env.out(
+            `imported ${report.rrsets} RRsets (${report.records} records) into ${report.zone}` +
+              `${report.serial !== undefined ? ` (serial ${report.serial})` : ''}\n`,
+          );
+          for (const s of report.skipped) env.out(`skipped ${s.count} ${s.type}: ${s.reason}\n`);
+        }
+      } finally {
+        progress.done();
+        await file.close();
+      }
+    });
+
+  zone
+    .command('nsec3')
+    .description("keep (on) or drop (off) a zone's NSEC3 chain for stock secondaries")
+    .argument('<state>', 'on or off')
+    .option('--config <file>', 'config file of the server (default: $MIMI_DISCOVERY_CONFIG)')
+    .option(
+      '--zone <zone>',
+      'only this zone (a zone name, or a range such as +44; default: every zone)',
+    )
+    .option('--json', 'print a JSON list of {zone, nsec3, serial, changed}')
+    .addHelpText(
+      'after',
+      `
+With the chain on, the store keeps a standard NSEC3 chain (RFC 9276: 0 iterations, no salt) in
+the zone, updated at every write, for secondaries that cannot sign denials online (NSD, Knot,
+BIND); zone transfers and 'zone export' then carry it as stored. Our own servers still answer
+with compact denials. The chain makes the zone enumerable to whoever can query the servers
+that serve it (hashes of phone numbers are cheap to reverse): turn it on only for zones that
+go to your own secondaries.
+
+Examples:
+  $ mimi-discovery zone nsec3 on --config ./net/dp44/config.json --zone +44
+  $ mimi-discovery zone nsec3 off --config ./net/dp44/config.json --zone +44 --json`,
+    )
+    .action(async (state: string, flags: Nsec3Flags) => {
+      if (state !== 'on' && state !== 'off') {
+        throw usageError('ERR_USAGE', `zone nsec3 takes on or off, not ${JSON.stringify(state)}`);
+      }
+      const enabled = state === 'on';
+      const { config } = await loadConfig(flags.config, env);
+      const only = flags.zone === undefined ? undefined : zoneOf('--zone', flags.zone, config.apex);
+      const results = await withStore(config, env, async (store) => {
+        const done: Nsec3Json[] = [];
+        for (const origin of selectZones(store, only)) {
+          const before = store.zoneInfo(origin);
+          const result: ApplyResult = await store.setNsec3(origin, enabled);
+          done.push({
+            zone: origin,
+            nsec3: enabled,
+            serial: result.serial,
+            changed: before?.nsec3 !== enabled,
+          });
+        }
+        return done;
       });
-      if (flags.json === true) env.out(`${JSON.stringify(report, null, 2)}\n`);
-      else {
-        env.out(
-          `imported ${report.rrsets} RRsets (${report.records} records) into ${report.zone}` +
-            `${report.serial !== undefined ? ` (serial ${report.serial})` : ''}\n`,
-        );
-        for (const s of report.skipped) env.out(`skipped ${s.count} ${s.type}: ${s.reason}\n`);
+      if (flags.json === true) {
+        env.out(`${JSON.stringify(results, null, 2)}\n`);
+        return;
+      }
+      for (const r of results) {
+        const what = r.nsec3 ? 'keeps an NSEC3 chain' : 'keeps no NSEC3 chain';
+        env.out(`zone ${r.zone} ${what} (serial ${r.serial}${r.changed ? '' : ', unchanged'})\n`);
       }
     });
   return zone;
 }
 
-const STORE_OWN: ReadonlySet<string> = new Set([
-  'SOA',
-  'DNSKEY',
-  'RRSIG',
-  'NSEC',
-  'NSEC3',
-  'NSEC3PARAM',
-]);
+/**
+ * The progress line of a command: shown when `--progress` was given, or when neither it nor
+ * `--no-progress` was and stderr is a terminal.
+ */
+function progressFor(flag: boolean | undefined, env: CommandEnv, label: string): Progress {
+  return (flag ?? env.errIsTTY) ? createProgress(label, (text) => env.err(text)) : NO_PROGRESS;
+}
 
-/** Why a record is not imported at `now`, or undefined when it is. */
-function skipReason(
-  rr: ResourceRecord,
-  origin: string,
-  apex: string,
-  now: number,
-): string | undefined {
-  const owner = canonicalName(rr.name);
-  if (STORE_OWN.has(rr.type)) return 'the store makes and signs these itself';
-  if (rr.class !== 'IN') return 'not class IN';
-  if (!isSubdomain(owner, origin)) return `outside zone ${origin}`;
-  const atApex = owner === origin;
-  switch (rr.type) {
-    case 'NS':
-      return atApex ? 'the apex NS is set by init' : undefined;
-    case 'DS':
-    case 'A':
-    case 'AAAA':
-    case 'MAPREF':
-      return atApex ? 'not a delegation, address, mapping or key' : undefined;
-    case 'SVCB':
-      return owner.startsWith('_dns.') ? undefined : 'SVCB is imported only at _dns.<nameserver>';
-    case 'AUTHKEY':
-      return atApex ? undefined : 'AUTHKEY belongs at the apex';
-    case 'MAP':
-      return mappingProblem(rr.data, owner, apex, now);
-    default:
-      return 'not a delegation, address, mapping or key';
+/** `pieces` of master-file text, each counted in `progress` (lines are records) as it passes. */
+async function* counted(pieces: AsyncIterable<string>, progress: Progress): AsyncGenerator<string> {
+  for await (const piece of pieces) {
+    let lines = 0;
+    for (let at = piece.indexOf('\n'); at >= 0; at = piece.indexOf('\n', at + 1)) lines++;
+    progress.add(lines, Buffer.byteLength(piece));
+    yield piece;
   }
 }
+
+/** Octets read from the file at a time. */
+const READ_OCTETS = 64 * 1024;
 
 /**
- * Why MAP RDATA at `owner` is not imported, or undefined when it is: a mapping signed for the
- * phone CSI of its owner name (see the module comment). Its times are left to the store, which
- * refuses an expired mapping as it refuses one sent to the registration API.
+ * The master file of an import, read from `file` (open) once per pass from its start, decoded as
+ * UTF-8 piece by piece. The file must not change between the passes: its size and modification
+ * time are compared before the second, which fails before anything is written when they differ.
+ * `progressOf` gives the progress line of each pass (its octets are counted here).
  */
-function mappingProblem(
-  data: Uint8Array,
-  owner: string,
-  apex: string,
-  now: number,
-): string | undefined {
-  const csi = nameToCsi(owner, apex);
-  if (csi === undefined) {
-    return isSubdomain(owner, `email.${canonicalName(apex)}`)
-      ? 'MAP at an email name, which gives no CSI to verify it for (publish it through the registration API)'
-      : 'MAP at a name that is no CSI name';
-  }
-  const verified = verifyMapping(data, { csi, now });
-  if (verified.kind === 'verified') return undefined;
-  switch (verified.reason) {
-    case 'expired':
-    case 'not-yet-valid':
-      return undefined;
-    case 'malformed':
-      return 'MAP RDATA that is not a mapping';
-    case 'unsupported-version':
-      return 'MAP of an unsupported version (version 1 spelled the CSI)';
-    default:
-      return `MAP not signed for the CSI of its name (${verified.reason})`;
-  }
-}
-
-/** Imports `records` into the zone `origin` of `store` at time `now` (see the module comment). */
-export async function importRecords(
-  store: DiscoveryStore,
-  origin: string,
-  apex: string,
-  records: readonly ResourceRecord[],
-  now: number,
-): Promise<ImportReport> {
-  const skipped = new Map<string, SkippedJson>();
-  const skip = (type: string, reason: string): void => {
-    const key = `${type}\u0000${reason}`;
-    const entry = skipped.get(key) ?? { type, count: 0, reason };
-    entry.count += 1;
-    skipped.set(key, entry);
-  };
-  const rrsets = new Map<string, { name: string; type: RRType; records: ResourceRecord[] }>();
-  for (const rr of records) {
-    const reason = skipReason(rr, origin, apex, now);
-    if (reason !== undefined) {
-      skip(rr.type, reason);
-      continue;
+function fileSource(
+  file: FileHandle,
+  path: string,
+  progressOf: (pass: ImportPass) => Progress,
+): ImportSource {
+  let first: { size: number; mtimeMs: number } | undefined;
+  return async function* read(pass) {
+    const stat = await file.stat();
+    if (first === undefined) first = { size: stat.size, mtimeMs: stat.mtimeMs };
+    else if (first.size !== stat.size || first.mtimeMs !== stat.mtimeMs) {
+      throw failure(
+        'ERR_CLI_FILE_CHANGED',
+        `${path} changed while it was being imported (after it was checked): nothing was written`,
+      );
     }
-    const name = canonicalName(rr.name);
-    const key = `${name}\u0000${rr.type}`;
-    const rrset = rrsets.get(key) ?? { name, type: rr.type, records: [] };
-    rrset.records.push({ ...rr, name });
-    rrsets.set(key, rrset);
-  }
-
-  // Design §5: every delegation is signed. A cut in the file needs its DS in the file or in the
-  // zone already; the check runs before anything is written.
-  for (const rrset of rrsets.values()) {
-    if (rrset.type !== 'NS' || rrsets.has(`${rrset.name}\u0000DS`)) continue;
-    if (store.readRRset(origin, rrset.name, 'DS').length > 0) continue;
-    throw failure(
-      'ERR_DELEGATION_NO_DS',
-      `the delegation of ${rrset.name} has no DS in the file or the zone: every delegation is signed (design §5)`,
-    );
-  }
-
-  let serial: number | undefined;
-  const taken = new Set<string>();
-  let recordsTaken = 0;
-  const byOwner = new Map<string, RRsetChange[]>();
-  /** One operation per MAP record, MAPREF RRset and AUTHKEY RRset, with what it stands for. */
-  const operations: Array<{ operation: StoreOperation; rrset: string; records: number }> = [];
-  for (const [id, rrset] of rrsets) {
-    switch (rrset.type) {
-      case 'MAP': {
-        // skipReason let through only MAP records at phone names: the name gives the CSI.
-        const csi = nameToCsi(rrset.name, apex);
-        if (csi === undefined) break;
-        for (const rr of rrset.records) {
-          if (rr.type !== 'MAP') continue;
-          operations.push({
-            operation: {
-              kind: 'publish-mapping',
-              name: rrset.name,
-              csi,
-              mapping: rr.data,
-              now,
-              authorize: false,
-            },
-            rrset: id,
-            records: 1,
-          });
-        }
-        break;
-      }
-      case 'MAPREF':
-        operations.push({
-          operation: {
-            kind: 'add-maprefs',
-            name: rrset.name,
-            targets: rrset.records.flatMap((rr) => (rr.type === 'MAPREF' ? [rr.data] : [])),
-            ttl: Math.min(...rrset.records.map((rr) => rr.ttl)),
-          },
-          rrset: id,
-          records: rrset.records.length,
-        });
-        break;
-      case 'AUTHKEY':
-        operations.push({
-          operation: {
-            kind: 'add-authkeys',
-            keys: rrset.records.flatMap((rr) => (rr.type === 'AUTHKEY' ? [rr.data] : [])),
-          },
-          rrset: id,
-          records: rrset.records.length,
-        });
-        break;
-      default: {
-        const list = byOwner.get(rrset.name) ?? [];
-        list.push({ op: 'put', name: rrset.name, type: rrset.type, records: rrset.records });
-        byOwner.set(rrset.name, list);
-        taken.add(id);
-        recordsTaken += rrset.records.length;
-      }
+    const progress = progressOf(pass);
+    const decoder = new TextDecoder('utf-8');
+    const buffer = Buffer.alloc(READ_OCTETS);
+    let position = 0;
+    for (;;) {
+      const { bytesRead } = await file.read(buffer, 0, buffer.length, position);
+      if (bytesRead === 0) break;
+      position += bytesRead;
+      progress.add(0, bytesRead);
+      yield decoder.decode(buffer.subarray(0, bytesRead), { stream: true });
     }
-  }
-
-  let batch: RRsetChange[] = [];
-  const flush = async (): Promise<void> => {
-    if (batch.length === 0) return;
-    serial = (await store.apply(origin, batch)).serial;
-    batch = [];
-  };
-  for (const changes of byOwner.values()) {
-    if (batch.length + changes.length > MAX_CHANGES_PER_APPLY) await flush();
-    batch.push(...changes);
-  }
-  await flush();
-
-  const settle = (outcome: OperationOutcome, entry: (typeof operations)[number]): void => {
-    if (outcome.kind === 'refused') {
-      skip(rrsets.get(entry.rrset)?.type ?? 'MAP', `refused by the store: ${outcome.reason}`);
-      return;
-    }
-    serial = Math.max(serial ?? 0, outcome.serial);
-    taken.add(entry.rrset);
-    recordsTaken += entry.records;
-  };
-  for (let i = 0; i < operations.length; i += IMPORT_OPERATIONS_IN_FLIGHT) {
-    const window = operations.slice(i, i + IMPORT_OPERATIONS_IN_FLIGHT);
-    const outcomes = await Promise.all(
-      window.map((entry) => store.applyOperation(origin, entry.operation)),
-    );
-    outcomes.forEach((outcome, j) => settle(outcome, window[j] as (typeof operations)[number]));
-  }
-  return {
-    zone: origin,
-    rrsets: taken.size,
-    records: recordsTaken,
-    serial,
-    skipped: [...skipped.values()],
+    const rest = decoder.decode();
+    if (rest !== '') yield rest;
   };
 }

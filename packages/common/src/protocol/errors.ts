@@ -115,7 +115,10 @@ export type ZoneErrorCode =
   | 'ERR_ZONE_NO_SOA'
   | 'ERR_ZONE_OUT_OF_ZONE'
   | 'ERR_ZONE_SOA_COUNT'
-  /** A ZONEMD scheme or hash algorithm that cannot be computed (RFC 8976). */
+  /**
+   * A ZONEMD scheme or hash algorithm that cannot be computed (RFC 8976), or records given to a
+   * one-pass digest (`createZoneDigester`) out of canonical order.
+   */
   | 'ERR_ZONE_ZONEMD';
 
 /** A zone's content that violates a rule the lookup depends on (e.g. no SOA at the origin). */

@@ -49,6 +49,11 @@ import { codeToType, decodeRdata, encodeRdata, SVC_KEY_NAMES, typeToCode } from 
  *
  * The reader checks syntax, not zone rules: a missing SOA, records outside the origin or
  * mixed TTLs in an RRset are for the zone loader to judge.
+ *
+ * Two ways in, reading alike: `parseZoneFile` and `readZoneFile` take a whole text (at most
+ * `maxRecords` records); `createZoneFileReader` and `readZoneFileChunks` take it piece by piece
+ * as it arrives, cut anywhere, and hold one line (or one record spread over lines) at a time,
+ * for files too large to hold, such as the export of a zone of millions of mappings.
  */
 
 /** Most records one text may hold unless `maxRecords` says otherwise. */
@@ -103,7 +108,10 @@ export interface ZoneFileOptions {
   origin?: string;
   /** The TTL of records without one before any `$TTL`. */
   defaultTtl?: number;
-  /** Most records to read; default {@link MAX_ZONE_FILE_RECORDS}. */
+  /**
+   * Most records to read; default {@link MAX_ZONE_FILE_RECORDS} for a whole text, no bound for
+   * a reader fed in pieces ({@link createZoneFileReader}).
+   */
   maxRecords?: number;
 }
 
@@ -138,21 +146,127 @@ export function parseZoneFile(text: string, options: ZoneFileOptions = {}): Reso
 
 /** {@link parseZoneFile} that also gives the line of each record. */
 export function readZoneFile(text: string, options: ZoneFileReadOptions = {}): ZoneFileEntry[] {
-  const state = initialState(options);
-  const out: ZoneFileEntry[] = [];
-  for (const entry of scanEntries(text)) {
+  const reader = createZoneFileReader({
+    ...options,
+    maxRecords: options.maxRecords ?? MAX_ZONE_FILE_RECORDS,
+  });
+  const out = reader.push(text);
+  for (const entry of reader.end()) out.push(entry);
+  return out;
+}
+
+/**
+ * A master-file reader fed the text piece by piece (a file read in chunks, a socket): each
+ * {@link ZoneFileReader.push} gives the records that the text so far completes, so memory holds
+ * one line (or one record spread over lines in parentheses), never the file. It reads exactly
+ * what {@link readZoneFile} reads, with the same errors on the same lines, wherever the pieces
+ * are cut (in the middle of a line, a token, a comment or a quoted string).
+ *
+ * Worked example: `push('a. 300 A 192.0.2.')` gives nothing (the line may go on),
+ * `push('1\nb. 300 A 192.0.2.2')` gives the record of `a.` (line 1), and `end()` gives that of
+ * `b.` (line 2).
+ */
+export interface ZoneFileReader {
+  /**
+   * Reads the next piece of text; returns the records completed by it, in order. Throws
+   * {@link ZoneFileError} on the first problem (and again on every later call): a line over
+   * {@link MAX_ZONE_FILE_LINE_CHARS} fails as soon as that much of it has come, newline or not.
+   */
+  push(chunk: string): ZoneFileEntry[];
+  /** The end of the text: returns the last records; fails if a `(` is still open. */
+  end(): ZoneFileEntry[];
+}
+
+/**
+ * Options of {@link createZoneFileReader}: those of {@link readZoneFile}, except that
+ * `maxRecords` has no default: a reader that holds one line at a time needs no bound on the
+ * records of the whole text, so it has none unless one is given.
+ */
+export type ZoneFileReaderOptions = ZoneFileReadOptions;
+
+/** A {@link ZoneFileReader} (see there). Throws {@link ZoneFileError} for bad options. */
+export function createZoneFileReader(options: ZoneFileReaderOptions = {}): ZoneFileReader {
+  const state = initialState({ ...options, maxRecords: options.maxRecords ?? Infinity });
+  const scanner = new EntryScanner();
+  let pending = '';
+  let records = 0;
+  let failure: unknown;
+  let ended = false;
+  const take = (entry: Entry | undefined, out: ZoneFileEntry[]): void => {
+    if (entry === undefined) return;
     const record = readEntry(entry, state);
-    if (record === undefined) continue;
-    if (out.length >= state.maxRecords) {
+    if (record === undefined) return;
+    if (records >= state.maxRecords) {
       throw new ZoneFileError(
         'ERR_ZONE_FILE_TOO_LARGE',
         entry.line,
         `more than ${state.maxRecords} records`,
       );
     }
+    records += 1;
     out.push({ record, line: entry.line });
+  };
+  const guarded = (read: (out: ZoneFileEntry[]) => void): ZoneFileEntry[] => {
+    if (failure !== undefined) throw failure;
+    if (ended) {
+      throw new ZoneFileError('ERR_ZONE_FILE_OPTIONS', undefined, 'the reader has ended');
+    }
+    const out: ZoneFileEntry[] = [];
+    try {
+      read(out);
+    } catch (error) {
+      failure = error;
+      throw error;
+    }
+    return out;
+  };
+  return {
+    push: (chunk) =>
+      guarded((out) => {
+        let pos = 0;
+        let newline = chunk.indexOf('\n');
+        if (pending !== '' && newline >= 0) {
+          // The line began in an earlier piece: the one string made here is at most a line.
+          const line = pending + chunk.slice(0, newline);
+          pending = '';
+          take(scanner.line(line, 0, line.length), out);
+          pos = newline + 1;
+          newline = chunk.indexOf('\n', pos);
+        }
+        while (newline >= 0) {
+          take(scanner.line(chunk, pos, newline), out);
+          pos = newline + 1;
+          newline = chunk.indexOf('\n', pos);
+        }
+        if (pos < chunk.length) pending += chunk.slice(pos);
+        scanner.checkLength(pending.length);
+      }),
+    end: () =>
+      guarded((out) => {
+        ended = true;
+        const line = pending;
+        pending = '';
+        take(scanner.line(line, 0, line.length), out);
+        scanner.end();
+      }),
+  };
+}
+
+/**
+ * {@link createZoneFileReader} over a sequence of text pieces (a file stream with its encoding
+ * set, for instance): yields the records each piece completes, in batches, never an empty one.
+ */
+export async function* readZoneFileChunks(
+  chunks: AsyncIterable<string> | Iterable<string>,
+  options: ZoneFileReaderOptions = {},
+): AsyncGenerator<ZoneFileEntry[]> {
+  const reader = createZoneFileReader(options);
+  for await (const chunk of chunks) {
+    const entries = reader.push(chunk);
+    if (entries.length > 0) yield entries;
   }
-  return out;
+  const last = reader.end();
+  if (last.length > 0) yield last;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -198,31 +312,29 @@ function syntax(line: number, problem: string): never {
 }
 
 /**
- * Splits the text into entries: a newline ends an entry unless parentheses are open; `;`
- * starts a comment; `(`, `)` and `"` need no surrounding space. Lazy, so that a file of a
- * million records is never held twice as tokens.
+ * Splits text into entries, one line at a time: a newline ends an entry unless parentheses are
+ * open; `;` starts a comment; `(`, `)` and `"` need no surrounding space. It keeps only the
+ * entry being read, so a file of millions of records is never held as tokens.
  */
-function* scanEntries(text: string): Generator<Entry> {
-  let entry: Entry | undefined;
-  let entryStart = 0;
-  let depth = 0;
-  let openLine = 0;
-  let lineNumber = 0;
-  let pos = 0;
-  while (pos <= text.length) {
-    const newline = text.indexOf('\n', pos);
-    const end = newline < 0 ? text.length : newline;
-    lineNumber += 1;
-    const line = lineNumber;
-    if (end - pos > MAX_ZONE_FILE_LINE_CHARS) {
-      throw new ZoneFileError(
-        'ERR_ZONE_FILE_TOO_LARGE',
-        line,
-        `line longer than ${MAX_ZONE_FILE_LINE_CHARS} characters`,
-      );
-    }
-    const ownerOmitted = pos < end && isBlank(text.charCodeAt(pos));
-    let i = pos;
+class EntryScanner {
+  /** The entry being read (parentheses open, or tokens of the current line). */
+  private entry: Entry | undefined;
+  /** Characters of the entry's lines before the current one, newlines included. */
+  private entryBefore = 0;
+  private depth = 0;
+  private openLine = 0;
+  private lineNumber = 0;
+
+  /**
+   * Reads the line `text[start, end)` (without its newline); returns the entry it completes,
+   * if any.
+   */
+  line(text: string, start: number, end: number): Entry | undefined {
+    this.lineNumber += 1;
+    const line = this.lineNumber;
+    if (end - start > MAX_ZONE_FILE_LINE_CHARS) this.tooLong(line);
+    const ownerOmitted = start < end && isBlank(text.charCodeAt(start));
+    let i = start;
     while (i < end) {
       const c = text.charCodeAt(i);
       if (isBlank(c)) {
@@ -230,16 +342,13 @@ function* scanEntries(text: string): Generator<Entry> {
       } else if (c === SEMICOLON) {
         break;
       } else if (c === OPEN) {
-        if (entry === undefined) {
-          entry = { tokens: [], line, ownerOmitted };
-          entryStart = pos;
-        }
-        if (depth === 0) openLine = line;
-        depth += 1;
+        this.begin(line, ownerOmitted);
+        if (this.depth === 0) this.openLine = line;
+        this.depth += 1;
         i += 1;
       } else if (c === CLOSE) {
-        if (depth === 0) syntax(line, 'unbalanced )');
-        depth -= 1;
+        if (this.depth === 0) syntax(line, 'unbalanced )');
+        this.depth -= 1;
         i += 1;
       } else {
         let tokenText = '';
@@ -271,29 +380,56 @@ function* scanEntries(text: string): Generator<Entry> {
           }
         }
         tokenText += text.slice(run, i);
-        if (entry === undefined) {
-          entry = { tokens: [], line, ownerOmitted };
-          entryStart = pos;
-        }
-        entry.tokens.push({ text: tokenText, quoted, line });
+        this.begin(line, ownerOmitted).tokens.push({ text: tokenText, quoted, line });
       }
     }
-    if (entry !== undefined && end - entryStart > MAX_ZONE_FILE_LINE_CHARS) {
+    const entry = this.entry;
+    if (entry === undefined) return undefined;
+    const chars = this.entryBefore + (end - start);
+    if (chars > MAX_ZONE_FILE_LINE_CHARS) {
       throw new ZoneFileError(
         'ERR_ZONE_FILE_TOO_LARGE',
         entry.line,
         `record longer than ${MAX_ZONE_FILE_LINE_CHARS} characters`,
       );
     }
-    if (depth === 0 && entry !== undefined) {
-      const done: Entry = entry;
-      entry = undefined;
-      if (done.tokens.length > 0) yield done;
+    if (this.depth > 0) {
+      this.entryBefore = chars + 1;
+      return undefined;
     }
-    if (newline < 0) break;
-    pos = newline + 1;
+    this.entry = undefined;
+    return entry.tokens.length > 0 ? entry : undefined;
   }
-  if (depth > 0) syntax(openLine, '( is never closed');
+
+  /**
+   * Fails when the line being received, of which `chars` characters have come without a
+   * newline, is already over {@link MAX_ZONE_FILE_LINE_CHARS}.
+   */
+  checkLength(chars: number): void {
+    if (chars > MAX_ZONE_FILE_LINE_CHARS) this.tooLong(this.lineNumber + 1);
+  }
+
+  /** The end of the text: fails if a `(` is still open. */
+  end(): void {
+    if (this.depth > 0) syntax(this.openLine, '( is never closed');
+  }
+
+  /** The entry being read, started on `line` when there is none. */
+  private begin(line: number, ownerOmitted: boolean): Entry {
+    if (this.entry === undefined) {
+      this.entry = { tokens: [], line, ownerOmitted };
+      this.entryBefore = 0;
+    }
+    return this.entry;
+  }
+
+  private tooLong(line: number): never {
+    throw new ZoneFileError(
+      'ERR_ZONE_FILE_TOO_LARGE',
+      line,
+      `line longer than ${MAX_ZONE_FILE_LINE_CHARS} characters`,
+    );
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -335,7 +471,7 @@ function initialState(options: ZoneFileReadOptions): State {
   if (defaultTtl !== undefined && defaultTtl > MAX_TTL) {
     bad(`defaultTtl must be at most ${MAX_TTL} (RFC 2181 §8)`);
   }
-  if (!Number.isInteger(maxRecords) || maxRecords < 0) {
+  if (!(Number.isInteger(maxRecords) || maxRecords === Infinity) || maxRecords < 0) {
     bad(`maxRecords must be a whole number, not ${maxRecords}`);
   }
   return {

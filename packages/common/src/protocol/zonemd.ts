@@ -52,17 +52,89 @@ export function zoneDigest(
   hashAlgorithm: number = ZONEMD_HASH_SHA384,
   scheme: number = ZONEMD_SCHEME_SIMPLE,
 ): Uint8Array {
-  const hashName = HASHES.get(hashAlgorithm);
-  if (scheme !== ZONEMD_SCHEME_SIMPLE || hashName === undefined) {
+  const hash = createHash(hashName(hashAlgorithm, scheme));
+  const apex = canonicalName(origin);
+  for (const wire of canonicalZone(apex, records)) hash.update(wire);
+  return new Uint8Array(hash.digest());
+}
+
+/**
+ * The digest of {@link zoneDigest}, computed in one pass over a zone given piece by piece,
+ * owner after owner in canonical order (RFC 4034 §6.1: the order a store reads a zone in), so
+ * that a zone too large to hold is digested as it streams by. The records of one owner may come
+ * in any order and over several calls: they are held until the next owner starts, then ordered
+ * and deduplicated as {@link zoneDigest} orders them, so memory holds one owner's records.
+ *
+ * Worked example: `update([soa, ns])`, `update([nsRrsig, wwwA])`, `digest()` over the zone
+ * `example` gives `zoneDigest('example', [soa, ns, nsRrsig, wwwA])`; an `update` with an owner
+ * that sorts before `www.example` after it fails.
+ */
+export interface ZoneDigester {
+  /**
+   * Adds records; records outside the zone, the apex ZONEMD RRset and its RRSIGs are left out
+   * (RFC 8976 §3.3.1). Throws `ZoneError` `ERR_ZONE_ZONEMD` for an owner that sorts before one
+   * given earlier.
+   */
+  update(records: readonly ResourceRecord[]): void;
+  /** The digest of everything given; the digester cannot be used after. */
+  digest(): Uint8Array;
+}
+
+/**
+ * A {@link ZoneDigester} for the zone `origin`. Throws `ZoneError` `ERR_ZONE_ZONEMD` for a
+ * scheme or hash algorithm this module does not compute (see {@link zonemdSupported}).
+ */
+export function createZoneDigester(
+  origin: string,
+  hashAlgorithm: number = ZONEMD_HASH_SHA384,
+  scheme: number = ZONEMD_SCHEME_SIMPLE,
+): ZoneDigester {
+  const hash = createHash(hashName(hashAlgorithm, scheme));
+  const apex = canonicalName(origin);
+  let owner: string | undefined;
+  let ownerKey: Buffer | undefined;
+  let held: ResourceRecord[] = [];
+  const flush = (): void => {
+    for (const wire of canonicalZone(apex, held)) hash.update(wire);
+    held = [];
+  };
+  return {
+    update(records) {
+      for (const rr of records) {
+        if (!isSubdomain(rr.name, apex)) continue;
+        const name = canonicalName(rr.name);
+        if (name !== owner) {
+          const key = orderKey(name);
+          if (ownerKey !== undefined && Buffer.compare(key, ownerKey) <= 0) {
+            throw new ZoneError(
+              'ERR_ZONE_ZONEMD',
+              `${name} comes after ${owner}: a one-pass digest needs owners in canonical order`,
+            );
+          }
+          flush();
+          owner = name;
+          ownerKey = key;
+        }
+        held.push(rr);
+      }
+    },
+    digest() {
+      flush();
+      return new Uint8Array(hash.digest());
+    },
+  };
+}
+
+/** The node:crypto name of a supported hash; throws `ERR_ZONE_ZONEMD` otherwise. */
+function hashName(hashAlgorithm: number, scheme: number): string {
+  const name = HASHES.get(hashAlgorithm);
+  if (scheme !== ZONEMD_SCHEME_SIMPLE || name === undefined) {
     throw new ZoneError(
       'ERR_ZONE_ZONEMD',
       `ZONEMD scheme ${scheme} with hash algorithm ${hashAlgorithm} is not supported`,
     );
   }
-  const apex = canonicalName(origin);
-  const hash = createHash(hashName);
-  for (const wire of canonicalZone(apex, records)) hash.update(wire);
-  return new Uint8Array(hash.digest());
+  return name;
 }
 
 /** One record ready to be ordered: its canonical wire form and where its RDATA starts. */
@@ -203,16 +275,12 @@ export function refreshZonemd(
   );
   const first = old[0];
   if (first === undefined) return [...records];
-  const ttl = Math.min(...old.map((rr) => rr.ttl));
-  const algorithms = [
-    ...new Set(
-      old
-        .filter((rr) => zonemdSupported(rr.data.scheme, rr.data.hashAlgorithm))
-        .map((rr) => rr.data.hashAlgorithm),
-    ),
-  ];
-  const fresh = (algorithms.length > 0 ? algorithms : [ZONEMD_HASH_SHA384]).map((hashAlgorithm) =>
-    zonemdRecord(apex, records, { hashAlgorithm, ttl }),
+  const soa = apexSoa(apex, records);
+  if (soa === undefined) {
+    throw new ZoneError('ERR_ZONE_NO_SOA', `zone ${origin} has no SOA record at its origin`);
+  }
+  const fresh = zonemdRRset(apex, old, soa.data.serial, (hashAlgorithm) =>
+    zoneDigest(apex, records, hashAlgorithm),
   );
   const out: ResourceRecord[] = [];
   for (const rr of records) {
@@ -221,6 +289,45 @@ export function refreshZonemd(
     if (!apexZonemd) out.push(rr);
   }
   return out;
+}
+
+/**
+ * The hash algorithms a zone's ZONEMD RRset `old` is computed again with: each supported one it
+ * lists, SHA-384 when it lists none (RFC 8976 §2: a zone states the digests it carries).
+ */
+export function zonemdAlgorithms(old: readonly RecordOf<'ZONEMD'>[]): number[] {
+  const algorithms = [
+    ...new Set(
+      old
+        .filter((rr) => zonemdSupported(rr.data.scheme, rr.data.hashAlgorithm))
+        .map((rr) => rr.data.hashAlgorithm),
+    ),
+  ];
+  return algorithms.length > 0 ? algorithms : [ZONEMD_HASH_SHA384];
+}
+
+/**
+ * The ZONEMD RRset that takes the place of `old` (a zone's apex ZONEMD RRset, not empty) once
+ * the zone at SOA serial `serial` has changed: one SIMPLE record per algorithm of
+ * {@link zonemdAlgorithms}, with the digest `digestOf` gives for it, at `old`'s lowest TTL. What
+ * {@link refreshZonemd} puts in, for a caller that digests the zone itself (in one pass,
+ * {@link createZoneDigester}).
+ */
+export function zonemdRRset(
+  origin: string,
+  old: readonly RecordOf<'ZONEMD'>[],
+  serial: number,
+  digestOf: (hashAlgorithm: number) => Uint8Array,
+): RecordOf<'ZONEMD'>[] {
+  const ttl = Math.min(...old.map((rr) => rr.ttl));
+  return zonemdAlgorithms(old).map((hashAlgorithm) =>
+    record(
+      canonicalName(origin),
+      'ZONEMD',
+      { serial, scheme: ZONEMD_SCHEME_SIMPLE, hashAlgorithm, digest: digestOf(hashAlgorithm) },
+      ttl,
+    ),
+  );
 }
 
 /**
