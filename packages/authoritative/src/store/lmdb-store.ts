@@ -41,6 +41,8 @@ import {
   untilOf,
 } from './replay-codec.js';
 import type { DiscoveryStore } from './store.js';
+import { noJournal, noNsec3, streamFromReadZone } from './store-interim.js';
+import type { JournalEntry } from '../zone/journal.js';
 import { StoreError, noZoneError, type StoreErrorCode } from './store-error.js';
 import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import type { StoreWriterReply, StoreWriterRequest } from './store-writer-messages.js';
@@ -463,6 +465,25 @@ class LmdbStore implements DiscoveryStore {
     }
     return out;
   }
+  // Interim (issue 14 §1): replaced by the store's journal, chain and streaming reads.
+  streamZone(origin: string): AsyncIterable<readonly ResourceRecord[]> {
+    return streamFromReadZone(() => this.readZone(origin));
+  }
+
+  journalSince(origin: string): Promise<JournalEntry[] | undefined> {
+    return noJournal(() => this.#serialOf(origin));
+  }
+
+  setNsec3(origin: string, enabled: boolean): Promise<ApplyResult> {
+    return noNsec3(() => this.#serialOf(origin), enabled);
+  }
+
+  #serialOf(origin: string): number {
+    this.#open();
+    const apex = this.#existing(origin);
+    return (this.zoneInfo(apex) as ZoneInfo).serial;
+  }
+
 
   async apply(origin: string, changes: readonly RRsetChange[]): Promise<ApplyResult> {
     this.#open();
@@ -860,6 +881,10 @@ async function openThreadedStore(options: LmdbStoreOptions): Promise<DiscoverySt
     changesSince: (generation) => opened.changesSince(generation),
     readRRset: (origin, name, type) => opened.readRRset(origin, name, type),
     readZone: (origin) => opened.readZone(origin),
+    // Interim (issue 14 §1).
+    streamZone: (origin) => opened.streamZone(origin),
+    journalSince: (origin) => opened.journalSince(origin),
+    setNsec3: (origin, enabled) => opened.setNsec3(origin, enabled),
     replayRecords: (limit) => opened.replayRecords(limit),
     addZone: (init) => call({ method: 'addZone', args: [init] }) as Promise<ZoneInfo>,
     removeZone: (origin) => call({ method: 'removeZone', args: [origin] }) as Promise<void>,

@@ -22,6 +22,8 @@ import {
 } from './mapping-ops.js';
 import { replayKey, replayReader } from './replay-codec.js';
 import type { DiscoveryStore } from './store.js';
+import { noJournal, noNsec3, streamFromReadZone } from './store-interim.js';
+import type { JournalEntry } from '../zone/journal.js';
 import { StoreError, noZoneError } from './store-error.js';
 import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import { nodeKey } from './node-codec.js';
@@ -211,6 +213,25 @@ class MemoryStore implements DiscoveryStore {
     return sortedNames(zone.nodes.keys()).flatMap((name) =>
       nodeRecords(zone.nodes.get(name) as StoredNode),
     );
+  }
+
+  // Interim (issue 14 §1): replaced by the store's journal, chain and streaming reads.
+  streamZone(origin: string): AsyncIterable<readonly ResourceRecord[]> {
+    return streamFromReadZone(() => this.readZone(origin));
+  }
+
+  journalSince(origin: string): Promise<JournalEntry[] | undefined> {
+    return noJournal(() => this.#serialOf(origin));
+  }
+
+  setNsec3(origin: string, enabled: boolean): Promise<ApplyResult> {
+    return noNsec3(() => this.#serialOf(origin), enabled);
+  }
+
+  #serialOf(origin: string): number {
+    this.#open();
+    const { apex } = this.#zone(origin);
+    return (this.zoneInfo(apex) as ZoneInfo).serial;
   }
 
   async apply(origin: string, changes: readonly RRsetChange[]): Promise<ApplyResult> {

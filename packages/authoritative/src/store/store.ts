@@ -8,6 +8,7 @@ import type {
 import type { OperationOutcome, ReplayRecord, StoreOperation } from './mapping-ops.js';
 import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import type { StoreChanges } from '../zone/zone-changes.js';
+import type { JournalEntry } from '../zone/journal.js';
 
 /**
  * The contract between a Discovery Provider's zone data and everything that reads or changes it
@@ -104,6 +105,19 @@ export interface DiscoveryStore {
    * store's clock), `REPLAY_PRUNE_BATCH` per transaction, without bumping any serial.
    */
   resign(before?: number): Promise<number>;
+  /** Journal entries leading from serial `from` to the current serial, oldest first: [] when
+   *  `from` is current, undefined when the journal does not reach back to `from` (or `from` is
+   *  not a serial the zone had) — a transfer then sends the whole zone. Throws ERR_STORE_NO_ZONE. */
+  journalSince(origin: string, from: number): Promise<JournalEntry[] | undefined>;
+  /** The zone's records as `readZone` gives them (canonical order, RRSIGs and the NSEC3 chain
+   *  included, SOA where canonical order puts it: first), in batches of about
+   *  STREAM_BATCH_RECORDS, read in pieces so memory stays constant however large the zone; one
+   *  snapshot: a write during the iteration is not seen. Throws ERR_STORE_NO_ZONE. */
+  streamZone(origin: string): AsyncIterable<readonly ResourceRecord[]>;
+  /** Keeps (true) or drops (false) the zone's NSEC3 chain for stock secondaries (design §5):
+   *  adds or removes NSEC3PARAM at the apex and the whole chain, signed, in one write (serial
+   *  bumped, journaled). Resolves with the serial; unchanged when already so. */
+  setNsec3(origin: string, enabled: boolean): Promise<ApplyResult>;
   /** Flushes and closes; later calls fail with `ERR_STORE_CLOSED`. */
   close(): Promise<void>;
 }
