@@ -129,6 +129,7 @@ export type {
   NotifySender,
 } from './answering/notify.js';
 export { setUpTransfers } from './answering/transfer-setup.js';
+export type { JournalEntry } from './zone/journal.js';
 export type { TransferSetup, TransferSetupComponents } from './answering/transfer-setup.js';
 export type { ExportZoneOptions } from './zone/zone-export.js';
 

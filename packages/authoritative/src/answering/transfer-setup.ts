@@ -63,6 +63,8 @@ export async function setUpTransfers(
   const transfer = config.transfer;
   if (transfer === undefined) return undefined;
   const { now, log, metrics } = components;
+  // The keys first: a key file that cannot be used stops the server whatever its zones.
+  const keys = await Promise.all(transfer.keys.map((entry, i) => readKey(entry, i)));
   const apex = canonicalName(config.apex);
   const zones =
     config.role === 'root'
@@ -77,7 +79,6 @@ export async function setUpTransfers(
       undefined,
     );
   }
-  const keys = await Promise.all(transfer.keys.map((entry, i) => readKey(entry, i)));
   const byName = new Map(keys.map((key) => [key.name, key]));
   if (config.role === 'dp') {
     for (const zone of zones) {
