@@ -35,9 +35,12 @@ import type { DiscoveryStore } from '../store/store.js';
  * one (RFC 8945; the answer must then verify, else it is ignored as forged). It is sent again
  * after {@link NOTIFY_TIMEOUT_MS}, doubling each time, at most {@link NOTIFY_RETRIES} times
  * (§3.6: "a maximum of 5 retransmissions"), until a response comes from the secondary's address
- * and port with the same id and question. A serial that changes meanwhile is announced once that
- * exchange ends, with the newest serial only. A response other than NOERROR ends the exchange
- * (the secondary refused: it is logged, not retried).
+ * and port with the same id and question. A serial that changes meanwhile supersedes it: the
+ * outstanding NOTIFY is dropped and the new serial announced at once, retransmissions starting
+ * over (a secondary that did not answer the old one, or was down, is told of the newest change
+ * without waiting out the old one's backoff); so a burst of writes costs at most one NOTIFY per
+ * check. A response other than NOERROR ends the exchange (the secondary refused: it is logged,
+ * not retried).
  *
  * A NOTIFY sent to this server is answered NOTIMP by every listener (`respond.ts` of common: a
  * primary takes no NOTIFY).
@@ -186,7 +189,11 @@ export async function startNotifySender(
     const exchange = peer.exchange;
     if (exchange === undefined || closed) return;
     const soa = store.zoneInfo(peer.zone) === undefined ? undefined : soaOf(store, peer.zone);
-    if (soa === undefined) return end(peer, 'superseded');
+    if (soa === undefined) {
+      // The zone went away: nothing to announce until it is back.
+      peer.wanted = undefined;
+      return end(peer, 'superseded');
+    }
     exchange.serial = soa.data.serial;
     exchange.id = randomInt(0, 0x10000);
     let wire = encodeMessage(notifyMessage(peer.zone, exchange.id, soa));
@@ -253,8 +260,9 @@ export async function startNotifySender(
       for (const peer of peers) {
         if (peer.zone !== zone || peer.wanted === serial) continue;
         peer.wanted = serial;
-        // One exchange at a time: a newer serial waits for the running one to end.
-        if (peer.exchange === undefined) begin(peer);
+        // One exchange at a time: a newer serial supersedes the one outstanding.
+        if (peer.exchange !== undefined) end(peer, 'superseded');
+        else begin(peer);
       }
     }
   };
