@@ -185,6 +185,17 @@ describe('AXFR of a DP zone (RFC 5936)', () => {
     expect(other.soa.data.serial).toBe(result.soa.data.serial);
   });
 
+  it('hands the records to a client that takes them as they come, keeping none', async () => {
+    const taken: ResourceRecord[] = [];
+    const result = await transferZone(address(), ZONE, {
+      tsig: KEY,
+      onRecord: (rr) => taken.push(rr),
+    });
+    expect(result.records).toEqual([]);
+    expect(taken[0]?.type).toBe('SOA');
+    expect(wireSet(taken)).toEqual(wireSet(store.readZone(ZONE)));
+  });
+
   it('streams the zone: the transfer never reads it whole (readZone)', async () => {
     const before = store.readZoneCalls;
     await transferZone(address(), ZONE, { tsig: KEY });

@@ -76,6 +76,12 @@ export interface ZoneTransferOptions {
   tsig?: TsigKey;
   /** The clock of signing and verifying; default `systemClock`. */
   now?: Clock;
+  /**
+   * Takes the zone's records as they arrive (AXFR, or an IXFR answered with the whole zone),
+   * opening SOA first, instead of keeping them: the result's `records` is then empty, and a
+   * transfer of any size takes the memory of one message.
+   */
+  onRecord?: (record: ResourceRecord) => void;
 }
 
 /** A completed transfer. */
@@ -124,7 +130,7 @@ export async function transferZone(
   options: ZoneTransferOptions = {},
 ): Promise<ZoneTransferResult> {
   const apex = canonicalName(zone);
-  const reader = wholeZoneReader(apex);
+  const reader = wholeZoneReader(apex, undefined, options.onRecord);
   const { messages, octets } = await receive(server, buildQuery(apex, 'AXFR'), options, reader);
   const done = reader.result();
   return { ...done, messages, octets };
@@ -163,7 +169,7 @@ export async function transferZoneChanges(
       },
     },
   ];
-  const reader = incrementalReader(apex, serial >>> 0);
+  const reader = incrementalReader(apex, serial >>> 0, options.onRecord);
   const { messages, octets } = await receive(server, query, options, reader);
   return { ...reader.result(), messages, octets };
 }
@@ -186,8 +192,11 @@ function isApexSoa(rr: ResourceRecord, apex: string): rr is RecordOf<'SOA'> {
 function wholeZoneReader(
   apex: string,
   opening?: RecordOf<'SOA'>,
+  sink?: (record: ResourceRecord) => void,
 ): TransferReader<{ records: ResourceRecord[]; soa: RecordOf<'SOA'> }> {
-  const records: ResourceRecord[] = opening === undefined ? [] : [opening];
+  const records: ResourceRecord[] = [];
+  const keep = sink ?? ((rr: ResourceRecord) => records.push(rr));
+  if (opening !== undefined) keep(opening);
   let soa = opening;
   let done = false;
   return {
@@ -195,7 +204,7 @@ function wholeZoneReader(
       if (soa === undefined) {
         if (!isApexSoa(rr, apex)) return `the first record is ${rr.type}, not the SOA of ${apex}`;
         soa = rr;
-        records.push(rr);
+        keep(rr);
         return undefined;
       }
       if (isApexSoa(rr, apex)) {
@@ -208,7 +217,7 @@ function wholeZoneReader(
         done = true;
         return undefined;
       }
-      records.push(rr);
+      keep(rr);
       return undefined;
     },
     complete: () => done,
@@ -226,7 +235,11 @@ function wholeZoneReader(
  *
  * Worked example, from 7 to 9: `SOA9 SOA7 (deleted) SOA8 (added) SOA8 (deleted) SOA9 (added) SOA9`.
  */
-function incrementalReader(apex: string, serial: number): TransferReader<IncrementalTransfer> {
+function incrementalReader(
+  apex: string,
+  serial: number,
+  sink?: (record: ResourceRecord) => void,
+): TransferReader<IncrementalTransfer> {
   let soa: RecordOf<'SOA'> | undefined;
   let seen = 0;
   let whole: ReturnType<typeof wholeZoneReader> | undefined;
@@ -257,12 +270,12 @@ function incrementalReader(apex: string, serial: number): TransferReader<Increme
       if (whole !== undefined) return whole.record(rr, last);
       if (seen === 2) {
         if (!isApexSoa(rr, apex)) {
-          whole = wholeZoneReader(apex, soa);
+          whole = wholeZoneReader(apex, soa, sink);
           return whole.record(rr, last);
         }
         if (rr.data.serial === soa.data.serial) {
           // The zone is its SOA alone, sent AXFR-style.
-          whole = wholeZoneReader(apex, soa);
+          whole = wholeZoneReader(apex, soa, sink);
           return whole.record(rr, last);
         }
         if (rr.data.serial !== serial) {
