@@ -46,6 +46,10 @@ export interface RunningSecondary {
   readonly kind: 'nsd' | 'knot';
   /** Its UDP and TCP port on 127.0.0.1. */
   readonly port: number;
+  /** Its process id (NSD's first process, the parent of its others). */
+  readonly pid: number;
+  /** The command line it runs. */
+  readonly command: string;
   /** Everything it logged so far. */
   log(): string;
   /** Stops it (SIGTERM, then SIGKILL if it lingers); resolves when it has exited. */
@@ -76,6 +80,9 @@ export async function startNsd(options: SecondaryOptions): Promise<RunningSecond
     '  verbosity: 2',
     '  do-ip6: no',
     '  server-count: 1',
+    // Every client is 127.0.0.1: response rate limiting would cap it at 200 answers a second.
+    '  rrl-ratelimit: 0',
+    '  rrl-whitelist-ratelimit: 0',
     'remote-control:',
     '  control-enable: no',
     'key:',
@@ -180,6 +187,8 @@ async function run(
   return {
     kind,
     port,
+    pid: child.pid ?? 0,
+    command: `${program} ${args.join(' ')}`,
     log: () => output,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
