@@ -1,19 +1,18 @@
 import { Buffer } from 'node:buffer';
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import {
-  HEADER_OCTETS,
   MAX_MESSAGE_OCTETS,
   MAX_RECORDS_PER_MESSAGE,
   TSIG_FUDGE_SECONDS,
   canonicalName,
   clientKeyOf,
   compareSerials,
-  encodeRecord,
-  nameWireLength,
+  encodeMessage,
   respondError,
   silentLogger,
   systemClock,
   tsigRecordOctets,
+  WireError,
   type Clock,
   type Logger,
   type Message,
@@ -408,14 +407,17 @@ async function* transferMessages(
   const stats = { records: 0, messages: 0 };
   try {
     planned = await plan();
-    for await (const answers of packMessages(query, planned.records, room)) {
+    const build = (answers: ResourceRecord[], first: boolean): Message => {
       const message = withAnswers(query, answers);
       // RFC 5936 §2.2.1: the question only in the first message.
-      if (stats.messages++ > 0) message.questions = [];
-      stats.records += answers.length;
-      if (planned.serial === undefined && answers[0]?.type === 'SOA') {
-        planned.serial = answers[0].data.serial;
-      }
+      if (!first) message.questions = [];
+      return message;
+    };
+    for await (const message of packMessages(build, planned.records, room)) {
+      stats.messages++;
+      stats.records += message.answers.length;
+      const soa = message.answers[0];
+      if (planned.serial === undefined && soa?.type === 'SOA') planned.serial = soa.data.serial;
       yield message;
     }
     completed = true;
@@ -425,41 +427,66 @@ async function* transferMessages(
   }
 }
 
+/** Records in the first message of a transfer, before its size says how many fit. */
+const FIRST_MESSAGE_RECORDS = 64;
+
 /**
- * Batches of records cut into the answer sections of consecutive messages. A record's size is
- * that of its uncompressed wire form, an upper bound of what it takes in a message (compression
- * only shortens), so each message stays within {@link MAX_TRANSFER_MESSAGE_OCTETS} less `room`
- * (the TSIG record) and within the codec's {@link MAX_RECORDS_PER_MESSAGE}. At most one message's
- * records are held at a time, besides the batch being read.
+ * Batches of records cut into consecutive messages (`build` makes one of its records), each as
+ * full as {@link MAX_TRANSFER_MESSAGE_OCTETS} less `room` (the TSIG record) allows and within the
+ * codec's {@link MAX_RECORDS_PER_MESSAGE}. Each message is encoded once to know its size: the
+ * number of records of the next one is taken from it (records of one zone are of similar
+ * sizes), and a message that came out too large is cut down and encoded again. At most one
+ * message's records are held, besides the batch being read.
+ *
+ * Worked example: 64 records encode to 12,000 octets, so the next message takes
+ * 64 × 65,535 × 0.95 / 12,000 ≈ 332; if those make 66,000 octets, it is cut to 310 and sent.
  */
 async function* packMessages(
-  query: Message,
+  build: (answers: ResourceRecord[], first: boolean) => Message,
   batches: AsyncIterable<readonly ResourceRecord[]>,
   room: number,
-): AsyncGenerator<ResourceRecord[]> {
-  const question = query.questions[0];
-  // Header, question, and room for an OPT record with no options (11 octets) and the TSIG.
-  const overhead =
-    HEADER_OCTETS + (question === undefined ? 0 : nameWireLength(question.name) + 4) + 11 + room;
-  let message: ResourceRecord[] = [];
-  let size = overhead;
-  for await (const batch of batches) {
-    for (const rr of batch) {
-      const octets = encodeRecord(rr).length;
-      if (
-        message.length > 0 &&
-        (size + octets > MAX_TRANSFER_MESSAGE_OCTETS ||
-          message.length + 3 > MAX_RECORDS_PER_MESSAGE)
-      ) {
-        yield message;
-        message = [];
-        size = overhead;
+): AsyncGenerator<Message> {
+  const limit = MAX_TRANSFER_MESSAGE_OCTETS - room;
+  // Room for the question, and an OPT record besides the answers.
+  const most = MAX_RECORDS_PER_MESSAGE - 2;
+  let pending: ResourceRecord[] = [];
+  let at = 0;
+  let guess = FIRST_MESSAGE_RECORDS;
+  let first = true;
+  const next = (): Message => {
+    let n = Math.min(guess, pending.length - at, most);
+    for (;;) {
+      const message = build(pending.slice(at, at + n), first);
+      const octets = encodedOctets(message);
+      if (octets !== undefined && octets <= limit) {
+        at += n;
+        first = false;
+        guess = Math.max(1, Math.min(most, Math.floor((n * limit * 0.95) / octets)));
+        return message;
       }
-      message.push(rr);
-      size += octets;
+      if (n === 1) throw new TypeError('a record that does not fit a message of its own');
+      n = Math.max(1, octets === undefined ? n >> 1 : Math.floor((n * limit * 0.95) / octets));
     }
+  };
+  for await (const batch of batches) {
+    if (at > 0) {
+      pending = pending.slice(at);
+      at = 0;
+    }
+    pending.push(...batch);
+    while (pending.length - at >= guess) yield next();
   }
-  if (message.length > 0) yield message;
+  while (pending.length - at > 0) yield next();
+}
+
+/** The octets of `message` encoded, or undefined when it is over the codec's limit. */
+function encodedOctets(message: Message): number | undefined {
+  try {
+    return encodeMessage(message).length;
+  } catch (error) {
+    if (error instanceof WireError && error.code === 'ERR_WIRE_TOO_LARGE') return undefined;
+    throw error;
+  }
 }
 
 /** Recent MACs of signed transfer requests, to refuse a replay ({@link TRANSFER_REPLAY_ENTRIES}). */
