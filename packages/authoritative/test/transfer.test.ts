@@ -185,6 +185,28 @@ describe('AXFR of a DP zone (RFC 5936)', () => {
     expect(other.soa.data.serial).toBe(result.soa.data.serial);
   });
 
+  it('cuts a large zone into messages that each fit 64 KiB with their TSIG record', async () => {
+    const names = Array.from({ length: 700 }, (_, i) => `bulk${i}.${ZONE}`);
+    await store.apply(
+      ZONE,
+      names.map((name) => ({
+        op: 'put' as const,
+        name,
+        type: 'TXT' as const,
+        records: [txt(name, 'x'.repeat(200))],
+      })),
+    );
+    for (const key of [KEY, OTHER]) {
+      const result = await transferZone(address(), ZONE, { tsig: key });
+      expect(result.messages).toBeGreaterThan(2);
+      expect(wireSet(result.records)).toEqual(wireSet(store.readZone(ZONE)));
+    }
+    await store.apply(
+      ZONE,
+      names.map((name) => ({ op: 'delete' as const, name, type: 'TXT' as const })),
+    );
+  });
+
   it('hands the records to a client that takes them as they come, keeping none', async () => {
     const taken: ResourceRecord[] = [];
     const result = await transferZone(address(), ZONE, {
