@@ -33,8 +33,8 @@ import type { JournalEntry } from '../zone/journal.js';
  * TSIG keys (RFC 8945, verified by the listener before this handler runs, `respond.ts` of
  * common) and address ranges.
  *
- * Rules, checked in this order (each refusal is REFUSED, logged with the zone and why, never the
- * client's address, and counted):
+ * Rules, checked in this order (each refusal logged with the zone and why, never the client's
+ * address, and counted):
  * - A zone not offered, a name that is not a zone's apex, a class other than IN: REFUSED
  *   (RFC 5936 §2.2.1 leaves the rcode of a refusal to the server; REFUSED is what BIND, Knot and
  *   NSD send).
@@ -42,14 +42,15 @@ import type { JournalEntry } from '../zone/journal.js';
  * - With `requireKey`, a request not signed with one of the policy's keys; without it, one signed
  *   with a key the policy does not list: REFUSED. (A signature that does not verify never gets
  *   here: the listener answered NOTAUTH.)
- * - Over TCP, a signed request whose MAC was seen in the last 2 × 300 s: REFUSED. TSIG alone lets a
+ * - IXFR without the SOA of the client's version in its authority section: FORMERR (RFC 1995
+ *   §3). Over UDP an IXFR is then answered (below); nothing further applies to it.
+ * - A signed request whose MAC was seen in the last 2 × 300 s: REFUSED. TSIG alone lets a
  *   captured request be replayed within its time window (RFC 8945 §5.2.3); the per-key rule of
  *   "time signed never going back" is not used, as several secondaries may share a key with
  *   clocks some seconds apart.
- * - IXFR without the SOA of the client's version in its authority section: FORMERR (RFC 1995 §3).
- * - Over TCP, at most `transfersPerClient` transfers at once per client (an IPv4 address or an
- *   IPv6 /64, `clientKeyOf`) and `maxTransfers` in all; a further one is REFUSED until one ends,
- *   so clients cannot hold many copies of a zone in the server's send buffers.
+ * - At most `transfersPerClient` transfers at once per client (an IPv4 address or an IPv6 /64,
+ *   `clientKeyOf`) and `maxTransfers` in all; a further one is REFUSED until one ends, so
+ *   clients cannot hold many copies of a zone in the server's send buffers.
  *
  * What is sent:
  * - AXFR, over TCP only (RFC 5936 §4.2: the UDP and DoH listeners never pass it here): the zone
