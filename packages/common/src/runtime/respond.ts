@@ -428,7 +428,14 @@ function verifyTsig(
   const verification = verifyRequest(bytes, tsig.keys, now);
   const refused = (response: Message, sign: (wire: Uint8Array) => Uint8Array): Answer => {
     recordQuery(options, query, response.rcode);
-    return { kind: 'reply', wire: sign(encodeMessage(response)), response, query };
+    try {
+      return { kind: 'reply', wire: sign(encodeMessage(response)), response, query };
+    } catch (error) {
+      // An error response built from a decoded query always encodes and signs within 64 KiB;
+      // reaching this is our fault, and the client is still refused.
+      options.log.error('tsig-refusal-not-encoded', { error });
+      return { kind: 'reply', wire: headerOnlyResponse(bytes, 'REFUSED') };
+    }
   };
   // The query as its handler would have seen it: the TSIG record is not part of the model.
   const bare: Message = {
