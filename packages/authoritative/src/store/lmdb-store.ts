@@ -484,7 +484,6 @@ class LmdbStore implements DiscoveryStore {
     return (this.zoneInfo(apex) as ZoneInfo).serial;
   }
 
-
   async apply(origin: string, changes: readonly RRsetChange[]): Promise<ApplyResult> {
     this.#open();
     const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
