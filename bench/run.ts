@@ -32,6 +32,7 @@ import { startHierarchy } from './lib/hierarchy.js';
 import { runResolverBench, type ResolverBenchResult } from './lib/resolver-bench.js';
 import { markdown, median, type Results, type Round, type ServerName } from './lib/report.js';
 import { installed, startKnot, startNsd, type StockServer } from './lib/stock.js';
+import { runTransferBench, type TransferBenchResult } from './lib/transfer-bench.js';
 
 /**
  * `npm run bench [-- --scale small|large] [--quick] [--csis N]`: the DP next to NSD and Knot over
@@ -305,6 +306,22 @@ async function main(): Promise<void> {
     await dp.stop();
     dp = undefined;
     for (const server of stock.splice(0)) await server.stop();
+
+    // Zone transfers: our DP as NSD's primary over the same store (NOTIFY, IXFR, TSIG).
+    const transferDir = join(dir, 'transfer');
+    mkdirSync(transferDir);
+    log('transfer: our DP as the primary of NSD');
+    const transfer: TransferBenchResult = await runTransferBench({
+      dataDir,
+      workDir: transferDir,
+      csis: count,
+      queryFile,
+      firstNewCsi: count + 7_000_000,
+      quick: options.quick,
+      log,
+    });
+    Object.assign(commands, transfer.commands ?? {});
+
     const verification = verifyRates();
     log(
       `Ed25519 verifications/s on one core: native ${Math.round(verification.native ?? NaN)}, portable ${Math.round(verification.portable)}`,
@@ -367,6 +384,7 @@ async function main(): Promise<void> {
       verification,
       doh,
       resolver,
+      transfer,
       registration: {
         concurrency,
         publishes: Number(registered.publishes),

@@ -14,6 +14,7 @@ import {
   queryTcp,
   queryUdp,
   transferZone,
+  transferZoneChanges,
   verifyZonemd,
   ZoneTransferError,
   type DnskeyData,
@@ -200,14 +201,38 @@ describe('AXFR of the root zone over TCP', () => {
     expect(after.records.some((rr) => rr.type === 'NS' && rr.name === zone)).toBe(true);
   });
 
-  it('is refused over UDP (RFC 5936 §4.2), and IXFR too', async () => {
+  it('is refused over UDP (RFC 5936 §4.2), where IXFR gets the SOA alone (RFC 1995 §2)', async () => {
     const udp = await queryUdp({ host: '127.0.0.1', port: root.port }, buildQuery(APEX, 'AXFR'), {
       tcpFallback: false,
     });
     expect(udp.rcode).toBe('REFUSED');
     expect(udp.answers).toEqual([]);
-    const ixfr = await queryTcp({ host: '127.0.0.1', port: root.port }, buildQuery(APEX, 'IXFR'));
-    expect(ixfr.rcode).toBe('REFUSED');
+    const ixfr = buildQuery(APEX, 'IXFR');
+    const serial = root.dp.store.zoneInfo(APEX)?.serial ?? 0;
+    ixfr.authorities = [
+      ...root.dp.store
+        .readRRset(APEX, APEX, 'SOA')
+        .map((soa) =>
+          soa.type === 'SOA' ? { ...soa, data: { ...soa.data, serial: serial - 1 } } : soa,
+        ),
+    ];
+    const soaOnly = await queryUdp({ host: '127.0.0.1', port: root.port }, ixfr, {
+      tcpFallback: false,
+    });
+    expect(soaOnly.rcode).toBe('NOERROR');
+    expect(soaOnly.answers.map((rr) => rr.type)).toEqual(['SOA']);
+    // Without the client's SOA in the authority section: FORMERR (RFC 1995 §3).
+    const bare = await queryTcp({ host: '127.0.0.1', port: root.port }, buildQuery(APEX, 'IXFR'));
+    expect(bare.rcode).toBe('FORMERR');
+  });
+
+  it('answers IXFR over TCP: the SOA alone when current, the whole zone when the journal does not reach back', async () => {
+    const serial = root.dp.store.zoneInfo(APEX)?.serial ?? 0;
+    const current = await transferZoneChanges({ host: '127.0.0.1', port: root.port }, APEX, serial);
+    expect(current.kind).toBe('current');
+    const old = await transferZoneChanges({ host: '127.0.0.1', port: root.port }, APEX, 1);
+    expect(['incremental', 'full']).toContain(old.kind);
+    if (old.kind === 'full') expect(verifyZonemd(APEX, old.records).kind).toBe('verified');
   });
 
   it('is refused for a name that is not the apex', async () => {
@@ -220,8 +245,9 @@ describe('AXFR of the root zone over TCP', () => {
 
   it('counts transfers in the metrics', async () => {
     const text = await (await fetch(`${root.dp.admin?.url ?? ''}/metrics`)).text();
-    expect(text).toMatch(/authoritative_transfers_total\{outcome="ok"\} [1-9]/);
-    expect(text).toMatch(/authoritative_transfers_total\{outcome="refused"\} [1-9]/);
+    expect(text).toMatch(/authoritative_transfers_total\{type="axfr",outcome="ok"\} [1-9]/);
+    expect(text).toMatch(/authoritative_transfers_total\{type="axfr",outcome="refused"\} [1-9]/);
+    expect(text).toMatch(/authoritative_transfers_total\{type="ixfr-current",outcome="ok"\} [1-9]/);
   });
 });
 
@@ -243,7 +269,7 @@ describe('AXFR restricted by config', () => {
     }
   });
 
-  it("is refused by a DP, whose zones name CSIs, and a DP's config cannot offer it", async () => {
+  it("is refused by a DP without a transfer config, and a DP's config cannot offer it without a TSIG key", async () => {
     const dp = await startRoot({}, 'dp');
     try {
       await expect(transferZone({ host: '127.0.0.1', port: dp.port }, APEX)).rejects.toMatchObject({
@@ -253,8 +279,9 @@ describe('AXFR restricted by config', () => {
     } finally {
       await dp.dp.close();
     }
+    // A DP's zones name CSIs: offered only to secondaries holding a key (test/secondaries.test.ts).
     expect(() => parseConfig(dpConfigSchema, { role: 'dp', dataDir: dir, transfer: {} })).toThrow(
-      /transfer: not allowed when role is "dp"/,
+      /transfer\.keys: a DP offers its zones by transfer only to secondaries with a TSIG key/,
     );
     expect(() =>
       parseConfig(dpConfigSchema, {

@@ -12,6 +12,10 @@ const STOP_TIMEOUT_MS = 30_000;
 /** The DP in its own process (bench/lib/dp-server.ts), driven by JSON lines. */
 export interface DpProcess {
   port: number;
+  /** The TCP port, when the DP offers transfers (same as `port`, as a rule). */
+  tcpPort: number | undefined;
+  /** `http://127.0.0.1:<port>` of its admin listener (metrics), when it offers transfers. */
+  adminUrl: string | undefined;
   pid: number;
   /** The command line, relative to the repository root, for the results. */
   command: string;
@@ -22,12 +26,18 @@ export interface DpProcess {
 
 /**
  * Starts the DP over the LMDB store in `dataDir` (vite-node runs dp-server.ts in the spawned
- * process itself, so `pid` is the DP's) and resolves once it listens on 127.0.0.1.
+ * process itself, so `pid` is the DP's) and resolves once it listens on 127.0.0.1. With
+ * `transfer` (the `transfer` section of a DP's config), it also offers its zone to secondaries.
  */
-export async function startDp(dataDir: string): Promise<DpProcess> {
+export async function startDp(dataDir: string, transfer?: object): Promise<DpProcess> {
   const viteNode = join(ROOT, 'node_modules', 'vite-node', 'vite-node.mjs');
   const script = join(ROOT, 'bench', 'lib', 'dp-server.ts');
-  const args = [viteNode, script, dataDir];
+  const args = [
+    viteNode,
+    script,
+    dataDir,
+    ...(transfer === undefined ? [] : [JSON.stringify(transfer)]),
+  ];
   const child: ChildProcess = spawn(process.execPath, args, {
     cwd: ROOT,
     stdio: ['pipe', 'pipe', 'inherit'],
@@ -58,6 +68,8 @@ export async function startDp(dataDir: string): Promise<DpProcess> {
   }
   return {
     port: Number(ready.port),
+    tcpPort: ready.tcp === undefined ? undefined : Number(ready.tcp),
+    adminUrl: typeof ready.admin === 'string' ? ready.admin : undefined,
     pid: child.pid ?? 0,
     command: `node ${args.map((a) => relative(ROOT, a)).join(' ')}`,
     request(command) {

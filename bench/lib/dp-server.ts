@@ -7,11 +7,15 @@ import { Profiler, summarizeProfile } from './profile.js';
 
 /**
  * The DP under test, in a process of its own so that its CPU time can be read from /proc:
- * the LMDB store in argv[2], answered over UDP on 127.0.0.1 (a free port). It writes one JSON
- * line `{"event":"ready","port":…}` and then obeys JSON lines on stdin:
+ * the LMDB store in argv[2], answered over UDP on 127.0.0.1 (a free port). With argv[3], a JSON
+ * `transfer` section of the DP's config (`bench/lib/transfer-bench.ts`), it also listens on TCP
+ * (the same port) and its admin port, and offers its zone to secondaries. It writes one JSON
+ * line `{"event":"ready","port":…,"admin":…}` and then obeys JSON lines on stdin:
  *
  *   {"cmd":"prepare","first":N,"count":C}                   signs C mappings for new CSIs
  *   {"cmd":"register","concurrency":K}                       publishes them durably, K in flight
+ *   {"cmd":"publish","index":I}                              publishes prepared mapping I alone,
+ *                                                            answers the zone's serial after it
  *   {"cmd":"profile-start"}                                  starts a CPU profile
  *   {"cmd":"profile-stop","phase":"…"}                       stops it, answers its summary
  *   {"cmd":"stop"}
@@ -82,20 +86,30 @@ async function register(
   });
 }
 
-async function main(dataDir: string): Promise<void> {
+async function main(dataDir: string, transfer: unknown): Promise<void> {
   const store = await openLmdbStore({ dataDir, proverSeed: PROVER_SEED, writer: 'thread' });
   // The server a DP operator runs (metrics, answer cache and all), over the bench's store.
   const config = dpConfigSchema.parse({
     role: 'dp',
     dataDir,
-    listen: { host: '127.0.0.1', udp: 0 },
+    listen:
+      transfer === undefined
+        ? { host: '127.0.0.1', udp: 0 }
+        : { host: '127.0.0.1', udp: 0, tcp: 0, admin: 0 },
+    ...(transfer === undefined ? {} : { transfer }),
     // dnsperf on loopback measures throughput: RRL exempts it, as NSD runs with
     // `rrl-ratelimit: 0` (stock.ts).
     limits: { rrl: { exempt: ['127.0.0.0/8'] } },
     log: { level: 'error' },
   });
   const server = await startDp(config, { store });
-  reply({ event: 'ready', port: server.dns?.udp?.port, pid: process.pid });
+  reply({
+    event: 'ready',
+    port: server.dns?.udp?.port,
+    tcp: server.dns?.tcp?.port,
+    admin: server.admin?.url,
+    pid: process.pid,
+  });
   const lines = createInterface({ input: process.stdin });
   const profiler = new Profiler();
   let prepared: { name: string; rdata: Uint8Array }[] = [];
@@ -103,6 +117,7 @@ async function main(dataDir: string): Promise<void> {
     const command = JSON.parse(line) as
       | PrepareCommand
       | RegisterCommand
+      | { cmd: 'publish'; index: number }
       | { cmd: 'profile-start' }
       | { cmd: 'profile-stop'; phase: string }
       | { cmd: 'stop' };
@@ -111,6 +126,12 @@ async function main(dataDir: string): Promise<void> {
       reply({ event: 'prepared', count: prepared.length });
     } else if (command.cmd === 'register') {
       await register(store, prepared, command);
+    } else if (command.cmd === 'publish') {
+      const { name, rdata } = prepared[command.index]!;
+      const { serial } = await store.apply(ORIGIN, [
+        { op: 'put', name, type: 'MAP', records: [record(name, 'MAP', rdata, 300)] },
+      ]);
+      reply({ event: 'published', serial });
     } else if (command.cmd === 'profile-start') {
       await profiler.start();
       reply({ event: 'profiling' });
@@ -127,5 +148,6 @@ async function main(dataDir: string): Promise<void> {
 }
 
 const dataDir = process.argv[2];
-if (dataDir === undefined) throw new Error('usage: dp-server.ts DATA_DIR');
-await main(dataDir);
+if (dataDir === undefined) throw new Error('usage: dp-server.ts DATA_DIR [TRANSFER_JSON]');
+const transferArg = process.argv[3];
+await main(dataDir, transferArg === undefined ? undefined : (JSON.parse(transferArg) as unknown));

@@ -7,6 +7,8 @@ import { scaleMarkdown } from './scale-report.js';
 import type { DohBenchResult } from './doh-bench.js';
 import type { ResolverBenchResult } from './resolver-bench.js';
 import { resolverMarkdown, resolverTargetRows } from './resolver-report.js';
+import type { TransferBenchResult } from './transfer-bench.js';
+import { transferMarkdown, transferTargetRow } from './transfer-report.js';
 
 export type ServerName = 'ours' | 'nsd' | 'knot';
 
@@ -65,6 +67,8 @@ export interface Results {
   verification: VerifyRates;
   doh?: DohBenchResult;
   resolver?: ResolverBenchResult;
+  /** Zone transfers to NSD as a secondary (`transfer-bench.ts`). */
+  transfer?: TransferBenchResult;
 
   registration: {
     concurrency: number;
@@ -142,6 +146,7 @@ export function markdown(
     verifyRow,
     `| Registration ≥ 2,000 durable publishes/s without raising query p99 more than 2× | **${int(reg.publishesPerSecond)}** publishes/s (${int(reg.publishes)} publishes, ${reg.concurrency} concurrent writers); query p99 at ${int(u.latencyQps)} q/s **${fixed(regP99, 3)} ms** while publishing against ${fixed(quietP99, 3)} ms without (×${fixed(regP99 / quietP99, 2)}) | ${met(reg.publishesPerSecond >= 2000 && regP99 <= 2 * quietP99)} |`,
     scaleRow(scale),
+    transferTargetRow(r.transfer),
     `| CPU profile of the slowest path | ${r.profiles.length === 0 ? 'not taken' : `DP: ${r.profiles.map((p) => p.phase).join('; ')} (below)`}${r.resolver?.sync === undefined ? '' : '; resolver: cold contact sync (below)'} | ${r.profiles.length === 0 ? '—' : 'kept below'} |`,
     '',
     '## Data set',
@@ -190,6 +195,7 @@ export function markdown(
       ...(r.resolver?.sync === undefined ? [] : [r.resolver.sync.profile]),
     ]),
     resolverMarkdown(r.resolver, r.doh),
+    ...transferMarkdown(r.transfer),
     ...(scale === undefined
       ? []
       : [

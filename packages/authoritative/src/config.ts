@@ -9,8 +9,11 @@ import {
   DEFAULT_RRL_RESPONSES_PER_SECOND,
   DEFAULT_RRL_SLIP,
   MAX_RRL_SLIP,
+  TSIG_ALGORITHMS,
   checkConnectionsPerClient,
   checkTlsForHttps,
+  createTsigKey,
+  decodeSecret,
   cidrListSchema,
   configPathSchema,
   dohLimitsConfigSchema,
@@ -23,9 +26,17 @@ import {
   tcpLimitsConfigSchema,
   timeoutMsSchema,
   tlsConfigSchema,
+  type ConfigCheckContext,
 } from '@mimi-discovery/common';
 import { z } from 'zod';
-import { isAddressRange, TRANSFERS_PER_CLIENT } from './answering/transfer.js';
+import { isIP } from 'node:net';
+import { isAddressRange, MAX_TRANSFERS, TRANSFERS_PER_CLIENT } from './answering/transfer.js';
+import {
+  MAX_NOTIFY_RETRIES,
+  NOTIFY_CHECK_INTERVAL_MS,
+  NOTIFY_RETRIES,
+  NOTIFY_TIMEOUT_MS,
+} from './answering/notify.js';
 import { DEFAULT_DOH_QUERIES_PER_SECOND, DEFAULT_DOH_QUERY_BURST } from './answering/dp-limits.js';
 import { CODE_TTL_SECONDS } from './registration/codes.js';
 import {
@@ -171,10 +182,59 @@ const registrationSchema = z.strictObject({
 });
 
 /**
- * `transfer` of the root: who may copy its zone by AXFR over TCP (RFC 5936; resolvers keep a
- * local copy, RFC 8806). The root's zone holds only public delegations, so by default anyone
- * may; `allow` restricts it to address ranges (`[]`: nobody), and each client (IPv4 address,
- * IPv6 /64) has at most `transfersPerClient` transfers running at once.
+ * One TSIG key of `transfer.keys` (RFC 8945): its name, algorithm and secret, the secret given
+ * inline (base64, as `tsig-keygen` prints it) or as a key file (`secretFile`: the `key` clause
+ * `mimi-discovery keys tsig --out` and `tsig-keygen` write, whose name and algorithm must match;
+ * read at start). Keeping secrets in files of their own (0600) keeps them out of the config.
+ */
+const transferKeySchema = z
+  .strictObject({
+    name: domainNameSchema,
+    algorithm: z.enum(TSIG_ALGORITHMS).default('hmac-sha256'),
+    secret: z.string().min(1).optional(),
+    secretFile: configPathSchema.optional(),
+  })
+  .check((ctx) => {
+    const { secret, secretFile } = ctx.value;
+    if ((secret === undefined) === (secretFile === undefined)) {
+      ctx.issues.push({
+        code: 'custom',
+        input: ctx.value,
+        path: ['secret'],
+        message: 'give exactly one of secret and secretFile',
+      });
+      return;
+    }
+    if (secret === undefined) return;
+    try {
+      createTsigKey(ctx.value.name, ctx.value.algorithm, decodeSecret(secret));
+    } catch (error) {
+      ctx.issues.push({
+        code: 'custom',
+        input: secret,
+        path: ['secret'],
+        message: error instanceof Error ? error.message : String(error),
+      });
+    }
+  });
+
+/** One secondary of `transfer.notify` (RFC 1996): where NOTIFY goes, signed with `key` if set. */
+const notifyTargetSchema = z.strictObject({
+  address: z.string().refine((value) => isIP(value) !== 0, { error: 'expected an IP address' }),
+  port: remotePortSchema.default(53),
+  /** The name of a key of `transfer.keys`. */
+  key: domainNameSchema.optional(),
+});
+
+/**
+ * `transfer`: who may copy the server's zones by AXFR and IXFR (RFC 5936, RFC 1995;
+ * `transfer.ts`), and which secondaries hear of each change by NOTIFY (RFC 1996; `notify.ts`).
+ *
+ * The root offers its zone (public delegations; resolvers keep a copy, RFC 8806): by default to
+ * anyone. A DP offers its zones to its own secondaries (a hidden primary, docs/operations.md):
+ * only with `keys` (TSIG, RFC 8945), and by default only to requests signed with one of them.
+ * `allow` restricts both to address ranges (`[]`: nobody); each client (IPv4 address, IPv6 /64)
+ * has at most `transfersPerClient` transfers running at once, the server `maxTransfers`.
  */
 const transferSchema = z.strictObject({
   allow: z
@@ -185,6 +245,21 @@ const transferSchema = z.strictObject({
     )
     .optional(),
   transfersPerClient: positiveIntSchema.default(TRANSFERS_PER_CLIENT),
+  maxTransfers: positiveIntSchema.default(MAX_TRANSFERS),
+  /** The TSIG keys of the secondaries (names unique). */
+  keys: z.array(transferKeySchema).default([]),
+  /** Whether a transfer must be signed with one of `keys`; default: whether there are keys. */
+  requireKey: z.boolean().optional(),
+  /** The DP's zones offered; default every zone of the store at start. The root's: its apex. */
+  zones: z.array(domainNameSchema).optional(),
+  /** Secondaries sent a NOTIFY at each change of an offered zone. */
+  notify: z.array(notifyTargetSchema).default([]),
+  /** Retransmissions of an unanswered NOTIFY (RFC 1996 §3.6). */
+  notifyRetries: z.int().min(0).max(MAX_NOTIFY_RETRIES).default(NOTIFY_RETRIES),
+  /** Wait before the first retransmission, doubled for each later one. */
+  notifyTimeoutMs: timeoutMsSchema.default(NOTIFY_TIMEOUT_MS),
+  /** How often the store is checked for a new serial (also a write of another process). */
+  notifyCheckIntervalMs: timeoutMsSchema.default(NOTIFY_CHECK_INTERVAL_MS),
 });
 
 /**
@@ -199,6 +274,34 @@ const journalSchema = z.strictObject({
   /** Octets of encoded entries kept per zone. */
   maxOctets: z.int().min(0).exactOptional(),
 });
+/** Rules of `transfer` across its keys and the role (one check, called from the DP schema). */
+function checkTransfer(ctx: ConfigCheckContext<DpConfigInput>): void {
+  const c = ctx.value;
+  const t = c.transfer;
+  if (t === undefined) return;
+  const issue = (path: PropertyKey[], message: string): void => {
+    ctx.issues.push({ code: 'custom', input: t, path: ['transfer', ...path], message });
+  };
+  if (c.role === 'dp' && t.keys.length === 0) {
+    issue(
+      ['keys'],
+      "a DP offers its zones by transfer only to secondaries with a TSIG key: a DP's zones name CSIs (docs/operations.md)",
+    );
+  }
+  if (c.role === 'root' && t.zones !== undefined) {
+    issue(['zones'], 'not allowed when role is "root" (the root offers its own zone)');
+  }
+  const names = new Set<string>();
+  t.keys.forEach((key, i) => {
+    if (names.has(key.name)) issue(['keys', i, 'name'], `key ${key.name} is listed twice`);
+    names.add(key.name);
+  });
+  t.notify.forEach((target, i) => {
+    if (target.key !== undefined && !names.has(target.key)) {
+      issue(['notify', i, 'key'], `no key ${target.key} in transfer.keys`);
+    }
+  });
+}
 
 /** Why the root refuses what only a DP has. */
 const NO_REGISTRATION_API = 'not allowed when role is "root" (the root has no registration API)';
@@ -224,7 +327,8 @@ const NO_REGISTRATION_API = 'not allowed when role is "root" (the root has no re
  *                     "exempt": [] } },
  *   "registration": { "codeTtlSeconds": 600, "maxAttemptsPerCode": 5, "sendsPerCsiPerHour": 5,
  *                     "requestsPerClientPerMinute": 60, "channels": {} },
- *   "transfer": { "transfersPerClient": 1 },
+ *   "transfer": { "transfersPerClient": 1, "maxTransfers": 16, "keys": [], "notify": [],
+ *                 "notifyRetries": 5, "notifyTimeoutMs": 2000, "notifyCheckIntervalMs": 200 },
  *   "log": { "level": "info" } }
  * ```
  *
@@ -236,9 +340,11 @@ const NO_REGISTRATION_API = 'not allowed when role is "root" (the root has no re
  * Ports are 0–65535 (0: ephemeral) or null (not served). Rules across keys: `tls` is required
  * when `listen.doh` or `listen.api` is set (`checkTlsForHttps` of `@mimi-discovery/common`);
  * `registration` and `limits.api` are refused for the root, and `registration` is filled with
- * its defaults for a DP; `transfer` (AXFR of the root's zone over TCP: `allow`, a list of address
- * ranges, default anyone; `transfersPerClient`, default 1) is the root's only, filled with its
- * defaults for the root; `signing.refreshDays` is less than `signing.validityDays`; each
+ * its defaults for a DP; `transfer` (zone transfers and NOTIFY, see `transferSchema`) is filled
+ * with its defaults for the root (AXFR of its zone by anyone) and absent for a DP unless given,
+ * then with at least one key (a DP's zones are offered to its own secondaries only), each
+ * `notify[].key` naming one of them, and `zones` only for a DP; `signing.refreshDays` is less
+ * than `signing.validityDays`; each
  * `connectionsPerClient` is at most its `maxConnections`. `limits.api` (`maxConnections`,
  * `connectionsPerClient`, `headersTimeoutMs`, `bodyTimeoutMs`) keeps absent keys absent: the
  * registration API fills in its own defaults.
@@ -281,15 +387,7 @@ export const dpConfigSchema = z
         message: NO_REGISTRATION_API,
       });
     }
-    if (c.role === 'dp' && c.transfer !== undefined) {
-      ctx.issues.push({
-        code: 'custom',
-        input: c,
-        path: ['transfer'],
-        message:
-          'not allowed when role is "dp": a DP\'s zones name CSIs, and are not offered by zone transfer',
-      });
-    }
+    checkTransfer(ctx);
     if (c.role === 'root' && c.registration !== undefined) {
       ctx.issues.push({
         code: 'custom',
@@ -311,3 +409,9 @@ export const dpConfigSchema = z
 
 /** A Discovery Provider or root directory config, defaults filled in. */
 export type DpConfig = z.output<typeof dpConfigSchema>;
+
+/** The DP config as its cross-key checks see it: each section parsed, before the transform. */
+type DpConfigInput = {
+  role: 'dp' | 'root';
+  transfer?: z.output<typeof transferSchema> | undefined;
+};

@@ -116,16 +116,41 @@ export {
 } from './zone/zone-export.js';
 export { keepZoneDigest, dropZoneDigest } from './zone/zone-digest.js';
 
-// transfer.ts
+// transfer.ts, notify.ts, transfer-setup.ts
 export {
   MAX_TRANSFER_MESSAGE_OCTETS,
   TRANSFERS_PER_CLIENT,
+  MAX_TRANSFERS,
+  TRANSFER_REPLAY_ENTRIES,
   addressRanges,
   isAddressRange,
   createTransferHandler,
 } from './answering/transfer.js';
-export type { TransferPolicy, TransferComponents, TransferOutcome } from './answering/transfer.js';
 export type { ExportZoneOptions, ExportForm } from './zone/zone-export.js';
+export type {
+  TransferPolicy,
+  TransferComponents,
+  TransferOutcome,
+  TransferKind,
+} from './answering/transfer.js';
+export {
+  NOTIFY_RETRIES,
+  NOTIFY_TIMEOUT_MS,
+  MAX_NOTIFY_RETRIES,
+  NOTIFY_CHECK_INTERVAL_MS,
+  OPCODE_NOTIFY,
+  notifyMessage,
+  startNotifySender,
+} from './answering/notify.js';
+export type {
+  NotifyTarget,
+  NotifyOptions,
+  NotifyOutcome,
+  NotifyComponents,
+  NotifySender,
+} from './answering/notify.js';
+export { setUpTransfers } from './answering/transfer-setup.js';
+export type { TransferSetup, TransferSetupComponents } from './answering/transfer-setup.js';
 
 // registration
 export { REGISTRATION_ERRORS, RegistrationError } from './registration/registration-error.js';

@@ -9,10 +9,13 @@ import {
   type Histogram,
   type MetricsRegistry,
   type Rcode,
+  type TsigErrorName,
   type AnswerCacheStats,
   type QueryLog,
 } from '@mimi-discovery/common';
 import type { DpLimitStats } from './answering/dp-limits.js';
+import type { NotifyOutcome } from './answering/notify.js';
+import type { TransferKind, TransferOutcome } from './answering/transfer.js';
 import type { DiscoveryStore } from './store/store.js';
 
 /**
@@ -29,7 +32,10 @@ import type { DiscoveryStore } from './store/store.js';
  * | `authoritative_answer_cache_bytes`                  | gauge     | the answer cache's size           |
  * | `authoritative_query_log_lines_total`               | counter   | the query log's count             |
  * | `authoritative_query_log_dropped_lines_total`       | counter   | the query log's count             |
- * | `authoritative_transfers_total{outcome}`            | counter   | AXFR (root): `ok`, `refused`, `aborted` |
+ * | `authoritative_transfers_total{type,outcome}`       | counter   | AXFR and IXFR requests: `type` what was sent (`axfr`, `ixfr`, `ixfr-full`, `ixfr-current`), `outcome` `ok`, `refused`, `aborted` |
+ * | `authoritative_tsig_refused_total{error}`           | counter   | signed queries refused: `BADKEY`, `BADSIG`, `BADTIME`, `BADTRUNC`, `FORMERR` |
+ * | `authoritative_notify_messages_total`               | counter   | NOTIFY datagrams sent, retransmissions included |
+ * | `authoritative_notifies_total{outcome}`             | counter   | NOTIFY exchanges: `acknowledged`, `refused`, `timeout`, `superseded` |
  * | `authoritative_connections_refused_total{listener,reason}` | counter | listeners: closed at accept |
  * | `authoritative_connections_closed_total{listener,reason}`  | counter | listeners: closed by the server |
  * | `authoritative_rate_limited_total{frontend,action}` | counter | RRL (udp: drop, slip), DoH (429) |
@@ -55,8 +61,14 @@ export interface AuthoritativeMetrics {
   readonly registry: MetricsRegistry;
   /** One DNS query answered over `transport` with `rcode`, which took `seconds`. */
   recordQuery(transport: 'udp' | 'tcp' | 'doh', rcode: Rcode, seconds: number): void;
-  /** One zone transfer (AXFR) that ended with `outcome` (`transfer.ts`). */
-  recordTransfer(outcome: 'ok' | 'refused' | 'aborted'): void;
+  /** One transfer request (AXFR, IXFR) that ended with `outcome`, having sent `kind` (`transfer.ts`). */
+  recordTransfer(outcome: TransferOutcome, kind: TransferKind): void;
+  /** One signed query refused by the TSIG step of a listener, with why. */
+  recordTsigRefusal(error: TsigErrorName | 'FORMERR'): void;
+  /** One NOTIFY datagram sent (`notify.ts`). */
+  recordNotifySent(): void;
+  /** One NOTIFY exchange that ended with `outcome`. */
+  recordNotify(outcome: NotifyOutcome): void;
   /** Reports the counts and size of the answer cache in front of the query handler. */
   watchAnswerCache(cache: { readonly stats: AnswerCacheStats }): void;
   /** Reports the connection refusals and closes of a listener. */
@@ -87,8 +99,22 @@ export function createAuthoritativeMetrics(
       buckets: QUERY_DURATION_BUCKETS,
     },
   );
-  const transfers: Counter<'outcome'> = registry.counter<'outcome'>('transfers_total', {
-    help: 'Zone transfers (AXFR), by outcome: ok, refused, aborted',
+  const transfers: Counter<'type' | 'outcome'> = registry.counter<'type' | 'outcome'>(
+    'transfers_total',
+    {
+      help: 'Zone transfer requests, by what was sent (axfr, ixfr, ixfr-full, ixfr-current) and outcome (ok, refused, aborted)',
+      labelNames: ['type', 'outcome'],
+    },
+  );
+  const tsigRefused: Counter<'error'> = registry.counter<'error'>('tsig_refused_total', {
+    help: 'Signed queries refused, by TSIG error (BADKEY, BADSIG, BADTIME, BADTRUNC) or FORMERR',
+    labelNames: ['error'],
+  });
+  const notifySent: Counter = registry.counter('notify_messages_total', {
+    help: 'NOTIFY messages sent to secondaries, retransmissions included',
+  });
+  const notifies: Counter<'outcome'> = registry.counter<'outcome'>('notifies_total', {
+    help: 'NOTIFY exchanges with secondaries, by outcome: acknowledged, refused, timeout, superseded',
     labelNames: ['outcome'],
   });
   registry.gauge('store_zones', {
@@ -137,8 +163,17 @@ export function createAuthoritativeMetrics(
       queries.inc({ transport, rcode });
       latency.observe({ transport }, seconds);
     },
-    recordTransfer(outcome) {
-      transfers.inc({ outcome });
+    recordTransfer(outcome, kind) {
+      transfers.inc({ type: kind, outcome });
+    },
+    recordTsigRefusal(error) {
+      tsigRefused.inc({ error });
+    },
+    recordNotifySent() {
+      notifySent.inc();
+    },
+    recordNotify(outcome) {
+      notifies.inc({ outcome });
     },
     watchAnswerCache(cache) {
       answerCache = cache;

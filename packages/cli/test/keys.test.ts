@@ -1,15 +1,20 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   buildQuery,
+  createTsigKeyring,
   encodePublicKeyFile,
+  parseTsigKeyFile,
   queryUdp,
+  respondError,
+  startDnsServer,
+  systemClock,
   type KeyconfData,
   type Message,
 } from '@mimi-discovery/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { missingTools, runTool } from '../../../test/helpers/tools.js';
-import type { PublishedKeysJson } from '../src/commands/keys.js';
+import type { PublishedKeysJson, TsigKeyJson } from '../src/commands/keys.js';
 import { createCliFixture, serve } from './fixture.js';
 
 const cli = createCliFixture('keys');
@@ -261,4 +266,84 @@ describe('a running DP', () => {
       await running.stop();
     }
   });
+});
+
+describe('keys tsig', () => {
+  it('prints a new key as tsig-keygen does, its secret as long as the HMAC', async () => {
+    const sha256 = parseTsigKeyFile(await cli.ok(['keys', 'tsig', '--name', 'Xfr.DP.example.']));
+    expect(sha256).toMatchObject({ name: 'xfr.dp.example', algorithm: 'hmac-sha256' });
+    expect(sha256.secret).toHaveLength(32);
+    const sha512 = await cli.json<TsigKeyJson>([
+      'keys',
+      'tsig',
+      '--name',
+      'xfr.dp.example',
+      '--algorithm',
+      'hmac-sha512',
+    ]);
+    expect(sha512.algorithm).toBe('hmac-sha512');
+    expect(Buffer.from(sha512.secret ?? '', 'base64')).toHaveLength(64);
+    const again = parseTsigKeyFile(await cli.ok(['keys', 'tsig', '--name', 'xfr.dp.example']));
+    expect(Buffer.from(again.secret).equals(Buffer.from(sha256.secret))).toBe(false);
+  });
+
+  it('writes it to a new file of mode 0600, and never over an existing one', async () => {
+    const out = await cli.json<TsigKeyJson>([
+      'keys',
+      'tsig',
+      '--name',
+      'a.example',
+      '--out',
+      'a.key',
+    ]);
+    expect(out.file).toBe(join(cli.dir, 'a.key'));
+    expect(statSync(join(cli.dir, 'a.key')).mode & 0o777).toBe(0o600);
+    expect(parseTsigKeyFile(readFileSync(join(cli.dir, 'a.key'), 'utf8')).name).toBe('a.example');
+    const twice = await cli.run(['keys', 'tsig', '--name', 'a.example', '--out', 'a.key']);
+    expect(twice.exitCode).toBe(2);
+    expect(twice.stderr).toMatch(/exists: refusing to overwrite it/);
+  });
+
+  it('refuses an algorithm it does not know, and a name that is not one', async () => {
+    const md5 = await cli.run(['keys', 'tsig', '--name', 'a.example', '--algorithm', 'hmac-md5']);
+    expect(md5.exitCode).toBe(1);
+    const name = await cli.run(['keys', 'tsig', '--name', 'not a name']);
+    expect(name.exitCode).toBe(1);
+  });
+
+  it.skipIf(TOOLS.has('dig'))(
+    'makes a key file that dig -k signs with, and a server holding it verifies and signs back',
+    async () => {
+      await cli.ok(['keys', 'tsig', '--name', 'xfr.chat.example', '--out', 'xfr.key']);
+      const file = join(cli.dir, 'xfr.key');
+      const key = parseTsigKeyFile(readFileSync(file, 'utf8'));
+      const server = await startDnsServer(
+        { udp: { port: 0 } },
+        (query) => ({ ...respondError(query, 'NOERROR'), answers: [] }),
+        { tsig: { keys: createTsigKeyring([key]), now: systemClock } },
+      );
+      try {
+        const port = String(server.udp?.port);
+        const signed = await runTool('dig', ['-k', file, '@127.0.0.1', '-p', port, ZONE, 'SOA']);
+        expect(signed.output).toContain('status: NOERROR');
+        expect(signed.output).toMatch(/xfr\.chat\.example\.\s+0\s+ANY\s+TSIG\s+hmac-sha256\./);
+        expect(signed.output).not.toMatch(/Couldn't verify|TSIG could not be validated/i);
+        // Another key of the same name: the server answers NOTAUTH (BADSIG).
+        await cli.ok(['keys', 'tsig', '--name', 'xfr.chat.example', '--out', 'other.key']);
+        const other = await runTool('dig', [
+          '-k',
+          join(cli.dir, 'other.key'),
+          '@127.0.0.1',
+          '-p',
+          port,
+          ZONE,
+          'SOA',
+        ]);
+        expect(other.output).toContain('status: NOTAUTH');
+        expect(other.output).toContain('BADSIG');
+      } finally {
+        await server.close();
+      }
+    },
+  );
 });

@@ -455,6 +455,50 @@ export type {
   OdohResponseFixed,
 } from './protocol/odoh.js';
 
+// serial.ts
+export { compareSerials } from './protocol/serial.js';
+
+// tsig.ts
+export {
+  TSIG_ALGORITHMS,
+  TSIG_FUDGE_SECONDS,
+  TSIG_ERRORS,
+  TSIG_MAX_UNSIGNED_MESSAGES,
+  RR_TYPE_TSIG,
+  MIN_TSIG_SECRET_OCTETS,
+  MAX_TSIG_SECRET_OCTETS,
+  MAX_TSIG_KEY_FILE_OCTETS,
+  TsigError,
+  createTsigKey,
+  createTsigKeyring,
+  isTsigAlgorithm,
+  tsigMacOctets,
+  splitTsig,
+  signMessage,
+  appendUnsignedTsig,
+  tsigRecordOctets,
+  verifyRequest,
+  badTimeOtherData,
+  createTsigResponseVerifier,
+  formatTsigKeyFile,
+  parseTsigKeyFile,
+  decodeSecret,
+} from './protocol/tsig.js';
+export type {
+  TsigAlgorithm,
+  TsigErrorName,
+  TsigErrorCode,
+  TsigKey,
+  TsigKeyring,
+  TsigRecord,
+  TsigSplit,
+  TsigSignOptions,
+  SignedMessage,
+  TsigVerification,
+  TsigResponseCheck,
+  TsigResponseVerifier,
+} from './protocol/tsig.js';
+
 // log.ts
 export { createLogger, silentLogger, redactPair } from './runtime/log.js';
 export type { Logger, LogLevel, LogFields, LoggerOptions } from './runtime/log.js';
@@ -479,6 +523,8 @@ export type {
   QueryContext,
   QueryHandler,
   TransferHandler,
+  TsigServerOptions,
+  VerifiedTsig,
   TransferResponse,
   QueryGate,
   GateDecision,
@@ -490,11 +536,15 @@ export {
   ZONE_TRANSFER_ERROR_CODES,
   ZoneTransferError,
   transferZone,
+  transferZoneChanges,
 } from './runtime/zone-transfer-client.js';
 export type {
   ZoneTransferErrorCode,
   ZoneTransferOptions,
   ZoneTransferResult,
+  ZoneDelta,
+  IncrementalTransfer,
+  IncrementalTransferResult,
 } from './runtime/zone-transfer-client.js';
 export type { ListenerLimits } from './runtime/query-gate.js';
 export {

@@ -102,8 +102,8 @@ describe('a TCP listener with a transfer handler', () => {
     }
   });
 
-  it('leaves AXFR over UDP, and IXFR over TCP, to the query handler', async () => {
-    const transfer = vi.fn<TransferHandler>((query) => respondError(query, 'NOERROR'));
+  it('leaves AXFR over UDP to the query handler, and gives it IXFR over TCP', async () => {
+    const transfer = vi.fn<TransferHandler>((query) => respondError(query, 'NOTIMP'));
     const server = await startDnsServer({ udp: { port: 0 }, tcp: { port: 0, transfer } }, handler);
     try {
       const udp = await queryUdp(
@@ -112,14 +112,51 @@ describe('a TCP listener with a transfer handler', () => {
         { tcpFallback: false },
       );
       expect(udp.rcode).toBe('REFUSED');
+      expect(transfer).not.toHaveBeenCalled();
       const ixfr = await queryTcp(
         { host: '127.0.0.1', port: server.tcp?.port ?? 0 },
         buildQuery(ZONE, 'IXFR'),
       );
-      expect(ixfr.rcode).toBe('REFUSED');
-      expect(transfer).not.toHaveBeenCalled();
+      expect(ixfr.rcode).toBe('NOTIMP');
+      expect(transfer).toHaveBeenCalledTimes(1);
     } finally {
       await server.close();
+    }
+  });
+
+  it('gives IXFR over UDP to the transfer handler of the UDP listener, which answers one message', async () => {
+    const transfer = vi.fn<TransferHandler>((query) => respondError(query, 'NOTIMP'));
+    const streaming = vi.fn<TransferHandler>((query) =>
+      (async function* () {
+        yield respondError(query, 'NOERROR');
+      })(),
+    );
+    const one = await startDnsServer({ udp: { port: 0, transfer } }, handler);
+    const many = await startDnsServer({ udp: { port: 0, transfer: streaming } }, handler);
+    try {
+      const ixfr = await queryUdp(
+        { host: '127.0.0.1', port: one.udp?.port ?? 0 },
+        buildQuery(ZONE, 'IXFR'),
+        { tcpFallback: false },
+      );
+      expect(ixfr.rcode).toBe('NOTIMP');
+      const axfr = await queryUdp(
+        { host: '127.0.0.1', port: one.udp?.port ?? 0 },
+        buildQuery(ZONE, 'AXFR'),
+        { tcpFallback: false },
+      );
+      expect(axfr.rcode).toBe('REFUSED');
+      expect(transfer).toHaveBeenCalledTimes(1);
+      // A stream cannot go over UDP: the handler's fault, answered SERVFAIL.
+      const stream = await queryUdp(
+        { host: '127.0.0.1', port: many.udp?.port ?? 0 },
+        buildQuery(ZONE, 'IXFR'),
+        { tcpFallback: false },
+      );
+      expect(stream.rcode).toBe('SERVFAIL');
+    } finally {
+      await one.close();
+      await many.close();
     }
   });
 });

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DNS_MESSAGE_MEDIA_TYPE,
   HEADER_OCTETS,
+  RR_TYPE_TSIG,
   buildQuery,
   createDohClient,
   createLocalCa,
@@ -21,6 +22,7 @@ import {
   queryUdp,
   record,
   respondError,
+  splitTsig,
   startDnsServer,
   type DnsServer,
   type DohClient,
@@ -108,7 +110,9 @@ const dohPort = (): number => server.doh?.port ?? 0;
 
 /**
  * What the server must do with `bytes` (RFC 1035 §4.1.1, RFC 6891 §6.1.3, RFC 9619): nothing
- * for fewer octets than a header or a message with QR set; otherwise answer with this rcode.
+ * for fewer octets than a header or a message with QR set; otherwise answer with this rcode. A
+ * message with a TSIG record (RFC 8945 §5.1, §5.2.1) is answered FORMERR when that record is out
+ * of place or unreadable, else NOTAUTH: this server has no keys.
  */
 function expected(bytes: Uint8Array): 'drop' | Rcode {
   if (bytes.length < HEADER_OCTETS) return 'drop';
@@ -118,6 +122,9 @@ function expected(bytes: Uint8Array): 'drop' | Rcode {
     query = decodeMessage(bytes);
   } catch {
     return 'FORMERR';
+  }
+  if (query.additionals.some((rr) => rr.type === `TYPE${RR_TYPE_TSIG}`)) {
+    return splitTsig(bytes).kind === 'signed' ? 'NOTAUTH' : 'FORMERR';
   }
   if (query.edns !== undefined && query.edns.version > 0) return 'BADVERS';
   if (query.flags.opcode !== 0) return 'NOTIMP';

@@ -1326,6 +1326,7 @@ const RCODE_NAMES: Record<number, Rcode> = {
   3: 'NXDOMAIN',
   4: 'NOTIMP',
   5: 'REFUSED',
+  9: 'NOTAUTH',
   16: 'BADVERS',
 };
 

@@ -18,7 +18,7 @@ import {
 } from '@mimi-discovery/common';
 import type { DpConfig } from '../config.js';
 import { createAnswerer } from './answer.js';
-import { createTransferHandler } from './transfer.js';
+import { setUpTransfers } from './transfer-setup.js';
 import { keepZoneDigest } from '../zone/zone-digest.js';
 import { createDpLimits } from './dp-limits.js';
 import { createAuthoritativeMetrics } from '../metrics.js';
@@ -130,31 +130,22 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
     const { host, udp, tcp, doh, api, admin } = config.listen;
     const limits = config.limits;
     // The root's zone is copied by resolvers (RFC 8806): it carries a ZONEMD (RFC 8976) that the
-    // store keeps at every write, and is offered by AXFR over TCP (`transfer.ts`).
-    const transferable =
-      config.role === 'root' && store.listZones().includes(canonicalName(config.apex));
-    if (transferable && (await keepZoneDigest(store, config.apex))) {
+    // store keeps at every write, and is offered by AXFR and IXFR over TCP (`transfer.ts`).
+    if (
+      config.role === 'root' &&
+      store.listZones().includes(canonicalName(config.apex)) &&
+      (await keepZoneDigest(store, config.apex))
+    ) {
       log.info('zone-digest-started', { zone: canonicalName(config.apex) });
     }
-    const transfer =
-      transferable && config.transfer !== undefined
-        ? createTransferHandler(
-            store,
-            {
-              zones: [config.apex],
-              ...(config.transfer.allow === undefined ? {} : { allow: config.transfer.allow }),
-              transfersPerClient: config.transfer.transfersPerClient,
-            },
-            {
-              now,
-              log: log.child('transfer'),
-              onTransfer: (outcome) => metrics.recordTransfer(outcome),
-            },
-          )
-        : undefined;
+    // Zone transfers, TSIG and NOTIFY (`transfer-setup.ts`): the `transfer` section of the config.
+    const transfers = await setUpTransfers(config, store, { now, log, metrics });
+    const transfer = transfers?.handler;
     const dnsConfig: DnsServerConfig = {
       host,
-      ...(udp !== null ? { udp: { port: udp } } : {}),
+      ...(udp !== null
+        ? { udp: { port: udp, ...(transfer === undefined ? {} : { transfer }) } }
+        : {}),
       ...(tcp !== null
         ? { tcp: { port: tcp, ...limits.tcp, ...(transfer === undefined ? {} : { transfer }) } }
         : {}),
@@ -173,9 +164,12 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
           ...(queryLog === undefined ? {} : { queryLog }),
           gate: dpLimits.gate,
           ...(dpLimits.rrl === undefined ? {} : { rrl: dpLimits.rrl }),
+          ...(transfers === undefined ? {} : { tsig: transfers.tsig }),
         })
       : undefined;
     if (dns) started.push(dns);
+    const notify = await transfers?.startNotify();
+    if (notify !== undefined) started.push(notify);
     if (dns?.tcp) metrics.watchConnections('tcp', dns.tcp);
     if (dns?.doh) metrics.watchConnections('doh', dns.doh);
 

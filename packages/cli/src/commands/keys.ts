@@ -1,11 +1,16 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import {
   KeyFileError,
+  TSIG_ALGORITHMS,
+  createTsigKey,
+  formatTsigKeyFile,
   parsePublicKeyFile,
+  tsigMacOctets,
   type KeyconfData,
   type SvcParams,
+  type TsigAlgorithm,
 } from '@mimi-discovery/common';
 import {
   DEFAULT_KEYCONF_TTL,
@@ -14,11 +19,12 @@ import {
   listKeys,
   publishKeys,
 } from '@mimi-discovery/authoritative';
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { loadConfig, withStore } from '../config-file.js';
 import type { CommandEnv } from '../context.js';
 import { usageError } from '../errors.js';
 import { domainName } from '../flag-values.js';
+import { writeNew } from '../files.js';
 import { formatTable } from '../table.js';
 
 /**
@@ -35,6 +41,11 @@ import { formatTable } from '../table.js';
  *
  * A running server sees the change from its next query on (see `delegate`); run it again at
  * every rotation (the file is rewritten then).
+ *
+ * `keys tsig` makes a TSIG key (RFC 8945) for a DP and its secondaries, as BIND's `tsig-keygen`
+ * does: a random secret as long as the HMAC's output (32 octets for `hmac-sha256`, 64 for
+ * `hmac-sha512`), written as a `key` clause (`formatTsigKeyFile` of common) to stdout or, with
+ * `--out`, to a new file of mode 0600 that `transfer.keys[].secretFile` names (docs/operations.md).
  */
 
 interface PublishFlags {
@@ -71,11 +82,28 @@ export interface PublishedKeysJson {
   svcb: { name: string; target: string; params: SvcParams } | null;
 }
 
-/** Adds `keys publish` and `keys show` to `program`. */
+interface TsigFlags {
+  name: string;
+  algorithm: TsigAlgorithm;
+  out?: string;
+  json?: boolean;
+}
+
+/** What `keys tsig --json` prints: the key with its secret, or the file it was written to. */
+export interface TsigKeyJson {
+  name: string;
+  algorithm: TsigAlgorithm;
+  secret?: string;
+  file?: string;
+}
+
+/** Adds `keys publish`, `keys show` and `keys tsig` to `program`. */
 export function registerKeys(program: Command, env: CommandEnv): void {
   const keys = program
     .command('keys')
-    .description('publish and show the keys of an oblivious gateway or token issuer (KEYCONF)');
+    .description(
+      'publish and show the keys of an oblivious gateway or token issuer (KEYCONF); make TSIG keys',
+    );
 
   keys
     .command('publish')
@@ -165,6 +193,61 @@ Examples:
       else if (json.keys.length === 0 && json.svcb === null) {
         env.out(`no keys published at ${json.name} (zone ${json.zone})\n`);
       } else env.out(text(json));
+    });
+
+  keys
+    .command('tsig')
+    .description(
+      'make a TSIG key (RFC 8945) for zone transfers and NOTIFY between a DP and its secondaries, as tsig-keygen does',
+    )
+    .requiredOption(
+      '--name <name>',
+      'the key name, the same on both sides (xfr.dp.example)',
+      domainName,
+    )
+    .addOption(
+      new Option('--algorithm <algorithm>', 'the HMAC')
+        .choices([...TSIG_ALGORITHMS])
+        .default('hmac-sha256'),
+    )
+    .option('--out <file>', 'write the key to this new file (mode 0600) instead of stdout')
+    .option('--json', 'print the key (or, with --out, where it went) as JSON')
+    .addHelpText(
+      'after',
+      `
+The secret is as long as the HMAC's output. The file is a BIND key clause, as tsig-keygen
+writes it: dig -k and nsupdate -k read it, and transfer.keys[].secretFile of a DP's config
+names it. Give the same name, algorithm and secret to NSD (key:) and Knot (key:).
+
+Examples:
+  $ mimi-discovery keys tsig --name xfr.dp.example --out /etc/mimi-dp/keys/xfr.key
+  $ mimi-discovery keys tsig --name xfr.dp.example --algorithm hmac-sha512`,
+    )
+    .action(async (flags: TsigFlags) => {
+      const key = createTsigKey(
+        flags.name,
+        flags.algorithm,
+        randomBytes(tsigMacOctets(flags.algorithm)),
+      );
+      const file = formatTsigKeyFile(key);
+      const json: TsigKeyJson = { name: key.name, algorithm: key.algorithm };
+      if (flags.out === undefined) {
+        if (flags.json === true) {
+          json.secret = Buffer.from(key.secret).toString('base64');
+          env.out(`${JSON.stringify(json, null, 2)}\n`);
+        } else env.out(file);
+        return;
+      }
+      const path = resolve(env.cwd, flags.out);
+      await writeNew(path, file, 0o600);
+      json.file = path;
+      if (flags.json === true) env.out(`${JSON.stringify(json, null, 2)}\n`);
+      else {
+        env.out(`wrote key ${key.name} (${key.algorithm}) to ${path}\n`);
+        env.out(
+          `in the DP's config: "transfer": { "keys": [ ${JSON.stringify({ name: key.name, algorithm: key.algorithm, secretFile: path })} ] }\n`,
+        );
+      }
     });
 }
 

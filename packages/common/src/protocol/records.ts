@@ -280,6 +280,8 @@ export type Rcode =
   | 'NXDOMAIN'
   | 'NOTIMP'
   | 'REFUSED'
+  /** Not authorized: a request whose TSIG does not verify (RFC 8945 §5.2). */
+  | 'NOTAUTH'
   | 'BADVERS'
   | `RCODE${number}`;
 

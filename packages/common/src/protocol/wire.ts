@@ -180,6 +180,7 @@ const RCODE_CODES: Readonly<Record<Exclude<Rcode, `RCODE${number}`>, number>> = 
   NXDOMAIN: 3,
   NOTIMP: 4,
   REFUSED: 5,
+  NOTAUTH: 9,
   BADVERS: 16,
 });
 const RCODES_BY_CODE: ReadonlyMap<number, Rcode> = new Map(

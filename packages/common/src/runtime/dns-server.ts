@@ -18,7 +18,12 @@ import type { ConnectionStats } from './connection-limits.js';
 import { TransportError } from './dns-client.js';
 import { startDohListener, type DohListener, type DohListenerConfig } from './doh-server.js';
 import { silentLogger, type Logger } from './log.js';
-import { MIN_UDP_PAYLOAD_OCTETS, type QueryGate, type QueryHandler } from './respond.js';
+import {
+  MIN_UDP_PAYLOAD_OCTETS,
+  type QueryGate,
+  type QueryHandler,
+  type TsigServerOptions,
+} from './respond.js';
 import { startTcpListener, type TcpListener, type TcpListenerConfig } from './tcp-server.js';
 import type { AnswerCache } from './answer-cache.js';
 import type { QueryLog } from './query-log.js';
@@ -69,6 +74,8 @@ export interface DnsServerComponents {
   gate?: QueryGate;
   /** Response Rate Limiting of UDP responses (`rrl.ts`); default none. */
   rrl?: ResponseRateLimiter;
+  /** The TSIG keys every listener verifies signed queries with (`respond.ts`); default none. */
+  tsig?: TsigServerOptions;
 }
 
 /** The shape shared by the UDP, TCP and DoH listeners' start functions. */
@@ -97,7 +104,11 @@ export async function startDnsServer(
   const host = config.host ?? DEFAULT_DNS_SERVER_HOST;
   const log = (components.log ?? silentLogger).child('dns-server');
   const { cache, queryLog } = components;
-  const limits: ListenerLimits = { gate: components.gate, rrl: components.rrl };
+  const limits: ListenerLimits = {
+    gate: components.gate,
+    rrl: components.rrl,
+    tsig: components.tsig,
+  };
   let udp: UdpListener | undefined;
   let tcp: TcpListener | undefined;
   let doh: DohListener | undefined;

@@ -269,6 +269,7 @@ async function serveExchange(
     ...(cache === undefined ? {} : { cache }),
     queryLog,
     gate: limits.gate,
+    tsig: limits.tsig,
   });
   if (result.kind === 'drop') return respondStatus(exchange, 400, false);
   if (result.limited !== undefined) {

@@ -15,9 +15,21 @@
  * answer again between steps 2 and 3, without decoding; each answer from step 7 is offered to it,
  * except the answers to AXFR and IXFR, which depend on more than the question.
  *
- * Zone transfers (RFC 5936): a listener that can stream a response of many messages (TCP) passes
- * a {@link TransferHandler}, which step 7 gives the AXFR questions instead of the handler. UDP and
- * DoH pass none: AXFR reaches their handler, which refuses it (RFC 5936 §4.2: not over UDP).
+ * Zone transfers (RFC 5936, RFC 1995): a listener that can stream a response of many messages
+ * (TCP) passes a {@link TransferHandler}, which step 7 gives the AXFR and IXFR questions instead
+ * of the handler. The UDP listener may pass one for IXFR only, which it must answer with one
+ * message (RFC 1995 §2); AXFR over UDP, and both over DoH, reach the handler, which refuses them
+ * (RFC 5936 §4.2: not over UDP).
+ *
+ * Transaction signatures (TSIG, RFC 8945; `protocol/tsig.ts`): a query whose additional section
+ * holds a TSIG record is verified between steps 3 and 4 with the listener's keys
+ * ({@link TsigServerOptions}; none: every key is unknown). A TSIG out of place is answered
+ * FORMERR (§5.1); an unknown key or a wrong MAC NOTAUTH with an unsigned TSIG carrying BADKEY or
+ * BADSIG; a right MAC out of its time window (or truncated) NOTAUTH with a signed TSIG carrying
+ * BADTIME (the server's time in its other data) or BADTRUNC (§5.2, §5.3.2). A query that verifies
+ * goes on without its TSIG, with the key in `context.tsig`, and every message answering it is
+ * signed (§5.3), each of a transfer over the MAC of the one before (§5.3.1). Answers to signed
+ * queries are never put in the answer cache: their signature is of their time.
  *
  * With a {@link QueryLog}, every query answered from step 4 on, and every answer from the cache,
  * is recorded: name, type, transport, rcode and the client's address (which the log writes only
@@ -35,6 +47,18 @@
  * QR, FORMERR, all counts 0.
  */
 import { HEADER_OCTETS, decodeMessage, encodeMessage, rcodeToCode } from '../protocol/wire.js';
+import {
+  RR_TYPE_TSIG,
+  appendUnsignedTsig,
+  badTimeOtherData,
+  signMessage,
+  tsigRecordOctets,
+  verifyRequest,
+  type TsigErrorName,
+  type TsigKey,
+  type TsigKeyring,
+} from '../protocol/tsig.js';
+import { systemClock, type Clock } from './clock.js';
 import type { Logger } from './log.js';
 import type { AnswerCache } from './answer-cache.js';
 import type { QueryLog } from './query-log.js';
@@ -47,7 +71,29 @@ export interface QueryContext {
   readonly remoteAddress: string;
   /** For DoH, the HTTP version the client negotiated. */
   readonly httpVersion?: '1.1' | '2';
+  /** The key a query was signed with, when it carried a TSIG that verified (RFC 8945). */
+  readonly tsig?: VerifiedTsig;
 }
+
+/** A verified TSIG of a query: its key, and its MAC, over which the answer is signed. */
+export interface VerifiedTsig {
+  readonly key: TsigKey;
+  readonly mac: Uint8Array;
+}
+
+/** The TSIG keys of a listener and the clock their time window is checked against. */
+export interface TsigServerOptions {
+  readonly keys: TsigKeyring;
+  readonly now: Clock;
+  /** Called once per signed query that was refused, with why (for metrics). */
+  readonly onRefused?: (error: TsigErrorName | 'FORMERR') => void;
+}
+
+/** The TSIG step of a listener without keys: every signed query names an unknown key. */
+const NO_TSIG_KEYS: TsigServerOptions = Object.freeze({
+  keys: new Map<string, TsigKey>(),
+  now: systemClock,
+});
 
 /**
  * Answers one well-formed query (one question, opcode QUERY, EDNS version 0 or no EDNS). The
@@ -64,8 +110,10 @@ export type QueryHandler = (query: Message, context: QueryContext) => Message | 
 export type TransferResponse = Message | AsyncIterable<Message>;
 
 /**
- * Answers an AXFR query (one question, opcode QUERY, checked as for a {@link QueryHandler}),
- * over a transport that can carry many messages. Throwing is a fault: the client gets SERVFAIL.
+ * Answers an AXFR or IXFR query (one question, opcode QUERY, checked as for a
+ * {@link QueryHandler}): over TCP with a stream of messages or one; over UDP (IXFR only,
+ * RFC 1995 §2) with one message, a stream being a fault. Throwing is a fault: the client gets
+ * SERVFAIL.
  */
 export type TransferHandler = (query: Message, context: QueryContext) => TransferResponse;
 
@@ -200,6 +248,8 @@ export interface AnswerOptions {
   readonly udpLimit?: number;
   /** Where each query is recorded (see the module comment); none by default. */
   readonly queryLog?: QueryLog | undefined;
+  /** The TSIG keys queries may be signed with (see the module comment); none by default. */
+  readonly tsig?: TsigServerOptions | undefined;
 }
 
 /**
@@ -247,14 +297,16 @@ export async function answerQuery(bytes: Uint8Array, options: AnswerOptions): Pr
 export function answerQueryNow(
   bytes: Uint8Array,
   options: AnswerOptions,
+  transfer?: TransferHandler,
 ): Answer | Promise<Answer> {
-  // Without a transfer handler no answer is a stream.
-  return answerBytes(bytes, options, undefined) as Answer | Promise<Answer>;
+  // Over UDP a transfer handler answers IXFR alone, with one message (RFC 1995 §2): an answer
+  // that is a stream is turned into SERVFAIL in `transferAnswer`.
+  return answerBytes(bytes, options, transfer) as Answer | Promise<Answer>;
 }
 
 /**
- * {@link answerQuery} for a listener that can send a transfer's many messages (TCP): AXFR goes
- * to `transfer` (see the module comment) and may be answered with a stream.
+ * {@link answerQuery} for a listener that can send a transfer's many messages (TCP): AXFR and
+ * IXFR go to `transfer` (see the module comment) and may be answered with a stream.
  */
 export async function answerQueryOrTransfer(
   bytes: Uint8Array,
@@ -299,52 +351,180 @@ function answerBytes(
   } catch {
     return { kind: 'reply', wire: headerOnlyResponse(bytes, 'FORMERR') };
   }
+  let signer: Signer | undefined;
+  if (query.additionals.some((rr) => rr.type === TSIG_TYPE)) {
+    const verified = verifyTsig(bytes, query, options);
+    if (verified.kind === 'refused') return verified.answer;
+    ({ query, signer } = verified);
+    options = { ...options, context: { ...options.context, tsig: verified.tsig } };
+  }
   const refusal = checkQuery(query);
   if (refusal !== undefined) {
     recordQuery(options, query, refusal);
-    return reply(bytes, query, respondError(query, refusal), options.log);
+    return reply(bytes, query, respondError(query, refusal), options.log, signer);
   }
-  if (transfer !== undefined && query.questions[0]?.type === 'AXFR') {
-    return transferAnswer(bytes, query, options, transfer);
+  const type = query.questions[0]?.type;
+  const streams = options.udpLimit === undefined;
+  if (transfer !== undefined && (type === 'IXFR' || (type === 'AXFR' && streams))) {
+    return transferAnswer(bytes, query, options, transfer, signer);
   }
   let pending: Message | Promise<Message>;
   try {
     pending = options.handler(query, options.context);
   } catch (error) {
-    return handlerFailed(bytes, query, options, error);
+    return handlerFailed(bytes, query, options, error, signer);
   }
   if (pending instanceof Promise) {
     return pending.then(
-      (response) => encodeResponse(bytes, query, response, options, generation),
-      (error: unknown) => handlerFailed(bytes, query, options, error),
+      (response) => encodeResponse(bytes, query, response, options, generation, signer),
+      (error: unknown) => handlerFailed(bytes, query, options, error, signer),
     );
   }
-  return encodeResponse(bytes, query, pending, options, generation);
+  return encodeResponse(bytes, query, pending, options, generation, signer);
 }
 
-/** Step 7 for AXFR over a stream: the transfer handler's messages, encoded one by one. */
+/** The type mnemonic the codec gives a TSIG record (it has no place in the record model). */
+const TSIG_TYPE = `TYPE${RR_TYPE_TSIG}`;
+
+/**
+ * Signs the encoded messages answering one verified query: the first over the query's MAC, each
+ * later one over the MAC of the one before (RFC 8945 §5.3.1). `room` is the octets its TSIG
+ * record takes, which a UDP response must leave free.
+ */
+interface Signer {
+  sign(wire: Uint8Array): Uint8Array;
+  readonly room: number;
+}
+
+function createSigner(key: TsigKey, requestMac: Uint8Array, now: Clock): Signer {
+  let prior: Uint8Array | undefined;
+  return {
+    room: tsigRecordOctets(key),
+    sign(wire) {
+      const signed = signMessage(
+        wire,
+        key,
+        prior === undefined ? { now: now(), requestMac } : { now: now(), priorMac: prior },
+      );
+      prior = signed.mac;
+      return signed.wire;
+    },
+  };
+}
+
+/**
+ * The TSIG step of the module comment: the query without its TSIG and the signer of its answer,
+ * or the answer that refuses it.
+ */
+function verifyTsig(
+  bytes: Uint8Array,
+  query: Message,
+  options: AnswerOptions,
+):
+  | { kind: 'verified'; query: Message; signer: Signer; tsig: VerifiedTsig }
+  | { kind: 'refused'; answer: Answer } {
+  const tsig = options.tsig ?? NO_TSIG_KEYS;
+  const now = tsig.now();
+  const verification = verifyRequest(bytes, tsig.keys, now);
+  const refused = (response: Message, sign: (wire: Uint8Array) => Uint8Array): Answer => {
+    recordQuery(options, query, response.rcode);
+    try {
+      return { kind: 'reply', wire: sign(encodeMessage(response)), response, query };
+    } catch (error) {
+      // An error response built from a decoded query always encodes and signs within 64 KiB;
+      // reaching this is our fault, and the client is still refused.
+      options.log.error('tsig-refusal-not-encoded', { error });
+      return { kind: 'reply', wire: headerOnlyResponse(bytes, 'REFUSED') };
+    }
+  };
+  // The query as its handler would have seen it: the TSIG record is not part of the model.
+  const bare: Message = {
+    ...query,
+    additionals: query.additionals.filter((rr) => rr.type !== TSIG_TYPE),
+  };
+  switch (verification.kind) {
+    // 'unsigned': the codec decoded a TSIG record that the framing walk does not find; never
+    // expected, and answered as a TSIG out of place.
+    case 'unsigned':
+    case 'malformed':
+      tsig.onRefused?.('FORMERR');
+      options.log.debug('tsig-malformed', {
+        reason: verification.kind === 'malformed' ? verification.reason : 'not found',
+      });
+      return { kind: 'refused', answer: refused(respondError(bare, 'FORMERR'), (w) => w) };
+    case 'failed': {
+      tsig.onRefused?.(verification.error);
+      // Design §10: the key and the error, never the client's address or the query name.
+      options.log.info('tsig-refused', {
+        key: verification.tsig.keyName,
+        error: verification.error,
+      });
+      const response = respondError(bare, 'NOTAUTH');
+      const { key, error } = verification;
+      if (key === undefined || error === 'BADKEY' || error === 'BADSIG') {
+        const unsignedError = error === 'BADKEY' ? 'BADKEY' : 'BADSIG';
+        return {
+          kind: 'refused',
+          answer: refused(response, (w) => appendUnsignedTsig(w, verification.tsig, unsignedError)),
+        };
+      }
+      // RFC 8945 §5.2.3: a BADTIME answer is signed, its time signed the request's and its
+      // other data the server's time, so that the client can tell how far apart the clocks are.
+      const sign = (wire: Uint8Array): Uint8Array =>
+        signMessage(wire, key, {
+          now,
+          requestMac: verification.tsig.mac,
+          error,
+          ...(error === 'BADTIME'
+            ? { timeSigned: verification.tsig.timeSigned, otherData: badTimeOtherData(now) }
+            : {}),
+        }).wire;
+      return { kind: 'refused', answer: refused(response, sign) };
+    }
+    case 'verified':
+      return {
+        kind: 'verified',
+        query: bare,
+        signer: createSigner(verification.key, verification.tsig.mac, tsig.now),
+        tsig: { key: verification.key, mac: verification.tsig.mac },
+      };
+  }
+}
+
+/**
+ * Step 7 for AXFR and IXFR: the transfer handler's messages, encoded (and signed) one by one; over
+ * UDP its one message.
+ */
 function transferAnswer(
   bytes: Uint8Array,
   query: Message,
   options: AnswerOptions,
   transfer: TransferHandler,
+  signer: Signer | undefined,
 ): StreamAnswer {
   let result: TransferResponse;
   try {
     result = transfer(query, options.context);
   } catch (error) {
-    return handlerFailed(bytes, query, options, error);
+    return handlerFailed(bytes, query, options, error, signer);
   }
   if (!(Symbol.asyncIterator in result)) {
+    if (options.udpLimit !== undefined) {
+      return encodeResponse(bytes, query, result, options, 0, signer);
+    }
     recordQuery(options, query, result.rcode);
-    return reply(bytes, query, result, options.log);
+    return reply(bytes, query, result, options.log, signer);
+  }
+  if (options.udpLimit !== undefined) {
+    return handlerFailed(bytes, query, options, new TypeError('a stream over UDP'), signer);
   }
   recordQuery(options, query, 'NOERROR');
   const messages = result;
   async function* encoded(): AsyncGenerator<Uint8Array> {
     for await (const message of messages) {
       try {
-        yield encodeMessage(message);
+        const wire = encodeMessage(message);
+        yield signer === undefined ? wire : signer.sign(wire);
       } catch (error) {
         // A transfer cannot be answered with SERVFAIL once it has begun: it ends here, and the
         // listener closes the connection, which the client sees as a failed transfer.
@@ -361,10 +541,11 @@ function handlerFailed(
   query: Message,
   options: AnswerOptions,
   error: unknown,
+  signer: Signer | undefined,
 ): Answer {
   logHandlerFault(options, query, 'handler failed', error);
   recordQuery(options, query, 'SERVFAIL');
-  return reply(bytes, query, respondError(query, 'SERVFAIL'), options.log);
+  return reply(bytes, query, respondError(query, 'SERVFAIL'), options.log, signer);
 }
 
 function encodeResponse(
@@ -373,22 +554,27 @@ function encodeResponse(
   response: Message,
   options: AnswerOptions,
   generation: number,
+  signer: Signer | undefined,
 ): Answer {
   let wire: Uint8Array;
   try {
     wire = encodeMessage(response);
     if (options.udpLimit !== undefined) {
-      const limit = udpResponseLimit(query, options.udpLimit);
+      // RFC 8945 §5.3: a signed answer that does not fit is truncated, then signed.
+      const limit = udpResponseLimit(query, options.udpLimit) - (signer?.room ?? 0);
       if (wire.length > limit) wire = truncateForUdp(response, limit, wire);
     }
+    if (signer !== undefined) wire = signer.sign(wire);
   } catch (error) {
     logHandlerFault(options, query, 'handler response does not encode', error);
     recordQuery(options, query, 'SERVFAIL');
-    return reply(bytes, query, respondError(query, 'SERVFAIL'), options.log);
+    return reply(bytes, query, respondError(query, 'SERVFAIL'), options.log, signer);
   }
   recordQuery(options, query, response.rcode);
   const type = query.questions[0]?.type;
-  if (type === 'AXFR' || type === 'IXFR') return { kind: 'reply', wire, response, query };
+  if (type === 'AXFR' || type === 'IXFR' || signer !== undefined) {
+    return { kind: 'reply', wire, response, query };
+  }
   options.cache?.set(
     bytes,
     options.udpLimit !== undefined,
@@ -450,10 +636,22 @@ function checkQuery(query: Message): Rcode | undefined {
   return undefined;
 }
 
-function reply(bytes: Uint8Array, query: Message, response: Message, log: Logger): Answer {
+function reply(
+  bytes: Uint8Array,
+  query: Message,
+  response: Message,
+  log: Logger,
+  signer?: Signer,
+): Answer {
   try {
-    // An error response carries no records, so it always fits 512 octets.
-    return { kind: 'reply', wire: encodeMessage(response), response, query };
+    // An error response carries no records, so it always fits 512 octets, signed too.
+    const wire = encodeMessage(response);
+    return {
+      kind: 'reply',
+      wire: signer === undefined ? wire : signer.sign(wire),
+      response,
+      query,
+    };
   } catch (error) {
     // An error response built from a decoded query always encodes; reaching this is our fault.
     log.error('error-response-not-encoded', { error });

@@ -87,8 +87,8 @@ export interface TcpListenerConfig {
   /** Default {@link DEFAULT_TCP_MAX_IN_FLIGHT}. */
   maxInFlightPerConnection?: number;
   /**
-   * Answers AXFR with a stream of messages (RFC 5936; `respond.ts`); without it AXFR goes to
-   * the query handler like any question.
+   * Answers AXFR and IXFR with a stream of messages (RFC 5936, RFC 1995; `respond.ts`); without
+   * it they go to the query handler like any question.
    */
   transfer?: TransferHandler;
 }
@@ -240,6 +240,7 @@ function serveConnection(
         ...(cache === undefined ? {} : { cache }),
         queryLog,
         gate: limits.gate,
+        tsig: limits.tsig,
       },
       settings.transfer,
     );

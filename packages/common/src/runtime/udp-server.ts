@@ -15,6 +15,7 @@ import {
   answerQueryNow,
   type Answer,
   type QueryHandler,
+  type TransferHandler,
 } from './respond.js';
 
 /** Default largest UDP response: {@link EDNS_UDP_PAYLOAD_OCTETS} (DNS flag day 2020). */
@@ -34,6 +35,11 @@ export interface UdpListenerConfig {
   maxPayload?: number;
   /** Most queries in the handler at once; default {@link DEFAULT_UDP_MAX_IN_FLIGHT}. */
   maxInFlight?: number;
+  /**
+   * Answers IXFR with one message (RFC 1995 §2; `respond.ts`); without it IXFR goes to the
+   * query handler like any question. AXFR over UDP always does (RFC 5936 §4.2).
+   */
+  transfer?: TransferHandler;
 }
 
 /** A bound UDP listener. */
@@ -54,7 +60,7 @@ export async function startUdpListener(
   limits: ListenerLimits = {},
   queryLog?: QueryLog,
 ): Promise<UdpListener> {
-  const { gate, rrl } = limits;
+  const { gate, rrl, tsig } = limits;
   const maxPayload = config.maxPayload ?? DEFAULT_UDP_MAX_PAYLOAD;
   const maxInFlight = config.maxInFlight ?? DEFAULT_UDP_MAX_IN_FLIGHT;
   const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
@@ -75,15 +81,20 @@ export async function startUdpListener(
     if (inFlight >= maxInFlight) return;
     let result: Answer | Promise<Answer>;
     try {
-      result = answerQueryNow(datagram, {
-        handler,
-        context: { transport: 'udp', remoteAddress: peer.address },
-        log,
-        udpLimit: maxPayload,
-        cache,
-        queryLog,
-        gate,
-      });
+      result = answerQueryNow(
+        datagram,
+        {
+          handler,
+          context: { transport: 'udp', remoteAddress: peer.address },
+          log,
+          udpLimit: maxPayload,
+          cache,
+          queryLog,
+          gate,
+          tsig,
+        },
+        config.transfer,
+      );
       // A synchronous answer is sent at once, without a promise in between.
       if (!(result instanceof Promise)) return send(result, peer);
     } catch (error) {
