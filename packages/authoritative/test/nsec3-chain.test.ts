@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  buildQuery,
   encodeBase32Hex,
   formatTime,
   formatZone,
@@ -12,6 +13,7 @@ import {
 } from '@mimi-discovery/common';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  createAnswerer,
   createMemoryStore,
   openLmdbStore,
   type DiscoveryStore,
@@ -142,6 +144,38 @@ describe.each(stores)('the NSEC3 chain of the %s', (_name, open) => {
     const { status, output } = verify(broken);
     expect(output).not.toContain('Zone is verified and complete');
     expect(status).not.toBe(0);
+    await store.close();
+  });
+});
+
+describe.each(stores)('answering from a zone of the %s that keeps its chain', (_name, open) => {
+  it('never answers with the chain: its owners are names that do not exist', async () => {
+    const store = await open();
+    await populate(store);
+    const answer = createAnswerer(store, { now: () => T0 });
+    const owners = store
+      .readZone(ORIGIN)
+      .filter((rr) => rr.type === 'NSEC3')
+      .map((rr) => rr.name);
+    expect(owners.length).toBeGreaterThan(10);
+    const context = { transport: 'udp', remoteAddress: '127.0.0.1' } as const;
+    for (const [name, type] of [
+      ...owners.slice(0, 5).map((owner) => [owner, 'NSEC3'] as const),
+      ...owners.slice(0, 5).map((owner) => [owner, 'A'] as const),
+      [NUMBER, 'NSEC3'] as const,
+      [`4.${ORIGIN}`, 'MAP'] as const,
+    ]) {
+      const response = await answer(
+        buildQuery(name, type, { dnssecOk: true, compactOk: true }),
+        context,
+      );
+      const records = [...response.answers, ...response.authorities, ...response.additionals];
+      expect(
+        records.filter((rr) => rr.type === 'NSEC3'),
+        `${name} ${type}`,
+      ).toEqual([]);
+      expect(response.rcode, `${name} ${type}`).toBe(name === NUMBER ? 'NOERROR' : 'NXDOMAIN');
+    }
     await store.close();
   });
 });

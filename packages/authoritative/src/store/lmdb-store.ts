@@ -803,24 +803,43 @@ class LmdbStore implements DiscoveryStore {
     const limit = before ?? now + this.#s.policy.refreshBeforeSeconds;
     await this.#pruneReplay(now);
     let count = 0;
-    for (const apex of this.listZones()) {
-      await this.#dropExpiredMappings(apex, now);
-      count += await this.#resignZone(apex, limit, now);
-    }
+    for (const apex of this.listZones()) count += await this.#resignZone(apex, limit, now);
     return count;
   }
 
   /**
-   * Walks one zone's nodes, then its chain's, RESIGN_BATCH at a time (outside any transaction)
-   * for the names with a signature due before `limit`, and re-signs them in writes of at most
-   * RESIGN_MAX_RRSETS_PER_WRITE RRsets, each planned again inside its transaction.
+   * One walk over a zone's nodes, then its chain's, RESIGN_BATCH at a time (outside any
+   * transaction), for the MAP RRsets that may hold an expired mapping and the names with a
+   * signature due before `limit`. The expired mappings are deleted first (R9), the due RRsets
+   * then renewed, each in writes of at most RESIGN_MAX_RRSETS_PER_WRITE RRsets planned again
+   * inside their transaction (`expiredMappingsChange` decodes each mapping strictly there).
    */
   async #resignZone(apex: string, limit: number, now: number): Promise<number> {
     let count = 0;
+    let expired: string[] = [];
     let due: string[] = [];
     let dueRRsets = 0;
-    const flush = async (all: boolean): Promise<void> => {
+    const dropExpired = async (): Promise<void> => {
+      const names = expired;
+      expired = [];
+      if (names.length === 0) return;
+      await this.#write(() => {
+        const key = this.#key(apex);
+        const read = this.#reader(apex);
+        const changes = names.flatMap((name) => expiredMappingsChange(read, name, now) ?? []);
+        if (key === undefined || changes.length === 0) {
+          this.#changedNow = undefined;
+          return;
+        }
+        const plan = planApply(read, changes, zoneSigner(key, now, this.#s.policy));
+        this.#commit(apex, plan.writes);
+        this.#changedNow = changedNames(changes, plan.writes.keys());
+      });
+    };
+    const renew = async (all: boolean): Promise<void> => {
       while (due.length > 0 && (all || dueRRsets >= RESIGN_MAX_RRSETS_PER_WRITE)) {
+        // What is deleted need not be renewed first.
+        await dropExpired();
         const names = due;
         const plan = await this.#write(() => {
           const key = this.#key(apex);
@@ -856,16 +875,20 @@ class LmdbStore implements DiscoveryStore {
           scanned += 1;
           last = Buffer.from(key);
           const name = nodeName(apex, key);
-          const n = expiringRRsets(decodeNode(name, value), limit);
+          const node = decodeNode(name, value);
+          if (mayHoldExpiredMappings(node, now)) expired.push(name);
+          const n = expiringRRsets(node, limit);
           if (n === 0) continue;
           due.push(name);
           dueRRsets += n;
         }
         if (last !== undefined) start = Buffer.concat([last, Buffer.of(0)]);
-        await flush(false);
+        if (expired.length >= RESIGN_MAX_RRSETS_PER_WRITE) await dropExpired();
+        await renew(false);
       }
     }
-    await flush(true);
+    await dropExpired();
+    await renew(true);
     return count;
   }
 
@@ -873,51 +896,6 @@ class LmdbStore implements DiscoveryStore {
   #dueRRsets(apex: string, name: string, limit: number): number {
     const node = this.#node(apex, name);
     return node === undefined ? 0 : expiringRRsets(node, limit);
-  }
-
-  /**
-   * Deletes a zone's expired mappings (R9): walks its nodes for MAP RRsets that may hold one and
-   * writes the changes, RESIGN_MAX_RRSETS_PER_WRITE RRsets per write, decided again inside each
-   * transaction (`expiredMappingsChange` decodes each mapping strictly).
-   */
-  async #dropExpiredMappings(apex: string, now: number): Promise<void> {
-    let names: string[] = [];
-    const flush = async (): Promise<void> => {
-      const batch = names;
-      names = [];
-      if (batch.length === 0) return;
-      await this.#write(() => {
-        const key = this.#key(apex);
-        const read = this.#reader(apex);
-        const changes = batch.flatMap((name) => expiredMappingsChange(read, name, now) ?? []);
-        if (key === undefined || changes.length === 0) {
-          this.#changedNow = undefined;
-          return;
-        }
-        const plan = planApply(read, changes, zoneSigner(key, now, this.#s.policy));
-        this.#commit(apex, plan.writes);
-        this.#changedNow = changedNames(changes, plan.writes.keys());
-      });
-    };
-    const range = zoneRange(apex);
-    let start = range.start;
-    for (let scanned = RESIGN_BATCH; scanned === RESIGN_BATCH;) {
-      scanned = 0;
-      let last: Buffer | undefined;
-      for (const { key, value } of this.#t.nodes.getRange({
-        start,
-        end: range.end,
-        limit: RESIGN_BATCH,
-      })) {
-        scanned += 1;
-        last = Buffer.from(key);
-        const name = nodeName(apex, key);
-        if (mayHoldExpiredMappings(decodeNode(name, value), now)) names.push(name);
-      }
-      if (last !== undefined) start = Buffer.concat([last, Buffer.of(0)]);
-      if (names.length >= RESIGN_MAX_RRSETS_PER_WRITE) await flush();
-    }
-    await flush();
   }
 
   async close(): Promise<void> {

@@ -12,7 +12,7 @@ import {
 import { nodeKey } from '../store/node-codec.js';
 import { StoreError } from '../store/store-error.js';
 import { ownerName } from './owner-name.js';
-import type { StoredNode, ZoneReader, ZoneWrites } from './zone-signer.js';
+import type { StoredNode, ZoneReader, ZoneWrites } from './zone-nodes.js';
 
 /**
  * The journal of a zone: one entry per write that changed its serial, each the difference that

@@ -12,7 +12,9 @@ import {
   type RRType,
 } from '@mimi-discovery/common';
 import { StoreError } from '../store/store-error.js';
-import type { StoredNode, StoredRRset, ZoneReader } from './zone-signer.js';
+import type { Nsec3Index, StoredNode, StoredRRset, ZoneReader } from './zone-nodes.js';
+
+export type { Nsec3Index } from './zone-nodes.js';
 
 /**
  * The NSEC3 chain of a zone kept for stock secondaries (design §5, §9): RFC 5155 with the
@@ -44,18 +46,6 @@ import type { StoredNode, StoredRRset, ZoneReader } from './zone-signer.js';
  * and rewrites its predecessor `35…` (next `60…` instead of `9g…`); a later write that deletes
  * `a.example` deletes `9g…` and rewrites `60…` (next `35…`, wrapping around).
  */
-
-/** The labels of a zone's chain entries in hash order (base32hex keeps the order of the hashes). */
-export interface Nsec3Index {
-  /** The smallest label, or undefined when the zone has no chain. */
-  first(): string | undefined;
-  /** The largest label. */
-  last(): string | undefined;
-  /** The largest label below `label`. */
-  lower(label: string): string | undefined;
-  /** The smallest label above `label`. */
-  higher(label: string): string | undefined;
-}
 
 /** A zone being written, as the chain sees it (the signer's pending writes over a store's reader). */
 export interface ChainEdit extends ZoneReader {

@@ -28,10 +28,10 @@ import {
   dropNsec3Chain,
   updateNsec3Chain,
   type ChainEdit,
-  type Nsec3Index,
 } from './nsec3-chain.js';
 import { zoneOrigin } from './owner-name.js';
 import type { NormalizedChange } from './zone-changes.js';
+import type { Nsec3Index, StoredNode, StoredRRset, ZoneReader, ZoneWrites } from './zone-nodes.js';
 import { StoreError } from '../store/store-error.js';
 import type { AuthkeyEntry, ZoneInit } from '../store/store-types.js';
 
@@ -88,32 +88,7 @@ export const DEFAULT_SOA_TIMERS: Readonly<{
 /** TTL of the apex records of a new zone when `ZoneInit.ttl` is left out. */
 export const DEFAULT_APEX_TTL = 3600;
 
-/** One RRset as a store keeps it: its records and, when it is authoritative, its RRSIG. */
-export interface StoredRRset {
-  readonly records: readonly ResourceRecord[];
-  readonly signature: RecordOf<'RRSIG'> | undefined;
-}
-
-/** The RRsets at one owner name, by type. A node without RRsets does not exist. */
-export type StoredNode = ReadonlyMap<RRType, StoredRRset>;
-
-/**
- * Read access to one zone's nodes; names are canonical. The entries of the zone's NSEC3 chain
- * (`nsec3-chain.ts`) are nodes too: `node` returns them, `namesBelow` never lists them (they are
- * not data), and `nsec3` lists their labels in hash order.
- */
-export interface ZoneReader {
-  /** The zone's origin, canonical. */
-  readonly origin: string;
-  node(name: string): StoredNode | undefined;
-  /** Owner names of the data nodes strictly below `name` (never the chain's). */
-  namesBelow(name: string): Iterable<string>;
-  /** The labels of the zone's NSEC3 chain entries, in hash order. */
-  readonly nsec3: Nsec3Index;
-}
-
-/** Nodes to write, by canonical owner name; `undefined` deletes the node. */
-export type ZoneWrites = Map<string, StoredNode | undefined>;
+export type { StoredNode, StoredRRset, ZoneReader, ZoneWrites } from './zone-nodes.js';
 
 /** Checks a validity policy, filling in defaults. Throws `StoreError` (`ERR_STORE_BAD_ZONE`). */
 export function signatureValidityPolicy(
