@@ -74,6 +74,12 @@ export interface MemoryStoreOptions {
   proverSeed?: Uint8Array;
   /** Lifetime of the prover key's AUTHKEY entry in new zones; default 10 years. */
   proverKeyLifetimeSeconds?: number;
+  /**
+   * Called synchronously inside each write, right after it is applied to memory, with what
+   * changed (see {@link MemoryCommit}): how a replica (`createMemoryReplica`) hands its writes
+   * to the store it mirrors.
+   */
+  onCommit?: (change: MemoryCommit) => void;
 }
 
 interface MemoryZone {
@@ -108,6 +114,7 @@ class MemoryStore implements DiscoveryStore {
     this.#prover =
       options.proverSeed === undefined ? generateKeyPair() : keyPairFromSeed(options.proverSeed);
     this.#proverLifetime = options.proverKeyLifetimeSeconds ?? DEFAULT_PROVER_KEY_LIFETIME_SECONDS;
+    this.#onCommit = options.onCommit;
   }
 
   listZones(): string[] {
@@ -131,6 +138,12 @@ class MemoryStore implements DiscoveryStore {
     });
     this.#zones.set(origin, { key, nodes: new Map([[origin, apex]]), below: new Map() });
     this.#changed('all');
+    this.#onCommit?.({
+      kind: 'zone-added',
+      origin,
+      keySeed: key.keyPair.secretKey,
+      writes: new Map([[origin, apex]]),
+    });
     return this.#info(origin) as ZoneInfo;
   }
 
@@ -139,6 +152,7 @@ class MemoryStore implements DiscoveryStore {
     const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
     if (!this.#zones.delete(apex)) throw noZoneError(apex);
     this.#changed('all');
+    this.#onCommit?.({ kind: 'zone-removed', origin: apex });
   }
 
   zoneInfo(origin: string): ZoneInfo | undefined {
@@ -222,8 +236,10 @@ class MemoryStore implements DiscoveryStore {
       normalized,
       zoneSigner(zone.key, this.#now(), this.#policy),
     );
+    const undo = this.#undo(zone, writes, []);
     commit(apex, zone, writes);
     this.#changed(changedNames(normalized, writes.keys()));
+    this.#emitWrite(apex, undo, writes, [], changedNames(normalized, writes.keys()));
     return { serial };
   }
 
@@ -234,9 +250,11 @@ class MemoryStore implements DiscoveryStore {
     const run = runOperation(reader(apex, zone), this.#replayReader(), prepared, () =>
       zoneSigner(zone.key, this.#now(), this.#policy),
     );
+    const undo = this.#undo(zone, run.writes, run.records);
     commit(apex, zone, run.writes);
     for (const record of run.records) this.#replay.set(id(replayKey(record)), record);
     if (run.changed !== undefined) this.#changed(run.changed);
+    this.#emitWrite(apex, undo, run.writes, run.records, run.changed);
     return run.outcome;
   }
 
@@ -266,8 +284,10 @@ class MemoryStore implements DiscoveryStore {
         limit,
         zoneSigner(zone.key, now, this.#policy),
       );
+      const undo = this.#undo(zone, plan.writes, []);
       commit(apex, zone, plan.writes);
       if (plan.count > 0) this.#changed('all');
+      this.#emitWrite(apex, undo, plan.writes, [], 'all');
       count += plan.count;
     }
     return count;
@@ -290,6 +310,91 @@ class MemoryStore implements DiscoveryStore {
     return { zone, apex };
   }
 
+  // -------------------------------------------------------------------------------------------
+  // Replica hooks (`createMemoryReplica`, for the PostgreSQL store): data loaded as it is stored
+  // elsewhere, and what each write changed, with what it replaced so that it can be undone.
+
+  readonly #onCommit: ((change: MemoryCommit) => void) | undefined;
+
+  /** What `writes` and `records` are about to replace (nothing to keep without a hook). */
+  #undo(
+    zone: MemoryZone,
+    writes: ZoneWrites,
+    records: readonly ReplayRecord[],
+  ): { nodes: ZoneWrites; replay: (ReplayRecord | undefined)[] } | undefined {
+    if (this.#onCommit === undefined) return undefined;
+    const nodes: ZoneWrites = new Map();
+    for (const name of writes.keys()) nodes.set(name, zone.nodes.get(name));
+    return { nodes, replay: records.map((r) => this.#replay.get(id(replayKey(r)))) };
+  }
+
+  #emitWrite(
+    origin: string,
+    undo: { nodes: ZoneWrites; replay: (ReplayRecord | undefined)[] } | undefined,
+    writes: ZoneWrites,
+    records: readonly ReplayRecord[],
+    changed: ChangedNames | undefined,
+  ): void {
+    if (undo === undefined || (writes.size === 0 && records.length === 0)) return;
+    this.#onCommit?.({
+      kind: 'write',
+      origin,
+      before: undo.nodes,
+      writes,
+      replay: records,
+      replayBefore: undo.replay,
+      changed,
+    });
+  }
+
+  /** {@link MemoryReplica.loadNodes}. */
+  loadNodes(origin: string, nodes: ZoneWrites, changed?: ChangedNames): void {
+    this.#open();
+    const zone = this.#zones.get(origin);
+    if (zone === undefined) throw noZoneError(origin);
+    commit(origin, zone, nodes);
+    this.#changed(changed ?? [...nodes.keys()]);
+  }
+
+  /** {@link MemoryReplica.loadZone}. */
+  loadZone(origin: string, keySeed: Uint8Array, nodes: ZoneWrites): void {
+    this.#open();
+    const zone: MemoryZone = {
+      key: newZoneKey(origin, keySeed),
+      nodes: new Map(),
+      below: new Map(),
+    };
+    commit(origin, zone, nodes);
+    this.#zones.set(origin, zone);
+    this.#changed('all');
+  }
+
+  /** {@link MemoryReplica.dropZone}. */
+  dropZone(origin: string): void {
+    this.#open();
+    if (this.#zones.delete(origin)) this.#changed('all');
+  }
+
+  /** {@link MemoryReplica.loadReplay}. */
+  loadReplay(records: readonly ReplayRecord[]): void {
+    this.#open();
+    for (const record of records) this.#replay.set(id(replayKey(record)), record);
+  }
+
+  /** {@link MemoryReplica.dropReplay}. */
+  dropReplay(records: readonly ReplayRecord[]): void {
+    this.#open();
+    for (const record of records) this.#replay.delete(id(replayKey(record)));
+  }
+
+  /** {@link MemoryReplica.pruneReplay}. */
+  pruneReplay(now: number): void {
+    this.#open();
+    for (const [key, record] of this.#replay) if (!isActive(record, now)) this.#replay.delete(key);
+  }
+
+  // -------------------------------------------------------------------------------------------
+
   #info(origin: string | undefined): ZoneInfo | undefined {
     const zone = origin === undefined ? undefined : this.#zones.get(origin);
     if (origin === undefined || zone === undefined) return undefined;
@@ -301,6 +406,58 @@ class MemoryStore implements DiscoveryStore {
       publicKey: zone.key.keyPair.publicKey,
     };
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replica (the PostgreSQL store's in-memory copy, `pg-store.ts`)
+
+/**
+ * What one write of a memory store changed, as its `onCommit` option hears it. `before` holds
+ * the nodes as they were (undefined: absent) for every name of `writes`, and `replayBefore` the
+ * anti-replay record each of `replay` replaced, so that a write that could not be made durable
+ * elsewhere can be put back; `changed` is what the write logged for `changesSince`.
+ */
+export type MemoryCommit =
+  | { kind: 'zone-added'; origin: string; keySeed: Uint8Array; writes: ZoneWrites }
+  | { kind: 'zone-removed'; origin: string }
+  | {
+      kind: 'write';
+      origin: string;
+      before: ZoneWrites;
+      writes: ZoneWrites;
+      replay: readonly ReplayRecord[];
+      replayBefore: readonly (ReplayRecord | undefined)[];
+      changed: ChangedNames | undefined;
+    };
+
+/**
+ * A memory store that mirrors data kept elsewhere (the PostgreSQL store's replica): besides the
+ * store contract, it takes data as stored — no signing, no serial bump — and hands every write
+ * it makes to its `onCommit`.
+ */
+export interface MemoryReplica extends DiscoveryStore {
+  /**
+   * Puts nodes into the zone as they are (undefined: the node is deleted); bumps the generation
+   * and logs `changed` (default: the names of `nodes`). Throws `ERR_STORE_NO_ZONE`.
+   */
+  loadNodes(origin: string, nodes: ZoneWrites, changed?: ChangedNames): void;
+  /** Creates (or replaces) a zone with its key seed and nodes, as they are. */
+  loadZone(origin: string, keySeed: Uint8Array, nodes: ZoneWrites): void;
+  /** Forgets a zone (nothing when absent). */
+  dropZone(origin: string): void;
+  /** Puts anti-replay records as they are, each replacing the one under its key. */
+  loadReplay(records: readonly ReplayRecord[]): void;
+  /** Forgets the anti-replay records under the keys of `records`. */
+  dropReplay(records: readonly ReplayRecord[]): void;
+  /** Forgets the anti-replay records whose time has passed at `now`. */
+  pruneReplay(now: number): void;
+}
+
+/** Creates an empty replica that reports each of its writes to `options.onCommit`. */
+export function createMemoryReplica(
+  options: MemoryStoreOptions & { onCommit(change: MemoryCommit): void },
+): MemoryReplica {
+  return new MemoryStore(options);
 }
 
 function reader(origin: string, zone: MemoryZone): ZoneReader {

@@ -1,0 +1,184 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './ports.js';
+
+/**
+ * A PostgreSQL cluster of its own for a test (or the bench): `initdb` into a fresh temporary
+ * directory, `pg_ctl start` on a free port with its unix socket in that directory, never a
+ * cluster a developer runs. The binaries are looked up on the PATH, then in Debian's
+ * `/usr/lib/postgresql/<version>/bin` (newest first). `initdb` refuses to run as root: as root,
+ * the cluster belongs to the user `postgres` (Debian's package creates it), else `nobody`, and
+ * the commands run as that user (`runuser`, else `su`).
+ *
+ * Durability settings are the ones the store's acknowledgements rely on (`fsync = on`,
+ * `synchronous_commit = on`), so a kill test against this cluster means what it says.
+ */
+
+/** Longest wait for the cluster to start or stop. */
+export const POSTGRES_START_TIMEOUT_SECONDS = 60;
+
+/** A running cluster. */
+export interface TestPostgres {
+  /** Connection URL of the superuser `postgres` to the database `postgres`, over the socket. */
+  readonly url: string;
+  /** The temporary directory: the cluster's data in `data/`, its socket beside it. */
+  readonly dataDir: string;
+  readonly port: number;
+  /** Stops the cluster (fast shutdown) and removes its directory. */
+  stop(): Promise<void>;
+  /** Kills the postmaster with SIGKILL (a crash); `stop` still removes the directory. */
+  kill(): void;
+}
+
+const BIN_TOOLS = ['initdb', 'pg_ctl'] as const;
+
+/** The directory holding initdb and pg_ctl, or undefined. */
+function binDirectory(): string | undefined {
+  const found = spawnSync('sh', ['-c', 'command -v initdb && command -v pg_ctl'], {
+    encoding: 'utf8',
+  });
+  if (found.status === 0) {
+    const [initdb] = found.stdout.trim().split('\n');
+    if (initdb !== undefined) return join(initdb, '..');
+  }
+  const base = '/usr/lib/postgresql';
+  if (!existsSync(base)) return undefined;
+  const versions = readdirSync(base)
+    .filter((v) => /^\d+(\.\d+)?$/.test(v))
+    .sort((a, b) => Number(b) - Number(a));
+  for (const version of versions) {
+    const bin = join(base, version, 'bin');
+    if (BIN_TOOLS.every((tool) => existsSync(join(bin, tool)))) return bin;
+  }
+  return undefined;
+}
+
+/**
+ * Why {@link startPostgres} cannot run here (for the skip line of a test), or undefined when it
+ * can: initdb or pg_ctl missing, or, as root, no unprivileged user to run them as.
+ */
+export function postgresMissing(): string | undefined {
+  if (binDirectory() === undefined) {
+    return 'PostgreSQL not installed (Debian package postgresql: initdb and pg_ctl)';
+  }
+  if (isRoot() && runAs() === undefined) {
+    return 'running as root without a user postgres or nobody to run PostgreSQL as';
+  }
+  return undefined;
+}
+
+function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+/** As root: the user the cluster runs as, with its uid and gid. */
+function runAs(): { user: string; uid: number; gid: number } | undefined {
+  for (const user of ['postgres', 'nobody']) {
+    const id = spawnSync('id', ['-u', user], { encoding: 'utf8' });
+    const gid = spawnSync('id', ['-g', user], { encoding: 'utf8' });
+    if (id.status === 0 && gid.status === 0) {
+      return { user, uid: Number(id.stdout.trim()), gid: Number(gid.stdout.trim()) };
+    }
+  }
+  return undefined;
+}
+
+/** Runs a PostgreSQL tool, as the cluster's user when this process is root. */
+function run(bin: string, tool: string, args: readonly string[], timeoutSeconds: number): void {
+  const path = join(bin, tool);
+  const user = isRoot() ? runAs() : undefined;
+  let file = path;
+  let argv = [...args];
+  if (user !== undefined) {
+    const runuser = spawnSync('sh', ['-c', 'command -v runuser'], { encoding: 'utf8' });
+    if (runuser.status === 0) {
+      file = 'runuser';
+      argv = ['-u', user.user, '--', path, ...args];
+    } else {
+      const quoted = [path, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+      file = 'su';
+      argv = ['-s', '/bin/sh', user.user, '-c', quoted];
+    }
+  }
+  execFileSync(file, argv, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: timeoutSeconds * 1000,
+    // Run from a directory the cluster's user can enter.
+    cwd: tmpdir(),
+  });
+}
+
+/**
+ * Starts a fresh cluster in a new temporary directory on a free port and resolves once it
+ * accepts connections. Throws when {@link postgresMissing} gives a reason.
+ */
+export async function startPostgres(): Promise<TestPostgres> {
+  const missing = postgresMissing();
+  if (missing !== undefined) throw new Error(missing);
+  const bin = binDirectory() as string;
+  const dir = mkdtempSync(join(tmpdir(), 'mimi-pg-'));
+  const data = join(dir, 'data');
+  const user = isRoot() ? runAs() : undefined;
+  if (user !== undefined) chownSync(dir, user.uid, user.gid);
+  const port = await freePort();
+  try {
+    run(
+      bin,
+      'initdb',
+      ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-instructions'],
+      POSTGRES_START_TIMEOUT_SECONDS,
+    );
+    const settings = [
+      `-p ${port}`,
+      `-k ${dir}`,
+      "-c listen_addresses=''",
+      '-c fsync=on',
+      '-c synchronous_commit=on',
+      '-c max_connections=200',
+      // The tests open and drop many small databases: keep checkpoints out of their way.
+      '-c max_wal_size=1GB',
+    ].join(' ');
+    run(
+      bin,
+      'pg_ctl',
+      ['start', '-D', data, '-w', '-t', String(POSTGRES_START_TIMEOUT_SECONDS), '-l', join(dir, 'log'), '-o', settings],
+      POSTGRES_START_TIMEOUT_SECONDS + 5,
+    );
+  } catch (error) {
+    const log = existsSync(join(dir, 'log')) ? readFileSync(join(dir, 'log'), 'utf8') : '';
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`PostgreSQL did not start: ${String(error)}\n${log}`);
+  }
+  const url = `postgresql://postgres@/postgres?host=${encodeURIComponent(dir)}&port=${port}`;
+  let stopped = false;
+  return {
+    url,
+    dataDir: dir,
+    port,
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      try {
+        if (existsSync(join(data, 'postmaster.pid'))) {
+          run(bin, 'pg_ctl', ['stop', '-D', data, '-m', 'fast', '-w'], POSTGRES_START_TIMEOUT_SECONDS);
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    kill: () => {
+      const pidFile = join(data, 'postmaster.pid');
+      if (!existsSync(pidFile)) return;
+      const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+      if (Number.isInteger(pid) && pid > 0) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
+    },
+  };
+}
