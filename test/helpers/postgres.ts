@@ -1,7 +1,16 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import pg from 'pg';
 import { freePort } from './ports.js';
 
 /**
@@ -30,6 +39,20 @@ export interface TestPostgres {
   stop(): Promise<void>;
   /** Kills the postmaster with SIGKILL (a crash); `stop` still removes the directory. */
   kill(): void;
+  /** Starts the cluster again on its data (after `kill`: crash recovery from the WAL). */
+  restart(): Promise<void>;
+  /** The connection URL of database `name` of this cluster. */
+  databaseUrl(name: string): string;
+  /** Creates a new, empty database and resolves with its URL. */
+  createDatabase(): Promise<string>;
+}
+
+/** The path of a PostgreSQL program (pg_dump, pg_restore, psql) of the cluster's version. */
+export function postgresTool(tool: string): string {
+  const bin = binDirectory();
+  if (bin === undefined) throw new Error('PostgreSQL not installed');
+  // Beside initdb; else whatever the PATH has (Debian's wrappers pick the newest version).
+  return existsSync(join(bin, tool)) ? join(bin, tool) : tool;
 }
 
 const BIN_TOOLS = ['initdb', 'pg_ctl'] as const;
@@ -41,7 +64,8 @@ function binDirectory(): string | undefined {
   });
   if (found.status === 0) {
     const [initdb] = found.stdout.trim().split('\n');
-    if (initdb !== undefined) return join(initdb, '..');
+    // Debian's /usr/bin wrappers or symlinks: the tools beside the real initdb (pg_dump too).
+    if (initdb !== undefined) return dirname(realpathSync(initdb));
   }
   const base = '/usr/lib/postgresql';
   if (!existsSync(base)) return undefined;
@@ -110,6 +134,18 @@ function run(bin: string, tool: string, args: readonly string[], timeoutSeconds:
   });
 }
 
+/** Whether the postmaster of `data` (its pid file's first line) is running. */
+function postmasterAlive(data: string): boolean {
+  const pid = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Starts a fresh cluster in a new temporary directory on a free port and resolves once it
  * accepts connections. Throws when {@link postgresMissing} gives a reason.
@@ -123,6 +159,34 @@ export async function startPostgres(): Promise<TestPostgres> {
   const user = isRoot() ? runAs() : undefined;
   if (user !== undefined) chownSync(dir, user.uid, user.gid);
   const port = await freePort();
+  const settings = [
+    `-p ${port}`,
+    `-k ${dir}`,
+    "-c listen_addresses=''",
+    '-c fsync=on',
+    '-c synchronous_commit=on',
+    '-c max_connections=200',
+    // The tests open and drop many small databases: keep checkpoints out of their way.
+    '-c max_wal_size=1GB',
+  ].join(' ');
+  const runStart = (): void =>
+    run(
+      bin,
+      'pg_ctl',
+      [
+        'start',
+        '-D',
+        data,
+        '-w',
+        '-t',
+        String(POSTGRES_START_TIMEOUT_SECONDS),
+        '-l',
+        join(dir, 'log'),
+        '-o',
+        settings,
+      ],
+      POSTGRES_START_TIMEOUT_SECONDS + 5,
+    );
   try {
     run(
       bin,
@@ -130,39 +194,48 @@ export async function startPostgres(): Promise<TestPostgres> {
       ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-instructions'],
       POSTGRES_START_TIMEOUT_SECONDS,
     );
-    const settings = [
-      `-p ${port}`,
-      `-k ${dir}`,
-      "-c listen_addresses=''",
-      '-c fsync=on',
-      '-c synchronous_commit=on',
-      '-c max_connections=200',
-      // The tests open and drop many small databases: keep checkpoints out of their way.
-      '-c max_wal_size=1GB',
-    ].join(' ');
-    run(
-      bin,
-      'pg_ctl',
-      ['start', '-D', data, '-w', '-t', String(POSTGRES_START_TIMEOUT_SECONDS), '-l', join(dir, 'log'), '-o', settings],
-      POSTGRES_START_TIMEOUT_SECONDS + 5,
-    );
+    runStart();
   } catch (error) {
     const log = existsSync(join(dir, 'log')) ? readFileSync(join(dir, 'log'), 'utf8') : '';
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`PostgreSQL did not start: ${String(error)}\n${log}`);
   }
-  const url = `postgresql://postgres@/postgres?host=${encodeURIComponent(dir)}&port=${port}`;
+  const databaseUrl = (name: string): string =>
+    `postgresql://postgres@/${name}?host=${encodeURIComponent(dir)}&port=${port}`;
+  const url = databaseUrl('postgres');
+  let databases = 0;
   let stopped = false;
   return {
     url,
+    databaseUrl,
+    createDatabase: async () => {
+      const name = `mimi_${++databases}`;
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        await client.query(`CREATE DATABASE ${name}`);
+      } finally {
+        await client.end();
+      }
+      return databaseUrl(name);
+    },
+    restart: async () => {
+      // A killed postmaster leaves its pid file; pg_ctl checks whether that process lives.
+      runStart();
+    },
     dataDir: dir,
     port,
     stop: async () => {
       if (stopped) return;
       stopped = true;
       try {
-        if (existsSync(join(data, 'postmaster.pid'))) {
-          run(bin, 'pg_ctl', ['stop', '-D', data, '-m', 'fast', '-w'], POSTGRES_START_TIMEOUT_SECONDS);
+        if (existsSync(join(data, 'postmaster.pid')) && postmasterAlive(data)) {
+          run(
+            bin,
+            'pg_ctl',
+            ['stop', '-D', data, '-m', 'fast', '-w'],
+            POSTGRES_START_TIMEOUT_SECONDS,
+          );
         }
       } finally {
         rmSync(dir, { recursive: true, force: true });
@@ -172,9 +245,16 @@ export async function startPostgres(): Promise<TestPostgres> {
       const pidFile = join(data, 'postmaster.pid');
       if (!existsSync(pidFile)) return;
       const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-      if (Number.isInteger(pid) && pid > 0) {
+      if (!Number.isInteger(pid) || pid <= 0) return;
+      // The postmaster and its backends, as a power cut would stop them: a backend outliving its
+      // postmaster would keep the shared memory that a restart needs.
+      const children = spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' })
+        .stdout.split('\n')
+        .map((line) => Number(line.trim()))
+        .filter((child) => Number.isInteger(child) && child > 0);
+      for (const target of [pid, ...children]) {
         try {
-          process.kill(pid, 'SIGKILL');
+          process.kill(target, 'SIGKILL');
         } catch {
           // Already gone.
         }

@@ -63,6 +63,32 @@ export type { MemoryStoreOptions } from './store/memory-store.js';
 export { openLmdbStore } from './store/lmdb-store.js';
 export type { LmdbStoreOptions } from './store/lmdb-store.js';
 
+// pg-store.ts, pg-schema.ts: the PostgreSQL store
+export {
+  openPgStore,
+  PG_POOL_SIZE,
+  PG_POOL_MIN_SIZE,
+  PG_POOL_MAX_SIZE,
+  PG_STATEMENT_TIMEOUT_MS,
+  PG_GROUP_MAX_WRITES,
+  PG_WRITE_BATCH_ROWS,
+  PG_LOAD_BATCH_ROWS,
+  PG_CATCH_UP_MAX_ENTRIES,
+  PG_CHANGE_LOG_MAX_NAMES,
+  PG_CHANGE_LOG_KEEP,
+  PG_POLL_INTERVAL_MS,
+  PG_RECONNECT_DELAY_MS,
+  PG_NOTIFY_CHANNEL,
+  PG_RESIGN_LOCK,
+} from './store/pg-store.js';
+export type { PgStoreOptions } from './store/pg-store.js';
+export {
+  migratePgSchema,
+  PG_SCHEMA_VERSION,
+  PG_MIGRATION_LOCK,
+  PG_CONNECT_TIMEOUT_MS,
+} from './store/pg-schema.js';
+
 // answer.ts
 export {
   createAnswerer,
