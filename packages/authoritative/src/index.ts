@@ -71,17 +71,19 @@ export {
   PG_POOL_MAX_SIZE,
   PG_STATEMENT_TIMEOUT_MS,
   PG_GROUP_MAX_WRITES,
-  PG_WRITE_BATCH_ROWS,
-  PG_LOAD_BATCH_ROWS,
   PG_CATCH_UP_MAX_ENTRIES,
-  PG_CHANGE_LOG_MAX_NAMES,
-  PG_CHANGE_LOG_KEEP,
   PG_POLL_INTERVAL_MS,
   PG_RECONNECT_DELAY_MS,
-  PG_NOTIFY_CHANNEL,
   PG_RESIGN_LOCK,
 } from './store/pg-store.js';
 export type { PgStoreOptions } from './store/pg-store.js';
+export {
+  PG_WRITE_BATCH_ROWS,
+  PG_LOAD_BATCH_ROWS,
+  PG_CHANGE_LOG_MAX_NAMES,
+  PG_CHANGE_LOG_KEEP,
+  PG_NOTIFY_CHANNEL,
+} from './store/pg-statements.js';
 export {
   migratePgSchema,
   PG_SCHEMA_VERSION,

@@ -9,18 +9,33 @@ import {
   type ZoneView,
 } from '@mimi-discovery/common';
 import pg from 'pg';
-import Cursor from 'pg-cursor';
 import {
-  REPLAY_PRUNE_BATCH,
   prepareOperation,
   type OperationOutcome,
   type ReplayRecord,
   type StoreOperation,
 } from './mapping-ops.js';
 import { createMemoryReplica, type MemoryCommit, type MemoryReplica } from './memory-store.js';
-import { decodeNode, encodeNode, nodeKey } from './node-codec.js';
+import { decodeNode } from './node-codec.js';
 import { PG_CONNECT_TIMEOUT_MS, checkPgSchema, messageOf, migrateWith } from './pg-schema.js';
-import { decodeReplayRecord, replayKey } from './replay-codec.js';
+import {
+  PG_NOTIFY_CHANNEL,
+  lockZone,
+  logChange,
+  merge,
+  pruneReplay,
+  putNodes,
+  readCursor,
+  readNodes,
+  readReplay,
+  readZoneRow,
+  replayOfRow,
+  rowOf,
+  writeZone,
+  zoneRows,
+  type ReplayRow,
+  type ZoneRow,
+} from './pg-statements.js';
 import type { DiscoveryStore } from './store.js';
 import { StoreError, noZoneError } from './store-error.js';
 import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
@@ -119,22 +134,12 @@ export const PG_POOL_MAX_SIZE = 64;
 export const PG_STATEMENT_TIMEOUT_MS = 30_000;
 /** Most writes of one zone committed in one transaction (group commit). */
 export const PG_GROUP_MAX_WRITES = 256;
-/** Rows written or read by key per statement (nodes, anti-replay records). */
-export const PG_WRITE_BATCH_ROWS = 1000;
-/** Rows read per step of a cursor when a replica loads a whole zone. */
-export const PG_LOAD_BATCH_ROWS = 10_000;
 /** Change-log rows a replica replays to catch up a zone; further behind, it reloads the zone. */
 export const PG_CATCH_UP_MAX_ENTRIES = 1000;
-/** Owner names listed in one change-log row; a write of more asks followers to reload. */
-export const PG_CHANGE_LOG_MAX_NAMES = 10_000;
-/** Change-log rows kept per zone. */
-export const PG_CHANGE_LOG_KEEP = 10_000;
 /** How often a replica checks the database for writes it was not notified of. */
 export const PG_POLL_INTERVAL_MS = 5_000;
 /** Wait before the notification connection is opened again after it was lost. */
 export const PG_RECONNECT_DELAY_MS = 1_000;
-/** The `LISTEN`/`NOTIFY` channel of committed writes (payload: the change-log id). */
-export const PG_NOTIFY_CHANNEL = 'mimi_discovery_changes';
 /** The advisory lock (two-int form) held by the process that re-signs. */
 export const PG_RESIGN_LOCK: readonly [number, number] = Object.freeze([0x4d494d49, 2]);
 
@@ -266,21 +271,6 @@ interface ZoneQueue {
 interface Held {
   readonly incarnation: number;
   readonly version: number;
-}
-
-/** A zone's row as `zones` holds it. */
-interface ZoneRow {
-  origin: string;
-  incarnation: number;
-  version: number;
-}
-
-/** What one transaction writes for one zone: the group's events merged. */
-interface ZoneWrite {
-  nodes: ZoneWrites;
-  replay: Map<string, ReplayRecord>;
-  names: Set<string>;
-  everything: boolean;
 }
 
 /** The outcome of catching a zone up inside a transaction. */
@@ -506,13 +496,7 @@ class PgStore implements DiscoveryStore {
     const group = queue.waiting.splice(0, PG_GROUP_MAX_WRITES);
     if (group.length === 0) return;
     if (queue.waiting.length > 0) this.#schedule(origin, queue);
-    let outcome: CatchUp | 'done';
-    try {
-      outcome = await this.#group(origin, group);
-    } catch (error) {
-      for (const write of group) write.reject(ioError(error, 'the PostgreSQL write failed'));
-      return;
-    }
+    const outcome = await this.#group(origin, group);
     if (outcome === 'unknown-zone') {
       // Another process removed and created the zone again: the replica reloads it (which takes
       // the structure lock, so never inside this zone's lock), then the writes run again.
@@ -527,10 +511,19 @@ class PgStore implements DiscoveryStore {
 
   /**
    * One group commit of zone `origin`. Resolves 'unknown-zone' (nothing done) when the replica
-   * must load the zone first; settles each write otherwise.
+   * must load the zone first; settles each write otherwise: with its result once committed,
+   * with its own error when the replica refused it, with `ERR_STORE_IO` when the transaction
+   * failed.
    */
   async #group(origin: string, group: readonly QueuedWrite[]): Promise<CatchUp | 'done'> {
-    const client = await checkout(this.#pool);
+    const results: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    let client: pg.PoolClient;
+    try {
+      client = await checkout(this.#pool);
+    } catch (error) {
+      for (const write of group) write.reject(error);
+      return 'done';
+    }
     const events: MemoryCommit[] = [];
     let failed: unknown;
     try {
@@ -541,7 +534,6 @@ class PgStore implements DiscoveryStore {
         await client.query('ROLLBACK');
         return caught;
       }
-      const results: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
       this.#captures.set(origin, events);
       try {
         for (const write of group) {
@@ -573,7 +565,12 @@ class PgStore implements DiscoveryStore {
       failed = error;
       await client.query('ROLLBACK').catch(() => undefined);
       this.#undo(events);
-      throw error;
+      const fault = ioError(error, 'the PostgreSQL write failed');
+      group.forEach((write, i) => {
+        const result = results[i];
+        write.reject(result?.ok === false ? result.error : fault);
+      });
+      return 'done';
     } finally {
       client.release(failed instanceof Error && !(failed instanceof StoreError) ? failed : false);
     }
@@ -1004,263 +1001,5 @@ class PgStore implements DiscoveryStore {
     const client = this.#listener;
     this.#listener = undefined;
     await client?.end().catch(() => undefined);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Statements
-
-type Queryable = Pick<pg.ClientBase, 'query'>;
-
-interface ZoneRowText {
-  origin: string;
-  incarnation: string;
-  version: string;
-}
-
-/** A `zones` row as read (bigint columns come as text). */
-function rowOf(r: ZoneRowText): ZoneRow {
-  return { origin: r.origin, incarnation: Number(r.incarnation), version: Number(r.version) };
-}
-
-async function zoneRows(client: Queryable): Promise<ZoneRow[]> {
-  const rows = await client.query<ZoneRowText>(
-    'SELECT origin, incarnation, version FROM zones ORDER BY origin',
-  );
-  return rows.rows.map(rowOf);
-}
-
-async function readZoneRow(client: Queryable, origin: string): Promise<ZoneRow | undefined> {
-  const rows = await client.query<ZoneRowText>(
-    'SELECT origin, incarnation, version FROM zones WHERE origin = $1',
-    [origin],
-  );
-  const row = rows.rows[0];
-  return row === undefined ? undefined : rowOf(row);
-}
-
-/** The zone's row, locked until the transaction ends: the writers of one zone go one by one. */
-async function lockZone(client: Queryable, origin: string): Promise<ZoneRow | undefined> {
-  const rows = await client.query<ZoneRowText>(
-    'SELECT origin, incarnation, version FROM zones WHERE origin = $1 FOR UPDATE',
-    [origin],
-  );
-  const row = rows.rows[0];
-  return row === undefined ? undefined : rowOf(row);
-}
-
-/** The events of one zone's transaction as one write: the last state of each node and record. */
-function merge(events: readonly MemoryCommit[]): ZoneWrite {
-  const out: ZoneWrite = {
-    nodes: new Map(),
-    replay: new Map(),
-    names: new Set(),
-    everything: false,
-  };
-  for (const event of events) {
-    if (event.kind !== 'write') continue;
-    for (const [name, node] of event.writes) {
-      out.nodes.set(name, node);
-      out.names.add(name);
-    }
-    for (const record of event.replay) out.replay.set(replayKey(record).toString('latin1'), record);
-    if (event.changed === 'all') out.everything = true;
-  }
-  return out;
-}
-
-/**
- * Writes one zone's merged write at `version`: nodes, anti-replay records, the change-log row,
- * the zone's version and the notification (sent by PostgreSQL at commit).
- */
-async function writeZone(
-  client: Queryable,
-  origin: string,
-  version: number,
-  write: ZoneWrite,
-): Promise<void> {
-  await putNodes(client, origin, write.nodes);
-  await putReplay(client, [...write.replay.values()]);
-  await logChange(client, origin, version, write);
-}
-
-/** Upserts and deletes nodes, {@link PG_WRITE_BATCH_ROWS} per statement. */
-async function putNodes(client: Queryable, origin: string, nodes: ZoneWrites): Promise<void> {
-  const puts: Array<[Buffer, string, Buffer]> = [];
-  const deletes: Buffer[] = [];
-  for (const [name, node] of nodes) {
-    const owner = nodeKey(origin, name);
-    if (node === undefined) deletes.push(owner);
-    else puts.push([owner, name, encodeNode(node)]);
-  }
-  for (let i = 0; i < puts.length; i += PG_WRITE_BATCH_ROWS) {
-    const batch = puts.slice(i, i + PG_WRITE_BATCH_ROWS);
-    await client.query(
-      `INSERT INTO nodes (origin, owner, name, data)
-       SELECT $1, o, n, d FROM unnest($2::bytea[], $3::text[], $4::bytea[]) AS t (o, n, d)
-       ON CONFLICT (origin, owner) DO UPDATE SET name = excluded.name, data = excluded.data`,
-      [origin, batch.map((p) => p[0]), batch.map((p) => p[1]), batch.map((p) => p[2])],
-    );
-  }
-  for (let i = 0; i < deletes.length; i += PG_WRITE_BATCH_ROWS) {
-    await client.query('DELETE FROM nodes WHERE origin = $1 AND owner = ANY ($2::bytea[])', [
-      origin,
-      deletes.slice(i, i + PG_WRITE_BATCH_ROWS),
-    ]);
-  }
-}
-
-/** A `replay` row as read. */
-interface ReplayRow {
-  key: Buffer;
-  until: string;
-  num: string | null;
-}
-
-/** The `num` column of a record: a removal's `seq`, a revocation's `before`. */
-function numOf(record: ReplayRecord): number | null {
-  switch (record.kind) {
-    case 'removal':
-      return record.seq;
-    case 'revocation':
-      return record.before;
-    case 'mapref-request':
-      return null;
-  }
-}
-
-/** The record of a `replay` row, through the LMDB value layout (`replay-codec.ts`). */
-function replayOfRow(row: ReplayRow): ReplayRecord {
-  const value = Buffer.alloc(row.num === null ? 8 : 16);
-  value.writeBigUInt64BE(BigInt(row.until), 0);
-  if (row.num !== null) value.writeBigUInt64BE(BigInt(row.num), 8);
-  return decodeReplayRecord(row.key, value);
-}
-
-/**
- * Upserts anti-replay records. Each is already merged with the one it replaces; merging again
- * with what is stored (the larger value wins, as `mapping-ops.ts` merges) means no writer can
- * lower a record another one wrote.
- */
-async function putReplay(client: Queryable, records: readonly ReplayRecord[]): Promise<void> {
-  for (let i = 0; i < records.length; i += PG_WRITE_BATCH_ROWS) {
-    const batch = records.slice(i, i + PG_WRITE_BATCH_ROWS);
-    await client.query(
-      `INSERT INTO replay (key, until, num)
-       SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bigint[])
-       ON CONFLICT (key) DO UPDATE SET until = GREATEST(replay.until, excluded.until),
-                                       num = GREATEST(replay.num, excluded.num)`,
-      [batch.map(replayKey), batch.map((r) => r.until), batch.map(numOf)],
-    );
-  }
-}
-
-/**
- * Adds the change-log row of `version`, moves the zone to it, drops the rows older than
- * {@link PG_CHANGE_LOG_KEEP} and notifies {@link PG_NOTIFY_CHANNEL}: one statement.
- */
-async function logChange(
-  client: Queryable,
-  origin: string,
-  version: number,
-  write: ZoneWrite,
-): Promise<void> {
-  const names = write.names.size > PG_CHANGE_LOG_MAX_NAMES ? null : [...write.names];
-  await client.query(
-    `WITH entry AS (
-       INSERT INTO change_log (origin, version, names, replay, everything)
-       VALUES ($1, $2, $3, $4, $5) RETURNING id
-     ), moved AS (
-       UPDATE zones SET version = $2 WHERE origin = $1
-     ), pruned AS (
-       DELETE FROM change_log WHERE origin = $1 AND version <= $2 - $6::bigint
-     )
-     SELECT pg_notify($7, id::text) FROM entry`,
-    [
-      origin,
-      version,
-      names,
-      [...write.replay.values()].map(replayKey),
-      write.everything,
-      PG_CHANGE_LOG_KEEP,
-      PG_NOTIFY_CHANNEL,
-    ],
-  );
-}
-
-/** The nodes of `names` as stored (undefined: absent), {@link PG_WRITE_BATCH_ROWS} per query. */
-async function readNodes(
-  client: Queryable,
-  origin: string,
-  names: readonly string[],
-): Promise<ZoneWrites> {
-  const out: ZoneWrites = new Map();
-  for (const name of names) out.set(name, undefined);
-  for (let i = 0; i < names.length; i += PG_WRITE_BATCH_ROWS) {
-    const batch = names.slice(i, i + PG_WRITE_BATCH_ROWS).map((n) => nodeKey(origin, n));
-    const rows = await client.query<{ name: string; data: Buffer }>(
-      'SELECT name, data FROM nodes WHERE origin = $1 AND owner = ANY ($2::bytea[])',
-      [origin, batch],
-    );
-    for (const row of rows.rows) out.set(row.name, decodeNode(row.name, row.data));
-  }
-  return out;
-}
-
-/** The anti-replay records under `keys`, and stand-ins for the keys that have none (pruned). */
-async function readReplay(
-  client: Queryable,
-  keys: readonly Buffer[],
-): Promise<{ found: ReplayRecord[]; missing: ReplayRecord[] }> {
-  const found: ReplayRecord[] = [];
-  const present = new Set<string>();
-  for (let i = 0; i < keys.length; i += PG_WRITE_BATCH_ROWS) {
-    const rows = await client.query<ReplayRow>(
-      'SELECT key, until, num FROM replay WHERE key = ANY ($1::bytea[])',
-      [keys.slice(i, i + PG_WRITE_BATCH_ROWS)],
-    );
-    for (const row of rows.rows) {
-      found.push(replayOfRow(row));
-      present.add(row.key.toString('latin1'));
-    }
-  }
-  // A record that is gone is dropped by its key; any value decodes to a record with that key.
-  const missing = keys
-    .filter((key) => !present.has(key.toString('latin1')))
-    .map((key) => replayOfRow({ key, until: '0', num: key[0] === 0x03 ? null : '0' }));
-  return { found, missing };
-}
-
-/**
- * Deletes the anti-replay records whose time has passed at `now`, {@link REPLAY_PRUNE_BATCH} per
- * transaction, through the `until` index.
- */
-async function pruneReplay(client: Queryable, now: number): Promise<void> {
-  for (let deleted = REPLAY_PRUNE_BATCH; deleted === REPLAY_PRUNE_BATCH;) {
-    const result = await client.query(
-      `DELETE FROM replay WHERE key IN (
-         SELECT key FROM replay WHERE until < $1 ORDER BY until LIMIT $2)`,
-      [now, REPLAY_PRUNE_BATCH],
-    );
-    deleted = result.rowCount ?? 0;
-  }
-}
-
-/** Reads a query's rows through a cursor, {@link PG_LOAD_BATCH_ROWS} at a time. */
-async function readCursor<Row extends object>(
-  client: pg.ClientBase,
-  text: string,
-  values: readonly unknown[],
-  each: (rows: Row[]) => void,
-): Promise<void> {
-  const cursor = client.query(new Cursor<Row>(text, [...values]));
-  try {
-    for (;;) {
-      const rows = await cursor.read(PG_LOAD_BATCH_ROWS);
-      if (rows.length === 0) break;
-      each(rows);
-    }
-  } finally {
-    await cursor.close();
   }
 }
