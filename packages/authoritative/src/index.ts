@@ -77,6 +77,10 @@ export {
   PG_RESIGN_LOCK,
 } from './store/pg-store.js';
 export type { PgStoreOptions } from './store/pg-store.js';
+export { copyStoreToPg } from './store/pg-copy.js';
+export type { StoreCopyReport } from './store/pg-copy.js';
+export { openConfiguredStore } from './store/store-factory.js';
+export type { ConfiguredStoreOptions } from './store/store-factory.js';
 export {
   PG_WRITE_BATCH_ROWS,
   PG_LOAD_BATCH_ROWS,

@@ -32,6 +32,7 @@ export type ExitCode = (typeof EXIT_CODES)[keyof typeof EXIT_CODES];
  * - `ERR_CLI_PORTS` — listen ports that cannot be published as root hints;
  * - `ERR_CLI_EXISTS` — a file or directory that the command refuses to overwrite;
  * - `ERR_CLI_NO_STORE` — a data directory without a store (`init` was not run);
+ * - `ERR_CLI_STORE_KIND` — a config whose `store` is not the kind the command works on (`db`);
  * - `ERR_CLI_NO_ZONE` — a zone that the store does not hold, or no zone that contains a range;
  * - `ERR_CLI_TLS` — TLS material that cannot be used (a CA directory holding only half a CA);
  * - `ERR_CLI_KEY_FILE` — a recipient key or attestation file that cannot be used (exit 1);
@@ -54,6 +55,7 @@ export type CliErrorCode =
   | 'ERR_CLI_PORTS'
   | 'ERR_CLI_EXISTS'
   | 'ERR_CLI_NO_STORE'
+  | 'ERR_CLI_STORE_KIND'
   | 'ERR_CLI_NO_ZONE'
   | 'ERR_CLI_TLS'
   | 'ERR_CLI_KEY_FILE'
