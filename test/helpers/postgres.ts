@@ -134,16 +134,36 @@ function run(bin: string, tool: string, args: readonly string[], timeoutSeconds:
   });
 }
 
-/** Whether the postmaster of `data` (its pid file's first line) is running. */
-function postmasterAlive(data: string): boolean {
-  const pid = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  if (!Number.isInteger(pid) || pid <= 0) return false;
+/** The postmaster's pid from the pid file of `data`, or undefined. */
+function postmasterPid(data: string): number | undefined {
+  const file = join(data, 'postmaster.pid');
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, 'utf8').split('\n')[0]);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/**
+ * Whether process `pid` runs. A killed process that nobody reaps stays a zombie (a container's
+ * first process may not reap the postmaster it inherited): that counts as gone.
+ */
+function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
   }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
+  }
+}
+
+/** Whether the postmaster of `data` (its pid file's first line) is running. */
+function postmasterAlive(data: string): boolean {
+  const pid = postmasterPid(data);
+  return pid !== undefined && alive(pid);
 }
 
 /**
@@ -205,6 +225,8 @@ export async function startPostgres(): Promise<TestPostgres> {
   const url = databaseUrl('postgres');
   let databases = 0;
   let stopped = false;
+  /** Processes `kill` signalled, which `restart` waits for. */
+  const killed: number[] = [];
   return {
     url,
     databaseUrl,
@@ -220,7 +242,20 @@ export async function startPostgres(): Promise<TestPostgres> {
       return databaseUrl(name);
     },
     restart: async () => {
-      // A killed postmaster leaves its pid file; pg_ctl checks whether that process lives.
+      // A killed postmaster leaves its pid file. PostgreSQL ignores it once that process is gone,
+      // but takes a zombie for a live server: then the file is stale, and removed here.
+      for (const pid of killed) {
+        for (let waited = 0; alive(pid) && waited < POSTGRES_START_TIMEOUT_SECONDS * 10; waited++) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+      killed.length = 0;
+      if (postmasterPid(data) !== undefined && !postmasterAlive(data)) {
+        rmSync(join(data, 'postmaster.pid'), { force: true });
+        // The socket's lock file names the same pid, and is just as stale.
+        rmSync(join(dir, `.s.PGSQL.${port}.lock`), { force: true });
+        rmSync(join(dir, `.s.PGSQL.${port}`), { force: true });
+      }
       runStart();
     },
     dataDir: dir,
@@ -242,10 +277,8 @@ export async function startPostgres(): Promise<TestPostgres> {
       }
     },
     kill: () => {
-      const pidFile = join(data, 'postmaster.pid');
-      if (!existsSync(pidFile)) return;
-      const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-      if (!Number.isInteger(pid) || pid <= 0) return;
+      const pid = postmasterPid(data);
+      if (pid === undefined) return;
       // The postmaster and its backends, as a power cut would stop them: a backend outliving its
       // postmaster would keep the shared memory that a restart needs.
       const children = spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' })
@@ -253,6 +286,7 @@ export async function startPostgres(): Promise<TestPostgres> {
         .map((line) => Number(line.trim()))
         .filter((child) => Number.isInteger(child) && child > 0);
       for (const target of [pid, ...children]) {
+        killed.push(target);
         try {
           process.kill(target, 'SIGKILL');
         } catch {
