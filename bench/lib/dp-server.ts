@@ -1,13 +1,19 @@
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
-import { dpConfigSchema, openLmdbStore, startDp } from '@mimi-discovery/authoritative';
+import {
+  dpConfigSchema,
+  openLmdbStore,
+  openPgStore,
+  startDp,
+  type DiscoveryStore,
+} from '@mimi-discovery/authoritative';
 import { keyPairFromSeed, record } from '@mimi-discovery/common';
 import { ORIGIN, PROVER_SEED, nameOf, signedMapping } from './dataset.js';
 import { Profiler, summarizeProfile } from './profile.js';
 
 /**
  * The DP under test, in a process of its own so that its CPU time can be read from /proc:
- * the LMDB store in argv[2], answered over UDP on 127.0.0.1 (a free port). It writes one JSON
+ * the LMDB store in argv[2] (or, for a `postgresql://` URL, the PostgreSQL store there), answered over UDP on 127.0.0.1 (a free port). It writes one JSON
  * line `{"event":"ready","port":…}` and then obeys JSON lines on stdin:
  *
  *   {"cmd":"prepare","first":N,"count":C}                   signs C mappings for new CSIs
@@ -51,7 +57,7 @@ function prepare(command: PrepareCommand): { name: string; rdata: Uint8Array }[]
 
 /** Publishes the prepared mappings, `concurrency` in flight at any time (as API requests). */
 async function register(
-  store: Awaited<ReturnType<typeof openLmdbStore>>,
+  store: DiscoveryStore,
   prepared: { name: string; rdata: Uint8Array }[],
   command: RegisterCommand,
 ): Promise<void> {
@@ -83,7 +89,9 @@ async function register(
 }
 
 async function main(dataDir: string): Promise<void> {
-  const store = await openLmdbStore({ dataDir, proverSeed: PROVER_SEED, writer: 'thread' });
+  const store = /^postgres(ql)?:/.test(dataDir)
+    ? await openPgStore({ url: dataDir, proverSeed: PROVER_SEED })
+    : await openLmdbStore({ dataDir, proverSeed: PROVER_SEED, writer: 'thread' });
   // The server a DP operator runs (metrics, answer cache and all), over the bench's store.
   const config = dpConfigSchema.parse({
     role: 'dp',
@@ -127,5 +135,5 @@ async function main(dataDir: string): Promise<void> {
 }
 
 const dataDir = process.argv[2];
-if (dataDir === undefined) throw new Error('usage: dp-server.ts DATA_DIR');
+if (dataDir === undefined) throw new Error('usage: dp-server.ts DATA_DIR | POSTGRESQL_URL');
 await main(dataDir);
