@@ -62,6 +62,7 @@ export { createMemoryStore } from './store/memory-store.js';
 export type { MemoryStoreOptions } from './store/memory-store.js';
 export { openLmdbStore } from './store/lmdb-store.js';
 export type { LmdbStoreOptions } from './store/lmdb-store.js';
+export { backupLmdbStore } from './store/lmdb-backup.js';
 
 // pg-store.ts, pg-schema.ts: the PostgreSQL store
 export {

@@ -33,6 +33,7 @@ const COMMANDS = [
   ['db'],
   ['db', 'migrate'],
   ['db', 'copy'],
+  ['db', 'backup'],
   ['recipient'],
   ['recipient', 'keygen'],
   ['recipient', 'prove'],

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildQuery, queryUdp } from '@mimi-discovery/common';
 import pg from 'pg';
@@ -19,9 +19,8 @@ if (missing !== undefined) console.warn(`${missing}: skipping the db command tes
 const cli = createCliFixture('db');
 let cluster: TestPostgres | undefined;
 beforeAll(async () => {
-  if (missing !== undefined) return;
-  cluster = await startPostgres();
   await cli.ok(['init', 'dp', '--dir', 'dp', '--range', '+44', '--udp', '0', '--tcp', '0']);
+  if (missing === undefined) cluster = await startPostgres();
 }, 120_000);
 afterAll(async () => {
   await cluster?.stop();
@@ -38,6 +37,48 @@ function postgresConfig(name: string, url: string): string {
   return name;
 }
 
+describe('db backup', () => {
+  it('copies the LMDB store of a running server into a directory that then serves as the store', async () => {
+    await cli.ok(['init', 'dp', '--dir', 'hot', '--range', '+33', '--udp', '0', '--tcp', '0']);
+    const server = await serve(cli, 'hot/config.json');
+    let copied: { store: string; out: string };
+    try {
+      copied = await cli.json([
+        'db',
+        'backup',
+        '--config',
+        'hot/config.json',
+        '--out',
+        'saved/store',
+      ]);
+    } finally {
+      expect((await server.stop()).exitCode).toBe(0);
+    }
+    expect(copied.out).toBe(join(cli.dir, 'saved', 'store'));
+    expect(statSync(join(cli.dir, 'saved', 'store', 'data.mdb')).mode & 0o777).toBe(0o600);
+    const config = JSON.parse(readFileSync(join(cli.dir, 'hot', 'config.json'), 'utf8')) as object;
+    writeFileSync(
+      join(cli.dir, 'saved.json'),
+      JSON.stringify({ ...config, dataDir: join(cli.dir, 'saved') }),
+    );
+    for (const command of [['ds'], ['zone', 'export', '--zone', '+33', '--no-nsec3']]) {
+      expect(await cli.ok([...command, '--config', 'saved.json'])).toBe(
+        await cli.ok([...command, '--config', 'hot/config.json']),
+      );
+    }
+    const again = await cli.run([
+      'db',
+      'backup',
+      '--config',
+      'hot/config.json',
+      '--out',
+      'saved/store',
+    ]);
+    expect(again.exitCode).toBe(2);
+    expect(again.stderr).toMatch(/is not empty.*\(ERR_STORE_IO\)\n$/);
+  });
+});
+
 describe.skipIf(missing !== undefined)('db', () => {
   it('creates the schema once, and refuses a config of another store', async () => {
     const url = await (cluster as TestPostgres).createDatabase();
@@ -47,6 +88,9 @@ describe.skipIf(missing !== undefined)('db', () => {
     const lmdb = await cli.run(['db', 'migrate', '--config', 'dp/config.json']);
     expect(lmdb.exitCode).toBe(1);
     expect(lmdb.stderr).toMatch(/store kind "lmdb" \(ERR_CLI_STORE_KIND\)\n$/);
+    const backup = await cli.run(['db', 'backup', '--config', config, '--out', 'pg-backup']);
+    expect(backup.exitCode).toBe(1);
+    expect(backup.stderr).toMatch(/pg_dump .*\(ERR_CLI_STORE_KIND\)\n$/);
   });
 
   it('refuses to read a database without the schema, changing nothing', async () => {

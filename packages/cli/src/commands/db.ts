@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import {
   PG_SCHEMA_VERSION,
+  backupLmdbStore,
   copyStoreToPg,
   migratePgSchema,
   openLmdbStore,
@@ -14,11 +15,13 @@ import type { CommandEnv } from '../context.js';
 import { failure, usageError } from '../errors.js';
 
 /**
- * `db migrate` and `db copy`: the PostgreSQL store of a server's config (`store.kind
- * "postgres"`). `migrate` creates or upgrades the schema (a DP does it at start too; run it first
- * when the DP's database role may not change the schema). `copy` moves a DP from its LMDB store
- * to the database: every zone as it is (records, signatures, serial, zone key), the prover key
- * and the anti-replay records, in one transaction, into a database that holds no zone yet.
+ * `db migrate`, `db copy` and `db backup`: a server's store. `migrate` creates or upgrades the
+ * schema of the PostgreSQL store (`store.kind "postgres"`; a DP does it at start too; run it
+ * first when the DP's database role may not change the schema). `copy` moves a DP from its LMDB
+ * store to the database: every zone as it is (records, signatures, serial, zone key), the prover
+ * key and the anti-replay records, in one transaction, into a database that holds no zone yet.
+ * `backup` makes the online copy of an LMDB store (`backupLmdbStore`) while the server runs; a
+ * PostgreSQL store is backed up with `pg_dump` (docs/operations.md §6).
  */
 
 interface DbFlags {
@@ -30,17 +33,22 @@ interface CopyFlags extends DbFlags {
   from?: string;
 }
 
-/** Adds `db` (`migrate`, `copy`) to `program`. */
+interface BackupFlags extends DbFlags {
+  out: string;
+}
+
+/** Adds `db` (`migrate`, `copy`, `backup`) to `program`. */
 export function registerDb(program: Command, env: CommandEnv): Command {
   const db = program
     .command('db')
-    .description("the PostgreSQL store of a server's config: schema and moving from LMDB");
+    .description("a server's store: PostgreSQL schema, moving from LMDB, LMDB online backup");
   db.addHelpText(
     'after',
     `
 Examples:
   $ mimi-discovery db migrate --config ./dp44/config.json
-  $ mimi-discovery db copy --config ./dp44/config.json`,
+  $ mimi-discovery db copy --config ./dp44/config.json
+  $ mimi-discovery db backup --config ./dp44/config.json --out /backup/dp44`,
   );
   db.command('migrate')
     .description(
@@ -100,6 +108,35 @@ Examples:
             `${report.replayRecords} anti-replay record(s) from ${from}\n`,
         );
       }
+    });
+  db.command('backup')
+    .description('copy the LMDB store of a server, while it runs, into a new directory')
+    .option('--config <file>', 'config file of the server (default: $MIMI_DISCOVERY_CONFIG)')
+    .requiredOption('--out <dir>', 'the new (or empty) directory that receives data.mdb')
+    .option('--json', 'print {store, out} as JSON')
+    .addHelpText(
+      'after',
+      `
+The copy holds the zone keys and the prover key: keep it as secret as they are.
+Restore by putting out/data.mdb into an empty <dataDir>/store (mode 0700), the server stopped.
+
+Examples:
+  $ mimi-discovery db backup --config ./dp44/config.json --out /backup/dp44-$(date +%F)`,
+    )
+    .action(async (flags: BackupFlags) => {
+      const loaded = await loadConfig(flags.config, env);
+      if (loaded.config.store.kind !== 'lmdb') {
+        throw usageError(
+          'ERR_CLI_STORE_KIND',
+          `db backup copies an LMDB store; ${loaded.path} has store kind "postgres": ` +
+            `back it up with pg_dump (docs/operations.md §6)`,
+        );
+      }
+      const store = storeDirectory(loaded.config.dataDir);
+      const out = resolve(env.cwd, flags.out);
+      await backupLmdbStore(store, out);
+      if (flags.json === true) env.out(`${JSON.stringify({ store, out })}\n`);
+      else env.out(`copied ${store} into ${out}/data.mdb\n`);
     });
   return db;
 }
