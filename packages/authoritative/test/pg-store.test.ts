@@ -229,6 +229,26 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
     ]);
   });
 
+  it('opens a current schema as a role that may read and write rows but not create tables', async () => {
+    const url = await running().createDatabase();
+    await migratePgSchema(url);
+    const role = `front_${url.match(/mimi_(\d+)/)?.[1] ?? '0'}`;
+    await sql(
+      url,
+      `CREATE ROLE ${role} LOGIN;
+       REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+       GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role};
+       GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${role}`,
+    );
+    const store = await openPgStore({
+      url: url.replace('postgresql://postgres@', `postgresql://${role}@`),
+      proverSeed: PROVER_SEED,
+    });
+    await store.addZone(zoneInit());
+    expect((await store.apply(ORIGIN, [putMap(NUMBER)])).serial).toBe(2);
+    await store.close();
+  });
+
   it('shows a write of one front end to the other, with the names it changed', async () => {
     const { a, b, close } = await twoStores();
     expect(b.listZones()).toEqual([ORIGIN]);

@@ -111,9 +111,14 @@ export async function migrateWith(client: pg.ClientBase): Promise<{ from: number
   try {
     await client.query('BEGIN');
     await client.query('SELECT pg_advisory_xact_lock($1, $2)', [...PG_MIGRATION_LOCK]);
-    await client.query(
-      'CREATE TABLE IF NOT EXISTS store_meta (key text PRIMARY KEY, value text NOT NULL)',
+    // Only a new database is changed: a role without the right to create tables can start a
+    // DP over a schema that is current.
+    const exists = await client.query<{ present: boolean }>(
+      `SELECT to_regclass('store_meta') IS NOT NULL AS present`,
     );
+    if (exists.rows[0]?.present !== true) {
+      await client.query('CREATE TABLE store_meta (key text PRIMARY KEY, value text NOT NULL)');
+    }
     const from = await versionIn(client);
     if (from > PG_SCHEMA_VERSION) throw newerSchema(from);
     for (let version = from; version < PG_SCHEMA_VERSION; version++) {
