@@ -165,6 +165,61 @@ describe.skipIf(missing !== undefined)('durability of the PostgreSQL store', () 
     await store.close();
   });
 
+  it('keeps answering while the database is down, refuses writes, and catches up once it is back', async () => {
+    const url = await running().createDatabase();
+    await createZone(url);
+    const now = (): number => 1767225600;
+    const a = await openPgStore({ url, now });
+    const put = (n: number) => {
+      const { name, data } = writeOf(n);
+      return a.apply(WRITER_ORIGIN, [
+        {
+          op: 'put',
+          name,
+          type: 'MAP',
+          records: [{ name, type: 'MAP', class: 'IN', ttl: 300, data }],
+        },
+      ]);
+    };
+    await put(1);
+    const serial = a.zoneInfo(WRITER_ORIGIN)?.serial;
+    running().kill();
+    // Longer than a reconnection delay: the first attempts to listen again fail.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expectServed(a, [1]);
+    await expect(put(2)).rejects.toMatchObject({ code: 'ERR_STORE_IO' });
+    expect(a.readRRset(WRITER_ORIGIN, writeOf(2).name, 'MAP')).toEqual([]);
+    expect(a.zoneInfo(WRITER_ORIGIN)?.serial).toBe(serial);
+    await running().restart();
+    await put(3);
+    // Another front end's write reaches this one again.
+    const b = await openPgStore({ url, now });
+    const { name, data } = writeOf(4);
+    await b.apply(WRITER_ORIGIN, [
+      {
+        op: 'put',
+        name,
+        type: 'MAP',
+        records: [{ name, type: 'MAP', class: 'IN', ttl: 300, data }],
+      },
+    ]);
+    const deadline = Date.now() + 10_000;
+    while (a.readRRset(WRITER_ORIGIN, name, 'MAP').length === 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expectServed(a, [1, 3, 4]);
+    // Both listen for notifications: the first, after attempts that failed while the server was down.
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    const listening = await admin.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity
+       WHERE datname = current_database() AND query LIKE 'LISTEN%'`,
+    );
+    await admin.end();
+    expect(listening.rows[0]).toEqual({ n: 2 });
+    await Promise.all([a.close(), b.close()]);
+  });
+
   it('flushes the WAL at each commit even where the database default is synchronous_commit = off', async () => {
     const url = await running().createDatabase();
     const admin = new pg.Client({ connectionString: url });

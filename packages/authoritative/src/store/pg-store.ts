@@ -908,7 +908,10 @@ class PgStore implements DiscoveryStore {
       if (held === undefined || held.incarnation !== row.incarnation) {
         work.push(this.#structureSync(row.origin));
       } else if (held.version !== row.version) {
-        work.push(this.#track(this.#queue(row.origin).lock.run(() => this.#syncZone(row.origin))));
+        const seen = row.version;
+        work.push(
+          this.#track(this.#queue(row.origin).lock.run(() => this.#syncZone(row.origin, seen))),
+        );
       }
     }
     for (const origin of this.#held.keys()) {
@@ -918,8 +921,9 @@ class PgStore implements DiscoveryStore {
   }
 
   /** Catches up one zone the replica holds, in a snapshot (inside the zone's lock). */
-  async #syncZone(origin: string): Promise<void> {
-    if (this.#closed) return;
+  async #syncZone(origin: string, seen: number): Promise<void> {
+    // This process's own commit, recorded meanwhile: nothing to read.
+    if (this.#closed || this.#held.get(origin)?.version === seen) return;
     const client = await checkout(this.#pool);
     let failed: unknown;
     let outcome: CatchUp;
@@ -976,13 +980,7 @@ class PgStore implements DiscoveryStore {
       this.#listener = undefined;
       if (this.#closed) return;
       this.#log?.warn('pg-listener-lost', error === undefined ? {} : { error: messageOf(error) });
-      this.#reconnect = setTimeout(() => {
-        this.#listen().then(
-          () => this.#requestSync(),
-          () => lost(),
-        );
-      }, PG_RECONNECT_DELAY_MS);
-      this.#reconnect.unref();
+      this.#relisten();
     };
     client.on('error', lost);
     client.on('end', () => lost());
@@ -995,6 +993,22 @@ class PgStore implements DiscoveryStore {
       await client.end().catch(() => undefined);
       throw ioError(error, 'cannot listen for changes in PostgreSQL');
     }
+  }
+
+  /**
+   * Opens the notification connection again after {@link PG_RECONNECT_DELAY_MS}, and again
+   * after each failure, until it is open (then catches up on what it missed) or the store
+   * closes. Meanwhile the poll keeps the replica current.
+   */
+  #relisten(): void {
+    if (this.#closed) return;
+    this.#reconnect = setTimeout(() => {
+      this.#listen().then(
+        () => this.#requestSync(),
+        () => this.#relisten(),
+      );
+    }, PG_RECONNECT_DELAY_MS);
+    this.#reconnect.unref();
   }
 
   async #stopListening(): Promise<void> {
