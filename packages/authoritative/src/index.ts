@@ -77,7 +77,7 @@ export {
   PG_RECONNECT_DELAY_MS,
   PG_RESIGN_LOCK,
 } from './store/pg-store.js';
-export type { PgStoreOptions } from './store/pg-store.js';
+export type { PgStoreOptions, PgStoreLimits } from './store/pg-store.js';
 export { copyStoreToPg } from './store/pg-copy.js';
 export type { StoreCopyReport } from './store/pg-copy.js';
 export { openConfiguredStore } from './store/store-factory.js';

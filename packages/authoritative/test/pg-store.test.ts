@@ -7,6 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyPairFromSeed, type Ed25519KeyPair } from '@mimi-discovery/common';
 import {
+  PG_GROUP_MAX_WRITES,
   PG_POLL_INTERVAL_MS,
   PG_POOL_MAX_SIZE,
   PG_POOL_MIN_SIZE,
@@ -247,6 +248,112 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
     await store.addZone(zoneInit());
     expect((await store.apply(ORIGIN, [putMap(NUMBER)])).serial).toBe(2);
     await store.close();
+  });
+
+  it('fails a write that waits longer than the statement timeout for its zone, changing nothing', async () => {
+    const url = await running().createDatabase();
+    const store = await openPgStore({ url, proverSeed: PROVER_SEED, statementTimeoutMs: 300 });
+    await store.addZone(zoneInit());
+    const before = zoneText(store);
+    // Another writer holds the zone's row.
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    await holder.query('BEGIN');
+    await holder.query('SELECT * FROM zones WHERE origin = $1 FOR UPDATE', [ORIGIN]);
+    await expectStoreError(store.apply(ORIGIN, [putMap(NUMBER)]), 'ERR_STORE_IO');
+    expect(zoneText(store)).toBe(before);
+    await holder.query('COMMIT');
+    await holder.end();
+    expect((await store.apply(ORIGIN, [putMap(NUMBER)])).serial).toBe(2);
+    await store.close();
+  });
+
+  it('commits the writes queued for a zone together, at most groupMaxWrites at a time', async () => {
+    const url = await running().createDatabase();
+    const store = await openPgStore({
+      url,
+      proverSeed: PROVER_SEED,
+      limits: { groupMaxWrites: 10 },
+    });
+    await store.addZone(zoneInit());
+    const writes = 35;
+    const results = await Promise.all(
+      Array.from({ length: writes }, (_, i) => store.apply(ORIGIN, [putMap(`${i}.${ORIGIN}`)])),
+    );
+    expect(new Set(results.map((r) => r.serial)).size).toBe(writes);
+    const rows = await sql<{ n: number }>(
+      url,
+      'SELECT count(*)::int AS n FROM change_log WHERE version > 1',
+    );
+    expect(rows).toEqual([{ n: Math.ceil(writes / 10) }]);
+    await store.close();
+    // The default bound.
+    const other = await running().createDatabase();
+    const big = await openPgStore({ url: other, proverSeed: PROVER_SEED });
+    await big.addZone(zoneInit());
+    await Promise.all(
+      Array.from({ length: PG_GROUP_MAX_WRITES + 1 }, (_, i) =>
+        big.apply(ORIGIN, [putMap(`${i % 10}.${Math.floor(i / 10)}.${ORIGIN}`)]),
+      ),
+    );
+    expect(await sql(other, 'SELECT count(*)::int AS n FROM change_log WHERE version > 1')).toEqual(
+      [{ n: 2 }],
+    );
+    await big.close();
+    await expect(openPgStore({ url, limits: { groupMaxWrites: 0 } })).rejects.toThrow(
+      /groupMaxWrites/,
+    );
+  });
+
+  it('keeps changeLogKeep rows of the change log per zone', async () => {
+    const url = await running().createDatabase();
+    const store = await openPgStore({ url, proverSeed: PROVER_SEED, limits: { changeLogKeep: 5 } });
+    await store.addZone(zoneInit());
+    for (let i = 0; i < 12; i++) await store.apply(ORIGIN, [putMap(NUMBER, i + 1)]);
+    expect(await sql(url, 'SELECT version::int FROM change_log ORDER BY version')).toEqual(
+      [9, 10, 11, 12, 13].map((version) => ({ version })),
+    );
+    await store.close();
+  });
+
+  it('has other front ends reload a zone after a write of more than changeLogMaxNames names', async () => {
+    const url = await running().createDatabase();
+    const options = { url, proverSeed: PROVER_SEED, limits: { changeLogMaxNames: 2 } };
+    const a = await openPgStore(options);
+    await a.addZone(zoneInit());
+    const b = await openPgStore(options);
+    await a.apply(ORIGIN, [putMap(`1.${ORIGIN}`), putMap(`2.${ORIGIN}`), putMap(`3.${ORIGIN}`)]);
+    expect(await sql(url, 'SELECT names FROM change_log WHERE version = 2')).toEqual([
+      { names: null },
+    ]);
+    await until(() => b.zoneInfo(ORIGIN)?.serial === 2);
+    expect(zoneText(b)).toBe(zoneText(a));
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('reloads a zone further behind than catchUpMaxEntries rows of the change log', async () => {
+    const url = await running().createDatabase();
+    const a = await openPgStore({ url, proverSeed: PROVER_SEED });
+    await a.addZone(zoneInit());
+    // b hears of nothing by itself: no notifications, no poll within the test.
+    const b = await openPgStore({
+      url,
+      proverSeed: PROVER_SEED,
+      limits: { catchUpMaxEntries: 3, pollIntervalMs: 600_000, reconnectDelayMs: 600_000 },
+    });
+    await sql(
+      url,
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+       WHERE datname = current_database() AND query LIKE 'LISTEN%'`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    for (let i = 0; i < 10; i++) await a.apply(ORIGIN, [putMap(`${i}.${ORIGIN}`)]);
+    expect(b.zoneInfo(ORIGIN)?.serial).toBe(1);
+    // Its own write catches it up first, inside the zone's lock.
+    expect((await b.apply(ORIGIN, [putMap(NUMBER)])).serial).toBe(12);
+    await until(() => a.zoneInfo(ORIGIN)?.serial === 12);
+    expect(zoneText(b)).toBe(zoneText(a));
+    await Promise.all([a.close(), b.close()]);
   });
 
   it('shows a write of one front end to the other, with the names it changed', async () => {

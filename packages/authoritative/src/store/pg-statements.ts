@@ -114,10 +114,11 @@ export async function writeZone(
   origin: string,
   version: number,
   write: ZoneWrite,
+  bounds: ChangeLogBounds = CHANGE_LOG_BOUNDS,
 ): Promise<void> {
   await putNodes(client, origin, write.nodes);
   await putReplay(client, [...write.replay.values()]);
-  await logChange(client, origin, version, write);
+  await logChange(client, origin, version, write, bounds);
 }
 
 /** Upserts and deletes nodes, {@link PG_WRITE_BATCH_ROWS} per statement. */
@@ -198,17 +199,32 @@ export async function putReplay(
   }
 }
 
+/** How much the change log says and keeps (defaults {@link CHANGE_LOG_BOUNDS}). */
+export interface ChangeLogBounds {
+  /** Names listed in one row; more: the row lists none, and followers reload the zone. */
+  readonly maxNames: number;
+  /** Rows kept per zone. */
+  readonly keep: number;
+}
+
+/** The default {@link ChangeLogBounds}. */
+export const CHANGE_LOG_BOUNDS: ChangeLogBounds = Object.freeze({
+  maxNames: PG_CHANGE_LOG_MAX_NAMES,
+  keep: PG_CHANGE_LOG_KEEP,
+});
+
 /**
  * Adds the change-log row of `version`, moves the zone to it, drops the rows older than
- * {@link PG_CHANGE_LOG_KEEP} and notifies {@link PG_NOTIFY_CHANNEL}: one statement.
+ * `bounds.keep` and notifies {@link PG_NOTIFY_CHANNEL}: one statement.
  */
 export async function logChange(
   client: Queryable,
   origin: string,
   version: number,
   write: ZoneWrite,
+  bounds: ChangeLogBounds = CHANGE_LOG_BOUNDS,
 ): Promise<void> {
-  const names = write.names.size > PG_CHANGE_LOG_MAX_NAMES ? null : [...write.names];
+  const names = write.names.size > bounds.maxNames ? null : [...write.names];
   await client.query(
     `WITH entry AS (
        INSERT INTO change_log (origin, version, names, replay, everything)
@@ -225,7 +241,7 @@ export async function logChange(
       names,
       [...write.replay.values()].map(replayKey),
       write.everything,
-      PG_CHANGE_LOG_KEEP,
+      bounds.keep,
       PG_NOTIFY_CHANNEL,
     ],
   );

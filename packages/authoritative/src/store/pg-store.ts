@@ -19,6 +19,8 @@ import { createMemoryReplica, type MemoryCommit, type MemoryReplica } from './me
 import { decodeNode } from './node-codec.js';
 import { PG_CONNECT_TIMEOUT_MS, checkPgSchema, messageOf, migrateWith } from './pg-schema.js';
 import {
+  PG_CHANGE_LOG_KEEP,
+  PG_CHANGE_LOG_MAX_NAMES,
   PG_NOTIFY_CHANNEL,
   lockZone,
   logChange,
@@ -33,6 +35,7 @@ import {
   rowOf,
   writeZone,
   zoneRows,
+  type ChangeLogBounds,
   type ReplayRow,
   type ZoneRow,
 } from './pg-statements.js';
@@ -119,6 +122,24 @@ export interface PgStoreOptions {
   migrate?: boolean;
   /** Where lost connections and failed catch-ups are reported; default nowhere. */
   log?: Logger;
+  /** Bounds of the store's work, each defaulting to its constant (tests set small ones). */
+  limits?: Partial<PgStoreLimits>;
+}
+
+/** Bounds of the PostgreSQL store's work (`PgStoreOptions.limits`). */
+export interface PgStoreLimits {
+  /** Writes of one zone in one transaction; default {@link PG_GROUP_MAX_WRITES}. */
+  groupMaxWrites: number;
+  /** Change-log rows replayed before a zone is reloaded; default {@link PG_CATCH_UP_MAX_ENTRIES}. */
+  catchUpMaxEntries: number;
+  /** Names listed in one change-log row; default `PG_CHANGE_LOG_MAX_NAMES`. */
+  changeLogMaxNames: number;
+  /** Change-log rows kept per zone; default `PG_CHANGE_LOG_KEEP`. */
+  changeLogKeep: number;
+  /** Catch-up without a notification, every this long; default {@link PG_POLL_INTERVAL_MS}. */
+  pollIntervalMs: number;
+  /** Wait before listening again; default {@link PG_RECONNECT_DELAY_MS}. */
+  reconnectDelayMs: number;
 }
 
 /** Connections in the pool by default: writes of different zones commit in parallel. */
@@ -166,6 +187,7 @@ export async function openPgStore(options: PgStoreOptions): Promise<DiscoverySto
       `openPgStore: poolSize must be an integer from ${PG_POOL_MIN_SIZE} to ${PG_POOL_MAX_SIZE}`,
     );
   }
+  const limits = pgStoreLimits(options.limits);
   const statementTimeout = options.statementTimeoutMs ?? PG_STATEMENT_TIMEOUT_MS;
   if (!Number.isInteger(statementTimeout) || statementTimeout <= 0) {
     throw new TypeError('openPgStore: statementTimeoutMs must be a positive integer');
@@ -190,7 +212,7 @@ export async function openPgStore(options: PgStoreOptions): Promise<DiscoverySto
     } finally {
       client.release();
     }
-    const store = new PgStore(pool, connection, options, proverSeed);
+    const store = new PgStore(pool, connection, options, limits, proverSeed);
     await store.start();
     return store;
   } catch (error) {
@@ -231,6 +253,24 @@ async function checkout(pool: pg.Pool): Promise<pg.PoolClient> {
       cause,
     });
   }
+}
+
+/** The limits of `given` filled in with the constants; each a positive whole number. */
+function pgStoreLimits(given: Partial<PgStoreLimits> = {}): PgStoreLimits {
+  const limits: PgStoreLimits = {
+    groupMaxWrites: given.groupMaxWrites ?? PG_GROUP_MAX_WRITES,
+    catchUpMaxEntries: given.catchUpMaxEntries ?? PG_CATCH_UP_MAX_ENTRIES,
+    changeLogMaxNames: given.changeLogMaxNames ?? PG_CHANGE_LOG_MAX_NAMES,
+    changeLogKeep: given.changeLogKeep ?? PG_CHANGE_LOG_KEEP,
+    pollIntervalMs: given.pollIntervalMs ?? PG_POLL_INTERVAL_MS,
+    reconnectDelayMs: given.reconnectDelayMs ?? PG_RECONNECT_DELAY_MS,
+  };
+  for (const [key, value] of Object.entries(limits)) {
+    if (!Number.isInteger(value) || value < 1) {
+      throw new TypeError(`openPgStore: limits.${key} must be a positive whole number`);
+    }
+  }
+  return limits;
 }
 
 function ioError(error: unknown, what: string): StoreError {
@@ -282,6 +322,7 @@ class PgStore implements DiscoveryStore {
   readonly #replica: MemoryReplica;
   readonly #now: Clock;
   readonly #log: Logger | undefined;
+  readonly #limits: PgStoreLimits;
   /** Per zone, the version the replica holds. */
   readonly #held = new Map<string, Held>();
   readonly #queues = new Map<string, ZoneQueue>();
@@ -304,12 +345,14 @@ class PgStore implements DiscoveryStore {
     pool: pg.Pool,
     connection: pg.ClientConfig,
     options: PgStoreOptions,
+    limits: PgStoreLimits,
     proverSeed: Uint8Array,
   ) {
     this.#pool = pool;
     this.#connection = connection;
     this.#now = options.now ?? systemClock;
     this.#log = options.log;
+    this.#limits = limits;
     this.#replica = createMemoryReplica({
       now: this.#now,
       proverSeed,
@@ -332,7 +375,7 @@ class PgStore implements DiscoveryStore {
       await this.#stopListening();
       throw error;
     }
-    this.#poll = setInterval(() => this.#requestSync(), PG_POLL_INTERVAL_MS);
+    this.#poll = setInterval(() => this.#requestSync(), this.#limits.pollIntervalMs);
     this.#poll.unref();
   }
 
@@ -443,6 +486,10 @@ class PgStore implements DiscoveryStore {
     if (this.#closed) throw new StoreError('ERR_STORE_CLOSED', 'the store is closed');
   }
 
+  #bounds(): ChangeLogBounds {
+    return { maxNames: this.#limits.changeLogMaxNames, keep: this.#limits.changeLogKeep };
+  }
+
   #track<T>(promise: Promise<T>): Promise<T> {
     this.#pending.add(promise);
     const forget = (): void => {
@@ -493,7 +540,7 @@ class PgStore implements DiscoveryStore {
   /** Runs the writes waiting in `queue` as one group (inside the zone's lock). */
   async #drain(origin: string, queue: ZoneQueue): Promise<void> {
     queue.scheduled = false;
-    const group = queue.waiting.splice(0, PG_GROUP_MAX_WRITES);
+    const group = queue.waiting.splice(0, this.#limits.groupMaxWrites);
     if (group.length === 0) return;
     if (queue.waiting.length > 0) this.#schedule(origin, queue);
     const outcome = await this.#group(origin, group);
@@ -548,7 +595,7 @@ class PgStore implements DiscoveryStore {
       }
       if (events.length > 0 && row !== undefined) {
         const version = row.version + 1;
-        await writeZone(client, origin, version, merge(events));
+        await writeZone(client, origin, version, merge(events), this.#bounds());
         await client.query('COMMIT');
         this.#held.set(origin, { incarnation: row.incarnation, version });
       } else {
@@ -611,12 +658,13 @@ class PgStore implements DiscoveryStore {
         Buffer.from(added.keySeed),
       ]);
       await putNodes(client, origin, added.writes);
-      await logChange(client, origin, 1, {
-        nodes: added.writes,
-        replay: new Map(),
-        names: new Set([origin]),
-        everything: true,
-      });
+      await logChange(
+        client,
+        origin,
+        1,
+        { nodes: added.writes, replay: new Map(), names: new Set([origin]), everything: true },
+        this.#bounds(),
+      );
       await client.query('COMMIT');
       this.#held.set(origin, { incarnation: Number(incarnation), version: 1 });
       return info;
@@ -728,7 +776,7 @@ class PgStore implements DiscoveryStore {
         const row = locked.get(origin);
         if (list.length === 0 || row === undefined) continue;
         const version = row.version + 1;
-        await writeZone(client, origin, version, merge(list));
+        await writeZone(client, origin, version, merge(list), this.#bounds());
         versions.set(origin, { incarnation: row.incarnation, version });
       }
       await client.query('COMMIT');
@@ -805,7 +853,7 @@ class PgStore implements DiscoveryStore {
           }>(
             `SELECT version, names, replay, everything FROM change_log
              WHERE origin = $1 AND version > $2 AND version <= $3 ORDER BY version LIMIT $4`,
-            [origin, held.version, row.version, PG_CATCH_UP_MAX_ENTRIES],
+            [origin, held.version, row.version, this.#limits.catchUpMaxEntries],
           )
         : undefined;
     const rows = entries?.rows ?? [];
@@ -1007,7 +1055,7 @@ class PgStore implements DiscoveryStore {
         () => this.#requestSync(),
         () => this.#relisten(),
       );
-    }, PG_RECONNECT_DELAY_MS);
+    }, this.#limits.reconnectDelayMs);
     this.#reconnect.unref();
   }
 
