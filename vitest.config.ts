@@ -6,7 +6,11 @@ export default defineConfig({
   resolve: { conditions: ['source', 'node', 'import', 'default'] },
   ssr: {
     resolve: {
-      conditions: ['source', 'node', 'import', 'default'],
+      // Not 'import': Vitest hands these conditions to its workers' node (`--conditions`), where
+      // 'import' would make every require() of a dual package load its ES module build (pg's
+      // require('pg-pool') then gets a module namespace, not the class). Vite adds 'import' or
+      // 'require' itself, by how each module is imported.
+      conditions: ['source', 'node', 'default'],
       externalConditions: ['source'],
     },
   },

@@ -31,6 +31,7 @@ import { ensureBenchTools } from './lib/install.js';
 import { startHierarchy } from './lib/hierarchy.js';
 import { runResolverBench, type ResolverBenchResult } from './lib/resolver-bench.js';
 import { markdown, median, type Results, type Round, type ServerName } from './lib/report.js';
+import { pgBenchMarkdown, runPgBench, type PgBenchResult } from './lib/pg-bench.js';
 import { installed, startKnot, startNsd, type StockServer } from './lib/stock.js';
 import { runTransferBench, type TransferBenchResult } from './lib/transfer-bench.js';
 
@@ -343,9 +344,18 @@ async function main(): Promise<void> {
     } finally {
       await hierarchy.stop();
     }
+    log('postgres: our DP over PostgreSQL next to our DP over LMDB');
+    const postgres = await runPgBench({
+      storeDir: dataDir,
+      csis: count,
+      rounds,
+      quick: options.quick,
+      workDir: dir,
+      log,
+    });
 
     const date = new Date().toISOString().slice(0, 10);
-    const results: Results = {
+    const results: Results & { postgres: PgBenchResult } = {
       date,
       scale: options.scale,
       quick: options.quick,
@@ -385,6 +395,7 @@ async function main(): Promise<void> {
       doh,
       resolver,
       transfer,
+      postgres,
       registration: {
         concurrency,
         publishes: Number(registered.publishes),
@@ -423,10 +434,11 @@ function scaleResults(): { small: ScaleResult; large: ScaleResult } | undefined 
 }
 
 /** `docs/benchmarks.md` from a run's results and the last scale comparison. */
-function writeMarkdown(results: Results, resultsPath: string): void {
+function writeMarkdown(results: Results & { postgres?: PgBenchResult }, resultsPath: string): void {
   writeFileSync(
     join(ROOT, 'docs', 'benchmarks.md'),
-    markdown(results, relative(ROOT, resultsPath), scaleResults()),
+    markdown(results, relative(ROOT, resultsPath), scaleResults()) +
+      pgBenchMarkdown(results.postgres),
   );
 }
 

@@ -118,10 +118,12 @@ describe('docs/operations.md', () => {
   it.each([
     { name: 'dp', schema: dpConfigSchema },
     { name: 'root', schema: dpConfigSchema },
+    { name: 'dp-postgres', schema: dpConfigSchema },
     { name: 'resolver', schema: resolverConfigSchema },
   ])('has an example $name config that parses', ({ name, schema }) => {
     const parsed = parseConfigText<unknown>(exampleConfig(name), schema, `${name} example`);
-    if (name !== 'resolver') expect(valueAt(parsed, 'role')).toBe(name);
+    if (name !== 'resolver') expect(valueAt(parsed, 'role')).toBe(name.split('-')[0]);
+    if (name === 'dp-postgres') expect(valueAt(parsed, 'store.kind')).toBe('postgres');
   });
 
   // Both servers also declare the connection metrics of common's `declareConnectionMetrics`,

@@ -1,16 +1,23 @@
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
-import { dpConfigSchema, openLmdbStore, startDp } from '@mimi-discovery/authoritative';
+import {
+  dpConfigSchema,
+  openLmdbStore,
+  openPgStore,
+  startDp,
+  type DiscoveryStore,
+} from '@mimi-discovery/authoritative';
 import { keyPairFromSeed, record } from '@mimi-discovery/common';
 import { ORIGIN, PROVER_SEED, nameOf, signedMapping } from './dataset.js';
 import { Profiler, summarizeProfile } from './profile.js';
 
 /**
  * The DP under test, in a process of its own so that its CPU time can be read from /proc:
- * the LMDB store in argv[2], answered over UDP on 127.0.0.1 (a free port). With argv[3], a JSON
- * `transfer` section of the DP's config (`bench/lib/transfer-bench.ts`), it also listens on TCP
- * (the same port) and its admin port, and offers its zone to secondaries. It writes one JSON
- * line `{"event":"ready","port":…,"admin":…}` and then obeys JSON lines on stdin:
+ * the LMDB store in argv[2] (or, for a `postgresql://` URL, the PostgreSQL store there),
+ * answered over UDP on 127.0.0.1 (a free port). With argv[3], a JSON `transfer` section of the
+ * DP's config (`bench/lib/transfer-bench.ts`), it also listens on TCP (the same port) and its
+ * admin port, and offers its zone to secondaries. It writes one JSON line
+ * `{"event":"ready","port":…,"admin":…}` and then obeys JSON lines on stdin:
  *
  *   {"cmd":"prepare","first":N,"count":C}                   signs C mappings for new CSIs
  *   {"cmd":"register","concurrency":K}                       publishes them durably, K in flight
@@ -55,7 +62,7 @@ function prepare(command: PrepareCommand): { name: string; rdata: Uint8Array }[]
 
 /** Publishes the prepared mappings, `concurrency` in flight at any time (as API requests). */
 async function register(
-  store: Awaited<ReturnType<typeof openLmdbStore>>,
+  store: DiscoveryStore,
   prepared: { name: string; rdata: Uint8Array }[],
   command: RegisterCommand,
 ): Promise<void> {
@@ -87,7 +94,9 @@ async function register(
 }
 
 async function main(dataDir: string, transfer: unknown): Promise<void> {
-  const store = await openLmdbStore({ dataDir, proverSeed: PROVER_SEED, writer: 'thread' });
+  const store = /^postgres(ql)?:/.test(dataDir)
+    ? await openPgStore({ url: dataDir, proverSeed: PROVER_SEED })
+    : await openLmdbStore({ dataDir, proverSeed: PROVER_SEED, writer: 'thread' });
   // The server a DP operator runs (metrics, answer cache and all), over the bench's store.
   const config = dpConfigSchema.parse({
     role: 'dp',
@@ -148,6 +157,8 @@ async function main(dataDir: string, transfer: unknown): Promise<void> {
 }
 
 const dataDir = process.argv[2];
-if (dataDir === undefined) throw new Error('usage: dp-server.ts DATA_DIR [TRANSFER_JSON]');
+if (dataDir === undefined) {
+  throw new Error('usage: dp-server.ts DATA_DIR | POSTGRESQL_URL [TRANSFER_JSON]');
+}
 const transferArg = process.argv[3];
 await main(dataDir, transferArg === undefined ? undefined : (JSON.parse(transferArg) as unknown));

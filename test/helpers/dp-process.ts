@@ -26,6 +26,8 @@ export interface DpPorts {
   readonly tcp: number;
   /** `https://127.0.0.1:<port>`. */
   readonly api: string;
+  /** `https://127.0.0.1:<port>/dns-query`, when the config listens for DoH. */
+  readonly doh?: string;
 }
 
 /** A running DP process. */

@@ -10,13 +10,17 @@ interface SchemaDef {
   innerType?: unknown;
   in?: unknown;
   element?: unknown;
+  options?: unknown[];
+  discriminator?: string;
 }
 
 const defOf = (schema: unknown): SchemaDef => (schema as { _zod: { def: SchemaDef } })._zod.def;
 
 /**
  * Every key path of a zod schema, objects and their members: `listen`, `listen.udp`, …; the
- * members of a list of objects as the tables write them, `gateway.issuers[].name`.
+ * members of a list of objects as the tables write them, `gateway.issuers[].name`; for a
+ * discriminated union of objects (`store`: `{ kind: 'lmdb' }` or `{ kind: 'postgres', url, … }`),
+ * the members of every alternative, each once.
  */
 export function configKeyPaths(schema: unknown, prefix = ''): string[] {
   const def = defOf(schema);
@@ -35,6 +39,11 @@ export function configKeyPaths(schema: unknown, prefix = ''): string[] {
       });
     case 'array':
       return configKeyPaths(def.element, `${prefix}[]`);
+    case 'union':
+      // Only a discriminated union is a choice of objects whose members the table lists; another
+      // (`true` or an object, as the resolver's `rootCopy`) stays one row.
+      if (def.discriminator === undefined) return [];
+      return [...new Set((def.options ?? []).flatMap((option) => configKeyPaths(option, prefix)))];
     default:
       return [];
   }

@@ -40,6 +40,12 @@ import {
 import { DEFAULT_DOH_QUERIES_PER_SECOND, DEFAULT_DOH_QUERY_BURST } from './answering/dp-limits.js';
 import { CODE_TTL_SECONDS } from './registration/codes.js';
 import {
+  PG_POOL_MAX_SIZE,
+  PG_POOL_MIN_SIZE,
+  PG_POOL_SIZE,
+  PG_STATEMENT_TIMEOUT_MS,
+} from './store/pg-store.js';
+import {
   MAX_ATTEMPTS_PER_CODE,
   REQUESTS_PER_CLIENT_PER_MINUTE,
   SENDS_PER_CSI_PER_HOUR,
@@ -303,6 +309,29 @@ function checkTransfer(ctx: ConfigCheckContext<DpConfigInput>): void {
   });
 }
 
+/**
+ * `store`: where the server keeps its zones (design §9, `store-factory.ts`). `lmdb` (the
+ * default): the embedded LMDB store in `<dataDir>/store`. `postgres`: the PostgreSQL store
+ * (`pg-store.ts`), which several front ends share: `url` in libpq's form (a password may stay out
+ * of the file: the driver reads `PGPASSWORD` and `~/.pgpass`), `poolSize` connections (at least
+ * 2: one re-signs while another writes), and `statementTimeoutMs`.
+ */
+const storeSchema = z.discriminatedUnion(
+  'kind',
+  [
+    z.strictObject({ kind: z.literal('lmdb') }),
+    z.strictObject({
+      kind: z.literal('postgres'),
+      url: z.string().regex(/^postgres(ql)?:\/\//, {
+        error: 'expected a postgresql:// connection URL',
+      }),
+      poolSize: z.int().min(PG_POOL_MIN_SIZE).max(PG_POOL_MAX_SIZE).default(PG_POOL_SIZE),
+      statementTimeoutMs: timeoutMsSchema.default(PG_STATEMENT_TIMEOUT_MS),
+    }),
+  ],
+  { error: 'expected "lmdb" or "postgres"' },
+);
+
 /** Why the root refuses what only a DP has. */
 const NO_REGISTRATION_API = 'not allowed when role is "root" (the root has no registration API)';
 
@@ -311,7 +340,7 @@ const NO_REGISTRATION_API = 'not allowed when role is "root" (the root has no re
  * defaults:
  *
  * ```json
- * { "role": "dp", "dataDir": "/var/lib/mimi-dp", "apex": "mimi.arpa",
+ * { "role": "dp", "dataDir": "/var/lib/mimi-dp", "store": { "kind": "lmdb" }, "apex": "mimi.arpa",
  *   "listen": { "host": "127.0.0.1", "udp": null, "tcp": null, "doh": null, "api": null, "admin": null },
  *   "tls": { "cert": "…", "key": "…" },
  *   "signing": { "validityDays": 14, "refreshDays": 7 }, "answerCacheBytes": 67108864,
@@ -331,6 +360,9 @@ const NO_REGISTRATION_API = 'not allowed when role is "root" (the root has no re
  *                 "notifyRetries": 5, "notifyTimeoutMs": 2000, "notifyCheckIntervalMs": 200 },
  *   "log": { "level": "info" } }
  * ```
+ *
+ * `store` is `{ "kind": "postgres", "url": "postgresql://…", "poolSize": 4,
+ * "statementTimeoutMs": 30000 }` for the PostgreSQL store shared by several front ends.
  *
  * `queryLog` (absent by default: no query log) is `{ "path": "…", "peer": false,
  * "bufferBytes": 1048576 }`: every DNS query answered, one JSON line each, with the client's
@@ -353,6 +385,8 @@ export const dpConfigSchema = z
   .strictObject({
     role: z.enum(['dp', 'root']),
     dataDir: configPathSchema,
+    /** The zone store: `{ "kind": "lmdb" }` (default) or `{ "kind": "postgres", "url": … }`. */
+    store: storeSchema.default({ kind: 'lmdb' }),
     apex: domainNameSchema.default(DEFAULT_APEX),
     listen: listenConfigSchema.prefault({}),
     tls: tlsConfigSchema.optional(),

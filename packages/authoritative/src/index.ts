@@ -76,6 +76,39 @@ export { createMemoryStore } from './store/memory-store.js';
 export type { MemoryStoreOptions } from './store/memory-store.js';
 export { openLmdbStore, STREAM_MAX_OPEN, STREAM_MAX_SECONDS } from './store/lmdb-store.js';
 export type { LmdbStoreOptions } from './store/lmdb-store.js';
+export { backupLmdbStore } from './store/lmdb-backup.js';
+
+// pg-store.ts, pg-schema.ts: the PostgreSQL store
+export {
+  openPgStore,
+  PG_POOL_SIZE,
+  PG_POOL_MIN_SIZE,
+  PG_POOL_MAX_SIZE,
+  PG_STATEMENT_TIMEOUT_MS,
+  PG_GROUP_MAX_WRITES,
+  PG_CATCH_UP_MAX_ENTRIES,
+  PG_POLL_INTERVAL_MS,
+  PG_RECONNECT_DELAY_MS,
+  PG_RESIGN_LOCK,
+} from './store/pg-store.js';
+export type { PgStoreOptions, PgStoreLimits } from './store/pg-store.js';
+export { copyStoreToPg } from './store/pg-copy.js';
+export type { StoreCopyReport } from './store/pg-copy.js';
+export { openConfiguredStore } from './store/store-factory.js';
+export type { ConfiguredStoreOptions } from './store/store-factory.js';
+export {
+  PG_WRITE_BATCH_ROWS,
+  PG_LOAD_BATCH_ROWS,
+  PG_CHANGE_LOG_MAX_NAMES,
+  PG_CHANGE_LOG_KEEP,
+  PG_NOTIFY_CHANNEL,
+} from './store/pg-statements.js';
+export {
+  migratePgSchema,
+  PG_SCHEMA_VERSION,
+  PG_MIGRATION_LOCK,
+  PG_CONNECT_TIMEOUT_MS,
+} from './store/pg-schema.js';
 
 // answer.ts
 export {

@@ -21,6 +21,10 @@ import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_DOH_QUERIES_PER_SECOND,
   DEFAULT_DOH_QUERY_BURST,
+  PG_POOL_MAX_SIZE,
+  PG_POOL_MIN_SIZE,
+  PG_POOL_SIZE,
+  PG_STATEMENT_TIMEOUT_MS,
   dpConfigSchema,
   type DpConfig,
 } from '../src/index.js';
@@ -89,6 +93,7 @@ describe('dpConfigSchema', () => {
     expect(config).toEqual({
       role: 'dp',
       dataDir: '/var/lib/dp',
+      store: { kind: 'lmdb' },
       apex: 'mimi.arpa',
       listen: DEFAULT_LISTEN,
       signing: { validityDays: 14, refreshDays: 7 },
@@ -383,6 +388,51 @@ describe('dpConfigSchema', () => {
           'error',
           'unknown key "sms" in registration.channels',
         ],
+      ],
+    ],
+    [
+      'store',
+      [
+        [dp('"store": { "kind": "lmdb" }'), 'store', { kind: 'lmdb' }],
+        [
+          dp('"store": { "kind": "postgres", "url": "postgresql://dp@db.example/mimi" }'),
+          'store',
+          {
+            kind: 'postgres',
+            url: 'postgresql://dp@db.example/mimi',
+            poolSize: PG_POOL_SIZE,
+            statementTimeoutMs: PG_STATEMENT_TIMEOUT_MS,
+          },
+        ],
+        [
+          dp(
+            '"store": { "kind": "postgres", "url": "postgres://db/mimi", "poolSize": 8, "statementTimeoutMs": 5000 }',
+          ),
+          'store',
+          { kind: 'postgres', url: 'postgres://db/mimi', poolSize: 8, statementTimeoutMs: 5000 },
+        ],
+        [dp('"store": { "kind": "postgres" }'), 'error', 'store.url: required'],
+        [
+          dp('"store": { "kind": "postgres", "url": "mysql://db/mimi" }'),
+          'error',
+          'store.url: expected a postgresql:// connection URL',
+        ],
+        [
+          dp('"store": { "kind": "postgres", "url": "postgres://db", "poolSize": 1 }'),
+          'error',
+          `store.poolSize: must be at least ${PG_POOL_MIN_SIZE}`,
+        ],
+        [
+          dp('"store": { "kind": "postgres", "url": "postgres://db", "poolSize": 65 }'),
+          'error',
+          `store.poolSize: must be at most ${PG_POOL_MAX_SIZE}`,
+        ],
+        [
+          dp('"store": { "kind": "lmdb", "url": "postgres://db" }'),
+          'error',
+          'unknown key "url" in store',
+        ],
+        [dp('"store": { "kind": "sqlite" }'), 'error', 'store.kind: expected "lmdb" or "postgres"'],
       ],
     ],
     [

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { registerDb } from './commands/db.js';
 import { registerDelegation } from './commands/delegate.js';
 import { registerDemo } from './commands/demo.js';
 import { registerDs } from './commands/ds.js';
@@ -113,6 +114,7 @@ Examples:
   registerTrustAnchor(program, env);
   registerServe(program, env);
   registerZone(program, env);
+  registerDb(program, env);
   registerKeys(program, env);
   registerRecipient(program, env);
   registerResolver(program, env);

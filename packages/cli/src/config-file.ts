@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { readConfigFile } from '@mimi-discovery/common';
 import {
   dpConfigSchema,
-  openLmdbStore,
+  openConfiguredStore,
   storeDirectory,
   type DiscoveryStore,
   type DpConfig,
@@ -88,34 +88,40 @@ export function requireRole(loaded: LoadedConfig, role: DpConfig['role'], comman
 }
 
 /**
- * Opens the LMDB store of a server with the config's signing policy, so that what the command
- * signs lasts as long as what the server signs. Unless `create`, a data directory without a
- * store is refused (`ERR_CLI_NO_STORE`) rather than given a new, empty one.
+ * Opens the store a server's config names (`store`: LMDB in `<dataDir>/store`, or PostgreSQL)
+ * with the config's signing policy (`openConfiguredStore`), so that what the command signs lasts
+ * as long as what the server signs. Unless `create`, a data directory without an LMDB store is
+ * refused (`ERR_CLI_NO_STORE`) rather than given a new, empty one, and a database without the
+ * current schema is refused (`ERR_STORE_OLDER_FORMAT`: `mimi-discovery db migrate` makes it).
  *
  * A running server may have the same store open: LMDB serializes writers across processes and
- * a reader sees each commit from its next read transaction on.
+ * a reader sees each commit from its next read transaction on; PostgreSQL serialises the writers
+ * of each zone and tells every front end of each commit (LISTEN/NOTIFY).
  */
 export async function openStore(
   config: DpConfig,
   env: CommandEnv,
   options: { create?: boolean } = {},
 ): Promise<DiscoveryStore> {
-  const dataDir = storeDirectory(config.dataDir);
-  if (options.create !== true && !existsSync(dataDir)) {
+  requireStore(config, options);
+  return openConfiguredStore(config, {
+    now: env.now,
+    ...(config.store.kind === 'postgres' ? { migrate: options.create === true } : {}),
+  });
+}
+
+/**
+ * Refuses (`ERR_CLI_NO_STORE`) a config whose LMDB data directory holds no store, unless
+ * `create`; a PostgreSQL store is checked when it is opened.
+ */
+export function requireStore(config: DpConfig, options: { create?: boolean } = {}): void {
+  if (config.store.kind !== 'lmdb' || options.create === true) return;
+  if (!existsSync(storeDirectory(config.dataDir))) {
     throw failure(
       'ERR_CLI_NO_STORE',
       `no store in ${config.dataDir}: create it with 'mimi-discovery init'`,
     );
   }
-  const day = 86_400;
-  return openLmdbStore({
-    dataDir,
-    now: env.now,
-    signatureValidity: {
-      validitySeconds: config.signing.validityDays * day,
-      refreshBeforeSeconds: config.signing.refreshDays * day,
-    },
-  });
 }
 
 /** Runs `action` with the config's store open, and closes the store afterwards. */

@@ -32,6 +32,7 @@ export type ExitCode = (typeof EXIT_CODES)[keyof typeof EXIT_CODES];
  * - `ERR_CLI_PORTS` — listen ports that cannot be published as root hints;
  * - `ERR_CLI_EXISTS` — a file or directory that the command refuses to overwrite;
  * - `ERR_CLI_NO_STORE` — a data directory without a store (`init` was not run);
+ * - `ERR_CLI_STORE_KIND` — a config whose `store` is not the kind the command works on (`db`);
  * - `ERR_CLI_NO_ZONE` — a zone that the store does not hold, or no zone that contains a range;
  * - `ERR_CLI_IMPORT_ORDER` — `zone import`: a file whose records of one delegation owner are
  *   not on consecutive lines;
@@ -58,6 +59,7 @@ export type CliErrorCode =
   | 'ERR_CLI_PORTS'
   | 'ERR_CLI_EXISTS'
   | 'ERR_CLI_NO_STORE'
+  | 'ERR_CLI_STORE_KIND'
   | 'ERR_CLI_NO_ZONE'
   | 'ERR_CLI_IMPORT_ORDER'
   | 'ERR_CLI_IMPORT_RRSET'

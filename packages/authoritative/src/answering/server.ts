@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import {
   canonicalName,
   createLogger,
@@ -28,14 +27,14 @@ import {
   createWebhookChannel,
   type CodeChannels,
 } from '../registration/channels.js';
-import { openLmdbStore } from '../store/lmdb-store.js';
+import { openConfiguredStore, storeDirectory } from '../store/store-factory.js';
 import { createRegistrar } from '../registration/registration.js';
 import { startRegistrationApi, type RegistrationApi } from '../registration/registration-api.js';
 import type { DiscoveryStore } from '../store/store.js';
 
 /**
- * One running Discovery Provider (or the root directory, `role: "root"`): the LMDB store in
- * `<dataDir>/store`, the DNS listeners (UDP, TCP, DoH) answering from it behind their per-client
+ * One running Discovery Provider (or the root directory, `role: "root"`): the store its config
+ * names (LMDB in `<dataDir>/store` by default, or PostgreSQL shared with other front ends), the DNS listeners (UDP, TCP, DoH) answering from it behind their per-client
  * limits (`dp-limits.ts`: RRL on UDP, a query rate on DoH), the registration API
  * (DPs only), the admin port, and the background re-signing of RRSIGs before they expire.
  */
@@ -60,17 +59,14 @@ export interface DpComponents {
   now?: Clock;
   /** Default: JSON lines on stderr at the configured level. */
   log?: Logger;
-  /** An already open store (tests); default `openLmdbStore` in `<dataDir>/store`. */
+  /** An already open store (tests); default the config's (`openConfiguredStore`). */
   store?: DiscoveryStore;
 }
 
 /** How often the background task looks for signatures to renew. */
 export const RESIGN_INTERVAL_MS = 15 * 60 * 1000;
 
-/** The store directory inside a server's data directory. */
-export function storeDirectory(dataDir: string): string {
-  return join(dataDir, 'store');
-}
+export { storeDirectory };
 
 /** Starts a Discovery Provider or the root directory from a parsed config (`dpConfigSchema`). */
 export async function startDp(config: DpConfig, components: DpComponents = {}): Promise<RunningDp> {
@@ -79,15 +75,12 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
   const day = 86_400;
   const store =
     components.store ??
-    (await openLmdbStore({
-      dataDir: storeDirectory(config.dataDir),
-      // Writes on a thread of their own keep a burst of publishes from delaying answers; a
-      // clock other than the system's (tests) keeps them inline, where it can be used.
+    // PostgreSQL: the schema is created or upgraded here, at start (`pg-schema.ts`).
+    (await openConfiguredStore(config, {
+      // LMDB: writes on a thread of their own keep a burst of publishes from delaying answers;
+      // a clock other than the system's (tests) keeps them inline, where it can be used.
       ...(components.now === undefined ? { writer: 'thread' as const } : { now }),
-      signatureValidity: {
-        validitySeconds: config.signing.validityDays * day,
-        refreshBeforeSeconds: config.signing.refreshDays * day,
-      },
+      log: log.child('store'),
     }));
   const started: Array<{ close(): Promise<void> }> = [];
   /** The query log: closed after the listeners, so that it has every query they answered. */

@@ -93,6 +93,12 @@ export interface MemoryStoreOptions {
   proverKeyLifetimeSeconds?: number;
   /** How much of each zone's journal to keep; default `JOURNAL_MAX_ENTRIES`, `JOURNAL_MAX_OCTETS`. */
   journal?: Partial<JournalLimits>;
+  /**
+   * Called synchronously inside each write, right after it is applied to memory, with what
+   * changed (see {@link MemoryCommit}): how a replica (`createMemoryReplica`) hands its writes
+   * to the store it mirrors.
+   */
+  onCommit?: (change: MemoryCommit) => void;
 }
 
 interface MemoryZone {
@@ -154,6 +160,7 @@ class MemoryStore implements DiscoveryStore {
       options.proverSeed === undefined ? generateKeyPair() : keyPairFromSeed(options.proverSeed);
     this.#proverLifetime = options.proverKeyLifetimeSeconds ?? DEFAULT_PROVER_KEY_LIFETIME_SECONDS;
     this.#journalLimits = journalLimits(options.journal);
+    this.#onCommit = options.onCommit;
   }
 
   listZones(): string[] {
@@ -177,6 +184,12 @@ class MemoryStore implements DiscoveryStore {
     });
     this.#zones.set(origin, newZone(origin, key, apex));
     this.#changed('all');
+    this.#onCommit?.({
+      kind: 'zone-added',
+      origin,
+      keySeed: key.keyPair.secretKey,
+      writes: new Map([[origin, apex]]),
+    });
     return this.#info(origin) as ZoneInfo;
   }
 
@@ -185,6 +198,7 @@ class MemoryStore implements DiscoveryStore {
     const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
     if (!this.#zones.delete(apex)) throw noZoneError(apex);
     this.#changed('all');
+    this.#onCommit?.({ kind: 'zone-removed', origin: apex });
   }
 
   zoneInfo(origin: string): ZoneInfo | undefined {
@@ -297,8 +311,7 @@ class MemoryStore implements DiscoveryStore {
       zoneSigner(zone.key, this.#now(), this.#policy),
     );
     if (plan.serial === undefined) return { serial: this.#info(apex)?.serial ?? 0 };
-    this.#commitWrite(apex, zone, plan.writes);
-    this.#changed('all');
+    this.#commitWrite(apex, zone, plan.writes, [], 'all');
     return { serial: plan.serial };
   }
 
@@ -311,26 +324,30 @@ class MemoryStore implements DiscoveryStore {
       normalized,
       zoneSigner(zone.key, this.#now(), this.#policy),
     );
-    this.#commitWrite(apex, zone, writes);
-    this.#changed(changedNames(normalized, writes.keys()));
+    this.#commitWrite(apex, zone, writes, [], changedNames(normalized, writes.keys()));
     return { serial };
   }
 
   /**
    * Commits one write of zone `apex` in one synchronous step: its nodes, its journal entry
    * (derived from the nodes as they were and as they become, before they are replaced) and the
-   * anti-replay records of an operation. Every write of a zone's records comes through here.
+   * anti-replay records of an operation; then logs `changed` and tells a replica's `onCommit`.
+   * Every write of a zone's records comes through here.
    */
   #commitWrite(
     apex: string,
     zone: MemoryZone,
     writes: ZoneWrites,
-    records: readonly ReplayRecord[] = [],
+    records: readonly ReplayRecord[],
+    changed: ChangedNames | undefined,
   ): JournalEntry | undefined {
+    const undo = this.#undo(apex, zone, writes, records);
     const entry = writes.size === 0 ? undefined : journalEntry(reader(apex, zone), writes);
     commit(apex, zone, writes);
     if (entry !== undefined) zone.journal.append(entry, this.#journalLimits);
     for (const record of records) this.#replay.set(id(replayKey(record)), record);
+    if (changed !== undefined) this.#changed(changed);
+    this.#emitWrite(apex, undo, writes, records, changed, entry);
     return entry;
   }
 
@@ -341,8 +358,7 @@ class MemoryStore implements DiscoveryStore {
     const run = runOperation(reader(apex, zone), this.#replayReader(), prepared, () =>
       zoneSigner(zone.key, this.#now(), this.#policy),
     );
-    this.#commitWrite(apex, zone, run.writes, run.records);
-    if (run.changed !== undefined) this.#changed(run.changed);
+    this.#commitWrite(apex, zone, run.writes, run.records, run.changed);
     return run.outcome;
   }
 
@@ -386,8 +402,7 @@ class MemoryStore implements DiscoveryStore {
         );
         at += Math.max(1, plan.done);
         if (plan.count === 0) continue;
-        this.#commitWrite(apex, zone, plan.writes);
-        this.#changed('all');
+        this.#commitWrite(apex, zone, plan.writes, [], 'all');
         count += plan.count;
       }
     }
@@ -405,8 +420,7 @@ class MemoryStore implements DiscoveryStore {
         .flatMap((name) => expiredMappingsChange(read, name, now) ?? []);
       if (changes.length === 0) continue;
       const { writes } = planApply(read, changes, zoneSigner(zone.key, now, this.#policy));
-      this.#commitWrite(apex, zone, writes);
-      this.#changed(changedNames(changes, writes.keys()));
+      this.#commitWrite(apex, zone, writes, [], changedNames(changes, writes.keys()));
     }
   }
 
@@ -427,6 +441,93 @@ class MemoryStore implements DiscoveryStore {
     return { zone, apex };
   }
 
+  // -------------------------------------------------------------------------------------------
+  // Replica hooks (`createMemoryReplica`, for the PostgreSQL store): data loaded as it is stored
+  // elsewhere, and what each write changed, with what it replaced so that it can be undone.
+
+  readonly #onCommit: ((change: MemoryCommit) => void) | undefined;
+
+  /** What `writes` and `records` are about to replace (nothing to keep without a hook). */
+  #undo(
+    apex: string,
+    zone: MemoryZone,
+    writes: ZoneWrites,
+    records: readonly ReplayRecord[],
+  ): { nodes: ZoneWrites; replay: (ReplayRecord | undefined)[] } | undefined {
+    if (this.#onCommit === undefined) return undefined;
+    const read = reader(apex, zone);
+    const nodes: ZoneWrites = new Map();
+    for (const name of writes.keys()) nodes.set(name, read.node(name));
+    return { nodes, replay: records.map((r) => this.#replay.get(id(replayKey(r)))) };
+  }
+
+  #emitWrite(
+    origin: string,
+    undo: { nodes: ZoneWrites; replay: (ReplayRecord | undefined)[] } | undefined,
+    writes: ZoneWrites,
+    records: readonly ReplayRecord[],
+    changed: ChangedNames | undefined,
+    journal: JournalEntry | undefined,
+  ): void {
+    if (undo === undefined || (writes.size === 0 && records.length === 0)) return;
+    this.#onCommit?.({
+      kind: 'write',
+      origin,
+      before: undo.nodes,
+      writes,
+      replay: records,
+      replayBefore: undo.replay,
+      changed,
+      journal,
+    });
+  }
+
+  /** {@link MemoryReplica.loadNodes}. */
+  loadNodes(origin: string, nodes: ZoneWrites, changed?: ChangedNames): void {
+    this.#open();
+    const zone = this.#zones.get(origin);
+    if (zone === undefined) throw noZoneError(origin);
+    commit(origin, zone, nodes);
+    this.#changed(changed ?? [...nodes.keys()]);
+  }
+
+  /** {@link MemoryReplica.loadZone}. */
+  loadZone(origin: string, keySeed: Uint8Array, nodes: ZoneWrites): void {
+    this.#open();
+    const apex = nodes.get(origin);
+    if (apex === undefined) throw noZoneError(origin);
+    const zone = newZone(origin, newZoneKey(origin, keySeed), apex);
+    commit(origin, zone, nodes);
+    this.#zones.set(origin, zone);
+    this.#changed('all');
+  }
+
+  /** {@link MemoryReplica.dropZone}. */
+  dropZone(origin: string): void {
+    this.#open();
+    if (this.#zones.delete(origin)) this.#changed('all');
+  }
+
+  /** {@link MemoryReplica.loadReplay}. */
+  loadReplay(records: readonly ReplayRecord[]): void {
+    this.#open();
+    for (const record of records) this.#replay.set(id(replayKey(record)), record);
+  }
+
+  /** {@link MemoryReplica.dropReplay}. */
+  dropReplay(records: readonly ReplayRecord[]): void {
+    this.#open();
+    for (const record of records) this.#replay.delete(id(replayKey(record)));
+  }
+
+  /** {@link MemoryReplica.pruneReplay}. */
+  pruneReplay(now: number): void {
+    this.#open();
+    for (const [key, record] of this.#replay) if (!isActive(record, now)) this.#replay.delete(key);
+  }
+
+  // -------------------------------------------------------------------------------------------
+
   #info(origin: string | undefined): ZoneInfo | undefined {
     const zone = origin === undefined ? undefined : this.#zones.get(origin);
     if (origin === undefined || zone === undefined) return undefined;
@@ -440,6 +541,60 @@ class MemoryStore implements DiscoveryStore {
       nsec3: apex?.has('NSEC3PARAM') === true,
     };
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replica (the PostgreSQL store's in-memory copy, `pg-store.ts`)
+
+/**
+ * What one write of a memory store changed, as its `onCommit` option hears it. `before` holds
+ * the nodes as they were (undefined: absent) for every name of `writes`, and `replayBefore` the
+ * anti-replay record each of `replay` replaced, so that a write that could not be made durable
+ * elsewhere can be put back; `changed` is what the write logged for `changesSince`.
+ */
+export type MemoryCommit =
+  | { kind: 'zone-added'; origin: string; keySeed: Uint8Array; writes: ZoneWrites }
+  | { kind: 'zone-removed'; origin: string }
+  | {
+      kind: 'write';
+      origin: string;
+      before: ZoneWrites;
+      writes: ZoneWrites;
+      replay: readonly ReplayRecord[];
+      replayBefore: readonly (ReplayRecord | undefined)[];
+      changed: ChangedNames | undefined;
+      /** The write's journal entry (what IXFR sends), undefined when the serial did not move. */
+      journal: JournalEntry | undefined;
+    };
+
+/**
+ * A memory store that mirrors data kept elsewhere (the PostgreSQL store's replica): besides the
+ * store contract, it takes data as stored — no signing, no serial bump — and hands every write
+ * it makes to its `onCommit`.
+ */
+export interface MemoryReplica extends DiscoveryStore {
+  /**
+   * Puts nodes into the zone as they are (undefined: the node is deleted); bumps the generation
+   * and logs `changed` (default: the names of `nodes`). Throws `ERR_STORE_NO_ZONE`.
+   */
+  loadNodes(origin: string, nodes: ZoneWrites, changed?: ChangedNames): void;
+  /** Creates (or replaces) a zone with its key seed and nodes, as they are. */
+  loadZone(origin: string, keySeed: Uint8Array, nodes: ZoneWrites): void;
+  /** Forgets a zone (nothing when absent). */
+  dropZone(origin: string): void;
+  /** Puts anti-replay records as they are, each replacing the one under its key. */
+  loadReplay(records: readonly ReplayRecord[]): void;
+  /** Forgets the anti-replay records under the keys of `records`. */
+  dropReplay(records: readonly ReplayRecord[]): void;
+  /** Forgets the anti-replay records whose time has passed at `now`. */
+  pruneReplay(now: number): void;
+}
+
+/** Creates an empty replica that reports each of its writes to `options.onCommit`. */
+export function createMemoryReplica(
+  options: MemoryStoreOptions & { onCommit(change: MemoryCommit): void },
+): MemoryReplica {
+  return new MemoryStore(options);
 }
 
 function reader(origin: string, zone: MemoryZone): ZoneReader {

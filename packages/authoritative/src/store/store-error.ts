@@ -28,6 +28,8 @@ export type StoreErrorCode =
   | 'ERR_STORE_CORRUPT'
   /** A data directory written by a newer version, in a layout this version cannot read. */
   | 'ERR_STORE_NEWER_FORMAT'
+  /** A database whose schema is older than this version reads (`mimi-discovery db migrate`). */
+  | 'ERR_STORE_OLDER_FORMAT'
   /** The data directory cannot be opened or written. */
   | 'ERR_STORE_IO';
 

@@ -1,11 +1,9 @@
-import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { queryLogConfigSchema } from '@mimi-discovery/common';
-import { startDp, storeDirectory, type RunningDp } from '@mimi-discovery/authoritative';
+import { startDp, type RunningDp } from '@mimi-discovery/authoritative';
 import type { Command } from 'commander';
-import { loadConfig } from '../config-file.js';
+import { loadConfig, requireStore } from '../config-file.js';
 import type { CommandEnv } from '../context.js';
-import { failure } from '../errors.js';
 
 /**
  * `serve`: runs the root directory or a DP from its config (`startDp`), prints one line
@@ -58,12 +56,7 @@ Examples:
               ...loaded.config,
               queryLog: withQueryLogPath(loaded.config.queryLog, resolve(env.cwd, flags.queryLog)),
             };
-      if (!existsSync(storeDirectory(config.dataDir))) {
-        throw failure(
-          'ERR_CLI_NO_STORE',
-          `no store in ${config.dataDir}: create it with 'mimi-discovery init'`,
-        );
-      }
+      requireStore(config);
       const stopped = stopSignal(env.signal);
       const dp = await startDp(config, env.log ? { log: env.log } : {});
       try {

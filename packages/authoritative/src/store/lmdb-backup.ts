@@ -1,0 +1,44 @@
+import { chmodSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { open } from 'lmdb';
+import { StoreError } from './store-error.js';
+
+/**
+ * The online copy of an LMDB store (docs/operations.md §6): what `mdb_copy` does, through
+ * lmdb-js's own LMDB (Debian's `mdb_copy` cannot read lmdb-js 3's files). The copy is one read
+ * transaction of LMDB (`mdb_env_copy2`): a consistent snapshot of every table — zones, keys,
+ * anti-replay records — taken while the server keeps answering and writing; writers are not
+ * blocked, and a write that commits meanwhile is either wholly in the copy or not at all.
+ */
+
+/**
+ * Copies the LMDB store in `dataDir` (the `<dataDir>/store` of a server; it may be open in a
+ * running server) into `outDir` as `data.mdb` (mode 0600; the directory is created mode 0700 and
+ * must be new or empty). Restoring is putting that `data.mdb` in an empty store directory.
+ * Rejects with `StoreError` (`ERR_STORE_IO`) when the store cannot be read or `outDir` used.
+ */
+export async function backupLmdbStore(dataDir: string, outDir: string): Promise<void> {
+  if (!existsSync(join(dataDir, 'data.mdb'))) {
+    throw new StoreError('ERR_STORE_IO', `no LMDB store in ${dataDir}`);
+  }
+  if (existsSync(outDir) && readdirSync(outDir).length > 0) {
+    throw new StoreError(
+      'ERR_STORE_IO',
+      `${outDir} is not empty: a backup goes into a new directory`,
+    );
+  }
+  let env: ReturnType<typeof open> | undefined;
+  try {
+    mkdirSync(outDir, { recursive: true, mode: 0o700 });
+    chmodSync(outDir, 0o700);
+    env = open({ path: dataDir, noSubdir: false, maxDbs: 8, readOnly: true });
+    await env.backup(outDir, false);
+    chmodSync(join(outDir, 'data.mdb'), 0o600);
+  } catch (cause) {
+    throw new StoreError('ERR_STORE_IO', `the backup of ${dataDir} failed: ${String(cause)}`, {
+      cause,
+    });
+  } finally {
+    await env?.close();
+  }
+}

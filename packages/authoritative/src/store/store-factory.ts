@@ -1,0 +1,86 @@
+import { join } from 'node:path';
+import type { Clock, Logger } from '@mimi-discovery/common';
+import type { DpConfig } from '../config.js';
+import { openLmdbStore } from './lmdb-store.js';
+import { openPgStore } from './pg-store.js';
+import type { DiscoveryStore } from './store.js';
+
+/**
+ * Opening the store a server's config names (`store`, design §9): the one place where the DP
+ * (`startDp`) and the command line (`mimi-discovery`'s commands) turn a config into a
+ * {@link DiscoveryStore}, with the config's signing policy, so that what a command signs lasts
+ * as long as what the server signs.
+ */
+
+/** What {@link openConfiguredStore} uses besides the config. */
+export interface ConfiguredStoreOptions {
+  /** Clock in whole seconds since the epoch; default the system clock. */
+  now?: Clock;
+  /**
+   * LMDB only: writes on a thread of their own (`'thread'`, what a server uses, with the system
+   * clock) or on the calling thread (`'inline'`, the default).
+   */
+  writer?: 'inline' | 'thread';
+  /**
+   * PostgreSQL only: create or upgrade the schema at open (default true); false refuses a
+   * database whose schema is not the current one (`ERR_STORE_OLDER_FORMAT`).
+   */
+  migrate?: boolean;
+  /** PostgreSQL only: where lost connections are reported. */
+  log?: Logger;
+}
+
+/** The store directory inside a server's data directory (the LMDB store). */
+export function storeDirectory(dataDir: string): string {
+  return join(dataDir, 'store');
+}
+
+/**
+ * Opens the store of `config.store`: the LMDB store in `<dataDir>/store`, or the PostgreSQL
+ * store at `store.url` (its schema created or upgraded unless `options.migrate` is false).
+ * Rejects with the store's `StoreError`.
+ */
+export async function openConfiguredStore(
+  config: DpConfig,
+  options: ConfiguredStoreOptions = {},
+): Promise<DiscoveryStore> {
+  const day = 86_400;
+  const signatureValidity = {
+    validitySeconds: config.signing.validityDays * day,
+    refreshBeforeSeconds: config.signing.refreshDays * day,
+  };
+  const store = config.store;
+  // The journal's bounds (config `journal`); absent keys take the store's defaults.
+  const journal =
+    config.journal === undefined
+      ? {}
+      : {
+          journal: {
+            ...(config.journal.maxEntries === undefined
+              ? {}
+              : { maxEntries: config.journal.maxEntries }),
+            ...(config.journal.maxOctets === undefined
+              ? {}
+              : { maxOctets: config.journal.maxOctets }),
+          },
+        };
+  if (store.kind === 'postgres') {
+    return openPgStore({
+      url: store.url,
+      poolSize: store.poolSize,
+      statementTimeoutMs: store.statementTimeoutMs,
+      signatureValidity,
+      ...journal,
+      ...(options.now === undefined ? {} : { now: options.now }),
+      ...(options.migrate === undefined ? {} : { migrate: options.migrate }),
+      ...(options.log === undefined ? {} : { log: options.log }),
+    });
+  }
+  return openLmdbStore({
+    dataDir: storeDirectory(config.dataDir),
+    signatureValidity,
+    ...journal,
+    ...(options.now === undefined ? {} : { now: options.now }),
+    ...(options.writer === undefined ? {} : { writer: options.writer }),
+  });
+}
