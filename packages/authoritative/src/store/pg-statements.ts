@@ -201,6 +201,8 @@ export async function readJournal(
   current: number,
 ): Promise<JournalEntry[] | undefined> {
   if (from === current) return [];
+  // Only a serial (RFC 1982: 32 bits) can start an entry.
+  if (!Number.isInteger(from) || from < 0 || from > 0xffffffff) return undefined;
   const start = await client.query<{ seq: string }>(
     'SELECT seq FROM journal WHERE origin = $1 AND serial_from = $2 ORDER BY seq DESC LIMIT 1',
     [origin, from],
