@@ -110,6 +110,13 @@ async function transfers(type: string): Promise<number> {
   return Number(line.exec(text)?.[1] ?? 0);
 }
 
+/** The count of `authoritative_notifies_total{outcome}` on the DP's metrics. */
+async function notifies(outcome: string): Promise<number> {
+  const text = await (await fetch(`${dp.admin?.url ?? ''}/metrics`)).text();
+  const line = new RegExp(`^authoritative_notifies_total\\{outcome="${outcome}"\\} (\\d+)`, 'm');
+  return Number(line.exec(text)?.[1] ?? 0);
+}
+
 const secondaries = (): RunningSecondary[] => [nsd, knot];
 
 beforeAll(async () => {
@@ -194,6 +201,7 @@ describe('NSD and Knot as secondaries of a DP (hidden primary, TSIG)', () => {
   it.skipIf(SKIP)('a publish reaches both by NOTIFY and IXFR within 5 s', async () => {
     const incrementalBefore = await transfers('ixfr');
     const fullBefore = (await transfers('axfr')) + (await transfers('ixfr-full'));
+    const acknowledgedBefore = await notifies('acknowledged');
     const { response } = await attestAndPublish(api, ALICE, alice);
     expect(response.status).toBe(201);
     const name = csiToName(ALICE);
@@ -213,6 +221,12 @@ describe('NSD and Knot as secondaries of a DP (hidden primary, TSIG)', () => {
       async () => (await transfers('ixfr')) >= incrementalBefore + 2,
     );
     expect((await transfers('axfr')) + (await transfers('ixfr-full'))).toBe(fullBefore);
+    // Both answered the signed NOTIFY with an answer signed back (RFC 8945 §5.3).
+    await within(
+      2000,
+      'two NOTIFYs acknowledged',
+      async () => (await notifies('acknowledged')) >= acknowledgedBefore + 2,
+    );
     expect(knot.log()).toMatch(new RegExp(`\\[${ZONE.replace(/\./g, '\\.')}\\.\\] IXFR, incoming`));
   });
 

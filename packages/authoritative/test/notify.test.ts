@@ -178,6 +178,26 @@ describe('NOTIFY to a secondary (RFC 1996)', () => {
     expect(sent()).toBe(3);
   });
 
+  it('keeps a retransmission that already carries the newest serial', async () => {
+    const store = await zoneStore();
+    const secondary = await fakeSecondary();
+    cleanup.push(() => secondary.close());
+    let calls = 0;
+    secondary.answer = (query) =>
+      ++calls < 3 ? undefined : encodeMessage(reply(query, 'NOERROR'));
+    // Checks only when asked: the publish lands between two retransmissions.
+    const { sender, outcomes } = await start(store, secondary, {
+      timeoutMs: 100,
+      checkIntervalMs: 60_000,
+    });
+    const serial = await publish(store, 'between');
+    await vi.waitFor(() => expect(secondary.received).toHaveLength(2));
+    const second = secondary.received[1]?.answers[0];
+    expect(second?.type === 'SOA' && second.data.serial).toBe(serial);
+    sender.check();
+    await vi.waitFor(() => expect(outcomes).toEqual(['acknowledged']), { timeout: 2000 });
+  });
+
   it('does not retry a secondary that refuses', async () => {
     const store = await zoneStore();
     const secondary = await fakeSecondary();

@@ -260,9 +260,10 @@ export async function startNotifySender(
       for (const peer of peers) {
         if (peer.zone !== zone || peer.wanted === serial) continue;
         peer.wanted = serial;
-        // One exchange at a time: a newer serial supersedes the one outstanding.
-        if (peer.exchange !== undefined) end(peer, 'superseded');
-        else begin(peer);
+        // One exchange at a time: a newer serial supersedes the one outstanding (which `end`
+        // then begins), unless that one's last retransmission carried this serial already.
+        if (peer.exchange === undefined) begin(peer);
+        else if (peer.exchange.serial !== serial) end(peer, 'superseded');
       }
     }
   };
