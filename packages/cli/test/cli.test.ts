@@ -72,7 +72,7 @@ describe('bad input', () => {
       'a missing subcommand',
       ['zone'],
       1,
-      /zone needs a command: export, import \(see 'mimi-discovery zone --help'\) \(ERR_USAGE\)/,
+      /zone needs a command: export, import, nsec3 \(see 'mimi-discovery zone --help'\) \(ERR_USAGE\)/,
     ],
     [
       'an unknown flag',

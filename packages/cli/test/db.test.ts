@@ -1,5 +1,6 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PG_SCHEMA_VERSION } from '@mimi-discovery/authoritative';
 import { buildQuery, queryUdp } from '@mimi-discovery/common';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,8 +84,13 @@ describe.skipIf(missing !== undefined)('db', () => {
   it('creates the schema once, and refuses a config of another store', async () => {
     const url = await (cluster as TestPostgres).createDatabase();
     const config = postgresConfig('migrate.json', url);
-    expect(await cli.ok(['db', 'migrate', '--config', config])).toBe('schema version 0 → 1\n');
-    expect(await cli.json(['db', 'migrate', '--config', config])).toEqual({ from: 1, to: 1 });
+    expect(await cli.ok(['db', 'migrate', '--config', config])).toBe(
+      `schema version 0 → ${PG_SCHEMA_VERSION}\n`,
+    );
+    expect(await cli.json(['db', 'migrate', '--config', config])).toEqual({
+      from: PG_SCHEMA_VERSION,
+      to: PG_SCHEMA_VERSION,
+    });
     const lmdb = await cli.run(['db', 'migrate', '--config', 'dp/config.json']);
     expect(lmdb.exitCode).toBe(1);
     expect(lmdb.stderr).toMatch(/store kind "lmdb" \(ERR_CLI_STORE_KIND\)\n$/);
