@@ -103,7 +103,7 @@ export interface TransferPolicy {
   readonly zones: readonly string[];
   /**
    * Address ranges (CIDR: `192.0.2.0/24`, `2001:db8::/32`, or one address) allowed to
-   * transfer; absent: any address.
+   * transfer; when absent, every address may.
    */
   readonly allow?: readonly string[];
   /** Names of the TSIG keys a transfer may be signed with; absent: none. */

@@ -417,7 +417,7 @@ export async function initServer(spec: InitSpec, json: boolean, env: CommandEnv)
     zones: [],
     ...(spec.outbox !== undefined ? { outbox: spec.outbox } : {}),
   };
-  // The certificate names every nameserver and every address given for one: any of them may
+  // The certificate names every nameserver and every address given for one, since each may
   // be how a resolver reaches this server.
   const given =
     spec.nameservers.length > 0
