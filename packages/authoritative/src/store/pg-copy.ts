@@ -1,7 +1,6 @@
 import type { RecordOf, ResourceRecord, RRType } from '@mimi-discovery/common';
-import pg from 'pg';
 import type { ReplayRecord } from './mapping-ops.js';
-import { PG_CONNECT_TIMEOUT_MS, messageOf, migrateWith } from './pg-schema.js';
+import { connectPg, messageOf, migrateWith } from './pg-schema.js';
 import { logChange, putNodes, putReplay } from './pg-statements.js';
 import type { DiscoveryStore } from './store.js';
 import { StoreError } from './store-error.js';
@@ -28,18 +27,7 @@ export interface StoreCopyReport {
  * holds another prover key, `ERR_STORE_IO` when it cannot be reached.
  */
 export async function copyStoreToPg(source: DiscoveryStore, url: string): Promise<StoreCopyReport> {
-  const client = new pg.Client({
-    connectionString: url,
-    connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
-  });
-  try {
-    await client.connect();
-  } catch (cause) {
-    throw new StoreError('ERR_STORE_IO', `cannot connect to PostgreSQL: ${messageOf(cause)}`, {
-      cause,
-    });
-  }
-  client.on('error', () => undefined);
+  const client = await connectPg(url);
   try {
     await migrateWith(client);
     await client.query('BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL synchronous_commit TO on');

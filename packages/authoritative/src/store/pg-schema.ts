@@ -102,6 +102,19 @@ export const PG_CONNECT_TIMEOUT_MS = 10_000;
  * cannot be reached or a statement fails.
  */
 export async function migratePgSchema(url: string): Promise<{ from: number; to: number }> {
+  const client = await connectPg(url);
+  try {
+    return await migrateWith(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * One connection to the database at `url`, for a command (migration, copy). Rejects with
+ * `StoreError` (`ERR_STORE_IO`) when it cannot be opened within `PG_CONNECT_TIMEOUT_MS`.
+ */
+export async function connectPg(url: string): Promise<pg.Client> {
   const client = new pg.Client({
     connectionString: url,
     connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
@@ -115,11 +128,7 @@ export async function migratePgSchema(url: string): Promise<{ from: number; to: 
   }
   // A connection that fails later reports through the query that was running.
   client.on('error', () => undefined);
-  try {
-    return await migrateWith(client);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  return client;
 }
 
 /** {@link migratePgSchema} over an open connection (outside any transaction). */
