@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keyPairFromSeed, type Ed25519KeyPair } from '@mimi-discovery/common';
+import { keyPairFromSeed, type Ed25519KeyPair, type ResourceRecord } from '@mimi-discovery/common';
 import {
   PG_GROUP_MAX_WRITES,
   PG_POLL_INTERVAL_MS,
@@ -400,6 +400,41 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
       expect(verifiesAt(store, ORIGIN, NUMBER, 'MAP', T0)).toBe(true);
     }
     expect(zoneText(b)).toBe(zoneText(a));
+    await close();
+  });
+
+  it('keeps one journal of the writes of two front ends, which turns the old zone into the new', async () => {
+    const { a, b, clock, close } = await twoStores();
+    const key = (rr: ResourceRecord): string =>
+      JSON.stringify(rr, (_k, v: unknown) =>
+        v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v,
+      );
+    const before = new Set(a.readZone(ORIGIN).map(key));
+    const names = Array.from(
+      { length: 12 },
+      (_, i) => `${i % 10}.${Math.floor(i / 10)}.8.${ORIGIN}`,
+    );
+    await Promise.all([
+      ...names.map((n, i) => (i % 2 === 0 ? a : b).apply(ORIGIN, [putMap(n, i)])),
+      a.applyOperation(ORIGIN, publishOf(clock, keyPairFromSeed(seed(0x70)))),
+      b.applyOperation(ORIGIN, publishOf(clock, keyPairFromSeed(seed(0x71)))),
+    ]);
+    const last = 1 + names.length + 2;
+    for (const store of [a, b]) await until(() => store.zoneInfo(ORIGIN)?.serial === last);
+    const fromA = await a.journalSince(ORIGIN, 1);
+    const fromB = await b.journalSince(ORIGIN, 1);
+    expect(fromA?.map((e) => [e.from, e.to])).toEqual(
+      Array.from({ length: last - 1 }, (_, i) => [i + 1, i + 2]),
+    );
+    expect(fromB?.map((e) => [e.from, e.to])).toEqual(fromA?.map((e) => [e.from, e.to]));
+    const zone = new Set(before);
+    for (const entry of fromA ?? []) {
+      for (const rr of entry.deleted) expect(zone.delete(key(rr))).toBe(true);
+      for (const rr of entry.added) zone.add(key(rr));
+    }
+    expect([...zone].sort()).toEqual(b.readZone(ORIGIN).map(key).sort());
+    expect(await b.journalSince(ORIGIN, last)).toEqual([]);
+    expect(await b.journalSince(ORIGIN, last + 7)).toBeUndefined();
     await close();
   });
 
