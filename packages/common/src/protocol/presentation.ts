@@ -82,8 +82,10 @@ export function formatRdata(rr: ResourceRecord): string {
       return `${absoluteName(d.mname)} ${absoluteName(d.rname)} ${d.serial} ${d.refresh} ${d.retry} ${d.expire} ${d.minimum}`;
     }
     case 'DS':
+    case 'CDS':
       return `${rr.data.keyTag} ${rr.data.algorithm} ${rr.data.digestType} ${hex(rr.data.digest)}`;
     case 'DNSKEY':
+    case 'CDNSKEY':
       return `${rr.data.flags} ${rr.data.protocol} ${rr.data.algorithm} ${base64(rr.data.publicKey)}`;
     case 'RRSIG': {
       const d = rr.data;

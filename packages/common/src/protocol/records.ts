@@ -39,6 +39,8 @@ export type KnownRRType =
   | 'NSEC'
   | 'DNSKEY'
   | 'NSEC3'
+  | 'CDS'
+  | 'CDNSKEY'
   | 'NSEC3PARAM'
   | 'SVCB'
   | 'ZONEMD'
@@ -235,6 +237,8 @@ export type ResourceRecord =
   | (RRBase & { type: 'SOA'; data: SoaData })
   | (RRBase & { type: 'DS'; data: DsData })
   | (RRBase & { type: 'DNSKEY'; data: DnskeyData })
+  | (RRBase & { type: 'CDS'; data: DsData })
+  | (RRBase & { type: 'CDNSKEY'; data: DnskeyData })
   | (RRBase & { type: 'RRSIG'; data: RrsigData })
   | (RRBase & { type: 'NSEC'; data: NsecData })
   | (RRBase & { type: 'NSEC3'; data: Nsec3Data })

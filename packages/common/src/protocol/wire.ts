@@ -142,6 +142,8 @@ const TYPE_CODES: Readonly<Record<KnownRRType, number>> = Object.freeze({
   DNSKEY: 48,
   NSEC3: 50,
   NSEC3PARAM: 51,
+  CDS: 59,
+  CDNSKEY: 60,
   SVCB: 64,
   ZONEMD: 63,
   MAP: RR_TYPE_MAP,
@@ -1092,9 +1094,11 @@ function putRdata(out: Output, rr: ResourceRecord, compress: boolean, canonical:
       putSoa(out, rr.data, name);
       return;
     case 'DS':
+    case 'CDS':
       putDs(out, rr.data);
       return;
     case 'DNSKEY':
+    case 'CDNSKEY':
       putDnskey(out, rr.data);
       return;
     case 'RRSIG':
@@ -1428,7 +1432,8 @@ function getRdataFields(type: RRType, c: Cursor, rule: PointerRule): ResourceRec
         expire: getU32(c, 'SOA expire'),
         minimum: getU32(c, 'SOA minimum'),
       } satisfies SoaData;
-    case 'DS': {
+    case 'DS':
+    case 'CDS': {
       const d: DsData = {
         keyTag: getU16(c, 'DS key tag'),
         algorithm: getU8(c, 'DS algorithm'),
@@ -1438,7 +1443,8 @@ function getRdataFields(type: RRType, c: Cursor, rule: PointerRule): ResourceRec
       if (d.digest.length === 0) fail('ERR_WIRE_BAD_RDATA', 'DS digest is empty', start);
       return d;
     }
-    case 'DNSKEY': {
+    case 'DNSKEY':
+    case 'CDNSKEY': {
       const d: DnskeyData = {
         flags: getU16(c, 'DNSKEY flags'),
         protocol: getU8(c, 'DNSKEY protocol'),

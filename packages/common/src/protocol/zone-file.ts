@@ -849,6 +849,8 @@ const MODEL_TYPES: ReadonlySet<string> = new Set<RRType>([
   'DNSKEY',
   'NSEC3',
   'NSEC3PARAM',
+  'CDS',
+  'CDNSKEY',
   'SVCB',
   'ZONEMD',
   'MAP',
@@ -900,8 +902,6 @@ const OTHER_TYPES: ReadonlyMap<string, number> = new Map([
   ['TLSA', 52],
   ['SMIMEA', 53],
   ['HIP', 55],
-  ['CDS', 59],
-  ['CDNSKEY', 60],
   ['OPENPGPKEY', 61],
   ['CSYNC', 62],
   ['HTTPS', 65],
@@ -1059,6 +1059,7 @@ function readData(
         minimum: readTtl(tokens.next('SOA minimum'), 'SOA minimum', 0xffffffff),
       };
     case 'DS':
+    case 'CDS':
       return {
         keyTag: readNumber(tokens, 'key tag', 0xffff),
         algorithm: readAlgorithm(tokens),
@@ -1066,6 +1067,7 @@ function readData(
         digest: readHex(tokens.rest(), 'DS digest', line),
       };
     case 'DNSKEY':
+    case 'CDNSKEY':
       return {
         flags: readNumber(tokens, 'flags', 0xffff),
         protocol: readNumber(tokens, 'protocol', 0xff),
