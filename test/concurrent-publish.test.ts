@@ -297,11 +297,12 @@ describe.each(SUBJECTS)('a running DP over the $name', (subject) => {
         const acknowledged = [...viaApi, ...fromOther];
         expect(acknowledged).toHaveLength(viaApi.length + extra.length);
 
-        // In the store, as read by the DP's own thread. lmdb-js renews a thread's read snapshot
-        // at the next event turn after a read; the last import process may have committed and
-        // exited within the turn of a read made before its commit (its exit arrives in the same
-        // poll phase), so the reads wait for that renewal first. A write that is lost stays lost.
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        // In the store, as read by the DP's own thread. lmdb-js keeps a thread's read snapshot
+        // until a zero-delay timer it sets at the first read of a turn (`setTimeout(…, 0)` in
+        // its read.js), so a snapshot taken just before the last import process committed can
+        // outlive a `setImmediate`: the reads wait for the timers phase first, by a timer set
+        // after lmdb-js's own. A write that is lost stays lost.
+        await new Promise<void>((resolve) => setTimeout(resolve, 0));
         const expected = new Map<string, string[]>();
         for (const m of acknowledged)
           expected.set(m.name, [...(expected.get(m.name) ?? []), hex(m.bytes)]);
