@@ -189,6 +189,11 @@ const upstreamSchema = z
     hostTtlSeconds: positiveIntSchema.max(86_400).exactOptional(),
     /** Server addresses remembered. */
     maxHosts: positiveIntSchema.max(1_000_000).exactOptional(),
+    /**
+     * A DoH server's certificate valid for its address but not for its name (the SNI sent: the
+     * `_dns` SVCB target, else the NS name) is accepted; default true.
+     */
+    acceptAddressCertificates: z.boolean().exactOptional(),
   })
   .check((ctx) => {
     const u = ctx.value;
