@@ -220,6 +220,31 @@ const upstreamSchema = z
 /** Most issuers one gateway accepts tokens of. */
 export const MAX_GATEWAY_ISSUERS = 16;
 
+/** Default times `resolver serve` asks the root servers for the apex DNSKEY before refusing. */
+export const DEFAULT_STARTUP_CHECK_ATTEMPTS = 3;
+/** Most attempts of the start-up check a config may ask for. */
+export const MAX_STARTUP_CHECK_ATTEMPTS = 10;
+/** Default time each attempt of the start-up check gives the root servers (asked together). */
+export const DEFAULT_STARTUP_CHECK_TIMEOUT_MS = 3000;
+/** Pause between two attempts of the start-up check. */
+export const STARTUP_CHECK_RETRY_DELAY_MS = 1000;
+
+/**
+ * `startupCheck`: before it serves, `resolver serve` asks every root server of the hints, over
+ * the configured transport and with the configured CA, for the apex's DNSKEY RRset, and refuses
+ * to start, with one line saying why, when none answers with keys the trust anchor validates —
+ * a resolver that could only answer SERVFAIL. `attempts` tries, each of at most `timeoutMs`,
+ * {@link STARTUP_CHECK_RETRY_DELAY_MS} apart; `enabled: false` skips it (a resolver started
+ * before its root, which it then reaches once the root is up).
+ */
+const startupCheckSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  attempts: positiveIntSchema
+    .max(MAX_STARTUP_CHECK_ATTEMPTS)
+    .default(DEFAULT_STARTUP_CHECK_ATTEMPTS),
+  timeoutMs: timeoutMsSchema.max(60_000).default(DEFAULT_STARTUP_CHECK_TIMEOUT_MS),
+});
+
 /**
  * One issuer of `gateway.issuers`: its name (the URL authority its clients fetch tokens from,
  * `host:port`, the challenges' issuer_name) and where its token keys are: `keyName`, the owner
@@ -380,6 +405,7 @@ export const resolverConfigSchema = z
     log: logConfigSchema.prefault({}),
     queryLog: resolverQueryLogSchema.optional(),
     gateway: gatewayConfigSchema.optional(),
+    startupCheck: startupCheckSchema.prefault({}),
   })
   .check((ctx) => {
     checkResolverListeners(ctx);
@@ -461,6 +487,8 @@ export interface ResolverServerConfig extends ResolverConfig {
   queryLog?: ResolverFileConfig['queryLog'];
   /** The gateway; its paths absolute. */
   gateway?: ResolverFileConfig['gateway'];
+  /** What `resolver serve` checks before it serves. */
+  startupCheck: ResolverFileConfig['startupCheck'];
 }
 
 /** The files a resolver starts from, by path. */
@@ -566,6 +594,7 @@ export async function loadResolverConfig(path: string): Promise<ResolverServerCo
     limits: file.limits,
     ...(tls === undefined ? {} : { tls }),
     log: file.log,
+    startupCheck: file.startupCheck,
     ...(file.queryLog === undefined
       ? {}
       : { queryLog: { ...file.queryLog, path: at(file.queryLog.path) } }),
