@@ -374,7 +374,11 @@ function checkResolverListeners(ctx: ConfigCheckContext<ResolverListeners>): voi
  * `maxRecords`, `maxOctets` and `transferTimeoutMs` (the bounds of one transfer) may be set.
  * `upstream` (absent: the defaults) is `{ "timeoutMs": 2000, "rttBandMs": 400, "maxBackoffMs":
  * 120000, "hostTtlSeconds": 900, "maxHosts": 10000 }`: the per-server query timeout and the
- * infra cache's server selection (`infra-cache.ts`). `limits.clients` holds the per-client limits of every
+ * infra cache's server selection (`infra-cache.ts`), and `acceptAddressCertificates` (absent:
+ * true): a DoH server's certificate valid for its address but not its name is accepted.
+ * `startupCheck` (`{ "enabled": true, "attempts": 3, "timeoutMs": 3000 }`) is what
+ * `resolver serve` checks before it serves: a root server answering the apex DNSKEY with keys
+ * the trust anchor validates. `limits.clients` holds the per-client limits of every
  * front end (new names, query and request rates, exemptions: `front-end-limits.ts`); its
  * `newNameBurst` is at least `maxBatch`. `gateway` (absent: none) is the oblivious gateway on the
  * JSON API's port, which needs `listen.api`:
