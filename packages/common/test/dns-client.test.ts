@@ -6,7 +6,7 @@ import {
   type Http2ServerResponse,
 } from 'node:http2';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   DNS_MESSAGE_MEDIA_TYPE,
   EDNS_UDP_PAYLOAD_OCTETS,
@@ -14,6 +14,7 @@ import {
   buildQuery,
   createDohClient,
   DOH_RETRIES_ON_DEAD_CONNECTION,
+  DOH_CONNECT_TIMEOUT_MS,
   createLocalCa,
   decodeMessage,
   encodeMessage,
@@ -767,6 +768,27 @@ describe('DoH client: the certificate of a server called by name (RFC 6066 §3, 
       expect(error).toMatchObject({ code: 'ERR_TRANSPORT_CERTIFICATE' });
     } finally {
       await lenient.close();
+    }
+  });
+
+  it(`gives up a connection whose handshake never completes (DOH_CONNECT_TIMEOUT_MS, ${DOH_CONNECT_TIMEOUT_MS} ms by default)`, async () => {
+    // A server that accepts TCP and never answers the ClientHello.
+    let closed = 0;
+    const silent = await fakeTcpServer((socket) => socket.on('close', () => closed++));
+    const client = createDohClient({ ca: ca.certPem, connectTimeoutMs: 200 });
+    try {
+      const error = await client
+        .query(`https://127.0.0.1:${silent.port}/dns-query`, buildQuery(NAME, 'MAP'), {
+          serverName: 'ns1.dp.example',
+          timeoutMs: 5000,
+        })
+        .catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'ERR_TRANSPORT_TIMEOUT' });
+      expect((error as Error).message).toContain('ns1.dp.example');
+      await vi.waitFor(() => expect(closed).toBe(1));
+    } finally {
+      await client.close();
+      await silent.close();
     }
   });
 

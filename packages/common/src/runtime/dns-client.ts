@@ -372,6 +372,11 @@ export interface DohClientOptions {
    * nameserver's IP address, as networks set up before names were checked have); default false.
    */
   acceptAddressCertificates?: boolean;
+  /**
+   * Longest a connection may take to be made, TLS handshake included; default
+   * {@link DOH_CONNECT_TIMEOUT_MS}.
+   */
+  connectTimeoutMs?: number;
 }
 
 /**
@@ -449,6 +454,7 @@ function dohConnector(
   secureContext: SecureContext | undefined,
   allowH2: boolean,
   acceptAddress: boolean,
+  connectTimeoutMs: number,
 ): buildConnector.connector {
   return (options, callback) => {
     const address = options.hostname;
@@ -471,10 +477,10 @@ function dohConnector(
         socket.destroy(
           new TransportError(
             'ERR_TRANSPORT_TIMEOUT',
-            `no TLS connection to ${name ?? where} at ${where} within ${DOH_CONNECT_TIMEOUT_MS} ms`,
+            `no TLS connection to ${name ?? where} at ${where} within ${connectTimeoutMs} ms`,
           ),
         ),
-      DOH_CONNECT_TIMEOUT_MS,
+      connectTimeoutMs,
     );
     socket.setNoDelay(true);
     socket.setKeepAlive(true, DOH_KEEPALIVE_INITIAL_DELAY_MS);
@@ -681,6 +687,7 @@ export function createDohClient(options: DohClientOptions = {}): DohClient {
     secureContext,
     allowH2,
     options.acceptAddressCertificates ?? false,
+    options.connectTimeoutMs ?? DOH_CONNECT_TIMEOUT_MS,
   );
   const lanes = Array.from({ length: laneCount }, () =>
     createLane(allowH2, connections, connector),
