@@ -774,7 +774,11 @@ describe('DoH client: the certificate of a server called by name (RFC 6066 §3, 
   it(`gives up a connection whose handshake never completes (DOH_CONNECT_TIMEOUT_MS, ${DOH_CONNECT_TIMEOUT_MS} ms by default)`, async () => {
     // A server that accepts TCP and never answers the ClientHello.
     let closed = 0;
-    const silent = await fakeTcpServer((socket) => socket.on('close', () => closed++));
+    const silent = await fakeTcpServer((socket) => {
+      socket.on('close', () => closed++);
+      // Read (and drop) what comes, so that the client's end of the connection is seen.
+      socket.resume();
+    });
     const client = createDohClient({ ca: ca.certPem, connectTimeoutMs: 200 });
     try {
       const error = await client
