@@ -44,6 +44,8 @@ export type ExitCode = (typeof EXIT_CODES)[keyof typeof EXIT_CODES];
  * - `ERR_CLI_API_RESPONSE` — the registration API answered something other than its JSON;
  * - `ERR_CLI_RESOLVER_UNREACHABLE`, `ERR_CLI_RESOLVER_RESPONSE` — the same for a resolver's API;
  * - `ERR_CLI_LOOKUP_FAILED` — a lookup printed a result with status `error` (exit 2);
+ * - `ERR_CLI_RESOLVER_STARTUP` — `resolver serve`: no root server answered the start-up check
+ *   with keys the trust anchor validates (exit 2);
  * - `ERR_CLI_PORT_BUSY` — `demo`: a planned port is in use;
  * - `ERR_CLI_DEMO_SETUP`, `ERR_CLI_DEMO_LOOKUP` — `demo`: a setup step or a check lookup failed;
  * - `ERR_CLI_CHILD` — `demo`: a server process failed to start;
@@ -71,6 +73,7 @@ export type CliErrorCode =
   | 'ERR_CLI_RESOLVER_UNREACHABLE'
   | 'ERR_CLI_RESOLVER_RESPONSE'
   | 'ERR_CLI_LOOKUP_FAILED'
+  | 'ERR_CLI_RESOLVER_STARTUP'
   | 'ERR_CLI_PORT_BUSY'
   | 'ERR_CLI_DEMO_SETUP'
   | 'ERR_CLI_DEMO_LOOKUP'

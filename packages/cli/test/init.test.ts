@@ -300,6 +300,32 @@ describe('init with several nameservers', () => {
     }
   });
 
+  it("issues a certificate for the nameservers' names only with --no-cert-addresses", async () => {
+    await cli.json<InitJson>([
+      'init',
+      'dp',
+      '--dir',
+      'dp-names-only',
+      '--range',
+      '+44',
+      '--udp',
+      '0',
+      '--doh',
+      '8443',
+      '--ca-dir',
+      'ca',
+      '--no-cert-addresses',
+      '--ns',
+      `ns1.${ZONE}=192.0.2.1`,
+      '--ns',
+      'ns.dp.example',
+    ]);
+    const cert = new X509Certificate(
+      readFileSync(join(cli.dir, 'dp-names-only', 'server-cert.pem')),
+    );
+    expect(cert.subjectAltName).toBe(`DNS:ns1.${ZONE}, DNS:ns.dp.example`);
+  });
+
   it('prints each nameserver of the zone, and which have no glue', async () => {
     const out = await cli.ok([
       'init',

@@ -1,4 +1,5 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   buildQuery,
@@ -9,7 +10,7 @@ import {
   queryUdp,
   type ServerAddress,
 } from '@mimi-discovery/common';
-import type { DiscoveryResult } from '@mimi-discovery/resolver';
+import { DEFAULT_STARTUP_CHECK_ATTEMPTS, type DiscoveryResult } from '@mimi-discovery/resolver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { outboxCode } from '../../../test/helpers/registration.js';
 import { freePort } from '../../../test/helpers/ports.js';
@@ -352,5 +353,137 @@ describe('resolver serve', () => {
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toContain(`Usage: mimi-discovery ${path.join(' ')} [options]`);
     expect(result.stdout).toContain('Examples:\n  $ mimi-discovery ');
+  });
+});
+
+describe('init resolver', () => {
+  it('writes a config and a certificate that resolver serve starts from', async () => {
+    await cli.ok([
+      'init',
+      'resolver',
+      '--dir',
+      'made',
+      '--hints',
+      'root-hints.json',
+      '--trust-anchor',
+      'root.key',
+      '--ca-dir',
+      'ca',
+      '--udp',
+      '0',
+      '--api',
+      '0',
+      '--name',
+      'resolver.example',
+    ]);
+    const config = JSON.parse(readFileSync(join(cli.dir, 'made', 'config.json'), 'utf8')) as {
+      ca: string;
+      tls: { cert: string };
+    };
+    expect(config.ca).toBe(join(cli.dir, 'ca', 'ca.pem'));
+    const san = new X509Certificate(readFileSync(config.tls.cert)).subjectAltName ?? '';
+    expect(san).toContain('DNS:resolver.example');
+    expect(san).toContain('IP Address:127.0.0.1');
+    const running = await serveResolver('made/config.json');
+    try {
+      const result = await cli.json<DiscoveryResult>([
+        'lookup',
+        ALICE,
+        '--resolver',
+        running.listener('api').url ?? '',
+        '--ca',
+        'ca/ca.pem',
+      ]);
+      expectAliceFound(result);
+    } finally {
+      expect((await running.stop()).exitCode).toBe(0);
+    }
+  });
+
+  it('refuses hints it cannot start from, and writes nothing', async () => {
+    writeFileSync(join(cli.dir, 'not-hints.json'), '{"apex": "mimi.arpa", "servers": []}');
+    const result = await cli.run([
+      'init',
+      'resolver',
+      '--dir',
+      'unmade',
+      '--hints',
+      'not-hints.json',
+      '--trust-anchor',
+      'root.key',
+      '--ca-dir',
+      'ca',
+      '--udp',
+      '0',
+    ]);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toMatch(/not-hints\.json.*\(ERR_CONFIG_INVALID\)\n$/);
+    expect(existsSync(join(cli.dir, 'unmade'))).toBe(false);
+  });
+});
+
+describe('resolver serve: the start-up check (startupCheck)', () => {
+  /** `init resolver` into `dir` with `extra` flags; returns the config path. */
+  async function initResolver(dir: string, extra: readonly string[]): Promise<string> {
+    await cli.ok([
+      'init',
+      'resolver',
+      '--dir',
+      dir,
+      '--hints',
+      'root-hints.json',
+      '--udp',
+      '0',
+      ...extra,
+    ]);
+    return `${dir}/config.json`;
+  }
+
+  it('refuses to start, in one line naming the certificate, when the upstream CA is not the root’s', async () => {
+    const config = await initResolver('other-ca', [
+      '--trust-anchor',
+      'root.key',
+      '--ca-dir',
+      'other-ca-dir',
+    ]);
+    const result = await cli.run(['resolver', 'serve', '--config', config]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(/^mimi-discovery: [^\n]+\(ERR_CLI_RESOLVER_STARTUP\)\n$/);
+    expect(result.stderr).toContain(`after ${DEFAULT_STARTUP_CHECK_ATTEMPTS} attempts`);
+    expect(result.stderr).toContain('certificate of ns1.mimi.arpa at 127.0.0.1:');
+  });
+
+  it('refuses to start when the root’s keys do not match the trust anchor', async () => {
+    const stranger = createZoneKey('mimi.arpa', { seed: new Uint8Array(32).fill(2) });
+    writeFileSync(
+      join(cli.dir, 'stranger.key'),
+      formatTrustAnchor(createTrustAnchor('mimi.arpa', [stranger.dnskey])),
+    );
+    const config = await initResolver('stranger', [
+      '--trust-anchor',
+      'stranger.key',
+      '--ca-dir',
+      'ca',
+    ]);
+    const result = await cli.run(['resolver', 'serve', '--config', config]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(
+      /no DNSKEY matches the trust anchor \(ERR_CLI_RESOLVER_STARTUP\)\n$/,
+    );
+  });
+
+  it('starts without the check when it is turned off', async () => {
+    const config = await initResolver('unchecked', [
+      '--trust-anchor',
+      'root.key',
+      '--ca-dir',
+      'other-ca-dir',
+    ]);
+    const path = join(cli.dir, config);
+    const raw = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    writeFileSync(path, JSON.stringify({ ...raw, startupCheck: { enabled: false } }));
+    const running = await serveResolver(config);
+    expect((await running.stop()).exitCode).toBe(0);
   });
 });

@@ -6,7 +6,7 @@ import {
   type Http2ServerResponse,
 } from 'node:http2';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   DNS_MESSAGE_MEDIA_TYPE,
   EDNS_UDP_PAYLOAD_OCTETS,
@@ -14,6 +14,7 @@ import {
   buildQuery,
   createDohClient,
   DOH_RETRIES_ON_DEAD_CONNECTION,
+  DOH_CONNECT_TIMEOUT_MS,
   createLocalCa,
   decodeMessage,
   encodeMessage,
@@ -643,14 +644,169 @@ describe('DoH client', () => {
     }
   });
 
-  it('fails with ERR_TRANSPORT_CONNECTION for a server certificate from an untrusted CA', async () => {
+  it('fails with ERR_TRANSPORT_CERTIFICATE for a server certificate from an untrusted CA', async () => {
     mode = 'answer';
     const other = await createLocalCa();
     const client = createDohClient({ ca: other.certPem });
     try {
       const error = await client.query(url, buildQuery(NAME, 'MAP')).catch((e: unknown) => e);
-      expect(error).toMatchObject({ code: 'ERR_TRANSPORT_CONNECTION' });
+      expect(error).toMatchObject({ code: 'ERR_TRANSPORT_CERTIFICATE' });
+      expect((error as Error).message).toContain('certificate');
+      expect((error as Error).message).toContain('127.0.0.1');
       expect((error as Error).cause).toBeDefined();
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('DoH client: the certificate of a server called by name (RFC 6066 §3, RFC 6125)', () => {
+  let ca: LocalCa;
+  const servers: Http2SecureServer[] = [];
+  /** The SNI each server saw, by port. */
+  const sni = new Map<number, Array<string | false>>();
+
+  /** A DoH server on 127.0.0.1 with a certificate for `names`, answering every query. */
+  async function serverWith(names: {
+    hostnames: string[];
+    ipAddresses?: string[];
+  }): Promise<string> {
+    const leaf = await issueServerCertificate(ca, names);
+    const server = createSecureServer(
+      { cert: leaf.certPem, key: leaf.keyPem },
+      (request, response) => {
+        const chunks: Buffer[] = [];
+        request.on('data', (chunk: Buffer) => chunks.push(chunk));
+        request.on('end', () =>
+          response
+            .writeHead(200, { 'content-type': DNS_MESSAGE_MEDIA_TYPE })
+            .end(answer(Buffer.concat(chunks))),
+        );
+      },
+    );
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    const seen: Array<string | false> = [];
+    sni.set(port, seen);
+    server.on('secureConnection', (socket) => seen.push(socket.servername));
+    return `https://127.0.0.1:${port}/dns-query`;
+  }
+
+  beforeAll(async () => {
+    ca = await createLocalCa();
+  });
+  afterAll(async () => {
+    await Promise.all(
+      servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
+    );
+  });
+
+  it('reaches a server by its glue address with a certificate for its name only, sending the name as SNI', async () => {
+    const url = await serverWith({ hostnames: ['ns1.dp.example'] });
+    const client = createDohClient({ ca: ca.certPem });
+    try {
+      const response = await client.query(url, buildQuery(NAME, 'MAP'), {
+        serverName: 'ns1.dp.example.',
+      });
+      expect(response.rcode).toBe('NOERROR');
+      expect(sni.get(Number(new URL(url).port))).toEqual(['ns1.dp.example']);
+      // Without the name, the same certificate is checked against the address, and refused.
+      const error = await client.query(url, buildQuery(NAME, 'MAP')).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'ERR_TRANSPORT_CERTIFICATE' });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('refuses a certificate for another name, saying "certificate", the name and the address', async () => {
+    const url = await serverWith({ hostnames: ['ns1.other.example'], ipAddresses: ['127.0.0.1'] });
+    const client = createDohClient({ ca: ca.certPem });
+    try {
+      const error = await client
+        .query(url, buildQuery(NAME, 'MAP'), { serverName: 'ns1.dp.example' })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TransportError);
+      expect(error).toMatchObject({ code: 'ERR_TRANSPORT_CERTIFICATE' });
+      const message = (error as Error).message;
+      expect(message).toContain('certificate');
+      expect(message).toContain('ns1.dp.example');
+      expect(message).toContain(`127.0.0.1:${new URL(url).port}`);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('accepts a certificate for the address only when address certificates are accepted', async () => {
+    const url = await serverWith({ hostnames: [], ipAddresses: ['127.0.0.1'] });
+    const strict = createDohClient({ ca: ca.certPem });
+    const lenient = createDohClient({ ca: ca.certPem, acceptAddressCertificates: true });
+    try {
+      const error = await strict
+        .query(url, buildQuery(NAME, 'MAP'), { serverName: 'ns1.dp.example' })
+        .catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'ERR_TRANSPORT_CERTIFICATE' });
+      expect((error as Error).message).toContain('ns1.dp.example');
+      const response = await lenient.query(url, buildQuery(NAME, 'MAP'), {
+        serverName: 'ns1.dp.example',
+      });
+      expect(response.rcode).toBe('NOERROR');
+    } finally {
+      await strict.close();
+      await lenient.close();
+    }
+  });
+
+  it('still refuses a certificate for neither the name nor the address when address certificates are accepted', async () => {
+    const url = await serverWith({ hostnames: ['ns1.other.example'], ipAddresses: ['127.0.0.2'] });
+    const lenient = createDohClient({ ca: ca.certPem, acceptAddressCertificates: true });
+    try {
+      const error = await lenient
+        .query(url, buildQuery(NAME, 'MAP'), { serverName: 'ns1.dp.example' })
+        .catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'ERR_TRANSPORT_CERTIFICATE' });
+    } finally {
+      await lenient.close();
+    }
+  });
+
+  it(`gives up a connection whose handshake never completes (DOH_CONNECT_TIMEOUT_MS, ${DOH_CONNECT_TIMEOUT_MS} ms by default)`, async () => {
+    // A server that accepts TCP and never answers the ClientHello.
+    let closed = 0;
+    const silent = await fakeTcpServer((socket) => {
+      socket.on('close', () => closed++);
+      // Read (and drop) what comes, so that the client's end of the connection is seen.
+      socket.resume();
+    });
+    const client = createDohClient({ ca: ca.certPem, connectTimeoutMs: 200 });
+    try {
+      const error = await client
+        .query(`https://127.0.0.1:${silent.port}/dns-query`, buildQuery(NAME, 'MAP'), {
+          serverName: 'ns1.dp.example',
+          timeoutMs: 5000,
+        })
+        .catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'ERR_TRANSPORT_TIMEOUT' });
+      expect((error as Error).message).toContain('ns1.dp.example');
+      await vi.waitFor(() => expect(closed).toBe(1));
+    } finally {
+      await client.close();
+      await silent.close();
+    }
+  });
+
+  it('opens a connection per name for queries to one address under two names', async () => {
+    const url = await serverWith({ hostnames: ['ns1.dp.example', 'ns2.dp.example'] });
+    const client = createDohClient({ ca: ca.certPem });
+    try {
+      const names = ['ns1.dp.example', 'ns2.dp.example', 'ns1.dp.example'];
+      const responses = await Promise.all(
+        names.map((serverName) => client.query(url, buildQuery(NAME, 'MAP'), { serverName })),
+      );
+      expect(responses.map((r) => r.rcode)).toEqual(['NOERROR', 'NOERROR', 'NOERROR']);
+      const seen = sni.get(Number(new URL(url).port)) ?? [];
+      expect(new Set(seen)).toEqual(new Set(['ns1.dp.example', 'ns2.dp.example']));
     } finally {
       await client.close();
     }

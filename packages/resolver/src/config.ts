@@ -189,6 +189,11 @@ const upstreamSchema = z
     hostTtlSeconds: positiveIntSchema.max(86_400).exactOptional(),
     /** Server addresses remembered. */
     maxHosts: positiveIntSchema.max(1_000_000).exactOptional(),
+    /**
+     * A DoH server's certificate valid for its address but not for its name (the SNI sent: the
+     * `_dns` SVCB target, else the NS name) is accepted; default true.
+     */
+    acceptAddressCertificates: z.boolean().exactOptional(),
   })
   .check((ctx) => {
     const u = ctx.value;
@@ -214,6 +219,31 @@ const upstreamSchema = z
 
 /** Most issuers one gateway accepts tokens of. */
 export const MAX_GATEWAY_ISSUERS = 16;
+
+/** Default times `resolver serve` asks the root servers for the apex DNSKEY before refusing. */
+export const DEFAULT_STARTUP_CHECK_ATTEMPTS = 3;
+/** Most attempts of the start-up check a config may ask for. */
+export const MAX_STARTUP_CHECK_ATTEMPTS = 10;
+/** Default time each attempt of the start-up check gives the root servers (asked together). */
+export const DEFAULT_STARTUP_CHECK_TIMEOUT_MS = 3000;
+/** Pause between two attempts of the start-up check. */
+export const STARTUP_CHECK_RETRY_DELAY_MS = 1000;
+
+/**
+ * `startupCheck`: before it serves, `resolver serve` asks every root server of the hints, over
+ * the configured transport and with the configured CA, for the apex's DNSKEY RRset, and refuses
+ * to start, with one line saying why, when none answers with keys the trust anchor validates —
+ * a resolver that could only answer SERVFAIL. `attempts` tries, each of at most `timeoutMs`,
+ * {@link STARTUP_CHECK_RETRY_DELAY_MS} apart; `enabled: false` skips it (a resolver started
+ * before its root, which it then reaches once the root is up).
+ */
+const startupCheckSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  attempts: positiveIntSchema
+    .max(MAX_STARTUP_CHECK_ATTEMPTS)
+    .default(DEFAULT_STARTUP_CHECK_ATTEMPTS),
+  timeoutMs: timeoutMsSchema.max(60_000).default(DEFAULT_STARTUP_CHECK_TIMEOUT_MS),
+});
 
 /**
  * One issuer of `gateway.issuers`: its name (the URL authority its clients fetch tokens from,
@@ -344,7 +374,11 @@ function checkResolverListeners(ctx: ConfigCheckContext<ResolverListeners>): voi
  * `maxRecords`, `maxOctets` and `transferTimeoutMs` (the bounds of one transfer) may be set.
  * `upstream` (absent: the defaults) is `{ "timeoutMs": 2000, "rttBandMs": 400, "maxBackoffMs":
  * 120000, "hostTtlSeconds": 900, "maxHosts": 10000 }`: the per-server query timeout and the
- * infra cache's server selection (`infra-cache.ts`). `limits.clients` holds the per-client limits of every
+ * infra cache's server selection (`infra-cache.ts`), and `acceptAddressCertificates` (absent:
+ * true): a DoH server's certificate valid for its address but not its name is accepted.
+ * `startupCheck` (`{ "enabled": true, "attempts": 3, "timeoutMs": 3000 }`) is what
+ * `resolver serve` checks before it serves: a root server answering the apex DNSKEY with keys
+ * the trust anchor validates. `limits.clients` holds the per-client limits of every
  * front end (new names, query and request rates, exemptions: `front-end-limits.ts`); its
  * `newNameBurst` is at least `maxBatch`. `gateway` (absent: none) is the oblivious gateway on the
  * JSON API's port, which needs `listen.api`:
@@ -375,6 +409,7 @@ export const resolverConfigSchema = z
     log: logConfigSchema.prefault({}),
     queryLog: resolverQueryLogSchema.optional(),
     gateway: gatewayConfigSchema.optional(),
+    startupCheck: startupCheckSchema.prefault({}),
   })
   .check((ctx) => {
     checkResolverListeners(ctx);
@@ -456,6 +491,8 @@ export interface ResolverServerConfig extends ResolverConfig {
   queryLog?: ResolverFileConfig['queryLog'];
   /** The gateway; its paths absolute. */
   gateway?: ResolverFileConfig['gateway'];
+  /** What `resolver serve` checks before it serves. */
+  startupCheck: ResolverFileConfig['startupCheck'];
 }
 
 /** The files a resolver starts from, by path. */
@@ -561,6 +598,7 @@ export async function loadResolverConfig(path: string): Promise<ResolverServerCo
     limits: file.limits,
     ...(tls === undefined ? {} : { tls }),
     log: file.log,
+    startupCheck: file.startupCheck,
     ...(file.queryLog === undefined
       ? {}
       : { queryLog: { ...file.queryLog, path: at(file.queryLog.path) } }),

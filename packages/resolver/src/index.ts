@@ -149,6 +149,10 @@ export {
 // config.ts: the config file's schema and loader
 export {
   MAX_GATEWAY_ISSUERS,
+  DEFAULT_STARTUP_CHECK_ATTEMPTS,
+  MAX_STARTUP_CHECK_ATTEMPTS,
+  DEFAULT_STARTUP_CHECK_TIMEOUT_MS,
+  STARTUP_CHECK_RETRY_DELAY_MS,
   resolverConfigSchema,
   loadResolverConfig,
   readResolverFiles,

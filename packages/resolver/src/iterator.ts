@@ -321,6 +321,10 @@ export function referralServers(
       (rr) => rr.data.priority > 0,
     );
     const port = svcb?.data.params.port ?? DEFAULT_DOH_PORT;
+    // The name the server's certificate must hold: the SVCB target (RFC 9460 §2.5.2: "." is
+    // the record's owner, a `_dns` name no certificate holds, so the NS name instead).
+    const target = svcb === undefined ? '.' : canonicalName(svcb.data.target);
+    const serverName = target === '.' || target === '' ? host : target;
     const path = (svcb?.data.params.dohpath ?? DEFAULT_DOH_PATH).replace(/\{\?dns\}$/, '');
     // A nameserver without glue is skipped: looking its name up through the host's resolver
     // would leave the namespace and tell a third party which zones are walked (R6).
@@ -328,7 +332,7 @@ export function referralServers(
       const authority = h.includes(':') ? `[${h}]` : h;
       servers.push({
         name: host,
-        endpoint: { kind: 'doh', url: `https://${authority}:${port}${path}` },
+        endpoint: { kind: 'doh', url: `https://${authority}:${port}${path}`, serverName },
       });
     }
   }

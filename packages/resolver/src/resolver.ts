@@ -147,11 +147,18 @@ function rootServers(config: ResolverConfig): NameServer[] {
   const transport = config.transport ?? 'doh';
   return config.rootServers.flatMap((root): NameServer[] => {
     if (transport === 'doh') {
+      // The hints' name is the one the root server's certificate is verified against.
       if (root.doh !== undefined)
-        return [{ name: root.name, endpoint: { kind: 'doh', url: root.doh } }];
+        return [
+          { name: root.name, endpoint: { kind: 'doh', url: root.doh, serverName: root.name } },
+        ];
       return root.addresses.map((a) => ({
         name: root.name,
-        endpoint: { kind: 'doh', url: `https://${a.includes(':') ? `[${a}]` : a}/dns-query` },
+        endpoint: {
+          kind: 'doh',
+          url: `https://${a.includes(':') ? `[${a}]` : a}/dns-query`,
+          serverName: root.name,
+        },
       }));
     }
     return root.addresses.map((a) => ({

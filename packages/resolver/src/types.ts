@@ -182,6 +182,11 @@ export interface UpstreamConfig {
   hostTtlSeconds?: number;
   /** Server addresses remembered (`MAX_INFRA_HOSTS`). */
   maxHosts?: number;
+  /**
+   * Accept a DoH server's certificate that is valid for the address connected to but not for
+   * the server's name (its `_dns` SVCB target, else its NS name, sent as SNI); default true.
+   */
+  acceptAddressCertificates?: boolean;
 }
 
 /** `ResolverConfig.rootCopy` when not `false`. */

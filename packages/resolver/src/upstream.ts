@@ -55,7 +55,17 @@ export interface NameServer {
   readonly name: string;
   /** DoH (RFC 8484) at a URL, or plain DNS (UDP with TCP fallback on TC) at an address. */
   readonly endpoint:
-    { readonly kind: 'doh'; readonly url: string } | ({ readonly kind: 'dns' } & ServerAddress);
+    | {
+        readonly kind: 'doh';
+        readonly url: string;
+        /**
+         * The name its certificate is verified against and sent as SNI (RFC 6066 §3), while
+         * the connection goes to the URL's address (the glue): the `_dns` SVCB target, else
+         * the NS name. Absent: the URL's host.
+         */
+        readonly serverName?: string;
+      }
+    | ({ readonly kind: 'dns' } & ServerAddress);
 }
 
 /** The outcome of asking a zone's servers: a response, or why none came. */
@@ -97,6 +107,11 @@ export interface UpstreamInit {
   /** Per-server timeout; default {@link SERVER_TIMEOUT_MS}. */
   timeoutMs?: number;
   /**
+   * A DoH server's certificate valid for its address but not for its name is accepted; default
+   * true, so that networks whose certificates name addresses keep working.
+   */
+  acceptAddressCertificates?: boolean;
+  /**
    * With `doh`, the DoH client (and its TLS context, built from the CA) is made at once rather
    * than by the first query, which should not wait for it. Default: made when first needed.
    */
@@ -117,6 +132,12 @@ export interface UpstreamInit {
   /** Uniform in [0, 1), for the choice within the band; default `Math.random`. */
   random?: () => number;
 }
+/** Failures that say a server cannot be used as configured, rather than that it is slow. */
+const UNUSABLE_CODES: ReadonlySet<string> = new Set([
+  'ERR_TRANSPORT_CERTIFICATE',
+  'ERR_TRANSPORT_CONNECTION',
+]);
+
 /** Response codes after which the next server is tried (RFC 1035 §7.2 / RFC 8767). */
 const RETRY_RCODES: ReadonlySet<string> = new Set(['SERVFAIL', 'REFUSED', 'FORMERR', 'NOTIMP']);
 
@@ -133,6 +154,7 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
   const newDohClient = (): DohClient =>
     createDohClient({
       lanes: UPSTREAM_DOH_LANES,
+      acceptAddressCertificates: init.acceptAddressCertificates ?? true,
       ...(init.ca === undefined ? {} : { ca: init.ca }),
     });
   let doh: DohClient | undefined = init.transport === 'doh' ? newDohClient() : undefined;
@@ -166,16 +188,26 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
     else inFlight--;
   };
 
-  /** A failed exchange with `id`: into the infra cache, and a debug line with its backoff. */
-  const failed = (id: string, code: string, sentAt: number): void => {
+  /**
+   * A failed exchange with `id`: into the infra cache, and a line with its backoff. The first
+   * failure of a server that cannot be used as configured (its certificate refused, no
+   * connection) is logged at info with the reason, so that an operator sees why lookups fail;
+   * the rest at debug, so that a server down is one line, not one per question.
+   */
+  const failed = (id: string, error: TransportError, sentAt: number): void => {
     infra.failed(id, sentAt);
     const entry = infra.entry(id);
-    log.debug('upstream-failure', {
+    const fields = {
       server: id,
-      code,
+      code: error.code,
       failures: entry?.failures ?? 1,
       heldMs: Math.max(0, Math.round((entry?.heldUntil ?? 0) - now())),
-    });
+    };
+    if (fields.failures === 1 && UNUSABLE_CODES.has(error.code)) {
+      log.info('upstream-unusable', { ...fields, reason: error.message });
+    } else {
+      log.debug('upstream-failure', fields);
+    }
   };
 
   /**
@@ -202,7 +234,7 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
       infra.answered(id, monotonicMs() - started);
       log.debug('upstream-probe-answered', { server: id });
     } catch (error) {
-      if (error instanceof TransportError && !closed) failed(id, error.code, sentAt);
+      if (error instanceof TransportError && !closed) failed(id, error, sentAt);
       else infra.abandon(id);
     } finally {
       release();
@@ -213,7 +245,10 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
     const e = server.endpoint;
     if (e.kind === 'doh') {
       doh ??= newDohClient();
-      return doh.query(e.url, query, { timeoutMs });
+      return doh.query(e.url, query, {
+        timeoutMs,
+        ...(e.serverName === undefined ? {} : { serverName: e.serverName }),
+      });
     }
     return queryUdp({ host: e.host, port: e.port }, query, { timeoutMs });
   };
@@ -260,7 +295,7 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
       } catch (error) {
         if (!(error instanceof TransportError)) throw error;
         // A failed server goes after every working one until it answers again.
-        failed(id, error.code, sentAt);
+        failed(id, error, sentAt);
         if (error.code === 'ERR_TRANSPORT_TIMEOUT') timedOut = true;
         failures.push(`${id}: ${error.code}`);
       } finally {

@@ -28,6 +28,9 @@ import {
   DEFAULT_NEW_NAMES_PER_DAY,
   DEFAULT_QUERIES_PER_SECOND,
   DEFAULT_QUERY_BURST,
+  DEFAULT_STARTUP_CHECK_ATTEMPTS,
+  DEFAULT_STARTUP_CHECK_TIMEOUT_MS,
+  MAX_STARTUP_CHECK_ATTEMPTS,
   createResolver,
   loadResolverConfig,
   readResolverFiles,
@@ -103,6 +106,11 @@ describe('resolverConfigSchema', () => {
       listen: RESOLVER_LISTEN,
       limits: DEFAULT_LIMITS,
       log: { level: 'info' },
+      startupCheck: {
+        enabled: true,
+        attempts: DEFAULT_STARTUP_CHECK_ATTEMPTS,
+        timeoutMs: DEFAULT_STARTUP_CHECK_TIMEOUT_MS,
+      },
     });
   });
 
@@ -422,6 +430,52 @@ describe('resolverConfigSchema', () => {
       ],
     ],
     [
+      'startupCheck',
+      [
+        [
+          resolver('"startupCheck": { "enabled": false }'),
+          'startupCheck',
+          {
+            enabled: false,
+            attempts: DEFAULT_STARTUP_CHECK_ATTEMPTS,
+            timeoutMs: DEFAULT_STARTUP_CHECK_TIMEOUT_MS,
+          },
+        ],
+        [
+          resolver(
+            `"startupCheck": { "attempts": ${MAX_STARTUP_CHECK_ATTEMPTS}, "timeoutMs": 500 }`,
+          ),
+          'startupCheck',
+          { enabled: true, attempts: MAX_STARTUP_CHECK_ATTEMPTS, timeoutMs: 500 },
+        ],
+        [
+          resolver(`"startupCheck": { "attempts": ${MAX_STARTUP_CHECK_ATTEMPTS + 1} }`),
+          'error',
+          `startupCheck.attempts: must be at most ${MAX_STARTUP_CHECK_ATTEMPTS}`,
+        ],
+        [
+          resolver('"startupCheck": { "attempts": 0 }'),
+          'error',
+          'startupCheck.attempts: must be at least 1',
+        ],
+        [
+          resolver('"startupCheck": { "retries": 2 }'),
+          'error',
+          'unknown key "retries" in startupCheck',
+        ],
+        [
+          resolver('"upstream": { "acceptAddressCertificates": false }'),
+          'upstream',
+          { acceptAddressCertificates: false },
+        ],
+        [
+          resolver('"upstream": { "acceptAddressCertificates": "no" }'),
+          'error',
+          'upstream.acceptAddressCertificates: expected true or false, found a string',
+        ],
+      ],
+    ],
+    [
       'log',
       [
         [resolver('"log": { "level": "warn" }'), 'log', { level: 'warn' }],
@@ -546,6 +600,11 @@ describe('loadResolverConfig', () => {
       },
       tls: { cert: 'CERT', key: 'KEY' },
       log: { level: 'info' },
+      startupCheck: {
+        enabled: true,
+        attempts: DEFAULT_STARTUP_CHECK_ATTEMPTS,
+        timeoutMs: DEFAULT_STARTUP_CHECK_TIMEOUT_MS,
+      },
     });
   });
 

@@ -1,6 +1,6 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { csiToName, NXNAME_TYPE, parseCsi } from '@mimi-discovery/common';
+import { createLogger, csiToName, NXNAME_TYPE, parseCsi } from '@mimi-discovery/common';
 import {
   createResolver,
   failureBackoffSeconds,
@@ -282,6 +282,34 @@ async function countingRelay(
       }),
   };
 }
+
+describe('certificates of servers called by name', () => {
+  // The fixture's certificates hold `localhost` and 127.0.0.1, not the nameservers' names.
+  it('accepts a certificate for the address by default (upstream.acceptAddressCertificates)', async () => {
+    const { resolver } = resolverWithClock();
+    expect((await resolver.discover(CSIS.none)).status).toBe('none');
+  });
+
+  it('refuses it when address certificates are not accepted, saying why at info', async () => {
+    const logs: string[] = [];
+    const resolver = createResolver(
+      net.resolverConfig({ upstream: { acceptAddressCertificates: false } }),
+      { log: createLogger('resolver', { level: 'info', write: (line) => logs.push(line) }) },
+    );
+    opened.push(resolver);
+    const result = await resolver.discover(CSIS.none);
+    expect(result.status).toBe('error');
+    const unusable = logs
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((line) => line['event'] === 'upstream-unusable');
+    // One line per server as it starts failing (questions already in flight may add theirs).
+    expect(unusable.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(unusable.map((line) => line['server']))).toEqual(new Set([net.root.dohUrl]));
+    expect(unusable[0]).toMatchObject({ level: 'info', code: 'ERR_TRANSPORT_CERTIFICATE' });
+    expect(String(unusable[0]?.['reason'])).toContain('certificate');
+    expect(String(unusable[0]?.['reason'])).toContain(net.root.nameserver);
+  });
+});
 
 describe('cold resolution', () => {
   it('walks the root one label at a time: it sees the range, no digit below it, each name once', async () => {

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { mkdir } from 'node:fs/promises';
 import { isIPv6 } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -19,6 +20,7 @@ import {
   type NameserverSpec,
   type RRsetChange,
 } from '@mimi-discovery/authoritative';
+import { readResolverFiles, resolverConfigSchema } from '@mimi-discovery/resolver';
 import { Option, type Command } from 'commander';
 import { openStore } from '../config-file.js';
 import type { CommandEnv } from '../context.js';
@@ -53,7 +55,9 @@ import { loadOrCreateCa, writeServerCertificate } from '../tls-material.js';
  * - TLS when DoH or the registration API is served: the given certificate, or one issued by the
  *   local CA in `--ca-dir` (created there when absent) for `localhost`, `127.0.0.1`, `::1`, the
  *   nameservers' addresses and names, written to `DIR/server-cert.pem` and
- *   `DIR/server-key.pem`.
+ *   `DIR/server-key.pem`; with `--no-cert-addresses`, for the nameservers' names only, as a
+ *   public CA issues one (resolvers send the name as SNI and verify the certificate against it
+ *   while connecting to the glue address).
  *
  * Every zone of one `init` gets the same nameservers: a DP serving several ranges usually names
  * nameservers of its own domain, outside each zone (`--ns ns1.dp.example --ns ns2.dp.example`);
@@ -81,6 +85,7 @@ interface CommonFlags {
   tlsCert?: string;
   tlsKey?: string;
   caDir?: string;
+  certAddresses: boolean;
   json?: boolean;
 }
 
@@ -117,6 +122,11 @@ export interface InitSpec {
     admin: number | null;
   };
   tls: { cert: string; key: string } | { caDir: string } | undefined;
+  /**
+   * With a CA: the certificate also names `localhost`, 127.0.0.1, ::1 and the nameservers'
+   * addresses (default true); false: the nameservers' names only.
+   */
+  certAddresses?: boolean;
   /** Absolute path of the development outbox (DPs). */
   outbox?: string;
 }
@@ -214,7 +224,238 @@ Examples:
     spec.outbox = resolve(env.cwd, flags.outbox ?? join(flags.dir, 'outbox.jsonl'));
     await initServer(spec, Boolean(flags.json), env);
   });
+
+  init
+    .command('resolver')
+    .description(
+      "create a resolver's config and TLS certificate, from the root's hints and trust anchor",
+    )
+    .requiredOption('--dir <dir>', 'directory of the new resolver (created when missing)')
+    .requiredOption('--hints <file>', "the root hints ('mimi-discovery hints')")
+    .requiredOption('--trust-anchor <file>', "the trust anchor ('mimi-discovery trust-anchor')")
+    .option('--host <address>', 'address the listeners bind to', listenHost, '127.0.0.1')
+    .option(
+      '--name <host>',
+      "a host name the resolver's certificate is issued for; repeat for more",
+      collect(domainName),
+      [],
+    )
+    .option('--udp <port>', 'DNS over UDP port (0: ephemeral)', listenPort)
+    .option('--tcp <port>', 'DNS over TCP port (0: ephemeral)', listenPort)
+    .option('--doh <port>', 'DNS over HTTPS port (needs TLS)', listenPort)
+    .option('--api <port>', 'JSON API port (HTTPS, needs TLS)', listenPort)
+    .option('--admin <port>', 'health and metrics port (plain HTTP)', listenPort)
+    .addOption(new Option('--tls-cert <file>', 'TLS certificate chain (PEM)').conflicts('caDir'))
+    .addOption(new Option('--tls-key <file>', 'TLS private key (PEM)').conflicts('caDir'))
+    .option(
+      '--ca-dir <dir>',
+      "local CA directory that issues the resolver's certificate (created when absent); its ca.pem is also the upstream CA unless --upstream-ca",
+    )
+    .option(
+      '--upstream-ca <file>',
+      "CA certificates (PEM) trusted for DoH to the root and the DPs (default: --ca-dir's ca.pem, else the system's)",
+    )
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ mimi-discovery init resolver --dir ./net/resolver --hints ./net/root-hints.json \
+      --trust-anchor ./net/root.key --ca-dir ./net/ca --udp 5353 --tcp 5353 --api 8453`,
+    )
+    .action(async (flags: ResolverFlags) => {
+      await initResolver(resolverSpecFrom(flags, env), Boolean(flags.json), env);
+    });
   return init;
+}
+
+interface ResolverFlags {
+  dir: string;
+  hints: string;
+  trustAnchor: string;
+  host: string;
+  name: string[];
+  udp?: number;
+  tcp?: number;
+  doh?: number;
+  api?: number;
+  admin?: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  caDir?: string;
+  upstreamCa?: string;
+  json?: boolean;
+}
+
+/** What `init resolver` creates; every path absolute. */
+export interface ResolverInitSpec {
+  dir: string;
+  hints: string;
+  trustAnchor: string;
+  host: string;
+  /** Host names the certificate is issued for, besides `localhost` and the loopback addresses. */
+  names: string[];
+  ports: {
+    udp: number | null;
+    tcp: number | null;
+    doh: number | null;
+    api: number | null;
+    admin: number | null;
+  };
+  tls: { cert: string; key: string } | { caDir: string } | undefined;
+  /** The CA file trusted for DoH upstream; undefined: the system's. */
+  upstreamCa: string | undefined;
+}
+
+/** What `init resolver` reports. */
+export interface ResolverInitReport {
+  config: string;
+  dir: string;
+  tls?: { cert: string; key: string; ca?: string; caCreated?: boolean };
+  upstreamCa?: string;
+}
+
+function resolverSpecFrom(flags: ResolverFlags, env: CommandEnv): ResolverInitSpec {
+  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
+    throw usageError('ERR_USAGE', '--tls-cert and --tls-key go together');
+  }
+  const at = (path: string): string => resolve(env.cwd, path);
+  const tls =
+    flags.tlsCert !== undefined && flags.tlsKey !== undefined
+      ? { cert: at(flags.tlsCert), key: at(flags.tlsKey) }
+      : flags.caDir !== undefined
+        ? { caDir: at(flags.caDir) }
+        : undefined;
+  const upstreamCa =
+    flags.upstreamCa !== undefined
+      ? at(flags.upstreamCa)
+      : flags.caDir !== undefined
+        ? join(at(flags.caDir), 'ca.pem')
+        : undefined;
+  return {
+    dir: at(flags.dir),
+    hints: at(flags.hints),
+    trustAnchor: at(flags.trustAnchor),
+    host: flags.host,
+    names: [...new Set(flags.name)],
+    ports: {
+      udp: flags.udp ?? null,
+      tcp: flags.tcp ?? null,
+      doh: flags.doh ?? null,
+      api: flags.api ?? null,
+      admin: flags.admin ?? null,
+    },
+    tls,
+    upstreamCa,
+  };
+}
+
+/**
+ * Creates a resolver as `spec` says: `DIR/config.json` (valid under `resolverConfigSchema`, with
+ * absolute paths to the hints, the trust anchor and the upstream CA) and, with a CA, its
+ * certificate for `localhost`, 127.0.0.1, ::1, the listen address and the names given, in
+ * `DIR/server-cert.pem` and `DIR/server-key.pem`. The hints and the anchor are read and checked
+ * (`readResolverFiles`) before anything is written, so that a resolver is never configured with
+ * files it cannot start from. An existing `DIR/config.json` is never overwritten; the config is
+ * written last.
+ */
+export async function initResolver(
+  spec: ResolverInitSpec,
+  json: boolean,
+  env: CommandEnv,
+): Promise<void> {
+  const configPath = join(spec.dir, 'config.json');
+  const tlsPaths =
+    spec.tls === undefined
+      ? undefined
+      : 'cert' in spec.tls
+        ? spec.tls
+        : { cert: join(spec.dir, 'server-cert.pem'), key: join(spec.dir, 'server-key.pem') };
+  const raw = {
+    rootHints: spec.hints,
+    trustAnchor: spec.trustAnchor,
+    ...(spec.upstreamCa === undefined ? {} : { ca: spec.upstreamCa }),
+    listen: { host: spec.host, ...spec.ports },
+    ...(tlsPaths === undefined ? {} : { tls: tlsPaths }),
+  };
+  try {
+    parseConfig(resolverConfigSchema, raw, configPath);
+  } catch (error) {
+    if (error instanceof ConfigError && error.issues.some((issue) => issue.path === 'tls')) {
+      throw usageError(
+        'ERR_USAGE',
+        `${spec.ports.doh !== null ? '--doh' : '--api'} needs TLS: give --tls-cert and --tls-key, or --ca-dir for a local CA`,
+        error,
+      );
+    }
+    if (error instanceof ConfigError && error.issues.some((issue) => issue.path === 'listen')) {
+      throw usageError(
+        'ERR_USAGE',
+        'give at least one of --udp, --tcp, --doh and --api: the resolver would serve no one',
+        error,
+      );
+    }
+    throw error;
+  }
+  if (existsSync(configPath)) {
+    throw failure(
+      'ERR_CLI_EXISTS',
+      `${configPath} exists: refusing to overwrite a resolver's config`,
+    );
+  }
+  if (spec.tls !== undefined && 'cert' in spec.tls) {
+    for (const file of [spec.tls.cert, spec.tls.key]) {
+      if (!existsSync(file)) throw usageError('ERR_USAGE', `TLS file ${file} does not exist`);
+    }
+  }
+  // A CA directory created below holds the upstream CA too: its file is checked after that.
+  const caCreatedHere = spec.tls !== undefined && 'caDir' in spec.tls;
+  await readResolverFiles({
+    rootHints: spec.hints,
+    trustAnchor: spec.trustAnchor,
+    ...(spec.upstreamCa === undefined || caCreatedHere ? {} : { ca: spec.upstreamCa }),
+  });
+
+  await mkdir(spec.dir, { recursive: true });
+  const report: ResolverInitReport = {
+    config: configPath,
+    dir: spec.dir,
+    ...(spec.upstreamCa === undefined ? {} : { upstreamCa: spec.upstreamCa }),
+  };
+  if (spec.tls !== undefined && tlsPaths !== undefined) {
+    if ('caDir' in spec.tls) {
+      const ca = await loadOrCreateCa(spec.tls.caDir);
+      const host = isIP(spec.host) !== 0 && spec.host !== '0.0.0.0' && spec.host !== '::';
+      const written = await writeServerCertificate(ca.ca, spec.dir, {
+        hostnames: ['localhost', ...spec.names],
+        ipAddresses: [...new Set(['127.0.0.1', '::1', ...(host ? [spec.host] : [])])],
+      });
+      report.tls = { ...written, ca: ca.certPath, caCreated: ca.created };
+    } else {
+      report.tls = { ...tlsPaths };
+    }
+  }
+  if (spec.upstreamCa !== undefined && caCreatedHere) {
+    await readResolverFiles({
+      rootHints: spec.hints,
+      trustAnchor: spec.trustAnchor,
+      ca: spec.upstreamCa,
+    });
+  }
+  await writeNew(configPath, `${JSON.stringify(raw, null, 2)}\n`, 0o644);
+  if (json) {
+    env.out(`${JSON.stringify(report, null, 2)}\n`);
+    return;
+  }
+  const lines = [`created a resolver in ${report.dir}`, `  config  ${report.config}`];
+  if (report.tls) {
+    lines.push(`  tls     ${report.tls.cert}`);
+    if (report.tls.ca !== undefined) {
+      lines.push(`  ca      ${report.tls.ca}${report.tls.caCreated === true ? ' (created)' : ''}`);
+    }
+  }
+  if (report.upstreamCa !== undefined) lines.push(`  upstream CA  ${report.upstreamCa}`);
+  env.out(`${lines.join('\n')}\n`);
 }
 
 function withServerFlags(command: Command): Command {
@@ -258,6 +499,10 @@ function withServerFlags(command: Command): Command {
       '--ca-dir <dir>',
       'local CA directory (ca.pem, ca-key.pem; created when absent) that issues the server certificate',
     )
+    .option(
+      '--no-cert-addresses',
+      "with --ca-dir: a certificate for the nameservers' names only (as a public CA issues), without localhost and addresses",
+    )
     .option('--json', 'print the result as JSON');
 }
 
@@ -295,6 +540,7 @@ function specFrom(
     ...(flags.soaPrimary === undefined ? {} : { mname: flags.soaPrimary }),
     ports,
     tls,
+    certAddresses: flags.certAddresses,
   };
   checkNameservers(spec);
   return spec;
@@ -427,11 +673,12 @@ export async function initServer(spec: InitSpec, json: boolean, env: CommandEnv)
   if (spec.tls !== undefined && tlsPaths !== undefined) {
     if ('caDir' in spec.tls) {
       const ca = await loadOrCreateCa(spec.tls.caDir);
-      const ipAddresses = [
-        ...new Set(['127.0.0.1', '::1', ...given.flatMap((ns) => ns.addresses)]),
-      ];
+      const withAddresses = spec.certAddresses ?? true;
+      const ipAddresses = withAddresses
+        ? [...new Set(['127.0.0.1', '::1', ...given.flatMap((ns) => ns.addresses)])]
+        : [];
       const written = await writeServerCertificate(ca.ca, spec.dir, {
-        hostnames: ['localhost', ...nameservers],
+        hostnames: withAddresses ? ['localhost', ...nameservers] : nameservers,
         ipAddresses,
       });
       report.tls = { ...written, ca: ca.certPath, caCreated: ca.created };

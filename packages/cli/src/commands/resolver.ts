@@ -10,6 +10,7 @@ import type { Command } from 'commander';
 import { CONFIG_ENV, configPath } from '../config-file.js';
 import type { CommandEnv } from '../context.js';
 import { usageError } from '../errors.js';
+import { checkResolverStartup } from '../resolver-startup.js';
 import { printListeners, stopSignal, withQueryLogPath, type ListenerJson } from './serve.js';
 
 /**
@@ -20,7 +21,9 @@ import { printListeners, stopSignal, withQueryLogPath, type ListenerJson } from 
  * or SIGTERM (in-process: until the context's signal aborts), when it closes every listener and
  * the resolver's upstream connections and ends with exit 0. Logs are JSON lines on stderr.
  * `--query-log FILE` turns the query log on (or moves it) for this run, `--query-log-api` adds
- * the JSON API's lookups to it.
+ * the JSON API's lookups to it. Before it serves, it asks the root servers for the apex DNSKEY
+ * (`startupCheck`, {@link checkResolverStartup}) and refuses to start, with one line saying why
+ * and exit 2, when none answers with keys the trust anchor validates.
  */
 
 interface ServeFlags {
@@ -87,7 +90,9 @@ Examples:
       };
       const log = env.log ?? createLogger('resolver', { level: config.log.level });
       const stopped = stopSignal(env.signal);
-      // The hints and the anchor were checked (and the anchor parsed) by loadResolverConfig.
+      // The hints and the anchor were checked (and the anchor parsed) by loadResolverConfig;
+      // whether the root can be reached with them is checked before any port is bound.
+      await checkResolverStartup(config, env.signal === undefined ? {} : { signal: env.signal });
       const resolver = createResolver(config, { log });
       let server: RunningResolverServer | undefined;
       try {

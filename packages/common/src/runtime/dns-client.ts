@@ -7,9 +7,15 @@
  */
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { connect as connectTcp, isIPv6, type Socket } from 'node:net';
-import { createSecureContext } from 'node:tls';
-import { Agent, type Dispatcher } from 'undici';
+import { connect as connectTcp, isIP, isIPv6, type Socket } from 'node:net';
+import {
+  checkServerIdentity,
+  connect as connectTls,
+  createSecureContext,
+  type PeerCertificate,
+  type SecureContext,
+} from 'node:tls';
+import { Agent, type buildConnector, type Dispatcher } from 'undici';
 import { MimiError } from '../protocol/errors.js';
 import { namesEqual } from '../protocol/names.js';
 import type { Message, Question } from '../protocol/records.js';
@@ -39,6 +45,14 @@ export const MAX_DOH_CLIENT_LANES = 16;
  * (RFC 8484 §4.1), so repeating it is safe; the query's one deadline covers every attempt.
  */
 export const DOH_RETRIES_ON_DEAD_CONNECTION = 1;
+/**
+ * Longest a DoH connection may take to be made (TCP and the TLS handshake) before it is given
+ * up, as undici's own connector does by default: a query gives up sooner by its own timeout,
+ * but the half-made connection would otherwise stay until the server dropped it.
+ */
+export const DOH_CONNECT_TIMEOUT_MS = 10_000;
+/** Delay before TCP keep-alive probes start on an idle DoH connection (undici's default). */
+const DOH_KEEPALIVE_INITIAL_DELAY_MS = 60_000;
 
 /**
  * Errors of a connection that died under a request: undici's (`UND_ERR_SOCKET` for HTTP/1.1,
@@ -74,6 +88,11 @@ export const TRANSPORT_ERROR_CODES = Object.freeze([
   'ERR_TRANSPORT_CONFIG',
   /** A server listener could not bind its address. */
   'ERR_TRANSPORT_LISTEN',
+  /**
+   * A TLS server's certificate was refused: not valid for the name asked for (nor, where that is
+   * accepted, for the address connected to), not from a trusted CA, expired or not yet valid.
+   */
+  'ERR_TRANSPORT_CERTIFICATE',
 ] as const);
 
 /** A code from {@link TRANSPORT_ERROR_CODES}. */
@@ -110,6 +129,14 @@ export interface UdpQueryOptions extends ClientOptions {
 export interface DohQueryOptions extends ClientOptions {
   /** Default `POST`. */
   method?: 'GET' | 'POST';
+  /**
+   * The server's host name: sent as SNI (RFC 6066 §3) and the name its certificate must be
+   * valid for (RFC 6125), while the connection goes to the URL's host, typically the glue
+   * address of a nameserver called by name (RFC 8484 §10: the DoH server is authenticated as
+   * TLS authenticates any HTTPS server). Absent, or an IP address: the URL's host is both.
+   * A connection is made for one name: queries to one address under two names do not share it.
+   */
+  serverName?: string;
 }
 
 /** A DNS server's address for UDP and TCP. */
@@ -339,6 +366,137 @@ export interface DohClientOptions {
    * one batch (a contact sync) are spread over several connections instead.
    */
   lanes?: number;
+  /**
+   * With {@link DohQueryOptions.serverName}, a certificate that is not valid for that name is
+   * still accepted when it is valid for the address connected to (certificates issued for a
+   * nameserver's IP address, as networks set up before names were checked have); default false.
+   */
+  acceptAddressCertificates?: boolean;
+  /**
+   * Longest a connection may take to be made, TLS handshake included; default
+   * {@link DOH_CONNECT_TIMEOUT_MS}.
+   */
+  connectTimeoutMs?: number;
+}
+
+/**
+ * The codes Node's TLS gives a refused certificate: OpenSSL's X.509 verification results
+ * (`X509_verify_cert_error_string`, as `tls.TLSSocket.authorizationError` names them) and the
+ * name check of `tls.checkServerIdentity`. A failure with one of them is a
+ * `ERR_TRANSPORT_CERTIFICATE`, not a connection that could not be made.
+ */
+const CERTIFICATE_ERROR_CODES: ReadonlySet<string> = new Set([
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID',
+  'CERT_HAS_EXPIRED',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_CHAIN_TOO_LONG',
+  'CERT_REVOKED',
+  'INVALID_CA',
+  'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'HOSTNAME_MISMATCH',
+]);
+
+/**
+ * Whether the peer's certificate is valid for `name` (a host name, or undefined for none) or,
+ * with `acceptAddress` or without a name, for `address`: undefined when it is, else why not.
+ */
+function checkIdentity(
+  name: string | undefined,
+  address: string,
+  certificate: PeerCertificate,
+  acceptAddress: boolean,
+): Error | undefined {
+  if (name === undefined) return checkServerIdentity(address, certificate);
+  const byName = checkServerIdentity(name, certificate);
+  if (byName === undefined) return undefined;
+  if (acceptAddress && checkServerIdentity(address, certificate) === undefined) return undefined;
+  return byName;
+}
+
+/** `error` as a {@link TransportError}: `ERR_TRANSPORT_CERTIFICATE` for a refused certificate. */
+function connectError(error: Error, name: string | undefined, where: string): TransportError {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && CERTIFICATE_ERROR_CODES.has(code)) {
+    return new TransportError(
+      'ERR_TRANSPORT_CERTIFICATE',
+      `certificate of ${name ?? where} at ${where} refused: ${error.message} (${code})`,
+      { cause: error },
+    );
+  }
+  return new TransportError(
+    'ERR_TRANSPORT_CONNECTION',
+    `TLS connection to ${name === undefined ? where : `${name} at ${where}`} failed: ${error.message}`,
+    { cause: error },
+  );
+}
+
+/**
+ * The connector of a DoH client's connections, in place of undici's: it connects to the URL's
+ * host and verifies the certificate against the request's `servername` (sent as SNI), or the
+ * host when there is none ({@link checkIdentity}), and fails with a {@link TransportError}
+ * that says which. undici passes the `servername` of the request that opens the connection
+ * and opens a new connection for a request with another.
+ */
+function dohConnector(
+  secureContext: SecureContext | undefined,
+  allowH2: boolean,
+  acceptAddress: boolean,
+  connectTimeoutMs: number,
+): buildConnector.connector {
+  return (options, callback) => {
+    const address = options.hostname;
+    const port = Number(options.port === '' ? 443 : options.port);
+    const given = options.servername ?? undefined;
+    const name = given === undefined || given === '' || isIP(given) !== 0 ? undefined : given;
+    const where = `${address.includes(':') ? `[${address}]` : address}:${port}`;
+    let done = false;
+    const socket = connectTls({
+      host: address,
+      port,
+      ...(name === undefined ? {} : { servername: name }),
+      ...(secureContext === undefined ? {} : { secureContext }),
+      ALPNProtocols: allowH2 ? ['h2', 'http/1.1'] : ['http/1.1'],
+      checkServerIdentity: (_host, certificate) =>
+        checkIdentity(name, address, certificate, acceptAddress),
+    });
+    const timer = setTimeout(
+      () =>
+        socket.destroy(
+          new TransportError(
+            'ERR_TRANSPORT_TIMEOUT',
+            `no TLS connection to ${name ?? where} at ${where} within ${connectTimeoutMs} ms`,
+          ),
+        ),
+      connectTimeoutMs,
+    );
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, DOH_KEEPALIVE_INITIAL_DELAY_MS);
+    socket.once('secureConnect', () => {
+      clearTimeout(timer);
+      if (done) return;
+      done = true;
+      callback(null, socket);
+    });
+    socket.once('error', (error) => {
+      clearTimeout(timer);
+      if (done) return;
+      done = true;
+      callback(error instanceof TransportError ? error : connectError(error, name, where), null);
+    });
+  };
 }
 
 function pemBuffer(value: string | Uint8Array): string | Buffer {
@@ -403,6 +561,7 @@ function exchange(
   target: URL,
   method: 'GET' | 'POST',
   body: Buffer | undefined,
+  serverName: string | undefined,
   signal: AbortSignal,
 ): Promise<DohExchange> {
   return new Promise<DohExchange>((resolve, reject) => {
@@ -466,20 +625,21 @@ function exchange(
         fail(error);
       },
     };
+    // undici takes a request's `servername` (absent from its option types) for the TLS
+    // connection that carries it, and gives the request a connection made for that name.
+    const options: Dispatcher.DispatchOptions & { servername?: string } = {
+      origin: target.origin,
+      path: `${target.pathname}${target.search}`,
+      method,
+      headers: DOH_HEADERS[method],
+      ...(body === undefined ? {} : { body }),
+      ...(serverName === undefined ? {} : { servername: serverName }),
+      // A DNS query is safe to repeat (RFC 8484 §4.1 allows GET for it); marked so, a POST
+      // may share an HTTP/2 connection with others and be retried on a closed connection.
+      idempotent: true,
+    };
     try {
-      dispatcher.dispatch(
-        {
-          origin: target.origin,
-          path: `${target.pathname}${target.search}`,
-          method,
-          headers: DOH_HEADERS[method],
-          ...(body === undefined ? {} : { body }),
-          // A DNS query is safe to repeat (RFC 8484 §4.1 allows GET for it); marked so, a POST
-          // may share an HTTP/2 connection with others and be retried on a closed connection.
-          idempotent: true,
-        },
-        handler,
-      );
+      dispatcher.dispatch(options, handler);
     } catch (error) {
       fail(error);
     }
@@ -523,8 +683,14 @@ export function createDohClient(options: DohClientOptions = {}): DohClient {
   // Given `ca`, Node's TLS builds a secure context (parsing every CA certificate into a new
   // store) for each connection; built here once, it is shared by every connection of the client.
   const secureContext = ca === undefined ? undefined : createSecureContext({ ca });
+  const connector = dohConnector(
+    secureContext,
+    allowH2,
+    options.acceptAddressCertificates ?? false,
+    options.connectTimeoutMs ?? DOH_CONNECT_TIMEOUT_MS,
+  );
   const lanes = Array.from({ length: laneCount }, () =>
-    createLane(allowH2, connections, secureContext),
+    createLane(allowH2, connections, connector),
   );
 
   const query = async (
@@ -536,6 +702,10 @@ export function createDohClient(options: DohClientOptions = {}): DohClient {
     const method = queryOptions.method ?? 'POST';
     const wire = padMessage(encodeMessage(message), QUERY_PADDING_BLOCK_OCTETS);
     const target = new URL(url);
+    const serverName =
+      queryOptions.serverName === undefined || isIP(queryOptions.serverName) !== 0
+        ? undefined
+        : queryOptions.serverName.replace(/\.$/, '');
     if (method === 'GET') target.searchParams.set('dns', Buffer.from(wire).toString('base64url'));
     const lane = lanes.length === 1 ? (lanes[0] as Lane) : (lanes[randomInt(lanes.length)] as Lane);
     // The timeout error is made only when the timer fires: an Error captures a stack trace,
@@ -566,6 +736,7 @@ export function createDohClient(options: DohClientOptions = {}): DohClient {
           target,
           method,
           method === 'POST' ? Buffer.from(wire) : undefined,
+          serverName,
           controller.signal,
         );
       let response: Awaited<ReturnType<typeof exchange>> | undefined;
@@ -624,7 +795,7 @@ export function createDohClient(options: DohClientOptions = {}): DohClient {
 function createLane(
   allowH2: boolean,
   connections: number,
-  secureContext: ReturnType<typeof createSecureContext> | undefined,
+  connector: buildConnector.connector,
 ): Lane {
   const agent = new Agent({
     allowH2,
@@ -633,7 +804,7 @@ function createLane(
     // HTTP/2 allowed, a server that only speaks HTTP/1.1 gets pipelined requests instead, which
     // RFC 9112 §9.3.2 requires servers to accept.
     pipelining: allowH2 ? DOH_CLIENT_STREAMS_PER_CONNECTION : 1,
-    ...(secureContext === undefined ? {} : { connect: { secureContext } }),
+    connect: connector,
   });
 
   // One connection set-up per origin at a time. undici's pool opens a new connection for each
