@@ -57,7 +57,12 @@ beforeAll(async () => {
   config = join(net.dir, 'phone-config.json');
   writeFileSync(
     config,
-    JSON.stringify({ role: 'dp', dataDir: net.phone.dataDir, apex: net.apex, log: { level: 'silent' } }),
+    JSON.stringify({
+      role: 'dp',
+      dataDir: net.phone.dataDir,
+      apex: net.apex,
+      log: { level: 'silent' },
+    }),
   );
   clock = createFakeClock();
   resolver = createResolver(resolverConfigFor(net.root.provider, net.caPem), {
@@ -107,5 +112,38 @@ describe('an independent prover, added and removed with keys', () => {
     expect(bogus).toMatchObject({ status: 'error', error: { reason: 'bogus' } });
     // The DP's own prover is untouched: its mappings are still found.
     expect((await resolver.discover(ALICE_CSI)).status).toBe('found');
+  }, 60_000);
+});
+
+describe('a CSIP added with keys add-csip', () => {
+  it('revokes a recycled number through the registration API with csip revoke', async () => {
+    const run = (argv: string[]) => runCli(argv, { cwd: net.dir, env: {}, log: silentLogger });
+    const made = await run(['csip', 'keygen', '--out', 'csip.key', '--json']);
+    expect(made.exitCode).toBe(0);
+    const { publicKey } = JSON.parse(made.stdout) as { publicKey: string };
+    expect((await keys('add-csip', '--public-key', publicKey)).exitCode).toBe(0);
+    writeFileSync(join(net.dir, 'ca.pem'), net.caPem);
+    const api = apiOf(net.phone);
+    const revoked = await run([
+      'csip',
+      'revoke',
+      '--key',
+      'csip.key',
+      '--csi',
+      ALICE_CSI,
+      '--api',
+      api.url,
+      '--ca',
+      'ca.pem',
+      // Alice was attested moments ago, maybe in this very second: a second ahead covers her
+      // attestation for sure (a `before` within the clock skew is accepted).
+      '--before',
+      String(Math.floor(Date.now() / 1000) + 1),
+      '--json',
+    ]);
+    expect(revoked).toMatchObject({ exitCode: 0, stderr: '' });
+    expect(JSON.parse(revoked.stdout)).toMatchObject({ csi: ALICE_CSI, removed: 1 });
+    clock.advance(DEFAULT_AUTHKEY_TTL_SECONDS + 1);
+    expect((await resolver.discover(ALICE_CSI)).status).toBe('none');
   }, 60_000);
 });
