@@ -294,7 +294,12 @@ export type { DpConfig } from './config.js';
 
 // metrics.ts
 export { QUERY_DURATION_BUCKETS, createAuthoritativeMetrics } from './metrics.js';
-export type { AuthoritativeMetrics } from './metrics.js';
+export type {
+  AuthoritativeMetrics,
+  RegistrationEvents,
+  RegistrationLimit,
+  ZoneStatusSource,
+} from './metrics.js';
 
 // server.ts, delegation.ts
 export { startDp, storeDirectory, RESIGN_INTERVAL_MS } from './answering/server.js';
