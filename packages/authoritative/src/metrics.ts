@@ -215,7 +215,8 @@ export function createAuthoritativeMetrics(
     },
   );
   // Every series exists from the start, so rate() sees the first event (no missing series).
-  for (const reason of ['client', 'csi', 'attempts'] as const) registrationLimited.inc({ reason }, 0);
+  for (const reason of ['client', 'csi', 'attempts'] as const)
+    registrationLimited.inc({ reason }, 0);
 
   registry.gauge<'zone'>('zone_soa_serial', {
     help: 'SOA serial of each zone served',

@@ -200,9 +200,14 @@ describe.each(kinds)('AUTHKEY changes in the %s', (_name, open) => {
       await expect(store.applyOperation(ORIGIN, operation)).rejects.toBeInstanceOf(StoreError);
     }
     await expect(
-      addAuthkey(store, ORIGIN, { role: 'csip', publicKey: CSIP.publicKey, notAfter: T0 - 1 }, {
-        now: T0,
-      }),
+      addAuthkey(
+        store,
+        ORIGIN,
+        { role: 'csip', publicKey: CSIP.publicKey, notAfter: T0 - 1 },
+        {
+          now: T0,
+        },
+      ),
     ).rejects.toMatchObject({ code: 'ERR_AUTHKEY_BAD_KEY' });
     expect(snapshot(store, ORIGIN)).toEqual(before);
     await store.close();

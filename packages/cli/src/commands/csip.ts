@@ -114,7 +114,9 @@ Examples:
       const before = flags.before ?? now;
       let revocation: Uint8Array;
       try {
-        revocation = encodeRevocation(createRevocation({ csi, before, iat: now }, keyPair.secretKey));
+        revocation = encodeRevocation(
+          createRevocation({ csi, before, iat: now }, keyPair.secretKey),
+        );
       } catch (error) {
         if (error instanceof MimiError) throw usageError(error.code, error.message, error);
         throw error;
