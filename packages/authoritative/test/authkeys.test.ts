@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, keyPairFromSeed } from '@mimi-discovery/common';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import {
   AuthkeyError,
   DEFAULT_AUTHKEY_TTL_SECONDS,
@@ -27,6 +27,7 @@ import {
   snapshot,
 } from './registration-fixture.js';
 import { ORIGIN, PROVER_SEED, T0, fakeClock, zoneInit } from './store-battery.js';
+import { startMemoryDp } from './memory-dp.js';
 
 // The apex AUTHKEY RRset managed one key at a time (keys/authkeys.ts over the store operations
 // add-authkeys, remove-authkeys and renew-authkey of mapping-ops.ts), against the memory store
@@ -298,6 +299,65 @@ describe('the DP’s renewal of its prover AUTHKEY', () => {
     } finally {
       await renewal.stop();
       await store.close();
+    }
+  });
+});
+
+describe('two LMDB store objects over one data directory (a DP and the command line)', () => {
+  it('lose neither of an addition through one and a removal through the other', async () => {
+    const dataDir = join(dirs, `lmdb-${++counter}`);
+    const options = { dataDir, now: clock.now, proverSeed: PROVER_SEED };
+    const server = await openLmdbStore(options);
+    await server.addZone(zoneInit(ORIGIN));
+    await addAuthkey(
+      server,
+      ORIGIN,
+      { role: 'csip', publicKey: CSIP.publicKey, notAfter: T0 + DAY },
+      { now: T0 },
+    );
+    const cli = await openLmdbStore(options);
+    try {
+      await Promise.all([
+        removeAuthkey(cli, ORIGIN, { role: 'csip', publicKey: CSIP.publicKey }),
+        addAuthkey(
+          server,
+          ORIGIN,
+          { role: 'prover', publicKey: INDEPENDENT_PROVER.publicKey, notAfter: T0 + DAY },
+          { now: T0 },
+        ),
+      ]);
+      const expected = [
+        id('prover', server.proverKey().publicKey),
+        id('prover', INDEPENDENT_PROVER.publicKey),
+      ].sort();
+      expect(keysOf(cli)).toEqual(expected);
+      // The other object sees the other's commit from its next read.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(keysOf(server)).toEqual(expected);
+    } finally {
+      await cli.close();
+      await server.close();
+    }
+  });
+});
+
+describe('a running DP', () => {
+  it('renews its prover AUTHKEY at start when it expires within prover.renewBeforeDays', async () => {
+    const dp = await startMemoryDp(
+      join(dirs, `dp-${++counter}`),
+      { authkeyTtl: 120, prover: { authkeyValidityDays: 100, renewBeforeDays: 20 } },
+      async (store) => {
+        await renewProverAuthkey(store, ORIGIN, { now: T0, validityDays: 10 });
+      },
+    );
+    try {
+      await vi.waitFor(() => {
+        const listing = listAuthkeys(dp.store, ORIGIN);
+        expect(listing.keys.find((k) => k.own)?.notAfter).toBe(T0 + 100 * DAY);
+        expect(listing.ttl).toBe(120);
+      });
+    } finally {
+      await dp.close();
     }
   });
 });
