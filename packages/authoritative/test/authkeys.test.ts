@@ -303,6 +303,36 @@ describe('the DP’s renewal of its prover AUTHKEY', () => {
   });
 });
 
+describe('the renewal timer', () => {
+  it('checks again every intervalMs without being asked', async () => {
+    const t = fakeClock(T0);
+    const store = createMemoryStore({
+      now: t.now,
+      proverSeed: PROVER_SEED,
+      proverKeyLifetimeSeconds: 40 * DAY,
+    });
+    await store.addZone(zoneInit(ORIGIN));
+    const renewal = startAuthkeyRenewal({
+      store,
+      policy: { authkeyValidityDays: 365, renewBeforeDays: 30 },
+      ttl: 300,
+      now: t.now,
+      intervalMs: 10,
+    });
+    try {
+      t.advance(11 * DAY);
+      await vi.waitFor(() => {
+        expect(listAuthkeys(store, ORIGIN).keys.find((k) => k.own)?.notAfter).toBe(
+          T0 + 11 * DAY + 365 * DAY,
+        );
+      });
+    } finally {
+      await renewal.stop();
+      await store.close();
+    }
+  });
+});
+
 describe('two LMDB store objects over one data directory (a DP and the command line)', () => {
   it('lose neither of an addition through one and a removal through the other', async () => {
     const dataDir = join(dirs, `lmdb-${++counter}`);
