@@ -303,6 +303,28 @@ describe('the DP’s renewal of its prover AUTHKEY', () => {
   });
 });
 
+describe('the renewal over a store that fails', () => {
+  it('logs the fault and resolves, so that the timer keeps running', async () => {
+    const store = createMemoryStore({ now: clock.now, proverSeed: PROVER_SEED });
+    await store.addZone(zoneInit(ORIGIN));
+    await store.close();
+    const lines: string[] = [];
+    const renewal = startAuthkeyRenewal({
+      store,
+      policy: { authkeyValidityDays: 365, renewBeforeDays: 30 },
+      ttl: 300,
+      now: clock.now,
+      log: createLogger('dp', { level: 'info', write: (line) => lines.push(line) }),
+    });
+    try {
+      expect(await renewal.tick()).toEqual([]);
+      expect(lines.some((l) => l.includes('prover-authkey-renewal-failed'))).toBe(true);
+    } finally {
+      await renewal.stop();
+    }
+  });
+});
+
 describe('the renewal timer', () => {
   it('checks again every intervalMs without being asked', async () => {
     const t = fakeClock(T0);

@@ -31,7 +31,7 @@ import { openConfiguredStore, storeDirectory } from '../store/store-factory.js';
 import { createRegistrar } from '../registration/registration.js';
 import { startRegistrationApi, type RegistrationApi } from '../registration/registration-api.js';
 import type { DiscoveryStore } from '../store/store.js';
-import { startAuthkeyRenewal, type AuthkeyRenewal } from '../keys/authkeys.js';
+import { startAuthkeyRenewal } from '../keys/authkeys.js';
 import { zoneStatusOf } from '../keys/zone-status.js';
 
 /**
@@ -215,17 +215,16 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
     }
 
     // A DP's own prover AUTHKEY is renewed before it lapses (config `prover`), checked at once.
-    let authkeyRenewal: AuthkeyRenewal | undefined;
     if (config.role === 'dp') {
-      authkeyRenewal = startAuthkeyRenewal({
+      const renewal = startAuthkeyRenewal({
         store,
         policy: config.prover,
         ttl: config.authkeyTtl,
         now,
         log: log.child('authkeys'),
       });
-      started.push({ close: () => authkeyRenewal?.stop() ?? Promise.resolve() });
-      void authkeyRenewal.tick();
+      started.push({ close: () => renewal.stop() });
+      void renewal.tick();
     }
 
     // RRSIGs are renewed well before they expire (design §5): a small pass every interval.

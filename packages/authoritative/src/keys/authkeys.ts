@@ -275,34 +275,47 @@ export function startAuthkeyRenewal(components: AuthkeyRenewalComponents): Authk
   let running: Promise<string[]> = Promise.resolve([]);
   let stopped = false;
 
-  const check = async (): Promise<string[]> => {
-    const renewed: string[] = [];
-    for (const zone of store.listZones()) {
-      if (stopped) break;
+  /** Renews in one zone when due; true when it did. Faults are logged, never thrown. */
+  const renewZone = async (zone: string): Promise<boolean> => {
+    try {
       const t = now();
       const due = proverRenewalDue(listAuthkeys(store, zone), t, policy.renewBeforeDays);
       if (due === undefined) {
         if (!unlisted.has(zone)) log.warn('prover-authkey-not-listed', { zone });
         unlisted.add(zone);
-        continue;
+        return false;
       }
-      if (!due) continue;
-      try {
-        const done = await renewProverAuthkey(store, zone, {
-          now: t,
-          ttl,
-          validityDays: policy.authkeyValidityDays,
-        });
-        renewed.push(zone);
-        log.info('prover-authkey-renewed', { zone, serial: done.serial, notAfter: done.notAfter });
-      } catch (error) {
-        log.error('prover-authkey-renewal-failed', { zone, error });
-      }
+      if (!due) return false;
+      const done = await renewProverAuthkey(store, zone, {
+        now: t,
+        ttl,
+        validityDays: policy.authkeyValidityDays,
+      });
+      log.info('prover-authkey-renewed', { zone, serial: done.serial, notAfter: done.notAfter });
+      return true;
+    } catch (error) {
+      // A zone removed meanwhile, a store closing, a write that failed: the next check retries.
+      log.error('prover-authkey-renewal-failed', { zone, error });
+      return false;
+    }
+  };
+  const check = async (): Promise<string[]> => {
+    const renewed: string[] = [];
+    let zones: string[];
+    try {
+      zones = store.listZones();
+    } catch (error) {
+      log.error('prover-authkey-renewal-failed', { error });
+      return renewed;
+    }
+    for (const zone of zones) {
+      if (stopped) break;
+      if (await renewZone(zone)) renewed.push(zone);
     }
     return renewed;
   };
   const tick = (): Promise<string[]> => {
-    running = running.then(check, check);
+    running = running.then(check);
     return running;
   };
   const timer = setInterval(() => {
