@@ -45,6 +45,13 @@ import {
   PG_POOL_SIZE,
   PG_STATEMENT_TIMEOUT_MS,
 } from './store/pg-store.js';
+import { DEFAULT_AUTHKEY_TTL_SECONDS } from './zone/zone-signer.js';
+import {
+  DEFAULT_AUTHKEY_RENEW_BEFORE_DAYS,
+  DEFAULT_AUTHKEY_VALIDITY_DAYS,
+  MAX_AUTHKEY_VALIDITY_DAYS,
+  MAX_TTL_SECONDS,
+} from './keys/authkeys.js';
 import {
   MAX_ATTEMPTS_PER_CODE,
   REQUESTS_PER_CLIENT_PER_MINUTE,
@@ -332,6 +339,32 @@ const storeSchema = z.discriminatedUnion(
   { error: 'expected "lmdb" or "postgres"' },
 );
 
+/**
+ * `prover`: the validity of this DP's own prover AUTHKEY (design §4) and when it is renewed.
+ * `mimi-discovery keys renew` and the DP itself (`keys/authkeys.ts`, once at start and then
+ * every `AUTHKEY_RENEWAL_INTERVAL_MS`) set its `notAfter` to now + `authkeyValidityDays` when
+ * fewer than `renewBeforeDays` remain.
+ */
+const proverSchema = z
+  .strictObject({
+    authkeyValidityDays: z
+      .int()
+      .min(1)
+      .max(MAX_AUTHKEY_VALIDITY_DAYS)
+      .default(DEFAULT_AUTHKEY_VALIDITY_DAYS),
+    renewBeforeDays: positiveIntSchema.default(DEFAULT_AUTHKEY_RENEW_BEFORE_DAYS),
+  })
+  .check((ctx) => {
+    if (ctx.issues.length === 0 && ctx.value.renewBeforeDays >= ctx.value.authkeyValidityDays) {
+      ctx.issues.push({
+        code: 'custom',
+        input: ctx.value,
+        path: ['renewBeforeDays'],
+        message: 'must be less than prover.authkeyValidityDays',
+      });
+    }
+  });
+
 /** Why the root refuses what only a DP has. */
 const NO_REGISTRATION_API = 'not allowed when role is "root" (the root has no registration API)';
 
@@ -358,6 +391,7 @@ const NO_REGISTRATION_API = 'not allowed when role is "root" (the root has no re
  *                     "requestsPerClientPerMinute": 60, "channels": {} },
  *   "transfer": { "transfersPerClient": 1, "maxTransfers": 16, "keys": [], "notify": [],
  *                 "notifyRetries": 5, "notifyTimeoutMs": 2000, "notifyCheckIntervalMs": 200 },
+ *   "authkeyTtl": 300, "prover": { "authkeyValidityDays": 365, "renewBeforeDays": 30 },
  *   "log": { "level": "info" } }
  * ```
  *
@@ -401,6 +435,13 @@ export const dpConfigSchema = z
     queryLog: queryLogConfigSchema.optional(),
     /** Each zone's journal for IXFR (`journalSchema`); absent: the store's defaults. */
     journal: journalSchema.optional(),
+    /**
+     * TTL of the apex AUTHKEY RRsets, in seconds: of new zones, and of existing ones from their
+     * next AUTHKEY write (`keys add-prover`, `remove-prover`, `renew`, …).
+     */
+    authkeyTtl: z.int().min(0).max(MAX_TTL_SECONDS).default(DEFAULT_AUTHKEY_TTL_SECONDS),
+    /** This DP's prover AUTHKEY: validity and renewal (`proverSchema`). */
+    prover: proverSchema.prefault({}),
   })
   .check((ctx) => {
     checkTlsForHttps(ctx);

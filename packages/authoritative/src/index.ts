@@ -24,6 +24,7 @@ export {
   DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
   DEFAULT_SOA_TIMERS,
   DEFAULT_APEX_TTL,
+  DEFAULT_AUTHKEY_TTL_SECONDS,
   RESIGN_MAX_RRSETS_PER_WRITE,
   signatureJitter,
 } from './zone/zone-signer.js';
@@ -69,7 +70,32 @@ export type {
   RemovalRecord,
   RevocationRecord,
   MaprefRequestRecord,
+  AuthkeyRef,
 } from './store/mapping-ops.js';
+
+// keys/authkeys.ts: the keys authorized for a range (AUTHKEY), and the prover key's renewal
+export {
+  DEFAULT_AUTHKEY_VALIDITY_DAYS,
+  DEFAULT_AUTHKEY_RENEW_BEFORE_DAYS,
+  MAX_AUTHKEY_VALIDITY_DAYS,
+  AUTHKEY_RENEWAL_INTERVAL_MS,
+  AuthkeyError,
+  listAuthkeys,
+  addAuthkey,
+  removeAuthkey,
+  renewProverAuthkey,
+  proverRenewalDue,
+  startAuthkeyRenewal,
+} from './keys/authkeys.js';
+export type {
+  AuthkeyErrorCode,
+  ListedAuthkey,
+  AuthkeyListing,
+  AuthkeyChange,
+  AuthkeyWriteOptions,
+  AuthkeyRenewalComponents,
+  AuthkeyRenewal,
+} from './keys/authkeys.js';
 
 // memory-store.ts, lmdb-store.ts
 export { createMemoryStore } from './store/memory-store.js';
@@ -268,7 +294,12 @@ export type { DpConfig } from './config.js';
 
 // metrics.ts
 export { QUERY_DURATION_BUCKETS, createAuthoritativeMetrics } from './metrics.js';
-export type { AuthoritativeMetrics } from './metrics.js';
+export type {
+  AuthoritativeMetrics,
+  RegistrationEvents,
+  RegistrationLimit,
+  ZoneStatusSource,
+} from './metrics.js';
 
 // server.ts, delegation.ts
 export { startDp, storeDirectory, RESIGN_INTERVAL_MS } from './answering/server.js';

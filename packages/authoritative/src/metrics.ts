@@ -40,9 +40,16 @@ import type { DiscoveryStore } from './store/store.js';
  * | `authoritative_connections_closed_total{listener,reason}`  | counter | listeners: closed by the server |
  * | `authoritative_rate_limited_total{frontend,action}` | counter | RRL (udp: drop, slip), DoH (429) |
  * | `authoritative_rate_limit_entries{table}`           | gauge   | streams of RRL, clients of DoH   |
+ * | `authoritative_registration_codes_sent_total{channel}` | counter | the registrar: one-time codes handed to `outbox`, `smtp`, `webhook` |
+ * | `authoritative_registration_channel_failures_total{channel}` | counter | the registrar: a channel that failed to take a code |
+ * | `authoritative_registration_rate_limited_total{reason}` | counter | the registrar: requests refused by `client` (requests per client), `csi` (codes per CSI), `attempts` (tries per code) |
+ * | `authoritative_zone_soa_serial{zone}`               | gauge   | `store.zoneInfo` when scraped     |
+ * | `authoritative_zone_rrsig_earliest_expiry_timestamp_seconds{zone}` | gauge | `store.signatureStatus` when scraped: the RRSIG that expires first |
+ * | `authoritative_zone_keys{zone,state}`               | gauge   | the key directory when scraped: the zone's keys by state |
  *
  * plus the process metrics of prom-client. Label values are small fixed sets (a transport, an
- * rcode, a reason): never a CSI, a query name or a client address.
+ * rcode, a reason, a channel, one of the server's own zones): never a CSI, a query name or a
+ * client address.
  *
  * One way to declare, as in every package: each metric is declared here, once. What happens on
  * the request path is recorded when it happens (`recordQuery`); what another part keeps a
@@ -77,11 +84,40 @@ export interface AuthoritativeMetrics {
   watchQueryLog(queryLog: Pick<QueryLog, 'stats'>): void;
   /** Reports the counts and tables of the per-client limits (`dp-limits.ts`). */
   watchLimits(limits: { stats(): DpLimitStats }): void;
+  /** The registrar's events (`registration.ts`): codes sent, channel failures, rate limits. */
+  readonly registration: RegistrationEvents;
+  /** Reports each zone's signatures and keys (`ZoneStatusSource`) when metrics are scraped. */
+  watchZoneStatus(source: ZoneStatusSource): void;
+}
+
+/** Why the registrar refused a request as over a limit. */
+export type RegistrationLimit = 'client' | 'csi' | 'attempts';
+
+/** What the registrar tells its metrics. */
+export interface RegistrationEvents {
+  /** A one-time code was handed to `channel` (its name: `outbox`, `smtp`, `webhook`). */
+  codeSent(channel: string): void;
+  /** `channel` failed to take a code (the request failed with `ERR_CHANNEL_FAILED`). */
+  channelFailed(channel: string): void;
+  /** A request was refused for being over `limit`. */
+  rateLimited(limit: RegistrationLimit): void;
+}
+
+/**
+ * Where the zone gauges read what only the signing side knows, when metrics are scraped: the
+ * store's signature status and the zone's keys by state (the key directory's `keyStateAt`).
+ * Either may be left out: its gauge then has no samples (never a made-up value).
+ */
+export interface ZoneStatusSource {
+  /** The earliest RRSIG expiration of the zone, seconds since the epoch; undefined: unknown. */
+  earliestExpiry?(origin: string): number | undefined;
+  /** How many of the zone's keys are in each state now (`published`, `active`, …). */
+  keyStates?(origin: string): ReadonlyMap<string, number> | undefined;
 }
 
 /** Declares the metrics of an authoritative server over `store` in a new registry. */
 export function createAuthoritativeMetrics(
-  store: Pick<DiscoveryStore, 'listZones'>,
+  store: Pick<DiscoveryStore, 'listZones' | 'zoneInfo'>,
 ): AuthoritativeMetrics {
   const registry = createMetricsRegistry('authoritative', { processMetrics: true });
   const queries: Counter<'transport' | 'rcode'> = registry.counter<'transport' | 'rcode'>(
@@ -157,8 +193,87 @@ export function createAuthoritativeMetrics(
     },
   });
 
+  const codesSent: Counter<'channel'> = registry.counter<'channel'>(
+    'registration_codes_sent_total',
+    {
+      help: 'One-time codes handed to a channel (outbox, smtp, webhook)',
+      labelNames: ['channel'],
+    },
+  );
+  const channelFailures: Counter<'channel'> = registry.counter<'channel'>(
+    'registration_channel_failures_total',
+    {
+      help: 'One-time codes a channel (outbox, smtp, webhook) failed to take',
+      labelNames: ['channel'],
+    },
+  );
+  const registrationLimited: Counter<'reason'> = registry.counter<'reason'>(
+    'registration_rate_limited_total',
+    {
+      help: 'Registration requests refused by a limit: client (requests per client), csi (codes per CSI), attempts (tries per code)',
+      labelNames: ['reason'],
+    },
+  );
+  // Every series exists from the start, so rate() sees the first event (no missing series).
+  for (const reason of ['client', 'csi', 'attempts'] as const)
+    registrationLimited.inc({ reason }, 0);
+
+  registry.gauge<'zone'>('zone_soa_serial', {
+    help: 'SOA serial of each zone served',
+    labelNames: ['zone'],
+    collect() {
+      this.reset();
+      for (const zone of store.listZones()) {
+        const info = store.zoneInfo(zone);
+        if (info !== undefined) this.set({ zone }, info.serial);
+      }
+    },
+  });
+  let zoneStatus: ZoneStatusSource | undefined;
+  registry.gauge<'zone'>('zone_rrsig_earliest_expiry_timestamp_seconds', {
+    help: 'When the first RRSIG of each zone expires, seconds since the epoch (re-signing keeps it days ahead)',
+    labelNames: ['zone'],
+    collect() {
+      this.reset();
+      const source = zoneStatus?.earliestExpiry;
+      if (source === undefined) return;
+      for (const zone of store.listZones()) {
+        const expiry = source.call(zoneStatus, zone);
+        if (expiry !== undefined) this.set({ zone }, expiry);
+      }
+    },
+  });
+  registry.gauge<'zone' | 'state'>('zone_keys', {
+    help: 'DNSSEC keys of each zone by state (generated, published, active, retired, revoked, removed)',
+    labelNames: ['zone', 'state'],
+    collect() {
+      this.reset();
+      const source = zoneStatus?.keyStates;
+      if (source === undefined) return;
+      for (const zone of store.listZones()) {
+        for (const [state, count] of source.call(zoneStatus, zone) ?? []) {
+          this.set({ zone, state }, count);
+        }
+      }
+    },
+  });
+
   return {
     registry,
+    registration: {
+      codeSent(channel) {
+        codesSent.inc({ channel });
+      },
+      channelFailed(channel) {
+        channelFailures.inc({ channel });
+      },
+      rateLimited(limit) {
+        registrationLimited.inc({ reason: limit });
+      },
+    },
+    watchZoneStatus(source) {
+      zoneStatus = source;
+    },
     recordQuery(transport, rcode, seconds) {
       queries.inc({ transport, rcode });
       latency.observe({ transport }, seconds);

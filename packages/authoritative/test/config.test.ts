@@ -101,6 +101,8 @@ describe('dpConfigSchema', () => {
       limits: DEFAULT_LIMITS,
       registration: DEFAULT_REGISTRATION,
       log: { level: 'info' },
+      authkeyTtl: 300,
+      prover: { authkeyValidityDays: 365, renewBeforeDays: 30 },
     });
     // The inferred type is what servers program against.
     const udp: number | null = config.listen.udp;
@@ -217,6 +219,35 @@ describe('dpConfigSchema', () => {
           'error',
           'signing.validityDays: expected a whole number, found a fraction',
         ],
+      ],
+    ],
+    [
+      'authkeyTtl',
+      [
+        [dp('"authkeyTtl": 60'), 'authkeyTtl', 60],
+        [dp('"authkeyTtl": -1'), 'error', 'authkeyTtl: must be at least 0'],
+        [dp('"authkeyTtl": 2147483648'), 'error', 'authkeyTtl: must be at most 2147483647'],
+      ],
+    ],
+    [
+      'prover',
+      [
+        [
+          dp('"prover": { "renewBeforeDays": 7 }'),
+          'prover',
+          { authkeyValidityDays: 365, renewBeforeDays: 7 },
+        ],
+        [
+          dp('"prover": { "authkeyValidityDays": 30 }'),
+          'error',
+          'prover.renewBeforeDays: must be less than prover.authkeyValidityDays',
+        ],
+        [
+          dp('"prover": { "authkeyValidityDays": 3651 }'),
+          'error',
+          'prover.authkeyValidityDays: must be at most 3650',
+        ],
+        [dp('"prover": { "renew": 1 }'), 'error', 'unknown key "renew" in prover'],
       ],
     ],
     [

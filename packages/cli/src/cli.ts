@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { registerCsip } from './commands/csip.js';
 import { registerDb } from './commands/db.js';
 import { registerDelegation } from './commands/delegate.js';
 import { registerDemo } from './commands/demo.js';
@@ -117,6 +118,7 @@ Examples:
   registerDb(program, env);
   registerKeys(program, env);
   registerRecipient(program, env);
+  registerCsip(program, env);
   registerResolver(program, env);
   registerRelay(program, env);
   registerIssuer(program, env);

@@ -31,6 +31,8 @@ import { openConfiguredStore, storeDirectory } from '../store/store-factory.js';
 import { createRegistrar } from '../registration/registration.js';
 import { startRegistrationApi, type RegistrationApi } from '../registration/registration-api.js';
 import type { DiscoveryStore } from '../store/store.js';
+import { startAuthkeyRenewal } from '../keys/authkeys.js';
+import { zoneStatusOf } from '../keys/zone-status.js';
 
 /**
  * One running Discovery Provider (or the root directory, `role: "root"`): the store its config
@@ -87,6 +89,8 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
   let closeLast: { close(): Promise<void> } | undefined;
   try {
     const metrics = createAuthoritativeMetrics(store);
+    // Earliest RRSIG expiry and key states per zone, from the store's signing state.
+    metrics.watchZoneStatus(zoneStatusOf(store, { now }));
     const answer = createAnswerer(store, { now, log: log.child('answer') });
     // Answers are computed in the event turn of their query (the store reads synchronously), so
     // the handler stays synchronous too: the UDP listener then sends without a promise.
@@ -174,6 +178,7 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
         now,
         log: log.child('registration'),
         apex: config.apex,
+        events: metrics.registration,
         limits: {
           codeTtlSeconds: config.registration.codeTtlSeconds,
           maxAttemptsPerCode: config.registration.maxAttemptsPerCode,
@@ -207,6 +212,19 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
     if (adminServer) {
       started.push(adminServer);
       metrics.watchConnections('admin', adminServer);
+    }
+
+    // A DP's own prover AUTHKEY is renewed before it lapses (config `prover`), checked at once.
+    if (config.role === 'dp') {
+      const renewal = startAuthkeyRenewal({
+        store,
+        policy: config.prover,
+        ttl: config.authkeyTtl,
+        now,
+        log: log.child('authkeys'),
+      });
+      started.push({ close: () => renewal.stop() });
+      void renewal.tick();
     }
 
     // RRSIGs are renewed well before they expire (design §5): a small pass every interval.

@@ -41,6 +41,7 @@ import {
 } from './rate-limit.js';
 import { RegistrationError, type RegistrationErrorCode } from './registration-error.js';
 import type { DiscoveryStore } from '../store/store.js';
+import type { RegistrationEvents } from '../metrics.js';
 
 /**
  * The registration logic of a Discovery Provider (design §8), independent of HTTP:
@@ -121,6 +122,8 @@ export interface RegistrarOptions {
   readonly apex?: string;
   /** A uniform random integer in [0, max) for codes; default `crypto.randomInt`. */
   readonly randomInt?: (max: number) => number;
+  /** Told of codes sent, channel failures and rate limits (the DP's metrics); default nobody. */
+  readonly events?: RegistrationEvents;
 }
 
 /** What `prove` did. */
@@ -197,6 +200,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
   const limits = options.limits ?? {};
   const apex = options.apex ?? DEFAULT_APEX;
   const log = options.log ?? silentLogger;
+  const events = options.events;
   const clock = options.now ?? systemClock;
   const validity = limits.attestationValiditySeconds ?? ATTESTATION_VALIDITY_SECONDS;
   if (
@@ -239,6 +243,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     const taken = requests.take(client);
     if (taken.kind === 'limited') {
       log.info('rate-limited', { limit: 'client', client });
+      events?.rateLimited('client');
       throw new RegistrationError('ERR_RATE_LIMITED', undefined, {
         detail: 'client',
         retryAfter: taken.retryAfter,
@@ -344,6 +349,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       const taken = sends.take(csi);
       if (taken.kind === 'limited') {
         log.info('rate-limited', { limit: 'csi-sends', zone: origin });
+        events?.rateLimited('csi');
         throw new RegistrationError('ERR_RATE_LIMITED', undefined, {
           detail: 'csi',
           retryAfter: taken.retryAfter,
@@ -355,12 +361,14 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       } catch (error) {
         codes.discard(csi, code);
         log.warn('code-not-sent', { zone: origin, channel: channel.name, error });
+        events?.channelFailed(channel.name);
         throw new RegistrationError('ERR_CHANNEL_FAILED', undefined, {
           detail: channel.name,
           cause: error,
         });
       }
       log.info('code-sent', { zone: origin, channel: channel.name });
+      events?.codeSent(channel.name);
       return { csi, expiresAt, channel: channel.name };
     },
 
@@ -386,6 +394,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
         case 'expired':
           throw new RegistrationError('ERR_CODE_EXPIRED');
         case 'too-many-attempts':
+          events?.rateLimited('attempts');
           throw new RegistrationError('ERR_TOO_MANY_ATTEMPTS');
         case 'none':
           throw new RegistrationError('ERR_CODE_INVALID', 'no code is pending for this CSI');

@@ -18,6 +18,7 @@ import {
   type AuthkeyRole,
   type Mapping,
   type MaprefRequest,
+  type RecordOf,
   type Removal,
   type ResourceRecord,
   type Revocation,
@@ -73,6 +74,11 @@ import {
  * the whole RRset; each request is taken once. A removal that leaves no MAP at the CSI deletes
  * the MAPREF RRset too (the last holder has left, so nothing vouches for the pointers); a
  * revocation always deletes it, since the pointers may have been set by the revoked holder.
+ *
+ * Rules for the apex AUTHKEY RRset (design §4: the keys authorized for the range): keys are
+ * added (`add-authkeys`), removed (`remove-authkeys`) and renewed (`renew-authkey`, a new
+ * `notAfter`) one operation at a time, each decided against the RRset as the transaction reads
+ * it, so an addition and a removal that race both take effect.
  *
  * Worked example, CSI name N holding Alice's mapping (seq 3): Bob's publish (seq 1, no "new"
  * bit) plans `put MAP N {Alice#3, Bob#1}`; Alice's removal up to seq 5 then plans
@@ -165,7 +171,37 @@ export type StoreOperation =
       readonly keys: readonly AuthkeyData[];
       /** Default: the TTL of the zone's AUTHKEY RRset. */
       readonly ttl?: number;
+    }
+  | {
+      /**
+       * Delete keys from the apex AUTHKEY RRset, each named by role and public key; refused
+       * `not-found` (nothing deleted) when one of them is not listed. Deleting the last key
+       * deletes the RRset.
+       */
+      readonly kind: 'remove-authkeys';
+      readonly keys: readonly AuthkeyRef[];
+      /** The RRset's TTL after the write; default: unchanged. */
+      readonly ttl?: number;
+    }
+  | {
+      /**
+       * Give a listed AUTHKEY (by role and public key) a new `notAfter` (a renewal); refused
+       * `not-found` when it is not listed. `notAfter` must lie after `now`.
+       */
+      readonly kind: 'renew-authkey';
+      readonly key: AuthkeyRef;
+      readonly notAfter: number;
+      readonly now: number;
+      /** The RRset's TTL after the write; default: unchanged. */
+      readonly ttl?: number;
     };
+
+/** An AUTHKEY named by what identifies it in the RRset: its role and its public key. */
+export interface AuthkeyRef {
+  readonly role: AuthkeyRole;
+  /** Ed25519 public key, 32 octets. */
+  readonly publicKey: Uint8Array;
+}
 
 /** Why an operation was refused; a refused operation changes nothing. */
 export type RefusalReason =
@@ -185,7 +221,7 @@ export type RefusalReason =
   | 'superseded'
   /** A revocation covers the attestation. */
   | 'revoked'
-  /** A removal for a key without a stored mapping. */
+  /** A removal for a key without a stored mapping; an AUTHKEY to remove or renew not listed. */
   | 'not-found'
   /** A MapRef request that was already applied. */
   | 'replayed'
@@ -362,6 +398,20 @@ export type PreparedOperation =
       readonly name: string;
       readonly keys: readonly AuthkeyData[];
       readonly ttl: number | undefined;
+    }
+  | {
+      readonly kind: 'remove-authkeys';
+      readonly name: string;
+      readonly keys: readonly AuthkeyRef[];
+      readonly ttl: number | undefined;
+    }
+  | {
+      readonly kind: 'renew-authkey';
+      readonly name: string;
+      readonly key: AuthkeyRef;
+      readonly notAfter: number;
+      readonly now: number;
+      readonly ttl: number | undefined;
     };
 
 /** Largest TTL (RFC 2181 §8). */
@@ -446,6 +496,34 @@ export function prepareOperation(origin: string, operation: StoreOperation): Pre
         kind: op.kind,
         name: origin,
         keys: op.keys.map(authkeyOf),
+        ttl: op.ttl === undefined ? undefined : ttlOf(op.ttl),
+      };
+    }
+    case 'remove-authkeys': {
+      if (!Array.isArray(op.keys) || op.keys.length === 0) {
+        throw bad('remove-authkeys needs at least one key');
+      }
+      return {
+        kind: op.kind,
+        name: origin,
+        keys: op.keys.map(authkeyRefOf),
+        ttl: op.ttl === undefined ? undefined : ttlOf(op.ttl),
+      };
+    }
+    case 'renew-authkey': {
+      const at = now();
+      const notAfter: unknown = op.notAfter;
+      if (typeof notAfter !== 'number' || !Number.isInteger(notAfter) || notAfter > 2 ** 32 - 1) {
+        throw bad('notAfter must be whole seconds since the epoch, below 2^32');
+      }
+      // A renewal that ends before now would withdraw the key: that is remove-authkeys.
+      if (notAfter <= at) throw bad('notAfter must lie after now');
+      return {
+        kind: op.kind,
+        name: origin,
+        key: authkeyRefOf(op.key),
+        notAfter,
+        now: at,
         ttl: op.ttl === undefined ? undefined : ttlOf(op.ttl),
       };
     }
@@ -539,6 +617,20 @@ function authkeyOf(key: unknown): AuthkeyData {
   };
 }
 
+function authkeyRefOf(key: unknown): AuthkeyRef {
+  const k = key as Partial<AuthkeyRef> | null;
+  if (
+    typeof k !== 'object' ||
+    k === null ||
+    (k.role !== 'prover' && k.role !== 'csip') ||
+    !(k.publicKey instanceof Uint8Array) ||
+    k.publicKey.length !== ED25519_PUBLIC_KEY_OCTETS
+  ) {
+    throw bad('an AUTHKEY is named by a role (prover or csip) and a 32-octet key');
+  }
+  return { role: k.role, publicKey: Uint8Array.from(k.publicKey) };
+}
+
 function bad(message: string, cause?: unknown): StoreError {
   return new StoreError(
     'ERR_STORE_BAD_CHANGE',
@@ -588,6 +680,10 @@ export function planOperation(
       return planAddMaprefs(zone, op);
     case 'add-authkeys':
       return planAddAuthkeys(zone, op);
+    case 'remove-authkeys':
+      return planRemoveAuthkeys(zone, op);
+    case 'renew-authkey':
+      return planRenewAuthkey(zone, op);
   }
 }
 
@@ -765,6 +861,61 @@ function planAddAuthkeys(zone: ZoneReader, op: Op<'add-authkeys'>) {
     ...added.map((k) => record(op.name, 'AUTHKEY', k, ttl)),
   ];
   return apply([{ op: 'put', name: op.name, type: 'AUTHKEY', records }], [], 0);
+}
+
+/**
+ * Deletes the named keys from the apex AUTHKEY RRset. Decided here, inside the transaction, from
+ * the RRset as it is now: a key added concurrently (another `add-authkeys`) stays, and a key
+ * already removed by another writer makes this removal `not-found` rather than a silent no-op,
+ * so the operator learns the RRset was not as expected. Attestations of a removed prover stop
+ * verifying at resolvers once their copy of the RRset expires (its TTL: `authkeyTtl`), and the
+ * registrar refuses them at once (`prover-not-authorized`, checked in the transaction).
+ */
+function planRemoveAuthkeys(zone: ZoneReader, op: Op<'remove-authkeys'>) {
+  const existing = authkeysAt(zone, op.name);
+  const missing = op.keys.find((ref) => !existing.some((rr) => isRef(rr.data, ref)));
+  if (missing !== undefined) {
+    return refuse(
+      'not-found',
+      `no AUTHKEY ${missing.role} ${Buffer.from(missing.publicKey).toString('base64')} at ${op.name}`,
+    );
+  }
+  const kept = existing.filter((rr) => !op.keys.some((ref) => isRef(rr.data, ref)));
+  if (kept.length === 0) {
+    return apply([{ op: 'delete', name: op.name, type: 'AUTHKEY' }], [], 0);
+  }
+  const ttl = op.ttl ?? kept[0]?.ttl ?? DEFAULT_APEX_TTL;
+  const records = kept.map((rr) => ({ ...rr, ttl }));
+  return apply([{ op: 'put', name: op.name, type: 'AUTHKEY', records }], [], 0);
+}
+
+/**
+ * Sets the `notAfter` of one listed AUTHKEY. The same `notAfter` (and TTL) again changes
+ * nothing, so a renewal retried after a crash is harmless.
+ */
+function planRenewAuthkey(zone: ZoneReader, op: Op<'renew-authkey'>) {
+  const existing = authkeysAt(zone, op.name);
+  const listed = existing.find((rr) => isRef(rr.data, op.key));
+  if (listed === undefined) {
+    return refuse(
+      'not-found',
+      `no AUTHKEY ${op.key.role} ${Buffer.from(op.key.publicKey).toString('base64')} at ${op.name}`,
+    );
+  }
+  const ttl = op.ttl ?? listed.ttl;
+  if (listed.data.notAfter === op.notAfter && listed.ttl === ttl) return unchanged();
+  const records = existing.map((rr) =>
+    rr === listed ? { ...rr, ttl, data: { ...rr.data, notAfter: op.notAfter } } : { ...rr, ttl },
+  );
+  return apply([{ op: 'put', name: op.name, type: 'AUTHKEY', records }], [], 0);
+}
+
+function authkeysAt(zone: ZoneReader, name: string): Array<RecordOf<'AUTHKEY'>> {
+  return rrsetAt(zone, name, 'AUTHKEY').flatMap((rr) => (rr.type === 'AUTHKEY' ? [rr] : []));
+}
+
+function isRef(key: AuthkeyData, ref: AuthkeyRef): boolean {
+  return key.role === ref.role && equalBytes(key.publicKey, ref.publicKey);
 }
 
 /**

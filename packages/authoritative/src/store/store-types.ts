@@ -33,8 +33,10 @@ export interface ZoneInit {
   retry?: number;
   expire?: number;
   minimum?: number;
-  /** TTL of the apex records (SOA, NS, DNSKEY, AUTHKEY); default 3600. */
+  /** TTL of the apex records (SOA, NS, DNSKEY); default 3600. */
   ttl?: number;
+  /** TTL of the apex AUTHKEY RRset; default `DEFAULT_AUTHKEY_TTL_SECONDS` (300). */
+  authkeyTtl?: number;
   /** Seed of the zone key (32 octets) when it must be fixed; a new random key otherwise. */
   keySeed?: Uint8Array;
   /** Extra AUTHKEY entries besides this DP's prover key (independent provers, CSIPs). */

@@ -88,6 +88,13 @@ export const DEFAULT_SOA_TIMERS: Readonly<{
 /** TTL of the apex records of a new zone when `ZoneInit.ttl` is left out. */
 export const DEFAULT_APEX_TTL = 3600;
 
+/**
+ * TTL of the apex AUTHKEY RRset of a new zone when `ZoneInit.authkeyTtl` is left out (config
+ * `authkeyTtl`): short, so that a prover added or removed reaches resolvers within minutes
+ * rather than the hour of the other apex records.
+ */
+export const DEFAULT_AUTHKEY_TTL_SECONDS = 300;
+
 export type { StoredNode, StoredRRset, ZoneReader, ZoneWrites } from './zone-nodes.js';
 
 /** Checks a validity policy, filling in defaults. Throws `StoreError` (`ERR_STORE_BAD_ZONE`). */
@@ -228,8 +235,11 @@ export function initialZone(init: ZoneInit, context: InitialZoneContext): Stored
     publicKey: context.proverPublicKey,
     notAfter: context.proverNotAfter,
   };
+  const authkeyTtl = u32(init.authkeyTtl ?? DEFAULT_AUTHKEY_TTL_SECONDS, 'authkeyTtl', 2 ** 31 - 1);
   const authkeys = unique(
-    [own, ...(init.authkeys ?? [])].map((entry) => record(origin, 'AUTHKEY', authkey(entry), ttl)),
+    [own, ...(init.authkeys ?? [])].map((entry) =>
+      record(origin, 'AUTHKEY', authkey(entry), authkeyTtl),
+    ),
   );
   const node = new Map<RRType, StoredRRset>();
   for (const rrset of [[soa], ns, [dnskeyRecord(context.key, ttl)], authkeys]) {

@@ -26,6 +26,7 @@ import { usageError } from '../errors.js';
 import { domainName } from '../flag-values.js';
 import { writeNew } from '../files.js';
 import { formatTable } from '../table.js';
+import { registerAuthorizedKeys } from './authorized-keys.js';
 
 /**
  * `keys publish` and `keys show`: the public keys of an oblivious gateway or a token issuer, as
@@ -97,13 +98,18 @@ export interface TsigKeyJson {
   file?: string;
 }
 
-/** Adds `keys publish`, `keys show` and `keys tsig` to `program`. */
+/**
+ * Adds `keys publish`, `keys show` and `keys tsig` to `program`, and the AUTHKEY subcommands
+ * of `authorized-keys.ts` (`list`, `add-prover`, `remove-prover`, `add-csip`, `remove-csip`,
+ * `renew`).
+ */
 export function registerKeys(program: Command, env: CommandEnv): void {
   const keys = program
     .command('keys')
     .description(
-      'publish and show the keys of an oblivious gateway or token issuer (KEYCONF); make TSIG keys',
+      'publish and show the keys of an oblivious gateway or token issuer (KEYCONF); make TSIG keys; manage the keys authorized for a range (AUTHKEY)',
     );
+  registerAuthorizedKeys(keys, env);
 
   keys
     .command('publish')
