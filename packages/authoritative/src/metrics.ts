@@ -17,6 +17,7 @@ import type { DpLimitStats } from './answering/dp-limits.js';
 import type { NotifyOutcome } from './answering/notify.js';
 import type { TransferKind, TransferOutcome } from './answering/transfer.js';
 import type { DiscoveryStore } from './store/store.js';
+import type { CdsOutcome } from './zone/cds-poller.js';
 
 /**
  * The Prometheus metrics of a Discovery Provider or the root directory (design §10), served on
@@ -40,6 +41,8 @@ import type { DiscoveryStore } from './store/store.js';
  * | `authoritative_connections_closed_total{listener,reason}`  | counter | listeners: closed by the server |
  * | `authoritative_rate_limited_total{frontend,action}` | counter | RRL (udp: drop, slip), DoH (429) |
  * | `authoritative_rate_limit_entries{table}`           | gauge   | streams of RRL, clients of DoH   |
+ * | `authoritative_cds_polls_total{outcome}`            | counter | children's CDS checked (`cds-poller.ts`): `updated`, `unchanged`, `no-cds`, or why refused |
+ * | `authoritative_cds_ds_updates_total`                | counter | DS RRsets replaced or removed from a child's CDS |
  *
  * plus the process metrics of prom-client. Label values are small fixed sets (a transport, an
  * rcode, a reason): never a CSI, a query name or a client address.
@@ -77,6 +80,10 @@ export interface AuthoritativeMetrics {
   watchQueryLog(queryLog: Pick<QueryLog, 'stats'>): void;
   /** Reports the counts and tables of the per-client limits (`dp-limits.ts`). */
   watchLimits(limits: { stats(): DpLimitStats }): void;
+  /** One child's CDS checked by the poller, with its outcome (`cds-poller.ts`). */
+  recordCdsPoll(outcome: CdsOutcome): void;
+  /** One DS RRset replaced or removed from a child's CDS. */
+  recordCdsUpdate(): void;
 }
 
 /** Declares the metrics of an authoritative server over `store` in a new registry. */
@@ -129,6 +136,14 @@ export function createAuthoritativeMetrics(
   declareConnectionMetrics(registry, () => connectionSources);
   let queryLog: Pick<QueryLog, 'stats'> | undefined;
   declareQueryLogMetrics(registry, () => queryLog);
+
+  const cdsPolls: Counter<'outcome'> = registry.counter<'outcome'>('cds_polls_total', {
+    help: "Children's CDS/CDNSKEY checked by the parent, by outcome: updated, deleted, unchanged, no-cds, or why refused",
+    labelNames: ['outcome'],
+  });
+  const cdsUpdates: Counter = registry.counter('cds_ds_updates_total', {
+    help: "DS RRsets replaced or removed by the parent following a child's CDS/CDNSKEY",
+  });
 
   let limits: { stats(): DpLimitStats } | undefined;
   registry.counter<'frontend' | 'action'>('rate_limited_total', {
@@ -186,6 +201,12 @@ export function createAuthoritativeMetrics(
     },
     watchLimits(source) {
       limits = source;
+    },
+    recordCdsPoll(outcome) {
+      cdsPolls.inc({ outcome });
+    },
+    recordCdsUpdate() {
+      cdsUpdates.inc();
     },
   };
 }
