@@ -323,6 +323,7 @@ export {
   CDS_DIGEST_TYPES,
   MAX_CDS_RRSET_RECORDS,
   MAX_CDS_SIGNATURES,
+  MAX_CDS_VERIFICATIONS,
 } from './zone/cds-check.js';
 export type {
   CdsCheck,

@@ -37,6 +37,11 @@ export const MAX_CDS_RRSET_RECORDS = 16;
  * CVE-2023-50387: a hostile child must not make the parent verify without end).
  */
 export const MAX_CDS_SIGNATURES = 8;
+/**
+ * Most signature verifications per RRset, whatever keys share a key tag: bounds the work one
+ * child's answer can cost the parent (KeyTrap again).
+ */
+export const MAX_CDS_VERIFICATIONS = 16;
 /** DS digest types the parent accepts from a CDS: SHA-256 and SHA-384 (RFC 8624 §3.3: not SHA-1). */
 export const CDS_DIGEST_TYPES: ReadonlySet<number> = new Set([DS_DIGEST_SHA256, 4]);
 
@@ -259,7 +264,8 @@ function isUsableZoneKey(k: DnskeyData): boolean {
 /**
  * The keys among `candidates` with an RRSIG over `records` that verifies now, signed by the zone
  * itself, and the newest inception among those RRSIGs. At most {@link MAX_CDS_SIGNATURES}
- * RRSIGs are looked at, and each is tried only with the candidates of its key tag.
+ * RRSIGs are looked at, each tried only with the candidates of its key tag, and at most
+ * {@link MAX_CDS_VERIFICATIONS} verifications made in all.
  */
 function signingKeys(
   zone: string,
@@ -270,11 +276,13 @@ function signingKeys(
 ): { keys: DnskeyData[]; inception: number } {
   const keys: DnskeyData[] = [];
   let inception = 0;
+  let verifications = 0;
   for (const rrsig of rrsigs.slice(0, MAX_CDS_SIGNATURES)) {
     // The signer must be the child itself: a key of another zone never speaks for its apex.
     if (!namesEqual(rrsig.data.signerName, zone)) continue;
     for (const k of candidates) {
       if (computeKeyTag(k) !== rrsig.data.keyTag) continue;
+      if (++verifications > MAX_CDS_VERIFICATIONS) return { keys, inception };
       if (verifyRRset(records, rrsig, [k], now).kind !== 'verified') continue;
       if (!keys.includes(k)) keys.push(k);
       inception = Math.max(inception, rrsig.data.inception);
