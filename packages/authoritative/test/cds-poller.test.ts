@@ -186,10 +186,13 @@ describe('hostile children and paths', () => {
       dnskeySigners: [K1, K3],
       cdsSigners: [K1],
     };
-    await delegateChild([dsOf(K1)], [
-      { name: `ns1.${CHILD_ZONE}`, address: '127.0.0.1' },
-      { name: `ns2.${CHILD_ZONE}`, address: '127.0.0.2' },
-    ]);
+    await delegateChild(
+      [dsOf(K1)],
+      [
+        { name: `ns1.${CHILD_ZONE}`, address: '127.0.0.1' },
+        { name: `ns2.${CHILD_ZONE}`, address: '127.0.0.2' },
+      ],
+    );
     const [result] = await poller().pollOnce();
     expect(result?.outcome).toBe('disagree');
     expect(storedDs()).toEqual(tags(K1));
@@ -315,9 +318,7 @@ describe('with real Discovery Providers', () => {
       log: silentLogger,
     });
     closers.push(() => p.stop());
-    expect((await p.pollOnce()).map((r) => [r.zone, r.outcome])).toEqual([
-      [PARENT_ZONE, 'no-cds'],
-    ]);
+    expect((await p.pollOnce()).map((r) => [r.zone, r.outcome])).toEqual([[PARENT_ZONE, 'no-cds']]);
   });
 
   it('a running parent follows the CDS with no command, and stops on close', async () => {

@@ -58,7 +58,9 @@ afterAll(async () => {
   cli.cleanup();
 });
 
-async function fromCds(json: boolean): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+async function fromCds(
+  json: boolean,
+): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   return cli.run(
     [
       'delegate',
@@ -74,7 +76,7 @@ async function fromCds(json: boolean): Promise<{ exitCode: number; stdout: strin
 }
 
 describe('delegate --ds-from-cds', () => {
-  it("refuses a CDS signed by a key the DS does not name, and changes nothing", async () => {
+  it('refuses a CDS signed by a key the DS does not name, and changes nothing', async () => {
     child.content = {
       dnskeys: [K1.dnskey, K3.dnskey],
       dnskeySigners: [K1, K3],
@@ -89,9 +91,7 @@ describe('delegate --ds-from-cds', () => {
     const listed = JSON.parse(
       await cli.ok(['delegations', '--config', 'dp/config.json', '--json']),
     ) as Array<{ zone: string; ds: Array<{ keyTag: number }> }>;
-    expect(listed.find((d) => d.zone === CHILD_ZONE)?.ds.map((d) => d.keyTag)).toEqual([
-      K1.keyTag,
-    ]);
+    expect(listed.find((d) => d.zone === CHILD_ZONE)?.ds.map((d) => d.keyTag)).toEqual([K1.keyTag]);
   });
 
   it('prints and applies the DS the validated CDS asks for', async () => {
@@ -106,7 +106,12 @@ describe('delegate --ds-from-cds', () => {
     const again = await fromCds(false);
     expect(again.exitCode).toBe(0);
     expect(again.stdout).toMatch(/names the DS 4\.4\.e164\.mimi\.arpa already holds/);
-    expect(again.stdout).toMatch(new RegExp(`^${CHILD_ZONE.replaceAll(".", "\\.")}\\. \\d+ IN DS ${K2.keyTag} 15 2 [0-9a-f]{64}$`, 'm'));
+    expect(again.stdout).toMatch(
+      new RegExp(
+        `^${CHILD_ZONE.replaceAll('.', '\\.')}\\. \\d+ IN DS ${K2.keyTag} 15 2 [0-9a-f]{64}$`,
+        'm',
+      ),
+    );
   });
 
   it('takes no other DS or nameserver flag', async () => {

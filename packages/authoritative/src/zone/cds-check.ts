@@ -241,7 +241,8 @@ function checkServer(input: CdsCheckInput, answer: ServerAnswers): ServerVerdict
         `the ${type} RRset at ${where} is not signed by a key the current DS names`,
       );
     }
-    inception = inception === undefined ? signers.inception : Math.min(inception, signers.inception);
+    inception =
+      inception === undefined ? signers.inception : Math.min(inception, signers.inception);
     return set.records.map((r) => (r as { data: RecordOf<T>['data'] }).data);
   };
   const cds = signedSet('CDS', answer.cds);

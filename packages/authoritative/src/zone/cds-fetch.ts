@@ -195,7 +195,10 @@ function pickRRset<T extends 'DNSKEY' | 'CDS' | 'CDNSKEY'>(
 async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), Math.max(1, ms));
+    timer = setTimeout(
+      () => reject(new Error(`${what}: no answer within ${ms} ms`)),
+      Math.max(1, ms),
+    );
   });
   try {
     return await Promise.race([promise, timeout]);

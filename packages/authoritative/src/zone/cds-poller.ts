@@ -268,8 +268,10 @@ export async function pollChildCds(
       // The DS the check started from must still be the one stored: an operator's `delegate`
       // meanwhile wins, and the next round looks again.
       const now = store.readRRset(base.parent, zone, 'DS');
-      if (dsSetKey(now.map((r) => (r.type === 'DS' ? r.data : undefined)).filter(isDs)) !==
-        dsSetKey(delegation.ds)) {
+      if (
+        dsSetKey(now.map((r) => (r.type === 'DS' ? r.data : undefined)).filter(isDs)) !==
+        dsSetKey(delegation.ds)
+      ) {
         return finish({ ...base, outcome: 'changed-meanwhile' });
       }
       const ttl = now[0]?.ttl ?? DELEGATION_TTL;
