@@ -103,7 +103,7 @@ export interface ChildServer {
   readonly port: number;
   content: ChildContent;
   /** When set, every answer to CDS is this many copies of the first CDS record (a flood). */
-  flood?: number;
+  flood: number | undefined;
   /** Queries answered so far. */
   readonly queries: number;
   close(): Promise<void>;

@@ -291,7 +291,7 @@ describe('rounds', () => {
 describe('with real Discovery Providers', () => {
   it('validates the DNSKEY RRset of a real DP child that publishes no CDS', async () => {
     const dpDir = mkdtempSync(join(tmpdir(), 'cds-dp-'));
-    const dp = await startMemoryDp(dpDir, { listen: { tcp: 0 } });
+    const dp = await startMemoryDp(dpDir, { listen: { tcp: 0 }, log: { level: 'error' } });
     closers.push(async () => {
       await dp.close();
       rmSync(dpDir, { recursive: true, force: true });
@@ -326,7 +326,10 @@ describe('with real Discovery Providers', () => {
     child.content = honest([K1, K2], [K1, K2]);
     const parent = await startMemoryDp(
       dpDir,
-      { cds: { port: child.port, intervalSeconds: 1, timeoutMs: 2000 } },
+      {
+        cds: { port: child.port, intervalSeconds: 1, timeoutMs: 2000 },
+        log: { level: 'error' },
+      },
       (s) =>
         delegate(s, PARENT_ZONE, {
           zone: CHILD_ZONE,
