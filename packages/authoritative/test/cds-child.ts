@@ -160,7 +160,7 @@ export async function startChildServer(
 /** A TCP server that accepts connections and never answers: a child that stalls. */
 export async function startStallingServer(
   host = '127.0.0.1',
-): Promise<{ port: number; close(): Promise<void> }> {
+): Promise<{ port: number; readonly connections: number; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
     sockets.add(socket);
@@ -170,8 +170,13 @@ export async function startStallingServer(
   await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('no address');
+  let connections = 0;
+  server.on('connection', () => connections++);
   return {
     port: address.port,
+    get connections() {
+      return connections;
+    },
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

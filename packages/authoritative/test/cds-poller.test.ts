@@ -260,6 +260,18 @@ describe('hostile children and paths', () => {
     expect(storedDs()).toEqual(tags(K1));
   });
 
+  it('stops at once while a stalling child holds a round', async () => {
+    const stalling = await startStallingServer();
+    closers.push(() => stalling.close());
+    const p = poller({ port: stalling.port, timeoutMs: 600_000, roundTimeoutMs: 600_000 });
+    const round = p.pollOnce();
+    await expect.poll(() => stalling.connections).toBeGreaterThan(0);
+    // Within the test's own timeout: stop does not wait for the stalled questions.
+    await p.stop();
+    expect(await round).toEqual([]);
+    expect(await metrics.registry.registry.metrics()).not.toContain('cds_polls_total{');
+  });
+
   it('refuses a child that floods its answer', async () => {
     child.content = honest([K1, K2], [K1, K2]);
     child.flood = 500;

@@ -1,12 +1,13 @@
 import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { connect, isIP } from 'node:net';
 import {
   buildQuery,
   canonicalName,
+  decodeMessage,
+  encodeMessage,
   isSubdomain,
   MimiError,
   namesEqual,
-  queryTcp,
   type Message,
   type RecordOf,
   type ResourceRecord,
@@ -65,6 +66,8 @@ export interface CdsFetchOptions {
   /** Absolute deadline (ms on `performance.now()`) after which nothing more is asked. */
   deadline: number;
   resolveHost: ResolveHost;
+  /** Aborting it (the poller stopping) ends every exchange at once. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -148,10 +151,11 @@ async function askRRset<T extends 'DNSKEY' | 'CDS' | 'CDNSKEY'>(
   if (timeoutMs <= 0) throw new CdsFetchError('ERR_CDS_UNREACHABLE', `no time left to ask ${at}`);
   let response: Message;
   try {
-    response = await queryTcp(
-      { host: server.address, port: server.port },
+    response = await askTcp(
+      server,
       buildQuery(zone, type, { dnssecOk: true }),
-      { timeoutMs },
+      timeoutMs,
+      options.signal,
     );
   } catch (error) {
     throw new CdsFetchError(
@@ -173,6 +177,92 @@ async function askRRset<T extends 'DNSKEY' | 'CDS' | 'CDNSKEY'>(
     );
   }
   return pickRRset(zone, type, response.answers);
+}
+
+/** Octets of the 2-octet length prefix of a DNS message over TCP (RFC 1035 §4.2.2). */
+const LENGTH_OCTETS = 2;
+
+/**
+ * One query over a new TCP connection (RFC 7766), the response read as one length-prefixed
+ * message (at most 65,535 octets, so what a child can make the parent hold is bounded), within
+ * `timeoutMs`, ended at once when `signal` aborts. A response that does not answer the query
+ * (RFC 5452 §9.1: QR, id, question) fails.
+ */
+function askTcp(
+  server: CdsServerAddress,
+  query: Message,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<Message> {
+  const wire = encodeMessage(query);
+  return new Promise<Message>((resolve, reject) => {
+    if (signal?.aborted === true) {
+      reject(new Error('stopped'));
+      return;
+    }
+    const socket = connect({ host: server.address, port: server.port, noDelay: true });
+    let received: Buffer = Buffer.alloc(0);
+    let settled = false;
+    const finish = (result: Message | Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      socket.destroy();
+      if (result instanceof Error) reject(result);
+      else resolve(result);
+    };
+    const onAbort = (): void => finish(new Error('stopped'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const timer = setTimeout(
+      () => finish(new Error(`no response within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    socket.on('connect', () => {
+      const frame = Buffer.allocUnsafe(LENGTH_OCTETS + wire.length);
+      frame.writeUInt16BE(wire.length, 0);
+      frame.set(wire, LENGTH_OCTETS);
+      socket.write(frame);
+    });
+    socket.on('data', (chunk: Buffer) => {
+      received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
+      if (received.length < LENGTH_OCTETS) return;
+      const length = received.readUInt16BE(0);
+      if (received.length < LENGTH_OCTETS + length) return;
+      let response: Message;
+      try {
+        response = decodeMessage(received.subarray(LENGTH_OCTETS, LENGTH_OCTETS + length));
+      } catch (error) {
+        finish(
+          new Error(
+            `response does not decode: ${error instanceof Error ? error.message : String(error)}`,
+          ),
+        );
+        return;
+      }
+      finish(
+        answersQuery(query, response) ? response : new Error('response does not answer the query'),
+      );
+    });
+    socket.on('error', (error) => finish(error));
+    socket.on('close', () => finish(new Error('connection closed before the response')));
+  });
+}
+
+/** RFC 5452 §9.1: QR set, the same id, the same one question. */
+function answersQuery(query: Message, response: Message): boolean {
+  const q = query.questions[0];
+  const r = response.questions[0];
+  return (
+    response.flags.qr &&
+    response.id === query.id &&
+    response.questions.length === 1 &&
+    q !== undefined &&
+    r !== undefined &&
+    namesEqual(q.name, r.name) &&
+    q.type === r.type &&
+    q.class === r.class
+  );
 }
 
 /** The RRset `zone`/`type` of an answer section and the RRSIGs that cover it; the rest ignored. */

@@ -111,6 +111,8 @@ export interface CdsPollerComponents {
   state?: CdsReplayState;
   /** Addresses of nameservers without glue; default the system resolver. */
   resolveHost?: ResolveHost;
+  /** Aborted when the poller stops: questions in flight end at once, nothing more is written. */
+  signal?: AbortSignal;
 }
 
 /** A running poller. */
@@ -128,6 +130,7 @@ export interface CdsPoller {
 export function startCdsPoller(components: CdsPollerComponents): CdsPoller {
   const { store, config, log } = components;
   const state = components.state ?? openCdsState(undefined);
+  const stopping = new AbortController();
   let cursor = 0;
   let running: Promise<CdsPollResult[]> | undefined;
   let stopped = false;
@@ -148,9 +151,14 @@ export function startCdsPoller(components: CdsPollerComponents): CdsPoller {
         break;
       }
       cursor = (cursor + 1) % all.length;
-      results.push(
-        await pollChildCds(item.parent, item.delegation, { ...components, state }, deadline),
+      const result = await pollChildCds(
+        item.parent,
+        item.delegation,
+        { ...components, state, signal: stopping.signal },
+        deadline,
       );
+      if (stopping.signal.aborted) break;
+      results.push(result);
     }
     return results;
   };
@@ -182,6 +190,7 @@ export function startCdsPoller(components: CdsPollerComponents): CdsPoller {
     async stop() {
       stopped = true;
       clearTimeout(timer);
+      stopping.abort();
       await running;
     },
   };
@@ -216,6 +225,8 @@ export async function pollChildCds(
   const zone = delegation.zone;
   const base = { parent: canonicalName(parent), zone };
   const finish = (result: CdsPollResult): CdsPollResult => {
+    // Questions cut short by the poller stopping say nothing about the child.
+    if (components.signal?.aborted === true) return result;
     metrics?.recordCdsPoll(result.outcome);
     const level = result.outcome === 'updated' || result.outcome === 'deleted' ? 'info' : 'debug';
     const fields = {
@@ -236,6 +247,7 @@ export async function pollChildCds(
     timeoutMs: config.timeoutMs,
     deadline,
     resolveHost: components.resolveHost ?? systemResolveHost,
+    ...(components.signal === undefined ? {} : { signal: components.signal }),
   };
   let answers;
   try {
@@ -265,6 +277,7 @@ export async function pollChildCds(
       return finish({ ...base, outcome: 'unchanged', ds: [...delegation.ds] });
     case 'update':
     case 'delete': {
+      if (components.signal?.aborted === true) return finish({ ...base, outcome: 'unreachable' });
       // The DS the check started from must still be the one stored: an operator's `delegate`
       // meanwhile wins, and the next round looks again.
       const now = store.readRRset(base.parent, zone, 'DS');
