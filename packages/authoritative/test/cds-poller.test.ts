@@ -31,7 +31,7 @@ import {
   startChildServer,
   startStallingServer,
   type ChildServer,
-} from './cds-child.js';
+} from '../../../test/helpers/cds-child.js';
 import { startMemoryDp } from './memory-dp.js';
 import { PROVER_SEED, T0, fakeClock, zoneInit } from './store-battery.js';
 

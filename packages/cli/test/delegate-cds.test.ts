@@ -2,6 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  CDS_NOW as T0,
   CHILD_ZONE,
   K1,
   K2,
@@ -10,8 +11,7 @@ import {
   honest,
   startChildServer,
   type ChildServer,
-} from '../../authoritative/test/cds-child.js';
-import { T0 } from '../../authoritative/test/store-battery.js';
+} from '../../../test/helpers/cds-child.js';
 import { createCliFixture } from './fixture.js';
 
 /**

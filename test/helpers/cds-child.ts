@@ -13,7 +13,6 @@ import {
   type ResourceRecord,
   type ZoneKey,
 } from '@mimi-discovery/common';
-import { T0 } from './store-battery.js';
 
 /**
  * A child zone for the parent's CDS tests: a real DNS server of this project (`startDnsServer`,
@@ -21,6 +20,12 @@ import { T0 } from './store-battery.js';
  * the keys a test chooses — honest, or as a hostile child or a compromised nameserver would
  * sign them. Also a TCP server that accepts and never answers (a child that stalls).
  */
+
+/**
+ * The time the tests' clocks stand at (2026-01-01, as the store battery's `T0`): the fixture's
+ * signatures are made for it.
+ */
+export const CDS_NOW = 1767225600;
 
 /** The child zone the tests delegate. */
 export const CHILD_ZONE = '7.4.4.e164.mimi.arpa';
@@ -67,7 +72,7 @@ export interface ChildContent {
 export function honest(
   keys: ZoneKey[],
   cdsKeys: ZoneKey[] | undefined,
-  inception = T0 - 3600,
+  inception = CDS_NOW - 3600,
 ): ChildContent {
   return {
     dnskeys: keys.map((k) => k.dnskey),
