@@ -109,6 +109,8 @@ export interface ChildServer {
   content: ChildContent;
   /** When set, every answer to CDS is this many copies of the first CDS record (a flood). */
   flood: number | undefined;
+  /** Called with each question's type before it is answered. */
+  onQuery: ((type: string) => void) | undefined;
   /** Queries answered so far. */
   readonly queries: number;
   close(): Promise<void>;
@@ -121,12 +123,15 @@ export async function startChildServer(
   port = 0,
 ): Promise<ChildServer> {
   let queries = 0;
-  const child: { content: ChildContent; flood?: number } = { content };
+  const child: { content: ChildContent; flood?: number; onQuery?: (type: string) => void } = {
+    content,
+  };
   const handler = (query: Message): Message => {
     queries++;
     const response = respondError(query, 'NOERROR');
     response.flags = { ...response.flags, aa: true };
     const q = query.questions[0];
+    if (q !== undefined) child.onQuery?.(q.type);
     if (q === undefined || q.name.toLowerCase() !== CHILD_ZONE) return response;
     let answers = apexAnswer(child.content, q.type);
     if (child.flood !== undefined && q.type === 'CDS') {
@@ -154,6 +159,13 @@ export async function startChildServer(
     set flood(value: number | undefined) {
       if (value === undefined) delete child.flood;
       else child.flood = value;
+    },
+    get onQuery() {
+      return child.onQuery;
+    },
+    set onQuery(value: ((type: string) => void) | undefined) {
+      if (value === undefined) delete child.onQuery;
+      else child.onQuery = value;
     },
     get queries() {
       return queries;

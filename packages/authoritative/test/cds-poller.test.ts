@@ -57,7 +57,10 @@ async function delegateChild(
 ): Promise<void> {
   await delegate(store, PARENT_ZONE, {
     zone,
-    nameservers: servers.map((s) => ({ name: s.name, addresses: [s.address] })),
+    nameservers: servers.map((s) => ({
+      name: s.name,
+      addresses: s.address === '' ? [] : [s.address],
+    })),
     ds,
   });
 }
@@ -284,6 +287,54 @@ describe('hostile children and paths', () => {
     child.content = honest([K1], [K1]);
     expect(await poller().pollOnce()).toEqual([]);
     expect(storedDs()).toEqual([]);
+  });
+});
+
+describe('nameservers and operators', () => {
+  it('asks a nameserver outside the parent zone at the addresses its name resolves to', async () => {
+    await delegateChild([dsOf(K1)], [{ name: 'ns.dns-operator.example', address: '' }]);
+    child.content = honest([K1, K2], [K1, K2]);
+    const asked: string[] = [];
+    const p = startCdsPoller({
+      store,
+      config: { ...DEFAULT_CDS_CONFIG, enabled: false, port: child.port },
+      clock: clock.now,
+      log: silentLogger,
+      resolveHost: (host) => {
+        asked.push(host);
+        return Promise.resolve(['127.0.0.1']);
+      },
+    });
+    closers.push(() => p.stop());
+    expect((await p.pollOnce())[0]?.outcome).toBe('updated');
+    expect(asked).toEqual(['ns.dns-operator.example']);
+    expect(storedDs()).toEqual(tags(K1, K2));
+  });
+
+  it('gives up on a nameserver name that does not resolve in time', async () => {
+    await delegateChild([dsOf(K1)], [{ name: 'ns.dns-operator.example', address: '' }]);
+    const p = startCdsPoller({
+      store,
+      config: { ...DEFAULT_CDS_CONFIG, enabled: false, port: child.port, timeoutMs: 100 },
+      clock: clock.now,
+      log: silentLogger,
+      resolveHost: () => new Promise<string[]>(() => undefined),
+    });
+    closers.push(() => p.stop());
+    expect((await p.pollOnce())[0]?.outcome).toBe('unreachable');
+  });
+
+  it("leaves an operator's DS set while the child was being asked", async () => {
+    child.content = honest([K1, K2], [K1, K2]);
+    let once = false;
+    child.onQuery = () => {
+      if (once) return;
+      once = true;
+      // The operator delegates again by hand, naming K3, while the poller waits for answers.
+      void delegateChild([dsOf(K3)]);
+    };
+    expect((await poller().pollOnce())[0]?.outcome).toBe('changed-meanwhile');
+    expect(storedDs()).toEqual(tags(K3));
   });
 });
 
