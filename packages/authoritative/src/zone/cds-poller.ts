@@ -1,5 +1,6 @@
 import {
   canonicalName,
+  isSubdomain,
   record,
   systemClock,
   type Clock,
@@ -17,7 +18,7 @@ import {
   type ResolveHost,
 } from './cds-fetch.js';
 import { openCdsState, type CdsReplayState } from './cds-state.js';
-import { DELEGATION_TTL, listDelegations, type DelegationSpec } from './delegation.js';
+import { DELEGATION_TTL, type DelegationSpec } from './delegation.js';
 
 /**
  * The parent polls its children's CDS and CDNSKEY (RFC 7344, RFC 8078; design §5) and follows
@@ -138,7 +139,7 @@ export function startCdsPoller(components: CdsPollerComponents): CdsPoller {
 
   const round = async (): Promise<CdsPollResult[]> => {
     const deadline = performance.now() + config.roundTimeoutMs;
-    const all = signedDelegations(store);
+    const all = await signedDelegations(store);
     if (all.length === 0) return [];
     const count = Math.min(config.maxChildrenPerRound, all.length);
     const start = cursor % all.length;
@@ -196,17 +197,42 @@ export function startCdsPoller(components: CdsPollerComponents): CdsPoller {
   };
 }
 
-/** Every delegation with a DS in every zone of the store, in a stable order. */
-function signedDelegations(
+/**
+ * Every delegation with a DS in every zone of the store, in a stable order. A DP's zone holds
+ * millions of names and few delegations: it is read as a stream (`streamZone`, constant memory),
+ * keeping only the NS and DS RRsets below the apex; the glue is then read name by name.
+ */
+async function signedDelegations(
   store: DiscoveryStore,
-): Array<{ parent: string; delegation: DelegationSpec }> {
+): Promise<Array<{ parent: string; delegation: DelegationSpec }>> {
   const out: Array<{ parent: string; delegation: DelegationSpec }> = [];
   for (const parent of store.listZones().sort()) {
-    for (const delegation of listDelegations(store, parent)) {
-      if (delegation.ds.length > 0) out.push({ parent, delegation });
+    const ns = new Map<string, string[]>();
+    const ds = new Map<string, DsData[]>();
+    for await (const batch of store.streamZone(parent)) {
+      for (const rr of batch) {
+        const owner = canonicalName(rr.name);
+        if (owner === parent) continue;
+        if (rr.type === 'NS') ns.set(owner, [...(ns.get(owner) ?? []), canonicalName(rr.data)]);
+        else if (rr.type === 'DS') ds.set(owner, [...(ds.get(owner) ?? []), rr.data]);
+      }
+    }
+    for (const [zone, hosts] of [...ns].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const signed = ds.get(zone);
+      if (signed === undefined) continue;
+      const nameservers = hosts.map((name) => ({ name, addresses: glueOf(store, parent, name) }));
+      out.push({ parent, delegation: { zone, nameservers, ds: signed } });
     }
   }
   return out;
+}
+
+/** The A and AAAA addresses the parent zone holds for a nameserver inside it (glue). */
+function glueOf(store: DiscoveryStore, parent: string, host: string): string[] {
+  if (!isSubdomain(host, parent)) return [];
+  return [...store.readRRset(parent, host, 'A'), ...store.readRRset(parent, host, 'AAAA')].flatMap(
+    (rr) => (rr.type === 'A' || rr.type === 'AAAA' ? [rr.data] : []),
+  );
 }
 
 /**
@@ -242,6 +268,18 @@ export async function pollChildCds(
     return result;
   };
 
+  /**
+   * Records the accepted inception; a state file that cannot be written is logged as an error
+   * (the replay check is then only as good as the file) and does not undo the change.
+   */
+  const remember = (inception: number): void => {
+    try {
+      state.record(zone, inception);
+    } catch (error) {
+      log.error('cds-state-failed', { zone, error });
+    }
+  };
+
   const fetchOptions = {
     port: config.port,
     timeoutMs: config.timeoutMs,
@@ -273,7 +311,7 @@ export async function pollChildCds(
       return finish({ ...base, outcome: 'no-cds' });
     case 'unchanged':
       // A validated, agreeing CDS: its inception also bounds what may be replayed later.
-      state.record(zone, check.inception);
+      remember(check.inception);
       return finish({ ...base, outcome: 'unchanged', ds: [...delegation.ds] });
     case 'update':
     case 'delete': {
@@ -298,7 +336,7 @@ export async function pollChildCds(
               records: check.ds.map((ds) => record(zone, 'DS', ds, ttl)),
             };
       await store.apply(base.parent, [change]);
-      state.record(zone, check.inception);
+      remember(check.inception);
       metrics?.recordCdsUpdate();
       return check.kind === 'delete'
         ? finish({ ...base, outcome: 'deleted' })
