@@ -64,6 +64,11 @@ export interface ChildContent {
   cds?: DsData[];
   cdnskey?: DnskeyData[];
   cdsSigners: ZoneKey[];
+  /**
+   * Served in place of `cds`, with the RRSIGs made over `cds`: what an attacker on the path who
+   * rewrites the answer but cannot sign sends.
+   */
+  tamperedCds?: DsData[];
   /** RRSIG inception of every signature; expiration is inception + 14 days. */
   inception: number;
 }
@@ -99,7 +104,11 @@ export function apexAnswer(content: ChildContent, type: string): ResourceRecord[
     rrset = (content.cdnskey ?? []).map((k) => record(CHILD_ZONE, 'CDNSKEY', k, 300));
   }
   if (rrset.length === 0) return [];
-  return [...rrset, ...signers.map((key) => signRRset(rrset, key, validity))];
+  const rrsigs = signers.map((key) => signRRset(rrset, key, validity));
+  if (type === 'CDS' && content.tamperedCds !== undefined) {
+    rrset = content.tamperedCds.map((d) => record(CHILD_ZONE, 'CDS', d, 300));
+  }
+  return [...rrset, ...rrsigs];
 }
 
 /** A running child nameserver; `content` may be changed between polls. */

@@ -171,6 +171,14 @@ describe('hostile children and paths', () => {
     expect(storedDs()).toEqual(tags(K1));
   });
 
+  it('ignores a CDS rewritten on the path, its signatures left as they were', async () => {
+    child.content = { ...honest([K1], [K1]), tamperedCds: [dsOf(K3)] };
+    delete child.content.cdnskey;
+    const [result] = await poller().pollOnce();
+    expect(result?.outcome).toBe('signer');
+    expect(storedDs()).toEqual(tags(K1));
+  });
+
   it('acts only when every nameserver agrees (one compromised nameserver)', async () => {
     child.content = honest([K1], [K1]);
     let second: ChildServer;
