@@ -118,16 +118,28 @@ export async function fetchChildAnswers(
   servers: readonly CdsServerAddress[],
   options: CdsFetchOptions,
 ): Promise<ServerAnswers[]> {
-  return Promise.all(
-    servers.map(async (server): Promise<ServerAnswers> => {
-      const [dnskey, cds, cdnskey] = await Promise.all([
-        askRRset(zone, 'DNSKEY', server, options),
-        askRRset(zone, 'CDS', server, options),
-        askRRset(zone, 'CDNSKEY', server, options),
-      ]);
-      return { server: where(server), dnskey, cds, cdnskey };
-    }),
-  );
+  // The first failure ends the other exchanges too: their answers could no longer be used.
+  const all = new AbortController();
+  const onAbort = (): void => all.abort();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const each = { ...options, signal: all.signal };
+  try {
+    return await Promise.all(
+      servers.map(async (server): Promise<ServerAnswers> => {
+        const [dnskey, cds, cdnskey] = await Promise.all([
+          askRRset(zone, 'DNSKEY', server, each),
+          askRRset(zone, 'CDS', server, each),
+          askRRset(zone, 'CDNSKEY', server, each),
+        ]);
+        return { server: where(server), dnskey, cds, cdnskey };
+      }),
+    );
+  } catch (error) {
+    all.abort();
+    throw error;
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+  }
 }
 
 function where(server: CdsServerAddress): string {
