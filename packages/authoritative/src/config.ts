@@ -53,6 +53,13 @@ import {
   MAX_TTL_SECONDS,
 } from './keys/authkeys.js';
 import {
+  CDS_DNS_PORT,
+  CDS_MAX_CHILDREN_PER_ROUND,
+  CDS_POLL_INTERVAL_SECONDS,
+  CDS_QUERY_TIMEOUT_MS,
+  CDS_ROUND_TIMEOUT_MS,
+} from './zone/cds-poller.js';
+import {
   MAX_ATTEMPTS_PER_CODE,
   REQUESTS_PER_CLIENT_PER_MINUTE,
   SENDS_PER_CSI_PER_HOUR,
@@ -365,6 +372,24 @@ const proverSchema = z
     }
   });
 
+/**
+ * `cds`: the parent polls its children's CDS and CDNSKEY (RFC 7344, RFC 8078;
+ * `zone/cds-poller.ts`) and replaces their DS when the child's signed CDS asks for it. Every
+ * `intervalSeconds`, at most `maxChildrenPerRound` delegations with a DS, each nameserver asked
+ * over DNS on TCP at `port`, each question within `timeoutMs`, the round within
+ * `roundTimeoutMs`. A child's request to remove its DS (RFC 8078 §4) is followed only with
+ * `allowDelete`.
+ */
+const cdsSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  intervalSeconds: positiveIntSchema.default(CDS_POLL_INTERVAL_SECONDS),
+  timeoutMs: timeoutMsSchema.default(CDS_QUERY_TIMEOUT_MS),
+  roundTimeoutMs: timeoutMsSchema.default(CDS_ROUND_TIMEOUT_MS),
+  maxChildrenPerRound: positiveIntSchema.default(CDS_MAX_CHILDREN_PER_ROUND),
+  allowDelete: z.boolean().default(false),
+  port: remotePortSchema.default(CDS_DNS_PORT),
+});
+
 /** Why the root refuses what only a DP has. */
 const NO_REGISTRATION_API = 'not allowed when role is "root" (the root has no registration API)';
 
@@ -402,6 +427,10 @@ const NO_REGISTRATION_API = 'not allowed when role is "root" (the root has no re
  * "bufferBytes": 1048576 }`: every DNS query answered, one JSON line each, with the client's
  * address only when `peer` is true. `journal` (absent by default: the store's limits) is
  * `{ "maxEntries": 10000, "maxOctets": 67108864 }`, the journal each zone keeps for IXFR.
+ *
+ * `cds` (polling the children's CDS, `cdsSchema`) defaults to `{ "enabled": true,
+ * "intervalSeconds": 3600, "timeoutMs": 5000, "roundTimeoutMs": 120000,
+ * "maxChildrenPerRound": 100, "allowDelete": false, "port": 53 }`.
  *
  * Ports are 0–65535 (0: ephemeral) or null (not served). Rules across keys: `tls` is required
  * when `listen.doh` or `listen.api` is set (`checkTlsForHttps` of `@mimi-discovery/common`);
@@ -442,6 +471,8 @@ export const dpConfigSchema = z
     authkeyTtl: z.int().min(0).max(MAX_TTL_SECONDS).default(DEFAULT_AUTHKEY_TTL_SECONDS),
     /** This DP's prover AUTHKEY: validity and renewal (`proverSchema`). */
     prover: proverSchema.prefault({}),
+    /** Polling the children's CDS (`cdsSchema`). */
+    cds: cdsSchema.prefault({}),
   })
   .check((ctx) => {
     checkTlsForHttps(ctx);

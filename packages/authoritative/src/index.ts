@@ -330,3 +330,45 @@ export type {
   PublishedKeys,
   KeysAt,
 } from './zone/keyconf.js';
+export {
+  startCdsPoller,
+  pollChildCds,
+  CDS_POLL_INTERVAL_SECONDS,
+  CDS_QUERY_TIMEOUT_MS,
+  CDS_ROUND_TIMEOUT_MS,
+  CDS_MAX_CHILDREN_PER_ROUND,
+  CDS_DNS_PORT,
+  CDS_FIRST_ROUND_DELAY_MS,
+  DEFAULT_CDS_CONFIG,
+} from './zone/cds-poller.js';
+export type {
+  CdsConfig,
+  CdsMetrics,
+  CdsOutcome,
+  CdsPollResult,
+  CdsPoller,
+  CdsPollerComponents,
+} from './zone/cds-poller.js';
+export {
+  checkChildCds,
+  CDS_DIGEST_TYPES,
+  MAX_CDS_RRSET_RECORDS,
+  MAX_CDS_SIGNATURES,
+  MAX_CDS_VERIFICATIONS,
+} from './zone/cds-check.js';
+export type {
+  CdsCheck,
+  CdsCheckInput,
+  CdsRejection,
+  FetchedRRset,
+  ServerAnswers,
+} from './zone/cds-check.js';
+export {
+  CdsFetchError,
+  MAX_CDS_ANSWER_RECORDS,
+  MAX_CDS_SERVERS_PER_CHILD,
+  systemResolveHost,
+} from './zone/cds-fetch.js';
+export type { CdsFetchErrorCode, CdsServerAddress, ResolveHost } from './zone/cds-fetch.js';
+export { CDS_STATE_FILE, CdsStateError, openCdsState } from './zone/cds-state.js';
+export type { CdsReplayState } from './zone/cds-state.js';

@@ -17,6 +17,7 @@ import type { DpLimitStats } from './answering/dp-limits.js';
 import type { NotifyOutcome } from './answering/notify.js';
 import type { TransferKind, TransferOutcome } from './answering/transfer.js';
 import type { DiscoveryStore } from './store/store.js';
+import type { CdsOutcome } from './zone/cds-poller.js';
 
 /**
  * The Prometheus metrics of a Discovery Provider or the root directory (design §10), served on
@@ -46,6 +47,8 @@ import type { DiscoveryStore } from './store/store.js';
  * | `authoritative_zone_soa_serial{zone}`               | gauge   | `store.zoneInfo` when scraped     |
  * | `authoritative_zone_rrsig_earliest_expiry_timestamp_seconds{zone}` | gauge | `store.signatureStatus` when scraped: the RRSIG that expires first |
  * | `authoritative_zone_keys{zone,state}`               | gauge   | the key directory when scraped: the zone's keys by state |
+ * | `authoritative_cds_polls_total{outcome}`            | counter | children's CDS checked (`cds-poller.ts`): `updated`, `unchanged`, `no-cds`, or why refused |
+ * | `authoritative_cds_ds_updates_total`                | counter | DS RRsets replaced or removed from a child's CDS |
  *
  * plus the process metrics of prom-client. Label values are small fixed sets (a transport, an
  * rcode, a reason, a channel, one of the server's own zones): never a CSI, a query name or a
@@ -88,6 +91,10 @@ export interface AuthoritativeMetrics {
   readonly registration: RegistrationEvents;
   /** Reports each zone's signatures and keys (`ZoneStatusSource`) when metrics are scraped. */
   watchZoneStatus(source: ZoneStatusSource): void;
+  /** One child's CDS checked by the poller, with its outcome (`cds-poller.ts`). */
+  recordCdsPoll(outcome: CdsOutcome): void;
+  /** One DS RRset replaced or removed from a child's CDS. */
+  recordCdsUpdate(): void;
 }
 
 /** Why the registrar refused a request as over a limit. */
@@ -165,6 +172,14 @@ export function createAuthoritativeMetrics(
   declareConnectionMetrics(registry, () => connectionSources);
   let queryLog: Pick<QueryLog, 'stats'> | undefined;
   declareQueryLogMetrics(registry, () => queryLog);
+
+  const cdsPolls: Counter<'outcome'> = registry.counter<'outcome'>('cds_polls_total', {
+    help: "Children's CDS/CDNSKEY checked by the parent, by outcome: updated, deleted, unchanged, no-cds, or why refused",
+    labelNames: ['outcome'],
+  });
+  const cdsUpdates: Counter = registry.counter('cds_ds_updates_total', {
+    help: "DS RRsets replaced or removed by the parent following a child's CDS/CDNSKEY",
+  });
 
   let limits: { stats(): DpLimitStats } | undefined;
   registry.counter<'frontend' | 'action'>('rate_limited_total', {
@@ -301,6 +316,12 @@ export function createAuthoritativeMetrics(
     },
     watchLimits(source) {
       limits = source;
+    },
+    recordCdsPoll(outcome) {
+      cdsPolls.inc({ outcome });
+    },
+    recordCdsUpdate() {
+      cdsUpdates.inc();
     },
   };
 }

@@ -19,6 +19,7 @@ import {
 } from '@mimi-discovery/common';
 import { describe, expect, it } from 'vitest';
 import {
+  DEFAULT_CDS_CONFIG,
   DEFAULT_DOH_QUERIES_PER_SECOND,
   DEFAULT_DOH_QUERY_BURST,
   PG_POOL_MAX_SIZE,
@@ -103,6 +104,7 @@ describe('dpConfigSchema', () => {
       log: { level: 'info' },
       authkeyTtl: 300,
       prover: { authkeyValidityDays: 365, renewBeforeDays: 30 },
+      cds: DEFAULT_CDS_CONFIG,
     });
     // The inferred type is what servers program against.
     const udp: number | null = config.listen.udp;
@@ -489,6 +491,31 @@ describe('dpConfigSchema', () => {
         ],
         [dp('"journal": { "maxEntries": -1 }'), 'error', 'journal.maxEntries: must be at least 0'],
         [dp('"journal": { "entries": 5 }'), 'error', 'unknown key "entries" in journal'],
+      ],
+    ],
+    [
+      'cds',
+      [
+        [dp(''), 'cds', DEFAULT_CDS_CONFIG],
+        [
+          dp('"cds": { "intervalSeconds": 1, "allowDelete": true, "port": 5353 }'),
+          'cds',
+          { ...DEFAULT_CDS_CONFIG, intervalSeconds: 1, allowDelete: true, port: 5353 },
+        ],
+        [dp('"cds": { "intervalSeconds": 0 }'), 'error', 'cds.intervalSeconds: must be at least 1'],
+        [
+          dp('"cds": { "maxChildrenPerRound": 0 }'),
+          'error',
+          'cds.maxChildrenPerRound: must be at least 1',
+        ],
+        [dp('"cds": { "timeoutMs": 0 }'), 'error', 'cds.timeoutMs: must be at least 1'],
+        [dp('"cds": { "port": 0 }'), 'error', 'cds.port: expected a port number 1–65535'],
+        [
+          dp('"cds": { "allowDelete": "yes" }'),
+          'error',
+          'cds.allowDelete: expected true or false, found a string',
+        ],
+        [dp('"cds": { "bootstrap": true }'), 'error', 'unknown key "bootstrap" in cds'],
       ],
     ],
     [

@@ -33,6 +33,9 @@ import { startRegistrationApi, type RegistrationApi } from '../registration/regi
 import type { DiscoveryStore } from '../store/store.js';
 import { startAuthkeyRenewal } from '../keys/authkeys.js';
 import { zoneStatusOf } from '../keys/zone-status.js';
+import { startCdsPoller, type CdsPoller } from '../zone/cds-poller.js';
+import { CDS_STATE_FILE, openCdsState } from '../zone/cds-state.js';
+import { join } from 'node:path';
 
 /**
  * One running Discovery Provider (or the root directory, `role: "root"`): the store its config
@@ -48,6 +51,8 @@ export interface RunningDp {
   readonly admin: AdminServer | undefined;
   /** The query log, when the config asks for one (`queryLog`). */
   readonly queryLog: QueryLog | undefined;
+  /** The poller of the children's CDS (`cds` of the config; idle when `cds.enabled` is false). */
+  readonly cds: CdsPoller;
   /** Stops every listener and the re-signing, writes what the query log holds, then closes the store. */
   close(): Promise<void>;
 }
@@ -240,6 +245,16 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
     // The first pass runs while the listeners answer: it reads every node of every zone, which
     // takes seconds for millions of names, and renewal is due a week before expiry anyway.
     resign();
+    // The parent follows its children's CDS (RFC 7344, `zone/cds-poller.ts`).
+    const cds = startCdsPoller({
+      store,
+      config: config.cds,
+      clock: now,
+      log: log.child('cds'),
+      metrics,
+      state: openCdsState(join(config.dataDir, CDS_STATE_FILE)),
+    });
+    started.push({ close: () => cds.stop() });
     log.info('started', {
       role: config.role,
       zones: store.listZones(),
@@ -257,6 +272,7 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       api: registrationApi,
       admin: adminServer,
       queryLog,
+      cds,
       async close() {
         clearInterval(timer);
         await Promise.allSettled(started.map((s) => s.close()));

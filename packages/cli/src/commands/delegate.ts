@@ -1,8 +1,18 @@
-import { canonicalName, isSubdomain, parentName, type DsData } from '@mimi-discovery/common';
+import { join } from 'node:path';
 import {
+  canonicalName,
+  isSubdomain,
+  parentName,
+  silentLogger,
+  type DsData,
+} from '@mimi-discovery/common';
+import {
+  CDS_STATE_FILE,
   DEFAULT_DOH_PATH_TEMPLATE,
   delegate,
   listDelegations,
+  openCdsState,
+  pollChildCds,
   undelegate,
   type DelegationSpec,
   type DiscoveryStore,
@@ -11,7 +21,7 @@ import {
 import type { Command } from 'commander';
 import { loadConfig, selectZones, withStore, type LoadedConfig } from '../config-file.js';
 import type { CommandEnv } from '../context.js';
-import { dsJson, zoneDs, type DsJson } from '../ds-records.js';
+import { dsJson, dsLine, zoneDs, type DsJson } from '../ds-records.js';
 import { failure, usageError } from '../errors.js';
 import {
   collect,
@@ -51,6 +61,7 @@ interface DelegateFlags {
   dohPath?: string;
   ds: DsData[];
   dsFrom?: string;
+  dsFromCds?: boolean;
   json?: boolean;
 }
 
@@ -108,6 +119,10 @@ export function registerDelegation(program: Command, env: CommandEnv): void {
       [],
     )
     .option('--ds-from <config>', "take the DS from the child's config and store")
+    .option(
+      '--ds-from-cds',
+      "replace the DS of an existing delegation with what the child's signed CDS/CDNSKEY asks for, checked as the parent's poller checks it (RFC 7344)",
+    )
     .option('--json', 'print the delegation as JSON')
     .addHelpText(
       'after',
@@ -119,11 +134,16 @@ Examples:
       --ns ns1.4.4.e164.mimi.arpa=192.0.2.53 --doh-port 8444 --ds "53568 15 2 0a9022b4…"
   $ mimi-discovery delegate --config ./net/root/config.json --range +44 \\
       --ns ns1.4.4.e164.mimi.arpa=192.0.2.53,2001:db8::53 --ns ns2.4.4.e164.mimi.arpa=198.51.100.53 \\
-      --ns ns.dp.example --doh-port 8444 --ds-from ./net/dp44/config.json`,
+      --ns ns.dp.example --doh-port 8444 --ds-from ./net/dp44/config.json
+  $ mimi-discovery delegate --config ./net/root/config.json --range +44 --ds-from-cds`,
     )
     .action(async (flags: DelegateFlags) => {
       const parent = await loadConfig(flags.config, env);
       const zone = rangeZone('--range', flags.range, parent.config.apex);
+      if (flags.dsFromCds === true) {
+        await dsFromCds(parent, zone, flags, env);
+        return;
+      }
       const spec = await delegationSpec(zone, flags, env);
       const result = await withStore(parent.config, env, async (store) => {
         const origin = parentZone(store, zone, parent);
@@ -193,6 +213,84 @@ Examples:
       else if (list.length === 0) env.out('no delegations\n');
       else env.out(table(list));
     });
+}
+
+/**
+ * `delegate --ds-from-cds`: the check the parent's CDS poller makes (`pollChildCds`), for one
+ * child and now, with the parent's `cds` config and replay state; applies the DS the child's CDS
+ * asks for and prints it. A refusal is a failure naming why; "unchanged" and "no CDS" are not.
+ */
+async function dsFromCds(
+  parent: LoadedConfig,
+  zone: string,
+  flags: DelegateFlags,
+  env: CommandEnv,
+): Promise<void> {
+  if (
+    flags.ns.length > 0 ||
+    flags.ds.length > 0 ||
+    flags.nsFrom !== undefined ||
+    flags.dsFrom !== undefined
+  ) {
+    throw usageError(
+      'ERR_USAGE',
+      '--ds-from-cds changes only the DS of an existing delegation: give no --ns, --ns-from, --ds or --ds-from',
+    );
+  }
+  const { config } = parent;
+  const result = await withStore(config, env, async (store) => {
+    const origin = parentZone(store, zone, parent);
+    const current = listDelegations(store, origin).find((d) => d.zone === zone);
+    if (current === undefined || current.ds.length === 0) {
+      throw failure(
+        'ERR_CLI_NO_DELEGATION',
+        `${zone} has no signed delegation in ${origin}: a CDS is followed only from a DS already there (no bootstrapping)`,
+      );
+    }
+    const polled = await pollChildCds(origin, current, {
+      store,
+      config: config.cds,
+      clock: env.now,
+      log: env.log ?? silentLogger,
+      state: openCdsState(join(config.dataDir, CDS_STATE_FILE)),
+    });
+    return { origin, polled, serial: store.zoneInfo(origin)?.serial };
+  });
+  const { polled, origin, serial } = result;
+  const applied = polled.outcome === 'updated' || polled.outcome === 'deleted';
+  if (!applied && polled.outcome !== 'unchanged' && polled.outcome !== 'no-cds') {
+    throw failure(
+      'ERR_CLI_CDS_REFUSED',
+      `the CDS of ${zone} was not applied: ${polled.outcome}${polled.detail === undefined ? '' : ` (${polled.detail})`}`,
+    );
+  }
+  const ds = polled.ds ?? [];
+  if (flags.json === true) {
+    env.out(
+      `${JSON.stringify(
+        {
+          parent: origin,
+          zone,
+          outcome: polled.outcome,
+          ds: ds.map((d) => dsJson(zone, d)),
+          ...(applied ? { serial } : {}),
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    return;
+  }
+  const what =
+    polled.outcome === 'updated'
+      ? `replaced the DS of ${zone} in ${origin} from its CDS (serial ${serial})`
+      : polled.outcome === 'deleted'
+        ? `removed the DS of ${zone} from ${origin}, as its CDS asks (RFC 8078; serial ${serial})`
+        : polled.outcome === 'unchanged'
+          ? `the CDS of ${zone} names the DS ${origin} already holds: nothing to change`
+          : `${zone} publishes no CDS or CDNSKEY: nothing to change`;
+  env.out(`${what}\n`);
+  for (const d of ds) env.out(`${dsLine(zone, d)}\n`);
 }
 
 /** The zone of the parent's store that the delegation of `zone` goes into. */
