@@ -299,3 +299,26 @@ export type {
   PublishedKeys,
   KeysAt,
 } from './zone/keyconf.js';
+
+// keys/key-set.ts, keys/key-directory.ts: keys apart from data (design §9)
+export {
+  KEY_TIMING_FIELDS,
+  keyStateAt,
+  keySetAt,
+  nextKeyEvent,
+  isPublishedState,
+  revokedDnskey,
+} from './keys/key-set.js';
+export type { KeyTiming, KeyState, StoredZoneKey, ZoneKeySet } from './keys/key-set.js';
+export {
+  KEY_DIRECTORY_MODE,
+  KEY_FILE_MODE,
+  PROVER_KEY_FILE,
+  MAX_KEY_FILE_OCTETS,
+  MAX_KEYS_PER_ZONE,
+  KeyDirectoryError,
+  defaultKeyDirectory,
+  openKeyDirectory,
+  createMemoryKeyDirectory,
+} from './keys/key-directory.js';
+export type { KeyDirectory, KeyDirectoryErrorCode } from './keys/key-directory.js';
