@@ -35,8 +35,8 @@ function zone(serial: number, extra: Record<string, StoredNode> = {}): ZoneReade
     [
       ORIGIN,
       new Map([
-        ['SOA', { records: [soa], signature: undefined }],
-        ['NS', { records: [record(ORIGIN, 'NS', 'ns.example', 60)], signature: undefined }],
+        ['SOA', { records: [soa], signatures: [] }],
+        ['NS', { records: [record(ORIGIN, 'NS', 'ns.example', 60)], signatures: [] }],
       ]),
     ],
     ...Object.entries(extra),
@@ -80,7 +80,7 @@ describe('the zone signer', () => {
     const cut: StoredNode = new Map([
       [
         'NS',
-        { records: [record('sub.example', 'NS', 'ns.sub.example', 60)], signature: undefined },
+        { records: [record('sub.example', 'NS', 'ns.sub.example', 60)], signatures: [] },
       ],
     ]);
     const reader = zone(1, { 'sub.example': cut });

@@ -91,7 +91,7 @@ export async function copyStoreToPg(source: DiscoveryStore, url: string): Promis
 /** An RRset being gathered from records. */
 interface MutableRRset {
   records: ResourceRecord[];
-  signature: RecordOf<'RRSIG'> | undefined;
+  signatures: RecordOf<'RRSIG'>[];
 }
 
 /**
@@ -109,10 +109,10 @@ function nodesOf(source: DiscoveryStore, origin: string): ZoneWrites {
     const type = rr.type === 'RRSIG' ? rr.data.typeCovered : rr.type;
     let rrset = node.get(type);
     if (rrset === undefined) {
-      rrset = { records: [], signature: undefined };
+      rrset = { records: [], signatures: [] };
       node.set(type, rrset);
     }
-    if (rr.type === 'RRSIG') rrset.signature = rr;
+    if (rr.type === 'RRSIG') rrset.signatures.push(rr);
     else rrset.records.push(rr);
   }
   const out: ZoneWrites = new Map();
