@@ -29,6 +29,7 @@ import { nodeKey } from './node-codec.js';
 import {
   checkProverAgainst,
   firstKey,
+  keyDirectoryFault,
   firstKeySet,
   saveFirstKey,
   staleRRsets,
@@ -268,6 +269,12 @@ class MemoryStore implements DiscoveryStore {
     this.#open();
     const { zone, apex } = this.#zone(origin);
     const at = now ?? this.#now();
+    // Timings may have been changed by another process (`keys roll`, the roller).
+    try {
+      this.keys.reload();
+    } catch (error) {
+      throw keyDirectoryFault(error);
+    }
     const keySet = zoneKeySet(this.keys, apex, at);
     const plan = planKeys(reader(apex, zone), keySet, zoneSigner(keySet, at, this.#policy));
     const signersChanged =
@@ -408,7 +415,7 @@ class MemoryStore implements DiscoveryStore {
     const plan = planNsec3(
       reader(apex, zone),
       enabled,
-      zoneSigner(zone.keySet, this.#now(), this.#policy),
+      signerOf(apex, zone, this.#now(), this.#policy),
     );
     if (plan.serial === undefined) return { serial: this.#info(apex)?.serial ?? 0 };
     this.#commitWrite(apex, zone, plan.writes, [], 'all');
@@ -422,7 +429,7 @@ class MemoryStore implements DiscoveryStore {
     const { writes, serial } = planApply(
       reader(apex, zone),
       normalized,
-      zoneSigner(zone.keySet, this.#now(), this.#policy),
+      signerOf(apex, zone, this.#now(), this.#policy),
     );
     this.#commitWrite(apex, zone, writes, [], changedNames(normalized, writes.keys()));
     return { serial };
@@ -457,7 +464,7 @@ class MemoryStore implements DiscoveryStore {
     const { zone, apex } = this.#zone(origin);
     const prepared = prepareOperation(apex, operation);
     const run = runOperation(reader(apex, zone), this.#replayReader(), prepared, () =>
-      zoneSigner(zone.keySet, this.#now(), this.#policy),
+      signerOf(apex, zone, this.#now(), this.#policy),
     );
     this.#commitWrite(apex, zone, run.writes, run.records, run.changed);
     return run.outcome;
@@ -483,6 +490,8 @@ class MemoryStore implements DiscoveryStore {
     const limit = before ?? now + this.#policy.refreshBeforeSeconds;
     let count = 0;
     for (const [apex, zone] of this.#zones) {
+      // A zone without a key to sign with (missing from the key directory) waits for it.
+      if (zone.keySet.signers.length === 0) continue;
       this.#dropExpiredMappings(apex, zone, now);
       // Candidates in canonical order, then the chain: what planResign finds due among them.
       const candidates: string[] = [];
@@ -499,7 +508,7 @@ class MemoryStore implements DiscoveryStore {
           reader(apex, zone),
           candidates.slice(at, at + RESIGN_MAX_RRSETS_PER_WRITE),
           limit,
-          zoneSigner(zone.keySet, now, this.#policy),
+          signerOf(apex, zone, now, this.#policy),
         );
         at += Math.max(1, plan.done);
         if (plan.count === 0) continue;
@@ -522,7 +531,7 @@ class MemoryStore implements DiscoveryStore {
         .slice(at, at + RESIGN_MAX_RRSETS_PER_WRITE)
         .flatMap((name) => expiredMappingsChange(read, name, now) ?? []);
       if (changes.length === 0) continue;
-      const { writes } = planApply(read, changes, zoneSigner(zone.keySet, now, this.#policy));
+      const { writes } = planApply(read, changes, signerOf(apex, zone, now, this.#policy));
       this.#commitWrite(apex, zone, writes, [], changedNames(changes, writes.keys()));
     }
   }
@@ -605,6 +614,12 @@ class MemoryStore implements DiscoveryStore {
     countSignatures(zone);
     this.#zones.set(origin, zone);
     this.#changed('all');
+  }
+
+  /** {@link MemoryReplica.keySetOf}. */
+  keySetOf(origin: string): ZoneKeySet | undefined {
+    this.#open();
+    return this.#zones.get(origin)?.keySet;
   }
 
   /** {@link MemoryReplica.setKeySet}. */
@@ -699,6 +714,8 @@ export interface MemoryReplica extends DiscoveryStore {
   loadZone(origin: string, keySet: ZoneKeySet, nodes: ZoneWrites): void;
   /** Changes the key set a zone is signed with (another front end refreshed its keys). */
   setKeySet(origin: string, keySet: ZoneKeySet): void;
+  /** The key set a zone is signed with, undefined for no such zone. */
+  keySetOf(origin: string): ZoneKeySet | undefined;
   /** Forgets a zone (nothing when absent). */
   dropZone(origin: string): void;
   /** Puts anti-replay records as they are, each replacing the one under its key. */
@@ -813,6 +830,26 @@ function trackSignatures(origin: string, zone: MemoryZone, writes: ZoneWrites): 
       if (e !== undefined && (zone.earliest === undefined || e < zone.earliest)) zone.earliest = e;
     }
   }
+}
+
+/**
+ * The signer of a zone's writes: refused (`ERR_STORE_KEY_MISSING`) when its key set has no
+ * signer, as a replica's zone whose keys are not in the key directory has, so that nothing is
+ * ever written unsigned.
+ */
+function signerOf(
+  origin: string,
+  zone: MemoryZone,
+  now: number,
+  policy: SignatureValidityPolicy,
+): ZoneSigner {
+  if (zone.keySet.signers.length === 0) {
+    throw new StoreError(
+      'ERR_STORE_KEY_MISSING',
+      `zone ${origin} has no key to sign with in the key directory`,
+    );
+  }
+  return zoneSigner(zone.keySet, now, policy);
 }
 
 function tagsOf(keys: readonly ZoneKey[]): string {

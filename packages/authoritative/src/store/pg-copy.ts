@@ -4,13 +4,15 @@ import { connectPg, messageOf, migrateWith } from './pg-schema.js';
 import { logChange, putNodes, putReplay } from './pg-statements.js';
 import type { DiscoveryStore } from './store.js';
 import { StoreError } from './store-error.js';
+import { encodeSigningRecord, signingRecordOf, zoneKeySet } from './store-keys.js';
 import type { StoredNode, ZoneWrites } from '../zone/zone-signer.js';
 
 /**
  * Moving a DP from the embedded LMDB store to PostgreSQL (docs/operations.md, "Several front
  * ends over PostgreSQL"): every zone of a store — its records and signatures as they are, the
- * zone key's seed, the serial — with the prover key and the anti-replay records, copied into an
- * empty database in one transaction. Nothing is re-signed: the parent's DS keeps matching.
+ * keys it is signed with (their tags: the keys stay in the key directory, which the PostgreSQL
+ * front ends use too), the serial — with the anti-replay records, copied into an empty database
+ * in one transaction. Nothing is re-signed: the parent's DS keeps matching.
  */
 
 /** What {@link copyStoreToPg} copied. */
@@ -23,10 +25,14 @@ export interface StoreCopyReport {
 /**
  * Copies `source` (any store; stop the server that writes it first) into the database at `url`,
  * creating the schema when needed. Rejects with `StoreError`, changing nothing:
- * `ERR_STORE_ZONE_EXISTS` when the database already holds a zone, `ERR_STORE_PROVER_KEY` when it
- * holds another prover key, `ERR_STORE_IO` when it cannot be reached.
+ * `ERR_STORE_ZONE_EXISTS` when the database already holds a zone, `ERR_STORE_IO` when it cannot
+ * be reached.
  */
-export async function copyStoreToPg(source: DiscoveryStore, url: string): Promise<StoreCopyReport> {
+export async function copyStoreToPg(
+  source: DiscoveryStore,
+  url: string,
+  now: number = Math.floor(Date.now() / 1000),
+): Promise<StoreCopyReport> {
   const client = await connectPg(url);
   try {
     await migrateWith(client);
@@ -38,29 +44,18 @@ export async function copyStoreToPg(source: DiscoveryStore, url: string): Promis
         `the database already holds zone ${present.rows[0]?.origin}: copy into an empty one`,
       );
     }
-    const prover = Buffer.from(source.proverKey().secretKey);
-    await client.query(
-      `INSERT INTO secrets (name, seed) VALUES ('prover', $1) ON CONFLICT (name) DO NOTHING`,
-      [prover],
-    );
-    const stored = await client.query<{ seed: Buffer }>(
-      `SELECT seed FROM secrets WHERE name = 'prover'`,
-    );
-    if (stored.rows[0]?.seed.equals(prover) !== true) {
-      throw new StoreError(
-        'ERR_STORE_PROVER_KEY',
-        'the database holds a different prover key than the store being copied',
-      );
-    }
     let nodes = 0;
     const zones = source.listZones();
     for (const origin of zones) {
-      const key = source.zoneKey(origin);
-      if (key === undefined) continue;
-      await client.query('INSERT INTO zones (origin, version) VALUES ($1, 1)', [origin]);
-      await client.query('INSERT INTO secrets (name, seed) VALUES ($1, $2)', [
-        `zone ${origin}`,
-        Buffer.from(key.keyPair.secretKey),
+      if (source.zoneKey(origin) === undefined) continue;
+      // The keys the zone is signed with now, as the source's key directory says.
+      const set = zoneKeySet(source.keys, origin, now);
+      const signing = encodeSigningRecord(
+        signingRecordOf(set, { pending: 0, earliest: undefined }),
+      ).toString('utf8');
+      await client.query('INSERT INTO zones (origin, version, signing) VALUES ($1, 1, $2)', [
+        origin,
+        signing,
       ]);
       const writes = nodesOf(source, origin);
       nodes += writes.size;
