@@ -154,9 +154,12 @@ export function recordChecker(record: SigningRecord): Pick<ZoneSigner, 'isCurren
   const key = (tags: readonly number[]): string => [...tags].sort((a, b) => a - b).join(',');
   const data = key(record.signers);
   const keys = key(record.keyRrsigTags);
+  // CDS and CDNSKEY: the keys without REVOKE (`zoneSigner`).
+  const cds = key(record.keyRrsigTags.filter((_, i) => record.keys[i]?.revoked !== true));
   return {
     isCurrent: (type, signatures) =>
-      key(signatures.map((s) => s.data.keyTag)) === (KEY_RRSET_TYPES.has(type) ? keys : data),
+      key(signatures.map((s) => s.data.keyTag)) ===
+      (type === 'DNSKEY' ? keys : KEY_RRSET_TYPES.has(type) ? cds : data),
   };
 }
 

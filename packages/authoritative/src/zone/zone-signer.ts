@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
+  DNSKEY_FLAG_REVOKE,
   DNSSEC_ALGORITHM_ED25519,
   ED25519_PUBLIC_KEY_OCTETS,
   DS_DIGEST_SHA256,
@@ -180,8 +181,11 @@ export function zoneSigner(
 ): ZoneSigner {
   const set: SigningKeys = 'keyPair' in keys ? { signers: [keys], dnskeySigners: [keys] } : keys;
   const validity = validityAt(now, policy);
+  // RFC 5011 §2.1: a revoked key signs the DNSKEY RRset it is revoked in and nothing else (a
+  // validator may use it for nothing else), so CDS and CDNSKEY are signed by the others.
+  const unrevoked = set.dnskeySigners.filter((k) => (k.dnskey.flags & DNSKEY_FLAG_REVOKE) === 0);
   const forType = (type: RRType): readonly ZoneKey[] =>
-    KEY_RRSET_TYPES.has(type) ? set.dnskeySigners : set.signers;
+    type === 'DNSKEY' ? set.dnskeySigners : KEY_RRSET_TYPES.has(type) ? unrevoked : set.signers;
   const tagsOf = (type: RRType): string =>
     forType(type)
       .map((k) => k.keyTag)
@@ -201,7 +205,7 @@ export function zoneSigner(
   };
   return Object.assign(sign, {
     isCurrent(type: RRType, signatures: readonly RecordOf<'RRSIG'>[]): boolean {
-      const group = KEY_RRSET_TYPES.has(type) ? 'keys' : 'data';
+      const group = type === 'DNSKEY' ? 'DNSKEY' : KEY_RRSET_TYPES.has(type) ? 'CDS' : 'data';
       let expected = wanted.get(group);
       if (expected === undefined) {
         expected = tagsOf(type);
