@@ -94,7 +94,7 @@ export {
 export type { PgStoreOptions, PgStoreLimits } from './store/pg-store.js';
 export { copyStoreToPg } from './store/pg-copy.js';
 export type { StoreCopyReport } from './store/pg-copy.js';
-export { openConfiguredStore } from './store/store-factory.js';
+export { openConfiguredStore, keyDirectoryPath } from './store/store-factory.js';
 export type { ConfiguredStoreOptions } from './store/store-factory.js';
 export {
   PG_WRITE_BATCH_ROWS,
@@ -322,3 +322,4 @@ export {
   createMemoryKeyDirectory,
 } from './keys/key-directory.js';
 export type { KeyDirectory, KeyDirectoryErrorCode } from './keys/key-directory.js';
+export type { SignatureStatus } from './store/store-keys.js';

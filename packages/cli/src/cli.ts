@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { registerBackup } from './commands/backup.js';
 import { registerDb } from './commands/db.js';
 import { registerDelegation } from './commands/delegate.js';
 import { registerDemo } from './commands/demo.js';
@@ -115,6 +116,7 @@ Examples:
   registerServe(program, env);
   registerZone(program, env);
   registerDb(program, env);
+  registerBackup(program, env);
   registerKeys(program, env);
   registerRecipient(program, env);
   registerResolver(program, env);
