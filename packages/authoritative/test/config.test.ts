@@ -94,6 +94,7 @@ describe('dpConfigSchema', () => {
       role: 'dp',
       dataDir: '/var/lib/dp',
       store: { kind: 'lmdb' },
+      keys: {},
       apex: 'mimi.arpa',
       listen: DEFAULT_LISTEN,
       signing: { validityDays: 14, refreshDays: 7 },
@@ -458,6 +459,15 @@ describe('dpConfigSchema', () => {
         ],
         [dp('"journal": { "maxEntries": -1 }'), 'error', 'journal.maxEntries: must be at least 0'],
         [dp('"journal": { "entries": 5 }'), 'error', 'unknown key "entries" in journal'],
+      ],
+    ],
+    [
+      'keys',
+      [
+        [dp(''), 'keys', {}],
+        [dp('"keys": { "dir": "/etc/mimi/keys" }'), 'keys', { dir: '/etc/mimi/keys' }],
+        [dp('"keys": { "dir": "" }'), 'error', 'keys.dir: must not be empty'],
+        [dp('"keys": { "path": "k" }'), 'error', 'unknown key "path" in keys'],
       ],
     ],
     [

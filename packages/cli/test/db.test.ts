@@ -109,7 +109,7 @@ describe.skipIf(missing !== undefined)('db', () => {
     const missingTool = await cli.run(['backup', '--config', config, '--out', 'pg-backup'], {
       env: { PG_DUMP: join(cli.dir, 'no-such-pg_dump') },
     });
-    expect(missingTool.exitCode).toBe(1);
+    expect(missingTool.exitCode).toBe(2);
     expect(missingTool.stderr).toMatch(/not found.*\(ERR_CLI_NO_PG_DUMP\)\n$/);
   });
 

@@ -472,6 +472,23 @@ class PgStore implements DiscoveryStore {
     }
     this.#poll = setInterval(() => this.#requestSync(), this.#limits.pollIntervalMs);
     this.#poll.unref();
+    // Opening a store brings every zone's keys in line with the key directory; a zone whose
+    // key is missing keeps the keys its row names (its writes fail until the key is back).
+    try {
+      for (const origin of this.#replica.listZones()) {
+        try {
+          await this.refreshKeys(origin);
+        } catch (error) {
+          if (!(error instanceof StoreError && error.code === 'ERR_STORE_KEY_MISSING')) {
+            throw error;
+          }
+          this.#log?.warn('zone-key-missing', { zone: origin, error: error.message });
+        }
+      }
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
   }
 
   // -------------------------------------------------------------------------------------------
