@@ -74,7 +74,12 @@ export type {
 // memory-store.ts, lmdb-store.ts
 export { createMemoryStore } from './store/memory-store.js';
 export type { MemoryStoreOptions } from './store/memory-store.js';
-export { openLmdbStore, STREAM_MAX_OPEN, STREAM_MAX_SECONDS } from './store/lmdb-store.js';
+export {
+  openLmdbStore,
+  lmdbKeyDirectory,
+  STREAM_MAX_OPEN,
+  STREAM_MAX_SECONDS,
+} from './store/lmdb-store.js';
 export type { LmdbStoreOptions } from './store/lmdb-store.js';
 export { backupLmdbStore } from './store/lmdb-backup.js';
 

@@ -1,5 +1,5 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import {
@@ -196,7 +196,7 @@ export interface LmdbStoreOptions {
   signatureValidity?: Partial<SignatureValidityPolicy>;
   /**
    * The key directory (`keys/key-directory.ts`) the zones are signed from: its path (a writer
-   * thread opens it too) or, inline only, an open one. Default `<dataDir>/keys`.
+   * thread opens it too) or, inline only, an open one. Default {@link lmdbKeyDirectory}.
    */
   keys?: string | KeyDirectory;
   /**
@@ -226,6 +226,18 @@ export interface LmdbStoreOptions {
  */
 export interface StoreWriterData {
   readonly options: Omit<LmdbStoreOptions, 'now' | 'writer'>;
+}
+
+/**
+ * The key directory of an LMDB store opened without one: a server's, `<server dataDir>/keys`
+ * (config `keys.dir`'s default), for a store directory named `store` as `storeDirectory` names
+ * it; else `<dataDir>/keys`.
+ */
+export function lmdbKeyDirectory(dataDir: string): string {
+  const resolved = resolve(dataDir);
+  return basename(resolved) === 'store'
+    ? defaultKeyDirectory(dirname(resolved))
+    : join(resolved, 'keys');
 }
 
 /** Decoded nodes kept for reuse (see `#decoded`). */
@@ -410,7 +422,7 @@ async function initialize(
     keys =
       typeof options.keys === 'object'
         ? options.keys
-        : openKeyDirectory(options.keys ?? defaultKeyDirectory(options.dataDir), {
+        : openKeyDirectory(options.keys ?? lmdbKeyDirectory(options.dataDir), {
             ...(proverSeed === undefined ? {} : { proverSeed }),
           });
   } catch (error) {
