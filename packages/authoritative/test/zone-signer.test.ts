@@ -78,10 +78,7 @@ describe('the zone signer', () => {
 
   it('treats the NS and everything below a delegation as not authoritative, but its DS as authoritative', () => {
     const cut: StoredNode = new Map([
-      [
-        'NS',
-        { records: [record('sub.example', 'NS', 'ns.sub.example', 60)], signatures: [] },
-      ],
+      ['NS', { records: [record('sub.example', 'NS', 'ns.sub.example', 60)], signatures: [] }],
     ]);
     const reader = zone(1, { 'sub.example': cut });
     expect(isAuthoritative(reader, 'sub.example', 'NS')).toBe(false);

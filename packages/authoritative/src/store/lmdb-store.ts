@@ -1593,12 +1593,11 @@ async function openThreadedStore(options: LmdbStoreOptions): Promise<DiscoverySt
     for (const waiter of pending.values()) waiter.reject(error);
     pending.clear();
   };
-  let reader: LmdbStore | undefined;
   worker.on('message', (reply: StoreWriterReply) => {
     const waiter = pending.get(reply.id);
     if (waiter === undefined) return;
     pending.delete(reply.id);
-    reader?.renewReads();
+    opened.renewReads();
     if ('error' in reply) {
       const { code, message } = reply.error;
       waiter.reject(
@@ -1642,7 +1641,6 @@ async function openThreadedStore(options: LmdbStoreOptions): Promise<DiscoverySt
     await opened.close();
     throw error;
   }
-  reader = opened;
   opened.renewReads();
   let closing: Promise<void> | undefined;
   return {
