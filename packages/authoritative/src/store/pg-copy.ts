@@ -1,4 +1,9 @@
-import type { RecordOf, ResourceRecord, RRType } from '@mimi-discovery/common';
+import {
+  systemClock,
+  type RecordOf,
+  type ResourceRecord,
+  type RRType,
+} from '@mimi-discovery/common';
 import type { ReplayRecord } from './mapping-ops.js';
 import { connectPg, messageOf, migrateWith } from './pg-schema.js';
 import { logChange, putNodes, putReplay } from './pg-statements.js';
@@ -24,14 +29,15 @@ export interface StoreCopyReport {
 
 /**
  * Copies `source` (any store; stop the server that writes it first) into the database at `url`,
- * creating the schema when needed. Rejects with `StoreError`, changing nothing:
+ * creating the schema when needed; `now` (default the system clock) is when the zones' key sets
+ * are taken from the key directory. Rejects with `StoreError`, changing nothing:
  * `ERR_STORE_ZONE_EXISTS` when the database already holds a zone, `ERR_STORE_IO` when it cannot
  * be reached.
  */
 export async function copyStoreToPg(
   source: DiscoveryStore,
   url: string,
-  now: number = Math.floor(Date.now() / 1000),
+  now: number = systemClock(),
 ): Promise<StoreCopyReport> {
   const client = await connectPg(url);
   try {
