@@ -35,6 +35,7 @@ import {
 import {
   delegate,
   dpConfigSchema,
+  defaultKeyDirectory,
   openLmdbStore,
   startDp,
   storeDirectory,
@@ -134,7 +135,11 @@ export async function initServer(
   zones: readonly string[],
   options: { readonly authkeys?: readonly AuthkeyEntry[] } = {},
 ): Promise<Map<string, DsData>> {
-  const store = await openLmdbStore({ dataDir: storeDirectory(dataDir) });
+  // The key directory a server of this data directory uses (config `keys.dir`, by default).
+  const store = await openLmdbStore({
+    dataDir: storeDirectory(dataDir),
+    keys: defaultKeyDirectory(dataDir),
+  });
   const ds = new Map<string, DsData>();
   try {
     for (const zone of zones) ds.set(zone, await initZone(store, zone, options.authkeys));

@@ -17,6 +17,7 @@ import {
   copyStoreToPg,
   createRegistrationClient,
   delegate,
+  defaultKeyDirectory,
   openLmdbStore,
   storeDirectory,
   type RegistrationClient,
@@ -77,6 +78,8 @@ function frontEndConfig(dir: string, n: number, url: string, tls: LoopbackDir['t
       role: 'dp',
       dataDir: join(dir, `front-${n}`),
       store: { kind: 'postgres', url, poolSize: 2 },
+      // Front ends share one key directory (docs/operations.md §13).
+      keys: { dir: join(dir, 'made', 'keys') },
       listen: { udp: 0, tcp: 0, doh: 0, api: 0 },
       tls,
       registration: { ...TEST_REGISTRATION_LIMITS },
@@ -98,7 +101,10 @@ beforeAll(async () => {
     authkeys: [authkey('prover', PROVER.publicKey)],
   });
   zoneDs = ds.get(PHONE_ZONE) ?? expect.unreachable();
-  const lmdb = await openLmdbStore({ dataDir: storeDirectory(made) });
+  const lmdb = await openLmdbStore({
+    dataDir: storeDirectory(made),
+    keys: defaultKeyDirectory(made),
+  });
   await copyStoreToPg(lmdb, url);
   await lmdb.close();
 

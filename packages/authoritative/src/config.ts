@@ -324,6 +324,13 @@ function checkTransfer(ctx: ConfigCheckContext<DpConfigInput>): void {
 }
 
 /**
+ * `keys`: the key directory (design §9: keys live apart from data; `keys/key-directory.ts`):
+ * `dir`, default `<dataDir>/keys`. Front ends of one PostgreSQL store share one (a shared mount
+ * or a copy kept in step).
+ */
+const keysSchema = z.strictObject({ dir: configPathSchema.optional() });
+
+/**
  * `store`: where the server keeps its zones (design §9, `store-factory.ts`). `lmdb` (the
  * default): the embedded LMDB store in `<dataDir>/store`. `postgres`: the PostgreSQL store
  * (`pg-store.ts`), which several front ends share: `url` in libpq's form (a password may stay out
@@ -450,6 +457,8 @@ export const dpConfigSchema = z
     dataDir: configPathSchema,
     /** The zone store: `{ "kind": "lmdb" }` (default) or `{ "kind": "postgres", "url": … }`. */
     store: storeSchema.default({ kind: 'lmdb' }),
+    /** The key directory (`keysSchema`). */
+    keys: keysSchema.prefault({}),
     apex: domainNameSchema.default(DEFAULT_APEX),
     listen: listenConfigSchema.prefault({}),
     tls: tlsConfigSchema.optional(),

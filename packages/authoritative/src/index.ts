@@ -100,7 +100,12 @@ export type {
 // memory-store.ts, lmdb-store.ts
 export { createMemoryStore } from './store/memory-store.js';
 export type { MemoryStoreOptions } from './store/memory-store.js';
-export { openLmdbStore, STREAM_MAX_OPEN, STREAM_MAX_SECONDS } from './store/lmdb-store.js';
+export {
+  openLmdbStore,
+  lmdbKeyDirectory,
+  STREAM_MAX_OPEN,
+  STREAM_MAX_SECONDS,
+} from './store/lmdb-store.js';
 export type { LmdbStoreOptions } from './store/lmdb-store.js';
 export { backupLmdbStore } from './store/lmdb-backup.js';
 
@@ -120,7 +125,7 @@ export {
 export type { PgStoreOptions, PgStoreLimits } from './store/pg-store.js';
 export { copyStoreToPg } from './store/pg-copy.js';
 export type { StoreCopyReport } from './store/pg-copy.js';
-export { openConfiguredStore } from './store/store-factory.js';
+export { openConfiguredStore, keyDirectoryPath } from './store/store-factory.js';
 export type { ConfiguredStoreOptions } from './store/store-factory.js';
 export {
   PG_WRITE_BATCH_ROWS,
@@ -372,3 +377,27 @@ export {
 export type { CdsFetchErrorCode, CdsServerAddress, ResolveHost } from './zone/cds-fetch.js';
 export { CDS_STATE_FILE, CdsStateError, openCdsState } from './zone/cds-state.js';
 export type { CdsReplayState } from './zone/cds-state.js';
+
+// keys/key-set.ts, keys/key-directory.ts: keys apart from data (design §9)
+export {
+  KEY_TIMING_FIELDS,
+  keyStateAt,
+  keySetAt,
+  nextKeyEvent,
+  isPublishedState,
+  revokedDnskey,
+} from './keys/key-set.js';
+export type { KeyTiming, KeyState, StoredZoneKey, ZoneKeySet } from './keys/key-set.js';
+export {
+  KEY_DIRECTORY_MODE,
+  KEY_FILE_MODE,
+  PROVER_KEY_FILE,
+  MAX_KEY_FILE_OCTETS,
+  MAX_KEYS_PER_ZONE,
+  KeyDirectoryError,
+  defaultKeyDirectory,
+  openKeyDirectory,
+  createMemoryKeyDirectory,
+} from './keys/key-directory.js';
+export type { KeyDirectory, KeyDirectoryErrorCode } from './keys/key-directory.js';
+export type { SignatureStatus } from './store/store-keys.js';

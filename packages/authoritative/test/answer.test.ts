@@ -263,6 +263,23 @@ describe.each(stores)('answering from the %s', (_name, openStore) => {
     await store.close();
   });
 
+  it('signs a denial with every current signer during a key switch, each RRSIG verifying', async () => {
+    const { store, ask, clock } = await setup();
+    const [old] = store.keys.zoneKeys(ORIGIN);
+    const now = clock.now();
+    const added = await store.keys.addZoneKey(ORIGIN, { created: now, publish: now, active: now });
+    await store.refreshKeys(ORIGIN);
+    const response = await ask(query(`9.9.${ORIGIN}`, 'MAP'));
+    const rrsigs = rrsigsFor(response.authorities, 'NSEC');
+    expect(rrsigs.map((rr) => rr.data.keyTag).sort()).toEqual([old?.keyTag, added.keyTag].sort());
+    const nsec = response.authorities.filter((rr) => rr.type === 'NSEC');
+    const dnskeys = store.readRRset(ORIGIN, ORIGIN, 'DNSKEY') as RecordOf<'DNSKEY'>[];
+    for (const rrsig of rrsigs) {
+      expect(verifyRRset(nsec, rrsig, dnskeys, clock.now()).kind).toBe('verified');
+    }
+    await store.close();
+  });
+
   it('refuses names outside its zones and classes other than IN, without AA', async () => {
     const { store, ask } = await setup();
     for (const q of [

@@ -95,6 +95,7 @@ describe('dpConfigSchema', () => {
       role: 'dp',
       dataDir: '/var/lib/dp',
       store: { kind: 'lmdb' },
+      keys: {},
       apex: 'mimi.arpa',
       listen: DEFAULT_LISTEN,
       signing: { validityDays: 14, refreshDays: 7 },
@@ -516,6 +517,15 @@ describe('dpConfigSchema', () => {
           'cds.allowDelete: expected true or false, found a string',
         ],
         [dp('"cds": { "bootstrap": true }'), 'error', 'unknown key "bootstrap" in cds'],
+      ],
+    ],
+    [
+      'keys',
+      [
+        [dp(''), 'keys', {}],
+        [dp('"keys": { "dir": "/etc/mimi/keys" }'), 'keys', { dir: '/etc/mimi/keys' }],
+        [dp('"keys": { "dir": "" }'), 'error', 'keys.dir: must not be empty'],
+        [dp('"keys": { "path": "k" }'), 'error', 'unknown key "path" in keys'],
       ],
     ],
     [

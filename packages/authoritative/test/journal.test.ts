@@ -53,7 +53,7 @@ function node(rrsets: ResourceRecord[][], signed = true): StoredNode {
   return new Map(
     rrsets.map((rrset): [RRType, StoredRRset] => [
       (rrset[0] as ResourceRecord).type,
-      { records: rrset, signature: signed ? sign(rrset) : undefined },
+      { records: rrset, signatures: signed ? sign(rrset) : [] },
     ]),
   );
 }
@@ -87,7 +87,7 @@ describe('journal entries', () => {
       'b.example': keep,
       'z.a.example': node([[txt('z.a.example', 'gone')]]),
     });
-    const apexAfter = new Map(apex).set('SOA', { records: [soa(8)], signature: sign([soa(8)]) });
+    const apexAfter = new Map(apex).set('SOA', { records: [soa(8)], signatures: sign([soa(8)]) });
     const writes = new Map<string, StoredNode | undefined>([
       // A new TTL: every record of the RRset is deleted and added again.
       ['b.example', node([[txt('b.example', 'same', 30)]])],
@@ -144,7 +144,7 @@ describe('journal entries', () => {
     const entry: JournalEntry = {
       from: 2 ** 32 - 1,
       to: 0,
-      deleted: [soa(2 ** 32 - 1), sign([soa(2 ** 32 - 1)])],
+      deleted: [soa(2 ** 32 - 1), ...sign([soa(2 ** 32 - 1)])],
       added: [
         soa(0),
         record('a\\.b.example', 'MAP', Uint8Array.of(0xa1, 0x61, 0x76, 1), 300),

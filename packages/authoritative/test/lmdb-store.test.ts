@@ -1,10 +1,19 @@
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   buildNsec3Chain,
+  createLogger,
   denialTtl,
   formatRecord,
   verifyZonemd,
@@ -14,6 +23,7 @@ import {
 import {
   STREAM_MAX_OPEN,
   STREAM_MAX_SECONDS,
+  backupLmdbStore,
   keepZoneDigest,
   openLmdbStore,
   type DiscoveryStore,
@@ -27,6 +37,7 @@ import {
   NUMBER,
   ORIGIN,
   PROVER_SEED,
+  ZONE_SEED,
   putMap,
   storeBattery,
   zoneInit,
@@ -51,20 +62,23 @@ function expectExactChain(zone: readonly ResourceRecord[]): void {
 
 storeBattery('LMDB store', async (options) => {
   const dataDir = freshDir();
-  const store = await openLmdbStore({ dataDir, ...options });
+  // The key directory lives apart from the data (design §9), as a server's `keys.dir` does.
+  const keys = `${dataDir}-keys`;
+  const store = await openLmdbStore({ dataDir, keys, ...options });
   return {
     store,
     reopen: async (): Promise<DiscoveryStore> => {
       await store.close();
-      return openLmdbStore({ dataDir, ...options });
+      return openLmdbStore({ dataDir, keys, ...options });
     },
-    // docs/operations.md §6: stop the server, copy data.mdb, restore it into an empty directory.
+    // docs/operations.md §6: stop the server, copy data.mdb, restore it into an empty directory
+    // beside the same key directory.
     restoreCopy: async (current): Promise<DiscoveryStore> => {
       await current.close();
       const restored = freshDir();
       mkdirSync(restored, { mode: 0o700 });
       copyFileSync(join(dataDir, 'data.mdb'), join(restored, 'data.mdb'));
-      return openLmdbStore({ dataDir: restored, ...options });
+      return openLmdbStore({ dataDir: restored, keys, ...options });
     },
   };
 });
@@ -227,11 +241,11 @@ describe('LMDB store', () => {
       expect((await first.applyOperation(ORIGIN, publish)).kind).toBe('applied');
       const records = first.readZone(ORIGIN);
       await first.close();
-      expect(await formatOf(dataDir)).toBe(3);
+      expect(await formatOf(dataDir)).toBe(4);
       await rewrite(dataDir, 1, 'replay');
 
       const upgraded = await openLmdbStore(options);
-      expect(await formatOf(dataDir)).toBe(3);
+      expect(await formatOf(dataDir)).toBe(4);
       expect(upgraded.readZone(ORIGIN)).toEqual(records);
       expect(upgraded.replayRecords()).toEqual([]);
       const removal = {
@@ -276,7 +290,7 @@ describe('LMDB store', () => {
       await env.close();
 
       const upgraded = await openLmdbStore(options);
-      expect(await formatOf(dataDir)).toBe(3);
+      expect(await formatOf(dataDir)).toBe(4);
       expect(upgraded.readZone(ORIGIN)).toEqual(records);
       const view = upgraded.zoneView(ORIGIN);
       for (const owner of owners) expect(view?.node(owner)).toBeUndefined();
@@ -314,7 +328,7 @@ describe('LMDB store', () => {
       await env.close();
 
       const upgraded = await openLmdbStore(options);
-      expect(await formatOf(dataDir)).toBe(3);
+      expect(await formatOf(dataDir)).toBe(4);
       expect(upgraded.readZone(ORIGIN)).toEqual(records);
       const view = upgraded.zoneView(ORIGIN);
       for (const owner of owners) expect(view?.node(owner)).toBeUndefined();
@@ -346,9 +360,56 @@ describe('LMDB store', () => {
     it('refuses a directory written in a newer layout, changing nothing', async () => {
       const dataDir = freshDir();
       await (await openLmdbStore({ dataDir })).close();
-      await rewrite(dataDir, 4);
+      await rewrite(dataDir, 5);
       await expectStoreError(openLmdbStore({ dataDir }), 'ERR_STORE_NEWER_FORMAT');
+      expect(await formatOf(dataDir)).toBe(5);
+    });
+
+    it('moves the seeds of a layout-3 directory into the key directory once, then erases them from the data', async () => {
+      const clock = fakeClock();
+      const dataDir = freshDir();
+      const first = await openLmdbStore({ dataDir, now: clock.now, proverSeed: PROVER_SEED });
+      await first.addZone(zoneInit(ORIGIN, { keySeed: ZONE_SEED }));
+      await first.apply(ORIGIN, [putMap(NUMBER)]);
+      const records = first.readZone(ORIGIN);
+      const info = first.zoneInfo(ORIGIN);
+      await first.close();
+      // Layout 3 kept the zone key's seed in `zones` and the prover key's in `meta`, and had no
+      // key directory.
+      rmSync(join(dataDir, 'keys'), { recursive: true });
+      const env = open({ path: dataDir, noSubdir: false, maxDbs: 8 });
+      await env
+        .openDB<Buffer, string>({ name: 'zones', encoding: 'binary' })
+        .put(ORIGIN, Buffer.from(ZONE_SEED));
+      const meta = env.openDB<Buffer, string>({ name: 'meta', encoding: 'binary' });
+      await meta.put('prover', Buffer.from(PROVER_SEED));
+      await meta.put('format', Buffer.of(3));
+      await env.close();
+
+      const keys = `${dataDir}-moved-keys`;
+      const lines: string[] = [];
+      const log = createLogger('authoritative', { write: (line) => lines.push(line) });
+      const upgraded = await openLmdbStore({ dataDir, keys, now: clock.now, log });
       expect(await formatOf(dataDir)).toBe(4);
+      expect(lines.filter((l) => l.includes('keys-moved-to-key-directory'))).toHaveLength(1);
+      expect(upgraded.readZone(ORIGIN)).toEqual(records);
+      expect(upgraded.zoneInfo(ORIGIN)).toEqual(info);
+      expect(Buffer.from(upgraded.proverKey().secretKey)).toEqual(Buffer.from(PROVER_SEED));
+      expect(upgraded.keys.zoneKeys(ORIGIN).map((k) => k.keyTag)).toEqual([info?.keyTag]);
+      expect(readdirSync(keys)).toContain('prover.key');
+      // It still signs with the moved key, and the data holds neither seed any more.
+      await upgraded.apply(ORIGIN, delegation(CHILD));
+      await upgraded.close();
+      // LMDB does not wipe the pages it frees: a compacting backup leaves them out.
+      const out = `${dataDir}-backup`;
+      await backupLmdbStore(dataDir, out);
+      const bytes = readFileSync(join(out, 'data.mdb'));
+      expect(bytes.includes(Buffer.from(ZONE_SEED))).toBe(false);
+      expect(bytes.includes(Buffer.from(PROVER_SEED))).toBe(false);
+      const again = await openLmdbStore({ dataDir, keys, now: clock.now, log });
+      expect(lines.filter((l) => l.includes('keys-moved-to-key-directory'))).toHaveLength(1);
+      expect(again.zoneInfo(ORIGIN)?.keyTag).toBe(info?.keyTag);
+      await again.close();
     });
   });
 });

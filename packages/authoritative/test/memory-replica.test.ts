@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryReplica, type MemoryCommit } from '../src/store/memory-store.js';
-import type { StoreOperation } from '../src/index.js';
+import type { StoreOperation, ZoneKeySet } from '../src/index.js';
 import { PHONE, RECIPIENT, attest, mappingBytes, removalBytes } from './registration-fixture.js';
 import { NUMBER, ORIGIN, PROVER_SEED, fakeClock, putMap, zoneInit } from './store-battery.js';
 
@@ -25,16 +25,17 @@ async function replica() {
 }
 
 describe('memory replica', () => {
-  it('reports a new zone with its key seed and apex', async () => {
+  it('reports a new zone with its apex and no key material, the key in its key directory', async () => {
     const { store, events } = await replica();
     expect(events).toHaveLength(1);
     const added = events[0];
     expect(added?.kind).toBe('zone-added');
     if (added?.kind !== 'zone-added') return;
-    expect(Buffer.from(added.keySeed)).toEqual(
-      Buffer.from(store.zoneKey(ORIGIN)?.keyPair.secretKey ?? []),
-    );
+    expect(Object.keys(added)).not.toContain('keySeed');
     expect([...added.writes.keys()]).toEqual([ORIGIN]);
+    expect(store.keys.zoneKeys(ORIGIN).map((k) => k.keyTag)).toEqual([
+      store.zoneKey(ORIGIN)?.keyTag,
+    ]);
   });
 
   it('reports each write with the nodes it replaced, and putting them back restores the zone', async () => {
@@ -102,8 +103,12 @@ describe('memory replica', () => {
     const nodes = new Map([...events].flatMap((e) => (e.kind === 'write' ? [...e.writes] : [])));
     const added = events[0];
     if (added?.kind !== 'zone-added') throw new Error('no zone');
-    const copy = createMemoryReplica({ proverSeed: PROVER_SEED, onCommit: () => undefined });
-    copy.loadZone(ORIGIN, added.keySeed, new Map([...added.writes, ...nodes]));
+    const copy = createMemoryReplica({ keys: store.keys, onCommit: () => undefined });
+    copy.loadZone(
+      ORIGIN,
+      store.keySetOf(ORIGIN) as ZoneKeySet,
+      new Map([...added.writes, ...nodes]),
+    );
     expect(zoneText(copy.readZone(ORIGIN))).toBe(records);
     expect(copy.zoneInfo(ORIGIN)).toEqual(store.zoneInfo(ORIGIN));
     copy.dropZone(ORIGIN);

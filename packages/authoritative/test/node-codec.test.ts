@@ -1,4 +1,4 @@
-import { compareNames, record, type ResourceRecord } from '@mimi-discovery/common';
+import { compareNames, record, type RecordOf, type ResourceRecord } from '@mimi-discovery/common';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -95,18 +95,44 @@ describe('node values', () => {
             record(name, 'MAP', Uint8Array.of(1, 2), 300),
             record(name, 'MAP', Uint8Array.of(3), 300),
           ],
-          signature: rrsig,
+          signatures: [rrsig],
         },
       ],
-      [
-        'A',
-        { records: [record(name, 'A', '192.0.2.1', 60)] as ResourceRecord[], signature: undefined },
-      ],
+      ['A', { records: [record(name, 'A', '192.0.2.1', 60)] as ResourceRecord[], signatures: [] }],
     ]);
     const decoded = decodeNode(name, encodeNode(node));
     expect([...decoded.keys()]).toEqual(['A', 'MAP']);
     expect(decoded.get('MAP')).toEqual(node.get('MAP'));
     expect(decoded.get('A')).toEqual(node.get('A'));
+  });
+
+  it('round-trips a node whose RRsets carry several RRSIGs (a key rollover), and keeps the one-RRSIG layout otherwise', () => {
+    const name = `x.${ORIGIN}`;
+    const sig = (keyTag: number): RecordOf<'RRSIG'> =>
+      record(
+        name,
+        'RRSIG',
+        {
+          typeCovered: 'A',
+          algorithm: 15,
+          labels: 6,
+          originalTtl: 60,
+          expiration: 1768435200,
+          inception: 1767222000,
+          keyTag,
+          signerName: ORIGIN,
+          signature: new Uint8Array(64).fill(keyTag & 0xff),
+        },
+        60,
+      );
+    const records = [record(name, 'A', '192.0.2.1', 60)] as ResourceRecord[];
+    const one: StoredNode = new Map([['A', { records, signatures: [sig(1)] }]]);
+    const two: StoredNode = new Map([['A', { records, signatures: [sig(1), sig(2)] }]]);
+    expect(decodeNode(name, encodeNode(two)).get('A')).toEqual(two.get('A'));
+    expect(decodeNode(name, encodeNode(one)).get('A')).toEqual(one.get('A'));
+    // A node as written before zones had several keys: count, then one length-prefixed RRSIG.
+    expect(encodeNode(one).readUInt16BE(0)).toBe(1);
+    expect(encodeNode(two).readUInt16BE(0)).toBe(0x8001);
   });
 
   it('reports a damaged value as ERR_STORE_CORRUPT', () => {
@@ -115,7 +141,7 @@ describe('node values', () => {
         'A',
         {
           records: [record(`x.${ORIGIN}`, 'A', '192.0.2.1', 60)] as ResourceRecord[],
-          signature: undefined,
+          signatures: [],
         },
       ],
     ]);

@@ -5,7 +5,12 @@ import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keyPairFromSeed, type Ed25519KeyPair, type ResourceRecord } from '@mimi-discovery/common';
+import {
+  createLogger,
+  keyPairFromSeed,
+  type Ed25519KeyPair,
+  type ResourceRecord,
+} from '@mimi-discovery/common';
 import {
   PG_GROUP_MAX_WRITES,
   PG_POLL_INTERVAL_MS,
@@ -16,6 +21,7 @@ import {
   migratePgSchema,
   openPgStore,
   type DiscoveryStore,
+  type PgStoreOptions,
   type StoreError,
   type StoreOperation,
 } from '../src/index.js';
@@ -35,6 +41,7 @@ import {
   ORIGIN,
   PROVER_SEED,
   T0,
+  ZONE_SEED,
   delegation,
   expectStoreError,
   fakeClock,
@@ -78,43 +85,49 @@ const running = (): TestPostgres => {
   return cluster;
 };
 
+/**
+ * The key directory of each database (front ends of one database share one, design §9; a
+ * restored copy is served with the key directory of the database it was copied from).
+ */
+const keyDirs = new Map<string, string>();
+const keyDirOf = (url: string): string => {
+  let dir = keyDirs.get(url);
+  if (dir === undefined) {
+    dir = join(work, `keys-${keyDirs.size + 1}`);
+    keyDirs.set(url, dir);
+  }
+  return dir;
+};
+
+/** Opens the store of `options.url` with that database's key directory. */
+function openPg(options: PgStoreOptions): Promise<DiscoveryStore> {
+  return openPgStore({ keys: keyDirOf(options.url), ...options });
+}
+
 let dumps = 0;
-/** Backs up `url` as an operator would (data and secrets apart) and restores it into a new database. */
+/** Backs up `url` as an operator would (`pg_dump -Fc`) and restores it into a new database. */
 async function backupAndRestore(url: string): Promise<string> {
   const data = join(work, `data-${++dumps}.dump`);
-  const secrets = join(work, `secrets-${dumps}.dump`);
-  execFileSync(postgresTool('pg_dump'), [
-    '--format=custom',
-    '--exclude-table-data=secrets',
-    `--file=${data}`,
-    `--dbname=${url}`,
-  ]);
-  execFileSync(postgresTool('pg_dump'), [
-    '--format=custom',
-    '--data-only',
-    '--table=secrets',
-    `--file=${secrets}`,
-    `--dbname=${url}`,
-  ]);
+  execFileSync(postgresTool('pg_dump'), ['--format=custom', `--file=${data}`, `--dbname=${url}`]);
   const restored = await running().createDatabase();
   execFileSync(postgresTool('pg_restore'), ['--exit-on-error', `--dbname=${restored}`, data]);
-  execFileSync(postgresTool('pg_restore'), ['--exit-on-error', `--dbname=${restored}`, secrets]);
+  keyDirs.set(restored, keyDirOf(url));
   return restored;
 }
 
 if (missing === undefined) {
   storeBattery('PostgreSQL store', async (options) => {
     const url = await running().createDatabase();
-    const store = await openPgStore({ url, ...options });
+    const store = await openPg({ url, ...options });
     return {
       store,
       reopen: async (): Promise<DiscoveryStore> => {
         await store.close();
-        return openPgStore({ url, ...options });
+        return openPg({ url, ...options });
       },
       restoreCopy: async (current): Promise<DiscoveryStore> => {
         await current.close();
-        return openPgStore({ url: await backupAndRestore(url), ...options });
+        return openPg({ url: await backupAndRestore(url), ...options });
       },
     };
   });
@@ -155,13 +168,13 @@ async function twoStores(): Promise<{
   const url = await running().createDatabase();
   const clock = fakeClock();
   const options = { url, now: clock.now, proverSeed: PROVER_SEED };
-  const a = await openPgStore(options);
+  const a = await openPg(options);
   await a.addZone(
     zoneInit(ORIGIN, {
       authkeys: [{ role: 'csip', publicKey: CSIP.publicKey, notAfter: T0 + 3650 * DAY }],
     }),
   );
-  const b = await openPgStore(options);
+  const b = await openPg(options);
   return {
     url,
     clock,
@@ -192,12 +205,12 @@ const zoneText = (store: DiscoveryStore): string =>
 describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
   it('refuses to open a database with a different prover seed', async () => {
     const url = await running().createDatabase();
-    await (await openPgStore({ url, proverSeed: PROVER_SEED })).close();
+    await (await openPg({ url, proverSeed: PROVER_SEED })).close();
     await expectStoreError(
-      openPgStore({ url, proverSeed: new Uint8Array(32).fill(5) }),
+      openPg({ url, proverSeed: new Uint8Array(32).fill(5) }),
       'ERR_STORE_PROVER_KEY',
     );
-    const store = await openPgStore({ url });
+    const store = await openPg({ url });
     expect(Buffer.from(store.proverKey().secretKey)).toEqual(Buffer.from(PROVER_SEED));
     await store.close();
   });
@@ -205,25 +218,25 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
   it('refuses a pool too small to re-sign beside a write, or too large', async () => {
     const url = await running().createDatabase();
     for (const poolSize of [PG_POOL_MIN_SIZE - 1, PG_POOL_MAX_SIZE + 1, 2.5]) {
-      await expect(openPgStore({ url, poolSize })).rejects.toThrow(/poolSize/);
+      await expect(openPg({ url, poolSize })).rejects.toThrow(/poolSize/);
     }
-    await (await openPgStore({ url, poolSize: PG_POOL_MIN_SIZE })).close();
+    await (await openPg({ url, poolSize: PG_POOL_MIN_SIZE })).close();
   });
 
   it('creates and upgrades its schema once, and refuses a schema it does not know, changing nothing', async () => {
     const url = await running().createDatabase();
-    await expectStoreError(openPgStore({ url, migrate: false }), 'ERR_STORE_OLDER_FORMAT');
+    await expectStoreError(openPg({ url, migrate: false }), 'ERR_STORE_OLDER_FORMAT');
     expect(await sql(url, `SELECT to_regclass('store_meta') AS t`)).toEqual([{ t: null }]);
     // Front ends starting together migrate once.
     const runs = await Promise.all([migratePgSchema(url), migratePgSchema(url)]);
     expect(runs.map((r) => r.from).sort()).toEqual([0, PG_SCHEMA_VERSION]);
     expect(await migratePgSchema(url)).toEqual({ from: PG_SCHEMA_VERSION, to: PG_SCHEMA_VERSION });
-    await (await openPgStore({ url, migrate: false })).close();
+    await (await openPg({ url, migrate: false })).close();
 
     await sql(url, `UPDATE store_meta SET value = $1 WHERE key = 'schema_version'`, [
       String(PG_SCHEMA_VERSION + 1),
     ]);
-    await expectStoreError(openPgStore({ url }), 'ERR_STORE_NEWER_FORMAT');
+    await expectStoreError(openPg({ url }), 'ERR_STORE_NEWER_FORMAT');
     await expectStoreError(migratePgSchema(url), 'ERR_STORE_NEWER_FORMAT');
     expect(await sql(url, `SELECT value FROM store_meta`)).toEqual([
       { value: String(PG_SCHEMA_VERSION + 1) },
@@ -241,7 +254,7 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role};
        GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${role}`,
     );
-    const store = await openPgStore({
+    const store = await openPg({
       url: url.replace('postgresql://postgres@', `postgresql://${role}@`),
       proverSeed: PROVER_SEED,
     });
@@ -252,7 +265,7 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
 
   it('fails a write that waits longer than the statement timeout for its zone, changing nothing', async () => {
     const url = await running().createDatabase();
-    const store = await openPgStore({ url, proverSeed: PROVER_SEED, statementTimeoutMs: 300 });
+    const store = await openPg({ url, proverSeed: PROVER_SEED, statementTimeoutMs: 300 });
     await store.addZone(zoneInit());
     const before = zoneText(store);
     // Another writer holds the zone's row.
@@ -270,7 +283,7 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
 
   it('commits the writes queued for a zone together, at most groupMaxWrites at a time', async () => {
     const url = await running().createDatabase();
-    const store = await openPgStore({
+    const store = await openPg({
       url,
       proverSeed: PROVER_SEED,
       limits: { groupMaxWrites: 10 },
@@ -289,7 +302,7 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
     await store.close();
     // The default bound.
     const other = await running().createDatabase();
-    const big = await openPgStore({ url: other, proverSeed: PROVER_SEED });
+    const big = await openPg({ url: other, proverSeed: PROVER_SEED });
     await big.addZone(zoneInit());
     await Promise.all(
       Array.from({ length: PG_GROUP_MAX_WRITES + 1 }, (_, i) =>
@@ -300,14 +313,12 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
       [{ n: 2 }],
     );
     await big.close();
-    await expect(openPgStore({ url, limits: { groupMaxWrites: 0 } })).rejects.toThrow(
-      /groupMaxWrites/,
-    );
+    await expect(openPg({ url, limits: { groupMaxWrites: 0 } })).rejects.toThrow(/groupMaxWrites/);
   });
 
   it('keeps changeLogKeep rows of the change log per zone', async () => {
     const url = await running().createDatabase();
-    const store = await openPgStore({ url, proverSeed: PROVER_SEED, limits: { changeLogKeep: 5 } });
+    const store = await openPg({ url, proverSeed: PROVER_SEED, limits: { changeLogKeep: 5 } });
     await store.addZone(zoneInit());
     for (let i = 0; i < 12; i++) await store.apply(ORIGIN, [putMap(NUMBER, i + 1)]);
     expect(await sql(url, 'SELECT version::int FROM change_log ORDER BY version')).toEqual(
@@ -319,9 +330,9 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
   it('has other front ends reload a zone after a write of more than changeLogMaxNames names', async () => {
     const url = await running().createDatabase();
     const options = { url, proverSeed: PROVER_SEED, limits: { changeLogMaxNames: 2 } };
-    const a = await openPgStore(options);
+    const a = await openPg(options);
     await a.addZone(zoneInit());
-    const b = await openPgStore(options);
+    const b = await openPg(options);
     await a.apply(ORIGIN, [putMap(`1.${ORIGIN}`), putMap(`2.${ORIGIN}`), putMap(`3.${ORIGIN}`)]);
     expect(await sql(url, 'SELECT names FROM change_log WHERE version = 2')).toEqual([
       { names: null },
@@ -333,10 +344,10 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
 
   it('reloads a zone further behind than catchUpMaxEntries rows of the change log', async () => {
     const url = await running().createDatabase();
-    const a = await openPgStore({ url, proverSeed: PROVER_SEED });
+    const a = await openPg({ url, proverSeed: PROVER_SEED });
     await a.addZone(zoneInit());
     // b hears of nothing by itself: no notifications, no poll within the test.
-    const b = await openPgStore({
+    const b = await openPg({
       url,
       proverSeed: PROVER_SEED,
       limits: { catchUpMaxEntries: 3, pollIntervalMs: 600_000, reconnectDelayMs: 600_000 },
@@ -580,22 +591,57 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
     await close();
   });
 
-  it('leaves the secrets out of a data backup', async () => {
+  it('keeps no key material in the database: a dump of it holds no seed', async () => {
     const url = await running().createDatabase();
-    const store = await openPgStore({ url });
+    const store = await openPg({ url, proverSeed: PROVER_SEED });
+    await store.addZone(zoneInit(ORIGIN, { keySeed: ZONE_SEED }));
     await store.close();
     const file = join(work, 'no-secrets.sql');
-    execFileSync(postgresTool('pg_dump'), [
-      '--exclude-table-data=secrets',
-      `--file=${file}`,
-      `--dbname=${url}`,
-    ]);
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    const seed = (await client.query<{ seed: Buffer }>('SELECT seed FROM secrets')).rows[0]?.seed;
-    await client.end();
-    expect(seed).toBeDefined();
+    execFileSync(postgresTool('pg_dump'), [`--file=${file}`, `--dbname=${url}`]);
     const { readFileSync } = await import('node:fs');
-    expect(readFileSync(file, 'utf8')).not.toContain(seed?.toString('hex'));
+    const dump = readFileSync(file, 'utf8');
+    expect(dump).toContain('CREATE TABLE public.zones');
+    for (const secret of [ZONE_SEED, PROVER_SEED]) {
+      expect(dump).not.toContain(Buffer.from(secret).toString('hex'));
+      expect(dump).not.toContain(Buffer.from(secret).toString('base64'));
+    }
+    expect(dump).not.toContain('secrets');
+  });
+
+  it('moves the seeds of a schema-2 database into the key directory once, and drops its secrets', async () => {
+    const url = await running().createDatabase();
+    const clock = fakeClock();
+    const first = await openPg({ url, now: clock.now, proverSeed: PROVER_SEED });
+    await first.addZone(zoneInit(ORIGIN, { keySeed: ZONE_SEED }));
+    await first.apply(ORIGIN, [putMap(NUMBER)]);
+    const records = first.readZone(ORIGIN);
+    const info = first.zoneInfo(ORIGIN);
+    await first.close();
+    // Schema version 2: the seeds in `secrets`, no `signing` column, no key directory.
+    await sql(url, 'ALTER TABLE zones DROP COLUMN signing');
+    await sql(url, 'CREATE TABLE secrets (name text PRIMARY KEY, seed bytea NOT NULL)');
+    await sql(url, 'INSERT INTO secrets VALUES ($1, $2), ($3, $4)', [
+      'prover',
+      Buffer.from(PROVER_SEED),
+      `zone ${ORIGIN}`,
+      Buffer.from(ZONE_SEED),
+    ]);
+    await sql(url, `UPDATE store_meta SET value = '2' WHERE key = 'schema_version'`);
+    const keys = join(work, 'moved-keys');
+    const lines: string[] = [];
+    const log = createLogger('authoritative', { write: (line) => lines.push(line) });
+    const moved = await openPgStore({ url, keys, now: clock.now, log });
+    expect(lines.filter((l) => l.includes('keys-moved-to-key-directory'))).toHaveLength(1);
+    expect(moved.readZone(ORIGIN)).toEqual(records);
+    expect(moved.zoneInfo(ORIGIN)).toEqual(info);
+    expect(Buffer.from(moved.proverKey().secretKey)).toEqual(Buffer.from(PROVER_SEED));
+    expect(moved.keys.zoneKeys(ORIGIN).map((k) => k.keyTag)).toEqual([info?.keyTag]);
+    expect(await sql(url, `SELECT to_regclass('secrets') AS t`)).toEqual([{ t: null }]);
+    await moved.apply(ORIGIN, delegation(CHILD));
+    await moved.close();
+    const again = await openPgStore({ url, keys, now: clock.now, log });
+    expect(lines.filter((l) => l.includes('keys-moved-to-key-directory'))).toHaveLength(1);
+    expect(again.zoneInfo(ORIGIN)?.keyTag).toBe(info?.keyTag);
+    await again.close();
   });
 });

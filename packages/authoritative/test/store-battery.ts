@@ -17,6 +17,7 @@ import {
   type ZoneInit,
 } from '../src/index.js';
 import { operationsBattery } from './store-battery-operations.js';
+import { keysBattery } from './store-battery-keys.js';
 import { transferBattery } from './store-battery-transfer.js';
 
 /**
@@ -185,6 +186,7 @@ export function storeBattery(name: string, factory: StoreFactory): void {
 
     operationsBattery(setup);
     transferBattery(setup);
+    keysBattery(setup);
 
     describe('zones', () => {
       it('creates a zone whose apex holds SOA, NS, DNSKEY and AUTHKEY, each signed', async () => {

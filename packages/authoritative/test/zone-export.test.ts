@@ -166,6 +166,53 @@ describe.each(stores)('exporting a zone of the %s', (_name, openStore) => {
     },
   );
 
+  it.skipIf(!LDNS && !CHECKZONE)(
+    'keeps a zone in the middle of a key switch verifiable: two DNSKEYs, CDS and CDNSKEY, RRSIGs by both keys',
+    async () => {
+      const store = await openStore();
+      await populate(store);
+      // Both keys active for the moment of a switch, CDS for both (double DS, RFC 7344).
+      const [first] = store.keys.zoneKeys(ORIGIN);
+      if (first === undefined) throw new Error('no key');
+      await store.keys.addZoneKey(ORIGIN, {
+        created: T0,
+        publish: T0,
+        active: T0,
+        syncPublish: T0,
+      });
+      await store.keys.setTiming(ORIGIN, first.keyTag, { syncPublish: T0 });
+      await store.refreshKeys(ORIGIN, T0);
+      await store.setNsec3(ORIGIN, true);
+      await store.resign();
+      expect(store.signatureStatus(ORIGIN)?.pendingResign).toBe(0);
+      const text = exportZone(store, ORIGIN, { nsec3: true, now: T0 });
+      expect(text.match(/ IN DNSKEY 257 3 15 /g)).toHaveLength(2);
+      expect(text.match(/ IN CDS /g)).toHaveLength(2);
+      expect(text.match(/ IN CDNSKEY /g)).toHaveLength(2);
+      expect(text.match(/ IN RRSIG SOA /g)).toHaveLength(2);
+      const file = join(dir, `rolling-${++counter}.zone`);
+      writeFileSync(file, text);
+      if (LDNS) {
+        const { status, output } = run('ldns-verify-zone', ['-t', formatTime(T0), '-V', '3', file]);
+        expect(output, output).toContain('Zone is verified and complete');
+        expect(status).toBe(0);
+      }
+      if (CHECKZONE) {
+        const { status, output } = run('named-checkzone', [
+          '-i',
+          'full',
+          '-k',
+          'fail',
+          ORIGIN,
+          file,
+        ]);
+        expect(output, output).toMatch(/\(DNSSEC signed\)\nOK/);
+        expect(status).toBe(0);
+      }
+      await store.close();
+    },
+  );
+
   it('exports the zone as served, RRSIGs included, without NSEC3', async () => {
     const store = await openStore();
     await populate(store);

@@ -35,8 +35,8 @@ function zone(serial: number, extra: Record<string, StoredNode> = {}): ZoneReade
     [
       ORIGIN,
       new Map([
-        ['SOA', { records: [soa], signature: undefined }],
-        ['NS', { records: [record(ORIGIN, 'NS', 'ns.example', 60)], signature: undefined }],
+        ['SOA', { records: [soa], signatures: [] }],
+        ['NS', { records: [record(ORIGIN, 'NS', 'ns.example', 60)], signatures: [] }],
       ]),
     ],
     ...Object.entries(extra),
@@ -78,10 +78,7 @@ describe('the zone signer', () => {
 
   it('treats the NS and everything below a delegation as not authoritative, but its DS as authoritative', () => {
     const cut: StoredNode = new Map([
-      [
-        'NS',
-        { records: [record('sub.example', 'NS', 'ns.sub.example', 60)], signature: undefined },
-      ],
+      ['NS', { records: [record('sub.example', 'NS', 'ns.sub.example', 60)], signatures: [] }],
     ]);
     const reader = zone(1, { 'sub.example': cut });
     expect(isAuthoritative(reader, 'sub.example', 'NS')).toBe(false);

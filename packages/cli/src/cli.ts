@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerCsip } from './commands/csip.js';
+import { registerBackup } from './commands/backup.js';
 import { registerDb } from './commands/db.js';
 import { registerDelegation } from './commands/delegate.js';
 import { registerDemo } from './commands/demo.js';
@@ -116,6 +117,7 @@ Examples:
   registerServe(program, env);
   registerZone(program, env);
   registerDb(program, env);
+  registerBackup(program, env);
   registerKeys(program, env);
   registerRecipient(program, env);
   registerCsip(program, env);

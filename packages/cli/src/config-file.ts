@@ -57,6 +57,7 @@ function withAbsolutePaths(config: DpConfig, base: string): DpConfig {
   return {
     ...config,
     dataDir: resolve(base, config.dataDir),
+    ...(config.keys.dir === undefined ? {} : { keys: { dir: resolve(base, config.keys.dir) } }),
     ...(config.tls
       ? { tls: { cert: resolve(base, config.tls.cert), key: resolve(base, config.tls.key) } }
       : {}),

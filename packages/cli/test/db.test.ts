@@ -1,4 +1,5 @@
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PG_SCHEMA_VERSION } from '@mimi-discovery/authoritative';
 import { buildQuery, queryUdp } from '@mimi-discovery/common';
@@ -7,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCliFixture, serve } from './fixture.js';
 import {
   postgresMissing,
+  postgresTool,
   startPostgres,
   type TestPostgres,
 } from '../../../test/helpers/postgres.js';
@@ -33,7 +35,12 @@ function postgresConfig(name: string, url: string): string {
   const config = JSON.parse(readFileSync(join(cli.dir, 'dp', 'config.json'), 'utf8')) as object;
   writeFileSync(
     join(cli.dir, name),
-    JSON.stringify({ ...config, store: { kind: 'postgres', url, poolSize: 2 } }),
+    // The DP's own key directory: the database holds no key.
+    JSON.stringify({
+      ...config,
+      store: { kind: 'postgres', url, poolSize: 2 },
+      keys: { dir: join(cli.dir, 'dp', 'keys') },
+    }),
   );
   return name;
 }
@@ -58,9 +65,14 @@ describe('db backup', () => {
     expect(copied.out).toBe(join(cli.dir, 'saved', 'store'));
     expect(statSync(join(cli.dir, 'saved', 'store', 'data.mdb')).mode & 0o777).toBe(0o600);
     const config = JSON.parse(readFileSync(join(cli.dir, 'hot', 'config.json'), 'utf8')) as object;
+    // Restored beside the same key directory: the copy holds no key (design §9).
     writeFileSync(
       join(cli.dir, 'saved.json'),
-      JSON.stringify({ ...config, dataDir: join(cli.dir, 'saved') }),
+      JSON.stringify({
+        ...config,
+        dataDir: join(cli.dir, 'saved'),
+        keys: { dir: join(cli.dir, 'hot', 'keys') },
+      }),
     );
     for (const command of [['ds'], ['zone', 'export', '--zone', '+33', '--no-nsec3']]) {
       expect(await cli.ok([...command, '--config', 'saved.json'])).toBe(
@@ -94,9 +106,11 @@ describe.skipIf(missing !== undefined)('db', () => {
     const lmdb = await cli.run(['db', 'migrate', '--config', 'dp/config.json']);
     expect(lmdb.exitCode).toBe(1);
     expect(lmdb.stderr).toMatch(/store kind "lmdb" \(ERR_CLI_STORE_KIND\)\n$/);
-    const backup = await cli.run(['db', 'backup', '--config', config, '--out', 'pg-backup']);
-    expect(backup.exitCode).toBe(1);
-    expect(backup.stderr).toMatch(/pg_dump .*\(ERR_CLI_STORE_KIND\)\n$/);
+    const missingTool = await cli.run(['backup', '--config', config, '--out', 'pg-backup'], {
+      env: { PG_DUMP: join(cli.dir, 'no-such-pg_dump') },
+    });
+    expect(missingTool.exitCode).toBe(2);
+    expect(missingTool.stderr).toMatch(/not found.*\(ERR_CLI_NO_PG_DUMP\)\n$/);
   });
 
   it('refuses to read a database without the schema, changing nothing', async () => {
@@ -140,6 +154,27 @@ describe.skipIf(missing !== undefined)('db', () => {
     expect(again.exitCode).toBe(2);
     expect(again.stderr).toMatch(
       /already holds zone 4\.4\.e164\.mimi\.arpa.*\(ERR_STORE_ZONE_EXISTS\)/,
+    );
+
+    // `backup` dumps the database (pg_dump -Fc), without any seed; restored into an empty
+    // database beside the same key directory, it serves the same zone.
+    const dump = join(cli.dir, 'pg.dump');
+    const dumped = await cli.run(['backup', '--config', config, '--out', 'pg.dump', '--json'], {
+      env: { PG_DUMP: postgresTool('pg_dump') },
+    });
+    expect(dumped.stderr).toBe('');
+    expect(JSON.parse(dumped.stdout)).toMatchObject({ kind: 'postgres', out: dump });
+    const bytes = readFileSync(dump);
+    for (const file of readdirSync(join(cli.dir, 'dp', 'keys'))) {
+      const { seed } = JSON.parse(readFileSync(join(cli.dir, 'dp', 'keys', file), 'utf8')) as {
+        seed: string;
+      };
+      expect(bytes.includes(Buffer.from(seed, 'base64'))).toBe(false);
+    }
+    const restored = await (cluster as TestPostgres).createDatabase();
+    execFileSync(postgresTool('pg_restore'), ['--exit-on-error', `--dbname=${restored}`, dump]);
+    expect(await cli.ok(['ds', '--config', postgresConfig('restored.json', restored)])).toBe(
+      lmdbDs,
     );
 
     const server = await serve(cli, config);

@@ -200,25 +200,39 @@ function answer(
   const origin = answeringZone(store, question.name, question.type);
   const stored = origin === undefined ? undefined : store.zoneView(origin);
   if (origin === undefined || stored === undefined) return refuse('REFUSED');
-  const key = store.zoneKey(origin);
+  // Every current signer signs what is signed online: during a key switch (`keys/key-set.ts`)
+  // a resolver may still hold either key's DS or DNSKEY RRset, so an RRSIG by each keeps both
+  // validating (RFC 6781 §4.1.2).
+  const keys = store.zoneSigners(origin);
   const dnssecOk = query.edns?.dnssecOk ?? false;
   // Only a MAP or ANY answer with DO carries the MAP RRSIG, so only those sign it online.
   const signMaps = dnssecOk && (question.type === 'MAP' || question.type === 'ANY');
   const current = currentView(stored, canonicalName(question.name), {
     ...context,
-    ...(key !== undefined && signMaps ? { key } : {}),
+    ...(keys.length > 0 && signMaps ? { keys } : {}),
   });
+  // `lookupZone` takes one RRSIG per denial: the first signer's; the others go right after it.
+  const others = new Map<ResourceRecord, RecordOf<'RRSIG'>[]>();
+  const signDenial = (rrset: readonly ResourceRecord[]): RecordOf<'RRSIG'> => {
+    const [first, ...rest] = keys.map((key) =>
+      context.sign(key, 'denials', denialId(rrset), rrset),
+    );
+    if (first === undefined) throw new Error('the zone has no signing key');
+    if (rest.length > 0) others.set(first, rest);
+    return first;
+  };
   const outcome = lookupZone(
     current.zone,
     question,
-    key === undefined
-      ? { dnssecOk }
-      : { dnssecOk, sign: (rrset) => context.sign(key, 'denials', denialId(rrset), rrset) },
+    keys.length === 0 ? { dnssecOk } : { dnssecOk, sign: signDenial },
   );
   if (outcome.kind === 'refused') return refuse('REFUSED');
   const response = withCompact(query, respondError(query, 'NOERROR'));
   response.answers = outcome.answers;
-  response.authorities = outcome.authorities;
+  response.authorities =
+    others.size === 0
+      ? outcome.authorities
+      : outcome.authorities.flatMap((rr) => [rr, ...(others.get(rr) ?? [])]);
   response.additionals = outcome.additionals;
   // A referral is not authoritative (RFC 1034 §4.3.2 step 3b); every other outcome is.
   response.flags.aa = outcome.kind !== 'referral';
@@ -237,7 +251,7 @@ function answer(
 function currentView(
   zone: ZoneView,
   qname: string,
-  context: AnswerContext & { readonly key?: ZoneKey },
+  context: AnswerContext & { readonly keys?: readonly ZoneKey[] },
 ): { zone: ZoneView; earliest(): number | undefined } {
   let earliest: number | undefined;
   const view: ZoneView = {
@@ -258,14 +272,14 @@ function currentView(
 
 /**
  * A node with its MAP RRset as it stands at `context.at`: undefined when nothing is left at
- * the name. The remaining records are signed online only when `context.key` is given (the
+ * the name. The remaining records are signed online (by each of `context.keys`) only when those are given (the
  * answer will carry the RRSIG); the signature is made over the stored TTL (the RRSIG's
  * original TTL) and kept under the stored RRSIG and the number of records left out, which
  * together name the RRset signed.
  */
 function currentNode(
   node: ZoneNode,
-  context: AnswerContext & { readonly key?: ZoneKey },
+  context: AnswerContext & { readonly keys?: readonly ZoneKey[] },
 ): { node: ZoneNode | undefined; earliest: number | undefined } {
   const rrset = node.rrsets.get('MAP') ?? [];
   const { records, removed, earliest } = currentMappings(rrset, context.at, (rdata) =>
@@ -285,21 +299,26 @@ function currentNode(
     return { node: rrsets.size === 0 ? undefined : { rrsets, signatures }, earliest: undefined };
   }
   const stored = node.signatures.get('MAP')?.[0];
-  let rrsig: RecordOf<'RRSIG'> | undefined = removed === 0 ? stored : undefined;
-  if (rrsig === undefined && context.key !== undefined) {
+  let rrsigs: readonly RecordOf<'RRSIG'>[] =
+    removed === 0 ? (node.signatures.get('MAP') ?? []) : [];
+  if (rrsigs.length === 0 && context.keys !== undefined) {
     const id =
       stored === undefined
         ? undefined
         : `${Buffer.from(stored.data.signature).toString('latin1')}\u0000${removed}`;
-    rrsig = context.sign(context.key, 'maps', id, records);
+    rrsigs = context.keys.map((key) => context.sign(key, 'maps', id, records));
   }
   rrsets.set(
     'MAP',
     records.map((rr) => ({ ...rr, ttl })),
   );
   // RFC 4035 §2.2: the RRSIG's TTL is that of the RRset it covers.
-  if (rrsig === undefined) signatures.delete('MAP');
-  else signatures.set('MAP', [{ ...rrsig, ttl }]);
+  if (rrsigs.length === 0) signatures.delete('MAP');
+  else
+    signatures.set(
+      'MAP',
+      rrsigs.map((rrsig) => ({ ...rrsig, ttl })),
+    );
   return { node: { rrsets, signatures }, earliest: finite };
 }
 

@@ -6,8 +6,9 @@ import { StoreError } from './store-error.js';
 /**
  * The online copy of an LMDB store (docs/operations.md §6): what `mdb_copy` does, through
  * lmdb-js's own LMDB (Debian's `mdb_copy` cannot read lmdb-js 3's files). The copy is one read
- * transaction of LMDB (`mdb_env_copy2`): a consistent snapshot of every table — zones, keys,
- * anti-replay records — taken while the server keeps answering and writing; writers are not
+ * transaction of LMDB (`mdb_env_copy2`): a consistent snapshot of every table — zones, their
+ * signing records, anti-replay records — taken while the server keeps answering and writing, and
+ * never key material (keys live in the key directory, design §9); writers are not
  * blocked, and a write that commits meanwhile is either wholly in the copy or not at all.
  */
 
@@ -32,7 +33,10 @@ export async function backupLmdbStore(dataDir: string, outDir: string): Promise<
     mkdirSync(outDir, { recursive: true, mode: 0o700 });
     chmodSync(outDir, 0o700);
     env = open({ path: dataDir, noSubdir: false, maxDbs: 8, readOnly: true });
-    await env.backup(outDir, false);
+    // Compacting (MDB_CP_COMPACT): free pages are left out, and with them whatever a freed
+    // page still holds, such as the seeds an old layout kept before they moved to the key
+    // directory.
+    await env.backup(outDir, true);
     chmodSync(join(outDir, 'data.mdb'), 0o600);
   } catch (cause) {
     throw new StoreError('ERR_STORE_IO', `the backup of ${dataDir} failed: ${String(cause)}`, {

@@ -1,16 +1,16 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import {
+  computeKeyTag,
   createZoneKey,
-  generateKeyPair,
   isSubdomain,
-  keyPairFromSeed,
   parentName,
   systemClock,
   type Clock,
   type Ed25519KeyPair,
+  type Logger,
   type ResourceRecord,
   type RRType,
   type ZoneKey,
@@ -55,6 +55,25 @@ import { StoreError, noZoneError, type StoreErrorCode } from './store-error.js';
 import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import type { StoreWriterReply, StoreWriterRequest } from './store-writer-messages.js';
 import {
+  checkProverAgainst,
+  decodeSigningRecord,
+  encodeSigningRecord,
+  firstKey,
+  firstKeySet,
+  keyDirectoryFault,
+  keySetOfRecord,
+  migrateZoneSeed,
+  saveFirstKey,
+  signingRecordOf,
+  staleRRsets,
+  recordChecker,
+  zoneKeySet,
+  type SignatureStatus,
+  type SigningRecord,
+} from './store-keys.js';
+import { defaultKeyDirectory, openKeyDirectory, type KeyDirectory } from '../keys/key-directory.js';
+import type { ZoneKeySet } from '../keys/key-set.js';
+import {
   CHANGE_LOG_ENTRIES,
   changedNames,
   changesBetween,
@@ -75,11 +94,12 @@ import { ownerName, ownerOrUndefined, zoneOrigin } from '../zone/owner-name.js';
 import {
   DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
   RESIGN_MAX_RRSETS_PER_WRITE,
+  earliestExpiration,
   initialZone,
-  checkProverSeed,
-  newZoneKey,
+  isDue,
   nodeRecords,
   planApply,
+  planKeys,
   planNsec3,
   planResign,
   signatureValidityPolicy,
@@ -88,6 +108,7 @@ import {
   type SignatureValidityPolicy,
   type StoredNode,
   type ZoneReader,
+  type ZoneSigner,
   type ZoneWrites,
 } from '../zone/zone-signer.js';
 
@@ -100,8 +121,13 @@ import {
  *   and their RRSIGs. The key is the zone origin and then the owner, both as labels from the root
  *   down, so names sort in DNSSEC canonical order and every descendant of a name sorts right after
  *   it: an empty non-terminal is found with one cursor step (`node-codec.ts` has the encoding).
- * - `zones` (key: origin): the zone key's 32-octet Ed25519 seed.
- * - `meta`: `format` (layout version, 3), `prover` (the prover key's 32-octet seed) and
+ * - `zones` (key: origin, since layout 4): the zone's signing record (`store-keys.ts`): the key
+ *   tags it is signed with, as its last `refreshKeys` computed them, and its signature counts
+ *   (`signatureStatus`), kept by every write. No key material: the keys are in the key directory
+ *   (`keys/key-directory.ts`, design §9). Layouts up to 3 kept the zone key's seed here and the
+ *   prover key's seed in `meta`; opening such a directory moves them into the key directory
+ *   (unless it has keys for the zone already) and erases them.
+ * - `meta`: `format` (layout version, 4) and
  *   `generation` (a 6-octet counter every write transaction increases, absent until the first:
  *   it is what {@link DiscoveryStore.generation} reads, so a server's answer cache also sees
  *   writes made by another process, such as the CLI, on the same store).
@@ -123,8 +149,8 @@ import {
  *   prefix alone holds the zone's head: first and next sequence numbers and the octets held
  *   (8 octets each). Trimmed from the oldest entry by the `journal` limits in the transaction
  *   that appends.
- * Secret seeds stay in the environment with the data they sign, so a zone and its key are created
- * and deleted in one transaction; the data directory is made mode 0700 and both files 0600.
+ * The data directory is made mode 0700 and both files 0600 (they hold no secret, but mappings are
+ * personal data).
  *
  * Durability (design §9): `apply`, `applyOperation`, `addZone`, `removeZone` and `resign` resolve
  * only after their commit is flushed to disk (an operation that changed nothing, once this
@@ -169,7 +195,12 @@ export interface LmdbStoreOptions {
   /** Signature lifetime and renewal margin; default 14 days, renewed 7 days before expiry. */
   signatureValidity?: Partial<SignatureValidityPolicy>;
   /**
-   * Seed of this DP's prover key (32 octets) for a new data directory. A directory keeps the key
+   * The key directory (`keys/key-directory.ts`) the zones are signed from: its path (a writer
+   * thread opens it too) or, inline only, an open one. Default {@link lmdbKeyDirectory}.
+   */
+  keys?: string | KeyDirectory;
+  /**
+   * Seed of this DP's prover key (32 octets) for a new key directory. A directory keeps the key
    * it was created with; opening it with a different seed fails with `ERR_STORE_PROVER_KEY`.
    */
   proverSeed?: Uint8Array;
@@ -177,6 +208,8 @@ export interface LmdbStoreOptions {
   proverKeyLifetimeSeconds?: number;
   /** How much of each zone's journal to keep; default `JOURNAL_MAX_ENTRIES`, `JOURNAL_MAX_OCTETS`. */
   journal?: Partial<JournalLimits>;
+  /** Where the one-time move of seeds out of an old layout is reported (inline only). */
+  log?: Logger;
   /**
    * Where writes run: `'inline'` (default) on the calling thread; `'thread'` on a writer thread
    * of their own (`store-writer.ts`) over the same environment, so that planning, signing and
@@ -193,6 +226,18 @@ export interface LmdbStoreOptions {
  */
 export interface StoreWriterData {
   readonly options: Omit<LmdbStoreOptions, 'now' | 'writer'>;
+}
+
+/**
+ * The key directory of an LMDB store opened without one: a server's, `<server dataDir>/keys`
+ * (config `keys.dir`'s default), for a store directory named `store` as `storeDirectory` names
+ * it; else `<dataDir>/keys`.
+ */
+export function lmdbKeyDirectory(dataDir: string): string {
+  const resolved = resolve(dataDir);
+  return basename(resolved) === 'store'
+    ? defaultKeyDirectory(dirname(resolved))
+    : join(resolved, 'keys');
 }
 
 /** Decoded nodes kept for reuse (see `#decoded`). */
@@ -217,7 +262,9 @@ function generationKey(generation: number): Buffer {
 }
 
 /** Version of the layout above, kept in `meta` as `format`. */
-const FORMAT_VERSION = 3;
+const FORMAT_VERSION = 4;
+/** The layout that kept seeds in `zones` and `meta`; opening it moves them to the key directory. */
+const FORMAT_WITH_SEEDS = 3;
 /** The layout before the `replay` table; opening such a directory adds the table. */
 const FORMAT_WITHOUT_REPLAY = 1;
 /** The layout before the `nsec3` and `journal` tables; opening such a directory adds them. */
@@ -251,9 +298,14 @@ export async function openLmdbStore(options: LmdbStoreOptions): Promise<Discover
 }
 
 /** The store of {@link openLmdbStore} with its writes on the calling thread. */
-async function openInlineStore(options: LmdbStoreOptions): Promise<LmdbStore> {
+async function openInlineStore(options: LmdbStoreOptions, refresh = true): Promise<LmdbStore> {
   const policy = signatureValidityPolicy(options.signatureValidity);
-  checkProverSeed(options.proverSeed);
+  if (
+    options.proverSeed !== undefined &&
+    !(options.proverSeed instanceof Uint8Array && options.proverSeed.length === 32)
+  ) {
+    throw new StoreError('ERR_STORE_PROVER_KEY', 'proverSeed must be 32 octets (an Ed25519 seed)');
+  }
   let tables: Tables;
   try {
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
@@ -301,14 +353,17 @@ async function openInlineStore(options: LmdbStoreOptions): Promise<LmdbStore> {
   const env = tables.env;
   try {
     const journal = journalLimits(options.journal);
-    const prover = await initialize(tables, options.proverSeed);
-    return new LmdbStore(tables, {
-      now: options.now ?? systemClock,
+    const now = options.now ?? systemClock;
+    const keys = await initialize(tables, options, now());
+    const store = new LmdbStore(tables, {
+      now,
       policy,
-      prover,
+      keys,
       proverLifetime: options.proverKeyLifetimeSeconds ?? DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
       journal,
     });
+    if (refresh) await store.refreshAll();
+    return store;
   } catch (error) {
     await env.close();
     throw error;
@@ -329,16 +384,60 @@ interface Tables {
 interface Settings {
   now: Clock;
   policy: SignatureValidityPolicy;
-  prover: Ed25519KeyPair;
+  keys: KeyDirectory;
   proverLifetime: number;
   journal: JournalLimits;
 }
 
-/** Checks the layout version and loads (or creates) the prover key. */
+/**
+ * Checks the layout version, upgrades an older one, and opens the key directory. Seeds of a
+ * layout up to 3 (zone keys in `zones`, the prover key in `meta`) go to the key directory first
+ * (each zone's unless the directory has keys for it), and only then, in one transaction, are
+ * they erased from the store: a crash in between leaves them in both, and the next open ends
+ * the move.
+ */
 async function initialize(
   tables: Tables,
-  proverSeed: Uint8Array | undefined,
-): Promise<Ed25519KeyPair> {
+  options: LmdbStoreOptions,
+  now: number,
+): Promise<KeyDirectory> {
+  const format = tables.meta.get('format');
+  const upgrading =
+    format !== undefined && format.length === 1 && (format[0] ?? 0) < FORMAT_VERSION;
+  const storedProver = tables.meta.get('prover');
+  if (
+    storedProver !== undefined &&
+    options.proverSeed !== undefined &&
+    !Buffer.from(options.proverSeed).equals(storedProver)
+  ) {
+    throw new StoreError(
+      'ERR_STORE_PROVER_KEY',
+      'the data directory holds a different prover key than the configured seed',
+    );
+  }
+  const proverSeed =
+    storedProver === undefined ? options.proverSeed : Uint8Array.from(storedProver);
+  let keys: KeyDirectory;
+  try {
+    keys =
+      typeof options.keys === 'object'
+        ? options.keys
+        : openKeyDirectory(options.keys ?? lmdbKeyDirectory(options.dataDir), {
+            ...(proverSeed === undefined ? {} : { proverSeed }),
+          });
+  } catch (error) {
+    throw keyDirectoryFault(error);
+  }
+  checkProverAgainst(keys, proverSeed);
+  const seeds: Array<{ origin: string; seed: Uint8Array }> = [];
+  if (upgrading) {
+    for (const { key, value } of tables.zones.getRange()) {
+      if (decodeSigningRecord(key, value) === undefined) {
+        seeds.push({ origin: key, seed: Uint8Array.from(value) });
+      }
+    }
+    for (const { origin, seed } of seeds) await migrateZoneSeed(keys, origin, seed, now);
+  }
   const result = await tables.env.childTransaction(() => {
     const format = tables.meta.get('format');
     if (format === undefined) {
@@ -346,12 +445,25 @@ async function initialize(
       tables.meta.putSync('format', Buffer.of(FORMAT_VERSION));
     } else if (
       format.length === 1 &&
-      (format[0] === FORMAT_WITHOUT_REPLAY || format[0] === FORMAT_WITHOUT_JOURNAL)
+      (format[0] === FORMAT_WITHOUT_REPLAY ||
+        format[0] === FORMAT_WITHOUT_JOURNAL ||
+        format[0] === FORMAT_WITH_SEEDS)
     ) {
       // An upgrade: the tables a layout lacked were opened (so created, empty) above; the
-      // chains kept in `nodes` move to `nsec3`.
-      moveChains(tables);
+      // chains kept in `nodes` move to `nsec3`; the seeds (now in the key directory) go.
+      if (format[0] !== FORMAT_WITH_SEEDS) moveChains(tables);
+      for (const { origin, seed } of seeds) {
+        const key = createZoneKey(origin, { seed });
+        tables.zones.putSync(
+          origin,
+          encodeSigningRecord(
+            signingRecordOf(firstKeySet(key), { pending: 0, earliest: undefined }),
+          ),
+        );
+      }
+      tables.meta.removeSync('prover');
       tables.meta.putSync('format', Buffer.of(FORMAT_VERSION));
+      return seeds.length > 0 || storedProver !== undefined ? 'moved' : 'upgraded';
     } else if (format.length === 1 && (format[0] ?? 0) > FORMAT_VERSION) {
       return new StoreError(
         'ERR_STORE_NEWER_FORMAT',
@@ -361,23 +473,19 @@ async function initialize(
     } else if (format.length !== 1 || format[0] !== FORMAT_VERSION) {
       return corrupt(`layout version ${format.toString('hex')}, expected ${FORMAT_VERSION}`);
     }
-    const stored = tables.meta.get('prover');
-    if (stored === undefined) {
-      const seed = proverSeed ?? generateKeyPair().secretKey;
-      tables.meta.putSync('prover', Buffer.from(seed));
-      return Uint8Array.from(seed);
-    }
-    if (proverSeed !== undefined && !Buffer.from(proverSeed).equals(stored)) {
-      return new StoreError(
-        'ERR_STORE_PROVER_KEY',
-        'the data directory holds a different prover key than the configured seed',
-      );
-    }
-    return Uint8Array.from(stored);
+    return 'current';
   });
   if (result instanceof StoreError) throw result;
   await tables.env.flushed;
-  return keyPairFromSeed(result);
+  if (result === 'moved') {
+    // Once: the open that moved them; later opens find nothing to move.
+    options.log?.info('keys-moved-to-key-directory', {
+      zones: seeds.length,
+      prover: storedProver !== undefined,
+      dir: keys.dir ?? '',
+    });
+  }
+  return keys;
 }
 
 function corrupt(message: string): StoreError {
@@ -409,8 +517,10 @@ function moveChains(tables: Tables): void {
 class LmdbStore implements DiscoveryStore {
   readonly #t: Tables;
   readonly #s: Settings;
-  /** Zone keys by origin, derived once from their seeds. */
-  readonly #keys = new Map<string, ZoneKey>();
+  /** Key sets by origin, with the signing record they were derived from. */
+  readonly #keySets = new Map<string, { raw: Buffer; set: ZoneKeySet }>();
+  /** The lowest expiration written per zone since its re-signing pass began (`resign`). */
+  readonly #passEarliest = new Map<string, number>();
   readonly #pending = new Set<Promise<unknown>>();
   /** Decoded nodes by key (latin1), least recently used first. */
   readonly #cache = new Map<string, DecodedNode>();
@@ -428,36 +538,191 @@ class LmdbStore implements DiscoveryStore {
     this.#s = settings;
   }
 
+  get keys(): KeyDirectory {
+    return this.#s.keys;
+  }
+
+  /**
+   * `refreshKeys` of every zone, at open. A zone whose keys cannot be refreshed (a key missing
+   * from the directory) keeps the set it was signed with; its writes fail until the key is back.
+   */
+  async refreshAll(): Promise<void> {
+    for (const origin of this.listZones()) {
+      try {
+        await this.refreshKeys(origin);
+      } catch (error) {
+        if (!(error instanceof StoreError && error.code === 'ERR_STORE_KEY_MISSING')) throw error;
+      }
+    }
+  }
+
+  async refreshKeys(origin: string, now?: number): Promise<{ serial: number; changed: boolean }> {
+    this.#open();
+    const apex = this.#existing(origin);
+    const at = now ?? this.#s.now();
+    // Timings may have been changed by another process (`keys roll`, the roller).
+    try {
+      this.#s.keys.reload();
+    } catch (error) {
+      throw keyDirectoryFault(error);
+    }
+    const set = zoneKeySet(this.#s.keys, apex, at);
+    return this.#write(() => {
+      const before = this.#record(apex);
+      if (before === undefined) throw noZoneError(apex);
+      const plan = planKeys(this.#reader(apex), set, zoneSigner(set, at, this.#s.policy));
+      if (plan.serial !== undefined) this.#commit(apex, plan.writes);
+      const after = this.#record(apex) as SigningRecord;
+      const next = signingRecordOf(set, { pending: after.pending, earliest: after.earliest });
+      const signersChanged =
+        next.signers.join(',') !== before.signers.join(',') ||
+        next.keyRrsigTags.join(',') !== before.keyRrsigTags.join(',');
+      if (signersChanged) Object.assign(next, this.#countZone(apex, next));
+      this.#t.zones.putSync(apex, encodeSigningRecord(next));
+      if (plan.serial === undefined && !signersChanged) this.#changedNow = undefined;
+      return {
+        serial: this.zoneInfo(apex)?.serial ?? 0,
+        changed: plan.serial !== undefined || signersChanged,
+      };
+    });
+  }
+
+  signatureStatus(origin: string): SignatureStatus | undefined {
+    this.#open();
+    const apex = ownerOrUndefined(origin);
+    const record = apex === undefined ? undefined : this.#record(apex);
+    if (record === undefined) return undefined;
+    return {
+      earliestExpiry: record.earliest,
+      pendingResign: record.pending,
+      signers: [...record.signers],
+    };
+  }
+
+  zoneSigners(origin: string): readonly ZoneKey[] {
+    this.#open();
+    const apex = ownerOrUndefined(origin);
+    if (apex === undefined) return [];
+    try {
+      return this.#keySet(apex)?.signers ?? [];
+    } catch {
+      return [];
+    }
+  }
+
+  /** The zone's signing record, undefined when there is no such zone. */
+  #record(origin: string): SigningRecord | undefined {
+    const value = this.#t.zones.get(origin);
+    if (value === undefined) return undefined;
+    return (
+      decodeSigningRecord(origin, value) ?? {
+        signers: [],
+        keys: [],
+        keyRrsigTags: [],
+        pending: 0,
+        earliest: undefined,
+      }
+    );
+  }
+
+  /**
+   * The key set the zone is signed with (its signing record's keys, from the key directory),
+   * undefined for no such zone. Throws `ERR_STORE_KEY_MISSING` when a key is not there.
+   */
+  #keySet(origin: string): ZoneKeySet | undefined {
+    const value = this.#t.zones.get(origin);
+    if (value === undefined) return undefined;
+    const raw = Buffer.from(value);
+    const cached = this.#keySets.get(origin);
+    if (cached !== undefined && cached.raw.equals(raw)) return cached.set;
+    const record = this.#record(origin) as SigningRecord;
+    const set = keySetOfRecord(this.#s.keys, origin, record);
+    this.#keySets.set(origin, { raw, set });
+    return set;
+  }
+
+  /** The zone's key set for a write: throws `ERR_STORE_NO_ZONE` or `ERR_STORE_KEY_MISSING`. */
+  #signing(origin: string): ZoneKeySet {
+    const set = this.#keySet(origin);
+    if (set === undefined) throw noZoneError(origin);
+    if (set.signers.length === 0) {
+      throw new StoreError('ERR_STORE_KEY_MISSING', `zone ${origin} has no key to sign with`);
+    }
+    return set;
+  }
+
+  /** Counts the zone's RRsets not signed as `record` says, and its earliest expiration. */
+  #countZone(
+    origin: string,
+    record: SigningRecord,
+  ): { pending: number; earliest: number | undefined } {
+    const checker = recordChecker(record);
+    let pending = 0;
+    let earliest: number | undefined;
+    const range = zoneRange(origin);
+    for (const table of [this.#t.nodes, this.#t.nsec3]) {
+      for (const { key, value } of table.getRange(range)) {
+        const node = decodeNode(nodeName(origin, key), value);
+        pending += staleRRsets(node, checker);
+        for (const rrset of node.values()) {
+          const e = earliestExpiration(rrset.signatures);
+          if (e !== undefined && (earliest === undefined || e < earliest)) earliest = e;
+        }
+      }
+    }
+    return { pending, earliest };
+  }
+
   listZones(): string[] {
     this.#open();
     return [...this.#t.zones.getKeys()].sort();
   }
 
   async addZone(init: ZoneInit): Promise<ZoneInfo> {
-    return this.#write(() => {
-      const origin = zoneOrigin(init.origin, 'ERR_STORE_BAD_ZONE');
+    this.#open();
+    const origin = zoneOrigin(init.origin, 'ERR_STORE_BAD_ZONE');
+    const exists = (): void => {
       if (this.#t.zones.get(origin) !== undefined) {
         throw new StoreError('ERR_STORE_ZONE_EXISTS', `the store already holds zone ${origin}`);
       }
-      const key = newZoneKey(origin, init.keySeed);
-      const now = this.#s.now();
-      const apex = initialZone(init, {
-        key,
-        proverPublicKey: this.#s.prover.publicKey,
-        proverNotAfter: Math.min(now + this.#s.proverLifetime, 2 ** 32 - 1),
-        sign: zoneSigner(key, now, this.#s.policy),
-      });
-      this.#t.zones.putSync(origin, Buffer.from(key.keyPair.secretKey));
-      this.#t.nodes.putSync(nodeKey(origin, origin), encodeNode(apex));
-      this.#keys.set(origin, key);
-      return {
-        origin,
-        serial: 1,
-        keyTag: key.keyTag,
-        publicKey: key.keyPair.publicKey,
-        nsec3: false,
-      };
+    };
+    exists();
+    const key = firstKey(origin, init.keySeed);
+    const keySet = firstKeySet(key);
+    const now = this.#s.now();
+    const apex = initialZone(init, {
+      dnskeys: keySet.dnskeys,
+      proverPublicKey: this.#s.keys.proverKey().publicKey,
+      proverNotAfter: Math.min(now + this.#s.proverLifetime, 2 ** 32 - 1),
+      sign: zoneSigner(keySet, now, this.#s.policy),
     });
+    // The key is on disk before the zone exists: a zone is never without its key. A zone that
+    // another writer created meanwhile keeps its own keys: this one's file goes again.
+    const hadKeys = this.#s.keys.zoneKeys(origin).length > 0;
+    await saveFirstKey(this.#s.keys, key, now);
+    try {
+      return await this.#write(() => {
+        exists();
+        this.#t.nodes.putSync(nodeKey(origin, origin), encodeNode(apex));
+        const earliest = earliestOf(apex);
+        this.#t.zones.putSync(
+          origin,
+          encodeSigningRecord(signingRecordOf(keySet, { pending: 0, earliest })),
+        );
+        return {
+          origin,
+          serial: 1,
+          keyTag: key.keyTag,
+          publicKey: key.keyPair.publicKey,
+          nsec3: false,
+        };
+      });
+    } catch (error) {
+      if (!hadKeys) {
+        await this.#s.keys.deleteZoneKey(origin, key.keyTag).catch(() => undefined);
+      }
+      throw error;
+    }
   }
 
   async removeZone(origin: string): Promise<void> {
@@ -469,22 +734,33 @@ class LmdbStore implements DiscoveryStore {
       }
       this.#clearJournal(apex);
       this.#t.zones.removeSync(apex);
-      this.#keys.delete(apex);
+      this.#keySets.delete(apex);
     });
+    try {
+      await this.#s.keys.removeZone(zoneOrigin(origin, 'ERR_STORE_NO_ZONE'));
+    } catch (error) {
+      throw keyDirectoryFault(error);
+    }
   }
 
   zoneInfo(origin: string): ZoneInfo | undefined {
     this.#open();
     const apex = ownerOrUndefined(origin);
-    const key = apex === undefined ? undefined : this.#key(apex);
-    if (apex === undefined || key === undefined) return undefined;
+    const record = apex === undefined ? undefined : this.#record(apex);
+    if (apex === undefined || record === undefined) return undefined;
     const node = this.#node(apex, apex);
     const soa = node?.get('SOA')?.records[0];
+    // The first current signer's DNSKEY, found in the apex DNSKEY RRset by its tag.
+    const dnskeys = (node?.get('DNSKEY')?.records ?? []).flatMap((rr) =>
+      rr.type === 'DNSKEY' ? [rr.data] : [],
+    );
+    const first = record.signers[0];
+    const dnskey = dnskeys.find((d) => computeKeyTag(d) === first) ?? dnskeys[0];
     return {
       origin: apex,
       serial: soa?.type === 'SOA' ? soa.data.serial : 0,
-      keyTag: key.keyTag,
-      publicKey: key.keyPair.publicKey,
+      keyTag: dnskey === undefined ? 0 : computeKeyTag(dnskey),
+      publicKey: dnskey?.publicKey ?? new Uint8Array(32),
       nsec3: node?.has('NSEC3PARAM') === true,
     };
   }
@@ -532,14 +808,12 @@ class LmdbStore implements DiscoveryStore {
   }
 
   zoneKey(origin: string): ZoneKey | undefined {
-    this.#open();
-    const apex = ownerOrUndefined(origin);
-    return apex === undefined ? undefined : this.#key(apex);
+    return this.zoneSigners(origin)[0];
   }
 
   proverKey(): Ed25519KeyPair {
     this.#open();
-    return this.#s.prover;
+    return this.#s.keys.proverKey();
   }
 
   generation(): number {
@@ -723,8 +997,7 @@ class LmdbStore implements DiscoveryStore {
     this.#open();
     const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
     return this.#write(() => {
-      const key = this.#key(apex);
-      if (key === undefined) throw noZoneError(apex);
+      const key = this.#signing(apex);
       const plan = planNsec3(
         this.#reader(apex),
         enabled,
@@ -745,8 +1018,7 @@ class LmdbStore implements DiscoveryStore {
     // Checks that need no data run before the transaction, so bad input never queues a write.
     const normalized = normalizeChanges(apex, changes);
     return this.#write(() => {
-      const key = this.#key(apex);
-      if (key === undefined) throw noZoneError(apex);
+      const key = this.#signing(apex);
       const plan = planApply(
         this.#reader(apex),
         normalized,
@@ -764,8 +1036,7 @@ class LmdbStore implements DiscoveryStore {
     // Checks that need no data run before the transaction, so bad input never queues a write.
     const prepared = prepareOperation(apex, operation);
     return this.#write(() => {
-      const key = this.#key(apex);
-      if (key === undefined) throw noZoneError(apex);
+      const key = this.#signing(apex);
       // Everything read here is read inside the write transaction: the latest committed data.
       const run = runOperation(this.#reader(apex), this.#replayReader(), prepared, () =>
         zoneSigner(key, this.#s.now(), this.#s.policy),
@@ -803,7 +1074,16 @@ class LmdbStore implements DiscoveryStore {
     const limit = before ?? now + this.#s.policy.refreshBeforeSeconds;
     await this.#pruneReplay(now);
     let count = 0;
-    for (const apex of this.listZones()) count += await this.#resignZone(apex, limit, now);
+    for (const apex of this.listZones()) {
+      try {
+        this.#signing(apex);
+      } catch (error) {
+        // A zone whose key is missing cannot be re-signed; the others still are.
+        if (error instanceof StoreError && error.code === 'ERR_STORE_KEY_MISSING') continue;
+        throw error;
+      }
+      count += await this.#resignZone(apex, limit, now);
+    }
     return count;
   }
 
@@ -824,7 +1104,7 @@ class LmdbStore implements DiscoveryStore {
       expired = [];
       if (names.length === 0) return;
       await this.#write(() => {
-        const key = this.#key(apex);
+        const key = this.#keySet(apex);
         const read = this.#reader(apex);
         const changes = names.flatMap((name) => expiredMappingsChange(read, name, now) ?? []);
         if (key === undefined || changes.length === 0) {
@@ -842,7 +1122,7 @@ class LmdbStore implements DiscoveryStore {
         await dropExpired();
         const names = due;
         const plan = await this.#write(() => {
-          const key = this.#key(apex);
+          const key = this.#keySet(apex);
           if (key === undefined) return { count: 0, done: names.length };
           const planned = planResign(
             this.#reader(apex),
@@ -860,6 +1140,12 @@ class LmdbStore implements DiscoveryStore {
         for (const name of due) dueRRsets += this.#dueRRsets(apex, name, limit);
       }
     };
+    // What the walk finds: the earliest expiration among the RRsets this pass leaves alone.
+    const current = this.#keySet(apex);
+    if (current === undefined) return 0;
+    const checker = zoneSigner(current, now, this.#s.policy);
+    let untouched: number | undefined;
+    this.#passEarliest.delete(apex);
     const range = zoneRange(apex);
     for (const table of [this.#t.nodes, this.#t.nsec3]) {
       let start = range.start;
@@ -877,7 +1163,13 @@ class LmdbStore implements DiscoveryStore {
           const name = nodeName(apex, key);
           const node = decodeNode(name, value);
           if (mayHoldExpiredMappings(node, now)) expired.push(name);
-          const n = expiringRRsets(node, limit);
+          const n = dueCount(node, limit, checker);
+          for (const rrset of node.values()) {
+            const e = earliestExpiration(rrset.signatures);
+            if (e !== undefined && e >= limit && (untouched === undefined || e < untouched)) {
+              untouched = e;
+            }
+          }
           if (n === 0) continue;
           due.push(name);
           dueRRsets += n;
@@ -889,13 +1181,32 @@ class LmdbStore implements DiscoveryStore {
     }
     await dropExpired();
     await renew(true);
+    // Every RRSIG has now been seen or written: the earliest expiration is taken again exactly
+    // (those this pass left alone, and those written since it began), in one small write that
+    // bumps no serial.
+    const written = this.#passEarliest.get(apex);
+    this.#passEarliest.delete(apex);
+    await this.#write(() => {
+      this.#changedNow = undefined;
+      const record = this.#record(apex);
+      if (record === undefined) return;
+      const earliest =
+        untouched === undefined
+          ? written
+          : written === undefined
+            ? untouched
+            : Math.min(untouched, written);
+      this.#t.zones.putSync(apex, encodeSigningRecord({ ...record, earliest }));
+    });
     return count;
   }
 
-  /** How many RRsets of a node have a signature that expires before `limit`. */
+  /** How many RRsets of a node are due for re-signing. */
   #dueRRsets(apex: string, name: string, limit: number): number {
     const node = this.#node(apex, name);
-    return node === undefined ? 0 : expiringRRsets(node, limit);
+    const set = this.#keySet(apex);
+    if (node === undefined || set === undefined) return 0;
+    return dueCount(node, limit, zoneSigner(set, 0, this.#s.policy));
   }
 
   async close(): Promise<void> {
@@ -1019,6 +1330,7 @@ class LmdbStore implements DiscoveryStore {
    */
   #commit(origin: string, writes: ZoneWrites): void {
     const entry = writes.size === 0 ? undefined : journalEntry(this.#reader(origin), writes);
+    this.#trackSignatures(origin, writes);
     for (const [name, node] of writes) {
       const key = nodeKey(origin, name);
       const table = chainLabel(origin, name) === undefined ? this.#t.nodes : this.#t.nsec3;
@@ -1026,6 +1338,33 @@ class LmdbStore implements DiscoveryStore {
       else table.putSync(key, encodeNode(node));
     }
     if (entry !== undefined) this.#appendJournal(origin, entry);
+  }
+
+  /**
+   * Keeps the zone's signature counts in its signing record as a write replaces nodes (inside
+   * the write's transaction): stale RRsets of the old nodes off, of the new ones on; new
+   * expirations lower the earliest.
+   */
+  #trackSignatures(origin: string, writes: ZoneWrites): void {
+    const record = this.#record(origin);
+    if (record === undefined || writes.size === 0) return;
+    const checker = recordChecker(record);
+    let { pending, earliest } = record;
+    let lowest = this.#passEarliest.get(origin);
+    for (const [name, node] of writes) {
+      pending += staleRRsets(node, checker) - staleRRsets(this.#node(origin, name), checker);
+      for (const rrset of node?.values() ?? []) {
+        const e = earliestExpiration(rrset.signatures);
+        if (e === undefined) continue;
+        if (earliest === undefined || e < earliest) earliest = e;
+        if (lowest === undefined || e < lowest) lowest = e;
+      }
+    }
+    if (lowest !== undefined) this.#passEarliest.set(origin, lowest);
+    this.#t.zones.putSync(
+      origin,
+      encodeSigningRecord({ ...record, pending: Math.max(0, pending), earliest }),
+    );
   }
 
   /** The head of a zone's journal: its first and next sequence numbers and its octets. */
@@ -1155,16 +1494,6 @@ class LmdbStore implements DiscoveryStore {
     return entry;
   }
 
-  #key(origin: string): ZoneKey | undefined {
-    const seed = this.#t.zones.get(origin);
-    if (seed === undefined) return undefined;
-    const cached = this.#keys.get(origin);
-    if (cached !== undefined && Buffer.from(cached.keyPair.secretKey).equals(seed)) return cached;
-    const key = createZoneKey(origin, { seed: Uint8Array.from(seed) });
-    this.#keys.set(origin, key);
-    return key;
-  }
-
   #existing(origin: string): string {
     const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
     if (this.#t.zones.get(apex) === undefined) throw noZoneError(apex);
@@ -1172,13 +1501,26 @@ class LmdbStore implements DiscoveryStore {
   }
 }
 
-/** How many RRsets of a node have a signature that expires before `limit`. */
-function expiringRRsets(node: StoredNode, limit: number): number {
+/**
+ * How many RRsets of a node have a signature that expires before `limit` or is not by the
+ * current keys (`current`): what `planResign` will renew.
+ */
+function dueCount(node: StoredNode, limit: number, current: ZoneSigner): number {
   let n = 0;
-  for (const rrset of node.values()) {
-    if (rrset.signature !== undefined && rrset.signature.data.expiration < limit) n += 1;
+  for (const [type, rrset] of node) {
+    if (rrset.signatures.length > 0 && isDue(rrset, type, limit, current, () => true)) n += 1;
   }
   return n;
+}
+
+/** The earliest RRSIG expiration of a node. */
+function earliestOf(node: StoredNode): number | undefined {
+  let earliest: number | undefined;
+  for (const rrset of node.values()) {
+    const e = earliestExpiration(rrset.signatures);
+    if (e !== undefined && (earliest === undefined || e < earliest)) earliest = e;
+  }
+  return earliest;
 }
 
 /** The key of entry `seq` of a zone's journal: the zone's key prefix, then 8 octets. */
@@ -1221,6 +1563,19 @@ async function openThreadedStore(options: LmdbStoreOptions): Promise<DiscoverySt
   }
   const rest: LmdbStoreOptions = { ...options };
   delete rest.writer;
+  delete rest.log;
+  if (typeof rest.keys === 'object') {
+    if (rest.keys.dir === undefined) {
+      throw new TypeError('openLmdbStore: a writer thread needs a key directory on disk');
+    }
+    rest.keys = rest.keys.dir;
+  }
+  // This thread's store opens first: it creates the directory or upgrades an old layout (moving
+  // seeds into the key directory, logged once); the writer then refreshes every zone's keys.
+  const opened = await openInlineStore(
+    { ...rest, ...(options.log === undefined ? {} : { log: options.log }), writer: 'inline' },
+    false,
+  );
   const data: StoreWriterData = { options: rest };
   // The compiled writer imports the compiled packages: export conditions that select TypeScript
   // sources (as a test runner sets) are not passed on.
@@ -1238,12 +1593,11 @@ async function openThreadedStore(options: LmdbStoreOptions): Promise<DiscoverySt
     for (const waiter of pending.values()) waiter.reject(error);
     pending.clear();
   };
-  let reader: LmdbStore | undefined;
   worker.on('message', (reply: StoreWriterReply) => {
     const waiter = pending.get(reply.id);
     if (waiter === undefined) return;
     pending.delete(reply.id);
-    reader?.renewReads();
+    opened.renewReads();
     if ('error' in reply) {
       const { code, message } = reply.error;
       waiter.reject(
@@ -1284,19 +1638,20 @@ async function openThreadedStore(options: LmdbStoreOptions): Promise<DiscoverySt
     );
   } catch (error) {
     await worker.terminate();
+    await opened.close();
     throw error;
   }
-  let opened: LmdbStore;
-  try {
-    opened = await openInlineStore({ ...rest, writer: 'inline' });
-    reader = opened;
-  } catch (error) {
-    await withTimeout(call({ method: 'close' }), 'close').catch(() => undefined);
-    await worker.terminate();
-    throw error;
-  }
+  opened.renewReads();
   let closing: Promise<void> | undefined;
   return {
+    keys: opened.keys,
+    signatureStatus: (origin) => opened.signatureStatus(origin),
+    zoneSigners: (origin) => opened.zoneSigners(origin),
+    refreshKeys: (origin, now) =>
+      call({
+        method: 'refreshKeys',
+        args: now === undefined ? [origin] : [origin, now],
+      }) as Promise<{ serial: number; changed: boolean }>,
     listZones: () => opened.listZones(),
     zoneInfo: (origin) => opened.zoneInfo(origin),
     findZone: (name) => opened.findZone(name),

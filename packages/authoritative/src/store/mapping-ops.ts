@@ -22,7 +22,6 @@ import {
   type Removal,
   type ResourceRecord,
   type Revocation,
-  type RRsetSigner,
 } from '@mimi-discovery/common';
 import { mappingExpiryHint } from './mapping-expiry-hint.js';
 import { StoreError } from './store-error.js';
@@ -34,6 +33,7 @@ import {
   type StoredNode,
   type ZoneReader,
   type ZoneWrites,
+  type ZoneSigner,
 } from '../zone/zone-signer.js';
 
 /**
@@ -1087,7 +1087,7 @@ export function runOperation(
   zone: ZoneReader,
   replay: ReplayReader,
   op: PreparedOperation,
-  sign: () => RRsetSigner,
+  sign: () => ZoneSigner,
 ): OperationRun {
   const plan = planOperation(zone, replay, op);
   if (plan.kind === 'refused') {

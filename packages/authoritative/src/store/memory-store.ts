@@ -1,7 +1,6 @@
 import {
-  generateKeyPair,
+  computeKeyTag,
   isSubdomain,
-  keyPairFromSeed,
   parentName,
   systemClock,
   type Clock,
@@ -28,6 +27,18 @@ import { StoreError, noZoneError } from './store-error.js';
 import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import { nodeKey } from './node-codec.js';
 import {
+  checkProverAgainst,
+  firstKey,
+  keyDirectoryFault,
+  firstKeySet,
+  saveFirstKey,
+  staleRRsets,
+  zoneKeySet,
+  type SignatureStatus,
+} from './store-keys.js';
+import { createMemoryKeyDirectory, type KeyDirectory } from '../keys/key-directory.js';
+import type { ZoneKeySet } from '../keys/key-set.js';
+import {
   CHANGE_LOG_ENTRIES,
   changedNames,
   changesBetween,
@@ -49,11 +60,12 @@ import { SortedMap } from '../zone/sorted-map.js';
 import {
   DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
   RESIGN_MAX_RRSETS_PER_WRITE,
-  checkProverSeed,
+  earliestExpiration,
   initialZone,
-  newZoneKey,
+  isDue,
   nodeRecords,
   planApply,
+  planKeys,
   planNsec3,
   planResign,
   signatureValidityPolicy,
@@ -62,6 +74,7 @@ import {
   type SignatureValidityPolicy,
   type StoredNode,
   type ZoneReader,
+  type ZoneSigner,
   type ZoneWrites,
 } from '../zone/zone-signer.js';
 
@@ -87,6 +100,11 @@ export interface MemoryStoreOptions {
   now?: Clock;
   /** Signature lifetime and renewal margin; default 14 days, renewed 7 days before expiry. */
   signatureValidity?: Partial<SignatureValidityPolicy>;
+  /**
+   * The key directory the zones are signed from; default a memory one (made with `proverSeed`).
+   * With both, `proverSeed` must be the directory's prover key (`ERR_STORE_PROVER_KEY`).
+   */
+  keys?: KeyDirectory;
   /** Seed of this DP's prover key (32 octets); a new random key otherwise. */
   proverSeed?: Uint8Array;
   /** Lifetime of the prover key's AUTHKEY entry in new zones; default 10 years. */
@@ -102,7 +120,14 @@ export interface MemoryStoreOptions {
 }
 
 interface MemoryZone {
-  readonly key: ZoneKey;
+  /** The key set the zone is signed with, as its last `refreshKeys` computed it. */
+  keySet: ZoneKeySet;
+  /** A signer of that set, for telling which RRsets it has not signed yet. */
+  current: ZoneSigner;
+  /** RRsets whose RRSIGs are not exactly by `keySet.signers`. */
+  pending: number;
+  /** The earliest RRSIG expiration (a lower bound between re-signing passes). */
+  earliest: number | undefined;
   /** The zone's data nodes by owner name. */
   readonly nodes: Map<string, StoredNode>;
   /** The same nodes in canonical order, by {@link sortKey}. */
@@ -120,9 +145,12 @@ interface OrderedNode {
 }
 
 /** A new zone holding only its apex. */
-function newZone(origin: string, key: ZoneKey, apex: StoredNode): MemoryZone {
+function newZone(origin: string, keySet: ZoneKeySet, apex: StoredNode): MemoryZone {
   const zone: MemoryZone = {
-    key,
+    keySet,
+    current: currentSigner(keySet),
+    pending: 0,
+    earliest: undefined,
     nodes: new Map(),
     ordered: new SortedMap(),
     below: new Map(),
@@ -130,7 +158,30 @@ function newZone(origin: string, key: ZoneKey, apex: StoredNode): MemoryZone {
     journal: new MemoryJournal(),
   };
   commit(origin, zone, new Map([[origin, apex]]));
+  countSignatures(zone);
   return zone;
+}
+
+/** A signer of `keySet` used only to compare signatures (its validity window is never used). */
+function currentSigner(keySet: ZoneKeySet): ZoneSigner {
+  return zoneSigner(keySet, 0, { validitySeconds: 2, refreshBeforeSeconds: 1 });
+}
+
+/** Counts a zone's stale RRsets and its earliest expiration afresh, in one scan. */
+function countSignatures(zone: MemoryZone): void {
+  let pending = 0;
+  let earliest: number | undefined;
+  const visit = (node: StoredNode): void => {
+    pending += staleRRsets(node, zone.current);
+    for (const rrset of node.values()) {
+      const e = earliestExpiration(rrset.signatures);
+      if (e !== undefined && (earliest === undefined || e < earliest)) earliest = e;
+    }
+  };
+  for (const node of zone.nodes.values()) visit(node);
+  for (const [, node] of zone.chain.entries()) visit(node);
+  zone.pending = pending;
+  zone.earliest = earliest;
 }
 
 /** Creates an empty memory store. */
@@ -142,7 +193,7 @@ class MemoryStore implements DiscoveryStore {
   readonly #zones = new Map<string, MemoryZone>();
   readonly #now: Clock;
   readonly #policy: SignatureValidityPolicy;
-  readonly #prover: Ed25519KeyPair;
+  readonly keys: KeyDirectory;
   readonly #proverLifetime: number;
   readonly #journalLimits: JournalLimits;
   #closed = false;
@@ -155,9 +206,14 @@ class MemoryStore implements DiscoveryStore {
   constructor(options: MemoryStoreOptions) {
     this.#now = options.now ?? systemClock;
     this.#policy = signatureValidityPolicy(options.signatureValidity);
-    checkProverSeed(options.proverSeed);
-    this.#prover =
-      options.proverSeed === undefined ? generateKeyPair() : keyPairFromSeed(options.proverSeed);
+    if (options.keys === undefined) {
+      this.keys = createMemoryKeyDirectory(
+        options.proverSeed === undefined ? {} : { proverSeed: checkedSeed(options.proverSeed) },
+      );
+    } else {
+      checkProverAgainst(options.keys, options.proverSeed);
+      this.keys = options.keys;
+    }
     this.#proverLifetime = options.proverKeyLifetimeSeconds ?? DEFAULT_PROVER_KEY_LIFETIME_SECONDS;
     this.#journalLimits = journalLimits(options.journal);
     this.#onCommit = options.onCommit;
@@ -174,20 +230,25 @@ class MemoryStore implements DiscoveryStore {
     if (this.#zones.has(origin)) {
       throw new StoreError('ERR_STORE_ZONE_EXISTS', `the store already holds zone ${origin}`);
     }
-    const key = newZoneKey(origin, init.keySeed);
+    const key = firstKey(origin, init.keySeed);
+    const keySet = firstKeySet(key);
     const now = this.#now();
     const apex = initialZone(init, {
-      key,
-      proverPublicKey: this.#prover.publicKey,
+      dnskeys: keySet.dnskeys,
+      proverPublicKey: this.keys.proverKey().publicKey,
       proverNotAfter: Math.min(now + this.#proverLifetime, 2 ** 32 - 1),
-      sign: zoneSigner(key, now, this.#policy),
+      sign: zoneSigner(keySet, now, this.#policy),
     });
-    this.#zones.set(origin, newZone(origin, key, apex));
+    // The key is written before the zone exists: a zone is never without its key.
+    await saveFirstKey(this.keys, key, now);
+    if (this.#zones.has(origin)) {
+      throw new StoreError('ERR_STORE_ZONE_EXISTS', `the store already holds zone ${origin}`);
+    }
+    this.#zones.set(origin, newZone(origin, keySet, apex));
     this.#changed('all');
     this.#onCommit?.({
       kind: 'zone-added',
       origin,
-      keySeed: key.keyPair.secretKey,
       writes: new Map([[origin, apex]]),
     });
     return this.#info(origin) as ZoneInfo;
@@ -196,9 +257,55 @@ class MemoryStore implements DiscoveryStore {
   async removeZone(origin: string): Promise<void> {
     this.#open();
     const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
-    if (!this.#zones.delete(apex)) throw noZoneError(apex);
+    if (!this.#zones.has(apex)) throw noZoneError(apex);
+    this.#zones.delete(apex);
     this.#changed('all');
     this.#onCommit?.({ kind: 'zone-removed', origin: apex });
+    // The replica of a shared store leaves the keys to the store it mirrors.
+    if (this.#onCommit === undefined) await this.keys.removeZone(apex);
+  }
+
+  async refreshKeys(origin: string, now?: number): Promise<{ serial: number; changed: boolean }> {
+    this.#open();
+    const { zone, apex } = this.#zone(origin);
+    const at = now ?? this.#now();
+    // Timings may have been changed by another process (`keys roll`, the roller).
+    try {
+      this.keys.reload();
+    } catch (error) {
+      throw keyDirectoryFault(error);
+    }
+    const keySet = zoneKeySet(this.keys, apex, at);
+    const plan = planKeys(reader(apex, zone), keySet, zoneSigner(keySet, at, this.#policy));
+    const signersChanged =
+      tagsOf(keySet.signers) !== tagsOf(zone.keySet.signers) ||
+      tagsOf(keySet.dnskeySigners) !== tagsOf(zone.keySet.dnskeySigners);
+    zone.keySet = keySet;
+    zone.current = currentSigner(keySet);
+    if (plan.serial !== undefined) this.#commitWrite(apex, zone, plan.writes, [], 'all');
+    if (signersChanged) countSignatures(zone);
+    return {
+      serial: this.#info(apex)?.serial ?? 0,
+      changed: plan.serial !== undefined || signersChanged,
+    };
+  }
+
+  signatureStatus(origin: string): SignatureStatus | undefined {
+    this.#open();
+    const apex = ownerOrUndefined(origin);
+    const zone = apex === undefined ? undefined : this.#zones.get(apex);
+    if (zone === undefined) return undefined;
+    return {
+      earliestExpiry: zone.earliest,
+      pendingResign: zone.pending,
+      signers: zone.keySet.signers.map((k) => k.keyTag),
+    };
+  }
+
+  zoneSigners(origin: string): readonly ZoneKey[] {
+    this.#open();
+    const apex = ownerOrUndefined(origin);
+    return (apex === undefined ? undefined : this.#zones.get(apex)?.keySet.signers) ?? [];
   }
 
   zoneInfo(origin: string): ZoneInfo | undefined {
@@ -232,12 +339,12 @@ class MemoryStore implements DiscoveryStore {
   zoneKey(origin: string): ZoneKey | undefined {
     this.#open();
     const apex = ownerOrUndefined(origin);
-    return apex === undefined ? undefined : this.#zones.get(apex)?.key;
+    return apex === undefined ? undefined : this.#zones.get(apex)?.keySet.signers[0];
   }
 
   proverKey(): Ed25519KeyPair {
     this.#open();
-    return this.#prover;
+    return this.keys.proverKey();
   }
 
   generation(): number {
@@ -308,7 +415,7 @@ class MemoryStore implements DiscoveryStore {
     const plan = planNsec3(
       reader(apex, zone),
       enabled,
-      zoneSigner(zone.key, this.#now(), this.#policy),
+      signerOf(apex, zone, this.#now(), this.#policy),
     );
     if (plan.serial === undefined) return { serial: this.#info(apex)?.serial ?? 0 };
     this.#commitWrite(apex, zone, plan.writes, [], 'all');
@@ -322,7 +429,7 @@ class MemoryStore implements DiscoveryStore {
     const { writes, serial } = planApply(
       reader(apex, zone),
       normalized,
-      zoneSigner(zone.key, this.#now(), this.#policy),
+      signerOf(apex, zone, this.#now(), this.#policy),
     );
     this.#commitWrite(apex, zone, writes, [], changedNames(normalized, writes.keys()));
     return { serial };
@@ -343,6 +450,7 @@ class MemoryStore implements DiscoveryStore {
   ): JournalEntry | undefined {
     const undo = this.#undo(apex, zone, writes, records);
     const entry = writes.size === 0 ? undefined : journalEntry(reader(apex, zone), writes);
+    trackSignatures(apex, zone, writes);
     commit(apex, zone, writes);
     if (entry !== undefined) zone.journal.append(entry, this.#journalLimits);
     for (const record of records) this.#replay.set(id(replayKey(record)), record);
@@ -356,7 +464,7 @@ class MemoryStore implements DiscoveryStore {
     const { zone, apex } = this.#zone(origin);
     const prepared = prepareOperation(apex, operation);
     const run = runOperation(reader(apex, zone), this.#replayReader(), prepared, () =>
-      zoneSigner(zone.key, this.#now(), this.#policy),
+      signerOf(apex, zone, this.#now(), this.#policy),
     );
     this.#commitWrite(apex, zone, run.writes, run.records, run.changed);
     return run.outcome;
@@ -382,14 +490,16 @@ class MemoryStore implements DiscoveryStore {
     const limit = before ?? now + this.#policy.refreshBeforeSeconds;
     let count = 0;
     for (const [apex, zone] of this.#zones) {
+      // A zone without a key to sign with (missing from the key directory) waits for it.
+      if (zone.keySet.signers.length === 0) continue;
       this.#dropExpiredMappings(apex, zone, now);
       // Candidates in canonical order, then the chain: what planResign finds due among them.
       const candidates: string[] = [];
       for (const [, { name, node }] of zone.ordered.entries()) {
-        if (mayBeDue(node, limit)) candidates.push(name);
+        if (mayBeDue(node, limit, zone.current)) candidates.push(name);
       }
       for (const [label, node] of zone.chain.entries()) {
-        if (mayBeDue(node, limit)) candidates.push(chainOwner(apex, label));
+        if (mayBeDue(node, limit, zone.current)) candidates.push(chainOwner(apex, label));
       }
       // Each write renews at most RESIGN_MAX_RRSETS_PER_WRITE RRsets; every candidate has at
       // least one RRset, so a window of that many names is enough for one write.
@@ -398,13 +508,15 @@ class MemoryStore implements DiscoveryStore {
           reader(apex, zone),
           candidates.slice(at, at + RESIGN_MAX_RRSETS_PER_WRITE),
           limit,
-          zoneSigner(zone.key, now, this.#policy),
+          signerOf(apex, zone, now, this.#policy),
         );
         at += Math.max(1, plan.done);
         if (plan.count === 0) continue;
         this.#commitWrite(apex, zone, plan.writes, [], 'all');
         count += plan.count;
       }
+      // A pass has seen every RRSIG: the counts are taken exactly again.
+      countSignatures(zone);
     }
     return count;
   }
@@ -419,7 +531,7 @@ class MemoryStore implements DiscoveryStore {
         .slice(at, at + RESIGN_MAX_RRSETS_PER_WRITE)
         .flatMap((name) => expiredMappingsChange(read, name, now) ?? []);
       if (changes.length === 0) continue;
-      const { writes } = planApply(read, changes, zoneSigner(zone.key, now, this.#policy));
+      const { writes } = planApply(read, changes, signerOf(apex, zone, now, this.#policy));
       this.#commitWrite(apex, zone, writes, [], changedNames(changes, writes.keys()));
     }
   }
@@ -487,19 +599,37 @@ class MemoryStore implements DiscoveryStore {
     this.#open();
     const zone = this.#zones.get(origin);
     if (zone === undefined) throw noZoneError(origin);
+    trackSignatures(origin, zone, nodes);
     commit(origin, zone, nodes);
     this.#changed(changed ?? [...nodes.keys()]);
   }
 
   /** {@link MemoryReplica.loadZone}. */
-  loadZone(origin: string, keySeed: Uint8Array, nodes: ZoneWrites): void {
+  loadZone(origin: string, keySet: ZoneKeySet, nodes: ZoneWrites): void {
     this.#open();
     const apex = nodes.get(origin);
     if (apex === undefined) throw noZoneError(origin);
-    const zone = newZone(origin, newZoneKey(origin, keySeed), apex);
+    const zone = newZone(origin, keySet, apex);
     commit(origin, zone, nodes);
+    countSignatures(zone);
     this.#zones.set(origin, zone);
     this.#changed('all');
+  }
+
+  /** {@link MemoryReplica.keySetOf}. */
+  keySetOf(origin: string): ZoneKeySet | undefined {
+    this.#open();
+    return this.#zones.get(origin)?.keySet;
+  }
+
+  /** {@link MemoryReplica.setKeySet}. */
+  setKeySet(origin: string, keySet: ZoneKeySet): void {
+    this.#open();
+    const zone = this.#zones.get(origin);
+    if (zone === undefined) throw noZoneError(origin);
+    zone.keySet = keySet;
+    zone.current = currentSigner(keySet);
+    countSignatures(zone);
   }
 
   /** {@link MemoryReplica.dropZone}. */
@@ -533,11 +663,13 @@ class MemoryStore implements DiscoveryStore {
     if (origin === undefined || zone === undefined) return undefined;
     const apex = zone.nodes.get(origin);
     const soa = apex?.get('SOA')?.records[0];
+    const signer = zone.keySet.signers[0];
+    const dnskey = signer?.dnskey ?? zone.keySet.dnskeys[0];
     return {
       origin,
       serial: soa?.type === 'SOA' ? soa.data.serial : 0,
-      keyTag: zone.key.keyTag,
-      publicKey: zone.key.keyPair.publicKey,
+      keyTag: signer?.keyTag ?? (dnskey === undefined ? 0 : computeKeyTag(dnskey)),
+      publicKey: dnskey?.publicKey ?? new Uint8Array(32),
       nsec3: apex?.has('NSEC3PARAM') === true,
     };
   }
@@ -553,7 +685,7 @@ class MemoryStore implements DiscoveryStore {
  * elsewhere can be put back; `changed` is what the write logged for `changesSince`.
  */
 export type MemoryCommit =
-  | { kind: 'zone-added'; origin: string; keySeed: Uint8Array; writes: ZoneWrites }
+  | { kind: 'zone-added'; origin: string; writes: ZoneWrites }
   | { kind: 'zone-removed'; origin: string }
   | {
       kind: 'write';
@@ -578,8 +710,12 @@ export interface MemoryReplica extends DiscoveryStore {
    * and logs `changed` (default: the names of `nodes`). Throws `ERR_STORE_NO_ZONE`.
    */
   loadNodes(origin: string, nodes: ZoneWrites, changed?: ChangedNames): void;
-  /** Creates (or replaces) a zone with its key seed and nodes, as they are. */
-  loadZone(origin: string, keySeed: Uint8Array, nodes: ZoneWrites): void;
+  /** Creates (or replaces) a zone with the key set it is signed with and its nodes, as they are. */
+  loadZone(origin: string, keySet: ZoneKeySet, nodes: ZoneWrites): void;
+  /** Changes the key set a zone is signed with (another front end refreshed its keys). */
+  setKeySet(origin: string, keySet: ZoneKeySet): void;
+  /** The key set a zone is signed with, undefined for no such zone. */
+  keySetOf(origin: string): ZoneKeySet | undefined;
   /** Forgets a zone (nothing when absent). */
   dropZone(origin: string): void;
   /** Puts anti-replay records as they are, each replacing the one under its key. */
@@ -670,12 +806,61 @@ function* nodesInOrder(
   for (; pending !== undefined; pending = step()) yield pending.node;
 }
 
-/** Whether a node has an RRset that is unsigned or whose RRSIG expires before `limit`. */
-function mayBeDue(node: StoredNode, limit: number): boolean {
-  for (const rrset of node.values()) {
-    if (rrset.signature === undefined || rrset.signature.data.expiration < limit) return true;
+/**
+ * Whether a node has an RRset that is unsigned, whose RRSIG expires before `limit`, or whose
+ * RRSIGs are not by the current keys (`planResign` tells which are really due).
+ */
+function mayBeDue(node: StoredNode, limit: number, current: ZoneSigner): boolean {
+  for (const [type, rrset] of node) {
+    if (isDue(rrset, type, limit, current, () => true)) return true;
   }
   return false;
+}
+
+/**
+ * Keeps a zone's signature counts as writes replace nodes: the stale RRsets of the nodes going
+ * away are taken off, those of the new nodes added, and new expirations lower the earliest.
+ */
+function trackSignatures(origin: string, zone: MemoryZone, writes: ZoneWrites): void {
+  const read = reader(origin, zone);
+  for (const [name, node] of writes) {
+    zone.pending += staleRRsets(node, zone.current) - staleRRsets(read.node(name), zone.current);
+    for (const rrset of node?.values() ?? []) {
+      const e = earliestExpiration(rrset.signatures);
+      if (e !== undefined && (zone.earliest === undefined || e < zone.earliest)) zone.earliest = e;
+    }
+  }
+}
+
+/**
+ * The signer of a zone's writes: refused (`ERR_STORE_KEY_MISSING`) when its key set has no
+ * signer, as a replica's zone whose keys are not in the key directory has, so that nothing is
+ * ever written unsigned.
+ */
+function signerOf(
+  origin: string,
+  zone: MemoryZone,
+  now: number,
+  policy: SignatureValidityPolicy,
+): ZoneSigner {
+  if (zone.keySet.signers.length === 0) {
+    throw new StoreError(
+      'ERR_STORE_KEY_MISSING',
+      `zone ${origin} has no key to sign with in the key directory`,
+    );
+  }
+  return zoneSigner(zone.keySet, now, policy);
+}
+
+function tagsOf(keys: readonly ZoneKey[]): string {
+  return keys.map((k) => k.keyTag).join(',');
+}
+
+function checkedSeed(seed: unknown): Uint8Array {
+  if (!(seed instanceof Uint8Array && seed.length === 32)) {
+    throw new StoreError('ERR_STORE_PROVER_KEY', 'proverSeed must be 32 octets (an Ed25519 seed)');
+  }
+  return seed;
 }
 
 /** A table key as a map key; latin1 keeps the octets' order. */

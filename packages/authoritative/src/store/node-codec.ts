@@ -98,18 +98,31 @@ export function nodeName(origin: string, key: Uint8Array): string {
   return formatLabels([...labels.reverse(), ...parseLabels(origin)]);
 }
 
+/**
+ * Flag on a node's RRset count: each RRset's signatures are preceded by their count (a node some
+ * of whose RRsets have several RRSIGs, during a key rollover). Without it, each RRset has one
+ * length-prefixed RRSIG or a zero length, as nodes were written before zones had several keys,
+ * so those nodes read unchanged and a node with at most one RRSIG per RRset is written as before.
+ */
+const SEVERAL_SIGNATURES = 0x8000;
+
 /** Encodes a node's RRsets. */
 export function encodeNode(node: StoredNode): Buffer {
-  const parts: Buffer[] = [u16(node.size)];
+  const several = [...node.values()].some((rrset) => rrset.signatures.length > 1);
+  const parts: Buffer[] = [u16(node.size | (several ? SEVERAL_SIGNATURES : 0))];
   const types = [...node.keys()].sort((a, b) => typeToCode(a) - typeToCode(b));
   for (const type of types) {
     const rrset = node.get(type) as StoredRRset;
     const first = rrset.records[0] as ResourceRecord;
     parts.push(u16(typeToCode(type)), u32(first.ttl), u16(rrset.records.length));
     for (const rr of rrset.records) parts.push(lengthPrefixed(encodeRdata(rr)));
-    parts.push(
-      rrset.signature === undefined ? u16(0) : lengthPrefixed(encodeRdata(rrset.signature)),
-    );
+    if (several) {
+      parts.push(u16(rrset.signatures.length));
+      for (const sig of rrset.signatures) parts.push(lengthPrefixed(encodeRdata(sig)));
+    } else {
+      const sig = rrset.signatures[0];
+      parts.push(sig === undefined ? u16(0) : lengthPrefixed(encodeRdata(sig)));
+    }
   }
   return Buffer.concat(parts);
 }
@@ -127,10 +140,17 @@ export function decodeNode(name: string, value: Uint8Array): StoredNode {
   const readU16 = (): number => take(2).readUInt16BE(0);
   try {
     const node = new Map<RRType, StoredRRset>();
-    const count = readU16();
+    const head = readU16();
+    const several = (head & SEVERAL_SIGNATURES) !== 0;
+    const count = head & ~SEVERAL_SIGNATURES;
+    const readSignature = (length: number): RecordOf<'RRSIG'> => {
+      const data = decodeRdata('RRSIG', Uint8Array.from(take(length))) as RecordOf<'RRSIG'>['data'];
+      return { name, type: 'RRSIG', class: 'IN', ttl, data };
+    };
+    let ttl = 0;
     for (let i = 0; i < count; i++) {
       const type = codeToType(readU16());
-      const ttl = take(4).readUInt32BE(0);
+      ttl = take(4).readUInt32BE(0);
       const n = readU16();
       const records: ResourceRecord[] = [];
       for (let j = 0; j < n; j++) {
@@ -138,17 +158,16 @@ export function decodeNode(name: string, value: Uint8Array): StoredNode {
         // decodeRdata returns the data of `type`; the union cannot follow a runtime type.
         records.push({ name, type, class: 'IN', ttl, data } as ResourceRecord);
       }
-      const sigLength = readU16();
-      let signature: RecordOf<'RRSIG'> | undefined;
-      if (sigLength > 0) {
-        const data = decodeRdata(
-          'RRSIG',
-          Uint8Array.from(take(sigLength)),
-        ) as RecordOf<'RRSIG'>['data'];
-        signature = { name, type: 'RRSIG', class: 'IN', ttl, data };
+      const signatures: RecordOf<'RRSIG'>[] = [];
+      if (several) {
+        const n = readU16();
+        for (let j = 0; j < n; j++) signatures.push(readSignature(readU16()));
+      } else {
+        const sigLength = readU16();
+        if (sigLength > 0) signatures.push(readSignature(sigLength));
       }
       if (records.length === 0) throw corrupt(name);
-      node.set(type, { records, signature });
+      node.set(type, { records, signatures });
     }
     if (pos !== bytes.length) throw corrupt(name);
     return node;

@@ -1,16 +1,23 @@
-import type { RecordOf, ResourceRecord, RRType } from '@mimi-discovery/common';
+import {
+  systemClock,
+  type RecordOf,
+  type ResourceRecord,
+  type RRType,
+} from '@mimi-discovery/common';
 import type { ReplayRecord } from './mapping-ops.js';
 import { connectPg, messageOf, migrateWith } from './pg-schema.js';
 import { logChange, putNodes, putReplay } from './pg-statements.js';
 import type { DiscoveryStore } from './store.js';
 import { StoreError } from './store-error.js';
+import { encodeSigningRecord, signingRecordOf, zoneKeySet } from './store-keys.js';
 import type { StoredNode, ZoneWrites } from '../zone/zone-signer.js';
 
 /**
  * Moving a DP from the embedded LMDB store to PostgreSQL (docs/operations.md, "Several front
  * ends over PostgreSQL"): every zone of a store — its records and signatures as they are, the
- * zone key's seed, the serial — with the prover key and the anti-replay records, copied into an
- * empty database in one transaction. Nothing is re-signed: the parent's DS keeps matching.
+ * keys it is signed with (their tags: the keys stay in the key directory, which the PostgreSQL
+ * front ends use too), the serial — with the anti-replay records, copied into an empty database
+ * in one transaction. Nothing is re-signed: the parent's DS keeps matching.
  */
 
 /** What {@link copyStoreToPg} copied. */
@@ -22,11 +29,16 @@ export interface StoreCopyReport {
 
 /**
  * Copies `source` (any store; stop the server that writes it first) into the database at `url`,
- * creating the schema when needed. Rejects with `StoreError`, changing nothing:
- * `ERR_STORE_ZONE_EXISTS` when the database already holds a zone, `ERR_STORE_PROVER_KEY` when it
- * holds another prover key, `ERR_STORE_IO` when it cannot be reached.
+ * creating the schema when needed; `now` (default the system clock) is when the zones' key sets
+ * are taken from the key directory. Rejects with `StoreError`, changing nothing:
+ * `ERR_STORE_ZONE_EXISTS` when the database already holds a zone, `ERR_STORE_IO` when it cannot
+ * be reached.
  */
-export async function copyStoreToPg(source: DiscoveryStore, url: string): Promise<StoreCopyReport> {
+export async function copyStoreToPg(
+  source: DiscoveryStore,
+  url: string,
+  now: number = systemClock(),
+): Promise<StoreCopyReport> {
   const client = await connectPg(url);
   try {
     await migrateWith(client);
@@ -38,29 +50,18 @@ export async function copyStoreToPg(source: DiscoveryStore, url: string): Promis
         `the database already holds zone ${present.rows[0]?.origin}: copy into an empty one`,
       );
     }
-    const prover = Buffer.from(source.proverKey().secretKey);
-    await client.query(
-      `INSERT INTO secrets (name, seed) VALUES ('prover', $1) ON CONFLICT (name) DO NOTHING`,
-      [prover],
-    );
-    const stored = await client.query<{ seed: Buffer }>(
-      `SELECT seed FROM secrets WHERE name = 'prover'`,
-    );
-    if (stored.rows[0]?.seed.equals(prover) !== true) {
-      throw new StoreError(
-        'ERR_STORE_PROVER_KEY',
-        'the database holds a different prover key than the store being copied',
-      );
-    }
     let nodes = 0;
     const zones = source.listZones();
     for (const origin of zones) {
-      const key = source.zoneKey(origin);
-      if (key === undefined) continue;
-      await client.query('INSERT INTO zones (origin, version) VALUES ($1, 1)', [origin]);
-      await client.query('INSERT INTO secrets (name, seed) VALUES ($1, $2)', [
-        `zone ${origin}`,
-        Buffer.from(key.keyPair.secretKey),
+      if (source.zoneKey(origin) === undefined) continue;
+      // The keys the zone is signed with now, as the source's key directory says.
+      const set = zoneKeySet(source.keys, origin, now);
+      const signing = encodeSigningRecord(
+        signingRecordOf(set, { pending: 0, earliest: undefined }),
+      ).toString('utf8');
+      await client.query('INSERT INTO zones (origin, version, signing) VALUES ($1, 1, $2)', [
+        origin,
+        signing,
       ]);
       const writes = nodesOf(source, origin);
       nodes += writes.size;
@@ -91,7 +92,7 @@ export async function copyStoreToPg(source: DiscoveryStore, url: string): Promis
 /** An RRset being gathered from records. */
 interface MutableRRset {
   records: ResourceRecord[];
-  signature: RecordOf<'RRSIG'> | undefined;
+  signatures: RecordOf<'RRSIG'>[];
 }
 
 /**
@@ -109,10 +110,10 @@ function nodesOf(source: DiscoveryStore, origin: string): ZoneWrites {
     const type = rr.type === 'RRSIG' ? rr.data.typeCovered : rr.type;
     let rrset = node.get(type);
     if (rrset === undefined) {
-      rrset = { records: [], signature: undefined };
+      rrset = { records: [], signatures: [] };
       node.set(type, rrset);
     }
-    if (rr.type === 'RRSIG') rrset.signature = rr;
+    if (rr.type === 'RRSIG') rrset.signatures.push(rr);
     else rrset.records.push(rr);
   }
   const out: ZoneWrites = new Map();

@@ -6,13 +6,15 @@ import { StoreError } from './store-error.js';
  * them. The DP runs them at start (`startDp`), an operator with `mimi-discovery db migrate`;
  * both take an advisory lock first, so front ends starting together migrate once.
  *
- * Layout (version 2) — give each DP deployment a database of its own:
+ * Layout (version 3) — give each DP deployment a database of its own:
  *
  * - `store_meta (key, value)`: `schema_version`, the number of migrations applied.
- * - `zones (origin, incarnation, version)`: one row per zone. A write locks the zone's row
+ * - `zones (origin, incarnation, version, signing)`: one row per zone. A write locks the zone's row
  *   (`SELECT … FOR UPDATE`), which serialises the writers of one zone across every process;
  *   `version` counts the zone's committed writes, `incarnation` tells a zone from one removed
- *   and created again under the same origin.
+ *   and created again under the same origin, `signing` (since version 3) names the keys the zone
+ *   is signed with (`store-keys.ts`: key tags only, as the last `refreshKeys` computed them), so
+ *   that every front end signs with the same keys, taken from the key directory they share.
  * - `nodes (origin, owner, name, data)`: one row per owner name, all its RRsets and their RRSIGs
  *   as the LMDB store encodes them (`node-codec.ts`: `owner` is the node key, which sorts in
  *   DNSSEC canonical order, RFC 4034 §6.1; `data` the encoded RRsets).
@@ -29,9 +31,12 @@ import { StoreError } from './store-error.js';
  *   the transaction of the change; `data` is `encodeJournalEntry`. Kept within the store's
  *   `journal` limits, the oldest rows dropped first; an entry that does not follow the last one
  *   starts the zone's journal afresh.
- * - `secrets (name, seed)`: the 32-octet seeds of the prover key (`prover`) and of each zone key
- *   (`zone <origin>`), in a table of their own so that a backup can leave them out
- *   (`pg_dump --exclude-table-data=secrets`, docs/operations.md).
+ *
+ * No key material is in the database (design §9: keys live apart from data, so `pg_dump` of it
+ * carries no secret): the zone keys and the prover key are in the key directory. Versions 1 and
+ * 2 kept their seeds in a `secrets (name, seed)` table; the first store that opens the database
+ * with a key directory moves them there and drops the table (`pg-store.ts`, under
+ * {@link PG_MIGRATION_LOCK}), since a migration alone (`db migrate`) has nowhere to put them.
  */
 
 /** Each migration's statements; migration i brings the schema from version i to i + 1. */
@@ -79,6 +84,14 @@ const MIGRATIONS: readonly (readonly string[])[] = Object.freeze([
        PRIMARY KEY (origin, seq)
      )`,
     `CREATE INDEX journal_from ON journal (origin, serial_from)`,
+  ],
+  [
+    `ALTER TABLE zones ADD COLUMN signing text`,
+    // An empty `secrets` table (a new database) goes now; one holding seeds stays until a store
+    // opened with a key directory has moved them (`pg-store.ts`).
+    `DO $$ BEGIN
+       IF NOT EXISTS (SELECT 1 FROM secrets) THEN DROP TABLE secrets; END IF;
+     END $$`,
   ],
 ]);
 

@@ -39,6 +39,8 @@ export interface ZoneRow {
   origin: string;
   incarnation: number;
   version: number;
+  /** The zone's signing record (`store-keys.ts`), null for a zone written before version 3. */
+  signing: string | null;
 }
 
 /** What one transaction writes for one zone: the group's events merged. */
@@ -59,17 +61,23 @@ export interface ZoneRowText {
   origin: string;
   incarnation: string;
   version: string;
+  signing: string | null;
 }
 
 /** A `zones` row as read (bigint columns come as text). */
 export function rowOf(r: ZoneRowText): ZoneRow {
-  return { origin: r.origin, incarnation: Number(r.incarnation), version: Number(r.version) };
+  return {
+    origin: r.origin,
+    incarnation: Number(r.incarnation),
+    version: Number(r.version),
+    signing: r.signing,
+  };
 }
 
 /** Every zone's row, by origin. */
 export async function zoneRows(client: Queryable): Promise<ZoneRow[]> {
   const rows = await client.query<ZoneRowText>(
-    'SELECT origin, incarnation, version FROM zones ORDER BY origin',
+    'SELECT origin, incarnation, version, signing FROM zones ORDER BY origin',
   );
   return rows.rows.map(rowOf);
 }
@@ -77,7 +85,7 @@ export async function zoneRows(client: Queryable): Promise<ZoneRow[]> {
 /** One zone's row (unlocked), or undefined. */
 export async function readZoneRow(client: Queryable, origin: string): Promise<ZoneRow | undefined> {
   const rows = await client.query<ZoneRowText>(
-    'SELECT origin, incarnation, version FROM zones WHERE origin = $1',
+    'SELECT origin, incarnation, version, signing FROM zones WHERE origin = $1',
     [origin],
   );
   const row = rows.rows[0];
@@ -87,7 +95,7 @@ export async function readZoneRow(client: Queryable, origin: string): Promise<Zo
 /** The zone's row, locked until the transaction ends: the writers of one zone go one by one. */
 export async function lockZone(client: Queryable, origin: string): Promise<ZoneRow | undefined> {
   const rows = await client.query<ZoneRowText>(
-    'SELECT origin, incarnation, version FROM zones WHERE origin = $1 FOR UPDATE',
+    'SELECT origin, incarnation, version, signing FROM zones WHERE origin = $1 FOR UPDATE',
     [origin],
   );
   const row = rows.rows[0];

@@ -46,11 +46,25 @@ import { StoreError, noZoneError } from './store-error.js';
 import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import { normalizeChanges, type StoreChanges } from '../zone/zone-changes.js';
 import { zoneOrigin } from '../zone/owner-name.js';
+import { type SignatureValidityPolicy, type ZoneWrites } from '../zone/zone-signer.js';
+import { PG_MIGRATION_LOCK } from './pg-schema.js';
 import {
-  checkProverSeed,
-  type SignatureValidityPolicy,
-  type ZoneWrites,
-} from '../zone/zone-signer.js';
+  checkProverAgainst,
+  decodeSigningRecord,
+  encodeSigningRecord,
+  keyDirectoryFault,
+  keySetOfRecord,
+  migrateZoneSeed,
+  signingRecordOf,
+  zoneKeySet,
+  type SignatureStatus,
+} from './store-keys.js';
+import {
+  createMemoryKeyDirectory,
+  openKeyDirectory,
+  type KeyDirectory,
+} from '../keys/key-directory.js';
+import type { ZoneKeySet } from '../keys/key-set.js';
 
 /**
  * The {@link DiscoveryStore} over PostgreSQL (design §9 (b), as PowerDNS's SQL back ends): one
@@ -88,8 +102,13 @@ import {
  * forgets expired anti-replay records from its replica. The holder locks every zone's row, in
  * origin order, and re-signs on its replica.
  *
- * Seeds of the zone keys and of the prover key live in the `secrets` table, apart from the data
- * (`pg-schema.ts` has the layout and the migrations).
+ * Keys live in the key directory (design §9), never in the database: front ends over one database
+ * share one key directory (a shared mount, or a copy kept in step). The `signing` column of a
+ * zone's row names the keys it is signed with; a front end that meets a key tag its directory
+ * lacks reloads the directory, and, still missing, fails that write with
+ * `ERR_STORE_KEY_MISSING` (naming zone, tag and directory) while it keeps answering. A database
+ * of schema version 1 or 2 still holds seeds in a `secrets` table: the first open moves them into
+ * the key directory (`pg-schema.ts` has the layout and the migrations).
  *
  * Cost: every front end holds every zone in memory (the replica), and a write costs one round
  * of commit in the database, shared by the writes grouped with it.
@@ -104,8 +123,13 @@ export interface PgStoreOptions {
   /** Signature lifetime and renewal margin; default 14 days, renewed 7 days before expiry. */
   signatureValidity?: Partial<SignatureValidityPolicy>;
   /**
-   * Seed of this DP's prover key (32 octets) for a new database. A database keeps the key it was
-   * created with; opening it with a different seed fails with `ERR_STORE_PROVER_KEY`.
+   * The key directory (`keys/key-directory.ts`) the zones are signed from: its path or an open
+   * one; default a memory one (one process only: front ends must share a directory on disk).
+   */
+  keys?: string | KeyDirectory;
+  /**
+   * Seed of this DP's prover key (32 octets) for a new key directory. A directory keeps the key
+   * it was created with; opening it with a different seed fails with `ERR_STORE_PROVER_KEY`.
    */
   proverSeed?: Uint8Array;
   /** Lifetime of the prover key's AUTHKEY entry in new zones; default 10 years. */
@@ -175,8 +199,8 @@ export const PG_RESIGN_LOCK: readonly [number, number] = Object.freeze([0x4d494d
 const BEGIN_WRITE = 'BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit TO on';
 /** `BEGIN` of a catch-up: one snapshot for the zone's row, its change log and its nodes. */
 const BEGIN_READ = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
-/** The `secrets` name of a zone key's seed. */
-const zoneSecret = (origin: string): string => `zone ${origin}`;
+/** The `secrets` name of a zone key's seed (schema versions 1 and 2). */
+const ZONE_SECRET_PREFIX = 'zone ';
 const PROVER_SECRET = 'prover';
 
 /**
@@ -187,7 +211,12 @@ const PROVER_SECRET = 'prover';
  * for a schema of another version.
  */
 export async function openPgStore(options: PgStoreOptions): Promise<DiscoveryStore> {
-  checkProverSeed(options.proverSeed);
+  if (
+    options.proverSeed !== undefined &&
+    !(options.proverSeed instanceof Uint8Array && options.proverSeed.length === 32)
+  ) {
+    throw new StoreError('ERR_STORE_PROVER_KEY', 'proverSeed must be 32 octets (an Ed25519 seed)');
+  }
   const poolSize = options.poolSize ?? PG_POOL_SIZE;
   if (!Number.isInteger(poolSize) || poolSize < PG_POOL_MIN_SIZE || poolSize > PG_POOL_MAX_SIZE) {
     throw new TypeError(
@@ -211,15 +240,15 @@ export async function openPgStore(options: PgStoreOptions): Promise<DiscoverySto
   pool.on('error', (error) => options.log?.warn('pg-connection-lost', { error: messageOf(error) }));
   try {
     const client = await checkout(pool);
-    let proverSeed: Uint8Array;
+    let keys: KeyDirectory;
     try {
       if (options.migrate === false) await checkPgSchema(client);
       else await migrateWith(client);
-      proverSeed = await loadProverSeed(client, options.proverSeed);
+      keys = await moveSecrets(client, options);
     } finally {
       client.release();
     }
-    const store = new PgStore(pool, connection, options, limits, proverSeed);
+    const store = new PgStore(pool, connection, options, limits, keys);
     await store.start();
     return store;
   } catch (error) {
@@ -228,28 +257,84 @@ export async function openPgStore(options: PgStoreOptions): Promise<DiscoverySto
   }
 }
 
-/** Reads (or, in a new database, stores) the prover key's seed. */
-async function loadProverSeed(
-  client: pg.ClientBase,
-  configured: Uint8Array | undefined,
-): Promise<Uint8Array> {
-  const fresh = configured ?? crypto.getRandomValues(new Uint8Array(32));
-  await client.query(
-    'INSERT INTO secrets (name, seed) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING',
-    [PROVER_SECRET, Buffer.from(fresh)],
-  );
-  const row = await client.query<{ seed: Buffer }>('SELECT seed FROM secrets WHERE name = $1', [
-    PROVER_SECRET,
-  ]);
-  const stored = row.rows[0]?.seed;
-  if (stored === undefined) throw corrupt('no prover key');
-  if (configured !== undefined && !stored.equals(Buffer.from(configured))) {
-    throw new StoreError(
-      'ERR_STORE_PROVER_KEY',
-      'the database holds a different prover key than the configured seed',
+/**
+ * Opens the key directory and, for a database of schema version 1 or 2 that still has its
+ * `secrets` table, moves the seeds there: the prover key's (the directory is opened with it),
+ * then each zone key's (unless the directory has keys for that zone), then, in one transaction
+ * under {@link PG_MIGRATION_LOCK} (front ends starting together move them once), gives each zone
+ * its signing record and drops the table. Logged once, by the open that moved them.
+ */
+async function moveSecrets(client: pg.ClientBase, options: PgStoreOptions): Promise<KeyDirectory> {
+  let moved = 0;
+  let keys: KeyDirectory | undefined;
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock($1, $2)', [...PG_MIGRATION_LOCK]);
+    const present = await client.query<{ present: boolean }>(
+      `SELECT to_regclass('secrets') IS NOT NULL AS present`,
     );
+    const secrets =
+      present.rows[0]?.present === true
+        ? (await client.query<{ name: string; seed: Buffer }>('SELECT name, seed FROM secrets'))
+            .rows
+        : [];
+    const prover = secrets.find((r) => r.name === PROVER_SECRET)?.seed;
+    if (
+      prover !== undefined &&
+      options.proverSeed !== undefined &&
+      !prover.equals(Buffer.from(options.proverSeed))
+    ) {
+      throw new StoreError(
+        'ERR_STORE_PROVER_KEY',
+        'the database holds a different prover key than the configured seed',
+      );
+    }
+    const proverSeed = prover === undefined ? options.proverSeed : Uint8Array.from(prover);
+    keys = openKeys(options.keys, proverSeed);
+    checkProverAgainst(keys, proverSeed);
+    keys.reload();
+    const now = (options.now ?? systemClock)();
+    for (const row of secrets) {
+      if (!row.name.startsWith(ZONE_SECRET_PREFIX)) continue;
+      const origin = row.name.slice(ZONE_SECRET_PREFIX.length);
+      const seed = Uint8Array.from(row.seed);
+      await migrateZoneSeed(keys, origin, seed, now);
+      const record = zoneKeySet(keys, origin, now);
+      await client.query('UPDATE zones SET signing = $2 WHERE origin = $1 AND signing IS NULL', [
+        origin,
+        signingText(record),
+      ]);
+      moved += 1;
+    }
+    if (present.rows[0]?.present === true) await client.query('DROP TABLE secrets');
+    await client.query('COMMIT');
+    if (present.rows[0]?.present === true) {
+      options.log?.info('keys-moved-to-key-directory', {
+        zones: moved,
+        prover: prover !== undefined,
+        dir: keys.dir ?? '',
+      });
+    }
+    return keys;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw keyDirectoryFault(error);
   }
-  return Uint8Array.from(stored);
+}
+
+/** The key directory of `given` (a path, an open one, or a new memory one). */
+function openKeys(given: string | KeyDirectory | undefined, proverSeed: Uint8Array | undefined) {
+  const seed = proverSeed === undefined ? {} : { proverSeed };
+  if (typeof given === 'object') return given;
+  if (given === undefined) return createMemoryKeyDirectory(seed);
+  return openKeyDirectory(given, seed);
+}
+
+/** A key set as the `signing` column holds it (key tags only; the counts are per process). */
+function signingText(set: ZoneKeySet): string {
+  return encodeSigningRecord(signingRecordOf(set, { pending: 0, earliest: undefined })).toString(
+    'utf8',
+  );
 }
 
 async function checkout(pool: pg.Pool): Promise<pg.PoolClient> {
@@ -285,10 +370,6 @@ function ioError(error: unknown, what: string): StoreError {
   return new StoreError('ERR_STORE_IO', `${what}: ${messageOf(error)}`, { cause: error });
 }
 
-function corrupt(message: string): StoreError {
-  return new StoreError('ERR_STORE_CORRUPT', `not a store of this format: ${message}`);
-}
-
 /** Runs functions one at a time, in the order they were given. */
 class Lock {
   #tail: Promise<unknown> = Promise.resolve();
@@ -314,16 +395,18 @@ interface ZoneQueue {
   scheduled: boolean;
 }
 
-/** The version of a zone that the replica holds. */
+/** The version of a zone that the replica holds, and the signing record it signs with. */
 interface Held {
   readonly incarnation: number;
   readonly version: number;
+  readonly signing: string | null;
 }
 
 /** The outcome of catching a zone up inside a transaction. */
 type CatchUp = 'current' | 'absent' | 'unknown-zone';
 
 class PgStore implements DiscoveryStore {
+  readonly keys: KeyDirectory;
   readonly #pool: pg.Pool;
   readonly #connection: pg.ClientConfig;
   readonly #replica: MemoryReplica;
@@ -354,7 +437,7 @@ class PgStore implements DiscoveryStore {
     connection: pg.ClientConfig,
     options: PgStoreOptions,
     limits: PgStoreLimits,
-    proverSeed: Uint8Array,
+    keys: KeyDirectory,
   ) {
     this.#pool = pool;
     this.#connection = connection;
@@ -362,9 +445,10 @@ class PgStore implements DiscoveryStore {
     this.#log = options.log;
     this.#limits = limits;
     this.#journal = journalLimits(options.journal);
+    this.keys = keys;
     this.#replica = createMemoryReplica({
       now: this.#now,
-      proverSeed,
+      keys,
       // The journal lives in the database (`journal` table): the replica only computes entries.
       journal: { maxEntries: 0 },
       ...(options.signatureValidity === undefined
@@ -388,6 +472,23 @@ class PgStore implements DiscoveryStore {
     }
     this.#poll = setInterval(() => this.#requestSync(), this.#limits.pollIntervalMs);
     this.#poll.unref();
+    // Opening a store brings every zone's keys in line with the key directory; a zone whose
+    // key is missing keeps the keys its row names (its writes fail until the key is back).
+    try {
+      for (const origin of this.#replica.listZones()) {
+        try {
+          await this.refreshKeys(origin);
+        } catch (error) {
+          if (!(error instanceof StoreError && error.code === 'ERR_STORE_KEY_MISSING')) {
+            throw error;
+          }
+          this.#log?.warn('zone-key-missing', { zone: origin, error: error.message });
+        }
+      }
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -411,6 +512,23 @@ class PgStore implements DiscoveryStore {
 
   zoneKey(origin: string): ZoneKey | undefined {
     return this.#replica.zoneKey(origin);
+  }
+
+  zoneSigners(origin: string): readonly ZoneKey[] {
+    return this.#replica.zoneSigners(origin);
+  }
+
+  signatureStatus(origin: string): SignatureStatus | undefined {
+    return this.#replica.signatureStatus(origin);
+  }
+
+  async refreshKeys(origin: string, now?: number): Promise<{ serial: number; changed: boolean }> {
+    this.#open();
+    const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
+    return (await this.#submit(apex, () => this.#replica.refreshKeys(apex, now))) as {
+      serial: number;
+      changed: boolean;
+    };
   }
 
   proverKey(): Ed25519KeyPair {
@@ -628,11 +746,34 @@ class PgStore implements DiscoveryStore {
       } finally {
         this.#captures.delete(origin);
       }
-      if (events.length > 0 && row !== undefined) {
+      // A key refresh may change the keys the zone is signed with without changing a record:
+      // the row says so, and the version moves so that the other front ends hear of it.
+      const keySet = this.#replica.keySetOf(origin);
+      const signing = keySet === undefined ? null : signingText(keySet);
+      const resigned = row !== undefined && signing !== null && signing !== row.signing;
+      if ((events.length > 0 || resigned) && row !== undefined) {
         const version = row.version + 1;
-        await writeZone(client, origin, version, merge(events), this.#bounds(), this.#journal);
+        const write =
+          events.length > 0
+            ? merge(events)
+            : {
+                nodes: new Map(),
+                replay: new Map(),
+                names: new Set<string>(),
+                everything: true,
+                journal: [],
+              };
+        if (resigned) write.everything = true;
+        await writeZone(client, origin, version, write, this.#bounds(), this.#journal);
+        if (resigned) {
+          await client.query('UPDATE zones SET signing = $2 WHERE origin = $1', [origin, signing]);
+        }
         await client.query('COMMIT');
-        this.#held.set(origin, { incarnation: row.incarnation, version });
+        this.#held.set(origin, {
+          incarnation: row.incarnation,
+          version,
+          signing: signing ?? row.signing,
+        });
       } else {
         // Nothing to write: what was read is committed already.
         await client.query('COMMIT');
@@ -647,6 +788,7 @@ class PgStore implements DiscoveryStore {
       failed = error;
       await client.query('ROLLBACK').catch(() => undefined);
       this.#undo(events);
+      this.#restoreKeySet(origin);
       const fault = ioError(error, 'the PostgreSQL write failed');
       group.forEach((write, i) => {
         const result = results[i];
@@ -661,6 +803,8 @@ class PgStore implements DiscoveryStore {
   async #addZone(origin: string, init: ZoneInit): Promise<ZoneInfo> {
     const client = await checkout(this.#pool);
     const events: MemoryCommit[] = [];
+    const hadKeys = this.keys.zoneKeys(origin).length > 0;
+    let newKey: number | undefined;
     let failed: unknown;
     try {
       await client.query(BEGIN_WRITE);
@@ -688,10 +832,10 @@ class PgStore implements DiscoveryStore {
       }
       const added = events.find((e) => e.kind === 'zone-added');
       if (added?.kind !== 'zone-added') throw new Error('the replica reported no new zone');
-      await client.query('INSERT INTO secrets (name, seed) VALUES ($1, $2)', [
-        zoneSecret(origin),
-        Buffer.from(added.keySeed),
-      ]);
+      newKey = info.keyTag;
+      const firstSet = this.#replica.keySetOf(origin);
+      const signing = firstSet === undefined ? null : signingText(firstSet);
+      await client.query('UPDATE zones SET signing = $2 WHERE origin = $1', [origin, signing]);
       await putNodes(client, origin, added.writes);
       await logChange(
         client,
@@ -707,12 +851,21 @@ class PgStore implements DiscoveryStore {
         this.#bounds(),
       );
       await client.query('COMMIT');
-      this.#held.set(origin, { incarnation: Number(incarnation), version: 1 });
+      const keySet = this.#replica.keySetOf(origin);
+      this.#held.set(origin, {
+        incarnation: Number(incarnation),
+        version: 1,
+        signing: keySet === undefined ? null : signingText(keySet),
+      });
       return info;
     } catch (error) {
       failed = error;
       await client.query('ROLLBACK').catch(() => undefined);
       if (events.some((e) => e.kind === 'zone-added')) this.#replica.dropZone(origin);
+      // The zone's first key was written before the zone: it goes with the zone that failed.
+      if (newKey !== undefined && !hadKeys) {
+        await this.keys.deleteZoneKey(origin, newKey).catch(() => undefined);
+      }
       throw ioError(error, 'the PostgreSQL write failed');
     } finally {
       client.release(failed instanceof Error && !(failed instanceof StoreError) ? failed : false);
@@ -732,11 +885,13 @@ class PgStore implements DiscoveryStore {
         throw noZoneError(origin);
       }
       await client.query('DELETE FROM zones WHERE origin = $1', [origin]);
-      await client.query('DELETE FROM secrets WHERE name = $1', [zoneSecret(origin)]);
       await client.query('SELECT pg_notify($1, $2)', [PG_NOTIFY_CHANNEL, '0']);
       await client.query('COMMIT');
       this.#replica.dropZone(origin);
       this.#held.delete(origin);
+      await this.keys.removeZone(origin).catch((error: unknown) => {
+        throw keyDirectoryFault(error);
+      });
     } catch (error) {
       failed = error;
       await client.query('ROLLBACK').catch(() => undefined);
@@ -787,9 +942,12 @@ class PgStore implements DiscoveryStore {
     const events = new Map<string, MemoryCommit[]>();
     try {
       await client.query(BEGIN_WRITE);
-      const rows = await client.query<{ origin: string; incarnation: string; version: string }>(
-        'SELECT origin, incarnation, version FROM zones ORDER BY origin FOR UPDATE',
-      );
+      const rows = await client.query<{
+        origin: string;
+        incarnation: string;
+        version: string;
+        signing: string | null;
+      }>('SELECT origin, incarnation, version, signing FROM zones ORDER BY origin FOR UPDATE');
       const locked = new Map<string, ZoneRow>();
       for (const r of rows.rows) locked.set(r.origin, rowOf(r));
       for (const origin of this.#replica.listZones()) {
@@ -818,7 +976,11 @@ class PgStore implements DiscoveryStore {
         if (list.length === 0 || row === undefined) continue;
         const version = row.version + 1;
         await writeZone(client, origin, version, merge(list), this.#bounds(), this.#journal);
-        versions.set(origin, { incarnation: row.incarnation, version });
+        versions.set(origin, {
+          incarnation: row.incarnation,
+          version,
+          signing: this.#held.get(origin)?.signing ?? row.signing,
+        });
       }
       await client.query('COMMIT');
       for (const [origin, held] of versions) this.#held.set(origin, held);
@@ -883,6 +1045,10 @@ class PgStore implements DiscoveryStore {
       return 'absent';
     }
     if (held === undefined || held.incarnation !== row.incarnation) return 'unknown-zone';
+    if (row.signing !== held.signing) {
+      this.#replica.setKeySet(origin, this.#keySetOfRow(row));
+      this.#held.set(origin, { ...held, signing: row.signing });
+    }
     if (held.version === row.version) return 'current';
     const entries =
       row.version > held.version
@@ -919,8 +1085,48 @@ class PgStore implements DiscoveryStore {
     this.#replica.loadNodes(origin, nodes, everything ? 'all' : [...names]);
     this.#replica.loadReplay(records.found);
     this.#replica.dropReplay(records.missing);
-    this.#held.set(origin, { incarnation: row.incarnation, version: row.version });
+    this.#held.set(origin, {
+      incarnation: row.incarnation,
+      version: row.version,
+      signing: row.signing,
+    });
     return 'current';
+  }
+
+  /**
+   * The key set a zone's row names, from the key directory (reloaded once for a missing key).
+   * A key still missing leaves the zone without signers: it is served as stored, and its writes
+   * fail with `ERR_STORE_KEY_MISSING` (logged) until the directory has the key.
+   */
+  #keySetOfRow(row: ZoneRow): ZoneKeySet {
+    try {
+      const record =
+        row.signing === null
+          ? undefined
+          : decodeSigningRecord(row.origin, Buffer.from(row.signing));
+      return record === undefined
+        ? zoneKeySet(this.keys, row.origin, this.#now())
+        : keySetOfRecord(this.keys, row.origin, record);
+    } catch (error) {
+      if (!(error instanceof StoreError) || error.code !== 'ERR_STORE_KEY_MISSING') throw error;
+      this.#log?.warn('zone-key-missing', { zone: row.origin, error: error.message });
+      return { dnskeys: [], signers: [], dnskeySigners: [], cds: [] };
+    }
+  }
+
+  /** After a failed write, signs the zone again with the keys its row names. */
+  #restoreKeySet(origin: string): void {
+    const held = this.#held.get(origin);
+    if (held === undefined || this.#closed || this.#replica.keySetOf(origin) === undefined) return;
+    this.#replica.setKeySet(
+      origin,
+      this.#keySetOfRow({
+        origin,
+        incarnation: held.incarnation,
+        version: held.version,
+        signing: held.signing,
+      }),
+    );
   }
 
   /**
@@ -928,12 +1134,7 @@ class PgStore implements DiscoveryStore {
    * into the replica at once, so readers never see it half loaded.
    */
   async #reloadZone(client: pg.ClientBase, row: ZoneRow): Promise<void> {
-    const secret = await client.query<{ seed: Buffer }>(
-      'SELECT seed FROM secrets WHERE name = $1',
-      [zoneSecret(row.origin)],
-    );
-    const seed = secret.rows[0]?.seed;
-    if (seed === undefined) throw corrupt(`zone ${row.origin} has no key`);
+    const keySet = this.#keySetOfRow(row);
     const nodes: ZoneWrites = new Map();
     await readCursor<{ name: string; data: Buffer }>(
       client,
@@ -943,8 +1144,12 @@ class PgStore implements DiscoveryStore {
         for (const n of batch) nodes.set(n.name, decodeNode(n.name, n.data));
       },
     );
-    this.#replica.loadZone(row.origin, Uint8Array.from(seed), nodes);
-    this.#held.set(row.origin, { incarnation: row.incarnation, version: row.version });
+    this.#replica.loadZone(row.origin, keySet, nodes);
+    this.#held.set(row.origin, {
+      incarnation: row.incarnation,
+      version: row.version,
+      signing: row.signing,
+    });
   }
 
   /** The replica's first load: every zone and every anti-replay record, in one snapshot. */

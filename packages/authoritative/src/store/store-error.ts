@@ -31,7 +31,12 @@ export type StoreErrorCode =
   /** A database whose schema is older than this version reads (`mimi-discovery db migrate`). */
   | 'ERR_STORE_OLDER_FORMAT'
   /** The data directory cannot be opened or written. */
-  | 'ERR_STORE_IO';
+  | 'ERR_STORE_IO'
+  /**
+   * A key the zone needs to sign with is not in the key directory (after a reload), or the zone
+   * has no key that may sign: the write is refused and nothing changes.
+   */
+  | 'ERR_STORE_KEY_MISSING';
 
 /** A fault of a `DiscoveryStore`: bad input (nothing was changed) or a storage failure. */
 export class StoreError extends MimiError<StoreErrorCode> {

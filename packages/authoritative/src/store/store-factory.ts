@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { Clock, Logger } from '@mimi-discovery/common';
 import type { DpConfig } from '../config.js';
+import { defaultKeyDirectory } from '../keys/key-directory.js';
 import { openLmdbStore } from './lmdb-store.js';
 import { openPgStore } from './pg-store.js';
 import type { DiscoveryStore } from './store.js';
@@ -26,8 +27,13 @@ export interface ConfiguredStoreOptions {
    * database whose schema is not the current one (`ERR_STORE_OLDER_FORMAT`).
    */
   migrate?: boolean;
-  /** PostgreSQL only: where lost connections are reported. */
+  /** Where lost connections (PostgreSQL) and the one-time move of seeds out of the store go. */
   log?: Logger;
+}
+
+/** The key directory of a config: `keys.dir`, else `<dataDir>/keys` (design §9). */
+export function keyDirectoryPath(config: DpConfig): string {
+  return config.keys.dir ?? defaultKeyDirectory(config.dataDir);
 }
 
 /** The store directory inside a server's data directory (the LMDB store). */
@@ -37,7 +43,8 @@ export function storeDirectory(dataDir: string): string {
 
 /**
  * Opens the store of `config.store`: the LMDB store in `<dataDir>/store`, or the PostgreSQL
- * store at `store.url` (its schema created or upgraded unless `options.migrate` is false).
+ * store at `store.url` (its schema created or upgraded unless `options.migrate` is false),
+ * signing from the key directory of `config.keys` ({@link keyDirectoryPath}).
  * Rejects with the store's `StoreError`.
  */
 export async function openConfiguredStore(
@@ -64,9 +71,11 @@ export async function openConfiguredStore(
               : { maxOctets: config.journal.maxOctets }),
           },
         };
+  const keys = keyDirectoryPath(config);
   if (store.kind === 'postgres') {
     return openPgStore({
       url: store.url,
+      keys,
       poolSize: store.poolSize,
       statementTimeoutMs: store.statementTimeoutMs,
       signatureValidity,
@@ -78,6 +87,8 @@ export async function openConfiguredStore(
   }
   return openLmdbStore({
     dataDir: storeDirectory(config.dataDir),
+    keys,
+    ...(options.log === undefined ? {} : { log: options.log }),
     signatureValidity,
     ...journal,
     ...(options.now === undefined ? {} : { now: options.now }),

@@ -22,6 +22,7 @@ export type StoreWriterRequest =
     }
   | { id: number; method: 'resign'; args: Parameters<DiscoveryStore['resign']> }
   | { id: number; method: 'setNsec3'; args: Parameters<DiscoveryStore['setNsec3']> }
+  | { id: number; method: 'refreshKeys'; args: Parameters<DiscoveryStore['refreshKeys']> }
   | { id: number; method: 'close' };
 
 /** The answer to one request. */

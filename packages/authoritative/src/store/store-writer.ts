@@ -3,7 +3,7 @@
  * the same LMDB environment as the thread that serves queries and runs every write there —
  * planning, signing, encoding and the commit — so that a burst of publishes never holds up the
  * answering path. Messages in: `{ id, method, args }` for `addZone`, `removeZone`, `apply`,
- * `applyOperation`, `setNsec3` and `resign`, and `{ id, method: 'close' }`; out: `{ id, value }` or `{ id, error: { code,
+ * `applyOperation`, `setNsec3`, `refreshKeys` and `resign`, and `{ id, method: 'close' }`; out: `{ id, value }` or `{ id, error: { code,
  * message } }` once the write is durable (or failed, having changed nothing).
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -39,6 +39,8 @@ async function serve(): Promise<void> {
           return store.resign(...request.args);
         case 'setNsec3':
           return store.setNsec3(...request.args);
+        case 'refreshKeys':
+          return store.refreshKeys(...request.args);
         case 'close':
           await store.close();
           return undefined;

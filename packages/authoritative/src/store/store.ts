@@ -9,6 +9,8 @@ import type { OperationOutcome, ReplayRecord, StoreOperation } from './mapping-o
 import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import type { StoreChanges } from '../zone/zone-changes.js';
 import type { JournalEntry } from '../zone/journal.js';
+import type { KeyDirectory } from '../keys/key-directory.js';
+import type { SignatureStatus } from './store-keys.js';
 
 /**
  * Records per batch of {@link DiscoveryStore.streamZone}, about (a batch ends with a whole node:
@@ -49,24 +51,56 @@ export const STREAM_BATCH_RECORDS = 1024;
  * owner names in canonical form (RFC 4034 §6.2: lowercase, no trailing dot).
  */
 export interface DiscoveryStore {
+  /**
+   * The key directory the store signs with (design §9: keys live apart from data). The store
+   * itself holds no secret: its data can be backed up without key material.
+   */
+  readonly keys: KeyDirectory;
   /** Origins of the zones this store holds, canonical (lowercase, no trailing dot). */
   listZones(): string[];
   /**
-   * Creates a zone: SOA (serial 1), NS, DNSKEY (a new combined zone key) and the apex AUTHKEY
-   * records (this DP's prover key and `init.authkeys`), all signed. Rejects with
+   * Creates a zone: SOA (serial 1), NS, DNSKEY (a new combined zone key, written to the key
+   * directory created, published and active now, no CDS; `init.keySeed` fixes it) and the apex
+   * AUTHKEY records (this DP's prover key and `init.authkeys`), all signed. Rejects with
    * `ERR_STORE_ZONE_EXISTS` when the store already holds the origin, `ERR_STORE_BAD_ZONE` for
    * invalid settings.
    */
   addZone(init: ZoneInit): Promise<ZoneInfo>;
-  /** Deletes a zone and its key. Rejects with `ERR_STORE_NO_ZONE` when there is no such zone. */
+  /**
+   * Deletes a zone and its keys (from the key directory). Rejects with `ERR_STORE_NO_ZONE` when
+   * there is no such zone.
+   */
   removeZone(origin: string): Promise<void>;
-  /** The zone's settings and key facts, or undefined when the store has no such zone. */
+  /**
+   * The zone's settings and key facts (`keyTag`/`publicKey`: its first current signer), or
+   * undefined when the store has no such zone.
+   */
   zoneInfo(origin: string): ZoneInfo | undefined;
+  /**
+   * Brings the zone's keys in line with the key directory at `now` (default the store's clock):
+   * computes `keySetAt(keys.zoneKeys(origin), …, now)`; when the DNSKEY, CDS or CDNSKEY RRsets
+   * differ from what the zone holds, writes them (signed by every published key; serial bumped,
+   * journaled); from then on the zone's other RRsets are signed by the set's `signers`, and
+   * {@link resign} re-signs those signed by other keys. Until the next call the store keeps
+   * signing with the set computed last, never from its clock on its own. `changed` is true when
+   * RRsets were written or the signers changed. Rejects, changing nothing, with
+   * `ERR_STORE_KEY_MISSING` when a published key's private half is not in the directory (after
+   * a reload) or no key is active, `ERR_STORE_NO_ZONE` for an unknown zone. Opening a store does
+   * this for every zone.
+   */
+  refreshKeys(origin: string, now?: number): Promise<{ serial: number; changed: boolean }>;
+  /**
+   * The zone's signing state (kept up to date by every write, not computed by a scan per call:
+   * cheap to ask every few seconds), undefined when there is no such zone.
+   */
+  signatureStatus(origin: string): SignatureStatus | undefined;
+  /** Every current signer of the zone, in key order ([] for no such zone): online denials. */
+  zoneSigners(origin: string): readonly ZoneKey[];
   /** The most specific zone of this store that contains `name`, or undefined. */
   findZone(name: string): string | undefined;
   /** Read access for `lookupZone`, with every authoritative RRset signed. */
   zoneView(origin: string): ZoneView | undefined;
-  /** The zone's signing key (for online signing of compact denials). */
+  /** The zone's first current signer (for online signing of compact denials). */
   zoneKey(origin: string): ZoneKey | undefined;
   /** The DP's prover key: signs attestations; listed as AUTHKEY `prover` at every apex. */
   proverKey(): Ed25519KeyPair;
@@ -140,7 +174,8 @@ export interface DiscoveryStore {
   replayRecords(limit?: number): ReplayRecord[];
   /**
    * Re-signs every RRset whose RRSIG expires before `before` (seconds; default: now plus the
-   * store's refresh margin), NSEC3 chains included, in writes of at most
+   * store's refresh margin), and every RRset whose RRSIGs are not exactly by the zone's current
+   * signers (after a key switch, {@link refreshKeys}), NSEC3 chains included, in writes of at most
    * `RESIGN_MAX_RRSETS_PER_WRITE` RRsets each (each bumps the serial and is journaled); returns
    * how many RRsets it re-signed. First it deletes, per zone, the MAP records whose mapping has
    * expired (min(`exp`, `att.exp`) ≤ now by the store's clock, R9) as ordinary journaled writes,

@@ -105,13 +105,13 @@ export function journalEntry(before: ZoneReader, writes: ZoneWrites): JournalEnt
       } else if (wasRecords !== nowRecords) {
         difference(wasRecords, nowRecords, deleted, added);
       }
-      const wasSig = was?.signature;
-      const nowSig = now?.signature;
-      if (wasSig !== undefined && (nowSig === undefined || !sameSignature(wasSig, nowSig))) {
-        deleted.push(wasSig);
+      const wasSigs = was?.signatures ?? [];
+      const nowSigs = now?.signatures ?? [];
+      for (const sig of wasSigs) {
+        if (!nowSigs.some((other) => sameSignature(sig, other))) deleted.push(sig);
       }
-      if (nowSig !== undefined && (wasSig === undefined || !sameSignature(wasSig, nowSig))) {
-        added.push(nowSig);
+      for (const sig of nowSigs) {
+        if (!wasSigs.some((other) => sameSignature(sig, other))) added.push(sig);
       }
     }
   }

@@ -8,11 +8,10 @@ import {
   parentName,
   sortTypes,
   type RecordOf,
-  type RRsetSigner,
   type RRType,
 } from '@mimi-discovery/common';
 import { StoreError } from '../store/store-error.js';
-import type { Nsec3Index, StoredNode, StoredRRset, ZoneReader } from './zone-nodes.js';
+import type { Nsec3Index, StoredNode, StoredRRset, ZoneReader, ZoneSigner } from './zone-nodes.js';
 
 export type { Nsec3Index } from './zone-nodes.js';
 
@@ -132,7 +131,7 @@ export function chainTypes(zone: ZoneReader, name: string): RRType[] | undefined
  * writes (see the module comment). Throws `StoreError` (`ERR_STORE_CORRUPT`) for a zone whose
  * apex has no SOA, `ERR_STORE_BAD_CHANGE` when two names of the write hash alike.
  */
-export function updateNsec3Chain(zone: ChainEdit, sign: RRsetSigner): void {
+export function updateNsec3Chain(zone: ChainEdit, sign: ZoneSigner): void {
   const origin = zone.origin;
   const candidates = changedNames(zone);
   if (candidates.size === 0) return;
@@ -181,12 +180,12 @@ export function updateNsec3Chain(zone: ChainEdit, sign: RRsetSigner): void {
  * zone that did not keep one (its index is empty). Throws `StoreError` (`ERR_STORE_BAD_CHANGE`)
  * when two names hash alike.
  */
-export function buildNsec3ChainInto(zone: ChainEdit, sign: RRsetSigner): void {
+export function buildNsec3ChainInto(zone: ChainEdit, sign: ZoneSigner): void {
   const origin = zone.origin;
   const ttl = chainTtl(zone);
   const apex = zone.node(origin) ?? new Map<RRType, StoredRRset>();
   const param = [nsec3ParamRecord(origin, ttl)];
-  zone.set(origin, new Map(apex).set('NSEC3PARAM', { records: param, signature: sign(param) }));
+  zone.set(origin, new Map(apex).set('NSEC3PARAM', { records: param, signatures: sign(param) }));
   const names = new Set<string>([origin]);
   for (const name of zone.namesBelow(origin)) {
     if (chainLabel(origin, name) !== undefined) continue;
@@ -306,7 +305,7 @@ function putEntry(
   types: RRType[],
   next: string,
   ttl: number,
-  sign: RRsetSigner,
+  sign: ZoneSigner,
 ): void {
   const origin = zone.origin;
   const stored = entryAt(zone, label);
@@ -333,7 +332,7 @@ function putEntry(
       types,
     },
   };
-  zone.set(record.name, new Map([['NSEC3', { records: [record], signature: sign([record]) }]]));
+  zone.set(record.name, new Map([['NSEC3', { records: [record], signatures: sign([record]) }]]));
 }
 
 /**

@@ -7,10 +7,29 @@ import type { RecordOf, ResourceRecord, RRType } from '@mimi-discovery/common';
  * another's code to name them.
  */
 
-/** One RRset as a store keeps it: its records and, when it is authoritative, its RRSIG. */
+/**
+ * One RRset as a store keeps it: its records and, when it is authoritative, its RRSIGs: one per
+ * key that signs it (one key, or two for a moment during a key rollover, `keys/key-set.ts`);
+ * empty when the RRset is not signed.
+ */
 export interface StoredRRset {
   readonly records: readonly ResourceRecord[];
-  readonly signature: RecordOf<'RRSIG'> | undefined;
+  readonly signatures: readonly RecordOf<'RRSIG'>[];
+}
+
+/**
+ * Signs one RRset with every key that signs its type now (the zone's signers, or for DNSKEY, CDS
+ * and CDNSKEY every published key), one RRSIG each.
+ */
+export interface ZoneSigner {
+  (rrset: readonly ResourceRecord[]): RecordOf<'RRSIG'>[];
+  /**
+   * Whether `signatures` over an RRset of `type` are exactly by the keys that sign that type now
+   * (one RRSIG per key, no other): false after a key switch, until the RRset is signed again.
+   */
+  isCurrent(type: RRType, signatures: readonly RecordOf<'RRSIG'>[]): boolean;
+  /** The key tags of the keys that sign RRsets other than DNSKEY, CDS and CDNSKEY. */
+  readonly signerTags: readonly number[];
 }
 
 /** The RRsets at one owner name, by type. A node without RRsets does not exist. */

@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
 import {
+  DNSKEY_FLAG_REVOKE,
   DNSSEC_ALGORITHM_ED25519,
   ED25519_PUBLIC_KEY_OCTETS,
+  DS_DIGEST_SHA256,
   canonicalName,
+  computeDs,
   createZoneKey,
-  dnskeyRecord,
   encodeRdata,
   isSubdomain,
   parentName,
@@ -12,9 +14,9 @@ import {
   refreshZonemd,
   signRRset,
   typeToCode,
+  type DnskeyData,
   type RecordOf,
   type ResourceRecord,
-  type RRsetSigner,
   type RRType,
   type SignatureValidity,
   type ZoneKey,
@@ -31,7 +33,14 @@ import {
 } from './nsec3-chain.js';
 import { zoneOrigin } from './owner-name.js';
 import type { NormalizedChange } from './zone-changes.js';
-import type { Nsec3Index, StoredNode, StoredRRset, ZoneReader, ZoneWrites } from './zone-nodes.js';
+import type {
+  Nsec3Index,
+  StoredNode,
+  StoredRRset,
+  ZoneReader,
+  ZoneSigner,
+  ZoneWrites,
+} from './zone-nodes.js';
 import { StoreError } from '../store/store-error.js';
 import type { AuthkeyEntry, ZoneInit } from '../store/store-types.js';
 
@@ -95,7 +104,7 @@ export const DEFAULT_APEX_TTL = 3600;
  */
 export const DEFAULT_AUTHKEY_TTL_SECONDS = 300;
 
-export type { StoredNode, StoredRRset, ZoneReader, ZoneWrites } from './zone-nodes.js';
+export type { StoredNode, StoredRRset, ZoneReader, ZoneSigner, ZoneWrites } from './zone-nodes.js';
 
 /** Checks a validity policy, filling in defaults. Throws `StoreError` (`ERR_STORE_BAD_ZONE`). */
 export function signatureValidityPolicy(
@@ -156,23 +165,76 @@ export function signatureJitter(
 }
 
 /**
- * A signer bound to a zone key and the validity of signatures made at `now`, each expiring
- * early by its {@link signatureJitter}.
+ * The keys a zone signs with (`keys/key-set.ts`): `signers` sign every RRset but DNSKEY, CDS and
+ * CDNSKEY, which `dnskeySigners` sign (every published key, RFC 6781 §4.1.2 and RFC 5011 §2.1).
+ */
+export interface SigningKeys {
+  readonly signers: readonly ZoneKey[];
+  readonly dnskeySigners: readonly ZoneKey[];
+}
+
+/** The types signed by every published key of the zone rather than by its active keys. */
+export const KEY_RRSET_TYPES: ReadonlySet<RRType> = new Set<RRType>(['DNSKEY', 'CDS', 'CDNSKEY']);
+
+/**
+ * A signer bound to the zone's keys (or one key, which then signs everything) and the validity
+ * of signatures made at `now`, each expiring early by its {@link signatureJitter}: one RRSIG per
+ * key that signs the RRset's type.
  */
 export function zoneSigner(
-  key: ZoneKey,
+  keys: ZoneKey | SigningKeys,
   now: number,
   policy: SignatureValidityPolicy,
-): RRsetSigner {
+): ZoneSigner {
+  const set: SigningKeys = 'keyPair' in keys ? { signers: [keys], dnskeySigners: [keys] } : keys;
   const validity = validityAt(now, policy);
-  return (rrset) => {
+  // RFC 5011 §2.1: a revoked key signs the DNSKEY RRset it is revoked in and nothing else (a
+  // validator may use it for nothing else), so CDS and CDNSKEY are signed by the others.
+  const unrevoked = set.dnskeySigners.filter((k) => (k.dnskey.flags & DNSKEY_FLAG_REVOKE) === 0);
+  const forType = (type: RRType): readonly ZoneKey[] =>
+    type === 'DNSKEY' ? set.dnskeySigners : KEY_RRSET_TYPES.has(type) ? unrevoked : set.signers;
+  const tagsOf = (type: RRType): string =>
+    forType(type)
+      .map((k) => k.keyTag)
+      .sort((a, b) => a - b)
+      .join(',');
+  const wanted = new Map<string, string>();
+  const sign = (rrset: readonly ResourceRecord[]): RecordOf<'RRSIG'>[] => {
     const first = rrset[0];
-    const jitter = first === undefined ? 0 : signatureJitter(first.name, first.type, policy);
-    return signRRset(rrset, key, {
-      inception: validity.inception,
-      expiration: validity.expiration - jitter,
-    });
+    if (first === undefined) return [];
+    const jitter = signatureJitter(first.name, first.type, policy);
+    return forType(first.type).map((key) =>
+      signRRset(rrset, key, {
+        inception: validity.inception,
+        expiration: validity.expiration - jitter,
+      }),
+    );
   };
+  return Object.assign(sign, {
+    isCurrent(type: RRType, signatures: readonly RecordOf<'RRSIG'>[]): boolean {
+      const group = type === 'DNSKEY' ? 'DNSKEY' : KEY_RRSET_TYPES.has(type) ? 'CDS' : 'data';
+      let expected = wanted.get(group);
+      if (expected === undefined) {
+        expected = tagsOf(type);
+        wanted.set(group, expected);
+      }
+      const have = signatures
+        .map((s) => s.data.keyTag)
+        .sort((a, b) => a - b)
+        .join(',');
+      return have === expected;
+    },
+    signerTags: set.signers.map((k) => k.keyTag),
+  });
+}
+
+/** The earliest expiration among `signatures`, undefined when there are none. */
+export function earliestExpiration(signatures: readonly RecordOf<'RRSIG'>[]): number | undefined {
+  let earliest: number | undefined;
+  for (const s of signatures) {
+    if (earliest === undefined || s.data.expiration < earliest) earliest = s.data.expiration;
+  }
+  return earliest;
 }
 
 /**
@@ -196,11 +258,12 @@ export function checkProverSeed(seed: unknown): void {
 
 /** What {@link initialZone} needs besides the `ZoneInit`. */
 export interface InitialZoneContext {
-  key: ZoneKey;
+  /** The zone's published keys (its first key) for the apex DNSKEY RRset. */
+  dnskeys: readonly DnskeyData[];
   /** This DP's prover public key, listed first in the apex AUTHKEY RRset. */
   proverPublicKey: Uint8Array;
   proverNotAfter: number;
-  sign: RRsetSigner;
+  sign: ZoneSigner;
 }
 
 /**
@@ -241,10 +304,11 @@ export function initialZone(init: ZoneInit, context: InitialZoneContext): Stored
       record(origin, 'AUTHKEY', authkey(entry), authkeyTtl),
     ),
   );
+  const dnskeys = context.dnskeys.map((data) => record(origin, 'DNSKEY', data, ttl));
   const node = new Map<RRType, StoredRRset>();
-  for (const rrset of [[soa], ns, [dnskeyRecord(context.key, ttl)], authkeys]) {
+  for (const rrset of [[soa], ns, dnskeys, authkeys]) {
     const first = rrset[0] as ResourceRecord;
-    node.set(first.type, { records: rrset, signature: context.sign(rrset) });
+    node.set(first.type, { records: rrset, signatures: context.sign(rrset) });
   }
   return node;
 }
@@ -259,7 +323,7 @@ export function initialZone(init: ZoneInit, context: InitialZoneContext): Stored
 export function planApply(
   reader: ZoneReader,
   changes: readonly NormalizedChange[],
-  sign: RRsetSigner,
+  sign: ZoneSigner,
 ): { writes: ZoneWrites; serial: number } {
   const zone = new Overlay(reader);
   const cuts = new Set<string>();
@@ -273,8 +337,7 @@ export function planApply(
     }
     const before = zone.node(change.name);
     const next = new Map(before ?? []);
-    if (change.op === 'put')
-      next.set(change.type, { records: change.records, signature: undefined });
+    if (change.op === 'put') next.set(change.type, { records: change.records, signatures: [] });
     else next.delete(change.type);
     zone.set(change.name, next);
     if (
@@ -320,8 +383,28 @@ export function planApply(
 export const RESIGN_MAX_RRSETS_PER_WRITE = 1000;
 
 /**
+ * Whether the RRset `type` of `rrset` is due for signing by a re-signing pass: an authoritative
+ * RRset without RRSIG, one whose earliest RRSIG expires before `before`, or one whose RRSIGs are
+ * not exactly by the keys that sign its type now (a key switch, `keys/key-set.ts`).
+ */
+export function isDue(
+  rrset: StoredRRset,
+  type: RRType,
+  before: number,
+  sign: ZoneSigner,
+  authoritative: () => boolean,
+): boolean {
+  if (rrset.signatures.length === 0) return authoritative();
+  return (
+    (earliestExpiration(rrset.signatures) as number) < before ||
+    !sign.isCurrent(type, rrset.signatures)
+  );
+}
+
+/**
  * Re-signs, among the nodes `names` taken in order, every RRset whose RRSIG expires before
- * `before` (and any authoritative RRset found without one), at most `max` of them: it stops
+ * `before`, whose RRSIGs are not by the current keys (a key switch), and any authoritative RRset
+ * found without one, at most `max` of them: it stops
  * before the first node whose due RRsets would pass `max` (unless it is the first node with any);
  * bumps and re-signs the SOA when anything changed. Returns the writes, how many RRsets were
  * re-signed, the new serial (undefined when nothing was due), and how many of `names` it went
@@ -331,7 +414,7 @@ export function planResign(
   reader: ZoneReader,
   names: readonly string[],
   before: number,
-  sign: RRsetSigner,
+  sign: ZoneSigner,
   max: number = RESIGN_MAX_RRSETS_PER_WRITE,
 ): { writes: ZoneWrites; count: number; serial: number | undefined; done: number } {
   const zone = new Overlay(reader);
@@ -341,11 +424,9 @@ export function planResign(
     const node = zone.node(name);
     const due: RRType[] = [];
     for (const [type, rrset] of node ?? []) {
-      const isDue =
-        rrset.signature === undefined
-          ? isAuthoritative(zone, name, type)
-          : rrset.signature.data.expiration < before;
-      if (isDue) due.push(type);
+      if (isDue(rrset, type, before, sign, () => isAuthoritative(zone, name, type))) {
+        due.push(type);
+      }
     }
     if (count > 0 && count + due.length > max) break;
     done += 1;
@@ -362,6 +443,67 @@ export function planResign(
 }
 
 /**
+ * Puts the zone's key RRsets at its apex as the key set says (`keys/key-set.ts`): DNSKEY (the
+ * published keys), and CDS (digest type 2, SHA-256) and CDNSKEY (RFC 7344 §3, RFC 8078) for the
+ * keys in `cds`, or no CDS/CDNSKEY RRsets when `cds` is empty; all with the TTL of the apex
+ * DNSKEY RRset, signed by `sign` (whose DNSKEY/CDS/CDNSKEY signers are every published key), and
+ * the serial bumped. `serial` is undefined when the three RRsets already say exactly that (their
+ * RRSIGs are a re-signing pass's business). Throws `StoreError` (`ERR_STORE_KEY_MISSING`) when
+ * the set publishes no key.
+ *
+ * Example: zone `example` publishing keys A and B with CDS for both writes DNSKEY {A, B}, CDS
+ * {DS(A), DS(B)} and CDNSKEY {A, B}, each signed by A and B.
+ */
+export function planKeys(
+  reader: ZoneReader,
+  keys: { readonly dnskeys: readonly DnskeyData[]; readonly cds: readonly DnskeyData[] },
+  sign: ZoneSigner,
+): { writes: ZoneWrites; serial: number | undefined } {
+  const zone = new Overlay(reader);
+  const origin = zone.origin;
+  const apex = zone.node(origin);
+  if (apex === undefined) {
+    throw new StoreError('ERR_STORE_CORRUPT', `zone ${origin} has no apex`);
+  }
+  if (keys.dnskeys.length === 0) {
+    throw new StoreError(
+      'ERR_STORE_KEY_MISSING',
+      `zone ${origin} would publish no DNSKEY: its key directory has no published key for it`,
+    );
+  }
+  const ttl = apex.get('DNSKEY')?.records[0]?.ttl ?? apex.get('SOA')?.records[0]?.ttl ?? 3600;
+  const wanted: Array<[RRType, ResourceRecord[]]> = [
+    ['DNSKEY', keys.dnskeys.map((data) => record(origin, 'DNSKEY', data, ttl))],
+    [
+      'CDS',
+      keys.cds.map((data) => record(origin, 'CDS', computeDs(origin, data, DS_DIGEST_SHA256), ttl)),
+    ],
+    ['CDNSKEY', keys.cds.map((data) => record(origin, 'CDNSKEY', data, ttl))],
+  ];
+  const next = new Map(apex);
+  let changed = false;
+  for (const [type, records] of wanted) {
+    const stored = apex.get(type)?.records ?? [];
+    if (sameRecords(stored, records)) continue;
+    changed = true;
+    if (records.length === 0) next.delete(type);
+    else next.set(type, { records, signatures: sign(records) });
+  }
+  if (!changed) return { writes: zone.writes, serial: undefined };
+  zone.set(origin, next);
+  return { writes: zone.writes, serial: bumpSerial(zone, sign) };
+}
+
+/** Whether two RRsets hold the same records (TTL and canonical RDATA), in any order. */
+function sameRecords(a: readonly ResourceRecord[], b: readonly ResourceRecord[]): boolean {
+  const id = (rr: ResourceRecord): string =>
+    `${rr.ttl}:${Buffer.from(encodeRdata(rr, { canonical: true })).toString('hex')}`;
+  const x = a.map(id).sort();
+  const y = b.map(id).sort();
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}
+
+/**
  * Turns the zone's NSEC3 chain on (`enabled`: NSEC3PARAM at the apex and the whole chain,
  * signed) or off (both deleted), and bumps the serial; `serial` is undefined when the zone is
  * already so. A zone with a ZONEMD keeps its chain: turning it off is refused with `StoreError`
@@ -370,7 +512,7 @@ export function planResign(
 export function planNsec3(
   reader: ZoneReader,
   enabled: boolean,
-  sign: RRsetSigner,
+  sign: ZoneSigner,
 ): { writes: ZoneWrites; serial: number | undefined } {
   const zone = new Overlay(reader);
   const apex = zone.node(zone.origin);
@@ -412,7 +554,7 @@ export function toZoneNode(node: StoredNode): ZoneNode {
   const signatures = new Map<RRType, readonly RecordOf<'RRSIG'>[]>();
   for (const [type, rrset] of node) {
     rrsets.set(type, rrset.records);
-    if (rrset.signature !== undefined) signatures.set(type, [rrset.signature]);
+    if (rrset.signatures.length > 0) signatures.set(type, rrset.signatures);
   }
   return { rrsets, signatures };
 }
@@ -424,7 +566,7 @@ export function nodeRecords(node: StoredNode): ResourceRecord[] {
   for (const type of types) {
     const rrset = node.get(type) as StoredRRset;
     out.push(...rrset.records);
-    if (rrset.signature !== undefined) out.push(rrset.signature);
+    out.push(...rrset.signatures);
   }
   return out;
 }
@@ -481,20 +623,20 @@ function signRRsetAt(
   zone: Overlay,
   name: string,
   type: RRType,
-  sign: RRsetSigner,
+  sign: ZoneSigner,
   force: boolean,
 ): void {
   const node = zone.node(name);
   const rrset = node?.get(type);
   if (node === undefined || rrset === undefined) return;
   const wanted = isAuthoritative(zone, name, type);
-  const has = rrset.signature !== undefined;
+  const has = rrset.signatures.length > 0;
   if (wanted === has && !force) return;
-  const signature = wanted ? sign(rrset.records) : undefined;
-  zone.set(name, new Map(node).set(type, { records: rrset.records, signature }));
+  const signatures = wanted ? sign(rrset.records) : [];
+  zone.set(name, new Map(node).set(type, { records: rrset.records, signatures }));
 }
 
-function bumpSerial(zone: Overlay, sign: RRsetSigner): number {
+function bumpSerial(zone: Overlay, sign: ZoneSigner): number {
   const apex = zone.node(zone.origin);
   const soa = apex?.get('SOA')?.records[0];
   if (apex === undefined || soa === undefined || soa.type !== 'SOA') {
@@ -503,7 +645,7 @@ function bumpSerial(zone: Overlay, sign: RRsetSigner): number {
   // RFC 1982 §3.1: serial + 1 modulo 2^32.
   const serial = (soa.data.serial + 1) % 2 ** 32;
   const records = [{ ...soa, data: { ...soa.data, serial } }];
-  zone.set(zone.origin, new Map(apex).set('SOA', { records, signature: sign(records) }));
+  zone.set(zone.origin, new Map(apex).set('SOA', { records, signatures: sign(records) }));
   keepForTransfer(zone, sign);
   return serial;
 }
@@ -518,7 +660,7 @@ function bumpSerial(zone: Overlay, sign: RRsetSigner): number {
  * the whole zone per write, which is meant for the root's zone of delegations, public and small,
  * not for a DP's zone of mappings. Answers stay compact denials (design §5).
  */
-function keepForTransfer(zone: Overlay, sign: RRsetSigner): void {
+function keepForTransfer(zone: Overlay, sign: ZoneSigner): void {
   const origin = zone.origin;
   const before = zone.base.node(origin);
   const apex = zone.node(origin);
@@ -532,7 +674,7 @@ function keepForTransfer(zone: Overlay, sign: RRsetSigner): void {
 }
 
 /** Computes the apex ZONEMD over every record of the zone (its chain included) and signs it. */
-function refreshDigest(zone: Overlay, sign: RRsetSigner): void {
+function refreshDigest(zone: Overlay, sign: ZoneSigner): void {
   const origin = zone.origin;
   const all: ResourceRecord[] = [];
   for (const name of [origin, ...zone.namesBelow(origin)]) {
@@ -541,11 +683,20 @@ function refreshDigest(zone: Overlay, sign: RRsetSigner): void {
   for (const label of chainLabels(zone)) {
     for (const rr of nodeRecords(zone.node(chainOwner(origin, label)) ?? new Map())) all.push(rr);
   }
-  const fresh = refreshZonemd(origin, all, sign).filter(
+  // The RRSIG refreshZonemd makes is dropped (filtered out below): the ZONEMD is signed by every
+  // signer after it.
+  const one = (rrset: readonly ResourceRecord[]): RecordOf<'RRSIG'> => {
+    const first = sign(rrset)[0];
+    if (first === undefined) {
+      throw new StoreError('ERR_STORE_KEY_MISSING', `zone ${origin} has no key to sign with`);
+    }
+    return first;
+  };
+  const fresh = refreshZonemd(origin, all, one).filter(
     (rr) => rr.type === 'ZONEMD' && canonicalName(rr.name) === origin,
   );
   const apex = zone.node(origin) ?? new Map<RRType, StoredRRset>();
-  zone.set(origin, new Map(apex).set('ZONEMD', { records: fresh, signature: sign(fresh) }));
+  zone.set(origin, new Map(apex).set('ZONEMD', { records: fresh, signatures: sign(fresh) }));
 }
 
 function authkey(entry: AuthkeyEntry): RecordOf<'AUTHKEY'>['data'] {

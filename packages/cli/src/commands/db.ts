@@ -1,8 +1,8 @@
 import { resolve } from 'node:path';
 import {
   PG_SCHEMA_VERSION,
-  backupLmdbStore,
   copyStoreToPg,
+  keyDirectoryPath,
   migratePgSchema,
   openLmdbStore,
   storeDirectory,
@@ -13,6 +13,7 @@ import { existsSync } from 'node:fs';
 import { loadConfig, type LoadedConfig } from '../config-file.js';
 import type { CommandEnv } from '../context.js';
 import { failure, usageError } from '../errors.js';
+import { runBackup, type BackupFlags } from './backup.js';
 
 /**
  * `db migrate`, `db copy` and `db backup`: a server's store. `migrate` creates or upgrades the
@@ -20,8 +21,7 @@ import { failure, usageError } from '../errors.js';
  * first when the DP's database role may not change the schema). `copy` moves a DP from its LMDB
  * store to the database: every zone as it is (records, signatures, serial, zone key), the prover
  * key and the anti-replay records, in one transaction, into a database that holds no zone yet.
- * `backup` makes the online copy of an LMDB store (`backupLmdbStore`) while the server runs; a
- * PostgreSQL store is backed up with `pg_dump` (docs/operations.md §6).
+ * `backup` is `mimi-discovery backup` (`backup.ts`) under its older name.
  */
 
 interface DbFlags {
@@ -31,10 +31,6 @@ interface DbFlags {
 
 interface CopyFlags extends DbFlags {
   from?: string;
-}
-
-interface BackupFlags extends DbFlags {
-  out: string;
 }
 
 /** Adds `db` (`migrate`, `copy`, `backup`) to `program`. */
@@ -94,10 +90,14 @@ Examples:
       if (!existsSync(from)) {
         throw failure('ERR_CLI_NO_STORE', `no LMDB store in ${from}`);
       }
-      const source = await openLmdbStore({ dataDir: from, now: env.now });
+      const source = await openLmdbStore({
+        dataDir: from,
+        keys: keyDirectoryPath(loaded.config),
+        now: env.now,
+      });
       let report: StoreCopyReport;
       try {
-        report = await copyStoreToPg(source, url);
+        report = await copyStoreToPg(source, url, env.now());
       } finally {
         await source.close();
       }
@@ -110,34 +110,22 @@ Examples:
       }
     });
   db.command('backup')
-    .description('copy the LMDB store of a server, while it runs, into a new directory')
+    .description("the same as 'mimi-discovery backup' (its older name)")
     .option('--config <file>', 'config file of the server (default: $MIMI_DISCOVERY_CONFIG)')
-    .requiredOption('--out <dir>', 'the new (or empty) directory that receives data.mdb')
-    .option('--json', 'print {store, out} as JSON')
+    .requiredOption(
+      '--out <path>',
+      'LMDB: a new (or empty) directory that receives data.mdb; PostgreSQL: the pg_dump file',
+    )
+    .option('--json', 'print {kind, store, out, keys} as JSON')
     .addHelpText(
       'after',
       `
-The copy holds the zone keys and the prover key: keep it as secret as they are.
-Restore by putting out/data.mdb into an empty <dataDir>/store (mode 0700), the server stopped.
+The copy holds no key material: back up the key directory apart (see 'mimi-discovery backup').
 
 Examples:
   $ mimi-discovery db backup --config ./dp44/config.json --out /backup/dp44-$(date +%F)`,
     )
-    .action(async (flags: BackupFlags) => {
-      const loaded = await loadConfig(flags.config, env);
-      if (loaded.config.store.kind !== 'lmdb') {
-        throw usageError(
-          'ERR_CLI_STORE_KIND',
-          `db backup copies an LMDB store; ${loaded.path} has store kind "postgres": ` +
-            `back it up with pg_dump (docs/operations.md §6)`,
-        );
-      }
-      const store = storeDirectory(loaded.config.dataDir);
-      const out = resolve(env.cwd, flags.out);
-      await backupLmdbStore(store, out);
-      if (flags.json === true) env.out(`${JSON.stringify({ store, out })}\n`);
-      else env.out(`copied ${store} into ${out}/data.mdb\n`);
-    });
+    .action(async (flags: BackupFlags) => runBackup(flags, env));
   return db;
 }
 
