@@ -31,6 +31,8 @@ import { openConfiguredStore, storeDirectory } from '../store/store-factory.js';
 import { createRegistrar } from '../registration/registration.js';
 import { startRegistrationApi, type RegistrationApi } from '../registration/registration-api.js';
 import type { DiscoveryStore } from '../store/store.js';
+import { startKeyRoller, type KeyRoller } from '../keys/key-roller.js';
+import { rolloverPolicyOf } from '../config.js';
 
 /**
  * One running Discovery Provider (or the root directory, `role: "root"`): the store its config
@@ -46,6 +48,8 @@ export interface RunningDp {
   readonly admin: AdminServer | undefined;
   /** The query log, when the config asks for one (`queryLog`). */
   readonly queryLog: QueryLog | undefined;
+  /** The key roller (`keys/key-roller.ts`), unless `dnssec.roller` is false. */
+  readonly roller: KeyRoller | undefined;
   /** Stops every listener and the re-signing, writes what the query log holds, then closes the store. */
   close(): Promise<void>;
 }
@@ -222,6 +226,20 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
     // The first pass runs while the listeners answer: it reads every node of every zone, which
     // takes seconds for millions of names, and renewal is due a week before expiry anyway.
     resign();
+    // Keys roll on the policy (design §5), in this process unless `dnssec.roller` is false (with
+    // the PostgreSQL store, one front end rolls: the one that re-signs).
+    const roller = config.dnssec.roller
+      ? startKeyRoller({
+          store,
+          policy: rolloverPolicyOf(config),
+          parent: config.dnssec.parent,
+          clock: now,
+          log: log.child('keys'),
+          parentless: config.role === 'root' ? [canonicalName(config.apex)] : [],
+          checkIntervalSeconds: config.dnssec.checkIntervalSeconds,
+        })
+      : undefined;
+    if (roller !== undefined) started.push({ close: () => roller.stop() });
     log.info('started', {
       role: config.role,
       zones: store.listZones(),
@@ -239,6 +257,7 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       api: registrationApi,
       admin: adminServer,
       queryLog,
+      roller,
       async close() {
         clearInterval(timer);
         await Promise.allSettled(started.map((s) => s.close()));

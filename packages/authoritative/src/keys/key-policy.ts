@@ -41,6 +41,8 @@ export const DEFAULT_REGISTRATION_DELAY_SECONDS = 86_400;
 export const DEFAULT_ADD_HOLD_DOWN_SECONDS = 30 * 86_400;
 /** Default time a revoked key stays published (RFC 5011 §6.6: at least the remove hold-down). */
 export const DEFAULT_REVOKE_SECONDS = 30 * 86_400;
+/** Longest duration a policy value may take (ten years): larger is a typo, not a policy. */
+export const MAX_POLICY_SECONDS = 10 * 365 * 86_400;
 /** RFC 5011 §2.3: a resolver probes a trust point at least every 15 days. */
 export const RFC5011_MAX_PROBE_SECONDS = 15 * 86_400;
 
