@@ -296,7 +296,7 @@ export type {
   KeyRollErrorCode,
 } from './keys/key-policy.js';
 export {
-  ROLLER_MAX_SLEEP_SECONDS,
+  ROLLER_RELOAD_INTERVAL_SECONDS,
   ROLLER_CHECK_INTERVAL_SECONDS,
   PARENT_QUERY_TIMEOUT_MS,
   MAX_PARENT_SERVERS,

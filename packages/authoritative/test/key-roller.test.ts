@@ -14,7 +14,7 @@ import type { KeyDirectory } from '../src/keys/key-directory.js';
 import type { KeyTiming, StoredZoneKey } from '../src/keys/key-set.js';
 import type { ParentDs, RolloverPolicy } from '../src/keys/key-policy.js';
 import {
-  ROLLER_MAX_SLEEP_SECONDS,
+  ROLLER_RELOAD_INTERVAL_SECONDS,
   queryParentDs,
   startKeyRoller,
   type KeyRoller,
@@ -213,6 +213,7 @@ describe('the key roller', () => {
     let parent: ParentDs = { keyTags: [a], ttl: 11 };
     let asked = 0;
     const r = roller(store, {
+      checkIntervalSeconds: 1,
       queryParent: () => {
         asked++;
         return Promise.resolve(parent);
@@ -357,17 +358,38 @@ describe('the key roller', () => {
     expect(store.published).toHaveLength(2);
   });
 
-  it('sleeps until the next timing event, at most an hour', async () => {
+  it('wakes at the next timing event, and at least every reload interval', async () => {
     now = 0;
     const store = storeDouble(clock);
     await withFirstKey(store);
-    const r = roller(store, { timer: true, policy: { ...policy, keyLifetimeSeconds: 100_000 } });
+    const r = roller(store, { timer: true });
     await r.tick();
-    expect(r.nextTick()).toBe(ROLLER_MAX_SLEEP_SECONDS);
-    await r.roll(ZONE);
-    expect(r.nextTick()).toBe(28);
+    expect(r.nextTick()).toBe(ROLLER_RELOAD_INTERVAL_SECONDS);
+    await store.keys.addZoneKey(ZONE, { created: 0, publish: 3, syncPublish: 40 });
+    store.keys.changedElsewhere = true;
+    now = 1;
+    await r.tick();
+    expect(r.nextTick()).toBe(3);
     await r.stop();
     expect(r.nextTick()).toBeUndefined();
+  });
+
+  it('asks the parent at most once per check interval', async () => {
+    now = 0;
+    const store = storeDouble(clock);
+    await withFirstKey(store);
+    let asked = 0;
+    const r = roller(store, {
+      checkIntervalSeconds: 30,
+      queryParent: () => {
+        asked++;
+        return Promise.resolve('unreachable' as const);
+      },
+    });
+    await r.roll(ZONE);
+    for (now = 28; now < 88; now += 5) await r.tick();
+    // Ticks at 28 … 83: the parent is asked at 28 and 58 only.
+    expect(asked).toBe(2);
   });
 });
 

@@ -23,15 +23,18 @@ import {
 /**
  * The key roller (design §5): in the process that re-signs, it walks every zone's roll through
  * the steps `key-policy.ts` plans, writing them into the key directory, and has the store
- * compute its key set again (`refreshKeys`) whenever a key's timing passes. It sleeps until the
- * next timing event (at most {@link ROLLER_MAX_SLEEP_SECONDS}), or `checkIntervalSeconds` while
- * a roll waits on something outside the keys (the parent's DS, the re-signing). Each tick first
- * re-reads the key directory, so `keys roll` run by another process takes effect at the next
- * tick.
+ * compute its key set again (`refreshKeys`) whenever a key's timing passes. It wakes at the next
+ * timing event and at least every {@link ROLLER_RELOAD_INTERVAL_SECONDS}: each tick first
+ * re-reads the key directory, so a `keys roll` run by another process takes effect within that.
+ * While a roll waits on something outside the keys, the parent is asked at most every
+ * `checkIntervalSeconds` and the store's re-signing is driven on at each tick.
  */
 
-/** Longest sleep between two ticks: a clock jump or a missed event is caught within this. */
-export const ROLLER_MAX_SLEEP_SECONDS = 3600;
+/**
+ * How often the roller reads the key directory again at the most (a `keys roll` run by another
+ * process, an emergency above all, takes effect within this).
+ */
+export const ROLLER_RELOAD_INTERVAL_SECONDS = 10;
 /** Default wait between checks while a roll waits on the parent or the re-signing. */
 export const ROLLER_CHECK_INTERVAL_SECONDS = 60;
 /** Time for each parent nameserver to answer the DS query. */
@@ -251,6 +254,8 @@ export function startKeyRoller(options: KeyRollerOptions): KeyRoller {
   const useTimer = options.timer !== false;
   /** Per zone: when the store last computed its key set. */
   const refreshedAt = new Map<string, number>();
+  /** Per zone: the parent's last answer, reused for `checkIntervalSeconds`. */
+  const asked = new Map<string, { at: number; answer: ParentDs }>();
   /** Per zone: the plan of the last tick, for `status`. */
   const lastPlan = new Map<string, { phase: RollPhase; nextEvent: number | undefined }>();
   let running: Promise<void> | undefined;
@@ -304,8 +309,13 @@ export function startKeyRoller(options: KeyRollerOptions): KeyRoller {
         parentDs === undefined &&
         context.parentDs === 'unreachable'
       ) {
-        parentDs = await askParent(zone);
-        if (parentDs === 'unreachable') log.warn('parent-ds-unknown', { zone });
+        const last = asked.get(zone);
+        if (last !== undefined && now - last.at < checkInterval) parentDs = last.answer;
+        else {
+          parentDs = await askParent(zone);
+          asked.set(zone, { at: now, answer: parentDs });
+          if (parentDs === 'unreachable') log.warn('parent-ds-unknown', { zone });
+        }
         continue;
       }
       if (plan.actions.length === 0 && plan.waitingFor === 'zone-ttl' && zoneTtl === undefined) {
@@ -337,14 +347,14 @@ export function startKeyRoller(options: KeyRollerOptions): KeyRoller {
     }
     const status = store.signatureStatus(zone);
     const waiting = plan.waitingFor !== undefined || (status?.pendingResign ?? 0) > 0;
-    const next = plan.nextEvent ?? now + ROLLER_MAX_SLEEP_SECONDS;
+    const next = plan.nextEvent ?? now + ROLLER_RELOAD_INTERVAL_SECONDS;
     return waiting ? Math.min(next, now + checkInterval) : next;
   }
 
   async function pass(): Promise<void> {
     const now = clock();
     const reloaded = store.keys.reload();
-    let wake = now + ROLLER_MAX_SLEEP_SECONDS;
+    let wake = now + ROLLER_RELOAD_INTERVAL_SECONDS;
     for (const zone of store.listZones()) {
       try {
         wake = Math.min(wake, await tickZone(zone, now, reloaded));
@@ -360,7 +370,7 @@ export function startKeyRoller(options: KeyRollerOptions): KeyRoller {
     if (!useTimer || stopped) return;
     if (timer !== undefined) clearTimeout(timer);
     timerAt = at;
-    const delayMs = Math.min(ROLLER_MAX_SLEEP_SECONDS, Math.max(0, at - clock())) * 1000;
+    const delayMs = Math.min(ROLLER_RELOAD_INTERVAL_SECONDS, Math.max(0, at - clock())) * 1000;
     timer = setTimeout(() => {
       timer = undefined;
       void tick();
