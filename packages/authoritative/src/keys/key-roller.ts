@@ -425,9 +425,11 @@ export function startKeyRoller(options: KeyRollerOptions): KeyRoller {
         emergency: rollOptions.emergency === true,
         keys: rolled.keys.map((k) => k.keyTag),
       });
+      // The steps that follow at once (an emergency's, a root's activation time) are planned
+      // in the same turn: the status returned is the roll's, not a step behind.
+      await pass();
       return rolled;
     });
-    await tick();
     return status(zone)[0] ?? result;
   }
 
