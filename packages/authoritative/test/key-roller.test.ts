@@ -82,6 +82,11 @@ function keyDirectoryDouble(): KeyDirectory & { changedElsewhere: boolean } {
 
 interface StoreDouble extends RollerStore {
   keys: ReturnType<typeof keyDirectoryDouble>;
+  /** Zones of the store besides ZONE: ZONE's parent when it is held here. */
+  localParent: string[];
+  /** The DS of ZONE in its parent held here. */
+  localDs: number[];
+  steps: string[];
   refreshes: number[];
   resigns: number;
   signers: number[];
@@ -93,14 +98,28 @@ interface StoreDouble extends RollerStore {
 function storeDouble(clock: () => number): StoreDouble {
   const store: StoreDouble = {
     keys: keyDirectoryDouble(),
+    steps: [],
     refreshes: [],
     resigns: 0,
     signers: [],
     pending: 0,
     published: [],
     cds: [],
-    listZones: () => [ZONE],
+    listZones: () => [ZONE, ...store.localParent],
+    findZone: (name: string) => store.localParent.find((z) => name === z || name.endsWith(`.${z}`)),
+    localParent: [],
+    localDs: [],
     readRRset(_origin: string, _name: string, type: RRType): ResourceRecord[] {
+      if (type === 'DS') {
+        return store.localDs.map((keyTag) =>
+          record(
+            ZONE,
+            'DS',
+            { keyTag, algorithm: 15, digestType: 2, digest: new Uint8Array(32) },
+            7,
+          ),
+        );
+      }
       return type === 'DNSKEY'
         ? [
             record(
@@ -260,6 +279,29 @@ describe('the key roller', () => {
     expect(store.published).toEqual([b]);
     expect(store.keys.zoneKeys(ZONE).map((k) => k.keyTag)).toEqual([b]);
     expect(r.status(ZONE)[0]?.phase).toBe('idle');
+  });
+
+  it('reads the DS in its own store when the parent zone is held there', async () => {
+    now = 0;
+    const store = storeDouble(clock);
+    const a = await withFirstKey(store);
+    store.localParent = ['e164.mimi.arpa'];
+    store.localDs = [a];
+    const r = roller(store, {
+      parent: [{ address: '127.0.0.1', port: 1 }],
+      queryParent: () => Promise.reject(new Error('the parent is local')),
+      metrics: { rollStep: (zone, phase) => store.steps.push(`${zone} ${phase}`) },
+    });
+    const b = (await r.roll(ZONE)).keys[1]?.keyTag ?? -1;
+    now = 28;
+    await r.tick();
+    expect(r.status(ZONE)[0]?.phase).toBe('waiting-parent');
+    store.localDs = [a, b];
+    now = 29;
+    await r.tick();
+    // The DS TTL served there (7) + Dprp.
+    expect(store.keys.zoneKeys(ZONE)[1]?.timing.active).toBe(29 + 7 + 3);
+    expect(store.steps).toEqual([`${ZONE} waiting-parent`]);
   });
 
   it('never switches while the parent cannot be asked', async () => {

@@ -49,6 +49,7 @@ export interface RollerStore {
   readonly keys: KeyDirectory;
   listZones(): string[];
   readRRset(origin: string, name: string, type: RRType): ResourceRecord[];
+  findZone(name: string): string | undefined;
   streamZone(origin: string): AsyncIterable<readonly ResourceRecord[]>;
   refreshKeys(origin: string, now?: number): Promise<{ serial: number; changed: boolean }>;
   signatureStatus(
@@ -272,6 +273,25 @@ export function startKeyRoller(options: KeyRollerOptions): KeyRoller {
       Object.values(k.timing).some((at) => at !== undefined && at > since && at <= now),
     );
 
+  /**
+   * The DS of `zone` when its parent zone is in the same store (a sub-delegation served by the
+   * same DP): read there, not asked of `dnssec.parent`, which lists the servers of the zones'
+   * common parent.
+   */
+  function localParentDs(zone: string): ParentDs | undefined {
+    const dot = zone.indexOf('.');
+    if (dot < 0) return undefined;
+    const parentZone = store.findZone(zone.slice(dot + 1));
+    if (parentZone === undefined) return undefined;
+    const ds = store.readRRset(parentZone, zone, 'DS');
+    return {
+      keyTags: [...new Set(ds.map((rr) => (rr.type === 'DS' ? rr.data.keyTag : -1)))].sort(
+        (a, b) => a - b,
+      ),
+      ttl: ds.length === 0 ? 0 : Math.min(...ds.map((rr) => rr.ttl ?? 0)),
+    };
+  }
+
   async function refresh(zone: string, now: number): Promise<void> {
     const result = await store.refreshKeys(zone, now);
     refreshedAt.set(zone, now);
@@ -296,6 +316,7 @@ export function startKeyRoller(options: KeyRollerOptions): KeyRoller {
         hasParent: hasParent(zone),
         parentDs:
           parentDs ??
+          localParentDs(zone) ??
           (options.parent.length === 0 && !options.queryParent ? 'not-checked' : 'unreachable'),
         signatures: store.signatureStatus(zone),
         refreshedAt: refreshedAt.get(zone) ?? 0,
