@@ -93,6 +93,9 @@ async function initZone(config: DpConfig, zone: string): Promise<DsData> {
       rname: `hostmaster.${zone}`,
       ttl: TTL,
       minimum: TTL,
+      // Our resolver keeps a copy of the root zone (RFC 8806), refreshed at the SOA refresh: a
+      // DS change reaches it within this, as the DS TTL bounds what other caches hold.
+      refresh: TTL,
     });
     await store.apply(zone, [
       { op: 'put', name: ns, type: 'A', records: [record(ns, 'A', '127.0.0.1', TTL)] },
@@ -228,6 +231,7 @@ beforeAll(async () => {
       trustAnchor: join(files.dir, 'resolver.key'),
       ca: files.caFile,
       listen: { host: '127.0.0.1', udp: 0 },
+      rootCopy: { enabled: true, refreshSeconds: 1 },
       autoTrustAnchor: {
         addHoldDownSeconds: RESOLVER_HOLD_DOWN,
         removeHoldDownSeconds: RESOLVER_HOLD_DOWN,
