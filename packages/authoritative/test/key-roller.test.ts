@@ -304,6 +304,27 @@ describe('the key roller', () => {
     expect(store.steps).toEqual([`${ZONE} waiting-parent`]);
   });
 
+  it('keeps rolling with the keys it has when the key directory cannot be read', async () => {
+    now = 0;
+    const store = storeDouble(clock);
+    await withFirstKey(store);
+    const errors: string[] = [];
+    const log = {
+      ...silentLogger,
+      error: (event: string) => errors.push(event),
+      child: () => log,
+    };
+    const r = roller(store, { log });
+    await r.roll(ZONE);
+    store.keys.reload = () => {
+      throw new Error('EACCES');
+    };
+    now = 28;
+    await r.tick();
+    expect(errors).toEqual(['key-directory-reload-failed']);
+    expect(store.cds).toHaveLength(2);
+  });
+
   it('never switches while the parent cannot be asked', async () => {
     now = 0;
     const store = storeDouble(clock);

@@ -374,7 +374,15 @@ export function startKeyRoller(options: KeyRollerOptions): KeyRoller {
 
   async function pass(): Promise<void> {
     const now = clock();
-    const reloaded = store.keys.reload();
+    let reloaded: boolean;
+    try {
+      reloaded = store.keys.reload();
+    } catch (error) {
+      // An unreadable key directory (a file half-copied by hand): the keys in memory stand, and
+      // the next tick reads it again.
+      log.error('key-directory-reload-failed', { error });
+      reloaded = false;
+    }
     let wake = now + ROLLER_RELOAD_INTERVAL_SECONDS;
     for (const zone of store.listZones()) {
       try {
@@ -394,7 +402,10 @@ export function startKeyRoller(options: KeyRollerOptions): KeyRoller {
     const delayMs = Math.min(ROLLER_RELOAD_INTERVAL_SECONDS, Math.max(0, at - clock())) * 1000;
     timer = setTimeout(() => {
       timer = undefined;
-      void tick();
+      tick().catch((error: unknown) => {
+        log.error('key-roll-failed', { error });
+        schedule(clock() + checkInterval);
+      });
     }, delayMs);
     timer.unref();
   }
