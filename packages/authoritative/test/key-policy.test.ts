@@ -277,6 +277,17 @@ describe('the root: a trust point rolled by RFC 5011', () => {
   });
 });
 
+describe('a trust point with a parent (rfc5011 on a DP)', () => {
+  it('switches at the later of the DS wait and the hold-down', () => {
+    const zone = new Zone(activeKey());
+    zone.apply(startRoll('z.example', zone.keys, rootPolicy, context(0)));
+    settle(zone, rootPolicy, context(28, { parentDs: { keyTags: [1, 2], ttl: 1 } }));
+    // DS seen at 28 (+1 +3 = 32), hold-down to 83: the hold-down wins.
+    expect(zone.key(2).timing.active).toBe(holdDownInterval(rootPolicy, DNSKEY_TTL));
+    expect(zone.key(2).timing.syncPublish).toBe(28);
+  });
+});
+
 describe('emergency roll', () => {
   it('signs with the new key at once and names only it in CDS', () => {
     const zone = new Zone(activeKey());
