@@ -64,6 +64,18 @@ import {
   REQUESTS_PER_CLIENT_PER_MINUTE,
   SENDS_PER_CSI_PER_HOUR,
 } from './registration/rate-limit.js';
+import {
+  DEFAULT_ADD_HOLD_DOWN_SECONDS,
+  DEFAULT_KEY_LIFETIME_SECONDS,
+  DEFAULT_PROPAGATION_DELAY_SECONDS,
+  DEFAULT_PUBLISH_SAFETY_SECONDS,
+  DEFAULT_REGISTRATION_DELAY_SECONDS,
+  DEFAULT_RETIRE_SAFETY_SECONDS,
+  DEFAULT_REVOKE_SECONDS,
+  MAX_POLICY_SECONDS,
+  type RolloverPolicy,
+} from './keys/key-policy.js';
+import { MAX_PARENT_SERVERS, ROLLER_CHECK_INTERVAL_SECONDS } from './keys/key-roller.js';
 
 /**
  * The config file of a Discovery Provider or of the root directory (design §10), beside the
@@ -397,6 +409,60 @@ const cdsSchema = z.strictObject({
   port: remotePortSchema.default(CDS_DNS_PORT),
 });
 
+/** A policy duration: whole seconds, 0 to {@link MAX_POLICY_SECONDS}. */
+const policySecondsSchema = z.int().min(0).max(MAX_POLICY_SECONDS);
+
+/**
+ * `dnssec.policy`: the rollover policy of every zone's signing key (`keys/key-policy.ts`,
+ * design §5, RFC 7583 timings). `rfc5011` absent: true for the root, false for a DP
+ * ({@link rolloverPolicyOf}).
+ */
+const dnssecPolicySchema = z.strictObject({
+  /** From a key's activation to its successor's roll; 0: rolls only by `keys roll`. */
+  keyLifetimeSeconds: policySecondsSchema.default(DEFAULT_KEY_LIFETIME_SECONDS),
+  /** Dprp: how long a change takes to reach every nameserver (and the parent's). */
+  propagationDelaySeconds: policySecondsSchema.default(DEFAULT_PROPAGATION_DELAY_SECONDS),
+  publishSafetySeconds: policySecondsSchema.default(DEFAULT_PUBLISH_SAFETY_SECONDS),
+  retireSafetySeconds: policySecondsSchema.default(DEFAULT_RETIRE_SAFETY_SECONDS),
+  /** The parent's DS TTL; absent: the TTL the parent serves, else 3600. */
+  dsTtlSeconds: policySecondsSchema.optional(),
+  /** Dreg: the parent's delay to act on a new CDS, used when `dnssec.parent` is empty. */
+  registrationDelaySeconds: policySecondsSchema.default(DEFAULT_REGISTRATION_DELAY_SECONDS),
+  rfc5011: z.boolean().optional(),
+  addHoldDownSeconds: policySecondsSchema.default(DEFAULT_ADD_HOLD_DOWN_SECONDS),
+  revokeSeconds: policySecondsSchema.default(DEFAULT_REVOKE_SECONDS),
+});
+
+/**
+ * `dnssec`: key rollover (`keys/key-roller.ts`). `parent` lists the parent's nameservers (Do53,
+ * asked over TCP) for the zones' DS, at most `MAX_PARENT_SERVERS`; empty: the roller assumes
+ * the parent acts on a CDS within `registrationDelaySeconds`. `checkIntervalSeconds`: how often
+ * a roll waiting on the parent or on the re-signing looks again. `roller: false` runs no roller
+ * in this process (with the PostgreSQL store, run it in one front end only).
+ */
+const dnssecSchema = z.strictObject({
+  policy: dnssecPolicySchema.prefault({}),
+  parent: z
+    .array(
+      z.strictObject({
+        address: z.string().refine((value) => isIP(value) !== 0, {
+          error: 'expected an IP address',
+        }),
+        port: remotePortSchema.default(53),
+      }),
+    )
+    .max(MAX_PARENT_SERVERS)
+    .default([]),
+  checkIntervalSeconds: positiveIntSchema.default(ROLLER_CHECK_INTERVAL_SECONDS),
+  roller: z.boolean().default(true),
+});
+
+/** The rollover policy of a server's zones, `rfc5011` defaulted by role (the root: true). */
+export function rolloverPolicyOf(config: Pick<DpConfig, 'role' | 'dnssec'>): RolloverPolicy {
+  const p = config.dnssec.policy;
+  return { ...p, dsTtlSeconds: p.dsTtlSeconds, rfc5011: p.rfc5011 ?? config.role === 'root' };
+}
+
 /** Why the root refuses what only a DP has. */
 const NO_REGISTRATION_API = 'not allowed when role is "root" (the root has no registration API)';
 
@@ -482,6 +548,8 @@ export const dpConfigSchema = z
     prover: proverSchema.prefault({}),
     /** Polling the children's CDS (`cdsSchema`). */
     cds: cdsSchema.prefault({}),
+    /** Key rollover: policy, the parent's nameservers (`dnssecSchema`). */
+    dnssec: dnssecSchema.prefault({}),
   })
   .check((ctx) => {
     checkTlsForHttps(ctx);
@@ -503,6 +571,14 @@ export const dpConfigSchema = z
       });
     }
     checkTransfer(ctx);
+    if (c.role === 'root' && c.dnssec.parent.length > 0) {
+      ctx.issues.push({
+        code: 'custom',
+        input: c,
+        path: ['dnssec', 'parent'],
+        message: 'not allowed when role is "root" (the root has no parent)',
+      });
+    }
     if (c.role === 'root' && c.registration !== undefined) {
       ctx.issues.push({
         code: 'custom',

@@ -293,8 +293,62 @@ export {
 } from './registration/rate-limit.js';
 export type { TokenBuckets, TokenBucketOptions, TakeResult } from './registration/rate-limit.js';
 
+// key-policy.ts, key-roller.ts: key rollover (design §5)
+export {
+  DEFAULT_KEY_LIFETIME_SECONDS,
+  DEFAULT_PROPAGATION_DELAY_SECONDS,
+  DEFAULT_PUBLISH_SAFETY_SECONDS,
+  DEFAULT_RETIRE_SAFETY_SECONDS,
+  DEFAULT_DS_TTL_SECONDS,
+  DEFAULT_REGISTRATION_DELAY_SECONDS,
+  DEFAULT_ADD_HOLD_DOWN_SECONDS,
+  DEFAULT_REVOKE_SECONDS,
+  MAX_POLICY_SECONDS,
+  RFC5011_MAX_PROBE_SECONDS,
+  KeyRollError,
+  defaultRolloverPolicy,
+  publishInterval,
+  holdDownInterval,
+  retireInterval,
+  dsInterval,
+  rfc5011ProbeInterval,
+  rollDue,
+  startRoll,
+  planRoll,
+} from './keys/key-policy.js';
+export type {
+  RolloverPolicy,
+  ParentDs,
+  RollContext,
+  RollPhase,
+  RollPlan,
+  RollKey,
+  KeyAction,
+  KeyRollErrorCode,
+} from './keys/key-policy.js';
+export {
+  ROLLER_RELOAD_INTERVAL_SECONDS,
+  ROLLER_CHECK_INTERVAL_SECONDS,
+  PARENT_QUERY_TIMEOUT_MS,
+  MAX_PARENT_SERVERS,
+  MAX_ROLL_STEPS_PER_TICK,
+  queryParentDs,
+  maxZoneTtl,
+  zoneRollStatus,
+  applyKeyActions,
+  rollZoneKey,
+  startKeyRoller,
+} from './keys/key-roller.js';
+export type {
+  RollerStore,
+  ParentServer,
+  RollStatus,
+  KeyRollerOptions,
+  KeyRoller,
+} from './keys/key-roller.js';
+
 // config.ts
-export { dpConfigSchema } from './config.js';
+export { dpConfigSchema, rolloverPolicyOf } from './config.js';
 export type { DpConfig } from './config.js';
 
 // metrics.ts

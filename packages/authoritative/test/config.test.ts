@@ -55,6 +55,21 @@ const DEFAULT_REGISTRATION = {
   requestsPerClientPerMinute: 60,
   channels: {},
 };
+/** `dnssec` without the key: the rollover policy's defaults (`rfc5011` by role, later). */
+const DEFAULT_DNSSEC = {
+  policy: {
+    keyLifetimeSeconds: 365 * 86_400,
+    propagationDelaySeconds: 300,
+    publishSafetySeconds: 3600,
+    retireSafetySeconds: 3600,
+    registrationDelaySeconds: 86_400,
+    addHoldDownSeconds: 30 * 86_400,
+    revokeSeconds: 30 * 86_400,
+  },
+  parent: [],
+  checkIntervalSeconds: 60,
+  roller: true,
+};
 const TLS = '"tls": { "cert": "/etc/dp/cert.pem", "key": "/etc/dp/key.pem" }';
 /** The listener limits a config gets without a `limits` key: each listener's named defaults. */
 const DEFAULT_LIMITS = {
@@ -106,6 +121,7 @@ describe('dpConfigSchema', () => {
       authkeyTtl: 300,
       prover: { authkeyValidityDays: 365, renewBeforeDays: 30 },
       cds: DEFAULT_CDS_CONFIG,
+      dnssec: DEFAULT_DNSSEC,
     });
     // The inferred type is what servers program against.
     const udp: number | null = config.listen.udp;

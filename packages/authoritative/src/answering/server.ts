@@ -36,6 +36,8 @@ import { zoneStatusOf } from '../keys/zone-status.js';
 import { startCdsPoller, type CdsPoller } from '../zone/cds-poller.js';
 import { CDS_STATE_FILE, openCdsState } from '../zone/cds-state.js';
 import { join } from 'node:path';
+import { startKeyRoller, type KeyRoller } from '../keys/key-roller.js';
+import { rolloverPolicyOf } from '../config.js';
 
 /**
  * One running Discovery Provider (or the root directory, `role: "root"`): the store its config
@@ -53,6 +55,8 @@ export interface RunningDp {
   readonly queryLog: QueryLog | undefined;
   /** The poller of the children's CDS (`cds` of the config; idle when `cds.enabled` is false). */
   readonly cds: CdsPoller;
+  /** The key roller (`keys/key-roller.ts`), unless `dnssec.roller` is false. */
+  readonly roller: KeyRoller | undefined;
   /** Stops every listener and the re-signing, writes what the query log holds, then closes the store. */
   close(): Promise<void>;
 }
@@ -255,6 +259,20 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       state: openCdsState(join(config.dataDir, CDS_STATE_FILE)),
     });
     started.push({ close: () => cds.stop() });
+    // Keys roll on the policy (design §5), in this process unless `dnssec.roller` is false (with
+    // the PostgreSQL store, one front end rolls: the one that re-signs).
+    const roller = config.dnssec.roller
+      ? startKeyRoller({
+          store,
+          policy: rolloverPolicyOf(config),
+          parent: config.dnssec.parent,
+          clock: now,
+          log: log.child('keys'),
+          parentless: config.role === 'root' ? [canonicalName(config.apex)] : [],
+          checkIntervalSeconds: config.dnssec.checkIntervalSeconds,
+        })
+      : undefined;
+    if (roller !== undefined) started.push({ close: () => roller.stop() });
     log.info('started', {
       role: config.role,
       zones: store.listZones(),
@@ -273,6 +291,7 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       admin: adminServer,
       queryLog,
       cds,
+      roller,
       async close() {
         clearInterval(timer);
         await Promise.allSettled(started.map((s) => s.close()));

@@ -27,6 +27,7 @@ import { domainName } from '../flag-values.js';
 import { writeNew } from '../files.js';
 import { formatTable } from '../table.js';
 import { registerAuthorizedKeys } from './authorized-keys.js';
+import { registerKeyRoll } from './key-roll.js';
 
 /**
  * `keys publish` and `keys show`: the public keys of an oblivious gateway or a token issuer, as
@@ -255,6 +256,7 @@ Examples:
         );
       }
     });
+  registerKeyRoll(keys, env);
 }
 
 /** A TTL: a whole number of seconds, at most 2^31 - 1 (RFC 2181 §8). */
