@@ -105,7 +105,10 @@ export interface KeyDirectory {
   readonly dir: string | undefined;
   /** This DP's prover key (made on first open). */
   proverKey(): Ed25519KeyPair;
-  /** Every key of the zone, oldest first (by `created`, then key tag). */
+  /**
+   * Every key of the zone, oldest first: by `created`, and within one second a key on its way
+   * out (`inactive` set) before one that is not, then by `active` (unset last), then key tag.
+   */
   zoneKeys(origin: string): StoredZoneKey[];
   /** The private half of a key, undefined when the directory does not hold it. */
   privateKey(key: StoredZoneKey): ZoneKey | undefined;
@@ -349,7 +352,7 @@ class Directory implements KeyDirectory {
   #of(zone: string): Entry[] {
     return this.#entries
       .filter((e) => e.key.zone === zone)
-      .sort((a, b) => a.key.timing.created - b.key.timing.created || a.key.keyTag - b.key.keyTag);
+      .sort((a, b) => compareAge(a.key, b.key));
   }
 
   #one(zone: string, keyTag: number): Entry {
@@ -634,4 +637,21 @@ function corrupt(path: string, why: string, cause?: unknown): KeyDirectoryError 
 
 function io(message: string, cause: unknown): KeyDirectoryError {
   return new KeyDirectoryError('ERR_KEYS_IO', message, { cause });
+}
+
+/**
+ * Orders two keys of a zone oldest first. `created` has a resolution of one second, and a roll
+ * started within the second the zone was made (a script, a test) gives two keys the same
+ * `created`: the roller takes the last key not on its way out as the incoming one, so a tie is
+ * broken by what the timings say about age, never by the key tag alone.
+ */
+function compareAge(a: StoredZoneKey, b: StoredZoneKey): number {
+  const leaving = (k: StoredZoneKey): number => (k.timing.inactive === undefined ? 1 : 0);
+  const active = (k: StoredZoneKey): number => k.timing.active ?? Number.POSITIVE_INFINITY;
+  return (
+    a.timing.created - b.timing.created ||
+    leaving(a) - leaving(b) ||
+    (active(a) === active(b) ? 0 : active(a) < active(b) ? -1 : 1) ||
+    a.keyTag - b.keyTag
+  );
 }
