@@ -1,5 +1,12 @@
 import type { RootCopyStatus } from './root-copy.js';
 import type {
+  AutoTrustSettings,
+  ProbeOutcome,
+  TrackedKey,
+  TrustAnchorKeyState,
+} from './auto-trust.js';
+import type { UpstreamObserver } from './upstream.js';
+import type {
   Csi,
   Logger,
   MspEntry,
@@ -79,8 +86,15 @@ export interface ResolvedAnswer {
 
 /** Counters the resolver keeps for its metrics. */
 export interface ResolverStats {
+  /** Lookups answered from the cache since start, every cache together ({@link cacheHitsBy}). */
   cacheHits: number;
   cacheMisses: number;
+  /**
+   * The same by cache: `answer` (validated answers and denials of questions), `discovery`
+   * (discovery results), for `resolver_cache_hits_total{cache}` and `…_misses_total{cache}`.
+   */
+  cacheHitsBy: Record<CacheName, number>;
+  cacheMissesBy: Record<CacheName, number>;
   /** Signature verifications (one RRSIG tried with one key) since start. */
   signatureVerifications: number;
   /** Questions answered from the failure cache (RFC 9520) since start. */
@@ -91,7 +105,12 @@ export interface ResolverStats {
   cacheBytes: number;
   /** The local root copy (`root-copy.ts`): its state, serial, age and transfer counts. */
   rootCopy: RootCopyStatus;
+  /** Keys of the apex's trust point by RFC 5011 state (`auto-trust.ts`). */
+  trustAnchorKeys: Record<TrustAnchorKeyState, number>;
 }
+
+/** The caches whose hits and misses are counted apart. */
+export type CacheName = 'answer' | 'discovery';
 
 /** A caching, validating, aggregating resolver. */
 export interface Resolver {
@@ -125,7 +144,16 @@ export interface Resolver {
    * resolver; resolves with the copy's status after it. Never rejects.
    */
   refreshRootCopy(): Promise<RootCopyStatus>;
-  /** Closes upstream connections and stops the root copy's refreshes. */
+  /**
+   * Probes the apex's DNSKEY RRset now for the trust point (RFC 5011, `auto-trust.ts`), joining
+   * a probe under way; never rejects.
+   */
+  probeTrustAnchor(): Promise<ProbeOutcome>;
+  /** The apex's tracked keys and their RFC 5011 states. */
+  trustAnchorKeys(): readonly TrackedKey[];
+  /** Tells `observer` of every query to a server from now on: its RTT or failure (metrics). */
+  observeUpstream(observer: UpstreamObserver): void;
+  /** Closes upstream connections and stops the root copy's refreshes and the trust point's probes. */
   close(): Promise<void>;
 }
 
@@ -168,6 +196,12 @@ export interface ResolverConfig {
    * absent keys take their defaults.
    */
   upstream?: UpstreamConfig;
+  /**
+   * RFC 5011 updates of the trust anchor (`auto-trust.ts`): on unless `enabled` is false;
+   * `file` is where the state is kept (the trust anchor file, as Unbound's
+   * `auto-trust-anchor-file`); without it, in memory only.
+   */
+  autoTrustAnchor?: AutoTrustSettings;
 }
 
 /** `ResolverConfig.upstream`; each key's default is the named constant. */
@@ -203,4 +237,9 @@ export interface ResolverComponents {
    */
   now?: () => number;
   log?: Logger;
+  /**
+   * Whether the trust point's probes run on a timer (default true); tests that drive them with
+   * `probeTrustAnchor` and a fake clock turn it off.
+   */
+  autoTrustSchedule?: boolean;
 }
