@@ -6,8 +6,10 @@ import {
   type Mapping,
   type RecordOf,
   type RRType,
+  type ExtendedDnsError,
 } from '@mimi-discovery/common';
 import { MAX_MAPREF_DEPTH, MAX_MAPREF_FANOUT } from './limits.js';
+import { failureEde } from './ede.js';
 import type { Resolved } from './questions.js';
 import type { DiscoveryErrorReason, DiscoveryResult, VerifiedMapping } from './types.js';
 
@@ -67,16 +69,26 @@ export function errorResult(
   csi: string,
   reason: DiscoveryErrorReason,
   detail: string,
+  ede?: ExtendedDnsError,
 ): DiscoveryResult {
-  return { csi, status: 'error', mappings: [], ttl: 0, error: { reason, detail } };
+  return {
+    csi,
+    status: 'error',
+    mappings: [],
+    ttl: 0,
+    error: ede === undefined ? { reason, detail } : { reason, detail, ede },
+  };
 }
 
+/** A failed question as the result, with the Extended DNS Error a DNS client gets (`ede.ts`). */
 function failureOf(csi: string, r: Resolved): DiscoveryResult | undefined {
-  if (r.kind === 'bogus') return errorResult(csi, 'bogus', `${r.reason}: ${r.detail}`);
+  if (r.kind === 'bogus') {
+    return errorResult(csi, 'bogus', `${r.reason}: ${r.detail}`, failureEde(r));
+  }
   if (r.kind === 'error') {
     const reason: DiscoveryErrorReason =
       r.reason === 'timeout' || r.reason === 'limit' ? r.reason : 'servfail';
-    return errorResult(csi, reason, r.detail);
+    return errorResult(csi, reason, r.detail, failureEde(r));
   }
   return undefined;
 }

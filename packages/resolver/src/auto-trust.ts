@@ -1,5 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   DNSKEY_FLAG_REVOKE,
@@ -133,7 +141,11 @@ export interface AutoTrustSettings {
 
 /** What one DNSKEY question to the apex's servers gave. */
 export type DnskeyFetch =
-  | { readonly kind: 'response'; readonly answers: readonly ResourceRecord[]; readonly server: string }
+  | {
+      readonly kind: 'response';
+      readonly answers: readonly ResourceRecord[];
+      readonly server: string;
+    }
   | { readonly kind: 'failed'; readonly detail: string };
 
 /** What processing one DNSKEY RRset did. */
@@ -198,10 +210,9 @@ const TRUSTED: ReadonlySet<TrustAnchorKeyState> = new Set(['valid', 'missing']);
 
 /** The DS a trust point validates the apex's DNSKEY RRset against. */
 export function trustedDs(point: TrustPoint): DsData[] {
+  // The anchor's DS not yet matched by a key seen stay trusted beside the keys.
   const keys = point.keys.filter((k) => TRUSTED.has(k.state));
-  // While no key of the anchor's DS is known, the DS itself.
-  if (keys.length === 0 && !point.keys.some((k) => k.state !== 'addpend')) return [...point.ds];
-  return keys.map((k) => computeDs(point.zone, k.dnskey));
+  return [...keys.map((k) => computeDs(point.zone, k.dnskey)), ...point.ds];
 }
 
 /** The trust point of an anchor as configured: its DNSKEYs `valid`, its DS kept until matched. */
@@ -257,7 +268,10 @@ export function applyDnskeys(
   });
   if (rrset.length === 0) return unchanged('bogus', 'no DNSKEY RRset at the apex');
   if (rrset.length > AUTO_TRUST_MAX_KEYS) {
-    return unchanged('bogus', `the DNSKEY RRset holds ${rrset.length} keys, over ${AUTO_TRUST_MAX_KEYS}`);
+    return unchanged(
+      'bogus',
+      `the DNSKEY RRset holds ${rrset.length} keys, over ${AUTO_TRUST_MAX_KEYS}`,
+    );
   }
   const keys = point.keys.map((k) => ({ ...k }));
   const changes: Array<{ keyTag: number; state: TrustAnchorKeyState | 'forgotten' }> = [];
@@ -313,14 +327,20 @@ export function applyDnskeys(
     for (const rr of signers) {
       if (!anchorDs.some((d) => dsMatchesDnskey(zone, d, rr.data))) continue;
       if (!keys.some((k) => sameKey(k.dnskey, rr.data))) {
-        set({ dnskey: rr.data, keyTag: computeKeyTag(rr.data), state: 'valid', since: now }, 'valid');
+        set(
+          { dnskey: rr.data, keyTag: computeKeyTag(rr.data), state: 'valid', since: now },
+          'valid',
+        );
       }
     }
     anchorDs = anchorDs.filter((d) => !signers.some((rr) => dsMatchesDnskey(zone, d, rr.data)));
   }
 
   // 4. Every SEP key of the RRset: new ones pending, pending ones past the hold-down trusted.
-  const originalTtl = Math.min(...rrset.map((rr) => rr.ttl), ...sigs.map((s) => s.data.originalTtl));
+  const originalTtl = Math.min(
+    ...rrset.map((rr) => rr.ttl),
+    ...sigs.map((s) => s.data.originalTtl),
+  );
   const present = rrset.filter((rr) => isSep(rr.data) && !isRevoked(rr.data)).map((rr) => rr.data);
   for (const key of present) {
     const tracked = keys.find((k) => sameKey(k.dnskey, key));
@@ -417,7 +437,9 @@ export function formatTrustPoint(point: TrustPoint, lastSuccess: number, ttl = 3
     const rr = formatRecord({ name: point.zone, type: 'DNSKEY', class: 'IN', ttl, data: dnskey });
     const state = `;{id = ${key.keyTag} (ksk)} ;;state=${STATE_CODES[key.state]} [ ${key.state.toUpperCase()} ] ;;count=0 ;;lastchange=${key.since}`;
     const addAt = key.addAt === undefined ? '' : ` ;;addat=${key.addAt}`;
-    lines.push(TRUSTED.has(key.state) ? `${rr} ${state}${addAt}` : `;;${key.state}: ${rr} ${state}${addAt}`);
+    lines.push(
+      TRUSTED.has(key.state) ? `${rr} ${state}${addAt}` : `;;${key.state}: ${rr} ${state}${addAt}`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }
@@ -553,24 +575,38 @@ export function startAutoTrust(init: AutoTrustInit): AutoTrust {
     next = now + probeInterval(fetched.answers, now, failed, settings.maxProbeSeconds);
     if (applied.outcome.changes.length > 0) {
       for (const change of applied.outcome.changes) {
-        log.info('trust-anchor-key', { zone: point.zone, keyTag: change.keyTag, state: change.state });
+        log.info('trust-anchor-key', {
+          zone: point.zone,
+          keyTag: change.keyTag,
+          state: change.state,
+        });
       }
       save();
       if (ds.length === 0) {
-        log.error('trust-anchor-no-key', { zone: point.zone, detail: 'no key of the trust point is trusted' });
+        log.error('trust-anchor-no-key', {
+          zone: point.zone,
+          detail: 'no key of the trust point is trusted',
+        });
       }
       if (!sameDs(before, ds)) init.onChange?.();
     }
-    if (failed) log.warn('trust-anchor-probe-bogus', { server: fetched.server, detail: applied.outcome.detail });
+    if (failed)
+      log.warn('trust-anchor-probe-bogus', {
+        server: fetched.server,
+        detail: applied.outcome.detail,
+      });
     return applied.outcome;
   };
 
   const schedule = (): void => {
     if (closed || next === undefined || init.schedule === false) return;
     const delayMs = Math.max(0, (next - init.now()) * 1000);
-    timer = setTimeout(() => {
-      void probe().finally(schedule);
-    }, Math.min(delayMs, 2 ** 31 - 1));
+    timer = setTimeout(
+      () => {
+        void probe().finally(schedule);
+      },
+      Math.min(delayMs, 2 ** 31 - 1),
+    );
     timer.unref();
   };
 
@@ -593,7 +629,8 @@ export function startAutoTrust(init: AutoTrustInit): AutoTrust {
       for (const key of point.keys) counts[key.state]++;
       return counts;
     },
-    probe: () => (enabled ? probe() : Promise.resolve({ kind: 'failed', detail: 'disabled', changes: [] })),
+    probe: () =>
+      enabled ? probe() : Promise.resolve({ kind: 'failed', detail: 'disabled', changes: [] }),
     nextProbeAt: () => next,
     unwritten: () => unwritten,
     close: () => {
@@ -604,7 +641,8 @@ export function startAutoTrust(init: AutoTrustInit): AutoTrust {
 }
 
 function sameDs(a: readonly DsData[], b: readonly DsData[]): boolean {
-  const id = (d: DsData): string => `${d.keyTag}/${d.digestType}/${Buffer.from(d.digest).toString('hex')}`;
+  const id = (d: DsData): string =>
+    `${d.keyTag}/${d.digestType}/${Buffer.from(d.digest).toString('hex')}`;
   const x = a.map(id).sort();
   const y = b.map(id).sort();
   return x.length === y.length && x.every((v, i) => v === y[i]);

@@ -48,7 +48,12 @@ import { createBudget } from './validator.js';
  * TTL to give clients (`client-ttl.ts`), and `usable` the seconds during which it may be given
  * with that TTL (0 for a stale answer).
  */
-export type Resolved = Resolution & { readonly stale?: boolean; readonly usable?: number };
+export type Resolved = Resolution & {
+  readonly stale?: boolean;
+  readonly usable?: number;
+  /** A failure answered from the failure cache (RFC 9520), not resolved now. */
+  readonly cached?: boolean;
+};
 
 /** Cached validated questions (answers and denials), by `name/type`. */
 export const ANSWERS = cacheSlot<Resolution>('answer');
@@ -126,7 +131,8 @@ export async function askQuestion(
   const failed = stage.failures.find(name, type);
   if (failed !== undefined) {
     stage.counters.failureCacheHits++;
-    return afterFailure(stage, key, failed.failure);
+    const after = afterFailure(stage, key, failed.failure);
+    return isFailure(after) ? { ...after, cached: true } : after;
   }
   stage.counters.cacheMisses++;
   const resolution = await stage.inFlight.run(key, () =>

@@ -4,11 +4,13 @@ import {
   computeDs,
   silentLogger,
   type Csi,
+  type ExtendedDnsError,
   type Logger,
   type ResourceRecord,
   type RRType,
 } from '@mimi-discovery/common';
 import { aggregate, errorResult } from './aggregate.js';
+import { CACHED_ERROR_EDE, failureEde } from './ede.js';
 import { cacheSlot, ResolverCache, SingleFlight } from './cache.js';
 import { CsiMemo } from './csi-memo.js';
 import { EXPIRED, startDeadline } from './deadline.js';
@@ -358,15 +360,27 @@ async function resolveAnswer(
         ...usable,
       };
     case 'bogus':
-      return { rcode: 'SERVFAIL', status: 'bogus', answers: [], authorities: [] };
+      return {
+        rcode: 'SERVFAIL',
+        status: 'bogus',
+        answers: [],
+        authorities: [],
+        ede: failureEdes(r),
+      };
     case 'error':
       return {
         rcode: r.reason === 'refused' ? 'REFUSED' : 'SERVFAIL',
         status: 'indeterminate',
         answers: [],
         authorities: [],
+        ede: failureEdes(r),
       };
   }
+}
+
+/** The Extended DNS Errors of a failed resolution (`ede.ts`). */
+function failureEdes(r: Resolved & Failure): ExtendedDnsError[] {
+  return r.cached === true ? [failureEde(r), CACHED_ERROR_EDE] : [failureEde(r)];
 }
 
 /** One input of a batch: the CSI to discover, or the result of an input that is not a CSI. */

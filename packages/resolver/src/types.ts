@@ -8,6 +8,7 @@ import type {
 import type { UpstreamObserver } from './upstream.js';
 import type {
   Csi,
+  ExtendedDnsError,
   Logger,
   MspEntry,
   Rcode,
@@ -58,8 +59,11 @@ export interface DiscoveryResult {
   ttl: number;
   /** Served from stale cache because every server of a zone failed (RFC 8767). */
   stale?: boolean;
-  /** For `error`: the reason and a human-readable detail. */
-  error?: { reason: DiscoveryErrorReason; detail: string };
+  /**
+   * For `error`: the reason and a human-readable detail, and for a failed resolution the
+   * Extended DNS Error a DNS client would get with its SERVFAIL (RFC 8914, `ede.ts`).
+   */
+  error?: { reason: DiscoveryErrorReason; detail: string; ede?: ExtendedDnsError };
 }
 
 /** Results of a batch, and each as the JSON text the JSON API writes for it (design §7). */
@@ -77,6 +81,8 @@ export interface ResolvedAnswer {
   authorities: ResourceRecord[];
   /** Served from stale cache (RFC 8767). */
   stale?: boolean;
+  /** Why it failed (`bogus`, or SERVFAIL): the Extended DNS Errors of the response (RFC 8914). */
+  ede?: ExtendedDnsError[];
   /**
    * Seconds from now during which this answer may be given again as it is, TTLs unchanged
    * (`client-ttl.ts`); absent or 0: not again.

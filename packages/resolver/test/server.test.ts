@@ -105,6 +105,14 @@ const resolver: Resolver = {
     flushes++;
   },
   refreshRootCopy: () => Promise.reject(new Error('not used')),
+  probeTrustAnchor: () => Promise.reject(new Error('not used')),
+  trustAnchorKeys: () => [],
+  observeUpstream: (observer) => {
+    // Two answers and a timeout of one server, as the metrics see them.
+    observer('127.0.0.1:53', { rttSeconds: 0.004 });
+    observer('127.0.0.1:53', { rttSeconds: 0.2 });
+    observer('127.0.0.1:53', { error: 'timeout' });
+  },
   async resolve(name, type) {
     resolved.push([name, type]);
     if (name === FAULT) throw new Error('resolver fault');
@@ -113,12 +121,15 @@ const resolver: Resolver = {
   stats: () => ({
     cacheHits: 3,
     cacheMisses: 1,
+    cacheHitsBy: { answer: 2, discovery: 1 },
+    cacheMissesBy: { answer: 1, discovery: 0 },
     signatureVerifications: 5,
     failureCacheHits: 2,
     upstreamQueries: 17,
     validationFailures: { 'bogus-signature': 2, 'no-ds-match': 1 },
     cacheBytes: 4096,
     rootCopy: { state: 'off', transfersOk: 0, transfersFailed: 0 },
+    trustAnchorKeys: { addpend: 1, valid: 1, missing: 0, revoked: 0, removed: 0 },
   }),
   close: async () => undefined,
 };
@@ -420,7 +431,17 @@ describe('the admin port', () => {
   it("serves metrics, the core's counts copied at scrape time", async () => {
     await queryUdp(udp(), query(SECURE, 'MAP'));
     const text = await (await fetch(`${admin()}/metrics`)).text();
-    expect(text).toContain('resolver_cache_hit_ratio 0.75\n');
+    // Hits and misses as counters by cache (the hit-ratio gauge is gone: take a rate ratio).
+    expect(text).not.toContain('resolver_cache_hit_ratio');
+    expect(text).toContain('resolver_cache_hits_total{cache="answer"} 2\n');
+    expect(text).toContain('resolver_cache_hits_total{cache="discovery"} 1\n');
+    expect(text).toContain('resolver_cache_misses_total{cache="answer"} 1\n');
+    expect(text).toContain('resolver_upstream_rtt_seconds_count{upstream="127.0.0.1:53"} 2\n');
+    expect(text).toContain(
+      'resolver_upstream_errors_total{upstream="127.0.0.1:53",kind="timeout"} 1\n',
+    );
+    expect(text).toContain('resolver_trust_anchor_keys{state="addpend"} 1\n');
+    expect(text).toContain('resolver_trust_anchor_keys{state="valid"} 1\n');
     expect(text).toContain('resolver_cache_bytes 4096\n');
     expect(text).toContain('resolver_upstream_queries_total 17\n');
     expect(text).toContain('resolver_validation_failures_total{reason="bogus-signature"} 2\n');
