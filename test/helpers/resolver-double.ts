@@ -26,6 +26,7 @@ export function idleResolverStats(): ResolverStats {
     cacheBytes: 0,
     rootCopy: { state: 'off', transfersOk: 0, transfersFailed: 0 },
     trustAnchorKeys: { addpend: 0, valid: 0, missing: 0, revoked: 0, removed: 0 },
+    authkeyRefetches: { allowed: 0, refused: 0 },
   };
 }
 

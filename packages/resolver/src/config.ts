@@ -188,6 +188,15 @@ const autoTrustAnchorSchema = z.strictObject({
 });
 
 /**
+ * `authkeyRefetch` of a resolver: how often an AUTHKEY RRset is asked again for a prover it lacks
+ * (`authkey-refetch.ts`); absent keys take their constants.
+ */
+const authkeyRefetchSchema = z.strictObject({
+  minIntervalSeconds: positiveIntSchema.exactOptional(),
+  perMinute: positiveIntSchema.max(6_000).exactOptional(),
+});
+
+/**
  * `upstream` of a resolver: queries to the root and DP servers and the choice among a zone's
  * servers (`upstream.ts`, `infra-cache.ts`). Absent keys take their defaults there:
  * `SERVER_TIMEOUT_MS`, `RTT_BAND_MS`, `MAX_BACKOFF_MS`, `INFRA_HOST_TTL_SECONDS`,
@@ -386,6 +395,7 @@ export const resolverConfigSchema = z
     maxBatch: positiveIntSchema.max(100_000).default(DEFAULT_MAX_BATCH),
     rootCopy: rootCopySchema.default({ enabled: true }),
     autoTrustAnchor: autoTrustAnchorSchema.prefault({}),
+    authkeyRefetch: authkeyRefetchSchema.optional(),
     upstream: upstreamSchema.optional(),
     listen: listenConfigSchema.prefault({}),
     limits: resolverLimitsSchema.prefault({}),
@@ -576,6 +586,7 @@ export async function loadResolverConfig(path: string): Promise<ResolverServerCo
     rootCopy: file.rootCopy,
     // The anchor file itself keeps the state, as Unbound's `auto-trust-anchor-file`.
     autoTrustAnchor: { ...file.autoTrustAnchor, file: at(file.trustAnchor) },
+    ...(file.authkeyRefetch === undefined ? {} : { authkeyRefetch: file.authkeyRefetch }),
     ...(file.upstream === undefined ? {} : { upstream: file.upstream }),
     listen: file.listen,
     limits: file.limits,

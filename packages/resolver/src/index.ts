@@ -119,6 +119,17 @@ export type {
   UpstreamOutcome,
 } from './upstream.js';
 
+// authkey-refetch.ts, ede.ts
+export {
+  AUTHKEY_REFETCH_MIN_INTERVAL_SECONDS,
+  AUTHKEY_REFETCHES_PER_MINUTE,
+  AUTHKEY_REFETCH_MAX_ZONES,
+  createAuthkeyRefetchLimiter,
+} from './authkey-refetch.js';
+export type { AuthkeyRefetchLimiter, AuthkeyRefetchSettings } from './authkey-refetch.js';
+export { CACHED_ERROR_EDE, EDE_MAX_TEXT_CHARS, failureEde } from './ede.js';
+export { askQuestionAgain } from './questions.js';
+
 // auto-trust.ts: RFC 5011 updates of the trust anchor
 export {
   AUTO_TRUST_ADD_HOLD_DOWN_SECONDS,

@@ -29,6 +29,7 @@ import type { DiscoveryResult, Resolver } from './types.js';
  * | `resolver_upstream_rtt_seconds{upstream}`           | histogram | each answer of a server (address or URL) |
  * | `resolver_upstream_errors_total{upstream,kind}`     | counter   | each failed query: `timeout`, `connect`, or the rcode (`servfail`, `refused`, …) |
  * | `resolver_trust_anchor_keys{state}`                 | gauge     | `stats()`: RFC 5011 states of the apex's keys |
+ * | `resolver_authkey_refetches_total{outcome}`         | counter   | `stats()`: AUTHKEY asked again for an unknown prover: `allowed`, `refused` by the bounds |
  * | `resolver_cache_bytes`                              | gauge     | `stats()`                     |
  * | `resolver_upstream_queries_total`                   | counter   | `stats()`                     |
  * | `resolver_validation_failures_total{reason}`        | counter   | `stats()`                     |
@@ -165,6 +166,16 @@ export function createResolverMetrics(
     const upstream = labelled.has(server) ? server : 'other';
     if ('rttSeconds' in result) upstreamRtt.observe({ upstream }, result.rttSeconds);
     else upstreamErrors.inc({ upstream, kind: result.error });
+  });
+  registry.counter<'outcome'>('authkey_refetches_total', {
+    help: 'AUTHKEY RRsets asked again for a prover they lacked: allowed, or refused by the bounds',
+    labelNames: ['outcome'],
+    collect() {
+      this.reset();
+      const { allowed, refused } = resolver.stats().authkeyRefetches;
+      this.inc({ outcome: 'allowed' }, allowed);
+      this.inc({ outcome: 'refused' }, refused);
+    },
   });
   registry.gauge<'state'>('trust_anchor_keys', {
     help: "Keys of the apex's trust point by RFC 5011 state (addpend, valid, missing, revoked, removed)",

@@ -11,6 +11,7 @@ import {
 } from '@mimi-discovery/common';
 import { aggregate, errorResult } from './aggregate.js';
 import { CACHED_ERROR_EDE, failureEde } from './ede.js';
+import { createAuthkeyRefetchLimiter, type AuthkeyRefetchLimiter } from './authkey-refetch.js';
 import { cacheSlot, ResolverCache, SingleFlight } from './cache.js';
 import { CsiMemo } from './csi-memo.js';
 import { EXPIRED, startDeadline } from './deadline.js';
@@ -24,6 +25,7 @@ import {
 } from './limits.js';
 import {
   askQuestion,
+  askQuestionAgain,
   createQuestionStage,
   type QuestionCounters,
   type QuestionStage,
@@ -192,6 +194,8 @@ interface ResolverState {
   readonly batchConcurrency: number;
   readonly rootCopy: RootCopyKeeper;
   readonly autoTrust: AutoTrust;
+  /** The bounds of AUTHKEY re-fetches (`authkey-refetch.ts`). */
+  readonly authkeyRefetch: AuthkeyRefetchLimiter;
   /** Lookups of the discovery cache; `counters` has those of the answer cache. */
   readonly discoveryCounts: { hits: number; misses: number };
 }
@@ -296,6 +300,7 @@ export function createResolver(
     rootCopy,
     autoTrust,
     discoveryCounts: { hits: 0, misses: 0 },
+    authkeyRefetch: createAuthkeyRefetchLimiter(config.authkeyRefetch ?? {}),
   };
 
   return {
@@ -498,6 +503,10 @@ function discoverUncached(state: ResolverState, csi: Csi): Promise<Discovered> {
               : ask(name, type),
           zoneFor: async (name) => zoneFor(state.questions.iterator, name),
           now: state.seconds,
+          refetchAuthkey: (zone) =>
+            state.authkeyRefetch.allow(zone, state.seconds())
+              ? askQuestionAgain(state.questions, zone, 'AUTHKEY')
+              : undefined,
           onInvalidMapping: (reason) => {
             const failures = state.counters.validationFailures;
             failures[reason] = (failures[reason] ?? 0) + 1;
@@ -529,6 +538,10 @@ function stats(state: ResolverState): ResolverStats {
     cacheBytes: state.cache.bytes,
     rootCopy: state.rootCopy.status(),
     trustAnchorKeys: state.autoTrust.counts(),
+    authkeyRefetches: {
+      allowed: state.authkeyRefetch.allowed(),
+      refused: state.authkeyRefetch.refused(),
+    },
   };
 }
 

@@ -6,6 +6,7 @@ import type {
   TrustAnchorKeyState,
 } from './auto-trust.js';
 import type { UpstreamObserver } from './upstream.js';
+import type { AuthkeyRefetchSettings } from './authkey-refetch.js';
 import type {
   Csi,
   ExtendedDnsError,
@@ -113,6 +114,8 @@ export interface ResolverStats {
   rootCopy: RootCopyStatus;
   /** Keys of the apex's trust point by RFC 5011 state (`auto-trust.ts`). */
   trustAnchorKeys: Record<TrustAnchorKeyState, number>;
+  /** AUTHKEY RRsets asked again for an unknown prover, and those the bounds refused. */
+  authkeyRefetches: { allowed: number; refused: number };
 }
 
 /** The caches whose hits and misses are counted apart. */
@@ -208,6 +211,11 @@ export interface ResolverConfig {
    * `auto-trust-anchor-file`); without it, in memory only.
    */
   autoTrustAnchor?: AutoTrustSettings;
+  /**
+   * Bounds of AUTHKEY re-fetches for an unknown prover (`authkey-refetch.ts`); absent keys take
+   * their constants.
+   */
+  authkeyRefetch?: AuthkeyRefetchSettings;
 }
 
 /** `ResolverConfig.upstream`; each key's default is the named constant. */

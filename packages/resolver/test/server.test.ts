@@ -130,6 +130,7 @@ const resolver: Resolver = {
     cacheBytes: 4096,
     rootCopy: { state: 'off', transfersOk: 0, transfersFailed: 0 },
     trustAnchorKeys: { addpend: 1, valid: 1, missing: 0, revoked: 0, removed: 0 },
+    authkeyRefetches: { allowed: 4, refused: 6 },
   }),
   close: async () => undefined,
 };
@@ -442,6 +443,8 @@ describe('the admin port', () => {
     );
     expect(text).toContain('resolver_trust_anchor_keys{state="addpend"} 1\n');
     expect(text).toContain('resolver_trust_anchor_keys{state="valid"} 1\n');
+    expect(text).toContain('resolver_authkey_refetches_total{outcome="allowed"} 4\n');
+    expect(text).toContain('resolver_authkey_refetches_total{outcome="refused"} 6\n');
     expect(text).toContain('resolver_cache_bytes 4096\n');
     expect(text).toContain('resolver_upstream_queries_total 17\n');
     expect(text).toContain('resolver_validation_failures_total{reason="bogus-signature"} 2\n');
