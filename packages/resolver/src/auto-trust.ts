@@ -403,7 +403,11 @@ export function probeInterval(
   const left = Math.min(Infinity, ...sigs.map((s) => s.data.expiration - now));
   const share = failed ? 0.1 : 0.5;
   const ceiling = failed ? AUTO_TRUST_MAX_RETRY_SECONDS : AUTO_TRUST_MAX_PROBE_SECONDS;
-  const rfc = Math.max(AUTO_TRUST_MIN_PROBE_SECONDS, Math.min(ceiling, share * ttl, share * left));
+  // Nothing seen to go by (no signature): the shortest interval.
+  const rfc =
+    sigs.length === 0
+      ? AUTO_TRUST_MIN_PROBE_SECONDS
+      : Math.max(AUTO_TRUST_MIN_PROBE_SECONDS, Math.min(ceiling, share * ttl, share * left));
   const interval = maxProbeSeconds === undefined ? rfc : Math.min(rfc, maxProbeSeconds);
   return Math.max(1, Math.floor(interval));
 }
@@ -455,7 +459,8 @@ const STATE_LINE = /;;state=\d+ \[ ([A-Z]+) \].*?;;lastchange=(\d+)(?: ;;addat=(
 export function parseTrustPoint(text: string, now: number): TrustPoint {
   const anchor = parseTrustAnchor(text);
   const point = trustPointOf(anchor, now);
-  const keys = point.keys.map((k) => ({ ...k }));
+  // In the order of the file; keys of lines without a state comment after them, `valid`.
+  const keys: TrackedKey[] = [];
   const lines = text.split('\n');
   for (const line of lines) {
     const commented = KEY_LINE.exec(line);
@@ -481,9 +486,12 @@ export function parseTrustPoint(text: string, now: number): TrustPoint {
       since,
       ...(state[3] === undefined ? {} : { addAt: Number(state[3]) }),
     };
-    const index = keys.findIndex((k) => sameKey(k.dnskey, dnskey));
-    if (index >= 0) keys[index] = entry;
-    else if (keys.length < AUTO_TRUST_MAX_KEYS) keys.push(entry);
+    if (!keys.some((k) => sameKey(k.dnskey, dnskey)) && keys.length < AUTO_TRUST_MAX_KEYS) {
+      keys.push(entry);
+    }
+  }
+  for (const key of point.keys) {
+    if (!keys.some((k) => sameKey(k.dnskey, key.dnskey))) keys.push(key);
   }
   return { ...point, keys };
 }
