@@ -8,6 +8,7 @@ import {
   createLocalCa,
   createLogger,
   createZoneKey,
+  extendedDnsErrors,
   issueServerCertificate,
   queryTcp,
   queryUdp,
@@ -38,6 +39,9 @@ const NXDOMAIN = `9.9.9.9.6.4.9.7.0.2.${ZONE}`;
 /** A name under {@link NXDOMAIN}, denied through it (RFC 8020). */
 const BELOW_NXDOMAIN = `1.${NXDOMAIN}`;
 const FAULT = `fault.${ZONE}`;
+/** Bogus for an expired signature; SERVFAIL for a zone none of whose servers answered, cached. */
+const EXPIRED_SIG = `expired.${ZONE}`;
+const UNREACHABLE = `unreachable.${ZONE}`;
 const CACHED = `cached.${ZONE}`;
 /** Answered without `usable`: not to be given again. */
 const ONCE = `once.${ZONE}`;
@@ -68,6 +72,25 @@ const ANSWERS: ReadonlyMap<string, ResolvedAnswer> = new Map([
   [INSECURE, answer('insecure')],
   [INDETERMINATE, answer('indeterminate')],
   [BOGUS, answer('bogus')],
+  [
+    EXPIRED_SIG,
+    answer('bogus', {
+      rcode: 'SERVFAIL',
+      answers: [],
+      ede: [{ infoCode: 7, text: 'signature-expired: MAP of expired.4.4.e164.mimi.arpa' }],
+    }),
+  ],
+  [
+    UNREACHABLE,
+    answer('indeterminate', {
+      rcode: 'SERVFAIL',
+      answers: [],
+      ede: [
+        { infoCode: 22, text: 'servfail: every server failed' },
+        { infoCode: 13, text: 'cached failure (RFC 9520)' },
+      ],
+    }),
+  ],
   [STALE, answer('secure', { stale: true })],
   [
     CACHED,
@@ -279,6 +302,14 @@ describe('bogus answers', () => {
     expect(edeCodes(response)).toEqual([6]);
   });
 
+  it("carry the resolver's reason as the Extended DNS Error (RFC 8914)", async () => {
+    const response = await queryUdp(udp(), query(EXPIRED_SIG, 'MAP', { do: true }));
+    expect(response.rcode).toBe('SERVFAIL');
+    expect(extendedDnsErrors(response.edns?.options ?? [])).toEqual([
+      { infoCode: 7, text: 'signature-expired: MAP of expired.4.4.e164.mimi.arpa' },
+    ]);
+  });
+
   it('are SERVFAIL without an OPT for a query without EDNS', async () => {
     const response = await queryUdp(udp(), query(BOGUS, 'MAP', { edns: false }));
     expect(response.rcode).toBe('SERVFAIL');
@@ -292,6 +323,22 @@ describe('bogus answers', () => {
     expect(response.flags.ad).toBe(false);
     expect(types(response.answers)).toEqual(['MAP', 'RRSIG']);
     expect(edeCodes(response)).toEqual([6]);
+  });
+});
+
+describe('every SERVFAIL says why (RFC 8914)', () => {
+  it('an unreachable zone, from the failure cache: 22 No Reachable Authority and 13 Cached Error', async () => {
+    const response = await queryUdp(udp(), query(UNREACHABLE, 'MAP'));
+    expect(response.rcode).toBe('SERVFAIL');
+    expect(edeCodes(response)).toEqual([22, 13]);
+  });
+
+  it('a resolver fault: 0 Other', async () => {
+    const response = await queryUdp(udp(), query(FAULT, 'MAP'));
+    expect(response.rcode).toBe('SERVFAIL');
+    expect(extendedDnsErrors(response.edns?.options ?? [])).toEqual([
+      { infoCode: 0, text: 'resolver fault' },
+    ]);
   });
 });
 
