@@ -7,7 +7,8 @@ import { canonicalName } from '@mimi-discovery/common';
  * once rather than the mapping dropped for up to the RRset's TTL. The prover named is the MAP
  * record's, which a DP or whoever publishes mappings chooses: without a bound, mappings naming
  * random provers would turn every discovery into an AUTHKEY query. So a zone is asked again at
- * most once per {@link AUTHKEY_REFETCH_MIN_INTERVAL_SECONDS}, and all zones together at most
+ * most once per {@link AUTHKEY_REFETCH_MIN_INTERVAL_SECONDS} (counted from its last fetch of
+ * any kind: an RRset fetched a moment ago has not changed), and all zones together at most
  * {@link AUTHKEY_REFETCHES_PER_MINUTE} times a minute (a token bucket), whatever the clients ask;
  * past either bound the cached RRset stands and the mapping is dropped as `mapping-unknown-prover`.
  */
@@ -26,6 +27,11 @@ export const AUTHKEY_REFETCH_MAX_ZONES = 10_000;
 export interface AuthkeyRefetchLimiter {
   /** True (and counted) when `zone`'s AUTHKEY RRset may be fetched again at `now` (seconds). */
   allow(zone: string, now: number): boolean;
+  /**
+   * Notes that `zone`'s AUTHKEY RRset was fetched at `now` (not from the cache): an RRset that
+   * fresh is not asked again before the interval has passed either.
+   */
+  fetched(zone: string, now: number): void;
   /** Re-fetches allowed since start. */
   allowed(): number;
   /** Re-fetches refused by a bound since start. */
@@ -72,6 +78,15 @@ export function createAuthkeyRefetchLimiter(
       last.set(key, now);
       allowed++;
       return true;
+    },
+    fetched(zone, now) {
+      const key = canonicalName(zone);
+      if (!last.has(key) && last.size >= maxZones) {
+        for (const [z, at] of last) if (now - at >= interval) last.delete(z);
+        if (last.size >= maxZones) return;
+      }
+      last.delete(key);
+      last.set(key, now);
     },
     allowed: () => allowed,
     refused: () => refused,

@@ -84,6 +84,12 @@ export const AUTO_TRUST_REMOVE_HOLD_DOWN_SECONDS = 30 * 86_400;
 export const AUTO_TRUST_MIN_PROBE_SECONDS = 3_600;
 /** The longest interval between probes (RFC 5011 §2.3: 15 days). */
 export const AUTO_TRUST_MAX_PROBE_SECONDS = 15 * 86_400;
+/**
+ * Seconds from start to the first probe: soon, to see what changed while the resolver was down,
+ * but apart from the burst of queries a start brings (and a restart loop cannot turn into a
+ * stream of DNSKEY queries to the root).
+ */
+export const AUTO_TRUST_FIRST_PROBE_SECONDS = 60;
 /** The longest wait before a failed probe is retried (RFC 5011 §2.3: 1 day). */
 export const AUTO_TRUST_MAX_RETRY_SECONDS = 86_400;
 /**
@@ -168,7 +174,10 @@ export interface AutoTrustInit {
   readonly fetch: () => Promise<DnskeyFetch>;
   /** Called after the trusted keys changed (the resolver forgets the apex's cached keys). */
   readonly onChange?: () => void;
-  /** Whether probes run on a timer; default true (tests call {@link AutoTrust.probe}). */
+  /**
+   * Whether probes run on a timer, the first {@link AUTO_TRUST_FIRST_PROBE_SECONDS} after start;
+   * default true (tests call {@link AutoTrust.probe}).
+   */
   readonly schedule?: boolean;
 }
 
@@ -528,7 +537,8 @@ function writeAtomically(path: string, text: string): void {
 
 /**
  * Starts keeping the trust point of `init.anchor`: restored from the anchor file when it holds
- * state, probed at once and then at the RFC 5011 §2.3 interval. Disabled (`enabled: false`), the
+ * state, probed {@link AUTO_TRUST_FIRST_PROBE_SECONDS} after start and then at the RFC 5011 §2.3
+ * interval. Disabled (`enabled: false`), the
  * anchor stays as configured and nothing is probed.
  */
 export function startAutoTrust(init: AutoTrustInit): AutoTrust {
@@ -538,7 +548,7 @@ export function startAutoTrust(init: AutoTrustInit): AutoTrust {
   const enabled = settings.enabled !== false;
   let point = restore(init, log);
   let ds = trustedDs(point);
-  let next: number | undefined = enabled ? init.now() : undefined;
+  let next: number | undefined = enabled ? init.now() + AUTO_TRUST_FIRST_PROBE_SECONDS : undefined;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
   let unwritten = false;

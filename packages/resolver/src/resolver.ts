@@ -487,6 +487,9 @@ function discoverUncached(state: ResolverState, csi: Csi): Promise<Discovered> {
       pending.then(
         (resolved) => {
           if (resolved.usable !== undefined) usable = Math.min(usable, resolved.usable);
+          if (type === 'AUTHKEY' && resolved.kind === 'answer' && resolved.fromCache !== true) {
+            state.authkeyRefetch.fetched(name, state.seconds());
+          }
         },
         () => undefined,
       );

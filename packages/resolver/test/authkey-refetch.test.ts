@@ -24,6 +24,15 @@ describe('AUTHKEY re-fetch bounds', () => {
     expect(limiter.refused()).toBe(2);
   });
 
+  it('counts the interval from a fetch of any kind', () => {
+    const limiter = createAuthkeyRefetchLimiter();
+    limiter.fetched('4.4.e164.mimi.arpa', T0);
+    expect(limiter.allow('4.4.e164.mimi.arpa', T0 + 1)).toBe(false);
+    expect(limiter.allow('4.4.e164.mimi.arpa', T0 + AUTHKEY_REFETCH_MIN_INTERVAL_SECONDS)).toBe(
+      true,
+    );
+  });
+
   it('hostile: many zones at once get no more than the overall rate', () => {
     const limiter = createAuthkeyRefetchLimiter();
     let allowed = 0;
