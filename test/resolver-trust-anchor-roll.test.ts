@@ -1,10 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DNSKEY_FLAG_REVOKE,
   EDE_DNSKEY_MISSING,
+  buildQuery,
+  queryUdp,
   computeKeyTag,
   createZoneKey,
   namesEqual,
@@ -20,6 +23,7 @@ import { createResolver, type Resolver } from '@mimi-discovery/resolver';
 import { createFakeClock, type FakeClock } from './helpers/clock.js';
 import { buildHierarchy, type Hierarchy } from './helpers/hierarchy.js';
 import { APEX, PHONE_ZONE } from './helpers/network.js';
+import { startUnbound } from './helpers/unbound.js';
 
 /**
  * The resolver follows a roll of the root's key by RFC 5011, against the hierarchy's real root
@@ -27,8 +31,9 @@ import { APEX, PHONE_ZONE } from './helpers/network.js';
  * (both signing the DNSKEY RRset), then the old key is revoked (published with the REVOKE bit,
  * signing the RRset itself under its new key tag) and the new key signs the whole zone. A
  * resolver with RFC 5011 on keeps validating throughout; one with it off fails once the old key
- * is revoked; a key seen only in an RRset the trusted key did not sign is never trusted. The
- * hold-downs run on a fake clock.
+ * is revoked; a key seen only in an RRset the trusted key did not sign is never trusted; a stock
+ * Unbound validates the rolled root with the anchor file the resolver rewrote. The hold-downs run
+ * on a fake clock.
  */
 
 const HOLD_DOWN = 600;
@@ -117,6 +122,34 @@ afterAll(async () => {
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
 
+const hasUnbound = spawnSync('sh', ['-c', 'command -v unbound']).status === 0;
+
+/** What a stock validating Unbound trusting `anchorFile` answers for the +44 zone's SOA. */
+async function unboundStatus(
+  anchorFile: string,
+  name: string,
+): Promise<{ rcode: string; ad: boolean }> {
+  const unboundDir = join(dir, `unbound-${name}`);
+  mkdirSync(unboundDir);
+  const unbound = await startUnbound({
+    dir: unboundDir,
+    trustAnchorFile: anchorFile,
+    stubs: [
+      { zone: APEX, port: h.root.udp.port },
+      { zone: PHONE_ZONE, port: h.phone.udp.port },
+    ],
+  });
+  try {
+    const query = buildQuery(PHONE_ZONE, 'SOA', { dnssecOk: true, recursionDesired: true });
+    const response = await queryUdp({ host: '127.0.0.1', port: unbound.port }, query, {
+      timeoutMs: 5000,
+    });
+    return { rcode: response.rcode, ad: response.flags.ad };
+  } finally {
+    await unbound.stop();
+  }
+}
+
 /** A resolver on `clock` with RFC 5011 on (its state in `file`) or off; probes driven by hand. */
 function resolverOf(clock: FakeClock, file: string | undefined): Resolver {
   const resolver = createResolver(
@@ -190,6 +223,15 @@ describe('RFC 5011 against a real root server', () => {
       [NEW.keyTag, 'valid'],
     ]);
     expect((await restarted.resolve(PHONE_ZONE, 'SOA')).status).toBe('secure');
+
+    // A stock Unbound reads the file the resolver wrote (its `trust-anchor-file`) and validates
+    // the rolled root with it; with the anchor from before the roll it cannot.
+    if (hasUnbound) {
+      expect(await unboundStatus(file, 'rolled')).toEqual({ rcode: 'NOERROR', ad: true });
+      const before = join(dir, 'before.key');
+      writeFileSync(before, h.trustAnchor);
+      expect((await unboundStatus(before, 'before')).rcode).toBe('SERVFAIL');
+    }
     phase = { kind: 'honest' };
   });
 
