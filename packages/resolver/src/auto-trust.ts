@@ -458,7 +458,7 @@ export function formatTrustPoint(point: TrustPoint, lastSuccess: number, ttl = 3
 }
 
 const KEY_LINE = /^;;(addpend|revoked|removed): (.*?) ;\{id = \d+ \(ksk\)\}(.*)$/;
-const STATE_LINE = /;;state=\d+ \[ ([A-Z]+) \].*?;;lastchange=(\d+)(?: ;;addat=(\d+))?/;
+const STATE_LINE = /;;state=\d+ \[\s*([A-Z]+)\s*\].*?;;lastchange=(\d+)(?: ;;addat=(\d+))?/;
 
 /**
  * Reads the state a trust point file holds back (the lines {@link formatTrustPoint} writes): the

@@ -260,6 +260,24 @@ describe('the anchor file', () => {
     expect(parseTrustPoint(after, T0).keys).toEqual(point.keys);
   });
 
+  it("reads a file Unbound's autotrust wrote: a live ADDPEND line stays pending", () => {
+    const line = (key: ZoneKey, state: string, code: number): string =>
+      `mimi.arpa.\t300\tIN\tDNSKEY\t257 3 15 ${Buffer.from(key.dnskey.publicKey).toString('base64')} ;{id = ${key.keyTag} (ksk), size = 256b} ;;state=${code} [  ${state}  ] ;;count=1 ;;lastchange=${T0} ;;Thu Jan 15 08:00:00 2027`;
+    const text = [
+      '; autotrust trust anchor file',
+      ';;id: mimi.arpa. 1',
+      line(OLD, 'VALID', 2),
+      line(NEW, 'ADDPEND', 1),
+      '',
+    ].join('\n');
+    const point = parseTrustPoint(text, T0 + 5);
+    expect(point.keys.map((k) => [k.keyTag, k.state])).toEqual([
+      [OLD.keyTag, 'valid'],
+      [NEW.keyTag, 'addpend'],
+    ]);
+    expect(trustedTags(point)).toEqual([OLD.keyTag]);
+  });
+
   /** A keeper on a fake clock whose fetch returns `answers.current`. */
   function keeper(file: string, answers: { current: ResourceRecord[] }, log?: Logger) {
     const clock = { now: T0 };
