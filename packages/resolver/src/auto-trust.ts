@@ -87,7 +87,7 @@ export const AUTO_TRUST_MAX_PROBE_SECONDS = 15 * 86_400;
 /**
  * Seconds from start to the first probe: soon, to see what changed while the resolver was down,
  * but apart from the burst of queries a start brings (and a restart loop cannot turn into a
- * stream of DNSKEY queries to the root).
+ * stream of DNSKEY queries to the root). A lower `maxProbeSeconds` lowers it too.
  */
 export const AUTO_TRUST_FIRST_PROBE_SECONDS = 60;
 /** The longest wait before a failed probe is retried (RFC 5011 §2.3: 1 day). */
@@ -548,7 +548,12 @@ export function startAutoTrust(init: AutoTrustInit): AutoTrust {
   const enabled = settings.enabled !== false;
   let point = restore(init, log);
   let ds = trustedDs(point);
-  let next: number | undefined = enabled ? init.now() + AUTO_TRUST_FIRST_PROBE_SECONDS : undefined;
+  // A lab's `maxProbeSeconds` below the first probe's delay brings that forward too.
+  const first = Math.min(
+    AUTO_TRUST_FIRST_PROBE_SECONDS,
+    settings.maxProbeSeconds ?? AUTO_TRUST_FIRST_PROBE_SECONDS,
+  );
+  let next: number | undefined = enabled ? init.now() + first : undefined;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
   let unwritten = false;

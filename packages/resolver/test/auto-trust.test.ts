@@ -17,6 +17,7 @@ import {
   type ZoneKey,
 } from '@mimi-discovery/common';
 import {
+  AUTO_TRUST_FIRST_PROBE_SECONDS,
   AUTO_TRUST_MAX_KEYS,
   AUTO_TRUST_MIN_PROBE_SECONDS,
   applyDnskeys,
@@ -221,6 +222,23 @@ describe('RFC 5011 transitions (applyDnskeys)', () => {
 });
 
 describe('probe interval (RFC 5011 §2.3)', () => {
+  it('probes first a minute after start, or sooner with a lower maxProbeSeconds', () => {
+    const start = (settings: { maxProbeSeconds?: number }) =>
+      startAutoTrust({
+        anchor: createTrustAnchor(ZONE, [OLD.dnskey]),
+        settings,
+        now: () => T0,
+        fetch: async (): Promise<DnskeyFetch> => ({ kind: 'failed', detail: 'not asked' }),
+        schedule: false,
+      });
+    const plain = start({});
+    const lab = start({ maxProbeSeconds: 5 });
+    expect(plain.nextProbeAt()).toBe(T0 + AUTO_TRUST_FIRST_PROBE_SECONDS);
+    expect(lab.nextProbeAt()).toBe(T0 + 5);
+    plain.close();
+    lab.close();
+  });
+
   it('is half the TTL or signature validity, at least an hour, capped by maxProbeSeconds', () => {
     const answers = dnskeyAnswers([OLD], [OLD]);
     expect(probeInterval(answers, T0, false)).toBe(AUTO_TRUST_MIN_PROBE_SECONDS);
