@@ -18,20 +18,6 @@ import { answerOf, apiOf, attestAndPublish, errorCode } from './helpers/registra
 // in the dashboard's queries (and its variables) must be declared there. The DP's registration
 // and zone metrics are also checked for the samples an operator graphs.
 
-/**
- * Resolver metrics the dashboard already uses that the resolver declares in the same release
- * (per-upstream RTT and errors, cache hits and misses as counters, RFC 5011 trust-anchor key
- * states): listed here, in one place, until the resolver exposes them. The test fails for a name
- * listed here that a running resolver does expose, so this list ends up empty.
- */
-const PENDING_RESOLVER_METRICS: readonly string[] = [
-  'resolver_upstream_rtt_seconds',
-  'resolver_upstream_errors_total',
-  'resolver_cache_hits_total',
-  'resolver_cache_misses_total',
-  'resolver_trust_anchor_keys',
-];
-
 interface Dashboard {
   panels: Array<{ type: string; targets?: Array<{ expr: string }> }>;
   templating: { list: Array<{ definition?: string; query?: { query?: string } }> };
@@ -120,14 +106,8 @@ describe('docs/grafana-dashboard.json', () => {
     ]);
     const queried = new Set(expressions(dashboard).flatMap(metricNames));
     expect(queried.size).toBeGreaterThan(10);
-    const missing = [...queried].filter(
-      (n) => !exposed.has(n) && !PENDING_RESOLVER_METRICS.includes(n),
-    );
+    const missing = [...queried].filter((n) => !exposed.has(n));
     expect(missing).toEqual([]);
-    // A pending name that the resolver now exposes must leave the list.
-    expect(PENDING_RESOLVER_METRICS.filter((n) => exposed.has(n))).toEqual([]);
-    // Every pending name is one the dashboard uses (the list holds nothing else).
-    expect(PENDING_RESOLVER_METRICS.filter((n) => !queried.has(n))).toEqual([]);
   });
 
   it('has a datasource input and a target on every panel that is not a row', () => {

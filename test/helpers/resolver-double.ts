@@ -17,12 +17,16 @@ export function idleResolverStats(): ResolverStats {
   return {
     cacheHits: 0,
     cacheMisses: 0,
+    cacheHitsBy: { answer: 0, discovery: 0 },
+    cacheMissesBy: { answer: 0, discovery: 0 },
     signatureVerifications: 0,
     failureCacheHits: 0,
     upstreamQueries: 0,
     validationFailures: {},
     cacheBytes: 0,
     rootCopy: { state: 'off', transfersOk: 0, transfersFailed: 0 },
+    trustAnchorKeys: { addpend: 0, valid: 0, missing: 0, revoked: 0, removed: 0 },
+    authkeyRefetches: { allowed: 0, refused: 0 },
   };
 }
 
@@ -44,6 +48,9 @@ export function resolverDouble<T extends Partial<Resolver>>(
     stats: idleResolverStats,
     flushCache: () => undefined,
     refreshRootCopy: notUsed,
+    probeTrustAnchor: notUsed,
+    trustAnchorKeys: () => [],
+    observeUpstream: () => undefined,
     close: async () => undefined,
     ...methods,
   };

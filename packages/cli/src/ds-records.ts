@@ -1,4 +1,11 @@
-import { computeDs, formatRecord, type DsData } from '@mimi-discovery/common';
+import {
+  DNSKEY_FLAG_REVOKE,
+  DNSKEY_FLAG_SEP,
+  computeDs,
+  formatRecord,
+  type DnskeyData,
+  type DsData,
+} from '@mimi-discovery/common';
 import { DELEGATION_TTL, type DiscoveryStore } from '@mimi-discovery/authoritative';
 import { failure } from './errors.js';
 
@@ -27,6 +34,30 @@ export function zoneDs(store: DiscoveryStore, zone: string): DsData[] {
     .readRRset(zone, zone, 'DNSKEY')
     .flatMap((rr) => (rr.type === 'DNSKEY' ? [computeDs(zone, rr.data)] : []));
   if (ds.length === 0) throw failure('ERR_CLI_NO_ZONE', `zone ${zone} has no DNSKEY`);
+  return ds;
+}
+
+/**
+ * Whether a DNSKEY is one a parent's DS or a resolver's trust anchor may name: a SEP key (flag
+ * 0x0001, RFC 4034 §2.1.1) not published with the REVOKE bit (RFC 5011 §2.1). During a key roll
+ * the apex publishes two such keys, and both are printed.
+ */
+export function isEntryKey(key: DnskeyData): boolean {
+  return (key.flags & DNSKEY_FLAG_SEP) !== 0 && (key.flags & DNSKEY_FLAG_REVOKE) === 0;
+}
+
+/**
+ * The DS RDATA of every entry key ({@link isEntryKey}) at the apex of `zone` in `store`: what
+ * `ds` prints, so that a parent never publishes a DS of a revoked key or a key that signs no
+ * DNSKEY RRset.
+ */
+export function zoneEntryDs(store: Pick<DiscoveryStore, 'readRRset'>, zone: string): DsData[] {
+  const ds = store
+    .readRRset(zone, zone, 'DNSKEY')
+    .flatMap((rr) =>
+      rr.type === 'DNSKEY' && isEntryKey(rr.data) ? [computeDs(zone, rr.data)] : [],
+    );
+  if (ds.length === 0) throw failure('ERR_CLI_NO_ZONE', `zone ${zone} has no SEP DNSKEY`);
   return ds;
 }
 

@@ -6,8 +6,10 @@ import {
   type Mapping,
   type RecordOf,
   type RRType,
+  type ExtendedDnsError,
 } from '@mimi-discovery/common';
 import { MAX_MAPREF_DEPTH, MAX_MAPREF_FANOUT } from './limits.js';
+import { failureEde } from './ede.js';
 import type { Resolved } from './questions.js';
 import type { DiscoveryErrorReason, DiscoveryResult, VerifiedMapping } from './types.js';
 
@@ -46,6 +48,23 @@ export interface AggregateInit {
   readonly now: () => number;
   /** Called once per MAP record dropped, with why. */
   readonly onInvalidMapping: (reason: string) => void;
+  /**
+   * Asks `zone`'s AUTHKEY RRset again past the cache, when a verified attestation names a prover
+   * the cached RRset lacks; undefined when the bounds of `authkey-refetch.ts` refuse it.
+   */
+  readonly refetchAuthkey?: (zone: string) => Promise<Resolved> | undefined;
+}
+
+/** The provers an AUTHKEY answer lists, valid at `now`, base64url. */
+function proversOf(authkey: Resolved, now: number): Set<string> {
+  const provers = new Set<string>();
+  if (authkey.kind !== 'answer') return provers;
+  for (const rr of authkey.rrset) {
+    if (rr.type === 'AUTHKEY' && rr.data.role === 'prover' && rr.data.notAfter > now) {
+      provers.add(b64(rr.data.publicKey));
+    }
+  }
+  return provers;
 }
 
 interface MapSource {
@@ -67,16 +86,26 @@ export function errorResult(
   csi: string,
   reason: DiscoveryErrorReason,
   detail: string,
+  ede?: ExtendedDnsError,
 ): DiscoveryResult {
-  return { csi, status: 'error', mappings: [], ttl: 0, error: { reason, detail } };
+  return {
+    csi,
+    status: 'error',
+    mappings: [],
+    ttl: 0,
+    error: ede === undefined ? { reason, detail } : { reason, detail, ede },
+  };
 }
 
+/** A failed question as the result, with the Extended DNS Error a DNS client gets (`ede.ts`). */
 function failureOf(csi: string, r: Resolved): DiscoveryResult | undefined {
-  if (r.kind === 'bogus') return errorResult(csi, 'bogus', `${r.reason}: ${r.detail}`);
+  if (r.kind === 'bogus') {
+    return errorResult(csi, 'bogus', `${r.reason}: ${r.detail}`, failureEde(r));
+  }
   if (r.kind === 'error') {
     const reason: DiscoveryErrorReason =
       r.reason === 'timeout' || r.reason === 'limit' ? r.reason : 'servfail';
-    return errorResult(csi, reason, r.detail);
+    return errorResult(csi, reason, r.detail, failureEde(r));
   }
   return undefined;
 }
@@ -201,22 +230,14 @@ export async function aggregate(csi: Csi, init: AggregateInit): Promise<Discover
   if (total === 0) return { csi, status: 'none', mappings: [], ttl, ...staleMark };
 
   // Provers of the range authoritative for the CSI name, at that zone's apex.
-  const authkey = await authkeyAt(canonicalName(zone));
+  let authkey = await authkeyAt(canonicalName(zone));
   const authFailure = failureOf(csi, authkey);
   if (authFailure !== undefined) return authFailure;
   const now = init.now();
-  const provers = new Set<string>();
-  if (authkey.kind === 'answer') {
-    ttl = Math.min(ttl, authkey.ttl);
-    stale ||= authkey.stale === true;
-    for (const rr of authkey.rrset) {
-      if (rr.type === 'AUTHKEY' && rr.data.role === 'prover' && rr.data.notAfter > now) {
-        provers.add(b64(rr.data.publicKey));
-      }
-    }
-  }
+  let provers = proversOf(authkey, now);
 
   const candidates: Candidate[] = [];
+  const unknownProver: Candidate[] = [];
   let lapsed = 0;
   for (const source of sources) {
     for (const rr of source.records) {
@@ -232,12 +253,28 @@ export async function aggregate(csi: Csi, init: AggregateInit): Promise<Discover
         init.onInvalidMapping(`mapping-${verified.reason}`);
         continue;
       }
-      if (!provers.has(b64(verified.value.att.prover))) {
-        init.onInvalidMapping('mapping-unknown-prover');
-        continue;
-      }
-      candidates.push({ mapping: verified.value, zone: source.zone, server: source.server });
+      const candidate = { mapping: verified.value, zone: source.zone, server: source.server };
+      if (provers.has(b64(verified.value.att.prover))) candidates.push(candidate);
+      else unknownProver.push(candidate);
     }
+  }
+  // A prover the cached AUTHKEY RRset lacks may have been added since: asked again once, within
+  // the bounds of `authkey-refetch.ts`.
+  if (unknownProver.length > 0 && authkey.fromCache === true) {
+    const again = init.refetchAuthkey?.(canonicalName(zone));
+    const refetched = again === undefined ? undefined : await again;
+    if (refetched !== undefined && refetched.kind === 'answer') {
+      authkey = refetched;
+      provers = proversOf(refetched, now);
+    }
+  }
+  for (const candidate of unknownProver) {
+    if (provers.has(b64(candidate.mapping.att.prover))) candidates.push(candidate);
+    else init.onInvalidMapping('mapping-unknown-prover');
+  }
+  if (authkey.kind === 'answer') {
+    ttl = Math.min(ttl, authkey.ttl);
+    stale ||= authkey.stale === true;
   }
   if (candidates.length === 0 && lapsed === total) {
     return { csi, status: 'none', mappings: [], ttl, ...staleMark };

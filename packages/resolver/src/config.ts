@@ -48,6 +48,11 @@ import { DEFAULT_KEY_OVERLAP_SECONDS, DEFAULT_KEY_ROTATION_SECONDS } from './gat
 import { DEFAULT_CSIS_PER_TOKEN } from './gateway/tokens.js';
 import { INFRA_HOST_TTL_SECONDS, MAX_BACKOFF_MS } from './infra-cache.js';
 import { DEFAULT_BATCH_CONCURRENCY, DEFAULT_CACHE_BYTES } from './limits.js';
+import {
+  AUTO_TRUST_ADD_HOLD_DOWN_SECONDS,
+  AUTO_TRUST_MAX_PROBE_SECONDS,
+  AUTO_TRUST_REMOVE_HOLD_DOWN_SECONDS,
+} from './auto-trust.js';
 import type { ResolverConfig } from './types.js';
 
 /**
@@ -169,6 +174,27 @@ const rootCopySchema = z.union(
       'expected false or an object of enabled, refreshSeconds, maxRecords, maxOctets, transferTimeoutMs',
   },
 );
+
+/**
+ * `autoTrustAnchor` of a resolver: RFC 5011 updates of the trust anchor file (`auto-trust.ts`),
+ * on by default. Hold-downs in seconds (defaults 30 days each, RFC 5011 §2.4); `maxProbeSeconds`
+ * caps the probe interval RFC 5011 §2.3 gives (1 hour to 15 days) for labs and tests.
+ */
+const autoTrustAnchorSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  addHoldDownSeconds: positiveIntSchema.default(AUTO_TRUST_ADD_HOLD_DOWN_SECONDS),
+  removeHoldDownSeconds: positiveIntSchema.default(AUTO_TRUST_REMOVE_HOLD_DOWN_SECONDS),
+  maxProbeSeconds: positiveIntSchema.max(AUTO_TRUST_MAX_PROBE_SECONDS).exactOptional(),
+});
+
+/**
+ * `authkeyRefetch` of a resolver: how often an AUTHKEY RRset is asked again for a prover it lacks
+ * (`authkey-refetch.ts`); absent keys take their constants.
+ */
+const authkeyRefetchSchema = z.strictObject({
+  minIntervalSeconds: positiveIntSchema.exactOptional(),
+  perMinute: positiveIntSchema.max(6_000).exactOptional(),
+});
 
 /**
  * `upstream` of a resolver: queries to the root and DP servers and the choice among a zone's
@@ -402,6 +428,8 @@ export const resolverConfigSchema = z
     batchConcurrency: positiveIntSchema.max(1024).default(DEFAULT_BATCH_CONCURRENCY),
     maxBatch: positiveIntSchema.max(100_000).default(DEFAULT_MAX_BATCH),
     rootCopy: rootCopySchema.default({ enabled: true }),
+    autoTrustAnchor: autoTrustAnchorSchema.prefault({}),
+    authkeyRefetch: authkeyRefetchSchema.optional(),
     upstream: upstreamSchema.optional(),
     listen: listenConfigSchema.prefault({}),
     limits: resolverLimitsSchema.prefault({}),
@@ -593,6 +621,9 @@ export async function loadResolverConfig(path: string): Promise<ResolverServerCo
     batchConcurrency: file.batchConcurrency,
     maxBatch: file.maxBatch,
     rootCopy: file.rootCopy,
+    // The anchor file itself keeps the state, as Unbound's `auto-trust-anchor-file`.
+    autoTrustAnchor: { ...file.autoTrustAnchor, file: at(file.trustAnchor) },
+    ...(file.authkeyRefetch === undefined ? {} : { authkeyRefetch: file.authkeyRefetch }),
     ...(file.upstream === undefined ? {} : { upstream: file.upstream }),
     listen: file.listen,
     limits: file.limits,

@@ -12,6 +12,7 @@ export type {
   DiscoveryResult,
   ResolvedAnswer,
   ResolverStats,
+  CacheName,
   Resolver,
   ResolverConfig,
   ResolverComponents,
@@ -110,7 +111,53 @@ export type {
   RootCopySettings,
   RootCopyStatus,
 } from './root-copy.js';
-export type { NameServer, Upstream, UpstreamInit, UpstreamOutcome } from './upstream.js';
+export type {
+  NameServer,
+  Upstream,
+  UpstreamInit,
+  UpstreamObserver,
+  UpstreamOutcome,
+} from './upstream.js';
+
+// authkey-refetch.ts, ede.ts
+export {
+  AUTHKEY_REFETCH_MIN_INTERVAL_SECONDS,
+  AUTHKEY_REFETCHES_PER_MINUTE,
+  AUTHKEY_REFETCH_MAX_ZONES,
+  createAuthkeyRefetchLimiter,
+} from './authkey-refetch.js';
+export type { AuthkeyRefetchLimiter, AuthkeyRefetchSettings } from './authkey-refetch.js';
+export { CACHED_ERROR_EDE, EDE_MAX_TEXT_CHARS, failureEde } from './ede.js';
+export { askQuestionAgain } from './questions.js';
+
+// auto-trust.ts: RFC 5011 updates of the trust anchor
+export {
+  AUTO_TRUST_ADD_HOLD_DOWN_SECONDS,
+  AUTO_TRUST_REMOVE_HOLD_DOWN_SECONDS,
+  AUTO_TRUST_MIN_PROBE_SECONDS,
+  AUTO_TRUST_MAX_PROBE_SECONDS,
+  AUTO_TRUST_MAX_RETRY_SECONDS,
+  AUTO_TRUST_FIRST_PROBE_SECONDS,
+  AUTO_TRUST_MAX_KEYS,
+  TRUST_ANCHOR_KEY_STATES,
+  applyDnskeys,
+  formatTrustPoint,
+  parseTrustPoint,
+  probeInterval,
+  startAutoTrust,
+  trustPointOf,
+  trustedDs,
+} from './auto-trust.js';
+export type {
+  AutoTrust,
+  AutoTrustInit,
+  AutoTrustSettings,
+  DnskeyFetch,
+  ProbeOutcome,
+  TrackedKey,
+  TrustAnchorKeyState,
+  TrustPoint,
+} from './auto-trust.js';
 export { aggregate, selectMappings, errorResult } from './aggregate.js';
 export { CsiMemo } from './csi-memo.js';
 export type { CsiParseFailure } from './csi-memo.js';
@@ -223,7 +270,12 @@ export type {
   LimitOutcome,
   ResolverClientLimits,
 } from './front-end-limits.js';
-export { RESOLUTION_DURATION_BUCKETS, createResolverMetrics } from './metrics.js';
+export {
+  RESOLUTION_DURATION_BUCKETS,
+  UPSTREAM_RTT_BUCKETS,
+  MAX_UPSTREAM_METRIC_SERVERS,
+  createResolverMetrics,
+} from './metrics.js';
 export type { ResolutionKind, ResolverMetrics } from './metrics.js';
 
 // discovery-client.ts: the JSON API's client

@@ -1,4 +1,5 @@
 import {
+  DNSKEY_FLAG_REVOKE,
   canonicalName,
   isSubdomain,
   joinLabels,
@@ -522,7 +523,10 @@ async function keysOf(it: Iterator, state: QuestionState, cut: ZoneCut): Promise
   if (answer.kind === 'answer') {
     return {
       kind: 'keys',
-      keys: answer.rrset.flatMap((rr) => (rr.type === 'DNSKEY' ? [rr.data] : [])),
+      // RFC 5011 §2.1: a key published with the REVOKE bit signs nothing but its revocation.
+      keys: answer.rrset.flatMap((rr) =>
+        rr.type === 'DNSKEY' && (rr.data.flags & DNSKEY_FLAG_REVOKE) === 0 ? [rr.data] : [],
+      ),
     };
   }
   return {

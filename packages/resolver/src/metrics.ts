@@ -24,7 +24,12 @@ import type { DiscoveryResult, Resolver } from './types.js';
  *
  * | metric                                              | type      | from                          |
  * | --------------------------------------------------- | --------- | ----------------------------- |
- * | `resolver_cache_hit_ratio`                          | gauge     | `stats()`: hits / lookups     |
+ * | `resolver_cache_hits_total{cache}`                  | counter   | `stats()`: `answer`, `discovery` |
+ * | `resolver_cache_misses_total{cache}`                | counter   | `stats()`: `answer`, `discovery` |
+ * | `resolver_upstream_rtt_seconds{upstream}`           | histogram | each answer of a server (address or URL) |
+ * | `resolver_upstream_errors_total{upstream,kind}`     | counter   | each failed query: `timeout`, `certificate`, `connect`, or the rcode (`servfail`, `refused`, …) |
+ * | `resolver_trust_anchor_keys{state}`                 | gauge     | `stats()`: RFC 5011 states of the apex's keys |
+ * | `resolver_authkey_refetches_total{outcome}`         | counter   | `stats()`: AUTHKEY asked again for an unknown prover: `allowed`, `refused` by the bounds |
  * | `resolver_cache_bytes`                              | gauge     | `stats()`                     |
  * | `resolver_upstream_queries_total`                   | counter   | `stats()`                     |
  * | `resolver_validation_failures_total{reason}`        | counter   | `stats()`                     |
@@ -104,15 +109,82 @@ function limitAction(frontEnd: LimitedFrontEnd): 'refused' | '429' {
   return frontEnd === 'udp' || frontEnd === 'tcp' ? 'refused' : '429';
 }
 
-/** Declares the metrics of a resolver server in a new registry, reading `resolver.stats()`. */
-export function createResolverMetrics(resolver: Pick<Resolver, 'stats'>): ResolverMetrics {
+/** Upper bounds of the upstream RTT buckets, in seconds: from a local server to a timeout. */
+export const UPSTREAM_RTT_BUCKETS = Object.freeze([
+  0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5,
+]);
+
+/**
+ * Servers labelled by their own address in the upstream metrics at most; the queries to any
+ * further one count under `upstream="other"`, so that delegations to many servers cannot grow
+ * the metrics without bound.
+ */
+export const MAX_UPSTREAM_METRIC_SERVERS = 256;
+
+/**
+ * Declares the metrics of a resolver server in a new registry, reading `resolver.stats()`, and
+ * watching its queries to servers when it offers `observeUpstream`.
+ */
+export function createResolverMetrics(
+  resolver: Pick<Resolver, 'stats'> & Partial<Pick<Resolver, 'observeUpstream'>>,
+): ResolverMetrics {
   const registry = createMetricsRegistry('resolver', { processMetrics: true });
-  registry.gauge('cache_hit_ratio', {
-    help: 'Share of cache lookups answered from the cache since start (0 before any lookup)',
+  // Hits and misses as counters, so that a ratio is taken over any window (`rate(hits) /
+  // (rate(hits) + rate(misses))`), not only since start.
+  registry.counter<'cache'>('cache_hits_total', {
+    help: 'Cache lookups answered from the cache, by cache: answer (questions), discovery (results)',
+    labelNames: ['cache'],
     collect() {
-      const { cacheHits, cacheMisses } = resolver.stats();
-      const lookups = cacheHits + cacheMisses;
-      this.set(lookups === 0 ? 0 : cacheHits / lookups);
+      this.reset();
+      for (const [cache, count] of Object.entries(resolver.stats().cacheHitsBy)) {
+        this.inc({ cache }, count);
+      }
+    },
+  });
+  registry.counter<'cache'>('cache_misses_total', {
+    help: 'Cache lookups the cache could not answer, by cache: answer (questions), discovery (results)',
+    labelNames: ['cache'],
+    collect() {
+      this.reset();
+      for (const [cache, count] of Object.entries(resolver.stats().cacheMissesBy)) {
+        this.inc({ cache }, count);
+      }
+    },
+  });
+  const upstreamRtt = registry.histogram<'upstream'>('upstream_rtt_seconds', {
+    help: 'Time a server took to answer one query, by server address or URL',
+    labelNames: ['upstream'],
+    buckets: UPSTREAM_RTT_BUCKETS,
+  });
+  const upstreamErrors = registry.counter<'upstream' | 'kind'>('upstream_errors_total', {
+    help: 'Queries to a server that failed, by server address or URL and kind (timeout, certificate, connect, or the rcode)',
+    labelNames: ['upstream', 'kind'],
+  });
+  const labelled = new Set<string>();
+  resolver.observeUpstream?.((server, result) => {
+    if (!labelled.has(server) && labelled.size < MAX_UPSTREAM_METRIC_SERVERS) labelled.add(server);
+    const upstream = labelled.has(server) ? server : 'other';
+    if ('rttSeconds' in result) upstreamRtt.observe({ upstream }, result.rttSeconds);
+    else upstreamErrors.inc({ upstream, kind: result.error });
+  });
+  registry.counter<'outcome'>('authkey_refetches_total', {
+    help: 'AUTHKEY RRsets asked again for a prover they lacked: allowed, or refused by the bounds',
+    labelNames: ['outcome'],
+    collect() {
+      this.reset();
+      const { allowed, refused } = resolver.stats().authkeyRefetches;
+      this.inc({ outcome: 'allowed' }, allowed);
+      this.inc({ outcome: 'refused' }, refused);
+    },
+  });
+  registry.gauge<'state'>('trust_anchor_keys', {
+    help: "Keys of the apex's trust point by RFC 5011 state (addpend, valid, missing, revoked, removed)",
+    labelNames: ['state'],
+    collect() {
+      this.reset();
+      for (const [state, count] of Object.entries(resolver.stats().trustAnchorKeys)) {
+        this.set({ state }, count);
+      }
     },
   });
   registry.gauge('cache_bytes', {

@@ -48,7 +48,14 @@ import { createBudget } from './validator.js';
  * TTL to give clients (`client-ttl.ts`), and `usable` the seconds during which it may be given
  * with that TTL (0 for a stale answer).
  */
-export type Resolved = Resolution & { readonly stale?: boolean; readonly usable?: number };
+export type Resolved = Resolution & {
+  readonly stale?: boolean;
+  readonly usable?: number;
+  /** A failure answered from the failure cache (RFC 9520), not resolved now. */
+  readonly cached?: boolean;
+  /** An answer or denial from the answer cache, not resolved now. */
+  readonly fromCache?: boolean;
+};
 
 /** Cached validated questions (answers and denials), by `name/type`. */
 export const ANSWERS = cacheSlot<Resolution>('answer');
@@ -121,18 +128,40 @@ export async function askQuestion(
   const given = hit === undefined ? undefined : clientTtl(hit.lifetime, hit.ttl);
   if (hit !== undefined && given !== undefined) {
     stage.counters.cacheHits++;
-    return { ...hit.value, ttl: given.ttl, usable: given.usable } as Resolved;
+    return { ...hit.value, ttl: given.ttl, usable: given.usable, fromCache: true } as Resolved;
   }
   const failed = stage.failures.find(name, type);
   if (failed !== undefined) {
     stage.counters.failureCacheHits++;
-    return afterFailure(stage, key, failed.failure);
+    const after = afterFailure(stage, key, failed.failure);
+    return isFailure(after) ? { ...after, cached: true } : after;
   }
   stage.counters.cacheMisses++;
   const resolution = await stage.inFlight.run(key, () =>
     settle(stage, newQuestion(stage, name, type), true),
   );
   if (isFailure(resolution)) return afterFailure(stage, key, resolution);
+  const fresh = freshClientTtl(cachedTtl(resolution.ttl));
+  return { ...resolution, ttl: fresh.ttl, usable: fresh.usable };
+}
+
+/**
+ * One question asked again past the answer cache and the failure cache (joining one in flight):
+ * for an RRset a caller has reason to think changed since it was cached (an AUTHKEY RRset that
+ * lacks the prover of a verified attestation, `authkey-refetch.ts`). What it finds replaces the
+ * cached answer. The caller bounds how often it asks.
+ */
+export async function askQuestionAgain(
+  stage: QuestionStage,
+  name: string,
+  type: RRType,
+): Promise<Resolved> {
+  const key = questionKey(name, type);
+  stage.counters.cacheMisses++;
+  const resolution = await stage.inFlight.run(key, () =>
+    settle(stage, newQuestion(stage, name, type), true),
+  );
+  if (isFailure(resolution)) return resolution;
   const fresh = freshClientTtl(cachedTtl(resolution.ttl));
   return { ...resolution, ttl: fresh.ttl, usable: fresh.usable };
 }

@@ -4,11 +4,14 @@ import {
   computeDs,
   silentLogger,
   type Csi,
+  type ExtendedDnsError,
   type Logger,
   type ResourceRecord,
   type RRType,
 } from '@mimi-discovery/common';
 import { aggregate, errorResult } from './aggregate.js';
+import { CACHED_ERROR_EDE, failureEde } from './ede.js';
+import { createAuthkeyRefetchLimiter, type AuthkeyRefetchLimiter } from './authkey-refetch.js';
 import { cacheSlot, ResolverCache, SingleFlight } from './cache.js';
 import { CsiMemo } from './csi-memo.js';
 import { EXPIRED, startDeadline } from './deadline.js';
@@ -22,6 +25,7 @@ import {
 } from './limits.js';
 import {
   askQuestion,
+  askQuestionAgain,
   createQuestionStage,
   type QuestionCounters,
   type QuestionStage,
@@ -37,8 +41,15 @@ import type {
   ResolverConfig,
   ResolverStats,
 } from './types.js';
-import { createUpstream, type NameServer, type Upstream } from './upstream.js';
+import {
+  createUpstream,
+  type NameServer,
+  type Upstream,
+  type UpstreamObserver,
+} from './upstream.js';
 import { disabledRootCopy, startRootCopy, type RootCopyKeeper } from './root-copy.js';
+import { startAutoTrust, type AutoTrust, type DnskeyFetch } from './auto-trust.js';
+import { rrsetOf } from './validator.js';
 import type { SignatureMemo, VerifiedSignature } from './validator.js';
 
 /**
@@ -114,6 +125,7 @@ function rootCopyOf(
   init: {
     apex: string;
     ds: ZoneCut['ds'];
+    trustedDs: () => ZoneCut['ds'];
     transport: 'doh' | 'dns';
     dnsPort: number;
     now: () => number;
@@ -188,6 +200,11 @@ interface ResolverState {
   readonly seconds: () => number;
   readonly batchConcurrency: number;
   readonly rootCopy: RootCopyKeeper;
+  readonly autoTrust: AutoTrust;
+  /** The bounds of AUTHKEY re-fetches (`authkey-refetch.ts`). */
+  readonly authkeyRefetch: AuthkeyRefetchLimiter;
+  /** Lookups of the discovery cache; `counters` has those of the answer cache. */
+  readonly discoveryCounts: { hits: number; misses: number };
 }
 
 /**
@@ -204,22 +221,50 @@ export function createResolver(
   const clock = components.now ?? ((): number => Date.now() / 1000);
   const seconds = (): number => Math.floor(clock());
   const log = (components.log ?? silentLogger).child('core');
-  const root: ZoneCut = {
-    zone: apex,
-    servers: rootServers(config),
-    ds: [...anchor.ds, ...anchor.dnskeys.map((k) => computeDs(apex, k))],
-  };
-
+  const servers = rootServers(config);
+  // Whoever watches the queries to servers (the metrics), added after the resolver is made.
+  const upstreamObservers: UpstreamObserver[] = [];
   const cache = new ResolverCache(config.cacheBytes ?? DEFAULT_CACHE_BYTES, clock);
   const transport = config.transport ?? 'doh';
   const upstream = createUpstream(
-    { transport, ...(config.ca === undefined ? {} : { ca: config.ca }), ...config.upstream },
+    {
+      transport,
+      ...(config.ca === undefined ? {} : { ca: config.ca }),
+      ...config.upstream,
+      observe: (server, result) => {
+        for (const observer of upstreamObservers) observer(server, result);
+      },
+    },
     log,
   );
+  // RFC 5011: the apex's DS follows the trust point (`auto-trust.ts`), read at every use.
+  const autoTrust = startAutoTrust({
+    anchor,
+    settings: config.autoTrustAnchor ?? {},
+    now: clock,
+    log: log.child('trust-anchor'),
+    fetch: () => fetchApexKeys(upstream, servers, apex),
+    // New trust: what failed or was kept under the old one is asked again.
+    onChange: () => cache.clear(),
+    ...(components.autoTrustSchedule === undefined
+      ? {}
+      : { schedule: components.autoTrustSchedule }),
+  });
+  const staticDs = [...anchor.ds, ...anchor.dnskeys.map((k) => computeDs(apex, k))];
+  const root: ZoneCut = {
+    zone: apex,
+    servers,
+    get ds() {
+      const ds = autoTrust.ds();
+      return ds.length === 0 ? staticDs : ds;
+    },
+  };
+
   const dnsPort = config.dnsPort ?? DEFAULT_DNS_PORT;
   const rootCopy = rootCopyOf(config, {
     apex,
     ds: root.ds,
+    trustedDs: () => root.ds,
     transport,
     dnsPort,
     now: seconds,
@@ -260,6 +305,9 @@ export function createResolver(
     seconds,
     batchConcurrency: Math.max(1, config.batchConcurrency ?? DEFAULT_BATCH_CONCURRENCY),
     rootCopy,
+    autoTrust,
+    discoveryCounts: { hits: 0, misses: 0 },
+    authkeyRefetch: createAuthkeyRefetchLimiter(config.authkeyRefetch ?? {}),
   };
 
   return {
@@ -281,7 +329,13 @@ export function createResolver(
     stats: () => stats(state),
     flushCache: () => flushCache(state),
     refreshRootCopy: () => rootCopy.refresh(),
+    probeTrustAnchor: () => autoTrust.probe(),
+    observeUpstream: (observer) => {
+      upstreamObservers.push(observer);
+    },
+    trustAnchorKeys: () => autoTrust.keys(),
     close: () => {
+      autoTrust.close();
       rootCopy.close();
       return upstream.close();
     },
@@ -318,15 +372,27 @@ async function resolveAnswer(
         ...usable,
       };
     case 'bogus':
-      return { rcode: 'SERVFAIL', status: 'bogus', answers: [], authorities: [] };
+      return {
+        rcode: 'SERVFAIL',
+        status: 'bogus',
+        answers: [],
+        authorities: [],
+        ede: failureEdes(r),
+      };
     case 'error':
       return {
         rcode: r.reason === 'refused' ? 'REFUSED' : 'SERVFAIL',
         status: 'indeterminate',
         answers: [],
         authorities: [],
+        ede: failureEdes(r),
       };
   }
+}
+
+/** The Extended DNS Errors of a failed resolution (`ede.ts`). */
+function failureEdes(r: Resolved & Failure): ExtendedDnsError[] {
+  return r.cached === true ? [failureEde(r), CACHED_ERROR_EDE] : [failureEde(r)];
 }
 
 /** One input of a batch: the CSI to discover, or the result of an input that is not a CSI. */
@@ -364,7 +430,7 @@ async function discoverItems(
       misses.push({ index: i, csi: item });
       continue;
     }
-    state.counters.cacheHits++;
+    state.discoveryCounts.hits++;
     // The TTL as first given, not counted down (`client-ttl.ts`): the entry lives only while
     // that TTL keeps every client within the data's own lifetime.
     const result = hit.value.result;
@@ -415,7 +481,7 @@ function discoveryLifetime(result: DiscoveryResult, usable: number, now: number)
  * discovery's deadline, and caches it with its JSON text (not an error, nor a stale result).
  */
 function discoverUncached(state: ResolverState, csi: Csi): Promise<Discovered> {
-  state.counters.cacheMisses++;
+  state.discoveryCounts.misses++;
   return state.discoveries.run(csi, async () => {
     const deadline = startDeadline(MAX_RESOLUTION_MS);
     const timedOut = `no result within ${deadline.ms} ms`;
@@ -428,6 +494,9 @@ function discoverUncached(state: ResolverState, csi: Csi): Promise<Discovered> {
       pending.then(
         (resolved) => {
           if (resolved.usable !== undefined) usable = Math.min(usable, resolved.usable);
+          if (type === 'AUTHKEY' && resolved.kind === 'answer' && resolved.fromCache !== true) {
+            state.authkeyRefetch.fetched(name, state.seconds());
+          }
         },
         () => undefined,
       );
@@ -444,6 +513,10 @@ function discoverUncached(state: ResolverState, csi: Csi): Promise<Discovered> {
               : ask(name, type),
           zoneFor: async (name) => zoneFor(state.questions.iterator, name),
           now: state.seconds,
+          refetchAuthkey: (zone) =>
+            state.authkeyRefetch.allow(zone, state.seconds())
+              ? askQuestionAgain(state.questions, zone, 'AUTHKEY')
+              : undefined,
           onInvalidMapping: (reason) => {
             const failures = state.counters.validationFailures;
             failures[reason] = (failures[reason] ?? 0) + 1;
@@ -462,16 +535,39 @@ function discoverUncached(state: ResolverState, csi: Csi): Promise<Discovered> {
 }
 
 function stats(state: ResolverState): ResolverStats {
-  const { counters } = state;
+  const { counters, discoveryCounts } = state;
   return {
-    cacheHits: counters.cacheHits,
-    cacheMisses: counters.cacheMisses,
+    cacheHits: counters.cacheHits + discoveryCounts.hits,
+    cacheMisses: counters.cacheMisses + discoveryCounts.misses,
+    cacheHitsBy: { answer: counters.cacheHits, discovery: discoveryCounts.hits },
+    cacheMissesBy: { answer: counters.cacheMisses, discovery: discoveryCounts.misses },
     signatureVerifications: counters.signatureVerifications,
     failureCacheHits: counters.failureCacheHits,
     upstreamQueries: state.upstream.sent(),
     validationFailures: { ...counters.validationFailures },
     cacheBytes: state.cache.bytes,
     rootCopy: state.rootCopy.status(),
+    trustAnchorKeys: state.autoTrust.counts(),
+    authkeyRefetches: {
+      allowed: state.authkeyRefetch.allowed(),
+      refused: state.authkeyRefetch.refused(),
+    },
+  };
+}
+
+/** The apex's DNSKEY RRset with its RRSIGs from the root servers, for the trust point's probes. */
+async function fetchApexKeys(
+  upstream: Upstream,
+  servers: readonly NameServer[],
+  apex: string,
+): Promise<DnskeyFetch> {
+  const outcome = await upstream.query(servers, apex, 'DNSKEY');
+  if (outcome.kind === 'failed') return { kind: 'failed', detail: outcome.detail };
+  const answers = outcome.message.answers;
+  return {
+    kind: 'response',
+    answers: [...rrsetOf(answers, apex, 'DNSKEY'), ...rrsetOf(answers, apex, 'RRSIG')],
+    server: outcome.server,
   };
 }
 

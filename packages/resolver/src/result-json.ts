@@ -37,7 +37,15 @@ export function resultJson(result: DiscoveryResult): Record<string, unknown> {
     ...(result.stale === true ? { stale: true } : {}),
     ...(result.error === undefined
       ? {}
-      : { error: { reason: result.error.reason, detail: result.error.detail } }),
+      : {
+          error: {
+            reason: result.error.reason,
+            detail: result.error.detail,
+            ...(result.error.ede === undefined
+              ? {}
+              : { ede: { infoCode: result.error.ede.infoCode, text: result.error.ede.text } }),
+          },
+        }),
   };
 }
 
@@ -190,11 +198,21 @@ function parseMsp(value: unknown): MspEntry | undefined {
 
 function parseFailure(value: unknown): DiscoveryResult['error'] | undefined {
   if (!isJsonObject(value)) return undefined;
-  const { reason, detail } = value;
+  const { reason, detail, ede } = value;
   if (typeof reason !== 'string' || !REASONS.has(reason) || typeof detail !== 'string') {
     return undefined;
   }
-  return { reason: reason as DiscoveryErrorReason, detail };
+  // The Extended DNS Error (RFC 8914) is kept when well formed, else left out.
+  const extended =
+    isJsonObject(ede) &&
+    typeof ede.infoCode === 'number' &&
+    Number.isInteger(ede.infoCode) &&
+    ede.infoCode >= 0 &&
+    ede.infoCode <= 0xffff &&
+    typeof ede.text === 'string'
+      ? { ede: { infoCode: ede.infoCode, text: ede.text } }
+      : {};
+  return { reason: reason as DiscoveryErrorReason, detail, ...extended };
 }
 
 function isWhole(value: unknown): value is number {

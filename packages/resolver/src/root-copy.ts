@@ -100,6 +100,11 @@ export interface RootCopyInit extends RootCopySettings {
   readonly apex: string;
   /** The trust anchor's DS (and the DS of its DNSKEYs). */
   readonly ds: readonly DsData[];
+  /**
+   * The DS trusted now, when the trust anchor follows the apex's keys (RFC 5011,
+   * `auto-trust.ts`): each transfer is checked against it rather than {@link ds}.
+   */
+  readonly trustedDs?: () => readonly DsData[];
   /** Root servers with a DNS port, tried in order. */
   readonly servers: readonly ServerAddress[];
   /** How the copy's delegations are reached (`referralServers`). */
@@ -425,7 +430,8 @@ export function startRootCopy(init: RootCopyInit): RootCopyKeeper {
         });
         continue;
       }
-      const checked = await checkRootCopy(result.records, init, init.now());
+      const anchor = init.trustedDs === undefined ? init : { ...init, ds: init.trustedDs() };
+      const checked = await checkRootCopy(result.records, anchor, init.now());
       if (checked.kind === 'rejected') {
         transfersFailed++;
         log.warn('root-copy-rejected', {

@@ -10,6 +10,7 @@ import {
   createLogger,
   csiToName,
   edeOption,
+  EDE_OTHER,
   isSubdomain,
   namesEqual,
   openQueryLog,
@@ -92,8 +93,11 @@ export interface ResolverQueryHandlerOptions {
  * - AD set only when the answer is `secure` and the query set DO or AD (RFC 6840 §5.7, §5.8);
  * - RRSIG, NSEC and NSEC3 only when the query set DO (RFC 4035 §3.2.1), except the queried
  *   type in the answer section;
- * - `bogus`: SERVFAIL, with Extended DNS Error 6 "DNSSEC Bogus" (RFC 8914 §4.7) when the query
- *   has EDNS; an answer from stale cache carries Extended DNS Error 3 "Stale Answer";
+ * - `bogus`: SERVFAIL, with the Extended DNS Error of its reason (RFC 8914: 6 "DNSSEC Bogus",
+ *   7 "Signature Expired", 9 "DNSKEY Missing", …, `ede.ts`) when the query has EDNS; every other
+ *   SERVFAIL likewise (22 "No Reachable Authority", 23 "Network Error", 13 "Cached Error" beside
+ *   the reason for a failure from the failure cache, 0 "Other" for a fault); an answer from stale
+ *   cache carries Extended DNS Error 3 "Stale Answer";
  * - CD, minimally: the resolver validates every answer whatever CD says (RFC 6840 §5.9) and
  *   keeps nothing unvalidated, so CD only changes what a `bogus` answer becomes — with CD the
  *   client gets the rcode and the records the resolver returned for it (possibly none), AD
@@ -126,12 +130,13 @@ export function createResolverQueryHandler(
       resolved = await resolver.resolve(name, type);
     } catch (error) {
       log?.error('resolve-failed', { name, type, error });
-      return resolverResponse(query, 'SERVFAIL');
+      return resolverResponse(query, 'SERVFAIL', [edeOption(EDE_OTHER, 'resolver fault')]);
     }
     const dnssecOk = query.edns?.dnssecOk === true;
-    const ede: EdnsOption[] = [];
+    // Every SERVFAIL says why (RFC 8914): the resolution's reason (`ede.ts`).
+    const ede: EdnsOption[] = (resolved.ede ?? []).map((e) => edeOption(e.infoCode, e.text));
     if (resolved.status === 'bogus') {
-      ede.push(edeOption(EDE_DNSSEC_BOGUS, 'validation failed'));
+      if (ede.length === 0) ede.push(edeOption(EDE_DNSSEC_BOGUS, 'validation failed'));
       if (!query.flags.cd) return resolverResponse(query, 'SERVFAIL', ede);
     }
     if (resolved.stale === true) ede.push(edeOption(EDE_STALE_ANSWER, ''));

@@ -1,6 +1,15 @@
 import type { RootCopyStatus } from './root-copy.js';
 import type {
+  AutoTrustSettings,
+  ProbeOutcome,
+  TrackedKey,
+  TrustAnchorKeyState,
+} from './auto-trust.js';
+import type { UpstreamObserver } from './upstream.js';
+import type { AuthkeyRefetchSettings } from './authkey-refetch.js';
+import type {
   Csi,
+  ExtendedDnsError,
   Logger,
   MspEntry,
   Rcode,
@@ -51,8 +60,11 @@ export interface DiscoveryResult {
   ttl: number;
   /** Served from stale cache because every server of a zone failed (RFC 8767). */
   stale?: boolean;
-  /** For `error`: the reason and a human-readable detail. */
-  error?: { reason: DiscoveryErrorReason; detail: string };
+  /**
+   * For `error`: the reason and a human-readable detail, and for a failed resolution the
+   * Extended DNS Error a DNS client would get with its SERVFAIL (RFC 8914, `ede.ts`).
+   */
+  error?: { reason: DiscoveryErrorReason; detail: string; ede?: ExtendedDnsError };
 }
 
 /** Results of a batch, and each as the JSON text the JSON API writes for it (design §7). */
@@ -70,6 +82,8 @@ export interface ResolvedAnswer {
   authorities: ResourceRecord[];
   /** Served from stale cache (RFC 8767). */
   stale?: boolean;
+  /** Why it failed (`bogus`, or SERVFAIL): the Extended DNS Errors of the response (RFC 8914). */
+  ede?: ExtendedDnsError[];
   /**
    * Seconds from now during which this answer may be given again as it is, TTLs unchanged
    * (`client-ttl.ts`); absent or 0: not again.
@@ -79,8 +93,15 @@ export interface ResolvedAnswer {
 
 /** Counters the resolver keeps for its metrics. */
 export interface ResolverStats {
+  /** Lookups answered from the cache since start, every cache together ({@link cacheHitsBy}). */
   cacheHits: number;
   cacheMisses: number;
+  /**
+   * The same by cache: `answer` (validated answers and denials of questions), `discovery`
+   * (discovery results), for `resolver_cache_hits_total{cache}` and `…_misses_total{cache}`.
+   */
+  cacheHitsBy: Record<CacheName, number>;
+  cacheMissesBy: Record<CacheName, number>;
   /** Signature verifications (one RRSIG tried with one key) since start. */
   signatureVerifications: number;
   /** Questions answered from the failure cache (RFC 9520) since start. */
@@ -91,7 +112,14 @@ export interface ResolverStats {
   cacheBytes: number;
   /** The local root copy (`root-copy.ts`): its state, serial, age and transfer counts. */
   rootCopy: RootCopyStatus;
+  /** Keys of the apex's trust point by RFC 5011 state (`auto-trust.ts`). */
+  trustAnchorKeys: Record<TrustAnchorKeyState, number>;
+  /** AUTHKEY RRsets asked again for an unknown prover, and those the bounds refused. */
+  authkeyRefetches: { allowed: number; refused: number };
 }
+
+/** The caches whose hits and misses are counted apart. */
+export type CacheName = 'answer' | 'discovery';
 
 /** A caching, validating, aggregating resolver. */
 export interface Resolver {
@@ -125,7 +153,16 @@ export interface Resolver {
    * resolver; resolves with the copy's status after it. Never rejects.
    */
   refreshRootCopy(): Promise<RootCopyStatus>;
-  /** Closes upstream connections and stops the root copy's refreshes. */
+  /**
+   * Probes the apex's DNSKEY RRset now for the trust point (RFC 5011, `auto-trust.ts`), joining
+   * a probe under way; never rejects.
+   */
+  probeTrustAnchor(): Promise<ProbeOutcome>;
+  /** The apex's tracked keys and their RFC 5011 states. */
+  trustAnchorKeys(): readonly TrackedKey[];
+  /** Tells `observer` of every query to a server from now on: its RTT or failure (metrics). */
+  observeUpstream(observer: UpstreamObserver): void;
+  /** Closes upstream connections and stops the root copy's refreshes and the trust point's probes. */
   close(): Promise<void>;
 }
 
@@ -168,6 +205,17 @@ export interface ResolverConfig {
    * absent keys take their defaults.
    */
   upstream?: UpstreamConfig;
+  /**
+   * RFC 5011 updates of the trust anchor (`auto-trust.ts`): on unless `enabled` is false;
+   * `file` is where the state is kept (the trust anchor file, as Unbound's
+   * `auto-trust-anchor-file`); without it, in memory only.
+   */
+  autoTrustAnchor?: AutoTrustSettings;
+  /**
+   * Bounds of AUTHKEY re-fetches for an unknown prover (`authkey-refetch.ts`); absent keys take
+   * their constants.
+   */
+  authkeyRefetch?: AuthkeyRefetchSettings;
 }
 
 /** `ResolverConfig.upstream`; each key's default is the named constant. */
@@ -208,4 +256,9 @@ export interface ResolverComponents {
    */
   now?: () => number;
   log?: Logger;
+  /**
+   * Whether the trust point's probes run on a timer (default true); tests that drive them with
+   * `probeTrustAnchor` and a fake clock turn it off.
+   */
+  autoTrustSchedule?: boolean;
 }

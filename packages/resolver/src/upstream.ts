@@ -100,8 +100,21 @@ export interface Upstream {
   close(): Promise<void>;
 }
 
+/**
+ * Told of each query to one server (a try of {@link Upstream.query}, not a probe): `server` is
+ * its address or URL ({@link serverId}); `rttSeconds` when it answered, else `error` as
+ * `timeout`, `connect` (any other transport failure) or the rcode it answered (`servfail`,
+ * `refused`, `formerr`, `notimp`). For metrics; it must not throw.
+ */
+export type UpstreamObserver = (
+  server: string,
+  result: { readonly rttSeconds: number } | { readonly error: string },
+) => void;
+
 /** Options of {@link createUpstream}. */
 export interface UpstreamInit {
+  /** Told of each query's RTT or failure ({@link UpstreamObserver}). */
+  observe?: UpstreamObserver;
   /** PEM CA certificates trusted for DoH; default the system store. */
   ca?: string | string[];
   /** Per-server timeout; default {@link SERVER_TIMEOUT_MS}. */
@@ -285,8 +298,11 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
       sent++;
       try {
         const response = await send(server, message);
-        infra.answered(id, monotonicMs() - started);
+        const rttMs = monotonicMs() - started;
+        infra.answered(id, rttMs);
+        init.observe?.(id, { rttSeconds: rttMs / 1000 });
         if (RETRY_RCODES.has(response.rcode)) {
+          init.observe?.(id, { error: response.rcode.toLowerCase() });
           answered = true;
           failures.push(`${id} answered ${response.rcode}`);
           continue;
@@ -296,6 +312,14 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
         if (!(error instanceof TransportError)) throw error;
         // A failed server goes after every working one until it answers again.
         failed(id, error, sentAt);
+        init.observe?.(id, {
+          error:
+            error.code === 'ERR_TRANSPORT_TIMEOUT'
+              ? 'timeout'
+              : error.code === 'ERR_TRANSPORT_CERTIFICATE'
+                ? 'certificate'
+                : 'connect',
+        });
         if (error.code === 'ERR_TRANSPORT_TIMEOUT') timedOut = true;
         failures.push(`${id}: ${error.code}`);
       } finally {

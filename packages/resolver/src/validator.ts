@@ -1,5 +1,6 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
+  DNSKEY_FLAG_REVOKE,
   DNSSEC_ALGORITHM_ED25519,
   NXNAME_TYPE,
   canonicalName,
@@ -394,9 +395,11 @@ export async function validateDnskeys(
   const rrset = rrsetOf(answers, zone, 'DNSKEY');
   if (rrset.length === 0) return fail('missing-dnskey');
   if (tooManySameTagKeys(rrset)) return fail(LIMIT_REASONS.sameTagKeys);
+  // RFC 5011 §2.1: a revoked key (REVOKE bit set) is no entry point, whatever DS names it.
   const entry = rrset.filter(
     (rr) =>
       rr.data.algorithm === DNSSEC_ALGORITHM_ED25519 &&
+      (rr.data.flags & DNSKEY_FLAG_REVOKE) === 0 &&
       ds.some((d) => dsMatchesDnskey(zone, d, rr.data)),
   );
   if (entry.length === 0) return fail('no-ds-match');

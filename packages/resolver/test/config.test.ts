@@ -1,6 +1,6 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   ConfigError,
   DEFAULT_DOH_CONNECTIONS_PER_CLIENT,
@@ -20,6 +20,9 @@ import {
 } from '@mimi-discovery/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  AUTO_TRUST_ADD_HOLD_DOWN_SECONDS,
+  AUTO_TRUST_MAX_PROBE_SECONDS,
+  AUTO_TRUST_REMOVE_HOLD_DOWN_SECONDS,
   DEFAULT_API_REQUEST_BURST,
   DEFAULT_API_REQUESTS_PER_SECOND,
   DEFAULT_MAX_SEEN,
@@ -94,6 +97,11 @@ describe('resolverConfigSchema', () => {
   it('fills in every default', () => {
     const config: ResolverFileConfig = parseConfigText(resolver(), resolverConfigSchema);
     expect(config).toEqual({
+      autoTrustAnchor: {
+        enabled: true,
+        addHoldDownSeconds: AUTO_TRUST_ADD_HOLD_DOWN_SECONDS,
+        removeHoldDownSeconds: AUTO_TRUST_REMOVE_HOLD_DOWN_SECONDS,
+      },
       apex: 'mimi.arpa',
       rootHints: 'hints.json',
       trustAnchor: 'root.key',
@@ -476,6 +484,60 @@ describe('resolverConfigSchema', () => {
       ],
     ],
     [
+      'autoTrustAnchor',
+      [
+        [
+          resolver('"autoTrustAnchor": { "addHoldDownSeconds": 60, "maxProbeSeconds": 5 }'),
+          'autoTrustAnchor',
+          {
+            enabled: true,
+            addHoldDownSeconds: 60,
+            removeHoldDownSeconds: AUTO_TRUST_REMOVE_HOLD_DOWN_SECONDS,
+            maxProbeSeconds: 5,
+          },
+        ],
+        [
+          resolver('"autoTrustAnchor": { "enabled": false }'),
+          'autoTrustAnchor',
+          {
+            enabled: false,
+            addHoldDownSeconds: AUTO_TRUST_ADD_HOLD_DOWN_SECONDS,
+            removeHoldDownSeconds: AUTO_TRUST_REMOVE_HOLD_DOWN_SECONDS,
+          },
+        ],
+        [
+          resolver('"autoTrustAnchor": { "addHoldDownSeconds": 0 }'),
+          'error',
+          'autoTrustAnchor.addHoldDownSeconds: must be at least 1',
+        ],
+        [
+          resolver('"autoTrustAnchor": { "maxProbeSeconds": 99999999 }'),
+          'error',
+          `autoTrustAnchor.maxProbeSeconds: must be at most ${AUTO_TRUST_MAX_PROBE_SECONDS}`,
+        ],
+        [
+          resolver('"autoTrustAnchor": { "file": "x" }'),
+          'error',
+          'unknown key "file" in autoTrustAnchor',
+        ],
+      ],
+    ],
+    [
+      'authkeyRefetch',
+      [
+        [
+          resolver('"authkeyRefetch": { "minIntervalSeconds": 30, "perMinute": 10 }'),
+          'authkeyRefetch',
+          { minIntervalSeconds: 30, perMinute: 10 },
+        ],
+        [
+          resolver('"authkeyRefetch": { "perMinute": 0 }'),
+          'error',
+          'authkeyRefetch.perMinute: must be at least 1',
+        ],
+      ],
+    ],
+    [
       'log',
       [
         [resolver('"log": { "level": "warn" }'), 'log', { level: 'warn' }],
@@ -570,6 +632,13 @@ describe('loadResolverConfig', () => {
     });
     const config = await loadResolverConfig(path);
     expect(config).toEqual({
+      // The anchor file keeps the RFC 5011 state.
+      autoTrustAnchor: {
+        enabled: true,
+        addHoldDownSeconds: AUTO_TRUST_ADD_HOLD_DOWN_SECONDS,
+        removeHoldDownSeconds: AUTO_TRUST_REMOVE_HOLD_DOWN_SECONDS,
+        file: join(dirname(path), 'root.key'),
+      },
       source: path,
       apex: 'mimi.arpa',
       rootServers: hints.servers,

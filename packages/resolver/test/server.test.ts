@@ -8,6 +8,7 @@ import {
   createLocalCa,
   createLogger,
   createZoneKey,
+  extendedDnsErrors,
   issueServerCertificate,
   queryTcp,
   queryUdp,
@@ -38,6 +39,9 @@ const NXDOMAIN = `9.9.9.9.6.4.9.7.0.2.${ZONE}`;
 /** A name under {@link NXDOMAIN}, denied through it (RFC 8020). */
 const BELOW_NXDOMAIN = `1.${NXDOMAIN}`;
 const FAULT = `fault.${ZONE}`;
+/** Bogus for an expired signature; SERVFAIL for a zone none of whose servers answered, cached. */
+const EXPIRED_SIG = `expired.${ZONE}`;
+const UNREACHABLE = `unreachable.${ZONE}`;
 const CACHED = `cached.${ZONE}`;
 /** Answered without `usable`: not to be given again. */
 const ONCE = `once.${ZONE}`;
@@ -68,6 +72,25 @@ const ANSWERS: ReadonlyMap<string, ResolvedAnswer> = new Map([
   [INSECURE, answer('insecure')],
   [INDETERMINATE, answer('indeterminate')],
   [BOGUS, answer('bogus')],
+  [
+    EXPIRED_SIG,
+    answer('bogus', {
+      rcode: 'SERVFAIL',
+      answers: [],
+      ede: [{ infoCode: 7, text: 'signature-expired: MAP of expired.4.4.e164.mimi.arpa' }],
+    }),
+  ],
+  [
+    UNREACHABLE,
+    answer('indeterminate', {
+      rcode: 'SERVFAIL',
+      answers: [],
+      ede: [
+        { infoCode: 22, text: 'servfail: every server failed' },
+        { infoCode: 13, text: 'cached failure (RFC 9520)' },
+      ],
+    }),
+  ],
   [STALE, answer('secure', { stale: true })],
   [
     CACHED,
@@ -105,6 +128,14 @@ const resolver: Resolver = {
     flushes++;
   },
   refreshRootCopy: () => Promise.reject(new Error('not used')),
+  probeTrustAnchor: () => Promise.reject(new Error('not used')),
+  trustAnchorKeys: () => [],
+  observeUpstream: (observer) => {
+    // Two answers and a timeout of one server, as the metrics see them.
+    observer('127.0.0.1:53', { rttSeconds: 0.004 });
+    observer('127.0.0.1:53', { rttSeconds: 0.2 });
+    observer('127.0.0.1:53', { error: 'timeout' });
+  },
   async resolve(name, type) {
     resolved.push([name, type]);
     if (name === FAULT) throw new Error('resolver fault');
@@ -113,12 +144,16 @@ const resolver: Resolver = {
   stats: () => ({
     cacheHits: 3,
     cacheMisses: 1,
+    cacheHitsBy: { answer: 2, discovery: 1 },
+    cacheMissesBy: { answer: 1, discovery: 0 },
     signatureVerifications: 5,
     failureCacheHits: 2,
     upstreamQueries: 17,
     validationFailures: { 'bogus-signature': 2, 'no-ds-match': 1 },
     cacheBytes: 4096,
     rootCopy: { state: 'off', transfersOk: 0, transfersFailed: 0 },
+    trustAnchorKeys: { addpend: 1, valid: 1, missing: 0, revoked: 0, removed: 0 },
+    authkeyRefetches: { allowed: 4, refused: 6 },
   }),
   close: async () => undefined,
 };
@@ -267,6 +302,14 @@ describe('bogus answers', () => {
     expect(edeCodes(response)).toEqual([6]);
   });
 
+  it("carry the resolver's reason as the Extended DNS Error (RFC 8914)", async () => {
+    const response = await queryUdp(udp(), query(EXPIRED_SIG, 'MAP', { do: true }));
+    expect(response.rcode).toBe('SERVFAIL');
+    expect(extendedDnsErrors(response.edns?.options ?? [])).toEqual([
+      { infoCode: 7, text: 'signature-expired: MAP of expired.4.4.e164.mimi.arpa' },
+    ]);
+  });
+
   it('are SERVFAIL without an OPT for a query without EDNS', async () => {
     const response = await queryUdp(udp(), query(BOGUS, 'MAP', { edns: false }));
     expect(response.rcode).toBe('SERVFAIL');
@@ -280,6 +323,22 @@ describe('bogus answers', () => {
     expect(response.flags.ad).toBe(false);
     expect(types(response.answers)).toEqual(['MAP', 'RRSIG']);
     expect(edeCodes(response)).toEqual([6]);
+  });
+});
+
+describe('every SERVFAIL says why (RFC 8914)', () => {
+  it('an unreachable zone, from the failure cache: 22 No Reachable Authority and 13 Cached Error', async () => {
+    const response = await queryUdp(udp(), query(UNREACHABLE, 'MAP'));
+    expect(response.rcode).toBe('SERVFAIL');
+    expect(edeCodes(response)).toEqual([22, 13]);
+  });
+
+  it('a resolver fault: 0 Other', async () => {
+    const response = await queryUdp(udp(), query(FAULT, 'MAP'));
+    expect(response.rcode).toBe('SERVFAIL');
+    expect(extendedDnsErrors(response.edns?.options ?? [])).toEqual([
+      { infoCode: 0, text: 'resolver fault' },
+    ]);
   });
 });
 
@@ -420,7 +479,19 @@ describe('the admin port', () => {
   it("serves metrics, the core's counts copied at scrape time", async () => {
     await queryUdp(udp(), query(SECURE, 'MAP'));
     const text = await (await fetch(`${admin()}/metrics`)).text();
-    expect(text).toContain('resolver_cache_hit_ratio 0.75\n');
+    // Hits and misses as counters by cache (the hit-ratio gauge is gone: take a rate ratio).
+    expect(text).not.toContain('resolver_cache_hit_ratio');
+    expect(text).toContain('resolver_cache_hits_total{cache="answer"} 2\n');
+    expect(text).toContain('resolver_cache_hits_total{cache="discovery"} 1\n');
+    expect(text).toContain('resolver_cache_misses_total{cache="answer"} 1\n');
+    expect(text).toContain('resolver_upstream_rtt_seconds_count{upstream="127.0.0.1:53"} 2\n');
+    expect(text).toContain(
+      'resolver_upstream_errors_total{upstream="127.0.0.1:53",kind="timeout"} 1\n',
+    );
+    expect(text).toContain('resolver_trust_anchor_keys{state="addpend"} 1\n');
+    expect(text).toContain('resolver_trust_anchor_keys{state="valid"} 1\n');
+    expect(text).toContain('resolver_authkey_refetches_total{outcome="allowed"} 4\n');
+    expect(text).toContain('resolver_authkey_refetches_total{outcome="refused"} 6\n');
     expect(text).toContain('resolver_cache_bytes 4096\n');
     expect(text).toContain('resolver_upstream_queries_total 17\n');
     expect(text).toContain('resolver_validation_failures_total{reason="bogus-signature"} 2\n');

@@ -1,13 +1,14 @@
 import type { Command } from 'commander';
 import { loadConfig, selectZones, withStore } from '../config-file.js';
 import type { CommandEnv } from '../context.js';
-import { dsJson, dsLine, zoneDs, type DsJson } from '../ds-records.js';
+import { dsJson, dsLine, zoneEntryDs, type DsJson } from '../ds-records.js';
 import { zoneOf } from '../flag-values.js';
 
 /**
- * `ds`: the DS record of each zone of a server's store, in presentation form, to hand to the
- * parent (`delegate --ds`). With `--json`, a list of `{zone, keyTag, algorithm, digestType,
- * digest}` (digest in hex), one per zone key.
+ * `ds`: the DS records of each zone of a server's store, in presentation form, to hand to the
+ * parent (`delegate --ds`): one per SEP key at the apex that is not revoked (RFC 5011 §2.1), so
+ * during a key roll both keys' DS. With `--json`, a list of `{zone, keyTag, algorithm,
+ * digestType, digest}` (digest in hex), one per such key.
  */
 
 interface DsFlags {
@@ -35,7 +36,7 @@ Examples:
       const { config } = await loadConfig(flags.config, env);
       const zone = flags.zone === undefined ? undefined : zoneOf('--zone', flags.zone, config.apex);
       const list = await withStore(config, env, (store) =>
-        selectZones(store, zone).flatMap((z) => zoneDs(store, z).map((ds) => ({ z, ds }))),
+        selectZones(store, zone).flatMap((z) => zoneEntryDs(store, z).map((ds) => ({ z, ds }))),
       );
       if (flags.json === true) {
         const out: DsJson[] = list.map(({ z, ds }) => dsJson(z, ds));

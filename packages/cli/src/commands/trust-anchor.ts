@@ -2,6 +2,7 @@ import { isIPv6 } from 'node:net';
 import { resolve } from 'node:path';
 import {
   DEFAULT_DOH_PATH,
+  createTrustAnchor,
   formatBindTrustAnchors,
   formatTrustAnchor,
   isSubdomain,
@@ -10,14 +11,15 @@ import { formatRootHints, rootTrustAnchor, type RootServerHint } from '@mimi-dis
 import { Option, type Command } from 'commander';
 import { loadConfig, requireRole, withStore } from '../config-file.js';
 import type { CommandEnv } from '../context.js';
-import { dsJson } from '../ds-records.js';
-import { usageError } from '../errors.js';
+import { dsJson, isEntryKey } from '../ds-records.js';
+import { failure, usageError } from '../errors.js';
 import { writeReplacing } from '../files.js';
 import { isPublishableAddress } from '../flag-values.js';
 
 /**
  * `trust-anchor` and `hints`: what a resolver needs to start from the root directory (design
- * §6) — the root zone's DS and DNSKEY in the file format Unbound reads (or BIND's
+ * §6) — the root zone's DS and DNSKEY of every SEP key the apex publishes that is not revoked
+ * (both during a key roll) in the file format Unbound reads (or BIND's
  * `trust-anchors` statement for `delv -a`), and the root hints JSON with the root server's
  * name, address, plain DNS port and DoH URL. Both are derived from the root's config and store;
  * `--out` replaces the file atomically, since both are rewritten when the root changes.
@@ -63,7 +65,18 @@ Examples:
       const loaded = await loadConfig(flags.config, env);
       requireRole(loaded, 'root', 'trust-anchor');
       const { config } = loaded;
-      const anchor = await withStore(config, env, (store) => rootTrustAnchor(store, config.apex));
+      // Every SEP key the apex publishes and has not revoked: both keys during a roll, so that a
+      // resolver started then trusts whichever signs next (RFC 5011 §2.1: never a revoked one).
+      const published = await withStore(config, env, (store) =>
+        rootTrustAnchor(store, config.apex),
+      );
+      const anchor = createTrustAnchor(published.zone, published.dnskeys.filter(isEntryKey));
+      if (anchor.dnskeys.length === 0) {
+        throw failure(
+          'ERR_CLI_NO_ZONE',
+          `${published.zone} publishes no SEP key that is not revoked`,
+        );
+      }
       const text =
         flags.format === 'bind' ? formatBindTrustAnchors(anchor) : formatTrustAnchor(anchor);
       const out = flags.out === undefined ? undefined : resolve(env.cwd, flags.out);

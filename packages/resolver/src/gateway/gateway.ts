@@ -7,6 +7,7 @@ import {
   decodeMessage,
   dohCacheMaxAge,
   edeOption,
+  EDE_OTHER,
   encodeMessage,
   isJsonContentType,
   jsonErrorBody,
@@ -750,10 +751,22 @@ function refusedQuery(query: Message, code: string): Message {
   };
 }
 
-/** SERVFAIL for a query not answered within the deadline (header only when it does not decode). */
+/**
+ * SERVFAIL for a query not answered within the deadline, with Extended DNS Error 0 saying so
+ * (RFC 8914: every SERVFAIL says why) when the query has EDNS; header only when it does not
+ * decode.
+ */
 function odohServfail(bytes: Uint8Array): Uint8Array {
   try {
-    return encodeMessage(respondError(decodeMessage(bytes), 'SERVFAIL'));
+    const base = respondError(decodeMessage(bytes), 'SERVFAIL');
+    return encodeMessage(
+      base.edns === undefined
+        ? base
+        : {
+            ...base,
+            edns: { ...base.edns, options: [edeOption(EDE_OTHER, 'deadline: no answer in time')] },
+          },
+    );
   } catch {
     const out = Uint8Array.from(bytes.subarray(0, 12));
     out[2] = 0x80 | ((out[2] ?? 0) & 0x79);
