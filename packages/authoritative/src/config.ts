@@ -12,6 +12,7 @@ import {
   TSIG_ALGORITHMS,
   checkConnectionsPerClient,
   checkTlsForHttps,
+  controlConfigSchema,
   createTsigKey,
   decodeSecret,
   cidrListSchema,
@@ -401,6 +402,12 @@ export const dpConfigSchema = z
     queryLog: queryLogConfigSchema.optional(),
     /** Each zone's journal for IXFR (`journalSchema`); absent: the store's defaults. */
     journal: journalSchema.optional(),
+    /**
+     * The control channel (`control.ts` of `@mimi-discovery/common`): `{ "socket": "…",
+     * "keyFile": "…", "maxClients": 8, "timeoutMs": 10000 }`; absent: the socket at
+     * `<dataDir>/control.sock` and no control over the admin port.
+     */
+    control: controlConfigSchema.optional(),
   })
   .check((ctx) => {
     checkTlsForHttps(ctx);

@@ -10,6 +10,7 @@ import {
   checkConnectionsPerClient,
   checkTlsForHttps,
   cidrListSchema,
+  controlConfigSchema,
   configPathSchema,
   dohLimitsConfigSchema,
   domainNameSchema,
@@ -375,6 +376,11 @@ export const resolverConfigSchema = z
     log: logConfigSchema.prefault({}),
     queryLog: resolverQueryLogSchema.optional(),
     gateway: gatewayConfigSchema.optional(),
+    /**
+     * The control channel (`control.ts` of `@mimi-discovery/common`); absent: the socket at
+     * `control.sock` beside the config file, and no control over the admin port.
+     */
+    control: controlConfigSchema.optional(),
   })
   .check((ctx) => {
     checkResolverListeners(ctx);
@@ -456,6 +462,8 @@ export interface ResolverServerConfig extends ResolverConfig {
   queryLog?: ResolverFileConfig['queryLog'];
   /** The gateway; its paths absolute. */
   gateway?: ResolverFileConfig['gateway'];
+  /** The control channel; its paths absolute. */
+  control?: ResolverFileConfig['control'];
 }
 
 /** The files a resolver starts from, by path. */
@@ -574,6 +582,17 @@ export async function loadResolverConfig(path: string): Promise<ResolverServerCo
             issuers: file.gateway.issuers.map((issuer) =>
               issuer.keysFile === undefined ? issuer : { ...issuer, keysFile: at(issuer.keysFile) },
             ),
+          },
+        }),
+    ...(file.control === undefined
+      ? {}
+      : {
+          control: {
+            ...file.control,
+            ...(typeof file.control.socket === 'string'
+              ? { socket: at(file.control.socket) }
+              : {}),
+            ...(file.control.keyFile === undefined ? {} : { keyFile: at(file.control.keyFile) }),
           },
         }),
   };

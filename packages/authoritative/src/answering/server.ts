@@ -1,7 +1,12 @@
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
+  CONTROL_SOCKET_NAME,
   canonicalName,
+  certificateSummary,
+  changedConfigKeys,
   createLogger,
+  openServerControl,
   AnswerCache,
   openQueryLog,
   startAdminServer,
@@ -14,7 +19,10 @@ import {
   type Logger,
   type QueryHandler,
   type QueryLog,
+  type ReloadReport,
+  type ServerControl,
 } from '@mimi-discovery/common';
+import { dpControlHandlers } from './control-commands.js';
 import type { DpConfig } from '../config.js';
 import { createAnswerer } from './answer.js';
 import { setUpTransfers } from './transfer-setup.js';
@@ -46,6 +54,15 @@ export interface RunningDp {
   readonly admin: AdminServer | undefined;
   /** The query log, when the config asks for one (`queryLog`). */
   readonly queryLog: QueryLog | undefined;
+  /** The control channel (`ctl`): its socket, and the admin port's key. */
+  readonly control: ServerControl;
+  /**
+   * `ctl reload` and SIGHUP: re-reads the config file (`reloadConfig`) and the certificate and
+   * key, swaps the TLS context of the DoH and registration listeners (open connections keep
+   * theirs, so no query is dropped), and names the changed keys that need a restart, which keep
+   * their old values. A config or certificate that cannot be used changes nothing and rejects.
+   */
+  reload(): Promise<ReloadReport>;
   /** Stops every listener and the re-signing, writes what the query log holds, then closes the store. */
   close(): Promise<void>;
 }
@@ -61,6 +78,10 @@ export interface DpComponents {
   log?: Logger;
   /** An already open store (tests); default the config's (`openConfiguredStore`). */
   store?: DiscoveryStore;
+  /** The config file, for `status` and `reload`; undefined: `reload` re-reads the certificates only. */
+  configFile?: string;
+  /** Reads the config file again (`reload`); default: the config the server started with. */
+  reloadConfig?: () => Promise<DpConfig>;
 }
 
 /** How often the background task looks for signatures to renew. */
@@ -83,6 +104,7 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       log: log.child('store'),
     }));
   const started: Array<{ close(): Promise<void> }> = [];
+  const startedAt = now();
   /** The query log: closed after the listeners, so that it has every query they answered. */
   let closeLast: { close(): Promise<void> } | undefined;
   try {
@@ -190,6 +212,77 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       metrics.watchConnections('api', registrationApi);
     }
 
+    // The control channel: its key is read now (a bad key file stops the start); its socket
+    // listens last, once everything it controls runs.
+    let current = config;
+    let lastReload: { at: number; ok: boolean } | undefined;
+    let nextResignAt: number | undefined;
+    const refreshSeconds = config.signing.refreshDays * day;
+    const reload = async (): Promise<ReloadReport> => {
+      try {
+        const next = components.reloadConfig ? await components.reloadConfig() : current;
+        // Only the certificate and key apply without a restart: every other changed key is named.
+        const restartNeeded = changedConfigKeys(
+          { ...current, tls: current.tls === undefined },
+          { ...next, tls: next.tls === undefined },
+        );
+        const tlsListeners = [dns?.doh, registrationApi].filter((l) => l !== undefined);
+        let certificate;
+        const applied: string[] = [];
+        if (next.tls !== undefined && tlsListeners.length > 0) {
+          const pair = { cert: await readFile(next.tls.cert), key: await readFile(next.tls.key) };
+          // The first swap checks the pair: when it throws, nothing has changed.
+          for (const listener of tlsListeners) listener.setTls(pair);
+          certificate = certificateSummary(pair.cert);
+          applied.push('tls');
+        }
+        current = { ...current, ...(next.tls === undefined ? {} : { tls: next.tls }) };
+        lastReload = { at: now(), ok: true };
+        const report: ReloadReport = {
+          configFile: components.configFile,
+          applied,
+          restartNeeded,
+          certificate,
+        };
+        log.info('reloaded', {
+          applied,
+          restartNeeded,
+          ...(certificate === undefined ? {} : { certificateValidTo: certificate.validTo }),
+        });
+        return report;
+      } catch (error) {
+        lastReload = { at: now(), ok: false };
+        log.error('reload-failed', { error });
+        throw error;
+      }
+    };
+    const control = await openServerControl(
+      config.control,
+      join(config.dataDir, CONTROL_SOCKET_NAME),
+      dpControlHandlers({
+        role: config.role,
+        store,
+        now,
+        startedAt,
+        configFile: components.configFile,
+        registry: metrics.registry,
+        listeners: () => [
+          ...(dns?.udp ? [{ listener: 'udp', ...dns.udp }] : []),
+          ...(dns?.tcp ? [{ listener: 'tcp', host: dns.tcp.host, port: dns.tcp.port }] : []),
+          ...(dns?.doh ? [{ listener: 'doh', url: dns.doh.url }] : []),
+          ...(registrationApi ? [{ listener: 'api', url: registrationApi.url }] : []),
+          ...(adminServer ? [{ listener: 'admin', url: adminServer.url }] : []),
+          ...(control.socket ? [{ listener: 'control', path: control.socket.path }] : []),
+        ],
+        reload,
+        nextResign: () => nextResignAt,
+        resignBefore: () => now() + refreshSeconds,
+        lastReload: () => lastReload,
+      }),
+      log.child('control'),
+    );
+    started.push(control);
+
     const adminServer =
       admin !== null
         ? await startAdminServer(
@@ -201,6 +294,7 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
                 detail: { role: config.role, zones: store.listZones().length },
               }),
               log: log.child('admin'),
+              control: { dispatcher: control.dispatcher, key: control.key },
             },
           )
         : undefined;
@@ -211,8 +305,8 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
 
     // RRSIGs are renewed well before they expire (design §5): a small pass every interval.
     let resigning: Promise<unknown> = Promise.resolve();
-    const refreshSeconds = config.signing.refreshDays * day;
     const resign = (): void => {
+      nextResignAt = now() + RESIGN_INTERVAL_MS / 1000;
       resigning = store.resign(now() + refreshSeconds).catch((error: unknown) => {
         log.error('resign-failed', { error });
       });
@@ -222,6 +316,7 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
     // The first pass runs while the listeners answer: it reads every node of every zone, which
     // takes seconds for millions of names, and renewal is due a week before expiry anyway.
     resign();
+    await control.listen();
     log.info('started', {
       role: config.role,
       zones: store.listZones(),
@@ -230,6 +325,7 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       doh: dns?.doh?.url,
       api: registrationApi?.url,
       admin: adminServer?.url,
+      control: control.socket?.path,
     });
 
     return {
@@ -239,6 +335,8 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       api: registrationApi,
       admin: adminServer,
       queryLog,
+      control,
+      reload,
       async close() {
         clearInterval(timer);
         await Promise.allSettled(started.map((s) => s.close()));

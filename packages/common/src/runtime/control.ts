@@ -24,7 +24,7 @@
  * {@link CONTROL_MAX_REQUESTS_PER_CONNECTION} requests per connection. A malformed request gets
  * its error reply and changes nothing; it never stops the server.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { X509Certificate, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
@@ -33,6 +33,7 @@ import { z } from 'zod';
 import { MimiError } from '../protocol/errors.js';
 import { silentLogger, type Logger } from './log.js';
 import { positiveIntSchema, timeoutMsSchema } from './config.js';
+import type { MetricsRegistry, Registry } from './metrics.js';
 
 /** Largest request line, newline included: a command and a name fit in far less. */
 export const CONTROL_MAX_REQUEST_OCTETS = 4_096;
@@ -99,7 +100,9 @@ export type ControlErrorCode =
   /** A socket path too long, a key file that does not hold a key. */
   | 'ERR_CONTROL_CONFIG'
   /** The client reached no server. */
-  | 'ERR_CONTROL_UNREACHABLE';
+  | 'ERR_CONTROL_UNREACHABLE'
+  /** `zone-status` or `key-status` of a zone the server does not serve. */
+  | 'ERR_CONTROL_NO_ZONE';
 
 /** A control channel fault, with a stable code. */
 export class ControlError extends MimiError<ControlErrorCode> {}
@@ -298,6 +301,129 @@ export function controlReplyStatus(reply: ControlReply): number {
 }
 
 // ------------------------------------------------------------------------------------------
+// What the servers' commands share
+
+/**
+ * The dotted paths of the leaves that differ between two parsed configs (`listen.udp`,
+ * `limits.doh.maxConnections`), sorted; a subtree present in only one of them is its own path.
+ * `reload` names these when they need a restart.
+ */
+export function changedConfigKeys(before: unknown, after: unknown, prefix = ''): string[] {
+  if (Object.is(before, after)) return [];
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+  if (isObject(before) && isObject(after)) {
+    const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
+    const out: string[] = [];
+    for (const key of [...keys].sort()) {
+      out.push(
+        ...changedConfigKeys(before[key], after[key], prefix === '' ? key : `${prefix}.${key}`),
+      );
+    }
+    return out;
+  }
+  if (JSON.stringify(before) === JSON.stringify(after)) return [];
+  return [prefix === '' ? '(config)' : prefix];
+}
+
+/** What `reload` and `status` say of a certificate: subject, names, validity, fingerprint. */
+export interface CertificateSummary {
+  readonly subject: string;
+  readonly subjectAltName: string | undefined;
+  readonly validFrom: string;
+  readonly validTo: string;
+  readonly fingerprint256: string;
+}
+
+/** The summary of the first certificate of a PEM chain. */
+export function certificateSummary(pem: string | Uint8Array): CertificateSummary {
+  const certificate = new X509Certificate(typeof pem === 'string' ? pem : Buffer.from(pem));
+  return {
+    subject: certificate.subject,
+    subjectAltName: certificate.subjectAltName,
+    validFrom: new Date(certificate.validFrom).toISOString(),
+    validTo: new Date(certificate.validTo).toISOString(),
+    fingerprint256: certificate.fingerprint256,
+  };
+}
+
+/** `stats`: every metric of a registry as JSON (name, type, and each labelled value). */
+export async function metricsJson(registry: Registry | MetricsRegistry): Promise<unknown> {
+  const inner = 'getMetricsAsJSON' in registry ? registry : registry.registry;
+  const metrics = await inner.getMetricsAsJSON();
+  return metrics.map((m) => ({
+    name: m.name,
+    type: m.type,
+    values: m.values.map((v) => ({ labels: v.labels, value: v.value })),
+  }));
+}
+
+/** The TLS material and every other setting a reload compares. */
+export interface ReloadableSettings {
+  readonly tls?: { cert: string | Uint8Array; key: string | Uint8Array } | undefined;
+}
+
+/** What a `reload` did: what it applied, and the changed keys that need a restart. */
+export interface ReloadReport {
+  /** The config file re-read; undefined when the server was started without one. */
+  readonly configFile: string | undefined;
+  /** `tls` when the certificate and key were swapped. */
+  readonly applied: readonly string[];
+  /** Changed keys that need a restart; they keep their old value until then. */
+  readonly restartNeeded: readonly string[];
+  /** The certificate now served, when the server has TLS listeners. */
+  readonly certificate: CertificateSummary | undefined;
+}
+
+/** A listener whose TLS context can be swapped. */
+interface TlsListener {
+  setTls(tls: { cert: string | Uint8Array; key: string | Uint8Array }): void;
+}
+
+/**
+ * The reload of a server whose settings hold its certificate and key (PEM): `read` gives the settings as the config file says now; the
+ * certificate and key are swapped on every TLS listener (open connections keep theirs); every
+ * other changed key is named as needing a restart and keeps its value. One that cannot be used
+ * changes nothing and rejects, logged.
+ */
+export function createTlsReload<S extends ReloadableSettings>(
+  initial: S,
+  read: (() => Promise<S>) | undefined,
+  listeners: () => readonly TlsListener[],
+  context: { configFile: string | undefined; log: Logger },
+): () => Promise<ReloadReport> {
+  let current = initial;
+  return async () => {
+    try {
+      const next = read === undefined ? current : await read();
+      const restartNeeded = changedConfigKeys(
+        { ...current, tls: current.tls === undefined },
+        { ...next, tls: next.tls === undefined },
+      );
+      const applied: string[] = [];
+      let certificate: CertificateSummary | undefined;
+      const targets = listeners();
+      if (next.tls !== undefined && targets.length > 0) {
+        // The first swap checks the pair: when it throws, nothing has changed.
+        for (const listener of targets) listener.setTls(next.tls);
+        certificate = certificateSummary(next.tls.cert);
+        applied.push('tls');
+        current = { ...current, tls: next.tls };
+      }
+      context.log.info('reloaded', {
+        applied,
+        restartNeeded,
+        ...(certificate === undefined ? {} : { certificateValidTo: certificate.validTo }),
+      });
+      return { configFile: context.configFile, applied, restartNeeded, certificate };
+    } catch (error) {
+      context.log.error('reload-failed', { error });
+      throw error;
+    }
+  };
+}
+
+// ------------------------------------------------------------------------------------------
 // Keys of the admin port
 
 /** A new control key, as the key file holds it: 64 hex digits and a newline. */
@@ -379,8 +505,16 @@ export function checkControlDirectory(dir: string): void {
   try {
     stat = lstatSync(dir);
   } catch {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    stat = lstatSync(dir);
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      stat = lstatSync(dir);
+    } catch (error) {
+      throw new ControlError(
+        'ERR_CONTROL_CONFIG',
+        `cannot make control socket directory ${dir}: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
+    }
   }
   if (!stat.isDirectory())
     throw new ControlError('ERR_CONTROL_CONFIG', `control socket directory ${dir} is not a directory`);
@@ -614,6 +748,61 @@ function serveConnection(
   socket.on('error', () => socket.destroy());
   socket.on('close', () => clearTimeout(timer));
   arm();
+}
+
+// ------------------------------------------------------------------------------------------
+// A server's control channel, as the servers start it
+
+/** A server's control channel: the dispatcher, the admin port's key, the socket once listening. */
+export interface ServerControl {
+  readonly dispatcher: ControlDispatcher;
+  /** The admin port's key; undefined: the admin port refuses control. */
+  readonly key: Uint8Array | undefined;
+  /** The socket, once {@link ServerControl.listen} has run; undefined when configured off. */
+  readonly socket: ControlSocket | undefined;
+  /** Starts the socket: last in a server's start, so control never meets a half-started server. */
+  listen(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * The control channel of a server from its `control` section: reads the key file (refusing one
+ * others can read) now, so that a bad one stops the start with a clear error; the socket at
+ * `control.socket`, else `defaultSocket`, else none.
+ */
+export async function openServerControl(
+  section: ControlConfig | undefined,
+  defaultSocket: string | undefined,
+  handlers: ControlHandlers,
+  log: Logger,
+): Promise<ServerControl> {
+  const key =
+    section?.keyFile === undefined ? undefined : await readControlKeyFile(section.keyFile);
+  const dispatcher = createControlDispatcher(handlers, { log });
+  const path = section?.socket === null ? undefined : (section?.socket ?? defaultSocket);
+  let socket: ControlSocket | undefined;
+  return {
+    dispatcher,
+    key,
+    get socket() {
+      return socket;
+    },
+    async listen() {
+      if (path === undefined || socket !== undefined) return;
+      socket = await startControlSocket(
+        {
+          path,
+          ...(section?.maxClients === undefined ? {} : { maxClients: section.maxClients }),
+          ...(section?.timeoutMs === undefined ? {} : { timeoutMs: section.timeoutMs }),
+        },
+        dispatcher,
+        { log },
+      );
+    },
+    async close() {
+      await socket?.close();
+    },
+  };
 }
 
 // ------------------------------------------------------------------------------------------
