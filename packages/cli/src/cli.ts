@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { registerCtl } from './commands/ctl.js';
 import { registerDb } from './commands/db.js';
 import { registerDelegation } from './commands/delegate.js';
 import { registerDemo } from './commands/demo.js';
@@ -121,6 +122,7 @@ Examples:
   registerRelay(program, env);
   registerIssuer(program, env);
   registerLookup(program, env);
+  registerCtl(program, env);
   registerDemo(program, env, runCli);
   for (const group of [program, ...program.commands]) {
     if (group.commands.length > 0) group.hook('preSubcommand', (_, sub) => entered(sub));

@@ -517,7 +517,10 @@ export function checkControlDirectory(dir: string): void {
     }
   }
   if (!stat.isDirectory())
-    throw new ControlError('ERR_CONTROL_CONFIG', `control socket directory ${dir} is not a directory`);
+    throw new ControlError(
+      'ERR_CONTROL_CONFIG',
+      `control socket directory ${dir} is not a directory`,
+    );
   const uid = process.getuid?.();
   if (uid !== undefined && stat.uid !== uid)
     throw new ControlError(
@@ -810,8 +813,7 @@ export async function openServerControl(
 
 /** Where a control request goes: a socket, or the admin port with its key. */
 export type ControlTarget =
-  | { readonly socket: string }
-  | { readonly url: string; readonly key: Uint8Array };
+  { readonly socket: string } | { readonly url: string; readonly key: Uint8Array };
 
 /** Options of {@link controlRequest}. */
 export interface ControlRequestOptions {
@@ -890,10 +892,7 @@ function socketRequest(path: string, body: string, timeoutMs: number): Promise<C
       () =>
         settle(() =>
           reject(
-            new ControlError(
-              'ERR_CONTROL_TIMEOUT',
-              `no reply on ${path} within ${timeoutMs} ms`,
-            ),
+            new ControlError('ERR_CONTROL_TIMEOUT', `no reply on ${path} within ${timeoutMs} ms`),
           ),
         ),
       timeoutMs,
@@ -934,7 +933,7 @@ function socketRequest(path: string, body: string, timeoutMs: number): Promise<C
               )
             : new ControlError(
                 'ERR_CONTROL_UNREACHABLE',
-                `no server listens on control socket ${path} (${error.code ?? error.message})`,
+                `no server listens on control socket ${path}`,
                 { cause: error },
               ),
         ),
