@@ -42,7 +42,11 @@ const handlers: ControlHandlers = {
 };
 
 /** Sends `data` as is and resolves with every line the server writes until it closes. */
-function raw(path: string, data: string | Buffer, options: { end?: boolean } = {}): Promise<string[]> {
+function raw(
+  path: string,
+  data: string | Buffer,
+  options: { end?: boolean } = {},
+): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const socket = connect(path);
     let text = '';
@@ -244,7 +248,9 @@ describe('the dispatcher', () => {
         return { applied: [] };
       },
     });
-    const replies = await Promise.all([1, 2, 3].map(() => dispatcher.dispatch('{"command":"reload"}')));
+    const replies = await Promise.all(
+      [1, 2, 3].map(() => dispatcher.dispatch('{"command":"reload"}')),
+    );
     expect(replies.every((r) => r.ok)).toBe(true);
     expect(most).toBe(1);
   });
