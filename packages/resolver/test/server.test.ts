@@ -104,6 +104,8 @@ const resolver: Resolver = {
   flushCache: () => {
     flushes++;
   },
+  flushName: () => 0,
+  flushCsi: () => 0,
   refreshRootCopy: () => Promise.reject(new Error('not used')),
   async resolve(name, type) {
     resolved.push([name, type]);
