@@ -589,9 +589,7 @@ export async function loadResolverConfig(path: string): Promise<ResolverServerCo
       : {
           control: {
             ...file.control,
-            ...(typeof file.control.socket === 'string'
-              ? { socket: at(file.control.socket) }
-              : {}),
+            ...(typeof file.control.socket === 'string' ? { socket: at(file.control.socket) } : {}),
             ...(file.control.keyFile === undefined ? {} : { keyFile: at(file.control.keyFile) }),
           },
         }),

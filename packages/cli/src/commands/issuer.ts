@@ -95,10 +95,15 @@ The token keys and issuer-public-keys.json (for 'keys publish') are kept in keyD
         const running = issuer;
         unsubscribe = reloadOnHangup(
           env,
-          createTlsReload(config, () => loadIssuerConfig(path), () => [running], {
-            configFile: path,
-            log,
-          }),
+          createTlsReload(
+            config,
+            () => loadIssuerConfig(path),
+            () => [running],
+            {
+              configFile: path,
+              log,
+            },
+          ),
         );
         printListeners(env, listeners(issuer), flags.json === true);
         await stopped;
