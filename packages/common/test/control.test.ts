@@ -11,8 +11,10 @@ import {
   controlKeyMatches,
   controlRequest,
   createControlDispatcher,
+  createLogger,
   createMetricsRegistry,
   generateControlKey,
+  openServerControl,
   parseControlKey,
   readControlKeyFile,
   startAdminServer,
@@ -137,6 +139,45 @@ describe('the control socket', () => {
     await expect(
       startControlSocket({ path }, createControlDispatcher(handlers)),
     ).rejects.toMatchObject({ code: 'ERR_CONTROL_CONFIG' });
+  });
+});
+
+describe("a server's control channel", () => {
+  it('leaves out a default socket it cannot make safely, with a warning, but refuses a configured one', async () => {
+    const open = join(dir, 'shared-data');
+    mkdirSync(open);
+    chmodSync(open, 0o775);
+    const lines: string[] = [];
+    const log = createLogger('test', { write: (line) => lines.push(line) });
+    const path = join(open, 'control.sock');
+    const byDefault = await openServerControl(undefined, path, handlers, log);
+    await byDefault.listen();
+    expect(byDefault.socket).toBeUndefined();
+    expect(() => statSync(path)).toThrow();
+    expect(lines.map((l) => JSON.parse(l) as { event: string; code?: string })).toEqual([
+      expect.objectContaining({ event: 'control-socket-off', code: 'ERR_CONTROL_PERMISSIONS' }),
+    ]);
+    const configured = await openServerControl(
+      { socket: path, maxClients: 8, timeoutMs: 1000 },
+      undefined,
+      handlers,
+      log,
+    );
+    await expect(configured.listen()).rejects.toMatchObject({ code: 'ERR_CONTROL_PERMISSIONS' });
+  });
+
+  it('refuses to start with a key file others can read', async () => {
+    const file = join(dir, 'open.key');
+    writeFileSync(file, generateControlKey(), { mode: 0o644 });
+    chmodSync(file, 0o644);
+    await expect(
+      openServerControl(
+        { keyFile: file, maxClients: 8, timeoutMs: 1000 },
+        undefined,
+        handlers,
+        createLogger('test', { level: 'silent' }),
+      ),
+    ).rejects.toMatchObject({ code: 'ERR_CONTROL_PERMISSIONS' });
   });
 });
 

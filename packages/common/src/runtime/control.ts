@@ -771,7 +771,8 @@ export interface ServerControl {
 /**
  * The control channel of a server from its `control` section: reads the key file (refusing one
  * others can read) now, so that a bad one stops the start with a clear error; the socket at
- * `control.socket`, else `defaultSocket`, else none.
+ * `control.socket`, else `defaultSocket` (left out with a `control-socket-off` warning where it
+ * cannot be made safely), else none.
  */
 export async function openServerControl(
   section: ControlConfig | undefined,
@@ -792,15 +793,30 @@ export async function openServerControl(
     },
     async listen() {
       if (path === undefined || socket !== undefined) return;
-      socket = await startControlSocket(
-        {
-          path,
-          ...(section?.maxClients === undefined ? {} : { maxClients: section.maxClients }),
-          ...(section?.timeoutMs === undefined ? {} : { timeoutMs: section.timeoutMs }),
-        },
-        dispatcher,
-        { log },
-      );
+      try {
+        socket = await startControlSocket(
+          {
+            path,
+            ...(section?.maxClients === undefined ? {} : { maxClients: section.maxClients }),
+            ...(section?.timeoutMs === undefined ? {} : { timeoutMs: section.timeoutMs }),
+          },
+          dispatcher,
+          { log },
+        );
+      } catch (error) {
+        // A socket the operator asked for is made safely or the start fails. The default one is
+        // left out, with a warning, where it cannot be made safely (a data directory others can
+        // write, a path too long): a server that ran before keeps starting, never with an
+        // unsafe socket.
+        const configured = typeof section?.socket === 'string';
+        if (
+          configured ||
+          !(error instanceof ControlError) ||
+          (error.code !== 'ERR_CONTROL_PERMISSIONS' && error.code !== 'ERR_CONTROL_CONFIG')
+        )
+          throw error;
+        log.warn('control-socket-off', { path, code: error.code, reason: error.message });
+      }
     },
     async close() {
       await socket?.close();
