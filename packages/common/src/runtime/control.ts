@@ -254,13 +254,16 @@ export function createControlDispatcher(
         );
         timer.unref();
       });
+      // What changes the server is logged at info; what only reads it (a monitor's `status`
+      // every few seconds) at debug.
+      const record = request.command === 'reload' || request.command === 'flush' ? 'info' : 'debug';
       try {
         const result = await Promise.race([run(request), timeout]);
-        log.info('control', { command: request.command, ok: true });
+        log[record]('control', { command: request.command, ok: true });
         return { ok: true, result: result ?? null };
       } catch (error) {
         const reply = errorReply(error);
-        log.info('control', {
+        log[record]('control', {
           command: request.command,
           ok: false,
           ...(reply.ok ? {} : { code: reply.error.code }),
@@ -668,8 +671,11 @@ function serveConnection(
   let buffered = '';
   let served = 0;
   let running = false;
+  let finished = false;
   let timer: NodeJS.Timeout | undefined;
   const finish = (reply: ControlReply): void => {
+    finished = true;
+    buffered = '';
     clearTimeout(timer);
     socket.end(replyLine(reply));
     socket.destroySoon();
@@ -690,7 +696,7 @@ function serveConnection(
     timer.unref();
   };
   const next = (): void => {
-    if (running || socket.destroyed) return;
+    if (running || finished || socket.destroyed) return;
     const end = buffered.indexOf('\n');
     if (end < 0) {
       if (Buffer.byteLength(buffered) >= CONTROL_MAX_REQUEST_OCTETS) {
@@ -745,6 +751,7 @@ function serveConnection(
   };
   socket.setEncoding('utf8');
   socket.on('data', (chunk: string) => {
+    if (finished) return;
     buffered += chunk;
     next();
   });
