@@ -303,6 +303,10 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       metrics.watchConnections('admin', adminServer);
     }
 
+    // The control socket listens before the first re-signing pass starts: that pass reads every
+    // node of every zone, and the start would wait behind it.
+    await control.listen();
+
     // RRSIGs are renewed well before they expire (design §5): a small pass every interval.
     let resigning: Promise<unknown> = Promise.resolve();
     const resign = (): void => {
@@ -316,7 +320,6 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
     // The first pass runs while the listeners answer: it reads every node of every zone, which
     // takes seconds for millions of names, and renewal is due a week before expiry anyway.
     resign();
-    await control.listen();
     log.info('started', {
       role: config.role,
       zones: store.listZones(),
