@@ -1,12 +1,18 @@
+import { readFile } from 'node:fs/promises';
 import {
   ControlError,
   canonicalName,
+  certificateSummary,
+  changedConfigKeys,
   metricsJson,
+  type CertificateSummary,
   type Clock,
   type ControlHandlers,
+  type Logger,
   type MetricsRegistry,
   type ReloadReport,
 } from '@mimi-discovery/common';
+import type { DpConfig } from '../config.js';
 import type { DiscoveryStore } from '../store/store.js';
 import { zoneKeyStatus, zoneRollStatus, zoneSignatureStatus } from './zone-status.js';
 
@@ -16,6 +22,69 @@ import { zoneKeyStatus, zoneRollStatus, zoneSignatureStatus } from './zone-statu
  * the resolver's: an authoritative server answers from its store, with nothing cached to flush
  * that a write does not already replace (`answer-cache.ts` follows the store's generation).
  */
+
+/** A listener whose TLS context can be swapped (`setTls` of the DoH and registration listeners). */
+interface TlsListener {
+  setTls(tls: { cert: Uint8Array; key: Uint8Array }): void;
+}
+
+/** What a DP's reload reads and swaps. */
+export interface DpReloadContext {
+  /** The config file, named in the report; undefined: the server was started without one. */
+  readonly configFile?: string;
+  /** Reads the config file again; default: the config the server started with. */
+  readonly read?: () => Promise<DpConfig>;
+  readonly tlsListeners: () => readonly TlsListener[];
+  readonly now: Clock;
+  readonly log: Logger;
+}
+
+/**
+ * `reload` of a DP or the root (and SIGHUP): reads the config again, then the certificate and
+ * key at its `tls` paths, and swaps them on every TLS listener; every other changed key is named
+ * as needing a restart and keeps its old value (the config kept is the one started with, plus
+ * the new `tls`, so a key stays named until the restart). A config or certificate that cannot be
+ * used changes nothing, is logged (`reload-failed`) and rejects.
+ */
+export function createDpReload(
+  initial: DpConfig,
+  context: DpReloadContext,
+): { reload(): Promise<ReloadReport>; lastReload(): { at: number; ok: boolean } | undefined } {
+  let current = initial;
+  let last: { at: number; ok: boolean } | undefined;
+  const reload = async (): Promise<ReloadReport> => {
+    try {
+      const next = context.read === undefined ? current : await context.read();
+      const restartNeeded = changedConfigKeys(
+        { ...current, tls: current.tls === undefined },
+        { ...next, tls: next.tls === undefined },
+      );
+      const listeners = context.tlsListeners();
+      let certificate: CertificateSummary | undefined;
+      const applied: string[] = [];
+      if (next.tls !== undefined && listeners.length > 0) {
+        const pair = { cert: await readFile(next.tls.cert), key: await readFile(next.tls.key) };
+        // The first swap checks the pair: when it throws, nothing has changed.
+        for (const listener of listeners) listener.setTls(pair);
+        certificate = certificateSummary(pair.cert);
+        applied.push('tls');
+        current = { ...current, tls: next.tls };
+      }
+      last = { at: context.now(), ok: true };
+      context.log.info('reloaded', {
+        applied,
+        restartNeeded,
+        ...(certificate === undefined ? {} : { certificateValidTo: certificate.validTo }),
+      });
+      return { configFile: context.configFile, applied, restartNeeded, certificate };
+    } catch (error) {
+      last = { at: context.now(), ok: false };
+      context.log.error('reload-failed', { error });
+      throw error;
+    }
+  };
+  return { reload, lastReload: () => last };
+}
 
 /** The pieces of a running DP its control commands read. */
 export interface DpControlState {

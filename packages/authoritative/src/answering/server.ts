@@ -3,8 +3,6 @@ import { join } from 'node:path';
 import {
   CONTROL_SOCKET_NAME,
   canonicalName,
-  certificateSummary,
-  changedConfigKeys,
   createLogger,
   openServerControl,
   AnswerCache,
@@ -22,7 +20,7 @@ import {
   type ReloadReport,
   type ServerControl,
 } from '@mimi-discovery/common';
-import { dpControlHandlers } from './control-commands.js';
+import { createDpReload, dpControlHandlers } from './control-commands.js';
 import type { DpConfig } from '../config.js';
 import { createAnswerer } from './answer.js';
 import { setUpTransfers } from './transfer-setup.js';
@@ -213,49 +211,17 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
     }
 
     // The control channel: its key is read now (a bad key file stops the start); its socket
-    // listens last, once everything it controls runs.
-    let current = config;
-    let lastReload: { at: number; ok: boolean } | undefined;
+    // listens once the listeners it controls run.
     let nextResignAt: number | undefined;
     const refreshSeconds = config.signing.refreshDays * day;
-    const reload = async (): Promise<ReloadReport> => {
-      try {
-        const next = components.reloadConfig ? await components.reloadConfig() : current;
-        // Only the certificate and key apply without a restart: every other changed key is named.
-        const restartNeeded = changedConfigKeys(
-          { ...current, tls: current.tls === undefined },
-          { ...next, tls: next.tls === undefined },
-        );
-        const tlsListeners = [dns?.doh, registrationApi].filter((l) => l !== undefined);
-        let certificate;
-        const applied: string[] = [];
-        if (next.tls !== undefined && tlsListeners.length > 0) {
-          const pair = { cert: await readFile(next.tls.cert), key: await readFile(next.tls.key) };
-          // The first swap checks the pair: when it throws, nothing has changed.
-          for (const listener of tlsListeners) listener.setTls(pair);
-          certificate = certificateSummary(pair.cert);
-          applied.push('tls');
-        }
-        current = { ...current, ...(next.tls === undefined ? {} : { tls: next.tls }) };
-        lastReload = { at: now(), ok: true };
-        const report: ReloadReport = {
-          configFile: components.configFile,
-          applied,
-          restartNeeded,
-          certificate,
-        };
-        log.info('reloaded', {
-          applied,
-          restartNeeded,
-          ...(certificate === undefined ? {} : { certificateValidTo: certificate.validTo }),
-        });
-        return report;
-      } catch (error) {
-        lastReload = { at: now(), ok: false };
-        log.error('reload-failed', { error });
-        throw error;
-      }
-    };
+    const reloader = createDpReload(config, {
+      ...(components.configFile === undefined ? {} : { configFile: components.configFile }),
+      ...(components.reloadConfig === undefined ? {} : { read: components.reloadConfig }),
+      tlsListeners: () => [dns?.doh, registrationApi].filter((l) => l !== undefined),
+      now,
+      log,
+    });
+    const reload = reloader.reload;
     const control = await openServerControl(
       config.control,
       join(config.dataDir, CONTROL_SOCKET_NAME),
@@ -277,7 +243,7 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
         reload,
         nextResign: () => nextResignAt,
         resignBefore: () => now() + refreshSeconds,
-        lastReload: () => lastReload,
+        lastReload: reloader.lastReload,
       }),
       log.child('control'),
     );
