@@ -813,13 +813,15 @@ export async function openServerControl(
       } catch (error) {
         // A socket the operator asked for is made safely or the start fails. The default one is
         // left out, with a warning, where it cannot be made safely (a data directory others can
-        // write, a path too long): a server that ran before keeps starting, never with an
-        // unsafe socket.
+        // write, a path too long) or another server of the same data directory holds it: a
+        // server that ran before keeps starting, never with an unsafe socket.
         const configured = typeof section?.socket === 'string';
         if (
           configured ||
           !(error instanceof ControlError) ||
-          (error.code !== 'ERR_CONTROL_PERMISSIONS' && error.code !== 'ERR_CONTROL_CONFIG')
+          (error.code !== 'ERR_CONTROL_PERMISSIONS' &&
+            error.code !== 'ERR_CONTROL_CONFIG' &&
+            error.code !== 'ERR_CONTROL_IN_USE')
         )
           throw error;
         log.warn('control-socket-off', { path, code: error.code, reason: error.message });
