@@ -34,7 +34,8 @@ const notUsed = (): Promise<never> => Promise.reject(new Error('not used'));
 
 /**
  * A resolver whose methods are those of `methods`; any other method rejects with "not used",
- * but `stats` (idle counters), `flushCache` and `close`, which do nothing. It has no
+ * but `stats` (idle counters), `flushCache`, `flushName`, `flushCsi` (nothing flushed) and
+ * `close`, which do nothing. It has no
  * `discoverManyJson` unless `methods` gives one, so that the JSON API serializes results itself.
  */
 export function resolverDouble<T extends Partial<Resolver>>(
@@ -47,6 +48,8 @@ export function resolverDouble<T extends Partial<Resolver>>(
     resolve: notUsed,
     stats: idleResolverStats,
     flushCache: () => undefined,
+    flushName: () => 0,
+    flushCsi: () => 0,
     refreshRootCopy: notUsed,
     probeTrustAnchor: notUsed,
     trustAnchorKeys: () => [],

@@ -12,6 +12,7 @@ import {
   TSIG_ALGORITHMS,
   checkConnectionsPerClient,
   checkTlsForHttps,
+  controlConfigSchema,
   createTsigKey,
   decodeSecret,
   cidrListSchema,
@@ -550,6 +551,12 @@ export const dpConfigSchema = z
     cds: cdsSchema.prefault({}),
     /** Key rollover: policy, the parent's nameservers (`dnssecSchema`). */
     dnssec: dnssecSchema.prefault({}),
+    /**
+     * The control channel (`control.ts` of `@mimi-discovery/common`): `{ "socket": "…",
+     * "keyFile": "…", "maxClients": 8, "timeoutMs": 10000 }`; absent: the socket at
+     * `<dataDir>/control.sock` and no control over the admin port.
+     */
+    control: controlConfigSchema.optional(),
   })
   .check((ctx) => {
     checkTlsForHttps(ctx);

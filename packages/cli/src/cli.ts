@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerCsip } from './commands/csip.js';
 import { registerBackup } from './commands/backup.js';
+import { registerCtl } from './commands/ctl.js';
 import { registerDb } from './commands/db.js';
 import { registerDelegation } from './commands/delegate.js';
 import { registerDemo } from './commands/demo.js';
@@ -125,6 +126,7 @@ Examples:
   registerRelay(program, env);
   registerIssuer(program, env);
   registerLookup(program, env);
+  registerCtl(program, env);
   registerDemo(program, env, runCli);
   for (const group of [program, ...program.commands]) {
     if (group.commands.length > 0) group.hook('preSubcommand', (_, sub) => entered(sub));

@@ -64,6 +64,19 @@ function withAbsolutePaths(config: DpConfig, base: string): DpConfig {
     ...(config.queryLog
       ? { queryLog: { ...config.queryLog, path: resolve(base, config.queryLog.path) } }
       : {}),
+    ...(config.control
+      ? {
+          control: {
+            ...config.control,
+            ...(typeof config.control.socket === 'string'
+              ? { socket: resolve(base, config.control.socket) }
+              : {}),
+            ...(config.control.keyFile === undefined
+              ? {}
+              : { keyFile: resolve(base, config.control.keyFile) }),
+          },
+        }
+      : {}),
     ...(config.registration && outbox
       ? {
           registration: {

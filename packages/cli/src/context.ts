@@ -31,6 +31,17 @@ export interface CliContext {
   signal?: AbortSignal;
   /** Logger of `serve`; default JSON lines on stderr at the config's `log.level`. */
   log?: Logger;
+  /** Where a running server hears SIGHUP (a reload); without it, servers reload by `ctl` only. */
+  hangups?: Hangups;
+}
+
+/**
+ * SIGHUP, as the bin delivers it to the server a command runs: a server subscribes while it runs
+ * and reloads (as `ctl reload` does) on each.
+ */
+export interface Hangups {
+  /** Calls `listener` on each SIGHUP until the returned function is called. */
+  subscribe(listener: () => void): () => void;
 }
 
 /** The outcome of one command line. */
@@ -47,6 +58,8 @@ export interface CommandEnv {
   readonly now: Clock;
   readonly signal: AbortSignal | undefined;
   readonly log: Logger | undefined;
+  /** SIGHUP for a running server; undefined in-process unless the caller gives it. */
+  readonly hangups: Hangups | undefined;
   /** Whether stderr is a terminal (progress is shown there by default). */
   readonly errIsTTY: boolean;
   /** Writes text to stdout. */
@@ -76,6 +89,7 @@ export function commandEnv(context: CliContext): CollectedOutput {
     now: context.now ?? systemClock,
     signal: context.signal,
     log: context.log,
+    hangups: context.hangups,
     errIsTTY: context.stderrIsTTY === true,
     out(text) {
       stdout += text;

@@ -6,7 +6,7 @@
 
 // cli.ts, context.ts
 export { runCli } from './cli.js';
-export type { CliContext, CliResult } from './context.js';
+export type { CliContext, CliResult, Hangups } from './context.js';
 
 // errors.ts
 export { EXIT_CODES, CliError } from './errors.js';

@@ -66,12 +66,14 @@ export function serve(
 
 /**
  * Starts `<command> --json <flags>` (`serve`, `resolver serve`, `relay serve`, …) and resolves
- * once it has printed its listeners, one JSON object a line.
+ * once it has printed its listeners, one JSON object a line; `context` adds to the run's
+ * (`hangups`, to deliver SIGHUP).
  */
 export async function serveCommand<L extends { listener: string }>(
   fixture: CliFixture,
   command: readonly string[],
   flags: readonly string[] = [],
+  context: CliContext = {},
 ): Promise<Serving<L>> {
   const name = command.join(' ');
   const stop = new AbortController();
@@ -81,6 +83,7 @@ export async function serveCommand<L extends { listener: string }>(
     printed = () => resolve(undefined);
   });
   const running = fixture.run([...command, '--json', ...flags], {
+    ...context,
     signal: stop.signal,
     stdout: (text) => {
       stdout += text;

@@ -1,5 +1,7 @@
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
+import { connect } from 'node:tls';
 import { join } from 'node:path';
 import {
   createLocalCa,
@@ -11,6 +13,7 @@ import {
 } from '@mimi-discovery/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ListenerJson } from '../src/commands/serve.js';
+import type { Hangups } from '../src/index.js';
 import { createCliFixture, serveCommand } from './fixture.js';
 
 // `issuer add-user` and `issuer serve` run in-process: a user added to the config file gets a
@@ -18,6 +21,7 @@ import { createCliFixture, serveCommand } from './fixture.js';
 
 const cli = createCliFixture('issuer');
 let ca = '';
+let localCaPair = { certPem: '', keyPem: '' };
 
 function post(
   url: string,
@@ -42,6 +46,7 @@ beforeAll(async () => {
     ipAddresses: ['127.0.0.1'],
   });
   ca = localCa.certPem;
+  localCaPair = localCa;
   writeFileSync(join(cli.dir, 'issuer-cert.pem'), leaf.certPem);
   writeFileSync(join(cli.dir, 'issuer-key.pem'), leaf.keyPem);
   writeFileSync(
@@ -180,5 +185,57 @@ describe('mimi-discovery issuer', () => {
     } finally {
       expect((await running.stop()).exitCode).toBe(0);
     }
+  });
+});
+
+describe('issuer serve on SIGHUP', () => {
+  /** The fingerprint of the certificate a new connection to `port` gets. */
+  function served(port: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+        resolve(socket.getPeerX509Certificate()?.fingerprint256 ?? '');
+        socket.destroy();
+      });
+      socket.on('error', reject);
+    });
+  }
+
+  it('serves a renewed certificate to new connections, and ends cleanly', async () => {
+    const listeners = new Set<() => void>();
+    const hangups: Hangups = {
+      subscribe(listener) {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+    };
+    const running = await serveCommand<ListenerJson>(
+      cli,
+      ['issuer', 'serve'],
+      ['--config', 'issuer.json'],
+      { hangups },
+    );
+    try {
+      const port = running.listener('api').port;
+      const renewed = await issueServerCertificate(localCaPair, {
+        hostnames: ['localhost'],
+        ipAddresses: ['127.0.0.1'],
+      });
+      const expected = new X509Certificate(renewed.certPem).fingerprint256;
+      expect(await served(port)).not.toBe(expected);
+      writeFileSync(join(cli.dir, 'issuer-key.pem.new'), renewed.keyPem, { mode: 0o600 });
+      writeFileSync(join(cli.dir, 'issuer-cert.pem.new'), renewed.certPem);
+      renameSync(join(cli.dir, 'issuer-key.pem.new'), join(cli.dir, 'issuer-key.pem'));
+      renameSync(join(cli.dir, 'issuer-cert.pem.new'), join(cli.dir, 'issuer-cert.pem'));
+      expect(listeners.size).toBe(1);
+      for (const listener of listeners) listener();
+      const deadline = Date.now() + 10_000;
+      while ((await served(port)) !== expected) {
+        if (Date.now() > deadline) throw new Error('the renewed certificate is not served');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    } finally {
+      expect((await running.stop()).exitCode).toBe(0);
+    }
+    expect(listeners.size).toBe(0);
   });
 });

@@ -132,6 +132,24 @@ export class ResolverCache {
     this.#lru.delete(`${slot.prefix}:${key}`);
   }
 
+  /**
+   * Drops every entry of one owner name, fresh and stale, whatever its kind: the keys
+   * `<owner>` (a zone cut, a failure of the zone) and `<owner>/<type>` (answers, denials,
+   * failures of one question). As `unbound-control flush <name>`: what is below the name stays.
+   * Returns how many entries went.
+   */
+  deleteOwner(owner: string): number {
+    let dropped = 0;
+    for (const id of [...this.#lru.keys()]) {
+      const key = id.slice(id.indexOf(':') + 1);
+      if (key === owner || key.startsWith(`${owner}/`)) {
+        this.#lru.delete(id);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
   /** Drops every entry, fresh and stale. */
   clear(): void {
     this.#lru.clear();

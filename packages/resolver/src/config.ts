@@ -10,6 +10,7 @@ import {
   checkConnectionsPerClient,
   checkTlsForHttps,
   cidrListSchema,
+  controlConfigSchema,
   configPathSchema,
   dohLimitsConfigSchema,
   domainNameSchema,
@@ -438,6 +439,11 @@ export const resolverConfigSchema = z
     queryLog: resolverQueryLogSchema.optional(),
     gateway: gatewayConfigSchema.optional(),
     startupCheck: startupCheckSchema.prefault({}),
+    /**
+     * The control channel (`control.ts` of `@mimi-discovery/common`); absent: the socket at
+     * `control.sock` beside the config file, and no control over the admin port.
+     */
+    control: controlConfigSchema.optional(),
   })
   .check((ctx) => {
     checkResolverListeners(ctx);
@@ -521,6 +527,8 @@ export interface ResolverServerConfig extends ResolverConfig {
   gateway?: ResolverFileConfig['gateway'];
   /** What `resolver serve` checks before it serves. */
   startupCheck: ResolverFileConfig['startupCheck'];
+  /** The control channel; its paths absolute. */
+  control?: ResolverFileConfig['control'];
 }
 
 /** The files a resolver starts from, by path. */
@@ -643,6 +651,15 @@ export async function loadResolverConfig(path: string): Promise<ResolverServerCo
             issuers: file.gateway.issuers.map((issuer) =>
               issuer.keysFile === undefined ? issuer : { ...issuer, keysFile: at(issuer.keysFile) },
             ),
+          },
+        }),
+    ...(file.control === undefined
+      ? {}
+      : {
+          control: {
+            ...file.control,
+            ...(typeof file.control.socket === 'string' ? { socket: at(file.control.socket) } : {}),
+            ...(file.control.keyFile === undefined ? {} : { keyFile: at(file.control.keyFile) }),
           },
         }),
   };

@@ -284,6 +284,8 @@ export interface JsonApi {
   readonly url: string;
   /** Connections open now, refused and closed by reason since the start. */
   connectionStats(): ConnectionStats;
+  /** New TLS handshakes use this certificate and key (`HttpServer.setTls`); open connections keep theirs. */
+  setTls(tls: { cert: string | Uint8Array; key: string | Uint8Array }): void;
   /** Stops listening and closes every connection. */
   close(): Promise<void>;
 }
@@ -431,6 +433,7 @@ export async function startJsonApi(
     port: server.port,
     url: server.url,
     connectionStats: server.connectionStats,
+    setTls: server.setTls,
     close: server.close,
   };
 }

@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto';
 import {
   canonicalName,
   computeDs,
+  csiToName,
   silentLogger,
   type Csi,
   type ExtendedDnsError,
@@ -328,6 +329,12 @@ export function createResolver(
     resolve: (name, type) => resolveAnswer(state, name, type),
     stats: () => stats(state),
     flushCache: () => flushCache(state),
+    flushName: (name) => state.cache.deleteOwner(canonicalName(name)),
+    flushCsi: (csi) => {
+      const had = state.cache.getStale(DISCOVERIES, csi) !== undefined;
+      state.cache.delete(DISCOVERIES, csi);
+      return (had ? 1 : 0) + state.cache.deleteOwner(canonicalName(csiToName(csi, state.apex)));
+    },
     refreshRootCopy: () => rootCopy.refresh(),
     probeTrustAnchor: () => autoTrust.probe(),
     observeUpstream: (observer) => {

@@ -16,11 +16,17 @@ import {
   openQueryLog,
   questionOf,
   respondError,
+  CONTROL_SOCKET_NAME,
+  createTlsReload,
+  openServerControl,
   startAdminServer,
   startDnsServer,
   systemClock,
   type AdminServer,
   type Clock,
+  type ControlConfig,
+  type ReloadReport,
+  type ServerControl,
   type Csi,
   type DnsServer,
   type DnsServerConfig,
@@ -33,7 +39,9 @@ import {
   type QueryLog,
   type ResourceRecord,
 } from '@mimi-discovery/common';
+import { dirname, join } from 'node:path';
 import { checkListenerSettings, type ResolverFileConfig } from './config.js';
+import { resolverControlHandlers } from './control-commands.js';
 import {
   createClientLimits,
   type LimitOutcome,
@@ -295,6 +303,12 @@ export interface ResolverServerSettings {
    * and `enabled` is not false; absent: none.
    */
   gateway?: (GatewaySettings & { readonly enabled?: boolean }) | undefined;
+  /**
+   * The control channel (`control.ts` of `@mimi-discovery/common`); absent: the socket beside
+   * the config file (`components.configFile`), none without one, and no control over the admin
+   * port.
+   */
+  control?: ControlConfig | undefined;
 }
 
 /** A resolver's query log: where, with the client's address or not, and API lookups or not. */
@@ -317,6 +331,10 @@ export interface ResolverServerComponents {
    * default `systemClock`.
    */
   now?: Clock;
+  /** The config file: `status`, `reload`, and the default control socket beside it. */
+  configFile?: string;
+  /** Reads the config file again (`reload`); default: the settings the server started with. */
+  reloadSettings?: () => Promise<ResolverServerSettings>;
 }
 
 /** A running resolver server: its listeners, metrics, and how to stop it. */
@@ -336,6 +354,14 @@ export interface RunningResolverServer {
    * that no answer from before is given again; connections stay open.
    */
   flushCache(): void;
+  /** The control channel (`ctl`): its socket, and the admin port's key. */
+  readonly control: ServerControl;
+  /**
+   * `ctl reload` and SIGHUP: re-reads the settings (`reloadSettings`), swaps the certificate and
+   * key of DoH and the JSON API (open connections keep theirs, so no query is dropped), and
+   * names the changed keys that need a restart. One that cannot be used changes nothing.
+   */
+  reload(): Promise<ReloadReport>;
   /** Stops every listener. The resolver is the caller's: it is not closed. */
   close(): Promise<void>;
 }
@@ -470,7 +496,39 @@ export async function startResolverServer(
       started.push(jsonApi);
       metrics.watchConnections('api', jsonApi);
     }
+    const clock = components.now ?? systemClock;
+    const startedAt = clock();
+    const configFile = components.configFile;
+    const reload = createTlsReload(
+      settings,
+      components.reloadSettings,
+      () => [...(dns?.doh ? [dns.doh] : []), ...(jsonApi ? [jsonApi] : [])],
+      { configFile, log },
+    );
     let adminServer: AdminServer | undefined;
+    const control = await openServerControl(
+      settings.control,
+      configFile === undefined ? undefined : join(dirname(configFile), CONTROL_SOCKET_NAME),
+      resolverControlHandlers({
+        resolver,
+        metrics,
+        now: clock,
+        startedAt,
+        configFile,
+        listeners: () => [
+          ...(dns?.udp ? [{ listener: 'udp', ...dns.udp }] : []),
+          ...(dns?.tcp ? [{ listener: 'tcp', host: dns.tcp.host, port: dns.tcp.port }] : []),
+          ...(dns?.doh ? [{ listener: 'doh', url: dns.doh.url }] : []),
+          ...(jsonApi ? [{ listener: 'api', url: jsonApi.url }] : []),
+          ...(adminServer ? [{ listener: 'admin', url: adminServer.url }] : []),
+          ...(control.socket ? [{ listener: 'control', path: control.socket.path }] : []),
+        ],
+        reload,
+        clearAnswerCache: () => answerCache?.clear(),
+      }),
+      log.child('control'),
+    );
+    started.push(control);
     if (admin !== null) {
       adminServer = await startAdminServer(
         { host, port: admin },
@@ -488,11 +546,13 @@ export async function startResolverServer(
             };
           },
           log: log.child('admin'),
+          control: { dispatcher: control.dispatcher, key: control.key },
         },
       );
       started.push(adminServer);
       metrics.watchConnections('admin', adminServer);
     }
+    await control.listen();
     log.info('started', {
       apex,
       udp: dns?.udp?.port,
@@ -500,6 +560,7 @@ export async function startResolverServer(
       doh: dns?.doh?.url,
       api: jsonApi?.url,
       admin: adminServer?.url,
+      control: control.socket?.path,
     });
     let closing: Promise<void> | undefined;
     return {
@@ -514,6 +575,8 @@ export async function startResolverServer(
         resolver.flushCache();
         answerCache?.clear();
       },
+      control,
+      reload,
       close: () => {
         closing ??= Promise.allSettled(started.map((s) => s.close()))
           .then(() => gateway?.close())

@@ -148,6 +148,16 @@ export interface Resolver {
    */
   flushCache(): void;
   /**
+   * Drops what the cache holds for one owner name (answers and denials of every type, its zone
+   * cut, its failures; `unbound-control flush <name>`), and returns how many entries went.
+   */
+  flushName(name: string): number;
+  /**
+   * Drops one CSI's cached discovery result and what {@link flushName} drops for its name under
+   * the apex; returns how many entries went.
+   */
+  flushCsi(csi: Csi): number;
+  /**
    * Refreshes the local root copy now (serial check, transfer when it changed, or when there is
    * no copy yet), joining a refresh under way, such as the first one, which starts with the
    * resolver; resolves with the copy's status after it. Never rejects.

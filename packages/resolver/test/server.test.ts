@@ -127,6 +127,8 @@ const resolver: Resolver = {
   flushCache: () => {
     flushes++;
   },
+  flushName: () => 0,
+  flushCsi: () => 0,
   refreshRootCopy: () => Promise.reject(new Error('not used')),
   probeTrustAnchor: () => Promise.reject(new Error('not used')),
   trustAnchorKeys: () => [],

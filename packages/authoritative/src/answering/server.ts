@@ -1,7 +1,10 @@
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
+  CONTROL_SOCKET_NAME,
   canonicalName,
   createLogger,
+  openServerControl,
   AnswerCache,
   openQueryLog,
   startAdminServer,
@@ -14,7 +17,10 @@ import {
   type Logger,
   type QueryHandler,
   type QueryLog,
+  type ReloadReport,
+  type ServerControl,
 } from '@mimi-discovery/common';
+import { createDpReload, dpControlHandlers } from './control-commands.js';
 import type { DpConfig } from '../config.js';
 import { createAnswerer } from './answer.js';
 import { setUpTransfers } from './transfer-setup.js';
@@ -35,7 +41,6 @@ import { startAuthkeyRenewal } from '../keys/authkeys.js';
 import { zoneStatusOf } from '../keys/zone-status.js';
 import { startCdsPoller, type CdsPoller } from '../zone/cds-poller.js';
 import { CDS_STATE_FILE, openCdsState } from '../zone/cds-state.js';
-import { join } from 'node:path';
 import { startKeyRoller, type KeyRoller } from '../keys/key-roller.js';
 import { rolloverPolicyOf } from '../config.js';
 
@@ -57,6 +62,15 @@ export interface RunningDp {
   readonly cds: CdsPoller;
   /** The key roller (`keys/key-roller.ts`), unless `dnssec.roller` is false. */
   readonly roller: KeyRoller | undefined;
+  /** The control channel (`ctl`): its socket, and the admin port's key. */
+  readonly control: ServerControl;
+  /**
+   * `ctl reload` and SIGHUP: re-reads the config file (`reloadConfig`) and the certificate and
+   * key, swaps the TLS context of the DoH and registration listeners (open connections keep
+   * theirs, so no query is dropped), and names the changed keys that need a restart, which keep
+   * their old values. A config or certificate that cannot be used changes nothing and rejects.
+   */
+  reload(): Promise<ReloadReport>;
   /** Stops every listener and the re-signing, writes what the query log holds, then closes the store. */
   close(): Promise<void>;
 }
@@ -72,6 +86,10 @@ export interface DpComponents {
   log?: Logger;
   /** An already open store (tests); default the config's (`openConfiguredStore`). */
   store?: DiscoveryStore;
+  /** The config file, for `status` and `reload`; undefined: `reload` re-reads the certificates only. */
+  configFile?: string;
+  /** Reads the config file again (`reload`); default: the config the server started with. */
+  reloadConfig?: () => Promise<DpConfig>;
 }
 
 /** How often the background task looks for signatures to renew. */
@@ -94,6 +112,7 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       log: log.child('store'),
     }));
   const started: Array<{ close(): Promise<void> }> = [];
+  const startedAt = now();
   /** The query log: closed after the listeners, so that it has every query they answered. */
   let closeLast: { close(): Promise<void> } | undefined;
   try {
@@ -204,6 +223,53 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       metrics.watchConnections('api', registrationApi);
     }
 
+    // The control channel: its key is read now (a bad key file stops the start); its socket
+    // listens once the listeners it controls run.
+    let nextResignAt: number | undefined;
+    const refreshSeconds = config.signing.refreshDays * day;
+    const reloader = createDpReload(config, {
+      ...(components.configFile === undefined ? {} : { configFile: components.configFile }),
+      ...(components.reloadConfig === undefined ? {} : { read: components.reloadConfig }),
+      tlsListeners: () => [dns?.doh, registrationApi].filter((l) => l !== undefined),
+      now,
+      log,
+    });
+    const reload = reloader.reload;
+    // The key roller starts below; the control channel reads it through this once it runs.
+    const rollerOfControl: { current?: KeyRoller } = {};
+    const control = await openServerControl(
+      config.control,
+      join(config.dataDir, CONTROL_SOCKET_NAME),
+      dpControlHandlers({
+        role: config.role,
+        store,
+        now,
+        startedAt,
+        configFile: components.configFile,
+        registry: metrics.registry,
+        listeners: () => [
+          ...(dns?.udp ? [{ listener: 'udp', ...dns.udp }] : []),
+          ...(dns?.tcp ? [{ listener: 'tcp', host: dns.tcp.host, port: dns.tcp.port }] : []),
+          ...(dns?.doh ? [{ listener: 'doh', url: dns.doh.url }] : []),
+          ...(registrationApi ? [{ listener: 'api', url: registrationApi.url }] : []),
+          ...(adminServer ? [{ listener: 'admin', url: adminServer.url }] : []),
+          ...(control.socket ? [{ listener: 'control', path: control.socket.path }] : []),
+        ],
+        reload,
+        nextResign: () => nextResignAt,
+        resignBefore: () => now() + refreshSeconds,
+        lastReload: reloader.lastReload,
+        roll: (origin) => {
+          const status = rollerOfControl.current?.status(origin)[0];
+          return status === undefined
+            ? undefined
+            : { phase: status.phase, nextEvent: status.nextEvent };
+        },
+      }),
+      log.child('control'),
+    );
+    started.push(control);
+
     const adminServer =
       admin !== null
         ? await startAdminServer(
@@ -215,6 +281,7 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
                 detail: { role: config.role, zones: store.listZones().length },
               }),
               log: log.child('admin'),
+              control: { dispatcher: control.dispatcher, key: control.key },
             },
           )
         : undefined;
@@ -235,11 +302,14 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       started.push({ close: () => renewal.stop() });
       void renewal.tick();
     }
+    // The control socket listens before the first re-signing pass starts: that pass reads every
+    // node of every zone, and the start would wait behind it.
+    await control.listen();
 
     // RRSIGs are renewed well before they expire (design §5): a small pass every interval.
     let resigning: Promise<unknown> = Promise.resolve();
-    const refreshSeconds = config.signing.refreshDays * day;
     const resign = (): void => {
+      nextResignAt = now() + RESIGN_INTERVAL_MS / 1000;
       resigning = store.resign(now() + refreshSeconds).catch((error: unknown) => {
         log.error('resign-failed', { error });
       });
@@ -273,6 +343,7 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
         })
       : undefined;
     if (roller !== undefined) started.push({ close: () => roller.stop() });
+    if (roller !== undefined) rollerOfControl.current = roller;
     log.info('started', {
       role: config.role,
       zones: store.listZones(),
@@ -281,6 +352,7 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       doh: dns?.doh?.url,
       api: registrationApi?.url,
       admin: adminServer?.url,
+      control: control.socket?.path,
     });
 
     return {
@@ -292,6 +364,8 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       queryLog,
       cds,
       roller,
+      control,
+      reload,
       async close() {
         clearInterval(timer);
         await Promise.allSettled(started.map((s) => s.close()));

@@ -131,6 +131,8 @@ export interface RegistrationApi {
   readonly port: number;
   /** Connections open now, refused and closed by reason since the start. */
   connectionStats(): ConnectionStats;
+  /** New TLS handshakes use this certificate and key (`HttpServer.setTls`); open connections keep theirs. */
+  setTls(tls: { cert: string | Uint8Array; key: string | Uint8Array }): void;
   /** Stops listening and closes every connection. */
   close(): Promise<void>;
 }
@@ -238,6 +240,7 @@ export async function startRegistrationApi(
     url: server.url,
     port: server.port,
     connectionStats: server.connectionStats,
+    setTls: server.setTls,
     close: server.close,
   };
 }

@@ -1,6 +1,12 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { ConfigError, createLogger, parseConfigText, readConfigText } from '@mimi-discovery/common';
+import {
+  ConfigError,
+  createLogger,
+  createTlsReload,
+  parseConfigText,
+  readConfigText,
+} from '@mimi-discovery/common';
 import {
   generateCredential,
   hashCredential,
@@ -14,13 +20,20 @@ import { CONFIG_ENV, configPath } from '../config-file.js';
 import type { CommandEnv } from '../context.js';
 import { usageError } from '../errors.js';
 import { writeNew, writeReplacing } from '../files.js';
-import { printListeners, stopSignal, type ListenerJson } from './serve.js';
+import {
+  logStopped,
+  printListeners,
+  reloadOnHangup,
+  stopSignal,
+  type ListenerJson,
+} from './serve.js';
 
 /**
  * `issuer serve`: runs a Privacy Pass issuer (`startIssuer` of `@mimi-discovery/relay`) from its
  * config file (`issuerConfigSchema`), prints one line per listener (`api   https://…`, `admin
  * http://…`, or with `--json` one JSON object per line) and runs until SIGINT or SIGTERM (in
- * process: until the context's signal aborts), when it closes its listeners and its counters.
+ * process: until the context's signal aborts), when it closes its listeners and its counters and
+ * logs `stopped`; SIGHUP re-reads its certificate and key (other changes wait for a restart).
  *
  * `issuer add-user --config FILE --id ID`: adds a user to the config file with a fresh bearer
  * credential, storing only its SHA-256; the credential is printed once (or written, 0600, to
@@ -71,16 +84,33 @@ The config, with paths relative to its directory:
 The token keys and issuer-public-keys.json (for 'keys publish') are kept in keyDir.`,
     )
     .action(async (flags: ServeFlags) => {
-      const config = await loadIssuerConfig(configPath(flags.config, env));
+      const path = configPath(flags.config, env);
+      const config = await loadIssuerConfig(path);
       const log = env.log ?? createLogger('issuer', { level: config.log.level });
       const stopped = stopSignal(env.signal);
       let issuer: RunningIssuer | undefined;
+      let unsubscribe = (): void => undefined;
       try {
         issuer = await startIssuer(config, { log });
+        const running = issuer;
+        unsubscribe = reloadOnHangup(
+          env,
+          createTlsReload(
+            config,
+            () => loadIssuerConfig(path),
+            () => [running],
+            {
+              configFile: path,
+              log,
+            },
+          ),
+        );
         printListeners(env, listeners(issuer), flags.json === true);
         await stopped;
       } finally {
+        unsubscribe();
         await issuer?.close();
+        logStopped(log, env);
       }
     });
   group

@@ -1,10 +1,15 @@
 import { resolve } from 'node:path';
-import { QUERY_LOG_BUFFER_OCTETS, createLogger } from '@mimi-discovery/common';
-import { loadRelayConfig, startRelay, type RunningRelay } from '@mimi-discovery/relay';
+import { QUERY_LOG_BUFFER_OCTETS, createLogger, createTlsReload } from '@mimi-discovery/common';
+import {
+  loadRelayConfig,
+  startRelay,
+  type RelayServerConfig,
+  type RunningRelay,
+} from '@mimi-discovery/relay';
 import type { Command } from 'commander';
 import { CONFIG_ENV, configPath } from '../config-file.js';
 import type { CommandEnv } from '../context.js';
-import { printListeners, stopSignal } from './serve.js';
+import { logStopped, printListeners, reloadOnHangup, stopSignal } from './serve.js';
 
 /**
  * `relay serve`: runs an oblivious relay (`startRelay`: the OHTTP relay resources and the ODoH
@@ -12,8 +17,8 @@ import { printListeners, stopSignal } from './serve.js';
  * listener — `relay https://127.0.0.1:15329`, `admin http://127.0.0.1:15330` — then one per
  * relay resource (`ohttp https://127.0.0.1:15329/ohttp/resolver`), or with `--json` one JSON
  * object per line, and runs until SIGINT or SIGTERM (in-process: until the context's signal
- * aborts), when it closes every listener and its connections to the gateways and ends with
- * exit 0. Logs are JSON lines on stderr. `--query-log FILE` turns the query log on (or moves
+ * aborts), when it closes every listener and its connections to the gateways, logs `stopped`
+ * and ends with exit 0; SIGHUP re-reads its certificate and key. Logs are JSON lines on stderr. `--query-log FILE` turns the query log on (or moves
  * it) for this run.
  */
 
@@ -71,9 +76,10 @@ Examples:
   $ mimi-discovery lookup +442079460018 --relay https://127.0.0.1:15329/ohttp/resolver --ca ./net/ca/ca.pem`,
     )
     .action(async (flags: ServeFlags) => {
-      const loaded = await loadRelayConfig(configPath(flags.config, env));
-      const config =
-        flags.queryLog === undefined
+      const path = configPath(flags.config, env);
+      const read = async (): Promise<RelayServerConfig> => {
+        const loaded = await loadRelayConfig(path);
+        return flags.queryLog === undefined
           ? loaded
           : {
               ...loaded,
@@ -82,11 +88,19 @@ Examples:
                 bufferBytes: loaded.queryLog?.bufferBytes ?? QUERY_LOG_BUFFER_OCTETS,
               },
             };
+      };
+      const config = await read();
       const log = env.log ?? createLogger('relay', { level: config.log.level });
       const stopped = stopSignal(env.signal);
       let relay: RunningRelay | undefined;
+      let unsubscribe = (): void => undefined;
       try {
         relay = await startRelay(config, { log });
+        const running = relay;
+        unsubscribe = reloadOnHangup(
+          env,
+          createTlsReload(config, read, () => [running], { configFile: path, log }),
+        );
         printListeners(
           env,
           relayListeners(relay, Object.keys(config.gateways)),
@@ -94,7 +108,9 @@ Examples:
         );
         await stopped;
       } finally {
+        unsubscribe();
         await relay?.close();
+        logStopped(log, env);
       }
     });
   return group;

@@ -4,6 +4,7 @@ import {
   createResolver,
   loadResolverConfig,
   startResolverServer,
+  type ResolverServerConfig,
   type RunningResolverServer,
 } from '@mimi-discovery/resolver';
 import type { Command } from 'commander';
@@ -11,7 +12,14 @@ import { CONFIG_ENV, configPath } from '../config-file.js';
 import type { CommandEnv } from '../context.js';
 import { usageError } from '../errors.js';
 import { checkResolverStartup } from '../resolver-startup.js';
-import { printListeners, stopSignal, withQueryLogPath, type ListenerJson } from './serve.js';
+import {
+  logStopped,
+  printListeners,
+  reloadOnHangup,
+  stopSignal,
+  withQueryLogPath,
+  type ListenerJson,
+} from './serve.js';
 
 /**
  * `resolver serve`: runs a resolver (`createResolver`) behind its front ends
@@ -19,7 +27,8 @@ import { printListeners, stopSignal, withQueryLogPath, type ListenerJson } from 
  * (`resolverConfigSchema`), prints one line per listener — `udp   127.0.0.1:5353`, `api
  * https://127.0.0.1:8453`, … — or with `--json` one JSON object per line, and runs until SIGINT
  * or SIGTERM (in-process: until the context's signal aborts), when it closes every listener and
- * the resolver's upstream connections and ends with exit 0. Logs are JSON lines on stderr.
+ * the resolver's upstream connections, logs `stopped` and ends with exit 0; SIGHUP reloads it
+ * as `ctl reload` does. Logs are JSON lines on stderr.
  * `--query-log FILE` turns the query log on (or moves it) for this run, `--query-log-api` adds
  * the JSON API's lookups to it. Before it serves, it asks the root servers for the apex DNSKEY
  * (`startupCheck`, {@link checkResolverStartup}) and refuses to start, with one line saying why
@@ -71,23 +80,31 @@ Examples:
   $ mimi-discovery lookup +442079460018 --resolver https://127.0.0.1:8453 --ca ./net/ca/ca.pem`,
     )
     .action(async (flags: ServeFlags) => {
-      const loaded = await loadResolverConfig(configPath(flags.config, env));
-      if (flags.queryLogApi === true && flags.queryLog === undefined && !loaded.queryLog) {
+      const path = configPath(flags.config, env);
+      // The flags apply to every reading of the file, so that a reload sees no change in them.
+      const read = async (): Promise<ResolverServerConfig> => {
+        const loaded = await loadResolverConfig(path);
+        const queryLog =
+          flags.queryLog === undefined
+            ? loaded.queryLog
+            : {
+                api: false,
+                ...withQueryLogPath(loaded.queryLog, resolve(env.cwd, flags.queryLog)),
+              };
+        return {
+          ...loaded,
+          ...(queryLog === undefined
+            ? {}
+            : { queryLog: flags.queryLogApi === true ? { ...queryLog, api: true } : queryLog }),
+        };
+      };
+      const config = await read();
+      if (flags.queryLogApi === true && config.queryLog === undefined) {
         throw usageError(
           'ERR_USAGE',
           '--query-log-api needs a query log: --query-log FILE or queryLog in the config',
         );
       }
-      const queryLog =
-        flags.queryLog === undefined
-          ? loaded.queryLog
-          : { api: false, ...withQueryLogPath(loaded.queryLog, resolve(env.cwd, flags.queryLog)) };
-      const config = {
-        ...loaded,
-        ...(queryLog === undefined
-          ? {}
-          : { queryLog: flags.queryLogApi === true ? { ...queryLog, api: true } : queryLog }),
-      };
       const log = env.log ?? createLogger('resolver', { level: config.log.level });
       const stopped = stopSignal(env.signal);
       // The hints and the anchor were checked (and the anchor parsed) by loadResolverConfig;
@@ -95,13 +112,21 @@ Examples:
       await checkResolverStartup(config, env.signal === undefined ? {} : { signal: env.signal });
       const resolver = createResolver(config, { log });
       let server: RunningResolverServer | undefined;
+      let unsubscribe = (): void => undefined;
       try {
-        server = await startResolverServer(config, resolver, { log });
+        server = await startResolverServer(config, resolver, {
+          log,
+          configFile: path,
+          reloadSettings: read,
+        });
+        unsubscribe = reloadOnHangup(env, server.reload);
         printListeners(env, listeners(server, config.listen.host), flags.json === true);
         await stopped;
       } finally {
+        unsubscribe();
         await server?.close();
         await resolver.close();
+        logStopped(log, env);
       }
     });
   return group;

@@ -1,8 +1,9 @@
 import { resolve } from 'node:path';
-import { queryLogConfigSchema } from '@mimi-discovery/common';
+import { createLogger, queryLogConfigSchema, type Logger } from '@mimi-discovery/common';
 import { startDp, type RunningDp } from '@mimi-discovery/authoritative';
 import type { Command } from 'commander';
-import { loadConfig, requireStore } from '../config-file.js';
+import type { DpConfig } from '@mimi-discovery/authoritative';
+import { configPath, loadConfig, requireStore } from '../config-file.js';
 import type { CommandEnv } from '../context.js';
 
 /**
@@ -10,7 +11,8 @@ import type { CommandEnv } from '../context.js';
  * per listener — `udp 127.0.0.1:5300`, `doh https://127.0.0.1:8443/dns-query`, … — or with
  * `--json` one JSON object per line (`{"listener":"udp","host":"127.0.0.1","port":5300}`), and
  * runs until SIGINT or SIGTERM (in-process: until the context's signal aborts), when it closes
- * every listener and the store and ends with exit 0. Logs are JSON lines on stderr.
+ * every listener and the store, logs a `stopped` line and ends with exit 0; SIGHUP reloads it
+ * as `ctl reload` does (the config file and certificates). Logs are JSON lines on stderr.
  * `--query-log FILE` turns the query log on (or moves it) for this run.
  */
 
@@ -48,22 +50,33 @@ Examples:
   $ mimi-discovery serve --config ./net/dp44/config.json --query-log ./net/dp44/queries.jsonl`,
     )
     .action(async (flags: ServeFlags) => {
-      const loaded = await loadConfig(flags.config, env);
-      const config =
-        flags.queryLog === undefined
+      // The flags apply to every reading of the file, so that a reload sees no change in them.
+      const read = async (): Promise<DpConfig> => {
+        const loaded = await loadConfig(flags.config, env);
+        return flags.queryLog === undefined
           ? loaded.config
           : {
               ...loaded.config,
               queryLog: withQueryLogPath(loaded.config.queryLog, resolve(env.cwd, flags.queryLog)),
             };
+      };
+      const config = await read();
       requireStore(config);
+      const log = env.log ?? createLogger('authoritative', { level: config.log.level });
       const stopped = stopSignal(env.signal);
-      const dp = await startDp(config, env.log ? { log: env.log } : {});
+      const dp = await startDp(config, {
+        log,
+        configFile: configPath(flags.config, env),
+        reloadConfig: read,
+      });
+      const unsubscribe = reloadOnHangup(env, dp.reload);
       try {
         printListeners(env, listeners(dp), flags.json === true);
         await stopped;
       } finally {
+        unsubscribe();
         await dp.close();
+        logStopped(log, env);
       }
     });
 }
@@ -114,6 +127,26 @@ export function printListeners(
 /** `host:port`, with brackets around an IPv6 host. */
 export function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * Runs `reload` on each SIGHUP while a server runs (as `ctl reload`); the server logs the
+ * outcome, and a failed reload changes nothing. Returns the unsubscribe.
+ */
+export function reloadOnHangup(
+  env: Pick<CommandEnv, 'hangups'>,
+  reload: () => Promise<unknown>,
+): () => void {
+  const unsubscribe = env.hangups?.subscribe(() => {
+    reload().catch(() => undefined);
+  });
+  return unsubscribe ?? (() => undefined);
+}
+
+/** The last line of a server: `stopped`, with the signal that stopped it when one did. */
+export function logStopped(log: Logger, env: Pick<CommandEnv, 'signal'>): void {
+  const reason: unknown = env.signal?.reason;
+  log.info('stopped', typeof reason === 'string' ? { signal: reason } : {});
 }
 
 /** Resolves when `signal` aborts; never without one. */

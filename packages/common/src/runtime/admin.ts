@@ -16,6 +16,12 @@ import {
 } from './http-server.js';
 import type { Logger } from './log.js';
 import {
+  CONTROL_MAX_REQUEST_OCTETS,
+  controlKeyMatches,
+  controlReplyStatus,
+  type ControlDispatcher,
+} from './control.js';
+import {
   METRICS_CONTENT_TYPE,
   metricsText,
   type MetricsRegistry,
@@ -31,6 +37,11 @@ import {
  *   throws or takes longer than `healthTimeoutMs` is unhealthy;
  * - `GET /metrics` → the Prometheus text format (`text/plain; version=0.0.4`);
  * - another method on those paths → 405, any other path → 404, each with a JSON error.
+ *
+ * - `POST /control` → a control request (`control.ts`): the body one JSON request of at most
+ *   `CONTROL_MAX_REQUEST_OCTETS`, `Authorization: Bearer <key in hex>`; 403 `ERR_CONTROL_DISABLED`
+ *   without a configured key, 401 `ERR_CONTROL_UNAUTHORIZED` for a missing or wrong key (checked
+ *   before the body is read), else the control reply.
  *
  * `HEAD` is answered as `GET` without the body. Every request must arrive whole within
  * `timeoutMs`, and an idle keep-alive connection is closed after at most the same, so a slow
@@ -95,6 +106,11 @@ export interface AdminServerComponents {
   registry: Registry | MetricsRegistry;
   health: () => Promise<HealthReport> | HealthReport;
   log?: Logger;
+  /**
+   * The control channel (`POST /control`): its dispatcher, and the key a request must carry;
+   * without a key (or without `control`) the admin port refuses control.
+   */
+  control?: { readonly dispatcher: ControlDispatcher; readonly key: Uint8Array | undefined };
 }
 
 /** A running admin server. */
@@ -124,6 +140,10 @@ export async function startAdminServer(
 
   async function handle(request: HttpRequest, response: HttpResponse): Promise<void> {
     const path = (request.url ?? '/').split('?')[0];
+    if (path === '/control') {
+      await handleControl(request, response, components.control);
+      return;
+    }
     if (path !== '/healthz' && path !== '/metrics') {
       sendJson(
         request,
@@ -212,6 +232,86 @@ export async function startAdminServer(
     connectionStats: server.connectionStats,
     close: server.close,
   };
+}
+
+/**
+ * `POST /control`: the key first (constant time, before the body is read), then a body of at
+ * most {@link CONTROL_MAX_REQUEST_OCTETS}, then the dispatcher's reply.
+ */
+async function handleControl(
+  request: HttpRequest,
+  response: HttpResponse,
+  control: AdminServerComponents['control'],
+): Promise<void> {
+  if (request.method !== 'POST') {
+    sendJson(
+      request,
+      response,
+      adminError(405, 'ERR_METHOD_NOT_ALLOWED', '/control takes POST', { allow: 'POST' }),
+      ADMIN_RESPONSES,
+    );
+    return;
+  }
+  if (control?.key === undefined) {
+    sendJson(
+      request,
+      response,
+      adminError(
+        403,
+        'ERR_CONTROL_DISABLED',
+        'control over the admin port needs control.keyFile; use the control socket',
+      ),
+      ADMIN_RESPONSES,
+    );
+    return;
+  }
+  const authorization = request.headers.authorization;
+  if (!controlKeyMatches(authorization, control.key)) {
+    sendJson(
+      request,
+      response,
+      adminError(401, 'ERR_CONTROL_UNAUTHORIZED', 'a missing or wrong control key', {
+        'www-authenticate': 'Bearer',
+      }),
+      ADMIN_RESPONSES,
+    );
+    return;
+  }
+  const body = await readBounded(request, CONTROL_MAX_REQUEST_OCTETS);
+  if (body === undefined) {
+    sendJson(
+      request,
+      response,
+      adminError(
+        413,
+        'ERR_CONTROL_TOO_LARGE',
+        `a control request is at most ${CONTROL_MAX_REQUEST_OCTETS} octets`,
+      ),
+      { headers: { ...ADMIN_RESPONSES.headers, connection: 'close' } },
+    );
+    return;
+  }
+  const reply = await control.dispatcher.dispatch(body);
+  sendJson(
+    request,
+    response,
+    { status: controlReplyStatus(reply), body: { value: reply } },
+    ADMIN_RESPONSES,
+  );
+}
+
+/** The request body as text, or undefined when it is longer than `max` octets. */
+async function readBounded(request: HttpRequest, max: number): Promise<string | undefined> {
+  const declared = Number(request.headers['content-length'] ?? '0');
+  if (declared > max) return undefined;
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    length += chunk.length;
+    if (length > max) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** An admin error response in the one JSON error shape. */

@@ -51,7 +51,14 @@ export interface DnsServerConfig {
 export interface DnsServer {
   readonly udp?: { host: string; port: number };
   readonly tcp?: { host: string; port: number; connectionStats(): ConnectionStats };
-  readonly doh?: { host: string; port: number; url: string; connectionStats(): ConnectionStats };
+  readonly doh?: {
+    host: string;
+    port: number;
+    url: string;
+    connectionStats(): ConnectionStats;
+    /** New handshakes use this certificate and key; open connections keep theirs. */
+    setTls(tls: { cert: string | Uint8Array; key: string | Uint8Array }): void;
+  };
   /** Stops listening, closes every connection, resolves when all are closed. */
   close(): Promise<void>;
 }
@@ -180,6 +187,7 @@ export async function startDnsServer(
             port: doh.port,
             url: doh.url,
             connectionStats: doh.connectionStats,
+            setTls: doh.setTls,
           },
         }),
     close: () => (closing ??= closeAll()),

@@ -111,6 +111,8 @@ export interface DohListener {
   readonly url: string;
   /** Connections open now, refused and closed by reason since the start. */
   connectionStats(): ConnectionStats;
+  /** New handshakes use this certificate and key (`HttpServer.setTls`); open connections keep theirs. */
+  setTls(tls: { cert: string | Uint8Array; key: string | Uint8Array }): void;
   /** Stops listening and closes every connection; resolves when all are closed. */
   close(): Promise<void>;
 }
@@ -441,6 +443,7 @@ export async function startDohListener(
     port: server.port,
     url: server.url,
     connectionStats: server.connectionStats,
+    setTls: server.setTls,
     close: server.close,
   };
 }

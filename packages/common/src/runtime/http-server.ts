@@ -60,6 +60,7 @@ import {
 import { createServer as createTlsServer } from 'node:https';
 import type { Server, Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import { createSecureContext, type Server as TlsServer } from 'node:tls';
 import { MimiError } from '../protocol/errors.js';
 import {
   createConnectionGate,
@@ -192,6 +193,13 @@ export interface HttpServer {
   readonly url: string;
   /** Connections open now, refused and closed by reason since the start. */
   connectionStats(): ConnectionStats;
+  /**
+   * Serves new TLS handshakes with this certificate and key (a renewed certificate), through
+   * node's `tls.Server#setSecureContext`; connections already open keep theirs, so no exchange
+   * is cut. Throws `TransportError` `ERR_TRANSPORT_CONFIG`, changing nothing, for a server
+   * without TLS or a certificate and key that cannot be used together.
+   */
+  setTls(tls: HttpTls): void;
   /** Stops listening and closes every connection; resolves when closed. Idempotent. */
   close(): Promise<void>;
 }
@@ -266,8 +274,29 @@ export async function startHttpServer(
     port: bound.port,
     url,
     connectionStats: bound.connectionStats,
+    setTls: (tls) => replaceTls(server, config, tls),
     close: bound.close,
   };
+}
+
+/**
+ * Checks `tls` by making a context of it first, so that a bad pair throws before anything
+ * changes; then swaps the server's (https and http2 servers are `tls.Server`s).
+ */
+function replaceTls(server: Server, config: HttpServerConfig, tls: HttpTls): void {
+  if (config.tls === undefined) throw configError(`${config.listener}: not a TLS server`);
+  const secure = { cert: toPem(tls.cert), key: toPem(tls.key), minVersion: 'TLSv1.2' as const };
+  try {
+    createSecureContext(secure);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new TransportError(
+      'ERR_TRANSPORT_CONFIG',
+      `${config.listener}.cert or ${config.listener}.key: ${message}`,
+      { cause: error },
+    );
+  }
+  (server as unknown as TlsServer).setSecureContext(secure);
 }
 
 function configError(message: string): TransportError {

@@ -102,6 +102,8 @@ export interface RunningIssuer {
   readonly admin: AdminServer | undefined;
   /** Brings the keys up to the clock's now (as the periodic check does). */
   rotateKeys(): Promise<void>;
+  /** New TLS handshakes of the token API use this certificate and key; open connections keep theirs. */
+  setTls(tls: { cert: string | Uint8Array; key: string | Uint8Array }): void;
   /** Stops listening, closes connections, waits for pending counts, closes the store. */
   close(): Promise<void>;
 }
@@ -190,6 +192,7 @@ export async function startIssuer(
     let closing: Promise<void> | undefined;
     return {
       api: { host: api.host, port: api.port, url: api.url },
+      setTls: api.setTls,
       admin,
       rotateKeys: () => keys.rotate(clock()),
       close() {

@@ -208,6 +208,8 @@ export interface RunningRelay {
   forwardsInFlight(): number;
   /** Connections of the relay listener. */
   connectionStats(): ConnectionStats;
+  /** New TLS handshakes use this certificate and key (`HttpServer.setTls`); open connections keep theirs. */
+  setTls(tls: { cert: string | Uint8Array; key: string | Uint8Array }): void;
   /** Stops listening, closes every connection, cuts forwards under way, closes the query log. */
   close(): Promise<void>;
 }
@@ -462,6 +464,7 @@ export async function startRelay(
       limits,
       forwardsInFlight: () => slots.inFlight,
       connectionStats: server.connectionStats,
+      setTls: server.setTls,
       close: () => {
         closing ??= (async () => {
           await Promise.allSettled([...started.map((s) => s.close()), forwarder.close()]);
