@@ -28,8 +28,13 @@ export interface DpProcess {
  * Starts the DP over the LMDB store in `dataDir` (vite-node runs dp-server.ts in the spawned
  * process itself, so `pid` is the DP's) and resolves once it listens on 127.0.0.1. With
  * `transfer` (the `transfer` section of a DP's config), it also offers its zone to secondaries.
+ * `keysDir`: the key directory a PostgreSQL store signs from (the data set's).
  */
-export async function startDp(dataDir: string, transfer?: object): Promise<DpProcess> {
+export async function startDp(
+  dataDir: string,
+  transfer?: object,
+  keysDir?: string,
+): Promise<DpProcess> {
   const viteNode = join(ROOT, 'node_modules', 'vite-node', 'vite-node.mjs');
   const script = join(ROOT, 'bench', 'lib', 'dp-server.ts');
   const args = [
@@ -40,6 +45,7 @@ export async function startDp(dataDir: string, transfer?: object): Promise<DpPro
   ];
   const child: ChildProcess = spawn(process.execPath, args, {
     cwd: ROOT,
+    env: { ...process.env, ...(keysDir === undefined ? {} : { MIMI_BENCH_KEYS: keysDir }) },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   let exited = child.exitCode !== null;

@@ -95,7 +95,14 @@ async function register(
 
 async function main(dataDir: string, transfer: unknown): Promise<void> {
   const store = /^postgres(ql)?:/.test(dataDir)
-    ? await openPgStore({ url: dataDir, proverSeed: PROVER_SEED })
+    ? await openPgStore({
+        url: dataDir,
+        proverSeed: PROVER_SEED,
+        // The key directory the data set was signed from (`MIMI_BENCH_KEYS`, set by pg-bench.ts).
+        ...(process.env['MIMI_BENCH_KEYS'] === undefined
+          ? {}
+          : { keys: process.env['MIMI_BENCH_KEYS'] }),
+      })
     : await openLmdbStore({ dataDir, proverSeed: PROVER_SEED, writer: 'thread' });
   // The server a DP operator runs (metrics, answer cache and all), over the bench's store.
   const config = dpConfigSchema.parse({

@@ -96,6 +96,8 @@ export async function runPgBench(options: PgBenchOptions): Promise<PgBenchResult
     const url = await cluster.createDatabase();
     const copyStart = performance.now();
     const source = await openLmdbStore({ dataDir: options.storeDir });
+    // The PostgreSQL DP signs from the key directory the data set was made with.
+    const keysDir = source.keys.dir;
     try {
       await copyStoreToPg(source, url);
     } finally {
@@ -104,7 +106,7 @@ export async function runPgBench(options: PgBenchOptions): Promise<PgBenchResult
     const copySeconds = (performance.now() - copyStart) / 1000;
     log(`postgres: data set copied into PostgreSQL in ${copySeconds.toFixed(1)} s`);
     servers.push({ store: 'lmdb', dp: await startDp(options.storeDir) });
-    servers.push({ store: 'postgres', dp: await startDp(url) });
+    servers.push({ store: 'postgres', dp: await startDp(url, undefined, keysDir) });
 
     // Fresh questions for each round, the same for both servers: none is in an answer cache.
     const existing = Math.min(MISS_EXISTING[size], Math.floor(options.csis / rounds));

@@ -28,6 +28,8 @@ if (missing !== undefined) console.warn(`${missing}: skipping the PostgreSQL dur
 
 const dir = mkdtempSync(join(tmpdir(), 'mimi-pg-durability-'));
 const writer = join(dir, 'durable-writer.mjs');
+/** The key directory every process of the test signs from (as front ends of one database share one). */
+const keysDir = join(dir, 'keys');
 let cluster: TestPostgres | undefined;
 beforeAll(async () => {
   if (missing !== undefined) return;
@@ -54,7 +56,7 @@ function startWriter(
 ): { child: ChildProcess; acks: number[]; reached: Promise<void>; exited: Promise<void> } {
   const child = spawn(
     process.execPath,
-    [writer, url, String(count), String(concurrency), String(first)],
+    [writer, url, String(count), String(concurrency), String(first), keysDir],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
@@ -86,7 +88,7 @@ function startWriter(
 
 /** Creates the writers' zone, so that concurrent writers do not race to create it. */
 async function createZone(url: string): Promise<void> {
-  const store = await openPgStore({ url, now: () => 1767225600 });
+  const store = await openPgStore({ url, keys: keysDir, now: () => 1767225600 });
   await store.addZone({
     origin: WRITER_ORIGIN,
     nameservers: [`ns1.${WRITER_ORIGIN}`],
@@ -137,7 +139,7 @@ describe.skipIf(missing !== undefined)('durability of the PostgreSQL store', () 
     expect(one.acks.length).toBeGreaterThanOrEqual(150);
     expect(two.acks.length).toBeGreaterThanOrEqual(150);
 
-    const store = await openPgStore({ url, now: () => 1767225600 });
+    const store = await openPgStore({ url, keys: keysDir, now: () => 1767225600 });
     expectServed(store, [...one.acks, ...two.acks]);
     // One serial step per write: none of either process was lost to the other.
     expect(store.zoneInfo(WRITER_ORIGIN)?.serial).toBeGreaterThanOrEqual(
@@ -159,7 +161,7 @@ describe.skipIf(missing !== undefined)('durability of the PostgreSQL store', () 
     expect(w.child.exitCode).toBe(1);
     expect(w.acks.length).toBeGreaterThanOrEqual(200);
     await running().restart();
-    const store = await openPgStore({ url, now: () => 1767225600 });
+    const store = await openPgStore({ url, keys: keysDir, now: () => 1767225600 });
     expectServed(store, w.acks);
     expect(store.zoneInfo(WRITER_ORIGIN)?.serial).toBeGreaterThanOrEqual(w.acks.length + 1);
     await store.close();
@@ -169,7 +171,7 @@ describe.skipIf(missing !== undefined)('durability of the PostgreSQL store', () 
     const url = await running().createDatabase();
     await createZone(url);
     const now = (): number => 1767225600;
-    const a = await openPgStore({ url, now });
+    const a = await openPgStore({ url, keys: keysDir, now });
     const put = (n: number) => {
       const { name, data } = writeOf(n);
       return a.apply(WRITER_ORIGIN, [
@@ -193,7 +195,7 @@ describe.skipIf(missing !== undefined)('durability of the PostgreSQL store', () 
     await running().restart();
     await put(3);
     // Another front end's write reaches this one again.
-    const b = await openPgStore({ url, now });
+    const b = await openPgStore({ url, keys: keysDir, now });
     const { name, data } = writeOf(4);
     await b.apply(WRITER_ORIGIN, [
       {
@@ -251,7 +253,7 @@ describe.skipIf(missing !== undefined)('durability of the PostgreSQL store', () 
       const plainSyncs = (await walSyncs()) - beforePlain;
 
       const before = await walSyncs();
-      const store = await openPgStore({ url, now: () => 1767225600 });
+      const store = await openPgStore({ url, keys: keysDir, now: () => 1767225600 });
       for (let n = 0; n < writes; n++) {
         const { name, data } = writeOf(n);
         await store.apply(WRITER_ORIGIN, [
