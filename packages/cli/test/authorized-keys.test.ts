@@ -37,6 +37,9 @@ describe('keys list', () => {
     const listing = await list();
     expect(listing).toMatchObject({ zone: ZONE, ttl: 300 });
     expect(listing.keys).toEqual([expect.objectContaining({ role: 'prover', own: true })]);
+    // A new zone lists the DP's prover for prover.authkeyValidityDays (365), not 10 years.
+    const notAfter = listing.keys[0]?.notAfter ?? 0;
+    expect(Math.abs(notAfter - (Math.floor(Date.now() / 1000) + 365 * DAY))).toBeLessThan(DAY);
     const text = await cli.ok(['keys', 'list', ...DP]);
     expect(text).toContain(`${ZONE} (AUTHKEY TTL 300 s)`);
     expect(text).toContain("this DP's prover");
@@ -89,6 +92,11 @@ describe('keys add-prover, remove-prover, add-csip, remove-csip', () => {
 
   it('renews the DP’s own prover key to prover.authkeyValidityDays', async () => {
     const start = Math.floor(Date.now() / 1000);
+    // A new zone already lists the key for 365 days: --days moves it first, so that the plain
+    // renewal below changes something.
+    const [longer] = await cli.json<AuthkeyChangeJson[]>(['keys', 'renew', ...DP, '--days', '400']);
+    expect(longer).toMatchObject({ zone: ZONE, role: 'prover', changed: true });
+    expect(longer?.notAfter).toBeGreaterThanOrEqual(start + 400 * DAY);
     const [renewed] = await cli.json<AuthkeyChangeJson[]>(['keys', 'renew', ...DP]);
     expect(renewed).toMatchObject({ zone: ZONE, role: 'prover', changed: true });
     expect(renewed?.notAfter).toBeGreaterThanOrEqual(start + 365 * DAY);

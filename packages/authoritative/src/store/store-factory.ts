@@ -72,10 +72,14 @@ export async function openConfiguredStore(
           },
         };
   const keys = keyDirectoryPath(config);
+  // New zones list this DP's prover key for `prover.authkeyValidityDays`; the DP renews it
+  // before it lapses (`keys/authkeys.ts`).
+  const proverKeyLifetimeSeconds = config.prover.authkeyValidityDays * day;
   if (store.kind === 'postgres') {
     return openPgStore({
       url: store.url,
       keys,
+      proverKeyLifetimeSeconds,
       poolSize: store.poolSize,
       statementTimeoutMs: store.statementTimeoutMs,
       signatureValidity,
@@ -88,6 +92,7 @@ export async function openConfiguredStore(
   return openLmdbStore({
     dataDir: storeDirectory(config.dataDir),
     keys,
+    proverKeyLifetimeSeconds,
     ...(options.log === undefined ? {} : { log: options.log }),
     signatureValidity,
     ...journal,
