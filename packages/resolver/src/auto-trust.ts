@@ -462,8 +462,9 @@ const STATE_LINE = /;;state=\d+ \[\s*([A-Z]+)\s*\].*?;;lastchange=(\d+)(?: ;;add
 
 /**
  * Reads the state a trust point file holds back (the lines {@link formatTrustPoint} writes): the
- * trusted records as a plain trust anchor file is read (`parseTrustAnchor`), the state of each key from its
- * comment. Lines without a state comment (a hand-written anchor) are `valid` since `now`.
+ * trusted records as a plain trust anchor file is read (`parseTrustAnchor`), the state of each
+ * key from its comment. Lines without a state comment (a hand-written anchor) are `valid` since
+ * `now`.
  */
 export function parseTrustPoint(text: string, now: number): TrustPoint {
   const anchor = parseTrustAnchor(text);
