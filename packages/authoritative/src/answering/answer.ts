@@ -272,10 +272,10 @@ function currentView(
 
 /**
  * A node with its MAP RRset as it stands at `context.at`: undefined when nothing is left at
- * the name. The remaining records are signed online (by each of `context.keys`) only when those are given (the
- * answer will carry the RRSIG); the signature is made over the stored TTL (the RRSIG's
- * original TTL) and kept under the stored RRSIG and the number of records left out, which
- * together name the RRset signed.
+ * the name. The remaining records are signed online, by each of `context.keys`, only when
+ * those are given (the answer will carry the RRSIGs); a signature is made over the stored TTL
+ * (the RRSIG's original TTL) and kept under the stored RRSIG and the number of records left
+ * out, which together name the RRset signed.
  */
 function currentNode(
   node: ZoneNode,
