@@ -128,6 +128,24 @@ describe('zone keys in the directory', () => {
     expect(b.zoneKeys('example')).toEqual([]);
   });
 
+  it('merges a timing change into what another process wrote since, not into a stale copy', async () => {
+    const dir = fresh();
+    const a = openKeyDirectory(dir);
+    const key = await a.addZoneKey('example', { created: 10, publish: 10, active: 10 }, SEED);
+    const b = openKeyDirectory(dir);
+    // `a` (the server's roller, say) has not reloaded when `b` (a command) sets another field.
+    await b.setTiming('example', key.keyTag, { inactive: 99 });
+    await a.setTiming('example', key.keyTag, { remove: 199 });
+    const c = openKeyDirectory(dir);
+    expect(c.zoneKeys('example')[0]?.timing).toEqual({
+      created: 10,
+      publish: 10,
+      active: 10,
+      inactive: 99,
+      remove: 199,
+    });
+  });
+
   it('names the root zone K.+015+<tag>.key', async () => {
     const dir = fresh();
     const keys = openKeyDirectory(dir);

@@ -302,6 +302,9 @@ class Directory implements KeyDirectory {
     timing: Partial<KeyTiming>,
   ): Promise<StoredZoneKey> {
     await Promise.resolve();
+    // Another process (`keys roll` beside the running server's roller) may have changed the
+    // file since it was read: merge into what is on disk now, not into a stale copy.
+    this.reload();
     const entry = this.#one(canonicalName(origin), keyTag);
     const merged = { ...entry.key.timing, ...checkTiming(timing, false) } as KeyTiming;
     const key: StoredZoneKey = { ...entry.key, timing: merged };
@@ -314,6 +317,7 @@ class Directory implements KeyDirectory {
 
   async deleteZoneKey(origin: string, keyTag: number): Promise<void> {
     await Promise.resolve();
+    this.reload();
     const entry = this.#one(canonicalName(origin), keyTag);
     if (this.#files !== undefined && entry.file !== undefined) this.#files.remove([entry.file]);
     this.#entries = this.#entries.filter((e) => e !== entry);
