@@ -325,6 +325,19 @@ describe('keys and key files', () => {
     expect(key.secret).toHaveLength(64);
   });
 
+  it('reads a secret holding "//" and "#" as the secret, not as a comment', () => {
+    // 0xff 0xff 0xff is "////" in base64; 0xfb 0xf0 is "+/A"; a quoted "#" is no comment either.
+    const secret = Buffer.concat([Buffer.alloc(30, 0xff), Buffer.of(0xfb, 0xf0)]);
+    const text = formatTsigKeyFile({ ...KEY, secret });
+    expect(text).toContain('//');
+    expect(Buffer.from(parseTsigKeyFile(text).secret).equals(secret)).toBe(true);
+    expect(
+      parseTsigKeyFile(
+        'key "a#b" { algorithm hmac-sha256; secret "' + secret.toString('base64') + '"; }; # end',
+      ).name,
+    ).toBe('a#b');
+  });
+
   it.each([
     ['two clauses', `${formatTsigKeyFile(KEY)}${formatTsigKeyFile(KEY)}`, 'ERR_TSIG_KEY_FILE'],
     ['no secret', 'key "a" { algorithm hmac-sha256; };', 'ERR_TSIG_KEY_FILE'],

@@ -713,9 +713,12 @@ export function parseTsigKeyFile(text: string): TsigKey {
   if (text.length > MAX_TSIG_KEY_FILE_OCTETS) {
     throw new TsigError('ERR_TSIG_KEY_FILE', `a key file over ${MAX_TSIG_KEY_FILE_OCTETS} octets`);
   }
+  // Comments end outside quoted strings only: a base64 secret may hold "//".
   const plain = text
-    .replace(/\/\*[\s\S]*?\*\//g, ' ')
-    .replace(/(?:#|\/\/)[^\n]*/g, ' ')
+    .replace(
+      /("[^"\n]*")|\/\*[\s\S]*?\*\/|(?:#|\/\/)[^\n]*/g,
+      (_, quoted?: string) => quoted ?? ' ',
+    )
     .trim();
   const match =
     /^key\s+"?([^"\s{]+)"?\s*\{\s*(algorithm\s+[^;\s]+\s*;\s*secret\s+"[^"]*"\s*;|secret\s+"[^"]*"\s*;\s*algorithm\s+[^;\s]+\s*;)\s*\}\s*;$/.exec(
