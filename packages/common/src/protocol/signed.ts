@@ -88,9 +88,9 @@ export const MAX_MSPS_PER_MAPPING = 32;
 /** Most tags in one MSP entry. */
 export const MAX_TAGS_PER_MSP = 16;
 /**
- * Most sealed boxes in one Mapping (docs/protocol.md §4.6): one per audience, with room for a
- * key rotation's hand-over. The whole mapping stays within `MAX_SIGNED_OBJECT_OCTETS` too, which
- * binds first when the boxes are large.
+ * Most sealed boxes in one Mapping (docs/protocol.md §4, "Sealed mappings"): one per
+ * audience, with room for a key rotation's hand-over. The whole mapping stays within
+ * `MAX_SIGNED_OBJECT_OCTETS` too, which binds first when the boxes are large.
  */
 export const MAX_SEALED_PER_MAPPING = 8;
 /** Octets of a sealed box's `kid`: the audience key id (sealed.ts, `audienceKeyId`). */
@@ -144,8 +144,9 @@ export interface MspEntry {
 }
 
 /**
- * MSP entries sealed with HPKE to one audience key (sealed.ts, docs/protocol.md §4.6). A DP or a
- * resolver serves and verifies it as octets; only a holder of the audience key opens it.
+ * MSP entries sealed with HPKE to one audience key (sealed.ts; docs/protocol.md §4, "Sealed
+ * mappings"). A DP or a resolver serves and verifies it as octets; only a holder of the
+ * audience key opens it.
  */
 export interface SealedBox {
   /** The audience key id, {@link AUDIENCE_KEY_ID_OCTETS} octets. */
