@@ -183,7 +183,10 @@ export async function parseAudienceKey(text: string): Promise<AudienceKey> {
     .map((line) => line.trim())
     .filter((line) => line !== '' && !line.startsWith('#'));
   if (lines.length !== 1) {
-    bad(`must hold exactly one "${AUDIENCE_KEY_PREFIX}" line, found ${lines.length} such lines`);
+    bad(
+      `must hold exactly one "${AUDIENCE_KEY_PREFIX}" line beside comments, ` +
+        `found ${lines.length} lines that are not comments`,
+    );
   }
   const line = lines[0] ?? '';
   if (!line.startsWith(AUDIENCE_KEY_PREFIX)) bad(`must start with "${AUDIENCE_KEY_PREFIX}"`);
