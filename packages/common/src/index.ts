@@ -322,6 +322,30 @@ export type {
   VerifyResult,
 } from './protocol/signed.js';
 
+// sealed.ts
+export {
+  AUDIENCE_KEY_ID_OCTETS,
+  AUDIENCE_KEY_OCTETS,
+  AUDIENCE_KEY_PREFIX,
+  AUDIENCE_KEY_ID_CONTEXT,
+  SEALED_INFO,
+  SEALED_PADDING_BLOCK,
+  SEALED_LENGTH_OCTETS,
+  MAX_SEALED_PLAINTEXT_OCTETS,
+  MAX_AUDIENCE_KEY_FILE_OCTETS,
+  SEALED_ERROR_CODES,
+  SealedError,
+  audienceKeyId,
+  audienceKeyFromSecret,
+  generateAudienceKey,
+  formatAudienceKey,
+  parseAudienceKey,
+  sealedAad,
+  sealMsps,
+  openSealed,
+} from './protocol/sealed.js';
+export type { AudienceKey, SealOptions, SealedErrorCode } from './protocol/sealed.js';
+
 // dnssec.ts, nsec.ts, nsec3.ts, base32hex.ts, zone-signing.ts, zonemd.ts, presentation.ts,
 // trust-anchor.ts
 export {
