@@ -80,7 +80,9 @@ async function openMapping(
     }
     opened.push({ audience: box.kid, msps: entries });
   }
-  const { sealed: _served, opened: _before, ...rest } = mapping;
+  const rest: VerifiedMapping = { ...mapping };
+  delete rest.sealed;
+  delete rest.opened;
   return {
     mapping: {
       ...rest,
@@ -128,8 +130,8 @@ export async function openResult(
     { ...result, mappings: opened.map((o) => o.mapping) },
     msp === undefined ? withoutMsp(filter) : { ...filter, msp },
   );
-  const { unopened: _before, ...rest } = view;
-  return unopened === 0 ? rest : { ...rest, unopened };
+  delete view.unopened;
+  return unopened === 0 ? view : { ...view, unopened };
 }
 
 function withoutMsp(filter: MspFilter): MspFilter {

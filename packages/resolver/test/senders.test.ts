@@ -7,7 +7,6 @@ import {
   parseCsi,
   sealMsps,
   type AudienceKey,
-  type Ed25519KeyPair,
   type SealedBox,
 } from '@mimi-discovery/common';
 import {
