@@ -636,6 +636,13 @@ describe('loadResolverConfig', () => {
     return path;
   }
 
+  it('hands the resolver its MSP identity, in canonical form, and none when it has none', async () => {
+    const withMsp = await loadResolverConfig(files('msp', { msp: 'Chat.Example.' }));
+    expect(withMsp.msp).toBe('chat.example');
+    const without = await loadResolverConfig(files('no-msp', {}));
+    expect('msp' in without).toBe(false);
+  });
+
   it('reads the config and the files it names, relative to its directory', async () => {
     const path = files('good', {
       ca: 'ca.pem',

@@ -14,10 +14,12 @@ import {
   createResolver,
   openResult,
   resultJson,
+  senderView,
   startJsonApi,
   type DiscoveryResult,
   type JsonApi,
   type Resolver,
+  type VerifiedMapping,
 } from '../src/index.js';
 import {
   ALICE,
@@ -176,6 +178,41 @@ describe('the order of a result', () => {
     const withoutTtl = (r: DiscoveryResult): DiscoveryResult => ({ ...r, ttl: 0 });
     expect(withoutTtl(await other.discover(CSI.ranked))).toEqual(withoutTtl(result));
     expect(await resolver.discover(CSI.ranked)).toEqual(result);
+  });
+
+  it('gives the same view for the mappings in any order', () => {
+    const m = (key: string, iat: number, zone: string, tags: string[]): VerifiedMapping => ({
+      msps: [{ provider: `${key}.example`, tags }],
+      key,
+      seq: 1,
+      iat,
+      exp: iat + 1000,
+      new: false,
+      prover: 'p',
+      zone,
+      server: 's',
+    });
+    const mappings = [
+      m('k1', 10, 'a.mimi.arpa', []),
+      m('k2', 20, 'a.mimi.arpa', ['pref:5']),
+      m('k3', 20, 'b.mimi.arpa', ['pref:5']),
+      m('k0', 20, 'b.mimi.arpa', ['pref:5']),
+      m('k4', 30, 'a.mimi.arpa', []),
+    ];
+    const permutations = (items: VerifiedMapping[]): VerifiedMapping[][] =>
+      items.length <= 1
+        ? [items]
+        : items.flatMap((item, i) =>
+            permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [
+              item,
+              ...rest,
+            ]),
+          );
+    const views = permutations(mappings).map((order) =>
+      senderView({ csi: 'tel:+1', status: 'found', msps: [], mappings: order, ttl: 1 }, {}),
+    );
+    expect(views[0]?.mappings.map((x) => x.key)).toEqual(['k0', 'k2', 'k3', 'k4', 'k1']);
+    for (const view of views) expect(view).toEqual(views[0]);
   });
 
   it('orders mappings of one iat without prefs by their key', async () => {
