@@ -65,14 +65,18 @@ async function openMapping(
   mapping: VerifiedMapping,
   keys: ReadonlyMap<string, AudienceKey>,
 ): Promise<{ mapping: VerifiedMapping; unopened: number }> {
+  if (mapping.sealed === undefined) return { mapping, unopened: 0 };
+  // A key that is not base64url (from a hostile API) opens nothing: its boxes count as failed.
   const key = octetsOf(mapping.key);
-  if (mapping.sealed === undefined || key === undefined) return { mapping, unopened: 0 };
   const sealed: SealedJson[] = [];
   const opened: OpenedBox[] = [...(mapping.opened ?? [])];
   let unopened = 0;
   for (const box of mapping.sealed) {
     const audience = keys.get(box.kid);
-    const entries = audience === undefined ? undefined : await openBox(csi, key, box, audience);
+    const entries =
+      audience === undefined || key === undefined
+        ? undefined
+        : await openBox(csi, key, box, audience);
     if (entries === undefined) {
       sealed.push(box);
       if (audience !== undefined) unopened++;

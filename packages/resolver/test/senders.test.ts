@@ -267,6 +267,26 @@ describe('a context', () => {
     }
   });
 
+  it('gives concurrent callers of one CSI each its own view from one shared discovery', async () => {
+    const resolver = resolverFor();
+    const contexts = ['business', 'personal', undefined, 'ctx:choir', 'business'] as const;
+    const results = await Promise.all(
+      contexts.map((context) =>
+        resolver.discover(CSI.contexts, context === undefined ? {} : { context }),
+      ),
+    );
+    expect(results.map(providers)).toEqual([
+      ['wire.example', 'text.example'],
+      ['chat.example', 'text.example'],
+      ['wire.example', 'chat.example', 'text.example'],
+      ['text.example'],
+      ['wire.example', 'text.example'],
+    ]);
+    expect(resolver.stats().cacheMissesBy.discovery).toBe(contexts.length);
+    // One discovery went upstream (single-flight); the cached result is still everyone's.
+    expect(providers(await resolver.discover(CSI.contexts))).toHaveLength(3);
+  });
+
   it('never changes the status: found with no MSP is reachable, not for this sender', async () => {
     const resolver = resolverFor();
     // Bob's public entry is personal; Alice's mapping has only a box.
@@ -357,6 +377,31 @@ describe('sealed mappings', () => {
     expect(failed.unopened).toBe(1);
     expect(failed.mappings.find((m) => m.key === b64(ALICE.publicKey))?.sealed).toHaveLength(1);
     expect(providers(failed)).toEqual(providers(result));
+  });
+
+  it('counts, without throwing, a box a hostile API garbled under a kid the sender holds', async () => {
+    const result = await resolverFor().discover(CSI.sealedOnly);
+    const [mapping] = result.mappings;
+    const kid = b64(audience.kid);
+    const garbled: DiscoveryResult = {
+      ...result,
+      mappings: [
+        {
+          ...mapping!,
+          sealed: [
+            { kid, enc: 'not base64url!', ct: 'AAAA' },
+            { kid, enc: b64(new Uint8Array(32)), ct: b64(new Uint8Array(80)) },
+            { kid: 'not a kid', enc: '', ct: '' },
+          ],
+        },
+        // A mapping key that is not one: its box, sound as it is, cannot open for it.
+        { ...mapping!, key: 'short' },
+      ],
+    };
+    const open = await openResult(garbled, [audience], {});
+    expect(open.unopened).toBe(3);
+    expect(open.mappings.map((m) => m.sealed?.length)).toEqual([3, 1]);
+    expect(open.msps).toEqual([]);
   });
 
   it('does not open a box copied into the mapping of another CSI', async () => {
