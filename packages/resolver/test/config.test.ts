@@ -169,6 +169,20 @@ describe('resolverConfigSchema', () => {
       ],
     ],
     [
+      'msp',
+      [
+        [resolver('"msp": "chat.example"'), 'msp', 'chat.example'],
+        [resolver(''), 'msp', undefined],
+        [resolver('"msp": "Chat.Example."'), 'msp', 'chat.example'],
+        [
+          resolver('"msp": "chat..example"'),
+          'error',
+          'msp: not a domain name (empty label in chat..example)',
+        ],
+        [resolver('"msp": 7'), 'error', 'msp: expected a string, found 7'],
+      ],
+    ],
+    [
       'cacheBytes, batchConcurrency and maxBatch',
       [
         [resolver('"cacheBytes": 1048576'), 'cacheBytes', 1_048_576],
@@ -621,6 +635,13 @@ describe('loadResolverConfig', () => {
     );
     return path;
   }
+
+  it('hands the resolver its MSP identity, in canonical form, and none when it has none', async () => {
+    const withMsp = await loadResolverConfig(files('msp', { msp: 'Chat.Example.' }));
+    expect(withMsp.msp).toBe('chat.example');
+    const without = await loadResolverConfig(files('no-msp', {}));
+    expect('msp' in without).toBe(false);
+  });
 
   it('reads the config and the files it names, relative to its directory', async () => {
     const path = files('good', {

@@ -14,7 +14,13 @@ import {
   type Resolver,
   type ValidationStatus,
 } from '../src/index.js';
-import { encodeKeyConfig, generateOhttpKeyPair, type OhttpKeyConfig } from '@mimi-discovery/common';
+import {
+  encodeKeyConfig,
+  generateAudienceKey,
+  generateOhttpKeyPair,
+  sealMsps,
+  type OhttpKeyConfig,
+} from '@mimi-discovery/common';
 import { rejectionOf } from '../../../test/helpers/rejection.js';
 import {
   createIssuerKey,
@@ -39,8 +45,8 @@ const now = (): number => NOW;
 const ALICE = 'tel:+442079460018';
 const BOB = 'mailto:bob@example.com';
 const FOUND = foundResult(ALICE, { iat: NOW - 100, exp: NOW + 86_400 });
-const EMPTY: DiscoveryResult = { csi: BOB, status: 'empty', mappings: [], ttl: 600 };
-const RESULTS: ReadonlyMap<string, DiscoveryResult> = new Map([
+const EMPTY: DiscoveryResult = { csi: BOB, status: 'empty', msps: [], mappings: [], ttl: 600 };
+const RESULTS = new Map<string, DiscoveryResult>([
   [ALICE, FOUND],
   [BOB, EMPTY],
 ]);
@@ -221,6 +227,55 @@ describe('the oblivious client on the honest path', () => {
       expect(await c.discover(ALICE)).toEqual(FOUND);
     } finally {
       await c.close();
+    }
+  });
+});
+
+describe('the oblivious client and a sender', () => {
+  it('sends the context inside, never an audience key, and opens the boxes itself', async () => {
+    const audience = await generateAudienceKey();
+    const csi = 'tel:+442079460077';
+    const recipient = new Uint8Array(32).fill(7);
+    const box = await sealMsps(
+      csi,
+      recipient,
+      [{ provider: 'wire.example', tags: ['business', 'pref:1'] }],
+      audience,
+    );
+    const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
+    const sealed = foundResult(csi, {
+      msps: [{ provider: 'chat.example', tags: ['personal'] }],
+      sealed: [{ kid: b64(box.kid), enc: b64(box.enc), ct: b64(box.ct) }],
+      key: b64(recipient),
+    });
+    RESULTS.set(csi, sealed);
+    try {
+      const c = client();
+      const options = { context: 'business', audienceKeys: [audience] } as const;
+      const one = await c.discover(csi, options);
+      const [many] = await c.discoverMany([csi], options);
+      for (const result of [one, many]) {
+        // The gateway double does not filter: the client applies the context to the entries
+        // it ranks again, the public personal one included.
+        expect(result?.msps.map((m) => [m.provider, m.audience])).toEqual([
+          ['wire.example', b64(audience.kid)],
+        ]);
+        expect(result?.mappings[0]?.opened).toHaveLength(1);
+      }
+      const requests = gateway.inner.filter((i) => i.token).map((i) => i.request);
+      expect(requests.map((r) => r.method)).toEqual(['GET', 'POST']);
+      expect(requests[0]?.path).toContain('&context=business');
+      expect(JSON.parse(new TextDecoder().decode(requests[1]?.body))).toEqual({
+        csis: [csi],
+        context: 'business',
+      });
+      const secrets = [audience.secretKey, audience.publicKey].map(b64);
+      for (const r of requests) {
+        const sent = `${r.path}${JSON.stringify(r.headers)}${new TextDecoder().decode(r.body)}`;
+        for (const secret of secrets) expect(sent).not.toContain(secret);
+      }
+    } finally {
+      RESULTS.delete(csi);
     }
   });
 });
