@@ -267,6 +267,10 @@ export {
   MAX_TAG_OCTETS,
   MAX_MSPS_PER_MAPPING,
   MAX_TAGS_PER_MSP,
+  MAX_SEALED_PER_MAPPING,
+  SEALED_ENC_OCTETS,
+  SEALED_TAG_OCTETS,
+  MAX_SEALED_CIPHERTEXT_OCTETS,
   signingInput,
   createAttestation,
   createMapping,
@@ -283,6 +287,9 @@ export {
   decodeRevocation,
   encodeMaprefRequest,
   decodeMaprefRequest,
+  encodeMspEntries,
+  decodeMspEntries,
+  parseSealedBox,
   verifyAttestation,
   verifyMapping,
   verifyRemoval,
@@ -294,6 +301,7 @@ export type {
   SigningLabel,
   Attestation,
   MspEntry,
+  SealedBox,
   Mapping,
   Removal,
   Revocation,
@@ -313,6 +321,30 @@ export type {
   VerifyFailure,
   VerifyResult,
 } from './protocol/signed.js';
+
+// sealed.ts
+export {
+  AUDIENCE_KEY_ID_OCTETS,
+  AUDIENCE_KEY_OCTETS,
+  AUDIENCE_KEY_PREFIX,
+  AUDIENCE_KEY_ID_CONTEXT,
+  SEALED_INFO,
+  SEALED_PADDING_BLOCK,
+  SEALED_LENGTH_OCTETS,
+  MAX_SEALED_PLAINTEXT_OCTETS,
+  MAX_AUDIENCE_KEY_FILE_OCTETS,
+  SEALED_ERROR_CODES,
+  SealedError,
+  audienceKeyId,
+  audienceKeyFromSecret,
+  generateAudienceKey,
+  formatAudienceKey,
+  parseAudienceKey,
+  sealedAad,
+  sealMsps,
+  openSealed,
+} from './protocol/sealed.js';
+export type { AudienceKey, SealOptions, SealedErrorCode } from './protocol/sealed.js';
 
 // dnssec.ts, nsec.ts, nsec3.ts, base32hex.ts, zone-signing.ts, zonemd.ts, presentation.ts,
 // trust-anchor.ts

@@ -39,8 +39,11 @@ import { canonicalName, formatLabels, parseLabels } from './names.js';
  * test/vectors/signed-objects.json holds complete examples from fixed keys.
  *
  * What this module checks, and what it leaves to the caller:
- * - decoding is strict: exactly the fields of the type (`uri` is the only optional one), each
- *   of its type and within the bounds below, `v` = 2; a failure names the field;
+ * - decoding is strict: exactly the fields of the type (`uri` of an MSP entry and `sealed` of a
+ *   Mapping are the only optional ones), each of its type and within the bounds below, `v` = 2;
+ *   a failure names the field;
+ * - a Mapping's sealed boxes are octets here: their sizes are checked and the signature covers
+ *   them, and opening one is sealed.ts's concern (a DP or a resolver never holds the key);
  * - a CSI (a field, or the one supplied to verify a Mapping or Attestation) is only checked for
  *   shape (`tel:+…` or `mailto:…`, at most {@link MAX_CSI_OCTETS}); whether it is canonical is
  *   csi.ts's concern, and the signatures cover the string as given, so the caller passes a
@@ -84,6 +87,23 @@ export const MAX_TAG_OCTETS = 63;
 export const MAX_MSPS_PER_MAPPING = 32;
 /** Most tags in one MSP entry. */
 export const MAX_TAGS_PER_MSP = 16;
+/**
+ * Most sealed boxes in one Mapping (docs/protocol.md §4.6): one per audience, with room for a
+ * key rotation's hand-over. The whole mapping stays within `MAX_SIGNED_OBJECT_OCTETS` too, which
+ * binds first when the boxes are large.
+ */
+export const MAX_SEALED_PER_MAPPING = 8;
+/** Octets of a sealed box's `kid`: the audience key id (sealed.ts, `audienceKeyId`). */
+export const AUDIENCE_KEY_ID_OCTETS = 8;
+/** Octets of a sealed box's `enc`: the X25519 encapsulated key of HPKE (RFC 9180 §7.1, Nenc). */
+export const SEALED_ENC_OCTETS = 32;
+/** Octets of the AES-128-GCM tag that ends a sealed box's `ct` (RFC 9180 §7.3, Nt). */
+export const SEALED_TAG_OCTETS = 16;
+/**
+ * Longest sealed box `ct`: 2048 octets of padded plaintext and the AEAD tag. The shortest is
+ * the tag and one octet; sealed.ts always writes a whole number of padding blocks.
+ */
+export const MAX_SEALED_CIPHERTEXT_OCTETS = 2064;
 
 /**
  * The signing labels (design §4), one per object type; `mapref` signs a {@link MaprefRequest}
@@ -124,6 +144,19 @@ export interface MspEntry {
 }
 
 /**
+ * MSP entries sealed with HPKE to one audience key (sealed.ts, docs/protocol.md §4.6). A DP or a
+ * resolver serves and verifies it as octets; only a holder of the audience key opens it.
+ */
+export interface SealedBox {
+  /** The audience key id, {@link AUDIENCE_KEY_ID_OCTETS} octets. */
+  readonly kid: Uint8Array;
+  /** The HPKE encapsulated key, {@link SEALED_ENC_OCTETS} octets. */
+  readonly enc: Uint8Array;
+  /** The padded entries and the AEAD tag, at most {@link MAX_SEALED_CIPHERTEXT_OCTETS}. */
+  readonly ct: Uint8Array;
+}
+
+/**
  * A signed mapping from a CSI to MSPs, the RDATA of a MAP record (design §4). The CSI is not a
  * field: both signatures cover it, and a verifier supplies it.
  */
@@ -131,6 +164,11 @@ export interface Mapping {
   readonly v: 2;
   /** May be empty. */
   readonly msps: readonly MspEntry[];
+  /**
+   * Entries sealed to audience keys, covered by `sig` like every field. Absent or non-empty:
+   * a mapping without boxes has no `sealed` key, so it encodes as it did before boxes existed.
+   */
+  readonly sealed?: readonly SealedBox[];
   /** The recipient's public key. */
   readonly key: Uint8Array;
   /** Grows per key. */
@@ -219,6 +257,8 @@ export interface AttestationFields {
 export interface MappingFields {
   readonly csi: string;
   readonly msps: readonly MspEntry[];
+  /** Boxes made with sealed.ts `sealMsps` for this CSI and key; absent or non-empty. */
+  readonly sealed?: readonly SealedBox[];
   readonly seq: number;
   readonly iat: number;
   readonly exp: number;
@@ -313,6 +353,8 @@ const MAPPING_FIELDS = Object.freeze(['v', 'msps', 'key', 'seq', 'iat', 'exp', '
 const REMOVAL_FIELDS = Object.freeze(['v', 'csi', 'key', 'seq', 'iat']);
 const REVOCATION_FIELDS = Object.freeze(['v', 'csi', 'before', 'csip', 'iat']);
 const MAPREF_REQUEST_FIELDS = Object.freeze(['v', 'csi', 'target', 'key', 'iat', 'att']);
+const MAPPING_OPTIONAL_FIELDS = Object.freeze(['sealed']);
+const SEALED_BOX_FIELDS = Object.freeze(['kid', 'enc', 'ct']);
 const MSP_FIELDS = Object.freeze(['provider', 'tags']);
 const MSP_OPTIONAL_FIELDS = Object.freeze(['uri']);
 const NO_FIELDS: readonly string[] = Object.freeze([]);
@@ -486,6 +528,7 @@ export function createMapping(fields: MappingFields, recipientSecretKey: Uint8Ar
       exp: fields.exp,
       new: fields.new,
       att: fields.att,
+      sealed: fields.sealed,
     },
     'mapping',
   );
@@ -624,6 +667,25 @@ export function decodeMapping(bytes: Uint8Array): Mapping {
   return parseMapping(decodeCbor(bytes), 'mapping', 'exact');
 }
 
+/**
+ * Encodes MSP entries as a CBOR array, each entry as in a mapping's `msps` (the plaintext of a
+ * sealed box, sealed.ts). Throws {@link SignedObjectError} when an entry is out of bounds or
+ * there are more than {@link MAX_MSPS_PER_MAPPING}.
+ */
+export function encodeMspEntries(msps: readonly MspEntry[]): Uint8Array {
+  return encodeCbor(
+    readMspEntries({ entries: msps }, 'entries', 'sealed', 'lenient').map(mspToCbor),
+  );
+}
+
+/**
+ * Decodes a CBOR array of MSP entries strictly, with the bounds of a mapping's `msps`; throws
+ * {@link SignedObjectError} naming the faulty entry.
+ */
+export function decodeMspEntries(bytes: Uint8Array): MspEntry[] {
+  return readMspEntries({ entries: decodeCbor(bytes) }, 'entries', 'sealed', 'exact');
+}
+
 /** Encodes a Removal; throws {@link SignedObjectError} if it is not well formed. */
 export function encodeRemoval(r: Removal): Uint8Array {
   return encodeCbor(removalToCbor(parseRemoval(r, 'removal', 'lenient')));
@@ -664,8 +726,11 @@ function mspToCbor(m: MspEntry): CborMap {
   const entry = { provider: m.provider, tags: [...m.tags] };
   return m.uri === undefined ? entry : { ...entry, uri: m.uri };
 }
+function sealedBoxToCbor(b: SealedBox): CborMap {
+  return { kid: b.kid, enc: b.enc, ct: b.ct };
+}
 function unsignedMappingToCbor(m: UnsignedMapping): CborMap {
-  return {
+  const fields = {
     v: m.v,
     msps: m.msps.map(mspToCbor),
     key: m.key,
@@ -675,6 +740,9 @@ function unsignedMappingToCbor(m: UnsignedMapping): CborMap {
     new: m.new,
     att: attestationToCbor(m.att),
   };
+  // Without boxes the key is left out, so such a mapping encodes (and is signed) exactly as
+  // before sealed boxes existed.
+  return m.sealed === undefined ? fields : { ...fields, sealed: m.sealed.map(sealedBoxToCbor) };
 }
 function mappingToCbor(m: Mapping): CborMap {
   return { ...unsignedMappingToCbor(m), sig: m.sig };
@@ -762,11 +830,10 @@ function readProvider(value: unknown, path: string): string {
 }
 
 function readMappingFields(r: Fields, path: string, strictness: Strictness): UnsignedMapping {
-  return {
+  const sealed = readSealed(r, path, strictness);
+  const fields = {
     v: readVersion(r, path),
-    msps: readArray(r, 'msps', path, MAX_MSPS_PER_MAPPING).map((msp, i) =>
-      parseMsp(msp, `${path}.msps[${i}]`, strictness),
-    ),
+    msps: readMspEntries(r, 'msps', path, strictness),
     key: readKey(r, 'key', path),
     seq: readUint(r, 'seq', path),
     iat: readUint(r, 'iat', path),
@@ -774,14 +841,70 @@ function readMappingFields(r: Fields, path: string, strictness: Strictness): Uns
     new: readBoolean(r, 'new', path),
     att: parseAttestation(r['att'], `${path}.att`, strictness),
   };
+  return sealed === undefined ? fields : { ...fields, sealed };
+}
+
+/** `r[key]` as MSP entries: at most {@link MAX_MSPS_PER_MAPPING}, each checked. */
+function readMspEntries(r: Fields, key: string, path: string, strictness: Strictness): MspEntry[] {
+  return readArray(r, key, path, MAX_MSPS_PER_MAPPING).map((msp, i) =>
+    parseMsp(msp, `${path}.${key}[${i}]`, strictness),
+  );
+}
+
+/**
+ * A mapping's `sealed`: undefined when absent (or, from a program, undefined), else 1 to
+ * {@link MAX_SEALED_PER_MAPPING} boxes. An empty array is refused: "no boxes" has one
+ * encoding, the absent key.
+ */
+function readSealed(r: Fields, path: string, strictness: Strictness): SealedBox[] | undefined {
+  if (!Object.hasOwn(r, 'sealed') || (strictness === 'lenient' && r['sealed'] === undefined)) {
+    return undefined;
+  }
+  const boxes = readArray(r, 'sealed', path, MAX_SEALED_PER_MAPPING);
+  if (boxes.length === 0) {
+    malformed(`${path}.sealed`, 'must hold at least one box (a mapping without boxes omits it)');
+  }
+  return boxes.map((box, i) => readSealedBox(box, `${path}.sealed[${i}]`, strictness));
+}
+
+function readSealedBox(value: unknown, path: string, strictness: Strictness): SealedBox {
+  const r = readMap(value, path, SEALED_BOX_FIELDS, strictness);
+  const ct = r['ct'];
+  if (
+    !(ct instanceof Uint8Array) ||
+    ct.length <= SEALED_TAG_OCTETS ||
+    ct.length > MAX_SEALED_CIPHERTEXT_OCTETS
+  ) {
+    malformed(
+      `${path}.ct`,
+      `must be a byte string of ${SEALED_TAG_OCTETS + 1} to ${MAX_SEALED_CIPHERTEXT_OCTETS} octets`,
+    );
+  }
+  return {
+    kid: readBytes(r['kid'], `${path}.kid`, AUDIENCE_KEY_ID_OCTETS),
+    enc: readBytes(r['enc'], `${path}.enc`, SEALED_ENC_OCTETS),
+    ct: Uint8Array.from(ct),
+  };
+}
+
+/**
+ * Checks a sealed box (from bytes, JSON or a program) as a mapping's decoder does; throws
+ * {@link SignedObjectError} `ERR_SIGNED_OBJECT_MALFORMED` naming the field. Returns a copy.
+ */
+export function parseSealedBox(value: unknown): SealedBox {
+  return readSealedBox(value, 'sealed', 'lenient');
 }
 
 function parseUnsignedMapping(value: unknown, path: string): UnsignedMapping {
-  return readMappingFields(readMap(value, path, MAPPING_FIELDS, 'lenient'), path, 'lenient');
+  return readMappingFields(
+    readMap(value, path, MAPPING_FIELDS, 'lenient', MAPPING_OPTIONAL_FIELDS),
+    path,
+    'lenient',
+  );
 }
 
 function parseMapping(value: unknown, path: string, strictness: Strictness): Mapping {
-  const r = readMap(value, path, [...MAPPING_FIELDS, 'sig'], strictness);
+  const r = readMap(value, path, [...MAPPING_FIELDS, 'sig'], strictness, MAPPING_OPTIONAL_FIELDS);
   return { ...readMappingFields(r, path, strictness), sig: readSig(r, path) };
 }
 
