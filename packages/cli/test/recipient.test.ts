@@ -484,7 +484,7 @@ describe('recipient registration against a DP', () => {
       ],
       [
         ['publish', ...api, '--key', 'alice.key', '--msp', 'a.example', '--uri', 'b.example=x:y'],
-        /b\.example is not one of the --msp providers \(ERR_USAGE\)/,
+        /b\.example is not one of the --msp or --seal providers \(ERR_USAGE\)/,
       ],
       [
         ['publish', ...api, '--key', 'missing.key'],
