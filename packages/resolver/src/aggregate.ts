@@ -11,6 +11,7 @@ import {
 import { MAX_MAPREF_DEPTH, MAX_MAPREF_FANOUT } from './limits.js';
 import { failureEde } from './ede.js';
 import type { Resolved } from './questions.js';
+import { senderView } from './sender-view.js';
 import type { DiscoveryErrorReason, DiscoveryResult, VerifiedMapping } from './types.js';
 
 /**
@@ -35,6 +36,12 @@ import type { DiscoveryErrorReason, DiscoveryResult, VerifiedMapping } from './t
  * - MAPREF targets are followed to depth {@link MAX_MAPREF_DEPTH}; MAPREF is not asked at the
  *   last level. More than {@link MAX_MAPREF_FANOUT} distinct targets → `error` reason `limit`.
  * - A target outside the apex, or one already visited, is skipped.
+ * - `empty` when no standing mapping lists an MSP publicly nor carries a sealed box, else
+ *   `found`, whatever the filter then leaves: a sealed-only mapping is `found` with `msps: []`.
+ * - The result is the view of the resolver's identity (`sender-view.ts`): `same-msp` entries of
+ *   other MSPs (all of them without an identity) are left out of `msps` and of every mapping,
+ *   entries are ranked (`rankMsps`) and mappings ordered; sealed boxes are passed through
+ *   unread, base64url.
  */
 
 /** What aggregation needs from the resolver. */
@@ -53,6 +60,8 @@ export interface AggregateInit {
    * the cached RRset lacks; undefined when the bounds of `authkey-refetch.ts` refuse it.
    */
   readonly refetchAuthkey?: (zone: string) => Promise<Resolved> | undefined;
+  /** The resolver's own MSP identity (`ResolverConfig.msp`); absent: none. */
+  readonly msp?: string;
 }
 
 /** The provers an AUTHKEY answer lists, valid at `now`, base64url. */
@@ -91,6 +100,7 @@ export function errorResult(
   return {
     csi,
     status: 'error',
+    msps: [],
     mappings: [],
     ttl: 0,
     error: ede === undefined ? { reason, detail } : { reason, detail, ede },
@@ -227,7 +237,7 @@ export async function aggregate(csi: Csi, init: AggregateInit): Promise<Discover
 
   const total = sources.reduce((n, s) => n + s.records.length, 0);
   const staleMark = stale ? { stale: true } : {};
-  if (total === 0) return { csi, status: 'none', mappings: [], ttl, ...staleMark };
+  if (total === 0) return { csi, status: 'none', msps: [], mappings: [], ttl, ...staleMark };
 
   // Provers of the range authoritative for the CSI name, at that zone's apex.
   let authkey = await authkeyAt(canonicalName(zone));
@@ -277,7 +287,7 @@ export async function aggregate(csi: Csi, init: AggregateInit): Promise<Discover
     stale ||= authkey.stale === true;
   }
   if (candidates.length === 0 && lapsed === total) {
-    return { csi, status: 'none', mappings: [], ttl, ...staleMark };
+    return { csi, status: 'none', msps: [], mappings: [], ttl, ...staleMark };
   }
   if (candidates.length === 0) {
     return {
@@ -288,6 +298,9 @@ export async function aggregate(csi: Csi, init: AggregateInit): Promise<Discover
   const standing = selectMappings(candidates);
   const mappings: VerifiedMapping[] = standing.map(({ mapping: m, zone: z, server }) => ({
     msps: m.msps.map((e) => ({ ...e, tags: [...e.tags] })),
+    ...(m.sealed === undefined
+      ? {}
+      : { sealed: m.sealed.map((box) => ({ kid: b64(box.kid), enc: b64(box.enc), ct: b64(box.ct) })) }),
     key: b64(m.key),
     seq: m.seq,
     iat: m.iat,
@@ -298,8 +311,12 @@ export async function aggregate(csi: Csi, init: AggregateInit): Promise<Discover
     server,
   }));
   ttl = Math.max(0, Math.min(ttl, ...mappings.map((m) => m.exp - now)));
-  const status = mappings.some((m) => m.msps.length > 0) ? 'found' : 'empty';
-  return stale ? { csi, status, mappings, ttl, stale: true } : { csi, status, mappings, ttl };
+  // Before any filter: what a sender may not use still makes the recipient reachable.
+  const status = mappings.some((m) => m.msps.length > 0 || m.sealed !== undefined)
+    ? 'found'
+    : 'empty';
+  const result: DiscoveryResult = { csi, status, msps: [], mappings, ttl, ...staleMark };
+  return senderView(result, init.msp === undefined ? {} : { msp: init.msp });
 }
 
 function isBelowApex(name: string, apex: string): boolean {

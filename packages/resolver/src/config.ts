@@ -372,6 +372,15 @@ function checkResolverListeners(ctx: ConfigCheckContext<ResolverListeners>): voi
 }
 
 /**
+ * The resolver's MSP identity: compared as it is with the `provider` of `same-msp` entries
+ * (`passesFilter`), so written as they are, lower case and without a trailing dot.
+ */
+const mspIdentitySchema = domainNameSchema.refine(
+  (value) => value === value.toLowerCase() && !value.endsWith('.'),
+  'write the MSP as MSP entries name their provider: lower case, without a trailing dot',
+);
+
+/**
  * Config of a resolver (`mimi-discovery resolver serve`), with defaults:
  *
  * ```json
@@ -413,7 +422,9 @@ function checkResolverListeners(ctx: ConfigCheckContext<ResolverListeners>): voi
  * 100, "requireTokens": true, "keyRotationSeconds": 604800, "keyOverlapSeconds": 86400,
  * "issuers": [{ "name": "<host:port>", "keyName": "<owner of its KEYCONF>" | "keysFile": "…" }] }`;
  * `csisPerToken` is at most `maxBatch`, `keyDir` apart from `dataDir`, and `issuers` not empty
- * while `requireTokens` is true.
+ * while `requireTokens` is true. `msp` (absent: none) is the resolver's own MSP identity, a
+ * provider domain as MSP entries write it (lower case, no trailing dot): `same-msp` entries of
+ * other providers are dropped from every result, and all of them without it.
  */
 export const resolverConfigSchema = z
   .strictObject({
@@ -427,6 +438,7 @@ export const resolverConfigSchema = z
     /** Octets of encoded DNS answers the front ends keep for reuse (`answer-cache.ts`). */
     answerCacheBytes: positiveIntSchema.default(ANSWER_CACHE_OCTETS),
     batchConcurrency: positiveIntSchema.max(1024).default(DEFAULT_BATCH_CONCURRENCY),
+    msp: mspIdentitySchema.optional(),
     maxBatch: positiveIntSchema.max(100_000).default(DEFAULT_MAX_BATCH),
     rootCopy: rootCopySchema.default({ enabled: true }),
     autoTrustAnchor: autoTrustAnchorSchema.prefault({}),
@@ -627,6 +639,7 @@ export async function loadResolverConfig(path: string): Promise<ResolverServerCo
     cacheBytes: file.cacheBytes,
     answerCacheBytes: file.answerCacheBytes,
     batchConcurrency: file.batchConcurrency,
+    ...(file.msp === undefined ? {} : { msp: file.msp }),
     maxBatch: file.maxBatch,
     rootCopy: file.rootCopy,
     // The anchor file itself keeps the state, as Unbound's `auto-trust-anchor-file`.

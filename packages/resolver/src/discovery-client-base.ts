@@ -1,7 +1,8 @@
 import { ApiClientError, type ApiClientErrorInit } from '@mimi-discovery/common';
 import type { JsonApiErrorCode } from './json-api.js';
 import type { ObliviousClientErrorCode } from './oblivious/errors.js';
-import type { DiscoveryResult } from './types.js';
+import { openResult } from './open-sealed.js';
+import type { DiscoverOptions, DiscoveryResult } from './types.js';
 
 /**
  * What the clients of the JSON API share — the direct one (`discovery-client.ts`) and the one
@@ -16,12 +17,17 @@ export const DISCOVERY_CLIENT_TIMEOUT_MS = 120_000;
 /** Time allowed for the TCP connection and the TLS handshake, in milliseconds. */
 export const DISCOVERY_CLIENT_CONNECT_TIMEOUT_MS = 10_000;
 
-/** A resolver's JSON API, with the discovery verbs of the in-process `Resolver`. */
+/**
+ * A resolver's JSON API, with the discovery verbs of the in-process `Resolver`. `context` is
+ * sent to the API (which refuses one that is not a context); `audienceKeys` never leave the
+ * client: the boxes they match are opened here (`open-sealed.ts`), their entries filtered with
+ * the context and the client's `msp`, and `msps` ranked again.
+ */
 export interface DiscoveryClient {
   /** Discovers one CSI given as typed. */
-  discover(input: string): Promise<DiscoveryResult>;
+  discover(input: string, options?: DiscoverOptions): Promise<DiscoveryResult>;
   /** Discovers many CSIs in one request; results in input order. */
-  discoverMany(inputs: readonly string[]): Promise<DiscoveryResult[]>;
+  discoverMany(inputs: readonly string[], options?: DiscoverOptions): Promise<DiscoveryResult[]>;
   /** Closes the client's connections. */
   close(): Promise<void>;
 }
@@ -48,4 +54,31 @@ export class DiscoveryClientError extends ApiClientError<
     super(code, message, init);
     this.results = init.results;
   }
+}
+
+/**
+ * The sender's own MSP for the filter of the boxes a client opens (`MspFilter.msp`): a
+ * provider domain, as the resolver's config `msp`; absent, the MSP the resolver vouched for.
+ */
+export interface ClientIdentity {
+  readonly msp?: string;
+}
+
+/**
+ * `results` with the boxes `options.audienceKeys` match opened (`openResult`), filtered for the
+ * sender of `options.context` and `identity`; as they are without audience keys (the API has
+ * filtered them already).
+ */
+export async function openResults(
+  results: DiscoveryResult[],
+  options: DiscoverOptions | undefined,
+  identity: ClientIdentity,
+): Promise<DiscoveryResult[]> {
+  const keys = options?.audienceKeys;
+  if (keys === undefined || keys.length === 0) return results;
+  const filter = {
+    ...(options?.context === undefined ? {} : { context: options.context }),
+    ...(identity.msp === undefined ? {} : { msp: identity.msp }),
+  };
+  return Promise.all(results.map((result) => openResult(result, keys, filter)));
 }

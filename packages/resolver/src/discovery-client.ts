@@ -8,6 +8,8 @@ import {
   DISCOVERY_CLIENT_CONNECT_TIMEOUT_MS,
   DISCOVERY_CLIENT_TIMEOUT_MS,
   DiscoveryClientError,
+  openResults,
+  type ClientIdentity,
   type DiscoveryClient,
 } from './discovery-client-base.js';
 import { DISCOVER_PATH, JSON_API_ERRORS } from './json-api.js';
@@ -25,7 +27,7 @@ export {
   DISCOVERY_CLIENT_TIMEOUT_MS,
   DiscoveryClientError,
 } from './discovery-client-base.js';
-export type { DiscoveryClient } from './discovery-client-base.js';
+export type { ClientIdentity, DiscoveryClient } from './discovery-client-base.js';
 export { parseDiscoveryResult } from './result-json.js';
 
 /**
@@ -33,10 +35,16 @@ export { parseDiscoveryResult } from './result-json.js';
  * `lookup --resolver`, the tests and the bench call to discover CSIs through a running resolver.
  * It has the two verbs of the in-process `Resolver` and returns the same `DiscoveryResult`s:
  *
- * - `discover(input)`: `GET /v1/discover?csi=<as typed>`, one result;
- * - `discoverMany(inputs)`: `POST /v1/discover` `{"csis": [...]}`, one result per input, in
- *   order (contact sync). The API refuses a batch over its `maxBatch` (`ERR_BATCH_TOO_LARGE`);
- *   the client does not split it, since only the operator's config knows the bound.
+ * - `discover(input, options?)`: `GET /v1/discover?csi=<as typed>[&context=…]`, one result;
+ * - `discoverMany(inputs, options?)`: `POST /v1/discover` `{"csis": [...], "context"?}`, one
+ *   result per input, in order (contact sync). The API refuses a batch over its `maxBatch`
+ *   (`ERR_BATCH_TOO_LARGE`); the client does not split it, since only the operator's config
+ *   knows the bound.
+ *
+ * `options.context` goes to the API; `options.audienceKeys` never do: the boxes they match are
+ * opened in the client (`open-sealed.ts`), their entries filtered with the context and the
+ * client's `msp` (`createDiscoveryClient({ …, msp })`; absent, the MSP the resolver vouched for),
+ * and each result's `msps` ranked again.
  *
  * Every result is parsed back with {@link parseDiscoveryResult}, the one parser of the format
  * that `resultJson` writes, and checked to answer the CSI asked. A refusal rejects with a
@@ -78,10 +86,13 @@ const CODES: ReadonlySet<string> = new Set(Object.keys(JSON_API_ERRORS));
  * for `discoverMany` (one `maxResponseOctets` sets both). Or, with `relay`, the API through an
  * oblivious relay (`oblivious-client.ts`).
  */
-export type DiscoveryClientOptions = ApiEndpointOptions | RelayDiscoveryClientOptions;
+export type DiscoveryClientOptions = DirectDiscoveryClientOptions | RelayDiscoveryClientOptions;
+
+/** The JSON API at a URL, and the sender's MSP for the boxes the client opens. */
+export type DirectDiscoveryClientOptions = ApiEndpointOptions & ClientIdentity;
 
 /** The JSON API reached through an oblivious relay (design §7, R6): `createObliviousClient`'s options. */
-export interface RelayDiscoveryClientOptions {
+export interface RelayDiscoveryClientOptions extends ClientIdentity {
   readonly relay: ObliviousClientOptions;
 }
 
@@ -91,10 +102,17 @@ export interface RelayDiscoveryClientOptions {
  * Throws a `TypeError` for a URL that is not http or https (through a relay: https).
  */
 export function createDiscoveryClient(options: RelayDiscoveryClientOptions): ObliviousClient;
-export function createDiscoveryClient(options: ApiEndpointOptions): DiscoveryClient;
+export function createDiscoveryClient(options: DirectDiscoveryClientOptions): DiscoveryClient;
 export function createDiscoveryClient(options: DiscoveryClientOptions): DiscoveryClient;
 export function createDiscoveryClient(options: DiscoveryClientOptions): DiscoveryClient {
-  if ('relay' in options) return createObliviousClient(options.relay);
+  if ('relay' in options) {
+    return createObliviousClient(
+      options.msp === undefined || options.relay.msp !== undefined
+        ? options.relay
+        : { ...options.relay, msp: options.msp },
+    );
+  }
+  const identity: ClientIdentity = options.msp === undefined ? {} : { msp: options.msp };
   const api = createApiClient({
     url: options.url,
     ...(options.ca === undefined ? {} : { ca: options.ca }),
@@ -129,15 +147,22 @@ export function createDiscoveryClient(options: DiscoveryClientOptions): Discover
   };
 
   return {
-    async discover(input) {
-      const answer = await api.send({ method: 'GET', path: DISCOVER_PATH, query: { csi: input } });
-      return resultFor(answer, input, ok(answer));
+    async discover(input, asked) {
+      const context = asked?.context;
+      const answer = await api.send({
+        method: 'GET',
+        path: DISCOVER_PATH,
+        query: context === undefined ? { csi: input } : { csi: input, context },
+      });
+      const result = resultFor(answer, input, ok(answer));
+      return (await openResults([result], asked, identity))[0] as DiscoveryResult;
     },
-    async discoverMany(inputs) {
+    async discoverMany(inputs, asked) {
+      const context = asked?.context;
       const answer = await api.send({
         method: 'POST',
         path: DISCOVER_PATH,
-        body: { csis: inputs },
+        body: context === undefined ? { csis: inputs } : { csis: inputs, context },
         maxResponseOctets: options.maxResponseOctets ?? MAX_DISCOVERY_BATCH_RESPONSE_OCTETS,
       });
       const value = ok(answer);
@@ -145,7 +170,8 @@ export function createDiscoveryClient(options: DiscoveryClientOptions): Discover
       if (!Array.isArray(results) || results.length !== inputs.length) {
         throw fault(answer, `${answer.url} did not answer ${inputs.length} results`);
       }
-      return results.map((r: unknown, i) => resultFor(answer, inputs[i] as string, r));
+      const parsed = results.map((r: unknown, i) => resultFor(answer, inputs[i] as string, r));
+      return openResults(parsed, asked, identity);
     },
     close: () => api.close(),
   };

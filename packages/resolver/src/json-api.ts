@@ -11,6 +11,7 @@ import {
   silentLogger,
   startHttpServer,
   ListenError,
+  isContext,
   type ConnectionStats,
   type HttpRequest,
   type HttpResponse,
@@ -29,32 +30,47 @@ import type { ResolverMetrics } from './metrics.js';
 import { resultJsonText } from './result-json.js';
 import { CsiMemo } from './csi-memo.js';
 import { PARSED_CSI_CACHE_OCTETS } from './limits.js';
-import type { DiscoveryResult, DiscoveryResultsJson, Resolver } from './types.js';
+import type {
+  DiscoverOptions,
+  DiscoveryResult,
+  DiscoveryResultsJson,
+  Resolver,
+} from './types.js';
 
 /**
  * The resolver's JSON API for MSP back ends (design §7): the verified discovery results of
  * design §6 over HTTPS, HTTP/2 or HTTP/1.1 on one TLS port (ALPN `h2`, `http/1.1`).
  *
- * | request                                | success                                        |
- * | -------------------------------------- | ---------------------------------------------- |
- * | `GET /v1/discover?csi=<as typed>`      | 200 one `DiscoveryResult`                      |
- * | `POST /v1/discover` `{"csis": [...]}`  | 200 `{"results": [...]}`, one per CSI, in order |
+ * | request                                          | success                                   |
+ * | ------------------------------------------------ | ----------------------------------------- |
+ * | `GET /v1/discover?csi=<as typed>[&context=<c>]`  | 200 one `DiscoveryResult`                 |
+ * | `POST /v1/discover` `{"csis": [...], "context"?}` | 200 `{"results": [...]}`, one per CSI, in order |
  *
- * A result is `{ csi, status, mappings, ttl, stale?, error? }` (`types.ts`), with status
- * `none`, `empty`, `found` or `error`: a resolution that failed (bogus, timeout, limit) is a
- * 200 with an `error` result, since the request itself was fine. Every 200 carries
+ * A result is `{ csi, status, msps, mappings, ttl, stale?, error? }` (`types.ts`,
+ * `result-json.ts`), with status `none`, `empty`, `found` or `error`: a resolution that failed
+ * (bogus, timeout, limit) is a 200 with an `error` result, since the request itself was fine.
+ * `msps` ranks every entry the sender may use in the recipient's order; mappings come in the
+ * same order, with their sealed boxes (`sealed`, base64url) as served, unread. Every 200 carries
  * `cache-control: max-age=<ttl>`, the smallest TTL of its results (0 for an empty batch).
+ *
+ * The sender: `context` (`personal`, `business` or `ctx:<name>`, at most once) keeps the entries
+ * for that context and those for every context; the resolver's own MSP identity (config `msp`)
+ * keeps the `same-msp` entries of that MSP and drops the others' (all of them without an
+ * identity). Filters never change a status: `found` with `msps: []` is "reachable, but not by
+ * this sender". An audience key is never sent: a client opens boxes itself (`open-sealed.ts`).
  *
  * Request errors are 4xx `{"error": {"code", "message", "detail"?}}` with `cache-control:
  * no-store`, checked in this order: the client's request rate (429 `ERR_RATE_LIMITED`, below),
  * route (404 `ERR_NOT_FOUND`), method (405 `ERR_METHOD_NOT_ALLOWED`, with `Allow: GET, POST`);
- * for GET the query string (400 `ERR_BAD_REQUEST`: `csi` missing or given twice, another
- * parameter, bad percent-encoding) and the CSI (400 `ERR_CSI_INVALID`, `detail` the parser's
- * code such as `ERR_CSI_PHONE_INVALID`); for POST the content type `application/json` (415
+ * for GET the query string (400 `ERR_BAD_REQUEST`: `csi` missing or given twice, `context`
+ * given twice, another parameter, bad percent-encoding; then a `context` that is not one,
+ * `detail` `context`) and the CSI (400 `ERR_CSI_INVALID`, `detail` the parser's code such as
+ * `ERR_CSI_PHONE_INVALID`); for POST the content type `application/json` (415
  * `ERR_UNSUPPORTED_MEDIA_TYPE`), the size (413 `ERR_BODY_TOO_LARGE`, from `content-length`
  * before reading, else while reading), JSON (400 `ERR_BAD_JSON`), the fields (400
- * `ERR_BAD_REQUEST`: not an object, `csis` missing or not a list of strings, an unknown field)
- * and the batch size (413 `ERR_BATCH_TOO_LARGE` beyond `maxBatch`); then, for both, the
+ * `ERR_BAD_REQUEST`: not an object, an unknown field, `csis` missing or not a list of strings),
+ * the batch size (413 `ERR_BATCH_TOO_LARGE` beyond `maxBatch`) and `context` (400
+ * `ERR_BAD_REQUEST`, `detail` `context`: not a string that is a context); then, for both, the
  * client's new-names budget (429 `ERR_RATE_LIMITED`). A body not received within
  * `requestTimeoutMs` gets 408 `ERR_TIMEOUT`; a fault of the resolver 500 `ERR_INTERNAL`.
  *
@@ -227,10 +243,18 @@ export interface LookupSource {
 /** Receives the results of one discovery request (GET: one result; POST: the batch's). */
 export type LookupLog = (results: readonly DiscoveryResult[], source: LookupSource) => void;
 
-/** A discovery request, checked: one CSI (GET) or a batch of inputs (POST). */
+/**
+ * A discovery request, checked: one CSI (GET) or a batch of inputs (POST), with the sender's
+ * context when it named one (`isContext`).
+ */
 export type DiscoverRequest =
-  | { readonly kind: 'one'; readonly input: string; readonly csi: Csi }
-  | { readonly kind: 'batch'; readonly csis: readonly string[] };
+  | {
+      readonly kind: 'one';
+      readonly input: string;
+      readonly csi: Csi;
+      readonly context?: string;
+    }
+  | { readonly kind: 'batch'; readonly csis: readonly string[]; readonly context?: string };
 
 /**
  * The discovery of `/v1/discover`, once for both callers: the API's own route and the gateway's
@@ -456,24 +480,34 @@ export function createDiscoverRoute(
   components: DiscoverRouteComponents = {},
 ): DiscoverRoute {
   const { metrics, lookupLog } = components;
-  const discoverOne = (csi: Csi, input: string): Promise<DiscoveryResult> =>
-    resolver.discoverCsi !== undefined ? resolver.discoverCsi(csi) : resolver.discover(input);
-  const discoverManyJson = (csis: readonly string[]): Promise<DiscoveryResultsJson> =>
+  // Only a context is passed on: the API never sees an audience key. Without one the resolver is
+  // called as before, so a warm batch keeps its cached JSON text.
+  const optionsOf = (request: DiscoverRequest): [Pick<DiscoverOptions, 'context'>] | [] =>
+    request.context === undefined ? [] : [{ context: request.context }];
+  const discoverOne = (
+    csi: Csi,
+    input: string,
+    options: [Pick<DiscoverOptions, 'context'>] | [],
+  ): Promise<DiscoveryResult> =>
+    resolver.discoverCsi !== undefined
+      ? resolver.discoverCsi(csi, ...options)
+      : resolver.discover(input, ...options);
+  const discoverManyJson = (
+    csis: readonly string[],
+    options: [Pick<DiscoverOptions, 'context'>] | [],
+  ): Promise<DiscoveryResultsJson> =>
     resolver.discoverManyJson !== undefined
-      ? resolver.discoverManyJson(csis)
+      ? resolver.discoverManyJson(csis, ...options)
       : resolver
-          .discoverMany(csis)
+          .discoverMany(csis, ...options)
           .then((results) => ({ results, json: results.map((r) => resultJsonText(r)) }));
   // A contact sync sends the same inputs again and again: each is parsed once for the budget
   // (the resolver keeps its own memo for the lookups).
   const parsed = new CsiMemo(PARSED_CSI_CACHE_OCTETS);
   return {
     async parse(method, query, body, maxBatch) {
-      if (method === 'GET') {
-        const { input, csi } = csiParameter(query);
-        return { kind: 'one', input, csi };
-      }
-      if (method === 'POST') return { kind: 'batch', csis: checkBatch(await body(), maxBatch) };
+      if (method === 'GET') return queryParameters(query);
+      if (method === 'POST') return checkBatch(await body(), maxBatch);
       throw new JsonApiError('ERR_METHOD_NOT_ALLOWED', `${DISCOVER_PATH} takes GET or POST`);
     },
     csisOf(request) {
@@ -482,7 +516,7 @@ export function createDiscoverRoute(
     async answer(request, source) {
       const started = monotonicMs();
       if (request.kind === 'one') {
-        const result = await discoverOne(request.csi, request.input);
+        const result = await discoverOne(request.csi, request.input, optionsOf(request));
         metrics?.recordDiscoveries('discover', [result], seconds(started));
         if (result.status === 'error' && result.error?.reason === 'invalid-csi') {
           // The resolver's own check, e.g. a CSI whose name is too long under the apex.
@@ -493,7 +527,9 @@ export function createDiscoverRoute(
       }
       const { csis } = request;
       const { results, json } =
-        csis.length === 0 ? { results: [], json: [] } : await discoverManyJson(csis);
+        csis.length === 0
+          ? { results: [], json: [] }
+          : await discoverManyJson(csis, optionsOf(request));
       if (results.length !== csis.length || json.length !== csis.length) {
         throw new JsonApiError(
           'ERR_INTERNAL',
@@ -531,43 +567,67 @@ function parseTarget(target: string): { path: string; query: string } {
     : { path: target.slice(0, at), query: target.slice(at + 1) };
 }
 
+/** The query parameters of a GET, each at most once. */
+const QUERY_PARAMETERS: ReadonlySet<string> = new Set(['csi', 'context']);
+
 /**
- * The `csi` parameter of a GET as given and parsed. Form decoding, except a leading `+` (see the
- * module comment): `csi=+44%2020…` and `csi=%2B44+20…` both give `+44 20…`.
+ * The request of a GET's query string: `csi` as given and parsed, and `context` when given.
+ * Form decoding, except a leading `+` of the CSI (see the module comment): `csi=+44%2020…` and
+ * `csi=%2B44+20…` both give `+44 20…`. The query string is checked whole (names, repeats,
+ * encoding, `csi` present, the context) before the CSI is parsed.
  */
-function csiParameter(query: string): { input: string; csi: Csi } {
-  let value: string | undefined;
+function queryParameters(query: string): DiscoverRequest & { kind: 'one' } {
+  const values = new Map<string, string>();
   for (const pair of query === '' ? [] : query.split('&')) {
     if (pair === '') continue;
     const eq = pair.indexOf('=');
     const name = decodeComponent(eq < 0 ? pair : pair.slice(0, eq), 'a parameter name');
-    if (name !== 'csi') {
+    if (!QUERY_PARAMETERS.has(name)) {
       throw new JsonApiError('ERR_BAD_REQUEST', `unknown query parameter ${JSON.stringify(name)}`, {
         detail: name,
       });
     }
-    if (value !== undefined) {
+    if (values.has(name)) {
       throw new JsonApiError(
         'ERR_BAD_REQUEST',
-        'the query parameter "csi" is given more than once',
-        {
-          detail: 'csi',
-        },
+        `the query parameter ${JSON.stringify(name)} is given more than once`,
+        { detail: name },
       );
     }
     const raw = eq < 0 ? '' : pair.slice(eq + 1);
-    value = raw.startsWith('+')
-      ? `+${decodeComponent(raw.slice(1), 'the csi')}`
-      : decodeComponent(raw, 'the csi');
+    const what = `the ${name}`;
+    values.set(
+      name,
+      name === 'csi' && raw.startsWith('+')
+        ? `+${decodeComponent(raw.slice(1), what)}`
+        : decodeComponent(raw, what),
+    );
   }
+  const value = values.get('csi');
   if (value === undefined) {
     throw new JsonApiError('ERR_BAD_REQUEST', 'missing query parameter "csi"', { detail: 'csi' });
   }
+  const context = values.get('context');
+  if (context !== undefined) checkContext(context);
   try {
-    return { input: value, csi: parseCsi(value) };
+    const csi = parseCsi(value);
+    return context === undefined
+      ? { kind: 'one', input: value, csi }
+      : { kind: 'one', input: value, csi, context };
   } catch (error) {
     if (!(error instanceof CsiError)) throw error;
     throw new JsonApiError('ERR_CSI_INVALID', error.message, { detail: error.code, cause: error });
+  }
+}
+
+/** Throws the 400 of a context that is not one (`isContext`), `detail` `context`. */
+function checkContext(value: unknown): asserts value is string {
+  if (typeof value !== 'string' || !isContext(value)) {
+    throw new JsonApiError(
+      'ERR_BAD_REQUEST',
+      'the context must be personal, business or ctx:<name> (a-z, 0-9 and -, at most 31)',
+      { detail: 'context' },
+    );
   }
 }
 
@@ -610,14 +670,17 @@ function parsedCsis(parsed: CsiMemo, inputs: readonly string[]): Csi[] {
   return csis;
 }
 
-/** The CSIs of a POST's JSON body, after every check of the module comment on its fields. */
-function checkBatch(value: unknown, maxBatch: number): string[] {
+/** The fields of a POST's JSON body. */
+const BODY_FIELDS: ReadonlySet<string> = new Set(['csis', 'context']);
+
+/** The request of a POST's JSON body, after every check of the module comment on its fields. */
+function checkBatch(value: unknown, maxBatch: number): DiscoverRequest & { kind: 'batch' } {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new JsonApiError('ERR_BAD_REQUEST', 'the body must be a JSON object {"csis": [...]}');
   }
   const body = value as Record<string, unknown>;
   for (const key of Object.keys(body)) {
-    if (key !== 'csis') {
+    if (!BODY_FIELDS.has(key)) {
       throw new JsonApiError('ERR_BAD_REQUEST', `unknown field ${JSON.stringify(key)}`, {
         detail: key,
       });
@@ -645,7 +708,10 @@ function checkBatch(value: unknown, maxBatch: number): string[] {
       detail: `csis[${bad}]`,
     });
   }
-  return csis as string[];
+  const context = body['context'];
+  if (context === undefined) return { kind: 'batch', csis: csis as string[] };
+  checkContext(context);
+  return { kind: 'batch', csis: csis as string[], context };
 }
 
 /** A 200 whose lifetime is the smallest TTL of its results. */

@@ -4,6 +4,8 @@ import {
   DISCOVERY_CLIENT_CONNECT_TIMEOUT_MS,
   DISCOVERY_CLIENT_TIMEOUT_MS,
   DiscoveryClientError,
+  openResults,
+  type ClientIdentity,
   type DiscoveryClient,
 } from './discovery-client-base.js';
 import { expectedCsi, parseDiscoveryResult } from './result-json.js';
@@ -101,8 +103,11 @@ export const OBLIVIOUS_CLIENT_CONNECTIONS = 4;
 export const DNS_QUERY_PATH = '/dns-query';
 const DNS_MESSAGE_TYPE = 'application/dns-message';
 
-/** How to reach a gateway through a relay. */
-export interface ObliviousClientOptions {
+/**
+ * How to reach a gateway through a relay; `msp`, the sender's MSP for the boxes the client
+ * opens (`ClientIdentity`).
+ */
+export interface ObliviousClientOptions extends ClientIdentity {
   /**
    * The relay resource for the gateway (`https://relay.example:15329/ohttp/resolver`): POST
    * carries encapsulated requests, GET fetches the key configurations.
@@ -211,6 +216,7 @@ export function createObliviousClient(options: ObliviousClientOptions): Obliviou
     csisPerToken: DEFAULT_CSIS_PER_TOKEN,
   };
   let probing: Promise<void> | undefined;
+  const identity: ClientIdentity = options.msp === undefined ? {} : { msp: options.msp };
 
   const fault = (message: string, cause?: unknown): DiscoveryClientError =>
     new DiscoveryClientError('ERR_API_RESPONSE', `${relayName}: ${message}`, {
@@ -361,6 +367,7 @@ export function createObliviousClient(options: ObliviousClientOptions): Obliviou
   const sendChunk = async (
     chunk: readonly string[],
     splits: number,
+    context: string | undefined,
   ): Promise<DiscoveryResult[]> => {
     if (chunk.length > state.csisPerToken) {
       if (splits >= MAX_BATCH_SPLITS) {
@@ -373,12 +380,12 @@ export function createObliviousClient(options: ObliviousClientOptions): Obliviou
       const parts = await mapLimited(
         split(chunk, state.csisPerToken),
         OBLIVIOUS_BATCH_CONCURRENCY,
-        (c) => sendChunk(c, splits + 1),
+        (c) => sendChunk(c, splits + 1, context),
       );
       return parts.flat();
     }
     const answer = await redeem(
-      (authorization) => discoverBatch(chunk, authorization),
+      (authorization) => discoverBatch(chunk, authorization, context),
       MAX_OBLIVIOUS_RESPONSE_OCTETS,
       () => chunk.length <= state.csisPerToken,
     );
@@ -388,12 +395,12 @@ export function createObliviousClient(options: ObliviousClientOptions): Obliviou
       if (answer.redemption !== undefined) wallet.giveBack(answer.redemption);
       const n = learnCsisPerToken(answer.value);
       if (n !== undefined && n < chunk.length && splits < MAX_BATCH_SPLITS) {
-        return sendChunk(chunk, splits + 1);
+        return sendChunk(chunk, splits + 1, context);
       }
       throw innerError(answer);
     }
     if (response.status === 401 && chunk.length > state.csisPerToken)
-      return sendChunk(chunk, splits);
+      return sendChunk(chunk, splits, context);
     if (response.status !== 200) throw innerError(answer);
     const results = isObject(answer.value) ? answer.value['results'] : undefined;
     if (!Array.isArray(results) || results.length !== chunk.length) {
@@ -462,10 +469,15 @@ export function createObliviousClient(options: ObliviousClientOptions): Obliviou
         });
 
   return {
-    async discover(input) {
+    async discover(input, options) {
+      // The context goes to the gateway inside the encapsulated request; audience keys never do.
+      const context = options?.context;
+      const target =
+        `${DISCOVER_PATH}?csi=${encodeURIComponent(input)}` +
+        (context === undefined ? '' : `&context=${encodeURIComponent(context)}`);
       const answer = await redeem(
         (authorization) => ({
-          ...innerBase('GET', `${DISCOVER_PATH}?csi=${encodeURIComponent(input)}`, authorization),
+          ...innerBase('GET', target, authorization),
           headers: headersOf(authorization, { accept: 'application/json' }),
         }),
         MAX_OBLIVIOUS_RESPONSE_OCTETS,
@@ -474,16 +486,18 @@ export function createObliviousClient(options: ObliviousClientOptions): Obliviou
         throw withResults(error, [input]);
       });
       if (answer.response.status !== 200) throw innerError(answer);
-      return resultFor(answer.value, input);
+      const result = resultFor(answer.value, input);
+      return (await openResults([result], options, identity))[0] as DiscoveryResult;
     },
 
-    async discoverMany(inputs) {
+    async discoverMany(inputs, options) {
       if (inputs.length === 0) return [];
+      const context = options?.context;
       await probe();
       const chunks = split(inputs, state.csisPerToken);
       const settled = await mapLimited(chunks, OBLIVIOUS_BATCH_CONCURRENCY, async (chunk) => {
         try {
-          return { ok: true as const, results: await sendChunk(chunk, 0) };
+          return { ok: true as const, results: await sendChunk(chunk, 0, context) };
         } catch (error) {
           if (error instanceof DiscoveryClientError && error.code === 'ERR_TOKENS_EXHAUSTED') {
             return { ok: false as const, error };
@@ -493,10 +507,18 @@ export function createObliviousClient(options: ObliviousClientOptions): Obliviou
       });
       const exhausted = settled.find((s) => !s.ok);
       if (exhausted === undefined || exhausted.ok) {
-        return settled.flatMap((s) => (s.ok ? s.results : []));
+        return openResults(
+          settled.flatMap((s) => (s.ok ? s.results : [])),
+          options,
+          identity,
+        );
       }
-      const results = settled.flatMap((s, i) =>
-        s.ok ? s.results : (chunks[i] as string[]).map((input) => notObtained(input, s.error)),
+      const results = await openResults(
+        settled.flatMap((s, i) =>
+          s.ok ? s.results : (chunks[i] as string[]).map((input) => notObtained(input, s.error)),
+        ),
+        options,
+        identity,
       );
       throw new DiscoveryClientError(exhausted.error.code, exhausted.error.message, {
         url: exhausted.error.url,
@@ -544,15 +566,21 @@ export function createObliviousClient(options: ObliviousClientOptions): Obliviou
 /** Octets an encapsulated response adds to its Binary HTTP (nonce, tag, framing). */
 const ENCAPSULATION_OVERHEAD = 4096;
 
-/** The inner `POST /v1/discover` for `csis`. */
-function discoverBatch(csis: readonly string[], authorization?: string): BhttpRequest {
+/** The inner `POST /v1/discover` for `csis`, and the sender's context. */
+function discoverBatch(
+  csis: readonly string[],
+  authorization?: string,
+  context?: string,
+): BhttpRequest {
   return {
     ...innerBase('POST', DISCOVER_PATH, authorization),
     headers: headersOf(authorization, {
       'content-type': 'application/json',
       accept: 'application/json',
     }),
-    body: new TextEncoder().encode(JSON.stringify({ csis })),
+    body: new TextEncoder().encode(
+      JSON.stringify(context === undefined ? { csis } : { csis, context }),
+    ),
   };
 }
 
@@ -640,6 +668,7 @@ function notObtained(input: string, error: DiscoveryClientError): DiscoveryResul
   return {
     csi,
     status: 'error',
+    msps: [],
     mappings: [],
     ttl: 0,
     error: { reason: 'limit', detail: `${error.code}: ${error.message}` },

@@ -3,8 +3,10 @@ import {
   canonicalName,
   computeDs,
   csiToName,
+  isContext,
   silentLogger,
   type Csi,
+  type MspFilter,
   type ExtendedDnsError,
   type Logger,
   type ResourceRecord,
@@ -32,8 +34,11 @@ import {
   type QuestionStage,
   type Resolved,
 } from './questions.js';
+import { openResult } from './open-sealed.js';
 import { resultJsonText, resultText, type ResultText } from './result-json.js';
+import { senderView } from './sender-view.js';
 import type {
+  DiscoverOptions,
   DiscoveryResult,
   DiscoveryResultsJson,
   ResolvedAnswer,
@@ -88,6 +93,12 @@ import type { SignatureMemo, VerifiedSignature } from './validator.js';
  * one CSI the aggregation, which no question covers, and its deadline
  * ({@link MAX_RESOLUTION_MS}) bounds the plan as a whole, MAPREF levels included, where each
  * question's deadline bounds that question.
+ *
+ * Senders (`sender-view.ts`): a cached result is the view of the resolver's own MSP identity
+ * (`msp`), the same for every request; a request's context is applied to it afterwards, so one
+ * cached result serves every context. Without a context, a cached result's JSON text is written
+ * as it is (the warm contact sync); with one, the view is derived and written. A caller's
+ * audience keys open boxes after that (`open-sealed.ts`), in the caller's process.
  *
  * Time: the injected clock, in seconds since the epoch, for everything cached and every
  * validity period; monotonic time for deadlines and RTTs only (`deadline.ts`).
@@ -206,6 +217,8 @@ interface ResolverState {
   readonly authkeyRefetch: AuthkeyRefetchLimiter;
   /** Lookups of the discovery cache; `counters` has those of the answer cache. */
   readonly discoveryCounts: { hits: number; misses: number };
+  /** The resolver's MSP identity as a filter (`ResolverConfig.msp`): every result's view. */
+  readonly identity: MspFilter;
 }
 
 /**
@@ -309,21 +322,25 @@ export function createResolver(
     autoTrust,
     discoveryCounts: { hits: 0, misses: 0 },
     authkeyRefetch: createAuthkeyRefetchLimiter(config.authkeyRefetch ?? {}),
+    identity: config.msp === undefined ? {} : { msp: config.msp },
   };
 
   return {
-    discover: async (input) =>
-      (await discoverItems(state, [csiOf(state, input)]))[0] as DiscoveryResult,
-    discoverCsi: async (csi) => (await discoverItems(state, [csi]))[0] as DiscoveryResult,
-    discoverMany: (inputs) =>
-      discoverItems(
+    discover: async (input, options) =>
+      (await discoverFor(state, [csiOf(state, input)], options))[0] as DiscoveryResult,
+    discoverCsi: async (csi, options) =>
+      (await discoverFor(state, [csi], options))[0] as DiscoveryResult,
+    discoverMany: (inputs, options) =>
+      discoverFor(
         state,
         inputs.map((input) => csiOf(state, input)),
+        options,
       ),
-    discoverManyJson: async (inputs) => {
+    discoverManyJson: async (inputs, options) => {
+      const filter = filterOf(state, options);
       const json: string[] = new Array<string>(inputs.length);
       const items = inputs.map((input) => csiOf(state, input));
-      const results = await discoverItems(state, items, json);
+      const results = await discoverItems(state, items, filter, json);
       return { results, json } satisfies DiscoveryResultsJson;
     },
     resolve: (name, type) => resolveAnswer(state, name, type),
@@ -414,15 +431,53 @@ function csiOf(state: ResolverState, input: string): Item {
 }
 
 /**
- * Discovers `items` (and writes their JSON into `json`, when given), results in order: cache hits
- * at once, in one pass without waiting; the rest by {@link ResolverConfig.batchConcurrency}
- * workers. A cached result carries its JSON text, so a warm batch is mostly concatenation.
+ * The filter of a request: the resolver's identity, and the context of `options` when given.
+ * Throws a `TypeError` for a context that is not one (`isContext`): the JSON API refuses it
+ * before, with a 400.
+ */
+function filterOf(state: ResolverState, options: DiscoverOptions | undefined): MspFilter {
+  const context = options?.context;
+  if (context === undefined) return state.identity;
+  if (!isContext(context)) {
+    throw new TypeError(
+      `${JSON.stringify(context)} is no context: personal, business or ctx:<name>`,
+    );
+  }
+  return { ...state.identity, context };
+}
+
+/** {@link discoverItems} for a caller's `options`, boxes opened with its audience keys. */
+async function discoverFor(
+  state: ResolverState,
+  items: readonly Item[],
+  options: DiscoverOptions | undefined,
+): Promise<DiscoveryResult[]> {
+  const filter = filterOf(state, options);
+  const results = await discoverItems(state, items, filter);
+  const keys = options?.audienceKeys;
+  if (keys === undefined || keys.length === 0) return results;
+  return Promise.all(results.map((result) => openResult(result, keys, filter)));
+}
+
+/**
+ * Discovers `items` (and writes their JSON into `json`, when given), results in order, each as
+ * the sender of `filter` sees it: cache hits at once, in one pass without waiting; the rest by
+ * {@link ResolverConfig.batchConcurrency} workers. A cached result carries its JSON text, so a
+ * warm batch without a context is mostly concatenation; with a context, each result's view is
+ * derived and written.
  */
 async function discoverItems(
   state: ResolverState,
   items: readonly Item[],
+  filter: MspFilter,
   json?: string[],
 ): Promise<DiscoveryResult[]> {
+  // Cached and fresh results are the identity's view already (`aggregate`): only a context
+  // changes them.
+  const view =
+    filter.context === undefined
+      ? undefined
+      : (result: DiscoveryResult): DiscoveryResult => senderView(result, filter);
   const results: DiscoveryResult[] = new Array<DiscoveryResult>(items.length);
   const misses: Array<{ index: number; csi: Csi }> = [];
   for (let i = 0; i < items.length; i++) {
@@ -441,8 +496,14 @@ async function discoverItems(
     // The TTL as first given, not counted down (`client-ttl.ts`): the entry lives only while
     // that TTL keeps every client within the data's own lifetime.
     const result = hit.value.result;
-    results[i] = result;
-    if (json !== undefined) json[i] = resultJsonText(result, hit.value.text);
+    if (view === undefined) {
+      results[i] = result;
+      if (json !== undefined) json[i] = resultJsonText(result, hit.value.text);
+    } else {
+      const seen = view(result);
+      results[i] = seen;
+      if (json !== undefined) json[i] = resultJsonText(seen);
+    }
   }
   // The upstream questions of a batch go out in an order of their own (Fisher–Yates with
   // `crypto.randomInt`), so that a DP does not receive a contact book in the order the client
@@ -453,8 +514,14 @@ async function discoverItems(
     while (next < misses.length) {
       const { index, csi } = misses[next++] as { index: number; csi: Csi };
       const { result, text } = await discoverUncached(state, csi);
-      results[index] = result;
-      if (json !== undefined) json[index] = resultJsonText(result, text);
+      if (view === undefined) {
+        results[index] = result;
+        if (json !== undefined) json[index] = resultJsonText(result, text);
+      } else {
+        const seen = view(result);
+        results[index] = seen;
+        if (json !== undefined) json[index] = resultJsonText(seen);
+      }
     }
   };
   const workers = Math.min(state.batchConcurrency, misses.length);
@@ -524,6 +591,7 @@ function discoverUncached(state: ResolverState, csi: Csi): Promise<Discovered> {
             state.authkeyRefetch.allow(zone, state.seconds())
               ? askQuestionAgain(state.questions, zone, 'AUTHKEY')
               : undefined,
+          ...state.identity,
           onInvalidMapping: (reason) => {
             const failures = state.counters.validationFailures;
             failures[reason] = (failures[reason] ?? 0) + 1;

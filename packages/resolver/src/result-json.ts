@@ -1,22 +1,34 @@
-import { isJsonObject, parseCsi, type MspEntry } from '@mimi-discovery/common';
+import {
+  isJsonObject,
+  parseCsi,
+  PREF_MAX,
+  PREF_MIN,
+  type MspEntry,
+  type RankedMsp,
+} from '@mimi-discovery/common';
 import type {
   DiscoveryErrorReason,
   DiscoveryResult,
   DiscoveryStatus,
+  OpenedBox,
+  SealedJson,
   VerifiedMapping,
 } from './types.js';
 
 /**
  * A discovery result as JSON (design §7), for the JSON API and `mimi-discovery lookup --json`:
- * the fields of `DiscoveryResult` and nothing else, in a fixed order — `csi`, `status`,
- * `mappings`, `ttl`, then `stale` and `error` when present. {@link resultJson} is the one place
- * that says so; the text is that value serialized, never written another way.
+ * the fields of `DiscoveryResult` and nothing else, in a fixed order — `csi`, `status`, `msps`,
+ * `mappings`, `ttl`, then `stale`, `error` and `unopened` when present; in a ranked MSP
+ * `provider`, `tags`, `uri?`, `contexts`, `pref?`, `sameMsp`, `key`, `zone`, `audience?`; in a
+ * mapping `msps`, `sealed?`, `opened?`, `key`, `seq`, `iat`, `exp`, `new`, `prover`, `zone`,
+ * `server`. {@link resultJson} is the one place that says so; the text is that value
+ * serialized, never written another way.
  *
  * The text is also kept split around the TTL ({@link ResultText}), the one field that changes
  * while a result sits in the cache: a cached result is written again as `head + ttl + tail`,
- * without walking its mappings. Worked example: `{"csi":"tel:+44…","status":"none",
- * "mappings":[],"ttl":300}` is kept as head `{"csi":"tel:+44…","status":"none","mappings":[],
- * "ttl":` and tail `}`; 20 s later it is written with `280` between them.
+ * without walking its mappings. Worked example: `{"csi":"tel:+44…","status":"none","msps":[],
+ * "mappings":[],"ttl":300}` is kept as head `{"csi":"tel:+44…","status":"none","msps":[],
+ * "mappings":[],"ttl":` and tail `}`; 20 s later it is written with `280` between them.
  */
 
 /** The JSON text of a result, split around its `ttl` value. */
@@ -32,6 +44,7 @@ export function resultJson(result: DiscoveryResult): Record<string, unknown> {
   return {
     csi: result.csi,
     status: result.status,
+    msps: result.msps.map(rankedJson),
     mappings: result.mappings.map(mappingJson),
     ttl: result.ttl,
     ...(result.stale === true ? { stale: true } : {}),
@@ -46,16 +59,46 @@ export function resultJson(result: DiscoveryResult): Record<string, unknown> {
               : { ede: { infoCode: result.error.ede.infoCode, text: result.error.ede.text } }),
           },
         }),
+    ...(result.unopened === undefined ? {} : { unopened: result.unopened }),
+  };
+}
+
+function rankedJson(msp: RankedMsp): Record<string, unknown> {
+  return {
+    provider: msp.provider,
+    tags: [...msp.tags],
+    ...(msp.uri === undefined ? {} : { uri: msp.uri }),
+    contexts: [...msp.contexts],
+    ...(msp.pref === undefined ? {} : { pref: msp.pref }),
+    sameMsp: msp.sameMsp,
+    key: msp.key,
+    zone: msp.zone,
+    ...(msp.audience === undefined ? {} : { audience: msp.audience }),
+  };
+}
+
+function entryJson(msp: MspEntry): Record<string, unknown> {
+  return {
+    provider: msp.provider,
+    tags: [...msp.tags],
+    ...(msp.uri === undefined ? {} : { uri: msp.uri }),
   };
 }
 
 function mappingJson(m: VerifiedMapping): Record<string, unknown> {
   return {
-    msps: m.msps.map((msp) => ({
-      provider: msp.provider,
-      tags: [...msp.tags],
-      ...(msp.uri === undefined ? {} : { uri: msp.uri }),
-    })),
+    msps: m.msps.map(entryJson),
+    ...(m.sealed === undefined
+      ? {}
+      : { sealed: m.sealed.map((box) => ({ kid: box.kid, enc: box.enc, ct: box.ct })) }),
+    ...(m.opened === undefined
+      ? {}
+      : {
+          opened: m.opened.map((box) => ({
+            audience: box.audience,
+            msps: box.msps.map(entryJson),
+          })),
+        }),
     key: m.key,
     seq: m.seq,
     iat: m.iat,
@@ -73,8 +116,8 @@ const TTL_MEMBER = ',"ttl":0';
 /**
  * The text of {@link resultJson} around its TTL: `head + String(ttl) + tail` is its JSON. The
  * first `,"ttl":` of the text is the result's own member: every member before it is a string, a
- * status or the mappings, none of which has a `ttl` key, and inside a JSON string a quote is
- * always escaped, so the sequence cannot occur there.
+ * status, the ranked MSPs or the mappings, none of which has a `ttl` key, and inside a JSON
+ * string a quote is always escaped, so the sequence cannot occur there.
  */
 export function resultText(result: DiscoveryResult): ResultText {
   // Spreading keeps `ttl` where `resultJson` put it; only its value changes.
@@ -127,7 +170,9 @@ export function expectedCsi(input: string, result: DiscoveryResult): string | un
  * A discovery result from its JSON (as `resultJson` writes it and the JSON API answers it), or
  * undefined when `value` does not have that shape: the fields of `DiscoveryResult` with their
  * types, `status` and `error.reason` from their lists, `error` exactly when the status is
- * `error`. Fields it does not know are left out (a newer API may add some). Byte strings stay
+ * `error`, `msps` always (empty unless `found`), a mapping's `sealed` and `opened` absent or
+ * non-empty, `unopened` a whole number above 0 when present. Fields it does not know are left
+ * out (a newer API may add some). Byte strings stay
  * base64url text and signatures are not checked again: the resolver verified them, and the
  * result says which keys it trusted.
  *
@@ -135,12 +180,15 @@ export function expectedCsi(input: string, result: DiscoveryResult): string | un
  */
 export function parseDiscoveryResult(value: unknown): DiscoveryResult | undefined {
   if (!isJsonObject(value)) return undefined;
-  const { csi, status, mappings, ttl, stale, error } = value;
+  const { csi, status, msps, mappings, ttl, stale, error, unopened } = value;
   if (typeof csi !== 'string' || typeof status !== 'string' || !STATUSES.has(status)) {
     return undefined;
   }
   if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) return undefined;
   if (stale !== undefined && typeof stale !== 'boolean') return undefined;
+  if (unopened !== undefined && (!isWhole(unopened) || unopened === 0)) return undefined;
+  const ranked = parseList(msps, parseRanked);
+  if (ranked === undefined || (status !== 'found' && ranked.length > 0)) return undefined;
   if (!Array.isArray(mappings)) return undefined;
   const verified: VerifiedMapping[] = [];
   for (const m of mappings as unknown[]) {
@@ -154,24 +202,95 @@ export function parseDiscoveryResult(value: unknown): DiscoveryResult | undefine
   return {
     csi,
     status: status as DiscoveryStatus,
+    msps: ranked,
     mappings: verified,
     ttl,
     ...(stale === true ? { stale: true } : {}),
     ...(failure === undefined ? {} : { error: failure }),
+    ...(unopened === undefined ? {} : { unopened }),
   };
+}
+
+/** Each element of `value` parsed, or undefined when it is no list or one element is bad. */
+function parseList<T>(value: unknown, parse: (item: unknown) => T | undefined): T[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  const items: T[] = [];
+  for (const item of value as unknown[]) {
+    const parsed = parse(item);
+    if (parsed === undefined) return undefined;
+    items.push(parsed);
+  }
+  return items;
+}
+
+/** A list that is absent or non-empty (a mapping's `sealed` and `opened`). */
+function parseOptionalList<T>(
+  value: unknown,
+  parse: (item: unknown) => T | undefined,
+): T[] | undefined | 'bad' {
+  if (value === undefined) return undefined;
+  const items = parseList(value, parse);
+  return items === undefined || items.length === 0 ? 'bad' : items;
+}
+
+function isStringList(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((item: unknown) => typeof item === 'string');
+}
+
+function parseRanked(value: unknown): RankedMsp | undefined {
+  if (!isJsonObject(value)) return undefined;
+  const { provider, tags, uri, contexts, pref, sameMsp, key, zone, audience } = value;
+  if (
+    typeof provider !== 'string' ||
+    !isStringList(tags) ||
+    (uri !== undefined && typeof uri !== 'string') ||
+    !isStringList(contexts) ||
+    (pref !== undefined && (!isWhole(pref) || pref < PREF_MIN || pref > PREF_MAX)) ||
+    typeof sameMsp !== 'boolean' ||
+    typeof key !== 'string' ||
+    typeof zone !== 'string' ||
+    (audience !== undefined && typeof audience !== 'string')
+  ) {
+    return undefined;
+  }
+  return {
+    provider,
+    tags: [...tags],
+    ...(uri === undefined ? {} : { uri }),
+    contexts: [...contexts],
+    ...(pref === undefined ? {} : { pref }),
+    sameMsp,
+    key,
+    zone,
+    ...(audience === undefined ? {} : { audience }),
+  };
+}
+
+function parseSealed(value: unknown): SealedJson | undefined {
+  if (!isJsonObject(value)) return undefined;
+  const { kid, enc, ct } = value;
+  if (typeof kid !== 'string' || typeof enc !== 'string' || typeof ct !== 'string') {
+    return undefined;
+  }
+  return { kid, enc, ct };
+}
+
+function parseOpened(value: unknown): OpenedBox | undefined {
+  if (!isJsonObject(value)) return undefined;
+  const { audience, msps } = value;
+  const entries = parseList(msps, parseMsp);
+  if (typeof audience !== 'string' || entries === undefined) return undefined;
+  return { audience, msps: entries };
 }
 
 function parseMapping(value: unknown): VerifiedMapping | undefined {
   if (!isJsonObject(value)) return undefined;
-  const { msps, key, seq, iat, exp, prover, zone, server } = value;
+  const { msps, sealed, opened, key, seq, iat, exp, prover, zone, server } = value;
   const isNew = value['new'];
-  if (!Array.isArray(msps)) return undefined;
-  const entries: MspEntry[] = [];
-  for (const msp of msps as unknown[]) {
-    const entry = parseMsp(msp);
-    if (entry === undefined) return undefined;
-    entries.push(entry);
-  }
+  const entries = parseList(msps, parseMsp);
+  const boxes = parseOptionalList(sealed, parseSealed);
+  const opens = parseOptionalList(opened, parseOpened);
+  if (entries === undefined || boxes === 'bad' || opens === 'bad') return undefined;
   if (
     typeof key !== 'string' ||
     typeof prover !== 'string' ||
@@ -184,16 +303,27 @@ function parseMapping(value: unknown): VerifiedMapping | undefined {
   ) {
     return undefined;
   }
-  return { msps: entries, key, seq, iat, exp, new: isNew, prover, zone, server };
+  return {
+    msps: entries,
+    ...(boxes === undefined ? {} : { sealed: boxes }),
+    ...(opens === undefined ? {} : { opened: opens }),
+    key,
+    seq,
+    iat,
+    exp,
+    new: isNew,
+    prover,
+    zone,
+    server,
+  };
 }
 
 function parseMsp(value: unknown): MspEntry | undefined {
   if (!isJsonObject(value)) return undefined;
   const { provider, tags, uri } = value;
-  if (typeof provider !== 'string' || !Array.isArray(tags)) return undefined;
-  if (!tags.every((tag: unknown) => typeof tag === 'string')) return undefined;
+  if (typeof provider !== 'string' || !isStringList(tags)) return undefined;
   if (uri !== undefined && typeof uri !== 'string') return undefined;
-  return { provider, tags: [...(tags as string[])], ...(uri === undefined ? {} : { uri }) };
+  return { provider, tags: [...tags], ...(uri === undefined ? {} : { uri }) };
 }
 
 function parseFailure(value: unknown): DiscoveryResult['error'] | undefined {

@@ -8,10 +8,12 @@ import type {
 import type { UpstreamObserver } from './upstream.js';
 import type { AuthkeyRefetchSettings } from './authkey-refetch.js';
 import type {
+  AudienceKey,
   Csi,
   ExtendedDnsError,
   Logger,
   MspEntry,
+  RankedMsp,
   Rcode,
   ResourceRecord,
   RRType,
@@ -32,10 +34,39 @@ export type DiscoveryStatus = 'none' | 'empty' | 'found' | 'error';
 /** Why a resolution failed; never reported as `none` (design §6). */
 export type DiscoveryErrorReason = 'bogus' | 'timeout' | 'limit' | 'invalid-csi' | 'servfail';
 
+/** A sealed box of a mapping (docs/protocol.md §4, `sealed.ts` in common), its byte strings base64url. */
+export interface SealedJson {
+  /** The audience key id (`AUDIENCE_KEY_ID_OCTETS` octets). */
+  kid: string;
+  /** The HPKE encapsulated key (RFC 9180). */
+  enc: string;
+  /** The ciphertext: the padded entries and the AEAD tag. */
+  ct: string;
+}
+
+/** The entries of one sealed box, opened by a sender holding its audience key. */
+export interface OpenedBox {
+  /** The audience key id of the box, base64url. */
+  audience: string;
+  /** The box's entries the sender may use (filtered as the public ones are). */
+  msps: MspEntry[];
+}
+
 /** One verified mapping, with where it came from. */
 export interface VerifiedMapping {
-  /** The MSPs the recipient listed, with their tags (R2). */
+  /**
+   * The MSPs the recipient listed publicly, with their tags (R2), less those the sender may not
+   * use (the filter of {@link DiscoveryResult.msps}).
+   */
   msps: MspEntry[];
+  /**
+   * The mapping's sealed boxes not opened, as served (absent when none): the resolver reads
+   * none of them; a client holding a box's audience key opens it (`open-sealed.ts`), and the box
+   * moves to {@link opened}.
+   */
+  sealed?: SealedJson[];
+  /** The boxes opened by the client, each with its audience key id (absent when none). */
+  opened?: OpenedBox[];
   /** The recipient key, base64url. */
   key: string;
   seq: number;
@@ -54,7 +85,18 @@ export interface DiscoveryResult {
   /** The canonical CSI, or the input as given when it is not a CSI. */
   csi: string;
   status: DiscoveryStatus;
-  /** Verified mappings (empty unless `found`; for `empty`, the mappings that list no MSP). */
+  /**
+   * Every MSP of the standing mappings the sender may use — public entries, and entries of the
+   * boxes the client opened — filtered (context, the resolver's `msp` identity) and ranked in the
+   * recipient's order (`rankMsps`): the sender takes the first it can use. Empty unless `found`;
+   * `found` with none means the recipient is reachable, but not by this sender.
+   */
+  msps: RankedMsp[];
+  /**
+   * Verified mappings (empty unless `found`; for `empty`, the mappings that list no MSP), in
+   * rank order: by the best `pref` among their entries (unranked last), then the newest `iat`,
+   * then the key.
+   */
   mappings: VerifiedMapping[];
   /** Seconds this result may be cached. */
   ttl: number;
@@ -65,6 +107,24 @@ export interface DiscoveryResult {
    * Extended DNS Error a DNS client would get with its SERVFAIL (RFC 8914, `ede.ts`).
    */
   error?: { reason: DiscoveryErrorReason; detail: string; ede?: ExtendedDnsError };
+  /**
+   * Boxes whose `kid` matched an audience key the client holds but that did not open (a key of
+   * the same id that is not the one, a box made for another CSI or key, a malformed plaintext):
+   * left in `sealed`. Set only by a client that opened boxes (`openResult`), and only when not 0.
+   */
+  unopened?: number;
+}
+
+/**
+ * How one sender asks (design §4 "Preferences", "Sealed mappings"): `context` filters the entries
+ * (those for that context and those for every context); each box whose `kid` matches one of
+ * `audienceKeys` is opened locally — the keys never leave the caller — and its entries ranked with
+ * the public ones.
+ */
+export interface DiscoverOptions {
+  /** `personal`, `business` or `ctx:<name>` (`isContext`); absent: every entry. */
+  readonly context?: string;
+  readonly audienceKeys?: readonly AudienceKey[];
 }
 
 /** Results of a batch, and each as the JSON text the JSON API writes for it (design §7). */
@@ -123,20 +183,27 @@ export type CacheName = 'answer' | 'discovery';
 
 /** A caching, validating, aggregating resolver. */
 export interface Resolver {
-  /** Discovers one CSI given as typed (`+44 20 7946 0018`, `alice@example.com`, `tel:+…`). */
-  discover(input: string): Promise<DiscoveryResult>;
+  /**
+   * Discovers one CSI given as typed (`+44 20 7946 0018`, `alice@example.com`, `tel:+…`), as the
+   * sender of `options` sees it. A `context` that is not one (`isContext`) throws a `TypeError`.
+   */
+  discover(input: string, options?: DiscoverOptions): Promise<DiscoveryResult>;
   /**
    * Discovers one CSI already parsed (`parseCsi`), for a caller that checked its input where it
    * entered (the JSON API): the same as {@link discover} without parsing it again.
    */
-  discoverCsi(csi: Csi): Promise<DiscoveryResult>;
+  discoverCsi(csi: Csi, options?: DiscoverOptions): Promise<DiscoveryResult>;
   /** Discovers many CSIs concurrently (bounded), results in input order (contact sync). */
-  discoverMany(inputs: readonly string[]): Promise<DiscoveryResult[]>;
+  discoverMany(inputs: readonly string[], options?: DiscoverOptions): Promise<DiscoveryResult[]>;
   /**
-   * As {@link discoverMany}, with each result also as JSON text: a cached result keeps its text,
-   * so the JSON API writes a warm contact sync without serializing it again.
+   * As {@link discoverMany}, with each result also as JSON text: without a `context`, a cached
+   * result keeps its text, so the JSON API writes a warm contact sync without serializing it
+   * again; with one, each result is filtered for it and written.
    */
-  discoverManyJson(inputs: readonly string[]): Promise<DiscoveryResultsJson>;
+  discoverManyJson(
+    inputs: readonly string[],
+    options?: Pick<DiscoverOptions, 'context'>,
+  ): Promise<DiscoveryResultsJson>;
   /** Resolves and validates one DNS question from the root down. */
   resolve(name: string, type: RRType): Promise<ResolvedAnswer>;
   stats(): ResolverStats;
@@ -202,6 +269,12 @@ export interface ResolverConfig {
   cacheBytes?: number;
   /** Concurrency bound of `discoverMany`. */
   batchConcurrency?: number;
+  /**
+   * The resolver's own MSP identity, a provider domain (`chat.example`): the MSP whose senders
+   * it serves. A `same-msp` entry of another provider is dropped from every result; without it,
+   * every `same-msp` entry is (nobody vouches for the sender's MSP).
+   */
+  msp?: string;
   /**
    * The local copy of the root's zone (`root-copy.ts`, RFC 8806 spirit), transferred by AXFR
    * over TCP from the root servers that list a `port`: on by default; `false` or
