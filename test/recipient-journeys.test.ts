@@ -16,7 +16,6 @@ import {
 import {
   createResolver,
   startJsonApi,
-  type DiscoverOptions,
   type DiscoveryResult,
   type JsonApi,
   type Resolver,
@@ -113,6 +112,9 @@ async function audienceKey(file: string): Promise<AudienceKey> {
 
 // ---------------------------------------------------------------------------------------------
 // The senders' side.
+
+/** How a sender asks: a context, the audience keys it holds (`DiscoverOptions`). */
+type DiscoverOptions = NonNullable<Parameters<Resolver['discover']>[1]>;
 
 /** What a sender is told: the providers of `msps`, in the recipient's order (use the first). */
 async function sees(

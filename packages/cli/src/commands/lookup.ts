@@ -1,6 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { CsiError, parseCsi, silentLogger, type AudienceKey } from '@mimi-discovery/common';
+import {
+  CsiError,
+  parseCsi,
+  silentLogger,
+  type AudienceKey,
+  type RankedMsp,
+} from '@mimi-discovery/common';
 import {
   DEFAULT_CSIS_PER_TOKEN,
   DiscoveryClientError,
@@ -8,11 +14,10 @@ import {
   createResolver,
   readResolverFiles,
   resultJson,
-  type DiscoverOptions,
   type DiscoveryResult,
+  type Resolver,
   type VerifiedMapping,
 } from '@mimi-discovery/resolver';
-import type { RankedMsp } from '@mimi-discovery/common';
 import { Option, type Command } from 'commander';
 import { apiFailure, apiUrl, readCaFile } from '../api-flags.js';
 import { readAudienceKeyFile } from '../audience-key-file.js';
@@ -164,6 +169,9 @@ function printResults(results: DiscoveryResult[], flags: LookupFlags, env: Comma
     env.out(`${JSON.stringify(json, null, 2)}\n`);
   } else env.out(results.map(formatResult).join('\n'));
 }
+
+/** How a sender asks (`DiscoverOptions` of the resolver package: a context, audience keys). */
+type DiscoverOptions = NonNullable<Parameters<Resolver['discover']>[1]>;
 
 /** The context and the audience keys of the command line, read before anything is asked. */
 async function discoverOptions(flags: LookupFlags, env: CommandEnv): Promise<DiscoverOptions> {
@@ -388,7 +396,7 @@ async function readCredential(given: string, file: string): Promise<string> {
  *   1 sealed box not opened: no audience key for it
  *   verified: recipient key a2V5… seq 7, expires 2026-02-01T00:00:00Z, attested by prover cHJv…
  *     from: zone 4.4.e164.mimi.arpa, server https://127.0.0.1:8444/dns-query
- *     sealed: 2 boxes, key ids q2C1f0n2Xk8 (opened), 7Hc0bV-zzXw
+ *     sealed boxes: q2C1f0n2Xk8 (opened), 7Hc0bV-zzXw
  * ```
  */
 function formatResult(result: DiscoveryResult): string {
@@ -411,10 +419,18 @@ function formatResult(result: DiscoveryResult): string {
         );
       }
       result.msps.forEach((msp, i) => lines.push(`  ${i + 1}. ${rankedLine(msp)}`));
-      const unopened = result.mappings.reduce((n, m) => n + sealedLeft(m).length, 0);
-      if (unopened > 0) {
+      // Boxes left sealed: most for want of a key; `unopened` of them despite a key of their id.
+      const left = result.mappings.reduce((n, m) => n + (m.sealed?.length ?? 0), 0);
+      const failed = Math.min(result.unopened ?? 0, left);
+      const noKey = left - failed;
+      if (noKey > 0) {
         lines.push(
-          `  ${unopened} sealed box${unopened === 1 ? '' : 'es'} not opened: no audience key for ${unopened === 1 ? 'it' : 'them'}`,
+          `  ${boxes(noKey)} not opened: no audience key for ${noKey === 1 ? 'it' : 'them'}`,
+        );
+      }
+      if (failed > 0) {
+        lines.push(
+          `  ${boxes(failed)} not opened: the audience key of ${failed === 1 ? 'its' : 'their'} key id did not open ${failed === 1 ? 'it' : 'them'}`,
         );
       }
       for (const m of result.mappings) lines.push(...provenance(m));
@@ -438,10 +454,8 @@ function rankedLine(msp: RankedMsp): string {
   return `${msp.provider}  contexts: ${contexts}${tags}${uri}  from: ${from}`;
 }
 
-/** The key ids of a mapping's boxes that were not opened here. */
-function sealedLeft(m: VerifiedMapping): string[] {
-  const opened = new Set((m.opened ?? []).map((o) => o.audience));
-  return (m.sealed ?? []).map((box) => box.kid).filter((kid) => !opened.has(kid));
+function boxes(n: number): string {
+  return `${n} sealed box${n === 1 ? '' : 'es'}`;
 }
 
 function provenance(m: VerifiedMapping): string[] {
@@ -450,12 +464,11 @@ function provenance(m: VerifiedMapping): string[] {
     `  verified: recipient key ${m.key} seq ${m.seq}${m.new ? ' (new)' : ''}, expires ${expires}, attested by prover ${m.prover}`,
     `    from: zone ${m.zone}, server ${m.server}`,
   ];
-  if (m.sealed !== undefined && m.sealed.length > 0) {
-    const opened = new Set((m.opened ?? []).map((o) => o.audience));
-    const kids = m.sealed.map((box) => (opened.has(box.kid) ? `${box.kid} (opened)` : box.kid));
-    lines.push(
-      `    sealed: ${m.sealed.length} box${m.sealed.length === 1 ? '' : 'es'}, key ids ${kids.join(', ')}`,
-    );
-  }
+  // An opened box moves from `sealed` to `opened` (open-sealed.ts of the resolver).
+  const kids = [
+    ...(m.opened ?? []).map((o) => `${o.audience} (opened)`),
+    ...(m.sealed ?? []).map((box) => box.kid),
+  ];
+  if (kids.length > 0) lines.push(`    sealed boxes: ${kids.join(', ')}`);
   return lines;
 }
