@@ -1,9 +1,10 @@
 import { CsiError } from '@mimi-discovery/common';
-import type {
-  DiscoveryResult,
-  Resolver,
-  ResolverStats,
-  VerifiedMapping,
+import {
+  senderView,
+  type DiscoveryResult,
+  type Resolver,
+  type ResolverStats,
+  type VerifiedMapping,
 } from '@mimi-discovery/resolver';
 
 /**
@@ -62,28 +63,32 @@ export function resolverDouble<T extends Partial<Resolver>>(
 /**
  * A `found` result for `csi` with one verified mapping, as the resolver gives it: one MSP
  * (`chat.example`, tag `primary`), key `a2V5`, seq 7, valid through January 2026, TTL 300; the
- * keys of `mapping` replace those.
+ * keys of `mapping` replace those; `msps` ranked from it as a resolver without an identity ranks.
  */
 export function foundResult(csi: string, mapping: Partial<VerifiedMapping> = {}): DiscoveryResult {
-  return {
-    csi,
-    status: 'found',
-    mappings: [
-      {
-        msps: [{ provider: 'chat.example', tags: ['primary'], uri: 'im:alice@chat.example' }],
-        key: 'a2V5',
-        seq: 7,
-        iat: 1_767_225_600,
-        exp: 1_769_817_600,
-        new: false,
-        prover: 'cHJvdmVy',
-        zone: '4.4.e164.mimi.arpa',
-        server: 'https://127.0.0.1:8444/dns-query',
-        ...mapping,
-      },
-    ],
-    ttl: 300,
-  };
+  return senderView(
+    {
+      csi,
+      status: 'found',
+      msps: [],
+      mappings: [
+        {
+          msps: [{ provider: 'chat.example', tags: ['primary'], uri: 'im:alice@chat.example' }],
+          key: 'a2V5',
+          seq: 7,
+          iat: 1_767_225_600,
+          exp: 1_769_817_600,
+          new: false,
+          prover: 'cHJvdmVy',
+          zone: '4.4.e164.mimi.arpa',
+          server: 'https://127.0.0.1:8444/dns-query',
+          ...mapping,
+        },
+      ],
+      ttl: 300,
+    },
+    {},
+  );
 }
 
 /**
@@ -95,6 +100,7 @@ export function invalidCsiResult(input: string, error: unknown): DiscoveryResult
   return {
     csi: input,
     status: 'error',
+    msps: [],
     mappings: [],
     ttl: 0,
     error: { reason: 'invalid-csi', detail: error.message },

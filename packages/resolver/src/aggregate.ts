@@ -300,7 +300,13 @@ export async function aggregate(csi: Csi, init: AggregateInit): Promise<Discover
     msps: m.msps.map((e) => ({ ...e, tags: [...e.tags] })),
     ...(m.sealed === undefined
       ? {}
-      : { sealed: m.sealed.map((box) => ({ kid: b64(box.kid), enc: b64(box.enc), ct: b64(box.ct) })) }),
+      : {
+          sealed: m.sealed.map((box) => ({
+            kid: b64(box.kid),
+            enc: b64(box.enc),
+            ct: b64(box.ct),
+          })),
+        }),
     key: b64(m.key),
     seq: m.seq,
     iat: m.iat,

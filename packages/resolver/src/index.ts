@@ -9,7 +9,10 @@ export type {
   DiscoveryStatus,
   DiscoveryErrorReason,
   VerifiedMapping,
+  SealedJson,
+  OpenedBox,
   DiscoveryResult,
+  DiscoverOptions,
   ResolvedAnswer,
   ResolverStats,
   CacheName,
@@ -163,6 +166,10 @@ export { CsiMemo } from './csi-memo.js';
 export type { CsiParseFailure } from './csi-memo.js';
 export { resultJson, resultText, resultJsonText } from './result-json.js';
 export type { ResultText } from './result-json.js';
+
+// sender-view.ts, open-sealed.ts: a result as one sender sees it, and its boxes opened
+export { senderView, orderMappings } from './sender-view.js';
+export { openResult } from './open-sealed.js';
 export type { AggregateInit } from './aggregate.js';
 export {
   MAX_REFERRALS_PER_RESOLUTION,
@@ -290,8 +297,10 @@ export {
   parseDiscoveryResult,
 } from './discovery-client.js';
 export type {
+  ClientIdentity,
   DiscoveryClient,
   DiscoveryClientOptions,
+  DirectDiscoveryClientOptions,
   RelayDiscoveryClientOptions,
 } from './discovery-client.js';
 

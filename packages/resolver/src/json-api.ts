@@ -30,12 +30,7 @@ import type { ResolverMetrics } from './metrics.js';
 import { resultJsonText } from './result-json.js';
 import { CsiMemo } from './csi-memo.js';
 import { PARSED_CSI_CACHE_OCTETS } from './limits.js';
-import type {
-  DiscoverOptions,
-  DiscoveryResult,
-  DiscoveryResultsJson,
-  Resolver,
-} from './types.js';
+import type { DiscoverOptions, DiscoveryResult, DiscoveryResultsJson, Resolver } from './types.js';
 
 /**
  * The resolver's JSON API for MSP back ends (design §7): the verified discovery results of

@@ -2,6 +2,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RankedMsp } from '@mimi-discovery/common';
 import {
   DISCOVERY_CLIENT_CONNECTIONS,
   DISCOVERY_CLIENT_TIMEOUT_MS,
@@ -120,32 +121,71 @@ describe('parseDiscoveryResult', () => {
     },
     { requiredKeys: ['provider', 'tags'] },
   );
-  const mapping = fc.record({
-    msps: fc.array(msp, { maxLength: 3 }),
-    key: base64url,
-    seq: whole,
-    iat: whole,
-    exp: whole,
-    new: fc.boolean(),
-    prover: base64url,
-    zone: fc.domain(),
-    server: fc.webUrl(),
-  });
+  const box = fc.record({ kid: base64url, enc: base64url, ct: base64url });
+  const mapping = fc.record(
+    {
+      msps: fc.array(msp, { maxLength: 3 }),
+      sealed: fc.array(box, { minLength: 1, maxLength: 2 }),
+      opened: fc.array(fc.record({ audience: base64url, msps: fc.array(msp, { maxLength: 2 }) }), {
+        minLength: 1,
+        maxLength: 2,
+      }),
+      key: base64url,
+      seq: whole,
+      iat: whole,
+      exp: whole,
+      new: fc.boolean(),
+      prover: base64url,
+      zone: fc.domain(),
+      server: fc.webUrl(),
+    },
+    {
+      requiredKeys: ['msps', 'key', 'seq', 'iat', 'exp', 'new', 'prover', 'zone', 'server'],
+    },
+  );
+  const ranked = fc.record(
+    {
+      provider: fc.domain(),
+      tags: fc.array(fc.string({ maxLength: 12 }), { maxLength: 4 }),
+      uri: fc.webUrl(),
+      contexts: fc.array(fc.constantFrom('personal', 'business', 'ctx:soccer'), { maxLength: 2 }),
+      pref: fc.integer({ min: 1, max: 999 }),
+      sameMsp: fc.boolean(),
+      key: base64url,
+      zone: fc.domain(),
+      audience: base64url,
+    },
+    { requiredKeys: ['provider', 'tags', 'contexts', 'sameMsp', 'key', 'zone'] },
+  );
   const result: fc.Arbitrary<DiscoveryResult> = fc.oneof(
     fc.record(
       {
         csi: fc.string(),
-        status: fc.constantFrom('none' as const, 'empty' as const, 'found' as const),
+        status: fc.constantFrom('none' as const, 'empty' as const),
+        msps: fc.constant<RankedMsp[]>([]),
         mappings: fc.array(mapping, { maxLength: 3 }),
         ttl: fc.nat(),
         stale: fc.constant(true),
       },
-      { requiredKeys: ['csi', 'status', 'mappings', 'ttl'] },
+      { requiredKeys: ['csi', 'status', 'msps', 'mappings', 'ttl'] },
+    ),
+    fc.record(
+      {
+        csi: fc.string(),
+        status: fc.constant('found' as const),
+        msps: fc.array(ranked, { maxLength: 4 }),
+        mappings: fc.array(mapping, { maxLength: 3 }),
+        ttl: fc.nat(),
+        stale: fc.constant(true),
+        unopened: fc.integer({ min: 1, max: 8 }),
+      },
+      { requiredKeys: ['csi', 'status', 'msps', 'mappings', 'ttl'] },
     ),
     fc.record(
       {
         csi: fc.string(),
         status: fc.constant('error' as const),
+        msps: fc.constant<RankedMsp[]>([]),
         mappings: fc.constant<VerifiedMapping[]>([]),
         ttl: fc.nat(),
         stale: fc.constant(true),
@@ -160,7 +200,7 @@ describe('parseDiscoveryResult', () => {
           detail: fc.string(),
         }),
       },
-      { requiredKeys: ['csi', 'status', 'mappings', 'ttl', 'error'] },
+      { requiredKeys: ['csi', 'status', 'msps', 'mappings', 'ttl', 'error'] },
     ),
   );
 
@@ -176,9 +216,22 @@ describe('parseDiscoveryResult', () => {
     const found = resultJson({
       csi: 'tel:+442079460018',
       status: 'found',
+      msps: [
+        {
+          provider: 'chat.example',
+          tags: ['mls', 'pref:1'],
+          contexts: [],
+          pref: 1,
+          sameMsp: false,
+          key: 'a'.repeat(43),
+          zone: '4.4.e164.mimi.arpa',
+        },
+      ],
       mappings: [
         {
-          msps: [{ provider: 'chat.example', tags: ['mls'] }],
+          msps: [{ provider: 'chat.example', tags: ['mls', 'pref:1'] }],
+          sealed: [{ kid: 'a'.repeat(11), enc: 'b'.repeat(43), ct: 'c'.repeat(43) }],
+          opened: [{ audience: 'd'.repeat(11), msps: [{ provider: 'wire.example', tags: [] }] }],
           key: 'a'.repeat(43),
           seq: 1,
           iat: 2,
@@ -200,9 +253,21 @@ describe('parseDiscoveryResult', () => {
     const paths: ReadonlyArray<readonly (string | number)[]> = [
       ['csi'],
       ['status'],
+      ['msps'],
+      ['msps', 0, 'provider'],
+      ['msps', 0, 'tags'],
+      ['msps', 0, 'contexts'],
+      ['msps', 0, 'sameMsp'],
+      ['msps', 0, 'key'],
+      ['msps', 0, 'zone'],
       ['mappings'],
       ['ttl'],
       ['mappings', 0, 'msps'],
+      ['mappings', 0, 'sealed', 0, 'kid'],
+      ['mappings', 0, 'sealed', 0, 'enc'],
+      ['mappings', 0, 'sealed', 0, 'ct'],
+      ['mappings', 0, 'opened', 0, 'audience'],
+      ['mappings', 0, 'opened', 0, 'msps'],
       ['mappings', 0, 'msps', 0, 'provider'],
       ['mappings', 0, 'msps', 0, 'tags'],
       ['mappings', 0, 'key'],
@@ -232,6 +297,23 @@ describe('parseDiscoveryResult', () => {
       ['error status without its error', { ...found, status: 'error' }],
       ['an unknown reason', { ...found, status: 'error', error: { reason: 'oops', detail: '' } }],
       ['a stale flag that is not boolean', { ...found, stale: 'yes' }],
+      ['ranked MSPs in a result that is not found', { ...found, status: 'empty' }],
+      ['a rank out of range', { ...found, msps: [{ ...at(found, ['msps', 0]), pref: 1000 }] }],
+      ['a rank of 0', { ...found, msps: [{ ...at(found, ['msps', 0]), pref: 0 }] }],
+      [
+        'a sealed list that is empty',
+        { ...found, mappings: [{ ...at(found, ['mappings', 0]), sealed: [] }] },
+      ],
+      [
+        'an opened list that is empty',
+        { ...found, mappings: [{ ...at(found, ['mappings', 0]), opened: [] }] },
+      ],
+      [
+        'a sealed list that is no list',
+        { ...found, mappings: [{ ...at(found, ['mappings', 0]), sealed: {} }] },
+      ],
+      ['unopened 0', { ...found, unopened: 0 }],
+      ['unopened not whole', { ...found, unopened: 1.5 }],
       ['an array', [found]],
       ['null', null],
     ];
@@ -268,7 +350,13 @@ describe('the discovery client against a server that is not the API', () => {
     (res: ServerResponse): void => {
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value));
     };
-  const none = (csi: string): DiscoveryResult => ({ csi, status: 'none', mappings: [], ttl: 60 });
+  const none = (csi: string): DiscoveryResult => ({
+    csi,
+    status: 'none',
+    msps: [],
+    mappings: [],
+    ttl: 60,
+  });
 
   /** What the client makes of `respond` to `call`, with a client of short bounds. */
   async function faultOf(

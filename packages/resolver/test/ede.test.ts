@@ -35,6 +35,7 @@ describe('failureEde', () => {
     const result = {
       csi: 'tel:+442079460018',
       status: 'error' as const,
+      msps: [],
       mappings: [],
       ttl: 0,
       error: { reason: 'bogus' as const, detail: 'd', ede: { infoCode: 7, text: 't' } },

@@ -58,7 +58,7 @@ function fakeResolver(): Resolver & { asked: string[] } {
   const discover = async (input: string): Promise<DiscoveryResult> => {
     asked.push(input);
     try {
-      return { csi: parseCsi(input), status: 'none', mappings: [], ttl: 60 };
+      return { csi: parseCsi(input), status: 'none', msps: [], mappings: [], ttl: 60 };
     } catch (error) {
       return invalidCsiResult(input, error);
     }

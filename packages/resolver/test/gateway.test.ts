@@ -78,7 +78,7 @@ const HANGS = 'tel:+442079460077';
 
 const RESULTS: ReadonlyMap<string, DiscoveryResult> = new Map([
   [ALICE, foundResult(ALICE, { msps: [{ provider: 'chat.example', tags: ['primary'] }] })],
-  [BOB, { csi: BOB, status: 'empty', mappings: [], ttl: 600 }],
+  [BOB, { csi: BOB, status: 'empty', msps: [], mappings: [], ttl: 600 }],
 ]);
 
 async function discover(input: string): Promise<DiscoveryResult> {
@@ -89,7 +89,7 @@ async function discover(input: string): Promise<DiscoveryResult> {
     return invalidCsiResult(input, error);
   }
   if (csi === HANGS) return new Promise(() => undefined);
-  return RESULTS.get(csi) ?? { csi, status: 'none', mappings: [], ttl: 3600 };
+  return RESULTS.get(csi) ?? { csi, status: 'none', msps: [], mappings: [], ttl: 3600 };
 }
 
 const ZONE = '4.4.e164.mimi.arpa';

@@ -39,13 +39,14 @@ const FAULT = 'tel:+442079460098';
 const FOUND = foundResult(ALICE);
 const RESULTS: ReadonlyMap<string, DiscoveryResult> = new Map([
   [ALICE, FOUND],
-  [BOB, { csi: BOB, status: 'empty', mappings: [], ttl: 600 }],
-  [CAROL, { csi: CAROL, status: 'none', mappings: [], ttl: 120 }],
+  [BOB, { csi: BOB, status: 'empty', msps: [], mappings: [], ttl: 600 }],
+  [CAROL, { csi: CAROL, status: 'none', msps: [], mappings: [], ttl: 120 }],
   [
     BOGUS,
     {
       csi: BOGUS,
       status: 'error',
+      msps: [],
       mappings: [],
       ttl: 0,
       error: { reason: 'bogus', detail: 'no DS matches the DNSKEY of 4.4.e164.mimi.arpa' },
@@ -72,7 +73,7 @@ function fakeResolver(): Omit<Resolver, 'discoverManyJson'> & {
       return invalidCsiResult(input, error);
     }
     if (csi === FAULT) throw new Error('resolver fault');
-    return RESULTS.get(csi) ?? { csi, status: 'none', mappings: [], ttl: 3600 };
+    return RESULTS.get(csi) ?? { csi, status: 'none', msps: [], mappings: [], ttl: 3600 };
   };
   return resolverDouble({
     asked,
@@ -202,7 +203,7 @@ describe('GET /v1/discover', () => {
   it('answers over HTTP/1.1 too', async () => {
     const reply = await call(`/v1/discover?csi=${encodeURIComponent(BOB)}`, { agent: h1 });
     expect(reply.status).toBe(200);
-    expect(reply.json).toEqual({ csi: BOB, status: 'empty', mappings: [], ttl: 600 });
+    expect(reply.json).toEqual({ csi: BOB, status: 'empty', msps: [], mappings: [], ttl: 600 });
   });
 
   it('negotiates HTTP/2 by ALPN', async () => {

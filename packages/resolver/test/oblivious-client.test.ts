@@ -39,7 +39,7 @@ const now = (): number => NOW;
 const ALICE = 'tel:+442079460018';
 const BOB = 'mailto:bob@example.com';
 const FOUND = foundResult(ALICE, { iat: NOW - 100, exp: NOW + 86_400 });
-const EMPTY: DiscoveryResult = { csi: BOB, status: 'empty', mappings: [], ttl: 600 };
+const EMPTY: DiscoveryResult = { csi: BOB, status: 'empty', msps: [], mappings: [], ttl: 600 };
 const RESULTS: ReadonlyMap<string, DiscoveryResult> = new Map([
   [ALICE, FOUND],
   [BOB, EMPTY],

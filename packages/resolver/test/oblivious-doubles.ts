@@ -267,12 +267,13 @@ export async function startGatewayDouble(
       return {
         csi: input,
         status: 'error',
+        msps: [],
         mappings: [],
         ttl: 0,
         error: { reason: 'invalid-csi', detail: (error as Error).message },
       };
     }
-    return init.results.get(csi) ?? { csi, status: 'none', mappings: [], ttl: 3600 };
+    return init.results.get(csi) ?? { csi, status: 'none', msps: [], mappings: [], ttl: 3600 };
   };
 
   const json = (

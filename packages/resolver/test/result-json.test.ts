@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { rankMsps } from '@mimi-discovery/common';
+import { rankInputs } from '../src/sender-view.js';
 import {
   errorResult,
   resultJson,
@@ -24,20 +26,52 @@ const mapping = (extra: Partial<VerifiedMapping> = {}): VerifiedMapping => ({
   ...extra,
 });
 
+const sealedMapping = mapping({
+  msps: [{ provider: 'chat.example', tags: ['personal', 'pref:2'] }],
+  sealed: [{ kid: 'AAAAAAAAAAA', enc: 'e'.repeat(43), ct: 'c'.repeat(86) }],
+  opened: [
+    { audience: 'BBBBBBBBBBB', msps: [{ provider: 'wire.example', tags: ['business', 'pref:1'] }] },
+  ],
+});
+
 const RESULTS: ReadonlyArray<[string, DiscoveryResult]> = [
-  ['found', { csi: 'tel:+442079460018', status: 'found', mappings: [mapping()], ttl: 300 }],
+  [
+    'found',
+    {
+      csi: 'tel:+442079460018',
+      status: 'found',
+      msps: rankMsps(rankInputs([mapping()]), {}),
+      mappings: [mapping()],
+      ttl: 300,
+    },
+  ],
+  [
+    'found, sealed and opened boxes, unopened',
+    {
+      csi: 'tel:+442079460018',
+      status: 'found',
+      msps: rankMsps(rankInputs([sealedMapping]), {}),
+      mappings: [sealedMapping],
+      ttl: 300,
+      unopened: 1,
+    },
+  ],
   [
     'found, two mappings, stale',
     {
       csi: 'tel:+442079460018',
       status: 'found',
+      msps: rankMsps(rankInputs([mapping(), mapping({ new: true, seq: 1 })]), {}),
       mappings: [mapping(), mapping({ new: true, seq: 1 })],
       ttl: 30,
       stale: true,
     },
   ],
-  ['empty', { csi: 'mailto:alice@example.com', status: 'empty', mappings: [], ttl: 86_400 }],
-  ['none', { csi: 'tel:+442079460999', status: 'none', mappings: [], ttl: 0 }],
+  [
+    'empty',
+    { csi: 'mailto:alice@example.com', status: 'empty', msps: [], mappings: [], ttl: 86_400 },
+  ],
+  ['none', { csi: 'tel:+442079460999', status: 'none', msps: [], mappings: [], ttl: 0 }],
   ['error', errorResult('not "a" number\n', 'invalid-csi', 'ERR_CSI_UNRECOGNIZED: not a CSI')],
   [
     'error, stale flag',
@@ -63,8 +97,35 @@ describe('result JSON', () => {
     expect(Object.keys(JSON.parse(resultJsonText(extra)) as object)).toEqual([
       'csi',
       'status',
+      'msps',
       'mappings',
       'ttl',
+    ]);
+  });
+
+  it('writes a ranked MSP, a mapping and an unopened count in the order of the API', () => {
+    const result = RESULTS[1]![1];
+    const json = JSON.parse(resultJsonText(result)) as {
+      msps: Array<Record<string, unknown>>;
+      mappings: Array<Record<string, unknown>>;
+    };
+    expect(Object.keys(json)).toEqual(['csi', 'status', 'msps', 'mappings', 'ttl', 'unopened']);
+    expect(json.msps.map((m) => Object.keys(m))).toEqual([
+      ['provider', 'tags', 'contexts', 'pref', 'sameMsp', 'key', 'zone', 'audience'],
+      ['provider', 'tags', 'contexts', 'pref', 'sameMsp', 'key', 'zone'],
+    ]);
+    expect(Object.keys(json.mappings[0]!)).toEqual([
+      'msps',
+      'sealed',
+      'opened',
+      'key',
+      'seq',
+      'iat',
+      'exp',
+      'new',
+      'prover',
+      'zone',
+      'server',
     ]);
   });
 });
