@@ -23,6 +23,8 @@ import {
   keyPairFromSeed,
   MAX_CLOCK_SKEW_SECONDS,
   MAX_MSPS_PER_MAPPING,
+  MAX_SEALED_CIPHERTEXT_OCTETS,
+  MAX_SEALED_PER_MAPPING,
   MAX_TAG_OCTETS,
   MAX_TAGS_PER_MSP,
   sign,
@@ -44,6 +46,7 @@ import {
   type MspEntry,
   type Removal,
   type Revocation,
+  type SealedBox,
   type SigningLabel,
   type VerifyFailure,
   type VerifyResult,
@@ -769,6 +772,123 @@ describe('creating objects', () => {
   });
 });
 
+/** A sealed box of valid sizes (its octets are never opened by signed.ts). */
+function fakeBox(fill = 0x11, ctOctets = 16 + 64): SealedBox {
+  return {
+    kid: new Uint8Array(8).fill(fill),
+    enc: new Uint8Array(32).fill(fill),
+    ct: new Uint8Array(ctOctets).fill(fill),
+  };
+}
+
+function boxCbor(): CborMap {
+  const { kid, enc, ct } = fakeBox();
+  return { kid, enc, ct };
+}
+
+function withoutCt(box: CborMap): CborMap {
+  return Object.fromEntries(Object.entries(box).filter(([key]) => key !== 'ct')) as CborMap;
+}
+
+function fixtureSealedMapping(sealed: readonly SealedBox[]): Mapping {
+  return createMapping(
+    {
+      csi: CSI,
+      msps: MSPS,
+      sealed,
+      seq: 1,
+      iat: T0,
+      exp: T0 + 30 * DAY,
+      new: true,
+      att: fixtureAttestation(),
+    },
+    RECIPIENT_SEED,
+  );
+}
+
+describe('sealed boxes', () => {
+  it('encode only when present, so a mapping without them is the same octets as before', () => {
+    const plain = fixtureMapping();
+    expect(plain).not.toHaveProperty('sealed');
+    expect(Object.keys(decodeCbor(encodeMapping(plain)) as CborMap)).not.toContain('sealed');
+    const sealed = fixtureSealedMapping([fakeBox()]);
+    expect(Object.keys(decodeCbor(encodeMapping(sealed)) as CborMap)).toContain('sealed');
+    // A program's `sealed: undefined` is the absent key, not a field.
+    expect(encodeMapping({ ...plain, sealed: undefined } as unknown as Mapping)).toEqual(
+      encodeMapping(plain),
+    );
+  });
+
+  it('round-trip byte for byte and verify, from the smallest box to the bound', () => {
+    const boxes = Array.from({ length: MAX_SEALED_PER_MAPPING }, (_, i) =>
+      fakeBox(i + 1, i === 0 ? 17 : 16 + 64 * i),
+    );
+    const mapping = fixtureSealedMapping(boxes);
+    const bytes = encodeMapping(mapping);
+    const decoded = decodeMapping(bytes);
+    expect(decoded.sealed).toEqual(boxes);
+    expect(encodeMapping(decoded)).toEqual(bytes);
+    expect(verifyMapping(bytes, { csi: CSI, now: NOW })).toMatchObject({ kind: 'verified' });
+  });
+
+  it('are in the signing input, in the order given', () => {
+    const a = fakeBox(0x21);
+    const b = fakeBox(0x22);
+    const unsigned = withoutSig(fixtureSealedMapping([a, b]));
+    const input = signingInput('mapping', unsigned, CSI);
+    const content = decodeCbor(input.subarray(`${SIGNING_CONTEXT}mapping\0`.length)) as CborMap;
+    expect(content['sealed']).toEqual([
+      { kid: a.kid, enc: a.enc, ct: a.ct },
+      { kid: b.kid, enc: b.enc, ct: b.ct },
+    ]);
+    const swapped = { ...unsigned, sealed: [b, a] };
+    expect(signingInput('mapping', swapped, CSI)).not.toEqual(input);
+  });
+
+  it('are covered by the signature: any changed, dropped, added or reordered box fails', () => {
+    const mapping = fixtureSealedMapping([fakeBox(0x31), fakeBox(0x32)]);
+    const [first, second] = mapping.sealed ?? [];
+    const ct = Uint8Array.from(first!.ct);
+    ct[0] = (ct[0] ?? 0) ^ 0x01;
+    const kid = Uint8Array.from(second!.kid);
+    kid[7] = (kid[7] ?? 0) ^ 0x01;
+    const noBoxes = Object.fromEntries(
+      Object.entries(mapping).filter(([key]) => key !== 'sealed'),
+    ) as Mapping;
+    for (const forged of [
+      { ...mapping, sealed: [{ ...first!, ct }, second!] },
+      { ...mapping, sealed: [first!, { ...second!, kid }] },
+      { ...mapping, sealed: [first!] },
+      { ...mapping, sealed: [first!, second!, fakeBox(0x33)] },
+      { ...mapping, sealed: [second!, first!] },
+      noBoxes,
+    ]) {
+      expect(reasonOf(verifyMapping(encodeMapping(forged), { csi: CSI, now: NOW }))).toBe(
+        'bad-signature',
+      );
+    }
+  });
+
+  it('are refused when empty or over the bound by createMapping, which signs nothing', () => {
+    for (const sealed of [
+      [],
+      Array.from({ length: MAX_SEALED_PER_MAPPING + 1 }, () => fakeBox()),
+      [{ ...fakeBox(), kid: new Uint8Array(7) }],
+    ]) {
+      const error = thrown(() => fixtureSealedMapping(sealed));
+      expect(error).toBeInstanceOf(SignedObjectError);
+      expect(error).toMatchObject({ code: 'ERR_SIGNED_OBJECT_MALFORMED' });
+    }
+  });
+
+  it('count towards the size bound of a signed object', () => {
+    const big = (fill: number): SealedBox => fakeBox(fill, MAX_SEALED_CIPHERTEXT_OCTETS);
+    const error = thrown(() => fixtureSealedMapping([big(1), big(2), big(3), big(4)]));
+    expect(error).toMatchObject({ code: 'ERR_CBOR_TOO_LARGE' });
+    expect(fixtureSealedMapping([big(1), big(2), big(3)]).sealed).toHaveLength(3);
+  });
+});
+
 describe('strict decoding', () => {
   const mappingBytes = encodeMapping(fixtureMapping());
   const longText = 'x'.repeat(MAX_TAG_OCTETS + 1);
@@ -861,6 +981,58 @@ describe('strict decoding', () => {
       'an attestation with a csi',
       (m) => (m['att'] = { ...(m['att'] as CborMap), csi: CSI }),
       'mapping.att.csi is not a field',
+    ],
+    [
+      'an empty sealed array (no boxes is the absent key)',
+      (m) => (m['sealed'] = []),
+      'mapping.sealed must hold at least one box',
+    ],
+    ['sealed as a map', (m) => (m['sealed'] = {}), 'mapping.sealed must be an array'],
+    [
+      'more sealed boxes than the bound',
+      (m) => (m['sealed'] = Array.from({ length: MAX_SEALED_PER_MAPPING + 1 }, boxCbor)),
+      `mapping.sealed must have at most ${MAX_SEALED_PER_MAPPING} items`,
+    ],
+    [
+      'a 7-octet kid',
+      (m) => (m['sealed'] = [{ ...boxCbor(), kid: new Uint8Array(7) }]),
+      'mapping.sealed[0].kid must be a byte string of 8',
+    ],
+    [
+      'a 9-octet kid',
+      (m) => (m['sealed'] = [{ ...boxCbor(), kid: new Uint8Array(9) }]),
+      'mapping.sealed[0].kid must be a byte string of 8',
+    ],
+    [
+      'a 31-octet enc',
+      (m) => (m['sealed'] = [boxCbor(), { ...boxCbor(), enc: new Uint8Array(31) }]),
+      'mapping.sealed[1].enc must be a byte string of 32',
+    ],
+    [
+      'a ct no longer than the AEAD tag',
+      (m) => (m['sealed'] = [{ ...boxCbor(), ct: new Uint8Array(16) }]),
+      'mapping.sealed[0].ct must be a byte string of 17 to 2064',
+    ],
+    [
+      'an oversize ct',
+      (m) =>
+        (m['sealed'] = [{ ...boxCbor(), ct: new Uint8Array(MAX_SEALED_CIPHERTEXT_OCTETS + 1) }]),
+      'mapping.sealed[0].ct must be a byte string of 17 to 2064',
+    ],
+    [
+      'a ct as text',
+      (m) => (m['sealed'] = [{ ...boxCbor(), ct: 'x'.repeat(32) }]),
+      'mapping.sealed[0].ct must be a byte string',
+    ],
+    [
+      'a box without ct',
+      (m) => (m['sealed'] = [withoutCt(boxCbor())]),
+      'mapping.sealed[0].ct is missing',
+    ],
+    [
+      'a box with an unknown field',
+      (m) => (m['sealed'] = [{ ...boxCbor(), aad: new Uint8Array(1) }]),
+      'mapping.sealed[0].aad is not a field',
     ],
   ];
 

@@ -23,11 +23,11 @@ import {
 } from './signed.js';
 
 /**
- * Sealed mappings (design §4, docs/protocol.md §4.6): MSP entries encrypted with HPKE (RFC 9180)
- * to an audience key that a recipient shares out of band (a contact card, a QR code, a group
- * invite), carried in a Mapping's `sealed` boxes beside its public `msps`. The recipient's
- * signature covers the boxes as octets, so a DP or a resolver verifies and serves a sealed
- * mapping without reading it; a sender holding the audience key opens it.
+ * Sealed mappings (design §4; docs/protocol.md §4, "Sealed mappings"): MSP entries encrypted
+ * with HPKE (RFC 9180) to an audience key that a recipient shares out of band (a contact card,
+ * a QR code, a group invite), carried in a Mapping's `sealed` boxes beside its public `msps`.
+ * The recipient's signature covers the boxes as octets, so a DP or a resolver verifies and
+ * serves a sealed mapping without reading it; a sender holding the audience key opens it.
  *
  * - Suite: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM, mode base (RFC 9180 §5.1.1),
  *   through `@hpke/core` as ohttp.ts uses it.
@@ -56,7 +56,7 @@ import {
 /** Re-exported: the octets of an audience key id (defined beside the box in signed.ts). */
 export { AUDIENCE_KEY_ID_OCTETS };
 
-/** The HPKE `info` of every sealed box, and the opening of its `aad` (docs/protocol.md §4.6). */
+/** The HPKE `info` of every sealed box, and the opening of its `aad`. */
 export const SEALED_INFO = 'MIMI-Discovery-v1/sealed';
 /** The padding block of a box's plaintext: its length is a whole number of blocks. */
 export const SEALED_PADDING_BLOCK = 64;
@@ -183,9 +183,7 @@ export async function parseAudienceKey(text: string): Promise<AudienceKey> {
     .map((line) => line.trim())
     .filter((line) => line !== '' && !line.startsWith('#'));
   if (lines.length !== 1) {
-    bad(
-      `must hold exactly one "${AUDIENCE_KEY_PREFIX}" line, found ${lines.length} lines that are not comments`,
-    );
+    bad(`must hold exactly one "${AUDIENCE_KEY_PREFIX}" line, found ${lines.length} such lines`);
   }
   const line = lines[0] ?? '';
   if (!line.startsWith(AUDIENCE_KEY_PREFIX)) bad(`must start with "${AUDIENCE_KEY_PREFIX}"`);
@@ -264,7 +262,7 @@ function padEntries(entries: Uint8Array): Uint8Array {
  * The entries of a padded plaintext. The plaintext must be exactly what {@link padEntries}
  * makes of them: a whole number of blocks, no more than needed, zero padding, and entries
  * that decode strictly; any other plaintext is `ERR_SEALED_MALFORMED` (its sealer did not
- * follow docs/protocol.md §4.6).
+ * follow docs/protocol.md §4, "Sealed mappings").
  */
 function unpadEntries(plaintext: Uint8Array): MspEntry[] {
   if (plaintext.length === 0 || plaintext.length % SEALED_PADDING_BLOCK !== 0) {

@@ -88,9 +88,9 @@ export const MAX_MSPS_PER_MAPPING = 32;
 /** Most tags in one MSP entry. */
 export const MAX_TAGS_PER_MSP = 16;
 /**
- * Most sealed boxes in one Mapping (docs/protocol.md §4.6): one per audience, with room for a
- * key rotation's hand-over. The whole mapping stays within `MAX_SIGNED_OBJECT_OCTETS` too, which
- * binds first when the boxes are large.
+ * Most sealed boxes in one Mapping (docs/protocol.md §4, "Sealed mappings"): one per
+ * audience, with room for a key rotation's hand-over. The whole mapping stays within
+ * `MAX_SIGNED_OBJECT_OCTETS` too, which binds first when the boxes are large.
  */
 export const MAX_SEALED_PER_MAPPING = 8;
 /** Octets of a sealed box's `kid`: the audience key id (sealed.ts, `audienceKeyId`). */
@@ -143,18 +143,22 @@ export interface MspEntry {
   readonly uri?: string;
 }
 
+// A type alias, not an interface: an object type is assignable to a CBOR map (which has an
+// index signature) only when it is an alias, so a Mapping's fields, spread into a map, stay
+// CBOR values as they were before boxes existed.
 /**
- * MSP entries sealed with HPKE to one audience key (sealed.ts, docs/protocol.md §4.6). A DP or a
- * resolver serves and verifies it as octets; only a holder of the audience key opens it.
+ * MSP entries sealed with HPKE to one audience key (sealed.ts; docs/protocol.md §4, "Sealed
+ * mappings"). A DP or a resolver serves and verifies it as octets; only a holder of the
+ * audience key opens it.
  */
-export interface SealedBox {
+export type SealedBox = {
   /** The audience key id, {@link AUDIENCE_KEY_ID_OCTETS} octets. */
   readonly kid: Uint8Array;
   /** The HPKE encapsulated key, {@link SEALED_ENC_OCTETS} octets. */
   readonly enc: Uint8Array;
   /** The padded entries and the AEAD tag, at most {@link MAX_SEALED_CIPHERTEXT_OCTETS}. */
   readonly ct: Uint8Array;
-}
+};
 
 /**
  * A signed mapping from a CSI to MSPs, the RDATA of a MAP record (design §4). The CSI is not a
