@@ -16,6 +16,7 @@ import {
 import {
   createResolver,
   startJsonApi,
+  type DiscoverOptions,
   type DiscoveryResult,
   type JsonApi,
   type Resolver,
@@ -113,9 +114,6 @@ async function audienceKey(file: string): Promise<AudienceKey> {
 // ---------------------------------------------------------------------------------------------
 // The senders' side.
 
-/** How a sender asks: a context, the audience keys it holds (`DiscoverOptions`). */
-type DiscoverOptions = NonNullable<Parameters<Resolver['discover']>[1]>;
-
 /** What a sender is told: the providers of `msps`, in the recipient's order (use the first). */
 async function sees(
   sender: Resolver,
@@ -147,19 +145,12 @@ describe('the recipient journeys (CUJ 1–7), each seen by three senders', () =>
     expect(await sees(chatSender, CSIS.cuj1)).toEqual(['chat.example']);
     expect(await sees(textSender, CSIS.cuj1)).toEqual(['chat.example']);
     // An entry with no context is for every context.
-    expect(await sees(plainSender, CSIS.cuj1, { context: 'business' })).toEqual([
-      'chat.example',
-    ]);
+    expect(await sees(plainSender, CSIS.cuj1, { context: 'business' })).toEqual(['chat.example']);
   });
 
   it('CUJ 2, the same app as the sender: a same-msp entry reaches only a sender on that MSP', async () => {
     await recipientKey('cuj2.key', CSIS.cuj2);
-    await publish('cuj2.key', [
-      '--msp',
-      'chat.example:same-msp',
-      '--msp',
-      'text.example:same-msp',
-    ]);
+    await publish('cuj2.key', ['--msp', 'chat.example:same-msp', '--msp', 'text.example:same-msp']);
 
     expect(await sees(chatSender, CSIS.cuj2)).toEqual(['chat.example']);
     expect(await sees(textSender, CSIS.cuj2)).toEqual(['text.example']);

@@ -346,7 +346,9 @@ describe('recipient registration against a DP', () => {
 
     const again = await cli.run(['recipient', 'audience-key', '--out', 'work.audience']);
     expect(again.exitCode).toBe(2);
-    expect(again.stderr).toMatch(/work\.audience exists: refusing to overwrite it \(ERR_CLI_EXISTS\)\n$/);
+    expect(again.stderr).toMatch(
+      /work\.audience exists: refusing to overwrite it \(ERR_CLI_EXISTS\)\n$/,
+    );
     expect(readFileSync(made.file, 'utf8')).toBe(text);
 
     const printed = await cli.ok(['recipient', 'audience-key', '--out', 'club.audience']);
@@ -409,10 +411,14 @@ describe('recipient registration against a DP', () => {
       code: 'ERR_SEALED_KID',
     });
     // Nothing of a sealed entry is in the record in clear.
-    const rdata = Buffer.from(
-      (await mapRecordBytes())[0] ?? new Uint8Array(),
-    ).toString('latin1');
-    for (const secret of ['wire.example', 'mail.example', 'text.example', 'ctx:soccer', 'business']) {
+    const rdata = Buffer.from((await mapRecordBytes())[0] ?? new Uint8Array()).toString('latin1');
+    for (const secret of [
+      'wire.example',
+      'mail.example',
+      'text.example',
+      'ctx:soccer',
+      'business',
+    ]) {
       expect(rdata).not.toContain(secret);
     }
   });
@@ -445,14 +451,26 @@ describe('recipient registration against a DP', () => {
     }
     const publish = ['publish', ...api, '--key', 'alice.key', '--seq', '30'];
     const cases: Array<[string[], RegExp]> = [
-      [['--msp', 'chat.example:pref:0'], /"pref:0" is no rank: write pref:1 to pref:999.*\(ERR_USAGE\)/],
+      [
+        ['--msp', 'chat.example:pref:0'],
+        /"pref:0" is no rank: write pref:1 to pref:999.*\(ERR_USAGE\)/,
+      ],
       [['--msp', 'chat.example:pref:1,pref:2'], /at most one pref: tag \(ERR_USAGE\)/],
       [['--msp', 'chat.example:pref:01'], /"pref:01" is no rank.*\(ERR_USAGE\)/],
       [['--msp', 'chat.example:business,business'], /"business" is given twice \(ERR_USAGE\)/],
-      [['--seal', 'work.audience=wire.example:ctx:Soccer'], /"ctx:Soccer" is no context.*\(ERR_USAGE\)/],
+      [
+        ['--seal', 'work.audience=wire.example:ctx:Soccer'],
+        /"ctx:Soccer" is no context.*\(ERR_USAGE\)/,
+      ],
       [['--seal', 'wire.example'], /expected FILE=PROVIDER\[:TAG\[,TAG\]\] \(ERR_USAGE\)/],
-      [['--seal', 'missing.audience=wire.example'], /--seal missing\.audience: cannot read it.*\(ERR_USAGE\)/],
-      [['--seal', 'garbage.audience=wire.example'], /--seal garbage\.audience: .*\(ERR_AUDIENCE_KEY\)/],
+      [
+        ['--seal', 'missing.audience=wire.example'],
+        /--seal missing\.audience: cannot read it.*\(ERR_USAGE\)/,
+      ],
+      [
+        ['--seal', 'garbage.audience=wire.example'],
+        /--seal garbage\.audience: .*\(ERR_AUDIENCE_KEY\)/,
+      ],
       [
         Array.from({ length: 9 }, (_, i) => ['--seal', `many-${i}.audience=wire.example`]).flat(),
         /--seal: 9 audience keys, a mapping holds at most 8 sealed boxes \(ERR_USAGE\)/,

@@ -14,8 +14,8 @@ import {
   createResolver,
   readResolverFiles,
   resultJson,
+  type DiscoverOptions,
   type DiscoveryResult,
-  type Resolver,
   type VerifiedMapping,
 } from '@mimi-discovery/resolver';
 import { Option, type Command } from 'commander';
@@ -97,7 +97,7 @@ export function registerLookup(program: Command, env: CommandEnv): Command {
     )
     .option(
       '--context <name>',
-      "only the MSPs the recipient listed for this context: personal, business or ctx:NAME",
+      'only the MSPs the recipient listed for this context: personal, business or ctx:NAME',
       senderContext,
     )
     .option(
@@ -169,9 +169,6 @@ function printResults(results: DiscoveryResult[], flags: LookupFlags, env: Comma
     env.out(`${JSON.stringify(json, null, 2)}\n`);
   } else env.out(results.map(formatResult).join('\n'));
 }
-
-/** How a sender asks (`DiscoverOptions` of the resolver package: a context, audience keys). */
-type DiscoverOptions = NonNullable<Parameters<Resolver['discover']>[1]>;
 
 /** The context and the audience keys of the command line, read before anything is asked. */
 async function discoverOptions(flags: LookupFlags, env: CommandEnv): Promise<DiscoverOptions> {

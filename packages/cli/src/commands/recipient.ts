@@ -486,7 +486,10 @@ function withUris(
   uris: ReadonlyArray<{ provider: string; uri: string }>,
 ): { msps: MspEntry[]; sealed: SealedMspFlag[] } {
   for (const { provider } of uris) {
-    if (!msps.some((m) => m.provider === provider) && !sealed.some((s) => s.entry.provider === provider)) {
+    if (
+      !msps.some((m) => m.provider === provider) &&
+      !sealed.some((s) => s.entry.provider === provider)
+    ) {
       throw usageError(
         'ERR_USAGE',
         `--uri ${provider}=…: ${provider} is not one of the --msp or --seal providers`,
@@ -516,7 +519,10 @@ interface Audience {
  * per key. Two names of one file, or two files holding the same key, make one box, since a
  * second box for the same key id would only tell a sender without it that one audience has two.
  */
-async function audienceKeys(sealed: readonly SealedMspFlag[], env: CommandEnv): Promise<Audience[]> {
+async function audienceKeys(
+  sealed: readonly SealedMspFlag[],
+  env: CommandEnv,
+): Promise<Audience[]> {
   const audiences: Audience[] = [];
   for (const { file: given, entry } of sealed) {
     const file = resolve(env.cwd, given);
