@@ -33,6 +33,7 @@ const BOB = 'mailto:bob@example.com';
 const CAROL = 'tel:+442079460019';
 const BOGUS = 'tel:+442079460099';
 const DAVE = 'tel:+442079460020';
+const EVE = 'tel:+442079460021';
 
 const FOUND = foundResult(ALICE, {
   msps: [
@@ -80,6 +81,8 @@ const DAVE_KEY = keyPairFromSeed(new Uint8Array(32).fill(0x44));
 const FRIEND = audienceKeyFromSecret(new Uint8Array(32).fill(0x46));
 const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
 let daveResult: DiscoveryResult;
+/** Dave's box moved into a mapping for Eve, as a hostile DP or resolver could serve it. */
+let eveResult: DiscoveryResult;
 
 const asked: string[][] = [];
 /** The options each request reached the resolver with. */
@@ -92,6 +95,7 @@ const discover = async (input: string): Promise<DiscoveryResult> => {
     return invalidCsiResult(input, error);
   }
   if (csi === DAVE) return daveResult;
+  if (csi === EVE) return eveResult;
   return RESULTS.get(csi) ?? { csi, status: 'none', msps: [], mappings: [], ttl: 3600 };
 };
 // What the JSON API calls; without `discoverManyJson` it serializes the results itself.
@@ -128,6 +132,11 @@ beforeAll(async () => {
     friend,
   );
   daveResult = foundResult(DAVE, {
+    msps: [{ provider: 'chat.example', tags: [] }],
+    key: b64(DAVE_KEY.publicKey),
+    sealed: [{ kid: b64(box.kid), enc: b64(box.enc), ct: b64(box.ct) }],
+  });
+  eveResult = foundResult(EVE, {
     msps: [{ provider: 'chat.example', tags: [] }],
     key: b64(DAVE_KEY.publicKey),
     sealed: [{ kid: b64(box.kid), enc: b64(box.enc), ct: b64(box.ct) }],
@@ -285,6 +294,26 @@ describe('lookup for one sender: a context and audience keys', () => {
         `    sealed boxes: ${kid}\n`,
     );
     expect(text).not.toContain('wire.example');
+  });
+});
+
+describe('lookup of a box moved into another mapping', () => {
+  it('leaves it sealed and says the key of its id did not open it (exit 0)', async () => {
+    const text = await cli.ok(['lookup', EVE, ...via, '--audience-key', 'friend.audience']);
+    expect(text).toContain(
+      '  1. chat.example  contexts: any  from: zone 4.4.e164.mimi.arpa\n' +
+        '  1 sealed box not opened: the audience key of its key id did not open it\n',
+    );
+    expect(text).not.toContain('wire.example');
+    const json = await cli.json<DiscoveryResult>([
+      'lookup',
+      EVE,
+      ...via,
+      '--audience-key',
+      'friend.audience',
+    ]);
+    expect(json).toMatchObject({ status: 'found', unopened: 1 });
+    expect(json.mappings[0]?.opened).toBeUndefined();
   });
 });
 

@@ -359,6 +359,23 @@ describe('recipient registration against a DP', () => {
     expect(kid).not.toBe(made.kid);
   });
 
+  it('makes one audience key file of two concurrent runs for one name, the other refused', async () => {
+    const runs = await Promise.all(
+      [0, 1].map(() => cli.run(['recipient', 'audience-key', '--out', 'race.audience', '--json'])),
+    );
+    expect(runs.map((r) => r.exitCode).sort()).toEqual([0, 2]);
+    const won = runs.find((r) => r.exitCode === 0);
+    const lost = runs.find((r) => r.exitCode === 2);
+    expect(lost?.stderr).toMatch(
+      /race\.audience exists: refusing to overwrite it \(ERR_CLI_EXISTS\)\n$/,
+    );
+    const { share } = JSON.parse(won?.stdout ?? '{}') as { share: string };
+    // The file holds the key the winner printed, not the loser's.
+    expect(readFileSync(join(cli.dir, 'race.audience'), 'utf8').trimEnd().split('\n').at(-1)).toBe(
+      share,
+    );
+  });
+
   it('publishes public and sealed MSPs in one mapping: one box per audience key, opened only with it', async () => {
     const published = await cli.json<{
       msps: number;
