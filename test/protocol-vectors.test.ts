@@ -2,7 +2,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  audienceKeyFromSecret,
   createAttestation,
+  decodeMapping,
   createMapping,
   createMaprefRequest,
   createMemoryZone,
@@ -15,22 +17,32 @@ import {
   encodeMapping,
   encodeMaprefRequest,
   encodeMessage,
+  encodeMspEntries,
   encodeRdata,
   encodeRemoval,
   encodeRevocation,
   formatRecord,
   keyPairFromSeed,
   lookupZone,
+  openSealed,
   parseCsi,
   parseRange,
   signingInput,
   signRRset,
   signZone,
+  verifyMapping,
   type Message,
   type RecordOf,
   type ResourceRecord,
   record,
   responseFlags,
+  sealedAad,
+  sealMsps,
+  SEALED_INFO,
+  type Attestation,
+  type Mapping,
+  type MspEntry,
+  type SealedBox,
 } from '@mimi-discovery/common';
 
 // Generates §7 of docs/protocol.md from fixed keys and checks that the document matches.
@@ -54,7 +66,7 @@ function wrapped(label: string, value: string): string[] {
   return [`${label}:`, ...chunks.map((c) => `  ${c}`)];
 }
 
-function generate(): string {
+async function generate(): Promise<string> {
   const recipient = keyPairFromSeed(seed(1));
   const prover = keyPairFromSeed(seed(2));
   const csip = keyPairFromSeed(seed(3));
@@ -62,7 +74,9 @@ function generate(): string {
 
   out.push(
     'Keys are Ed25519 seeds (RFC 8032 private keys) of 32 equal octets: recipient `01…01`,',
-    'prover `02…02`, CSIP `03…03`, zone key of `4.4.e164.mimi.arpa` `07…07`. Times: `T0` =',
+    'prover `02…02`, CSIP `03…03`, zone key of `4.4.e164.mimi.arpa` `07…07`. Audience keys',
+    '(X25519 secrets, §4 "Sealed mappings") are `05…05` and, rotated, `07…07`; the ephemeral',
+    'secrets of their boxes `06…06` and `08…08`. Times: `T0` =',
     `${T0} (2026-01-01T00:00:00Z). Byte strings are hex.`,
     '',
     '### 7.1 Names',
@@ -157,6 +171,7 @@ function generate(): string {
     ],
   ] as const;
   for (const [title, input, sig, encoded] of objects) {
+    if (title.startsWith('Removal')) out.push(...(await sealedVectors(csi, att)));
     const carried =
       title.startsWith('Attestation') || title.startsWith('Mapping')
         ? ' (signed, not encoded)'
@@ -256,14 +271,79 @@ function generate(): string {
   return out.join('\n');
 }
 
+/**
+ * The sealed-mapping vectors of §7.2: a box to audience key 05…05 with ephemeral secret 06…06,
+ * the mapping that carries it, then a rotation to audience key 07…07 (ephemeral 08…08): the
+ * hand-over mapping with both boxes.
+ */
+async function sealedVectors(csi: string, att: Attestation): Promise<string[]> {
+  const recipient = keyPairFromSeed(seed(1));
+  const entries: MspEntry[] = [
+    { provider: 'wire.example', tags: ['business', 'pref:1'] },
+    { provider: 'chat.example', tags: ['ctx:soccer'] },
+  ];
+  const audience = await audienceKeyFromSecret(seed(5));
+  const rotated = await audienceKeyFromSecret(seed(7));
+  const box = await sealMsps(csi, recipient.publicKey, entries, audience, {
+    ephemeralSecret: seed(6),
+  });
+  const newBox = await sealMsps(csi, recipient.publicKey, entries, rotated, {
+    ephemeralSecret: seed(8),
+  });
+  const mappingOf = (seq: number, sealed: readonly SealedBox[]): Mapping =>
+    createMapping(
+      { csi, msps: [], sealed, seq, iat: T0, exp: T0 + 30 * 86_400, new: false, att },
+      recipient.secretKey,
+    );
+  const sealed = mappingOf(2, [box]);
+  const handOver = mappingOf(3, [box, newBox]);
+  const { sig: sealedSig, ...sealedUnsigned } = sealed;
+  const encodedEntries = encodeMspEntries(entries);
+  const out: string[] = [
+    `Sealed mapping, CSI \`${csi}\` (recipient 01…01, seq 2, iat T0, exp T0 + 30 days, no MSP`,
+    'in clear, one box): the entries below sealed to audience key `05…05` with ephemeral secret',
+    `\`06…06\` (HPKE base mode, info \`${SEALED_INFO}\`, aad as in §4 "Sealed mappings"); the`,
+    `plaintext is the 2-octet length, the entries and zeros to ${box.ct.length - 16} octets:`,
+    '',
+    block([
+      ...wrapped('audience public key', hex(audience.publicKey)),
+      ...wrapped('kid', hex(audience.kid)),
+      'entries:',
+      ...entries.map((e) => `  ${JSON.stringify(e)}`),
+      ...wrapped('entries, CBOR', hex(encodedEntries)),
+      ...wrapped('aad', hex(sealedAad(csi, recipient.publicKey))),
+      ...wrapped('enc', hex(box.enc)),
+      ...wrapped('ct', hex(box.ct)),
+      ...wrapped('signing input', hex(signingInput('mapping', sealedUnsigned, csi))),
+      ...wrapped('sig', hex(sealedSig)),
+      ...wrapped('encoded', hex(encodeMapping(sealed))),
+    ]),
+    '',
+    'Rotated audience key `07…07` (ephemeral secret `08…08`, same entries), and the hand-over',
+    'mapping (seq 3) that carries the old box and the new one; the next mapping (seq 4) carries',
+    'the new box only:',
+    '',
+    block([
+      ...wrapped('audience public key', hex(rotated.publicKey)),
+      ...wrapped('kid', hex(rotated.kid)),
+      ...wrapped('enc', hex(newBox.enc)),
+      ...wrapped('ct', hex(newBox.ct)),
+      ...wrapped('sig', hex(handOver.sig)),
+      ...wrapped('encoded', hex(encodeMapping(handOver))),
+    ]),
+    '',
+  ];
+  return out;
+}
+
 describe('docs/protocol.md test vectors', () => {
-  it('match what the code produces from the fixed keys', () => {
+  it('match what the code produces from the fixed keys', async () => {
     const doc = readFileSync(DOC, 'utf8');
     const start = doc.indexOf(BEGIN);
     const end = doc.indexOf(END);
     expect(start, 'vector markers in docs/protocol.md').toBeGreaterThan(0);
     const current = doc.slice(start + BEGIN.length, end).trim();
-    const generated = generate();
+    const generated = await generate();
     if (process.env['MIMI_REGENERATE_VECTORS'] === '1') {
       writeFileSync(
         DOC,
@@ -272,5 +352,44 @@ describe('docs/protocol.md test vectors', () => {
       return;
     }
     expect(current).toBe(generated);
+  });
+
+  it('hold sealed mappings that verify and open with their audience keys only', async () => {
+    const doc = readFileSync(DOC, 'utf8');
+    const csi = 'tel:+442079460018';
+    /** The hex under `label:` in the first block after `heading`, as the document shows it. */
+    const hexAfter = (heading: string, label: string): Uint8Array => {
+      const from = doc.indexOf(heading);
+      expect(from, heading).toBeGreaterThan(0);
+      const lines = doc.slice(doc.indexOf(`\n${label}:\n`, from) + label.length + 3).split('\n');
+      const end = lines.findIndex((line) => !line.startsWith('  '));
+      return new Uint8Array(Buffer.from(lines.slice(0, end).join('').replace(/\s/g, ''), 'hex'));
+    };
+    const sealedBytes = hexAfter('Sealed mapping, CSI', 'encoded');
+    const handOverBytes = hexAfter('Rotated audience key', 'encoded');
+    const [oldKey, newKey] = await Promise.all([
+      audienceKeyFromSecret(seed(5)),
+      audienceKeyFromSecret(seed(7)),
+    ]);
+    const entries = [
+      { provider: 'wire.example', tags: ['business', 'pref:1'] },
+      { provider: 'chat.example', tags: ['ctx:soccer'] },
+    ];
+    for (const [bytes, keys] of [
+      [sealedBytes, [oldKey]],
+      [handOverBytes, [oldKey, newKey]],
+    ] as const) {
+      expect(verifyMapping(bytes, { csi, now: T0 + 86_400 }).kind).toBe('verified');
+      const mapping = decodeMapping(bytes);
+      expect(mapping.msps).toEqual([]);
+      expect(mapping.sealed?.map((b) => hex(b.kid))).toEqual(keys.map((k) => hex(k.kid)));
+      for (const [i, box] of (mapping.sealed ?? []).entries()) {
+        expect(await openSealed(csi, mapping.key, box, keys[i]!)).toEqual(entries);
+      }
+    }
+    const [oldBox] = decodeMapping(sealedBytes).sealed ?? [];
+    await expect(
+      openSealed(csi, keyPairFromSeed(seed(1)).publicKey, oldBox!, newKey),
+    ).rejects.toMatchObject({ code: 'ERR_SEALED_KID' });
   });
 });
