@@ -32,6 +32,7 @@ import {
   type Mapping,
   type Message,
   type MspEntry,
+  type SealedBox,
   type QueryContext,
   type QueryHandler,
   type RecordOf,
@@ -172,6 +173,8 @@ export interface MappingOptions {
   readonly attExp?: number;
   /** The prover; default the prover key of the DP authoritative for the CSI. */
   readonly prover?: Ed25519KeyPair;
+  /** Sealed boxes (`sealMsps`); default none. */
+  readonly sealed?: readonly SealedBox[];
 }
 
 /** Where {@link Hierarchy.publish} writes. */
@@ -560,6 +563,7 @@ export async function buildHierarchy(): Promise<Hierarchy> {
           exp: options.exp ?? now + 30 * 86_400,
           new: options.new ?? false,
           att,
+          ...(options.sealed === undefined ? {} : { sealed: options.sealed }),
         },
         recipient.secretKey,
       );

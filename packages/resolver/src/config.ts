@@ -372,15 +372,6 @@ function checkResolverListeners(ctx: ConfigCheckContext<ResolverListeners>): voi
 }
 
 /**
- * The resolver's MSP identity: compared as it is with the `provider` of `same-msp` entries
- * (`passesFilter`), so written as they are, lower case and without a trailing dot.
- */
-const mspIdentitySchema = domainNameSchema.refine(
-  (value) => value === value.toLowerCase() && !value.endsWith('.'),
-  'write the MSP as MSP entries name their provider: lower case, without a trailing dot',
-);
-
-/**
  * Config of a resolver (`mimi-discovery resolver serve`), with defaults:
  *
  * ```json
@@ -438,7 +429,8 @@ export const resolverConfigSchema = z
     /** Octets of encoded DNS answers the front ends keep for reuse (`answer-cache.ts`). */
     answerCacheBytes: positiveIntSchema.default(ANSWER_CACHE_OCTETS),
     batchConcurrency: positiveIntSchema.max(1024).default(DEFAULT_BATCH_CONCURRENCY),
-    msp: mspIdentitySchema.optional(),
+    /** Read in canonical form, as MSP entries write their provider (`Chat.Example.` → `chat.example`). */
+    msp: domainNameSchema.optional(),
     maxBatch: positiveIntSchema.max(100_000).default(DEFAULT_MAX_BATCH),
     rootCopy: rootCopySchema.default({ enabled: true }),
     autoTrustAnchor: autoTrustAnchorSchema.prefault({}),

@@ -169,6 +169,20 @@ describe('resolverConfigSchema', () => {
       ],
     ],
     [
+      'msp',
+      [
+        [resolver('"msp": "chat.example"'), 'msp', 'chat.example'],
+        [resolver(''), 'msp', undefined],
+        [resolver('"msp": "Chat.Example."'), 'msp', 'chat.example'],
+        [
+          resolver('"msp": "chat..example"'),
+          'error',
+          'msp: not a domain name (empty label in chat..example)',
+        ],
+        [resolver('"msp": 7'), 'error', 'msp: expected a string, found 7'],
+      ],
+    ],
+    [
       'cacheBytes, batchConcurrency and maxBatch',
       [
         [resolver('"cacheBytes": 1048576'), 'cacheBytes', 1_048_576],
