@@ -1,7 +1,9 @@
 import { isIP } from 'node:net';
 import {
   canonicalName,
+  checkPreferenceTags,
   DNSSEC_ALGORITHM_ED25519,
+  isContext,
   DS_DIGEST_SHA256,
   parseLabels,
   parseRange,
@@ -186,7 +188,13 @@ export function dsData(value: string): DsData {
   return data;
 }
 
-/** An MSP as `PROVIDER[:TAG[,TAG]]` (`chat.example:primary,work`). */
+/**
+ * An MSP as `PROVIDER[:TAG[,TAG]]` (`chat.example:primary,work`, `wire.example:business,pref:1`).
+ * The tags are checked against the preferences vocabulary (docs/protocol.md §4.2) here, before
+ * anything is signed: a DP would refuse a mapping with `pref:0` or `ctx:Bad Name`
+ * (`ERR_MAPPING_INVALID`), and a tag the recipient meant as a preference must not be published
+ * as a free-form tag that means nothing.
+ */
 export function msp(value: string): MspEntry {
   const colon = value.indexOf(':');
   const provider = domainName(colon < 0 ? value : value.slice(0, colon));
@@ -198,7 +206,42 @@ export function msp(value: string): MspEntry {
           .split(',')
           .map((t) => t.trim())
           .filter((t) => t !== '');
+  const problem = checkPreferenceTags(tags);
+  if (problem !== undefined) throw new InvalidArgumentError(problem);
   return { provider, tags };
+}
+
+/** An MSP entry to seal to the audience key in `file` (see {@link sealedMsp}). */
+export interface SealedMspFlag {
+  /** The audience key file, as given (relative to the working directory). */
+  readonly file: string;
+  readonly entry: MspEntry;
+}
+
+/**
+ * An MSP to seal as `FILE=PROVIDER[:TAG[,TAG]]` (`soccer.audience=wire.example:ctx:soccer`):
+ * the audience key file, then the entry as {@link msp} reads it. The file name ends at the first
+ * `=`, since a provider is a domain name and holds none.
+ */
+export function sealedMsp(value: string): SealedMspFlag {
+  const at = value.indexOf('=');
+  if (at <= 0 || at === value.length - 1) {
+    throw new InvalidArgumentError('expected FILE=PROVIDER[:TAG[,TAG]]');
+  }
+  return { file: value.slice(0, at), entry: msp(value.slice(at + 1)) };
+}
+
+/**
+ * A context a sender names (`personal`, `business`, `ctx:<name>`; docs/protocol.md §4.2), so a
+ * typing mistake is refused instead of silently matching no entry.
+ */
+export function senderContext(value: string): string {
+  if (!isContext(value)) {
+    throw new InvalidArgumentError(
+      'expected personal, business or ctx:NAME (NAME: 1 to 31 of a-z, 0-9 and -, not first)',
+    );
+  }
+  return value;
 }
 
 /** A URI for one of the MSPs, as `PROVIDER=URI` (`chat.example=im:alice@chat.example`). */

@@ -36,6 +36,7 @@ const COMMANDS = [
   ['db', 'backup'],
   ['recipient'],
   ['recipient', 'keygen'],
+  ['recipient', 'audience-key'],
   ['recipient', 'prove'],
   ['recipient', 'confirm'],
   ['recipient', 'publish'],

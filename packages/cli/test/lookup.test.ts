@@ -1,12 +1,16 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  audienceKeyFromSecret,
   createLocalCa,
   createTrustAnchor,
   createZoneKey,
+  formatAudienceKey,
   formatTrustAnchor,
   issueServerCertificate,
+  keyPairFromSeed,
   parseCsi,
+  sealMsps,
   silentLogger,
 } from '@mimi-discovery/common';
 import {
@@ -28,6 +32,8 @@ const ALICE = 'tel:+442079460018';
 const BOB = 'mailto:bob@example.com';
 const CAROL = 'tel:+442079460019';
 const BOGUS = 'tel:+442079460099';
+const DAVE = 'tel:+442079460020';
+const EVE = 'tel:+442079460021';
 
 const FOUND = foundResult(ALICE, {
   msps: [
@@ -39,6 +45,7 @@ const FOUND = foundResult(ALICE, {
 const EMPTY: DiscoveryResult = {
   csi: BOB,
   status: 'empty',
+  msps: [],
   mappings: [
     {
       ...(FOUND.mappings[0] as DiscoveryResult['mappings'][number]),
@@ -53,12 +60,13 @@ const EMPTY: DiscoveryResult = {
 const RESULTS: ReadonlyMap<string, DiscoveryResult> = new Map([
   [ALICE, FOUND],
   [BOB, EMPTY],
-  [CAROL, { csi: CAROL, status: 'none', mappings: [], ttl: 120 }],
+  [CAROL, { csi: CAROL, status: 'none', msps: [], mappings: [], ttl: 120 }],
   [
     BOGUS,
     {
       csi: BOGUS,
       status: 'error',
+      msps: [],
       mappings: [],
       ttl: 0,
       error: { reason: 'bogus', detail: 'no DS matches the DNSKEY of 4.4.e164.mimi.arpa' },
@@ -66,7 +74,19 @@ const RESULTS: ReadonlyMap<string, DiscoveryResult> = new Map([
   ],
 ]);
 
+// Dave's mapping: chat.example in clear, and wire.example for business sealed to the audience
+// key of `friend.audience` — a real box (HPKE) for Dave's CSI and recipient key, which the
+// command line opens when given that file.
+const DAVE_KEY = keyPairFromSeed(new Uint8Array(32).fill(0x44));
+const FRIEND = audienceKeyFromSecret(new Uint8Array(32).fill(0x46));
+const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
+let daveResult: DiscoveryResult;
+/** Dave's box moved into a mapping for Eve, as a hostile DP or resolver could serve it. */
+let eveResult: DiscoveryResult;
+
 const asked: string[][] = [];
+/** The options each request reached the resolver with. */
+const askedOptions: unknown[] = [];
 const discover = async (input: string): Promise<DiscoveryResult> => {
   let csi: string;
   try {
@@ -74,16 +94,20 @@ const discover = async (input: string): Promise<DiscoveryResult> => {
   } catch (error) {
     return invalidCsiResult(input, error);
   }
-  return RESULTS.get(csi) ?? { csi, status: 'none', mappings: [], ttl: 3600 };
+  if (csi === DAVE) return daveResult;
+  if (csi === EVE) return eveResult;
+  return RESULTS.get(csi) ?? { csi, status: 'none', msps: [], mappings: [], ttl: 3600 };
 };
 // What the JSON API calls; without `discoverManyJson` it serializes the results itself.
 const resolver: Pick<Resolver, 'discover' | 'discoverMany'> = {
-  async discover(input) {
+  async discover(input, options) {
     asked.push([input]);
+    askedOptions.push(options);
     return discover(input);
   },
-  async discoverMany(inputs) {
+  async discoverMany(inputs, options) {
     asked.push([...inputs]);
+    askedOptions.push(options);
     return Promise.all(inputs.map(discover));
   },
 };
@@ -98,6 +122,25 @@ beforeAll(async () => {
     ipAddresses: ['127.0.0.1'],
   });
   writeFileSync(join(cli.dir, 'ca.pem'), ca.certPem);
+  const friend = await FRIEND;
+  // A file holding just the line a recipient shares.
+  writeFileSync(join(cli.dir, 'friend.audience'), `${formatAudienceKey(friend)}\n`);
+  const box = await sealMsps(
+    DAVE,
+    DAVE_KEY.publicKey,
+    [{ provider: 'wire.example', tags: ['business', 'pref:1'], uri: 'im:dave@wire.example' }],
+    friend,
+  );
+  daveResult = foundResult(DAVE, {
+    msps: [{ provider: 'chat.example', tags: [] }],
+    key: b64(DAVE_KEY.publicKey),
+    sealed: [{ kid: b64(box.kid), enc: b64(box.enc), ct: b64(box.ct) }],
+  });
+  eveResult = foundResult(EVE, {
+    msps: [{ provider: 'chat.example', tags: [] }],
+    key: b64(DAVE_KEY.publicKey),
+    sealed: [{ kid: b64(box.kid), enc: b64(box.enc), ct: b64(box.ct) }],
+  });
   api = await startJsonApi(
     { port: 0, cert: leaf.certPem, key: leaf.keyPem, maxBatch: 4 },
     resolver,
@@ -121,9 +164,9 @@ describe('lookup through the JSON API', () => {
       stderr: '',
       stdout:
         'tel:+442079460018  found  ttl 300s\n' +
-        '  chat.example  tags: primary, work  uri: im:alice@chat.example\n' +
-        '  other.example  no tags\n' +
-        '    verified: recipient key a2V5 seq 7 (new), expires 2026-01-31T00:00:00Z, attested by prover cHJvdmVy\n' +
+        '  1. chat.example  contexts: any  tags: primary, work  uri: im:alice@chat.example  from: zone 4.4.e164.mimi.arpa\n' +
+        '  2. other.example  contexts: any  from: zone 4.4.e164.mimi.arpa\n' +
+        '  verified: recipient key a2V5 seq 7 (new), expires 2026-01-31T00:00:00Z, attested by prover cHJvdmVy\n' +
         '    from: zone 4.4.e164.mimi.arpa, server https://127.0.0.1:8444/dns-query\n',
     });
     // One CSI is one GET, sent as typed.
@@ -139,7 +182,7 @@ describe('lookup through the JSON API', () => {
         '\n' +
         'mailto:bob@example.com  empty  ttl 600s  (stale)\n' +
         '  no MSP listed: the recipient opted out\n' +
-        '    verified: recipient key a2V5 seq 7, expires 2026-01-31T00:00:00Z, attested by prover cHJvdmVy\n' +
+        '  verified: recipient key a2V5 seq 7, expires 2026-01-31T00:00:00Z, attested by prover cHJvdmVy\n' +
         '    from: zone example.com.email.mimi.arpa, server https://127.0.0.1:8444/dns-query\n',
     );
     expect(asked.at(-1)).toEqual(['+442079460019', 'Bob@Example.COM']);
@@ -199,6 +242,81 @@ describe('lookup through the JSON API', () => {
   });
 });
 
+describe('lookup for one sender: a context and audience keys', () => {
+  it('opens the box of a given audience key here, sending only the context', async () => {
+    const friend = await FRIEND;
+    const kid = b64(friend.kid);
+    const result = await cli.run([
+      'lookup',
+      DAVE,
+      ...via,
+      '--context',
+      'business',
+      '--audience-key',
+      'friend.audience',
+    ]);
+    expect(result).toMatchObject({ exitCode: 0, stderr: '' });
+    const lines = result.stdout.split('\n');
+    expect(lines.slice(0, 3)).toEqual([
+      'tel:+442079460020  found  ttl 300s',
+      `  1. wire.example  contexts: business  tags: business, pref:1  uri: im:dave@wire.example  from: sealed ${kid}`,
+      '  2. chat.example  contexts: any  from: zone 4.4.e164.mimi.arpa',
+    ]);
+    expect(result.stdout).toContain(`    sealed boxes: ${kid} (opened)\n`);
+    expect(result.stdout).not.toContain('not opened');
+    // The resolver was told the context, and nothing of the key.
+    expect(askedOptions.at(-1)).toEqual({ context: 'business' });
+
+    const json = await cli.json<DiscoveryResult>([
+      'lookup',
+      DAVE,
+      ...via,
+      '--audience-key',
+      'friend.audience',
+    ]);
+    expect(json.msps.map((m) => [m.provider, m.audience])).toEqual([
+      ['wire.example', kid],
+      ['chat.example', undefined],
+    ]);
+    expect(json.mappings[0]?.opened?.map((o) => o.audience)).toEqual([kid]);
+    expect(askedOptions.at(-1) ?? {}).toEqual({});
+  });
+
+  it('without the key: the public entries, and one line saying how many boxes stayed sealed', async () => {
+    const text = await cli.ok(['lookup', DAVE, ...via]);
+    const kid = b64((await FRIEND).kid);
+    expect(text).toBe(
+      'tel:+442079460020  found  ttl 300s\n' +
+        '  1. chat.example  contexts: any  from: zone 4.4.e164.mimi.arpa\n' +
+        '  1 sealed box not opened: no audience key for it\n' +
+        `  verified: recipient key ${b64(DAVE_KEY.publicKey)} seq 7, expires 2026-01-31T00:00:00Z, attested by prover cHJvdmVy\n` +
+        '    from: zone 4.4.e164.mimi.arpa, server https://127.0.0.1:8444/dns-query\n' +
+        `    sealed boxes: ${kid}\n`,
+    );
+    expect(text).not.toContain('wire.example');
+  });
+});
+
+describe('lookup of a box moved into another mapping', () => {
+  it('leaves it sealed and says the key of its id did not open it (exit 0)', async () => {
+    const text = await cli.ok(['lookup', EVE, ...via, '--audience-key', 'friend.audience']);
+    expect(text).toContain(
+      '  1. chat.example  contexts: any  from: zone 4.4.e164.mimi.arpa\n' +
+        '  1 sealed box not opened: the audience key of its key id did not open it\n',
+    );
+    expect(text).not.toContain('wire.example');
+    const json = await cli.json<DiscoveryResult>([
+      'lookup',
+      EVE,
+      ...via,
+      '--audience-key',
+      'friend.audience',
+    ]);
+    expect(json).toMatchObject({ status: 'found', unopened: 1 });
+    expect(json.mappings[0]?.opened).toBeUndefined();
+  });
+});
+
 describe('lookup: bad command lines', () => {
   const anchor = formatTrustAnchor(
     createTrustAnchor('mimi.arpa', [
@@ -208,6 +326,7 @@ describe('lookup: bad command lines', () => {
 
   beforeAll(() => {
     writeFileSync(join(cli.dir, 'root.key'), anchor);
+    writeFileSync(join(cli.dir, 'bad.audience'), '# not a key\nhello\n');
     writeFileSync(
       join(cli.dir, 'doh-hints.json'),
       JSON.stringify({
@@ -269,6 +388,21 @@ describe('lookup: bad command lines', () => {
       'a URL that is not one',
       ['lookup', ALICE, '--resolver', 'resolver:8453'],
       /expected an https URL \(ERR_USAGE\)/,
+    ],
+    [
+      'a context that is not one',
+      ['lookup', ALICE, '--resolver', 'https://127.0.0.1:1', '--context', 'Business'],
+      /argument 'Business' is invalid\. expected personal, business or ctx:NAME.*\(ERR_USAGE\)/,
+    ],
+    [
+      'a missing audience key file',
+      ['lookup', ALICE, '--resolver', 'https://127.0.0.1:1', '--audience-key', 'nope.audience'],
+      /--audience-key nope\.audience: cannot read it: ENOENT.*\(ERR_USAGE\)/,
+    ],
+    [
+      'an audience key file that holds no key',
+      ['lookup', ALICE, '--resolver', 'https://127.0.0.1:1', '--audience-key', 'bad.audience'],
+      /--audience-key bad\.audience: .*\(ERR_AUDIENCE_KEY\)/,
     ],
     [
       'a missing CA file',

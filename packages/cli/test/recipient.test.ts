@@ -1,10 +1,12 @@
-import { statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   attestsCsi,
   buildQuery,
   decodeAttestation,
   decodeMapping,
+  openSealed,
+  parseAudienceKey,
   queryUdp,
   readConfigFile,
   silentLogger,
@@ -57,10 +59,15 @@ function lastCode(csi: string): Promise<string> {
 }
 
 async function mapRecords(): Promise<Array<ReturnType<typeof decodeMapping>>> {
+  return (await mapRecordBytes()).map((data) => decodeMapping(data));
+}
+
+/** The RDATA of the MAP records the DP serves for Alice, as they go over the wire. */
+async function mapRecordBytes(): Promise<Uint8Array[]> {
   const dns = provider.dns?.udp;
   if (dns === undefined) throw new Error('the DP serves no UDP');
   const response = await queryUdp({ host: dns.host, port: dns.port }, buildQuery(NAME, 'MAP'));
-  return response.answers.flatMap((rr) => (rr.type === 'MAP' ? [decodeMapping(rr.data)] : []));
+  return response.answers.flatMap((rr) => (rr.type === 'MAP' ? [rr.data] : []));
 }
 
 describe('recipient registration against a DP', () => {
@@ -320,6 +327,185 @@ describe('recipient registration against a DP', () => {
     expect(unnamed.stderr).toMatch(/csi must name the attested CSI.*\(ERR_CLI_KEY_FILE\)\n$/);
   });
 
+  it('makes an audience key file readable by its owner only, never overwritten, and prints the line to share', async () => {
+    const made = await cli.json<{ file: string; kid: string; share: string }>([
+      'recipient',
+      'audience-key',
+      '--out',
+      'work.audience',
+    ]);
+    expect(made.file).toBe(join(cli.dir, 'work.audience'));
+    expect(statSync(made.file).mode & 0o777).toBe(0o600);
+    const text = readFileSync(made.file, 'utf8');
+    // Comment lines, then the very line printed to share.
+    expect(text.trimEnd().split('\n').at(-1)).toBe(made.share);
+    expect(made.share).toMatch(/^mimi-audience:[A-Za-z0-9_-]{43}$/);
+    const key = await parseAudienceKey(text);
+    expect(Buffer.from(key.kid).toString('base64url')).toBe(made.kid);
+    expect((await parseAudienceKey(made.share)).kid).toEqual(key.kid);
+
+    const again = await cli.run(['recipient', 'audience-key', '--out', 'work.audience']);
+    expect(again.exitCode).toBe(2);
+    expect(again.stderr).toMatch(
+      /work\.audience exists: refusing to overwrite it \(ERR_CLI_EXISTS\)\n$/,
+    );
+    expect(readFileSync(made.file, 'utf8')).toBe(text);
+
+    const printed = await cli.ok(['recipient', 'audience-key', '--out', 'club.audience']);
+    const club = await parseAudienceKey(readFileSync(join(cli.dir, 'club.audience'), 'utf8'));
+    const kid = Buffer.from(club.kid).toString('base64url');
+    expect(printed).toContain(`key id ${kid}\n`);
+    expect(printed.trimEnd().split('\n').at(-1)).toMatch(/^mimi-audience:/);
+    expect(kid).not.toBe(made.kid);
+  });
+
+  it('makes one audience key file of two concurrent runs for one name, the other refused', async () => {
+    const runs = await Promise.all(
+      [0, 1].map(() => cli.run(['recipient', 'audience-key', '--out', 'race.audience', '--json'])),
+    );
+    expect(runs.map((r) => r.exitCode).sort()).toEqual([0, 2]);
+    const won = runs.find((r) => r.exitCode === 0);
+    const lost = runs.find((r) => r.exitCode === 2);
+    expect(lost?.stderr).toMatch(
+      /race\.audience exists: refusing to overwrite it \(ERR_CLI_EXISTS\)\n$/,
+    );
+    const { share } = JSON.parse(won?.stdout ?? '{}') as { share: string };
+    // The file holds the key the winner printed, not the loser's.
+    expect(readFileSync(join(cli.dir, 'race.audience'), 'utf8').trimEnd().split('\n').at(-1)).toBe(
+      share,
+    );
+  });
+
+  it('publishes public and sealed MSPs in one mapping: one box per audience key, opened only with it', async () => {
+    const published = await cli.json<{
+      msps: number;
+      sealed: Array<{ kid: string; msps: number }>;
+    }>([
+      'recipient',
+      'publish',
+      ...api,
+      '--key',
+      'alice.key',
+      '--seq',
+      '20',
+      '--msp',
+      'chat.example:personal,pref:2',
+      '--seal',
+      'work.audience=wire.example:business,pref:1',
+      '--seal',
+      'club.audience=text.example:ctx:soccer',
+      '--seal',
+      'work.audience=mail.example:business',
+      '--uri',
+      'wire.example=im:alice@wire.example',
+    ]);
+    const work = await parseAudienceKey(readFileSync(join(cli.dir, 'work.audience'), 'utf8'));
+    const club = await parseAudienceKey(readFileSync(join(cli.dir, 'club.audience'), 'utf8'));
+    const kid = (key: { kid: Uint8Array }): string => Buffer.from(key.kid).toString('base64url');
+    expect(published.msps).toBe(1);
+    expect(published.sealed.map((s) => [s.kid, s.msps])).toEqual([
+      [kid(work), 2],
+      [kid(club), 1],
+    ]);
+
+    const [mapping, ...others] = await mapRecords();
+    expect(others).toEqual([]);
+    if (mapping === undefined) throw new Error('no mapping served');
+    expect(mapping.msps).toEqual([{ provider: 'chat.example', tags: ['personal', 'pref:2'] }]);
+    const boxes = mapping.sealed ?? [];
+    expect(boxes.map((b) => kid(b))).toEqual([kid(work), kid(club)]);
+    const [workBox, clubBox] = boxes;
+    if (workBox === undefined || clubBox === undefined) throw new Error('two boxes expected');
+    expect(await openSealed(CSI, mapping.key, workBox, work)).toEqual([
+      { provider: 'wire.example', tags: ['business', 'pref:1'], uri: 'im:alice@wire.example' },
+      { provider: 'mail.example', tags: ['business'] },
+    ]);
+    expect(await openSealed(CSI, mapping.key, clubBox, club)).toEqual([
+      { provider: 'text.example', tags: ['ctx:soccer'] },
+    ]);
+    // The wrong key opens nothing.
+    await expect(openSealed(CSI, mapping.key, clubBox, work)).rejects.toMatchObject({
+      code: 'ERR_SEALED_KID',
+    });
+    // Nothing of a sealed entry is in the record in clear.
+    const rdata = Buffer.from((await mapRecordBytes())[0] ?? new Uint8Array()).toString('latin1');
+    for (const secret of [
+      'wire.example',
+      'mail.example',
+      'text.example',
+      'ctx:soccer',
+      'business',
+    ]) {
+      expect(rdata).not.toContain(secret);
+    }
+  });
+
+  it('publishes a mapping of sealed MSPs only, with no public MSP', async () => {
+    const text = await cli.ok([
+      'recipient',
+      'publish',
+      ...api,
+      '--key',
+      'alice.key',
+      '--seq',
+      '21',
+      '--seal',
+      'club.audience=wire.example:ctx:soccer',
+    ]);
+    expect(text).toMatch(
+      /^published a mapping with no public MSP, 1 MSP sealed to key id [\w-]{11} for tel:\+442079460018, seq 21 \(zone 4\.4\.e164\.mimi\.arpa, serial \d+\)\n$/,
+    );
+    const [mapping] = await mapRecords();
+    expect(mapping?.msps).toEqual([]);
+    expect(mapping?.sealed).toHaveLength(1);
+  });
+
+  it('refuses tags that break the vocabulary and unusable audience keys, publishing nothing', async () => {
+    const before = await mapRecordBytes();
+    writeFileSync(join(cli.dir, 'garbage.audience'), 'mimi-audience:not-a-key\n');
+    for (let i = 0; i < 9; i++) {
+      await cli.ok(['recipient', 'audience-key', '--out', `many-${i}.audience`]);
+    }
+    const publish = ['publish', ...api, '--key', 'alice.key', '--seq', '30'];
+    const cases: Array<[string[], RegExp]> = [
+      [
+        ['--msp', 'chat.example:pref:0'],
+        /"pref:0" is no rank: write pref:1 to pref:999.*\(ERR_USAGE\)/,
+      ],
+      [['--msp', 'chat.example:pref:1,pref:2'], /at most one pref: tag \(ERR_USAGE\)/],
+      [['--msp', 'chat.example:pref:01'], /"pref:01" is no rank.*\(ERR_USAGE\)/],
+      [['--msp', 'chat.example:business,business'], /"business" is given twice \(ERR_USAGE\)/],
+      [
+        ['--seal', 'work.audience=wire.example:ctx:Soccer'],
+        /"ctx:Soccer" is no context.*\(ERR_USAGE\)/,
+      ],
+      [['--seal', 'wire.example'], /expected FILE=PROVIDER\[:TAG\[,TAG\]\] \(ERR_USAGE\)/],
+      [
+        ['--seal', 'missing.audience=wire.example'],
+        /--seal missing\.audience: cannot read it.*\(ERR_USAGE\)/,
+      ],
+      [
+        ['--seal', 'garbage.audience=wire.example'],
+        /--seal garbage\.audience: .*\(ERR_AUDIENCE_KEY\)/,
+      ],
+      [
+        Array.from({ length: 9 }, (_, i) => ['--seal', `many-${i}.audience=wire.example`]).flat(),
+        /--seal: 9 audience keys, a mapping holds at most 8 sealed boxes \(ERR_USAGE\)/,
+      ],
+      [
+        ['--seal', 'work.audience=wire.example', '--uri', 'x.example=im:a'],
+        /x\.example is not one of the --msp or --seal providers \(ERR_USAGE\)/,
+      ],
+    ];
+    for (const [flags, message] of cases) {
+      const result = await cli.run(['recipient', ...publish, ...flags]);
+      expect({ flags, exitCode: result.exitCode }).toEqual({ flags, exitCode: 1 });
+      expect(result.stderr).toMatch(message);
+      expect(result.stderr.split('\n')).toHaveLength(2);
+    }
+    expect(await mapRecordBytes()).toEqual(before);
+  });
+
   it('refuses bad input before sending anything', async () => {
     const cases: Array<[string[], RegExp]> = [
       [
@@ -333,7 +519,7 @@ describe('recipient registration against a DP', () => {
       ],
       [
         ['publish', ...api, '--key', 'alice.key', '--msp', 'a.example', '--uri', 'b.example=x:y'],
-        /b\.example is not one of the --msp providers \(ERR_USAGE\)/,
+        /b\.example is not one of the --msp or --seal providers \(ERR_USAGE\)/,
       ],
       [
         ['publish', ...api, '--key', 'missing.key'],

@@ -26,6 +26,7 @@ const ZONE = '4.4.e164.mimi.arpa';
 const ALICE = 'tel:+442079460018';
 const ALICE_NAME = `8.1.0.0.6.4.9.7.0.2.${ZONE}`;
 const NOBODY = 'tel:+442079460019';
+const BOB = 'tel:+442079460017';
 
 const servers: Serving[] = [];
 let dpDns = 0;
@@ -179,8 +180,53 @@ describe('lookup, resolving in-process from the hints and the trust anchor', () 
   it('prints the mapping for people', async () => {
     const text = await cli.ok(['lookup', ALICE, ...direct]);
     expect(text).toMatch(
-      /^tel:\+442079460018 {2}found {2}ttl \d+s\n {2}chat\.example {2}tags: primary, work\n {4}verified: recipient key [\w-]{43} seq \d+, expires \S+, attested by prover [\w-]{43}\n {4}from: zone 4\.4\.e164\.mimi\.arpa, server https:\/\/127\.0\.0\.1:\d+\/dns-query\n$/,
+      /^tel:\+442079460018 {2}found {2}ttl \d+s\n {2}1\. chat\.example {2}contexts: any {2}tags: primary, work {2}from: zone 4\.4\.e164\.mimi\.arpa\n {2}verified: recipient key [\w-]{43} seq \d+, expires \S+, attested by prover [\w-]{43}\n {4}from: zone 4\.4\.e164\.mimi\.arpa, server https:\/\/127\.0\.0\.1:\d+\/dns-query\n$/,
     );
+  });
+
+  it('opens, in-process, the box sealed to a given audience key, and keeps entries of other contexts out', async () => {
+    const api = ['--api', servers[1]?.listener('api').url ?? '', '--ca', 'ca/ca.pem'];
+    await cli.ok(['recipient', 'keygen', '--out', 'bob.key']);
+    await cli.ok(['recipient', 'prove', ...api, '--csi', BOB]);
+    await cli.ok([
+      'recipient',
+      'confirm',
+      ...api,
+      '--csi',
+      BOB,
+      '--code',
+      await lastCode(BOB),
+      '--key',
+      'bob.key',
+    ]);
+    await cli.ok(['recipient', 'audience-key', '--out', 'work.audience']);
+    await cli.ok([
+      'recipient',
+      'publish',
+      ...api,
+      '--key',
+      'bob.key',
+      '--msp',
+      'chat.example:personal',
+      '--seal',
+      'work.audience=wire.example:business',
+    ]);
+    const holder = await cli.json<DiscoveryResult>([
+      'lookup',
+      BOB,
+      ...direct,
+      '--context',
+      'business',
+      '--audience-key',
+      'work.audience',
+    ]);
+    expect(holder.msps.map((m) => m.provider)).toEqual(['wire.example']);
+    expect(holder.msps[0]?.audience).toMatch(/^[\w-]{11}$/);
+    const stranger = await cli.ok(['lookup', BOB, ...direct, '--context', 'business']);
+    expect(stranger).toContain(
+      '  no MSP for this sender: the recipient listed its MSPs for other contexts, other MSPs, or sealed them\n  1 sealed box not opened: no audience key for it\n',
+    );
+    expect(stranger).not.toContain('chat.example');
   });
 
   it('ends in error, exit 2, when the trust anchor is not the root key', async () => {

@@ -1,6 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { CsiError, parseCsi, silentLogger } from '@mimi-discovery/common';
+import {
+  CsiError,
+  parseCsi,
+  silentLogger,
+  type AudienceKey,
+  type RankedMsp,
+} from '@mimi-discovery/common';
 import {
   DEFAULT_CSIS_PER_TOKEN,
   DiscoveryClientError,
@@ -8,14 +14,16 @@ import {
   createResolver,
   readResolverFiles,
   resultJson,
+  type DiscoverOptions,
   type DiscoveryResult,
   type VerifiedMapping,
 } from '@mimi-discovery/resolver';
 import { Option, type Command } from 'commander';
 import { apiFailure, apiUrl, readCaFile } from '../api-flags.js';
+import { readAudienceKeyFile } from '../audience-key-file.js';
 import type { CommandEnv } from '../context.js';
 import { failure, usageError } from '../errors.js';
-import { remotePort } from '../flag-values.js';
+import { collect, remotePort, senderContext, text } from '../flag-values.js';
 
 /**
  * `lookup`: discovers CSIs (design §6) and prints the verified result of each — through a
@@ -28,6 +36,12 @@ import { remotePort } from '../flag-values.js';
  * (RFC 9577/9578), and `--key-name NAME` with `--hints` and `--trust-anchor` checks, with a
  * resolver run in-process, that the gateway's key configuration is the KEYCONF published at
  * NAME (key consistency); `--ca` is the CA of the relay and the issuer.
+ *
+ * `--context NAME` asks for the MSPs the recipient listed for senders in that context
+ * (`business`, `personal`, `ctx:<name>`; docs/protocol.md §4.2), and `--audience-key FILE`
+ * (repeatable) opens, here, the sealed boxes of that audience key (CUJ 5–7): the key is read
+ * locally and never sent, not to the resolver, not to the relay. The text lists the MSPs in the
+ * recipient's order, the first being the one to use, and says how many boxes stayed sealed.
  *
  * With `--json` it prints what the JSON API returns: the `DiscoveryResult` object for one CSI,
  * `{"results": [...]}` for several. Exit 0 when every result is `none`, `empty` or `found`;
@@ -45,6 +59,8 @@ interface LookupFlags {
   trustAnchor?: string;
   transport: 'doh' | 'dns';
   dnsPort?: number;
+  context?: string;
+  audienceKey: string[];
   json?: boolean;
 }
 
@@ -79,14 +95,30 @@ export function registerLookup(program: Command, env: CommandEnv): Command {
       'with --transport dns: the plain DNS port of servers other than the roots (default 53)',
       remotePort,
     )
+    .option(
+      '--context <name>',
+      'only the MSPs the recipient listed for this context: personal, business or ctx:NAME',
+      senderContext,
+    )
+    .option(
+      '--audience-key <file>',
+      'an audience key file the recipient gave you: opens its sealed MSPs here, never sent; repeatable',
+      collect(text),
+      [],
+    )
     .option('--json', 'print the results as the JSON API returns them')
     .addHelpText(
       'after',
       `
+The MSPs are listed in the recipient's order: use the first. "found" with no MSP listed means
+reachable, but not for this sender (another context, another MSP, or sealed to others).
+
 Exit codes: 0 every result is none, empty or found; 2 any result is error; 1 usage.
 
 Examples:
   $ mimi-discovery lookup "+44 20 7946 0018" --resolver https://127.0.0.1:8453 --ca ./net/ca/ca.pem
+  $ mimi-discovery lookup +442079460018 --resolver https://127.0.0.1:8453 --ca ./net/ca/ca.pem \\
+      --context business --audience-key ./alice-work.audience
   $ mimi-discovery lookup +442079460018 alice@example.com --hints ./net/root-hints.json \\
       --trust-anchor ./net/root.key --ca ./net/ca/ca.pem --json
   $ mimi-discovery lookup +442079460018 --relay https://127.0.0.1:15329/ohttp/resolver \\
@@ -96,6 +128,7 @@ Examples:
     .action(async (inputs: string[], flags: LookupFlags, command: Command) => {
       for (const input of inputs) checkCsi(input);
       const transportGiven = command.getOptionValueSource('transport') !== 'default';
+      const options = await discoverOptions(flags, env);
       if (flags.relay === undefined) {
         if (flags.credential !== undefined || flags.keyName !== undefined) {
           throw usageError('ERR_USAGE', '--credential and --key-name go with --relay');
@@ -103,12 +136,12 @@ Examples:
       }
       const { results, incomplete } =
         flags.relay !== undefined
-          ? await throughRelay(inputs, flags, transportGiven, env)
+          ? await throughRelay(inputs, flags, options, transportGiven, env)
           : {
               results:
                 flags.resolver !== undefined
-                  ? await throughApi(inputs, flags, transportGiven, env)
-                  : await directly(inputs, flags, env),
+                  ? await throughApi(inputs, flags, options, transportGiven, env)
+                  : await directly(inputs, flags, options, env),
               incomplete: undefined,
             };
       printResults(results, flags, env);
@@ -137,6 +170,18 @@ function printResults(results: DiscoveryResult[], flags: LookupFlags, env: Comma
   } else env.out(results.map(formatResult).join('\n'));
 }
 
+/** The context and the audience keys of the command line, read before anything is asked. */
+async function discoverOptions(flags: LookupFlags, env: CommandEnv): Promise<DiscoverOptions> {
+  const audienceKeys: AudienceKey[] = [];
+  for (const given of flags.audienceKey) {
+    audienceKeys.push(await readAudienceKeyFile('--audience-key', given, resolve(env.cwd, given)));
+  }
+  return {
+    ...(flags.context === undefined ? {} : { context: flags.context }),
+    ...(audienceKeys.length === 0 ? {} : { audienceKeys }),
+  };
+}
+
 /** A CSI as typed, refused (exit 1) before anything is asked when it is not one. */
 function checkCsi(input: string): void {
   try {
@@ -155,6 +200,7 @@ function checkCsi(input: string): void {
 async function directly(
   inputs: string[],
   flags: LookupFlags,
+  options: DiscoverOptions,
   env: CommandEnv,
 ): Promise<DiscoveryResult[]> {
   if (flags.hints === undefined || flags.trustAnchor === undefined) {
@@ -179,7 +225,7 @@ async function directly(
     { log: env.log ?? silentLogger, now: env.now },
   );
   try {
-    return await resolver.discoverMany(inputs);
+    return await resolver.discoverMany(inputs, options);
   } finally {
     await resolver.close();
   }
@@ -191,6 +237,7 @@ async function directly(
 async function throughApi(
   inputs: string[],
   flags: LookupFlags,
+  options: DiscoverOptions,
   transportGiven: boolean,
   env: CommandEnv,
 ): Promise<DiscoveryResult[]> {
@@ -209,8 +256,8 @@ async function throughApi(
   try {
     // One CSI is one GET, sent as typed; several are one POST.
     return inputs.length === 1
-      ? [await api.discover(inputs[0] as string)]
-      : await api.discoverMany(inputs);
+      ? [await api.discover(inputs[0] as string, options)]
+      : await api.discoverMany(inputs, options);
   } catch (error) {
     throw apiFailure(error, url, {
       unreachable: 'ERR_CLI_RESOLVER_UNREACHABLE',
@@ -227,6 +274,7 @@ async function throughApi(
 async function throughRelay(
   inputs: string[],
   flags: LookupFlags,
+  options: DiscoverOptions,
   transportGiven: boolean,
   env: CommandEnv,
 ): Promise<{ results: DiscoveryResult[]; incomplete: unknown }> {
@@ -291,8 +339,8 @@ async function throughRelay(
     return {
       results:
         inputs.length === 1
-          ? [await client.discover(inputs[0] as string)]
-          : await client.discoverMany(inputs),
+          ? [await client.discover(inputs[0] as string, options)]
+          : await client.discoverMany(inputs, options),
       incomplete: undefined,
     };
   } catch (error) {
@@ -333,13 +381,19 @@ async function readCredential(given: string, file: string): Promise<string> {
 // Human output
 
 /**
- * One result as text:
+ * One result as text: the MSPs a sender may use, in the recipient's order (`msps`, ranked by
+ * `rankMsps`: use the first), each with its contexts, its URI and where it came from (the zone
+ * that served a public entry, or the audience key id of the box it was sealed in); the boxes
+ * left sealed; then each verified mapping:
  *
  * ```
  * tel:+442079460018  found  ttl 300s
- *   chat.example  tags: primary, work  uri: im:alice@chat.example
- *     verified: recipient key a2V5… seq 7, expires 2026-02-01T00:00:00Z, attested by prover cHJv…
+ *   1. wire.example  contexts: business  tags: business, pref:1  from: sealed q2C1f0n2Xk8
+ *   2. chat.example  contexts: any  tags: primary  uri: im:alice@chat.example  from: zone 4.4.e164.mimi.arpa
+ *   1 sealed box not opened: no audience key for it
+ *   verified: recipient key a2V5… seq 7, expires 2026-02-01T00:00:00Z, attested by prover cHJv…
  *     from: zone 4.4.e164.mimi.arpa, server https://127.0.0.1:8444/dns-query
+ *     sealed boxes: q2C1f0n2Xk8 (opened), 7Hc0bV-zzXw
  * ```
  */
 function formatResult(result: DiscoveryResult): string {
@@ -354,16 +408,31 @@ function formatResult(result: DiscoveryResult): string {
       lines.push('  no MSP listed: the recipient opted out');
       for (const m of result.mappings) lines.push(...provenance(m));
       break;
-    case 'found':
-      for (const m of result.mappings) {
-        for (const msp of m.msps) {
-          const tags = msp.tags.length > 0 ? `  tags: ${msp.tags.join(', ')}` : '  no tags';
-          const uri = msp.uri === undefined ? '' : `  uri: ${msp.uri}`;
-          lines.push(`  ${msp.provider}${tags}${uri}`);
-        }
-        lines.push(...provenance(m));
+    case 'found': {
+      if (result.msps.length === 0) {
+        // Design §6 / docs/protocol.md §4.2: filters never change the status.
+        lines.push(
+          '  no MSP for this sender: the recipient listed its MSPs for other contexts, other MSPs, or sealed them',
+        );
       }
+      result.msps.forEach((msp, i) => lines.push(`  ${i + 1}. ${rankedLine(msp)}`));
+      // Boxes left sealed: most for want of a key; `unopened` of them despite a key of their id.
+      const left = result.mappings.reduce((n, m) => n + (m.sealed?.length ?? 0), 0);
+      const failed = Math.min(result.unopened ?? 0, left);
+      const noKey = left - failed;
+      if (noKey > 0) {
+        lines.push(
+          `  ${boxes(noKey)} not opened: no audience key for ${noKey === 1 ? 'it' : 'them'}`,
+        );
+      }
+      if (failed > 0) {
+        lines.push(
+          `  ${boxes(failed)} not opened: the audience key of ${failed === 1 ? 'its' : 'their'} key id did not open ${failed === 1 ? 'it' : 'them'}`,
+        );
+      }
+      for (const m of result.mappings) lines.push(...provenance(m));
       break;
+    }
     case 'error':
       lines.push(
         `  error: ${result.error?.reason ?? 'unknown'}: ${result.error?.detail ?? ''}`.trimEnd(),
@@ -373,10 +442,30 @@ function formatResult(result: DiscoveryResult): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** One ranked MSP: provider, contexts, tags, URI, and where it came from. */
+function rankedLine(msp: RankedMsp): string {
+  const contexts = msp.contexts.length > 0 ? msp.contexts.join(', ') : 'any';
+  const tags = msp.tags.length > 0 ? `  tags: ${msp.tags.join(', ')}` : '';
+  const uri = msp.uri === undefined ? '' : `  uri: ${msp.uri}`;
+  const from = msp.audience === undefined ? `zone ${msp.zone}` : `sealed ${msp.audience}`;
+  return `${msp.provider}  contexts: ${contexts}${tags}${uri}  from: ${from}`;
+}
+
+function boxes(n: number): string {
+  return `${n} sealed box${n === 1 ? '' : 'es'}`;
+}
+
 function provenance(m: VerifiedMapping): string[] {
   const expires = new Date(m.exp * 1000).toISOString().replace('.000Z', 'Z');
-  return [
-    `    verified: recipient key ${m.key} seq ${m.seq}${m.new ? ' (new)' : ''}, expires ${expires}, attested by prover ${m.prover}`,
+  const lines = [
+    `  verified: recipient key ${m.key} seq ${m.seq}${m.new ? ' (new)' : ''}, expires ${expires}, attested by prover ${m.prover}`,
     `    from: zone ${m.zone}, server ${m.server}`,
   ];
+  // An opened box moves from `sealed` to `opened` (open-sealed.ts of the resolver).
+  const kids = [
+    ...(m.opened ?? []).map((o) => `${o.audience} (opened)`),
+    ...(m.sealed ?? []).map((box) => box.kid),
+  ];
+  if (kids.length > 0) lines.push(`    sealed boxes: ${kids.join(', ')}`);
+  return lines;
 }

@@ -3,10 +3,16 @@ import {
   createMapping,
   createMaprefRequest,
   createRemoval,
+  formatAudienceKey,
+  generateAudienceKey,
   generateKeyPair,
+  MAX_SEALED_PER_MAPPING,
   MimiError,
   parseCsi,
+  sealMsps,
+  type AudienceKey,
   type MspEntry,
+  type SealedBox,
 } from '@mimi-discovery/common';
 import {
   createRegistrationClient,
@@ -15,9 +21,23 @@ import {
 } from '@mimi-discovery/authoritative';
 import { Option, type Command } from 'commander';
 import { apiFailure, apiUrl, readCaFile } from '../api-flags.js';
+import {
+  audienceKeyIdText,
+  readAudienceKeyFile,
+  writeAudienceKeyFile,
+} from '../audience-key-file.js';
 import type { CommandEnv } from '../context.js';
 import { parseFlag, usageError } from '../errors.js';
-import { collect, days, domainName, msp, mspUri, unsigned } from '../flag-values.js';
+import {
+  collect,
+  days,
+  domainName,
+  msp,
+  mspUri,
+  sealedMsp,
+  unsigned,
+  type SealedMspFlag,
+} from '../flag-values.js';
 import {
   addAttestationToKeyFile,
   readAttestationFile,
@@ -35,6 +55,11 @@ import {
  * public key get an attestation, kept in the key file), `publish` (a signed mapping, possibly
  * listing no MSP: an "empty" mapping, R5), `mapref` (a signed MapRef request) and `remove` (a
  * signed removal, R9). Signed objects are made here, with the key that never leaves the file.
+ *
+ * `audience-key` makes an audience key file, and `publish --seal FILE=PROVIDER[:TAGS]` seals MSP
+ * entries to it (HPKE, RFC 9180; docs/protocol.md §4): every entry given for one file goes into
+ * one sealed box, beside the public `--msp` entries, and the recipient's signature covers the
+ * boxes. Only a sender holding the file's line opens that box (docs/recipients.md, CUJ 5–7).
  */
 
 interface ApiFlags {
@@ -59,6 +84,7 @@ interface ConfirmFlags extends KeyFlags {
 
 interface PublishFlags extends KeyFlags {
   msp: MspEntry[];
+  seal: SealedMspFlag[];
   uri: Array<{ provider: string; uri: string }>;
   new?: boolean;
   seq?: number;
@@ -89,6 +115,9 @@ Examples:
   $ mimi-discovery recipient prove --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --csi "+44 20 7946 0018"
   $ mimi-discovery recipient confirm --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --csi "+44 20 7946 0018" --code 123456 --key alice.key
   $ mimi-discovery recipient publish --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --key alice.key --msp chat.example:primary
+  $ mimi-discovery recipient audience-key --out soccer.audience
+  $ mimi-discovery recipient publish --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --key alice.key \\
+      --msp chat.example:personal --seal soccer.audience=wire.example:ctx:soccer
   $ mimi-discovery recipient remove --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --key alice.key`,
   );
 
@@ -105,6 +134,39 @@ Examples:
       const publicKey = toBase64url(keyPair.publicKey);
       if (flags.json === true) env.out(`${JSON.stringify({ file, publicKey }, null, 2)}\n`);
       else env.out(`wrote a new key to ${file}\npublic key ${publicKey}\n`);
+    });
+
+  recipient
+    .command('audience-key')
+    .description(
+      'create an audience key file (X25519, mode 0600): senders given its line open the MSPs sealed to it',
+    )
+    .requiredOption('--out <file>', 'the audience key file to create (never overwritten)')
+    .option('--json', 'print {file, kid, share} as JSON')
+    .addHelpText(
+      'after',
+      `
+Share the printed mimi-audience: line (or a QR code of it) with the senders who may see the
+MSPs you seal to it: a contact card, a group invite. Whoever holds it can pass it on; to take
+it back, make a new key and publish again with --seal for the new file only.
+
+Examples:
+  $ mimi-discovery recipient audience-key --out soccer.audience
+  $ mimi-discovery recipient audience-key --out business.audience --json`,
+    )
+    .action(async (flags: { out: string; json?: boolean }) => {
+      const file = resolve(env.cwd, flags.out);
+      const key = await generateAudienceKey();
+      await writeAudienceKeyFile(file, key);
+      const kid = audienceKeyIdText(key);
+      const share = formatAudienceKey(key);
+      if (flags.json === true) env.out(`${JSON.stringify({ file, kid, share }, null, 2)}\n`);
+      else {
+        env.out(
+          `wrote a new audience key to ${file}\nkey id ${kid}\n` +
+            `share this line (or a QR code of it) with the senders who may open what you seal to it:\n${share}\n`,
+        );
+      }
     });
 
   apiFlags(
@@ -185,8 +247,15 @@ Examples:
           [],
         )
         .option(
+          '--seal <file=provider[:tags]>',
+          'an MSP sealed to the audience key in FILE, as FILE=PROVIDER[:TAG[,TAG]]; repeatable, ' +
+            `the entries for one FILE in one box, at most ${MAX_SEALED_PER_MAPPING} files`,
+          collect(sealedMsp),
+          [],
+        )
+        .option(
           '--uri <provider=uri>',
-          'a URI for one of the MSPs, as PROVIDER=URI; repeatable',
+          'a URI for the MSP entries (public or sealed) of PROVIDER, as PROVIDER=URI; repeatable',
           collect(mspUri),
           [],
         )
@@ -206,14 +275,29 @@ Examples:
 Examples:
   $ mimi-discovery recipient publish --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --key alice.key \\
       --msp chat.example:primary,work --msp msg.example --uri msg.example=im:alice@msg.example
-  $ mimi-discovery recipient publish --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --key alice.key   # empty mapping`,
+  $ mimi-discovery recipient publish --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --key alice.key \\
+      --msp chat.example:personal,pref:1 --msp text.example:personal,pref:2 \\
+      --seal work.audience=wire.example:business,pref:1
+  $ mimi-discovery recipient publish --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --key alice.key   # empty mapping
+
+Tags with a meaning (docs/recipients.md): personal, business, ctx:NAME (contexts), pref:N (rank
+1-999 across all your mappings, 1 first), same-msp (only for senders on that MSP).`,
     )
     .action(async (flags: PublishFlags) => {
       const { keyPair, attested } = await keyAndAttestation(flags, env);
-      const msps = withUris(flags.msp, flags.uri);
+      const { msps, sealed: toSeal } = withUris(flags.msp, flags.seal, flags.uri);
+      const audiences = await audienceKeys(toSeal, env);
+      const boxes: SealedBox[] = [];
+      for (const { key, entries } of audiences) {
+        boxes.push(
+          await signedAsync('--seal', () =>
+            sealMsps(attested.csi, keyPair.publicKey, entries, key),
+          ),
+        );
+      }
       const now = env.now();
       const seq = flags.seq ?? now;
-      const mapping = signed('--msp', () =>
+      const mapping = signed(boxes.length > 0 ? '--msp/--seal' : '--msp', () =>
         createMapping(
           {
             csi: attested.csi,
@@ -223,6 +307,7 @@ Examples:
             exp: now + flags.ttlDays * DAY,
             new: flags.new === true,
             att: attested.attestation,
+            ...(boxes.length === 0 ? {} : { sealed: boxes }),
           },
           keyPair.secretKey,
         ),
@@ -230,14 +315,26 @@ Examples:
       const { result: response } = await call(flags, env, (api) =>
         api.publishMapping({ csi: attested.csi, mapping }),
       );
-      const report = { csi: attested.csi, seq, msps: msps.length, ...response };
+      const sealed = audiences.map(({ file, key, entries }) => ({
+        file,
+        kid: audienceKeyIdText(key),
+        msps: entries.length,
+      }));
+      const report = { csi: attested.csi, seq, msps: msps.length, sealed, ...response };
       if (flags.json === true) env.out(`${JSON.stringify(report, null, 2)}\n`);
       else {
         const what =
-          msps.length === 0
+          msps.length === 0 && sealed.length === 0
             ? 'an empty mapping (no MSP)'
-            : `a mapping to ${msps.map((m) => m.provider).join(', ')}`;
-        env.out(`published ${what} for ${attested.csi}, seq ${seq}${placed(response)}\n`);
+            : msps.length === 0
+              ? 'a mapping with no public MSP'
+              : `a mapping to ${msps.map((m) => m.provider).join(', ')}`;
+        const boxesText = sealed
+          .map((s) => `, ${s.msps} MSP${s.msps === 1 ? '' : 's'} sealed to key id ${s.kid}`)
+          .join('');
+        env.out(
+          `published ${what}${boxesText} for ${attested.csi}, seq ${seq}${placed(response)}\n`,
+        );
       }
     });
 
@@ -379,29 +476,86 @@ async function keyAndAttestation(
   return { keyPair: key.keyPair, attested: key.attested };
 }
 
-/** The MSPs with the URIs given for them; a URI for an MSP not listed is a usage error. */
+/**
+ * The public and sealed MSPs with the URIs given for their providers; a URI for an MSP listed
+ * neither way is a usage error.
+ */
 function withUris(
   msps: readonly MspEntry[],
+  sealed: readonly SealedMspFlag[],
   uris: ReadonlyArray<{ provider: string; uri: string }>,
-): MspEntry[] {
+): { msps: MspEntry[]; sealed: SealedMspFlag[] } {
   for (const { provider } of uris) {
-    if (!msps.some((m) => m.provider === provider)) {
+    if (
+      !msps.some((m) => m.provider === provider) &&
+      !sealed.some((s) => s.entry.provider === provider)
+    ) {
       throw usageError(
         'ERR_USAGE',
-        `--uri ${provider}=…: ${provider} is not one of the --msp providers`,
+        `--uri ${provider}=…: ${provider} is not one of the --msp or --seal providers`,
       );
     }
   }
-  return msps.map((m) => {
+  const withUri = (m: MspEntry): MspEntry => {
     const uri = uris.find((u) => u.provider === m.provider)?.uri;
     return uri === undefined ? m : { ...m, uri };
-  });
+  };
+  return {
+    msps: msps.map(withUri),
+    sealed: sealed.map((s) => ({ file: s.file, entry: withUri(s.entry) })),
+  };
+}
+
+/** One sealed box to make: the audience key of a file and the entries given for it. */
+interface Audience {
+  /** The file as resolved. */
+  readonly file: string;
+  readonly key: AudienceKey;
+  readonly entries: MspEntry[];
+}
+
+/**
+ * Groups the `--seal` entries by audience key, in the order the files were first given: one box
+ * per key. Two names of one file, or two files holding the same key, make one box, since a
+ * second box for the same key id would only tell a sender without it that one audience has two.
+ */
+async function audienceKeys(
+  sealed: readonly SealedMspFlag[],
+  env: CommandEnv,
+): Promise<Audience[]> {
+  const audiences: Audience[] = [];
+  for (const { file: given, entry } of sealed) {
+    const file = resolve(env.cwd, given);
+    const key = await readAudienceKeyFile('--seal', given, file);
+    const kid = audienceKeyIdText(key);
+    const same = audiences.find((a) => audienceKeyIdText(a.key) === kid);
+    if (same !== undefined) same.entries.push(entry);
+    else audiences.push({ file, key, entries: [entry] });
+  }
+  if (audiences.length > MAX_SEALED_PER_MAPPING) {
+    throw usageError(
+      'ERR_USAGE',
+      `--seal: ${audiences.length} audience keys, a mapping holds at most ${MAX_SEALED_PER_MAPPING} sealed boxes`,
+    );
+  }
+  return audiences;
 }
 
 /** Runs a `create…` of a signed object; a field it refuses is a usage error (exit 1). */
 function signed<T>(flag: string, create: () => T): T {
   try {
     return create();
+  } catch (error) {
+    if (error instanceof MimiError)
+      throw usageError(error.code, `${flag}: ${error.message}`, error);
+    throw error;
+  }
+}
+
+/** {@link signed} for an asynchronous step (sealing: HPKE is asynchronous). */
+async function signedAsync<T>(flag: string, create: () => Promise<T>): Promise<T> {
+  try {
+    return await create();
   } catch (error) {
     if (error instanceof MimiError)
       throw usageError(error.code, `${flag}: ${error.message}`, error);
