@@ -1,7 +1,7 @@
 import type { MspEntry } from './signed.js';
 
 /**
- * The recipient's preferences (R2; design §4 "Preferences", docs/protocol.md §4.2): a documented
+ * The recipient's preferences (R2; design §4 "Preferences", docs/protocol.md §4 "Preferences"): a documented
  * vocabulary inside the tags of an MSP entry, signed with the mapping like every tag.
  *
  * | tag | meaning |
