@@ -183,6 +183,28 @@ export {
   formatRange,
 } from './protocol/csi.js';
 export type { Csi, CsiKind, Range } from './protocol/csi.js';
+export {
+  CONTEXT_TAG_PREFIX,
+  MAX_CONTEXT_NAME_OCTETS,
+  NAMED_CONTEXTS,
+  PREF_MAX,
+  PREF_MIN,
+  PREF_TAG_PREFIX,
+  SAME_MSP_TAG,
+  bestPref,
+  checkPreferenceTags,
+  isContext,
+  passesFilter,
+  preferencesOf,
+  rankMsps,
+} from './protocol/preferences.js';
+export type {
+  Context,
+  MspFilter,
+  Preferences,
+  RankInput,
+  RankedMsp,
+} from './protocol/preferences.js';
 
 // wire.ts
 export {
