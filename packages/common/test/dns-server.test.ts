@@ -392,14 +392,25 @@ describe('TCP limits', () => {
   });
 
   it('keeps a connection open while it sends queries', async () => {
-    const connection = await rawTcp(port());
-    for (let i = 0; i < 4; i++) {
-      connection.socket.write(frame(encodeMessage(buildQuery(MAP_NAME, 'MAP', { id: i }))));
-      const [answer] = await connection.messages(1);
-      expect(decodeMessage(answer as Buffer).id).toBe(i);
-      await new Promise((resolve) => setTimeout(resolve, 120));
+    // Its own server with a longer idle timeout, so that a busy machine delaying a timer by a
+    // few hundred milliseconds cannot close the connection between two queries: the queries
+    // span twice the idle timeout, each gap a third of it.
+    const patient = await startDnsServer(
+      { tcp: { port: 0, idleTimeoutMs: 1500, maxConnections: 2 } },
+      answerFromZone,
+    );
+    try {
+      const connection = await rawTcp(patient.tcp?.port ?? 0);
+      for (let i = 0; i < 7; i++) {
+        connection.socket.write(frame(encodeMessage(buildQuery(MAP_NAME, 'MAP', { id: i }))));
+        const [answer] = await connection.messages(1);
+        expect(decodeMessage(answer as Buffer).id).toBe(i);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      connection.socket.destroy();
+    } finally {
+      await patient.close();
     }
-    connection.socket.destroy();
   });
 
   it('refuses connections beyond maxConnections', async () => {

@@ -462,9 +462,9 @@ describe('decoding hostile input', () => {
     expect(codes.size).toBeGreaterThanOrEqual(10);
   });
 
-  it('rejects full-size inputs with huge counts quickly, without allocating by the counts', () => {
+  // Its speed is the bench's to measure (bench/), never a timed assertion here.
+  it('rejects full-size inputs with huge counts, walking the bytes rather than the counts', () => {
     const rand = prng(SEED ^ 1);
-    const start = performance.now();
     for (let i = 0; i < 200; i++) {
       const bytes = randomBytes(rand, MAX_MESSAGE_OCTETS);
       for (let k = 4; k < HEADER_OCTETS; k++) bytes[k] = 0xff;
@@ -475,6 +475,5 @@ describe('decoding hostile input', () => {
       }
       expect(exercise(bytes, `full-size input ${i}`).kind).toBe('rejected');
     }
-    expect(performance.now() - start).toBeLessThan(2000);
   });
 });
