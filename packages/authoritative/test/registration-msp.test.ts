@@ -249,6 +249,39 @@ describe('registrar of an MSP-run DP', () => {
     expect(maps()).toHaveLength(8);
   });
 
+  it.each([
+    ['a rank with a leading zero', ['pref:01']],
+    ['two ranks', ['pref:1', 'pref:2']],
+    ['a context name in capitals', ['ctx:Soccer']],
+  ])('refuses an entry with %s, at the MSP zone and in its own range', async (_, tags) => {
+    const msps = [{ provider: 'chat.example', tags }];
+    const foreign = await refused(
+      () => registrar.publishMapping(mappingOf({ att: byRange(), iat: T0, msps })),
+      'ERR_MAPPING_INVALID',
+    );
+    expect(foreign.detail).toBe('tags');
+    expect(foreign.message).toMatch(/^msps\[0\]\.tags: /);
+    const own = parseCsi('alice@chat.example');
+    const att = attest(own, RECIPIENT, PROVER_SEED, T0);
+    const ranged = await refused(
+      () => registrar.publishMapping(mappingOf({ att, iat: T0, msps })),
+      'ERR_MAPPING_INVALID',
+    );
+    expect(ranged.detail).toBe('tags');
+    // Nothing was asked of the resolver for a mapping refused on its face.
+    expect(lookup.asked).toEqual([]);
+  });
+
+  it('takes the vocabulary and free-form tags', async () => {
+    const msps = [
+      { provider: 'chat.example', tags: ['business', 'ctx:soccer-parents', 'pref:1', 'same-msp'] },
+      { provider: 'text.example', tags: ['primary'] },
+    ];
+    expect(
+      (await registrar.publishMapping(mappingOf({ att: byRange(), iat: T0, msps }))).zone,
+    ).toBe(MSP_ZONE);
+  });
+
   it('serves an email CSI of its own range as a range DP does', async () => {
     // The MSP zone is also the range of @chat.example: such a CSI is its own, at its own name.
     const own = parseCsi('alice@chat.example');

@@ -3,6 +3,7 @@ import {
   DEFAULT_APEX,
   DNSSEC_ALGORITHM_ED25519,
   canonicalName,
+  checkPreferenceTags,
   createAttestation,
   csiToName,
   encodeAttestation,
@@ -58,7 +59,8 @@ import type { RegistrationEvents } from '../metrics.js';
  * 4. `remove` (recipient) and `revoke` (CSIP) delete what they cover (R9, R10), the same way.
  *
  * The split: this module checks what does not depend on the stored state — the signatures, the
- * times, the CSI and the zone that serves it, the prover or CSIP key against the apex AUTHKEYs
+ * times, the tag vocabulary of public entries (`checkPreferenceTags`), the CSI and the zone that
+ * serves it, the prover or CSIP key against the apex AUTHKEYs
  * (a cheap early refusal, so a forged request never queues a write) — and then submits one
  * `StoreOperation` (`mapping-ops.ts`). The store decides the rest inside the write transaction
  * that commits it, on whichever thread or process holds the write: the per-key `seq` rule, the
@@ -510,6 +512,16 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       // (copied from its name, or sent under the wrong one) fails here as bad-signature.
       const verified = verifyMapping(bytes, { csi, now });
       if (verified.kind === 'failed') throw invalid('ERR_MAPPING_INVALID', verified);
+      // The tag vocabulary (docs/protocol.md §9): a DP serves no entry whose contexts or rank a
+      // resolver would have to guess at, in its ranges and its MSP zone alike.
+      verified.value.msps.forEach((entry, i) => {
+        const problem = checkPreferenceTags(entry.tags);
+        if (problem !== undefined) {
+          throw new RegistrationError('ERR_MAPPING_INVALID', `msps[${i}].tags: ${problem}`, {
+            detail: 'tags',
+          });
+        }
+      });
       const prover = verified.value.att.prover;
       if (foreign) await authorizeRemote(csi, 'prover', prover);
       else if (!isAuthorized(origin, 'prover', prover, now)) {
