@@ -427,9 +427,6 @@ export async function initResolver(
       `${configPath} exists: refusing to overwrite a resolver's config`,
     );
   }
-  if (spec.mspZone?.ca !== undefined && !existsSync(spec.mspZone.ca)) {
-    throw usageError('ERR_USAGE', `--msp-resolver-ca ${spec.mspZone.ca} does not exist`);
-  }
   if (spec.tls !== undefined && 'cert' in spec.tls) {
     for (const file of [spec.tls.cert, spec.tls.key]) {
       if (!existsSync(file)) throw usageError('ERR_USAGE', `TLS file ${file} does not exist`);
@@ -703,6 +700,9 @@ export async function initServer(spec: InitSpec, json: boolean, env: CommandEnv)
     ...(spec.mspZone === undefined ? {} : { mspZone: spec.mspZone }),
   };
   const config = parseInitConfig(raw, configPath, spec);
+  if (spec.mspZone?.ca !== undefined && !existsSync(spec.mspZone.ca)) {
+    throw usageError('ERR_USAGE', `--msp-resolver-ca ${spec.mspZone.ca} does not exist`);
+  }
   for (const path of [configPath, storeDirectory(spec.dir)]) {
     if (existsSync(path)) {
       throw failure('ERR_CLI_EXISTS', `${path} exists: refusing to overwrite a server's data`);
