@@ -1,3 +1,4 @@
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -15,6 +16,10 @@ import {
   createRegistrationClient,
   delegate,
   dpConfigSchema,
+  exportZoneText,
+  openLmdbStore,
+  defaultKeyDirectory,
+  storeDirectory,
   startDp,
   type RegistrationClient,
   type RunningDp,
@@ -25,6 +30,7 @@ import {
   type Resolver,
   type RunningResolverServer,
 } from '@mimi-discovery/resolver';
+import { runCli } from '@mimi-discovery/cli';
 import { delegationTo, initServer } from '../examples/loopback-network.js';
 import { APEX, PHONE_ZONE, buildNetwork, type Network } from './helpers/network.js';
 import {
@@ -168,6 +174,74 @@ describe('an MSP-run DP takes publications for other ranges', () => {
     expect(fromMsp[0]?.key).toBe(Buffer.from(AT_MSP.publicKey).toString('base64url'));
     expect(fromMsp[0]?.msps).toEqual([{ provider: 'chat.example', tags: ['mls'] }]);
     expect(result.mappings.some((m) => m.zone === PHONE_ZONE)).toBe(true);
+  });
+
+  it('imports an export of its zone back whole, and skips a mapping by an unlisted prover', async () => {
+    // A copy of the MSP-run DP made with the command line, as an operator migrates one.
+    const udp = resolverServer.dns?.udp;
+    if (udp === undefined) throw new Error('the resolver serves no UDP');
+    const cli = (argv: readonly string[]) =>
+      runCli(argv, { cwd: net.dir, env: {}, log: silentLogger, now: nowSeconds });
+    const init = await cli([
+      'init',
+      'dp',
+      '--dir',
+      'msp-copy',
+      '--range',
+      '@chat.example',
+      '--msp-resolver',
+      `udp://127.0.0.1:${udp.port}`,
+    ]);
+    expect(init.exitCode, init.stderr).toBe(0);
+    const file = join(net.dir, 'msp.zone');
+    let text = '';
+    for await (const chunk of exportZoneText(msp.store, MSP_ZONE, { nsec3: false })) text += chunk;
+    writeFileSync(file, text);
+    // A mapping of another +44 number, attested by a key that is no AUTHKEY of +44.
+    const other = 'tel:+442079460019';
+    const stray = mappingBytes(attestAs(STRAY_PROVER, other, AT_MSP), AT_MSP);
+    const hex = Buffer.from(stray).toString('hex');
+    const strayName = maprefTargetName(parseCsi(other), MSP_ZONE);
+    appendFileSync(file, `${strayName}. 300 IN TYPE65400 \\# ${hex.length / 2} ${hex}\n`);
+
+    const imported = await cli([
+      'zone',
+      'import',
+      '--config',
+      'msp-copy/config.json',
+      '--zone',
+      '@chat.example',
+      '--file',
+      'msp.zone',
+      '--json',
+    ]);
+    expect(imported.exitCode, imported.stderr).toBe(0);
+    const report = JSON.parse(imported.stdout) as {
+      skipped: Array<{ type: string; count: number; reason: string }>;
+    };
+    expect(report.skipped.filter((s) => s.type === 'MAP')).toEqual([
+      {
+        type: 'MAP',
+        count: 1,
+        reason: `attested by a prover that is no AUTHKEY of ${PHONE_ZONE}, the CSI's range`,
+      },
+    ]);
+    const dataDir = join(net.dir, 'msp-copy');
+    const copy = await openLmdbStore({
+      dataDir: storeDirectory(dataDir),
+      keys: defaultKeyDirectory(dataDir),
+    });
+    try {
+      const maps = (store: typeof copy) =>
+        store
+          .readRRset(MSP_ZONE, TARGET, 'MAP')
+          .map((rr) => (rr.type === 'MAP' ? Buffer.from(rr.data).toString('hex') : ''));
+      expect(maps(copy)).toEqual(maps(msp.store));
+      expect(maps(copy)).toHaveLength(1);
+      expect(copy.readRRset(MSP_ZONE, strayName, 'MAP')).toEqual([]);
+    } finally {
+      await copy.close();
+    }
   });
 
   it('keeps a removal: the old mapping sent again is refused', async () => {
