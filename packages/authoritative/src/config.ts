@@ -77,6 +77,13 @@ import {
   type RolloverPolicy,
 } from './keys/key-policy.js';
 import { MAX_PARENT_SERVERS, ROLLER_CHECK_INTERVAL_SECONDS } from './keys/key-roller.js';
+import {
+  MAX_RANGE_AUTHKEY_CACHE_ENTRIES,
+  MAX_RANGE_AUTHKEY_TIMEOUT_MS,
+  RANGE_AUTHKEY_CACHE_ENTRIES,
+  RANGE_AUTHKEY_TIMEOUT_MS,
+  parseResolverEndpoint,
+} from './registration/range-authkeys.js';
 
 /**
  * The config file of a Discovery Provider or of the root directory (design §10), beside the
@@ -458,6 +465,50 @@ const dnssecSchema = z.strictObject({
   roller: z.boolean().default(true),
 });
 
+/**
+ * `mspZone`: this DP is run by an MSP and takes publications for CSIs of any range in its zone
+ * `zone` (one of its zones, checked at start), at their MAPREF-target names (design §8,
+ * `registration/registration.ts`). The attestation's prover of such a CSI is checked against the
+ * AUTHKEY RRset of the CSI's own range, fetched through `resolver` — a validating resolver of the
+ * operator's own, whose AD bit the DP trusts (`registration/range-authkeys.ts`):
+ * `https://host:port/dns-query` (DoH, its certificate verified with the CA file `ca` or the
+ * system's CAs), or `udp://127.0.0.1:port` / `tcp://127.0.0.1:port` (loopback only). Each
+ * question within `timeoutMs`; the AUTHKEY RRsets of at most `authkeyCacheEntries` zones kept,
+ * each for its TTL (at most an hour).
+ */
+const mspZoneSchema = z
+  .strictObject({
+    zone: domainNameSchema,
+    resolver: z.string().check((ctx) => {
+      try {
+        parseResolverEndpoint(ctx.value);
+      } catch (error) {
+        ctx.issues.push({
+          code: 'custom',
+          input: ctx.value,
+          message: error instanceof Error ? error.message : String(error),
+        });
+      }
+    }),
+    ca: configPathSchema.optional(),
+    authkeyCacheEntries: z
+      .int()
+      .min(1)
+      .max(MAX_RANGE_AUTHKEY_CACHE_ENTRIES)
+      .default(RANGE_AUTHKEY_CACHE_ENTRIES),
+    timeoutMs: z.int().min(1).max(MAX_RANGE_AUTHKEY_TIMEOUT_MS).default(RANGE_AUTHKEY_TIMEOUT_MS),
+  })
+  .check((ctx) => {
+    if (ctx.value.ca !== undefined && !ctx.value.resolver.startsWith('https:')) {
+      ctx.issues.push({
+        code: 'custom',
+        input: ctx.value,
+        path: ['ca'],
+        message: 'only for a DoH resolver (https://…)',
+      });
+    }
+  });
+
 /** The rollover policy of a server's zones, `rfc5011` defaulted by role (the root: true). */
 export function rolloverPolicyOf(config: Pick<DpConfig, 'role' | 'dnssec'>): RolloverPolicy {
   const p = config.dnssec.policy;
@@ -501,6 +552,10 @@ const NO_REGISTRATION_API = 'not allowed when role is "root" (the root has no re
  * "bufferBytes": 1048576 }`: every DNS query answered, one JSON line each, with the client's
  * address only when `peer` is true. `journal` (absent by default: the store's limits) is
  * `{ "maxEntries": 10000, "maxOctets": 67108864 }`, the journal each zone keeps for IXFR.
+ *
+ * `mspZone` (absent by default: publications only for CSIs of the DP's own ranges) is
+ * `{ "zone": "chat.example.email.mimi.arpa", "resolver": "https://127.0.0.1:8443/dns-query",
+ * "ca": "…", "authkeyCacheEntries": 1024, "timeoutMs": 5000 }` (`mspZoneSchema`).
  *
  * `cds` (polling the children's CDS, `cdsSchema`) defaults to `{ "enabled": true,
  * "intervalSeconds": 3600, "timeoutMs": 5000, "roundTimeoutMs": 120000,
@@ -557,6 +612,8 @@ export const dpConfigSchema = z
      * `<dataDir>/control.sock` and no control over the admin port.
      */
     control: controlConfigSchema.optional(),
+    /** Publications for CSIs of other ranges, in this MSP's zone (`mspZoneSchema`); absent: none. */
+    mspZone: mspZoneSchema.optional(),
   })
   .check((ctx) => {
     checkTlsForHttps(ctx);
@@ -592,6 +649,14 @@ export const dpConfigSchema = z
         input: c,
         path: ['registration'],
         message: 'not allowed when role is "root" (the root registers no CSIs)',
+      });
+    }
+    if (c.role === 'root' && c.mspZone !== undefined) {
+      ctx.issues.push({
+        code: 'custom',
+        input: c,
+        path: ['mspZone'],
+        message: NO_REGISTRATION_API,
       });
     }
   })

@@ -233,6 +233,22 @@ export type {
   RevokeResult,
 } from './registration/registration.js';
 export {
+  RANGE_AUTHKEY_CACHE_ENTRIES,
+  MAX_RANGE_AUTHKEY_CACHE_ENTRIES,
+  MAX_RANGE_AUTHKEY_CACHE_SECONDS,
+  RANGE_AUTHKEY_TIMEOUT_MS,
+  MAX_RANGE_AUTHKEY_TIMEOUT_MS,
+  createRangeAuthkeys,
+  parseResolverEndpoint,
+} from './registration/range-authkeys.js';
+export type {
+  RangeAuthkeyLookup,
+  RangeAuthkeys,
+  RangeAuthkeysOptions,
+  RangeKeys,
+  ResolverEndpoint,
+} from './registration/range-authkeys.js';
+export {
   MAX_BODY_OCTETS,
   HEADERS_TIMEOUT_MS,
   BODY_TIMEOUT_MS,

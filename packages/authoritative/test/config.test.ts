@@ -26,6 +26,10 @@ import {
   PG_POOL_MIN_SIZE,
   PG_POOL_SIZE,
   PG_STATEMENT_TIMEOUT_MS,
+  MAX_RANGE_AUTHKEY_CACHE_ENTRIES,
+  MAX_RANGE_AUTHKEY_TIMEOUT_MS,
+  RANGE_AUTHKEY_CACHE_ENTRIES,
+  RANGE_AUTHKEY_TIMEOUT_MS,
   dpConfigSchema,
   type DpConfig,
 } from '../src/index.js';
@@ -533,6 +537,79 @@ describe('dpConfigSchema', () => {
           'cds.allowDelete: expected true or false, found a string',
         ],
         [dp('"cds": { "bootstrap": true }'), 'error', 'unknown key "bootstrap" in cds'],
+      ],
+    ],
+    [
+      'mspZone',
+      [
+        [dp(''), 'mspZone', undefined],
+        [
+          dp(
+            '"mspZone": { "zone": "chat.example.email.mimi.arpa", "resolver": "udp://127.0.0.1:5353" }',
+          ),
+          'mspZone',
+          {
+            zone: 'chat.example.email.mimi.arpa',
+            resolver: 'udp://127.0.0.1:5353',
+            authkeyCacheEntries: RANGE_AUTHKEY_CACHE_ENTRIES,
+            timeoutMs: RANGE_AUTHKEY_TIMEOUT_MS,
+          },
+        ],
+        [
+          dp(
+            '"mspZone": { "zone": "chat.example", "resolver": "https://r.example/dns-query", "ca": "/etc/ca.pem", "authkeyCacheEntries": 10, "timeoutMs": 900 }',
+          ),
+          'mspZone',
+          {
+            zone: 'chat.example',
+            resolver: 'https://r.example/dns-query',
+            ca: '/etc/ca.pem',
+            authkeyCacheEntries: 10,
+            timeoutMs: 900,
+          },
+        ],
+        [
+          dp('"mspZone": { "zone": "chat.example", "resolver": "udp://192.0.2.53:53" }'),
+          'error',
+          'mspZone.resolver: plain DNS to the resolver only over loopback (127.0.0.0/8, ::1), not 192.0.2.53: use DoH for a resolver on another host',
+        ],
+        [
+          dp('"mspZone": { "zone": "chat.example", "resolver": "http://127.0.0.1/dns-query" }'),
+          'error',
+          'mspZone.resolver: expected https:, udp: or tcp:, not http:',
+        ],
+        [
+          dp(
+            '"mspZone": { "zone": "chat.example", "resolver": "tcp://127.0.0.1:53", "ca": "/ca" }',
+          ),
+          'error',
+          'mspZone.ca: only for a DoH resolver (https://…)',
+        ],
+        [
+          dp(
+            `"mspZone": { "zone": "chat.example", "resolver": "tcp://127.0.0.1:53", "authkeyCacheEntries": ${MAX_RANGE_AUTHKEY_CACHE_ENTRIES + 1} }`,
+          ),
+          'error',
+          `mspZone.authkeyCacheEntries: must be at most ${MAX_RANGE_AUTHKEY_CACHE_ENTRIES}`,
+        ],
+        [
+          dp(
+            `"mspZone": { "zone": "chat.example", "resolver": "tcp://127.0.0.1:53", "timeoutMs": ${MAX_RANGE_AUTHKEY_TIMEOUT_MS + 1} }`,
+          ),
+          'error',
+          `mspZone.timeoutMs: must be at most ${MAX_RANGE_AUTHKEY_TIMEOUT_MS}`,
+        ],
+        [dp('"mspZone": { "resolver": "tcp://127.0.0.1:53" }'), 'error', 'mspZone.zone: required'],
+        [
+          dp('"mspZone": { "zone": "chat.example", "resolver": "tcp://127.0.0.1:53", "ttl": 1 }'),
+          'error',
+          'unknown key "ttl" in mspZone',
+        ],
+        [
+          '{ "role": "root", "dataDir": "/d", "mspZone": { "zone": "chat.example", "resolver": "tcp://127.0.0.1:53" } }',
+          'error',
+          'mspZone: not allowed when role is "root" (the root has no registration API)',
+        ],
       ],
     ],
     [

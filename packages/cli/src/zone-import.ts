@@ -12,7 +12,10 @@ import {
 import {
   MAX_CHANGES_PER_APPLY,
   MAX_RECORDS_PER_RRSET,
+  RegistrationError,
+  isAuthorizedKey,
   type DiscoveryStore,
+  type RangeAuthkeyLookup,
   type OperationOutcome,
   type RRsetChange,
   type StoreOperation,
@@ -49,8 +52,16 @@ import { failure } from './errors.js';
  * name, whose digits are the number, and the mapping's signatures must cover that CSI (a
  * mapping copied to another name is skipped). An email name is a hash of the local part, which
  * gives no CSI back: a MAP there is skipped, to be published through the registration API (whose
- * request names the CSI). So is a MAP at a name that is no CSI's (a MAPREF target in an MSP's
- * zone).
+ * request names the CSI). So is a MAP at a name that is no CSI's.
+ *
+ * An MSP-run DP's zone (config `mspZone`, given as `msp`) holds mappings of other ranges at their
+ * MAPREF-target names (`maprefTargetName`): a MAP at a phone one is imported for the CSI its name
+ * spells under the zone (`nameToCsi(owner, zone)`), verified for that CSI, and its attestation's
+ * prover must be an AUTHKEY of the CSI's own range, looked up through the DP's resolver as the
+ * registration API does (`range-authkeys.ts`): an export of the MSP zone imports back whole.
+ * A mapping whose prover is not listed there is skipped with that reason; one whose prover cannot
+ * be checked (the resolver down) is skipped too, counted apart, and importing the file again
+ * later takes it.
  *
  * Streaming, and what a failure leaves. The file is read twice, a piece at a time
  * (`readZoneFileChunks`), holding one owner's records at most:
@@ -113,6 +124,11 @@ export interface ImportOptions {
   readonly now: number;
   /** Told of each record read, with its line. */
   readonly onRecords?: (pass: ImportPass, records: number) => void;
+  /**
+   * The DP's MSP zone (config `mspZone.zone`) and the lookup of other ranges' AUTHKEYs through
+   * its resolver; an import into that zone takes MAP records at phone MAPREF-target names.
+   */
+  readonly msp?: { readonly zone: string; readonly authkeys: RangeAuthkeyLookup };
 }
 
 /**
@@ -182,29 +198,38 @@ function takeOf(rr: ResourceRecord, origin: string): { take: Take } | { skip: st
 
 /**
  * The CSI a MAP record at `owner` is imported for, or why it is not: a mapping signed for the
- * phone CSI of its owner name (see the module comment). Its times are left to the store, which
- * refuses an expired mapping as it refuses one sent to the registration API.
+ * phone CSI of its owner name — a name under the apex, or, in the MSP zone `mspZone`, a
+ * MAPREF-target name (`foreign`: its prover is then checked against the CSI's own range; see the
+ * module comment). Its times are left to the store, which refuses an expired mapping as it
+ * refuses one sent to the registration API.
  */
 function mappingCsi(
   data: Uint8Array,
   owner: string,
   apex: string,
   now: number,
-): { csi: Csi } | { problem: string } {
-  const csi = nameToCsi(owner, apex);
+  mspZone: string | undefined,
+): { csi: Csi; foreign: boolean; prover: Uint8Array | undefined } | { problem: string } {
+  const own = nameToCsi(owner, apex);
+  const csi = own ?? (mspZone === undefined ? undefined : nameToCsi(owner, mspZone));
   if (csi === undefined) {
+    const email = [apex, ...(mspZone === undefined ? [] : [mspZone])].some((base) =>
+      isSubdomain(owner, `email.${canonicalName(base)}`),
+    );
     return {
-      problem: isSubdomain(owner, `email.${canonicalName(apex)}`)
+      problem: email
         ? 'MAP at an email name, which gives no CSI to verify it for (publish it through the registration API)'
         : 'MAP at a name that is no CSI name',
     };
   }
+  const foreign = own === undefined;
   const verified = verifyMapping(data, { csi, now });
-  if (verified.kind === 'verified') return { csi };
+  if (verified.kind === 'verified') return { csi, foreign, prover: verified.value.att.prover };
   switch (verified.reason) {
     case 'expired':
     case 'not-yet-valid':
-      return { csi };
+      // The store refuses it as expired; a prover that cannot be read is not asked about.
+      return { csi, foreign, prover: undefined };
     case 'malformed':
       return { problem: 'MAP RDATA that is not a mapping' };
     case 'unsupported-version':
@@ -348,7 +373,13 @@ interface PendingOperation {
   readonly operation: StoreOperation;
   readonly rrset: Counted;
   readonly records: number;
+  /** Asked first, in the window: why the operation is not applied, or undefined. */
+  readonly precheck?: () => Promise<string | undefined>;
 }
+
+/** Why a mapping of a foreign CSI whose prover could not be checked was skipped. */
+const PROVER_UNVERIFIABLE =
+  'its prover could not be checked through the resolver (ERR_PROVER_UNVERIFIABLE); import the file again once it answers';
 
 /** The write pass: batches of RRset changes and a window of operations (module comment). */
 class ImportWriter {
@@ -378,8 +409,10 @@ class ImportWriter {
     // readGroups hands over MAP records only.
     if (record.type !== 'MAP') return;
     const owner = event.group.owner;
-    const { apex, now } = this.#options;
-    const taken = mappingCsi(record.data, owner, apex, now);
+    const { apex, now, origin, msp } = this.#options;
+    const mspZone =
+      msp !== undefined && canonicalName(msp.zone) === origin ? canonicalName(msp.zone) : undefined;
+    const taken = mappingCsi(record.data, owner, apex, now, mspZone);
     if ('problem' in taken) {
       this.#skip('MAP', taken.problem);
       return;
@@ -387,18 +420,42 @@ class ImportWriter {
     if (this.#maps?.group !== event.group) {
       this.#maps = { group: event.group, rrset: { type: 'MAP', taken: false } };
     }
+    const { csi, prover } = taken;
     await this.#operate({
       operation: {
         kind: 'publish-mapping',
         name: owner,
-        csi: taken.csi,
+        csi,
         mapping: record.data,
         now,
         authorize: false,
       },
       rrset: this.#maps.rrset,
       records: 1,
+      // A foreign CSI's prover, as the registration API checks it (registration.ts).
+      ...(taken.foreign && msp !== undefined && prover !== undefined
+        ? { precheck: () => this.#foreignProver(msp.authkeys, csi, prover) }
+        : {}),
     });
+  }
+
+  /** Why the prover of a foreign CSI's mapping is not taken, or undefined when it is listed. */
+  async #foreignProver(
+    authkeys: RangeAuthkeyLookup,
+    csi: Csi,
+    prover: Uint8Array,
+  ): Promise<string | undefined> {
+    try {
+      const { zone, authkeys: keys } = await authkeys.lookup(csi);
+      return isAuthorizedKey(keys, 'prover', prover, this.#options.now)
+        ? undefined
+        : `attested by a prover that is no AUTHKEY of ${zone}, the CSI's range`;
+    } catch (error) {
+      if (error instanceof RegistrationError && error.code === 'ERR_PROVER_UNVERIFIABLE') {
+        return PROVER_UNVERIFIABLE;
+      }
+      throw error;
+    }
   }
 
   /** Handles one owner group once its lines have ended. */
@@ -479,12 +536,23 @@ class ImportWriter {
     const window = this.#window;
     this.#window = [];
     const outcomes = await Promise.all(
-      window.map((entry) => this.#store.applyOperation(this.#options.origin, entry.operation)),
+      window.map(async (entry): Promise<OperationOutcome | { kind: 'skipped'; reason: string }> => {
+        const problem = await entry.precheck?.();
+        if (problem !== undefined) return { kind: 'skipped', reason: problem };
+        return this.#store.applyOperation(this.#options.origin, entry.operation);
+      }),
     );
     outcomes.forEach((outcome, i) => this.#settle(outcome, window[i] as PendingOperation));
   }
 
-  #settle(outcome: OperationOutcome, entry: PendingOperation): void {
+  #settle(
+    outcome: OperationOutcome | { kind: 'skipped'; reason: string },
+    entry: PendingOperation,
+  ): void {
+    if (outcome.kind === 'skipped') {
+      this.#skip(entry.rrset.type, outcome.reason);
+      return;
+    }
     if (outcome.kind === 'refused') {
       this.#skip(entry.rrset.type, `refused by the store: ${outcome.reason}`);
       return;

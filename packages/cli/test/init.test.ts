@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseConfig, parseZoneFile } from '@mimi-discovery/common';
 import { dpConfigSchema } from '@mimi-discovery/authoritative';
 import { openLmdbStore, storeDirectory } from '@mimi-discovery/authoritative';
@@ -230,6 +230,88 @@ describe('init dp', () => {
     const result = await cli.run(['init', 'dp', '--dir', 'dp-none']);
     expect(result.exitCode).toBe(1);
     expect(result.stderr).toMatch(/at least one --range.*\(ERR_USAGE\)\n$/);
+  });
+
+  it('writes mspZone for a DP run by an MSP, its zone the range given', async () => {
+    const ca = join(cli.dir, 'msp-ca.pem');
+    writeFileSync(ca, 'PEM');
+    await cli.ok([
+      'init',
+      'dp',
+      '--dir',
+      'dp-msp',
+      '--range',
+      '@chat.example',
+      '--msp-resolver',
+      'https://127.0.0.1:8453/dns-query',
+      '--msp-resolver-ca',
+      'msp-ca.pem',
+    ]);
+    const raw = JSON.parse(readFileSync(join(cli.dir, 'dp-msp', 'config.json'), 'utf8')) as {
+      mspZone?: unknown;
+    };
+    expect(raw.mspZone).toEqual({
+      zone: 'chat.example.email.mimi.arpa',
+      resolver: 'https://127.0.0.1:8453/dns-query',
+      ca,
+    });
+    expect(parseConfig(dpConfigSchema, raw).mspZone?.authkeyCacheEntries).toBe(1024);
+  });
+
+  it.each([
+    [
+      ['--range', '+44', '--msp-resolver-ca', 'x.pem'],
+      /--msp-resolver-ca goes with --msp-resolver/,
+    ],
+    [
+      ['--range', '+44', '--range', '@chat.example', '--msp-resolver', 'udp://127.0.0.1:53'],
+      /several --range: name the MSP's with --msp-zone/,
+    ],
+    [
+      ['--range', '+44', '--msp-resolver', 'udp://127.0.0.1:53', '--msp-zone', '@chat.example'],
+      /--msp-zone @chat.example is not one of the --range given/,
+    ],
+    [
+      [
+        '--range',
+        '+44',
+        '--msp-resolver',
+        'https://r.example/dns-query',
+        '--msp-resolver-ca',
+        'none.pem',
+      ],
+      /--msp-resolver-ca .*none\.pem does not exist/,
+    ],
+    [['--range', '+44', '--msp-resolver', 'udp://192.0.2.1:53'], /only over loopback/],
+  ])('refuses %j, creating nothing', async (flags, message) => {
+    const result = await cli.run(['init', 'dp', '--dir', 'dp-msp-bad', ...flags]);
+    expect(result.exitCode).not.toBe(0);
+    expect(result.stderr).toMatch(message);
+    expect(existsSync(join(cli.dir, 'dp-msp-bad', 'config.json'))).toBe(false);
+  });
+
+  it('takes the MSP zone among several ranges with --msp-zone', async () => {
+    await cli.ok([
+      'init',
+      'dp',
+      '--dir',
+      'dp-msp-two',
+      '--range',
+      '+44',
+      '--range',
+      '@chat.example',
+      '--msp-resolver',
+      'tcp://127.0.0.1:53',
+      '--msp-zone',
+      '@chat.example',
+    ]);
+    const raw = JSON.parse(readFileSync(join(cli.dir, 'dp-msp-two', 'config.json'), 'utf8')) as {
+      mspZone?: unknown;
+    };
+    expect(raw.mspZone).toEqual({
+      zone: 'chat.example.email.mimi.arpa',
+      resolver: 'tcp://127.0.0.1:53',
+    });
   });
 });
 

@@ -175,6 +175,7 @@ export {
   isCsi,
   csiKind,
   csiToName,
+  maprefTargetName,
   nameToCsi,
   parseRange,
   rangeOfZone,

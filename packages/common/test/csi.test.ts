@@ -11,6 +11,7 @@ import {
   csiToName,
   formatRange,
   isCsi,
+  maprefTargetName,
   nameToCsi,
   parseCsi,
   parseRange,
@@ -257,6 +258,43 @@ describe('csiToName and nameToCsi', () => {
     ['+1 202 555 0143', 'Disc.Example.ORG.', '3.4.1.0.5.5.5.2.0.2.1.e164.disc.example.org'],
   ])('names %j under %s as %s', (input, apex, name) => {
     expect(csiToName(csi(input), apex)).toBe(name);
+  });
+
+  it.each([
+    [
+      '+44 20 7946 0018',
+      'chat.example.email.mimi.arpa',
+      '8.1.0.0.6.4.9.7.0.2.4.4.e164.chat.example.email.mimi.arpa',
+    ],
+    [
+      '+44 20 7946 0018',
+      'Chat.Example.EMAIL.mimi.arpa.',
+      '8.1.0.0.6.4.9.7.0.2.4.4.e164.chat.example.email.mimi.arpa',
+    ],
+    [
+      'Alice@Example.COM',
+      'chat.example.email.mimi.arpa',
+      '2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db.example.com.email.chat.example.email.mimi.arpa',
+    ],
+  ])('names the MAPREF target of %j in the MSP zone %s as %s', (input, zone, name) => {
+    expect(maprefTargetName(csi(input), zone)).toBe(name);
+  });
+
+  it('reads a phone CSI back from its MAPREF-target name, and no other', () => {
+    const zone = 'chat.example.email.mimi.arpa';
+    const phone = csi('+442079460018');
+    expect(nameToCsi(maprefTargetName(phone, zone), zone)).toBe(phone);
+    // The same name is no CSI's under the namespace apex: a MAPREF target is not a CSI's name.
+    expect(nameToCsi(maprefTargetName(phone, zone))).toBeUndefined();
+  });
+
+  it('refuses an MSP zone that is no domain name, or a target over 255 octets', () => {
+    expect(codeOf(() => maprefTargetName(csi('+442079460018'), 'bad zone'))).toBe(
+      'ERR_CSI_APEX_INVALID',
+    );
+    const zone = `${`${'b'.repeat(60)}.`.repeat(2)}example`;
+    const email = csi(`a@${`${'a'.repeat(60)}.`.repeat(1)}example.com`);
+    expect(codeOf(() => maprefTargetName(email, zone))).toBe('ERR_CSI_NAME_TOO_LONG');
   });
 
   it('refuses an email CSI whose name would exceed 255 octets', () => {

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CONTROL_SOCKET_NAME,
+  ConfigError,
   canonicalName,
   createLogger,
   openServerControl,
@@ -35,6 +36,7 @@ import {
 } from '../registration/channels.js';
 import { openConfiguredStore, storeDirectory } from '../store/store-factory.js';
 import { createRegistrar } from '../registration/registration.js';
+import { createRangeAuthkeys, type RangeAuthkeys } from '../registration/range-authkeys.js';
 import { startRegistrationApi, type RegistrationApi } from '../registration/registration-api.js';
 import type { DiscoveryStore } from '../store/store.js';
 import { startAuthkeyRenewal } from '../keys/authkeys.js';
@@ -96,6 +98,40 @@ export interface DpComponents {
 export const RESIGN_INTERVAL_MS = 15 * 60 * 1000;
 
 export { storeDirectory };
+
+/**
+ * The MSP zone of a DP that takes publications for other ranges (config `mspZone`), with the
+ * lookup of their AUTHKEYs through its resolver; undefined without `mspZone`. The zone must be
+ * one of the store's: a config naming another stops the start with a clear error.
+ */
+async function setUpMspZone(
+  config: DpConfig,
+  store: DiscoveryStore,
+  components: { readonly now: Clock; readonly log: Logger },
+): Promise<{ readonly zone: string; readonly authkeys: RangeAuthkeys } | undefined> {
+  const msp = config.mspZone;
+  if (msp === undefined) return undefined;
+  const zone = canonicalName(msp.zone);
+  if (!store.listZones().some((z) => canonicalName(z) === zone)) {
+    throw new ConfigError(
+      'ERR_CONFIG_INVALID',
+      `mspZone.zone: ${zone} is not a zone of this DP (its zones: ${store.listZones().join(', ') || 'none'})`,
+      undefined,
+    );
+  }
+  const ca = msp.ca === undefined ? undefined : await readFile(msp.ca, 'utf8');
+  const authkeys = createRangeAuthkeys({
+    resolver: msp.resolver,
+    ...(ca === undefined ? {} : { ca }),
+    apex: config.apex,
+    cacheEntries: msp.authkeyCacheEntries,
+    timeoutMs: msp.timeoutMs,
+    now: components.now,
+    log: components.log,
+  });
+  components.log.info('msp-zone', { zone, resolver: msp.resolver });
+  return { zone, authkeys };
+}
 
 /** Starts a Discovery Provider or the root directory from a parsed config (`dpConfigSchema`). */
 export async function startDp(config: DpConfig, components: DpComponents = {}): Promise<RunningDp> {
@@ -200,6 +236,8 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
 
     let registrationApi: RegistrationApi | undefined;
     if (config.role === 'dp' && config.registration && api !== null) {
+      const msp = await setUpMspZone(config, store, { now, log: log.child('range-authkeys') });
+      if (msp !== undefined) started.push(msp.authkeys);
       const registrar = createRegistrar({
         store,
         channels: channelsFrom(config),
@@ -207,6 +245,7 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
         log: log.child('registration'),
         apex: config.apex,
         events: metrics.registration,
+        ...(msp === undefined ? {} : { msp }),
         limits: {
           codeTtlSeconds: config.registration.codeTtlSeconds,
           maxAttemptsPerCode: config.registration.maxAttemptsPerCode,

@@ -40,6 +40,11 @@ export const REGISTRATION_ERRORS = Object.freeze({
     message: 'the attestation is not by an authorized prover of the range',
   },
   ERR_CSIP_NOT_AUTHORIZED: { status: 403, message: 'the key is not a CSIP of the range' },
+  ERR_PROVER_UNVERIFIABLE: {
+    status: 503,
+    message:
+      "the keys of the CSI's range could not be verified through the resolver; try again later",
+  },
   // The state of the CSI.
   ERR_STALE_SEQ: { status: 409, message: 'a mapping with this or a higher seq exists' },
   ERR_SUPERSEDED: {

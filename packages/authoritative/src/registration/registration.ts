@@ -3,9 +3,11 @@ import {
   DEFAULT_APEX,
   DNSSEC_ALGORITHM_ED25519,
   canonicalName,
+  checkPreferenceTags,
   createAttestation,
   csiToName,
   encodeAttestation,
+  maprefTargetName,
   namesEqual,
   parentName,
   parseCsi,
@@ -40,6 +42,7 @@ import {
   type TokenBuckets,
 } from './rate-limit.js';
 import { RegistrationError, type RegistrationErrorCode } from './registration-error.js';
+import type { RangeAuthkeyLookup } from './range-authkeys.js';
 import type { DiscoveryStore } from '../store/store.js';
 import type { RegistrationEvents } from '../metrics.js';
 
@@ -56,7 +59,8 @@ import type { RegistrationEvents } from '../metrics.js';
  * 4. `remove` (recipient) and `revoke` (CSIP) delete what they cover (R9, R10), the same way.
  *
  * The split: this module checks what does not depend on the stored state — the signatures, the
- * times, the CSI and the zone that serves it, the prover or CSIP key against the apex AUTHKEYs
+ * times, the tag vocabulary of public entries (`checkPreferenceTags`), the CSI and the zone that
+ * serves it, the prover or CSIP key against the apex AUTHKEYs
  * (a cheap early refusal, so a forged request never queues a write) — and then submits one
  * `StoreOperation` (`mapping-ops.ts`). The store decides the rest inside the write transaction
  * that commits it, on whichever thread or process holds the write: the per-key `seq` rule, the
@@ -76,6 +80,21 @@ import type { RegistrationEvents } from '../metrics.js';
  *
  * Pending codes live in memory (codes.ts) and do not survive a restart: they last minutes, and
  * nothing acknowledged is lost (the owner asks for a new code).
+ *
+ * MSP-run DPs (design §8, config `mspZone`, docs/protocol.md §9). A DP given `msp` takes
+ * `publishMapping`, `remove` and `revoke` for a CSI outside its own ranges too: the object goes
+ * to the MSP zone at the CSI's MAPREF-target name (`maprefTargetName(csi, zone)`), where the
+ * CSI's range points its MAPREF. The key that vouches for it (the attestation's prover, the
+ * revocation's CSIP key) must then be an unexpired AUTHKEY of the CSI's own range — never of the
+ * MSP zone — fetched through the DP's validating resolver (`range-authkeys.ts`): a refusal names
+ * that range's zone (`ERR_PROVER_NOT_AUTHORIZED`, `ERR_CSIP_NOT_AUTHORIZED`), and a resolver
+ * that cannot vouch for the keys refuses the request (`ERR_PROVER_UNVERIFIABLE`, 503). The key
+ * was checked here against the remote AUTHKEY RRset, before submit, so the operation goes to the
+ * store with `authorize: false` (the MSP zone's own apex lists no key of that range); everything
+ * else — seq, removals, revocations, the limits, the anti-replay records — the store decides as
+ * for a CSI of its own range. A MAPREF belongs to the range, and the MSP-run DP proves nothing for
+ * other ranges: `publishMapref`, `prove` and `confirm` of a foreign CSI stay
+ * `ERR_NOT_AUTHORITATIVE`.
  *
  * Every refusal is a {@link RegistrationError} with a stable code; a refused request leaves the
  * store unchanged.
@@ -124,6 +143,12 @@ export interface RegistrarOptions {
   readonly randomInt?: (max: number) => number;
   /** Told of codes sent, channel failures and rate limits (the DP's metrics); default nobody. */
   readonly events?: RegistrationEvents;
+  /**
+   * An MSP-run DP's zone for CSIs outside its own ranges (config `mspZone.zone`), and the
+   * lookup of those ranges' AUTHKEYs through the DP's resolver; default none: such CSIs are
+   * refused `ERR_NOT_AUTHORITATIVE`.
+   */
+  readonly msp?: { readonly zone: string; readonly authkeys: RangeAuthkeyLookup };
 }
 
 /** What `prove` did. */
@@ -192,6 +217,8 @@ export interface Registrar {
 interface Located {
   readonly origin: string;
   readonly name: string;
+  /** The MSP zone at the CSI's MAPREF-target name: the CSI is of another DP's range. */
+  readonly foreign: boolean;
 }
 
 /** Creates a registrar over a store and code channels. */
@@ -282,34 +309,71 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     return canonical;
   };
 
-  /**
-   * The zone of this store that is authoritative for the CSI's name: the most specific zone
-   * holding the name, unless the name is at or below a delegation inside that zone (a
-   * sub-range served by another DP).
-   */
-  const locate = (csi: Csi): Located => {
-    let name: string;
+  const named = (make: () => string): string => {
     try {
-      name = csiToName(csi, apex);
+      return make();
     } catch (error) {
       if (error instanceof CsiError) {
         throw new RegistrationError('ERR_CSI_INVALID', error.message, { detail: error.code });
       }
       throw error;
     }
-    const origin = store.findZone(name);
-    if (origin === undefined) throw new RegistrationError('ERR_NOT_AUTHORITATIVE');
+  };
+
+  /** Whether `name` is at or below a delegation inside `origin` (a sub-zone served elsewhere). */
+  const delegated = (origin: string, name: string): boolean => {
     const top = canonicalName(origin);
     for (let n: string | undefined = name; n !== undefined && canonicalName(n) !== top;) {
-      if (store.readRRset(origin, n, 'NS').length > 0) {
-        throw new RegistrationError(
-          'ERR_NOT_AUTHORITATIVE',
-          'the CSI is in a sub-range delegated to another provider',
-        );
-      }
+      if (store.readRRset(origin, n, 'NS').length > 0) return true;
       n = parentName(n);
     }
-    return { origin, name };
+    return false;
+  };
+
+  const mspZone = options.msp === undefined ? undefined : canonicalName(options.msp.zone);
+
+  /**
+   * The zone of this store that is authoritative for the CSI's name: the most specific zone
+   * holding the name, unless the name is at or below a delegation inside that zone (a
+   * sub-range served by another DP). With `toMsp`, a CSI of no range of this DP goes to the MSP
+   * zone (when there is one) at its MAPREF-target name.
+   */
+  const locate = (csi: Csi, toMsp: boolean): Located => {
+    const name = named(() => csiToName(csi, apex));
+    const origin = store.findZone(name);
+    const own = origin !== undefined && !delegated(origin, name);
+    if (own) return { origin, name, foreign: false };
+    if (toMsp && mspZone !== undefined) {
+      const target = named(() => maprefTargetName(csi, mspZone));
+      if (store.findZone(target) === mspZone && !delegated(mspZone, target)) {
+        return { origin: mspZone, name: target, foreign: true };
+      }
+    }
+    if (origin === undefined) throw new RegistrationError('ERR_NOT_AUTHORITATIVE');
+    throw new RegistrationError(
+      'ERR_NOT_AUTHORITATIVE',
+      'the CSI is in a sub-range delegated to another provider',
+    );
+  };
+
+  /**
+   * Checks that `key` is an unexpired AUTHKEY of `role` of the range of a foreign CSI, as the
+   * DP's resolver validated it; refuses naming the range's zone.
+   */
+  const authorizeRemote = async (csi: Csi, role: AuthkeyRole, key: Uint8Array): Promise<void> => {
+    const msp = options.msp as NonNullable<RegistrarOptions['msp']>;
+    const { zone, authkeys } = await msp.authkeys.lookup(csi);
+    if (isAuthorizedKey(authkeys, role, key, clock())) return;
+    log.info('remote-key-refused', { zone, role });
+    throw role === 'prover'
+      ? new RegistrationError(
+          'ERR_PROVER_NOT_AUTHORIZED',
+          `the attestation is not by a prover listed in the AUTHKEY RRset of ${zone}, the CSI's range`,
+        )
+      : new RegistrationError(
+          'ERR_CSIP_NOT_AUTHORIZED',
+          `the key is not a CSIP listed in the AUTHKEY RRset of ${zone}, the CSI's range`,
+        );
   };
 
   /** Whether `key` is an unexpired AUTHKEY of `role` at the zone's apex (as read now). */
@@ -343,7 +407,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     async prove(input, client) {
       admit(client);
       const csi = typedCsi(input.csi);
-      const { origin } = locate(csi);
+      const { origin } = locate(csi, false);
       const channel = selectChannel(channels, csi);
       if (channel === undefined) throw new RegistrationError('ERR_CHANNEL_UNAVAILABLE');
       const taken = sends.take(csi);
@@ -375,7 +439,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     async confirm(input, client) {
       admit(client);
       const csi = typedCsi(input.csi);
-      const { origin } = locate(csi);
+      const { origin } = locate(csi, false);
       if (!(input.key instanceof Uint8Array) || input.key.length !== 32) {
         throw new RegistrationError('ERR_BAD_REQUEST', 'key must be 32 octets (Ed25519)', {
           detail: 'key',
@@ -442,14 +506,29 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
           detail: 'mapping',
         });
       }
-      const { origin, name } = locate(csi);
+      const { origin, name, foreign } = locate(csi, true);
       const now = clock();
       // The signatures cover the canonical CSI of the request: a mapping made for another CSI
       // (copied from its name, or sent under the wrong one) fails here as bad-signature.
       const verified = verifyMapping(bytes, { csi, now });
       if (verified.kind === 'failed') throw invalid('ERR_MAPPING_INVALID', verified);
-      if (!isAuthorized(origin, 'prover', verified.value.att.prover, now)) {
-        throw new RegistrationError('ERR_PROVER_NOT_AUTHORIZED');
+      // The tag vocabulary (docs/protocol.md §9): a DP serves no entry whose contexts or rank a
+      // resolver would have to guess at, in its ranges and its MSP zone alike.
+      verified.value.msps.forEach((entry, i) => {
+        const problem = checkPreferenceTags(entry.tags);
+        if (problem !== undefined) {
+          throw new RegistrationError('ERR_MAPPING_INVALID', `msps[${i}].tags: ${problem}`, {
+            detail: 'tags',
+          });
+        }
+      });
+      const prover = verified.value.att.prover;
+      if (foreign) await authorizeRemote(csi, 'prover', prover);
+      else if (!isAuthorized(origin, 'prover', prover, now)) {
+        throw new RegistrationError(
+          'ERR_PROVER_NOT_AUTHORIZED',
+          `the attestation is not by a prover listed in the AUTHKEY RRset of ${origin}, the CSI's range`,
+        );
       }
       const operation: StoreOperation = {
         kind: 'publish-mapping',
@@ -457,7 +536,8 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
         csi,
         mapping: bytes,
         now,
-        authorize: true,
+        // A foreign CSI's prover was checked above against its own range's AUTHKEYs.
+        authorize: !foreign,
       };
       const { serial, changed, removed } = await submit(origin, operation, 'ERR_MAPPING_INVALID');
       if (changed) log.info('mapping-published', { zone: origin, serial, delisted: removed });
@@ -471,7 +551,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       if (verified.kind === 'failed') throw invalid('ERR_MAPREF_INVALID', verified);
       const r = verified.value;
       const csi = signedCsi(r.csi, 'mapref.csi');
-      const { origin, name } = locate(csi);
+      const { origin, name } = locate(csi, false);
       if (r.target !== null && namesEqual(r.target, name)) {
         throw new RegistrationError('ERR_MAPREF_INVALID', 'a MAPREF cannot point at its own name', {
           detail: 'target',
@@ -498,7 +578,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       const verified = verifyRemoval(bytes, { now });
       if (verified.kind === 'failed') throw invalid('ERR_REMOVAL_INVALID', verified);
       const csi = signedCsi(verified.value.csi, 'removal.csi');
-      const { origin, name } = locate(csi);
+      const { origin, name } = locate(csi, true);
       const operation: StoreOperation = { kind: 'remove-mapping', name, removal: bytes, now };
       const { serial } = await submit(origin, operation, 'ERR_REMOVAL_INVALID');
       log.info('mapping-removed', { zone: origin, serial });
@@ -512,8 +592,9 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       if (verified.kind === 'failed') throw invalid('ERR_REVOCATION_INVALID', verified);
       const revocation = verified.value;
       const csi = signedCsi(revocation.csi, 'revocation.csi');
-      const { origin, name } = locate(csi);
-      if (!isAuthorized(origin, 'csip', revocation.csip, now)) {
+      const { origin, name, foreign } = locate(csi, true);
+      if (foreign) await authorizeRemote(csi, 'csip', revocation.csip);
+      else if (!isAuthorized(origin, 'csip', revocation.csip, now)) {
         throw new RegistrationError('ERR_CSIP_NOT_AUTHORIZED');
       }
       const operation: StoreOperation = {
@@ -521,7 +602,8 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
         name,
         revocation: bytes,
         now,
-        authorize: true,
+        // A foreign CSI's CSIP key was checked above against its own range's AUTHKEYs.
+        authorize: !foreign,
       };
       const { serial, removed } = await submit(origin, operation, 'ERR_REVOCATION_INVALID');
       log.info('revoked', { zone: origin, serial, removed });

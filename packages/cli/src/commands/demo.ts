@@ -196,7 +196,7 @@ async function runDemo(flags: DemoFlags, env: CommandEnv, runCli: RunCli): Promi
     await publishGatewayKeys(plan, paths, run);
     await startAll(plan.filter((s) => s.role === 'relay'));
 
-    if (!restart) await registerRecipients(plan, paths, run, env);
+    if (!restart) await registerRecipients(plan, paths, run);
     const pids = new Map(children.map((c) => [c.name, c.pid]));
     const file = networkFileJson({
       paths,

@@ -93,6 +93,9 @@ interface DpFlags extends CommonFlags {
   range: string[];
   api?: number;
   outbox?: string;
+  mspResolver?: string;
+  mspResolverCa?: string;
+  mspZone?: string;
 }
 
 /** What `init` creates. */
@@ -129,6 +132,11 @@ export interface InitSpec {
   certAddresses?: boolean;
   /** Absolute path of the development outbox (DPs). */
   outbox?: string;
+  /**
+   * The config's `mspZone` (DPs run by an MSP): the zone taking publications for other ranges,
+   * the resolver their AUTHKEYs are checked through, and its CA file (absolute).
+   */
+  mspZone?: { zone: string; resolver: string; ca?: string };
 }
 
 /** A zone as `init` reports it. */
@@ -203,6 +211,18 @@ Examples:
       .option(
         '--outbox <file>',
         'file the one-time codes are appended to (default: DIR/outbox.jsonl)',
+      )
+      .option(
+        '--msp-resolver <url>',
+        "run by an MSP: take publications for CSIs of any range in the MSP's zone, checking their provers through this validating resolver (https://host:port/dns-query, or udp:// / tcp://127.0.0.1:port)",
+      )
+      .option(
+        '--msp-resolver-ca <file>',
+        'with a DoH --msp-resolver: the CA file its certificate is checked with',
+      )
+      .option(
+        '--msp-zone <range>',
+        'with --msp-resolver: the range whose zone takes those publications (default: the only --range)',
       ),
   );
   dp.addHelpText(
@@ -212,7 +232,9 @@ Examples:
   $ mimi-discovery init dp --dir ./net/dp44 --range +44 --udp 5301 --tcp 5301
   $ mimi-discovery init dp --dir ./net/dp --range +44 --range @example.com --doh 8444 --api 8445 --ca-dir ./net/ca
   $ mimi-discovery init dp --dir ./net/dp44 --range +44 --udp 53 --doh 443 --ca-dir ./net/ca \\
-      --ns ns1.4.4.e164.mimi.arpa=192.0.2.53 --ns ns2.4.4.e164.mimi.arpa=198.51.100.53 --ns ns.dp.example`,
+      --ns ns1.4.4.e164.mimi.arpa=192.0.2.53 --ns ns2.4.4.e164.mimi.arpa=198.51.100.53 --ns ns.dp.example
+  $ mimi-discovery init dp --dir ./net/dp-msp --range @chat.example --api 8446 --ca-dir ./net/ca \\
+      --msp-resolver https://127.0.0.1:8453/dns-query --msp-resolver-ca ./net/ca/ca.pem`,
   );
   dp.action(async (flags: DpFlags) => {
     if (flags.range.length === 0) {
@@ -222,6 +244,8 @@ Examples:
     const spec = specFrom('dp', flags, [...new Set(zones)], env);
     spec.ports.api = flags.api ?? null;
     spec.outbox = resolve(env.cwd, flags.outbox ?? join(flags.dir, 'outbox.jsonl'));
+    const msp = mspZoneOf(flags, spec.zones, env);
+    if (msp !== undefined) spec.mspZone = msp;
     await initServer(spec, Boolean(flags.json), env);
   });
 
@@ -458,6 +482,37 @@ export async function initResolver(
   env.out(`${lines.join('\n')}\n`);
 }
 
+/** The `mspZone` of `init dp`'s flags, or undefined without `--msp-resolver`. */
+function mspZoneOf(flags: DpFlags, zones: readonly string[], env: CommandEnv): InitSpec['mspZone'] {
+  if (flags.mspResolver === undefined) {
+    for (const [given, flag] of [
+      [flags.mspResolverCa, '--msp-resolver-ca'],
+      [flags.mspZone, '--msp-zone'],
+    ] as const) {
+      if (given !== undefined) throw usageError('ERR_USAGE', `${flag} goes with --msp-resolver`);
+    }
+    return undefined;
+  }
+  let zone: string | undefined;
+  if (flags.mspZone !== undefined) {
+    zone = rangeZone('--msp-zone', flags.mspZone, flags.apex);
+    if (!zones.includes(zone)) {
+      throw usageError('ERR_USAGE', `--msp-zone ${flags.mspZone} is not one of the --range given`);
+    }
+  } else if (zones.length === 1) zone = zones[0];
+  if (zone === undefined) {
+    throw usageError(
+      'ERR_USAGE',
+      "--msp-resolver with several --range: name the MSP's with --msp-zone",
+    );
+  }
+  return {
+    zone,
+    resolver: flags.mspResolver,
+    ...(flags.mspResolverCa === undefined ? {} : { ca: resolve(env.cwd, flags.mspResolverCa) }),
+  };
+}
+
 function withServerFlags(command: Command): Command {
   return command
     .requiredOption('--dir <dir>', 'data directory of the new server (created when missing)')
@@ -642,8 +697,12 @@ export async function initServer(spec: InitSpec, json: boolean, env: CommandEnv)
     ...(spec.role === 'dp' && spec.outbox !== undefined
       ? { registration: { channels: { outbox: { path: spec.outbox } } } }
       : {}),
+    ...(spec.mspZone === undefined ? {} : { mspZone: spec.mspZone }),
   };
   const config = parseInitConfig(raw, configPath, spec);
+  if (spec.mspZone?.ca !== undefined && !existsSync(spec.mspZone.ca)) {
+    throw usageError('ERR_USAGE', `--msp-resolver-ca ${spec.mspZone.ca} does not exist`);
+  }
   for (const path of [configPath, storeDirectory(spec.dir)]) {
     if (existsSync(path)) {
       throw failure('ERR_CLI_EXISTS', `${path} exists: refusing to overwrite a server's data`);

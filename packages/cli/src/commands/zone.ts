@@ -1,7 +1,9 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { canonicalName } from '@mimi-discovery/common';
 import {
   MAX_RECORDS_PER_RRSET,
+  createRangeAuthkeys,
   exportForm,
   exportZoneText,
   type ApplyResult,
@@ -152,6 +154,8 @@ Examples:
 SOA, DNSKEY, RRSIG, NSEC, NSEC3 and NSEC3PARAM are skipped: the store keeps and signs its own.
 Delegation RRsets in the file replace the zone's RRset of the same name and type; MAP, MAPREF
 and AUTHKEY records are added to what the zone holds, by the rules the registration API applies.
+Into the config's mspZone.zone, MAP records at phone MAPREF-target names are imported too, each
+attestation's prover checked against the CSI's own range through mspZone.resolver.
 
 The file is read twice, as a stream, in constant memory. The first pass writes nothing: every
 line must read, the records of one owner name must be on consecutive lines (as in every file a
@@ -169,6 +173,19 @@ Examples:
       const path = resolve(env.cwd, flags.file);
       const file = await open(path, 'r');
       let progress: Progress = NO_PROGRESS;
+      // The MSP zone's mappings of other ranges: their provers checked through the resolver.
+      const msp = config.mspZone;
+      const authkeys =
+        msp !== undefined && canonicalName(msp.zone) === origin
+          ? createRangeAuthkeys({
+              resolver: msp.resolver,
+              ...(msp.ca === undefined ? {} : { ca: await readFile(msp.ca, 'utf8') }),
+              apex: config.apex,
+              cacheEntries: msp.authkeyCacheEntries,
+              timeoutMs: msp.timeoutMs,
+              now: env.now,
+            })
+          : undefined;
       try {
         const report = await withStore(config, env, async (store) => {
           selectZones(store, origin);
@@ -186,6 +203,9 @@ Examples:
             apex: config.apex,
             now: env.now(),
             onRecords: (_pass, records) => progress.add(records, 0),
+            ...(authkeys === undefined || msp === undefined
+              ? {}
+              : { msp: { zone: msp.zone, authkeys } }),
           });
         });
         if (flags.json === true) env.out(`${JSON.stringify(report, null, 2)}\n`);
@@ -199,6 +219,7 @@ Examples:
       } finally {
         progress.done();
         await file.close();
+        await authkeys?.close();
       }
     });
 

@@ -1,20 +1,15 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  canonicalName,
-  createMapping,
-  csiToName,
-  encodeMapping,
+  maprefTargetName,
   parseCsi,
   parsePublicKeyFile,
   silentLogger,
   unexpiredKeys,
 } from '@mimi-discovery/common';
 import { lastOutboxCode } from '@mimi-discovery/authoritative';
-import { loadConfig, openStore } from '../config-file.js';
 import type { CliContext, CliResult, CommandEnv } from '../context.js';
 import { failure } from '../errors.js';
-import { readKeyFile } from '../key-file.js';
 import { loadOrCreateCa, writeServerCertificate } from '../tls-material.js';
 import type { NetworkPaths } from './network-file.js';
 import {
@@ -34,9 +29,11 @@ import {
  * Building the demonstration network with the command line's own commands, run in-process
  * (`init`, `delegate --ns-from --ds-from`, `trust-anchor`, `hints`, `issuer add-user`,
  * `keys publish`, `recipient …`): the same steps an operator types, in the order
- * packages/cli/README.md and docs/operations.md §3.1, §10, §11 give them. What no command does
- * is done here and said so: the config files of the resolver (with its gateway), the issuer and
- * the relay, and the MSP publishing a mapping into its own zone.
+ * packages/cli/README.md and docs/operations.md §3.1, §10, §11, §17 give them. What no command
+ * does is done here and said so: the config files of the resolver (with its gateway), the issuer
+ * and the relay. The MSP's DP (`dp-msp`) is initialised with `--msp-resolver` (the demo's
+ * resolver, over DoH with the demo's CA), so it takes the mappings of its clients through its
+ * registration API like any DP (docs/operations.md §17).
  */
 
 /** Runs one command line of `mimi-discovery` in-process. */
@@ -105,6 +102,16 @@ export async function createServers(
       ...(s.ports.api === null ? [] : [['--api', s.ports.api]]),
     ].flatMap(([flag, port]) => [String(flag), String(port)]);
     const ranges = s.ranges.flatMap((r) => ['--range', r]);
+    // The MSP's DP checks the provers of other ranges through the demo's own resolver (DoH).
+    const msp =
+      s.name === 'dp-msp'
+        ? [
+            '--msp-resolver',
+            `https://${DEMO_HOST}:${dnsPorts(serverNamed(plan, 'resolver')).doh}/dns-query`,
+            '--msp-resolver-ca',
+            paths.ca,
+          ]
+        : [];
     await run.ok([
       'init',
       s.role === 'root' ? 'root' : 'dp',
@@ -118,6 +125,7 @@ export async function createServers(
       ...ports,
       '--ca-dir',
       paths.caDir,
+      ...msp,
     ]);
   }
   // Parents after children exist; a DP's sub-delegation goes into its own zone.
@@ -380,17 +388,19 @@ const MAPPING_DAYS = 300;
 
 /** The name in the MSP's zone where more mappings of `csi` are published (MAPREF target). */
 export function mspTarget(csi: string): string {
-  const name = csiToName(parseCsi(csi), DEMO_APEX);
-  return `${name.replace(/\.e164\.mimi\.arpa$/, '')}.e164.${MSP_ZONE}`;
+  return maprefTargetName(parseCsi(csi), MSP_ZONE);
 }
 
 /**
- * Registers the example recipients through the running DPs' APIs (see `DEMO_EXAMPLES`):
+ * Registers the example recipients through the running DPs' APIs (see `DEMO_EXAMPLES`), once the
+ * resolver runs (the MSP's DP checks provers through it):
  *
  * - `+44 20 7946 0018` publishes a mapping at the +44 DP, and a MAPREF to its name in the MSP
- *   chat.example's zone, where the MSP publishes a mapping for the key of its own client: a key
- *   the recipient proved at the +44 DP, so attested by the +44 DP's prover (design §6: provers
- *   come from the range that is authoritative for the CSI, never the zone a MAPREF points into);
+ *   chat.example's zone; its chat.example client proves the number at the +44 DP with a key of
+ *   its own and publishes, through the MSP's DP's registration API, a mapping attested by the +44
+ *   DP's prover, which the MSP's DP checks against the +44 range's AUTHKEYs through the resolver
+ *   (design §6, §8: provers come from the range that is authoritative for the CSI, never the zone
+ *   a MAPREF points into);
  * - `+1 202 555 0100` at the +1202 DP, `dave@example.com` at the @example.com DP;
  * - `+1 415 555 0100` opts out at the +1 DP: a mapping listing no MSP (`empty`).
  */
@@ -398,7 +408,6 @@ export async function registerRecipients(
   plan: readonly PlannedServer[],
   paths: NetworkPaths,
   run: StepRunner,
-  env: CommandEnv,
 ): Promise<void> {
   await mkdir(paths.recipients, { recursive: true });
   const key = (name: string): string => join(paths.recipients, `${name}.key`);
@@ -428,7 +437,21 @@ export async function registerRecipients(
     mspTarget(alice),
   ]);
   await attest(run, plan, paths, 'dp44', alice, key('alice-at-chat.example'));
-  await publishAtMsp(plan, paths, key('alice-at-chat.example'), env);
+  await run.ok([
+    'recipient',
+    'publish',
+    '--api',
+    apiOf(plan, 'dp-msp'),
+    '--ca',
+    paths.ca,
+    '--key',
+    key('alice-at-chat.example'),
+    '--msp',
+    'chat.example:mls',
+    '--uri',
+    'chat.example=im:alice@chat.example',
+    ...days,
+  ]);
 
   api = await attest(run, plan, paths, 'dp1202', '+1 202 555 0100', key('bob'));
   await run.ok([
@@ -456,55 +479,4 @@ export async function registerRecipients(
     'chat.example:mls',
     ...days,
   ]);
-}
-
-/**
- * The MSP chat.example publishes, in its own zone at the MAPREF target, the mapping its client
- * signed with `keyFile`. A DP's registration API only takes mappings of CSIs in its own ranges,
- * so the MSP, as the operator of that zone, adds it to its store — as the operation "add this
- * mapping", decided inside the store's write transaction like a publish through the API, since
- * the running server may be writing the same store; the server sees the change from its next
- * query (LMDB, see packages/cli/README.md "Running servers").
- */
-async function publishAtMsp(
-  plan: readonly PlannedServer[],
-  paths: NetworkPaths,
-  keyFile: string,
-  env: CommandEnv,
-): Promise<void> {
-  const { keyPair, attested } = await readKeyFile(keyFile);
-  if (attested === undefined) throw new Error(`${keyFile} holds no attestation`);
-  const now = env.now();
-  const mapping = createMapping(
-    {
-      csi: attested.csi,
-      msps: [{ provider: 'chat.example', tags: ['mls'], uri: 'im:alice@chat.example' }],
-      seq: now,
-      iat: now,
-      exp: now + MAPPING_DAYS * 86_400,
-      new: false,
-      att: attested.attestation,
-    },
-    keyPair.secretKey,
-  );
-  const msp = serverNamed(plan, 'dp-msp');
-  const { config } = await loadConfig(paths.configOf(msp.name), env);
-  const name = canonicalName(mspTarget(attested.csi));
-  const store = await openStore(config, env);
-  try {
-    const outcome = await store.applyOperation(MSP_ZONE, {
-      kind: 'publish-mapping',
-      name,
-      csi: attested.csi,
-      mapping: encodeMapping(mapping),
-      now,
-      // The MSP vouches for its own zone; the attestation is by the prover of the CSI's range.
-      authorize: false,
-    });
-    if (outcome.kind === 'refused') {
-      throw new Error(`the MSP's store refused the mapping: ${outcome.message}`);
-    }
-  } finally {
-    await store.close();
-  }
 }

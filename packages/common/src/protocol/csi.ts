@@ -447,6 +447,22 @@ export function csiToName(csi: Csi, apex: string = DEFAULT_APEX): string {
 }
 
 /**
+ * The MAPREF-target name of a CSI in the zone `zone` of an MSP-run DP (design §4, §8;
+ * docs/protocol.md §9): the CSI's name with `zone` taken as the apex, so that every DP names a
+ * CSI the same way without agreeing on anything but its own zone.
+ *
+ * - `tel:+442079460018` in `chat.example.email.mimi.arpa` →
+ *   `8.1.0.0.6.4.9.7.0.2.4.4.e164.chat.example.email.mimi.arpa`;
+ * - `mailto:hugh@example.com` → `<hex56>.example.com.email.chat.example.email.mimi.arpa`.
+ *
+ * `nameToCsi(name, zone)` reads a phone CSI back. `zone` is case-insensitive, a trailing dot
+ * allowed; throws as {@link csiToName} does (`ERR_CSI_APEX_INVALID`, `ERR_CSI_NAME_TOO_LONG`).
+ */
+export function maprefTargetName(csi: Csi, zone: string): string {
+  return csiToName(csi, zone);
+}
+
+/**
  * The CSI a name stands for, where that can be known: phone names map back
  * (`8.1.0.0.6.4.9.7.0.2.4.4.E164.mimi.arpa.` → `tel:+442079460018`, case-insensitive, trailing
  * dot allowed). Email names carry a hash of the local part and give `undefined`, as does any
