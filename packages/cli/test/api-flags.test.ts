@@ -76,7 +76,13 @@ describe('a server that is not the API', () => {
       exitCode: 2,
       stderr: `mimi-discovery: ${url}/v1/discover answered HTTP 502 without JSON (ERR_CLI_RESOLVER_RESPONSE)\n`,
     });
-    answer = json(200, { csi: 'tel:+442079460019', status: 'none', mappings: [], ttl: 60 });
+    answer = json(200, {
+      csi: 'tel:+442079460019',
+      status: 'none',
+      msps: [],
+      mappings: [],
+      ttl: 60,
+    });
     const other = await cli.run(['lookup', '+442079460018', '--resolver', url]);
     expect(other).toMatchObject({
       exitCode: 2,
