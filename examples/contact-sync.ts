@@ -42,8 +42,9 @@ const REGISTERED: ReadonlyArray<{ csi: string; msps: MspEntry[] }> = [
   {
     csi: 'alice@example.com',
     msps: [
-      { provider: 'chat.example', tags: ['work'] },
-      { provider: 'msg.example', tags: ['personal'], uri: 'im:alice@msg.example' },
+      // Preferences (docs/recipients.md): a context each, and an order across the two.
+      { provider: 'chat.example', tags: ['business', 'pref:2'] },
+      { provider: 'msg.example', tags: ['personal', 'pref:1'], uri: 'im:alice@msg.example' },
     ],
   },
   // Opted out: a signed mapping that lists no MSP, so senders get `empty`, not `none`.
@@ -102,8 +103,8 @@ export async function main(log: (line: string) => void): Promise<void> {
 }
 
 /**
- * One row per contact: as typed, canonical CSI, status, and the MSPs or the reason (the table
- * `oblivious-sync.ts` prints too).
+ * One row per contact: as typed, canonical CSI, status, and the MSPs ranked in the recipient's
+ * order (`msps`) or the reason (the table `oblivious-sync.ts` prints too).
  */
 export function table(inputs: readonly string[], results: readonly DiscoveryResult[]): string[] {
   const rows = results.map((result, i) => [
@@ -112,10 +113,8 @@ export function table(inputs: readonly string[], results: readonly DiscoveryResu
     result.status,
     result.status === 'error'
       ? `reason: ${result.error?.reason ?? 'unknown'}`
-      : result.mappings
-          .flatMap((m) => m.msps)
-          .map((msp) => `${msp.provider} [${msp.tags.join(', ')}]`)
-          .join('; ') || '-',
+      : // The MSPs in the recipient's order, across every mapping: a sender uses the first.
+        result.msps.map((msp) => `${msp.provider} [${msp.tags.join(', ')}]`).join('; ') || '-',
   ]);
   const header = ['contact', 'csi', 'status', 'msps'];
   const widths = header.map((h, col) => Math.max(h.length, ...rows.map((r) => r[col]!.length)));

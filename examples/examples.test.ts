@@ -29,7 +29,8 @@ describe('examples', () => {
     expect(statuses).toEqual(['found', 'found', 'empty', 'none', 'none', 'error']);
     const alice = lines.find((line) => line.startsWith('Alice@Example.COM'));
     expect(alice).toContain('mailto:alice@example.com');
-    expect(alice).toContain('chat.example [work]; msg.example [personal]');
+    // Ranked in the recipient's order (pref:1 first), not in the order published.
+    expect(alice).toContain('msg.example [personal, pref:1]; chat.example [business, pref:2]');
     expect(lines.find((line) => line.startsWith('+44 12 '))).toContain('reason: invalid-csi');
   });
 
