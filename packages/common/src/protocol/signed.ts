@@ -482,6 +482,25 @@ function receivedContent(bytes: Uint8Array, start: number, end: number, csi: str
   );
 }
 
+/**
+ * The signing inputs of a received Mapping for `csi` (its own, under label `mapping`, and its
+ * attestation's, under label `attestation`) as {@link verifyMapping} builds them: cut from
+ * `bytes`, after `bytes` are decoded strictly. Throws {@link SignedObjectError} as
+ * {@link decodeMapping} for octets that are not a Mapping, and `ERR_CBOR_TOO_LARGE` for a content
+ * over `MAX_SIGNED_OBJECT_OCTETS`. They equal {@link signingInput} of the decoded mapping.
+ */
+export function receivedMappingSigningInputs(
+  bytes: Uint8Array,
+  csi: string,
+): { readonly mapping: Uint8Array; readonly attestation: Uint8Array } {
+  decodeMapping(bytes);
+  const checked = suppliedCsi(csi, 'mapping');
+  return {
+    mapping: labelled('mapping', receivedContent(bytes, 0, bytes.length, checked)),
+    attestation: labelled('attestation', receivedAttestationContent(bytes, checked)),
+  };
+}
+
 const ATT_KEY = encodeText('att');
 
 /** The signed content of the attestation inside a received Mapping, cut from its octets. */
