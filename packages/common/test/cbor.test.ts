@@ -306,7 +306,7 @@ describe('CBOR properties', () => {
     );
     fc.assert(
       fc.property(cborValue, fc.array(edit, { minLength: 1, maxLength: 3 }), (value, edits) => {
-        let bytes = [...encodeCbor(value)];
+        const bytes = [...encodeCbor(value)];
         for (const e of edits) {
           const at = e.a % (bytes.length + 1);
           if (e.kind === 'set') {

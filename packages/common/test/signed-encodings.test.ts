@@ -1,6 +1,8 @@
 import * as cborg from 'cborg';
+import type * as Cborg from 'cborg';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import * as ed25519 from '../src/protocol/ed25519.js';
+import type * as Ed25519 from '../src/protocol/ed25519.js';
 import {
   createAttestation,
   createMapping,
@@ -14,11 +16,11 @@ import {
 // Counts the CBOR encodings and the signature checks of verifying one received object. cborg's
 // `encode` is the only encoder of cbor.ts; ed25519.ts's `verify` is the only check of signed.ts.
 vi.mock('cborg', async (importOriginal) => {
-  const actual = await importOriginal<typeof import('cborg')>();
+  const actual = await importOriginal<typeof Cborg>();
   return { ...actual, encode: vi.fn(actual.encode) };
 });
 vi.mock('../src/protocol/ed25519.js', async (importOriginal) => {
-  const actual = await importOriginal<typeof import('../src/protocol/ed25519.js')>();
+  const actual = await importOriginal<typeof Ed25519>();
   return { ...actual, verify: vi.fn(actual.verify) };
 });
 

@@ -463,11 +463,11 @@ function mappingContent(m: UnsignedMapping, csi: string): Uint8Array {
 /**
  * The signed content of a received Mapping or Attestation whose encoding fills
  * `bytes[start, end)`: that map without its `sig` entry and with `csi` inserted where its key
- * sorts (docs/protocol.md §4, "How a verifier builds the signed content"). Only for octets the
- * strict decoder has accepted as an object of the type: they are then the deterministic
- * encoding of the decoded object, so cutting gives the very octets that encoding the object
- * with `csi` would ({@link mappingContent}, {@link attestationContent}), which the tests of
- * signed-content.test.ts check byte for byte. A Mapping's `att` keeps its octets, `sig`
+ * sorts (docs/protocol.md §4, "How a verifier builds the signing input from received bytes").
+ * Only for octets the strict decoder has accepted as an object of the type: they are then the
+ * deterministic encoding of the decoded object, so cutting gives the very octets that encoding
+ * the object with `csi` would ({@link mappingContent}, {@link attestationContent}; the tests of
+ * signed-content.test.ts compare them byte for byte). A Mapping's `att` keeps its octets, `sig`
  * included, as the content embeds it. Throws as an encoder would: `ERR_CBOR_TOO_LARGE` over
  * `MAX_SIGNED_OBJECT_OCTETS`.
  */
