@@ -12,14 +12,14 @@ import { SignedObjectError } from './errors.js';
  */
 
 /** CBOR major types (RFC 8949 §3.1). */
-export const MAJOR_UNSIGNED = 0;
-export const MAJOR_NEGATIVE = 1;
-export const MAJOR_BYTES = 2;
-export const MAJOR_TEXT = 3;
-export const MAJOR_ARRAY = 4;
-export const MAJOR_MAP = 5;
-export const MAJOR_TAG = 6;
-export const MAJOR_SIMPLE = 7;
+const MAJOR_UNSIGNED = 0;
+const MAJOR_NEGATIVE = 1;
+const MAJOR_BYTES = 2;
+const MAJOR_TEXT = 3;
+const MAJOR_ARRAY = 4;
+const MAJOR_MAP = 5;
+const MAJOR_TAG = 6;
+const MAJOR_SIMPLE = 7;
 
 /** Simple values the data model uses (RFC 8949 §3.3): false, true and null. */
 const SIMPLE_FALSE = 20;
