@@ -273,6 +273,7 @@ export {
   SEALED_TAG_OCTETS,
   MAX_SEALED_CIPHERTEXT_OCTETS,
   signingInput,
+  receivedMappingSigningInputs,
   createAttestation,
   createMapping,
   createRemoval,

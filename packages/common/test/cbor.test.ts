@@ -1,3 +1,4 @@
+import { decode as laxDecode } from 'cborg';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -277,4 +278,101 @@ describe('CBOR properties', () => {
       { numRuns: 1000 },
     );
   });
+
+  // decodeCbor checks the encoding on the octets (cbor-walk.ts) instead of encoding the value
+  // again; this checks that it accepts exactly the encodings encodeCbor gives, on octets edited
+  // the ways a hostile peer would: spans moved, octets dropped or repeated, heads changed.
+  it('accepts an edited encoding exactly when it is the encoding of its own value', () => {
+    /** A lax reading (no strictness, maps kept apart from objects) encoded again, if it can be. */
+    const laxRoundTrip = (bytes: Uint8Array): Uint8Array | undefined => {
+      const toValue = (v: unknown): unknown =>
+        v instanceof Map
+          ? Object.fromEntries([...v].map(([k, item]) => [k, toValue(item)]))
+          : Array.isArray(v)
+            ? v.map(toValue)
+            : v;
+      try {
+        const value = toValue(laxDecode(bytes, { useMaps: true })) as CborValue;
+        return encodeCbor(value);
+      } catch {
+        return undefined;
+      }
+    };
+    const edit = fc.oneof(
+      fc.record({ kind: fc.constant('move' as const), a: fc.nat(), b: fc.nat(), n: fc.nat(12) }),
+      fc.record({ kind: fc.constant('drop' as const), a: fc.nat(), b: fc.nat(), n: fc.nat(4) }),
+      fc.record({ kind: fc.constant('repeat' as const), a: fc.nat(), b: fc.nat(), n: fc.nat(12) }),
+      fc.record({ kind: fc.constant('set' as const), a: fc.nat(), b: fc.nat(255), n: fc.nat() }),
+    );
+    fc.assert(
+      fc.property(cborValue, fc.array(edit, { minLength: 1, maxLength: 3 }), (value, edits) => {
+        const bytes = [...encodeCbor(value)];
+        for (const e of edits) {
+          const at = e.a % (bytes.length + 1);
+          if (e.kind === 'set') {
+            if (bytes.length > 0) bytes[at % bytes.length] = e.b;
+          } else if (e.kind === 'drop') {
+            bytes.splice(at, e.n);
+          } else {
+            const span = bytes.slice(at, at + e.n);
+            if (e.kind === 'move') bytes.splice(at, e.n);
+            const to = e.b % (bytes.length + 1);
+            bytes.splice(to, 0, ...span);
+          }
+        }
+        const edited = Uint8Array.from(bytes);
+        let decoded: CborValue | undefined;
+        try {
+          decoded = decodeCbor(edited);
+        } catch (error) {
+          expect(error).toBeInstanceOf(SignedObjectError);
+        }
+        const again = laxRoundTrip(edited);
+        const canonical = again !== undefined && toHex(again) === toHex(edited);
+        if (decoded !== undefined) expect(toHex(encodeCbor(decoded))).toBe(toHex(edited));
+        // Whatever reads laxly as a value that encodes to these very octets is accepted.
+        if (canonical) expect(decoded).toBeDefined();
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('accepts a map written in any order of its entries only when that is the sorted order', () => {
+    const entry = fc.tuple(fc.string({ maxLength: 4 }), cborValue);
+    fc.assert(
+      fc.property(
+        fc.array(entry, { maxLength: 6 }),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        (pool, picks) => {
+          // Entries picked from the pool by index, so repeats and any order occur.
+          const chosen =
+            pool.length === 0 ? [] : picks.map((i) => pool[i % pool.length] as [string, CborValue]);
+          const parts = chosen.flatMap(([k, v]) => [...encodeCbor(k), ...encodeCbor(v)]);
+          const head = chosen.length < 24 ? [0xa0 + chosen.length] : [];
+          fc.pre(head.length === 1);
+          const bytes = Uint8Array.from([...(head as number[]), ...parts]);
+          const keys = chosen.map(([k]) => toHex(encodeCbor(k)));
+          const sortedUnique = keys.every(
+            (k, i) => i === 0 || compareHex(keys[i - 1] as string, k) < 0,
+          );
+          let accepted = true;
+          try {
+            decodeCbor(bytes);
+          } catch (error) {
+            expect(error).toMatchObject({ code: 'ERR_CBOR_MALFORMED' });
+            accepted = false;
+          }
+          expect(accepted).toBe(sortedUnique);
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
 });
+
+/** Bytewise order of two encodings given in hex (RFC 8949 §4.2.1). */
+function compareHex(a: string, b: string): number {
+  const x = Buffer.from(a, 'hex');
+  const y = Buffer.from(b, 'hex');
+  return Buffer.compare(x, y);
+}

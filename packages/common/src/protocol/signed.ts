@@ -1,4 +1,11 @@
-import { decodeCbor, encodeCbor, type CborMap } from './cbor.js';
+import {
+  decodeCbor,
+  encodeCbor,
+  MAX_CBOR_DEPTH,
+  MAX_SIGNED_OBJECT_OCTETS,
+  type CborMap,
+} from './cbor.js';
+import { encodeText, readMapSpans, spliceMapEntry } from './cbor-walk.js';
 import {
   ED25519_PUBLIC_KEY_OCTETS,
   ED25519_SIGNATURE_OCTETS,
@@ -452,6 +459,62 @@ function attestationContent(a: UnsignedAttestation, csi: string): Uint8Array {
 function mappingContent(m: UnsignedMapping, csi: string): Uint8Array {
   return encodeCbor({ ...unsignedMappingToCbor(m), csi });
 }
+
+/**
+ * The signed content of a received Mapping or Attestation whose encoding fills
+ * `bytes[start, end)`: that map without its `sig` entry and with `csi` inserted where its key
+ * sorts (docs/protocol.md §4, "How a verifier builds the signing input from received bytes").
+ * Only for octets the strict decoder has accepted as an object of the type: they are then the
+ * deterministic encoding of the decoded object, so cutting gives the very octets that encoding
+ * the object with `csi` would ({@link mappingContent}, {@link attestationContent}; the tests of
+ * signed-content.test.ts compare them byte for byte). A Mapping's `att` keeps its octets, `sig`
+ * included, as the content embeds it. Throws as an encoder would: `ERR_CBOR_TOO_LARGE` over
+ * `MAX_SIGNED_OBJECT_OCTETS`.
+ */
+function receivedContent(bytes: Uint8Array, start: number, end: number, csi: string): Uint8Array {
+  return spliceMapEntry(
+    bytes,
+    start,
+    end,
+    { drop: 'sig', insertKey: 'csi', insertText: csi },
+    MAX_CBOR_DEPTH,
+    MAX_SIGNED_OBJECT_OCTETS,
+  );
+}
+
+/**
+ * The signing inputs of a received Mapping for `csi` (its own, under label `mapping`, and its
+ * attestation's, under label `attestation`) as {@link verifyMapping} builds them: cut from
+ * `bytes`, after `bytes` are decoded strictly. Throws {@link SignedObjectError} as
+ * {@link decodeMapping} for octets that are not a Mapping, and `ERR_CBOR_TOO_LARGE` for a content
+ * over `MAX_SIGNED_OBJECT_OCTETS`. They equal {@link signingInput} of the decoded mapping.
+ */
+export function receivedMappingSigningInputs(
+  bytes: Uint8Array,
+  csi: string,
+): { readonly mapping: Uint8Array; readonly attestation: Uint8Array } {
+  decodeMapping(bytes);
+  const checked = suppliedCsi(csi, 'mapping');
+  return {
+    mapping: labelled('mapping', receivedContent(bytes, 0, bytes.length, checked)),
+    attestation: labelled('attestation', receivedAttestationContent(bytes, checked)),
+  };
+}
+
+const ATT_KEY = encodeText('att');
+
+/** The signed content of the attestation inside a received Mapping, cut from its octets. */
+function receivedAttestationContent(mapping: Uint8Array, csi: string): Uint8Array {
+  const { entries } = readMapSpans(mapping, 0, mapping.length, MAX_CBOR_DEPTH);
+  const att = entries.find(
+    (e) =>
+      e.valueStart - e.keyStart === ATT_KEY.length &&
+      ATT_KEY.every((octet, i) => mapping[e.keyStart + i] === octet),
+  );
+  if (att === undefined) malformed('mapping.att', 'is missing');
+  return receivedContent(mapping, att.valueStart, att.valueEnd, csi);
+}
+
 function removalContent(r: UnsignedRemoval): Uint8Array {
   return encodeCbor(unsignedRemovalToCbor(r));
 }
@@ -1137,7 +1200,9 @@ export function verifyAttestation(
   return (
     checkSignature(
       'attestation',
-      () => attestationContent(a, csi),
+      input instanceof Uint8Array
+        ? () => receivedContent(input, 0, input.length, csi)
+        : () => attestationContent(a, csi),
       a.sig,
       a.prover,
       'attestation.sig',
@@ -1173,11 +1238,16 @@ export function verifyMapping(
   if (parsed.kind === 'failed') return parsed;
   const m = parsed.value;
   const { now } = options;
+  // Received octets, strictly decoded, are the deterministic encoding of `m`: the signed
+  // contents are cut from them (receivedContent) rather than encoded again.
+  const received = input instanceof Uint8Array ? input : undefined;
   return (
     checkBinding(m) ??
     checkSignature(
       'attestation',
-      () => attestationContent(m.att, csi),
+      received === undefined
+        ? () => attestationContent(m.att, csi)
+        : () => receivedAttestationContent(received, csi),
       m.att.sig,
       m.att.prover,
       'mapping.att.sig',
@@ -1186,7 +1256,9 @@ export function verifyMapping(
     ) ??
     checkSignature(
       'mapping',
-      () => mappingContent(m, csi),
+      received === undefined
+        ? () => mappingContent(m, csi)
+        : () => receivedContent(received, 0, received.length, csi),
       m.sig,
       m.key,
       'mapping.sig',
