@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { openLmdbStore } from '@mimi-discovery/authoritative';
 import { ORIGIN, PROVER_SEED, ZONE_INIT, loadDataSet } from './lib/dataset.js';
 import { runDohBench } from './lib/doh-bench.js';
+import { MIN_ROUNDS } from './lib/method.js';
 import { startHierarchy } from './lib/hierarchy.js';
 import { summarizeProfile, type CpuProfile } from './lib/profile.js';
 import { runResolverBench, type ResolverBenchPart } from './lib/resolver-bench.js';
@@ -76,8 +77,9 @@ function log(message: string): void {
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
-  const rounds = options.quick ? 3 : 5;
-  const seconds = options.quick ? 5 : 10;
+  // As many rounds with --quick (the medians need them, `lib/method.ts`), each shorter.
+  const rounds = MIN_ROUNDS;
+  const seconds = options.quick ? 3 : 10;
   const dir = mkdtempSync(join(tmpdir(), 'mimi-resolver-bench-'));
   let stop: (() => Promise<void>) | undefined;
   try {

@@ -47,7 +47,7 @@ import type { ProfileSummary } from './profile.js';
  */
 
 export interface ResolverBenchOptions {
-  /** Interleaved rounds of the cache-hit benchmark (≥ 3). */
+  /** Interleaved rounds of the cache-hit benchmark (`MIN_ROUNDS` of `method.ts`). */
   rounds: number;
   /** Seconds per dnsperf run. */
   seconds: number;

@@ -1,0 +1,279 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { chartSvg, escapeXml } from '../bench/lib/chart.js';
+import {
+  appendRun,
+  emptyHistory,
+  historyEntry,
+  HISTORY_MAX_RUNS,
+  parseHistory,
+  serializeHistory,
+  type History,
+  type HistoryEntry,
+} from '../bench/lib/history.js';
+import {
+  HISTORY_END,
+  HISTORY_START,
+  historyCharts,
+  historySection,
+  replaceHistorySection,
+  targetsTable,
+} from '../bench/lib/history-report.js';
+import {
+  cpuRatio,
+  median,
+  MIN_ROUNDS,
+  spreadOf,
+  targetMet,
+  type Goal,
+} from '../bench/lib/method.js';
+import {
+  TARGETS,
+  targetFigures,
+  type RunResults,
+  type TargetFigures,
+} from '../bench/lib/targets.js';
+import { descendants, parseXml } from './helpers/xml.js';
+
+/**
+ * The method of `npm run bench` (bench/lib/method.ts), its history (bench/lib/history.ts) and
+ * charts (bench/lib/chart.ts). No benchmark runs here: the figures are the recorded run of
+ * bench/results/2026-11-23.json and made-up histories.
+ */
+
+const ROOT = join(import.meta.dirname, '..');
+const SEED_RESULTS = 'bench/results/2026-11-23.json';
+const seedResults = (): RunResults =>
+  JSON.parse(readFileSync(join(ROOT, SEED_RESULTS), 'utf8')) as RunResults;
+
+const atLeast = (value: number): Goal => ({ direction: 'at-least', value });
+const atMost = (value: number): Goal => ({ direction: 'at-most', value });
+
+describe('the median, the spread and the rule', () => {
+  it('takes the median of odd and even counts, ignoring figures that are not finite', () => {
+    expect(MIN_ROUNDS).toBeGreaterThanOrEqual(5);
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([0.7, 0.5])).toBeCloseTo(0.6, 12);
+    expect(median([1, NaN, Infinity, 3])).toBe(2);
+    expect(median([])).toBeNaN();
+  });
+
+  it('gives the spread and the count of the rounds, nothing when no round gave a figure', () => {
+    expect(spreadOf([0.62, 0.55, 0.71, 0.6, 0.58, 0.64])).toEqual({
+      median: 0.61,
+      min: 0.55,
+      max: 0.71,
+      rounds: 6,
+    });
+    expect(spreadOf([0.5, NaN])).toEqual({ median: 0.5, min: 0.5, max: 0.5, rounds: 1 });
+    expect(spreadOf([NaN])).toBeUndefined();
+    expect(spreadOf([])).toBeUndefined();
+  });
+
+  it('turns CPU per query into a ratio in the direction of the throughput ratio', () => {
+    // Ours spends 20 µs where theirs spends 10: half as efficient, 0.5×.
+    expect(cpuRatio(20, 10)).toBe(0.5);
+    expect(cpuRatio(undefined, 10)).toBeUndefined();
+    expect(cpuRatio(0, 10)).toBeUndefined();
+    expect(cpuRatio(20, NaN)).toBeUndefined();
+  });
+
+  it('meets a target only when both the median and the CPU ratio meet it', () => {
+    const cpu = (ratio: number | null) => ({ measured: true, ratio });
+    expect(targetMet(atLeast(0.6), 0.65, cpu(0.61))).toBe(true);
+    expect(targetMet(atLeast(0.6), 0.6, cpu(0.6))).toBe(true);
+    // The throughput ratio passes, the CPU ratio does not.
+    expect(targetMet(atLeast(0.6), 0.65, cpu(0.49))).toBe(false);
+    expect(targetMet(atLeast(0.6), 0.55, cpu(0.9))).toBe(false);
+    // CPU measured for the target but absent from the run: unproven.
+    expect(targetMet(atLeast(0.6), 0.65, cpu(null))).toBe(false);
+    expect(targetMet(atLeast(0.6), 0.65, { measured: false, ratio: null })).toBe(true);
+    expect(targetMet(atMost(1.2), 1.1, { measured: false, ratio: null })).toBe(true);
+    expect(targetMet(atMost(1.2), 1.3, { measured: false, ratio: null })).toBe(false);
+    expect(targetMet(atMost(1.2), NaN, { measured: false, ratio: null })).toBe(false);
+    expect(targetMet(atLeast(0.6), null, cpu(0.9))).toBeNull();
+    expect(targetMet(null, 0.65, cpu(0.9))).toBeNull();
+  });
+});
+
+describe('the targets of a run', () => {
+  it('computes every target of the recorded run with the rule', () => {
+    const r = seedResults();
+    const figures = targetFigures(r);
+    expect(figures.map((f) => f.id)).toEqual(TARGETS.map((t) => t.id));
+    const nsd = figures.find((f) => f.id === 'dp-udp-nsd')!;
+    // The same median of per-round ratios as the run computed itself.
+    expect(nsd.median).toBeCloseTo(r.udp.medianRatioOursToNsd!, 12);
+    expect(nsd.rounds).toBe(5);
+    expect(nsd.min).toBe(Math.min(...r.udp.ratios.map((x) => x.oursToNsd!)));
+    expect(nsd.cpuRatio).toBeCloseTo(
+      r.udp.medians.nsd!.cpuMicrosecondsPerQuery / r.udp.medians.ours!.cpuMicrosecondsPerQuery,
+      12,
+    );
+    // 0.65× of NSD's queries/s meets 0.6×; 0.49× of its CPU efficiency does not.
+    expect(nsd.median!).toBeGreaterThan(0.6);
+    expect(nsd.cpuRatio!).toBeLessThan(0.6);
+    expect(nsd.met).toBe(false);
+    // The run had no PostgreSQL part: absent, never zero.
+    expect(figures.find((f) => f.id === 'pg-miss-lmdb')).toMatchObject({
+      median: null,
+      cpuRatio: null,
+      met: null,
+    });
+    // Knot has no goal of its own: reported, not judged.
+    expect(figures.find((f) => f.id === 'dp-udp-knot')?.met).toBeNull();
+    const table = targetsTable(figures).join('\n');
+    expect(table).toContain(
+      '| DP over UDP vs NSD | **0.649×** | 0.548×–0.669× | 0.487× | 5 | ≥ 0.6× | not met |',
+    );
+  });
+});
+
+function entry(date: string, median: number | null = 0.7): HistoryEntry {
+  const targets: TargetFigures[] = TARGETS.map((t) => ({
+    id: t.id,
+    median,
+    cpuRatio: t.cpuMeasured ? 0.5 : null,
+    min: median === null ? null : median - 0.1,
+    max: median === null ? null : median + 0.1,
+    rounds: median === null ? null : 5,
+    goal: t.goal,
+    met: t.goal === null || median === null ? null : false,
+  }));
+  return {
+    date,
+    commit: null,
+    scale: 'small',
+    quick: false,
+    machine: seedResults().machine,
+    results: `bench/results/${date.slice(0, 10)}.json`,
+    targets,
+  };
+}
+
+const dated = (n: number): string => new Date(Date.UTC(2027, 0, 1) + n * 3_600_000).toISOString();
+
+describe('the history', () => {
+  it('appends runs and keeps only the last ones', () => {
+    let history = emptyHistory();
+    for (let n = 0; n < 5; n++) history = appendRun(history, entry(dated(n)), 3);
+    expect(history.runs.map((r) => r.date)).toEqual([dated(2), dated(3), dated(4)]);
+    let full: History = emptyHistory();
+    for (let n = 0; n <= HISTORY_MAX_RUNS; n++) full = appendRun(full, entry(dated(n)));
+    expect(full.runs).toHaveLength(HISTORY_MAX_RUNS);
+    expect(full.runs[0]!.date).toBe(dated(1));
+  });
+
+  it('refuses a run twice or out of order, changing nothing', () => {
+    const history = appendRun(appendRun(emptyHistory(), entry(dated(0))), entry(dated(2)));
+    const before = serializeHistory(history);
+    expect(() => appendRun(history, entry(dated(2)))).toThrow(/already holds/);
+    expect(() => appendRun(history, entry(dated(1)))).toThrow(/older/);
+    expect(() => appendRun(history, entry(dated(3)), 0)).toThrow(/bound/);
+    expect(serializeHistory(history)).toBe(before);
+  });
+
+  it('reads back what it writes and rejects malformed files clearly', () => {
+    const history = appendRun(emptyHistory(), entry(dated(0)));
+    expect(parseHistory(serializeHistory(history))).toEqual(history);
+    expect(() => parseHistory('{')).toThrow(/not JSON/);
+    expect(() => parseHistory('{"version":2,"runs":[]}')).toThrow(/version 1/);
+    const bad = JSON.parse(serializeHistory(history)) as {
+      runs: { targets: { median: unknown }[] }[];
+    };
+    bad.runs[0]!.targets[0]!.median = '0.7';
+    expect(() => parseHistory(JSON.stringify(bad))).toThrow(/median is neither a number nor null/);
+  });
+
+  it('starts with the run of 2026-11-23, converted, and docs/benchmarks.md shows it', () => {
+    const history = parseHistory(readFileSync(join(ROOT, 'bench/results/history.json'), 'utf8'));
+    expect(history.runs[0]).toEqual(
+      historyEntry(seedResults(), { date: '2026-11-23', commit: null, results: SEED_RESULTS }),
+    );
+    // The committed section and charts are the generator's output for the committed history.
+    expect(readFileSync(join(ROOT, 'docs/benchmarks.md'), 'utf8')).toContain(
+      historySection(history),
+    );
+    for (const [file, svg] of historyCharts(history))
+      expect(readFileSync(join(ROOT, 'docs/benchmarks', file), 'utf8')).toBe(svg);
+  });
+});
+
+describe('the charts', () => {
+  const target = TARGETS.find((t) => t.id === 'dp-udp-nsd')!;
+
+  it('writes well-formed SVG with a point and a CPU marker per measured run and the goal line', () => {
+    const points = [
+      { date: dated(0), figures: entry(dated(0), 0.55).targets[0] },
+      { date: dated(1), figures: entry(dated(1), null).targets[0] },
+      { date: dated(2), figures: undefined },
+      { date: dated(3), figures: entry(dated(3), 0.62).targets[0] },
+    ];
+    const svg = parseXml(chartSvg(target, points));
+    expect(svg.name).toBe('svg');
+    const all = descendants(svg);
+    const ofClass = (name: string, cls: string) =>
+      all.filter((e) => e.name === name && e.attributes.get('class') === cls);
+    expect(svg.children[0]?.name).toBe('title');
+    expect(svg.children[1]?.name).toBe('desc');
+    expect(svg.children[1]?.text).toContain('median 0.55×');
+    expect(ofClass('circle', 'median')).toHaveLength(2);
+    expect(ofClass('path', 'cpu')).toHaveLength(2);
+    expect(ofClass('line', 'whisker')).toHaveLength(2);
+    expect(ofClass('text', 'absent')).toHaveLength(2);
+    expect(ofClass('text', 'date').map((e) => e.text)).toEqual(
+      points.map((p) => p.date.slice(0, 10)),
+    );
+    const goal = ofClass('line', 'goal');
+    expect(goal).toHaveLength(1);
+    // The goal line lies between the two medians' heights (0.55 below it, 0.62 above).
+    const [low, high] = ofClass('circle', 'median').map((c) => Number(c.attributes.get('cy')));
+    const goalY = Number(goal[0]!.attributes.get('y1'));
+    expect(low!).toBeGreaterThan(goalY);
+    expect(high!).toBeLessThan(goalY);
+  });
+
+  it('escapes text', () => {
+    expect(escapeXml(`a<b & "c" 'd'>`)).toBe('a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;');
+    const hostile = { ...target, title: `</title><script>alert("x")</script> & co` };
+    const svg = parseXml(chartSvg(hostile, [{ date: dated(0), figures: undefined }]));
+    expect(svg.children[0]?.text).toBe(`${hostile.title}: history`);
+    expect(descendants(svg).some((e) => e.name === 'script')).toBe(false);
+  });
+
+  it('draws no goal line for a target without a goal', () => {
+    const knot = TARGETS.find((t) => t.id === 'dp-udp-knot')!;
+    const all = descendants(parseXml(chartSvg(knot, [{ date: dated(0), figures: undefined }])));
+    expect(all.filter((e) => e.attributes.get('class') === 'goal')).toHaveLength(0);
+  });
+});
+
+describe('the History section of docs/benchmarks.md', () => {
+  it('is appended once, then replaced in place', () => {
+    const one = historySection(appendRun(emptyHistory(), entry(dated(0))));
+    const two = historySection(
+      appendRun(appendRun(emptyHistory(), entry(dated(0))), entry(dated(1))),
+    );
+    const doc = '# Benchmarks\n\nText.\n';
+    const first = replaceHistorySection(doc, one);
+    expect(first.startsWith(doc)).toBe(true);
+    const second = replaceHistorySection(`${first}\n## After\n`, two);
+    expect(second.split(HISTORY_START)).toHaveLength(2);
+    expect(second).toContain(two);
+    expect(second).not.toContain(one);
+    expect(second.endsWith('## After\n')).toBe(true);
+    expect(replaceHistorySection(second, two)).toBe(second);
+  });
+
+  it('refuses markers out of order or repeated', () => {
+    expect(() => replaceHistorySection(`${HISTORY_END}\n${HISTORY_START}\n`, 'x')).toThrow(
+      /markers/,
+    );
+    expect(() =>
+      replaceHistorySection(`${HISTORY_START}${HISTORY_END}${HISTORY_START}${HISTORY_END}`, 'x'),
+    ).toThrow(/markers/);
+    expect(() => replaceHistorySection(`${HISTORY_START}\n`, 'x')).toThrow(/markers/);
+  });
+});
