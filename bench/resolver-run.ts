@@ -8,7 +8,9 @@ import { MIN_ROUNDS } from './lib/method.js';
 import { startHierarchy } from './lib/hierarchy.js';
 import { summarizeProfile, type CpuProfile } from './lib/profile.js';
 import { runResolverBench, type ResolverBenchPart } from './lib/resolver-bench.js';
-import { resolverMarkdown, resolverTargetRows } from './lib/resolver-report.js';
+import { targetsTable } from './lib/history-report.js';
+import { resolverMarkdown } from './lib/resolver-report.js';
+import { targetFigures } from './lib/targets.js';
 
 /**
  * The resolver and DoH benchmarks on their own, for development:
@@ -126,9 +128,8 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(results, null, 2)}\n\n`);
     process.stdout.write(
       [
-        '| target | measured | status |',
-        '| ------ | -------- | ------ |',
-        ...resolverTargetRows(resolver, doh),
+        // The targets of the parts that ran, with the rule of `lib/method.ts`.
+        ...targetsTable(targetFigures({ doh, resolver }).filter((f) => f.median !== null)),
         '',
         resolverMarkdown(resolver, doh),
       ].join('\n'),

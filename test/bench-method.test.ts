@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { chartSvg, escapeXml } from '../bench/lib/chart.js';
+import { chartSvg, escapeXml, MAX_DATE_LABELS } from '../bench/lib/chart.js';
 import {
   appendRun,
   emptyHistory,
@@ -28,6 +28,7 @@ import {
   targetMet,
   type Goal,
 } from '../bench/lib/method.js';
+import { markdown } from '../bench/lib/report.js';
 import {
   TARGETS,
   targetFigures,
@@ -99,6 +100,28 @@ describe('the median, the spread and the rule', () => {
 });
 
 describe('the targets of a run', () => {
+  it('leaves the targets of a part that did not run not measured', () => {
+    const { doh, resolver } = seedResults();
+    const figures = targetFigures({ doh, resolver });
+    const measured = figures.filter((f) => f.median !== null).map((f) => f.id);
+    expect(measured).toEqual([
+      'resolver-udp-unbound',
+      'doh-resolver-unbound',
+      'doh-dp-unbound',
+      'cold-resolution',
+      'sync-cold',
+      'sync-warm',
+    ]);
+    expect(figures.find((f) => f.id === 'dp-udp-nsd')).toMatchObject({ median: null, met: null });
+  });
+
+  it('puts every target in the page of a run, with the rule’s status', () => {
+    const r = seedResults();
+    const page = markdown(r, SEED_RESULTS);
+    for (const line of targetsTable(targetFigures(r))) expect(page).toContain(line);
+    expect(page).not.toContain(HISTORY_START);
+  });
+
   it('computes every target of the recorded run with the rule', () => {
     const r = seedResults();
     const figures = targetFigures(r);
@@ -218,7 +241,7 @@ describe('the charts', () => {
       all.filter((e) => e.name === name && e.attributes.get('class') === cls);
     expect(svg.children[0]?.name).toBe('title');
     expect(svg.children[1]?.name).toBe('desc');
-    expect(svg.children[1]?.text).toContain('median 0.55×');
+    expect(svg.children[1]?.text).toContain('median 0.550×');
     expect(ofClass('circle', 'median')).toHaveLength(2);
     expect(ofClass('path', 'cpu')).toHaveLength(2);
     expect(ofClass('line', 'whisker')).toHaveLength(2);
@@ -241,6 +264,18 @@ describe('the charts', () => {
     const svg = parseXml(chartSvg(hostile, [{ date: dated(0), figures: undefined }]));
     expect(svg.children[0]?.text).toBe(`${hostile.title}: history`);
     expect(descendants(svg).some((e) => e.name === 'script')).toBe(false);
+  });
+
+  it('draws every run of a full history, with few enough dates to read', () => {
+    const runs = Array.from({ length: HISTORY_MAX_RUNS }, (_, n) => ({
+      date: dated(n),
+      figures: entry(dated(n), 0.5 + (n % 7) / 20).targets[0],
+    }));
+    const all = descendants(parseXml(chartSvg(target, runs)));
+    expect(all.filter((e) => e.attributes.get('class') === 'median')).toHaveLength(runs.length);
+    const dates = all.filter((e) => e.attributes.get('class') === 'date').map((e) => e.text);
+    expect(dates.length).toBeLessThanOrEqual(MAX_DATE_LABELS);
+    expect(dates.at(-1)).toBe(dated(HISTORY_MAX_RUNS - 1).slice(0, 10));
   });
 
   it('draws no goal line for a target without a goal', () => {

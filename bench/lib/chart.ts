@@ -13,6 +13,8 @@ export const CHART_HEIGHT = 340;
 const MARGIN = { top: 48, right: 24, bottom: 64, left: 72 };
 /** Horizontal ticks on the y axis. */
 const Y_TICKS = 5;
+/** Most dates written under the x axis (the last run's and every k-th before it), so that they never overlap. */
+export const MAX_DATE_LABELS = 8;
 
 /** One run's point of a chart. */
 export interface ChartPoint {
@@ -76,6 +78,7 @@ export function chartSvg(target: TargetDefinition, points: readonly ChartPoint[]
   const x = (i: number): number =>
     MARGIN.left + (points.length === 1 ? plotW / 2 : (i / (points.length - 1)) * plotW);
 
+  const labelEvery = Math.max(1, Math.ceil(points.length / MAX_DATE_LABELS));
   const title = `${target.title}: history`;
   const desc =
     `${points.length} run${points.length === 1 ? '' : 's'}; goal ${goalText(target.goal, unit)}. ` +
@@ -93,11 +96,10 @@ export function chartSvg(target: TargetDefinition, points: readonly ChartPoint[]
     const v = (top * i) / Y_TICKS;
     out.push(
       `<line class="grid" x1="${MARGIN.left}" y1="${num(y(v))}" x2="${MARGIN.left + plotW}" y2="${num(y(v))}" stroke="#e0e0e0"/>`,
-      `<text x="${MARGIN.left - 6}" y="${num(y(v) + 4)}" text-anchor="end">${escapeXml(formatFigure(v, unit))}</text>`,
+      `<text x="${MARGIN.left - 6}" y="${num(y(v) + 4)}" text-anchor="end">${escapeXml(formatFigure(v, unit, true))}</text>`,
     );
   }
-  const yLabel =
-    unit === 'ratio' ? 'ratio (ours ÷ theirs)' : unit === 'ms' ? 'milliseconds' : 'per second';
+  const yLabel = unit === 'ratio' ? 'ratio' : unit === 'ms' ? 'milliseconds' : 'per second';
   out.push(
     `<line class="axis" x1="${MARGIN.left}" y1="${MARGIN.top}" x2="${MARGIN.left}" y2="${MARGIN.top + plotH}" stroke="#000000"/>`,
     `<line class="axis" x1="${MARGIN.left}" y1="${MARGIN.top + plotH}" x2="${MARGIN.left + plotW}" y2="${MARGIN.top + plotH}" stroke="#000000"/>`,
@@ -113,9 +115,11 @@ export function chartSvg(target: TargetDefinition, points: readonly ChartPoint[]
   }
   points.forEach((p, i) => {
     const cx = num(x(i));
-    out.push(
-      `<text class="date" x="${cx}" y="${MARGIN.top + plotH + 18}" text-anchor="middle">${escapeXml(p.date.slice(0, 10))}</text>`,
-    );
+    // Counted back from the last run, which always has its date.
+    if ((points.length - 1 - i) % labelEvery === 0)
+      out.push(
+        `<text class="date" x="${cx}" y="${MARGIN.top + plotH + 18}" text-anchor="middle">${escapeXml(p.date.slice(0, 10))}</text>`,
+      );
     const f = p.figures;
     if (f === undefined || f.median === null) {
       out.push(

@@ -93,21 +93,23 @@ export function targetMet(
 /** `≥ 0.6×`, `≤ 100 ms`: a goal as a reader sees it. */
 export function goalText(goal: Goal | null, unit: Unit): string {
   if (goal === null) return 'no goal of its own';
-  return `${goal.direction === 'at-least' ? '≥' : '≤'} ${formatFigure(goal.value, unit)}`;
+  return `${goal.direction === 'at-least' ? '≥' : '≤'} ${formatFigure(goal.value, unit, true)}`;
 }
 
 /** What a target's figures count. */
 export type Unit = 'ratio' | 'ms' | 'per-second';
 
-/** A figure with its unit: `0.648×`, `142 ms`, `2,577/s`. */
-export function formatFigure(value: number, unit: Unit): string {
+/**
+ * A figure with its unit: `0.640×`, `142 ms`, `2,577/s`; `trim` drops a ratio's trailing zeros,
+ * for round numbers such as goals and axis ticks (`0.6×`).
+ */
+export function formatFigure(value: number, unit: Unit, trim = false): string {
   if (!Number.isFinite(value)) return '—';
   switch (unit) {
-    case 'ratio':
-      return `${value
-        .toFixed(value >= 10 ? 1 : 3)
-        .replace(/0+$/, '')
-        .replace(/\.$/, '')}×`;
+    case 'ratio': {
+      const text = value.toFixed(value >= 10 ? 1 : 3);
+      return `${trim ? text.replace(/\.?0+$/, '') : text}×`;
+    }
     case 'ms':
       return `${Math.round(value).toLocaleString('en-US')} ms`;
     case 'per-second':

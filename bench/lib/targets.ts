@@ -2,6 +2,7 @@ import type { DohBenchResult } from './doh-bench.js';
 import { cpuRatio, spreadOf, targetMet, type Goal, type Spread, type Unit } from './method.js';
 import type { PgBenchResult } from './pg-bench.js';
 import type { Results } from './report.js';
+import type { ResolverBenchResult } from './resolver-bench.js';
 
 /**
  * The targets of issue 18, each computed from a run's results (`bench/results/<date>.json`) by
@@ -129,6 +130,18 @@ export interface TargetFigures {
 /** The results a run writes, with the parts only `bench/run.ts` adds. */
 export type RunResults = Results & { postgres?: PgBenchResult };
 
+/**
+ * The parts of a run's results the targets are computed from; a part that is absent (a run of
+ * `bench/resolver-run.ts` has no DP comparison) leaves its targets not measured.
+ */
+export interface MeasuredParts {
+  udp?: Results['udp'] | undefined;
+  registration?: Results['registration'] | undefined;
+  postgres?: PgBenchResult | undefined;
+  doh?: DohBenchResult | undefined;
+  resolver?: ResolverBenchResult | undefined;
+}
+
 interface Measured {
   spread: Spread | undefined;
   cpu: number | undefined;
@@ -150,7 +163,7 @@ function dohMeasured(doh: DohBenchResult | undefined, server: 'dp' | 'resolver')
 }
 
 /** Per sample, our flushed `/v1/discover` time ÷ Unbound's, where both succeeded. */
-function coldRatios(r: RunResults): number[] {
+function coldRatios(r: MeasuredParts): number[] {
   const samples = r.resolver?.cold?.samples ?? [];
   const ok = (variant: string, sample: number): number | undefined =>
     samples.find((s) => s.sample === sample && s.variant === variant && s.ok)?.ms;
@@ -162,11 +175,12 @@ function coldRatios(r: RunResults): number[] {
   });
 }
 
-function measure(id: string, r: RunResults): Measured {
+function measure(id: string, r: MeasuredParts): Measured {
   const u = r.udp;
   const none: Measured = { spread: undefined, cpu: undefined };
   switch (id) {
     case 'dp-udp-nsd':
+      if (u === undefined) return none;
       return {
         spread: spreadOf(defined(u.ratios.map((x) => x.oursToNsd))),
         cpu: cpuRatio(
@@ -175,6 +189,7 @@ function measure(id: string, r: RunResults): Measured {
         ),
       };
     case 'dp-udp-knot':
+      if (u === undefined) return none;
       return {
         spread: spreadOf(defined(u.ratios.map((x) => x.oursToKnot))),
         cpu: cpuRatio(
@@ -212,10 +227,12 @@ function measure(id: string, r: RunResults): Measured {
       return { spread: sync === undefined ? undefined : spreadOf([sync.warmMs]), cpu: undefined };
     }
     case 'registration-publishes':
-      return { spread: spreadOf([r.registration.publishesPerSecond]), cpu: undefined };
+      return r.registration === undefined
+        ? none
+        : { spread: spreadOf([r.registration.publishesPerSecond]), cpu: undefined };
     case 'registration-p99': {
-      const during = r.registration.queriesMeanwhile.percentilesMs?.p99;
-      const quiet = u.medians.ours?.p99LatencyMs;
+      const during = r.registration?.queriesMeanwhile.percentilesMs?.p99;
+      const quiet = u?.medians.ours?.p99LatencyMs;
       return {
         spread:
           during === undefined || quiet === undefined || !(quiet > 0)
@@ -241,7 +258,7 @@ function measure(id: string, r: RunResults): Measured {
 }
 
 /** Every target's figures in the run `r`, in the order of {@link TARGETS}. */
-export function targetFigures(r: RunResults): TargetFigures[] {
+export function targetFigures(r: MeasuredParts): TargetFigures[] {
   return TARGETS.map((t) => {
     const { spread, cpu } = measure(t.id, r);
     const medianRatio = spread?.median ?? null;
