@@ -100,6 +100,29 @@ describe('the median, the spread and the rule', () => {
 });
 
 describe('the targets of a run', () => {
+  it('takes the transfer comparison’s per-round ratios, and leaves older runs without them absent', () => {
+    const udp = { rounds: 6, seconds: 3, ours: 1, nsdSecondary: 1 };
+    const [figures] = targetFigures({
+      transfer: {
+        csis: 1000,
+        udp: {
+          ...udp,
+          ratios: [0.9, 0.5, 0.7, 0.6, 1, 0.8],
+          cpuMicrosecondsPerQuery: { ours: 20, nsdSecondary: 10 },
+        },
+      },
+    }).filter((f) => f.id === 'transfer-udp-nsd');
+    expect(figures).toMatchObject({ median: 0.75, min: 0.5, max: 1, rounds: 6, cpuRatio: 0.5 });
+    expect(figures!.median).toBeCloseTo(0.75, 12);
+    // No goal of its own in the issue: reported beside the other comparisons, not judged.
+    expect(figures!.met).toBeNull();
+    const old = targetFigures({ transfer: { csis: 1000, udp } });
+    expect(old.find((f) => f.id === 'transfer-udp-nsd')).toMatchObject({
+      median: null,
+      cpuRatio: null,
+    });
+  });
+
   it('leaves the targets of a part that did not run not measured', () => {
     const { doh, resolver } = seedResults();
     const figures = targetFigures({ doh, resolver });

@@ -3,6 +3,7 @@ import { cpuRatio, spreadOf, targetMet, type Goal, type Spread, type Unit } from
 import type { PgBenchResult } from './pg-bench.js';
 import type { Results } from './report.js';
 import type { ResolverBenchResult } from './resolver-bench.js';
+import type { TransferBenchResult } from './transfer-bench.js';
 
 /**
  * The targets of issue 18, each computed from a run's results (`bench/results/<date>.json`) by
@@ -106,6 +107,14 @@ export const TARGETS: readonly TargetDefinition[] = [
     figure: 'query p99 while publishing ÷ the median p99 of the rounds without',
   },
   {
+    id: 'transfer-udp-nsd',
+    title: 'DP over UDP vs NSD serving the zone it transferred from the DP',
+    unit: 'ratio',
+    goal: null,
+    cpuMeasured: true,
+    figure: 'queries/s ours ÷ NSD’s in one round; CPU: NSD’s ÷ our CPU per query',
+  },
+  {
     id: 'pg-miss-lmdb',
     title: 'DP over PostgreSQL vs over LMDB, answer-cache misses',
     unit: 'ratio',
@@ -140,6 +149,7 @@ export interface MeasuredParts {
   postgres?: PgBenchResult | undefined;
   doh?: DohBenchResult | undefined;
   resolver?: ResolverBenchResult | undefined;
+  transfer?: TransferBenchResult | undefined;
 }
 
 interface Measured {
@@ -239,6 +249,14 @@ function measure(id: string, r: MeasuredParts): Measured {
             ? undefined
             : spreadOf([during / quiet]),
         cpu: undefined,
+      };
+    }
+    case 'transfer-udp-nsd': {
+      const udp = r.transfer?.udp;
+      if (udp?.ratios === undefined) return none;
+      return {
+        spread: spreadOf(udp.ratios),
+        cpu: cpuRatio(udp.cpuMicrosecondsPerQuery?.ours, udp.cpuMicrosecondsPerQuery?.nsdSecondary),
       };
     }
     case 'pg-miss-lmdb': {
