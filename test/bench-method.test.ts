@@ -123,6 +123,35 @@ describe('the targets of a run', () => {
     });
   });
 
+  it('takes the contact sync’s rounds where the run has them, its single run otherwise', () => {
+    const r = seedResults();
+    const sync = r.resolver!.sync!;
+    const single = targetFigures(r).find((f) => f.id === 'sync-cold')!;
+    expect(single).toMatchObject({ median: sync.coldToBound, rounds: 1, met: false });
+    sync.rounds = [0.72, 0.8, 0.75, 0.71, 0.9].map((coldToBound, i) => ({
+      round: i + 1,
+      coldToBound,
+      // The CPU ratio of every round fails the goal the throughput passes.
+      coldCpuToBound: 0.5,
+      warmMs: 90 + i,
+    }));
+    sync.coldCpuToBound = 0.5;
+    const figures = targetFigures(r);
+    expect(figures.find((f) => f.id === 'sync-cold')).toMatchObject({
+      median: 0.75,
+      min: 0.71,
+      max: 0.9,
+      rounds: 5,
+      cpuRatio: 0.5,
+      met: false,
+    });
+    expect(figures.find((f) => f.id === 'sync-warm')).toMatchObject({
+      median: 92,
+      rounds: 5,
+      met: true,
+    });
+  });
+
   it('leaves the targets of a part that did not run not measured', () => {
     const { doh, resolver } = seedResults();
     const figures = targetFigures({ doh, resolver });

@@ -158,7 +158,10 @@ function syncSection(s: SyncBenchResult): string[] {
     '## Contact sync',
     '',
     `${int(s.csis)} distinct existing CSIs through \`POST /v1/discover\` in ${s.batches} batches of ${int(s.batchSize)} (the API’s limit), ` +
-      'one after another over one HTTP/2 connection; cold with a new resolver, warm right after.',
+      'one after another over one HTTP/2 connection; cold with a new resolver, warm right after' +
+      (s.rounds === undefined
+        ? '.'
+        : `, in ${s.rounds.length} rounds (each with a new resolver): the times and ratios below are the medians of the rounds, the CPU seconds and statuses those of the round with the median cold time.`),
     '',
     `- Cold: ${fixed(s.cold.seconds, 2)} s, ${int(s.cold.csisPerSecond)} CSIs/s (${statuses(s.cold)}); resolver CPU ${fixed(s.cold.resolverCpuSeconds, 2)} s, DP CPU ${fixed(s.cold.dpCpuSeconds, 2)} s.`,
     `- Warm: ${fixed(s.warmMs, 0)} ms (${statuses(s.warm)}); resolver CPU ${fixed(s.warm.resolverCpuSeconds, 2)} s; ` +
