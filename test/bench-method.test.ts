@@ -152,6 +152,31 @@ describe('the targets of a run', () => {
     });
   });
 
+  it('takes registration’s rounds: publishes/s, and each round’s p99 against the quiet one', () => {
+    const r = seedResults();
+    const quiet = r.udp.medians.ours!.p99LatencyMs;
+    r.registration.rounds = [3100, 2900, 3300, 3200, 3000].map((publishesPerSecond, i) => ({
+      round: i + 1,
+      publishes: 30_000,
+      seconds: 30_000 / publishesPerSecond,
+      publishesPerSecond,
+      p99Ms: quiet * (1.5 + i / 10),
+    }));
+    const figures = targetFigures(r);
+    expect(figures.find((f) => f.id === 'registration-publishes')).toMatchObject({
+      median: 3100,
+      min: 2900,
+      max: 3300,
+      rounds: 5,
+      met: true,
+    });
+    const p99 = figures.find((f) => f.id === 'registration-p99')!;
+    expect(p99.median).toBeCloseTo(1.7, 12);
+    expect(p99.rounds).toBe(5);
+    expect(p99.met).toBe(true);
+    expect(markdown(r, SEED_RESULTS)).toContain('| 5 | 30,000 | 10.00 | 3,000 |');
+  });
+
   it('leaves the targets of a part that did not run not measured', () => {
     const { doh, resolver } = seedResults();
     const figures = targetFigures({ doh, resolver });

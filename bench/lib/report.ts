@@ -78,7 +78,16 @@ export interface Results {
     publishes: number;
     seconds: number;
     publishesPerSecond: number;
+    /** The queries during the round of the median rate (whose figures the fields above are). */
     queriesMeanwhile: DnsperfResult;
+    /** Every round: publishes/s and the query p99 meanwhile. Absent from runs before rounds. */
+    rounds?: {
+      round: number;
+      publishes: number;
+      seconds: number;
+      publishesPerSecond: number;
+      p99Ms: number;
+    }[];
   };
   wallSeconds: number;
 }
@@ -203,8 +212,22 @@ export function markdown(
     `${int(reg.publishes)} durable publishes (one signed MAP each, new CSIs) through \`store.apply\`, ` +
       `${reg.concurrency} at a time (group commit), inside the DP process while dnsperf sent it queries ` +
       `(\`-Q\` capped): ${int(reg.publishesPerSecond)} publishes/s over ${fixed(reg.seconds, 2)} s; ` +
-      `meanwhile ${int(reg.queriesMeanwhile.queriesPerSecond)} queries/s answered, ${reg.queriesMeanwhile.queriesLost} lost.`,
+      `meanwhile ${int(reg.queriesMeanwhile.queriesPerSecond)} queries/s answered, ${reg.queriesMeanwhile.queriesLost} lost` +
+      (reg.rounds === undefined
+        ? '.'
+        : ` (the round of the median rate, of ${reg.rounds.length}, each publishing for new CSIs).`),
     '',
+    ...(reg.rounds === undefined
+      ? []
+      : [
+          '| round | publishes | seconds | publishes/s | query p99 meanwhile (ms) |',
+          '| ----- | --------- | ------- | ----------- | ------------------------ |',
+          ...reg.rounds.map(
+            (x) =>
+              `| ${x.round} | ${int(x.publishes)} | ${fixed(x.seconds, 2)} | ${int(x.publishesPerSecond)} | ${fixed(x.p99Ms, 3)} |`,
+          ),
+          '',
+        ]),
   ];
   return lines.join('\n');
 }
