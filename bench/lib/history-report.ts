@@ -80,7 +80,7 @@ export function historySection(history: History): string {
     '## History',
     '',
     `Every run of \`npm run bench\` appends its figures to \`bench/results/history.json\` (the last ${HISTORY_MAX_RUNS} runs are kept), ` +
-      'and the charts and this section are written from it (`npx vite-node bench/history.ts` writes them again without running the benchmarks). ' +
+      'and the charts and this section are written from it (`npm run bench -- --report-only` writes them again without running the benchmarks). ' +
       `Each figure is the median of at least ${MIN_ROUNDS} interleaved rounds’ ratios, with their min–max; the CPU ratio compares CPU per query (theirs ÷ ours, medians) ` +
       'in the same direction as the throughput ratio; a target is met only when both meet the goal (`bench/README.md`). ' +
       'A target a run did not measure, or a figure an older run did not record, is shown as absent.',
@@ -99,7 +99,7 @@ export function historySection(history: History): string {
     lines.push(
       `### ${t.title}`,
       '',
-      `Goal ${goalText(t.goal, t.unit)}; per round: ${t.figure}.`,
+      `${t.goal === null ? 'No goal of its own' : `Goal ${goalText(t.goal, t.unit)}`}; per round: ${t.figure}.`,
       '',
       `![${t.title}: each run’s median against the goal, whiskers for the rounds’ spread${t.cpuMeasured ? ', the CPU ratio as a diamond' : ''}](${chartPath(t.id)})`,
       '',
