@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openLmdbStore } from '@mimi-discovery/authoritative';
 import { PROVER_SEED, ZONE_INIT, loadDataSet } from './lib/dataset.js';
+import { MIN_ROUNDS } from './lib/method.js';
 import { pgBenchMarkdown, runPgBench } from './lib/pg-bench.js';
 
 /**
@@ -11,7 +12,7 @@ import { pgBenchMarkdown, runPgBench } from './lib/pg-bench.js';
  *   npx tsc -b && npx vite-node bench/pg-run.ts -- [--csis N] [--quick]
  *
  * Builds a data set of N CSIs (default 20,000) in a temporary directory, runs
- * `bench/lib/pg-bench.ts` (3 rounds with --quick, else 5) and prints the result as JSON on
+ * `bench/lib/pg-bench.ts` (`MIN_ROUNDS` rounds, smaller with --quick) and prints the result as JSON on
  * stdout, then as Markdown.
  */
 
@@ -36,7 +37,7 @@ try {
   const result = await runPgBench({
     storeDir,
     csis,
-    rounds: quick ? 3 : 5,
+    rounds: MIN_ROUNDS,
     quick,
     workDir: dir,
     log,

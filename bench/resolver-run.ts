@@ -4,10 +4,13 @@ import { join } from 'node:path';
 import { openLmdbStore } from '@mimi-discovery/authoritative';
 import { ORIGIN, PROVER_SEED, ZONE_INIT, loadDataSet } from './lib/dataset.js';
 import { runDohBench } from './lib/doh-bench.js';
+import { MIN_ROUNDS } from './lib/method.js';
 import { startHierarchy } from './lib/hierarchy.js';
 import { summarizeProfile, type CpuProfile } from './lib/profile.js';
 import { runResolverBench, type ResolverBenchPart } from './lib/resolver-bench.js';
-import { resolverMarkdown, resolverTargetRows } from './lib/resolver-report.js';
+import { targetsTable } from './lib/history-report.js';
+import { resolverMarkdown } from './lib/resolver-report.js';
+import { targetFigures } from './lib/targets.js';
 
 /**
  * The resolver and DoH benchmarks on their own, for development:
@@ -76,8 +79,9 @@ function log(message: string): void {
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
-  const rounds = options.quick ? 3 : 5;
-  const seconds = options.quick ? 5 : 10;
+  // As many rounds with --quick (the medians need them, `lib/method.ts`), each shorter.
+  const rounds = MIN_ROUNDS;
+  const seconds = options.quick ? 3 : 10;
   const dir = mkdtempSync(join(tmpdir(), 'mimi-resolver-bench-'));
   let stop: (() => Promise<void>) | undefined;
   try {
@@ -124,9 +128,8 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(results, null, 2)}\n\n`);
     process.stdout.write(
       [
-        '| target | measured | status |',
-        '| ------ | -------- | ------ |',
-        ...resolverTargetRows(resolver, doh),
+        // The targets of the parts that ran, with the rule of `lib/method.ts`.
+        ...targetsTable(targetFigures({ doh, resolver }).filter((f) => f.median !== null)),
         '',
         resolverMarkdown(resolver, doh),
       ].join('\n'),

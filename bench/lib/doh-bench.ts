@@ -36,7 +36,7 @@ export const DOH_MODES: readonly DohMode[] = Object.freeze([
 ]);
 
 export interface DohBenchOptions {
-  /** Interleaved rounds (≥ 3). */
+  /** Interleaved rounds (`MIN_ROUNDS` of `method.ts`: the medians need them). */
   rounds: number;
   /** Measured seconds per run. */
   seconds: number;

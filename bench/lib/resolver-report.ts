@@ -9,13 +9,12 @@ import type {
 } from './resolver-bench.js';
 
 /**
- * The resolver and DoH results as Markdown, in the style of `report.ts`: rows for the targets
- * table ({@link resolverTargetRows}) and one section per benchmark ({@link resolverMarkdown}).
+ * The resolver and DoH results as Markdown, in the style of `report.ts`: one section per
+ * benchmark ({@link resolverMarkdown}); their targets are in `targets.ts`.
  */
 
 const int = (n: number): string => Math.round(n).toLocaleString('en-US');
 const fixed = (n: number, digits: number): string => (Number.isFinite(n) ? n.toFixed(digits) : '—');
-const met = (ok: boolean): string => (ok ? 'met' : 'not met');
 
 const MODE_TEXT: Record<DohModeName, string> = {
   'h2-10x10': 'HTTP/2 + TLS, 10 connections × 10 streams',
@@ -37,92 +36,6 @@ const VARIANT_TEXT: Record<ColdVariant, string> = {
   'ours-discover-flushed-root-copy':
     'ours with the root copy: `GET /v1/discover`, caches flushed with connections kept',
 };
-
-/** Rows `| target | measured | status |` for the targets table of `docs/benchmarks.md`. */
-export function resolverTargetRows(
-  resolver: ResolverBenchResult | undefined,
-  doh: DohBenchResult | undefined,
-): string[] {
-  const rows: string[] = [];
-  const notMeasured = (target: string, why: string): string =>
-    `| ${target} | not measured: ${why} | — |`;
-
-  const udp = resolver?.udp;
-  const hitsTarget = 'Resolver cache hits over UDP ≥ 0.5× Unbound (queries/s)';
-  if (udp?.medianRatioOursToUnbound === undefined) {
-    rows.push(
-      notMeasured(hitsTarget, resolver?.skipped.join('; ') || 'the resolver benchmark did not run'),
-    );
-  } else {
-    const r = udp.medianRatioOursToUnbound;
-    rows.push(
-      `| ${hitsTarget} | median per-round ratio ours/Unbound **${fixed(r, 3)}** (${int(udp.medians.ours?.queriesPerSecond ?? NaN)} vs ${int(udp.medians.unbound?.queriesPerSecond ?? NaN)} queries/s, medians) | ${met(r >= 0.5)} |`,
-    );
-  }
-
-  const dohRatios = doh?.medianRatios['h2-10x10'];
-  const dohMedians = doh?.medians['h2-10x10'];
-  for (const [server, key, label] of [
-    [
-      'resolver',
-      'resolverToUnbound',
-      'Resolver DoH, HTTP/2 + TLS 10×10, ≥ 0.3× Unbound’s DoH (requests/s)',
-    ],
-    ['dp', 'dpToUnbound', 'DP DoH, HTTP/2 + TLS 10×10, ≥ 0.3× Unbound’s DoH (requests/s)'],
-  ] as const) {
-    const r = dohRatios?.[key];
-    if (r === undefined) {
-      rows.push(notMeasured(label, doh?.skipped.join('; ') || 'the DoH benchmark did not run'));
-    } else {
-      rows.push(
-        `| ${label} | median per-round ratio **${fixed(r, 3)}** (${int(dohMedians?.[server]?.requestsPerSecond ?? NaN)} vs ${int(dohMedians?.unbound?.requestsPerSecond ?? NaN)} requests/s, medians) | ${met(r >= 0.3)} |`,
-      );
-    }
-  }
-
-  const cold = resolver?.cold;
-  const coldTarget = 'Cold resolution of one CSI, p50 ≤ 1.5× Unbound’s on the same hierarchy';
-  if (cold?.discoverFlushedToUnbound === undefined) {
-    rows.push(
-      notMeasured(coldTarget, resolver?.skipped.join('; ') || 'the resolver benchmark did not run'),
-    );
-  } else {
-    const s = cold.summary;
-    rows.push(
-      `| ${coldTarget} | caches emptied, process and connections kept (as \`unbound-control flush_zone . / flush_infra all\`): ours (\`/v1/discover\`, mapping verification included) ÷ Unbound (MAP over UDP) **${fixed(cold.discoverFlushedToUnbound, 2)}** ` +
-        `(${fixed(s['ours-discover-flushed']?.p50Ms ?? NaN, 2)} vs ${fixed(s.unbound?.p50Ms ?? NaN, 2)} ms), the MAP question alone ${fixed(cold.udpFlushedToUnbound ?? NaN, 2)}×; ` +
-        `a fresh resolver (new DoH connections, TLS handshakes to the root and the DP included): \`/v1/discover\` ${fixed(cold.discoverToUnbound ?? NaN, 2)}×, the MAP question ` +
-        `${fixed(cold.udpToUnbound ?? NaN, 2)}× (with plain DNS upstream ${fixed(cold.udpDnsUpstreamToUnbound ?? NaN, 2)}×); ` +
-        `with the root copy (the root asked nothing): \`/v1/discover\` ${fixed(cold.discoverFlushedRootCopyToUnbound ?? NaN, 2)}×, the MAP question ${fixed(cold.udpFlushedRootCopyToUnbound ?? NaN, 2)}× | ${cold.discoverFlushedToUnbound <= 1.5 ? (cold.discoverToUnbound !== undefined && cold.discoverToUnbound <= 1.5 ? 'met' : 'met with connections kept; not met for a fresh resolver') : 'not met'} |`,
-    );
-  }
-
-  const sync = resolver?.sync;
-  if (sync === undefined) {
-    rows.push(
-      notMeasured(
-        'Contact sync of 10,000 CSIs, cold ≥ 70% of the verification bound',
-        'the resolver benchmark did not run',
-      ),
-    );
-    rows.push(
-      notMeasured(
-        'Contact sync of 10,000 CSIs, warm ≤ 100 ms',
-        'the resolver benchmark did not run',
-      ),
-    );
-  } else {
-    rows.push(
-      `| Contact sync of ${int(sync.csis)} CSIs, cold ≥ 70% of the verification bound | **${fixed(sync.coldToBound * 100, 0)}%** ` +
-        `(${int(sync.cold.csisPerSecond)} CSIs/s in ${fixed(sync.cold.seconds, 2)} s; bound ${int(sync.boundCsisPerSecond)} CSIs/s: ` +
-        `${int(sync.verifications)} verifications at ${int(sync.verificationsPerSecond)}/s on ${sync.cores} core) | ${met(sync.coldToBound >= 0.7)} |`,
-    );
-    rows.push(
-      `| Contact sync of ${int(sync.csis)} CSIs, warm ≤ 100 ms | **${fixed(sync.warmMs, 0)} ms** (${sync.batches} batches of ${int(sync.batchSize)}) | ${met(sync.warmMs <= 100)} |`,
-    );
-  }
-  return rows;
-}
 
 function dohSection(d: DohBenchResult): string[] {
   const servers: DohServerName[] = ['dp', 'resolver', 'unbound'];
@@ -245,7 +158,10 @@ function syncSection(s: SyncBenchResult): string[] {
     '## Contact sync',
     '',
     `${int(s.csis)} distinct existing CSIs through \`POST /v1/discover\` in ${s.batches} batches of ${int(s.batchSize)} (the API’s limit), ` +
-      'one after another over one HTTP/2 connection; cold with a new resolver, warm right after.',
+      'one after another over one HTTP/2 connection; cold with a new resolver, warm right after' +
+      (s.rounds === undefined
+        ? '.'
+        : `, in ${s.rounds.length} rounds (each with a new resolver): the times and ratios below are the medians of the rounds, the CPU seconds and statuses those of the round with the median cold time.`),
     '',
     `- Cold: ${fixed(s.cold.seconds, 2)} s, ${int(s.cold.csisPerSecond)} CSIs/s (${statuses(s.cold)}); resolver CPU ${fixed(s.cold.resolverCpuSeconds, 2)} s, DP CPU ${fixed(s.cold.dpCpuSeconds, 2)} s.`,
     `- Warm: ${fixed(s.warmMs, 0)} ms (${statuses(s.warm)}); resolver CPU ${fixed(s.warm.resolverCpuSeconds, 2)} s; ` +

@@ -13,7 +13,8 @@ import { freePort } from '../../test/helpers/ports.js';
 import { startNsd, type RunningSecondary } from '../../test/helpers/secondaries.js';
 import { ORIGIN } from './dataset.js';
 import { startDp, type DpProcess } from './dp-process.js';
-import { runDnsperf, type DnsperfOptions } from './dnsperf.js';
+import { runDnsperf, type DnsperfOptions, type DnsperfResult } from './dnsperf.js';
+import { MIN_ROUNDS } from './method.js';
 import { median, percentile } from './report.js';
 import { installed } from './stock.js';
 
@@ -70,6 +71,10 @@ export interface TransferBenchResult {
     readonly seconds: number;
     readonly ours: number;
     readonly nsdSecondary: number;
+    /** Per round, our queries/s ÷ NSD's (absent from runs before they were recorded). */
+    readonly ratios?: readonly number[];
+    /** Medians of the rounds' CPU µs per query (absent from runs before they were recorded). */
+    readonly cpuMicrosecondsPerQuery?: { readonly ours: number; readonly nsdSecondary: number };
   };
   readonly commands?: Record<string, string>;
 }
@@ -158,8 +163,9 @@ export async function runTransferBench(
       `transfer: publish → NSD p50 ${propagation.p50Ms.toFixed(0)} ms, p99 ${propagation.p99Ms.toFixed(0)} ms; DP answered ${JSON.stringify(transfers)}`,
     );
 
-    const rounds = options.quick ? 2 : 3;
-    const seconds = options.quick ? 5 : 10;
+    // As many rounds with --quick (the medians need them, `method.ts`), each shorter.
+    const rounds = MIN_ROUNDS;
+    const seconds = options.quick ? 3 : 10;
     const perf = (port: number): DnsperfOptions => ({
       port,
       queryFile: options.queryFile,
@@ -171,17 +177,27 @@ export async function runTransferBench(
     // them into its answer cache the first time it is asked.
     await runDnsperf({ ...perf(dp.port), passes: 1 }, dp.pid);
     await runDnsperf({ ...perf(nsd.port), passes: 1 }, nsd.pid);
-    const ours: number[] = [];
-    const secondary: number[] = [];
+    const ours: DnsperfResult[] = [];
+    const secondary: DnsperfResult[] = [];
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? ['ours', 'nsd'] : ['nsd', 'ours'];
       for (const which of order) {
         const target = which === 'ours' ? dp : nsd;
         const result = await runDnsperf(perf(target.port), target.pid);
-        (which === 'ours' ? ours : secondary).push(result.queriesPerSecond);
+        (which === 'ours' ? ours : secondary).push(result);
       }
     }
-    const udp = { rounds, seconds, ours: median(ours), nsdSecondary: median(secondary) };
+    const qps = (runs: DnsperfResult[]): number[] => runs.map((r) => r.queriesPerSecond);
+    const cpu = (runs: DnsperfResult[]): number =>
+      median(runs.map((r) => r.cpuMicrosecondsPerQuery));
+    const udp = {
+      rounds,
+      seconds,
+      ours: median(qps(ours)),
+      nsdSecondary: median(qps(secondary)),
+      ratios: ours.map((r, i) => r.queriesPerSecond / secondary[i]!.queriesPerSecond),
+      cpuMicrosecondsPerQuery: { ours: cpu(ours), nsdSecondary: cpu(secondary) },
+    };
     log(
       `transfer: UDP medians ours ${Math.round(udp.ours)} q/s, NSD with the transferred zone ${Math.round(udp.nsdSecondary)} q/s`,
     );
