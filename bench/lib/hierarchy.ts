@@ -1,9 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { delegate, openLmdbStore, storeDirectory } from '@mimi-discovery/authoritative';
+import {
+  defaultKeyDirectory,
+  delegate,
+  lmdbKeyDirectory,
+  openLmdbStore,
+  storeDirectory,
+} from '@mimi-discovery/authoritative';
 import {
   DEFAULT_APEX,
   computeDs,
@@ -434,6 +440,14 @@ export async function startHierarchy(options: HierarchyOptions): Promise<BenchHi
     const dnskeys = await zoneDnskeys(options.storeDir, ORIGIN);
     if (dnskeys.length === 0) throw new Error(`the store ${options.storeDir} has no ${ORIGIN}`);
     symlinkSync(options.storeDir, storeDirectory(dpDir));
+    // The zone's signing keys live beside the store, in its key directory (docs/operations.md
+    // §8.5), not in it: without them the DP serves the stored signatures but signs nothing new
+    // (no NSEC3 denial of a name it computes online), and a validating resolver fails on those.
+    // A copy, not a link: the DP's key roller may write to it, and the data set stays as built.
+    const keys = lmdbKeyDirectory(options.storeDir);
+    if (!existsSync(keys))
+      throw new Error(`the store ${options.storeDir} has no key directory ${keys}`);
+    cpSync(keys, defaultKeyDirectory(dpDir), { recursive: true });
     const dp = await startServer('dp', ORIGIN, dpDir, tls, options.cpuProfileDir);
     stops.push(() => dp.stop());
 
