@@ -26,7 +26,7 @@ import { RegistrationError } from './registration-error.js';
  * validating resolver the DP is configured with (design §8: an MSP-run DP accepts publications
  * for CSIs of any range when the attestation verifies against an AUTHKEY prover of the CSI's own
  * range; docs/protocol.md §9). The DP serves the MSP zone but not the CSI's range, so it cannot
- * read that range's keys from its store; it asks, as any party would:
+ * read that range's keys from its store; it asks, as every other party would:
  *
  * 1. SOA at the CSI's name, with DO and AD set (RFC 4035 §3.2.1, RFC 6840 §5.7). The range's
  *    zone is the owner of the SOA that comes back, in the answer (the name is an apex) or in the

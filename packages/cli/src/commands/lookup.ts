@@ -384,12 +384,13 @@ async function readCredential(given: string, file: string): Promise<string> {
  * One result as text: the MSPs a sender may use, in the recipient's order (`msps`, ranked by
  * `rankMsps`: use the first), each with its contexts, its URI and where it came from (the zone
  * that served a public entry, or the audience key id of the box it was sealed in); the boxes
- * left sealed; then each verified mapping:
+ * left sealed; then each verified mapping. An entry without a context tag, which is for every
+ * context, is shown with the word `any` in place of its contexts.
  *
  * ```
  * tel:+442079460018  found  ttl 300s
  *   1. wire.example  contexts: business  tags: business, pref:1  from: sealed q2C1f0n2Xk8
- *   2. chat.example  contexts: any  tags: primary  uri: im:alice@chat.example  from: zone 4.4.e164.mimi.arpa
+ *   2. chat.example  contexts: personal  tags: personal  uri: im:alice@chat.example  from: zone 4.4.e164.mimi.arpa
  *   1 sealed box not opened: no audience key for it
  *   verified: recipient key a2V5… seq 7, expires 2026-02-01T00:00:00Z, attested by prover cHJv…
  *     from: zone 4.4.e164.mimi.arpa, server https://127.0.0.1:8444/dns-query

@@ -140,7 +140,7 @@ export function audienceKeyId(publicKey: Uint8Array): Uint8Array {
 }
 
 /**
- * The audience key of an X25519 secret (RFC 7748 §5: any 32 octets are a secret; the scalar is
+ * The audience key of an X25519 secret (RFC 7748 §5: every string of 32 octets is a secret; the scalar is
  * clamped when used). Throws {@link SealedError} `ERR_AUDIENCE_KEY` for another length.
  */
 export async function audienceKeyFromSecret(secret: Uint8Array): Promise<AudienceKey> {
