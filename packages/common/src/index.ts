@@ -796,6 +796,15 @@ export {
   isJsonObject,
 } from './runtime/api-client.js';
 export { isUndiciTimeout, readBoundedBody, retryAfterOf } from './runtime/http-response.js';
+export {
+  MAX_SITE_FILES,
+  MAX_SITE_FILE_OCTETS,
+  SITE_CONTENT_TYPES,
+  SITE_HEADERS,
+  StaticSiteError,
+  loadStaticSite,
+} from './runtime/static-site.js';
+export type { StaticSite } from './runtime/static-site.js';
 export { createPendingWrites } from './runtime/pending-writes.js';
 export type { FlushingStore, PendingWrites } from './runtime/pending-writes.js';
 export type { BoundedResponse } from './runtime/http-response.js';
