@@ -415,7 +415,10 @@ function checkResolverListeners(ctx: ConfigCheckContext<ResolverListeners>): voi
  * `csisPerToken` is at most `maxBatch`, `keyDir` apart from `dataDir`, and `issuers` not empty
  * while `requireTokens` is true. `msp` (absent: none) is the resolver's own MSP identity, a
  * provider domain as MSP entries write it (lower case, no trailing dot): `same-msp` entries of
- * other providers are dropped from every result, and all of them without it.
+ * other providers are dropped from every result, and all of them without it. `lookupPage`
+ * (absent: served when built) is the lookup page for support staff on the JSON API's port at
+ * `/lookup/` (`lookup-page.ts`): `true` requires it (a resolver whose page is not built does not
+ * start), `false` turns it off.
  */
 export const resolverConfigSchema = z
   .strictObject({
@@ -442,6 +445,11 @@ export const resolverConfigSchema = z
     log: logConfigSchema.prefault({}),
     queryLog: resolverQueryLogSchema.optional(),
     gateway: gatewayConfigSchema.optional(),
+    /**
+     * The lookup page on the JSON API's port (`lookup-page.ts`): absent, served when built;
+     * true, required; false, not served.
+     */
+    lookupPage: z.boolean().optional(),
     startupCheck: startupCheckSchema.prefault({}),
     /**
      * The control channel (`control.ts` of `@mimi-discovery/common`); absent: the socket at
@@ -529,6 +537,8 @@ export interface ResolverServerConfig extends ResolverConfig {
   queryLog?: ResolverFileConfig['queryLog'];
   /** The gateway; its paths absolute. */
   gateway?: ResolverFileConfig['gateway'];
+  /** The lookup page on the JSON API's port: absent, served when built (`lookup-page.ts`). */
+  lookupPage?: boolean;
   /** What `resolver serve` checks before it serves. */
   startupCheck: ResolverFileConfig['startupCheck'];
   /** The control channel; its paths absolute. */
@@ -643,6 +653,7 @@ export async function loadResolverConfig(path: string): Promise<ResolverServerCo
     ...(tls === undefined ? {} : { tls }),
     log: file.log,
     startupCheck: file.startupCheck,
+    ...(file.lookupPage === undefined ? {} : { lookupPage: file.lookupPage }),
     ...(file.queryLog === undefined
       ? {}
       : { queryLog: { ...file.queryLog, path: at(file.queryLog.path) } }),

@@ -241,6 +241,7 @@ export {
   createDiscoverRoute,
   startJsonApi,
 } from './json-api.js';
+export { LOOKUP_PAGE_DIR, LOOKUP_PAGE_PATH, lookupPageFor } from './lookup-page.js';
 export type {
   JsonApiErrorCode,
   JsonApiOptions,

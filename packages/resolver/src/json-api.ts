@@ -20,6 +20,7 @@ import {
   type Csi,
   type Logger,
   type ResponseOptions,
+  type StaticSite,
 } from '@mimi-discovery/common';
 import {
   createClientLimits,
@@ -106,6 +107,11 @@ import type { DiscoverOptions, DiscoveryResult, DiscoveryResultsJson, Resolver }
  * request takes a token of its client's request rate (the relay's), like any request; its inner
  * discoveries go through the same {@link DiscoverRoute} as `/v1/discover`, their CSIs charged to
  * the request's Privacy Pass token instead of an address.
+ *
+ * The lookup page (`lookup-page.ts`), when the server mounts it, is served on this port under
+ * `/lookup/` (GET and HEAD; the files of the built page, from memory): each request for one of
+ * its files takes a token of its client's request rate, like any request, and the page's own
+ * lookups are plain `GET /v1/discover` requests, limited as any other.
  *
  * Privacy (design §10, R6): request logs hold the route, the status, the number of CSIs and the
  * time taken; never a CSI, and never the client address.
@@ -226,6 +232,11 @@ export interface JsonApiComponents {
    * like any other; absent: no gateway.
    */
   gateway?: (mount: GatewayMount) => GatewayRoutes;
+  /**
+   * The lookup page (`lookup-page.ts`), served under its mount on the API's port (GET and
+   * HEAD); absent: no page.
+   */
+  page?: StaticSite;
 }
 
 /** Where a discovery came from: the JSON API itself, or a request inside Oblivious HTTP. */
@@ -334,6 +345,7 @@ export async function startJsonApi(
     ...(metrics === undefined ? {} : { metrics }),
     ...(components.lookupLog === undefined ? {} : { lookupLog: components.lookupLog }),
   });
+  const page = components.page;
   const host = options.host ?? '127.0.0.1';
   const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_API_REQUEST_TIMEOUT_MS;
@@ -376,10 +388,15 @@ export async function startJsonApi(
         await gateway.handle(req, res, address);
         return;
       }
+      if (page?.handle(req, res, settings.responses) === true) {
+        metrics?.recordApiRequest(res.statusCode);
+        log.debug('request', { route: page.mount, method: req.method, status: res.statusCode });
+        return;
+      }
       if (url.path !== DISCOVER_PATH) {
         throw new JsonApiError(
           'ERR_NOT_FOUND',
-          `no route ${url.path}; the API serves ${DISCOVER_PATH}`,
+          `no route ${url.path}; the API serves ${DISCOVER_PATH}${page === undefined ? '' : ` and the page ${page.mount}`}`,
         );
       }
       route = DISCOVER_PATH;

@@ -48,6 +48,7 @@ import {
   type ResolverClientLimits,
 } from './front-end-limits.js';
 import { startJsonApi, type JsonApi, type LookupLog } from './json-api.js';
+import { lookupPageFor } from './lookup-page.js';
 import { createResolverMetrics, type ResolverMetrics } from './metrics.js';
 import { createGateway, type Gateway, type GatewaySettings } from './gateway/gateway.js';
 import type { ResolvedAnswer, Resolver } from './types.js';
@@ -304,6 +305,11 @@ export interface ResolverServerSettings {
    */
   gateway?: (GatewaySettings & { readonly enabled?: boolean }) | undefined;
   /**
+   * The lookup page on the JSON API's port at `/lookup/` (`lookup-page.ts`): absent, served
+   * when built; true, required (no built page: the server does not start); false, not served.
+   */
+  lookupPage?: boolean | undefined;
+  /**
    * The control channel (`control.ts` of `@mimi-discovery/common`); absent: the socket beside
    * the config file (`components.configFile`), none without one, and no control over the admin
    * port.
@@ -473,6 +479,9 @@ export async function startResolverServer(
           log: log.child('gateway'),
         });
       }
+      // Read once, here: a page that is not built stops a start that asked for it, before any
+      // port of the API is bound.
+      const page = lookupPageFor(settings.lookupPage, log.child('api'));
       jsonApi = await startJsonApi(
         {
           host,
@@ -491,6 +500,7 @@ export async function startResolverServer(
             ? { lookupLog: lookupLogOf(queryLog, apex) }
             : {}),
           ...(gateway === undefined ? {} : { gateway: gateway.mount }),
+          ...(page === undefined ? {} : { page }),
         },
       );
       started.push(jsonApi);
