@@ -105,7 +105,11 @@ async function busy(form: HTMLElement, act: () => Promise<void>): Promise<void> 
   } catch (error) {
     say('');
     fail(explain(error));
-    if (error instanceof FieldError) error.field.focus();
+    if (error instanceof FieldError) {
+      // The message goes once the field it points to is edited: it no longer describes it.
+      error.field.addEventListener('input', () => fail(''), { once: true });
+      error.field.focus();
+    }
   } finally {
     form.removeAttribute('aria-busy');
     for (const b of buttons) b.disabled = false;
