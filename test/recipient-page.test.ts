@@ -218,7 +218,9 @@ async function journey(run: Run): Promise<void> {
     await csiField.fill('12345');
     await page.getByRole('button', { name: 'Send me a code' }).click();
     await expect.poll(() => page.locator('#error').textContent()).toContain('ERR_CSI_INVALID');
-    expect(await page.locator('#error').textContent()).toContain('start with + and the country code');
+    expect(await page.locator('#error').textContent()).toContain(
+      'start with + and the country code',
+    );
     await csiField.fill(run.typed);
     await csiField.press('Enter'); // by keyboard: the form submits
     await page.locator('#step-code').waitFor({ state: 'visible' });
@@ -247,7 +249,11 @@ async function journey(run: Run): Promise<void> {
       expect(stored?.seedHex).toMatch(/^[0-9a-f]{64}$/);
     } else {
       expect(stored?.backend).toBe('webcrypto');
-      expect(stored?.privateKey).toEqual({ isCryptoKey: true, extractable: false, type: 'private' });
+      expect(stored?.privateKey).toEqual({
+        isCryptoKey: true,
+        extractable: false,
+        type: 'private',
+      });
       expect(stored?.seedHex).toBeNull();
     }
     const publicKey = Buffer.from(stored?.publicKeyHex ?? '', 'hex');
@@ -273,12 +279,18 @@ async function journey(run: Run): Promise<void> {
     const audience = await generateAudienceKey();
     if (run.audience) {
       await page.locator('#audience-box summary').click();
-      await page.getByLabel('Audience keys, one per line', { exact: true }).fill(formatAudienceKey(audience));
+      await page
+        .getByLabel('Audience keys, one per line', { exact: true })
+        .fill(formatAudienceKey(audience));
       await page.locator('#app-1-audience').selectOption('0');
     }
     await expectNoHorizontalScroll(page);
     // The desktop image shows the whole form; the phone's, what a phone shows at the top.
-    await page.screenshot({ path: join(shots, run.screenshot), fullPage: run.viewport === undefined });
+    await page.evaluate('window.scrollTo(0, 0)');
+    await page.screenshot({
+      path: join(shots, run.screenshot),
+      fullPage: run.viewport === undefined,
+    });
     await page.getByRole('button', { name: 'Publish' }).click();
     await expect.poll(() => page.locator('#h-done').textContent()).toBe('You are findable');
     expect(await focused(page)).toBe('h-done');

@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { StaticSiteError, type LogFields, type Logger } from '@mimi-discovery/common';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createOutboxChannel } from '../src/registration/channels.js';
+import { RECIPIENT_PAGE_MOUNT, loadRecipientPage } from '../src/registration/recipient-page.js';
 import {
-  RECIPIENT_PAGE_MOUNT,
-  loadRecipientPage,
-} from '../src/registration/recipient-page.js';
-import { startRegistrationApi, type RegistrationApi } from '../src/registration/registration-api.js';
+  startRegistrationApi,
+  type RegistrationApi,
+} from '../src/registration/registration-api.js';
 import { createRegistrar } from '../src/registration/registration.js';
 import { PHONE, createFixture, lastCode, type Fixture } from './registration-fixture.js';
 
@@ -139,8 +139,7 @@ describe('the registration API with the recipient page', () => {
       'ERR_METHOD_NOT_ALLOWED',
     );
     expect(
-      ((await (await fetch(`${url}/v1/nothing`)).json()) as { error: { code: string } }).error
-        .code,
+      ((await (await fetch(`${url}/v1/nothing`)).json()) as { error: { code: string } }).error.code,
     ).toBe('ERR_ROUTE_NOT_FOUND');
   });
 

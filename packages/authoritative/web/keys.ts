@@ -67,7 +67,13 @@ export async function newKey(csi: string): Promise<RecipientRecord> {
   } catch {
     // No Ed25519 in this browser's WebCrypto (NotSupportedError), or a refusal: the portable path.
     const seed = crypto.getRandomValues(new Uint8Array(SEED_OCTETS));
-    return { csi, backend: 'portable', publicKey: portableEd25519.publicKeyFromSeed(seed), seed, seq: 0 };
+    return {
+      csi,
+      backend: 'portable',
+      publicKey: portableEd25519.publicKeyFromSeed(seed),
+      seed,
+      seq: 0,
+    };
   }
 }
 

@@ -296,7 +296,7 @@ function finish(title: string, summary: string, providers: readonly string[]): v
 function showKeyKind(record: RecipientRecord): void {
   byId('key-kind').textContent =
     record.backend === 'webcrypto'
-      ? "This browser keeps it with its own Ed25519, and the key cannot be read out of it."
+      ? 'This browser keeps it with its own Ed25519, and the key cannot be read out of it.'
       : 'This browser has no Ed25519 of its own, so this page signs with its built-in code.';
   document.body.dataset['keyBackend'] = record.backend;
 }

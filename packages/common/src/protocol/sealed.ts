@@ -122,7 +122,9 @@ export interface SealOptions {
 
 const utf8 = new TextEncoder();
 /** The u-coordinate 9 of the X25519 base point, little-endian (RFC 7748 §4.1). */
-const X25519_BASE_POINT = Uint8Array.from({ length: X25519_KEY_OCTETS }, (_, i) => (i === 0 ? 9 : 0));
+const X25519_BASE_POINT = Uint8Array.from({ length: X25519_KEY_OCTETS }, (_, i) =>
+  i === 0 ? 9 : 0,
+);
 const X25519_PRIMITIVES = new X25519(new HkdfSha256());
 const INFO = utf8.encode(SEALED_INFO);
 const KID_CONTEXT = utf8.encode(`${AUDIENCE_KEY_ID_CONTEXT}\0`);
