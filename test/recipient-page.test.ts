@@ -225,6 +225,8 @@ async function journey(run: Run): Promise<void> {
     await csiField.press('Enter'); // by keyboard: the form submits
     await page.locator('#step-code').waitFor({ state: 'visible' });
     expect(await focused(page)).toBe('h-code');
+    expect(await page.locator('#step-number').isHidden()).toBe(true);
+    expect(await page.getByRole('status').textContent()).toContain('Code sent');
     expect(await page.locator('#error').isHidden()).toBe(true);
     expect(await page.locator('#code-sent').textContent()).toContain(run.csi.slice(4));
     await expectNoHorizontalScroll(page);
@@ -294,6 +296,10 @@ async function journey(run: Run): Promise<void> {
     await page.getByRole('button', { name: 'Publish' }).click();
     await expect.poll(() => page.locator('#h-done').textContent()).toBe('You are findable');
     expect(await focused(page)).toBe('h-done');
+    // The live region says so too, for a screen reader.
+    const status = page.getByRole('status');
+    expect(await status.getAttribute('aria-live')).toBe('polite');
+    expect(await status.textContent()).toContain('You are findable');
     await expectNoHorizontalScroll(page);
 
     // Found through the resolver, with this browser's key.

@@ -1,8 +1,15 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StaticSiteError, type LogFields, type Logger } from '@mimi-discovery/common';
+import {
+  ConfigError,
+  StaticSiteError,
+  parseConfigText,
+  type LogFields,
+  type Logger,
+} from '@mimi-discovery/common';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { dpConfigSchema } from '../src/config.js';
 import { createOutboxChannel } from '../src/registration/channels.js';
 import { RECIPIENT_PAGE_MOUNT, loadRecipientPage } from '../src/registration/recipient-page.js';
 import {
@@ -90,6 +97,28 @@ describe('loadRecipientPage (config registration.page)', () => {
     const empty = join(dir, 'empty');
     mkdirSync(empty);
     expect(() => loadRecipientPage(true, keepingLogger(), empty)).toThrow(/index\.html/);
+  });
+});
+
+describe('config registration.page', () => {
+  const dp = (registration: string): string =>
+    `{ "role": "dp", "dataDir": "/var/lib/dp", "registration": ${registration} }`;
+
+  it('is a boolean, absent by default', () => {
+    expect(parseConfigText(dp('{}'), dpConfigSchema).registration?.page).toBeUndefined();
+    expect(parseConfigText(dp('{ "page": false }'), dpConfigSchema).registration?.page).toBe(false);
+    expect(parseConfigText(dp('{ "page": true }'), dpConfigSchema).registration?.page).toBe(true);
+  });
+
+  it('refuses anything else, naming the key', () => {
+    for (const value of ['"yes"', '1', 'null', '"/recipient/"']) {
+      expect(() => parseConfigText(dp(`{ "page": ${value} }`), dpConfigSchema)).toThrow(
+        ConfigError,
+      );
+      expect(() => parseConfigText(dp(`{ "page": ${value} }`), dpConfigSchema)).toThrow(
+        /registration\.page/,
+      );
+    }
   });
 });
 

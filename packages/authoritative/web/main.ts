@@ -134,11 +134,11 @@ async function prove(): Promise<void> {
   const typed = input.value.trim();
   if (typed === '') throw new FieldError(input, 'Enter your phone number or email address.');
   say('Sending you a code…');
-  const answer = (await postJson('/v1/prove', { csi: typed })) as {
-    csi: string;
-    expiresAt: number;
-    channel: string;
-  };
+  const answer = shaped(await postJson('/v1/prove', { csi: typed }), {
+    csi: 'string',
+    expiresAt: 'number',
+    channel: 'string',
+  });
   state.csi = answer.csi;
   delete state.record;
   const minutes = Math.max(1, Math.round((answer.expiresAt - nowSeconds()) / 60));
@@ -160,11 +160,10 @@ async function confirm(): Promise<void> {
   // The key of this CSI in this browser, if any: confirming again binds the same key, so its
   // `seq` keeps growing across visits.
   const record = (await loadRecord(csi)) ?? (await newKey(csi));
-  const answer = (await postJson('/v1/confirm', {
-    csi,
-    code,
-    key: toBase64url(record.publicKey),
-  })) as { attestation: string };
+  const answer = shaped(
+    await postJson('/v1/confirm', { csi, code, key: toBase64url(record.publicKey) }),
+    { attestation: 'string' },
+  );
   const attestation = fromBase64url(answer.attestation);
   if (!equal(decodeAttestation(attestation).key, record.publicKey)) {
     throw new Error('the service attested another key than this browser sent');
@@ -174,6 +173,23 @@ async function confirm(): Promise<void> {
   showKeyKind(state.record);
   say(`${plain(csi)} is confirmed. Now choose your apps.`);
   show('step-apps');
+}
+
+type Kinds = Readonly<Record<string, 'string' | 'number'>>;
+type Shaped<K extends Kinds> = { readonly [F in keyof K]: K[F] extends 'string' ? string : number };
+
+/** The API's answer with the fields the page reads, each of its kind; else it throws. */
+function shaped<K extends Kinds>(value: unknown, kinds: K): Shaped<K> {
+  const object = (typeof value === 'object' && value !== null ? value : {}) as Record<
+    string,
+    unknown
+  >;
+  for (const [field, kind] of Object.entries(kinds)) {
+    if (typeof object[field] !== kind) {
+      throw new Error(`the service answered without a ${kind} "${field}"`);
+    }
+  }
+  return object as Shaped<K>;
 }
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {
