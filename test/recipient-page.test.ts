@@ -341,6 +341,20 @@ async function journey(run: Run): Promise<void> {
     expect(await mappingsAtDp(run.csi)).toEqual([]);
     await expectNoHorizontalScroll(page);
 
+    // Coming back: the browser still holds the key and its attestation, so the person goes on
+    // without a new code, and publishes again with a seq above the removal's.
+    const removedUpTo = (await storedKey(page, run.csi))?.seq ?? Infinity;
+    await page.reload();
+    await page.waitForSelector('body[data-ready="true"]');
+    await page.getByRole('button', { name: `Continue with ${run.csi.slice(4)}` }).click();
+    await page.locator('#step-apps').waitFor({ state: 'visible' });
+    await page.locator('#app-0-provider').fill('chat.example');
+    await page.locator('#app-0-provider').press('Enter');
+    await expect.poll(() => page.locator('#h-done').textContent()).toBe('You are findable');
+    const again = await mappingsAtDp(run.csi);
+    expect(again.map((m) => m.msps.map((e) => e.provider))).toEqual([['chat.example']]);
+    expect(again[0]?.seq).toBeGreaterThan(removedUpTo);
+
     // What left the browser: the DP's origin only, the API's four routes, and never the key.
     const origin = new URL(dp.api).origin;
     for (const r of seen) expect(new URL(r.url).origin).toBe(origin);
@@ -353,6 +367,7 @@ async function journey(run: Run): Promise<void> {
       '/v1/mappings',
       '/v1/mappings',
       '/v1/removals',
+      '/v1/mappings', // after the reload
     ]);
     // The public key went out (the recording sees bodies); the secret never did.
     const confirm = seen.filter((r) => r.url.endsWith('/v1/confirm')).at(-1);

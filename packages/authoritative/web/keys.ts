@@ -121,6 +121,11 @@ export async function loadRecord(csi: string): Promise<RecipientRecord | undefin
   return value ?? undefined;
 }
 
+/** Every stored record, by CSI. */
+export async function loadRecords(): Promise<RecipientRecord[]> {
+  return await withStore<RecipientRecord[]>('readonly', (s) => s.getAll());
+}
+
 /** Stores (or replaces) the record of its CSI. */
 export async function saveRecord(record: RecipientRecord): Promise<void> {
   await withStore<IDBValidKey>('readwrite', (s) => s.put(record));

@@ -7,7 +7,7 @@ import {
   type SealedBox,
 } from '../../common/src/protocol/signed.js';
 import { AppList, FieldError, type AppChoice } from './apps.js';
-import { loadRecord, newKey, saveRecord, type RecipientRecord } from './keys.js';
+import { loadRecord, loadRecords, newKey, saveRecord, type RecipientRecord } from './keys.js';
 import { nextSeq, nowSeconds, signedMapping, signedRemoval } from './objects.js';
 
 /**
@@ -317,6 +317,39 @@ function showKeyKind(record: RecipientRecord): void {
   document.body.dataset['keyBackend'] = record.backend;
 }
 
+/**
+ * Offers the CSIs this browser holds an unexpired attestation for: the person comes back to
+ * change, opt out or remove without a new code (the DP checks the attestation on every
+ * mapping, so an expired or revoked one is refused there with its own words).
+ */
+async function offerKnown(): Promise<void> {
+  const now = nowSeconds();
+  const known = (await loadRecords()).filter(
+    (r) => r.attestation !== undefined && decodeAttestation(r.attestation).exp > now,
+  );
+  const list = byId('known-list');
+  list.replaceChildren(
+    ...known.map((record) => {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'secondary';
+      button.textContent = `Continue with ${plain(record.csi)}`;
+      button.addEventListener('click', () => {
+        fail('');
+        state.csi = record.csi;
+        state.record = record;
+        showKeyKind(record);
+        say(`Continuing with ${plain(record.csi)}.`);
+        show('step-apps');
+      });
+      const item = document.createElement('li');
+      item.append(button);
+      return item;
+    }),
+  );
+  byId('known').hidden = known.length === 0;
+}
+
 function start(): void {
   const apps = new AppList(byId('apps'));
   apps.add();
@@ -356,7 +389,9 @@ function start(): void {
   });
   byId('opt-out').addEventListener('click', () => void busy(done, optOut));
   byId('remove').addEventListener('click', () => void busy(done, remove));
-  document.body.dataset['ready'] = 'true';
+  void offerKnown()
+    .catch(() => undefined) // No storage (a private window may refuse it): nothing to offer.
+    .finally(() => (document.body.dataset['ready'] = 'true'));
 }
 
 start();
