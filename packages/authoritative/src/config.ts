@@ -219,6 +219,12 @@ const registrationSchema = z.strictObject({
   sendsPerCsiPerHour: positiveIntSchema.default(SENDS_PER_CSI_PER_HOUR),
   requestsPerClientPerMinute: positiveIntSchema.default(REQUESTS_PER_CLIENT_PER_MINUTE),
   channels: channelsSchema.prefault({}),
+  /**
+   * The recipient page at `/recipient/` of the API port (`registration/recipient-page.ts`):
+   * `true` requires it (the DP does not start when it is not built), `false` turns it off;
+   * absent, it is served when built, else a warning is logged and the API runs alone.
+   */
+  page: z.boolean().optional(),
 });
 
 /**

@@ -258,6 +258,12 @@ export {
   API_IDLE_TIMEOUT_MS,
   startRegistrationApi,
 } from './registration/registration-api.js';
+export {
+  RECIPIENT_PAGE_MOUNT,
+  RECIPIENT_PAGE_DIR,
+  loadRecipientPage,
+} from './registration/recipient-page.js';
+export type { RecipientPageSetting } from './registration/recipient-page.js';
 export type {
   RegistrationApi,
   RegistrationApiOptions,

@@ -38,6 +38,7 @@ import { openConfiguredStore, storeDirectory } from '../store/store-factory.js';
 import { createRegistrar } from '../registration/registration.js';
 import { createRangeAuthkeys, type RangeAuthkeys } from '../registration/range-authkeys.js';
 import { startRegistrationApi, type RegistrationApi } from '../registration/registration-api.js';
+import { loadRecipientPage } from '../registration/recipient-page.js';
 import type { DiscoveryStore } from '../store/store.js';
 import { startAuthkeyRenewal } from '../keys/authkeys.js';
 import { zoneStatusOf } from '../keys/zone-status.js';
@@ -253,10 +254,11 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
           requestsPerClientPerMinute: config.registration.requestsPerClientPerMinute,
         },
       });
+      const page = loadRecipientPage(config.registration.page, log);
       registrationApi = await startRegistrationApi(
         { host, port: api, ...(tls ? { tls } : {}), ...limits.api },
         registrar,
-        { log: log.child('api') },
+        { log: log.child('api'), ...(page === undefined ? {} : { page }) },
       );
       started.push(registrationApi);
       metrics.watchConnections('api', registrationApi);

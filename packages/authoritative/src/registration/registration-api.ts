@@ -18,7 +18,9 @@ import {
   type Logger,
   type RawErrorKind,
   type ResponseOptions,
+  type StaticSite,
 } from '@mimi-discovery/common';
+import { servePage } from './recipient-page.js';
 import { RegistrationError, type RegistrationErrorCode } from './registration-error.js';
 import type { Registrar } from './registration.js';
 
@@ -37,6 +39,11 @@ import type { Registrar } from './registration.js';
  *
  * Errors: `{"error": {"code": "ERR_…", "message": "…", "detail"?: "…"}}` with the status of
  * the code (registration-error.ts); a 429 carries `Retry-After`, a 405 `Allow`.
+ *
+ * The recipient page (`recipient-page.ts`), when the DP serves it: a GET or HEAD of
+ * `/recipient/…` gets the page's file (its own security headers: no inline script, no framing),
+ * `/` redirects there; these are answered before the route lookup, and everything else goes on
+ * to the routes.
  *
  * The request is checked in this order: route (404), method (405), content type
  * `application/json` (415), size (413, from `Content-Length` before reading, else while
@@ -122,6 +129,11 @@ export interface RegistrationApiComponents {
   readonly log?: Logger;
   /** Timers for the slow-client bounds; default `setTimeout`. */
   readonly schedule?: Scheduler;
+  /**
+   * The recipient page (`recipient-page.ts`), served at `/recipient/` with a redirect from `/`:
+   * a GET or HEAD of its paths is answered before the route lookup. Without it, the API only.
+   */
+  readonly page?: StaticSite;
 }
 
 /** A running registration API. */
@@ -183,6 +195,11 @@ export async function startRegistrationApi(
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const started = performance.now();
     let outcome: { status: number; code?: string };
+    // The page's files first: its paths are not routes, and a POST route is never a page path.
+    if (components.page !== undefined && servePage(components.page, req, res, RESPONSES)) {
+      log.debug('page', { path: pagePathForLog(path), status: res.statusCode });
+      return;
+    }
     try {
       const route = routes.get(path);
       if (route === undefined) throw new RegistrationError('ERR_ROUTE_NOT_FOUND');
@@ -243,6 +260,14 @@ export async function startRegistrationApi(
     setTls: server.setTls,
     close: server.close,
   };
+}
+
+/**
+ * A page path as logged: a file name of the page, or `other` for a path of no file (a client
+ * may put anything in a URL; the log keeps no free text from it).
+ */
+function pagePathForLog(path: string): string {
+  return /^\/(recipient\/?([A-Za-z0-9._-]{1,64})?)?$/.test(path) ? path : 'other';
 }
 
 /** The routes, each with its fields and the registrar call. */

@@ -2,7 +2,7 @@ import { Aes128Gcm, CipherSuite, HkdfSha256 } from '@hpke/core';
 import { DhkemX25519HkdfSha256 } from '@hpke/dhkem-x25519';
 import { expand, extract } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { createPrivateKey, createPublicKey } from 'node:crypto';
+import type * as NodeCrypto from 'node:crypto';
 import { MAX_BHTTP_MESSAGE_OCTETS } from './bhttp.js';
 import { MimiError } from './errors.js';
 
@@ -165,8 +165,24 @@ export function uint16(value: number): Uint8Array {
   return Uint8Array.of(value >>> 8, value & 0xff);
 }
 
+/**
+ * `node:crypto`, reached through `process.getBuiltinModule` (as ed25519.ts does) rather than a
+ * static import, so this module also loads in a browser page that bundles it for its HPKE
+ * (sealed.ts in the DP's recipient page); there, {@link x25519PublicKey} is not available.
+ */
+function nodeCrypto(): typeof NodeCrypto {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  const crypto =
+    typeof proc?.getBuiltinModule === 'function'
+      ? (proc.getBuiltinModule('node:crypto') as typeof NodeCrypto | undefined)
+      : undefined;
+  if (crypto === undefined) throw new Error('x25519PublicKey needs node:crypto');
+  return crypto;
+}
+
 /** The X25519 public key of a raw private key (RFC 7748 §6.1), computed by node:crypto. */
 export function x25519PublicKey(privateKey: Uint8Array): Uint8Array {
+  const { createPrivateKey, createPublicKey } = nodeCrypto();
   const key = createPrivateKey({
     key: Buffer.from(concatBytes(PKCS8_X25519_PREFIX, privateKey)),
     format: 'der',

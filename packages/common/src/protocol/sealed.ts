@@ -1,5 +1,6 @@
+import { HkdfSha256, X25519 } from '@hpke/dhkem-x25519';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { Buffer } from 'node:buffer';
+import { fromBase64url, toBase64url } from './bytes.js';
 import { ED25519_PUBLIC_KEY_OCTETS } from './ed25519.js';
 import { MimiError, SignedObjectError } from './errors.js';
 import {
@@ -8,7 +9,6 @@ import {
   generateX25519,
   hpkeRecipient,
   hpkeSender,
-  x25519PublicKey,
 } from './ohttp.js';
 import {
   AUDIENCE_KEY_ID_OCTETS,
@@ -121,6 +121,11 @@ export interface SealOptions {
 }
 
 const utf8 = new TextEncoder();
+/** The u-coordinate 9 of the X25519 base point, little-endian (RFC 7748 §4.1). */
+const X25519_BASE_POINT = Uint8Array.from({ length: X25519_KEY_OCTETS }, (_, i) =>
+  i === 0 ? 9 : 0,
+);
+const X25519_PRIMITIVES = new X25519(new HkdfSha256());
 const INFO = utf8.encode(SEALED_INFO);
 const KID_CONTEXT = utf8.encode(`${AUDIENCE_KEY_ID_CONTEXT}\0`);
 /** 43 characters of unpadded base64url: 32 octets (RFC 4648 §5). */
@@ -144,10 +149,11 @@ export function audienceKeyId(publicKey: Uint8Array): Uint8Array {
  * clamped when used). Throws {@link SealedError} `ERR_AUDIENCE_KEY` for another length.
  */
 export async function audienceKeyFromSecret(secret: Uint8Array): Promise<AudienceKey> {
-  // Async although node:crypto derives the key synchronously: the contract leaves room for a
-  // WebCrypto backend, and a bad secret rejects the promise rather than throwing at the call.
+  // Through the HPKE library's X25519, not node:crypto, so a browser page derives it too (the
+  // DP's recipient page seals boxes); a bad secret rejects the promise rather than throwing.
   checkKeyOctets(secret, 'an audience secret');
-  const publicKey = x25519PublicKey(secret);
+  // RFC 7748 §6.1: the public key is X25519(secret, 9).
+  const publicKey = new Uint8Array(await X25519_PRIMITIVES.derive(secret, X25519_BASE_POINT));
   return { secretKey: Uint8Array.from(secret), publicKey, kid: audienceKeyId(publicKey) };
 }
 
@@ -164,7 +170,7 @@ export async function generateAudienceKey(): Promise<AudienceKey> {
  */
 export function formatAudienceKey(key: AudienceKey): string {
   checkKeyOctets(key.secretKey, 'an audience secret');
-  return `${AUDIENCE_KEY_PREFIX}${Buffer.from(key.secretKey).toString('base64url')}`;
+  return `${AUDIENCE_KEY_PREFIX}${toBase64url(key.secretKey)}`;
 }
 
 /**
@@ -193,13 +199,11 @@ export async function parseAudienceKey(text: string): Promise<AudienceKey> {
   const encoded = line.slice(AUDIENCE_KEY_PREFIX.length);
   // 43 characters carry 258 bits; a canonical encoding has the last 2 bits zero, which the
   // round trip checks, so one key has one spelling.
-  if (
-    !BASE64URL_KEY.test(encoded) ||
-    Buffer.from(Buffer.from(encoded, 'base64url')).toString('base64url') !== encoded
-  ) {
+  const secret = BASE64URL_KEY.test(encoded) ? fromBase64url(encoded) : undefined;
+  if (secret === undefined) {
     bad(`must be followed by the unpadded base64url of ${AUDIENCE_KEY_OCTETS} octets`);
   }
-  return await audienceKeyFromSecret(new Uint8Array(Buffer.from(encoded, 'base64url')));
+  return await audienceKeyFromSecret(secret);
 }
 
 function bad(problem: string): never {
@@ -393,7 +397,7 @@ export async function openSealed(
 
 /** A key id as the resolver and the CLI show it: unpadded base64url. */
 function kidText(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString('base64url');
+  return toBase64url(bytes);
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
