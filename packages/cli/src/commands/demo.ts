@@ -440,6 +440,11 @@ function summary(
       ? [`query logs    ${show(paths.logs)}/<server>.queries.jsonl`]
       : []),
     `resolver      JSON API ${resolver.api}/v1/discover, DNS ${resolver.udp.host}:${resolver.udp.port}`,
+    ...(dp44?.api == null
+      ? []
+      : [
+          `recipients    ${dp44.api}/recipient/ (the +44 DP's recipient page: register a number in a browser; codes in its outbox)`,
+        ]),
     `lookup page   ${resolver.api}/lookup/ (the resolver's verified answers in a browser; trust ${show(paths.ca)})`,
     `relay         ${relay.ohttp} (OHTTP), ${relay.odohProxy} (ODoH)`,
     `issuer        ${issuer.url}, ${issuer.tokensPerPeriod} tokens ${issuer.periodSeconds === 86_400 ? 'a day' : `per ${issuer.periodSeconds} s`} for each of ${issuer.users.map((u) => show(u.credential)).join(', ')}`,
