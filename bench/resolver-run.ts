@@ -10,16 +10,19 @@ import { summarizeProfile, type CpuProfile } from './lib/profile.js';
 import { runResolverBench, type ResolverBenchPart } from './lib/resolver-bench.js';
 import { targetsTable } from './lib/history-report.js';
 import { resolverMarkdown } from './lib/resolver-report.js';
+import { runRelayBench } from './lib/relay-bench.js';
+import { relayMarkdown } from './lib/relay-report.js';
 import { targetFigures } from './lib/targets.js';
 
 /**
  * The resolver and DoH benchmarks on their own, for development:
  *
- *   npx tsc -b && npx vite-node bench/resolver-run.ts -- [--csis N] [--quick] [--only doh|resolver]
+ *   npx tsc -b && npx vite-node bench/resolver-run.ts -- [--csis N] [--quick] [--only doh|resolver|relay]
  *                                                       [--parts udp,cold,sync] [--cpu-prof DIR]
  *
  * Builds a data set of N CSIs (default 20,000) in a temporary directory, starts the hierarchy
- * (bench/lib/hierarchy.ts), runs the benchmarks (`--parts`: which of the resolver's) and prints
+ * (bench/lib/hierarchy.ts), runs the benchmarks (`--only`: one of DoH, the resolver's and the
+ * relay's; `--parts`: which of the resolver's) and prints
  * their results as JSON on stdout, then as Markdown. With `--cpu-prof DIR`, our servers write
  * CPU profiles into DIR when they stop, and the functions with the most self time in each
  * (`summarizeProfile`) are printed on stderr. A profile covers the whole life of its process:
@@ -29,7 +32,7 @@ import { targetFigures } from './lib/targets.js';
 interface Options {
   csis: number;
   quick: boolean;
-  only: 'doh' | 'resolver' | undefined;
+  only: 'doh' | 'resolver' | 'relay' | undefined;
   parts: ResolverBenchPart[] | undefined;
   cpuProfileDir: string | undefined;
 }
@@ -55,7 +58,8 @@ function parseArgs(argv: string[]): Options {
       options.csis = value;
     } else if (arg === '--only') {
       const value = argv[++i];
-      if (value !== 'doh' && value !== 'resolver') throw new Error('--only takes doh or resolver');
+      if (value !== 'doh' && value !== 'resolver' && value !== 'relay')
+        throw new Error('--only takes doh, resolver or relay');
       options.only = value;
     } else if (arg === '--parts') {
       const value = (argv[++i] ?? '').split(',');
@@ -67,7 +71,7 @@ function parseArgs(argv: string[]): Options {
       options.cpuProfileDir = value;
     } else
       throw new Error(
-        `unknown argument ${arg}; usage: bench/resolver-run.ts [--csis N] [--quick] [--only doh|resolver] [--parts udp,cold,sync] [--cpu-prof DIR]`,
+        `unknown argument ${arg}; usage: bench/resolver-run.ts [--csis N] [--quick] [--only doh|resolver|relay] [--parts udp,cold,sync] [--cpu-prof DIR]`,
       );
   }
   return options;
@@ -105,10 +109,13 @@ async function main(): Promise<void> {
     stop = () => h.stop();
     log(`hierarchy up: ${JSON.stringify(h.commands)}`);
     const common = { rounds, seconds, quick: options.quick, workDir };
-    const doh = options.only === 'resolver' ? undefined : await runDohBench(h, common);
+    const doh =
+      options.only === undefined || options.only === 'doh'
+        ? await runDohBench(h, common)
+        : undefined;
     if (doh !== undefined) log('DoH done');
     const resolver =
-      options.only === 'doh'
+      options.only !== undefined && options.only !== 'resolver'
         ? undefined
         : await runResolverBench(h, {
             ...common,
@@ -116,6 +123,11 @@ async function main(): Promise<void> {
             ...(options.parts === undefined ? {} : { parts: options.parts }),
           });
     if (resolver !== undefined) log('resolver done');
+    const relay =
+      options.only === undefined || options.only === 'relay'
+        ? await runRelayBench(h, { ...common, csis: options.csis })
+        : undefined;
+    if (relay !== undefined) log('relay done');
     await h.stop();
     stop = undefined;
     const results = {
@@ -124,14 +136,16 @@ async function main(): Promise<void> {
       commands: h.commands,
       doh,
       resolver,
+      relay,
     };
     process.stdout.write(`${JSON.stringify(results, null, 2)}\n\n`);
     process.stdout.write(
       [
         // The targets of the parts that ran, with the rule of `lib/method.ts`.
-        ...targetsTable(targetFigures({ doh, resolver }).filter((f) => f.median !== null)),
+        ...targetsTable(targetFigures({ doh, resolver, relay }).filter((f) => f.median !== null)),
         '',
         resolverMarkdown(resolver, doh),
+        ...relayMarkdown(relay),
       ].join('\n'),
     );
     if (options.cpuProfileDir !== undefined) {

@@ -36,6 +36,8 @@ import { gitCommit, readHistoryFile, recordRun, writeHistoryDocs } from './lib/h
 import { historySection, replaceHistorySection } from './lib/history-report.js';
 import type { History } from './lib/history.js';
 import { pgBenchMarkdown, runPgBench, type PgBenchResult } from './lib/pg-bench.js';
+import { runRelayBench } from './lib/relay-bench.js';
+import type { RelayBenchResult } from './lib/relay-report.js';
 import { installed, startKnot, startNsd, type StockServer } from './lib/stock.js';
 import { runTransferBench, type TransferBenchResult } from './lib/transfer-bench.js';
 
@@ -375,6 +377,7 @@ async function main(): Promise<void> {
     const hierarchy = await startHierarchy({ storeDir: dataDir, workDir: hierarchyDir });
     let doh: DohBenchResult;
     let resolver: ResolverBenchResult;
+    let relay: RelayBenchResult;
     try {
       for (const [key, value] of Object.entries(hierarchy.commands))
         commands[`hierarchy.${key}`] = value;
@@ -383,6 +386,9 @@ async function main(): Promise<void> {
       doh = await runDohBench(hierarchy, shared);
       log('resolver: cache hits, cold resolution, contact sync');
       resolver = await runResolverBench(hierarchy, { ...shared, csis: count });
+      log('relay: lookups and contact syncs through the oblivious relay next to direct ones');
+      relay = await runRelayBench(hierarchy, { ...shared, csis: count });
+      Object.assign(commands, relay.commands);
     } finally {
       await hierarchy.stop();
     }
@@ -397,7 +403,7 @@ async function main(): Promise<void> {
     });
 
     const date = new Date().toISOString().slice(0, 10);
-    const results: Results & { postgres: PgBenchResult } = {
+    const results: Results & { postgres: PgBenchResult; relay: RelayBenchResult } = {
       date,
       scale: options.scale,
       quick: options.quick,
@@ -438,6 +444,7 @@ async function main(): Promise<void> {
       resolver,
       transfer,
       postgres,
+      relay,
       registration: {
         concurrency,
         publishes: registered.publishes,
@@ -486,7 +493,7 @@ function scaleResults(): { small: ScaleResult; large: ScaleResult } | undefined 
  * and the history's charts.
  */
 function writeMarkdown(
-  results: Results & { postgres?: PgBenchResult },
+  results: Results & { postgres?: PgBenchResult; relay?: RelayBenchResult },
   resultsPath: string,
   history: History,
 ): void {

@@ -19,6 +19,7 @@ import {
 } from '@mimi-discovery/common';
 import { initServer, writeLoopbackTls } from '../../examples/loopback-network.js';
 import { ORIGIN } from './dataset.js';
+import type { GatewaySettings } from '@mimi-discovery/resolver';
 import type { ResolverSpec } from './resolver-server.js';
 import { installed } from './stock.js';
 import { startUnbound, type RunningUnbound } from './unbound.js';
@@ -120,6 +121,12 @@ export interface ResolverProcess {
   stats(): Promise<ResolverProcessStats>;
   /** Empties the resolver's caches and its front ends' answer cache; connections stay. */
   flush(): Promise<void>;
+  /**
+   * Starts the front ends again on the same ports with the oblivious gateway on the JSON API's
+   * port (`GatewaySettings` of `@mimi-discovery/resolver`); the resolver and its cache stay, and
+   * every later `fresh` keeps the gateway.
+   */
+  gateway(settings: GatewaySettings): Promise<void>;
   /** Starts a CPU profile of the resolver's process. */
   profileStart(): Promise<void>;
   /** Stops it and returns its summary. */
@@ -138,6 +145,8 @@ export interface BenchHierarchy {
   /** PEM of the CA of every DoH certificate, and its file. */
   readonly caPem: string;
   readonly caFile: string;
+  /** Files of the certificate (that CA's, for 127.0.0.1) and key every server uses. */
+  readonly tls: { readonly cert: string; readonly key: string };
   readonly trustAnchorFile: string;
   readonly root: ServerProcess;
   readonly dp: ServerProcess;
@@ -155,7 +164,7 @@ export interface BenchHierarchy {
 }
 
 /** A child process that prints JSON lines on stdout; everything else it prints is kept. */
-interface JsonLineChild {
+export interface JsonLineChild {
   readonly child: ChildProcess;
   readonly command: string;
   /** The next JSON line, within `timeoutMs`. */
@@ -168,7 +177,7 @@ interface JsonLineChild {
   stop(before?: () => Promise<unknown>): Promise<void>;
 }
 
-function spawnJsonLines(args: string[], name: string): JsonLineChild {
+export function spawnJsonLines(args: string[], name: string): JsonLineChild {
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
   const command = `node ${args.map((a) => (a.startsWith(ROOT) ? relative(ROOT, a) : a)).join(' ')}`;
   let text = '';
@@ -315,6 +324,18 @@ async function startServer(
   };
 }
 
+/**
+ * The arguments that run a TypeScript file of `bench/lib` from the built packages (loaded
+ * natively, not transformed by vite-node), as our resolver runs.
+ */
+export function benchScriptArgs(file: string): string[] {
+  return [
+    VITE_NODE,
+    '--options.deps.external=/packages\\/[a-z]+\\/dist/',
+    join(ROOT, 'bench', 'lib', file),
+  ];
+}
+
 async function startResolver(
   spec: ResolverSpec,
   dir: string,
@@ -360,6 +381,9 @@ async function startResolver(
     },
     async flush() {
       await expect({ cmd: 'flush' }, 'flushed');
+    },
+    async gateway(settings) {
+      await expect({ cmd: 'gateway', settings }, 'gateway');
     },
     async profileStart() {
       await expect({ cmd: 'profile-start' }, 'profiling');
@@ -520,6 +544,7 @@ export async function startHierarchy(options: HierarchyOptions): Promise<BenchHi
       origin: ORIGIN,
       caPem,
       caFile,
+      tls,
       trustAnchorFile,
       root,
       dp,

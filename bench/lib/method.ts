@@ -100,7 +100,8 @@ export function goalText(goal: Goal | null, unit: Unit): string {
 export type Unit = 'ratio' | 'ms' | 'per-second';
 
 /**
- * A figure with its unit: `0.640×`, `142 ms`, `2,577/s`; `trim` drops a ratio's trailing zeros,
+ * A figure with its unit: `0.640×`, `142 ms`, `0.42 ms`, `2,577/s`; `trim` drops a ratio's (or a
+ * small time's) trailing zeros,
  * for round numbers such as goals and axis ticks (`0.6×`).
  */
 export function formatFigure(value: number, unit: Unit, trim = false): string {
@@ -110,8 +111,12 @@ export function formatFigure(value: number, unit: Unit, trim = false): string {
       const text = value.toFixed(value >= 10 ? 1 : 3);
       return `${trim ? text.replace(/\.?0+$/, '') : text}×`;
     }
-    case 'ms':
-      return `${Math.round(value).toLocaleString('en-US')} ms`;
+    case 'ms': {
+      // Below 10 ms (the latency the relay adds), whole milliseconds would hide the figure.
+      if (Math.abs(value) >= 10) return `${Math.round(value).toLocaleString('en-US')} ms`;
+      const text = value.toFixed(2);
+      return `${trim ? text.replace(/\.?0+$/, '') : text} ms`;
+    }
     case 'per-second':
       return `${Math.round(value).toLocaleString('en-US')}/s`;
   }

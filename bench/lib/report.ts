@@ -12,6 +12,7 @@ import { MIN_ROUNDS } from './method.js';
 import { targetFigures, type RunResults } from './targets.js';
 import type { TransferBenchResult } from './transfer-bench.js';
 import { transferMarkdown, transferTargetRow } from './transfer-report.js';
+import { relayMarkdown } from './relay-report.js';
 
 export type ServerName = 'ours' | 'nsd' | 'knot';
 
@@ -197,6 +198,7 @@ export function markdown(
     ]),
     resolverMarkdown(r.resolver, r.doh),
     ...transferMarkdown(r.transfer),
+    ...relayMarkdown(r.relay),
     ...(scale === undefined
       ? []
       : [

@@ -14,6 +14,7 @@ import {
   startResolverServer,
   type Resolver,
   type ResolverConfig,
+  type GatewaySettings,
   type ResolverServerSettings,
   type RunningResolverServer,
 } from '@mimi-discovery/resolver';
@@ -33,6 +34,9 @@ import {
  *   {"cmd":"stats"}                          the current resolver's `stats()`
  *   {"cmd":"flush"}                          empties its caches (and the front ends'), keeping
  *                                            its connections: `flushCache()`
+ *   {"cmd":"gateway","settings":{…}}         the front ends anew on the same ports, with the
+ *                                            oblivious gateway of `settings` (`GatewaySettings`)
+ *                                            on the JSON API's port, kept by every later `fresh`
  *   {"cmd":"verify","seconds":S}             Ed25519 verifications/s of `verify` in this process
  *   {"cmd":"profile-start"}                  starts a CPU profile of this process
  *   {"cmd":"profile-stop","phase":"…"}       stops it and answers its summary
@@ -62,6 +66,7 @@ type Command =
   | { cmd: 'fresh'; transport: 'doh' | 'dns'; rootCopy?: boolean }
   | { cmd: 'stats' }
   | { cmd: 'flush' }
+  | { cmd: 'gateway'; settings: GatewaySettings }
   | { cmd: 'verify'; seconds: number }
   | { cmd: 'profile-start' }
   | { cmd: 'profile-stop'; phase: string }
@@ -124,6 +129,8 @@ async function main(specFile: string): Promise<void> {
     cert: readFileSync(spec.certFile, 'utf8'),
     key: readFileSync(spec.keyFile, 'utf8'),
   };
+  // The oblivious gateway, once the relay benchmark asks for it (`gateway`).
+  let gateway: GatewaySettings | undefined;
   const serve = (
     resolver: Resolver,
     listen: ResolverServerSettings['listen'],
@@ -131,7 +138,13 @@ async function main(specFile: string): Promise<void> {
     startResolverServer(
       // The bench's clients are on loopback and ask for tens of thousands of new CSIs: they are
       // measured, not limited.
-      { apex: spec.apex, listen, tls, limits: { clients: { exempt: ['127.0.0.0/8'] } } },
+      {
+        apex: spec.apex,
+        listen,
+        tls,
+        limits: { clients: { exempt: ['127.0.0.0/8'] } },
+        ...(gateway === undefined ? {} : { gateway }),
+      },
       resolver,
       { log },
     );
@@ -177,6 +190,13 @@ async function main(specFile: string): Promise<void> {
       }
       server = await serve(current, ports);
       reply({ event: 'fresh', transport: command.transport, rootCopy: copy });
+    } else if (command.cmd === 'gateway') {
+      // The resolver and its cache stay: only the front ends start again, now with the gateway.
+      gateway = command.settings;
+      await server.close();
+      server = await serve(current, ports);
+      if (server.gateway === undefined) throw new Error('the gateway did not start');
+      reply({ event: 'gateway' });
     } else if (command.cmd === 'flush') {
       server.flushCache();
       reply({ event: 'flushed' });

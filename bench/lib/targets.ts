@@ -1,6 +1,7 @@
 import type { DohBenchResult } from './doh-bench.js';
 import { cpuRatio, spreadOf, targetMet, type Goal, type Spread, type Unit } from './method.js';
 import type { PgBenchResult } from './pg-bench.js';
+import type { RelayBenchResult } from './relay-report.js';
 import type { Results } from './report.js';
 import type { ResolverBenchResult } from './resolver-bench.js';
 import type { TransferBenchResult } from './transfer-bench.js';
@@ -122,6 +123,32 @@ export const TARGETS: readonly TargetDefinition[] = [
     cpuMeasured: true,
     figure: 'queries/s PostgreSQL ÷ LMDB in one round; CPU: LMDB’s ÷ PostgreSQL’s CPU per miss',
   },
+  {
+    id: 'relay-lookups',
+    title: 'Lookups through the oblivious relay vs direct, warm resolver',
+    unit: 'ratio',
+    goal: { direction: 'at-least', value: 0.5 },
+    cpuMeasured: true,
+    figure:
+      'lookups/s through the relay ÷ direct in one round; CPU: direct ÷ relayed server CPU (resolver, relay, issuer) per lookup',
+  },
+  {
+    id: 'relay-added-p50',
+    title: 'Latency the oblivious relay adds to a lookup on loopback, p50',
+    unit: 'ms',
+    goal: { direction: 'at-most', value: 1 },
+    cpuMeasured: false,
+    figure: 'p50 of lookups one after another through the relay − direct, in one round',
+  },
+  {
+    id: 'relay-sync',
+    title: 'Contact sync through the oblivious relay vs direct, warm resolver',
+    unit: 'ratio',
+    goal: null,
+    cpuMeasured: true,
+    figure:
+      'CSIs/s of the sync through the relay ÷ direct in one round; CPU: direct ÷ relayed server CPU per CSI',
+  },
 ];
 
 /** One target's figures in one run; `null` where the run did not measure a figure. */
@@ -137,7 +164,7 @@ export interface TargetFigures {
 }
 
 /** The results a run writes, with the parts only `bench/run.ts` adds. */
-export type RunResults = Results & { postgres?: PgBenchResult };
+export type RunResults = Results & { postgres?: PgBenchResult; relay?: RelayBenchResult };
 
 /**
  * The parts of a run's results the targets are computed from; a part that is absent (a run of
@@ -150,6 +177,7 @@ export interface MeasuredParts {
   doh?: DohBenchResult | undefined;
   resolver?: ResolverBenchResult | undefined;
   transfer?: TransferBenchResult | undefined;
+  relay?: RelayBenchResult | undefined;
 }
 
 interface Measured {
@@ -282,6 +310,25 @@ function measure(id: string, r: MeasuredParts): Measured {
           pg.medians.lmdb.cpuMicrosecondsPerMiss,
         ),
       };
+    }
+    case 'relay-lookups':
+    case 'relay-sync': {
+      const relay = r.relay;
+      if (relay === undefined || relay.skipped !== undefined) return none;
+      const lookups = id === 'relay-lookups';
+      const cpu = (path: 'direct' | 'relay'): number | undefined =>
+        lookups
+          ? relay.medians[path]?.serverCpuMicrosecondsPerLookup
+          : relay.medians[path]?.serverCpuMicrosecondsPerSyncCsi;
+      return {
+        spread: spreadOf(relay.ratios.map((x) => (lookups ? x.lookups : x.sync))),
+        cpu: cpuRatio(cpu('relay'), cpu('direct')),
+      };
+    }
+    case 'relay-added-p50': {
+      const relay = r.relay;
+      if (relay === undefined || relay.skipped !== undefined) return none;
+      return { spread: spreadOf(relay.ratios.map((x) => x.addedP50Ms)), cpu: undefined };
     }
     default:
       throw new Error(`no measure for target ${id}`);
