@@ -815,6 +815,23 @@ export {
 } from './runtime/static-site.js';
 export type { StaticSite } from './runtime/static-site.js';
 export {
+  MAX_RANGE_AUTHKEY_CACHE_ENTRIES,
+  MAX_RANGE_AUTHKEY_CACHE_SECONDS,
+  MAX_RANGE_AUTHKEY_TIMEOUT_MS,
+  RANGE_AUTHKEY_CACHE_ENTRIES,
+  RANGE_AUTHKEY_TIMEOUT_MS,
+  RangeAuthkeysError,
+  createRangeAuthkeys,
+  parseResolverEndpoint,
+} from './runtime/range-authkeys.js';
+export type {
+  RangeAuthkeyLookup,
+  RangeAuthkeys,
+  RangeAuthkeysOptions,
+  RangeKeys,
+  ResolverEndpoint,
+} from './runtime/range-authkeys.js';
+export {
   AUTHKEY_NO_EXPIRY,
   CERTIFICATE_SERIAL_OCTETS,
   CREDENTIAL_ERROR_CODES,
