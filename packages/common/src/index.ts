@@ -824,6 +824,11 @@ export {
   createRangeAuthkeys,
   parseResolverEndpoint,
 } from './runtime/range-authkeys.js';
+export { verifyCredential } from './runtime/credential-verify.js';
+export type {
+  CredentialAuthkeyLookup,
+  VerifyCredentialOptions,
+} from './runtime/credential-verify.js';
 export type {
   RangeAuthkeyLookup,
   RangeAuthkeys,
