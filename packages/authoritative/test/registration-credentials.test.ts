@@ -101,8 +101,8 @@ function request(
   );
   if (signer === RECIPIENT) return b64(encodeCredentialRequest(r));
   // The same content signed by another key than the attested one.
-  const { sig: _sig, ...unsigned } = r;
-  const sig = sign(signingInput('credential', unsigned), signer.secretKey);
+  // signingInput ignores the request's own `sig`.
+  const sig = sign(signingInput('credential', r), signer.secretKey);
   return b64(encodeCredentialRequest({ ...r, sig }));
 }
 
