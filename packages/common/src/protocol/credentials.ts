@@ -1,8 +1,4 @@
-// @peculiar/x509 resolves its ASN.1 services through tsyringe, which needs the Reflect metadata
-// polyfill loaded before it.
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
-import { SDJwtInstance } from '@sd-jwt/core';
+import type * as X509 from '@peculiar/x509';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { parseCsi } from './csi.js';
 import { ED25519_PUBLIC_KEY_OCTETS, ED25519_SECRET_KEY_OCTETS, sign, verify } from './ed25519.js';
@@ -189,6 +185,22 @@ const ED25519_PKCS8_PREFIX = Uint8Array.of(
  */
 const TBS_ONLY_SEED = new Uint8Array(ED25519_SECRET_KEY_OCTETS).fill(1);
 const OID_SUBJECT_ALT_NAME = '2.5.29.17';
+
+/**
+ * The X.509 library, loaded on first use: it and its ASN.1 schemas take a few hundred
+ * milliseconds to load, which every process importing common (servers, each CLI command) would
+ * otherwise pay. It resolves its services through tsyringe, which needs the Reflect metadata
+ * polyfill loaded first. The module loader keeps both once loaded.
+ */
+async function loadX509(): Promise<typeof X509> {
+  await import('reflect-metadata');
+  return import('@peculiar/x509');
+}
+
+/** The SD-JWT library's issuer and verifier class, loaded on first use as {@link loadX509}. */
+async function loadSdJwt(): Promise<typeof import('@sd-jwt/core').SDJwtInstance> {
+  return (await import('@sd-jwt/core')).SDJwtInstance;
+}
 const ED25519 = { name: 'Ed25519' } as const;
 /** A WebCrypto key, named without the DOM library. */
 type WebCryptoKey = Awaited<ReturnType<typeof crypto.subtle.importKey>>;
@@ -338,10 +350,11 @@ function certificateParts(der: Uint8Array): {
 // X.509
 
 async function buildProverCertificate(
+  x509: typeof X509,
   zone: string,
   authkey: ProverAuthkey,
   signingSeed: Uint8Array,
-): Promise<x509.X509Certificate> {
+): Promise<X509.X509Certificate> {
   checkKey(authkey.publicKey, 'the AUTHKEY');
   const name = `CN=${zoneText(zone)}`;
   return x509.X509CertificateGenerator.create(
@@ -373,7 +386,8 @@ export async function proverCertificate(
   authkey: ProverAuthkey,
   secretKey: Uint8Array,
 ): Promise<string> {
-  return (await buildProverCertificate(zone, authkey, secretKey)).toString('pem');
+  const x509 = await loadX509();
+  return (await buildProverCertificate(x509, zone, authkey, secretKey)).toString('pem');
 }
 
 /**
@@ -385,9 +399,10 @@ export async function proverCertificateMatches(
   zone: string,
   authkey: ProverAuthkey,
 ): Promise<boolean> {
+  const x509 = await loadX509();
   const presented = certificateParts(readPemCertificates(pem)[0] as Uint8Array);
   const rebuilt = certificateParts(
-    new Uint8Array((await buildProverCertificate(zone, authkey, TBS_ONLY_SEED)).rawData),
+    new Uint8Array((await buildProverCertificate(x509, zone, authkey, TBS_ONLY_SEED)).rawData),
   );
   return (
     equalBytes(presented.tbs, rebuilt.tbs) &&
@@ -404,8 +419,10 @@ export async function proverCertificateMatches(
 export async function issueX509Credential(input: CredentialIssue): Promise<X509Credential> {
   const { attestation: att } = input;
   checkKey(att.key, 'the attestation key');
+  const x509 = await loadX509();
   const proverKeys = await importSecretKey(input.prover.secretKey);
   const issuer = await buildProverCertificate(
+    x509,
     input.zone,
     { publicKey: att.prover, notAfter: input.prover.notAfter },
     input.prover.secretKey,
@@ -455,15 +472,15 @@ function readPemCertificates(text: string): Uint8Array[] {
 
 interface ParsedLeaf {
   readonly der: Uint8Array;
-  readonly cert: x509.X509Certificate;
+  readonly cert: X509.X509Certificate;
   readonly csi: string;
   readonly zone: string;
   readonly key: Uint8Array;
   readonly aki: Uint8Array;
 }
 
-function parseLeaf(der: Uint8Array): ParsedLeaf {
-  let cert: x509.X509Certificate;
+function parseLeaf(x509: typeof X509, der: Uint8Array): ParsedLeaf {
+  let cert: X509.X509Certificate;
   try {
     cert = new x509.X509Certificate(der);
   } catch (error) {
@@ -610,6 +627,7 @@ export async function issueSdJwtCredential(
   const { attestation: att } = input;
   checkKey(att.key, 'the attestation key');
   const secretKey = input.prover.secretKey;
+  const SDJwtInstance = await loadSdJwt();
   const issuer = new SDJwtInstance<Record<string, unknown>>({
     signAlg: SD_JWT_ALG,
     signer: (data) => toBase64url(sign(utf8.encode(data), secretKey)),
@@ -647,7 +665,7 @@ export async function readCredential(text: string): Promise<CredentialSubject> {
     malformed(`a credential is at most ${MAX_CREDENTIAL_OCTETS} octets`);
   }
   if (text.includes('-----BEGIN')) {
-    const leaf = parseLeaf(readPemCertificates(text)[0] as Uint8Array);
+    const leaf = parseLeaf(await loadX509(), readPemCertificates(text)[0] as Uint8Array);
     return { format: 'x509', csi: leaf.csi, zone: leaf.zone };
   }
   const parsed = parseSdJwt(text.trim());
@@ -731,7 +749,7 @@ async function verifyX509(
   check: CredentialCheck,
 ): Promise<VerifiedCredential> {
   const certificates = readPemCertificates(text);
-  const leaf = parseLeaf(certificates[0] as Uint8Array);
+  const leaf = parseLeaf(await loadX509(), certificates[0] as Uint8Array);
   const parts = certificateParts(leaf.der);
   if (!equalBytes(parts.algorithm, ED25519_ALGORITHM_DER)) {
     malformed('the certificate is not signed with Ed25519');
@@ -859,6 +877,7 @@ async function sdJwtLibraryVerifies(
   publicKey: Uint8Array,
   now: number,
 ): Promise<boolean> {
+  const SDJwtInstance = await loadSdJwt();
   const verifier = new SDJwtInstance<Record<string, unknown>>({
     hasher: sdJwtHasher,
     verifier: (data, signature) => {
