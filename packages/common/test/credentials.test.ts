@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import 'reflect-metadata';
@@ -484,6 +484,78 @@ describe('the SD-JWT profile', () => {
       expect(await refusal(verifyCredentialWithAuthkeys(text, check)), text.slice(0, 30)).toMatch(
         /^ERR_CREDENTIAL_(MALFORMED|PROVER_NOT_AUTHORIZED)$/,
       );
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Vectors: test/vectors/credentials.json, from the fixed seeds of signed-objects.json. Regenerate
+// with
+//   MIMI_REGENERATE_VECTORS=1 npx vitest run packages/common/test/credentials.test.ts
+//   npx prettier --write packages/common/test/vectors/credentials.json
+
+const VECTOR_FILE = new URL('./vectors/credentials.json', import.meta.url);
+/** 2026-01-01T00:00:00Z, as in signed-objects.json. */
+const T0 = 1_767_225_600;
+const VECTOR_ISSUE: CredentialIssue = {
+  zone: ZONE,
+  csi: CSI,
+  attestation: createAttestation(
+    { csi: CSI, key: RECIPIENT.publicKey, nbf: T0, exp: T0 + 365 * DAY },
+    PROVER.secretKey,
+  ),
+  prover: { secretKey: PROVER.secretKey, notAfter: T0 + 730 * DAY },
+};
+/** The SD-JWT's only random input, fixed for the vector: 16 octets 0x5a. */
+const VECTOR_SALT = (n: number): Uint8Array => new Uint8Array(n).fill(0x5a);
+
+async function buildCredentialVectors(): Promise<unknown> {
+  const x509 = await issueX509Credential(VECTOR_ISSUE);
+  return {
+    description:
+      'Credentials from the prover (docs/protocol.md, "Credentials"): the X.509 leaf and prover certificate, and the SD-JWT, of one attestation, from the fixed seeds of signed-objects.json (recipient 01…01, prover 02…02). X.509 is deterministic (RFC 8032 Ed25519, serials from SHA-256); the SD-JWT is deterministic here only because its disclosure salt is fixed to 16 octets 0x5a.',
+    generated:
+      'By packages/common/test/credentials.test.ts: MIMI_REGENERATE_VECTORS=1 npx vitest run packages/common/test/credentials.test.ts, then npx prettier --write on this file.',
+    zone: ZONE,
+    csi: CSI,
+    authkey: {
+      role: 'prover',
+      algorithm: 15,
+      notAfter: VECTOR_ISSUE.prover.notAfter,
+      publicKey: Buffer.from(PROVER.publicKey).toString('hex'),
+    },
+    attestation: { nbf: T0, exp: T0 + 365 * DAY },
+    verifiedAt: T0 + DAY,
+    x509: { leaf: x509.credential, prover: x509.issuer },
+    sdJwt: await issueSdJwtCredential(VECTOR_ISSUE, VECTOR_SALT),
+  };
+}
+
+describe('credential vectors', () => {
+  it('are reproduced exactly from the fixed seeds', async () => {
+    const vectors = await buildCredentialVectors();
+    if (process.env['MIMI_REGENERATE_VECTORS'] === '1') {
+      writeFileSync(VECTOR_FILE, `${JSON.stringify(vectors, null, 2)}\n`);
+    }
+    expect(JSON.parse(readFileSync(VECTOR_FILE, 'utf8'))).toEqual(vectors);
+  });
+
+  it('verify at the recorded time against the recorded AUTHKEY', async () => {
+    const file = JSON.parse(readFileSync(VECTOR_FILE, 'utf8')) as {
+      zone: string;
+      authkey: { notAfter: number; publicKey: string };
+      verifiedAt: number;
+      x509: { leaf: string; prover: string };
+      sdJwt: string;
+    };
+    const authkeys = [
+      authkey(new Uint8Array(Buffer.from(file.authkey.publicKey, 'hex')), {
+        notAfter: file.authkey.notAfter,
+      }),
+    ];
+    const check = { zone: file.zone, authkeys, now: file.verifiedAt };
+    for (const text of [file.x509.leaf + file.x509.prover, file.sdJwt]) {
+      await expect(verifyCredentialWithAuthkeys(text, check)).resolves.toMatchObject({ csi: CSI });
     }
   });
 });
