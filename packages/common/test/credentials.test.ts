@@ -232,7 +232,8 @@ describe('the X.509 profile', () => {
     expect(leaf.subject).toBe('');
     expect(leaf.issuer).toBe(`CN=${ZONE}`);
     expect(leaf.notBefore.getTime()).toBe(NBF * 1000);
-    expect(leaf.notAfter.getTime()).toBe(EXP * 1000);
+    // The attestation's last second: X.509's notAfter is inclusive.
+    expect(leaf.notAfter.getTime()).toBe((EXP - 1) * 1000);
     const san = leaf.getExtension(x509.SubjectAlternativeNameExtension);
     expect(san?.critical).toBe(true);
     expect(san?.names.items.map((n) => [n.type, n.value])).toEqual([['url', CSI]]);
@@ -365,6 +366,11 @@ describe('the X.509 profile', () => {
     const { credential } = await issueX509Credential(issue());
     const at = (now: number) =>
       refusal(verifyCredentialWithAuthkeys(credential, { zone: ZONE, authkeys: AUTHKEYS, now }));
+    for (const now of [NBF, EXP - 1]) {
+      await expect(
+        verifyCredentialWithAuthkeys(credential, { zone: ZONE, authkeys: AUTHKEYS, now }),
+      ).resolves.toMatchObject({ nbf: NBF, exp: EXP });
+    }
     expect(await at(EXP)).toBe('ERR_CREDENTIAL_EXPIRED');
     expect(await at(NBF - 1)).toBe('ERR_CREDENTIAL_NOT_YET_VALID');
   });

@@ -26,7 +26,7 @@ import type { Attestation, CredentialFormat } from './signed.js';
  * - the credential (leaf): issuer `CN=<zone>`, empty subject, a critical subjectAltName with
  *   one URI, the CSI (RFC 5280 §4.2.1.6: a subject that is only in the SAN leaves the subject
  *   empty and marks the SAN critical), the recipient's key, validity = the attestation's
- *   nbf/exp, CA:FALSE, digitalSignature, AKI = the prover's SKI, serial from SHA-256 of the
+ *   nbf to exp − 1 (X.509's notAfter is inclusive), CA:FALSE, digitalSignature, AKI = the prover's SKI, serial from SHA-256 of the
  *   attestation. Ed25519 signatures are deterministic (RFC 8032 §5.1.6) and so is everything
  *   else: the same attestation gives the same octets.
  *
@@ -435,7 +435,9 @@ export async function issueX509Credential(input: CredentialIssue): Promise<X509C
       subject: '',
       issuer: issuer.subject,
       notBefore: dateOf(att.nbf),
-      notAfter: dateOf(att.exp),
+      // RFC 5280 §4.1.2.5: notAfter is inclusive, an attestation's exp is not (valid while
+      // now < exp): the last second of the attestation is exp − 1, never a second longer.
+      notAfter: dateOf(att.exp - 1),
       signingAlgorithm: ED25519,
       publicKey: await importPublicKey(att.key),
       signingKey: proverKeys,
@@ -777,7 +779,8 @@ async function verifyX509(
     }
   }
   const nbf = Math.floor(leaf.cert.notBefore.getTime() / 1000);
-  const exp = Math.floor(leaf.cert.notAfter.getTime() / 1000);
+  // The inclusive notAfter back to an exclusive exp, as issued.
+  const exp = Math.floor(leaf.cert.notAfter.getTime() / 1000) + 1;
   checkWindow(nbf, exp, check.now);
   return {
     format: 'x509',
