@@ -5,11 +5,12 @@ import {
   MAX_CREDENTIAL_OCTETS,
   parseResolverEndpoint,
   verifyCredential,
+  type VerifiedCredential,
 } from '@mimi-discovery/common';
 import type { Command } from 'commander';
 import { readCaFile } from '../api-flags.js';
 import type { CommandEnv } from '../context.js';
-import { failure, parseFlag, usageError } from '../errors.js';
+import { failure, usageError } from '../errors.js';
 import { toBase64url } from '../key-file.js';
 
 /**
@@ -52,14 +53,22 @@ Examples:
   $ mimi-discovery credential verify alice.sd-jwt --resolver udp://127.0.0.1:5353 --json`,
     )
     .action(async (given: string, flags: VerifyFlags) => {
-      parseFlag('--resolver', flags.resolver, parseResolverEndpoint);
+      try {
+        parseResolverEndpoint(flags.resolver);
+      } catch (error) {
+        throw usageError(
+          'ERR_USAGE',
+          `--resolver ${JSON.stringify(flags.resolver)}: ${(error as Error).message}`,
+          error,
+        );
+      }
       const file = resolve(env.cwd, given);
       const text = await readCredentialFile(given, file);
       const ca =
         flags.ca === undefined
           ? undefined
           : await readCaFile('--ca', flags.ca, resolve(env.cwd, flags.ca));
-      let verified;
+      let verified: VerifiedCredential;
       try {
         verified = await verifyCredential(text, {
           resolver: flags.resolver,
