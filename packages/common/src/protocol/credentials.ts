@@ -1,4 +1,5 @@
 import type * as X509 from '@peculiar/x509';
+import type { SDJwtInstance } from '@sd-jwt/core';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { parseCsi } from './csi.js';
 import { ED25519_PUBLIC_KEY_OCTETS, ED25519_SECRET_KEY_OCTETS, sign, verify } from './ed25519.js';
@@ -198,7 +199,7 @@ async function loadX509(): Promise<typeof X509> {
 }
 
 /** The SD-JWT library's issuer and verifier class, loaded on first use as {@link loadX509}. */
-async function loadSdJwt(): Promise<typeof import('@sd-jwt/core').SDJwtInstance> {
+async function loadSdJwt(): Promise<typeof SDJwtInstance> {
   return (await import('@sd-jwt/core')).SDJwtInstance;
 }
 const ED25519 = { name: 'Ed25519' } as const;
@@ -629,8 +630,8 @@ export async function issueSdJwtCredential(
   const { attestation: att } = input;
   checkKey(att.key, 'the attestation key');
   const secretKey = input.prover.secretKey;
-  const SDJwtInstance = await loadSdJwt();
-  const issuer = new SDJwtInstance<Record<string, unknown>>({
+  const SdJwt = await loadSdJwt();
+  const issuer = new SdJwt<Record<string, unknown>>({
     signAlg: SD_JWT_ALG,
     signer: (data) => toBase64url(sign(utf8.encode(data), secretKey)),
     hasher: sdJwtHasher,
@@ -880,8 +881,8 @@ async function sdJwtLibraryVerifies(
   publicKey: Uint8Array,
   now: number,
 ): Promise<boolean> {
-  const SDJwtInstance = await loadSdJwt();
-  const verifier = new SDJwtInstance<Record<string, unknown>>({
+  const SdJwt = await loadSdJwt();
+  const verifier = new SdJwt<Record<string, unknown>>({
     hasher: sdJwtHasher,
     verifier: (data, signature) => {
       try {
