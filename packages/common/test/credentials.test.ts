@@ -12,6 +12,7 @@ import {
   CREDENTIAL_VCT,
   CredentialError,
   MAX_CREDENTIAL_OCTETS,
+  SD_JWT_SALT_OCTETS,
   issueSdJwtCredential,
   issueX509Credential,
   keyIdentifier,
@@ -437,11 +438,11 @@ describe('the SD-JWT profile', () => {
       cnf: { jwk: { kty: 'OKP', crv: 'Ed25519', x: b64url(RECIPIENT.publicKey) } },
     });
     expect(payload).not.toHaveProperty('csi');
-    expect(JSON.parse(Buffer.from(disclosure ?? '', 'base64url').toString('utf8'))).toEqual([
-      expect.any(String),
-      'csi',
-      CSI,
-    ]);
+    const [salt, ...claim] = JSON.parse(
+      Buffer.from(disclosure ?? '', 'base64url').toString('utf8'),
+    ) as [string, string, string];
+    expect(claim).toEqual(['csi', CSI]);
+    expect(Buffer.from(salt, 'base64url')).toHaveLength(SD_JWT_SALT_OCTETS);
     const result = await libraryVerifier(PROVER.publicKey).verify(sdJwt, { currentDate: NOW });
     expect(result.payload).toMatchObject({ csi: CSI });
     await expect(libraryVerifier(INTRUDER.publicKey).verify(sdJwt)).rejects.toThrow();

@@ -636,7 +636,8 @@ export async function issueSdJwtCredential(
     signer: (data) => toBase64url(sign(utf8.encode(data), secretKey)),
     hasher: sdJwtHasher,
     hashAlg: 'sha-256',
-    saltGenerator: (octets) => toBase64url(randomBytes(octets)),
+    // The profile's salt length, whatever length the library asks for.
+    saltGenerator: () => toBase64url(randomBytes(SD_JWT_SALT_OCTETS)),
   });
   return issuer.issue(
     {
