@@ -376,6 +376,60 @@ describe('the X.509 profile', () => {
     expect(await at(NBF - 1)).toBe('ERR_CREDENTIAL_NOT_YET_VALID');
   });
 
+  it('refuses a leaf with another extension, or of another issuer', async () => {
+    const check = { zone: ZONE, authkeys: AUTHKEYS, now: NOW };
+    const signingKey = await crypto.subtle.importKey(
+      'pkcs8',
+      Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), PROVER.secretKey]),
+      { name: 'Ed25519' },
+      false,
+      ['sign'],
+    );
+    const publicKey = await crypto.subtle.importKey(
+      'raw',
+      RECIPIENT.publicKey,
+      { name: 'Ed25519' },
+      true,
+      ['verify'],
+    );
+    const leaf = (issuer: string, extra: x509.Extension[]) =>
+      x509.X509CertificateGenerator.create({
+        serialNumber: '01',
+        subject: '',
+        issuer,
+        notBefore: new Date(NBF * 1000),
+        notAfter: new Date(EXP * 1000),
+        signingAlgorithm: { name: 'Ed25519' },
+        publicKey,
+        signingKey,
+        extensions: [
+          new x509.SubjectAlternativeNameExtension([{ type: 'url', value: CSI }], true),
+          new x509.BasicConstraintsExtension(false, undefined, true),
+          new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+          new x509.AuthorityKeyIdentifierExtension(
+            Buffer.from(keyIdentifier(PROVER.publicKey)).toString('hex'),
+          ),
+          ...extra,
+        ],
+      });
+    // The same as issued verifies: what follows fails for the change only.
+    const plain = await leaf(`CN=${ZONE}`, []);
+    await expect(verifyCredentialWithAuthkeys(plain.toString('pem'), check)).resolves.toMatchObject(
+      { csi: CSI },
+    );
+    const extended = await leaf(`CN=${ZONE}`, [
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], true),
+    ]);
+    expect(await refusal(verifyCredentialWithAuthkeys(extended.toString('pem'), check))).toBe(
+      'ERR_CREDENTIAL_MALFORMED',
+    );
+    // An issuer that is not the range, however it is spelled, is another range.
+    const elsewhere = await leaf(`CN=${'a'.repeat(64)}.mimi.arpa`, []);
+    expect(await refusal(verifyCredentialWithAuthkeys(elsewhere.toString('pem'), check))).toBe(
+      'ERR_CREDENTIAL_RANGE_MISMATCH',
+    );
+  });
+
   it('refuses truncated, garbled, oversized and non-canonical input as malformed', async () => {
     const { credential } = await issueX509Credential(issue());
     const check = { zone: ZONE, authkeys: AUTHKEYS, now: NOW };
@@ -486,6 +540,12 @@ describe('the SD-JWT profile', () => {
     );
     expect(await refusal(verifyCredentialWithAuthkeys(sdJwt, { ...check, now: EXP }))).toBe(
       'ERR_CREDENTIAL_EXPIRED',
+    );
+    // An iss that is no domain name (an unfinished escape) is refused before any signature.
+    const badIss = b64url(Buffer.from(JSON.stringify({ iss: 'dns:bad\\', vct: CREDENTIAL_VCT })));
+    const [header = ''] = jwt.split('.');
+    expect(await refusal(verifyCredentialWithAuthkeys(`${header}.${badIss}.c2ln~`, check))).toBe(
+      'ERR_CREDENTIAL_MALFORMED',
     );
     for (const text of [jwt, `${jwt}~${disclosure}`, 'a.b.c~', `${jwt.slice(0, -5)}~`]) {
       expect(await refusal(verifyCredentialWithAuthkeys(text, check)), text.slice(0, 30)).toMatch(

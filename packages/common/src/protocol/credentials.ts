@@ -186,6 +186,17 @@ const ED25519_PKCS8_PREFIX = Uint8Array.of(
  */
 const TBS_ONLY_SEED = new Uint8Array(ED25519_SECRET_KEY_OCTETS).fill(1);
 const OID_SUBJECT_ALT_NAME = '2.5.29.17';
+/**
+ * The extensions of a credential, each once: subjectAltName, basicConstraints, keyUsage,
+ * authorityKeyIdentifier. Any other is refused: RFC 5280 §4.2 has a verifier reject a critical
+ * extension it does not know, and the profile has no use for a non-critical one.
+ */
+const LEAF_EXTENSIONS = Object.freeze([
+  OID_SUBJECT_ALT_NAME,
+  '2.5.29.19',
+  '2.5.29.15',
+  '2.5.29.35',
+]);
 
 /**
  * The X.509 library, loaded on first use: it and its ASN.1 schemas take a few hundred
@@ -255,6 +266,15 @@ function malformed(message: string, cause?: unknown): never {
 function zoneText(zone: string): string {
   const name = canonicalName(zone);
   return name.endsWith('.') ? name.slice(0, -1) : name;
+}
+
+/** A zone named by a credential, in the form {@link zoneText} gives; malformed if not a name. */
+function checkedZone(zone: string, what: string): string {
+  try {
+    return zoneText(zone);
+  } catch (error) {
+    malformed(`${what} is not a domain name`, error);
+  }
 }
 
 /** The key identifier of a key (RFC 7093 §2 method 1 with SHA-256): 20 octets. */
@@ -496,6 +516,13 @@ function parseLeaf(x509: typeof X509, der: Uint8Array): ParsedLeaf {
   ) {
     malformed('the subject key is not an Ed25519 key');
   }
+  const types = cert.extensions.map((e) => e.type);
+  if (
+    types.length !== LEAF_EXTENSIONS.length ||
+    !LEAF_EXTENSIONS.every((oid) => types.includes(oid))
+  ) {
+    malformed(`the extensions must be exactly ${LEAF_EXTENSIONS.join(', ')}, each once`);
+  }
   const san = cert.extensions.find((e) => e.type === OID_SUBJECT_ALT_NAME);
   if (!(san instanceof x509.SubjectAlternativeNameExtension) || !san.critical) {
     malformed('no critical subjectAltName');
@@ -532,7 +559,7 @@ function parseLeaf(x509: typeof X509, der: Uint8Array): ParsedLeaf {
     der,
     cert,
     csi,
-    zone: zoneText(zone),
+    zone: checkedZone(zone, 'the issuer CN'),
     key: spki.slice(ED25519_SPKI_PREFIX.length),
     aki: Uint8Array.from(aki.keyId.match(/../g) ?? [], (h) => parseInt(h, 16)),
   };
@@ -612,7 +639,9 @@ function zoneOfIssuer(iss: unknown): string {
     malformed('iss must be dns:<the range zone>');
   }
   const zone = iss.slice(4);
-  if (zone === '' || zoneText(zone) !== zone) malformed('iss must name the zone in lowercase');
+  if (zone === '' || checkedZone(zone, 'iss') !== zone) {
+    malformed('iss must name the zone in lowercase, without the final dot');
+  }
   return zone;
 }
 
