@@ -192,6 +192,32 @@ describe('credentials from the prover, checked with the DNS alone', () => {
     }
   });
 
+  it('verifies an SD-JWT that withholds the CSI at the zone of its issuer only', async () => {
+    const withheld = `${file('alice.sd-jwt').split('~')[0]}~`;
+    const verified = await verifyCredential(withheld, { resolver: dns });
+    expect(verified).toMatchObject({ format: 'sd-jwt', zone: PHONE_ZONE });
+    expect(verified.csi).toBeUndefined();
+    // An issuer outside the namespace is no range, whatever its own DNS would list.
+    const prover = net.phone.provider.store.proverKey();
+    const now = nowSeconds();
+    const attestation = createAttestation(
+      { csi: CSI, key: prover.publicKey, nbf: now, exp: now + 86_400 },
+      prover.secretKey,
+    );
+    const foreign = await issueSdJwtCredential(
+      {
+        zone: 'dp.example',
+        csi: CSI,
+        attestation,
+        prover: { secretKey: prover.secretKey, notAfter: now + 86_400 },
+      },
+      (n) => new Uint8Array(n),
+    );
+    expect(await refusal(verifyCredential(`${foreign.split('~')[0]}~`, { resolver: dns }))).toBe(
+      'ERR_CREDENTIAL_RANGE_MISMATCH',
+    );
+  });
+
   it("refuses a credential whose prover is not an AUTHKEY of the CSI's range", async () => {
     // The @example.com DP's prover is an AUTHKEY of its own range, never of +44.
     const other = net.email.provider.store.proverKey();

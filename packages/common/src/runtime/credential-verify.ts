@@ -4,7 +4,8 @@ import {
   verifyCredentialWithAuthkeys,
   type VerifiedCredential,
 } from '../protocol/credentials.js';
-import type { Csi } from '../protocol/csi.js';
+import { DEFAULT_APEX, type Csi } from '../protocol/csi.js';
+import { canonicalName, isSubdomain } from '../protocol/names.js';
 import type { AuthkeyData } from '../protocol/records.js';
 import { systemClock, type Clock } from './clock.js';
 import { createRangeAuthkeys, type RangeAuthkeyLookup, type RangeKeys } from './range-authkeys.js';
@@ -17,7 +18,8 @@ import { createRangeAuthkeys, type RangeAuthkeyLookup, type RangeKeys } from './
  *    SAN and its range in the issuer; an SD-JWT names its range in `iss` and may disclose `csi`;
  * 2. find the range from DNS: for a CSI, the zone whose SOA the validating resolver gives for
  *    the CSI's name (range-authkeys.ts); an SD-JWT that discloses no CSI is checked against the
- *    zone of `iss`, which must lie under the namespace apex;
+ *    zone of `iss`. Either way the issuer's zone must lie under the namespace apex
+ *    (`ERR_CREDENTIAL_RANGE_MISMATCH` before any DNS question otherwise);
  * 3. fetch the range's AUTHKEY RRset with the AD bit;
  * 4. check the credential against an unexpired AUTHKEY `prover` of that zone: the issuer zone is
  *    the range (`ERR_CREDENTIAL_RANGE_MISMATCH` otherwise: a prover of one range cannot vouch
@@ -49,6 +51,8 @@ export type VerifyCredentialOptions =
     }
   | {
       readonly authkeys: CredentialAuthkeyLookup;
+      /** The namespace apex; default `mimi.arpa`. */
+      readonly apex?: string;
       /** Whole seconds since the epoch; default `systemClock`. */
       readonly now?: Clock;
     };
@@ -74,6 +78,15 @@ export async function verifyCredential(
     });
   }
   const subject = await readCredential(text);
+  // A range is a zone of the namespace: an issuer elsewhere (a zone an attacker signs and lists
+  // keys in) is no range at all, whatever keys its DNS gives.
+  const apex = canonicalName(options.apex ?? DEFAULT_APEX);
+  if (subject.zone === apex || !isSubdomain(subject.zone, apex)) {
+    throw new CredentialError(
+      'ERR_CREDENTIAL_RANGE_MISMATCH',
+      `issued by ${subject.zone}, which is not a range under ${apex}`,
+    );
+  }
   const clock = options.now ?? systemClock;
   const unverifiable = (message: string, cause?: unknown): CredentialError =>
     new CredentialError(
