@@ -7,6 +7,9 @@ import {
   decodeMapping,
   createMapping,
   createMaprefRequest,
+  createCredentialRequest,
+  issueSdJwtCredential,
+  issueX509Credential,
   createMemoryZone,
   createRemoval,
   createRevocation,
@@ -16,6 +19,7 @@ import {
   encodeAttestation,
   encodeMapping,
   encodeMaprefRequest,
+  encodeCredentialRequest,
   encodeMessage,
   encodeMspEntries,
   encodeRdata,
@@ -132,6 +136,11 @@ async function generate(): Promise<string> {
     },
     recipient.secretKey,
   );
+  const credentialRequest = createCredentialRequest(
+    { csi, att, format: 'x509', iat: T0 },
+    recipient.secretKey,
+  );
+  const { sig: credSig, ...credUnsigned } = credentialRequest;
   const { sig: attSig, ...attUnsigned } = att;
   const { sig: refSig, ...refUnsigned } = mapref;
   const { sig: mapSig, ...mapUnsigned } = mapping;
@@ -169,6 +178,12 @@ async function generate(): Promise<string> {
       refSig,
       encodeMaprefRequest(mapref),
     ],
+    [
+      'Credential request (recipient 01…01, format x509, iat T0)',
+      signingInput('credential', credUnsigned),
+      credSig,
+      encodeCredentialRequest(credentialRequest),
+    ],
   ] as const;
   for (const [title, input, sig, encoded] of objects) {
     if (title.startsWith('Removal')) out.push(...(await sealedVectors(csi, att)));
@@ -187,6 +202,28 @@ async function generate(): Promise<string> {
       '',
     );
   }
+
+  // Credentials ("Credentials" above) of the same attestation, issued by the prover 02…02 of
+  // 4.4.e164.mimi.arpa whose AUTHKEY has notAfter T0 + 730 days.
+  const issue = {
+    zone: '4.4.e164.mimi.arpa',
+    csi,
+    attestation: att,
+    prover: { secretKey: prover.secretKey, notAfter: T0 + 730 * 86_400 },
+  };
+  const x509 = await issueX509Credential(issue);
+  const sdJwt = await issueSdJwtCredential(issue, (n) => new Uint8Array(n).fill(0x5a));
+  out.push(
+    'Credentials of that attestation (prover 02…02 of `4.4.e164.mimi.arpa`, its AUTHKEY',
+    'notAfter T0 + 730 days). The prover certificate, then the X.509 credential:',
+    '',
+    block([...x509.issuer.trim().split('\n'), ...x509.credential.trim().split('\n')]),
+    '',
+    'The SD-JWT, with its one disclosure salt fixed to 16 octets `5a` (issued salts are random):',
+    '',
+    block(sdJwt.match(/.{1,96}/g) ?? []),
+    '',
+  );
 
   out.push('### 7.3 Records and DNSSEC', '');
   const origin = '4.4.e164.mimi.arpa';

@@ -229,6 +229,7 @@ export type {
   RegistrarLimits,
   ProveResult,
   ConfirmResult,
+  CredentialResult,
   PublishResult,
   RevokeResult,
 } from './registration/registration.js';

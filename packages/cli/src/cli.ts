@@ -9,6 +9,7 @@ import { registerDemo } from './commands/demo.js';
 import { registerDs } from './commands/ds.js';
 import { registerInit } from './commands/init.js';
 import { registerKeys } from './commands/keys.js';
+import { registerCredential } from './commands/credential.js';
 import { registerIssuer } from './commands/issuer.js';
 import { registerLookup } from './commands/lookup.js';
 import { registerRecipient } from './commands/recipient.js';
@@ -125,6 +126,7 @@ Examples:
   registerResolver(program, env);
   registerRelay(program, env);
   registerIssuer(program, env);
+  registerCredential(program, env);
   registerLookup(program, env);
   registerCtl(program, env);
   registerDemo(program, env, runCli);

@@ -297,6 +297,11 @@ export {
   verifyRemoval,
   verifyRevocation,
   verifyMaprefRequest,
+  CREDENTIAL_FORMATS,
+  createCredentialRequest,
+  encodeCredentialRequest,
+  decodeCredentialRequest,
+  verifyCredentialRequest,
   attestsCsi,
 } from './protocol/signed.js';
 export type {
@@ -308,6 +313,10 @@ export type {
   Removal,
   Revocation,
   MaprefRequest,
+  CredentialFormat,
+  CredentialRequest,
+  UnsignedCredentialRequest,
+  CredentialRequestFields,
   UnsignedAttestation,
   UnsignedMapping,
   UnsignedRemoval,
@@ -805,6 +814,57 @@ export {
   loadStaticSite,
 } from './runtime/static-site.js';
 export type { StaticSite } from './runtime/static-site.js';
+export {
+  MAX_RANGE_AUTHKEY_CACHE_ENTRIES,
+  MAX_RANGE_AUTHKEY_CACHE_SECONDS,
+  MAX_RANGE_AUTHKEY_TIMEOUT_MS,
+  RANGE_AUTHKEY_CACHE_ENTRIES,
+  RANGE_AUTHKEY_TIMEOUT_MS,
+  RangeAuthkeysError,
+  createRangeAuthkeys,
+  parseResolverEndpoint,
+} from './runtime/range-authkeys.js';
+export { verifyCredential } from './runtime/credential-verify.js';
+export type {
+  CredentialAuthkeyLookup,
+  VerifyCredentialOptions,
+} from './runtime/credential-verify.js';
+export type {
+  RangeAuthkeyLookup,
+  RangeAuthkeys,
+  RangeAuthkeysOptions,
+  RangeKeys,
+  ResolverEndpoint,
+} from './runtime/range-authkeys.js';
+export {
+  AUTHKEY_NO_EXPIRY,
+  CERTIFICATE_SERIAL_OCTETS,
+  CREDENTIAL_ERROR_CODES,
+  CREDENTIAL_VCT,
+  CredentialError,
+  KEY_IDENTIFIER_OCTETS,
+  MAX_CREDENTIAL_OCTETS,
+  NO_WELL_DEFINED_EXPIRATION,
+  SD_JWT_ALG,
+  SD_JWT_SALT_OCTETS,
+  SD_JWT_TYP,
+  issueSdJwtCredential,
+  issueX509Credential,
+  keyIdentifier,
+  proverCertificate,
+  proverCertificateMatches,
+  readCredential,
+  verifyCredentialWithAuthkeys,
+} from './protocol/credentials.js';
+export type {
+  CredentialCheck,
+  CredentialErrorCode,
+  CredentialIssue,
+  CredentialSubject,
+  ProverAuthkey,
+  VerifiedCredential,
+  X509Credential,
+} from './protocol/credentials.js';
 export { createPendingWrites } from './runtime/pending-writes.js';
 export type { FlushingStore, PendingWrites } from './runtime/pending-writes.js';
 export type { BoundedResponse } from './runtime/http-response.js';

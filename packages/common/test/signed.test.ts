@@ -5,12 +5,14 @@ import {
   createAttestation,
   createMapping,
   createMaprefRequest,
+  createCredentialRequest,
   createRemoval,
   createRevocation,
   decodeAttestation,
   decodeCbor,
   decodeMapping,
   decodeMaprefRequest,
+  decodeCredentialRequest,
   decodeRemoval,
   decodeRevocation,
   Ed25519Error,
@@ -18,6 +20,7 @@ import {
   encodeCbor,
   encodeMapping,
   encodeMaprefRequest,
+  encodeCredentialRequest,
   encodeRemoval,
   encodeRevocation,
   keyPairFromSeed,
@@ -36,6 +39,7 @@ import {
   verifyAttestation,
   verifyMapping,
   verifyMaprefRequest,
+  verifyCredentialRequest,
   verifyRemoval,
   verifyRevocation,
   type Attestation,
@@ -43,6 +47,7 @@ import {
   type CborValue,
   type Mapping,
   type MaprefRequest,
+  type CredentialRequest,
   type MspEntry,
   type Removal,
   type Revocation,
@@ -113,6 +118,14 @@ function fixtureMapref(): MaprefRequest {
   );
 }
 
+/** Issued at NOW: a credential request is fresh only within the clock skew of its `iat`. */
+function fixtureCredentialRequest(): CredentialRequest {
+  return createCredentialRequest(
+    { csi: CSI, att: fixtureAttestation(), format: 'sd-jwt', iat: NOW },
+    RECIPIENT_SEED,
+  );
+}
+
 /** The signed types, one per signing label, through one shape for tests that treat them alike. */
 interface Kind<T> {
   label: SigningLabel;
@@ -165,6 +178,14 @@ const KINDS = {
     verify: verifyMaprefRequest,
     carriesCsi: true,
   } satisfies Kind<MaprefRequest>,
+  credential: {
+    label: 'credential',
+    fixture: fixtureCredentialRequest,
+    encode: encodeCredentialRequest,
+    decode: decodeCredentialRequest,
+    verify: verifyCredentialRequest,
+    carriesCsi: true,
+  } satisfies Kind<CredentialRequest>,
 } satisfies { [L in SigningLabel]: { label: L } & Record<string, unknown> };
 const KIND_LIST = Object.entries(KINDS) as [string, Kind<unknown>][];
 
@@ -351,6 +372,7 @@ describe.each(KIND_LIST)('%s', (name, kind) => {
       removal: RECIPIENT_SEED,
       revocation: CSIP_SEED,
       mapref: RECIPIENT_SEED,
+      credential: RECIPIENT_SEED,
     };
     const seed = seeds[kind.label];
     const input = signingInput(kind.label, value as never, CSI);
@@ -1095,7 +1117,7 @@ function buildVectors(): unknown {
   });
   return {
     description:
-      'Signed objects of design §4 (Mapping, Attestation, Removal, Revocation) and the MapRef request of design §8.3, version 2 (docs/protocol.md §4), from fixed Ed25519 seeds. Byte strings are hex. signingInput = "MIMI-Discovery-v1/" || label || 0x00 || deterministic CBOR (RFC 8949 §4.2.1) of the object without sig, with csi inserted for a Mapping and an Attestation (which do not carry it; the verifier supplies it); sig = Ed25519(signingInput) (RFC 8032, deterministic); encoded = deterministic CBOR of the object with sig.',
+      'Signed objects of design §4 (Mapping, Attestation, Removal, Revocation) the MapRef request of design §8.3 and the credential request (docs/protocol.md, Credentials), version 2 (docs/protocol.md §4), from fixed Ed25519 seeds. Byte strings are hex. signingInput = "MIMI-Discovery-v1/" || label || 0x00 || deterministic CBOR (RFC 8949 §4.2.1) of the object without sig, with csi inserted for a Mapping and an Attestation (which do not carry it; the verifier supplies it); sig = Ed25519(signingInput) (RFC 8032, deterministic); encoded = deterministic CBOR of the object with sig.',
     generated:
       'By packages/common/test/signed.test.ts: MIMI_REGENERATE_VECTORS=1 npx vitest run packages/common/test/signed.test.ts, then npx prettier --write on this file. Without the variable the test checks that the code reproduces this file exactly.',
     keys: {
@@ -1130,6 +1152,7 @@ describe('signed-object vectors', () => {
       'removal',
       'revocation',
       'mapref',
+      'credential',
     ]);
     for (const o of file.objects) {
       const kind = KINDS[o.name] as Kind<unknown>;
@@ -1181,6 +1204,7 @@ interface Generated {
   removal: Removal;
   revocation: Revocation;
   mapref: MaprefRequest;
+  credential: CredentialRequest;
 }
 
 const generatedArb: fc.Arbitrary<Generated> = fc
@@ -1193,8 +1217,9 @@ const generatedArb: fc.Arbitrary<Generated> = fc
     seq: fc.maxSafeNat(),
     times: fc.array(timeArb, { minLength: 7, maxLength: 7 }),
     isNew: fc.boolean(),
+    format: fc.constantFrom('x509' as const, 'sd-jwt' as const),
   })
-  .map(({ recipientSeed, proverSeed, csipSeed, csi, msps, seq, times, isNew }) => {
+  .map(({ recipientSeed, proverSeed, csipSeed, csi, msps, seq, times, isNew, format }) => {
     const [nbf, attExp, iat, exp, removed, revoked, requested] = times as [
       number,
       number,
@@ -1219,6 +1244,10 @@ const generatedArb: fc.Arbitrary<Generated> = fc
         { csi, target: 'chat.example', iat: requested, att: attestation },
         recipientSeed,
       ),
+      credential: createCredentialRequest(
+        { csi, att: attestation, format, iat: requested },
+        recipientSeed,
+      ),
     };
   });
 
@@ -1236,9 +1265,9 @@ function validTime(
     const a = value as Attestation;
     return a.nbf < a.exp ? a.nbf : undefined;
   }
-  if (name === 'mapref') {
+  if (name === 'mapref' || name === 'credential') {
     // Fresh (iat within the skew of now) and inside the attestation's window.
-    const r = value as MaprefRequest;
+    const r = value as MaprefRequest | CredentialRequest;
     const start = Math.max(r.iat, r.att.nbf);
     return start - r.iat <= MAX_CLOCK_SKEW_SECONDS && start < r.att.exp ? start : undefined;
   }

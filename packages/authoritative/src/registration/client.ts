@@ -3,7 +3,9 @@ import {
   ApiClientError,
   attestsCsi,
   createApiClient,
+  CREDENTIAL_FORMATS,
   decodeAttestation,
+  encodeCredentialRequest,
   encodeMapping,
   encodeMaprefRequest,
   encodeRemoval,
@@ -13,6 +15,8 @@ import {
   type ApiAnswer,
   type ApiEndpointOptions,
   type Attestation,
+  type CredentialFormat,
+  type CredentialRequest,
   type Csi,
   type Mapping,
   type MaprefRequest,
@@ -20,7 +24,13 @@ import {
   type Revocation,
 } from '@mimi-discovery/common';
 import { REGISTRATION_ERRORS, type RegistrationErrorCode } from './registration-error.js';
-import type { ConfirmResult, ProveResult, PublishResult, RevokeResult } from './registration.js';
+import type {
+  ConfirmResult,
+  CredentialResult,
+  ProveResult,
+  PublishResult,
+  RevokeResult,
+} from './registration.js';
 
 /**
  * A client of a DP's registration API (design §8; the routes are in registration-api.ts): the
@@ -116,6 +126,15 @@ export interface RegistrationClient {
   remove(removal: Removal | Uint8Array): Promise<RegistrationResponse<PublishResult>>;
   /** `POST /v1/revocations`: a CSIP's revocation of the CSI's attestations before `before`. */
   revoke(revocation: Revocation | Uint8Array): Promise<RegistrationResponse<RevokeResult>>;
+  /**
+   * `POST /v1/credentials`: the DP's prover gives the attestation of a signed credential request
+   * back as an X.509 certificate (with the prover certificate) or an SD-JWT. The response is
+   * checked for shape only: check the credential itself with `verifyCredential`.
+   */
+  credential(input: {
+    readonly csi: string;
+    readonly request: CredentialRequest | Uint8Array;
+  }): Promise<RegistrationResponse<CredentialResult>>;
   /** Closes the client's connections. */
   close(): Promise<void>;
 }
@@ -201,6 +220,28 @@ export function createRegistrationClient(options: RegistrationClientOptions): Re
         ...placed(v, bad),
         removed: whole(v['removed']) ?? bad("the DP's response has no count of removed records"),
       })),
+    credential: (input) =>
+      post(
+        'credentials',
+        { csi: input.csi, request: b64(encoded(input.request, encodeCredentialRequest)) },
+        (value, bad) => {
+          const format = text(value['format']);
+          if (!(CREDENTIAL_FORMATS as readonly (string | undefined)[]).includes(format)) {
+            bad("the DP's response has no known credential format");
+          }
+          const credential =
+            text(value['credential']) ?? bad("the DP's response has no credential");
+          const issuer = text(value['issuer']);
+          if (format === 'x509' && issuer === undefined) {
+            bad("the DP's X.509 response has no issuer certificate");
+          }
+          return {
+            format: format as CredentialFormat,
+            credential,
+            ...(issuer === undefined ? {} : { issuer }),
+          };
+        },
+      ),
     close: () => api.close(),
   };
 }

@@ -36,6 +36,7 @@ import type { Registrar } from './registration.js';
  * | `POST /v1/maprefs`     | `{request}` (MapRef req.)   | 201 `{zone, name, serial}`                  |
  * | `POST /v1/removals`    | `{removal}`                 | 200 `{zone, name, serial}`                  |
  * | `POST /v1/revocations` | `{revocation}`              | 200 `{zone, name, serial, removed}`         |
+ * | `POST /v1/credentials` | `{csi, request}` (Cred.req.) | 200 `{format, credential, issuer?}`         |
  *
  * Errors: `{"error": {"code": "ERR_…", "message": "…", "detail"?: "…"}}` with the status of
  * the code (registration-error.ts); a 429 carries `Retry-After`, a 405 `Allow`.
@@ -341,6 +342,19 @@ function createRoutes(registrar: Registrar): ReadonlyMap<string, Route> {
         status: REGISTRATION_ROUTES.revocations.status,
         handle: async (body, client) => ({
           ...(await registrar.revoke(bytes(body, 'revocation'), client)),
+        }),
+      },
+    ],
+    [
+      REGISTRATION_ROUTES.credentials.path,
+      {
+        fields: { csi: 'string', request: 'bytes' },
+        status: REGISTRATION_ROUTES.credentials.status,
+        handle: async (body, client) => ({
+          ...(await registrar.credential(
+            { csi: text(body, 'csi'), request: bytes(body, 'request') },
+            client,
+          )),
         }),
       },
     ],

@@ -35,6 +35,10 @@ export const REGISTRATION_ERRORS = Object.freeze({
   ERR_MAPREF_INVALID: { status: 400, message: 'the MapRef request does not verify' },
   ERR_REMOVAL_INVALID: { status: 400, message: 'the removal does not verify' },
   ERR_REVOCATION_INVALID: { status: 400, message: 'the revocation does not verify' },
+  ERR_CREDENTIAL_REQUEST_INVALID: {
+    status: 400,
+    message: 'the credential request does not verify',
+  },
   ERR_PROVER_NOT_AUTHORIZED: {
     status: 403,
     message: 'the attestation is not by an authorized prover of the range',

@@ -2,17 +2,23 @@ import {
   CsiError,
   DEFAULT_APEX,
   DNSSEC_ALGORITHM_ED25519,
+  SignedObjectError,
   canonicalName,
   checkPreferenceTags,
   createAttestation,
   csiToName,
+  decodeCredentialRequest,
   encodeAttestation,
+  issueSdJwtCredential,
+  issueX509Credential,
   maprefTargetName,
   namesEqual,
   parentName,
   parseCsi,
   silentLogger,
   systemClock,
+  verifyAttestation,
+  verifyCredentialRequest,
   verifyMapping,
   verifyMaprefRequest,
   verifyRemoval,
@@ -20,6 +26,8 @@ import {
   type Attestation,
   type AuthkeyRole,
   type Clock,
+  type CredentialFormat,
+  type CredentialRequest,
   type Csi,
   type Logger,
   type VerifyResult,
@@ -57,6 +65,9 @@ import type { RegistrationEvents } from '../metrics.js';
  *    CSI (docs/protocol.md §4): the request names it, and the mapping is verified for it, so a
  *    mapping signed for another CSI is refused (`ERR_MAPPING_INVALID`, `bad-signature`).
  * 4. `remove` (recipient) and `revoke` (CSIP) delete what they cover (R9, R10), the same way.
+ * 5. `credential`: an attestation this DP's prover issued is given back as an X.509 certificate
+ *    or an SD-JWT (docs/protocol.md, "Credentials"), on a request signed by the attested key.
+ *    Nothing is stored: the credential carries exactly the attestation's binding and validity.
  *
  * The split: this module checks what does not depend on the stored state — the signatures, the
  * times, the tag vocabulary of public entries (`checkPreferenceTags`), the CSI and the zone that
@@ -141,6 +152,8 @@ export interface RegistrarOptions {
   readonly apex?: string;
   /** A uniform random integer in [0, max) for codes; default `crypto.randomInt`. */
   readonly randomInt?: (max: number) => number;
+  /** Random octets for SD-JWT disclosure salts; default `crypto.getRandomValues`. */
+  readonly randomBytes?: (octets: number) => Uint8Array;
   /** Told of codes sent, channel failures and rate limits (the DP's metrics); default nobody. */
   readonly events?: RegistrationEvents;
   /**
@@ -186,6 +199,15 @@ export interface RevokeResult extends PublishResult {
   readonly removed: number;
 }
 
+/** A credential issued by `credential`. */
+export interface CredentialResult {
+  readonly format: CredentialFormat;
+  /** X.509: the leaf certificate, PEM; SD-JWT: its compact serialization. */
+  readonly credential: string;
+  /** X.509: the prover certificate, PEM, derivable from the AUTHKEY. */
+  readonly issuer?: string;
+}
+
 /**
  * The registration logic. `client` identifies the requester for rate limiting (an address;
  * see `clientKeyOf`); when omitted, no per-client limit applies.
@@ -212,6 +234,14 @@ export interface Registrar {
   remove(removal: Uint8Array, client?: string): Promise<PublishResult>;
   /** Applies an encoded Revocation. */
   revoke(revocation: Uint8Array, client?: string): Promise<RevokeResult>;
+  /**
+   * Issues the credential an encoded CredentialRequest asks for, for `csi` (as typed): stores
+   * nothing.
+   */
+  credential(
+    input: { readonly csi: string; readonly request: Uint8Array },
+    client?: string,
+  ): Promise<CredentialResult>;
 }
 
 interface Located {
@@ -240,6 +270,9 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     );
   }
   const maxKeys = limits.maxRateLimitKeys ?? MAX_RATE_LIMIT_KEYS;
+  const randomBytes =
+    options.randomBytes ??
+    ((octets: number): Uint8Array => crypto.getRandomValues(new Uint8Array(octets)));
 
   const codes: CodeTable = createCodeTable({
     now: clock,
@@ -374,6 +407,21 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
           'ERR_CSIP_NOT_AUTHORIZED',
           `the key is not a CSIP listed in the AUTHKEY RRset of ${zone}, the CSI's range`,
         );
+  };
+
+  /** The latest notAfter of `key` as an unexpired AUTHKEY prover at the zone's apex, if listed. */
+  const listedProver = (origin: string, key: Uint8Array, now: number): number | undefined => {
+    const listed = store
+      .readRRset(origin, origin, 'AUTHKEY')
+      .flatMap((rr) => (rr.type === 'AUTHKEY' ? [rr.data] : []))
+      .filter(
+        (k) =>
+          k.role === 'prover' &&
+          k.algorithm === DNSSEC_ALGORITHM_ED25519 &&
+          k.notAfter > now &&
+          equalBytes(k.publicKey, key),
+      );
+    return listed.length === 0 ? undefined : Math.max(...listed.map((k) => k.notAfter));
   };
 
   /** Whether `key` is an unexpired AUTHKEY of `role` at the zone's apex (as read now). */
@@ -608,6 +656,62 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       const { serial, removed } = await submit(origin, operation, 'ERR_REVOCATION_INVALID');
       log.info('revoked', { zone: origin, serial, removed });
       return { zone: origin, name, serial, removed };
+    },
+
+    async credential(input, client) {
+      admit(client);
+      const csi = typedCsi(input.csi);
+      const bytes = input.request;
+      if (!(bytes instanceof Uint8Array)) {
+        throw new RegistrationError('ERR_BAD_REQUEST', 'request must be bytes', {
+          detail: 'request',
+        });
+      }
+      // Only a range of this DP: its prover vouches for no other (an MSP zone proves nothing).
+      const { origin } = locate(csi, false);
+      let request: CredentialRequest;
+      try {
+        request = decodeCredentialRequest(bytes);
+      } catch (error) {
+        if (!(error instanceof SignedObjectError)) throw error;
+        throw new RegistrationError('ERR_CREDENTIAL_REQUEST_INVALID', error.message, {
+          detail: error.code === 'ERR_SIGNED_OBJECT_VERSION' ? 'unsupported-version' : 'malformed',
+          cause: error,
+        });
+      }
+      if (request.csi !== csi) {
+        throw new RegistrationError(
+          'ERR_CREDENTIAL_REQUEST_INVALID',
+          'request.csi is not the canonical CSI of the request',
+          { detail: 'csi-mismatch' },
+        );
+      }
+      const now = clock();
+      const attested = verifyAttestation(request.att, { csi, now });
+      if (attested.kind === 'failed') throw invalid('ERR_CREDENTIAL_REQUEST_INVALID', attested);
+      // The DP signs with its own prover key only, and only while the zone lists it.
+      const prover = store.proverKey();
+      const notAfter = listedProver(origin, prover.publicKey, now);
+      if (!equalBytes(request.att.prover, prover.publicKey) || notAfter === undefined) {
+        throw new RegistrationError(
+          'ERR_PROVER_NOT_AUTHORIZED',
+          `the attestation is not by this provider's prover, listed in the AUTHKEY RRset of ${origin}`,
+        );
+      }
+      const verified = verifyCredentialRequest(bytes, { csi, now });
+      if (verified.kind === 'failed') throw invalid('ERR_CREDENTIAL_REQUEST_INVALID', verified);
+      const issue = {
+        zone: origin,
+        csi,
+        attestation: request.att,
+        prover: { secretKey: prover.secretKey, notAfter },
+      };
+      const result: CredentialResult =
+        request.format === 'x509'
+          ? { format: 'x509', ...(await issueX509Credential(issue)) }
+          : { format: 'sd-jwt', credential: await issueSdJwtCredential(issue, randomBytes) };
+      log.info('credential-issued', { zone: origin, format: request.format });
+      return result;
     },
   };
 }

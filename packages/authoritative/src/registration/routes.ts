@@ -9,4 +9,5 @@ export const REGISTRATION_ROUTES = Object.freeze({
   maprefs: { path: '/v1/maprefs', status: 201 },
   removals: { path: '/v1/removals', status: 200 },
   revocations: { path: '/v1/revocations', status: 200 },
+  credentials: { path: '/v1/credentials', status: 200 },
 } as const);

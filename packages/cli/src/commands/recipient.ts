@@ -1,5 +1,7 @@
 import { resolve } from 'node:path';
 import {
+  CREDENTIAL_FORMATS,
+  createCredentialRequest,
   createMapping,
   createMaprefRequest,
   createRemoval,
@@ -11,6 +13,7 @@ import {
   parseCsi,
   sealMsps,
   type AudienceKey,
+  type CredentialFormat,
   type MspEntry,
   type SealedBox,
 } from '@mimi-discovery/common';
@@ -27,7 +30,8 @@ import {
   writeAudienceKeyFile,
 } from '../audience-key-file.js';
 import type { CommandEnv } from '../context.js';
-import { parseFlag, usageError } from '../errors.js';
+import { failure, parseFlag, usageError } from '../errors.js';
+import { writeNew } from '../files.js';
 import {
   collect,
   days,
@@ -55,6 +59,10 @@ import {
  * public key get an attestation, kept in the key file), `publish` (a signed mapping, possibly
  * listing no MSP: an "empty" mapping, R5), `mapref` (a signed MapRef request) and `remove` (a
  * signed removal, R9). Signed objects are made here, with the key that never leaves the file.
+ *
+ * `credential` asks the DP's prover for the attestation as an X.509 certificate or an SD-JWT
+ * (docs/protocol.md, "Credentials"), on a request signed with the key: MLS credentials that a
+ * verifier checks with the DNS alone (`mimi-discovery credential verify`).
  *
  * `audience-key` makes an audience key file, and `publish --seal FILE=PROVIDER[:TAGS]` seals MSP
  * entries to it (HPKE, RFC 9180; docs/protocol.md §4): every entry given for one file goes into
@@ -100,6 +108,12 @@ interface RemoveFlags extends KeyFlags {
   seq?: number;
 }
 
+interface CredentialFlags extends KeyFlags {
+  format: CredentialFormat;
+  out: string;
+  issuerOut?: string;
+}
+
 const DAY = 86_400;
 
 /** Adds `recipient` and its subcommands to `program`. */
@@ -118,7 +132,8 @@ Examples:
   $ mimi-discovery recipient audience-key --out soccer.audience
   $ mimi-discovery recipient publish --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --key alice.key \\
       --msp chat.example:personal --seal soccer.audience=wire.example:ctx:soccer
-  $ mimi-discovery recipient remove --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --key alice.key`,
+  $ mimi-discovery recipient remove --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --key alice.key
+  $ mimi-discovery recipient credential --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --key alice.key --format x509 --out alice.pem`,
   );
 
   recipient
@@ -412,6 +427,88 @@ Examples:
       if (flags.json === true) env.out(`${JSON.stringify(report, null, 2)}\n`);
       else env.out(`removed the mappings of ${attested.csi} up to seq ${seq}${placed(response)}\n`);
     });
+  keyFlags(
+    apiFlags(
+      recipient
+        .command('credential')
+        .description(
+          "get the attestation as a credential signed by the DP's prover: an X.509 certificate or an SD-JWT",
+        )
+        .addOption(
+          new Option('--format <format>', 'the credential profile')
+            .choices([...CREDENTIAL_FORMATS])
+            .makeOptionMandatory(),
+        )
+        .requiredOption(
+          '--out <file>',
+          'where to write it (never overwritten): x509, the certificate then the prover certificate (PEM); sd-jwt, the SD-JWT',
+        )
+        .option(
+          '--issuer-out <file>',
+          'x509: also write the prover certificate alone here (never overwritten), for openssl verify -CAfile',
+        ),
+    ),
+    'the attestation file (default: the one in the key file)',
+  )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ mimi-discovery recipient credential --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --key alice.key \\
+      --format x509 --out alice.pem --issuer-out prover.pem
+  $ openssl verify -CAfile prover.pem alice.pem
+  $ mimi-discovery recipient credential --api https://127.0.0.1:8445 --ca ./net/ca/ca.pem --key alice.key \\
+      --format sd-jwt --out alice.sd-jwt`,
+    )
+    .action(async (flags: CredentialFlags) => {
+      if (flags.issuerOut !== undefined && flags.format !== 'x509') {
+        throw usageError('ERR_USAGE', '--issuer-out is for --format x509 only');
+      }
+      const out = resolve(env.cwd, flags.out);
+      const issuerOut =
+        flags.issuerOut === undefined ? undefined : resolve(env.cwd, flags.issuerOut);
+      if (issuerOut === out) throw usageError('ERR_USAGE', '--issuer-out must differ from --out');
+      const { keyPair, attested } = await keyAndAttestation(flags, env);
+      const request = signed('--format', () =>
+        createCredentialRequest(
+          { csi: attested.csi, att: attested.attestation, format: flags.format, iat: env.now() },
+          keyPair.secretKey,
+        ),
+      );
+      const { result } = await call(flags, env, (api) =>
+        api.credential({ csi: attested.csi, request }),
+      );
+      if (result.format !== flags.format) {
+        throw failure(
+          'ERR_CLI_API_RESPONSE',
+          `the DP answered a ${result.format} credential to a request for ${flags.format}`,
+        );
+      }
+      const text =
+        result.format === 'x509'
+          ? `${result.credential.trimEnd()}\n${(result.issuer ?? '').trimEnd()}\n`
+          : `${result.credential}\n`;
+      await writeNew(out, text, 0o644);
+      if (issuerOut !== undefined)
+        await writeNew(issuerOut, `${(result.issuer ?? '').trimEnd()}\n`, 0o644);
+      const report = {
+        csi: attested.csi,
+        format: result.format,
+        file: out,
+        ...(issuerOut === undefined ? {} : { issuerFile: issuerOut }),
+        nbf: attested.attestation.nbf,
+        exp: attested.attestation.exp,
+      };
+      if (flags.json === true) env.out(`${JSON.stringify(report, null, 2)}\n`);
+      else {
+        env.out(
+          `wrote the ${result.format} credential of ${attested.csi} to ${out}` +
+            `${issuerOut === undefined ? '' : `, the prover certificate to ${issuerOut}`}` +
+            `\nvalid ${iso(report.nbf)} to ${iso(report.exp)}\n`,
+        );
+      }
+    });
+
   return recipient;
 }
 

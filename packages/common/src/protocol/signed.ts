@@ -122,6 +122,7 @@ export const SIGNING_LABELS = Object.freeze([
   'removal',
   'revocation',
   'mapref',
+  'credential',
 ] as const);
 /** A signing label. */
 export type SigningLabel = (typeof SIGNING_LABELS)[number];
@@ -238,6 +239,30 @@ export interface MaprefRequest {
   readonly sig: Uint8Array;
 }
 
+/** The credential profiles a DP's prover issues (docs/protocol.md, "Credentials"). */
+export const CREDENTIAL_FORMATS = Object.freeze(['x509', 'sd-jwt'] as const);
+/** A credential profile: an X.509 certificate, or an SD-JWT (RFC 9901). */
+export type CredentialFormat = (typeof CREDENTIAL_FORMATS)[number];
+
+/**
+ * A recipient's request to a registration API for a credential that carries its attestation's
+ * binding in another form (docs/protocol.md, "Credentials"). It is signed by `att.key`, the
+ * attested recipient key, under label `credential`: proof of possession, as a CSR's
+ * self-signature (RFC 2986 §3). Like a MapRef request, it is not published, and `iat` ties it
+ * to the moment it was made ({@link verifyCredentialRequest} accepts it only within
+ * {@link MAX_CLOCK_SKEW_SECONDS} of `now`).
+ */
+export interface CredentialRequest {
+  readonly v: 2;
+  readonly csi: string;
+  /** The attestation that binds `csi` to the recipient key, with its own signature. */
+  readonly att: Attestation;
+  readonly format: CredentialFormat;
+  readonly iat: number;
+  /** The signature by `att.key` under label `credential`. */
+  readonly sig: Uint8Array;
+}
+
 /** An Attestation without its signature: what the prover signs. */
 export type UnsignedAttestation = Omit<Attestation, 'sig'>;
 /** A Mapping without its signature: what the recipient signs. */
@@ -248,6 +273,8 @@ export type UnsignedRemoval = Omit<Removal, 'sig'>;
 export type UnsignedRevocation = Omit<Revocation, 'sig'>;
 /** A MapRef request without its signature. */
 export type UnsignedMaprefRequest = Omit<MaprefRequest, 'sig'>;
+/** A credential request without its signature. */
+export type UnsignedCredentialRequest = Omit<CredentialRequest, 'sig'>;
 
 /**
  * Fields of {@link createAttestation}; `prover`, when given, must match the secret key. `csi` is
@@ -301,6 +328,17 @@ export interface MaprefRequestFields {
   readonly iat: number;
   readonly att: Attestation;
   readonly key?: Uint8Array;
+}
+
+/**
+ * Fields of {@link createCredentialRequest}; `att.key` must be the public key of the secret
+ * key, and `att` an Attestation of `csi`.
+ */
+export interface CredentialRequestFields {
+  readonly csi: string;
+  readonly att: Attestation;
+  readonly format: CredentialFormat;
+  readonly iat: number;
 }
 
 /** Options of the verify functions of objects that carry their CSI (Removal, Revocation, MapRef). */
@@ -364,6 +402,7 @@ const MAPPING_FIELDS = Object.freeze(['v', 'msps', 'key', 'seq', 'iat', 'exp', '
 const REMOVAL_FIELDS = Object.freeze(['v', 'csi', 'key', 'seq', 'iat']);
 const REVOCATION_FIELDS = Object.freeze(['v', 'csi', 'before', 'csip', 'iat']);
 const MAPREF_REQUEST_FIELDS = Object.freeze(['v', 'csi', 'target', 'key', 'iat', 'att']);
+const CREDENTIAL_REQUEST_FIELDS = Object.freeze(['v', 'csi', 'att', 'format', 'iat']);
 const MAPPING_OPTIONAL_FIELDS = Object.freeze(['sealed']);
 const SEALED_BOX_FIELDS = Object.freeze(['kid', 'enc', 'ct']);
 const MSP_FIELDS = Object.freeze(['provider', 'tags']);
@@ -396,6 +435,7 @@ export function signingInput(
 export function signingInput(label: 'removal', unsigned: UnsignedRemoval): Uint8Array;
 export function signingInput(label: 'revocation', unsigned: UnsignedRevocation): Uint8Array;
 export function signingInput(label: 'mapref', unsigned: UnsignedMaprefRequest): Uint8Array;
+export function signingInput(label: 'credential', unsigned: UnsignedCredentialRequest): Uint8Array;
 export function signingInput(
   label: SigningLabel,
   unsigned:
@@ -403,7 +443,8 @@ export function signingInput(
     | UnsignedAttestation
     | UnsignedRemoval
     | UnsignedRevocation
-    | UnsignedMaprefRequest,
+    | UnsignedMaprefRequest
+    | UnsignedCredentialRequest,
   csi?: string,
 ): Uint8Array;
 export function signingInput(label: SigningLabel, unsigned: unknown, csi?: string): Uint8Array {
@@ -427,6 +468,11 @@ export function signingInput(label: SigningLabel, unsigned: unknown, csi?: strin
       return labelled(label, revocationContent(parseUnsignedRevocation(unsigned, 'revocation')));
     case 'mapref':
       return labelled(label, maprefContent(parseUnsignedMaprefRequest(unsigned, 'mapref')));
+    case 'credential':
+      return labelled(
+        label,
+        credentialRequestContent(parseUnsignedCredentialRequest(unsigned, 'credential')),
+      );
     default:
       throw new SignedObjectError(
         'ERR_SIGNED_OBJECT_LABEL',
@@ -523,6 +569,9 @@ function revocationContent(r: UnsignedRevocation): Uint8Array {
 }
 function maprefContent(r: UnsignedMaprefRequest): Uint8Array {
   return encodeCbor(unsignedMaprefToCbor(r));
+}
+function credentialRequestContent(r: UnsignedCredentialRequest): Uint8Array {
+  return encodeCbor(unsignedCredentialRequestToCbor(r));
 }
 
 /**
@@ -658,12 +707,37 @@ export function createMaprefRequest(
   return checkedSize({ ...unsigned, sig }, maprefToCbor);
 }
 
+/**
+ * Creates and signs a credential request with the recipient's 32-octet seed, which must be the
+ * secret key of `att.key` (`ERR_SIGNED_OBJECT_KEY_MISMATCH`); `att` must attest `csi`
+ * (`ERR_SIGNED_OBJECT_BINDING_MISMATCH`). Other errors as {@link createMapping}.
+ */
+export function createCredentialRequest(
+  fields: CredentialRequestFields,
+  recipientSecretKey: Uint8Array,
+): CredentialRequest {
+  const unsigned = parseUnsignedCredentialRequest(
+    {
+      v: SIGNED_OBJECT_VERSION,
+      csi: fields.csi,
+      att: fields.att,
+      format: fields.format,
+      iat: fields.iat,
+    },
+    'credential',
+  );
+  const key = signerKey(recipientSecretKey, unsigned.att.key, 'credential.att.key');
+  checkAttestationOf(unsigned.att, unsigned.csi, key, 'credential');
+  const sig = sign(labelled('credential', credentialRequestContent(unsigned)), recipientSecretKey);
+  return checkedSize({ ...unsigned, sig }, credentialRequestToCbor);
+}
+
 /** Throws `ERR_SIGNED_OBJECT_BINDING_MISMATCH` unless `att` binds `csi` to `key`. */
 function checkAttestationOf(
   att: Attestation,
   csi: string,
   key: Uint8Array,
-  path: 'mapping' | 'mapref',
+  path: 'mapping' | 'mapref' | 'credential',
 ): void {
   if (!equalBytes(att.key, key)) {
     throw new SignedObjectError(
@@ -783,6 +857,21 @@ export function decodeMaprefRequest(bytes: Uint8Array): MaprefRequest {
   return parseMaprefRequest(decodeCbor(bytes), 'mapref', 'exact');
 }
 
+/**
+ * Encodes a credential request; throws {@link SignedObjectError} if it is not well formed.
+ */
+export function encodeCredentialRequest(r: CredentialRequest): Uint8Array {
+  return encodeCbor(credentialRequestToCbor(parseCredentialRequest(r, 'credential', 'lenient')));
+}
+
+/**
+ * Decodes a credential request strictly; throws {@link SignedObjectError} naming the faulty
+ * field (a `format` not of {@link CREDENTIAL_FORMATS} is `ERR_SIGNED_OBJECT_MALFORMED`).
+ */
+export function decodeCredentialRequest(bytes: Uint8Array): CredentialRequest {
+  return parseCredentialRequest(decodeCbor(bytes), 'credential', 'exact');
+}
+
 function unsignedAttestationToCbor(a: UnsignedAttestation): CborMap {
   return { v: a.v, key: a.key, prover: a.prover, nbf: a.nbf, exp: a.exp };
 }
@@ -838,6 +927,12 @@ function unsignedMaprefToCbor(r: UnsignedMaprefRequest): CborMap {
 }
 function maprefToCbor(r: MaprefRequest): CborMap {
   return { ...unsignedMaprefToCbor(r), sig: r.sig };
+}
+function unsignedCredentialRequestToCbor(r: UnsignedCredentialRequest): CborMap {
+  return { v: r.v, csi: r.csi, att: attestationToCbor(r.att), format: r.format, iat: r.iat };
+}
+function credentialRequestToCbor(r: CredentialRequest): CborMap {
+  return { ...unsignedCredentialRequestToCbor(r), sig: r.sig };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1031,6 +1126,41 @@ function parseUnsignedMaprefRequest(value: unknown, path: string): UnsignedMapre
 function parseMaprefRequest(value: unknown, path: string, strictness: Strictness): MaprefRequest {
   const r = readMap(value, path, [...MAPREF_REQUEST_FIELDS, 'sig'], strictness);
   return { ...readMaprefFields(r, path, strictness), sig: readSig(r, path) };
+}
+
+function readCredentialRequestFields(
+  r: Fields,
+  path: string,
+  strictness: Strictness,
+): UnsignedCredentialRequest {
+  const format = r['format'];
+  if (typeof format !== 'string' || !(CREDENTIAL_FORMATS as readonly string[]).includes(format)) {
+    malformed(`${path}.format`, `must be one of ${CREDENTIAL_FORMATS.join(', ')}`);
+  }
+  return {
+    v: readVersion(r, path),
+    csi: readCsi(r, path),
+    att: parseAttestation(r['att'], `${path}.att`, strictness),
+    format: format as CredentialFormat,
+    iat: readUint(r, 'iat', path),
+  };
+}
+
+function parseUnsignedCredentialRequest(value: unknown, path: string): UnsignedCredentialRequest {
+  return readCredentialRequestFields(
+    readMap(value, path, CREDENTIAL_REQUEST_FIELDS, 'lenient'),
+    path,
+    'lenient',
+  );
+}
+
+function parseCredentialRequest(
+  value: unknown,
+  path: string,
+  strictness: Strictness,
+): CredentialRequest {
+  const r = readMap(value, path, [...CREDENTIAL_REQUEST_FIELDS, 'sig'], strictness);
+  return { ...readCredentialRequestFields(r, path, strictness), sig: readSig(r, path) };
 }
 
 /**
@@ -1365,6 +1495,54 @@ export function verifyMaprefRequest(
     checkFresh(r.iat, now, 'mapref.iat') ??
     checkStart(r.att.nbf, now, 'mapref.att.nbf') ??
     checkExpiry(r.att.exp, now, 'mapref.att.exp') ?? { kind: 'verified', value: r }
+  );
+}
+
+/**
+ * Verifies a credential request (bytes or object). Checks, and reports the first failure in
+ * this order: well formed (`malformed`, `unsupported-version`); `csi` equals `options.csi`
+ * when given (`csi-mismatch`); the attestation's signature by `att.prover` over the
+ * attestation and the request's `csi` (`bad-signature`: also an attestation of another CSI);
+ * the request's signature by `att.key` under label `credential` (`bad-signature`: not made by
+ * the attested key, `wrong-label`); `iat` within {@link MAX_CLOCK_SKEW_SECONDS} of `now`
+ * either side (`not-yet-valid`, `expired`: a captured request is useful for minutes at most);
+ * then the attestation's `nbf` and `exp`. Does not check that `att.prover` is authorized for
+ * the range. Never throws on any input (`options` as {@link verifyRemoval}).
+ */
+export function verifyCredentialRequest(
+  input: Uint8Array | CredentialRequest,
+  options: VerifyOptions,
+): VerifyResult<CredentialRequest> {
+  checkOptions(options);
+  const parsed = parseInput(input, decodeCredentialRequest, (v) =>
+    parseCredentialRequest(v, 'credential', 'lenient'),
+  );
+  if (parsed.kind === 'failed') return parsed;
+  const r = parsed.value;
+  const { now } = options;
+  return (
+    expectCsi(r.csi, options, 'credential.csi') ??
+    checkSignature(
+      'attestation',
+      () => attestationContent(r.att, r.csi),
+      r.att.sig,
+      r.att.prover,
+      'credential.att.sig',
+      'prover',
+      'over credential.csi (an attestation of another CSI, or a forgery)',
+    ) ??
+    checkSignature(
+      'credential',
+      () => credentialRequestContent(r),
+      r.sig,
+      r.att.key,
+      'credential.sig',
+      'att.key',
+    ) ??
+    checkStart(r.iat, now, 'credential.iat') ??
+    checkFresh(r.iat, now, 'credential.iat') ??
+    checkStart(r.att.nbf, now, 'credential.att.nbf') ??
+    checkExpiry(r.att.exp, now, 'credential.att.exp') ?? { kind: 'verified', value: r }
   );
 }
 
