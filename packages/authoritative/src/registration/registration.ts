@@ -409,9 +409,9 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
         );
   };
 
-  /** The latest notAfter of `key` as an unexpired AUTHKEY prover at the zone's apex, if listed. */
-  const listedProver = (origin: string, key: Uint8Array, now: number): number | undefined => {
-    const listed = store
+  /** The notAfter of each unexpired AUTHKEY prover entry of `key` at the zone's apex. */
+  const proverListings = (origin: string, key: Uint8Array, now: number): number[] =>
+    store
       .readRRset(origin, origin, 'AUTHKEY')
       .flatMap((rr) => (rr.type === 'AUTHKEY' ? [rr.data] : []))
       .filter(
@@ -420,8 +420,13 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
           k.algorithm === DNSSEC_ALGORITHM_ED25519 &&
           k.notAfter > now &&
           equalBytes(k.publicKey, key),
-      );
-    return listed.length === 0 ? undefined : Math.max(...listed.map((k) => k.notAfter));
+      )
+      .map((k) => k.notAfter);
+
+  /** The latest notAfter of `key` as an unexpired AUTHKEY prover at the zone's apex, if listed. */
+  const listedProver = (origin: string, key: Uint8Array, now: number): number | undefined => {
+    const listed = proverListings(origin, key, now);
+    return listed.length === 0 ? undefined : Math.max(...listed);
   };
 
   /** Whether `key` is an unexpired AUTHKEY of `role` at the zone's apex (as read now). */
@@ -519,18 +524,9 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       const now = clock();
       const prover = store.proverKey();
       // An attestation is useful only while its prover is listed at the apex.
-      const listed = store
-        .readRRset(origin, origin, 'AUTHKEY')
-        .flatMap((rr) => (rr.type === 'AUTHKEY' ? [rr.data] : []))
-        .filter(
-          (k) =>
-            k.role === 'prover' &&
-            k.algorithm === DNSSEC_ALGORITHM_ED25519 &&
-            k.notAfter > now &&
-            equalBytes(k.publicKey, prover.publicKey),
-        );
+      const listed = proverListings(origin, prover.publicKey, now);
       if (listed.length === 0) log.warn('prover-not-listed', { zone: origin });
-      const exp = Math.min(now + validity, ...listed.map((k) => k.notAfter));
+      const exp = Math.min(now + validity, ...listed);
       const attestation = createAttestation(
         { csi, key: input.key, nbf: now, exp },
         prover.secretKey,
