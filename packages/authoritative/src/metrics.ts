@@ -1,9 +1,11 @@
 import {
+  CREDENTIAL_FORMATS,
   createMetricsRegistry,
   declareConnectionMetrics,
   declareAnswerCacheMetrics,
   declareQueryLogMetrics,
   type ConnectionListener,
+  type CredentialFormat,
   type ConnectionStatsSource,
   type Counter,
   type Histogram,
@@ -44,6 +46,7 @@ import type { CdsOutcome } from './zone/cds-poller.js';
  * | `authoritative_registration_codes_sent_total{channel}` | counter | the registrar: one-time codes handed to `outbox`, `smtp`, `webhook` |
  * | `authoritative_registration_channel_failures_total{channel}` | counter | the registrar: a channel that failed to take a code |
  * | `authoritative_registration_rate_limited_total{reason}` | counter | the registrar: requests refused by `client` (requests per client), `csi` (codes per CSI), `attempts` (tries per code) |
+ * | `authoritative_registration_credentials_issued_total{format}` | counter | the registrar: credentials issued (`POST /v1/credentials`), by `format` (`x509`, `sd-jwt`) |
  * | `authoritative_zone_soa_serial{zone}`               | gauge   | `store.zoneInfo` when scraped     |
  * | `authoritative_zone_rrsig_earliest_expiry_timestamp_seconds{zone}` | gauge | `store.signatureStatus` when scraped: the RRSIG that expires first |
  * | `authoritative_zone_keys{zone,state}`               | gauge   | the key directory when scraped: the zone's keys by state |
@@ -108,6 +111,8 @@ export interface RegistrationEvents {
   channelFailed(channel: string): void;
   /** A request was refused for being over `limit`. */
   rateLimited(limit: RegistrationLimit): void;
+  /** A credential was issued in `format`. */
+  credentialIssued(format: CredentialFormat): void;
 }
 
 /**
@@ -222,6 +227,15 @@ export function createAuthoritativeMetrics(
       labelNames: ['channel'],
     },
   );
+  const credentialsIssued: Counter<'format'> = registry.counter<'format'>(
+    'registration_credentials_issued_total',
+    {
+      help: "Credentials issued from attestations of this DP's prover (POST /v1/credentials), by format (x509, sd-jwt)",
+      labelNames: ['format'],
+    },
+  );
+  // Both formats from the start: a rate over a series that appears later misses its first step.
+  for (const format of CREDENTIAL_FORMATS) credentialsIssued.inc({ format }, 0);
   const registrationLimited: Counter<'reason'> = registry.counter<'reason'>(
     'registration_rate_limited_total',
     {
@@ -284,6 +298,9 @@ export function createAuthoritativeMetrics(
       },
       rateLimited(limit) {
         registrationLimited.inc({ reason: limit });
+      },
+      credentialIssued(format) {
+        credentialsIssued.inc({ format });
       },
     },
     watchZoneStatus(source) {

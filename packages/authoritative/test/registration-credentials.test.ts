@@ -10,6 +10,7 @@ import {
   type Ed25519KeyPair,
 } from '@mimi-discovery/common';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createAuthoritativeMetrics, type AuthoritativeMetrics } from '../src/metrics.js';
 import { createOutboxChannel } from '../src/registration/channels.js';
 import {
   startRegistrationApi,
@@ -49,6 +50,7 @@ interface Reply {
 
 let fixture: Fixture;
 let api: RegistrationApi;
+let metrics: AuthoritativeMetrics;
 
 async function start(limits: { requestsPerClientPerMinute?: number } = {}): Promise<void> {
   const registrar = createRegistrar({
@@ -57,12 +59,14 @@ async function start(limits: { requestsPerClientPerMinute?: number } = {}): Prom
     now: () => fixture.clock.now,
     limits,
     randomBytes: (n) => new Uint8Array(n).fill(0x5a),
+    events: metrics.registration,
   });
   api = await startRegistrationApi({ port: 0 }, registrar);
 }
 
 beforeEach(async () => {
   fixture = await createFixture();
+  metrics = createAuthoritativeMetrics(fixture.store);
   await start();
 });
 
@@ -112,7 +116,30 @@ function zoneAuthkeys(): AuthkeyData[] {
     .flatMap((rr) => (rr.type === 'AUTHKEY' ? [rr.data] : []));
 }
 
+/** `authoritative_registration_credentials_issued_total{format}` as scraped now. */
+async function issuedCount(format: CredentialFormat): Promise<number> {
+  const text = await metrics.registry.registry.metrics();
+  const line = text
+    .split('\n')
+    .find((l) =>
+      l.startsWith(`authoritative_registration_credentials_issued_total{format="${format}"} `),
+    );
+  return Number(line?.split(' ')[1]);
+}
+
 describe('POST /v1/credentials', () => {
+  it('counts the credentials it issues by format, and no refused request', async () => {
+    expect(await issuedCount('x509')).toBe(0);
+    expect(await issuedCount('sd-jwt')).toBe(0);
+    expect((await post({ csi: PHONE, request: request() })).status).toBe(200);
+    expect((await post({ csi: PHONE, request: request({ format: 'sd-jwt' }) })).status).toBe(200);
+    expect((await post({ csi: PHONE, request: request({ format: 'sd-jwt' }) })).status).toBe(200);
+    // Refused: signed by a key that is not the attested one.
+    expect((await post({ csi: PHONE, request: request({ signer: STRANGER }) })).status).toBe(400);
+    expect(await issuedCount('x509')).toBe(1);
+    expect(await issuedCount('sd-jwt')).toBe(2);
+  });
+
   it('issues the X.509 credential of its own attestation, the same octets each time', async () => {
     const before = snapshot(fixture.store, PHONE_ZONE);
     const first = await post({ csi: PHONE, request: request() });

@@ -707,6 +707,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
           ? { format: 'x509', ...(await issueX509Credential(issue)) }
           : { format: 'sd-jwt', credential: await issueSdJwtCredential(issue, randomBytes) };
       log.info('credential-issued', { zone: origin, format: request.format });
+      events?.credentialIssued(request.format);
       return result;
     },
   };
