@@ -306,16 +306,30 @@ describe.each(SUBJECTS)('a running DP over the $name', (subject) => {
         const expected = new Map<string, string[]>();
         for (const m of acknowledged)
           expected.set(m.name, [...(expected.get(m.name) ?? []), hex(m.bytes)]);
-        const missing: string[] = [];
-        for (const [name, maps] of expected) {
-          const stored = new Set(
-            provider.store
-              .readRRset(PHONE_ZONE, name, 'MAP')
-              .map((rr) => hex(rr.data as Uint8Array)),
-          );
-          const lost = maps.filter((m) => !stored.has(m));
-          if (lost.length > 0) missing.push(`${name}: ${lost.length} of ${maps.length}`);
+        const missingNow = (): string[] => {
+          const missing: string[] = [];
+          for (const [name, maps] of expected) {
+            const stored = new Set(
+              provider.store
+                .readRRset(PHONE_ZONE, name, 'MAP')
+                .map((rr) => hex(rr.data as Uint8Array)),
+            );
+            const lost = maps.filter((m) => !stored.has(m));
+            if (lost.length > 0) missing.push(`${name}: ${lost.length} of ${maps.length}`);
+          }
+          return missing;
+        };
+        const unseen = missingNow();
+        // A read of the DP's own in that timers phase can still have begun a snapshot before
+        // the last import process's commit was visible. The LMDB store renews the snapshot on
+        // request (`renewReads`: the next read sees every commit made so far by any thread or
+        // process); what is missing after that was never committed. A stale read is said, so a
+        // run shows which of the two it met.
+        if (unseen.length > 0) {
+          console.warn(`read from a snapshot older than the last commit: ${unseen.join(', ')}`);
         }
+        (provider.store as { renewReads?: () => void }).renewReads?.();
+        const missing = missingNow();
         expect(missing, 'acknowledged but not in the store').toEqual([]);
 
         // In the DP's DNS answers: over TCP for every CSI, over UDP where the RRset fits.
