@@ -111,7 +111,7 @@ import type { DiscoverOptions, DiscoveryResult, DiscoveryResultsJson, Resolver }
  * The lookup page (`lookup-page.ts`), when the server mounts it, is served on this port under
  * `/lookup/` (GET and HEAD; the files of the built page, from memory): each request for one of
  * its files takes a token of its client's request rate, like any request, and the page's own
- * lookups are plain `GET /v1/discover` requests, limited as any other.
+ * lookups are plain `GET /v1/discover` requests, limited like every other.
  *
  * Privacy (design §10, R6): request logs hold the route, the status, the number of CSIs and the
  * time taken; never a CSI, and never the client address.
