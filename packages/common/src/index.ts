@@ -812,6 +812,7 @@ export {
   SITE_HEADERS,
   StaticSiteError,
   loadStaticSite,
+  siteForSetting,
 } from './runtime/static-site.js';
 export type { StaticSite } from './runtime/static-site.js';
 export {

@@ -1,3 +1,5 @@
+import { fromBase64url as decodeBase64url, toBase64url } from '../src/protocol/bytes.js';
+
 /**
  * The JSON APIs as a browser page calls them (the DP's registration API, the resolver's
  * discovery API), on the page's own origin: JSON in, JSON out, and every refusal as the
@@ -83,16 +85,11 @@ function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 /** Bytes as base64url without padding (RFC 4648 §5), as the APIs carry them. */
-export function toBase64url(bytes: Uint8Array): string {
-  let binary = '';
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
+export { toBase64url };
 
-/** base64url without padding back to bytes; throws on anything else. */
+/** Canonical unpadded base64url back to bytes; throws on anything else. */
 export function fromBase64url(text: string): Uint8Array {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) throw new Error('not base64url');
-  const b64 = text.replace(/-/g, '+').replace(/_/g, '/');
-  const binary = atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4));
-  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  const bytes = decodeBase64url(text);
+  if (bytes === undefined) throw new Error('not canonical unpadded base64url');
+  return bytes;
 }

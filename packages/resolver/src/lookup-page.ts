@@ -1,10 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import {
-  StaticSiteError,
-  loadStaticSite,
-  type Logger,
-  type StaticSite,
-} from '@mimi-discovery/common';
+import { siteForSetting, type Logger, type StaticSite } from '@mimi-discovery/common';
 
 /**
  * The lookup page (`web/` of this package, built by `npm run build` into `dist/web/`): a page
@@ -39,12 +34,5 @@ export function lookupPageFor(
   log: Logger,
   dir: string = LOOKUP_PAGE_DIR,
 ): StaticSite | undefined {
-  if (setting === false) return undefined;
-  try {
-    return loadStaticSite(dir, LOOKUP_PAGE_PATH);
-  } catch (error) {
-    if (setting === true || !(error instanceof StaticSiteError)) throw error;
-    log.warn('lookup-page-unavailable', { reason: error.message });
-    return undefined;
-  }
+  return siteForSetting(setting, dir, LOOKUP_PAGE_PATH, log, 'lookup-page-unavailable');
 }

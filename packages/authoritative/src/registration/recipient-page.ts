@@ -1,8 +1,7 @@
 import { join } from 'node:path';
 import {
-  StaticSiteError,
-  loadStaticSite,
   sendBody,
+  siteForSetting,
   type HttpRequest,
   type HttpResponse,
   type Logger,
@@ -47,14 +46,7 @@ export function loadRecipientPage(
   log: Logger,
   dir: string = RECIPIENT_PAGE_DIR,
 ): StaticSite | undefined {
-  if (setting === false) return undefined;
-  try {
-    return loadStaticSite(dir, RECIPIENT_PAGE_MOUNT);
-  } catch (error) {
-    if (setting === true || !(error instanceof StaticSiteError)) throw error;
-    log.warn('recipient-page-missing', { dir, reason: error.message });
-    return undefined;
-  }
+  return siteForSetting(setting, dir, RECIPIENT_PAGE_MOUNT, log, 'recipient-page-missing');
 }
 
 /**

@@ -1,6 +1,7 @@
 import type * as X509 from '@peculiar/x509';
 import type { SDJwtInstance } from '@sd-jwt/core';
 import { sha256 } from '@noble/hashes/sha2.js';
+import { compareBytes, fromBase64url as decodeBase64url, toBase64url } from './bytes.js';
 import { parseCsi } from './csi.js';
 import { ED25519_PUBLIC_KEY_OCTETS, ED25519_SECRET_KEY_OCTETS, sign, verify } from './ed25519.js';
 import { MimiError } from './errors.js';
@@ -229,29 +230,12 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+  return compareBytes(a, b) === 0;
 }
 
-function toBase64url(bytes: Uint8Array): string {
-  let binary = '';
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
-
+/** Canonical unpadded base64url (bytes.ts) to bytes; anything else is malformed. */
 function fromBase64url(text: string, what: string): Uint8Array {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) malformed(`${what} is not base64url`);
-  const padded = text.replace(/-/g, '+').replace(/_/g, '/');
-  let binary: string;
-  try {
-    binary = atob(padded + '='.repeat((4 - (padded.length % 4)) % 4));
-  } catch {
-    malformed(`${what} is not base64url`);
-  }
-  const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
-  if (toBase64url(bytes) !== text) malformed(`${what} is not in canonical base64url`);
-  return bytes;
+  return decodeBase64url(text) ?? malformed(`${what} is not in canonical unpadded base64url`);
 }
 
 function malformed(message: string, cause?: unknown): never {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
+import type { Logger } from './log.js';
 import {
   sendBody,
   type HttpRequest,
@@ -195,4 +196,28 @@ export function loadStaticSite(dir: string, mount: string): StaticSite {
       return true;
     },
   };
+}
+
+/**
+ * The site a server mounts as its config setting asks (the DP's `registration.page`, the
+ * resolver's `lookupPage`): `false`, none; `true`, the site in `dir`, or the
+ * {@link StaticSiteError} saying why it cannot be read (the server does not start); absent, the
+ * site when it can be read, else none, with one warning `event` on `log` (a server installed
+ * without its pages serves its API alone).
+ */
+export function siteForSetting(
+  setting: boolean | undefined,
+  dir: string,
+  mount: string,
+  log: Logger,
+  event: string,
+): StaticSite | undefined {
+  if (setting === false) return undefined;
+  try {
+    return loadStaticSite(dir, mount);
+  } catch (error) {
+    if (setting === true || !(error instanceof StaticSiteError)) throw error;
+    log.warn(event, { dir, reason: error.message });
+    return undefined;
+  }
 }
