@@ -216,9 +216,12 @@ describe('a DP with answer workers', () => {
     process.kill(stopped ?? expect.unreachable(), 'SIGSTOP');
     const csi = 'tel:+442079460104';
     const mapping = mappingBytes(attestAs(PROVER, csi, RECIPIENT), RECIPIENT);
+    const sent = performance.now();
     const publish = answerOf(api.publishMapping({ csi, mapping }));
-    // The publication resolves: the stopped worker is killed (a stopped process dies of SIGKILL).
+    // The publication resolves: the stopped worker is killed (a stopped process dies of SIGKILL),
+    // and not before the bound: the write waited for the worker's confirmation.
     expect((await publish).status).toBe(201);
+    expect(performance.now() - sent).toBeGreaterThanOrEqual(ACK_MS);
     expect(alive(stopped ?? 0)).toBe(false);
     await until(() => workers.live() === 2, 'the stopped worker to be replaced');
     const hex = Buffer.from(mapping).toString('hex');
