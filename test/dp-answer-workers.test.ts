@@ -261,7 +261,9 @@ describe('the answerWorkers config', () => {
     expect(() =>
       parse({ answerWorkers: 'auto', store: { kind: 'postgres', url: 'postgresql://x/y' } }),
     ).toThrow(/PostgreSQL store is not allowed with answerWorkers/);
-    expect(parse({ answerWorkers: 1, queryLog: { path: join(dir, 'q.log') } }).queryLog).toBeDefined();
+    expect(
+      parse({ answerWorkers: 1, queryLog: { path: join(dir, 'q.log') } }).queryLog,
+    ).toBeDefined();
   });
 
   it('refuses a store or clock given in code, which workers cannot share', async () => {
@@ -275,7 +277,7 @@ describe('the answerWorkers config', () => {
     }
   });
 
-  it("divides the per-client budgets among the workers, a budget that is on staying on", () => {
+  it('divides the per-client budgets among the workers, a budget that is on staying on', () => {
     const config = parse({
       limits: {
         rrl: { responsesPerSecond: 200, denialsPerSecond: 1, errorsPerSecond: 0 },

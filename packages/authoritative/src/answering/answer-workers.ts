@@ -310,20 +310,27 @@ export async function startAnswerWorkers(
       markExited();
       if (closing) return;
       if (!started) {
-        startFailure?.(new Error(`answer worker ${index} exited during its start (${signal ?? code})`));
+        startFailure?.(
+          new Error(`answer worker ${index} exited during its start (${signal ?? code})`),
+        );
         return;
       }
       if (current.worker !== worker) return;
       log.warn('answer-worker-exited', { worker: index, code, signal });
       restart(current);
     });
-    worker.on('error', (error) => log.debug('answer-worker-channel-error', { worker: index, error }));
+    worker.on('error', (error) =>
+      log.debug('answer-worker-channel-error', { worker: index, error }),
+    );
     return current;
   };
 
   const restart = (slot: Slot): void => {
     const now = Date.now();
-    while (restartTimes.length > 0 && (restartTimes[0] ?? 0) <= now - ANSWER_WORKER_RESTART_WINDOW_MS) {
+    while (
+      restartTimes.length > 0 &&
+      (restartTimes[0] ?? 0) <= now - ANSWER_WORKER_RESTART_WINDOW_MS
+    ) {
       restartTimes.shift();
     }
     if (restartTimes.length >= ANSWER_WORKER_RESTARTS_PER_WINDOW) {
@@ -405,7 +412,8 @@ export async function startAnswerWorkers(
         s.state === 'gone' || s.worker.process.pid === undefined ? [] : [s.worker.process.pid],
       ),
     queries: () => slots.filter((s) => s.state === 'ready').map((s) => s.stats.queries),
-    tcpStats: () => addStats(slots.flatMap((s) => (s.stats.tcp === undefined ? [] : [s.stats.tcp]))),
+    tcpStats: () =>
+      addStats(slots.flatMap((s) => (s.stats.tcp === undefined ? [] : [s.stats.tcp]))),
     async renew() {
       const seq = ++nextSeq;
       const live = slots.filter((s) => s.state !== 'gone');

@@ -182,7 +182,11 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
     const metrics = createAuthoritativeMetrics(store);
     // Earliest RRSIG expiry and key states per zone, from the store's signing state.
     metrics.watchZoneStatus(zoneStatusOf(store, { now }));
-    const { handler, cache, limits: dpLimits } = createAnswerPath(config, store, {
+    const {
+      handler,
+      cache,
+      limits: dpLimits,
+    } = createAnswerPath(config, store, {
       now,
       log,
       metrics,
@@ -219,7 +223,11 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
     // chains): their store then opens on it.
     const workers =
       workerCount > 1
-        ? await startAnswerWorkers(config, { count: workerCount, log: log.child('workers'), metrics })
+        ? await startAnswerWorkers(config, {
+            count: workerCount,
+            log: log.child('workers'),
+            metrics,
+          })
         : undefined;
     if (workers !== undefined) {
       started.push(workers);

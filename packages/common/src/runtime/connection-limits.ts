@@ -540,10 +540,13 @@ export async function listenGuarded(
 ): Promise<GuardedListener> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ port: address.port, host: address.host, exclusive: address.shared !== true }, () => {
-      server.removeListener('error', reject);
-      resolve();
-    });
+    server.listen(
+      { port: address.port, host: address.host, exclusive: address.shared !== true },
+      () => {
+        server.removeListener('error', reject);
+        resolve();
+      },
+    );
   });
   const bound = server.address();
   const port = typeof bound === 'object' && bound !== null ? bound.port : address.port;
