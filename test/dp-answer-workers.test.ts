@@ -246,9 +246,13 @@ describe('the answerWorkers config', () => {
     parseConfig(dpConfigSchema, { ...baseConfig, ...extra });
 
   it('refuses 0 and more than MAX_ANSWER_WORKERS', () => {
-    expect(() => parse({ answerWorkers: 0 })).toThrow(/answerWorkers/);
-    expect(() => parse({ answerWorkers: MAX_ANSWER_WORKERS + 1 })).toThrow(/answerWorkers/);
-    expect(() => parse({ answerWorkers: 'all' })).toThrow(/answerWorkers/);
+    expect(() => parse({ answerWorkers: 0 })).toThrow(/answerWorkers: must be at least 1/);
+    expect(() => parse({ answerWorkers: MAX_ANSWER_WORKERS + 1 })).toThrow(
+      `answerWorkers: must be at most ${MAX_ANSWER_WORKERS}`,
+    );
+    expect(() => parse({ answerWorkers: 'all' })).toThrow(
+      `answerWorkers: must be a whole number from 1 to ${MAX_ANSWER_WORKERS}, or "auto"`,
+    );
     expect(parse({ answerWorkers: MAX_ANSWER_WORKERS }).answerWorkers).toBe(MAX_ANSWER_WORKERS);
     expect(parse({ answerWorkers: 'auto' }).answerWorkers).toBe('auto');
     expect(parse({}).answerWorkers).toBe(1);

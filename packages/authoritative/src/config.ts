@@ -609,7 +609,11 @@ export const dpConfigSchema = z
      * Processes answering DNS over UDP and TCP (`answer-workers.ts`): 1 (this process alone),
      * up to `MAX_ANSWER_WORKERS`, or `"auto"` (one per core, `os.availableParallelism()`).
      */
-    answerWorkers: z.union([z.int().min(1).max(MAX_ANSWER_WORKERS), z.literal('auto')]).default(1),
+    answerWorkers: z
+      .union([z.int().min(1).max(MAX_ANSWER_WORKERS), z.literal('auto')], {
+        error: `must be a whole number from 1 to ${MAX_ANSWER_WORKERS}, or "auto"`,
+      })
+      .default(1),
     /** How long a write waits for every answer worker's confirmation (ms). */
     answerWorkerAckMs: z
       .int()
