@@ -68,8 +68,14 @@ export async function startDp(
         reject(new Error(`DP process exited (${child.exitCode})`));
         return;
       }
-      waiting.push(resolve);
-      child.once('exit', (code) => reject(new Error(`DP process exited (${code})`)));
+      // The exit listener goes with its answer: one request at a time is ever waiting.
+      const onExit = (code: number | null): void =>
+        reject(new Error(`DP process exited (${code})`));
+      child.once('exit', onExit);
+      waiting.push((value) => {
+        child.removeListener('exit', onExit);
+        resolve(value);
+      });
     });
   let ready: Record<string, unknown>;
   try {

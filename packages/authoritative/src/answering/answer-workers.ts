@@ -401,6 +401,20 @@ export async function startAnswerWorkers(
     await within(slot.exited, ANSWER_WORKER_CLOSE_MS);
   };
 
+  /** Renews every worker's snapshot once, after every write that asked so far. */
+  const renewNow = async (): Promise<void> => {
+    const seq = ++nextSeq;
+    const live = slots.filter((s) => s.state !== 'gone');
+    for (const slot of live) send(slot, { kind: 'renew', seq });
+    // A starting worker renews at the end of its start; only answering ones are waited for.
+    await Promise.all(live.filter((s) => s.state === 'ready').map((s) => confirmOrKill(s, seq)));
+  };
+  /**
+   * The writes of one group commit resolve in one event turn: they share one renewal, sent at
+   * the next turn (every one of them committed before it is sent), not one message each.
+   */
+  let batch: Promise<void> | undefined;
+
   let stopping: Promise<void> | undefined;
   return {
     count,
@@ -414,13 +428,11 @@ export async function startAnswerWorkers(
     queries: () => slots.filter((s) => s.state === 'ready').map((s) => s.stats.queries),
     tcpStats: () =>
       addStats(slots.flatMap((s) => (s.stats.tcp === undefined ? [] : [s.stats.tcp]))),
-    async renew() {
-      const seq = ++nextSeq;
-      const live = slots.filter((s) => s.state !== 'gone');
-      for (const slot of live) send(slot, { kind: 'renew', seq });
-      // A starting worker renews at the end of its start; only answering ones are waited for.
-      await Promise.all(live.filter((s) => s.state === 'ready').map((s) => confirmOrKill(s, seq)));
-    },
+    renew: () =>
+      (batch ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        batch = undefined;
+        return renewNow();
+      })),
     async metrics() {
       const ready = slots.filter((s) => s.state === 'ready');
       const replies = await Promise.all(
