@@ -181,6 +181,27 @@ describe('a DP with answer workers', () => {
     expect(after.filter((maps) => maps.length > 0)).toEqual([]);
   });
 
+  it('serves every one of concurrent publications in every worker once each is acknowledged', async () => {
+    const api = client ?? expect.unreachable();
+    const csis = Array.from(
+      { length: 12 },
+      (_, i) => `tel:+4420794602${String(i).padStart(2, '0')}`,
+    );
+    // Published at once: their writes commit together and share the workers' renewals; each
+    // is checked right after its own 201, while the others may still be in flight.
+    const problems = await Promise.all(
+      csis.map(async (csi) => {
+        const mapping = mappingBytes(attestAs(PROVER, csi, RECIPIENT), RECIPIENT);
+        const response = await answerOf(api.publishMapping({ csi, mapping }));
+        if (response.status !== 201) return `${csi}: ${response.status}`;
+        const hex = Buffer.from(mapping).toString('hex');
+        const served = await mapsOverUdp(csi, 10);
+        return served.every((maps) => maps.includes(hex)) ? undefined : `${csi}: not served`;
+      }),
+    );
+    expect(problems.filter((p) => p !== undefined)).toEqual([]);
+  });
+
   it('replaces a worker killed with SIGKILL, which serves what was written before', async () => {
     const workers = dp?.answerWorkers ?? expect.unreachable();
     const api = client ?? expect.unreachable();
