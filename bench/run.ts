@@ -7,7 +7,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,7 @@ import { ensureBenchTools } from './lib/install.js';
 import { startHierarchy } from './lib/hierarchy.js';
 import { runResolverBench, type ResolverBenchResult } from './lib/resolver-bench.js';
 import { markdown, median, type Results, type Round, type ServerName } from './lib/report.js';
+import { TARGETS, targetFigures } from './lib/targets.js';
 import { MIN_ROUNDS } from './lib/method.js';
 import { gitCommit, readHistoryFile, recordRun, writeHistoryDocs } from './lib/history-files.js';
 import { historySection, replaceHistorySection } from './lib/history-report.js';
@@ -42,11 +43,12 @@ import { installed, startKnot, startNsd, type StockServer } from './lib/stock.js
 import { runTransferBench, type TransferBenchResult } from './lib/transfer-bench.js';
 
 /**
- * `npm run bench [-- --scale small|large] [--quick] [--csis N] [--report-only]`: the DP next to NSD
- * and Knot over UDP, and durable registration throughput. Runs against the built packages (`tsc -b`
- * first). Each run is appended to `bench/results/history.json` and charted in `docs/benchmarks/`;
- * `--report-only` runs no benchmark and writes the charts and the History section of
- * `docs/benchmarks.md` again from that history.
+ * `npm run bench [-- --scale small|large] [--quick] [--csis N] [--report-only] [--only dp]`: the
+ * DP next to NSD and Knot over UDP, and durable registration throughput. Runs against the built
+ * packages (`tsc -b` first). Each run is appended to `bench/results/history.json` and charted in
+ * `docs/benchmarks/`; `--report-only` runs no benchmark and writes the charts and the History
+ * section of `docs/benchmarks.md` again from that history. `--only dp` runs the DP comparison
+ * and the registration rounds alone and prints their targets, writing no file.
  */
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -56,15 +58,26 @@ interface Options {
   quick: boolean;
   csis: number | undefined;
   reportOnly: boolean;
+  /** `dp`: the DP comparison and registration only, nothing written. */
+  only: 'dp' | undefined;
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { scale: 'small', quick: false, csis: undefined, reportOnly: false };
+  const options: Options = {
+    scale: 'small',
+    quick: false,
+    csis: undefined,
+    reportOnly: false,
+    only: undefined,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--quick') options.quick = true;
     else if (arg === '--report-only') options.reportOnly = true;
-    else if (arg === '--scale') {
+    else if (arg === '--only') {
+      if (argv[++i] !== 'dp') throw new Error('--only takes dp');
+      options.only = 'dp';
+    } else if (arg === '--scale') {
       const value = argv[++i];
       if (value !== 'small' && value !== 'large') throw new Error('--scale takes small or large');
       options.scale = value;
@@ -75,7 +88,7 @@ function parseArgs(argv: string[]): Options {
       options.csis = value;
     } else
       throw new Error(
-        `unknown argument ${arg}; usage: bench/run.ts [--scale small|large] [--quick] [--csis N] [--report-only]`,
+        `unknown argument ${arg}; usage: bench/run.ts [--scale small|large] [--quick] [--csis N] [--report-only] [--only dp]`,
       );
   }
   return options;
@@ -84,6 +97,19 @@ function parseArgs(argv: string[]): Options {
 const SCALE_CSIS = { small: 100_000, large: 10_000_000 };
 /** Fixed rate of the latency runs: well below every server's capacity, so latency is service time. */
 const LATENCY_QPS = 5_000;
+/**
+ * dnsperf threads at most for the servers on every core: one thread sends and receives some
+ * 100,000 queries/s here, less than N workers answer; more threads than cores only contend.
+ */
+const DNSPERF_MAX_THREADS = 4;
+/**
+ * Unrecorded passes of the query file, per answer worker, after the first pass of our DP on every
+ * core: each worker keeps an answer cache of its own and the kernel hands each datagram to any
+ * of them, so after k passes a worker has missed a given question with odds (1 - 1/N)^k: 5 × N
+ * passes leave under 0.5% of each worker's answers to compute in the rounds (10 passes for N = 2:
+ * 0.1%), where a miss costs some 15 hits; NSD and Knot never pay it.
+ */
+const WARM_PASSES_PER_WORKER = 5;
 /** Bound of the query run during registration, which normally ends with the last publish. */
 const REGISTRATION_QUERY_SECONDS_MAX = 300;
 
@@ -122,6 +148,9 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'mimi-bench-'));
   const stock: StockServer[] = [];
   let dp: DpProcess | undefined;
+  /** Our DP with an answer worker per core (`answerWorkers`), when the host has more than one. */
+  let dpAll: DpProcess | undefined;
+  const cores = availableParallelism();
   try {
     // Data set.
     const dataDir = join(dir, 'store');
@@ -164,14 +193,22 @@ async function main(): Promise<void> {
         .join(''),
     );
 
-    // Servers, all up at once.
+    // Servers, all up at once: each on one core, and each on every core.
     dp = await startDp(dataDir);
     log(`DP on 127.0.0.1:${dp.port} (pid ${dp.pid})`);
     const skipped: string[] = [];
-    const targets: { name: ServerName; port: number; pid: number }[] = [
-      { name: 'ours', port: dp.port, pid: dp.pid },
+    const targets: { name: ServerName; port: number; pid: number; workers: number }[] = [
+      { name: 'ours', port: dp.port, pid: dp.pid, workers: 1 },
     ];
     const commands: Record<string, string> = { bench: process.argv.join(' '), dp: dp.command };
+    if (cores > 1) {
+      dpAll = await startDp(dataDir, undefined, undefined, cores);
+      log(`DP with ${cores} answer workers on 127.0.0.1:${dpAll.port} (pid ${dpAll.pid})`);
+      targets.push({ name: 'ours-all', port: dpAll.port, pid: dpAll.pid, workers: cores });
+      commands['dp-all'] = `MIMI_BENCH_ANSWER_WORKERS=${cores} ${dpAll.command}`;
+    } else {
+      skipped.push('ours-all, nsd-all, knot-all: this host has one core');
+    }
     for (const [name, binary, start] of [
       ['nsd', 'nsd', startNsd],
       ['knot', 'knotd', startKnot],
@@ -180,37 +217,61 @@ async function main(): Promise<void> {
         skipped.push(`${name}: ${binary} is not installed (apt-get install ${name})`);
         continue;
       }
-      try {
-        const server = await start(dir, ORIGIN, zoneFile);
-        stock.push(server);
-        targets.push({ name, port: server.port, pid: server.pid });
-        commands[name] = server.command;
-        log(`${name} on 127.0.0.1:${server.port} (pid ${server.pid})`);
-      } catch (error) {
-        skipped.push(`${name}: did not start (${(error as Error).message})`);
+      for (const workers of cores > 1 ? [1, cores] : [1]) {
+        const label: ServerName = workers === 1 ? name : `${name}-all`;
+        try {
+          const server = await start(dir, ORIGIN, zoneFile, workers);
+          stock.push(server);
+          targets.push({ name: label, port: server.port, pid: server.pid, workers });
+          commands[label] = server.command;
+          log(`${label} on 127.0.0.1:${server.port} (pid ${server.pid}, ${workers} workers)`);
+        } catch (error) {
+          skipped.push(`${label}: did not start (${(error as Error).message})`);
+        }
       }
     }
 
-    const perf = (port: number, seconds: number, maxQps?: number): DnsperfOptions => ({
-      port,
-      queryFile,
-      seconds,
-      clients: 4,
-      outstanding: 100,
-      ...(maxQps === undefined ? {} : { maxQps }),
-    });
+    // One core: one dnsperf thread, 4 clients (as every run before). Every core: a thread per
+    // core up to DNSPERF_MAX_THREADS, 4 clients each, so that the load generator is not the
+    // bottleneck of N answering processes.
+    const perf = (port: number, seconds: number, maxQps?: number, workers = 1): DnsperfOptions => {
+      const threads = Math.min(workers, DNSPERF_MAX_THREADS);
+      return {
+        port,
+        queryFile,
+        seconds,
+        clients: 4 * threads,
+        ...(threads === 1 ? {} : { threads }),
+        outstanding: 100,
+        ...(maxQps === undefined ? {} : { maxQps }),
+      };
+    };
     commands.dnsperf = `dnsperf ${dnsperfArgs(perf(0, roundSeconds)).join(' ')} (port per server)`;
+    if (cores > 1) {
+      commands['dnsperf-all'] =
+        `dnsperf ${dnsperfArgs(perf(0, roundSeconds, undefined, cores)).join(' ')} (the -all servers)`;
+    }
 
     // Warm-up: the whole query file once per server. NSD and Knot compile every answer when they
     // load the zone; our DP compiles an answer (into its answer cache) the first time it is asked,
     // so this pass is where it pays that cost. Its rate is recorded as the first-query rate.
     const firstPass: Results['udp']['firstPass'] = {};
     for (const t of targets) {
-      const result = await runDnsperf({ ...perf(t.port, 0), passes: 1 }, t.pid);
+      const result = await runDnsperf(
+        { ...perf(t.port, 0, undefined, t.workers), passes: 1 },
+        t.pid,
+      );
       firstPass[t.name] = result;
       log(
         `first pass ${t.name}: ${Math.round(result.queriesPerSecond)} q/s, ${result.cpuMicrosecondsPerQuery.toFixed(1)} µs CPU/query`,
       );
+      if (t.name === 'ours-all') {
+        const passes = WARM_PASSES_PER_WORKER * t.workers;
+        const warm = await runDnsperf({ ...perf(t.port, 0, undefined, t.workers), passes }, t.pid);
+        log(
+          `warm-up ${t.name}: ${passes} more passes, ${Math.round(warm.queriesPerSecond)} q/s, not recorded`,
+        );
+      }
     }
 
     const measured: Round[] = [];
@@ -218,10 +279,10 @@ async function main(): Promise<void> {
       // Rotate the order so that no server always runs first.
       const order = targets.map((_, i) => targets[(i + round - 1) % targets.length]!);
       for (const t of order) {
-        const result = await runDnsperf(perf(t.port, roundSeconds), t.pid);
+        const result = await runDnsperf(perf(t.port, roundSeconds, undefined, t.workers), t.pid);
         // Latency at a fixed rate right after: per-response times, for percentiles.
         const latency = await runDnsperf(
-          { ...perf(t.port, latencySeconds, LATENCY_QPS), percentiles: true },
+          { ...perf(t.port, latencySeconds, LATENCY_QPS, t.workers), percentiles: true },
           t.pid,
         );
         measured.push({ round, server: t.name, result, latency: latency.percentilesMs! });
@@ -238,10 +299,15 @@ async function main(): Promise<void> {
       const ours = qps(i + 1, 'ours')!;
       const nsd = qps(i + 1, 'nsd');
       const knot = qps(i + 1, 'knot');
+      const all = qps(i + 1, 'ours-all');
+      const nsdAll = qps(i + 1, 'nsd-all');
+      const knotAll = qps(i + 1, 'knot-all');
       return {
         round: i + 1,
         ...(nsd === undefined ? {} : { oursToNsd: ours / nsd }),
         ...(knot === undefined ? {} : { oursToKnot: ours / knot }),
+        ...(all === undefined || nsdAll === undefined ? {} : { allToNsdAll: all / nsdAll }),
+        ...(all === undefined || knotAll === undefined ? {} : { allToKnotAll: all / knotAll }),
       };
     });
     const medians: Results['udp']['medians'] = {};
@@ -259,7 +325,9 @@ async function main(): Promise<void> {
         p99LatencyMs: latencyOf((r) => r.p99),
       };
     }
-    const ratioMedian = (key: 'oursToNsd' | 'oursToKnot'): number | undefined => {
+    const ratioMedian = (
+      key: 'oursToNsd' | 'oursToKnot' | 'allToNsdAll' | 'allToKnotAll',
+    ): number | undefined => {
       const values = ratios.flatMap((r) => (r[key] === undefined ? [] : [r[key]]));
       return values.length === 0 ? undefined : median(values);
     };
@@ -298,15 +366,20 @@ async function main(): Promise<void> {
     }
 
     // Registration while the DP answers queries (dnsperf capped so that both share the CPU), in
-    // rounds as every comparison (`lib/method.ts`), each publishing mappings for new CSIs.
+    // rounds as every comparison (`lib/method.ts`), each publishing mappings for new CSIs: on the
+    // DP with answer workers when there is one (its process is the writer and publishes, each
+    // publish resolved once every worker serves it), else on the one-process DP.
+    const writer = dpAll ?? dp;
+    const writerWorkers = dpAll === undefined ? 1 : cores;
     log(
-      `registration: ${rounds} rounds of ${registrationPublishes} publishes, ${concurrency} concurrent`,
+      `registration: ${rounds} rounds of ${registrationPublishes} publishes, ${concurrency} concurrent, ` +
+        `on the DP with ${writerWorkers} answer worker(s)`,
     );
     const registrationRounds: (NonNullable<Results['registration']['rounds']>[number] & {
       queriesMeanwhile: DnsperfResult;
     })[] = [];
     for (let round = 1; round <= rounds; round++) {
-      await dp.request({
+      await writer.request({
         cmd: 'prepare',
         first: count + 5_000_000 + (round - 1) * registrationPublishes,
         count: registrationPublishes,
@@ -316,14 +389,14 @@ async function main(): Promise<void> {
       const publishing = new AbortController();
       const meanwhile = runDnsperf(
         {
-          ...perf(dp.port, REGISTRATION_QUERY_SECONDS_MAX, LATENCY_QPS),
+          ...perf(writer.port, REGISTRATION_QUERY_SECONDS_MAX, LATENCY_QPS, writerWorkers),
           percentiles: true,
           signal: publishing.signal,
         },
-        dp.pid,
+        writer.pid,
       );
       await new Promise((resolve) => setTimeout(resolve, 200));
-      const registered = await dp.request({ cmd: 'register', concurrency });
+      const registered = await writer.request({ cmd: 'register', concurrency });
       publishing.abort();
       const queriesMeanwhile = await meanwhile;
       registrationRounds.push({
@@ -350,7 +423,52 @@ async function main(): Promise<void> {
     // of the comparison above stop first, so that the next benchmarks have the cores to themselves.
     await dp.stop();
     dp = undefined;
+    await dpAll?.stop();
+    dpAll = undefined;
     for (const server of stock.splice(0)) await server.stop();
+    const udp: Results['udp'] = {
+      queryFile: { existing, absent },
+      latencyQps: LATENCY_QPS,
+      firstPass,
+      rounds: measured,
+      skipped,
+      ...(cores > 1 ? { workers: cores } : {}),
+      ratios,
+      medians,
+      ...(ratioMedian('oursToNsd') === undefined
+        ? {}
+        : { medianRatioOursToNsd: ratioMedian('oursToNsd')! }),
+      ...(ratioMedian('oursToKnot') === undefined
+        ? {}
+        : { medianRatioOursToKnot: ratioMedian('oursToKnot')! }),
+      ...(ratioMedian('allToNsdAll') === undefined
+        ? {}
+        : { medianRatioAllToNsdAll: ratioMedian('allToNsdAll')! }),
+      ...(ratioMedian('allToKnotAll') === undefined
+        ? {}
+        : { medianRatioAllToKnotAll: ratioMedian('allToKnotAll')! }),
+    };
+    const registration: Results['registration'] = {
+      ...(writerWorkers > 1 ? { answerWorkers: writerWorkers } : {}),
+      concurrency,
+      publishes: registered.publishes,
+      seconds: registered.seconds,
+      publishesPerSecond: registered.publishesPerSecond,
+      queriesMeanwhile,
+      rounds: registrationRounds.map(({ queriesMeanwhile: _, ...round }) => round),
+    };
+    if (options.only === 'dp') {
+      // Printed, not written: a partial run has no place in the results or the history.
+      for (const figure of targetFigures({ udp, registration })) {
+        if (figure.median === null) continue;
+        const title = TARGETS.find((t) => t.id === figure.id)?.title ?? figure.id;
+        log(
+          `${figure.id} (${title}): median ${figure.median.toFixed(3)} [${figure.min?.toFixed(3)}–${figure.max?.toFixed(3)}]` +
+            `${figure.cpuRatio === null ? '' : `, CPU ratio ${figure.cpuRatio.toFixed(3)}`}, met: ${String(figure.met)}`,
+        );
+      }
+      return;
+    }
 
     // Zone transfers: our DP as NSD's primary over the same store (NOTIFY, IXFR, TSIG).
     const transferDir = join(dir, 'transfer');
@@ -423,21 +541,7 @@ async function main(): Promise<void> {
             ? ''
             : `The scale asks for ${SCALE_CSIS[options.scale].toLocaleString('en-US')} CSIs; this run used ${count.toLocaleString('en-US')} (\`--csis\`).`,
       },
-      udp: {
-        queryFile: { existing, absent },
-        latencyQps: LATENCY_QPS,
-        firstPass,
-        rounds: measured,
-        skipped,
-        ratios,
-        medians,
-        ...(ratioMedian('oursToNsd') === undefined
-          ? {}
-          : { medianRatioOursToNsd: ratioMedian('oursToNsd')! }),
-        ...(ratioMedian('oursToKnot') === undefined
-          ? {}
-          : { medianRatioOursToKnot: ratioMedian('oursToKnot')! }),
-      },
+      udp,
       profiles,
       verification,
       doh,
@@ -445,14 +549,7 @@ async function main(): Promise<void> {
       transfer,
       postgres,
       relay,
-      registration: {
-        concurrency,
-        publishes: registered.publishes,
-        seconds: registered.seconds,
-        publishesPerSecond: registered.publishesPerSecond,
-        queriesMeanwhile,
-        rounds: registrationRounds.map(({ queriesMeanwhile: _, ...round }) => round),
-      },
+      registration,
       wallSeconds: 0,
     };
     results.wallSeconds = (performance.now() - started) / 1000;
@@ -471,6 +568,7 @@ async function main(): Promise<void> {
     );
   } finally {
     await dp?.stop().catch(() => undefined);
+    await dpAll?.stop().catch(() => undefined);
     for (const server of stock) await server.stop();
     rmSync(dir, { recursive: true, force: true });
   }

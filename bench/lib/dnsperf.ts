@@ -11,6 +11,8 @@ export interface DnsperfOptions {
   /** …or send the query file this many times (`-n`). */
   passes?: number;
   clients: number;
+  /** dnsperf's threads (`-T`); default 1. */
+  threads?: number;
   /** Outstanding queries at most. */
   outstanding: number;
   /** Queries per second at most; undefined: as fast as the server answers. */
@@ -66,7 +68,7 @@ export function dnsperfArgs(options: DnsperfOptions): string[] {
     '-c',
     String(options.clients),
     '-T',
-    '1',
+    String(options.threads ?? 1),
     '-q',
     String(options.outstanding),
     '-t',

@@ -28,12 +28,14 @@ export interface DpProcess {
  * Starts the DP over the LMDB store in `dataDir` (vite-node runs dp-server.ts in the spawned
  * process itself, so `pid` is the DP's) and resolves once it listens on 127.0.0.1. With
  * `transfer` (the `transfer` section of a DP's config), it also offers its zone to secondaries.
- * `keysDir`: the key directory a PostgreSQL store signs from (the data set's).
+ * `keysDir`: the key directory a PostgreSQL store signs from (the data set's). `answerWorkers`
+ * (LMDB only; default 1): the DP's config key, its answer workers being children of its process.
  */
 export async function startDp(
   dataDir: string,
   transfer?: object,
   keysDir?: string,
+  answerWorkers = 1,
 ): Promise<DpProcess> {
   const viteNode = join(ROOT, 'node_modules', 'vite-node', 'vite-node.mjs');
   const script = join(ROOT, 'bench', 'lib', 'dp-server.ts');
@@ -45,7 +47,11 @@ export async function startDp(
   ];
   const child: ChildProcess = spawn(process.execPath, args, {
     cwd: ROOT,
-    env: { ...process.env, ...(keysDir === undefined ? {} : { MIMI_BENCH_KEYS: keysDir }) },
+    env: {
+      ...process.env,
+      ...(keysDir === undefined ? {} : { MIMI_BENCH_KEYS: keysDir }),
+      ...(answerWorkers === 1 ? {} : { MIMI_BENCH_ANSWER_WORKERS: String(answerWorkers) }),
+    },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   let exited = child.exitCode !== null;
@@ -62,8 +68,14 @@ export async function startDp(
         reject(new Error(`DP process exited (${child.exitCode})`));
         return;
       }
-      waiting.push(resolve);
-      child.once('exit', (code) => reject(new Error(`DP process exited (${code})`)));
+      // The exit listener goes with its answer: one request at a time is ever waiting.
+      const onExit = (code: number | null): void =>
+        reject(new Error(`DP process exited (${code})`));
+      child.once('exit', onExit);
+      waiting.push((value) => {
+        child.removeListener('exit', onExit);
+        resolve(value);
+      });
     });
   let ready: Record<string, unknown>;
   try {

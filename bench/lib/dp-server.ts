@@ -1,11 +1,17 @@
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import {
   dpConfigSchema,
+  lmdbKeyDirectory,
   openLmdbStore,
   openPgStore,
   startDp,
   type DiscoveryStore,
+  type DpConfig,
+  type RunningDp,
 } from '@mimi-discovery/authoritative';
 import { keyPairFromSeed, record } from '@mimi-discovery/common';
 import { ORIGIN, PROVER_SEED, nameOf, signedMapping } from './dataset.js';
@@ -16,7 +22,11 @@ import { Profiler, summarizeProfile } from './profile.js';
  * the LMDB store in argv[2] (or, for a `postgresql://` URL, the PostgreSQL store there),
  * answered over UDP on 127.0.0.1 (a free port). With argv[3], a JSON `transfer` section of the
  * DP's config (`bench/lib/transfer-bench.ts`), it also listens on TCP (the same port) and its
- * admin port, and offers its zone to secondaries. It writes one JSON line
+ * admin port, and offers its zone to secondaries. With `MIMI_BENCH_ANSWER_WORKERS=N` in its
+ * environment (LMDB only), the DP runs `answerWorkers: N`: it opens the store from its config
+ * (a server directory of its own whose `store` links to argv[2]), this process stays the writer
+ * (the publishes below go through it, each resolved once every worker serves it) and N answer
+ * workers answer UDP. It writes one JSON line
  * `{"event":"ready","port":…,"admin":…}` and then obeys JSON lines on stdin:
  *
  *   {"cmd":"prepare","first":N,"count":C}                   signs C mappings for new CSIs
@@ -93,7 +103,20 @@ async function register(
   });
 }
 
+/**
+ * A server directory for a DP that opens the bench's LMDB store from its config (answer workers
+ * open it too): `<tmp>/store` links to the store directory, the key directory stays the
+ * store's own (`<dataDir>/keys`, where the data set's keys are).
+ */
+function serverDirFor(dataDir: string): { dir: string; keys: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'mimi-bench-dp-'));
+  symlinkSync(resolve(dataDir), join(dir, 'store'));
+  return { dir, keys: lmdbKeyDirectory(dataDir) };
+}
+
 async function main(dataDir: string, transfer: unknown): Promise<void> {
+  const answerWorkers = Number(process.env['MIMI_BENCH_ANSWER_WORKERS'] ?? '1');
+  if (answerWorkers > 1) return mainWithWorkers(dataDir, transfer, answerWorkers);
   const store = /^postgres(ql)?:/.test(dataDir)
     ? await openPgStore({
         url: dataDir,
@@ -105,7 +128,16 @@ async function main(dataDir: string, transfer: unknown): Promise<void> {
       })
     : await openLmdbStore({ dataDir, proverSeed: PROVER_SEED, writer: 'thread' });
   // The server a DP operator runs (metrics, answer cache and all), over the bench's store.
-  const config = dpConfigSchema.parse({
+  const config = benchConfig(dataDir, transfer, {});
+  const server = await startDp(config, { store });
+  await serve(server);
+  await store.close();
+  reply({ event: 'stopped' });
+}
+
+/** The DP's config over the bench's data: what both forms share. */
+function benchConfig(dataDir: string, transfer: unknown, extra: object): DpConfig {
+  return dpConfigSchema.parse({
     role: 'dp',
     dataDir,
     listen:
@@ -117,8 +149,35 @@ async function main(dataDir: string, transfer: unknown): Promise<void> {
     // `rrl-ratelimit: 0` (stock.ts).
     limits: { rrl: { exempt: ['127.0.0.0/8'] } },
     log: { level: 'error' },
+    ...extra,
   });
-  const server = await startDp(config, { store });
+}
+
+/** The DP with `answerWorkers` answer workers, over the LMDB store in `dataDir`. */
+async function mainWithWorkers(
+  dataDir: string,
+  transfer: unknown,
+  answerWorkers: number,
+): Promise<void> {
+  const { dir, keys } = serverDirFor(dataDir);
+  try {
+    const server = await startDp(
+      benchConfig(dir, transfer, { keys: { dir: keys }, answerWorkers }),
+    );
+    await serve(server);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  reply({ event: 'stopped' });
+}
+
+/**
+ * Announces the running DP and obeys the commands on stdin until `stop`; publishes go through
+ * `server.store`, the store as the server writes it (with answer workers, each write resolves
+ * once every worker serves it).
+ */
+async function serve(server: RunningDp): Promise<void> {
+  const store = server.store;
   reply({
     event: 'ready',
     port: server.dns?.udp?.port,
@@ -159,8 +218,6 @@ async function main(dataDir: string, transfer: unknown): Promise<void> {
   }
   lines.close();
   await server.close();
-  await store.close();
-  reply({ event: 'stopped' });
 }
 
 const dataDir = process.argv[2];

@@ -14,7 +14,13 @@ import type { TransferBenchResult } from './transfer-bench.js';
 import { transferMarkdown, transferTargetRow } from './transfer-report.js';
 import { relayMarkdown } from './relay-report.js';
 
-export type ServerName = 'ours' | 'nsd' | 'knot';
+/**
+ * The servers of the UDP comparison: each on one core (`ours`: one answering process, NSD
+ * `server-count: 1`, Knot `udp-workers: 1`) and on every core (`-all`: `answerWorkers` =
+ * `server-count` = `udp-workers` = the host's cores, `Results['udp'].workers`). Runs before the
+ * `-all` servers have only the first three.
+ */
+export type ServerName = 'ours' | 'nsd' | 'knot' | 'ours-all' | 'nsd-all' | 'knot-all';
 
 export interface Round {
   round: number;
@@ -48,7 +54,17 @@ export interface Results {
     firstPass: Partial<Record<ServerName, DnsperfResult>>;
     rounds: Round[];
     skipped: string[];
-    ratios: { round: number; oursToNsd?: number; oursToKnot?: number }[];
+    /** Processes (ours), server processes (NSD), UDP and TCP workers (Knot) of the `-all` servers. */
+    workers?: number;
+    ratios: {
+      round: number;
+      oursToNsd?: number;
+      oursToKnot?: number;
+      /** `ours-all` ÷ `nsd-all`. */
+      allToNsdAll?: number;
+      /** `ours-all` ÷ `knot-all`. */
+      allToKnotAll?: number;
+    }[];
     medians: Partial<
       Record<
         ServerName,
@@ -64,6 +80,8 @@ export interface Results {
     >;
     medianRatioOursToNsd?: number;
     medianRatioOursToKnot?: number;
+    medianRatioAllToNsdAll?: number;
+    medianRatioAllToKnotAll?: number;
   };
   /** CPU profiles of our DP, each from a run of its own. */
   profiles: (ProfileSummary & { queriesPerSecond: number })[];
@@ -75,6 +93,8 @@ export interface Results {
   transfer?: TransferBenchResult;
 
   registration: {
+    /** The DP's answer workers during the registration rounds (absent: one process). */
+    answerWorkers?: number;
     concurrency: number;
     publishes: number;
     seconds: number;
@@ -166,7 +186,12 @@ export function markdown(
       'Before the rounds, each server is sent the whole query file once (the first pass): NSD and Knot compiled every answer when they loaded the zone, ' +
       'our DP compiles each answer into its answer cache the first time it is asked, so the first pass shows that cost. ' +
       `Each round is a full-load run (queries/s, CPU per query: the server’s user + system time from \`/proc/<pid>/stat\` over the run, divided by the completed queries) ` +
-      `followed by a run at a fixed ${int(u.latencyQps)} queries/s whose per-response latencies (dnsperf \`-v\`) give the percentiles: at full load, latency would only measure the queue.`,
+      `followed by a run at a fixed ${int(u.latencyQps)} queries/s whose per-response latencies (dnsperf \`-v\`) give the percentiles: at full load, latency would only measure the queue.` +
+      (u.workers === undefined
+        ? ''
+        : ` \`ours\`, \`nsd\` and \`knot\` answer on one core (one process; \`server-count: 1\`; \`udp-workers: 1\`), ` +
+          `\`ours-all\`, \`nsd-all\` and \`knot-all\` on ${u.workers} (\`answerWorkers\`, \`server-count\`, \`udp-workers\` and \`tcp-workers\`), all up at once in the same rounds; ` +
+          'CPU per query counts the whole process tree (our answer workers, NSD’s server processes).'),
     '',
     '| server | first pass queries/s | first pass CPU µs/query |',
     '| ------ | -------------------- | ----------------------- |',
@@ -213,6 +238,9 @@ export function markdown(
     '',
     `${int(reg.publishes)} durable publishes (one signed MAP each, new CSIs) through \`store.apply\`, ` +
       `${reg.concurrency} at a time (group commit), inside the DP process while dnsperf sent it queries ` +
+      (reg.answerWorkers === undefined || reg.answerWorkers <= 1
+        ? ''
+        : `(the DP with ${reg.answerWorkers} answer workers: the process that publishes is the writer, each publish resolved once every worker serves it) `) +
       `(\`-Q\` capped): ${int(reg.publishesPerSecond)} publishes/s over ${fixed(reg.seconds, 2)} s; ` +
       `meanwhile ${int(reg.queriesMeanwhile.queriesPerSecond)} queries/s answered, ${reg.queriesMeanwhile.queriesLost} lost` +
       (reg.rounds === undefined

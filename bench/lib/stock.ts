@@ -81,13 +81,25 @@ function launch(command: string, args: string[], logFile: string): ChildProcess 
   return child;
 }
 
-/** Starts NSD in the foreground: one server process, no chroot, no privilege drop. */
+/**
+ * The working directory of one server: `<dir>/<name>` for one worker (as before `workers`), and
+ * `<dir>/<name>-<workers>` for more, so that both run at once.
+ */
+function workDir(dir: string, name: string, workers: number): string {
+  return join(dir, workers === 1 ? name : `${name}-${workers}`);
+}
+
+/**
+ * Starts NSD in the foreground: `server-count: workers` server processes (default 1; NSD forks
+ * them as children of its main process), no chroot, no privilege drop.
+ */
 export async function startNsd(
   dir: string,
   origin: string,
   zoneFile: string,
+  workers = 1,
 ): Promise<StockServer> {
-  const work = join(dir, 'nsd');
+  const work = workDir(dir, 'nsd', workers);
   mkdirSync(work, { recursive: true });
   const port = await freePort();
   const config = join(work, 'nsd.conf');
@@ -97,7 +109,7 @@ export async function startNsd(
       'server:',
       `  ip-address: 127.0.0.1@${port}`,
       '  do-ip6: no',
-      '  server-count: 1',
+      `  server-count: ${workers}`,
       '  username: ""',
       '  chroot: ""',
       `  zonesdir: "${work}"`,
@@ -131,13 +143,17 @@ export async function startNsd(
   };
 }
 
-/** Starts knotd in the foreground: one UDP worker, running as root, zone file loaded whole. */
+/**
+ * Starts knotd in the foreground: `udp-workers` and `tcp-workers` both `workers` (default 1,
+ * threads of the one process), running as root, zone file loaded whole.
+ */
 export async function startKnot(
   dir: string,
   origin: string,
   zoneFile: string,
+  workers = 1,
 ): Promise<StockServer> {
-  const work = join(dir, 'knot');
+  const work = workDir(dir, 'knot', workers);
   mkdirSync(work, { recursive: true });
   const port = await freePort();
   const config = join(work, 'knot.conf');
@@ -147,8 +163,8 @@ export async function startKnot(
       'server:',
       `    rundir: "${work}"`,
       `    listen: 127.0.0.1@${port}`,
-      '    udp-workers: 1',
-      '    tcp-workers: 1',
+      `    udp-workers: ${workers}`,
+      `    tcp-workers: ${workers}`,
       '    background-workers: 1',
       'control:',
       `    listen: "${join(work, 'knot.sock')}"`,

@@ -39,6 +39,12 @@ import {
   NOTIFY_TIMEOUT_MS,
 } from './answering/notify.js';
 import { DEFAULT_DOH_QUERIES_PER_SECOND, DEFAULT_DOH_QUERY_BURST } from './answering/dp-limits.js';
+import {
+  ANSWER_WORKER_ACK_MS,
+  MAX_ANSWER_WORKER_ACK_MS,
+  MAX_ANSWER_WORKERS,
+  MIN_ANSWER_WORKER_ACK_MS,
+} from './answering/answer-worker-limits.js';
 import { CODE_TTL_SECONDS } from './registration/codes.js';
 import {
   PG_POOL_MAX_SIZE,
@@ -563,6 +569,12 @@ const NO_REGISTRATION_API = 'not allowed when role is "root" (the root has no re
  * `{ "zone": "chat.example.email.mimi.arpa", "resolver": "https://127.0.0.1:8443/dns-query",
  * "ca": "…", "authkeyCacheEntries": 1024, "timeoutMs": 5000 }` (`mspZoneSchema`).
  *
+ * `answerWorkers` (default 1: one process) is how many processes answer DNS over UDP and TCP
+ * (`answering/answer-workers.ts`): a whole number from 1 to `MAX_ANSWER_WORKERS`, or `"auto"`
+ * for `os.availableParallelism()`. Past 1 (also `"auto"`), `queryLog` and the PostgreSQL store
+ * are refused. `answerWorkerAckMs` (default 2000) bounds how long a write waits for every answer
+ * worker to confirm it sees it; a worker past it is killed and replaced.
+ *
  * `cds` (polling the children's CDS, `cdsSchema`) defaults to `{ "enabled": true,
  * "intervalSeconds": 3600, "timeoutMs": 5000, "roundTimeoutMs": 120000,
  * "maxChildrenPerRound": 100, "allowDelete": false, "port": 53 }`.
@@ -593,6 +605,21 @@ export const dpConfigSchema = z
     signing: signingSchema.prefault({}),
     /** Octets of encoded answers kept for reuse (`answer-cache.ts`). */
     answerCacheBytes: positiveIntSchema.default(ANSWER_CACHE_OCTETS),
+    /**
+     * Processes answering DNS over UDP and TCP (`answer-workers.ts`): 1 (this process alone),
+     * up to `MAX_ANSWER_WORKERS`, or `"auto"` (one per core, `os.availableParallelism()`).
+     */
+    answerWorkers: z
+      .union([z.int().min(1).max(MAX_ANSWER_WORKERS), z.literal('auto')], {
+        error: `must be a whole number from 1 to ${MAX_ANSWER_WORKERS}, or "auto"`,
+      })
+      .default(1),
+    /** How long a write waits for every answer worker's confirmation (ms). */
+    answerWorkerAckMs: z
+      .int()
+      .min(MIN_ANSWER_WORKER_ACK_MS)
+      .max(MAX_ANSWER_WORKER_ACK_MS)
+      .default(ANSWER_WORKER_ACK_MS),
     limits: dpLimitsSchema.prefault({}),
     registration: registrationSchema.optional(),
     transfer: transferSchema.optional(),
@@ -641,6 +668,27 @@ export const dpConfigSchema = z
       });
     }
     checkTransfer(ctx);
+    if (c.answerWorkers !== 1) {
+      // What answer workers cannot carry yet is refused, never silently left out.
+      if (c.queryLog !== undefined) {
+        ctx.issues.push({
+          code: 'custom',
+          input: c,
+          path: ['queryLog'],
+          message:
+            'not allowed with answerWorkers other than 1 (the query log is written by one process)',
+        });
+      }
+      if (c.store.kind === 'postgres') {
+        ctx.issues.push({
+          code: 'custom',
+          input: c,
+          path: ['store'],
+          message:
+            'the PostgreSQL store is not allowed with answerWorkers other than 1 (answer workers read the LMDB store)',
+        });
+      }
+    }
     if (c.role === 'root' && c.dnssec.parent.length > 0) {
       ctx.issues.push({
         code: 'custom',

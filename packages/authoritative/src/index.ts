@@ -385,6 +385,18 @@ export type {
 
 // server.ts, delegation.ts
 export { startDp, storeDirectory, RESIGN_INTERVAL_MS } from './answering/server.js';
+export {
+  ANSWER_WORKER_ACK_MS,
+  ANSWER_WORKER_CLOSE_MS,
+  ANSWER_WORKER_RESTARTS_PER_WINDOW,
+  ANSWER_WORKER_RESTART_WINDOW_MS,
+  ANSWER_WORKER_START_MS,
+  ANSWER_WORKER_STATS_MS,
+  MAX_ANSWER_WORKERS,
+  answerWorkerCount,
+  workerShare,
+} from './answering/answer-workers.js';
+export type { AnswerWorkers } from './answering/answer-workers.js';
 export type { RunningDp, DpComponents } from './answering/server.js';
 export {
   delegate,

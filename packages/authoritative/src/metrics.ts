@@ -69,6 +69,25 @@ export const QUERY_DURATION_BUCKETS = Object.freeze([
   0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
 ]);
 
+/**
+ * The metrics an answer worker (`answering/answer-workers.ts`) keeps and sends its writer, which
+ * adds them to its own at each scrape: what the answering path counts. The rest (zones, keys,
+ * registration, CDS, NOTIFY, process metrics) is the writer's alone.
+ */
+export const ANSWER_WORKER_METRICS: readonly string[] = Object.freeze([
+  'authoritative_queries_total',
+  'authoritative_query_duration_seconds',
+  'authoritative_transfers_total',
+  'authoritative_tsig_refused_total',
+  'authoritative_answer_cache_hits_total',
+  'authoritative_answer_cache_misses_total',
+  'authoritative_answer_cache_bytes',
+  'authoritative_connections_refused_total',
+  'authoritative_connections_closed_total',
+  'authoritative_rate_limited_total',
+  'authoritative_rate_limit_entries',
+]);
+
 /** The metrics of one authoritative server, and what its parts record in them. */
 export interface AuthoritativeMetrics {
   readonly registry: MetricsRegistry;
@@ -98,6 +117,10 @@ export interface AuthoritativeMetrics {
   recordCdsPoll(outcome: CdsOutcome): void;
   /** One DS RRset replaced or removed from a child's CDS. */
   recordCdsUpdate(): void;
+  /** Reports how many answer workers answer now (`answer-workers.ts`). */
+  watchAnswerWorkers(source: { live(): number }): void;
+  /** One answer worker forked again after it died or was killed. */
+  recordAnswerWorkerRestart(): void;
 }
 
 /** Why the registrar refused a request as over a limit. */
@@ -287,6 +310,18 @@ export function createAuthoritativeMetrics(
     },
   });
 
+  let answerWorkers: { live(): number } | undefined;
+  registry.gauge('answer_workers', {
+    help: 'Answer worker processes answering DNS now (answerWorkers); absent with one process',
+    collect() {
+      this.reset();
+      if (answerWorkers !== undefined) this.set(answerWorkers.live());
+    },
+  });
+  const workerRestarts: Counter = registry.counter('answer_worker_restarts_total', {
+    help: 'Answer workers forked again after one died or was killed for not confirming a write',
+  });
+
   return {
     registry,
     registration: {
@@ -339,6 +374,12 @@ export function createAuthoritativeMetrics(
     },
     recordCdsUpdate() {
       cdsUpdates.inc();
+    },
+    watchAnswerWorkers(source) {
+      answerWorkers = source;
+    },
+    recordAnswerWorkerRestart() {
+      workerRestarts.inc();
     },
   };
 }

@@ -119,6 +119,8 @@ describe('dpConfigSchema', () => {
       listen: DEFAULT_LISTEN,
       signing: { validityDays: 14, refreshDays: 7 },
       answerCacheBytes: 64 * 2 ** 20,
+      answerWorkers: 1,
+      answerWorkerAckMs: 2000,
       limits: DEFAULT_LIMITS,
       registration: DEFAULT_REGISTRATION,
       log: { level: 'info' },

@@ -949,6 +949,7 @@ export {
   DROPPED_PROCESS_METRICS,
   METRICS_CONTENT_TYPE,
   MetricsError,
+  aggregatedRegistry,
   createMetricsRegistry,
   metricsText,
 } from './runtime/metrics.js';
@@ -959,6 +960,7 @@ export type {
   HistogramOptions,
   MetricsRegistryOptions,
   MetricsRegistry,
+  MetricsSnapshot,
   MetricsErrorCode,
   Counter,
   Gauge,

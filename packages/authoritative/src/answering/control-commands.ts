@@ -10,6 +10,7 @@ import {
   type ControlHandlers,
   type Logger,
   type MetricsRegistry,
+  type Registry,
   type ReloadReport,
 } from '@mimi-discovery/common';
 import type { DpConfig } from '../config.js';
@@ -93,7 +94,8 @@ export interface DpControlState {
   readonly now: Clock;
   readonly startedAt: number;
   readonly configFile: string | undefined;
-  readonly registry: MetricsRegistry;
+  /** The server's metrics (with answer workers, theirs added: `aggregatedRegistry`). */
+  readonly registry: MetricsRegistry | Registry;
   /** The listeners, as `serve` prints them. */
   listeners(): unknown[];
   reload(): Promise<ReloadReport>;

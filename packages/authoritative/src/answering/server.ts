@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import {
   CONTROL_SOCKET_NAME,
   ConfigError,
+  aggregatedRegistry,
   canonicalName,
   createLogger,
   openServerControl,
-  AnswerCache,
   openQueryLog,
   startAdminServer,
   startDnsServer,
@@ -16,17 +16,21 @@ import {
   type DnsServer,
   type DnsServerConfig,
   type Logger,
-  type QueryHandler,
   type QueryLog,
   type ReloadReport,
   type ServerControl,
 } from '@mimi-discovery/common';
 import { createDpReload, dpControlHandlers } from './control-commands.js';
 import type { DpConfig } from '../config.js';
-import { createAnswerer } from './answer.js';
+import { createAnswerPath } from './answer-path.js';
+import {
+  answerWorkerCount,
+  startAnswerWorkers,
+  storeWithAnswerWorkers,
+  type AnswerWorkers,
+} from './answer-workers.js';
 import { setUpTransfers } from './transfer-setup.js';
 import { keepZoneDigest } from '../zone/zone-digest.js';
-import { createDpLimits } from './dp-limits.js';
 import { createAuthoritativeMetrics } from '../metrics.js';
 import {
   createOutboxChannel,
@@ -55,8 +59,18 @@ import { rolloverPolicyOf } from '../config.js';
  */
 export interface RunningDp {
   readonly config: DpConfig;
+  /**
+   * The store, as the server writes it: with answer workers, a write resolves once every
+   * worker sees it (`answer-workers.ts`).
+   */
   readonly store: DiscoveryStore;
+  /**
+   * The DNS listeners. With answer workers, `udp` and `tcp` are the workers' (the bound ports)
+   * and `doh` this process's own.
+   */
   readonly dns: DnsServer | undefined;
+  /** The answer workers (`answerWorkers` past 1); undefined when this process answers alone. */
+  readonly answerWorkers: AnswerWorkers | undefined;
   readonly api: RegistrationApi | undefined;
   readonly admin: AdminServer | undefined;
   /** The query log, when the config asks for one (`queryLog`). */
@@ -74,7 +88,10 @@ export interface RunningDp {
    * their old values. A config or certificate that cannot be used changes nothing and rejects.
    */
   reload(): Promise<ReloadReport>;
-  /** Stops every listener and the re-signing, writes what the query log holds, then closes the store. */
+  /**
+   * Stops the answer workers (asked, then killed past `ANSWER_WORKER_CLOSE_MS`), every listener
+   * and the re-signing, writes what the query log holds, then closes the store.
+   */
   close(): Promise<void>;
 }
 
@@ -139,6 +156,15 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
   const now = components.now ?? systemClock;
   const log = components.log ?? createLogger(`authoritative`, { level: config.log.level });
   const day = 86_400;
+  const workerCount = answerWorkerCount(config.answerWorkers);
+  if (workerCount > 1 && (components.store !== undefined || components.now !== undefined)) {
+    // Workers open the configured store themselves and keep the system clock.
+    throw new ConfigError(
+      'ERR_CONFIG_INVALID',
+      'answerWorkers: more than one answer worker needs the configured store and the system clock (no components.store, no components.now)',
+      undefined,
+    );
+  }
   const store =
     components.store ??
     // PostgreSQL: the schema is created or upgraded here, at start (`pg-schema.ts`).
@@ -156,28 +182,15 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
     const metrics = createAuthoritativeMetrics(store);
     // Earliest RRSIG expiry and key states per zone, from the store's signing state.
     metrics.watchZoneStatus(zoneStatusOf(store, { now }));
-    const answer = createAnswerer(store, { now, log: log.child('answer') });
-    // Answers are computed in the event turn of their query (the store reads synchronously), so
-    // the handler stays synchronous too: the UDP listener then sends without a promise.
-    const handler: QueryHandler = (query, context) => {
-      const start = process.hrtime.bigint();
-      const response = answer(query, context);
-      metrics.recordQuery(
-        context.transport,
-        response.rcode,
-        Number(process.hrtime.bigint() - start) / 1e9,
-      );
-      return response;
-    };
-    const cache = new AnswerCache({
-      maxOctets: config.answerCacheBytes,
-      generation: () => store.generation(),
-      changes: (since) => store.changesSince(since),
-      // A mapping expires without a write (R9): an answer holding one goes at its expiry.
+    const {
+      handler,
+      cache,
+      limits: dpLimits,
+    } = createAnswerPath(config, store, {
       now,
-      expiresAt: (response) => answer.expiresAt(response),
+      log,
+      metrics,
     });
-    metrics.watchAnswerCache(cache);
     // Off unless configured (design §10); answering never waits for it (`query-log.ts`).
     const queryLog =
       config.queryLog === undefined
@@ -189,7 +202,10 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
     const tls = config.tls
       ? { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
       : undefined;
-    const { host, udp, tcp, doh, api, admin } = config.listen;
+    const { host, doh, api, admin } = config.listen;
+    // With answer workers, UDP and TCP are theirs; this process serves DoH.
+    const udp = workerCount > 1 ? null : config.listen.udp;
+    const tcp = workerCount > 1 ? null : config.listen.tcp;
     const limits = config.limits;
     // The root's zone is copied by resolvers (RFC 8806): it carries a ZONEMD (RFC 8976) that the
     // store keeps at every write, and is offered by AXFR and IXFR over TCP (`transfer.ts`).
@@ -203,6 +219,28 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
     // Zone transfers, TSIG and NOTIFY (`transfer-setup.ts`): the `transfer` section of the config.
     const transfers = await setUpTransfers(config, store, { now, log, metrics });
     const transfer = transfers?.handler;
+    // The workers start once this process has written what its start writes (ZONEMD, NSEC3
+    // chains): their store then opens on it.
+    const workers =
+      workerCount > 1
+        ? await startAnswerWorkers(config, {
+            count: workerCount,
+            log: log.child('workers'),
+            metrics,
+          })
+        : undefined;
+    if (workers !== undefined) {
+      started.push(workers);
+      metrics.watchAnswerWorkers(workers);
+    }
+    const renew = workers?.renew;
+    // `/metrics` and `ctl metrics` add the workers' answering counts to this process's.
+    const registry =
+      workers === undefined
+        ? metrics.registry
+        : aggregatedRegistry(metrics.registry, () => workers.metrics());
+    /** What the server writes through: every write seen by the workers before it resolves. */
+    const writes = renew === undefined ? store : storeWithAnswerWorkers(store, renew);
     const dnsConfig: DnsServerConfig = {
       host,
       ...(udp !== null
@@ -215,11 +253,8 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
         ? { doh: { port: doh, cert: tls.cert, key: tls.key, ...limits.doh } }
         : {}),
     };
-    const anyDns = udp !== null || tcp !== null || doh !== null;
-    // RRL on UDP, the query rate on DoH; TCP keeps its connection limits (dp-limits.ts).
-    const dpLimits = createDpLimits(limits, { now });
-    metrics.watchLimits(dpLimits);
-    const dns = anyDns
+    const anyDns = udp !== null || tcp !== null || (doh !== null && tls !== undefined);
+    const own = anyDns
       ? await startDnsServer(dnsConfig, handler, {
           log: log.child('dns'),
           cache,
@@ -229,10 +264,11 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
           ...(transfers === undefined ? {} : { tsig: transfers.tsig }),
         })
       : undefined;
-    if (dns) started.push(dns);
+    if (own) started.push(own);
+    const dns = workers === undefined ? own : clusterDns(config.listen.host, workers, own);
     const notify = await transfers?.startNotify();
     if (notify !== undefined) started.push(notify);
-    if (dns?.tcp) metrics.watchConnections('tcp', dns.tcp);
+    if (own?.tcp) metrics.watchConnections('tcp', own.tcp);
     if (dns?.doh) metrics.watchConnections('doh', dns.doh);
 
     let registrationApi: RegistrationApi | undefined;
@@ -240,7 +276,7 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       const msp = await setUpMspZone(config, store, { now, log: log.child('range-authkeys') });
       if (msp !== undefined) started.push(msp.authkeys);
       const registrar = createRegistrar({
-        store,
+        store: writes,
         channels: channelsFrom(config),
         now,
         log: log.child('registration'),
@@ -283,11 +319,11 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       join(config.dataDir, CONTROL_SOCKET_NAME),
       dpControlHandlers({
         role: config.role,
-        store,
+        store: writes,
         now,
         startedAt,
         configFile: components.configFile,
-        registry: metrics.registry,
+        registry,
         listeners: () => [
           ...(dns?.udp ? [{ listener: 'udp', ...dns.udp }] : []),
           ...(dns?.tcp ? [{ listener: 'tcp', host: dns.tcp.host, port: dns.tcp.port }] : []),
@@ -316,7 +352,7 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
         ? await startAdminServer(
             { host, port: admin },
             {
-              registry: metrics.registry,
+              registry,
               health: () => ({
                 ok: true,
                 detail: { role: config.role, zones: store.listZones().length },
@@ -334,7 +370,7 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
     // A DP's own prover AUTHKEY is renewed before it lapses (config `prover`), checked at once.
     if (config.role === 'dp') {
       const renewal = startAuthkeyRenewal({
-        store,
+        store: writes,
         policy: config.prover,
         ttl: config.authkeyTtl,
         now,
@@ -351,7 +387,7 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
     let resigning: Promise<unknown> = Promise.resolve();
     const resign = (): void => {
       nextResignAt = now() + RESIGN_INTERVAL_MS / 1000;
-      resigning = store.resign(now() + refreshSeconds).catch((error: unknown) => {
+      resigning = writes.resign(now() + refreshSeconds).catch((error: unknown) => {
         log.error('resign-failed', { error });
       });
     };
@@ -362,7 +398,7 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
     resign();
     // The parent follows its children's CDS (RFC 7344, `zone/cds-poller.ts`).
     const cds = startCdsPoller({
-      store,
+      store: writes,
       config: config.cds,
       clock: now,
       log: log.child('cds'),
@@ -374,7 +410,7 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
     // the PostgreSQL store, one front end rolls: the one that re-signs).
     const roller = config.dnssec.roller
       ? startKeyRoller({
-          store,
+          store: writes,
           policy: rolloverPolicyOf(config),
           parent: config.dnssec.parent,
           clock: now,
@@ -394,12 +430,14 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       api: registrationApi?.url,
       admin: adminServer?.url,
       control: control.socket?.path,
+      answerWorkers: workerCount,
     });
 
     return {
       config,
-      store,
+      store: writes,
       dns,
+      answerWorkers: workers,
       api: registrationApi,
       admin: adminServer,
       queryLog,
@@ -409,6 +447,8 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
       reload,
       async close() {
         clearInterval(timer);
+        // The workers first: nothing answers from the store once it closes.
+        await workers?.close();
         await Promise.allSettled(started.map((s) => s.close()));
         await queryLog?.close();
         await resigning;
@@ -421,6 +461,23 @@ export async function startDp(config: DpConfig, components: DpComponents = {}): 
     if (!components.store) await store.close();
     throw error;
   }
+}
+
+/**
+ * The DNS listeners of a DP with answer workers, as `RunningDp.dns` shows them: UDP and TCP are
+ * the workers' (their bound ports; TCP's connection counts added up from the workers' last
+ * reports), DoH this process's own. Closing it closes this process's listeners; the workers
+ * stop with the server.
+ */
+function clusterDns(host: string, workers: AnswerWorkers, own: DnsServer | undefined): DnsServer {
+  return {
+    ...(workers.udp === undefined ? {} : { udp: { host, port: workers.udp } }),
+    ...(workers.tcp === undefined
+      ? {}
+      : { tcp: { host, port: workers.tcp, connectionStats: () => workers.tcpStats() } }),
+    ...(own?.doh === undefined ? {} : { doh: own.doh }),
+    close: () => own?.close() ?? Promise.resolve(),
+  };
 }
 
 /** The code channels a DP config names (design §8): outbox, SMTP for email, webhook for SMS. */

@@ -527,22 +527,26 @@ export interface GuardedListener {
 }
 
 /**
- * Binds `server` to `host` and `port` (exclusively: a listener is never shared with cluster
- * workers) and returns what every gated listener offers — DNS over TCP and the HTTP servers
+ * Binds `server` to `host` and `port` (exclusively, unless `address.shared`: then in a
+ * `node:cluster` worker the primary holds the listening socket and hands connections to every
+ * worker listening on the same address and port) and returns what every gated listener offers — DNS over TCP and the HTTP servers
  * alike: its port, its counts, and an orderly close. Rejects with the server's own error when it
  * cannot bind; the caller names it.
  */
 export async function listenGuarded(
   server: Server,
   gate: ConnectionGate,
-  address: { readonly host: string; readonly port: number },
+  address: { readonly host: string; readonly port: number; readonly shared?: boolean },
 ): Promise<GuardedListener> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ port: address.port, host: address.host, exclusive: true }, () => {
-      server.removeListener('error', reject);
-      resolve();
-    });
+    server.listen(
+      { port: address.port, host: address.host, exclusive: address.shared !== true },
+      () => {
+        server.removeListener('error', reject);
+        resolve();
+      },
+    );
   });
   const bound = server.address();
   const port = typeof bound === 'object' && bound !== null ? bound.port : address.port;

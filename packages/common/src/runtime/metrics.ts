@@ -1,4 +1,11 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import {
+  AggregatorRegistry,
+  collectDefaultMetrics,
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+} from 'prom-client';
 import { MimiError } from '../protocol/errors.js';
 
 export type { Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -193,4 +200,32 @@ export function createMetricsRegistry(
 /** The registry's metrics in the Prometheus text format ({@link METRICS_CONTENT_TYPE}). */
 export function metricsText(registry: Registry | MetricsRegistry): Promise<string> {
   return (registry instanceof Registry ? registry : registry.registry).metrics();
+}
+
+/**
+ * The metrics of one process as `Registry.getMetricsAsJSON` gives them: plain data, what a
+ * `node:cluster` worker sends its primary.
+ */
+export type MetricsSnapshot = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+/**
+ * A registry for a server that runs in several processes (`node:cluster`): its text at each
+ * scrape is `own`'s metrics merged with the snapshots `others` yields then, by prom-client's
+ * `AggregatorRegistry.aggregate` (counters and histograms summed per label set, gauges by their
+ * `aggregator`, default sum). Give it to the admin endpoint in place of `own`.
+ */
+export function aggregatedRegistry(
+  own: MetricsRegistry,
+  others: () => Promise<readonly MetricsSnapshot[]>,
+): Registry {
+  const merged = async (): Promise<Registry> =>
+    AggregatorRegistry.aggregate([await own.registry.getMetricsAsJSON(), ...(await others())]);
+  return new (class extends Registry {
+    override async metrics(): Promise<string> {
+      return (await merged()).metrics();
+    }
+    override async getMetricsAsJSON(): Promise<MetricsSnapshot> {
+      return (await merged()).getMetricsAsJSON();
+    }
+  })();
 }

@@ -91,6 +91,12 @@ export interface TcpListenerConfig {
    * it they go to the query handler like any question.
    */
   transfer?: TransferHandler;
+  /**
+   * Listens without `exclusive`: in a `node:cluster` worker the primary then holds the
+   * listening socket and hands each connection to one of the workers listening on the same
+   * address and port. Default false.
+   */
+  shared?: boolean;
 }
 
 /** A bound TCP listener. */
@@ -143,7 +149,11 @@ export async function startTcpListener(
     serveConnection(socket, connection, settings, handler, log, cache, limits, queryLog);
   });
 
-  const listener = await listenGuarded(server, gate, { host, port: config.port });
+  const listener = await listenGuarded(server, gate, {
+    host,
+    port: config.port,
+    ...(config.shared === true ? { shared: true } : {}),
+  });
   server.on('error', (error) => log.error('tcp-server-error', { error }));
   log.info('listening', { transport: 'tcp', host, port: listener.port });
   return { host, ...listener };

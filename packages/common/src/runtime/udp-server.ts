@@ -40,6 +40,12 @@ export interface UdpListenerConfig {
    * query handler like any question. AXFR over UDP always does (RFC 5936 §4.2).
    */
   transfer?: TransferHandler;
+  /**
+   * Binds without `exclusive`: in a `node:cluster` worker the primary then holds the socket and
+   * every worker binding the same address and port shares it (the kernel hands each datagram
+   * to one of them). Default false: the socket is this process's own.
+   */
+  shared?: boolean;
 }
 
 /** A bound UDP listener. */
@@ -116,7 +122,7 @@ export async function startUdpListener(
       reject(error);
     };
     socket.once('error', onError);
-    socket.bind({ port: config.port, address: host, exclusive: true }, () => {
+    socket.bind({ port: config.port, address: host, exclusive: config.shared !== true }, () => {
       socket.removeListener('error', onError);
       resolve();
     });
