@@ -6,6 +6,7 @@ import {
   type MspEntry,
   type RankedMsp,
 } from '@mimi-discovery/common';
+import type { CsiMemo } from './csi-memo.js';
 import type {
   DiscoveryErrorReason,
   DiscoveryResult,
@@ -155,10 +156,19 @@ const REASONS: ReadonlySet<string> = new Set<DiscoveryErrorReason>([
 
 /**
  * The CSI a result for `input` names: the canonical CSI, or the input as given when the
- * resolver found it not to be one (json-api.ts: a batch's `invalid-csi` results).
+ * resolver found it not to be one (json-api.ts: a batch's `invalid-csi` results). `memo`, when
+ * given, parses the input instead of `parseCsi` (a client that sends the same contacts again).
  */
-export function expectedCsi(input: string, result: DiscoveryResult): string | undefined {
+export function expectedCsi(
+  input: string,
+  result: DiscoveryResult,
+  memo?: CsiMemo,
+): string | undefined {
   if (result.error?.reason === 'invalid-csi') return input;
+  if (memo !== undefined) {
+    const parsed = memo.parse(input);
+    return typeof parsed === 'string' ? parsed : undefined;
+  }
   try {
     return parseCsi(input);
   } catch {
