@@ -6,6 +6,7 @@ import {
   type MspEntry,
   type RankedMsp,
 } from '@mimi-discovery/common';
+import type { CsiMemo } from './csi-memo.js';
 import type {
   DiscoveryErrorReason,
   DiscoveryResult,
@@ -155,10 +156,19 @@ const REASONS: ReadonlySet<string> = new Set<DiscoveryErrorReason>([
 
 /**
  * The CSI a result for `input` names: the canonical CSI, or the input as given when the
- * resolver found it not to be one (json-api.ts: a batch's `invalid-csi` results).
+ * resolver found it not to be one (json-api.ts: a batch's `invalid-csi` results). `memo`, when
+ * given, parses the input instead of `parseCsi` (a client that sends the same contacts again).
  */
-export function expectedCsi(input: string, result: DiscoveryResult): string | undefined {
+export function expectedCsi(
+  input: string,
+  result: DiscoveryResult,
+  memo?: CsiMemo,
+): string | undefined {
   if (result.error?.reason === 'invalid-csi') return input;
+  if (memo !== undefined) {
+    const parsed = memo.parse(input);
+    return typeof parsed === 'string' ? parsed : undefined;
+  }
   try {
     return parseCsi(input);
   } catch {
@@ -189,36 +199,38 @@ export function parseDiscoveryResult(value: unknown): DiscoveryResult | undefine
   if (unopened !== undefined && (!isWhole(unopened) || unopened === 0)) return undefined;
   const ranked = parseList(msps, parseRanked);
   if (ranked === undefined || (status !== 'found' && ranked.length > 0)) return undefined;
-  if (!Array.isArray(mappings)) return undefined;
-  const verified: VerifiedMapping[] = [];
-  for (const m of mappings as unknown[]) {
-    const mapping = parseMapping(m);
-    if (mapping === undefined) return undefined;
-    verified.push(mapping);
-  }
+  const verified = parseList(mappings, parseMapping);
+  if (verified === undefined) return undefined;
   const failure = error === undefined ? undefined : parseFailure(error);
   if ((status === 'error') !== (failure !== undefined)) return undefined;
   if (error !== undefined && failure === undefined) return undefined;
-  return {
+  // Built with the fields it has rather than spread from conditional objects: a contact sync
+  // parses thousands of these per batch, and every temporary object is garbage to collect.
+  const result: DiscoveryResult = {
     csi,
     status: status as DiscoveryStatus,
     msps: ranked,
     mappings: verified,
     ttl,
-    ...(stale === true ? { stale: true } : {}),
-    ...(failure === undefined ? {} : { error: failure }),
-    ...(unopened === undefined ? {} : { unopened }),
   };
+  if (stale === true) result.stale = true;
+  if (failure !== undefined) result.error = failure;
+  if (unopened !== undefined) result.unopened = unopened;
+  return result;
 }
+
+/** A value's own properties made writable, to build an object field by field. */
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** Each element of `value` parsed, or undefined when it is no list or one element is bad. */
 function parseList<T>(value: unknown, parse: (item: unknown) => T | undefined): T[] | undefined {
   if (!Array.isArray(value)) return undefined;
-  const items: T[] = [];
-  for (const item of value as unknown[]) {
-    const parsed = parse(item);
+  const list = value as unknown[];
+  const items = new Array<T>(list.length);
+  for (let i = 0; i < list.length; i++) {
+    const parsed = parse(list[i]);
     if (parsed === undefined) return undefined;
-    items.push(parsed);
+    items[i] = parsed;
   }
   return items;
 }
@@ -233,18 +245,24 @@ function parseOptionalList<T>(
   return items === undefined || items.length === 0 ? 'bad' : items;
 }
 
-function isStringList(value: unknown): value is string[] {
-  return Array.isArray(value) && value.every((item: unknown) => typeof item === 'string');
+/** A copy of `value` when it is a list of strings, else undefined. */
+function stringList(value: unknown): string[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  const list = value as unknown[];
+  for (let i = 0; i < list.length; i++) if (typeof list[i] !== 'string') return undefined;
+  return list.slice() as string[];
 }
 
 function parseRanked(value: unknown): RankedMsp | undefined {
   if (!isJsonObject(value)) return undefined;
-  const { provider, tags, uri, contexts, pref, sameMsp, key, zone, audience } = value;
+  const { provider, uri, pref, sameMsp, key, zone, audience } = value;
+  const tags = stringList(value['tags']);
+  const contexts = stringList(value['contexts']);
   if (
     typeof provider !== 'string' ||
-    !isStringList(tags) ||
+    tags === undefined ||
     (uri !== undefined && typeof uri !== 'string') ||
-    !isStringList(contexts) ||
+    contexts === undefined ||
     (pref !== undefined && (!isWhole(pref) || pref < PREF_MIN || pref > PREF_MAX)) ||
     typeof sameMsp !== 'boolean' ||
     typeof key !== 'string' ||
@@ -253,17 +271,11 @@ function parseRanked(value: unknown): RankedMsp | undefined {
   ) {
     return undefined;
   }
-  return {
-    provider,
-    tags: [...tags],
-    ...(uri === undefined ? {} : { uri }),
-    contexts: [...contexts],
-    ...(pref === undefined ? {} : { pref }),
-    sameMsp,
-    key,
-    zone,
-    ...(audience === undefined ? {} : { audience }),
-  };
+  const ranked: Writable<RankedMsp> = { provider, tags, contexts, sameMsp, key, zone };
+  if (uri !== undefined) ranked.uri = uri;
+  if (pref !== undefined) ranked.pref = pref;
+  if (audience !== undefined) ranked.audience = audience;
+  return ranked;
 }
 
 function parseSealed(value: unknown): SealedJson | undefined {
@@ -287,10 +299,6 @@ function parseMapping(value: unknown): VerifiedMapping | undefined {
   if (!isJsonObject(value)) return undefined;
   const { msps, sealed, opened, key, seq, iat, exp, prover, zone, server } = value;
   const isNew = value['new'];
-  const entries = parseList(msps, parseMsp);
-  const boxes = parseOptionalList(sealed, parseSealed);
-  const opens = parseOptionalList(opened, parseOpened);
-  if (entries === undefined || boxes === 'bad' || opens === 'bad') return undefined;
   if (
     typeof key !== 'string' ||
     typeof prover !== 'string' ||
@@ -303,10 +311,12 @@ function parseMapping(value: unknown): VerifiedMapping | undefined {
   ) {
     return undefined;
   }
-  return {
+  const entries = parseList(msps, parseMsp);
+  const boxes = parseOptionalList(sealed, parseSealed);
+  const opens = parseOptionalList(opened, parseOpened);
+  if (entries === undefined || boxes === 'bad' || opens === 'bad') return undefined;
+  const mapping: Writable<VerifiedMapping> = {
     msps: entries,
-    ...(boxes === undefined ? {} : { sealed: boxes }),
-    ...(opens === undefined ? {} : { opened: opens }),
     key,
     seq,
     iat,
@@ -316,14 +326,18 @@ function parseMapping(value: unknown): VerifiedMapping | undefined {
     zone,
     server,
   };
+  if (boxes !== undefined) mapping.sealed = boxes;
+  if (opens !== undefined) mapping.opened = opens;
+  return mapping;
 }
 
 function parseMsp(value: unknown): MspEntry | undefined {
   if (!isJsonObject(value)) return undefined;
-  const { provider, tags, uri } = value;
-  if (typeof provider !== 'string' || !isStringList(tags)) return undefined;
+  const { provider, uri } = value;
+  const tags = stringList(value['tags']);
+  if (typeof provider !== 'string' || tags === undefined) return undefined;
   if (uri !== undefined && typeof uri !== 'string') return undefined;
-  return { provider, tags: [...tags], ...(uri === undefined ? {} : { uri }) };
+  return uri === undefined ? { provider, tags } : { provider, tags, uri };
 }
 
 function parseFailure(value: unknown): DiscoveryResult['error'] | undefined {

@@ -37,7 +37,8 @@ import {
  * Now and then a question also sends a probe, the same query to a held-back or slow server,
  * not waited for, so that a server that came back or got faster is seen to. Queries carry DO=1,
  * CD=0, RD=0 and EDNS with a 1232-octet payload; over DoH they are padded (RFC 8467) and spread
- * over {@link UPSTREAM_DOH_LANES} connections per server.
+ * over {@link UPSTREAM_DOH_LANES} connections per server, each connection after a server's
+ * first resuming a TLS session it gave (RFC 8446 §2.2), each session ticket used once.
  *
  * The timeout of one query is the configured one (`timeoutMs`), not the server's RTO as in
  * Unbound: a question asks each server once, so a timeout cut to a fast server's usual RTT would
@@ -144,6 +145,13 @@ export interface UpstreamInit {
   now?: () => number;
   /** Uniform in [0, 1), for the choice within the band; default `Math.random`. */
   random?: () => number;
+  /**
+   * Most DoH servers whose TLS sessions are kept for resumption (`createDohClient`'s
+   * `tlsSessionServers`): a new connection to a server, such as another lane's, resumes a
+   * session rather than making a full handshake; 0 turns resumption off. Default common's
+   * `DEFAULT_DOH_TLS_SESSION_SERVERS`.
+   */
+  tlsSessionServers?: number;
 }
 /** Failures that say a server cannot be used as configured, rather than that it is slow. */
 const UNUSABLE_CODES: ReadonlySet<string> = new Set([
@@ -169,6 +177,9 @@ export function createUpstream(init: UpstreamInit, log: Logger): Upstream {
       lanes: UPSTREAM_DOH_LANES,
       acceptAddressCertificates: init.acceptAddressCertificates ?? true,
       ...(init.ca === undefined ? {} : { ca: init.ca }),
+      ...(init.tlsSessionServers === undefined
+        ? {}
+        : { tlsSessionServers: init.tlsSessionServers }),
     });
   let doh: DohClient | undefined = init.transport === 'doh' ? newDohClient() : undefined;
   const now = init.now ?? monotonicMs;

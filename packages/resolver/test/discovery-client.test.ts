@@ -427,6 +427,28 @@ describe('the discovery client against a server that is not the API', () => {
     }
   });
 
+  it('checks every result against its input when the same inputs come again', async () => {
+    // The second sync sends the same inputs, parsed from the client's memo: a server that
+    // then swaps the results around is still caught.
+    const client = createDiscoveryClient({ url });
+    try {
+      answer = json(200, { results: [none('tel:+442079460018'), none('mailto:bob@example.com')] });
+      await two(client);
+      answer = json(200, { results: [none('mailto:bob@example.com'), none('tel:+442079460018')] });
+      expect(await rejection(two(client))).toMatchObject({
+        code: 'ERR_API_RESPONSE',
+        message: `${url}/v1/discover answered a result for another CSI`,
+      });
+      answer = json(200, { results: [none('tel:+442079460018'), none('mailto:bob@example.com')] });
+      expect(await two(client)).toEqual([
+        none('tel:+442079460018'),
+        none('mailto:bob@example.com'),
+      ]);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('stops reading a response larger than its bound', async () => {
     const big = { ...none('tel:+442079460018'), pad: 'x'.repeat(MAX_DISCOVERY_RESPONSE_OCTETS) };
     const error = await faultOf(json(200, big), one);

@@ -53,6 +53,17 @@ export const DOH_RETRIES_ON_DEAD_CONNECTION = 1;
 export const DOH_CONNECT_TIMEOUT_MS = 10_000;
 /** Delay before TCP keep-alive probes start on an idle DoH connection (undici's default). */
 const DOH_KEEPALIVE_INITIAL_DELAY_MS = 60_000;
+/**
+ * Default most servers (name, address and port) whose TLS sessions a DoH client keeps for
+ * resumption ({@link DohClientOptions.tlsSessionServers}); the least recently used go first.
+ */
+export const DEFAULT_DOH_TLS_SESSION_SERVERS = 256;
+/**
+ * Most TLS session tickets kept per server: a TLS 1.3 server sends two after each handshake
+ * (OpenSSL's default), and each is used once (RFC 8446 §C.4), so a few cover the connections a
+ * client opens to one server at once.
+ */
+export const DOH_TLS_TICKETS_PER_SERVER = 4;
 
 /**
  * Errors of a connection that died under a request: undici's (`UND_ERR_SOCKET` for HTTP/1.1,
@@ -377,6 +388,47 @@ export interface DohClientOptions {
    * {@link DOH_CONNECT_TIMEOUT_MS}.
    */
   connectTimeoutMs?: number;
+  /**
+   * Most servers whose TLS sessions are kept, so that a new connection to one resumes a session
+   * (RFC 8446 §2.2) instead of a full handshake; 0 turns resumption off. Default
+   * {@link DEFAULT_DOH_TLS_SESSION_SERVERS}.
+   */
+  tlsSessionServers?: number;
+}
+
+/**
+ * The TLS session tickets of a DoH client, by server (name sent as SNI, address, port), each
+ * given out once (RFC 8446 §C.4: a ticket sent again would let an observer link the two
+ * connections), at most {@link DOH_TLS_TICKETS_PER_SERVER} per server and `maxServers` servers,
+ * the least recently used dropped first.
+ */
+class TlsTickets {
+  readonly #byServer = new Map<string, Buffer[]>();
+
+  constructor(readonly maxServers: number) {}
+
+  /** A ticket for `server`, taken out of the store; undefined when none is kept. */
+  take(server: string): Buffer | undefined {
+    const tickets = this.#byServer.get(server);
+    const ticket = tickets?.pop();
+    if (tickets !== undefined && tickets.length === 0) this.#byServer.delete(server);
+    return ticket;
+  }
+
+  /** Keeps a ticket `server` sent. */
+  keep(server: string, ticket: Buffer): void {
+    if (this.maxServers <= 0) return;
+    const tickets = this.#byServer.get(server) ?? [];
+    // Moved to the end: the map's order is the order of last use.
+    this.#byServer.delete(server);
+    tickets.push(ticket);
+    if (tickets.length > DOH_TLS_TICKETS_PER_SERVER) tickets.shift();
+    this.#byServer.set(server, tickets);
+    if (this.#byServer.size > this.maxServers) {
+      const oldest = this.#byServer.keys().next().value;
+      if (oldest !== undefined) this.#byServer.delete(oldest);
+    }
+  }
 }
 
 /**
@@ -455,6 +507,7 @@ function dohConnector(
   allowH2: boolean,
   acceptAddress: boolean,
   connectTimeoutMs: number,
+  tickets: TlsTickets,
 ): buildConnector.connector {
   return (options, callback) => {
     const address = options.hostname;
@@ -462,16 +515,23 @@ function dohConnector(
     const given = options.servername ?? undefined;
     const name = given === undefined || given === '' || isIP(given) !== 0 ? undefined : given;
     const where = `${address.includes(':') ? `[${address}]` : address}:${port}`;
+    // A session is resumed only with the server, and under the name, it was made with: the
+    // certificate checked then (`checkIdentity`) is the one the session carries.
+    const server = `${name ?? ''} ${where}`;
+    const session = tickets.take(server);
     let done = false;
     const socket = connectTls({
       host: address,
       port,
       ...(name === undefined ? {} : { servername: name }),
       ...(secureContext === undefined ? {} : { secureContext }),
+      ...(session === undefined ? {} : { session }),
       ALPNProtocols: allowH2 ? ['h2', 'http/1.1'] : ['http/1.1'],
       checkServerIdentity: (_host, certificate) =>
         checkIdentity(name, address, certificate, acceptAddress),
     });
+    if (tickets.maxServers > 0)
+      socket.on('session', (ticket: Buffer) => tickets.keep(server, ticket));
     const timer = setTimeout(
       () =>
         socket.destroy(
@@ -688,6 +748,7 @@ export function createDohClient(options: DohClientOptions = {}): DohClient {
     allowH2,
     options.acceptAddressCertificates ?? false,
     options.connectTimeoutMs ?? DOH_CONNECT_TIMEOUT_MS,
+    new TlsTickets(options.tlsSessionServers ?? DEFAULT_DOH_TLS_SESSION_SERVERS),
   );
   const lanes = Array.from({ length: laneCount }, () =>
     createLane(allowH2, connections, connector),
