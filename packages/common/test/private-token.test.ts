@@ -1,5 +1,6 @@
 import { createHash, webcrypto } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { TOKEN_TYPES, Token, TokenChallenge, publicVerif } from '@cloudflare/privacypass-ts';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   MAX_AUTHORIZATION_HEADER_OCTETS,
@@ -278,6 +279,18 @@ describe('tokens issued, redeemed and verified', () => {
     expect(await blindedMessageInRange(huge, issuerKey)).toBe(false);
     expect(await blindedMessageInRange(pending.request, issuerKey)).toBe(true);
     await expectTokenError(issueToken(huge, issuerKey), 'ERR_TOKEN_MALFORMED');
+  });
+
+  it('agrees with the library: its client’s tokens verify here, ours under its origin', async () => {
+    const { BlindRSAMode, Client, Origin, TokenResponse } = publicVerif;
+    const libraryChallenge = TokenChallenge.deserialize(challenge);
+    const client = new Client(BlindRSAMode.PSS);
+    const request = await client.createTokenRequest(libraryChallenge, issuerKey.spki);
+    const response = await issueToken(request.serialize(), issuerKey);
+    const libraryToken = (await client.finalize(new TokenResponse(response))).serialize();
+    await expect(verifyToken(libraryToken, challenge, [key], NOW)).resolves.toBeDefined();
+    const ours = Token.deserialize(TOKEN_TYPES.BLIND_RSA, await issue());
+    expect(await new Origin(BlindRSAMode.PSS).verify(ours, issuerKey.publicKey)).toBe(true);
   });
 
   it('refuses an issuer response that does not verify, and a second finalize', async () => {
