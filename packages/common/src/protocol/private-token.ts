@@ -18,7 +18,12 @@ import {
   publicVerif,
   util,
 } from '@cloudflare/privacypass-ts';
-import { nativeBlindRsa, type BlindRsa, type RandomOctets } from './blind-rsa-native.js';
+import {
+  nativeBlindRsa,
+  type BlindRsa,
+  type BlindRsaKey,
+  type RandomOctets,
+} from './blind-rsa-native.js';
 import { MimiError } from './errors.js';
 
 /**
@@ -85,6 +90,12 @@ export const MAX_AUTHORIZATION_HEADER_OCTETS = 2048;
 export const MAX_CHALLENGE_HEADER_OCTETS = 16 * 1024;
 /** Most `PrivateToken` challenges taken from one `WWW-Authenticate` header value. */
 export const MAX_TOKEN_CHALLENGES = 16;
+/**
+ * Token keys a client keeps parsed for blinding (the oldest is dropped past this): parsing an
+ * SPKI into OpenSSL costs about a fifth of a native blinding, and a client fetches tokens under
+ * the few keys of the few issuers it uses.
+ */
+export const MAX_CACHED_BLINDING_KEYS = 16;
 
 /** Every code a {@link TokenError} can carry. */
 export const TOKEN_ERROR_CODES = Object.freeze([
@@ -565,10 +576,11 @@ export async function createTokenRequest(
   if (tokenChallenge.tokenType !== TOKEN_TYPE_BLIND_RSA) {
     throw new TokenError('ERR_TOKEN_MALFORMED', 'the challenge is not for token type 2');
   }
-  checkSpki(spki);
-  return nativeBlindRsa === undefined
-    ? libraryTokenRequest(tokenChallenge, spki)
-    : nativeTokenRequest(nativeBlindRsa, challenge, spki);
+  if (nativeBlindRsa === undefined) {
+    checkSpki(spki);
+    return libraryTokenRequest(tokenChallenge, spki);
+  }
+  return nativeTokenRequest(nativeBlindRsa, challenge, spki);
 }
 
 /** Random octets from WebCrypto, looked up at each call (the vector tests replay them). */
@@ -585,15 +597,12 @@ function nativeTokenRequest(
   challenge: Uint8Array,
   spki: Uint8Array,
 ): PendingTokenRequest {
-  const keyId = sha256(spki);
-  let key: ReturnType<BlindRsa['importKey']>;
+  const { key, keyId } = blindingKey(blindRsa, spki);
   let authInput: AuthenticatorInput;
   let tokenInput: Uint8Array;
   let blinded: ReturnType<BlindRsa['blind']>;
   let request: Uint8Array;
   try {
-    // WebCrypto and OpenSSL's raw RSA take rsaEncryption SPKIs only; the library re-encodes.
-    key = blindRsa.importKey(util.convertRSASSAPSSToEnc(Uint8Array.from(spki)));
     const nonce = randomOctets(32);
     authInput = new AuthenticatorInput(BLIND_RSA, BLIND_RSA.value, nonce, sha256(challenge), keyId);
     tokenInput = authInput.serialize();
@@ -636,6 +645,37 @@ function nativeTokenRequest(
       return Promise.resolve(new Token(BLIND_RSA, authInput, authenticator).serialize());
     },
   });
+}
+
+/**
+ * A token key checked ({@link checkSpki}) and parsed for blinding, with its id: from the cache
+ * when the client used the same SPKI before (keyed by its octets, so a changed array is another
+ * key), else parsed and cached, the oldest of {@link MAX_CACHED_BLINDING_KEYS} dropped.
+ */
+function blindingKey(
+  blindRsa: BlindRsa,
+  spki: Uint8Array,
+): { key: BlindRsaKey; keyId: Uint8Array } {
+  const name = Buffer.from(spki).toString('base64');
+  const cached = blindingKeys.get(name);
+  if (cached !== undefined) return cached;
+  checkSpki(spki);
+  let key: BlindRsaKey;
+  try {
+    // OpenSSL's raw RSA takes rsaEncryption SPKIs only (as WebCrypto); the library re-encodes.
+    key = blindRsa.importKey(util.convertRSASSAPSSToEnc(Uint8Array.from(spki)));
+  } catch (cause) {
+    throw new TokenError('ERR_TOKEN_MALFORMED', 'cannot blind a request for the token key', {
+      cause,
+    });
+  }
+  const entry = Object.freeze({ key, keyId: sha256(spki) });
+  if (blindingKeys.size >= MAX_CACHED_BLINDING_KEYS) {
+    const oldest = blindingKeys.keys().next();
+    if (oldest.done !== true) blindingKeys.delete(oldest.value);
+  }
+  blindingKeys.set(name, entry);
+  return entry;
 }
 
 /** {@link createTokenRequest} with the library's client, where `node:crypto` is not there. */
@@ -772,6 +812,9 @@ function verifyingKey(key: TokenKey): Promise<webcrypto.CryptoKey> {
   }
   return imported;
 }
+
+/** Token keys parsed for blinding, by their SPKI in base64 (see {@link blindingKey}). */
+const blindingKeys = new Map<string, { key: BlindRsaKey; keyId: Uint8Array }>();
 
 /** An issuer key's modulus, big-endian. */
 const moduli = new WeakMap<IssuerKey, Promise<Buffer>>();
