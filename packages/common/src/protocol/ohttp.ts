@@ -4,7 +4,6 @@ import { expand, extract } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import type * as NodeCrypto from 'node:crypto';
 import { MAX_BHTTP_MESSAGE_OCTETS } from './bhttp.js';
-import { nativeHpke, type HpkeContext } from './hpke-native.js';
 import { MimiError } from './errors.js';
 
 /**
@@ -15,8 +14,7 @@ import { MimiError } from './errors.js';
  *
  * One HPKE suite (RFC 9180) is implemented, the one every gateway of the network offers:
  * DHKEM(X25519, HKDF-SHA256) 0x0020, HKDF-SHA256 0x0001, AES-128-GCM 0x0001. HPKE itself is
- * `hpke-native.ts` on `node:crypto` where the runtime has it, else `@hpke/core` with
- * `@hpke/dhkem-x25519` (a browser page); this module only builds the OHTTP framing around it.
+ * `@hpke/core` with `@hpke/dhkem-x25519`; this module only builds the OHTTP framing around it.
  *
  * Worked example (RFC 9458 Appendix A): the key config `01 0020 31e1…8155 0008 0001 0001 0001
  * 0003` (key id 1, X25519, two suites); a client seals the 25-octet request with the HPKE info
@@ -143,6 +141,8 @@ const hpke = new CipherSuite({
 });
 
 type HpkeKeyPair = Awaited<ReturnType<typeof hpke.kem.generateKeyPair>>;
+type HpkeSenderContext = Awaited<ReturnType<typeof hpke.createSenderContext>>;
+type HpkeRecipientContext = Awaited<ReturnType<typeof hpke.createRecipientContext>>;
 
 /** PKCS #8 header of an X25519 private key (RFC 8410 §7): the raw key follows. */
 const PKCS8_X25519_PREFIX = Uint8Array.from([
@@ -211,41 +211,36 @@ async function hpkeKeyPair(privateKey: Uint8Array, publicKey: Uint8Array): Promi
 
 /**
  * HPKE SetupBaseS (RFC 9180 §5.1.1) to `publicKey` with `info`; `ephemeralPrivateKey` replaces
- * the fresh ephemeral key (test vectors only). On `node:crypto` where the runtime has it
- * (`hpke-native.ts`, about a tenth of the library's CPU), else with `@hpke/core`.
+ * the fresh ephemeral key (test vectors only).
  */
 export async function hpkeSender(
   publicKey: Uint8Array,
   info: Uint8Array,
   ephemeralPrivateKey: Uint8Array | undefined,
-): Promise<HpkeContext> {
-  if (ephemeralPrivateKey !== undefined && ephemeralPrivateKey.length !== X25519_KEY_OCTETS) {
-    throw new RangeError(`an ephemeral key is ${X25519_KEY_OCTETS} octets`);
-  }
-  if (nativeHpke !== undefined) return nativeHpke.sender(publicKey, info, ephemeralPrivateKey);
+): Promise<HpkeSenderContext> {
   const recipientPublicKey = await hpke.kem.deserializePublicKey(publicKey);
   if (ephemeralPrivateKey === undefined) {
     return await hpke.createSenderContext({ recipientPublicKey, info });
+  }
+  if (ephemeralPrivateKey.length !== X25519_KEY_OCTETS) {
+    throw new RangeError(`an ephemeral key is ${X25519_KEY_OCTETS} octets`);
   }
   const ekm = await hpkeKeyPair(ephemeralPrivateKey, x25519PublicKey(ephemeralPrivateKey));
   return await hpke.createSenderContext({ recipientPublicKey, info, ekm });
 }
 
-/** HPKE SetupBaseR (RFC 9180 §5.1.1) with a raw key pair, `enc` and `info`; as {@link hpkeSender}. */
+/** HPKE SetupBaseR (RFC 9180 §5.1.1) with a raw key pair, `enc` and `info`. */
 export async function hpkeRecipient(
   privateKey: Uint8Array,
   publicKey: Uint8Array,
   enc: Uint8Array,
   info: Uint8Array,
-): Promise<HpkeContext> {
-  if (nativeHpke !== undefined) return nativeHpke.recipient(privateKey, publicKey, enc, info);
-  const context = await hpke.createRecipientContext({
+): Promise<HpkeRecipientContext> {
+  return await hpke.createRecipientContext({
     recipientKey: await hpkeKeyPair(privateKey, publicKey),
     enc,
     info,
   });
-  // The library's recipient context has no `enc`; it is the one given.
-  return Object.assign(context, { enc: Uint8Array.from(enc).buffer });
 }
 
 /** HKDF-Extract with SHA-256 (RFC 5869 §2.2). */
@@ -488,7 +483,9 @@ function requestInfo(header: Uint8Array): Uint8Array {
   return concatBytes(text(REQUEST_LABEL), Uint8Array.of(0), header);
 }
 
-async function exportSecret(context: HpkeContext): Promise<Uint8Array> {
+async function exportSecret(
+  context: HpkeSenderContext | HpkeRecipientContext,
+): Promise<Uint8Array> {
   return new Uint8Array(await context.export(text(RESPONSE_LABEL), RESPONSE_NONCE_OCTETS));
 }
 
@@ -520,7 +517,7 @@ export async function encapsulateRequest(
     );
   }
   const header = requestHeader(config.keyId, config.kemId, suite);
-  let sender: HpkeContext;
+  let sender: HpkeSenderContext;
   try {
     sender = await hpkeSender(config.publicKey, requestInfo(header), fixed?.ephemeralPrivateKey);
   } catch (e) {
@@ -586,7 +583,7 @@ export async function decapsulateRequest(
   const info = requestInfo(header);
   // Key ids may repeat across a rotation; the key that authenticates the request is the one.
   for (const key of candidates) {
-    let recipient: HpkeContext;
+    let recipient: HpkeRecipientContext;
     let request: Uint8Array;
     try {
       recipient = await hpkeRecipient(key.privateKey, key.config.publicKey, enc, info);
