@@ -6,6 +6,7 @@ import {
   privateDecrypt,
   publicEncrypt,
   timingSafeEqual,
+  verify,
   webcrypto,
 } from 'node:crypto';
 import {
@@ -169,7 +170,7 @@ export interface VerifiedToken {
   readonly spentId: Uint8Array;
 }
 
-const { BlindRSAMode, Client, Issuer, Origin, TokenRequest, TokenResponse, getPublicKeyBytes } =
+const { BlindRSAMode, Client, Issuer, TokenRequest, TokenResponse, getPublicKeyBytes } =
   publicVerif;
 /** RSABSSA-SHA384-PSS-Deterministic (sLen 48), the variant RFC 9578 §6 names first. */
 const MODE = BlindRSAMode.PSS;
@@ -546,10 +547,16 @@ export async function verifyToken(
   if (key === undefined) {
     throw new TokenError('ERR_TOKEN_KEY_EXPIRED', 'the token key is not valid now');
   }
-  const publicKey = await verifyingKey(key);
+  // RSASSA-PSS-VERIFY (RFC 8017 §8.1.2) of the token input, as the library's Origin does it
+  // through WebCrypto, but synchronously in OpenSSL: no promise and key job per token.
   let valid: boolean;
   try {
-    valid = await new Origin(MODE).verify(parsed, publicKey);
+    valid = verify(
+      'sha384',
+      parsed.authInput.serialize(),
+      { key: verifyingKey(key), padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 },
+      parsed.authenticator,
+    );
   } catch {
     valid = false;
   }
@@ -789,25 +796,19 @@ export async function issueToken(request: Uint8Array, issuerKey: IssuerKey): Pro
 // a few keys, and an issuer signs every token with one. Keyed by the key objects themselves
 // (frozen, held by their owners), so the caches go with them.
 
-/** The WebCrypto key a {@link TokenKey} verifies with, imported once. */
-const verifyingKeys = new WeakMap<TokenKey, Promise<webcrypto.CryptoKey>>();
+/** The OpenSSL key a {@link TokenKey} verifies with, imported once. */
+const verifyingKeys = new WeakMap<TokenKey, KeyObject>();
 
-function verifyingKey(key: TokenKey): Promise<webcrypto.CryptoKey> {
+function verifyingKey(key: TokenKey): KeyObject {
   let imported = verifyingKeys.get(key);
   if (imported === undefined) {
-    // WebCrypto imports RSA keys as rsaEncryption SPKIs only; the library re-encodes.
-    imported = subtle
-      .importKey(
-        'spki',
-        util.convertRSASSAPSSToEnc(Uint8Array.from(key.spki)),
-        BLIND_RSA.rsaParams,
-        false,
-        ['verify'],
-      )
-      .catch((cause: unknown) => {
-        verifyingKeys.delete(key);
-        throw new TokenError('ERR_TOKEN_MALFORMED', 'the token key cannot be imported', { cause });
-      });
+    try {
+      // The RSASSA-PSS SPKI as published: OpenSSL holds its parameters (SHA-384, MGF1 SHA-384,
+      // salt of at least 48 octets) and refuses a verification outside them.
+      imported = createPublicKey({ key: Buffer.from(key.spki), format: 'der', type: 'spki' });
+    } catch (cause) {
+      throw new TokenError('ERR_TOKEN_MALFORMED', 'the token key cannot be imported', { cause });
+    }
     verifyingKeys.set(key, imported);
   }
   return imported;
