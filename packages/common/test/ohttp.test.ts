@@ -228,6 +228,22 @@ describe('Oblivious HTTP, round trips and hostile peers', () => {
     );
   });
 
+  it('opens with the key pair given, not with an imported key kept for the same private key', async () => {
+    // The gateway's imported key is kept by its private key's array; the public key is part of
+    // the HPKE context (RFC 9180 §4.1: kem_context = enc ‖ pkR), so a pair given with another
+    // public key must not open what the real pair opens, and the real pair must open it after.
+    const key = await generateOhttpKeyPair(5);
+    const other = await generateOhttpKeyPair(5);
+    const sent = await encapsulateRequest(key.config, request);
+    await expect(decapsulateRequest(key, sent.message)).resolves.toBeDefined();
+    const mismatched = { ...key, config: { ...key.config, publicKey: other.config.publicKey } };
+    await expect(decapsulateRequest(mismatched, sent.message)).rejects.toMatchObject({
+      code: 'ERR_OHTTP_DECRYPT',
+    });
+    const again = await decapsulateRequest(key, sent.message);
+    expect(again.request).toEqual(request);
+  });
+
   it('keeps concurrent exchanges apart: each response opens only with its own request context', async () => {
     const key = await generateOhttpKeyPair(4);
     const exchanges = await Promise.all(

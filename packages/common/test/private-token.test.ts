@@ -1,5 +1,6 @@
-import { createHash, webcrypto } from 'node:crypto';
+import nodeCrypto, { createHash, webcrypto } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { TOKEN_TYPES, Token, TokenChallenge, publicVerif } from '@cloudflare/privacypass-ts';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   MAX_AUTHORIZATION_HEADER_OCTETS,
@@ -28,6 +29,7 @@ import {
   type TokenErrorCode,
   type TokenKey,
 } from '../src/index.js';
+import { MAX_CACHED_BLINDING_KEYS } from '../src/protocol/private-token.js';
 
 /** A vector of RFC 9578 Appendix A.2, hex strings (see vectors/rfc9578-a2.json). */
 interface Rfc9578Vector {
@@ -280,6 +282,18 @@ describe('tokens issued, redeemed and verified', () => {
     await expectTokenError(issueToken(huge, issuerKey), 'ERR_TOKEN_MALFORMED');
   });
 
+  it('agrees with the library: its client’s tokens verify here, ours under its origin', async () => {
+    const { BlindRSAMode, Client, Origin, TokenResponse } = publicVerif;
+    const libraryChallenge = TokenChallenge.deserialize(challenge);
+    const client = new Client(BlindRSAMode.PSS);
+    const request = await client.createTokenRequest(libraryChallenge, issuerKey.spki);
+    const response = await issueToken(request.serialize(), issuerKey);
+    const libraryToken = (await client.finalize(new TokenResponse(response))).serialize();
+    await expect(verifyToken(libraryToken, challenge, [key], NOW)).resolves.toBeDefined();
+    const ours = Token.deserialize(TOKEN_TYPES.BLIND_RSA, await issue());
+    expect(await new Origin(BlindRSAMode.PSS).verify(ours, issuerKey.publicKey)).toBe(true);
+  });
+
   it('refuses an issuer response that does not verify, and a second finalize', async () => {
     const pending = await createTokenRequest(challenge, issuerKey.spki);
     const response = await issueToken(pending.request, issuerKey);
@@ -400,5 +414,42 @@ describe('hostile input', () => {
       createTokenRequest(challenge, hex(vector.pkS).subarray(1)),
       'ERR_TOKEN_MALFORMED',
     );
+  });
+});
+
+describe('token keys kept parsed for blinding', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it(`parses a key once, and again only after ${MAX_CACHED_BLINDING_KEYS} others`, async () => {
+    // Keys no other test used, so none is in the cache yet.
+    const keys = await Promise.all(
+      Array.from(
+        { length: MAX_CACHED_BLINDING_KEYS + 1 },
+        async () => (await generateIssuerKey()).spki,
+      ),
+    );
+    const challenge = tokenChallenge('issuer.example:8443', 'resolver.example:8453');
+    // The native blinding parses a key through node:crypto's module object, as loaded at run
+    // time; each parse is one createPublicKey there.
+    const parse = vi.spyOn(nodeCrypto, 'createPublicKey');
+    const first = keys[0] as Uint8Array;
+    await createTokenRequest(challenge, first);
+    await createTokenRequest(challenge, Uint8Array.from(first));
+    expect(parse).toHaveBeenCalledTimes(1);
+    for (const key of keys.slice(1)) await createTokenRequest(challenge, key);
+    expect(parse).toHaveBeenCalledTimes(MAX_CACHED_BLINDING_KEYS + 1);
+    // The first key was the oldest: dropped, parsed again; the last one is still there.
+    await createTokenRequest(challenge, first);
+    await createTokenRequest(challenge, keys[MAX_CACHED_BLINDING_KEYS] as Uint8Array);
+    expect(parse).toHaveBeenCalledTimes(MAX_CACHED_BLINDING_KEYS + 2);
+  });
+
+  it('checks a key before it keeps it: a bad key is refused each time', async () => {
+    const challenge = tokenChallenge('issuer.example:8443', 'resolver.example:8453');
+    const bad = Uint8Array.of(0x30, 0x03, 0x02, 0x01, 0x00);
+    await expectTokenError(createTokenRequest(challenge, bad), 'ERR_TOKEN_MALFORMED');
+    await expectTokenError(createTokenRequest(challenge, bad), 'ERR_TOKEN_MALFORMED');
   });
 });

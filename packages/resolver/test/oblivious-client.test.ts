@@ -14,6 +14,7 @@ import {
   type Resolver,
   type ValidationStatus,
 } from '../src/index.js';
+import { TOKEN_REQUESTS_IN_FLIGHT } from '../src/oblivious/wallet.js';
 import {
   encodeKeyConfig,
   generateAudienceKey,
@@ -531,6 +532,15 @@ describe('a hostile relay or gateway', () => {
 });
 
 describe('token fetches are bounded', () => {
+  it(`sends a fetch's token requests ${TOKEN_REQUESTS_IN_FLIGHT} at a time at most, not one by one`, async () => {
+    const c = client({ tokensPerFetch: TOKEN_REQUESTS_IN_FLIGHT + 4 });
+    issuer.maxInFlight = 0;
+    expect(await c.discover(ALICE)).toEqual(FOUND);
+    expect(tokenRequests()).toBe(TOKEN_REQUESTS_IN_FLIGHT + 4);
+    expect(issuer.maxInFlight).toBeGreaterThan(1);
+    expect(issuer.maxInFlight).toBeLessThanOrEqual(TOKEN_REQUESTS_IN_FLIGHT);
+  });
+
   it.each<[number | undefined, number]>([
     [undefined, DEFAULT_TOKENS_PER_FETCH],
     [0, 1],

@@ -127,8 +127,14 @@ export interface IssuerDouble {
   readonly requests: string[];
   /** Tokens per credential per period (the test's only period). */
   tokensPerPeriod: number;
+  /** Token requests being answered now, and the most at any one time. */
+  inFlight: number;
+  maxInFlight: number;
   close(): Promise<void>;
 }
+
+/** How long the issuer double waits before it signs, as a real issuer waits for its flush. */
+const ISSUER_FLUSH_MS = 5;
 
 export async function startIssuerDouble(
   tls: DoubleTls,
@@ -141,6 +147,8 @@ export async function startIssuerDouble(
     issued: new Map(),
     requests: [],
     tokensPerPeriod: init.tokensPerPeriod,
+    inFlight: 0,
+    maxInFlight: 0,
   };
   const { server, port } = await listen(tls, async (req, body, res) => {
     double.requests.push(`${req.method} ${req.url}`);
@@ -201,10 +209,21 @@ export async function startIssuerDouble(
     if (key === undefined) {
       return sendJson(res, 422, { error: { code: 'ERR_TOKEN_KEY_UNKNOWN', message: 'key' } });
     }
-    const response = await key.issuer.issue(tokenRequest);
+    // Counted before anything is awaited, as a real issuer decides inside its transaction:
+    // concurrent requests never go past the quota.
     double.issued.set(credential, count + 1);
-    res.writeHead(200, { 'content-type': 'application/private-token-response' });
-    res.end(Buffer.from(response.serialize()));
+    double.inFlight++;
+    double.maxInFlight = Math.max(double.maxInFlight, double.inFlight);
+    try {
+      // As a real issuer answers: after a flush of its counts (a few milliseconds here), so
+      // that concurrent requests overlap as they do there.
+      await new Promise((resolve) => setTimeout(resolve, ISSUER_FLUSH_MS));
+      const response = await key.issuer.issue(tokenRequest);
+      res.writeHead(200, { 'content-type': 'application/private-token-response' });
+      res.end(Buffer.from(response.serialize()));
+    } finally {
+      double.inFlight--;
+    }
   });
   return Object.assign(double, {
     name: `127.0.0.1:${port}`,

@@ -1,9 +1,9 @@
+import { createHash } from 'node:crypto';
 import { DiscoveryClientError } from '../discovery-client-base.js';
 import {
   authorizationHeader,
   createTokenRequest,
   retryAfterOf,
-  tokenKeyFromSpki,
   type ParsedChallenge,
 } from '@mimi-discovery/common';
 import { jsonOf, refusalOf, type HttpTransport } from './transport.js';
@@ -23,7 +23,8 @@ import { jsonOf, refusalOf, type HttpTransport } from './transport.js';
  * tokens under that challenge and key. Every inner request after takes one.
  *
  * Bounds: at most `tokensPerFetch` ({@link DEFAULT_TOKENS_PER_FETCH}, at most
- * {@link MAX_TOKENS_PER_FETCH}) requests per fetch, one fetch per challenge at a time shared by
+ * {@link MAX_TOKENS_PER_FETCH}) requests per fetch, {@link TOKEN_REQUESTS_IN_FLIGHT} of them at
+ * a time, one fetch per challenge at a time shared by
  * concurrent callers, at most {@link MAX_TOKENS_HELD} tokens held; tokens under a challenge the
  * gateway no longer offers are dropped. An issuer that answers 429 (`ERR_TOKEN_QUOTA`) is not
  * asked again before its `retry-after` ({@link DEFAULT_QUOTA_RETRY_SECONDS} without one): a
@@ -44,6 +45,13 @@ export const MAX_DIRECTORY_TOKEN_KEYS = 64;
 export const MAX_TOKEN_RESPONSE_OCTETS = 1024;
 /** Seconds an issuer's quota refusal holds when it gives no `retry-after`. */
 export const DEFAULT_QUOTA_RETRY_SECONDS = 60;
+/**
+ * Token requests of one fetch in flight at a time: the issuer answers each after a flush of its
+ * counts, and concurrent requests share flushes, so a fetch of {@link MAX_TOKENS_PER_FETCH} takes
+ * a few flushes' time instead of a hundred; few enough to stay within an issuer's concurrency
+ * limits for one user.
+ */
+export const TOKEN_REQUESTS_IN_FLIGHT = 8;
 /** Fetches a single `take` may wait for before it gives up (others may take what came). */
 export const MAX_FETCHES_PER_TAKE = 3;
 
@@ -148,7 +156,12 @@ export function createTokenWallet(init: TokenWalletInit): TokenWallet {
     const tokens = slots.get(slot) ?? [];
     slots.set(slot, tokens);
     const wanted = Math.min(init.tokensPerFetch, MAX_TOKENS_HELD - held());
-    for (let i = 0; i < wanted; i++) {
+    // Up to TOKEN_REQUESTS_IN_FLIGHT requests at a time: the issuer flushes its counts to disk
+    // before it signs, and concurrent requests share those flushes. The first refusal stops
+    // new requests; those in flight finish, and their tokens are kept.
+    let next = 0;
+    let stop: { kind: 'quota' } | { kind: 'error'; error: DiscoveryClientError } | undefined;
+    const one = async (): Promise<void> => {
       const pending = await createTokenRequest(challenge.challenge, challenge.tokenKey);
       const reply = await init.transport.send({
         url: requestUrl,
@@ -166,22 +179,24 @@ export function createTokenWallet(init: TokenWalletInit): TokenWallet {
           issuer,
           init.now() + (retryAfterOf(reply.headers) ?? DEFAULT_QUOTA_RETRY_SECONDS),
         );
+        stop ??= { kind: 'quota' };
         return;
       }
       if (reply.status !== 200) {
         const refusal = refusalOf(jsonOf(reply.body));
-        const error = new DiscoveryClientError(
-          'ERR_ISSUER_REFUSED',
-          `the issuer ${issuer} refused the token request: HTTP ${reply.status}${refusal === undefined ? '' : ` ${refusal.code}: ${refusal.message}`}`,
-          {
-            url: urlOf(requestUrl),
-            status: reply.status,
-            ...(refusal === undefined ? {} : { detail: refusal.code }),
-          },
-        );
-        // Tokens already obtained stay usable; the refusal is for the next fetch to report.
-        if (tokens.length > 0) return;
-        throw error;
+        stop ??= {
+          kind: 'error',
+          error: new DiscoveryClientError(
+            'ERR_ISSUER_REFUSED',
+            `the issuer ${issuer} refused the token request: HTTP ${reply.status}${refusal === undefined ? '' : ` ${refusal.code}: ${refusal.message}`}`,
+            {
+              url: urlOf(requestUrl),
+              status: reply.status,
+              ...(refusal === undefined ? {} : { detail: refusal.code }),
+            },
+          ),
+        };
+        return;
       }
       if (reply.contentType !== RESPONSE_TYPE) {
         throw new DiscoveryClientError(
@@ -199,7 +214,26 @@ export function createTokenWallet(init: TokenWalletInit): TokenWallet {
           { url: urlOf(requestUrl), status: reply.status, cause },
         );
       }
-    }
+    };
+    let fault: unknown;
+    const worker = async (): Promise<void> => {
+      while (stop === undefined && fault === undefined && next < wanted) {
+        next++;
+        try {
+          await one();
+        } catch (error) {
+          fault ??= error;
+        }
+      }
+    };
+    await Promise.all(
+      Array.from({ length: Math.min(TOKEN_REQUESTS_IN_FLIGHT, wanted) }, () => worker()),
+    );
+    // A bad answer (not a token response, or one that does not verify) is the issuer's fault
+    // and is reported; tokens that did verify stay usable.
+    if (fault !== undefined) throw fault;
+    // Tokens already obtained stay usable; a refusal is for the next fetch to report.
+    if (stop?.kind === 'error' && tokens.length === 0) throw stop.error;
   };
 
   const exhausted = (issuer: string): DiscoveryClientError | undefined => {
@@ -298,8 +332,14 @@ export function createTokenWallet(init: TokenWalletInit): TokenWallet {
 }
 
 /** A challenge and its token key: tokens of one slot redeem for that challenge only. */
+/**
+ * The slot of a challenge's tokens: the challenge and the token key id, SHA-256 of the key's
+ * SPKI (RFC 9578 §6.5). The key itself is checked where a token is requested under it; here it
+ * is only hashed, as every inner request looks its slot up.
+ */
 function slotOf(challenge: ParsedChallenge): string {
-  return `${Buffer.from(challenge.challenge).toString('hex')}:${Buffer.from(tokenKeyFromSpki(challenge.tokenKey, 0, 1).id).toString('hex')}`;
+  const keyId = createHash('sha256').update(challenge.tokenKey).digest('hex');
+  return `${Buffer.from(challenge.challenge).toString('hex')}:${keyId}`;
 }
 
 /** `https://<issuer name><path>` (RFC 9578 §4: the issuer name is its URL authority). */
