@@ -190,6 +190,20 @@ export function changedNames(
   return changes.some((change) => DELEGATION_TYPES.has(change.type)) ? 'all' : [...written];
 }
 
+/**
+ * What a group commit changed for readers: the union of its writes' {@link ChangedNames}
+ * (undefined for a write that changed no record), `'all'` when any one is.
+ */
+export function unionChanged(
+  a: ChangedNames | undefined,
+  b: ChangedNames | undefined,
+): ChangedNames | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  if (a === 'all' || b === 'all') return 'all';
+  return [...new Set([...a, ...b])];
+}
+
 /** Entries of a store's change log: a cache further behind than this starts afresh. */
 export const CHANGE_LOG_ENTRIES = 4096;
 
