@@ -381,7 +381,9 @@ export function storeBattery(name: string, factory: StoreFactory): void {
           expect.arrayContaining([NUMBER, ORIGIN]),
         );
         await store.close();
-      });
+        // 4096 commits one after another: a durable store flushes each (PostgreSQL takes
+        // minutes on a loaded machine).
+      }, 300_000);
     });
 
     describe('apply', () => {
