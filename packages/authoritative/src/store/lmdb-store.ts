@@ -53,7 +53,7 @@ import {
   replayReader,
   untilOf,
 } from './replay-codec.js';
-import { STREAM_BATCH_RECORDS, type DiscoveryStore } from './store.js';
+import { STREAM_BATCH_RECORDS, type DiscoveryStore, type StoreWriteCounts } from './store.js';
 import { StoreError, noZoneError, type StoreErrorCode } from './store-error.js';
 import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import type { StoreWriterReply, StoreWriterRequest } from './store-writer-messages.js';
@@ -284,13 +284,6 @@ const FORMAT_WITH_SEEDS = 3;
 const FORMAT_WITHOUT_REPLAY = 1;
 /** The layout before the `nsec3` and `journal` tables; opening such a directory adds them. */
 const FORMAT_WITHOUT_JOURNAL = 2;
-/** A group whose zone could not be completed (`planSerial` threw): its writes run one by one. */
-class GroupFailed extends Error {
-  constructor(readonly failure: unknown) {
-    super('a group commit could not be completed');
-  }
-}
-
 /** Nodes read per step of `resign`'s walk, so one step never blocks long. */
 const RESIGN_BATCH = 256;
 /** Entries read from each table per step of a zone stream. */
@@ -1059,7 +1052,7 @@ class LmdbStore implements DiscoveryStore {
   }
 
   /** SOA signatures this store object made since it opened: one per signer per serial step. */
-  writeCounts(): SigningCounts {
+  writeCounts(): StoreWriteCounts {
     return { ...this.#counts };
   }
 
@@ -1082,8 +1075,9 @@ class LmdbStore implements DiscoveryStore {
     const group = this.#write(() => {
       this.#groupQueued = false;
       taken = this.#queued.splice(0, GROUP_MAX_WRITES);
-      // The rest go to the next group, queued now behind this one.
-      this.#scheduleGroup();
+      // The rest go to the next group, queued behind this one once this callback has returned
+      // (lmdb-js would nest a child transaction queued from inside it).
+      if (this.#queued.length > 0) queueMicrotask(() => this.#scheduleGroup());
       return this.#runGroup(taken);
     });
     group.then(
@@ -1100,25 +1094,6 @@ class LmdbStore implements DiscoveryStore {
           this.#groupQueued = false;
           taken = this.#queued.splice(0);
         }
-        if (error instanceof GroupFailed && taken.length === 1) {
-          (taken[0] as GroupedWrite).reject(error.failure);
-          return;
-        }
-        if (error instanceof GroupFailed) {
-          // Rare (a zone whose SOA or chain cannot be written): each write alone, so that the
-          // one at fault fails with its own error and the others commit.
-          for (const write of taken) {
-            this.#write(() => this.#runGroup([write])).then(
-              ([result]) => {
-                if (result?.ok === true) write.resolve(result.value);
-                else write.reject(result?.error);
-              },
-              (alone: unknown) =>
-                write.reject(alone instanceof GroupFailed ? alone.failure : alone),
-            );
-          }
-          return;
-        }
         for (const write of taken) write.reject(error);
       },
     );
@@ -1128,8 +1103,9 @@ class LmdbStore implements DiscoveryStore {
    * Plans the writes of one group in order, each over its zone as the ones before it left it
    * (an overlay, `zoneOverlay`), then completes each zone changed: one serial step and SOA
    * signature (`planSerial`), committed with one journal entry. Runs inside the group's child
-   * transaction. A write that throws adds nothing and settles with its error; a zone that
-   * cannot be completed throws `GroupFailed` (the whole child transaction is dropped).
+   * transaction. A write that throws adds nothing and settles with its error. A zone that
+   * cannot be completed (`planSerial` throws: its SOA is gone, a fault) throws, which drops the
+   * whole child transaction: every write of the group rejects with that error.
    */
   #runGroup(
     group: readonly GroupedWrite[],
@@ -1172,12 +1148,7 @@ class LmdbStore implements DiscoveryStore {
     for (const [apex, zone] of zones) {
       let serial = zoneSerial(zone.overlay);
       if (zone.overlay.writes.size > 0) {
-        let plan: { writes: ZoneWrites; serial: number };
-        try {
-          plan = planSerial(this.#reader(apex), zone.overlay.writes, zone.sign());
-        } catch (error) {
-          throw new GroupFailed(error);
-        }
+        const plan = planSerial(this.#reader(apex), zone.overlay.writes, zone.sign());
         this.#commit(apex, plan.writes);
         serial = plan.serial;
         // The apex changed with its SOA.

@@ -1113,9 +1113,7 @@ export interface GroupedWrite {
 }
 
 /** The {@link GroupedWrite} plan of an apply of `changes` (normalized). */
-export function applyPlan(
-  changes: readonly NormalizedChange[],
-): GroupedWrite['plan'] {
+export function applyPlan(changes: readonly NormalizedChange[]): GroupedWrite['plan'] {
   return (zone, _replay, sign) => {
     const writes = planChanges(zone, changes, sign());
     return {

@@ -24,7 +24,7 @@ import {
   type StoreOperation,
 } from './mapping-ops.js';
 import { replayKey, replayReader } from './replay-codec.js';
-import { STREAM_BATCH_RECORDS, type DiscoveryStore } from './store.js';
+import { STREAM_BATCH_RECORDS, type DiscoveryStore, type StoreWriteCounts } from './store.js';
 import { StoreError, noZoneError } from './store-error.js';
 import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import { nodeKey } from './node-codec.js';
@@ -451,7 +451,7 @@ class MemoryStore implements DiscoveryStore {
   }
 
   /** SOA signatures this store made since it was created: one per signer per serial step. */
-  writeCounts(): SigningCounts {
+  writeCounts(): StoreWriteCounts {
     return { ...this.#counts };
   }
 
@@ -470,23 +470,18 @@ class MemoryStore implements DiscoveryStore {
     this.#groupQueued = false;
     // Bounded: each step takes at least one write off a queue no write is added to meanwhile.
     while (this.#queued.length > 0) {
-      const group = this.#queued.splice(0, GROUP_MAX_WRITES);
-      if (!this.#runGroup(group)) {
-        // A zone whose SOA or chain could not be written: each write alone, so that the one at
-        // fault fails with its own error and the others commit.
-        for (const write of group) this.#runGroup([write]);
-      }
+      this.#runGroup(this.#queued.splice(0, GROUP_MAX_WRITES));
     }
   }
 
   /**
    * Plans the writes of one group in order, each over its zone as the ones before it left it,
    * then completes each zone changed with one serial step (`planSerial`) and commits it, and
-   * settles each write. A write that throws adds nothing and rejects with its error. Returns
-   * false, having changed and settled nothing, when a zone of a group of several could not be
-   * completed.
+   * settles each write. A write that throws adds nothing and rejects with its error. A zone
+   * that cannot be completed (`planSerial` throws: its SOA is gone, a fault) commits nothing of
+   * the group, and every write of it rejects with that error.
    */
-  #runGroup(group: readonly GroupedWrite[]): boolean {
+  #runGroup(group: readonly GroupedWrite[]): void {
     const now = this.#now();
     const settled: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
     interface GroupZone {
@@ -538,7 +533,12 @@ class MemoryStore implements DiscoveryStore {
       [];
     for (const [apex, entry] of zones) {
       if (entry.overlay.writes.size === 0) {
-        completed.push({ apex, entry, writes: entry.overlay.writes, serial: zoneSerial(entry.overlay) });
+        completed.push({
+          apex,
+          entry,
+          writes: entry.overlay.writes,
+          serial: zoneSerial(entry.overlay),
+        });
         continue;
       }
       try {
@@ -547,10 +547,8 @@ class MemoryStore implements DiscoveryStore {
         // The apex changed with its SOA.
         entry.changed = unionChanged(entry.changed, [apex]);
       } catch (error) {
-        if (group.length > 1) return false;
-        settled[0] = { ok: false, error };
-        entry.members.length = 0;
-        entry.records.length = 0;
+        for (const write of group) write.reject(error);
+        return;
       }
     }
     for (const { apex, entry, writes, serial } of completed) {
@@ -566,7 +564,6 @@ class MemoryStore implements DiscoveryStore {
       if (result?.ok === true) write.resolve(result.value);
       else write.reject(result?.error);
     });
-    return true;
   }
 
   /**

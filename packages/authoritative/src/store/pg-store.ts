@@ -41,7 +41,7 @@ import {
   readJournal,
 } from './pg-statements.js';
 import { journalLimits, type JournalEntry, type JournalLimits } from '../zone/journal.js';
-import type { DiscoveryStore } from './store.js';
+import type { DiscoveryStore, StoreWriteCounts } from './store.js';
 import { StoreError, noZoneError } from './store-error.js';
 import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import { normalizeChanges, type StoreChanges } from '../zone/zone-changes.js';
@@ -510,6 +510,11 @@ class PgStore implements DiscoveryStore {
 
   zoneView(origin: string): ZoneView | undefined {
     return this.#replica.zoneView(origin);
+  }
+
+  /** The SOA signatures this process made (its replica plans every write). */
+  writeCounts(): StoreWriteCounts {
+    return this.#replica.writeCounts?.() ?? { soaSignatures: 0 };
   }
 
   zoneKey(origin: string): ZoneKey | undefined {
