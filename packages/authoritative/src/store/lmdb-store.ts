@@ -81,7 +81,7 @@ import {
   changedNames,
   changesBetween,
   normalizeChanges,
-  unionChanged,
+  changedUnion,
   type ChangedNames,
   type StoreChanges,
 } from '../zone/zone-changes.js';
@@ -1120,7 +1120,7 @@ class LmdbStore implements DiscoveryStore {
         members: Array<{ index: number; result: (serial: number) => unknown }>;
       }
     >();
-    let changed: ChangedNames | undefined;
+    const changed = changedUnion();
     group.forEach((write, index) => {
       try {
         let zone = zones.get(write.apex);
@@ -1138,7 +1138,7 @@ class LmdbStore implements DiscoveryStore {
         const plan = write.plan(zone.overlay, this.#replayReader(), zone.sign);
         zone.overlay.merge(plan.writes);
         for (const record of plan.records) this.#putReplay(record);
-        changed = unionChanged(changed, plan.changed);
+        changed.add(plan.changed);
         zone.members.push({ index, result: (serial) => plan.result(serial) });
         settled[index] = { ok: true, value: undefined };
       } catch (error) {
@@ -1152,13 +1152,13 @@ class LmdbStore implements DiscoveryStore {
         this.#commit(apex, plan.writes);
         serial = plan.serial;
         // The apex changed with its SOA.
-        changed = unionChanged(changed, [apex]);
+        changed.add([apex]);
       }
       for (const member of zone.members) {
         settled[member.index] = { ok: true, value: member.result(serial) };
       }
     }
-    this.#changedNow = changed;
+    this.#changedNow = changed.names;
     return settled;
   }
 

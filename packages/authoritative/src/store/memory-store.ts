@@ -45,7 +45,8 @@ import {
   changedNames,
   changesBetween,
   normalizeChanges,
-  unionChanged,
+  changedUnion,
+  type ChangedUnion,
   type ChangedNames,
   type StoreChanges,
 } from '../zone/zone-changes.js';
@@ -489,7 +490,7 @@ class MemoryStore implements DiscoveryStore {
       overlay: ZoneOverlay;
       sign: () => ZoneSigner;
       records: ReplayRecord[];
-      changed: ChangedNames | undefined;
+      changed: ChangedUnion;
       members: Array<{ index: number; result: (serial: number) => unknown }>;
     }
     const zones = new Map<string, GroupZone>();
@@ -511,7 +512,7 @@ class MemoryStore implements DiscoveryStore {
                 this.#counts,
               )),
             records: [],
-            changed: undefined,
+            changed: changedUnion(),
             members: [],
           };
           zones.set(write.apex, entry);
@@ -522,7 +523,7 @@ class MemoryStore implements DiscoveryStore {
           planned.set(id(replayKey(record)), record);
           entry.records.push(record);
         }
-        entry.changed = unionChanged(entry.changed, plan.changed);
+        entry.changed.add(plan.changed);
         entry.members.push({ index, result: (serial) => plan.result(serial) });
         settled[index] = { ok: true, value: undefined };
       } catch (error) {
@@ -545,7 +546,7 @@ class MemoryStore implements DiscoveryStore {
         const plan = planSerial(reader(apex, entry.zone), entry.overlay.writes, entry.sign());
         completed.push({ apex, entry, ...plan });
         // The apex changed with its SOA.
-        entry.changed = unionChanged(entry.changed, [apex]);
+        entry.changed.add([apex]);
       } catch (error) {
         for (const write of group) write.reject(error);
         return;
@@ -553,7 +554,7 @@ class MemoryStore implements DiscoveryStore {
     }
     for (const { apex, entry, writes, serial } of completed) {
       if (writes.size > 0 || entry.records.length > 0) {
-        this.#commitWrite(apex, entry.zone, writes, entry.records, entry.changed);
+        this.#commitWrite(apex, entry.zone, writes, entry.records, entry.changed.names);
       }
       for (const member of entry.members) {
         settled[member.index] = { ok: true, value: member.result(serial) };

@@ -190,18 +190,31 @@ export function changedNames(
   return changes.some((change) => DELEGATION_TYPES.has(change.type)) ? 'all' : [...written];
 }
 
-/**
- * What a group commit changed for readers: the union of its writes' {@link ChangedNames}
- * (undefined for a write that changed no record), `'all'` when any one is.
- */
-export function unionChanged(
-  a: ChangedNames | undefined,
-  b: ChangedNames | undefined,
-): ChangedNames | undefined {
-  if (a === undefined) return b;
-  if (b === undefined) return a;
-  if (a === 'all' || b === 'all') return 'all';
-  return [...new Set([...a, ...b])];
+/** The union of what the writes of a group commit changed, gathered one write at a time. */
+export interface ChangedUnion {
+  /** Adds one write's names (undefined: it changed no record). */
+  add(changed: ChangedNames | undefined): void;
+  /** The union so far: undefined when no write changed a record, `'all'` when any one is. */
+  readonly names: ChangedNames | undefined;
+}
+
+/** An empty {@link ChangedUnion}: linear in the names added, whatever the group's size. */
+export function changedUnion(): ChangedUnion {
+  let all = false;
+  let any = false;
+  const names = new Set<string>();
+  return {
+    add(changed) {
+      if (changed === undefined) return;
+      any = true;
+      if (changed === 'all') all = true;
+      else if (!all) for (const name of changed) names.add(name);
+    },
+    get names() {
+      if (!any) return undefined;
+      return all ? 'all' : [...names];
+    },
+  };
 }
 
 /** Entries of a store's change log: a cache further behind than this starts afresh. */

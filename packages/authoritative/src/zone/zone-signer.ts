@@ -422,9 +422,28 @@ export interface ZoneOverlay extends ZoneReader {
   merge(writes: ZoneWrites): void;
 }
 
-/** An empty {@link ZoneOverlay} over `base`. */
+/**
+ * An empty {@link ZoneOverlay} over `base`, which must not change while the overlay is used
+ * (the group's writes are committed after it): the nodes read from `base` are kept, so that the
+ * applies of a group, which look up the same ancestors (is a name below a delegation?), decode
+ * each once.
+ */
 export function zoneOverlay(base: ZoneReader): ZoneOverlay {
-  const zone = new Overlay(base);
+  const read = new Map<string, StoredNode | undefined>();
+  const kept: ZoneReader = {
+    origin: base.origin,
+    get nsec3() {
+      return base.nsec3;
+    },
+    node(name) {
+      if (read.has(name)) return read.get(name);
+      const node = base.node(name);
+      read.set(name, node);
+      return node;
+    },
+    namesBelow: (name) => base.namesBelow(name),
+  };
+  const zone = new Overlay(kept);
   return {
     origin: zone.origin,
     get nsec3() {
