@@ -263,6 +263,25 @@ describe.each(stores)('group commit on the %s store', (kind, open) => {
     },
   );
 
+  it.skipIf(skip || kind !== 'LMDB')(
+    'finishes every write it accepted when it is closed with groups still queued',
+    async () => {
+      const opened = await open();
+      await opened.store.addZone(zoneInit());
+      const all = Array.from({ length: GROUP_MAX_WRITES + 5 }, (_, i) => `${i}.2.${ORIGIN}`);
+      const writes = all.map((n) => opened.store.apply(ORIGIN, [putMap(n, 2)]));
+      const reopened = opened.reopen === undefined ? undefined : await opened.reopen();
+      const results = await Promise.all(writes);
+      expect(new Set(results.map((r) => r.serial))).toEqual(new Set([2, 3]));
+      if (reopened === undefined) throw new Error('no reopen');
+      expect(serialOf(reopened)).toBe(3);
+      all.forEach((n) => expect(reopened.readRRset(ORIGIN, n, 'MAP')).toHaveLength(1));
+      await expectStoreError(opened.store.apply(ORIGIN, [putMap(NUMBER)]), 'ERR_STORE_CLOSED');
+      await reopened.close();
+    },
+    120_000,
+  );
+
   it.skipIf(skip || kind === 'PostgreSQL')(
     `holds at most ${GROUP_MAX_WRITES} writes in one commit`,
     async () => {

@@ -1058,10 +1058,17 @@ class LmdbStore implements DiscoveryStore {
 
   /** Queues an apply or an operation of zone `apex` for the next group commit. */
   #grouped(apex: string, plan: GroupedWrite['plan']): Promise<unknown> {
-    return new Promise((resolve, reject) => {
+    const write = new Promise((resolve, reject) => {
       this.#queued.push({ apex, plan, resolve, reject });
       this.#scheduleGroup();
     });
+    // `close` waits for it, queued or running, as for every write it accepted.
+    this.#pending.add(write);
+    const forget = (): void => {
+      this.#pending.delete(write);
+    };
+    write.then(forget, forget);
+    return write;
   }
 
   /**
@@ -1072,6 +1079,7 @@ class LmdbStore implements DiscoveryStore {
     if (this.#groupQueued || this.#queued.length === 0) return;
     this.#groupQueued = true;
     let taken: GroupedWrite[] | undefined;
+    // Accepted while the store was open: runs even if `close` began meanwhile (which waits).
     const group = this.#write(() => {
       this.#groupQueued = false;
       taken = this.#queued.splice(0, GROUP_MAX_WRITES);
@@ -1079,7 +1087,7 @@ class LmdbStore implements DiscoveryStore {
       // (lmdb-js would nest a child transaction queued from inside it).
       if (this.#queued.length > 0) queueMicrotask(() => this.#scheduleGroup());
       return this.#runGroup(taken);
-    });
+    }, true);
     group.then(
       (settled) => {
         settled.forEach((result, i) => {
@@ -1387,9 +1395,11 @@ class LmdbStore implements DiscoveryStore {
   /**
    * Runs `action` in a child transaction of the next group commit and resolves after the commit
    * is flushed. An exception in `action` aborts its child transaction only, and is rethrown.
+   * Rejects at once with `ERR_STORE_CLOSED` once the store is closing, unless `accepted` (the
+   * writes of a group, accepted before and waited for by `close`).
    */
-  #write<T>(action: () => T): Promise<T> {
-    this.#open();
+  #write<T>(action: () => T, accepted = false): Promise<T> {
+    if (!accepted) this.#open();
     const run = async (): Promise<T> => {
       let failure: { error: unknown } | undefined;
       let result: T;
