@@ -293,7 +293,8 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
     const results = await Promise.all(
       Array.from({ length: writes }, (_, i) => store.apply(ORIGIN, [putMap(`${i}.${ORIGIN}`)])),
     );
-    expect(new Set(results.map((r) => r.serial)).size).toBe(writes);
+    // One serial step per group commit, whatever number of applies it holds.
+    expect(new Set(results.map((r) => r.serial)).size).toBe(Math.ceil(writes / 10));
     const rows = await sql<{ n: number }>(
       url,
       'SELECT count(*)::int AS n FROM change_log WHERE version > 1',
@@ -386,7 +387,7 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
     await close();
   });
 
-  it('lands every write of two front ends on one zone, each serial once', async () => {
+  it('lands every write of two front ends on one zone, one serial step per commit', async () => {
     const { a, b, clock, close } = await twoStores();
     const keys = Array.from({ length: 16 }, (_, i) => keyPairFromSeed(seed(0x60 + i)));
     const names = Array.from(
@@ -401,9 +402,13 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
       keys.map(() => 'applied'),
     );
     const serials = outcomes.map((o) => ('serial' in o ? o.serial : 0));
-    expect(new Set(serials).size).toBe(serials.length);
     const last = Math.max(...serials);
-    expect(last).toBe(1 + keys.length + names.length);
+    // Each serial is one commit's (of one front end), and every step from 1 is one.
+    expect(new Set(serials).size).toBe(last - 1);
+    expect(last - 1).toBeLessThan(serials.length);
+    const ofA = new Set(serials.filter((_, i) => (i < keys.length ? i % 2 === 0 : i % 2 === 1)));
+    const ofB = new Set(serials.filter((_, i) => (i < keys.length ? i % 2 === 1 : i % 2 === 0)));
+    expect([...ofA].filter((serial) => ofB.has(serial))).toEqual([]);
     for (const store of [a, b]) {
       await until(() => store.zoneInfo(ORIGIN)?.serial === last);
       expect(store.readRRset(ORIGIN, NUMBER, 'MAP')).toHaveLength(keys.length);
@@ -425,12 +430,15 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
       { length: 12 },
       (_, i) => `${i % 10}.${Math.floor(i / 10)}.8.${ORIGIN}`,
     );
-    await Promise.all([
+    const results = await Promise.all([
       ...names.map((n, i) => (i % 2 === 0 ? a : b).apply(ORIGIN, [putMap(n, i)])),
       a.applyOperation(ORIGIN, publishOf(clock, keyPairFromSeed(seed(0x70)))),
       b.applyOperation(ORIGIN, publishOf(clock, keyPairFromSeed(seed(0x71)))),
     ]);
-    const last = 1 + names.length + 2;
+    // One serial step per group commit: fewer steps than writes, one journal entry each.
+    const last = Math.max(...results.map((r) => ('serial' in r ? r.serial : 0)));
+    expect(last - 1).toBeGreaterThan(0);
+    expect(last - 1).toBeLessThan(names.length + 2);
     for (const store of [a, b]) await until(() => store.zoneInfo(ORIGIN)?.serial === last);
     const fromA = await a.journalSince(ORIGIN, 1);
     const fromB = await b.journalSince(ORIGIN, 1);

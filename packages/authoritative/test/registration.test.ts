@@ -254,7 +254,10 @@ describe('registrar', () => {
           ),
         ),
       );
-      expect(new Set(results.map((r) => r.serial)).size).toBe(keys.length);
+      // They share group commits, each of which steps the serial once: the last is served.
+      const serials = results.map((r) => r.serial);
+      expect(fixture.store.zoneInfo(PHONE_ZONE)?.serial).toBe(Math.max(...serials));
+      expect(new Set(serials).size).toBeLessThanOrEqual(keys.length);
       expect(maps()).toHaveLength(keys.length);
     });
 

@@ -233,10 +233,18 @@ export function transferBattery(setup: Setup): void {
     it('drops the oldest entries of a full journal, and keeps the rest chained', async () => {
       const { store } = await setup({ journal: { maxEntries: 8 } });
       await store.addZone(zoneInit());
-      // Concurrent writes, as a burst of publishes sharing commits.
-      await Promise.all(names(30).map((name, i) => store.apply(ORIGIN, [putMap(name, i + 1)])));
+      // Bursts of concurrent writes, as publishes sharing commits: a serial step (and a journal
+      // entry) per commit, at least one per burst.
+      const all = names(30);
+      for (let burst = 0; burst < 10; burst++) {
+        await Promise.all(
+          all
+            .slice(burst * 3, burst * 3 + 3)
+            .map((name, i) => store.apply(ORIGIN, [putMap(name, burst * 3 + i + 1)])),
+        );
+      }
       const current = serialOf(store);
-      expect(current).toBe(31);
+      expect(current).toBeGreaterThanOrEqual(11);
       const kept = await store.journalSince(ORIGIN, current - 8);
       if (kept === undefined) throw new Error('the last 8 entries are gone');
       expectChained(kept, current - 8, current);

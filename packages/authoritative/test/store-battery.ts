@@ -372,20 +372,18 @@ export function storeBattery(name: string, factory: StoreFactory): void {
         const base = store.generation();
         await store.apply(ORIGIN, [putMap(NUMBER)]);
         expect(store.changesSince(base).names).not.toBe('all');
-        // Writes in bursts, as concurrent publishes share commits.
-        for (let done = 0; done < CHANGE_LOG_ENTRIES; done += 256) {
-          await Promise.all(
-            Array.from({ length: 256 }, (_, i) =>
-              store.apply(ORIGIN, [putMap(NUMBER, ((done + i) % 250) + 1)]),
-            ),
-          );
+        // One write after another: each is a commit of its own, and a generation.
+        for (let done = 0; done < CHANGE_LOG_ENTRIES; done += 1) {
+          await store.apply(ORIGIN, [putMap(NUMBER, (done % 250) + 1)]);
         }
         expect(store.changesSince(base).names).toBe('all');
         expect(store.changesSince(base + 1).names).toEqual(
           expect.arrayContaining([NUMBER, ORIGIN]),
         );
         await store.close();
-      });
+        // 4096 commits one after another: a durable store flushes each (PostgreSQL takes
+        // minutes on a loaded machine).
+      }, 300_000);
     });
 
     describe('apply', () => {
@@ -615,7 +613,7 @@ export function storeBattery(name: string, factory: StoreFactory): void {
         await store.close();
       });
 
-      it('gives concurrent applies distinct serials and loses none of them', async () => {
+      it('steps the serial once per group commit of concurrent applies and loses none of them', async () => {
         const { store } = await setup();
         await store.addZone(zoneInit());
         const count = 40;
@@ -624,9 +622,14 @@ export function storeBattery(name: string, factory: StoreFactory): void {
           (_, i) => `${i % 10}.${Math.floor(i / 10)}.${ORIGIN}`,
         );
         const results = await Promise.all(names.map((n, i) => store.apply(ORIGIN, [putMap(n, i)])));
-        expect(new Set(results.map((r) => r.serial)).size).toBe(count);
-        expect(Math.max(...results.map((r) => r.serial))).toBe(count + 1);
-        expect(serialOf(store)).toBe(count + 1);
+        const serials = new Set(results.map((r) => r.serial));
+        const last = Math.max(...serials);
+        // Each serial is a commit's: the applies that share it share one step.
+        expect(serialOf(store)).toBe(last);
+        expect(serials.size).toBe(last - 1);
+        expect(serials.size).toBeLessThan(count);
+        const journal = await store.journalSince(ORIGIN, 1);
+        expect(journal?.map((entry) => entry.to)).toEqual([...serials].sort((a, b) => a - b));
         names.forEach((n, i) =>
           expect(store.readRRset(ORIGIN, n, 'MAP')).toEqual([mapRecord(n, i)]),
         );

@@ -2,9 +2,13 @@ import { createZoneKey, record, type RecordOf } from '@mimi-discovery/common';
 import { describe, expect, it } from 'vitest';
 import { normalizeChanges } from '../src/zone/zone-changes.js';
 import {
+  countingSigner,
   isAuthoritative,
   planApply,
+  planChanges,
   planResign,
+  planSerial,
+  zoneOverlay,
   zoneSigner,
   DEFAULT_SIGNATURE_VALIDITY,
   type StoredNode,
@@ -74,6 +78,40 @@ describe('the zone signer', () => {
     const wrapped = planApply(zone(2 ** 32 - 1), change, sign);
     expect(wrapped.serial).toBe(0);
     expect(soaSerial(wrapped.writes.get(ORIGIN))).toBe(0);
+  });
+
+  it('plans a group of applies over each other and completes them with one serial step and one SOA signature', () => {
+    const put = (name: string, text: string) =>
+      normalizeChanges(ORIGIN, [
+        {
+          op: 'put',
+          name,
+          type: 'TXT',
+          records: [record(name, 'TXT', [Buffer.from(text)], 60)],
+        },
+      ]);
+    const counts = { soaSignatures: 0 };
+    const counted = countingSigner(sign, counts);
+    const base = zone(41);
+    const overlay = zoneOverlay(base);
+    overlay.merge(planChanges(overlay, put('a.example', 'one'), counted));
+    overlay.merge(planChanges(overlay, put('b.example', 'two'), counted));
+    // The second apply of the same name sees the first: it replaces it.
+    overlay.merge(planChanges(overlay, put('a.example', 'three'), counted));
+    expect(counts.soaSignatures).toBe(0);
+    expect(base.node('a.example')).toBeUndefined();
+    const { writes, serial } = planSerial(base, overlay.writes, counted);
+    expect(serial).toBe(42);
+    expect(counts.soaSignatures).toBe(1);
+    expect(soaSerial(writes.get(ORIGIN))).toBe(42);
+    const text = (name: string): string =>
+      Buffer.from(
+        (writes.get(name)?.get('TXT')?.records[0] as RecordOf<'TXT'>).data[0] as Uint8Array,
+      ).toString();
+    expect([text('a.example'), text('b.example')]).toEqual(['three', 'two']);
+    // The same as one apply of both changes.
+    const once = planApply(base, [...put('a.example', 'three'), ...put('b.example', 'two')], sign);
+    expect([...writes.keys()].sort()).toEqual([...once.writes.keys()].sort());
   });
 
   it('treats the NS and everything below a delegation as not authoritative, but its DS as authoritative', () => {

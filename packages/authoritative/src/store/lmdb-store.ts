@@ -19,11 +19,14 @@ import {
 } from '@mimi-discovery/common';
 import { open, type Database, type RootDatabase, type Transaction } from 'lmdb';
 import {
+  GROUP_MAX_WRITES,
   REPLAY_PRUNE_BATCH,
+  applyPlan,
   expiredMappingsChange,
   mayHoldExpiredMappings,
+  operationPlan,
   prepareOperation,
-  runOperation,
+  type GroupedWrite,
   type OperationOutcome,
   type ReplayReader,
   type ReplayRecord,
@@ -50,7 +53,7 @@ import {
   replayReader,
   untilOf,
 } from './replay-codec.js';
-import { STREAM_BATCH_RECORDS, type DiscoveryStore } from './store.js';
+import { STREAM_BATCH_RECORDS, type DiscoveryStore, type StoreWriteCounts } from './store.js';
 import { StoreError, noZoneError, type StoreErrorCode } from './store-error.js';
 import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import type { StoreWriterReply, StoreWriterRequest } from './store-writer-messages.js';
@@ -78,6 +81,7 @@ import {
   changedNames,
   changesBetween,
   normalizeChanges,
+  changedUnion,
   type ChangedNames,
   type StoreChanges,
 } from '../zone/zone-changes.js';
@@ -98,14 +102,20 @@ import {
   initialZone,
   isDue,
   nodeRecords,
+  countingSigner,
   planApply,
   planKeys,
   planNsec3,
   planResign,
+  planSerial,
   signatureValidityPolicy,
   toZoneNode,
+  zoneOverlay,
+  zoneSerial,
   zoneSigner,
   type SignatureValidityPolicy,
+  type SigningCounts,
+  type ZoneOverlay,
   type StoredNode,
   type ZoneReader,
   type ZoneSigner,
@@ -163,8 +173,13 @@ import {
  *
  * Group commit: writes run as child transactions queued with lmdb-js, which puts every write
  * queued in one event turn into one LMDB transaction and one flush. A burst of concurrent
- * `apply` calls costs one fdatasync, not one each; a failing `apply` aborts only its own child
- * transaction.
+ * `apply` calls costs one fdatasync, not one each. `apply` and `applyOperation` go further:
+ * those queued until their group's child transaction starts (at most `GROUP_MAX_WRITES`)
+ * are planned one after the other in it, each over the ones before it, and each zone they
+ * changed then gets one SOA serial step, one SOA RRSIG, one journal entry and one change-log
+ * generation for the whole group (`zone-signer.ts` `planSerial`): the serial a secondary and
+ * a resolver see steps once per commit, not once per publish. A failing `apply` adds nothing
+ * to its group and rejects with its own error; the others commit.
  *
  * Operations (`applyOperation`) read what they depend on inside their child transaction, which
  * sees the data as committed by every earlier transaction (of any thread or process: LMDB
@@ -525,6 +540,12 @@ class LmdbStore implements DiscoveryStore {
   /** Decoded nodes by key (latin1), least recently used first. */
   readonly #cache = new Map<string, DecodedNode>();
   #closed = false;
+  /** Applies and operations waiting for the next group commit. */
+  #queued: GroupedWrite[] = [];
+  /** Whether a group commit is queued with lmdb-js and has not yet taken `#queued`. */
+  #groupQueued = false;
+  /** SOA signatures made by this store object (`writeCounts`). */
+  readonly #counts: SigningCounts = { soaSignatures: 0 };
   /**
    * What the write being run changed: set by `apply` and `applyOperation` (undefined when no
    * record changed: no generation is counted), `'all'` for every other write.
@@ -1017,17 +1038,7 @@ class LmdbStore implements DiscoveryStore {
     const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
     // Checks that need no data run before the transaction, so bad input never queues a write.
     const normalized = normalizeChanges(apex, changes);
-    return this.#write(() => {
-      const key = this.#signing(apex);
-      const plan = planApply(
-        this.#reader(apex),
-        normalized,
-        zoneSigner(key, this.#s.now(), this.#s.policy),
-      );
-      this.#commit(apex, plan.writes);
-      this.#changedNow = changedNames(normalized, plan.writes.keys());
-      return { serial: plan.serial };
-    });
+    return (await this.#grouped(apex, applyPlan(normalized))) as ApplyResult;
   }
 
   async applyOperation(origin: string, operation: StoreOperation): Promise<OperationOutcome> {
@@ -1035,17 +1046,128 @@ class LmdbStore implements DiscoveryStore {
     const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
     // Checks that need no data run before the transaction, so bad input never queues a write.
     const prepared = prepareOperation(apex, operation);
-    return this.#write(() => {
-      const key = this.#signing(apex);
-      // Everything read here is read inside the write transaction: the latest committed data.
-      const run = runOperation(this.#reader(apex), this.#replayReader(), prepared, () =>
-        zoneSigner(key, this.#s.now(), this.#s.policy),
-      );
-      this.#commit(apex, run.writes);
-      for (const record of run.records) this.#putReplay(record);
-      this.#changedNow = run.changed;
-      return run.outcome;
+    // Planned inside the write transaction: over the latest committed data and the writes of
+    // the group before it.
+    return (await this.#grouped(apex, operationPlan(prepared))) as OperationOutcome;
+  }
+
+  /** SOA signatures this store object made since it opened: one per signer per serial step. */
+  writeCounts(): StoreWriteCounts {
+    return { ...this.#counts };
+  }
+
+  /** Queues an apply or an operation of zone `apex` for the next group commit. */
+  #grouped(apex: string, plan: GroupedWrite['plan']): Promise<unknown> {
+    const write = new Promise((resolve, reject) => {
+      this.#queued.push({ apex, plan, resolve, reject });
+      this.#scheduleGroup();
     });
+    // `close` waits for it, queued or running, as for every write it accepted.
+    this.#pending.add(write);
+    const forget = (): void => {
+      this.#pending.delete(write);
+    };
+    write.then(forget, forget);
+    return write;
+  }
+
+  /**
+   * Queues one group commit with lmdb-js unless one is queued that has not started: that one
+   * takes every write queued until it starts (at most `GROUP_MAX_WRITES`).
+   */
+  #scheduleGroup(): void {
+    if (this.#groupQueued || this.#queued.length === 0) return;
+    this.#groupQueued = true;
+    let taken: GroupedWrite[] | undefined;
+    // Accepted while the store was open: runs even if `close` began meanwhile (which waits).
+    const group = this.#write(() => {
+      this.#groupQueued = false;
+      taken = this.#queued.splice(0, GROUP_MAX_WRITES);
+      // The rest go to the next group, queued behind this one once this callback has returned
+      // (lmdb-js would nest a child transaction queued from inside it).
+      if (this.#queued.length > 0) queueMicrotask(() => this.#scheduleGroup());
+      return this.#runGroup(taken);
+    }, true);
+    group.then(
+      (settled) => {
+        settled.forEach((result, i) => {
+          const write = (taken as GroupedWrite[])[i] as GroupedWrite;
+          if (result.ok) write.resolve(result.value);
+          else write.reject(result.error);
+        });
+      },
+      (error: unknown) => {
+        if (taken === undefined) {
+          // The transaction never started: what waits for it fails with it.
+          this.#groupQueued = false;
+          taken = this.#queued.splice(0);
+        }
+        for (const write of taken) write.reject(error);
+      },
+    );
+  }
+
+  /**
+   * Plans the writes of one group in order, each over its zone as the ones before it left it
+   * (an overlay, `zoneOverlay`), then completes each zone changed: one serial step and SOA
+   * signature (`planSerial`), committed with one journal entry. Runs inside the group's child
+   * transaction. A write that throws adds nothing and settles with its error. A zone that
+   * cannot be completed (`planSerial` throws: its SOA is gone, a fault) throws, which drops the
+   * whole child transaction: every write of the group rejects with that error.
+   */
+  #runGroup(
+    group: readonly GroupedWrite[],
+  ): Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> {
+    const now = this.#s.now();
+    const settled: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    const zones = new Map<
+      string,
+      {
+        overlay: ZoneOverlay;
+        sign: () => ZoneSigner;
+        members: Array<{ index: number; result: (serial: number) => unknown }>;
+      }
+    >();
+    const changed = changedUnion();
+    group.forEach((write, index) => {
+      try {
+        let zone = zones.get(write.apex);
+        if (zone === undefined) {
+          const keys = this.#signing(write.apex);
+          let signer: ZoneSigner | undefined;
+          zone = {
+            overlay: zoneOverlay(this.#reader(write.apex)),
+            sign: () =>
+              (signer ??= countingSigner(zoneSigner(keys, now, this.#s.policy), this.#counts)),
+            members: [],
+          };
+          zones.set(write.apex, zone);
+        }
+        const plan = write.plan(zone.overlay, this.#replayReader(), zone.sign);
+        zone.overlay.merge(plan.writes);
+        for (const record of plan.records) this.#putReplay(record);
+        changed.add(plan.changed);
+        zone.members.push({ index, result: (serial) => plan.result(serial) });
+        settled[index] = { ok: true, value: undefined };
+      } catch (error) {
+        settled[index] = { ok: false, error };
+      }
+    });
+    for (const [apex, zone] of zones) {
+      let serial = zoneSerial(zone.overlay);
+      if (zone.overlay.writes.size > 0) {
+        const plan = planSerial(this.#reader(apex), zone.overlay.writes, zone.sign());
+        this.#commit(apex, plan.writes);
+        serial = plan.serial;
+        // The apex changed with its SOA.
+        changed.add([apex]);
+      }
+      for (const member of zone.members) {
+        settled[member.index] = { ok: true, value: member.result(serial) };
+      }
+    }
+    this.#changedNow = changed.names;
+    return settled;
   }
 
   replayRecords(limit?: number): ReplayRecord[] {
@@ -1273,9 +1395,11 @@ class LmdbStore implements DiscoveryStore {
   /**
    * Runs `action` in a child transaction of the next group commit and resolves after the commit
    * is flushed. An exception in `action` aborts its child transaction only, and is rethrown.
+   * Rejects at once with `ERR_STORE_CLOSED` once the store is closing, unless `accepted` (the
+   * writes of a group, accepted before and waited for by `close`).
    */
-  #write<T>(action: () => T): Promise<T> {
-    this.#open();
+  #write<T>(action: () => T, accepted = false): Promise<T> {
+    if (!accepted) this.#open();
     const run = async (): Promise<T> => {
       let failure: { error: unknown } | undefined;
       let result: T;

@@ -29,7 +29,7 @@ import { ownerName } from '../zone/owner-name.js';
 import { changedNames, type ChangedNames, type NormalizedChange } from '../zone/zone-changes.js';
 import {
   DEFAULT_APEX_TTL,
-  planApply,
+  planChanges,
   type StoredNode,
   type ZoneReader,
   type ZoneWrites,
@@ -232,7 +232,10 @@ export type RefusalReason =
 export type OperationOutcome =
   | {
       readonly kind: 'applied';
-      /** The zone's SOA serial after the operation (unchanged when nothing had to change). */
+      /**
+       * The zone's SOA serial once the operation is committed: the serial of its group commit,
+       * stepped once for every write in it (unchanged when nothing in the group changed).
+       */
       readonly serial: number;
       /** Whether the zone's records changed (a retry of the same publish changes nothing). */
       readonly changed: boolean;
@@ -1069,8 +1072,13 @@ export function expiredMappingsChange(
 
 /** What a store commits for one operation (nothing when it was refused). */
 export interface OperationRun {
-  readonly outcome: OperationOutcome;
-  /** Nodes to write (signed, SOA bumped); empty when nothing changed. */
+  /**
+   * The operation's outcome once its write is committed at `serial`: the zone's serial after
+   * that commit (a group commit, `zone-signer.ts` `planSerial`, steps it once for every write it
+   * holds; a commit that changed nothing leaves it as it was).
+   */
+  outcome(serial: number): OperationOutcome;
+  /** Nodes to write (signed, the SOA not yet bumped: `planSerial` does); empty when nothing changed. */
   readonly writes: ZoneWrites;
   readonly records: readonly ReplayRecord[];
   /** What readers may see change, for the change log; undefined when no record changed. */
@@ -1078,10 +1086,64 @@ export interface OperationRun {
 }
 
 /**
+ * Applies and operations one group commit holds at most (the LMDB and memory stores; the
+ * PostgreSQL store has `PG_GROUP_MAX_WRITES`): bounds the work of one commit, so one never holds
+ * a zone long; the writes queued beyond it go to the next group.
+ */
+export const GROUP_MAX_WRITES = 1024;
+
+/**
+ * What one `apply` or `applyOperation` contributes to a group commit, planned over its zone as
+ * the group's writes before it left it, and its result once the group's serial is known.
+ */
+export interface GroupedWritePlan {
+  readonly writes: ZoneWrites;
+  readonly records: readonly ReplayRecord[];
+  readonly changed: ChangedNames | undefined;
+  result(serial: number): unknown;
+}
+
+/** An `apply` or `applyOperation` waiting for its group commit. */
+export interface GroupedWrite {
+  readonly apex: string;
+  /** Plans the write (see {@link GroupedWritePlan}); throws to refuse it, adding nothing. */
+  plan(zone: ZoneReader, replay: ReplayReader, sign: () => ZoneSigner): GroupedWritePlan;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+/** The {@link GroupedWrite} plan of an apply of `changes` (normalized). */
+export function applyPlan(changes: readonly NormalizedChange[]): GroupedWrite['plan'] {
+  return (zone, _replay, sign) => {
+    const writes = planChanges(zone, changes, sign());
+    return {
+      writes,
+      records: [],
+      changed: changedNames(changes, writes.keys()),
+      result: (serial) => ({ serial }),
+    };
+  };
+}
+
+/** The {@link GroupedWrite} plan of an operation (see {@link runOperation}). */
+export function operationPlan(prepared: PreparedOperation): GroupedWrite['plan'] {
+  return (zone, replay, sign) => {
+    const run = runOperation(zone, replay, prepared, sign);
+    return {
+      writes: run.writes,
+      records: run.records,
+      changed: run.changed,
+      result: (serial) => run.outcome(serial),
+    };
+  };
+}
+
+/**
  * Plans `op` against `zone` and `replay` (both read inside the store's write transaction) and,
- * when records change, signs them and bumps the serial (`planApply`). The store commits
- * `writes` and `records` in the same transaction, or nothing when the outcome is a refusal.
- * `sign` is called only when something is to be signed.
+ * when records change, signs them (`planChanges`); the store then steps the serial once for
+ * its whole group commit (`planSerial`) and commits `writes` and `records` in the same
+ * transaction, or nothing when the outcome is a refusal. `sign` is called only when something
+ * is to be signed.
  */
 export function runOperation(
   zone: ZoneReader,
@@ -1093,25 +1155,24 @@ export function runOperation(
   if (plan.kind === 'refused') {
     const { reason, message } = plan;
     return {
-      outcome: { kind: 'refused', reason, message },
+      outcome: () => ({ kind: 'refused', reason, message }),
       writes: new Map(),
       records: [],
       changed: undefined,
     };
   }
+  const removed = plan.removed;
   if (plan.changes.length === 0) {
-    const soa = zone.node(zone.origin)?.get('SOA')?.records[0];
-    const serial = soa?.type === 'SOA' ? soa.data.serial : 0;
     return {
-      outcome: { kind: 'applied', serial, changed: false, removed: plan.removed },
+      outcome: (serial) => ({ kind: 'applied', serial, changed: false, removed }),
       writes: new Map(),
       records: plan.records,
       changed: undefined,
     };
   }
-  const { writes, serial } = planApply(zone, plan.changes, sign());
+  const writes = planChanges(zone, plan.changes, sign());
   return {
-    outcome: { kind: 'applied', serial, changed: true, removed: plan.removed },
+    outcome: (serial) => ({ kind: 'applied', serial, changed: true, removed }),
     writes,
     records: plan.records,
     changed: changedNames(plan.changes, writes.keys()),

@@ -11,18 +11,20 @@ import {
   type ZoneView,
 } from '@mimi-discovery/common';
 import {
+  GROUP_MAX_WRITES,
+  applyPlan,
   expiredMappingsChange,
   isActive,
   mayHoldExpiredMappings,
+  operationPlan,
   prepareOperation,
-  runOperation,
+  type GroupedWrite,
   type OperationOutcome,
-  type ReplayReader,
   type ReplayRecord,
   type StoreOperation,
 } from './mapping-ops.js';
 import { replayKey, replayReader } from './replay-codec.js';
-import { STREAM_BATCH_RECORDS, type DiscoveryStore } from './store.js';
+import { STREAM_BATCH_RECORDS, type DiscoveryStore, type StoreWriteCounts } from './store.js';
 import { StoreError, noZoneError } from './store-error.js';
 import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import { nodeKey } from './node-codec.js';
@@ -43,6 +45,8 @@ import {
   changedNames,
   changesBetween,
   normalizeChanges,
+  changedUnion,
+  type ChangedUnion,
   type ChangedNames,
   type StoreChanges,
 } from '../zone/zone-changes.js';
@@ -64,14 +68,20 @@ import {
   initialZone,
   isDue,
   nodeRecords,
+  countingSigner,
   planApply,
   planKeys,
   planNsec3,
   planResign,
+  planSerial,
   signatureValidityPolicy,
   toZoneNode,
+  zoneOverlay,
+  zoneSerial,
   zoneSigner,
   type SignatureValidityPolicy,
+  type SigningCounts,
+  type ZoneOverlay,
   type StoredNode,
   type ZoneReader,
   type ZoneSigner,
@@ -84,6 +94,12 @@ import {
  * applied, which is all a process-lifetime store can promise. An operation is planned and
  * applied in that same synchronous step, so it sees every write before it; its anti-replay
  * records live in a map beside the zones, for the life of the store.
+ *
+ * Group commit, as the LMDB store groups: the `apply` and `applyOperation` calls of one event
+ * turn (at most `GROUP_MAX_WRITES`) are planned in one step a microtask later, each over the
+ * ones before it, and each zone they changed gets one SOA serial step, one SOA RRSIG, one
+ * journal entry and one change-log generation for them all (`zone-signer.ts` `planSerial`). A
+ * replica (`createMemoryReplica`) hands such a group to its store as one write.
  *
  * Each zone keeps its nodes in a map by owner name, the same nodes in canonical order (a
  * `SortedMap` keyed as the LMDB store keys them: the names below a name are one range, and a
@@ -200,6 +216,12 @@ class MemoryStore implements DiscoveryStore {
   #generation = 0;
   /** What each of the last writes changed, by generation (oldest first). */
   readonly #log = new Map<number, ChangedNames>();
+  /** Applies and operations waiting for this event turn's group commit. */
+  #queued: GroupedWrite[] = [];
+  /** Whether a microtask is queued to run `#queued`. */
+  #groupQueued = false;
+  /** SOA signatures made by this store (`writeCounts`). */
+  readonly #counts: SigningCounts = { soaSignatures: 0 };
   /** Anti-replay records by their table key (as the LMDB store keys them), in latin1. */
   readonly #replay = new Map<string, ReplayRecord>();
 
@@ -424,15 +446,125 @@ class MemoryStore implements DiscoveryStore {
 
   async apply(origin: string, changes: readonly RRsetChange[]): Promise<ApplyResult> {
     this.#open();
-    const { zone, apex } = this.#zone(origin);
+    const { apex } = this.#zone(origin);
     const normalized = normalizeChanges(apex, changes);
-    const { writes, serial } = planApply(
-      reader(apex, zone),
-      normalized,
-      signerOf(apex, zone, this.#now(), this.#policy),
-    );
-    this.#commitWrite(apex, zone, writes, [], changedNames(normalized, writes.keys()));
-    return { serial };
+    return (await this.#grouped(apex, applyPlan(normalized))) as ApplyResult;
+  }
+
+  /** SOA signatures this store made since it was created: one per signer per serial step. */
+  writeCounts(): StoreWriteCounts {
+    return { ...this.#counts };
+  }
+
+  /** Queues an apply or an operation of zone `apex` for this event turn's group commit. */
+  #grouped(apex: string, plan: GroupedWrite['plan']): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.#queued.push({ apex, plan, resolve, reject });
+      if (this.#groupQueued) return;
+      this.#groupQueued = true;
+      queueMicrotask(() => this.#drain());
+    });
+  }
+
+  /** Runs the queued writes as groups of at most `GROUP_MAX_WRITES`. */
+  #drain(): void {
+    this.#groupQueued = false;
+    // Bounded: each step takes at least one write off a queue no write is added to meanwhile.
+    while (this.#queued.length > 0) {
+      this.#runGroup(this.#queued.splice(0, GROUP_MAX_WRITES));
+    }
+  }
+
+  /**
+   * Plans the writes of one group in order, each over its zone as the ones before it left it,
+   * then completes each zone changed with one serial step (`planSerial`) and commits it, and
+   * settles each write. A write that throws adds nothing and rejects with its error. A zone
+   * that cannot be completed (`planSerial` throws: its SOA is gone, a fault) commits nothing of
+   * the group, and every write of it rejects with that error.
+   */
+  #runGroup(group: readonly GroupedWrite[]): void {
+    const now = this.#now();
+    const settled: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    interface GroupZone {
+      zone: MemoryZone;
+      overlay: ZoneOverlay;
+      sign: () => ZoneSigner;
+      records: ReplayRecord[];
+      changed: ChangedUnion;
+      members: Array<{ index: number; result: (serial: number) => unknown }>;
+    }
+    const zones = new Map<string, GroupZone>();
+    // Records of the group's earlier operations, seen by its later ones before they are stored.
+    const planned = new Map<string, ReplayRecord>();
+    const replay = replayReader((key) => planned.get(id(key)) ?? this.#replay.get(id(key)));
+    group.forEach((write, index) => {
+      try {
+        let entry = zones.get(write.apex);
+        if (entry === undefined) {
+          const { zone } = this.#zone(write.apex);
+          let signer: ZoneSigner | undefined;
+          entry = {
+            zone,
+            overlay: zoneOverlay(reader(write.apex, zone)),
+            sign: () =>
+              (signer ??= countingSigner(
+                signerOf(write.apex, zone, now, this.#policy),
+                this.#counts,
+              )),
+            records: [],
+            changed: changedUnion(),
+            members: [],
+          };
+          zones.set(write.apex, entry);
+        }
+        const plan = write.plan(entry.overlay, replay, entry.sign);
+        entry.overlay.merge(plan.writes);
+        for (const record of plan.records) {
+          planned.set(id(replayKey(record)), record);
+          entry.records.push(record);
+        }
+        entry.changed.add(plan.changed);
+        entry.members.push({ index, result: (serial) => plan.result(serial) });
+        settled[index] = { ok: true, value: undefined };
+      } catch (error) {
+        settled[index] = { ok: false, error };
+      }
+    });
+    const completed: Array<{ apex: string; entry: GroupZone; writes: ZoneWrites; serial: number }> =
+      [];
+    for (const [apex, entry] of zones) {
+      if (entry.overlay.writes.size === 0) {
+        completed.push({
+          apex,
+          entry,
+          writes: entry.overlay.writes,
+          serial: zoneSerial(entry.overlay),
+        });
+        continue;
+      }
+      try {
+        const plan = planSerial(reader(apex, entry.zone), entry.overlay.writes, entry.sign());
+        completed.push({ apex, entry, ...plan });
+        // The apex changed with its SOA.
+        entry.changed.add([apex]);
+      } catch (error) {
+        for (const write of group) write.reject(error);
+        return;
+      }
+    }
+    for (const { apex, entry, writes, serial } of completed) {
+      if (writes.size > 0 || entry.records.length > 0) {
+        this.#commitWrite(apex, entry.zone, writes, entry.records, entry.changed.names);
+      }
+      for (const member of entry.members) {
+        settled[member.index] = { ok: true, value: member.result(serial) };
+      }
+    }
+    group.forEach((write, i) => {
+      const result = settled[i];
+      if (result?.ok === true) write.resolve(result.value);
+      else write.reject(result?.error);
+    });
   }
 
   /**
@@ -461,13 +593,9 @@ class MemoryStore implements DiscoveryStore {
 
   async applyOperation(origin: string, operation: StoreOperation): Promise<OperationOutcome> {
     this.#open();
-    const { zone, apex } = this.#zone(origin);
+    const { apex } = this.#zone(origin);
     const prepared = prepareOperation(apex, operation);
-    const run = runOperation(reader(apex, zone), this.#replayReader(), prepared, () =>
-      signerOf(apex, zone, this.#now(), this.#policy),
-    );
-    this.#commitWrite(apex, zone, run.writes, run.records, run.changed);
-    return run.outcome;
+    return (await this.#grouped(apex, operationPlan(prepared))) as OperationOutcome;
   }
 
   replayRecords(limit = Infinity): ReplayRecord[] {
@@ -476,10 +604,6 @@ class MemoryStore implements DiscoveryStore {
       .sort()
       .slice(0, limit)
       .map((key) => this.#replay.get(key) as ReplayRecord);
-  }
-
-  #replayReader(): ReplayReader {
-    return replayReader((key) => this.#replay.get(id(key)));
   }
 
   async resign(before?: number): Promise<number> {

@@ -41,7 +41,7 @@ import {
   readJournal,
 } from './pg-statements.js';
 import { journalLimits, type JournalEntry, type JournalLimits } from '../zone/journal.js';
-import type { DiscoveryStore } from './store.js';
+import type { DiscoveryStore, StoreWriteCounts } from './store.js';
 import { StoreError, noZoneError } from './store-error.js';
 import type { ApplyResult, RRsetChange, ZoneInfo, ZoneInit } from './store-types.js';
 import { normalizeChanges, type StoreChanges } from '../zone/zone-changes.js';
@@ -83,8 +83,10 @@ import type { ZoneKeySet } from '../keys/key-set.js';
  * 2. `BEGIN`; `SELECT … FROM zones WHERE origin = Z FOR UPDATE`: the row lock serialises the
  *    writers of Z across every process, in the database;
  * 3. catches the replica's Z up from the change log (it may lag behind another process);
- * 4. plans each write on the replica, with the memory store's own code: what the write reads is
- *    the latest committed data, because nobody else can commit to Z until this transaction ends;
+ * 4. plans the writes on the replica, with the memory store's own code, which groups them (one
+ *    SOA serial step and one SOA signature for all the group's applies and operations): what
+ *    they read is the latest committed data, because nobody else can commit to Z until this
+ *    transaction ends;
  * 5. writes the changed nodes, the anti-replay records, a change-log row, Z's new `version`, and
  *    `NOTIFY`; `COMMIT` with `synchronous_commit = on`, so the commit is flushed to the WAL on
  *    disk before PostgreSQL answers;
@@ -510,6 +512,11 @@ class PgStore implements DiscoveryStore {
     return this.#replica.zoneView(origin);
   }
 
+  /** The SOA signatures this process made (its replica plans every write). */
+  writeCounts(): StoreWriteCounts {
+    return this.#replica.writeCounts?.() ?? { soaSignatures: 0 };
+  }
+
   zoneKey(origin: string): ZoneKey | undefined {
     return this.#replica.zoneKey(origin);
   }
@@ -736,12 +743,15 @@ class PgStore implements DiscoveryStore {
       }
       this.#captures.set(origin, events);
       try {
-        for (const write of group) {
-          try {
-            results.push({ ok: true, value: await write.run() });
-          } catch (error) {
-            results.push({ ok: false, error });
-          }
+        // Started together, so that the replica plans the group's applies and operations as
+        // one write of its own: one serial step and one SOA signature for the group.
+        const runs = await Promise.allSettled(group.map((write) => write.run()));
+        for (const run of runs) {
+          results.push(
+            run.status === 'fulfilled'
+              ? { ok: true, value: run.value }
+              : { ok: false, error: run.reason },
+          );
         }
       } finally {
         this.#captures.delete(origin);

@@ -19,6 +19,12 @@ import type { SignatureStatus } from './store-keys.js';
  */
 export const STREAM_BATCH_RECORDS = 1024;
 
+/** What a store object has signed since it opened: see {@link DiscoveryStore.writeCounts}. */
+export interface StoreWriteCounts {
+  /** SOA RRSIGs made: one per signer per serial step. */
+  readonly soaSignatures: number;
+}
+
 /**
  * The contract between a Discovery Provider's zone data and everything that reads or changes it
  * (the answering path, the registration API, delegation management, zone import and export).
@@ -155,15 +161,19 @@ export interface DiscoveryStore {
   setNsec3(origin: string, enabled: boolean): Promise<ApplyResult>;
   /**
    * Applies changes to one zone atomically: each change replaces or deletes one RRset. Signs the
-   * changed RRsets, bumps the SOA serial once, and resolves after the commit is durable.
+   * changed RRsets and resolves after the commit is durable. Concurrent applies and operations
+   * share group commits: a commit steps the serial of each zone it changes once, and signs its
+   * SOA once, however many of them it holds, and each resolves with the serial of its commit,
+   * the one served once it has resolved. One that fails rejects alone; the others commit.
    */
   apply(origin: string, changes: readonly RRsetChange[]): Promise<ApplyResult>;
   /**
    * Plans and applies one operation (`mapping-ops.ts`) inside one write transaction: reads the
    * RRsets and anti-replay records it depends on there, and commits the changed RRsets (signed,
-   * serial bumped) and anti-replay records together. A refused operation resolves with a
-   * `refused` outcome and changes nothing; one that has nothing to change resolves `applied`
-   * with the serial unchanged (once everything before it is durable). Malformed operations
+   * serial bumped once per group commit, as {@link apply}) and anti-replay records together. A
+   * refused operation resolves with a `refused` outcome and changes nothing; one that has
+   * nothing to change resolves `applied` with the serial of its group commit (unchanged when
+   * nothing in the group changed), once everything before it is durable. Malformed operations
    * reject with `ERR_STORE_BAD_CHANGE` or `ERR_STORE_OUT_OF_ZONE` before any transaction.
    */
   applyOperation(origin: string, operation: StoreOperation): Promise<OperationOutcome>;
@@ -184,6 +194,12 @@ export interface DiscoveryStore {
    * bumping any serial.
    */
   resign(before?: number): Promise<number>;
+  /**
+   * Counts of this store object's signing work since it opened (for tests and diagnostics):
+   * how a group commit shows that it signs each zone's SOA once. Absent where the writes run
+   * elsewhere (the LMDB store with a writer thread).
+   */
+  writeCounts?(): StoreWriteCounts;
   /** Flushes and closes; later calls fail with `ERR_STORE_CLOSED`. */
   close(): Promise<void>;
 }

@@ -190,6 +190,33 @@ export function changedNames(
   return changes.some((change) => DELEGATION_TYPES.has(change.type)) ? 'all' : [...written];
 }
 
+/** The union of what the writes of a group commit changed, gathered one write at a time. */
+export interface ChangedUnion {
+  /** Adds one write's names (undefined: it changed no record). */
+  add(changed: ChangedNames | undefined): void;
+  /** The union so far: undefined when no write changed a record, `'all'` when any one is. */
+  readonly names: ChangedNames | undefined;
+}
+
+/** An empty {@link ChangedUnion}: linear in the names added, whatever the group's size. */
+export function changedUnion(): ChangedUnion {
+  let all = false;
+  let any = false;
+  const names = new Set<string>();
+  return {
+    add(changed) {
+      if (changed === undefined) return;
+      any = true;
+      if (changed === 'all') all = true;
+      else if (!all) for (const name of changed) names.add(name);
+    },
+    get names() {
+      if (!any) return undefined;
+      return all ? 'all' : [...names];
+    },
+  };
+}
+
 /** Entries of a store's change log: a cache further behind than this starts afresh. */
 export const CHANGE_LOG_ENTRIES = 4096;
 

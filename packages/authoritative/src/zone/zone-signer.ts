@@ -318,13 +318,28 @@ export function initialZone(init: ZoneInit, context: InitialZoneContext): Stored
  * unsigned where RFC 4035 §2.2 says so), signatures added or dropped below a delegation that
  * appeared or went away, and the SOA serial increased by one (RFC 1982 §3.1) and re-signed.
  * Throws `StoreError` (`ERR_STORE_BAD_CHANGE`) when the result breaks the zone's structure: a DS
- * without NS at its owner, or an apex without NS.
+ * without NS at its owner, or an apex without NS. {@link planChanges} then {@link planSerial}.
  */
 export function planApply(
   reader: ZoneReader,
   changes: readonly NormalizedChange[],
   sign: ZoneSigner,
 ): { writes: ZoneWrites; serial: number } {
+  return planSerial(reader, planChanges(reader, changes, sign), sign);
+}
+
+/**
+ * The nodes that normalized changes write, signed as {@link planApply} signs them, without the
+ * serial bump: what one apply of a group commit contributes. Several such plans, each made over
+ * a {@link zoneOverlay} holding the ones before it, become one write with one serial step and
+ * one SOA signature ({@link planSerial}), however many applies the group holds. Throws as
+ * {@link planApply} does, having changed nothing.
+ */
+export function planChanges(
+  reader: ZoneReader,
+  changes: readonly NormalizedChange[],
+  sign: ZoneSigner,
+): ZoneWrites {
   const zone = new Overlay(reader);
   const cuts = new Set<string>();
   for (const change of changes) {
@@ -372,8 +387,103 @@ export function planApply(
       for (const type of zone.node(name)?.keys() ?? []) signRRsetAt(zone, name, type, sign, false);
     }
   }
+  return zone.writes;
+}
+
+/**
+ * Completes one write of a zone: over `writes` (the nodes it changes, as {@link planChanges}
+ * made them), the SOA serial increased by one (RFC 1982 §3.1) and signed once, then the NSEC3
+ * chain and the ZONEMD brought up to date when the zone keeps them. The result holds `writes`
+ * and those nodes: what the store commits, with one journal entry derived from `reader` (the
+ * zone as committed before) and it.
+ *
+ * Example: 200 applies grouped in one commit of zone `4.4.e164.mimi.arpa` at serial 7 write
+ * their 200 MAP nodes and the apex once, with SOA serial 8 and one SOA RRSIG per signer.
+ */
+export function planSerial(
+  reader: ZoneReader,
+  writes: ZoneWrites,
+  sign: ZoneSigner,
+): { writes: ZoneWrites; serial: number } {
+  const zone = new Overlay(reader);
+  for (const [name, node] of writes) zone.writes.set(name, node);
   const serial = bumpSerial(zone, sign);
   return { writes: zone.writes, serial };
+}
+
+/**
+ * A zone as committed (`base`) with the writes of a group commit planned so far over it: the
+ * reader that each apply of the group plans against (so it sees the applies before it), and the
+ * writes that {@link planSerial} completes. `merge` adds one apply's writes, once it planned
+ * without error: an apply that fails leaves the overlay as it was.
+ */
+export interface ZoneOverlay extends ZoneReader {
+  readonly writes: ZoneWrites;
+  merge(writes: ZoneWrites): void;
+}
+
+/**
+ * An empty {@link ZoneOverlay} over `base`, which must not change while the overlay is used
+ * (the group's writes are committed after it): the nodes read from `base` are kept, so that the
+ * applies of a group, which look up the same ancestors (is a name below a delegation?), decode
+ * each once.
+ */
+export function zoneOverlay(base: ZoneReader): ZoneOverlay {
+  const read = new Map<string, StoredNode | undefined>();
+  const kept: ZoneReader = {
+    origin: base.origin,
+    get nsec3() {
+      return base.nsec3;
+    },
+    node(name) {
+      if (read.has(name)) return read.get(name);
+      const node = base.node(name);
+      read.set(name, node);
+      return node;
+    },
+    namesBelow: (name) => base.namesBelow(name),
+  };
+  const zone = new Overlay(kept);
+  return {
+    origin: zone.origin,
+    get nsec3() {
+      return zone.nsec3;
+    },
+    writes: zone.writes,
+    node: (name) => zone.node(name),
+    namesBelow: (name) => zone.namesBelow(name),
+    merge(writes) {
+      for (const [name, node] of writes) zone.writes.set(name, node);
+    },
+  };
+}
+
+/** The SOA serial of a zone as `zone` reads it (0 when it has none). */
+export function zoneSerial(zone: ZoneReader): number {
+  const soa = zone.node(zone.origin)?.get('SOA')?.records[0];
+  return soa?.type === 'SOA' ? soa.data.serial : 0;
+}
+
+/** Signatures made over SOA RRsets (one per signer per serial step): see {@link countingSigner}. */
+export interface SigningCounts {
+  soaSignatures: number;
+}
+
+/**
+ * `sign`, counting in `counts` the RRSIGs it makes over SOA RRsets: how a store shows that a
+ * group commit signs its zone's SOA once however many applies it holds.
+ */
+export function countingSigner(sign: ZoneSigner, counts: SigningCounts): ZoneSigner {
+  const counted = (rrset: readonly ResourceRecord[]): RecordOf<'RRSIG'>[] => {
+    const signatures = sign(rrset);
+    if (rrset[0]?.type === 'SOA') counts.soaSignatures += signatures.length;
+    return signatures;
+  };
+  return Object.assign(counted, {
+    isCurrent: (type: RRType, signatures: readonly RecordOf<'RRSIG'>[]) =>
+      sign.isCurrent(type, signatures),
+    signerTags: sign.signerTags,
+  });
 }
 
 /**
