@@ -295,6 +295,7 @@ export {
   parseSealedBox,
   verifyAttestation,
   verifyMapping,
+  verifyMappingBatched,
   verifyRemoval,
   verifyRevocation,
   verifyMaprefRequest,

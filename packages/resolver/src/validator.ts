@@ -17,6 +17,7 @@ import {
   type RecordOf,
   type ResourceRecord,
   type RRType,
+  type Verifier,
 } from '@mimi-discovery/common';
 import {
   MAX_KEYS_PER_SIGNATURE,
@@ -74,6 +75,11 @@ export interface VerificationBudget {
   readonly expired: () => boolean;
   /** Called once per signature verification (one RRSIG with one key), e.g. to count them. */
   readonly onVerify: () => void;
+  /**
+   * Where signatures are verified: a verification pool's (`verifyThreads`), or absent for the
+   * calling thread's synchronous `verify`.
+   */
+  readonly verifier?: Verifier;
 }
 
 /** What {@link createBudget} takes. */
@@ -82,6 +88,8 @@ export interface BudgetOptions {
   readonly expired?: () => boolean;
   /** Called once per signature verification. */
   readonly onVerify?: () => void;
+  /** Where signatures are verified; default the calling thread. */
+  readonly verifier?: Verifier;
 }
 
 /**
@@ -135,6 +143,7 @@ export function createBudget(options: BudgetOptions = {}): VerificationBudget {
     sinceYield: 0,
     expired: options.expired ?? ((): boolean => false),
     onVerify: options.onVerify ?? ((): void => undefined),
+    ...(options.verifier === undefined ? {} : { verifier: options.verifier }),
   };
 }
 
@@ -288,7 +297,11 @@ async function verifySignature(
   for (const key of candidates) {
     const spent = await spend(budget);
     if (spent.kind === 'bogus') return { kind: 'failed', reason: spent.reason, tried: true };
-    if (verifyRrsigWith(checked.signed, sig.data, key)) {
+    const valid =
+      budget.verifier === undefined
+        ? verifyRrsigWith(checked.signed, sig.data, key)
+        : await budget.verifier.verify(sig.data.signature, checked.signed, key.publicKey);
+    if (valid) {
       return { kind: 'verified', signed: checked.signed, keys: checked.keys };
     }
   }
