@@ -118,8 +118,14 @@ export function autoVerifyThreads(cores: number = availableParallelism()): numbe
  * from TypeScript sources under vite-node and in vitest, with no file to resolve. It reads a
  * batch `u32 count, then per job: u32 message length, 64-octet signature, 32-octet key,
  * message` and answers one octet per job, 1 when `node:crypto` verifies it. Imported keys are
- * kept as the native backend keeps them (least recently used out past the bound).
+ * kept as the native backend keeps them (least recently used out past the bound). Before any
+ * batch it checks RFC 8032 §7.1 TEST 1 on its own thread and says `{ ready }` with the outcome.
  */
+/** RFC 8032 §7.1 TEST 1: the public key, and its signature of the empty message. */
+const KNOWN_ANSWER_KEY = 'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a';
+const KNOWN_ANSWER_SIGNATURE =
+  'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b';
+
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const crypto = require('node:crypto');
@@ -134,6 +140,17 @@ function keyOf(raw) {
   keys.set(x, key);
   return key;
 }
+// RFC 8032 §7.1 TEST 1 on this thread first: the pool counts on a worker once it said ready.
+const test = (signature) => {
+  try {
+    return crypto.verify(null, new Uint8Array(0), keyOf(Buffer.from('${KNOWN_ANSWER_KEY}', 'hex')), Buffer.from(signature, 'hex'));
+  } catch {
+    return false;
+  }
+};
+const good = '${KNOWN_ANSWER_SIGNATURE}';
+const bad = (good[0] === '0' ? '1' : '0') + good.slice(1);
+parentPort.postMessage({ ready: test(good) && !test(bad) });
 parentPort.on('message', (m) => {
   const bytes = new Uint8Array(m.buffer);
   const view = new DataView(m.buffer);
@@ -155,6 +172,11 @@ parentPort.on('message', (m) => {
   parentPort.postMessage({ id: m.id, results }, [results.buffer]);
 });
 `;
+
+/** Starts one worker of the pool's own code ({@link WORKER_SOURCE}). */
+export function spawnVerifyWorker(): Worker {
+  return new Worker(WORKER_SOURCE, { eval: true });
+}
 
 const JOB_HEADER_OCTETS = 4 + ED25519_SIGNATURE_OCTETS + ED25519_PUBLIC_KEY_OCTETS;
 
@@ -209,7 +231,7 @@ export function createVerifyPool(
   const threads = Math.max(0, Math.min(MAX_VERIFY_THREADS, Math.floor(init.threads)));
   const minJobs = init.minJobsForThreads ?? MIN_JOBS_FOR_THREADS;
   const log = components.log ?? silentLogger;
-  const spawn = components.spawn ?? ((): Worker => new Worker(WORKER_SOURCE, { eval: true }));
+  const spawn = components.spawn ?? spawnVerifyWorker;
   const slots: Slot[] = [];
   let queue: Job[] = [];
   let scheduled = false;
@@ -219,8 +241,8 @@ export function createVerifyPool(
   /** Whether jobs go to workers at all; false after a failed start or too many failures. */
   let usable = threads > 0;
   let started = false;
-  /** Whether any worker has come up: until one has, a failure means threads do not work here. */
-  let anyOnline = false;
+  /** Whether a worker has said ready: until one has, a failure means threads do not work here. */
+  let anyReady = false;
   const counts = { onThreads: 0, onCallingThread: 0, retried: 0 };
 
   if (usable && nativeEd25519 === undefined) {
@@ -285,13 +307,13 @@ export function createVerifyPool(
     // The workers never keep a process alive that has nothing else to do.
     worker.unref();
     const slot: Slot = { worker, out: new Map(), outJobs: 0, gone: false };
-    let online = false;
-    worker.on('online', () => {
-      online = true;
-      anyOnline = true;
-    });
     worker.on('message', (value: unknown) => {
       if (slot.gone) return;
+      if (typeof value === 'object' && value !== null && 'ready' in value) {
+        if (value.ready === true) anyReady = true;
+        else giveUp('node:crypto failed the Ed25519 known-answer test on a worker thread');
+        return;
+      }
       const id = typeof value === 'object' && value !== null ? (value as { id?: unknown }).id : -1;
       const jobs = typeof id === 'number' ? slot.out.get(id) : undefined;
       const results = jobs === undefined ? undefined : answerOf(value, jobs.length);
@@ -305,11 +327,9 @@ export function createVerifyPool(
       jobs.forEach((job, i) => job.resolve(results[i] === 1));
     });
     const lost = (why: string): void => {
-      // A worker that never came up makes the pool unusable rather than a restart loop.
-      if (!online && !anyOnline) {
-        giveUp(`a verification worker did not start (${why})`);
-        retire(slot);
-      } else failed(slot, why);
+      // Before any worker said ready, a failure means threads do not work here: no restart loop.
+      if (!anyReady) giveUp(`a verification worker did not start (${why})`);
+      else failed(slot, why);
     };
     worker.on('error', (error) => lost(`error: ${error.message}`));
     worker.on('exit', (code) => lost(`exit ${code}`));
