@@ -46,9 +46,11 @@ import {
  * at most {@link MAX_KEYS_PER_SIGNATURE} keys per RRSIG, {@link MAX_SIGNATURES_PER_RRSET} RRSIGs
  * per RRset, {@link MAX_SAME_TAG_KEYS} keys of one key tag in a DNSKEY RRset, and a
  * {@link VerificationBudget} per resolution; past a bound the data is bogus with a reason that
- * names it ({@link LIMIT_REASONS}). The functions are asynchronous only to yield to the event loop
- * every {@link VERIFICATIONS_PER_SLICE} verifications and to stop at the resolution's deadline:
- * a hostile zone's validation never holds up other resolutions.
+ * names it ({@link LIMIT_REASONS}). The functions are asynchronous to yield to the event loop
+ * every {@link VERIFICATIONS_PER_SLICE} verifications and to stop at the resolution's deadline
+ * (a hostile zone's validation never holds up other resolutions), and to verify on the
+ * resolver's verification pool when the budget carries one (`verifier`): the checks before the
+ * signature (`checkRrsig`) and the budget stay here, only the signature goes to a thread.
  *
  * Denials are compact (RFC 9824): worked example, `x.z MAP` in zone `z` answered with
  * `x.z NSEC \000.x.z RRSIG NSEC NXNAME` proves that `x.z` does not exist, and
