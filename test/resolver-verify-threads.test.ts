@@ -123,6 +123,7 @@ describe('verifyThreads', () => {
   it('with 2 worker threads, gives the same results and answers, verified on the threads', async () => {
     const pool = createVerifyPool({ threads: 2, minJobsForThreads: 0 });
     pools.push(pool);
+    expect(await pool.ready()).toBe(true);
     expect(await observe(2, pool)).toEqual(onMainThread);
     expect(pool.stats().onThreads).toBeGreaterThan(10);
     expect(pool.stats().retried).toBe(0);
@@ -138,6 +139,7 @@ describe('verifyThreads', () => {
       { spawn: () => new Worker(CRASHING_WORKER, { eval: true }) },
     );
     pools.push(pool);
+    expect(await pool.ready()).toBe(true);
     expect(await observe(2, pool)).toEqual(onMainThread);
     expect(pool.stats().onThreads).toBe(0);
     expect(pool.stats().retried).toBeGreaterThan(0);

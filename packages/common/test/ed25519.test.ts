@@ -364,6 +364,7 @@ describe.skipIf(nativeEd25519 === undefined)('the verification pool', () => {
   it('gives the Wycheproof, project-rule and RFC 8032 result for every vector, as verify does', async () => {
     const pool = createVerifyPool({ threads: 2, minJobsForThreads: 0 });
     try {
+      expect(await pool.ready()).toBe(true);
       const results = await pool.verifyBatch(all);
       expect(results.map((valid, i) => [all[i]?.name, valid])).toEqual(
         all.map((v) => [v.name, v.valid]),

@@ -459,6 +459,7 @@ describe('verifyMappingBatched', () => {
   });
 
   it('gives the result of verifyMapping for a mapping with any one octet changed', async () => {
+    expect(await pool.ready()).toBe(true);
     await fc.assert(
       fc.asyncProperty(fc.nat(), fc.integer({ min: 1, max: 255 }), async (at, xor) => {
         const changed = Uint8Array.from(good);

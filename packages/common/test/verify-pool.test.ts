@@ -76,6 +76,7 @@ describe.skipIf(nativeEd25519 === undefined)('createVerifyPool', () => {
   it('fails only the item with a bad signature in a batch', async () => {
     const bad = [3, 97, 255];
     await withPool(createVerifyPool({ threads: 2, minJobsForThreads: 0 }), async (pool) => {
+      expect(await pool.ready()).toBe(true);
       expect(await pool.verifyBatch(checks(300, bad))).toEqual(expected(300, bad));
       expect(pool.stats().onThreads).toBe(300);
     });
@@ -84,6 +85,7 @@ describe.skipIf(nativeEd25519 === undefined)('createVerifyPool', () => {
   it('answers concurrent callers across turns of the event loop, each with its own result', async () => {
     const all = checks(600, [5, 500]);
     await withPool(createVerifyPool({ threads: 2 }), async (pool) => {
+      expect(await pool.ready()).toBe(true);
       const results = await Promise.all(
         all.map(async (c, i) => {
           // Callers arrive over many turns, as resolutions' validations do.
@@ -98,6 +100,7 @@ describe.skipIf(nativeEd25519 === undefined)('createVerifyPool', () => {
 
   it('verifies the bytes of a job as they were when it went out, not as the caller changes them later', async () => {
     await withPool(createVerifyPool({ threads: 1, minJobsForThreads: 0 }), async (pool) => {
+      expect(await pool.ready()).toBe(true);
       const [c] = checks(1);
       const pending = pool.verifyBatch([c!, ...checks(3)]);
       // After the turn's flush the bytes have left; changing them now changes nothing.
@@ -128,6 +131,7 @@ describe.skipIf(nativeEd25519 === undefined)('createVerifyPool', () => {
     await withPool(
       createVerifyPool({ threads: 1, minJobsForThreads: 0 }, { spawn, log }),
       async (pool) => {
+        expect(await pool.ready()).toBe(true);
         const bad = [0, 7];
         expect(await pool.verifyBatch(checks(20, bad))).toEqual(expected(20, bad));
         expect(pool.stats()).toMatchObject({ retried: 20, onThreads: 0, replacedWorkers: 1 });
@@ -149,6 +153,7 @@ describe.skipIf(nativeEd25519 === undefined)('createVerifyPool', () => {
     await withPool(
       createVerifyPool({ threads: 1, minJobsForThreads: 0 }, { spawn, log }),
       async (pool) => {
+        expect(await pool.ready()).toBe(true);
         const bad = [1, 2, 3];
         expect(await pool.verifyBatch(checks(8, bad))).toEqual(expected(8, bad));
         expect(pool.stats()).toMatchObject({ retried: 8, onThreads: 0, replacedWorkers: 1 });
@@ -161,6 +166,7 @@ describe.skipIf(nativeEd25519 === undefined)('createVerifyPool', () => {
     await withPool(
       createVerifyPool({ threads: 1, minJobsForThreads: 0 }, { spawn: workerOf(CRASHES), log }),
       async (pool) => {
+        expect(await pool.ready()).toBe(true);
         // Each batch crashes the worker it reaches; every result still comes from a verification.
         for (let round = 0; round <= MAX_WORKER_REPLACEMENTS + 2; round++) {
           expect(await pool.verifyBatch(checks(4, [round % 4]))).toEqual(expected(4, [round % 4]));
@@ -187,6 +193,7 @@ describe.skipIf(nativeEd25519 === undefined)('createVerifyPool', () => {
       createVerifyPool({ threads: 2, minJobsForThreads: 0 }, { spawn, log }),
       async (pool) => {
         expect(await pool.verifyBatch(checks(6, [2]))).toEqual(expected(6, [2]));
+        expect(await pool.ready()).toBe(false);
         // Later batches never wait for threads that are not there.
         expect(await pool.verifyBatch(checks(6, [5]))).toEqual(expected(6, [5]));
         expect(pool.stats().threads).toBe(0);
@@ -220,8 +227,19 @@ describe.skipIf(nativeEd25519 === undefined)('createVerifyPool', () => {
     await pool.close();
   });
 
+  it('verifies on the calling thread until a worker is ready, without waiting for it', async () => {
+    await withPool(createVerifyPool({ threads: 1, minJobsForThreads: 0 }), async (pool) => {
+      expect(await pool.verifyBatch(checks(4, [3]))).toEqual(expected(4, [3]));
+      expect(pool.stats()).toMatchObject({ onCallingThread: 4, onThreads: 0 });
+      expect(await pool.ready()).toBe(true);
+      expect(await pool.verifyBatch(checks(4, [0]))).toEqual(expected(4, [0]));
+      expect(pool.stats().onThreads).toBe(4);
+    });
+  });
+
   it('verifies jobs still queued at close on the calling thread', async () => {
     const pool = createVerifyPool({ threads: 1, minJobsForThreads: 0 });
+    await pool.ready();
     const pending = pool.verifyBatch(checks(5, [1]));
     await pool.close();
     expect(await pending).toEqual(expected(5, [1]));

@@ -489,8 +489,13 @@ function suppliedCsi(csi: unknown, path: string): string {
   return readCsi({ csi }, path);
 }
 
+/** `"MIMI-Discovery-v1/" || label || 0x00` of each label, encoded once. */
+const LABEL_PREFIXES: ReadonlyMap<SigningLabel, Uint8Array> = new Map(
+  SIGNING_LABELS.map((label) => [label, utf8.encode(`${SIGNING_CONTEXT}${label}\0`)]),
+);
+
 function labelled(label: SigningLabel, content: Uint8Array): Uint8Array {
-  const prefix = utf8.encode(`${SIGNING_CONTEXT}${label}\0`);
+  const prefix = LABEL_PREFIXES.get(label) ?? utf8.encode(`${SIGNING_CONTEXT}${label}\0`);
   const out = new Uint8Array(prefix.length + content.length);
   out.set(prefix, 0);
   out.set(content, prefix.length);
@@ -1279,13 +1284,23 @@ function readSig(r: Fields, path: string): Uint8Array {
 /** A non-empty text string of at most `maxOctets` octets of UTF-8. */
 function readText(value: unknown, path: string, maxOctets: number): string {
   if (typeof value !== 'string') malformed(path, 'must be a text string');
-  const octets = utf8.encode(value);
-  // A string with a lone surrogate has no UTF-8 form: it would be signed as U+FFFD.
-  if (utf8Decoder.decode(octets) !== value) malformed(path, 'must be valid Unicode');
-  if (octets.length === 0 || octets.length > maxOctets) {
+  // Most texts (CSIs, providers, tags) are ASCII: one octet per code unit, nothing to check.
+  let length = isAscii(value) ? value.length : -1;
+  if (length < 0) {
+    const octets = utf8.encode(value);
+    // A string with a lone surrogate has no UTF-8 form: it would be signed as U+FFFD.
+    if (utf8Decoder.decode(octets) !== value) malformed(path, 'must be valid Unicode');
+    length = octets.length;
+  }
+  if (length === 0 || length > maxOctets) {
     malformed(path, `must be 1 to ${maxOctets} octets of UTF-8`);
   }
   return value;
+}
+
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
 }
 
 /** The shape of a canonical CSI; csi.ts decides whether it is canonical. */

@@ -27,6 +27,8 @@ import { silentLogger, type Logger } from './log.js';
  *   equation, so the result is the native backend's `verify` exactly;
  * - a queue holding no more than {@link MIN_JOBS_FOR_THREADS} jobs while no batch is out: a
  *   lone verification is cheaper here than a round trip (a single lookup keeps its latency);
+ * - every job until the first worker is ready: the workers start on first use, in the
+ *   background, and nothing waits for them (a one-shot lookup pays no thread start-up);
  * - everything when the pool cannot start (no native Ed25519, or no worker comes up): one
  *   warning, then the calling thread verifies, as with `threads: 0`.
  *
@@ -84,6 +86,12 @@ export interface VerifyPool extends Verifier {
   /** The threads asked for, after the bound (0: every job on the calling thread). */
   readonly threads: number;
   stats(): VerifyPoolStats;
+  /**
+   * Starts the workers if they are not running, and settles once one of them is ready (true) or
+   * the pool verifies on the calling thread for good (false). Jobs never wait for it: until a
+   * worker is ready, they are verified on the calling thread.
+   */
+  ready(): Promise<boolean>;
   /** Stops the workers; jobs still out are verified on the calling thread. */
   close(): Promise<void>;
 }
@@ -243,6 +251,13 @@ export function createVerifyPool(
   let started = false;
   /** Whether a worker has said ready: until one has, a failure means threads do not work here. */
   let anyReady = false;
+  /** Callers of `ready()` waiting for the first worker, or for the pool to give up. */
+  let readyWaiters: Array<(ready: boolean) => void> = [];
+  const settleReady = (ready: boolean): void => {
+    const waiters = readyWaiters;
+    readyWaiters = [];
+    for (const settle of waiters) settle(ready);
+  };
   const counts = { onThreads: 0, onCallingThread: 0, retried: 0 };
 
   if (usable && nativeEd25519 === undefined) {
@@ -264,6 +279,7 @@ export function createVerifyPool(
       reason: `${reason}: verifying on the event loop thread`,
     });
     for (const slot of slots.splice(0)) retire(slot);
+    settleReady(false);
   };
 
   /** Takes a worker out: its jobs still out fail closed and are verified here, once. */
@@ -310,8 +326,10 @@ export function createVerifyPool(
     worker.on('message', (value: unknown) => {
       if (slot.gone) return;
       if (typeof value === 'object' && value !== null && 'ready' in value) {
-        if (value.ready === true) anyReady = true;
-        else giveUp('node:crypto failed the Ed25519 known-answer test on a worker thread');
+        if (value.ready === true) {
+          anyReady = true;
+          settleReady(true);
+        } else giveUp('node:crypto failed the Ed25519 known-answer test on a worker thread');
         return;
       }
       const id = typeof value === 'object' && value !== null ? (value as { id?: unknown }).id : -1;
@@ -367,7 +385,8 @@ export function createVerifyPool(
       return;
     }
     start();
-    if (slots.length === 0) {
+    // Until a worker is ready (starting one takes tens of milliseconds), nothing waits for it.
+    if (slots.length === 0 || !anyReady) {
       for (const job of jobs) here(job);
       return;
     }
@@ -404,6 +423,11 @@ export function createVerifyPool(
     threads,
     verify: (signature, message, publicKey) => enqueue({ signature, message, publicKey }),
     verifyBatch: (checks) => Promise.all(checks.map((check) => enqueue(check))),
+    ready: () => {
+      start();
+      if (anyReady || !usable || closed) return Promise.resolve(anyReady && usable && !closed);
+      return new Promise<boolean>((resolve) => readyWaiters.push(resolve));
+    },
     stats: () => ({
       threads: usable ? slots.length : 0,
       onThreads: counts.onThreads,
@@ -413,6 +437,7 @@ export function createVerifyPool(
     }),
     close: async () => {
       closed = true;
+      settleReady(false);
       flush();
       for (const slot of slots.splice(0)) retire(slot);
     },
