@@ -583,6 +583,7 @@ export {
   MAX_JOBS_PER_BATCH,
   MIN_JOBS_FOR_THREADS,
   MAX_WORKER_REPLACEMENTS,
+  WORKER_ANSWER_TIMEOUT_MS,
   autoVerifyThreads,
   createVerifyPool,
   callingThreadVerifier,

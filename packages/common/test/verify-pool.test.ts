@@ -53,6 +53,10 @@ parentPort.on('message', (m) => {
   const count = new DataView(m.buffer).getUint32(0);
   parentPort.postMessage({ id: m.id + 1000, results: new Uint8Array(count).fill(1) });
 });`;
+/** Says ready, then never answers: alive but stuck. */
+const NEVER_ANSWERS = `const { parentPort } = require('node:worker_threads');
+parentPort.postMessage({ ready: true });
+parentPort.on('message', () => undefined);`;
 /** Exits before it says ready. */
 const NEVER_STARTS = `process.exit(3);`;
 /** Says its known-answer test failed. */
@@ -139,6 +143,20 @@ describe.skipIf(nativeEd25519 === undefined)('createVerifyPool', () => {
         expect(await pool.verifyBatch(checks(10, [4]))).toEqual(expected(10, [4]));
         expect(pool.stats().onThreads).toBe(10);
         expect(lines.filter((l) => l.includes('verify-worker-replaced'))).toHaveLength(1);
+      },
+    );
+  });
+
+  it('takes a worker silent past its answer timeout as failed: its jobs are verified on the calling thread', async () => {
+    const { log } = warnings();
+    let spawned = 0;
+    const spawn = (): Worker => (spawned++ === 0 ? workerOf(NEVER_ANSWERS)() : spawnVerifyWorker());
+    await withPool(
+      createVerifyPool({ threads: 1, minJobsForThreads: 0, answerTimeoutMs: 200 }, { spawn, log }),
+      async (pool) => {
+        expect(await pool.ready()).toBe(true);
+        expect(await pool.verifyBatch(checks(6, [4]))).toEqual(expected(6, [4]));
+        expect(pool.stats()).toMatchObject({ retried: 6, onThreads: 0, replacedWorkers: 1 });
       },
     );
   });

@@ -34,7 +34,8 @@ import { silentLogger, type Logger } from './log.js';
  *
  * Trust: a worker's answer counts only for the batch it was sent and only as one octet per job,
  * in order; the job's bytes were copied into the message when it left, so the answer is about
- * exactly those bytes. An answer of the wrong shape, a worker that fails or exits with jobs out:
+ * exactly those bytes. An answer of the wrong shape, a worker that fails or exits with jobs out,
+ * or one silent for {@link WORKER_ANSWER_TIMEOUT_MS}:
  * those jobs are never taken as verified; each is verified once more on the calling thread, the
  * worker is replaced (at most {@link MAX_WORKER_REPLACEMENTS} times over the pool's life, then
  * the calling thread verifies everything, with a warning).
@@ -51,6 +52,11 @@ export const MAX_JOBS_PER_BATCH = 256;
 export const MIN_JOBS_FOR_THREADS = 1;
 /** Workers replaced after a failure over the pool's life before it gives up its threads. */
 export const MAX_WORKER_REPLACEMENTS = 8;
+/**
+ * Milliseconds a worker has to answer a batch (256 verifications take about 20 ms of CPU); a
+ * worker silent for longer is taken as failed: its jobs are verified on the calling thread.
+ */
+export const WORKER_ANSWER_TIMEOUT_MS = 5_000;
 
 /** One signature to check: the signature, the octets it signs and the public key. */
 export interface SignatureCheck {
@@ -102,6 +108,8 @@ export interface VerifyPoolInit {
   readonly threads: number;
   /** Queue length verified on the calling thread while no batch is out (default {@link MIN_JOBS_FOR_THREADS}). */
   readonly minJobsForThreads?: number;
+  /** How long a worker has to answer a batch (default {@link WORKER_ANSWER_TIMEOUT_MS}). */
+  readonly answerTimeoutMs?: number;
 }
 
 /** What a pool is made with beyond its settings. */
@@ -197,6 +205,8 @@ interface Slot {
   readonly worker: Worker;
   /** Batches sent and not answered, by id. */
   readonly out: Map<number, readonly Job[]>;
+  /** The answer deadline of each batch out, by id. */
+  readonly timers: Map<number, NodeJS.Timeout>;
   outJobs: number;
   /** Set once the worker has failed or was stopped: its answers no longer count. */
   gone: boolean;
@@ -238,6 +248,7 @@ export function createVerifyPool(
 ): VerifyPool {
   const threads = Math.max(0, Math.min(MAX_VERIFY_THREADS, Math.floor(init.threads)));
   const minJobs = init.minJobsForThreads ?? MIN_JOBS_FOR_THREADS;
+  const answerTimeoutMs = init.answerTimeoutMs ?? WORKER_ANSWER_TIMEOUT_MS;
   const log = components.log ?? silentLogger;
   const spawn = components.spawn ?? spawnVerifyWorker;
   const slots: Slot[] = [];
@@ -296,6 +307,8 @@ export function createVerifyPool(
       }
     }
     slot.out.clear();
+    for (const timer of slot.timers.values()) clearTimeout(timer);
+    slot.timers.clear();
     slot.outJobs = 0;
   };
 
@@ -322,7 +335,7 @@ export function createVerifyPool(
     }
     // The workers never keep a process alive that has nothing else to do.
     worker.unref();
-    const slot: Slot = { worker, out: new Map(), outJobs: 0, gone: false };
+    const slot: Slot = { worker, out: new Map(), timers: new Map(), outJobs: 0, gone: false };
     worker.on('message', (value: unknown) => {
       if (slot.gone) return;
       if (typeof value === 'object' && value !== null && 'ready' in value) {
@@ -340,6 +353,8 @@ export function createVerifyPool(
         return;
       }
       slot.out.delete(id as number);
+      clearTimeout(slot.timers.get(id as number));
+      slot.timers.delete(id as number);
       slot.outJobs -= jobs.length;
       counts.onThreads += jobs.length;
       jobs.forEach((job, i) => job.resolve(results[i] === 1));
@@ -366,6 +381,12 @@ export function createVerifyPool(
     const id = nextId++;
     slot.out.set(id, jobs);
     slot.outJobs += jobs.length;
+    // A worker that is alive but silent (stuck) must not hold its callers forever.
+    const timer = setTimeout(() => {
+      if (slot.out.has(id)) failed(slot, `no answer within ${answerTimeoutMs} ms`);
+    }, answerTimeoutMs);
+    timer.unref();
+    slot.timers.set(id, timer);
     const buffer = pack(jobs);
     try {
       slot.worker.postMessage({ id, buffer }, [buffer]);
