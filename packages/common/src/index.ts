@@ -248,6 +248,7 @@ export {
   keyPairFromSeed,
   sign,
   verify,
+  passesEd25519Checks,
 } from './protocol/ed25519.js';
 export type { Ed25519KeyPair, Ed25519Backend, Ed25519ErrorCode } from './protocol/ed25519.js';
 export {
@@ -294,6 +295,7 @@ export {
   parseSealedBox,
   verifyAttestation,
   verifyMapping,
+  verifyMappingBatched,
   verifyRemoval,
   verifyRevocation,
   verifyMaprefRequest,
@@ -576,6 +578,24 @@ export type {
 
 // log.ts
 export { createLogger, silentLogger, redactPair } from './runtime/log.js';
+export {
+  MAX_VERIFY_THREADS,
+  MAX_JOBS_PER_BATCH,
+  MIN_JOBS_FOR_THREADS,
+  MAX_WORKER_REPLACEMENTS,
+  WORKER_ANSWER_TIMEOUT_MS,
+  autoVerifyThreads,
+  createVerifyPool,
+  callingThreadVerifier,
+} from './runtime/verify-pool.js';
+export type {
+  SignatureCheck,
+  Verifier,
+  VerifyPool,
+  VerifyPoolInit,
+  VerifyPoolComponents,
+  VerifyPoolStats,
+} from './runtime/verify-pool.js';
 export type { Logger, LogLevel, LogFields, LoggerOptions } from './runtime/log.js';
 
 // clock.ts

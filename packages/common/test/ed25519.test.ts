@@ -10,6 +10,7 @@ import {
   portableEd25519,
   sign,
   verify,
+  createVerifyPool,
   type Ed25519Backend,
 } from '../src/index.js';
 import { sharedDataPath } from '../../../test/helpers/shared-data.js';
@@ -337,5 +338,43 @@ describe('key pairs and the default backend', () => {
     expect(verify(signature, text('hello'), pair.publicKey)).toBe(true);
     expect(verify(signature, text('hellp'), pair.publicKey)).toBe(false);
     expect(verify(new Uint8Array(64), text('hello'), pair.publicKey)).toBe(false);
+  });
+});
+
+describe.skipIf(nativeEd25519 === undefined)('the verification pool', () => {
+  // Every vector in one batch over two worker threads, as a resolver's pool verifies them.
+  const all = [
+    ...wycheproofVectors,
+    ...DIVERGENCE_VECTORS.map((v) => ({
+      name: v.name,
+      publicKey: hex(v.publicKey),
+      message: hex(v.message),
+      signature: hex(v.signature),
+      valid: v.valid,
+    })),
+    ...RFC8032_VECTORS.map((v) => ({
+      name: v.name,
+      publicKey: hex(v.publicKey),
+      message: hex(v.message),
+      signature: hex(v.signature),
+      valid: true,
+    })),
+  ];
+
+  it('gives the Wycheproof, project-rule and RFC 8032 result for every vector, as verify does', async () => {
+    const pool = createVerifyPool({ threads: 2, minJobsForThreads: 0 });
+    try {
+      expect(await pool.ready()).toBe(true);
+      const results = await pool.verifyBatch(all);
+      expect(results.map((valid, i) => [all[i]?.name, valid])).toEqual(
+        all.map((v) => [v.name, v.valid]),
+      );
+      expect(results).toEqual(all.map((v) => verify(v.signature, v.message, v.publicKey)));
+      // The vectors that pass the strict checks went to the threads.
+      expect(pool.stats().onThreads).toBeGreaterThan(88);
+      expect(pool.stats().onCallingThread).toBe(0);
+    } finally {
+      await pool.close();
+    }
   });
 });

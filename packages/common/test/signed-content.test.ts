@@ -17,6 +17,8 @@ import {
   signingInput,
   verifyAttestation,
   verifyMapping,
+  verifyMappingBatched,
+  createVerifyPool,
   encodeAttestation,
   type CborMap,
   type CborValue,
@@ -427,5 +429,50 @@ describe('cbor-walk', () => {
         spliceMapEntry(bytes, 0, bytes.length, edit, MAX_CBOR_DEPTH, MAX_SIGNED_OBJECT_OCTETS),
       ).toThrow(SignedObjectError);
     }
+  });
+});
+
+describe('verifyMappingBatched', () => {
+  // Both signatures through a verification pool's batch, as the resolver checks MAP records.
+  const pool = createVerifyPool({ threads: 1, minJobsForThreads: 0 });
+  const batch = pool.verifyBatch;
+  const CSI = 'tel:+442079460018';
+  const good = encodeMapping(
+    mappingFor(CSI, {
+      msps: [{ provider: 'chat.example', tags: [] }],
+      seq: 1,
+      iat: T0,
+      new: false,
+    }),
+  );
+
+  it.each([
+    ['a valid mapping', good, CSI, NOW],
+    ['another CSI than the one signed', good, 'tel:+442079460019', NOW],
+    ['a time before iat (beyond the skew)', good, CSI, T0 - DAY],
+    ['a time after exp', good, CSI, T0 + 31 * DAY],
+    ['octets that are not CBOR', Uint8Array.of(0xff, 0x00), CSI, NOW],
+  ])('gives the result of verifyMapping for %s', async (_, bytes, csi, now) => {
+    expect(await verifyMappingBatched(bytes, { csi, now }, batch)).toEqual(
+      verifyMapping(bytes, { csi, now }),
+    );
+  });
+
+  it('gives the result of verifyMapping for a mapping with any one octet changed', async () => {
+    expect(await pool.ready()).toBe(true);
+    await fc.assert(
+      fc.asyncProperty(fc.nat(), fc.integer({ min: 1, max: 255 }), async (at, xor) => {
+        const changed = Uint8Array.from(good);
+        const i = at % changed.length;
+        changed[i] = (changed[i] as number) ^ xor;
+        const options = { csi: CSI, now: NOW };
+        expect(await verifyMappingBatched(changed, options, batch)).toEqual(
+          verifyMapping(changed, options),
+        );
+      }),
+      { numRuns: 200 },
+    );
+    expect(pool.stats().onThreads).toBeGreaterThan(0);
+    await pool.close();
   });
 });

@@ -2,11 +2,13 @@ import {
   canonicalName,
   csiToName,
   verifyMapping,
+  verifyMappingBatched,
   type Csi,
   type Mapping,
   type RecordOf,
   type RRType,
   type ExtendedDnsError,
+  type SignatureCheck,
 } from '@mimi-discovery/common';
 import { MAX_MAPREF_DEPTH, MAX_MAPREF_FANOUT } from './limits.js';
 import { failureEde } from './ede.js';
@@ -62,6 +64,11 @@ export interface AggregateInit {
   readonly refetchAuthkey?: (zone: string) => Promise<Resolved> | undefined;
   /** The resolver's own MSP identity (`ResolverConfig.msp`); absent: none. */
   readonly msp?: string;
+  /**
+   * Verifies the signatures of a mapping and its attestation as one batch (the resolver's
+   * verification pool); absent: the synchronous `verifyMapping` on the calling thread.
+   */
+  readonly verifyBatch?: (checks: readonly SignatureCheck[]) => Promise<readonly boolean[]>;
 }
 
 /** The provers an AUTHKEY answer lists, valid at `now`, base64url. */
@@ -249,24 +256,34 @@ export async function aggregate(csi: Csi, init: AggregateInit): Promise<Discover
   const candidates: Candidate[] = [];
   const unknownProver: Candidate[] = [];
   let lapsed = 0;
-  for (const source of sources) {
-    for (const rr of source.records) {
-      // The queried canonical CSI is what the signatures must cover.
-      const verified = verifyMapping(rr.data, { csi, now });
-      if (verified.kind === 'failed') {
-        // A lapsed mapping (or one not valid yet) is the recipient's choice of times, not an
-        // attack: it is dropped quietly. Anything else is counted as a verification failure.
-        if (verified.reason === 'expired' || verified.reason === 'not-yet-valid') {
-          lapsed++;
-          continue;
-        }
-        init.onInvalidMapping(`mapping-${verified.reason}`);
+  // Every MAP record at once: with a verification pool, their signatures go out together.
+  const { verifyBatch } = init;
+  const checked = await Promise.all(
+    sources.flatMap((source) =>
+      source.records.map(async (rr) => {
+        // The queried canonical CSI is what the signatures must cover.
+        const verified =
+          verifyBatch === undefined
+            ? verifyMapping(rr.data, { csi, now })
+            : await verifyMappingBatched(rr.data, { csi, now }, verifyBatch);
+        return { source, verified };
+      }),
+    ),
+  );
+  for (const { source, verified } of checked) {
+    if (verified.kind === 'failed') {
+      // A lapsed mapping (or one not valid yet) is the recipient's choice of times, not an
+      // attack: it is dropped quietly. Anything else is counted as a verification failure.
+      if (verified.reason === 'expired' || verified.reason === 'not-yet-valid') {
+        lapsed++;
         continue;
       }
-      const candidate = { mapping: verified.value, zone: source.zone, server: source.server };
-      if (provers.has(b64(verified.value.att.prover))) candidates.push(candidate);
-      else unknownProver.push(candidate);
+      init.onInvalidMapping(`mapping-${verified.reason}`);
+      continue;
     }
+    const candidate = { mapping: verified.value, zone: source.zone, server: source.server };
+    if (provers.has(b64(verified.value.att.prover))) candidates.push(candidate);
+    else unknownProver.push(candidate);
   }
   // A prover the cached AUTHKEY RRset lacks may have been added since: asked again once, within
   // the bounds of `authkey-refetch.ts`.

@@ -32,6 +32,7 @@ import {
   type ConfigCheckContext,
   type LogLevel,
   type TrustAnchor,
+  MAX_VERIFY_THREADS,
 } from '@mimi-discovery/common';
 import { z } from 'zod';
 import {
@@ -150,6 +151,17 @@ const resolverLimitsSchema = z.strictObject({
  * its whole book).
  */
 const resolverQueryLogSchema = queryLogConfigSchema.extend({ api: z.boolean().default(false) });
+
+/**
+ * `verifyThreads` of a resolver: `"auto"`, or a whole number of threads from 0 (the event loop
+ * verifies) to `MAX_VERIFY_THREADS`.
+ */
+const verifyThreadsSchema = z.union(
+  [z.literal('auto'), z.number().int().min(0).max(MAX_VERIFY_THREADS)],
+  {
+    error: `must be "auto" or a whole number of threads from 0 (the event loop verifies) to ${MAX_VERIFY_THREADS}`,
+  },
+);
 
 /**
  * `rootCopy` of a resolver: the local copy of the root's zone (`root-copy.ts`), on by default;
@@ -377,7 +389,7 @@ function checkResolverListeners(ctx: ConfigCheckContext<ResolverListeners>): voi
  * ```json
  * { "apex": "mimi.arpa", "rootHints": "/etc/mimi/root-hints.json", "trustAnchor": "/etc/mimi/root.key",
  *   "ca": "/etc/mimi/ca.pem", "transport": "doh", "cacheBytes": 67108864, "answerCacheBytes": 67108864,
- *   "batchConcurrency": 32, "maxBatch": 1000, "rootCopy": { "enabled": true },
+ *   "batchConcurrency": 32, "verifyThreads": "auto", "maxBatch": 1000, "rootCopy": { "enabled": true },
  *   "listen": { "host": "127.0.0.1", "udp": null, "tcp": null, "doh": null, "api": null, "admin": null },
  *   "limits": { "tcp": { … }, "doh": { … }, "api": {}, "clients": { … } },
  *   "tls": { "cert": "…", "key": "…" },
@@ -418,7 +430,9 @@ function checkResolverListeners(ctx: ConfigCheckContext<ResolverListeners>): voi
  * other providers are dropped from every result, and all of them without it. `lookupPage`
  * (absent: served when built) is the lookup page for support staff on the JSON API's port at
  * `/lookup/` (`lookup-page.ts`): `true` requires it (a resolver whose page is not built does not
- * start), `false` turns it off.
+ * start), `false` turns it off. `verifyThreads` is the number of threads that verify signatures
+ * beside the event loop (`"auto"`: one fewer than the cores, at least 1; `0`: none, the event
+ * loop verifies; at most `MAX_VERIFY_THREADS`).
  */
 export const resolverConfigSchema = z
   .strictObject({
@@ -432,6 +446,7 @@ export const resolverConfigSchema = z
     /** Octets of encoded DNS answers the front ends keep for reuse (`answer-cache.ts`). */
     answerCacheBytes: positiveIntSchema.default(ANSWER_CACHE_OCTETS),
     batchConcurrency: positiveIntSchema.max(1024).default(DEFAULT_BATCH_CONCURRENCY),
+    verifyThreads: verifyThreadsSchema.default('auto'),
     /** Read in canonical form, as MSP entries write their provider (`Chat.Example.` → `chat.example`). */
     msp: domainNameSchema.optional(),
     maxBatch: positiveIntSchema.max(100_000).default(DEFAULT_MAX_BATCH),
@@ -526,6 +541,7 @@ export interface ResolverServerConfig extends ResolverConfig {
   cacheBytes: number;
   answerCacheBytes: number;
   batchConcurrency: number;
+  verifyThreads: number | 'auto';
   maxBatch: number;
   listen: ResolverFileConfig['listen'];
   /** Connection limits and deadlines of the listeners. */
@@ -641,6 +657,7 @@ export async function loadResolverConfig(path: string): Promise<ResolverServerCo
     cacheBytes: file.cacheBytes,
     answerCacheBytes: file.answerCacheBytes,
     batchConcurrency: file.batchConcurrency,
+    verifyThreads: file.verifyThreads,
     ...(file.msp === undefined ? {} : { msp: file.msp }),
     maxBatch: file.maxBatch,
     rootCopy: file.rootCopy,

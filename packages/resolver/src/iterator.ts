@@ -13,6 +13,7 @@ import {
   type Message,
   type ResourceRecord,
   type RRType,
+  type Verifier,
 } from '@mimi-discovery/common';
 import { cacheSlot, type ResolverCache } from './cache.js';
 import { EXPIRED, type Deadline } from './deadline.js';
@@ -232,6 +233,11 @@ export interface IteratorInit {
    * its names tell where a minimised walk from the apex starts.
    */
   readonly rootCopy?: () => RootCopyView | undefined;
+  /**
+   * Where the signatures of upstream answers are verified (the resolver's verification pool);
+   * absent: on the calling thread.
+   */
+  readonly verifier?: Verifier;
 }
 
 /**

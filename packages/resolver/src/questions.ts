@@ -176,6 +176,9 @@ function newQuestion(stage: QuestionStage, name: string, type: RRType): Question
     deadline,
     budget: {
       verifications: createBudget({
+        ...(stage.iterator.init.verifier === undefined
+          ? {}
+          : { verifier: stage.iterator.init.verifier }),
         expired: deadline.expired,
         onVerify: () => {
           counters.signatureVerifications++;

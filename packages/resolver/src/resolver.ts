@@ -1,7 +1,9 @@
 import { randomInt } from 'node:crypto';
 import {
+  autoVerifyThreads,
   canonicalName,
   computeDs,
+  createVerifyPool,
   csiToName,
   isContext,
   silentLogger,
@@ -11,6 +13,7 @@ import {
   type Logger,
   type ResourceRecord,
   type RRType,
+  type VerifyPool,
 } from '@mimi-discovery/common';
 import { aggregate, errorResult } from './aggregate.js';
 import { CACHED_ERROR_EDE, failureEde } from './ede.js';
@@ -219,6 +222,8 @@ interface ResolverState {
   readonly discoveryCounts: { hits: number; misses: number };
   /** The resolver's MSP identity as a filter (`ResolverConfig.msp`): every result's view. */
   readonly identity: MspFilter;
+  /** Where signatures are verified (`ResolverConfig.verifyThreads`). */
+  readonly verifyPool: VerifyPool;
 }
 
 /**
@@ -284,6 +289,18 @@ export function createResolver(
     now: seconds,
     log: log.child('root-copy'),
   });
+  // Started on first use: a resolver that never validates never starts a thread.
+  const verifyPool =
+    components.verifyPool ??
+    createVerifyPool(
+      {
+        threads:
+          config.verifyThreads === undefined || config.verifyThreads === 'auto'
+            ? autoVerifyThreads()
+            : config.verifyThreads,
+      },
+      { log: log.child('verify') },
+    );
   const memo: SignatureMemo = {
     get: (id) => cache.get(SIGNATURES, id)?.value,
     set: (id, value, ttl) => cache.set(SIGNATURES, id, value, ttl),
@@ -312,6 +329,7 @@ export function createResolver(
       failures: new FailureCache(cache, apex, clock),
       counters,
       rootCopy: () => rootCopy.current(),
+      verifier: verifyPool,
     }),
     counters,
     parsed: new CsiMemo(PARSED_CSI_CACHE_OCTETS),
@@ -323,6 +341,7 @@ export function createResolver(
     discoveryCounts: { hits: 0, misses: 0 },
     authkeyRefetch: createAuthkeyRefetchLimiter(config.authkeyRefetch ?? {}),
     identity: config.msp === undefined ? {} : { msp: config.msp },
+    verifyPool,
   };
 
   return {
@@ -358,9 +377,10 @@ export function createResolver(
       upstreamObservers.push(observer);
     },
     trustAnchorKeys: () => autoTrust.keys(),
-    close: () => {
+    close: async () => {
       autoTrust.close();
       rootCopy.close();
+      if (components.verifyPool === undefined) await verifyPool.close();
       return upstream.close();
     },
   };
@@ -587,6 +607,7 @@ function discoverUncached(state: ResolverState, csi: Csi): Promise<Discovered> {
               : ask(name, type),
           zoneFor: async (name) => zoneFor(state.questions.iterator, name),
           now: state.seconds,
+          verifyBatch: (checks) => state.verifyPool.verifyBatch(checks),
           refetchAuthkey: (zone) =>
             state.authkeyRefetch.allow(zone, state.seconds())
               ? askQuestionAgain(state.questions, zone, 'AUTHKEY')

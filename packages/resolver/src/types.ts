@@ -18,6 +18,7 @@ import type {
   ResourceRecord,
   RRType,
   TrustAnchor,
+  VerifyPool,
 } from '@mimi-discovery/common';
 
 /**
@@ -270,6 +271,12 @@ export interface ResolverConfig {
   /** Concurrency bound of `discoverMany`. */
   batchConcurrency?: number;
   /**
+   * Threads that verify Ed25519 signatures beside the event loop (`verify-pool.ts` of
+   * `@mimi-discovery/common`): `"auto"` (default) one fewer than the cores, at least 1; `0`
+   * verifies on the event loop's thread; at most `MAX_VERIFY_THREADS`.
+   */
+  verifyThreads?: number | 'auto';
+  /**
    * The resolver's own MSP identity, a provider domain (`chat.example`): the MSP whose senders
    * it serves. A `same-msp` entry of another provider is dropped from every result; without it,
    * every `same-msp` entry is (nobody vouches for the sender's MSP).
@@ -344,4 +351,9 @@ export interface ResolverComponents {
    * `probeTrustAnchor` and a fake clock turn it off.
    */
   autoTrustSchedule?: boolean;
+  /**
+   * The verification pool to use instead of one of `verifyThreads` threads of its own, e.g. one
+   * pool shared by several resolvers in a process; the resolver does not close a pool it is given.
+   */
+  verifyPool?: VerifyPool;
 }

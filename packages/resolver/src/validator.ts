@@ -17,6 +17,7 @@ import {
   type RecordOf,
   type ResourceRecord,
   type RRType,
+  type Verifier,
 } from '@mimi-discovery/common';
 import {
   MAX_KEYS_PER_SIGNATURE,
@@ -45,9 +46,11 @@ import {
  * at most {@link MAX_KEYS_PER_SIGNATURE} keys per RRSIG, {@link MAX_SIGNATURES_PER_RRSET} RRSIGs
  * per RRset, {@link MAX_SAME_TAG_KEYS} keys of one key tag in a DNSKEY RRset, and a
  * {@link VerificationBudget} per resolution; past a bound the data is bogus with a reason that
- * names it ({@link LIMIT_REASONS}). The functions are asynchronous only to yield to the event loop
- * every {@link VERIFICATIONS_PER_SLICE} verifications and to stop at the resolution's deadline:
- * a hostile zone's validation never holds up other resolutions.
+ * names it ({@link LIMIT_REASONS}). The functions are asynchronous to yield to the event loop
+ * every {@link VERIFICATIONS_PER_SLICE} verifications and to stop at the resolution's deadline
+ * (a hostile zone's validation never holds up other resolutions), and to verify on the
+ * resolver's verification pool when the budget carries one (`verifier`): the checks before the
+ * signature (`checkRrsig`) and the budget stay here, only the signature goes to a thread.
  *
  * Denials are compact (RFC 9824): worked example, `x.z MAP` in zone `z` answered with
  * `x.z NSEC \000.x.z RRSIG NSEC NXNAME` proves that `x.z` does not exist, and
@@ -74,6 +77,11 @@ export interface VerificationBudget {
   readonly expired: () => boolean;
   /** Called once per signature verification (one RRSIG with one key), e.g. to count them. */
   readonly onVerify: () => void;
+  /**
+   * Where signatures are verified: a verification pool's (`verifyThreads`), or absent for the
+   * calling thread's synchronous `verify`.
+   */
+  readonly verifier?: Verifier;
 }
 
 /** What {@link createBudget} takes. */
@@ -82,6 +90,8 @@ export interface BudgetOptions {
   readonly expired?: () => boolean;
   /** Called once per signature verification. */
   readonly onVerify?: () => void;
+  /** Where signatures are verified; default the calling thread. */
+  readonly verifier?: Verifier;
 }
 
 /**
@@ -135,6 +145,7 @@ export function createBudget(options: BudgetOptions = {}): VerificationBudget {
     sinceYield: 0,
     expired: options.expired ?? ((): boolean => false),
     onVerify: options.onVerify ?? ((): void => undefined),
+    ...(options.verifier === undefined ? {} : { verifier: options.verifier }),
   };
 }
 
@@ -288,7 +299,11 @@ async function verifySignature(
   for (const key of candidates) {
     const spent = await spend(budget);
     if (spent.kind === 'bogus') return { kind: 'failed', reason: spent.reason, tried: true };
-    if (verifyRrsigWith(checked.signed, sig.data, key)) {
+    const valid =
+      budget.verifier === undefined
+        ? verifyRrsigWith(checked.signed, sig.data, key)
+        : await budget.verifier.verify(sig.data.signature, checked.signed, key.publicKey);
+    if (valid) {
       return { kind: 'verified', signed: checked.signed, keys: checked.keys };
     }
   }

@@ -17,6 +17,7 @@ import {
   createZoneKey,
   formatTrustAnchor,
   parseConfigText,
+  MAX_VERIFY_THREADS,
 } from '@mimi-discovery/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -109,6 +110,7 @@ describe('resolverConfigSchema', () => {
       cacheBytes: 64 * 1024 * 1024,
       answerCacheBytes: 64 * 1024 * 1024,
       batchConcurrency: 32,
+      verifyThreads: 'auto',
       maxBatch: 1000,
       rootCopy: { enabled: true },
       listen: RESOLVER_LISTEN,
@@ -183,12 +185,26 @@ describe('resolverConfigSchema', () => {
       ],
     ],
     [
-      'cacheBytes, batchConcurrency and maxBatch',
+      'cacheBytes, batchConcurrency, verifyThreads and maxBatch',
       [
         [resolver('"cacheBytes": 1048576'), 'cacheBytes', 1_048_576],
         [resolver('"cacheBytes": 0'), 'error', 'cacheBytes: must be at least 1'],
         [resolver('"batchConcurrency": 8'), 'batchConcurrency', 8],
         [resolver('"batchConcurrency": 2000'), 'error', 'batchConcurrency: must be at most 1024'],
+        [resolver('"verifyThreads": 2'), 'verifyThreads', 2],
+        [resolver('"verifyThreads": 0'), 'verifyThreads', 0],
+        [resolver('"verifyThreads": "auto"'), 'verifyThreads', 'auto'],
+        [resolver('"verifyThreads": -1'), 'error', 'verifyThreads: must be at least 0'],
+        [
+          resolver(`"verifyThreads": ${MAX_VERIFY_THREADS + 1}`),
+          'error',
+          `verifyThreads: must be at most ${MAX_VERIFY_THREADS}`,
+        ],
+        ...['1.5', '"all"'].map((value): [string, string, unknown] => [
+          resolver(`"verifyThreads": ${value}`),
+          'error',
+          `verifyThreads: must be "auto" or a whole number of threads from 0 (the event loop verifies) to ${MAX_VERIFY_THREADS}`,
+        ]),
         [resolver('"maxBatch": 50'), 'maxBatch', 50],
         [resolver('"maxBatch": 0'), 'error', 'maxBatch: must be at least 1'],
         [
@@ -669,6 +685,7 @@ describe('loadResolverConfig', () => {
       cacheBytes: 64 * 1024 * 1024,
       answerCacheBytes: 64 * 1024 * 1024,
       batchConcurrency: 32,
+      verifyThreads: 'auto',
       maxBatch: 50,
       rootCopy: { enabled: true },
       listen: { host: '127.0.0.1', udp: 0, tcp: null, doh: null, api: 0, admin: null },

@@ -371,3 +371,17 @@ export function sign(message: Uint8Array, secretKey: Uint8Array): Uint8Array {
 export function verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
   return ed25519.verify(signature, message, publicKey);
 }
+
+/**
+ * Rules 1–3 of the module comment (lengths, S < L, a canonical public key not of small order):
+ * the checks both backends make before their group equation. A verifier that runs the equation
+ * elsewhere (`node:crypto` on a worker thread, `runtime/verify-pool.ts`) makes these on the
+ * calling thread, so that its result is the native backend's {@link verify} exactly.
+ */
+export function passesEd25519Checks(
+  signature: Uint8Array,
+  message: Uint8Array,
+  publicKey: Uint8Array,
+): boolean {
+  return passesStrictChecks(signature, message, publicKey);
+}

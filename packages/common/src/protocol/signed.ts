@@ -489,8 +489,13 @@ function suppliedCsi(csi: unknown, path: string): string {
   return readCsi({ csi }, path);
 }
 
+/** `"MIMI-Discovery-v1/" || label || 0x00` of each label, encoded once. */
+const LABEL_PREFIXES: ReadonlyMap<SigningLabel, Uint8Array> = new Map(
+  SIGNING_LABELS.map((label) => [label, utf8.encode(`${SIGNING_CONTEXT}${label}\0`)]),
+);
+
 function labelled(label: SigningLabel, content: Uint8Array): Uint8Array {
-  const prefix = utf8.encode(`${SIGNING_CONTEXT}${label}\0`);
+  const prefix = LABEL_PREFIXES.get(label) ?? utf8.encode(`${SIGNING_CONTEXT}${label}\0`);
   const out = new Uint8Array(prefix.length + content.length);
   out.set(prefix, 0);
   out.set(content, prefix.length);
@@ -1279,13 +1284,23 @@ function readSig(r: Fields, path: string): Uint8Array {
 /** A non-empty text string of at most `maxOctets` octets of UTF-8. */
 function readText(value: unknown, path: string, maxOctets: number): string {
   if (typeof value !== 'string') malformed(path, 'must be a text string');
-  const octets = utf8.encode(value);
-  // A string with a lone surrogate has no UTF-8 form: it would be signed as U+FFFD.
-  if (utf8Decoder.decode(octets) !== value) malformed(path, 'must be valid Unicode');
-  if (octets.length === 0 || octets.length > maxOctets) {
+  // Most texts (CSIs, providers, tags) are ASCII: one octet per code unit, nothing to check.
+  let length = isAscii(value) ? value.length : -1;
+  if (length < 0) {
+    const octets = utf8.encode(value);
+    // A string with a lone surrogate has no UTF-8 form: it would be signed as U+FFFD.
+    if (utf8Decoder.decode(octets) !== value) malformed(path, 'must be valid Unicode');
+    length = octets.length;
+  }
+  if (length === 0 || length > maxOctets) {
     malformed(path, `must be 1 to ${maxOctets} octets of UTF-8`);
   }
   return value;
+}
+
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
 }
 
 /** The shape of a canonical CSI; csi.ts decides whether it is canonical. */
@@ -1395,11 +1410,56 @@ export function verifyMapping(
       'key',
       OVER_SUPPLIED_CSI,
     ) ??
+    checkMappingTimes(m, now) ?? { kind: 'verified', value: m }
+  );
+}
+
+/** Step 4 of {@link verifyMapping}: the mapping's times, then its attestation's. */
+function checkMappingTimes(m: Mapping, now: number): Failure | undefined {
+  return (
     checkStart(m.iat, now, 'mapping.iat') ??
     checkExpiry(m.exp, now, 'mapping.exp') ??
     checkStart(m.att.nbf, now, 'mapping.att.nbf') ??
-    checkExpiry(m.att.exp, now, 'mapping.att.exp') ?? { kind: 'verified', value: m }
+    checkExpiry(m.att.exp, now, 'mapping.att.exp')
   );
+}
+
+/**
+ * {@link verifyMapping} of received octets (MAP RDATA) with the two signatures checked by
+ * `verifyBatch` (a verification pool, `runtime/verify-pool.ts`) as one batch: same checks, same
+ * order, same result. The signed contents are cut from `bytes` after one strict decode, as
+ * {@link verifyMapping} cuts them. When either signature fails, the synchronous
+ * {@link verifyMapping} decides the result: it reports which one failed and whether it was made
+ * under another label, and a batch verifier's "no" is thus never the only word on a rejection.
+ */
+export async function verifyMappingBatched(
+  bytes: Uint8Array,
+  options: VerifyForCsiOptions,
+  verifyBatch: (
+    checks: ReadonlyArray<{ signature: Uint8Array; message: Uint8Array; publicKey: Uint8Array }>,
+  ) => Promise<readonly boolean[]>,
+): Promise<VerifyResult<Mapping>> {
+  const csi = checkOptionsForCsi(options);
+  const parsed = parseInput(bytes, decodeMapping, (v) => parseMapping(v, 'mapping', 'lenient'));
+  if (parsed.kind === 'failed') return parsed;
+  const m = parsed.value;
+  const binding = checkBinding(m);
+  if (binding !== undefined) return binding;
+  let attestation: Uint8Array;
+  let mapping: Uint8Array;
+  try {
+    attestation = labelled('attestation', receivedAttestationContent(bytes, csi));
+    mapping = labelled('mapping', receivedContent(bytes, 0, bytes.length, csi));
+  } catch (error) {
+    if (error instanceof SignedObjectError) return verifyMapping(bytes, options);
+    throw error;
+  }
+  const [attOk, mapOk] = await verifyBatch([
+    { signature: m.att.sig, message: attestation, publicKey: m.att.prover },
+    { signature: m.sig, message: mapping, publicKey: m.key },
+  ]);
+  if (attOk !== true || mapOk !== true) return verifyMapping(bytes, options);
+  return checkMappingTimes(m, options.now) ?? { kind: 'verified', value: m };
 }
 
 /**
