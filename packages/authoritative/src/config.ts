@@ -33,6 +33,10 @@ import { z } from 'zod';
 import { isIP } from 'node:net';
 import { isAddressRange, MAX_TRANSFERS, TRANSFERS_PER_CLIENT } from './answering/transfer.js';
 import {
+  DP_ANSWER_CACHE_MAX_AGE_SECONDS,
+  MAX_ANSWER_CACHE_MAX_AGE_SECONDS,
+} from './answering/answer.js';
+import {
   MAX_NOTIFY_RETRIES,
   NOTIFY_CHECK_INTERVAL_MS,
   NOTIFY_RETRIES,
@@ -605,6 +609,18 @@ export const dpConfigSchema = z
     signing: signingSchema.prefault({}),
     /** Octets of encoded answers kept for reuse (`answer-cache.ts`). */
     answerCacheBytes: positiveIntSchema.default(ANSWER_CACHE_OCTETS),
+    /**
+     * Longest reuse of an answer in the answer cache, in seconds (`answer.ts`): writes and
+     * mapping expiries drop answers as they happen; this bounds how old an online signature or a
+     * negative answer's SOA can be when sent.
+     */
+    answerCacheMaxAgeSeconds: z
+      .int()
+      .min(1)
+      .max(MAX_ANSWER_CACHE_MAX_AGE_SECONDS, {
+        error: `must be at most ${MAX_ANSWER_CACHE_MAX_AGE_SECONDS} (a quarter of an online signature's validity)`,
+      })
+      .default(DP_ANSWER_CACHE_MAX_AGE_SECONDS),
     /**
      * Processes answering DNS over UDP and TCP (`answer-workers.ts`): 1 (this process alone),
      * up to `MAX_ANSWER_WORKERS`, or `"auto"` (one per core, `os.availableParallelism()`).

@@ -135,6 +135,65 @@ function run(tool: string, args: readonly string[]): Promise<string> {
   });
 }
 
+describe("the age bound of a DP's answer cache (answerCacheMaxAgeSeconds)", () => {
+  it.each([
+    [undefined, 3600],
+    [600, 600],
+  ])('keeps a denial for %s (→ %i s), then computes it again', async (setting, bound) => {
+    const dir = join(root, `max-age-${bound}`);
+    const clock = fakeClock();
+    const store = await createMemoryStore({ proverSeed: PROVER_SEED, now: clock.now });
+    await store.addZone(zoneInit());
+    const config = dpConfigSchema.parse({
+      role: 'dp',
+      dataDir: dir,
+      listen: { udp: 0, tcp: null, admin: 0 },
+      log: { level: 'error' },
+      ...(setting === undefined ? {} : { answerCacheMaxAgeSeconds: setting }),
+    });
+    expect(config.answerCacheMaxAgeSeconds).toBe(bound);
+    const provider = await startDp(config, { store, now: clock.now });
+    try {
+      const at = { host: '127.0.0.1', port: provider.dns!.udp!.port };
+      const hits = async (): Promise<number> => {
+        const text = await fetch(`http://127.0.0.1:${provider.admin!.port}/metrics`).then((r) =>
+          r.text(),
+        );
+        return Number(/^authoritative_answer_cache_hits_total (\d+)/m.exec(text)?.[1]);
+      };
+      // An absent name: a denial signed online, which no mapping expiry bounds.
+      const ask = () => queryUdp(at, buildQuery(`5.5.${ORIGIN}`, 'MAP', { dnssecOk: true }));
+      const first = await ask();
+      // A compact denial (RFC 9824): NOERROR with no MAP, its NSEC signed online.
+      expect(first.rcode).toBe('NOERROR');
+      expect(first.answers.filter((rr) => rr.type === 'MAP')).toEqual([]);
+      expect(first.authorities.some((rr) => rr.type === 'RRSIG')).toBe(true);
+      const start = await hits();
+      clock.advance(Math.max(301, bound - 1));
+      expect({ ...(await ask()), id: first.id }).toEqual(first);
+      expect(await hits()).toBe(start + 1);
+      clock.advance(2);
+      const renewed = await ask();
+      expect(renewed.rcode).toBe('NOERROR');
+      expect(renewed.answers.filter((rr) => rr.type === 'MAP')).toEqual([]);
+      expect(await hits()).toBe(start + 1);
+    } finally {
+      await provider.close();
+    }
+  });
+
+  it("refuses a bound past a quarter of an online signature's validity, or below 1 s", () => {
+    for (const value of [0, 21601, 1.5])
+      expect(() =>
+        dpConfigSchema.parse({ role: 'dp', dataDir: '/tmp/x', answerCacheMaxAgeSeconds: value }),
+      ).toThrow();
+    expect(
+      dpConfigSchema.parse({ role: 'dp', dataDir: '/tmp/x', answerCacheMaxAgeSeconds: 21600 })
+        .answerCacheMaxAgeSeconds,
+    ).toBe(21600);
+  });
+});
+
 describe.each(stores)('a DP serving mappings as they expire, over the %s store', (kind) => {
   it('stops serving a mapping at its exp over UDP, TCP and DoH, also from its answer cache', async () => {
     const dir = join(root, `expiry-${kind}`);

@@ -119,6 +119,7 @@ describe('dpConfigSchema', () => {
       listen: DEFAULT_LISTEN,
       signing: { validityDays: 14, refreshDays: 7 },
       answerCacheBytes: 64 * 2 ** 20,
+      answerCacheMaxAgeSeconds: 3600,
       answerWorkers: 1,
       answerWorkerAckMs: 2000,
       limits: DEFAULT_LIMITS,

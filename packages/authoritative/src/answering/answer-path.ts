@@ -42,6 +42,7 @@ export function createAnswerPath(
   };
   const cache = new AnswerCache({
     maxOctets: config.answerCacheBytes,
+    maxAgeSeconds: config.answerCacheMaxAgeSeconds,
     generation: () => store.generation(),
     changes: (since) => store.changesSince(since),
     // A mapping expires without a write (R9): an answer holding one goes at its expiry.

@@ -60,6 +60,21 @@ export interface AnswererOptions {
  * most its TTL (the SOA minimum for a denial, at most 300 s for MAP).
  */
 export const ONLINE_SIGNATURE_VALIDITY_SECONDS = 86400;
+/**
+ * Default longest reuse of an answer in a DP's answer cache (config `answerCacheMaxAgeSeconds`):
+ * an hour. A write drops the answers it changed at once and a mapping's expiry bounds the answers
+ * holding it, so the age bound only limits how old an online signature (kept by the answerer
+ * while at least half its day of validity remains) or the SOA serial of a kept negative answer
+ * can be when sent. NSD and Knot keep their compiled answers until the zone changes; an hour
+ * keeps a DP's cache warm through quiet spells without sending a signature near its expiration.
+ */
+export const DP_ANSWER_CACHE_MAX_AGE_SECONDS = 3600;
+/**
+ * The largest `answerCacheMaxAgeSeconds`: a quarter of an online signature's validity, so a
+ * signature reused from the answerer's own cache (half its validity left at most) and then from
+ * the answer cache still has a quarter of it left when sent.
+ */
+export const MAX_ANSWER_CACHE_MAX_AGE_SECONDS = ONLINE_SIGNATURE_VALIDITY_SECONDS / 4;
 /** Signed denials kept for reuse per zone key (a small LRU). */
 export const DENIAL_CACHE_ENTRIES = 1024;
 /**
