@@ -199,6 +199,9 @@ export async function serveServer(
         }
       : {}),
     ...(options.queryLog === undefined ? {} : { queryLog: options.queryLog }),
+    // The children listen on ports of their own, which the poller's one `cds.port` cannot name:
+    // the root here does not follow their CDS (RFC 7344), which has tests of its own.
+    ...(role === 'root' ? { cds: { enabled: false } } : {}),
     log: { level: 'silent' },
   });
   return startDp(config, options.log === undefined ? {} : { log: options.log });

@@ -326,7 +326,8 @@ export async function startAnswerWorkers(
   };
 
   const restart = (slot: Slot): void => {
-    const now = Date.now();
+    // A monotonic reading: the restart window is an interval, never a date.
+    const now = performance.now();
     while (
       restartTimes.length > 0 &&
       (restartTimes[0] ?? 0) <= now - ANSWER_WORKER_RESTART_WINDOW_MS
