@@ -33,7 +33,13 @@ import { runResolverBench, type ResolverBenchResult } from './lib/resolver-bench
 import { markdown, median, type Results, type Round, type ServerName } from './lib/report.js';
 import { TARGETS, targetFigures } from './lib/targets.js';
 import { MIN_ROUNDS } from './lib/method.js';
-import { gitCommit, readHistoryFile, recordRun, writeHistoryDocs } from './lib/history-files.js';
+import {
+  gitCommit,
+  readGapNotes,
+  readHistoryFile,
+  recordRun,
+  writeHistoryDocs,
+} from './lib/history-files.js';
 import { historySection, replaceHistorySection } from './lib/history-report.js';
 import type { History } from './lib/history.js';
 import { pgBenchMarkdown, runPgBench, type PgBenchResult } from './lib/pg-bench.js';
@@ -600,7 +606,7 @@ function writeMarkdown(
     replaceHistorySection(
       markdown(results, relative(ROOT, resultsPath), scaleResults()) +
         pgBenchMarkdown(results.postgres),
-      historySection(history),
+      historySection(history, readGapNotes(ROOT)),
     ),
   );
   writeHistoryDocs(ROOT, history);

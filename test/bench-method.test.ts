@@ -35,6 +35,8 @@ import {
   type RunResults,
   type TargetFigures,
 } from '../bench/lib/targets.js';
+import { agreementLines, gapLines, parseGapNotes, unmetTargets } from '../bench/lib/gaps.js';
+import { readGapNotes } from '../bench/lib/history-files.js';
 import { descendants, parseXml } from './helpers/xml.js';
 
 /**
@@ -332,7 +334,7 @@ describe('the history', () => {
     );
     // The committed section and charts are the generator's output for the committed history.
     expect(readFileSync(join(ROOT, 'docs/benchmarks.md'), 'utf8')).toContain(
-      historySection(history),
+      historySection(history, readGapNotes(ROOT)),
     );
     for (const [file, svg] of historyCharts(history))
       expect(readFileSync(join(ROOT, 'docs/benchmarks', file), 'utf8')).toBe(svg);
@@ -425,5 +427,55 @@ describe('the History section of docs/benchmarks.md', () => {
       replaceHistorySection(`${HISTORY_START}${HISTORY_END}${HISTORY_START}${HISTORY_END}`, 'x'),
     ).toThrow(/markers/);
     expect(() => replaceHistorySection(`${HISTORY_START}\n`, 'x')).toThrow(/markers/);
+  });
+});
+
+describe('what would close each target not met (bench/gaps.md)', () => {
+  const withMet = (e: HistoryEntry, met: Record<string, boolean>): HistoryEntry => ({
+    ...e,
+    targets: e.targets.map((t) => (t.id in met ? { ...t, met: met[t.id]! } : t)),
+  });
+
+  it('reads one section per target id and refuses an unknown or repeated id', () => {
+    const notes = parseGapNotes(
+      '# Title\n\n## dp-udp-nsd\n\nThe send syscall.\n\n## sync-warm\nParsing.\n',
+    );
+    expect([...notes]).toEqual([
+      ['dp-udp-nsd', 'The send syscall.'],
+      ['sync-warm', 'Parsing.'],
+    ]);
+    expect(() => parseGapNotes('## no-such-target\nx\n')).toThrow(/not a target id/);
+    expect(() => parseGapNotes('## sync-warm\na\n## sync-warm\nb\n')).toThrow(/two sections/);
+  });
+
+  it('lists the last run’s unmet targets with their figure and note, and no met one', () => {
+    const met = Object.fromEntries(TARGETS.filter((t) => t.goal !== null).map((t) => [t.id, true]));
+    const last = withMet(entry(dated(1)), { ...met, 'sync-warm': false, 'dp-udp-nsd': false });
+    const history = appendRun(appendRun(emptyHistory(), entry(dated(0))), last);
+    expect(unmetTargets(history)).toEqual(['dp-udp-nsd', 'sync-warm']);
+    const text = gapLines(history, new Map([['sync-warm', 'Parsing dominates.']])).join('\n');
+    expect(text).toContain('Parsing dominates.');
+    expect(text).toContain('No note in `bench/gaps.md` yet.');
+    const unmetPart = text.slice(text.indexOf('### Not met'));
+    expect(unmetPart).not.toContain(TARGETS.find((t) => t.id === 'resolver-udp-unbound')!.title);
+    // The first run left every target not met, the last met all but two: they differ.
+    expect(text.slice(0, text.indexOf('### Not met'))).toMatch(/^Agreement: .* differ on /);
+  });
+
+  it('says whether the last two full runs agree, ignoring quick runs', () => {
+    const a = entry(dated(0));
+    const quick = { ...withMet(entry(dated(1)), { 'sync-warm': true }), quick: true };
+    const b = entry(dated(2));
+    expect(agreementLines(appendRun(emptyHistory(), a))[0]).toMatch(/one full run/);
+    const agreeing = appendRun(appendRun(appendRun(emptyHistory(), a), quick), b);
+    expect(agreementLines(agreeing)[0]).toMatch(/agree on met and not met/);
+    const differing = appendRun(agreeing, withMet(entry(dated(3)), { 'sync-warm': true }));
+    expect(agreementLines(differing)[0]).toContain('Contact sync of 10,000 CSIs, warm');
+  });
+
+  it('has a note for every target the last committed run did not meet', () => {
+    const history = parseHistory(readFileSync(join(ROOT, 'bench/results/history.json'), 'utf8'));
+    const notes = readGapNotes(ROOT);
+    for (const id of unmetTargets(history)) expect(notes.get(id), id).toBeTruthy();
   });
 });

@@ -9,6 +9,7 @@ import {
   serializeHistory,
   type History,
 } from './history.js';
+import { parseGapNotes } from './gaps.js';
 import { historyCharts, historySection, replaceHistorySection } from './history-report.js';
 import type { RunResults } from './targets.js';
 
@@ -21,6 +22,12 @@ function writeWhole(path: string, text: string): void {
   const temporary = `${path}.tmp-${process.pid}`;
   writeFileSync(temporary, text);
   renameSync(temporary, path);
+}
+
+/** The notes of `bench/gaps.md` (`gaps.ts`); none when the file is absent. */
+export function readGapNotes(root: string): Map<string, string> {
+  const path = join(root, 'bench', 'gaps.md');
+  return existsSync(path) ? parseGapNotes(readFileSync(path, 'utf8')) : new Map();
 }
 
 export function readHistoryFile(root: string): History {
@@ -47,7 +54,7 @@ export function writeHistoryDocs(root: string, history: History): string[] {
   }
   const docPath = join(root, 'docs', 'benchmarks.md');
   const doc = existsSync(docPath) ? readFileSync(docPath, 'utf8') : '# Benchmarks\n';
-  writeWhole(docPath, replaceHistorySection(doc, historySection(history)));
+  writeWhole(docPath, replaceHistorySection(doc, historySection(history, readGapNotes(root))));
   written.push('docs/benchmarks.md');
   return written;
 }

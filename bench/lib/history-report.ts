@@ -1,4 +1,5 @@
 import { chartSvg } from './chart.js';
+import { gapLines } from './gaps.js';
 import { HISTORY_MAX_RUNS, seriesOf, type History } from './history.js';
 import { formatFigure, goalText, MIN_ROUNDS } from './method.js';
 import { TARGETS, type TargetDefinition, type TargetFigures } from './targets.js';
@@ -72,8 +73,14 @@ export function historyCharts(history: History): Map<string, string> {
 const machineText = (m: History['runs'][number]['machine']): string =>
   `${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB; Node.js ${m.node}`;
 
-/** The History section, markers included. */
-export function historySection(history: History): string {
+/**
+ * The History section, markers included; with `gaps` (the notes of `bench/gaps.md`), the targets
+ * the last run did not meet follow the runs' table, each with its note (`gaps.ts`).
+ */
+export function historySection(
+  history: History,
+  gaps: ReadonlyMap<string, string> = new Map(),
+): string {
   const runs = history.runs.slice(-HISTORY_TABLE_RUNS);
   const lines = [
     HISTORY_START,
@@ -94,6 +101,7 @@ export function historySection(history: History): string {
       return `| ${r.date} | ${r.commit === null ? 'unknown' : `\`${r.commit.slice(0, 10)}\``} | ${r.scale}${r.quick ? ', quick' : ''} | ${machineText(r.machine)} | ${judged.filter((t) => t.met).length} of ${judged.length} |`;
     }),
     '',
+    ...gapLines(history, gaps),
   ];
   for (const t of TARGETS) {
     lines.push(
