@@ -395,9 +395,8 @@ export {
   ANSWER_WORKER_START_MS,
   ANSWER_WORKER_STATS_MS,
   MAX_ANSWER_WORKERS,
-  answerWorkerCount,
-  workerShare,
-} from './answering/answer-workers.js';
+} from './answering/answer-worker-limits.js';
+export { answerWorkerCount, workerShare } from './answering/answer-workers.js';
 export type { AnswerWorkers } from './answering/answer-workers.js';
 export type { RunningDp, DpComponents } from './answering/server.js';
 export {

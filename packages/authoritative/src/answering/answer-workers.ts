@@ -55,16 +55,6 @@ import type {
   ToAnswerWorker,
 } from './answer-worker-messages.js';
 
-export {
-  ANSWER_WORKER_ACK_MS,
-  ANSWER_WORKER_CLOSE_MS,
-  ANSWER_WORKER_RESTARTS_PER_WINDOW,
-  ANSWER_WORKER_RESTART_WINDOW_MS,
-  ANSWER_WORKER_START_MS,
-  ANSWER_WORKER_STATS_MS,
-  MAX_ANSWER_WORKERS,
-} from './answer-worker-limits.js';
-
 /** The number of answer workers of `answerWorkers`: `"auto"` is one per core. */
 export function answerWorkerCount(setting: number | 'auto'): number {
   return setting === 'auto' ? availableParallelism() : setting;

@@ -1,5 +1,6 @@
 import type * as NodeBuffer from 'node:buffer';
 import type * as NodeCrypto from 'node:crypto';
+import { nodeBuffer, nodeCrypto } from './node-builtins.js';
 import { fromBase64url } from './bytes.js';
 
 /**
@@ -258,12 +259,10 @@ export function createNativeBlindRsa(
  * `node:crypto` does not exist, which a static import would not.
  */
 function loadNativeBlindRsa(): BlindRsa | undefined {
-  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
-  if (typeof proc?.getBuiltinModule !== 'function') return undefined;
+  const crypto = nodeCrypto();
+  const buffer = nodeBuffer();
+  if (crypto === undefined || buffer === undefined) return undefined;
   try {
-    const crypto = proc.getBuiltinModule('node:crypto') as typeof NodeCrypto | undefined;
-    const buffer = proc.getBuiltinModule('node:buffer') as typeof NodeBuffer | undefined;
-    if (crypto === undefined || buffer === undefined) return undefined;
     return createNativeBlindRsa(crypto, buffer);
   } catch {
     return undefined;

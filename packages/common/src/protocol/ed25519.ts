@@ -2,6 +2,7 @@ import * as noble from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
 import type * as NodeBuffer from 'node:buffer';
 import type * as NodeCrypto from 'node:crypto';
+import { nodeBuffer, nodeCrypto } from './node-builtins.js';
 import { MimiError } from './errors.js';
 
 /**
@@ -304,12 +305,10 @@ function createNativeBackend(
  * loadable where `node:crypto` does not exist, which a static import would not.
  */
 function loadNativeBackend(): Ed25519Backend | undefined {
-  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
-  if (typeof proc?.getBuiltinModule !== 'function') return undefined;
+  const crypto = nodeCrypto();
+  const buffer = nodeBuffer();
+  if (crypto === undefined || buffer === undefined) return undefined;
   try {
-    const crypto = proc.getBuiltinModule('node:crypto') as typeof NodeCrypto | undefined;
-    const buffer = proc.getBuiltinModule('node:buffer') as typeof NodeBuffer | undefined;
-    if (crypto === undefined || buffer === undefined) return undefined;
     const backend = createNativeBackend(crypto, buffer);
     const seed = noble.etc.hexToBytes(KNOWN_ANSWER.seed);
     const signature = backend.sign(new Uint8Array(0), seed);

@@ -8,6 +8,7 @@ import { DhkemX25519HkdfSha256 as PortableX25519 } from '@hpke/dhkem-x25519';
 import { expand, extract } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import type * as NodeCrypto from 'node:crypto';
+import { nodeCrypto } from './node-builtins.js';
 import { MAX_BHTTP_MESSAGE_OCTETS } from './bhttp.js';
 import { MimiError } from './errors.js';
 
@@ -189,23 +190,19 @@ export function uint16(value: number): Uint8Array {
 }
 
 /**
- * `node:crypto`, reached through `process.getBuiltinModule` (as ed25519.ts does) rather than a
- * static import, so this module also loads in a browser page that bundles it for its HPKE
- * (sealed.ts in the DP's recipient page); there, {@link x25519PublicKey} is not available.
+ * `node:crypto` (`node-builtins.ts`: no static import, so this module also loads in a browser
+ * page that bundles it for its HPKE, sealed.ts in the DP's recipient page); there,
+ * {@link x25519PublicKey} is not available.
  */
-function nodeCrypto(): typeof NodeCrypto {
-  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
-  const crypto =
-    typeof proc?.getBuiltinModule === 'function'
-      ? (proc.getBuiltinModule('node:crypto') as typeof NodeCrypto | undefined)
-      : undefined;
+function requireNodeCrypto(): typeof NodeCrypto {
+  const crypto = nodeCrypto();
   if (crypto === undefined) throw new Error('x25519PublicKey needs node:crypto');
   return crypto;
 }
 
 /** The X25519 public key of a raw private key (RFC 7748 §6.1), computed by node:crypto. */
 export function x25519PublicKey(privateKey: Uint8Array): Uint8Array {
-  const { createPrivateKey, createPublicKey } = nodeCrypto();
+  const { createPrivateKey, createPublicKey } = requireNodeCrypto();
   const key = createPrivateKey({
     key: Buffer.from(concatBytes(PKCS8_X25519_PREFIX, privateKey)),
     format: 'der',
