@@ -646,6 +646,7 @@ export {
   DEFAULT_LIMITED_CLIENTS,
   DEFAULT_SEEN_SECONDS,
   isCidr,
+  EXEMPTION_MEMO_ENTRIES,
   createClientExemptions,
   createClientRateLimiter,
   createNameBudget,

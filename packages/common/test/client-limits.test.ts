@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  EXEMPTION_MEMO_ENTRIES,
   createClientExemptions,
   createClientRateLimiter,
   createNameBudget,
@@ -142,6 +143,24 @@ describe('createClientExemptions', () => {
     ['0.0.0.0/0', '203.0.113.9', true],
   ])('%s holds %s: %s', (range, address, exempt) => {
     expect(createClientExemptions([range]).has(address)).toBe(exempt);
+  });
+
+  it('answers the same, asked again and past its memo of recent addresses', () => {
+    const exemptions = createClientExemptions(['10.0.0.0/8', '2001:db8::/32']);
+    // More distinct addresses than the memo holds, each asked twice, in and out of the ranges.
+    const addresses = Array.from({ length: EXEMPTION_MEMO_ENTRIES + 100 }, (_, i) =>
+      i % 3 === 0
+        ? `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
+        : i % 3 === 1
+          ? `11.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
+          : `2001:db8::${i.toString(16)}`,
+    );
+    for (let pass = 0; pass < 2; pass++) {
+      addresses.forEach((address, i) => expect(exemptions.has(address)).toBe(i % 3 !== 1));
+    }
+    expect(exemptions.has('::ffff:10.1.2.3')).toBe(true);
+    expect(exemptions.has('::ffff:11.1.2.3')).toBe(false);
+    expect(exemptions.has('not an address')).toBe(false);
   });
 
   it.each(['10.0.0.0/33', '2001:db8::/129', 'localhost', '10.0.0.0/8/8', '10.0.0.0/', '10.0.0/8'])(

@@ -116,6 +116,9 @@ export function isCidr(text: string): boolean {
   return parseCidr(text) !== undefined;
 }
 
+/** Client addresses whose exemption is remembered at most; past it the memo starts afresh. */
+export const EXEMPTION_MEMO_ENTRIES = 4096;
+
 /**
  * The exemptions of `ranges`, each a CIDR range (`192.0.2.0/24`, `2001:db8::/48`) or a single
  * address. Throws a `RangeError` naming the first entry that is neither.
@@ -130,13 +133,21 @@ export function createClientExemptions(ranges: readonly string[]): ClientExempti
     list.addSubnet(cidr.network, cidr.prefix, cidr.family);
   }
   const frozen = Object.freeze([...ranges]);
+  // `BlockList.check` builds a native address object per call, which costs more than answering
+  // a cached query: the answers for the addresses seen last are kept (the ranges never change).
+  const seen = new Map<string, boolean>();
   return {
     ranges: frozen,
     has(address) {
       if (frozen.length === 0) return false;
+      const known = seen.get(address);
+      if (known !== undefined) return known;
       const plain = unmapped(address);
       const version = isIP(plain);
-      return version !== 0 && list.check(plain, version === 4 ? 'ipv4' : 'ipv6');
+      const exempt = version !== 0 && list.check(plain, version === 4 ? 'ipv4' : 'ipv6');
+      if (seen.size >= EXEMPTION_MEMO_ENTRIES) seen.clear();
+      seen.set(address, exempt);
+      return exempt;
     },
   };
 }
