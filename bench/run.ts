@@ -561,7 +561,11 @@ async function main(): Promise<void> {
     results.wallSeconds = (performance.now() - started) / 1000;
     const resultsDir = join(ROOT, 'bench', 'results');
     mkdirSync(resultsDir, { recursive: true });
-    const resultsPath = join(resultsDir, `${date}.json`);
+    // A second run of the same day keeps the first one's file: the time of day goes in its name.
+    const dayPath = join(resultsDir, `${date}.json`);
+    const resultsPath = existsSync(dayPath)
+      ? join(resultsDir, `${new Date().toISOString().slice(0, 16).replace(':', '')}.json`)
+      : dayPath;
     writeFileSync(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
     const history = recordRun(ROOT, results, {
       date: new Date().toISOString(),

@@ -11,6 +11,7 @@ import {
   serializeHistory,
   type History,
   type HistoryEntry,
+  runLabel,
 } from '../bench/lib/history.js';
 import {
   HISTORY_END,
@@ -363,9 +364,7 @@ describe('the charts', () => {
     expect(ofClass('path', 'cpu')).toHaveLength(2);
     expect(ofClass('line', 'whisker')).toHaveLength(2);
     expect(ofClass('text', 'absent')).toHaveLength(2);
-    expect(ofClass('text', 'date').map((e) => e.text)).toEqual(
-      points.map((p) => p.date.slice(0, 10)),
-    );
+    expect(ofClass('text', 'date').map((e) => e.text)).toEqual(points.map((p) => runLabel(p.date)));
     const goal = ofClass('line', 'goal');
     expect(goal).toHaveLength(1);
     // The goal line lies between the two medians' heights (0.55 below it, 0.62 above).
@@ -392,7 +391,7 @@ describe('the charts', () => {
     expect(all.filter((e) => e.attributes.get('class') === 'median')).toHaveLength(runs.length);
     const dates = all.filter((e) => e.attributes.get('class') === 'date').map((e) => e.text);
     expect(dates.length).toBeLessThanOrEqual(MAX_DATE_LABELS);
-    expect(dates.at(-1)).toBe(dated(HISTORY_MAX_RUNS - 1).slice(0, 10));
+    expect(dates.at(-1)).toBe(runLabel(dated(HISTORY_MAX_RUNS - 1)));
   });
 
   it('draws no goal line for a target without a goal', () => {
@@ -462,13 +461,24 @@ describe('what would close each target not met (bench/gaps.md)', () => {
     expect(text.slice(0, text.indexOf('### Not met'))).toMatch(/^Agreement: .* differ on /);
   });
 
+  it('names a run by its day, and by its time of day when the history has it', () => {
+    expect(runLabel('2026-11-23')).toBe('2026-11-23');
+    expect(runLabel('2026-12-07T20:13:50.113Z')).toBe('2026-12-07 20:13 UTC');
+    expect(runLabel(dated(1))).not.toBe(runLabel(dated(2)));
+  });
+
   it('says whether the last two full runs agree, ignoring quick runs', () => {
     const a = entry(dated(0));
     const quick = { ...withMet(entry(dated(1)), { 'sync-warm': true }), quick: true };
     const b = entry(dated(2));
     expect(agreementLines(appendRun(emptyHistory(), a))[0]).toMatch(/one full run/);
     const agreeing = appendRun(appendRun(appendRun(emptyHistory(), a), quick), b);
-    expect(agreementLines(agreeing)[0]).toMatch(/agree on met and not met/);
+    expect(agreementLines(agreeing)[0]).toMatch(/different commits\) agree on met and not met/);
+    const same = appendRun(appendRun(emptyHistory(), { ...a, commit: 'c0ffee' }), {
+      ...b,
+      commit: 'c0ffee',
+    });
+    expect(agreementLines(same)[0]).toMatch(/the same commit\) agree/);
     const differing = appendRun(agreeing, withMet(entry(dated(3)), { 'sync-warm': true }));
     expect(agreementLines(differing)[0]).toContain('Contact sync of 10,000 CSIs, warm');
   });

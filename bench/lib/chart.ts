@@ -1,4 +1,5 @@
 import { formatFigure, goalText, type Unit } from './method.js';
+import { runLabel } from './history.js';
 import type { TargetDefinition, TargetFigures } from './targets.js';
 
 /**
@@ -49,7 +50,7 @@ function niceCeiling(value: number): number {
 
 function figuresText(p: ChartPoint, unit: Unit): string {
   const f = p.figures;
-  const day = p.date.slice(0, 10);
+  const day = runLabel(p.date);
   if (f === undefined || f.median === null) return `${day}: not measured.`;
   const spread =
     f.min === null || f.max === null
@@ -118,7 +119,7 @@ export function chartSvg(target: TargetDefinition, points: readonly ChartPoint[]
     // Counted back from the last run, which always has its date.
     if ((points.length - 1 - i) % labelEvery === 0)
       out.push(
-        `<text class="date" x="${cx}" y="${MARGIN.top + plotH + 18}" text-anchor="middle">${escapeXml(p.date.slice(0, 10))}</text>`,
+        `<text class="date" x="${cx}" y="${MARGIN.top + plotH + 18}" text-anchor="middle">${escapeXml(runLabel(p.date))}</text>`,
       );
     const f = p.figures;
     if (f === undefined || f.median === null) {

@@ -1,4 +1,4 @@
-import type { History } from './history.js';
+import { runLabel, type History } from './history.js';
 import { formatFigure, goalText } from './method.js';
 import { TARGETS } from './targets.js';
 
@@ -48,7 +48,7 @@ export function gapLines(history: History, notes: ReadonlyMap<string, string>): 
   if (last === undefined || unmet.length === 0) return agreementLines(history);
   const lines = [
     ...agreementLines(history),
-    `### Not met in the run of ${last.date}: where the time goes and what would close it`,
+    `### Not met in the run of ${runLabel(last.date)}: where the time goes and what would close it`,
     '',
     'Written by hand in `bench/gaps.md` from the profiles of that run (the sections above and its results file).',
     '',
@@ -80,7 +80,7 @@ export function agreementLines(history: History): string[] {
   const full = history.runs.filter((r) => !r.quick);
   if (full.length < 2) {
     return [
-      `Agreement: ${full.length === 0 ? 'no full run' : `one full run (${full[0]!.date})`} in the history; two are needed to say whether met and not met agree.`,
+      `Agreement: ${full.length === 0 ? 'no full run' : `one full run (${runLabel(full[0]!.date)})`} in the history; two are needed to say whether met and not met agree.`,
       '',
     ];
   }
@@ -90,10 +90,13 @@ export function agreementLines(history: History): string[] {
     const y = b.targets.find((f) => f.id === t.id)?.met;
     return typeof x === 'boolean' && typeof y === 'boolean' && x !== y;
   }).map((t) => t.title);
+  const runs = `the last two full runs (${runLabel(a.date)}, ${runLabel(b.date)}; ${
+    a.commit !== null && a.commit === b.commit ? 'the same commit' : 'different commits'
+  })`;
   return [
     differ.length === 0
-      ? `Agreement: the last two full runs (${a.date}, ${b.date}) agree on met and not met for every target both judged.`
-      : `Agreement: the last two full runs (${a.date}, ${b.date}) differ on ${differ.join('; ')}.`,
+      ? `Agreement: ${runs} agree on met and not met for every target both judged.`
+      : `Agreement: ${runs} differ on ${differ.join('; ')}.`,
     '',
   ];
 }

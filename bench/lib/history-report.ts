@@ -1,6 +1,6 @@
 import { chartSvg } from './chart.js';
 import { gapLines } from './gaps.js';
-import { HISTORY_MAX_RUNS, seriesOf, type History } from './history.js';
+import { HISTORY_MAX_RUNS, runLabel, seriesOf, type History } from './history.js';
 import { formatFigure, goalText, MIN_ROUNDS } from './method.js';
 import { TARGETS, type TargetDefinition, type TargetFigures } from './targets.js';
 
@@ -98,7 +98,7 @@ export function historySection(
     '| ---- | ------ | ----- | ------- | --- |',
     ...runs.map((r) => {
       const judged = r.targets.filter((t) => t.met !== null);
-      return `| ${r.date} | ${r.commit === null ? 'unknown' : `\`${r.commit.slice(0, 10)}\``} | ${r.scale}${r.quick ? ', quick' : ''} | ${machineText(r.machine)} | ${judged.filter((t) => t.met).length} of ${judged.length} |`;
+      return `| ${runLabel(r.date)} | ${r.commit === null ? 'unknown' : `\`${r.commit.slice(0, 10)}\``} | ${r.scale}${r.quick ? ', quick' : ''} | ${machineText(r.machine)} | ${judged.filter((t) => t.met).length} of ${judged.length} |`;
     }),
     '',
     ...gapLines(history, gaps),
@@ -118,7 +118,7 @@ export function historySection(
           t,
           r.targets.find((f) => f.id === t.id),
         );
-        return `| ${r.date} | ${c[0]} | ${c[1]} | ${c[2]} | ${c[3]} | ${c[5]} |`;
+        return `| ${runLabel(r.date)} | ${c[0]} | ${c[1]} | ${c[2]} | ${c[3]} | ${c[5]} |`;
       }),
       '',
     );

@@ -31,6 +31,15 @@ export interface History {
   runs: HistoryEntry[];
 }
 
+/**
+ * How a run is named in tables and charts: its day, and the time of day (UTC, to the minute) when
+ * the history has it, so that two runs of one day stay apart.
+ */
+export function runLabel(date: string): string {
+  const match = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})/.exec(date);
+  return match === null ? date.slice(0, 10) : `${match[1]} ${match[2]} UTC`;
+}
+
 export const emptyHistory = (): History => ({ version: HISTORY_VERSION, runs: [] });
 
 /** The history entry of a run's results. */
