@@ -223,6 +223,8 @@ function wireRcode(
 export function createResolverQueryGate(limits: ResolverClientLimits, apex: string): QueryGate {
   const base = canonicalName(apex);
   return (bytes, context) => {
+    // An exempt client is never charged: nothing of its query need be read.
+    if (limits.isExempt(context.remoteAddress)) return PASS;
     const question = questionOf(bytes);
     const name =
       question !== undefined && isSubdomain(question.name, base) ? question.name : undefined;

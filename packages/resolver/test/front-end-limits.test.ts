@@ -278,6 +278,7 @@ describe('the DNS front ends over the limits', () => {
             maxSeenPerClient: 40,
             queryBurst: 60,
             queriesPerSecond: 1,
+            exempt: ['127.0.0.40/32'],
           },
         },
       },
@@ -363,6 +364,20 @@ describe('the DNS front ends over the limits', () => {
     expect((await udp('127.0.0.12', buildQuery(name(25), 'MAP'))).rcode).toBe('NOERROR');
   });
 
+  it('never limits an exempt client over UDP: past the query burst and the new-names budget', async () => {
+    const rcodes: string[] = [];
+    for (let i = 0; i < 70; i++) {
+      rcodes.push((await udp('127.0.0.40', buildQuery(name(1_000 + i), 'MAP'))).rcode);
+    }
+    expect(rcodes).toEqual(Array(70).fill('NOERROR'));
+    // The address next to it is not exempt: its budget stops it at the 20th new name.
+    const next: string[] = [];
+    for (let i = 0; i < 21; i++) {
+      next.push((await udp('127.0.0.41', buildQuery(name(2_000 + i), 'MAP'))).rcode);
+    }
+    expect(next).toEqual([...Array(20).fill('NOERROR'), 'REFUSED']);
+  });
+
   it('refuses a cached answer too: the gate is asked before the answer cache', async () => {
     // 127.0.0.12 just had name(25) answered, so it is in the front ends' answer cache.
     const asked = resolver.asked.length;
@@ -426,7 +441,7 @@ describe('the DNS front ends over the limits', () => {
   it('counts the refusals by front end, limit and action on the admin port', async () => {
     const text = await (await fetch(`${server.admin?.url ?? ''}/metrics`)).text();
     for (const line of [
-      'resolver_rate_limited_total{frontend="udp",limit="new_names",action="refused"} 11',
+      'resolver_rate_limited_total{frontend="udp",limit="new_names",action="refused"} 12',
       'resolver_rate_limited_total{frontend="udp",limit="queries",action="refused"} 2',
       'resolver_rate_limited_total{frontend="tcp",limit="new_names",action="refused"} 2',
       'resolver_rate_limited_total{frontend="doh",limit="new_names",action="429"} 1',
