@@ -529,6 +529,28 @@ describe('DoH', () => {
     }
   });
 
+  it('answers a POST to the path, with or without a query, and 404 to a path like it', async () => {
+    const agent = new Agent({ connect: { ca: ca.certPem }, allowH2: true });
+    const post = async (path: string): Promise<number> => {
+      const response = await request(new URL(path, dohUrl()), {
+        dispatcher: agent,
+        method: 'POST',
+        headers: { 'content-type': DNS_MESSAGE_MEDIA_TYPE },
+        body: Buffer.from(encodeMessage(buildQuery(MAP_NAME, 'MAP'))),
+      });
+      await response.body.arrayBuffer();
+      return response.statusCode;
+    };
+    try {
+      expect(await post(DEFAULT_DOH_PATH)).toBe(200);
+      expect(await post(`${DEFAULT_DOH_PATH}?ct`)).toBe(200);
+      expect(await post(`${DEFAULT_DOH_PATH}/`)).toBe(404);
+      expect(await post(DEFAULT_DOH_PATH.toUpperCase())).toBe(404);
+    } finally {
+      await agent.close();
+    }
+  });
+
   it('reports an HTTP error status to the client as a TransportError', async () => {
     const error = await doh2
       .query(new URL('/nowhere', dohUrl()).href, buildQuery(MAP_NAME, 'MAP'))
