@@ -210,6 +210,11 @@ describe('a DP with answer workers', () => {
     expect((await answerOf(api.publishMapping({ csi, mapping }))).status).toBe(201);
     expect((await removeMapping(api, csi, RECIPIENT, 1)).status).toBe(200);
 
+    // Every worker has answered (the first test): what each counted is in the writer's /metrics.
+    const answered = (text: string): number =>
+      sampleSum(text, 'authoritative_queries_total') +
+      sampleSum(text, 'authoritative_answer_cache_hits_total');
+    const counted = answered(await metricsText());
     const [victim, other] = workers.pids();
     process.kill(victim ?? expect.unreachable(), 'SIGKILL');
     await until(
@@ -217,7 +222,10 @@ describe('a DP with answer workers', () => {
       'the killed worker to be replaced',
     );
     expect(workers.pids()).toContain(other);
-    expect(sampleSum(await metricsText(), 'authoritative_answer_worker_restarts_total')).toBe(1);
+    const text = await metricsText();
+    expect(sampleSum(text, 'authoritative_answer_worker_restarts_total')).toBe(1);
+    // The killed worker's counts stay counted: a counter never goes down.
+    expect(answered(text)).toBeGreaterThanOrEqual(counted);
     // The removal stays removed in the new worker as in the old one.
     const after = await mapsOverUdp(csi, QUERIES_AFTER_WRITE);
     expect(after.filter((maps) => maps.length > 0)).toEqual([]);
@@ -248,6 +256,27 @@ describe('a DP with answer workers', () => {
     const hex = Buffer.from(mapping).toString('hex');
     const served = await mapsOverUdp(csi, QUERIES_AFTER_WRITE);
     expect(served.filter((maps) => !maps.includes(hex))).toEqual([]);
+  });
+
+  it('kills no worker that confirmed while the writer was blocked past the bound', async () => {
+    const workers = dp?.answerWorkers ?? expect.unreachable();
+    await until(() => workers.live() === 2, 'two answering workers');
+    const pids = workers.pids();
+    const restarts = sampleSum(await metricsText(), 'authoritative_answer_worker_restarts_total');
+    const renewed = workers.renew();
+    // The renewal goes out at the end of this turn; then the writer's event loop is blocked well
+    // past answerWorkerAckMs while the workers confirm.
+    await new Promise((resolve) => setImmediate(resolve));
+    const blockedUntil = Date.now() + 4 * ACK_MS;
+    while (Date.now() < blockedUntil) {
+      // busy: the confirmations wait to be read behind the bound's timer
+    }
+    await renewed;
+    expect(workers.pids()).toEqual(pids);
+    expect(pids.every(alive)).toBe(true);
+    expect(sampleSum(await metricsText(), 'authoritative_answer_worker_restarts_total')).toBe(
+      restarts,
+    );
   });
 
   it('leaves no worker process after close()', async () => {

@@ -93,6 +93,33 @@ describe('LMDB store', () => {
     await store.close();
   });
 
+  it('brings keys up to date when opened, and writes nothing when opened with refreshKeys false', async () => {
+    const dataDir = freshDir();
+    const keys = `${dataDir}-keys`;
+    const clock = fakeClock();
+    const writer = await openLmdbStore({ dataDir, keys, now: clock.now });
+    await writer.addZone(zoneInit());
+    // A second key, published from now: the next refresh adds it to the DNSKEY RRset.
+    await writer.keys.addZoneKey(ORIGIN, {
+      created: clock.now(),
+      publish: clock.now(),
+      active: clock.now() + 86_400,
+    });
+    const serial = writer.zoneInfo(ORIGIN)?.serial;
+    const generation = writer.generation();
+    expect(writer.readRRset(ORIGIN, ORIGIN, 'DNSKEY')).toHaveLength(1);
+    await writer.close();
+    // A reader beside the writer (an answer worker) opens the directory without writing.
+    const reader = await openLmdbStore({ dataDir, keys, now: clock.now, refreshKeys: false });
+    expect(reader.readRRset(ORIGIN, ORIGIN, 'DNSKEY')).toHaveLength(1);
+    expect(reader.zoneInfo(ORIGIN)?.serial).toBe(serial);
+    expect(reader.generation()).toBe(generation);
+    await reader.close();
+    const reopened = await openLmdbStore({ dataDir, keys, now: clock.now });
+    expect(reopened.readRRset(ORIGIN, ORIGIN, 'DNSKEY')).toHaveLength(2);
+    await reopened.close();
+  });
+
   it('refuses to open a data directory with a different prover seed', async () => {
     const dataDir = freshDir();
     await (await openLmdbStore({ dataDir, proverSeed: PROVER_SEED })).close();

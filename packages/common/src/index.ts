@@ -973,6 +973,7 @@ export {
   METRICS_CONTENT_TYPE,
   MetricsError,
   aggregatedRegistry,
+  cumulativeSnapshot,
   createMetricsRegistry,
   metricsText,
 } from './runtime/metrics.js';

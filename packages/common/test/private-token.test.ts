@@ -251,6 +251,12 @@ describe('tokens issued, redeemed and verified', () => {
     await expectTokenError(verifyToken(relabelled, challenge, [key], NOW), 'ERR_TOKEN_INVALID');
   });
 
+  it('says a token key that does not import is malformed, not that the token is invalid', async () => {
+    const token = await issue();
+    const broken = { ...key, spki: Uint8Array.of(0x30, 0x03, 0x02, 0x01, 0x00) };
+    await expectTokenError(verifyToken(token, challenge, [broken], NOW), 'ERR_TOKEN_MALFORMED');
+  });
+
   it('refuses tokens of the wrong size or type', async () => {
     const token = await issue();
     const longer = new Uint8Array(TOKEN_OCTETS + 1);

@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import {
+  MAX_JOBS_PER_BATCH,
   MAX_VERIFY_THREADS,
   MAX_WORKER_REPLACEMENTS,
   autoVerifyThreads,
@@ -57,6 +58,17 @@ parentPort.on('message', (m) => {
 const NEVER_ANSWERS = `const { parentPort } = require('node:worker_threads');
 parentPort.postMessage({ ready: true });
 parentPort.on('message', () => undefined);`;
+/** Says ready, then answers every batch all valid after 150 ms: a slow worker with a backlog. */
+const ANSWERS_SLOWLY = `const { parentPort } = require('node:worker_threads');
+parentPort.postMessage({ ready: true });
+const pause = new Int32Array(new SharedArrayBuffer(4));
+parentPort.on('message', (m) => {
+  Atomics.wait(pause, 0, 0, 150);
+  const count = new DataView(m.buffer).getUint32(0);
+  parentPort.postMessage({ id: m.id, results: new Uint8Array(count).fill(1) });
+});`;
+/** Starts, and never says ready. */
+const NEVER_READY = `setInterval(() => undefined, 1000);`;
 /** Exits before it says ready. */
 const NEVER_STARTS = `process.exit(3);`;
 /** Says its known-answer test failed. */
@@ -159,6 +171,112 @@ describe.skipIf(nativeEd25519 === undefined)('createVerifyPool', () => {
         expect(pool.stats()).toMatchObject({ retried: 6, onThreads: 0, replacedWorkers: 1 });
       },
     );
+  });
+
+  it('does not take a worker as silent when its answer waits behind a blocked event loop', async () => {
+    const { log } = warnings();
+    await withPool(
+      createVerifyPool({ threads: 1, minJobsForThreads: 0, answerTimeoutMs: 200 }, { log }),
+      async (pool) => {
+        expect(await pool.ready()).toBe(true);
+        const results = pool.verifyBatch(checks(6, [4]));
+        // The batch leaves at the end of this turn; then the event loop is blocked well past the
+        // answer timeout while the worker answers.
+        await new Promise((resolve) => setImmediate(resolve));
+        const until = Date.now() + 1_500;
+        while (Date.now() < until) {
+          // busy: timers and messages wait
+        }
+        expect(await results).toEqual(expected(6, [4]));
+        expect(pool.stats()).toMatchObject({ replacedWorkers: 0, retried: 0, onThreads: 6 });
+      },
+    );
+  });
+
+  it('does not take a worker as silent while it answers a backlog, batch after batch', async () => {
+    const { log } = warnings();
+    let spawned = 0;
+    const spawn = (): Worker => {
+      spawned++;
+      return workerOf(ANSWERS_SLOWLY)();
+    };
+    await withPool(
+      createVerifyPool({ threads: 1, minJobsForThreads: 0, answerTimeoutMs: 400 }, { spawn, log }),
+      async (pool) => {
+        expect(await pool.ready()).toBe(true);
+        // Five batches at once: the last is answered about 750 ms after it left, yet the worker
+        // answered every 150 ms.
+        const count = 5 * MAX_JOBS_PER_BATCH;
+        expect(await pool.verifyBatch(checks(count))).toEqual(expected(count, []));
+        expect(pool.stats()).toMatchObject({ replacedWorkers: 0, retried: 0, onThreads: count });
+        expect(spawned).toBe(1);
+      },
+    );
+  });
+
+  it('gives up its threads when no worker says ready within the answer timeout', async () => {
+    const { log, lines } = warnings();
+    await withPool(
+      createVerifyPool(
+        { threads: 1, minJobsForThreads: 0, answerTimeoutMs: 200 },
+        { spawn: workerOf(NEVER_READY), log },
+      ),
+      async (pool) => {
+        expect(await pool.ready()).toBe(false);
+        expect(await pool.verifyBatch(checks(3, [0]))).toEqual(expected(3, [0]));
+        expect(lines.filter((l) => l.includes('verify-threads-unavailable'))).toHaveLength(1);
+      },
+    );
+  });
+
+  it('verifies every job when sending batches fails until the threads are given up', async () => {
+    const { log, lines } = warnings();
+    const spawn = (): Worker => {
+      const worker = workerOf(NEVER_ANSWERS)();
+      worker.postMessage = () => {
+        throw new Error('the channel is closed');
+      };
+      return worker;
+    };
+    await withPool(
+      createVerifyPool({ threads: 2, minJobsForThreads: 0 }, { spawn, log }),
+      async (pool) => {
+        expect(await pool.ready()).toBe(true);
+        // Each batch is cut in two, one part per worker; every send fails and replaces its
+        // worker, until the replacements are spent and the threads given up mid-batch.
+        for (let round = 0; round <= MAX_WORKER_REPLACEMENTS; round++) {
+          expect(await pool.verifyBatch(checks(4, [round % 4]))).toEqual(expected(4, [round % 4]));
+        }
+        expect(pool.stats().threads).toBe(0);
+        expect(pool.stats().onThreads).toBe(0);
+        expect(lines.filter((l) => l.includes('verify-threads-unavailable'))).toHaveLength(1);
+      },
+    );
+  });
+
+  it('starts no worker once closed, and says so to ready()', async () => {
+    let spawned = 0;
+    const spawn = (): Worker => {
+      spawned++;
+      return spawnVerifyWorker();
+    };
+    const { log, lines } = warnings();
+    const pool = createVerifyPool({ threads: 2, minJobsForThreads: 0 }, { spawn, log });
+    await pool.close();
+    expect(await pool.ready()).toBe(false);
+    expect(await pool.verifyBatch(checks(3, [1]))).toEqual(expected(3, [1]));
+    expect(spawned).toBe(0);
+    expect(lines).toEqual([]);
+  });
+
+  it('warns of nothing when closed before its workers are ready', async () => {
+    const { log, lines } = warnings();
+    const pool = createVerifyPool({ threads: 2, minJobsForThreads: 0 }, { log });
+    const ready = pool.ready();
+    await pool.close();
+    expect(await ready).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(lines).toEqual([]);
   });
 
   it.each([

@@ -165,12 +165,10 @@ export function expectedCsi(
   memo?: CsiMemo,
 ): string | undefined {
   if (result.error?.reason === 'invalid-csi') return input;
-  if (memo !== undefined) {
+  try {
+    if (memo === undefined) return parseCsi(input);
     const parsed = memo.parse(input);
     return typeof parsed === 'string' ? parsed : undefined;
-  }
-  try {
-    return parseCsi(input);
   } catch {
     return undefined;
   }

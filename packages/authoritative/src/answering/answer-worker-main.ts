@@ -48,7 +48,9 @@ async function start(message: Extract<ToAnswerWorker, { kind: 'start' }>): Promi
   const log = createLogger('authoritative', { level: config.log.level }).child(
     `worker-${message.index}`,
   );
-  const store = await openConfiguredStore(config, { log: log.child('store') });
+  // Read only: the writer alone brings keys up to date (opening the store would otherwise, at
+  // this worker's clock, beside the writer's roller and renewals).
+  const store = await openConfiguredStore(config, { log: log.child('store'), refreshKeys: false });
   try {
     const metrics = createAuthoritativeMetrics(store);
     const now = systemClock;

@@ -19,12 +19,14 @@
  * ({@link storeWithAnswerWorkers}) so that each write that changed what readers see resolves only
  * once every worker that answers has renewed its read snapshot, or has been killed for not
  * confirming within `answerWorkerAckMs` (a new worker, forked in its place, opens the store
- * after the write). A worker that dies is forked again, at most
- * `ANSWER_WORKER_RESTARTS_PER_WINDOW` times a window.
+ * after the write). A worker that dies, or that a restart leaves starting past
+ * `ANSWER_WORKER_START_MS`, is forked again, at most `ANSWER_WORKER_RESTARTS_PER_WINDOW` times a
+ * window (or once per worker, when there are more workers).
  *
  * Per-client limits are divided ({@link workerShare}): a client's datagrams and connections
  * spread over the workers, so each worker allows its share of every per-client budget and the
- * client's total stays what the config says.
+ * client's total stays what the config says — except a budget smaller than the number of
+ * workers, which becomes 1 per worker (up to one per worker in total).
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
@@ -34,6 +36,7 @@ import {
   CONNECTION_CLOSE_REASONS,
   CONNECTION_REFUSALS,
   ConfigError,
+  cumulativeSnapshot,
   type ConnectionCloseReason,
   type ConnectionRefusal,
   type ConnectionStats,
@@ -48,6 +51,7 @@ import {
   ANSWER_WORKER_RESTARTS_PER_WINDOW,
   ANSWER_WORKER_RESTART_WINDOW_MS,
   ANSWER_WORKER_START_MS,
+  MAX_ANSWER_WORKERS,
 } from './answer-worker-limits.js';
 import type {
   AnswerWorkerStats,
@@ -55,9 +59,9 @@ import type {
   ToAnswerWorker,
 } from './answer-worker-messages.js';
 
-/** The number of answer workers of `answerWorkers`: `"auto"` is one per core. */
+/** The number of answer workers of `answerWorkers`: `"auto"` is one per core, at most `MAX_ANSWER_WORKERS`. */
 export function answerWorkerCount(setting: number | 'auto'): number {
-  return setting === 'auto' ? availableParallelism() : setting;
+  return setting === 'auto' ? Math.min(availableParallelism(), MAX_ANSWER_WORKERS) : setting;
 }
 
 /** `value` divided among `workers`, at least 1 unless it is 0 (a limit that is off stays off). */
@@ -138,6 +142,8 @@ interface Slot {
   confirmed: number;
   waiters: Set<{ readonly seq: number; resolve(): void }>;
   stats: AnswerWorkerStats;
+  /** The metrics the process now in the slot last reported (undefined until it has). */
+  metrics: MetricsSnapshot | undefined;
   exited: Promise<void>;
 }
 
@@ -215,6 +221,15 @@ export async function startAnswerWorkers(
   let nextSeq = 0;
   let nextId = 1;
   const restartTimes: number[] = [];
+  /**
+   * The counters and histograms of the workers that exited, as each last reported them, summed:
+   * added to every scrape so that the sums never go down. One chain, so a scrape waits for every
+   * exit before it.
+   */
+  let retired: Promise<MetricsSnapshot | undefined> = Promise.resolve(undefined);
+  // Every worker may be replaced once a window, however many there are (a stalled writer can
+  // take out all of them at once); a worker that dies at once each time is still bounded.
+  const restartsPerWindow = Math.max(ANSWER_WORKER_RESTARTS_PER_WINDOW, count);
   const pendingMetrics = new Map<number, (metrics: MetricsSnapshot) => void>();
   let ports: { udp: number | undefined; tcp: number | undefined } | undefined;
   let startFailure: ((error: Error) => void) | undefined;
@@ -251,9 +266,11 @@ export async function startAnswerWorkers(
       confirmed: 0,
       waiters: new Set(),
       stats: NO_STATS,
+      metrics: undefined,
       exited,
     };
     current.worker = worker;
+    current.metrics = undefined;
     current.state = 'starting';
     current.stats = NO_STATS;
     current.exited = exited;
@@ -296,6 +313,14 @@ export async function startAnswerWorkers(
       if (current.worker === worker) {
         current.state = 'gone';
         settle(current);
+        // What the process counted stays counted: its successor starts again from 0.
+        const last = current.metrics;
+        current.metrics = undefined;
+        if (last !== undefined) {
+          retired = retired.then((before) =>
+            cumulativeSnapshot(before === undefined ? [last] : [before, last]),
+          );
+        }
       }
       markExited();
       if (closing) return;
@@ -312,6 +337,21 @@ export async function startAnswerWorkers(
     worker.on('error', (error) =>
       log.debug('answer-worker-channel-error', { worker: index, error }),
     );
+    if (started) {
+      // A restarted worker that hangs while it opens the store or binds would hold its slot for
+      // ever, unnoticed: past the start bound it is killed, and forked again (bounded).
+      const deadline = setTimeout(() => {
+        if (closing || current.worker !== worker || current.state !== 'starting') return;
+        log.error('answer-worker-killed', {
+          worker: index,
+          pid: worker.process.pid,
+          reason: `not answering within ${ANSWER_WORKER_START_MS} ms of its start`,
+        });
+        worker.process.kill('SIGKILL');
+      }, ANSWER_WORKER_START_MS);
+      deadline.unref();
+      void exited.then(() => clearTimeout(deadline));
+    }
     return current;
   };
 
@@ -324,7 +364,7 @@ export async function startAnswerWorkers(
     ) {
       restartTimes.shift();
     }
-    if (restartTimes.length >= ANSWER_WORKER_RESTARTS_PER_WINDOW) {
+    if (restartTimes.length >= restartsPerWindow) {
       const wait = (restartTimes[0] ?? now) + ANSWER_WORKER_RESTART_WINDOW_MS - now;
       log.error('answer-worker-restarts-bounded', { worker: slot.index, retryInMs: wait });
       setTimeout(() => {
@@ -383,6 +423,11 @@ export async function startAnswerWorkers(
       settle(slot);
     });
     if (await within(confirmed, config.answerWorkerAckMs)) return;
+    // Timers run before the messages that came in meanwhile are read: a writer whose event loop
+    // was blocked past the bound would kill workers whose confirmation waits to be read. One more
+    // turn reads them.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (slot.confirmed >= seq || slot.state === 'gone' || slot.worker.isDead()) return;
     log.error('answer-worker-killed', {
       worker: slot.index,
       pid: slot.worker.process.pid,
@@ -428,6 +473,7 @@ export async function startAnswerWorkers(
       const ready = slots.filter((s) => s.state === 'ready');
       const replies = await Promise.all(
         ready.map(async (slot) => {
+          const { worker } = slot;
           const id = nextId++;
           let reply: MetricsSnapshot | undefined;
           const got = new Promise<void>((resolve) => {
@@ -439,10 +485,13 @@ export async function startAnswerWorkers(
           send(slot, { kind: 'metrics', id });
           await within(got, config.answerWorkerAckMs);
           pendingMetrics.delete(id);
-          return reply;
+          // A worker that does not reply in time counts what it reported last, not 0.
+          if (reply !== undefined && slot.worker === worker) slot.metrics = reply;
+          return reply ?? slot.metrics;
         }),
       );
-      return replies.filter((r) => r !== undefined);
+      const before = await retired;
+      return [...(before === undefined ? [] : [before]), ...replies].filter((r) => r !== undefined);
     },
     close: () => (stopping ??= stopAll()),
   };

@@ -232,6 +232,11 @@ export interface LmdbStoreOptions {
    * the calling thread either way. A writer thread keeps the system clock: `now` cannot be given.
    */
   writer?: 'inline' | 'thread';
+  /**
+   * Whether opening brings every zone's keys up to date (`refreshKeys`, a write): true by
+   * default. False for a reader beside the writer (a DP's answer workers), which must not write.
+   */
+  refreshKeys?: boolean;
 }
 
 /**
@@ -377,7 +382,7 @@ async function openInlineStore(options: LmdbStoreOptions, refresh = true): Promi
       proverLifetime: options.proverKeyLifetimeSeconds ?? DEFAULT_PROVER_KEY_LIFETIME_SECONDS,
       journal,
     });
-    if (refresh) await store.refreshAll();
+    if (refresh && options.refreshKeys !== false) await store.refreshAll();
     return store;
   } catch (error) {
     await env.close();

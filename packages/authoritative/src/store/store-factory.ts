@@ -23,6 +23,11 @@ export interface ConfiguredStoreOptions {
    */
   writer?: 'inline' | 'thread';
   /**
+   * LMDB only: whether opening brings every zone's keys up to date (a write; default true).
+   * False for a reader beside the writer (a DP's answer workers).
+   */
+  refreshKeys?: boolean;
+  /**
    * PostgreSQL only: create or upgrade the schema at open (default true); false refuses a
    * database whose schema is not the current one (`ERR_STORE_OLDER_FORMAT`).
    */
@@ -98,5 +103,6 @@ export async function openConfiguredStore(
     ...journal,
     ...(options.now === undefined ? {} : { now: options.now }),
     ...(options.writer === undefined ? {} : { writer: options.writer }),
+    ...(options.refreshKeys === undefined ? {} : { refreshKeys: options.refreshKeys }),
   });
 }

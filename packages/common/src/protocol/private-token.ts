@@ -525,6 +525,8 @@ function decodeToken(bytes: Uint8Array): Token {
  * 4. `ERR_TOKEN_KEY_EXPIRED`: that key is valid at `nowS` (notBefore ≤ nowS < notAfter);
  * 5. `ERR_TOKEN_INVALID`: the signature verifies under the key.
  *
+ * A key whose SPKI does not import is the verifier's fault, not the token's: `ERR_TOKEN_MALFORMED`.
+ *
  * Returns the key id and the spent id (SHA-256 of the token) the caller records so that the
  * token is redeemed once.
  */
@@ -549,12 +551,14 @@ export async function verifyToken(
   }
   // RSASSA-PSS-VERIFY (RFC 8017 §8.1.2) of the token input, as the library's Origin does it
   // through WebCrypto, but synchronously in OpenSSL: no promise and key job per token.
+  // A key that does not import is the server's fault (ERR_TOKEN_MALFORMED), not the token's.
+  const publicKey = verifyingKey(key);
   let valid: boolean;
   try {
     valid = verify(
       'sha384',
       parsed.authInput.serialize(),
-      { key: verifyingKey(key), padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 },
+      { key: publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 },
       parsed.authenticator,
     );
   } catch {

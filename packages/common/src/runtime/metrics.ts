@@ -214,6 +214,21 @@ export type MetricsSnapshot = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
  * `AggregatorRegistry.aggregate` (counters and histograms summed per label set, gauges by their
  * `aggregator`, default sum). Give it to the admin endpoint in place of `own`.
  */
+/**
+ * The counters and histograms of `snapshots` summed into one snapshot, gauges left out: what
+ * processes that ended leave behind, so that a server's counters, kept on in its other processes
+ * and their successors, never go down (a drop reads as a counter reset).
+ */
+export async function cumulativeSnapshot(
+  snapshots: readonly MetricsSnapshot[],
+): Promise<MetricsSnapshot> {
+  const kept = snapshots.map((snapshot) =>
+    // prom-client's types declare a numeric enum; its JSON carries the type's name.
+    snapshot.filter((metric) => ['counter', 'histogram'].includes(String(metric.type))),
+  );
+  return AggregatorRegistry.aggregate(kept).getMetricsAsJSON();
+}
+
 export function aggregatedRegistry(
   own: MetricsRegistry,
   others: () => Promise<readonly MetricsSnapshot[]>,

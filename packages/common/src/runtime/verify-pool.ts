@@ -35,8 +35,9 @@ import { silentLogger, type Logger } from './log.js';
  * Trust: a worker's answer counts only for the batch it was sent and only as one octet per job,
  * in order; the job's bytes were copied into the message when it left, so the answer is about
  * exactly those bytes. An answer of the wrong shape, a worker that fails or exits with jobs out,
- * or one silent for {@link WORKER_ANSWER_TIMEOUT_MS}:
- * those jobs are never taken as verified; each is verified once more on the calling thread, the
+ * or one with work out that has answered nothing for {@link WORKER_ANSWER_TIMEOUT_MS} (checked
+ * after the answers already delivered are read, so a blocked event loop or a backlog of batches
+ * does not fail a working worker): those jobs are never taken as verified; each is verified once more on the calling thread, the
  * worker is replaced (at most {@link MAX_WORKER_REPLACEMENTS} times over the pool's life, then
  * the calling thread verifies everything, with a warning).
  */
@@ -53,8 +54,9 @@ export const MIN_JOBS_FOR_THREADS = 1;
 /** Workers replaced after a failure over the pool's life before it gives up its threads. */
 export const MAX_WORKER_REPLACEMENTS = 8;
 /**
- * Milliseconds a worker has to answer a batch (256 verifications take about 20 ms of CPU); a
- * worker silent for longer is taken as failed: its jobs are verified on the calling thread.
+ * Milliseconds a worker with work out may go without answering (256 verifications take about
+ * 20 ms of CPU); a worker silent for longer is taken as failed: its jobs are verified on the
+ * calling thread. Also how long the first worker has to say ready before threads are given up.
  */
 export const WORKER_ANSWER_TIMEOUT_MS = 5_000;
 
@@ -208,6 +210,12 @@ interface Slot {
   /** The answer deadline of each batch out, by id. */
   readonly timers: Map<number, NodeJS.Timeout>;
   outJobs: number;
+  /**
+   * When the worker last showed progress (`performance.now()`): its last answer, or the send
+   * that gave an idle worker work. A batch waiting behind others is late only when the worker
+   * itself has been silent for the answer timeout.
+   */
+  progressAt: number;
   /** Set once the worker has failed or was stopped: its answers no longer count. */
   gone: boolean;
 }
@@ -335,7 +343,14 @@ export function createVerifyPool(
     }
     // The workers never keep a process alive that has nothing else to do.
     worker.unref();
-    const slot: Slot = { worker, out: new Map(), timers: new Map(), outJobs: 0, gone: false };
+    const slot: Slot = {
+      worker,
+      out: new Map(),
+      timers: new Map(),
+      outJobs: 0,
+      progressAt: performance.now(),
+      gone: false,
+    };
     worker.on('message', (value: unknown) => {
       if (slot.gone) return;
       if (typeof value === 'object' && value !== null && 'ready' in value) {
@@ -356,10 +371,13 @@ export function createVerifyPool(
       clearTimeout(slot.timers.get(id as number));
       slot.timers.delete(id as number);
       slot.outJobs -= jobs.length;
+      slot.progressAt = performance.now();
       counts.onThreads += jobs.length;
       jobs.forEach((job, i) => job.resolve(results[i] === 1));
     });
     const lost = (why: string): void => {
+      // A worker taken out (retired, or the pool closed) exits as asked: nothing was lost.
+      if (slot.gone || closed) return;
       // Before any worker said ready, a failure means threads do not work here: no restart loop.
       if (!anyReady) giveUp(`a verification worker did not start (${why})`);
       else failed(slot, why);
@@ -372,21 +390,44 @@ export function createVerifyPool(
   };
 
   const start = (): void => {
-    if (started || !usable) return;
+    if (started || !usable || closed) return;
     for (let i = 0; i < threads && usable; i++) addWorker();
     started = usable;
+    if (!started) return;
+    // A worker that never says ready (stuck before its known-answer test) must not keep the
+    // callers of `ready()` waiting: past the answer timeout, threads are given up.
+    setTimeout(() => {
+      if (!anyReady && !closed) giveUp(`no verification worker ready within ${answerTimeoutMs} ms`);
+    }, answerTimeoutMs).unref();
+  };
+
+  /**
+   * The deadline of batch `id` on `slot`, `ms` from now. A worker that is alive but silent
+   * (stuck) must not hold its callers forever; but a batch is late only when the worker has
+   * shown no progress for the whole timeout (a batch queued behind others waits for them), and
+   * only once answers already delivered have been read: the check runs after the event loop's
+   * poll phase (`setImmediate`), so a loop blocked past the timeout does not fail a worker whose
+   * answer is waiting.
+   */
+  const arm = (slot: Slot, id: number, ms: number): void => {
+    const timer = setTimeout(() => {
+      onNextTurn(() => {
+        if (slot.gone || !slot.out.has(id)) return;
+        const silent = performance.now() - slot.progressAt;
+        if (silent < answerTimeoutMs) arm(slot, id, answerTimeoutMs - silent);
+        else failed(slot, `no answer within ${answerTimeoutMs} ms`);
+      });
+    }, ms);
+    timer.unref();
+    slot.timers.set(id, timer);
   };
 
   const send = (slot: Slot, jobs: readonly Job[]): void => {
     const id = nextId++;
+    if (slot.outJobs === 0) slot.progressAt = performance.now();
     slot.out.set(id, jobs);
     slot.outJobs += jobs.length;
-    // A worker that is alive but silent (stuck) must not hold its callers forever.
-    const timer = setTimeout(() => {
-      if (slot.out.has(id)) failed(slot, `no answer within ${answerTimeoutMs} ms`);
-    }, answerTimeoutMs);
-    timer.unref();
-    slot.timers.set(id, timer);
+    arm(slot, id, answerTimeoutMs);
     const buffer = pack(jobs);
     try {
       slot.worker.postMessage({ id, buffer }, [buffer]);
@@ -415,6 +456,11 @@ export function createVerifyPool(
     const parts = Math.min(slots.length, jobs.length);
     const size = Math.ceil(jobs.length / parts);
     for (let at = 0; at < jobs.length; at += size) {
+      // A failed send can take the last worker out, or the threads altogether: the rest here.
+      if (!usable || slots.length === 0) {
+        for (const job of jobs.slice(at)) here(job);
+        return;
+      }
       const slot = slots.reduce((a, b) => (b.outJobs < a.outJobs ? b : a));
       send(slot, jobs.slice(at, at + size));
     }
