@@ -281,6 +281,17 @@ function generationKey(generation: number): Buffer {
   return out;
 }
 
+/** A replay record as stored: its key, value and expiry, encoded before anything is written. */
+interface EncodedReplayRecord {
+  readonly key: Buffer;
+  readonly value: Buffer;
+  readonly until: number;
+}
+
+function encodeReplayRecord(record: ReplayRecord): EncodedReplayRecord {
+  return { key: replayKey(record), value: encodeReplayValue(record), until: record.until };
+}
+
 /** Version of the layout above, kept in `meta` as `format`. */
 const FORMAT_VERSION = 4;
 /** The layout that kept seeds in `zones` and `meta`; opening it moves them to the key directory. */
@@ -1116,9 +1127,13 @@ class LmdbStore implements DiscoveryStore {
    * Plans the writes of one group in order, each over its zone as the ones before it left it
    * (an overlay, `zoneOverlay`), then completes each zone changed: one serial step and SOA
    * signature (`planSerial`), committed with one journal entry. Runs inside the group's child
-   * transaction. A write that throws adds nothing and settles with its error. A zone that
-   * cannot be completed (`planSerial` throws: its SOA is gone, a fault) throws, which drops the
-   * whole child transaction: every write of the group rejects with that error.
+   * transaction. A write whose planning throws adds nothing and settles with its error: all
+   * that can fail for one write alone (planning, encoding its replay records) runs before any
+   * of it is stored. Storing can then fail only for the store's own reasons (a full map, which
+   * leaves the LMDB transaction unusable anyway), and a zone that cannot be completed
+   * (`planSerial` throws: its SOA is gone, a fault) likewise: either throws, which drops the
+   * whole child transaction, and every write of the group rejects with that error. So a write
+   * that rejects has changed nothing.
    */
   #runGroup(
     group: readonly GroupedWrite[],
@@ -1135,6 +1150,13 @@ class LmdbStore implements DiscoveryStore {
     >();
     const changed = changedUnion();
     group.forEach((write, index) => {
+      let planned:
+        | {
+            zone: NonNullable<ReturnType<typeof zones.get>>;
+            plan: ReturnType<GroupedWrite['plan']>;
+            replay: EncodedReplayRecord[];
+          }
+        | undefined;
       try {
         let zone = zones.get(write.apex);
         if (zone === undefined) {
@@ -1149,14 +1171,20 @@ class LmdbStore implements DiscoveryStore {
           zones.set(write.apex, zone);
         }
         const plan = write.plan(zone.overlay, this.#replayReader(), zone.sign);
-        zone.overlay.merge(plan.writes);
-        for (const record of plan.records) this.#putReplay(record);
-        changed.add(plan.changed);
-        zone.members.push({ index, result: (serial) => plan.result(serial) });
-        settled[index] = { ok: true, value: undefined };
+        planned = { zone, plan, replay: plan.records.map(encodeReplayRecord) };
       } catch (error) {
         settled[index] = { ok: false, error };
+        return;
       }
+      // Stored at once, so that the next write of the group sees this one's replay records (a
+      // message sent twice in one group is a replay too); a failure here is the store's, and
+      // fails the group (see above).
+      const { zone, plan, replay } = planned;
+      zone.overlay.merge(plan.writes);
+      for (const record of replay) this.#putReplay(record);
+      changed.add(plan.changed);
+      zone.members.push({ index, result: (serial) => plan.result(serial) });
+      settled[index] = { ok: true, value: undefined };
     });
     for (const [apex, zone] of zones) {
       let serial = zoneSerial(zone.overlay);
@@ -1389,12 +1417,12 @@ class LmdbStore implements DiscoveryStore {
   }
 
   /** Writes a record (already merged with the one it replaces) and moves its index entry. */
-  #putReplay(record: ReplayRecord): void {
-    const key = replayKey(record);
+  #putReplay(record: EncodedReplayRecord): void {
+    const { key, value, until } = record;
     const previous = this.#t.replay.get(key);
     if (previous !== undefined) this.#t.replay.removeSync(expiryKey(untilOf(previous), key));
-    this.#t.replay.putSync(key, encodeReplayValue(record));
-    this.#t.replay.putSync(expiryKey(record.until, key), EXPIRY_VALUE);
+    this.#t.replay.putSync(key, value);
+    this.#t.replay.putSync(expiryKey(until, key), EXPIRY_VALUE);
   }
 
   /**

@@ -164,7 +164,9 @@ export interface DiscoveryStore {
    * changed RRsets and resolves after the commit is durable. Concurrent applies and operations
    * share group commits: a commit steps the serial of each zone it changes once, and signs its
    * SOA once, however many of them it holds, and each resolves with the serial of its commit,
-   * the one served once it has resolved. One that fails rejects alone; the others commit.
+   * the one served once it has resolved. One that fails rejects alone, having changed nothing;
+   * the others commit. Only a fault of the store itself (a full disk, a zone whose SOA is gone)
+   * fails the whole commit, and with it every write it held.
    */
   apply(origin: string, changes: readonly RRsetChange[]): Promise<ApplyResult>;
   /**
