@@ -103,6 +103,7 @@ export type { MemoryStoreOptions } from './store/memory-store.js';
 export {
   openLmdbStore,
   lmdbKeyDirectory,
+  LMDB_MAX_READERS,
   STREAM_MAX_OPEN,
   STREAM_MAX_SECONDS,
 } from './store/lmdb-store.js';

@@ -25,6 +25,7 @@ import {
   STREAM_MAX_SECONDS,
   backupLmdbStore,
   keepZoneDigest,
+  LMDB_MAX_READERS,
   openLmdbStore,
   type DiscoveryStore,
 } from '../src/index.js';
@@ -118,6 +119,14 @@ describe('LMDB store', () => {
     const reopened = await openLmdbStore({ dataDir, keys, now: clock.now });
     expect(reopened.readRRset(ORIGIN, ORIGIN, 'DNSKEY')).toHaveLength(2);
     await reopened.close();
+  });
+
+  it(`sizes its lock file for ${LMDB_MAX_READERS} readers, more than LMDB's default 126`, async () => {
+    const dataDir = freshDir();
+    const store = await openLmdbStore({ dataDir });
+    // One 64-octet slot per reader after the lock file's header.
+    expect(statSync(join(dataDir, 'lock.mdb')).size).toBeGreaterThanOrEqual(LMDB_MAX_READERS * 64);
+    await store.close();
   });
 
   it('refuses to open a data directory with a different prover seed', async () => {

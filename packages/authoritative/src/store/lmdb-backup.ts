@@ -1,6 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { open } from 'lmdb';
+import { LMDB_MAX_READERS } from './lmdb-store.js';
 import { StoreError } from './store-error.js';
 
 /**
@@ -32,7 +33,13 @@ export async function backupLmdbStore(dataDir: string, outDir: string): Promise<
   try {
     mkdirSync(outDir, { recursive: true, mode: 0o700 });
     chmodSync(outDir, 0o700);
-    env = open({ path: dataDir, noSubdir: false, maxDbs: 8, readOnly: true });
+    env = open({
+      path: dataDir,
+      noSubdir: false,
+      maxDbs: 8,
+      readOnly: true,
+      maxReaders: LMDB_MAX_READERS,
+    });
     // Compacting (MDB_CP_COMPACT): free pages are left out, and with them whatever a freed
     // page still holds, such as the seeds an old layout kept before they moved to the key
     // directory.

@@ -311,6 +311,15 @@ const STREAM_READ_ENTRIES = 256;
  * while it lasts; past the bound a stream fails at once with `ERR_STORE_BUSY`.
  */
 export const STREAM_MAX_OPEN = 16;
+
+/**
+ * Reader slots of the store's lock file (LMDB's default is 126): each process and thread that
+ * reads takes one, and each zone stream one more. A DP with 64 answer workers, each holding
+ * transfers, and a writer with {@link STREAM_MAX_OPEN} streams needs more than the default. The
+ * process that creates the lock file sizes it (32 KiB at this count), so every open asks for the
+ * same.
+ */
+export const LMDB_MAX_READERS = 512;
 /**
  * Seconds a zone stream may hold its read transaction: a transfer to a secondary that stopped
  * reading must not keep its snapshot (and the file's growth) forever. Past it the stream fails
@@ -341,7 +350,12 @@ async function openInlineStore(options: LmdbStoreOptions, refresh = true): Promi
   try {
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
     chmodSync(options.dataDir, 0o700);
-    const env = open({ path: options.dataDir, noSubdir: false, maxDbs: 8 });
+    const env = open({
+      path: options.dataDir,
+      noSubdir: false,
+      maxDbs: 8,
+      maxReaders: LMDB_MAX_READERS,
+    });
     for (const file of ['data.mdb', 'lock.mdb']) {
       const path = join(options.dataDir, file);
       if (existsSync(path)) chmodSync(path, 0o600);
