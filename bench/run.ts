@@ -562,13 +562,14 @@ async function main(): Promise<void> {
     const resultsDir = join(ROOT, 'bench', 'results');
     mkdirSync(resultsDir, { recursive: true });
     // A second run of the same day keeps the first one's file: the time of day goes in its name.
+    const finished = new Date().toISOString();
     const dayPath = join(resultsDir, `${date}.json`);
     const resultsPath = existsSync(dayPath)
-      ? join(resultsDir, `${new Date().toISOString().slice(0, 16).replace(':', '')}.json`)
+      ? join(resultsDir, `${finished.slice(0, 16).replace(':', '')}.json`)
       : dayPath;
     writeFileSync(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
     const history = recordRun(ROOT, results, {
-      date: new Date().toISOString(),
+      date: finished,
       commit: gitCommit(ROOT),
       resultsFile: relative(ROOT, resultsPath),
     });

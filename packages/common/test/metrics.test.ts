@@ -1,8 +1,9 @@
-import { register as globalRegistry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, register as globalRegistry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import {
   DROPPED_PROCESS_METRICS,
   createMetricsRegistry,
+  cumulativeSnapshot,
   METRICS_CONTENT_TYPE,
   metricsText,
   MimiError,
@@ -138,5 +139,40 @@ describe('createMetricsRegistry', () => {
     ],
   ])('refuses %s', (_what, declare, code) => {
     expect(errorOf(declare).code).toBe(code);
+  });
+});
+
+describe('cumulativeSnapshot', () => {
+  /** One process's metrics: `n` requests counted and observed, `open` connections now. */
+  async function processMetrics(n: number, open: number) {
+    const registry = new Registry();
+    const requests = new Counter({ name: 'requests_total', help: 'h', registers: [registry] });
+    const latency = new Histogram({
+      name: 'latency_seconds',
+      help: 'h',
+      buckets: [1],
+      registers: [registry],
+    });
+    const connections = new Gauge({ name: 'connections', help: 'h', registers: [registry] });
+    requests.inc(n);
+    for (let i = 0; i < n; i++) latency.observe(0.5);
+    connections.set(open);
+    return registry.getMetricsAsJSON();
+  }
+
+  it('sums the counters and histograms of ended processes and leaves their gauges out', async () => {
+    const summed = await cumulativeSnapshot([
+      await processMetrics(3, 7),
+      await processMetrics(4, 9),
+    ]);
+    expect(summed.map((m) => m.name).sort()).toEqual(['latency_seconds', 'requests_total']);
+    expect(summed.find((m) => m.name === 'requests_total')?.values[0]?.value).toBe(7);
+    const count = summed
+      .find((m) => m.name === 'latency_seconds')
+      ?.values.find((v) => 'metricName' in v && v.metricName === 'latency_seconds_count');
+    expect(count?.value).toBe(7);
+    // Summed again with a later one (the chain of exits), the totals keep growing.
+    const again = await cumulativeSnapshot([summed, await processMetrics(1, 0)]);
+    expect(again.find((m) => m.name === 'requests_total')?.values[0]?.value).toBe(8);
   });
 });

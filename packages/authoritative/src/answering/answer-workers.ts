@@ -59,7 +59,10 @@ import type {
   ToAnswerWorker,
 } from './answer-worker-messages.js';
 
-/** The number of answer workers of `answerWorkers`: `"auto"` is one per core, at most `MAX_ANSWER_WORKERS`. */
+/**
+ * The number of answer workers of `answerWorkers`: `"auto"` is one per core, at most
+ * `MAX_ANSWER_WORKERS`.
+ */
 export function answerWorkerCount(setting: number | 'auto'): number {
   return setting === 'auto' ? Math.min(availableParallelism(), MAX_ANSWER_WORKERS) : setting;
 }
@@ -270,7 +273,6 @@ export async function startAnswerWorkers(
       exited,
     };
     current.worker = worker;
-    current.metrics = undefined;
     current.state = 'starting';
     current.stats = NO_STATS;
     current.exited = exited;
@@ -317,8 +319,9 @@ export async function startAnswerWorkers(
         const last = current.metrics;
         current.metrics = undefined;
         if (last !== undefined) {
+          // A sum that fails keeps the one before (a scrape never fails for it).
           retired = retired.then((before) =>
-            cumulativeSnapshot(before === undefined ? [last] : [before, last]),
+            cumulativeSnapshot(before === undefined ? [last] : [before, last]).catch(() => before),
           );
         }
       }

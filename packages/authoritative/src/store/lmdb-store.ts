@@ -292,6 +292,16 @@ function encodeReplayRecord(record: ReplayRecord): EncodedReplayRecord {
   return { key: replayKey(record), value: encodeReplayValue(record), until: record.until };
 }
 
+/**
+ * One zone of a group commit (`#runGroup`): its writes so far, its signer, and the results of
+ * the writes it holds.
+ */
+interface GroupZone {
+  readonly overlay: ZoneOverlay;
+  readonly sign: () => ZoneSigner;
+  readonly members: Array<{ index: number; result: (serial: number) => unknown }>;
+}
+
 /** Version of the layout above, kept in `meta` as `format`. */
 const FORMAT_VERSION = 4;
 /** The layout that kept seeds in `zones` and `meta`; opening it moves them to the key directory. */
@@ -1154,25 +1164,14 @@ class LmdbStore implements DiscoveryStore {
   ): Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> {
     const now = this.#s.now();
     const settled: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
-    const zones = new Map<
-      string,
-      {
-        overlay: ZoneOverlay;
-        sign: () => ZoneSigner;
-        members: Array<{ index: number; result: (serial: number) => unknown }>;
-      }
-    >();
+    const zones = new Map<string, GroupZone>();
     const changed = changedUnion();
     group.forEach((write, index) => {
-      let planned:
-        | {
-            zone: NonNullable<ReturnType<typeof zones.get>>;
-            plan: ReturnType<GroupedWrite['plan']>;
-            replay: EncodedReplayRecord[];
-          }
-        | undefined;
+      let zone: GroupZone | undefined;
+      let plan: ReturnType<GroupedWrite['plan']>;
+      let replay: EncodedReplayRecord[];
       try {
-        let zone = zones.get(write.apex);
+        zone = zones.get(write.apex);
         if (zone === undefined) {
           const keys = this.#signing(write.apex);
           let signer: ZoneSigner | undefined;
@@ -1184,8 +1183,8 @@ class LmdbStore implements DiscoveryStore {
           };
           zones.set(write.apex, zone);
         }
-        const plan = write.plan(zone.overlay, this.#replayReader(), zone.sign);
-        planned = { zone, plan, replay: plan.records.map(encodeReplayRecord) };
+        plan = write.plan(zone.overlay, this.#replayReader(), zone.sign);
+        replay = plan.records.map(encodeReplayRecord);
       } catch (error) {
         settled[index] = { ok: false, error };
         return;
@@ -1193,7 +1192,6 @@ class LmdbStore implements DiscoveryStore {
       // Stored at once, so that the next write of the group sees this one's replay records (a
       // message sent twice in one group is a replay too); a failure here is the store's, and
       // fails the group (see above).
-      const { zone, plan, replay } = planned;
       zone.overlay.merge(plan.writes);
       for (const record of replay) this.#putReplay(record);
       changed.add(plan.changed);

@@ -551,7 +551,7 @@ export async function verifyToken(
   }
   // RSASSA-PSS-VERIFY (RFC 8017 §8.1.2) of the token input, as the library's Origin does it
   // through WebCrypto, but synchronously in OpenSSL: no promise and key job per token.
-  // A key that does not import is the server's fault (ERR_TOKEN_MALFORMED), not the token's.
+  // Outside the `try`: a key that does not import is not the token's fault (see above).
   const publicKey = verifyingKey(key);
   let valid: boolean;
   try {

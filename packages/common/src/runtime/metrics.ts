@@ -209,12 +209,6 @@ export function metricsText(registry: Registry | MetricsRegistry): Promise<strin
 export type MetricsSnapshot = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
 /**
- * A registry for a server that runs in several processes (`node:cluster`): its text at each
- * scrape is `own`'s metrics merged with the snapshots `others` yields then, by prom-client's
- * `AggregatorRegistry.aggregate` (counters and histograms summed per label set, gauges by their
- * `aggregator`, default sum). Give it to the admin endpoint in place of `own`.
- */
-/**
  * The counters and histograms of `snapshots` summed into one snapshot, gauges left out: what
  * processes that ended leave behind, so that a server's counters, kept on in its other processes
  * and their successors, never go down (a drop reads as a counter reset).
@@ -229,6 +223,12 @@ export async function cumulativeSnapshot(
   return AggregatorRegistry.aggregate(kept).getMetricsAsJSON();
 }
 
+/**
+ * A registry for a server that runs in several processes (`node:cluster`): its text at each
+ * scrape is `own`'s metrics merged with the snapshots `others` yields then, by prom-client's
+ * `AggregatorRegistry.aggregate` (counters and histograms summed per label set, gauges by their
+ * `aggregator`, default sum). Give it to the admin endpoint in place of `own`.
+ */
 export function aggregatedRegistry(
   own: MetricsRegistry,
   others: () => Promise<readonly MetricsSnapshot[]>,

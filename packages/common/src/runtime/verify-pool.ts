@@ -37,8 +37,8 @@ import { silentLogger, type Logger } from './log.js';
  * exactly those bytes. An answer of the wrong shape, a worker that fails or exits with jobs out,
  * or one with work out that has answered nothing for {@link WORKER_ANSWER_TIMEOUT_MS} (checked
  * after the answers already delivered are read, so a blocked event loop or a backlog of batches
- * does not fail a working worker): those jobs are never taken as verified; each is verified once more on the calling thread, the
- * worker is replaced (at most {@link MAX_WORKER_REPLACEMENTS} times over the pool's life, then
+ * does not fail a working worker): those jobs are never taken as verified; each is verified once
+ * more on the calling thread, the worker is replaced (at most {@link MAX_WORKER_REPLACEMENTS} times over the pool's life, then
  * the calling thread verifies everything, with a warning).
  */
 
