@@ -104,6 +104,7 @@ export {
   openLmdbStore,
   lmdbKeyDirectory,
   LMDB_MAX_READERS,
+  LMDB_MAX_TABLES,
   STREAM_MAX_OPEN,
   STREAM_MAX_SECONDS,
 } from './store/lmdb-store.js';

@@ -277,11 +277,11 @@ describe('LMDB store', () => {
       expect((await first.applyOperation(ORIGIN, publish)).kind).toBe('applied');
       const records = first.readZone(ORIGIN);
       await first.close();
-      expect(await formatOf(dataDir)).toBe(4);
+      expect(await formatOf(dataDir)).toBe(5);
       await rewrite(dataDir, 1, 'replay');
 
       const upgraded = await openLmdbStore(options);
-      expect(await formatOf(dataDir)).toBe(4);
+      expect(await formatOf(dataDir)).toBe(5);
       expect(upgraded.readZone(ORIGIN)).toEqual(records);
       expect(upgraded.replayRecords()).toEqual([]);
       const removal = {
@@ -326,7 +326,7 @@ describe('LMDB store', () => {
       await env.close();
 
       const upgraded = await openLmdbStore(options);
-      expect(await formatOf(dataDir)).toBe(4);
+      expect(await formatOf(dataDir)).toBe(5);
       expect(upgraded.readZone(ORIGIN)).toEqual(records);
       const view = upgraded.zoneView(ORIGIN);
       for (const owner of owners) expect(view?.node(owner)).toBeUndefined();
@@ -364,7 +364,7 @@ describe('LMDB store', () => {
       await env.close();
 
       const upgraded = await openLmdbStore(options);
-      expect(await formatOf(dataDir)).toBe(4);
+      expect(await formatOf(dataDir)).toBe(5);
       expect(upgraded.readZone(ORIGIN)).toEqual(records);
       const view = upgraded.zoneView(ORIGIN);
       for (const owner of owners) expect(view?.node(owner)).toBeUndefined();
@@ -396,9 +396,9 @@ describe('LMDB store', () => {
     it('refuses a directory written in a newer layout, changing nothing', async () => {
       const dataDir = freshDir();
       await (await openLmdbStore({ dataDir })).close();
-      await rewrite(dataDir, 5);
+      await rewrite(dataDir, 6);
       await expectStoreError(openLmdbStore({ dataDir }), 'ERR_STORE_NEWER_FORMAT');
-      expect(await formatOf(dataDir)).toBe(5);
+      expect(await formatOf(dataDir)).toBe(6);
     });
 
     it('moves the seeds of a layout-3 directory into the key directory once, then erases them from the data', async () => {
@@ -426,7 +426,7 @@ describe('LMDB store', () => {
       const lines: string[] = [];
       const log = createLogger('authoritative', { write: (line) => lines.push(line) });
       const upgraded = await openLmdbStore({ dataDir, keys, now: clock.now, log });
-      expect(await formatOf(dataDir)).toBe(4);
+      expect(await formatOf(dataDir)).toBe(5);
       expect(lines.filter((l) => l.includes('keys-moved-to-key-directory'))).toHaveLength(1);
       expect(upgraded.readZone(ORIGIN)).toEqual(records);
       expect(upgraded.zoneInfo(ORIGIN)).toEqual(info);

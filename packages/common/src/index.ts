@@ -219,6 +219,7 @@ export {
   encodeName,
   decodeName,
   encodeRdata,
+  keepStoredRdata,
   decodeRdata,
   encodeRecord,
   encodeMessage,
@@ -442,8 +443,8 @@ export {
 export type { TrustAnchor, FormatTrustAnchorOptions } from './protocol/trust-anchor.js';
 
 // zone.ts, lookup.ts
-export { createMemoryZone, namesBelowOrigin } from './protocol/zone.js';
-export type { ZoneNode, ZoneView, MemoryZone } from './protocol/zone.js';
+export { createMemoryZone, descendZone, namesBelowOrigin } from './protocol/zone.js';
+export type { Descent, ZoneNode, ZoneView, MemoryZone } from './protocol/zone.js';
 export { lookupZone, sameRRset } from './protocol/lookup.js';
 export type {
   LookupOutcome,

@@ -1,5 +1,6 @@
 import {
   canonicalName,
+  descendZone,
   lookupZone,
   parentName,
   respondError,
@@ -19,6 +20,7 @@ import {
 } from '@mimi-discovery/common';
 import { currentMappings, MappingExpiries } from './map-expiry.js';
 import type { DiscoveryStore } from '../store/store.js';
+import { mappingExpiryHint } from '../store/mapping-expiry-hint.js';
 import { ownerOrUndefined } from '../zone/owner-name.js';
 import { INCEPTION_BACKDATE_SECONDS } from '../zone/zone-signer.js';
 
@@ -269,17 +271,26 @@ function currentView(
   context: AnswerContext & { readonly keys?: readonly ZoneKey[] },
 ): { zone: ZoneView; earliest(): number | undefined } {
   let earliest: number | undefined;
+  const current = (node: ZoneNode | undefined, name: string): ZoneNode | undefined => {
+    if (node === undefined || !node.rrsets.has('MAP') || name !== qname) return node;
+    const now = currentNode(node, context);
+    earliest = now.earliest;
+    return now.node;
+  };
   const view: ZoneView = {
     origin: zone.origin,
     hasDescendants: (name) => zone.hasDescendants(name),
-    node: (name) => {
-      const node = zone.node(name);
-      if (node === undefined || !node.rrsets.has('MAP') || canonicalName(name) !== qname) {
-        return node;
-      }
-      const now = currentNode(node, context);
-      earliest = now.earliest;
-      return now.node;
+    node: (name) => current(zone.node(name), canonicalName(name)),
+    // One search down to the name (`descendZone`): the cut and the node, the latter as it
+    // stands now; a cut at the name itself is the same node, seen the same way.
+    descend: (name) => {
+      const { cut, node } = descendZone(zone, name);
+      const at = current(node, name);
+      if (cut === undefined) return at === undefined ? {} : { node: at };
+      const cutNode = cut.name === name ? at : cut.node;
+      if (cutNode === undefined) return at === undefined ? {} : { node: at };
+      const found = { cut: { name: cut.name, node: cutNode } };
+      return at === undefined ? found : { ...found, node: at };
     },
   };
   return { zone: view, earliest: () => earliest };
@@ -297,9 +308,13 @@ function currentNode(
   context: AnswerContext & { readonly keys?: readonly ZoneKey[] },
 ): { node: ZoneNode | undefined; earliest: number | undefined } {
   const rrset = node.rrsets.get('MAP') ?? [];
-  const { records, removed, earliest } = currentMappings(rrset, context.at, (rdata) =>
-    context.expiries.of(rdata),
-  );
+  // The quick read of two integers decides for a mapping it finds current (every mapping a DP
+  // stored was decoded strictly when published); one it finds expired, or cannot read, is
+  // decoded strictly (memoised) before it is left out, as `resign` does before deleting.
+  const { records, removed, earliest } = currentMappings(rrset, context.at, (rdata) => {
+    const hint = mappingExpiryHint(rdata);
+    return hint !== undefined && hint > context.at ? hint : context.expiries.of(rdata);
+  });
   const finite = Number.isFinite(earliest) ? earliest : undefined;
   const storedTtl = Math.min(...rrset.map((rr) => rr.ttl));
   // RFC 2181 §8: a TTL is how long the record may be cached; never past the earliest expiry.

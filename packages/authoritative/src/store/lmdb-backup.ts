@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { open } from 'lmdb';
-import { LMDB_MAX_READERS } from './lmdb-store.js';
+import { LMDB_MAX_READERS, LMDB_MAX_TABLES } from './lmdb-store.js';
 import { StoreError } from './store-error.js';
 
 /**
@@ -36,7 +36,7 @@ export async function backupLmdbStore(dataDir: string, outDir: string): Promise<
     env = open({
       path: dataDir,
       noSubdir: false,
-      maxDbs: 8,
+      maxDbs: LMDB_MAX_TABLES,
       readOnly: true,
       maxReaders: LMDB_MAX_READERS,
     });

@@ -15,6 +15,7 @@ import {
   type RRType,
   type ZoneKey,
   type ZoneNode,
+  type Descent,
   type ZoneView,
 } from '@mimi-discovery/common';
 import { open, type Database, type RootDatabase, type Transaction } from 'lmdb';
@@ -37,6 +38,7 @@ import {
   decodeNode,
   encodeNode,
   nodeKey,
+  nodeHolds,
   nodeName,
   zonePrefix,
   zoneRange,
@@ -126,7 +128,7 @@ import {
  * The embedded default {@link DiscoveryStore}: every zone's records in LMDB (design §9, as Knot
  * DNS and PowerDNS keep theirs), one environment per data directory.
  *
- * Layout — one LMDB environment (`data.mdb`, `lock.mdb`) with seven named tables:
+ * Layout — one LMDB environment (`data.mdb`, `lock.mdb`) with eight named tables:
  * - `nodes` (binary keys and values): one entry per owner name of a zone holding all its RRsets
  *   and their RRSIGs. The key is the zone origin and then the owner, both as labels from the root
  *   down, so names sort in DNSSEC canonical order and every descendant of a name sorts right after
@@ -137,7 +139,7 @@ import {
  *   (`keys/key-directory.ts`, design §9). Layouts up to 3 kept the zone key's seed here and the
  *   prover key's seed in `meta`; opening such a directory moves them into the key directory
  *   (unless it has keys for the zone already) and erases them.
- * - `meta`: `format` (layout version, 4) and
+ * - `meta`: `format` (layout version, 5) and
  *   `generation` (a 6-octet counter every write transaction increases, absent until the first:
  *   it is what {@link DiscoveryStore.generation} reads, so a server's answer cache also sees
  *   writes made by another process, such as the CLI, on the same store).
@@ -159,6 +161,11 @@ import {
  *   prefix alone holds the zone's head: first and next sequence numbers and the octets held
  *   (8 octets each). Trimmed from the oldest entry by the `journal` limits in the transaction
  *   that appends.
+ * - `cuts` (binary, since layout 5): the key (as in `nodes`) of every node strictly below its
+ *   zone's apex that holds NS, a zone cut; the value is one octet, 01. Written in the transaction
+ *   that writes the node, so answering finds a query name's cut with one search of this small
+ *   table (`#descend`) instead of reading every name on the way down. A directory of an older
+ *   layout has it built from `nodes` when it is first opened.
  * The data directory is made mode 0700 and both files 0600 (they hold no secret, but mappings are
  * personal data).
  *
@@ -260,6 +267,9 @@ export function lmdbKeyDirectory(dataDir: string): string {
     : join(resolved, 'keys');
 }
 
+/** Zones whose key prefix length `#descend` keeps (the map is emptied when full). */
+const PREFIX_LENGTH_ENTRIES = 1024;
+
 /** Decoded nodes kept for reuse (see `#decoded`). */
 const DECODED_NODE_CACHE_ENTRIES = 4096;
 
@@ -303,7 +313,9 @@ interface GroupZone {
 }
 
 /** Version of the layout above, kept in `meta` as `format`. */
-const FORMAT_VERSION = 4;
+const FORMAT_VERSION = 5;
+/** The layout before the `cuts` table; opening such a directory builds it. */
+const FORMAT_WITHOUT_CUTS = 4;
 /** The layout that kept seeds in `zones` and `meta`; opening it moves them to the key directory. */
 const FORMAT_WITH_SEEDS = 3;
 /** The layout before the `replay` table; opening such a directory adds the table. */
@@ -330,6 +342,12 @@ export const STREAM_MAX_OPEN = 16;
  * same.
  */
 export const LMDB_MAX_READERS = 512;
+/** Named tables the environment may hold: the eight of the layout, and room for more. */
+export const LMDB_MAX_TABLES = 16;
+/** The value of a `cuts` entry (the key says it all). */
+const CUT_VALUE = Buffer.of(1);
+/** The type code of NS (RFC 1035 §3.2.2). */
+const NS_CODE = 2;
 /**
  * Seconds a zone stream may hold its read transaction: a transfer to a secondary that stopped
  * reading must not keep its snapshot (and the file's growth) forever. Past it the stream fails
@@ -363,7 +381,7 @@ async function openInlineStore(options: LmdbStoreOptions, refresh = true): Promi
     const env = open({
       path: options.dataDir,
       noSubdir: false,
-      maxDbs: 8,
+      maxDbs: LMDB_MAX_TABLES,
       maxReaders: LMDB_MAX_READERS,
     });
     for (const file of ['data.mdb', 'lock.mdb']) {
@@ -396,6 +414,11 @@ async function openInlineStore(options: LmdbStoreOptions, refresh = true): Promi
       }),
       journal: env.openDB<Buffer, Buffer>({
         name: 'journal',
+        encoding: 'binary',
+        keyEncoding: 'binary',
+      }),
+      cuts: env.openDB<Buffer, Buffer>({
+        name: 'cuts',
         encoding: 'binary',
         keyEncoding: 'binary',
       }),
@@ -434,6 +457,7 @@ interface Tables {
   replay: Database<Buffer, Buffer>;
   nsec3: Database<Buffer, Buffer>;
   journal: Database<Buffer, Buffer>;
+  cuts: Database<Buffer, Buffer>;
 }
 
 interface Settings {
@@ -502,11 +526,16 @@ async function initialize(
       format.length === 1 &&
       (format[0] === FORMAT_WITHOUT_REPLAY ||
         format[0] === FORMAT_WITHOUT_JOURNAL ||
-        format[0] === FORMAT_WITH_SEEDS)
+        format[0] === FORMAT_WITH_SEEDS ||
+        format[0] === FORMAT_WITHOUT_CUTS)
     ) {
       // An upgrade: the tables a layout lacked were opened (so created, empty) above; the
-      // chains kept in `nodes` move to `nsec3`; the seeds (now in the key directory) go.
-      if (format[0] !== FORMAT_WITH_SEEDS) moveChains(tables);
+      // chains kept in `nodes` move to `nsec3`; the seeds (now in the key directory) go; the
+      // zone cuts are indexed.
+      if (format[0] === FORMAT_WITHOUT_REPLAY || format[0] === FORMAT_WITHOUT_JOURNAL) {
+        moveChains(tables);
+      }
+      indexCuts(tables);
       for (const { origin, seed } of seeds) {
         const key = createZoneKey(origin, { seed });
         tables.zones.putSync(
@@ -569,6 +598,39 @@ function moveChains(tables: Tables): void {
   }
 }
 
+/**
+ * The length of the longest prefix of `a` and `b` that ends at a label (an unescaped 0x00,
+ * `node-codec.ts`), at least `below` (the zone prefix, which both share).
+ */
+function sharedLabels(a: Uint8Array, b: Uint8Array, below: number): number {
+  const n = Math.min(a.length, b.length);
+  let i = below;
+  while (i < n && a[i] === b[i]) i++;
+  // `i` octets are equal; the prefix ends after the last label end among them.
+  for (let end = i; end > below; end--) if (a[end - 1] === 0) return end;
+  return below;
+}
+
+/** The end of the key of the parent of the node whose key is `key[0, end)`, at least `below`. */
+function parentEnd(key: Uint8Array, end: number, below: number): number {
+  for (let at = end - 1; at > below; at--) if (key[at - 1] === 0) return at;
+  return below;
+}
+
+/**
+ * Fills `cuts` from `nodes` (inside the upgrade's write transaction): every node below its
+ * zone's apex that holds NS. Each node's types are read from its encoding without decoding it.
+ */
+function indexCuts(tables: Tables): void {
+  for (const origin of [...tables.zones.getKeys()]) {
+    const cuts: Buffer[] = [];
+    for (const { key, value } of tables.nodes.getRange(belowRange(zonePrefix(origin)))) {
+      if (nodeHolds(value, NS_CODE)) cuts.push(Buffer.from(key));
+    }
+    for (const key of cuts) tables.cuts.putSync(key, CUT_VALUE);
+  }
+}
+
 class LmdbStore implements DiscoveryStore {
   readonly #t: Tables;
   readonly #s: Settings;
@@ -579,6 +641,8 @@ class LmdbStore implements DiscoveryStore {
   readonly #pending = new Set<Promise<unknown>>();
   /** Decoded nodes by key (latin1), least recently used first. */
   readonly #cache = new Map<string, DecodedNode>();
+  /** The length of each zone's key prefix (`#descend`), by origin. */
+  readonly #prefixLengths = new Map<string, number>();
   #closed = false;
   /** Applies and operations waiting for the next group commit. */
   #queued: GroupedWrite[] = [];
@@ -790,7 +854,7 @@ class LmdbStore implements DiscoveryStore {
     return this.#write(() => {
       const apex = zoneOrigin(origin, 'ERR_STORE_NO_ZONE');
       if (this.#t.zones.get(apex) === undefined) throw noZoneError(apex);
-      for (const table of [this.#t.nodes, this.#t.nsec3]) {
+      for (const table of [this.#t.nodes, this.#t.nsec3, this.#t.cuts]) {
         for (const key of [...table.getKeys(zoneRange(apex))]) table.removeSync(key);
       }
       this.#clearJournal(apex);
@@ -865,7 +929,76 @@ class LmdbStore implements DiscoveryStore {
         for (const _ of this.#t.nodes.getKeys({ ...range, limit: 1 })) return true;
         return false;
       },
+      descend: (name) => {
+        const owner = ownerOrUndefined(name);
+        if (owner === undefined || !isSubdomain(owner, apex)) return {};
+        return this.#descend(apex, owner);
+      },
     };
+  }
+
+  /**
+   * `ZoneView.descend` with one search of the zone cuts: the key of `name` is built once, the
+   * cut nearest the origin on the way down to it is found in `cuts` (`#highestCut`), and the
+   * node at the name is one read. Example, zone `4.4.e164.mimi.arpa` without delegations, name
+   * `3.2.1.4.4.e164.mimi.arpa`: one cursor step in `cuts` finds nothing, then one read of
+   * `nodes` — where reading each name on the way (`1.4.4…`, `2.1.4.4…`) would take three.
+   */
+  #descend(origin: string, name: string): Descent {
+    const key = nodeKey(origin, name);
+    let below = this.#prefixLengths.get(origin);
+    if (below === undefined) {
+      below = zonePrefix(origin).length;
+      if (this.#prefixLengths.size >= PREFIX_LENGTH_ENTRIES) this.#prefixLengths.clear();
+      this.#prefixLengths.set(origin, below);
+    }
+    const cutKey = this.#highestCut(key, below);
+    const cutValue =
+      cutKey === undefined || cutKey.length === key.length ? undefined : this.#t.nodes.get(cutKey);
+    if (cutKey !== undefined && cutValue !== undefined) {
+      // A cut above the name: the answer is its referral, whatever the name holds.
+      const cutName = nodeName(origin, cutKey);
+      return { cut: { name: cutName, node: this.#decodedAt(cutKey, cutName, cutValue).view } };
+    }
+    const value = this.#t.nodes.get(key);
+    if (value === undefined) return {};
+    const node = this.#decodedAt(key, name, value).view;
+    return name !== origin && node.rrsets.has('NS') ? { cut: { name, node }, node } : { node };
+  }
+
+  /**
+   * The key in `cuts` of the zone cut nearest the origin at or above the node key `key` (a
+   * prefix of it, or itself), whose zone prefix is `below` octets long. Each search takes the
+   * greatest cut key at or before a bound: one that is a prefix of `key` ending at a label is a
+   * cut on the way (then the search goes on above it, for a higher one); any other shares with
+   * `key` at most its first labels, and no cut on the way lies between them, so the bound
+   * becomes that shared part. Bounded: every search shortens the bound by at least one label.
+   * Without delegations in the zone, the first search finds nothing. A cut found is checked
+   * against its node (NS there), so a stale entry could cost a read but never a wrong answer.
+   */
+  #highestCut(key: Buffer, below: number): Buffer | undefined {
+    const apex = key.subarray(0, below);
+    let bound = key;
+    let highest: Buffer | undefined;
+    while (bound.length > below) {
+      let found: Buffer | undefined;
+      for (const k of this.#t.cuts.getKeys({ start: bound, end: apex, reverse: true, limit: 1 })) {
+        found = k;
+      }
+      if (found === undefined) break;
+      const shared = sharedLabels(found, key, below);
+      if (shared === found.length) {
+        // On the way: kept if its node holds NS (the index is written with the node, so it
+        // always does; a stale entry is passed over rather than trusted).
+        const candidate = key.subarray(0, shared);
+        const value = this.#t.nodes.get(candidate);
+        if (value !== undefined && nodeHolds(value, NS_CODE)) highest = candidate;
+        bound = key.subarray(0, parentEnd(key, shared, below));
+      } else {
+        bound = key.subarray(0, shared);
+      }
+    }
+    return highest;
   }
 
   zoneKey(origin: string): ZoneKey | undefined {
@@ -1502,9 +1635,16 @@ class LmdbStore implements DiscoveryStore {
     this.#trackSignatures(origin, writes);
     for (const [name, node] of writes) {
       const key = nodeKey(origin, name);
-      const table = chainLabel(origin, name) === undefined ? this.#t.nodes : this.#t.nsec3;
-      if (node === undefined) table.removeSync(key);
-      else table.putSync(key, encodeNode(node));
+      if (chainLabel(origin, name) !== undefined) {
+        if (node === undefined) this.#t.nsec3.removeSync(key);
+        else this.#t.nsec3.putSync(key, encodeNode(node));
+        continue;
+      }
+      if (node === undefined) this.#t.nodes.removeSync(key);
+      else this.#t.nodes.putSync(key, encodeNode(node));
+      // The cut index follows the node (the apex's NS is no cut of its own zone).
+      if (name !== origin && node?.has('NS') === true) this.#t.cuts.putSync(key, CUT_VALUE);
+      else if (name !== origin) this.#t.cuts.removeSync(key);
     }
     if (entry !== undefined) this.#appendJournal(origin, entry);
   }
@@ -1645,11 +1785,14 @@ class LmdbStore implements DiscoveryStore {
   #decoded(origin: string, name: string): DecodedNode | undefined {
     const key = nodeKey(origin, name);
     const value = this.#t.nodes.get(key);
+    if (value !== undefined) return this.#decodedAt(key, name, value);
+    this.#cache.delete(key.toString('latin1'));
+    return undefined;
+  }
+
+  /** {@link #decoded} of the node stored under `key` (owner `name`) as `value`, just read. */
+  #decodedAt(key: Buffer, name: string, value: Buffer): DecodedNode {
     const id = key.toString('latin1');
-    if (value === undefined) {
-      this.#cache.delete(id);
-      return undefined;
-    }
     const cached = this.#cache.get(id);
     if (cached !== undefined && cached.raw.equals(value)) return cached;
     const node = decodeNode(name, value);

@@ -3,6 +3,7 @@ import {
   decodeRdata,
   encodeRdata,
   formatLabels,
+  keepStoredRdata,
   parseLabels,
   typeToCode,
   type RecordOf,
@@ -30,7 +31,8 @@ import type { StoredNode, StoredRRset } from '../zone/zone-signer.js';
  * A value is the node's RRsets, in type-code order:
  * `count u16 · (type u16 · ttl u32 · n u16 · (length u16 · RDATA){n} · sigLength u16 · RRSIG RDATA?)*`
  * with RDATA in uncompressed wire form (`encodeRdata`), class IN, and a signature length of 0 for
- * an unsigned RRset. Records are rebuilt with the owner taken from the key.
+ * an unsigned RRset. Records are rebuilt with the owner taken from the key, each keeping its
+ * RDATA octets (`keepStoredRdata`), which a response copies instead of encoding them again.
  */
 
 /** The key prefix shared by every node of a zone (also the apex's key). */
@@ -127,6 +129,38 @@ export function encodeNode(node: StoredNode): Buffer {
   return Buffer.concat(parts);
 }
 
+/**
+ * Whether the node encoded as `value` holds an RRset of the type whose code is `code`, read from
+ * its RRset headers without decoding a record. False for a value that does not parse.
+ */
+export function nodeHolds(value: Uint8Array, code: number): boolean {
+  const bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  if (bytes.length < 2) return false;
+  const head = bytes.readUInt16BE(0);
+  const several = (head & SEVERAL_SIGNATURES) !== 0;
+  let pos = 2;
+  const skipLengthPrefixed = (): boolean => {
+    if (pos + 2 > bytes.length) return false;
+    pos += 2 + bytes.readUInt16BE(pos);
+    return pos <= bytes.length;
+  };
+  for (let i = 0; i < (head & ~SEVERAL_SIGNATURES); i++) {
+    // type u16 · ttl u32 · n u16
+    if (pos + 8 > bytes.length) return false;
+    if (bytes.readUInt16BE(pos) === code) return true;
+    const n = bytes.readUInt16BE(pos + 6);
+    pos += 8;
+    for (let j = 0; j < n; j++) if (!skipLengthPrefixed()) return false;
+    if (several) {
+      if (pos + 2 > bytes.length) return false;
+      const sigs = bytes.readUInt16BE(pos);
+      pos += 2;
+      for (let j = 0; j < sigs; j++) if (!skipLengthPrefixed()) return false;
+    } else if (!skipLengthPrefixed()) return false;
+  }
+  return false;
+}
+
 /** Decodes a node's RRsets; `name` is the owner. Throws `StoreError` (`ERR_STORE_CORRUPT`). */
 export function decodeNode(name: string, value: Uint8Array): StoredNode {
   const bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
@@ -143,9 +177,11 @@ export function decodeNode(name: string, value: Uint8Array): StoredNode {
     const head = readU16();
     const several = (head & SEVERAL_SIGNATURES) !== 0;
     const count = head & ~SEVERAL_SIGNATURES;
+    // Each record keeps its RDATA octets (`keepStoredRdata`): a response copies them.
     const readSignature = (length: number): RecordOf<'RRSIG'> => {
-      const data = decodeRdata('RRSIG', Uint8Array.from(take(length))) as RecordOf<'RRSIG'>['data'];
-      return { name, type: 'RRSIG', class: 'IN', ttl, data };
+      const rdata = Uint8Array.from(take(length));
+      const data = decodeRdata('RRSIG', rdata) as RecordOf<'RRSIG'>['data'];
+      return keepStoredRdata({ name, type: 'RRSIG', class: 'IN', ttl, data }, rdata);
     };
     let ttl = 0;
     for (let i = 0; i < count; i++) {
@@ -154,9 +190,12 @@ export function decodeNode(name: string, value: Uint8Array): StoredNode {
       const n = readU16();
       const records: ResourceRecord[] = [];
       for (let j = 0; j < n; j++) {
-        const data = decodeRdata(type, Uint8Array.from(take(readU16())));
+        const rdata = Uint8Array.from(take(readU16()));
+        const data = decodeRdata(type, rdata);
         // decodeRdata returns the data of `type`; the union cannot follow a runtime type.
-        records.push({ name, type, class: 'IN', ttl, data } as ResourceRecord);
+        records.push(
+          keepStoredRdata({ name, type, class: 'IN', ttl, data } as ResourceRecord, rdata),
+        );
       }
       const signatures: RecordOf<'RRSIG'>[] = [];
       if (several) {

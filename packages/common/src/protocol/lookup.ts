@@ -1,7 +1,7 @@
 import { canonicalName, isSubdomain, namesEqual } from './names.js';
 import { compactDenialForName, compactDenialForType } from './nsec.js';
 import type { Question, RecordOf, ResourceRecord, RRType } from './records.js';
-import { namesBelowOrigin, type ZoneNode, type ZoneView } from './zone.js';
+import { descendZone, type ZoneNode, type ZoneView } from './zone.js';
 
 /**
  * Zone lookup as a pure function: a zone, a question and options in; the records of the answer
@@ -69,14 +69,11 @@ export function lookupZone(
 
   // RFC 1034 §4.3.2 step 3b: a zone cut on the way down turns the answer into a referral. The
   // parent side is authoritative for DS at the cut itself (RFC 4035 §3.1.4.1).
-  for (const name of namesBelowOrigin(qname, zone.origin)) {
-    const node = zone.node(name);
-    if (!node?.rrsets.has('NS')) continue;
-    if (name === qname && question.type === 'DS') break;
-    return referral(zone, name, node, options);
+  const { cut, node } = descendZone(zone, qname);
+  if (cut !== undefined && !(cut.name === qname && question.type === 'DS')) {
+    return referral(zone, cut.name, cut.node, options);
   }
 
-  const node = zone.node(qname);
   if (node) {
     if (question.type === 'ANY') {
       // RFC 8482 allows a minimal answer; the zone is small per name, so give every RRset.

@@ -314,10 +314,24 @@ interface Output {
   readonly limit: number;
   /** Compression table (exact label octets of a name suffix → offset), when compressing. */
   readonly names: Map<string, number> | undefined;
+  /**
+   * The last owner or question name written whole where a pointer can reach it, as given, and
+   * the offset of its octets: the next record of the same RRset points there at once instead of
+   * parsing the same name and matching its suffixes again (`putOwner`).
+   */
+  lastName: string | undefined;
+  lastNameAt: number;
 }
 
 function newOutput(limit: number, compress: boolean): Output {
-  return { buf: new Uint8Array(512), length: 0, limit, names: compress ? new Map() : undefined };
+  return {
+    buf: new Uint8Array(512),
+    length: 0,
+    limit,
+    names: compress ? new Map() : undefined,
+    lastName: undefined,
+    lastNameAt: 0,
+  };
 }
 
 function reserve(out: Output, n: number): number {
@@ -456,6 +470,31 @@ function putName(out: Output, labels: readonly Uint8Array[], compress: boolean):
     putBytes(out, label);
   }
   putU8(out, 0);
+}
+
+/**
+ * Writes an owner or question name, compressed: when it is the very string written last in that
+ * place (the records of one RRset share their owner), a pointer to those octets, whose exact
+ * octets are the same name's (RFC 1035 §4.1.4); else as {@link putName} does.
+ */
+function putOwner(out: Output, name: string, canonical: boolean): void {
+  if (out.names === undefined) {
+    putName(out, labelsOf(name, canonical), false);
+    return;
+  }
+  if (name === out.lastName) {
+    putU16(out, 0xc000 | out.lastNameAt);
+    return;
+  }
+  const at = out.length;
+  putName(out, labelsOf(name, canonical), true);
+  // The root (one octet) is shorter than a pointer to it.
+  if (at >= 0x4000 || out.length - at < 2) return;
+  out.lastName = name;
+  // A name written as one pointer is reached through its target, not through a second pointer.
+  const first = out.buf[at] as number;
+  out.lastNameAt =
+    (first & 0xc0) === 0xc0 ? ((first & 0x3f) << 8) | (out.buf[at + 1] as number) : at;
 }
 
 function suffixKeys(labels: readonly Uint8Array[]): string[] {
@@ -1576,15 +1615,45 @@ export function decodeRdata(type: RRType, rdata: Uint8Array): ResourceRecord['da
 // ---------------------------------------------------------------------------------------------
 // Records and messages
 
+/**
+ * Where a record read from stored wire form keeps its RDATA octets (uncompressed, as
+ * {@link encodeRdata} wrote them): see {@link keepStoredRdata}.
+ */
+const STORED_RDATA = Symbol('storedRdata');
+
+/** A record that may carry its stored RDATA octets. */
+type MaybeStored = ResourceRecord & { readonly [STORED_RDATA]?: Uint8Array };
+
+/**
+ * Attaches to `rr`, just decoded from `rdata` (its RDATA in uncompressed wire form, as
+ * {@link encodeRdata} writes it), those octets, so that a message holding the record copies
+ * them instead of encoding `data` again: a store's RRsets go into responses in the wire form
+ * they are kept in. The encoder copies them wherever the encoding would be the same octets:
+ * not in the canonical form (RFC 4034 §6.2 lowercases some names), and not for the types whose
+ * RDATA names a message compresses (NS, CNAME, SOA). The property is not enumerable, so a copy
+ * made with other fields (`{ ...rr, ttl }`) carries none and is encoded from `data`. The record
+ * and its octets must not be changed afterwards (records from a store never are). Returns `rr`.
+ */
+export function keepStoredRdata<R extends ResourceRecord>(rr: R, rdata: Uint8Array): R {
+  Object.defineProperty(rr, STORED_RDATA, { value: rdata });
+  return rr;
+}
+
 function putRecord(out: Output, rr: ResourceRecord, canonical: boolean): void {
   if (typeof rr !== 'object' || rr === null)
     fail('ERR_WIRE_BAD_VALUE', 'a record must be an object');
   const code = recordTypeCode(rr.type);
   const compress = out.names !== undefined;
-  putName(out, labelsOf(rr.name, canonical), compress);
+  putOwner(out, rr.name, canonical);
   putU16(out, code);
   putU16(out, classToCode(rr.class));
   putU32(out, uint(rr.ttl, 32, 'TTL'));
+  const stored = (rr as MaybeStored)[STORED_RDATA];
+  if (stored !== undefined && !canonical && !(compress && compressibleRdata(rr.type))) {
+    putU16(out, stored.length);
+    putBytes(out, stored);
+    return;
+  }
   putLengthPrefixed(out, `${rr.type} RDATA`, () => putRdata(out, rr, compress, canonical));
 }
 
@@ -1714,7 +1783,7 @@ function encodeMessageChecked(message: Message): Uint8Array {
   putU16(out, flagsToWord(message.flags, rcode & 0xf));
   for (const n of counts) putU16(out, n);
   for (const q of questions) {
-    putName(out, labelsOf(q.name, false), true);
+    putOwner(out, q.name, false);
     putU16(out, typeToCode(q.type));
     putU16(out, classToCode(q.class));
   }

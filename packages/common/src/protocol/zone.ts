@@ -23,6 +23,50 @@ export interface ZoneView {
   node(name: string): ZoneNode | undefined;
   /** Whether some node exists strictly below `name` (so `name` is at least an empty non-terminal). */
   hasDescendants(name: string): boolean;
+  /**
+   * One search down from the origin to `name` (canonical, at or below the origin): the first zone
+   * cut on the way and the node at `name`. Optional: a view without it is searched with `node`,
+   * one call per name on the way ({@link descendZone}). A store implements it when it can find
+   * both in one pass over its index (the LMDB store builds the name's key once and probes its
+   * ancestors as prefixes of it).
+   */
+  descend?(name: string): Descent;
+}
+
+/** What {@link ZoneView.descend} finds on the way from the origin down to a name. */
+export interface Descent {
+  /**
+   * The zone cut nearest the origin: the first node strictly below the origin, at or above the
+   * name, that holds NS (RFC 1034 §4.3.2 step 3b), with its name (canonical).
+   */
+  readonly cut?: { readonly name: string; readonly node: ZoneNode };
+  /**
+   * The node at the name itself, when it owns records; left out when the cut lies above the
+   * name (the answer is then the cut's referral, whatever the name holds).
+   */
+  readonly node?: ZoneNode;
+}
+
+/**
+ * {@link ZoneView.descend} of `zone`, or the same search through `zone.node`: each name from the
+ * origin's child down to `name` (canonical, at or below the origin) is asked for until one holds
+ * NS. Example, zone `e164.mimi.arpa` delegating `4.4.e164.mimi.arpa`, name
+ * `1.4.4.e164.mimi.arpa`: `4.e164.mimi.arpa` (no node), then `4.4.e164.mimi.arpa` (NS) → the
+ * cut, and no node at the name.
+ */
+export function descendZone(zone: ZoneView, name: string): Descent {
+  if (zone.descend !== undefined) return zone.descend(name);
+  for (const above of namesBelowOrigin(name, zone.origin)) {
+    if (above === name) break;
+    const node = zone.node(above);
+    if (node?.rrsets.has('NS') === true) return { cut: { name: above, node } };
+  }
+  const node = zone.node(name);
+  if (node === undefined) return {};
+  // The apex holds NS too, but is no cut of its own zone.
+  return node.rrsets.has('NS') && name !== canonicalName(zone.origin)
+    ? { cut: { name, node }, node }
+    : { node };
 }
 
 /** A zone held in memory: built once from a list of records, immutable afterwards. */
