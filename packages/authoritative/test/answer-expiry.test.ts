@@ -38,6 +38,7 @@ import {
   zoneInit,
   type FakeClock,
 } from './store-battery.js';
+import { mappingExpiryHint } from '../src/store/mapping-expiry-hint.js';
 
 // R9: a DP never serves a mapping past its expiry, min(exp, att.exp), even while the stored RRset
 // still holds it (nothing rewrites an RRset when a mapping in it expires).
@@ -227,6 +228,39 @@ describe.each(stores)('answering MAP from the %s as its mappings expire', (_name
     clock.advance(100);
     const after = ask(NUMBER, 'MAP');
     expect(after.answers.filter((rr) => rr.type === 'MAP')).toHaveLength(1);
+    expect(mapHex(after.answers)).toEqual(mapHex(records.slice(0, 1)));
+    expect(verifyIn(store, after.answers, 'MAP', clock.now())).toEqual({ kind: 'verified' });
+    await store.close();
+  });
+
+  it('serves a record whose expiry the quick read finds past, when it is not a mapping', async () => {
+    const { store, clock, ask } = await setup([]);
+    // `{ att: { exp }, exp }` at T0 + 10: the quick read (two integers) says it expired, the
+    // strict decoder says it is no mapping at all, so it has no expiry and is served.
+    const exp = [0x1a, ...Buffer.from(Uint32Array.of(T0 + 10).buffer).reverse()];
+    const rdata = Uint8Array.from([
+      0xa2,
+      0x63,
+      0x61,
+      0x74,
+      0x74,
+      0xa1,
+      0x63,
+      0x65,
+      0x78,
+      0x70,
+      ...exp,
+      0x63,
+      0x65,
+      0x78,
+      0x70,
+      ...exp,
+    ]);
+    expect(mappingExpiryHint(rdata)).toBe(T0 + 10);
+    const records = [record(NUMBER, 'MAP', rdata, 300), ...mapRecords([SOON])];
+    await store.apply(ORIGIN, [{ op: 'put', name: NUMBER, type: 'MAP', records }]);
+    clock.advance(100);
+    const after = ask(NUMBER, 'MAP');
     expect(mapHex(after.answers)).toEqual(mapHex(records.slice(0, 1)));
     expect(verifyIn(store, after.answers, 'MAP', clock.now())).toEqual({ kind: 'verified' });
     await store.close();

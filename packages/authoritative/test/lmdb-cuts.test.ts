@@ -3,9 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { afterAll, describe, expect, it } from 'vitest';
-import { descendZone, record, type Descent, type ZoneView } from '@mimi-discovery/common';
+import {
+  descendZone,
+  lookupZone,
+  record,
+  type Descent,
+  type RecordOf,
+  type ZoneView,
+} from '@mimi-discovery/common';
 import { openLmdbStore, type DiscoveryStore } from '../src/index.js';
-import { encodeNode, nodeHolds, nodeName } from '../src/store/node-codec.js';
+import { encodeNode, nodeHolds, nodeKey, nodeName } from '../src/store/node-codec.js';
 import type { StoredNode } from '../src/zone/zone-signer.js';
 import { CHILD, delegation, fakeClock, NUMBER, ORIGIN, putMap, zoneInit } from './store-battery.js';
 
@@ -73,15 +80,40 @@ async function indexedCuts(dataDir: string): Promise<string[]> {
   return names.sort();
 }
 
-async function expectSameDescents(store: DiscoveryStore): Promise<void> {
-  const view = store.zoneView(ORIGIN);
+/** What `lookupZone` answers, as the outcome and the owners and types of its records. */
+function outcome(view: ZoneView, name: string, type: 'MAP' | 'DS' | 'NS' | 'A'): unknown {
+  const found = lookupZone(view, { name, type, class: 'IN' }, { dnssecOk: true });
+  if (found.kind === 'refused') return found;
+  const rrs = (list: readonly { name: string; type: string }[]): string[] =>
+    list.map((rr) => `${rr.name} ${rr.type}`);
+  return {
+    kind: found.kind,
+    answers: rrs(found.answers),
+    authorities: rrs(found.authorities),
+    additionals: rrs(found.additionals),
+  };
+}
+
+async function expectSameDescents(
+  store: DiscoveryStore,
+  origin = ORIGIN,
+  names: readonly string[] = NAMES,
+): Promise<void> {
+  const view = store.zoneView(origin);
   if (view === undefined) throw new Error('no view');
   expect(view.descend).toBeTypeOf('function');
-  for (const name of NAMES) {
+  for (const name of names) {
     expect({ name, ...(summary(descendZone(view, name)) as object) }).toEqual({
       name,
       ...(summary(descendZone(walked(view), name)) as object),
     });
+    for (const type of ['MAP', 'DS', 'NS', 'A'] as const) {
+      expect({ name, type, outcome: outcome(view, name, type) }).toEqual({
+        name,
+        type,
+        outcome: outcome(walked(view), name, type),
+      });
+    }
   }
 }
 
@@ -147,6 +179,89 @@ describe('zone cuts in the LMDB store', () => {
     expect(await indexedCuts(dataDir)).toEqual(
       [CHILD, `4.9.5.2.3.${ORIGIN}`, `6.${ORIGIN}`, `7\\000x.${ORIGIN}`].sort(),
     );
+  });
+
+  it('spells a cut as the question does, so DS at a cut comes from the parent side', async () => {
+    const clock = fakeClock();
+    const store = await openLmdbStore({ dataDir: freshDir(), now: clock.now });
+    await store.addZone(zoneInit());
+    // A label the store spells escaped (`a\\@b`), asked for as typed (`a@b`, `A@B`).
+    await store.apply(ORIGIN, delegation(`a\\@b.${ORIGIN}`));
+    const view = store.zoneView(ORIGIN);
+    if (view === undefined) throw new Error('no view');
+    for (const name of [`a@b.${ORIGIN}`, `A@B.${ORIGIN}`, `a\\@b.${ORIGIN}`, `x.a@b.${ORIGIN}`]) {
+      for (const type of ['DS', 'MAP'] as const) {
+        expect({ name, type, outcome: outcome(view, name, type) }).toEqual({
+          name,
+          type,
+          outcome: outcome(walked(view), name, type),
+        });
+      }
+    }
+    expect(outcome(view, `a@b.${ORIGIN}`, 'DS')).toMatchObject({ kind: 'answer' });
+    expect(outcome(view, `x.a@b.${ORIGIN}`, 'MAP')).toMatchObject({ kind: 'referral' });
+    await store.close();
+  });
+
+  it('keeps the cuts of a parent zone and its child, held in one store, apart', async () => {
+    const clock = fakeClock();
+    const store = await openLmdbStore({ dataDir: freshDir(), now: clock.now });
+    const parent = 'e164.mimi.arpa';
+    await store.addZone(zoneInit(parent));
+    await store.addZone(zoneInit());
+    // The parent delegates the child (held here too) and a sibling; the child delegates CHILD.
+    await store.apply(parent, [...delegation(ORIGIN), ...delegation(`5.${parent}`)]);
+    await store.apply(ORIGIN, [...delegation(CHILD), putMap(NUMBER)]);
+    const names = [
+      parent,
+      `4.${parent}`,
+      ORIGIN,
+      `1.${ORIGIN}`,
+      CHILD,
+      `1.${CHILD}`,
+      NUMBER,
+      `5.${parent}`,
+      `1.5.${parent}`,
+    ];
+    await expectSameDescents(store, parent, names);
+    await expectSameDescents(
+      store,
+      ORIGIN,
+      names.filter((n) => n.endsWith(ORIGIN)),
+    );
+    expect(store.zoneView(parent)?.descend?.(`1.${CHILD}`).cut?.name).toBe(ORIGIN);
+    expect(store.zoneView(ORIGIN)?.descend?.(`1.${CHILD}`).cut?.name).toBe(CHILD);
+    expect(store.zoneView(ORIGIN)?.descend?.(NUMBER).cut).toBeUndefined();
+    await store.close();
+  });
+
+  it('passes over an entry whose node holds no NS', async () => {
+    const clock = fakeClock();
+    const dataDir = freshDir();
+    const first = await openLmdbStore({ dataDir, now: clock.now });
+    await first.addZone(zoneInit());
+    await first.apply(ORIGIN, [
+      ...delegation(`5.2.3.${ORIGIN}`),
+      putMap(`2.3.${ORIGIN}`),
+      putMap(NUMBER),
+    ]);
+    await first.close();
+    // Entries no write of this store makes: above the cut (a node without NS) and nowhere.
+    const env = open({ path: dataDir, noSubdir: false, maxDbs: 16 });
+    const cuts = env.openDB<Buffer, Buffer>({
+      name: 'cuts',
+      encoding: 'binary',
+      keyEncoding: 'binary',
+    });
+    await cuts.put(nodeKey(ORIGIN, `2.3.${ORIGIN}`), Buffer.of(1));
+    await cuts.put(nodeKey(ORIGIN, `3.${ORIGIN}`), Buffer.of(1));
+    await env.close();
+    const store = await openLmdbStore({ dataDir, now: clock.now });
+    await expectSameDescents(store);
+    expect(store.zoneView(ORIGIN)?.descend?.(`9.5.2.3.${ORIGIN}`).cut?.name).toBe(
+      `5.2.3.${ORIGIN}`,
+    );
+    await store.close();
   });
 
   it('forgets the cuts of a zone removed, and a new zone of that name has none', async () => {
@@ -215,5 +330,34 @@ describe('nodeHolds', () => {
     expect(nodeHolds(value, 43)).toBe(false);
     expect(nodeHolds(value.subarray(0, 5), 2)).toBe(false);
     expect(nodeHolds(new Uint8Array(), 2)).toBe(false);
+  });
+
+  it('reads past RRsets with several signatures', () => {
+    const rrsig = (tag: number): RecordOf<'RRSIG'> =>
+      record(
+        CHILD,
+        'RRSIG',
+        {
+          typeCovered: 'A',
+          algorithm: 15,
+          labels: 6,
+          originalTtl: 60,
+          expiration: 2_000_000_000,
+          inception: 1_900_000_000,
+          keyTag: tag,
+          signerName: ORIGIN,
+          signature: new Uint8Array(64).fill(tag),
+        },
+        60,
+      );
+    const node: StoredNode = new Map([
+      ['A', { records: [record(CHILD, 'A', '192.0.2.1', 60)], signatures: [rrsig(1), rrsig(2)] }],
+      ['NS', { records: [record(CHILD, 'NS', 'ns.example', 60)], signatures: [] }],
+    ]);
+    const value = encodeNode(node);
+    expect(nodeHolds(value, 2)).toBe(true);
+    expect(nodeHolds(value, 43)).toBe(false);
+    expect(nodeHolds(value.subarray(0, value.length - 3), 2)).toBe(true);
+    expect(nodeHolds(value.subarray(0, 40), 2)).toBe(false);
   });
 });

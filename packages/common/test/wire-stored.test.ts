@@ -112,11 +112,67 @@ describe('records kept in wire form', () => {
 });
 
 describe('owner names repeated in a message', () => {
+  it('refuse a name that is missing, as every name does', () => {
+    const missing = { ...RECORDS[0], name: undefined } as unknown as ResourceRecord;
+    expect(() => encodeMessage(response([missing]))).toThrow(/domain name must be a string/);
+    const question = {
+      ...response([]),
+      questions: [{ name: undefined, type: 'MAP', class: 'IN' }],
+    };
+    expect(() => encodeMessage(question as unknown as Message)).toThrow(
+      /domain name must be a string/,
+    );
+  });
+
+  it('point at where a name was written whole, when it was last written as a pointer', () => {
+    // A, B, then A again (a pointer found through the suffix table), then A once more: a pointer
+    // to A's own octets, not to the pointer before it.
+    const a = `a.${ZONE}`;
+    const b = 'b.example';
+    const rrs: ResourceRecord[] = [a, b, a, a].map((name, i) =>
+      record(name, 'MAP', Uint8Array.of(i), 60),
+    );
+    const octets = encodeMessage(response(rrs));
+    expect(decodeMessage(octets).answers).toEqual(rrs);
+    const first = 12 + OWNER.length + 2 + 4;
+    // `a.` then a pointer to the zone's name inside the question's: 4 octets.
+    const second = first + 4 + 11;
+    const third = second + b.length + 2 + 11;
+    const fourth = third + 2 + 11;
+    expect(octets[first]).toBe(1);
+    expect([octets[third], octets[third + 1]]).toEqual([0xc0, first]);
+    expect([octets[fourth], octets[fourth + 1]]).toEqual([0xc0, first]);
+  });
+
+  it('are written whole again past the reach of a pointer (offset 0x3fff)', () => {
+    // Records of 1,000 octets of RDATA push the next owners past 16 KiB.
+    const big = Array.from({ length: 17 }, (_, i) =>
+      record(`n${i}.example`, 'MAP', new Uint8Array(1000).fill(i + 1), 60),
+    );
+    const late = 'late.test';
+    const rrs = [
+      ...big,
+      record(late, 'MAP', Uint8Array.of(1), 60),
+      record(late, 'MAP', Uint8Array.of(2), 60),
+    ];
+    const octets = encodeMessage(response(rrs));
+    expect(decodeMessage(octets).answers).toEqual(rrs);
+    // `late.test` is written whole twice: no pointer can reach the first.
+    const whole = Buffer.from([4, ...Buffer.from('late'), 4, ...Buffer.from('test'), 0]);
+    expect(Buffer.from(octets).indexOf(whole)).toBeGreaterThan(0x3fff);
+    const firstAt = Buffer.from(octets).indexOf(whole);
+    expect(Buffer.from(octets).indexOf(whole, firstAt + 1)).toBeGreaterThan(firstAt);
+  });
+
   it('are written once, then as a pointer to the first', () => {
     const octets = encodeMessage(response(RECORDS));
     // The question's name at offset 12; every answer's owner is a pointer to it (0xc00c).
-    const pointers = Buffer.from(octets).toString('hex').split('c00c').length - 1;
-    expect(pointers).toBe(RECORDS.length);
+    let at = 12 + OWNER.length + 2 + 4;
+    for (const rr of RECORDS) {
+      expect([octets[at], octets[at + 1]]).toEqual([0xc0, 12]);
+      at += 2 + 10 + encodeRdata(rr).length;
+    }
+    expect(at).toBe(octets.length - 11);
     expect(decodeMessage(octets).answers).toEqual(RECORDS);
   });
 

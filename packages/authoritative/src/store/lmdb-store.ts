@@ -6,6 +6,7 @@ import {
   computeKeyTag,
   createZoneKey,
   isSubdomain,
+  namesBelowOrigin,
   parentName,
   systemClock,
   type Clock,
@@ -165,7 +166,8 @@ import {
  *   zone's apex that holds NS, a zone cut; the value is one octet, 01. Written in the transaction
  *   that writes the node, so answering finds a query name's cut with one search of this small
  *   table (`#descend`) instead of reading every name on the way down. A directory of an older
- *   layout has it built from `nodes` when it is first opened.
+ *   layout has it built from `nodes` when it is first opened (no process of the older version
+ *   may still be writing to it: it would leave its delegations out).
  * The data directory is made mode 0700 and both files 0600 (they hold no secret, but mappings are
  * personal data).
  *
@@ -611,6 +613,13 @@ function sharedLabels(a: Uint8Array, b: Uint8Array, below: number): number {
   return below;
 }
 
+/** How many labels the node key `key` holds below its zone prefix of `below` octets. */
+function labelCount(key: Uint8Array, below: number): number {
+  let labels = 0;
+  for (let i = below; i < key.length; i++) if (key[i] === 0) labels++;
+  return labels;
+}
+
 /** The end of the key of the parent of the node whose key is `key[0, end)`, at least `below`. */
 function parentEnd(key: Uint8Array, end: number, below: number): number {
   for (let at = end - 1; at > below; at--) if (key[at - 1] === 0) return at;
@@ -932,54 +941,58 @@ class LmdbStore implements DiscoveryStore {
       descend: (name) => {
         const owner = ownerOrUndefined(name);
         if (owner === undefined || !isSubdomain(owner, apex)) return {};
-        return this.#descend(apex, owner);
+        return this.#descend(apex, owner, name);
       },
     };
   }
 
   /**
-   * `ZoneView.descend` with one search of the zone cuts: the key of `name` is built once, the
-   * cut nearest the origin on the way down to it is found in `cuts` (`#highestCut`), and the
-   * node at the name is one read. Example, zone `4.4.e164.mimi.arpa` without delegations, name
+   * `ZoneView.descend` with one search of the zone cuts: the key of `owner` (`name` as the
+   * store spells it; names in the result are spelt as `name` is, as a walk down gives them) is
+   * built once, the cut nearest the origin on the way down to it is found in `cuts`
+   * (`#highestCut`), and the node at the name is one read. Example, zone `4.4.e164.mimi.arpa` without delegations, name
    * `3.2.1.4.4.e164.mimi.arpa`: one cursor step in `cuts` finds nothing, then one read of
    * `nodes` — where reading each name on the way (`1.4.4…`, `2.1.4.4…`) would take three.
    */
-  #descend(origin: string, name: string): Descent {
-    const key = nodeKey(origin, name);
+  #descend(origin: string, owner: string, name: string): Descent {
+    const key = nodeKey(origin, owner);
     let below = this.#prefixLengths.get(origin);
     if (below === undefined) {
       below = zonePrefix(origin).length;
       if (this.#prefixLengths.size >= PREFIX_LENGTH_ENTRIES) this.#prefixLengths.clear();
       this.#prefixLengths.set(origin, below);
     }
-    const cutKey = this.#highestCut(key, below);
-    const cutValue =
-      cutKey === undefined || cutKey.length === key.length ? undefined : this.#t.nodes.get(cutKey);
-    if (cutKey !== undefined && cutValue !== undefined) {
-      // A cut above the name: the answer is its referral, whatever the name holds.
-      const cutName = nodeName(origin, cutKey);
-      return { cut: { name: cutName, node: this.#decodedAt(cutKey, cutName, cutValue).view } };
+    const cut = this.#highestCut(key, below);
+    if (cut !== undefined && cut.key.length < key.length) {
+      // A cut above the name: the answer is its referral, whatever the name holds. Its name is
+      // spelt as the caller spelt the name (its last labels), as a walk down would give it.
+      const labels = labelCount(cut.key, below);
+      const cutName = namesBelowOrigin(name, origin)[labels - 1] ?? nodeName(origin, cut.key);
+      return { cut: { name: cutName, node: this.#decodedAt(cut.key, cutName, cut.value).view } };
     }
-    const value = this.#t.nodes.get(key);
+    const value = cut?.value ?? this.#t.nodes.get(key);
     if (value === undefined) return {};
-    const node = this.#decodedAt(key, name, value).view;
-    return name !== origin && node.rrsets.has('NS') ? { cut: { name, node }, node } : { node };
+    const node = this.#decodedAt(key, owner, value).view;
+    return owner !== origin && node.rrsets.has('NS') ? { cut: { name, node }, node } : { node };
   }
 
   /**
-   * The key in `cuts` of the zone cut nearest the origin at or above the node key `key` (a
-   * prefix of it, or itself), whose zone prefix is `below` octets long. Each search takes the
-   * greatest cut key at or before a bound: one that is a prefix of `key` ending at a label is a
-   * cut on the way (then the search goes on above it, for a higher one); any other shares with
-   * `key` at most its first labels, and no cut on the way lies between them, so the bound
-   * becomes that shared part. Bounded: every search shortens the bound by at least one label.
-   * Without delegations in the zone, the first search finds nothing. A cut found is checked
-   * against its node (NS there), so a stale entry could cost a read but never a wrong answer.
+   * The zone cut nearest the origin at or above the node key `key` (a prefix of it, or itself),
+   * whose zone prefix is `below` octets long: its key and its node as stored. Each search takes
+   * the greatest key in `cuts` at or before a bound: one that is a prefix of `key` ending at a
+   * label is a cut on the way (then the search goes on above it, for a higher one); any other
+   * shares with `key` at most its first labels, and no cut on the way lies between them, so the
+   * bound becomes that shared part. Bounded: every search shortens the bound by at least one
+   * label. Without delegations in the zone, the first search finds nothing. A cut found is
+   * checked against its node (NS there): a stale entry costs a read, never a wrong answer. An
+   * entry missing would hide its cut; the index is written in the transaction that writes the
+   * node, and a process of a layout before it must not write to the directory (operations.md
+   * §6.4).
    */
-  #highestCut(key: Buffer, below: number): Buffer | undefined {
+  #highestCut(key: Buffer, below: number): { key: Buffer; value: Buffer } | undefined {
     const apex = key.subarray(0, below);
     let bound = key;
-    let highest: Buffer | undefined;
+    let highest: { key: Buffer; value: Buffer } | undefined;
     while (bound.length > below) {
       let found: Buffer | undefined;
       for (const k of this.#t.cuts.getKeys({ start: bound, end: apex, reverse: true, limit: 1 })) {
@@ -987,16 +1000,18 @@ class LmdbStore implements DiscoveryStore {
       }
       if (found === undefined) break;
       const shared = sharedLabels(found, key, below);
+      let next: number;
       if (shared === found.length) {
-        // On the way: kept if its node holds NS (the index is written with the node, so it
-        // always does; a stale entry is passed over rather than trusted).
         const candidate = key.subarray(0, shared);
         const value = this.#t.nodes.get(candidate);
-        if (value !== undefined && nodeHolds(value, NS_CODE)) highest = candidate;
-        bound = key.subarray(0, parentEnd(key, shared, below));
+        if (value !== undefined && nodeHolds(value, NS_CODE)) highest = { key: candidate, value };
+        next = parentEnd(key, shared, below);
       } else {
-        bound = key.subarray(0, shared);
+        next = shared;
       }
+      // Never the case (see above); a guard against looping on a key that breaks the encoding.
+      if (next >= bound.length) break;
+      bound = key.subarray(0, next);
     }
     return highest;
   }

@@ -482,7 +482,7 @@ function putOwner(out: Output, name: string, canonical: boolean): void {
     putName(out, labelsOf(name, canonical), false);
     return;
   }
-  if (name === out.lastName) {
+  if (out.lastName !== undefined && name === out.lastName) {
     putU16(out, 0xc000 | out.lastNameAt);
     return;
   }
@@ -1635,7 +1635,7 @@ type MaybeStored = ResourceRecord & { readonly [STORED_RDATA]?: Uint8Array };
  * and its octets must not be changed afterwards (records from a store never are). Returns `rr`.
  */
 export function keepStoredRdata<R extends ResourceRecord>(rr: R, rdata: Uint8Array): R {
-  Object.defineProperty(rr, STORED_RDATA, { value: rdata });
+  Object.defineProperty(rr, STORED_RDATA, { value: rdata, configurable: true });
   return rr;
 }
 
