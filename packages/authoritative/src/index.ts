@@ -105,6 +105,7 @@ export {
   lmdbKeyDirectory,
   LMDB_MAX_READERS,
   LMDB_MAX_TABLES,
+  KEY_SET_RETRY_SECONDS,
   STREAM_MAX_OPEN,
   STREAM_MAX_SECONDS,
 } from './store/lmdb-store.js';

@@ -13,6 +13,7 @@ import { open } from 'lmdb';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   buildNsec3Chain,
+  buildQuery,
   createLogger,
   denialTtl,
   formatRecord,
@@ -21,9 +22,13 @@ import {
   type ResourceRecord,
 } from '@mimi-discovery/common';
 import {
+  KEY_SET_RETRY_SECONDS,
   STREAM_MAX_OPEN,
   STREAM_MAX_SECONDS,
   backupLmdbStore,
+  createAnswerer,
+  openKeyDirectory,
+  type KeyDirectory,
   keepZoneDigest,
   LMDB_MAX_READERS,
   openLmdbStore,
@@ -447,5 +452,55 @@ describe('LMDB store', () => {
       expect(again.zoneInfo(ORIGIN)?.keyTag).toBe(info?.keyTag);
       await again.close();
     });
+  });
+});
+
+describe('a zone whose key is missing from the key directory', () => {
+  it(`is not looked for again for ${KEY_SET_RETRY_SECONDS} s while answering, however many questions come`, async () => {
+    const clock = fakeClock();
+    const dataDir = freshDir();
+    const keysDir = `${dataDir}-keys`;
+    const first = await openLmdbStore({ dataDir, keys: keysDir, now: clock.now });
+    await first.addZone(zoneInit());
+    await first.apply(ORIGIN, [putMap(NUMBER)]);
+    await first.close();
+    const directory = openKeyDirectory(keysDir);
+    await directory.removeZone(ORIGIN);
+    let reloads = 0;
+    const counted: KeyDirectory = {
+      dir: directory.dir,
+      proverKey: () => directory.proverKey(),
+      zoneKeys: (origin) => directory.zoneKeys(origin),
+      privateKey: (key) => directory.privateKey(key),
+      addZoneKey: (...args) => directory.addZoneKey(...args),
+      setTiming: (...args) => directory.setTiming(...args),
+      deleteZoneKey: (...args) => directory.deleteZoneKey(...args),
+      removeZone: (origin) => directory.removeZone(origin),
+      reload: () => {
+        reloads++;
+        return directory.reload();
+      },
+    };
+    const store = await openLmdbStore({
+      dataDir,
+      keys: counted,
+      now: clock.now,
+      refreshKeys: false,
+    });
+    const answerer = createAnswerer(store, { now: clock.now });
+    const before = reloads;
+    for (let i = 0; i < 200; i++) {
+      const response = answerer(buildQuery(`${i}.${NUMBER}`, 'MAP', { id: i, dnssecOk: true }));
+      expect(response.rcode).toBe('NOERROR');
+      expect(store.zoneSigners(ORIGIN)).toEqual([]);
+    }
+    expect(reloads - before).toBe(1);
+    clock.advance(KEY_SET_RETRY_SECONDS);
+    expect(store.zoneSigners(ORIGIN)).toEqual([]);
+    expect(reloads - before).toBe(2);
+    // A write tries at once, and says why it cannot sign.
+    await expectStoreError(store.apply(ORIGIN, [putMap(NUMBER, 2)]), 'ERR_STORE_KEY_MISSING');
+    expect(reloads - before).toBe(3);
+    await store.close();
   });
 });

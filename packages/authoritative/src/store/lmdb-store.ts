@@ -269,8 +269,18 @@ export function lmdbKeyDirectory(dataDir: string): string {
     : join(resolved, 'keys');
 }
 
-/** Zones whose key prefix length `#descend` keeps (the map is emptied when full). */
+/**
+ * Zones whose key prefix length `#descend` keeps, and whose failed key set `zoneSigners`
+ * remembers (each map is emptied when full).
+ */
 const PREFIX_LENGTH_ENTRIES = 1024;
+/**
+ * Seconds `zoneSigners` answers a zone whose key set did not load (a key missing from the key
+ * directory) without trying again: each try reloads the key directory (a listing and a read of
+ * each file), and answering asks on every answer-cache miss, so a flood of new names would
+ * otherwise turn into as many directory reads. Writes always try again (`#signing`).
+ */
+export const KEY_SET_RETRY_SECONDS = 1;
 
 /** Decoded nodes kept for reuse (see `#decoded`). */
 const DECODED_NODE_CACHE_ENTRIES = 4096;
@@ -652,6 +662,8 @@ class LmdbStore implements DiscoveryStore {
   readonly #cache = new Map<string, DecodedNode>();
   /** The length of each zone's key prefix (`#descend`), by origin. */
   readonly #prefixLengths = new Map<string, number>();
+  /** Zones whose key set did not load for `zoneSigners`: the record it failed on, and when to try again. */
+  readonly #signersFailed = new Map<string, { raw: Buffer; retryAt: number }>();
   #closed = false;
   /** Applies and operations waiting for the next group commit. */
   #queued: GroupedWrite[] = [];
@@ -737,9 +749,27 @@ class LmdbStore implements DiscoveryStore {
     this.#open();
     const apex = ownerOrUndefined(origin);
     if (apex === undefined) return [];
+    // Answering asks on every answer-cache miss: a key set that did not load (a key missing from
+    // the key directory, whose every try reloads the directory) is not tried again for
+    // KEY_SET_RETRY_SECONDS while the zone's signing record stays the same.
+    const failed = this.#signersFailed.get(apex);
+    if (failed !== undefined && this.#s.now() < failed.retryAt) {
+      const value = this.#t.zones.get(apex);
+      if (value !== undefined && failed.raw.equals(value)) return [];
+    }
     try {
-      return this.#keySet(apex)?.signers ?? [];
+      const signers = this.#keySet(apex)?.signers ?? [];
+      this.#signersFailed.delete(apex);
+      return signers;
     } catch {
+      const value = this.#t.zones.get(apex);
+      if (value !== undefined) {
+        if (this.#signersFailed.size >= PREFIX_LENGTH_ENTRIES) this.#signersFailed.clear();
+        this.#signersFailed.set(apex, {
+          raw: Buffer.from(value),
+          retryAt: this.#s.now() + KEY_SET_RETRY_SECONDS,
+        });
+      }
       return [];
     }
   }
