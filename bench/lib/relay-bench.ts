@@ -4,7 +4,6 @@ import { performance } from 'node:perf_hooks';
 import { generateCredential, hashCredential } from '@mimi-discovery/relay';
 import {
   DEFAULT_CSIS_PER_TOKEN,
-  DEFAULT_MAX_BATCH,
   MAX_TOKENS_PER_FETCH,
   createDiscoveryClient,
   type DiscoveryClient,
@@ -51,7 +50,7 @@ import type { IssuerSpec, RelaySpec } from './relay-server.js';
  * 3. `rounds` interleaved rounds, the order of the paths rotated each round; each path gets a
  *    throughput run (lookups of one CSI each, {@link RELAY_BENCH_CONCURRENCY} in flight for
  *    `seconds`), a latency run (lookups one after another) and a contact sync (`discoverMany`:
- *    direct in batches of the API's limit one after another, through the relay in chunks of one
+ *    direct in batches of the API's limit, 4 at a time, through the relay in chunks of one
  *    token's CSIs, as each client sends them), with each process's CPU time read meanwhile.
  */
 
@@ -175,20 +174,13 @@ async function latencyRun(
 
 async function syncRun(
   client: DiscoveryClient,
-  path: RelayPath,
   csis: readonly string[],
   meter: () => RelayCpuSeconds,
 ): Promise<{ run: RelaySyncRun; results: DiscoveryResult[] }> {
   const started = performance.now();
-  const results: DiscoveryResult[] = [];
-  if (path === 'direct') {
-    // The API refuses a batch over its limit and the direct client does not split one.
-    for (let i = 0; i < csis.length; i += DEFAULT_MAX_BATCH) {
-      results.push(...(await client.discoverMany(csis.slice(i, i + DEFAULT_MAX_BATCH))));
-    }
-  } else {
-    results.push(...(await client.discoverMany(csis)));
-  }
+  // Either client splits the list as it sends it: direct, batches of the API's limit; through
+  // the relay, chunks of one token's CSIs; each a few at once.
+  const results = await client.discoverMany(csis);
   const seconds = (performance.now() - started) / 1000;
   const statuses: Record<string, number> = {};
   for (const r of results) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
@@ -300,17 +292,12 @@ export async function runRelayBench(
     clients.push(client.direct, client.relay);
 
     // Every CSI asked later, resolved once: both paths then find the same warm cache.
-    const warm = await syncRun(
-      client.direct,
-      'direct',
-      [...new Set([...lookupCsis, ...syncCsis])],
-      () => ({
-        resolver: 0,
-        relay: 0,
-        issuer: 0,
-        client: 0,
-      }),
-    );
+    const warm = await syncRun(client.direct, [...new Set([...lookupCsis, ...syncCsis])], () => ({
+      resolver: 0,
+      relay: 0,
+      issuer: 0,
+      client: 0,
+    }));
     const unresolved = warm.results.filter((r) => !found(r)).length;
     if (unresolved > 0) throw new Error(`${unresolved} CSIs of the data set were not found`);
     // The gateway's keys, the probe and the first tokens, before anything is timed.
@@ -337,7 +324,7 @@ export async function runRelayBench(
       }
       const outlines = new Map<RelayPath, string>();
       for (const path of order) {
-        const { run, results } = await syncRun(client[path], path, syncCsis, cpuMeter(pids, path));
+        const { run, results } = await syncRun(client[path], syncCsis, cpuMeter(pids, path));
         runs.get(path)!.sync = run;
         outlines.set(path, outline(results));
       }

@@ -1,3 +1,4 @@
+import { DISCOVERY_BATCH_CONCURRENCY, OBLIVIOUS_BATCH_CONCURRENCY } from '@mimi-discovery/resolver';
 import { median } from './method.js';
 
 /**
@@ -180,7 +181,7 @@ export function relayMarkdown(r: RelayBenchResult | undefined): string[] {
       `Every CSI asked exists and was resolved once before the rounds, so both paths are answered from the resolver's cache and what differs is the relay path's own cost. ` +
       `In ${rounds} interleaved rounds (the order of the paths rotated each round), each path gets: lookups of one CSI each, ${r.concurrency} in flight for ${r.seconds} s, ` +
       `cycling through ${int(r.lookupCsis)} CSIs; ${int(r.latencyLookups)} lookups one after another, whose times give p50 and p99; and a contact sync of ${int(r.syncCsis)} CSIs ` +
-      `(direct: batches of the API's limit one after another; through the relay: chunks of ${r.csisPerToken} CSIs, one token each, as the client sends them). ` +
+      `(direct: batches of the API's limit, ${DISCOVERY_BATCH_CONCURRENCY} at a time; through the relay: chunks of ${r.csisPerToken} CSIs, one token each, ${OBLIVIOUS_BATCH_CONCURRENCY} at a time, as each client sends them). ` +
       'Server CPU is the resolver’s, the relay’s and the issuer’s user + system time (`/proc/<pid>/stat`); the client’s (the bench process: HPKE, token blinding) is shown apart. ' +
       `The relayed sync ${r.sameResults ? 'gave' : 'did **not** give'} the statuses and mapping counts of the direct one.`,
     '',

@@ -1,3 +1,4 @@
+import { DISCOVERY_BATCH_CONCURRENCY } from '@mimi-discovery/resolver';
 import type { DohBenchResult, DohModeName, DohServerName } from './doh-bench.js';
 import type {
   ColdBenchResult,
@@ -157,15 +158,15 @@ function syncSection(s: SyncBenchResult): string[] {
   return [
     '## Contact sync',
     '',
-    `${int(s.csis)} distinct existing CSIs through \`POST /v1/discover\` in ${s.batches} batches of ${int(s.batchSize)} (the API’s limit), ` +
-      'one after another over one HTTP/2 connection; cold with a new resolver, warm right after' +
+    `${int(s.csis)} distinct existing CSIs through \`POST /v1/discover\` in one \`discoverMany\` call: ${s.batches} batches of ${int(s.batchSize)} (the API’s limit), ` +
+      `${DISCOVERY_BATCH_CONCURRENCY} at a time over the client's connections; cold with a new resolver, warm right after` +
       (s.rounds === undefined
         ? '.'
         : `, in ${s.rounds.length} rounds (each with a new resolver): the times and ratios below are the medians of the rounds, the CPU seconds and statuses those of the round with the median cold time.`),
     '',
     `- Cold: ${fixed(s.cold.seconds, 2)} s, ${int(s.cold.csisPerSecond)} CSIs/s (${statuses(s.cold)}); resolver CPU ${fixed(s.cold.resolverCpuSeconds, 2)} s, DP CPU ${fixed(s.cold.dpCpuSeconds, 2)} s.`,
     `- Warm: ${fixed(s.warmMs, 0)} ms (${statuses(s.warm)}); resolver CPU ${fixed(s.warm.resolverCpuSeconds, 2)} s; ` +
-      `${fixed(s.warm.responseOctets / 2 ** 20, 1)} MiB of JSON, of which the client spent ${fixed(s.warm.clientParseMs, 0)} ms parsing.`,
+      `${fixed(s.warm.responseOctets / 2 ** 20, 1)} MiB of JSON; the client's CPU ${fixed(s.warm.clientCpuMs, 0)} ms (reading, parsing and checking the results).`,
     `- Verification bound: ${int(s.verifications)} Ed25519 verifications (per CSI the MAP RRSIG and the NSEC RRSIG of the MAPREF denial — the SOA RRSIG of every denial is one signature, checked once per cache fill — ` +
       `per mapping its signature and its attestation’s — ${int(s.mappings)} mappings — and 4 once for the chain) at ` +
       `${int(s.verificationsPerSecond)} verifications/s (${boundSource(s)}) ` +

@@ -26,7 +26,11 @@ export const DISCOVERY_CLIENT_CONNECT_TIMEOUT_MS = 10_000;
 export interface DiscoveryClient {
   /** Discovers one CSI given as typed. */
   discover(input: string, options?: DiscoverOptions): Promise<DiscoveryResult>;
-  /** Discovers many CSIs in one request; results in input order. */
+  /**
+   * Discovers many CSIs; results in input order. A list longer than one request may carry is
+   * sent as several, a few at once (the direct client: batches of its `maxBatch`; through a
+   * relay: chunks of what one token covers).
+   */
   discoverMany(inputs: readonly string[], options?: DiscoverOptions): Promise<DiscoveryResult[]>;
   /** Closes the client's connections. */
   close(): Promise<void>;
@@ -81,4 +85,38 @@ export async function openResults(
     ...(identity.msp === undefined ? {} : { msp: identity.msp }),
   };
   return Promise.all(results.map((result) => openResult(result, keys, filter)));
+}
+
+/** `items` in consecutive parts of at most `size`, in order. */
+export function split<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/**
+ * `f` over `items` with at most `limit` calls in flight, results in order; after the first
+ * rejection no further call starts, and it rejects with that error once the calls in flight end.
+ */
+export async function mapLimited<T, R>(
+  items: readonly T[],
+  limit: number,
+  f: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && next < items.length) {
+      const i = next++;
+      try {
+        out[i] = await f(items[i] as T);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure !== undefined) throw failure.error;
+  return out;
 }

@@ -8,11 +8,13 @@ import {
   DISCOVERY_CLIENT_CONNECT_TIMEOUT_MS,
   DISCOVERY_CLIENT_TIMEOUT_MS,
   DiscoveryClientError,
+  mapLimited,
   openResults,
+  split,
   type ClientIdentity,
   type DiscoveryClient,
 } from './discovery-client-base.js';
-import { DISCOVER_PATH, JSON_API_ERRORS } from './json-api.js';
+import { DEFAULT_MAX_BATCH, DISCOVER_PATH, JSON_API_ERRORS } from './json-api.js';
 import {
   createObliviousClient,
   type ObliviousClient,
@@ -38,9 +40,12 @@ export { parseDiscoveryResult } from './result-json.js';
  *
  * - `discover(input, options?)`: `GET /v1/discover?csi=<as typed>[&context=…]`, one result;
  * - `discoverMany(inputs, options?)`: `POST /v1/discover` `{"csis": [...], "context"?}`, one
- *   result per input, in order (contact sync). The API refuses a batch over its `maxBatch`
- *   (`ERR_BATCH_TOO_LARGE`); the client does not split it, since only the operator's config
- *   knows the bound.
+ *   result per input, in order (contact sync). A list longer than the client's `maxBatch`
+ *   (default `DEFAULT_MAX_BATCH`, the API's default bound) is sent as batches of that size,
+ *   {@link DISCOVERY_BATCH_CONCURRENCY} at once over the client's connections, so the resolver
+ *   works on one while the client reads another; the first batch refused or failed fails the
+ *   call (no batch starts after it). An API configured with a lower bound refuses a batch over it
+ *   (`ERR_BATCH_TOO_LARGE`): give the client that bound as its `maxBatch`.
  *
  * `options.context` goes to the API; `options.audienceKeys` never do: the boxes they match are
  * opened in the client (`open-sealed.ts`), their entries filtered with the context and the
@@ -78,6 +83,9 @@ export const MAX_DISCOVERY_BATCH_RESPONSE_OCTETS = 64 * 1024 * 1024;
  */
 export const DISCOVERY_CLIENT_CONNECTIONS = 4;
 
+/** Batches of one `discoverMany` call in flight at once (see the module comment). */
+export const DISCOVERY_BATCH_CONCURRENCY = 4;
+
 /**
  * Octets of a client's memo of parsed inputs (`csi-memo.ts`), by which it checks that each
  * result answers the CSI asked: about 30,000 typical phone numbers. A contact sync sends the
@@ -97,8 +105,13 @@ const CODES: ReadonlySet<string> = new Set(Object.keys(JSON_API_ERRORS));
  */
 export type DiscoveryClientOptions = DirectDiscoveryClientOptions | RelayDiscoveryClientOptions;
 
-/** The JSON API at a URL, and the sender's MSP for the boxes the client opens. */
-export type DirectDiscoveryClientOptions = ApiEndpointOptions & ClientIdentity;
+/**
+ * The JSON API at a URL, the sender's MSP for the boxes the client opens, and the most CSIs one
+ * request carries (`maxBatch`, a positive integer; default `DEFAULT_MAX_BATCH`, the API's
+ * default bound).
+ */
+export type DirectDiscoveryClientOptions = ApiEndpointOptions &
+  ClientIdentity & { readonly maxBatch?: number };
 
 /** The JSON API reached through an oblivious relay (design §7, R6): `createObliviousClient`'s options. */
 export interface RelayDiscoveryClientOptions extends ClientIdentity {
@@ -122,6 +135,10 @@ export function createDiscoveryClient(options: DiscoveryClientOptions): Discover
     );
   }
   const identity: ClientIdentity = options.msp === undefined ? {} : { msp: options.msp };
+  const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
+  if (!Number.isSafeInteger(maxBatch) || maxBatch < 1) {
+    throw new TypeError(`maxBatch must be a positive integer, not ${String(options.maxBatch)}`);
+  }
   const api = createApiClient({
     url: options.url,
     ...(options.ca === undefined ? {} : { ca: options.ca }),
@@ -170,18 +187,26 @@ export function createDiscoveryClient(options: DiscoveryClientOptions): Discover
     },
     async discoverMany(inputs, asked) {
       const context = asked?.context;
-      const answer = await api.send({
-        method: 'POST',
-        path: DISCOVER_PATH,
-        body: context === undefined ? { csis: inputs } : { csis: inputs, context },
-        maxResponseOctets: options.maxResponseOctets ?? MAX_DISCOVERY_BATCH_RESPONSE_OCTETS,
-      });
-      const value = ok(answer);
-      const results = isJsonObject(value) ? value['results'] : undefined;
-      if (!Array.isArray(results) || results.length !== inputs.length) {
-        throw fault(answer, `${answer.url} did not answer ${inputs.length} results`);
-      }
-      const parsed = results.map((r: unknown, i) => resultFor(answer, inputs[i] as string, r));
+      const sendBatch = async (batch: readonly string[]): Promise<DiscoveryResult[]> => {
+        const answer = await api.send({
+          method: 'POST',
+          path: DISCOVER_PATH,
+          body: context === undefined ? { csis: batch } : { csis: batch, context },
+          maxResponseOctets: options.maxResponseOctets ?? MAX_DISCOVERY_BATCH_RESPONSE_OCTETS,
+        });
+        const value = ok(answer);
+        const results = isJsonObject(value) ? value['results'] : undefined;
+        if (!Array.isArray(results) || results.length !== batch.length) {
+          throw fault(answer, `${answer.url} did not answer ${batch.length} results`);
+        }
+        return results.map((r: unknown, i) => resultFor(answer, batch[i] as string, r));
+      };
+      const parsed =
+        inputs.length <= maxBatch
+          ? await sendBatch(inputs)
+          : (
+              await mapLimited(split(inputs, maxBatch), DISCOVERY_BATCH_CONCURRENCY, sendBatch)
+            ).flat();
       return openResults(parsed, asked, identity);
     },
     close: () => api.close(),

@@ -4,7 +4,9 @@ import {
   DISCOVERY_CLIENT_CONNECT_TIMEOUT_MS,
   DISCOVERY_CLIENT_TIMEOUT_MS,
   DiscoveryClientError,
+  mapLimited,
   openResults,
+  split,
   type ClientIdentity,
   type DiscoveryClient,
 } from './discovery-client-base.js';
@@ -622,39 +624,6 @@ function isKeyProblem(value: unknown): boolean {
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function split<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
-/**
- * `f` over `items` with at most `limit` calls in flight, results in order; after the first
- * rejection no further call starts, and it rejects with that error once the calls in flight end.
- */
-async function mapLimited<T, R>(
-  items: readonly T[],
-  limit: number,
-  f: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    while (failure === undefined && next < items.length) {
-      const i = next++;
-      try {
-        out[i] = await f(items[i] as T);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure !== undefined) throw failure.error;
-  return out;
 }
 
 /** The result of an input whose request was not sent for want of a token: an error, never none. */

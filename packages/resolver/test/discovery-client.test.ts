@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RankedMsp } from '@mimi-discovery/common';
 import {
+  DISCOVERY_BATCH_CONCURRENCY,
   DISCOVERY_CLIENT_CONNECTIONS,
   DISCOVERY_CLIENT_TIMEOUT_MS,
   DiscoveryClientError,
@@ -88,6 +89,41 @@ describe('the discovery client against a resolver', () => {
     );
     const tooMany = await rejection(client.discoverMany(batch));
     expect(tooMany).toMatchObject({ code: 'ERR_BATCH_TOO_LARGE', status: 413, detail: 'csis' });
+  });
+
+  it('sends a list longer than its maxBatch as batches, the results in input order', async () => {
+    let responses = 0;
+    const batched = createDiscoveryClient({
+      url: api.url,
+      ca: h.caPem,
+      maxBatch: 8,
+      onResponse: () => responses++,
+    });
+    try {
+      const inputs = Array.from({ length: 30 }, (_, i) =>
+        i % 3 === 0 ? CSIS.found : i % 3 === 1 ? 'not a number' : `+44 20 7946 ${3000 + i}`,
+      );
+      const results = await batched.discoverMany(inputs);
+      expect(results).toEqual(await resolver.discoverMany(inputs));
+      // 8 + 8 + 8 + 6.
+      expect(responses).toBe(4);
+    } finally {
+      await batched.close();
+    }
+    // A client whose batches are larger than the API takes fails with the API's refusal.
+    const tooLarge = createDiscoveryClient({ url: api.url, ca: h.caPem, maxBatch: 9 });
+    try {
+      const inputs = Array.from({ length: 20 }, (_, i) => `+44 20 7946 ${3100 + i}`);
+      expect(await rejection(tooLarge.discoverMany(inputs))).toMatchObject({
+        code: 'ERR_BATCH_TOO_LARGE',
+        status: 413,
+      });
+    } finally {
+      await tooLarge.close();
+    }
+    for (const maxBatch of [0, -1, 1.5, Number.NaN]) {
+      expect(() => createDiscoveryClient({ url: api.url, maxBatch })).toThrow(TypeError);
+    }
   });
 
   it('answers many concurrent callers, each with the result for its CSI', async () => {
@@ -411,6 +447,54 @@ describe('the discovery client against a server that is not the API', () => {
     ];
     for (const [respond, call, message] of cases) {
       expect(await faultOf(respond, call)).toMatchObject({ code: 'ERR_API_RESPONSE', message });
+    }
+  });
+
+  it(`sends at most ${DISCOVERY_BATCH_CONCURRENCY} batches at once, and none after one fails`, async () => {
+    // A server that answers each batch after a while, counting the batches it holds at once.
+    let inFlight = 0;
+    let most = 0;
+    let seen = 0;
+    const failAt = 6;
+    const slow = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.once('end', () => {
+        inFlight++;
+        seen++;
+        most = Math.max(most, inFlight);
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { csis: string[] };
+        const fail = seen === failAt;
+        setTimeout(() => {
+          inFlight--;
+          if (fail) json(429, { error: { code: 'ERR_RATE_LIMITED', message: 'slow down' } })(res);
+          else json(200, { results: body.csis.map((csi) => none(csi)) })(res);
+        }, 40);
+      });
+    });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    const client = createDiscoveryClient({
+      url: `http://127.0.0.1:${(slow.address() as AddressInfo).port}`,
+      maxBatch: 2,
+    });
+    try {
+      const inputs = Array.from(
+        { length: 20 },
+        (_, i) => `tel:+4420794601${String(i).padStart(2, '0')}`,
+      );
+      const results = await client.discoverMany(inputs.slice(0, 10));
+      expect(results.map((r) => r.csi)).toEqual(inputs.slice(0, 10));
+      expect(most).toBe(DISCOVERY_BATCH_CONCURRENCY);
+      // The 6th batch (the first of the next call) fails: the call rejects with the server's
+      // refusal, and no batch starts after it (at most the ones already in flight run on).
+      seen = failAt - 1;
+      const before = seen;
+      const refusal = await rejection(client.discoverMany(inputs));
+      expect(refusal).toMatchObject({ code: 'ERR_RATE_LIMITED', status: 429 });
+      expect(seen - before).toBeLessThanOrEqual(DISCOVERY_BATCH_CONCURRENCY);
+    } finally {
+      await client.close();
+      await new Promise<void>((resolve) => slow.close(() => resolve()));
     }
   });
 
