@@ -72,14 +72,15 @@ export { parseDiscoveryResult } from './result-json.js';
  */
 export const MAX_DISCOVERY_RESPONSE_OCTETS = 1024 * 1024;
 /**
- * Largest response to `discoverMany`, in octets: a batch of the API's default bound
+ * Largest response to one request of `discoverMany` (one batch), in octets: a batch of the API's default bound
  * (`DEFAULT_MAX_BATCH`, 1000 CSIs) at 64 KiB a result, many times what recipients publish.
  */
 export const MAX_DISCOVERY_BATCH_RESPONSE_OCTETS = 64 * 1024 * 1024;
 
 /**
- * Connections a client opens to the API at once; HTTP/2 carries up to
- * `API_MAX_CONCURRENT_STREAMS` (100) requests on each, and further requests wait in the client.
+ * Connections a client opens to the API at once. undici sends one POST (not idempotent) per
+ * connection at a time even over HTTP/2, so this also bounds the batches of `discoverMany` in
+ * flight; further requests wait in the client.
  */
 export const DISCOVERY_CLIENT_CONNECTIONS = 4;
 
@@ -139,6 +140,12 @@ export function createDiscoveryClient(options: DiscoveryClientOptions): Discover
   if (!Number.isSafeInteger(maxBatch) || maxBatch < 1) {
     throw new TypeError(`maxBatch must be a positive integer, not ${String(options.maxBatch)}`);
   }
+  // A batch waiting in the client for a connection would spend its deadline there: no more in
+  // flight than there are connections to carry them.
+  const batchesInFlight = Math.min(
+    DISCOVERY_BATCH_CONCURRENCY,
+    options.connections ?? DISCOVERY_CLIENT_CONNECTIONS,
+  );
   const api = createApiClient({
     url: options.url,
     ...(options.ca === undefined ? {} : { ca: options.ca }),
@@ -204,9 +211,7 @@ export function createDiscoveryClient(options: DiscoveryClientOptions): Discover
       const parsed =
         inputs.length <= maxBatch
           ? await sendBatch(inputs)
-          : (
-              await mapLimited(split(inputs, maxBatch), DISCOVERY_BATCH_CONCURRENCY, sendBatch)
-            ).flat();
+          : (await mapLimited(split(inputs, maxBatch), batchesInFlight, sendBatch)).flat();
       return openResults(parsed, asked, identity);
     },
     close: () => api.close(),

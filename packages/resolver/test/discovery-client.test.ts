@@ -498,6 +498,33 @@ describe('the discovery client against a server that is not the API', () => {
     }
   });
 
+  it('sends no more batches at once than it has connections, so none waits out its deadline', async () => {
+    const slow = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.once('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { csis: string[] };
+        setTimeout(() => json(200, { results: body.csis.map((csi) => none(csi)) })(res), 100);
+      });
+    });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    // Each batch alone answers in 100 ms, within the 250 ms bound; four queued on one
+    // connection would wait 300 ms for the last.
+    const client = createDiscoveryClient({
+      url: `http://127.0.0.1:${(slow.address() as AddressInfo).port}`,
+      maxBatch: 2,
+      connections: 1,
+      timeoutMs: 250,
+    });
+    try {
+      const inputs = Array.from({ length: 8 }, (_, i) => `tel:+44207946020${i}`);
+      expect((await client.discoverMany(inputs)).map((r) => r.csi)).toEqual(inputs);
+    } finally {
+      await client.close();
+      await new Promise<void>((resolve) => slow.close(() => resolve()));
+    }
+  });
+
   it('accepts a batch of well-formed results for the CSIs asked', async () => {
     answer = json(200, { results: [none('tel:+442079460018'), none('mailto:bob@example.com')] });
     const client = createDiscoveryClient({ url });

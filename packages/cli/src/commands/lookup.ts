@@ -254,7 +254,7 @@ async function throughApi(
       : await readCaFile('--ca', flags.ca, resolve(env.cwd, flags.ca));
   const api = createDiscoveryClient({ url: url.href, ...(ca === undefined ? {} : { ca }) });
   try {
-    // One CSI is one GET, sent as typed; several are one POST.
+    // One CSI is one GET, sent as typed; several are one POST per batch of the API's bound.
     return inputs.length === 1
       ? [await api.discover(inputs[0] as string, options)]
       : await api.discoverMany(inputs, options);
